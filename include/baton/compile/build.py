@@ -1,0 +1,91 @@
+"""Plan -> Airflow DAG: the only module of the compiler that touches Airflow."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from airflow.sdk import DAG, CronTriggerTimetable, Param
+
+from baton.compile.plan import StepPlan, WorkflowPlan
+from baton.operators.agent import AgentOperator
+from baton.spec.models import InputField, RetryPolicy, Workflow
+
+START_DATE = datetime(2025, 1, 1)
+_NOT_CRON = ("@once", "@continuous")
+
+
+def _schedule(workflow: Workflow) -> Any:
+    cron, tz = workflow.schedule.cron, workflow.schedule.timezone
+    if cron is None or cron in _NOT_CRON:
+        return cron
+    return CronTriggerTimetable(cron, timezone=tz)
+
+
+def _param(field: InputField) -> Param:
+    schema = field.json_schema()
+    extra = {"description": field.description or None, "title": field.title}
+    extra = {k: v for k, v in extra.items() if v}
+    if field.default is not None:
+        return Param(field.default, **schema, **extra)
+    if field.required:
+        return Param(**schema, **extra)
+    return Param(None, **{**schema, "type": [field.type, "null"]}, **extra)
+
+
+def _retry_args(policy: RetryPolicy) -> dict[str, Any]:
+    return {k: v for k, v in policy.model_dump(include=set(RetryPolicy.model_fields)).items() if v is not None}
+
+
+def _doc_md(workflow: Workflow, plan: WorkflowPlan) -> str:
+    rows = "\n".join(f"| `{s.task_id}` | {s.worker} | {', '.join(s.upstream) or '-'} |" for s in plan.steps)
+    return (
+        f"{workflow.description.strip()}\n\n"
+        f"**Template** `workflows/{workflow.workflow}.yaml`, version {workflow.version} · "
+        f"**category** {workflow.category} · **owner** {workflow.owner}\n\n"
+        f"| step | runs | needs |\n|---|---|---|\n{rows}\n"
+    )
+
+
+def _task(plan: StepPlan, workflow: Workflow, dag: DAG) -> AgentOperator:
+    step = plan.step
+    return AgentOperator(
+        task_id=step.id,
+        dag=dag,
+        workflow=workflow.workflow,
+        instruction=step.instruction,
+        agent=plan.agent.model_dump(mode="json") if plan.agent else None,
+        skill=step.skill,
+        output_spec=step.output if not isinstance(step.output, dict)
+        else {name: f.model_dump(exclude_defaults=True) for name, f in step.output.items()},
+        reads=list(plan.reads),
+        when=step.when,
+        output_retries=step.output_retries,
+        pool=plan.pool,
+        trigger_rule=step.trigger_rule,
+        doc_md=step.description or None,
+        **_retry_args(step),
+    )
+
+
+def build_dag(plan: WorkflowPlan) -> DAG:
+    """Build the Airflow DAG of a planned workflow."""
+    workflow = plan.workflow
+    dag = DAG(
+        dag_id=workflow.workflow,
+        description=workflow.description.strip().splitlines()[0][:200],
+        doc_md=_doc_md(workflow, plan),
+        schedule=_schedule(workflow),
+        start_date=START_DATE.replace(tzinfo=ZoneInfo(workflow.schedule.timezone)),
+        catchup=workflow.schedule.catchup,
+        tags=sorted({"baton", workflow.category, f"v{workflow.version}", *workflow.tags}),
+        params={name: _param(field) for name, field in workflow.inputs.items()},
+        default_args={"owner": workflow.owner, **_retry_args(workflow.defaults)},
+        max_active_runs=workflow.max_active_runs,
+    )
+    tasks = {s.task_id: _task(s, workflow, dag) for s in plan.steps}
+    for s in plan.steps:
+        for upstream in s.upstream:
+            tasks[upstream] >> tasks[s.task_id]
+    return dag

@@ -1,0 +1,41 @@
+"""The one exception family of Baton: configuration errors apart from run-time failures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class BatonError(Exception):
+    """Base of every error Baton raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem in one template: where it is, what is wrong, and how to fix it."""
+
+    file: str
+    path: str
+    message: str
+    fix: str = ""
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        text = f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        return f"{text} (fix: {self.fix})" if self.fix else text
+
+
+class TemplateError(BatonError):
+    """A workflow template or the agent roster is wrong; carries every issue found, not just the first."""
+
+    def __init__(self, issues: list[Issue]):
+        self.issues = list(issues)
+        super().__init__("\n".join(str(issue) for issue in self.issues))
+
+
+class AgentError(BatonError):
+    """An agent step could not produce a valid output."""
+
+
+class SkillError(BatonError):
+    """A registered Python skill failed or returned something its step does not accept."""

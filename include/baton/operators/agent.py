@@ -1,0 +1,100 @@
+"""AgentOperator: one Baton step — render the instruction, call the agent or skill, validate the output."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowSkipException
+
+from baton import templating
+
+
+class AgentOperator(BaseOperator):
+    """Run one step of a Baton workflow.
+
+    The runtime (common-ai, pydantic-ai, the skills) is imported in ``execute()``, so that
+    parsing a DAG of these operators stays cheap.
+
+    :param workflow: the workflow (DAG) id, for logs and skill requests.
+    :param instruction: Jinja over ``inputs``, ``steps`` (upstream outputs) and ``run``.
+    :param agent: the roster entry of the agent (``Agent.model_dump()``), or None for a skill step.
+    :param skill: the registered skill to run, for a skill step.
+    :param output_spec: output fields (name -> field spec), a registered output model name, or None.
+    :param reads: upstream step ids whose outputs the instruction or condition reads.
+    :param when: a Jinja condition; when false the step is skipped.
+    :param output_retries: how many times the model is asked again after an invalid output.
+    """
+
+    ui_color = "#e7effd"
+    template_fields: Sequence[str] = ()
+
+    def __init__(
+        self,
+        *,
+        workflow: str,
+        instruction: str = "",
+        agent: dict[str, Any] | None = None,
+        skill: str | None = None,
+        output_spec: dict[str, Any] | str | None = None,
+        reads: Sequence[str] = (),
+        when: str | None = None,
+        output_retries: int = 2,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.workflow = workflow
+        self.instruction = instruction
+        self.agent = agent
+        self.skill = skill
+        self.output_spec = output_spec
+        self.reads = list(reads)
+        self.when = when
+        self.output_retries = output_retries
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        scope = self.jinja_context(context)
+        if self.when and not templating.evaluate(self.when, scope):
+            raise AirflowSkipException(f"Step '{self.task_id}' skipped: its condition `{self.when}` is false.")
+        prompt = templating.render(self.instruction, scope)
+        self.log.info(
+            "Step %s (%s): instruction of %d chars, sha256 %s; upstream outputs read: %s",
+            self.task_id, self.worker, len(prompt), hashlib.sha256(prompt.encode()).hexdigest()[:16],
+            ", ".join(self.reads) or "none",
+        )
+        skill = self.skill or (self.agent or {}).get("skill")
+        if skill:
+            from baton.agents.skills import run_skill_step
+
+            output = run_skill_step(self, skill, prompt, scope, context)
+        else:
+            from baton.agents.llm import run_llm_step
+
+            output = run_llm_step(self, prompt, context)
+        self.log.info("Step %s output: keys %s, %d bytes", self.task_id, sorted(output),
+                      len(json.dumps(output, default=str)))
+        return output
+
+    @property
+    def worker(self) -> str:
+        return f"agent {self.agent['name']}" if self.agent else f"skill {self.skill}"
+
+    def jinja_context(self, context: Any) -> dict[str, Any]:
+        """``inputs`` (the validated params), ``steps`` (upstream outputs) and ``run`` for Jinja."""
+        ti = context["ti"]
+        steps = {step_id: ti.xcom_pull(task_ids=step_id) for step_id in self.reads}
+        run = context["dag_run"]
+        logical_date = context.get("logical_date")
+        return {
+            "inputs": dict(context["params"]),
+            "steps": steps,
+            "run": {
+                "id": run.run_id,
+                "logical_date": logical_date.isoformat() if logical_date else None,
+                "ds": context.get("ds"),
+                "try_number": ti.try_number,
+            },
+        }

@@ -1,0 +1,16 @@
+"""Reads the bundled demo data set (include/demo/*.json) that the offline workflows work on."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
+
+
+@cache
+def demo_data(name: str) -> dict[str, Any]:
+    """Return the parsed ``include/demo/<name>.json``."""
+    return json.loads((DEMO_DIR / f"{name}.json").read_text())

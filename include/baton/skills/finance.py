@@ -1,0 +1,77 @@
+"""Revenue milestone skills (seed 002's revenue_milestone trigger: the $4,167 monthly target)."""
+
+from __future__ import annotations
+
+import calendar
+from collections import Counter
+
+from pydantic import BaseModel
+
+from baton.skills.demo_data import demo_data
+from baton.skills.registry import SkillRequest, skill
+
+
+class RevenueMetrics(BaseModel):
+    month: str
+    days_with_data: int
+    days_in_month: int
+    mtd_revenue: float
+    target: float
+    attainment_pct: float
+    milestone_reached: bool
+    projected_month_end: float
+    gap_to_target: float
+    top_products: list[str]
+
+
+class Announcement(BaseModel):
+    headline: str
+    body: str
+
+
+def _month_of(request: SkillRequest) -> str:
+    month = request.inputs.get("month") or "latest"
+    if month == "latest":
+        return max(t["date"][:7] for t in demo_data("revenue")["transactions"])
+    return month
+
+
+@skill("revenue_metrics", output=RevenueMetrics)
+def revenue_metrics(request: SkillRequest) -> dict:
+    """Month-to-date revenue against the monthly target, with a straight-line month-end projection."""
+    month = _month_of(request)
+    target = float(request.inputs.get("target", 4167))
+    rows = [t for t in demo_data("revenue")["transactions"] if t["date"].startswith(month)]
+    mtd = float(sum(t["amount"] for t in rows))
+    year, mon = (int(part) for part in month.split("-"))
+    days_in_month = calendar.monthrange(year, mon)[1]
+    days = max((int(t["date"][8:10]) for t in rows), default=0)
+    projected = round(mtd / days * days_in_month, 2) if days else 0.0
+    by_product = Counter()
+    for t in rows:
+        by_product[t["product"]] += t["amount"]
+    return RevenueMetrics(
+        month=month,
+        days_with_data=days,
+        days_in_month=days_in_month,
+        mtd_revenue=mtd,
+        target=target,
+        attainment_pct=round(mtd / target * 100, 1),
+        milestone_reached=mtd >= target,
+        projected_month_end=projected,
+        gap_to_target=round(max(0.0, target - mtd), 2),
+        top_products=[name for name, _ in by_product.most_common(3)],
+    ).model_dump()
+
+
+@skill("milestone_announcement", output=Announcement)
+def milestone_announcement(request: SkillRequest) -> dict:
+    """A short internal announcement of a reached revenue milestone."""
+    metrics = RevenueMetrics.model_validate(request.steps["compute_metrics"])
+    return Announcement(
+        headline=f"Revenue milestone reached for {metrics.month}",
+        body=(
+            f"Month-to-date revenue is ${metrics.mtd_revenue:,.0f}, {metrics.attainment_pct}% of the "
+            f"${metrics.target:,.0f} target. Leading products: {', '.join(metrics.top_products)}."
+        ),
+    ).model_dump()

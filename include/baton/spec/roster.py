@@ -1,0 +1,74 @@
+"""Pydantic models of the agent roster (dags/agents.yaml)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from baton.spec.models import IDENTIFIER
+
+DEFAULT_LLM_CONN_ID = "baton_llm"
+
+
+class Cost(BaseModel):
+    """Price of an agent's model, in the currency of your bill, per 1,000 tokens."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input_per_1k: float = Field(default=0.0, ge=0)
+    output_per_1k: float = Field(default=0.0, ge=0)
+
+
+class Agent(BaseModel):
+    """An agent: an LLM behind an Airflow connection, or a deterministic registered skill."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=IDENTIFIER, max_length=100)
+    department: str = "general"
+    description: str = ""
+    capabilities: list[str] = Field(default_factory=list)
+    llm_conn_id: str | None = None
+    model: str | None = Field(
+        default=None, description="Overrides the connection's model, e.g. 'openai:gpt-5-mini'."
+    )
+    system_prompt: str = ""
+    skill: str | None = None
+    max_concurrency: int = Field(default=4, ge=1, le=1024)
+    cost: Cost = Field(default_factory=Cost)
+
+    @model_validator(mode="after")
+    def _one_backend(self) -> Agent:
+        if self.llm_conn_id is not None and self.skill is not None:
+            raise ValueError("an agent has either 'llm_conn_id' (an LLM) or 'skill' (Python), not both")
+        if self.llm_conn_id is None and self.skill is None:
+            return self.model_copy(update={"llm_conn_id": DEFAULT_LLM_CONN_ID})
+        return self
+
+    @property
+    def pool(self) -> str:
+        """The Airflow pool that caps this agent's concurrent steps at ``max_concurrency``."""
+        return f"baton_agent_{self.name}"
+
+
+class Roster(BaseModel):
+    """All agents a workflow may name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    agents: list[Agent] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Roster:
+        seen: set[str] = set()
+        for index, agent in enumerate(self.agents):
+            if agent.name in seen:
+                raise ValueError(f"agents[{index}].name: duplicate agent name '{agent.name}'")
+            seen.add(agent.name)
+        return self
+
+    def get(self, name: str) -> Agent | None:
+        return next((agent for agent in self.agents if agent.name == name), None)
+
+    @property
+    def names(self) -> list[str]:
+        return [agent.name for agent in self.agents]

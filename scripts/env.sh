@@ -1,0 +1,24 @@
+# Baton's Airflow settings for this checkout; sourced by the run and test commands (scripts/*.sh).
+# Source it yourself to use the `airflow` and `baton` commands against the same Airflow:
+#   source scripts/env.sh
+BATON_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export BATON_ROOT
+export PATH="$BATON_ROOT/.venv/bin:$PATH"
+export AIRFLOW_HOME="${AIRFLOW_HOME:-$BATON_ROOT/.airflow}"
+export AIRFLOW__CORE__DAGS_FOLDER="$BATON_ROOT/dags"
+export AIRFLOW__CORE__PLUGINS_FOLDER="$BATON_ROOT/plugins"
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-4}"
+# The two settings that dominate the latency of small workflows on this kind of machine (see
+# shared ARCHITECTURE.md): the scheduler's idle sleep and the task heartbeat interval.
+export AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME=0.1
+export AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL=1
+# LocalExecutor workers start from a forkserver that has already imported the agent runtime
+# (common-ai, pydantic-ai): every task process is forked from it and skips ~1 s of imports.
+export AIRFLOW__SCHEDULER__MP_START_METHOD=forkserver
+export AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD="airflow.sdk.execution_time.task_runner,baton.compile,baton.agents.llm,baton.agents.skills"
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS:-admin:admin}"
+export AIRFLOW__API__PORT="${AIRFLOW__API__PORT:-8080}"
+# Embedded defaults: Baton's own store on SQLite next to Airflow's; no LLM connection, so agents
+# answer with the offline model; no Slack connection, so alerts are only logged.
+export AIRFLOW_CONN_BATON_STORE="${AIRFLOW_CONN_BATON_STORE:-sqlite:///$AIRFLOW_HOME/baton_store.db}"
