@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +91,20 @@ def _data_loc(data: Any, loc: Loc) -> tuple[str | int, ...]:
 _UNION_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none"})
 
 
+@cache
+def _known_keys(model: type[BaseModel]) -> list[str]:
+    """Every key any model nested in ``model`` accepts, for "did you mean" hints."""
+    keys: set[str] = set()
+    pending, seen = [model.model_json_schema()], set()
+    while pending:
+        schema = pending.pop()
+        for sub in (*schema.get("$defs", {}).values(), schema):
+            if id(sub) not in seen:
+                seen.add(id(sub))
+                keys |= set(sub.get("properties", {}))
+    return sorted(keys)
+
+
 class Source:
     """One YAML file being read: its name for messages, its text, and an issue factory."""
 
@@ -121,11 +137,14 @@ class Source:
             for err in error.errors():
                 loc = _data_loc(data, err["loc"])
                 message = err["msg"].removeprefix("Value error, ")
+                fix = _FIXES.get(err["type"], "")
                 if err["type"] == "extra_forbidden":
                     message = f"unknown key '{loc[-1]}'"
+                    if close := difflib.get_close_matches(str(loc[-1]), _known_keys(model), n=1):
+                        fix = f"did you mean '{close[0]}'?"
                 elif err["type"] == "missing":
                     message = f"missing required key '{err['loc'][-1]}'"
-                issues.append(self.issue(loc, message, _FIXES.get(err["type"], "")))
+                issues.append(self.issue(loc, message, fix))
             raise TemplateError(issues) from None
 
 

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# README command 1 (`make run`): Airflow with the bundled workflows on the embedded defaults —
+# SQLite, the offline model, no keys — at http://localhost:8080. Ctrl-C stops all of it.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+bash "$BATON_ROOT/scripts/install.sh"
+mkdir -p "$AIRFLOW_HOME"
+baton validate >/dev/null || echo "Some templates have errors: they show as import errors in the UI (run: baton validate)."
+
+# airflow standalone in its own process group: stopping it means signalling the whole group.
+setsid airflow standalone >"$AIRFLOW_HOME/standalone.log" 2>&1 &
+pgid=$!
+stop() { kill -TERM -- "-$pgid" 2>/dev/null || true; wait "$pgid" 2>/dev/null || true; }
+trap 'echo; echo "Stopping Airflow..."; stop; exit 0' INT TERM
+trap stop EXIT
+
+url="http://localhost:$AIRFLOW__API__PORT"
+echo "Starting Airflow (log: $AIRFLOW_HOME/standalone.log)..."
+for _ in $(seq 1 180); do
+  if curl -sf "$url/api/v2/monitor/health" >/dev/null 2>&1; then break; fi
+  kill -0 "$pgid" 2>/dev/null || { echo "airflow standalone exited; see $AIRFLOW_HOME/standalone.log"; exit 1; }
+  sleep 1
+done
+baton pools sync >/dev/null
+password=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['admin'])" \
+  "$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated")
+cat <<MSG
+
+  Baton is up: $url
+  user: admin   password: $password
+  DAGs: $(cd "$BATON_ROOT/dags/workflows" && ls *.yaml | sed 's/\.yaml$//' | paste -sd' ')
+  Ctrl-C stops Airflow.
+
+MSG
+wait "$pgid"

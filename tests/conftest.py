@@ -1,0 +1,52 @@
+"""Shared fixtures: the repo's dags folder, a migrated Airflow metadata DB, one session DagBag."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DAGS = ROOT / "dags"
+
+# Tests run against their own Airflow home unless `make test` already chose one.
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="baton-test-airflow-"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS)
+
+
+@pytest.fixture(scope="session")
+def dags_folder() -> Path:
+    return DAGS
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """Airflow's metadata database (SQLite in AIRFLOW_HOME), migrated once per session."""
+    home = Path(os.environ["AIRFLOW_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "airflow.db").exists():
+        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+    return home / "airflow.db"
+
+
+@pytest.fixture(scope="session")
+def dagbag(dags_folder):
+    """The bundled DAGs, parsed once per session the way the dag processor parses them."""
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    return BundleDagBag(dag_folder=str(dags_folder), bundle_path=dags_folder, bundle_name="dags-folder")
+
+
+def run_dag_test(dag, **kwargs):
+    """``dag.test()`` and a task id -> (state, output) map of the run."""
+    run = dag.test(**kwargs)
+    results = {}
+    for ti in run.get_task_instances():
+        output = ti.xcom_pull(task_ids=ti.task_id) if ti.state == "success" else None
+        results[ti.task_id] = (ti.state, output)
+    return run, results

@@ -1,0 +1,96 @@
+"""The corpus of broken templates: each gives its own specific, located message; none is dropped."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from baton.cli import main as baton
+from baton.errors import TemplateError
+from baton.spec import load_roster, load_workflow
+
+BROKEN = Path(__file__).parent / "broken"
+
+# file -> the exact issue text expected (a regex), including the line where it is known.
+EXPECTED = {
+    "yaml_syntax.yaml": r"yaml_syntax\.yaml:9: YAML syntax error: .*\(fix: fix the YAML syntax",
+    "unknown_key.yaml": r"unknown_key\.yaml:7: steps\[0\]\.skil: unknown key 'skil' \(fix: did you mean 'skill'\?",
+    "wrong_type.yaml": r"wrong_type\.yaml:2: version: Input should be a valid integer.*\(fix: use a whole number\)",
+    "unknown_agent.yaml": r"unknown_agent\.yaml:9: steps\[1\]\.agent: unknown agent 'sales_bot' "
+    r"\(fix: add it to dags/agents\.yaml or use a roster name; known: .*marketing_lead_generator",
+    "unknown_skill.yaml": r"unknown_skill\.yaml:7: steps\[0\]\.skill: unknown skill 'score_lead' "
+    r"\(fix: register it in baton\.skills; did you mean 'score_leads'\?",
+    "dependency_cycle.yaml": r"dependency_cycle\.yaml:8: steps\[0\]\.needs: dependency cycle: a -> c -> b -> a",
+    "missing_need.yaml": r"missing_need\.yaml:10: steps\[1\]\.needs\[0\]: needs unknown step 'scoring' "
+    r"\(fix: known: a, b\)",
+    "duplicate_step.yaml": r"duplicate_step\.yaml:8: steps\[1\]\.id: duplicate step id 'score' "
+    r"\(first at steps\[0\]\)",
+    "empty_steps.yaml": r"empty_steps\.yaml:5: steps: List should have at least 1 item.*\(fix: add at least one",
+    "invalid_cron.yaml": r"invalid_cron\.yaml:5: schedule: invalid cron expression '0 25 \* \* \*' "
+    r"\(fix: use five fields",
+    "bad_input_default.yaml": r"bad_input_default\.yaml:8: inputs\.min_score\.default: default 'high' does not "
+    r"fit the input: 'high' is not of type 'integer' \(fix: use a default that is a valid integer\)",
+    "jinja_unknown_step.yaml": r"jinja_unknown_step\.yaml:11: steps\[1\]\.instruction: references unknown step "
+    r"'scoring'",
+    "jinja_not_upstream.yaml": r"steps\[1\]\.instruction: references step 'a', which is not upstream of 'b' "
+    r"\(fix: add 'a' to needs of 'b'\)",
+    "agent_and_skill.yaml": r"agent_and_skill\.yaml:6: steps\[0\]: a step names exactly one of 'agent' "
+    r"\(a roster name\) or 'skill'",
+    "name_mismatch.yaml": r"name_mismatch\.yaml:1: workflow: workflow id 'other_name' differs from the file name "
+    r"'name_mismatch\.yaml' \(fix: rename the file to other_name\.yaml or set workflow: name_mismatch\)",
+    "jinja_syntax.yaml": r"jinja_syntax\.yaml:8: steps\[0\]\.instruction: Jinja syntax error: ",
+    "unknown_input.yaml": r"unknown_input\.yaml:10: steps\[0\]\.instruction: references unknown input 'regoin' "
+    r"\(fix: did you mean 'region'\?",
+    "missing_owner.yaml": r"missing_owner\.yaml: owner: missing required key 'owner' \(fix: add this key\)",
+    "bad_timezone.yaml": r"bad_timezone\.yaml:5: schedule\.timezone: unknown timezone 'Mars/Olympus'",
+    "bad_duration.yaml": r"bad_duration\.yaml:6: defaults\.retry_delay: .*\(fix: use seconds \(300\) or a "
+    r"duration like '30s', '5m', '1h30m'\)",
+    "not_a_mapping.yaml": r"not_a_mapping\.yaml: expected a mapping at the top, got list",
+}
+
+
+@pytest.fixture(scope="module")
+def roster(dags_folder):
+    return load_roster(dags_folder / "agents.yaml")
+
+
+def test_corpus_is_complete():
+    assert sorted([*EXPECTED, "two_errors.yaml"]) == sorted(p.name for p in BROKEN.glob("*.yaml"))
+    assert len(EXPECTED) >= 12
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_broken_template_names_file_line_key_and_fix(name, roster):
+    with pytest.raises(TemplateError) as caught:
+        load_workflow(BROKEN / name, roster, root=BROKEN)
+    messages = [str(issue) for issue in caught.value.issues]
+    assert any(re.search(EXPECTED[name], message) for message in messages), messages
+
+
+def test_every_error_of_a_file_is_reported_not_only_the_first(roster):
+    with pytest.raises(TemplateError) as caught:
+        load_workflow(BROKEN / "two_errors.yaml", roster, root=BROKEN)
+    assert [str(issue) for issue in caught.value.issues] == [
+        "two_errors.yaml:7: steps[0].agent: unknown agent 'sales_bot' (fix: add it to dags/agents.yaml or use "
+        "a roster name; known: " + ", ".join(roster.names) + ")",
+        "two_errors.yaml:9: steps[1].skill: unknown skill 'nope' (fix: register it in baton.skills; known: "
+        "lead_value, milestone_announcement, ops_snapshot, revenue_metrics, score_leads)",
+    ]
+
+
+def test_baton_validate_lists_every_error_of_the_corpus_and_exits_1(capsys, dags_folder):
+    status = baton(["validate", str(BROKEN), "--agents", str(dags_folder / "agents.yaml")])
+    out = capsys.readouterr().out
+    assert status == 1
+    for pattern in EXPECTED.values():
+        assert re.search(pattern, out), pattern
+    assert "two_errors.yaml:9: steps[1].skill: unknown skill 'nope'" in out
+    assert out.strip().endswith(f"{len(EXPECTED) + 1} template(s) checked, {len(EXPECTED) + 1} with errors, "
+                                f"{len(EXPECTED) + 2} error(s) in all")
+
+
+def test_baton_validate_of_the_bundled_templates_exits_0(capsys, dags_folder):
+    assert baton(["validate", str(dags_folder / "workflows"), "--agents", str(dags_folder / "agents.yaml")]) == 0
+    assert "0 with errors, 0 error(s) in all" in capsys.readouterr().out

@@ -1,0 +1,30 @@
+"""The JSON Schemas are generated from the models, committed, and referenced by every bundled file."""
+
+from __future__ import annotations
+
+import json
+
+from baton.cli import SCHEMA_DIR
+from baton.spec.schema import json_schemas
+
+
+def test_committed_schemas_match_the_models():
+    for name, schema in json_schemas().items():
+        committed = json.loads((SCHEMA_DIR / name).read_text())
+        assert committed == json.loads(json.dumps(schema)), f"{name} is stale: run `baton schema`"
+
+
+def test_workflow_schema_forbids_unknown_keys():
+    schema = json_schemas()["workflow.schema.json"]
+    assert schema["additionalProperties"] is False
+    assert schema["$defs"]["Step"]["additionalProperties"] is False
+    assert {"workflow", "version", "description", "owner", "steps"} <= set(schema["required"])
+
+
+def test_every_bundled_template_points_at_the_schema(dags_folder):
+    files = [dags_folder / "agents.yaml", *sorted((dags_folder / "workflows").glob("*.yaml"))]
+    for path in files:
+        first = path.read_text().splitlines()[0]
+        assert first.startswith("# yaml-language-server: $schema="), path
+        target = (path.parent / first.split("=", 1)[1]).resolve()
+        assert target.parent == SCHEMA_DIR and target.exists(), (path, target)
