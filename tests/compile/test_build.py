@@ -1,0 +1,98 @@
+"""Unit tests of the compiler: what a template becomes in Airflow (params, retries, pools, schedule)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from airflow.sdk import CronTriggerTimetable
+
+from baton.compile.build import build_dag
+from baton.compile.plan import describe, plan_workflow
+from baton.spec import load_roster, load_workflow
+from baton.spec.models import Workflow
+
+
+@pytest.fixture(scope="module")
+def roster(dags_folder):
+    return load_roster(dags_folder / "agents.yaml")
+
+
+@pytest.fixture(scope="module")
+def revenue(dags_folder, roster):
+    workflow = load_workflow(dags_folder / "workflows" / "revenue_milestone.yaml", roster)
+    return build_dag(plan_workflow(workflow, roster))
+
+
+def test_inputs_become_params_with_the_same_schema(revenue):
+    params = revenue.params
+    assert params["month"] == "latest"
+    target = params.get_param("target")
+    assert (target.schema, target.description) == ({"type": "number", "minimum": 1},
+                                                   "Monthly revenue target in USD.")
+
+
+def test_defaults_become_default_args(revenue):
+    task = revenue.get_task("compute_metrics")
+    assert (task.owner, task.retries, task.retry_exponential_backoff) == ("finance", 2, True)
+    assert task.retry_delay == timedelta(seconds=30)
+    assert task.max_retry_delay == timedelta(minutes=10)
+    assert task.execution_timeout == timedelta(minutes=30)
+
+
+def test_agents_run_in_their_pool_and_skills_in_the_default_pool(revenue, roster):
+    assert revenue.get_task("update_plan").pool == "baton_agent_strategy_strategic_planner"
+    assert revenue.get_task("announce_milestone").pool == "default_pool"
+    assert plan_workflow(load_workflow_from(revenue, roster), roster).pools == {
+        "baton_agent_finance_financial_analyst": 2, "baton_agent_strategy_strategic_planner": 2}
+
+
+def load_workflow_from(dag, roster):
+    from tests.conftest import DAGS
+
+    return load_workflow(DAGS / "workflows" / f"{dag.dag_id}.yaml", roster)
+
+
+def test_dependencies_branches_and_docs(revenue):
+    assert revenue.get_task("update_plan").upstream_task_ids == {"compute_metrics"}
+    assert revenue.get_task("announce_milestone").when == "steps.compute_metrics.milestone_reached"
+    assert revenue.get_task("update_plan").reads == ["compute_metrics"]
+    assert revenue.doc_md.startswith("Track month-to-date revenue")
+    assert "| `update_plan` | agent strategy_strategic_planner | compute_metrics |" in revenue.doc_md
+    assert revenue.tags == {"baton", "finance", "revenue", "strategy", "v1"}
+
+
+def test_cron_schedule_runs_in_the_templates_timezone(revenue):
+    assert isinstance(revenue.timetable, CronTriggerTimetable)
+    paris = build_dag(plan_workflow(_minimal(schedule={"cron": "0 9 * * 1-5", "timezone": "Europe/Paris"}), None))
+    assert (paris.timetable.expression, str(paris.timetable.timezone)) == ("0 9 * * 1-5", "Europe/Paris")
+    assert (revenue.timetable.expression, str(revenue.timetable.timezone)) == ("0 18 * * *", "UTC")
+    assert revenue.catchup is False
+
+
+def _minimal(**extra):
+    return Workflow.model_validate({"workflow": "w", "version": 3, "description": "Demo.\nMore.", "owner": "o",
+                                    "steps": [{"id": "a", "skill": "score_leads", "retries": 5,
+                                               "execution_timeout": "2m", "trigger_rule": "all_done"}], **extra})
+
+
+def test_step_overrides_and_unscheduled_workflow():
+    dag = build_dag(plan_workflow(_minimal(), None))
+    task = dag.get_task("a")
+    assert (task.retries, task.execution_timeout, task.trigger_rule) == (5, timedelta(minutes=2), "all_done")
+    assert dag.schedule is None
+    assert dag.description == "Demo."
+
+
+def test_optional_input_without_default_accepts_null_and_required_one_has_no_default():
+    dag = build_dag(plan_workflow(_minimal(inputs={"note": {"type": "string"},
+                                                   "account": {"type": "string", "required": True}}), None))
+    assert dag.params.get_param("note").schema["type"] == ["string", "null"]
+    assert dag.params.get_param("note").value is None
+    assert not dag.params.get_param("account").has_value
+
+
+def test_describe_lists_every_task(revenue, roster):
+    rows = describe(plan_workflow(load_workflow_from(revenue, roster), roster))
+    assert [row["task"] for row in rows] == ["compute_metrics", "update_plan", "announce_milestone"]
+    assert rows[1]["output"] == ["actions", "priority", "summary"]

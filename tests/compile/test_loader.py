@@ -1,0 +1,77 @@
+"""The loader: every healthy template loads; broken ones become one import error naming each file."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from airflow.dag_processing.dagbag import BundleDagBag
+
+from baton.compile.loader import ERRORS_DAG_ID, load_dags
+
+BROKEN = Path(__file__).parents[1] / "spec" / "broken"
+
+
+@pytest.fixture
+def folder(tmp_path, dags_folder) -> Path:
+    """A copy of the bundled dags folder that a test may break."""
+    shutil.copytree(dags_folder, tmp_path / "dags", ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path / "dags"
+
+
+def _bag(folder: Path) -> BundleDagBag:
+    return BundleDagBag(dag_folder=str(folder), bundle_path=folder, bundle_name="test")
+
+
+def test_healthy_templates_load_and_broken_ones_are_the_files_import_error(folder):
+    for name in ("unknown_agent.yaml", "dependency_cycle.yaml"):
+        shutil.copy(BROKEN / name, folder / "workflows" / name)
+    bag = _bag(folder)
+    assert sorted(bag.dag_ids) == ["daily_operations", "lead_qualification", "revenue_milestone"]
+    assert list(bag.import_errors) == ["baton_workflows.py"]
+    error = bag.import_errors["baton_workflows.py"]
+    assert error.startswith("TemplateError: 2 Baton template file(s) could not be loaded (3 workflow(s) did load): "
+                            "workflows/dependency_cycle.yaml, workflows/unknown_agent.yaml.")
+    assert "workflows/unknown_agent.yaml:9: steps[1].agent: unknown agent 'sales_bot'" in error
+    assert "workflows/dependency_cycle.yaml:8: steps[0].needs: dependency cycle: a -> c -> b -> a" in error
+
+
+def test_a_broken_roster_keeps_skill_only_workflows_and_reports_the_roster(folder):
+    roster = folder / "agents.yaml"
+    roster.write_text(roster.read_text().replace("max_concurrency: 4", "max_concurrency: lots", 1))
+    bag = _bag(folder)
+    assert bag.dag_ids == []  # every bundled workflow names an agent
+    error = bag.import_errors["baton_workflows.py"]
+    assert "agents.yaml:11: agents[0].max_concurrency: Input should be a valid integer" in error
+    assert ("workflows/lead_qualification.yaml:31: steps[0].agent: cannot resolve agent 'marketing_lead_generator':"
+            " the roster has errors") in error
+
+
+def test_no_errors_dag_when_everything_is_healthy(dags_folder):
+    dags = load_dags(dags_folder)
+    assert ERRORS_DAG_ID not in dags
+    assert sorted(dags) == ["daily_operations", "lead_qualification", "revenue_milestone"]
+
+
+def test_a_task_process_compiles_only_its_own_template(dags_folder, monkeypatch):
+    # What the task runner sets before it parses the DAG file (airflow.sdk get_parsing_context).
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "lead_qualification")
+    assert list(load_dags(dags_folder)) == ["lead_qualification"]
+
+
+def test_a_baton_bug_in_one_template_does_not_hide_the_others(folder, monkeypatch):
+    import baton.compile.loader as loader
+
+    real_build = loader.build_dag
+
+    def build(plan):
+        if plan.workflow.workflow == "daily_operations":
+            raise RuntimeError("boom")
+        return real_build(plan)
+
+    monkeypatch.setattr(loader, "build_dag", build)
+    dags = load_dags(folder)
+    assert sorted(dags) == [ERRORS_DAG_ID, "lead_qualification", "revenue_milestone"]
+    assert "workflows/daily_operations.yaml: RuntimeError: boom (fix: this is a Baton bug" in str(
+        dags[ERRORS_DAG_ID].template_error)
