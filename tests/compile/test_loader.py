@@ -37,14 +37,14 @@ def test_healthy_templates_load_and_broken_ones_are_the_files_import_error(folde
     assert "workflows/dependency_cycle.yaml:8: steps[0].needs: dependency cycle: a -> c -> b -> a" in error
 
 
-def test_a_broken_roster_keeps_skill_only_workflows_and_reports_the_roster(folder):
+def test_a_broken_roster_is_reported_with_every_workflow_that_needs_it(folder):
     roster = folder / "agents.yaml"
     roster.write_text(roster.read_text().replace("max_concurrency: 4", "max_concurrency: lots", 1))
     bag = _bag(folder)
     assert bag.dag_ids == []  # every bundled workflow names an agent
     error = bag.import_errors["baton_workflows.py"]
     assert "agents.yaml:11: agents[0].max_concurrency: Input should be a valid integer" in error
-    assert ("workflows/lead_qualification.yaml:31: steps[0].agent: cannot resolve agent 'marketing_lead_generator':"
+    assert ("workflows/lead_qualification.yaml:32: steps[0].agent: cannot resolve agent 'marketing_lead_generator':"
             " the roster has errors") in error
 
 

@@ -1,0 +1,397 @@
+"""Benchmark: DAG parse time of Baton YAML templates vs. the same DAGs written by hand in Python.
+
+It generates 100 workflow templates (5 steps each, chains and diamonds, skill-backed agents and
+skill steps, Jinja instructions, inputs, some schedules) plus Baton's loader file, and the same
+100 DAGs written by hand as plain Airflow Python files (same dag_id, params, default_args, tags,
+schedule, doc_md and the same AgentOperator kwargs). Both folders are parsed in one process with
+Airflow's ``BundleDagBag`` (a fresh bag per parse, so every DAG file is executed again), alternating
+for ``--rounds`` rounds after a warm-up. The ratio of the medians is the cost of Baton's template
+machinery (YAML, pydantic, checks, plan) over writing the DAGs by hand; the goal is <= 1.3.
+
+Run from the repository root:
+
+    .venv/bin/python bench/parse.py [--rounds 5] [--keep DIR]
+
+It prints the medians and the ratio, and exits 0 whatever the ratio (1 when a folder fails to parse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = 100
+STEPS = 5
+BUNDLE = "bench"
+
+LEADS, VALUE, METRICS = "marketing_lead_generator", "finance_revenue_tracker", "finance_financial_analyst"
+
+# Defaults of Baton's template language (baton.spec.models), applied by hand to the hand-written DAGs.
+DEFAULTS = {"retries": 2, "retry_delay": 30, "retry_exponential_backoff": True, "max_retry_delay": 600,
+            "execution_timeout": 1800}
+RETRY_KEYS = tuple(DEFAULTS)
+START = "datetime(2025, 1, 1, tzinfo=ZoneInfo({tz!r}))"
+
+INPUT_SETS: list[dict[str, dict[str, Any]]] = [
+    {
+        "region": {"type": "string", "enum": ["all", "emea", "na", "apac"], "default": "all",
+                   "description": "Only score leads of this region."},
+        "min_score": {"type": "integer", "default": 50, "minimum": 0, "maximum": 100,
+                      "description": "Leads scoring at least this are qualified."},
+    },
+    {
+        "month": {"type": "string", "default": "latest",
+                  "description": "The month to check, YYYY-MM, or 'latest' for the newest month."},
+    },
+    {
+        "month": {"type": "string", "default": "latest", "description": "The month to check, YYYY-MM."},
+        "target": {"type": "number", "default": 4167, "minimum": 1, "title": "Monthly target",
+                   "description": "Monthly revenue target in USD."},
+    },
+]
+FIRST_INSTRUCTIONS = [
+    "Score the leads of region {{ inputs.region }}; qualify those scoring {{ inputs.min_score }} or more.",
+    "Score the leads that came in during {{ inputs.month }}.",
+    "Score the leads of {{ inputs.month }} against a monthly target of {{ inputs.target }}.",
+]
+SCHEDULES: list[Any] = ["0 9 * * *", {"cron": "30 6 * * 1-5", "timezone": "Europe/Paris"}, "@daily", None, None]
+
+
+# --- the 100 workflows, as a template author writes them -------------------------------------------
+
+def _duration(seconds: int) -> str:
+    return f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
+
+
+def _step(id_: str, worker: tuple[str, str], instruction: str, needs: list[str] | None = None,
+          **extra: Any) -> dict[str, Any]:
+    step: dict[str, Any] = {"id": id_, worker[0]: worker[1]}
+    if needs:
+        step["needs"] = needs
+    step.update({k: v for k, v in extra.items() if v is not None})
+    step["instruction"] = instruction
+    return step
+
+
+def _chain_steps(i: int) -> list[dict[str, Any]]:
+    return [
+        _step("score_leads", ("agent", LEADS), FIRST_INSTRUCTIONS[i % 3], description="Score and tier the leads."),
+        _step("value_leads", ("agent", VALUE),
+              "Value the {{ steps.score_leads.qualified }} qualified leads of {{ steps.score_leads.total }}.",
+              ["score_leads"]),
+        _step("compute_metrics", ("agent", METRICS),
+              "Compute revenue metrics given an expected pipeline of ${{ steps.value_leads.expected_revenue }} "
+              "from {{ steps.score_leads.qualified }} leads.",
+              ["value_leads"], output="RevenueMetrics", retries=3 if i % 7 == 0 else None),
+        _step("collect_status", ("skill", "ops_snapshot"),
+              "Collect the status of every system after the metrics of {{ steps.compute_metrics.month }}.",
+              ["compute_metrics"]),
+        _step("announce", ("skill", "milestone_announcement"),
+              "Announce {{ steps.compute_metrics.month }}: {{ steps.compute_metrics.attainment_pct }}% of "
+              "target, {{ steps.collect_status.healthy }} systems healthy.",
+              ["collect_status"], when="steps.compute_metrics.milestone_reached",
+              description="Runs only when the month reached its target.",
+              execution_timeout=_duration(300) if i % 3 == 0 else None),
+    ]
+
+
+def _diamond_steps(i: int) -> list[dict[str, Any]]:
+    return [
+        _step("score_leads", ("agent", LEADS), FIRST_INSTRUCTIONS[i % 3], description="Score and tier the leads."),
+        _step("value_leads", ("agent", VALUE),
+              "Value the {{ steps.score_leads.qualified }} qualified leads.", ["score_leads"]),
+        _step("compute_metrics", ("agent", METRICS),
+              "Compute revenue metrics for the {{ steps.score_leads.qualified }} qualified leads.",
+              ["score_leads"], when="steps.score_leads.qualified > 0", retries=3 if i % 7 == 0 else None),
+        _step("summarize", ("skill", "lead_value"),
+              "Pipeline: ${{ steps.value_leads.expected_revenue }} expected.\n"
+              "Month to date: {{ steps.compute_metrics.mtd_revenue | default('n/a') }}.\n"
+              "Summarise both and pick a priority.\n",
+              ["value_leads", "compute_metrics"], trigger_rule="none_failed_min_one_success",
+              output={"summary": "string", "priority": {"type": "string", "enum": ["low", "medium", "high"]},
+                      "total": {"type": "number", "minimum": 0, "description": "Expected revenue in USD."},
+                      "actions": {"type": "array", "items": "string"}}),
+        _step("announce", ("skill", "milestone_announcement"),
+              "Announce: {{ steps.summarize.summary }}", ["summarize"],
+              when="steps.summarize.priority == 'high'"),
+    ]
+
+
+def workflow_spec(i: int) -> dict[str, Any]:
+    """Workflow ``i`` as the mapping its YAML file holds."""
+    shape = "chain" if i % 2 == 0 else "diamond"
+    spec: dict[str, Any] = {
+        "workflow": f"bench_{i:03d}",
+        "version": 1 + i % 3,
+        "description": f"Bench workflow {i:03d}: qualify leads, value the pipeline and report ({shape}).\n\n"
+                       f"Generated by bench/parse.py; handwritten/bench_{i:03d}.py is the same DAG in Python.\n",
+        "owner": ("marketing", "finance", "operations")[i % 3],
+        "category": ("sales", "finance", "operations", "general")[i % 4],
+        "tags": ["bench", shape],
+    }
+    if SCHEDULES[i % 5] is not None:
+        spec["schedule"] = SCHEDULES[i % 5]
+    spec["inputs"] = INPUT_SETS[i % 3]
+    if i % 3 == 0:
+        spec["defaults"] = {"retries": 1, "retry_delay": _duration(60), "execution_timeout": _duration(600)}
+    if i % 6 == 0:
+        spec["max_active_runs"] = 4
+    spec["steps"] = _chain_steps(i) if shape == "chain" else _diamond_steps(i)
+    return spec
+
+
+def to_yaml(spec: dict[str, Any]) -> str:
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+    Dumper.add_representer(str, text)
+    return yaml.dump(spec, Dumper=Dumper, sort_keys=False, default_flow_style=None, width=110,
+                     allow_unicode=True)
+
+
+# --- the same workflows, written by hand as Airflow DAGs --------------------------------------------
+
+def _seconds(value: str | int) -> int:
+    if isinstance(value, int):
+        return value
+    return int(value[:-1]) * (60 if value.endswith("m") else 1)
+
+
+def _td(seconds: int) -> str:
+    return f"timedelta(minutes={seconds // 60})" if seconds % 60 == 0 else f"timedelta(seconds={seconds})"
+
+
+def _py_text(value: str, indent: str) -> str:
+    """A string literal, one source line per line of ``value``."""
+    lines = value.splitlines(keepends=True)
+    if len(lines) <= 1:
+        return repr(value)
+    body = "".join(f"{indent}    {line!r}\n" for line in lines)
+    return f"(\n{body}{indent})"
+
+
+def _param(field: dict[str, Any]) -> str:
+    args = [repr(field["default"]), f"type={field['type']!r}"]
+    args += [f"{key}={field[key]!r}" for key in ("enum", "minimum", "maximum") if key in field]
+    args += [f"{key}={field[key]!r}" for key in ("description", "title") if field.get(key)]
+    return f"Param({', '.join(args)})"
+
+
+def _output_spec(output: Any) -> Any:
+    """Output fields as the operator takes them: only what differs from a field's defaults."""
+    if not isinstance(output, dict):
+        return output
+    defaults = {"type": "string", "description": "", "required": True}
+    fields = {name: {"type": f} if isinstance(f, str) else f for name, f in output.items()}
+    return {name: {k: v for k, v in f.items() if defaults.get(k, None) != v} for name, f in fields.items()}
+
+
+def handwritten(spec: dict[str, Any], agents: dict[str, dict[str, Any]]) -> str:
+    """The DAG of ``spec`` as a DAG author writes it without Baton."""
+    wid, steps = spec["workflow"], spec["steps"]
+    schedule = spec.get("schedule")
+    cron, tz = (schedule["cron"], schedule["timezone"]) if isinstance(schedule, dict) else (schedule, "UTC")
+    timetable = cron is not None and not cron.startswith("@")
+    defaults = {**DEFAULTS, **{k: _seconds(v) if k in ("retry_delay", "max_retry_delay", "execution_timeout")
+                               else v for k, v in spec.get("defaults", {}).items()}}
+    used = sorted({s["agent"] for s in steps if "agent" in s})
+    consts = {name: name.upper() for name in used}
+
+    rows = "".join(
+        f"| `{s['id']}` | {'agent ' + s['agent'] if 'agent' in s else 'skill ' + s['skill']} "
+        f"| {', '.join(s.get('needs', [])) or '-'} |\n" for s in steps)
+    doc_md = (f"{spec['description'].strip()}\n\n**Template** `workflows/{wid}.yaml`, version {spec['version']} · "
+              f"**category** {spec['category']} · **owner** {spec['owner']}\n\n"
+              f"| step | runs | needs |\n|---|---|---|\n{rows}")
+    tags = sorted({"baton", spec["category"], f"v{spec['version']}", *spec["tags"]})
+
+    out = [f'"""{wid}: {spec["description"].splitlines()[0]} Written by hand as an Airflow DAG."""', ""]
+    out.append("from datetime import datetime, timedelta")
+    out.append("from zoneinfo import ZoneInfo")
+    out.append("")
+    out.append(f"from airflow.sdk import DAG, {'CronTriggerTimetable, ' if timetable else ''}Param")
+    out.append("")
+    out.append("from baton.operators.agent import AgentOperator")
+    out.append("")
+    for name in used:
+        out.append(f"{consts[name]} = {agents[name]!r}")
+    out.append("")
+    out.append("with DAG(")
+    out.append(f"    dag_id={wid!r},")
+    out.append(f"    description={spec['description'].strip().splitlines()[0][:200]!r},")
+    out.append(f"    doc_md={_py_text(doc_md, '    ')},")
+    if timetable:
+        out.append(f"    schedule=CronTriggerTimetable({cron!r}, timezone={tz!r}),")
+    else:
+        out.append(f"    schedule={cron!r},")
+    out.append(f"    start_date={START.format(tz=tz)},")
+    out.append("    catchup=False,")
+    out.append(f"    tags={tags!r},")
+    out.append("    params={")
+    for name, field in spec["inputs"].items():
+        out.append(f"        {name!r}: {_param(field)},")
+    out.append("    },")
+    out.append("    default_args={")
+    out.append(f"        'owner': {spec['owner']!r},")
+    for key in RETRY_KEYS:
+        value = defaults[key]
+        out.append(f"        {key!r}: {value!r if isinstance(value, bool | int) and key in ('retries', 'retry_exponential_backoff') else _td(value)},")
+    out.append("    },")
+    out.append(f"    max_active_runs={spec.get('max_active_runs', 16)},")
+    out.append(") as dag:")
+    for s in steps:
+        sources = s["instruction"] + " " + s.get("when", "")
+        reads = sorted(set(re.findall(r"\bsteps\.([a-z][a-z0-9_]*)", sources)) | set(s.get("needs", [])))
+        out.append(f"    {s['id']} = AgentOperator(")
+        out.append(f"        task_id={s['id']!r},")
+        out.append(f"        workflow={wid!r},")
+        out.append(f"        instruction={_py_text(s['instruction'], '        ')},")
+        if "agent" in s:
+            out.append(f"        agent={consts[s['agent']]},")
+        else:
+            out.append(f"        skill={s['skill']!r},")
+        if "output" in s:
+            out.append(f"        output_spec={_output_spec(s['output'])!r},")
+        out.append(f"        reads={reads!r},")
+        if "when" in s:
+            out.append(f"        when={s['when']!r},")
+        out.append("        output_retries=2,")
+        out.append(f"        pool={'baton_agent_' + s['agent'] if 'agent' in s else 'default_pool'!r},")
+        out.append(f"        trigger_rule={s.get('trigger_rule', 'all_success')!r},")
+        if s.get("description"):
+            out.append(f"        doc_md={s['description']!r},")
+        if "retries" in s:
+            out.append(f"        retries={s['retries']!r},")
+        if "execution_timeout" in s:
+            out.append(f"        execution_timeout={_td(_seconds(s['execution_timeout']))},")
+        out.append("    )")
+    out.append("")
+    for s in steps:
+        for need in s.get("needs", []):
+            out.append(f"    {need} >> {s['id']}")
+    return "\n".join(out) + "\n"
+
+
+def write_folders(base: Path) -> tuple[Path, Path]:
+    from baton.spec.loading import load_roster
+
+    generated, written = base / "generated", base / "handwritten"
+    for folder in (generated, written):
+        if folder.exists() and any(folder.iterdir()):
+            sys.exit(f"{folder} exists and is not empty; give --keep a new or empty directory")
+    (generated / "workflows").mkdir(parents=True, exist_ok=True)
+    written.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ROOT / "dags" / "agents.yaml", generated / "agents.yaml")
+    shutil.copyfile(ROOT / "dags" / "baton_workflows.py", generated / "baton_workflows.py")
+    roster = load_roster(generated / "agents.yaml")
+    agents = {agent.name: agent.model_dump(mode="json") for agent in roster.agents}
+    for i in range(WORKFLOWS):
+        spec = workflow_spec(i)
+        (generated / "workflows" / f"{spec['workflow']}.yaml").write_text(to_yaml(spec), encoding="utf-8")
+        (written / f"{spec['workflow']}.py").write_text(handwritten(spec, agents), encoding="utf-8")
+    return generated, written
+
+
+# --- parsing ------------------------------------------------------------------------------------
+
+def parse(folder: Path) -> tuple[float, Any]:
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    gc.collect()  # the garbage of the previous parse is not charged to this one
+    start = time.perf_counter()
+    bag = BundleDagBag(dag_folder=folder, bundle_path=Path(folder), bundle_name=BUNDLE)
+    elapsed = time.perf_counter() - start
+    if bag.import_errors:
+        for path, error in bag.import_errors.items():
+            print(f"import error in {folder.name}/{path}:\n{error}", file=sys.stderr)
+        sys.exit(1)
+    expected = {f"bench_{i:03d}" for i in range(WORKFLOWS)}
+    assert set(bag.dags) == expected, f"{folder.name}: DAGs {sorted(set(bag.dags) ^ expected)} differ"
+    assert all(len(dag.tasks) == STEPS for dag in bag.dags.values()), f"{folder.name}: a DAG lacks tasks"
+    return elapsed, bag
+
+
+TASK_ATTRS = ("workflow", "instruction", "agent", "skill", "output_spec", "reads", "when", "output_retries",
+              "pool", "trigger_rule", "doc_md", "owner", *RETRY_KEYS, "upstream_task_ids")
+IGNORED = {"fileloc", "relative_fileloc", "_processor_dags_folder"}
+
+
+def assert_same_dags(generated: Any, written: Any) -> None:
+    """Both folders give the same DAGs: serialized form (params, schedule, ...) and every operator kwarg."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    for dag_id, dag in generated.dags.items():
+        other = written.dags[dag_id]
+        a, b = (
+            {k: v for k, v in DagSerialization.serialize_dag(d).items() if k not in IGNORED} for d in (dag, other)
+        )
+        assert a == b, f"{dag_id}: the DAGs differ in {sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))}"
+        for task in dag.tasks:
+            twin = other.get_task(task.task_id)
+            for attr in TASK_ATTRS:
+                mine, theirs = getattr(task, attr), getattr(twin, attr)
+                assert mine == theirs, f"{dag_id}.{task.task_id}.{attr}: {mine!r} != {theirs!r}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="timed parses of each folder (default 5)")
+    parser.add_argument("--keep", type=Path, help="write the two DAG folders here instead of a temp dir")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="baton-bench-") as tmp:
+        os.environ.setdefault("AIRFLOW_HOME", str(Path(tmp) / "airflow"))
+        os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+        os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
+
+        import airflow  # noqa: F401  (warm-up: the imports are not what is measured)
+        import baton.compile  # noqa: F401
+        import baton.operators.agent  # noqa: F401
+
+        generated, written = write_folders(args.keep.resolve() if args.keep else Path(tmp))
+        _, warm_generated = parse(generated)
+        _, warm_written = parse(written)
+        assert_same_dags(warm_generated, warm_written)
+
+        times: dict[str, list[float]] = {"handwritten": [], "generated": []}
+        last = {"handwritten": warm_written, "generated": warm_generated}
+        folders = {"handwritten": written, "generated": generated}
+        for round_ in range(args.rounds):
+            order = ("handwritten", "generated") if round_ % 2 == 0 else ("generated", "handwritten")
+            for kind in order:
+                elapsed, bag = parse(folders[kind])
+                # A fresh bag executes every file again: no DAG object is the one of the previous parse.
+                assert all(bag.dags[d] is not last[kind].dags[d] for d in bag.dags), f"{kind}: DAGs reused"
+                last[kind] = bag
+                times[kind].append(elapsed)
+            print(f"round {round_ + 1}: handwritten {times['handwritten'][-1]:.3f} s, "
+                  f"generated {times['generated'][-1]:.3f} s")
+
+    medians = {kind: statistics.median(values) for kind, values in times.items()}
+    for kind in ("handwritten", "generated"):
+        print(f"{kind + ':':<12} {WORKFLOWS} DAGs x {STEPS} tasks, median {medians[kind]:.3f} s "
+              f"over {args.rounds} rounds")
+    print(f"ratio generated/handwritten: {medians['generated'] / medians['handwritten']:.2f} (goal <= 1.3)")
+    if args.keep:
+        print(f"DAG folders kept in {args.keep.resolve()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
