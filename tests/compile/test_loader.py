@@ -44,7 +44,7 @@ def test_a_broken_roster_is_reported_with_every_workflow_that_needs_it(folder):
     assert bag.dag_ids == []  # every bundled workflow names an agent
     error = bag.import_errors["baton_workflows.py"]
     assert "agents.yaml:11: agents[0].max_concurrency: Input should be a valid integer" in error
-    assert ("workflows/lead_qualification.yaml:32: steps[0].agent: cannot resolve agent 'marketing_lead_generator':"
+    assert ("workflows/lead_qualification.yaml:30: steps[0].agent: cannot resolve agent 'marketing_lead_generator':"
             " the roster has errors") in error
 
 
