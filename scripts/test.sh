@@ -8,6 +8,7 @@ source scripts/env.sh
 bash scripts/install.sh
 rm -rf "$AIRFLOW_HOME" && mkdir -p "$AIRFLOW_HOME"
 ruff check .
+ruff format --check .
 set +e
 pytest "$@"
 status=$?

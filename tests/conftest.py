@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -12,16 +14,49 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DAGS = ROOT / "dags"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+# Fixture workflows live in a second dag bundle (dag.test() runs only DAGs of a configured bundle):
+# a temporary folder holding the fixture templates and a copy of the real loader file.
+FIXTURE_DAGS = Path(tempfile.mkdtemp(prefix="baton-test-dags-"))
+for fixture in sorted(FIXTURES.iterdir()):
+    if fixture.is_dir() and (fixture / "workflows").is_dir():
+        shutil.copytree(fixture, FIXTURE_DAGS, dirs_exist_ok=True)
+shutil.copy(DAGS / "baton_workflows.py", FIXTURE_DAGS)
 
 # Tests run against their own Airflow home unless `make test` already chose one.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="baton-test-airflow-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS)
+os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
+    [
+        {
+            "name": "dags-folder",
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(DAGS)},
+        },
+        {
+            "name": "baton-test-fixtures",
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(FIXTURE_DAGS)},
+        },
+    ]
+)
 
 
 @pytest.fixture(scope="session")
 def dags_folder() -> Path:
     return DAGS
+
+
+@pytest.fixture(scope="session")
+def fixture_dagbag():
+    """The fixture workflows (tests/fixtures/*/workflows), parsed from their own bundle."""
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    return BundleDagBag(
+        dag_folder=str(FIXTURE_DAGS), bundle_path=FIXTURE_DAGS, bundle_name="baton-test-fixtures"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -54,8 +54,10 @@ def validate(paths: list[str], agents: Path) -> int:
             problems += [str(issue) for issue in error.issues]
     for line in problems:
         print(line)
-    print(f"{len(files)} template(s) checked, {broken} with errors, {len(problems)} error(s) in all"
-          + ("" if roster is not None else "; the roster has errors"))
+    print(
+        f"{len(files)} template(s) checked, {broken} with errors, {len(problems)} error(s) in all"
+        + ("" if roster is not None else "; the roster has errors")
+    )
     return 1 if problems else 0
 
 
@@ -72,8 +74,10 @@ def show(workflow: str, dags: Path) -> int:
     roster = load_roster(dags / "agents.yaml")
     plan = plan_workflow(load_workflow(path, roster), roster)
     spec = plan.workflow
-    print(f"{spec.workflow} v{spec.version} ({spec.category}, owner {spec.owner}); "
-          f"schedule: {spec.schedule.cron or 'none'} {spec.schedule.timezone}")
+    print(
+        f"{spec.workflow} v{spec.version} ({spec.category}, owner {spec.owner}); "
+        f"schedule: {spec.schedule.cron or 'none'} {spec.schedule.timezone}"
+    )
     rows = describe(plan)
     widths = {key: max(len(key), *(len(str(row[key])) for row in rows)) for key in rows[0]}
     print("  ".join(key.ljust(width) for key, width in widths.items()))
@@ -92,8 +96,10 @@ def sync_pools(dags: Path) -> int:
 
     for agent in load_roster(dags / "agents.yaml").agents:
         Pool.create_or_update_pool(
-            agent.pool, agent.max_concurrency, f"Baton agent {agent.name}: at most {agent.max_concurrency} "
-            "concurrent steps", include_deferred=False,
+            agent.pool,
+            agent.max_concurrency,
+            f"Baton agent {agent.name}: at most {agent.max_concurrency} concurrent steps",
+            include_deferred=False,
         )
         print(f"pool {agent.pool}: {agent.max_concurrency} slot(s)")
     return 0
@@ -103,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="baton", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("validate", help="check templates; list every error; exit 1 on any")
-    check.add_argument("paths", nargs="*", help="template files or folders (default: the dags folder's workflows)")
+    check.add_argument(
+        "paths", nargs="*", help="template files or folders (default: the dags folder's workflows)"
+    )
     check.add_argument("--agents", type=Path, help="the roster (default: agents.yaml of the dags folder)")
     schema = commands.add_parser("schema", help="write the JSON Schemas generated from the models")
     schema.add_argument("--out", type=Path, default=SCHEMA_DIR)

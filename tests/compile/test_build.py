@@ -28,8 +28,10 @@ def test_inputs_become_params_with_the_same_schema(revenue):
     params = revenue.params
     assert params["month"] == "latest"
     target = params.get_param("target")
-    assert (target.schema, target.description) == ({"type": "number", "minimum": 1},
-                                                   "Monthly revenue target in USD.")
+    assert (target.schema, target.description) == (
+        {"type": "number", "minimum": 1},
+        "Monthly revenue target in USD.",
+    )
 
 
 def test_defaults_become_default_args(revenue):
@@ -44,7 +46,9 @@ def test_agents_run_in_their_pool_and_skills_in_the_default_pool(revenue, roster
     assert revenue.get_task("update_plan").pool == "baton_agent_strategy_strategic_planner"
     assert revenue.get_task("announce_milestone").pool == "default_pool"
     assert plan_workflow(load_workflow_from(revenue, roster), roster).pools == {
-        "baton_agent_finance_financial_analyst": 2, "baton_agent_strategy_strategic_planner": 2}
+        "baton_agent_finance_financial_analyst": 2,
+        "baton_agent_strategy_strategic_planner": 2,
+    }
 
 
 def load_workflow_from(dag, roster):
@@ -64,16 +68,33 @@ def test_dependencies_branches_and_docs(revenue):
 
 def test_cron_schedule_runs_in_the_templates_timezone(revenue):
     assert isinstance(revenue.timetable, CronTriggerTimetable)
-    paris = build_dag(plan_workflow(_minimal(schedule={"cron": "0 9 * * 1-5", "timezone": "Europe/Paris"}), None))
+    paris = build_dag(
+        plan_workflow(_minimal(schedule={"cron": "0 9 * * 1-5", "timezone": "Europe/Paris"}), None)
+    )
     assert (paris.timetable.expression, str(paris.timetable.timezone)) == ("0 9 * * 1-5", "Europe/Paris")
     assert (revenue.timetable.expression, str(revenue.timetable.timezone)) == ("0 18 * * *", "UTC")
     assert revenue.catchup is False
 
 
 def _minimal(**extra):
-    return Workflow.model_validate({"workflow": "w", "version": 3, "description": "Demo.\nMore.", "owner": "o",
-                                    "steps": [{"id": "a", "skill": "score_leads", "retries": 5,
-                                               "execution_timeout": "2m", "trigger_rule": "all_done"}], **extra})
+    return Workflow.model_validate(
+        {
+            "workflow": "w",
+            "version": 3,
+            "description": "Demo.\nMore.",
+            "owner": "o",
+            "steps": [
+                {
+                    "id": "a",
+                    "skill": "score_leads",
+                    "retries": 5,
+                    "execution_timeout": "2m",
+                    "trigger_rule": "all_done",
+                }
+            ],
+            **extra,
+        }
+    )
 
 
 def test_step_overrides_and_unscheduled_workflow():
@@ -85,8 +106,12 @@ def test_step_overrides_and_unscheduled_workflow():
 
 
 def test_optional_input_without_default_accepts_null_and_required_one_has_no_default():
-    dag = build_dag(plan_workflow(_minimal(inputs={"note": {"type": "string"},
-                                                   "account": {"type": "string", "required": True}}), None))
+    dag = build_dag(
+        plan_workflow(
+            _minimal(inputs={"note": {"type": "string"}, "account": {"type": "string", "required": True}}),
+            None,
+        )
+    )
     assert dag.params.get_param("note").schema["type"] == ["string", "null"]
     assert dag.params.get_param("note").value is None
     assert not dag.params.get_param("account").has_value

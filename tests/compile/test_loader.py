@@ -31,8 +31,10 @@ def test_healthy_templates_load_and_broken_ones_are_the_files_import_error(folde
     assert sorted(bag.dag_ids) == ["daily_operations", "lead_qualification", "revenue_milestone"]
     assert list(bag.import_errors) == ["baton_workflows.py"]
     error = bag.import_errors["baton_workflows.py"]
-    assert error.startswith("TemplateError: 2 Baton template file(s) could not be loaded (3 workflow(s) did load): "
-                            "workflows/dependency_cycle.yaml, workflows/unknown_agent.yaml.")
+    assert error.startswith(
+        "TemplateError: 2 Baton template file(s) could not be loaded (3 workflow(s) did load): "
+        "workflows/dependency_cycle.yaml, workflows/unknown_agent.yaml."
+    )
     assert "workflows/unknown_agent.yaml:9: steps[1].agent: unknown agent 'sales_bot'" in error
     assert "workflows/dependency_cycle.yaml:8: steps[0].needs: dependency cycle: a -> c -> b -> a" in error
 
@@ -44,8 +46,10 @@ def test_a_broken_roster_is_reported_with_every_workflow_that_needs_it(folder):
     assert bag.dag_ids == []  # every bundled workflow names an agent
     error = bag.import_errors["baton_workflows.py"]
     assert "agents.yaml:11: agents[0].max_concurrency: Input should be a valid integer" in error
-    assert ("workflows/lead_qualification.yaml:30: steps[0].agent: cannot resolve agent 'marketing_lead_generator':"
-            " the roster has errors") in error
+    assert (
+        "workflows/lead_qualification.yaml:30: steps[0].agent: cannot resolve agent 'marketing_lead_generator':"
+        " the roster has errors"
+    ) in error
 
 
 def test_no_errors_dag_when_everything_is_healthy(dags_folder):
@@ -74,4 +78,5 @@ def test_a_baton_bug_in_one_template_does_not_hide_the_others(folder, monkeypatc
     dags = load_dags(folder)
     assert sorted(dags) == [ERRORS_DAG_ID, "lead_qualification", "revenue_milestone"]
     assert "workflows/daily_operations.yaml: RuntimeError: boom (fix: this is a Baton bug" in str(
-        dags[ERRORS_DAG_ID].template_error)
+        dags[ERRORS_DAG_ID].template_error
+    )

@@ -87,10 +87,14 @@ def test_baton_validate_lists_every_error_of_the_corpus_and_exits_1(capsys, dags
     for pattern in EXPECTED.values():
         assert re.search(pattern, out), pattern
     assert "two_errors.yaml:9: steps[1].skill: unknown skill 'nope'" in out
-    assert out.strip().endswith(f"{len(EXPECTED) + 1} template(s) checked, {len(EXPECTED) + 1} with errors, "
-                                f"{len(EXPECTED) + 2} error(s) in all")
+    assert out.strip().endswith(
+        f"{len(EXPECTED) + 1} template(s) checked, {len(EXPECTED) + 1} with errors, "
+        f"{len(EXPECTED) + 2} error(s) in all"
+    )
 
 
 def test_baton_validate_of_the_bundled_templates_exits_0(capsys, dags_folder):
-    assert baton(["validate", str(dags_folder / "workflows"), "--agents", str(dags_folder / "agents.yaml")]) == 0
+    assert (
+        baton(["validate", str(dags_folder / "workflows"), "--agents", str(dags_folder / "agents.yaml")]) == 0
+    )
     assert "0 with errors, 0 error(s) in all" in capsys.readouterr().out

@@ -12,15 +12,27 @@ from baton.spec.roster import DEFAULT_LLM_CONN_ID, Agent, Roster
 
 
 def _workflow(**overrides):
-    data = {"workflow": "w", "version": 1, "description": "d", "owner": "o",
-            "steps": [{"id": "a", "skill": "score_leads"}], **overrides}
+    data = {
+        "workflow": "w",
+        "version": 1,
+        "description": "d",
+        "owner": "o",
+        "steps": [{"id": "a", "skill": "score_leads"}],
+        **overrides,
+    }
     return Workflow.model_validate(data)
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("30s", timedelta(seconds=30)), ("5m", timedelta(minutes=5)), ("1h30m", timedelta(minutes=90)),
-    (300, timedelta(seconds=300)), ("PT2M", timedelta(minutes=2)),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("30s", timedelta(seconds=30)),
+        ("5m", timedelta(minutes=5)),
+        ("1h30m", timedelta(minutes=90)),
+        (300, timedelta(seconds=300)),
+        ("PT2M", timedelta(minutes=2)),
+    ],
+)
 def test_durations_accept_seconds_and_short_forms(raw, expected):
     assert _workflow(defaults={"retry_delay": raw}).defaults.retry_delay == expected
 
@@ -31,15 +43,18 @@ def test_defaults_retry_with_exponential_backoff_capped():
     assert defaults.max_retry_delay == timedelta(minutes=10)
 
 
-@pytest.mark.parametrize(("raw", "cron"), [(None, None), ("none", None), ("@daily", "@daily"),
-                                            ("0 9 * * *", "0 9 * * *")])
+@pytest.mark.parametrize(
+    ("raw", "cron"), [(None, None), ("none", None), ("@daily", "@daily"), ("0 9 * * *", "0 9 * * *")]
+)
 def test_schedule_string_forms(raw, cron):
     schedule = _workflow(schedule=raw).schedule
     assert (schedule.cron, schedule.timezone, schedule.catchup) == (cron, "UTC", False)
 
 
 def test_output_shorthand_means_type():
-    step = Step.model_validate({"id": "a", "agent": "x", "output": {"score": "integer", "why": {"type": "string"}}})
+    step = Step.model_validate(
+        {"id": "a", "agent": "x", "output": {"score": "integer", "why": {"type": "string"}}}
+    )
     assert step.output["score"].type == "integer"
     assert step.output["why"].type == "string"
 

@@ -41,12 +41,13 @@ class BatonAIHook(PydanticAIHook):
             if not offline_fallback_allowed():
                 raise AgentError(
                     f"LLM connection '{self.llm_conn_id}' is not defined. Create it (type pydanticai, "
-                    f"extra {{\"model\": \"openai:gpt-5-mini\"}}) or set {ALLOW_OFFLINE_ENV}=true to use "
+                    f'extra {{"model": "openai:gpt-5-mini"}}) or set {ALLOW_OFFLINE_ENV}=true to use '
                     "the offline model."
                 ) from None
             self.log.warning(
                 "LLM connection '%s' is not defined: answering with the offline model %s.",
-                self.llm_conn_id, OFFLINE_MODEL_NAME,
+                self.llm_conn_id,
+                OFFLINE_MODEL_NAME,
             )
             return True
         return extra.get("model") == OFFLINE_MODEL_NAME

@@ -35,7 +35,8 @@ def agent_call(step: Any, prompt: str) -> AgentCall:
         prompt=prompt,
         llm_conn_id=agent["llm_conn_id"],
         model_id=agent.get("model"),
-        system_prompt=agent.get("system_prompt") or f"You are {agent['name']}. {agent.get('description', '')}",
+        system_prompt=agent.get("system_prompt")
+        or f"You are {agent['name']}. {agent.get('description', '')}",
         output_type=model or str,
         serialize_output=True,
         agent_params={"retries": {"output": step.output_retries}, "name": agent["name"]},

@@ -9,7 +9,14 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart, UserPromptPart
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    UserPromptPart,
+)
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 OFFLINE_MODEL_NAME = "baton:offline"
@@ -91,7 +98,9 @@ def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         schema = tool.parameters_json_schema
         return ModelResponse(parts=[ToolCallPart(tool.name, _Faker(prompt, schema).value(schema, "output"))])
     faker = _Faker(prompt, {})
-    return ModelResponse(parts=[TextPart(f"Offline answer #{faker.number('text') % 10000:04d}: {faker.gist}")])
+    return ModelResponse(
+        parts=[TextPart(f"Offline answer #{faker.number('text') % 10000:04d}: {faker.gist}")]
+    )
 
 
 def offline_model() -> FunctionModel:

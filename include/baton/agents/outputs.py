@@ -28,7 +28,8 @@ def _annotation(spec: dict[str, Any]) -> Any:
     if spec.get("enum"):
         return Literal[tuple(spec["enum"])]
     if kind == "array":
-        return list[_TYPES[spec.get("items") or "string"]]
+        item = _TYPES[spec.get("items") or "string"]
+        return list[item]
     return _TYPES[kind]
 
 

@@ -35,7 +35,9 @@ def _param(field: InputField) -> Param:
 
 
 def _retry_args(policy: RetryPolicy) -> dict[str, Any]:
-    return {k: v for k, v in policy.model_dump(include=set(RetryPolicy.model_fields)).items() if v is not None}
+    return {
+        k: v for k, v in policy.model_dump(include=set(RetryPolicy.model_fields)).items() if v is not None
+    }
 
 
 def _doc_md(workflow: Workflow, plan: WorkflowPlan) -> str:
@@ -57,7 +59,8 @@ def _task(plan: StepPlan, workflow: Workflow, dag: DAG) -> AgentOperator:
         instruction=step.instruction,
         agent=plan.agent.model_dump(mode="json") if plan.agent else None,
         skill=step.skill,
-        output_spec=step.output if not isinstance(step.output, dict)
+        output_spec=step.output
+        if not isinstance(step.output, dict)
         else {name: f.model_dump(exclude_defaults=True) for name, f in step.output.items()},
         reads=list(plan.reads),
         when=step.when,

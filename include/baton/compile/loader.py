@@ -82,8 +82,18 @@ def load_dags(dags_folder: Path) -> dict[str, DAG]:
         except Exception as error:  # a Baton bug must not hide the healthy templates either
             log.exception("Building %s failed", path)
             name = str(path.relative_to(dags_folder))
-            errors.append(TemplateError([Issue(name, "", f"{type(error).__name__}: {error}",
-                                               "this is a Baton bug; please report it with the template")]))
+            errors.append(
+                TemplateError(
+                    [
+                        Issue(
+                            name,
+                            "",
+                            f"{type(error).__name__}: {error}",
+                            "this is a Baton bug; please report it with the template",
+                        )
+                    ]
+                )
+            )
     if errors:
         dags[ERRORS_DAG_ID] = _errors_dag(errors, loaded=len(dags))
     return dags

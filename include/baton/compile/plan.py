@@ -56,7 +56,9 @@ def plan_workflow(workflow: Workflow, roster: Roster | None) -> WorkflowPlan:
         pool = agent.pool if agent else DEFAULT_POOL
         if agent:
             pools[agent.pool] = agent.max_concurrency
-        steps.append(StepPlan(step=step, agent=agent, upstream=tuple(step.needs), reads=_reads(step), pool=pool))
+        steps.append(
+            StepPlan(step=step, agent=agent, upstream=tuple(step.needs), reads=_reads(step), pool=pool)
+        )
     return WorkflowPlan(workflow=workflow, steps=tuple(steps), pools=pools)
 
 

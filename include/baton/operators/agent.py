@@ -58,11 +58,16 @@ class AgentOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         scope = self.jinja_context(context)
         if self.when and not templating.evaluate(self.when, scope):
-            raise AirflowSkipException(f"Step '{self.task_id}' skipped: its condition `{self.when}` is false.")
+            raise AirflowSkipException(
+                f"Step '{self.task_id}' skipped: its condition `{self.when}` is false."
+            )
         prompt = templating.render(self.instruction, scope)
         self.log.info(
             "Step %s (%s): instruction of %d chars, sha256 %s; upstream outputs read: %s",
-            self.task_id, self.worker, len(prompt), hashlib.sha256(prompt.encode()).hexdigest()[:16],
+            self.task_id,
+            self.worker,
+            len(prompt),
+            hashlib.sha256(prompt.encode()).hexdigest()[:16],
             ", ".join(self.reads) or "none",
         )
         skill = self.skill or (self.agent or {}).get("skill")
@@ -74,8 +79,12 @@ class AgentOperator(BaseOperator):
             from baton.agents.llm import run_llm_step
 
             output = run_llm_step(self, prompt, context)
-        self.log.info("Step %s output: keys %s, %d bytes", self.task_id, sorted(output),
-                      len(json.dumps(output, default=str)))
+        self.log.info(
+            "Step %s output: keys %s, %d bytes",
+            self.task_id,
+            sorted(output),
+            len(json.dumps(output, default=str)),
+        )
         return output
 
     @property

@@ -43,7 +43,15 @@ class LeadValue(BaseModel):
 def _score(lead: dict) -> tuple[int, list[str]]:
     """Firmographic fit (size, budget) plus engagement, 0-100, with the reasons that earned points."""
     reasons = []
-    size = 30 if lead["employees"] >= 1000 else 20 if lead["employees"] >= 100 else 10 if lead["employees"] >= 40 else 0
+    size = (
+        30
+        if lead["employees"] >= 1000
+        else 20
+        if lead["employees"] >= 100
+        else 10
+        if lead["employees"] >= 40
+        else 0
+    )
     if size:
         reasons.append(f"{lead['employees']} employees (+{size})")
     budget = min(40, round(lead["annual_budget"] / 48000 * 40))
@@ -64,8 +72,17 @@ def score_leads(request: SkillRequest) -> dict:
             continue
         score, reasons = _score(lead)
         tier = "hot" if score >= max(75, min_score) else "warm" if score >= min_score else "cold"
-        scored.append(ScoredLead(id=lead["id"], company=lead["company"], region=lead["region"], score=score,
-                                 tier=tier, annual_budget=lead["annual_budget"], reasons=reasons))
+        scored.append(
+            ScoredLead(
+                id=lead["id"],
+                company=lead["company"],
+                region=lead["region"],
+                score=score,
+                tier=tier,
+                annual_budget=lead["annual_budget"],
+                reasons=reasons,
+            )
+        )
     scored.sort(key=lambda lead: (-lead.score, lead.id))
     qualified = sum(lead.tier != "cold" for lead in scored)
     return LeadScores(region=region, total=len(scored), qualified=qualified, leads=scored).model_dump()

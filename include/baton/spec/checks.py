@@ -36,27 +36,42 @@ def check_workflow(workflow: Workflow, roster: Roster | None, path: Path) -> lis
 
 def _check_name(workflow: Workflow, path: Path) -> Iterator[Found]:
     if path.suffix in (".yaml", ".yml") and workflow.workflow != path.stem:
-        yield (("workflow",), f"workflow id '{workflow.workflow}' differs from the file name '{path.name}'",
-               f"rename the file to {workflow.workflow}.yaml or set workflow: {path.stem}")
+        yield (
+            ("workflow",),
+            f"workflow id '{workflow.workflow}' differs from the file name '{path.name}'",
+            f"rename the file to {workflow.workflow}.yaml or set workflow: {path.stem}",
+        )
 
 
 def _check_steps(workflow: Workflow) -> Iterator[Found]:
     ids = [step.id for step in workflow.steps]
     for index, step in enumerate(workflow.steps):
         if ids.index(step.id) != index:
-            yield (("steps", index, "id"), f"duplicate step id '{step.id}' (first at steps[{ids.index(step.id)}])",
-                   "give every step its own id")
+            yield (
+                ("steps", index, "id"),
+                f"duplicate step id '{step.id}' (first at steps[{ids.index(step.id)}])",
+                "give every step its own id",
+            )
         for position, need in enumerate(step.needs):
             if need == step.id:
-                yield (("steps", index, "needs", position), f"step '{step.id}' needs itself",
-                       "remove it from needs")
+                yield (
+                    ("steps", index, "needs", position),
+                    f"step '{step.id}' needs itself",
+                    "remove it from needs",
+                )
             elif need not in ids:
-                yield (("steps", index, "needs", position), f"needs unknown step '{need}'",
-                       _suggest(need, ids))
+                yield (
+                    ("steps", index, "needs", position),
+                    f"needs unknown step '{need}'",
+                    _suggest(need, ids),
+                )
     if cycle := find_cycle({step.id: [n for n in step.needs if n in ids] for step in workflow.steps}):
         first = ids.index(cycle[0])
-        yield (("steps", first, "needs"), f"dependency cycle: {' -> '.join(cycle)}",
-               "remove one of these needs so the steps form a chain")
+        yield (
+            ("steps", first, "needs"),
+            f"dependency cycle: {' -> '.join(cycle)}",
+            "remove one of these needs so the steps form a chain",
+        )
 
 
 def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
@@ -71,7 +86,7 @@ def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
             if need == node:
                 continue  # reported as "needs itself"
             if state.get(need) == 1:
-                return [*stack[stack.index(need):], need]
+                return [*stack[stack.index(need) :], need]
             if need not in state and (cycle := visit(need)):
                 return cycle
         stack.pop()
@@ -106,17 +121,29 @@ def _check_workers(workflow: Workflow, roster: Roster | None) -> Iterator[Found]
     for index, step in enumerate(workflow.steps):
         if step.agent is not None:
             if roster is None:
-                yield (("steps", index, "agent"), f"cannot resolve agent '{step.agent}': the roster has errors",
-                       "fix dags/agents.yaml first (baton validate lists its errors)")
+                yield (
+                    ("steps", index, "agent"),
+                    f"cannot resolve agent '{step.agent}': the roster has errors",
+                    "fix dags/agents.yaml first (baton validate lists its errors)",
+                )
             elif roster.get(step.agent) is None:
-                yield (("steps", index, "agent"), f"unknown agent '{step.agent}'",
-                       f"add it to dags/agents.yaml or use a roster name; {_suggest(step.agent, roster.names)}")
+                yield (
+                    ("steps", index, "agent"),
+                    f"unknown agent '{step.agent}'",
+                    f"add it to dags/agents.yaml or use a roster name; {_suggest(step.agent, roster.names)}",
+                )
         if step.skill is not None and step.skill not in skill_names():
-            yield (("steps", index, "skill"), f"unknown skill '{step.skill}'",
-                   f"register it in baton.skills; {_suggest(step.skill, skill_names())}")
+            yield (
+                ("steps", index, "skill"),
+                f"unknown skill '{step.skill}'",
+                f"register it in baton.skills; {_suggest(step.skill, skill_names())}",
+            )
         if isinstance(step.output, str) and get_output_model(step.output) is None:
-            yield (("steps", index, "output"), f"unknown output model '{step.output}'",
-                   f"declare fields instead, or use one of: {', '.join(output_model_names())}")
+            yield (
+                ("steps", index, "output"),
+                f"unknown output model '{step.output}'",
+                f"declare fields instead, or use one of: {', '.join(output_model_names())}",
+            )
 
 
 def _check_templates(workflow: Workflow) -> Iterator[Found]:
@@ -133,14 +160,20 @@ def _check_templates(workflow: Workflow) -> Iterator[Found]:
                 yield (loc, f"Jinja syntax error: {error.message}", "fix the {{ ... }} expression")
                 continue
             for name in sorted(unknown):
-                yield (loc, f"unknown name '{name}' in Jinja",
-                       "use inputs.<name>, steps.<step id>.<field> or run.<id|logical_date|ds>")
+                yield (
+                    loc,
+                    f"unknown name '{name}' in Jinja",
+                    "use inputs.<name>, steps.<step id>.<field> or run.<id|logical_date|ds>",
+                )
             for name in sorted(steps_read):
                 if name not in ids:
                     yield (loc, f"references unknown step '{name}'", _suggest(name, sorted(ids)))
                 elif name not in upstream.get(step.id, set()):
-                    yield (loc, f"references step '{name}', which is not upstream of '{step.id}'",
-                           f"add '{name}' to needs of '{step.id}'")
+                    yield (
+                        loc,
+                        f"references step '{name}', which is not upstream of '{step.id}'",
+                        f"add '{name}' to needs of '{step.id}'",
+                    )
             for name in sorted(inputs_read - set(workflow.inputs)):
                 yield (loc, f"references unknown input '{name}'", _suggest(name, sorted(workflow.inputs)))
 
@@ -151,16 +184,22 @@ def _check_schedule(workflow: Workflow) -> Iterator[Found]:
         from croniter import croniter
 
         if not croniter.is_valid(cron):
-            yield (("schedule",), f"invalid cron expression '{cron}'",
-                   "use five fields 'minute hour day month weekday' (e.g. '0 9 * * *'), a preset "
-                   f"({', '.join(PRESETS)}) or none")
+            yield (
+                ("schedule",),
+                f"invalid cron expression '{cron}'",
+                "use five fields 'minute hour day month weekday' (e.g. '0 9 * * *'), a preset "
+                f"({', '.join(PRESETS)}) or none",
+            )
     elif cron is not None and cron not in PRESETS:
         yield (("schedule",), f"unknown schedule preset '{cron}'", f"use one of {', '.join(PRESETS)}")
     try:
         ZoneInfo(workflow.schedule.timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        yield (("schedule", "timezone"), f"unknown timezone '{workflow.schedule.timezone}'",
-               "use an IANA name such as 'UTC' or 'Europe/Paris'")
+        yield (
+            ("schedule", "timezone"),
+            f"unknown timezone '{workflow.schedule.timezone}'",
+            "use an IANA name such as 'UTC' or 'Europe/Paris'",
+        )
 
 
 def _check_inputs(workflow: Workflow) -> Iterator[Found]:
@@ -170,13 +209,18 @@ def _check_inputs(workflow: Workflow) -> Iterator[Found]:
         loc = ("inputs", name, "default")
         if field.default is None:
             if workflow.schedule.cron is not None and field.required:
-                yield (loc, f"input '{name}' has no default, but scheduled runs get no conf",
-                       "give it a default, or make the workflow unscheduled")
+                yield (
+                    loc,
+                    f"input '{name}' has no default, but scheduled runs get no conf",
+                    "give it a default, or make the workflow unscheduled",
+                )
             continue
         try:
             jsonschema.validate(field.default, field.json_schema())
         except jsonschema.ValidationError as error:
-            yield (loc, f"default {field.default!r} does not fit the input: {error.message}",
-                   f"use a default that is a valid {field.type}"
-                   + (f" among {field.enum}" if field.enum else ""))
-
+            yield (
+                loc,
+                f"default {field.default!r} does not fit the input: {error.message}",
+                f"use a default that is a valid {field.type}"
+                + (f" among {field.enum}" if field.enum else ""),
+            )

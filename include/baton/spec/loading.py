@@ -75,9 +75,9 @@ def _data_loc(data: Any, loc: Loc) -> tuple[str | int, ...]:
     kept: list[str | int] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        if in_dict or in_list:
             node = node[part]
         elif isinstance(part, str) and ("[" in part or part in _UNION_TAGS):
             continue  # pydantic names the union member it tried; not a key of the file
@@ -118,18 +118,33 @@ class Source:
 
     def parse(self) -> Any:
         try:
-            return yaml.load(self.text, Loader=_LOADER)  # noqa: S506 - _LOADER is a SafeLoader
+            return yaml.load(self.text, Loader=_LOADER)
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
             problem = getattr(error, "problem", None) or str(error)
-            raise TemplateError([Issue(self.name, "", f"YAML syntax error: {problem}",
-                                       "fix the YAML syntax at this line",
-                                       mark.line + 1 if mark else None)]) from None
+            raise TemplateError(
+                [
+                    Issue(
+                        self.name,
+                        "",
+                        f"YAML syntax error: {problem}",
+                        "fix the YAML syntax at this line",
+                        mark.line + 1 if mark else None,
+                    )
+                ]
+            ) from None
 
     def validate(self, model: type[BaseModel], data: Any) -> Any:
         if not isinstance(data, dict):
-            raise TemplateError([self.issue((), f"expected a mapping at the top, got {type(data).__name__}",
-                                            f"start the file with the keys of a {model.__name__.lower()}")])
+            raise TemplateError(
+                [
+                    self.issue(
+                        (),
+                        f"expected a mapping at the top, got {type(data).__name__}",
+                        f"start the file with the keys of a {model.__name__.lower()}",
+                    )
+                ]
+            )
         try:
             return model.model_validate(data)
         except ValidationError as error:
@@ -155,8 +170,11 @@ def load_roster(path: Path, root: Path | None = None) -> Roster:
     from baton.skills import skill_names
 
     issues = [
-        source.issue(("agents", index, "skill"), f"unknown skill '{agent.skill}'",
-                     f"use a registered skill: {', '.join(skill_names())}")
+        source.issue(
+            ("agents", index, "skill"),
+            f"unknown skill '{agent.skill}'",
+            f"use a registered skill: {', '.join(skill_names())}",
+        )
         for index, agent in enumerate(roster.agents)
         if agent.skill is not None and agent.skill not in skill_names()
     ]

@@ -149,7 +149,9 @@ class Step(RetryPolicy):
     @model_validator(mode="after")
     def _one_worker(self) -> Step:
         if (self.agent is None) == (self.skill is None):
-            raise ValueError("a step names exactly one of 'agent' (a roster name) or 'skill' (a registered skill)")
+            raise ValueError(
+                "a step names exactly one of 'agent' (a roster name) or 'skill' (a registered skill)"
+            )
         return self
 
 

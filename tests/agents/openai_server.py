@@ -1,0 +1,79 @@
+"""A small OpenAI-compatible Chat Completions server on 127.0.0.1, for tests of the real-model path.
+
+Each path prefix is a scripted behaviour: ``/valid/v1`` answers every call to an output tool with
+``answer`` (or text), ``/invalid/v1`` always answers with arguments that fail validation. Every
+request body is recorded, so a test can check what the model was sent.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class OpenAICompatibleServer:
+    def __init__(self, answer: dict[str, Any]):
+        self.answer = answer
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.requests.append((self.path, body))
+                if not self.path.endswith("/chat/completions"):
+                    self.send_error(404, "only /v1/chat/completions here")
+                    return
+                payload = json.dumps(server.reply(self.path, body)).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def reply(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        tools = body.get("tools") or []
+        if path.startswith("/invalid/"):
+            arguments: Any = {"unexpected": True}
+        else:
+            arguments = self.answer
+        message: dict[str, Any] = {"role": "assistant", "content": None}
+        if tools:
+            message["tool_calls"] = [
+                {
+                    "id": f"call_{len(self.requests)}",
+                    "type": "function",
+                    "function": {"name": tools[0]["function"]["name"], "arguments": json.dumps(arguments)},
+                }
+            ]
+        else:
+            message["content"] = json.dumps(arguments)
+        return {
+            "id": f"chatcmpl-{len(self.requests)}",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body.get("model", "local"),
+            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if tools else "stop"}],
+            "usage": {"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49},
+        }
+
+    def __enter__(self) -> OpenAICompatibleServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
