@@ -1,0 +1,93 @@
+"""DAG integrity of every bundled template, and a dag.test() of each asserting what its steps produced."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from baton.skills.leads import CONVERSION
+from tests.conftest import ROOT, run_dag_test
+
+DEMO = ROOT / "include" / "demo"
+BUNDLED = sorted(p.stem for p in (ROOT / "dags" / "workflows").glob("*.yaml"))
+
+
+def test_every_template_is_a_dag_without_import_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert sorted(dagbag.dag_ids) == BUNDLED == ["daily_operations", "lead_qualification", "revenue_milestone"]
+
+
+@pytest.mark.parametrize("dag_id", BUNDLED)
+def test_integrity(dagbag, dag_id):
+    dag = dagbag.dags[dag_id]
+    assert dag.doc_md and dag.description
+    assert {"baton", "v1"} <= set(dag.tags)
+    for task in dag.tasks:
+        assert task.retries >= 1, task.task_id
+        assert task.owner not in ("", "airflow"), task.task_id
+        assert task.execution_timeout is not None, task.task_id
+
+
+def test_seed_schedules(dagbag):
+    assert dagbag.dags["daily_operations"].timetable.expression == "0 9 * * *"
+    assert dagbag.dags["revenue_milestone"].timetable.expression == "0 18 * * *"
+    assert dagbag.dags["lead_qualification"].schedule is None
+
+
+def test_lead_qualification_scores_and_values_the_leads(dagbag, airflow_db):
+    run, results = run_dag_test(dagbag.dags["lead_qualification"], run_conf={"region": "emea", "min_score": 40})
+    assert run.state == "success"
+    emea = [lead for lead in json.loads((DEMO / "leads.json").read_text())["leads"] if lead["region"] == "emea"]
+    scores = results["score_leads"][1]
+    assert (scores["region"], scores["total"]) == ("emea", len(emea))
+    assert {lead["id"] for lead in scores["leads"]} == {lead["id"] for lead in emea}
+    assert [lead["score"] for lead in scores["leads"]] == sorted((lead["score"] for lead in scores["leads"]), reverse=True)
+    for lead in scores["leads"]:
+        expected_tier = "hot" if lead["score"] >= 75 else "warm" if lead["score"] >= 40 else "cold"
+        assert lead["tier"] == expected_tier, lead
+    qualified = [lead for lead in scores["leads"] if lead["tier"] != "cold"]
+    assert scores["qualified"] == len(qualified) > 0
+
+    value = results["value_leads"][1]
+    expected = round(sum(lead["annual_budget"] * CONVERSION[lead["tier"]] for lead in qualified), 2)
+    assert value["expected_revenue"] == pytest.approx(expected)
+    assert value["qualified_leads"] == len(qualified)
+    assert value["share_of_monthly_target"] == pytest.approx(expected / 12 / 4167, abs=1e-4)
+    assert value["top_leads"][0]["expected_value"] == max(t["expected_value"] for t in value["top_leads"])
+
+
+@pytest.mark.parametrize(("month", "reached"), [("2026-10", True), ("2026-09", False)])
+def test_revenue_milestone_branches_on_the_target(dagbag, airflow_db, month, reached):
+    run, results = run_dag_test(dagbag.dags["revenue_milestone"], run_conf={"month": month})
+    assert run.state == "success"
+    rows = [t for t in json.loads((DEMO / "revenue.json").read_text())["transactions"] if t["date"][:7] == month]
+    metrics = results["compute_metrics"][1]
+    assert metrics["mtd_revenue"] == sum(t["amount"] for t in rows)
+    assert metrics["milestone_reached"] is reached
+    assert metrics["attainment_pct"] == round(metrics["mtd_revenue"] / 4167 * 100, 1)
+    plan = results["update_plan"][1]
+    assert plan["priority"] in ("low", "medium", "high")
+    assert f"Month {month}: revenue ${metrics['mtd_revenue']}" in plan["summary"]
+    state, announcement = results["announce_milestone"]
+    if reached:
+        assert state == "success"
+        assert announcement["headline"] == f"Revenue milestone reached for {month}"
+        assert f"${metrics['mtd_revenue']:,.0f}" in announcement["body"]
+    else:
+        assert (state, announcement) == ("skipped", None)
+
+
+def test_daily_operations_classifies_systems_and_coordinates(dagbag, airflow_db):
+    run, results = run_dag_test(dagbag.dags["daily_operations"])
+    assert run.state == "success"
+    snapshot = results["collect_status"][1]
+    states = {system["system"]: system["state"] for system in snapshot["systems"]}
+    assert states == {"order_intake": "healthy", "invoice_queue": "failing", "support_desk": "degraded",
+                      "lead_sync": "failing", "nightly_reports": "healthy"}
+    assert (snapshot["healthy"], snapshot["degraded"], snapshot["failing"]) == (2, 1, 2)
+    assert snapshot["needs_attention"] == ["invoice_queue", "support_desk", "lead_sync"]
+    plan = results["coordinate"][1]
+    assert plan["status"] in ("green", "amber", "red")
+    assert plan["follow_ups"]
+    assert "2 systems healthy, 1 degraded, 2 failing" in plan["summary"]
