@@ -1,7 +1,7 @@
-"""Airflow DAG loader of Baton: builds one DAG per workflow template in dags/workflows/*.yaml.
+"""Airflow DAG file of Baton: one DAG per healthy workflow template in dags/workflows/*.yaml.
 
-A broken template shows as this file's import error (file, key path, fix) while every healthy
-template still loads. Run `baton validate` for the same messages on the command line.
+Broken templates are left out here and show as the import error of baton_template_errors.py (file,
+line, key path, fix); `baton validate` prints the same messages on the command line.
 """
 
 from pathlib import Path

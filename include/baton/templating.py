@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, meta, nodes
+from jinja2 import StrictUndefined, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 CONTEXT_NAMES = frozenset({"inputs", "steps", "run"})
@@ -16,22 +17,58 @@ def _expression_source(expression: str) -> str:
     return "{{ (" + expression + ") }}"
 
 
-def references(source: str, *, expression: bool = False) -> tuple[set[str], set[str], set[str]]:
+def references(
+    source: str, *, expression: bool = False
+) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
     """Return (unknown top-level names, step ids, input names) that ``source`` reads.
+
+    Each distinct source is parsed once per process (the checks and the plan both ask); the
+    results are frozensets, so no caller can change what the next one gets.
 
     :raises jinja2.TemplateSyntaxError: when ``source`` is not valid Jinja.
     """
+    return _references(source, expression)
+
+
+@lru_cache(maxsize=4096)
+def _references(source: str, expression: bool) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
     tree = ENV.parse(_expression_source(source) if expression else source)
-    unknown = meta.find_undeclared_variables(tree) - CONTEXT_NAMES
+    loaded: set[str] = set()
+    # Names the template defines itself, wherever it does: {% set %} (also {% set a, b = ... %}),
+    # {% for %} targets, {% with %}, macro and call-block arguments, imports. A name read outside the
+    # scope that defines it is accepted here (StrictUndefined still stops it at render time); a name
+    # defined nowhere in the template is always reported.
+    defined: set[str] = {"self"}  # Jinja binds ``self`` (the template reference) in every template
     found: dict[str, set[str]] = {"steps": set(), "inputs": set()}
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        if not (isinstance(node.node, nodes.Name) and node.node.name in found):
-            continue
-        if isinstance(node, nodes.Getattr):
-            found[node.node.name].add(node.attr)
-        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-            found[node.node.name].add(node.arg.value)
-    return unknown, found["steps"], found["inputs"]
+    stack: list[nodes.Node] = [tree]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.iter_child_nodes())
+        if isinstance(node, nodes.Name):
+            (loaded if node.ctx == "load" else defined).add(node.name)  # ctx "store" or "param"
+        elif isinstance(node, (nodes.Getattr, nodes.Getitem)):
+            owner = node.node
+            if isinstance(owner, nodes.Name) and owner.ctx == "load" and owner.name in found:
+                if isinstance(node, nodes.Getattr):
+                    found[owner.name].add(node.attr)
+                elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+                    found[owner.name].add(node.arg.value)
+        elif isinstance(node, nodes.NSRef):  # {% set ns.attr = ... %} reads the namespace ``ns``
+            loaded.add(node.name)
+        elif isinstance(node, nodes.For):
+            defined.add("loop")
+        elif isinstance(node, nodes.Macro):
+            defined.update((node.name, "caller", "varargs", "kwargs"))
+        elif isinstance(node, nodes.CallBlock):
+            defined.update(("caller", "varargs", "kwargs"))
+        elif isinstance(node, nodes.Block):
+            defined.add("super")
+        elif isinstance(node, nodes.Import):
+            defined.add(node.target)
+        elif isinstance(node, nodes.FromImport):
+            defined.update(name if isinstance(name, str) else name[1] for name in node.names)
+    unknown = loaded.difference(defined, CONTEXT_NAMES, ENV.globals)
+    return frozenset(unknown), frozenset(found["steps"]), frozenset(found["inputs"])
 
 
 def render(source: str, context: dict[str, Any]) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from airflow.dag_processing.dagbag import BundleDagBag
 
-from baton.compile.loader import ERRORS_DAG_ID, load_dags
+from baton.compile.loader import ERRORS_DAG_ID, load_dags, load_template_errors
 
 BROKEN = Path(__file__).parents[1] / "spec" / "broken"
 
@@ -24,16 +24,16 @@ def _bag(folder: Path) -> BundleDagBag:
     return BundleDagBag(dag_folder=str(folder), bundle_path=folder, bundle_name="test")
 
 
-def test_healthy_templates_load_and_broken_ones_are_the_files_import_error(folder):
+def test_healthy_templates_load_and_broken_ones_are_the_errors_files_import_error(folder):
     for name in ("unknown_agent.yaml", "dependency_cycle.yaml"):
         shutil.copy(BROKEN / name, folder / "workflows" / name)
     bag = _bag(folder)
     assert sorted(bag.dag_ids) == ["daily_operations", "lead_qualification", "revenue_milestone"]
-    assert list(bag.import_errors) == ["baton_workflows.py"]
-    error = bag.import_errors["baton_workflows.py"]
+    assert list(bag.import_errors) == ["baton_template_errors.py"]
+    error = bag.import_errors["baton_template_errors.py"]
     assert error.startswith(
-        "TemplateError: 2 Baton template file(s) could not be loaded (3 workflow(s) did load): "
-        "workflows/dependency_cycle.yaml, workflows/unknown_agent.yaml."
+        "TemplateError: 2 Baton template file(s) could not be loaded (3 healthy workflow(s) load from "
+        "baton_workflows.py): workflows/dependency_cycle.yaml, workflows/unknown_agent.yaml."
     )
     assert "workflows/unknown_agent.yaml:9: steps[1].agent: unknown agent 'sales_bot'" in error
     assert "workflows/dependency_cycle.yaml:8: steps[0].needs: dependency cycle: a -> c -> b -> a" in error
@@ -44,7 +44,7 @@ def test_a_broken_roster_is_reported_with_every_workflow_that_needs_it(folder):
     roster.write_text(roster.read_text().replace("max_concurrency: 4", "max_concurrency: lots", 1))
     bag = _bag(folder)
     assert bag.dag_ids == []  # every bundled workflow names an agent
-    error = bag.import_errors["baton_workflows.py"]
+    error = bag.import_errors["baton_template_errors.py"]
     assert "agents.yaml:11: agents[0].max_concurrency: Input should be a valid integer" in error
     assert (
         "workflows/lead_qualification.yaml:30: steps[0].agent: cannot resolve agent 'marketing_lead_generator':"
@@ -53,9 +53,8 @@ def test_a_broken_roster_is_reported_with_every_workflow_that_needs_it(folder):
 
 
 def test_no_errors_dag_when_everything_is_healthy(dags_folder):
-    dags = load_dags(dags_folder)
-    assert ERRORS_DAG_ID not in dags
-    assert sorted(dags) == ["daily_operations", "lead_qualification", "revenue_milestone"]
+    assert load_template_errors(dags_folder) == {}
+    assert sorted(load_dags(dags_folder)) == ["daily_operations", "lead_qualification", "revenue_milestone"]
 
 
 def test_a_task_process_compiles_only_its_own_template(dags_folder, monkeypatch):
@@ -64,19 +63,27 @@ def test_a_task_process_compiles_only_its_own_template(dags_folder, monkeypatch)
     assert list(load_dags(dags_folder)) == ["lead_qualification"]
 
 
-def test_a_baton_bug_in_one_template_does_not_hide_the_others(folder, monkeypatch):
+def test_a_baton_bug_in_one_template_does_not_hide_the_others(folder, monkeypatch, caplog):
     import baton.compile.loader as loader
 
-    real_build = loader.build_dag
+    real_plan, real_build = loader.plan_workflow, loader.build_dag
+
+    def plan(workflow, roster):
+        if workflow.workflow == "daily_operations":
+            raise RuntimeError("boom in plan")
+        return real_plan(workflow, roster)
 
     def build(plan):
-        if plan.workflow.workflow == "daily_operations":
-            raise RuntimeError("boom")
+        if plan.workflow.workflow == "revenue_milestone":
+            raise RuntimeError("boom in build")
         return real_build(plan)
 
+    monkeypatch.setattr(loader, "plan_workflow", plan)
     monkeypatch.setattr(loader, "build_dag", build)
-    dags = load_dags(folder)
-    assert sorted(dags) == [ERRORS_DAG_ID, "lead_qualification", "revenue_milestone"]
-    assert "workflows/daily_operations.yaml: RuntimeError: boom (fix: this is a Baton bug" in str(
-        dags[ERRORS_DAG_ID].template_error
-    )
+    assert sorted(load_dags(folder)) == ["lead_qualification"]
+    assert "Building workflows/revenue_milestone.yaml failed" in caplog.text
+    assert "RuntimeError: boom in build" in caplog.text
+    # The errors file validates and plans, but builds no DAG: it names the planning failure.
+    message = str(load_template_errors(folder)[ERRORS_DAG_ID].template_error)
+    assert "workflows/daily_operations.yaml: RuntimeError: boom in plan (fix: this is a Baton bug" in message
+    assert "revenue_milestone" not in message

@@ -15,7 +15,9 @@ BUNDLED = sorted(p.stem for p in (ROOT / "dags" / "workflows").glob("*.yaml"))
 
 def test_every_template_is_a_dag_without_import_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert sorted(dagbag.dag_ids) == BUNDLED == ["daily_operations", "lead_qualification", "revenue_milestone"]
+    assert (
+        sorted(dagbag.dag_ids) == BUNDLED == ["daily_operations", "lead_qualification", "revenue_milestone"]
+    )
 
 
 @pytest.mark.parametrize("dag_id", BUNDLED)
@@ -36,13 +38,19 @@ def test_seed_schedules(dagbag):
 
 
 def test_lead_qualification_scores_and_values_the_leads(dagbag, airflow_db):
-    run, results = run_dag_test(dagbag.dags["lead_qualification"], run_conf={"region": "emea", "min_score": 40})
+    run, results = run_dag_test(
+        dagbag.dags["lead_qualification"], run_conf={"region": "emea", "min_score": 40}
+    )
     assert run.state == "success"
-    emea = [lead for lead in json.loads((DEMO / "leads.json").read_text())["leads"] if lead["region"] == "emea"]
+    emea = [
+        lead for lead in json.loads((DEMO / "leads.json").read_text())["leads"] if lead["region"] == "emea"
+    ]
     scores = results["score_leads"][1]
     assert (scores["region"], scores["total"]) == ("emea", len(emea))
     assert {lead["id"] for lead in scores["leads"]} == {lead["id"] for lead in emea}
-    assert [lead["score"] for lead in scores["leads"]] == sorted((lead["score"] for lead in scores["leads"]), reverse=True)
+    assert [lead["score"] for lead in scores["leads"]] == sorted(
+        (lead["score"] for lead in scores["leads"]), reverse=True
+    )
     for lead in scores["leads"]:
         expected_tier = "hot" if lead["score"] >= 75 else "warm" if lead["score"] >= 40 else "cold"
         assert lead["tier"] == expected_tier, lead
@@ -61,7 +69,9 @@ def test_lead_qualification_scores_and_values_the_leads(dagbag, airflow_db):
 def test_revenue_milestone_branches_on_the_target(dagbag, airflow_db, month, reached):
     run, results = run_dag_test(dagbag.dags["revenue_milestone"], run_conf={"month": month})
     assert run.state == "success"
-    rows = [t for t in json.loads((DEMO / "revenue.json").read_text())["transactions"] if t["date"][:7] == month]
+    rows = [
+        t for t in json.loads((DEMO / "revenue.json").read_text())["transactions"] if t["date"][:7] == month
+    ]
     metrics = results["compute_metrics"][1]
     assert metrics["mtd_revenue"] == sum(t["amount"] for t in rows)
     assert metrics["milestone_reached"] is reached
@@ -83,8 +93,13 @@ def test_daily_operations_classifies_systems_and_coordinates(dagbag, airflow_db)
     assert run.state == "success"
     snapshot = results["collect_status"][1]
     states = {system["system"]: system["state"] for system in snapshot["systems"]}
-    assert states == {"order_intake": "healthy", "invoice_queue": "failing", "support_desk": "degraded",
-                      "lead_sync": "failing", "nightly_reports": "healthy"}
+    assert states == {
+        "order_intake": "healthy",
+        "invoice_queue": "failing",
+        "support_desk": "degraded",
+        "lead_sync": "failing",
+        "nightly_reports": "healthy",
+    }
     assert (snapshot["healthy"], snapshot["degraded"], snapshot["failing"]) == (2, 1, 2)
     assert snapshot["needs_attention"] == ["invoice_queue", "support_desk", "lead_sync"]
     plan = results["coordinate"][1]

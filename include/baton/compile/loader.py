@@ -1,4 +1,10 @@
-"""The one entry point of dags/baton_workflows.py: every template -> a DAG; broken ones -> import errors."""
+"""The entry points of the two DAG files in dags/: healthy templates -> DAGs; broken ones -> import errors.
+
+``baton_workflows.py`` gets one DAG per healthy template (``load_dags``); ``baton_template_errors.py``
+gets the errors of the broken ones (``load_template_errors``). They are two files because Airflow
+(3.3) marks every DAG of a file that has an import error stale and refuses to trigger it: a broken
+template must not take the healthy DAGs down with it.
+"""
 
 from __future__ import annotations
 
@@ -23,10 +29,9 @@ WORKFLOWS_DIR = "workflows"
 class TemplateErrorsDag(DAG):
     """Carries every broken template into the DAG processor, whose ``validate()`` call files them.
 
-    Airflow bags each DAG of a file on its own: the exception of one DAG's ``validate()`` becomes
-    the import error of the file (shown in the UI and by ``airflow dags list-import-errors``) while
-    the file's healthy DAGs still load. All broken templates go into this one DAG's error, because
-    import errors are keyed by file and a second one would replace the first.
+    The exception of a DAG's ``validate()`` becomes the import error of its file, shown in the UI and
+    by ``airflow dags list-import-errors``. All broken templates go into this one DAG's error,
+    because import errors are keyed by file and a second one would replace the first.
     """
 
     def validate(self):
@@ -51,8 +56,8 @@ def _read_roster(dags_folder: Path) -> tuple[Roster | None, TemplateError | None
 def _errors_dag(errors: list[TemplateError], loaded: int) -> TemplateErrorsDag:
     files = sorted({issue.file for error in errors for issue in error.issues})
     summary = (
-        f"{len(files)} Baton template file(s) could not be loaded ({loaded} workflow(s) did load): "
-        f"{', '.join(files)}. Run `baton validate` for the same list.\n"
+        f"{len(files)} Baton template file(s) could not be loaded ({loaded} healthy workflow(s) load from "
+        f"baton_workflows.py): {', '.join(files)}. Run `baton validate` for the same list.\n"
     )
     dag = TemplateErrorsDag(dag_id=ERRORS_DAG_ID, schedule=None)
     dag.template_error = TemplateError([issue for error in errors for issue in error.issues])
@@ -60,40 +65,50 @@ def _errors_dag(errors: list[TemplateError], loaded: int) -> TemplateErrorsDag:
     return dag
 
 
-def load_dags(dags_folder: Path) -> dict[str, DAG]:
-    """One DAG per template in ``dags_folder/workflows``; a broken template never hides the others.
+def compile_folder(
+    dags_folder: Path, *, build: bool = True
+) -> tuple[dict[str, DAG | None], list[TemplateError]]:
+    """Every template of ``dags_folder/workflows`` compiled: the DAGs, and the errors of the broken ones.
 
-    In a task process Airflow says which DAG it wants (the parsing context), and only that
-    template is compiled.
+    In a task process Airflow says which DAG it wants (the parsing context); only that template
+    is compiled then. With ``build=False`` templates are validated and planned but no DAG is built
+    (the values are None): what the errors file needs, at a third of the cost.
     """
     roster, roster_error = _read_roster(dags_folder)
     files = template_files(dags_folder)
     wanted = get_parsing_context().dag_id
     if wanted and any(path.stem == wanted for path in files):
         files = [path for path in files if path.stem == wanted]
-    dags: dict[str, DAG] = {}
+    dags: dict[str, DAG | None] = {}
     errors = [roster_error] if roster_error else []
     for path in files:
         try:
             workflow = load_workflow(path, roster, root=dags_folder)
-            dags[workflow.workflow] = build_dag(plan_workflow(workflow, roster))
+            plan = plan_workflow(workflow, roster)
+            dags[workflow.workflow] = build_dag(plan) if build else None
         except TemplateError as error:
             errors.append(error)
         except Exception as error:  # a Baton bug must not hide the healthy templates either
-            log.exception("Building %s failed", path)
             name = str(path.relative_to(dags_folder))
-            errors.append(
-                TemplateError(
-                    [
-                        Issue(
-                            name,
-                            "",
-                            f"{type(error).__name__}: {error}",
-                            "this is a Baton bug; please report it with the template",
-                        )
-                    ]
-                )
+            log.exception("Building %s failed", name)
+            issue = Issue(
+                name, "", f"{type(error).__name__}: {error}", "this is a Baton bug; please report it"
             )
-    if errors:
-        dags[ERRORS_DAG_ID] = _errors_dag(errors, loaded=len(dags))
+            errors.append(TemplateError([issue]))
+    return dags, errors
+
+
+def load_dags(dags_folder: Path) -> dict[str, DAG]:
+    """The DAGs of the healthy templates (for dags/baton_workflows.py)."""
+    dags, errors = compile_folder(dags_folder)
+    for error in errors:
+        log.warning(
+            "Skipped a broken template; see the import errors of baton_template_errors.py:\n%s", error
+        )
     return dags
+
+
+def load_template_errors(dags_folder: Path) -> dict[str, DAG]:
+    """A DAG whose validation fails with every template error, or nothing (for dags/baton_template_errors.py)."""
+    healthy, errors = compile_folder(dags_folder, build=False)
+    return {ERRORS_DAG_ID: _errors_dag(errors, loaded=len(healthy))} if errors else {}
