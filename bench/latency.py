@@ -1,0 +1,362 @@
+"""Benchmark: trigger-to-success latency of a 3-step Baton workflow vs. a plain Airflow @task chain.
+
+It writes a temp dags folder holding Baton's loader (baton_workflows.py + agents.yaml) with one
+template, ``latency_baton`` (three LLM agent steps in a chain on the offline model: the roster
+agent's connection baton_llm is undefined; small structured outputs; each instruction reads the
+upstream output through Jinja; the template's default retries), and one hand-written DAG file,
+``latency_plain`` (three plain ``@task``s in a chain passing a small dict through XCom). Both are
+unscheduled. One ``airflow standalone`` (temp AIRFLOW_HOME, the settings of ``make run`` from
+scripts/env.sh) runs them; ``baton pools sync`` creates the agents' pools. After one unmeasured
+warm-up run of each DAG, runs alternate Baton, plain, Baton, plain ... ``--runs`` times each. A
+run's latency is the wall time from just before ``POST /dagRuns`` until polling (every 0.05 s)
+sees the run succeed; the server-side duration (``end_date - queued_at``) is recorded too, and the
+task timestamps give where the time goes. The goal is a ratio of medians Baton/plain <= 1.2.
+
+``--no-preload`` sets ``AIRFLOW__SCHEDULER__MP_START_METHOD=fork``: LocalExecutor workers are then
+forked from the scheduler, without the agent runtime that the default forkserver preloads, which
+shows what the preload buys.
+
+Run from the repository root:
+
+    .venv/bin/python bench/latency.py [--runs 10] [--no-preload] [--keep DIR]
+
+This is a benchmark, not a test: it prints the medians and the ratio and exits 0 whatever the
+ratio (1 when a run fails or times out, or when an Airflow process outlives it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import httpx
+
+from baton import standalone as standalone_module
+from baton.standalone import Standalone
+
+ROOT = Path(__file__).resolve().parents[1]
+BATON, PLAIN = "latency_baton", "latency_plain"
+LABELS = {PLAIN: "plain @task chain:", BATON: "Baton offline chain:"}
+TASKS = ("first", "second", "third")
+POLL = 0.05
+RUN_TIMEOUT = 180.0
+GOAL = 1.2
+NO_PRELOAD = {"AIRFLOW__SCHEDULER__MP_START_METHOD": "fork"}
+SHOWN_SETTINGS = (
+    "AIRFLOW__SCHEDULER__MP_START_METHOD",
+    "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD",
+    "AIRFLOW__CORE__PARALLELISM",
+    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME",
+    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL",
+)
+
+BATON_TEMPLATE = """\
+workflow: latency_baton
+version: 1
+description: |
+  Latency benchmark (bench/latency.py): three LLM agent steps in a chain, answered by the offline
+  model (the agent's connection baton_llm is not defined).
+owner: bench
+category: bench
+tags: [bench]
+steps:
+  - id: first
+    agent: strategy_strategic_planner
+    instruction: Draft a one-line plan for run {{ run.id }}.
+    output:
+      summary: string
+      priority: {type: string, enum: [low, medium, high]}
+  - id: second
+    agent: strategy_strategic_planner
+    needs: [first]
+    instruction: "Refine this {{ steps.first.priority }}-priority plan: {{ steps.first.summary }}"
+    output:
+      summary: string
+      priority: {type: string, enum: [low, medium, high]}
+  - id: third
+    agent: strategy_strategic_planner
+    needs: [second]
+    instruction: "Sign off this {{ steps.second.priority }}-priority plan: {{ steps.second.summary }}"
+    output:
+      summary: string
+      priority: {type: string, enum: [low, medium, high]}
+"""
+
+PLAIN_DAG = '''\
+"""Latency benchmark (bench/latency.py): three plain @tasks in a chain passing a small dict."""
+
+from airflow.sdk import dag, task
+
+
+@dag(dag_id="latency_plain", schedule=None, tags=["bench"])
+def latency_plain():
+    @task
+    def first() -> dict:
+        return {"summary": "draft plan", "priority": "low"}
+
+    @task
+    def second(plan: dict) -> dict:
+        return {"summary": f"refined: {plan['summary']}", "priority": "medium"}
+
+    @task
+    def third(plan: dict) -> dict:
+        return {"summary": f"signed off: {plan['summary']}", "priority": plan["priority"]}
+
+    third(second(first()))
+
+
+latency_plain()
+'''
+
+
+class BenchError(Exception):
+    """A run failed or timed out; the message says which, with its task states."""
+
+
+def write_dags(dags: Path) -> None:
+    (dags / "workflows").mkdir(parents=True)
+    for name in ("baton_workflows.py", "agents.yaml"):  # not baton_template_errors.py: not needed
+        shutil.copyfile(ROOT / "dags" / name, dags / name)
+    (dags / "workflows" / f"{BATON}.yaml").write_text(BATON_TEMPLATE, encoding="utf-8")
+    (dags / f"{PLAIN}.py").write_text(PLAIN_DAG, encoding="utf-8")
+
+
+def env_after_env_sh(airflow: Standalone) -> dict[str, str]:
+    """The environment a command of ``airflow`` gets: its settings, then scripts/env.sh sourced."""
+    result = airflow.command("env", "-0", timeout=60)
+    if result.returncode != 0:
+        raise RuntimeError(f"sourcing scripts/env.sh failed: {result.stderr[-2000:]}")
+    return dict(item.split("=", 1) for item in result.stdout.split("\0") if "=" in item)
+
+
+def scheduler_env(airflow: Standalone) -> dict[str, str]:
+    """The environment of the running ``airflow scheduler`` process: the settings it really has."""
+    for pid in airflow.leftover_pids():
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if b"scheduler" in argv:
+                raw = Path(f"/proc/{pid}/environ").read_bytes()
+                return dict(i.decode().split("=", 1) for i in raw.split(b"\0") if b"=" in i)
+        except OSError:
+            continue
+    return {}
+
+
+def start_method_lines(home: Path) -> list[str]:
+    """What the scheduler logged about its multiprocessing start method and forkserver preload."""
+    log = home / "standalone.log"
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return [
+        line.strip()
+        for line in text.splitlines()
+        if "for scheduler" in line and ("start method" in line or "preload modules" in line)
+    ]
+
+
+def ts(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def task_instances(client: httpx.Client, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    response = client.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+    response.raise_for_status()
+    return response.json()["task_instances"]
+
+
+def states_text(client: httpx.Client, dag_id: str, run_id: str) -> str:
+    tis = sorted(task_instances(client, dag_id, run_id), key=lambda ti: ti["task_id"])
+    return ", ".join(f"{ti['task_id']}={ti['state']} (try {ti['try_number']})" for ti in tis)
+
+
+def run_once(client: httpx.Client, dag_id: str) -> tuple[float, float, dict[str, Any]]:
+    """Trigger ``dag_id`` and poll until it succeeds: wall seconds, server seconds, the run JSON."""
+    start = time.perf_counter()
+    response = client.post(f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": {}})
+    if response.status_code != 200:
+        raise BenchError(f"triggering {dag_id} gave {response.status_code}: {response.text}")
+    run_id = response.json()["dag_run_id"]
+    deadline = start + RUN_TIMEOUT
+    while True:
+        run = client.get(f"/dags/{dag_id}/dagRuns/{run_id}").json()
+        if run["state"] == "success":
+            wall = time.perf_counter() - start
+            break
+        if run["state"] == "failed":
+            raise BenchError(f"run {run_id} of {dag_id} failed: {states_text(client, dag_id, run_id)}")
+        if time.perf_counter() > deadline:
+            raise BenchError(
+                f"run {run_id} of {dag_id} not finished after {RUN_TIMEOUT:.0f} s: "
+                f"{states_text(client, dag_id, run_id)}"
+            )
+        time.sleep(POLL)
+    server = (ts(run["end_date"]) - ts(run["queued_at"])).total_seconds()
+    return wall, server, run
+
+
+def phases(client: httpx.Client, dag_id: str, run: dict[str, Any]) -> dict[str, float]:
+    """Where a run's time went, from the server's timestamps (seconds, summed over its tasks)."""
+    tis = {ti["task_id"]: ti for ti in task_instances(client, dag_id, run["dag_run_id"])}
+    retried = [t for t, ti in tis.items() if ti["try_number"] != 1 or ti["state"] != "success"]
+    if retried or sorted(tis) != sorted(TASKS):
+        raise BenchError(f"{dag_id} run {run['dag_run_id']}: unexpected tasks or retries: {tis}")
+    out = dict.fromkeys(("until scheduled", "scheduled -> queued", "queued -> running", "running"), 0.0)
+    previous = ts(run["queued_at"])
+    for task_id in TASKS:
+        ti = tis[task_id]
+        scheduled, queued = ts(ti["scheduled_when"]), ts(ti["queued_when"])
+        started, ended = ts(ti["start_date"]), ts(ti["end_date"])
+        out["until scheduled"] += (scheduled - previous).total_seconds()
+        out["scheduled -> queued"] += (queued - scheduled).total_seconds()
+        out["queued -> running"] += (started - queued).total_seconds()
+        out["running"] += (ended - started).total_seconds()
+        previous = ended
+    out["last task -> run success"] = (ts(run["end_date"]) - previous).total_seconds()
+    return out
+
+
+def check_baton_output(client: httpx.Client, run_id: str) -> None:
+    """The Baton chain really ran the agent steps: the last one's output has the declared fields."""
+    path = f"/dags/{BATON}/dagRuns/{run_id}/taskInstances/third/xcomEntries/return_value"
+    response = client.get(path, params={"deserialize": True})
+    response.raise_for_status()
+    value = response.json()["value"]
+    if isinstance(value, str):
+        value = json.loads(value)
+    if set(value) != {"summary", "priority"} or "offline" not in value["summary"]:
+        raise BenchError(f"{BATON}: unexpected output of step third: {value!r}")
+
+
+def summary_line(label: str, wall: list[float], server: list[float]) -> str:
+    return (
+        f"{label:<21}median {statistics.median(wall):.2f} s (server {statistics.median(server):.2f} s) "
+        f"over {len(wall)} runs, min {min(wall):.2f} .. max {max(wall):.2f} s "
+        f"(server {min(server):.2f} .. {max(server):.2f} s)"
+    )
+
+
+def bench(airflow: Standalone, runs: int, preload: bool) -> int:
+    airflow.start()
+    pools = airflow.command("baton", "pools", "sync")
+    if pools.returncode != 0:
+        print(f"baton pools sync failed:\n{pools.stderr[-2000:]}", file=sys.stderr)
+        return 1
+    headers = {"Authorization": f"Bearer {airflow.token()}"}
+    with httpx.Client(base_url=f"{airflow.url}/api/v2", headers=headers, timeout=30) as client:
+        for dag_id in (BATON, PLAIN):
+            if airflow.wait_for_dag(dag_id)["is_paused"]:
+                client.patch(f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
+
+        effective = scheduler_env(airflow)
+        method = effective.get("AIRFLOW__SCHEDULER__MP_START_METHOD", "(platform default)")
+        if preload and method != "forkserver":
+            print(f"warning: the scheduler runs with MP_START_METHOD={method}, not forkserver")
+        if not preload and method != "fork":
+            raise BenchError(f"--no-preload asked for fork but the scheduler runs with {method}")
+
+        for dag_id in (BATON, PLAIN):  # warm-up, not measured
+            seconds, _, run = run_once(client, dag_id)
+            print(f"warm-up {dag_id}: {seconds:.2f} s")
+            if dag_id == BATON:
+                check_baton_output(client, run["dag_run_id"])
+
+        wall: dict[str, list[float]] = {BATON: [], PLAIN: []}
+        server: dict[str, list[float]] = {BATON: [], PLAIN: []}
+        spent: dict[str, list[dict[str, float]]] = {BATON: [], PLAIN: []}
+        for i in range(runs):
+            line = []
+            for dag_id in (BATON, PLAIN):
+                w, s, run = run_once(client, dag_id)
+                wall[dag_id].append(w)
+                server[dag_id].append(s)
+                spent[dag_id].append(phases(client, dag_id, run))
+                line.append(f"{dag_id} {w:.2f} s (server {s:.2f} s)")
+            print(f"run {i + 1:>2}: " + ", ".join(line))
+
+    print()
+    print(
+        f"settings: preload {'on' if preload else 'off'}, "
+        + ", ".join(f"{k.split('__')[-1].lower()}={effective.get(k, '(unset)')}" for k in SHOWN_SETTINGS)
+    )
+    for line in start_method_lines(airflow.home):
+        print(f"  scheduler log: {line[-160:]}")
+    print(f"  load average at the end: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+    for dag_id in (PLAIN, BATON):
+        print(summary_line(LABELS[dag_id], wall[dag_id], server[dag_id]))
+    ratio = statistics.median(wall[BATON]) / statistics.median(wall[PLAIN])
+    server_ratio = statistics.median(server[BATON]) / statistics.median(server[PLAIN])
+    print(f"ratio of medians Baton/plain: {ratio:.2f} (goal <= {GOAL}); server-side: {server_ratio:.2f}")
+    print("where the time goes (median seconds per run, summed over the 3 tasks; server timestamps):")
+    print(f"  {'':<28}{'plain':>8}{'Baton':>8}")
+    for phase in spent[PLAIN][0]:
+        medians = [statistics.median(p[phase] for p in spent[d]) for d in (PLAIN, BATON)]
+        print(f"  {phase:<28}{medians[0]:>8.2f}{medians[1]:>8.2f}")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10, help="measured runs of each DAG (default 10)")
+    parser.add_argument(
+        "--no-preload",
+        action="store_true",
+        help="fork LocalExecutor workers from the scheduler instead of the preloading forkserver",
+    )
+    parser.add_argument("--keep", type=Path, help="use this (new or empty) directory instead of a temp dir")
+    args = parser.parse_args()
+    preload = not args.no_preload
+
+    with ExitStack() as stack:
+        if args.keep:
+            base = args.keep.resolve()
+            if base.exists() and any(base.iterdir()):
+                sys.exit(f"{base} exists and is not empty; give --keep a new or empty directory")
+            base.mkdir(parents=True, exist_ok=True)
+        else:
+            base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="baton-latency-")))
+        write_dags(base / "dags")
+        settings = {} if preload else NO_PRELOAD
+        airflow = Standalone(base / "home", dags_folder=base / "dags", settings=settings)
+
+        # scripts/env.sh may set a requested setting itself (it sets MP_START_METHOD unconditionally):
+        # then the setting is applied after it, through a wrapper that sources it first.
+        overridden = {k: v for k, v in settings.items() if env_after_env_sh(airflow).get(k) != v}
+        if overridden:
+            wrapper = base / "env.sh"
+            wrapper.write_text(
+                f"source {shlex.quote(str(standalone_module.ENV_SH))}\n"
+                + "".join(f"export {k}={shlex.quote(v)}\n" for k, v in overridden.items()),
+                encoding="utf-8",
+            )
+            stack.enter_context(mock.patch.object(standalone_module, "ENV_SH", wrapper))
+            print(f"note: scripts/env.sh overrides {', '.join(overridden)}; applied after it instead")
+
+        status = 1
+        try:
+            status = bench(airflow, args.runs, preload)
+        except BenchError as error:
+            print(f"error: {error}", file=sys.stderr)
+            status = 1
+        finally:
+            airflow.stop()
+            leftover = airflow.leftover_pids()
+            if leftover:
+                print(f"warning: Airflow processes outlived the benchmark: {leftover}", file=sys.stderr)
+                status = 1
+        if args.keep:
+            print(f"dags folder and AIRFLOW_HOME kept in {base}")
+        return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
