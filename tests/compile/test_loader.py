@@ -68,10 +68,10 @@ def test_a_baton_bug_in_one_template_does_not_hide_the_others(folder, monkeypatc
 
     real_plan, real_build = loader.plan_workflow, loader.build_dag
 
-    def plan(workflow, roster):
+    def plan(workflow, roster, reads=None):
         if workflow.workflow == "daily_operations":
             raise RuntimeError("boom in plan")
-        return real_plan(workflow, roster)
+        return real_plan(workflow, roster, reads)
 
     def build(plan):
         if plan.workflow.workflow == "revenue_milestone":

@@ -47,8 +47,18 @@ def _reads(step: Step) -> tuple[str, ...]:
     return tuple(sorted(read | set(step.needs)))
 
 
-def plan_workflow(workflow: Workflow, roster: Roster | None) -> WorkflowPlan:
-    """Turn a checked workflow into a plan; the workflow must have passed ``load_workflow``."""
+def step_reads(workflow: Workflow) -> dict[str, tuple[str, ...]]:
+    """Each step id -> the upstream steps whose outputs it reads (its needs, its Jinja)."""
+    return {step.id: _reads(step) for step in workflow.steps}
+
+
+def plan_workflow(
+    workflow: Workflow, roster: Roster | None, reads: dict[str, tuple[str, ...]] | None = None
+) -> WorkflowPlan:
+    """Turn a checked workflow into a plan; the workflow must have passed ``load_workflow``.
+
+    :param reads: ``step_reads(workflow)`` when already known (from the validation cache).
+    """
     steps = []
     pools: dict[str, int] = {}
     for step in workflow.steps:
@@ -57,7 +67,13 @@ def plan_workflow(workflow: Workflow, roster: Roster | None) -> WorkflowPlan:
         if agent:
             pools[agent.pool] = agent.max_concurrency
         steps.append(
-            StepPlan(step=step, agent=agent, upstream=tuple(step.needs), reads=_reads(step), pool=pool)
+            StepPlan(
+                step=step,
+                agent=agent,
+                upstream=tuple(step.needs),
+                reads=tuple(reads[step.id]) if reads else _reads(step),
+                pool=pool,
+            )
         )
     return WorkflowPlan(workflow=workflow, steps=tuple(steps), pools=pools)
 
