@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import shutil
 import statistics
@@ -164,6 +165,21 @@ def start_method_lines(home: Path) -> list[str]:
     ]
 
 
+def other_airflows(airflow: Standalone) -> list[int]:
+    """Airflow processes on this machine that are not this benchmark's: they compete for the CPUs."""
+    ours = set(airflow.leftover_pids())
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and int(proc.name) not in ours:
+            try:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(arg.endswith(b"/airflow") or arg == b"airflow" for arg in argv[:2]):
+                pids.append(int(proc.name))
+    return pids
+
+
 def ts(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
@@ -246,6 +262,7 @@ def summary_line(label: str, wall: list[float], server: list[float]) -> str:
 
 
 def bench(airflow: Standalone, runs: int, preload: bool) -> int:
+    others = other_airflows(airflow)
     airflow.start()
     pools = airflow.command("baton", "pools", "sync")
     if pools.returncode != 0:
@@ -282,6 +299,7 @@ def bench(airflow: Standalone, runs: int, preload: bool) -> int:
                 spent[dag_id].append(phases(client, dag_id, run))
                 line.append(f"{dag_id} {w:.2f} s (server {s:.2f} s)")
             print(f"run {i + 1:>2}: " + ", ".join(line))
+        others += other_airflows(airflow)
 
     print()
     print(
@@ -290,7 +308,18 @@ def bench(airflow: Standalone, runs: int, preload: bool) -> int:
     )
     for line in start_method_lines(airflow.home):
         print(f"  scheduler log: {line[-160:]}")
-    print(f"  load average at the end: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+    print(
+        f"  {os.cpu_count()} CPUs; load average at the end: "
+        + " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    )
+    if others:
+        print(
+            f"  warning: other Airflow processes ran during the benchmark (pids {sorted(set(others))}): noisy"
+        )
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        print(
+            "  note: PYTHONDONTWRITEBYTECODE is set: every task process compiles the modules that have no .pyc"
+        )
     for dag_id in (PLAIN, BATON):
         print(summary_line(LABELS[dag_id], wall[dag_id], server[dag_id]))
     ratio = statistics.median(wall[BATON]) / statistics.median(wall[PLAIN])

@@ -28,6 +28,10 @@ shutil.copy(DAGS / "baton_workflows.py", FIXTURE_DAGS)
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="baton-test-airflow-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS)
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
+os.environ.setdefault(
+    "AIRFLOW_CONN_BATON_STORE", f"sqlite:///{Path(os.environ['AIRFLOW_HOME']).resolve() / 'baton_store.db'}"
+)
 os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
     [
         {
@@ -66,6 +70,10 @@ def airflow_db() -> Path:
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "airflow.db").exists():
         subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+    from baton.events.migrations import upgrade
+    from baton.events.store import EventStore
+
+    upgrade(EventStore.from_airflow().engine)
     return home / "airflow.db"
 
 

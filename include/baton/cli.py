@@ -1,4 +1,4 @@
-"""The ``baton`` command: validate | schema | show | pools."""
+"""The ``baton`` command: validate | schema | show | pools | db | replay | runs."""
 
 from __future__ import annotations
 
@@ -105,6 +105,70 @@ def sync_pools(dags: Path) -> int:
     return 0
 
 
+def db_upgrade() -> int:
+    """Create or migrate Baton's store (the Airflow connection baton_store)."""
+    from baton.events.migrations import upgrade
+    from baton.events.store import EventStore
+
+    store = EventStore.from_airflow()
+    applied = upgrade(store.engine)
+    where = store.engine.url.render_as_string()
+    print(f"{where}: " + ("applied " + "; ".join(applied) if applied else "up to date"))
+    return 0
+
+
+def replay_run(run_id: str, until: int | None, rerun: bool) -> int:
+    """Print a run's timeline and the state its events add up to (at ``until``); 1 if unknown."""
+    from baton.events import replay
+    from baton.events.store import EventStore
+
+    store = EventStore.from_airflow()
+    if not store.has_run(run_id):
+        print(
+            f"no events for run '{run_id}' in {store.engine.url.render_as_string()}; "
+            "list runs with `baton runs`",
+            file=sys.stderr,
+        )
+        return 1
+    events = list(store.read(run_id, until=until))
+    for line in replay.timeline(events):
+        print(line)
+    state = replay.fold(run_id, events)
+    at = f" at event {until}" if until is not None else ""
+    print(f"\nrun {run_id} ({state.workflow} v{state.template_version}){at}: {state.state}")
+    for (step, map_index), s in state.steps.items():
+        name = step if map_index < 0 else f"{step}[{map_index}]"
+        detail = f" agent {s.agent}" if s.agent else ""
+        detail += f", {s.input_tokens}+{s.output_tokens} tokens" if s.model_calls else ""
+        detail += f", error {s.error}" if s.error else ""
+        print(f"  {name:<28} {s.state:<13} try {s.try_number}{detail}")
+    for corrupt in state.corrupt:
+        print(f"  !! {corrupt}")
+    status = 1 if state.corrupt else 0
+    if rerun:
+        from baton.agents.rerun import rerun as rerun_run
+
+        verdicts = rerun_run(store, run_id, _dags_folder())
+        print("\nrerun with the recorded model outputs (no model is called):")
+        for verdict in verdicts:
+            print(f"  {verdict}")
+        status = status or int(any(not v.same for v in verdicts))
+    return status
+
+
+def runs(limit: int) -> int:
+    """Seed 002's workflow_executions, newest first."""
+    from baton.events import projections
+    from baton.events.store import EventStore
+
+    for row in projections.executions(EventStore.from_airflow(), limit=limit):
+        print(
+            f"{row['timestamp']}  {row['trigger_id']:<24} {row['execution_status']:<10} "
+            f"{row['workflow_id']}  agents: {', '.join(row['agents_involved']) or '-'}"
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="baton", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -121,7 +185,26 @@ def main(argv: list[str] | None = None) -> int:
     pools = commands.add_parser("pools", help="create one Airflow pool per agent of the roster")
     pools.add_argument("action", choices=["sync"])
     pools.add_argument("--dags", type=Path, default=None)
+    db = commands.add_parser("db", help="create or migrate Baton's store")
+    db.add_argument("action", choices=["upgrade"])
+    play = commands.add_parser("replay", help="a run's timeline and state, rebuilt from its events")
+    play.add_argument("run_id")
+    play.add_argument("--until", type=int, help="stop at this event sequence number")
+    play.add_argument(
+        "--rerun",
+        action="store_true",
+        help="re-execute the steps with the recorded model outputs; report any that diverge",
+    )
+    listing = commands.add_parser("runs", help="recent runs (seed 002's workflow_executions)")
+    listing.add_argument("--limit", type=int, default=20)
     args = parser.parse_args(argv)
+
+    if args.command == "db":
+        return db_upgrade()
+    if args.command == "replay":
+        return replay_run(args.run_id, args.until, args.rerun)
+    if args.command == "runs":
+        return runs(args.limit)
 
     if args.command == "validate":
         paths = args.paths or [str(_dags_folder() / "workflows")]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import time
 from functools import cached_property
 from typing import Any
 
 from airflow.providers.common.ai.operators.agent import AgentOperator as CommonAIAgentOperator
+from airflow.providers.common.ai.utils.logging import MODEL_NAME_XCOM_KEY
 from airflow.sdk.bases.operator import ExecutorSafeguard
 from pydantic import BaseModel
 from pydantic_ai.exceptions import UnexpectedModelBehavior
@@ -26,6 +29,38 @@ class AgentCall(CommonAIAgentOperator):
         )
 
 
+def _record_model_call(step: Any, prompt: str, context: Any, recorder: Any, latency: float) -> None:
+    """A ``model.called`` event from what common-ai pushed to XCom (also after a failed attempt)."""
+    ti = context["ti"]
+    pull = {"task_ids": ti.task_id, "map_indexes": ti.map_index}
+    usage = ti.xcom_pull(key="usage", **pull)
+    if not usage:
+        return  # the model was never reached (e.g. the connection could not be resolved)
+    cost = step.agent.get("cost") or {}
+    tokens_in, tokens_out = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
+    recorder.record(
+        recorder.event(
+            "model.called",
+            {
+                "model": ti.xcom_pull(key=MODEL_NAME_XCOM_KEY, **pull)
+                or step.agent.get("model")
+                or "unknown",
+                "requests": usage.get("requests", 1),
+                "input_tokens": tokens_in,
+                "output_tokens": tokens_out,
+                "cost": round(
+                    tokens_in / 1000 * cost.get("input_per_1k", 0)
+                    + tokens_out / 1000 * cost.get("output_per_1k", 0),
+                    8,
+                ),
+                "latency_s": round(latency, 3),
+                "prompt_sha256": hashlib.sha256(prompt.encode()).hexdigest(),
+                "prompt_chars": len(prompt),
+            },
+        )
+    )
+
+
 def agent_call(step: Any, prompt: str) -> AgentCall:
     """The common-ai operator that performs ``step``'s model call with the rendered ``prompt``."""
     agent = step.agent
@@ -43,12 +78,13 @@ def agent_call(step: Any, prompt: str) -> AgentCall:
     )
 
 
-def run_llm_step(step: Any, prompt: str, context: Any) -> dict[str, Any]:
-    """Call ``step``'s agent and return its validated output as a JSON-ready dict."""
+def run_llm_step(step: Any, prompt: str, context: Any, recorder: Any) -> dict[str, Any]:
+    """Call ``step``'s agent, record the model call, and return its validated output as a JSON-ready dict."""
     call = agent_call(step, prompt)
     # The task runner marks the running task in ExecutorSafeguard; mark the nested call the same way
     # so that Airflow does not warn that it runs "outside of the Task Runner".
     token = ExecutorSafeguard.tracker.set(call)
+    started = time.monotonic()
     try:
         result = call.execute(context)
     except UnexpectedModelBehavior as error:
@@ -58,6 +94,7 @@ def run_llm_step(step: Any, prompt: str, context: Any) -> dict[str, Any]:
         ) from error
     finally:
         ExecutorSafeguard.tracker.reset(token)
+        _record_model_call(step, prompt, context, recorder, time.monotonic() - started)
     if isinstance(result, BaseModel):
         return result.model_dump(mode="json")
     if isinstance(result, dict):

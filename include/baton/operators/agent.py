@@ -27,6 +27,7 @@ class AgentOperator(BaseOperator):
     :param reads: upstream step ids whose outputs the instruction or condition reads.
     :param when: a Jinja condition; when false the step is skipped.
     :param output_retries: how many times the model is asked again after an invalid output.
+    :param template_version: the template's ``version``, recorded with every event of the step.
     """
 
     ui_color = "#e7effd"
@@ -43,6 +44,7 @@ class AgentOperator(BaseOperator):
         reads: Sequence[str] = (),
         when: str | None = None,
         output_retries: int = 2,
+        template_version: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -54,9 +56,34 @@ class AgentOperator(BaseOperator):
         self.reads = list(reads)
         self.when = when
         self.output_retries = output_retries
+        self.template_version = template_version
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from baton.events import EventStore
+        from baton.events.recorder import StepRecorder
+
+        recorder = StepRecorder(
+            EventStore.from_airflow(),
+            context,
+            workflow=self.workflow,
+            template_version=self.template_version,
+            agent=(self.agent or {}).get("name"),
+        )
         scope = self.jinja_context(context)
+        recorder.start(self.pool, scope["inputs"])
+        try:
+            output = self._run(context, scope, recorder)
+        except AirflowSkipException as skip:
+            recorder.skipped(str(skip))
+            raise
+        except BaseException as error:
+            recorder.failed(error)
+            raise
+        recorder.record(recorder.event("output.recorded", recorder.store.output_payload(output)))
+        recorder.succeeded()
+        return output
+
+    def _run(self, context: Any, scope: dict[str, Any], recorder: Any) -> dict[str, Any]:
         if self.when and not templating.evaluate(self.when, scope):
             raise AirflowSkipException(
                 f"Step '{self.task_id}' skipped: its condition `{self.when}` is false."
@@ -70,6 +97,17 @@ class AgentOperator(BaseOperator):
             hashlib.sha256(prompt.encode()).hexdigest()[:16],
             ", ".join(self.reads) or "none",
         )
+        if self.agent:
+            recorder.record(
+                recorder.event(
+                    "agent.selected",
+                    {
+                        "agent": self.agent["name"],
+                        "candidates": [self.agent["name"]],
+                        "reason": "named by the template",
+                    },
+                )
+            )
         skill = self.skill or (self.agent or {}).get("skill")
         if skill:
             from baton.agents.skills import run_skill_step
@@ -78,7 +116,7 @@ class AgentOperator(BaseOperator):
         else:
             from baton.agents.llm import run_llm_step
 
-            output = run_llm_step(self, prompt, context)
+            output = run_llm_step(self, prompt, context, recorder)
         self.log.info(
             "Step %s output: keys %s, %d bytes",
             self.task_id,

@@ -1,0 +1,146 @@
+"""``baton replay RUN --rerun``: re-execute a recorded run's steps against the current templates.
+
+Skills run again; an LLM step gets the model output recorded for it (a pydantic-ai FunctionModel
+that answers with it), so no model is called and no token spent. A step diverges when its
+condition, its prompt (by hash) or its output differs from what the run recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from graphlib import TopologicalSorter
+from pathlib import Path
+from typing import Any
+
+from pydantic_ai import Agent
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+from baton import templating
+from baton.agents.outputs import output_model
+from baton.compile.plan import StepPlan, plan_workflow
+from baton.events.replay import RunState, fold
+from baton.events.store import EventStore
+from baton.skills import SkillRequest, get_skill
+from baton.spec import load_roster, load_workflow
+
+
+@dataclass(frozen=True)
+class Verdict:
+    step: str
+    same: bool
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.step:<24} {'same' if self.same else 'DIVERGES'}  {self.detail}"
+
+
+def _replaying(recorded: dict[str, Any]) -> FunctionModel:
+    """A model that answers with the recorded output: a call of the output tool, or the text."""
+
+    def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        if info.output_tools:
+            return ModelResponse(parts=[ToolCallPart(info.output_tools[0].name, recorded)])
+        return ModelResponse(parts=[TextPart(recorded.get("text", ""))])
+
+    return FunctionModel(respond, model_name="baton:replay")
+
+
+def _recorded(store: EventStore, run_id: str) -> tuple[RunState, dict[str, str]]:
+    events = list(store.read(run_id))
+    prompts = {e.step: e.payload["prompt_sha256"] for e in events if getattr(e, "type", "") == "model.called"}
+    return fold(run_id, events), prompts
+
+
+def _output_of(store: EventStore, state: RunState, step: str) -> Any:
+    recorded = state.steps.get((step, -1))
+    if recorded is None:
+        return None
+    return store.blob(recorded.output_ref) if recorded.output_ref else recorded.output
+
+
+def _differences(before: Any, after: Any) -> str:
+    if before == after:
+        return ""
+    if isinstance(before, dict) and isinstance(after, dict):
+        keys = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+        return "output differs in " + ", ".join(keys)
+    return "output differs"
+
+
+def _rerun_step(
+    store: EventStore, state: RunState, plan: StepPlan, scope: dict[str, Any], prompts: dict
+) -> Verdict:
+    step = plan.step
+    recorded = state.steps.get((step.id, -1))
+    if recorded is None or recorded.state not in ("success", "skipped"):
+        return Verdict(step.id, True, f"not rerun: it ended {recorded.state if recorded else 'unrecorded'}")
+    if step.when:
+        runs_now = templating.evaluate(step.when, scope)
+        if runs_now != (recorded.state == "success"):
+            return Verdict(
+                step.id, False, f"condition `{step.when}` is now {runs_now}; the run {recorded.state} it"
+            )
+        if not runs_now:
+            return Verdict(step.id, True, "skipped, as recorded")
+    prompt = templating.render(step.instruction, scope)
+    before = _output_of(store, state, step.id)
+    skill = step.skill or (plan.agent.skill if plan.agent else None)
+    notes = []
+    if skill:
+        found = get_skill(skill)
+        request = SkillRequest(
+            workflow=state.workflow,
+            step=step.id,
+            instruction=prompt,
+            inputs=scope["inputs"],
+            steps=scope["steps"],
+            run_id=state.run_id,
+        )
+        result = found.func(request)
+        model = output_model(step.id, _spec(step)) or found.output
+        after = model.model_validate(result).model_dump(mode="json") if model else result
+    else:
+        if prompts.get(step.id) != hashlib.sha256(prompt.encode()).hexdigest():
+            notes.append("prompt changed")
+        model = output_model(step.id, _spec(step))
+        agent = Agent(_replaying(before or {}), output_type=model or str, retries={"output": 0})
+        output = agent.run_sync(prompt).output
+        after = output.model_dump(mode="json") if model else {"text": output}
+    if difference := _differences(before, after):
+        notes.append(difference)
+    return Verdict(
+        step.id, not notes, "; ".join(notes) or ("skill ran again" if skill else "recorded output fits")
+    )
+
+
+def _spec(step: Any) -> Any:
+    if isinstance(step.output, dict):
+        return {name: field.model_dump(exclude_defaults=True) for name, field in step.output.items()}
+    return step.output
+
+
+def rerun(store: EventStore, run_id: str, dags_folder: Path) -> list[Verdict]:
+    """Re-execute ``run_id``'s steps in dependency order; a verdict per step."""
+    state, prompts = _recorded(store, run_id)
+    roster = load_roster(dags_folder / "agents.yaml")
+    workflow = load_workflow(dags_folder / "workflows" / f"{state.workflow}.yaml", roster)
+    plan = plan_workflow(workflow, roster)
+    verdicts = []
+    if state.template_version not in (None, workflow.version):
+        verdicts.append(
+            Verdict("(template)", False, f"now v{workflow.version}; the run used v{state.template_version}")
+        )
+    inputs = {name: field.default for name, field in workflow.inputs.items()} | state.inputs
+    by_id = {s.task_id: s for s in plan.steps}
+    order = TopologicalSorter({s.task_id: set(s.upstream) for s in plan.steps}).static_order()
+    for step_id in order:
+        step = by_id[step_id]
+        scope = {
+            "inputs": inputs,
+            "steps": {name: _output_of(store, state, name) for name in step.reads},
+            "run": {"id": run_id, "logical_date": None, "ds": None, "try_number": 1},
+        }
+        verdicts.append(_rerun_step(store, state, step, scope, prompts))
+    return verdicts

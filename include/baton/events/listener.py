@@ -1,0 +1,206 @@
+"""Airflow listener: records what Baton's code never sees — runs starting and ending, a timeout, a
+killed worker, a run or a task marked failed in the UI, steps skipped by the scheduler.
+
+Listener hooks run in the task process, the scheduler and the API server; each writes with the
+same idempotency keys as the operator, so a fact seen by both is stored once. A listener never
+raises: a store that cannot be written is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from functools import cache
+from typing import Any
+
+from airflow.listeners import hookimpl
+from sqlalchemy import select
+
+from baton.events import schema
+from baton.events.store import Event, EventStore
+
+log = logging.getLogger(__name__)
+
+BATON_TAG = "baton"
+TI_TERMINAL = {
+    "success": "step.succeeded",
+    "failed": "step.failed",
+    "skipped": "step.skipped",
+    "upstream_failed": "step.skipped",
+    "removed": "step.skipped",
+}
+
+
+@cache
+def _store() -> EventStore:
+    return EventStore.from_airflow()
+
+
+@cache
+def _tagged(dag_id: str) -> bool:
+    """Whether a DAG is a Baton workflow, asked of the metadata DB (scheduler, API server)."""
+    from airflow.models.dag import DagTag
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return (
+            session.scalar(select(DagTag.name).where(DagTag.dag_id == dag_id, DagTag.name == BATON_TAG))
+            is not None
+        )
+
+
+def _is_baton(dag_id: str, dag: Any) -> bool:
+    tags = getattr(dag, "tags", None)
+    return BATON_TAG in tags if tags is not None else _tagged(dag_id)
+
+
+def _record(events: list[Event]) -> None:
+    try:
+        _store().append(events)
+    except Exception:
+        log.exception("Could not record Baton events %s", [e.key for e in events])
+
+
+def _ti_event(ti: Any, kind: str, payload: dict[str, Any]) -> Event | None:
+    task = getattr(ti, "task", None)
+    dag = getattr(task, "dag", None) if task is not None else None
+    if not _is_baton(ti.dag_id, dag):
+        return None
+    agent = (getattr(task, "agent", None) or {}).get("name") if task is not None else None
+    return Event(
+        type=kind,
+        run_id=ti.run_id,
+        workflow=ti.dag_id,
+        step=ti.task_id,
+        map_index=ti.map_index if ti.map_index is not None else -1,
+        try_number=ti.try_number or 0,
+        agent=agent,
+        template_version=getattr(task, "template_version", None),
+        payload={**payload, "recorded_by": "listener"},
+    )
+
+
+def _on_ti(ti: Any, kind: str, payload: dict[str, Any]) -> None:
+    try:
+        event = _ti_event(ti, kind, payload)
+    except Exception:
+        log.exception("Could not describe task instance %s for Baton's events", ti)
+        return
+    if event is not None:
+        _record([event])
+
+
+@hookimpl
+def on_task_instance_running(previous_state: Any, task_instance: Any) -> None:
+    in_task = type(task_instance).__name__ == "RuntimeTaskInstance"  # this very process runs the step
+    payload = {"pid": os.getpid(), "hostname": socket.gethostname()} if in_task else {}
+    pool = getattr(task_instance, "pool", None) or getattr(getattr(task_instance, "task", None), "pool", "")
+    _on_ti(task_instance, "step.started", {**payload, "pool": pool or ""})
+
+
+@hookimpl
+def on_task_instance_success(previous_state: Any, task_instance: Any) -> None:
+    _on_ti(task_instance, "step.succeeded", {})
+
+
+@hookimpl
+def on_task_instance_failed(previous_state: Any, task_instance: Any, error: Any) -> None:
+    will_retry = str(getattr(task_instance, "state", "")) in (
+        "up_for_retry",
+        "TaskInstanceState.UP_FOR_RETRY",
+    )
+    error_class = type(error).__name__ if isinstance(error, BaseException) else "Error"
+    from baton.events.recorder import redact
+
+    _on_ti(
+        task_instance,
+        "step.failed",
+        {"error_class": error_class, "error": redact(str(error or ""))[:1000], "will_retry": will_retry},
+    )
+
+
+@hookimpl
+def on_task_instance_skipped(previous_state: Any, task_instance: Any) -> None:
+    _on_ti(task_instance, "step.skipped", {"reason": "the step skipped itself"})
+
+
+def _run_event(dag_run: Any, kind: str, payload: dict[str, Any]) -> Event | None:
+    if not _is_baton(dag_run.dag_id, getattr(dag_run, "dag", None)):
+        return None
+    return Event(type=kind, run_id=dag_run.run_id, workflow=dag_run.dag_id, payload=payload)
+
+
+def _duration(dag_run: Any) -> float | None:
+    start, end = getattr(dag_run, "start_date", None), getattr(dag_run, "end_date", None)
+    return round((end - start).total_seconds(), 3) if start and end else None
+
+
+def _unrecorded_steps(dag_run: Any) -> list[Event]:
+    """Steps whose final state has no event yet: skipped by the scheduler, marked in the UI."""
+    e = schema.events.c
+    with _store().engine.connect() as conn:
+        seen = set(conn.execute(select(e.step, e.map_index, e.type).where(e.run_id == dag_run.run_id)).all())
+    events = []
+    for ti in dag_run.get_task_instances():
+        kind = TI_TERMINAL.get(str(ti.state.value if hasattr(ti.state, "value") else ti.state))
+        if kind is None or (ti.task_id, ti.map_index, kind) in seen:
+            continue
+        payload = {"recorded_by": "run end"}
+        if kind == "step.skipped":
+            payload["reason"] = (
+                f"{ti.state.value if hasattr(ti.state, 'value') else ti.state} when the run ended"
+            )
+        elif kind == "step.failed":
+            payload |= {"error_class": "MarkedFailed", "error": "failed without a recorded error (marked?)"}
+        events.append(
+            Event(
+                type=kind,
+                run_id=dag_run.run_id,
+                workflow=dag_run.dag_id,
+                step=ti.task_id,
+                map_index=ti.map_index,
+                try_number=ti.try_number or 0,
+                payload=payload,
+            )
+        )
+    return events
+
+
+def _on_run(dag_run: Any, kind: str, payload: dict[str, Any], reconcile: bool) -> None:
+    try:
+        event = _run_event(dag_run, kind, payload)
+        if event is not None:
+            _record([*(_unrecorded_steps(dag_run) if reconcile else []), event])
+    except Exception:
+        log.exception("Could not record Baton's %s of %s", kind, getattr(dag_run, "run_id", "?"))
+
+
+@hookimpl
+def on_dag_run_running(dag_run: Any, msg: str) -> None:
+    logical = getattr(dag_run, "logical_date", None)
+    _on_run(
+        dag_run,
+        "run.started",
+        {
+            "run_type": str(getattr(dag_run, "run_type", "manual")),
+            "logical_date": logical.isoformat() if logical else None,
+            "inputs": dict(getattr(dag_run, "conf", None) or {}),
+        },
+        reconcile=False,
+    )
+
+
+@hookimpl
+def on_dag_run_success(dag_run: Any, msg: str) -> None:
+    _on_run(dag_run, "run.succeeded", {"duration_s": _duration(dag_run)}, reconcile=True)
+
+
+@hookimpl
+def on_dag_run_failed(dag_run: Any, msg: str) -> None:
+    _on_run(
+        dag_run,
+        "run.failed",
+        {"duration_s": _duration(dag_run), "reason": str(msg or "")[:500]},
+        reconcile=True,
+    )

@@ -1,0 +1,48 @@
+"""Versioned DDL for Baton's store, applied in order by ``baton db upgrade`` (never by hand)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, Engine, inspect, select
+
+from baton.events import schema
+
+Migration = tuple[int, str, Callable[[Connection], None]]
+
+
+def _v1(conn: Connection) -> None:
+    for table in (schema.events, schema.blobs, schema.workflow_executions):
+        table.create(conn)
+
+
+MIGRATIONS: list[Migration] = [
+    (1, "events, blobs and workflow_executions", _v1),
+]
+
+
+def current_version(conn: Connection) -> int:
+    if not inspect(conn).has_table(schema.schema_version.name):
+        return 0
+    return conn.scalar(
+        select(schema.schema_version.c.version).order_by(schema.schema_version.c.version.desc())
+    )
+
+
+def upgrade(engine: Engine) -> list[str]:
+    """Apply every migration newer than the store's version; what was applied."""
+    applied = []
+    with engine.begin() as conn:
+        schema.schema_version.create(conn, checkfirst=True)
+        version = current_version(conn) or 0
+        for number, description, apply in MIGRATIONS:
+            if number > version:
+                apply(conn)
+                conn.execute(
+                    schema.schema_version.insert().values(
+                        version=number, description=description, applied_at=datetime.now(UTC)
+                    )
+                )
+                applied.append(f"{number}: {description}")
+    return applied

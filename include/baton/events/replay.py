@@ -1,0 +1,139 @@
+"""Replay: a run's state at any point, rebuilt from its events alone, and its timeline."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from baton.events.store import CorruptEvent, Event
+
+STEP_STATES = {
+    "step.started": "running",
+    "step.succeeded": "success",
+    "step.failed": "failed",
+    "step.retried": "up_for_retry",
+    "step.skipped": "skipped",
+}
+
+
+@dataclass
+class StepState:
+    step: str
+    map_index: int = -1
+    state: str = "none"
+    try_number: int = 0
+    agent: str | None = None
+    output: Any = None
+    output_ref: str | None = None
+    error: str = ""
+    model_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+
+
+@dataclass
+class RunState:
+    run_id: str
+    workflow: str = ""
+    template_version: int | None = None
+    state: str = "none"
+    inputs: dict[str, Any] = field(default_factory=dict)
+    steps: dict[tuple[str, int], StepState] = field(default_factory=dict)
+    agents: list[str] = field(default_factory=list)
+    last_seq: int = 0
+    events: int = 0
+    corrupt: list[CorruptEvent] = field(default_factory=list)
+
+    def step_states(self) -> dict[str, str]:
+        """step id (``id[i]`` for a mapped one) -> state."""
+        return {
+            (s.step if s.map_index < 0 else f"{s.step}[{s.map_index}]"): s.state for s in self.steps.values()
+        }
+
+
+def fold(run_id: str, events: Iterable[Event | CorruptEvent]) -> RunState:
+    """Apply events in order to an empty run state."""
+    run = RunState(run_id)
+    for event in events:
+        if isinstance(event, CorruptEvent):
+            run.corrupt.append(event)
+            continue
+        run.events += 1
+        run.last_seq = event.seq or run.last_seq
+        run.workflow = event.workflow
+        run.template_version = event.template_version or run.template_version
+        kind, payload = event.type, event.payload
+        if kind.startswith("run."):
+            run.state = {"run.started": "running", "run.succeeded": "success", "run.failed": "failed"}[kind]
+            if kind == "run.started":
+                run.inputs = payload.get("inputs", {})
+            continue
+        if event.step is None:
+            continue
+        key = (event.step, event.map_index)
+        step = run.steps.setdefault(key, StepState(event.step, event.map_index))
+        if event.try_number >= step.try_number:
+            step.try_number = event.try_number
+            if kind in STEP_STATES:
+                step.state = STEP_STATES[kind]
+        if kind == "step.failed":
+            step.error = f"{payload.get('error_class', '')}: {payload.get('error', '')}".strip(": ")
+        elif kind == "agent.selected":
+            step.agent = payload["agent"]
+            if step.agent not in run.agents:
+                run.agents.append(step.agent)
+        elif kind == "model.called":
+            step.model_calls += payload.get("requests", 1)
+            step.input_tokens += payload.get("input_tokens", 0)
+            step.output_tokens += payload.get("output_tokens", 0)
+            step.cost += payload.get("cost", 0.0)
+        elif kind == "output.recorded":
+            step.output, step.output_ref = payload.get("output"), payload.get("ref")
+    return run
+
+
+def _summary(event: Event) -> str:
+    p = event.payload
+    match event.type:
+        case "run.started":
+            return f"inputs {p.get('inputs', {})}"
+        case "step.started":
+            return f"pid {p.get('pid')} on {p.get('hostname')}, pool {p.get('pool')}"
+        case "step.succeeded" | "run.succeeded":
+            return f"in {p.get('duration_s')} s" if p.get("duration_s") is not None else ""
+        case "step.failed":
+            return f"{p.get('error_class')}: {p.get('error')} (retry: {p.get('will_retry')}, by {p.get('recorded_by')})"
+        case "agent.selected":
+            return f"{p['agent']} — {p.get('reason', '')}"
+        case "model.called":
+            return (
+                f"{p['model']}: {p.get('input_tokens')} in / {p.get('output_tokens')} out tokens, "
+                f"${p.get('cost', 0):.6f}, {p.get('latency_s')} s, prompt sha256 {p['prompt_sha256'][:12]}"
+            )
+        case "output.recorded":
+            return f"{p['size']} bytes" + (
+                f", blob {p['ref'][:12]}" if p.get("ref") else f": {str(p.get('output'))[:80]}"
+            )
+        case _:
+            return ", ".join(f"{k}={v}" for k, v in p.items())[:120]
+
+
+def timeline(events: Iterable[Event | CorruptEvent]) -> list[str]:
+    """One readable line per event."""
+    lines = []
+    for event in events:
+        if isinstance(event, CorruptEvent):
+            lines.append(f"{event.seq:>8}  !! {event}")
+            continue
+        where = event.step or "-"
+        if event.map_index >= 0:
+            where += f"[{event.map_index}]"
+        if event.try_number:
+            where += f" #{event.try_number}"
+        lines.append(
+            f"{event.seq:>8}  {event.ts:%H:%M:%S.%f}"[:-3]
+            + f"  {where:<24} {event.type:<16} {_summary(event)}"
+        )
+    return lines

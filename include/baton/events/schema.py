@@ -1,0 +1,71 @@
+"""The tables of Baton's store: the append-only events, large outputs, and the projections."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+# SQLite autoincrements only an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+Sequence = BigInteger().with_variant(Integer(), "sqlite")
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+events = Table(
+    "baton_events",
+    metadata,
+    Column("seq", Sequence, primary_key=True, autoincrement=True),
+    Column("run_id", String(250), nullable=False),
+    Column("workflow", String(250), nullable=False),
+    Column("template_version", Integer),
+    Column("step", String(250)),
+    Column("map_index", Integer, nullable=False, server_default="-1"),
+    Column("try_number", Integer, nullable=False, server_default="0"),
+    Column("agent", String(250)),
+    Column("type", String(64), nullable=False),
+    Column("payload", Json, nullable=False),
+    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("idempotency_key", String(512), nullable=False, unique=True),
+    Index("ix_baton_events_run_seq", "run_id", "seq"),
+    Index("ix_baton_events_agent_type", "agent", "type"),
+)
+
+blobs = Table(
+    "baton_blobs",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("content", Text, nullable=False),
+)
+
+# Seed 002's execution table, kept current from the events (see projections.py).
+workflow_executions = Table(
+    "workflow_executions",
+    metadata,
+    Column("id", Sequence, primary_key=True, autoincrement=True),
+    Column("workflow_id", String(250), nullable=False, unique=True),  # the run id
+    Column("trigger_id", String(250), nullable=False),  # the workflow that ran
+    Column("agents_involved", Json, nullable=False),
+    Column("execution_status", String(32), nullable=False),  # running | completed | failed
+    Column("result", Json),
+    Column("timestamp", DateTime(timezone=True), nullable=False),
+)
+
+schema_version = Table(
+    "baton_schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("description", String(250), nullable=False),
+    Column("applied_at", DateTime(timezone=True), nullable=False),
+)

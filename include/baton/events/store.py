@@ -1,0 +1,276 @@
+"""The event store: append-only, idempotent, on the Airflow connection ``baton_store``.
+
+SQLite (a file in the Airflow home) by default, PostgreSQL in production. An event carries an
+idempotency key; appending it twice (a retry after a crash, the listener and the operator both)
+stores it once. Projections are updated in the same transaction as the events they follow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import Engine, Text, cast, create_engine, event, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from baton.events import projections, schema
+from baton.events.types import EVENT_TYPES
+
+STORE_CONN_ID = "baton_store"
+INLINE_LIMIT = 16_384  # bytes of JSON; a larger output is stored once in baton_blobs, by reference
+
+
+class StoreError(Exception):
+    """The store cannot be used as it is (not migrated, unreachable); says what to do."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One fact about a run. ``key`` defaults to run/step/map index/try/type (+ ``discriminator``)."""
+
+    type: str
+    run_id: str
+    workflow: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    step: str | None = None
+    map_index: int = -1
+    try_number: int = 0
+    agent: str | None = None
+    template_version: int | None = None
+    discriminator: str = ""
+    ts: datetime = field(default_factory=lambda: datetime.now(UTC))
+    seq: int | None = None
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        if self.type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type '{self.type}'; known: {', '.join(sorted(EVENT_TYPES))}")
+        if not self.key:
+            parts = (self.run_id, self.step or "", str(self.map_index), str(self.try_number), self.type)
+            key = "|".join(parts) + (f"|{self.discriminator}" if self.discriminator else "")
+            object.__setattr__(self, "key", key)
+
+    def row(self) -> dict[str, Any]:
+        payload = EVENT_TYPES[self.type].model_validate(self.payload).model_dump(mode="json")
+        return {
+            "run_id": self.run_id,
+            "workflow": self.workflow,
+            "template_version": self.template_version,
+            "step": self.step,
+            "map_index": self.map_index,
+            "try_number": self.try_number,
+            "agent": self.agent,
+            "type": self.type,
+            "payload": payload,
+            "ts": self.ts,
+            "idempotency_key": self.key,
+        }
+
+
+@dataclass(frozen=True)
+class CorruptEvent:
+    """A stored row whose payload cannot be read or does not fit its type."""
+
+    seq: int
+    type: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"event {self.seq} ({self.type}): {self.problem}"
+
+
+def store_url(conn_id: str = STORE_CONN_ID) -> str:
+    """The SQLAlchemy URL of the store: the Airflow connection, or SQLite in the Airflow home."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
+        return f"sqlite:///{home / 'baton_store.db'}"
+    if conn.conn_type == "sqlite":
+        return f"sqlite:///{conn.schema or conn.host}"
+    if conn.conn_type in ("postgres", "postgresql"):
+        return URL.create(
+            "postgresql+psycopg",
+            username=conn.login,
+            password=conn.password or None,
+            host=conn.host,
+            port=conn.port,
+            database=conn.schema,
+        ).render_as_string(False)
+    raise ValueError(
+        f"connection '{conn_id}' has type '{conn.conn_type}'; Baton's store needs sqlite or postgres"
+    )
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    """WAL, a busy timeout, and BEGIN IMMEDIATE: many task processes append to one file."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@cache
+def engine_for(url: str) -> Engine:
+    """One engine per URL and process."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url)
+        _sqlite_setup(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4)
+
+
+def _insert(engine: Engine):
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    return dialect.insert
+
+
+class EventStore:
+    """Appends and reads events; keeps the projections current."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    @classmethod
+    def from_airflow(cls, conn_id: str = STORE_CONN_ID) -> EventStore:
+        return cls(engine_for(store_url(conn_id)))
+
+    def append(self, events: Sequence[Event]) -> list[int]:
+        """Store the events not stored yet (by key), in one transaction; the new sequence numbers."""
+        if not events:
+            return []
+        rows = [e.row() for e in events]
+        insert = _insert(self.engine)
+        statement = (
+            insert(schema.events)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(schema.events.c.seq, schema.events.c.idempotency_key)
+        )
+        try:
+            with self.engine.begin() as conn:
+                stored = {key: seq for seq, key in conn.execute(statement)}
+                new = [e for e in events if e.key in stored]
+                projections.apply(conn, [(stored[e.key], e) for e in new])
+        except (OperationalError, ProgrammingError) as error:
+            if "baton_events" in str(error) and (
+                "no such table" in str(error) or "does not exist" in str(error)
+            ):
+                raise StoreError(
+                    f"Baton's event store {self.engine.url.render_as_string()} has no tables yet: run "
+                    "`baton db upgrade` (make run does it)."
+                ) from None
+            raise
+        return sorted(stored.values())
+
+    def put_blob(self, content: str) -> str:
+        digest = hashlib.sha256(content.encode()).hexdigest()
+        statement = _insert(self.engine)(schema.blobs).values(
+            sha256=digest, size=len(content), content=content
+        )
+        with self.engine.begin() as conn:
+            conn.execute(statement.on_conflict_do_nothing(index_elements=["sha256"]))
+        return digest
+
+    def blob(self, digest: str) -> Any:
+        with self.engine.connect() as conn:
+            content = conn.scalar(select(schema.blobs.c.content).where(schema.blobs.c.sha256 == digest))
+        return None if content is None else json.loads(content)
+
+    def output_payload(self, output: Any) -> dict[str, Any]:
+        """The payload of an ``output.recorded`` event: inline when small, by reference when large."""
+        text = json.dumps(output, sort_keys=True, default=str)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        if len(text) <= INLINE_LIMIT:
+            return {"sha256": digest, "size": len(text), "output": output}
+        return {"sha256": digest, "size": len(text), "ref": self.put_blob(text)}
+
+    def read(
+        self, run_id: str | None = None, *, until: int | None = None, after: int = 0
+    ) -> Iterator[Event | CorruptEvent]:
+        """Events in sequence order; a row that cannot be read comes back as a ``CorruptEvent``."""
+        e = schema.events.c
+        query = select(
+            e.seq,
+            e.run_id,
+            e.workflow,
+            e.template_version,
+            e.step,
+            e.map_index,
+            e.try_number,
+            e.agent,
+            e.type,
+            cast(e.payload, Text),
+            e.ts,
+            e.idempotency_key,
+        ).where(e.seq > after)
+        if run_id is not None:
+            query = query.where(e.run_id == run_id)
+        if until is not None:
+            query = query.where(e.seq <= until)
+        with self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=5000).execute(query.order_by(e.seq)):
+                yield _from_row(row)
+
+    def run_ids(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.scalars(select(schema.events.c.run_id).distinct()))
+
+    def has_run(self, run_id: str) -> bool:
+        with self.engine.connect() as conn:
+            found = conn.scalar(select(schema.events.c.seq).where(schema.events.c.run_id == run_id).limit(1))
+        return found is not None
+
+
+def _from_row(row: Any) -> Event | CorruptEvent:
+    seq, run_id, workflow, version, step, map_index, try_number, agent, kind, payload, ts, key = row
+    try:
+        data = json.loads(payload)
+        model = EVENT_TYPES.get(kind)
+        if model is None:
+            return CorruptEvent(seq, kind, "unknown event type")
+        model.model_validate(data)
+    except ValueError as error:  # json.JSONDecodeError and pydantic.ValidationError are ValueErrors
+        problem = (
+            f"payload does not fit: {error.errors()[0]['loc']}: {error.errors()[0]['msg']}"
+            if isinstance(error, ValidationError)
+            else f"payload is not JSON: {error}"
+        )
+        return CorruptEvent(seq, kind, problem)
+    if isinstance(ts, str):  # SQLite hands back text
+        ts = datetime.fromisoformat(ts)
+    return Event(
+        type=kind,
+        run_id=run_id,
+        workflow=workflow,
+        payload=data,
+        step=step,
+        map_index=map_index,
+        try_number=try_number,
+        agent=agent,
+        template_version=version,
+        ts=ts,
+        seq=seq,
+        key=key,
+    )

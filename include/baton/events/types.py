@@ -1,0 +1,149 @@
+"""Event types and their payloads: adding a type is adding one class here.
+
+A payload never holds a secret or a prompt's text: prompts are recorded by hash and length.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Payload(BaseModel):
+    """Base of every payload; ``TYPE`` is the event type it belongs to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    TYPE: ClassVar[str]
+
+
+EVENT_TYPES: dict[str, type[Payload]] = {}
+
+
+def event_type(name: str):
+    """Register a payload class as the payload of the event type ``name``."""
+
+    def register(cls: type[Payload]) -> type[Payload]:
+        if name in EVENT_TYPES:
+            raise ValueError(f"event type '{name}' is registered twice")
+        cls.TYPE = name
+        EVENT_TYPES[name] = cls
+        return cls
+
+    return register
+
+
+# --- runs ---------------------------------------------------------------------------------------
+
+
+@event_type("run.started")
+class RunStarted(Payload):
+    run_type: str = "manual"
+    logical_date: str | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+@event_type("run.succeeded")
+class RunSucceeded(Payload):
+    duration_s: float | None = None
+
+
+@event_type("run.failed")
+class RunFailed(Payload):
+    duration_s: float | None = None
+    reason: str = ""
+
+
+# --- steps --------------------------------------------------------------------------------------
+
+Recorder = Literal["operator", "listener", "next try", "run end"]
+
+
+@event_type("step.started")
+class StepStarted(Payload):
+    pid: int | None = None
+    hostname: str = ""
+    pool: str = ""
+    recorded_by: Recorder = "operator"
+
+
+@event_type("step.succeeded")
+class StepSucceeded(Payload):
+    duration_s: float | None = None
+    recorded_by: Recorder = "operator"
+
+
+@event_type("step.failed")
+class StepFailed(Payload):
+    error_class: str = ""
+    error: str = ""
+    will_retry: bool = False
+    recorded_by: Recorder = "operator"
+
+
+@event_type("step.retried")
+class StepRetried(Payload):
+    next_try: int
+    recorded_by: Recorder = "operator"
+
+
+@event_type("step.skipped")
+class StepSkipped(Payload):
+    reason: str = ""
+    recorded_by: Recorder = "operator"
+
+
+@event_type("agent.selected")
+class AgentSelected(Payload):
+    agent: str
+    candidates: list[str] = Field(default_factory=list)
+    reason: str = ""
+
+
+@event_type("model.called")
+class ModelCalled(Payload):
+    model: str
+    requests: int = 1
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+    latency_s: float = 0.0
+    prompt_sha256: str
+    prompt_chars: int
+
+
+@event_type("tool.called")
+class ToolCalled(Payload):
+    tool: str
+    arguments_sha256: str = ""
+    ok: bool = True
+    latency_s: float = 0.0
+
+
+@event_type("output.recorded")
+class OutputRecorded(Payload):
+    sha256: str
+    size: int
+    output: Any = None
+    ref: str | None = Field(default=None, description="blob key, when the output is too large to inline")
+
+
+@event_type("approval.requested")
+class ApprovalRequested(Payload):
+    subject: str
+    options: list[str] = Field(default_factory=list)
+    assignees: list[str] = Field(default_factory=list)
+
+
+@event_type("approval.answered")
+class ApprovalAnswered(Payload):
+    chosen: list[str] = Field(default_factory=list)
+    by: str = ""
+
+
+@event_type("alert.raised")
+class AlertRaised(Payload):
+    kind: str
+    message: str
+    channel: str = "log"
+    delivered: bool = False

@@ -1,0 +1,220 @@
+"""The event store on SQLite and PostgreSQL: idempotent appends, order, blobs, projections, migrations."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import insert, select, text
+
+from baton.events import projections, schema
+from baton.events.migrations import MIGRATIONS, current_version, upgrade
+from baton.events.replay import fold
+from baton.events.store import INLINE_LIMIT, CorruptEvent, Event, EventStore, StoreError, engine_for
+
+
+def _run_events(run_id: str = "run_1", workflow: str = "lead_qualification") -> list[Event]:
+    common = {"run_id": run_id, "workflow": workflow, "template_version": 3}
+    step = {**common, "step": "score", "try_number": 1, "agent": "scorer"}
+    return [
+        Event(type="run.started", payload={"inputs": {"region": "emea"}}, **common),
+        Event(type="step.started", payload={"pid": 7, "pool": "baton_agent_scorer"}, **step),
+        Event(
+            type="agent.selected",
+            payload={"agent": "scorer", "candidates": ["scorer"], "reason": "named"},
+            **step,
+        ),
+        Event(
+            type="model.called",
+            payload={
+                "model": "m",
+                "input_tokens": 100,
+                "output_tokens": 20,
+                "cost": 0.01,
+                "latency_s": 0.5,
+                "prompt_sha256": "ab" * 32,
+                "prompt_chars": 42,
+            },
+            **step,
+        ),
+        Event(
+            type="output.recorded", payload={"sha256": "cd" * 32, "size": 11, "output": {"score": 91}}, **step
+        ),
+        Event(type="step.succeeded", payload={"duration_s": 1.5}, **step),
+        Event(type="run.succeeded", payload={"duration_s": 2.0}, **common),
+    ]
+
+
+def test_append_stores_each_event_once_and_numbers_them_in_order(store):
+    events = _run_events()
+    seqs = store.append(events)
+    assert len(seqs) == len(events) and seqs == sorted(seqs)
+    assert store.append(events) == [], "the same events again are duplicates"
+    assert (
+        store.append(
+            [
+                events[2],
+                Event(
+                    type="step.retried",
+                    run_id="run_1",
+                    workflow="w",
+                    step="score",
+                    try_number=1,
+                    payload={"next_try": 2},
+                ),
+            ]
+        )
+        != []
+    )
+    read = list(store.read("run_1"))
+    assert [e.type for e in read][:2] == ["run.started", "step.started"]
+    assert len(read) == len(events) + 1
+    assert [e.seq for e in read] == sorted(e.seq for e in read)
+    assert (
+        read[3].payload["input_tokens"] == 100 and read[3].agent == "scorer" and read[3].template_version == 3
+    )
+
+
+def test_an_event_of_an_unknown_type_or_payload_is_refused_before_it_is_stored(store):
+    with pytest.raises(ValueError, match="unknown event type 'step.exploded'; known: agent.selected"):
+        Event(type="step.exploded", run_id="r", workflow="w")
+    with pytest.raises(ValueError, match="next_try"):
+        store.append([Event(type="step.retried", run_id="r", workflow="w", payload={})])
+    assert list(store.read("r")) == []
+
+
+def test_read_until_and_fold_rebuild_the_state_at_any_point(store):
+    store.append(_run_events())
+    read = list(store.read("run_1"))
+    middle = fold("run_1", store.read("run_1", until=read[2].seq))
+    assert (middle.state, middle.step_states(), middle.agents) == (
+        "running",
+        {"score": "running"},
+        ["scorer"],
+    )
+    end = fold("run_1", store.read("run_1"))
+    assert (end.state, end.step_states(), end.inputs) == ("success", {"score": "success"}, {"region": "emea"})
+    step = end.steps[("score", -1)]
+    assert (step.output, step.input_tokens, step.output_tokens, step.cost) == ({"score": 91}, 100, 20, 0.01)
+
+
+def test_large_outputs_are_stored_once_by_reference(store):
+    big = {"rows": ["x" * 100] * (INLINE_LIMIT // 50)}
+    payload = store.output_payload(big)
+    assert payload["ref"] == payload["sha256"] and "output" not in payload
+    assert store.output_payload(big)["ref"] == payload["ref"]
+    assert store.blob(payload["ref"]) == big
+    small = store.output_payload({"a": 1})
+    assert small["output"] == {"a": 1} and small.get("ref") is None
+
+
+def test_workflow_executions_follows_the_events_and_can_be_rebuilt_from_them(store):
+    events = _run_events()
+    store.append(events[:3])
+    (row,) = projections.executions(store)
+    assert (
+        row["workflow_id"],
+        row["trigger_id"],
+        row["execution_status"],
+        row["agents_involved"],
+        row["result"],
+    ) == ("run_1", "lead_qualification", "running", ["scorer"], None)
+    store.append(events[3:])
+    (row,) = projections.executions(store)
+    assert (row["execution_status"], row["result"]) == ("completed", {"outputs": {"score": {"score": 91}}})
+    store.append(
+        [
+            Event(type="run.started", run_id="run_2", workflow="lead_qualification"),
+            Event(type="run.failed", run_id="run_2", workflow="lead_qualification", payload={"reason": "x"}),
+        ]
+    )
+    before = sorted(
+        (r["workflow_id"], r["execution_status"], r["agents_involved"]) for r in projections.executions(store)
+    )
+    with store.engine.begin() as conn:
+        conn.execute(schema.workflow_executions.delete())
+    assert projections.rebuild(store) == 2
+    after = sorted(
+        (r["workflow_id"], r["execution_status"], r["agents_involved"]) for r in projections.executions(store)
+    )
+    assert after == before == [("run_1", "completed", ["scorer"]), ("run_2", "failed", [])]
+
+
+def test_agent_stats_count_runs_success_latency_tokens_and_cost(store):
+    for i, (ok, duration) in enumerate([(True, 1.0), (True, 3.0), (False, None), (True, 2.0)]):
+        step = {"run_id": f"r{i}", "workflow": "w", "step": "s", "try_number": 1, "agent": "scorer"}
+        kind = "step.succeeded" if ok else "step.failed"
+        store.append(
+            [
+                Event(
+                    type="model.called",
+                    payload={
+                        "model": "m",
+                        "input_tokens": 10,
+                        "output_tokens": 5,
+                        "cost": 0.25,
+                        "prompt_sha256": "0" * 64,
+                        "prompt_chars": 1,
+                    },
+                    **step,
+                ),
+                Event(type=kind, payload={"duration_s": duration} if ok else {"error_class": "X"}, **step),
+            ]
+        )
+    (stats,) = projections.agent_stats(store)
+    assert (stats.agent, stats.runs, stats.steps, stats.succeeded, stats.failed) == ("scorer", 4, 4, 3, 1)
+    assert stats.success_rate == 0.75
+    assert (stats.p50_latency_s, stats.input_tokens, stats.output_tokens, stats.cost) == (2.0, 40, 20, 1.0)
+    assert 2.8 <= stats.p95_latency_s <= 3.0
+
+
+def test_a_corrupt_payload_is_reported_with_its_sequence_number(store):
+    store.append(_run_events()[:2])
+    row = {
+        "run_id": "run_1",
+        "workflow": "w",
+        "type": "step.succeeded",
+        "payload": {"duration_s": "soon"},
+        "ts": _run_events()[0].ts,
+        "idempotency_key": "forged-1",
+        "map_index": -1,
+        "try_number": 1,
+    }
+    with store.engine.begin() as conn:
+        conn.execute(insert(schema.events).values(**row))
+        if store.engine.dialect.name == "sqlite":  # SQLite keeps whatever text it is given
+            conn.execute(
+                insert(schema.events).values(**{**row, "idempotency_key": "forged-2", "payload": {}})
+            )
+            conn.execute(
+                text("UPDATE baton_events SET payload = '{not json' WHERE idempotency_key = 'forged-2'")
+            )
+    read = list(store.read("run_1"))
+    corrupt = [e for e in read if isinstance(e, CorruptEvent)]
+    assert (
+        str(corrupt[0]) == f"event {corrupt[0].seq} (step.succeeded): payload does not fit: ('duration_s',): "
+        "Input should be a valid number, unable to parse string as a number"
+    )
+    if store.engine.dialect.name == "sqlite":
+        assert str(corrupt[1]).startswith(f"event {corrupt[1].seq} (step.succeeded): payload is not JSON: ")
+    state = fold("run_1", read)
+    assert state.corrupt == corrupt and state.step_states() == {"score": "running"}
+
+
+def test_migrations_run_once_and_an_unmigrated_store_says_what_to_do(tmp_path, store):
+    with store.engine.connect() as conn:
+        assert current_version(conn) == MIGRATIONS[-1][0]
+    assert upgrade(store.engine) == []
+    bare = EventStore(engine_for(f"sqlite:///{tmp_path / 'bare.db'}"))
+    with pytest.raises(StoreError, match=r"has no tables yet: run `baton db upgrade` \(make run does it\)"):
+        bare.append(_run_events()[:1])
+    assert upgrade(bare.engine) == ["1: events, blobs and workflow_executions"]
+    assert bare.append(_run_events()[:1]) != []
+
+
+def test_the_idempotency_key_is_unique_in_the_table(store):
+    event = _run_events()[0]
+    with store.engine.begin() as conn:
+        conn.execute(insert(schema.events).values(**event.row()))
+    with pytest.raises(Exception, match="(?i)unique"), store.engine.begin() as conn:
+        conn.execute(insert(schema.events).values(**event.row()))
+    with store.engine.connect() as conn:
+        assert conn.scalar(select(schema.events.c.seq).where(schema.events.c.idempotency_key == event.key))
