@@ -15,11 +15,10 @@ export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-4}"
 # shared ARCHITECTURE.md): the scheduler's idle sleep and the task heartbeat interval.
 export AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME=0.1
 export AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL=1
-# LocalExecutor workers start from a forkserver that has already imported the agent runtime
-# (common-ai, pydantic-ai, Baton's event store): every task process is forked from it and skips
-# ~1 s of imports.
-export AIRFLOW__SCHEDULER__MP_START_METHOD=forkserver
-export AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD="airflow.sdk.execution_time.task_runner,baton.compile,baton.agents.llm,baton.agents.skills,baton.events.listener"
+# LocalExecutor workers start from a forkserver that has loaded what every task process needs
+# (include/baton/preload.py: plugins, the agent runtime, Baton): tasks skip ~1.5 s of imports.
+export AIRFLOW__SCHEDULER__MP_START_METHOD="${AIRFLOW__SCHEDULER__MP_START_METHOD:-forkserver}"
+export AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD="${AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD:-baton.preload}"
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS:-admin:admin}"
 export AIRFLOW__API__PORT="${AIRFLOW__API__PORT:-8080}"
 # Task processes report to the Execution API of the same api-server, on whatever port it has.

@@ -11,8 +11,11 @@ fi
 if [ ! -x .venv/bin/uv ]; then
   .venv/bin/python -m pip install --quiet "$(grep -E '^uv==' requirements.txt)"
 fi
-if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/uv pip sync --quiet --python .venv/bin/python requirements.txt
-  .venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps -e .
+# Bytecode is compiled at install time: every Airflow process (and each task process) then loads
+# .pyc files instead of compiling sources, even where PYTHONDONTWRITEBYTECODE is set.
+if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ] \
+   || [ scripts/install.sh -nt "$stamp" ]; then
+  .venv/bin/uv pip sync --quiet --compile-bytecode --python .venv/bin/python requirements.txt
+  .venv/bin/uv pip install --quiet --compile-bytecode --python .venv/bin/python --no-deps -e .
   touch "$stamp"
 fi

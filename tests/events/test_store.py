@@ -15,7 +15,7 @@ def _run_events(run_id: str = "run_1", workflow: str = "lead_qualification") -> 
     common = {"run_id": run_id, "workflow": workflow, "template_version": 3}
     step = {**common, "step": "score", "try_number": 1, "agent": "scorer"}
     return [
-        Event(type="run.started", payload={"inputs": {"region": "emea"}}, **common),
+        Event(type="run.started", payload={"conf_keys": ["region"], "conf_sha256": "ab" * 32}, **common),
         Event(type="step.started", payload={"pid": 7, "pool": "baton_agent_scorer"}, **step),
         Event(
             type="agent.selected",
@@ -91,7 +91,7 @@ def test_read_until_and_fold_rebuild_the_state_at_any_point(store):
         ["scorer"],
     )
     end = fold("run_1", store.read("run_1"))
-    assert (end.state, end.step_states(), end.inputs) == ("success", {"score": "success"}, {"region": "emea"})
+    assert (end.state, end.step_states(), end.conf_keys) == ("success", {"score": "success"}, ["region"])
     step = end.steps[("score", -1)]
     assert (step.output, step.input_tokens, step.output_tokens, step.cost) == ({"score": 91}, 100, 20, 0.01)
 

@@ -21,7 +21,7 @@ from baton import templating
 from baton.agents.outputs import output_model
 from baton.compile.plan import StepPlan, plan_workflow
 from baton.events.replay import RunState, fold
-from baton.events.store import EventStore
+from baton.events.store import EventStore, conf_digest
 from baton.skills import SkillRequest, get_skill
 from baton.spec import load_roster, load_workflow
 
@@ -121,9 +121,25 @@ def _spec(step: Any) -> Any:
     return step.output
 
 
-def rerun(store: EventStore, run_id: str, dags_folder: Path) -> list[Verdict]:
-    """Re-execute ``run_id``'s steps in dependency order; a verdict per step."""
+def run_conf(run_id: str, dag_id: str) -> dict[str, Any]:
+    """The run's conf, from Airflow's metadata DB (events keep only its digest)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        runs = DagRun.find(dag_id=dag_id, run_id=run_id, session=session)
+        return dict(runs[0].conf or {}) if runs else {}
+
+
+def rerun(
+    store: EventStore, run_id: str, dags_folder: Path, conf: dict[str, Any] | None = None
+) -> list[Verdict]:
+    """Re-execute ``run_id``'s steps in dependency order; a verdict per step.
+
+    :param conf: the run's conf; read from Airflow's metadata DB when not given.
+    """
     state, prompts = _recorded(store, run_id)
+    conf = run_conf(run_id, state.workflow) if conf is None else conf
     roster = load_roster(dags_folder / "agents.yaml")
     workflow = load_workflow(dags_folder / "workflows" / f"{state.workflow}.yaml", roster)
     plan = plan_workflow(workflow, roster)
@@ -132,7 +148,9 @@ def rerun(store: EventStore, run_id: str, dags_folder: Path) -> list[Verdict]:
         verdicts.append(
             Verdict("(template)", False, f"now v{workflow.version}; the run used v{state.template_version}")
         )
-    inputs = {name: field.default for name, field in workflow.inputs.items()} | state.inputs
+    if conf_digest(conf) != state.conf_sha256:
+        verdicts.append(Verdict("(inputs)", False, "the run's conf is not the one recorded (digest differs)"))
+    inputs = {name: field.default for name, field in workflow.inputs.items()} | conf
     by_id = {s.task_id: s for s in plan.steps}
     order = TopologicalSorter({s.task_id: set(s.upstream) for s in plan.steps}).static_order()
     for step_id in order:

@@ -18,7 +18,7 @@ from airflow.listeners import hookimpl
 from sqlalchemy import select
 
 from baton.events import schema
-from baton.events.store import Event, EventStore
+from baton.events.store import Event, EventStore, run_started_payload
 
 log = logging.getLogger(__name__)
 
@@ -178,17 +178,8 @@ def _on_run(dag_run: Any, kind: str, payload: dict[str, Any], reconcile: bool) -
 
 @hookimpl
 def on_dag_run_running(dag_run: Any, msg: str) -> None:
-    logical = getattr(dag_run, "logical_date", None)
-    _on_run(
-        dag_run,
-        "run.started",
-        {
-            "run_type": str(getattr(dag_run, "run_type", "manual")),
-            "logical_date": logical.isoformat() if logical else None,
-            "inputs": dict(getattr(dag_run, "conf", None) or {}),
-        },
-        reconcile=False,
-    )
+    payload = run_started_payload(dag_run, getattr(dag_run, "logical_date", None))
+    _on_run(dag_run, "run.started", payload, reconcile=False)
 
 
 @hookimpl

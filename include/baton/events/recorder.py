@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 
 from baton.events import schema
-from baton.events.store import Event, EventStore
+from baton.events.store import Event, EventStore, run_started_payload
 
 TERMINAL = ("step.succeeded", "step.failed", "step.skipped")
 LOST_TRY = "the try ended without reporting (its task process was killed or lost)"
@@ -60,20 +60,14 @@ class StepRecorder:
     def record(self, *events: Event) -> None:
         self.store.append(events)
 
-    def start(self, pool: str, inputs: dict[str, Any]) -> None:
+    def start(self, pool: str) -> None:
         """The run (once per run), a lost previous try if there was one, and this try's start."""
-        run = self.context["dag_run"]
-        logical = self.context.get("logical_date")
         run_started = Event(
             type="run.started",
             run_id=self.common["run_id"],
             workflow=self.common["workflow"],
             template_version=self.common["template_version"],
-            payload={
-                "run_type": str(getattr(run, "run_type", "manual")),
-                "logical_date": logical.isoformat() if logical else None,
-                "inputs": inputs,
-            },
+            payload=run_started_payload(self.context["dag_run"], self.context.get("logical_date")),
         )
         events = [run_started, *self._lost_previous_try()]
         events.append(

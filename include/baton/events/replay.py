@@ -39,7 +39,8 @@ class RunState:
     workflow: str = ""
     template_version: int | None = None
     state: str = "none"
-    inputs: dict[str, Any] = field(default_factory=dict)
+    conf_keys: list[str] = field(default_factory=list)
+    conf_sha256: str = ""
     steps: dict[tuple[str, int], StepState] = field(default_factory=dict)
     agents: list[str] = field(default_factory=list)
     last_seq: int = 0
@@ -68,7 +69,7 @@ def fold(run_id: str, events: Iterable[Event | CorruptEvent]) -> RunState:
         if kind.startswith("run."):
             run.state = {"run.started": "running", "run.succeeded": "success", "run.failed": "failed"}[kind]
             if kind == "run.started":
-                run.inputs = payload.get("inputs", {})
+                run.conf_keys, run.conf_sha256 = payload.get("conf_keys", []), payload.get("conf_sha256", "")
             continue
         if event.step is None:
             continue
@@ -98,7 +99,7 @@ def _summary(event: Event) -> str:
     p = event.payload
     match event.type:
         case "run.started":
-            return f"inputs {p.get('inputs', {})}"
+            return f"{p.get('run_type')}, conf keys {p.get('conf_keys', [])}"
         case "step.started":
             return f"pid {p.get('pid')} on {p.get('hostname')}, pool {p.get('pool')}"
         case "step.succeeded" | "run.succeeded":

@@ -89,6 +89,21 @@ class CorruptEvent:
         return f"event {self.seq} ({self.type}): {self.problem}"
 
 
+def conf_digest(conf: dict[str, Any] | None) -> str:
+    """The digest of a run's conf, recorded instead of the conf itself."""
+    return hashlib.sha256(json.dumps(conf or {}, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def run_started_payload(dag_run: Any, logical_date: Any) -> dict[str, Any]:
+    conf = dict(getattr(dag_run, "conf", None) or {})
+    return {
+        "run_type": str(getattr(dag_run, "run_type", "manual")),
+        "logical_date": logical_date.isoformat() if logical_date else None,
+        "conf_keys": sorted(conf),
+        "conf_sha256": conf_digest(conf),
+    }
+
+
 def store_url(conn_id: str = STORE_CONN_ID) -> str:
     """The SQLAlchemy URL of the store: the Airflow connection, or SQLite in the Airflow home."""
     from airflow.sdk import BaseHook

@@ -38,9 +38,12 @@ def event_type(name: str):
 
 @event_type("run.started")
 class RunStarted(Payload):
+    """The run's ``conf`` is Airflow's to keep (it may hold personal data): only its keys and digest here."""
+
     run_type: str = "manual"
     logical_date: str | None = None
-    inputs: dict[str, Any] = Field(default_factory=dict)
+    conf_keys: list[str] = Field(default_factory=list)
+    conf_sha256: str = ""
 
 
 @event_type("run.succeeded")

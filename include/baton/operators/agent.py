@@ -70,7 +70,7 @@ class AgentOperator(BaseOperator):
             agent=(self.agent or {}).get("name"),
         )
         scope = self.jinja_context(context)
-        recorder.start(self.pool, scope["inputs"])
+        recorder.start(self.pool)
         try:
             output = self._run(context, scope, recorder)
         except AirflowSkipException as skip:
