@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,80 @@ def dagbag(dags_folder):
     from airflow.dag_processing.dagbag import BundleDagBag
 
     return BundleDagBag(dag_folder=str(dags_folder), bundle_path=dags_folder, bundle_name="dags-folder")
+
+
+DAG_TEST_SCRIPT = """
+import json, sys
+from pathlib import Path
+from airflow.dag_processing.dagbag import BundleDagBag
+folder, bundle, dag_id, conf = sys.argv[1:5]
+bag = BundleDagBag(dag_folder=folder, bundle_path=Path(folder), bundle_name=bundle)
+assert not bag.import_errors, bag.import_errors
+run = bag.dags[dag_id].test(run_conf=json.loads(conf) or None)
+print("BATON_TEST_RUN_ID=" + run.run_id)
+"""
+
+
+def run_dag_test_in_subprocess(
+    folder: Path, bundle: str, dag_id: str, conf: dict | None = None, env: dict[str, str] | None = None
+):
+    """``dag.test()`` in a fresh process; (the run, its task id -> (state, output) map, all it printed).
+
+    Everything the run logs (its task logs included) is in the printed text, for tests to grep.
+    """
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    done = subprocess.run(
+        [sys.executable, "-c", DAG_TEST_SCRIPT, str(folder), bundle, dag_id, json.dumps(conf or {})],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    run_id = next(
+        (line.split("=", 1)[1] for line in done.stdout.splitlines() if line.startswith("BATON_TEST_RUN_ID=")),
+        None,
+    )
+    assert run_id, f"dag.test() of {dag_id} did not finish:\n{output[-3000:]}"
+    with create_session() as session:
+        run = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)).one()
+        results = {}
+        for ti in run.get_task_instances(session=session):
+            state = str(ti.state.value if hasattr(ti.state, "value") else ti.state)
+            results[ti.task_id] = (state, ti.xcom_pull(task_ids=ti.task_id) if state == "success" else None)
+        recorded = RecordedRun(
+            dag_id,
+            run_id,
+            str(getattr(run.state, "value", run.state)),
+            {task: state for task, (state, _) in results.items()},
+        )
+    return recorded, results, output
+
+
+@dataclass(frozen=True)
+class RecordedRun:
+    """What Airflow's metadata DB says of a finished run."""
+
+    dag_id: str
+    run_id: str
+    state: str
+    task_states: dict[str, str]
+
+    def xcom(self, task_id: str, key: str = "return_value"):
+        from airflow.models.xcom import XComModel
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        x = XComModel
+        with create_session() as session:
+            query = select(x.value).where(
+                x.dag_id == self.dag_id, x.run_id == self.run_id, x.task_id == task_id, x.key == key
+            )
+            return session.scalar(query)
 
 
 def run_dag_test(dag, **kwargs):

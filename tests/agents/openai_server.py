@@ -1,8 +1,9 @@
 """A small OpenAI-compatible Chat Completions server on 127.0.0.1, for tests of the real-model path.
 
 Each path prefix is a scripted behaviour: ``/valid/v1`` answers every call to an output tool with
-``answer`` (or text), ``/invalid/v1`` always answers with arguments that fail validation. Every
-request body is recorded, so a test can check what the model was sent.
+``answer`` (or text), ``/invalid/v1`` always answers with arguments that fail validation, and
+``/slow/v1`` holds its first request until ``release()`` (a model call a test can kill a task in).
+Every request body is recorded, so a test can check what the model was sent.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ class OpenAICompatibleServer:
     def __init__(self, answer: dict[str, Any]):
         self.answer = answer
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.released = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -26,6 +28,11 @@ class OpenAICompatibleServer:
                 if not self.path.endswith("/chat/completions"):
                     self.send_error(404, "only /v1/chat/completions here")
                     return
+                if (
+                    self.path.startswith("/slow/")
+                    and sum(p.startswith("/slow/") for p, _ in server.requests) == 1
+                ):
+                    server.released.wait(timeout=120)
                 payload = json.dumps(server.reply(self.path, body)).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -69,11 +76,16 @@ class OpenAICompatibleServer:
             "usage": {"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49},
         }
 
+    def release(self) -> None:
+        """Let a held ``/slow/`` request answer."""
+        self.released.set()
+
     def __enter__(self) -> OpenAICompatibleServer:
         self.thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        self.release()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=5)

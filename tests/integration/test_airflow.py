@@ -4,29 +4,70 @@ load; airflow standalone runs a workflow triggered through the REST API with a J
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
+from baton.events.replay import fold
+from baton.events.store import EventStore, engine_for
 from baton.standalone import Standalone
+from tests.agents.openai_server import OpenAICompatibleServer
 
 pytestmark = pytest.mark.integration
 
 BROKEN = Path(__file__).parents[1] / "spec" / "broken"
-HEALTHY = ["daily_operations", "lead_qualification", "revenue_milestone"]
+HEALTHY = ["crash_recovery", "daily_operations", "lead_qualification", "revenue_milestone"]
+CRASH_AGENT = """
+  - name: crash_test_analyst
+    description: Its first model call hangs until the test kills the task process.
+    llm_conn_id: crash_llm
+"""
+CRASH_WORKFLOW = """workflow: crash_recovery
+version: 1
+description: A step whose first try is killed with SIGKILL (tests/integration/test_airflow.py).
+owner: tests
+defaults: {retries: 1, retry_delay: 1s, retry_exponential_backoff: false}
+steps:
+  - id: assess
+    agent: crash_test_analyst
+    instruction: Assess the recovery.
+    output:
+      verdict: {type: string, enum: [go, hold]}
+"""
 
 
 @pytest.fixture(scope="module")
-def airflow(tmp_path_factory, dags_folder):
-    """Bundled dags + two broken templates; a migrated home; one dag-processor pass; then standalone."""
+def server():
+    with OpenAICompatibleServer({"verdict": "go"}) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory, dags_folder, server):
+    """Bundled dags, a crash-test workflow and two broken templates; a migrated home; one
+    dag-processor pass; then standalone."""
     root = tmp_path_factory.mktemp("airflow")
     dags = root / "dags"
     shutil.copytree(dags_folder, dags, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("unknown_agent.yaml", "invalid_cron.yaml"):
         shutil.copy(BROKEN / name, dags / "workflows" / name)
-    airflow = Standalone(root / "home", dags_folder=dags)
+    (dags / "agents.yaml").write_text((dags / "agents.yaml").read_text() + CRASH_AGENT)
+    (dags / "workflows" / "crash_recovery.yaml").write_text(CRASH_WORKFLOW)
+    crash_llm = {
+        "conn_type": "pydanticai",
+        "host": server.url + "/slow/v1",
+        "password": "sk-crash-test",
+        "extra": {"model": "openai-chat:gpt-slow"},
+    }
+    airflow = Standalone(
+        root / "home", dags_folder=dags, settings={"AIRFLOW_CONN_CRASH_LLM": json.dumps(crash_llm)}
+    )
     migrate = airflow.command("airflow", "db", "migrate")
     assert migrate.returncode == 0, migrate.stderr[-2000:]
     processor = airflow.command("airflow", "dag-processor", "-n", "1")
@@ -50,7 +91,7 @@ def test_the_real_dag_processor_loads_the_healthy_templates_and_files_the_broken
     errors = _json_lines(airflow.command("airflow", "dags", "list-import-errors", "-o", "json").stdout)
     assert [error["filepath"] for error in errors] == ["baton_template_errors.py"]
     text = errors[0]["error"]
-    assert "2 Baton template file(s) could not be loaded (3 healthy workflow(s) load" in text
+    assert "2 Baton template file(s) could not be loaded (4 healthy workflow(s) load" in text
     assert "workflows/unknown_agent.yaml:9: steps[1].agent: unknown agent 'sales_bot'" in text
     assert "workflows/invalid_cron.yaml:5: schedule: invalid cron expression '0 25 * * *'" in text
 
@@ -110,3 +151,69 @@ def test_scheduled_workflows_run_on_their_schedule(running):
     now = datetime.now(UTC)
     assert after.hour == 9 and after.minute == 0
     assert now - timedelta(days=1) <= after <= now + timedelta(days=1)
+
+
+def test_a_task_killed_mid_step_leaves_a_consistent_history(running, server):
+    response = running.trigger("crash_recovery")
+    assert response.status_code == 200, response.text
+    run_id = response.json()["dag_run_id"]
+    store = EventStore(engine_for(f"sqlite:///{running.home / 'baton_store.db'}"))
+    deadline = time.monotonic() + 120
+    started = []
+    while not (started and any(path.startswith("/slow/") for path, _ in server.requests)):
+        assert time.monotonic() < deadline, "the first try never reached its model call"
+        time.sleep(0.2)
+        started = [e for e in store.read(run_id) if e.type == "step.started" and e.try_number == 1]
+    os.kill(started[0].payload["pid"], signal.SIGKILL)  # the task process, in the middle of its model call
+    server.release()
+    assert running.wait_for_run("crash_recovery", run_id)["state"] == "success"
+
+    events = list(store.read(run_id))
+    facts = [(e.step, e.try_number, e.type) for e in events]
+    assert len(facts) == len(set(facts)), "nothing is recorded twice"
+    for fact in [
+        ("assess", 1, "step.started"),
+        ("assess", 1, "step.failed"),
+        ("assess", 1, "step.retried"),
+        ("assess", 2, "step.started"),
+        ("assess", 2, "model.called"),
+        ("assess", 2, "step.succeeded"),
+        (None, 0, "run.succeeded"),
+    ]:
+        assert fact in facts, fact
+    assert ("assess", 1, "step.succeeded") not in facts
+    lost = next(e for e in events if e.type == "step.failed")
+    assert lost.payload["recorded_by"] in ("listener", "next try")
+    state = fold(run_id, events)
+    assert (state.state, state.step_states(), state.steps[("assess", -1)].try_number) == (
+        "success",
+        {"assess": "success"},
+        2,
+    )
+    (ti,) = running.api("GET", f"/dags/crash_recovery/dagRuns/{run_id}/taskInstances").json()[
+        "task_instances"
+    ]
+    assert (ti["state"], ti["try_number"]) == ("success", 2), "Airflow says the same"
+
+
+def test_the_events_api_is_behind_airflows_authentication(running):
+    assert httpx.get(f"{running.url}/baton/api/runs", timeout=30).status_code == 401
+    headers = {"Authorization": f"Bearer {running.token()}"}
+    runs = httpx.get(f"{running.url}/baton/api/runs", headers=headers, timeout=30)
+    assert runs.status_code == 200, runs.text
+    lead = next(r for r in runs.json() if r["trigger_id"] == "lead_qualification")
+    assert lead["agents_involved"] == ["marketing_lead_generator", "finance_revenue_tracker"]
+    timeline = httpx.get(
+        f"{running.url}/baton/api/runs/{lead['workflow_id']}/timeline", headers=headers, timeout=30
+    )
+    assert timeline.json()["steps"] == {"score_leads": "success", "value_leads": "success"}
+    assert timeline.json()["events"][0]["type"] == "run.started"
+    stats = {
+        s["agent"]: s
+        for s in httpx.get(f"{running.url}/baton/api/agents/stats", headers=headers, timeout=30).json()
+    }
+    assert stats["marketing_lead_generator"]["succeeded"] >= 1
+    assert (
+        httpx.get(f"{running.url}/baton/api/runs/nope/timeline", headers=headers, timeout=30).status_code
+        == 404
+    )

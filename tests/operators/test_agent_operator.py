@@ -3,16 +3,22 @@ on invalid output, ``when`` skips and joins — one DAG run, many assertions."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
 from airflow.providers.common.ai.utils.logging import MODEL_NAME_XCOM_KEY
+from sqlalchemy import Text, cast, select
 
 from baton.agents.offline import OFFLINE_MODEL_NAME
+from baton.events import EventStore, schema
+from baton.events.replay import fold
 from tests.agents.openai_server import OpenAICompatibleServer
-from tests.conftest import run_dag_test
+from tests.conftest import FIXTURE_DAGS, run_dag_test_in_subprocess
 
 ANSWER = {"verdict": "hold", "score": 3}
+SECRET = "sk-PLANTED-7f3a9c21"  # the LLM connections' password
+MARKER = "MARKER-4b8e1d"  # written into the remote step's instruction
 
 
 @pytest.fixture(scope="module")
@@ -22,29 +28,24 @@ def server():
 
 
 @pytest.fixture(scope="module")
-def agent_run(fixture_dagbag, server, airflow_db):
-    conns = {"local_llm": "/valid/v1", "local_llm_invalid": "/invalid/v1"}
-    mp = pytest.MonkeyPatch()
-    for conn_id, path in conns.items():
-        mp.setenv(
-            f"AIRFLOW_CONN_{conn_id.upper()}",
-            json.dumps(
-                {
-                    "conn_type": "pydanticai",
-                    "host": server.url + path,
-                    "password": "sk-local-test",
-                    "extra": {"model": "openai-chat:gpt-local"},
-                }
-            ),
+def agent_run(server, airflow_db):
+    """One dag.test() of agent_paths in its own process: (the run, the step results, all it printed)."""
+    env = {
+        f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(
+            {
+                "conn_type": "pydanticai",
+                "host": server.url + path,
+                "password": SECRET,
+                "extra": {"model": "openai-chat:gpt-local"},
+            }
         )
-    assert fixture_dagbag.import_errors == {}
-    run, results = run_dag_test(fixture_dagbag.dags["agent_paths"])
-    mp.undo()
-    return run, results
+        for conn_id, path in (("local_llm", "/valid/v1"), ("local_llm_invalid", "/invalid/v1"))
+    }
+    return run_dag_test_in_subprocess(FIXTURE_DAGS, "baton-test-fixtures", "agent_paths", env=env)
 
 
 def test_offline_model_is_deterministic_and_schema_valid(agent_run):
-    _, results = agent_run
+    _, results, _ = agent_run
     (state_a, a), (state_b, b), (state_other, other) = results["same_a"], results["same_b"], results["other"]
     assert (state_a, state_b, state_other) == ("success", "success", "success")
     assert a == b, "the same instruction must give the same output"
@@ -73,18 +74,17 @@ def test_a_real_openai_compatible_server_gets_the_rendered_prompt_and_schema(age
     assert body["model"] == "gpt-local"
     assert body["messages"][0] == {"role": "system", "content": "You are the remote analyst."}
     verdict = agent_run[1]["same_a"][1]["verdict"]
-    assert body["messages"][-1]["content"] == f"Second opinion on {verdict} for pricing"
+    assert body["messages"][-1]["content"] == f"Second opinion on {verdict} for pricing (ref {MARKER})"
     schema = body["tools"][0]["function"]["parameters"]
     assert schema["properties"]["verdict"]["enum"] == ["go", "hold"]
     assert (schema["properties"]["score"]["minimum"], schema["properties"]["score"]["maximum"]) == (0, 10)
 
 
 def test_common_ai_run_metadata_comes_along(agent_run):
-    run, _ = agent_run
-    ti = run.get_task_instance("remote")
-    assert ti.xcom_pull(task_ids="remote", key=MODEL_NAME_XCOM_KEY) == "gpt-local"
-    assert ti.xcom_pull(task_ids="same_a", key=MODEL_NAME_XCOM_KEY) == OFFLINE_MODEL_NAME
-    usage = ti.xcom_pull(task_ids="remote", key="usage")
+    run, _, _ = agent_run
+    assert run.xcom("remote", MODEL_NAME_XCOM_KEY) == "gpt-local"
+    assert run.xcom("same_a", MODEL_NAME_XCOM_KEY) == OFFLINE_MODEL_NAME
+    usage = run.xcom("remote", "usage")
     assert (usage["input_tokens"], usage["output_tokens"], usage["requests"]) == (42, 7, 1)
 
 
@@ -103,3 +103,68 @@ def test_when_false_skips_the_step_and_its_dependants_but_not_a_join(agent_run):
     state, output = results["join_any"]
     assert state == "success" and output["total"] == 14
     assert agent_run[0].state == "failed"  # because of 'stubborn'
+
+
+def _events(run_id: str) -> list:
+    return list(EventStore.from_airflow().read(run_id))
+
+
+def test_step_states_rebuilt_from_events_equal_airflows(agent_run):
+    run, _, _ = agent_run
+    airflow_states = run.task_states
+    state = fold(run.run_id, _events(run.run_id))
+    assert state.corrupt == []
+    assert state.step_states() == airflow_states
+    assert airflow_states["after_skip"] == "skipped" and airflow_states["stubborn"] == "failed"
+    assert state.state == run.state == "failed"
+    assert sorted(state.agents) == ["offline_analyst", "remote_analyst", "stubborn_analyst"]
+
+
+def test_each_fact_is_recorded_once_whoever_saw_it(agent_run):
+    run, _, _ = agent_run
+    keys = [
+        (e.step, e.map_index, e.try_number, e.type) for e in _events(run.run_id) if e.type != "model.called"
+    ]
+    assert len(keys) == len(set(keys))
+    recorders = {
+        e.step: e.payload.get("recorded_by") for e in _events(run.run_id) if e.type == "step.skipped"
+    }
+    assert recorders == {"skip_me": "operator", "after_skip": "run end"}
+
+
+def test_model_calls_are_recorded_with_tokens_and_cost_but_not_the_prompt(agent_run, server):
+    run, _, _ = agent_run
+    (call,) = [e for e in _events(run.run_id) if e.type == "model.called" and e.step == "remote"]
+    prompt = next(body for path, body in server.requests if path.startswith("/valid/"))["messages"][-1][
+        "content"
+    ]
+    assert call.agent == "remote_analyst" and call.template_version == 1
+    assert {k: call.payload[k] for k in ("model", "requests", "input_tokens", "output_tokens")} == {
+        "model": "gpt-local",
+        "requests": 1,
+        "input_tokens": 42,
+        "output_tokens": 7,
+    }
+    assert call.payload["cost"] == pytest.approx(42 / 1000 * 0.5 + 7 / 1000 * 1.5)
+    assert call.payload["prompt_sha256"] == hashlib.sha256(prompt.encode()).hexdigest()
+    assert call.payload["prompt_chars"] == len(prompt)
+    (failed,) = [e for e in _events(run.run_id) if e.type == "model.called" and e.step == "stubborn"]
+    assert failed.payload["requests"] == 3
+
+
+def test_no_secret_or_prompt_text_reaches_the_events_or_the_task_logs(agent_run, server):
+    run, _, logs = agent_run
+    assert any(MARKER in body["messages"][-1]["content"] for _, body in server.requests), (
+        "the marker was sent"
+    )
+    assert "Step remote (agent remote_analyst): instruction of" in logs, "the task logs were captured"
+    e = schema.events.c
+    with EventStore.from_airflow().engine.connect() as conn:
+        rows = conn.execute(
+            select(*(cast(c, Text) for c in schema.events.columns)).where(e.run_id == run.run_id)
+        )
+        stored = "\n".join(" ".join(str(value) for value in row) for row in rows)
+    assert "remote" in stored and "gpt-local" in stored
+    for planted in (SECRET, MARKER):
+        assert planted not in stored, f"{planted} is in the events table"
+        assert planted not in logs, f"{planted} is in the task logs"

@@ -37,22 +37,33 @@ def _store() -> EventStore:
     return EventStore.from_airflow()
 
 
-@cache
-def _tagged(dag_id: str) -> bool:
-    """Whether a DAG is a Baton workflow, asked of the metadata DB (scheduler, API server)."""
-    from airflow.models.dag import DagTag
-    from airflow.utils.session import create_session
+def _session_of(orm_object: Any) -> Any:
+    """The metadata-DB session an ORM object (DagRun, TaskInstance) is attached to, if any.
 
-    with create_session() as session:
-        return (
-            session.scalar(select(DagTag.name).where(DagTag.dag_id == dag_id, DagTag.name == BATON_TAG))
-            is not None
-        )
+    Listeners in the scheduler run inside its critical section, which forbids commits: they read
+    through the scheduler's own session and never open (or commit) one.
+    """
+    from sqlalchemy.orm import object_session
+    from sqlalchemy.orm.exc import UnmappedInstanceError
+
+    try:
+        return object_session(orm_object)
+    except UnmappedInstanceError:  # a RuntimeTaskInstance in a task process: no metadata DB there
+        return None
 
 
-def _is_baton(dag_id: str, dag: Any) -> bool:
+def _is_baton(dag_id: str, dag: Any, orm_object: Any) -> bool:
+    """Whether a DAG is a Baton workflow: by its tags, or by the metadata DB's record of them."""
     tags = getattr(dag, "tags", None)
-    return BATON_TAG in tags if tags is not None else _tagged(dag_id)
+    if tags is not None:
+        return BATON_TAG in tags
+    session = _session_of(orm_object)
+    if session is None:
+        return False
+    from airflow.models.dag import DagTag
+
+    query = select(DagTag.name).where(DagTag.dag_id == dag_id, DagTag.name == BATON_TAG)
+    return session.scalar(query) is not None
 
 
 def _record(events: list[Event]) -> None:
@@ -65,7 +76,7 @@ def _record(events: list[Event]) -> None:
 def _ti_event(ti: Any, kind: str, payload: dict[str, Any]) -> Event | None:
     task = getattr(ti, "task", None)
     dag = getattr(task, "dag", None) if task is not None else None
-    if not _is_baton(ti.dag_id, dag):
+    if not _is_baton(ti.dag_id, dag, ti):
         return None
     agent = (getattr(task, "agent", None) or {}).get("name") if task is not None else None
     return Event(
@@ -92,6 +103,17 @@ def _on_ti(ti: Any, kind: str, payload: dict[str, Any]) -> None:
 
 
 @hookimpl
+def on_starting(component: Any) -> None:
+    """Resolve the store's connection when a component starts, not inside the scheduler's loop
+    (a lookup there could read, and commit, Airflow's metadata DB)."""
+    try:
+        _store()
+    except Exception:
+        log.exception("Baton's event store could not be resolved; events will be retried per write")
+        _store.cache_clear()
+
+
+@hookimpl
 def on_task_instance_running(previous_state: Any, task_instance: Any) -> None:
     in_task = type(task_instance).__name__ == "RuntimeTaskInstance"  # this very process runs the step
     payload = {"pid": os.getpid(), "hostname": socket.gethostname()} if in_task else {}
@@ -106,18 +128,31 @@ def on_task_instance_success(previous_state: Any, task_instance: Any) -> None:
 
 @hookimpl
 def on_task_instance_failed(previous_state: Any, task_instance: Any, error: Any) -> None:
-    will_retry = str(getattr(task_instance, "state", "")) in (
-        "up_for_retry",
-        "TaskInstanceState.UP_FOR_RETRY",
-    )
-    error_class = type(error).__name__ if isinstance(error, BaseException) else "Error"
     from baton.events.recorder import redact
 
-    _on_ti(
-        task_instance,
-        "step.failed",
-        {"error_class": error_class, "error": redact(str(error or ""))[:1000], "will_retry": will_retry},
-    )
+    state = getattr(task_instance, "state", "")
+    will_retry = str(getattr(state, "value", state)) == "up_for_retry"
+    error_class = type(error).__name__ if isinstance(error, BaseException) else "Error"
+    payload = {"error_class": error_class, "error": redact(str(error or ""))[:1000], "will_retry": will_retry}
+    try:
+        failed = _ti_event(task_instance, "step.failed", payload)
+        if failed is None:
+            return
+        events = [failed]
+        if will_retry:
+            retried = {"next_try": failed.try_number + 1, "recorded_by": "listener"}
+            events.append(Event(**{**_fields(failed), "type": "step.retried", "payload": retried}))
+    except Exception:
+        log.exception("Could not describe task instance %s for Baton's events", task_instance)
+        return
+    _record(events)
+
+
+def _fields(event: Event) -> dict[str, Any]:
+    return {
+        k: getattr(event, k)
+        for k in ("run_id", "workflow", "step", "map_index", "try_number", "agent", "template_version")
+    }
 
 
 @hookimpl
@@ -126,7 +161,7 @@ def on_task_instance_skipped(previous_state: Any, task_instance: Any) -> None:
 
 
 def _run_event(dag_run: Any, kind: str, payload: dict[str, Any]) -> Event | None:
-    if not _is_baton(dag_run.dag_id, getattr(dag_run, "dag", None)):
+    if not _is_baton(dag_run.dag_id, getattr(dag_run, "dag", None), dag_run):
         return None
     return Event(type=kind, run_id=dag_run.run_id, workflow=dag_run.dag_id, payload=payload)
 
@@ -142,7 +177,9 @@ def _unrecorded_steps(dag_run: Any) -> list[Event]:
     with _store().engine.connect() as conn:
         seen = set(conn.execute(select(e.step, e.map_index, e.type).where(e.run_id == dag_run.run_id)).all())
     events = []
-    for ti in dag_run.get_task_instances():
+    session = _session_of(dag_run)
+    task_instances = dag_run.get_task_instances(session=session) if session else dag_run.get_task_instances()
+    for ti in task_instances:
         kind = TI_TERMINAL.get(str(ti.state.value if hasattr(ti.state, "value") else ti.state))
         if kind is None or (ti.task_id, ti.map_index, kind) in seen:
             continue
