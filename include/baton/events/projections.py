@@ -12,7 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from baton.events import schema
 
@@ -23,11 +25,60 @@ STATUS = {"run.started": "running", "run.succeeded": "completed", "run.failed": 
 _TRIGGERS = ("run.started", "run.succeeded", "run.failed", "agent.selected")
 
 
+_ADD_AGENT = {
+    # Atomic in one statement: concurrent steps of one run cannot lose each other's agent.
+    "postgresql": text(
+        "UPDATE workflow_executions SET agents_involved = agents_involved || jsonb_build_array(CAST(:agent AS text))"
+        " WHERE workflow_id = :run_id AND NOT agents_involved @> jsonb_build_array(CAST(:agent AS text))"
+    ),
+    "sqlite": text(
+        "UPDATE workflow_executions SET agents_involved = json_insert(agents_involved, '$[#]', :agent)"
+        " WHERE workflow_id = :run_id"
+        " AND NOT EXISTS (SELECT 1 FROM json_each(workflow_executions.agents_involved) WHERE value = :agent)"
+    ),
+}
+
+
 def apply(conn: Connection, stored: Sequence[tuple[int, Event]]) -> None:
-    """Update the projections for events just stored (in the same transaction)."""
-    runs = {e.run_id: e for _, e in stored if e.type in _TRIGGERS}
-    for run_id, event in runs.items():
-        _refresh_execution(conn, run_id, event.workflow)
+    """Update the projections for events just stored (in the same transaction).
+
+    A run's row is inserted at run.started, gains agents as they are selected (one atomic UPDATE
+    each), and is recomputed from the run's events when the run ends.
+    """
+    x = schema.workflow_executions
+    runs: dict[str, list[Event]] = defaultdict(list)
+    for _, event in stored:
+        if event.type in _TRIGGERS:
+            runs[event.run_id].append(event)
+    for run_id, events in runs.items():
+        kinds = {e.type for e in events}
+        if kinds & {"run.succeeded", "run.failed"}:
+            _refresh_execution(conn, run_id, events[0].workflow)
+            continue
+        added: set[str] = set()
+        for event in events:
+            if event.type == "run.started":
+                insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+                conn.execute(
+                    insert(x)
+                    .values(
+                        workflow_id=run_id,
+                        trigger_id=event.workflow,
+                        agents_involved=[],
+                        execution_status="running",
+                        result=None,
+                        timestamp=event.ts,
+                    )
+                    .on_conflict_do_nothing(index_elements=["workflow_id"])
+                )
+            elif event.type == "agent.selected" and event.agent and event.agent not in added:
+                added.add(event.agent)  # a batch names the same agent for many steps: one UPDATE
+                result = conn.execute(_ADD_AGENT[conn.dialect.name], {"run_id": run_id, "agent": event.agent})
+                if (
+                    result.rowcount == 0
+                    and conn.scalar(select(x.c.id).where(x.c.workflow_id == run_id)) is None
+                ):
+                    _refresh_execution(conn, run_id, event.workflow)  # its row may not exist yet
 
 
 def _refresh_execution(conn: Connection, run_id: str, workflow: str) -> None:

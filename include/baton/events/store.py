@@ -161,6 +161,21 @@ def _insert(engine: Engine):
     return dialect.insert
 
 
+@cache
+def _append_statement(dialect: str):
+    """INSERT ... ON CONFLICT (key) DO NOTHING RETURNING seq, key: built once, compiled once per dialect.
+
+    Executed with a list of rows, SQLAlchemy sends them as one multi-row statement (insertmanyvalues)
+    and hands back the rows actually inserted.
+    """
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(schema.events)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(schema.events.c.seq, schema.events.c.idempotency_key)
+    )
+
+
 class EventStore:
     """Appends and reads events; keeps the projections current."""
 
@@ -176,16 +191,10 @@ class EventStore:
         if not events:
             return []
         rows = [e.row() for e in events]
-        insert = _insert(self.engine)
-        statement = (
-            insert(schema.events)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-            .returning(schema.events.c.seq, schema.events.c.idempotency_key)
-        )
+        statement = _append_statement(self.engine.dialect.name)
         try:
             with self.engine.begin() as conn:
-                stored = {key: seq for seq, key in conn.execute(statement)}
+                stored = {key: seq for seq, key in conn.execute(statement, rows)}
                 new = [e for e in events if e.key in stored]
                 projections.apply(conn, [(stored[e.key], e) for e in new])
         except (OperationalError, ProgrammingError) as error:
