@@ -13,7 +13,9 @@ from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from pydantic_ai import Agent
+from pydantic_ai.exceptions import UnexpectedModelBehavior
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
@@ -71,48 +73,55 @@ def _differences(before: Any, after: Any) -> str:
 
 def _rerun_step(
     store: EventStore, state: RunState, plan: StepPlan, scope: dict[str, Any], prompts: dict
-) -> Verdict:
+) -> tuple[Verdict, Any]:
+    """Re-execute one step; its verdict and the output it gave now (None when it did not run)."""
     step = plan.step
     recorded = state.steps.get((step.id, -1))
     if recorded is None or recorded.state not in ("success", "skipped"):
-        return Verdict(step.id, True, f"not rerun: it ended {recorded.state if recorded else 'unrecorded'}")
+        return Verdict(
+            step.id, True, f"not rerun: it ended {recorded.state if recorded else 'unrecorded'}"
+        ), None
     if step.when:
         runs_now = templating.evaluate(step.when, scope)
         if runs_now != (recorded.state == "success"):
-            return Verdict(
-                step.id, False, f"condition `{step.when}` is now {runs_now}; the run {recorded.state} it"
-            )
+            detail = f"condition `{step.when}` is now {runs_now}; the run {recorded.state} it"
+            return Verdict(step.id, False, detail), None
         if not runs_now:
-            return Verdict(step.id, True, "skipped, as recorded")
+            return Verdict(step.id, True, "skipped, as recorded"), None
     prompt = templating.render(step.instruction, scope)
     before = _output_of(store, state, step.id)
     skill = step.skill or (plan.agent.skill if plan.agent else None)
     notes = []
-    if skill:
-        found = get_skill(skill)
-        request = SkillRequest(
-            workflow=state.workflow,
-            step=step.id,
-            instruction=prompt,
-            inputs=scope["inputs"],
-            steps=scope["steps"],
-            run_id=state.run_id,
-        )
-        result = found.func(request)
-        model = output_model(step.id, _spec(step)) or found.output
-        after = model.model_validate(result).model_dump(mode="json") if model else result
-    else:
-        if prompts.get(step.id) != hashlib.sha256(prompt.encode()).hexdigest():
-            notes.append("prompt changed")
-        model = output_model(step.id, _spec(step))
-        agent = Agent(_replaying(before or {}), output_type=model or str, retries={"output": 0})
-        output = agent.run_sync(prompt).output
-        after = output.model_dump(mode="json") if model else {"text": output}
+    try:
+        if skill:
+            found = get_skill(skill)
+            request = SkillRequest(
+                workflow=state.workflow,
+                step=step.id,
+                instruction=prompt,
+                inputs=scope["inputs"],
+                steps=scope["steps"],
+                run_id=state.run_id,
+            )
+            result = found.func(request)
+            model = output_model(step.id, _spec(step)) or found.output
+            after = model.model_validate(result).model_dump(mode="json") if model else result
+        else:
+            if prompts.get(step.id) != hashlib.sha256(prompt.encode()).hexdigest():
+                notes.append("prompt changed")
+            model = output_model(step.id, _spec(step))
+            agent = Agent(_replaying(before or {}), output_type=model or str, retries={"output": 0})
+            output = agent.run_sync(prompt).output
+            after = output.model_dump(mode="json") if model else {"text": output}
+    except (UnexpectedModelBehavior, ValidationError) as error:
+        cause = error.__cause__ if isinstance(error, UnexpectedModelBehavior) and error.__cause__ else error
+        first = str(cause).strip().splitlines()[:3]
+        notes.append("the output no longer fits the step's output fields: " + " ".join(first))
+        return Verdict(step.id, False, "; ".join(notes)), None
     if difference := _differences(before, after):
         notes.append(difference)
-    return Verdict(
-        step.id, not notes, "; ".join(notes) or ("skill ran again" if skill else "recorded output fits")
-    )
+    detail = "; ".join(notes) or ("skill ran again" if skill else "recorded output fits")
+    return Verdict(step.id, not notes, detail), after
 
 
 def _spec(step: Any) -> Any:
@@ -152,13 +161,17 @@ def rerun(
         verdicts.append(Verdict("(inputs)", False, "the run's conf is not the one recorded (digest differs)"))
     inputs = {name: field.default for name, field in workflow.inputs.items()} | conf
     by_id = {s.task_id: s for s in plan.steps}
+    outputs = {name: _output_of(store, state, name) for name in by_id}  # re-executed ones replace these
     order = TopologicalSorter({s.task_id: set(s.upstream) for s in plan.steps}).static_order()
     for step_id in order:
         step = by_id[step_id]
         scope = {
             "inputs": inputs,
-            "steps": {name: _output_of(store, state, name) for name in step.reads},
+            "steps": {name: outputs.get(name) for name in step.reads},
             "run": {"id": run_id, "logical_date": None, "ds": None, "try_number": 1},
         }
-        verdicts.append(_rerun_step(store, state, step, scope, prompts))
+        verdict, output = _rerun_step(store, state, step, scope, prompts)
+        if output is not None:
+            outputs[step_id] = output
+        verdicts.append(verdict)
     return verdicts
