@@ -75,6 +75,9 @@ def _record(events: list[Event]) -> None:
 
 def _ti_event(ti: Any, kind: str, payload: dict[str, Any]) -> Event | None:
     task = getattr(ti, "task", None)
+    in_task = type(ti).__name__ == "RuntimeTaskInstance"
+    if in_task and getattr(task, "records_own_events", False):
+        return None  # Baton's operator, in this very process, records its start and its end itself
     dag = getattr(task, "dag", None) if task is not None else None
     if not _is_baton(ti.dag_id, dag, ti):
         return None

@@ -60,8 +60,9 @@ class StepRecorder:
     def record(self, *events: Event) -> None:
         self.store.append(events)
 
-    def start(self, pool: str) -> None:
-        """The run (once per run), a lost previous try if there was one, and this try's start."""
+    def start(self, pool: str, *more: Event) -> None:
+        """The run (once per run), a lost previous try if there was one, this try's start and ``more``
+        (the agent chosen), in one transaction."""
         run_started = Event(
             type="run.started",
             run_id=self.common["run_id"],
@@ -81,7 +82,7 @@ class StepRecorder:
                 },
             )
         )
-        self.record(*events)
+        self.record(*events, *more)
 
     def _lost_previous_try(self) -> list[Event]:
         """When the previous try left no terminal event (SIGKILL, a lost worker), record its failure now."""
@@ -121,8 +122,12 @@ class StepRecorder:
             ),
         ]
 
-    def succeeded(self) -> None:
-        self.record(self.event("step.succeeded", {"duration_s": round(time.monotonic() - self.started, 3)}))
+    def succeeded(self, output: Any) -> None:
+        """The output and the success, in one transaction."""
+        self.record(
+            self.event("output.recorded", self.store.output_payload(output)),
+            self.event("step.succeeded", {"duration_s": round(time.monotonic() - self.started, 3)}),
+        )
 
     def skipped(self, reason: str) -> None:
         self.record(self.event("step.skipped", {"reason": reason}))

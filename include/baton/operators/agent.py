@@ -31,6 +31,7 @@ class AgentOperator(BaseOperator):
     """
 
     ui_color = "#e7effd"
+    records_own_events = True  # the listener leaves this task's start and end to it
     template_fields: Sequence[str] = ()
 
     def __init__(
@@ -70,8 +71,27 @@ class AgentOperator(BaseOperator):
             agent=(self.agent or {}).get("name"),
         )
         scope = self.jinja_context(context)
-        recorder.start(self.pool)
+        runs = not self.when or templating.evaluate(self.when, scope)
+        chosen = (
+            [
+                recorder.event(
+                    "agent.selected",
+                    {
+                        "agent": self.agent["name"],
+                        "candidates": [self.agent["name"]],
+                        "reason": "named by the template",
+                    },
+                )
+            ]
+            if self.agent and runs
+            else []
+        )
+        recorder.start(self.pool, *chosen)
         try:
+            if not runs:
+                raise AirflowSkipException(
+                    f"Step '{self.task_id}' skipped: its condition `{self.when}` is false."
+                )
             output = self._run(context, scope, recorder)
         except AirflowSkipException as skip:
             recorder.skipped(str(skip))
@@ -79,15 +99,10 @@ class AgentOperator(BaseOperator):
         except BaseException as error:
             recorder.failed(error)
             raise
-        recorder.record(recorder.event("output.recorded", recorder.store.output_payload(output)))
-        recorder.succeeded()
+        recorder.succeeded(output)
         return output
 
     def _run(self, context: Any, scope: dict[str, Any], recorder: Any) -> dict[str, Any]:
-        if self.when and not templating.evaluate(self.when, scope):
-            raise AirflowSkipException(
-                f"Step '{self.task_id}' skipped: its condition `{self.when}` is false."
-            )
         prompt = templating.render(self.instruction, scope)
         self.log.info(
             "Step %s (%s): instruction of %d chars, sha256 %s; upstream outputs read: %s",
@@ -97,17 +112,6 @@ class AgentOperator(BaseOperator):
             hashlib.sha256(prompt.encode()).hexdigest()[:16],
             ", ".join(self.reads) or "none",
         )
-        if self.agent:
-            recorder.record(
-                recorder.event(
-                    "agent.selected",
-                    {
-                        "agent": self.agent["name"],
-                        "candidates": [self.agent["name"]],
-                        "reason": "named by the template",
-                    },
-                )
-            )
         skill = self.skill or (self.agent or {}).get("skill")
         if skill:
             from baton.agents.skills import run_skill_step
