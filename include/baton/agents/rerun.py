@@ -21,10 +21,11 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from baton import templating
 from baton.agents.outputs import output_model
+from baton.agents.skills import run_skill
 from baton.compile.plan import StepPlan, plan_workflow
+from baton.errors import SkillError
 from baton.events.replay import RunState, fold
 from baton.events.store import EventStore, conf_digest
-from baton.skills import SkillRequest, get_skill
 from baton.spec import load_roster, load_workflow
 
 
@@ -94,18 +95,14 @@ def _rerun_step(
     notes = []
     try:
         if skill:
-            found = get_skill(skill)
-            request = SkillRequest(
+            after = run_skill(
+                skill,
                 workflow=state.workflow,
-                step=step.id,
+                step_id=step.id,
+                output_spec=_spec(step),
                 instruction=prompt,
-                inputs=scope["inputs"],
-                steps=scope["steps"],
-                run_id=state.run_id,
+                scope=scope,
             )
-            result = found.func(request)
-            model = output_model(step.id, _spec(step)) or found.output
-            after = model.model_validate(result).model_dump(mode="json") if model else result
         else:
             if prompts.get(step.id) != hashlib.sha256(prompt.encode()).hexdigest():
                 notes.append("prompt changed")
@@ -113,7 +110,7 @@ def _rerun_step(
             agent = Agent(_replaying(before or {}), output_type=model or str, retries={"output": 0})
             output = agent.run_sync(prompt).output
             after = output.model_dump(mode="json") if model else {"text": output}
-    except (UnexpectedModelBehavior, ValidationError) as error:
+    except (UnexpectedModelBehavior, ValidationError, SkillError) as error:
         cause = error.__cause__ if isinstance(error, UnexpectedModelBehavior) and error.__cause__ else error
         first = str(cause).strip().splitlines()[:3]
         notes.append("the output no longer fits the step's output fields: " + " ".join(first))

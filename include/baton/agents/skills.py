@@ -11,26 +11,42 @@ from baton.errors import SkillError
 from baton.skills import SkillRequest, get_skill
 
 
-def run_skill_step(step: Any, name: str, instruction: str, scope: dict[str, Any], context: Any) -> dict:
-    """Run skill ``name`` for ``step`` (an AgentOperator) and return its validated, JSON-ready output."""
+def run_skill(
+    name: str, *, workflow: str, step_id: str, output_spec: Any, instruction: str, scope: dict[str, Any]
+) -> dict:
+    """Run skill ``name`` for a step and return its output, validated against the step's output fields
+    (or the skill's own output model) and JSON-ready."""
     skill = get_skill(name)
     request = SkillRequest(
-        workflow=step.workflow,
-        step=step.task_id,
+        workflow=workflow,
+        step=step_id,
         instruction=instruction,
         inputs=scope["inputs"],
         steps=scope["steps"],
         run_id=scope["run"]["id"],
     )
     result = skill.func(request)
-    model = output_model(step.task_id, step.output_spec) or skill.output
+    model = output_model(step_id, output_spec) or skill.output
     if model is None:
         return result
     try:
         return model.model_validate(result).model_dump(mode="json")
     except ValidationError as error:
+        first = error.errors()[0]
         raise SkillError(
-            f"Skill '{name}' returned an output that step '{step.task_id}' does not accept: "
-            f"{error.error_count()} error(s), first: {error.errors()[0]['loc']}: {error.errors()[0]['msg']}. "
+            f"Skill '{name}' returned an output that step '{step_id}' does not accept: "
+            f"{error.error_count()} error(s), first: {first['loc']}: {first['msg']}. "
             "Make the skill return the step's output fields, or change the step's output."
         ) from None
+
+
+def run_skill_step(step: Any, name: str, instruction: str, scope: dict[str, Any], context: Any) -> dict:
+    """Run skill ``name`` for ``step`` (an AgentOperator)."""
+    return run_skill(
+        name,
+        workflow=step.workflow,
+        step_id=step.task_id,
+        output_spec=step.output_spec,
+        instruction=instruction,
+        scope=scope,
+    )
