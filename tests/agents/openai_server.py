@@ -1,7 +1,7 @@
 """A small OpenAI-compatible Chat Completions server on 127.0.0.1, for tests of the real-model path.
 
 Each path prefix is a scripted behaviour: ``/valid/v1`` answers every call to an output tool with
-``answer`` (or text), ``/invalid/v1`` always answers with arguments that fail validation, and
+``answer`` (or text), ``/invalid…/v1`` always answers with arguments that fail validation, and
 ``/slow/v1`` holds its first request until ``release()`` (a model call a test can kill a task in).
 Every request body is recorded, so a test can check what the model was sent.
 """
@@ -52,7 +52,7 @@ class OpenAICompatibleServer:
 
     def reply(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         tools = body.get("tools") or []
-        if path.startswith("/invalid/"):
+        if path.startswith("/invalid"):
             arguments: Any = {"unexpected": True}
         else:
             arguments = self.answer

@@ -39,7 +39,11 @@ def agent_run(server, airflow_db):
                 "extra": {"model": "openai-chat:gpt-local"},
             }
         )
-        for conn_id, path in (("local_llm", "/valid/v1"), ("local_llm_invalid", "/invalid/v1"))
+        for conn_id, path in (
+            ("local_llm", "/valid/v1"),
+            ("local_llm_invalid", "/invalid/v1"),
+            ("local_llm_limited", "/invalid-limited/v1"),
+        )
     }
     return run_dag_test_in_subprocess(FIXTURE_DAGS, "baton-test-fixtures", "agent_paths", env=env)
 
@@ -117,7 +121,12 @@ def test_step_states_rebuilt_from_events_equal_airflows(agent_run):
     assert state.step_states() == airflow_states
     assert airflow_states["after_skip"] == "skipped" and airflow_states["stubborn"] == "failed"
     assert state.state == run.state == "failed"
-    assert sorted(state.agents) == ["offline_analyst", "remote_analyst", "stubborn_analyst"]
+    assert sorted(state.agents) == [
+        "limited_analyst",
+        "offline_analyst",
+        "remote_analyst",
+        "stubborn_analyst",
+    ]
 
 
 def test_each_fact_is_recorded_once_whoever_saw_it(agent_run):
@@ -168,3 +177,16 @@ def test_no_secret_or_prompt_text_reaches_the_events_or_the_task_logs(agent_run,
     for planted in (SECRET, MARKER):
         assert planted not in stored, f"{planted} is in the events table"
         assert planted not in logs, f"{planted} is in the task logs"
+
+
+def test_a_steps_usage_limits_stop_its_model_calls(agent_run, server):
+    run, results, _ = agent_run
+    assert results["limited"][0] == "failed"
+    assert [path for path, _ in server.requests if path.startswith("/invalid-limited/")] == [
+        "/invalid-limited/v1/chat/completions"
+    ], "request_limit 1: the re-ask is never sent"
+    (failed,) = [e for e in _events(run.run_id) if e.type == "step.failed" and e.step == "limited"]
+    assert failed.payload["error_class"] == "AgentError"
+    assert failed.payload["error"].startswith(
+        "Agent 'limited_analyst' hit the usage limits of step 'limited' ({'request_limit': 1}): "
+    )

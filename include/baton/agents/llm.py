@@ -11,7 +11,7 @@ from airflow.providers.common.ai.operators.agent import AgentOperator as CommonA
 from airflow.providers.common.ai.utils.logging import MODEL_NAME_XCOM_KEY
 from airflow.sdk.bases.operator import ExecutorSafeguard
 from pydantic import BaseModel
-from pydantic_ai.exceptions import UnexpectedModelBehavior
+from pydantic_ai.exceptions import UnexpectedModelBehavior, UsageLimitExceeded
 
 from baton.agents.hook import BatonAIHook
 from baton.agents.outputs import TextOutput, output_model
@@ -75,6 +75,7 @@ def agent_call(step: Any, prompt: str) -> AgentCall:
         output_type=model or str,
         serialize_output=True,
         agent_params={"retries": {"output": step.output_retries}, "name": agent["name"]},
+        usage_limits=getattr(step, "usage_limits", None),
     )
 
 
@@ -87,6 +88,11 @@ def run_llm_step(step: Any, prompt: str, context: Any, recorder: Any) -> dict[st
     started = time.monotonic()
     try:
         result = call.execute(context)
+    except UsageLimitExceeded as error:
+        raise AgentError(
+            f"Agent '{step.agent['name']}' hit the usage limits of step '{step.task_id}' "
+            f"({step.usage_limits}): {error}. Raise usage_limits in the template if the step needs more."
+        ) from error
     except UnexpectedModelBehavior as error:
         raise AgentError(
             f"Agent '{step.agent['name']}' gave no valid output for step '{step.task_id}' after "

@@ -65,6 +65,7 @@ def _task(plan: StepPlan, workflow: Workflow, dag: DAG) -> AgentOperator:
         reads=list(plan.reads),
         when=step.when,
         output_retries=step.output_retries,
+        usage_limits=step.usage_limits.model_dump(exclude_none=True) if step.usage_limits else None,
         template_version=workflow.version,
         pool=plan.pool,
         trigger_rule=step.trigger_rule,

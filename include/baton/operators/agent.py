@@ -28,6 +28,7 @@ class AgentOperator(BaseOperator):
     :param when: a Jinja condition; when false the step is skipped.
     :param output_retries: how many times the model is asked again after an invalid output.
     :param template_version: the template's ``version``, recorded with every event of the step.
+    :param usage_limits: common-ai usage limits (``request_limit``, ``total_tokens_limit``, ...).
     """
 
     ui_color = "#e7effd"
@@ -46,6 +47,7 @@ class AgentOperator(BaseOperator):
         when: str | None = None,
         output_retries: int = 2,
         template_version: int | None = None,
+        usage_limits: dict[str, int] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -58,6 +60,7 @@ class AgentOperator(BaseOperator):
         self.when = when
         self.output_retries = output_retries
         self.template_version = template_version
+        self.usage_limits = usage_limits
 
     def execute(self, context: Any) -> dict[str, Any]:
         from baton.events import EventStore

@@ -127,6 +127,16 @@ class Schedule(_Strict):
         return value
 
 
+class UsageLimits(_Strict):
+    """Caps on one LLM step's model use, enforced by common-ai across all its tries."""
+
+    request_limit: int | None = Field(default=None, ge=1)
+    input_tokens_limit: int | None = Field(default=None, ge=1)
+    output_tokens_limit: int | None = Field(default=None, ge=1)
+    total_tokens_limit: int | None = Field(default=None, ge=1)
+    tool_calls_limit: int | None = Field(default=None, ge=0)
+
+
 class Step(RetryPolicy):
     """One unit of work: an agent (from the roster) or a registered skill, run as one Airflow task."""
 
@@ -140,6 +150,7 @@ class Step(RetryPolicy):
     when: str | None = None
     trigger_rule: Literal[TRIGGER_RULES] = "all_success"  # type: ignore[valid-type]
     output_retries: int = Field(default=2, ge=0, le=10)
+    usage_limits: UsageLimits | None = None
 
     @field_validator("needs", mode="before")
     @classmethod
