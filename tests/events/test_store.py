@@ -206,7 +206,10 @@ def test_migrations_run_once_and_an_unmigrated_store_says_what_to_do(tmp_path, s
     bare = EventStore(engine_for(f"sqlite:///{tmp_path / 'bare.db'}"))
     with pytest.raises(StoreError, match=r"has no tables yet: run `baton db upgrade` \(make run does it\)"):
         bare.append(_run_events()[:1])
-    assert upgrade(bare.engine) == ["1: events, blobs and workflow_executions"]
+    assert upgrade(bare.engine) == [
+        "1: events, blobs and workflow_executions",
+        "2: the shared context of runs",
+    ]
     assert bare.append(_run_events()[:1]) != []
 
 

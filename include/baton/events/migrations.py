@@ -17,8 +17,13 @@ def _v1(conn: Connection) -> None:
         table.create(conn)
 
 
+def _v2(conn: Connection) -> None:
+    schema.context_versions.create(conn)
+
+
 MIGRATIONS: list[Migration] = [
     (1, "events, blobs and workflow_executions", _v1),
+    (2, "the shared context of runs", _v2),
 ]
 
 

@@ -62,6 +62,18 @@ workflow_executions = Table(
     Column("timestamp", DateTime(timezone=True), nullable=False),
 )
 
+# The shared context of a run: every version of every key, append-only (see baton.context).
+context_versions = Table(
+    "baton_context",
+    metadata,
+    Column("run_id", String(250), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("value", Json),
+    Column("writer", String(250), nullable=False),
+    Column("ts", DateTime(timezone=True), nullable=False),
+)
+
 schema_version = Table(
     "baton_schema_version",
     metadata,

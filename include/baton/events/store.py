@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Engine, Text, cast, create_engine, event, select
+from sqlalchemy import Connection, Engine, Text, cast, create_engine, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError, ProgrammingError
@@ -190,13 +190,9 @@ class EventStore:
         """Store the events not stored yet (by key), in one transaction; the new sequence numbers."""
         if not events:
             return []
-        rows = [e.row() for e in events]
-        statement = _append_statement(self.engine.dialect.name)
         try:
             with self.engine.begin() as conn:
-                stored = {key: seq for seq, key in conn.execute(statement, rows)}
-                new = [e for e in events if e.key in stored]
-                projections.apply(conn, [(stored[e.key], e) for e in new])
+                return self.append_in(conn, events)
         except (OperationalError, ProgrammingError) as error:
             if "baton_events" in str(error) and (
                 "no such table" in str(error) or "does not exist" in str(error)
@@ -206,6 +202,14 @@ class EventStore:
                     "`baton db upgrade` (make run does it)."
                 ) from None
             raise
+
+    def append_in(self, conn: Connection, events: Sequence[Event]) -> list[int]:
+        """``append`` inside the caller's transaction, so that a change and its events commit together."""
+        if not events:
+            return []
+        statement = _append_statement(self.engine.dialect.name)
+        stored = {key: seq for seq, key in conn.execute(statement, [e.row() for e in events])}
+        projections.apply(conn, [(stored[e.key], e) for e in events if e.key in stored])
         return sorted(stored.values())
 
     def put_blob(self, content: str) -> str:

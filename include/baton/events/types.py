@@ -150,3 +150,37 @@ class AlertRaised(Payload):
     message: str
     channel: str = "log"
     delivered: bool = False
+
+
+# --- shared context -----------------------------------------------------------------------------
+
+
+@event_type("context.written")
+class ContextWritten(Payload):
+    key: str
+    version: int
+    base_version: int
+    writer: str
+    sha256: str
+    size: int
+    value: Any = None
+    ref: str | None = None
+
+
+@event_type("context.conflict")
+class ContextConflict(Payload):
+    key: str
+    strategy: str
+    base_version: int
+    current_version: int
+    writer: str
+    other_writer: str
+
+
+@event_type("context.resolved")
+class ContextResolved(Payload):
+    key: str
+    strategy: str
+    outcome: Literal["retried", "overwrote", "merged", "rejected", "unresolved", "escalated"]
+    version: int | None = None
+    detail: str = ""
