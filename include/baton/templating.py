@@ -1,4 +1,5 @@
-"""Jinja for instructions and ``when`` conditions: sandboxed, strict, over ``inputs``, ``steps`` and ``run``."""
+"""Jinja for instructions, ``when`` and ``writes``: sandboxed, strict, over ``inputs``, ``steps``, ``run``
+and ``context`` (the run's shared context)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from jinja2 import StrictUndefined, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
-CONTEXT_NAMES = frozenset({"inputs", "steps", "run"})
+CONTEXT_NAMES = frozenset({"inputs", "steps", "run", "context"})
 
 ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
@@ -27,11 +28,18 @@ def references(
 
     :raises jinja2.TemplateSyntaxError: when ``source`` is not valid Jinja.
     """
-    return _references(source, expression)
+    return _references(source, expression)[0]
+
+
+def context_reads(source: str, *, expression: bool = False) -> frozenset[str]:
+    """The shared-context keys ``source`` reads (``context.key`` or ``context['key']``)."""
+    return _references(source, expression)[1]
 
 
 @lru_cache(maxsize=4096)
-def _references(source: str, expression: bool) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+def _references(
+    source: str, expression: bool
+) -> tuple[tuple[frozenset[str], frozenset[str], frozenset[str]], frozenset[str]]:
     tree = ENV.parse(_expression_source(source) if expression else source)
     loaded: set[str] = set()
     # Names the template defines itself, wherever it does: {% set %} (also {% set a, b = ... %}),
@@ -39,7 +47,7 @@ def _references(source: str, expression: bool) -> tuple[frozenset[str], frozense
     # scope that defines it is accepted here (StrictUndefined still stops it at render time); a name
     # defined nowhere in the template is always reported.
     defined: set[str] = {"self"}  # Jinja binds ``self`` (the template reference) in every template
-    found: dict[str, set[str]] = {"steps": set(), "inputs": set()}
+    found: dict[str, set[str]] = {"steps": set(), "inputs": set(), "context": set()}
     stack: list[nodes.Node] = [tree]
     while stack:
         node = stack.pop()
@@ -68,7 +76,9 @@ def _references(source: str, expression: bool) -> tuple[frozenset[str], frozense
         elif isinstance(node, nodes.FromImport):
             defined.update(name if isinstance(name, str) else name[1] for name in node.names)
     unknown = loaded.difference(defined, CONTEXT_NAMES, ENV.globals)
-    return frozenset(unknown), frozenset(found["steps"]), frozenset(found["inputs"])
+    return (frozenset(unknown), frozenset(found["steps"]), frozenset(found["inputs"])), frozenset(
+        found["context"]
+    )
 
 
 def render(source: str, context: dict[str, Any]) -> str:
@@ -78,4 +88,9 @@ def render(source: str, context: dict[str, Any]) -> str:
 
 def evaluate(expression: str, context: dict[str, Any]) -> bool:
     """Evaluate a ``when`` condition to a bool."""
-    return bool(ENV.compile_expression(expression, undefined_to_none=False)(**context))
+    return bool(value(expression, context))
+
+
+def value(expression: str, context: dict[str, Any]) -> Any:
+    """Evaluate an expression (a ``writes`` value, e.g. ``output.files``) to whatever it gives."""
+    return ENV.compile_expression(expression, undefined_to_none=False)(**context)

@@ -48,6 +48,12 @@ EXPECTED = {
     "bad_duration.yaml": r"bad_duration\.yaml:6: defaults\.retry_delay: .*\(fix: use seconds \(300\) or a "
     r"duration like '30s', '5m', '1h30m'\)",
     "not_a_mapping.yaml": r"not_a_mapping\.yaml: expected a mapping at the top, got list",
+    "unknown_strategy.yaml": r"unknown_strategy\.yaml:6: context\.plan\.strategy: Input should be 'reject', "
+    r"'last_writer_wins', 'merge', 'three_way_merge' or 'escalate' \(fix: use one of the allowed values\)",
+    "unknown_context_write.yaml": r"unknown_context_write\.yaml:10: steps\[0\]\.writes\.plann: unknown context key "
+    r"'plann' \(fix: declare it under context: \(with a strategy\); did you mean 'plan'\?",
+    "unknown_context_read.yaml": r"unknown_context_read\.yaml:10: steps\[0\]\.instruction: reads unknown context "
+    r"key 'budget' \(fix: declare it under context:; known: plan\)",
 }
 
 

@@ -67,6 +67,8 @@ def _task(plan: StepPlan, workflow: Workflow, dag: DAG) -> AgentOperator:
         output_retries=step.output_retries,
         usage_limits=step.usage_limits.model_dump(exclude_none=True) if step.usage_limits else None,
         template_version=workflow.version,
+        context_keys={key: spec.strategy for key, spec in workflow.context.items()},
+        context_writes=dict(step.writes),
         pool=plan.pool,
         trigger_rule=step.trigger_rule,
         doc_md=step.description or None,

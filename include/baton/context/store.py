@@ -2,8 +2,9 @@
 
 Every write names the version it read (``base_version``). When another writer got there first, the
 key's strategy decides: ``reject`` (re-read and recompute, or fail), ``last_writer_wins``, ``merge``
-(maps deep-merged, lists united), ``three_way_merge`` (text, against the version both started
-from) or ``escalate`` (a person decides). Versions are append-only rows keyed by (run, key,
+(maps deep-merged, lists united; a merge key merges every write, raced or not, so that it
+accumulates what parallel steps contribute), ``three_way_merge`` (text, against the version both
+started from) or ``escalate`` (a person decides). Versions are append-only rows keyed by (run, key,
 version): two writers racing for the same next version cannot both insert it, whichever the
 database, so no write is lost. The new version and its events commit in one transaction.
 """
@@ -106,6 +107,8 @@ class ContextStore:
             version = current.version if current else 0
             notes: list[Event] = []
             new_value = value
+            if strategy == "merge" and current is not None and version == base_version:
+                new_value = deep_merge(current.value, value)  # a merge key accumulates every write
             if version != base_version:
                 notes.append(
                     self._event(

@@ -29,6 +29,8 @@ class AgentOperator(BaseOperator):
     :param output_retries: how many times the model is asked again after an invalid output.
     :param template_version: the template's ``version``, recorded with every event of the step.
     :param usage_limits: common-ai usage limits (``request_limit``, ``total_tokens_limit``, ...).
+    :param context_keys: the workflow's shared-context keys and their conflict strategies.
+    :param context_writes: context key -> expression of what this step writes there (over ``output``).
     """
 
     ui_color = "#e7effd"
@@ -48,6 +50,8 @@ class AgentOperator(BaseOperator):
         output_retries: int = 2,
         template_version: int | None = None,
         usage_limits: dict[str, int] | None = None,
+        context_keys: dict[str, str] | None = None,
+        context_writes: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -61,6 +65,8 @@ class AgentOperator(BaseOperator):
         self.output_retries = output_retries
         self.template_version = template_version
         self.usage_limits = usage_limits
+        self.context_keys = context_keys or {}
+        self.context_writes = context_writes or {}
 
     def execute(self, context: Any) -> dict[str, Any]:
         from baton.events import EventStore
@@ -74,6 +80,7 @@ class AgentOperator(BaseOperator):
             agent=(self.agent or {}).get("name"),
         )
         scope = self.jinja_context(context)
+        versions = self._read_context(recorder.store, context, scope)
         runs = not self.when or templating.evaluate(self.when, scope)
         chosen = (
             [
@@ -96,6 +103,7 @@ class AgentOperator(BaseOperator):
                     f"Step '{self.task_id}' skipped: its condition `{self.when}` is false."
                 )
             output = self._run(context, scope, recorder)
+            self._write_context(recorder.store, context, scope, output, versions)
         except AirflowSkipException as skip:
             recorder.skipped(str(skip))
             raise
@@ -132,6 +140,46 @@ class AgentOperator(BaseOperator):
         )
         return output
 
+    def _read_context(self, store: Any, context: Any, scope: dict[str, Any]) -> dict[str, int]:
+        """Put the run's shared context in ``scope``; the version of each key read (0: not written yet)."""
+        if not self.context_keys:
+            return {}
+        from baton.context import ContextStore
+
+        entries = ContextStore(store).snapshot(context["ti"].run_id)
+        scope["context"] = {key: entries[key].value if key in entries else None for key in self.context_keys}
+        return {key: entries[key].version if key in entries else 0 for key in self.context_keys}
+
+    def _write_context(
+        self, store: Any, context: Any, scope: dict[str, Any], output: Any, versions: dict[str, int]
+    ) -> None:
+        """Write this step's ``writes`` over the versions it read; conflicts go to each key's strategy."""
+        if not self.context_writes:
+            return
+        from baton.context import ContextStore, Writer
+
+        ti = context["ti"]
+        map_index = ti.map_index if ti.map_index is not None else -1
+        writer = Writer(
+            run_id=ti.run_id,
+            workflow=self.workflow,
+            step=self.task_id,
+            map_index=map_index,
+            try_number=ti.try_number,
+            name=self.task_id if map_index < 0 else f"{self.task_id}[{map_index}]",
+        )
+        values = {**scope, "output": output}
+        contexts = ContextStore(store)
+        for key, expression in self.context_writes.items():
+            entry = contexts.write(
+                writer,
+                key,
+                templating.value(expression, values),
+                base_version=versions.get(key, 0),
+                strategy=self.context_keys[key],
+            )
+            self.log.info("Step %s wrote context key %s: version %d", self.task_id, key, entry.version)
+
     @property
     def worker(self) -> str:
         return f"agent {self.agent['name']}" if self.agent else f"skill {self.skill}"
@@ -145,6 +193,7 @@ class AgentOperator(BaseOperator):
         return {
             "inputs": dict(context["params"]),
             "steps": steps,
+            "context": {},
             "run": {
                 "id": run.run_id,
                 "logical_date": logical_date.isoformat() if logical_date else None,

@@ -149,21 +149,38 @@ def _check_workers(workflow: Workflow, roster: Roster | None) -> Iterator[Found]
 def _check_templates(workflow: Workflow) -> Iterator[Found]:
     upstream = ancestors(workflow)
     ids = {step.id for step in workflow.steps}
+    declared = sorted(workflow.context)
     for index, step in enumerate(workflow.steps):
-        for key, source, expression in (("instruction", step.instruction, False), ("when", step.when, True)):
+        for key in step.writes:
+            if key not in workflow.context:
+                yield (
+                    ("steps", index, "writes", key),
+                    f"unknown context key '{key}'",
+                    f"declare it under context: (with a strategy); {_suggest(key, declared)}",
+                )
+        sources = [
+            (("steps", index, "instruction"), step.instruction, False, frozenset()),
+            (("steps", index, "when"), step.when, True, frozenset()),
+        ]
+        sources += [
+            (("steps", index, "writes", key), expr, True, frozenset({"output"}))
+            for key, expr in step.writes.items()
+        ]
+        for loc, source, expression, extra in sources:
             if not source:
                 continue
-            loc = ("steps", index, key)
             try:
                 unknown, steps_read, inputs_read = templating.references(source, expression=expression)
+                context_read = templating.context_reads(source, expression=expression)
             except jinja2.TemplateSyntaxError as error:
                 yield (loc, f"Jinja syntax error: {error.message}", "fix the {{ ... }} expression")
                 continue
-            for name in sorted(unknown):
+            for name in sorted(unknown - extra):
                 yield (
                     loc,
                     f"unknown name '{name}' in Jinja",
-                    "use inputs.<name>, steps.<step id>.<field> or run.<id|logical_date|ds>",
+                    "use inputs.<name>, steps.<step id>.<field>, context.<key> or run.<id|logical_date|ds>"
+                    + (", or output" if extra else ""),
                 )
             for name in sorted(steps_read):
                 if name not in ids:
@@ -176,6 +193,12 @@ def _check_templates(workflow: Workflow) -> Iterator[Found]:
                     )
             for name in sorted(inputs_read - set(workflow.inputs)):
                 yield (loc, f"references unknown input '{name}'", _suggest(name, sorted(workflow.inputs)))
+            for name in sorted(context_read - set(workflow.context)):
+                yield (
+                    loc,
+                    f"reads unknown context key '{name}'",
+                    f"declare it under context:; {_suggest(name, declared)}",
+                )
 
 
 def _check_schedule(workflow: Workflow) -> Iterator[Found]:

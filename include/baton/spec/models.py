@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from baton.context.strategies import STRATEGIES
+
 IDENTIFIER = r"^[a-z][a-z0-9_]*$"
 _DURATION = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
 PRESETS = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
@@ -137,6 +139,13 @@ class UsageLimits(_Strict):
     tool_calls_limit: int | None = Field(default=None, ge=0)
 
 
+class ContextKey(_Strict):
+    """A key of the run's shared context, and how a conflicting write to it is resolved."""
+
+    strategy: Literal[STRATEGIES] = "reject"  # type: ignore[valid-type]
+    description: str = ""
+
+
 class Step(RetryPolicy):
     """One unit of work: an agent (from the roster) or a registered skill, run as one Airflow task."""
 
@@ -151,6 +160,10 @@ class Step(RetryPolicy):
     trigger_rule: Literal[TRIGGER_RULES] = "all_success"  # type: ignore[valid-type]
     output_retries: int = Field(default=2, ge=0, le=10)
     usage_limits: UsageLimits | None = None
+    writes: dict[str, str] = Field(
+        default_factory=dict,
+        description="context key -> an expression over output, inputs, steps, context (e.g. output.files)",
+    )
 
     @field_validator("needs", mode="before")
     @classmethod
@@ -179,6 +192,7 @@ class Workflow(_Strict):
     inputs: dict[Annotated[str, Field(pattern=IDENTIFIER)], InputField] = Field(default_factory=dict)
     defaults: Defaults = Field(default_factory=Defaults)
     max_active_runs: int = Field(default=16, ge=1)
+    context: dict[Annotated[str, Field(pattern=IDENTIFIER)], ContextKey] = Field(default_factory=dict)
     steps: list[Step] = Field(min_length=1)
 
     @field_validator("schedule", mode="before")
