@@ -159,6 +159,7 @@ def test_model_calls_are_recorded_with_tokens_and_cost_but_not_the_prompt(agent_
     assert call.payload["prompt_chars"] == len(prompt)
     (failed,) = [e for e in _events(run.run_id) if e.type == "model.called" and e.step == "stubborn"]
     assert failed.payload["requests"] == 3
+    assert failed.payload["model"] == "the model of connection local_llm_invalid"
 
 
 def test_no_secret_or_prompt_text_reaches_the_events_or_the_task_logs(agent_run, server):
@@ -190,3 +191,13 @@ def test_a_steps_usage_limits_stop_its_model_calls(agent_run, server):
     assert failed.payload["error"].startswith(
         "Agent 'limited_analyst' hit the usage limits of step 'limited' ({'request_limit': 1}): "
     )
+
+
+def test_a_step_failing_before_it_runs_still_records_its_start_and_its_error(agent_run):
+    run, results, _ = agent_run
+    assert results["bad_condition"][0] == "failed"
+    events = [e for e in _events(run.run_id) if e.step == "bad_condition"]
+    assert [e.type for e in events] == ["step.started", "step.failed"]
+    failed = events[1].payload
+    assert (failed["error_class"], failed["recorded_by"]) == ("UndefinedError", "operator")
+    assert "missing_field" in failed["error"]

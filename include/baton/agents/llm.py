@@ -44,7 +44,7 @@ def _record_model_call(step: Any, prompt: str, context: Any, recorder: Any, late
             {
                 "model": ti.xcom_pull(key=MODEL_NAME_XCOM_KEY, **pull)
                 or step.agent.get("model")
-                or "unknown",
+                or f"the model of connection {step.agent['llm_conn_id']}",
                 "requests": usage.get("requests", 1),
                 "input_tokens": tokens_in,
                 "output_tokens": tokens_out,

@@ -39,10 +39,12 @@ class StepRecorder:
         workflow: str,
         template_version: int | None,
         agent: str | None = None,
+        pool: str = "",
     ):
         ti = context["ti"]
         self.store = store
         self.context = context
+        self.pool = pool
         self.common = {
             "run_id": ti.run_id,
             "workflow": workflow,
@@ -60,9 +62,12 @@ class StepRecorder:
     def record(self, *events: Event) -> None:
         self.store.append(events)
 
-    def start(self, pool: str, *more: Event) -> None:
+    def start(self, *more: Event) -> None:
         """The run (once per run), a lost previous try if there was one, this try's start and ``more``
         (the agent chosen), in one transaction."""
+        self.record(*self._start_events(), *more)
+
+    def _start_events(self) -> list[Event]:
         run_started = Event(
             type="run.started",
             run_id=self.common["run_id"],
@@ -70,19 +75,16 @@ class StepRecorder:
             template_version=self.common["template_version"],
             payload=run_started_payload(self.context["dag_run"], self.context.get("logical_date")),
         )
-        events = [run_started, *self._lost_previous_try()]
-        events.append(
-            self.event(
-                "step.started",
-                {
-                    "pid": os.getpid(),
-                    "hostname": socket.gethostname(),
-                    "pool": pool,
-                    "recorded_by": "operator",
-                },
-            )
+        started = self.event(
+            "step.started",
+            {
+                "pid": os.getpid(),
+                "hostname": socket.gethostname(),
+                "pool": self.pool,
+                "recorded_by": "operator",
+            },
         )
-        self.record(*events, *more)
+        return [run_started, *self._lost_previous_try(), started]
 
     def _lost_previous_try(self) -> list[Event]:
         """When the previous try left no terminal event (SIGKILL, a lost worker), record its failure now."""
@@ -133,6 +135,7 @@ class StepRecorder:
         self.record(self.event("step.skipped", {"reason": reason}))
 
     def failed(self, error: BaseException) -> None:
+        """The failure, with the try's start (stored once, by key) in case it failed before starting."""
         ti = self.context["ti"]
         will_retry = ti.try_number <= getattr(ti, "max_tries", 0)
         events = [
@@ -147,4 +150,4 @@ class StepRecorder:
         ]
         if will_retry:
             events.append(self.event("step.retried", {"next_try": ti.try_number + 1}))
-        self.record(*events)
+        self.record(*self._start_events(), *events)

@@ -78,26 +78,14 @@ class AgentOperator(BaseOperator):
             workflow=self.workflow,
             template_version=self.template_version,
             agent=(self.agent or {}).get("name"),
+            pool=self.pool,
         )
-        scope = self.jinja_context(context)
-        versions = self._read_context(recorder.store, context, scope)
-        runs = not self.when or templating.evaluate(self.when, scope)
-        chosen = (
-            [
-                recorder.event(
-                    "agent.selected",
-                    {
-                        "agent": self.agent["name"],
-                        "candidates": [self.agent["name"]],
-                        "reason": "named by the template",
-                    },
-                )
-            ]
-            if self.agent and runs
-            else []
-        )
-        recorder.start(self.pool, *chosen)
         try:
+            scope = self.jinja_context(context)
+            versions = self._read_context(recorder.store, context, scope)
+            runs = not self.when or templating.evaluate(self.when, scope)
+            chosen = [self._agent_selected(recorder)] if self.agent and runs else []
+            recorder.start(*chosen)
             if not runs:
                 raise AirflowSkipException(
                     f"Step '{self.task_id}' skipped: its condition `{self.when}` is false."
@@ -112,6 +100,12 @@ class AgentOperator(BaseOperator):
             raise
         recorder.succeeded(output)
         return output
+
+    def _agent_selected(self, recorder: Any) -> Any:
+        name = self.agent["name"]
+        return recorder.event(
+            "agent.selected", {"agent": name, "candidates": [name], "reason": "named by the template"}
+        )
 
     def _run(self, context: Any, scope: dict[str, Any], recorder: Any) -> dict[str, Any]:
         prompt = templating.render(self.instruction, scope)
