@@ -121,14 +121,16 @@ def _step(
     return step
 
 
+def _score_step(i: int) -> dict[str, Any]:
+    """The first step of every generated workflow (chain or diamond)."""
+    return _step(
+        "score_leads", ("agent", LEADS), FIRST_INSTRUCTIONS[i % 3], description="Score and tier the leads."
+    )
+
+
 def _chain_steps(i: int) -> list[dict[str, Any]]:
     return [
-        _step(
-            "score_leads",
-            ("agent", LEADS),
-            FIRST_INSTRUCTIONS[i % 3],
-            description="Score and tier the leads.",
-        ),
+        _score_step(i),
         _step(
             "value_leads",
             ("agent", VALUE),
@@ -165,12 +167,7 @@ def _chain_steps(i: int) -> list[dict[str, Any]]:
 
 def _diamond_steps(i: int) -> list[dict[str, Any]]:
     return [
-        _step(
-            "score_leads",
-            ("agent", LEADS),
-            FIRST_INSTRUCTIONS[i % 3],
-            description="Score and tier the leads.",
-        ),
+        _score_step(i),
         _step(
             "value_leads",
             ("agent", VALUE),

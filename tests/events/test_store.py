@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import insert, select, text
+from sqlalchemy.exc import IntegrityError
 
 from baton.events import projections, schema
 from baton.events.migrations import MIGRATIONS, current_version, upgrade
@@ -217,7 +218,7 @@ def test_the_idempotency_key_is_unique_in_the_table(store):
     event = _run_events()[0]
     with store.engine.begin() as conn:
         conn.execute(insert(schema.events).values(**event.row()))
-    with pytest.raises(Exception, match="(?i)unique"), store.engine.begin() as conn:
+    with pytest.raises(IntegrityError, match="(?i)unique"), store.engine.begin() as conn:
         conn.execute(insert(schema.events).values(**event.row()))
     with store.engine.connect() as conn:
         assert conn.scalar(select(schema.events.c.seq).where(schema.events.c.idempotency_key == event.key))

@@ -22,7 +22,8 @@ def test_writes_land_as_versions_with_each_keys_strategy(context_run):
     assert {k: v for k, v in workspace.value.items() if k != "files"} == {"backend": 14, "frontend": 9}
     assert sorted(workspace.value["files"]) == ["api.py", "ui.tsx"], "a merge key accumulates every write"
     assert workspace.version == 2
-    assert (context["owner"].value, context["owner"].version) in (("frontend", 2), ("backend", 2))
+    owner = context["owner"]
+    assert (owner.version, owner.value) == (2, owner.writer), "last writer wins: the value is its writer's"
     assert context["notes"].value == "backend: 9 qualified\nintegrated 2 files\n"
     assert context["notes"].writer == "integrate"
 

@@ -66,6 +66,12 @@ def _is_baton(dag_id: str, dag: Any, orm_object: Any) -> bool:
     return session.scalar(query) is not None
 
 
+def _state(ti: Any) -> str:
+    """A task instance's state as text ('up_for_retry'), whether Airflow hands an enum or a string."""
+    state = getattr(ti, "state", None)
+    return str(getattr(state, "value", state))
+
+
 def _record(events: list[Event]) -> None:
     try:
         _store().append(events)
@@ -133,8 +139,7 @@ def on_task_instance_success(previous_state: Any, task_instance: Any) -> None:
 def on_task_instance_failed(previous_state: Any, task_instance: Any, error: Any) -> None:
     from baton.events.recorder import redact
 
-    state = getattr(task_instance, "state", "")
-    will_retry = str(getattr(state, "value", state)) == "up_for_retry"
+    will_retry = _state(task_instance) == "up_for_retry"
     error_class = type(error).__name__ if isinstance(error, BaseException) else "Error"
     payload = {"error_class": error_class, "error": redact(str(error or ""))[:1000], "will_retry": will_retry}
     try:
@@ -183,14 +188,12 @@ def _unrecorded_steps(dag_run: Any) -> list[Event]:
     session = _session_of(dag_run)
     task_instances = dag_run.get_task_instances(session=session) if session else dag_run.get_task_instances()
     for ti in task_instances:
-        kind = TI_TERMINAL.get(str(ti.state.value if hasattr(ti.state, "value") else ti.state))
+        kind = TI_TERMINAL.get(_state(ti))
         if kind is None or (ti.task_id, ti.map_index, kind) in seen:
             continue
         payload = {"recorded_by": "run end"}
         if kind == "step.skipped":
-            payload["reason"] = (
-                f"{ti.state.value if hasattr(ti.state, 'value') else ti.state} when the run ended"
-            )
+            payload["reason"] = f"{_state(ti)} when the run ended"
         elif kind == "step.failed":
             payload |= {"error_class": "MarkedFailed", "error": "failed without a recorded error (marked?)"}
         events.append(
