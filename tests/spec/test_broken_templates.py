@@ -37,7 +37,14 @@ EXPECTED = {
     "jinja_not_upstream.yaml": r"steps\[1\]\.instruction: references step 'a', which is not upstream of 'b' "
     r"\(fix: add 'a' to needs of 'b'\)",
     "agent_and_skill.yaml": r"agent_and_skill\.yaml:6: steps\[0\]: a step names exactly one of 'agent' "
-    r"\(a roster name\) or 'skill'",
+    r"\(a roster name\), 'skill' \(a registered skill\) or 'route' .*; it names agent and skill",
+    "for_each_not_a_list.yaml": r"for_each_not_a_list\.yaml:10: steps\[1\]\.for_each: step 'plan' returns text, "
+    r"not a list \(fix: declare an array field in the output of 'plan' \(e\.g\. output: Subtasks\)\)",
+    "for_each_field_not_list.yaml": r"for_each_field_not_list\.yaml:11: steps\[1\]\.for_each: field 'summary' of "
+    r"step 'plan' is not a list \(fix: use one of its array fields: tasks\)",
+    "unknown_capability.yaml": r"unknown_capability\.yaml:8: steps\[0\]\.route\.capabilities\[0\]: no agent in the "
+    r"roster has capability 'lead_scorin' \(fix: add it to an agent's capabilities in dags/agents\.yaml; did "
+    r"you mean 'lead_scoring'\?",
     "name_mismatch.yaml": r"name_mismatch\.yaml:1: workflow: workflow id 'other_name' differs from the file name "
     r"'name_mismatch\.yaml' \(fix: rename the file to other_name\.yaml or set workflow: name_mismatch\)",
     "jinja_syntax.yaml": r"jinja_syntax\.yaml:8: steps\[0\]\.instruction: Jinja syntax error: ",

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from airflow.sdk import DAG, CronTriggerTimetable, Param
+from airflow.sdk import DAG, CronTriggerTimetable, Param, XComArg
 
 from baton.compile.plan import StepPlan, WorkflowPlan
 from baton.operators.agent import AgentOperator
@@ -50,9 +50,10 @@ def _doc_md(workflow: Workflow, plan: WorkflowPlan) -> str:
     )
 
 
-def _task(plan: StepPlan, workflow: Workflow, dag: DAG) -> AgentOperator:
+def _task(plan: StepPlan, workflow: Workflow, dag: DAG, roster: list[dict[str, Any]], tasks: dict) -> Any:
     step = plan.step
-    return AgentOperator(
+    fanned = {s.step.id for s in _fanned(workflow)}
+    kwargs = dict(
         task_id=step.id,
         dag=dag,
         workflow=workflow.workflow,
@@ -63,17 +64,37 @@ def _task(plan: StepPlan, workflow: Workflow, dag: DAG) -> AgentOperator:
         if not isinstance(step.output, dict)
         else {name: f.model_dump(exclude_defaults=True) for name, f in step.output.items()},
         reads=list(plan.reads),
+        fanned_reads=sorted(fanned & set(plan.reads)),
         when=step.when,
         output_retries=step.output_retries,
         usage_limits=step.usage_limits.model_dump(exclude_none=True) if step.usage_limits else None,
         template_version=workflow.version,
         context_keys={key: spec.strategy for key, spec in workflow.context.items()},
         context_writes=dict(step.writes),
+        route=step.route.model_dump() if step.route else None,
+        # A routed step's candidates; all agents when a for_each item may ask for more capabilities.
+        roster=(roster if step.for_each else [a.model_dump(mode="json") for a in plan.candidates])
+        if step.route
+        else None,
+        fan_out=plan.fan_out,
+        fan_outs=plan.fan_outs,
+        concurrency=step.concurrency,
+        partial_failure=step.partial_failure,
+        escalate=step.escalate.model_dump(mode="json") if step.escalate else None,
         pool=plan.pool,
+        pool_slots=plan.pool_slots,
         trigger_rule=step.trigger_rule,
         doc_md=step.description or None,
         **_retry_args(step),
     )
+    if plan.fan_out is None:
+        return AgentOperator(**kwargs)
+    source = tasks[plan.fan_out["source"]]
+    return AgentOperator.partial(**kwargs).expand(batch=XComArg(source, key=f"baton_fanout__{step.id}"))
+
+
+def _fanned(workflow: Workflow) -> list[Any]:
+    return [s for s in workflow.steps if s.for_each]
 
 
 def build_dag(plan: WorkflowPlan) -> DAG:
@@ -91,8 +112,26 @@ def build_dag(plan: WorkflowPlan) -> DAG:
         default_args={"owner": workflow.owner, **_retry_args(workflow.defaults)},
         max_active_runs=workflow.max_active_runs,
     )
-    tasks = {s.task_id: _task(s, workflow, dag) for s in plan.steps}
+    roster = [agent.model_dump(mode="json") for agent in plan.roster]
+    tasks: dict[str, Any] = {}
+    for s in _ordered(plan):
+        tasks[s.task_id] = _task(s, workflow, dag, roster, tasks)
     for s in plan.steps:
         for upstream in s.upstream:
             tasks[upstream] >> tasks[s.task_id]
     return dag
+
+
+def _ordered(plan: WorkflowPlan) -> list[StepPlan]:
+    """The steps, every for_each source before the step that iterates over it."""
+    done: set[str] = set()
+    ordered: list[StepPlan] = []
+    pending = list(plan.steps)
+    while pending:
+        for s in pending:
+            if s.fan_out is None or s.fan_out["source"] in done:
+                ordered.append(s)
+                done.add(s.task_id)
+                pending.remove(s)
+                break
+    return ordered

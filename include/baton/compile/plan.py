@@ -21,6 +21,10 @@ class StepPlan:
     upstream: tuple[str, ...]
     reads: tuple[str, ...]
     pool: str
+    pool_slots: int = 1
+    candidates: tuple[Agent, ...] = ()  # a routed step: the agents it may go to
+    fan_out: dict[str, str] | None = None  # for_each: {"source": step, "field": its list field}
+    fan_outs: dict[str, dict[str, Any]] = field(default_factory=dict)  # for_each steps over this one
 
     @property
     def task_id(self) -> str:
@@ -28,7 +32,24 @@ class StepPlan:
 
     @property
     def worker(self) -> str:
-        return f"agent {self.agent.name}" if self.agent else f"skill {self.step.skill}"
+        step = self.step
+        if self.agent:
+            worker = f"agent {self.agent.name}"
+        elif step.route:
+            worker = f"route {{{', '.join(step.route.capabilities)}}} ({step.route.prefer})"
+        elif step.skill:
+            worker = f"skill {step.skill}"
+        else:
+            worker = "a person"
+        if step.for_each:
+            worker += (
+                f", for each of {self.fan_out['source']}.{self.fan_out['field']}" if self.fan_out else ""
+            )
+        if step.escalate:
+            worker += (
+                ", reviewed by a person" if step.escalate.when == "always" else ", escalates to a person"
+            )
+        return worker
 
 
 @dataclass(frozen=True)
@@ -36,6 +57,7 @@ class WorkflowPlan:
     workflow: Workflow
     steps: tuple[StepPlan, ...]
     pools: dict[str, int] = field(default_factory=dict)
+    roster: tuple[Agent, ...] = ()
 
 
 def _reads(step: Step) -> tuple[str, ...]:
@@ -44,7 +66,7 @@ def _reads(step: Step) -> tuple[str, ...]:
     for source, expression in ((step.instruction, False), (step.when, True)):
         if source:
             read |= templating.references(source, expression=expression)[1]
-    return tuple(sorted(read | set(step.needs)))
+    return tuple(sorted(read | set(step.upstream)))
 
 
 def step_reads(workflow: Workflow) -> dict[str, tuple[str, ...]]:
@@ -59,6 +81,17 @@ def plan_workflow(
 
     :param reads: ``step_reads(workflow)`` when already known (from the validation cache).
     """
+    from baton.spec.checks import list_fields
+
+    by_id = {step.id: step for step in workflow.steps}
+    fan_outs: dict[str, dict[str, dict[str, Any]]] = {}
+    sources: dict[str, dict[str, str]] = {}
+    for step in workflow.steps:
+        if step.source:
+            name, field_name = step.source
+            field_name = field_name or (list_fields(by_id[name].output) or ["items"])[0]
+            sources[step.id] = {"source": name, "field": field_name}
+            fan_outs.setdefault(name, {})[step.id] = {"field": field_name, "batch_size": step.batch_size}
     steps = []
     pools: dict[str, int] = {}
     for step in workflow.steps:
@@ -66,16 +99,27 @@ def plan_workflow(
         pool = agent.pool if agent else DEFAULT_POOL
         if agent:
             pools[agent.pool] = agent.max_concurrency
+        candidates = (
+            tuple(roster.capable(step.route.capabilities)) if roster is not None and step.route else ()
+        )
+        slots = 1
+        if agent and step.for_each:  # a batch's concurrent calls each count against the agent's pool
+            slots = min(step.concurrency or agent.max_concurrency, agent.max_concurrency)
         steps.append(
             StepPlan(
                 step=step,
                 agent=agent,
-                upstream=tuple(step.needs),
+                upstream=tuple(step.upstream),
                 reads=tuple(reads[step.id]) if reads else _reads(step),
                 pool=pool,
+                pool_slots=slots,
+                candidates=candidates,
+                fan_out=sources.get(step.id),
+                fan_outs=fan_outs.get(step.id, {}),
             )
         )
-    return WorkflowPlan(workflow=workflow, steps=tuple(steps), pools=pools)
+    agents = tuple(roster.agents) if roster is not None else ()
+    return WorkflowPlan(workflow=workflow, steps=tuple(steps), pools=pools, roster=agents)
 
 
 def describe(plan: WorkflowPlan) -> list[dict[str, Any]]:

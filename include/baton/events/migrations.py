@@ -21,9 +21,15 @@ def _v2(conn: Connection) -> None:
     schema.context_versions.create(conn)
 
 
+def _v3(conn: Connection) -> None:
+    schema.agent_slots.create(conn)
+    schema.agent_health.create(conn)
+
+
 MIGRATIONS: list[Migration] = [
     (1, "events, blobs and workflow_executions", _v1),
     (2, "the shared context of runs", _v2),
+    (3, "agent load slots and circuit breakers", _v3),
 ]
 
 

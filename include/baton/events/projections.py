@@ -160,7 +160,7 @@ def agent_stats(
 ) -> list[AgentStats]:
     """Stats per agent over its ``last`` step and model events."""
     e = schema.events.c
-    kinds = ("step.succeeded", "step.failed", "model.called")
+    kinds = ("step.succeeded", "step.failed", "subtask.succeeded", "subtask.failed", "model.called")
     query = select(e.agent, e.run_id, e.type, e.payload).where(e.agent.is_not(None), e.type.in_(kinds))
     if agents is not None:
         query = query.where(e.agent.in_(list(agents)))
@@ -171,10 +171,14 @@ def agent_stats(
         grouped[agent].append((run_id, kind, payload))
     stats = []
     for agent, items in sorted(grouped.items()):
-        ok = [p for _, kind, p in items if kind == "step.succeeded"]
-        failed = sum(kind == "step.failed" for _, kind, _ in items)
+        ok = [p for _, kind, p in items if kind in ("step.succeeded", "subtask.succeeded")]
+        failed = sum(kind in ("step.failed", "subtask.failed") for _, kind, _ in items)
         calls = [p for _, kind, p in items if kind == "model.called"]
-        latencies = sorted(p["duration_s"] for p in ok if p.get("duration_s") is not None)
+        latencies = sorted(
+            p.get("duration_s", p.get("latency_s"))
+            for p in ok
+            if p.get("duration_s", p.get("latency_s")) is not None
+        )
         done = len(ok) + failed
         stats.append(
             AgentStats(

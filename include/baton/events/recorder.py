@@ -56,8 +56,15 @@ class StepRecorder:
         }
         self.started = time.monotonic()
 
-    def event(self, kind: str, payload: dict[str, Any] | None = None, discriminator: str = "") -> Event:
-        return Event(type=kind, payload=payload or {}, discriminator=discriminator, **self.common)
+    def event(
+        self,
+        kind: str,
+        payload: dict[str, Any] | None = None,
+        discriminator: str = "",
+        agent: str | None = None,
+    ) -> Event:
+        common = self.common if agent is None else {**self.common, "agent": agent}
+        return Event(type=kind, payload=payload or {}, discriminator=discriminator, **common)
 
     def record(self, *events: Event) -> None:
         self.store.append(events)
@@ -65,9 +72,9 @@ class StepRecorder:
     def start(self, *more: Event) -> None:
         """The run (once per run), a lost previous try if there was one, this try's start and ``more``
         (the agent chosen), in one transaction."""
-        self.record(*self._start_events(), *more)
+        self.record(*self.start_events(), *more)
 
-    def _start_events(self) -> list[Event]:
+    def start_events(self) -> list[Event]:
         run_started = Event(
             type="run.started",
             run_id=self.common["run_id"],
@@ -150,4 +157,4 @@ class StepRecorder:
         ]
         if will_retry:
             events.append(self.event("step.retried", {"next_try": ti.try_number + 1}))
-        self.record(*self._start_events(), *events)
+        self.record(*self.start_events(), *events)

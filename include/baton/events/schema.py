@@ -74,6 +74,29 @@ context_versions = Table(
     Column("ts", DateTime(timezone=True), nullable=False),
 )
 
+# Load: one row per agent call running now, in one of the agent's max_concurrency slots. Taking a
+# slot is inserting its (agent, slot) row: two callers cannot both take one, on either database.
+agent_slots = Table(
+    "baton_agent_slots",
+    metadata,
+    Column("agent", String(250), primary_key=True),
+    Column("slot", Integer, primary_key=True),
+    Column("holder", String(250), nullable=False),  # run / step / map index / subtask, pid
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),  # a killed holder frees it then
+)
+
+# The circuit breaker of each agent: failures in a row, and until when routing leaves it out.
+agent_health = Table(
+    "baton_agent_health",
+    metadata,
+    Column("agent", String(250), primary_key=True),
+    Column("consecutive_failures", Integer, nullable=False),
+    Column("opened_until", DateTime(timezone=True)),
+    Column("last_error", String(1000), nullable=False, server_default=""),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 schema_version = Table(
     "baton_schema_version",
     metadata,

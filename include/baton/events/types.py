@@ -98,9 +98,69 @@ class StepSkipped(Payload):
 
 @event_type("agent.selected")
 class AgentSelected(Payload):
+    """Who does a step (or one subtask of a fan-out), and why: the ranked candidates with their
+    scores, and the agents left out with the reason (busy, breaker open, failed this step before)."""
+
     agent: str
     candidates: list[str] = Field(default_factory=list)
     reason: str = ""
+    subtask: str = ""
+    scores: dict[str, float] = Field(default_factory=dict)
+    excluded: dict[str, str] = Field(default_factory=dict)
+
+
+@event_type("agent.breaker_opened")
+class BreakerOpened(Payload):
+    agent: str
+    failures: int
+    until: str
+    last_error: str = ""
+
+
+@event_type("agent.breaker_closed")
+class BreakerClosed(Payload):
+    agent: str
+
+
+# --- fan-out ------------------------------------------------------------------------------------
+
+
+@event_type("fanout.planned")
+class FanoutPlanned(Payload):
+    """A for_each task's share of the list: its items (by subtask id) and how many run at once."""
+
+    source: str
+    total: int
+    batch: list[int]
+    subtasks: list[str]
+    concurrency: int
+    reused: list[str] = Field(default_factory=list, description="done by an earlier try, not rerun")
+
+
+@event_type("subtask.started")
+class SubtaskStarted(Payload):
+    subtask: str
+    attempt: int = 1
+
+
+@event_type("subtask.succeeded")
+class SubtaskSucceeded(Payload):
+    subtask: str
+    attempt: int = 1
+    latency_s: float = 0.0
+    sha256: str
+    size: int
+    output: Any = None
+    ref: str | None = None
+
+
+@event_type("subtask.failed")
+class SubtaskFailed(Payload):
+    subtask: str
+    attempt: int = 1
+    error_class: str = ""
+    error: str = ""
+    reassigned: bool = False
 
 
 @event_type("model.called")
@@ -133,15 +193,22 @@ class OutputRecorded(Payload):
 
 @event_type("approval.requested")
 class ApprovalRequested(Payload):
+    """A person is asked (Airflow human-in-the-loop, the Required Actions page)."""
+
     subject: str
     options: list[str] = Field(default_factory=list)
     assignees: list[str] = Field(default_factory=list)
+    kind: Literal["approval", "escalation", "review", "conflict", "partial_failure"] = "approval"
+    reason: str = ""
+    timeout_s: float | None = None
 
 
 @event_type("approval.answered")
 class ApprovalAnswered(Payload):
     chosen: list[str] = Field(default_factory=list)
     by: str = ""
+    timed_out: bool = False
+    fields: list[str] = Field(default_factory=list, description="the names of the fields the person filled")
 
 
 @event_type("alert.raised")

@@ -28,6 +28,8 @@ def check_workflow(workflow: Workflow, roster: Roster | None, path: Path) -> lis
         *_check_name(workflow, path),
         *_check_steps(workflow),
         *_check_workers(workflow, roster),
+        *_check_routes(workflow, roster),
+        *_check_fan_outs(workflow, roster),
         *_check_templates(workflow),
         *_check_schedule(workflow),
         *_check_inputs(workflow),
@@ -65,7 +67,7 @@ def _check_steps(workflow: Workflow) -> Iterator[Found]:
                     f"needs unknown step '{need}'",
                     _suggest(need, ids),
                 )
-    if cycle := find_cycle({step.id: [n for n in step.needs if n in ids] for step in workflow.steps}):
+    if cycle := find_cycle({step.id: [n for n in step.upstream if n in ids] for step in workflow.steps}):
         first = ids.index(cycle[0])
         yield (
             ("steps", first, "needs"),
@@ -101,7 +103,7 @@ def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
 
 def ancestors(workflow: Workflow) -> dict[str, set[str]]:
     """Each step id -> every step upstream of it (transitively); assumes no cycle."""
-    needs = {step.id: set(step.needs) for step in workflow.steps}
+    needs = {step.id: set(step.upstream) for step in workflow.steps}
     result: dict[str, set[str]] = {}
 
     def up(step_id: str, seen: frozenset[str] = frozenset()) -> set[str]:
@@ -146,6 +148,117 @@ def _check_workers(workflow: Workflow, roster: Roster | None) -> Iterator[Found]
             )
 
 
+def _check_routes(workflow: Workflow, roster: Roster | None) -> Iterator[Found]:
+    if roster is None:
+        return
+    known = roster.capabilities
+    for index, step in enumerate(workflow.steps):
+        if step.route is None:
+            continue
+        missing = False
+        for position, capability in enumerate(step.route.capabilities):
+            if capability not in known:
+                missing = True
+                yield (
+                    ("steps", index, "route", "capabilities", position),
+                    f"no agent in the roster has capability '{capability}'",
+                    f"add it to an agent's capabilities in dags/agents.yaml; {_suggest(capability, known)}",
+                )
+        if not missing and not roster.capable(step.route.capabilities):
+            yield (
+                ("steps", index, "route", "capabilities"),
+                f"no single agent has all of {step.route.capabilities}",
+                "route on fewer capabilities, or give one agent all of them in dags/agents.yaml",
+            )
+
+
+def list_fields(output: object) -> list[str] | None:
+    """The fields of a step output that hold a list; None when the output is text."""
+    from typing import get_origin
+
+    from baton.skills import get_output_model
+
+    if output is None:
+        return None
+    if isinstance(output, dict):
+        return [name for name, field in output.items() if field.type == "array"]
+    model = get_output_model(str(output))
+    if model is None:
+        return []
+    return [
+        name
+        for name, info in model.model_fields.items()
+        if get_origin(info.annotation) in (list, tuple) or info.annotation in (list, tuple)
+    ]
+
+
+def _check_fan_outs(workflow: Workflow, roster: Roster | None) -> Iterator[Found]:
+    steps = {step.id: step for step in workflow.steps}
+    for index, step in enumerate(workflow.steps):
+        if step.source is None:
+            for key in ("concurrency", "batch_size"):
+                if getattr(step, key) is not None:
+                    yield (
+                        ("steps", index, key),
+                        f"'{key}' applies only to a step with for_each",
+                        f"remove it, or add for_each: <step> to run '{step.id}' once per item",
+                    )
+            if step.partial_failure != "fail":
+                yield (
+                    ("steps", index, "partial_failure"),
+                    "'partial_failure' applies only to a step with for_each",
+                    "remove it, or add for_each: <step>",
+                )
+            continue
+        name, field = step.source
+        loc = ("steps", index, "for_each")
+        source = steps.get(name)
+        if source is None or name == step.id:
+            yield (
+                loc,
+                f"for_each over unknown step '{name}'",
+                _suggest(name, sorted(set(steps) - {step.id})),
+            )
+            continue
+        if source.for_each:
+            yield (
+                loc,
+                f"for_each over '{name}', which is itself a for_each",
+                f"fan out over the step that produced the list '{name}' iterated over, or join first",
+            )
+            continue
+        fields = list_fields(source.output)
+        if fields is None:
+            yield (
+                loc,
+                f"step '{name}' returns text, not a list",
+                f"declare an array field in the output of '{name}' (e.g. output: Subtasks)",
+            )
+        elif field is None and len(fields) != 1:
+            yield (
+                loc,
+                f"step '{name}' returns "
+                + (f"several lists ({', '.join(fields)})" if fields else "no list field"),
+                f"name the field: for_each: {name}.<field>"
+                if fields
+                else f"declare an array field in the output of '{name}' (e.g. output: Subtasks)",
+            )
+        elif field is not None and field not in fields:
+            yield (
+                loc,
+                f"field '{field}' of step '{name}' is not a list",
+                f"use one of its array fields: {', '.join(fields) or '(none)'}",
+            )
+        agent = roster.get(step.agent) if step.agent and roster is not None else None
+        if step.concurrency and agent is not None and step.concurrency > agent.max_concurrency:
+            yield (
+                ("steps", index, "concurrency"),
+                f"concurrency {step.concurrency} exceeds agent '{agent.name}' max_concurrency "
+                f"{agent.max_concurrency} (the size of its pool)",
+                f"lower it to {agent.max_concurrency}, or raise the agent's max_concurrency",
+            )
+
+
 def _check_templates(workflow: Workflow) -> Iterator[Found]:
     upstream = ancestors(workflow)
     ids = {step.id for step in workflow.steps}
@@ -158,12 +271,13 @@ def _check_templates(workflow: Workflow) -> Iterator[Found]:
                     f"unknown context key '{key}'",
                     f"declare it under context: (with a strategy); {_suggest(key, declared)}",
                 )
+        item = frozenset({"item", "index"}) if step.for_each else frozenset()
         sources = [
-            (("steps", index, "instruction"), step.instruction, False, frozenset()),
+            (("steps", index, "instruction"), step.instruction, False, item),
             (("steps", index, "when"), step.when, True, frozenset()),
         ]
         sources += [
-            (("steps", index, "writes", key), expr, True, frozenset({"output"}))
+            (("steps", index, "writes", key), expr, True, frozenset({"output"}) | item)
             for key, expr in step.writes.items()
         ]
         for loc, source, expression, extra in sources:
@@ -180,7 +294,7 @@ def _check_templates(workflow: Workflow) -> Iterator[Found]:
                     loc,
                     f"unknown name '{name}' in Jinja",
                     "use inputs.<name>, steps.<step id>.<field>, context.<key> or run.<id|logical_date|ds>"
-                    + (", or output" if extra else ""),
+                    + (f", or {' / '.join(sorted(extra))}" if extra else ""),
                 )
             for name in sorted(steps_read):
                 if name not in ids:

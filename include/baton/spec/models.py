@@ -20,8 +20,11 @@ TRIGGER_RULES = (
     "none_failed",
     "none_failed_min_one_success",
     "one_success",
+    "one_failed",
     "all_failed",
 )
+PREFERENCES = ("balanced", "reliable", "fast", "cheap")
+PARTIAL_FAILURE = ("fail", "continue", "escalate")
 
 
 def _parse_duration(value: Any) -> Any:
@@ -146,13 +149,49 @@ class ContextKey(_Strict):
     description: str = ""
 
 
+class Route(_Strict):
+    """Pick the agent at run time: among roster agents having every capability, ranked by load
+    (calls running against ``max_concurrency``) and track record (success rate, latency, cost)."""
+
+    capabilities: list[str] = Field(min_length=1)
+    prefer: Literal[PREFERENCES] = "balanced"  # type: ignore[valid-type]
+
+
+class Escalation(_Strict):
+    """When a person takes over a step, on the Required Actions page (Airflow human-in-the-loop).
+
+    ``when: failure`` (``escalate: on_failure``): once every candidate agent has failed, a person
+    supplies the output, approves a retry with another agent, or fails the step.
+    ``when: always`` (``escalate: human``): a person approves or edits every output (a step with no
+    agent, skill or route is then a purely human stage).
+    """
+
+    when: Literal["failure", "always"] = "failure"
+    timeout: Duration | None = Field(default=None, description="how long to wait for the person")
+    default: Literal["fail", "accept"] = Field(
+        default="fail",
+        description="what happens at the timeout: fail the step, or accept the agent's draft output",
+    )
+    subject: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return ESCALATE_SHORTHANDS.get(value, value) if isinstance(value, str) else value
+
+
+ESCALATE_SHORTHANDS = {"human": {"when": "always"}, "on_failure": {"when": "failure"}}
+
+
 class Step(RetryPolicy):
-    """One unit of work: an agent (from the roster) or a registered skill, run as one Airflow task."""
+    """One unit of work: an agent (named or routed), a registered skill, or a person; one Airflow task
+    (a mapped one with ``for_each``)."""
 
     id: str = Field(pattern=IDENTIFIER, max_length=200)
     description: str = ""
     agent: str | None = None
     skill: str | None = None
+    route: Route | None = None
     instruction: str = ""
     needs: list[str] = Field(default_factory=list)
     output: str | OutputFields | None = None
@@ -165,18 +204,57 @@ class Step(RetryPolicy):
         description="context key -> an expression over output, inputs, steps, context (e.g. output.files)",
     )
 
+    for_each: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$",
+        description="<step> or <step>.<field>: a list output; this step runs once per item (``item``)",
+    )
+    concurrency: int | None = Field(
+        default=None, ge=1, le=256, description="agent calls running at once in one task of a for_each"
+    )
+    batch_size: int | None = Field(
+        default=None, ge=1, le=100_000, description="items per Airflow task of a for_each (default all)"
+    )
+    partial_failure: Literal[PARTIAL_FAILURE] = "fail"  # type: ignore[valid-type]
+    # The Literal is for the JSON Schema (editors); the validator turns it into an Escalation.
+    escalate: Escalation | Literal["human", "on_failure"] | None = None
+
     @field_validator("needs", mode="before")
     @classmethod
     def _needs_as_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
 
+    @field_validator("escalate", mode="before")
+    @classmethod
+    def _escalate_shorthand(cls, value: Any) -> Any:
+        return Escalation.model_validate(value) if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _one_worker(self) -> Step:
-        if (self.agent is None) == (self.skill is None):
+        workers = [name for name in ("agent", "skill", "route") if getattr(self, name) is not None]
+        human = self.escalate is not None and self.escalate.when == "always"
+        if len(workers) > 1 or (not workers and not human):
             raise ValueError(
-                "a step names exactly one of 'agent' (a roster name) or 'skill' (a registered skill)"
+                "a step names exactly one of 'agent' (a roster name), 'skill' (a registered skill) or "
+                "'route' (capabilities to pick an agent by)"
+                + (f"; it names {' and '.join(workers)}" if workers else "")
+                + ", or none with 'escalate: human' (a person does it)"
             )
         return self
+
+    @property
+    def upstream(self) -> list[str]:
+        """``needs``, and the step ``for_each`` iterates over."""
+        source = self.source
+        return [*self.needs, source[0]] if source and source[0] not in self.needs else list(self.needs)
+
+    @property
+    def source(self) -> tuple[str, str | None] | None:
+        """(step, field) that ``for_each`` iterates over."""
+        if not self.for_each:
+            return None
+        step, _, field = self.for_each.partition(".")
+        return step, field or None
 
 
 class Workflow(_Strict):
@@ -188,7 +266,8 @@ class Workflow(_Strict):
     owner: str = Field(min_length=1)
     tags: list[str] = Field(default_factory=list)
     category: str = "general"
-    schedule: Schedule = Field(default_factory=Schedule)
+    # str: a cron expression, a preset or "none" (for the JSON Schema; the validator makes a Schedule).
+    schedule: Schedule | str = Field(default_factory=Schedule)
     inputs: dict[Annotated[str, Field(pattern=IDENTIFIER)], InputField] = Field(default_factory=dict)
     defaults: Defaults = Field(default_factory=Defaults)
     max_active_runs: int = Field(default=16, ge=1)

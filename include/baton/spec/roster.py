@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from baton.spec.models import IDENTIFIER
+from baton.spec.models import IDENTIFIER, Duration
 
 DEFAULT_LLM_CONN_ID = "baton_llm"
 
@@ -16,6 +18,16 @@ class Cost(BaseModel):
 
     input_per_1k: float = Field(default=0.0, ge=0)
     output_per_1k: float = Field(default=0.0, ge=0)
+
+
+class CircuitBreaker(BaseModel):
+    """After ``failures`` failures in a row, routing leaves the agent out for ``cooldown``; then one
+    call may try it again (half-open). Its state is in Baton's store, shared by every run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    failures: int = Field(default=3, ge=1, le=1000)
+    cooldown: Duration = timedelta(minutes=5)
 
 
 class Agent(BaseModel):
@@ -35,6 +47,7 @@ class Agent(BaseModel):
     skill: str | None = None
     max_concurrency: int = Field(default=4, ge=1, le=1024)
     cost: Cost = Field(default_factory=Cost)
+    circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
 
     @model_validator(mode="after")
     def _one_backend(self) -> Agent:
@@ -72,3 +85,11 @@ class Roster(BaseModel):
     @property
     def names(self) -> list[str]:
         return [agent.name for agent in self.agents]
+
+    def capable(self, capabilities: list[str] | tuple[str, ...]) -> list[Agent]:
+        """The agents having every one of ``capabilities``."""
+        return [a for a in self.agents if set(capabilities) <= set(a.capabilities)]
+
+    @property
+    def capabilities(self) -> list[str]:
+        return sorted({c for agent in self.agents for c in agent.capabilities})

@@ -1,0 +1,1 @@
+"""Multi-agent coordination: routing, load slots, circuit breakers, fan-out and escalation to a person."""
