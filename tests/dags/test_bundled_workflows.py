@@ -16,7 +16,9 @@ BUNDLED = sorted(p.stem for p in (ROOT / "dags" / "workflows").glob("*.yaml"))
 def test_every_template_is_a_dag_without_import_errors(dagbag):
     assert dagbag.import_errors == {}
     assert (
-        sorted(dagbag.dag_ids) == BUNDLED == ["daily_operations", "lead_qualification", "revenue_milestone"]
+        sorted(dagbag.dag_ids)
+        == BUNDLED
+        == ["daily_operations", "lead_qualification", "parallel_feature_delivery", "revenue_milestone"]
     )
 
 
@@ -106,3 +108,69 @@ def test_daily_operations_classifies_systems_and_coordinates(dagbag, airflow_db)
     assert plan["status"] in ("green", "amber", "red")
     assert plan["follow_ups"]
     assert "2 systems healthy, 1 degraded, 2 failing" in plan["summary"]
+
+
+def test_parallel_feature_delivery_decomposes_routes_merges_and_reviews(dagbag, airflow_db):
+    """Seed 003's example: one run, offline, with the events that tell how it went."""
+    from baton.context import ContextStore
+    from baton.events import EventStore
+    from baton.events.replay import fold
+
+    run, results = run_dag_test(dagbag.dags["parallel_feature_delivery"])
+    assert run.state == "success", results
+    plan = results["decompose"][1]
+    assert plan["task"] == "user-authentication"
+    assert [(s["id"], s["capabilities"]) for s in plan["subtasks"]] == [
+        ("backend_api", ["api", "server"]),
+        ("frontend_ui", ["ui", "react"]),
+        ("integration_tests", ["testing", "integration"]),
+    ]
+
+    store = EventStore.from_airflow()
+    events = [e for e in store.read(run.run_id)]
+    kinds = [e.type for e in events]
+    planned = next(e for e in events if e.type == "fanout.planned")
+    assert planned.payload["subtasks"] == ["backend_api", "frontend_ui", "integration_tests"]
+    assert (planned.payload["total"], planned.payload["concurrency"]) == (3, 3)
+
+    routed = {e.payload["subtask"]: e for e in events if e.type == "agent.selected" and e.step == "implement"}
+    assert {sid: e.agent for sid, e in routed.items()} == {
+        "backend_api": "backend_specialist",
+        "frontend_ui": "frontend_specialist",
+        "integration_tests": "testing_specialist",
+    }
+    for e in routed.values():  # the only capable agent, ranked with its score and reasons
+        assert e.payload["candidates"] == [e.agent]
+        assert "prefer reliable: success" in e.payload["reason"] and e.agent in e.payload["scores"]
+    assert kinds.count("subtask.succeeded") == 3 and "subtask.failed" not in kinds
+    assert sorted(r["agent"] for r in results["implement"][1]["results"]) == sorted(
+        routed_agents := ["backend_specialist", "frontend_specialist", "testing_specialist"]
+    )
+    assert results["implement"][1]["failures"] == []
+
+    # The three specialists wrote the same keys from the same version: two conflicts per key, resolved.
+    conflicts = [e.payload for e in events if e.type == "context.conflict"]
+    resolved = [e.payload for e in events if e.type == "context.resolved"]
+    for key, strategy in (("changes", "merge"), ("release_notes", "three_way_merge")):
+        assert sum(c["key"] == key and c["strategy"] == strategy for c in conflicts) == 2, conflicts
+        assert [r["outcome"] for r in resolved if r["key"] == key] == ["merged", "merged"]
+    context = ContextStore(store).snapshot(run.run_id)
+    assert sorted(context["changes"].value) == ["backend_api", "frontend_ui", "integration_tests"]
+    assert context["release_notes"].value == (
+        "# user-authentication\nbackend_api: done\nfrontend_ui: done\nintegration_tests: done\n"
+    )
+    for sid in ("backend_api", "frontend_ui", "integration_tests"):  # each subtask's own namespace
+        assert context[f"changes[{sid}]"].value == {sid: context["changes"].value[sid]}
+
+    integrate = next(e for e in events if e.type == "agent.selected" and e.step == "integrate")
+    assert integrate.agent == "testing_specialist"  # the one agent with 'integration'
+    review = results["review"][1]
+    assert review == {"passed": True, "findings": [], "subtasks_done": 3, "subtasks_failed": 0}
+    state = fold(run.run_id, events)
+    assert state.step_states() == {
+        "decompose": "success",
+        "implement": "success",
+        "integrate": "success",
+        "review": "success",
+    }
+    assert set(routed_agents) <= set(state.agents)

@@ -21,7 +21,8 @@ def offline_fallback_allowed() -> bool:
 
 class BatonAIHook(PydanticAIHook):
     """A ``PydanticAIHook`` whose model is Baton's offline model when the connection is missing
-    (and ``BATON_OFFLINE_FALLBACK`` is not false) or sets ``{"model": "baton:offline"}``.
+    (and ``BATON_OFFLINE_FALLBACK`` is not false) or sets ``{"model": "baton:offline"}`` (with
+    ``"offline_delay_s"`` in the extra, each answer takes that long).
 
     Any other connection is resolved by common-ai unchanged: OpenAI, Anthropic, an
     OpenAI-compatible server (host = base URL), fallback chains.
@@ -29,14 +30,17 @@ class BatonAIHook(PydanticAIHook):
 
     def get_conn(self) -> Model:
         if self._model is None and self._is_offline():
-            self._model = offline_model()
+            self._model = offline_model(self._offline_delay)
         return super().get_conn() if self._model is None else self._model
+
+    _offline_delay: float = 0.0
 
     def _is_offline(self) -> bool:
         if self.model_id == OFFLINE_MODEL_NAME:
             return True
         try:
             _, extra = self._get_conn_and_extra()
+            self._offline_delay = float(extra.get("offline_delay_s") or 0)
         except AirflowNotFoundException:
             if not offline_fallback_allowed():
                 raise AgentError(

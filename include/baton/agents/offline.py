@@ -6,6 +6,7 @@ every bundled workflow runs end to end with no API key and its outputs can be as
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Any
 
@@ -103,6 +104,17 @@ def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     )
 
 
-def offline_model() -> FunctionModel:
-    """A fresh offline model (a real pydantic-ai ``Model``)."""
-    return FunctionModel(respond, model_name=OFFLINE_MODEL_NAME)
+def offline_model(delay_s: float = 0.0) -> FunctionModel:
+    """A fresh offline model (a real pydantic-ai ``Model``).
+
+    :param delay_s: seconds each answer takes (``asyncio.sleep``): a stand-in for a remote model's
+        latency, for benchmarks and timeouts.
+    """
+    if not delay_s:
+        return FunctionModel(respond, model_name=OFFLINE_MODEL_NAME)
+
+    async def slow(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        await asyncio.sleep(delay_s)
+        return respond(messages, info)
+
+    return FunctionModel(slow, model_name=OFFLINE_MODEL_NAME)

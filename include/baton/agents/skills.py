@@ -24,6 +24,7 @@ def run_skill(
         inputs=scope["inputs"],
         steps=scope["steps"],
         run_id=scope["run"]["id"],
+        context=scope.get("context") or {},
     )
     result = skill.func(request)
     model = output_model(step_id, output_spec) or skill.output

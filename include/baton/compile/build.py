@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from airflow.sdk import DAG, CronTriggerTimetable, Param, XComArg
 
 from baton.compile.plan import StepPlan, WorkflowPlan
-from baton.operators.agent import AgentOperator
+from baton.operators.agent import AgentOperator, FanOutBatches
 from baton.spec.models import InputField, RetryPolicy, Workflow
 
 START_DATE = datetime(2025, 1, 1)
@@ -52,7 +52,7 @@ def _doc_md(workflow: Workflow, plan: WorkflowPlan) -> str:
 
 def _task(plan: StepPlan, workflow: Workflow, dag: DAG, roster: list[dict[str, Any]], tasks: dict) -> Any:
     step = plan.step
-    fanned = {s.step.id for s in _fanned(workflow)}
+    fanned = {s.id for s in _fanned(workflow)}
     kwargs = dict(
         task_id=step.id,
         dag=dag,
@@ -77,7 +77,6 @@ def _task(plan: StepPlan, workflow: Workflow, dag: DAG, roster: list[dict[str, A
         if step.route
         else None,
         fan_out=plan.fan_out,
-        fan_outs=plan.fan_outs,
         concurrency=step.concurrency,
         partial_failure=step.partial_failure,
         escalate=step.escalate.model_dump(mode="json") if step.escalate else None,
@@ -87,10 +86,20 @@ def _task(plan: StepPlan, workflow: Workflow, dag: DAG, roster: list[dict[str, A
         doc_md=step.description or None,
         **_retry_args(step),
     )
-    if plan.fan_out is None:
-        return AgentOperator(**kwargs)
-    source = tasks[plan.fan_out["source"]]
-    return AgentOperator.partial(**kwargs).expand(batch=XComArg(source, key=f"baton_fanout__{step.id}"))
+    if plan.fan_out is None or step.batch_size is None:
+        return AgentOperator(**kwargs)  # a for_each without batch_size runs every item in one task
+    # Batches of batch_size items, one mapped task each (they may run on different workers).
+    batches = FanOutBatches(
+        task_id=f"{step.id}__batches",
+        dag=dag,
+        source=plan.fan_out["source"],
+        field=plan.fan_out["field"],
+        batch_size=step.batch_size,
+        retries=0,
+        doc_md=f"Splits {plan.fan_out['source']}.{plan.fan_out['field']} into batches for `{step.id}`.",
+    )
+    tasks[plan.fan_out["source"]] >> batches
+    return AgentOperator.partial(**kwargs).expand(batch=XComArg(batches))
 
 
 def _fanned(workflow: Workflow) -> list[Any]:

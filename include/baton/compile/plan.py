@@ -24,7 +24,6 @@ class StepPlan:
     pool_slots: int = 1
     candidates: tuple[Agent, ...] = ()  # a routed step: the agents it may go to
     fan_out: dict[str, str] | None = None  # for_each: {"source": step, "field": its list field}
-    fan_outs: dict[str, dict[str, Any]] = field(default_factory=dict)  # for_each steps over this one
 
     @property
     def task_id(self) -> str:
@@ -36,7 +35,8 @@ class StepPlan:
         if self.agent:
             worker = f"agent {self.agent.name}"
         elif step.route:
-            worker = f"route {{{', '.join(step.route.capabilities)}}} ({step.route.prefer})"
+            wanted = ", ".join(step.route.capabilities) or "each item's capabilities"
+            worker = f"route by {wanted} (prefer {step.route.prefer})"
         elif step.skill:
             worker = f"skill {step.skill}"
         else:
@@ -84,14 +84,12 @@ def plan_workflow(
     from baton.spec.checks import list_fields
 
     by_id = {step.id: step for step in workflow.steps}
-    fan_outs: dict[str, dict[str, dict[str, Any]]] = {}
     sources: dict[str, dict[str, str]] = {}
     for step in workflow.steps:
         if step.source:
             name, field_name = step.source
             field_name = field_name or (list_fields(by_id[name].output) or ["items"])[0]
             sources[step.id] = {"source": name, "field": field_name}
-            fan_outs.setdefault(name, {})[step.id] = {"field": field_name, "batch_size": step.batch_size}
     steps = []
     pools: dict[str, int] = {}
     for step in workflow.steps:
@@ -115,7 +113,6 @@ def plan_workflow(
                 pool_slots=slots,
                 candidates=candidates,
                 fan_out=sources.get(step.id),
-                fan_outs=fan_outs.get(step.id, {}),
             )
         )
     agents = tuple(roster.agents) if roster is not None else ()

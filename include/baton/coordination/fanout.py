@@ -299,7 +299,7 @@ class FanOut:
             raise AgentError(
                 f"agent '{agent.name}' gave no valid output after {self.op.output_retries} re-ask(s): {error}"
             ) from error
-        usage = result.usage()
+        usage = result.usage
         tokens_in, tokens_out = usage.input_tokens or 0, usage.output_tokens or 0
         called = self._event(
             "model.called",

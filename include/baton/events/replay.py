@@ -107,7 +107,40 @@ def _summary(event: Event) -> str:
         case "step.failed":
             return f"{p.get('error_class')}: {p.get('error')} (retry: {p.get('will_retry')}, by {p.get('recorded_by')})"
         case "agent.selected":
-            return f"{p['agent']} — {p.get('reason', '')}"
+            sub = f"[{p['subtask']}] " if p.get("subtask") else ""
+            out = (
+                f"; left out: {', '.join(f'{a} ({why})' for a, why in p['excluded'].items())}"
+                if p.get("excluded")
+                else ""
+            )
+            return f"{sub}{p['agent']} — {p.get('reason', '')}{out}"
+        case "fanout.planned":
+            return (
+                f"{len(p['subtasks'])} of {p['total']} items of {p['source']}, {p['concurrency']} at once"
+                + (f", {len(p['reused'])} done before" if p.get("reused") else "")
+            )
+        case "subtask.succeeded":
+            return f"[{p['subtask']}] attempt {p.get('attempt')} in {p.get('latency_s')} s, {p['size']} bytes"
+        case "subtask.failed":
+            return (
+                f"[{p['subtask']}] attempt {p.get('attempt')}: {p.get('error_class')}: {p.get('error', '')[:80]}"
+                + (" -> next agent" if p.get("reassigned") else "")
+            )
+        case "context.conflict":
+            return (
+                f"{p['key']}: {p['writer']} read v{p['base_version']}, {p['other_writer']} wrote "
+                f"v{p['current_version']} ({p['strategy']})"
+            )
+        case "context.resolved":
+            return f"{p['key']}: {p['outcome']} ({p['strategy']})" + (
+                f" -> v{p['version']}" if p.get("version") else ""
+            )
+        case "approval.requested":
+            return f"{p.get('kind')}: {p['subject']} — options {p.get('options')}"
+        case "approval.answered":
+            return f"{p.get('chosen')} by {p.get('by') or '-'}" + (
+                " (timeout default)" if p.get("timed_out") else ""
+            )
         case "model.called":
             return (
                 f"{p['model']}: {p.get('input_tokens')} in / {p.get('output_tokens')} out tokens, "

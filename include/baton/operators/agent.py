@@ -53,7 +53,6 @@ class AgentOperator(BaseOperator):
     :param roster: the roster's agents (``Agent.model_dump()``), for routing and for a person to pick.
     :param fan_out: ``{source, field}``: run once per item of that upstream list (a for_each step).
     :param batch: ``[start, end)`` of the list this task runs (the mapped argument of a for_each).
-    :param fan_outs: for_each steps over this step's output: step id -> ``{field, batch_size}``.
     :param concurrency: agent calls at once inside one task of a for_each.
     :param partial_failure: ``fail``, ``continue`` or ``escalate`` when some subtasks fail.
     :param escalate: ``{when, timeout, default, subject}``: when a person takes over.
@@ -83,7 +82,6 @@ class AgentOperator(BaseOperator):
         roster: list[dict[str, Any]] | None = None,
         fan_out: dict[str, Any] | None = None,
         batch: list[int] | None = None,
-        fan_outs: dict[str, dict[str, Any]] | None = None,
         concurrency: int | None = None,
         partial_failure: str = "fail",
         escalate: dict[str, Any] | None = None,
@@ -107,7 +105,6 @@ class AgentOperator(BaseOperator):
         self.roster = roster or []
         self.fan_out = fan_out
         self.batch = batch
-        self.fan_outs = fan_outs or {}
         self.concurrency = concurrency
         self.partial_failure = partial_failure
         self.escalate = escalate
@@ -165,10 +162,9 @@ class AgentOperator(BaseOperator):
     def _finish(
         self, context: Any, scope: dict[str, Any], output: Any, versions: dict[str, int], recorder: Any
     ) -> None:
-        """After the output is known: the context writes, then the batches of steps fanning out over it."""
+        """After the output is known: the context writes (a for_each's were merged at its join)."""
         if not self.fan_out:
             self._write_context(recorder.store, context, scope, output, versions)
-        self._push_fan_outs(context, output)
 
     # --- one agent call: named or routed ---------------------------------------------------------
 
@@ -367,14 +363,6 @@ class AgentOperator(BaseOperator):
                     writer, key, value, base_version=base[key], strategy=self.context_keys[key]
                 )
                 self.log.info("Subtask %s merged into context key %s: version %d", sid, key, entry.version)
-
-    def _push_fan_outs(self, context: Any, output: Any) -> None:
-        """For each for_each step over this output: the ``[start, end)`` batches it is mapped over."""
-        for consumer, spec in self.fan_outs.items():
-            items = (output or {}).get(spec["field"]) or []
-            size = spec.get("batch_size") or max(len(items), 1)
-            batches = [[i, min(i + size, len(items))] for i in range(0, len(items), size)] or [[0, 0]]
-            context["ti"].xcom_push(key=f"baton_fanout__{consumer}", value=batches)
 
     def _run(self, context: Any, scope: dict[str, Any], recorder: Any) -> dict[str, Any]:
         prompt = templating.render(self.instruction, scope)
@@ -629,9 +617,7 @@ class AgentOperator(BaseOperator):
             scope = self.jinja_context(context)
             versions = self._read_context(recorder.store, context, scope)
             output = self._answer(context, scope, recorder, kind, choice, params, state)
-            if kind == "conflict":
-                self._push_fan_outs(context, output)
-            else:
+            if kind != "conflict":  # a conflict's answer is the context write itself
                 self._finish(context, scope, output, versions, recorder)
         except TaskAwaitingInput:
             raise
@@ -731,3 +717,29 @@ class AgentOperator(BaseOperator):
                 "try_number": ti.try_number,
             },
         }
+
+
+class FanOutBatches(BaseOperator):
+    """The ``[start, end)`` batches a for_each step with ``batch_size`` is mapped over.
+
+    Airflow maps only over a task's return value, and the list's step returns its whole output, so
+    this small task turns the list's length into batches.
+    """
+
+    ui_color = "#f4f1e8"
+    template_fields: Sequence[str] = ()
+
+    def __init__(self, *, source: str, field: str, batch_size: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.source, self.field, self.batch_size = source, field, batch_size
+
+    def execute(self, context: Any) -> list[list[int]]:
+        items = (context["ti"].xcom_pull(task_ids=self.source) or {}).get(self.field) or []
+        if not isinstance(items, list):
+            raise AgentError(f"'{self.source}.{self.field}' is a {type(items).__name__}, not a list")
+        size = self.batch_size
+        batches = [[i, min(i + size, len(items))] for i in range(0, len(items), size)] or [[0, 0]]
+        self.log.info(
+            "%d item(s) of %s.%s in %d batch(es)", len(items), self.source, self.field, len(batches)
+        )
+        return batches

@@ -21,6 +21,7 @@ class SkillRequest:
     inputs: dict[str, Any]
     steps: dict[str, Any] = field(default_factory=dict)
     run_id: str = ""
+    context: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,9 @@ class Route(_Strict):
     """Pick the agent at run time: among roster agents having every capability, ranked by load
     (calls running against ``max_concurrency``) and track record (success rate, latency, cost)."""
 
-    capabilities: list[str] = Field(min_length=1)
+    capabilities: list[str] = Field(
+        default_factory=list, description="a for_each step adds each item's own 'capabilities'"
+    )
     prefer: Literal[PREFERENCES] = "balanced"  # type: ignore[valid-type]
 
 
@@ -239,6 +241,10 @@ class Step(RetryPolicy):
                 "'route' (capabilities to pick an agent by)"
                 + (f"; it names {' and '.join(workers)}" if workers else "")
                 + ", or none with 'escalate: human' (a person does it)"
+            )
+        if self.route is not None and not self.route.capabilities and not self.for_each:
+            raise ValueError(
+                "route needs capabilities: only a for_each step may take them from each item's 'capabilities'"
             )
         return self
 
