@@ -116,7 +116,7 @@ class Standalone:
         return self._token
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self.token()}"}
+        headers = {"Authorization": f"Bearer {self.token()}", **kwargs.pop("headers", {})}
         return httpx.request(method, f"{self.url}/api/v2{path}", headers=headers, timeout=30, **kwargs)
 
     def wait_for_dag(self, dag_id: str, timeout: float = 120) -> dict[str, Any]:

@@ -22,11 +22,45 @@ from tests.agents.openai_server import OpenAICompatibleServer
 pytestmark = pytest.mark.integration
 
 BROKEN = Path(__file__).parents[1] / "spec" / "broken"
-HEALTHY = ["crash_recovery", "daily_operations", "lead_qualification", "revenue_milestone"]
+HEALTHY = [
+    "crash_recovery",
+    "daily_operations",
+    "escalation",
+    "lead_qualification",
+    "parallel_feature_delivery",
+    "revenue_milestone",
+]
 CRASH_AGENT = """
   - name: crash_test_analyst
     description: Its first model call hangs until the test kills the task process.
     llm_conn_id: crash_llm
+"""
+GHOST_AGENTS = """
+  - name: ghost_writer_a
+    description: Never gives a valid output (its server answers with invalid JSON).
+    capabilities: [ghostwriting]
+    llm_conn_id: invalid_llm
+  - name: ghost_writer_b
+    description: Never gives a valid output either.
+    capabilities: [ghostwriting]
+    llm_conn_id: invalid_llm
+"""
+ESCALATION_WORKFLOW = """workflow: escalation
+version: 1
+description: Every capable agent fails, so a person writes the output (tests/integration/test_airflow.py).
+owner: tests
+defaults: {retries: 1, retry_delay: 1s, retry_exponential_backoff: false}
+steps:
+  - id: draft
+    route: {capabilities: [ghostwriting]}
+    instruction: Draft the launch headline.
+    output: {headline: string}
+    output_retries: 0
+    escalate: {when: failure, timeout: 10m}
+  - id: publish
+    needs: [draft]
+    agent: strategy_strategic_planner
+    instruction: "Publish {{ steps.draft.headline }}"
 """
 CRASH_WORKFLOW = """workflow: crash_recovery
 version: 1
@@ -57,16 +91,23 @@ def airflow(tmp_path_factory, dags_folder, server):
     shutil.copytree(dags_folder, dags, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("unknown_agent.yaml", "invalid_cron.yaml"):
         shutil.copy(BROKEN / name, dags / "workflows" / name)
-    (dags / "agents.yaml").write_text((dags / "agents.yaml").read_text() + CRASH_AGENT)
+    (dags / "agents.yaml").write_text((dags / "agents.yaml").read_text() + CRASH_AGENT + GHOST_AGENTS)
     (dags / "workflows" / "crash_recovery.yaml").write_text(CRASH_WORKFLOW)
+    (dags / "workflows" / "escalation.yaml").write_text(ESCALATION_WORKFLOW)
     crash_llm = {
         "conn_type": "pydanticai",
         "host": server.url + "/slow/v1",
         "password": "sk-crash-test",
         "extra": {"model": "openai-chat:gpt-slow"},
     }
+    invalid_llm = {**crash_llm, "host": server.url + "/invalid/v1", "extra": {"model": "openai-chat:gpt-bad"}}
     airflow = Standalone(
-        root / "home", dags_folder=dags, settings={"AIRFLOW_CONN_CRASH_LLM": json.dumps(crash_llm)}
+        root / "home",
+        dags_folder=dags,
+        settings={
+            "AIRFLOW_CONN_CRASH_LLM": json.dumps(crash_llm),
+            "AIRFLOW_CONN_INVALID_LLM": json.dumps(invalid_llm),
+        },
     )
     migrate = airflow.command("airflow", "db", "migrate")
     assert migrate.returncode == 0, migrate.stderr[-2000:]
@@ -91,7 +132,7 @@ def test_the_real_dag_processor_loads_the_healthy_templates_and_files_the_broken
     errors = _json_lines(airflow.command("airflow", "dags", "list-import-errors", "-o", "json").stdout)
     assert [error["filepath"] for error in errors] == ["baton_template_errors.py"]
     text = errors[0]["error"]
-    assert "2 Baton template file(s) could not be loaded (4 healthy workflow(s) load" in text
+    assert "2 Baton template file(s) could not be loaded (6 healthy workflow(s) load" in text
     assert "workflows/unknown_agent.yaml:9: steps[1].agent: unknown agent 'sales_bot'" in text
     assert "workflows/invalid_cron.yaml:5: schedule: invalid cron expression '0 25 * * *'" in text
 
@@ -217,3 +258,71 @@ def test_the_events_api_is_behind_airflows_authentication(running):
         httpx.get(f"{running.url}/baton/api/runs/nope/timeline", headers=headers, timeout=30).status_code
         == 404
     )
+
+
+def _log(running: Standalone, dag_id: str, run_id: str, task_id: str) -> str:
+    """The task's log files (every try), for an assertion message."""
+    files = sorted(running.home.glob(f"logs/dag_id={dag_id}/**/task_id={task_id}/**/*.log"))
+    return "\n".join(f"{path.name}: {path.read_text()[-4000:]}" for path in files)
+
+
+def _task_state(running: Standalone, dag_id: str, run_id: str, task_id: str) -> str | None:
+    response = running.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
+    return response.json().get("state") if response.status_code == 200 else None
+
+
+def test_when_every_agent_fails_a_person_answers_through_the_rest_api_and_the_run_goes_on(running):
+    response = running.trigger("escalation")
+    assert response.status_code == 200, response.text
+    run_id = response.json()["dag_run_id"]
+    deadline = time.monotonic() + 120
+    while (state := _task_state(running, "escalation", run_id, "draft")) != "awaiting_input":
+        assert state not in ("failed", "success", "upstream_failed"), _log(
+            running, "escalation", run_id, "draft"
+        )
+        assert time.monotonic() < deadline, f"draft never asked a person (state {state})"
+        time.sleep(0.5)
+    hitl = f"/dags/escalation/dagRuns/{run_id}/taskInstances/draft/-1/hitlDetails"
+    detail = running.api("GET", hitl).json()
+    assert detail["options"] == [
+        "Use the output below",
+        "Retry with ghost_writer_a",
+        "Retry with ghost_writer_b",
+        "Fail the step",
+    ]
+    assert "every agent failed" in detail["subject"]
+    assert "ghost_writer_a, ghost_writer_b" in detail["body"]  # both tries, one agent each
+    assert list(detail["params"]) == ["headline"]
+
+    headline = "Baton ships parallel agents"
+    answer = running.api(
+        "PATCH",
+        hitl,
+        json={"chosen_options": ["Use the output below"], "params_input": {"headline": headline}},
+    )
+    assert answer.status_code == 200, answer.text
+    assert running.wait_for_run("escalation", run_id)["state"] == "success"
+
+    path = f"/dags/escalation/dagRuns/{run_id}/taskInstances"
+    entry = running.api("GET", f"{path}/draft/xcomEntries/return_value", params={"deserialize": True})
+    draft = entry.json()["value"]
+    assert (json.loads(draft) if isinstance(draft, str) else draft) == {"headline": headline}
+    entry = running.api("GET", f"{path}/publish/xcomEntries/return_value", params={"deserialize": True})
+    published = entry.json()["value"]
+    published = json.loads(published) if isinstance(published, str) else published
+    assert f"Publish {headline}" in published["text"]  # the person's answer flowed into the next step
+
+    events = list(EventStore(engine_for(f"sqlite:///{running.home / 'baton_store.db'}")).read(run_id))
+    selected = [(e.try_number, e.agent) for e in events if e.type == "agent.selected" and e.step == "draft"]
+    assert selected == [(1, "ghost_writer_a"), (2, "ghost_writer_b")]  # reassigned on the next try
+    second = next(e for e in events if e.type == "agent.selected" and e.try_number == 2)
+    assert second.payload["excluded"] == {"ghost_writer_a": "failed try 1 of this step"}
+    asked = next(e for e in events if e.type == "approval.requested")
+    assert (asked.payload["kind"], asked.try_number, asked.payload["timeout_s"]) == ("escalation", 2, 600.0)
+    answered = next(e for e in events if e.type == "approval.answered")
+    assert answered.payload["chosen"] == ["Use the output below"] and answered.payload["fields"] == [
+        "headline"
+    ]
+    assert answered.payload["by"]  # the REST user
+    draft_states = [e.type for e in events if e.step == "draft" and e.type.startswith("step.")]
+    assert draft_states[-1] == "step.succeeded" and "step.failed" in draft_states

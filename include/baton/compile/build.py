@@ -79,7 +79,7 @@ def _task(plan: StepPlan, workflow: Workflow, dag: DAG, roster: list[dict[str, A
         fan_out=plan.fan_out,
         concurrency=step.concurrency,
         partial_failure=step.partial_failure,
-        escalate=step.escalate.model_dump(mode="json") if step.escalate else None,
+        escalate=_escalation(step),
         pool=plan.pool,
         pool_slots=plan.pool_slots,
         trigger_rule=step.trigger_rule,
@@ -100,6 +100,13 @@ def _task(plan: StepPlan, workflow: Workflow, dag: DAG, roster: list[dict[str, A
     )
     tasks[plan.fan_out["source"]] >> batches
     return AgentOperator.partial(**kwargs).expand(batch=XComArg(batches))
+
+
+def _escalation(step: Any) -> dict[str, Any] | None:
+    if step.escalate is None:
+        return None
+    timeout = step.escalate.timeout
+    return {**step.escalate.model_dump(mode="json"), "timeout": timeout.total_seconds() if timeout else None}
 
 
 def _fanned(workflow: Workflow) -> list[Any]:
