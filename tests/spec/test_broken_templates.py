@@ -9,6 +9,7 @@ import pytest
 
 from baton.cli import main as baton
 from baton.errors import TemplateError
+from baton.skills import skill_names
 from baton.spec import load_roster, load_workflow
 
 BROKEN = Path(__file__).parent / "broken"
@@ -89,7 +90,8 @@ def test_every_error_of_a_file_is_reported_not_only_the_first(roster):
         "two_errors.yaml:7: steps[0].agent: unknown agent 'sales_bot' (fix: add it to dags/agents.yaml or use "
         "a roster name; known: " + ", ".join(roster.names) + ")",
         "two_errors.yaml:9: steps[1].skill: unknown skill 'nope' (fix: register it in baton.skills; known: "
-        "lead_value, milestone_announcement, ops_snapshot, revenue_metrics, score_leads)",
+        + ", ".join(skill_names())
+        + ")",
     ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -49,12 +50,18 @@ class Agent(BaseModel):
     cost: Cost = Field(default_factory=Cost)
     circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_backend(cls, value: Any) -> Any:
+        """No ``llm_conn_id`` and no ``skill``: an LLM on the default connection."""
+        if isinstance(value, dict) and value.get("llm_conn_id") is None and value.get("skill") is None:
+            return {**value, "llm_conn_id": DEFAULT_LLM_CONN_ID}
+        return value
+
     @model_validator(mode="after")
     def _one_backend(self) -> Agent:
         if self.llm_conn_id is not None and self.skill is not None:
             raise ValueError("an agent has either 'llm_conn_id' (an LLM) or 'skill' (Python), not both")
-        if self.llm_conn_id is None and self.skill is None:
-            return self.model_copy(update={"llm_conn_id": DEFAULT_LLM_CONN_ID})
         return self
 
     @property

@@ -1,0 +1,155 @@
+"""The router, load slots and circuit breakers on SQLite and PostgreSQL, under real concurrency."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+
+from baton.coordination.routing import Breakers, NoCandidate, Router, Slots
+from baton.events.store import Event
+from baton.spec.roster import Agent
+
+TTL = timedelta(minutes=5)
+
+
+def _agent(name: str, capabilities: list[str], slots: int = 2, **extra) -> Agent:
+    return Agent(name=name, capabilities=capabilities, max_concurrency=slots, **extra)
+
+
+WRITER = _agent("writer", ["drafting", "editing"])
+EDITOR = _agent("editor", ["editing"])
+TRANSLATOR = _agent("translator", ["translation", "drafting"])
+ROSTER = [WRITER, EDITOR, TRANSLATOR]
+
+
+def _history(store, agent: str, ok: int, failed: int, latency: float = 1.0) -> None:
+    """Past steps of an agent, as the event store records them."""
+    events = [
+        Event(
+            type="step.succeeded" if i < ok else "step.failed",
+            run_id=f"past_{agent}_{i}",
+            workflow="w",
+            step="s",
+            try_number=1,
+            agent=agent,
+            payload={"duration_s": latency} if i < ok else {"error": "boom"},
+        )
+        for i in range(ok + failed)
+    ]
+    store.append(events)
+
+
+def test_routing_picks_the_agents_with_every_capability(store):
+    router = Router(store, ROSTER)
+    assert router.rank(["drafting"]).ranked == ["translator", "writer"]  # a tie: by name
+    choice = router.rank(["drafting", "editing"])
+    assert (choice.agent.name, choice.ranked) == ("writer", ["writer"])
+    assert choice.reason.startswith("prefer balanced: success 0.50 over 0 step(s), load 0/2")
+    with pytest.raises(NoCandidate, match=r"no agent has all of the capabilities \['drafting', 'legal'\]"):
+        router.rank(["legal", "drafting"])
+
+
+def test_track_record_and_preference_order_the_candidates(store):
+    _history(store, "writer", ok=9, failed=1, latency=4.0)
+    _history(store, "translator", ok=5, failed=5, latency=0.5)
+    router = Router(store, ROSTER)
+    assert router.rank(["drafting"], "reliable").ranked == ["writer", "translator"]
+    fast = router.rank(["drafting"], "fast")
+    assert fast.ranked == ["translator", "writer"]
+    assert fast.scores["translator"] > fast.scores["writer"]
+    assert "success 0.83 over 10 step(s)" in router.rank(["drafting"], "reliable").reason
+
+
+def test_a_full_agent_loses_to_an_idle_capable_one(store):
+    _history(store, "writer", ok=20, failed=0)  # the better record...
+    slots = Slots(store)
+    held = [slots.acquire(WRITER, f"other run {i}", TTL) for i in range(WRITER.max_concurrency)]
+    assert held == [0, 1]
+    assert slots.acquire(WRITER, "one more", TTL) is None  # ...but every slot of it is taken
+    choice = Router(store, ROSTER).rank(["drafting"], "reliable")
+    assert choice.agent.name == "translator"
+    assert choice.ranked == ["translator", "writer"]
+    assert "load 0/2" in choice.reason
+    slots.release("writer", 0)
+    assert Router(store, ROSTER).rank(["drafting"], "reliable").agent.name == "writer"
+
+
+def test_slots_hold_max_concurrency_under_a_race_and_expire(store):
+    agent = _agent("busy", ["x"], slots=3)
+    barrier = threading.Barrier(8)
+
+    def grab(i: int) -> int | None:
+        barrier.wait()
+        return Slots(store).acquire(agent, f"racer {i}", TTL)
+
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(grab, range(8)))
+    assert sorted(s for s in got if s is not None) == [0, 1, 2]
+    assert got.count(None) == 5
+    assert Slots(store).load(["busy"]) == {"busy": 3}
+    short = _agent("short", ["x"], slots=1)
+    assert Slots(store).acquire(short, "killed holder", timedelta(milliseconds=1)) == 0
+    time.sleep(0.01)
+    assert Slots(store).load(["short"]) == {"short": 0}  # a killed holder's slot frees itself
+    assert Slots(store).acquire(short, "next", TTL) == 0
+
+
+def test_the_breaker_opens_after_failures_in_a_row_and_closes_on_success(store):
+    flaky = _agent("flaky", ["drafting"], circuit_breaker={"failures": 3, "cooldown": 60})
+    steady = _agent("steady", ["drafting"])
+    breakers = Breakers(store)
+    assert breakers.failure(flaky, "E1") == (1, None)
+    assert breakers.failure(flaky, "E2") == (2, None)
+    assert Router(store, [flaky, steady]).rank(["drafting"]).ranked == ["flaky", "steady"]
+    failures, until = breakers.failure(flaky, "E3")
+    assert failures == 3 and until is not None
+    choice = Router(store, [flaky, steady]).rank(["drafting"])
+    assert choice.agent.name == "steady"
+    assert choice.excluded["flaky"].startswith("circuit breaker open until ")
+    with pytest.raises(NoCandidate, match="every agent with \\['drafting'\\] is left out: flaky: circuit"):
+        Router(store, [flaky]).rank(["drafting"])
+    assert breakers.success("flaky") is True  # e.g. a half-open trial call succeeded
+    assert breakers.open_until(["flaky"]) == {}
+    assert breakers.failure(flaky, "E4") == (1, None)  # counting starts again
+
+
+def test_after_the_cooldown_the_agent_may_be_tried_again_and_a_failure_reopens_it(store):
+    flaky = _agent("flaky", ["drafting"], circuit_breaker={"failures": 2, "cooldown": 0.2})
+    breakers = Breakers(store)
+    breakers.failure(flaky, "E1")
+    assert breakers.failure(flaky, "E2")[1] is not None
+    assert list(breakers.open_until(["flaky"])) == ["flaky"]
+    time.sleep(0.25)
+    assert Router(store, [flaky]).rank(["drafting"]).agent.name == "flaky"  # half-open
+    assert breakers.failure(flaky, "E3")[1] is not None  # still failing: open again at once
+
+
+def test_breaker_failures_from_many_workers_are_all_counted(store):
+    agent = _agent("shared", ["x"], circuit_breaker={"failures": 100, "cooldown": 60})
+    barrier = threading.Barrier(8)
+
+    def fail(i: int) -> int:
+        barrier.wait()
+        return Breakers(store).failure(agent, f"E{i}")[0]
+
+    with ThreadPoolExecutor(8) as pool:
+        counts = sorted(pool.map(fail, range(8)))
+    assert counts == list(range(1, 9))
+
+
+def test_a_failed_agent_is_left_out_with_the_reason_given(store):
+    choice = Router(store, ROSTER).rank(["drafting"], exclude={"translator": "failed try 1 of this step"})
+    assert choice.agent.name == "writer"
+    assert choice.excluded == {"translator": "failed try 1 of this step"}
+    assert choice.payload(subtask="s1") == {
+        "agent": "writer",
+        "candidates": ["writer"],
+        "scores": choice.scores,
+        "excluded": {"translator": "failed try 1 of this step"},
+        "reason": choice.reason,
+        "subtask": "s1",
+    }
