@@ -88,7 +88,7 @@ def plan_workflow(
     for step in workflow.steps:
         if step.source:
             name, field_name = step.source
-            field_name = field_name or (list_fields(by_id[name].output) or ["items"])[0]
+            field_name = field_name or (list_fields(by_id[name], roster) or ["items"])[0]
             sources[step.id] = {"source": name, "field": field_name}
     steps = []
     pools: dict[str, int] = {}

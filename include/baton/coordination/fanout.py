@@ -62,9 +62,10 @@ def subtasks_of(items: list[Any], start: int = 0) -> list[Subtask]:
 
 
 class SubtaskError(AgentError):
-    def __init__(self, message: str, agents: list[str]):
+    def __init__(self, message: str, agents: list[str], recorded: bool = False):
         super().__init__(message)
         self.agents = agents
+        self.recorded = recorded  # whether its subtask.failed event is stored already
 
 
 @dataclass
@@ -138,12 +139,17 @@ class FanOut:
                 async with gate:
                     agent, output = await self._attempts(sub, failing)
                 outcome.results[sub.id] = {"id": sub.id, "agent": agent, "output": output}
-            except Exception as error:
+            except Exception as error:  # every failure is the subtask's: recorded, then the join decides
                 outcome.failures[sub.id] = {
                     "id": sub.id,
                     "error": f"{type(error).__name__}: {error}"[:1000],
                     "agents": getattr(error, "agents", []),
                 }
+                if not getattr(error, "recorded", False):  # it failed before any agent call
+                    failed = {"error_class": type(error).__name__, "error": str(error)[:1000]}
+                    await asyncio.to_thread(
+                        self.store.append, [self._event("subtask.failed", sub, None, 0, failed)]
+                    )
             finally:
                 finished[sub.id].set()
 
@@ -179,7 +185,7 @@ class FanOut:
                 failing.add(agent.name)
                 tried[agent.name] = f"failed subtask {sub.id}: {type(error).__name__}"
                 if not reassign:
-                    raise SubtaskError(str(error), list(tried)) from error
+                    raise SubtaskError(str(error), list(tried), recorded=True) from error
                 continue
             stored = self.store.output_payload(output)
             succeeded = self._event(
@@ -195,7 +201,7 @@ class FanOut:
                 await asyncio.to_thread(self._breaker_success, agent)
                 failing.discard(agent.name)
             return agent.name, output
-        raise SubtaskError(f"no agent succeeded after {MAX_REASSIGN} attempts", list(tried))
+        raise SubtaskError(f"no agent succeeded after {MAX_REASSIGN} attempts", list(tried), recorded=True)
 
     def _choose(self, sub: Subtask, tried: dict[str, str]) -> tuple[Agent, Event]:
         if self.fixed is not None:

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import jinja2
 
 from baton import templating
-from baton.spec.models import PRESETS, Workflow
+from baton.spec.models import PRESETS, Step, Workflow
 from baton.spec.roster import Roster
 
 Found = tuple[tuple[str | int, ...], str, str]  # (key path, message, fix)
@@ -172,17 +172,27 @@ def _check_routes(workflow: Workflow, roster: Roster | None) -> Iterator[Found]:
             )
 
 
-def list_fields(output: object) -> list[str] | None:
-    """The fields of a step output that hold a list; None when the output is text."""
+def list_fields(step: Step, roster: Roster | None = None) -> list[str] | None:
+    """The fields of a step's output that hold a list; None when the output is text.
+
+    The output is the step's ``output``; without one, a skill's own output model (the step's skill,
+    or its agent's).
+    """
     from typing import get_origin
 
-    from baton.skills import get_output_model
+    from baton.skills import get_output_model, get_skill, skill_names
 
+    output = step.output
     if output is None:
-        return None
-    if isinstance(output, dict):
+        agent = roster.get(step.agent) if roster is not None and step.agent else None
+        skill = step.skill or (agent.skill if agent else None)
+        model = get_skill(skill).output if skill in skill_names() else None
+        if model is None:
+            return None
+    elif isinstance(output, dict):
         return [name for name, field in output.items() if field.type == "array"]
-    model = get_output_model(str(output))
+    else:
+        model = get_output_model(str(output))
     if model is None:
         return []
     return [
@@ -227,7 +237,7 @@ def _check_fan_outs(workflow: Workflow, roster: Roster | None) -> Iterator[Found
                 f"fan out over the step that produced the list '{name}' iterated over, or join first",
             )
             continue
-        fields = list_fields(source.output)
+        fields = list_fields(source, roster)
         if fields is None:
             yield (
                 loc,
