@@ -9,6 +9,7 @@ import pytest
 from airflow.dag_processing.dagbag import BundleDagBag
 
 from baton.compile.loader import ERRORS_DAG_ID, load_dags, load_template_errors
+from tests.compile.test_cache import BUNDLED
 
 BROKEN = Path(__file__).parents[1] / "spec" / "broken"
 
@@ -28,11 +29,11 @@ def test_healthy_templates_load_and_broken_ones_are_the_errors_files_import_erro
     for name in ("unknown_agent.yaml", "dependency_cycle.yaml"):
         shutil.copy(BROKEN / name, folder / "workflows" / name)
     bag = _bag(folder)
-    assert sorted(bag.dag_ids) == ["daily_operations", "lead_qualification", "revenue_milestone"]
+    assert sorted(bag.dag_ids) == BUNDLED
     assert list(bag.import_errors) == ["baton_template_errors.py"]
     error = bag.import_errors["baton_template_errors.py"]
     assert error.startswith(
-        "TemplateError: 2 Baton template file(s) could not be loaded (3 healthy workflow(s) load from "
+        f"TemplateError: 2 Baton template file(s) could not be loaded ({len(BUNDLED)} healthy workflow(s) load from "
         "baton_workflows.py): workflows/dependency_cycle.yaml, workflows/unknown_agent.yaml."
     )
     assert "workflows/unknown_agent.yaml:9: steps[1].agent: unknown agent 'sales_bot'" in error
@@ -54,7 +55,7 @@ def test_a_broken_roster_is_reported_with_every_workflow_that_needs_it(folder):
 
 def test_no_errors_dag_when_everything_is_healthy(dags_folder):
     assert load_template_errors(dags_folder) == {}
-    assert sorted(load_dags(dags_folder)) == ["daily_operations", "lead_qualification", "revenue_milestone"]
+    assert sorted(load_dags(dags_folder)) == BUNDLED
 
 
 def test_a_task_process_compiles_only_its_own_template(dags_folder, monkeypatch):
@@ -80,7 +81,7 @@ def test_a_baton_bug_in_one_template_does_not_hide_the_others(folder, monkeypatc
 
     monkeypatch.setattr(loader, "plan_workflow", plan)
     monkeypatch.setattr(loader, "build_dag", build)
-    assert sorted(load_dags(folder)) == ["lead_qualification"]
+    assert sorted(load_dags(folder)) == sorted(set(BUNDLED) - {"daily_operations", "revenue_milestone"})
     assert "Building workflows/revenue_milestone.yaml failed" in caplog.text
     assert "RuntimeError: boom in build" in caplog.text
     # The errors file validates and plans, but builds no DAG: it names the planning failure.

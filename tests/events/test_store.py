@@ -75,7 +75,7 @@ def test_append_stores_each_event_once_and_numbers_them_in_order(store):
 
 
 def test_an_event_of_an_unknown_type_or_payload_is_refused_before_it_is_stored(store):
-    with pytest.raises(ValueError, match="unknown event type 'step.exploded'; known: agent.selected"):
+    with pytest.raises(ValueError, match="unknown event type 'step.exploded'; known: agent.breaker_closed, "):
         Event(type="step.exploded", run_id="r", workflow="w")
     with pytest.raises(ValueError, match="next_try"):
         store.append([Event(type="step.retried", run_id="r", workflow="w", payload={})])
@@ -210,6 +210,7 @@ def test_migrations_run_once_and_an_unmigrated_store_says_what_to_do(tmp_path, s
     assert upgrade(bare.engine) == [
         "1: events, blobs and workflow_executions",
         "2: the shared context of runs",
+        "3: agent load slots and circuit breakers",
     ]
     assert bare.append(_run_events()[:1]) != []
 

@@ -61,6 +61,12 @@ steps:
     needs: [draft]
     agent: strategy_strategic_planner
     instruction: "Publish {{ steps.draft.headline }}"
+  - id: sign_off
+    needs: [publish]
+    agent: strategy_strategic_planner
+    instruction: "Sign off the launch of {{ steps.draft.headline }}"
+    output: {decision: {type: string, enum: [ship, wait]}}
+    escalate: human
 """
 CRASH_WORKFLOW = """workflow: crash_recovery
 version: 1
@@ -303,7 +309,28 @@ def test_when_every_agent_fails_a_person_answers_through_the_rest_api_and_the_ru
     assert answer.status_code == 200, answer.text
     assert running.wait_for_run("escalation", run_id)["state"] == "success"
 
+    # escalate: human — the agent drafts, a person approves (the Required Actions page, here REST)
+    deadline = time.monotonic() + 120
+    while (state := _task_state(running, "escalation", run_id, "sign_off")) != "awaiting_input":
+        assert state not in ("failed", "success", "upstream_failed"), _log(
+            running, "escalation", run_id, "sign_off"
+        )
+        assert time.monotonic() < deadline, f"sign_off never asked a person (state {state})"
+        time.sleep(0.5)
+    review = f"/dags/escalation/dagRuns/{run_id}/taskInstances/sign_off/-1/hitlDetails"
+    detail = running.api("GET", review).json()
+    assert detail["options"] == ["Approve", "Use the output below", "Reject"]
+    proposed = detail["params"]["decision"]["value"]
+    assert proposed in ("ship", "wait")  # the agent's draft, filled into the form
+    assert f"Sign off the launch of {headline}" in detail["body"]
+    answer = running.api("PATCH", review, json={"chosen_options": ["Approve"], "params_input": {}})
+    assert answer.status_code == 200, answer.text
+    assert running.wait_for_run("escalation", run_id)["state"] == "success"
+
     path = f"/dags/escalation/dagRuns/{run_id}/taskInstances"
+    entry = running.api("GET", f"{path}/sign_off/xcomEntries/return_value", params={"deserialize": True})
+    signed = entry.json()["value"]
+    assert (json.loads(signed) if isinstance(signed, str) else signed) == {"decision": proposed}
     entry = running.api("GET", f"{path}/draft/xcomEntries/return_value", params={"deserialize": True})
     draft = entry.json()["value"]
     assert (json.loads(draft) if isinstance(draft, str) else draft) == {"headline": headline}
@@ -317,12 +344,18 @@ def test_when_every_agent_fails_a_person_answers_through_the_rest_api_and_the_ru
     assert selected == [(1, "ghost_writer_a"), (2, "ghost_writer_b")]  # reassigned on the next try
     second = next(e for e in events if e.type == "agent.selected" and e.try_number == 2)
     assert second.payload["excluded"] == {"ghost_writer_a": "failed try 1 of this step"}
-    asked = next(e for e in events if e.type == "approval.requested")
+    asked = next(e for e in events if e.type == "approval.requested" and e.step == "draft")
     assert (asked.payload["kind"], asked.try_number, asked.payload["timeout_s"]) == ("escalation", 2, 600.0)
-    answered = next(e for e in events if e.type == "approval.answered")
+    answered = next(e for e in events if e.type == "approval.answered" and e.step == "draft")
     assert answered.payload["chosen"] == ["Use the output below"] and answered.payload["fields"] == [
         "headline"
     ]
     assert answered.payload["by"]  # the REST user
     draft_states = [e.type for e in events if e.step == "draft" and e.type.startswith("step.")]
     assert draft_states[-1] == "step.succeeded" and "step.failed" in draft_states
+    signed_off = [
+        (e.type, e.payload.get("kind"), e.payload.get("chosen")) for e in events if e.step == "sign_off"
+    ]
+    assert ("approval.requested", "review", None) in signed_off
+    assert ("approval.answered", None, ["Approve"]) in signed_off
+    assert signed_off[-1][0] == "step.succeeded"

@@ -1,0 +1,398 @@
+"""Benchmark: a step fanned out over 100 agent calls of 200 ms each, trigger to success on a running Airflow.
+
+It writes a temp dags folder holding Baton's loader (baton_workflows.py) with a roster of one agent,
+``bench_worker`` (``max_concurrency`` 16; its connection baton_bench_slow, defined through the
+environment as ``{"model": "baton:offline", "offline_delay_s": 0.2}``: the offline model, answering
+after 200 ms), and two templates, ``fanout_c4`` and ``fanout_c16``: a skill step ``items`` (the
+``bench_items`` skill: item_0 .. item_99) and a step ``work`` with ``for_each: items.items`` on
+``bench_worker`` at concurrency 4 and 16 (all 100 calls in ONE Airflow task, as coroutines). The
+hand-written DAG file ``fanout_bare`` is the baseline: one plain ``@task`` ``work`` running the same
+100 sleeps of 200 ms with ``asyncio.gather``, 16 at once (an ``asyncio.Semaphore``). All three are
+unscheduled. One ``airflow standalone`` (temp AIRFLOW_HOME, the settings of ``make run`` from
+scripts/env.sh) runs them; ``baton pools sync`` creates the agent's pool. After one unmeasured
+warm-up run of each DAG, runs alternate c4, c16, bare, c4 ... ``--runs`` times each. A run's time is
+the wall time from just before ``POST /dagRuns`` until polling (every 0.05 s) sees the run succeed;
+the server-side duration (``end_date - queued_at``) and the ``work`` task's own duration (its task
+instance's ``end_date - start_date``: the in-task cost, without scheduling) are recorded too.
+
+Goals (medians of wall times): c4 / the ideal ceil(100 / 4) x 200 ms = 5 s <= 1.5 (100 plain mapped
+tasks took 11.9x here); c16 / bare <= 1.2.
+
+Run from the repository root:
+
+    .venv/bin/python bench/fanout.py [--runs 5] [--keep DIR]
+
+This is a benchmark, not a test: it prints the medians and the ratios and exits 0 whatever the
+ratios (1 when a run fails or times out, or when an Airflow process outlives it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from baton.standalone import Standalone
+
+ROOT = Path(__file__).resolve().parents[1]
+C4, C16, BARE = "fanout_c4", "fanout_c16", "fanout_bare"
+DAGS = (C4, C16, BARE)
+CONCURRENCY = {C4: 4, C16: 16, BARE: 16}
+LABELS = {C4: "Baton, concurrency 4:", C16: "Baton, concurrency 16:", BARE: "bare asyncio.gather 16:"}
+TASKS = {C4: ("items", "work"), C16: ("items", "work"), BARE: ("work",)}
+ITEMS = 100
+DELAY = 0.2  # seconds per agent call
+POLL = 0.05
+RUN_TIMEOUT = 180.0
+GOAL_C4, GOAL_C16 = 1.5, 1.2
+CONN = "baton_bench_slow"
+SETTINGS = {
+    f"AIRFLOW_CONN_{CONN.upper()}": json.dumps(
+        {"conn_type": "pydanticai", "extra": {"model": "baton:offline", "offline_delay_s": DELAY}}
+    )
+}
+SHOWN_SETTINGS = (
+    "AIRFLOW__SCHEDULER__MP_START_METHOD",
+    "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD",
+    "AIRFLOW__CORE__PARALLELISM",
+    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME",
+    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL",
+)
+
+
+def ideal(dag_id: str) -> float:
+    """The least time the 100 calls can take at the DAG's concurrency: ceil(100 / c) x 200 ms."""
+    return math.ceil(ITEMS / CONCURRENCY[dag_id]) * DELAY
+
+
+AGENTS = f"""\
+# The roster of bench/fanout.py: one agent answering after {DELAY * 1000:.0f} ms (the offline model with a delay).
+agents:
+  - name: bench_worker
+    description: Answers after {DELAY * 1000:.0f} ms (the offline model with a delay).
+    capabilities: [bench]
+    llm_conn_id: {CONN}
+    max_concurrency: 16
+"""
+
+BATON_TEMPLATE = """\
+workflow: {dag_id}
+version: 1
+description: |
+  Fan-out benchmark (bench/fanout.py): {items} items, one agent call of {delay_ms:.0f} ms each,
+  {concurrency} at once in one task.
+owner: bench
+category: bench
+tags: [bench]
+inputs:
+  count:
+    type: integer
+    default: {items}
+    description: How many items to fan out over.
+steps:
+  - id: items
+    skill: bench_items
+    output: BenchItems
+  - id: work
+    for_each: items.items
+    agent: bench_worker
+    concurrency: {concurrency}
+    instruction: "Process {{{{ item }}}}."
+    output:
+      done: string
+"""
+
+BARE_DAG = '''\
+"""Fan-out benchmark (bench/fanout.py): one plain Airflow @task running {items} sleeps of {delay_ms:.0f} ms,
+{concurrency} at once with asyncio.gather: the baseline of the Baton fan-out at concurrency {concurrency}."""
+
+import asyncio
+
+from airflow.sdk import dag, task
+
+
+@dag(dag_id="{dag_id}", schedule=None, tags=["bench"])
+def {dag_id}():
+    @task
+    def work() -> int:
+        async def calls() -> list[int]:
+            gate = asyncio.Semaphore({concurrency})
+
+            async def one(index: int) -> int:
+                async with gate:
+                    await asyncio.sleep({delay})
+                return index
+
+            return await asyncio.gather(*(one(i) for i in range({items})))
+
+        return len(asyncio.run(calls()))
+
+    work()
+
+
+{dag_id}()
+'''
+
+
+class BenchError(Exception):
+    """A run failed or timed out; the message says which, with its task states."""
+
+
+def write_dags(dags: Path) -> None:
+    (dags / "workflows").mkdir(parents=True)
+    shutil.copyfile(ROOT / "dags" / "baton_workflows.py", dags / "baton_workflows.py")
+    (dags / "agents.yaml").write_text(AGENTS, encoding="utf-8")
+    for dag_id in (C4, C16):
+        text = BATON_TEMPLATE.format(
+            dag_id=dag_id, items=ITEMS, delay_ms=DELAY * 1000, concurrency=CONCURRENCY[dag_id]
+        )
+        (dags / "workflows" / f"{dag_id}.yaml").write_text(text, encoding="utf-8")
+    text = BARE_DAG.format(
+        dag_id=BARE, items=ITEMS, delay=DELAY, delay_ms=DELAY * 1000, concurrency=CONCURRENCY[BARE]
+    )
+    (dags / f"{BARE}.py").write_text(text, encoding="utf-8")
+
+
+def scheduler_env(airflow: Standalone) -> dict[str, str]:
+    """The environment of the running ``airflow scheduler`` process: the settings it really has."""
+    for pid in airflow.leftover_pids():
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if b"scheduler" in argv:
+                raw = Path(f"/proc/{pid}/environ").read_bytes()
+                return dict(i.decode().split("=", 1) for i in raw.split(b"\0") if b"=" in i)
+        except OSError:
+            continue
+    return {}
+
+
+def other_airflows(airflow: Standalone) -> list[int]:
+    """Airflow processes on this machine that are not this benchmark's: they compete for the CPUs."""
+    ours = set(airflow.leftover_pids())
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and int(proc.name) not in ours:
+            try:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(arg.endswith(b"/airflow") or arg == b"airflow" for arg in argv[:2]):
+                pids.append(int(proc.name))
+    return pids
+
+
+def ts(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def task_instances(client: httpx.Client, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    response = client.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+    response.raise_for_status()
+    return response.json()["task_instances"]
+
+
+def states_text(client: httpx.Client, dag_id: str, run_id: str) -> str:
+    tis = sorted(task_instances(client, dag_id, run_id), key=lambda ti: ti["task_id"])
+    return ", ".join(f"{ti['task_id']}={ti['state']} (try {ti['try_number']})" for ti in tis)
+
+
+def run_once(client: httpx.Client, dag_id: str) -> tuple[float, float, dict[str, Any]]:
+    """Trigger ``dag_id`` and poll until it succeeds: wall seconds, server seconds, the run JSON."""
+    start = time.perf_counter()
+    response = client.post(f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": {}})
+    if response.status_code != 200:
+        raise BenchError(f"triggering {dag_id} gave {response.status_code}: {response.text}")
+    run_id = response.json()["dag_run_id"]
+    deadline = start + RUN_TIMEOUT
+    while True:
+        run = client.get(f"/dags/{dag_id}/dagRuns/{run_id}").json()
+        if run["state"] == "success":
+            wall = time.perf_counter() - start
+            break
+        if run["state"] == "failed":
+            raise BenchError(f"run {run_id} of {dag_id} failed: {states_text(client, dag_id, run_id)}")
+        if time.perf_counter() > deadline:
+            raise BenchError(
+                f"run {run_id} of {dag_id} not finished after {RUN_TIMEOUT:.0f} s: "
+                f"{states_text(client, dag_id, run_id)}"
+            )
+        time.sleep(POLL)
+    server = (ts(run["end_date"]) - ts(run["queued_at"])).total_seconds()
+    return wall, server, run
+
+
+def phases(client: httpx.Client, dag_id: str, run: dict[str, Any]) -> dict[str, float]:
+    """Where a run's time went, from the server's timestamps: before, in and after the ``work`` task."""
+    tis = {ti["task_id"]: ti for ti in task_instances(client, dag_id, run["dag_run_id"])}
+    retried = [t for t, ti in tis.items() if ti["try_number"] != 1 or ti["state"] != "success"]
+    if retried or sorted(tis) != sorted(TASKS[dag_id]):
+        raise BenchError(f"{dag_id} run {run['dag_run_id']}: unexpected tasks or retries: {tis}")
+    work = tis["work"]
+    started, ended = ts(work["start_date"]), ts(work["end_date"])
+    out = {
+        "queued -> work started": (started - ts(run["queued_at"])).total_seconds(),
+        "work task running": (ended - started).total_seconds(),
+        "work ended -> run success": (ts(run["end_date"]) - ended).total_seconds(),
+    }
+    if out["work task running"] < ideal(dag_id) * 0.98:
+        raise BenchError(
+            f"{dag_id} run {run['dag_run_id']}: the work task took {out['work task running']:.2f} s, less "
+            f"than the ideal {ideal(dag_id):.2f} s: the calls did not sleep {DELAY} s each"
+        )
+    return out
+
+
+def check_baton_output(client: httpx.Client, dag_id: str, run_id: str) -> None:
+    """The fan-out really ran 100 agent calls on bench_worker, none failed."""
+    path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/work/xcomEntries/return_value"
+    response = client.get(path, params={"deserialize": True})
+    response.raise_for_status()
+    value = response.json()["value"]
+    if isinstance(value, str):
+        value = json.loads(value)
+    results = value.get("results") or []
+    if (
+        value.get("failures")
+        or len(results) != ITEMS
+        or {r.get("agent") for r in results} != {"bench_worker"}
+        or not all("done" in (r.get("output") or {}) for r in results)
+    ):
+        raise BenchError(f"{dag_id}: unexpected output of step work: {str(value)[:1000]}")
+
+
+def summary_line(label: str, wall: list[float], server: list[float], work: list[float]) -> str:
+    return (
+        f"{label:<24}median {statistics.median(wall):.2f} s (server {statistics.median(server):.2f} s, "
+        f"work task {statistics.median(work):.2f} s) over {len(wall)} runs, "
+        f"wall {min(wall):.2f} .. {max(wall):.2f} s"
+    )
+
+
+def bench(airflow: Standalone, runs: int) -> int:
+    checked = airflow.command("baton", "validate")
+    if checked.returncode != 0:
+        print(f"baton validate failed:\n{checked.stdout[-2000:]}{checked.stderr[-2000:]}", file=sys.stderr)
+        return 1
+    others = other_airflows(airflow)
+    airflow.start()
+    pools = airflow.command("baton", "pools", "sync")
+    if pools.returncode != 0:
+        print(f"baton pools sync failed:\n{pools.stderr[-2000:]}", file=sys.stderr)
+        return 1
+    headers = {"Authorization": f"Bearer {airflow.token()}"}
+    with httpx.Client(base_url=f"{airflow.url}/api/v2", headers=headers, timeout=30) as client:
+        for dag_id in DAGS:
+            if airflow.wait_for_dag(dag_id)["is_paused"]:
+                client.patch(f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
+        effective = scheduler_env(airflow)
+
+        for dag_id in DAGS:  # warm-up, not measured
+            seconds, _, run = run_once(client, dag_id)
+            print(f"warm-up {dag_id}: {seconds:.2f} s")
+            phases(client, dag_id, run)
+            if dag_id != BARE:
+                check_baton_output(client, dag_id, run["dag_run_id"])
+
+        wall: dict[str, list[float]] = {d: [] for d in DAGS}
+        server: dict[str, list[float]] = {d: [] for d in DAGS}
+        spent: dict[str, list[dict[str, float]]] = {d: [] for d in DAGS}
+        for i in range(runs):
+            line = []
+            for dag_id in DAGS:
+                w, s, run = run_once(client, dag_id)
+                wall[dag_id].append(w)
+                server[dag_id].append(s)
+                spent[dag_id].append(phases(client, dag_id, run))
+                line.append(f"{dag_id} {w:.2f} s (work {spent[dag_id][-1]['work task running']:.2f})")
+                others += other_airflows(airflow)  # sampled after every run: short-lived ones too
+            print(f"run {i + 1:>2}: " + ", ".join(line))
+
+    def median(dag_id: str, phase: str | None = None) -> float:
+        if phase is None:
+            return statistics.median(wall[dag_id])
+        return statistics.median(p[phase] for p in spent[dag_id])
+
+    print()
+    print(
+        "settings: "
+        + ", ".join(f"{k.split('__')[-1].lower()}={effective.get(k, '(unset)')}" for k in SHOWN_SETTINGS)
+    )
+    print(
+        f"  {os.cpu_count()} CPUs; load average at the end: "
+        + " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    )
+    if others:
+        print(
+            f"  warning: other Airflow processes ran during the benchmark (pids {sorted(set(others))}): noisy"
+        )
+    for dag_id in DAGS:
+        work = [p["work task running"] for p in spent[dag_id]]
+        print(summary_line(LABELS[dag_id], wall[dag_id], server[dag_id], work))
+    c4 = median(C4) / ideal(C4)
+    print(
+        f"ratio c4 / ideal {ideal(C4):.1f} s: {c4:.2f} (goal <= {GOAL_C4}); "
+        f"server-side {statistics.median(server[C4]) / ideal(C4):.2f}; "
+        f"work task alone {median(C4, 'work task running') / ideal(C4):.2f}"
+    )
+    c16 = median(C16) / median(BARE)
+    print(
+        f"ratio c16 / bare: {c16:.2f} (goal <= {GOAL_C16}); "
+        f"server-side {statistics.median(server[C16]) / statistics.median(server[BARE]):.2f}; "
+        f"work task alone {median(C16, 'work task running') / median(BARE, 'work task running'):.2f}"
+    )
+    print("where the time goes (median seconds per run; server timestamps):")
+    print(f"  {'':<28}" + "".join(f"{d.removeprefix('fanout_'):>8}" for d in DAGS))
+    for phase in spent[C4][0]:
+        print(f"  {phase:<28}" + "".join(f"{median(d, phase):>8.2f}" for d in DAGS))
+    print(f"  {'(ideal of the work task)':<28}" + "".join(f"{ideal(d):>8.2f}" for d in DAGS))
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="measured runs of each DAG (default 5)")
+    parser.add_argument("--keep", type=Path, help="use this (new or empty) directory instead of a temp dir")
+    args = parser.parse_args()
+
+    with ExitStack() as stack:
+        if args.keep:
+            base = args.keep.resolve()
+            if base.exists() and any(base.iterdir()):
+                sys.exit(f"{base} exists and is not empty; give --keep a new or empty directory")
+            base.mkdir(parents=True, exist_ok=True)
+        else:
+            base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="baton-fanout-")))
+        write_dags(base / "dags")
+        airflow = Standalone(base / "home", dags_folder=base / "dags", settings=SETTINGS)
+
+        status = 1
+        try:
+            status = bench(airflow, args.runs)
+        except BenchError as error:
+            print(f"error: {error}", file=sys.stderr)
+            status = 1
+        finally:
+            airflow.stop()
+            leftover = airflow.leftover_pids()
+            if leftover:
+                print(f"warning: Airflow processes outlived the benchmark: {leftover}", file=sys.stderr)
+                status = 1
+        if args.keep:
+            print(f"dags folder and AIRFLOW_HOME kept in {base}")
+        return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""Benchmark skills: a list of N items for a for_each step to fan out over (bench/fanout.py)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from baton.skills.registry import SkillRequest, skill
+
+
+class BenchItems(BaseModel):
+    """``count`` items named item_0, item_1, ..."""
+
+    items: list[str]
+
+
+@skill("bench_items", output=BenchItems)
+def bench_items(request: SkillRequest) -> dict:
+    """The items item_0 .. item_<count - 1> (input count, default 100), for a fan-out benchmark."""
+    count = int(request.inputs.get("count", 100))
+    return BenchItems(items=[f"item_{i}" for i in range(count)]).model_dump()

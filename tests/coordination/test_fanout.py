@@ -1,0 +1,71 @@
+"""In-task fan-out on SQLite and PostgreSQL: dependencies order the subtasks, a failed dependency
+fails its dependants, and a second try reruns only what did not succeed."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from baton.coordination.fanout import FanOut, Outcome, subtasks_of
+from baton.events.recorder import StepRecorder
+from baton.operators.agent import AgentOperator
+from baton.spec.roster import Agent
+
+SCORER = Agent(name="scorer", capabilities=["scoring"], skill="score_leads", max_concurrency=4)
+ITEMS = [
+    {"id": "a"},
+    {"id": "b", "depends_on": ["a"]},
+    {"id": "c", "depends_on": ["b"]},
+    {"id": "d"},
+    {"id": "e", "capabilities": ["legal"]},  # nobody has 'legal'
+    {"id": "f", "depends_on": ["e"]},
+]
+
+
+def _fan(store, try_number: int = 1) -> FanOut:
+    op = AgentOperator(
+        task_id="fan",
+        workflow="w",
+        route={"capabilities": ["scoring"], "prefer": "balanced"},
+        roster=[SCORER.model_dump(mode="json")],
+        instruction="Score for {{ item.id }}",
+        concurrency=3,
+    )
+    ti = SimpleNamespace(run_id="run_fan", task_id="fan", map_index=-1, try_number=try_number, max_tries=1)
+    context = {"ti": ti, "dag_run": SimpleNamespace(run_type="manual", conf={}), "logical_date": None}
+    recorder = StepRecorder(store, context, workflow="w", template_version=1)
+    scope = {
+        "inputs": {"region": "all", "min_score": 50},
+        "steps": {},
+        "context": {},
+        "run": {"id": "run_fan"},
+    }
+    return FanOut(op, context, scope, recorder)
+
+
+def test_dependencies_order_subtasks_and_a_failed_one_fails_its_dependants(store):
+    fan = _fan(store)
+    outcome = fan.run(subtasks_of(ITEMS), Outcome())
+    assert sorted(outcome.results) == ["a", "b", "c", "d"]
+    assert outcome.results["a"]["agent"] == "scorer" and outcome.results["a"]["output"]["total"] == 14
+    assert sorted(outcome.failures) == ["e", "f"]
+    assert outcome.failures["e"]["error"].startswith("SubtaskError: no agent has all of the capabilities")
+    assert outcome.failures["f"]["error"] == "SubtaskError: its dependency 'e' failed"
+    seq = {(e.type, e.payload.get("subtask")): e.seq for e in store.read("run_fan")}
+    assert seq[("subtask.started", "b")] > seq[("subtask.succeeded", "a")]
+    assert seq[("subtask.started", "c")] > seq[("subtask.succeeded", "b")]
+    assert ("subtask.started", "f") not in seq and ("subtask.failed", "f") in seq
+
+
+def test_a_later_try_reuses_what_succeeded_and_runs_only_the_rest(store):
+    _fan(store).run(subtasks_of(ITEMS), Outcome())
+    again = _fan(store, try_number=2)
+    done = again.done_before()
+    assert sorted(done) == ["a", "b", "c", "d"]
+    outcome = again.run(subtasks_of(ITEMS), Outcome(results=done))
+    started = [
+        e.payload["subtask"]
+        for e in store.read("run_fan")
+        if e.type == "subtask.started" and e.try_number == 2
+    ]
+    assert started == []  # e has no agent; f waits on e: nothing that succeeded runs again
+    assert sorted(outcome.failures) == ["e", "f"] and sorted(outcome.results) == ["a", "b", "c", "d"]
