@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import select
 
 from baton import templating
-from baton.coordination.routing import Breakers, NoCandidate, Router
+from baton.coordination.routing import Breakers, GroupCommit, NoCandidate, Router
 from baton.errors import AgentError
 from baton.events import schema
 from baton.events.store import Event
@@ -120,6 +120,7 @@ class FanOut:
     def run(self, subtasks: list[Subtask], outcome: Outcome) -> Outcome:
         """Run ``subtasks`` not yet in ``outcome.results``; successes and failures go into ``outcome``."""
         pending = [s for s in subtasks if s.id not in outcome.results]
+        self.writes = GroupCommit(self.store)
         if pending:
             failing = Breakers(self.store).failing(a.name for a in self.router.agents)
             asyncio.run(self._run_all(pending, outcome, failing))
@@ -160,10 +161,13 @@ class FanOut:
             return None, await self._skill(sub)
         tried: dict[str, str] = {}
         for attempt in range(1, MAX_REASSIGN + 1):
-            agent, selected = await asyncio.to_thread(self._choose, sub, tried)
+            if self.fixed is not None:  # nothing to read: no thread
+                agent, selected = self._choose(sub, tried)
+            else:
+                agent, selected = await asyncio.to_thread(self._choose, sub, tried)
             started = [self._event("subtask.started", sub, agent, attempt, {}), selected]
             holder = f"{self.recorder.common['run_id']}/{self.op.task_id}[{sub.id}]"
-            slot = await self.router.atake(agent, holder, self.ttl, started)
+            slot = await self.router.atake(agent, holder, self.ttl, started, self.writes)
             began = time.monotonic()
             try:
                 output, model_event = await self._call(agent, sub, attempt)
@@ -180,7 +184,7 @@ class FanOut:
                         "reassigned": reassign,
                     },
                 )
-                await asyncio.to_thread(self.router.slots.release, agent.name, slot, [failed])
+                await self._release(agent, slot, [failed])
                 await asyncio.to_thread(self._breaker_failure, agent, error)
                 failing.add(agent.name)
                 tried[agent.name] = f"failed subtask {sub.id}: {type(error).__name__}"
@@ -196,12 +200,15 @@ class FanOut:
                 {"latency_s": round(time.monotonic() - began, 3), **stored},
             )
             events = [e for e in (model_event, succeeded) if e is not None]
-            await asyncio.to_thread(self.router.slots.release, agent.name, slot, events)
+            await self._release(agent, slot, events)
             if agent.name in failing:
                 await asyncio.to_thread(self._breaker_success, agent)
                 failing.discard(agent.name)
             return agent.name, output
         raise SubtaskError(f"no agent succeeded after {MAX_REASSIGN} attempts", list(tried), recorded=True)
+
+    async def _release(self, agent: Agent, slot: int, events: list[Event]) -> None:
+        await self.writes.run(lambda conn: self.router.slots.release_in(conn, agent.name, slot, events))
 
     def _choose(self, sub: Subtask, tried: dict[str, str]) -> tuple[Agent, Event]:
         if self.fixed is not None:

@@ -287,7 +287,13 @@ class AgentOperator(BaseOperator):
             "failures": [outcome.failures[s.id] for s in subtasks if s.id in outcome.failures],
             "total": len(subtasks),
         }
-        self._merge_subtask_writes(recorder.store, context, scope, {s.id: s for s in order}, outcome)
+        from baton.context.store import ContextEscalation
+
+        try:
+            self._merge_subtask_writes(recorder.store, context, scope, {s.id: s for s in order}, outcome)
+        except ContextEscalation as conflict:
+            conflict.output = output  # what the step returns once the person has decided
+            raise
         if not output["failures"]:
             return output
         summary = "; ".join(f"{f['id']}: {f['error']}" for f in output["failures"][:5])

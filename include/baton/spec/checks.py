@@ -222,6 +222,12 @@ def _check_fan_outs(workflow: Workflow, roster: Roster | None) -> Iterator[Found
             continue
         name, field = step.source
         loc = ("steps", index, "for_each")
+        if step.escalate is not None and step.escalate.when == "always":
+            yield (
+                ("steps", index, "escalate"),
+                "a for_each step cannot be reviewed item by item (escalate: human)",
+                "put escalate: human on the step that joins its results, or use partial_failure: escalate",
+            )
         source = steps.get(name)
         if source is None or name == step.id:
             yield (
