@@ -81,9 +81,15 @@ def _references(
     )
 
 
+@lru_cache(maxsize=1024)
+def _template(source: str) -> Any:
+    return ENV.from_string(source)
+
+
 def render(source: str, context: dict[str, Any]) -> str:
-    """Render an instruction; an undefined name raises ``jinja2.UndefinedError``."""
-    return ENV.from_string(source).render(context)
+    """Render an instruction; an undefined name raises ``jinja2.UndefinedError``. Each distinct
+    source is compiled once per process (a fan-out renders one instruction for every item)."""
+    return _template(source).render(context)
 
 
 def evaluate(expression: str, context: dict[str, Any]) -> bool:
