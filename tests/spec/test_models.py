@@ -86,3 +86,67 @@ def test_agent_cannot_be_both_llm_and_skill():
 def test_roster_names_are_unique():
     with pytest.raises(ValidationError, match="agents\\[1\\].name: duplicate agent name 'a'"):
         Roster.model_validate({"agents": [{"name": "a"}, {"name": "a"}]})
+
+
+def test_escalate_shorthands_and_a_purely_human_step():
+    assert Step(id="a", agent="x", escalate="human").escalate.when == "always"
+    assert Step(id="a", agent="x", escalate="on_failure").escalate.when == "failure"
+    human = Step(id="a", escalate={"when": "always", "timeout": "4h", "default": "fail"})
+    assert (human.agent, human.skill, human.route, human.escalate.timeout) == (
+        None,
+        None,
+        None,
+        timedelta(hours=4),
+    )
+    with pytest.raises(ValidationError, match="or none with 'escalate: human'"):
+        Step(id="a", escalate="on_failure")  # nobody would do the step
+
+
+def test_a_route_needs_capabilities_unless_each_item_brings_its_own():
+    with pytest.raises(ValidationError, match="route needs capabilities: only a for_each step may take them"):
+        Step(id="a", route={"prefer": "fast"})
+    assert Step(id="a", route={}, for_each="plan.tasks").source == ("plan", "tasks")
+    with pytest.raises(ValidationError, match="it names agent and route"):
+        Step(id="a", agent="x", route={"capabilities": ["y"]})
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        ({"concurrency": 4}, "steps[1].concurrency: 'concurrency' applies only to a step with for_each"),
+        (
+            {"partial_failure": "continue"},
+            "steps[1].partial_failure: 'partial_failure' applies only to a step",
+        ),
+        (
+            {"for_each": "plan", "concurrency": 8},
+            "steps[1].concurrency: concurrency 8 exceeds agent 'strategy_strategic_planner' max_concurrency 2",
+        ),
+        (
+            {"for_each": "plann"},
+            "steps[1].for_each: for_each over unknown step 'plann' (fix: did you mean 'plan'?",
+        ),
+        ({"for_each": "plan", "escalate": "human"}, "steps[1].escalate: a for_each step cannot be reviewed"),
+    ],
+)
+def test_fan_out_settings_are_checked(tmp_path, dags_folder, step, message):
+    from baton.errors import TemplateError
+    from baton.spec import load_roster, load_workflow
+
+    template = {
+        "workflow": "fan",
+        "version": 1,
+        "description": "d",
+        "owner": "o",
+        "steps": [
+            {"id": "plan", "agent": "strategy_strategic_planner", "output": {"tasks": {"type": "array"}}},
+            {"id": "work", "agent": "strategy_strategic_planner", "needs": ["plan"], **step},
+        ],
+    }
+    import yaml
+
+    path = tmp_path / "fan.yaml"
+    path.write_text(yaml.safe_dump(template, sort_keys=False))
+    with pytest.raises(TemplateError) as caught:
+        load_workflow(path, load_roster(dags_folder / "agents.yaml"), root=tmp_path)
+    assert any(message in str(issue) for issue in caught.value.issues), [str(i) for i in caught.value.issues]
