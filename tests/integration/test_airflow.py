@@ -307,7 +307,6 @@ def test_when_every_agent_fails_a_person_answers_through_the_rest_api_and_the_ru
         json={"chosen_options": ["Use the output below"], "params_input": {"headline": headline}},
     )
     assert answer.status_code == 200, answer.text
-    assert running.wait_for_run("escalation", run_id)["state"] == "success"
 
     # escalate: human — the agent drafts, a person approves (the Required Actions page, here REST)
     deadline = time.monotonic() + 120
