@@ -33,15 +33,22 @@ import shlex
 import shutil
 import statistics
 import sys
-import tempfile
-import time
 from contextlib import ExitStack
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
 import httpx
+from harness import (
+    BenchError,
+    other_airflows,
+    run_bench,
+    run_once,
+    scheduler_env,
+    task_instances,
+    ts,
+    workdir,
+)
 
 from baton import standalone as standalone_module
 from baton.standalone import Standalone
@@ -50,8 +57,6 @@ ROOT = Path(__file__).resolve().parents[1]
 BATON, PLAIN = "latency_baton", "latency_plain"
 LABELS = {PLAIN: "plain @task chain:", BATON: "Baton offline chain:"}
 TASKS = ("first", "second", "third")
-POLL = 0.05
-RUN_TIMEOUT = 180.0
 GOAL = 1.2
 NO_PRELOAD = {"AIRFLOW__SCHEDULER__MP_START_METHOD": "fork"}
 SHOWN_SETTINGS = (
@@ -121,10 +126,6 @@ latency_plain()
 '''
 
 
-class BenchError(Exception):
-    """A run failed or timed out; the message says which, with its task states."""
-
-
 def write_dags(dags: Path) -> None:
     (dags / "workflows").mkdir(parents=True)
     for name in ("baton_workflows.py", "agents.yaml"):  # not baton_template_errors.py: not needed
@@ -141,19 +142,6 @@ def env_after_env_sh(airflow: Standalone) -> dict[str, str]:
     return dict(item.split("=", 1) for item in result.stdout.split("\0") if "=" in item)
 
 
-def scheduler_env(airflow: Standalone) -> dict[str, str]:
-    """The environment of the running ``airflow scheduler`` process: the settings it really has."""
-    for pid in airflow.leftover_pids():
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            if b"scheduler" in argv:
-                raw = Path(f"/proc/{pid}/environ").read_bytes()
-                return dict(i.decode().split("=", 1) for i in raw.split(b"\0") if b"=" in i)
-        except OSError:
-            continue
-    return {}
-
-
 def start_method_lines(home: Path) -> list[str]:
     """What the scheduler logged about its multiprocessing start method and forkserver preload."""
     log = home / "standalone.log"
@@ -163,61 +151,6 @@ def start_method_lines(home: Path) -> list[str]:
         for line in text.splitlines()
         if "for scheduler" in line and ("start method" in line or "preload modules" in line)
     ]
-
-
-def other_airflows(airflow: Standalone) -> list[int]:
-    """Airflow processes on this machine that are not this benchmark's: they compete for the CPUs."""
-    ours = set(airflow.leftover_pids())
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit() and int(proc.name) not in ours:
-            try:
-                argv = (proc / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if any(arg.endswith(b"/airflow") or arg == b"airflow" for arg in argv[:2]):
-                pids.append(int(proc.name))
-    return pids
-
-
-def ts(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def task_instances(client: httpx.Client, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-    response = client.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
-    response.raise_for_status()
-    return response.json()["task_instances"]
-
-
-def states_text(client: httpx.Client, dag_id: str, run_id: str) -> str:
-    tis = sorted(task_instances(client, dag_id, run_id), key=lambda ti: ti["task_id"])
-    return ", ".join(f"{ti['task_id']}={ti['state']} (try {ti['try_number']})" for ti in tis)
-
-
-def run_once(client: httpx.Client, dag_id: str) -> tuple[float, float, dict[str, Any]]:
-    """Trigger ``dag_id`` and poll until it succeeds: wall seconds, server seconds, the run JSON."""
-    start = time.perf_counter()
-    response = client.post(f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": {}})
-    if response.status_code != 200:
-        raise BenchError(f"triggering {dag_id} gave {response.status_code}: {response.text}")
-    run_id = response.json()["dag_run_id"]
-    deadline = start + RUN_TIMEOUT
-    while True:
-        run = client.get(f"/dags/{dag_id}/dagRuns/{run_id}").json()
-        if run["state"] == "success":
-            wall = time.perf_counter() - start
-            break
-        if run["state"] == "failed":
-            raise BenchError(f"run {run_id} of {dag_id} failed: {states_text(client, dag_id, run_id)}")
-        if time.perf_counter() > deadline:
-            raise BenchError(
-                f"run {run_id} of {dag_id} not finished after {RUN_TIMEOUT:.0f} s: "
-                f"{states_text(client, dag_id, run_id)}"
-            )
-        time.sleep(POLL)
-    server = (ts(run["end_date"]) - ts(run["queued_at"])).total_seconds()
-    return wall, server, run
 
 
 def phases(client: httpx.Client, dag_id: str, run: dict[str, Any]) -> dict[str, float]:
@@ -346,13 +279,7 @@ def main() -> int:
     preload = not args.no_preload
 
     with ExitStack() as stack:
-        if args.keep:
-            base = args.keep.resolve()
-            if base.exists() and any(base.iterdir()):
-                sys.exit(f"{base} exists and is not empty; give --keep a new or empty directory")
-            base.mkdir(parents=True, exist_ok=True)
-        else:
-            base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="baton-latency-")))
+        base = workdir(stack, args.keep, "baton-latency-")
         write_dags(base / "dags")
         settings = {} if preload else NO_PRELOAD
         airflow = Standalone(base / "home", dags_folder=base / "dags", settings=settings)
@@ -370,18 +297,7 @@ def main() -> int:
             stack.enter_context(mock.patch.object(standalone_module, "ENV_SH", wrapper))
             print(f"note: scripts/env.sh overrides {', '.join(overridden)}; applied after it instead")
 
-        status = 1
-        try:
-            status = bench(airflow, args.runs, preload)
-        except BenchError as error:
-            print(f"error: {error}", file=sys.stderr)
-            status = 1
-        finally:
-            airflow.stop()
-            leftover = airflow.leftover_pids()
-            if leftover:
-                print(f"warning: Airflow processes outlived the benchmark: {leftover}", file=sys.stderr)
-                status = 1
+        status = run_bench(airflow, lambda: bench(airflow, args.runs, preload))
         if args.keep:
             print(f"dags folder and AIRFLOW_HOME kept in {base}")
         return status

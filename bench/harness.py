@@ -1,0 +1,120 @@
+"""What the benchmarks that run a real ``airflow standalone`` share: trigger and time a run, read
+where its time went, find competing Airflow processes, and always stop Airflow afterwards."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from baton.standalone import Standalone
+
+POLL = 0.05  # seconds between two polls of a run's state
+RUN_TIMEOUT = 180.0
+
+
+class BenchError(Exception):
+    """A run failed or timed out; the message says which, with its task states."""
+
+
+def workdir(stack: ExitStack, keep: Path | None, prefix: str) -> Path:
+    """``keep`` (which must be new or empty), or a temp directory removed when ``stack`` closes."""
+    if keep is None:
+        return Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
+    base = keep.resolve()
+    if base.exists() and any(base.iterdir()):
+        sys.exit(f"{base} exists and is not empty; give --keep a new or empty directory")
+    base.mkdir(parents=True, exist_ok=True)
+    return base
+
+
+def run_bench(airflow: Standalone, bench: Callable[[], int]) -> int:
+    """``bench()``'s exit status; 1 on a BenchError or when an Airflow process outlives it."""
+    status = 1
+    try:
+        status = bench()
+    except BenchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        status = 1
+    finally:
+        airflow.stop()
+        leftover = airflow.leftover_pids()
+        if leftover:
+            print(f"warning: Airflow processes outlived the benchmark: {leftover}", file=sys.stderr)
+            status = 1
+    return status
+
+
+def scheduler_env(airflow: Standalone) -> dict[str, str]:
+    """The environment of the running ``airflow scheduler`` process: the settings it really has."""
+    for pid in airflow.leftover_pids():
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if b"scheduler" in argv:
+                raw = Path(f"/proc/{pid}/environ").read_bytes()
+                return dict(i.decode().split("=", 1) for i in raw.split(b"\0") if b"=" in i)
+        except OSError:
+            continue
+    return {}
+
+
+def other_airflows(airflow: Standalone) -> list[int]:
+    """Airflow processes on this machine that are not this benchmark's: they compete for the CPUs."""
+    ours = set(airflow.leftover_pids())
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and int(proc.name) not in ours:
+            try:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(arg.endswith(b"/airflow") or arg == b"airflow" for arg in argv[:2]):
+                pids.append(int(proc.name))
+    return pids
+
+
+def ts(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def task_instances(client: httpx.Client, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    response = client.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+    response.raise_for_status()
+    return response.json()["task_instances"]
+
+
+def states_text(client: httpx.Client, dag_id: str, run_id: str) -> str:
+    tis = sorted(task_instances(client, dag_id, run_id), key=lambda ti: ti["task_id"])
+    return ", ".join(f"{ti['task_id']}={ti['state']} (try {ti['try_number']})" for ti in tis)
+
+
+def run_once(client: httpx.Client, dag_id: str) -> tuple[float, float, dict[str, Any]]:
+    """Trigger ``dag_id`` and poll until it succeeds: wall seconds, server seconds, the run JSON."""
+    start = time.perf_counter()
+    response = client.post(f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": {}})
+    if response.status_code != 200:
+        raise BenchError(f"triggering {dag_id} gave {response.status_code}: {response.text}")
+    run_id = response.json()["dag_run_id"]
+    deadline = start + RUN_TIMEOUT
+    while True:
+        run = client.get(f"/dags/{dag_id}/dagRuns/{run_id}").json()
+        if run["state"] == "success":
+            wall = time.perf_counter() - start
+            break
+        if run["state"] == "failed":
+            raise BenchError(f"run {run_id} of {dag_id} failed: {states_text(client, dag_id, run_id)}")
+        if time.perf_counter() > deadline:
+            raise BenchError(
+                f"run {run_id} of {dag_id} not finished after {RUN_TIMEOUT:.0f} s: "
+                f"{states_text(client, dag_id, run_id)}"
+            )
+        time.sleep(POLL)
+    server = (ts(run["end_date"]) - ts(run["queued_at"])).total_seconds()
+    return wall, server, run
