@@ -10,6 +10,7 @@ import signal
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -161,10 +162,7 @@ def test_rest_trigger_with_conf_runs_the_workflow_and_its_outputs_are_readable(r
     path = f"/dags/lead_qualification/dagRuns/{run_id}/taskInstances"
     states = {ti["task_id"]: ti["state"] for ti in running.api("GET", path).json()["task_instances"]}
     assert states == {"score_leads": "success", "value_leads": "success"}
-    entry = running.api("GET", f"{path}/score_leads/xcomEntries/return_value", params={"deserialize": True})
-    assert entry.status_code == 200, entry.text
-    scores = entry.json()["value"]
-    scores = json.loads(scores) if isinstance(scores, str) else scores
+    scores = _output(running, "lead_qualification", run_id, "score_leads")
     assert scores["region"] == "na"
     assert {lead["region"] for lead in scores["leads"]} == {"na"}
     assert scores["qualified"] == sum(lead["score"] >= 40 for lead in scores["leads"])
@@ -266,30 +264,37 @@ def test_the_events_api_is_behind_airflows_authentication(running):
     )
 
 
-def _log(running: Standalone, dag_id: str, run_id: str, task_id: str) -> str:
-    """The task's log files (every try), for an assertion message."""
-    files = sorted(running.home.glob(f"logs/dag_id={dag_id}/**/task_id={task_id}/**/*.log"))
-    return "\n".join(f"{path.name}: {path.read_text()[-4000:]}" for path in files)
+def _output(running: Standalone, dag_id: str, run_id: str, task_id: str) -> Any:
+    """A step's output, read through the REST API."""
+    path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
+    entry = running.api("GET", path, params={"deserialize": True})
+    assert entry.status_code == 200, entry.text
+    value = entry.json()["value"]
+    return json.loads(value) if isinstance(value, str) else value
 
 
-def _task_state(running: Standalone, dag_id: str, run_id: str, task_id: str) -> str | None:
-    response = running.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
-    return response.json().get("state") if response.status_code == 200 else None
+def _awaiting_person(running: Standalone, dag_id: str, run_id: str, task_id: str) -> tuple[str, dict]:
+    """Wait until the step asks a person; its hitlDetails path and content."""
+    deadline = time.monotonic() + 120
+    state_path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+    while (state := running.api("GET", state_path).json().get("state")) != "awaiting_input":
+        if state in ("failed", "success", "upstream_failed"):
+            logs = sorted(running.home.glob(f"logs/dag_id={dag_id}/run_id={run_id}/task_id={task_id}/*.log"))
+            raise AssertionError(
+                f"{task_id} ended {state} instead of asking a person:\n"
+                + "\n".join(f"{path.name}: {path.read_text()[-4000:]}" for path in logs)
+            )
+        assert time.monotonic() < deadline, f"{task_id} never asked a person (state {state})"
+        time.sleep(0.5)
+    path = f"{state_path}/-1/hitlDetails"
+    return path, running.api("GET", path).json()
 
 
 def test_when_every_agent_fails_a_person_answers_through_the_rest_api_and_the_run_goes_on(running):
     response = running.trigger("escalation")
     assert response.status_code == 200, response.text
     run_id = response.json()["dag_run_id"]
-    deadline = time.monotonic() + 120
-    while (state := _task_state(running, "escalation", run_id, "draft")) != "awaiting_input":
-        assert state not in ("failed", "success", "upstream_failed"), _log(
-            running, "escalation", run_id, "draft"
-        )
-        assert time.monotonic() < deadline, f"draft never asked a person (state {state})"
-        time.sleep(0.5)
-    hitl = f"/dags/escalation/dagRuns/{run_id}/taskInstances/draft/-1/hitlDetails"
-    detail = running.api("GET", hitl).json()
+    hitl, detail = _awaiting_person(running, "escalation", run_id, "draft")
     assert detail["options"] == [
         "Use the output below",
         "Retry with ghost_writer_a",
@@ -309,15 +314,7 @@ def test_when_every_agent_fails_a_person_answers_through_the_rest_api_and_the_ru
     assert answer.status_code == 200, answer.text
 
     # escalate: human — the agent drafts, a person approves (the Required Actions page, here REST)
-    deadline = time.monotonic() + 120
-    while (state := _task_state(running, "escalation", run_id, "sign_off")) != "awaiting_input":
-        assert state not in ("failed", "success", "upstream_failed"), _log(
-            running, "escalation", run_id, "sign_off"
-        )
-        assert time.monotonic() < deadline, f"sign_off never asked a person (state {state})"
-        time.sleep(0.5)
-    review = f"/dags/escalation/dagRuns/{run_id}/taskInstances/sign_off/-1/hitlDetails"
-    detail = running.api("GET", review).json()
+    review, detail = _awaiting_person(running, "escalation", run_id, "sign_off")
     assert detail["options"] == ["Approve", "Use the output below", "Reject"]
     proposed = detail["params"]["decision"]["value"]
     assert proposed in ("ship", "wait")  # the agent's draft, filled into the form
@@ -326,16 +323,9 @@ def test_when_every_agent_fails_a_person_answers_through_the_rest_api_and_the_ru
     assert answer.status_code == 200, answer.text
     assert running.wait_for_run("escalation", run_id)["state"] == "success"
 
-    path = f"/dags/escalation/dagRuns/{run_id}/taskInstances"
-    entry = running.api("GET", f"{path}/sign_off/xcomEntries/return_value", params={"deserialize": True})
-    signed = entry.json()["value"]
-    assert (json.loads(signed) if isinstance(signed, str) else signed) == {"decision": proposed}
-    entry = running.api("GET", f"{path}/draft/xcomEntries/return_value", params={"deserialize": True})
-    draft = entry.json()["value"]
-    assert (json.loads(draft) if isinstance(draft, str) else draft) == {"headline": headline}
-    entry = running.api("GET", f"{path}/publish/xcomEntries/return_value", params={"deserialize": True})
-    published = entry.json()["value"]
-    published = json.loads(published) if isinstance(published, str) else published
+    assert _output(running, "escalation", run_id, "sign_off") == {"decision": proposed}
+    assert _output(running, "escalation", run_id, "draft") == {"headline": headline}
+    published = _output(running, "escalation", run_id, "publish")
     assert f"Publish {headline}" in published["text"]  # the person's answer flowed into the next step
 
     events = list(EventStore(engine_for(f"sqlite:///{running.home / 'baton_store.db'}")).read(run_id))
@@ -349,7 +339,7 @@ def test_when_every_agent_fails_a_person_answers_through_the_rest_api_and_the_ru
     assert answered.payload["chosen"] == ["Use the output below"] and answered.payload["fields"] == [
         "headline"
     ]
-    assert answered.payload["by"]  # the REST user
+    assert answered.payload["by"] == "admin"  # the REST user
     draft_states = [e.type for e in events if e.step == "draft" and e.type.startswith("step.")]
     assert draft_states[-1] == "step.succeeded" and "step.failed" in draft_states
     signed_off = [

@@ -29,6 +29,36 @@ class AgentCall(CommonAIAgentOperator):
         )
 
 
+def model_called(
+    model: str, cost: dict[str, float], usage: dict[str, int], latency: float, prompt: str
+) -> dict[str, Any]:
+    """The payload of a ``model.called`` event: the model, tokens, their cost at the roster's prices,
+    the latency, and the prompt by hash and length (never its text)."""
+    tokens_in, tokens_out = usage.get("input_tokens") or 0, usage.get("output_tokens") or 0
+    return {
+        "model": model,
+        "requests": usage.get("requests") or 1,
+        "input_tokens": tokens_in,
+        "output_tokens": tokens_out,
+        "cost": round(
+            tokens_in / 1000 * cost.get("input_per_1k", 0) + tokens_out / 1000 * cost.get("output_per_1k", 0),
+            8,
+        ),
+        "latency_s": round(latency, 3),
+        "prompt_sha256": hashlib.sha256(prompt.encode()).hexdigest(),
+        "prompt_chars": len(prompt),
+    }
+
+
+def as_output(result: Any) -> dict[str, Any]:
+    """A model's answer as a step output: a structured one as JSON, a text one as ``{"text": ...}``."""
+    if isinstance(result, BaseModel):
+        return result.model_dump(mode="json")
+    if isinstance(result, dict):
+        return result
+    return TextOutput(text=str(result)).model_dump()
+
+
 def _record_model_call(step: Any, prompt: str, context: Any, recorder: Any, latency: float) -> None:
     """A ``model.called`` event from what common-ai pushed to XCom (also after a failed attempt)."""
     ti = context["ti"]
@@ -36,29 +66,13 @@ def _record_model_call(step: Any, prompt: str, context: Any, recorder: Any, late
     usage = ti.xcom_pull(key="usage", **pull)
     if not usage:
         return  # the model was never reached (e.g. the connection could not be resolved)
-    cost = step.agent.get("cost") or {}
-    tokens_in, tokens_out = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
-    recorder.record(
-        recorder.event(
-            "model.called",
-            {
-                "model": ti.xcom_pull(key=MODEL_NAME_XCOM_KEY, **pull)
-                or step.agent.get("model")
-                or f"the model of connection {step.agent['llm_conn_id']}",
-                "requests": usage.get("requests", 1),
-                "input_tokens": tokens_in,
-                "output_tokens": tokens_out,
-                "cost": round(
-                    tokens_in / 1000 * cost.get("input_per_1k", 0)
-                    + tokens_out / 1000 * cost.get("output_per_1k", 0),
-                    8,
-                ),
-                "latency_s": round(latency, 3),
-                "prompt_sha256": hashlib.sha256(prompt.encode()).hexdigest(),
-                "prompt_chars": len(prompt),
-            },
-        )
+    model = (
+        ti.xcom_pull(key=MODEL_NAME_XCOM_KEY, **pull)
+        or step.agent.get("model")
+        or f"the model of connection {step.agent['llm_conn_id']}"
     )
+    payload = model_called(model, step.agent.get("cost") or {}, usage, latency, prompt)
+    recorder.record(recorder.event("model.called", payload))
 
 
 def agent_call(step: Any, prompt: str) -> AgentCall:
@@ -101,8 +115,4 @@ def run_llm_step(step: Any, prompt: str, context: Any, recorder: Any) -> dict[st
     finally:
         ExecutorSafeguard.tracker.reset(token)
         _record_model_call(step, prompt, context, recorder, time.monotonic() - started)
-    if isinstance(result, BaseModel):
-        return result.model_dump(mode="json")
-    if isinstance(result, dict):
-        return result
-    return TextOutput(text=str(result)).model_dump()
+    return as_output(result)

@@ -50,9 +50,10 @@ def _doc_md(workflow: Workflow, plan: WorkflowPlan) -> str:
     )
 
 
-def _task(plan: StepPlan, workflow: Workflow, dag: DAG, roster: list[dict[str, Any]], tasks: dict) -> Any:
+def _task(
+    plan: StepPlan, workflow: Workflow, dag: DAG, roster: list[dict[str, Any]], tasks: dict, fanned: set[str]
+) -> Any:
     step = plan.step
-    fanned = {s.id for s in _fanned(workflow)}
     kwargs = dict(
         task_id=step.id,
         dag=dag,
@@ -109,10 +110,6 @@ def _escalation(step: Any) -> dict[str, Any] | None:
     return {**step.escalate.model_dump(mode="json"), "timeout": timeout.total_seconds() if timeout else None}
 
 
-def _fanned(workflow: Workflow) -> list[Any]:
-    return [s for s in workflow.steps if s.for_each]
-
-
 def build_dag(plan: WorkflowPlan) -> DAG:
     """Build the Airflow DAG of a planned workflow."""
     workflow = plan.workflow
@@ -129,9 +126,10 @@ def build_dag(plan: WorkflowPlan) -> DAG:
         max_active_runs=workflow.max_active_runs,
     )
     roster = [agent.model_dump(mode="json") for agent in plan.roster]
+    fanned = {s.task_id for s in plan.steps if s.fan_out}  # their reads join the batches
     tasks: dict[str, Any] = {}
     for s in _ordered(plan):
-        tasks[s.task_id] = _task(s, workflow, dag, roster, tasks)
+        tasks[s.task_id] = _task(s, workflow, dag, roster, tasks, fanned)
     for s in plan.steps:
         for upstream in s.upstream:
             tasks[upstream] >> tasks[s.task_id]

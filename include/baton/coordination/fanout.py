@@ -15,18 +15,14 @@ tasks on this machine; as coroutines they take about the ideal (see bench/fanout
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
-
 from baton import templating
-from baton.coordination.routing import Breakers, GroupCommit, NoCandidate, Router
+from baton.coordination.routing import Breakers, GroupCommit, NoCandidate, Router, Slots
 from baton.errors import AgentError
-from baton.events import schema
 from baton.events.store import Event
 from baton.spec.roster import Agent
 
@@ -85,6 +81,7 @@ class FanOut:
         self.store = recorder.store
         roster = [Agent.model_validate(a) for a in (op.roster or ([op.agent] if op.agent else []))]
         self.router = Router(self.store, roster)
+        self.slots = Slots(self.store)
         self.fixed = Agent.model_validate(op.agent) if op.agent else None
         self._models: dict[str, Any] = {}
         self.ttl = op.execution_timeout or timedelta(hours=1)
@@ -94,25 +91,16 @@ class FanOut:
 
     def done_before(self) -> dict[str, dict[str, Any]]:
         """Subtasks of this task (run, step, map index) that succeeded in any try, with their output."""
-        e = schema.events.c
         common = self.recorder.common
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(
-                select(e.agent, e.payload)
-                .where(
-                    e.run_id == common["run_id"],
-                    e.step == common["step"],
-                    e.map_index == common["map_index"],
-                    e.type == "subtask.succeeded",
-                )
-                .order_by(e.seq)
-            ).all()
         done = {}
-        for agent, payload in rows:
-            output = payload.get("output")
-            if payload.get("ref"):
-                output = self.store.blob(payload["ref"])
-            done[payload["subtask"]] = {"id": payload["subtask"], "agent": agent, "output": output}
+        for event in self.store.read(
+            common["run_id"], step=(common["step"], common["map_index"]), types=["subtask.succeeded"]
+        ):
+            if not isinstance(event, Event):  # a corrupt row: that subtask runs again
+                continue
+            payload = event.payload
+            output = self.store.blob(payload["ref"]) if payload.get("ref") else payload.get("output")
+            done[payload["subtask"]] = {"id": payload["subtask"], "agent": event.agent, "output": output}
         return done
 
     # --- running ---------------------------------------------------------------------------------
@@ -158,7 +146,7 @@ class FanOut:
 
     async def _attempts(self, sub: Subtask, failing: set[str]) -> tuple[str | None, Any]:
         if self.fixed is None and not self.op.route:
-            return None, await self._skill(sub)
+            return None, await self._skill(self.op.skill, sub, self.prompt(sub))
         tried: dict[str, str] = {}
         for attempt in range(1, MAX_REASSIGN + 1):
             if self.fixed is not None:  # nothing to read: no thread
@@ -167,7 +155,7 @@ class FanOut:
                 agent, selected = await asyncio.to_thread(self._choose, sub, tried)
             started = [self._event("subtask.started", sub, agent, attempt, {}), selected]
             holder = f"{self.recorder.common['run_id']}/{self.op.task_id}[{sub.id}]"
-            slot = await self.router.atake(agent, holder, self.ttl, started, self.writes)
+            slot = await self.slots.atake(agent, holder, self.ttl, started, self.writes)
             began = time.monotonic()
             try:
                 output, model_event = await self._call(agent, sub, attempt)
@@ -208,7 +196,7 @@ class FanOut:
         raise SubtaskError(f"no agent succeeded after {MAX_REASSIGN} attempts", list(tried), recorded=True)
 
     async def _release(self, agent: Agent, slot: int, events: list[Event]) -> None:
-        await self.writes.run(lambda conn: self.router.slots.release_in(conn, agent.name, slot, events))
+        await self.writes.run(lambda conn: self.slots.release_in(conn, agent.name, slot, events))
 
     def _choose(self, sub: Subtask, tried: dict[str, str]) -> tuple[Agent, Event]:
         if self.fixed is not None:
@@ -250,34 +238,23 @@ class FanOut:
     def prompt(self, sub: Subtask) -> str:
         return templating.render(self.op.instruction, self._scope(sub))
 
-    async def _skill(self, sub: Subtask) -> Any:
+    async def _skill(self, name: str, sub: Subtask, prompt: str) -> Any:
         from baton.agents.skills import run_skill
 
         return await asyncio.to_thread(
             run_skill,
-            self.op.skill,
+            name,
             workflow=self.op.workflow,
             step_id=f"{self.op.task_id}[{sub.id}]",
             output_spec=self.op.output_spec,
-            instruction=self.prompt(sub),
+            instruction=prompt,
             scope=self._scope(sub),
         )
 
     async def _call(self, agent: Agent, sub: Subtask, attempt: int) -> tuple[Any, Event | None]:
         prompt = self.prompt(sub)
         if agent.skill:
-            from baton.agents.skills import run_skill
-
-            output = await asyncio.to_thread(
-                run_skill,
-                agent.skill,
-                workflow=self.op.workflow,
-                step_id=f"{self.op.task_id}[{sub.id}]",
-                output_spec=self.op.output_spec,
-                instruction=prompt,
-                scope=self._scope(sub),
-            )
-            return output, None
+            return await self._skill(agent.skill, sub, prompt), None
         return await self._llm(agent, sub, prompt, attempt)
 
     def _model_agent(self, agent: Agent) -> Any:
@@ -295,11 +272,10 @@ class FanOut:
         return self._models[agent.name]
 
     async def _llm(self, agent: Agent, sub: Subtask, prompt: str, attempt: int) -> tuple[Any, Event]:
-        from pydantic import BaseModel
         from pydantic_ai.exceptions import UnexpectedModelBehavior, UsageLimitExceeded
         from pydantic_ai.usage import UsageLimits
 
-        from baton.agents.outputs import TextOutput
+        from baton.agents.llm import as_output, model_called
 
         model_agent = self._model_agent(agent)
         limits = UsageLimits(**self.op.usage_limits) if self.op.usage_limits else None
@@ -313,29 +289,11 @@ class FanOut:
                 f"agent '{agent.name}' gave no valid output after {self.op.output_retries} re-ask(s): {error}"
             ) from error
         usage = result.usage
-        tokens_in, tokens_out = usage.input_tokens or 0, usage.output_tokens or 0
-        called = self._event(
-            "model.called",
-            sub,
-            agent,
-            attempt,
-            {
-                "model": getattr(model_agent.model, "model_name", None) or agent.model or "unknown",
-                "requests": usage.requests or 1,
-                "input_tokens": tokens_in,
-                "output_tokens": tokens_out,
-                "cost": round(
-                    tokens_in / 1000 * agent.cost.input_per_1k + tokens_out / 1000 * agent.cost.output_per_1k,
-                    8,
-                ),
-                "latency_s": round(time.monotonic() - began, 3),
-                "prompt_sha256": hashlib.sha256(prompt.encode()).hexdigest(),
-                "prompt_chars": len(prompt),
-            },
-        )
-        output = result.output
-        if isinstance(output, BaseModel):
-            output = output.model_dump(mode="json")
-        elif not isinstance(output, dict):
-            output = TextOutput(text=str(output)).model_dump()
-        return output, called
+        model = getattr(model_agent.model, "model_name", None) or agent.model or "unknown"
+        tokens = {
+            "requests": usage.requests,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+        }
+        payload = model_called(model, agent.cost.model_dump(), tokens, time.monotonic() - began, prompt)
+        return as_output(result.output), self._event("model.called", sub, agent, attempt, payload)

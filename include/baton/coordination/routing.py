@@ -126,6 +126,27 @@ class Slots:
         self.store.append_in(conn, events)
         return free
 
+    def take(self, agent: Agent, holder: str, ttl: timedelta, events: Sequence[Event] = ()) -> int:
+        """``acquire``, waiting while every slot is taken (the step's execution_timeout bounds the wait)."""
+        delay = 0.02
+        while (slot := self.acquire(agent, holder, ttl, events)) is None:
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+        return slot
+
+    async def atake(
+        self, agent: Agent, holder: str, ttl: timedelta, events: Sequence[Event], writes: GroupCommit
+    ) -> int:
+        """Take one of ``agent``'s slots from a coroutine, in ``writes``' next transaction; the wait for
+        a free slot does not block the loop."""
+        delay = 0.01
+        while (
+            slot := await writes.run(lambda conn: self.acquire_in(conn, agent, holder, ttl, events))
+        ) is None:
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+        return slot
+
     def release(self, agent: str, slot: int, events: Sequence[Event] = ()) -> None:
         """Free the slot, storing ``events`` (the call's outcome) in the same transaction."""
         with self.store.engine.begin() as conn:
@@ -193,12 +214,15 @@ class Breakers:
         raise AgentError(f"could not record a failure of agent '{agent.name}' in the store")
 
     def success(self, agent: str) -> bool:
-        """Close the breaker; whether it had been opened."""
+        """Reset the agent's failures (nothing is written when there are none); whether its breaker
+        had been opened."""
         h = schema.agent_health.c
+        failing = (h.agent == agent) & ((h.consecutive_failures > 0) | h.opened_until.is_not(None))
+        with self.store.engine.connect() as conn:
+            row = conn.execute(select(h.opened_until).where(failing)).first()
+        if row is None:
+            return False
         with self.store.engine.begin() as conn:
-            row = conn.execute(select(h.consecutive_failures, h.opened_until).where(h.agent == agent)).first()
-            if row is None or (row.consecutive_failures == 0 and row.opened_until is None):
-                return False
             conn.execute(
                 update(schema.agent_health)
                 .where(h.agent == agent)
@@ -311,47 +335,6 @@ class Router:
                 f"cost/step {f'{cost:.6f}' if cost else 'n/a'}"
             )
         return scores, why
-
-    def take(
-        self,
-        agent: Agent,
-        holder: str,
-        ttl: timedelta,
-        events: Sequence[Event] = (),
-        wait_s: float | None = None,
-    ) -> int:
-        """Take one of ``agent``'s slots (storing ``events`` with it), waiting while all are taken."""
-        deadline = None if wait_s is None else time.monotonic() + wait_s
-        delay = 0.02
-        while (slot := self.slots.acquire(agent, holder, ttl, events)) is None:
-            if deadline is not None and time.monotonic() > deadline:
-                raise AgentError(
-                    f"agent '{agent.name}' stayed busy ({agent.max_concurrency} calls running) for {wait_s:.0f}s"
-                )
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.5)
-        return slot
-
-    async def atake(
-        self,
-        agent: Agent,
-        holder: str,
-        ttl: timedelta,
-        events: Sequence[Event] = (),
-        batch: GroupCommit | None = None,
-    ) -> int:
-        """``take`` for a coroutine: the store is written in a thread (with ``batch``, in one
-        transaction with the other coroutines' writes), the wait does not block the loop."""
-        delay = 0.01
-        while True:
-            if batch is not None:
-                slot = await batch.run(lambda conn: self.slots.acquire_in(conn, agent, holder, ttl, events))
-            else:
-                slot = await asyncio.to_thread(self.slots.acquire, agent, holder, ttl, events)
-            if slot is not None:
-                return slot
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 0.25)
 
 
 class GroupCommit:

@@ -12,9 +12,6 @@ import socket
 import time
 from typing import Any
 
-from sqlalchemy import select
-
-from baton.events import schema
 from baton.events.store import Event, EventStore, run_started_payload
 
 TERMINAL = ("step.succeeded", "step.failed", "step.skipped")
@@ -98,18 +95,12 @@ class StepRecorder:
         previous = self.common["try_number"] - 1
         if previous < 1:
             return []
-        e = schema.events.c
-        with self.store.engine.connect() as conn:
-            kinds = set(
-                conn.scalars(
-                    select(e.type).where(
-                        e.run_id == self.common["run_id"],
-                        e.step == self.common["step"],
-                        e.map_index == self.common["map_index"],
-                        e.try_number == previous,
-                    )
-                )
-            )
+        earlier_tries = self.store.read(
+            self.common["run_id"],
+            step=(self.common["step"], self.common["map_index"]),
+            before_try=previous + 1,
+        )
+        kinds = {e.type for e in earlier_tries if getattr(e, "try_number", None) == previous}
         if not kinds or kinds & set(TERMINAL):
             return []
         earlier = {**self.common, "try_number": previous}

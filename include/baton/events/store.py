@@ -235,9 +235,21 @@ class EventStore:
         return {"sha256": digest, "size": len(text), "ref": self.put_blob(text)}
 
     def read(
-        self, run_id: str | None = None, *, until: int | None = None, after: int = 0
+        self,
+        run_id: str | None = None,
+        *,
+        until: int | None = None,
+        after: int = 0,
+        step: tuple[str, int] | None = None,
+        types: Sequence[str] | None = None,
+        before_try: int | None = None,
     ) -> Iterator[Event | CorruptEvent]:
-        """Events in sequence order; a row that cannot be read comes back as a ``CorruptEvent``."""
+        """Events in sequence order; a row that cannot be read comes back as a ``CorruptEvent``.
+
+        :param step: (step id, map index): only that task's events.
+        :param types: only events of these types.
+        :param before_try: only events of tries before this one.
+        """
         e = schema.events.c
         query = select(
             e.seq,
@@ -257,6 +269,12 @@ class EventStore:
             query = query.where(e.run_id == run_id)
         if until is not None:
             query = query.where(e.seq <= until)
+        if step is not None:
+            query = query.where(e.step == step[0], e.map_index == step[1])
+        if types is not None:
+            query = query.where(e.type.in_(list(types)))
+        if before_try is not None:
+            query = query.where(e.try_number < before_try)
         with self.engine.connect() as conn:
             for row in conn.execution_options(yield_per=5000).execute(query.order_by(e.seq)):
                 yield _from_row(row)

@@ -123,7 +123,7 @@ class AgentOperator(BaseOperator):
                     f"Step '{self.task_id}' skipped: its condition `{self.when}` is false."
                 )
             if self.fan_out:
-                output = self._fan_out(context, scope, recorder)
+                output = self._fan_out(context, scope, recorder, versions)
             elif not (self.agent or self.skill or self.route):
                 recorder.start()
                 raise self._ask(context, recorder, self._review_question(context, scope, None))
@@ -175,30 +175,23 @@ class AgentOperator(BaseOperator):
             recorder.start()
             return self._run(context, scope, recorder)
         from baton.coordination.breaker import record_failure, record_success
-        from baton.coordination.routing import Breakers, Router
-        from baton.spec.roster import Agent
+        from baton.coordination.routing import Slots
 
         agent, selected = self._choose(recorder)
         self.agent = agent.model_dump(mode="json")
         recorder.common["agent"] = agent.name
-        router = Router(recorder.store, [agent])
+        slots = Slots(recorder.store)
         holder = f"{recorder.common['run_id']}/{self.task_id}"
         ttl = self.execution_timeout or timedelta(hours=1)
-        slot = router.take(
-            Agent.model_validate(self.agent), holder, ttl, [*recorder.start_events(), selected]
-        )
+        slot = slots.take(agent, holder, ttl, [*recorder.start_events(), selected])
         try:
             output = self._run(context, scope, recorder)
         except Exception as error:
-            router.slots.release(agent.name, slot)
             record_failure(recorder, agent, error)
             raise
-        except BaseException:
-            router.slots.release(agent.name, slot)
-            raise
-        router.slots.release(agent.name, slot)
-        if Breakers(recorder.store).failing([agent.name]):
-            record_success(recorder, agent)
+        finally:
+            slots.release(agent.name, slot)
+        record_success(recorder, agent)
         return output
 
     def _choose(self, recorder: Any) -> tuple[Any, Any]:
@@ -220,27 +213,22 @@ class AgentOperator(BaseOperator):
 
     def _failed_before(self, recorder: Any) -> dict[str, str]:
         """Agents chosen for this step in earlier tries of this run (which therefore did not succeed)."""
-        from sqlalchemy import select
-
-        from baton.events import schema
-
-        e = schema.events.c
         common = recorder.common
-        with recorder.store.engine.connect() as conn:
-            rows = conn.execute(
-                select(e.agent, e.try_number).where(
-                    e.run_id == common["run_id"],
-                    e.step == common["step"],
-                    e.map_index == common["map_index"],
-                    e.type == "agent.selected",
-                    e.try_number < common["try_number"],
-                )
-            ).all()
-        return {agent: f"failed try {number} of this step" for agent, number in rows if agent}
+        chosen = recorder.store.read(
+            common["run_id"],
+            step=(common["step"], common["map_index"]),
+            types=["agent.selected"],
+            before_try=common["try_number"],
+        )
+        return {
+            e.agent: f"failed try {e.try_number} of this step" for e in chosen if getattr(e, "agent", None)
+        }
 
     # --- for_each --------------------------------------------------------------------------------
 
-    def _fan_out(self, context: Any, scope: dict[str, Any], recorder: Any) -> dict[str, Any]:
+    def _fan_out(
+        self, context: Any, scope: dict[str, Any], recorder: Any, versions: dict[str, int]
+    ) -> dict[str, Any]:
         from baton.coordination.fanout import FanOut, Outcome, subtasks_of
 
         source, field = self.fan_out["source"], self.fan_out["field"]
@@ -273,12 +261,19 @@ class AgentOperator(BaseOperator):
             len(outcome.results),
         )
         fan.run(subtasks, outcome)
-        return self._join(context, scope, recorder, subtasks, outcome)
+        return self._join(context, scope, recorder, subtasks, outcome, versions)
 
     def _join(
-        self, context: Any, scope: dict[str, Any], recorder: Any, subtasks: list, outcome: Any
+        self,
+        context: Any,
+        scope: dict[str, Any],
+        recorder: Any,
+        subtasks: list,
+        outcome: Any,
+        versions: dict[str, int],
     ) -> dict[str, Any]:
         """The sync point of a batch: merge the subtasks' context writes, apply the partial-failure policy."""
+        from baton.context.store import ContextEscalation
         from baton.coordination import escalation
 
         order = [s for s in subtasks if s.id in outcome.results]
@@ -287,10 +282,8 @@ class AgentOperator(BaseOperator):
             "failures": [outcome.failures[s.id] for s in subtasks if s.id in outcome.failures],
             "total": len(subtasks),
         }
-        from baton.context.store import ContextEscalation
-
         try:
-            self._merge_subtask_writes(recorder.store, context, scope, {s.id: s for s in order}, outcome)
+            self._merge_subtask_writes(recorder.store, context, scope, order, outcome, versions)
         except ContextEscalation as conflict:
             conflict.output = output  # what the step returns once the person has decided
             raise
@@ -336,7 +329,13 @@ class AgentOperator(BaseOperator):
         )
 
     def _merge_subtask_writes(
-        self, store: Any, context: Any, scope: dict[str, Any], subtasks: dict, outcome: Any
+        self,
+        store: Any,
+        context: Any,
+        scope: dict[str, Any],
+        done: list,
+        outcome: Any,
+        versions: dict[str, int],
     ) -> None:
         """Each subtask writes into its own namespace (``key[subtask]``); then the join merges them
         into ``key`` over the version read when the batch started, so parallel writers conflict and
@@ -346,13 +345,9 @@ class AgentOperator(BaseOperator):
         from baton.context import ContextStore
 
         contexts = ContextStore(store)
-        snapshot = contexts.snapshot(context["ti"].run_id)
-        base = {key: snapshot[key].version if key in snapshot else 0 for key in self.context_writes}
-        for sid, result in outcome.results.items():
-            sub = subtasks.get(sid)
-            if sub is None:
-                continue
-            values = {**scope, "output": result["output"], "item": sub.item, "index": sub.index}
+        for sub in done:  # in list order, so the merged value does not depend on who finished first
+            sid = sub.id
+            values = {**scope, "output": outcome.results[sid]["output"], "item": sub.item, "index": sub.index}
             for key, expression in self.context_writes.items():
                 value = templating.value(expression, values)
                 writer = self._writer(context, sid)
@@ -366,7 +361,7 @@ class AgentOperator(BaseOperator):
                     strategy="last_writer_wins",
                 )
                 entry = contexts.write(
-                    writer, key, value, base_version=base[key], strategy=self.context_keys[key]
+                    writer, key, value, base_version=versions.get(key, 0), strategy=self.context_keys[key]
                 )
                 self.log.info("Subtask %s merged into context key %s: version %d", sid, key, entry.version)
 
@@ -622,7 +617,7 @@ class AgentOperator(BaseOperator):
                 )
             scope = self.jinja_context(context)
             versions = self._read_context(recorder.store, context, scope)
-            output = self._answer(context, scope, recorder, kind, choice, params, state)
+            output = self._answer(context, scope, recorder, kind, choice, params, state, versions)
             if kind != "conflict":  # a conflict's answer is the context write itself
                 self._finish(context, scope, output, versions, recorder)
         except TaskAwaitingInput:
@@ -642,6 +637,7 @@ class AgentOperator(BaseOperator):
         choice: str,
         params: dict,
         state: dict,
+        versions: dict[str, int],
     ) -> Any:
         from baton.coordination import escalation
         from baton.spec.roster import Agent
@@ -654,7 +650,7 @@ class AgentOperator(BaseOperator):
             self.agent, self.route = Agent.model_validate(agent).model_dump(mode="json"), None
             return self._run_step(context, scope, recorder)
         if kind == "partial_failure":
-            return self._answer_partial_failure(context, scope, recorder, choice, params, state)
+            return self._answer_partial_failure(context, scope, recorder, choice, params, state, versions)
         if kind == "conflict":
             return self._answer_conflict(context, choice, params, state)
         output = escalation.params_to_output(self.output_spec, params)
@@ -664,12 +660,19 @@ class AgentOperator(BaseOperator):
         return model.model_validate(output).model_dump(mode="json") if model else output
 
     def _answer_partial_failure(
-        self, context: Any, scope: dict[str, Any], recorder: Any, choice: str, params: dict, state: dict
+        self,
+        context: Any,
+        scope: dict[str, Any],
+        recorder: Any,
+        choice: str,
+        params: dict,
+        state: dict,
+        versions: dict[str, int],
     ) -> Any:
         from baton.coordination import escalation
 
         if choice == escalation.RETRY_FAILED:
-            return self._fan_out(context, scope, recorder)
+            return self._fan_out(context, scope, recorder, versions)
         from baton.coordination.fanout import FanOut
 
         done = FanOut(self, context, scope, recorder).done_before()
