@@ -56,6 +56,12 @@ EXPECTED = {
     "bad_duration.yaml": r"bad_duration\.yaml:6: defaults\.retry_delay: .*\(fix: use seconds \(300\) or a "
     r"duration like '30s', '5m', '1h30m'\)",
     "not_a_mapping.yaml": r"not_a_mapping\.yaml: expected a mapping at the top, got list",
+    "unknown_compensation.yaml": r"unknown_compensation\.yaml:9: steps\[0\]\.compensate\.skill: unknown skill "
+    r"'refund_paymnet' to compensate step 'a' \(fix: register it in baton\.skills; known: ",
+    "negative_retry_delay.yaml": r"negative_retry_delay\.yaml:8: steps\[0\]\.retry_delay: a duration cannot be "
+    r"negative \(got -30 seconds\) \(fix: use 0 or more",
+    "bad_deadline.yaml": r"bad_deadline\.yaml:5: deadline: Input should be a valid timedelta.*\(fix: use seconds "
+    r"\(300\) or a duration like '30s', '5m', '1h30m'\)",
     "unknown_strategy.yaml": r"unknown_strategy\.yaml:6: context\.plan\.strategy: Input should be 'reject', "
     r"'last_writer_wins', 'merge', 'three_way_merge' or 'escalate' \(fix: use one of the allowed values\)",
     "unknown_context_write.yaml": r"unknown_context_write\.yaml:10: steps\[0\]\.writes\.plann: unknown context key "

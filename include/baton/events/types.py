@@ -198,7 +198,9 @@ class ApprovalRequested(Payload):
     subject: str
     options: list[str] = Field(default_factory=list)
     assignees: list[str] = Field(default_factory=list)
-    kind: Literal["approval", "escalation", "review", "conflict", "partial_failure"] = "approval"
+    kind: Literal["approval", "escalation", "review", "conflict", "partial_failure", "compensation"] = (
+        "approval"
+    )
     reason: str = ""
     timeout_s: float | None = None
 
@@ -213,10 +215,96 @@ class ApprovalAnswered(Payload):
 
 @event_type("alert.raised")
 class AlertRaised(Payload):
+    """An alert for people: recorded whether or not it reached Slack (``delivered``); an undelivered
+    one is retried later (``baton alerts --resend``) and gets an ``alert.delivered`` then."""
+
     kind: str
     message: str
     channel: str = "log"
     delivered: bool = False
+    step: str | None = None
+    error_class: str = ""
+    attempt: int | None = None
+    url: str = ""
+    attempts: int = 0
+    delivery_error: str = ""
+
+
+@event_type("alert.delivered")
+class AlertDelivered(Payload):
+    alert_key: str
+    channel: str = "slack"
+    attempts: int = 1
+
+
+# --- side effects (exactly once) -----------------------------------------------------------------
+
+
+@event_type("effect.done")
+class EffectDone(Payload):
+    """A side effect (HTTP post, message, form submission ...) that happened; its key is derived from
+    run, step, map index, subtask and action, so a retry or a rerun reuses ``result`` instead."""
+
+    action: str
+    effect_key: str
+    subtask: str = ""
+    sha256: str = ""
+    result: Any = None
+    ref: str | None = None
+    latency_s: float = 0.0
+
+
+@event_type("effect.reused")
+class EffectReused(Payload):
+    action: str
+    effect_key: str
+    subtask: str = ""
+    done_seq: int | None = Field(default=None, description="the effect.done event whose result is reused")
+
+
+# --- saga ---------------------------------------------------------------------------------------
+
+
+@event_type("saga.started")
+class SagaStarted(Payload):
+    """A failed run (or an operator's request) undoes its completed steps, newest first."""
+
+    trigger: Literal["run_failed", "manual"] = "run_failed"
+    failed_steps: list[str] = Field(default_factory=list)
+    plan: list[str] = Field(default_factory=list, description="targets in the order they are compensated")
+    already: list[str] = Field(default_factory=list, description="compensated by an earlier saga")
+
+
+@event_type("compensation.started")
+class CompensationStarted(Payload):
+    target: str
+    attempt: int = 1
+    worker: str = ""
+
+
+@event_type("compensation.succeeded")
+class CompensationSucceeded(Payload):
+    target: str
+    attempt: int = 1
+    by: str = Field(default="", description="'' when the compensation ran; a person's name when done by hand")
+    sha256: str = ""
+
+
+@event_type("compensation.failed")
+class CompensationFailed(Payload):
+    target: str
+    attempt: int = 1
+    error_class: str = ""
+    error: str = ""
+    will_retry: bool = False
+
+
+@event_type("saga.completed")
+class SagaCompleted(Payload):
+    outcome: Literal["compensated", "partial", "nothing_to_do"]
+    compensated: list[str] = Field(default_factory=list)
+    failed: list[str] = Field(default_factory=list, description="targets left uncompensated")
+    trigger: Literal["run_failed", "manual"] = "run_failed"
 
 
 # --- shared context -----------------------------------------------------------------------------

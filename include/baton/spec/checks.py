@@ -140,6 +140,30 @@ def _check_workers(workflow: Workflow, roster: Roster | None) -> Iterator[Found]
                 f"unknown skill '{step.skill}'",
                 f"register it in baton.skills; {_suggest(step.skill, skill_names())}",
             )
+        undo = step.compensate
+        if undo is not None and undo.skill is not None and undo.skill not in skill_names():
+            yield (
+                ("steps", index, "compensate", "skill"),
+                f"unknown skill '{undo.skill}' to compensate step '{step.id}'",
+                f"register it in baton.skills; {_suggest(undo.skill, skill_names())}",
+            )
+        if (
+            undo is not None
+            and undo.agent is not None
+            and roster is not None
+            and roster.get(undo.agent) is None
+        ):
+            yield (
+                ("steps", index, "compensate", "agent"),
+                f"unknown agent '{undo.agent}' to compensate step '{step.id}'",
+                f"add it to dags/agents.yaml or use a roster name; {_suggest(undo.agent, roster.names)}",
+            )
+        if step.with_ and step.skill is None:
+            yield (
+                ("steps", index, "with"),
+                "'with' passes arguments to a skill, and this step runs no skill",
+                "name a skill with 'skill:', or put the values in the instruction",
+            )
         if isinstance(step.output, str) and get_output_model(step.output) is None:
             yield (
                 ("steps", index, "output"),

@@ -38,6 +38,7 @@ _FIXES = {
     "string_too_short": "write a non-empty text",
     "time_delta_parsing": "use seconds (300) or a duration like '30s', '5m', '1h30m'",
     "time_delta_type": "use seconds (300) or a duration like '30s', '5m', '1h30m'",
+    "negative_duration": "use 0 or more: seconds (300) or a duration like '30s', '5m', '1h30m'",
 }
 
 

@@ -6,7 +6,16 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from baton.context.strategies import STRATEGIES
 
@@ -35,9 +44,20 @@ def _parse_duration(value: Any) -> Any:
     return value
 
 
+def _not_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise PydanticCustomError(
+            "negative_duration",
+            "a duration cannot be negative (got {seconds} seconds)",
+            {"seconds": f"{value.total_seconds():g}"},
+        )
+    return value
+
+
 Duration = Annotated[
     timedelta,
     BeforeValidator(_parse_duration),
+    AfterValidator(_not_negative),
     Field(json_schema_extra={"examples": ["30s", "5m", "1h30m", 300]}),
 ]
 
@@ -105,6 +125,11 @@ class RetryPolicy(_Strict):
     retry_exponential_backoff: bool | None = None
     max_retry_delay: Duration | None = None
     execution_timeout: Duration | None = None
+    agent_timeout: Duration | None = Field(
+        default=None,
+        description="how long one agent call may take before it counts as a failed attempt "
+        "(distinct from execution_timeout, which bounds the whole task)",
+    )
 
 
 class Defaults(RetryPolicy):
@@ -185,9 +210,43 @@ class Escalation(_Strict):
 ESCALATE_SHORTHANDS = {"human": {"when": "always"}, "on_failure": {"when": "failure"}}
 
 
+class Compensation(_Strict):
+    """How a completed step is undone when its run fails later (the saga pattern).
+
+    The call receives the step's output (``output`` in the instruction and in ``with``; a for_each
+    step is compensated once per completed item, with ``item`` and that item's output).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    skill: str | None = None
+    agent: str | None = None
+    instruction: str = ""
+    with_: dict[str, Any] = Field(
+        default_factory=dict, alias="with", description="arguments of the skill (Jinja over output, inputs)"
+    )
+    retries: int = Field(
+        default=2, ge=0, le=10, description="tries after the first, before a person is asked"
+    )
+    retry_delay: Duration = timedelta(seconds=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return {"skill": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_worker(self) -> Compensation:
+        if (self.skill is None) == (self.agent is None):
+            raise ValueError("a compensation names exactly one of 'skill' or 'agent'")
+        return self
+
+
 class Step(RetryPolicy):
     """One unit of work: an agent (named or routed), a registered skill, or a person; one Airflow task
     (a mapped one with ``for_each``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     id: str = Field(pattern=IDENTIFIER, max_length=200)
     description: str = ""
@@ -204,6 +263,20 @@ class Step(RetryPolicy):
     writes: dict[str, str] = Field(
         default_factory=dict,
         description="context key -> an expression over output, inputs, steps, context (e.g. output.files)",
+    )
+    with_: dict[str, Any] = Field(
+        default_factory=dict,
+        alias="with",
+        description="arguments of the step's skill: Jinja over inputs, steps, context (a value that is "
+        "one {{ expression }} keeps its type)",
+    )
+    compensate: Compensation | str | None = Field(
+        default=None,
+        description="undo this step when the run fails after it completed (a skill name or a call)",
+    )
+    deadline: Duration | None = Field(
+        default=None,
+        description="the step must be done this long after the run was queued; otherwise an alert",
     )
 
     for_each: str | None = Field(
@@ -225,6 +298,11 @@ class Step(RetryPolicy):
     @classmethod
     def _needs_as_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("compensate", mode="before")
+    @classmethod
+    def _compensate_shorthand(cls, value: Any) -> Any:
+        return Compensation.model_validate(value) if isinstance(value, str) else value
 
     @field_validator("escalate", mode="before")
     @classmethod
@@ -277,6 +355,11 @@ class Workflow(_Strict):
     inputs: dict[Annotated[str, Field(pattern=IDENTIFIER)], InputField] = Field(default_factory=dict)
     defaults: Defaults = Field(default_factory=Defaults)
     max_active_runs: int = Field(default=16, ge=1)
+    deadline: Duration | None = Field(
+        default=None,
+        description="a run must finish this long after it was queued; otherwise an Airflow Deadline Alert "
+        "posts to Slack (connection baton_slack)",
+    )
     context: dict[Annotated[str, Field(pattern=IDENTIFIER)], ContextKey] = Field(default_factory=dict)
     steps: list[Step] = Field(min_length=1)
 
