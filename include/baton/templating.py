@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, nodes
+from jinja2 import StrictUndefined, Undefined, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 CONTEXT_NAMES = frozenset({"inputs", "steps", "run", "context"})
@@ -100,3 +100,43 @@ def evaluate(expression: str, context: dict[str, Any]) -> bool:
 def value(expression: str, context: dict[str, Any]) -> Any:
     """Evaluate an expression (a ``writes`` value, e.g. ``output.files``) to whatever it gives."""
     return ENV.compile_expression(expression, undefined_to_none=False)(**context)
+
+
+def arguments(with_: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    """Render a step's ``with`` (the arguments of its skill): every string, in nested dicts and lists
+    too, is Jinja over ``context``; a string that is exactly one ``{{ expression }}`` gives the
+    expression's value with its type (a list stays a list, a number a number). Keys are not rendered."""
+    return {key: _argument(value, context) for key, value in with_.items()}
+
+
+def _argument(item: Any, context: dict[str, Any]) -> Any:
+    if isinstance(item, str):
+        expression = _single_expression(item)
+        if expression is None:
+            return render(item, context)
+        result = value(expression, context)
+        if isinstance(result, Undefined):
+            str(result)  # StrictUndefined: raises the UndefinedError that names the missing name
+        return result
+    if isinstance(item, dict):
+        return {key: _argument(element, context) for key, element in item.items()}
+    if isinstance(item, (list, tuple)):
+        return [_argument(element, context) for element in item]
+    return item
+
+
+@lru_cache(maxsize=1024)
+def _single_expression(source: str) -> str | None:
+    """The expression of a string that is one ``{{ ... }}`` and nothing else (spaces aside), or None."""
+    text = source.strip()
+    if not (text.startswith("{{") and text.endswith("}}")) or "{%" in text or "{#" in text:
+        return None
+    body = ENV.parse(text).body
+    if len(body) != 1 or not isinstance(body[0], nodes.Output) or len(body[0].nodes) != 1:
+        return None
+    if isinstance(body[0].nodes[0], nodes.TemplateData):
+        return None
+    inner = text[2:-2]
+    inner = inner[1:] if inner[:1] in ("-", "+") else inner  # whitespace control: {{- ... -}}
+    inner = inner[:-1] if inner[-1:] in ("-", "+") else inner
+    return inner.strip()
