@@ -6,16 +6,27 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from baton import templating
 from baton.agents.outputs import output_model
 from baton.errors import SkillError
 from baton.skills import SkillRequest, get_skill
 
 
 def run_skill(
-    name: str, *, workflow: str, step_id: str, output_spec: Any, instruction: str, scope: dict[str, Any]
+    name: str,
+    *,
+    workflow: str,
+    step_id: str,
+    output_spec: Any,
+    instruction: str,
+    scope: dict[str, Any],
+    args: dict[str, Any] | None = None,
 ) -> dict:
     """Run skill ``name`` for a step and return its output, validated against the step's output fields
-    (or the skill's own output model) and JSON-ready."""
+    (or the skill's own output model) and JSON-ready.
+
+    :param args: the step's ``with``, rendered (``baton.templating.arguments``).
+    """
     skill = get_skill(name)
     request = SkillRequest(
         workflow=workflow,
@@ -25,6 +36,7 @@ def run_skill(
         steps=scope["steps"],
         run_id=scope["run"]["id"],
         context=scope.get("context") or {},
+        args=dict(args or {}),
     )
     result = skill.func(request)
     model = output_model(step_id, output_spec) or skill.output
@@ -42,7 +54,9 @@ def run_skill(
 
 
 def run_skill_step(step: Any, name: str, instruction: str, scope: dict[str, Any], context: Any) -> dict:
-    """Run skill ``name`` for ``step`` (an AgentOperator)."""
+    """Run skill ``name`` for ``step`` (an AgentOperator); its arguments are ``step.skill_args`` (the
+    template's ``with``) rendered over ``scope``."""
+    with_ = getattr(step, "skill_args", None)
     return run_skill(
         name,
         workflow=step.workflow,
@@ -50,4 +64,5 @@ def run_skill_step(step: Any, name: str, instruction: str, scope: dict[str, Any]
         output_spec=step.output_spec,
         instruction=instruction,
         scope=scope,
+        args=templating.arguments(with_, scope) if with_ else None,
     )

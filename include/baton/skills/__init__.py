@@ -1,6 +1,6 @@
 """Deterministic Python skills: registered by name, named by templates and agents (see registry)."""
 
-from baton.skills import bench, engineering, finance, leads, operations  # noqa: F401  (importing registers the skills)
+from baton.skills import bench, engineering, finance, http, leads, operations  # noqa: F401  (importing registers the skills)
 from baton.skills.registry import (
     Skill,
     SkillRequest,

@@ -13,7 +13,8 @@ from baton.errors import SkillError
 
 @dataclass(frozen=True)
 class SkillRequest:
-    """What a skill receives: the rendered instruction, the run's inputs and its upstream outputs."""
+    """What a skill receives: the rendered instruction, the run's inputs, its upstream outputs and the
+    step's ``with`` arguments (rendered)."""
 
     workflow: str
     step: str
@@ -22,6 +23,7 @@ class SkillRequest:
     steps: dict[str, Any] = field(default_factory=dict)
     run_id: str = ""
     context: dict[str, Any] = field(default_factory=dict)
+    args: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Demo data (*.json) and the demo services the bundled workflows, tests and benchmarks use."""

@@ -1,0 +1,211 @@
+"""A demo "partner API" on 127.0.0.1 that records every POST, for tests, benchmarks and the demo.
+
+It answers ``POST <any path>`` with ``201 {"received": n, "path": ..., "duplicate": bool}`` and keeps
+the path, the JSON body, the ``Idempotency-Key`` header and the time of each. ``GET /_posts`` gives
+the records as JSON (``{"count", "posts", "by_key"}``); ``POST /_fail {"path": "/orders", "times": N}``
+makes the next N posts to that path answer 500 (``"times": -1``: until told otherwise, 0: stop);
+``POST /_reset`` forgets everything. In a test::
+
+    with PartnerService() as partner:          # a free port
+        ...post to partner.url("/orders")...
+        assert partner.count("/orders") == 1
+
+Standalone (another process, a benchmark): ``python -m demo.http_service --port 8765``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+CONTROL = ("/_posts", "/_fail", "/_reset")
+
+
+class PartnerService:
+    """The service: a ThreadingHTTPServer in a daemon thread; also a context manager.
+
+    :param fail: path -> how many of the next posts to it answer 500 (-1: every one).
+    """
+
+    def __init__(self, port: int = 0, *, host: str = "127.0.0.1", fail: dict[str, int] | None = None):
+        self._lock = threading.Lock()
+        self._posts: list[dict[str, Any]] = []
+        self._fail: dict[str, int] = dict(fail or {})
+        self.server = ThreadingHTTPServer((host, port), _handler(self))
+        self.server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str = "/") -> str:
+        return self.base_url + "/" + path.lstrip("/")
+
+    def start(self) -> PartnerService:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self.server.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self.server.server_close()
+
+    def __enter__(self) -> PartnerService:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- what tests read and set -------------------------------------------------------------
+
+    def posts(self, path: str | None = None) -> list[dict[str, Any]]:
+        """The recorded posts (path, body, idempotency_key, status, at), oldest first."""
+        with self._lock:
+            return [dict(p) for p in self._posts if path is None or p["path"] == path]
+
+    def count(self, path: str | None = None) -> int:
+        """Posts answered 2xx (to ``path``, or to any)."""
+        return sum(1 for p in self.posts(path) if p["status"] < 300)
+
+    def by_key(self, path: str | None = None) -> dict[str, int]:
+        """Idempotency-Key -> how many 2xx posts carried it (above 1: a duplicate); keyless posts aside."""
+        posts = self.posts(path)
+        return dict(
+            Counter(p["idempotency_key"] for p in posts if p["status"] < 300 and p["idempotency_key"])
+        )
+
+    def fail(self, path: str, times: int = 1) -> None:
+        """The next ``times`` posts to ``path`` answer 500 (-1: all of them; 0: none any more)."""
+        with self._lock:
+            if times:
+                self._fail[path] = times
+            else:
+                self._fail.pop(path, None)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._posts.clear()
+            self._fail.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        posts = self.posts()
+        return {"count": self.count(), "posts": posts, "by_key": self.by_key()}
+
+    # --- the handler's side ------------------------------------------------------------------
+
+    def _receive(self, path: str, body: Any, key: str | None) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            left = self._fail.get(path, 0)
+            failing = left != 0
+            if left > 0:
+                self._fail[path] = left - 1
+                if left == 1:
+                    del self._fail[path]
+            duplicate = key is not None and any(
+                p["idempotency_key"] == key and p["status"] < 300 for p in self._posts
+            )
+            status = 500 if failing else 201
+            self._posts.append(
+                {"path": path, "body": body, "idempotency_key": key, "status": status, "at": time.time()}
+            )
+            received = sum(1 for p in self._posts if p["status"] < 300)
+        if failing:
+            return status, {"error": "the demo partner was told to fail", "path": path}
+        return status, {"received": received, "path": path, "duplicate": duplicate}
+
+
+def _handler(service: PartnerService) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read the records
+            pass
+
+        def _answer(self, status: int, payload: Any) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _json(self) -> Any:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            if not raw:
+                return None
+            try:
+                return json.loads(raw)
+            except ValueError:
+                return raw.decode(errors="replace")
+
+        def do_GET(self) -> None:
+            path = urlsplit(self.path).path
+            if path == "/_posts":
+                self._answer(200, service.snapshot())
+            else:
+                self._answer(404, {"error": f"no GET {path}; GET /_posts lists the posts"})
+
+        def do_POST(self) -> None:
+            path = urlsplit(self.path).path
+            body = self._json()
+            if path == "/_fail":
+                if not isinstance(body, dict) or not isinstance(body.get("path"), str):
+                    self._answer(400, {"error": 'send {"path": "/orders", "times": 1}'})
+                    return
+                service.fail(body["path"], int(body.get("times", 1)))
+                self._answer(200, {"failing": body["path"], "times": int(body.get("times", 1))})
+            elif path == "/_reset":
+                service.reset()
+                self._answer(200, {"reset": True})
+            else:
+                status, payload = service._receive(path, body, self.headers.get("Idempotency-Key"))
+                self._answer(status, payload)
+
+    return Handler
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="A demo partner API that records every POST.")
+    parser.add_argument("--port", type=int, default=8765, help="0: any free port (printed)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--fail", action="append", default=[], metavar="PATH[:N]", help="answer 500 to N posts to PATH"
+    )
+    args = parser.parse_args(argv)
+    fail = {}
+    for spec in args.fail:
+        path, _, times = spec.partition(":")
+        fail[path] = int(times or -1)
+    service = PartnerService(args.port, host=args.host, fail=fail)
+    print(f"demo partner API on {service.base_url} (GET /_posts lists the posts)", flush=True)
+    try:
+        service.server.serve_forever(poll_interval=0.05)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
