@@ -1,8 +1,11 @@
 """``baton replay RUN --rerun``: re-execute a recorded run's steps against the current templates.
 
 Skills run again; an LLM step gets the model output recorded for it (a pydantic-ai FunctionModel
-that answers with it), so no model is called and no token spent. A step diverges when its
-condition, its prompt (by hash) or its output differs from what the run recorded.
+that answers with it), so no model is called and no token spent. A skill's side effects
+(``baton.effects``) that the run did get their recorded results back ("effect reused": nothing is
+posted again); an effect the run did not do is not done, and the step diverges. A step diverges
+when its condition, its prompt (by hash), its arguments or its output differs from what the run
+recorded.
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
 
+from jinja2 import TemplateError
 from pydantic import ValidationError
 from pydantic_ai import Agent
 from pydantic_ai.exceptions import UnexpectedModelBehavior
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from baton import templating
+from baton import effects, templating
 from baton.agents.outputs import output_model
 from baton.agents.skills import run_skill
 from baton.compile.plan import StepPlan, plan_workflow
@@ -93,16 +97,10 @@ def _rerun_step(
     before = _output_of(store, state, step.id)
     skill = step.skill or (plan.agent.skill if plan.agent else None)
     notes = []
+    reused: list[str] = []
     try:
         if skill:
-            after = run_skill(
-                skill,
-                workflow=state.workflow,
-                step_id=step.id,
-                output_spec=_spec(step),
-                instruction=prompt,
-                scope=scope,
-            )
+            after, reused = _rerun_skill(store, state, step, skill, prompt, scope)
         else:
             if prompts.get(step.id) != hashlib.sha256(prompt.encode()).hexdigest():
                 notes.append("prompt changed")
@@ -110,6 +108,10 @@ def _rerun_step(
             agent = Agent(_replaying(before or {}), output_type=model or str, retries={"output": 0})
             output = agent.run_sync(prompt).output
             after = output.model_dump(mode="json") if model else {"text": output}
+    except effects.EffectError as error:
+        return Verdict(step.id, False, str(error)), None
+    except TemplateError as error:
+        return Verdict(step.id, False, f"its 'with' arguments no longer render: {error}"), None
     except (UnexpectedModelBehavior, ValidationError, SkillError) as error:
         cause = error.__cause__ if isinstance(error, UnexpectedModelBehavior) and error.__cause__ else error
         first = str(cause).strip().splitlines()[:3]
@@ -118,7 +120,37 @@ def _rerun_step(
     if difference := _differences(before, after):
         notes.append(difference)
     detail = "; ".join(notes) or ("skill ran again" if skill else "recorded output fits")
+    if reused:
+        detail += f", effect reused ({', '.join(reused)})"
     return Verdict(step.id, not notes, detail), after
+
+
+def _rerun_skill(
+    store: EventStore, state: RunState, step: Any, skill: str, prompt: str, scope: dict[str, Any]
+) -> tuple[Any, list[str]]:
+    """Run the step's skill again, its effects reusing the run's recorded results (a rerun does no
+    new effect); its output and the actions of the effects reused."""
+    args = templating.arguments(step.with_, scope) if step.with_ else None
+    with effects.scope(
+        store,
+        run_id=scope["run"]["id"],
+        workflow=state.workflow,
+        step=step.id,
+        map_index=-1,
+        try_number=0,
+        template_version=state.template_version,
+        allow_new=False,
+    ) as done:
+        output = run_skill(
+            skill,
+            workflow=state.workflow,
+            step_id=step.id,
+            output_spec=_spec(step),
+            instruction=prompt,
+            scope=scope,
+            args=args,
+        )
+    return output, [e["action"] for e in done.reused]
 
 
 def _spec(step: Any) -> Any:
