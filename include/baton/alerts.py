@@ -79,8 +79,8 @@ def run_url(dag_id: str, run_id: str) -> str:
     return f"{base.rstrip('/')}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
 
 
-def _safe(text: Any, limit: int = 300) -> str:
-    """Redacted (secrets masked), one line, short, and escaped for Slack mrkdwn."""
+def _clean(text: Any, limit: int = 300) -> str:
+    """Redacted (secrets masked), its first line, at most ``limit`` characters."""
     text = str(text)
     try:
         from baton.events.recorder import redact
@@ -89,26 +89,30 @@ def _safe(text: Any, limit: int = 300) -> str:
     except Exception:  # the masker is Airflow's: without it, still never fail an alert
         log.debug("could not redact an alert's text", exc_info=True)
     line = text.strip().splitlines()[0] if text.strip() else ""
-    if len(line) > limit:
-        line = line[: limit - 1] + "…"
-    return line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _mrkdwn(text: Any, limit: int = 300) -> str:
+    """``_clean`` text, escaped for Slack mrkdwn (``&``, ``<``, ``>``)."""
+    return _clean(text, limit).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def slack_text(alert: Alert) -> str:
     """The Slack message (mrkdwn): what, where, which attempt, and a link to the run."""
     title = TITLES.get(alert.kind, alert.kind.replace("_", " "))
     lines = [
-        f":rotating_light: *Baton: {title}* in `{_safe(alert.workflow)}`",
-        f"*Workflow:* `{_safe(alert.workflow)}`",
-        f"*Run:* `{_safe(alert.run_id)}`",
-        f"*Step:* `{_safe(alert.where)}`",
+        f":rotating_light: *Baton: {title}*",
+        f"*Workflow:* `{_mrkdwn(alert.workflow)}`",
+        f"*Run:* `{_mrkdwn(alert.run_id)}`",
     ]
+    if alert.step is not None:
+        lines.append(f"*Step:* `{_mrkdwn(alert.where)}`")
     if alert.error_class:
-        lines.append(f"*Error class:* `{_safe(alert.error_class)}`")
+        lines.append(f"*Error class:* `{_mrkdwn(alert.error_class)}`")
     if alert.attempt is not None:
         lines.append(f"*Attempt:* {alert.attempt}")
     if alert.message:
-        lines.append(f"> {_safe(alert.message, 500)}")
+        lines.append(f"> {_mrkdwn(alert.message, 500)}")
     url = alert.url or run_url(alert.workflow, alert.run_id)
     lines.append(f"<{url}|open the run in Airflow>")
     return "\n".join(lines)
@@ -129,7 +133,7 @@ def _slack_configured() -> tuple[bool, str]:
     except AirflowNotFoundException:
         return False, ""
     except Exception as error:  # a secrets backend or the supervisor failing: try to post anyway
-        return True, f"{type(error).__name__}: {_safe(error)}"
+        return True, f"{type(error).__name__}: {_clean(error)}"
     return True, ""
 
 
@@ -152,7 +156,7 @@ def _post(alert: Alert) -> tuple[bool, int, str]:
             notifier.notify({"alert": alert.kind, "run_id": alert.run_id})
             return True, attempts, ""
         except Exception as exc:
-            error = f"{type(exc).__name__}: {_safe(exc)}"
+            error = f"{type(exc).__name__}: {_clean(exc)}"
             log.info("Slack post %d of %s failed: %s", attempts, _describe(alert), error)
     return False, attempts, error
 
@@ -239,7 +243,7 @@ def send(alert: Alert, store: EventStore | None = None) -> bool:
     if store is not None:
         payload = {
             "kind": alert.kind,
-            "message": _safe(alert.message, 500),
+            "message": _clean(alert.message, 500),
             "channel": channel,
             "delivered": delivered,
             "step": alert.step,
