@@ -1,5 +1,6 @@
 """A real Airflow: the dag processor files broken templates as import errors while the healthy ones
-load; airflow standalone runs a workflow triggered through the REST API with a JWT."""
+load; airflow standalone runs a workflow triggered through the REST API with a JWT; alerts (a failed
+step, a missed Deadline Alert) reach a Slack webhook recorder on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -19,6 +21,7 @@ from baton.events.replay import fold
 from baton.events.store import EventStore, engine_for
 from baton.standalone import Standalone
 from tests.agents.openai_server import OpenAICompatibleServer
+from tests.slack_recorder import SlackRecorder
 
 pytestmark = pytest.mark.integration
 
@@ -26,11 +29,14 @@ BROKEN = Path(__file__).parents[1] / "spec" / "broken"
 HEALTHY = [
     "crash_recovery",
     "daily_operations",
+    "deadline_overrun",
     "escalation",
+    "failing_step",
     "lead_qualification",
     "parallel_feature_delivery",
     "revenue_milestone",
 ]
+OPERATIONS = ["baton_compensate"]  # Baton's own DAGs, next to the templates' (not templates)
 CRASH_AGENT = """
   - name: crash_test_analyst
     description: Its first model call hangs until the test kills the task process.
@@ -81,6 +87,37 @@ steps:
     output:
       verdict: {type: string, enum: [go, hold]}
 """
+DEADLINE_WORKFLOW = """workflow: deadline_overrun
+version: 1
+description: A run that overruns its deadlines while a person has not answered (tests/integration/test_airflow.py).
+owner: tests
+deadline: 5s
+steps:
+  - id: sign_off
+    agent: strategy_strategic_planner
+    instruction: Sign off the launch.
+    output: {decision: {type: string, enum: [ship, wait]}}
+    escalate: human
+    deadline: 6s
+"""
+FAILING_WORKFLOW = """workflow: failing_step
+version: 1
+description: A step whose agent never gives a valid output, with no retry left (tests/integration/test_airflow.py).
+owner: tests
+defaults: {retries: 0}
+steps:
+  - id: draft
+    agent: ghost_writer_a
+    instruction: Draft the launch headline.
+    output: {headline: string}
+    output_retries: 0
+"""
+
+
+@pytest.fixture(scope="module")
+def slack():
+    with SlackRecorder() as recorder:
+        yield recorder
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +127,7 @@ def server():
 
 
 @pytest.fixture(scope="module")
-def airflow(tmp_path_factory, dags_folder, server):
+def airflow(tmp_path_factory, dags_folder, server, slack):
     """Bundled dags, a crash-test workflow and two broken templates; a migrated home; one
     dag-processor pass; then standalone."""
     root = tmp_path_factory.mktemp("airflow")
@@ -101,6 +138,8 @@ def airflow(tmp_path_factory, dags_folder, server):
     (dags / "agents.yaml").write_text((dags / "agents.yaml").read_text() + CRASH_AGENT + GHOST_AGENTS)
     (dags / "workflows" / "crash_recovery.yaml").write_text(CRASH_WORKFLOW)
     (dags / "workflows" / "escalation.yaml").write_text(ESCALATION_WORKFLOW)
+    (dags / "workflows" / "deadline_overrun.yaml").write_text(DEADLINE_WORKFLOW)
+    (dags / "workflows" / "failing_step.yaml").write_text(FAILING_WORKFLOW)
     crash_llm = {
         "conn_type": "pydanticai",
         "host": server.url + "/slow/v1",
@@ -114,8 +153,10 @@ def airflow(tmp_path_factory, dags_folder, server):
         settings={
             "AIRFLOW_CONN_CRASH_LLM": json.dumps(crash_llm),
             "AIRFLOW_CONN_INVALID_LLM": json.dumps(invalid_llm),
+            "AIRFLOW_CONN_BATON_SLACK": slack.connection,
         },
     )
+    airflow.env["AIRFLOW__API__BASE_URL"] = airflow.url  # the links in alerts open this Airflow
     migrate = airflow.command("airflow", "db", "migrate")
     assert migrate.returncode == 0, migrate.stderr[-2000:]
     processor = airflow.command("airflow", "dag-processor", "-n", "1")
@@ -135,11 +176,11 @@ def _json_lines(stdout: str):
 
 def test_the_real_dag_processor_loads_the_healthy_templates_and_files_the_broken_ones(airflow):
     listed = airflow.command("airflow", "dags", "list", "-o", "json")
-    assert sorted(dag["dag_id"] for dag in _json_lines(listed.stdout)) == HEALTHY
+    assert sorted(dag["dag_id"] for dag in _json_lines(listed.stdout)) == sorted(HEALTHY + OPERATIONS)
     errors = _json_lines(airflow.command("airflow", "dags", "list-import-errors", "-o", "json").stdout)
     assert [error["filepath"] for error in errors] == ["baton_template_errors.py"]
     text = errors[0]["error"]
-    assert "2 Baton template file(s) could not be loaded (6 healthy workflow(s) load" in text
+    assert f"2 Baton template file(s) could not be loaded ({len(HEALTHY)} healthy workflow(s) load" in text
     assert "workflows/unknown_agent.yaml:9: steps[1].agent: unknown agent 'sales_bot'" in text
     assert "workflows/invalid_cron.yaml:5: schedule: invalid cron expression '0 25 * * *'" in text
 
@@ -348,3 +389,93 @@ def test_when_every_agent_fails_a_person_answers_through_the_rest_api_and_the_ru
     assert ("approval.requested", "review", None) in signed_off
     assert ("approval.answered", None, ["Approve"]) in signed_off
     assert signed_off[-1][0] == "step.succeeded"
+
+
+def _store(running: Standalone) -> EventStore:
+    return EventStore(engine_for(f"sqlite:///{running.home / 'baton_store.db'}"))
+
+
+def _raised_alerts(running: Standalone, run_id: str, count: int, timeout: float = 30) -> list:
+    """The run's ``alert.raised`` events, once there are ``count`` of them (each is recorded after its post)."""
+    deadline = time.monotonic() + timeout
+    while len(raised := list(_store(running).read(run_id, types=["alert.raised"]))) < count:
+        assert time.monotonic() < deadline, f"{len(raised)} alert.raised event(s) after {timeout} s"
+        time.sleep(0.2)
+    return raised
+
+
+def _alert_fields(text: str) -> dict[str, str]:
+    """``*Name:* `value``` lines of an alert's Slack text -> {name: value}."""
+    fields = {}
+    for line in text.splitlines():
+        if line.startswith("*") and ":* " in line:
+            name, value = line[1:].split(":* ", 1)
+            fields[name] = value.strip("`")
+    return fields
+
+
+def test_a_failed_step_alerts_slack_with_workflow_run_step_error_class_attempt_and_link(running, slack):
+    response = running.trigger("failing_step")
+    assert response.status_code == 200, response.text
+    run_id = response.json()["dag_run_id"]
+    assert running.wait_for_run("failing_step", run_id)["state"] == "failed"
+    post = slack.wait_for(lambda body: f"`{run_id}`" in body["text"], timeout=60)
+    failed = next(e for e in _store(running).read(run_id) if e.type == "step.failed")
+    assert failed.payload["error_class"]
+    link = f"{running.url}/dags/failing_step/runs/{quote(run_id, safe='')}"
+    assert post["text"].splitlines()[0] == ":rotating_light: *Baton: step failed*"
+    assert _alert_fields(post["text"]) == {
+        "Workflow": "failing_step",
+        "Run": run_id,
+        "Step": "draft",
+        "Error class": failed.payload["error_class"],
+        "Attempt": "1",
+    }
+    assert post["text"].endswith(f"<{link}|open the run in Airflow>")
+    assert httpx.get(link, timeout=30).status_code == 200  # the UI page of the run
+    (raised,) = _raised_alerts(running, run_id, count=1)
+    assert (raised.step, raised.payload["kind"], raised.payload["delivered"]) == (
+        "draft",
+        "step_failed",
+        True,
+    )
+
+
+def test_a_run_that_overruns_its_deadlines_alerts_slack_through_airflow_deadline_alerts(running, slack):
+    response = running.trigger("deadline_overrun")
+    assert response.status_code == 200, response.text
+    run_id = response.json()["dag_run_id"]
+    try:
+        # The scheduler finds the missed deadlines (5 s for the run, 6 s for sign_off, both after the
+        # run was queued); the triggerer runs baton.alerts.deadline_missed, which posts to Slack.
+        run_post = slack.wait_for(
+            lambda body: f"`{run_id}`" in body["text"] and "*Step:*" not in body["text"], timeout=90
+        )
+        step_post = slack.wait_for(
+            lambda body: f"`{run_id}`" in body["text"] and "*Step:* `sign_off`" in body["text"], timeout=30
+        )
+        for post in (run_post, step_post):
+            assert post["text"].splitlines()[0] == ":rotating_light: *Baton: deadline missed*"
+            assert _alert_fields(post["text"])["Workflow"] == "deadline_overrun"
+            assert _alert_fields(post["text"])["Run"] == run_id
+            assert post["text"].endswith(
+                f"<{running.url}/dags/deadline_overrun/runs/{quote(run_id, safe='')}|open the run in Airflow>"
+            )
+        assert "> the run had not finished 0:00:05 after the run was queued" in run_post["text"]
+        assert "> step sign_off was not done 0:00:06 after the run was queued" in step_post["text"]
+        raised = _raised_alerts(running, run_id, count=2)  # recorded just after the post
+        assert sorted((e.step or "", e.payload["kind"], e.payload["delivered"]) for e in raised) == [
+            ("", "deadline_missed", True),
+            ("sign_off", "deadline_missed", True),
+        ]
+
+        # The person answers late; the run goes on and ends well, with no further alert.
+        review, _ = _awaiting_person(running, "deadline_overrun", run_id, "sign_off")
+        answer = running.api("PATCH", review, json={"chosen_options": ["Approve"], "params_input": {}})
+        assert answer.status_code == 200, answer.text
+        assert running.wait_for_run("deadline_overrun", run_id)["state"] == "success"
+        assert len([post for post in slack.posts if f"`{run_id}`" in post["text"]]) == 2
+    finally:
+        run = running.api("GET", f"/dags/deadline_overrun/dagRuns/{run_id}").json()
+        if run.get("state") not in ("success", "failed"):  # nothing left waiting for a person
+            running.api("PATCH", f"/dags/deadline_overrun/dagRuns/{run_id}", json={"state": "failed"})
