@@ -1,4 +1,4 @@
-"""The ``baton`` command: validate | schema | show | pools | db | replay | runs."""
+"""The ``baton`` command: validate | schema | show | pools | db | replay | runs | compensate | alerts."""
 
 from __future__ import annotations
 
@@ -142,6 +142,8 @@ def replay_run(run_id: str, until: int | None, rerun: bool) -> int:
         detail += f", {s.input_tokens}+{s.output_tokens} tokens" if s.model_calls else ""
         detail += f", error {s.error}" if s.error else ""
         print(f"  {name:<28} {s.state:<13} try {s.try_number}{detail}")
+    if state.saga:
+        print(f"  saga: {state.saga}; undone newest first: {', '.join(state.compensated) or 'nothing'}")
     for corrupt in state.corrupt:
         print(f"  !! {corrupt}")
     status = 1 if state.corrupt else 0
@@ -167,6 +169,58 @@ def runs(limit: int) -> int:
             f"{row['workflow_id']}  agents: {', '.join(row['agents_involved']) or '-'}"
         )
     return 0
+
+
+def compensate(run_id: str) -> int:
+    """Undo a past run's completed steps, newest first (what an earlier saga undid is skipped).
+
+    0 when everything is undone; 1 when a compensation keeps failing (the saga stops there: fix the
+    cause and run this again, it goes on where it stopped) or the run is unknown.
+    """
+    from baton.coordination.saga import saga_for_run
+    from baton.errors import AgentError
+    from baton.events.store import EventStore
+
+    store = EventStore.from_airflow()
+    try:
+        saga = saga_for_run(store, run_id, saga_id=f"cli.{_now()}", dags_folder=_dags_folder())
+    except AgentError as error:
+        print(error, file=sys.stderr)
+        return 1
+    outcome = saga.run()
+    saga.finish(outcome)
+    for name in outcome.already:
+        print(f"  {name:<32} already compensated")
+    for name in outcome.compensated:
+        print(f"  {name:<32} compensated")
+    if outcome.stuck is not None:
+        from baton.alerts import Alert, run_url, send
+
+        send(
+            Alert(
+                kind="compensation_failed",
+                workflow=saga.workflow,
+                run_id=run_id,
+                step=outcome.stuck.name,
+                message=f"baton compensate stopped: {outcome.error}"[:1500],
+                error_class="CompensationFailed",
+                url=run_url(saga.workflow, run_id),
+            ),
+            store,
+        )
+        print(f"  {outcome.stuck.name:<32} FAILED: {outcome.error}")
+        for name in outcome.left:
+            print(f"  {name:<32} not attempted (older than the one that failed)")
+        print(f"run {run_id}: compensation stopped; fix the cause and run `baton compensate {run_id}` again")
+        return 1
+    print(f"run {run_id} ({saga.workflow}): {outcome.state}")
+    return 0
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,6 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     listing = commands.add_parser("runs", help="recent runs (seed 002's workflow_executions)")
     listing.add_argument("--limit", type=int, default=20)
+    undo = commands.add_parser(
+        "compensate", help="undo a past run's completed steps, newest first (the saga, on purpose)"
+    )
+    undo.add_argument("run_id")
+    alerts = commands.add_parser("alerts", help="alerts that did not reach Slack; --resend tries them again")
+    alerts.add_argument("--resend", action="store_true")
     args = parser.parse_args(argv)
 
     if args.command == "db":
@@ -205,6 +265,12 @@ def main(argv: list[str] | None = None) -> int:
         return replay_run(args.run_id, args.until, args.rerun)
     if args.command == "runs":
         return runs(args.limit)
+    if args.command == "compensate":
+        return compensate(args.run_id)
+    if args.command == "alerts":
+        from baton.alerts import cli as alerts_cli
+
+        return alerts_cli(args.resend)
 
     if args.command == "validate":
         paths = args.paths or [str(_dags_folder() / "workflows")]

@@ -37,5 +37,9 @@ class AgentError(BatonError):
     """An agent step could not produce a valid output."""
 
 
+class AgentTimeout(AgentError):
+    """One agent call took longer than the step's ``agent_timeout`` (the try fails; a retry may reassign)."""
+
+
 class SkillError(BatonError):
     """A registered Python skill failed or returned something its step does not accept."""

@@ -29,7 +29,7 @@ def test_healthy_templates_load_and_broken_ones_are_the_errors_files_import_erro
     for name in ("unknown_agent.yaml", "dependency_cycle.yaml"):
         shutil.copy(BROKEN / name, folder / "workflows" / name)
     bag = _bag(folder)
-    assert sorted(bag.dag_ids) == BUNDLED
+    assert sorted(bag.dag_ids) == sorted([*BUNDLED, "baton_compensate"])
     assert list(bag.import_errors) == ["baton_template_errors.py"]
     error = bag.import_errors["baton_template_errors.py"]
     assert error.startswith(
@@ -55,7 +55,7 @@ def test_a_broken_roster_is_reported_with_every_workflow_that_needs_it(folder):
 
 def test_no_errors_dag_when_everything_is_healthy(dags_folder):
     assert load_template_errors(dags_folder) == {}
-    assert sorted(load_dags(dags_folder)) == BUNDLED
+    assert sorted(load_dags(dags_folder)) == sorted([*BUNDLED, "baton_compensate"])
 
 
 def test_a_task_process_compiles_only_its_own_template(dags_folder, monkeypatch):
@@ -81,7 +81,8 @@ def test_a_baton_bug_in_one_template_does_not_hide_the_others(folder, monkeypatc
 
     monkeypatch.setattr(loader, "plan_workflow", plan)
     monkeypatch.setattr(loader, "build_dag", build)
-    assert sorted(load_dags(folder)) == sorted(set(BUNDLED) - {"daily_operations", "revenue_milestone"})
+    loaded = set(BUNDLED) - {"daily_operations", "revenue_milestone"} | {"baton_compensate"}
+    assert sorted(load_dags(folder)) == sorted(loaded)
     assert "Building workflows/revenue_milestone.yaml failed" in caplog.text
     assert "RuntimeError: boom in build" in caplog.text
     # The errors file validates and plans, but builds no DAG: it names the planning failure.

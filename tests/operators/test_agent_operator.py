@@ -197,7 +197,8 @@ def test_a_step_failing_before_it_runs_still_records_its_start_and_its_error(age
     run, results, _ = agent_run
     assert results["bad_condition"][0] == "failed"
     events = [e for e in _events(run.run_id) if e.step == "bad_condition"]
-    assert [e.type for e in events] == ["step.started", "step.failed"]
+    assert [e.type for e in events] == ["step.started", "step.failed", "alert.raised"]
+    assert events[2].payload["kind"] == "step_failed" and events[2].payload["error_class"] == "UndefinedError"
     failed = events[1].payload
     assert (failed["error_class"], failed["recorded_by"]) == ("UndefinedError", "operator")
     assert "missing_field" in failed["error"]

@@ -81,6 +81,8 @@ def _rerun_step(
 ) -> tuple[Verdict, Any]:
     """Re-execute one step; its verdict and the output it gave now (None when it did not run)."""
     step = plan.step
+    if plan.fan_out:
+        return _rerun_fan_out(store, state, plan, scope)
     recorded = state.steps.get((step.id, -1))
     if recorded is None or recorded.state not in ("success", "skipped"):
         return Verdict(
@@ -125,8 +127,75 @@ def _rerun_step(
     return Verdict(step.id, not notes, detail), after
 
 
+def _rerun_fan_out(
+    store: EventStore, state: RunState, plan: StepPlan, scope: dict[str, Any]
+) -> tuple[Verdict, Any]:
+    """Re-execute each item a for_each step completed, in its own effects scope; a skill runs again,
+    an agent's recorded item output is checked against the step's output fields."""
+    from baton.coordination.fanout import subtasks_of
+
+    step = plan.step
+    tasks = [s for (name, _), s in state.steps.items() if name == step.id]
+    if not tasks or any(t.state not in ("success", "skipped") for t in tasks):
+        ended = ", ".join(sorted({t.state for t in tasks})) or "unrecorded"
+        return Verdict(step.id, True, f"not rerun: it ended {ended}"), None
+    done = {}
+    for event in store.read(scope["run"]["id"], types=["subtask.succeeded"]):
+        if getattr(event, "step", None) == step.id:
+            payload = event.payload
+            output = store.blob(payload["ref"]) if payload.get("ref") else payload.get("output")
+            done[payload["subtask"]] = (event.map_index, event.agent, output)
+    source = scope["steps"].get(plan.fan_out["source"]) or {}
+    items = source.get(plan.fan_out["field"]) if isinstance(source, dict) else None
+    skill = step.skill or (plan.agent.skill if plan.agent else None)
+    notes: list[str] = []
+    reused: list[str] = []
+    results = []
+    for sub in subtasks_of(items if isinstance(items, list) else []):
+        if sub.id not in done:
+            continue
+        map_index, agent, before = done[sub.id]
+        sub_scope = {**scope, "item": sub.item, "index": sub.index}
+        prompt = templating.render(step.instruction, sub_scope)
+        try:
+            if skill:
+                after, actions = _rerun_skill(
+                    store, state, step, skill, prompt, sub_scope, map_index=map_index, subtask=sub.id
+                )
+                reused += actions
+            else:
+                model = output_model(step.id, _spec(step))
+                replay = Agent(_replaying(before or {}), output_type=model or str, retries={"output": 0})
+                output = replay.run_sync(prompt).output
+                after = output.model_dump(mode="json") if model else {"text": output}
+        except effects.EffectError as error:
+            return Verdict(step.id, False, f"item {sub.id}: {error}"), None
+        except TemplateError as error:
+            return Verdict(
+                step.id, False, f"item {sub.id}: its 'with' arguments no longer render: {error}"
+            ), None
+        except (UnexpectedModelBehavior, ValidationError, SkillError) as error:
+            first = " ".join(str(error).strip().splitlines()[:3])
+            return Verdict(step.id, False, f"item {sub.id} no longer fits the output fields: {first}"), None
+        if difference := _differences(before, after):
+            notes.append(f"item {sub.id}: {difference}")
+        results.append({"id": sub.id, "agent": agent, "output": after})
+    detail = "; ".join(notes) or f"{len(results)} item(s) " + ("ran again" if skill else "fit")
+    if reused:
+        detail += f", effect reused ({len(reused)} x {', '.join(sorted(set(reused)))})"
+    return Verdict(step.id, not notes, detail), {"results": results, "failures": [], "total": len(results)}
+
+
 def _rerun_skill(
-    store: EventStore, state: RunState, step: Any, skill: str, prompt: str, scope: dict[str, Any]
+    store: EventStore,
+    state: RunState,
+    step: Any,
+    skill: str,
+    prompt: str,
+    scope: dict[str, Any],
+    *,
+    map_index: int = -1,
+    subtask: str = "",
 ) -> tuple[Any, list[str]]:
     """Run the step's skill again, its effects reusing the run's recorded results (a rerun does no
     new effect); its output and the actions of the effects reused."""
@@ -136,8 +205,9 @@ def _rerun_skill(
         run_id=scope["run"]["id"],
         workflow=state.workflow,
         step=step.id,
-        map_index=-1,
+        map_index=map_index,
         try_number=0,
+        subtask=subtask,
         template_version=state.template_version,
         allow_new=False,
     ) as done:

@@ -8,9 +8,15 @@ from zoneinfo import ZoneInfo
 
 from airflow.sdk import DAG, CronTriggerTimetable, Param, XComArg
 
+from baton.alerts import deadline_alerts, on_task_failure
 from baton.compile.plan import StepPlan, WorkflowPlan
 from baton.operators.agent import AgentOperator, FanOutBatches
+from baton.operators.saga import SagaOperator
 from baton.spec.models import InputField, RetryPolicy, Workflow
+
+COMPENSATE_DAG_ID = "baton_compensate"
+# Airflow's own retry and timeout arguments; agent_timeout is Baton's (one agent call).
+_AIRFLOW_RETRY_ARGS = set(RetryPolicy.model_fields) - {"agent_timeout"}
 
 START_DATE = datetime(2025, 1, 1)
 _NOT_CRON = ("@once", "@continuous")
@@ -35,9 +41,7 @@ def _param(field: InputField) -> Param:
 
 
 def _retry_args(policy: RetryPolicy) -> dict[str, Any]:
-    return {
-        k: v for k, v in policy.model_dump(include=set(RetryPolicy.model_fields)).items() if v is not None
-    }
+    return {k: v for k, v in policy.model_dump(include=_AIRFLOW_RETRY_ARGS).items() if v is not None}
 
 
 def _doc_md(workflow: Workflow, plan: WorkflowPlan) -> str:
@@ -81,6 +85,8 @@ def _task(
         concurrency=step.concurrency,
         partial_failure=step.partial_failure,
         escalate=_escalation(step),
+        skill_args=dict(step.with_) or None,
+        agent_timeout=_seconds(step.agent_timeout or workflow.defaults.agent_timeout),
         pool=plan.pool,
         pool_slots=plan.pool_slots,
         trigger_rule=step.trigger_rule,
@@ -103,6 +109,62 @@ def _task(
     return AgentOperator.partial(**kwargs).expand(batch=XComArg(batches))
 
 
+def _seconds(value: Any) -> float | None:
+    return value.total_seconds() if value is not None else None
+
+
+def _saga(plan: WorkflowPlan, dag: DAG, tasks: dict[str, Any]) -> SagaOperator | None:
+    """The ``_compensate`` task after every other, when any step declares ``compensate``."""
+    from baton.coordination.saga import SAGA_TASK, compensations
+
+    workflow = plan.workflow
+    undo = compensations(workflow)
+    if not undo:
+        return None
+    names = {spec.get("agent") for spec in undo.values()}
+    saga = SagaOperator(
+        task_id=SAGA_TASK,
+        dag=dag,
+        workflow=workflow.workflow,
+        compensations=undo,
+        fan_out={s.task_id: s.fan_out for s in plan.steps if s.fan_out and s.task_id in undo},
+        agents={a.name: a.model_dump(mode="json") for a in plan.roster if a.name in names},
+        template_version=workflow.version,
+        trigger_rule="all_done",
+        retries=0,  # each compensation retries itself; a failed run must not be undone twice over
+        on_failure_callback=None,  # the failed step has alerted; a stuck compensation alerts itself
+        doc_md="Runs when every step is done: skipped when none failed; otherwise undoes the completed "
+        "steps that declare `compensate`, newest first, and fails so the run ends failed.",
+    )
+    for task in tasks.values():
+        task >> saga
+    return saga
+
+
+def compensate_dag() -> DAG:
+    """``baton_compensate``: undo the completed steps of any past Baton run, from the Airflow UI."""
+    dag = DAG(
+        dag_id=COMPENSATE_DAG_ID,
+        description="Compensate a past Baton run: undo its completed steps, newest first",
+        doc_md="Trigger with the id of a Baton run (any workflow): the steps it completed that declare "
+        "`compensate` are undone newest first, skipping what an earlier saga already undid. The same "
+        "as `baton compensate RUN_ID` on the command line.",
+        schedule=None,
+        start_date=START_DATE.replace(tzinfo=ZoneInfo("UTC")),
+        catchup=False,
+        tags=["baton", "operations"],
+        params={
+            "run_id": Param(
+                "", type="string", minLength=1, title="Run id", description="the run to compensate"
+            ),
+            "reason": Param("", type="string", title="Reason", description="why (kept in the logs)"),
+        },
+        default_args={"owner": "baton"},
+    )
+    SagaOperator(task_id="compensate", dag=dag, workflow=COMPENSATE_DAG_ID, run_id_param="run_id", retries=0)
+    return dag
+
+
 def _escalation(step: Any) -> dict[str, Any] | None:
     if step.escalate is None:
         return None
@@ -122,8 +184,13 @@ def build_dag(plan: WorkflowPlan) -> DAG:
         catchup=workflow.schedule.catchup,
         tags=sorted({"baton", workflow.category, f"v{workflow.version}", *workflow.tags}),
         params={name: _param(field) for name, field in workflow.inputs.items()},
-        default_args={"owner": workflow.owner, **_retry_args(workflow.defaults)},
+        default_args={
+            "owner": workflow.owner,
+            "on_failure_callback": on_task_failure,
+            **_retry_args(workflow.defaults),
+        },
         max_active_runs=workflow.max_active_runs,
+        deadline=deadline_alerts(workflow),
     )
     roster = [agent.model_dump(mode="json") for agent in plan.roster]
     fanned = {s.task_id for s in plan.steps if s.fan_out}  # their reads join the batches
@@ -133,6 +200,7 @@ def build_dag(plan: WorkflowPlan) -> DAG:
     for s in plan.steps:
         for upstream in s.upstream:
             tasks[upstream] >> tasks[s.task_id]
+    _saga(plan, dag, tasks)
     return dag
 
 

@@ -132,6 +132,11 @@ def load_dags(dags_folder: Path) -> dict[str, DAG]:
         log.warning(
             "Skipped a broken template; see the import errors of baton_template_errors.py:\n%s", error
         )
+    from baton.compile.build import COMPENSATE_DAG_ID, compensate_dag
+
+    wanted = get_parsing_context().dag_id
+    if dags and wanted in (None, COMPENSATE_DAG_ID):  # the DAG that compensates a past run on purpose
+        dags[COMPENSATE_DAG_ID] = compensate_dag()
     return dags
 
 

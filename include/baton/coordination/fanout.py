@@ -22,7 +22,7 @@ from typing import Any
 
 from baton import templating
 from baton.coordination.routing import Breakers, GroupCommit, NoCandidate, Router, Slots
-from baton.errors import AgentError
+from baton.errors import AgentError, AgentTimeout
 from baton.events.store import Event
 from baton.spec.roster import Agent
 
@@ -146,7 +146,7 @@ class FanOut:
 
     async def _attempts(self, sub: Subtask, failing: set[str]) -> tuple[str | None, Any]:
         if self.fixed is None and not self.op.route:
-            return None, await self._skill(self.op.skill, sub, self.prompt(sub))
+            return None, await self._skill_subtask(sub)
         tried: dict[str, str] = {}
         for attempt in range(1, MAX_REASSIGN + 1):
             if self.fixed is not None:  # nothing to read: no thread
@@ -194,6 +194,26 @@ class FanOut:
                 failing.discard(agent.name)
             return agent.name, output
         raise SubtaskError(f"no agent succeeded after {MAX_REASSIGN} attempts", list(tried), recorded=True)
+
+    async def _skill_subtask(self, sub: Subtask) -> Any:
+        """A subtask of a skill step: no agent to choose; recorded like an agent's (so a later try
+        reuses it, and the saga can undo it)."""
+        await self._append([self._event("subtask.started", sub, None, 1, {})])
+        began = time.monotonic()
+        try:
+            with self._effects(sub, 1):
+                output = await self._bounded(self._skill(self.op.skill, sub, self.prompt(sub)), sub)
+        except Exception as error:
+            failed = {"error_class": type(error).__name__, "error": str(error)[:1000]}
+            await self._append([self._event("subtask.failed", sub, None, 1, failed)])
+            raise SubtaskError(str(error), [], recorded=True) from error
+        stored = self.store.output_payload(output)
+        latency = {"latency_s": round(time.monotonic() - began, 3)}
+        await self._append([self._event("subtask.succeeded", sub, None, 1, {**latency, **stored})])
+        return output
+
+    async def _append(self, events: list[Event]) -> None:
+        await self.writes.run(lambda conn: self.store.append_in(conn, events))
 
     async def _release(self, agent: Agent, slot: int, events: list[Event]) -> None:
         await self.writes.run(lambda conn: self.slots.release_in(conn, agent.name, slot, events))
@@ -249,13 +269,43 @@ class FanOut:
             output_spec=self.op.output_spec,
             instruction=prompt,
             scope=self._scope(sub),
+            args=templating.arguments(self.op.skill_args, self._scope(sub)) if name == self.op.skill else {},
         )
 
     async def _call(self, agent: Agent, sub: Subtask, attempt: int) -> tuple[Any, Event | None]:
         prompt = self.prompt(sub)
-        if agent.skill:
-            return await self._skill(agent.skill, sub, prompt), None
-        return await self._llm(agent, sub, prompt, attempt)
+        with self._effects(sub, attempt):
+            if agent.skill:
+                return await self._bounded(self._skill(agent.skill, sub, prompt), sub), None
+            return await self._bounded(self._llm(agent, sub, prompt, attempt), sub)
+
+    def _effects(self, sub: Subtask, attempt: int) -> Any:
+        """The subtask's own effects scope: its side effects are keyed by its id, whatever the try."""
+        from baton import effects
+
+        common = self.recorder.common
+        return effects.scope(
+            self.store,
+            run_id=common["run_id"],
+            workflow=self.op.workflow,
+            step=self.op.task_id,
+            map_index=common["map_index"],
+            try_number=common["try_number"],
+            subtask=sub.id,
+            template_version=self.op.template_version,
+        )
+
+    async def _bounded(self, call: Any, sub: Subtask) -> Any:
+        """``call`` within the step's ``agent_timeout``."""
+        if not self.op.agent_timeout:
+            return await call
+        try:
+            return await asyncio.wait_for(call, self.op.agent_timeout)
+        except TimeoutError:
+            raise AgentTimeout(
+                f"subtask {sub.id} of step '{self.op.task_id}' did not answer within its agent_timeout "
+                f"of {self.op.agent_timeout:g} s"
+            ) from None
 
     def _model_agent(self, agent: Agent) -> Any:
         if agent.name not in self._models:

@@ -43,6 +43,8 @@ class RunState:
     conf_sha256: str = ""
     steps: dict[tuple[str, int], StepState] = field(default_factory=dict)
     agents: list[str] = field(default_factory=list)
+    saga: str = ""  # the outcome of the run's last saga: compensated | partial | nothing_to_do
+    compensated: list[str] = field(default_factory=list)  # targets undone, in the order they were
     last_seq: int = 0
     events: int = 0
     corrupt: list[CorruptEvent] = field(default_factory=list)
@@ -71,7 +73,12 @@ def fold(run_id: str, events: Iterable[Event | CorruptEvent]) -> RunState:
             if kind == "run.started":
                 run.conf_keys, run.conf_sha256 = payload.get("conf_keys", []), payload.get("conf_sha256", "")
             continue
-        if event.step is None:
+        if event.step is None or kind.startswith(("effect.", "alert.", "saga.", "compensation.")):
+            # Facts about a run's effects, alerts and saga: they do not change a step's state.
+            if kind == "saga.completed":
+                run.saga = payload.get("outcome", "")
+            elif kind == "compensation.succeeded" and payload.get("target") not in run.compensated:
+                run.compensated.append(payload.get("target"))
             continue
         key = (event.step, event.map_index)
         step = run.steps.setdefault(key, StepState(event.step, event.map_index))
@@ -119,6 +126,25 @@ def _summary(event: Event) -> str:
                 f"{len(p['subtasks'])} of {p['total']} items of {p['source']}, {p['concurrency']} at once"
                 + (f", {len(p['reused'])} done before" if p.get("reused") else "")
             )
+        case "effect.done":
+            sub = f"[{p['subtask']}] " if p.get("subtask") else ""
+            return f"{sub}{p['action']} key {p['effect_key'][:12]} in {p.get('latency_s')} s"
+        case "effect.reused":
+            sub = f"[{p['subtask']}] " if p.get("subtask") else ""
+            return f"{sub}{p['action']} key {p['effect_key'][:12]}: the result of event {p.get('done_seq')}"
+        case "saga.started":
+            return f"{p.get('trigger')}: undo {', '.join(p.get('plan', [])) or 'nothing'}"
+        case "compensation.started" | "compensation.succeeded":
+            by = f" by {p['by']}" if p.get("by") else ""
+            return f"{p['target']} try {p.get('attempt')}{by}"
+        case "compensation.failed":
+            return f"{p['target']} try {p.get('attempt')}: {p.get('error')} (retry: {p.get('will_retry')})"
+        case "saga.completed":
+            left = f"; left undone: {', '.join(p['failed'])}" if p.get("failed") else ""
+            return f"{p.get('outcome')}: {', '.join(p.get('compensated', [])) or 'nothing'}{left}"
+        case "alert.raised":
+            where = "Slack" if p.get("delivered") else f"{p.get('channel')} (not delivered)"
+            return f"{p.get('kind')} to {where}: {str(p.get('message', ''))[:120]}"
         case "subtask.succeeded":
             return f"[{p['subtask']}] attempt {p.get('attempt')} in {p.get('latency_s')} s, {p['size']} bytes"
         case "subtask.failed":

@@ -57,6 +57,8 @@ class AgentOperator(BaseOperator):
     :param partial_failure: ``fail``, ``continue`` or ``escalate`` when some subtasks fail.
     :param escalate: ``{when, timeout, default, subject}``: when a person takes over.
     :param fanned_reads: the upstream steps in ``reads`` that are for_each steps (their batches are joined).
+    :param skill_args: the skill's arguments (the template's ``with``), Jinja over the step's scope.
+    :param agent_timeout: seconds one agent call may take (distinct from ``execution_timeout``).
     """
 
     ui_color = "#e7effd"
@@ -86,6 +88,8 @@ class AgentOperator(BaseOperator):
         partial_failure: str = "fail",
         escalate: dict[str, Any] | None = None,
         fanned_reads: Sequence[str] = (),
+        skill_args: dict[str, Any] | None = None,
+        agent_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -109,6 +113,8 @@ class AgentOperator(BaseOperator):
         self.partial_failure = partial_failure
         self.escalate = escalate
         self.fanned_reads = list(fanned_reads)
+        self.skill_args = skill_args or {}
+        self.agent_timeout = agent_timeout
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import TaskAwaitingInput
@@ -375,15 +381,41 @@ class AgentOperator(BaseOperator):
             hashlib.sha256(prompt.encode()).hexdigest()[:16],
             ", ".join(self.reads) or "none",
         )
+        from baton import effects
+
         skill = self.skill or (self.agent or {}).get("skill")
-        if skill:
-            from baton.agents.skills import run_skill_step
+        ti = context["ti"]
+        with effects.scope(
+            recorder.store,
+            run_id=ti.run_id,
+            workflow=self.workflow,
+            step=self.task_id,
+            map_index=ti.map_index if ti.map_index is not None else -1,
+            try_number=ti.try_number,
+            template_version=self.template_version,
+        ):
+            if skill:
+                from baton.agents.skills import run_skill
 
-            output = run_skill_step(self, skill, prompt, scope, context)
-        else:
-            from baton.agents.llm import run_llm_step
+                args = templating.arguments(self.skill_args, scope)
+                output = self._timed(
+                    lambda: run_skill(
+                        skill,
+                        workflow=self.workflow,
+                        step_id=self.task_id,
+                        output_spec=self.output_spec,
+                        instruction=prompt,
+                        scope=scope,
+                        args=args,
+                    )
+                )
+            else:
+                from baton.agents.llm import run_llm_step
 
-            output = run_llm_step(self, prompt, context, recorder)
+                output = self._timed(lambda: run_llm_step(self, prompt, context, recorder))
+            from baton.agents import faults
+
+            faults.after_call(self.task_id, ti.run_id, ti.try_number, ti.map_index)
         self.log.info(
             "Step %s output: keys %s, %d bytes",
             self.task_id,
@@ -391,6 +423,15 @@ class AgentOperator(BaseOperator):
             len(json.dumps(output, default=str)),
         )
         return output
+
+    def _timed(self, call: Any) -> Any:
+        """``call()``, failed with ``AgentTimeout`` after ``agent_timeout`` seconds (the task goes on:
+        its retry, reassignment or escalation decide what happens next)."""
+        if not self.agent_timeout:
+            return call()
+        from baton.agents.timeout import call_with_timeout
+
+        return call_with_timeout(call, self.agent_timeout, f"{self.worker} on step '{self.task_id}'")
 
     def _read_context(self, store: Any, context: Any, scope: dict[str, Any]) -> dict[str, int]:
         """Put the run's shared context in ``scope``; the version of each key read (0: not written yet)."""

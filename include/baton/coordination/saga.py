@@ -1,0 +1,422 @@
+"""The saga: when a run fails, undo what its completed steps did, newest first.
+
+The event store says what completed: a step's ``step.succeeded`` (with the output recorded beside
+it) and each ``subtask.succeeded`` of a for_each step (also of one that failed as a whole: its
+finished items did their work). Each target whose step declares ``compensate:`` gets the call, with
+the step's (or the item's) output; a call is retried, and one that still fails stops the saga
+there (older steps may depend on it being undone): the caller asks a person or reports it.
+
+Every compensation is recorded (``compensation.started/succeeded/failed``), so a second saga over
+the same run — the task resumed after a person answered, ``baton compensate RUN_ID`` after the
+automatic one — skips what is already undone and never undoes anything twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from baton import templating
+from baton.events.store import Event, EventStore
+
+log = logging.getLogger(__name__)
+
+SAGA_TASK = "_compensate"  # a step id cannot start with "_": no clash with the template's steps
+
+
+@dataclass(frozen=True)
+class Target:
+    """One completed unit of work to undo: a step (or one batch of it), or one item of a for_each."""
+
+    step: str
+    map_index: int
+    subtask: str
+    output: Any
+    seq: int
+    item: Any = None
+    index: int | None = None
+
+    @property
+    def name(self) -> str:
+        if self.subtask:
+            return f"{self.step}[{self.subtask}]"
+        return self.step if self.map_index < 0 else f"{self.step}[{self.map_index}]"
+
+
+@dataclass
+class Outcome:
+    """What a saga did: the targets undone (now or by an earlier saga) and the one it stopped at."""
+
+    compensated: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    stuck: Target | None = None
+    error: str = ""
+    left: list[str] = field(default_factory=list)  # not attempted: older than the stuck one
+
+    @property
+    def state(self) -> str:
+        if self.stuck is None:
+            return "compensated" if self.compensated or self.already else "nothing_to_do"
+        return "partial"
+
+
+class CompensationFailed(Exception):
+    """A compensation failed every try: the saga stops at it."""
+
+
+def _output_of(store: EventStore, payload: dict[str, Any]) -> Any:
+    return store.blob(payload["ref"]) if payload.get("ref") else payload.get("output")
+
+
+class Saga:
+    """The compensations of one run.
+
+    :param compensations: step id -> ``Compensation.model_dump(by_alias=True)`` of the steps that
+        declare one.
+    :param fan_out: step id -> ``{"source", "field"}`` of the for_each steps (to give each item).
+    :param agents: roster name -> agent dict, for compensations done by an agent.
+    :param inputs: the run's inputs (the template's defaults and the run's conf).
+    :param saga_id: tells this saga's events from another's over the same run.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        run_id: str,
+        workflow: str,
+        compensations: dict[str, dict[str, Any]],
+        *,
+        fan_out: dict[str, dict[str, str]] | None = None,
+        agents: dict[str, dict[str, Any]] | None = None,
+        inputs: dict[str, Any] | None = None,
+        saga_id: str = "auto",
+        trigger: str = "run_failed",
+        template_version: int | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.store = store
+        self.run_id = run_id
+        self.workflow = workflow
+        self.compensations = compensations
+        self.fan_out = fan_out or {}
+        self.agents = agents or {}
+        self.inputs = inputs or {}
+        self.saga_id = saga_id
+        self.trigger = trigger
+        self.template_version = template_version
+        self.sleep = sleep
+
+    # --- what to undo ----------------------------------------------------------------------------
+
+    def targets(self) -> list[Target]:
+        """The completed work of the run whose step declares a compensation, newest first."""
+        outputs: dict[tuple[str, int], dict] = {}
+        done: dict[tuple[str, int, str], Target] = {}
+        kinds = ["output.recorded", "step.succeeded", "subtask.succeeded"]
+        for event in self.store.read(self.run_id, types=kinds):
+            step = getattr(event, "step", None)
+            if step not in self.compensations:
+                continue
+            if event.type == "output.recorded":
+                outputs[(step, event.map_index)] = event.payload
+            elif event.type == "subtask.succeeded":
+                sub = event.payload["subtask"]
+                done[(step, event.map_index, sub)] = Target(
+                    step, event.map_index, sub, _output_of(self.store, event.payload), event.seq
+                )
+            elif step not in self.fan_out:  # a for_each step is undone item by item
+                payload = outputs.get((step, event.map_index), {})
+                done[(step, event.map_index, "")] = Target(
+                    step, event.map_index, "", _output_of(self.store, payload), event.seq
+                )
+        targets = [self._with_item(t) for t in done.values()]
+        return sorted(targets, key=lambda t: t.seq, reverse=True)
+
+    def _with_item(self, target: Target) -> Target:
+        """A for_each item's own list entry, from the recorded output of the list's step."""
+        spec = self.fan_out.get(target.step)
+        if not target.subtask or not spec:
+            return target
+        from baton.coordination.fanout import subtasks_of
+
+        source = self._recorded_output(spec["source"]) or {}
+        items = source.get(spec["field"]) if isinstance(source, dict) else None
+        for sub in subtasks_of(items if isinstance(items, list) else []):
+            if sub.id == target.subtask:
+                return Target(**{**target.__dict__, "item": sub.item, "index": sub.index})
+        return target
+
+    def _recorded_output(self, step: str) -> Any:
+        latest = None
+        for event in self.store.read(self.run_id, step=(step, -1), types=["output.recorded"]):
+            latest = event
+        return _output_of(self.store, latest.payload) if latest is not None else None
+
+    def compensated(self) -> set[str]:
+        """Targets undone by any saga of this run (or marked done by hand)."""
+        events = self.store.read(self.run_id, types=["compensation.succeeded"])
+        return {e.payload["target"] for e in events if hasattr(e, "payload")}
+
+    def failed_steps(self) -> list[str]:
+        failed = self.store.read(self.run_id, types=["step.failed"])
+        return sorted(
+            {
+                e.step
+                for e in failed
+                if hasattr(e, "payload") and not e.payload.get("will_retry") and e.step != SAGA_TASK
+            }
+        )
+
+    # --- undoing ---------------------------------------------------------------------------------
+
+    def run(self, skip: set[str] | frozenset[str] = frozenset()) -> Outcome:
+        """Compensate every target not undone yet, newest first; stop at the first that fails every
+        try (``Outcome.stuck``). Records ``saga.started`` (once per saga id).
+
+        :param skip: targets a person chose to leave as they are.
+        """
+        targets = [t for t in self.targets() if t.name not in skip]
+        already = self.compensated()
+        outcome = Outcome(already=[t.name for t in targets if t.name in already])
+        self._saga_event(
+            "saga.started",
+            {
+                "trigger": self.trigger,
+                "failed_steps": self.failed_steps(),
+                "plan": [t.name for t in targets],
+                "already": outcome.already,
+            },
+        )
+        pending = [t for t in targets if t.name not in already]
+        for position, target in enumerate(pending):
+            try:
+                self.compensate(target)
+            except CompensationFailed as error:
+                outcome.stuck, outcome.error = target, str(error)
+                outcome.left = [t.name for t in pending[position + 1 :]]
+                return outcome
+            outcome.compensated.append(target.name)
+        return outcome
+
+    def finish(self, outcome: Outcome, given_up: list[str] = ()) -> None:
+        """Record the saga's outcome (``saga.completed``)."""
+        failed = [*given_up, *([outcome.stuck.name] if outcome.stuck else []), *outcome.left]
+        self._saga_event(
+            "saga.completed",
+            {
+                "outcome": "partial" if failed else outcome.state,
+                "compensated": [*outcome.already, *outcome.compensated],
+                "failed": failed,
+                "trigger": self.trigger,
+            },
+        )
+
+    def compensate(self, target: Target) -> Any:
+        """Run the target's compensation, retried with backoff; ``CompensationFailed`` after the last try."""
+        spec = self.compensations[target.step]
+        tries = 1 + int(spec.get("retries", 2))
+        delay = _seconds(spec.get("retry_delay", 1))
+        worker = f"skill {spec['skill']}" if spec.get("skill") else f"agent {spec.get('agent')}"
+        last = ""
+        for attempt in range(1, tries + 1):
+            self._event(target, "compensation.started", {"attempt": attempt, "worker": worker}, attempt)
+            try:
+                result = self._call(spec, target, attempt)
+            except Exception as error:  # the compensation's own failure: retried, then reported
+                from baton.events.recorder import redact
+
+                last = redact(f"{type(error).__name__}: {error}")[:1000]
+                will_retry = attempt < tries
+                payload = {
+                    "attempt": attempt,
+                    "error_class": type(error).__name__,
+                    "error": last,
+                    "will_retry": will_retry,
+                }
+                self._event(target, "compensation.failed", payload, attempt)
+                log.warning("Compensation of %s failed (try %d of %d): %s", target.name, attempt, tries, last)
+                if will_retry:
+                    self.sleep(min(delay * 2 ** (attempt - 1), 60.0))
+                continue
+            digest = hashlib.sha256(json.dumps(result, sort_keys=True, default=str).encode()).hexdigest()
+            self._event(target, "compensation.succeeded", {"attempt": attempt, "sha256": digest}, attempt)
+            log.info("Compensated %s (%s, try %d)", target.name, worker, attempt)
+            return result
+        raise CompensationFailed(
+            f"the compensation of {target.name} ({worker}) failed {tries} time(s): {last}"
+        )
+
+    def mark_done(self, target: Target, by: str) -> None:
+        """A person undid the target by hand."""
+        self._event(target, "compensation.succeeded", {"attempt": 0, "by": by or "a person"}, "hand")
+
+    def scope(self, target: Target) -> dict[str, Any]:
+        return {
+            "inputs": self.inputs,
+            "steps": {},
+            "context": {},
+            "output": target.output,
+            "item": target.item,
+            "index": target.index,
+            "run": {"id": self.run_id, "logical_date": None, "ds": None, "try_number": 1},
+        }
+
+    def _call(self, spec: dict[str, Any], target: Target, attempt: int) -> Any:
+        from baton import effects
+
+        scope = self.scope(target)
+        instruction = templating.render(spec.get("instruction") or "", scope)
+        with effects.scope(
+            self.store,
+            run_id=self.run_id,
+            workflow=self.workflow,
+            step=f"{target.step}/compensate",
+            map_index=target.map_index,
+            try_number=attempt,
+            subtask=target.subtask,
+            template_version=self.template_version,
+        ):
+            if spec.get("skill"):
+                return self._skill(spec["skill"], spec, target, instruction, scope)
+            agent = self.agents.get(spec["agent"]) or {}
+            if agent.get("skill"):
+                return self._skill(agent["skill"], spec, target, instruction, scope)
+            return self._llm(agent, instruction or f"Undo what step {target.name} did.")
+
+    def _skill(self, name: str, spec: dict, target: Target, instruction: str, scope: dict) -> Any:
+        from baton.agents.skills import run_skill
+
+        return run_skill(
+            name,
+            workflow=self.workflow,
+            step_id=f"{target.step}.compensate",
+            output_spec=None,
+            instruction=instruction,
+            scope=scope,
+            args=templating.arguments(spec.get("with") or {}, scope),
+        )
+
+    def _llm(self, agent: dict[str, Any], prompt: str) -> Any:
+        from baton.agents.hook import BatonAIHook
+        from baton.agents.llm import as_output
+
+        hook = BatonAIHook(llm_conn_id=agent["llm_conn_id"], model_id=agent.get("model"))
+        model_agent = hook.create_agent(
+            str,
+            instructions=agent.get("system_prompt")
+            or f"You are {agent['name']}. {agent.get('description', '')}",
+            name=agent["name"],
+        )
+        return as_output(model_agent.run_sync(prompt).output)
+
+    # --- events ----------------------------------------------------------------------------------
+
+    def _event(self, target: Target, kind: str, payload: dict[str, Any], attempt: Any) -> None:
+        self.store.append(
+            [
+                Event(
+                    type=kind,
+                    run_id=self.run_id,
+                    workflow=self.workflow,
+                    step=target.step,
+                    map_index=target.map_index,
+                    template_version=self.template_version,
+                    payload={"target": target.name, **payload},
+                    discriminator=f"{self.saga_id}|{target.subtask}|{attempt}",
+                )
+            ]
+        )
+
+    def _saga_event(self, kind: str, payload: dict[str, Any]) -> None:
+        self.store.append(
+            [
+                Event(
+                    type=kind,
+                    run_id=self.run_id,
+                    workflow=self.workflow,
+                    step=SAGA_TASK,
+                    template_version=self.template_version,
+                    payload=payload,
+                    discriminator=self.saga_id,
+                )
+            ]
+        )
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return float(value or 0)
+
+
+def saga_for_run(
+    store: EventStore, run_id: str, *, saga_id: str, dags_folder: Any = None, conf: dict | None = None
+) -> Saga:
+    """The saga of a past run, from its events and its workflow's current template (``baton
+    compensate RUN_ID`` and the ``baton_compensate`` DAG).
+
+    :param conf: the run's conf; read from Airflow's metadata DB when not given (the events keep only
+        its digest); where that is not reachable, the template's defaults are the inputs.
+    """
+    import os
+    from pathlib import Path
+
+    from baton.errors import AgentError
+    from baton.spec import load_roster, load_workflow
+
+    events = store.read(run_id)
+    first = next((e for e in events if hasattr(e, "payload")), None)
+    events.close()
+    if first is None:
+        raise AgentError(
+            f"No events for run '{run_id}' in Baton's store: nothing to compensate (`baton runs` lists runs)."
+        )
+    folder = Path(dags_folder or os.environ.get("AIRFLOW__CORE__DAGS_FOLDER") or "dags")
+    roster = load_roster(folder / "agents.yaml")
+    workflow = load_workflow(folder / "workflows" / f"{first.workflow}.yaml", roster)
+    from baton.compile.plan import plan_workflow
+
+    plan = plan_workflow(workflow, roster)
+    if conf is None:
+        try:
+            from baton.agents.rerun import run_conf
+
+            conf = run_conf(run_id, workflow.workflow)
+        except Exception as error:  # e.g. inside a task, where Airflow 3 allows no metadata-DB access
+            log.warning(
+                "The conf of run %s is not readable here (%s); using the template's defaults", run_id, error
+            )
+            conf = {}
+    inputs = {name: spec.default for name, spec in workflow.inputs.items()} | dict(conf)
+    return Saga(
+        store,
+        run_id,
+        workflow.workflow,
+        compensations(workflow),
+        fan_out={
+            s.task_id: s.fan_out for s in plan.steps if s.fan_out and s.task_id in compensations(workflow)
+        },
+        agents={a.name: a.model_dump(mode="json") for a in roster.agents},
+        inputs=inputs,
+        saga_id=saga_id,
+        trigger="manual",
+        template_version=workflow.version,
+    )
+
+
+def compensations(workflow: Any) -> dict[str, dict[str, Any]]:
+    """Step id -> its ``compensate`` as the saga takes it, for the steps that declare one."""
+    return {
+        step.id: {
+            **step.compensate.model_dump(mode="json", by_alias=True),
+            "retry_delay": step.compensate.retry_delay.total_seconds(),
+        }
+        for step in workflow.steps
+        if step.compensate is not None
+    }
