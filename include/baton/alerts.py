@@ -194,13 +194,19 @@ def send(alert: Alert, store: EventStore | None = None) -> bool:
 
     Posted through ``SlackWebhookNotifier`` on ``baton_slack`` (a few quick retries), then recorded as
     ``alert.raised`` with the outcome. With no ``baton_slack`` connection it is logged at WARNING and
-    recorded with channel ``log``. An alert already recorded (same run, kind, step, attempt) is not
-    posted again.
+    recorded with channel ``log``. An alert already recorded (same run, kind, step, map index,
+    attempt) is not posted again.
     """
     try:
-        alert = alert if alert.url else replace(alert, url=run_url(alert.workflow, alert.run_id))
-    except Exception:  # never: run_url has its own fallback
-        log.exception("could not build the run's URL for %s", alert)
+        return _send(alert, store)
+    except Exception:  # a bug here must not fail the task or the triggerer that raised the alert
+        log.exception("could not raise the alert %s", alert)
+        return False
+
+
+def _send(alert: Alert, store: EventStore | None) -> bool:
+    if not alert.url:
+        alert = replace(alert, url=run_url(alert.workflow, alert.run_id))
     try:
         store = store or _default_store()
     except Exception:
@@ -208,15 +214,12 @@ def send(alert: Alert, store: EventStore | None = None) -> bool:
         store = None
     if store is not None:
         try:
-            earlier = _raised_before(
-                store, _event(alert, {"kind": alert.kind, "message": ""}).key, alert.run_id
-            )
+            key = _event(alert, {"kind": alert.kind, "message": ""}).key
+            if (earlier := _raised_before(store, key, alert.run_id)) is not None:
+                log.info("%s was raised before (event %s); not raised again", _describe(alert), earlier.seq)
+                return bool(earlier.payload.get("delivered")) or _delivered_later(store, earlier)
         except Exception:
-            log.exception("could not read Baton's event store; raising %s anyway", _describe(alert))
-            earlier = None
-        if earlier is not None:
-            log.info("%s was raised before (event %s); not raised again", _describe(alert), earlier.seq)
-            return bool(earlier.payload.get("delivered")) or _delivered_later(store, earlier)
+            log.exception("could not read Baton's event store; raising the %s anyway", _describe(alert))
 
     configured, lookup_error = _slack_configured()
     if configured:
