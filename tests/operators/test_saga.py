@@ -61,7 +61,13 @@ def _events(run_id: str, *types: str) -> list:
 
 
 def _paths(partner: PartnerService, prefix: str) -> list[str]:
-    return [p["path"].removeprefix(prefix) for p in partner.posts() if p["path"].startswith(prefix + "/")]
+    """The paths the partner accepted (2xx) under ``prefix``, in order."""
+    posts = partner.posts()
+    return [
+        p["path"].removeprefix(prefix)
+        for p in posts
+        if p["path"].startswith(prefix + "/") and p["status"] < 300
+    ]
 
 
 def test_a_step_failing_for_good_undoes_the_completed_steps_newest_first(runs, partner):
@@ -142,16 +148,38 @@ def test_replay_rerun_reuses_the_effects_and_posts_nothing(runs, partner, dags_e
     assert status == 0, printed
 
 
-def test_baton_compensate_undoes_a_past_run_on_purpose_once(runs, partner, dags_env, capsys):
+def test_baton_compensate_undoes_a_past_run_on_purpose_once(
+    runs, partner, slack, dags_env, monkeypatch, capsys
+):
     (run, _, _) = runs[1]
+    monkeypatch.setenv("AIRFLOW_CONN_BATON_SLACK", slack.connection)
+    # The partner refuses to cancel the shipment: the saga stops there, alerts, and undoes nothing older.
+    partner.fail("/r2/ship/cancel", -1)
+    assert baton(["compensate", run.run_id]) == 1
+    printed = capsys.readouterr().out
+    assert (
+        "ship                             FAILED: the compensation of ship (skill http_post) failed 3 time(s)"
+        in printed
+    )
+    assert "charge                           not attempted (older than the one that failed)" in printed
+    assert [p["status"] for p in partner.posts("/r2/ship/cancel")] == [500, 500, 500]
+    assert partner.posts("/r2/refund") == []
+    stuck = [p["text"] for p in slack.posts if run.run_id in p["text"] and "CompensationFailed" in p["text"]]
+    assert len(stuck) == 1 and "*Step:* `ship`" in stuck[0], stuck
+    assert "baton compensate stopped: the compensation of ship (skill http_post) failed 3 time(s)" in stuck[0]
+    (partial,) = _events(run.run_id, "saga.completed")
+    assert partial.payload["outcome"] == "partial" and partial.payload["failed"][0] == "ship"
+
+    # Once the partner is fixed, the same command goes on where it stopped.
+    partner.fail("/r2/ship/cancel", 0)
     assert baton(["compensate", run.run_id]) == 0
     printed = capsys.readouterr().out
     undo = [p for p in _paths(partner, "/r2") if p in ("/ship/cancel", "/refund", "/release", "/plan/cancel")]
     assert undo == ["/ship/cancel", "/refund", "/release", "/release", "/release", "/plan/cancel"]
     assert f"run {run.run_id} (order_saga): compensated" in printed
-    (started,) = _events(run.run_id, "saga.started")
-    assert started.payload["trigger"] == "manual"
-    assert started.payload["plan"][:2] == ["ship", "charge"] and started.payload["plan"][-1] == "plan"
+    first, second = _events(run.run_id, "saga.started")
+    assert first.payload["trigger"] == second.payload["trigger"] == "manual"
+    assert second.payload["plan"][:2] == ["ship", "charge"] and second.payload["plan"][-1] == "plan"
 
     before = len(partner.posts())
     assert baton(["compensate", run.run_id]) == 0
