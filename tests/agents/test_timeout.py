@@ -1,0 +1,37 @@
+"""agent_timeout: one agent call bounded apart from the task's execution_timeout."""
+
+from __future__ import annotations
+
+import contextvars
+import time
+
+import pytest
+
+from baton.agents.timeout import call_with_timeout
+from baton.errors import AgentTimeout
+
+WHO = contextvars.ContextVar("who", default="nobody")
+
+
+def test_a_call_that_overruns_fails_the_try_with_agent_timeout_and_does_not_wait_for_it():
+    began = time.monotonic()
+    with pytest.raises(AgentTimeout) as raised:
+        call_with_timeout(lambda: time.sleep(5), 0.2, "agent slow_bot on step 'draft'")
+    assert time.monotonic() - began < 2
+    assert str(raised.value) == (
+        "agent slow_bot on step 'draft' did not answer within its agent_timeout of 0.2 s; this try fails "
+        "(raise agent_timeout in the template if the agent needs longer)"
+    )
+
+
+def test_a_call_in_time_returns_its_value_and_sees_the_callers_context():
+    WHO.set("the step")
+    assert call_with_timeout(lambda: f"answered for {WHO.get()}", 5, "agent") == "answered for the step"
+
+
+def test_a_call_that_raises_raises_its_own_error():
+    def broken():
+        raise ValueError("the model refused")
+
+    with pytest.raises(ValueError, match="the model refused"):
+        call_with_timeout(broken, 5, "agent")
