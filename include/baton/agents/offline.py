@@ -2,14 +2,21 @@
 
 The same prompt always gives the same answer and different prompts give different answers, so
 every bundled workflow runs end to end with no API key and its outputs can be asserted on.
+
+Only when ``BATON_FAULTS`` is set (tests and benchmarks, never a template: :mod:`baton.agents.faults`)
+it misbehaves on purpose, per request: it fails, hangs, or answers outside the output schema.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
+import json
+import logging
 from typing import Any
 
+from pydantic_ai.exceptions import ModelHTTPError
 from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
@@ -21,6 +28,19 @@ from pydantic_ai.messages import (
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 OFFLINE_MODEL_NAME = "baton:offline"
+INVALID_FIELD = "injected_invalid_field"
+
+log = logging.getLogger(__name__)
+_unscoped_calls = itertools.count()  # tells apart requests made outside any step (unit tests)
+
+
+class InjectedModelError(ModelHTTPError):
+    """A model request failed on purpose (``BATON_FAULTS``): a 503 as a provider would answer it."""
+
+    def __init__(self, where: str):
+        super().__init__(
+            503, OFFLINE_MODEL_NAME, body={"error": f"injected model error ({where}; BATON_FAULTS)"}
+        )
 
 
 def _prompt_of(messages: list[ModelMessage]) -> str:
@@ -104,17 +124,69 @@ def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     )
 
 
+def invalid_response(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    """An answer that breaks the output schema: the valid one without its first required field and
+    with a field the schema does not have (an array where none is required); with no output tool,
+    a call of a tool that does not exist. pydantic-ai answers each with a retry prompt (a re-ask)."""
+    if not info.output_tools:
+        return ModelResponse(parts=[ToolCallPart(INVALID_FIELD, {})])
+    tool = info.output_tools[0]
+    schema = tool.parameters_json_schema
+    value = _Faker(_prompt_of(messages), schema).value(schema, "output")
+    required = schema.get("required") or []
+    if isinstance(value, dict) and required:
+        value.pop(required[0], None)
+        value[INVALID_FIELD] = "not in the schema (BATON_FAULTS)"
+        return ModelResponse(parts=[ToolCallPart(tool.name, value)])
+    return ModelResponse(parts=[ToolCallPart(tool.name, json.dumps([value]))])
+
+
+def request_identity(messages: list[ModelMessage]) -> tuple[object, ...]:
+    """What this request's fault draws are keyed by: its step's run, step, map index, subtask and try
+    (from the effect scope the operator runs the call in) and how many answers the conversation has
+    had (a re-ask is the next request). Outside a step: the prompt and a process-wide counter."""
+    from baton import effects
+    from baton.agents.faults import request_parts
+
+    request = sum(isinstance(m, ModelResponse) for m in messages)
+    scope = effects.current()
+    if scope is not None:
+        return request_parts(
+            scope.run_id, scope.step, scope.map_index, scope.subtask, scope.try_number, request
+        )
+    prompt = hashlib.sha256(_prompt_of(messages).encode()).hexdigest()[:16]
+    return ("unscoped", prompt, next(_unscoped_calls), request)
+
+
 def offline_model(delay_s: float = 0.0) -> FunctionModel:
     """A fresh offline model (a real pydantic-ai ``Model``).
 
     :param delay_s: seconds each answer takes (``asyncio.sleep``): a stand-in for a remote model's
         latency, for benchmarks and timeouts.
+
+    With ``BATON_FAULTS`` set, each request may fail, hang or answer invalidly (see
+    :mod:`baton.agents.faults`); without it the model never misbehaves.
     """
-    if not delay_s:
+    from baton.agents.faults import active
+
+    faults = active()
+    if not delay_s and faults is None:
         return FunctionModel(respond, model_name=OFFLINE_MODEL_NAME)
 
-    async def slow(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-        await asyncio.sleep(delay_s)
+    async def answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        if delay_s:
+            await asyncio.sleep(delay_s)
+        if faults is not None:
+            parts = request_identity(messages)
+            kind = faults.model_fault(*parts)
+            if kind is not None:
+                log.warning("BATON_FAULTS: injected model %s on request %s", kind, parts)
+            if kind == "error":
+                raise InjectedModelError("request " + "/".join(map(str, parts)))
+            if kind == "timeout":
+                await asyncio.sleep(faults.hang_s)
+            elif kind == "invalid":
+                return invalid_response(messages, info)
         return respond(messages, info)
 
-    return FunctionModel(slow, model_name=OFFLINE_MODEL_NAME)
+    return FunctionModel(answer, model_name=OFFLINE_MODEL_NAME)

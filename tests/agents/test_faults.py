@@ -1,0 +1,203 @@
+"""Injected faults (``BATON_FAULTS``): seeded rates, off by default, and each kind really breaks a
+pydantic-ai Agent run on the offline model the way a misbehaving provider would."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+
+import pytest
+from pydantic import BaseModel, ConfigDict
+from pydantic_ai import Agent, capture_run_messages
+from pydantic_ai.exceptions import ModelHTTPError, UnexpectedModelBehavior
+from pydantic_ai.models.function import FunctionModel
+
+from baton import effects
+from baton.agents import faults
+from baton.agents.offline import INVALID_FIELD, InjectedModelError, offline_model, respond
+from baton.agents.timeout import call_with_timeout
+from baton.errors import AgentTimeout
+
+DRAWS = 2000
+
+
+class Verdict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    summary: str
+    score: int
+
+
+@pytest.fixture
+def inject(monkeypatch):
+    """Set ``BATON_FAULTS`` for this test (the parsed setting is cached per process: cleared around it)."""
+
+    def set_faults(**settings):
+        monkeypatch.setenv(faults.ENV, json.dumps(settings))
+        faults.active.cache_clear()
+        return faults.active()
+
+    faults.active.cache_clear()
+    yield set_faults
+    monkeypatch.delenv(faults.ENV, raising=False)
+    faults.active.cache_clear()
+
+
+def _step_scope(try_number: int = 1, run_id: str = "manual__r1", step: str = "extract"):
+    """The effect scope the operator runs an agent call in: the draws are keyed by it."""
+    return effects.scope(object(), run_id=run_id, workflow="w", step=step, try_number=try_number)
+
+
+def _agent(output_retries: int = 2) -> Agent:
+    return Agent(offline_model(), output_type=Verdict, retries={"output": output_retries})
+
+
+# --- the draws -------------------------------------------------------------------------------------
+
+
+def test_each_rate_holds_within_tolerance_over_2000_draws(inject):
+    chosen = inject(seed=7, error=0.10, timeout=0.02, invalid=0.05)
+    for kind, rate in (("error", 0.10), ("timeout", 0.02), ("invalid", 0.05)):
+        hits = sum(chosen.draw(kind, "run", "step", -1, "", t, i) for t in range(1, 41) for i in range(50))
+        assert abs(hits / DRAWS - rate) < 4 * (rate * (1 - rate) / DRAWS) ** 0.5 + 0.002, (kind, hits)
+
+
+def test_a_request_gets_at_most_one_fault_drawn_error_then_timeout_then_invalid(inject):
+    chosen = inject(seed=7, error=0.10, timeout=0.02, invalid=0.05)
+    kinds = Counter(chosen.model_fault(f"manual__{n}", "extract", -1, "", 1, 0) for n in range(DRAWS))
+    expected = {"error": 0.10, "timeout": 0.90 * 0.02, "invalid": 0.90 * 0.98 * 0.05}
+    for kind, rate in expected.items():
+        assert abs(kinds[kind] / DRAWS - rate) < 4 * (rate * (1 - rate) / DRAWS) ** 0.5 + 0.002, kinds
+    assert sum(kinds.values()) == DRAWS
+
+
+def test_draws_repeat_with_the_seed_and_differ_between_tries_and_re_asks(inject):
+    chosen = inject(seed=7, error=0.5)
+    draws = [chosen.draw("error", "r", "s", -1, "", t, i) for t in range(1, 21) for i in range(5)]
+    assert draws == [chosen.draw("error", "r", "s", -1, "", t, i) for t in range(1, 21) for i in range(5)]
+    by_try = {tuple(draws[t * 5 : t * 5 + 5]) for t in range(20)}
+    assert len(by_try) > 5, "a retry draws anew"
+    assert len({tuple(draws[i::5]) for i in range(5)}) > 1, "a re-ask draws anew"
+    other = inject(seed=8, error=0.5)
+    assert draws != [other.draw("error", "r", "s", -1, "", t, i) for t in range(1, 21) for i in range(5)]
+
+
+def test_settings_are_checked():
+    with pytest.raises(ValueError, match="'error' must be a rate"):
+        faults.Faults(error=1.5)
+    with pytest.raises(ValueError, match="fail_after"):
+        faults.Faults(fail_after={"post": "often"})
+    with pytest.raises(TypeError):
+        faults.Faults(**{"eror": 0.1})  # a misspelt key is refused, not ignored
+
+
+# --- off by default ----------------------------------------------------------------------------------
+
+
+def test_nothing_is_injected_without_the_environment_variable(monkeypatch):
+    monkeypatch.delenv(faults.ENV, raising=False)
+    faults.active.cache_clear()
+    try:
+        assert faults.active() is None
+        model = offline_model()
+        assert isinstance(model, FunctionModel) and model.function is respond
+        faults.after_call("post", "manual__r1", 1)  # no fail_after without the variable
+        agent = _agent()
+        for t in range(1, 31):
+            with _step_scope(t):
+                result = agent.run_sync(f"Assess order {t}")
+            assert result.usage.requests == 1
+    finally:
+        faults.active.cache_clear()
+
+
+# --- each kind breaks a real Agent run -----------------------------------------------------------------
+
+
+def test_an_error_fails_the_run_like_a_provider_error(inject):
+    inject(seed=1, error=1.0)
+    with _step_scope(), pytest.raises(ModelHTTPError) as raised:
+        _agent().run_sync("Assess order 1")
+    assert isinstance(raised.value, InjectedModelError) and raised.value.status_code == 503
+    assert "manual__r1/extract/-1//1/0" in str(raised.value.body)
+
+
+def test_a_timeout_hangs_hang_s_and_the_agent_timeout_cuts_it(inject):
+    inject(seed=1, timeout=1.0, hang_s=0.6)
+    agent = _agent()
+    began = time.monotonic()
+    with _step_scope():
+        result = agent.run_sync("Assess order 1")  # no agent_timeout: it answers late
+    assert time.monotonic() - began >= 0.6 and result.output.summary
+    began = time.monotonic()
+    with _step_scope(2), pytest.raises(AgentTimeout):
+        call_with_timeout(lambda: agent.run_sync("Assess order 1"), 0.2, "agent x on step 'extract'")
+    assert time.monotonic() - began < 0.5
+
+
+def test_an_invalid_answer_is_asked_again_up_to_output_retries(inject):
+    inject(seed=1, invalid=1.0)
+    agent = _agent(output_retries=2)
+    with _step_scope(), pytest.raises(UnexpectedModelBehavior, match="output retries"):
+        agent.run_sync("Assess order 1")
+    with _step_scope(), pytest.raises(UnexpectedModelBehavior), capture_run_messages() as messages:
+        agent.run_sync("Assess order 1")
+    answers = [m for m in messages if m.kind == "response"]
+    assert len(answers) == 3, "the first answer and two re-asks"
+    args = answers[0].parts[0].args_as_dict()
+    assert INVALID_FIELD in args and "summary" not in args  # a field missing, one too many
+
+
+def test_an_invalid_answer_then_a_valid_one_gives_a_valid_output(inject):
+    chosen = inject(seed=3, invalid=0.5)
+    agent = _agent(output_retries=5)
+    requests = []
+    for t in range(1, 41):
+        with _step_scope(t):
+            result = agent.run_sync("Assess order 1")
+        requests.append(result.usage.requests)
+        expected = 1
+        while chosen.model_fault("manual__r1", "extract", -1, "", t, expected - 1) == "invalid":
+            expected += 1
+        assert result.usage.requests == expected, "the benchmark can recompute the re-asks"
+        assert isinstance(result.output, Verdict)
+    assert min(requests) == 1 and max(requests) > 1
+
+
+def test_a_text_output_is_invalidated_too(inject):
+    inject(seed=1, invalid=1.0)
+    with _step_scope(), pytest.raises(UnexpectedModelBehavior):
+        Agent(offline_model()).run_sync("Say something")
+
+
+def test_unscoped_requests_still_draw_anew_each_call(inject):
+    inject(seed=1, error=0.5)
+    agent = _agent()
+    outcomes = set()
+    for _ in range(30):  # no step scope (a unit test, a script): the prompt and a call counter
+        try:
+            agent.run_sync("Assess order 1")
+            outcomes.add("ok")
+        except InjectedModelError:
+            outcomes.add("error")
+    assert outcomes == {"ok", "error"}
+
+
+# --- after the call ------------------------------------------------------------------------------------
+
+
+def test_fail_after_by_tries_or_by_rate(inject):
+    inject(seed=5, fail_after={"ship": [1], "post": 0.3})
+    with pytest.raises(faults.InjectedFault, match="after its call"):
+        faults.after_call("ship", "manual__r1", 1)
+    faults.after_call("ship", "manual__r1", 2)
+    faults.after_call("extract", "manual__r1", 1)  # not named: never
+    failed = 0
+    for n in range(DRAWS):
+        try:
+            faults.after_call("post", f"manual__{n}", 1 + n % 4, -1)
+        except faults.InjectedFault:
+            failed += 1
+    assert abs(failed / DRAWS - 0.3) < 0.05
+    chosen = faults.active()
+    assert chosen.fails_after("post", "manual__9", 2) == chosen.fails_after("post", "manual__9", 2)
