@@ -22,6 +22,7 @@ export AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD="${AIRFLOW__SCHEDULER__MP_FORKS
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS:-admin:admin}"
 export AIRFLOW__API__PORT="${AIRFLOW__API__PORT:-8080}"
 # Task processes report to the Execution API of the same api-server, on whatever port it has.
+export AIRFLOW__API__BASE_URL="${AIRFLOW__API__BASE_URL:-http://localhost:$AIRFLOW__API__PORT}"  # links in alerts
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:$AIRFLOW__API__PORT/execution/"
 # Embedded defaults: Baton's own store on SQLite next to Airflow's; no LLM connection, so agents
 # answer with the offline model; no Slack connection, so alerts are only logged.

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from demo.http_service import PartnerService
 
 from baton.events.replay import fold
 from baton.events.store import EventStore, engine_for
@@ -26,6 +27,7 @@ from tests.slack_recorder import SlackRecorder
 pytestmark = pytest.mark.integration
 
 BROKEN = Path(__file__).parents[1] / "spec" / "broken"
+SAGA_WORKFLOW = Path(__file__).parents[1] / "fixtures" / "saga" / "workflows" / "order_saga.yaml"
 HEALTHY = [
     "crash_recovery",
     "daily_operations",
@@ -33,6 +35,7 @@ HEALTHY = [
     "escalation",
     "failing_step",
     "lead_qualification",
+    "order_saga",
     "parallel_feature_delivery",
     "revenue_milestone",
 ]
@@ -140,6 +143,7 @@ def airflow(tmp_path_factory, dags_folder, server, slack):
     (dags / "workflows" / "escalation.yaml").write_text(ESCALATION_WORKFLOW)
     (dags / "workflows" / "deadline_overrun.yaml").write_text(DEADLINE_WORKFLOW)
     (dags / "workflows" / "failing_step.yaml").write_text(FAILING_WORKFLOW)
+    shutil.copy(SAGA_WORKFLOW, dags / "workflows" / "order_saga.yaml")
     crash_llm = {
         "conn_type": "pydanticai",
         "host": server.url + "/slow/v1",
@@ -479,3 +483,76 @@ def test_a_run_that_overruns_its_deadlines_alerts_slack_through_airflow_deadline
         run = running.api("GET", f"/dags/deadline_overrun/dagRuns/{run_id}").json()
         if run.get("state") not in ("success", "failed"):  # nothing left waiting for a person
             running.api("PATCH", f"/dags/deadline_overrun/dagRuns/{run_id}", json={"state": "failed"})
+
+
+@pytest.fixture(scope="module")
+def partner():
+    """The demo partner API: charging and cancelling a plan are refused under /i1."""
+    with PartnerService(fail={"/i1/charge": -1, "/i1/plan/cancel": -1}) as service:
+        yield service
+
+
+def test_a_stuck_compensation_alerts_and_asks_a_person_and_the_run_ends_failed_with_its_saga(
+    running, partner, slack
+):
+    response = running.trigger("order_saga", {"service": partner.url("/i1")})
+    assert response.status_code == 200, response.text
+    run_id = response.json()["dag_run_id"]
+    hitl, detail = _awaiting_person(running, "order_saga", run_id, "_compensate")
+    # The three reservations were released, newest first; cancelling the plan failed both tries.
+    reserved = [p["body"]["part"] for p in partner.posts("/i1/reserve")]
+    assert [p["body"]["part"] for p in partner.posts("/i1/release")] == list(reversed(reserved))
+    assert [p["status"] for p in partner.posts("/i1/plan/cancel")] == [500, 500]
+    assert detail["options"] == ["I undid it by hand", "Retry the compensation", "Leave it undone"]
+    assert detail["subject"] == "order_saga: the compensation of plan keeps failing"
+    post = slack.wait_for(lambda body: f"`{run_id}`" in body["text"] and "CompensationFailed" in body["text"])
+    assert _alert_fields(post["text"])["Step"] == "plan"
+
+    answer = running.api("PATCH", hitl, json={"chosen_options": ["I undid it by hand"], "params_input": {}})
+    assert answer.status_code == 200, answer.text
+    assert running.wait_for_run("order_saga", run_id)["state"] == "failed"
+    path = f"/dags/order_saga/dagRuns/{run_id}/taskInstances"
+    states = {ti["task_id"]: ti["state"] for ti in running.api("GET", path).json()["task_instances"]}
+    assert states == {
+        "plan": "success",
+        "reserve": "success",
+        "charge": "failed",
+        "ship": "upstream_failed",
+        "_compensate": "failed",
+    }
+    events = list(_store(running).read(run_id))
+    undone = [(e.payload["target"], e.payload["by"]) for e in events if e.type == "compensation.succeeded"]
+    assert undone == [(f"reserve[{part}]", "") for part in reversed(reserved)] + [("plan", "admin")]
+    (completed,) = [e for e in events if e.type == "saga.completed"]
+    assert completed.payload["outcome"] == "compensated"
+    asked = [e for e in events if e.type == "approval.requested" and e.step == "_compensate"]
+    assert [e.payload["kind"] for e in asked] == ["compensation"]
+
+    # From the UI: the baton_compensate DAG, triggered with the run's id, finds nothing left to undo.
+    response = running.trigger("baton_compensate", {"run_id": run_id, "reason": "audit"})
+    assert response.status_code == 200, response.text
+    again = response.json()["dag_run_id"]
+    assert running.wait_for_run("baton_compensate", again)["state"] == "success"
+    summary = _output(running, "baton_compensate", again, "compensate")
+    assert summary["outcome"] == "compensated" and summary["compensated"] == [t for t, _ in undone]
+    assert len(partner.posts("/i1/release")) == 3
+
+
+def test_baton_compensate_from_the_ui_undoes_a_successful_run(running, partner):
+    response = running.trigger("order_saga", {"service": partner.url("/i2")})
+    run_id = response.json()["dag_run_id"]
+    assert running.wait_for_run("order_saga", run_id)["state"] == "success"
+    response = running.trigger("baton_compensate", {"run_id": run_id})
+    assert response.status_code == 200, response.text
+    undo = response.json()["dag_run_id"]
+    assert running.wait_for_run("baton_compensate", undo)["state"] == "success"
+    accepted = [p["path"] for p in partner.posts() if p["path"].startswith("/i2/") and p["status"] < 300]
+    # The run's conf (the partner's URL) came from Airflow: the undo reached the same partner.
+    assert accepted[-6:] == [
+        "/i2/ship/cancel",
+        "/i2/refund",
+        "/i2/release",
+        "/i2/release",
+        "/i2/release",
+        "/i2/plan/cancel",
+    ]

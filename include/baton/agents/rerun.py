@@ -229,7 +229,7 @@ def _spec(step: Any) -> Any:
     return step.output
 
 
-def run_conf(run_id: str, dag_id: str) -> dict[str, Any]:
+def run_conf(dag_id: str, run_id: str) -> dict[str, Any]:
     """The run's conf, from Airflow's metadata DB (events keep only its digest)."""
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
@@ -247,7 +247,7 @@ def rerun(
     :param conf: the run's conf; read from Airflow's metadata DB when not given.
     """
     state, prompts = _recorded(store, run_id)
-    conf = run_conf(run_id, state.workflow) if conf is None else conf
+    conf = run_conf(state.workflow, run_id) if conf is None else conf
     roster = load_roster(dags_folder / "agents.yaml")
     workflow = load_workflow(dags_folder / "workflows" / f"{state.workflow}.yaml", roster)
     plan = plan_workflow(workflow, roster)

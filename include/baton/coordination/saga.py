@@ -356,13 +356,18 @@ def _seconds(value: Any) -> float:
 
 
 def saga_for_run(
-    store: EventStore, run_id: str, *, saga_id: str, dags_folder: Any = None, conf: dict | None = None
+    store: EventStore,
+    run_id: str,
+    *,
+    saga_id: str,
+    dags_folder: Any = None,
+    read_conf: Callable[[str, str], dict[str, Any]] | None = None,
 ) -> Saga:
     """The saga of a past run, from its events and its workflow's current template (``baton
     compensate RUN_ID`` and the ``baton_compensate`` DAG).
 
-    :param conf: the run's conf; read from Airflow's metadata DB when not given (the events keep only
-        its digest); where that is not reachable, the template's defaults are the inputs.
+    :param read_conf: (dag id, run id) -> the run's conf (the events keep only its digest); by
+        default Airflow's metadata DB; where neither reaches it, the template's defaults are the inputs.
     """
     import os
     from pathlib import Path
@@ -383,16 +388,15 @@ def saga_for_run(
     from baton.compile.plan import plan_workflow
 
     plan = plan_workflow(workflow, roster)
-    if conf is None:
-        try:
-            from baton.agents.rerun import run_conf
-
-            conf = run_conf(run_id, workflow.workflow)
-        except Exception as error:  # e.g. inside a task, where Airflow 3 allows no metadata-DB access
-            log.warning(
-                "The conf of run %s is not readable here (%s); using the template's defaults", run_id, error
-            )
-            conf = {}
+    if read_conf is None:
+        from baton.agents.rerun import run_conf as read_conf
+    try:
+        conf = read_conf(workflow.workflow, run_id) if read_conf is not None else {}
+    except Exception as error:
+        log.warning(
+            "The conf of run %s is not readable here (%s); using the template's defaults", run_id, error
+        )
+        conf = {}
     inputs = {name: spec.default for name, spec in workflow.inputs.items()} | dict(conf)
     return Saga(
         store,

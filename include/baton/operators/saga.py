@@ -116,7 +116,7 @@ class SagaOperator(BaseOperator):
             )
         from baton.coordination.saga import saga_for_run
 
-        return saga_for_run(store, run_id, saga_id=f"manual.{context['ti'].run_id}")
+        return saga_for_run(store, run_id, saga_id=f"manual.{context['ti'].run_id}", read_conf=_conf_of_run)
 
     def _failed_steps(self, context: Any) -> list[str]:
         """The steps of this run that ended failed: Airflow counts them, the events name them."""
@@ -210,3 +210,11 @@ class SagaOperator(BaseOperator):
             ]
         )
         return escalation.awaiting(question)
+
+
+def _conf_of_run(dag_id: str, run_id: str) -> dict[str, Any]:
+    """Another run's conf, asked of the API server (a task has no metadata-DB access in Airflow 3)."""
+    from airflow.sdk.execution_time.comms import GetDagRun
+    from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
+
+    return dict(SUPERVISOR_COMMS.send(GetDagRun(dag_id=dag_id, run_id=run_id)).conf or {})
