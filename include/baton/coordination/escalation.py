@@ -99,6 +99,17 @@ def ask(context: Any, question: Question) -> None:
     )
 
 
+def requested_payload(question: Question) -> dict[str, Any]:
+    """The ``approval.requested`` event's payload for ``question`` (no form values: they may be personal)."""
+    return {
+        "subject": question.subject[:500],
+        "options": question.options,
+        "kind": question.kind,
+        "reason": question.reason[:1000],
+        "timeout_s": question.timeout.total_seconds() if question.timeout else None,
+    }
+
+
 def awaiting(question: Question) -> BaseException:
     """The exception that parks the task until the person answers (Airflow 3.3 ``awaiting_input``)."""
     from airflow.sdk.exceptions import TaskAwaitingInput

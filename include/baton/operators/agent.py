@@ -611,15 +611,7 @@ class AgentOperator(BaseOperator):
         escalation.ask(context, question)
         recorder.record(
             recorder.event(
-                "approval.requested",
-                {
-                    "subject": question.subject[:500],
-                    "options": question.options,
-                    "kind": question.kind,
-                    "reason": question.reason[:1000],
-                    "timeout_s": question.timeout.total_seconds() if question.timeout else None,
-                },
-                discriminator=question.kind,
+                "approval.requested", escalation.requested_payload(question), discriminator=question.kind
             )
         )
         self.log.info("Step %s asks a person (%s): %s", self.task_id, question.kind, question.subject)

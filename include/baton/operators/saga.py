@@ -199,12 +199,7 @@ class SagaOperator(BaseOperator):
                     workflow=ti.dag_id,
                     step=ti.task_id,
                     try_number=ti.try_number,
-                    payload={
-                        "subject": question.subject[:500],
-                        "options": question.options,
-                        "kind": "compensation",
-                        "reason": question.reason,
-                    },
+                    payload=escalation.requested_payload(question),
                     discriminator=f"compensation|{target}|{len(given_up)}",
                 )
             ]
