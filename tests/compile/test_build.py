@@ -121,3 +121,58 @@ def test_describe_lists_every_task(revenue, roster):
     rows = describe(plan_workflow(load_workflow_from(revenue, roster), roster))
     assert [row["task"] for row in rows] == ["compute_metrics", "update_plan", "announce_milestone"]
     assert rows[1]["output"] == ["actions", "priority", "summary"]
+
+
+def test_failure_handling_compiles_to_airflows_own_parts():
+    from airflow.sdk.definitions.deadline import AsyncCallback, DeadlineReference
+
+    from baton.alerts import on_task_failure
+
+    workflow = Workflow.model_validate(
+        {
+            "workflow": "orders",
+            "version": 1,
+            "description": "Orders.",
+            "owner": "o",
+            "deadline": "1h",
+            "defaults": {"agent_timeout": "45s", "max_retry_delay": "2m"},
+            "steps": [
+                {"id": "plan", "skill": "score_leads", "compensate": "lead_value", "deadline": "10m"},
+                {"id": "book", "needs": ["plan"], "skill": "lead_value", "agent_timeout": 5},
+                {"id": "notify", "needs": ["book"], "skill": "score_leads"},
+            ],
+        }
+    )
+    dag = build_dag(plan_workflow(workflow, None))
+    # The saga's task comes after every step, runs once all are done, and never retries as a whole.
+    saga = dag.get_task("_compensate")
+    assert sorted(saga.upstream_task_ids) == ["book", "notify", "plan"]
+    assert (saga.trigger_rule, saga.retries, saga.on_failure_callback) == ("all_done", 0, [])
+    assert saga.compensations == {
+        "plan": {
+            "skill": "lead_value",
+            "agent": None,
+            "instruction": "",
+            "with": {},
+            "retries": 2,
+            "retry_delay": 1.0,
+        }
+    }
+    # Retries with a capped backoff; the agent call's own timeout is Baton's, not Airflow's.
+    book, notify = dag.get_task("book"), dag.get_task("notify")
+    assert (book.agent_timeout, notify.agent_timeout) == (5.0, 45.0)
+    assert book.max_retry_delay == timedelta(minutes=2) and book.retry_exponential_backoff is True
+    assert book.on_failure_callback == [on_task_failure]
+    # One Deadline Alert for the run and one for the step, from the run's queued time.
+    assert [(d.name, d.reference, d.interval) for d in dag.deadline] == [
+        (dag.deadline[0].name, DeadlineReference.DAGRUN_QUEUED_AT, timedelta(hours=1)),
+        (dag.deadline[1].name, DeadlineReference.DAGRUN_QUEUED_AT, timedelta(minutes=10)),
+    ]
+    assert all(isinstance(d.callback, AsyncCallback) for d in dag.deadline)
+    assert dag.deadline[1].callback.kwargs["step"] == "plan"
+
+
+def test_a_workflow_without_compensations_has_no_saga_task():
+    dag = build_dag(plan_workflow(_minimal(), None))
+    assert "_compensate" not in dag.task_ids
+    assert dag.deadline is None or dag.deadline == []
