@@ -274,6 +274,7 @@ def test_a_task_killed_mid_step_leaves_a_consistent_history(running, server):
     assert ("assess", 1, "step.succeeded") not in facts
     lost = next(e for e in events if e.type == "step.failed")
     assert lost.payload["recorded_by"] in ("listener", "next try")
+    assert lost.payload["error_class"] == "TaskLost", lost.payload  # whoever saw it first
     state = fold(run_id, events)
     assert (state.state, state.step_states(), state.steps[("assess", -1)].try_number) == (
         "success",
