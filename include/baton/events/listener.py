@@ -140,10 +140,10 @@ def on_task_instance_failed(previous_state: Any, task_instance: Any, error: Any)
     from baton.events.recorder import redact
 
     will_retry = _state(task_instance) == "up_for_retry"
-    if isinstance(error, BaseException):
-        error_class = type(error).__name__
-    else:  # the scheduler's own words: the task process died, stopped heartbeating, or was changed externally
-        error_class = "TaskLost" if error else "Error"
+    # Not an exception: the scheduler's own words (the task process died, stopped heartbeating, or its
+    # state was changed externally): the try is lost, as the next try would record it.
+    lost = "TaskLost" if error else "Error"
+    error_class = type(error).__name__ if isinstance(error, BaseException) else lost
     payload = {"error_class": error_class, "error": redact(str(error or ""))[:1000], "will_retry": will_retry}
     try:
         failed = _ti_event(task_instance, "step.failed", payload)
