@@ -395,20 +395,9 @@ class AgentOperator(BaseOperator):
             template_version=self.template_version,
         ):
             if skill:
-                from baton.agents.skills import run_skill
+                from baton.agents.skills import run_skill_step
 
-                args = templating.arguments(self.skill_args, scope)
-                output = self._timed(
-                    lambda: run_skill(
-                        skill,
-                        workflow=self.workflow,
-                        step_id=self.task_id,
-                        output_spec=self.output_spec,
-                        instruction=prompt,
-                        scope=scope,
-                        args=args,
-                    )
-                )
+                output = self._timed(lambda: run_skill_step(self, skill, prompt, scope, context))
             else:
                 from baton.agents.llm import run_llm_step
 
