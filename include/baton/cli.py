@@ -194,20 +194,7 @@ def compensate(run_id: str) -> int:
     for name in outcome.compensated:
         print(f"  {name:<32} compensated")
     if outcome.stuck is not None:
-        from baton.alerts import Alert, run_url, send
-
-        send(
-            Alert(
-                kind="compensation_failed",
-                workflow=saga.workflow,
-                run_id=run_id,
-                step=outcome.stuck.name,
-                message=f"baton compensate stopped: {outcome.error}"[:1500],
-                error_class="CompensationFailed",
-                url=run_url(saga.workflow, run_id),
-            ),
-            store,
-        )
+        saga.alert_stuck(outcome, "baton compensate stopped:")
         print(f"  {outcome.stuck.name:<32} FAILED: {outcome.error}")
         for name in outcome.left:
             print(f"  {name:<32} not attempted (older than the one that failed)")

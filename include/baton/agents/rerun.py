@@ -143,8 +143,7 @@ def _rerun_fan_out(
     for event in store.read(scope["run"]["id"], types=["subtask.succeeded"]):
         if getattr(event, "step", None) == step.id:
             payload = event.payload
-            output = store.blob(payload["ref"]) if payload.get("ref") else payload.get("output")
-            done[payload["subtask"]] = (event.map_index, event.agent, output)
+            done[payload["subtask"]] = (event.map_index, event.agent, store.output_of(payload))
     source = scope["steps"].get(plan.fan_out["source"]) or {}
     items = source.get(plan.fan_out["field"]) if isinstance(source, dict) else None
     skill = step.skill or (plan.agent.skill if plan.agent else None)

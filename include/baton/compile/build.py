@@ -115,26 +115,23 @@ def _seconds(value: Any) -> float | None:
 
 def _saga(plan: WorkflowPlan, dag: DAG, tasks: dict[str, Any]) -> SagaOperator | None:
     """The ``_compensate`` task after every other, when any step declares ``compensate``."""
-    from baton.coordination.saga import SAGA_TASK, compensations
+    from baton.coordination.saga import SAGA_TASK, saga_parts
 
     workflow = plan.workflow
-    undo = compensations(workflow)
-    if not undo:
+    parts = saga_parts(plan)
+    if not parts["compensations"]:
         return None
-    names = {spec.get("agent") for spec in undo.values()}
     saga = SagaOperator(
         task_id=SAGA_TASK,
         dag=dag,
         workflow=workflow.workflow,
-        compensations=undo,
-        fan_out={s.task_id: s.fan_out for s in plan.steps if s.fan_out and s.task_id in undo},
-        agents={a.name: a.model_dump(mode="json") for a in plan.roster if a.name in names},
         template_version=workflow.version,
         trigger_rule="all_done",
         retries=0,  # each compensation retries itself; a failed run must not be undone twice over
         on_failure_callback=None,  # the failed step has alerted; a stuck compensation alerts itself
         doc_md="Runs when every step is done: skipped when none failed; otherwise undoes the completed "
         "steps that declare `compensate`, newest first, and fails so the run ends failed.",
+        **parts,
     )
     for task in tasks.values():
         task >> saga

@@ -99,7 +99,7 @@ class FanOut:
             if not isinstance(event, Event):  # a corrupt row: that subtask runs again
                 continue
             payload = event.payload
-            output = self.store.blob(payload["ref"]) if payload.get("ref") else payload.get("output")
+            output = self.store.output_of(payload)
             done[payload["subtask"]] = {"id": payload["subtask"], "agent": event.agent, "output": output}
         return done
 

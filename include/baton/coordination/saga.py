@@ -19,7 +19,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from baton import templating
@@ -70,10 +69,6 @@ class CompensationFailed(Exception):
     """A compensation failed every try: the saga stops at it."""
 
 
-def _output_of(store: EventStore, payload: dict[str, Any]) -> Any:
-    return store.blob(payload["ref"]) if payload.get("ref") else payload.get("output")
-
-
 class Saga:
     """The compensations of one run.
 
@@ -115,48 +110,41 @@ class Saga:
     # --- what to undo ----------------------------------------------------------------------------
 
     def targets(self) -> list[Target]:
-        """The completed work of the run whose step declares a compensation, newest first."""
+        """The completed work of the run whose step declares a compensation, newest first (one read
+        of the store; a for_each item gets its entry of the list it was made from)."""
         outputs: dict[tuple[str, int], dict] = {}
         done: dict[tuple[str, int, str], Target] = {}
         kinds = ["output.recorded", "step.succeeded", "subtask.succeeded"]
         for event in self.store.read(self.run_id, types=kinds):
             step = getattr(event, "step", None)
-            if step not in self.compensations:
-                continue
-            if event.type == "output.recorded":
+            if event.type == "output.recorded":  # every step's: a for_each's list comes from one
                 outputs[(step, event.map_index)] = event.payload
+            elif step not in self.compensations:
+                continue
             elif event.type == "subtask.succeeded":
                 sub = event.payload["subtask"]
-                done[(step, event.map_index, sub)] = Target(
-                    step, event.map_index, sub, _output_of(self.store, event.payload), event.seq
-                )
+                output = self.store.output_of(event.payload)
+                done[(step, event.map_index, sub)] = Target(step, event.map_index, sub, output, event.seq)
             elif step not in self.fan_out:  # a for_each step is undone item by item
-                payload = outputs.get((step, event.map_index), {})
-                done[(step, event.map_index, "")] = Target(
-                    step, event.map_index, "", _output_of(self.store, payload), event.seq
-                )
-        targets = [self._with_item(t) for t in done.values()]
+                output = self.store.output_of(outputs.get((step, event.map_index), {}))
+                done[(step, event.map_index, "")] = Target(step, event.map_index, "", output, event.seq)
+        items = {step: self._items(step, outputs) for step in self.fan_out}
+        targets = [self._with_item(t, items.get(t.step, {})) for t in done.values()]
         return sorted(targets, key=lambda t: t.seq, reverse=True)
 
-    def _with_item(self, target: Target) -> Target:
-        """A for_each item's own list entry, from the recorded output of the list's step."""
-        spec = self.fan_out.get(target.step)
-        if not target.subtask or not spec:
-            return target
+    def _items(self, step: str, outputs: dict[tuple[str, int], dict]) -> dict[str, Any]:
+        """Subtask id -> (index, item) of a for_each step, from the recorded output of its list's step."""
         from baton.coordination.fanout import subtasks_of
 
-        source = self._recorded_output(spec["source"]) or {}
+        spec = self.fan_out[step]
+        source = self.store.output_of(outputs.get((spec["source"], -1), {})) or {}
         items = source.get(spec["field"]) if isinstance(source, dict) else None
-        for sub in subtasks_of(items if isinstance(items, list) else []):
-            if sub.id == target.subtask:
-                return Target(**{**target.__dict__, "item": sub.item, "index": sub.index})
-        return target
+        return {sub.id: sub for sub in subtasks_of(items if isinstance(items, list) else [])}
 
-    def _recorded_output(self, step: str) -> Any:
-        latest = None
-        for event in self.store.read(self.run_id, step=(step, -1), types=["output.recorded"]):
-            latest = event
-        return _output_of(self.store, latest.payload) if latest is not None else None
+    @staticmethod
+    def _with_item(target: Target, subtasks: dict[str, Any]) -> Target:
+        sub = subtasks.get(target.subtask) if target.subtask else None
+        return Target(**{**target.__dict__, "item": sub.item, "index": sub.index}) if sub else target
 
     def compensated(self) -> set[str]:
         """Targets undone by any saga of this run (or marked done by hand)."""
@@ -204,24 +192,39 @@ class Saga:
             outcome.compensated.append(target.name)
         return outcome
 
-    def finish(self, outcome: Outcome, given_up: list[str] = ()) -> None:
-        """Record the saga's outcome (``saga.completed``)."""
+    def finish(self, outcome: Outcome, given_up: list[str] = ()) -> dict[str, Any]:
+        """Record the saga's outcome (``saga.completed``); its payload."""
         failed = [*given_up, *([outcome.stuck.name] if outcome.stuck else []), *outcome.left]
-        self._saga_event(
-            "saga.completed",
-            {
-                "outcome": "partial" if failed else outcome.state,
-                "compensated": [*outcome.already, *outcome.compensated],
-                "failed": failed,
-                "trigger": self.trigger,
-            },
+        payload = {
+            "outcome": "partial" if failed else outcome.state,
+            "compensated": [*outcome.already, *outcome.compensated],
+            "failed": failed,
+            "trigger": self.trigger,
+        }
+        self._saga_event("saga.completed", payload)
+        return payload
+
+    def alert_stuck(self, outcome: Outcome, note: str, attempt: int | None = None) -> None:
+        """Tell people (Slack, or the log) that the compensation of ``outcome.stuck`` keeps failing."""
+        from baton.alerts import Alert, run_url, send
+
+        alert = Alert(
+            kind="compensation_failed",
+            workflow=self.workflow,
+            run_id=self.run_id,
+            step=outcome.stuck.name,
+            message=f"{note} {outcome.error}"[:1500],
+            error_class=CompensationFailed.__name__,
+            attempt=attempt,
+            url=run_url(self.workflow, self.run_id),
         )
+        send(alert, self.store)
 
     def compensate(self, target: Target) -> Any:
         """Run the target's compensation, retried with backoff; ``CompensationFailed`` after the last try."""
         spec = self.compensations[target.step]
         tries = 1 + int(spec.get("retries", 2))
-        delay = _seconds(spec.get("retry_delay", 1))
+        delay = float(spec.get("retry_delay", 1))
         worker = f"skill {spec['skill']}" if spec.get("skill") else f"agent {spec.get('agent')}"
         last = ""
         for attempt in range(1, tries + 1):
@@ -318,41 +321,26 @@ class Saga:
     # --- events ----------------------------------------------------------------------------------
 
     def _event(self, target: Target, kind: str, payload: dict[str, Any], attempt: Any) -> None:
-        self.store.append(
-            [
-                Event(
-                    type=kind,
-                    run_id=self.run_id,
-                    workflow=self.workflow,
-                    step=target.step,
-                    map_index=target.map_index,
-                    template_version=self.template_version,
-                    payload={"target": target.name, **payload},
-                    discriminator=f"{self.saga_id}|{target.subtask}|{attempt}",
-                )
-            ]
-        )
+        discriminator = f"{self.saga_id}|{target.subtask}|{attempt}"
+        self._append(kind, {"target": target.name, **payload}, target.step, target.map_index, discriminator)
 
     def _saga_event(self, kind: str, payload: dict[str, Any]) -> None:
-        self.store.append(
-            [
-                Event(
-                    type=kind,
-                    run_id=self.run_id,
-                    workflow=self.workflow,
-                    step=SAGA_TASK,
-                    template_version=self.template_version,
-                    payload=payload,
-                    discriminator=self.saga_id,
-                )
-            ]
+        self._append(kind, payload, SAGA_TASK, -1, self.saga_id)
+
+    def _append(
+        self, kind: str, payload: dict[str, Any], step: str, map_index: int, discriminator: str
+    ) -> None:
+        event = Event(
+            type=kind,
+            run_id=self.run_id,
+            workflow=self.workflow,
+            step=step,
+            map_index=map_index,
+            template_version=self.template_version,
+            payload=payload,
+            discriminator=discriminator,
         )
-
-
-def _seconds(value: Any) -> float:
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    return float(value or 0)
+        self.store.append([event])
 
 
 def saga_for_run(
@@ -402,16 +390,24 @@ def saga_for_run(
         store,
         run_id,
         workflow.workflow,
-        compensations(workflow),
-        fan_out={
-            s.task_id: s.fan_out for s in plan.steps if s.fan_out and s.task_id in compensations(workflow)
-        },
-        agents={a.name: a.model_dump(mode="json") for a in roster.agents},
         inputs=inputs,
         saga_id=saga_id,
         trigger="manual",
         template_version=workflow.version,
+        **saga_parts(plan),
     )
+
+
+def saga_parts(plan: Any) -> dict[str, Any]:
+    """What a saga needs of a planned workflow: ``compensations`` (step id -> its ``compensate``),
+    ``fan_out`` of the for_each steps among them, and the roster ``agents`` that compensate."""
+    undo = compensations(plan.workflow)
+    names = {spec.get("agent") for spec in undo.values()}
+    return {
+        "compensations": undo,
+        "fan_out": {s.task_id: s.fan_out for s in plan.steps if s.fan_out and s.task_id in undo},
+        "agents": {a.name: a.model_dump(mode="json") for a in plan.roster if a.name in names},
+    }
 
 
 def compensations(workflow: Any) -> dict[str, dict[str, Any]]:

@@ -234,6 +234,10 @@ class EventStore:
             return {"sha256": digest, "size": len(text), "output": output}
         return {"sha256": digest, "size": len(text), "ref": self.put_blob(text)}
 
+    def output_of(self, payload: dict[str, Any], field: str = "output") -> Any:
+        """The value an ``output_payload`` payload holds (``field``), inline or from its blob."""
+        return self.blob(payload["ref"]) if payload.get("ref") else payload.get(field)
+
     def read(
         self,
         run_id: str | None = None,

@@ -57,12 +57,12 @@ class SagaOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
+        saga = self._saga(context)
         if self.run_id_param is None:
-            failed = self._failed_steps(context)
+            failed = self._failed_steps(context, saga)
             if not failed:
                 raise AirflowSkipException("No step failed: nothing to compensate.")
             self.log.warning("Steps %s failed: compensating the completed steps, newest first", failed)
-        saga = self._saga(context)
         return self._conclude(context, saga, saga.run(), given_up=[])
 
     def resume_escalation(self, context: Any, event: dict[str, Any], kind: str, state: dict[str, Any]) -> Any:
@@ -118,7 +118,7 @@ class SagaOperator(BaseOperator):
 
         return saga_for_run(store, run_id, saga_id=f"manual.{context['ti'].run_id}", read_conf=_conf_of_run)
 
-    def _failed_steps(self, context: Any) -> list[str]:
+    def _failed_steps(self, context: Any, saga: Any) -> list[str]:
         """The steps of this run that ended failed: Airflow counts them, the events name them."""
         ti = context["ti"]
         try:
@@ -128,19 +128,19 @@ class SagaOperator(BaseOperator):
             failed = None
         if failed == 0:
             return []
-        return self._saga(context).failed_steps() or ["a step"]
+        return saga.failed_steps() or ["a step"]
 
     def _conclude(self, context: Any, saga: Any, outcome: Any, given_up: list[str]) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
         if outcome.stuck is not None:
-            self._alert(context, saga, outcome)
+            saga.alert_stuck(outcome, "Compensation stuck; a person is asked.", context["ti"].try_number)
             raise self._ask(context, saga, outcome, given_up)
-        saga.finish(outcome, given_up)
+        done = saga.finish(outcome, given_up)
         summary = {
             "run_id": saga.run_id,
-            "outcome": "partial" if given_up else outcome.state,
-            "compensated": [*outcome.already, *outcome.compensated],
+            "outcome": done["outcome"],
+            "compensated": done["compensated"],
             "left_undone": given_up,
         }
         self.log.info("Saga of run %s: %s", saga.run_id, summary)
@@ -151,23 +151,6 @@ class SagaOperator(BaseOperator):
             f"The run failed at {', '.join(saga.failed_steps()) or 'a step'}; "
             f"compensated {len(summary['compensated'])} completed step(s) newest first "
             f"({', '.join(summary['compensated']) or 'none declared compensate'}){undone}."
-        )
-
-    def _alert(self, context: Any, saga: Any, outcome: Any) -> None:
-        from baton.alerts import Alert, run_url, send
-
-        send(
-            Alert(
-                kind="compensation_failed",
-                workflow=saga.workflow,
-                run_id=saga.run_id,
-                step=outcome.stuck.name,
-                message=f"Compensation stuck; a person is asked. {outcome.error}"[:1500],
-                error_class="CompensationFailed",
-                attempt=context["ti"].try_number,
-                url=run_url(saga.workflow, saga.run_id),
-            ),
-            saga.store,
         )
 
     def _ask(self, context: Any, saga: Any, outcome: Any, given_up: list[str]) -> BaseException:
