@@ -118,10 +118,16 @@ def active() -> Faults | None:
     return faults
 
 
-def after_call(step: str, run_id: str, try_number: int, map_index: int = -1) -> None:
-    """Fail the step's try right after its call when ``fail_after`` says so (a list of tries or a rate)."""
+def after_call() -> None:
+    """Fail the try of the step whose effect scope is active right after its call, when
+    ``fail_after`` says so (a list of tries or a rate); keyed like the model's draws, by the scope."""
     faults = active()
     if faults is None:
         return
-    if faults.fails_after(step, run_id, try_number, -1 if map_index is None else map_index):
-        raise InjectedFault(f"injected failure of step '{step}' after its call (try {try_number}, {ENV})")
+    from baton import effects
+
+    scope = effects.current()
+    if scope is not None and faults.fails_after(scope.step, scope.run_id, scope.try_number, scope.map_index):
+        raise InjectedFault(
+            f"injected failure of step '{scope.step}' after its call (try {scope.try_number}, {ENV})"
+        )

@@ -404,7 +404,7 @@ class AgentOperator(BaseOperator):
                 output = self._timed(lambda: run_llm_step(self, prompt, context, recorder))
             from baton.agents import faults
 
-            faults.after_call(self.task_id, ti.run_id, ti.try_number, ti.map_index)
+            faults.after_call()
         self.log.info(
             "Step %s output: keys %s, %d bytes",
             self.task_id,
