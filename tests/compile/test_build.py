@@ -176,3 +176,29 @@ def test_a_workflow_without_compensations_has_no_saga_task():
     dag = build_dag(plan_workflow(_minimal(), None))
     assert "_compensate" not in dag.task_ids
     assert dag.deadline is None or dag.deadline == []
+
+
+def test_a_step_reads_the_steps_its_with_and_writes_name():
+    from baton.compile.plan import step_reads
+
+    workflow = Workflow.model_validate(
+        {
+            "workflow": "w",
+            "version": 1,
+            "description": "d",
+            "owner": "o",
+            "context": {"total": {}},
+            "steps": [
+                {"id": "a", "skill": "score_leads"},
+                {"id": "b", "needs": ["a"], "skill": "lead_value"},
+                {
+                    "id": "c",
+                    "needs": ["b"],
+                    "skill": "http_post",
+                    "with": {"url": "https://x/{{ steps.a.region }}"},
+                    "writes": {"total": "steps.b"},
+                },
+            ],
+        }
+    )
+    assert step_reads(workflow)["c"] == ("a", "b")  # a is not a direct need: read for the with

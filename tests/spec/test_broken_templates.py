@@ -56,6 +56,8 @@ EXPECTED = {
     "bad_duration.yaml": r"bad_duration\.yaml:6: defaults\.retry_delay: .*\(fix: use seconds \(300\) or a "
     r"duration like '30s', '5m', '1h30m'\)",
     "not_a_mapping.yaml": r"not_a_mapping\.yaml: expected a mapping at the top, got list",
+    "with_unknown_step.yaml": r"with_unknown_step\.yaml:12: steps\[1\]\.with\.json\.lead: references unknown step "
+    r"'scoring' \(fix: known: a, b\)",
     "unknown_compensation.yaml": r"unknown_compensation\.yaml:9: steps\[0\]\.compensate\.skill: unknown skill "
     r"'refund_paymnet' to compensate step 'a' \(fix: register it in baton\.skills; known: ",
     "negative_retry_delay.yaml": r"negative_retry_delay\.yaml:8: steps\[0\]\.retry_delay: a duration cannot be "
@@ -110,7 +112,7 @@ def test_baton_validate_lists_every_error_of_the_corpus_and_exits_1(capsys, dags
     assert "two_errors.yaml:9: steps[1].skill: unknown skill 'nope'" in out
     assert out.strip().endswith(
         f"{len(EXPECTED) + 1} template(s) checked, {len(EXPECTED) + 1} with errors, "
-        f"{len(EXPECTED) + 2} error(s) in all"
+        f"{len(EXPECTED) + 4} error(s) in all"  # two_errors.yaml has 2, with_unknown_step.yaml 3
     )
 
 
@@ -119,3 +121,14 @@ def test_baton_validate_of_the_bundled_templates_exits_0(capsys, dags_folder):
         baton(["validate", str(dags_folder / "workflows"), "--agents", str(dags_folder / "agents.yaml")]) == 0
     )
     assert "0 with errors, 0 error(s) in all" in capsys.readouterr().out
+
+
+def test_the_jinja_of_with_and_of_compensate_is_checked_like_an_instruction(roster):
+    with pytest.raises(TemplateError) as caught:
+        load_workflow(BROKEN / "with_unknown_step.yaml", roster, root=BROKEN)
+    assert [str(issue) for issue in caught.value.issues] == [
+        "with_unknown_step.yaml:11: steps[1].with.url: references unknown input 'nope' (fix: known: (none))",
+        "with_unknown_step.yaml:12: steps[1].with.json.lead: references unknown step 'scoring' (fix: known: a, b)",
+        "with_unknown_step.yaml:15: steps[1].compensate.with.url: a compensation reads the step's own output, "
+        "not steps.a (fix: use output.<field> (and item / index for a for_each step), inputs or run)",
+    ]

@@ -61,9 +61,9 @@ class WorkflowPlan:
 
 
 def _reads(step: Step) -> tuple[str, ...]:
-    """The upstream steps whose outputs the instruction or the ``when`` condition reads."""
+    """The upstream steps whose outputs the step's Jinja (instruction, ``when``, ``writes``, ``with``) reads."""
     read: set[str] = set()
-    for source, expression in ((step.instruction, False), (step.when, True)):
+    for _, source, expression, _ in step.jinja_sources():
         if source:
             read |= templating.references(source, expression=expression)[1]
     return tuple(sorted(read | set(step.upstream)))

@@ -311,16 +311,8 @@ def _check_templates(workflow: Workflow) -> Iterator[Found]:
                     f"unknown context key '{key}'",
                     f"declare it under context: (with a strategy); {_suggest(key, declared)}",
                 )
-        item = frozenset({"item", "index"}) if step.for_each else frozenset()
-        sources = [
-            (("steps", index, "instruction"), step.instruction, False, item),
-            (("steps", index, "when"), step.when, True, frozenset()),
-        ]
-        sources += [
-            (("steps", index, "writes", key), expr, True, frozenset({"output"}) | item)
-            for key, expr in step.writes.items()
-        ]
-        for loc, source, expression, extra in sources:
+        for path, source, expression, extra in [*step.jinja_sources(), *step.compensation_sources()]:
+            loc = ("steps", index, *path)
             if not source:
                 continue
             try:
@@ -336,6 +328,19 @@ def _check_templates(workflow: Workflow) -> Iterator[Found]:
                     "use inputs.<name>, steps.<step id>.<field>, context.<key> or run.<id|logical_date|ds>"
                     + (f", or {' / '.join(sorted(extra))}" if extra else ""),
                 )
+            if path[0] == "compensate" and (steps_read or context_read):
+                yield (
+                    loc,
+                    "a compensation reads the step's own output, not "
+                    + ", ".join(
+                        [
+                            *(f"steps.{n}" for n in sorted(steps_read)),
+                            *(f"context.{n}" for n in sorted(context_read)),
+                        ]
+                    ),
+                    "use output.<field> (and item / index for a for_each step), inputs or run",
+                )
+                continue
             for name in sorted(steps_read):
                 if name not in ids:
                     yield (loc, f"references unknown step '{name}'", _suggest(name, sorted(ids)))

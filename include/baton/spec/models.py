@@ -326,6 +326,34 @@ class Step(RetryPolicy):
             )
         return self
 
+    def jinja_sources(self) -> list[tuple[tuple[str, ...], str | None, bool, frozenset[str]]]:
+        """Every Jinja text of the step, rendered over its run's scope: (key path under the step, the
+        text, whether it is an expression, the names it may use besides inputs/steps/context/run)."""
+        item = frozenset({"item", "index"}) if self.for_each else frozenset()
+        return [
+            (("instruction",), self.instruction, False, item),
+            (("when",), self.when, True, frozenset()),
+            *(
+                (("writes", key), expr, True, frozenset({"output"}) | item)
+                for key, expr in self.writes.items()
+            ),
+            *((("with", *path), text, False, item) for path, text in _strings(self.with_)),
+        ]
+
+    def compensation_sources(self) -> list[tuple[tuple[str, ...], str, bool, frozenset[str]]]:
+        """The Jinja of ``compensate``: rendered over inputs, run and the step's ``output`` (a for_each
+        item's, with ``item`` and ``index``), not over other steps or the context."""
+        if self.compensate is None:
+            return []
+        names = frozenset({"output", "item", "index"})
+        return [
+            (("compensate", "instruction"), self.compensate.instruction, False, names),
+            *(
+                (("compensate", "with", *path), text, False, names)
+                for path, text in _strings(self.compensate.with_)
+            ),
+        ]
+
     @property
     def upstream(self) -> list[str]:
         """``needs``, and the step ``for_each`` iterates over."""
@@ -339,6 +367,17 @@ class Step(RetryPolicy):
             return None
         step, _, field = self.for_each.partition(".")
         return step, field or None
+
+
+def _strings(value: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], str]]:
+    """(key path, text) of every string in a ``with`` mapping, nested mappings and lists included."""
+    if isinstance(value, str):
+        return [(path, value)]
+    if isinstance(value, dict):
+        return [found for key, item in value.items() for found in _strings(item, (*path, str(key)))]
+    if isinstance(value, list):
+        return [found for i, item in enumerate(value) for found in _strings(item, (*path, str(i)))]
+    return []
 
 
 class Workflow(_Strict):
