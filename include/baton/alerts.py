@@ -36,12 +36,6 @@ DEADLINE_CALLBACK = "baton.alerts.deadline_missed"
 # 3 x 2 s + 1 s = 7 s when Slack hangs, about 0.75 s when it refuses or answers an error.
 TIMEOUT_S = 2
 RETRY_DELAYS_S = (0.25, 0.75)
-TITLES = {
-    "step_failed": "step failed",
-    "deadline_missed": "deadline missed",
-    "compensation_failed": "compensation failed",
-    "run_compensated": "run compensated",
-}
 
 
 @dataclass(frozen=True)
@@ -99,7 +93,7 @@ def _mrkdwn(text: Any, limit: int = 300) -> str:
 
 def slack_text(alert: Alert) -> str:
     """The Slack message (mrkdwn): what, where, which attempt, and a link to the run."""
-    title = TITLES.get(alert.kind, alert.kind.replace("_", " "))
+    title = alert.kind.replace("_", " ")  # step failed, deadline missed, compensation failed
     lines = [
         f":rotating_light: *Baton: {title}*",
         f"*Workflow:* `{_mrkdwn(alert.workflow)}`",
@@ -180,15 +174,6 @@ def _event(alert: Alert, payload: dict[str, Any]) -> Event:
     )
 
 
-def _raised_before(store: EventStore, key: str, run_id: str) -> Event | None:
-    from baton.events.store import Event
-
-    for event in store.read(run_id, types=["alert.raised"]):
-        if isinstance(event, Event) and event.key == key:
-            return event
-    return None
-
-
 def send(alert: Alert, store: EventStore | None = None) -> bool:
     """Record and post one alert; whether it reached Slack. Never raises.
 
@@ -215,9 +200,12 @@ def _send(alert: Alert, store: EventStore | None) -> bool:
     if store is not None:
         try:
             key = _event(alert, {"kind": alert.kind, "message": ""}).key
-            if (earlier := _raised_before(store, key, alert.run_id)) is not None:
+            if (earlier := store.get(key)) is not None:
                 log.info("%s was raised before (event %s); not raised again", _describe(alert), earlier.seq)
-                return bool(earlier.payload.get("delivered")) or _delivered_later(store, earlier)
+                return (
+                    bool(getattr(earlier, "payload", {}).get("delivered"))
+                    or store.get(f"{key}|delivered") is not None
+                )
         except Exception:
             log.exception("could not read Baton's event store; raising the %s anyway", _describe(alert))
 
@@ -269,15 +257,6 @@ def _default_store() -> EventStore:
     from baton.events.store import EventStore
 
     return EventStore.from_airflow()
-
-
-def _delivered_later(store: EventStore, raised: Event) -> bool:
-    from baton.events.store import Event
-
-    return any(
-        isinstance(e, Event) and e.payload.get("alert_key") == raised.key
-        for e in store.read(raised.run_id, types=["alert.delivered"])
-    )
 
 
 def pending(store: EventStore) -> list[Event]:
@@ -346,25 +325,21 @@ def resend(store: EventStore) -> tuple[int, int]:
     return done, len(waiting) - done
 
 
-_resend_pending = resend  # cli's parameter is named resend
-
-
-def cli(resend: bool) -> int:
+def cli(resend_now: bool) -> int:
     """``baton alerts [--resend]``: list the alerts that did not reach Slack; post them again with
-    ``resend``. 0 when none is left pending, 1 otherwise."""
+    ``resend_now``. 0 when none is left pending, 1 otherwise."""
     store = _default_store()
     waiting = pending(store)
     print(f"{len(waiting)} alert(s) not delivered to Slack (connection '{SLACK_CONN_ID}')")
     for event in waiting:
         p = event.payload
-        step = event.step if event.map_index < 0 else f"{event.step}[{event.map_index}]"
         print(
             f"  {event.ts:%Y-%m-%d %H:%M:%S}  {p['kind']:<20} {event.workflow}  run {event.run_id}  "
-            f"step {step or '-'}  attempts {p.get('attempts', 0)}: {p.get('delivery_error') or '-'}"
+            f"step {_alert_of(event).where}  attempts {p.get('attempts', 0)}: {p.get('delivery_error') or '-'}"
         )
-    if not resend or not waiting:
+    if not resend_now or not waiting:
         return 0 if not waiting else 1
-    delivered, left = _resend_pending(store)
+    delivered, left = resend(store)
     print(f"resent: {delivered} delivered, {left} still pending")
     return 0 if left == 0 else 1
 
@@ -459,8 +434,15 @@ async def deadline_missed(
             )
             return
         if step is not None:
-            store = await asyncio.to_thread(_default_store)
-            if await asyncio.to_thread(_step_done_by, store, run_id, step, deadline_time):
+            try:
+                store = await asyncio.to_thread(_default_store)
+                done = await asyncio.to_thread(_step_done_by, store, run_id, step, deadline_time)
+            except Exception:  # the store cannot say the step made it: better an alert too many than none
+                log.exception(
+                    "could not check step %s of %s run %s in the store; alerting", step, workflow, run_id
+                )
+                done = False
+            if done:
                 log.info("%s run %s: step %s was done before its deadline; no alert", workflow, run_id, step)
                 return
         limit = _duration(deadline_s)

@@ -74,6 +74,10 @@ class EffectScope:
     _taken: dict[str, set[int]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    def __post_init__(self) -> None:
+        if not self.run_id or not self.step:
+            raise ValueError("an effect scope needs the run id and the step id")
+
     @property
     def reused(self) -> list[dict[str, Any]]:
         """The effects of this scope whose recorded result was reused instead of doing them again."""
@@ -136,8 +140,6 @@ def scope(
     :param allow_new: ``False`` for a replay: an effect the run did not do raises ``EffectError``
         instead of happening.
     """
-    if not run_id or not step:
-        raise ValueError("an effect scope needs the run id and the step id")
     active = EffectScope(
         store=store,
         run_id=run_id,
@@ -258,30 +260,20 @@ def _claim(active: EffectScope, action: str, effect_key: str | None) -> tuple[st
 
 def _recorded(active: EffectScope, action: str, key: str) -> tuple[int, Any] | None:
     """(seq, result) of the ``effect.done`` stored for ``key``, or None when it was not done."""
-    from sqlalchemy import Text, cast, select
-
-    from baton.events import schema
-
-    e = schema.events.c
-    query = select(e.seq, cast(e.payload, Text)).where(e.idempotency_key == f"effect|{key}")
-    with active.store.engine.connect() as conn:
-        row = conn.execute(query).first()
-    if row is None:
+    found = active.store.get(f"effect|{key}")
+    if found is None:
         return None
-    seq, text = row
-    try:
-        payload = json.loads(text)
-        if payload.get("ref"):
-            result = active.store.blob(payload["ref"])
-            if result is None:
-                raise ValueError(f"its result blob {payload['ref'][:12]} is missing")
-            return seq, result
-        return seq, payload.get("result")
-    except ValueError as error:
-        raise EffectError(
-            f"Effect '{action}' of step '{active.step}' was done (event {seq}) but its record cannot be "
-            f"read ({error}); it is not done again. Repair or remove event {seq} to let it run."
-        ) from None
+    problem = getattr(found, "problem", "")  # a CorruptEvent: the payload is unreadable
+    if not problem:
+        payload = found.payload
+        result = active.store.output_of(payload, field="result")
+        if not (payload.get("ref") and result is None):
+            return found.seq, result
+        problem = f"its result blob {payload['ref'][:12]} is missing"
+    raise EffectError(
+        f"Effect '{action}' of step '{active.step}' was done (event {found.seq}) but its record cannot be "
+        f"read ({problem}); it is not done again. Repair or remove event {found.seq} to let it run."
+    )
 
 
 def _reuse(active: EffectScope, action: str, key: str, found: tuple[int, Any]) -> Any:

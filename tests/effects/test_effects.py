@@ -199,6 +199,37 @@ def test_a_large_result_is_stored_as_a_blob_and_reused_from_it(store):
     assert len(calls) == 1
 
 
+def test_an_unreadable_record_refuses_to_do_the_effect_again(store):
+    from sqlalchemy import delete, update
+
+    from baton.events import schema
+
+    calls = []
+
+    @effects.effect("demo.large")
+    def large() -> dict:
+        calls.append(1)
+        return {"rows": ["x" * 60] * 1000}
+
+    with _scope(store):
+        large()
+    (done,) = _events(store, "effect.done")
+    with store.engine.begin() as conn:  # the result's blob is gone
+        conn.execute(delete(schema.blobs).where(schema.blobs.c.sha256 == done.payload["ref"]))
+    with _scope(store, try_number=2), pytest.raises(effects.EffectError) as missing:
+        large()
+    assert str(missing.value) == (
+        f"Effect 'demo.large' of step 'notify' was done (event {done.seq}) but its record cannot be read "
+        f"(its result blob {done.payload['ref'][:12]} is missing); it is not done again. Repair or remove "
+        f"event {done.seq} to let it run."
+    )
+    with store.engine.begin() as conn:  # the record no longer fits effect.done
+        conn.execute(update(schema.events).where(schema.events.c.seq == done.seq).values(payload={"x": 1}))
+    with _scope(store, try_number=3), pytest.raises(effects.EffectError, match=r"payload does not fit"):
+        large()
+    assert calls == [1]
+
+
 def test_a_replay_scope_does_not_do_an_effect_the_run_did_not_do(store, partner):
     with _scope(store, try_number=0, allow_new=False), pytest.raises(effects.EffectError, match="not done"):
         post_json(partner.url("/orders"), {"order": 42})

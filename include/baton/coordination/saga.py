@@ -206,7 +206,7 @@ class Saga:
 
     def alert_stuck(self, outcome: Outcome, note: str, attempt: int | None = None) -> None:
         """Tell people (Slack, or the log) that the compensation of ``outcome.stuck`` keeps failing."""
-        from baton.alerts import Alert, run_url, send
+        from baton.alerts import Alert, send
 
         alert = Alert(
             kind="compensation_failed",
@@ -216,7 +216,6 @@ class Saga:
             message=f"{note} {outcome.error}"[:1500],
             error_class=CompensationFailed.__name__,
             attempt=attempt,
-            url=run_url(self.workflow, self.run_id),
         )
         send(alert, self.store)
 

@@ -234,6 +234,12 @@ class EventStore:
             return {"sha256": digest, "size": len(text), "output": output}
         return {"sha256": digest, "size": len(text), "ref": self.put_blob(text)}
 
+    def get(self, key: str) -> Event | CorruptEvent | None:
+        """The event stored under an idempotency key, or None (one row, by its unique index)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(_select_events().where(schema.events.c.idempotency_key == key)).first()
+        return None if row is None else _from_row(row)
+
     def output_of(self, payload: dict[str, Any], field: str = "output") -> Any:
         """The value an ``output_payload`` payload holds (``field``), inline or from its blob."""
         return self.blob(payload["ref"]) if payload.get("ref") else payload.get(field)
@@ -255,20 +261,7 @@ class EventStore:
         :param before_try: only events of tries before this one.
         """
         e = schema.events.c
-        query = select(
-            e.seq,
-            e.run_id,
-            e.workflow,
-            e.template_version,
-            e.step,
-            e.map_index,
-            e.try_number,
-            e.agent,
-            e.type,
-            cast(e.payload, Text),
-            e.ts,
-            e.idempotency_key,
-        ).where(e.seq > after)
+        query = _select_events().where(e.seq > after)
         if run_id is not None:
             query = query.where(e.run_id == run_id)
         if until is not None:
@@ -291,6 +284,25 @@ class EventStore:
         with self.engine.connect() as conn:
             found = conn.scalar(select(schema.events.c.seq).where(schema.events.c.run_id == run_id).limit(1))
         return found is not None
+
+
+def _select_events() -> Any:
+    """SELECT of the columns ``_from_row`` reads, in its order."""
+    e = schema.events.c
+    return select(
+        e.seq,
+        e.run_id,
+        e.workflow,
+        e.template_version,
+        e.step,
+        e.map_index,
+        e.try_number,
+        e.agent,
+        e.type,
+        cast(e.payload, Text),
+        e.ts,
+        e.idempotency_key,
+    )
 
 
 def _from_row(row: Any) -> Event | CorruptEvent:
