@@ -306,7 +306,7 @@ def _run_http_post(args, inputs=None, step_id="notify"):
         output_spec=None,
         instruction="",
         scope={"inputs": inputs or {"month": "2026-10"}, "steps": {}, "run": {"id": "run_1"}},
-        args=args,
+        with_=args,
     )
 
 

@@ -79,7 +79,7 @@ def _record_run(store, conf, *, post: bool):
                     output_spec=None,
                     instruction="",
                     scope=scope,
-                    args=args,
+                    with_=args,
                 )
     failed = {"error_class": "TaskLost", "error": "lost", "will_retry": True}
     store.append(

@@ -198,7 +198,6 @@ def _rerun_skill(
 ) -> tuple[Any, list[str]]:
     """Run the step's skill again, its effects reusing the run's recorded results (a rerun does no
     new effect); its output and the actions of the effects reused."""
-    args = templating.arguments(step.with_, scope) if step.with_ else None
     with effects.scope(
         store,
         run_id=scope["run"]["id"],
@@ -217,7 +216,7 @@ def _rerun_skill(
             output_spec=_spec(step),
             instruction=prompt,
             scope=scope,
-            args=args,
+            with_=step.with_,
         )
     return output, [e["action"] for e in done.reused]
 

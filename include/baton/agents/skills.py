@@ -20,12 +20,12 @@ def run_skill(
     output_spec: Any,
     instruction: str,
     scope: dict[str, Any],
-    args: dict[str, Any] | None = None,
+    with_: dict[str, Any] | None = None,
 ) -> dict:
     """Run skill ``name`` for a step and return its output, validated against the step's output fields
     (or the skill's own output model) and JSON-ready.
 
-    :param args: the step's ``with``, rendered (``baton.templating.arguments``).
+    :param with_: the step's ``with`` as the template writes it: rendered here over ``scope``.
     """
     skill = get_skill(name)
     request = SkillRequest(
@@ -36,7 +36,7 @@ def run_skill(
         steps=scope["steps"],
         run_id=scope["run"]["id"],
         context=scope.get("context") or {},
-        args=dict(args or {}),
+        args=templating.arguments(with_, scope) if with_ else {},
     )
     result = skill.func(request)
     model = output_model(step_id, output_spec) or skill.output
@@ -51,18 +51,3 @@ def run_skill(
             f"{error.error_count()} error(s), first: {first['loc']}: {first['msg']}. "
             "Make the skill return the step's output fields, or change the step's output."
         ) from None
-
-
-def run_skill_step(step: Any, name: str, instruction: str, scope: dict[str, Any], context: Any) -> dict:
-    """Run skill ``name`` for ``step`` (an AgentOperator); its arguments are ``step.skill_args`` (the
-    template's ``with``) rendered over ``scope``."""
-    with_ = getattr(step, "skill_args", None)
-    return run_skill(
-        name,
-        workflow=step.workflow,
-        step_id=step.task_id,
-        output_spec=step.output_spec,
-        instruction=instruction,
-        scope=scope,
-        args=templating.arguments(with_, scope) if with_ else None,
-    )

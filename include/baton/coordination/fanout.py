@@ -269,7 +269,7 @@ class FanOut:
             output_spec=self.op.output_spec,
             instruction=prompt,
             scope=self._scope(sub),
-            args=templating.arguments(self.op.skill_args, self._scope(sub)) if name == self.op.skill else {},
+            with_=self.op.skill_args if name == self.op.skill else None,  # an agent's own skill has none
         )
 
     async def _call(self, agent: Agent, sub: Subtask, attempt: int) -> tuple[Any, Event | None]:

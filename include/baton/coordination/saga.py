@@ -301,7 +301,7 @@ class Saga:
             output_spec=None,
             instruction=instruction,
             scope=scope,
-            args=templating.arguments(spec.get("with") or {}, scope),
+            with_=spec.get("with"),
         )
 
     def _llm(self, agent: dict[str, Any], prompt: str) -> Any:

@@ -395,9 +395,19 @@ class AgentOperator(BaseOperator):
             template_version=self.template_version,
         ):
             if skill:
-                from baton.agents.skills import run_skill_step
+                from baton.agents.skills import run_skill
 
-                output = self._timed(lambda: run_skill_step(self, skill, prompt, scope, context))
+                output = self._timed(
+                    lambda: run_skill(
+                        skill,
+                        workflow=self.workflow,
+                        step_id=self.task_id,
+                        output_spec=self.output_spec,
+                        instruction=prompt,
+                        scope=scope,
+                        with_=self.skill_args,
+                    )
+                )
             else:
                 from baton.agents.llm import run_llm_step
 
