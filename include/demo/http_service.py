@@ -1,21 +1,16 @@
 """A demo "partner API" on 127.0.0.1 that records every POST, for tests, benchmarks and the demo.
 
 It answers ``POST <any path>`` with ``201 {"received": n, "path": ..., "duplicate": bool}`` and keeps
-the path, the JSON body, the ``Idempotency-Key`` header and the time of each. ``GET /_posts`` gives
-the records as JSON (``{"count", "posts", "by_key"}``); ``POST /_fail {"path": "/orders", "times": N}``
-makes the next N posts to that path answer 500 (``"times": -1``: until told otherwise, 0: stop);
-``POST /_reset`` forgets everything. In a test::
+the path, the JSON body, the ``Idempotency-Key`` header, the status and the time of each;
+``fail(path, n)`` makes the next n posts to a path answer 500. In a test or a benchmark::
 
     with PartnerService() as partner:          # a free port
         ...post to partner.url("/orders")...
         assert partner.count("/orders") == 1
-
-Standalone (another process, a benchmark): ``python -m demo.http_service --port 8765``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import threading
 import time
@@ -23,8 +18,6 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
-
-CONTROL = ("/_posts", "/_fail", "/_reset")
 
 
 class PartnerService:
@@ -101,15 +94,6 @@ class PartnerService:
             else:
                 self._fail.pop(path, None)
 
-    def reset(self) -> None:
-        with self._lock:
-            self._posts.clear()
-            self._fail.clear()
-
-    def snapshot(self) -> dict[str, Any]:
-        posts = self.posts()
-        return {"count": self.count(), "posts": posts, "by_key": self.by_key()}
-
     # --- the handler's side ------------------------------------------------------------------
 
     def _receive(self, path: str, body: Any, key: str | None) -> tuple[int, dict[str, Any]]:
@@ -158,54 +142,9 @@ def _handler(service: PartnerService) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 return raw.decode(errors="replace")
 
-        def do_GET(self) -> None:
-            path = urlsplit(self.path).path
-            if path == "/_posts":
-                self._answer(200, service.snapshot())
-            else:
-                self._answer(404, {"error": f"no GET {path}; GET /_posts lists the posts"})
-
         def do_POST(self) -> None:
             path = urlsplit(self.path).path
-            body = self._json()
-            if path == "/_fail":
-                if not isinstance(body, dict) or not isinstance(body.get("path"), str):
-                    self._answer(400, {"error": 'send {"path": "/orders", "times": 1}'})
-                    return
-                service.fail(body["path"], int(body.get("times", 1)))
-                self._answer(200, {"failing": body["path"], "times": int(body.get("times", 1))})
-            elif path == "/_reset":
-                service.reset()
-                self._answer(200, {"reset": True})
-            else:
-                status, payload = service._receive(path, body, self.headers.get("Idempotency-Key"))
-                self._answer(status, payload)
+            status, payload = service._receive(path, self._json(), self.headers.get("Idempotency-Key"))
+            self._answer(status, payload)
 
     return Handler
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="A demo partner API that records every POST.")
-    parser.add_argument("--port", type=int, default=8765, help="0: any free port (printed)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument(
-        "--fail", action="append", default=[], metavar="PATH[:N]", help="answer 500 to N posts to PATH"
-    )
-    args = parser.parse_args(argv)
-    fail = {}
-    for spec in args.fail:
-        path, _, times = spec.partition(":")
-        fail[path] = int(times or -1)
-    service = PartnerService(args.port, host=args.host, fail=fail)
-    print(f"demo partner API on {service.base_url} (GET /_posts lists the posts)", flush=True)
-    try:
-        service.server.serve_forever(poll_interval=0.05)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        service.server.server_close()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
