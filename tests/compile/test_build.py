@@ -175,7 +175,7 @@ def test_failure_handling_compiles_to_airflows_own_parts():
 def test_a_workflow_without_compensations_has_no_saga_task():
     dag = build_dag(plan_workflow(_minimal(), None))
     assert "_compensate" not in dag.task_ids
-    assert dag.deadline is None or dag.deadline == []
+    assert dag.deadline == []
 
 
 def test_a_step_reads_the_steps_its_with_and_writes_name():
