@@ -165,11 +165,14 @@ def test_failure_handling_compiles_to_airflows_own_parts():
     assert book.on_failure_callback == [on_task_failure]
     # One Deadline Alert for the run and one for the step, from the run's queued time.
     assert [(d.name, d.reference, d.interval) for d in dag.deadline] == [
-        (dag.deadline[0].name, DeadlineReference.DAGRUN_QUEUED_AT, timedelta(hours=1)),
-        (dag.deadline[1].name, DeadlineReference.DAGRUN_QUEUED_AT, timedelta(minutes=10)),
+        ("orders: run within 1:00:00", DeadlineReference.DAGRUN_QUEUED_AT, timedelta(hours=1)),
+        ("orders: step plan within 0:10:00", DeadlineReference.DAGRUN_QUEUED_AT, timedelta(minutes=10)),
     ]
     assert all(isinstance(d.callback, AsyncCallback) for d in dag.deadline)
-    assert dag.deadline[1].callback.kwargs["step"] == "plan"
+    assert [d.callback.kwargs for d in dag.deadline] == [
+        {"workflow": "orders", "deadline_s": 3600.0},
+        {"workflow": "orders", "deadline_s": 600.0, "step": "plan"},
+    ]
 
 
 def test_a_workflow_without_compensations_has_no_saga_task():
