@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import shutil
 import statistics
 import sys
@@ -42,10 +41,11 @@ from typing import Any
 import httpx
 from harness import (
     BenchError,
+    effective_settings,
     other_airflows,
+    print_environment,
     run_bench,
     run_once,
-    scheduler_env,
     task_instances,
     ts,
     workdir,
@@ -68,13 +68,6 @@ SETTINGS = {
         {"conn_type": "pydanticai", "extra": {"model": "baton:offline", "offline_delay_s": DELAY}}
     )
 }
-SHOWN_SETTINGS = (
-    "AIRFLOW__SCHEDULER__MP_START_METHOD",
-    "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD",
-    "AIRFLOW__CORE__PARALLELISM",
-    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME",
-    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL",
-)
 
 
 def ideal(dag_id: str) -> float:
@@ -229,7 +222,7 @@ def bench(airflow: Standalone, runs: int) -> int:
         for dag_id in DAGS:
             if airflow.wait_for_dag(dag_id)["is_paused"]:
                 client.patch(f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
-        effective = scheduler_env(airflow)
+        effective = effective_settings(airflow)
 
         for dag_id in DAGS:  # warm-up, not measured
             seconds, _, run = run_once(client, dag_id)
@@ -258,18 +251,7 @@ def bench(airflow: Standalone, runs: int) -> int:
         return statistics.median(p[phase] for p in spent[dag_id])
 
     print()
-    print(
-        "settings: "
-        + ", ".join(f"{k.split('__')[-1].lower()}={effective.get(k, '(unset)')}" for k in SHOWN_SETTINGS)
-    )
-    print(
-        f"  {os.cpu_count()} CPUs; load average at the end: "
-        + " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    )
-    if others:
-        print(
-            f"  warning: other Airflow processes ran during the benchmark (pids {sorted(set(others))}): noisy"
-        )
+    print_environment(effective, others)
     for dag_id in DAGS:
         work = [p["work task running"] for p in spent[dag_id]]
         print(summary_line(LABELS[dag_id], wall[dag_id], server[dag_id], work))

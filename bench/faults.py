@@ -67,13 +67,12 @@ from typing import Any
 import httpx
 import yaml
 from demo.http_service import PartnerService
-from harness import other_airflows, run_bench, scheduler_env, workdir
+from harness import BenchError, effective_settings, other_airflows, run_bench, workdir
 from sqlalchemy import Text, cast, create_engine, select, text
 
 from baton.agents.faults import ENV as FAULTS_ENV
 from baton.agents.faults import Faults, request_parts
 from baton.events import schema
-from baton.events.migrations import upgrade
 from baton.events.store import engine_for
 from baton.standalone import Standalone
 
@@ -82,6 +81,7 @@ HERE = Path(__file__).resolve().parent
 DAG_ID = "fault_campaign"
 STEPS = ("extract", "post", "confirm")
 LLM_STEPS = ("extract", "confirm")
+FACTS = ("run.started", "run.succeeded", "run.failed", "step.started", "step.succeeded", "step.failed")
 SAGA = "_compensate"
 SERVER = os.environ.get("BATON_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 CONN = "baton_faults_llm"
@@ -91,13 +91,6 @@ PAGE = 100  # the REST API's maximum page size
 POLL = 3.0  # seconds between two looks at the runs' states
 OUTPUT_RETRIES = 2  # the steps' output_retries (the template's default)
 RUNNER = re.compile(rb"^airflow worker -- ([0-9a-f-]{36})$")  # a task runner's title: its TI's id
-SHOWN_SETTINGS = (
-    "AIRFLOW__CORE__EXECUTOR",
-    "AIRFLOW__CORE__PARALLELISM",
-    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME",
-    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL",
-    "AIRFLOW__SCHEDULER__MP_START_METHOD",
-)
 
 
 def template() -> dict[str, Any]:
@@ -131,9 +124,6 @@ class Databases:
             for name in self.names.values():
                 conn.execute(text(f'CREATE DATABASE "{name}"'))
                 self.created.append(name)
-        engine = create_engine(self.url("store"))
-        upgrade(engine)
-        engine.dispose()
 
     def url(self, which: str, driver: str = "postgresql+psycopg") -> str:
         return f"{driver}://{self.base.split('://', 1)[1]}/{self.names[which]}"
@@ -157,7 +147,7 @@ def trigger_all(client: httpx.Client, service: str, runs: int) -> list[str]:
             json={"logical_date": None, "conf": {"service": service, "order": i}},
         )
         if response.status_code != 200:
-            raise RuntimeError(f"triggering run {i} gave {response.status_code}: {response.text[:500]}")
+            raise BenchError(f"triggering run {i} gave {response.status_code}: {response.text[:500]}")
         run_ids.append(response.json()["dag_run_id"])
     return run_ids
 
@@ -254,9 +244,7 @@ def campaign(
     with httpx.Client(base_url=f"{airflow.url}/api/v2", headers=headers, timeout=60) as client:
         if airflow.wait_for_dag(DAG_ID)["is_paused"]:
             client.patch(f"/dags/{DAG_ID}", json={"is_paused": False}).raise_for_status()
-        out["settings"] = {
-            k.split("__")[-1].lower(): scheduler_env(airflow).get(k, "(unset)") for k in SHOWN_SETTINGS
-        }
+        out["settings"] = effective_settings(airflow)
 
         started = time.monotonic()
         out["started_at"] = datetime.now(UTC).isoformat()
@@ -294,12 +282,12 @@ def campaign(
         runs = {r["dag_run_id"]: r for r in paged(client, f"/dags/{DAG_ID}/dagRuns", "dag_runs")}
         tis = paged(client, f"/dags/{DAG_ID}/dagRuns/~/taskInstances", "task_instances")
         out["killed"] = killed
-        analyse(out, runs, tis, dbs.url("store"), partner, args)
+        events = analyse(out, runs, tis, dbs.url("store"), partner, args)
         if killed and "run_id" in killed:
             killed["drawn_for_its_try"] = predicted_try(
-                Faults(**out["faults"]), killed["run_id"], killed["step"], killed["try_number"]
+                args.faults, killed["run_id"], killed["step"], killed["try_number"]
             )[0]
-            killed["fate"] = fate(client, killed, dbs.url("store"), partner)
+            killed["fate"] = fate(client, killed, events.get(killed["run_id"], []), dbs.url("store"), partner)
     return 0
 
 
@@ -367,7 +355,7 @@ def lost_events(run: dict, tis: list[dict], events: list[dict]) -> list[str]:
 def predicted_try(faults: Faults, run_id: str, step: str, try_number: int) -> tuple[str, int]:
     """What the seeded draws say one try of a step does — ``ok`` or the error class that fails it —
     and how many re-asks its invalid answers cost."""
-    if step == "post":
+    if step not in LLM_STEPS:
         return ("InjectedFault" if faults.fails_after(step, run_id, try_number) else "ok"), 0
     request = 0
     while True:
@@ -392,7 +380,7 @@ def observed_try(events: list[dict], step: str, try_number: int) -> tuple[str, i
         return failed["payload"].get("error_class", "?"), None
     if not any(e["type"] == "step.succeeded" for e in mine):
         return None
-    if step == "post":
+    if step not in LLM_STEPS:
         return "ok", 0
     called = next((e for e in mine if e["type"] == "model.called"), None)
     return "ok", (called["payload"].get("requests", 1) - 1) if called else None
@@ -400,8 +388,9 @@ def observed_try(events: list[dict], step: str, try_number: int) -> tuple[str, i
 
 def analyse(
     out: dict, runs: dict, tis: list[dict], store_url: str, partner: PartnerService, args: argparse.Namespace
-) -> None:
-    faults = Faults(**out["faults"])
+) -> dict[str, list[dict[str, Any]]]:
+    """Fill ``out`` with the campaign's figures; the events read, by run."""
+    faults = args.faults
     events = read_events(store_url)
     tis_by_run: dict[str, list[dict]] = defaultdict(list)
     for ti in tis:
@@ -475,8 +464,8 @@ def analyse(
         facts = Counter(
             (e["step"], e["try"], e["type"])
             for e in events.get(run_id, [])
-            if e["type"] in ("run.started", "run.succeeded", "run.failed", "step.started", "step.succeeded")
-            or e["type"] == "step.failed"
+            if e["type"]
+            in ("run.started", "run.succeeded", "run.failed", "step.started", "step.succeeded", "step.failed")
         )
         duplicated += sum(n - 1 for n in facts.values() if n > 1)
     out["events"] = {
@@ -489,7 +478,7 @@ def analyse(
     }
 
     # Side effects.
-    by_key = Counter(p["idempotency_key"] for p in posts if p["status"] < 300 and p["idempotency_key"])
+    by_key = partner.by_key()
     out["side_effects"] = {
         "posts_2xx": sum(1 for p in posts if p["status"] < 300),
         "orders": sum(len(v) for v in orders.values()),
@@ -547,9 +536,12 @@ def analyse(
         "tries_differing_from_the_draw": len(mismatches),
         "differing_detail": mismatches[:20],
     }
+    return events
 
 
-def fate(client: httpx.Client, killed: dict, store_url: str, partner: PartnerService) -> dict[str, Any]:
+def fate(
+    client: httpx.Client, killed: dict, run_events: list[dict], store_url: str, partner: PartnerService
+) -> dict[str, Any]:
     """What became of the killed task: Airflow's view, Baton's events of its step, the run, its effects."""
     run_id, step = killed["run_id"], killed["step"]
     ti = client.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{step}").json()
@@ -565,7 +557,7 @@ def fate(client: httpx.Client, killed: dict, store_url: str, partner: PartnerSer
                 if k in e["payload"]
             },
         }
-        for e in read_events(store_url).get(run_id, [])
+        for e in run_events
         if e["step"] == step
     ]
     orders = [
@@ -694,7 +686,7 @@ def main() -> int:
         "hang_s": args.hang,
         "fail_after": {"post": args.post_error},
     }
-    Faults(**faults)  # checked before anything starts
+    args.faults = Faults(**faults)  # checked before anything starts
     out: dict[str, Any] = {"faults": faults, "template_defaults": template()["defaults"]}
     with ExitStack() as stack:
         base = workdir(stack, args.keep, "baton-faults-")

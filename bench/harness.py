@@ -3,6 +3,8 @@ where its time went, find competing Airflow processes, and always stop Airflow a
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import tempfile
 import time
@@ -17,6 +19,15 @@ import httpx
 from baton.standalone import Standalone
 
 POLL = 0.05  # seconds between two polls of a run's state
+# The settings that decide a benchmark's figures, reported with them as the scheduler really has them.
+SHOWN_SETTINGS = (
+    "AIRFLOW__CORE__EXECUTOR",
+    "AIRFLOW__CORE__PARALLELISM",
+    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME",
+    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL",
+    "AIRFLOW__SCHEDULER__MP_START_METHOD",
+    "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD",
+)
 RUN_TIMEOUT = 180.0
 
 
@@ -36,7 +47,9 @@ def workdir(stack: ExitStack, keep: Path | None, prefix: str) -> Path:
 
 
 def run_bench(airflow: Standalone, bench: Callable[[], int]) -> int:
-    """``bench()``'s exit status; 1 on a BenchError or when an Airflow process outlives it."""
+    """``bench()``'s exit status; 1 on a BenchError or when an Airflow process outlives it. A SIGTERM
+    (a ``kill`` of the benchmark) unwinds like an error, so Airflow's process group is still stopped."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     status = 1
     try:
         status = bench()
@@ -63,6 +76,27 @@ def scheduler_env(airflow: Standalone) -> dict[str, str]:
         except OSError:
             continue
     return {}
+
+
+def effective_settings(airflow: Standalone) -> dict[str, str]:
+    """``SHOWN_SETTINGS`` as the running scheduler has them: short name (``parallelism``) -> value."""
+    env = scheduler_env(airflow)
+    return {key.split("__")[-1].lower(): env.get(key, "(unset)") for key in SHOWN_SETTINGS}
+
+
+def print_environment(settings: dict[str, str], others: list[int], notes: list[str] = ()) -> None:
+    """The settings, the machine's CPUs and load, and a warning when other Airflows competed."""
+    print("settings: " + ", ".join(f"{key}={value}" for key, value in settings.items()))
+    for note in notes:
+        print(f"  {note}")
+    print(
+        f"  {os.cpu_count()} CPUs; load average at the end: "
+        + " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    )
+    if others:
+        print(
+            f"  warning: other Airflow processes ran during the benchmark (pids {sorted(set(others))}): noisy"
+        )
 
 
 def other_airflows(airflow: Standalone) -> list[int]:

@@ -41,10 +41,11 @@ from unittest import mock
 import httpx
 from harness import (
     BenchError,
+    effective_settings,
     other_airflows,
+    print_environment,
     run_bench,
     run_once,
-    scheduler_env,
     task_instances,
     ts,
     workdir,
@@ -59,13 +60,6 @@ LABELS = {PLAIN: "plain @task chain:", BATON: "Baton offline chain:"}
 TASKS = ("first", "second", "third")
 GOAL = 1.2
 NO_PRELOAD = {"AIRFLOW__SCHEDULER__MP_START_METHOD": "fork"}
-SHOWN_SETTINGS = (
-    "AIRFLOW__SCHEDULER__MP_START_METHOD",
-    "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD",
-    "AIRFLOW__CORE__PARALLELISM",
-    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME",
-    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL",
-)
 
 BATON_TEMPLATE = """\
 workflow: latency_baton
@@ -207,8 +201,8 @@ def bench(airflow: Standalone, runs: int, preload: bool) -> int:
             if airflow.wait_for_dag(dag_id)["is_paused"]:
                 client.patch(f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
 
-        effective = scheduler_env(airflow)
-        method = effective.get("AIRFLOW__SCHEDULER__MP_START_METHOD", "(platform default)")
+        effective = effective_settings(airflow)
+        method = effective["mp_start_method"]
         if preload and method != "forkserver":
             print(f"warning: the scheduler runs with MP_START_METHOD={method}, not forkserver")
         if not preload and method != "fork":
@@ -235,20 +229,8 @@ def bench(airflow: Standalone, runs: int, preload: bool) -> int:
         others += other_airflows(airflow)
 
     print()
-    print(
-        f"settings: preload {'on' if preload else 'off'}, "
-        + ", ".join(f"{k.split('__')[-1].lower()}={effective.get(k, '(unset)')}" for k in SHOWN_SETTINGS)
-    )
-    for line in start_method_lines(airflow.home):
-        print(f"  scheduler log: {line[-160:]}")
-    print(
-        f"  {os.cpu_count()} CPUs; load average at the end: "
-        + " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    )
-    if others:
-        print(
-            f"  warning: other Airflow processes ran during the benchmark (pids {sorted(set(others))}): noisy"
-        )
+    lines = [f"scheduler log: {line[-160:]}" for line in start_method_lines(airflow.home)]
+    print_environment({"preload": "on" if preload else "off", **effective}, others, lines)
     if os.environ.get("PYTHONDONTWRITEBYTECODE"):
         print(
             "  note: PYTHONDONTWRITEBYTECODE is set: every task process compiles the modules that have no .pyc"
