@@ -97,9 +97,15 @@ def evaluate(expression: str, context: dict[str, Any]) -> bool:
     return bool(value(expression, context))
 
 
+@lru_cache(maxsize=1024)
+def _expression(expression: str) -> Any:
+    return ENV.compile_expression(expression, undefined_to_none=False)
+
+
 def value(expression: str, context: dict[str, Any]) -> Any:
-    """Evaluate an expression (a ``writes`` value, e.g. ``output.files``) to whatever it gives."""
-    return ENV.compile_expression(expression, undefined_to_none=False)(**context)
+    """Evaluate an expression (a ``writes`` value, e.g. ``output.files``) to whatever it gives; each
+    distinct expression is compiled once per process, like an instruction."""
+    return _expression(expression)(**context)
 
 
 def arguments(with_: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
