@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates .venv and installs the pinned lock (requirements.txt) with uv, then Baton itself
-# (editable). Re-runs only when the lock or pyproject.toml changed.
+# (editable), and Debian's chromium for the browser agents when it is missing. Re-runs only when
+# the lock or pyproject.toml changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=$(command -v python3.11 || command -v python3)
@@ -10,6 +11,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if [ ! -x .venv/bin/uv ]; then
   .venv/bin/python -m pip install --quiet "$(grep -E '^uv==' requirements.txt)"
+fi
+# Browser agents drive Debian's Chromium (Playwright's own browser download does not work here).
+if [ ! -x /usr/bin/chromium ]; then
+  sudo=$([ "$(id -u)" -eq 0 ] || echo sudo)
+  $sudo apt-get install -y -qq chromium >/dev/null 2>&1 \
+    || { $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium >/dev/null; } \
+    || echo "Could not install Debian's chromium: the browser tests will fail." >&2
 fi
 # Bytecode is compiled at install time: every Airflow process (and each task process) then loads
 # .pyc files instead of compiling sources, even where PYTHONDONTWRITEBYTECODE is set.
