@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -15,12 +13,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from baton.context.strategies import STRATEGIES
+from baton.spec.browser import BrowserAction, action_strings
+from baton.spec.common import IDENTIFIER, Duration
 
-IDENTIFIER = r"^[a-z][a-z0-9_]*$"
-_DURATION = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
 PRESETS = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
 JSON_TYPES = ("string", "integer", "number", "boolean", "array", "object")
 TRIGGER_RULES = (
@@ -34,32 +31,6 @@ TRIGGER_RULES = (
 )
 PREFERENCES = ("balanced", "reliable", "fast", "cheap")
 PARTIAL_FAILURE = ("fail", "continue", "escalate")
-
-
-def _parse_duration(value: Any) -> Any:
-    """Accept seconds as a number, '90s' / '5m' / '1h30m', or anything pydantic reads as a timedelta."""
-    if isinstance(value, str) and value and (match := _DURATION.match(value.strip())):
-        parts = {k: int(v) for k, v in match.groupdict().items() if v}
-        return timedelta(hours=parts.get("h", 0), minutes=parts.get("m", 0), seconds=parts.get("s", 0))
-    return value
-
-
-def _not_negative(value: timedelta) -> timedelta:
-    if value < timedelta(0):
-        raise PydanticCustomError(
-            "negative_duration",
-            "a duration cannot be negative (got {seconds} seconds)",
-            {"seconds": f"{value.total_seconds():g}"},
-        )
-    return value
-
-
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(_parse_duration),
-    AfterValidator(_not_negative),
-    Field(json_schema_extra={"examples": ["30s", "5m", "1h30m", 300]}),
-]
 
 
 class _Strict(BaseModel):
@@ -278,6 +249,11 @@ class Step(RetryPolicy):
         default=None,
         description="the step must be done this long after the run was queued; otherwise an alert",
     )
+    browser: list[BrowserAction] | None = Field(
+        default=None,
+        min_length=1,
+        description="browser actions the step's agent performs in Chromium (the agent needs browser access)",
+    )
 
     for_each: str | None = Field(
         default=None,
@@ -338,6 +314,11 @@ class Step(RetryPolicy):
                 for key, expr in self.writes.items()
             ),
             *((("with", *path), text, False, item) for path, text in _strings(self.with_)),
+            *(
+                (("browser", str(index), action.action, name), text, False, item)
+                for index, action in enumerate(self.browser or ())
+                for name, text in action_strings(action)
+            ),
         ]
 
     def compensation_sources(self) -> list[tuple[tuple[str, ...], str, bool, frozenset[str]]]:

@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from baton.spec.models import IDENTIFIER, Duration
+from baton.spec.browser import BrowserAccess
+from baton.spec.common import IDENTIFIER, Duration
 
 DEFAULT_LLM_CONN_ID = "baton_llm"
 
@@ -31,6 +32,23 @@ class CircuitBreaker(BaseModel):
     cooldown: Duration = timedelta(minutes=5)
 
 
+class McpServer(BaseModel):
+    """An MCP server whose tools the agent's model may call: an Airflow connection of type ``mcp``
+    (common-ai's MCPHook: host = the server's URL, or ``{"transport": "stdio", "command": ...}``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    conn_id: str = Field(min_length=1)
+    prefix: str | None = Field(
+        default=None, pattern=IDENTIFIER, description="prepended to its tool names: '<prefix>_<tool>'"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return {"conn_id": value} if isinstance(value, str) else value
+
+
 class Agent(BaseModel):
     """An agent: an LLM behind an Airflow connection, or a deterministic registered skill."""
 
@@ -47,6 +65,14 @@ class Agent(BaseModel):
     system_prompt: str = ""
     skill: str | None = None
     max_concurrency: int = Field(default=4, ge=1, le=1024)
+    browser: BrowserAccess | None = Field(
+        default=None,
+        description="the agent may use a browser (Chromium): declarative browser steps, and browser tools "
+        "its model can call; only on the hosts allowed",
+    )
+    mcp: list[McpServer] = Field(
+        default_factory=list, description="MCP servers whose tools the agent's model may call"
+    )
     cost: Cost = Field(default_factory=Cost)
     circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
 
