@@ -183,6 +183,65 @@ class ToolCalled(Payload):
     latency_s: float = 0.0
 
 
+@event_type("browser.action")
+class BrowserAction(Payload):
+    """One browser action (declared in the template, or chosen by a model through a tool). Values
+    typed into fields are never recorded: only the action, its selector and how it went."""
+
+    index: int
+    action: str
+    selector: str = ""
+    mode: Literal["declared", "agent"] = "declared"
+    ok: bool = True
+    error: str = ""
+    latency_s: float = 0.0
+
+
+@event_type("browser.blocked")
+class BrowserBlocked(Payload):
+    """A navigation or request to a host outside the agent's allowlist, refused."""
+
+    host: str
+    url: str = Field(description="scheme, host and path; never the query string")
+    kind: Literal["navigation", "request"] = "request"
+    allowed: list[str] = Field(default_factory=list)
+
+
+@event_type("artifact.saved")
+class ArtifactSaved(Payload):
+    """A file a step produced (a screenshot, a download), kept under the artifacts folder."""
+
+    name: str
+    kind: Literal["screenshot", "download", "report", "file"] = "file"
+    path: str = Field(description="relative to the artifacts folder (BATON_ARTIFACTS)")
+    sha256: str
+    bytes: int
+    content_type: str = ""
+
+
+@event_type("trigger.fired")
+class TriggerFired(Payload):
+    """What started the run's work: a sensor's condition (with the high-water mark it moved from and
+    to), or an asset event from another workflow."""
+
+    kind: str
+    source: str = ""
+    count: int = 0
+    value: float | None = None
+    mark_from: Any = None
+    mark_to: Any = None
+
+
+@event_type("asset.emitted")
+class AssetEmitted(Payload):
+    """A step emitted an asset event (a message to the workflows scheduled on it): its payload's
+    keys and digest, not its values."""
+
+    asset: str
+    extra_keys: list[str] = Field(default_factory=list)
+    extra_sha256: str = ""
+
+
 @event_type("output.recorded")
 class OutputRecorded(Payload):
     sha256: str

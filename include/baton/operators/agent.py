@@ -383,7 +383,6 @@ class AgentOperator(BaseOperator):
         )
         from baton import effects
 
-        skill = self.skill or (self.agent or {}).get("skill")
         ti = context["ti"]
         with effects.scope(
             recorder.store,
@@ -394,24 +393,7 @@ class AgentOperator(BaseOperator):
             try_number=ti.try_number,
             template_version=self.template_version,
         ):
-            if skill:
-                from baton.agents.skills import run_skill
-
-                output = self._timed(
-                    lambda: run_skill(
-                        skill,
-                        workflow=self.workflow,
-                        step_id=self.task_id,
-                        output_spec=self.output_spec,
-                        instruction=prompt,
-                        scope=scope,
-                        with_=self.skill_args,
-                    )
-                )
-            else:
-                from baton.agents.llm import run_llm_step
-
-                output = self._timed(lambda: run_llm_step(self, prompt, context, recorder))
+            output = self._timed(lambda: self._call(prompt, scope, context, recorder))
             from baton.agents import faults
 
             faults.after_call()
@@ -422,6 +404,25 @@ class AgentOperator(BaseOperator):
             len(json.dumps(output, default=str)),
         )
         return output
+
+    def _call(self, prompt: str, scope: dict[str, Any], context: Any, recorder: Any) -> dict[str, Any]:
+        """The step's work, inside its effects scope: its skill, or its agent's skill or model."""
+        skill = self.skill or (self.agent or {}).get("skill")
+        if skill:
+            from baton.agents.skills import run_skill
+
+            return run_skill(
+                skill,
+                workflow=self.workflow,
+                step_id=self.task_id,
+                output_spec=self.output_spec,
+                instruction=prompt,
+                scope=scope,
+                with_=self.skill_args,
+            )
+        from baton.agents.llm import run_llm_step
+
+        return run_llm_step(self, prompt, context, recorder)
 
     def _timed(self, call: Any) -> Any:
         """``call()``, failed with ``AgentTimeout`` after ``agent_timeout`` seconds (the task goes on:
