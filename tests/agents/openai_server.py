@@ -3,6 +3,10 @@
 Each path prefix is a scripted behaviour: ``/valid/v1`` answers every call to an output tool with
 ``answer`` (or text), ``/invalid…/v1`` always answers with arguments that fail validation, and
 ``/slow/v1`` holds its first request until ``release()`` (a model call a test can kill a task in).
+``/tools/v1`` uses a tool first: while the last message is not a tool's result it calls ``tool_call``
+(a tool name and its arguments); once it is, it answers with the output tool (``final_result…``,
+or text when there is none) and the arguments ``finish(the tool result's text)`` — so what the tool
+returned must reach the model for the output to hold it.
 Every request body is recorded, so a test can check what the model was sent.
 """
 
@@ -10,13 +14,21 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
 class OpenAICompatibleServer:
-    def __init__(self, answer: dict[str, Any]):
+    def __init__(
+        self,
+        answer: dict[str, Any],
+        tool_call: tuple[str, dict[str, Any]] | None = None,
+        finish: Callable[[str], dict[str, Any]] = json.loads,
+    ):
         self.answer = answer
+        self.tool_call = tool_call
+        self.finish = finish
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.released = threading.Event()
         server = self
@@ -33,7 +45,11 @@ class OpenAICompatibleServer:
                     and sum(p.startswith("/slow/") for p, _ in server.requests) == 1
                 ):
                     server.released.wait(timeout=120)
-                payload = json.dumps(server.reply(self.path, body)).encode()
+                try:
+                    payload = json.dumps(server.reply(self.path, body)).encode()
+                except LookupError as error:
+                    self.send_error(400, str(error))
+                    return
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
@@ -51,18 +67,37 @@ class OpenAICompatibleServer:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def reply(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        tools = body.get("tools") or []
+        tools = [tool["function"]["name"] for tool in body.get("tools") or []]
+        if path.startswith("/tools/"):
+            return self._tool_reply(body, tools)
         if path.startswith("/invalid"):
             arguments: Any = {"unexpected": True}
         else:
             arguments = self.answer
+        return self._completion(body, tools[0] if tools else None, arguments)
+
+    def _tool_reply(self, body: dict[str, Any], tools: list[str]) -> dict[str, Any]:
+        """``/tools/``: call ``tool_call``'s tool, then answer with ``finish`` of its result."""
+        last = body["messages"][-1]
+        if last["role"] == "tool":
+            output_tool = next((name for name in tools if name.startswith("final_result")), None)
+            return self._completion(body, output_tool, self.finish(last["content"]))
+        if self.tool_call is None:
+            raise LookupError("this server was started without a tool_call for /tools/")
+        name, arguments = self.tool_call
+        if name not in tools:
+            raise LookupError(f"the request offers no tool {name!r}; it offers {tools}")
+        return self._completion(body, name, arguments)
+
+    def _completion(self, body: dict[str, Any], tool: str | None, arguments: Any) -> dict[str, Any]:
+        """A chat completion calling ``tool`` with ``arguments``, or answering them as text (no tool)."""
         message: dict[str, Any] = {"role": "assistant", "content": None}
-        if tools:
+        if tool:
             message["tool_calls"] = [
                 {
                     "id": f"call_{len(self.requests)}",
                     "type": "function",
-                    "function": {"name": tools[0]["function"]["name"], "arguments": json.dumps(arguments)},
+                    "function": {"name": tool, "arguments": json.dumps(arguments)},
                 }
             ]
         else:
@@ -72,7 +107,7 @@ class OpenAICompatibleServer:
             "object": "chat.completion",
             "created": 0,
             "model": body.get("model", "local"),
-            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if tools else "stop"}],
+            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if tool else "stop"}],
             "usage": {"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49},
         }
 

@@ -15,6 +15,7 @@ from pydantic_ai.exceptions import UnexpectedModelBehavior, UsageLimitExceeded
 
 from baton.agents.hook import BatonAIHook
 from baton.agents.outputs import TextOutput, output_model
+from baton.agents.tools import Record, toolsets
 from baton.errors import AgentError
 
 
@@ -75,10 +76,12 @@ def _record_model_call(step: Any, prompt: str, context: Any, recorder: Any, late
     recorder.record(recorder.event("model.called", payload))
 
 
-def agent_call(step: Any, prompt: str) -> AgentCall:
-    """The common-ai operator that performs ``step``'s model call with the rendered ``prompt``."""
+def agent_call(step: Any, prompt: str, record: Record) -> AgentCall:
+    """The common-ai operator that performs ``step``'s model call with the rendered ``prompt``, with the
+    agent's tools (its MCP servers), whose calls are recorded through ``record``."""
     agent = step.agent
     model = output_model(step.task_id, step.output_spec)
+    tools = toolsets(agent, record)
     return AgentCall(
         task_id=step.task_id,
         prompt=prompt,
@@ -90,12 +93,18 @@ def agent_call(step: Any, prompt: str) -> AgentCall:
         serialize_output=True,
         agent_params={"retries": {"output": step.output_retries}, "name": agent["name"]},
         usage_limits=getattr(step, "usage_limits", None),
+        **({"toolsets": tools} if tools else {}),
     )
 
 
 def run_llm_step(step: Any, prompt: str, context: Any, recorder: Any) -> dict[str, Any]:
     """Call ``step``'s agent, record the model call, and return its validated output as a JSON-ready dict."""
-    call = agent_call(step, prompt)
+
+    def record(kind: str, payload: dict[str, Any], discriminator: str) -> None:
+        """An event of this try (e.g. ``tool.called``), written at once: a lost write fails the step."""
+        recorder.record(recorder.event(kind, payload, discriminator))
+
+    call = agent_call(step, prompt, record)
     # The task runner marks the running task in ExecutorSafeguard; mark the nested call the same way
     # so that Airflow does not warn that it runs "outside of the Task Runner".
     token = ExecutorSafeguard.tracker.set(call)

@@ -1,0 +1,165 @@
+"""An agent's MCP servers as toolsets: a real pydantic-ai agent calling tools on a live MCP server
+(tests/mcp_server.py) through common-ai's MCPToolset and an Airflow connection of type mcp, each call
+recorded as a ``tool.called`` event; the errors of a missing or unreachable server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+from typing import Any
+
+import pytest
+from pydantic_ai import Agent
+from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+from baton.agents.tools import McpServerError, toolsets
+from baton.events.types import EVENT_TYPES
+from tests.mcp_server import PricingServer
+
+CONN_ID = "baton_test_mcp_pricing"
+
+
+@pytest.fixture(scope="module")
+def pricing():
+    with PricingServer() as server:
+        yield server
+
+
+@pytest.fixture
+def connected(pricing, monkeypatch):
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(pricing.connection()))
+    pricing.calls.clear()
+    return pricing
+
+
+class Recorded(list):
+    """A ``record`` callable keeping what it is given, each payload checked against its event type."""
+
+    def __call__(self, kind: str, payload: dict[str, Any], discriminator: str) -> None:
+        EVENT_TYPES[kind](**payload)
+        self.append((kind, payload, discriminator))
+
+
+def scripted(*calls: tuple[str, dict[str, Any]], seen: list) -> FunctionModel:
+    """A model that makes ``calls`` one after the other, then answers with the last tool result it got."""
+    script = list(calls)
+
+    def respond(messages: list, info: AgentInfo) -> ModelResponse:
+        seen.append(sorted(tool.name for tool in info.function_tools))
+        last = messages[-1].parts[-1]
+        if script:
+            name, args = script.pop(0)
+            return ModelResponse(parts=[ToolCallPart(name, args)])
+        assert isinstance(last, ToolReturnPart), last
+        if last.outcome == "retried":  # the tool failed: the model is asked to try again
+            return ModelResponse(parts=[TextPart(f"retry: {last.content}")])
+        return ModelResponse(parts=[TextPart(json.dumps(last.content))])
+
+    return FunctionModel(respond)
+
+
+def sha256(arguments: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(arguments, separators=(",", ":"), sort_keys=True).encode()).hexdigest()
+
+
+def test_an_agent_without_mcp_servers_has_no_toolsets():
+    assert toolsets({"name": "plain", "mcp": []}, Recorded()) == []
+    assert toolsets({"name": "plain"}, Recorded()) == []
+
+
+def test_a_model_calls_a_prefixed_tool_on_the_live_server_and_the_call_is_recorded(connected):
+    record, seen = Recorded(), []
+    agent_toolsets = toolsets(
+        {"name": "pricing_analyst", "mcp": [{"conn_id": CONN_ID, "prefix": "pricing"}]}, record
+    )
+    model = scripted(("pricing_get_price", {"product": "gadget"}), seen=seen)
+
+    result = Agent(model, toolsets=agent_toolsets).run_sync("What does a gadget cost?")
+
+    assert json.loads(result.output) == {"product": "gadget", "price_usd": 42.0, "currency": "USD"}
+    assert connected.calls == [("get_price", {"product": "gadget"})]
+    assert seen[0] == ["pricing_convert", "pricing_get_price", "pricing_list_products"]
+    assert len(record) == 1
+    kind, payload, discriminator = record[0]
+    assert (kind, discriminator) == ("tool.called", "1:pricing_get_price")
+    assert payload["tool"] == "pricing_get_price"
+    assert payload["arguments_sha256"] == sha256({"product": "gadget"})
+    assert payload["ok"] is True
+    assert 0 <= payload["latency_s"] < 5
+    assert set(payload) == {"tool", "arguments_sha256", "ok", "latency_s"}  # no arguments, no result
+
+
+def test_every_call_has_its_own_event_and_a_failed_call_says_so(connected):
+    record, seen = Recorded(), []
+    agent_toolsets = toolsets({"name": "pricing_analyst", "mcp": [CONN_ID]}, record)
+    model = scripted(
+        ("list_products", {}),
+        ("convert", {"amount": 19.5, "to": "EUR"}),
+        ("get_price", {"product": "unobtainium"}),
+        seen=seen,
+    )
+
+    result = Agent(model, toolsets=agent_toolsets).run_sync("Price an unobtainium")
+
+    assert seen[0] == ["convert", "get_price", "list_products"]  # no prefix: the server's own names
+    assert result.output == (
+        "retry: Error executing tool get_price: unknown product 'unobtainium'; known: gadget, gizmo, widget"
+    )
+    assert connected.calls == [
+        ("list_products", {}),
+        ("convert", {"amount": 19.5, "to": "EUR"}),
+        ("get_price", {"product": "unobtainium"}),
+    ]
+    assert [(d, p["tool"], p["arguments_sha256"], p["ok"]) for _, p, d in record] == [
+        ("1:list_products", "list_products", sha256({}), True),
+        ("2:convert", "convert", sha256({"amount": 19.5, "to": "EUR"}), True),
+        ("3:get_price", "get_price", sha256({"product": "unobtainium"}), False),
+    ]
+
+
+FIX = (
+    "Create an Airflow connection of type mcp with host = the server's URL, e.g. "
+    'AIRFLOW_CONN_{}=\'{{"conn_type": "mcp", "host": "http://127.0.0.1:3001/mcp"}}\'.'
+)
+
+
+def _run_with(conn_id: str) -> McpServerError:
+    agent_toolsets = toolsets({"name": "pricing_analyst", "mcp": [conn_id]}, Recorded())
+    model = FunctionModel(lambda messages, info: ModelResponse(parts=[TextPart("never asked")]))
+    with pytest.raises(McpServerError) as raised:
+        Agent(model, toolsets=agent_toolsets).run_sync("anything")
+    return raised.value
+
+
+def test_a_missing_connection_names_the_agent_the_connection_and_the_fix(monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_BATON_TEST_MCP_MISSING", raising=False)
+    error = _run_with("baton_test_mcp_missing")
+    assert str(error) == (
+        "Agent 'pricing_analyst' uses the MCP connection 'baton_test_mcp_missing', which is not defined. "
+        + FIX.format("BATON_TEST_MCP_MISSING")
+    )
+
+
+def test_an_unreachable_server_names_the_agent_the_connection_its_url_and_the_fix(monkeypatch):
+    with socket.socket() as probe:  # a port nothing listens on once the probe is closed
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}/mcp"
+    monkeypatch.setenv("AIRFLOW_CONN_BATON_TEST_MCP_DEAD", json.dumps({"conn_type": "mcp", "host": url}))
+    error = _run_with("baton_test_mcp_dead")
+    assert str(error) == (
+        f"Agent 'pricing_analyst' could not reach the MCP server of connection 'baton_test_mcp_dead' ({url}): "
+        "RuntimeError: Client failed to connect: All connection attempts failed. Start the server, or "
+        "correct the connection: " + FIX.format("BATON_TEST_MCP_DEAD")
+    )
+
+
+def test_a_connection_without_a_host_is_refused_with_common_ais_reason_and_the_fix(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_BATON_TEST_MCP_NOHOST", json.dumps({"conn_type": "mcp"}))
+    error = _run_with("baton_test_mcp_nohost")
+    assert str(error) == (
+        "Agent 'pricing_analyst': the MCP connection 'baton_test_mcp_nohost' is unusable: Connection "
+        "'baton_test_mcp_nohost' requires a host URL for HTTP transport. "
+        + FIX.format("BATON_TEST_MCP_NOHOST")
+    )
