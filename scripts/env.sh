@@ -27,3 +27,5 @@ export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:$AIRFLOW__API__
 # Embedded defaults: Baton's own store on SQLite next to Airflow's; no LLM connection, so agents
 # answer with the offline model; no Slack connection, so alerts are only logged.
 export AIRFLOW_CONN_BATON_STORE="${AIRFLOW_CONN_BATON_STORE:-sqlite:///$AIRFLOW_HOME/baton_store.db}"
+# The demo business database the bundled sensors watch (leads, revenue, payments): `baton demo db`.
+export AIRFLOW_CONN_BATON_BUSINESS="${AIRFLOW_CONN_BATON_BUSINESS:-sqlite:///$AIRFLOW_HOME/baton_business.db}"

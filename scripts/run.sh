@@ -6,6 +6,7 @@ source "$(dirname "$0")/env.sh"
 bash "$BATON_ROOT/scripts/install.sh"
 mkdir -p "$AIRFLOW_HOME"
 baton db upgrade
+baton demo db >/dev/null
 baton validate >/dev/null || echo "Some templates have errors: they show as import errors in the UI (run: baton validate)."
 
 # airflow standalone in its own process group: stopping it means signalling the whole group.

@@ -1,4 +1,4 @@
-"""The ``baton`` command: validate | schema | show | pools | db | replay | runs | compensate | alerts."""
+"""The ``baton`` command: validate | schema | show | pools | db | demo | replay | runs | compensate | alerts."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from baton.errors import TemplateError
 
@@ -42,23 +43,74 @@ def validate(paths: list[str], agents: Path) -> int:
             problems += [str(issue) for issue in error.issues]
     files = _template_paths(paths)
     broken = 0
+    loaded = {}
     for path in files:
         if not path.exists():
             problems.append(f"{path}: no such file (fix: name a template file or a folder of them)")
             broken += 1
             continue
         try:
-            load_workflow(path, roster)
+            loaded[path] = load_workflow(path, roster)
         except TemplateError as error:
             broken += 1
             problems += [str(issue) for issue in error.issues]
     for line in problems:
         print(line)
+    found_warnings = warnings(loaded)
+    for line in found_warnings:
+        print(line)
     print(
         f"{len(files)} template(s) checked, {broken} with errors, {len(problems)} error(s) in all"
+        + (f", {len(found_warnings)} warning(s)" if found_warnings else "")
         + ("" if roster is not None else "; the roster has errors")
     )
     return 1 if problems else 0
+
+
+def warnings(workflows: dict[Path, Any]) -> list[str]:
+    """What is valid but probably wrong across the templates: an asset no workflow emits (its
+    workflow never runs by itself), a sensor whose database connection is not defined here."""
+    emitted = sorted({emit.asset for w in workflows.values() for step in w.steps for emit in step.emits})
+    found = []
+    for path, workflow in workflows.items():
+        trigger = workflow.trigger
+        for index, name in enumerate((trigger.asset or []) if trigger else []):
+            if name not in emitted:
+                found.append(
+                    f"{path}: trigger.asset[{index}]: warning: no workflow here emits asset '{name}', so "
+                    f"'{workflow.workflow}' runs only when triggered by hand (fix: add `emits: {name}` to a "
+                    f"step of the workflow that produces it; emitted here: {', '.join(emitted) or 'none'})"
+                )
+        if (
+            trigger is not None
+            and trigger.sensor is not None
+            and not _connection_defined(trigger.sensor.spec.conn_id)
+        ):
+            conn_id = trigger.sensor.spec.conn_id
+            found.append(
+                f"{path}: trigger.sensor.{trigger.sensor.kind}.conn_id: warning: connection '{conn_id}' is "
+                f"not defined here, so the sensor will fail (fix: create it in Admin > Connections or set "
+                f"AIRFLOW_CONN_{conn_id.upper()} to the business database's URI)"
+            )
+    return found
+
+
+def _connection_defined(conn_id: str) -> bool:
+    """Whether Airflow can resolve the connection from this process (environment, secrets backend or
+    metadata database); a lookup that cannot even be tried counts as defined (no false warning)."""
+    if os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}"):
+        return True
+    try:
+        from airflow.sdk import BaseHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            BaseHook.get_connection(conn_id)
+        except AirflowNotFoundException:
+            return False
+    except Exception:
+        return True
+    return True
 
 
 def show(workflow: str, dags: Path) -> int:
@@ -242,6 +294,11 @@ def main(argv: list[str] | None = None) -> int:
         "compensate", help="undo a past run's completed steps, newest first (the saga, on purpose)"
     )
     undo.add_argument("run_id")
+    demo = commands.add_parser("demo", help="create and seed the demo business database the sensors watch")
+    demo.add_argument("action", choices=["db"])
+    demo.add_argument(
+        "--conn", default="baton_business", help="its Airflow connection (default baton_business)"
+    )
     alerts = commands.add_parser("alerts", help="alerts that did not reach Slack; --resend tries them again")
     alerts.add_argument("--resend", action="store_true")
     args = parser.parse_args(argv)
@@ -254,6 +311,15 @@ def main(argv: list[str] | None = None) -> int:
         return runs(args.limit)
     if args.command == "compensate":
         return compensate(args.run_id)
+    if args.command == "demo":
+        from demo.business import create
+
+        from baton.events.store import connection_url
+
+        url = connection_url(args.conn)
+        create(url)
+        print(f"demo business database ready (connection {args.conn})")
+        return 0
     if args.command == "alerts":
         from baton.alerts import cli as alerts_cli
 

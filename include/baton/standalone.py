@@ -72,11 +72,13 @@ class Standalone:
         )
 
     def start(self, timeout: float = 180) -> Standalone:
-        """Migrate Baton's store, start Airflow, wait until it is healthy (as ``make run`` does)."""
+        """Migrate Baton's store, seed the demo business database, start Airflow, wait until it is
+        healthy (as ``make run`` does)."""
         self.home.mkdir(parents=True, exist_ok=True)
-        upgrade = self.command("baton", "db", "upgrade")
-        if upgrade.returncode != 0:
-            raise RuntimeError(f"baton db upgrade failed: {upgrade.stderr[-2000:]}")
+        for step in (("baton", "db", "upgrade"), ("baton", "demo", "db")):
+            done = self.command(*step)
+            if done.returncode != 0:
+                raise RuntimeError(f"{' '.join(step)} failed: {done.stderr[-2000:]}")
         log = (self.home / "standalone.log").open("ab")
         self.process = subprocess.Popen(
             ["bash", "-c", 'source "$0" && exec airflow standalone', str(ENV_SH)],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from airflow.sdk import CronTriggerTimetable
@@ -67,6 +68,10 @@ def test_dependencies_branches_and_docs(revenue):
 
 
 def test_cron_schedule_runs_in_the_templates_timezone(revenue):
+    # revenue_milestone runs at 18:00 and whenever its sensor emits: cron OR asset.
+    assert type(revenue.timetable).__name__ == "AssetOrTimeSchedule"
+    assert [a.name for a in revenue.timetable.asset_condition.objects] == ["sensor.revenue_milestone"]
+    revenue = SimpleNamespace(timetable=revenue.timetable.timetable, catchup=revenue.catchup)
     assert isinstance(revenue.timetable, CronTriggerTimetable)
     paris = build_dag(
         plan_workflow(_minimal(schedule={"cron": "0 9 * * 1-5", "timezone": "Europe/Paris"}), None)

@@ -9,7 +9,7 @@ import pytest
 from airflow.dag_processing.dagbag import BundleDagBag
 
 from baton.compile.loader import ERRORS_DAG_ID, load_dags, load_template_errors
-from tests.compile.test_cache import BUNDLED
+from tests.compile.test_cache import BUNDLED, SENSOR_DAGS
 
 BROKEN = Path(__file__).parents[1] / "spec" / "broken"
 
@@ -29,7 +29,7 @@ def test_healthy_templates_load_and_broken_ones_are_the_errors_files_import_erro
     for name in ("unknown_agent.yaml", "dependency_cycle.yaml"):
         shutil.copy(BROKEN / name, folder / "workflows" / name)
     bag = _bag(folder)
-    assert sorted(bag.dag_ids) == sorted([*BUNDLED, "baton_compensate"])
+    assert sorted(bag.dag_ids) == sorted([*BUNDLED, *SENSOR_DAGS, "baton_compensate"])
     assert list(bag.import_errors) == ["baton_template_errors.py"]
     error = bag.import_errors["baton_template_errors.py"]
     assert error.startswith(
@@ -44,24 +44,32 @@ def test_a_broken_roster_is_reported_with_every_workflow_that_needs_it(folder):
     roster = folder / "agents.yaml"
     roster.write_text(roster.read_text().replace("max_concurrency: 4", "max_concurrency: lots", 1))
     bag = _bag(folder)
-    assert bag.dag_ids == []  # every bundled workflow names an agent
+    # Only the workflows whose steps are all skills load: they need no agent of the roster.
+    assert sorted(bag.dag_ids) == [
+        "baton_compensate",
+        "compliance_alerts",
+        "compliance_alerts__sensor",
+        "lead_followup",
+    ]
     error = bag.import_errors["baton_template_errors.py"]
     assert "agents.yaml:11: agents[0].max_concurrency: Input should be a valid integer" in error
     assert (
-        "workflows/lead_qualification.yaml:30: steps[0].agent: cannot resolve agent 'marketing_lead_generator':"
+        "workflows/lead_qualification.yaml:41: steps[0].agent: cannot resolve agent 'marketing_lead_generator':"
         " the roster has errors"
     ) in error
 
 
 def test_no_errors_dag_when_everything_is_healthy(dags_folder):
     assert load_template_errors(dags_folder) == {}
-    assert sorted(load_dags(dags_folder)) == sorted([*BUNDLED, "baton_compensate"])
+    assert sorted(load_dags(dags_folder)) == sorted([*BUNDLED, *SENSOR_DAGS, "baton_compensate"])
 
 
 def test_a_task_process_compiles_only_its_own_template(dags_folder, monkeypatch):
     # What the task runner sets before it parses the DAG file (airflow.sdk get_parsing_context).
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "lead_qualification")
-    assert list(load_dags(dags_folder)) == ["lead_qualification"]
+    assert list(load_dags(dags_folder)) == ["lead_qualification", "lead_qualification__sensor"]
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "lead_qualification__sensor")
+    assert list(load_dags(dags_folder)) == ["lead_qualification", "lead_qualification__sensor"]
 
 
 def test_a_baton_bug_in_one_template_does_not_hide_the_others(folder, monkeypatch, caplog):
@@ -82,6 +90,7 @@ def test_a_baton_bug_in_one_template_does_not_hide_the_others(folder, monkeypatc
     monkeypatch.setattr(loader, "plan_workflow", plan)
     monkeypatch.setattr(loader, "build_dag", build)
     loaded = set(BUNDLED) - {"daily_operations", "revenue_milestone"} | {"baton_compensate"}
+    loaded |= set(SENSOR_DAGS) - {"revenue_milestone__sensor"}
     assert sorted(load_dags(folder)) == sorted(loaded)
     assert "Building workflows/revenue_milestone.yaml failed" in caplog.text
     assert "RuntimeError: boom in build" in caplog.text

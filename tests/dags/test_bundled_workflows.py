@@ -7,6 +7,7 @@ import json
 import pytest
 
 from baton.skills.leads import CONVERSION
+from tests.compile.test_cache import SENSOR_DAGS
 from tests.conftest import ROOT, run_dag_test
 
 DEMO = ROOT / "include" / "demo"
@@ -16,12 +17,15 @@ BUNDLED = sorted(p.stem for p in (ROOT / "dags" / "workflows").glob("*.yaml"))
 def test_every_template_is_a_dag_without_import_errors(dagbag):
     assert dagbag.import_errors == {}
     assert BUNDLED == [
+        "compliance_alerts",
         "daily_operations",
+        "lead_followup",
         "lead_qualification",
         "parallel_feature_delivery",
         "revenue_milestone",
     ]
-    assert sorted(dagbag.dag_ids) == ["baton_compensate", *BUNDLED]  # and the DAG that compensates a past run
+    # and the DAG that compensates a past run, and one sensor DAG per template with a sensor
+    assert sorted(dagbag.dag_ids) == sorted(["baton_compensate", *BUNDLED, *SENSOR_DAGS])
 
 
 @pytest.mark.parametrize("dag_id", BUNDLED)
@@ -36,9 +40,25 @@ def test_integrity(dagbag, dag_id):
 
 
 def test_seed_schedules(dagbag):
+    """09:00 daily operations; revenue at 18:00 or when its sensor fires; leads and compliance on
+    their sensors; lead_followup when lead_qualification emits qualified_leads."""
     assert dagbag.dags["daily_operations"].timetable.expression == "0 9 * * *"
-    assert dagbag.dags["revenue_milestone"].timetable.expression == "0 18 * * *"
-    assert dagbag.dags["lead_qualification"].schedule is None
+    revenue = dagbag.dags["revenue_milestone"].timetable
+    assert revenue.timetable.expression == "0 18 * * *"
+    assert [a.name for a in revenue.asset_condition.objects] == ["sensor.revenue_milestone"]
+    for dag_id, assets in (
+        ("lead_qualification", ["sensor.lead_qualification"]),
+        ("compliance_alerts", ["sensor.compliance_alerts"]),
+        ("lead_followup", ["qualified_leads"]),
+    ):
+        assert [a.name for a in dagbag.dags[dag_id].timetable.asset_condition.objects] == assets
+    for dag_id in SENSOR_DAGS:
+        sensor = dagbag.dags[dag_id]
+        assert (type(sensor.timetable).__name__, sensor.max_active_runs) == ("ContinuousTimetable", 1)
+        (task,) = sensor.tasks
+        assert [o.name for o in task.outlets] == [f"sensor.{dag_id.removesuffix('__sensor')}"]
+    emitting = dagbag.dags["lead_qualification"].get_task("value_leads")
+    assert [o.name for o in emitting.outlets] == ["qualified_leads"]
 
 
 def test_lead_qualification_scores_and_values_the_leads(dagbag, airflow_db):

@@ -37,6 +37,7 @@ def run_skill(
         run_id=scope["run"]["id"],
         context=scope.get("context") or {},
         args=templating.arguments(with_, scope) if with_ else {},
+        trigger=scope.get("trigger") or {},
     )
     result = skill.func(request)
     model = output_model(step_id, output_spec) or skill.output

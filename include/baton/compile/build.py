@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from airflow.sdk import DAG, CronTriggerTimetable, Param, XComArg
+from airflow.sdk import DAG, Asset, AssetWatcher, CronTriggerTimetable, Param, XComArg
 
 from baton.alerts import deadline_alerts, on_task_failure
+from baton.assets import asset
 from baton.compile.plan import StepPlan, WorkflowPlan
 from baton.operators.agent import AgentOperator, FanOutBatches
 from baton.operators.saga import SagaOperator
+from baton.operators.sensor import BusinessSensor
 from baton.spec.models import InputField, RetryPolicy, Workflow
 
 COMPENSATE_DAG_ID = "baton_compensate"
+SENSOR_SUFFIX = "__sensor"
 # Airflow's own retry and timeout arguments; agent_timeout is Baton's (one agent call).
 _AIRFLOW_RETRY_ARGS = set(RetryPolicy.model_fields) - {"agent_timeout"}
 
@@ -22,8 +25,41 @@ START_DATE = datetime(2025, 1, 1)
 _NOT_CRON = ("@once", "@continuous")
 
 
+def _queue_asset(queue: Any) -> Asset:
+    """An asset watched on a Redis channel: each message starts a run (common-messaging's trigger)."""
+    from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+
+    trigger = MessageQueueTrigger(
+        scheme="redis+pubsub",
+        channels=[queue.redis_channel],
+        redis_conn_id=queue.conn_id,
+        poll_interval=queue.poll_interval.total_seconds(),
+    )
+    name = f"queue.{queue.redis_channel}"
+    return Asset(
+        name=name,
+        uri=f"redis+pubsub://{queue.conn_id}/{queue.redis_channel}",
+        group="baton",
+        watchers=[AssetWatcher(name=f"baton_watch_{queue.redis_channel}".replace(".", "_"), trigger=trigger)],
+    )
+
+
 def _schedule(workflow: Workflow) -> Any:
+    trigger = workflow.trigger
+    if trigger is not None and trigger.asset:
+        return [asset(name) for name in trigger.asset]
+    if trigger is not None and trigger.queue:
+        return [_queue_asset(trigger.queue)]
     cron, tz = workflow.schedule.cron, workflow.schedule.timezone
+    if trigger is not None and trigger.sensor:
+        # Its sensor DAG emits the asset when the condition holds; a cron schedule may run it too.
+        if cron is None:
+            return [sensor_asset(workflow.workflow)]
+        from airflow.sdk import AssetOrTimeSchedule
+
+        return AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable(cron, timezone=tz), assets=[sensor_asset(workflow.workflow)]
+        )
     if cron is None or cron in _NOT_CRON:
         return cron
     return CronTriggerTimetable(cron, timezone=tz)
@@ -86,6 +122,9 @@ def _task(
         partial_failure=step.partial_failure,
         escalate=_escalation(step),
         skill_args=dict(step.with_) or None,
+        emits=[emit.model_dump(mode="json") for emit in step.emits] or None,
+        outlets=[asset(emit.asset) for emit in step.emits],
+        trigger_kind=_trigger_kind(workflow),
         agent_timeout=_seconds(step.agent_timeout or workflow.defaults.agent_timeout),
         pool=plan.pool,
         pool_slots=plan.pool_slots,
@@ -107,6 +146,59 @@ def _task(
     )
     tasks[plan.fan_out["source"]] >> batches
     return AgentOperator.partial(**kwargs).expand(batch=XComArg(batches))
+
+
+def _trigger_kind(workflow: Workflow) -> str | None:
+    trigger = workflow.trigger
+    if trigger is None:
+        return None
+    return "sensor" if trigger.sensor else "asset" if trigger.asset else "queue"
+
+
+def sensor_asset(workflow: str) -> Any:
+    """The asset a workflow's sensor DAG emits (its extra: what the sensor found)."""
+    return asset(f"sensor.{workflow}")
+
+
+def sensor_dag(workflow: Workflow) -> DAG | None:
+    """``<workflow>__sensor``: one run always waiting (deferred in the triggerer, holding no worker
+    slot) for the template's sensor; when it fires, it moves the sensor's mark and emits the asset
+    that starts the workflow with what it found. Manual runs of the workflow never queue behind it."""
+    if workflow.trigger is None or workflow.trigger.sensor is None:
+        return None
+    sensor = workflow.trigger.sensor
+    spec = sensor.spec.model_dump(mode="json")
+    spec["poke_interval"] = sensor.spec.poke_interval.total_seconds()
+    spec["timeout"] = sensor.spec.timeout.total_seconds()
+    where = f"`{spec['table']}`" if spec.get("table") else "a query"
+    dag = DAG(
+        dag_id=f"{workflow.workflow}{SENSOR_SUFFIX}",
+        description=f"Waits for {sensor.kind} on {spec.get('table') or 'a query'}, then starts "
+        f"{workflow.workflow}",
+        doc_md=f"The sensor of [{workflow.workflow}](/dags/{workflow.workflow}): waits in the triggerer for "
+        f"`{sensor.kind}` on {where} (connection `{spec['conn_id']}`, every {spec['poke_interval']:g} s), "
+        f"then emits the asset `sensor.{workflow.workflow}` with what it found, which starts the workflow.",
+        schedule="@continuous",
+        max_active_runs=1,
+        start_date=START_DATE.replace(tzinfo=ZoneInfo("UTC")),
+        catchup=False,
+        tags=sorted({"baton", "sensor", workflow.category, *workflow.tags}),
+        params={name: _param(field) for name, field in workflow.inputs.items()},  # the threshold's
+        default_args={"owner": workflow.owner, "on_failure_callback": on_task_failure},
+    )
+    BusinessSensor(
+        task_id=f"wait_for_{sensor.kind}",
+        dag=dag,
+        workflow=workflow.workflow,
+        kind=sensor.kind,
+        spec=spec,
+        key_path=f"trigger.sensor.{sensor.kind}",
+        template_version=workflow.version,
+        outlets=[sensor_asset(workflow.workflow)],
+        retries=2,
+        retry_delay=timedelta(seconds=30),
+    )
+    return dag
 
 
 def _seconds(value: Any) -> float | None:
@@ -172,11 +264,12 @@ def _escalation(step: Any) -> dict[str, Any] | None:
 def build_dag(plan: WorkflowPlan) -> DAG:
     """Build the Airflow DAG of a planned workflow."""
     workflow = plan.workflow
+    schedule = _schedule(workflow)
     dag = DAG(
         dag_id=workflow.workflow,
         description=workflow.description.strip().splitlines()[0][:200],
         doc_md=_doc_md(workflow, plan),
-        schedule=_schedule(workflow),
+        schedule=schedule,
         start_date=START_DATE.replace(tzinfo=ZoneInfo(workflow.schedule.timezone)),
         catchup=workflow.schedule.catchup,
         tags=sorted({"baton", workflow.category, f"v{workflow.version}", *workflow.tags}),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from airflow.sdk import DAG, get_parsing_context
 
-from baton.compile.build import build_dag
+from baton.compile.build import SENSOR_SUFFIX, build_dag, sensor_dag
 from baton.compile.cache import SpecCache, default_folder
 from baton.compile.plan import plan_workflow, step_reads
 from baton.errors import Issue, TemplateError
@@ -104,6 +104,8 @@ def compile_folder(
     cache = SpecCache(default_folder())
     files = template_files(dags_folder)
     wanted = get_parsing_context().dag_id
+    if wanted and wanted.endswith(SENSOR_SUFFIX):  # a sensor DAG comes from its workflow's template
+        wanted = wanted.removesuffix(SENSOR_SUFFIX)
     if wanted and any(path.stem == wanted for path in files):
         files = [path for path in files if path.stem == wanted]
     dags: dict[str, DAG | None] = {}
@@ -113,6 +115,8 @@ def compile_folder(
             workflow, reads = _checked(path, dags_folder, roster, roster_bytes, cache)
             plan = plan_workflow(workflow, roster, reads)
             dags[workflow.workflow] = build_dag(plan) if build else None
+            if build and (sensor := sensor_dag(workflow)) is not None:
+                dags[sensor.dag_id] = sensor
         except TemplateError as error:
             errors.append(error)
         except Exception as error:  # a Baton bug must not hide the healthy templates either

@@ -106,14 +106,21 @@ def run_started_payload(dag_run: Any, logical_date: Any) -> dict[str, Any]:
 
 def store_url(conn_id: str = STORE_CONN_ID) -> str:
     """The SQLAlchemy URL of the store: the Airflow connection, or SQLite in the Airflow home."""
-    from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     try:
-        conn = BaseHook.get_connection(conn_id)
+        return connection_url(conn_id)
     except AirflowNotFoundException:
         home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
         return f"sqlite:///{home / 'baton_store.db'}"
+
+
+def connection_url(conn_id: str) -> str:
+    """The SQLAlchemy URL of an Airflow connection of type sqlite or postgres (raises
+    ``AirflowNotFoundException`` when it is not defined)."""
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
     if conn.conn_type == "sqlite":
         return f"sqlite:///{conn.schema or conn.host}"
     if conn.conn_type in ("postgres", "postgresql"):
@@ -126,7 +133,7 @@ def store_url(conn_id: str = STORE_CONN_ID) -> str:
             database=conn.schema,
         ).render_as_string(False)
     raise ValueError(
-        f"connection '{conn_id}' has type '{conn.conn_type}'; Baton's store needs sqlite or postgres"
+        f"connection '{conn_id}' has type '{conn.conn_type}'; Baton reads sqlite or postgres connections"
     )
 
 
@@ -239,6 +246,15 @@ class EventStore:
         with self.engine.connect() as conn:
             row = conn.execute(_select_events().where(schema.events.c.idempotency_key == key)).first()
         return None if row is None else _from_row(row)
+
+    def newest(self, key_prefix: str) -> Event | CorruptEvent | None:
+        """The newest event whose key starts with ``key_prefix`` (a chain such as a sensor's marks)."""
+        e = schema.events.c
+        prefix = key_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = _select_events().where(e.idempotency_key.like(f"{prefix}%", escape="\\"))
+        with self.engine.connect() as conn:
+            row = conn.execute(query.order_by(e.seq.desc()).limit(1)).first()
+        return _from_row(row) if row is not None else None
 
     def output_of(self, payload: dict[str, Any], field: str = "output") -> Any:
         """The value an ``output_payload`` payload holds (``field``), inline or from its blob."""

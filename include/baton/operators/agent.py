@@ -59,6 +59,9 @@ class AgentOperator(BaseOperator):
     :param fanned_reads: the upstream steps in ``reads`` that are for_each steps (their batches are joined).
     :param skill_args: the skill's arguments (the template's ``with``), Jinja over the step's scope.
     :param agent_timeout: seconds one agent call may take (distinct from ``execution_timeout``).
+    :param emits: ``[{asset, extra}]``: asset events emitted on success (``extra`` is Jinja over
+        ``output`` and the scope); the assets are also the task's ``outlets``.
+    :param trigger_kind: ``sensor``, ``asset`` or ``queue``: what ``trigger`` holds in the scope.
     """
 
     ui_color = "#e7effd"
@@ -90,6 +93,8 @@ class AgentOperator(BaseOperator):
         fanned_reads: Sequence[str] = (),
         skill_args: dict[str, Any] | None = None,
         agent_timeout: float | None = None,
+        emits: list[dict[str, Any]] | None = None,
+        trigger_kind: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -115,6 +120,8 @@ class AgentOperator(BaseOperator):
         self.fanned_reads = list(fanned_reads)
         self.skill_args = skill_args or {}
         self.agent_timeout = agent_timeout
+        self.emits = emits or []
+        self.trigger_kind = trigger_kind
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import TaskAwaitingInput
@@ -138,6 +145,7 @@ class AgentOperator(BaseOperator):
                 if (self.escalate or {}).get("when") == "always":
                     raise self._ask(context, recorder, self._review_question(context, scope, output))
             self._finish(context, scope, output, versions, recorder)
+            self._emit(context, scope, output, recorder)
         except TaskAwaitingInput:
             raise
         except AirflowSkipException as skip:
@@ -171,6 +179,25 @@ class AgentOperator(BaseOperator):
         """After the output is known: the context writes (a for_each's were merged at its join)."""
         if not self.fan_out:
             self._write_context(recorder.store, context, scope, output, versions)
+
+    def _emit(self, context: Any, scope: dict[str, Any], output: Any, recorder: Any) -> None:
+        """Set the extra of each asset event this step emits (Airflow stores the events when the task
+        succeeds) and record what was sent: the payload's keys and digest."""
+        if not self.emits:
+            return
+        from baton.assets import asset
+
+        for emit in self.emits:
+            extra = templating.arguments(emit.get("extra") or {}, {**scope, "output": output})
+            context["outlet_events"][asset(emit["asset"])].extra = extra
+            digest = hashlib.sha256(json.dumps(extra, sort_keys=True, default=str).encode()).hexdigest()
+            recorder.record(
+                recorder.event(
+                    "asset.emitted",
+                    {"asset": emit["asset"], "extra_keys": sorted(extra), "extra_sha256": digest},
+                    discriminator=emit["asset"],
+                )
+            )
 
     # --- one agent call: named or routed ---------------------------------------------------------
 
@@ -653,6 +680,7 @@ class AgentOperator(BaseOperator):
             output = self._answer(context, scope, recorder, kind, choice, params, state, versions)
             if kind != "conflict":  # a conflict's answer is the context write itself
                 self._finish(context, scope, output, versions, recorder)
+            self._emit(context, scope, output, recorder)
         except TaskAwaitingInput:
             raise
         except BaseException as error:
@@ -752,6 +780,7 @@ class AgentOperator(BaseOperator):
             "inputs": dict(context["params"]),
             "steps": steps,
             "context": {},
+            "trigger": self._trigger(context),
             "run": {
                 "id": run.run_id,
                 "logical_date": logical_date.isoformat() if logical_date else None,
@@ -759,6 +788,32 @@ class AgentOperator(BaseOperator):
                 "try_number": ti.try_number,
             },
         }
+
+    def _trigger(self, context: Any) -> dict[str, Any]:
+        """What started the run (empty for a manual or scheduled run): the asset events that triggered
+        it (``payload``: the newest one's extra; ``events``: all); for a sensor, what it found is also
+        at the top (``trigger.rows``, ``trigger.count``, ``trigger.value``, ``trigger.period``)."""
+        if self.trigger_kind is None:
+            return {}
+        events = [
+            {
+                "asset": asset_key.name,
+                "payload": dict(event.extra or {}),
+                "source_dag_id": event.source_dag_id,
+                "source_run_id": event.source_run_id,
+                "timestamp": event.timestamp.isoformat() if event.timestamp else None,
+            }
+            for asset_key, asset_events in (context.get("triggering_asset_events") or {}).items()
+            for event in asset_events
+        ]
+        events.sort(key=lambda e: e["timestamp"] or "")
+        if not events:
+            return {"events": [], "payload": {}}
+        payload = events[-1]["payload"]
+        if self.trigger_kind == "queue":  # a watcher's event: the message is under "payload"
+            payload = payload.get("payload", payload)
+        found = payload if self.trigger_kind == "sensor" else {}  # trigger.rows, trigger.value ...
+        return {**found, "events": events, "payload": payload, "asset": events[-1]["asset"]}
 
 
 class FanOutBatches(BaseOperator):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 from collections import Counter
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -30,6 +31,8 @@ class Announcement(BaseModel):
 
 
 def _month_of(request: SkillRequest) -> str:
+    if request.trigger.get("period"):  # started by the revenue sensor: the month that crossed
+        return str(request.trigger["period"])
     month = request.inputs.get("month") or "latest"
     if month == "latest":
         return max(t["date"][:7] for t in demo_data("revenue")["transactions"])
@@ -43,6 +46,8 @@ def revenue_metrics(request: SkillRequest) -> dict:
     target = float(request.inputs.get("target", 4167))
     rows = [t for t in demo_data("revenue")["transactions"] if t["date"].startswith(month)]
     mtd = float(sum(t["amount"] for t in rows))
+    if request.trigger.get("value") is not None:  # the business database's own month-to-date figure
+        mtd = float(request.trigger["value"])
     year, mon = (int(part) for part in month.split("-"))
     days_in_month = calendar.monthrange(year, mon)[1]
     days = max((int(t["date"][8:10]) for t in rows), default=0)
@@ -74,4 +79,58 @@ def milestone_announcement(request: SkillRequest) -> dict:
             f"Month-to-date revenue is ${metrics.mtd_revenue:,.0f}, {metrics.attainment_pct}% of the "
             f"${metrics.target:,.0f} target. Leading products: {', '.join(metrics.top_products)}."
         ),
+    ).model_dump()
+
+
+class Finding(BaseModel):
+    payment: str
+    customer: str
+    amount: float
+    country: str
+    severity: Literal["high", "critical"]
+    reasons: list[str]
+
+
+class Findings(BaseModel):
+    rule: str
+    count: int
+    total_amount: float
+    findings: list[Finding]
+
+
+SANCTIONED = ("IR", "KP", "SY", "CU")
+
+
+@skill("compliance_findings", output=Findings)
+def compliance_findings(request: SkillRequest) -> dict:
+    """A finding per payment the compliance sensor matched: sanctioned countries are critical."""
+    rows = request.trigger.get("rows")
+    if rows is None:
+        rows = [
+            p for p in demo_data("payments")["payments"] if p["amount"] >= 10000 or p["country"] in SANCTIONED
+        ]
+    findings = []
+    for row in rows:
+        reasons = []
+        if row["amount"] >= 10000:
+            reasons.append(f"amount {row['amount']:,.0f} {row['currency']} >= 10,000")
+        if row["country"] in SANCTIONED:
+            reasons.append(f"sanctioned country {row['country']}")
+        findings.append(
+            Finding(
+                payment=row["id"],
+                customer=row["customer"],
+                amount=row["amount"],
+                country=row["country"],
+                severity="critical" if row["country"] in SANCTIONED else "high",
+                reasons=reasons,
+            )
+        )
+    findings.sort(key=lambda f: (f.severity != "critical", -f.amount, f.payment))
+    source = request.trigger.get("source") or "demo payments"
+    return Findings(
+        rule=source,
+        count=len(findings),
+        total_amount=round(sum(f.amount for f in findings), 2),
+        findings=findings,
     ).model_dump()

@@ -63,11 +63,13 @@ def _score(lead: dict) -> tuple[int, list[str]]:
 
 @skill("score_leads", output=LeadScores)
 def score_leads(request: SkillRequest) -> dict:
-    """Score every demo lead of a region on fit and engagement; tier them hot, warm or cold."""
+    """Score the leads of a region on fit and engagement; tier them hot, warm or cold. A run started by
+    the leads sensor scores exactly the new rows it found; any other run, the demo leads."""
     region = request.inputs.get("region", "all")
     min_score = int(request.inputs.get("min_score", 50))
     scored = []
-    for lead in demo_data("leads")["leads"]:
+    rows = request.trigger.get("rows")
+    for lead in rows if rows is not None else demo_data("leads")["leads"]:
         if region != "all" and lead["region"] != region:
             continue
         score, reasons = _score(lead)
@@ -110,4 +112,44 @@ def lead_value(request: SkillRequest) -> dict:
         share_of_monthly_target=round(monthly / MONTHLY_TARGET, 4),
         by_tier=by_tier,
         top_leads=values[:3],
+    ).model_dump()
+
+
+class FollowUp(BaseModel):
+    lead: str
+    company: str
+    owner: str
+    due_in_days: int
+
+
+class FollowUps(BaseModel):
+    source_run: str
+    qualified_leads: int
+    expected_monthly_revenue: float
+    follow_ups: list[FollowUp]
+
+
+REPS = ("ana", "bo", "chen")
+
+
+@skill("plan_followups", output=FollowUps)
+def plan_followups(request: SkillRequest) -> dict:
+    """Sales follow-ups for the leads a lead_qualification run valued (its asset message): the most
+    valuable first, spread over the reps, the hottest due soonest."""
+    message = request.trigger.get("payload") or {}
+    if "top_leads" not in message:
+        raise ValueError(
+            "plan_followups needs the qualified_leads message of a lead_qualification run "
+            f"(trigger.payload with top_leads); this run got {sorted(message) or 'none'}"
+        )
+    follow_ups = [
+        FollowUp(lead=lead["id"], company=lead["company"], owner=REPS[i % len(REPS)], due_in_days=1 + i)
+        for i, lead in enumerate(message["top_leads"])
+    ]
+    events = request.trigger.get("events") or [{}]
+    return FollowUps(
+        source_run=events[-1].get("source_run_id") or "",
+        qualified_leads=int(message.get("qualified_leads", 0)),
+        expected_monthly_revenue=float(message.get("expected_monthly_revenue", 0.0)),
+        follow_ups=follow_ups,
     ).model_dump()

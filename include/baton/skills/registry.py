@@ -24,6 +24,7 @@ class SkillRequest:
     run_id: str = ""
     context: dict[str, Any] = field(default_factory=dict)
     args: dict[str, Any] = field(default_factory=dict)
+    trigger: dict[str, Any] = field(default_factory=dict)  # the sensor's finding or the asset payload
 
 
 @dataclass(frozen=True)

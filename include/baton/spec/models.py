@@ -17,6 +17,7 @@ from pydantic import (
 from baton.context.strategies import STRATEGIES
 from baton.spec.browser import BrowserAction, action_strings
 from baton.spec.common import IDENTIFIER, Duration
+from baton.spec.triggers import Emit, Trigger
 
 PRESETS = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
 JSON_TYPES = ("string", "integer", "number", "boolean", "array", "object")
@@ -249,6 +250,11 @@ class Step(RetryPolicy):
         default=None,
         description="the step must be done this long after the run was queued; otherwise an alert",
     )
+    emits: list[Emit] = Field(
+        default_factory=list,
+        description="asset events the step emits when it succeeds (messages to the workflows triggered "
+        "by them): an asset name, or {asset, extra}",
+    )
     browser: list[BrowserAction] | None = Field(
         default=None,
         min_length=1,
@@ -269,6 +275,11 @@ class Step(RetryPolicy):
     partial_failure: Literal[PARTIAL_FAILURE] = "fail"  # type: ignore[valid-type]
     # The Literal is for the JSON Schema (editors); the validator turns it into an Escalation.
     escalate: Escalation | Literal["human", "on_failure"] | None = None
+
+    @field_validator("emits", mode="before")
+    @classmethod
+    def _emits_as_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str | dict) else value
 
     @field_validator("needs", mode="before")
     @classmethod
@@ -314,6 +325,11 @@ class Step(RetryPolicy):
                 for key, expr in self.writes.items()
             ),
             *((("with", *path), text, False, item) for path, text in _strings(self.with_)),
+            *(
+                (("emits", str(index), "extra", *path), text, False, frozenset({"output"}) | item)
+                for index, emit in enumerate(self.emits)
+                for path, text in _strings(emit.extra)
+            ),
             *(
                 (("browser", str(index), action.action, name), text, False, item)
                 for index, action in enumerate(self.browser or ())
@@ -380,8 +396,23 @@ class Workflow(_Strict):
         description="a run must finish this long after it was queued; otherwise an Airflow Deadline Alert "
         "posts to Slack (connection baton_slack)",
     )
+    trigger: Trigger | None = Field(
+        default=None,
+        description="what starts runs besides the schedule, the UI and REST: a sensor on business tables, "
+        "an asset another workflow emits, or a queue",
+    )
     context: dict[Annotated[str, Field(pattern=IDENTIFIER)], ContextKey] = Field(default_factory=dict)
     steps: list[Step] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _trigger_or_schedule(self) -> Workflow:
+        trigger = self.trigger
+        if trigger is not None and (trigger.asset or trigger.queue) and self.schedule.cron is not None:
+            raise ValueError(
+                "a workflow triggered by an asset or a queue has no schedule: remove 'schedule' (a sensor "
+                "may have one: each scheduled run then waits for its condition)"
+            )
+        return self
 
     @field_validator("schedule", mode="before")
     @classmethod

@@ -1,0 +1,1 @@
+"""Business-event triggers: SQL conditions polled in Airflow's triggerer, and their high-water marks."""

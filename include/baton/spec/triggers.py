@@ -1,0 +1,229 @@
+"""What starts a workflow besides its schedule, the UI and REST: a deferrable sensor on business
+tables, an asset another workflow emits, or a message on a queue (an Airflow ``AssetWatcher``).
+
+::
+
+    trigger:
+      sensor:
+        new_rows: {conn_id: baton_business, table: leads, key: seq}
+    # or
+    trigger:
+      asset: qualified_leads
+    # or
+    trigger:
+      queue: {redis_channel: baton.orders}
+
+A step sends a message to the workflows triggered by an asset with ``emits``::
+
+    emits:
+      - asset: qualified_leads
+        extra: {count: "{{ output.qualified }}"}
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from baton.spec.common import IDENTIFIER, Duration
+
+ASSET_NAME = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
+_TABLE = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"
+_COLUMN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+OPERATORS = ("=", "!=", ">", ">=", "<", "<=", "in", "not_in", "is_null", "not_null", "like")
+_NO_VALUE = ("is_null", "not_null")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Sensor(_Strict):
+    conn_id: str = Field(
+        min_length=1,
+        description="the Airflow connection of the business database (postgres, or sqlite)",
+    )
+    poke_interval: Duration = Field(
+        default=timedelta(seconds=30), description="how often the triggerer looks (it holds no worker slot)"
+    )
+    timeout: Duration = Field(
+        default=timedelta(days=1),
+        description="how long a run waits; then its steps are skipped and the next run waits again",
+    )
+
+
+class NewRows(_Sensor):
+    """Rows added to ``table`` since the last run: those whose ``key`` exceeds the high-water mark.
+
+    The mark moves only when a run claims the rows, in the same store write that records the claim, so
+    no row is handed to two runs and none is skipped (``key`` must grow with every insert: an
+    identity column, or a timestamp set at commit)."""
+
+    table: str = Field(pattern=_TABLE, description="table or schema.table")
+    key: str = Field(pattern=_COLUMN, description="an ever-increasing column (id, created_at)")
+    columns: list[Annotated[str, Field(pattern=_COLUMN)]] = Field(
+        default_factory=list, description="the columns a run gets (default all)"
+    )
+    batch_size: int = Field(default=500, ge=1, le=10_000, description="the most rows one run takes")
+    start: Literal["now", "beginning"] = Field(
+        default="now",
+        description="the first run: 'now' takes only rows added after the sensor first looked; "
+        "'beginning' takes the rows already there too",
+    )
+
+
+class Condition(_Strict):
+    """``column op value``; the value is always a bind parameter, never SQL text."""
+
+    column: str = Field(pattern=_COLUMN)
+    op: Literal[OPERATORS] = "="  # type: ignore[valid-type]
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _value_fits(self) -> Condition:
+        if self.op in ("in", "not_in") and not isinstance(self.value, list):
+            raise ValueError(f"op '{self.op}' compares with a list: write value: [a, b]")
+        if self.op in _NO_VALUE and self.value is not None:
+            raise ValueError(f"op '{self.op}' takes no value")
+        if self.op not in _NO_VALUE and self.value is None:
+            raise ValueError(f"op '{self.op}' needs a value (for a missing value use is_null)")
+        return self
+
+
+class RuleMatch(NewRows):
+    """New rows of ``table`` that match a compliance rule: every condition of ``all`` and, when given,
+    at least one of ``any``."""
+
+    rule: str = Field(pattern=IDENTIFIER, description="the rule's name, in alerts and events")
+    all: list[Condition] = Field(default_factory=list)
+    any: list[Condition] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _some_condition(self) -> RuleMatch:
+        if not self.all and not self.any:
+            raise ValueError("a rule needs conditions under 'all' (every one) or 'any' (at least one)")
+        return self
+
+
+class SqlThreshold(_Sensor):
+    """A query's ``value`` reaches ``threshold``: fires once per ``period`` when the query returns one.
+
+    The query is static SQL with ``:name`` bind parameters; ``params`` (Jinja over ``inputs``) are
+    bound, never pasted into the text. It returns one row with a column ``value`` and, optionally,
+    ``period`` (e.g. the month): the sensor then fires at most once per period."""
+
+    query: str = Field(min_length=1)
+    params: dict[Annotated[str, Field(pattern=_COLUMN)], Any] = Field(default_factory=dict)
+    op: Literal[">=", ">", "<=", "<"] = ">="
+    threshold: float | str = Field(description="a number, or Jinja over inputs: '{{ inputs.target }}'")
+
+    @field_validator("query")
+    @classmethod
+    def _static_select(cls, value: str) -> str:
+        text = value.strip().rstrip(";").strip()
+        if "{{" in text or "{%" in text:
+            raise ValueError(
+                "the query is SQL text, not Jinja: write :name placeholders and give their values in params"
+            )
+        if not re.match(r"^(select|with)\b", text, re.IGNORECASE) or ";" in text:
+            raise ValueError("the query is one SELECT (or WITH ... SELECT) statement")
+        return text
+
+    @model_validator(mode="after")
+    def _params_bound(self) -> SqlThreshold:
+        used = set(re.findall(r"(?<![:\w]):([A-Za-z_]\w*)", self.query))
+        if missing := sorted(used - set(self.params)):
+            raise ValueError(f"the query uses :{', :'.join(missing)}; give a value for each in params")
+        if unused := sorted(set(self.params) - used):
+            raise ValueError(f"params {', '.join(unused)} are not used by the query (write :{unused[0]})")
+        return self
+
+
+SENSOR_KINDS: dict[str, type[_Sensor]] = {
+    "new_rows": NewRows,
+    "rule_match": RuleMatch,
+    "sql_threshold": SqlThreshold,
+}
+
+
+class Sensor(_Strict):
+    """One of ``new_rows``, ``rule_match`` or ``sql_threshold``."""
+
+    new_rows: NewRows | None = None
+    rule_match: RuleMatch | None = None
+    sql_threshold: SqlThreshold | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_kind(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            unknown = [k for k in value if k not in SENSOR_KINDS]
+            if unknown:
+                raise ValueError(f"unknown sensor '{unknown[0]}'; use one of {', '.join(SENSOR_KINDS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Sensor:
+        if sum(getattr(self, kind) is not None for kind in SENSOR_KINDS) != 1:
+            raise ValueError(f"a sensor is exactly one of {', '.join(SENSOR_KINDS)}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(kind for kind in SENSOR_KINDS if getattr(self, kind) is not None)
+
+    @property
+    def spec(self) -> NewRows | RuleMatch | SqlThreshold:
+        return getattr(self, self.kind)
+
+
+class Queue(_Strict):
+    """Messages on a Redis pub/sub channel start runs: an Airflow ``AssetWatcher`` in the triggerer
+    (common-messaging's ``MessageQueueTrigger``, scheme ``redis+pubsub``). The message is the
+    run's ``trigger.payload``."""
+
+    redis_channel: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    conn_id: str = Field(default="redis_default", description="an Airflow connection of type redis")
+    poll_interval: Duration = timedelta(seconds=1)
+
+
+class Trigger(_Strict):
+    """Exactly one of ``sensor``, ``asset`` or ``queue``."""
+
+    sensor: Sensor | None = None
+    asset: list[Annotated[str, Field(pattern=ASSET_NAME)]] | None = Field(
+        default=None,
+        description="asset names: the workflow runs when every one was emitted since its last run",
+    )
+    queue: Queue | None = None
+
+    @field_validator("asset", mode="before")
+    @classmethod
+    def _asset_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one(self) -> Trigger:
+        given = [name for name in ("sensor", "asset", "queue") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "a trigger is exactly one of 'sensor', 'asset' or 'queue'"
+                + (f"; it names {' and '.join(given)}" if given else "")
+            )
+        return self
+
+
+class Emit(_Strict):
+    """An asset event a step emits when it succeeds: its ``extra`` is the message (Jinja over
+    ``output``, inputs, steps, context, run)."""
+
+    asset: str = Field(pattern=ASSET_NAME)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return {"asset": value} if isinstance(value, str) else value
