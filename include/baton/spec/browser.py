@@ -25,7 +25,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from baton.spec.common import IDENTIFIER, Duration
@@ -114,6 +114,16 @@ class Extract(_Strict):
         "objects keyed by its header cells; attribute: the first match's ``attribute``",
     )
     attribute: str | None = None
+
+    @model_validator(mode="after")
+    def _attribute_named(self) -> Extract:
+        if self.kind == "attribute" and not self.attribute:
+            raise PydanticCustomError(
+                "browser_extract",
+                "an extract of kind attribute names the attribute to read: add 'attribute: href' (or "
+                "the attribute you want) to the extract",
+            )
+        return self
 
 
 class Screenshot(_Strict):
