@@ -14,7 +14,8 @@ Market research (the data is ``market.json`` next to this file, for tests and wo
 against): ``/market/`` links to each competitor's page (``/market/competitors/<slug>``, with a
 ``table.prices``), to ``/market/news`` and to a report on ``example.com``; the news page loads a
 tracking pixel from ``tracker.localhost.invalid``, a host no allowlist names, so a browser agent
-shows its request blocked without any network.
+shows its request blocked without any network, and links to an analysis on ``example.com`` through
+``/market/out?to=<url>``, a link tracker that redirects anywhere (an open redirect).
 
 In a test::
 
@@ -113,21 +114,21 @@ REQUIRED_CHECKS = {"terms"}
 def validate(platform: str, form: dict[str, str]) -> tuple[dict[str, Any], str | None]:
     """The submission's fields (checkboxes as booleans) and the first problem, or None."""
     fields = FORMS[platform]["fields"]
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {
+        name: bool(form.get(name)) if kind == "checkbox" else form.get(name, "").strip()
+        for name, _, kind, _ in fields
+    }
     for name, label, kind, options in fields:
-        raw = form.get(name, "").strip()
+        value = values[name]
         if kind == "checkbox":
-            values[name] = bool(raw)
-            if name in REQUIRED_CHECKS and not raw:
+            if name in REQUIRED_CHECKS and not value:
                 return values, f"{label}: this box must be ticked"
-            continue
-        values[name] = raw
-        if not raw:
+        elif not value:
             return values, f"{label} is required"
-        if kind == "email" and not EMAIL.match(raw):
-            return values, f"{label}: '{raw}' is not an email address"
-        if kind == "select" and raw not in {value for value, _ in options}:
-            return values, f"{label}: choose one of {', '.join(value for value, _ in options)}"
+        elif kind == "email" and not EMAIL.match(value):
+            return values, f"{label}: '{value}' is not an email address"
+        elif kind == "select" and value not in {option for option, _ in options}:
+            return values, f"{label}: choose one of {', '.join(option for option, _ in options)}"
     return values, None
 
 
@@ -148,9 +149,15 @@ table.prices { border-collapse: collapse; width: 100%; }
 table.prices th, table.prices td { border: 1px solid #c9ced6; padding: .3rem .6rem; text-align: left; }
 """
 
-NAV = (
-    '<a href="/">Demo web</a><a href="/crm/signup">CRM</a><a href="/billing/account">Billing</a>'
-    '<a href="/support/users/new">Support desk</a><a href="/market/">Market</a>'
+NAV = " ".join(
+    f'<a href="{href}">{text}</a>'
+    for href, text in [
+        ("/", "Demo web"),
+        ("/crm/signup", "CRM"),
+        ("/billing/account", "Billing"),
+        ("/support/users/new", "Support desk"),
+        ("/market/", "Market"),
+    ]
 )
 
 
@@ -218,7 +225,7 @@ def done_page(platform: str, record: dict[str, Any]) -> str:
         )
     body = f"""<h1>{e(spec["done"])}</h1>
 <p>Your id is <strong id="confirmation">{e(record["id"])}</strong>.</p>
-<table class="summary">{rows}</table>
+<table class="summary"><thead><tr><th>field</th><th>value</th></tr></thead><tbody>{rows}</tbody></table>
 {extra}
 <p id="loading">Setting things up&hellip;</p>
 <script>
@@ -293,6 +300,7 @@ def news_page() -> str:
     )
     body = f"""<h1>Market news</h1>
 <ul id="news">{items}</ul>
+<p><a id="analysis" href="/market/out?to={e(MARKET["analysis"])}">An analyst's take on the price war</a></p>
 <img id="pixel" src="{e(MARKET["tracker"])}" width="1" height="1" alt="">
 <p><a href="/market/">Back to market watch</a></p>"""
     return page("Market news", body)
@@ -433,6 +441,15 @@ def _handler(web: DemoWeb) -> type[BaseHTTPRequestHandler]:
                 return self._send(200, market_index())
             if path == "/market/news":
                 return self._send(200, news_page())
+            if path == "/market/out":  # a link tracker: an open redirect, as many sites have
+                target = parse_qs(urlsplit(self.path).query).get("to", [""])[-1]
+                if not target:
+                    return self._not_found()
+                self.send_response(302)
+                self.send_header("Location", target)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
             if match := COMPETITOR.match(path):
                 found = next((c for c in MARKET["competitors"] if c["slug"] == match.group(1)), None)
                 return self._send(200, competitor_page(found)) if found else self._not_found()
