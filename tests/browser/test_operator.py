@@ -1,0 +1,84 @@
+"""BrowserOperator._call: the step's declared actions with its agent's browser access (no Airflow run)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from baton.errors import AgentError
+from baton.operators.browser import BrowserOperator
+from baton.spec.browser import Extract, Goto, Screenshot
+from baton.spec.roster import Agent
+
+
+@dataclass
+class TaskInstance:
+    dag_id: str = "market_watch"
+    run_id: str = "manual__2026-11-21T07:15:07.195898+00:00"
+    task_id: str = "scrape"
+    map_index: int = 2
+    try_number: int = 3
+
+
+class StepEvents:
+    """The two methods of StepRecorder that ``_call`` uses, keeping the events in a list."""
+
+    def __init__(self) -> None:
+        self.recorded: list[tuple[str, dict[str, Any]]] = []
+
+    def event(self, kind: str, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        return kind, payload
+
+    def record(self, *events: tuple[str, dict[str, Any]]) -> None:
+        self.recorded.extend(events)
+
+
+def operator(agent: Agent, actions: list) -> BrowserOperator:
+    return BrowserOperator(
+        task_id="scrape",
+        workflow="market_watch",
+        agent=agent.model_dump(mode="json"),
+        browser_actions=[action.model_dump(mode="json") for action in actions],
+    )
+
+
+@pytest.mark.integration
+def test_call_runs_the_actions_with_the_agents_access_and_the_tasks_artifact_folder(
+    web, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("BATON_ARTIFACTS", str(tmp_path))
+    agent = Agent(name="scout", skill="noop", browser={"allow": [web.host], "action_timeout": "5s"})
+    actions = [
+        Goto(url="{{ inputs.base }}/market/competitors/{{ inputs.slug }}"),
+        Extract(name="name", selector="#name"),
+        Screenshot(name="page"),
+    ]
+    events = StepEvents()
+    scope = {"inputs": {"base": web.url, "slug": "acme"}, "steps": {}, "context": {}, "run": {}}
+    output = operator(agent, actions)._call("", scope, {"ti": TaskInstance()}, events)
+    folder = "market_watch/manual__2026-11-21T07_15_07.195898_00_00/scrape.2/try-3"
+    assert output == {
+        "name": "Acme Analytics",
+        "url": f"{web.url}/market/competitors/acme",
+        "screenshots": {"page": f"{folder}/page.png"},
+        "downloads": {},
+    }
+    assert [kind for kind, _ in events.recorded] == [
+        "browser.action", "browser.action", "artifact.saved", "browser.action"
+    ]  # fmt: skip
+    saved = events.recorded[2][1]
+    data = (tmp_path / saved["path"]).read_bytes()
+    assert saved["path"] == f"{folder}/page.png" and saved["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_call_refuses_an_agent_without_browser_access():
+    agent = Agent(name="scout", skill="noop")
+    with pytest.raises(AgentError) as raised:
+        operator(agent, [Goto(url="http://127.0.0.1/")])._call("", {}, {"ti": TaskInstance()}, StepEvents())
+    assert str(raised.value) == (
+        "Step 'scrape' declares browser actions, but agent 'scout' has no browser access; give it "
+        "`browser: {allow: [<hosts>]}` in the roster, or name an agent that has it"
+    )
