@@ -6,6 +6,8 @@ records every tool call it answers (name and arguments), and stops at the end of
 
     with PricingServer() as pricing:
         pricing.url  # http://127.0.0.1:<port>/mcp: the host of an Airflow connection of type mcp
+
+Run as a script, the same server talks MCP over stdio (a connection with ``"transport": "stdio"``).
 """
 
 from __future__ import annotations
@@ -19,34 +21,42 @@ PRICES = {"widget": 19.5, "gadget": 42.0, "gizmo": 7.25}
 RATES = {"USD": 1.0, "EUR": 0.5, "GBP": 0.25}  # round numbers, so tests can state exact results
 
 
+def pricing_mcp(calls: list[tuple[str, dict[str, Any]]]) -> Any:
+    """The pricing MCP server (``mcp``'s ``MCPServer``); each tool call it answers is appended to ``calls``."""
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    mcp = MCPServer("pricing", instructions="Prices of the demo products, in USD.")
+
+    @mcp.tool()
+    def list_products() -> list[str]:
+        """The products that have a price."""
+        calls.append(("list_products", {}))
+        return sorted(PRICES)
+
+    @mcp.tool()
+    def get_price(product: str) -> dict[str, Any]:
+        """The price of one product, in USD."""
+        calls.append(("get_price", {"product": product}))
+        if product not in PRICES:
+            raise ToolError(f"unknown product {product!r}; known: {', '.join(sorted(PRICES))}")
+        return {"product": product, "price_usd": PRICES[product], "currency": "USD"}
+
+    @mcp.tool()
+    def convert(amount: float, to: str) -> dict[str, Any]:
+        """An amount of USD in another currency (USD, EUR or GBP)."""
+        calls.append(("convert", {"amount": amount, "to": to}))
+        return {"amount": round(amount * RATES[to], 2), "currency": to}
+
+    return mcp
+
+
 class PricingServer:
     def __init__(self) -> None:
         import uvicorn
-        from mcp.server.mcpserver import MCPServer
-        from mcp.server.mcpserver.exceptions import ToolError
 
         self.calls: list[tuple[str, dict[str, Any]]] = []
-        mcp = MCPServer("pricing", instructions="Prices of the demo products, in USD.")
-
-        @mcp.tool()
-        def list_products() -> list[str]:
-            """The products that have a price."""
-            self.calls.append(("list_products", {}))
-            return sorted(PRICES)
-
-        @mcp.tool()
-        def get_price(product: str) -> dict[str, Any]:
-            """The price of one product, in USD."""
-            self.calls.append(("get_price", {"product": product}))
-            if product not in PRICES:
-                raise ToolError(f"unknown product {product!r}; known: {', '.join(sorted(PRICES))}")
-            return {"product": product, "price_usd": PRICES[product], "currency": "USD"}
-
-        @mcp.tool()
-        def convert(amount: float, to: str) -> dict[str, Any]:
-            """An amount of USD in another currency (USD, EUR or GBP)."""
-            self.calls.append(("convert", {"amount": amount, "to": to}))
-            return {"amount": round(amount * RATES[to], 2), "currency": to}
+        mcp = pricing_mcp(self.calls)
 
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -76,3 +86,7 @@ class PricingServer:
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self.sock.close()
+
+
+if __name__ == "__main__":  # the same server over stdio: python tests/mcp_server.py [ignored arguments]
+    pricing_mcp([]).run("stdio")

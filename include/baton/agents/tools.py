@@ -147,7 +147,32 @@ def _guarded_mcp_class() -> type:
                 raise mcp_error(self.agent, self.conn_id, error, where) from error
             return self
 
+        async def __aexit__(self, *args: Any) -> bool | None:
+            try:
+                return await self.wrapped.__aexit__(*args)
+            finally:
+                await _stop_stdio_servers(self.wrapped)
+
     return GuardedMcpToolset
+
+
+async def _stop_stdio_servers(toolset: Any) -> None:
+    """Stop the subprocess of a stdio MCP server when the step's run is over.
+
+    fastmcp keeps a stdio server alive after its session (``keep_alive``) for the next one; a step's
+    run has no next one, and in a process that runs several steps (``dag.test()``) each would leave
+    its server (and e.g. the browser of Playwright's) running until the process ends.
+    """
+    from fastmcp.client.transports import StdioTransport
+
+    server = getattr(toolset, "_server", None)  # common-ai's MCPToolset: the pydantic-ai toolset it built
+    if server is None:
+        return
+    transports: list[Any] = []
+    server.apply(lambda leaf: transports.append(getattr(getattr(leaf, "client", None), "transport", None)))
+    for transport in transports:
+        if isinstance(transport, StdioTransport):
+            await transport.disconnect()
 
 
 @cache
