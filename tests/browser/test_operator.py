@@ -10,7 +10,7 @@ import pytest
 
 from baton.errors import AgentError
 from baton.operators.browser import BrowserOperator
-from baton.spec.browser import Extract, Goto, Screenshot
+from baton.spec.browser import Click, Extract, Fill, Goto, Screenshot
 from baton.spec.roster import Agent
 
 
@@ -82,3 +82,38 @@ def test_call_refuses_an_agent_without_browser_access():
         "Step 'scrape' declares browser actions, but agent 'scout' has no browser access; give it "
         "`browser: {allow: [<hosts>]}` in the roster, or name an agent that has it"
     )
+
+
+@pytest.mark.integration
+def test_a_later_try_reuses_the_recorded_run_instead_of_submitting_again(web, tmp_path, monkeypatch):
+    from baton import effects
+    from baton.events.migrations import upgrade
+    from baton.events.store import EventStore, engine_for
+
+    monkeypatch.setenv("BATON_ARTIFACTS", str(tmp_path / "artifacts"))
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    upgrade(engine_for(url))
+    store = EventStore(engine_for(url))
+    web.reset()
+    agent = Agent(name="onboarder", skill="noop", browser={"allow": [web.host]})
+    signup = operator(
+        agent,
+        [
+            Goto(url=f"{web.url}/support/users/new"),
+            Fill(selector="#name", value="Grace Hopper"),
+            Fill(selector="#email", value="grace@navy.example"),
+            Click(selector="#submit"),
+            Extract(name="user_id", selector="#confirmation"),
+        ],
+    )
+    outputs = []
+    for try_number in (1, 2):
+        ti = TaskInstance(task_id="scrape", map_index=-1, try_number=try_number)
+        with effects.scope(
+            store, run_id=ti.run_id, workflow="onboarding", step="scrape", try_number=try_number
+        ) as scope:
+            outputs.append(signup._call("", {}, {"ti": ti}, StepEvents()))
+        outputs.append([e["reused"] for e in scope.effects])
+    assert outputs[0]["user_id"] == "SUP-0001" and outputs[0] == outputs[2]
+    assert outputs[1::2] == [[False], [True]]
+    assert [s["id"] for s in web.submissions("support")] == ["SUP-0001"]
