@@ -1,10 +1,10 @@
 """The tools an LLM agent's model may call: pydantic-ai toolsets built from the agent's roster entry.
 
 ``toolsets(agent, record)`` builds them with each builder of ``TOOLSET_BUILDERS`` (one MCP toolset
-per ``mcp`` entry of the agent, so far) and wraps each one so that every tool call the model makes
-records a ``tool.called`` event through ``record(type, payload, discriminator)``: the tool's name
-as the model called it, the sha256 of its arguments (never the arguments or the result), whether it
-succeeded and how long it took.
+per ``mcp`` entry of the agent, and the browser tools of an agent with ``browser`` access) and
+wraps each one so that every tool call the model makes records a ``tool.called`` event through
+``record(type, payload, discriminator)``: the tool's name as the model called it, the sha256 of its
+arguments (never the arguments or the result), whether it succeeded and how long it took.
 
 Adding a kind of tools (e.g. a browser) is adding one ``"module:function"`` to ``TOOLSET_BUILDERS``:
 a function ``(agent: dict, record) -> list[AbstractToolset]`` that returns ``[]`` for an agent that
@@ -29,7 +29,7 @@ from baton.errors import AgentError
 # record(type, payload, discriminator): an event of this step's try (see run_llm_step).
 Record = Callable[[str, dict[str, Any], str], None]
 
-TOOLSET_BUILDERS: list[str] = ["baton.agents.tools:mcp_toolsets"]
+TOOLSET_BUILDERS: list[str] = ["baton.agents.tools:mcp_toolsets", "baton.agents.tools:browser_toolsets"]
 
 MCP_FIX = (
     "Create an Airflow connection of type mcp with host = the server's URL, e.g. "
@@ -64,6 +64,31 @@ def _builders() -> list[Callable[[dict[str, Any], Record], list[Any]]]:
         module, _, name = path.partition(":")
         builders.append(getattr(importlib.import_module(module), name))
     return builders
+
+
+def browser_toolsets(agent: dict[str, Any], record: Record) -> list[Any]:
+    """The browser tools (goto, click, fill, select, check, read_page, extract_table, screenshot) of an
+    agent with ``browser`` access: the model drives Chromium within the agent's allowed hosts, each
+    action recorded, its screenshots kept under the task's artifact folder."""
+    access = agent.get("browser")
+    if not access:
+        return []
+    from airflow.sdk import get_current_context
+
+    from baton.browser.artifacts import Artifacts
+    from baton.browser.tools import browser_toolset
+
+    context = get_current_context()
+    numbers = itertools.count(1)
+
+    def record_browser(kind: str, payload: dict[str, Any]) -> None:
+        record(kind, payload, f"browser:{next(numbers)}")
+
+    return [
+        browser_toolset(
+            access, record=record_browser, artifacts=Artifacts.for_task(context), step=context["ti"].task_id
+        )
+    ]
 
 
 def mcp_toolsets(agent: dict[str, Any], record: Record) -> list[Any]:

@@ -12,6 +12,7 @@ from baton.alerts import deadline_alerts, on_task_failure
 from baton.assets import asset
 from baton.compile.plan import StepPlan, WorkflowPlan
 from baton.operators.agent import AgentOperator, FanOutBatches
+from baton.operators.browser import BrowserOperator
 from baton.operators.saga import SagaOperator
 from baton.operators.sensor import BusinessSensor
 from baton.spec.models import InputField, RetryPolicy, Workflow
@@ -132,6 +133,9 @@ def _task(
         doc_md=step.description or None,
         **_retry_args(step),
     )
+    if step.browser:
+        actions = [action.model_dump(mode="json") for action in step.browser]
+        return BrowserOperator(**kwargs, browser_actions=actions)
     if plan.fan_out is None or step.batch_size is None:
         return AgentOperator(**kwargs)  # a for_each without batch_size runs every item in one task
     # Batches of batch_size items, one mapped task each (they may run on different workers).

@@ -41,6 +41,8 @@ class StepPlan:
             worker = f"skill {step.skill}"
         else:
             worker = "a person"
+        if step.browser:
+            worker += f", {len(step.browser)} browser actions"
         if step.for_each:
             worker += (
                 f", for each of {self.fan_out['source']}.{self.fan_out['field']}" if self.fan_out else ""

@@ -6,6 +6,7 @@ The module imports no runtime: Playwright, the event store and the runner load i
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -62,8 +63,11 @@ class BrowserOperator(AgentOperator):
                 "that has it"
             )
 
+        numbers = itertools.count(1)
+
         def record(kind: str, payload: dict[str, Any]) -> None:
-            recorder.record(recorder.event(kind, payload))
+            # One try records many actions, blocks and artifacts: each its own event.
+            recorder.record(recorder.event(kind, payload, discriminator=str(next(numbers))))
 
         return browse(
             self.browser_actions,

@@ -164,11 +164,50 @@ def _check_workers(workflow: Workflow, roster: Roster | None) -> Iterator[Found]
                 "'with' passes arguments to a skill, and this step runs no skill",
                 "name a skill with 'skill:', or put the values in the instruction",
             )
+        yield from _check_browser(step, index, roster)
         if isinstance(step.output, str) and get_output_model(step.output) is None:
             yield (
                 ("steps", index, "output"),
                 f"unknown output model '{step.output}'",
                 f"declare fields instead, or use one of: {', '.join(output_model_names())}",
+            )
+
+
+def _check_browser(step: Step, index: int, roster: Roster | None) -> Iterator[Found]:
+    """A browser step is done by a named agent with browser access, once (not per for_each item), and
+    a ``goto`` whose URL is fixed must be on the agent's allowed hosts."""
+    if not step.browser:
+        return
+    loc = ("steps", index, "browser")
+    if step.agent is None or step.for_each:
+        yield (
+            loc,
+            "browser actions are performed by one named agent, once per run",
+            "name an agent with browser access under 'agent:' (not a skill, a route or a for_each)",
+        )
+        return
+    agent = roster.get(step.agent) if roster is not None else None
+    if agent is None:
+        return  # the unknown agent is reported on its own
+    if agent.browser is None:
+        yield (
+            loc,
+            f"agent '{agent.name}' has no browser access",
+            f"give '{agent.name}' `browser: {{allow: [<hosts>]}}` in dags/agents.yaml, or name an agent "
+            "that has it",
+        )
+        return
+    from baton.browser.allowlist import Allowlist, display_host
+
+    allowed = Allowlist(agent.browser.allow)
+    for number, action in enumerate(step.browser):
+        url = getattr(action, "url", None) if action.action == "goto" else None
+        if url and "{" not in url and not allowed.allows(url):
+            yield (
+                (*loc, number, "goto"),
+                f"'{display_host(url)}' is not among the hosts agent '{agent.name}' may reach "
+                f"({', '.join(agent.browser.allow)})",
+                f"add the host to {agent.name}'s browser.allow in dags/agents.yaml, or go elsewhere",
             )
 
 
