@@ -70,6 +70,15 @@ EXPECTED = {
     r"'plann' \(fix: declare it under context: \(with a strategy\); did you mean 'plan'\?",
     "unknown_context_read.yaml": r"unknown_context_read\.yaml:10: steps\[0\]\.instruction: reads unknown context "
     r"key 'budget' \(fix: declare it under context:; known: plan\)",
+    "browser_unknown_action.yaml": r"browser_unknown_action\.yaml:10: steps\[0\]\.browser\[1\]: unknown browser "
+    r"action 'hover'; use one of goto, fill, select, check, click, wait_for, extract, screenshot, download(\n|$)",
+    "browser_no_access.yaml": r"browser_no_access\.yaml:8: steps\[0\]\.browser: agent 'marketing_lead_generator' "
+    r"has no browser access \(fix: give 'marketing_lead_generator' `browser: \{allow: \[<hosts>\]\}` in "
+    r"dags/agents\.yaml, or name an agent that has it\)",
+    "sensor_unknown_kind.yaml": r"sensor_unknown_kind\.yaml:6: trigger\.sensor: unknown sensor 'new_row'; use one "
+    r"of new_rows, rule_match, sql_threshold(\n|$)",
+    "sensor_query_jinja.yaml": r"sensor_query_jinja\.yaml:11: trigger\.sensor\.sql_threshold\.query: the query is "
+    r"SQL text, not Jinja: write :name placeholders and give their values in params(\n|$)",
 }
 
 
