@@ -9,10 +9,16 @@ baton db upgrade
 baton demo db >/dev/null
 baton validate >/dev/null || echo "Some templates have errors: they show as import errors in the UI (run: baton validate)."
 
+# The demo web site the browser agents work on (CRM, billing and support-desk forms; market pages).
+setsid python -m demo.web --port "${BATON_DEMO_WEB_PORT:-8765}" >"$AIRFLOW_HOME/demo_web.log" 2>&1 &
+web_pgid=$!
 # airflow standalone in its own process group: stopping it means signalling the whole group.
 setsid airflow standalone >"$AIRFLOW_HOME/standalone.log" 2>&1 &
 pgid=$!
-stop() { kill -TERM -- "-$pgid" 2>/dev/null || true; wait "$pgid" 2>/dev/null || true; }
+stop() {
+  kill -TERM -- "-$pgid" "-$web_pgid" 2>/dev/null || true
+  wait "$pgid" "$web_pgid" 2>/dev/null || true
+}
 trap 'echo; echo "Stopping Airflow..."; stop; exit 0' INT TERM
 trap stop EXIT
 
@@ -30,6 +36,7 @@ cat <<MSG
 
   Baton is up: $url
   user: admin   password: $password
+  demo site for the browser agents: http://127.0.0.1:${BATON_DEMO_WEB_PORT:-8765}/
   DAGs: $(cd "$BATON_ROOT/dags/workflows" && ls *.yaml | sed 's/\.yaml$//' | paste -sd' ')
   Ctrl-C stops Airflow.
 

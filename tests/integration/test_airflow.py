@@ -29,17 +29,25 @@ pytestmark = pytest.mark.integration
 BROKEN = Path(__file__).parents[1] / "spec" / "broken"
 SAGA_WORKFLOW = Path(__file__).parents[1] / "fixtures" / "saga" / "workflows" / "order_saga.yaml"
 HEALTHY = [
+    "compliance_alerts",
     "crash_recovery",
     "daily_operations",
     "deadline_overrun",
     "escalation",
     "failing_step",
+    "lead_followup",
     "lead_qualification",
     "order_saga",
     "parallel_feature_delivery",
     "revenue_milestone",
 ]
-OPERATIONS = ["baton_compensate"]  # Baton's own DAGs, next to the templates' (not templates)
+# Baton's own DAGs, next to the templates' (not templates): the compensator, and the sensors.
+OPERATIONS = [
+    "baton_compensate",
+    "compliance_alerts__sensor",
+    "lead_qualification__sensor",
+    "revenue_milestone__sensor",
+]
 CRASH_AGENT = """
   - name: crash_test_analyst
     description: Its first model call hangs until the test kills the task process.
