@@ -24,16 +24,23 @@ class TaskInstance:
 
 
 class StepEvents:
-    """The two methods of StepRecorder that ``_call`` uses, keeping the events in a list."""
+    """The two methods of StepRecorder that ``_call`` uses, keeping the events in a list; like the
+    store, it refuses a second event with the same key (type and discriminator, within one try)."""
 
     def __init__(self) -> None:
         self.recorded: list[tuple[str, dict[str, Any]]] = []
+        self.keys: set[tuple[str, str]] = set()
 
-    def event(self, kind: str, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        return kind, payload
+    def event(self, kind: str, payload: dict[str, Any], discriminator: str = "") -> tuple:
+        return kind, payload, discriminator
 
-    def record(self, *events: tuple[str, dict[str, Any]]) -> None:
-        self.recorded.extend(events)
+    def record(self, *events: tuple[str, dict[str, Any], str]) -> None:
+        for kind, payload, discriminator in events:
+            assert (kind, discriminator) not in self.keys, (
+                f"two {kind} events share the key {discriminator!r}"
+            )
+            self.keys.add((kind, discriminator))
+            self.recorded.append((kind, payload))
 
 
 def operator(agent: Agent, actions: list) -> BrowserOperator:
