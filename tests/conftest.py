@@ -101,6 +101,22 @@ print("BATON_TEST_RUN_ID=" + run.run_id)
 """
 
 
+def own_bundle(fixture: Path, folder: Path, name: str) -> dict[str, str]:
+    """A fixture folder (its workflows and its own roster) as a dag bundle of its own: copied to
+    ``folder`` with the real loader file; the settings that add it to the configured bundles."""
+    shutil.copytree(fixture, folder)
+    shutil.copy(DAGS / "baton_workflows.py", folder)
+    bundles = json.loads(os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"])
+    bundles.append(
+        {
+            "name": name,
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(folder)},
+        }
+    )
+    return {"AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles)}
+
+
 def run_dag_test_in_subprocess(
     folder: Path, bundle: str, dag_id: str, conf: dict | None = None, env: dict[str, str] | None = None
 ):

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import socket
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import pytest
 
 from baton.events import EventStore
 from tests.agents.openai_server import OpenAICompatibleServer
-from tests.conftest import DAGS, run_dag_test_in_subprocess
+from tests.conftest import own_bundle, run_dag_test_in_subprocess
 from tests.mcp_server import PricingServer
 
 BUNDLE = "baton-test-mcp"
@@ -31,21 +29,6 @@ FIX = (
 )
 
 
-def _bundle(folder: Path) -> dict[str, str]:
-    """The fixture as a dag bundle of its own (its own roster), added to the configured bundles."""
-    shutil.copytree(FIXTURE, folder)
-    shutil.copy(DAGS / "baton_workflows.py", folder)
-    bundles = json.loads(os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"])
-    bundles.append(
-        {
-            "name": BUNDLE,
-            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-            "kwargs": {"path": str(folder)},
-        }
-    )
-    return {"AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles)}
-
-
 @pytest.fixture(scope="module")
 def mcp_run(airflow_db, tmp_path_factory):
     folder = tmp_path_factory.mktemp("mcp") / "dags"
@@ -55,7 +38,7 @@ def mcp_run(airflow_db, tmp_path_factory):
     tool_call = ("pricing_get_price", {"product": "widget"})
     with PricingServer() as pricing, OpenAICompatibleServer({}, tool_call=tool_call) as llm:
         env = {
-            **_bundle(folder),
+            **own_bundle(FIXTURE, folder, BUNDLE),
             "AIRFLOW_CONN_BATON_TEST_MCP_LLM": json.dumps(
                 {
                     "conn_type": "pydanticai",

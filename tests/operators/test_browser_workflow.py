@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -21,7 +19,7 @@ from demo.web import DemoWeb
 
 from baton.events import EventStore
 from tests.agents.openai_server import OpenAICompatibleServer
-from tests.conftest import DAGS, run_dag_test_in_subprocess
+from tests.conftest import own_bundle, run_dag_test_in_subprocess
 
 pytestmark = pytest.mark.integration
 
@@ -32,21 +30,8 @@ FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "browser" / "dags"
 @pytest.fixture(scope="module")
 def onboarding(airflow_db, tmp_path_factory):
     folder = tmp_path_factory.mktemp("browser") / "dags"
-    shutil.copytree(FIXTURE, folder)
-    shutil.copy(DAGS / "baton_workflows.py", folder)
-    bundles = json.loads(os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"])
-    bundles.append(
-        {
-            "name": BUNDLE,
-            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-            "kwargs": {"path": str(folder)},
-        }
-    )
     artifacts = tmp_path_factory.mktemp("artifacts")
-    env = {
-        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
-        "BATON_ARTIFACTS": str(artifacts),
-    }
+    env = {**own_bundle(FIXTURE, folder, BUNDLE), "BATON_ARTIFACTS": str(artifacts)}
     with DemoWeb() as web, PartnerService() as partner:
         tool_call = ("goto", {"url": f"{web.url}/market/"})
         with OpenAICompatibleServer({}, tool_call=tool_call, finish=lambda text: {"page": text}) as llm:
