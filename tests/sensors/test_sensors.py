@@ -201,3 +201,21 @@ def _lead(lead_id: str) -> dict:
 
 def _context(run_id: str) -> dict:
     return {"ti": SimpleNamespace(run_id=run_id, dag_id="leads_flow__sensor", task_id="wait", try_number=1)}
+
+
+def test_a_threshold_and_its_params_are_rendered_over_the_inputs_and_bound():
+    spec = {**THRESHOLD, "params": {"month": "{{ inputs.month }}"}, "threshold": "{{ inputs.target }}"}
+    sensor = BusinessSensor(
+        task_id="wait",
+        workflow="revenue",
+        kind="sql_threshold",
+        spec=spec,
+        key_path="trigger.sensor.sql_threshold",
+    )
+    context = {"params": {"month": "2026-11", "target": 4167}, "run_id": "r1"}
+    assert sensor._params(context) == {"threshold": 4167.0, "bind": {"month": "2026-11"}}
+    with pytest.raises(SensorError) as caught:
+        sensor._params({"params": {"month": "2026-11", "target": "lots"}, "run_id": "r1"})
+    assert str(caught.value) == (
+        "trigger.sensor.sql_threshold.threshold: '{{ inputs.target }}' is not a number once rendered"
+    )

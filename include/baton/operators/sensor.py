@@ -124,14 +124,15 @@ class BusinessSensor(BaseOperator):
             "context": {},
             "run": {"id": context["run_id"]},
         }
-        values = templating.arguments({"t": self.spec["threshold"], **self.spec.get("params", {})}, scope)
+        bind = templating.arguments(self.spec.get("params") or {}, scope)
+        rendered = templating.arguments({"threshold": self.spec["threshold"]}, scope)["threshold"]
         try:
-            threshold = float(values.pop("t"))
+            threshold = float(rendered)
         except (TypeError, ValueError):
             raise SensorError(
                 f"{self.key_path}.threshold: '{self.spec['threshold']}' is not a number once rendered"
             ) from None
-        return {"threshold": threshold, "bind": values}
+        return {"threshold": threshold, "bind": bind}
 
     def execute(self, context: Any) -> Any:
         from baton.events import EventStore
