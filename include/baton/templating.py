@@ -9,7 +9,7 @@ from typing import Any
 from jinja2 import StrictUndefined, Undefined, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
-CONTEXT_NAMES = frozenset({"inputs", "steps", "run", "context", "trigger"})
+CONTEXT_NAMES = frozenset({"inputs", "steps", "run", "context"})
 
 ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 

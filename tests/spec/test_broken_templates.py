@@ -77,6 +77,9 @@ EXPECTED = {
     r"dags/agents\.yaml, or name an agent that has it\)",
     "sensor_unknown_kind.yaml": r"sensor_unknown_kind\.yaml:6: trigger\.sensor: unknown sensor 'new_row'; use one "
     r"of new_rows, rule_match, sql_threshold(\n|$)",
+    "trigger_without_trigger.yaml": r"trigger_without_trigger\.yaml:8: steps\[0\]\.instruction: reads 'trigger', "
+    r"but the workflow has no trigger \(its runs start by hand or on schedule\) \(fix: add a trigger: \(a "
+    r"sensor, an asset or a queue\), or read inputs instead\)",
     "sensor_query_jinja.yaml": r"sensor_query_jinja\.yaml:11: trigger\.sensor\.sql_threshold\.query: the query is "
     r"SQL text, not Jinja: write :name placeholders and give their values in params(\n|$)",
 }

@@ -360,7 +360,13 @@ def _check_templates(workflow: Workflow) -> Iterator[Found]:
             except jinja2.TemplateSyntaxError as error:
                 yield (loc, f"Jinja syntax error: {error.message}", "fix the {{ ... }} expression")
                 continue
-            for name in sorted(unknown - extra):
+            if "trigger" in unknown and workflow.trigger is None:
+                yield (
+                    loc,
+                    "reads 'trigger', but the workflow has no trigger (its runs start by hand or on schedule)",
+                    "add a trigger: (a sensor, an asset or a queue), or read inputs instead",
+                )
+            for name in sorted(unknown - extra - {"trigger"}):
                 yield (
                     loc,
                     f"unknown name '{name}' in Jinja",
