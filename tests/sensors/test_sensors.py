@@ -219,3 +219,28 @@ def test_a_threshold_and_its_params_are_rendered_over_the_inputs_and_bound():
     assert str(caught.value) == (
         "trigger.sensor.sql_threshold.threshold: '{{ inputs.target }}' is not a number once rendered"
     )
+
+
+def test_a_retry_hands_on_exactly_what_its_run_claimed_before_it_failed(business, store):
+    """Claimed and then lost (the try died before Airflow stored its asset event): the next try of
+    the same run must not look past the moved mark, or those rows would be skipped for good."""
+    spec = {**NEW_ROWS, "batch_size": 500}
+    sensor = BusinessSensor(
+        task_id="wait", workflow="retry_flow", kind="new_rows", spec=spec, key_path="trigger.sensor.new_rows"
+    )
+    tag = store.engine.dialect.name  # the test runs once per store backend, on one business database
+    start = sql.max_key(engine_for(business).connect(), spec)
+    add(business, leads, [_lead(f"L-880-{tag}"), _lead(f"L-881-{tag}")])
+    found = check("new_rows", spec, business, start, {})
+    first_try = _context("run_9")
+    assert sensor._fired(first_try, store, start, found)["count"] == 2  # claimed; then the try dies
+    add(business, leads, [_lead(f"L-882-{tag}")])  # a row added after the claim is the next run's
+    claim = sensor._claimed_by_this_run(store, first_try)
+    assert (claim["mark_from"], claim["mark_to"]) == (start, start + 2)
+    again = sensor._reclaimed(first_try, business, claim)
+    assert ([row["id"] for row in again["rows"]], again["mark_from"], again["count"]) == (
+        [f"L-880-{tag}", f"L-881-{tag}"],
+        start,
+        2,
+    )
+    assert sensor._claimed_by_this_run(store, _context("run_10")) is None

@@ -141,6 +141,8 @@ class BusinessSensor(BaseOperator):
 
         url = self._url()
         store = EventStore.from_airflow()
+        if (claimed := self._claimed_by_this_run(store, context)) is not None:
+            return self._reclaimed(context, url, claimed)
         params = self._params(context)
         has_mark, mark = self._current_mark(store)
         if not has_mark and self.kind != "sql_threshold" and self.spec.get("start", "now") == "now":
@@ -176,10 +178,13 @@ class BusinessSensor(BaseOperator):
                 deadline=deadline,
             ),
             method_name="execute_complete",
-            kwargs={"deadline": deadline},
+            kwargs={"deadline": deadline, "mark": mark},
         )
 
-    def execute_complete(self, context: Any, event: dict[str, Any], deadline: float = 0.0) -> Any:
+    def execute_complete(
+        self, context: Any, event: dict[str, Any], deadline: float = 0.0, mark: Any = None
+    ) -> Any:
+        """The trigger fired: claim what it found after ``mark`` (the mark it looked from)."""
         from baton.events import EventStore
 
         status = event.get("status")
@@ -189,9 +194,7 @@ class BusinessSensor(BaseOperator):
             )
         if status == "error":
             raise SensorError(f"{self.key_path}: the sensor's query failed: {event.get('error')}")
-        store = EventStore.from_airflow()
-        _, mark = self._current_mark(store)
-        return self._fired(context, store, mark, event, deadline=deadline)
+        return self._fired(context, EventStore.from_airflow(), mark, event, deadline=deadline)
 
     def _fired(
         self, context: Any, store: Any, mark: Any, found: dict[str, Any], deadline: float = 0.0
@@ -208,11 +211,41 @@ class BusinessSensor(BaseOperator):
             _, mark = self._current_mark(store)
             self._defer(mark, self._params(context), deadline or time.time() + self._timeout())
         self.log.info("Sensor %s fired: %s", self.kind, {k: v for k, v in payload.items() if v is not None})
+        return self._emit(context, mark, payload, rows, found.get("period"))
+
+    def _emit(
+        self, context: Any, mark: Any, payload: dict[str, Any], rows: list | None, period: Any
+    ) -> dict[str, Any]:
         output = {"kind": self.kind, "source": self._source, "mark_from": mark, **payload}
         if rows is not None:
             output["rows"] = rows
         else:
-            output["period"] = found.get("period")
+            output["period"] = period
         for outlet in self.outlets:  # the message that starts the workflow
             context["outlet_events"][outlet].extra = output
         return output
+
+    def _claimed_by_this_run(self, store: Any, context: Any) -> dict[str, Any] | None:
+        """What an earlier try of this run claimed (it failed before its asset event was stored)."""
+        claims = [
+            e.payload
+            for e in store.read(context["ti"].run_id, types=["trigger.fired"])
+            if getattr(e, "key", "").startswith(self._mark_prefix) and not e.key.endswith("|init")
+        ]
+        return claims[-1] if claims else None
+
+    def _reclaimed(self, context: Any, url: str, claim: dict[str, Any]) -> dict[str, Any]:
+        """Hand on again what this run claimed in an earlier try: the same rows (those between the two
+        marks), or the same value, so that nothing claimed is ever skipped."""
+        from baton.events.store import engine_for
+        from baton.sensors import sql
+
+        self.log.info(
+            "An earlier try of this run claimed %s..%s: handing it on", claim["mark_from"], claim["mark_to"]
+        )
+        payload = {k: claim.get(k) for k in ("count", "value", "mark_to")}
+        if self.kind == "sql_threshold":
+            return self._emit(context, claim["mark_from"], payload, None, claim.get("mark_to"))
+        with engine_for(url).connect() as conn:
+            rows = sql.new_rows(conn, self.spec, claim["mark_from"], until=claim["mark_to"])
+        return self._emit(context, claim["mark_from"], payload, rows, None)

@@ -51,13 +51,16 @@ def _condition(cond: dict[str, Any], index: str) -> Any:
     }[op]()
 
 
-def rows_query(spec: dict[str, Any], mark: Any) -> Any:
-    """SELECT the rows of ``new_rows`` / ``rule_match`` after ``mark`` (all when None), oldest first."""
+def rows_query(spec: dict[str, Any], mark: Any, until: Any = None) -> Any:
+    """SELECT the rows of ``new_rows`` / ``rule_match`` after ``mark`` (all when None) and up to
+    ``until`` (when given), oldest first."""
     key = column(spec["key"])
     columns = [column(c) for c in spec.get("columns") or []] or [literal_column("*")]
     query = select(*columns).select_from(_table(spec["table"]))
     if mark is not None:
         query = query.where(key > bindparam("mark", mark))
+    if until is not None:
+        query = query.where(key <= bindparam("until", until))
     if spec.get("all"):
         query = query.where(and_(*(_condition(c, f"all_{i}") for i, c in enumerate(spec["all"]))))
     if spec.get("any"):
@@ -72,8 +75,8 @@ def max_key(conn: Connection, spec: dict[str, Any]) -> Any:
     return json_safe(conn.scalar(select(func.max(column(spec["key"]))).select_from(_table(spec["table"]))))
 
 
-def new_rows(conn: Connection, spec: dict[str, Any], mark: Any) -> list[dict[str, Any]]:
-    result = conn.execute(rows_query(spec, _typed(mark)))
+def new_rows(conn: Connection, spec: dict[str, Any], mark: Any, until: Any = None) -> list[dict[str, Any]]:
+    result = conn.execute(rows_query(spec, _typed(mark), _typed(until)))
     return [{k: json_safe(v) for k, v in row._mapping.items()} for row in result]
 
 
