@@ -249,11 +249,9 @@ def test_a_redis_message_starts_a_run_through_an_asset_watcher(airflow, partner)
     client = redis.Redis(host="127.0.0.1", port=6379)
     message = {"order": "O-77", "amount": 129.5}
 
-    def published() -> list[dict[str, Any]]:
-        client.publish("baton.orders", json.dumps(message))  # pub/sub keeps nothing: repeat until heard
-        return _finished(airflow, "order_events", 1)
-
-    (run,) = _wait("an order_events run", published, timeout=120, poll=2)
+    # Pub/sub keeps nothing: publish once the watcher listens (PUBLISH says how many subscribers got it).
+    _wait("the watcher's subscription", lambda: client.publish("baton.orders", json.dumps(message)), poll=1)
+    (run,) = _wait("an order_events run", lambda: _finished(airflow, "order_events", 1))
     assert run["state"] == "success"
     (posted,) = partner.posts("/orders")
     # The watcher's event carries Redis's message: its channel and the published data.
