@@ -54,7 +54,7 @@ def test_a_broken_roster_is_reported_with_every_workflow_that_needs_it(folder):
     error = bag.import_errors["baton_template_errors.py"]
     assert "agents.yaml:11: agents[0].max_concurrency: Input should be a valid integer" in error
     assert (
-        "workflows/lead_qualification.yaml:41: steps[0].agent: cannot resolve agent 'marketing_lead_generator':"
+        "workflows/lead_qualification.yaml:42: steps[0].agent: cannot resolve agent 'marketing_lead_generator':"
         " the roster has errors"
     ) in error
 

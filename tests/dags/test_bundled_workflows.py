@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from baton.alerts import on_task_failure
 from baton.skills.leads import CONVERSION
 from tests.compile.test_cache import SENSOR_DAGS
 from tests.conftest import ROOT, run_dag_test
@@ -28,15 +29,23 @@ def test_every_template_is_a_dag_without_import_errors(dagbag):
     assert sorted(dagbag.dag_ids) == sorted(["baton_compensate", *BUNDLED, *SENSOR_DAGS])
 
 
-@pytest.mark.parametrize("dag_id", BUNDLED)
+@pytest.mark.parametrize("dag_id", BUNDLED + SENSOR_DAGS)
 def test_integrity(dagbag, dag_id):
+    """Every DAG a template makes has an owner, tags, docs, retries, a deadline and alerts."""
     dag = dagbag.dags[dag_id]
     assert dag.doc_md and dag.description
-    assert {"baton", "v1"} <= set(dag.tags)
+    assert "baton" in dag.tags and len(dag.tags) >= 3
+    assert dag.deadline, "a Deadline Alert (the template's deadline)"
+    assert all(alert.name.startswith(f"{dag_id}: run within ") for alert in dag.deadline[:1])
     for task in dag.tasks:
-        assert task.retries >= 1, task.task_id
+        assert task.retries >= 1 or task.task_id == "_compensate", task.task_id
         assert task.owner not in ("", "airflow"), task.task_id
-        assert task.execution_timeout is not None, task.task_id
+        assert task.execution_timeout is not None or dag_id in SENSOR_DAGS, task.task_id
+        assert on_task_failure in (task.on_failure_callback or []) or task.task_id == "_compensate", (
+            task.task_id
+        )
+    if dag_id not in SENSOR_DAGS:
+        assert "v1" in dag.tags or any(tag.startswith("v") for tag in dag.tags)
 
 
 def test_seed_schedules(dagbag):

@@ -189,6 +189,16 @@ def sensor_dag(workflow: Workflow) -> DAG | None:
         tags=sorted({"baton", "sensor", workflow.category, *workflow.tags}),
         params={name: _param(field) for name, field in workflow.inputs.items()},  # the threshold's
         default_args={"owner": workflow.owner, "on_failure_callback": on_task_failure},
+        # A run waits at most the sensor's timeout; one still going well after it is stuck: alert.
+        deadline=deadline_alerts(
+            workflow.model_copy(
+                update={
+                    "workflow": f"{workflow.workflow}{SENSOR_SUFFIX}",
+                    "deadline": sensor.spec.timeout + timedelta(minutes=10),
+                    "steps": [],
+                }
+            )
+        ),
     )
     BusinessSensor(
         task_id=f"wait_for_{sensor.kind}",
