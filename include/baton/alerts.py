@@ -91,11 +91,15 @@ def _mrkdwn(text: Any, limit: int = 300) -> str:
     return _clean(text, limit).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+NOTICES = ("notice", "customer_onboarded")  # good news, sent by the notify skill
+
+
 def slack_text(alert: Alert) -> str:
     """The Slack message (mrkdwn): what, where, which attempt, and a link to the run."""
     title = alert.kind.replace("_", " ")  # step failed, deadline missed, compensation failed
+    icon = ":white_check_mark:" if alert.kind in NOTICES else ":rotating_light:"
     lines = [
-        f":rotating_light: *Baton: {title}*",
+        f"{icon} *Baton: {title}*",
         f"*Workflow:* `{_mrkdwn(alert.workflow)}`",
         f"*Run:* `{_mrkdwn(alert.run_id)}`",
     ]
