@@ -228,6 +228,10 @@ def _f(value: Decimal) -> str:
     return f"{value:,.2f}"
 
 
+def _pct(value: Decimal) -> str:
+    return f"{float(value):g}%"
+
+
 def problems(invoice: Invoice, tax_rates: list[float]) -> tuple[list[str], list[str]]:
     """(what is wrong, what was checked) of an invoice's arithmetic: line amounts, subtotal, tax
     rate and amount, total. Money is exact (decimal), to the cent."""
@@ -247,12 +251,14 @@ def problems(invoice: Invoice, tax_rates: list[float]) -> tuple[list[str], list[
     rate = Decimal(str(invoice.tax_rate))
     allowed = sorted(Decimal(str(r)) for r in tax_rates)
     if rate not in allowed:
-        wrong.append(f"tax_rate: {rate:g}% is not an allowed rate ({', '.join(f'{r:g}%' for r in allowed)})")
-    checked.append(f"tax rate {rate:g}% is allowed")
+        wrong.append(f"tax_rate: {_pct(rate)} is not an allowed rate ({', '.join(_pct(r) for r in allowed)})")
+    checked.append(f"tax rate {_pct(rate)} is allowed")
     tax = (_d(invoice.subtotal) * rate / 100).quantize(CENT, ROUND_HALF_UP)
     if tax != _d(invoice.tax):
-        wrong.append(f"tax: {rate:g}% of {_f(_d(invoice.subtotal))} is {_f(tax)}, not {_f(_d(invoice.tax))}")
-    checked.append(f"tax {_f(_d(invoice.tax))} = {rate:g}% of the subtotal")
+        wrong.append(
+            f"tax: {_pct(rate)} of {_f(_d(invoice.subtotal))} is {_f(tax)}, not {_f(_d(invoice.tax))}"
+        )
+    checked.append(f"tax {_f(_d(invoice.tax))} = {_pct(rate)} of the subtotal")
     total = _d(invoice.subtotal) + _d(invoice.tax)
     if total != _d(invoice.total):
         wrong.append(
