@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -207,28 +208,48 @@ def run_dag_test(dag, **kwargs):
 PG_SERVER = os.environ.get("BATON_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-@pytest.fixture(scope="session")
-def pg_url():
-    """A throwaway PostgreSQL database for this test session, dropped at its end."""
+@contextlib.contextmanager
+def pg_database(prefix: str):
+    """A throwaway PostgreSQL database (its SQLAlchemy URL), dropped on exit."""
     from sqlalchemy import create_engine, text
 
-    from baton.events.migrations import upgrade
-
     admin = create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
-    name = f"baton_test_{os.getpid()}_{secrets.token_hex(4)}"
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as error:  # say what is missing instead of skipping: these tests must run
         pytest.fail(f"PostgreSQL at {PG_SERVER} is needed (scripts/test.sh starts it): {error}")
-    url = PG_SERVER.rsplit("/", 1)[0] + f"/{name}"
-    engine = create_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield PG_SERVER.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def business_db():
+    """A throwaway PostgreSQL database seeded with the demo business tables (include/demo)."""
+    from demo.business import create
+
+    with pg_database("baton_business") as url:
+        create(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """A throwaway PostgreSQL database for this test session, migrated for Baton's store."""
+    from sqlalchemy import create_engine
+
+    from baton.events.migrations import upgrade
+
+    with pg_database("baton_test") as url:
+        engine = create_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

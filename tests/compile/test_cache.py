@@ -31,7 +31,7 @@ def _serialized(dags):
 
 
 BUNDLED = sorted(p.stem for p in (Path(__file__).parents[2] / "dags" / "workflows").glob("*.yaml"))
-SENSOR_DAGS = ["compliance_alerts__sensor", "lead_qualification__sensor", "revenue_milestone__sensor"]
+SENSOR_DAGS = ["compliance_monitoring__sensor", "lead_qualification__sensor", "revenue_milestone__sensor"]
 
 
 def _cache_files(folder: Path) -> int:

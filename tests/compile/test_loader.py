@@ -47,8 +47,8 @@ def test_a_broken_roster_is_reported_with_every_workflow_that_needs_it(folder):
     # Only the workflows whose steps are all skills load: they need no agent of the roster.
     assert sorted(bag.dag_ids) == [
         "baton_compensate",
-        "compliance_alerts",
-        "compliance_alerts__sensor",
+        "compliance_monitoring",
+        "compliance_monitoring__sensor",
         "lead_followup",
     ]
     error = bag.import_errors["baton_template_errors.py"]

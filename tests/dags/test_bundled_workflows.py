@@ -18,12 +18,18 @@ BUNDLED = sorted(p.stem for p in (ROOT / "dags" / "workflows").glob("*.yaml"))
 def test_every_template_is_a_dag_without_import_errors(dagbag):
     assert dagbag.import_errors == {}
     assert BUNDLED == [
-        "compliance_alerts",
+        "compliance_monitoring",
+        "content_marketing",
+        "customer_onboarding",
         "daily_operations",
+        "hr_recruiting",
+        "invoice_processing",
         "lead_followup",
         "lead_qualification",
+        "market_research",
         "parallel_feature_delivery",
         "revenue_milestone",
+        "supply_chain",
     ]
     # and the DAG that compensates a past run, and one sensor DAG per template with a sensor
     assert sorted(dagbag.dag_ids) == sorted(["baton_compensate", *BUNDLED, *SENSOR_DAGS])
@@ -57,7 +63,7 @@ def test_seed_schedules(dagbag):
     assert [a.name for a in revenue.asset_condition.objects] == ["sensor.revenue_milestone"]
     for dag_id, assets in (
         ("lead_qualification", ["sensor.lead_qualification"]),
-        ("compliance_alerts", ["sensor.compliance_alerts"]),
+        ("compliance_monitoring", ["sensor.compliance_monitoring"]),
         ("lead_followup", ["qualified_leads"]),
     ):
         assert [a.name for a in dagbag.dags[dag_id].timetable.asset_condition.objects] == assets

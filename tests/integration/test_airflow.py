@@ -29,22 +29,28 @@ pytestmark = pytest.mark.integration
 BROKEN = Path(__file__).parents[1] / "spec" / "broken"
 SAGA_WORKFLOW = Path(__file__).parents[1] / "fixtures" / "saga" / "workflows" / "order_saga.yaml"
 HEALTHY = [
-    "compliance_alerts",
+    "compliance_monitoring",
+    "content_marketing",
     "crash_recovery",
+    "customer_onboarding",
     "daily_operations",
     "deadline_overrun",
     "escalation",
     "failing_step",
+    "hr_recruiting",
+    "invoice_processing",
     "lead_followup",
     "lead_qualification",
+    "market_research",
     "order_saga",
     "parallel_feature_delivery",
     "revenue_milestone",
+    "supply_chain",
 ]
 # Baton's own DAGs, next to the templates' (not templates): the compensator, and the sensors.
 OPERATIONS = [
     "baton_compensate",
-    "compliance_alerts__sensor",
+    "compliance_monitoring__sensor",
     "lead_qualification__sensor",
     "revenue_milestone__sensor",
 ]

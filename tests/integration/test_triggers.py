@@ -12,17 +12,15 @@ from typing import Any
 
 import pytest
 from demo.business import add as insert_rows
-from demo.business import create, leads, payments, revenue
+from demo.business import leads, payments, revenue
 from demo.http_service import PartnerService
-from sqlalchemy import create_engine, text
 
 from baton.events.store import EventStore, engine_for
 from baton.standalone import Standalone
-from tests.conftest import PG_SERVER
 
 pytestmark = pytest.mark.integration
 
-SENSORS = ["compliance_alerts__sensor", "lead_qualification__sensor", "revenue_milestone__sensor"]
+SENSORS = ["compliance_monitoring__sensor", "lead_qualification__sensor", "revenue_milestone__sensor"]
 QUEUE_WORKFLOW = """workflow: order_events
 version: 1
 description: Each message on the Redis channel baton.orders starts a run (tests/integration/test_triggers.py).
@@ -47,18 +45,9 @@ NEW_LEADS = [
 
 
 @pytest.fixture(scope="module")
-def business():
+def business(business_db):
     """A throwaway PostgreSQL database seeded with the demo business data."""
-    admin = create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
-    name = f"baton_business_{int(time.time() * 1000)}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_SERVER.rsplit("/", 1)[0] + f"/{name}"
-    create(url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    return business_db
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +202,7 @@ def test_revenue_crossing_the_target_fires_revenue_milestone_once(airflow, busin
 def test_payments_matching_the_compliance_rule_start_a_review_of_exactly_those(airflow, business):
     _wait(
         "a deferred compliance sensor",
-        lambda: [s for s in _task_states(airflow, "compliance_alerts__sensor") if s[2] == "deferred"],
+        lambda: [s for s in _task_states(airflow, "compliance_monitoring__sensor") if s[2] == "deferred"],
     )
     insert_rows(
         business,
@@ -234,8 +223,8 @@ def test_payments_matching_the_compliance_rule_start_a_review_of_exactly_those(a
             )
         ],
     )
-    (run,) = _wait("a compliance_alerts run", lambda: _finished(airflow, "compliance_alerts", 1))
-    findings = _output(airflow, "compliance_alerts", run["dag_run_id"], "review_payments")
+    (run,) = _wait("a compliance_monitoring run", lambda: _finished(airflow, "compliance_monitoring", 1))
+    findings = _output(airflow, "compliance_monitoring", run["dag_run_id"], "review_payments")
     assert [(f["payment"], f["severity"]) for f in findings["findings"]] == [
         ("P-9003", "critical"),
         ("P-9001", "high"),

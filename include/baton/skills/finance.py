@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from baton.errors import SkillError
 from baton.skills.demo_data import demo_data
 from baton.skills.registry import SkillRequest, skill
 
@@ -99,20 +100,48 @@ class Findings(BaseModel):
 
 
 SANCTIONED = ("IR", "KP", "SY", "CU")
+LARGE_USD = 10000
+BUSINESS_CONN = "baton_business"
+
+
+def _breaking_payments() -> list[dict]:
+    """Every payment of the business database that is large or goes to a sanctioned country (the
+    same rule as the template's sensor), read with bound values."""
+    from sqlalchemy import column, or_, select, table
+
+    from baton.events.store import connection_url, engine_for
+    from baton.sensors.sql import json_safe
+
+    names = ("seq", "id", "customer", "country", "amount", "currency", "day")
+    payments = table("payments", *(column(n) for n in names))
+    query = (
+        select(payments)
+        .where(or_(payments.c.amount >= LARGE_USD, payments.c.country.in_(SANCTIONED)))
+        .order_by(payments.c.seq)
+    )
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        with engine_for(connection_url(BUSINESS_CONN)).connect() as conn:
+            return [{k: json_safe(v) for k, v in row._mapping.items()} for row in conn.execute(query)]
+    except SQLAlchemyError as error:
+        raise SkillError(
+            f"compliance sweep: cannot read the payments of connection '{BUSINESS_CONN}' "
+            f"({type(error.orig or error).__name__}: {str(error.orig or error).splitlines()[0]}). Point the "
+            "connection at the business database, or create the demo one with `baton demo db`."
+        ) from None
 
 
 @skill("compliance_findings", output=Findings)
 def compliance_findings(request: SkillRequest) -> dict:
     """A finding per payment the compliance sensor matched: sanctioned countries are critical."""
     rows = request.trigger.get("rows")
-    if rows is None:
-        rows = [
-            p for p in demo_data("payments")["payments"] if p["amount"] >= 10000 or p["country"] in SANCTIONED
-        ]
+    if rows is None:  # the scheduled sweep: every payment in the business database
+        rows = _breaking_payments()
     findings = []
     for row in rows:
         reasons = []
-        if row["amount"] >= 10000:
+        if row["amount"] >= LARGE_USD:
             reasons.append(f"amount {row['amount']:,.0f} {row['currency']} >= 10,000")
         if row["country"] in SANCTIONED:
             reasons.append(f"sanctioned country {row['country']}")
@@ -127,7 +156,7 @@ def compliance_findings(request: SkillRequest) -> dict:
             )
         )
     findings.sort(key=lambda f: (f.severity != "critical", -f.amount, f.payment))
-    source = request.trigger.get("source") or "demo payments"
+    source = request.trigger.get("source") or f"{BUSINESS_CONN}:payments sweep large_or_sanctioned"
     return Findings(
         rule=source,
         count=len(findings),
