@@ -415,19 +415,17 @@ def test_a_rejected_invoice_ends_without_posting(rejected, ledger_db):
     }
     assert rejected["results"]["extract"][1]["format"] == "pdf"
     assert rejected["results"]["extract"][1]["total"] == 8875.2
-    # The person is asked once; the retry after a rejection fails at once instead of asking again.
+    # The person is asked once: their rejection is final (no retry asks again).
     assert [e.try_number for e in rejected["events"] if e.type == "approval.requested"] == [1]
     failures = [
-        (e.try_number, e.payload["error"])
+        (e.try_number, e.payload["error_class"], e.payload["error"], e.payload["will_retry"])
         for e in rejected["events"]
         if e.type == "step.failed" and e.step == "approve"
     ]
-    assert len(failures) == 2, failures
-    assert "Step 'approve': cfo chose 'Reject'" in failures[0][1]
-    assert (
-        "invoice fabrikam_FB-88210.pdf (FB-88210): rejected by cfo on try 1; nothing was posted"
-        in failures[1][1]
-    )
+    assert len(failures) == 1, failures
+    assert failures[0][:2] == (1, "PersonDecided") and failures[0][3] is False
+    assert "Step 'approve': cfo chose 'Reject'" in failures[0][2]
+    assert "step.retried" not in _types([e for e in rejected["events"] if e.step == "approve"])
     assert ledger_rows(ledger_db, "FB-88210") == ([], [])
     assert "effect.done" not in _types(rejected["events"])
 

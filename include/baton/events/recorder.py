@@ -134,8 +134,13 @@ class StepRecorder:
 
     def failed(self, error: BaseException) -> None:
         """The failure, with the try's start (stored once, by key) in case it failed before starting."""
+        from airflow.sdk.exceptions import AirflowFailException
+
         ti = self.context["ti"]
-        will_retry = ti.try_number <= getattr(ti, "max_tries", 0)
+        # AirflowFailException fails the task with no retry, whatever retries are left.
+        will_retry = ti.try_number <= getattr(ti, "max_tries", 0) and not isinstance(
+            error, AirflowFailException
+        )
         events = [
             self.event(
                 "step.failed",

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from baton import templating
 from baton.errors import AgentError
@@ -29,6 +29,10 @@ def join_batches(value: Any) -> dict[str, Any] | None:
 
 def _json_block(value: Any) -> str:
     return f"```json\n{json.dumps(value, indent=2, default=str)[:4000]}\n```"
+
+
+class PersonDecided(AgentError, AirflowFailException):
+    """A person failed or rejected the step: their decision is final, no retry asks them again."""
 
 
 class AgentOperator(BaseOperator):
@@ -672,7 +676,7 @@ class AgentOperator(BaseOperator):
             choice = chosen[0]
             who = (by.get("name") if isinstance(by, dict) else by) or "the timeout default"
             if choice in (escalation.FAIL, escalation.REJECT):
-                raise AgentError(
+                raise PersonDecided(
                     f"Step '{self.task_id}': {who} chose '{choice}' ({state.get('reason', kind)})"
                 )
             scope = self.jinja_context(context)
