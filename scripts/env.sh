@@ -9,7 +9,7 @@ export AIRFLOW__CORE__DAGS_FOLDER="${AIRFLOW__CORE__DAGS_FOLDER:-$BATON_ROOT/dag
 export AIRFLOW__CORE__PLUGINS_FOLDER="$BATON_ROOT/plugins"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 # Bundled workflows run on their schedules as soon as Airflow is up (daily_operations at 09:00).
-export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
+export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="${AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION:-False}"
 export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-4}"
 # The two settings that dominate the latency of small workflows on this kind of machine (see
 # shared ARCHITECTURE.md): the scheduler's idle sleep and the task heartbeat interval.

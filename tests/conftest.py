@@ -194,8 +194,12 @@ def without_deadlines(dag):
 
 
 def run_dag_test(dag, **kwargs):
-    """``dag.test()`` and a task id -> (state, output) map of the run."""
-    run = without_deadlines(dag).test(**kwargs)
+    """``dag.test()`` and a task id -> (state, output) map of the run (the DAG keeps its deadlines)."""
+    deadline = dag.deadline
+    try:
+        run = without_deadlines(dag).test(**kwargs)
+    finally:
+        dag.deadline = deadline
     results = {}
     for ti in run.get_task_instances():
         output = ti.xcom_pull(task_ids=ti.task_id) if ti.state == "success" else None

@@ -47,6 +47,17 @@ HEALTHY = [
     "revenue_milestone",
     "supply_chain",
 ]
+# The DAGs these tests run (the others stay paused).
+ACTIVE = [
+    "baton_compensate",
+    "crash_recovery",
+    "daily_operations",
+    "deadline_overrun",
+    "escalation",
+    "failing_step",
+    "lead_qualification",
+    "order_saga",
+]
 # Baton's own DAGs, next to the templates' (not templates): the compensator, and the sensors.
 OPERATIONS = [
     "baton_compensate",
@@ -172,6 +183,9 @@ def airflow(tmp_path_factory, dags_folder, server, slack):
             "AIRFLOW_CONN_CRASH_LLM": json.dumps(crash_llm),
             "AIRFLOW_CONN_INVALID_LLM": json.dumps(invalid_llm),
             "AIRFLOW_CONN_BATON_SLACK": slack.connection,
+            # Only the DAGs these tests use run (see ACTIVE): a dozen DAGs running at once on one
+            # SQLite database made the REST API answer 'database is locked' on a loaded machine.
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         },
     )
     airflow.env["AIRFLOW__API__BASE_URL"] = airflow.url  # the links in alerts open this Airflow
@@ -210,6 +224,9 @@ def running(airflow):
     assert pools.returncode == 0, pools.stderr[-2000:]
     for dag_id in HEALTHY:
         airflow.wait_for_dag(dag_id)
+    for dag_id in ACTIVE:
+        response = airflow.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+        assert response.status_code == 200, response.text
     return airflow
 
 
@@ -246,7 +263,12 @@ def test_scheduled_workflows_run_on_their_schedule(running):
     dag = running.api("GET", "/dags/daily_operations").json()
     assert dag["is_paused"] is False
     # Unpaused without catchup, the scheduler runs the latest 09:00 at once.
-    runs = running.api("GET", "/dags/daily_operations/dagRuns", params={"run_type": "scheduled"}).json()
+    deadline = time.monotonic() + 60  # unpaused by the fixture: the scheduler creates the run shortly
+    while not (
+        runs := running.api("GET", "/dags/daily_operations/dagRuns", params={"run_type": "scheduled"}).json()
+    )["dag_runs"]:
+        assert time.monotonic() < deadline, "no scheduled run of daily_operations after 60 s"
+        time.sleep(0.5)
     assert [run["logical_date"][11:16] for run in runs["dag_runs"]] == ["09:00"]
     run = running.wait_for_run("daily_operations", runs["dag_runs"][0]["dag_run_id"])
     assert run["state"] == "success"

@@ -66,4 +66,4 @@ def test_a_business_database_without_its_tables_fails_the_sweep_with_the_fix(swe
         "`baton demo db`."
     ) in output
     (alert,) = [p for p in posts if run.run_id in p["text"]]
-    assert "*Step:* `review_payments`" in alert["text"] and "SkillError" in alert["text"]
+    assert "*Step:* `review_payments`" in alert["text"] and "SweepImpossible" in alert["text"]
