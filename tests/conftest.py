@@ -10,6 +10,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,27 +121,45 @@ def own_bundle(fixture: Path, folder: Path, name: str) -> dict[str, str]:
 
 
 def run_dag_test_in_subprocess(
-    folder: Path, bundle: str, dag_id: str, conf: dict | None = None, env: dict[str, str] | None = None
+    folder: Path,
+    bundle: str,
+    dag_id: str,
+    conf: dict | None = None,
+    env: dict[str, str] | None = None,
+    person: Callable[[], bool] | None = None,
 ):
     """``dag.test()`` in a fresh process; (the run, its task id -> (state, output) map, all it printed).
 
     Everything the run logs (its task logs included) is in the printed text, for tests to grep.
+
+    :param person: called about every half second while the run goes on, until it returns True:
+        a person who answers what the run asks (``tests.hitl.Person``).
     """
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    done = subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, "-c", DAG_TEST_SCRIPT, str(folder), bundle, dag_id, json.dumps(conf or {})],
         env={**os.environ, **(env or {})},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=600,
-        check=False,
     )
-    output = done.stdout + done.stderr
+    deadline = time.monotonic() + 600
+    while True:
+        try:  # communicate() keeps what it read when it times out: the pipes never fill up
+            stdout, stderr = process.communicate(timeout=0.5)
+            break
+        except subprocess.TimeoutExpired:
+            if time.monotonic() > deadline:
+                process.kill()
+                raise
+            if person is not None and person():
+                person = None
+    output = stdout + stderr
     run_id = next(
-        (line.split("=", 1)[1] for line in done.stdout.splitlines() if line.startswith("BATON_TEST_RUN_ID=")),
+        (line.split("=", 1)[1] for line in stdout.splitlines() if line.startswith("BATON_TEST_RUN_ID=")),
         None,
     )
     assert run_id, f"dag.test() of {dag_id} did not finish:\n{output[-3000:]}"

@@ -8,18 +8,15 @@ Runs (one each, shared by the tests): approved, edited, and a role nobody applie
 from __future__ import annotations
 
 import json
-import shutil
-import threading
-import time
 
 import pytest
 from demo.http_service import PartnerService
 
 from baton.events import EventStore
-from tests.conftest import DAGS, own_bundle, run_dag_test_in_subprocess
+from tests.conftest import DAGS, run_dag_test_in_subprocess
+from tests.hitl import Person
 from tests.slack_recorder import SlackRecorder
 
-BUNDLE = "baton-test-hr-recruiting"
 DAG_ID = "hr_recruiting"
 ALL_SUCCESS = {
     "load_role": "success",
@@ -63,105 +60,20 @@ def slack():
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory, slack):
-    """Only this workflow (and the roster), as a bundle of its own: other templates being written in the
-    same checkout cannot break these runs."""
-    source = tmp_path_factory.mktemp("hr_recruiting_src")
-    (source / "workflows").mkdir()
-    shutil.copy(DAGS / "workflows" / f"{DAG_ID}.yaml", source / "workflows")
-    shutil.copy(DAGS / "agents.yaml", source)
-    folder = tmp_path_factory.mktemp("hr_recruiting") / "dags"
-    return folder, {**own_bundle(source, folder, BUNDLE), "AIRFLOW_CONN_BATON_SLACK": slack.connection}
-
-
-def _review_request(board_url: str) -> tuple[object, dict] | None:
-    """(task instance, HITL detail) of the review step of the run posting to ``board_url``, once it
-    waits for a person."""
-    from airflow.models.hitl import HITLDetail
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-    from airflow.utils.state import TaskInstanceState
-    from sqlalchemy import select
-
-    with create_session() as session:
-        waiting = session.scalars(
-            select(TaskInstance).where(
-                TaskInstance.dag_id == DAG_ID,
-                TaskInstance.task_id == "review",
-                TaskInstance.state == TaskInstanceState.AWAITING_INPUT,
-            )
-        ).all()
-        for ti in waiting:
-            if (ti.dag_run.conf or {}).get("board_url") == board_url:
-                detail = session.get(HITLDetail, ti.id)
-                if detail is not None and not detail.response_received:
-                    return ti.id, {
-                        "subject": detail.subject,
-                        "body": detail.body,
-                        "options": list(detail.options),
-                        "params": dict(detail.params),
-                    }
-    return None
-
-
-def _respond(ti_id, chosen: list[str], params: dict, user: str) -> None:
-    """What PATCH .../hitlDetails does: record the answer and resume the parked task."""
-    from airflow._shared.timezones import timezone
-    from airflow.models.hitl import HITLDetail, HITLUser
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.models.trigger import handle_event_submit
-    from airflow.triggers.base import TriggerEvent
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        ti = session.get(TaskInstance, ti_id)
-        detail = session.get(HITLDetail, ti_id)
-        assert set(chosen) <= set(detail.options), (chosen, detail.options)
-        detail.responded_by = HITLUser(id=user, name=user)
-        detail.responded_at = timezone.utcnow()
-        detail.chosen_options = chosen
-        detail.params_input = params
-        session.add(detail)
-        handle_event_submit(TriggerEvent(detail.as_resume_event_payload()), task_instance=ti, session=session)
+def env(slack):
+    """The bundled dags folder, with Slack going to the recorder."""
+    return DAGS, {"AIRFLOW_CONN_BATON_SLACK": slack.connection}
 
 
 def _run(env, conf: dict, answer: tuple[list[str], dict] | None = None, user: str = "Hana Reviewer"):
     """One dag.test() run; with ``answer``, a person answers its review. (run, results, output, asked)."""
     folder, variables = env
-    done: dict = {}
-    # Import what both threads use here, first: two threads importing Airflow's models at once deadlock.
-    import airflow.models.dagrun
-    import airflow.models.hitl
-    import airflow.models.taskinstance
-    import airflow.models.trigger
-    import airflow.models.xcom
-    import airflow.triggers.base
-    import airflow.utils.session  # noqa: F401
-
-    def run() -> None:
-        try:
-            done["run"] = run_dag_test_in_subprocess(folder, BUNDLE, DAG_ID, conf, env=variables)
-        except BaseException as error:  # re-raised in the test's thread
-            done["error"] = error
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    asked = None
-    if answer is not None:
-        deadline = time.monotonic() + 300
-        while thread.is_alive() and asked is None and time.monotonic() < deadline:
-            found = _review_request(conf["board_url"])
-            if found is None:
-                time.sleep(0.5)
-                continue
-            ti_id, asked = found
-            _respond(ti_id, *answer, user=user)
-    thread.join(timeout=600)
-    if "error" in done:
-        raise done["error"]
-    run, results, output = done["run"]
-    assert answer is None or asked is not None, f"the review never asked a person:\n{output[-4000:]}"
-    return run, results, output, asked
+    person = Person(DAG_ID, "review", *answer, user=user) if answer is not None else None
+    run, results, output = run_dag_test_in_subprocess(
+        folder, "dags-folder", DAG_ID, conf, env=variables, person=person
+    )
+    assert person is None or person.asked is not None, f"the review never asked a person:\n{output[-4000:]}"
+    return run, results, output, person and person.asked
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,7 @@
 """invoice_processing (dags/workflows/invoice_processing.yaml) in real ``dag.test()`` runs, posting to
-a PostgreSQL business database (the session's throwaway ``pg_url``).
+a throwaway PostgreSQL business database (``business_db``).
 
-The template and the roster are copied into a dag bundle of their own, so that another template
-being edited in dags/workflows cannot break these runs. Six runs, each shared by the tests that
+Six runs, each shared by the tests that
 read it, in this order:
 
 1. northwind_INV-1001.pdf, below the approval threshold: extracted, validated, posted.
@@ -21,13 +20,7 @@ the response on the task's HITL detail, and the parked task resumed with it.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-import time
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, select
@@ -35,11 +28,11 @@ from sqlalchemy import create_engine, select
 from baton.events import EventStore
 from baton.skills.invoices import INVOICES_DIR, InvalidInvoice, extract_invoice
 from baton.skills.registry import SkillRequest
-from tests.conftest import DAG_TEST_SCRIPT, DAGS, RecordedRun, own_bundle
+from tests.conftest import DAGS, run_dag_test_in_subprocess
+from tests.hitl import Person
 from tests.slack_recorder import SlackRecorder
 
 DAG_ID = "invoice_processing"
-BUNDLE = "baton-test-invoices"
 STEPS = ["extract", "validate", "approve", "post_entry", "post_lines", "_compensate"]
 
 NORTHWIND = {
@@ -82,19 +75,9 @@ CONTOSO = {
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory) -> tuple[Path, dict[str, str]]:
-    source = tmp_path_factory.mktemp("invoices-src")
-    (source / "workflows").mkdir()
-    shutil.copy(DAGS / "agents.yaml", source / "agents.yaml")
-    shutil.copy(DAGS / "workflows" / f"{DAG_ID}.yaml", source / "workflows")
-    folder = tmp_path_factory.mktemp("invoices") / "dags"
-    return folder, own_bundle(source, folder, BUNDLE)
-
-
-@pytest.fixture(scope="module")
-def ledger_db(pg_url) -> str:
+def ledger_db(business_db) -> str:
     """The business database (PostgreSQL); the skills create the ledger tables in it."""
-    return pg_url
+    return business_db
 
 
 @pytest.fixture(scope="module")
@@ -103,103 +86,21 @@ def slack():
         yield recorder
 
 
-def _awaiting(task_id: str, process: subprocess.Popen, timeout: float = 180) -> str:
-    """The run id of the run whose ``task_id`` waits for a person."""
-    from airflow.models.taskinstance import TaskInstance as TI
-    from airflow.utils.session import create_session
-    from airflow.utils.state import TaskInstanceState
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with create_session() as session:
-            run_id = session.scalar(
-                select(TI.run_id).where(
-                    TI.dag_id == DAG_ID, TI.task_id == task_id, TI.state == TaskInstanceState.AWAITING_INPUT
-                )
-            )
-        if run_id:
-            return run_id
-        if process.poll() is not None:
-            out, err = process.communicate()
-            raise AssertionError(f"the run ended before {task_id} asked a person:\n{(out + err)[-4000:]}")
-        time.sleep(0.5)
-    process.kill()
-    raise AssertionError(f"{task_id} never asked a person within {timeout:g} s")
-
-
-def answer(run_id: str, task_id: str, chosen: str, params: dict | None = None, by: str = "ap.lead") -> dict:
-    """Respond to the step's HITL request as ``PATCH .../taskInstances/<task>/-1/hitlDetails`` does:
-    the response on the HITL detail, the parked task resumed with it. The request as it was asked."""
-    from airflow._shared.timezones import timezone
-    from airflow.models.hitl import HITLDetail, HITLUser
-    from airflow.models.taskinstance import TaskInstance as TI
-    from airflow.models.trigger import handle_event_submit
-    from airflow.triggers.base import TriggerEvent
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        ti = session.scalars(
-            select(TI).where(
-                TI.dag_id == DAG_ID, TI.run_id == run_id, TI.task_id == task_id, TI.map_index == -1
-            )
-        ).one()
-        detail = session.scalars(select(HITLDetail).where(HITLDetail.ti_id == ti.id)).one()
-        asked = {
-            "subject": detail.subject,
-            "body": detail.body,
-            "options": list(detail.options),
-            "params": dict(detail.params or {}),
-        }
-        assert chosen in asked["options"], asked
-        detail.responded_by = HITLUser(id="42", name=by)
-        detail.responded_at = timezone.utcnow()
-        detail.chosen_options = [chosen]
-        detail.params_input = params or {}
-        session.add(detail)
-        handle_event_submit(TriggerEvent(detail.as_resume_event_payload()), task_instance=ti, session=session)
-    return asked
-
-
-def _collect(run_id: str) -> tuple[RecordedRun, dict]:
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        run = session.scalars(select(DagRun).where(DagRun.dag_id == DAG_ID, DagRun.run_id == run_id)).one()
-        results = {}
-        for ti in run.get_task_instances(session=session):
-            state = str(getattr(ti.state, "value", ti.state))
-            results[ti.task_id] = (state, ti.xcom_pull(task_ids=ti.task_id) if state == "success" else None)
-        recorded = RecordedRun(
-            DAG_ID,
-            run_id,
-            str(getattr(run.state, "value", run.state)),
-            {t: s for t, (s, _) in results.items()},
-        )
-    return recorded, results
-
-
-def run_invoice(bundle, ledger_db, conf: dict, env: dict | None = None, person=None) -> dict:
+def run_invoice(ledger_db, conf: dict, env: dict | None = None, person: Person | None = None) -> dict:
     """``dag.test()`` of invoice_processing in a fresh process, the business database on PostgreSQL;
-    ``person(process)`` answers what the run asks meanwhile. What the run did."""
-    folder, bundle_env = bundle
+    ``person`` answers what the run asks meanwhile. What the run did."""
     business = ledger_db.replace("postgresql+psycopg://", "postgres://")
-    process = subprocess.Popen(
-        [sys.executable, "-c", DAG_TEST_SCRIPT, str(folder), BUNDLE, DAG_ID, json.dumps(conf)],
-        env={**os.environ, **bundle_env, "AIRFLOW_CONN_BATON_BUSINESS": business, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    run, results, output = run_dag_test_in_subprocess(
+        DAGS,
+        "dags-folder",
+        DAG_ID,
+        conf,
+        env={"AIRFLOW_CONN_BATON_BUSINESS": business, **(env or {})},
+        person=person,
     )
-    asked = person(process) if person else None
-    out, err = process.communicate(timeout=600)
-    output = out + err
-    run_id = next(
-        (line.split("=", 1)[1] for line in out.splitlines() if line.startswith("BATON_TEST_RUN_ID=")), None
-    )
-    assert run_id, f"dag.test() of {DAG_ID} did not finish:\n{output[-4000:]}"
-    run, results = _collect(run_id)
-    events = list(EventStore.from_airflow().read(run_id))
+    assert person is None or person.asked is not None, f"nobody was asked:\n{output[-4000:]}"
+    events = list(EventStore.from_airflow().read(run.run_id))
+    asked = person.asked if person else None
     return {"run": run, "results": results, "output": output, "events": events, "asked": asked}
 
 
@@ -233,35 +134,30 @@ def _types(events: list, step: str | None = None) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def happy(airflow_db, bundle, ledger_db):
-    return run_invoice(bundle, ledger_db, {"invoice": "northwind_INV-1001.pdf"})
+def happy(airflow_db, ledger_db):
+    return run_invoice(ledger_db, {"invoice": "northwind_INV-1001.pdf"})
 
 
 @pytest.fixture(scope="module")
-def duplicate(happy, bundle, ledger_db):
-    return run_invoice(bundle, ledger_db, {"invoice": "northwind_INV-1001.pdf"})
+def duplicate(happy, ledger_db):
+    return run_invoice(ledger_db, {"invoice": "northwind_INV-1001.pdf"})
 
 
 @pytest.fixture(scope="module")
-def approved(airflow_db, bundle, ledger_db):
-    def person(process):
-        return answer(_awaiting("approve", process), "approve", "Approve")
-
-    return run_invoice(bundle, ledger_db, {"invoice": "contoso_CT-2026-0457.txt"}, person=person)
+def approved(airflow_db, ledger_db):
+    person = Person(DAG_ID, "approve", ["Approve"], user="ap.lead")
+    return run_invoice(ledger_db, {"invoice": "contoso_CT-2026-0457.txt"}, person=person)
 
 
 @pytest.fixture(scope="module")
-def rejected(airflow_db, bundle, ledger_db):
-    def person(process):
-        return answer(_awaiting("approve", process), "approve", "Reject", by="cfo")
-
-    return run_invoice(bundle, ledger_db, {"invoice": "fabrikam_FB-88210.pdf"}, person=person)
+def rejected(airflow_db, ledger_db):
+    person = Person(DAG_ID, "approve", ["Reject"], user="cfo")
+    return run_invoice(ledger_db, {"invoice": "fabrikam_FB-88210.pdf"}, person=person)
 
 
 @pytest.fixture(scope="module")
-def malformed(airflow_db, bundle, ledger_db, slack):
+def malformed(airflow_db, ledger_db, slack):
     return run_invoice(
-        bundle,
         ledger_db,
         {"invoice": "bad_tailspin_TS-0099.txt"},
         env={"AIRFLOW_CONN_BATON_SLACK": slack.connection},
@@ -269,9 +165,9 @@ def malformed(airflow_db, bundle, ledger_db, slack):
 
 
 @pytest.fixture(scope="module")
-def saga(airflow_db, bundle, ledger_db):
+def saga(airflow_db, ledger_db):
     faults = json.dumps({"fail_after": {"post_lines": [1, 2, 3]}})
-    return run_invoice(bundle, ledger_db, {"invoice": "litware_LW-3307.txt"}, env={"BATON_FAULTS": faults})
+    return run_invoice(ledger_db, {"invoice": "litware_LW-3307.txt"}, env={"BATON_FAULTS": faults})
 
 
 # --- 1. below the threshold: extracted, validated, posted --------------------------------------------

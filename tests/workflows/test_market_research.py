@@ -1,8 +1,7 @@
 """market_research (dags/workflows/market_research.yaml): the bundled template in ``dag.test()``,
 with Debian's Chromium against the demo market pages (a DemoWeb on a free port) and a Slack recorder.
 
-The template and the roster are copied into a dag bundle of their own, so that another template
-being edited in dags/workflows cannot break this run. One successful run (a baseline in inputs that
+One successful run (a baseline in inputs that
 two prices moved away from by more than the threshold) and one failing run (a competitor the index
 does not link) are shared by the tests that read them.
 """
@@ -10,7 +9,6 @@ does not link) are shared by the tests that read them.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,7 @@ from demo.web import DemoWeb, market
 
 from baton.events import EventStore
 from baton.skills.market import parse_price, structure_prices, validate_market
-from tests.conftest import DAGS, own_bundle, run_dag_test_in_subprocess
+from tests.conftest import DAGS, run_dag_test_in_subprocess
 from tests.slack_recorder import SlackRecorder
 
 MARKET = market()
@@ -26,23 +24,13 @@ NAMES = {c["slug"]: c["name"] for c in MARKET["competitors"]}
 BASELINE = {"acme": {"Starter": 49, "Team": 149, "Enterprise": 500}, "cobalt": {"Starter": 29}}
 
 
-def _bundle(tmp_path_factory, name: str) -> tuple[Path, dict[str, str]]:
-    source = tmp_path_factory.mktemp(f"{name}-src")
-    (source / "workflows").mkdir()
-    shutil.copy(DAGS / "agents.yaml", source / "agents.yaml")
-    shutil.copy(DAGS / "workflows" / "market_research.yaml", source / "workflows")
-    folder = tmp_path_factory.mktemp(name) / "dags"
-    return folder, own_bundle(source, folder, f"baton-test-{name}")
-
-
 def _run(tmp_path_factory, name: str, conf_of):
-    folder, env = _bundle(tmp_path_factory, name)
     artifacts = tmp_path_factory.mktemp(f"{name}-artifacts")
     with DemoWeb() as web, SlackRecorder() as slack:
-        env |= {"BATON_ARTIFACTS": str(artifacts), "AIRFLOW_CONN_BATON_SLACK": slack.connection}
+        env = {"BATON_ARTIFACTS": str(artifacts), "AIRFLOW_CONN_BATON_SLACK": slack.connection}
         conf = conf_of(web)
         run, results, output = run_dag_test_in_subprocess(
-            folder, f"baton-test-{name}", "market_research", conf, env=env
+            DAGS, "dags-folder", "market_research", conf, env=env
         )
         posts = list(slack.posts)
         url = web.url

@@ -6,16 +6,14 @@ warehouse, where no supplier can deliver a SKU before it runs out (a failure wit
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
 from baton.context import ContextStore
 from baton.events import EventStore
-from tests.conftest import DAGS, own_bundle, run_dag_test_in_subprocess
+from tests.conftest import DAGS, run_dag_test_in_subprocess
 from tests.slack_recorder import SlackRecorder
 
-BUNDLE = "baton-test-supply-chain"
 DAG_ID = "supply_chain"
 
 
@@ -26,27 +24,21 @@ def slack():
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory, slack):
-    """Only this workflow (and the roster), as a bundle of its own: other templates being written in the
-    same checkout cannot break these runs."""
-    source = tmp_path_factory.mktemp("supply_chain_src")
-    (source / "workflows").mkdir()
-    shutil.copy(DAGS / "workflows" / f"{DAG_ID}.yaml", source / "workflows")
-    shutil.copy(DAGS / "agents.yaml", source)
-    folder = tmp_path_factory.mktemp("supply_chain") / "dags"
-    return folder, {**own_bundle(source, folder, BUNDLE), "AIRFLOW_CONN_BATON_SLACK": slack.connection}
+def env(slack):
+    """The bundled dags folder, with Slack going to the recorder."""
+    return DAGS, {"AIRFLOW_CONN_BATON_SLACK": slack.connection}
 
 
 @pytest.fixture(scope="module")
 def central(env, airflow_db):
     folder, variables = env
-    return run_dag_test_in_subprocess(folder, BUNDLE, DAG_ID, {"warehouse": "central"}, env=variables)
+    return run_dag_test_in_subprocess(folder, "dags-folder", DAG_ID, {"warehouse": "central"}, env=variables)
 
 
 @pytest.fixture(scope="module")
 def coastal(env, airflow_db):
     folder, variables = env
-    return run_dag_test_in_subprocess(folder, BUNDLE, DAG_ID, {"warehouse": "coastal"}, env=variables)
+    return run_dag_test_in_subprocess(folder, "dags-folder", DAG_ID, {"warehouse": "coastal"}, env=variables)
 
 
 def _events(run_id: str, *types: str) -> list:
