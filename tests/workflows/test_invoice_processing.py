@@ -1,8 +1,7 @@
 """invoice_processing (dags/workflows/invoice_processing.yaml) in real ``dag.test()`` runs, posting to
 a throwaway PostgreSQL business database (``business_db``).
 
-Six runs, each shared by the tests that
-read it, in this order:
+Six runs, each shared by the tests that read it, in this order:
 
 1. northwind_INV-1001.pdf, below the approval threshold: extracted, validated, posted.
 2. the same invoice again: a duplicate, refused by validate; nothing posted.
