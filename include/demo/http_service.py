@@ -15,12 +15,14 @@ import json
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
+from demo.serving import ThreadedServer
 
-class PartnerService:
+
+class PartnerService(ThreadedServer):
     """The service: a ThreadingHTTPServer in a daemon thread; also a context manager.
 
     :param fail: path -> how many of the next posts to it answer 500 (-1: every one).
@@ -30,15 +32,7 @@ class PartnerService:
         self._lock = threading.Lock()
         self._posts: list[dict[str, Any]] = []
         self._fail: dict[str, int] = dict(fail or {})
-        self.server = ThreadingHTTPServer((host, port), _handler(self))
-        self.server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle ---------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        return self.server.server_address[1]
+        super().__init__(_handler(self), port, host)
 
     @property
     def base_url(self) -> str:
@@ -46,27 +40,6 @@ class PartnerService:
 
     def url(self, path: str = "/") -> str:
         return self.base_url + "/" + path.lstrip("/")
-
-    def start(self) -> PartnerService:
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self.server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self.server.server_close()
-
-    def __enter__(self) -> PartnerService:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # --- what tests read and set -------------------------------------------------------------
 

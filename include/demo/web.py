@@ -33,10 +33,12 @@ import html
 import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from demo.serving import ThreadedServer
 
 MARKET = json.loads((Path(__file__).with_name("market.json")).read_text())
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -309,19 +311,13 @@ def news_page() -> str:
 # --- the server -----------------------------------------------------------------------------------
 
 
-class DemoWeb:
+class DemoWeb(ThreadedServer):
     """The site: a ThreadingHTTPServer in a daemon thread; also a context manager."""
 
     def __init__(self, port: int = 0, *, host: str = "127.0.0.1"):
         self._lock = threading.Lock()
         self._submissions: dict[str, list[dict[str, Any]]] = {name: [] for name in FORMS}
-        self.server = ThreadingHTTPServer((host, port), _handler(self))
-        self.server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return self.server.server_address[1]
+        super().__init__(_handler(self), port, host)
 
     @property
     def url(self) -> str:
@@ -332,27 +328,6 @@ class DemoWeb:
     def host(self) -> str:
         """``127.0.0.1:<port>``, as an allowlist names it."""
         return f"{self.server.server_address[0]}:{self.port}"
-
-    def start(self) -> DemoWeb:
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self.server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self.server.server_close()
-
-    def __enter__(self) -> DemoWeb:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def submissions(self, platform: str) -> list[dict[str, Any]]:
         """The valid submissions of ``crm``, ``billing`` or ``support``, oldest first: their id and fields."""

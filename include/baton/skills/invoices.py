@@ -307,15 +307,10 @@ def validate_invoice(request: SkillRequest) -> dict:
 
 @skill("invoice_approval")
 def invoice_approval(request: SkillRequest) -> dict:
-    """The draft a person approves (escalate: human) for an invoice above the threshold; an invoice a
-    person rejected in an earlier try of this run fails at once instead of asking again."""
+    """The draft a person approves (escalate: human) for an invoice above the threshold (a person's
+    Reject is final: the engine does not retry it)."""
     checked = ValidatedInvoice.model_validate(request.steps["validate"])
     invoice = checked.invoice
-    rejected = _rejection(request)
-    if rejected:
-        raise InvalidInvoice(
-            f"invoice {invoice.file} ({invoice.invoice_number}): {rejected}; nothing was posted"
-        )
     return {
         "approved": True,
         "note": (
@@ -323,19 +318,6 @@ def invoice_approval(request: SkillRequest) -> dict:
             f"is above the approval threshold of {_f(_d(checked.approval_threshold))}"
         ),
     }
-
-
-def _rejection(request: SkillRequest) -> str | None:
-    """Who rejected this step's approval earlier in this run (``approval.answered`` events)."""
-    from baton.events import EventStore
-
-    for event in EventStore.from_airflow().read(
-        request.run_id, step=(request.step, -1), types=["approval.answered"]
-    ):
-        payload = getattr(event, "payload", None) or {}
-        if "Reject" in (payload.get("chosen") or []):
-            return f"rejected by {payload.get('by') or 'a person'} on try {event.try_number}"
-    return None
 
 
 # --- posting --------------------------------------------------------------------------------------
