@@ -43,3 +43,8 @@ class AgentTimeout(AgentError):
 
 class SkillError(BatonError):
     """A registered Python skill failed or returned something its step does not accept."""
+
+
+class FinalSkillError(SkillError):
+    """A skill's failure that no retry can mend (a bad document, data that is not there): the step
+    fails at once, whatever retries it has left, and the failure alert fires."""

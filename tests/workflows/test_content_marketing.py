@@ -271,7 +271,7 @@ def test_a_brief_missing_its_audience_fails_at_once_with_its_message_and_an_aler
     assert (failed.step, failed.try_number) == ("load_brief", 1)  # bad data: no retry
     assert failed.payload["error"] == MISSING_AUDIENCE
     (alert,) = _events(run.run_id, "alert.raised")
-    assert (alert.payload["step"], alert.payload["error_class"]) == ("load_brief", "AirflowFailException")
+    assert (alert.payload["step"], alert.payload["error_class"]) == ("load_brief", "FinalSkillError")
     assert alert.payload["delivered"] is True
     (posted,) = [p for p in slack.posts if run.run_id in json.dumps(p)]
     assert (

@@ -278,7 +278,7 @@ def test_a_role_nobody_applied_for_fails_at_once_with_an_alert_and_posts_nothing
     (alert,) = _events(run.run_id, "alert.raised")
     assert (alert.payload["step"], alert.payload["error_class"]) == (
         "load_candidates",
-        "AirflowFailException",
+        "FinalSkillError",
     )
     assert alert.payload["delivered"] is True
     (posted,) = [p for p in slack.posts if run.run_id in json.dumps(p)]

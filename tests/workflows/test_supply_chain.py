@@ -201,7 +201,7 @@ def test_a_sku_no_supplier_can_deliver_before_stock_out_fails_at_once_with_an_al
     (alert,) = _events(run.run_id, "alert.raised")
     assert (alert.payload["step"], alert.payload["error_class"], alert.payload["delivered"]) == (
         "source_suppliers",
-        "AirflowFailException",
+        "FinalSkillError",
         True,
     )
     (posted,) = [p for p in slack.posts if run.run_id in json.dumps(p)]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from pydantic import ValidationError
 
 from baton import templating
 from baton.agents.outputs import output_model
-from baton.errors import SkillError
+from baton.errors import FinalSkillError, SkillError
 from baton.skills import SkillRequest, get_skill
 
 
@@ -39,7 +40,11 @@ def run_skill(
         args=templating.arguments(with_, scope) if with_ else {},
         trigger=scope.get("trigger") or {},
     )
-    result = skill.func(request)
+    try:
+        result = skill.func(request)
+    except FinalSkillError as error:
+        raise final(type(error))(*error.args) from error.__cause__
+
     model = output_model(step_id, output_spec) or skill.output
     if model is None:
         return result
@@ -52,3 +57,12 @@ def run_skill(
             f"{error.error_count()} error(s), first: {first['loc']}: {first['msg']}. "
             "Make the skill return the step's output fields, or change the step's output."
         ) from None
+
+
+@cache
+def final(cls: type[FinalSkillError]) -> type[Exception]:
+    """``cls`` that Airflow also fails without a retry (an ``AirflowFailException``), under its own name
+    (the events and alerts say ``InvalidInvoice``, not a generic class)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    return type(cls.__name__, (cls, AirflowFailException), {"__module__": cls.__module__})

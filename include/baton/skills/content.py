@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from baton.errors import SkillError
+from baton.errors import FinalSkillError, SkillError
 from baton.skills.demo_data import demo_data
 from baton.skills.registry import SkillRequest, skill
 
@@ -99,13 +99,6 @@ class Performance(BaseModel):
     state_file: str
 
 
-def _fail(message: str) -> BaseException:
-    """Bad input: the step fails at once (a retry would read the same data) and the failure alert fires."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    return AirflowFailException(message)
-
-
 def brand() -> dict[str, Any]:
     return demo_data("content/brand")
 
@@ -126,18 +119,18 @@ def content_brief(request: SkillRequest) -> dict:
     brief_id = str(request.inputs.get("brief") or "")
     briefs = {b["id"]: b for b in demo_data("content/briefs")["briefs"]}
     if brief_id not in briefs:
-        raise _fail(f"unknown brief '{brief_id}'; the demo briefs are {', '.join(sorted(briefs))}")
+        raise FinalSkillError(f"unknown brief '{brief_id}'; the demo briefs are {', '.join(sorted(briefs))}")
     raw = briefs[brief_id]
     missing = [name for name in REQUIRED_FIELDS if not raw.get(name)]
     if missing:
-        raise _fail(
+        raise FinalSkillError(
             f"brief '{brief_id}' is missing the required field(s) {', '.join(missing)}: a brief needs "
             f"{', '.join(REQUIRED_FIELDS)}, so no content is written and nothing is published"
         )
     limits = brand()["length_limits"]
     unknown = [c for c in raw["channels"] if c not in limits]
     if unknown:
-        raise _fail(
+        raise FinalSkillError(
             f"brief '{brief_id}' names channel(s) {', '.join(unknown)} the brand guide has no length "
             f"limit for; the channels are {', '.join(limits)}"
         )
@@ -286,7 +279,7 @@ def content_approve(request: SkillRequest) -> dict:
         text = str(output.get("text") or "")
         left = issues(text, channel.id, channel.limit, brief.key_messages[0])
         if left:
-            raise _fail(f"the {channel.id} piece breaks the brand guide: {'; '.join(left)}")
+            raise FinalSkillError(f"the {channel.id} piece breaks the brand guide: {'; '.join(left)}")
         pieces.append(
             Piece(
                 channel=channel.id,
@@ -300,7 +293,7 @@ def content_approve(request: SkillRequest) -> dict:
             )
         )
     if not pieces:
-        raise _fail(f"brief '{brief.id}': no piece passed the brand guide, so nothing is published")
+        raise FinalSkillError(f"brief '{brief.id}': no piece passed the brand guide, so nothing is published")
     return Approved(
         campaign=brief.campaign,
         brief=brief.id,

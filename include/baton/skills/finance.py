@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import calendar
 from collections import Counter
-from functools import cache
 from typing import Literal
 
 from pydantic import BaseModel
 
-from baton.errors import SkillError
+from baton.errors import FinalSkillError
 from baton.skills.demo_data import demo_data
 from baton.skills.registry import SkillRequest, skill
 
@@ -105,13 +104,8 @@ LARGE_USD = 10000
 BUSINESS_CONN = "baton_business"
 
 
-@cache
-def _sweep_impossible() -> type[Exception]:
-    """The error of a sweep that cannot read its table: final (AirflowFailException, no retry). Made on
-    first use so that importing the skills (``baton validate``) does not import Airflow."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    return type("SweepImpossible", (SkillError, AirflowFailException), {})
+class SweepImpossible(FinalSkillError):
+    """The compliance sweep cannot read its table: no retry would help."""
 
 
 def _breaking_payments() -> list[dict]:
@@ -135,7 +129,7 @@ def _breaking_payments() -> list[dict]:
         with engine_for(connection_url(BUSINESS_CONN)).connect() as conn:
             return [{k: json_safe(v) for k, v in row._mapping.items()} for row in conn.execute(query)]
     except SQLAlchemyError as error:  # a missing table or database: a retry would not help
-        raise _sweep_impossible()(
+        raise SweepImpossible(
             f"compliance sweep: cannot read the payments of connection '{BUSINESS_CONN}' "
             f"({type(error.orig or error).__name__}: {str(error.orig or error).splitlines()[0]}). Point the "
             "connection at the business database, or create the demo one with `baton demo db`."

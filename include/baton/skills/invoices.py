@@ -15,11 +15,10 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
-from airflow.sdk.exceptions import AirflowFailException
 from pydantic import BaseModel
 
 from baton.effects import effect
-from baton.errors import SkillError
+from baton.errors import FinalSkillError, SkillError
 from baton.skills.registry import SkillRequest, skill
 
 INVOICES_DIR = Path(__file__).resolve().parents[2] / "demo" / "invoices"
@@ -27,7 +26,7 @@ BUSINESS_CONN_ID = "baton_business"
 CENT = Decimal("0.01")
 
 
-class InvalidInvoice(SkillError, AirflowFailException):
+class InvalidInvoice(FinalSkillError):
     """The invoice is unreadable, wrong or not to be posted: the step fails without a retry."""
 
 

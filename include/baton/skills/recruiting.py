@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from baton.errors import SkillError
+from baton.errors import FinalSkillError, SkillError
 from baton.skills.demo_data import demo_data
 from baton.skills.registry import SkillRequest, skill
 
@@ -98,20 +98,13 @@ class InterviewPlan(BaseModel):
     notes: str
 
 
-def _fail(message: str) -> BaseException:
-    """Bad input: the step fails at once (a retry would read the same data) and the failure alert fires."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    return AirflowFailException(message)
-
-
 @skill("recruiting_role", output=Role)
 def recruiting_role(request: SkillRequest) -> dict:
     """The role's requirements (inputs.role_id) from the demo roles."""
     role_id = str(request.inputs.get("role_id") or "")
     roles = {role["id"]: role for role in demo_data("recruiting/roles")["roles"]}
     if role_id not in roles:
-        raise _fail(f"unknown role '{role_id}'; the demo roles are {', '.join(sorted(roles))}")
+        raise FinalSkillError(f"unknown role '{role_id}'; the demo roles are {', '.join(sorted(roles))}")
     return Role.model_validate(roles[role_id]).model_dump()
 
 
@@ -125,7 +118,7 @@ def recruiting_candidates(request: SkillRequest) -> dict:
         if c["applied_for"] == role.id
     ]
     if not pool:
-        raise _fail(
+        raise FinalSkillError(
             f"no candidates for role '{role.id}' ({role.title}): there is nobody to screen, "
             "so no posting is published and no shortlist is made"
         )
@@ -255,7 +248,7 @@ def interview_plan(request: SkillRequest) -> dict:
     invite = [str(i) for i in review.get("invite") or []]
     unknown = [i for i in invite if i not in by_id]
     if unknown:
-        raise _fail(
+        raise FinalSkillError(
             f"the review invites {', '.join(unknown)}, who did not apply for this role; "
             f"the candidates are {', '.join(sorted(by_id))}"
         )

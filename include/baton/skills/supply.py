@@ -19,22 +19,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from baton.errors import FinalSkillError
 from baton.skills.demo_data import demo_data
 from baton.skills.registry import SkillRequest, skill
-
-
-def _fail(message: str) -> BaseException:
-    """Bad data: the step fails at once (a retry would read the same data) and the failure alert fires."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    return AirflowFailException(message)
 
 
 def _warehouse(request: SkillRequest) -> str:
     warehouse = request.inputs.get("warehouse", "central")
     warehouses = demo_data("supply/inventory")["warehouses"]
     if warehouse not in warehouses:
-        raise _fail(
+        raise FinalSkillError(
             f"unknown warehouse '{warehouse}'; the demo warehouses are {', '.join(sorted(warehouses))}"
         )
     return warehouse
@@ -117,7 +111,7 @@ def supply_sourcing(request: SkillRequest) -> dict:
                 if offers
                 else "no supplier offers it"
             )
-            raise _fail(
+            raise FinalSkillError(
                 f"no supplier can deliver {sku} ({order['name']}) to {warehouse} before it runs out in "
                 f"{_days(order['days_to_stockout'])}: {fastest}; expedite it or move stock by hand"
             )
@@ -164,7 +158,7 @@ def supply_adjust(request: SkillRequest) -> dict:
         for sku in sorted(orders):
             changes[sku] = {"budget_qty": math.floor(orders[sku]["qty"] * scale)}
     else:
-        raise _fail(f"unknown reviewer '{reviewer}'; supply_adjust knows supplier and finance")
+        raise FinalSkillError(f"unknown reviewer '{reviewer}'; supply_adjust knows supplier and finance")
     field = "moq_qty" if reviewer == "supplier" else "budget_qty"
     adjusted = [sku for sku, change in changes.items() if change[field] != orders[sku]["qty"]]
     return {"reviewer": reviewer, "adjusted": adjusted, "changes": changes}
@@ -245,7 +239,7 @@ def supply_decision(request: SkillRequest) -> dict:
         }
     total = round(sum(line.cost for line in lines), 2)
     if total > budget:
-        raise _fail(
+        raise FinalSkillError(
             f"the reorder for {warehouse} costs {total:,.2f} at the suppliers' minimum order quantities, "
             f"over the budget of {budget:,.2f}; raise the budget or defer a SKU"
         )
