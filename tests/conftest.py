@@ -104,6 +104,18 @@ print("BATON_TEST_RUN_ID=" + run.run_id)
 """
 
 
+def processes_naming(marker: str) -> list[int]:
+    """The processes whose command line holds ``marker`` (what a test must not leave running)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if marker in cmdline.read_bytes().decode(errors="replace"):
+                pids.append(int(cmdline.parent.name))
+        except OSError:  # the process ended meanwhile
+            continue
+    return pids
+
+
 def own_bundle(fixture: Path, folder: Path, name: str) -> dict[str, str]:
     """A fixture folder (its workflows and its own roster) as a dag bundle of its own: copied to
     ``folder`` with the real loader file; the settings that add it to the configured bundles."""

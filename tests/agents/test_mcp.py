@@ -9,7 +9,6 @@ import json
 import socket
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +19,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from baton.agents.tools import McpServerError, toolsets
 from baton.events.types import EVENT_TYPES
 from tests import mcp_server
+from tests.conftest import processes_naming
 from tests.mcp_server import PricingServer
 
 CONN_ID = "baton_test_mcp_pricing"
@@ -123,17 +123,6 @@ def test_every_call_has_its_own_event_and_a_failed_call_says_so(connected):
     ]
 
 
-def _processes_naming(marker: str) -> list[int]:
-    pids = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if marker in cmdline.read_bytes().decode(errors="replace"):
-                pids.append(int(cmdline.parent.name))
-        except OSError:  # the process ended meanwhile
-            continue
-    return pids
-
-
 def test_a_stdio_server_is_started_for_the_run_and_stopped_after_it(monkeypatch, tmp_path):
     marker = f"baton-test-stdio-{tmp_path.name}"  # on the server's command line, to find its process
     connection = {
@@ -144,7 +133,7 @@ def test_a_stdio_server_is_started_for_the_run_and_stopped_after_it(monkeypatch,
     record, seen, alive = Recorded(), [], []
 
     def during_the_run(messages: list, info: AgentInfo) -> ModelResponse:
-        alive.append(len(_processes_naming(marker)))
+        alive.append(len(processes_naming(marker)))
         return model.function(messages, info)
 
     model = scripted(("get_price", {"product": "gizmo"}), seen=seen)
@@ -155,9 +144,9 @@ def test_a_stdio_server_is_started_for_the_run_and_stopped_after_it(monkeypatch,
     assert [(p["tool"], p["ok"]) for _, p, _ in record] == [("get_price", True)]
     assert alive == [1, 1]  # one server process, for both model requests
     deadline = time.monotonic() + 10
-    while _processes_naming(marker) and time.monotonic() < deadline:
+    while processes_naming(marker) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _processes_naming(marker) == [], "the stdio MCP server outlived the run"
+    assert processes_naming(marker) == [], "the stdio MCP server outlived the run"
 
 
 FIX = (

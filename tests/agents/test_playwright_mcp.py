@@ -24,7 +24,7 @@ from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart, ToolRetu
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from baton.agents.tools import toolsets
-from tests.conftest import ROOT
+from tests.conftest import ROOT, processes_naming
 
 PACKAGE = Path(__file__).resolve().parent / "playwright_mcp" / "package.json"
 CACHE = ROOT / ".cache" / "playwright-mcp"
@@ -103,17 +103,6 @@ def page():
     thread.join(timeout=5)
 
 
-def _processes_naming(marker: str) -> list[int]:
-    pids = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if marker in cmdline.read_bytes().decode(errors="replace"):
-                pids.append(int(cmdline.parent.name))
-        except OSError:  # the process ended meanwhile
-            continue
-    return pids
-
-
 def test_a_model_browses_a_local_page_through_the_playwright_mcp_server(
     playwright_mcp, chromium, page, tmp_path, monkeypatch
 ):
@@ -171,6 +160,6 @@ def test_a_model_browses_a_local_page_through_the_playwright_mcp_server(
     ]
 
     deadline = time.monotonic() + 15  # the server closes Chromium when its stdin closes
-    while _processes_naming(str(profile)) and time.monotonic() < deadline:
+    while processes_naming(str(profile)) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _processes_naming(str(profile)) == [], "Chromium outlived the Playwright MCP server"
+    assert processes_naming(str(profile)) == [], "Chromium outlived the Playwright MCP server"
