@@ -14,15 +14,10 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Page, sync_playwright
 
+from baton.browser.session import CHROMIUM, LAUNCH_ARGS  # the flags Chromium needs here
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "img"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless=new",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
 
 
 def login(page: Page, url: str) -> None:
@@ -43,7 +38,7 @@ def main() -> None:
     url = parser.parse_args().url
     OUT.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 820})
         login(page, url)
         page.goto(f"{url}/dags")
