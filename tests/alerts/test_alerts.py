@@ -483,7 +483,11 @@ def test_a_dag_with_the_deadline_alerts_serializes_for_the_scheduler():
     serialized = DagSerialization.to_dict(dag)["dag"]["deadline"]
     assert len(serialized) == 3
     restored = DagSerialization.from_dict(DagSerialization.to_dict(dag))
-    assert restored.deadline is not None
+    assert [(alert["name"], alert["callback"]["__data__"]["path"]) for alert in restored.deadline] == [
+        ("launch: run within 1:00:00", "baton.alerts.deadline_missed"),
+        ("launch: step draft within 0:05:00", "baton.alerts.deadline_missed"),
+        ("launch: step publish within 0:01:30", "baton.alerts.deadline_missed"),
+    ]
 
 
 def test_importing_the_module_stays_cheap():
