@@ -12,12 +12,15 @@ baton validate >/dev/null || echo "Some templates have errors: they show as impo
 # The demo web site the browser agents work on (CRM, billing and support-desk forms; market pages).
 setsid python -m demo.web --port "${BATON_DEMO_WEB_PORT:-8765}" >"$AIRFLOW_HOME/demo_web.log" 2>&1 &
 web_pgid=$!
+# The demo partner API: hr_recruiting's job board and content_marketing's CMS record what is posted.
+setsid python -m demo.http_service --port "${BATON_DEMO_PARTNER_PORT:-8766}" >"$AIRFLOW_HOME/demo_partner.log" 2>&1 &
+partner_pgid=$!
 # airflow standalone in its own process group: stopping it means signalling the whole group.
 setsid airflow standalone >"$AIRFLOW_HOME/standalone.log" 2>&1 &
 pgid=$!
 stop() {
-  kill -TERM -- "-$pgid" "-$web_pgid" 2>/dev/null || true
-  wait "$pgid" "$web_pgid" 2>/dev/null || true
+  kill -TERM -- "-$pgid" "-$web_pgid" "-$partner_pgid" 2>/dev/null || true
+  wait "$pgid" "$web_pgid" "$partner_pgid" 2>/dev/null || true
 }
 trap 'echo; echo "Stopping Airflow..."; stop; exit 0' INT TERM
 trap stop EXIT
@@ -37,6 +40,7 @@ cat <<MSG
   Baton is up: $url
   user: admin   password: $password
   demo site for the browser agents: http://127.0.0.1:${BATON_DEMO_WEB_PORT:-8765}/
+  demo job board and CMS: board_url http://127.0.0.1:${BATON_DEMO_PARTNER_PORT:-8766}/board, cms_url http://127.0.0.1:${BATON_DEMO_PARTNER_PORT:-8766}/cms
   DAGs: $(cd "$BATON_ROOT/dags/workflows" && ls *.yaml | sed 's/\.yaml$//' | paste -sd' ')
   Ctrl-C stops Airflow.
 

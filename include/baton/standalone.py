@@ -1,4 +1,5 @@
-"""Runs ``airflow standalone`` for a checkout in its own process group, and talks to it over REST.
+"""Runs ``airflow standalone`` for a checkout in its own process group, and talks to it over REST
+(``AirflowAPI``, which also talks to an Airflow started otherwise, e.g. by ``make run``).
 
 Used by the integration tests and the benchmarks. Airflow is started through ``scripts/env.sh``,
 so it has exactly the settings of ``make run``; only the home, the port and the dags folder differ.
@@ -37,70 +38,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class Standalone:
-    """One ``airflow standalone`` with its own home (SQLite) and dags folder.
+class AirflowAPI:
+    """The REST API of a running Airflow with the simple auth manager, as its ``admin`` (the password
+    Airflow generated in ``home``); e.g. the Airflow of ``make run``: ``AirflowAPI(url, ROOT / ".airflow")``."""
 
-    :param home: the AIRFLOW_HOME to use (created if missing).
-    :param dags_folder: the folder of DAG files (default: the checkout's ``dags/``).
-    :param settings: extra environment settings, e.g. ``{"AIRFLOW__CORE__PARALLELISM": "8"}``.
-    """
-
-    def __init__(self, home: Path, dags_folder: Path | None = None, settings: dict[str, str] | None = None):
+    def __init__(self, url: str, home: Path):
+        self.url = url
         self.home = home
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {k: v for k, v in os.environ.items() if k not in _DROPPED}
-        self.env.update(
-            AIRFLOW_HOME=str(home),
-            AIRFLOW__API__PORT=str(self.port),
-            AIRFLOW__API__HOST="127.0.0.1",
-            AIRFLOW__CORE__DAGS_FOLDER=str(dags_folder or ROOT / "dags"),
-            **(settings or {}),
-        )
-        self.process: subprocess.Popen | None = None
         self._token: str | None = None
-
-    def command(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        """Run a command (``airflow ...``, ``baton ...``) with this Airflow's settings."""
-        return subprocess.run(
-            ["bash", "-c", 'source "$0" && exec "$@"', str(ENV_SH), *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
-    def start(self, timeout: float = 180) -> Standalone:
-        """Migrate Baton's store, seed the demo business database, start Airflow, wait until it is
-        healthy (as ``make run`` does)."""
-        self.home.mkdir(parents=True, exist_ok=True)
-        for step in (("baton", "db", "upgrade"), ("baton", "demo", "db")):
-            done = self.command(*step)
-            if done.returncode != 0:
-                raise RuntimeError(f"{' '.join(step)} failed: {done.stderr[-2000:]}")
-        log = (self.home / "standalone.log").open("ab")
-        self.process = subprocess.Popen(
-            ["bash", "-c", 'source "$0" && exec airflow standalone', str(ENV_SH)],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: stop() signals all of it
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"airflow standalone exited with {self.process.returncode}; see {log.name}"
-                )
-            try:
-                if httpx.get(f"{self.url}/api/v2/monitor/health", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise TimeoutError(f"airflow standalone not healthy after {timeout} s; see {log.name}")
 
     @property
     def password(self) -> str:
@@ -143,6 +88,70 @@ class Standalone:
                 return run
             time.sleep(poll)
         raise TimeoutError(f"run {run_id} of {dag_id} not finished after {timeout} s")
+
+
+class Standalone(AirflowAPI):
+    """One ``airflow standalone`` with its own home (SQLite) and dags folder.
+
+    :param home: the AIRFLOW_HOME to use (created if missing).
+    :param dags_folder: the folder of DAG files (default: the checkout's ``dags/``).
+    :param settings: extra environment settings, e.g. ``{"AIRFLOW__CORE__PARALLELISM": "8"}``.
+    """
+
+    def __init__(self, home: Path, dags_folder: Path | None = None, settings: dict[str, str] | None = None):
+        self.port = free_port()
+        super().__init__(f"http://127.0.0.1:{self.port}", home)
+        self.env = {k: v for k, v in os.environ.items() if k not in _DROPPED}
+        self.env.update(
+            AIRFLOW_HOME=str(home),
+            AIRFLOW__API__PORT=str(self.port),
+            AIRFLOW__API__HOST="127.0.0.1",
+            AIRFLOW__CORE__DAGS_FOLDER=str(dags_folder or ROOT / "dags"),
+            **(settings or {}),
+        )
+        self.process: subprocess.Popen | None = None
+
+    def command(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        """Run a command (``airflow ...``, ``baton ...``) with this Airflow's settings."""
+        return subprocess.run(
+            ["bash", "-c", 'source "$0" && exec "$@"', str(ENV_SH), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def start(self, timeout: float = 180) -> Standalone:
+        """Migrate Baton's store, seed the demo business database, start Airflow, wait until it is
+        healthy (as ``make run`` does)."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        for step in (("baton", "db", "upgrade"), ("baton", "demo", "db")):
+            done = self.command(*step)
+            if done.returncode != 0:
+                raise RuntimeError(f"{' '.join(step)} failed: {done.stderr[-2000:]}")
+        log = (self.home / "standalone.log").open("ab")
+        self.process = subprocess.Popen(
+            ["bash", "-c", 'source "$0" && exec airflow standalone', str(ENV_SH)],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop() signals all of it
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"airflow standalone exited with {self.process.returncode}; see {log.name}"
+                )
+            try:
+                if httpx.get(f"{self.url}/api/v2/monitor/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise TimeoutError(f"airflow standalone not healthy after {timeout} s; see {log.name}")
 
     def leftover_pids(self) -> list[int]:
         """Processes still alive whose environment names this Airflow's home."""

@@ -7,10 +7,15 @@ the path, the JSON body, the ``Idempotency-Key`` header, the status and the time
     with PartnerService() as partner:          # a free port
         ...post to partner.url("/orders")...
         assert partner.count("/orders") == 1
+
+``make run`` serves one at http://127.0.0.1:8766 (``python -m demo.http_service``): the job board of
+``hr_recruiting`` (``board_url``: http://127.0.0.1:8766/board) and the CMS of ``content_marketing``
+(``cms_url``: http://127.0.0.1:8766/cms). ``GET <path>`` lists what was posted to it.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import threading
 import time
@@ -120,4 +125,29 @@ def _handler(service: PartnerService) -> type[BaseHTTPRequestHandler]:
             status, payload = service._receive(path, self._json(), self.headers.get("Idempotency-Key"))
             self._answer(status, payload)
 
+        def do_GET(self) -> None:  # what was posted to a path, for a person trying the demo
+            path = urlsplit(self.path).path
+            self._answer(
+                200, {"path": path, "posts": [p["body"] for p in service.posts(path) if p["status"] < 300]}
+            )
+
     return Handler
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m demo.http_service", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args(argv)
+    service = PartnerService(args.port, host=args.host)
+    print(f"Demo partner API on http://{args.host}:{service.port} (Ctrl-C stops it)", flush=True)
+    try:
+        service.server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.server.server_close()
+
+
+if __name__ == "__main__":
+    main()
