@@ -1,92 +1,235 @@
 """Takes the README's screenshots of a running `make run` Airflow with Playwright and Debian's Chromium.
 
 make run            # in one terminal
-.venv/bin/python scripts/screenshots.py [--url http://localhost:8080]
+.venv/bin/python scripts/screenshots.py [--url http://localhost:8080] [--only tour|gallery] [WORKFLOW ...]
+
+The tour (docs/img/*.png): the DAG list, the trigger form, a run's graph, a step's output.
+The gallery (docs/img/gallery/<workflow>*.png): each bundled workflow triggered over the REST API with
+the demo inputs below, a person's approval answered the way the Required Actions page answers it,
+then the run's graph and a sample of its output: one step's output (its XCom), or the report it wrote.
 """
 
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import httpx
 from playwright.sync_api import Page, sync_playwright
 
 from baton.browser.session import CHROMIUM, LAUNCH_ARGS  # the flags Chromium needs here
+from baton.standalone import AirflowAPI
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "img"
+PARTNER = "http://127.0.0.1:8766"  # make run's demo partner API: the job board and the CMS
 
 
-def login(page: Page, url: str) -> None:
-    password = json.loads((ROOT / ".airflow" / "simple_auth_manager_passwords.json.generated").read_text())[
-        "admin"
-    ]
-    page.goto(f"{url}/auth/login")
+@dataclass
+class Entry:
+    """One workflow of the gallery: how it is started, which step's output is its sample."""
+
+    dag_id: str
+    output: str  # the step whose XCom is the sample (or, with ``page``, whose output names the page)
+    conf: dict[str, Any] = field(default_factory=dict)
+    started_by: str | None = None  # not triggered: the run another workflow's asset starts
+    page: str | None = None  # a key of the step's output holding the path of an HTML page to show
+    text: str | None = None  # a key of the step's output holding a text (Markdown) to show as it is
+    approval: str | None = None  # the step whose Required Actions form is photographed, then approved
+
+
+GALLERY = [
+    Entry("lead_qualification", "value_leads", {"region": "emea", "min_score": 60}),
+    Entry("lead_followup", "plan_followups", started_by="lead_qualification"),
+    Entry("revenue_milestone", "compute_metrics"),
+    Entry("daily_operations", "coordinate"),
+    Entry("compliance_monitoring", "review_payments"),
+    Entry("parallel_feature_delivery", "review"),
+    Entry("customer_onboarding", "welcome_pack", text="markdown"),
+    Entry("invoice_processing", "post_lines", {"invoice": "contoso_CT-2026-0457.txt"}, approval="approve"),
+    Entry("hr_recruiting", "shortlist", {"board_url": f"{PARTNER}/board"}, approval="review"),
+    Entry("content_marketing", "track_performance", {"cms_url": f"{PARTNER}/cms"}),
+    Entry("supply_chain", "decide_orders"),
+    Entry("market_research", "report", page="html"),
+]
+
+
+def login(page: Page, api: AirflowAPI) -> None:
+    page.goto(f"{api.url}/auth/login")
     page.get_by_label("Username").fill("admin")
-    page.get_by_label("Password").fill(password)
+    page.get_by_label("Password").fill(api.password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(lambda address: "/auth/" not in address)
     page.wait_for_load_state("networkidle")
 
 
+def settle(page: Page, text: str) -> None:
+    page.get_by_text(text).first.wait_for()
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(1000)  # panels fade in
+
+
+def graph(page: Page, api: AirflowAPI, dag_id: str, run_id: str, task_id: str, path: Path) -> None:
+    page.goto(f"{api.url}/dags/{dag_id}/runs/{run_id}")
+    page.get_by_role("button", name="Show Graph (Press g)").click()
+    settle(page, task_id)
+    page.get_by_role("button", name="Collapse Details Panel").click()
+    page.wait_for_timeout(500)
+    page.get_by_role("button", name="fit view").click()
+    page.wait_for_timeout(1000)
+    page.screenshot(path=path)
+
+
+def xcom(page: Page, api: AirflowAPI, dag_id: str, run_id: str, task_id: str, path: Path) -> None:
+    """The step's XCom tab in the UI (its JSON viewer shows the first ~15 lines)."""
+    page.goto(f"{api.url}/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/xcom")
+    page.get_by_text("return_value").first.wait_for()
+    page.wait_for_load_state("networkidle")
+    page.get_by_role("button", name="Show Grid (Press g)").click()
+    page.get_by_role("button", name="Expand all extra JSON").click()
+    page.wait_for_timeout(1000)
+    page.screenshot(path=path)
+
+
+SAMPLE_LINES = 60
+
+
+def sample(page: Page, dag_id: str, task_id: str, output: Any, path: Path) -> None:
+    """A step's whole output (read over the REST API), pretty-printed, or one text of it: the UI's JSON
+    viewer shows only its first lines. Longer outputs are cut after SAMPLE_LINES lines."""
+    shown = output if isinstance(output, str) else json.dumps(output, indent=2, ensure_ascii=False)
+    lines = shown.splitlines()
+    if len(lines) > SAMPLE_LINES:
+        lines = [*lines[:SAMPLE_LINES], f"... {len(lines) - SAMPLE_LINES} more lines"]
+    page.set_content(
+        "<style>body{margin:0;font:14px/1.45 ui-monospace,monospace;background:#f6f8fa}"
+        "h1{font:600 15px sans-serif;margin:0;padding:10px 16px;background:#017cee;color:#fff}"
+        "pre{margin:0;padding:12px 16px}</style>"
+        f"<h1>{html.escape(dag_id)} · output of {html.escape(task_id)}</h1>"
+        f"<pre>{html.escape(chr(10).join(lines))}</pre>"
+    )
+    page.locator("body").screenshot(path=path)
+
+
+def tour(page: Page, api: AirflowAPI) -> None:
+    page.goto(f"{api.url}/dags")
+    settle(page, "lead_qualification")
+    page.screenshot(path=OUT / "dags.png")
+    page.goto(f"{api.url}/dags/lead_qualification")
+    page.get_by_role("button", name="Trigger").first.click()
+    settle(page, "min_score")
+    page.screenshot(path=OUT / "trigger.png")
+    page.get_by_role("dialog").get_by_role("button", name="Trigger").click()
+    run_id = latest_run(api, "lead_qualification")
+    finished(api, "lead_qualification", run_id)
+    graph(page, api, "lead_qualification", run_id, "value_leads", OUT / "run.png")
+    xcom(page, api, "lead_qualification", run_id, "value_leads", OUT / "output.png")
+
+
+def gallery(page: Page, paper: Page, api: AirflowAPI, entries: list[Entry]) -> None:
+    """``page`` is signed in to Airflow; ``paper`` (narrower) shows the outputs."""
+    folder = OUT / "gallery"
+    folder.mkdir(parents=True, exist_ok=True)
+    since = time.time()
+    runs: dict[str, str] = {}
+    conf = {entry.dag_id: entry.conf for entry in GALLERY}
+    for entry in entries:  # all at once: Airflow runs them side by side
+        dag_id = entry.started_by or entry.dag_id
+        if dag_id not in runs:
+            for _ in range(5):  # on SQLite, a busy scheduler can lock the database for a moment (500)
+                response = api.trigger(dag_id, conf[dag_id])
+                if response.status_code != 500:
+                    break
+                time.sleep(2)
+            if response.status_code != 200:
+                raise SystemExit(f"{dag_id}: trigger refused ({response.status_code}): {response.text}")
+            runs[dag_id] = response.json()["dag_run_id"]
+    for entry in entries:
+        run_id = latest_run(api, entry.dag_id, after=since) if entry.started_by else runs[entry.dag_id]
+        if entry.approval:
+            hitl = awaiting_person(api, entry.dag_id, run_id, entry.approval)
+            page.goto(f"{api.url}/dags/{entry.dag_id}/runs/{run_id}/tasks/{entry.approval}/required_actions")
+            settle(page, "Approve")
+            page.screenshot(path=folder / f"{entry.dag_id}-approval.png")
+            answer = api.api("PATCH", hitl, json={"chosen_options": ["Approve"], "params_input": {}})
+            answer.raise_for_status()
+        run = finished(api, entry.dag_id, run_id)
+        if run["state"] != "success":
+            raise SystemExit(f"{entry.dag_id} run {run_id} ended {run['state']}: see its task logs in the UI")
+        graph(page, api, entry.dag_id, run_id, entry.output, folder / f"{entry.dag_id}.png")
+        shot = folder / f"{entry.dag_id}-output.png"
+        output = step_output(api, entry.dag_id, run_id, entry.output)
+        if entry.page:
+            paper.goto(Path(output[entry.page]).as_uri())
+            paper.wait_for_load_state("networkidle")
+            paper.screenshot(path=shot, full_page=True)
+        else:
+            sample(paper, entry.dag_id, entry.output, output[entry.text] if entry.text else output, shot)
+        print(f"{entry.dag_id}: {run_id} -> {shot.relative_to(ROOT)}", flush=True)
+
+
+def latest_run(api: AirflowAPI, dag_id: str, after: float = 0.0, timeout: float = 180) -> str:
+    """The id of ``dag_id``'s newest run, once there is one queued after ``after`` (epoch seconds)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = api.api(
+            "GET", f"/dags/{dag_id}/dagRuns", params={"order_by": "-run_after", "limit": 1}
+        ).json()["dag_runs"]
+        if runs and _epoch(runs[0]["queued_at"] or runs[0]["run_after"]) >= after:
+            return runs[0]["dag_run_id"]
+        time.sleep(0.5)
+    raise TimeoutError(f"no run of {dag_id} after {after}")
+
+
+def finished(api: AirflowAPI, dag_id: str, run_id: str) -> dict[str, Any]:
+    return api.wait_for_run(dag_id, run_id, timeout=600, poll=0.5)
+
+
+def awaiting_person(api: AirflowAPI, dag_id: str, run_id: str, task_id: str, timeout: float = 300) -> str:
+    """The hitlDetails path of ``task_id``, once it waits for a person."""
+    path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+    deadline = time.monotonic() + timeout
+    while (state := api.api("GET", path).json().get("state")) != "awaiting_input":
+        if state in ("success", "failed", "upstream_failed", "skipped") or time.monotonic() > deadline:
+            raise SystemExit(f"{dag_id}.{task_id} did not ask a person (state {state})")
+        time.sleep(0.5)
+    return f"{path}/-1/hitlDetails"
+
+
+def step_output(api: AirflowAPI, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
+    path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
+    value = api.api("GET", path, params={"deserialize": True}).json()["value"]
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _epoch(stamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp).timestamp()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", default="http://localhost:8080")
-    url = parser.parse_args().url
+    parser.add_argument("--only", choices=["tour", "gallery"])
+    parser.add_argument("workflows", nargs="*", help="gallery entries to take (default: all)")
+    args = parser.parse_args()
+    api = AirflowAPI(args.url, ROOT / ".airflow")
+    entries = [entry for entry in GALLERY if not args.workflows or entry.dag_id in args.workflows]
     OUT.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 820})
-        login(page, url)
-        page.goto(f"{url}/dags")
-        page.get_by_text("lead_qualification").first.wait_for()
-        page.wait_for_load_state("networkidle")
-        page.screenshot(path=OUT / "dags.png")
-        page.goto(f"{url}/dags/lead_qualification")
-        page.get_by_role("button", name="Trigger").first.click()
-        page.get_by_text("min_score").first.wait_for()
-        page.wait_for_timeout(1000)  # the dialog fades in
-        page.screenshot(path=OUT / "trigger.png")
-        page.get_by_role("dialog").get_by_role("button", name="Trigger").click()
-        run_id = wait_for_latest_run(url, "lead_qualification")
-        page.goto(f"{url}/dags/lead_qualification/runs/{run_id}")
-        page.get_by_role("button", name="Show Graph (Press g)").click()
-        page.get_by_text("value_leads").first.wait_for()
-        page.wait_for_load_state("networkidle")
-        page.wait_for_timeout(1000)
-        page.screenshot(path=OUT / "run.png")
-        page.goto(f"{url}/dags/lead_qualification/runs/{run_id}/tasks/value_leads/xcom")
-        page.get_by_text("return_value").first.wait_for()
-        page.wait_for_load_state("networkidle")
-        page.get_by_role("button", name="Show Grid (Press g)").click()
-        page.get_by_role("button", name="Expand all extra JSON").click()
-        page.wait_for_timeout(1000)
-        page.screenshot(path=OUT / "output.png")
+        login(page, api)
+        if args.only in (None, "tour"):
+            tour(page, api)
+        if args.only in (None, "gallery"):
+            gallery(page, browser.new_page(viewport={"width": 900, "height": 300}), api, entries)
         browser.close()
-
-
-def wait_for_latest_run(url: str, dag_id: str) -> str:
-    """The newest run of ``dag_id``, once it has finished (over the REST API)."""
-    password = json.loads((ROOT / ".airflow" / "simple_auth_manager_passwords.json.generated").read_text())[
-        "admin"
-    ]
-    token = httpx.post(f"{url}/auth/token", json={"username": "admin", "password": password}).json()[
-        "access_token"
-    ]
-    headers = {"Authorization": f"Bearer {token}"}
-    for _ in range(240):
-        runs = httpx.get(
-            f"{url}/api/v2/dags/{dag_id}/dagRuns",
-            headers=headers,
-            params={"order_by": "-run_after", "limit": 1},
-        ).json()["dag_runs"]
-        if runs and runs[0]["state"] in ("success", "failed"):
-            return runs[0]["dag_run_id"]
-        time.sleep(0.5)
-    raise TimeoutError(f"no finished run of {dag_id}")
 
 
 if __name__ == "__main__":
