@@ -8,15 +8,26 @@ source scripts/env.sh
 bash scripts/install.sh
 rm -rf "$AIRFLOW_HOME" && mkdir -p "$AIRFLOW_HOME"
 
-# The event-store tests need the PostgreSQL at 127.0.0.1:5432. Start it if it is down, and stop
-# it again at the end, so that the machine is left as it was found.
+# The event-store and Celery tests need the PostgreSQL at 127.0.0.1:5432 and the Redis at 6379.
+# Start each one that is down, and stop it again at the end, so that the machine is left as it was found.
+stops=()
+stop_started() { for stop in "${stops[@]}"; do eval "$stop" || true; done; }
+trap stop_started EXIT
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   cluster=$(ls /etc/postgresql 2>/dev/null | head -n 1)
   if [ -n "$cluster" ] && pg_ctlcluster --skip-systemctl-redirect "$cluster" main start; then
-    trap 'pg_ctlcluster --skip-systemctl-redirect "$cluster" main stop || true' EXIT
+    stops+=("pg_ctlcluster --skip-systemctl-redirect $cluster main stop")
     for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
   else
     echo "PostgreSQL is not running at 127.0.0.1:5432 and could not be started; its tests will fail." >&2
+  fi
+fi
+if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
+  if command -v redis-server >/dev/null && redis-server --daemonize yes --bind 127.0.0.1 --port 6379 \
+    --save "" --appendonly no --logfile "$AIRFLOW_HOME/redis.log"; then
+    stops+=("redis-cli -p 6379 shutdown nosave >/dev/null 2>&1")
+  else
+    echo "Redis is not running at 127.0.0.1:6379 and could not be started; its tests will fail." >&2
   fi
 fi
 ruff check .

@@ -18,7 +18,7 @@ from airflow.listeners import hookimpl
 from sqlalchemy import select
 
 from baton.events import schema
-from baton.events.store import Event, EventStore, run_started_payload
+from baton.events.store import Event, EventStore, run_started_payload, worker_name
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,9 @@ def on_starting(component: Any) -> None:
 @hookimpl
 def on_task_instance_running(previous_state: Any, task_instance: Any) -> None:
     in_task = type(task_instance).__name__ == "RuntimeTaskInstance"  # this very process runs the step
-    payload = {"pid": os.getpid(), "hostname": socket.gethostname()} if in_task else {}
+    payload = (
+        {"pid": os.getpid(), "hostname": socket.gethostname(), "worker": worker_name()} if in_task else {}
+    )
     pool = getattr(task_instance, "pool", None) or getattr(getattr(task_instance, "task", None), "pool", "")
     _on_ti(task_instance, "step.started", {**payload, "pool": pool or ""})
 

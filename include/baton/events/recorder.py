@@ -12,7 +12,7 @@ import socket
 import time
 from typing import Any
 
-from baton.events.store import Event, EventStore, run_started_payload
+from baton.events.store import Event, EventStore, run_started_payload, worker_name
 
 TERMINAL = ("step.succeeded", "step.failed", "step.skipped")
 LOST_TRY = "the try ended without reporting (its task process was killed or lost)"
@@ -84,6 +84,7 @@ class StepRecorder:
             {
                 "pid": os.getpid(),
                 "hostname": socket.gethostname(),
+                "worker": worker_name(),
                 "pool": self.pool,
                 "recorded_by": "operator",
             },

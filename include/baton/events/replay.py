@@ -108,7 +108,8 @@ def _summary(event: Event) -> str:
         case "run.started":
             return f"{p.get('run_type')}, conf keys {p.get('conf_keys', [])}"
         case "step.started":
-            return f"pid {p.get('pid')} on {p.get('hostname')}, pool {p.get('pool')}"
+            worker = f", {p['worker']}" if p.get("worker") else ""
+            return f"pid {p.get('pid')} on {p.get('hostname')}{worker}, pool {p.get('pool')}"
         case "step.succeeded" | "run.succeeded":
             return f"in {p.get('duration_s')} s" if p.get("duration_s") is not None else ""
         case "step.failed":

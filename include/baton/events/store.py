@@ -94,6 +94,12 @@ def conf_digest(conf: dict[str, Any] | None) -> str:
     return hashlib.sha256(json.dumps(conf or {}, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def worker_name() -> str:
+    """The name of the Celery worker this process runs in (``BATON_WORKER_NAME``, which scripts/celery.sh
+    sets per worker; in containers the hostname already tells them apart), or ``""``."""
+    return os.environ.get("BATON_WORKER_NAME", "")
+
+
 def run_started_payload(dag_run: Any, logical_date: Any) -> dict[str, Any]:
     conf = dict(getattr(dag_run, "conf", None) or {})
     return {

@@ -66,6 +66,7 @@ Recorder = Literal["operator", "listener", "next try", "run end"]
 class StepStarted(Payload):
     pid: int | None = None
     hostname: str = ""
+    worker: str = Field(default="", description="the Celery worker's name (BATON_WORKER_NAME), if set")
     pool: str = ""
     recorded_by: Recorder = "operator"
 

@@ -1,0 +1,172 @@
+"""The docker-compose.yaml topology without Docker (baton.topology, scripts/celery.sh): the api-server,
+scheduler, dag-processor, triggerer and two real Celery workers (CeleryExecutor) on PostgreSQL and
+Redis. Workflows are triggered through the REST API; Baton's events say which worker ran each try.
+
+One topology for the module: lead_qualification and a fan-out run spread over both workers, then a
+worker is SIGKILLed in the middle of a run and the run still succeeds on the other one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections import Counter
+
+import pytest
+
+from baton.events.store import EventStore, engine_for
+from baton.topology import CeleryTopology, TopologyError, check_services
+from tests.conftest import DAGS, pg_database, processes_naming
+
+pytestmark = pytest.mark.integration
+
+FANOUT = "celery_fanout"
+STEPS = [f"part_{i}" for i in range(1, 9)]
+DELAY = 4.0  # seconds each agent answer takes: the tries overlap, and a kill lands mid-try
+AGENT = f"""
+  - name: celery_analyst
+    description: Answers after {DELAY:.0f} s (the offline model with a delay; tests/integration/test_celery.py).
+    capabilities: [celery-test]
+    llm_conn_id: celery_slow_llm
+    max_concurrency: 8
+"""
+FANOUT_WORKFLOW = (
+    f"""workflow: {FANOUT}
+version: 1
+description: Eight independent agent steps and a join, over the Celery workers (tests/integration/test_celery.py).
+owner: tests
+defaults: {{retries: 2, retry_delay: 1s, retry_exponential_backoff: false}}
+steps:
+"""
+    + "".join(
+        f"""  - id: {step}
+    agent: celery_analyst
+    instruction: Analyse part {step}.
+    output: {{finding: string}}
+"""
+        for step in STEPS
+    )
+    + f"""  - id: join
+    needs: [{", ".join(STEPS)}]
+    agent: celery_analyst
+    instruction: Join the findings.
+    output: {{summary: string}}
+"""
+)
+
+
+@pytest.fixture(scope="module")
+def topology(tmp_path_factory):
+    root = tmp_path_factory.mktemp("celery")
+    dags = root / "dags"
+    shutil.copytree(DAGS, dags, ignore=shutil.ignore_patterns("__pycache__"))
+    (dags / "agents.yaml").write_text((dags / "agents.yaml").read_text() + AGENT)
+    (dags / "workflows" / f"{FANOUT}.yaml").write_text(FANOUT_WORKFLOW)
+    slow = {"conn_type": "pydanticai", "extra": {"model": "baton:offline", "offline_delay_s": DELAY}}
+    with pg_database("baton_celery_meta") as meta, pg_database("baton_celery_store") as store:
+        running = CeleryTopology(
+            root / "home",
+            meta.replace("postgresql+psycopg://", "postgresql+psycopg2://"),
+            store.replace("postgresql+psycopg://", "postgresql://"),
+            dags_folder=dags,
+            workers=2,
+            concurrency=2,
+            settings={
+                "AIRFLOW_CONN_CELERY_SLOW_LLM": json.dumps(slow),
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+                # a killed worker's tries are found lost within seconds, not the default 5 minutes
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "10",
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
+            },
+        )
+        running.store_url = store
+        try:
+            yield running.start()
+        finally:
+            running.stop()
+            assert running.leftover_pids() == [], "a component of the topology outlived stop()"
+            assert processes_naming(str(root)) == []
+
+
+def _run(topology: CeleryTopology, dag_id: str) -> str:
+    if topology.wait_for_dag(dag_id)["is_paused"]:
+        assert topology.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False}).status_code == 200
+    response = topology.trigger(dag_id)
+    assert response.status_code == 200, response.text
+    return response.json()["dag_run_id"]
+
+
+def _events(topology: CeleryTopology, run_id: str):
+    return list(EventStore(engine_for(topology.store_url)).read(run_id))
+
+
+def _workers_by_try(events) -> dict[tuple[str, int], str]:
+    return {(e.step, e.try_number): e.payload["worker"] for e in events if e.type == "step.started"}
+
+
+def test_lead_qualification_and_a_fan_out_run_on_both_celery_workers(topology):
+    assert {name.split("@")[0] for name in topology.ping()} == {"worker-1", "worker-2"}
+    leads = _run(topology, "lead_qualification")
+    fanout = _run(topology, FANOUT)
+    assert topology.wait_for_run("lead_qualification", leads, timeout=300)["state"] == "success"
+    assert topology.wait_for_run(FANOUT, fanout, timeout=300)["state"] == "success"
+
+    events = _events(topology, leads)
+    assert {(e.step, e.type) for e in events if e.type == "step.succeeded"} == {
+        ("score_leads", "step.succeeded"),
+        ("value_leads", "step.succeeded"),
+    }
+    assert set(_workers_by_try(events).values()) <= {"worker-1", "worker-2"}
+
+    events = _events(topology, fanout)
+    ran_on = _workers_by_try(events)
+    assert sorted(step for step, _ in ran_on) == sorted([*STEPS, "join"])  # one try each
+    assert set(ran_on.values()) == {"worker-1", "worker-2"}, ran_on  # the tasks of ONE run, on both
+    assert [e.type for e in events][-1] == "run.succeeded"
+    tis = topology.api("GET", f"/dags/{FANOUT}/dagRuns/{fanout}/taskInstances").json()["task_instances"]
+    assert {ti["task_id"]: ti["state"] for ti in tis} == {step: "success" for step in [*STEPS, "join"]}
+    assert {ti["queue"] for ti in tis} == {topology.queue}
+
+
+def test_a_worker_killed_mid_run_its_tries_are_retried_on_the_other_and_the_history_is_intact(topology):
+    run_id = _run(topology, FANOUT)
+    store = EventStore(engine_for(topology.store_url))
+    deadline = time.monotonic() + 120
+    while not any(
+        e.payload.get("worker") == "worker-1" for e in store.read(run_id, types=["step.started"])
+    ):  # worker-1 is in the middle of a try
+        assert time.monotonic() < deadline, "worker-1 never started a step of the run"
+        time.sleep(0.2)
+    topology.kill("worker-1")
+    killed_at = time.time()
+    assert {name.split("@")[0] for name in topology.ping()} == {"worker-2"}
+
+    assert topology.wait_for_run(FANOUT, run_id, timeout=300)["state"] == "success"
+    events = _events(topology, run_id)
+    ran_on = _workers_by_try(events)
+    lost = sorted(step for (step, attempt), worker in ran_on.items() if worker == "worker-1")
+    assert lost, ran_on
+    for step in lost:  # the killed try, recorded as lost, then a new try on the surviving worker
+        failed = [e for e in events if e.type == "step.failed" and e.step == step]
+        assert [(e.try_number, e.payload["will_retry"]) for e in failed] == [(1, True)], failed
+        # the try's own process notices its dead supervisor (a broken pipe), or, if it died with the
+        # worker, the next try records it as lost
+        assert failed[0].payload["error_class"] in ("BrokenPipeError", "TaskLost"), failed[0].payload
+        assert ran_on[(step, 2)] == "worker-2"
+    after_kill = [w for (s, a), w in ran_on.items() if a > 1 or s == "join"]
+    assert set(after_kill) == {"worker-2"}
+    succeeded = Counter(e.step for e in events if e.type == "step.succeeded")
+    assert succeeded == Counter([*STEPS, "join"])  # every step exactly once
+    seqs = [e.seq for e in events]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert [e.type for e in events][0] == "run.started" and events[-1].type == "run.succeeded"
+    assert events[-1].ts.timestamp() > killed_at
+
+
+def test_the_topology_says_what_is_missing_when_a_service_is_down():
+    with pytest.raises(TopologyError) as missing:
+        check_services("postgresql+psycopg2://postgres@127.0.0.1:1/x", "redis://127.0.0.1:1/0")
+    message = str(missing.value)
+    assert "PostgreSQL (127.0.0.1:1) does not answer: start it" in message
+    assert "Redis (127.0.0.1:1) does not answer: start it" in message
