@@ -89,6 +89,7 @@ class CeleryTopology(Standalone):
         concurrency: int = 2,
         dags_folder: Path | None = None,
         queue: str | None = None,
+        port: int | None = None,
         settings: dict[str, str] | None = None,
     ):
         self.database_url, self.broker_url = database_url, broker_url
@@ -109,6 +110,8 @@ class CeleryTopology(Standalone):
                 "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(concurrency),
                 # a worker takes a task only when it has a free slot: the others get the rest
                 "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+                # each worker loads the task runtime once, before it forks its pool (baton.celery_config)
+                "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "baton.celery_config.CELERY_CONFIG",
                 "AIRFLOW_CONN_BATON_STORE": store_url,
                 # every component signs and checks the task tokens with the same secret
                 "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
@@ -117,6 +120,9 @@ class CeleryTopology(Standalone):
                 **(settings or {}),
             },
         )
+        if port is not None:  # a fixed port instead of a free one
+            self.port, self.url = port, f"http://127.0.0.1:{port}"
+            self.env["AIRFLOW__API__PORT"] = str(port)
         self.processes: dict[str, subprocess.Popen] = {}
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
@@ -267,6 +273,10 @@ def scratch_databases(server: str, *prefixes: str) -> Iterator[list[str]]:
         admin.dispose()
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """``scripts/celery.sh``: the topology in the foreground until Ctrl-C (or SIGTERM)."""
     import argparse
@@ -281,9 +291,14 @@ def main() -> None:
     parser.add_argument(
         "--home", type=Path, default=Path(os.environ.get("BATON_CELERY_HOME", ".airflow-celery"))
     )
+    parser.add_argument("--port", type=int, default=int(os.environ.get("AIRFLOW__API__PORT", "8080")))
+    parser.add_argument("--queue", default="default", help="the Celery queue the workers take tasks from")
     args = parser.parse_args()
 
-    check_services(f"postgresql://{args.server}/postgres", args.broker)
+    try:
+        check_services(f"postgresql://{args.server}/postgres", args.broker)
+    except TopologyError as error:
+        raise SystemExit(str(error)) from None
     for database in (args.database, args.store_database):
         create_database(f"postgresql+psycopg://{args.server}/postgres", database)
     topology = CeleryTopology(
@@ -293,20 +308,25 @@ def main() -> None:
         args.broker,
         workers=args.workers,
         concurrency=args.concurrency,
+        queue=args.queue,
+        port=args.port,
     )
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as Ctrl-C does
     print(f"Starting the Celery topology (logs: {topology.home}/*.log) ...", flush=True)
-    topology.start()
-    print(
-        f"\n  Baton on Celery: {topology.url}\n  user: admin   password: {topology.password}\n"
-        f"  workers: {', '.join(sorted(topology.ping()))} (concurrency {args.concurrency} each), "
-        f"queue {topology.queue}\n  Ctrl-C stops all of it.\n",
-        flush=True,
-    )
     try:
+        topology.start()
+        print(
+            f"\n  Baton on Celery: {topology.url}\n  user: admin   password: {topology.password}\n"
+            f"  workers: {', '.join(sorted(topology.ping()))} (concurrency {args.concurrency} each), "
+            f"queue {topology.queue}\n  Ctrl-C stops all of it.\n",
+            flush=True,
+        )
         while (exited := topology._exited()) is None:
             time.sleep(1)
         print(exited, flush=True)
+    except TopologyError as error:
+        print(error, flush=True)
+        raise SystemExit(1) from None
     except KeyboardInterrupt:
         print("\nStopping ...", flush=True)
     finally:

@@ -23,7 +23,13 @@ def recorded(tmp_path, monkeypatch) -> EventStore:
     store.append(
         [
             Event(type="run.started", payload={"conf_keys": ["region"], "conf_sha256": "0" * 64}, **common),
-            Event(type="step.started", step="score_leads", agent="marketing_lead_generator", **step),
+            Event(
+                type="step.started",
+                step="score_leads",
+                agent="marketing_lead_generator",
+                payload={"pid": 41, "hostname": "vm", "worker": "worker-2", "pool": "baton_agent_scorer"},
+                **step,
+            ),
             Event(
                 type="agent.selected",
                 step="score_leads",
@@ -38,7 +44,12 @@ def recorded(tmp_path, monkeypatch) -> EventStore:
                 **step,
             ),
             Event(type="step.succeeded", step="score_leads", payload={"duration_s": 0.5}, **step),
-            Event(type="step.started", step="value_leads", **step),
+            Event(
+                type="step.started",
+                step="value_leads",
+                payload={"pid": 42, "hostname": "vm", "pool": "baton_agent_valuer"},
+                **step,
+            ),
             Event(
                 type="step.failed",
                 step="value_leads",
@@ -57,6 +68,11 @@ def test_replay_prints_the_timeline_and_the_rebuilt_state(recorded, capsys):
     assert re.search(
         r"score_leads #1\s+agent\.selected\s+marketing_lead_generator — named by the template", out
     )
+    # which Celery worker ran a try, when it ran on one (scripts/celery.sh names them)
+    assert re.search(
+        r"score_leads #1\s+step\.started\s+pid 41 on vm, worker-2, pool baton_agent_scorer\n", out
+    )
+    assert re.search(r"value_leads #1\s+step\.started\s+pid 42 on vm, pool baton_agent_valuer\n", out)
     assert re.search(
         r"value_leads #1\s+step\.failed\s+SkillError: no leads \(retry: False, by operator\)", out
     )

@@ -1,0 +1,24 @@
+"""baton.celery_config: Airflow's Celery defaults, and the task runtime preloaded by a worker only."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+CHECK = """
+import sys
+from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
+from celery.signals import worker_init
+from baton.celery_config import CELERY_CONFIG
+
+assert CELERY_CONFIG == DEFAULT_CELERY_CONFIG, set(CELERY_CONFIG) ^ set(DEFAULT_CELERY_CONFIG)
+print("before", "baton.preload" in sys.modules, "baton.events.listener" in sys.modules)
+worker_init.send(sender=None)  # what a Celery worker's main process fires before it forks its pool
+print("after", "baton.preload" in sys.modules, "baton.events.listener" in sys.modules)
+"""
+
+
+def test_only_a_worker_starting_preloads_the_task_runtime():
+    done = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines()[-2:] == ["before False False", "after True True"]
