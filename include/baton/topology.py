@@ -311,7 +311,8 @@ def main() -> None:
         queue=args.queue,
         port=args.port,
     )
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as Ctrl-C does
+    for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C or `kill`, even where SIGINT came in ignored
+        signal.signal(sig, _interrupt)
     print(f"Starting the Celery topology (logs: {topology.home}/*.log) ...", flush=True)
     try:
         topology.start()
