@@ -314,9 +314,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from demo.business import create
 
-        from baton.events.store import connection_url
+        from baton.errors import ConnectionNotDefined
+        from baton.events.store import database_url
 
-        url = connection_url(args.conn)
+        try:
+            url = database_url(args.conn, "the demo business database")
+        except (ConnectionNotDefined, ValueError) as error:
+            print(f"baton demo db: {error}", file=sys.stderr)
+            return 1
         create(url)
         print(f"demo business database ready (connection {args.conn})")
         return 0

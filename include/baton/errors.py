@@ -25,6 +25,17 @@ class Issue:
         return f"{text} (fix: {self.fix})" if self.fix else text
 
 
+class ConnectionNotDefined(BatonError, LookupError):
+    """A database connection Baton reads (the business database, a ledger) is not defined in Airflow."""
+
+    def __init__(self, conn_id: str, what: str):
+        self.conn_id = conn_id
+        super().__init__(
+            f"connection '{conn_id}' is not defined: create it as a postgres or sqlite connection to {what} "
+            f"(Admin > Connections, or AIRFLOW_CONN_{conn_id.upper()}='postgresql://user:password@host:5432/db')"
+        )
+
+
 class TemplateError(BatonError):
     """A workflow template or the agent roster is wrong; carries every issue found, not just the first."""
 

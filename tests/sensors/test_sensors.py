@@ -155,8 +155,9 @@ def test_a_sensor_on_a_connection_that_does_not_exist_fails_with_the_key_path(ai
     with pytest.raises(SensorError) as caught:
         sensor._url()
     assert str(caught.value) == (
-        "trigger.sensor.new_rows.conn_id: connection 'crm_replica' is not defined. Create it (Admin > "
-        "Connections, or AIRFLOW_CONN_CRM_REPLICA) as a postgres or sqlite connection to the business database."
+        "trigger.sensor.new_rows.conn_id: connection 'crm_replica' is not defined: create it as a postgres or "
+        "sqlite connection to the business database (Admin > Connections, or "
+        "AIRFLOW_CONN_CRM_REPLICA='postgresql://user:password@host:5432/db')"
     )
 
 

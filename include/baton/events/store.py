@@ -143,6 +143,20 @@ def connection_url(conn_id: str) -> str:
     )
 
 
+def database_url(conn_id: str, what: str) -> str:
+    """:func:`connection_url` of a database Baton reads or writes for a workflow (``what``: "the business
+    database"); one that is not defined raises :class:`baton.errors.ConnectionNotDefined`, which says
+    how to define it, the same wherever it is needed (a sensor, a skill, the CLI)."""
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from baton.errors import ConnectionNotDefined
+
+    try:
+        return connection_url(conn_id)
+    except AirflowNotFoundException:
+        raise ConnectionNotDefined(conn_id, what) from None
+
+
 def _sqlite_setup(engine: Engine) -> None:
     """WAL, a busy timeout, and BEGIN IMMEDIATE: many task processes append to one file."""
 

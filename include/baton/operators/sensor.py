@@ -98,19 +98,12 @@ class BusinessSensor(BaseOperator):
     # --- execution -------------------------------------------------------------------------------
 
     def _url(self) -> str:
-        from airflow.sdk.exceptions import AirflowNotFoundException
-
-        from baton.events.store import connection_url
+        from baton.errors import ConnectionNotDefined
+        from baton.events.store import database_url
 
         try:
-            return connection_url(self.spec["conn_id"])
-        except AirflowNotFoundException:
-            raise SensorError(
-                f"{self.key_path}.conn_id: connection '{self.spec['conn_id']}' is not defined. Create it "
-                "(Admin > Connections, or AIRFLOW_CONN_" + self.spec["conn_id"].upper() + ") as a postgres "
-                "or sqlite connection to the business database."
-            ) from None
-        except ValueError as error:
+            return database_url(self.spec["conn_id"], "the business database")
+        except (ConnectionNotDefined, ValueError) as error:
             raise SensorError(f"{self.key_path}.conn_id: {error}") from None
 
     def _params(self, context: Any) -> dict[str, Any]:

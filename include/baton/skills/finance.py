@@ -113,7 +113,8 @@ def _breaking_payments() -> list[dict]:
     same rule as the template's sensor), read with bound values."""
     from sqlalchemy import column, or_, select, table
 
-    from baton.events.store import connection_url, engine_for
+    from baton.errors import ConnectionNotDefined
+    from baton.events.store import database_url, engine_for
     from baton.sensors.sql import json_safe
 
     names = ("seq", "id", "customer", "country", "amount", "currency", "day")
@@ -126,7 +127,11 @@ def _breaking_payments() -> list[dict]:
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
-        with engine_for(connection_url(BUSINESS_CONN)).connect() as conn:
+        url = database_url(BUSINESS_CONN, "the business database")
+    except (ConnectionNotDefined, ValueError) as error:
+        raise SweepImpossible(f"compliance sweep: {error}") from None
+    try:
+        with engine_for(url).connect() as conn:
             return [{k: json_safe(v) for k, v in row._mapping.items()} for row in conn.execute(query)]
     except SQLAlchemyError as error:  # a missing table or database: a retry would not help
         raise SweepImpossible(

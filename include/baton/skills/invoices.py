@@ -325,20 +325,15 @@ def invoice_approval(request: SkillRequest) -> dict:
 def ledger_engine(request: SkillRequest) -> Any:
     """The business database's engine (``with.conn_id``, default baton_business), its ledger tables
     created when missing."""
-    from airflow.sdk.exceptions import AirflowNotFoundException
     from demo.ledger import ensure_tables
 
-    from baton.events.store import connection_url, engine_for
+    from baton.errors import ConnectionNotDefined
+    from baton.events.store import database_url, engine_for
 
     conn_id = str(request.args.get("conn_id") or BUSINESS_CONN_ID)
     try:
-        url = connection_url(conn_id)
-    except AirflowNotFoundException:
-        raise SkillError(
-            f"step '{request.step}': there is no Airflow connection '{conn_id}' (the business database "
-            f"with the ledger); create it, e.g. AIRFLOW_CONN_{conn_id.upper()}='postgres://user:pw@host/db'"
-        ) from None
-    except ValueError as error:
+        url = database_url(conn_id, "the business database with the ledger")
+    except (ConnectionNotDefined, ValueError) as error:
         raise SkillError(f"step '{request.step}': {error}") from None
     engine = engine_for(url)
     ensure_tables(engine)

@@ -1,0 +1,65 @@
+"""One message, wherever Baton needs a database connection that is not defined: the sensors, the
+invoice ledger, the compliance sweep and ``baton demo db`` all say which connection and how to define it."""
+
+from __future__ import annotations
+
+import pytest
+
+from baton.cli import main as baton
+from baton.errors import ConnectionNotDefined, SkillError
+from baton.events.store import database_url
+from baton.skills.finance import SweepImpossible, _breaking_payments
+from baton.skills.invoices import ledger_engine
+from baton.skills.registry import SkillRequest
+
+HOW = (
+    "create it as a postgres or sqlite connection to {what} (Admin > Connections, or "
+    "AIRFLOW_CONN_{ID}='postgresql://user:password@host:5432/db')"
+)
+
+
+@pytest.fixture
+def undefined(monkeypatch):
+    """No business connection in this process's environment (scripts/env.sh defines one)."""
+    monkeypatch.delenv("AIRFLOW_CONN_BATON_BUSINESS", raising=False)
+    monkeypatch.delenv("AIRFLOW_CONN_LEDGER_DB", raising=False)
+
+
+def test_database_url_names_the_connection_and_how_to_define_it(undefined):
+    with pytest.raises(ConnectionNotDefined) as caught:
+        database_url("ledger_db", "the ledger")
+    assert caught.value.conn_id == "ledger_db"
+    assert str(caught.value) == "connection 'ledger_db' is not defined: " + HOW.format(
+        what="the ledger", ID="LEDGER_DB"
+    )
+
+
+def test_the_compliance_sweep_fails_for_good_with_that_message(undefined):
+    with pytest.raises(SweepImpossible) as caught:
+        _breaking_payments()
+    assert str(caught.value) == "compliance sweep: connection 'baton_business' is not defined: " + HOW.format(
+        what="the business database", ID="BATON_BUSINESS"
+    )
+
+
+def test_the_invoice_ledger_says_which_step_and_connection(undefined):
+    request = SkillRequest(
+        workflow="invoice_processing",
+        step="post_entry",
+        instruction="",
+        inputs={},
+        args={"conn_id": "ledger_db"},
+    )
+    with pytest.raises(SkillError) as caught:
+        ledger_engine(request)
+    assert str(caught.value) == "step 'post_entry': connection 'ledger_db' is not defined: " + HOW.format(
+        what="the business database with the ledger", ID="LEDGER_DB"
+    )
+
+
+def test_baton_demo_db_without_the_connection_exits_1_with_the_message(undefined, capsys):
+    assert baton(["demo", "db"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "baton demo db: connection 'baton_business' is not defined: "
+        + HOW.format(what="the demo business database", ID="BATON_BUSINESS")
+    )
