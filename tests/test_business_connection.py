@@ -8,7 +8,7 @@ import pytest
 from baton.cli import main as baton
 from baton.errors import ConnectionNotDefined, SkillError
 from baton.events.store import database_url
-from baton.skills.finance import SweepImpossible, _breaking_payments
+from baton.skills.finance import ComplianceRule, SweepImpossible, _breaking_payments
 from baton.skills.invoices import ledger_engine
 from baton.skills.registry import SkillRequest
 
@@ -35,8 +35,11 @@ def test_database_url_names_the_connection_and_how_to_define_it(undefined):
 
 
 def test_the_compliance_sweep_fails_for_good_with_that_message(undefined):
+    rule = ComplianceRule(
+        large_usd=1, sanctioned=["KP"], spec={"conn_id": "baton_business", "table": "payments"}
+    )
     with pytest.raises(SweepImpossible) as caught:
-        _breaking_payments()
+        _breaking_payments(rule)
     assert str(caught.value) == "compliance sweep: connection 'baton_business' is not defined: " + HOW.format(
         what="the business database", ID="BATON_BUSINESS"
     )

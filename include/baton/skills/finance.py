@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import calendar
 from collections import Counter
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -99,8 +99,6 @@ class Findings(BaseModel):
     findings: list[Finding]
 
 
-SANCTIONED = ("IR", "KP", "SY", "CU")
-LARGE_USD = 10000
 BUSINESS_CONN = "baton_business"
 
 
@@ -108,51 +106,72 @@ class SweepImpossible(FinalSkillError):
     """The compliance sweep cannot read its table: no retry would help."""
 
 
-def _breaking_payments() -> list[dict]:
-    """Every payment of the business database that is large or goes to a sanctioned country (the
-    same rule as the template's sensor), read with bound values."""
-    from sqlalchemy import column, or_, select, table
+class ComplianceRule(BaseModel):
+    """What the skill reads of the template's ``rule_match`` rule (``with.rule``, the sensor's own by a
+    YAML anchor): the amount threshold, and the sanctioned countries, of its ``any`` conditions."""
+
+    large_usd: float
+    sanctioned: list[str]
+    spec: dict[str, Any]
+
+    @classmethod
+    def of(cls, request: SkillRequest) -> ComplianceRule:
+        rule = request.args.get("rule")
+        conditions = rule.get("any") if isinstance(rule, dict) else None
+        found = {
+            (c.get("column"), c.get("op")): c.get("value") for c in conditions or [] if isinstance(c, dict)
+        }
+        if ("amount", ">=") not in found or ("country", "in") not in found:
+            raise FinalSkillError(
+                f"step '{request.step}': with.rule must be the payments rule: a rule_match spec whose `any` "
+                "has {column: amount, op: '>=', value: <USD>} and {column: country, op: in, value: [<codes>]} "
+                "(fix: `rule: *rule`, the anchor of trigger.sensor.rule_match)"
+            )
+        return cls(large_usd=found["amount", ">="], sanctioned=found["country", "in"], spec=rule)
+
+
+def _breaking_payments(rule: ComplianceRule) -> list[dict]:
+    """Every payment of the business database that breaks ``rule`` (the sensor's own query, with bound
+    values, a page of ``batch_size`` rows at a time)."""
+    from sqlalchemy.exc import SQLAlchemyError
 
     from baton.errors import ConnectionNotDefined
     from baton.events.store import database_url, engine_for
-    from baton.sensors.sql import json_safe
+    from baton.sensors.sql import new_rows
 
-    names = ("seq", "id", "customer", "country", "amount", "currency", "day")
-    payments = table("payments", *(column(n) for n in names))
-    query = (
-        select(payments)
-        .where(or_(payments.c.amount >= LARGE_USD, payments.c.country.in_(SANCTIONED)))
-        .order_by(payments.c.seq)
-    )
-    from sqlalchemy.exc import SQLAlchemyError
-
+    conn_id = rule.spec.get("conn_id") or BUSINESS_CONN
     try:
-        url = database_url(BUSINESS_CONN, "the business database")
+        url = database_url(conn_id, "the business database")
     except (ConnectionNotDefined, ValueError) as error:
         raise SweepImpossible(f"compliance sweep: {error}") from None
+    rows: list[dict] = []
     try:
         with engine_for(url).connect() as conn:
-            return [{k: json_safe(v) for k, v in row._mapping.items()} for row in conn.execute(query)]
+            while page := new_rows(conn, rule.spec, rows[-1][rule.spec["key"]] if rows else None):
+                rows += page
     except SQLAlchemyError as error:  # a missing table or database: a retry would not help
         raise SweepImpossible(
-            f"compliance sweep: cannot read the payments of connection '{BUSINESS_CONN}' "
+            f"compliance sweep: cannot read the {rule.spec['table']} of connection '{conn_id}' "
             f"({type(error.orig or error).__name__}: {str(error.orig or error).splitlines()[0]}). Point the "
             "connection at the business database, or create the demo one with `baton demo db`."
         ) from None
+    return rows
 
 
 @skill("compliance_findings", output=Findings)
 def compliance_findings(request: SkillRequest) -> dict:
-    """A finding per payment the compliance sensor matched: sanctioned countries are critical."""
+    """A finding per payment that breaks the rule (the sensor's rows, or in the scheduled sweep every
+    payment that does): a payment to a sanctioned country is critical, a large one high."""
+    rule = ComplianceRule.of(request)
     rows = request.trigger.get("rows")
     if rows is None:  # the scheduled sweep: every payment in the business database
-        rows = _breaking_payments()
+        rows = _breaking_payments(rule)
     findings = []
     for row in rows:
         reasons = []
-        if row["amount"] >= LARGE_USD:
-            reasons.append(f"amount {row['amount']:,.0f} {row['currency']} >= 10,000")
-        if row["country"] in SANCTIONED:
+        if row["amount"] >= rule.large_usd:
+            reasons.append(f"amount {row['amount']:,.0f} {row['currency']} >= {rule.large_usd:,.0f}")
+        if row["country"] in rule.sanctioned:
             reasons.append(f"sanctioned country {row['country']}")
         findings.append(
             Finding(
@@ -160,12 +179,14 @@ def compliance_findings(request: SkillRequest) -> dict:
                 customer=row["customer"],
                 amount=row["amount"],
                 country=row["country"],
-                severity="critical" if row["country"] in SANCTIONED else "high",
+                severity="critical" if row["country"] in rule.sanctioned else "high",
                 reasons=reasons,
             )
         )
     findings.sort(key=lambda f: (f.severity != "critical", -f.amount, f.payment))
-    source = request.trigger.get("source") or f"{BUSINESS_CONN}:payments sweep large_or_sanctioned"
+    source = request.trigger.get("source") or (
+        f"{rule.spec.get('conn_id') or BUSINESS_CONN}:{rule.spec['table']} sweep {rule.spec.get('rule', 'rule')}"
+    )
     return Findings(
         rule=source,
         count=len(findings),
