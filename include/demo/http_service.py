@@ -140,13 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
     service = PartnerService(args.port, host=args.host)
-    print(f"Demo partner API on http://{args.host}:{service.port} (Ctrl-C stops it)", flush=True)
-    try:
-        service.server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        service.server.server_close()
+    service.serve(f"Demo partner API on http://{args.host}:{service.port} (Ctrl-C stops it)")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,17 @@ class ThreadedServer:
             self._thread = None
         self.server.server_close()
 
+    def serve(self, banner: str) -> None:
+        """Serve in the foreground until Ctrl-C, after printing ``banner`` (``python -m demo.web``,
+        ``python -m demo.http_service``)."""
+        print(banner, flush=True)
+        try:
+            self.server.serve_forever(poll_interval=0.2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.server.server_close()
+
     def __enter__(self) -> Self:
         return self.start()
 

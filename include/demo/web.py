@@ -453,13 +453,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
     web = DemoWeb(args.port, host=args.host)
-    print(f"Demo web on {web.url} (Ctrl-C stops it)", flush=True)
-    try:
-        web.server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        web.server.server_close()
+    web.serve(f"Demo web on {web.url} (Ctrl-C stops it)")
 
 
 if __name__ == "__main__":
