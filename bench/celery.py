@@ -34,10 +34,20 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
-from harness import BenchError, other_airflows, print_environment, run_bench, run_once, task_instances, ts
+from harness import (
+    BenchError,
+    other_airflows,
+    print_environment,
+    run_bench,
+    run_once,
+    task_instances,
+    ts,
+    workdir,
+)
 
 from baton.events.store import EventStore, engine_for
-from baton.topology import CeleryTopology, check_services, scratch_databases
+from baton.standalone import scratch_database
+from baton.topology import CeleryTopology, check_services
 
 ROOT = Path(__file__).resolve().parents[1]
 DAG_ID = "celery_40"
@@ -45,7 +55,7 @@ STEPS = [f"step_{i:02d}" for i in range(1, 41)]
 DELAY = 2.0  # seconds each agent answer takes
 CONCURRENCY = 2
 CONN = "baton_bench_slow"
-SERVER = "postgres@127.0.0.1:5432"
+ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 AGENTS = f"""\
 # The roster of bench/celery.py: one agent answering after {DELAY:.0f} s (the offline model with a delay).
 agents:
@@ -129,7 +139,7 @@ def bench(topology: CeleryTopology, store: EventStore, runs: int) -> int:
                     topology.stop(names=["worker-2"])
                 else:
                     topology.start_worker(2)
-                    topology._wait_workers(120)
+                    topology.wait_for_workers(120)
                 wall, server, run = run_once(client, DAG_ID)
                 used = check_run(client, store, run, workers)
                 times[workers].append(wall)
@@ -159,27 +169,24 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=2, help="measured runs on each worker count (default 2)")
     parser.add_argument("--keep", type=Path, help="use this (new or empty) directory instead of a temp dir")
     args = parser.parse_args()
-    check_services(f"postgresql://{SERVER}/postgres", "redis://127.0.0.1:6379/0")
+    check_services(ADMIN_URL, "redis://127.0.0.1:6379/0")
 
     with ExitStack() as stack:
-        from harness import workdir
-
         base = workdir(stack, args.keep, "baton-celery-")
         write_dags(base / "dags")
-        meta, store_url = stack.enter_context(
-            scratch_databases(SERVER, "baton_bench_meta", "baton_bench_store")
-        )
+        meta = stack.enter_context(scratch_database(ADMIN_URL, "baton_bench_meta"))
+        store_url = stack.enter_context(scratch_database(ADMIN_URL, "baton_bench_store"))
         slow = {"conn_type": "pydanticai", "extra": {"model": "baton:offline", "offline_delay_s": DELAY}}
         topology = CeleryTopology(
             base / "home",
-            meta.replace("postgresql://", "postgresql+psycopg2://"),
+            meta,
             store_url,
             dags_folder=base / "dags",
             workers=2,
             concurrency=CONCURRENCY,
             settings={f"AIRFLOW_CONN_{CONN.upper()}": json.dumps(slow)},
         )
-        store = EventStore(engine_for(store_url))
+        store = EventStore(engine_for(topology.store_url))
         status = run_bench(topology, lambda: bench(topology, store, args.runs))
         store.engine.dispose()
         if args.keep:

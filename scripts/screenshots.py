@@ -16,6 +16,7 @@ import html
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -207,8 +208,6 @@ def step_output(api: AirflowAPI, dag_id: str, run_id: str, task_id: str) -> dict
 
 
 def _epoch(stamp: str) -> float:
-    from datetime import datetime
-
     return datetime.fromisoformat(stamp).timestamp()
 
 

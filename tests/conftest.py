@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -247,21 +246,14 @@ PG_SERVER = os.environ.get("BATON_TEST_PG", "postgresql+psycopg://postgres@127.0
 @contextlib.contextmanager
 def pg_database(prefix: str):
     """A throwaway PostgreSQL database (its SQLAlchemy URL), dropped on exit."""
-    from sqlalchemy import create_engine, text
+    from baton.standalone import scratch_database
 
-    admin = create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
-    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as error:  # say what is missing instead of skipping: these tests must run
-        pytest.fail(f"PostgreSQL at {PG_SERVER} is needed (scripts/test.sh starts it): {error}")
-    try:
-        yield PG_SERVER.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(scratch_database(PG_SERVER, prefix))
+        except Exception as error:  # say what is missing instead of skipping: these tests must run
+            pytest.fail(f"PostgreSQL at {PG_SERVER} is needed (scripts/test.sh starts it): {error}")
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -40,8 +39,15 @@ class TopologyError(RuntimeError):
     which and what to do."""
 
 
+def with_driver(url: str, drivername: str) -> str:
+    """``url`` (a PostgreSQL URL of any driver) with ``drivername`` ("postgresql+psycopg2", ...)."""
+    from sqlalchemy import make_url
+
+    return make_url(url).set(drivername=drivername).render_as_string(hide_password=False)
+
+
 def _reachable(url: str, default_port: int) -> bool:
-    parts = urlsplit(url.replace("+psycopg2", "").replace("+psycopg", ""))
+    parts = urlsplit(url)
     try:
         with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=2):
             return True
@@ -70,8 +76,10 @@ class CeleryTopology(Standalone):
     """The components of docker-compose.yaml as local processes, each in its own process group.
 
     :param home: AIRFLOW_HOME (logs, the generated admin password).
-    :param database_url: Airflow's metadata database on PostgreSQL (SQLAlchemy URL, psycopg2 driver).
-    :param store_url: Baton's event store (``AIRFLOW_CONN_BATON_STORE``).
+    :param database_url: Airflow's metadata database on PostgreSQL (a URL of any driver: Airflow gets
+        it with psycopg2, and so does Celery's result backend).
+    :param store_url: Baton's event store on PostgreSQL (``AIRFLOW_CONN_BATON_STORE``; ``store_url``
+        keeps it, as a plain postgresql:// URL).
     :param broker_url: the Celery broker (Redis).
     :param workers: how many Celery worker processes; each runs ``concurrency`` tasks at once.
     :param queue: the Celery queue of this topology (one of its own by default, so that two topologies,
@@ -92,27 +100,26 @@ class CeleryTopology(Standalone):
         port: int | None = None,
         settings: dict[str, str] | None = None,
     ):
-        self.database_url, self.broker_url = database_url, broker_url
+        self.database_url = with_driver(database_url, "postgresql+psycopg2")
+        self.store_url = with_driver(store_url, "postgresql")
+        self.broker_url = broker_url
         self.workers, self.concurrency = workers, concurrency
         self.queue = queue or f"baton-{secrets.token_hex(4)}"
-        result_backend = "db+" + database_url.replace("+psycopg2", "").replace(
-            "postgresql+psycopg", "postgresql"
-        )
         super().__init__(
             home,
             dags_folder,
             {
                 "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url,
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url,
                 "AIRFLOW__CELERY__BROKER_URL": broker_url,
-                "AIRFLOW__CELERY__RESULT_BACKEND": result_backend,
+                "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + with_driver(database_url, "postgresql"),
                 "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
                 "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(concurrency),
                 # a worker takes a task only when it has a free slot: the others get the rest
                 "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
                 # each worker loads the task runtime once, before it forks its pool (baton.celery_config)
                 "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "baton.celery_config.CELERY_CONFIG",
-                "AIRFLOW_CONN_BATON_STORE": store_url,
+                "AIRFLOW_CONN_BATON_STORE": self.store_url,
                 # every component signs and checks the task tokens with the same secret
                 "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
                 "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
@@ -174,13 +181,14 @@ class CeleryTopology(Standalone):
             pools = self.command("baton", "pools", "sync")
             if pools.returncode != 0:
                 raise TopologyError(f"baton pools sync failed: {pools.stderr[-2000:]}")
-            self._wait_workers(timeout)
+            self.wait_for_workers(timeout)
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _exited(self) -> str | None:
+    def exited(self) -> str | None:
+        """Which component has exited (and where its log is), or None while all of them run."""
         for name, process in self.processes.items():
             if process.poll() is not None:
                 return f"{name} exited with {process.returncode}; see {self.home / (name + '.log')}"
@@ -189,7 +197,7 @@ class CeleryTopology(Standalone):
     def _wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if (exited := self._exited()) is not None:
+            if (exited := self.exited()) is not None:
                 raise TopologyError(exited)
             try:
                 health = httpx.get(f"{self.url}/api/v2/monitor/health", timeout=2)
@@ -215,11 +223,12 @@ class CeleryTopology(Standalone):
             return set()
         return set(answers)
 
-    def _wait_workers(self, timeout: float) -> None:
+    def wait_for_workers(self, timeout: float) -> None:
+        """Until every worker of the topology answers a Celery ping (a TopologyError after ``timeout``)."""
         wanted = {self.worker_name(i) for i in range(1, self.workers + 1)}
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if (exited := self._exited()) is not None:
+            if (exited := self.exited()) is not None:
                 raise TopologyError(exited)
             if wanted <= {name.split("@")[0] for name in self.ping()}:
                 return
@@ -253,26 +262,6 @@ class CeleryTopology(Standalone):
             process.wait(timeout=10)
 
 
-@contextlib.contextmanager
-def scratch_databases(server: str, *prefixes: str) -> Iterator[list[str]]:
-    """One new PostgreSQL database per prefix on ``server`` (``user@host:port``), their URLs (no
-    driver), dropped on exit."""
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(f"postgresql+psycopg://{server}/postgres", isolation_level="AUTOCOMMIT")
-    names = [f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}" for prefix in prefixes]
-    try:
-        with admin.connect() as conn:
-            for name in names:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield [f"postgresql://{server}/{name}" for name in names]
-    finally:
-        with admin.connect() as conn:
-            for name in names:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
@@ -303,7 +292,7 @@ def main() -> None:
         create_database(f"postgresql+psycopg://{args.server}/postgres", database)
     topology = CeleryTopology(
         args.home.resolve(),
-        f"postgresql+psycopg2://{args.server}/{args.database}",
+        f"postgresql://{args.server}/{args.database}",
         f"postgresql://{args.server}/{args.store_database}",
         args.broker,
         workers=args.workers,
@@ -322,7 +311,7 @@ def main() -> None:
             f"queue {topology.queue}\n  Ctrl-C stops all of it.\n",
             flush=True,
         )
-        while (exited := topology._exited()) is None:
+        while (exited := topology.exited()) is None:
             time.sleep(1)
         print(exited, flush=True)
     except TopologyError as error:

@@ -67,8 +67,8 @@ def topology(tmp_path_factory):
     with pg_database("baton_celery_meta") as meta, pg_database("baton_celery_store") as store:
         running = CeleryTopology(
             root / "home",
-            meta.replace("postgresql+psycopg://", "postgresql+psycopg2://"),
-            store.replace("postgresql+psycopg://", "postgresql://"),
+            meta,
+            store,
             dags_folder=dags,
             workers=2,
             concurrency=2,
@@ -80,7 +80,6 @@ def topology(tmp_path_factory):
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
             },
         )
-        running.store_url = store
         try:
             yield running.start()
         finally:
