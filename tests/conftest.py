@@ -238,6 +238,16 @@ def run_dag_test(dag, **kwargs):
     return run, results
 
 
+@pytest.fixture(scope="module")
+def slack():
+    """A Slack incoming-webhook recorder on 127.0.0.1 for the module's runs: give Airflow
+    ``AIRFLOW_CONN_BATON_SLACK=slack.connection``, read what was posted in ``slack.posts``."""
+    from tests.slack_recorder import SlackRecorder
+
+    with SlackRecorder() as recorder:
+        yield recorder
+
+
 # --- Baton's store on SQLite and on the PostgreSQL at 127.0.0.1:5432 -----------------------------
 
 PG_SERVER = os.environ.get("BATON_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -22,7 +22,6 @@ from baton.events.replay import fold
 from baton.events.store import EventStore, engine_for
 from baton.standalone import Standalone
 from tests.agents.openai_server import OpenAICompatibleServer
-from tests.slack_recorder import SlackRecorder
 
 pytestmark = pytest.mark.integration
 
@@ -140,12 +139,6 @@ steps:
     output: {headline: string}
     output_retries: 0
 """
-
-
-@pytest.fixture(scope="module")
-def slack():
-    with SlackRecorder() as recorder:
-        yield recorder
 
 
 @pytest.fixture(scope="module")

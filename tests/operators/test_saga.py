@@ -19,7 +19,6 @@ from demo.http_service import PartnerService
 from baton.cli import main as baton
 from baton.events import EventStore
 from tests.conftest import FIXTURE_DAGS, run_dag_test_in_subprocess
-from tests.slack_recorder import SlackRecorder
 
 PARTS = ["backend_api", "frontend_ui", "integration_tests"]  # decompose_feature's default components
 
@@ -28,12 +27,6 @@ PARTS = ["backend_api", "frontend_ui", "integration_tests"]  # decompose_feature
 def partner():
     with PartnerService(fail={"/r1/charge": -1}) as service:
         yield service
-
-
-@pytest.fixture(scope="module")
-def slack():
-    with SlackRecorder() as recorder:
-        yield recorder
 
 
 @pytest.fixture(scope="module")

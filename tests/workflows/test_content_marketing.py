@@ -17,7 +17,6 @@ from demo.http_service import PartnerService
 from baton.events import EventStore
 from tests.conftest import DAGS, run_dag_test_in_subprocess
 from tests.hitl import Person
-from tests.slack_recorder import SlackRecorder
 
 DAG_ID = "content_marketing"
 STEPS = ("load_brief", "write", "approve", "publish", "track_performance")
@@ -58,26 +57,13 @@ def cms():
         yield service
 
 
-@pytest.fixture(scope="module")
-def slack():
-    with SlackRecorder() as recorder:
-        yield recorder
-
-
-@pytest.fixture(scope="module")
-def env(slack):
-    """The bundled dags folder, with Slack going to the recorder."""
-    return DAGS, {"AIRFLOW_CONN_BATON_SLACK": slack.connection}
-
-
-def _run(env, artifacts, conf: dict, answer: tuple[list[str], dict] | None = None):
+def _run(slack, artifacts, conf: dict, answer: tuple[list[str], dict] | None = None):
     """One dag.test() run with its own artifacts root; with ``answer``, a person answers the write
     step's question. (run, results, output, asked)."""
-    folder, variables = env
-    variables = {**variables, "BATON_ARTIFACTS": str(artifacts)}
+    variables = {"AIRFLOW_CONN_BATON_SLACK": slack.connection, "BATON_ARTIFACTS": str(artifacts)}
     person = Person(DAG_ID, "write", *answer, user="Mia Editor") if answer is not None else None
     run, results, output = run_dag_test_in_subprocess(
-        folder, "dags-folder", DAG_ID, conf, env=variables, person=person
+        DAGS, "dags-folder", DAG_ID, conf, env=variables, person=person
     )
     assert person is None or person.asked is not None, (
         f"the write step never asked a person:\n{output[-4000:]}"
@@ -86,27 +72,29 @@ def _run(env, artifacts, conf: dict, answer: tuple[list[str], dict] | None = Non
 
 
 @pytest.fixture(scope="module")
-def launched(env, cms, airflow_db, tmp_path_factory):
+def launched(slack, cms, airflow_db, tmp_path_factory):
     artifacts = tmp_path_factory.mktemp("content-artifacts")
     state = artifacts / "content_marketing" / "state" / "performance.json"
     state.parent.mkdir(parents=True)
     state.write_text(json.dumps(PREVIOUS))
     cms.fail("/spring/posts", 1)  # the first post answers 500: that piece is posted by the retry
-    run, results, output, _ = _run(env, artifacts, {"cms_url": cms.url("/spring")})
+    run, results, output, _ = _run(slack, artifacts, {"cms_url": cms.url("/spring")})
     return run, results, output, state
 
 
 @pytest.fixture(scope="module")
-def flash_sale(env, cms, airflow_db, tmp_path_factory):
+def flash_sale(slack, cms, airflow_db, tmp_path_factory):
     artifacts = tmp_path_factory.mktemp("content-flash-artifacts")
     conf = {"cms_url": cms.url("/flash"), "brief": "flash-sale"}
-    return _run(env, artifacts, conf, (["Continue without them"], {}))
+    return _run(slack, artifacts, conf, (["Continue without them"], {}))
 
 
 @pytest.fixture(scope="module")
-def missing_audience(env, cms, airflow_db, tmp_path_factory):
+def missing_audience(slack, cms, airflow_db, tmp_path_factory):
     artifacts = tmp_path_factory.mktemp("content-missing-artifacts")
-    run, results, output, _ = _run(env, artifacts, {"cms_url": cms.url("/autumn"), "brief": "autumn-teaser"})
+    run, results, output, _ = _run(
+        slack, artifacts, {"cms_url": cms.url("/autumn"), "brief": "autumn-teaser"}
+    )
     return run, results, output, artifacts
 
 

@@ -15,7 +15,6 @@ from demo.http_service import PartnerService
 from baton.events import EventStore
 from tests.conftest import DAGS, run_dag_test_in_subprocess
 from tests.hitl import Person
-from tests.slack_recorder import SlackRecorder
 
 DAG_ID = "hr_recruiting"
 ALL_SUCCESS = {
@@ -53,45 +52,32 @@ def board():
         yield service
 
 
-@pytest.fixture(scope="module")
-def slack():
-    with SlackRecorder() as recorder:
-        yield recorder
-
-
-@pytest.fixture(scope="module")
-def env(slack):
-    """The bundled dags folder, with Slack going to the recorder."""
-    return DAGS, {"AIRFLOW_CONN_BATON_SLACK": slack.connection}
-
-
-def _run(env, conf: dict, answer: tuple[list[str], dict] | None = None, user: str = "Hana Reviewer"):
+def _run(slack, conf: dict, answer: tuple[list[str], dict] | None = None, user: str = "Hana Reviewer"):
     """One dag.test() run; with ``answer``, a person answers its review. (run, results, output, asked)."""
-    folder, variables = env
     person = Person(DAG_ID, "review", *answer, user=user) if answer is not None else None
     run, results, output = run_dag_test_in_subprocess(
-        folder, "dags-folder", DAG_ID, conf, env=variables, person=person
+        DAGS, "dags-folder", DAG_ID, conf, env={"AIRFLOW_CONN_BATON_SLACK": slack.connection}, person=person
     )
     assert person is None or person.asked is not None, f"the review never asked a person:\n{output[-4000:]}"
     return run, results, output, person and person.asked
 
 
 @pytest.fixture(scope="module")
-def approved(env, board, airflow_db):
+def approved(slack, board, airflow_db):
     conf = {"board_url": board.url("/approved"), "min_score": 60, "interview_slots": 3}
-    return _run(env, conf, (["Approve"], {}))
+    return _run(slack, conf, (["Approve"], {}))
 
 
 @pytest.fixture(scope="module")
-def edited(env, board, airflow_db):
+def edited(slack, board, airflow_db):
     conf = {"board_url": board.url("/edited"), "min_score": 70}
     answer = {"invite": ["c10", "c03"], "notes": "c03 for the infrastructure side"}
-    return _run(env, conf, (["Use the output below"], answer))
+    return _run(slack, conf, (["Use the output below"], answer))
 
 
 @pytest.fixture(scope="module")
-def nobody_applied(env, board, airflow_db):
-    return _run(env, {"board_url": board.url("/empty"), "role_id": "site-reliability-engineer"})
+def nobody_applied(slack, board, airflow_db):
+    return _run(slack, {"board_url": board.url("/empty"), "role_id": "site-reliability-engineer"})
 
 
 def _events(run_id: str, *types: str) -> list:

@@ -29,7 +29,6 @@ from baton.skills.invoices import INVOICES_DIR, InvalidInvoice, extract_invoice
 from baton.skills.registry import SkillRequest
 from tests.conftest import DAGS, run_dag_test_in_subprocess
 from tests.hitl import Person
-from tests.slack_recorder import SlackRecorder
 
 DAG_ID = "invoice_processing"
 STEPS = ["extract", "validate", "approve", "post_entry", "post_lines", "_compensate"]
@@ -77,12 +76,6 @@ CONTOSO = {
 def ledger_db(business_db) -> str:
     """The business database (PostgreSQL); the skills create the ledger tables in it."""
     return business_db
-
-
-@pytest.fixture(scope="module")
-def slack():
-    with SlackRecorder() as recorder:
-        yield recorder
 
 
 def run_invoice(ledger_db, conf: dict, env: dict | None = None, person: Person | None = None) -> dict:

@@ -12,33 +12,20 @@ import pytest
 from baton.context import ContextStore
 from baton.events import EventStore
 from tests.conftest import DAGS, run_dag_test_in_subprocess
-from tests.slack_recorder import SlackRecorder
 
 DAG_ID = "supply_chain"
 
 
 @pytest.fixture(scope="module")
-def slack():
-    with SlackRecorder() as recorder:
-        yield recorder
+def central(slack, airflow_db):
+    env = {"AIRFLOW_CONN_BATON_SLACK": slack.connection}
+    return run_dag_test_in_subprocess(DAGS, "dags-folder", DAG_ID, {"warehouse": "central"}, env=env)
 
 
 @pytest.fixture(scope="module")
-def env(slack):
-    """The bundled dags folder, with Slack going to the recorder."""
-    return DAGS, {"AIRFLOW_CONN_BATON_SLACK": slack.connection}
-
-
-@pytest.fixture(scope="module")
-def central(env, airflow_db):
-    folder, variables = env
-    return run_dag_test_in_subprocess(folder, "dags-folder", DAG_ID, {"warehouse": "central"}, env=variables)
-
-
-@pytest.fixture(scope="module")
-def coastal(env, airflow_db):
-    folder, variables = env
-    return run_dag_test_in_subprocess(folder, "dags-folder", DAG_ID, {"warehouse": "coastal"}, env=variables)
+def coastal(slack, airflow_db):
+    env = {"AIRFLOW_CONN_BATON_SLACK": slack.connection}
+    return run_dag_test_in_subprocess(DAGS, "dags-folder", DAG_ID, {"warehouse": "coastal"}, env=env)
 
 
 def _events(run_id: str, *types: str) -> list:
