@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from baton.errors import FinalSkillError, SkillError
-from baton.skills.demo_data import demo_data
+from baton.skills.demo_data import demo_data, demo_pick
 from baton.skills.registry import SkillRequest, skill
 
 REQUIRED_FIELDS = ("product", "audience", "key_messages", "channels")
@@ -117,10 +117,7 @@ def state_path():
 def content_brief(request: SkillRequest) -> dict:
     """The brief (inputs.brief) with each channel's length limit, and the last run's performance."""
     brief_id = str(request.inputs.get("brief") or "")
-    briefs = {b["id"]: b for b in demo_data("content/briefs")["briefs"]}
-    if brief_id not in briefs:
-        raise FinalSkillError(f"unknown brief '{brief_id}'; the demo briefs are {', '.join(sorted(briefs))}")
-    raw = briefs[brief_id]
+    raw = demo_pick({b["id"]: b for b in demo_data("content/briefs")["briefs"]}, "brief", brief_id)
     missing = [name for name in REQUIRED_FIELDS if not raw.get(name)]
     if missing:
         raise FinalSkillError(

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from baton.errors import FinalSkillError, SkillError
-from baton.skills.demo_data import demo_data
+from baton.skills.demo_data import demo_data, demo_pick
 from baton.skills.registry import SkillRequest, skill
 
 MUST_HAVE_POINTS = 10
@@ -103,9 +103,7 @@ def recruiting_role(request: SkillRequest) -> dict:
     """The role's requirements (inputs.role_id) from the demo roles."""
     role_id = str(request.inputs.get("role_id") or "")
     roles = {role["id"]: role for role in demo_data("recruiting/roles")["roles"]}
-    if role_id not in roles:
-        raise FinalSkillError(f"unknown role '{role_id}'; the demo roles are {', '.join(sorted(roles))}")
-    return Role.model_validate(roles[role_id]).model_dump()
+    return Role.model_validate(demo_pick(roles, "role", role_id)).model_dump()
 
 
 @skill("recruiting_candidates", output=CandidatePool)

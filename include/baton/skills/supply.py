@@ -20,17 +20,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from baton.errors import FinalSkillError
-from baton.skills.demo_data import demo_data
+from baton.skills.demo_data import demo_data, demo_pick
 from baton.skills.registry import SkillRequest, skill
 
 
 def _warehouse(request: SkillRequest) -> str:
     warehouse = request.inputs.get("warehouse", "central")
-    warehouses = demo_data("supply/inventory")["warehouses"]
-    if warehouse not in warehouses:
-        raise FinalSkillError(
-            f"unknown warehouse '{warehouse}'; the demo warehouses are {', '.join(sorted(warehouses))}"
-        )
+    demo_pick(demo_data("supply/inventory")["warehouses"], "warehouse", warehouse)
     return warehouse
 
 
