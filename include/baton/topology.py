@@ -105,6 +105,7 @@ class CeleryTopology(Standalone):
         self.broker_url = broker_url
         self.workers, self.concurrency = workers, concurrency
         self.queue = queue or f"baton-{secrets.token_hex(4)}"
+        self._own_queue = queue is None  # made up for this topology: stop() removes it from the broker
         super().__init__(
             home,
             dags_folder,
@@ -260,6 +261,29 @@ class CeleryTopology(Standalone):
             if _group_alive(process.pid):
                 _signal(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+        if not self.processes and self._own_queue:
+            self.forget_queue()
+
+    def queue_keys(self) -> list[str]:
+        """The broker's keys of this topology's queue (the queue and Kombu's bindings of it)."""
+        import redis
+
+        client = redis.Redis.from_url(self.broker_url)
+        try:
+            return sorted(key.decode() for key in client.keys(f"*{self.queue}"))
+        finally:
+            client.close()
+
+    def forget_queue(self) -> None:
+        """Delete this topology's queue from the broker, so that a shared Redis keeps nothing of it."""
+        import redis
+
+        client = redis.Redis.from_url(self.broker_url)
+        try:
+            if keys := client.keys(f"*{self.queue}"):
+                client.delete(*keys)
+        finally:
+            client.close()
 
 
 def _interrupt(*_: object) -> None:

@@ -85,6 +85,7 @@ def topology(tmp_path_factory):
         finally:
             running.stop()
             assert running.leftover_pids() == [], "a component of the topology outlived stop()"
+            assert running.queue_keys() == [], "the topology's queue outlived it in Redis"
             assert processes_naming(str(root)) == []
 
 
@@ -126,6 +127,7 @@ def test_lead_qualification_and_a_fan_out_run_on_both_celery_workers(topology):
     tis = topology.api("GET", f"/dags/{FANOUT}/dagRuns/{fanout}/taskInstances").json()["task_instances"]
     assert {ti["task_id"]: ti["state"] for ti in tis} == {step: "success" for step in [*STEPS, "join"]}
     assert {ti["queue"] for ti in tis} == {topology.queue}
+    assert f"_kombu.binding.{topology.queue}" in topology.queue_keys()  # stop() removes it (see the fixture)
 
 
 def test_a_worker_killed_mid_run_its_tries_are_retried_on_the_other_and_the_history_is_intact(topology):
