@@ -1,6 +1,6 @@
 """Benchmark: the same 40 independent agent steps on 1 Celery worker vs 2 (concurrency 2 each).
 
-The topology of docker-compose.yaml without Docker (baton.topology: api-server, scheduler,
+The topology of docker-compose.yaml without Docker (devtools.topology: api-server, scheduler,
 dag-processor, triggerer, Celery workers; PostgreSQL for Airflow's metadata and Baton's store, two
 throwaway databases dropped at the end; Redis as the broker) runs one template, ``celery_40``: 40
 independent steps, each one Airflow task calling the agent ``bench_worker`` (the offline model
@@ -46,8 +46,8 @@ from harness import (
 )
 
 from baton.events.store import EventStore, engine_for
-from baton.standalone import scratch_database
-from baton.topology import CeleryTopology, check_services
+from devtools.standalone import scratch_database
+from devtools.topology import CeleryTopology, check_services
 
 ROOT = Path(__file__).resolve().parents[1]
 DAG_ID = "celery_40"

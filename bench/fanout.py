@@ -51,7 +51,7 @@ from harness import (
     workdir,
 )
 
-from baton.standalone import Standalone
+from devtools.standalone import Standalone
 
 ROOT = Path(__file__).resolve().parents[1]
 C4, C16, BARE = "fanout_c4", "fanout_c16", "fanout_bare"
@@ -64,9 +64,10 @@ DELAY = 0.2  # seconds per agent call
 GOAL_C4, GOAL_C16 = 1.5, 1.2
 CONN = "baton_bench_slow"
 SETTINGS = {
+    "BATON_EXTENSIONS": "devtools.bench_skills",  # the bench_items skill, from outside the package
     f"AIRFLOW_CONN_{CONN.upper()}": json.dumps(
         {"conn_type": "pydanticai", "extra": {"model": "baton:offline", "offline_delay_s": DELAY}}
-    )
+    ),
 }
 
 
@@ -104,9 +105,8 @@ steps:
     skill: bench_items
     output: BenchItems
   - id: work
-    for_each: items.items
+    for_each: {{over: items.items, concurrency: {concurrency}}}
     agent: bench_worker
-    concurrency: {concurrency}
     instruction: "Process {{{{ item }}}}."
     output:
       done: string

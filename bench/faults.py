@@ -70,11 +70,10 @@ from demo.http_service import PartnerService
 from harness import BenchError, effective_settings, other_airflows, run_bench, workdir
 from sqlalchemy import Text, cast, create_engine, select, text
 
-from baton.agents.faults import ENV as FAULTS_ENV
-from baton.agents.faults import Faults, request_parts
 from baton.events import schema
 from baton.events.store import engine_for
-from baton.standalone import Standalone
+from devtools.faults import Faults, environment, request_parts
+from devtools.standalone import Standalone
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
@@ -704,7 +703,7 @@ def main() -> int:
             f"AIRFLOW_CONN_{CONN.upper()}": json.dumps(
                 {"conn_type": "pydanticai", "extra": {"model": "baton:offline"}}
             ),
-            FAULTS_ENV: json.dumps(faults),
+            **environment(**faults),
         }
         airflow = Standalone(base / "home", dags_folder=base / "dags", settings=settings)
         status = run_bench(airflow, lambda: campaign(airflow, dbs, partner, args, out))

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from baton.standalone import Standalone
+from devtools.standalone import Standalone
 
 POLL = 0.05  # seconds between two polls of a run's state
 # The settings that decide a benchmark's figures, reported with them as the scheduler really has them.

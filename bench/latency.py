@@ -51,8 +51,8 @@ from harness import (
     workdir,
 )
 
-from baton import standalone as standalone_module
-from baton.standalone import Standalone
+from devtools import standalone as standalone_module
+from devtools.standalone import Standalone
 
 ROOT = Path(__file__).resolve().parents[1]
 BATON, PLAIN = "latency_baton", "latency_plain"

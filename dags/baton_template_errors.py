@@ -8,6 +8,6 @@ the templates are fixed.
 
 from pathlib import Path
 
-from baton.compile import load_template_errors
+from baton.compile.loader import load_template_errors
 
 globals().update(load_template_errors(Path(__file__).resolve().parent))

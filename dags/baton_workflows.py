@@ -6,6 +6,6 @@ line, key path, fix); `baton validate` prints the same messages on the command l
 
 from pathlib import Path
 
-from baton.compile import load_dags
+from baton.compile.loader import load_dags
 
 globals().update(load_dags(Path(__file__).resolve().parent))

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from baton.events import listener
+from baton.plugin import listener
 
 
 class _ReadApi:
     """The FastAPI app, imported only by the API server (task processes never load FastAPI)."""
 
     def __get__(self, instance: object, owner: type) -> list[dict]:
-        from baton.events.api import app
+        from baton.plugin.api import app
 
         return [{"app": app, "url_prefix": "/baton", "name": "Baton events"}]
 

@@ -7,4 +7,4 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 bash "$BATON_ROOT/scripts/install.sh"
 cd "$BATON_ROOT"
-exec python -m baton.topology "$@"
+exec python -m devtools.topology "$@"

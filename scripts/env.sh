@@ -1,31 +1,47 @@
 # Baton's Airflow settings for this checkout; sourced by the run and test commands (scripts/*.sh).
 # Source it yourself to use the `airflow` and `baton` commands against the same Airflow:
 #   source scripts/env.sh
+# A value you set yourself (before sourcing, or after) is kept. A value this file derived is derived
+# again each time it is sourced, so that `AIRFLOW_HOME=/other source scripts/env.sh` (or another
+# AIRFLOW__API__PORT) moves the store, the business database and the API URL along with it.
 BATON_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export BATON_ROOT
-export PATH="$BATON_ROOT/.venv/bin:$PATH"
-export AIRFLOW_HOME="${AIRFLOW_HOME:-$BATON_ROOT/.airflow}"
-export AIRFLOW__CORE__DAGS_FOLDER="${AIRFLOW__CORE__DAGS_FOLDER:-$BATON_ROOT/dags}"
+case ":$PATH:" in *":$BATON_ROOT/.venv/bin:"*) ;; *) export PATH="$BATON_ROOT/.venv/bin:$PATH" ;; esac
+
+# derive NAME VALUE: set NAME to VALUE unless it holds a value this file did not derive (the user's).
+derive() {
+  local name=$1 value=$2 derived="_BATON_DERIVED_$1"
+  if [ -z "${!name:-}" ] || [ "${!name}" = "${!derived:-}" ]; then
+    export "$name=$value"
+    export "$derived=$value"
+  fi
+}
+
+derive AIRFLOW_HOME "$BATON_ROOT/.airflow"
+derive AIRFLOW__CORE__DAGS_FOLDER "$BATON_ROOT/dags"
 export AIRFLOW__CORE__PLUGINS_FOLDER="$BATON_ROOT/plugins"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 # Bundled workflows run on their schedules as soon as Airflow is up (daily_operations at 09:00).
-export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="${AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION:-False}"
-export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-4}"
+derive AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION False
+derive AIRFLOW__CORE__PARALLELISM 4
 # The two settings that dominate the latency of small workflows on this kind of machine (see
 # shared ARCHITECTURE.md): the scheduler's idle sleep and the task heartbeat interval.
 export AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME=0.1
 export AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL=1
 # LocalExecutor workers start from a forkserver that has loaded what every task process needs
 # (include/baton/preload.py: plugins, the agent runtime, Baton): tasks skip ~1.5 s of imports.
-export AIRFLOW__SCHEDULER__MP_START_METHOD="${AIRFLOW__SCHEDULER__MP_START_METHOD:-forkserver}"
-export AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD="${AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD:-baton.preload}"
-export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS:-admin:admin}"
-export AIRFLOW__API__PORT="${AIRFLOW__API__PORT:-8080}"
+derive AIRFLOW__SCHEDULER__MP_START_METHOD forkserver
+derive AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD baton.preload
+derive AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS admin:admin
+derive AIRFLOW__API__PORT 8080
 # Task processes report to the Execution API of the same api-server, on whatever port it has.
-export AIRFLOW__API__BASE_URL="${AIRFLOW__API__BASE_URL:-http://localhost:$AIRFLOW__API__PORT}"  # links in alerts
+derive AIRFLOW__API__BASE_URL "http://localhost:$AIRFLOW__API__PORT"  # links in alerts
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:$AIRFLOW__API__PORT/execution/"
 # Embedded defaults: Baton's own store on SQLite next to Airflow's; no LLM connection, so agents
 # answer with the offline model; no Slack connection, so alerts are only logged.
-export AIRFLOW_CONN_BATON_STORE="${AIRFLOW_CONN_BATON_STORE:-sqlite:///$AIRFLOW_HOME/baton_store.db}"
-# The demo business database the bundled sensors watch (leads, revenue, payments): `baton demo db`.
-export AIRFLOW_CONN_BATON_BUSINESS="${AIRFLOW_CONN_BATON_BUSINESS:-sqlite:///$AIRFLOW_HOME/baton_business.db}"
+derive AIRFLOW_CONN_BATON_STORE "sqlite:///$AIRFLOW_HOME/baton_store.db"
+# The demo workflows' business skills are an extension of Baton (like a team's own skills): demo.skills.
+derive BATON_EXTENSIONS demo.skills
+# The demo business database the bundled sensors watch (leads, revenue, payments): `python -m demo.business`.
+derive AIRFLOW_CONN_BATON_BUSINESS "sqlite:///$AIRFLOW_HOME/baton_business.db"
+unset -f derive

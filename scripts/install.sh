@@ -27,3 +27,8 @@ if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ pyproject.toml -n
   .venv/bin/uv pip install --quiet --compile-bytecode --python .venv/bin/python --no-deps -e .
   touch "$stamp"
 fi
+# The development tools (devtools/: a running Airflow, the Celery topology, fault injection) are not part
+# of the package; this checkout's venv has the repository on its path so that tests, benchmarks, scripts
+# and the Airflow they start can import them (BATON_EXTENSIONS=devtools.faults).
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "$PWD" > "$site/_baton_devtools.pth"

@@ -6,7 +6,7 @@ source "$(dirname "$0")/env.sh"
 bash "$BATON_ROOT/scripts/install.sh"
 mkdir -p "$AIRFLOW_HOME"
 baton db upgrade
-baton demo db >/dev/null
+python -m demo.business >/dev/null
 baton validate >/dev/null || echo "Some templates have errors: they show as import errors in the UI (run: baton validate)."
 
 # The demo web site the browser agents work on (CRM, billing and support-desk forms; market pages).

@@ -23,7 +23,7 @@ from typing import Any
 from playwright.sync_api import Page, sync_playwright
 
 from baton.browser.session import CHROMIUM, LAUNCH_ARGS  # the flags Chromium needs here
-from baton.standalone import AirflowAPI
+from devtools.standalone import AirflowAPI
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "img"

@@ -32,6 +32,7 @@ shutil.copy(DAGS / "baton_workflows.py", FIXTURE_DAGS)
 # Tests run against their own Airflow home unless `make test` already chose one.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="baton-test-airflow-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("BATON_EXTENSIONS", "demo.skills")  # the bundled workflows' skills (scripts/env.sh)
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS)
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ.setdefault(
@@ -267,7 +268,7 @@ PG_SERVER = os.environ.get("BATON_TEST_PG", "postgresql+psycopg://postgres@127.0
 @contextlib.contextmanager
 def pg_database(prefix: str):
     """A throwaway PostgreSQL database (its SQLAlchemy URL), dropped on exit."""
-    from baton.standalone import scratch_database
+    from devtools.standalone import scratch_database
 
     with contextlib.ExitStack() as stack:
         try:

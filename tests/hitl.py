@@ -1,6 +1,6 @@
-"""A person answering Airflow's human-in-the-loop requests during a ``dag.test()`` run, the way
-``PATCH .../taskInstances/<task>/<map index>/hitlDetails`` does: the response on the task's HITL detail,
-and the parked task resumed with it (Airflow's ``handle_event_submit``)."""
+"""A person answering Airflow's human-in-the-loop requests during a ``dag.test()`` run with ``baton approve``
+(issue 17): the command writes the answer through Airflow's own ``PATCH .../hitlDetails`` handler, which
+resumes the parked task; every workflow test with a person in it runs it."""
 
 from __future__ import annotations
 
@@ -37,24 +37,20 @@ def waiting(dag_id: str, task_id: str) -> tuple[str, dict[str, Any]] | None:
 
 
 def respond(ti_id: str, chosen: list[str], params: dict[str, Any], user: str) -> None:
-    """Record ``user``'s answer and resume the parked task."""
-    from airflow._shared.timezones import timezone
-    from airflow.models.hitl import HITLDetail, HITLUser
+    """Answer with ``baton approve``: ``chosen`` options, ``params`` as ``--field key=<JSON>``."""
+    import json
+
     from airflow.models.taskinstance import TaskInstance
-    from airflow.models.trigger import handle_event_submit
-    from airflow.triggers.base import TriggerEvent
     from airflow.utils.session import create_session
+
+    from baton.cli import main as baton
 
     with create_session() as session:
         ti = session.get(TaskInstance, ti_id)
-        detail = session.get(HITLDetail, ti_id)
-        assert set(chosen) <= set(detail.options), (chosen, detail.options)
-        detail.responded_by = HITLUser(id=user, name=user)
-        detail.responded_at = timezone.utcnow()
-        detail.chosen_options = chosen
-        detail.params_input = params
-        session.add(detail)
-        handle_event_submit(TriggerEvent(detail.as_resume_event_payload()), task_instance=ti, session=session)
+        where = [ti.run_id, ti.task_id, "--dag", ti.dag_id, "--map-index", str(ti.map_index)]
+    options = [arg for option in chosen for arg in ("--option", option)]
+    fields = [arg for key, value in params.items() for arg in ("--field", f"{key}={json.dumps(value)}")]
+    assert baton(["approve", *where, *options, *fields, "--by", user]) == 0, (chosen, params)
 
 
 class Person:
@@ -76,3 +72,39 @@ class Person:
         ti_id, self.asked = found
         respond(ti_id, self.chosen, self.params, self.user)
         return True
+
+
+class CarefulPerson(Person):
+    """A ``Person`` who first gets ``baton approve`` wrong in every way a hurried person would (``tries``:
+    argument lists after ``RUN STEP``), keeping what the command printed and returned for each, then answers.
+    """
+
+    def __init__(self, *args: Any, tries: list[list[str]], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.tries = tries
+        self.attempts: list[tuple[int, str]] = []
+        self.run_id: str | None = None
+
+    def __call__(self) -> bool:
+        import contextlib
+        import io
+
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+
+        from baton.cli import main as baton
+
+        found = waiting(self.dag_id, self.task_id)
+        if found is None:
+            return False
+        with create_session() as session:
+            self.run_id = session.get(TaskInstance, found[0]).run_id
+        for argv in self.tries:
+            printed = io.StringIO()
+            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+                try:
+                    status = baton(["approve", self.run_id, self.task_id, *argv])
+                except SystemExit as exit:  # argparse refused it
+                    status = int(exit.code or 0)
+            self.attempts.append((status, printed.getvalue()))
+        return super().__call__()

@@ -1,16 +1,15 @@
 """One message, wherever Baton needs a database connection that is not defined: the sensors, the
-invoice ledger, the compliance sweep and ``baton demo db`` all say which connection and how to define it."""
+invoice ledger, the compliance sweep and ``python -m demo.business`` all say which connection and how to define it."""
 
 from __future__ import annotations
 
 import pytest
+from demo.skills.finance import ComplianceRule, SweepImpossible, _breaking_payments
+from demo.skills.invoices import ledger_engine
 
-from baton.cli import main as baton
 from baton.errors import ConnectionNotDefined, SkillError
-from baton.events.store import database_url
-from baton.skills.finance import ComplianceRule, SweepImpossible, _breaking_payments
-from baton.skills.invoices import ledger_engine
-from baton.skills.registry import SkillRequest
+from baton.hooks.business import database_url
+from baton.registry import SkillRequest
 
 HOW = (
     "create it as a postgres or sqlite connection to {what} (Admin > Connections, or "
@@ -60,9 +59,11 @@ def test_the_invoice_ledger_says_which_step_and_connection(undefined):
     )
 
 
-def test_baton_demo_db_without_the_connection_exits_1_with_the_message(undefined, capsys):
-    assert baton(["demo", "db"]) == 1
+def test_the_demo_database_script_without_the_connection_exits_1_with_the_message(undefined, capsys):
+    from demo.business import main
+
+    assert main([]) == 1
     assert capsys.readouterr().err.strip() == (
-        "baton demo db: connection 'baton_business' is not defined: "
+        "demo business database: connection 'baton_business' is not defined: "
         + HOW.format(what="the demo business database", ID="BATON_BUSINESS")
     )

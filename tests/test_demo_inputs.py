@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from demo.skills.content import content_brief
+from demo.skills.recruiting import recruiting_role
+from demo.skills.supply import _warehouse
 
 from baton.errors import FinalSkillError
-from baton.skills.content import content_brief
-from baton.skills.recruiting import recruiting_role
-from baton.skills.registry import SkillRequest
-from baton.skills.supply import _warehouse
+from baton.registry import SkillRequest
 
 
 def _request(**inputs) -> SkillRequest:

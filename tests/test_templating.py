@@ -162,10 +162,10 @@ def test_the_same_text_as_template_and_as_expression_are_told_apart():
 
 def test_a_source_is_parsed_once_and_the_answer_cannot_be_changed_by_a_caller():
     source = "{{ steps.cache_probe.x }} {{ inputs.cache_probe }} {{ cache_probe }}"
-    before = templating._references.cache_info()
+    before = templating._analyse.cache_info()
     first = references(source)
     second = references(source, expression=False)
-    after = templating._references.cache_info()
+    after = templating._analyse.cache_info()
     assert second is first
     assert (after.misses - before.misses, after.hits - before.hits) == (1, 1)
     assert all(isinstance(part, frozenset) for part in first)

@@ -104,20 +104,14 @@ class EffectScope:
         with self._lock:
             self.effects.append({"action": action, "effect_key": key, "reused": reused, "seq": seq})
 
+    def record(self, kind: str, payload: dict[str, Any], key: str) -> None:
+        """Store one event of this scope's run and step (an ``egress.blocked``), under ``key``."""
+        self.store.append([self._event(kind, payload, key)])
+
     def _event(self, kind: str, payload: dict[str, Any], key: str) -> Any:
         from baton.events.store import Event
 
-        return Event(
-            type=kind,
-            run_id=self.run_id,
-            workflow=self.workflow,
-            step=self.step,
-            map_index=self.map_index,
-            try_number=self.try_number,
-            template_version=self.template_version,
-            payload=payload,
-            key=key,
-        )
+        return Event.like(self, kind, template_version=self.template_version, payload=payload, key=key)
 
 
 @contextlib.contextmanager
@@ -171,10 +165,12 @@ def effect(action: str) -> Callable[[F], F]:
     The caller may pass ``effect_key=...`` (it is not passed on) to name the effect instead of its
     ordinal; a function with a parameter ``idempotency_key`` receives the key (None outside a scope).
     """
+    # long: a decorator: the wrapper's sync and async forms share its checks
     if not isinstance(action, str) or not action.strip():
         raise ValueError("@effect needs the action's name, e.g. @effect('http.post')")
 
     def decorate(func: F) -> F:
+        # long: the wrapper's sync and async forms, side by side
         wants_key = "idempotency_key" in inspect.signature(func).parameters
 
         if inspect.iscoroutinefunction(func):

@@ -25,6 +25,11 @@ class Issue:
         return f"{text} (fix: {self.fix})" if self.fix else text
 
 
+class SensorQueryError(BatonError):
+    """A sensor's query stopped by its session: it ran past the sensor's ``statement_timeout``, it tried
+    to write (the session is read-only), or the triggerer cancelled it."""
+
+
 class ConnectionNotDefined(BatonError, LookupError):
     """A database connection Baton reads (the business database, a ledger) is not defined in Airflow."""
 
@@ -59,3 +64,25 @@ class SkillError(BatonError):
 class FinalSkillError(SkillError):
     """A skill's failure that no retry can mend (a bad document, data that is not there): the step
     fails at once, whatever retries it has left, and the failure alert fires."""
+
+
+class SensorError(BatonError):
+    """A sensor that cannot look: its connection is missing or its query fails (retried: the database
+    may come back)."""
+
+
+class CompensationFailed(BatonError):
+    """A compensation failed every try: the saga stops at it."""
+
+
+class ContextConflict(BatonError):
+    """A write to a shared-context key that its strategy could not resolve."""
+
+
+class OptimizeError(BatonError, ValueError):
+    """Learned routing or a variant experiment was given what it cannot use: an outcome out of range, an
+    unknown preference or variant, a stored state that is malformed. The message names the field and the fix."""
+
+
+class RequirementFailed(AgentError):
+    """A step's ``require:`` condition is false: the step (or the fan-out item) is refused, for good."""

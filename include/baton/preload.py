@@ -13,8 +13,9 @@ from genai_prices import data_snapshot
 
 import baton.agents.llm
 import baton.agents.skills
-import baton.compile
-import baton.events.listener  # noqa: F401
+import baton.compile.loader
+import baton.coordination.step
+import baton.plugin.listener  # noqa: F401
 
 get_listener_manager()  # cached: loads the plugins and registers their listeners
 data_snapshot.get_snapshot()  # pydantic-ai's model price table, parsed once

@@ -102,8 +102,28 @@ def add(url: str, table: Table, rows: list[dict[str, Any]]) -> None:
     engine.dispose()
 
 
+def main(argv: list[str] | None = None) -> int:
+    """``python -m demo.business [--conn baton_business]``: create and seed the demo business database of
+    an Airflow connection (a SQLite or PostgreSQL one)."""
+    import argparse
+
+    from baton.errors import ConnectionNotDefined
+    from baton.hooks.business import database_url
+
+    parser = argparse.ArgumentParser(prog="python -m demo.business", description=main.__doc__)
+    parser.add_argument(
+        "--conn", default="baton_business", help="its Airflow connection (default baton_business)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        url = database_url(args.conn, "the demo business database")
+    except (ConnectionNotDefined, ValueError) as error:
+        print(f"demo business database: {error}", file=sys.stderr)
+        return 1
+    create(url)
+    print(f"demo business database ready (connection {args.conn})")
+    return 0
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m demo.business <sqlalchemy url>")
-    create(sys.argv[1])
-    print(f"demo business database ready: {sys.argv[1].split('@')[-1]}")
+    sys.exit(main())

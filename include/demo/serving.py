@@ -1,7 +1,9 @@
-"""An HTTP server on 127.0.0.1 in a daemon thread: the lifecycle the demo services share."""
+"""An HTTP server on 127.0.0.1 (or another local address, IPv6 too) in a daemon thread: the lifecycle the
+demo services share."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
@@ -12,7 +14,8 @@ class ThreadedServer:
     free one)."""
 
     def __init__(self, handler: type[BaseHTTPRequestHandler], port: int = 0, host: str = "127.0.0.1"):
-        self.server = ThreadingHTTPServer((host, port), handler)
+        server = _ThreadingHTTPServer6 if ":" in host else ThreadingHTTPServer  # an IPv6 address: ::1
+        self.server = server((host, port), handler)
         self.server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -51,3 +54,7 @@ class ThreadedServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class _ThreadingHTTPServer6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6

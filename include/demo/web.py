@@ -26,6 +26,8 @@ In a test::
 From a shell: ``python -m demo.web --port 8765``.
 """
 
+# long: the demo site's pages (CRM, billing, support desk, market) in one file, as a demo should be read
+
 from __future__ import annotations
 
 import argparse
@@ -363,6 +365,7 @@ COMPETITOR = re.compile(r"^/market/competitors/([a-z0-9-]+)$")
 
 
 def _handler(web: DemoWeb) -> type[BaseHTTPRequestHandler]:
+    # long: the demo site's request handler: one route per page, read top to bottom
     forms_by_path = {spec["path"]: name for name, spec in FORMS.items()}
 
     class Handler(BaseHTTPRequestHandler):

@@ -3,6 +3,7 @@ pydantic-ai Agent run on the offline model the way a misbehaving provider would.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import Counter
@@ -11,13 +12,14 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 from pydantic_ai import Agent, capture_run_messages
 from pydantic_ai.exceptions import ModelHTTPError, UnexpectedModelBehavior
-from pydantic_ai.models.function import FunctionModel
 
 from baton import effects
-from baton.agents import faults
-from baton.agents.offline import INVALID_FIELD, InjectedModelError, offline_model, respond
 from baton.agents.timeout import call_with_timeout
 from baton.errors import AgentTimeout
+from baton.hooks import offline
+from baton.hooks.offline import offline_model
+from devtools import faults
+from devtools.faults import INVALID_FIELD, InjectedModelError
 
 DRAWS = 2000
 
@@ -104,8 +106,8 @@ def test_nothing_is_injected_without_the_environment_variable(monkeypatch):
     faults.active.cache_clear()
     try:
         assert faults.active() is None
-        model = offline_model()
-        assert isinstance(model, FunctionModel) and model.function is respond
+        assert faults.model_fault in offline.REQUEST_HOOKS  # imported, so hooked: but idle
+        assert asyncio.run(faults.model_fault([], None)) is None
         with _step_scope(1, step="post"):
             faults.after_call()  # no fail_after without the variable
         agent = _agent()

@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
-from baton.agents.rerun import rerun
 from baton.cli import main as baton
 from baton.events import EventStore
+from baton.rerun import rerun
 from tests.conftest import run_dag_test
 
 

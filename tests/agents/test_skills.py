@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
+from demo.skills.invoices import InvalidInvoice
 
 from baton.agents.skills import run_skill
-from baton.skills.invoices import InvalidInvoice
 
 SCOPE = {"inputs": {"invoice": "bad_adatum_AD-551.txt"}, "steps": {}, "run": {"id": "r1"}, "context": {}}
 

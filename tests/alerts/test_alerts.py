@@ -33,7 +33,7 @@ RUN_LINK = (
 
 @pytest.fixture
 def slack(monkeypatch):
-    monkeypatch.setattr(alerts, "RETRY_DELAYS_S", (0.0, 0.0))  # the retries, without their waits
+    monkeypatch.setattr(alerts.delivery, "RETRY_DELAYS_S", (0.0, 0.0))  # the retries, without their waits
     with SlackRecorder() as recorder:
         monkeypatch.setenv("AIRFLOW_CONN_BATON_SLACK", recorder.connection)
         yield recorder
@@ -170,7 +170,7 @@ def test_slack_not_listening_does_not_crash(monkeypatch, store):
     with SlackRecorder() as gone:
         connection = gone.connection  # a port that nobody listens on after this block
     monkeypatch.setenv("AIRFLOW_CONN_BATON_SLACK", connection)
-    monkeypatch.setattr(alerts, "RETRY_DELAYS_S", (0.0, 0.0))
+    monkeypatch.setattr(alerts.delivery, "RETRY_DELAYS_S", (0.0, 0.0))
     assert send(_failure(), store) is False
     (event,) = _alerts(store)
     assert event.payload["delivered"] is False
@@ -203,7 +203,7 @@ def test_resend_after_recovery_delivers_and_records_alert_delivered(slack, store
 
 
 def test_cli_lists_what_is_pending_and_resends_it(slack, store, monkeypatch, capsys):
-    monkeypatch.setattr(alerts, "_default_store", lambda: store)
+    monkeypatch.setattr(alerts.delivery, "_default_store", lambda: store)
     assert alerts.cli(resend_now=False) == 0
     assert "0 alert(s) not delivered" in capsys.readouterr().out
     slack.fail()
@@ -283,7 +283,7 @@ class _TaskInstance:
 
 
 def test_on_task_failure_posts_the_failed_step(slack, monkeypatch, store):
-    monkeypatch.setattr(alerts, "_default_store", lambda: store)
+    monkeypatch.setattr(alerts.delivery, "_default_store", lambda: store)
     ti = _TaskInstance("lead_qualification", RUN_ID, "value_leads", try_number=2)
     context = {"ti": ti, "task_instance": ti, "exception": TimeoutError("agent call took over 300 s")}
     assert on_task_failure(context) is None
@@ -299,7 +299,7 @@ def test_on_task_failure_posts_the_failed_step(slack, monkeypatch, store):
 
 
 def test_on_task_failure_never_raises(slack, monkeypatch, store, caplog):
-    monkeypatch.setattr(alerts, "_default_store", lambda: store)
+    monkeypatch.setattr(alerts.delivery, "_default_store", lambda: store)
     on_task_failure({})  # no ti at all
     ti = _TaskInstance("lead_qualification", RUN_ID, "value_leads", try_number=1)
     on_task_failure({"ti": ti, "exception": "Task was killed (heartbeat timeout)"})  # a string, not an error
@@ -344,7 +344,7 @@ def _deadline_context(run_id: str, queued_at: datetime, deadline_s: float, state
 
 
 def test_a_missed_run_deadline_posts_naming_the_workflow_and_run(slack, monkeypatch, store):
-    monkeypatch.setattr(alerts, "_default_store", lambda: store)
+    monkeypatch.setattr(alerts.delivery, "_default_store", lambda: store)
     queued = datetime(2026, 11, 21, 7, 15, 7, tzinfo=UTC)
     context = _deadline_context(RUN_ID, queued, 300)
     asyncio.run(deadline_missed(workflow="lead_qualification", deadline_s=300.0, context=context))
@@ -362,7 +362,7 @@ def test_a_missed_run_deadline_posts_naming_the_workflow_and_run(slack, monkeypa
 
 
 def test_a_step_deadline_alerts_when_the_step_is_not_done(slack, monkeypatch, store):
-    monkeypatch.setattr(alerts, "_default_store", lambda: store)
+    monkeypatch.setattr(alerts.delivery, "_default_store", lambda: store)
     queued = datetime.now(UTC) - timedelta(seconds=60)
     store.append([Event("step.started", RUN_ID, "lead_qualification", step="value_leads", try_number=1)])
     context = _deadline_context(RUN_ID, queued, 30)
@@ -374,7 +374,7 @@ def test_a_step_deadline_alerts_when_the_step_is_not_done(slack, monkeypatch, st
 
 
 def test_a_step_deadline_whose_step_already_succeeded_does_not_alert(slack, monkeypatch, store, caplog):
-    monkeypatch.setattr(alerts, "_default_store", lambda: store)
+    monkeypatch.setattr(alerts.delivery, "_default_store", lambda: store)
     queued = datetime.now(UTC) - timedelta(seconds=60)
     common = dict(run_id=RUN_ID, workflow="lead_qualification", step="score_leads", try_number=1)
     store.append([Event("step.started", **common), Event("step.succeeded", **common)])
@@ -386,7 +386,7 @@ def test_a_step_deadline_whose_step_already_succeeded_does_not_alert(slack, monk
 
 
 def test_a_step_that_finished_after_its_deadline_still_alerts(slack, monkeypatch, store):
-    monkeypatch.setattr(alerts, "_default_store", lambda: store)
+    monkeypatch.setattr(alerts.delivery, "_default_store", lambda: store)
     queued = datetime.now(UTC) - timedelta(seconds=60)
     common = dict(run_id=RUN_ID, workflow="lead_qualification", step="score_leads", try_number=1)
     store.append([Event("step.started", **common), Event("step.succeeded", **common)])
@@ -396,7 +396,7 @@ def test_a_step_that_finished_after_its_deadline_still_alerts(slack, monkeypatch
 
 
 def test_a_run_that_ended_before_its_deadline_does_not_alert(slack, monkeypatch, store):
-    monkeypatch.setattr(alerts, "_default_store", lambda: store)
+    monkeypatch.setattr(alerts.delivery, "_default_store", lambda: store)
     queued = datetime(2026, 11, 21, 7, 15, 7, tzinfo=UTC)
     context = _deadline_context(RUN_ID, queued, 300, state="failed")
     context["dag_run"]["end_date"] = (queued + timedelta(seconds=20)).isoformat()
@@ -408,7 +408,7 @@ def test_the_deadline_callback_never_raises(slack, monkeypatch):
     def broken():
         raise ConnectionError("the store's database is unreachable")
 
-    monkeypatch.setattr(alerts, "_default_store", broken)
+    monkeypatch.setattr(alerts.delivery, "_default_store", broken)
     context = _deadline_context(RUN_ID, datetime.now(UTC), 5)
     asyncio.run(deadline_missed("lead_qualification", 5.0, step="score_leads", context=context))
     asyncio.run(deadline_missed("lead_qualification", 5.0, context=None))

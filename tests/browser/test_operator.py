@@ -1,4 +1,5 @@
-"""BrowserOperator._call: the step's declared actions with its agent's browser access (no Airflow run)."""
+"""A browser step's call (baton.agents.call.browse_step): the step's declared actions with its agent's
+browser access (no Airflow run, no operator: the compiled step is all it reads)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from typing import Any
 
 import pytest
 
+from baton.agents.call import browse_step
 from baton.errors import AgentError
-from baton.operators.browser import BrowserOperator
+from baton.plan import CompiledStep
 from baton.spec.browser import Click, Extract, Fill, Goto, Screenshot
 from baton.spec.roster import Agent
+from baton.spec.step import AgentStep
 
 
 @dataclass
@@ -43,13 +46,13 @@ class StepEvents:
             self.recorded.append((kind, payload))
 
 
-def operator(agent: Agent, actions: list) -> BrowserOperator:
-    return BrowserOperator(
-        task_id="scrape",
-        workflow="market_watch",
-        agent=agent.model_dump(mode="json"),
-        browser_actions=[action.model_dump(mode="json") for action in actions],
-    )
+def compiled(agent: Agent, actions: list) -> CompiledStep:
+    spec = AgentStep(id="scrape", agent=agent.name, browser=actions)
+    return CompiledStep(workflow="market_watch", template_version=1, spec=spec, agent=agent)
+
+
+def call(agent: Agent, actions: list, scope: dict, ti: TaskInstance, events: StepEvents) -> dict:
+    return browse_step(compiled(agent, actions), agent, scope, {"ti": ti}, events)
 
 
 @pytest.mark.integration
@@ -65,7 +68,7 @@ def test_call_runs_the_actions_with_the_agents_access_and_the_tasks_artifact_fol
     ]
     events = StepEvents()
     scope = {"inputs": {"base": web.url, "slug": "acme"}, "steps": {}, "context": {}, "run": {}}
-    output = operator(agent, actions)._call("", scope, {"ti": TaskInstance()}, events)
+    output = call(agent, actions, scope, TaskInstance(), events)
     folder = "market_watch/manual__2026-11-21T07_15_07.195898_00_00/scrape.2/try-3"
     assert output == {
         "name": "Acme Analytics",
@@ -84,7 +87,7 @@ def test_call_runs_the_actions_with_the_agents_access_and_the_tasks_artifact_fol
 def test_call_refuses_an_agent_without_browser_access():
     agent = Agent(name="scout", skill="noop")
     with pytest.raises(AgentError) as raised:
-        operator(agent, [Goto(url="http://127.0.0.1/")])._call("", {}, {"ti": TaskInstance()}, StepEvents())
+        call(agent, [Goto(url="http://127.0.0.1/")], {}, TaskInstance(), StepEvents())
     assert str(raised.value) == (
         "Step 'scrape' declares browser actions, but agent 'scout' has no browser access; give it "
         "`browser: {allow: [<hosts>]}` in the roster, or name an agent that has it"
@@ -103,23 +106,20 @@ def test_a_later_try_reuses_the_recorded_run_instead_of_submitting_again(web, tm
     store = EventStore(engine_for(url))
     web.reset()
     agent = Agent(name="onboarder", skill="noop", browser={"allow": [web.host]})
-    signup = operator(
-        agent,
-        [
-            Goto(url=f"{web.url}/support/users/new"),
-            Fill(selector="#name", value="Grace Hopper"),
-            Fill(selector="#email", value="grace@navy.example"),
-            Click(selector="#submit"),
-            Extract(name="user_id", selector="#confirmation"),
-        ],
-    )
+    signup = [
+        Goto(url=f"{web.url}/support/users/new"),
+        Fill(selector="#name", value="Grace Hopper"),
+        Fill(selector="#email", value="grace@navy.example"),
+        Click(selector="#submit"),
+        Extract(name="user_id", selector="#confirmation"),
+    ]
     outputs = []
     for try_number in (1, 2):
         ti = TaskInstance(task_id="scrape", map_index=-1, try_number=try_number)
         with effects.scope(
             store, run_id=ti.run_id, workflow="onboarding", step="scrape", try_number=try_number
         ) as scope:
-            outputs.append(signup._call("", {}, {"ti": ti}, StepEvents()))
+            outputs.append(call(agent, signup, {}, ti, StepEvents()))
         outputs.append([e["reused"] for e in scope.effects])
     assert outputs[0]["user_id"] == "SUP-0001" and outputs[0] == outputs[2]
     assert outputs[1::2] == [[False], [True]]

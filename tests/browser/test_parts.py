@@ -10,10 +10,10 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from baton.browser.allowlist import Allowlist, display_host, safe_url
 from baton.browser.artifacts import Artifacts, artifacts_root, safe_part, task_folder
 from baton.browser.runner import action_problems, render_action
 from baton.browser.session import table_records
+from baton.egress.browser import Allowlist, display_host, safe_url
 from baton.spec.browser import Fill, Goto
 
 
@@ -130,7 +130,7 @@ def test_render_action_renders_its_strings_only():
 
 def test_importing_the_package_and_the_operator_loads_no_browser_or_model_runtime():
     code = (
-        "import sys, baton.browser, baton.browser.allowlist, baton.browser.artifacts, baton.operators.browser\n"
+        "import sys, baton.browser, baton.egress.browser, baton.browser.artifacts, baton.operators.browser\n"
         "print(sorted(m for m in ('playwright', 'pydantic_ai') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

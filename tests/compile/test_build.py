@@ -9,7 +9,7 @@ import pytest
 from airflow.sdk import CronTriggerTimetable
 
 from baton.compile.build import build_dag
-from baton.compile.plan import describe, plan_workflow
+from baton.plan import describe, plan_workflow
 from baton.spec import load_roster, load_workflow
 from baton.spec.models import Workflow
 
@@ -60,8 +60,8 @@ def load_workflow_from(dag, roster):
 
 def test_dependencies_branches_and_docs(revenue):
     assert revenue.get_task("update_plan").upstream_task_ids == {"compute_metrics"}
-    assert revenue.get_task("announce_milestone").when == "steps.compute_metrics.milestone_reached"
-    assert revenue.get_task("update_plan").reads == ["compute_metrics"]
+    assert revenue.get_task("announce_milestone").step.spec.when == "steps.compute_metrics.milestone_reached"
+    assert revenue.get_task("update_plan").step.reads == ("compute_metrics",)
     assert revenue.doc_md.startswith("Track month-to-date revenue")
     assert "| `update_plan` | agent strategy_strategic_planner | compute_metrics |" in revenue.doc_md
     assert revenue.tags == {"baton", "finance", "revenue", "strategy", "v1"}
@@ -153,19 +153,18 @@ def test_failure_handling_compiles_to_airflows_own_parts():
     saga = dag.get_task("_compensate")
     assert sorted(saga.upstream_task_ids) == ["book", "notify", "plan"]
     assert (saga.trigger_rule, saga.retries, saga.on_failure_callback) == ("all_done", 0, [])
-    assert saga.compensations == {
-        "plan": {
-            "skill": "lead_value",
-            "agent": None,
-            "instruction": "",
-            "with": {},
-            "retries": 2,
-            "retry_delay": 1.0,
-        }
+    assert list(saga.plan.steps) == ["plan"]
+    assert saga.plan.steps["plan"].spec.compensate.model_dump(by_alias=True) == {
+        "skill": "lead_value",
+        "agent": None,
+        "instruction": "",
+        "with": {},
+        "retries": 2,
+        "retry_delay": timedelta(seconds=1),
     }
     # Retries with a capped backoff; the agent call's own timeout is Baton's, not Airflow's.
     book, notify = dag.get_task("book"), dag.get_task("notify")
-    assert (book.agent_timeout, notify.agent_timeout) == (5.0, 45.0)
+    assert (book.step.agent_timeout, notify.step.agent_timeout) == (5.0, 45.0)
     assert book.max_retry_delay == timedelta(minutes=2) and book.retry_exponential_backoff is True
     assert book.on_failure_callback == [on_task_failure]
     # One Deadline Alert for the run and one for the step, from the run's queued time.
@@ -187,7 +186,7 @@ def test_a_workflow_without_compensations_has_no_saga_task():
 
 
 def test_a_step_reads_the_steps_its_with_and_writes_name():
-    from baton.compile.plan import step_reads
+    from baton.plan import step_reads
 
     workflow = Workflow.model_validate(
         {

@@ -15,6 +15,10 @@ from tests.compile.test_cache import BUNDLED, SENSOR_DAGS
 BROKEN = Path(__file__).parents[1] / "spec" / "broken"
 
 
+# Baton's own DAGs in the folder: the compensator (from the loader) and the monitor (dags/baton_monitor.py)
+OWN_DAGS = ["baton_compensate", "baton_monitor"]
+
+
 @pytest.fixture
 def folder(tmp_path, dags_folder) -> Path:
     """A copy of the bundled dags folder that a test may break."""
@@ -30,7 +34,7 @@ def test_healthy_templates_load_and_broken_ones_are_the_errors_files_import_erro
     for name in ("unknown_agent.yaml", "dependency_cycle.yaml"):
         shutil.copy(BROKEN / name, folder / "workflows" / name)
     bag = _bag(folder)
-    assert sorted(bag.dag_ids) == sorted([*BUNDLED, *SENSOR_DAGS, "baton_compensate"])
+    assert sorted(bag.dag_ids) == sorted([*BUNDLED, *SENSOR_DAGS, *OWN_DAGS])
     assert list(bag.import_errors) == ["baton_template_errors.py"]
     error = bag.import_errors["baton_template_errors.py"]
     assert error.startswith(
@@ -41,22 +45,66 @@ def test_healthy_templates_load_and_broken_ones_are_the_errors_files_import_erro
     assert "workflows/dependency_cycle.yaml:8: steps[0].needs: dependency cycle: a -> c -> b -> a" in error
 
 
-def test_a_broken_roster_is_reported_with_every_workflow_that_needs_it(folder):
+def _naming(folder: Path, agent: str) -> list[str]:
+    """The bundled workflows whose template names ``agent`` (a step's or a compensation's agent)."""
+    return sorted(
+        path.stem
+        for path in (folder / "workflows").glob("*.yaml")
+        if re.search(rf"^\s+agent:\s*{agent}\s*$", path.read_text(), re.M)
+    )
+
+
+def test_a_broken_agent_fails_only_the_workflows_that_name_it(folder):
     roster = folder / "agents.yaml"
-    roster.write_text(roster.read_text().replace("max_concurrency: 4", "max_concurrency: lots", 1))
+    text = roster.read_text()
+    line = text[: text.index("max_concurrency: 4")].count("\n") + 1
+    roster.write_text(text.replace("max_concurrency: 4", "max_concurrency: lots", 1))
+    naming = _naming(folder, "marketing_lead_generator")
+    assert naming == ["lead_qualification"]
     bag = _bag(folder)
-    # Only the workflows whose steps are all skills load: they need no agent of the roster.
+    healthy = sorted(set(BUNDLED) - set(naming))
+    sensors = [f"{name}__sensor" for name in healthy if f"{name}__sensor" in SENSOR_DAGS]
+    assert sorted(bag.dag_ids) == sorted([*OWN_DAGS, *healthy, *sensors])
+    error = bag.import_errors["baton_template_errors.py"]
+    assert f"agents.yaml:{line}: agents[0].max_concurrency: Input should be a valid integer" in error
+    assert (
+        "workflows/lead_qualification.yaml:42: steps[0].agent: agent 'marketing_lead_generator' is broken in the "
+        "roster (agents[0].max_concurrency: Input should be a valid integer, unable to parse string as an "
+        "integer) (fix: fix its entry in dags/agents.yaml (baton validate lists its errors))"
+    ) in error
+
+
+def test_a_duplicated_agent_fails_only_the_workflows_that_name_it(folder):
+    roster = folder / "agents.yaml"
+    text = roster.read_text()
+    start = text.index("  - name: finance_revenue_tracker")
+    end = text.index("\n  - name:", start + 1) + 1
+    roster.write_text(text[:end] + text[start:end] + text[end:])  # the entry twice, one after the other
+    naming = _naming(folder, "finance_revenue_tracker")
+    assert naming and len(naming) < len(BUNDLED)
+    bag = _bag(folder)
+    assert set(bag.dag_ids) & set(naming) == set()
+    assert set(BUNDLED) - set(naming) <= set(bag.dag_ids)
+    error = bag.import_errors["baton_template_errors.py"]
+    assert "agents[1].name: duplicate agent name 'finance_revenue_tracker' (also at agents[2])" in error
+    assert "agents[2].name: duplicate agent name 'finance_revenue_tracker' (also at agents[1])" in error
+    for name in naming:
+        assert f"workflows/{name}.yaml" in error
+
+
+def test_a_roster_that_is_not_a_roster_fails_every_workflow_naming_an_agent(folder):
+    (folder / "agents.yaml").write_text("agents: [name: a\n")
+    bag = _bag(folder)
     skill_only = sorted(
         path.stem
         for path in (folder / "workflows").glob("*.yaml")
         if not re.search(r"^\s+(agent|route):", path.read_text(), re.M)
     )
     assert {"compliance_monitoring", "lead_followup"} <= set(skill_only)
-    assert "lead_qualification" not in skill_only
     sensors = [f"{name}__sensor" for name in skill_only if f"{name}__sensor" in SENSOR_DAGS]
-    assert sorted(bag.dag_ids) == sorted(["baton_compensate", *skill_only, *sensors])
+    assert sorted(bag.dag_ids) == sorted([*OWN_DAGS, *skill_only, *sensors])
     error = bag.import_errors["baton_template_errors.py"]
-    assert "agents.yaml:11: agents[0].max_concurrency: Input should be a valid integer" in error
+    assert "agents.yaml:1: YAML syntax error: " in error
     assert (
         "workflows/lead_qualification.yaml:42: steps[0].agent: cannot resolve agent 'marketing_lead_generator':"
         " the roster has errors"

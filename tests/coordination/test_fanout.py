@@ -3,12 +3,17 @@ fails its dependants, and a second try reruns only what did not succeed."""
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
 from types import SimpleNamespace
 
-from baton.coordination.fanout import FanOut, Outcome, subtasks_of
+from pydantic import TypeAdapter
+
+from baton.coordination.fanout import BatchResult, FanOut, subtasks_of
 from baton.events.recorder import StepRecorder
-from baton.operators.agent import AgentOperator
+from baton.plan import CompiledStep, FanOutPlan
 from baton.spec.roster import Agent
+from baton.spec.step import Step
 
 SCORER = Agent(name="scorer", capabilities=["scoring"], skill="score_leads", max_concurrency=4)
 ITEMS = [
@@ -22,13 +27,19 @@ ITEMS = [
 
 
 def _fan(store, try_number: int = 1) -> FanOut:
-    op = AgentOperator(
-        task_id="fan",
+    spec = {
+        "id": "fan",
+        "route": {"capabilities": ["scoring"]},
+        "for_each": {"over": "src.items", "concurrency": 3},
+    }
+    step = CompiledStep(  # no operator, no Airflow: the compiled step is all the fan-out reads
         workflow="w",
-        route={"capabilities": ["scoring"], "prefer": "balanced"},
-        roster=[SCORER.model_dump(mode="json")],
-        instruction="Score for {{ item.id }}",
-        concurrency=3,
+        template_version=1,
+        spec=TypeAdapter(Step).validate_python({**spec, "instruction": "Score for {{ item.id }}"}),
+        candidates=(SCORER,),
+        fan_out=FanOutPlan(
+            source="src", field="items", concurrency=3, batch_size=None, partial_failure="fail"
+        ),
     )
     ti = SimpleNamespace(run_id="run_fan", task_id="fan", map_index=-1, try_number=try_number, max_tries=1)
     context = {"ti": ti, "dag_run": SimpleNamespace(run_type="manual", conf={}), "logical_date": None}
@@ -39,12 +50,12 @@ def _fan(store, try_number: int = 1) -> FanOut:
         "context": {},
         "run": {"id": "run_fan"},
     }
-    return FanOut(op, context, scope, recorder)
+    return FanOut(step, context, scope, recorder, timedelta(hours=1), logging.getLogger("test"))
 
 
 def test_dependencies_order_subtasks_and_a_failed_one_fails_its_dependants(store):
     fan = _fan(store)
-    outcome = fan.run(subtasks_of(ITEMS), Outcome())
+    outcome = fan.run(subtasks_of(ITEMS), BatchResult())
     assert sorted(outcome.results) == ["a", "b", "c", "d"]
     assert outcome.results["a"]["agent"] == "scorer" and outcome.results["a"]["output"]["total"] == 14
     assert sorted(outcome.failures) == ["e", "f"]
@@ -57,11 +68,11 @@ def test_dependencies_order_subtasks_and_a_failed_one_fails_its_dependants(store
 
 
 def test_a_later_try_reuses_what_succeeded_and_runs_only_the_rest(store):
-    _fan(store).run(subtasks_of(ITEMS), Outcome())
+    _fan(store).run(subtasks_of(ITEMS), BatchResult())
     again = _fan(store, try_number=2)
     done = again.done_before()
     assert sorted(done) == ["a", "b", "c", "d"]
-    outcome = again.run(subtasks_of(ITEMS), Outcome(results=done))
+    outcome = again.run(subtasks_of(ITEMS), BatchResult(results=done))
     started = [
         e.payload["subtask"]
         for e in store.read("run_fan")

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import pytest
 from demo.http_service import PartnerService
+from pydantic import TypeAdapter
 
 from baton.coordination.saga import Saga
 from baton.events.store import Event
+from baton.plan import CompiledStep, SagaPlan
+from baton.spec.roster import Agent
+from baton.spec.step import Step
 
 RUN = "manual__saga"
 
@@ -29,6 +33,20 @@ def _completed(store, step: str, output: dict, try_number: int = 1) -> None:
     )
 
 
+def saga_plan(undo: dict[str, dict], agents: tuple[Agent, ...] = ()) -> SagaPlan:
+    """The saga of workflow ``orders`` whose steps declare ``undo`` (step id -> its compensate): the
+    compiled steps are all the saga reads, no operator or DAG needed."""
+    steps = {
+        name: CompiledStep(
+            workflow="orders",
+            template_version=1,
+            spec=TypeAdapter(Step).validate_python({"id": name, "skill": "score_leads", "compensate": spec}),
+        )
+        for name, spec in undo.items()
+    }
+    return SagaPlan(workflow="orders", template_version=1, steps=steps, agents={a.name: a for a in agents})
+
+
 def _saga(store, partner, sleeps: list[float], **kwargs) -> Saga:
     undo_order = {
         "skill": "http_post",
@@ -37,15 +55,9 @@ def _saga(store, partner, sleeps: list[float], **kwargs) -> Saga:
         "retry_delay": 0.5,
     }
     undo_draft = {"agent": "drafter", "instruction": "Withdraw the draft {{ output.title }}", "retries": 0}
-    return Saga(
-        store,
-        RUN,
-        "orders",
-        {"order": undo_order, "draft": undo_draft},
-        agents={"drafter": {"name": "drafter", "description": "writes", "llm_conn_id": "no_such_llm"}},
-        sleep=sleeps.append,
-        **kwargs,
-    )
+    drafter = Agent(name="drafter", description="writes", llm_conn_id="no_such_llm")
+    plan = saga_plan({"order": undo_order, "draft": undo_draft}, (drafter,))
+    return Saga(store, RUN, plan, sleep=sleeps.append, **kwargs)
 
 
 def test_completed_steps_are_undone_newest_first_and_only_once(store, partner):
@@ -95,16 +107,13 @@ def test_a_failing_compensation_is_retried_with_backoff_then_stops_the_saga(stor
 def test_a_compensation_failing_every_try_leaves_the_older_ones_untouched(store, partner):
     _completed(store, "order", {"order": "C-9"})  # older
     _completed(store, "draft", {"title": "Winter"})  # newer, undone first
-    saga = Saga(
-        store,
-        RUN,
-        "orders",
+    plan = saga_plan(
         {
             "draft": {"skill": "http_post", "with": {"url": partner.url("/drafts/withdraw")}, "retries": 1},
             "order": {"skill": "http_post", "with": {"url": partner.url("/orders/cancel")}},
-        },
-        sleep=lambda _: None,
+        }
     )
+    saga = Saga(store, RUN, plan, sleep=lambda _: None)
     partner.fail("/drafts/withdraw", -1)
     outcome = saga.run()
     assert outcome.stuck is not None and outcome.stuck.name == "draft"

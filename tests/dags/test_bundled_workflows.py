@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from demo.skills.leads import CONVERSION
 
 from baton.alerts import on_task_failure
-from baton.skills.leads import CONVERSION
 from tests.compile.test_cache import SENSOR_DAGS
 from tests.conftest import ROOT, run_dag_test
 
@@ -31,8 +31,8 @@ def test_every_template_is_a_dag_without_import_errors(dagbag):
         "revenue_milestone",
         "supply_chain",
     ]
-    # and the DAG that compensates a past run, and one sensor DAG per template with a sensor
-    assert sorted(dagbag.dag_ids) == sorted(["baton_compensate", *BUNDLED, *SENSOR_DAGS])
+    # and the DAGs that compensate a past run and monitor, and one sensor DAG per template with a sensor
+    assert sorted(dagbag.dag_ids) == sorted(["baton_compensate", "baton_monitor", *BUNDLED, *SENSOR_DAGS])
 
 
 @pytest.mark.parametrize("dag_id", BUNDLED + SENSOR_DAGS)

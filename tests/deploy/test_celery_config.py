@@ -12,9 +12,9 @@ from celery.signals import worker_init
 from baton.celery_config import CELERY_CONFIG
 
 assert CELERY_CONFIG == DEFAULT_CELERY_CONFIG, set(CELERY_CONFIG) ^ set(DEFAULT_CELERY_CONFIG)
-print("before", "baton.preload" in sys.modules, "baton.events.listener" in sys.modules)
+print("before", "baton.preload" in sys.modules, "baton.plugin.listener" in sys.modules)
 worker_init.send(sender=None)  # what a Celery worker's main process fires before it forks its pool
-print("after", "baton.preload" in sys.modules, "baton.events.listener" in sys.modules)
+print("after", "baton.preload" in sys.modules, "baton.plugin.listener" in sys.modules)
 """
 
 

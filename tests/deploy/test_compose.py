@@ -270,7 +270,8 @@ def test_init_migrates_airflow_then_baton_then_syncs_pools(config):
 def test_the_baton_commands_of_init_exist(config, capsys):
     script = config["services"]["airflow-init"]["command"][-1]
     commands = [shlex.split(line)[1:] for line in script.splitlines() if line.startswith("baton ")]
-    assert [c[:2] for c in commands] == [["db", "upgrade"], ["demo", "db"], ["pools", "sync"]]
+    assert [c[:2] for c in commands] == [["db", "upgrade"], ["pools", "sync"]]
+    assert "python -m demo.business --conn baton_demo_business" in script.splitlines()
     for args in commands:
         with pytest.raises(SystemExit) as exited:
             baton_main([*args, "--help"])

@@ -10,9 +10,9 @@ import yaml
 from demo.http_service import PartnerService
 
 from baton import effects, templating
-from baton.agents.rerun import rerun
 from baton.agents.skills import run_skill
 from baton.events.store import Event, conf_digest
+from baton.rerun import rerun
 
 TEMPLATE = """
 workflow: partner_orders

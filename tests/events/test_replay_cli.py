@@ -113,3 +113,54 @@ def test_runs_lists_workflow_executions(recorded, capsys):
     assert baton(["runs"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"lead_qualification\s+failed\s+manual__1  agents: marketing_lead_generator", out)
+
+
+def test_replay_full_shows_each_output_whole_and_context_every_version(recorded, capsys):
+    from baton.context import ContextStore, Writer
+
+    long_error = "the partner answered 500: " + "x" * 300
+    recorded.append(
+        [
+            Event(
+                type="output.recorded",
+                step="value_leads",
+                run_id="manual__1",
+                workflow="lead_qualification",
+                try_number=2,
+                payload={
+                    "sha256": "2" * 64,
+                    "size": 400,
+                    "output": {"notes": "n" * 200, "qualified": [1, 2]},
+                },
+            ),
+            Event(
+                type="alert.raised",
+                step="value_leads",
+                run_id="manual__1",
+                workflow="lead_qualification",
+                try_number=2,
+                payload={"kind": "step_failed", "message": long_error, "delivered": False, "channel": "log"},
+            ),
+        ]
+    )
+    writer = Writer(run_id="manual__1", workflow="lead_qualification", name="score_leads", step="score_leads")
+    contexts = ContextStore(recorded)
+    contexts.write(writer, "plan", {"owner": "ada"}, base_version=0, strategy="reject")
+    contexts.write(writer, "plan", {"owner": "grace"}, base_version=1, strategy="reject")
+    assert baton(["replay", "manual__1"]) == 0
+    short = capsys.readouterr().out
+    assert long_error not in short and ("n" * 200) not in short  # cut by default
+    assert baton(["replay", "manual__1", "--full", "--context"]) == 0
+    out = capsys.readouterr().out
+    assert long_error in out  # the alert's message, whole
+    assert '"notes": "' + "n" * 200 + '"' in out  # the output, whole
+    assert '\noutputs:\n  score_leads:\n    {\n      "total": 4\n    }\n' in out
+    assert (
+        '\ncontext:\n  plan v1 by score_leads: {"owner": "ada"}\n  plan v2 by score_leads: {"owner": "grace"}\n'
+        in out
+    )
+
+
+def test_replay_context_of_a_run_that_wrote_none_says_so(recorded, capsys):
+    assert baton(["replay", "manual__1", "--context"]) == 0
+    assert "\ncontext: (no key written)\n" in capsys.readouterr().out

@@ -211,6 +211,7 @@ def test_migrations_run_once_and_an_unmigrated_store_says_what_to_do(tmp_path, s
         "1: events, blobs and workflow_executions",
         "2: the shared context of runs",
         "3: agent load slots and circuit breakers",
+        "4: signal buckets and the monitor's state",
     ]
     assert bare.append(_run_events()[:1]) != []
 

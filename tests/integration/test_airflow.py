@@ -20,12 +20,16 @@ from demo.http_service import PartnerService
 
 from baton.events.replay import fold
 from baton.events.store import EventStore, engine_for
-from baton.standalone import Standalone
+from bench import hostile
+from devtools.standalone import Standalone
 from tests.agents.openai_server import OpenAICompatibleServer
 
 pytestmark = pytest.mark.integration
 
 BROKEN = Path(__file__).parents[1] / "spec" / "broken"
+HOSTILE = Path(__file__).parents[1] / "spec" / "hostile"
+HOSTILE_FILES = sorted(path.name for path in HOSTILE.iterdir())
+HOSTILE_COST = [case for case in hostile.CASES if case.klass == "1 cost" and case.expect is not None]
 SAGA_WORKFLOW = Path(__file__).parents[1] / "fixtures" / "saga" / "workflows" / "order_saga.yaml"
 HEALTHY = [
     "compliance_monitoring",
@@ -45,6 +49,7 @@ HEALTHY = [
     "parallel_feature_delivery",
     "revenue_milestone",
     "supply_chain",
+    "upper_extension",
 ]
 # The DAGs these tests run (the others stay paused).
 ACTIVE = [
@@ -57,9 +62,10 @@ ACTIVE = [
     "lead_qualification",
     "order_saga",
 ]
-# Baton's own DAGs, next to the templates' (not templates): the compensator, and the sensors.
+# Baton's own DAGs, next to the templates' (not templates): the compensator, the monitor, and the sensors.
 OPERATIONS = [
     "baton_compensate",
+    "baton_monitor",
     "compliance_monitoring__sensor",
     "lead_qualification__sensor",
     "revenue_milestone__sensor",
@@ -156,6 +162,10 @@ def airflow(tmp_path_factory, dags_folder, server, slack):
     shutil.copytree(dags_folder, dags, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("unknown_agent.yaml", "invalid_cron.yaml"):
         shutil.copy(BROKEN / name, dags / "workflows" / name)
+    for name in HOSTILE_FILES:  # the hostile corpus beside them (issue 15): none may hide a healthy DAG
+        shutil.copy(HOSTILE / name, dags / "workflows" / name)
+    for case in HOSTILE_COST:
+        (dags / "workflows" / f"{case.name}.yaml").write_text(case.build(1.0))
     (dags / "agents.yaml").write_text((dags / "agents.yaml").read_text() + CRASH_AGENT + GHOST_AGENTS)
     (dags / "workflows" / "crash_recovery.yaml").write_text(CRASH_WORKFLOW)
     (dags / "workflows" / "escalation.yaml").write_text(ESCALATION_WORKFLOW)
@@ -205,9 +215,18 @@ def test_the_real_dag_processor_loads_the_healthy_templates_and_files_the_broken
     errors = _json_lines(airflow.command("airflow", "dags", "list-import-errors", "-o", "json").stdout)
     assert [error["filepath"] for error in errors] == ["baton_template_errors.py"]
     text = errors[0]["error"]
-    assert f"2 Baton template file(s) could not be loaded ({len(HEALTHY)} healthy workflow(s) load" in text
+    broken = 2 + len(HOSTILE_FILES) - 1 + len(HOSTILE_COST)  # upper_extension.YAML is healthy
+    assert (
+        f"{broken} Baton template file(s) could not be loaded ({len(HEALTHY)} healthy workflow(s) load"
+        in text
+    )
     assert "workflows/unknown_agent.yaml:9: steps[1].agent: unknown agent 'sales_bot'" in text
     assert "workflows/invalid_cron.yaml:5: schedule: invalid cron expression '0 25 * * *'" in text
+    for name in [*HOSTILE_FILES, *(f"{case.name}.yaml" for case in HOSTILE_COST)]:
+        if name != "upper_extension.YAML":
+            assert f"workflows/{name}" in text, name
+    assert "workflows/alias_bomb_with.yaml:15: more than 200,000 values once its aliases" in text
+    assert "workflows/huge_file.yaml: the file is 5,000,137 bytes, over the limit" in text
 
 
 @pytest.fixture(scope="module")
@@ -394,9 +413,30 @@ def test_when_every_agent_fails_a_person_answers_through_the_rest_api_and_the_ru
     proposed = detail["params"]["decision"]["value"]
     assert proposed in ("ship", "wait")  # the agent's draft, filled into the form
     assert f"Sign off the launch of {headline}" in detail["body"]
-    answer = running.api("PATCH", review, json={"chosen_options": ["Approve"], "params_input": {}})
-    assert answer.status_code == 200, answer.text
-    assert running.wait_for_run("escalation", run_id)["state"] == "success"
+    # ... here with `baton approve` over the running Airflow's REST API (issue 17)
+    approved = running.command(
+        "baton",
+        "approve",
+        run_id,
+        "sign_off",
+        "--api",
+        running.url,
+        "--password",
+        running.password,
+        "--by",
+        "lead",
+    )
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    assert f"answered sign_off of {run_id} through {running.url}: Approve" in approved.stdout
+    try:
+        assert running.wait_for_run("escalation", run_id)["state"] == "success"
+    except TimeoutError:  # say where it stands: the tasks' states and the sign-off's log
+        states = running.api("GET", f"/dags/escalation/dagRuns/{run_id}/taskInstances").json()
+        logs = sorted(running.home.glob(f"logs/dag_id=escalation/run_id={run_id}/task_id=sign_off/*.log"))
+        raise AssertionError(
+            f"{[(ti['task_id'], ti['state']) for ti in states.get('task_instances', [])]}\n"
+            + "\n".join(f"{path.name}: {path.read_text()[-3000:]}" for path in logs)
+        ) from None
 
     assert _output(running, "escalation", run_id, "sign_off") == {"decision": proposed}
     assert _output(running, "escalation", run_id, "draft") == {"headline": headline}

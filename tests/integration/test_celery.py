@@ -1,4 +1,4 @@
-"""The docker-compose.yaml topology without Docker (baton.topology, scripts/celery.sh): the api-server,
+"""The docker-compose.yaml topology without Docker (devtools.topology, scripts/celery.sh): the api-server,
 scheduler, dag-processor, triggerer and two real Celery workers (CeleryExecutor) on PostgreSQL and
 Redis. Workflows are triggered through the REST API; Baton's events say which worker ran each try.
 
@@ -16,7 +16,7 @@ from collections import Counter
 import pytest
 
 from baton.events.store import EventStore, engine_for
-from baton.topology import CeleryTopology, TopologyError, check_services
+from devtools.topology import CeleryTopology, TopologyError, check_services
 from tests.conftest import DAGS, pg_database, processes_naming
 
 pytestmark = pytest.mark.integration

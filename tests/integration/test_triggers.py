@@ -16,7 +16,7 @@ from demo.business import leads, payments, revenue
 from demo.http_service import PartnerService
 
 from baton.events.store import EventStore, engine_for
-from baton.standalone import Standalone
+from devtools.standalone import Standalone
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,9 @@ import pytest
 from airflow.providers.common.ai.utils.logging import MODEL_NAME_XCOM_KEY
 from sqlalchemy import Text, cast, select
 
-from baton.agents.offline import OFFLINE_MODEL_NAME
 from baton.events import EventStore, schema
 from baton.events.replay import fold
+from baton.hooks.offline import OFFLINE_MODEL_NAME
 from tests.agents.openai_server import OpenAICompatibleServer
 from tests.conftest import FIXTURE_DAGS, run_dag_test_in_subprocess
 
@@ -98,6 +98,35 @@ def test_invalid_output_is_asked_again_then_fails_the_step(agent_run, server):
     assert len(calls) == 3, "one call and output_retries=2 re-asks"
     retry = calls[-1]["messages"][-1]
     assert retry["role"] == "tool" and "verdict" in retry["content"]
+    # When the re-asks run out, the step's error names the constraint the last answer broke.
+    assert "gave no valid output for step 'stubborn' after 2 re-ask(s)" in agent_run[2]
+    assert (
+        "the last answer broke: verdict: Field required (got {'unexpected': True}); "
+        "unexpected: Extra inputs are not permitted (got True)"
+    ) in agent_run[2]
+
+
+def test_the_offline_model_answers_a_registered_model_with_a_pattern_and_nested_arrays(agent_run):
+    import re
+
+    results = agent_run[1]
+    assert results["plan"][0] == "success" and results["build"][0] == "success"
+    subtasks = results["plan"][1]["subtasks"]
+    assert subtasks and all(re.fullmatch(r"[a-z][a-z0-9_]*", s["id"]) for s in subtasks)
+    assert all(s["depends_on"] == [] for s in subtasks)  # optional: the default, not made-up ids
+    built = results["build"][1]["results"]
+    assert sorted(item["id"] for item in built) == sorted(s["id"] for s in subtasks)
+    for item in built:
+        output = item["output"]
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", output["part"])
+        assert len(output["lines"]) >= 2
+        for line in output["lines"]:
+            assert re.fullmatch(r"[A-Z]{3}-[0-9]{2}", line["sku"]) and 1 <= line["qty"] <= 9
+            assert re.fullmatch(r"2026-01-\d\d", line["due"])
+        assert output["owner"]["email"].endswith("@example.com") and output["owner"]["team"] in (
+            "core",
+            "edge",
+        )
 
 
 def test_when_false_skips_the_step_and_its_dependants_but_not_a_join(agent_run):

@@ -18,6 +18,7 @@ from demo.http_service import PartnerService
 
 from baton.cli import main as baton
 from baton.events import EventStore
+from devtools import faults
 from tests.conftest import FIXTURE_DAGS, run_dag_test_in_subprocess
 
 PARTS = ["backend_api", "frontend_ui", "integration_tests"]  # decompose_feature's default components
@@ -33,7 +34,7 @@ def partner():
 def runs(partner, slack, airflow_db):
     env = {
         "AIRFLOW_CONN_BATON_SLACK": slack.connection,
-        "BATON_FAULTS": json.dumps({"fail_after": {"ship": [1]}}),
+        **faults.environment(fail_after={"ship": [1]}),
     }
     failed = run_dag_test_in_subprocess(
         FIXTURE_DAGS, "baton-test-fixtures", "order_saga", {"service": partner.url("/r1")}, env=env

@@ -12,9 +12,9 @@ from sqlalchemy.dialects import postgresql
 
 from baton.cli import main as baton
 from baton.events.store import engine_for
-from baton.operators.sensor import BusinessSensor, SensorError, sensor_id
-from baton.sensors import sql
-from baton.sensors.triggers import check
+from baton.hooks import sql
+from baton.sensors.business import BusinessSensor, SensorError, sensor_id
+from baton.triggers.sql import check
 
 NEW_ROWS = {
     "conn_id": "baton_business",

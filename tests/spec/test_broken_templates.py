@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -9,20 +10,21 @@ import pytest
 
 from baton.cli import main as baton
 from baton.errors import TemplateError
-from baton.skills import skill_names
+from baton.registry import skill_names
 from baton.spec import load_roster, load_workflow
 
 BROKEN = Path(__file__).parent / "broken"
 
 # file -> the exact issue text expected (a regex), including the line where it is known.
 EXPECTED = {
-    "yaml_syntax.yaml": r"yaml_syntax\.yaml:9: YAML syntax error: .*\(fix: fix the YAML syntax",
+    "yaml_syntax.yaml": r"yaml_syntax\.yaml:8: YAML syntax error: did not find expected ',' or '\]' while parsing "
+    r"a flow sequence that starts here \(noticed at line 9\) \(fix: close or fix what opens at this line\)",
     "unknown_key.yaml": r"unknown_key\.yaml:7: steps\[0\]\.skil: unknown key 'skil' \(fix: did you mean 'skill'\?",
     "wrong_type.yaml": r"wrong_type\.yaml:2: version: Input should be a valid integer.*\(fix: use a whole number\)",
     "unknown_agent.yaml": r"unknown_agent\.yaml:9: steps\[1\]\.agent: unknown agent 'sales_bot' "
     r"\(fix: add it to dags/agents\.yaml or use a roster name; known: .*marketing_lead_generator",
     "unknown_skill.yaml": r"unknown_skill\.yaml:7: steps\[0\]\.skill: unknown skill 'score_lead' "
-    r"\(fix: register it in baton\.skills; did you mean 'score_leads'\?",
+    r"\(fix: register it with @skill in an extension module \(BATON_EXTENSIONS\); did you mean 'score_leads'\?",
     "dependency_cycle.yaml": r"dependency_cycle\.yaml:8: steps\[0\]\.needs: dependency cycle: a -> c -> b -> a",
     "missing_need.yaml": r"missing_need\.yaml:10: steps\[1\]\.needs\[0\]: needs unknown step 'scoring' "
     r"\(fix: known: a, b\)",
@@ -56,10 +58,16 @@ EXPECTED = {
     "bad_duration.yaml": r"bad_duration\.yaml:6: defaults\.retry_delay: .*\(fix: use seconds \(300\) or a "
     r"duration like '30s', '5m', '1h30m'\)",
     "not_a_mapping.yaml": r"not_a_mapping\.yaml: expected a mapping at the top, got list",
+    "output_bad_pattern.yaml": r"output_bad_pattern\.yaml:13: steps\[0\]\.output\.lines\.items\.sku: the pattern "
+    r"'\^\(\?!X\)\[A-Z\]\{3\}\$' cannot be checked: error: look-around, including look-ahead and look-behind, "
+    r"is not supported \(write it without look-around or backreferences\)",
+    "output_min_above_max.yaml": r"output_min_above_max\.yaml:10: steps\[0\]\.output\.code: min_length \(12\) is "
+    r"above max_length \(4\): swap them",
     "with_unknown_step.yaml": r"with_unknown_step\.yaml:12: steps\[1\]\.with\.json\.lead: references unknown step "
     r"'scoring' \(fix: known: a, b\)",
     "unknown_compensation.yaml": r"unknown_compensation\.yaml:9: steps\[0\]\.compensate\.skill: unknown skill "
-    r"'refund_paymnet' to compensate step 'a' \(fix: register it in baton\.skills; known: ",
+    r"'refund_paymnet' to compensate step 'a' \(fix: register it with @skill in an extension module "
+    r"\(BATON_EXTENSIONS\); known: ",
     "negative_retry_delay.yaml": r"negative_retry_delay\.yaml:8: steps\[0\]\.retry_delay: a duration cannot be "
     r"negative \(got -30 seconds\) \(fix: use 0 or more",
     "bad_deadline.yaml": r"bad_deadline\.yaml:5: deadline: Input should be a valid timedelta.*\(fix: use seconds "
@@ -82,6 +90,21 @@ EXPECTED = {
     r"sensor, an asset or a queue\), or read inputs instead\)",
     "sensor_query_jinja.yaml": r"sensor_query_jinja\.yaml:11: trigger\.sensor\.sql_threshold\.query: the query is "
     r"SQL text, not Jinja: write :name placeholders and give their values in params(\n|$)",
+    "sensor_query_writes.yaml": r"sensor_query_writes\.yaml:10: trigger\.sensor\.sql_threshold\.query: the query "
+    r"contains a DELETE in a WITH clause \(fix: a sensor only reads: select what the workflow needs, and let its "
+    r"steps change data\)(\n|$)",
+    "sensor_query_two_statements.yaml": r"sensor_query_two_statements\.yaml:9: trigger\.sensor\.sql_threshold\.query: "
+    r"the query holds 2 statements \(a SELECT, then a DELETE\); a sensor runs exactly one \(fix: keep the one "
+    r"SELECT; whatever follows a ';' is another statement, even after a comment\)(\n|$)",
+    "sensor_query_malformed.yaml": r"sensor_query_malformed\.yaml:9: trigger\.sensor\.sql_threshold\.query: the "
+    r"query is not valid SQL: Expecting \) at line 1, column 20 of the query \('AS'\) \(fix: correct the SQL; it "
+    r"is read as PostgreSQL\)(\n|$)",
+    "sensor_query_select_into.yaml": r"sensor_query_select_into\.yaml:9: trigger\.sensor\.sql_threshold\.query: the "
+    r"query contains SELECT \.\.\. INTO payments_copy, which creates a table \(fix: remove the INTO clause: the "
+    r"sensor reads the row\)(\n|$)",
+    "sensor_query_for_update.yaml": r"sensor_query_for_update\.yaml:9: trigger\.sensor\.sql_threshold\.query: the "
+    r"query contains a FOR UPDATE clause, which locks rows \(fix: remove it: a sensor reads without locking "
+    r"rows\)(\n|$)",
 }
 
 
@@ -109,9 +132,8 @@ def test_every_error_of_a_file_is_reported_not_only_the_first(roster):
     assert [str(issue) for issue in caught.value.issues] == [
         "two_errors.yaml:7: steps[0].agent: unknown agent 'sales_bot' (fix: add it to dags/agents.yaml or use "
         "a roster name; known: " + ", ".join(roster.names) + ")",
-        "two_errors.yaml:9: steps[1].skill: unknown skill 'nope' (fix: register it in baton.skills; known: "
-        + ", ".join(skill_names())
-        + ")",
+        "two_errors.yaml:9: steps[1].skill: unknown skill 'nope' (fix: register it with @skill in an extension "
+        "module (BATON_EXTENSIONS); known: " + ", ".join(skill_names()) + ")",
     ]
 
 
@@ -143,4 +165,43 @@ def test_the_jinja_of_with_and_of_compensate_is_checked_like_an_instruction(rost
         "with_unknown_step.yaml:12: steps[1].with.json.lead: references unknown step 'scoring' (fix: known: a, b)",
         "with_unknown_step.yaml:15: steps[1].compensate.with.url: a compensation reads the step's own output, "
         "not steps.a (fix: use output.<field> (and item / index for a for_each step), inputs or run)",
+    ]
+
+
+def _sensor_template(name: str, query: str) -> str:
+    """A template like the corpus's sensor_query_* files, for a query too large to commit."""
+    return (
+        (BROKEN / "sensor_query_malformed.yaml")
+        .read_text()
+        .replace("workflow: sensor_query_malformed", f"workflow: {name}")
+        .replace('"SELECT sum(amount AS value FROM payments"', json.dumps(query))
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "query", "message"),
+    [
+        (
+            "sensor_query_oversized",
+            "SELECT sum(amount) AS value FROM payments WHERE " + " OR ".join(["amount > 0"] * 2000),
+            "the query is 28,044 characters, more than the 20,000 a sensor's query may have (fix: move the logic "
+            "into a view in the database and select from it)",
+        ),
+        (
+            "sensor_query_nested",
+            "SELECT value FROM " + "(SELECT value FROM " * 400 + "revenue" + ") AS s" * 400,
+            "the query nests too deeply to be checked (fix: flatten the nested subqueries into WITH ... AS steps, "
+            "or move them into a view)",
+        ),
+    ],
+)
+def test_a_hostile_sensor_query_is_refused_without_crashing_the_check(tmp_path, roster, name, query, message):
+    """Generated here, not committed: an oversized query (20,000 characters at most) and subqueries
+    nested deeper than sqlglot's recursion allows (a RecursionError, turned into a refusal)."""
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(_sensor_template(name, query))
+    with pytest.raises(TemplateError) as caught:
+        load_workflow(path, roster, root=tmp_path)
+    assert [str(issue) for issue in caught.value.issues] == [
+        f"{name}.yaml:9: trigger.sensor.sql_threshold.query: {message}"
     ]

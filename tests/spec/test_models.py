@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from baton.spec.models import Step, Workflow
+from baton.spec.models import AgentStep, PersonStep, RoutedStep, SkillStep, Step, Workflow
 from baton.spec.roster import DEFAULT_LLM_CONN_ID, Agent, Roster
+
+STEP = TypeAdapter(Step)
 
 
 def _workflow(**overrides):
@@ -52,7 +54,7 @@ def test_schedule_string_forms(raw, cron):
 
 
 def test_output_shorthand_means_type():
-    step = Step.model_validate(
+    step = STEP.validate_python(
         {"id": "a", "agent": "x", "output": {"score": "integer", "why": {"type": "string"}}}
     )
     assert step.output["score"].type == "integer"
@@ -60,17 +62,17 @@ def test_output_shorthand_means_type():
 
 
 def test_needs_may_be_a_single_name():
-    assert Step.model_validate({"id": "b", "skill": "s", "needs": "a"}).needs == ["a"]
+    assert STEP.validate_python({"id": "b", "skill": "s", "needs": "a"}).needs == ["a"]
 
 
 def test_a_step_needs_exactly_one_worker():
     with pytest.raises(ValidationError, match="a step names exactly one of 'agent'"):
-        Step.model_validate({"id": "a"})
+        STEP.validate_python({"id": "a"})
 
 
 def test_step_id_must_be_an_identifier():
     with pytest.raises(ValidationError, match="String should match pattern"):
-        Step.model_validate({"id": "Score Leads", "skill": "s"})
+        STEP.validate_python({"id": "Score Leads", "skill": "s"})
 
 
 def test_agent_without_backend_uses_the_default_llm_connection():
@@ -89,38 +91,76 @@ def test_roster_names_are_unique():
 
 
 def test_escalate_shorthands_and_a_purely_human_step():
-    assert Step(id="a", agent="x", escalate="human").escalate.when == "always"
-    assert Step(id="a", agent="x", escalate="on_failure").escalate.when == "failure"
-    human = Step(id="a", escalate={"when": "always", "timeout": "4h", "default": "fail"})
-    assert (human.agent, human.skill, human.route, human.escalate.timeout) == (
-        None,
-        None,
-        None,
-        timedelta(hours=4),
+    assert STEP.validate_python({"id": "a", "agent": "x", "escalate": "human"}).escalate.when == "always"
+    assert (
+        STEP.validate_python({"id": "a", "agent": "x", "escalate": "on_failure"}).escalate.when == "failure"
     )
+    human = STEP.validate_python(
+        {"id": "a", "escalate": {"when": "always", "timeout": "4h", "default": "fail"}}
+    )
+    assert isinstance(human, PersonStep)
+    assert (human.agent_name, human.skill_name, human.escalate.timeout) == (None, None, timedelta(hours=4))
     with pytest.raises(ValidationError, match="or none with 'escalate: human'"):
-        Step(id="a", escalate="on_failure")  # nobody would do the step
+        STEP.validate_python({"id": "a", "escalate": "on_failure"})  # nobody would do the step
+
+
+def test_who_does_a_step_is_its_type():
+    assert type(STEP.validate_python({"id": "a", "agent": "x"})) is AgentStep
+    assert type(STEP.validate_python({"id": "a", "skill": "s", "with": {"k": 1}})) is SkillStep
+    assert type(STEP.validate_python({"id": "a", "route": {"capabilities": ["c"]}})) is RoutedStep
+    with pytest.raises(ValidationError, match="with\n  Extra inputs are not permitted"):
+        STEP.validate_python({"id": "a", "agent": "x", "with": {"k": 1}})  # only a skill takes arguments
+
+
+def test_for_each_is_one_sub_model_with_a_string_shorthand():
+    short = STEP.validate_python({"id": "a", "agent": "x", "for_each": "plan.tasks"})
+    full = STEP.validate_python(
+        {
+            "id": "a",
+            "agent": "x",
+            "for_each": {"over": "plan.tasks", "concurrency": 3, "partial_failure": "continue"},
+        }
+    )
+    assert (short.source, short.for_each.concurrency, short.for_each.partial_failure) == (
+        ("plan", "tasks"),
+        None,
+        "fail",
+    )
+    assert (full.for_each.concurrency, full.for_each.partial_failure) == (3, "continue")
 
 
 def test_a_route_needs_capabilities_unless_each_item_brings_its_own():
     with pytest.raises(ValidationError, match="route needs capabilities: only a for_each step may take them"):
-        Step(id="a", route={"prefer": "fast"})
-    assert Step(id="a", route={}, for_each="plan.tasks").source == ("plan", "tasks")
-    with pytest.raises(ValidationError, match="it names agent and route"):
-        Step(id="a", agent="x", route={"capabilities": ["y"]})
+        STEP.validate_python({"id": "a", "route": {"prefer": "fast"}})
+    assert STEP.validate_python({"id": "a", "route": {}, "for_each": "plan.tasks"}).source == (
+        "plan",
+        "tasks",
+    )
+    with pytest.raises(ValidationError, match="a step names exactly one of 'agent'"):
+        STEP.validate_python({"id": "a", "agent": "x", "route": {"capabilities": ["y"]}})
 
 
 @pytest.mark.parametrize(
     ("step", "message"),
     [
-        ({"concurrency": 4}, "steps[1].concurrency: 'concurrency' applies only to a step with for_each"),
         (
-            {"partial_failure": "continue"},
-            "steps[1].partial_failure: 'partial_failure' applies only to a step",
+            {"concurrency": 4},
+            "steps[1].concurrency: unknown key 'concurrency' (fix: it belongs to the fan-out: for_each: {over: "
+            "<step>.<list>, concurrency: N})",
         ),
         (
-            {"for_each": "plan", "concurrency": 8},
-            "steps[1].concurrency: concurrency 8 exceeds agent 'strategy_strategic_planner' max_concurrency 2",
+            {"partial_failure": "continue"},
+            "steps[1].partial_failure: unknown key 'partial_failure' (fix: it belongs to the fan-out: for_each:",
+        ),
+        (
+            {"with": {"x": 1}},
+            "steps[1].with: unknown key 'with' (fix: 'with' passes arguments to a skill: name one with 'skill:', "
+            "or put the values in the instruction)",
+        ),
+        (
+            {"for_each": {"over": "plan", "concurrency": 8}},
+            "steps[1].for_each.concurrency: concurrency 8 exceeds agent 'strategy_strategic_planner' "
+            "max_concurrency 2",
         ),
         (
             {"for_each": "plann"},

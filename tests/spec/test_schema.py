@@ -17,7 +17,17 @@ def test_committed_schemas_match_the_models():
 def test_workflow_schema_forbids_unknown_keys():
     schema = json_schemas()["workflow.schema.json"]
     assert schema["additionalProperties"] is False
-    assert schema["$defs"]["Step"]["additionalProperties"] is False
+    kinds = ["AgentStep", "SkillStep", "RoutedStep", "PersonStep"]
+    assert schema["properties"]["steps"]["items"] == {
+        "oneOf": [{"$ref": f"#/$defs/{kind}"} for kind in kinds]
+    }
+    for kind, key in zip(kinds, ["agent", "skill", "route", "escalate"], strict=True):
+        assert schema["$defs"][kind]["additionalProperties"] is False
+        assert key in schema["$defs"][kind]["required"], kind  # who does the step is the step's shape
+    assert "with" in schema["$defs"]["SkillStep"]["properties"]
+    assert "with" not in schema["$defs"]["AgentStep"]["properties"]  # only a skill takes arguments
+    assert {"concurrency", "batch_size", "partial_failure"} <= set(schema["$defs"]["ForEach"]["properties"])
+    assert "concurrency" not in schema["$defs"]["AgentStep"]["properties"]  # only a fan-out has it
     assert {"workflow", "version", "description", "owner", "steps"} <= set(schema["required"])
 
 

@@ -63,7 +63,7 @@ def test_a_business_database_without_its_tables_fails_the_sweep_with_the_fix(swe
     assert (
         "compliance sweep: cannot read the payments of connection 'baton_business' (OperationalError: no such "
         "table: payments). Point the connection at the business database, or create the demo one with "
-        "`baton demo db`."
+        "`python -m demo.business`."
     ) in output
     (alert,) = [p for p in posts if run.run_id in p["text"]]
     assert "*Step:* `review_payments`" in alert["text"] and "SweepImpossible" in alert["text"]

@@ -9,10 +9,10 @@ import copy
 import pytest
 import yaml
 from demo.business import create
+from demo.skills.finance import compliance_findings
 
 from baton.errors import FinalSkillError
-from baton.skills.finance import compliance_findings
-from baton.skills.registry import SkillRequest
+from baton.registry import SkillRequest
 from tests.conftest import DAGS
 
 TEMPLATE = yaml.safe_load((DAGS / "workflows" / "compliance_monitoring.yaml").read_text())

@@ -18,17 +18,18 @@ the response on the task's HITL detail, and the parked task resumed with it.
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 
 import pytest
+from demo.skills.invoices import INVOICES_DIR, InvalidInvoice, extract_invoice
 from sqlalchemy import create_engine, select
 
+from baton.cli import main as baton
 from baton.events import EventStore
-from baton.skills.invoices import INVOICES_DIR, InvalidInvoice, extract_invoice
-from baton.skills.registry import SkillRequest
+from baton.registry import SkillRequest
+from devtools import faults
 from tests.conftest import DAGS, run_dag_test_in_subprocess
-from tests.hitl import Person
+from tests.hitl import CarefulPerson, Person
 
 DAG_ID = "invoice_processing"
 STEPS = ["extract", "validate", "approve", "post_entry", "post_lines", "_compensate"]
@@ -137,8 +138,9 @@ def duplicate(happy, ledger_db):
 
 @pytest.fixture(scope="module")
 def approved(airflow_db, ledger_db):
-    person = Person(DAG_ID, "approve", ["Approve"], user="ap.lead")
-    return run_invoice(ledger_db, {"invoice": "contoso_CT-2026-0457.txt"}, person=person)
+    person = CarefulPerson(DAG_ID, "approve", ["Approve"], user="ap.lead", tries=HURRIED)
+    answered = run_invoice(ledger_db, {"invoice": "contoso_CT-2026-0457.txt"}, person=person)
+    return {**answered, "attempts": person.attempts, "run_id": person.run_id}
 
 
 @pytest.fixture(scope="module")
@@ -158,8 +160,8 @@ def malformed(airflow_db, ledger_db, slack):
 
 @pytest.fixture(scope="module")
 def saga(airflow_db, ledger_db):
-    faults = json.dumps({"fail_after": {"post_lines": [1, 2, 3]}})
-    return run_invoice(ledger_db, {"invoice": "litware_LW-3307.txt"}, env={"BATON_FAULTS": faults})
+    env = faults.environment(fail_after={"post_lines": [1, 2, 3]})
+    return run_invoice(ledger_db, {"invoice": "litware_LW-3307.txt"}, env=env)
 
 
 # --- 1. below the threshold: extracted, validated, posted --------------------------------------------
@@ -285,6 +287,44 @@ def test_an_invoice_above_the_threshold_waits_for_a_person_who_approves_it(appro
         ("Managed database", Decimal("1700.00")),
         ("Support hours", Decimal("1140.00")),
     ]
+
+
+# `baton approve` got wrong first, as a hurried person would (issue 17): each refused, nothing answered.
+HURRIED = [
+    ["--show"],
+    ["--option", "Approved"],
+    ["--option", "Approve", "--field", "amount=12"],
+    ["--option", "Approve", "--field", "note"],
+    ["--option", "Approve", "--map-index", "3"],
+    ["--option", "Approve", *[arg for i in range(101) for arg in ("--field", f"f{i}=1")]],
+    ["--option", "Approve", "--field", "note=" + "x" * 100_001],
+]
+
+
+def test_baton_approve_refuses_a_wrong_answer_and_says_what_is_right(approved, capsys):
+    (show, option, field, malformed, index, many, huge) = approved["attempts"]
+    run_id = approved["run_id"]
+    assert (
+        show[0] == 0
+        and f"{DAG_ID} / {run_id} / approve: Approve an invoice above the approval threshold" in show[1]
+    )
+    assert "waiting; options: Approve, Use the output below, Reject; fields: approved, note" in show[1]
+    assert option == (
+        1,
+        "baton approve: unknown option 'Approved': the options are 'Approve', 'Use the output below', 'Reject'\n",
+    )
+    assert field == (1, "baton approve: unknown field 'amount': the fields are approved, note\n")
+    assert malformed[0] == 2 and "'note' is not key=value: write e.g. --field amount=1200" in malformed[1]
+    assert index == (1, f"baton approve: no step 'approve' (map index 3) in run {run_id}: check the run id\n")
+    assert many == (2, "baton approve: at most 100 --field values\n")
+    assert huge[0] == 2 and "the value of note is over 100,000 characters" in huge[1]
+    # Answered once: a second answer is refused with who gave the first.
+    capsys.readouterr()
+    assert baton(["approve", run_id, "approve", "--option", "Reject"]) == 1
+    assert (
+        capsys.readouterr().out
+        == f"baton approve: step 'approve' of run {run_id} was already answered by ap.lead\n"
+    )
 
 
 # --- 4. above the threshold, rejected ----------------------------------------------------------------

@@ -12,10 +12,10 @@ import json
 from pathlib import Path
 
 import pytest
+from demo.skills.market import parse_price, structure_prices, validate_market
 from demo.web import DemoWeb, market
 
 from baton.events import EventStore
-from baton.skills.market import parse_price, structure_prices, validate_market
 from tests.conftest import DAGS, run_dag_test_in_subprocess
 from tests.slack_recorder import SlackRecorder
 
@@ -222,9 +222,10 @@ def test_a_competitor_the_index_does_not_link_fails_the_run_with_the_reason(unkn
     )
     (failed,) = [e for e in unknown_competitor["events"] if e.type == "step.failed"]
     assert (failed.step, failed.payload["error"]) == ("sources", message)
+    assert failed.payload["will_retry"] is False  # bad data: no retry can mend it
     (post,) = unknown_competitor["posts"]
     assert "*Step:* `sources`" in post["text"].splitlines()
-    assert f"> ValueError: {message}" in post["text"].splitlines()
+    assert f"> FinalSkillError: {message}" in post["text"].splitlines()
 
 
 @pytest.fixture(scope="module")
@@ -293,8 +294,9 @@ def test_schema_and_consistency_findings_name_the_competitor_and_the_cell():
 
 
 def test_with_no_baseline_the_previous_runs_prices_are_the_baseline(airflow_db, tmp_path, monkeypatch):
-    from baton.skills import SkillRequest
-    from baton.skills.market import market_price_watch
+    from demo.skills.market import market_price_watch
+
+    from baton.registry import SkillRequest
 
     monkeypatch.setenv("BATON_ARTIFACTS", str(tmp_path))
     monkeypatch.delenv("AIRFLOW_CONN_BATON_SLACK", raising=False)

@@ -11,12 +11,14 @@ from airflow.providers.common.ai.operators.agent import AgentOperator as CommonA
 from airflow.providers.common.ai.utils.logging import MODEL_NAME_XCOM_KEY
 from airflow.sdk.bases.operator import ExecutorSafeguard
 from pydantic import BaseModel
+from pydantic_ai import capture_run_messages
 from pydantic_ai.exceptions import UnexpectedModelBehavior, UsageLimitExceeded
 
-from baton.agents.hook import BatonAIHook
 from baton.agents.outputs import TextOutput, output_model
 from baton.agents.tools import Record, toolsets
 from baton.errors import AgentError
+from baton.hooks.llm import BatonAIHook
+from baton.spec.roster import Agent
 
 
 class AgentCall(CommonAIAgentOperator):
@@ -60,7 +62,9 @@ def as_output(result: Any) -> dict[str, Any]:
     return TextOutput(text=str(result)).model_dump()
 
 
-def _record_model_call(step: Any, prompt: str, context: Any, recorder: Any, latency: float) -> None:
+def _record_model_call(
+    step: Any, agent: Agent, prompt: str, context: Any, recorder: Any, latency: float
+) -> None:
     """A ``model.called`` event from what common-ai pushed to XCom (also after a failed attempt)."""
     ti = context["ti"]
     pull = {"task_ids": ti.task_id, "map_indexes": ti.map_index}
@@ -69,59 +73,143 @@ def _record_model_call(step: Any, prompt: str, context: Any, recorder: Any, late
         return  # the model was never reached (e.g. the connection could not be resolved)
     model = (
         ti.xcom_pull(key=MODEL_NAME_XCOM_KEY, **pull)
-        or step.agent.get("model")
-        or f"the model of connection {step.agent['llm_conn_id']}"
+        or agent.model
+        or f"the model of connection {agent.llm_conn_id}"
     )
-    payload = model_called(model, step.agent.get("cost") or {}, usage, latency, prompt)
+    payload = model_called(model, agent.cost.model_dump(), usage, latency, prompt)
     recorder.record(recorder.event("model.called", payload))
 
 
-def agent_call(step: Any, prompt: str, record: Record) -> AgentCall:
-    """The common-ai operator that performs ``step``'s model call with the rendered ``prompt``, with the
-    agent's tools (its MCP servers), whose calls are recorded through ``record``."""
-    agent = step.agent
+def why_invalid(messages: list[Any], limit: int = 3) -> str:
+    """What the last re-ask told the model was wrong with its answer: each violated constraint with the
+    field's path and (cut short) the value given, e.g. ``subtasks.0.id: String should match pattern
+    '^[a-z][a-z0-9_]*$' (got 'Backend API')``; "" when no re-ask was made."""
+    from pydantic_ai.messages import ModelRequest
+
+    def errors(part: Any) -> list[dict[str, Any]] | None:
+        """A re-ask's validation errors (a retry part, or the output tool's return in newer pydantic-ai)."""
+        content = getattr(part, "content", None)
+        if isinstance(content, list) and content and all(isinstance(e, dict) and "msg" in e for e in content):
+            return content
+        return None
+
+    last = None
+    for message in messages:
+        if isinstance(message, ModelRequest):
+            last = next((found for p in message.parts if (found := errors(p)) is not None), last)
+    if last is None:
+        return ""
+    shown = []
+    for error in last[:limit]:
+        where = ".".join(str(part) for part in error.get("loc", ())) or "the answer"
+        given = repr(error.get("input"))
+        given = given if len(given) <= 60 else given[:57] + "..."
+        shown.append(f"{where}: {error.get('msg', 'invalid')} (got {given})")
+    more = len(last) - limit
+    return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
+
+
+def agent_call(step: Any, agent: Agent, prompt: str, record: Record) -> AgentCall:
+    """The common-ai operator that performs ``step``'s model call by ``agent`` with the rendered ``prompt``,
+    with the agent's tools (its MCP servers), whose calls are recorded through ``record``."""
     model = output_model(step.task_id, step.output_spec)
-    tools = toolsets(agent, record)
+    tools = toolsets(agent.model_dump(mode="json"), record)
+    limits = step.spec.usage_limits
     return AgentCall(
         task_id=step.task_id,
         prompt=prompt,
-        llm_conn_id=agent["llm_conn_id"],
-        model_id=agent.get("model"),
-        system_prompt=agent.get("system_prompt")
-        or f"You are {agent['name']}. {agent.get('description', '')}",
+        llm_conn_id=agent.llm_conn_id,
+        model_id=agent.model,
+        system_prompt=agent.system_prompt or f"You are {agent.name}. {agent.description}",
         output_type=model or str,
         serialize_output=True,
-        agent_params={"retries": {"output": step.output_retries}, "name": agent["name"]},
-        usage_limits=getattr(step, "usage_limits", None),
+        agent_params={"retries": {"output": step.spec.output_retries}, "name": agent.name},
+        usage_limits=limits.model_dump(exclude_none=True) if limits else None,
         **({"toolsets": tools} if tools else {}),
     )
 
 
-def run_llm_step(step: Any, prompt: str, context: Any, recorder: Any) -> dict[str, Any]:
-    """Call ``step``'s agent, record the model call, and return its validated output as a JSON-ready dict."""
+def run_llm_step(step: Any, agent: Agent, prompt: str, context: Any, recorder: Any) -> dict[str, Any]:
+    """Call ``agent`` for ``step`` (a compiled step), record the model call, and return its validated output
+    as a JSON-ready dict."""
 
     def record(kind: str, payload: dict[str, Any], discriminator: str) -> None:
         """An event of this try (e.g. ``tool.called``), written at once: a lost write fails the step."""
         recorder.record(recorder.event(kind, payload, discriminator))
 
-    call = agent_call(step, prompt, record)
+    call = agent_call(step, agent, prompt, record)
     # The task runner marks the running task in ExecutorSafeguard; mark the nested call the same way
     # so that Airflow does not warn that it runs "outside of the Task Runner".
     token = ExecutorSafeguard.tracker.set(call)
     started = time.monotonic()
     try:
-        result = call.execute(context)
+        with capture_run_messages() as messages:
+            result = call.execute(context)
     except UsageLimitExceeded as error:
         raise AgentError(
-            f"Agent '{step.agent['name']}' hit the usage limits of step '{step.task_id}' "
-            f"({step.usage_limits}): {error}. Raise usage_limits in the template if the step needs more."
+            f"Agent '{agent.name}' hit the usage limits of step '{step.task_id}' "
+            f"({step.spec.usage_limits.model_dump(exclude_none=True) if step.spec.usage_limits else None}): "
+            f"{error}. Raise usage_limits in the template if the step needs more."
         ) from error
     except UnexpectedModelBehavior as error:
+        cause = why_invalid(messages)
         raise AgentError(
-            f"Agent '{step.agent['name']}' gave no valid output for step '{step.task_id}' after "
-            f"{step.output_retries} re-ask(s): {error}. Loosen the step's output fields or raise output_retries."
+            f"Agent '{agent.name}' gave no valid output for step '{step.task_id}' after "
+            f"{step.spec.output_retries} re-ask(s): {error}"
+            + (f"; the last answer broke: {cause}" if cause else "")
+            + ". Loosen the step's output fields or raise output_retries."
         ) from error
     finally:
         ExecutorSafeguard.tracker.reset(token)
-        _record_model_call(step, prompt, context, recorder, time.monotonic() - started)
+        _record_model_call(step, agent, prompt, context, recorder, time.monotonic() - started)
     return as_output(result)
+
+
+class ModelCalls:
+    """The model calls of many items of one step (a fan-out), straight through pydantic-ai: one model
+    agent per roster agent, made once and reused by every item (common-ai's operator is one task's)."""
+
+    def __init__(self, step: Any):
+        self.step = step
+        self._agents: dict[str, Any] = {}
+
+    def model_agent(self, agent: Agent) -> Any:
+        if agent.name not in self._agents:
+            step = self.step
+            hook = BatonAIHook(llm_conn_id=agent.llm_conn_id, model_id=agent.model)
+            self._agents[agent.name] = hook.create_agent(
+                output_model(step.task_id, step.output_spec) or str,
+                instructions=agent.system_prompt or f"You are {agent.name}. {agent.description}",
+                retries={"output": step.spec.output_retries},
+                name=agent.name,
+            )
+        return self._agents[agent.name]
+
+    async def call(self, agent: Agent, prompt: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``agent``'s validated output for ``prompt``, and the payload of its ``model.called`` event."""
+        from pydantic_ai.usage import UsageLimits
+
+        model_agent = self.model_agent(agent)
+        usage = self.step.spec.usage_limits
+        limits = UsageLimits(**usage.model_dump(exclude_none=True)) if usage else None
+        began = time.monotonic()
+        try:
+            with capture_run_messages() as messages:
+                result = await model_agent.run(prompt, usage_limits=limits)
+        except UsageLimitExceeded as error:
+            raise AgentError(f"agent '{agent.name}' hit the step's usage limits: {error}") from error
+        except UnexpectedModelBehavior as error:
+            cause = why_invalid(messages)
+            raise AgentError(
+                f"agent '{agent.name}' gave no valid output after {self.step.spec.output_retries} re-ask(s): "
+                f"{error}" + (f"; the last answer broke: {cause}" if cause else "")
+            ) from error
+        used = result.usage
+        model = getattr(model_agent.model, "model_name", None) or agent.model or "unknown"
+        tokens = {
+            "requests": used.requests,
+            "input_tokens": used.input_tokens,
+            "output_tokens": used.output_tokens,
+        }
+        payload = model_called(model, agent.cost.model_dump(), tokens, time.monotonic() - began, prompt)
+        return as_output(result.output), payload

@@ -9,8 +9,9 @@ from pydantic import ValidationError
 
 from baton import templating
 from baton.agents.outputs import output_model
-from baton.errors import FinalSkillError, SkillError
-from baton.skills import SkillRequest, get_skill
+from baton.errors import BatonError, FinalSkillError, SkillError
+from baton.hooks import http as http_hook
+from baton.registry import SkillRequest, get_skill
 
 
 def run_skill(
@@ -41,7 +42,8 @@ def run_skill(
         trigger=scope.get("trigger") or {},
     )
     try:
-        result = skill.func(request)
+        with http_hook.acting(name):  # what it reaches is judged by its egress policy in the roster
+            result = skill.func(request)
     except FinalSkillError as error:
         raise final(type(error))(*error.args) from error.__cause__
 
@@ -60,7 +62,7 @@ def run_skill(
 
 
 @cache
-def final(cls: type[FinalSkillError]) -> type[Exception]:
+def final(cls: type[BatonError]) -> type[Exception]:
     """``cls`` that Airflow also fails without a retry (an ``AirflowFailException``), under its own name
     (the events and alerts say ``InvalidInvoice``, not a generic class)."""
     from airflow.sdk.exceptions import AirflowFailException

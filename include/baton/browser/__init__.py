@@ -30,7 +30,7 @@ class NavigationBlocked(BrowserError):
 
 
 _LAZY = {
-    "Allowlist": "baton.browser.allowlist",
+    "Allowlist": "baton.egress.browser",
     "Artifacts": "baton.browser.artifacts",
     "artifacts_root": "baton.browser.artifacts",
     "task_folder": "baton.browser.artifacts",

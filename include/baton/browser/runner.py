@@ -76,6 +76,7 @@ async def run_actions_async(
     step: str = "",
 ) -> dict[str, Any]:
     """:func:`run_actions` inside a running event loop."""
+    # long: one browser session: each action performed, recorded and bounded in turn
     typed = parse_actions(actions)
     problems = action_problems(typed)
     if problems:

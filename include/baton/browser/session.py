@@ -9,11 +9,20 @@ The allowlist is enforced twice. Every request of the browser context goes throu
 ``browser.blocked``. Playwright does not route the redirects the browser follows, so Chromium is also
 started with host-resolver rules under which no host outside the list resolves: a redirect out of the
 allowed hosts fails in the browser, and is recorded too (a redirect to another *port* of an allowed
-host is not stopped by the resolver, only logged).
+host is not stopped by the resolver, only logged). URLs are read as Chromium reads them (the WHATWG
+URL standard), in the early check of a ``goto`` as in the routing.
+
+The allowed host names that are not wildcards are resolved when the browser starts and judged by the
+egress rules (``baton.egress``: never a link-local or metadata address; a private one only when the
+list names it); Chromium is told the address that passed (``MAP host address``), so a DNS answer that
+changes later (rebinding) is not used. A host under a wildcard pattern is resolved by Chromium itself,
+when it is asked for: for those hosts, the routing and the resolver rules check the name only.
 
 Values typed into fields are never recorded nor logged: events carry the action, its selector and
 how it went; every error text is scrubbed of the step's typed values.
 """
+
+# long: one BrowserSession: its launch, its guard on every request and its actions share the page and the allowlist
 
 from __future__ import annotations
 
@@ -27,8 +36,9 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from baton.browser import BrowserError, NavigationBlocked
-from baton.browser.allowlist import Allowlist, display_host, safe_url
 from baton.browser.artifacts import Artifacts
+from baton.egress import HTTP, parse_url
+from baton.egress.browser import Allowlist, display_host, safe_url
 from baton.spec.browser import BrowserAccess
 
 log = logging.getLogger("baton.browser")
@@ -147,11 +157,12 @@ class BrowserSession:
 
         if self.started:
             return self
+        pins = await self.allowlist.pin()
         self._playwright = await async_playwright().start()
         try:
             self._browser = await self._playwright.chromium.launch(
                 executable_path=os.environ.get("BATON_CHROMIUM", CHROMIUM),
-                args=[*LAUNCH_ARGS, f"--host-resolver-rules={self.allowlist.resolver_rules()}"],
+                args=[*LAUNCH_ARGS, f"--host-resolver-rules={self.allowlist.resolver_rules(pins)}"],
             )
             self._context = await self._browser.new_context(
                 service_workers="block",  # a service worker's requests would not be routed
@@ -215,8 +226,12 @@ class BrowserSession:
     def refusal(self, url: str) -> str:
         """Why the allowlist refuses ``url``, and the fix."""
         host = display_host(url)
-        if not url.lower().startswith(("http://", "https://")):
-            return f"only http(s) pages can be opened, not '{url.split(':', 1)[0]}:' URLs"
+        target = parse_url(url)
+        if target is None or target.scheme not in HTTP:
+            scheme = target.scheme if target is not None else url.split(":", 1)[0]
+            return f"only http(s) pages can be opened, not '{scheme}:' URLs"
+        if why := self.allowlist.why_not(url):
+            return why
         return (
             f"{host} is not an allowed host for this agent (allowed: {self.allowlist}); add it to the "
             "agent's browser.allow in the roster, or go to a page on an allowed host"

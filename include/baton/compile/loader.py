@@ -16,10 +16,12 @@ from airflow.sdk import DAG, get_parsing_context
 
 from baton.compile.build import SENSOR_SUFFIX, build_dag, sensor_dag
 from baton.compile.cache import SpecCache, default_folder
-from baton.compile.plan import plan_workflow, step_reads
 from baton.errors import Issue, TemplateError
+from baton.plan import plan_workflow, step_reads
 from baton.spec.loading import load_roster, load_workflow
+from baton.spec.loading import template_files as spec_template_files
 from baton.spec.models import Workflow
+from baton.spec.reading import read_bytes
 from baton.spec.roster import Roster
 
 log = logging.getLogger(__name__)
@@ -43,17 +45,20 @@ class TemplateErrorsDag(DAG):
 
 def template_files(dags_folder: Path) -> list[Path]:
     folder = dags_folder / WORKFLOWS_DIR
-    return sorted(p for pattern in ("*.yaml", "*.yml") for p in folder.glob(pattern))
+    return spec_template_files(folder) if folder.is_dir() else []
 
 
 def _read_roster(dags_folder: Path) -> tuple[Roster | None, TemplateError | None]:
+    """The roster's healthy agents (None when the file cannot be read as a roster at all) and the
+    problems of the rest: a broken agent fails only the workflows that name it."""
     path = dags_folder / ROSTER_FILE
     if not path.exists():
         return Roster(), None
     try:
-        return load_roster(path, root=dags_folder), None
+        roster = load_roster(path, root=dags_folder)
     except TemplateError as error:
         return None, error
+    return roster, TemplateError(roster.issues) if roster.issues else None
 
 
 def _errors_dag(errors: list[TemplateError], loaded: int) -> TemplateErrorsDag:
@@ -73,7 +78,7 @@ def _checked(
 ) -> tuple[Workflow, dict[str, tuple[str, ...]]]:
     """The validated workflow of ``path`` and what each step reads, from the cache when it can be."""
     name = str(path.relative_to(dags_folder))
-    key = cache.key(name, path.read_bytes(), roster_bytes)
+    key = cache.key(name, read_bytes(path, name), roster_bytes)
     if (found := cache.get(key)) is not None:
         if "issues" in found:
             raise TemplateError([Issue(**issue) for issue in found["issues"]])
@@ -100,7 +105,9 @@ def compile_folder(
     """
     roster, roster_error = _read_roster(dags_folder)
     roster_path = dags_folder / ROSTER_FILE
-    roster_bytes = roster_path.read_bytes() if roster_path.exists() else b""
+    roster_bytes = (
+        read_bytes(roster_path, ROSTER_FILE) if roster is not None and roster_path.exists() else b""
+    )
     cache = SpecCache(default_folder())
     files = template_files(dags_folder)
     wanted = get_parsing_context().dag_id

@@ -19,21 +19,19 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from baton.context.strategies import STRATEGIES, deep_merge, merge3
+from baton.context.strategies import (
+    RESOLVERS,
+    STRATEGIES,
+    Conflict,
+    ContextEscalation,
+    Unresolved,
+    deep_merge,
+)
+from baton.errors import ContextConflict
 from baton.events import schema
 from baton.events.store import Event, EventStore
 
-
-class ContextConflict(Exception):
-    """A write lost a race its strategy could not resolve."""
-
-
-class ContextEscalation(ContextConflict):
-    """A write lost a race and its key's strategy is ``escalate``: a person must decide."""
-
-    def __init__(self, message: str, key: str, current: Any, proposed: Any):
-        super().__init__(message)
-        self.key, self.current, self.proposed = key, current, proposed
+__all__ = ["ContextConflict", "ContextEscalation", "ContextStore", "Entry", "Writer"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +70,17 @@ class ContextStore:
             row = conn.execute(query.order_by(c.version.desc()).limit(1)).first()
         return Entry(*row) if row else None
 
+    def history(self, run_id: str) -> list[Entry]:
+        """Every version of every key of a run, by key then version."""
+        c = schema.context_versions.c
+        with self.events.engine.connect() as conn:
+            rows = conn.execute(
+                select(c.key, c.version, c.value, c.writer)
+                .where(c.run_id == run_id)
+                .order_by(c.key, c.version)
+            ).all()
+        return [Entry(*row) for row in rows]
+
     def snapshot(self, run_id: str) -> dict[str, Entry]:
         """The latest version of every key of a run."""
         c = schema.context_versions.c
@@ -100,6 +109,7 @@ class ContextStore:
         :raises ContextConflict: the strategy could not resolve the conflict.
         :raises ContextEscalation: the strategy is ``escalate``.
         """
+        # long: optimistic concurrency: read, resolve, insert, retry on a lost race
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown context strategy '{strategy}'; use one of {', '.join(STRATEGIES)}")
         for attempt in range(self.attempts):
@@ -152,55 +162,36 @@ class ContextStore:
         notes: list[Event],
         attempt: int,
     ) -> tuple[Any, str]:
-        """The value to write over ``current`` and the outcome; raises when there is none."""
+        """The value to write over ``current`` and the outcome, from the key's strategy (its resolver in
+        ``RESOLVERS``); raises the conflict error when there is none (its events stored first)."""
 
-        def fail(outcome: str, error: ContextConflict, detail: str = "") -> None:
-            notes.append(self._resolved(writer, key, strategy, outcome, attempt, None, detail))
+        def base() -> Any:
+            found = self.get(writer.run_id, key, base_version) if base_version else None
+            return found.value if found else None
+
+        conflict = Conflict(
+            key=key,
+            value=value,
+            base=base,
+            current=current.value,
+            writer=writer.name,
+            other=current.writer,
+            base_version=base_version,
+            current_version=current.version,
+            recompute=recompute,
+        )
+        try:
+            new_value, outcome = RESOLVERS[strategy](conflict)
+        except Unresolved as unresolved:
+            notes.append(
+                self._resolved(writer, key, strategy, unresolved.outcome, attempt, None, unresolved.detail)
+            )
             self.events.append(notes)
-            raise error
-
-        if strategy == "last_writer_wins":
-            return value, "overwrote"
-        if strategy == "merge":
-            return deep_merge(current.value, value), "merged"
-        if strategy == "three_way_merge":
-            base = self.get(writer.run_id, key, base_version) if base_version else None
-            texts = (base.value if base else "", current.value, value)
-            if not all(isinstance(text, str) for text in texts):
-                fail(
-                    "unresolved", ContextConflict(f"three_way_merge of '{key}' needs text values"), "not text"
-                )
-            merged = merge3(*texts)
-            if merged is None:
-                fail(
-                    "unresolved",
-                    ContextConflict(
-                        f"context key '{key}': {writer.name} and {current.writer} edited the same lines"
-                    ),
-                    "both edited the same lines",
-                )
-            return merged, "merged"
-        if strategy == "escalate":
-            fail(
-                "escalated",
-                ContextEscalation(
-                    f"context key '{key}': {writer.name} and {current.writer} disagree; a person must decide",
-                    key,
-                    current.value,
-                    value,
-                ),
-            )
-        if recompute is None:  # reject
-            fail(
-                "rejected",
-                ContextConflict(
-                    f"context key '{key}' changed to version {current.version} (by {current.writer}) after "
-                    f"{writer.name} read version {base_version}; read it again and retry"
-                ),
-            )
-        notes.append(self._resolved(writer, key, strategy, "retried", attempt, None))
-        self.events.append(notes)
-        return recompute(current.value), "retried"
+            raise unresolved.error from None
+        if outcome == "retried":  # recorded now: the retry writes again over the latest version
+            notes.append(self._resolved(writer, key, strategy, "retried", attempt, None))
+            self.events.append(notes)
+        return new_value, outcome
 
     def _insert(
         self, writer: Writer, key: str, version: int, base_version: int, value: Any, notes: list[Event]
@@ -232,16 +223,7 @@ class ContextStore:
         return Entry(key, version, value, writer.name)
 
     def _event(self, writer: Writer, kind: str, discriminator: str, payload: dict[str, Any]) -> Event:
-        return Event(
-            type=kind,
-            run_id=writer.run_id,
-            workflow=writer.workflow,
-            step=writer.step,
-            map_index=writer.map_index,
-            try_number=writer.try_number,
-            discriminator=f"{writer.name}:{discriminator}",
-            payload=payload,
-        )
+        return Event.like(writer, kind, discriminator=f"{writer.name}:{discriminator}", payload=payload)
 
     def _resolved(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from baton.coordination.routing import Breakers
+from baton.coordination.load import Breakers
 from baton.spec.roster import Agent
 
 

@@ -10,12 +10,16 @@ task in the DAG.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Param
 from airflow.sdk.definitions.param import ParamsDict
+from airflow.sdk.exceptions import AirflowFailException
+
+from baton.errors import AgentError
 
 # The options a person is offered, by what is asked.
 USE_OUTPUT = "Use the output below"
@@ -84,7 +88,8 @@ def params_to_output(output_spec: Any, params_input: dict[str, Any]) -> dict[str
 
 
 def ask(context: Any, question: Question) -> None:
-    """Write the HITL request for this task instance; the caller then raises ``awaiting``."""
+    """Write the HITL request for this task instance, and log how to answer it; the caller then raises
+    ``awaiting``."""
     from airflow.sdk.execution_time.hitl import upsert_hitl_detail
 
     upsert_hitl_detail(
@@ -97,6 +102,10 @@ def ask(context: Any, question: Question) -> None:
         params=question.serialized_params(),
         assigned_users=None,
     )
+    from baton.coordination.waiting import how_to_answer, stop_on_sigterm_under_test
+
+    logging.getLogger("baton.escalation").warning("%s", how_to_answer(context, question))
+    stop_on_sigterm_under_test(context)
 
 
 def requested_payload(question: Question) -> dict[str, Any]:
@@ -119,3 +128,247 @@ def awaiting(question: Question) -> BaseException:
         kwargs={"kind": question.kind, "state": question.state},
         timeout=question.timeout,
     )
+
+
+class PersonDecided(AgentError, AirflowFailException):
+    """A person failed or rejected the step: their decision is final, no retry asks them again."""
+
+
+# --- the questions --------------------------------------------------------------------------------
+
+
+def json_block(value: Any) -> str:
+    return f"```json\n{json.dumps(value, indent=2, default=str)[:4000]}\n```"
+
+
+def body(step: Any, context: Any, text: str) -> str:
+    """The Required Actions page's text: where, then what."""
+    run_id = context["ti"].run_id
+    return f"**Workflow** `{step.workflow}` · **run** `{run_id}` · **step** `{step.task_id}`\n\n{text}"
+
+
+def timeout_of(step: Any) -> timedelta | None:
+    escalate = step.spec.escalate
+    return escalate.timeout if escalate is not None else None
+
+
+def agent_options(step: Any) -> list[str]:
+    """``Retry with <agent>`` for each agent that may do the step."""
+    if step.routed:
+        wanted = set(step.spec.route.capabilities)
+        agents = [a for a in step.candidates if wanted <= set(a.capabilities)]
+    else:
+        agents = [step.agent] if step.agent else []
+    return [RETRY_WITH + a.name for a in agents]
+
+
+def review_question(
+    step: Any, context: Any, scope: dict[str, Any], draft: dict[str, Any] | None, who: str = ""
+) -> Question:
+    """``escalate: human``: a person approves or edits ``who``'s output (``draft``), or supplies it."""
+    from baton import templating
+
+    escalate = step.spec.escalate
+    instruction = templating.render(step.spec.instruction, scope) if step.spec.instruction else ""
+    return Question(
+        kind="review",
+        subject=escalate.subject or f"{step.workflow}.{step.task_id}: review",
+        body=body(
+            step,
+            context,
+            (f"**Instruction:** {instruction}\n\n" if instruction else "")
+            + (
+                f"**{who}** proposes the output in the form; approve it, edit it, or reject it."
+                if draft is not None
+                else "Fill in the step's output."
+            ),
+        ),
+        options=[APPROVE, USE_OUTPUT, REJECT] if draft is not None else [USE_OUTPUT, REJECT],
+        params=output_params(step.output_spec, draft),
+        defaults=[APPROVE] if escalate.default == "accept" and draft is not None else None,
+        timeout=timeout_of(step),
+        state={"draft": draft},
+        reason="the template asks a person to review this step",
+    )
+
+
+def conflict_question(error: Any, step: Any, context: Any) -> Question:
+    """A write to a shared-context key whose strategy is ``escalate`` lost a race: keep the current value,
+    take the step's, or type another."""
+    from baton.events.recorder import redact
+
+    return Question(
+        kind="conflict",
+        subject=f"{step.workflow}.{step.task_id}: conflicting writes to context key '{error.key}'",
+        body=body(
+            step,
+            context,
+            f"{redact(str(error))}\n\nCurrent value:\n\n{json_block(error.current)}"
+            f"\n\nThis step's value:\n\n{json_block(error.proposed)}",
+        ),
+        options=[KEEP_CURRENT, USE_MINE, USE_VALUE, FAIL],
+        params={
+            "value": Param(
+                None,
+                type=["object", "array", "string", "number", "null"],
+                description="the value to keep",
+            )
+        },
+        timeout=timeout_of(step),
+        state={"key": error.key, "proposed": error.proposed, "output": getattr(error, "output", None)},
+        reason=f"conflict on context key '{error.key}'",
+    )
+
+
+def question_for(
+    error: BaseException, step: Any, context: Any, tried: dict[str, str], current: str | None
+) -> Question | None:
+    """The question for a person when ``error`` ends the step and the template escalates it: a context
+    conflict on an ``escalate`` key; or every candidate failed (no candidate left, or the last try
+    failed) with ``escalate`` set. None: the failure stands (or is retried).
+
+    :param tried: agents that failed this step in earlier tries; ``current``: this try's agent.
+    """
+    from baton.context.store import ContextEscalation
+    from baton.coordination.routing import NoCandidate
+    from baton.events.recorder import redact
+
+    if isinstance(error, ContextEscalation):
+        return conflict_question(error, step, context)
+    if step.spec.escalate is None or isinstance(error, KeyboardInterrupt | SystemExit):
+        return None
+    ti = context["ti"]
+    if not (isinstance(error, NoCandidate) or ti.try_number > getattr(ti, "max_tries", 0)):
+        return None
+    reason = redact(f"{type(error).__name__}: {error}")[:2000]
+    agents = sorted({*tried, *([current] if current else [])})
+    return Question(
+        kind="escalation",
+        subject=step.spec.escalate.subject
+        or f"{step.workflow}.{step.task_id} needs a person: every agent failed",
+        body=body(
+            step,
+            context,
+            f"The step failed and no agent is left to try.\n\n**Reason:** {reason}\n\n"
+            f"**Agents tried:** {', '.join(agents) or 'none'}\n\n"
+            "Give the output below, retry with an agent of your choice, or fail the step.",
+        ),
+        options=[USE_OUTPUT, *agent_options(step), FAIL],
+        params=output_params(step.output_spec, None),
+        timeout=timeout_of(step),
+        state={"reason": reason},
+        reason=reason,
+    )
+
+
+def partial_failure_question(
+    step: Any, context: Any, failures: list[dict[str, Any]], total: int, batch: list[int] | None
+) -> Question:
+    """``partial_failure: escalate``: some items of a fan-out failed; a person decides."""
+    summary = "; ".join(f"{f['id']}: {f['error']}" for f in failures[:5])
+    return Question(
+        kind="partial_failure",
+        subject=f"{step.workflow}.{step.task_id}: {len(failures)} of {total} subtasks failed",
+        body=body(
+            step,
+            context,
+            f"These subtasks failed:\n\n{summary}\n\nContinue without them, retry them, give their outputs "
+            "below (JSON: subtask id -> output), or fail the step.",
+        ),
+        options=[CONTINUE, RETRY_FAILED, USE_OUTPUT, FAIL],
+        params={"outputs": Param(None, type=["object", "null"], description="subtask id -> output")},
+        timeout=timeout_of(step),
+        state={"failures": failures, "batch": batch},
+        reason=summary[:1000],
+    )
+
+
+# --- the answers ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a person answered (or what the timeout's defaults chose), with the question's state."""
+
+    kind: str
+    chosen: list[str]
+    params: dict[str, Any]
+    by: str
+    timed_out: bool
+    state: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: dict[str, Any], kind: str, state: dict[str, Any]) -> Answer:
+        by = event.get("responded_by_user") or {}
+        return cls(
+            kind=kind,
+            chosen=list(event.get("chosen_options") or []),
+            params=dict(event.get("params_input") or {}),
+            by=(by.get("name") or by.get("id") or "") if isinstance(by, dict) else str(by),
+            timed_out=bool(event.get("timedout")),
+            state=state,
+        )
+
+    @property
+    def choice(self) -> str:
+        return self.chosen[0]
+
+    def payload(self) -> dict[str, Any]:
+        """The ``approval.answered`` payload: who chose what, and which fields they filled (not the values)."""
+        return {
+            "chosen": self.chosen,
+            "by": self.by,
+            "timed_out": self.timed_out,
+            "fields": sorted(k for k, v in self.params.items() if v is not None),
+        }
+
+    def raise_if_refused(self, task_id: str) -> None:
+        """No answer fails the try; a person's Fail or Reject fails the step for good."""
+        if not self.chosen:
+            raise AgentError(f"Step '{task_id}': the request to a person ended without an answer")
+        if self.choice in (FAIL, REJECT):
+            raise PersonDecided(
+                f"Step '{task_id}': {self.by or 'the timeout default'} chose '{self.choice}' "
+                f"({self.state.get('reason', self.kind)})"
+            )
+
+
+def apply(answer: Answer, run: Any, scope: dict[str, Any], versions: dict[str, int]) -> Any:
+    """The step's output from the person's answer; ``run`` is the step's :class:`StepRun`."""
+    step, choice, state = run.step, answer.choice, answer.state
+    if choice == APPROVE:
+        return state["draft"]
+    if choice.startswith(RETRY_WITH):
+        name = choice[len(RETRY_WITH) :]
+        agent = next((a for a in step.candidates if a.name == name), None) or step.agent
+        return run.call(scope, agent)
+    if answer.kind == "partial_failure":
+        return _partial_failure_output(answer, run, scope, versions)
+    if answer.kind == "conflict":
+        if choice != KEEP_CURRENT:
+            from baton.context.step import settle_conflict
+
+            value = state["proposed"] if choice == USE_MINE else answer.params.get("value")
+            settle_conflict(run.recorder.store, step, run.context, state["key"], value)
+        return state.get("output")
+    from baton.agents.outputs import output_model
+
+    output = params_to_output(step.output_spec, answer.params)
+    model = output_model(step.task_id, step.output_spec)
+    return model.model_validate(output).model_dump(mode="json") if model else output
+
+
+def _partial_failure_output(answer: Answer, run: Any, scope: dict[str, Any], versions: dict[str, int]) -> Any:
+    if answer.choice == RETRY_FAILED:
+        return run.fan_out(scope, versions)
+    from baton.coordination.fanout import FanOut
+
+    done = FanOut(run.step, run.context, scope, run.recorder, run.ttl, run.log).done_before()
+    failures = answer.state.get("failures", [])
+    if answer.choice == USE_OUTPUT:
+        given = answer.params.get("outputs") or {}
+        for failure in failures:
+            if failure["id"] in given:
+                done[failure["id"]] = {"id": failure["id"], "agent": None, "output": given[failure["id"]]}
+        failures = [f for f in failures if f["id"] not in given]
+    return {"results": list(done.values()), "failures": failures, "total": len(done) + len(failures)}

@@ -16,76 +16,133 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from baton import templating
-from baton.coordination.routing import Breakers, GroupCommit, NoCandidate, Router, Slots
-from baton.errors import AgentError, AgentTimeout
+from baton.agents.llm import ModelCalls
+from baton.coordination.guard import check_requirements
+from baton.coordination.routing import Breakers, Choice, GroupCommit, NoCandidate, Router, Slots
+from baton.coordination.subtasks import BatchResult, Subtask, SubtaskError, join_batches, subtasks_of
+from baton.errors import AgentError, AgentTimeout, RequirementFailed
 from baton.events.store import Event
+from baton.plan import CompiledStep
 from baton.spec.roster import Agent
 
 MAX_REASSIGN = 3  # agents one subtask may go through within a task
 
 
-@dataclass(frozen=True)
-class Subtask:
-    id: str
-    index: int
-    item: Any
-    depends_on: tuple[str, ...] = ()
-    capabilities: tuple[str, ...] = ()
-
-
-def subtasks_of(items: list[Any], start: int = 0) -> list[Subtask]:
-    """Subtasks from list items: a map's ``id``, ``depends_on`` (or ``dependencies``) and
-    ``capabilities`` are used when present; any other item is a subtask ``item_<n>``."""
-    subtasks, seen = [], set()
-    for offset, item in enumerate(items):
-        index = start + offset
-        if isinstance(item, dict):
-            sid = str(item.get("id") or f"item_{index}")
-            depends = item.get("depends_on") or item.get("dependencies") or []
-            capabilities = item.get("capabilities") or item.get("required_capabilities") or []
-        else:
-            sid, depends, capabilities = f"item_{index}", [], []
-        if sid in seen:
-            sid = f"{sid}_{index}"
-        seen.add(sid)
-        subtasks.append(Subtask(sid, index, item, tuple(map(str, depends)), tuple(map(str, capabilities))))
-    return subtasks
-
-
-class SubtaskError(AgentError):
-    def __init__(self, message: str, agents: list[str], recorded: bool = False):
-        super().__init__(message)
-        self.agents = agents
-        self.recorded = recorded  # whether its subtask.failed event is stored already
-
-
-@dataclass
-class Outcome:
-    results: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {id, agent, output}
-    failures: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {id, error, agents}
+__all__ = ["MAX_REASSIGN", "BatchResult", "FanOut", "Subtask", "SubtaskError", "join_batches", "subtasks_of"]
 
 
 class FanOut:
-    """Runs one batch of a ``for_each`` step inside its task (``op`` is the AgentOperator)."""
+    """Runs one batch of a ``for_each`` step inside its task.
 
-    def __init__(self, op: Any, context: Any, scope: dict[str, Any], recorder: Any):
-        self.op = op
+    :param step: the compiled step (its fan-out, its agent or candidates, its instruction).
+    :param ttl: how long one item may hold a load slot (the task's execution_timeout).
+    """
+
+    def __init__(
+        self, step: CompiledStep, context: Any, scope: dict[str, Any], recorder: Any, ttl: timedelta, log: Any
+    ):
+        self.step = step
         self.context = context
         self.scope = scope
         self.recorder = recorder
+        self.log = log
         self.store = recorder.store
-        roster = [Agent.model_validate(a) for a in (op.roster or ([op.agent] if op.agent else []))]
-        self.router = Router(self.store, roster)
+        self.router = Router(self.store, list(step.candidates or ([step.agent] if step.agent else [])))
         self.slots = Slots(self.store)
-        self.fixed = Agent.model_validate(op.agent) if op.agent else None
-        self._models: dict[str, Any] = {}
-        self.ttl = op.execution_timeout or timedelta(hours=1)
-        self.concurrency = op.concurrency or (self.fixed.max_concurrency if self.fixed else 4)
+        self.fixed = step.agent
+        self.models = ModelCalls(step)
+        self.ttl = ttl
+        self.concurrency = step.fan_out.concurrency
+
+    # --- one batch, from the list to the join ---------------------------------------------------
+
+    def run_batch(self, batch: list[int] | None, versions: dict[str, int], ask: Any) -> dict[str, Any]:
+        """Plan the batch (``fanout.planned``), run the items not done by an earlier try, then join.
+
+        :param ask: puts a question to a person and returns the exception that parks the task.
+        """
+        step = self.step
+        source, field_name = step.fan_out.source, step.fan_out.field
+        items = (self.scope["steps"].get(source) or {}).get(field_name) or []
+        if not isinstance(items, list):
+            raise AgentError(
+                f"for_each of step '{step.task_id}': '{source}.{field_name}' is a {type(items).__name__}, "
+                "not a list"
+            )
+        start, end = batch if batch else (0, len(items))
+        subtasks = subtasks_of(items[start:end], start)
+        ids = {s.id for s in subtasks}
+        result = BatchResult(results={k: v for k, v in self.done_before().items() if k in ids})
+        planned = {
+            "source": f"{source}.{field_name}",
+            "total": len(items),
+            "batch": [start, end],
+            "subtasks": [s.id for s in subtasks],
+            "concurrency": self.concurrency,
+            "reused": sorted(result.results),
+        }
+        self.recorder.start(self.recorder.event("fanout.planned", planned))
+        self.log.info(
+            "Step %s: %d subtask(s) of %d (%s), %d at once, %d done by an earlier try",
+            step.task_id,
+            len(subtasks),
+            len(items),
+            planned["source"],
+            self.concurrency,
+            len(result.results),
+        )
+        self.run(subtasks, result)
+        return self.join(subtasks, result, versions, batch, ask)
+
+    def join(
+        self, subtasks: list[Subtask], result: BatchResult, versions: dict[str, int], batch: Any, ask: Any
+    ) -> dict[str, Any]:
+        """The sync point of a batch: merge the items' context writes, apply the partial-failure policy."""
+        from baton.context.step import merge_items
+        from baton.context.store import ContextEscalation
+        from baton.coordination import escalation
+
+        step = self.step
+        done = [s for s in subtasks if s.id in result.results]
+        output = {
+            "results": [result.results[s.id] for s in done],
+            "failures": [result.failures[s.id] for s in subtasks if s.id in result.failures],
+            "total": len(subtasks),
+        }
+        try:
+            merge_items(
+                self.store,
+                step,
+                self.context,
+                self.scope,
+                [(s, result.results[s.id]["output"]) for s in done],
+                versions,
+                self.log,
+            )
+        except ContextEscalation as conflict:
+            conflict.output = output  # what the step returns once the person has decided
+            raise
+        failures = output["failures"]
+        if not failures:
+            return output
+        summary = "; ".join(f"{f['id']}: {f['error']}" for f in failures[:5])
+        policy = step.fan_out.partial_failure
+        if policy == "continue":
+            self.log.warning(
+                "Step %s: %d subtask(s) failed, continuing: %s", step.task_id, len(failures), summary
+            )
+            return output
+        if policy == "escalate":
+            raise ask(escalation.partial_failure_question(step, self.context, failures, len(subtasks), batch))
+        raise AgentError(
+            f"Step '{step.task_id}': {len(failures)} of {len(subtasks)} subtasks failed ({summary}). "
+            "The next try reruns only these; set for_each.partial_failure: continue or escalate to go on "
+            "without them."
+        )
 
     # --- what ran before -------------------------------------------------------------------------
 
@@ -105,16 +162,16 @@ class FanOut:
 
     # --- running ---------------------------------------------------------------------------------
 
-    def run(self, subtasks: list[Subtask], outcome: Outcome) -> Outcome:
-        """Run ``subtasks`` not yet in ``outcome.results``; successes and failures go into ``outcome``."""
-        pending = [s for s in subtasks if s.id not in outcome.results]
+    def run(self, subtasks: list[Subtask], result: BatchResult) -> BatchResult:
+        """Run ``subtasks`` not yet in ``result.results``; successes and failures go into ``result``."""
+        pending = [s for s in subtasks if s.id not in result.results]
         self.writes = GroupCommit(self.store)
         if pending:
             failing = Breakers(self.store).failing(a.name for a in self.router.agents)
-            asyncio.run(self._run_all(pending, outcome, failing))
-        return outcome
+            asyncio.run(self._run_all(pending, result, failing))
+        return result
 
-    async def _run_all(self, pending: list[Subtask], outcome: Outcome, failing: set[str]) -> None:
+    async def _run_all(self, pending: list[Subtask], result: BatchResult, failing: set[str]) -> None:
         gate = asyncio.Semaphore(self.concurrency)
         finished: dict[str, asyncio.Event] = {s.id: asyncio.Event() for s in pending}
 
@@ -123,13 +180,14 @@ class FanOut:
                 for dep in sub.depends_on:
                     if dep in finished:
                         await finished[dep].wait()
-                    if dep in outcome.failures:
+                    if dep in result.failures:
                         raise SubtaskError(f"its dependency '{dep}' failed", [])
+                check_requirements(self.step, self._scope(sub), after=False, where=self._where(sub))
                 async with gate:
                     agent, output = await self._attempts(sub, failing)
-                outcome.results[sub.id] = {"id": sub.id, "agent": agent, "output": output}
+                result.results[sub.id] = {"id": sub.id, "agent": agent, "output": output}
             except Exception as error:  # every failure is the subtask's: recorded, then the join decides
-                outcome.failures[sub.id] = {
+                result.failures[sub.id] = {
                     "id": sub.id,
                     "error": f"{type(error).__name__}: {error}"[:1000],
                     "agents": getattr(error, "agents", []),
@@ -145,39 +203,22 @@ class FanOut:
         await asyncio.gather(*(one(sub) for sub in pending))
 
     async def _attempts(self, sub: Subtask, failing: set[str]) -> tuple[str | None, Any]:
-        if self.fixed is None and not self.op.route:
+        if self.fixed is None and not self.step.routed:
             return None, await self._skill_subtask(sub)
         tried: dict[str, str] = {}
+        holder = f"{self.recorder.common['run_id']}/{self.step.task_id}[{sub.id}]"
         for attempt in range(1, MAX_REASSIGN + 1):
-            if self.fixed is not None:  # nothing to read: no thread
+            if self.fixed is not None:  # the template's agent: wait for one of its slots
                 agent, selected = self._choose(sub, tried)
-            else:
-                agent, selected = await asyncio.to_thread(self._choose, sub, tried)
-            started = [self._event("subtask.started", sub, agent, attempt, {}), selected]
-            holder = f"{self.recorder.common['run_id']}/{self.op.task_id}[{sub.id}]"
-            slot = await self.slots.atake(agent, holder, self.ttl, started, self.writes)
+                started = [self._event("subtask.started", sub, agent, attempt, {}), selected]
+                slot = await self.slots.atake(agent, holder, self.ttl, started, self.writes)
+            else:  # routed: the choice and its slot in one transaction
+                agent, slot = await self._route(sub, tried, attempt, holder)
             began = time.monotonic()
             try:
                 output, model_event = await self._call(agent, sub, attempt)
             except Exception as error:
-                reassign = self.fixed is None and attempt < MAX_REASSIGN
-                failed = self._event(
-                    "subtask.failed",
-                    sub,
-                    agent,
-                    attempt,
-                    {
-                        "error_class": type(error).__name__,
-                        "error": str(error)[:1000],
-                        "reassigned": reassign,
-                    },
-                )
-                await self._release(agent, slot, [failed])
-                await asyncio.to_thread(self._breaker_failure, agent, error)
-                failing.add(agent.name)
-                tried[agent.name] = f"failed subtask {sub.id}: {type(error).__name__}"
-                if not reassign:
-                    raise SubtaskError(str(error), list(tried), recorded=True) from error
+                await self._attempt_failed(sub, agent, attempt, slot, error, failing, tried)
                 continue
             stored = self.store.output_payload(output)
             succeeded = self._event(
@@ -195,6 +236,19 @@ class FanOut:
             return agent.name, output
         raise SubtaskError(f"no agent succeeded after {MAX_REASSIGN} attempts", list(tried), recorded=True)
 
+    async def _attempt_failed(self, sub, agent, attempt, slot, error, failing, tried) -> None:
+        """Records a failed attempt and frees its slot; raises when no other agent may try."""
+        refused = isinstance(error, RequirementFailed)  # the item's own rule: no other agent mends it
+        reassign = self.fixed is None and attempt < MAX_REASSIGN and not refused
+        detail = {"error_class": type(error).__name__, "error": str(error)[:1000], "reassigned": reassign}
+        await self._release(agent, slot, [self._event("subtask.failed", sub, agent, attempt, detail)])
+        if not refused:  # the agent answered: a refused output does not count against it
+            await asyncio.to_thread(self._breaker_failure, agent, error)
+            failing.add(agent.name)
+        tried[agent.name] = f"failed subtask {sub.id}: {type(error).__name__}"
+        if not reassign:
+            raise SubtaskError(str(error), list(tried), recorded=True) from error
+
     async def _skill_subtask(self, sub: Subtask) -> Any:
         """A subtask of a skill step: no agent to choose; recorded like an agent's (so a later try
         reuses it, and the saga can undo it)."""
@@ -202,7 +256,8 @@ class FanOut:
         began = time.monotonic()
         try:
             with self._effects(sub, 1):
-                output = await self._bounded(self._skill(self.op.skill, sub, self.prompt(sub)), sub)
+                output = await self._bounded(self._skill(self.step.skill, sub, self.prompt(sub)), sub)
+            self._require(sub, output)
         except Exception as error:
             failed = {"error_class": type(error).__name__, "error": str(error)[:1000]}
             await self._append([self._event("subtask.failed", sub, None, 1, failed)])
@@ -219,19 +274,39 @@ class FanOut:
         await self.writes.run(lambda conn: self.slots.release_in(conn, agent.name, slot, events))
 
     def _choose(self, sub: Subtask, tried: dict[str, str]) -> tuple[Agent, Event]:
-        if self.fixed is not None:
-            agent = self.fixed
-            payload = {"agent": agent.name, "candidates": [agent.name], "reason": "named by the template"}
-        else:
-            route = self.op.route
-            capabilities = sorted({*route["capabilities"], *sub.capabilities})
-            try:
-                choice = self.router.rank(capabilities, route.get("prefer", "balanced"), tried)
-            except NoCandidate as error:
-                raise SubtaskError(str(error), list(tried)) from None
-            agent, payload = choice.agent, choice.payload()
+        agent = self.fixed
+        payload = {"agent": agent.name, "candidates": [agent.name], "reason": "named by the template"}
         payload["subtask"] = sub.id
         return agent, self._event("agent.selected", sub, agent, len(tried) + 1, payload)
+
+    async def _route(
+        self, sub: Subtask, tried: dict[str, str], attempt: int, holder: str
+    ) -> tuple[Agent, int]:
+        """The routed agent of this attempt and the slot it holds, chosen and taken in one group
+        transaction (the items asking at the same time see each other's slots); waits while every
+        candidate is full."""
+        route = self.step.spec.route
+        capabilities = sorted({*route.capabilities, *sub.capabilities})
+
+        def events(choice: Choice) -> list[Event]:
+            payload = {**choice.payload(), "subtask": sub.id}
+            selected = self._event("agent.selected", sub, choice.agent, len(tried) + 1, payload)
+            return [self._event("subtask.started", sub, choice.agent, attempt, {}), selected]
+
+        def take(conn: Any) -> tuple[Choice, int] | None:
+            return self.router.take_best(conn, capabilities, route.prefer, tried, holder, self.ttl, events)
+
+        await asyncio.to_thread(self.router.stats)  # read once, outside the group transaction
+        delay = 0.01
+        while True:
+            try:
+                taken = await self.writes.run(take)
+            except NoCandidate as error:
+                raise SubtaskError(str(error), list(tried)) from None
+            if taken is not None:
+                return taken[0].agent, taken[1]
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
 
     def _event(self, kind: str, sub: Subtask, agent: Agent | None, attempt: int, payload: dict) -> Event:
         if kind.startswith("subtask."):
@@ -256,7 +331,7 @@ class FanOut:
         return {**self.scope, "item": sub.item, "index": sub.index}
 
     def prompt(self, sub: Subtask) -> str:
-        return templating.render(self.op.instruction, self._scope(sub))
+        return templating.render(self.step.spec.instruction, self._scope(sub))
 
     async def _skill(self, name: str, sub: Subtask, prompt: str) -> Any:
         from baton.agents.skills import run_skill
@@ -264,20 +339,35 @@ class FanOut:
         return await asyncio.to_thread(
             run_skill,
             name,
-            workflow=self.op.workflow,
-            step_id=f"{self.op.task_id}[{sub.id}]",
-            output_spec=self.op.output_spec,
+            workflow=self.step.workflow,
+            step_id=f"{self.step.task_id}[{sub.id}]",
+            output_spec=self.step.output_spec,
             instruction=prompt,
             scope=self._scope(sub),
-            with_=self.op.skill_args if name == self.op.skill else None,  # an agent's own skill has none
+            with_=self.step.spec.arguments
+            if name == self.step.spec.skill_name
+            else None,  # an agent's has none
         )
 
     async def _call(self, agent: Agent, sub: Subtask, attempt: int) -> tuple[Any, Event | None]:
         prompt = self.prompt(sub)
         with self._effects(sub, attempt):
             if agent.skill:
-                return await self._bounded(self._skill(agent.skill, sub, prompt), sub), None
-            return await self._bounded(self._llm(agent, sub, prompt, attempt), sub)
+                output, event = await self._bounded(self._skill(agent.skill, sub, prompt), sub), None
+            else:
+                output, payload = await self._bounded(self.models.call(agent, prompt), sub)
+                event = self._event("model.called", sub, agent, attempt, payload)
+        self._require(sub, output)
+        return output, event
+
+    def _where(self, sub: Subtask) -> str:
+        return f"item {sub.id} of step '{self.step.task_id}'"
+
+    def _require(self, sub: Subtask, output: Any) -> None:
+        """The step's requirements that read ``output``, on this item's output."""
+        check_requirements(
+            self.step, {**self._scope(sub), "output": output}, after=True, where=self._where(sub)
+        )
 
     def _effects(self, sub: Subtask, attempt: int) -> Any:
         """The subtask's own effects scope: its side effects are keyed by its id, whatever the try."""
@@ -287,63 +377,22 @@ class FanOut:
         return effects.scope(
             self.store,
             run_id=common["run_id"],
-            workflow=self.op.workflow,
-            step=self.op.task_id,
+            workflow=self.step.workflow,
+            step=self.step.task_id,
             map_index=common["map_index"],
             try_number=common["try_number"],
             subtask=sub.id,
-            template_version=self.op.template_version,
+            template_version=self.step.template_version,
         )
 
     async def _bounded(self, call: Any, sub: Subtask) -> Any:
         """``call`` within the step's ``agent_timeout``."""
-        if not self.op.agent_timeout:
+        if not self.step.agent_timeout:
             return await call
         try:
-            return await asyncio.wait_for(call, self.op.agent_timeout)
+            return await asyncio.wait_for(call, self.step.agent_timeout)
         except TimeoutError:
             raise AgentTimeout(
-                f"subtask {sub.id} of step '{self.op.task_id}' did not answer within its agent_timeout "
-                f"of {self.op.agent_timeout:g} s"
+                f"subtask {sub.id} of step '{self.step.task_id}' did not answer within its agent_timeout "
+                f"of {self.step.agent_timeout:g} s"
             ) from None
-
-    def _model_agent(self, agent: Agent) -> Any:
-        if agent.name not in self._models:
-            from baton.agents.hook import BatonAIHook
-            from baton.agents.outputs import output_model
-
-            hook = BatonAIHook(llm_conn_id=agent.llm_conn_id, model_id=agent.model)
-            self._models[agent.name] = hook.create_agent(
-                output_model(self.op.task_id, self.op.output_spec) or str,
-                instructions=agent.system_prompt or f"You are {agent.name}. {agent.description}",
-                retries={"output": self.op.output_retries},
-                name=agent.name,
-            )
-        return self._models[agent.name]
-
-    async def _llm(self, agent: Agent, sub: Subtask, prompt: str, attempt: int) -> tuple[Any, Event]:
-        from pydantic_ai.exceptions import UnexpectedModelBehavior, UsageLimitExceeded
-        from pydantic_ai.usage import UsageLimits
-
-        from baton.agents.llm import as_output, model_called
-
-        model_agent = self._model_agent(agent)
-        limits = UsageLimits(**self.op.usage_limits) if self.op.usage_limits else None
-        began = time.monotonic()
-        try:
-            result = await model_agent.run(prompt, usage_limits=limits)
-        except UsageLimitExceeded as error:
-            raise AgentError(f"agent '{agent.name}' hit the step's usage limits: {error}") from error
-        except UnexpectedModelBehavior as error:
-            raise AgentError(
-                f"agent '{agent.name}' gave no valid output after {self.op.output_retries} re-ask(s): {error}"
-            ) from error
-        usage = result.usage
-        model = getattr(model_agent.model, "model_name", None) or agent.model or "unknown"
-        tokens = {
-            "requests": usage.requests,
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-        }
-        payload = model_called(model, agent.cost.model_dump(), tokens, time.monotonic() - began, prompt)
-        return as_output(result.output), self._event("model.called", sub, agent, attempt, payload)

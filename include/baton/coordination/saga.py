@@ -22,7 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from baton import templating
+from baton.errors import CompensationFailed
 from baton.events.store import Event, EventStore
+from baton.plan import SagaPlan
+from baton.spec.roster import Agent
+from baton.spec.step import Compensation
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +69,10 @@ class Outcome:
         return "partial"
 
 
-class CompensationFailed(Exception):
-    """A compensation failed every try: the saga stops at it."""
-
-
 class Saga:
     """The compensations of one run.
 
-    :param compensations: step id -> ``Compensation.model_dump(by_alias=True)`` of the steps that
-        declare one.
-    :param fan_out: step id -> ``{"source", "field"}`` of the for_each steps (to give each item).
-    :param agents: roster name -> agent dict, for compensations done by an agent.
+    :param plan: the workflow's saga: the steps that declare ``compensate`` and the agents that do it.
     :param inputs: the run's inputs (the template's defaults and the run's conf).
     :param saga_id: tells this saga's events from another's over the same run.
     """
@@ -84,27 +81,21 @@ class Saga:
         self,
         store: EventStore,
         run_id: str,
-        workflow: str,
-        compensations: dict[str, dict[str, Any]],
+        plan: SagaPlan,
         *,
-        fan_out: dict[str, dict[str, str]] | None = None,
-        agents: dict[str, dict[str, Any]] | None = None,
         inputs: dict[str, Any] | None = None,
         saga_id: str = "auto",
         trigger: str = "run_failed",
-        template_version: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
         self.store = store
         self.run_id = run_id
-        self.workflow = workflow
-        self.compensations = compensations
-        self.fan_out = fan_out or {}
-        self.agents = agents or {}
+        self.plan = plan
+        self.workflow = plan.workflow
+        self.template_version = plan.template_version
         self.inputs = inputs or {}
         self.saga_id = saga_id
         self.trigger = trigger
-        self.template_version = template_version
         self.sleep = sleep
 
     # --- what to undo ----------------------------------------------------------------------------
@@ -119,26 +110,26 @@ class Saga:
             step = getattr(event, "step", None)
             if event.type == "output.recorded":  # every step's: a for_each's list comes from one
                 outputs[(step, event.map_index)] = event.payload
-            elif step not in self.compensations:
+            elif step not in self.plan.steps:
                 continue
             elif event.type == "subtask.succeeded":
                 sub = event.payload["subtask"]
                 output = self.store.output_of(event.payload)
                 done[(step, event.map_index, sub)] = Target(step, event.map_index, sub, output, event.seq)
-            elif step not in self.fan_out:  # a for_each step is undone item by item
+            elif self.plan.steps[step].fan_out is None:  # a for_each step is undone item by item
                 output = self.store.output_of(outputs.get((step, event.map_index), {}))
                 done[(step, event.map_index, "")] = Target(step, event.map_index, "", output, event.seq)
-        items = {step: self._items(step, outputs) for step in self.fan_out}
+        items = {name: self._items(name, outputs) for name, step in self.plan.steps.items() if step.fan_out}
         targets = [self._with_item(t, items.get(t.step, {})) for t in done.values()]
         return sorted(targets, key=lambda t: t.seq, reverse=True)
 
     def _items(self, step: str, outputs: dict[tuple[str, int], dict]) -> dict[str, Any]:
         """Subtask id -> (index, item) of a for_each step, from the recorded output of its list's step."""
-        from baton.coordination.fanout import subtasks_of
+        from baton.coordination.subtasks import subtasks_of
 
-        spec = self.fan_out[step]
-        source = self.store.output_of(outputs.get((spec["source"], -1), {})) or {}
-        items = source.get(spec["field"]) if isinstance(source, dict) else None
+        fan_out = self.plan.steps[step].fan_out
+        source = self.store.output_of(outputs.get((fan_out.source, -1), {})) or {}
+        items = source.get(fan_out.field) if isinstance(source, dict) else None
         return {sub.id: sub for sub in subtasks_of(items if isinstance(items, list) else [])}
 
     @staticmethod
@@ -221,10 +212,10 @@ class Saga:
 
     def compensate(self, target: Target) -> Any:
         """Run the target's compensation, retried with backoff; ``CompensationFailed`` after the last try."""
-        spec = self.compensations[target.step]
-        tries = 1 + int(spec.get("retries", 2))
-        delay = float(spec.get("retry_delay", 1))
-        worker = f"skill {spec['skill']}" if spec.get("skill") else f"agent {spec.get('agent')}"
+        spec = self.plan.steps[target.step].spec.compensate
+        tries = 1 + spec.retries
+        delay = spec.retry_delay.total_seconds()
+        worker = f"skill {spec.skill}" if spec.skill else f"agent {spec.agent}"
         last = ""
         for attempt in range(1, tries + 1):
             self._event(target, "compensation.started", {"attempt": attempt, "worker": worker}, attempt)
@@ -269,11 +260,11 @@ class Saga:
             "run": {"id": self.run_id, "logical_date": None, "ds": None, "try_number": 1},
         }
 
-    def _call(self, spec: dict[str, Any], target: Target, attempt: int) -> Any:
+    def _call(self, spec: Compensation, target: Target, attempt: int) -> Any:
         from baton import effects
 
         scope = self.scope(target)
-        instruction = templating.render(spec.get("instruction") or "", scope)
+        instruction = templating.render(spec.instruction, scope)
         with effects.scope(
             self.store,
             run_id=self.run_id,
@@ -284,14 +275,14 @@ class Saga:
             subtask=target.subtask,
             template_version=self.template_version,
         ):
-            if spec.get("skill"):
-                return self._skill(spec["skill"], spec, target, instruction, scope)
-            agent = self.agents.get(spec["agent"]) or {}
-            if agent.get("skill"):
-                return self._skill(agent["skill"], spec, target, instruction, scope)
+            if spec.skill:
+                return self._skill(spec.skill, spec, target, instruction, scope)
+            agent = self.plan.agents[spec.agent]
+            if agent.skill:
+                return self._skill(agent.skill, spec, target, instruction, scope)
             return self._llm(agent, instruction or f"Undo what step {target.name} did.")
 
-    def _skill(self, name: str, spec: dict, target: Target, instruction: str, scope: dict) -> Any:
+    def _skill(self, name: str, spec: Compensation, target: Target, instruction: str, scope: dict) -> Any:
         from baton.agents.skills import run_skill
 
         return run_skill(
@@ -301,20 +292,16 @@ class Saga:
             output_spec=None,
             instruction=instruction,
             scope=scope,
-            with_=spec.get("with"),
+            with_=spec.with_,
         )
 
-    def _llm(self, agent: dict[str, Any], prompt: str) -> Any:
-        from baton.agents.hook import BatonAIHook
+    def _llm(self, agent: Agent, prompt: str) -> Any:
         from baton.agents.llm import as_output
+        from baton.hooks.llm import BatonAIHook
 
-        hook = BatonAIHook(llm_conn_id=agent["llm_conn_id"], model_id=agent.get("model"))
-        model_agent = hook.create_agent(
-            str,
-            instructions=agent.get("system_prompt")
-            or f"You are {agent['name']}. {agent.get('description', '')}",
-            name=agent["name"],
-        )
+        hook = BatonAIHook(llm_conn_id=agent.llm_conn_id, model_id=agent.model)
+        instructions = agent.system_prompt or f"You are {agent.name}. {agent.description}"
+        model_agent = hook.create_agent(str, instructions=instructions, name=agent.name)
         return as_output(model_agent.run_sync(prompt).output)
 
     # --- events ----------------------------------------------------------------------------------
@@ -360,7 +347,7 @@ def saga_for_run(
     from pathlib import Path
 
     from baton.errors import AgentError
-    from baton.spec import load_roster, load_workflow
+    from baton.spec.loading import load_named
 
     events = store.read(run_id)
     first = next((e for e in events if hasattr(e, "payload")), None)
@@ -370,13 +357,12 @@ def saga_for_run(
             f"No events for run '{run_id}' in Baton's store: nothing to compensate (`baton runs` lists runs)."
         )
     folder = Path(dags_folder or os.environ.get("AIRFLOW__CORE__DAGS_FOLDER") or "dags")
-    roster = load_roster(folder / "agents.yaml")
-    workflow = load_workflow(folder / "workflows" / f"{first.workflow}.yaml", roster)
-    from baton.compile.plan import plan_workflow
+    workflow, roster = load_named(folder, first.workflow)
+    from baton.plan import plan_workflow
 
     plan = plan_workflow(workflow, roster)
     if read_conf is None:
-        from baton.agents.rerun import run_conf as read_conf
+        from baton.hooks.airflow_runs import conf_from_metadata_db as read_conf
     try:
         conf = read_conf(workflow.workflow, run_id) if read_conf is not None else {}
     except Exception as error:
@@ -385,37 +371,4 @@ def saga_for_run(
         )
         conf = {}
     inputs = {name: spec.default for name, spec in workflow.inputs.items()} | dict(conf)
-    return Saga(
-        store,
-        run_id,
-        workflow.workflow,
-        inputs=inputs,
-        saga_id=saga_id,
-        trigger="manual",
-        template_version=workflow.version,
-        **saga_parts(plan),
-    )
-
-
-def saga_parts(plan: Any) -> dict[str, Any]:
-    """What a saga needs of a planned workflow: ``compensations`` (step id -> its ``compensate``),
-    ``fan_out`` of the for_each steps among them, and the roster ``agents`` that compensate."""
-    undo = compensations(plan.workflow)
-    names = {spec.get("agent") for spec in undo.values()}
-    return {
-        "compensations": undo,
-        "fan_out": {s.task_id: s.fan_out for s in plan.steps if s.fan_out and s.task_id in undo},
-        "agents": {a.name: a.model_dump(mode="json") for a in plan.roster if a.name in names},
-    }
-
-
-def compensations(workflow: Any) -> dict[str, dict[str, Any]]:
-    """Step id -> its ``compensate`` as the saga takes it, for the steps that declare one."""
-    return {
-        step.id: {
-            **step.compensate.model_dump(mode="json", by_alias=True),
-            "retry_delay": step.compensate.retry_delay.total_seconds(),
-        }
-        for step in workflow.steps
-        if step.compensate is not None
-    }
+    return Saga(store, run_id, plan.saga(), inputs=inputs, saga_id=saga_id, trigger="manual")

@@ -26,10 +26,16 @@ def _v3(conn: Connection) -> None:
     schema.agent_health.create(conn)
 
 
+def _v4(conn: Connection) -> None:
+    schema.signal_buckets.create(conn)
+    schema.monitor_state.create(conn)
+
+
 MIGRATIONS: list[Migration] = [
     (1, "events, blobs and workflow_executions", _v1),
     (2, "the shared context of runs", _v2),
     (3, "agent load slots and circuit breakers", _v3),
+    (4, "signal buckets and the monitor's state", _v4),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,7 +103,8 @@ def fold(run_id: str, events: Iterable[Event | CorruptEvent]) -> RunState:
     return run
 
 
-def _summary(event: Event) -> str:
+def _summary(event: Event, full: bool = False) -> str:
+    # long: one line per event type, in the order of the types
     p = event.payload
     match event.type:
         case "run.started":
@@ -129,10 +131,10 @@ def _summary(event: Event) -> str:
             )
         case "effect.done":
             sub = f"[{p['subtask']}] " if p.get("subtask") else ""
-            return f"{sub}{p['action']} key {p['effect_key'][:12]} in {p.get('latency_s')} s"
+            return f"{sub}{p['action']} key {_clip(p['effect_key'], 12, full)} in {p.get('latency_s')} s"
         case "effect.reused":
             sub = f"[{p['subtask']}] " if p.get("subtask") else ""
-            return f"{sub}{p['action']} key {p['effect_key'][:12]}: the result of event {p.get('done_seq')}"
+            return f"{sub}{p['action']} key {_clip(p['effect_key'], 12, full)}: the result of event {p.get('done_seq')}"
         case "saga.started":
             return f"{p.get('trigger')}: undo {', '.join(p.get('plan', [])) or 'nothing'}"
         case "compensation.started" | "compensation.succeeded":
@@ -145,13 +147,13 @@ def _summary(event: Event) -> str:
             return f"{p.get('outcome')}: {', '.join(p.get('compensated', [])) or 'nothing'}{left}"
         case "alert.raised":
             where = "Slack" if p.get("delivered") else f"{p.get('channel')} (not delivered)"
-            return f"{p.get('kind')} to {where}: {str(p.get('message', ''))[:120]}"
+            return f"{p.get('kind')} to {where}: {_clip(p.get('message', ''), 120, full)}"
         case "subtask.succeeded":
             return f"[{p['subtask']}] attempt {p.get('attempt')} in {p.get('latency_s')} s, {p['size']} bytes"
         case "subtask.failed":
             return (
-                f"[{p['subtask']}] attempt {p.get('attempt')}: {p.get('error_class')}: {p.get('error', '')[:80]}"
-                + (" -> next agent" if p.get("reassigned") else "")
+                f"[{p['subtask']}] attempt {p.get('attempt')}: {p.get('error_class')}: "
+                f"{_clip(p.get('error', ''), 80, full)}" + (" -> next agent" if p.get("reassigned") else "")
             )
         case "context.conflict":
             return (
@@ -171,18 +173,26 @@ def _summary(event: Event) -> str:
         case "model.called":
             return (
                 f"{p['model']}: {p.get('input_tokens')} in / {p.get('output_tokens')} out tokens, "
-                f"${p.get('cost', 0):.6f}, {p.get('latency_s')} s, prompt sha256 {p['prompt_sha256'][:12]}"
+                f"${p.get('cost', 0):.6f}, {p.get('latency_s')} s, prompt sha256 {_clip(p['prompt_sha256'], 12, full)}"
             )
         case "output.recorded":
             return f"{p['size']} bytes" + (
-                f", blob {p['ref'][:12]}" if p.get("ref") else f": {str(p.get('output'))[:80]}"
+                f", blob {_clip(p['ref'], 12, full)}"
+                if p.get("ref")
+                else f": {_clip(p.get('output'), 80, full)}"
             )
         case _:
-            return ", ".join(f"{k}={v}" for k, v in p.items())[:120]
+            return _clip(", ".join(f"{k}={v}" for k, v in p.items()), 120, full)
 
 
-def timeline(events: Iterable[Event | CorruptEvent]) -> list[str]:
-    """One readable line per event."""
+def _clip(value: Any, limit: int, full: bool) -> str:
+    """``value`` as text, cut at ``limit`` characters unless ``full``."""
+    text = value if isinstance(value, str) else json.dumps(value, default=str) if full else str(value)
+    return text if full or len(text) <= limit else text[:limit]
+
+
+def timeline(events: Iterable[Event | CorruptEvent], full: bool = False) -> list[str]:
+    """One readable line per event (``full``: nothing cut: outputs, errors and messages whole)."""
     lines = []
     for event in events:
         if isinstance(event, CorruptEvent):
@@ -195,6 +205,6 @@ def timeline(events: Iterable[Event | CorruptEvent]) -> list[str]:
             where += f" #{event.try_number}"
         lines.append(
             f"{event.seq:>8}  {event.ts:%H:%M:%S.%f}"[:-3]
-            + f"  {where:<24} {event.type:<16} {_summary(event)}"
+            + f"  {where:<24} {event.type:<16} {_summary(event, full)}"
         )
     return lines

@@ -7,6 +7,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -94,6 +95,28 @@ agent_health = Table(
     Column("consecutive_failures", Integer, nullable=False),
     Column("opened_until", DateTime(timezone=True)),
     Column("last_error", String(1000), nullable=False, server_default=""),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Operations (issue 18): per-minute buckets of each signal, per scope (agent:x, workflow:w, ...), folded
+# incrementally from the events; and the monitor's own state (its cursor in the events, the incident book).
+signal_buckets = Table(
+    "baton_signal_buckets",
+    metadata,
+    Column("kind", String(40), primary_key=True),
+    Column("scope", String(250), primary_key=True),
+    Column("bucket", DateTime(timezone=True), primary_key=True),
+    Column("total", Integer, nullable=False),  # calls (rate signals) or points (value signals)
+    Column("bad", Integer, nullable=False),  # failures among them (rate signals)
+    Column("value_sum", Float, nullable=False),  # the points' sum (value signals): the bucket's mean
+    Index("baton_signal_buckets_bucket", "bucket"),
+)
+
+monitor_state = Table(
+    "baton_monitor_state",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("value", Json, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 

@@ -23,6 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from baton.errors import BatonError
 from baton.events import projections, schema
 from baton.events.types import EVENT_TYPES
 
@@ -30,7 +31,7 @@ STORE_CONN_ID = "baton_store"
 INLINE_LIMIT = 16_384  # bytes of JSON; a larger output is stored once in baton_blobs, by reference
 
 
-class StoreError(Exception):
+class StoreError(BatonError):
     """The store cannot be used as it is (not migrated, unreachable); says what to do."""
 
 
@@ -59,6 +60,31 @@ class Event:
             parts = (self.run_id, self.step or "", str(self.map_index), str(self.try_number), self.type)
             key = "|".join(parts) + (f"|{self.discriminator}" if self.discriminator else "")
             object.__setattr__(self, "key", key)
+
+    @classmethod
+    def like(cls, source: Any, type: str, **fields: Any) -> Event:
+        """An event of ``source``'s run, step, map index and try (an event, a context writer, an effect's
+        scope: anything with those attributes); ``fields`` set the rest."""
+        scope = {
+            "run_id": source.run_id,
+            "workflow": source.workflow,
+            "step": source.step,
+            "map_index": source.map_index,
+            "try_number": source.try_number,
+        }
+        return cls(type=type, **{**scope, **fields})
+
+    @classmethod
+    def of_task(cls, ti: Any, type: str, **fields: Any) -> Event:
+        """An event of an Airflow task instance's run, task, map index and try."""
+        scope = {
+            "run_id": ti.run_id,
+            "workflow": ti.dag_id,
+            "step": ti.task_id,
+            "map_index": ti.map_index if getattr(ti, "map_index", None) is not None else -1,
+            "try_number": ti.try_number or 0,
+        }
+        return cls(type=type, **{**scope, **fields})
 
     def row(self) -> dict[str, Any]:
         payload = EVENT_TYPES[self.type].model_validate(self.payload).model_dump(mode="json")
@@ -141,20 +167,6 @@ def connection_url(conn_id: str) -> str:
     raise ValueError(
         f"connection '{conn_id}' has type '{conn.conn_type}'; Baton reads sqlite or postgres connections"
     )
-
-
-def database_url(conn_id: str, what: str) -> str:
-    """:func:`connection_url` of a database Baton reads or writes for a workflow (``what``: "the business
-    database"); one that is not defined raises :class:`baton.errors.ConnectionNotDefined`, which says
-    how to define it, the same wherever it is needed (a sensor, a skill, the CLI)."""
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    from baton.errors import ConnectionNotDefined
-
-    try:
-        return connection_url(conn_id)
-    except AirflowNotFoundException:
-        raise ConnectionNotDefined(conn_id, what) from None
 
 
 def _sqlite_setup(engine: Engine) -> None:

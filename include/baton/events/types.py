@@ -3,6 +3,8 @@
 A payload never holds a secret or a prompt's text: prompts are recorded by hash and length.
 """
 
+# long: one small class per event type: the registry of payloads is this file, read top to bottom
+
 from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
@@ -59,7 +61,18 @@ class RunFailed(Payload):
 
 # --- steps --------------------------------------------------------------------------------------
 
-Recorder = Literal["operator", "listener", "next try", "run end"]
+Recorder = Literal["operator", "listener", "next try", "run end", "verify"]
+
+#: The tag of every DAG Baton builds: how the listener and ``baton verify`` tell Baton's runs from others.
+BATON_TAG = "baton"
+#: A task instance's final Airflow state -> the event that records it.
+TI_TERMINAL = {
+    "success": "step.succeeded",
+    "failed": "step.failed",
+    "skipped": "step.skipped",
+    "upstream_failed": "step.skipped",
+    "removed": "step.skipped",
+}
 
 
 @event_type("step.started")
@@ -205,6 +218,19 @@ class BrowserBlocked(Payload):
     host: str
     url: str = Field(description="scheme, host and path; never the query string")
     kind: Literal["navigation", "request"] = "request"
+    allowed: list[str] = Field(default_factory=list)
+
+
+@event_type("egress.blocked")
+class EgressBlocked(Payload):
+    """An outbound call of a skill (or of an agent through its skill) refused by the egress policy
+    (``baton.egress``): where it would have gone, and why. Never a query string, credentials or a body."""
+
+    who: str = Field(description="the caller: 'skill http_post'")
+    url: str = Field(description="scheme, host, port and path; never the query string or credentials")
+    host: str = ""
+    address: str = Field(default="", description="the address refused; '' when refused before resolving")
+    reason: Literal["not_allowed", "link_local", "metadata", "private_not_named", "scheme", "bad_url"]
     allowed: list[str] = Field(default_factory=list)
 
 
@@ -399,3 +425,23 @@ class ContextResolved(Payload):
     outcome: Literal["retried", "overwrote", "merged", "rejected", "unresolved", "escalated"]
     version: int | None = None
     detail: str = ""
+
+
+# --- operations -----------------------------------------------------------------------------------
+
+
+class IncidentTransition(Payload):
+    """An incident's transition (``baton.ops.incidents``): the run id of these events is the incident's
+    ``incident:<id>``, their workflow ``baton_monitor``."""
+
+    incident_id: str | None = None
+    kind: str
+    where: str
+    severity: str | None = None
+    count: int = 0
+    notified: bool = False
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+for _name in ("opened", "updated", "acknowledged", "action", "resolved", "suppressed"):
+    event_type(f"incident.{_name}")(type(f"Incident{_name.title()}", (IncidentTransition,), {}))

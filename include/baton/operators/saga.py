@@ -17,6 +17,8 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from baton.plan import SagaPlan
+
 DONE_BY_HAND = "I undid it by hand"
 RETRY = "Retry the compensation"
 LEAVE = "Leave it undone"
@@ -25,33 +27,25 @@ LEAVE = "Leave it undone"
 class SagaOperator(BaseOperator):
     """Compensate the completed steps of a failed run (this run, or the one named in the params).
 
-    :param workflow: the workflow (DAG) id.
-    :param compensations: step id -> its ``compensate`` (``Compensation.model_dump(by_alias=True)``).
-    :param fan_out: step id -> ``{source, field}`` of the for_each steps among them.
-    :param agents: roster name -> agent, for the compensations done by an agent.
+    :param plan: the workflow's saga (its steps that declare ``compensate``); None for the manual DAG,
+        which reads the run's workflow from its events.
     :param run_id_param: compensate the run whose id is this param (the manual DAG), not this run.
     """
 
     ui_color = "#fbe9e7"
-    template_fields: Sequence[str] = ()
+    template_fields: Sequence[str] = ()  # nothing to render: the plan is the template's, the run id a param
 
     def __init__(
         self,
         *,
         workflow: str,
-        compensations: dict[str, dict[str, Any]] | None = None,
-        fan_out: dict[str, dict[str, str]] | None = None,
-        agents: dict[str, dict[str, Any]] | None = None,
-        template_version: int | None = None,
+        plan: SagaPlan | None = None,
         run_id_param: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.workflow = workflow
-        self.compensations = compensations or {}
-        self.fan_out = fan_out or {}
-        self.agents = agents or {}
-        self.template_version = template_version
+        self.plan = plan
         self.run_id_param = run_id_param
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -101,22 +95,19 @@ class SagaOperator(BaseOperator):
 
         store = EventStore.from_airflow()
         run_id = self._run_id(context)
-        if self.run_id_param is None:
+        if self.plan is not None:
             return Saga(
                 store,
                 run_id,
-                self.workflow,
-                self.compensations,
-                fan_out=self.fan_out,
-                agents=self.agents,
+                self.plan,
                 inputs=dict(context["params"]),
                 saga_id=f"auto.{context['ti'].try_number}",
                 trigger="run_failed",
-                template_version=self.template_version,
             )
         from baton.coordination.saga import saga_for_run
+        from baton.hooks.airflow_runs import conf_of_run
 
-        return saga_for_run(store, run_id, saga_id=f"manual.{context['ti'].run_id}", read_conf=_conf_of_run)
+        return saga_for_run(store, run_id, saga_id=f"manual.{context['ti'].run_id}", read_conf=conf_of_run)
 
     def _failed_steps(self, context: Any, saga: Any) -> list[str]:
         """The steps of this run that ended failed: Airflow counts them, the events name them."""
@@ -176,23 +167,12 @@ class SagaOperator(BaseOperator):
         ti = context["ti"]
         saga.store.append(
             [
-                Event(
-                    type="approval.requested",
-                    run_id=ti.run_id,
-                    workflow=ti.dag_id,
-                    step=ti.task_id,
-                    try_number=ti.try_number,
+                Event.of_task(
+                    ti,
+                    "approval.requested",
                     payload=escalation.requested_payload(question),
                     discriminator=f"compensation|{target}|{len(given_up)}",
                 )
             ]
         )
         return escalation.awaiting(question)
-
-
-def _conf_of_run(dag_id: str, run_id: str) -> dict[str, Any]:
-    """Another run's conf, asked of the API server (a task has no metadata-DB access in Airflow 3)."""
-    from airflow.sdk.execution_time.comms import GetDagRun
-    from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
-
-    return dict(SUPERVISOR_COMMS.send(GetDagRun(dag_id=dag_id, run_id=run_id)).conf or {})

@@ -10,6 +10,11 @@
     timeout: 10                                  # seconds, default 30
 ```
 
+It reaches only what the roster's egress policy for ``http_post`` allows (``baton.egress``:
+``skills: {http_post: {allow: [...]}}`` in dags/agents.yaml), judged on the address it connects to;
+the host of a connection named by ``conn_id`` is allowed too (an admin named it). It follows no
+redirect. A refusal fails the step at once (no retry) and is recorded as ``egress.blocked``.
+
 The post is an effect (``baton.effects``): a retry of the step, or ``baton replay --rerun``, that
 reaches it after it succeeded gets the recorded answer back and posts nothing. It carries an
 ``Idempotency-Key`` header (the effect's key), so the partner can drop a duplicate Baton could not
@@ -20,13 +25,14 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel
 
+from baton import egress
 from baton.effects import effect
 from baton.errors import SkillError
-from baton.skills.registry import SkillRequest, skill
+from baton.hooks import http as http_hook
+from baton.registry import SkillRequest, skill
 
 ARGS = ("url", "conn_id", "path", "json", "headers", "timeout")
 DEFAULT_TIMEOUT = 30.0
@@ -40,19 +46,18 @@ class HttpPostResult(BaseModel):
 
 def shown(url: str) -> str:
     """The URL without what may hold a secret (user and password, query string, fragment)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    return egress.safe_url(url)
 
 
 @skill("http_post", output=HttpPostResult)
 def http_post(request: SkillRequest) -> dict:
     """Post JSON (with.json, default the run's inputs) to with.url or an HTTP connection's with.path."""
-    url, headers, auth, timeout = _target(request)
+    url, headers, auth, timeout, named = _target(request)
     body = request.args.get("json", request.inputs)
-    return post_json(url, body, headers=headers, auth=auth, timeout=timeout, step=request.step)
+    policy = http_hook.current("http_post")
+    if named is not None:  # an HTTP connection's host: an admin named it
+        policy = policy.naming(*named)
+    return post_json(url, body, headers=headers, auth=auth, timeout=timeout, step=request.step, policy=policy)
 
 
 @effect("http.post")
@@ -64,19 +69,27 @@ def post_json(
     auth: tuple[str, str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     step: str = "",
+    policy: egress.Policy | None = None,
     idempotency_key: str | None = None,
 ) -> dict[str, Any]:
-    """POST ``body`` as JSON; ``{"status", "body"}`` of a 2xx answer, a ``SkillError`` otherwise."""
+    """POST ``body`` as JSON; ``{"status", "body"}`` of a 2xx answer, a ``SkillError`` otherwise.
+
+    :param policy: where the post may go; default the running skill's (or ``http_post``'s) egress
+        policy. A refusal is an ``EgressBlocked``, recorded as ``egress.blocked``.
+    """
     import httpx
 
     sent = {"Content-Type": "application/json", **(headers or {})}
     if idempotency_key:
         sent["Idempotency-Key"] = idempotency_key
     where = f"step '{step}': " if step else ""
+    policy = policy or http_hook.current("http_post")
     try:
-        response = httpx.post(
-            url, content=json.dumps(body).encode(), headers=sent, auth=auth, timeout=timeout
-        )
+        target = policy.check_url(url)
+        with http_hook.http_client(policy, url=shown(url), timeout=timeout) as client:
+            response = client.post(target.href, content=json.dumps(body).encode(), headers=sent, auth=auth)
+    except egress.EgressBlocked as error:
+        raise egress.EgressBlocked(f"{where}{error}") from None
     except httpx.TimeoutException:
         raise SkillError(f"{where}POST {shown(url)} got no answer within {timeout:g} s") from None
     except httpx.HTTPError as error:
@@ -99,8 +112,11 @@ def _body(response: Any) -> Any:
         return response.text[:BODY_TEXT_LIMIT]
 
 
-def _target(request: SkillRequest) -> tuple[str, dict[str, str], tuple[str, str] | None, float]:
-    """(url, headers, basic auth, timeout) from the step's ``with``; a SkillError says what to fix."""
+def _target(
+    request: SkillRequest,
+) -> tuple[str, dict[str, str], tuple[str, str] | None, float, tuple[str, int | None] | None]:
+    """(url, headers, basic auth, timeout, the connection's (host, port) or None) from the step's
+    ``with``; a SkillError says what to fix."""
     args = request.args
     where = f"step '{request.step}' (skill http_post)"
     unknown = sorted(set(args) - set(ARGS))
@@ -123,20 +139,25 @@ def _target(request: SkillRequest) -> tuple[str, dict[str, str], tuple[str, str]
             + "; add to the step `with: {url: https://host/path}`, or `with: {conn_id: <an Airflow "
             "HTTP connection>, path: /path}`"
         )
-    auth = None
+    auth = named = None
     if conn_id:
-        url, conn_headers, auth = _connection(str(conn_id), str(args.get("path") or ""), where)
+        url, conn_headers, auth, base = _connection(str(conn_id), str(args.get("path") or ""), where)
         headers = {**conn_headers, **headers}
+        admin = egress.parse_url(base)  # the host is the connection's, whatever the template's path
+        named = (admin.host, admin.port) if admin is not None and admin.host else None
     elif args.get("path"):
         url = str(url).rstrip("/") + "/" + str(args["path"]).lstrip("/")
     url = str(url)
-    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+    target = egress.parse_url(url)
+    if target is None or target.scheme not in egress.HTTP or not target.host:
         raise SkillError(f"{where}: 'with.url' must be an http(s) URL with a host, not {shown(url)!r}")
-    return url, headers, auth, float(timeout)
+    return url, headers, auth, float(timeout), named
 
 
-def _connection(conn_id: str, path: str, where: str) -> tuple[str, dict[str, str], tuple[str, str] | None]:
-    """Base URL, headers (the connection's extra, as the HTTP provider does) and basic auth."""
+def _connection(
+    conn_id: str, path: str, where: str
+) -> tuple[str, dict[str, str], tuple[str, str] | None, str]:
+    """URL, headers (the connection's extra, as the HTTP provider does), basic auth and base URL."""
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
@@ -157,4 +178,4 @@ def _connection(conn_id: str, path: str, where: str) -> tuple[str, dict[str, str
     extra = conn.extra_dejson if conn.extra else {}
     headers = {str(k): str(v) for k, v in extra.items() if isinstance(v, (str, int, float))}
     auth = (conn.login, conn.password or "") if conn.login else None
-    return url, headers, auth
+    return url, headers, auth, base

@@ -28,6 +28,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from baton.egress import Entry
 from baton.spec.common import IDENTIFIER, Duration
 
 _HOST = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d+)?$")
@@ -67,6 +68,14 @@ class BrowserAccess(_Strict):
                     "'*.example.com' or '127.0.0.1:8000' (no scheme, no path)",
                     {"index": index, "host": host},
                 )
+            try:
+                Entry.parse(host)
+            except ValueError as error:  # a host the URL standard reads as an address: '127.1'
+                raise PydanticCustomError(
+                    "browser_host",
+                    "allow[{index}]: '{host}' {problem}",
+                    {"index": index, "host": host, "problem": str(error)},
+                ) from None
         return [host.lower() for host in value]
 
 

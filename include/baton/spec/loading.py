@@ -12,11 +12,14 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from baton.errors import Issue, TemplateError
-from baton.spec.checks import check_workflow
+from baton.limits import limits
+from baton.spec import reading
+from baton.spec.checks import TEMPLATE_SUFFIXES, check_workflow
 from baton.spec.models import Workflow
-from baton.spec.roster import Roster
+from baton.spec.options import SHAPE_TAGS
+from baton.spec.roster import Agent, Roster
+from baton.spec.step import MOVED_KEYS, ONE_WORKER, STEP_TAGS, named_workers
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 Loc = Sequence[str | int]
 
 _FIXES = {
@@ -50,12 +53,8 @@ def format_loc(loc: Loc) -> str:
     return text
 
 
-def line_of(text: str, loc: Loc) -> int | None:
-    """The 1-based line of the deepest node of ``loc`` found in the YAML ``text``."""
-    try:
-        node = yaml.compose(text, Loader=_LOADER)
-    except yaml.YAMLError:
-        return None
+def node_line(node: yaml.Node | None, loc: Loc) -> int | None:
+    """The 1-based line of the deepest node of ``loc`` found under ``node`` (a composed YAML tree)."""
     line = None
     for part in loc:
         if isinstance(node, yaml.MappingNode):
@@ -89,7 +88,12 @@ def _data_loc(data: Any, loc: Loc) -> tuple[str | int, ...]:
     return tuple(kept)
 
 
-_UNION_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none"})
+_UNION_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none", *STEP_TAGS, *SHAPE_TAGS})
+
+
+def _in_step(loc: Loc) -> bool:
+    """Whether ``loc`` is a key of a step (``steps[i].<key>``)."""
+    return len(loc) == 3 and loc[0] == "steps" and isinstance(loc[1], int)
 
 
 @cache
@@ -107,33 +111,22 @@ def _known_keys(model: type[BaseModel]) -> list[str]:
 
 
 class Source:
-    """One YAML file being read: its name for messages, its text, and an issue factory."""
+    """One YAML file being read: its name for messages, its text (bounded, UTF-8), and an issue factory."""
 
     def __init__(self, path: Path, root: Path | None = None):
         self.path = path
         self.name = str(path.relative_to(root)) if root and path.is_relative_to(root) else str(path)
-        self.text = path.read_text(encoding="utf-8")
+        self.text = reading.read_text(path, self.name)
+        self.node: yaml.Node | None = None
 
     def issue(self, loc: Loc, message: str, fix: str = "") -> Issue:
-        return Issue(self.name, format_loc(loc), message, fix, line_of(self.text, loc) if loc else None)
+        return Issue(self.name, format_loc(loc), message, fix, node_line(self.node, loc) if loc else None)
 
     def parse(self) -> Any:
-        try:
-            return yaml.load(self.text, Loader=_LOADER)
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            problem = getattr(error, "problem", None) or str(error)
-            raise TemplateError(
-                [
-                    Issue(
-                        self.name,
-                        "",
-                        f"YAML syntax error: {problem}",
-                        "fix the YAML syntax at this line",
-                        mark.line + 1 if mark else None,
-                    )
-                ]
-            ) from None
+        """The file's data, once :func:`reading.scan` found nothing it must refuse."""
+        reading.scan(self.text, self.name)
+        data, self.node = reading.load(self.text, self.name)
+        return data
 
     def validate(self, model: type[BaseModel], data: Any) -> Any:
         if not isinstance(data, dict):
@@ -149,46 +142,156 @@ class Source:
         try:
             return model.model_validate(data)
         except ValidationError as error:
-            issues = []
-            for err in error.errors():
-                loc = _data_loc(data, err["loc"])
-                message = err["msg"].removeprefix("Value error, ")
-                fix = _FIXES.get(err["type"], "")
-                if err["type"] == "extra_forbidden":
-                    message = f"unknown key '{loc[-1]}'"
-                    if close := difflib.get_close_matches(str(loc[-1]), _known_keys(model), n=1):
-                        fix = f"did you mean '{close[0]}'?"
-                elif err["type"] == "missing":
-                    message = f"missing required key '{err['loc'][-1]}'"
-                issues.append(self.issue(loc, message, fix))
-            raise TemplateError(issues) from None
+            raise TemplateError([self._issue_of(data, model, err) for err in error.errors()]) from None
+
+    def _issue_of(self, data: Any, model: type[BaseModel], err: Any) -> Issue:
+        loc = _data_loc(data, err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        fix = _FIXES.get(err["type"], "")
+        if err["type"] == "extra_forbidden":
+            message = f"unknown key '{loc[-1]}'"
+            if close := difflib.get_close_matches(str(loc[-1]), _known_keys(model), n=1):
+                fix = f"did you mean '{close[0]}'?"
+        elif err["type"] == "missing":
+            message = f"missing required key '{err['loc'][-1]}'"
+        elif err["type"] == "one_worker":
+            named = named_workers(err.get("input"))
+            message = ONE_WORKER + (f"; it names {' and '.join(named)}" if len(named) > 1 else "")
+            fix = "keep one of them" if len(named) > 1 else "name who does the step"
+        if err["type"] == "extra_forbidden" and str(loc[-1]) in MOVED_KEYS and _in_step(loc):
+            fix = MOVED_KEYS[str(loc[-1])]
+        return self.issue(loc, message, fix)
+
+    def refuse_too_many_steps(self, data: dict[str, Any]) -> None:
+        """A workflow of more steps than ``max_steps`` is refused before anything else reads them."""
+        steps, bound = data.get("steps"), limits()
+        if isinstance(steps, list) and len(steps) > bound.max_steps:
+            raise TemplateError(
+                [
+                    self.issue(
+                        ("steps",),
+                        f"{len(steps):,} steps, over the limit of {bound.max_steps:,} for one workflow",
+                        f"split it into workflows that trigger each other (emits / trigger.asset), "
+                        f"{bound.fix('max_steps')}",
+                    )
+                ]
+            )
 
 
 def load_roster(path: Path, root: Path | None = None) -> Roster:
-    """Read the agent roster; raises ``TemplateError`` listing every problem."""
-    source = Source(path, root)
-    roster = source.validate(Roster, source.parse())
-    from baton.skills import skill_names
+    """Read the agent roster: the healthy agents, and the problems of the others.
 
-    issues = [
-        source.issue(
-            ("agents", index, "skill"),
-            f"unknown skill '{agent.skill}'",
-            f"use a registered skill: {', '.join(skill_names())}",
-        )
-        for index, agent in enumerate(roster.agents)
-        if agent.skill is not None and agent.skill not in skill_names()
-    ]
-    if issues:
-        raise TemplateError(issues)
-    return roster
+    One broken agent (a wrong field, a name used twice, an unknown skill) does not take the roster down:
+    it is left out, its problems are in ``roster.issues`` and its name in ``roster.broken``, so that only
+    the workflows naming it fail. A file that cannot be read as a roster at all raises ``TemplateError``.
+    """
+    source = Source(path, root)
+    data = source.parse()
+    if not isinstance(data, dict) or not isinstance(data.get("agents", []), list):
+        source.validate(Roster, data)  # raises, naming what is wrong with the file's shape
+    rest = source.validate(Roster, {key: value for key, value in data.items() if key != "agents"})
+    agents, issues, broken = split_agents(source, data, data.get("agents") or [])
+    return rest.model_copy(update={"agents": agents}).with_problems(issues, broken)
+
+
+def is_template(path: Path) -> bool:
+    """The one rule for template files: a name ending in ``.yaml`` or ``.yml``, in any case, that is not
+    hidden (an editor's ``.#name.yaml`` lock or swap file is not a template)."""
+    return path.suffix.lower() in TEMPLATE_SUFFIXES and not path.name.startswith(".")
+
+
+def template_files(folder: Path) -> list[Path]:
+    """The template files directly in ``folder``, by name."""
+    return sorted(path for path in folder.iterdir() if is_template(path) and path.is_file())
+
+
+def template_path(folder: Path, workflow: str) -> Path | None:
+    """The template file of ``workflow`` in ``folder`` (``<workflow>.yaml``, ``.yml``, any case)."""
+    if not folder.is_dir():
+        return None
+    return next((path for path in template_files(folder) if path.stem == workflow), None)
+
+
+def split_agents(
+    source: Source, data: dict[str, Any], entries: list[Any]
+) -> tuple[list[Agent], list[Issue], dict[str, str]]:
+    """(the healthy agents, every problem of the others, broken name -> why) of the roster's entries."""
+    from baton.registry import skill_names
+
+    where: dict[str, list[int]] = {}
+    for index, entry in enumerate(entries):
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            where.setdefault(entry["name"], []).append(index)
+    agents: list[Agent] = []
+    issues: list[Issue] = []
+    broken: dict[str, str] = {}
+    for index, entry in enumerate(entries):
+        name = entry.get("name") if isinstance(entry, dict) and isinstance(entry.get("name"), str) else None
+        found: list[Issue] = []
+        if name is not None and len(where[name]) > 1:
+            others = ", ".join(f"agents[{i}]" for i in where[name] if i != index)
+            found.append(
+                source.issue(
+                    ("agents", index, "name"),
+                    f"duplicate agent name '{name}' (also at {others})",
+                    "give every agent its own name; the workflows naming it fail until then",
+                )
+            )
+        try:
+            agent = Agent.model_validate(entry)
+        except ValidationError as error:
+            found += [
+                source._issue_of(data, Roster, {**err, "loc": ("agents", index, *err["loc"])})
+                for err in error.errors()
+            ]
+        else:
+            if agent.skill is not None and agent.skill not in skill_names():
+                found.append(
+                    source.issue(
+                        ("agents", index, "skill"),
+                        f"unknown skill '{agent.skill}'",
+                        f"use a registered skill: {', '.join(skill_names())}",
+                    )
+                )
+        if found:
+            issues += found
+            if name is not None:
+                broken.setdefault(name, f"{found[0].path}: {found[0].message}")
+        else:
+            agents.append(agent)
+    return agents, issues, broken
 
 
 def load_workflow(path: Path, roster: Roster | None, root: Path | None = None) -> Workflow:
     """Read one template; raises ``TemplateError`` listing every problem found in it."""
     source = Source(path, root)
-    workflow = source.validate(Workflow, source.parse())
+    data = source.parse()
+    if isinstance(data, dict):
+        source.refuse_too_many_steps(data)
+    workflow = source.validate(Workflow, data)
     issues = [source.issue(loc, message, fix) for loc, message, fix in check_workflow(workflow, roster, path)]
     if issues:
         raise TemplateError(issues)
     return workflow
+
+
+def load_named(dags_folder: Path, workflow: str) -> tuple[Workflow, Roster]:
+    """The workflow ``workflow`` of a dags folder (``workflows/<workflow>.yaml``) and its roster;
+    raises ``TemplateError`` when it is broken or not there."""
+    folder = dags_folder / "workflows"
+    path = template_path(folder, workflow)
+    if path is None:
+        known = [p.stem for p in template_files(folder)] if folder.is_dir() else []
+        raise TemplateError(
+            [
+                Issue(
+                    str(folder),
+                    "",
+                    f"no workflow '{workflow}' here",
+                    f"known: {', '.join(known) or '(none)'}",
+                )
+            ]
+        )
+    roster_path = dags_folder / "agents.yaml"
+    roster = load_roster(roster_path) if roster_path.exists() else Roster()
+    return load_workflow(path, roster), roster

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from baton.spec.browser import BrowserAccess
 from baton.spec.common import IDENTIFIER, Duration
@@ -47,6 +48,37 @@ class McpServer(BaseModel):
     @classmethod
     def _from_string(cls, value: Any) -> Any:
         return {"conn_id": value} if isinstance(value, str) else value
+
+
+class SkillAccess(BaseModel):
+    """Where a skill may connect (``baton.egress``): every other host and address is refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allow: list[str] = Field(
+        min_length=1,
+        max_length=1000,
+        description="hosts the skill may reach: 'api.example.com' (any port), '*.example.com' (any "
+        "subdomain), an address '127.0.0.1' or '::1' (a host name never grants a private address), a range "
+        "'10.0.0.0/8'; any of them but a range with ':port' (that port only). Link-local and cloud "
+        "metadata addresses are never reached",
+    )
+
+    @field_validator("allow")
+    @classmethod
+    def _entries(cls, value: list[str]) -> list[str]:
+        from baton.egress import Entry
+
+        for index, text in enumerate(value):
+            try:
+                Entry.parse(text)
+            except ValueError as error:
+                raise PydanticCustomError(
+                    "egress_host",
+                    "allow[{index}]: '{entry}' {problem}",
+                    {"index": index, "entry": str(text)[:100], "problem": str(error)},
+                ) from None
+        return [text.strip().lower() for text in value]
 
 
 class Agent(BaseModel):
@@ -102,6 +134,28 @@ class Roster(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     agents: list[Agent] = Field(default_factory=list)
+    skills: dict[Annotated[str, Field(pattern=IDENTIFIER, max_length=100)], SkillAccess] = Field(
+        default_factory=dict,
+        description="where each skill that calls out may connect (http_post: {allow: [...]}); a skill with "
+        "no entry reaches nothing, and an agent whose backend is a skill uses the skill's entry",
+    )
+    _issues: tuple[Any, ...] = PrivateAttr(default=())
+    _broken: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def with_problems(self, issues: list[Any], broken: dict[str, str]) -> Roster:
+        """This roster, noting the entries left out of it (``load_roster`` keeps only healthy agents)."""
+        self._issues, self._broken = tuple(issues), dict(broken)
+        return self
+
+    @property
+    def issues(self) -> list[Any]:
+        """The problems of the entries left out (``baton.errors.Issue``)."""
+        return list(self._issues)
+
+    @property
+    def broken(self) -> dict[str, str]:
+        """Agent name -> why its entry was left out: workflows naming it cannot load."""
+        return dict(self._broken)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Roster:

@@ -1,0 +1,215 @@
+"""Injected faults, for tests and the fault benchmark only: not part of the installed package.
+
+An Airflow whose processes have ``BATON_EXTENSIONS=devtools.faults`` (and the repository on
+``PYTHONPATH``) import this module, which hooks the offline model's requests and every step's call;
+the faults are then switched on by ``BATON_FAULTS`` (JSON). Nothing in a template or a connection can
+switch them on, and with the variable unset the hooks do nothing. Example::
+
+    BATON_FAULTS='{"seed": 7, "error": 0.10, "timeout": 0.02, "invalid": 0.05, "hang_s": 30,
+                   "fail_after": {"ship": [1], "post": 0.1}}'
+
+- ``error`` / ``timeout`` / ``invalid``: rates at which one request to the offline model
+  (:mod:`baton.hooks.offline`, through its ``REQUEST_HOOKS``) fails (an ``InjectedModelError``, a
+  ``ModelHTTPError`` 503: the
+  step's try fails), hangs ``hang_s`` seconds (so the step's ``agent_timeout`` cuts it), or answers
+  with arguments that break the step's output schema (so pydantic-ai asks again, up to the step's
+  ``output_retries``). The three are drawn in that order, each independently, and the first that
+  hits is the request's fault. Models behind a real connection are never touched.
+- ``fail_after``: step id -> the tries on which the step fails right after its agent or skill
+  returned — its side effects done — which is the case idempotent effects exist for; or a rate
+  (a number in [0, 1]) drawn per run, step, map index and try.
+
+Every draw is a hash of the seed, the kind and what is drawn for — the run, step, map index, subtask,
+try and the request's position in the conversation (a re-ask is a new request) — so a campaign is
+repeatable, a retry and a re-ask draw anew, and the draws can be recomputed afterwards from the
+event store (``bench/faults.py`` does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from functools import cache
+
+from pydantic_ai.exceptions import ModelHTTPError
+from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
+from pydantic_ai.models.function import AgentInfo
+
+from baton import effects
+from baton.agents import call
+from baton.errors import AgentError
+from baton.hooks import offline
+from baton.hooks.offline import OFFLINE_MODEL_NAME, Faker, prompt_of
+
+log = logging.getLogger(__name__)
+
+ENV = "BATON_FAULTS"
+EXTENSION = __name__  # what BATON_EXTENSIONS names for an Airflow to load this module
+INVALID_FIELD = "injected_invalid_field"
+_unscoped_calls = itertools.count()  # tells apart requests made outside any step (unit tests)
+MODEL_KINDS = ("error", "timeout", "invalid")  # the order in which a model request's faults are drawn
+
+
+class InjectedFault(AgentError):
+    """A failure injected by ``BATON_FAULTS`` (tests and benchmarks only)."""
+
+
+class InjectedModelError(ModelHTTPError):
+    """A model request failed on purpose (``BATON_FAULTS``): a 503 as a provider would answer it."""
+
+    def __init__(self, where: str):
+        super().__init__(
+            503, OFFLINE_MODEL_NAME, body={"error": f"injected model error ({where}; BATON_FAULTS)"}
+        )
+
+
+def _unit(text: str) -> float:
+    """A repeatable number in [0, 1) from ``text``."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64
+
+
+@dataclass(frozen=True)
+class Faults:
+    seed: int = 0
+    error: float = 0.0
+    timeout: float = 0.0
+    invalid: float = 0.0
+    hang_s: float = 30.0
+    fail_after: dict[str, list[int] | float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for kind in MODEL_KINDS:
+            rate = getattr(self, kind)
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+                raise ValueError(f"{ENV}: '{kind}' must be a rate in [0, 1], not {rate!r}")
+        if not isinstance(self.hang_s, (int, float)) or self.hang_s < 0:
+            raise ValueError(f"{ENV}: 'hang_s' must be a number of seconds >= 0, not {self.hang_s!r}")
+        for step, when in self.fail_after.items():
+            if isinstance(when, bool) or not (
+                isinstance(when, list)
+                and all(isinstance(t, int) for t in when)
+                or isinstance(when, (int, float))
+                and 0 <= when <= 1
+            ):
+                raise ValueError(
+                    f"{ENV}: fail_after['{step}'] must be a list of tries or a rate in [0, 1], not {when!r}"
+                )
+
+    def draw(self, kind: str, *parts: object, rate: float | None = None) -> bool:
+        """Whether the fault ``kind`` hits this call: a repeatable draw at the kind's rate (or ``rate``)."""
+        rate = float(getattr(self, kind) if rate is None else rate)
+        if rate <= 0:
+            return False
+        return _unit("|".join(map(str, (self.seed, kind, *parts)))) < rate
+
+    def model_fault(self, *parts: object) -> str | None:
+        """The fault of one model request (``error``, ``timeout``, ``invalid``), or None."""
+        return next((kind for kind in MODEL_KINDS if self.draw(kind, *parts)), None)
+
+    def fails_after(self, step: str, run_id: str, try_number: int, map_index: int = -1) -> bool:
+        """Whether ``fail_after`` fails this try of ``step`` right after its call."""
+        when = self.fail_after.get(step)
+        if when is None:
+            return False
+        if isinstance(when, list):
+            return try_number in when
+        return self.draw("fail_after", run_id, step, map_index, try_number, rate=when)
+
+
+def request_parts(
+    run_id: str, step: str, map_index: int, subtask: str, try_number: int, request: int
+) -> tuple[object, ...]:
+    """What a model request's draws are keyed by (the offline model and the benchmark agree on it).
+
+    :param request: the request's position in its conversation: 0, then 1 after one re-ask, ...
+    """
+    return (run_id, step, map_index, subtask, try_number, request)
+
+
+def environment(**faults: object) -> dict[str, str]:
+    """The environment of an Airflow whose processes inject ``faults`` (the keys of :class:`Faults`)."""
+    loaded = [m for m in os.environ.get("BATON_EXTENSIONS", "").split(",") if m.strip()]
+    return {ENV: json.dumps(faults), "BATON_EXTENSIONS": ",".join([*loaded, EXTENSION])}
+
+
+@cache
+def active() -> Faults | None:
+    """The faults of this process, or None (the normal case)."""
+    raw = os.environ.get(ENV, "").strip()
+    if not raw:
+        return None
+    faults = Faults(**json.loads(raw))
+    log.warning("%s is set: faults are injected on purpose (%s)", ENV, faults)
+    return faults
+
+
+def request_identity(messages: list[ModelMessage]) -> tuple[object, ...]:
+    """What this request's fault draws are keyed by: its step's run, step, map index, subtask and try
+    (from the effect scope the step runs the call in) and how many answers the conversation has had (a
+    re-ask is the next request). Outside a step: the prompt and a process-wide counter."""
+    request = sum(isinstance(m, ModelResponse) for m in messages)
+    scope = effects.current()
+    if scope is not None:
+        return request_parts(
+            scope.run_id, scope.step, scope.map_index, scope.subtask, scope.try_number, request
+        )
+    prompt = hashlib.sha256(prompt_of(messages).encode()).hexdigest()[:16]
+    return ("unscoped", prompt, next(_unscoped_calls), request)
+
+
+def invalid_response(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    """An answer that breaks the output schema: the valid one without its first required field and
+    with a field the schema does not have (an array where none is required); with no output tool,
+    a call of a tool that does not exist. pydantic-ai answers each with a retry prompt (a re-ask)."""
+    if not info.output_tools:
+        return ModelResponse(parts=[ToolCallPart(INVALID_FIELD, {})])
+    tool = info.output_tools[0]
+    schema = tool.parameters_json_schema
+    value = Faker(prompt_of(messages), schema).value(schema, "output")
+    required = schema.get("required") or []
+    if isinstance(value, dict) and required:
+        value.pop(required[0], None)
+        value[INVALID_FIELD] = "not in the schema (BATON_FAULTS)"
+        return ModelResponse(parts=[ToolCallPart(tool.name, value)])
+    return ModelResponse(parts=[ToolCallPart(tool.name, json.dumps([value]))])
+
+
+async def model_fault(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse | None:
+    """The offline model's request hook: fail, hang or answer invalidly as ``BATON_FAULTS`` draws."""
+    faults = active()
+    if faults is None:
+        return None
+    parts = request_identity(messages)
+    kind = faults.model_fault(*parts)
+    if kind is not None:
+        log.warning("BATON_FAULTS: injected model %s on request %s", kind, parts)
+    if kind == "error":
+        raise InjectedModelError("request " + "/".join(map(str, parts)))
+    if kind == "timeout":
+        await asyncio.sleep(faults.hang_s)
+    elif kind == "invalid":
+        return invalid_response(messages, info)
+    return None
+
+
+def after_call() -> None:
+    """Fail the try of the step whose effect scope is active right after its call, when
+    ``fail_after`` says so (a list of tries or a rate); keyed like the model's draws, by the scope."""
+    faults = active()
+    if faults is None:
+        return
+    scope = effects.current()
+    if scope is not None and faults.fails_after(scope.step, scope.run_id, scope.try_number, scope.map_index):
+        raise InjectedFault(
+            f"injected failure of step '{scope.step}' after its call (try {scope.try_number}, {ENV})"
+        )
+
+
+# Importing this module (BATON_EXTENSIONS=devtools.faults) hooks the offline model and every step's call.
+offline.REQUEST_HOOKS.append(model_fault)
+call.AFTER_CALL.append(after_call)

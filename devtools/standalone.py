@@ -1,0 +1,216 @@
+"""Runs ``airflow standalone`` for a checkout in its own process group, and talks to it over REST
+(``AirflowAPI``, which also talks to an Airflow started otherwise, e.g. by ``make run``).
+
+Used by the integration tests and the benchmarks. Airflow is started through ``scripts/env.sh``,
+so it has exactly the settings of ``make run``; only the home, the port and the dags folder differ.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV_SH = ROOT / "scripts" / "env.sh"
+# Test-only settings that must not leak into the Airflow under test.
+_DROPPED = ("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", "AIRFLOW_CONN_BATON_STORE")
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def scratch_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """A new PostgreSQL database ``<prefix>_<pid>_<random>`` on the server of ``admin_url`` (a URL of any
+    database there, any driver): its URL in the same form, and the database dropped on exit."""
+    from sqlalchemy import create_engine, make_url, text
+
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+class AirflowAPI:
+    """The REST API of a running Airflow with the simple auth manager, as its ``admin`` (the password
+    Airflow generated in ``home``); e.g. the Airflow of ``make run``: ``AirflowAPI(url, ROOT / ".airflow")``."""
+
+    def __init__(self, url: str, home: Path):
+        self.url = url
+        self.home = home
+        self._token: str | None = None
+
+    @property
+    def password(self) -> str:
+        generated = self.home / "simple_auth_manager_passwords.json.generated"
+        return json.loads(generated.read_text())["admin"]
+
+    def token(self) -> str:
+        """A JWT from ``POST /auth/token``, as an external system would get one."""
+        if self._token is None:
+            response = httpx.post(
+                f"{self.url}/auth/token", json={"username": "admin", "password": self.password}, timeout=30
+            )
+            response.raise_for_status()
+            self._token = response.json()["access_token"]
+        return self._token
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token()}", **kwargs.pop("headers", {})}
+        return httpx.request(method, f"{self.url}/api/v2{path}", headers=headers, timeout=30, **kwargs)
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            response = self.api("GET", f"/dags/{dag_id}")
+            if response.status_code == 200:
+                return response.json()
+            time.sleep(0.5)
+        raise TimeoutError(f"DAG {dag_id} not parsed after {timeout} s")
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> httpx.Response:
+        return self.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
+
+    def wait_for_run(
+        self, dag_id: str, run_id: str, timeout: float = 180, poll: float = 0.2
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}").json()
+            if run["state"] in ("success", "failed"):
+                return run
+            time.sleep(poll)
+        raise TimeoutError(f"run {run_id} of {dag_id} not finished after {timeout} s")
+
+
+class Standalone(AirflowAPI):
+    """One ``airflow standalone`` with its own home (SQLite) and dags folder.
+
+    :param home: the AIRFLOW_HOME to use (created if missing).
+    :param dags_folder: the folder of DAG files (default: the checkout's ``dags/``).
+    :param settings: extra environment settings, e.g. ``{"AIRFLOW__CORE__PARALLELISM": "8"}``.
+    """
+
+    def __init__(self, home: Path, dags_folder: Path | None = None, settings: dict[str, str] | None = None):
+        self.port = free_port()
+        super().__init__(f"http://127.0.0.1:{self.port}", home)
+        self.env = {k: v for k, v in os.environ.items() if k not in _DROPPED}
+        self.env.update(
+            AIRFLOW_HOME=str(home),
+            AIRFLOW__API__PORT=str(self.port),
+            AIRFLOW__API__HOST="127.0.0.1",
+            AIRFLOW__CORE__DAGS_FOLDER=str(dags_folder or ROOT / "dags"),
+            **(settings or {}),
+        )
+        self.process: subprocess.Popen | None = None
+
+    def command(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        """Run a command (``airflow ...``, ``baton ...``) with this Airflow's settings."""
+        return subprocess.run(
+            ["bash", "-c", 'source "$0" && exec "$@"', str(ENV_SH), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def start(self, timeout: float = 180) -> Standalone:
+        """Migrate Baton's store, seed the demo business database, start Airflow, wait until it is
+        healthy (as ``make run`` does)."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        for step in (("baton", "db", "upgrade"), ("python", "-m", "demo.business")):
+            done = self.command(*step)
+            if done.returncode != 0:
+                raise RuntimeError(f"{' '.join(step)} failed: {done.stderr[-2000:]}")
+        log = (self.home / "standalone.log").open("ab")
+        self.process = subprocess.Popen(
+            ["bash", "-c", 'source "$0" && exec airflow standalone', str(ENV_SH)],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop() signals all of it
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"airflow standalone exited with {self.process.returncode}; see {log.name}"
+                )
+            try:
+                if httpx.get(f"{self.url}/api/v2/monitor/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise TimeoutError(f"airflow standalone not healthy after {timeout} s; see {log.name}")
+
+    def leftover_pids(self) -> list[int]:
+        """Processes still alive whose environment names this Airflow's home."""
+        marker = f"AIRFLOW_HOME={self.home}".encode()
+        pids = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit() or int(proc.name) == os.getpid():
+                continue
+            try:
+                if marker in (proc / "environ").read_bytes().split(b"\0"):
+                    pids.append(int(proc.name))
+            except OSError:
+                continue
+        return pids
+
+    def stop(self, timeout: float = 60) -> None:
+        """SIGTERM the whole process group, SIGKILL what is left after ``timeout``; reap the leader."""
+        if self.process is None:
+            return
+        pgid = self.process.pid
+        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(pgid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + wait
+            while _group_alive(pgid) and time.monotonic() < deadline:
+                self.process.poll()  # reaps the leader, so that a zombie does not keep the group alive
+                time.sleep(0.2)
+            if not _group_alive(pgid):
+                break
+        self.process.wait(timeout=10)
+        self.process = None
+
+    def __enter__(self) -> Standalone:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,90 @@
+"""``baton incidents``, ``baton incident show ID`` and ``baton monitor tick``: what the monitor found and did."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from baton.cli.common import dags_folder
+
+ID = r"^inc-[0-9a-f]{12}$"
+
+
+def _incident_id(text: str) -> str:
+    import re
+
+    if not re.fullmatch(ID, text):
+        raise argparse.ArgumentTypeError(
+            f"'{text[:40]}' is not an incident id: they look like inc-1cd07b4561be"
+        )
+    return text
+
+
+def add(commands: Any) -> None:
+    listing = commands.add_parser("incidents", help="the monitor's incidents, newest first")
+    listing.add_argument("--limit", type=int, default=20, choices=range(1, 1001), metavar="1..1000")
+    listing.set_defaults(run=lambda args: incidents(args.limit))
+    one = commands.add_parser("incident", help="one incident: its timeline, actions and messages")
+    verbs = one.add_subparsers(dest="verb", required=True)
+    show = verbs.add_parser("show", help="the incident's timeline, from the first anomaly to its resolution")
+    show.add_argument("incident_id", type=_incident_id)
+    show.set_defaults(run=lambda args: show_incident(args.incident_id))
+    monitor = commands.add_parser(
+        "monitor", help="the monitor by hand (the baton_monitor DAG runs it every minute)"
+    )
+    mverbs = monitor.add_subparsers(dest="verb", required=True)
+    tick = mverbs.add_parser(
+        "tick", help="one minute of monitoring now: signals, detectors, incidents, runbooks"
+    )
+    tick.set_defaults(run=lambda args: tick_now())
+
+
+def incidents(limit: int) -> int:
+    from baton.events import EventStore
+    from baton.ops.monitor import incidents as listed
+
+    rows = listed(EventStore.from_airflow(), limit)
+    if not rows:
+        print("no incidents")
+    for r in rows:
+        print(
+            f"{r['id']}  {r['status']:<12} {r['severity'] or '-':<9} {r['kind']:<20} {r['where']:<30} "
+            f"x{r['count']}  opened {r['opened_at']:%Y-%m-%d %H:%M}  last {r['updated_at']:%H:%M}"
+        )
+    return 0
+
+
+def show_incident(incident_id: str) -> int:
+    from baton.events import EventStore
+    from baton.ops.monitor import timeline
+
+    events = timeline(EventStore.from_airflow(), incident_id)
+    if not events:
+        print(f"no incident {incident_id}: `baton incidents` lists them")
+        return 1
+    first = events[0].ts
+    for e in events:
+        p = e.payload
+        what = p.get("detail", {}).get("do") or p.get("kind", "")
+        print(
+            f"{e.ts:%Y-%m-%d %H:%M:%S}  +{(e.ts - first).total_seconds():>6.0f}s  {e.type:<22} {what:<18} "
+            f"{p.get('where', p.get('step', '')) or ''}  {json.dumps(p.get('detail') or {}, default=str)[:160]}"
+        )
+    return 0
+
+
+def tick_now() -> int:
+    from baton.events import EventStore
+    from baton.ops.monitor import load_config, tick
+
+    report = tick(EventStore.from_airflow(), load_config(dags_folder()))
+    print(
+        f"{report.folded} event(s) folded; {len(report.anomalies)} anomaly(ies); "
+        f"{len(report.transitions)} transition(s); {len(report.actions)} action(s); {report.notified} message(s)"
+    )
+    for t in report.transitions:
+        print(f"  {t.type:<22} {t.kind:<20} {t.where}")
+    for action, outcome in report.actions:
+        print(f"  action {action.do:<16} {action.target}: {outcome}")
+    return 0

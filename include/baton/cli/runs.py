@@ -1,0 +1,160 @@
+"""``baton runs``, ``baton replay`` and ``baton compensate``: a run's history, rebuilt from its events, and
+its saga on purpose."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from baton.cli.common import dags_folder
+
+
+def add(commands: Any) -> None:
+    play = commands.add_parser("replay", help="a run's timeline and state, rebuilt from its events")
+    play.add_argument("run_id")
+    play.add_argument("--until", type=int, help="stop at this event sequence number")
+    play.add_argument(
+        "--rerun",
+        action="store_true",
+        help="re-execute the steps with the recorded model outputs; report any that diverge",
+    )
+    play.add_argument(
+        "--full", action="store_true", help="nothing cut: each step's output whole, errors whole"
+    )
+    play.add_argument("--context", action="store_true", help="every version of every shared-context key")
+    play.set_defaults(
+        run=lambda args: replay_run(args.run_id, args.until, args.rerun, args.full, args.context)
+    )
+    listing = commands.add_parser("runs", help="recent runs (seed 002's workflow_executions)")
+    listing.add_argument("--limit", type=int, default=20)
+    listing.set_defaults(run=lambda args: runs(args.limit))
+    undo = commands.add_parser(
+        "compensate", help="undo a past run's completed steps, newest first (the saga, on purpose)"
+    )
+    undo.add_argument("run_id")
+    undo.set_defaults(run=lambda args: compensate(args.run_id))
+
+
+def replay_run(run_id: str, until: int | None, rerun: bool, full: bool = False, context: bool = False) -> int:
+    """Print a run's timeline and the state its events add up to (at ``until``); 1 if unknown."""
+    from baton.events import replay
+    from baton.events.store import EventStore
+
+    store = EventStore.from_airflow()
+    if not store.has_run(run_id):
+        print(
+            f"no events for run '{run_id}' in {store.engine.url.render_as_string()}; "
+            "list runs with `baton runs`",
+            file=sys.stderr,
+        )
+        return 1
+    events = list(store.read(run_id, until=until))
+    for line in replay.timeline(events, full=full):
+        print(line)
+    state = replay.fold(run_id, events)
+    at = f" at event {until}" if until is not None else ""
+    print(f"\nrun {run_id} ({state.workflow} v{state.template_version}){at}: {state.state}")
+    for (step, map_index), s in state.steps.items():
+        name = step if map_index < 0 else f"{step}[{map_index}]"
+        detail = f" agent {s.agent}" if s.agent else ""
+        detail += f", {s.input_tokens}+{s.output_tokens} tokens" if s.model_calls else ""
+        detail += f", error {s.error}" if s.error else ""
+        print(f"  {name:<28} {s.state:<13} try {s.try_number}{detail}")
+    if state.saga:
+        print(f"  saga: {state.saga}; undone newest first: {', '.join(state.compensated) or 'nothing'}")
+    if full:
+        _print_outputs(store, state)
+    if context:
+        _print_context(store, run_id)
+    for corrupt in state.corrupt:
+        print(f"  !! {corrupt}")
+    status = 1 if state.corrupt else 0
+    if rerun:
+        from baton.rerun import rerun as rerun_run
+
+        verdicts = rerun_run(store, run_id, dags_folder())
+        print("\nrerun with the recorded model outputs (no model is called):")
+        for verdict in verdicts:
+            print(f"  {verdict}")
+        status = status or int(any(not v.same for v in verdicts))
+    return status
+
+
+def runs(limit: int) -> int:
+    """Seed 002's workflow_executions, newest first."""
+    from baton.events import projections
+    from baton.events.store import EventStore
+
+    for row in projections.executions(EventStore.from_airflow(), limit=limit):
+        print(
+            f"{row['timestamp']}  {row['trigger_id']:<24} {row['execution_status']:<10} "
+            f"{row['workflow_id']}  agents: {', '.join(row['agents_involved']) or '-'}"
+        )
+    return 0
+
+
+def compensate(run_id: str) -> int:
+    """Undo a past run's completed steps, newest first (what an earlier saga undid is skipped).
+
+    0 when everything is undone; 1 when a compensation keeps failing (the saga stops there: fix the
+    cause and run this again, it goes on where it stopped) or the run is unknown.
+    """
+    from baton.coordination.saga import saga_for_run
+    from baton.errors import AgentError
+    from baton.events.store import EventStore
+
+    store = EventStore.from_airflow()
+    try:
+        saga = saga_for_run(store, run_id, saga_id=f"cli.{_now()}", dags_folder=dags_folder())
+    except AgentError as error:
+        print(error, file=sys.stderr)
+        return 1
+    outcome = saga.run()
+    saga.finish(outcome)
+    for name in outcome.already:
+        print(f"  {name:<32} already compensated")
+    for name in outcome.compensated:
+        print(f"  {name:<32} compensated")
+    if outcome.stuck is not None:
+        saga.alert_stuck(outcome, "baton compensate stopped:")
+        print(f"  {outcome.stuck.name:<32} FAILED: {outcome.error}")
+        for name in outcome.left:
+            print(f"  {name:<32} not attempted (older than the one that failed)")
+        print(f"run {run_id}: compensation stopped; fix the cause and run `baton compensate {run_id}` again")
+        return 1
+    print(f"run {run_id} ({saga.workflow}): {outcome.state}")
+    return 0
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
+
+
+def _print_outputs(store: Any, state: Any) -> None:
+    """Each step's output, whole (a large one from its blob), as indented JSON."""
+    import json
+
+    print("\noutputs:")
+    for (step, map_index), s in state.steps.items():
+        if s.output is None and s.output_ref is None:
+            continue
+        output = store.blob(s.output_ref) if s.output_ref else s.output
+        name = step if map_index < 0 else f"{step}[{map_index}]"
+        body = json.dumps(output, indent=2, sort_keys=True, default=str).replace("\n", "\n    ")
+        print(f"  {name}:\n    {body}")
+
+
+def _print_context(store: Any, run_id: str) -> None:
+    """Every version of every shared-context key of the run: who wrote it, and its value."""
+    import json
+
+    from baton.context import ContextStore
+
+    versions = ContextStore(store).history(run_id)
+    print("\ncontext:" + ("" if versions else " (no key written)"))
+    for entry in versions:
+        print(
+            f"  {entry.key} v{entry.version} by {entry.writer}: {json.dumps(entry.value, sort_keys=True, default=str)}"
+        )

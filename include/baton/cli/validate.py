@@ -1,0 +1,199 @@
+"""``baton validate``: every problem of every template (and of the roster), each file as soon as it is
+checked; a crash while checking one file is that file's error, never the end of the command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from baton.cli.common import dags_folder
+from baton.errors import Issue, TemplateError
+
+
+def add(commands: Any) -> None:
+    check = commands.add_parser("validate", help="check templates; list every error; exit 1 on any")
+    check.add_argument(
+        "paths", nargs="*", help="template files or folders (default: the dags folder's workflows)"
+    )
+    check.add_argument("--agents", type=Path, help="the roster (default: agents.yaml of the dags folder)")
+    check.add_argument(
+        "--format", choices=["text", "json"], default="text", help="json: one object per file, per line"
+    )
+    check.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    paths = args.paths or [str(dags_folder() / "workflows")]
+    return validate(paths, args.agents or dags_folder() / "agents.yaml", args.format)
+
+
+def _template_paths(paths: list[str]) -> list[Path]:
+    from baton.spec.loading import template_files
+
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        files += template_files(path) if path.is_dir() else [path]
+    return files
+
+
+class _Report:
+    """Prints what ``baton validate`` finds as it finds it: a line per problem (``text``), or a JSON object
+    per file and one for the summary (``json``, one per line)."""
+
+    def __init__(self, fmt: str):
+        self.fmt = fmt
+
+    def file(self, name: str, issues: list[Issue], warnings: list[str] = ()) -> None:
+        if self.fmt == "json":
+            print(
+                json.dumps(
+                    {
+                        "file": name,
+                        "ok": not issues,
+                        "issues": [{**asdict(issue), "text": str(issue)} for issue in issues],
+                        "warnings": list(warnings),
+                    }
+                ),
+                flush=True,
+            )
+            return
+        for line in [*map(str, issues), *warnings]:
+            print(line, flush=True)
+
+    def summary(self, checked: int, broken: int, errors: int, warned: int, roster_ok: bool) -> None:
+        if self.fmt == "json":
+            print(
+                json.dumps(
+                    {
+                        "summary": {
+                            "checked": checked,
+                            "with_errors": broken,
+                            "errors": errors,
+                            "warnings": warned,
+                            "roster_ok": roster_ok,
+                        }
+                    }
+                ),
+                flush=True,
+            )
+            return
+        print(
+            f"{checked} template(s) checked, {broken} with errors, {errors} error(s) in all"
+            + (f", {warned} warning(s)" if warned else "")
+            + ("" if roster_ok else "; the roster has errors"),
+            flush=True,
+        )
+
+
+def _checked(path: Path, roster: Any) -> tuple[Any, list[Issue]]:
+    """(the workflow, None when broken; its problems): a crash while checking is this file's error,
+    never the end of the command."""
+    from baton.spec.loading import load_workflow
+
+    if not path.is_file():
+        return None, [Issue(str(path), "", "no such file", "name a template file or a folder of them")]
+    try:
+        return load_workflow(path, roster), []
+    except TemplateError as error:
+        return None, error.issues
+    except Exception as error:  # RecursionError, MemoryError, a bug: this file's error only
+        return None, [Issue(str(path), "", f"{type(error).__name__}: {error}"[:2000], BUG)]
+
+
+BUG = "this is a Baton bug; please report it with the file"
+
+
+def validate(paths: list[str], agents: Path, fmt: str = "text") -> int:
+    """Print every problem of every template (and of the roster), each file as soon as it is checked;
+    1 if there is any."""
+    from baton.extensions import load
+    from baton.spec.loading import load_roster
+    from baton.spec.roster import Roster
+
+    report = _Report(fmt)
+    roster: Roster | None = Roster()
+    errors = 0
+    broken_extensions = [Issue(e.source, "", str(e)) for e in load()]  # their skills are unknown: say why
+    if broken_extensions:
+        report.file("(extensions)", broken_extensions)
+        errors += len(broken_extensions)
+    if agents.exists():
+        try:
+            roster = load_roster(agents)
+            roster_issues = roster.issues
+        except TemplateError as error:
+            roster, roster_issues = None, error.issues
+        except Exception as error:
+            roster, roster_issues = None, [Issue(str(agents), "", f"{type(error).__name__}: {error}", BUG)]
+        if roster_issues:
+            report.file(str(agents), roster_issues)
+            errors += len(roster_issues)
+    files = _template_paths(paths)
+    broken = 0
+    loaded = {}
+    for path in files:
+        workflow, issues = _checked(path, roster)
+        if workflow is not None:
+            loaded[path] = workflow
+        broken += bool(issues)
+        errors += len(issues)
+        report.file(str(path), issues)
+    found_warnings = warnings(loaded, agents)
+    if found_warnings:
+        report.file("(across templates)", [], found_warnings)
+    report.summary(len(files), broken, errors, len(found_warnings), roster is not None and not roster.issues)
+    return 1 if errors else 0
+
+
+def warnings(workflows: dict[Path, Any], agents: Path | None = None) -> list[str]:
+    """What is valid but probably wrong across the templates: an asset no workflow emits (its
+    workflow never runs by itself), a sensor whose database connection is not defined here; and
+    (``baton.spec.lint``) an allowlist entry as broad as a public suffix, credential-shaped text."""
+    from baton.spec import lint
+
+    emitted = sorted({emit.asset for w in workflows.values() for step in w.steps for emit in step.emits})
+    found = []
+    for path, workflow in workflows.items():
+        trigger = workflow.trigger
+        for index, name in enumerate((trigger.asset or []) if trigger else []):
+            if name not in emitted:
+                found.append(
+                    f"{path}: trigger.asset[{index}]: warning: no workflow here emits asset '{name}', so "
+                    f"'{workflow.workflow}' runs only when triggered by hand (fix: add `emits: {name}` to a "
+                    f"step of the workflow that produces it; emitted here: {', '.join(emitted) or 'none'})"
+                )
+        if (
+            trigger is not None
+            and trigger.sensor is not None
+            and not _connection_defined(trigger.sensor.spec.conn_id)
+        ):
+            conn_id = trigger.sensor.spec.conn_id
+            found.append(
+                f"{path}: trigger.sensor.{trigger.sensor.kind}.conn_id: warning: connection '{conn_id}' is "
+                f"not defined here, so the sensor will fail (fix: create it in Admin > Connections or set "
+                f"AIRFLOW_CONN_{conn_id.upper()} to the business database's URI)"
+            )
+    return found + [str(issue) for issue in lint.warnings(list(workflows), agents)]
+
+
+def _connection_defined(conn_id: str) -> bool:
+    """Whether Airflow can resolve the connection from this process (environment, secrets backend or
+    metadata database); a lookup that cannot even be tried counts as defined (no false warning)."""
+    if os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}"):
+        return True
+    try:
+        from airflow.sdk import BaseHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            BaseHook.get_connection(conn_id)
+        except AirflowNotFoundException:
+            return False
+    except Exception:
+        return True
+    return True

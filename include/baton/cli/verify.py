@@ -1,0 +1,59 @@
+"""``baton verify``: the event store reconciled with Airflow's metadata (see :mod:`baton.ops.verify`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+MAX_SINCE = timedelta(days=366)
+
+
+def _since(text: str) -> timedelta:
+    from pydantic import TypeAdapter, ValidationError
+
+    from baton.spec.common import Duration
+
+    try:
+        span = TypeAdapter(Duration).validate_python(text)
+    except ValidationError:
+        raise argparse.ArgumentTypeError(
+            f"'{text[:40]}' is not a duration: write e.g. 30m, 12h or 7d"
+        ) from None
+    if not timedelta(0) < span <= MAX_SINCE:
+        raise argparse.ArgumentTypeError(f"'{text[:40]}' is out of range: from 1s to {MAX_SINCE.days}d")
+    return span
+
+
+def add(commands: Any) -> None:
+    check = commands.add_parser(
+        "verify", help="reconcile the event store with Airflow's record; repair what is safe, report the rest"
+    )
+    check.add_argument("--since", type=_since, default=timedelta(days=7), help="how far back (default 7d)")
+    check.add_argument("--dry-run", action="store_true", help="report only: append no repair")
+    check.add_argument("--format", choices=["text", "json"], default="text")
+    check.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from baton.events import EventStore
+    from baton.ops.verify import verify
+
+    store = EventStore.from_airflow()
+    findings = verify(store, datetime.now(UTC) - args.since, repair=not args.dry_run)
+    repaired = sum(1 for f in findings if f.repair is not None and not args.dry_run)
+    left = [f for f in findings if f.repair is None or args.dry_run]
+    if args.format == "json":
+        for finding in findings:
+            print(
+                json.dumps({**finding.as_dict(), "repaired": finding.repair is not None and not args.dry_run})
+            )
+    else:
+        for f in findings:
+            done = "repaired" if f.repair is not None and not args.dry_run else "REPORTED"
+            where = f"{f.run_id}" + (f" {f.step}" if f.step else "")
+            print(f"{done:9} {f.kind:18} {f.workflow}  {where}: {f.detail}")
+    summary = f"{len(findings)} finding(s): {repaired} repaired, {len(left)} left for a person"
+    print(summary if args.format == "text" else json.dumps({"summary": summary}))
+    return 1 if left else 0

@@ -1,0 +1,205 @@
+"""One try of one step, as ``AgentOperator.execute()`` delegates it: read, decide, call, check, write, record.
+
+:class:`StepRun` holds what the try knows (the compiled step, Airflow's task context, its recorder, the
+Jinja scope) and composes the runtime parts, each of which takes the compiled step whole: the call
+(:mod:`baton.agents.call`), routing and load slots (:mod:`baton.coordination.routing`), the fan-out
+(:mod:`baton.coordination.fanout`), the shared context (:mod:`baton.context.step`) and a person's
+decisions (:mod:`baton.coordination.escalation`).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from baton import templating
+from baton.coordination import escalation
+from baton.coordination.guard import check_requirements
+from baton.events import EventStore
+from baton.events.recorder import StepRecorder
+from baton.plan import CompiledStep
+from baton.spec.roster import Agent
+from baton.spec.step import PersonStep
+
+
+class StepRun:
+    """One try of ``step`` in the task whose Airflow context is ``context``.
+
+    :param batch: ``[start, end)`` of a for_each list this task runs (a mapped task's batch).
+    :param ttl: how long a load slot may be held (the task's ``execution_timeout``, else an hour).
+    """
+
+    def __init__(
+        self,
+        step: CompiledStep,
+        context: Any,
+        *,
+        batch: list[int] | None = None,
+        ttl: timedelta | None = None,
+        log: logging.Logger | logging.LoggerAdapter | None = None,
+    ):
+        self.step = step
+        self.context = context
+        self.batch = batch
+        self.ttl = ttl or timedelta(hours=1)
+        self.log = log or logging.getLogger(__name__)
+        self.recorder = StepRecorder(
+            EventStore.from_airflow(),
+            context,
+            workflow=step.workflow,
+            template_version=step.template_version,
+            agent=step.agent.name if step.agent else None,
+            pool=step.pool,
+        )
+
+    # --- the try ---------------------------------------------------------------------------------
+
+    def execute(self) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException, TaskAwaitingInput
+
+        step, recorder = self.step, self.recorder
+        try:
+            scope = self.scope()
+            versions = self.read_context(scope)
+            if step.spec.when and not templating.evaluate(step.spec.when, scope):
+                recorder.start()
+                raise AirflowSkipException(
+                    f"Step '{step.task_id}' skipped: its condition `{step.spec.when}` is false."
+                )
+            if step.fan_out:
+                output = self.fan_out(scope, versions)
+            elif isinstance(step.spec, PersonStep):
+                recorder.start()
+                raise self.ask(escalation.review_question(step, self.context, scope, None))
+            else:
+                check_requirements(step, scope, after=False)
+                output = self.call(scope)
+                check_requirements(step, {**scope, "output": output}, after=True)
+                if step.spec.reviewed:
+                    agent = recorder.common["agent"]
+                    who = f"agent {agent}" if agent else f"skill {step.skill}"
+                    raise self.ask(escalation.review_question(step, self.context, scope, output, who))
+            self.finish(scope, output, versions)
+        except TaskAwaitingInput:
+            raise
+        except AirflowSkipException as skip:
+            recorder.skipped(str(skip))
+            raise
+        except BaseException as error:
+            question = escalation.question_for(
+                error, step, self.context, self.tried(), recorder.common["agent"]
+            )
+            if question is not None:
+                raise self.ask(question) from error
+            recorder.failed(error)
+            raise
+        recorder.succeeded(output)
+        return output
+
+    def resume(self, event: dict[str, Any], kind: str, state: dict[str, Any]) -> Any:
+        """The person answered (or the timeout applied the defaults): the step goes on from there."""
+        from airflow.sdk.exceptions import TaskAwaitingInput
+
+        try:
+            answer = escalation.Answer.of(event, kind, state)
+            self.recorder.record(
+                self.recorder.event("approval.answered", answer.payload(), discriminator=kind)
+            )
+            answer.raise_if_refused(self.step.task_id)
+            scope = self.scope()
+            versions = self.read_context(scope)
+            output = escalation.apply(answer, self, scope, versions)
+            if kind != "conflict":  # a conflict's answer is the context write itself
+                self.finish(scope, output, versions)
+        except TaskAwaitingInput:
+            raise
+        except BaseException as error:
+            self.recorder.failed(error)
+            raise
+        self.recorder.succeeded(output)
+        return output
+
+    # --- the parts -------------------------------------------------------------------------------
+
+    def scope(self) -> dict[str, Any]:
+        """The Jinja scope of this try: ``inputs``, ``steps``, ``context``, ``trigger``, ``run``."""
+        from baton.coordination.scope import jinja_scope
+
+        return jinja_scope(self.step, self.context)
+
+    def read_context(self, scope: dict[str, Any]) -> dict[str, int]:
+        from baton.context.step import read_context
+
+        return read_context(self.recorder.store, self.step, self.context, scope)
+
+    def call(self, scope: dict[str, Any], agent: Agent | None = None) -> dict[str, Any]:
+        """The step's work, once: its skill, or an agent (``agent``, the named one, or the router's
+        choice) holding one of its load slots; a failure counts against the agent's circuit breaker."""
+        from baton.agents.call import call_step
+        from baton.coordination.routing import choose_for_step, route_and_take, run_in_slot
+
+        step, recorder = self.step, self.recorder
+        if agent is None and step.agent is None and not step.routed:  # a skill step
+            recorder.start()
+            return call_step(step, None, scope, self.context, recorder, self.log)
+        holder = f"{recorder.common['run_id']}/{step.task_id}"
+        slot, events = None, []
+        if agent is None and step.routed:  # the choice and its slot in one transaction
+            agent, slot = route_and_take(step, recorder, self.tried(), holder, self.ttl, self.log)
+        else:  # a person's choice, or the template's agent: wait for one of its slots
+            agent, selected = choose_for_step(step, recorder, self.tried(), agent, self.log)
+            recorder.common["agent"] = agent.name
+            events = [*recorder.start_events(), selected]
+        return run_in_slot(
+            recorder,
+            agent,
+            holder,
+            self.ttl,
+            events,
+            lambda: call_step(step, agent, scope, self.context, recorder, self.log),
+            slot,
+        )
+
+    def fan_out(self, scope: dict[str, Any], versions: dict[str, int]) -> dict[str, Any]:
+        """A for_each batch: its items as concurrent calls, then the join (context merged, the
+        partial-failure policy applied)."""
+        from baton.coordination.fanout import FanOut
+
+        return FanOut(self.step, self.context, scope, self.recorder, self.ttl, self.log).run_batch(
+            self.batch, versions, ask=self.ask
+        )
+
+    def finish(self, scope: dict[str, Any], output: Any, versions: dict[str, int]) -> None:
+        """After the output is known: the context writes (a for_each's were merged at its join), and
+        the asset events."""
+        from baton.assets import emit
+        from baton.context.step import write_context
+
+        if not self.step.fan_out:
+            write_context(self.recorder.store, self.step, self.context, scope, output, versions, self.log)
+        emit(self.step, self.context, scope, output, self.recorder)
+
+    def tried(self) -> dict[str, str]:
+        """Agents chosen for this step in earlier tries of this run (which therefore did not succeed)."""
+        common = self.recorder.common
+        chosen = self.recorder.store.read(
+            common["run_id"],
+            step=(common["step"], common["map_index"]),
+            types=["agent.selected"],
+            before_try=common["try_number"],
+        )
+        return {
+            e.agent: f"failed try {e.try_number} of this step" for e in chosen if getattr(e, "agent", None)
+        }
+
+    def ask(self, question: escalation.Question) -> BaseException:
+        """Write the request for a person and its event; the exception that parks the task."""
+        escalation.ask(self.context, question)
+        self.recorder.record(
+            self.recorder.event(
+                "approval.requested", escalation.requested_payload(question), discriminator=question.kind
+            )
+        )
+        self.log.info("Step %s asks a person (%s): %s", self.step.task_id, question.kind, question.subject)
+        return escalation.awaiting(question)

@@ -1,0 +1,57 @@
+"""BatonAIHook: common-ai's PydanticAIHook, answering with the offline model where configured so."""
+
+from __future__ import annotations
+
+import os
+
+from airflow.providers.common.ai.hooks.pydantic_ai import PydanticAIHook
+from airflow.sdk.exceptions import AirflowNotFoundException
+from pydantic_ai.models import Model
+
+from baton.errors import AgentError
+from baton.hooks.offline import OFFLINE_MODEL_NAME, offline_model
+
+ALLOW_OFFLINE_ENV = "BATON_OFFLINE_FALLBACK"
+
+
+def offline_fallback_allowed() -> bool:
+    """Whether a missing LLM connection means the offline model (the embedded default) or an error."""
+    return os.environ.get(ALLOW_OFFLINE_ENV, "true").strip().lower() not in ("0", "false", "no", "off")
+
+
+class BatonAIHook(PydanticAIHook):
+    """A ``PydanticAIHook`` whose model is Baton's offline model when the connection is missing
+    (and ``BATON_OFFLINE_FALLBACK`` is not false) or sets ``{"model": "baton:offline"}`` (with
+    ``"offline_delay_s"`` in the extra, each answer takes that long).
+
+    Any other connection is resolved by common-ai unchanged: OpenAI, Anthropic, an
+    OpenAI-compatible server (host = base URL), fallback chains.
+    """
+
+    def get_conn(self) -> Model:
+        if self._model is None and self._is_offline():
+            self._model = offline_model(self._offline_delay)
+        return super().get_conn() if self._model is None else self._model
+
+    _offline_delay: float = 0.0
+
+    def _is_offline(self) -> bool:
+        if self.model_id == OFFLINE_MODEL_NAME:
+            return True
+        try:
+            _, extra = self._get_conn_and_extra()
+            self._offline_delay = float(extra.get("offline_delay_s") or 0)
+        except AirflowNotFoundException:
+            if not offline_fallback_allowed():
+                raise AgentError(
+                    f"LLM connection '{self.llm_conn_id}' is not defined. Create it (type pydanticai, "
+                    f'extra {{"model": "openai:gpt-5-mini"}}) or set {ALLOW_OFFLINE_ENV}=true to use '
+                    "the offline model."
+                ) from None
+            self.log.warning(
+                "LLM connection '%s' is not defined: answering with the offline model %s.",
+                self.llm_conn_id,
+                OFFLINE_MODEL_NAME,
+            )
+            return True
+        return extra.get("model") == OFFLINE_MODEL_NAME

@@ -1,0 +1,1 @@
+"""Operating what runs: signals, detectors, incidents, capacity."""

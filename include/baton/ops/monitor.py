@@ -1,0 +1,233 @@
+"""One minute of monitoring: fold the new events into signals, run the detectors, move the incidents, act.
+
+:func:`tick` is what the ``baton_monitor`` DAG runs every minute (and ``baton monitor tick`` by hand):
+
+1. :func:`baton.ops.signals.fold` the events since the last tick into per-minute buckets;
+2. run every configured detector (``dags/monitoring.yaml``, else the defaults) on every scope's signal;
+3. :func:`baton.ops.incidents.evaluate` the anomalies against the incident book, and record each
+   transition as an ``incident.*`` event, with the book, in one transaction;
+4. carry out the runbook actions due: each is recorded first under the action's own id (an
+   ``incident.action`` event), and carried out only by the tick whose record was new, so never twice;
+5. post to Slack (the alerts' channel) what the book says to notify: one message when an incident
+   opens, one per escalation and one when it resolves, not one per failure.
+
+Actions carried out here: ``open_circuit`` / ``close_circuit`` (the agent's breaker in Baton's store:
+routing moves its work to agents with the same capabilities) and ``escalate`` (a Slack message with the
+evidence). ``lower_concurrency``, ``pause_workflow`` and ``retry_failed_runs`` need Airflow's REST API
+from the monitor's task; they are recorded as ``not carried out`` with that reason, and the incident's
+escalation still reaches a person.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from baton.events import schema
+from baton.events.store import Event, EventStore
+from baton.ops import signals
+from baton.ops.detectors import detect
+from baton.ops.incidents import Action, Anomaly, Book, Transition, evaluate
+from baton.ops.monitoring_config import COUNT_SIGNALS, Monitoring, load_monitoring
+
+log = logging.getLogger(__name__)
+
+MONITOR = "baton_monitor"  # the DAG, and the workflow of the incident events
+BOOK = "book"
+FILE = "monitoring.yaml"
+HOLD = timedelta(days=7)  # a circuit a runbook opened stays open this long at most, if never closed
+WATCHED = ("failure_rate", "latency", "tokens", "cost")  # the signals signals.fold measures
+MAX_BATCHES = 20  # at most 20 x 50,000 events folded per tick: a backlog is caught up over a few ticks
+
+
+@dataclass
+class Report:
+    folded: int = 0
+    anomalies: list[Anomaly] = field(default_factory=list)
+    transitions: list[Transition] = field(default_factory=list)
+    actions: list[tuple[Action, str]] = field(default_factory=list)  # and what was done
+    notified: int = 0
+
+
+def load_config(dags: Path) -> Monitoring:
+    """``dags/monitoring.yaml`` (read within Baton's limits), or the defaults when there is none."""
+    path = dags / FILE
+    if not path.exists():
+        return Monitoring()
+    from baton.spec import reading
+
+    data, _ = reading.load(reading.read_text(path, FILE), FILE)
+    return load_monitoring(data, str(path))
+
+
+def _reach(signal: Any) -> timedelta:
+    """How far back the signal's detectors look."""
+    reach = timedelta(hours=1)
+    for name in ("rate", "robust", "drift"):
+        cfg = getattr(signal, name, None)
+        if cfg is None:
+            continue
+        if hasattr(cfg, "windows"):
+            reach = max(reach, cfg.baseline + cfg.windows[-1])
+        else:
+            reach = max(reach, cfg.reference + cfg.span)
+    return reach
+
+
+def anomalies(store: EventStore, config: Monitoring, now: datetime) -> list[Anomaly]:
+    """Every detector's firing on every scope of the watched signals, now."""
+    found = []
+    for kind in WATCHED:
+        signal = config.detectors.of(kind)
+        if not signal.enabled:
+            continue
+        since = now - _reach(signal)
+        read = signals.counts if kind in COUNT_SIGNALS else signals.points
+        for scope in signals.scopes(store, kind, since):
+            for verdict in detect(kind, read(store, kind, scope, since), now, config.detectors):
+                if verdict.anomalous:
+                    count = int(verdict.evidence.get("bad", 1) or 1) if kind in COUNT_SIGNALS else 1
+                    found.append(
+                        Anomaly(kind=kind, where=scope, evidence=verdict.as_dict(), count=max(1, count))
+                    )
+    return found
+
+
+def _book(store: EventStore) -> Book:
+    m = schema.monitor_state.c
+    with store.engine.connect() as conn:
+        value = conn.scalar(select(m.value).where(m.name == BOOK))
+    return Book.model_validate(value) if value else Book()
+
+
+def _event(t: Transition, notified: bool) -> Event:
+    payload = {
+        "incident_id": t.incident_id,
+        "kind": t.kind,
+        "where": t.where,
+        "severity": t.severity,
+        "count": t.count,
+        "notified": notified,
+        "detail": t.detail,
+    }
+    run = f"incident:{t.incident_id or t.where}"
+    return Event(type=t.type, run_id=run, workflow=MONITOR, payload=payload, discriminator=t.at.isoformat())
+
+
+def _carry_out(store: EventStore, action: Action, now: datetime) -> str:
+    from baton.coordination import load
+
+    agent = action.target.removeprefix("agent:")
+    if action.do == "open_circuit":
+        load.hold_open(store, agent, now + HOLD, f"held open by incident {action.incident_id}")
+        return f"opened the circuit of {agent}: routing sends its work to agents with its capabilities"
+    if action.do == "close_circuit":
+        was_open = load.release(store, agent)
+        return f"closed the circuit of {agent}" if was_open else f"the circuit of {agent} was already closed"
+    if action.do == "escalate":
+        return f"escalated to {action.params.get('to', 'a person')}"
+    return f"not carried out: {action.do} needs Airflow's REST API from the monitor, not wired yet"
+
+
+def _act(store: EventStore, actions: list[Action], book: Book, now: datetime) -> list[tuple[Action, str]]:
+    done = []
+    for action in actions:
+        record = Event(
+            type="incident.action",
+            run_id=f"incident:{action.incident_id}",
+            workflow=MONITOR,
+            key=f"incident-action|{action.id}",
+            payload={
+                "incident_id": action.incident_id,
+                "kind": "action",
+                "where": action.target,
+                "detail": {"do": action.do, "step": action.step, "params": action.params},
+            },
+        )
+        if not store.append([record]):
+            continue  # recorded by an earlier tick: carried out then
+        try:
+            outcome = _carry_out(store, action, now)
+        except Exception as error:  # one action failing must not stop the others, nor the tick
+            log.exception("runbook action %s failed", action.id)
+            outcome = f"failed: {type(error).__name__}: {str(error)[:300]}"
+        done.append((action, outcome))
+        log.info("incident %s: %s", action.incident_id, outcome)
+    return done
+
+
+def _notify(store: EventStore, transitions: list[Transition], done: list[tuple[Action, str]]) -> int:
+    from baton.alerts import Alert, send
+
+    sent = 0
+    for t in transitions:
+        if not t.notify:
+            continue
+        what = t.type.removeprefix("incident.")
+        reason = (t.detail.get("evidence") or {}).get("reason") or t.detail.get("reason") or ""
+        acts = "; ".join(outcome for action, outcome in done if action.incident_id == t.incident_id)
+        message = (
+            f"{t.kind} at {t.where}: {what}, severity {t.severity}, {t.count} occurrence(s). {reason} {acts}"
+        )
+        alert = Alert(
+            kind=f"incident_{what}",
+            workflow=MONITOR,
+            run_id=f"incident:{t.incident_id}",
+            message=message.strip(),
+            step=t.where,
+            attempt=t.count,
+        )
+        sent += bool(send(alert, store))
+    return sent
+
+
+def tick(store: EventStore, config: Monitoring, now: datetime | None = None) -> Report:
+    """One minute of monitoring (see the module's docstring)."""
+    now = now or datetime.now(UTC)
+    report = Report()
+    for _ in range(MAX_BATCHES):
+        folded = signals.fold(store, now)
+        report.folded += folded
+        if folded < signals.BATCH:
+            break
+    signals.purge(store, now)
+    report.anomalies = anomalies(store, config, now)
+    outcome = evaluate(_book(store), report.anomalies, now, config)
+    report.transitions = outcome.transitions
+    with store.engine.begin() as conn:
+        store.append_in(conn, [_event(t, t.notify) for t in outcome.transitions])
+        signals.save_state(conn, BOOK, outcome.book.model_dump(mode="json"), now)
+    report.actions = _act(store, outcome.actions, outcome.book, now)
+    report.notified = _notify(store, outcome.transitions, report.actions)
+    return report
+
+
+def incidents(store: EventStore, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest incidents, each as its latest transition says (open ones from the book first)."""
+    e = schema.events.c
+    kinds = [f"incident.{k}" for k in ("opened", "updated", "acknowledged", "resolved")]
+    query = select(e.run_id, e.type, e.payload, e.ts).where(e.workflow == MONITOR, e.type.in_(kinds))
+    latest: dict[str, dict[str, Any]] = {}
+    with store.engine.connect() as conn:
+        for run_id, kind, payload, ts in conn.execute(query.order_by(e.seq)):
+            row = latest.setdefault(run_id, {"opened_at": ts, "id": payload.get("incident_id")})
+            row.update(
+                status=kind.removeprefix("incident."),
+                kind=payload["kind"],
+                where=payload["where"],
+                severity=payload.get("severity"),
+                count=payload.get("count"),
+                updated_at=ts,
+            )
+    rows = sorted(latest.values(), key=lambda r: r["updated_at"], reverse=True)
+    return rows[:limit]
+
+
+def timeline(store: EventStore, incident_id: str) -> list[Event]:
+    """Every event of one incident, in order."""
+    return [ev for ev in store.read(f"incident:{incident_id}") if isinstance(ev, Event)]

@@ -1,0 +1,187 @@
+"""Signals: per-minute buckets of what the events say, per scope, folded incrementally into the store.
+
+:func:`fold` reads the events after the monitor's cursor (a bounded batch, in sequence order), adds them
+to their minute's bucket of each signal, and moves the cursor, in one transaction: each event is counted
+exactly once, however often or concurrently the monitor runs, and a tick costs the events since the last
+one, not the history. :func:`counts` and :func:`points` read a signal's buckets back for the detectors;
+buckets older than ``retention`` are deleted by :func:`purge`.
+
+Signals folded (scope ``agent:<name>`` unless said):
+
+- ``failure_rate``: a step or fan-out item done by the agent (total), failed (bad); per workflow too
+  (``workflow:<id>``: runs, failed runs);
+- ``latency``: each successful step's or item's duration (the bucket's mean is its point);
+- ``tokens`` and ``cost``: each model call's tokens and cost.
+
+Events are folded in sequence order up to the first one younger than ``SETTLE`` (it and the ones after it
+wait for the next tick): a writer's transaction that took a sequence number and commits a moment later is
+then visible before the cursor passes it, and an event stamped before a later one's sequence number is
+never skipped.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, delete, select
+
+from baton.events import schema
+from baton.events.store import EventStore, _insert
+from baton.ops.detectors import Counts, Points
+
+BUCKET = timedelta(minutes=1)
+SETTLE = timedelta(seconds=5)
+RETENTION = timedelta(days=35)
+BATCH = 50_000
+CURSOR = "cursor"
+
+_DONE = {"step.succeeded": False, "subtask.succeeded": False, "step.failed": True, "subtask.failed": True}
+_FOLDED = (*_DONE, "model.called", "run.succeeded", "run.failed")
+
+Key = tuple[str, str, datetime]
+
+
+def _aware(ts: datetime) -> datetime:
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)  # SQLite gives naive datetimes back
+
+
+def _bucket(ts: datetime) -> datetime:
+    return _aware(ts).replace(second=0, microsecond=0)
+
+
+def _add(acc: dict[Key, list[float]], kind: str, scope: str, ts: datetime, bad: int = 0, value: float = 0.0):
+    cell = acc[(kind, scope, _bucket(ts))]
+    cell[0] += 1
+    cell[1] += bad
+    cell[2] += value
+
+
+def _fold_event(acc: dict[Key, list[float]], kind: str, agent: str | None, workflow: str, payload: Any, ts):
+    if kind in ("run.succeeded", "run.failed"):
+        _add(acc, "failure_rate", f"workflow:{workflow}", ts, bad=int(kind == "run.failed"))
+        return
+    if agent is None:
+        return
+    scope = f"agent:{agent}"
+    payload = payload or {}
+    if kind in _DONE:
+        _add(acc, "failure_rate", scope, ts, bad=int(_DONE[kind]))
+        took = payload.get("duration_s", payload.get("latency_s"))
+        if not _DONE[kind] and isinstance(took, int | float) and took >= 0:
+            _add(acc, "latency", scope, ts, value=float(took))
+    elif kind == "model.called":
+        _add(
+            acc,
+            "tokens",
+            scope,
+            ts,
+            value=float(payload.get("input_tokens", 0) + payload.get("output_tokens", 0)),
+        )
+        _add(acc, "cost", scope, ts, value=float(payload.get("cost", 0.0)))
+
+
+def _cursor(conn: Connection) -> int:
+    m = schema.monitor_state.c
+    query = select(m.value).where(m.name == CURSOR)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()  # one folder at a time; SQLite's BEGIN IMMEDIATE does the same
+    value = conn.scalar(query)
+    return int(value["seq"]) if value else 0
+
+
+def save_state(conn: Connection, name: str, value: Any, now: datetime) -> None:
+    insert = _insert(conn.engine)(schema.monitor_state).values(name=name, value=value, updated_at=now)
+    conn.execute(
+        insert.on_conflict_do_update(index_elements=["name"], set_={"value": value, "updated_at": now})
+    )
+
+
+def fold(store: EventStore, now: datetime | None = None, batch: int = BATCH) -> int:
+    """Fold the next events (at most ``batch``) into the signal buckets; how many were read."""
+    now = now or datetime.now(UTC)
+    e = schema.events.c
+    with store.engine.begin() as conn:
+        after = _cursor(conn)
+        rows = conn.execute(
+            select(e.seq, e.type, e.agent, e.workflow, e.payload, e.ts)
+            .where(e.seq > after)
+            .order_by(e.seq)
+            .limit(batch)
+        ).all()
+        settled = now - SETTLE
+        young = next((i for i, row in enumerate(rows) if _aware(row[5]) > settled), len(rows))
+        rows = rows[:young]  # in sequence order up to the first young one: none is ever skipped
+        if not rows:
+            return 0
+        acc: dict[Key, list[float]] = defaultdict(lambda: [0, 0, 0.0])
+        for _, kind, agent, workflow, payload, ts in rows:
+            if kind in _FOLDED:
+                _fold_event(acc, kind, agent, workflow, payload, ts)
+        _upsert(conn, acc)
+        save_state(conn, CURSOR, {"seq": rows[-1][0]}, now)
+    return len(rows)
+
+
+def _upsert(conn: Connection, acc: dict[Key, list[float]]) -> None:
+    if not acc:
+        return
+    table = schema.signal_buckets
+    values = [
+        {"kind": k, "scope": s, "bucket": b, "total": int(t), "bad": int(bad), "value_sum": v}
+        for (k, s, b), (t, bad, v) in acc.items()
+    ]
+    statement = _insert(conn.engine)(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=["kind", "scope", "bucket"],
+        set_={
+            "total": table.c.total + statement.excluded.total,
+            "bad": table.c.bad + statement.excluded.bad,
+            "value_sum": table.c.value_sum + statement.excluded.value_sum,
+        },
+    )
+    for start in range(0, len(values), 500):
+        conn.execute(statement, values[start : start + 500])
+
+
+def purge(store: EventStore, now: datetime, retention: timedelta = RETENTION) -> int:
+    """Delete the buckets older than ``retention``; how many."""
+    with store.engine.begin() as conn:
+        return conn.execute(
+            delete(schema.signal_buckets).where(schema.signal_buckets.c.bucket < now - retention)
+        ).rowcount
+
+
+def scopes(store: EventStore, kind: str, since: datetime) -> list[str]:
+    """The scopes with a bucket of ``kind`` since ``since``."""
+    b = schema.signal_buckets.c
+    with store.engine.connect() as conn:
+        return sorted(conn.scalars(select(b.scope).where(b.kind == kind, b.bucket >= since).distinct()))
+
+
+def _rows(store: EventStore, kind: str, scope: str, since: datetime) -> list[Any]:
+    b = schema.signal_buckets.c
+    query = select(b.bucket, b.total, b.bad, b.value_sum).where(
+        b.kind == kind, b.scope == scope, b.bucket >= since
+    )
+    with store.engine.connect() as conn:
+        return conn.execute(query.order_by(b.bucket)).all()
+
+
+def _epoch(buckets: Iterable[datetime]) -> np.ndarray:
+    return np.array([(b if b.tzinfo else b.replace(tzinfo=UTC)).timestamp() for b in buckets], dtype=float)
+
+
+def counts(store: EventStore, kind: str, scope: str, since: datetime) -> Counts:
+    """A rate signal's buckets since ``since``: calls and bad ones per minute."""
+    rows = _rows(store, kind, scope, since)
+    return Counts(_epoch(r[0] for r in rows), [r[1] for r in rows], [r[2] for r in rows])
+
+
+def points(store: EventStore, kind: str, scope: str, since: datetime) -> Points:
+    """A value signal's buckets since ``since``: each minute's mean."""
+    rows = [r for r in _rows(store, kind, scope, since) if r[1] > 0]
+    return Points(_epoch(r[0] for r in rows), [r[3] / r[1] for r in rows])

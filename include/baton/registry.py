@@ -1,0 +1,118 @@
+"""The explicit registry of Python skills and named output models that templates may name: below every
+skill (a skill module registers itself here with ``@skill``), so the template language can check names
+without importing a skill."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from baton.errors import SkillError
+
+
+@dataclass(frozen=True)
+class SkillRequest:
+    """What a skill receives: the rendered instruction, the run's inputs, its upstream outputs and the
+    step's ``with`` arguments (rendered)."""
+
+    workflow: str
+    step: str
+    instruction: str
+    inputs: dict[str, Any]
+    steps: dict[str, Any] = field(default_factory=dict)
+    run_id: str = ""
+    context: dict[str, Any] = field(default_factory=dict)
+    args: dict[str, Any] = field(default_factory=dict)
+    trigger: dict[str, Any] = field(default_factory=dict)  # the sensor's finding or the asset payload
+
+
+@dataclass(frozen=True)
+class Skill:
+    """A deterministic Python function a step or an agent can run instead of a model."""
+
+    name: str
+    func: Callable[[SkillRequest], dict[str, Any]]
+    description: str
+    output: type[BaseModel] | None
+
+
+_SKILLS: dict[str, Skill] = {}
+_OUTPUT_MODELS: dict[str, type[BaseModel]] = {}
+
+
+def output_model(cls: type[BaseModel]) -> type[BaseModel]:
+    """Register a pydantic model under its class name, so a step can say ``output: ClassName``; a second
+    model of the same name (another module's) is refused: a template's name must mean one model."""
+    known = _OUTPUT_MODELS.get(cls.__name__)
+    if known is not None and known is not cls:
+        raise SkillError(
+            f"output model '{cls.__name__}' is registered twice ({known.__module__} and {cls.__module__}); "
+            "rename one of them"
+        )
+    _OUTPUT_MODELS[cls.__name__] = cls
+    return cls
+
+
+def skill(name: str, *, output: type[BaseModel] | None = None):
+    """Register ``func`` as the skill ``name``; its docstring's first line describes it."""
+
+    def register(func: Callable[[SkillRequest], dict[str, Any]]):
+        if name in _SKILLS:
+            raise SkillError(f"skill '{name}' is registered twice ({_SKILLS[name].func.__module__})")
+        description = (func.__doc__ or "").strip().splitlines()[0] if func.__doc__ else ""
+        _SKILLS[name] = Skill(name=name, func=func, description=description, output=output)
+        if output is not None:
+            output_model(output)
+        return func
+
+    return register
+
+
+def _with_extensions() -> None:
+    """Register what a lookup may find: Baton's own skills (the package ``baton.skills``, imported by name
+    like an extension: the registry sits below every skill) and the extensions' (first lookup only)."""
+    from baton.extensions import load
+
+    if "baton.skills" not in sys.modules:
+        importlib.import_module("baton.skills")
+    load()
+
+
+def get_skill(name: str) -> Skill:
+    _with_extensions()
+    try:
+        return _SKILLS[name]
+    except KeyError:
+        raise SkillError(f"unknown skill '{name}'; registered: {', '.join(sorted(_SKILLS))}") from None
+
+
+def skills() -> list[Skill]:
+    """Every registered skill, by name."""
+    _with_extensions()
+    return [_SKILLS[name] for name in sorted(_SKILLS)]
+
+
+def output_models() -> list[type[BaseModel]]:
+    """Every registered output model, by name."""
+    _with_extensions()
+    return [_OUTPUT_MODELS[name] for name in sorted(_OUTPUT_MODELS)]
+
+
+def skill_names() -> list[str]:
+    _with_extensions()
+    return sorted(_SKILLS)
+
+
+def get_output_model(name: str) -> type[BaseModel] | None:
+    _with_extensions()
+    return _OUTPUT_MODELS.get(name)
+
+
+def output_model_names() -> list[str]:
+    _with_extensions()
+    return sorted(_OUTPUT_MODELS)

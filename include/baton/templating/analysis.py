@@ -1,0 +1,137 @@
+"""What a Jinja text reads (scope names, step ids, inputs, context keys) and what it must not touch, found at
+validate time by one iterative walk of its syntax tree."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+from jinja2 import nodes
+
+from baton.templating.sandbox import ATTRIBUTE_FILTERS, CONTEXT_NAMES, ENV, MUTATING_METHODS
+
+
+def _expression_source(expression: str) -> str:
+    return "{{ (" + expression + ") }}"
+
+
+class Reads(NamedTuple):
+    """What a Jinja text reads, and what it must not do."""
+
+    unknown: frozenset[str]  # top-level names that are neither scope names nor defined by the text
+    steps: frozenset[str]
+    inputs: frozenset[str]
+    context: frozenset[str]
+    unsafe: tuple[str, ...]  # why each unsafe access is refused
+    depth: int  # the deepest nesting of the text's syntax tree
+    names: tuple[frozenset[str], frozenset[str], frozenset[str]]  # (unknown, steps, inputs)
+
+
+def references(
+    source: str, *, expression: bool = False
+) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """Return (unknown top-level names, step ids, input names) that ``source`` reads.
+
+    :raises jinja2.TemplateSyntaxError: when ``source`` is not valid Jinja.
+    """
+    return analyse(source, expression=expression).names
+
+
+def context_reads(source: str, *, expression: bool = False) -> frozenset[str]:
+    """The shared-context keys ``source`` reads (``context.key`` or ``context['key']``)."""
+    return analyse(source, expression=expression).context
+
+
+def analyse(source: str, *, expression: bool = False) -> Reads:
+    """What ``source`` reads and what it must not do (see :func:`_analyse`)."""
+    return _analyse(source, expression)
+
+
+@lru_cache(maxsize=4096)
+def _analyse(source: str, expression: bool) -> Reads:
+    """What ``source`` reads and what it must not do. Each distinct source is parsed once per process (the
+    checks and the plan both ask); the results are immutable, so no caller can change what the next one
+    gets. The walk is iterative: a deeply nested text cannot exhaust the recursion here.
+
+    :raises jinja2.TemplateSyntaxError: when ``source`` is not valid Jinja.
+    :raises RecursionError: when it is nested too deeply for Jinja's own parser.
+    """
+    # long: one iterative walk of the syntax tree; each node kind adds what it defines or reads
+    tree = ENV.parse(_expression_source(source) if expression else source)
+    loaded: set[str] = set()
+    # Names the template defines itself, wherever it does: {% set %} (also {% set a, b = ... %}),
+    # {% for %} targets, {% with %}, macro and call-block arguments, imports. A name read outside the
+    # scope that defines it is accepted here (StrictUndefined still stops it at render time); a name
+    # defined nowhere in the template is always reported.
+    defined: set[str] = {"self"}  # Jinja binds ``self`` (the template reference) in every template
+    found: dict[str, set[str]] = {"steps": set(), "inputs": set(), "context": set()}
+    unsafe: list[str] = []
+    depth = 0
+    stack: list[tuple[nodes.Node, int]] = [(tree, 0)]
+    while stack:
+        node, level = stack.pop()
+        depth = max(depth, level)
+        stack.extend(reversed([(child, level + 1) for child in node.iter_child_nodes()]))  # source order
+        unsafe += _unsafe(node)
+        if isinstance(node, nodes.Name):
+            (loaded if node.ctx == "load" else defined).add(node.name)  # ctx "store" or "param"
+        elif isinstance(node, (nodes.Getattr, nodes.Getitem)):
+            owner = node.node
+            if isinstance(owner, nodes.Name) and owner.ctx == "load" and owner.name in found:
+                if isinstance(node, nodes.Getattr):
+                    found[owner.name].add(node.attr)
+                elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+                    found[owner.name].add(node.arg.value)
+        elif isinstance(node, nodes.NSRef):  # {% set ns.attr = ... %} reads the namespace ``ns``
+            loaded.add(node.name)
+        elif isinstance(node, nodes.For):
+            defined.add("loop")
+        elif isinstance(node, nodes.Macro):
+            defined.update((node.name, "caller", "varargs", "kwargs"))
+        elif isinstance(node, nodes.CallBlock):
+            defined.update(("caller", "varargs", "kwargs"))
+        elif isinstance(node, nodes.Block):
+            defined.add("super")
+        elif isinstance(node, nodes.Import):
+            defined.add(node.target)
+        elif isinstance(node, nodes.FromImport):
+            defined.update(name if isinstance(name, str) else name[1] for name in node.names)
+    unknown = frozenset(loaded.difference(defined, CONTEXT_NAMES, ENV.globals))
+    steps, inputs = frozenset(found["steps"]), frozenset(found["inputs"])
+    return Reads(
+        unknown,
+        steps,
+        inputs,
+        frozenset(found["context"]),
+        tuple(dict.fromkeys(unsafe)),
+        depth,
+        (unknown, steps, inputs),
+    )
+
+
+def _private(name: Any) -> bool:
+    return isinstance(name, str) and any(part.startswith("_") for part in name.split("."))
+
+
+def _unsafe(node: nodes.Node) -> list[str]:
+    """Why ``node`` is refused: it reaches a private or dunder attribute, or calls a method that changes
+    the value it is called on (templates read data; they never change it)."""
+    if isinstance(node, nodes.Getattr) and _private(node.attr):
+        return [f"reads the private attribute '{node.attr}'"]
+    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and _private(node.arg.value):
+        return [f"reads the private item '{node.arg.value}'"]
+    if (
+        isinstance(node, nodes.Call)
+        and isinstance(node.node, nodes.Getattr)
+        and node.node.attr in MUTATING_METHODS
+    ):
+        return [f"calls '{node.node.attr}()', which would change the value it is called on"]
+    if isinstance(node, nodes.Filter | nodes.Test) and node.name in ATTRIBUTE_FILTERS:
+        named = [arg.value for arg in node.args if isinstance(arg, nodes.Const)]
+        named += [kw.value.value for kw in node.kwargs if isinstance(kw.value, nodes.Const)]
+        return [
+            f"names the private attribute '{name}' in the filter {node.name}"
+            for name in named
+            if _private(name)
+        ]
+    return []

@@ -1,0 +1,45 @@
+"""A step waiting for a person under ``airflow dags test`` (issue 17): its log says exactly how to answer,
+once, and SIGTERM stops the wait. (``baton approve`` itself answers in every workflow test with a person:
+tests/hitl.py; its refusals are in tests/workflows/test_invoice_processing.py.)"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from tests.conftest import FIXTURE_DAGS
+
+
+def test_a_waiting_step_says_how_to_answer_and_sigterm_stops_the_wait(airflow_db, tmp_path):
+    log = tmp_path / "dags_test.log"
+    env = {**os.environ, "AIRFLOW__CORE__DAGS_FOLDER": str(FIXTURE_DAGS)}
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "airflow", "dags", "test", "ask_person"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 240
+        while "Waiting for Human-in-the-loop input" not in log.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    printed = log.read_text()
+    assert printed.count("Waiting for a person: ask_person.decide") == 1  # said once, not every second
+    assert "options: Use the output below | Reject; form fields: go" in printed
+    assert " decide --option 'Use the output below' [--field name=value ...]" in printed
+    assert (
+        "PATCH /api/v2/dags/ask_person/dagRuns/" in printed
+        and "/taskInstances/decide/-1/hitlDetails" in printed
+    )
+    assert "SIGTERM while waiting for a person: the test run stops here" in printed

@@ -1,0 +1,228 @@
+"""The monitor's minute (issue 18) on a real store, SQLite and PostgreSQL: an agent that starts failing
+opens one incident (not an alert per failure), its runbook opens the agent's circuit, one Slack message
+goes out; the incident resolves when the agent is healthy again, the circuit closes, Slack hears it.
+Signals are folded incrementally: each event counted once, however often the monitor runs."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import delete, select
+
+from baton.cli import main as baton
+from baton.coordination.load import Breakers
+from baton.events import schema
+from baton.events.store import Event
+from baton.ops import monitor, signals
+from baton.ops.monitoring_config import Monitoring
+
+NOW = datetime.now(UTC).replace(second=0, microsecond=0)
+
+
+@pytest.fixture
+def clean(store):
+    with store.engine.begin() as conn:
+        for table in (schema.signal_buckets, schema.monitor_state, schema.agent_health):
+            conn.execute(delete(table))
+    return store
+
+
+def _calls(
+    agent: str, start: datetime, minutes: int, per_minute: int, failing: float, seed: int
+) -> list[Event]:
+    rng = random.Random(seed)
+    events = []
+    for m in range(minutes):
+        for i in range(per_minute):
+            ts = start + timedelta(minutes=m, seconds=i)
+            failed = rng.random() < failing
+            events.append(
+                Event(
+                    type="step.failed" if failed else "step.succeeded",
+                    run_id=f"r-{agent}-{start:%H%M}-{m}-{i}",
+                    workflow="w",
+                    step="s",
+                    agent=agent,
+                    try_number=1,
+                    ts=ts,
+                    payload={"error_class": "AgentError"}
+                    if failed
+                    else {"duration_s": 0.2 + rng.random() / 10},
+                )
+            )
+    return events
+
+
+def _history(store) -> None:
+    """Two quiet days of alpha and beta at about 1 % failures, one call every two minutes each."""
+    start = NOW - timedelta(days=2)
+    for agent, seed in (("alpha", 1), ("beta", 2)):
+        events = [
+            e for i, e in enumerate(_calls(agent, start, 2 * 24 * 60 - 30, 1, 0.01, seed)) if i % 2 == 0
+        ]
+        store.append(events)
+
+
+def test_a_failing_agent_opens_one_incident_its_circuit_opens_and_it_resolves_when_healthy(
+    clean, slack, monkeypatch, capsys
+):
+    store = clean
+    monkeypatch.setenv("AIRFLOW_CONN_BATON_SLACK", slack.connection)
+    config = Monitoring()
+    before = len(slack.posts)  # the recorder is the module's: count this test's posts
+    _history(store)
+    assert monitor.tick(store, config, NOW - timedelta(minutes=20)).transitions == []  # quiet: nothing
+
+    # alpha starts failing: 40 % of 6 calls a minute for 10 minutes (24-ish failures), beta stays healthy.
+    store.append(_calls("alpha", NOW - timedelta(minutes=10), 10, 6, 0.4, 3))
+    store.append(_calls("beta", NOW - timedelta(minutes=10), 10, 2, 0.0, 4))
+    report = monitor.tick(store, config, NOW)
+    assert [(t.type, t.where) for t in report.transitions] == [
+        ("incident.opened", "agent:alpha"),
+        ("incident.action", "agent:alpha"),  # the runbook's first step, issued at once
+    ]
+    (incident_id,) = {t.incident_id for t in report.transitions}
+    assert report.transitions[0].count == 1  # one firing so far
+    assert [(a.do, outcome) for a, outcome in report.actions] == [
+        (
+            "open_circuit",
+            "opened the circuit of alpha: routing sends its work to agents with its capabilities",
+        )
+    ]
+    assert set(Breakers(store).open_until(["alpha", "beta"])) == {"alpha"}
+    posts = slack.posts[before:]
+    assert len(posts) == 1 and "failure_rate at agent:alpha: opened" in posts[0]["text"]
+
+    # The storm goes on: the same incident counts it, the circuit is not opened twice, Slack hears nothing new.
+    store.append(_calls("alpha", NOW, 2, 6, 0.5, 5))
+    again = monitor.tick(store, config, NOW + timedelta(minutes=2))
+    assert {t.incident_id for t in again.transitions} <= {incident_id}
+    assert [a.do for a, _ in again.actions] == []
+    assert len(slack.posts[before:]) == 1
+
+    # alpha recovers (the runbook's circuit let it rest; here its calls succeed again): resolved after
+    # incidents.resolve_after without an anomaly, the circuit closes, Slack is told once.
+    store.append(_calls("alpha", NOW + timedelta(minutes=40), 30, 6, 0.0, 6))
+    later = NOW + timedelta(minutes=75)
+    resolved = monitor.tick(store, config, later)
+    assert ("incident.resolved", "agent:alpha") in [(t.type, t.where) for t in resolved.transitions]
+    assert ("close_circuit", "closed the circuit of alpha") in [(a.do, o) for a, o in resolved.actions]
+    assert Breakers(store).open_until(["alpha"]) == {}
+    posts = slack.posts[before:]
+    assert len(posts) == 2 and "incident resolved" in posts[1]["text"]
+
+    # Every transition is an event of the incident; `incidents` lists it resolved.
+    kinds = [e.type for e in monitor.timeline(store, incident_id)]
+    transitions = [k for k in kinds if k.startswith("incident.")]
+    assert transitions[0] == "incident.opened" and "incident.resolved" in transitions, kinds
+    assert transitions.index("incident.resolved") > transitions.index("incident.updated")
+    assert kinds.count("alert.raised") == 2  # the Slack messages, recorded with the incident
+    (row,) = [r for r in monitor.incidents(store) if r["id"] == incident_id]
+    assert (row["status"], row["where"]) == ("resolved", "agent:alpha")
+
+    # The same from the command line, on this store.
+    url = store.engine.url.set(drivername=store.engine.url.drivername.split("+")[0])
+    monkeypatch.setenv("AIRFLOW_CONN_BATON_STORE", url.render_as_string(hide_password=False))
+    assert baton(["incidents"]) == 0
+    listed = capsys.readouterr().out
+    assert f"{incident_id}  resolved     critical  failure_rate         agent:alpha" in listed
+    assert baton(["incident", "show", incident_id]) == 0
+    shown = capsys.readouterr().out
+    for fact in ("incident.opened", "open_circuit", "close_circuit", "incident.resolved", "alert.raised"):
+        assert fact in shown
+
+
+def test_each_event_is_folded_once_however_often_the_monitor_runs(clean):
+    store = clean
+    store.append(_calls("gamma", NOW - timedelta(minutes=30), 20, 5, 0.2, 7))
+    assert signals.fold(store, NOW, batch=7) == 7  # a bounded batch
+    while signals.fold(store, NOW, batch=7):
+        pass
+    assert signals.fold(store, NOW) == 0  # nothing new: nothing read
+    counts = signals.counts(store, "failure_rate", "agent:gamma", NOW - timedelta(hours=1))
+    assert int(counts.total.sum()) == 100
+    failed = sum(
+        1 for e in _calls("gamma", NOW - timedelta(minutes=30), 20, 5, 0.2, 7) if e.type == "step.failed"
+    )
+    assert int(counts.bad.sum()) == failed
+    latency = signals.points(store, "latency", "agent:gamma", NOW - timedelta(hours=1))
+    assert len(latency.time) == 20 and 0.2 <= float(latency.value.min()) <= float(latency.value.max()) < 0.31
+
+
+def test_an_event_younger_than_the_settle_time_waits_for_the_next_tick(clean):
+    store = clean
+    store.append(_calls("delta", NOW, 1, 3, 0.0, 8))
+    assert signals.fold(store, NOW) == 0  # written this second: a writer with a lower seq may commit yet
+    assert signals.fold(store, NOW + timedelta(minutes=1)) == 3
+
+
+def test_a_young_event_holds_back_the_ones_after_it_so_none_is_skipped(clean):
+    store = clean
+    young = _calls("zeta", NOW, 1, 1, 0.0, 11)  # stamped now: not settled at NOW
+    older = _calls("zeta", NOW - timedelta(minutes=5), 1, 2, 0.0, 12)  # stamped earlier, stored after
+    store.append(young)
+    store.append(older)
+    assert signals.fold(store, NOW) == 0  # the first in sequence is young: it and what follows wait
+    assert signals.fold(store, NOW + timedelta(minutes=1)) == 3
+    counts = signals.counts(store, "failure_rate", "agent:zeta", NOW - timedelta(hours=1))
+    assert int(counts.total.sum()) == 3
+
+
+def test_old_buckets_are_purged(clean):
+    store = clean
+    store.append(_calls("eps", NOW - timedelta(days=40), 3, 1, 0.0, 9))
+    signals.fold(store, NOW)
+    assert signals.purge(store, NOW) == 6  # 3 minutes of failure_rate and of latency
+    with store.engine.connect() as conn:
+        assert (
+            conn.scalar(
+                select(schema.signal_buckets.c.scope).where(schema.signal_buckets.c.scope == "agent:eps")
+            )
+            is None
+        )
+
+
+def test_a_broken_monitoring_file_is_refused_with_its_path_and_fix(tmp_path):
+    (tmp_path / "monitoring.yaml").write_text("monitoring:\n  detectors:\n    failure_rat: {}\n")
+    with pytest.raises(
+        Exception,
+        match=r"monitoring.detectors.failure_rat: unknown key 'failure_rat' \(fix: did you mean 'failure_rate'\?\)",
+    ):
+        monitor.load_config(tmp_path)
+    (tmp_path / "monitoring.yaml").write_text("monitoring: &a [*a, *a]\n" + "x: [" * 100 + "]" * 100 + "\n")
+    with pytest.raises(Exception, match="monitoring.yaml"):
+        monitor.load_config(tmp_path)
+    assert monitor.load_config(tmp_path / "absent") == Monitoring()
+
+
+def test_the_monitor_dag_runs_a_tick_in_airflow(airflow_db):
+    """The bundled baton_monitor DAG, in a real dag.test(): one tick over the session's store."""
+    from baton.events import EventStore
+    from tests.conftest import DAGS, run_dag_test_in_subprocess
+
+    store = EventStore.from_airflow()
+    store.append(_calls("monitor_probe", NOW - timedelta(minutes=10), 1, 2, 0.5, 10))
+    run, results, output = run_dag_test_in_subprocess(DAGS, "dags-folder", "baton_monitor")
+    assert run.state == "success", output[-3000:]
+    state, summary = results["tick"]
+    assert state == "success"
+    assert set(summary) == {"events_folded", "anomalies", "transitions", "actions", "notified"}
+    assert summary["events_folded"] >= 2  # at least the probe's two calls, counted once
+    probe = signals.counts(store, "failure_rate", "agent:monitor_probe", NOW - timedelta(hours=1))
+    assert int(probe.total.sum()) == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["incident", "show", "../../etc/passwd"], "'../../etc/passwd' is not an incident id"),
+        (["incident", "show", "inc-" + "a" * 5000], "is not an incident id: they look like inc-1cd07b4561be"),
+        (["incidents", "--limit", "100000"], "invalid choice"),
+    ],
+)
+def test_bad_incident_arguments_are_refused(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit:
+        baton(argv)
+    assert exit.value.code == 2 and message in capsys.readouterr().err

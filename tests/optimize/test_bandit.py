@@ -1,0 +1,310 @@
+"""Discounted Thompson sampling: forgetting, determinism, the explanation, and its state as a projection."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from baton.errors import OptimizeError
+from baton.optimize.bandit import Bandit, Prior
+
+FIX = "(fix: rebuild the state from the outcomes in the event store)"
+REWARD_FIX = "(fix: pass what reward.reward() gave the outcome, a number in [0, 1])"
+AGENT_FIX = "(fix: pass the agent's name as the roster spells it)"
+
+
+def _stream(
+    seed: int, count: int = 300, arms: int = 4, timed: bool = True
+) -> list[tuple[str, float, float | None]]:
+    """Outcomes as the event store would give them: some arms busier, timestamps mostly rising with
+    late arrivals (a call that finished after a later one)."""
+    rng = np.random.default_rng(seed)
+    names = [f"agent_{i}" for i in range(arms)]
+    rows = []
+    for i in range(count):
+        arm = names[min(int(rng.exponential(1.2)), arms - 1)]
+        at = 1_700_000_000 + 60.0 * i - (rng.uniform(0, 600) if rng.random() < 0.2 else 0)
+        rows.append((arm, float(rng.beta(2, 3)), at if timed else None))
+    return rows
+
+
+def _arms(bandit: Bandit) -> dict[str, tuple[float, float, float, float | None]]:
+    return {name: (a.n, a.total, a.squares, a.last_at) for name, a in bandit.arms.items()}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"half_life_calls": 7, "recheck_calls": 50, "half_life_seconds": 3600},
+        {"half_life_calls": None, "recheck_calls": None},
+    ],
+)
+def test_updating_one_outcome_at_a_time_equals_the_closed_form_over_all(params):
+    rows = _stream(seed=3)
+    incremental = Bandit(**params)
+    for arm, reward, at in rows:
+        incremental.update(arm, reward, at)
+    batch = Bandit.from_outcomes(rows, **params)
+    assert (
+        (incremental.calls, incremental.clock) == (batch.calls, batch.clock) == (300, max(r[2] for r in rows))
+    )
+    assert set(incremental.arms) == set(batch.arms)
+    for name, (n, total, squares, last_at) in _arms(batch).items():
+        assert _arms(incremental)[name] == (
+            pytest.approx(n, rel=1e-9),
+            pytest.approx(total, rel=1e-9),
+            pytest.approx(squares, rel=1e-9),
+            last_at,
+        )
+    if not params.get("half_life_calls", 30):
+        counts = {name: sum(1 for r in rows if r[0] == name) for name in batch.arms}
+        assert {name: a.n for name, a in batch.arms.items()} == pytest.approx(counts)  # nothing forgotten
+
+
+def test_a_late_outcome_counts_as_old_as_it_is():
+    bandit = Bandit(half_life_calls=None, recheck_calls=None, half_life_seconds=100)
+    bandit.update("a", 1.0, at=1000.0)
+    bandit.update("b", 1.0, at=1100.0)  # a ages by one half-life
+    bandit.update("a", 0.0, at=1000.0)  # finished before b's: already one half-life old
+    assert (bandit.arms["a"].n, bandit.arms["a"].total, bandit.arms["b"].n) == (1.0, 0.5, 1.0)
+    assert bandit.clock == 1100.0 and bandit.arms["a"].last_at == 1000.0
+
+
+def test_the_state_round_trips_through_json_and_goes_on_the_same():
+    rows = _stream(seed=5)
+    whole = Bandit(half_life_seconds=86_400)
+    half = Bandit(half_life_seconds=86_400)
+    for arm, reward, at in rows[:150]:
+        whole.update(arm, reward, at)
+        half.update(arm, reward, at)
+    text = json.dumps(half.to_json(), allow_nan=False)
+    restored = Bandit.from_json(text)
+    assert restored.to_json() == half.to_json()
+    for arm, reward, at in rows[150:]:
+        whole.update(arm, reward, at)
+        restored.update(arm, reward, at)
+    assert restored.to_json() == whole.to_json()  # exactly: JSON keeps every bit of a float
+    available = ["agent_0", "agent_1", "agent_2", "agent_3"]
+    assert restored.choose(available, 11) == whole.choose(available, 11)
+
+
+def test_the_same_seed_gives_the_same_choice_whatever_order_the_arms_come_in():
+    bandit = Bandit.from_outcomes(_stream(seed=8))
+    first = bandit.choose(["agent_0", "agent_1", "agent_2"], np.random.default_rng(42))
+    again = bandit.choose(["agent_2", "agent_0", "agent_1", "agent_0"], np.random.default_rng(42))
+    assert first == again
+    draws = {bandit.choose(["agent_0", "agent_1", "agent_2"], seed).arm for seed in range(200)}
+    assert len(draws) > 1  # it does explore
+
+
+def test_only_an_available_arm_is_ever_chosen():
+    bandit = Bandit()
+    for _ in range(100):
+        bandit.update("best", 0.95)
+        bandit.update("fine", 0.6)
+    rng = np.random.default_rng(1)
+    chosen = {bandit.choose(["fine", "new"], rng).arm for _ in range(300)}
+    assert chosen == {"fine", "new"}  # the best is busy (its breaker open, no slot): never picked
+
+
+def test_a_new_arm_starts_from_the_prior_and_gets_tried():
+    bandit = Bandit()
+    rng = np.random.default_rng(2)
+    for _ in range(300):
+        arm = bandit.choose(["a", "b"], rng).arm
+        bandit.update(arm, 0.7 if arm == "a" else 0.4)
+    picks = [bandit.choose(["a", "b", "newcomer"], rng).arm for _ in range(30)]
+    assert picks.index("newcomer") < 15  # tried early, with no outcome yet
+    assert bandit.posterior("newcomer") == {
+        "mean": 0.5,
+        "scale": pytest.approx(0.2236, abs=1e-4),
+        "df": 4.0,
+        "n_eff": 0.0,
+    }
+
+
+def test_an_arm_that_degrades_is_judged_on_its_recent_calls():
+    bandit = Bandit(half_life_calls=30, recheck_calls=None)
+    for _ in range(500):
+        bandit.update("a", 0.9)
+        bandit.update("b", 0.6)
+    assert bandit.posterior("a")["n_eff"] == pytest.approx(1 / (1 - 0.5 ** (1 / 30)), rel=1e-3)  # ~43.8
+    bad_calls = 0
+    while bandit.posterior("a")["mean"] >= bandit.posterior("b")["mean"]:
+        bandit.update("a", 0.1)
+        bad_calls += 1
+    assert bad_calls == 21  # 0.9 -> 0.1: its mean falls under b's after 21 bad calls of its own
+    assert bandit.posterior("b")["n_eff"] == pytest.approx(43.8, abs=0.1)  # the other one kept what it knew
+
+
+def test_the_explanation_holds_each_arms_posterior_and_draw():
+    bandit = Bandit()
+    for reward in (0.8, 0.9, 0.7):
+        bandit.update("a", reward)
+    decision = bandit.choose(["a", "b"], 7)
+    explanation = json.loads(json.dumps(decision.explanation, allow_nan=False))
+    assert set(explanation) == {
+        "policy",
+        "chosen",
+        "reason",
+        "arms",
+        "half_life_calls",
+        "recheck_calls",
+        "half_life_seconds",
+        "prior",
+    }
+    assert explanation["policy"] == "discounted-thompson" and explanation["chosen"] == decision.arm
+    assert explanation["prior"] == {"mean": 0.5, "strength": 1.0, "shape": 2.0, "rate": 0.1}
+    assert set(explanation["arms"]["a"]) == {"mean", "scale", "df", "n_eff", "draw"}
+    assert explanation["arms"]["b"]["n_eff"] == 0.0
+    chosen = explanation["arms"][decision.arm]
+    assert chosen["draw"] == max(arm["draw"] for arm in explanation["arms"].values())
+    assert explanation["reason"] == (
+        f"drew {chosen['draw']:.3f}, the highest of 2 available "
+        f"(posterior mean {chosen['mean']:.3f} over {chosen['n_eff']:.1f} effective call(s))"
+    )
+
+
+def test_timestamps_may_be_aware_datetimes():
+    bandit = Bandit(half_life_seconds=60)
+    bandit.update("a", 1.0, datetime(2026, 1, 1, tzinfo=UTC))
+    bandit.update("a", 1.0, datetime(2026, 1, 1, 0, 1, tzinfo=UTC))
+    # a minute (one half-life) later: aged by time, by one call of its own and one call of the step
+    assert bandit.arms["a"].n == pytest.approx(0.5 * 0.5 ** (1 / 30) * 0.5 ** (1 / 1000) + 1, rel=1e-12)
+    with pytest.raises(OptimizeError) as caught:
+        bandit.update("a", 1.0, datetime(2026, 1, 1))
+    assert str(caught.value) == (
+        "bandit.update: at: a datetime without a time zone, datetime.datetime(2026, 1, 1, 0, 0) "
+        "(fix: pass an aware UTC datetime)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda b: b.update("a", 1.5),
+            f"bandit.update: reward: must be a finite number [0, 1], got 1.5 {REWARD_FIX}",
+        ),
+        (
+            lambda b: b.update("a", float("nan")),
+            f"bandit.update: reward: must be a finite number [0, 1], got nan {REWARD_FIX}",
+        ),
+        (
+            lambda b: b.update("", 0.5),
+            f"bandit.update: arm: an agent's name must be a text of 1 to 200 characters, got '' {AGENT_FIX}",
+        ),
+        (
+            lambda b: b.choose([]),
+            "bandit.choose: no agent is available (fix: the caller leaves out agents that are busy, over budget or "
+            "whose breaker is open, and reports that none is left)",
+        ),
+        (
+            lambda b: b.choose("agent_a"),
+            "bandit.choose: available must be a list of agent names, got str (fix: pass the names of the agents "
+            "that may be called now)",
+        ),
+        (
+            lambda b: b.choose([f"a{i}" for i in range(1001)]),
+            "bandit.choose: 1,001 agents, over the limit of 1000 (fix: route among fewer agents, by capability)",
+        ),
+        (
+            lambda b: b.choose(["x" * 201]),
+            f"bandit.choose: available: an agent's name must be a text of 1 to 200 characters, got "
+            f"'{'x' * 56}... {AGENT_FIX}",
+        ),
+    ],
+)
+def test_bad_input_is_refused_naming_the_field(call, message):
+    with pytest.raises(OptimizeError) as caught:
+        call(Bandit())
+    assert str(caught.value) == message
+
+
+def test_bad_settings_are_refused_with_the_default_to_keep():
+    with pytest.raises(OptimizeError) as caught:
+        Bandit(half_life_calls=0)
+    assert str(caught.value) == (
+        "bandit.half_life_calls: must be a number > 0 (or none: never), got 0 (fix: keep the default, 30)"
+    )
+    with pytest.raises(OptimizeError) as caught:
+        Bandit(prior=Prior(rate=0))
+    assert str(caught.value) == "prior.rate: must be > 0, got 0 (fix: keep the default, 0.1)"
+    with pytest.raises(OptimizeError) as caught:
+        Bandit.from_json(_state(prior__mean=2))
+    assert (
+        str(caught.value)
+        == "bandit.prior.mean: must be a finite number [0, 1], got 2 (fix: keep the default, 0.5)"
+    )
+    with pytest.raises(OptimizeError) as caught:
+        Bandit.from_json(_state(prior__shape=0))
+    assert str(caught.value) == "bandit.prior.shape: must be > 0, got 0 (fix: keep the default, 2.0)"
+    with pytest.raises(OptimizeError) as caught:
+        Bandit(half_life_seconds=60).update("a", 0.5)
+    assert str(caught.value) == (
+        "bandit.update: at: an outcome needs its time when half_life_seconds is set (fix: pass the outcome's timestamp)"
+    )
+
+
+def test_an_arm_over_the_limit_is_refused():
+    bandit = Bandit.from_outcomes([(f"a{i}", 0.5, None) for i in range(1000)])
+    with pytest.raises(OptimizeError) as caught:
+        bandit.update("one_more", 0.5)
+    assert str(caught.value) == (
+        "bandit.update: arm: a policy learns over at most 1000 agents, and 'one_more' would be one more "
+        "(fix: route among fewer agents, by capability)"
+    )
+
+
+def _state(**changes) -> str:
+    state = Bandit.from_outcomes([("a", 0.5, 10.0), ("b", 0.25, 20.0)]).to_json()
+    for path, value in changes.items():
+        *parents, leaf = path.split("__")
+        node = state
+        for key in parents:
+            node = node[key]
+        if value is ...:
+            del node[leaf]
+        else:
+            node[leaf] = value
+    return json.dumps(state)
+
+
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        ("not json", "bandit: not valid JSON: Expecting value: line 1 column 1 (char 0)"),
+        ("[1, 2]", "bandit: must be a JSON object, got list"),
+        ('{"a": Infinity}', "bandit: not valid JSON: Infinity is not a number JSON allows"),
+        ("[" * 100_000, "bandit: nested too deeply to be a state"),
+        (" " * 10_000_001, "bandit: 10,000,001 bytes, over the limit of 10,000,000"),
+        (
+            _state(version=2),
+            "bandit: a 'discounted-thompson' state of version 2, not 'discounted-thompson' version 1",
+        ),
+        (_state(calls=...), "bandit: missing field(s) calls"),
+        (
+            _state(extra=1),
+            "bandit: unknown field(s) extra (expected arms, calls, clock, half_life_calls, "
+            "half_life_seconds, policy, prior, recheck_calls, version)",
+        ),
+        (_state(calls=-1), "bandit.calls: must be a whole number [0, 9.22337e+18], got -1"),
+        (_state(arms__a__n=-0.5), "bandit.arms.a.n: must be a finite number >= 0, got -0.5"),
+        (
+            _state(arms__a__total=5),
+            "bandit.arms.a: rewards are in [0, 1], so squares <= total <= n, but n is "
+            "0.999307, total 5 and squares 0.249827",
+        ),
+        (_state(arms__a__squares="x"), "bandit.arms.a.squares: must be a finite number >= 0, got 'x'"),
+        (_state(arms__a__why=1), "bandit.arms.a: unknown field(s) why (expected last_at, n, squares, total)"),
+        (_state(arms=[]), "bandit.arms: must be an object of at most 1000 agents"),
+    ],
+)
+def test_a_malformed_state_is_refused_naming_the_field(state, message):
+    with pytest.raises(OptimizeError) as caught:
+        Bandit.from_json(state)
+    assert str(caught.value) == f"{message} {FIX}"

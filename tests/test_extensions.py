@@ -1,0 +1,157 @@
+"""A team's own skills from its own package (issue 17): found through the ``baton.extensions`` entry point
+of an installed distribution, or named by BATON_EXTENSIONS; registered explicitly; a template uses its
+skill and output model; ``baton skills`` and ``baton validate`` show them; a broken one hides nothing."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from baton import extensions
+from baton.cli import main as baton
+from baton.errors import TemplateError
+
+PACKAGE = Path(__file__).parent / "fixtures" / "extensions" / "acme-skills"
+TEMPLATE = """\
+workflow: acme_order
+version: 1
+description: An order priced by Acme's own skill.
+owner: purchasing
+inputs:
+  quantity: {type: integer, default: 3}
+steps:
+  - id: quote
+    skill: acme_quote
+    output: AcmeQuote
+    with: {sku: ACME-0002, quantity: "{{ inputs.quantity }}"}
+"""
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """acme-skills installed as a package is (uv pip install --target): a dist-info with its entry point."""
+    target, source = tmp_path_factory.mktemp("site"), tmp_path_factory.mktemp("src") / "acme-skills"
+    shutil.copytree(PACKAGE, source)  # a build writes into its source tree: keep the fixture's clean
+    uv = Path(sys.executable).parent / "uv"
+    done = subprocess.run(
+        [str(uv), "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (target / "acme_skills" / "__init__.py").exists()
+    return target
+
+
+@pytest.fixture
+def on_path(monkeypatch):
+    """Put a folder on sys.path (as an installed package's site dir is) and forget what was loaded."""
+
+    def put(folder: Path) -> None:
+        monkeypatch.syspath_prepend(str(folder))
+        extensions.reset()
+
+    yield put
+    extensions.reset()
+
+
+def _template(tmp_path: Path) -> Path:
+    (tmp_path / "wf").mkdir()
+    path = tmp_path / "wf" / "acme_order.yaml"
+    path.write_text(TEMPLATE)
+    return path
+
+
+def test_an_installed_package_registers_its_skill_and_output_model_through_its_entry_point(
+    installed, on_path, tmp_path, capsys, dags_folder
+):
+    on_path(installed)
+    assert ("acme_skills", "entry point acme of acme-skills") in extensions.named()
+    path = _template(tmp_path)
+    assert baton(["validate", str(path.parent), "--agents", str(dags_folder / "agents.yaml")]) == 0
+    assert capsys.readouterr().out.strip().endswith("1 template(s) checked, 0 with errors, 0 error(s) in all")
+    assert baton(["skills"]) == 0
+    out = capsys.readouterr().out
+    assert "acme_quote" in out and "acme_skills" in out
+    assert "  AcmeQuote" in out.split("output models")[1]
+    from baton.agents.skills import run_skill
+
+    scope = {"inputs": {"quantity": 3}, "steps": {}, "run": {"id": "manual__1"}}
+    output = run_skill(
+        "acme_quote",
+        workflow="acme_order",
+        step_id="quote",
+        output_spec="AcmeQuote",
+        instruction="",
+        scope=scope,
+        with_={"sku": "ACME-0002", "quantity": "{{ inputs.quantity }}"},
+    )
+    assert output == {"sku": "ACME-0002", "quantity": 3, "total": 120.0}
+
+
+def test_a_module_named_by_baton_extensions_registers_without_installing(on_path, monkeypatch, tmp_path):
+    on_path(PACKAGE)
+    monkeypatch.setenv("BATON_EXTENSIONS", "demo.skills, acme_skills")
+    assert ("acme_skills", "BATON_EXTENSIONS") in extensions.named()
+    from baton.spec.loading import load_workflow
+
+    workflow = load_workflow(_template(tmp_path), None)
+    assert workflow.steps[0].skill == "acme_quote"
+
+
+def test_a_name_nobody_registered_still_fails_with_the_known_list(on_path, monkeypatch, tmp_path):
+    on_path(PACKAGE)
+    monkeypatch.setenv("BATON_EXTENSIONS", "acme_skills")
+    path = _template(tmp_path)
+    path.write_text(TEMPLATE.replace("skill: acme_quote", "skill: acme_quotes"))
+    from baton.registry import skill_names
+    from baton.spec.loading import load_workflow
+
+    with pytest.raises(TemplateError) as caught:
+        load_workflow(path, None)
+    (issue,) = caught.value.issues
+    assert str(issue).endswith(
+        "steps[0].skill: unknown skill 'acme_quotes' (fix: register it with @skill in an extension module "
+        f"(BATON_EXTENSIONS); did you mean 'acme_quote'? known: {', '.join(skill_names())})"
+    )
+
+
+def test_an_extension_that_fails_to_import_is_reported_and_hides_nothing(
+    on_path, monkeypatch, tmp_path, capsys, dags_folder
+):
+    broken = tmp_path / "broken_skills.py"
+    broken.write_text("raise RuntimeError('the team broke it')\n")
+    on_path(tmp_path)
+    monkeypatch.setenv("BATON_EXTENSIONS", "demo.skills,broken_skills,no_such_module")
+    status = baton(["validate", str(dags_folder / "workflows"), "--agents", str(dags_folder / "agents.yaml")])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert (
+        "BATON_EXTENSIONS: extension module 'broken_skills' (BATON_EXTENSIONS) failed to import: RuntimeError: "
+        "the team broke it (fix: make it importable in every Airflow process, or remove it from BATON_EXTENSIONS)"
+    ) in out
+    assert "extension module 'no_such_module' (BATON_EXTENSIONS) failed to import: ModuleNotFoundError" in out
+    assert "12 template(s) checked, 0 with errors, 2 error(s) in all" in out  # the demo's skills still load
+
+
+def test_two_modules_cannot_register_the_same_output_model_name():
+    from pydantic import BaseModel
+
+    from baton.errors import SkillError
+    from baton.registry import output_model
+
+    class Subtasks(BaseModel):  # the demo's engineering skills register a Subtasks already
+        items: list[str]
+
+    from baton.registry import get_output_model
+
+    assert get_output_model("Subtasks") is not None
+    with pytest.raises(
+        SkillError, match=r"output model 'Subtasks' is registered twice \(demo\.skills\.engineering"
+    ):
+        output_model(Subtasks)

@@ -1,0 +1,333 @@
+"""Every YAML, shell and Python block of README.md is executed or validated here, as written.
+
+Each such block is preceded by a marker that says how it is checked::
+
+    <!-- check: workflow -->              a whole template: `baton validate` against the bundled roster
+    <!-- check: workflow-part NAME -->    part of a template: completed by CONTEXTS[NAME], then validated
+    <!-- check: roster -->                part of dags/agents.yaml: merged into the bundled roster, loaded
+    <!-- check: monitoring -->            a dags/monitoring.yaml: loaded as the monitor loads it
+    <!-- check: yaml REASON -->           parsed only (YAML for another tool); the reason says which
+    <!-- check: shell -->                 every command is parsed by the tool that runs it (baton's and
+                                          Airflow's CLI parsers, the REST API's routes and body models,
+                                          the Makefile's targets, the files it names)
+    <!-- check: shell-run -->             the same, and the `baton` commands that only read templates run
+    <!-- check: python PATH -->           the same text as the file PATH of this repository
+    <!-- check: python -->                compiles, and every module it imports is installed
+
+A block without a marker, or with a marker this file does not know, fails the test.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import re
+import shlex
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import DAGS, ROOT
+
+README = ROOT / "README.md"
+CHECKED = {"yaml", "bash", "python"}
+FENCE = re.compile(r"^(?P<indent>\s*)```(?P<lang>\w*)\s*$")
+MARKER = re.compile(r"^\s*<!-- check: (?P<kind>[\w-]+)(?: (?P<arg>.*?))? -->\s*$")
+
+# What a part of a template needs around it to be a template: its inputs, and a step when it has none.
+CONTEXTS: dict[str, dict] = {
+    "guards": {
+        "inputs": {"partner": {"type": "string"}, "sku": {"type": "string"}, "quantity": {"type": "integer"}}
+    },
+    "context": {},
+    "fanout": {"context": {"changes": {"strategy": "merge"}}},
+    "saga": {"inputs": {"partner": {"type": "string"}, "order": {"type": "string"}}},
+    "trigger": {"steps": [{"id": "score", "skill": "score_leads"}]},
+    "browser": {"inputs": {"crm_url": {"type": "string"}, "email": {"type": "string"}}},
+    "output": {"inputs": {"order": {"type": "string"}}},
+}
+# `baton` commands that only read templates: a shell-run block runs them against the bundled dags folder.
+READ_ONLY = {"validate", "show", "skills"}
+PLACEHOLDER = re.compile(r"<[^<>\n]+>")
+
+
+@dataclass
+class Block:
+    line: int  # of the opening fence
+    lang: str
+    text: str
+    kind: str
+    arg: str
+
+    def __str__(self) -> str:
+        return f"README.md:{self.line} ({self.lang}, check: {self.kind})"
+
+
+def blocks(text: str) -> list[Block]:
+    lines = text.splitlines()
+    found, i = [], 0
+    while i < len(lines):
+        fence = FENCE.match(lines[i])
+        if not fence:
+            i += 1
+            continue
+        end = next(j for j in range(i + 1, len(lines)) if lines[j].strip() == "```")
+        indent = len(fence["indent"])
+        body = "\n".join(line[indent:] for line in lines[i + 1 : end]) + "\n"
+        marker = MARKER.match(lines[i - 1]) if i else None
+        if fence["lang"] in CHECKED:
+            found.append(
+                Block(
+                    i + 1,
+                    fence["lang"],
+                    body,
+                    marker["kind"] if marker else "",
+                    (marker and marker["arg"]) or "",
+                )
+            )
+        i = end + 1
+    return found
+
+
+BLOCKS = blocks(README.read_text())
+
+
+def _ids(kind_prefix: str) -> list[Block]:
+    return [b for b in BLOCKS if b.kind.split("-")[0] == kind_prefix]
+
+
+def test_every_yaml_shell_and_python_block_says_how_it_is_checked():
+    known = {"workflow", "workflow-part", "roster", "monitoring", "yaml", "shell", "shell-run", "python"}
+    unmarked = [str(b) for b in BLOCKS if b.kind not in known]
+    assert unmarked == [], "add a <!-- check: ... --> line above each (see tests/test_readme.py)"
+    assert len(BLOCKS) >= 20  # the parser found the README's blocks
+    assert all(b.arg for b in BLOCKS if b.kind in {"yaml", "workflow-part"})
+    assert {b.arg for b in BLOCKS if b.kind == "workflow-part"} <= set(CONTEXTS)
+
+
+def test_the_marker_parser_finds_a_block_without_its_marker():
+    text = "intro\n\n```yaml\na: 1\n```\n\n<!-- check: yaml other tool -->\n```yaml\nb: 2\n```\n"
+    found = blocks(text)
+    assert [(b.line, b.kind, b.arg) for b in found] == [(3, "", ""), (8, "yaml", "other tool")]
+
+
+# --- YAML ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def readme_dags(tmp_path_factory) -> Path:
+    """The bundled dags folder with the README's roster blocks merged into its roster."""
+    dags = tmp_path_factory.mktemp("readme") / "dags"
+    shutil.copytree(DAGS, dags, ignore=shutil.ignore_patterns("__pycache__", "workflows"))
+    (dags / "workflows").mkdir()
+    roster = yaml.safe_load((DAGS / "agents.yaml").read_text())
+    for block in _ids("roster"):
+        part = yaml.safe_load(block.text)
+        assert set(part) <= {"agents", "skills"}, f"{block}: a roster part has agents: and/or skills:"
+        roster["agents"] += part.get("agents", [])
+        roster.setdefault("skills", {}).update(part.get("skills", {}))
+    (dags / "agents.yaml").write_text(yaml.safe_dump(roster, sort_keys=False))
+    return dags
+
+
+def _validate(dags: Path, name: str, template: dict, capsys) -> str:
+    from baton.cli import main as baton
+
+    path = dags / "workflows" / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(template, sort_keys=False))
+    status = baton(["validate", str(path), "--agents", str(dags / "agents.yaml")])
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    return printed
+
+
+def test_the_roster_blocks_load_with_the_bundled_roster(readme_dags):
+    from baton.spec.loading import load_roster
+
+    roster = load_roster(readme_dags / "agents.yaml", root=readme_dags)
+    names = {agent.name for agent in roster.agents}
+    for block in _ids("roster"):
+        part = yaml.safe_load(block.text)
+        assert {a["name"] for a in part.get("agents", [])} <= names, str(block)
+        assert set(part.get("skills", {})) <= set(roster.skills), str(block)
+    assert not roster.broken, roster.issues
+
+
+@pytest.mark.parametrize("block", [b for b in BLOCKS if b.kind == "workflow"], ids=str)
+def test_a_whole_template_validates(block, readme_dags, capsys):
+    template = yaml.safe_load(block.text)
+    _validate(readme_dags, template["workflow"], template, capsys)
+
+
+@pytest.mark.parametrize("block", [b for b in BLOCKS if b.kind == "workflow-part"], ids=str)
+def test_a_part_of_a_template_validates_in_its_context(block, readme_dags, capsys):
+    part = yaml.safe_load(block.text)
+    name = f"readme_{block.arg}"
+    template = {
+        "workflow": name,
+        "version": 1,
+        "description": "README",
+        "owner": "readme",
+        **CONTEXTS[block.arg],
+    }
+    if isinstance(part, list):  # steps
+        template["steps"] = [*template.get("steps", []), *part]
+    else:
+        for key, value in part.items():
+            template[key] = (
+                {**template[key], **value} if isinstance(value, dict) and key in template else value
+            )
+    _validate(readme_dags, name, template, capsys)
+
+
+@pytest.mark.parametrize("block", [b for b in BLOCKS if b.kind == "monitoring"], ids=str)
+def test_a_monitoring_file_loads_as_the_monitor_loads_it(block, tmp_path):
+    from baton.ops.monitor import load_config
+    from baton.ops.monitoring_config import Monitoring
+
+    (tmp_path / "monitoring.yaml").write_text(block.text)
+    assert load_config(tmp_path) != Monitoring(), f"{block} changes nothing"
+
+
+@pytest.mark.parametrize("block", [b for b in BLOCKS if b.kind == "yaml"], ids=str)
+def test_other_yaml_parses(block):
+    assert isinstance(yaml.safe_load(block.text), dict), str(block)
+
+
+# --- shell ---------------------------------------------------------------------------------------
+
+
+def commands(text: str) -> list[list[str]]:
+    """The block's commands as argument lists: continuations joined, comments dropped, `<placeholders>`
+    filled, a pipeline cut into its commands, ``NAME=$(...)`` reduced to what it runs."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    found = []
+    for line in joined.splitlines():
+        line = PLACEHOLDER.sub("x", line)
+        line = re.sub(r"^\w+=\$\((.*)\)\s*$", r"\1", line.strip())
+        words = shlex.split(line, comments=True)
+        while words:
+            cut = words.index("|") if "|" in words else len(words)
+            found.append(words[:cut])
+            words = words[cut + 1 :]
+    return [c for c in found if c]
+
+
+def _option(words: list[str], *names: str) -> str | None:
+    for i, word in enumerate(words):
+        if word in names and i + 1 < len(words):
+            return words[i + 1]
+    return None
+
+
+@pytest.fixture(scope="module")
+def rest_routes():
+    from airflow.api_fastapi.auth.managers.simple.routes.login import login_router
+    from airflow.api_fastapi.core_api.routes.public import public_router
+
+    routes = [(r.path, r) for r in public_router.routes]
+    routes += [("/auth" + r.path, r) for r in login_router.routes]
+    return routes
+
+
+def _check_curl(words: list[str], routes) -> None:
+    method = (_option(words, "-X") or "GET").upper()
+    url = next(w for w in words[1:] if w.startswith(("localhost", "http")))
+    path = "/" + url.split("/", 1)[1] if url.startswith("localhost") else "/" + url.split("/", 3)[3]
+    matches = [
+        route
+        for pattern, route in routes
+        if method in route.methods and re.fullmatch(re.sub(r"\{[^/]+\}", r"[^/]+", pattern), path)
+    ]
+    assert matches, f"no {method} {path} in Airflow's REST API"
+    if (body := _option(words, "-d", "--data")) is not None:
+        data = json.loads(body)
+        field = matches[0].body_field
+        if field is not None:  # the route's own body model takes it
+            from pydantic import TypeAdapter
+
+            TypeAdapter(field.field_info.annotation).validate_python(data)
+
+
+def _check_command(words: list[str], routes, makefile: str) -> None:
+    tool, args = words[0], words[1:]
+    if tool == "baton":
+        from baton.cli import parser
+
+        parser().parse_args(args)
+    elif tool == "airflow":
+        from airflow.cli.cli_parser import get_parser
+
+        get_parser().parse_args(args)
+        if (extra := _option(args, "--conn-extra")) is not None:
+            json.loads(extra)
+    elif tool == "curl":
+        _check_curl(words, routes)
+    elif tool == "make":
+        assert all(re.search(rf"^{re.escape(t)}:", makefile, re.M) for t in args), words
+    elif tool in {"source", "bash", ".venv/bin/python", "cp"}:
+        assert (ROOT / args[0]).is_file(), f"{args[0]} is not a file of the repository"
+    elif tool == "python3":  # reads the token out of the JSON answer
+        assert args[0] == "-c" and compile(args[1], "<readme>", "exec")
+    elif tool == "docker":
+        assert args[:2] in (["compose", "up"], ["compose", "config"]), words  # tests/deploy checks the file
+    else:
+        raise AssertionError(f"no check for `{tool}`: add one to tests/test_readme.py")
+
+
+@pytest.mark.parametrize("block", [b for b in BLOCKS if b.kind.startswith("shell")], ids=str)
+def test_every_shell_command_parses(block, rest_routes):
+    makefile = (ROOT / "Makefile").read_text()
+    found = commands(block.text)
+    assert found, str(block)
+    for words in found:
+        try:
+            _check_command(words, rest_routes, makefile)
+        except SystemExit as exit:  # argparse refuses
+            raise AssertionError(f"{block}: `{shlex.join(words)}` does not parse") from exit
+
+
+@pytest.mark.parametrize("block", [b for b in BLOCKS if b.kind == "shell-run"], ids=str)
+def test_the_baton_commands_that_read_templates_run(block, capsys):
+    from baton.cli import main as baton
+
+    ran = 0
+    for words in commands(block.text):
+        if words[0] == "baton" and words[1] in READ_ONLY:
+            assert baton(words[1:]) == 0, capsys.readouterr().out
+            ran += 1
+    assert ran, f"{block} has no command to run"
+
+
+def test_the_shell_check_refuses_what_does_not_parse(rest_routes):
+    makefile = (ROOT / "Makefile").read_text()
+    with pytest.raises(SystemExit):
+        _check_command(["baton", "validat"], rest_routes, makefile)
+    with pytest.raises(AssertionError, match=r"no POST /api/v2/dags/x/dagRunz"):
+        _check_curl(["curl", "-X", "POST", "localhost:8080/api/v2/dags/x/dagRunz"], rest_routes)
+    with pytest.raises(json.JSONDecodeError):
+        _check_curl(
+            ["curl", "-X", "POST", "localhost:8080/api/v2/dags/x/dagRuns", "-d", "{conf: 1}"], rest_routes
+        )
+    with pytest.raises(AssertionError, match="no check for `rm`"):
+        _check_command(["rm", "-rf", "/"], rest_routes, makefile)
+
+
+# --- Python --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("block", [b for b in BLOCKS if b.kind == "python"], ids=str)
+def test_python_blocks_are_the_tested_file_or_compile_with_installed_imports(block):
+    if block.arg:
+        assert block.text == (ROOT / block.arg).read_text(), f"{block} differs from {block.arg}"
+        return
+    tree = ast.parse(block.text)
+    modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    modules |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert modules, str(block)
+    missing = [m for m in sorted(modules) if importlib.util.find_spec(m) is None]
+    assert missing == [], f"{block} imports what is not installed"
