@@ -43,3 +43,38 @@ def test_a_waiting_step_says_how_to_answer_and_sigterm_stops_the_wait(airflow_db
         and "/taskInstances/decide/-1/hitlDetails" in printed
     )
     assert "SIGTERM while waiting for a person: the test run stops here" in printed
+
+
+def test_an_answer_waits_for_the_step_to_park_and_for_the_question_to_settle(monkeypatch):
+    """Airflow 3.3 fails a task answered in the moments after it parked (see SETTLE_S): the answer waits
+    until the step has left `running` and its question is SETTLE_S old, and never longer than PARK_WAIT_S."""
+    from datetime import UTC, datetime, timedelta
+
+    from baton.cli import approve
+
+    monkeypatch.setattr(approve, "SETTLE_S", 0.6)
+    states = iter(["running", "running", "running", "awaiting_input"])
+    seen: list[str] = []
+
+    def state() -> str:
+        seen.append(next(states))
+        return seen[-1]
+
+    started = time.monotonic()
+    approve._settle(state, datetime.now(UTC))
+    waited = time.monotonic() - started
+    assert seen == ["running", "running", "running", "awaiting_input"]  # polled until it parked
+    assert 1.0 <= waited < 3.0, waited  # three polls of 0.5 s; the question was old enough by then
+
+    started = time.monotonic()
+    approve._settle(lambda: "awaiting_input", datetime.now(UTC) - timedelta(seconds=0.2))
+    assert 0.3 <= time.monotonic() - started < 1.0  # parked, but asked 0.2 s ago: waits the rest of 0.6 s
+
+    monkeypatch.setattr(approve, "PARK_WAIT_S", 0.8)
+    started = time.monotonic()
+    approve._settle(lambda: "running", None)  # never parks (a stuck worker): gives up, the PATCH says why
+    assert 0.8 <= time.monotonic() - started < 2.0
+    assert approve._parse_time("2026-11-22T18:49:08.304478Z") == datetime(
+        2026, 11, 22, 18, 49, 8, 304478, UTC
+    )
+    assert approve._parse_time("not a time") is None

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from demo.http_service import PartnerService
 
+from baton.cli.approve import SETTLE_S
 from baton.events.replay import fold
 from baton.events.store import EventStore, engine_for
 from bench import hostile
@@ -381,6 +382,9 @@ def _awaiting_person(running: Standalone, dag_id: str, run_id: str, task_id: str
         assert time.monotonic() < deadline, f"{task_id} never asked a person (state {state})"
         time.sleep(0.5)
     path = f"{state_path}/-1/hitlDetails"
+    # as `baton approve` does: an answer in the first seconds after the park can hit Airflow 3.3's
+    # requeue race (the resumed try is failed as "state mismatch"); see baton.cli.approve.SETTLE_S
+    time.sleep(SETTLE_S)
     return path, running.api("GET", path).json()
 
 

@@ -18,6 +18,12 @@ from typing import Any
 
 MAX_FIELDS = 100
 MAX_VALUE = 100_000  # characters of one --field value
+# Airflow 3.3 fails a task answered in the first moments after it parked: the scheduler may requeue the
+# resumed task before it has seen the parked worker's exit, then takes that exit for the resumed try's
+# and fails it ("state mismatch"; the step runs again and asks again). An answer waits until the
+# question is this old, and for a step still running to park, at most PARK_WAIT seconds.
+SETTLE_S = 5.0
+PARK_WAIT_S = 60.0
 
 
 class ApproveError(Exception):
@@ -152,6 +158,10 @@ def _answer_in_db(args: argparse.Namespace, fields: dict[str, Any]) -> str | Non
             raise ApproveError(f"step '{args.step}' of run {args.run_id} was already answered by {who}")
         chosen = _choice(detail, args, fields)
         params = {**(detail.params_input or {}), **fields}
+        if ti.queued_by_job_id is not None:  # a scheduler runs it (not dag.test()): let it settle
+            session.commit()
+            _settle(lambda: _state_in_db(args), detail.created_at)
+            ti = _task_instance(session, args)
         try:
             update_hitl_detail(
                 dag_id=ti.dag_id,
@@ -205,12 +215,48 @@ def _answer_over_rest(args: argparse.Namespace, fields: dict[str, Any]) -> str |
         if not chosen:
             raise ApproveError(f"choose one with --option: {', '.join(repr(o) for o in options)}")
         body = {"chosen_options": chosen, "params_input": {**(detail.get("params_input") or {}), **fields}}
+        task_path = f"/api/v2/dags/{dag}/dagRuns/{args.run_id}/taskInstances/{args.step}"
+        if args.map_index >= 0:
+            task_path += f"/{args.map_index}"
+        _settle(lambda: client.get(task_path).json().get("state"), _parse_time(detail.get("created_at")))
         done = client.patch(path, json=body)
         if done.status_code >= 300:
             raise ApproveError(
                 f"PATCH {path}: {done.status_code} {done.json().get('detail', done.text)!s:.300}"
             )
     return f"answered {args.step} of {args.run_id} through {base}: {', '.join(chosen)}"
+
+
+def _state_in_db(args: argparse.Namespace) -> str | None:
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return _task_instance(session, args).state
+
+
+def _parse_time(value: Any) -> Any:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _settle(state: Any, created_at: Any) -> None:
+    """Wait until the step has parked (``state()`` is no longer running) and its question is SETTLE_S
+    old, at most PARK_WAIT_S: see SETTLE_S."""
+    import time
+    from datetime import UTC, datetime
+
+    deadline = time.monotonic() + PARK_WAIT_S
+    while str(state()) in ("running", "TaskInstanceState.RUNNING") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if created_at is not None:
+        if created_at.tzinfo is None:
+            created_at = created_at.replace(tzinfo=UTC)
+        age = (datetime.now(UTC) - created_at).total_seconds()
+        time.sleep(min(max(SETTLE_S - age, 0.0), SETTLE_S))
 
 
 def _dag_of_run(client: Any, run_id: str) -> str:
