@@ -187,10 +187,10 @@ def main() -> int:
             settings={f"AIRFLOW_CONN_{CONN.upper()}": json.dumps(slow)},
         )
         store = EventStore(engine_for(topology.store_url))
-        status = run_bench(topology, lambda: bench(topology, store, args.runs))
-        store.engine.dispose()
         if args.keep:
             print(f"dags folder and AIRFLOW_HOME kept in {base}")
+        status = run_bench(topology, lambda: bench(topology, store, args.runs))
+        store.engine.dispose()
         return status
 
 

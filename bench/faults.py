@@ -656,6 +656,11 @@ def report(out: dict) -> None:
             print(f"  {json.dumps(run, default=str)}")
     if ev["lost_detail"]:
         print(f"lost events (first runs): {json.dumps(ev['lost_detail'])[:3000]}")
+    print(  # the headline, last
+        f"completion rate: {r['completion_rate']:.2%} of {r['triggered']} runs (goal >= 99.9 %); "
+        f"{c['fully_compensated']} of {c['failed_runs']} failed runs compensated, {ev['lost']} events lost, "
+        f"{se['duplicates']} duplicated side effects"
+    )
 
 
 def main() -> int:
@@ -707,13 +712,13 @@ def main() -> int:
         }
         airflow = Standalone(base / "home", dags_folder=base / "dags", settings=settings)
         status = run_bench(airflow, lambda: campaign(airflow, dbs, partner, args, out))
+        if args.keep:
+            print(f"dags folder and AIRFLOW_HOME kept in {base}")
         if "runs" in out:
-            report(out)
             args.results.parent.mkdir(parents=True, exist_ok=True)
             args.results.write_text(json.dumps(out, indent=2, default=str) + "\n", encoding="utf-8")
             print(f"results written to {args.results}")
-        if args.keep:
-            print(f"dags folder and AIRFLOW_HOME kept in {base}")
+            report(out)  # its headline last
         return status
 
 

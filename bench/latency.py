@@ -239,12 +239,13 @@ def bench(airflow: Standalone, runs: int, preload: bool) -> int:
         print(summary_line(LABELS[dag_id], wall[dag_id], server[dag_id]))
     ratio = statistics.median(wall[BATON]) / statistics.median(wall[PLAIN])
     server_ratio = statistics.median(server[BATON]) / statistics.median(server[PLAIN])
-    print(f"ratio of medians Baton/plain: {ratio:.2f} (goal <= {GOAL}); server-side: {server_ratio:.2f}")
     print("where the time goes (median seconds per run, summed over the 3 tasks; server timestamps):")
     print(f"  {'':<28}{'plain':>8}{'Baton':>8}")
     for phase in spent[PLAIN][0]:
         medians = [statistics.median(p[phase] for p in spent[d]) for d in (PLAIN, BATON)]
         print(f"  {phase:<28}{medians[0]:>8.2f}{medians[1]:>8.2f}")
+    # the headline, last
+    print(f"ratio of medians Baton/plain: {ratio:.2f} (goal <= {GOAL}); server-side: {server_ratio:.2f}")
     return 0
 
 
@@ -279,10 +280,9 @@ def main() -> int:
             stack.enter_context(mock.patch.object(standalone_module, "ENV_SH", wrapper))
             print(f"note: scripts/env.sh overrides {', '.join(overridden)}; applied after it instead")
 
-        status = run_bench(airflow, lambda: bench(airflow, args.runs, preload))
         if args.keep:
             print(f"dags folder and AIRFLOW_HOME kept in {base}")
-        return status
+        return run_bench(airflow, lambda: bench(airflow, args.runs, preload))
 
 
 if __name__ == "__main__":

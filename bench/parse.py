@@ -3,7 +3,8 @@
 It generates 100 workflow templates (5 steps each, chains and diamonds, skill-backed agents and
 skill steps, Jinja instructions, inputs, some schedules) with Baton's two DAG files, and the same
 100 DAGs written by hand as plain Airflow Python files (same dag_id, params, default_args, tags,
-schedule, doc_md and the same AgentOperator kwargs); the DAGs of both are checked to be the same
+schedule, doc_md, and each AgentOperator's compiled step written out as a dict literal, with
+the hand-written baton_compensate DAG beside them); the DAGs of both are checked to be the same
 (serialized DAGs and every AgentOperator attribute). Each file is parsed with Airflow's
 ``BundleDagBag`` (a fresh bag per parse, Baton's in-process caches emptied first, as in the DAG
 processor's fresh process per file), alternating for ``--rounds`` rounds. Generated = both DAG
@@ -325,6 +326,7 @@ def handwritten(spec: dict[str, Any], agents: dict[str, dict[str, Any]]) -> str:
     out.append("")
     out.append(f"from airflow.sdk import DAG, {'CronTriggerTimetable, ' if timetable else ''}Param")
     out.append("")
+    out.append("from baton.alerts import on_task_failure")
     out.append("from baton.operators.agent import AgentOperator")
     out.append("")
     for name in used:
@@ -348,6 +350,7 @@ def handwritten(spec: dict[str, Any], agents: dict[str, dict[str, Any]]) -> str:
     out.append("    },")
     out.append("    default_args={")
     out.append(f"        'owner': {spec['owner']!r},")
+    out.append("        'on_failure_callback': on_task_failure,")
     for key in RETRY_KEYS:
         value = defaults[key]
         literal = repr(value) if key in ("retries", "retry_exponential_backoff") else _td(value)
@@ -358,21 +361,19 @@ def handwritten(spec: dict[str, Any], agents: dict[str, dict[str, Any]]) -> str:
     for s in steps:
         sources = s["instruction"] + " " + s.get("when", "")
         reads = sorted(set(re.findall(r"\bsteps\.([a-z][a-z0-9_]*)", sources)) | set(s.get("needs", [])))
+        spec_text = pformat(s, width=90, sort_dicts=False).replace(chr(10), chr(10) + " " * 18)
         out.append(f"    {s['id']} = AgentOperator(")
         out.append(f"        task_id={s['id']!r},")
-        out.append(f"        workflow={wid!r},")
-        out.append(f"        instruction={_py_text(s['instruction'], '        ')},")
+        out.append("        step={")
+        out.append(f"            'workflow': {wid!r},")
+        out.append(f"            'template_version': {spec['version']!r},")
+        out.append(f"            'spec': {spec_text},")
         if "agent" in s:
-            out.append(f"        agent={consts[s['agent']]},")
-        else:
-            out.append(f"        skill={s['skill']!r},")
-        if "output" in s:
-            spec_text = pformat(_output_spec(s["output"]), width=90, sort_dicts=False)
-            out.append(f"        output_spec={spec_text.replace(chr(10), chr(10) + ' ' * 20)},")
-        out.append(f"        reads={reads!r},")
-        if "when" in s:
-            out.append(f"        when={s['when']!r},")
-        out.append("        output_retries=2,")
+            out.append(f"            'agent': {consts[s['agent']]},")
+            out.append(f"            'pool': {'baton_agent_' + s['agent']!r},")
+        if reads:
+            out.append(f"            'reads': {reads!r},")
+        out.append("        },")
         out.append(f"        pool={'baton_agent_' + s['agent'] if 'agent' in s else 'default_pool'!r},")
         out.append(f"        trigger_rule={s.get('trigger_rule', 'all_success')!r},")
         if s.get("description"):
@@ -387,6 +388,35 @@ def handwritten(spec: dict[str, Any], agents: dict[str, dict[str, Any]]) -> str:
         for need in s.get("needs", []):
             out.append(f"    {need} >> {s['id']}")
     return "\n".join(out) + "\n"
+
+
+COMPENSATE = '''"""baton_compensate, written by hand: the DAG Baton's DAG file adds beside the workflows."""
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from airflow.sdk import DAG, Param
+
+from baton.operators.saga import SagaOperator
+
+with DAG(
+    dag_id="baton_compensate",
+    description="Compensate a past Baton run: undo its completed steps, newest first",
+    doc_md="Trigger with the id of a Baton run (any workflow): the steps it completed that declare "
+    "`compensate` are undone newest first, skipping what an earlier saga already undid. The same "
+    "as `baton compensate RUN_ID` on the command line.",
+    schedule=None,
+    start_date=datetime(2025, 1, 1, tzinfo=ZoneInfo("UTC")),
+    catchup=False,
+    tags=["baton", "operations"],
+    params={
+        "run_id": Param("", type="string", minLength=1, title="Run id", description="the run to compensate"),
+        "reason": Param("", type="string", title="Reason", description="why (kept in the logs)"),
+    },
+    default_args={"owner": "baton"},
+) as dag:
+    SagaOperator(task_id="compensate", workflow="baton_compensate", run_id_param="run_id", retries=0)
+'''
 
 
 def write_folders(base: Path) -> tuple[Path, Path]:
@@ -407,6 +437,7 @@ def write_folders(base: Path) -> tuple[Path, Path]:
         spec = workflow_spec(i)
         (generated / "workflows" / f"{spec['workflow']}.yaml").write_text(to_yaml(spec), encoding="utf-8")
         (written / f"{spec['workflow']}.py").write_text(handwritten(spec, agents), encoding="utf-8")
+    (written / "baton_compensate.py").write_text(COMPENSATE, encoding="utf-8")
     return generated, written
 
 
@@ -450,22 +481,18 @@ def parse(folder: Path, only: str | None = None) -> tuple[float, Any]:
         for path, error in bag.import_errors.items():
             print(f"import error in {folder.name}/{path}:\n{error}", file=sys.stderr)
         sys.exit(1)
-    expected = {f"bench_{i:03d}" for i in range(WORKFLOWS)}
+    expected = {f"bench_{i:03d}" for i in range(WORKFLOWS)} | {"baton_compensate"}
     assert set(bag.dags) == expected, f"{folder.name}: DAGs {sorted(set(bag.dags) ^ expected)} differ"
-    assert all(len(dag.tasks) == STEPS for dag in bag.dags.values()), f"{folder.name}: a DAG lacks tasks"
+    sizes = {len(dag.tasks) for dag_id, dag in bag.dags.items() if dag_id != "baton_compensate"}
+    assert sizes == {STEPS}, f"{folder.name}: a DAG has {sizes - {STEPS}} tasks, not {STEPS}"
     return elapsed, bag
 
 
 TASK_ATTRS = (
-    "workflow",
-    "instruction",
-    "agent",
-    "skill",
-    "output_spec",
-    "reads",
-    "when",
-    "output_retries",
+    "step",  # the whole compiled step (a frozen model: every field compared)
     "pool",
+    "pool_slots",
+    "on_failure_callback",
     "trigger_rule",
     "doc_md",
     "owner",
@@ -489,8 +516,9 @@ def assert_same_dags(generated: Any, written: Any) -> None:
         assert not differ, f"{dag_id}: the DAGs differ in {differ}: {[(a.get(k), b.get(k)) for k in differ]}"
         for task in dag.tasks:
             twin = other.get_task(task.task_id)
+            assert type(task) is type(twin), f"{dag_id}.{task.task_id}: {type(task)} != {type(twin)}"
             for attr in TASK_ATTRS:
-                mine, theirs = getattr(task, attr), getattr(twin, attr)
+                mine, theirs = getattr(task, attr, None), getattr(twin, attr, None)
                 assert mine == theirs, f"{dag_id}.{task.task_id}.{attr}: {mine!r} != {theirs!r}"
 
 

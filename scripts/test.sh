@@ -33,7 +33,9 @@ fi
 ruff check .
 ruff format --check .
 set +e
-pytest "$@"
+# Two worker processes (the machine's two cores), each test file whole on one of them (its module
+# fixtures run once); BATON_TEST_WORKERS=0 runs everything in this process.
+pytest -n "${BATON_TEST_WORKERS:-2}" --dist loadfile "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then

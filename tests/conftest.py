@@ -31,6 +31,15 @@ shutil.copy(DAGS / "baton_workflows.py", FIXTURE_DAGS)
 
 # Tests run against their own Airflow home unless `make test` already chose one.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="baton-test-airflow-"))
+# Under pytest-xdist (`make test` runs two workers) each worker has an Airflow home of its own: its SQLite
+# metadata DB, event store and business DB. Every setting that names the session's home moves with it.
+if worker := os.environ.get("PYTEST_XDIST_WORKER"):
+    _session_home = os.environ["AIRFLOW_HOME"].rstrip("/")
+    _worker_home = f"{_session_home}/{worker}"
+    os.makedirs(_worker_home, exist_ok=True)
+    for _key, _value in list(os.environ.items()):
+        if _key.startswith(("AIRFLOW", "BATON", "_BATON")) and _session_home in _value:
+            os.environ[_key] = _value.replace(_session_home, _worker_home)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("BATON_EXTENSIONS", "demo.skills")  # the bundled workflows' skills (scripts/env.sh)
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS)

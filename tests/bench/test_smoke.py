@@ -36,19 +36,7 @@ SMOKE = {
 }
 
 
-BROKEN = {  # a benchmark that does not run today: the test fails when it runs again, so the mark must go
-    "parse": "its hand-written twin DAGs still pass the AgentOperator kwargs of before the typed step "
-    "(AgentOperator takes a CompiledStep now), and the generated folder's baton_compensate DAG has no twin",
-}
-
-
-@pytest.mark.parametrize(
-    "bench",
-    [
-        pytest.param(b, marks=pytest.mark.xfail(reason=BROKEN[b], strict=True)) if b in BROKEN else b
-        for b in sorted(SMOKE)
-    ],
-)
+@pytest.mark.parametrize("bench", sorted(SMOKE))
 def test_a_tiny_run_ends_with_its_headline(bench, tmp_path):
     args, headline = SMOKE[bench]
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow")}
