@@ -56,47 +56,53 @@ DELAY = 2.0  # seconds each agent answer takes
 CONCURRENCY = 2
 CONN = "baton_bench_slow"
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-AGENTS = f"""\
-# The roster of bench/celery.py: one agent answering after {DELAY:.0f} s (the offline model with a delay).
+
+
+def agents_yaml() -> str:
+    return f"""\
+# The roster of bench/celery.py: one agent answering after {DELAY:g} s (the offline model with a delay).
 agents:
   - name: bench_worker
-    description: Answers after {DELAY:.0f} s (the offline model with a delay).
+    description: Answers after {DELAY:g} s (the offline model with a delay).
     capabilities: [bench]
     llm_conn_id: {CONN}
     max_concurrency: 16
 """
-TEMPLATE = (
-    f"""\
+
+
+def template_yaml() -> str:
+    return (
+        f"""\
 workflow: {DAG_ID}
 version: 1
-description: Celery benchmark (bench/celery.py), 40 independent agent steps of {DELAY:.0f} s and a join.
+description: Celery benchmark (bench/celery.py), {len(STEPS)} independent agent steps of {DELAY:g} s and a join.
 owner: bench
 category: bench
 tags: [bench]
 steps:
 """
-    + "".join(
-        f"""  - id: {step}
+        + "".join(
+            f"""  - id: {step}
     agent: bench_worker
     instruction: Process part {step}.
     output: {{done: string}}
 """
-        for step in STEPS
-    )
-    + f"""  - id: join
+            for step in STEPS
+        )
+        + f"""  - id: join
     needs: [{", ".join(STEPS)}]
     agent: bench_worker
     instruction: Join the parts.
     output: {{done: string}}
 """
-)
+    )
 
 
 def write_dags(dags: Path) -> None:
     (dags / "workflows").mkdir(parents=True)
     shutil.copyfile(ROOT / "dags" / "baton_workflows.py", dags / "baton_workflows.py")
-    (dags / "agents.yaml").write_text(AGENTS, encoding="utf-8")
-    (dags / "workflows" / f"{DAG_ID}.yaml").write_text(TEMPLATE, encoding="utf-8")
+    (dags / "agents.yaml").write_text(agents_yaml(), encoding="utf-8")
+    (dags / "workflows" / f"{DAG_ID}.yaml").write_text(template_yaml(), encoding="utf-8")
 
 
 def workers_used(store: EventStore, run_id: str) -> Counter:
@@ -168,7 +174,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2, help="measured runs on each worker count (default 2)")
     parser.add_argument("--keep", type=Path, help="use this (new or empty) directory instead of a temp dir")
+    parser.add_argument("--steps", type=int, default=len(STEPS), help="independent steps (default 40)")
+    parser.add_argument(
+        "--delay", type=float, default=DELAY, help="seconds each agent answer takes (default 2)"
+    )
     args = parser.parse_args()
+    globals().update(STEPS=[f"step_{i:02d}" for i in range(1, args.steps + 1)], DELAY=args.delay)
     check_services(ADMIN_URL, "redis://127.0.0.1:6379/0")
 
     with ExitStack() as stack:

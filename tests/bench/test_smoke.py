@@ -1,6 +1,7 @@
-"""Tiny runs of the benchmarks that need no running Airflow, so that none can stop working unseen: each
-must exit 0 and end with its headline (no timing is asserted). The ones that start an Airflow of their own
-(latency, fanout, faults, celery) are run by hand: their smoke run would cost a standalone each."""
+"""Tiny runs of the benchmarks, so that none can stop working unseen: each must exit 0 and end with its
+headline (no timing is asserted). Here the ones that need no running Airflow; test_smoke_airflow.py and
+test_smoke_services.py run the ones that start an Airflow of their own (a file each pair, so that the
+two test workers share them)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,11 @@ SMOKE = {
 @pytest.mark.parametrize("bench", sorted(SMOKE))
 def test_a_tiny_run_ends_with_its_headline(bench, tmp_path):
     args, headline = SMOKE[bench]
+    tiny_run(bench, args, headline, tmp_path)
+
+
+def tiny_run(bench: str, args: list[str], headline: str, tmp_path) -> None:
+    """Run ``bench/<bench>.py args``: it exits 0 and its last line matches ``headline``."""
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow")}
     done = subprocess.run(
         [sys.executable, f"bench/{bench}.py", *args],

@@ -87,7 +87,7 @@ class SpecCache:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile("w", dir=self.folder, suffix=".tmp", delete=False) as tmp:
-                json.dump(value, tmp)
+                tmp.write(json.dumps(value))  # json.dump would take the pure-Python encoder
             os.replace(tmp.name, self.folder / f"{key}.json")
             if self.misses and self.misses % 100 == 0:
                 self._prune()
