@@ -179,6 +179,8 @@ def main() -> int:
         "--delay", type=float, default=DELAY, help="seconds each agent answer takes (default 2)"
     )
     args = parser.parse_args()
+    if not 1 <= args.steps <= 500 or not 0.05 <= args.delay <= 60:
+        parser.error(f"--steps must be 1..500 and --delay 0.05..60 s (got {args.steps}, {args.delay})")
     globals().update(STEPS=[f"step_{i:02d}" for i in range(1, args.steps + 1)], DELAY=args.delay)
     check_services(ADMIN_URL, "redis://127.0.0.1:6379/0")
 

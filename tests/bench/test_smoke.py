@@ -43,8 +43,8 @@ def test_a_tiny_run_ends_with_its_headline(bench, tmp_path):
     tiny_run(bench, args, headline, tmp_path)
 
 
-def tiny_run(bench: str, args: list[str], headline: str, tmp_path) -> None:
-    """Run ``bench/<bench>.py args``: it exits 0 and its last line matches ``headline``."""
+def tiny_run(bench: str, args: list[str], headline: str, tmp_path) -> str:
+    """Run ``bench/<bench>.py args``: it exits 0 and its last line matches ``headline``; that line."""
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow")}
     done = subprocess.run(
         [sys.executable, f"bench/{bench}.py", *args],
@@ -57,3 +57,4 @@ def tiny_run(bench: str, args: list[str], headline: str, tmp_path) -> None:
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     last = done.stdout.strip().splitlines()[-1]
     assert re.fullmatch(headline, last), last
+    return last

@@ -61,7 +61,7 @@ def _post(store, url, *, step="notify", try_number=1, **args):
             output_spec=None,
             instruction="",
             scope={"inputs": {"card": "4111 1111 1111 1111"}, "steps": {}, "run": {"id": "run_1"}},
-            with_={"url": url, **args},
+            with_={"url": url, **args} if url is not None else args,
         )
 
 
@@ -292,16 +292,8 @@ def test_an_http_connections_host_is_allowed_but_never_a_metadata_address(store,
 
 
 def _post_conn(store, conn_id, path, *, step):
-    with effects.scope(store, run_id="run_1", workflow="orders", step=step):
-        return run_skill(
-            "http_post",
-            workflow="orders",
-            step_id=step,
-            output_spec=None,
-            instruction="",
-            scope={"inputs": {}, "steps": {}, "run": {"id": "run_1"}},
-            with_={"conn_id": conn_id, "path": path},
-        )
+    """http_post to an Airflow connection's host, the template giving only the path."""
+    return _post(store, None, step=step, conn_id=conn_id, path=path)
 
 
 # --- redirects, concurrency --------------------------------------------------------------------------

@@ -83,14 +83,7 @@ class ContextStore:
 
     def snapshot(self, run_id: str) -> dict[str, Entry]:
         """The latest version of every key of a run."""
-        c = schema.context_versions.c
-        with self.events.engine.connect() as conn:
-            rows = conn.execute(
-                select(c.key, c.version, c.value, c.writer)
-                .where(c.run_id == run_id)
-                .order_by(c.key, c.version)
-            ).all()
-        return {row.key: Entry(*row) for row in rows}
+        return {entry.key: entry for entry in self.history(run_id)}  # by version: the last one stays
 
     def write(
         self,
