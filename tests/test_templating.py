@@ -226,3 +226,97 @@ def test_the_sandbox_refuses_unsafe_attributes_in_render(source):
 def test_the_sandbox_refuses_unsafe_attributes_in_when():
     with pytest.raises(SecurityError):
         evaluate("''.__class__", CONTEXT)
+
+
+# --- the plain-hole fast path: the same answer as the syntax tree --------------------------------
+
+TRICKY = [
+    "",
+    "plain text",
+    "\n",
+    "{{ a }}",
+    "{{a.b}}{{c}}",
+    "x {{ steps.a.b }} y {{ inputs.c }} {{ context.d.e }} {{ run.ds }}",
+    "{{\n  steps.score.total\n}}",
+    "{{{ a }}",  # Jinja reads a dict literal here
+    "{{ a }}}}",
+    "{{ a }}}",
+    "{ {{ a }} }",
+    "{{ a }} {% if x %}y{% endif %}",
+    "{{ a }} {# note #}",
+    "{{- a -}}",
+    "{{ a._b }}",
+    "{{ _a }}",
+    "{{ a.__class__ }}",
+    "{{ a.0 }}",
+    "{{ true }}",
+    "{{ none.x }}",
+    "{{ a.if }}",
+    "{{ loop.index }}",
+    "{{ self }}",
+    "{{ range }}",
+    "{{ a | default('n/a') }}",
+    "{{ a }",
+    "{{ a",
+    "}} {{ a }} {{",
+    "100% {{ a }} #1 {b} }}",
+    "{{ é.x }}",
+]
+
+
+def _texts_of_the_shipped_templates() -> list[tuple[str, bool]]:
+    import importlib.util
+    from pathlib import Path
+
+    from baton.spec.loading import load_roster, load_workflow
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("bench_parse", root / "bench" / "parse.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    texts = [(step["instruction"], False) for i in range(6) for step in bench.workflow_spec(i)["steps"]]
+    texts += [
+        (step["when"], True) for i in range(6) for step in bench.workflow_spec(i)["steps"] if "when" in step
+    ]
+    roster = load_roster(root / "dags" / "agents.yaml")
+    for path in sorted((root / "dags" / "workflows").glob("*.yaml")):
+        workflow = load_workflow(path, roster)
+        for step in workflow.steps:
+            texts += [(source, expression) for _, source, expression, _ in step.jinja_sources() if source]
+    return texts
+
+
+def _slow(source: str, expression: bool):
+    """The tree walk alone (the fast path switched off)."""
+    from baton.templating import analysis
+
+    fast = analysis._plain_reads
+    analysis._plain_reads = lambda *_: None
+    try:
+        return analysis._analyse.__wrapped__(source, expression)
+    except jinja2.TemplateSyntaxError as error:
+        return ("syntax error", error.message)
+    finally:
+        analysis._plain_reads = fast
+
+
+def test_the_plain_hole_fast_path_reads_what_the_syntax_tree_reads():
+    import random
+
+    from baton.templating import analysis
+
+    rng = random.Random(7)
+    alphabet = ["{{", "}}", "{", "}", "%", "#", "-", ".", " ", "\n", "a", "steps", "inputs", "_x", "if", "0"]
+    fuzz = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(3000)]
+    cases = [(text, expression) for text in TRICKY + fuzz for expression in (False, True)]
+    cases += _texts_of_the_shipped_templates()
+    taken = 0
+    for source, expression in cases:
+        plain = analysis._plain_reads(source, expression)
+        if plain is not None:
+            taken += 1
+            assert plain == _slow(source, expression), (source, expression)
+    # the fast path is taken for most shipped texts and for many fuzzed ones, and refuses the rest
+    assert taken > 500, taken
+    assert analysis._plain_reads("{{ a | upper }}", False) is None
+    assert analysis._plain_reads("{{{ a }}", False) is None

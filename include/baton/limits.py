@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
+from functools import lru_cache
 
 #: characters of one sensor's SQL query (a fixed bound: the query is parsed before anything else)
 MAX_SENSOR_QUERY_CHARS = 20_000
@@ -47,15 +48,23 @@ class Limits:
         return f"or raise the limit: {self.variable(name)}={_raised(getattr(self, name))}"
 
 
+_VARIABLES = tuple(Limits.variable(spec.name) for spec in fields(Limits))
+
+
 def _raised(value: int | float) -> str:
     return f"{value * 2:g}" if isinstance(value, float) else str(value * 2)
 
 
 def limits() -> Limits:
-    """The limits, read from the environment at each call (tests and operators may change it)."""
+    """The limits, read from the environment at each call (tests and operators may change it); the
+    values are parsed once per distinct setting (validation asks for every Jinja text)."""
+    return _parsed(tuple(os.environ.get(variable) for variable in _VARIABLES))
+
+
+@lru_cache(maxsize=64)
+def _parsed(raws: tuple[str | None, ...]) -> Limits:
     values = {}
-    for spec in fields(Limits):
-        raw = os.environ.get(Limits.variable(spec.name))
+    for spec, raw in zip(fields(Limits), raws, strict=True):
         if raw is None or not raw.strip():
             continue
         kind = float if spec.type in ("float", float) else int
