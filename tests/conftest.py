@@ -93,6 +93,13 @@ def pytest_configure(config: pytest.Config) -> None:
     signal.signal(signal.SIGTERM, _terminated)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stop_the_dag_test_server():
+    yield
+    if DagTestServer._running is not None:
+        DagTestServer._running.stop()
+
+
 @pytest.fixture(scope="session")
 def dags_folder() -> Path:
     return DAGS
@@ -130,18 +137,7 @@ def dagbag(dags_folder):
     return BundleDagBag(dag_folder=str(dags_folder), bundle_path=dags_folder, bundle_name="dags-folder")
 
 
-DAG_TEST_SCRIPT = """
-import json, sys
-from pathlib import Path
-from airflow.dag_processing.dagbag import BundleDagBag
-folder, bundle, dag_id, conf = sys.argv[1:5]
-bag = BundleDagBag(dag_folder=folder, bundle_path=Path(folder), bundle_name=bundle)
-assert not bag.import_errors, bag.import_errors
-dag = bag.dags[dag_id]
-dag.deadline = None  # Airflow 3.3.2's dag.test() cannot finish a run with deadlines: see without_deadlines()
-run = dag.test(run_conf=json.loads(conf) or None)
-print("BATON_TEST_RUN_ID=" + run.run_id)
-"""
+DAG_TEST_SERVER = Path(__file__).with_name("dag_test_server.py")  # dag.test() runs: see DagTestServer
 
 
 def processes_naming(marker: str) -> list[int]:
@@ -172,6 +168,119 @@ def own_bundle(fixture: Path, folder: Path, name: str) -> dict[str, str]:
     return {"AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles)}
 
 
+def _dag_test_in_fresh_process(request: dict, env: dict[str, str], person) -> str:
+    """``dag.test()`` in a new interpreter; all it printed."""
+    process = subprocess.Popen(
+        [sys.executable, str(DAG_TEST_SERVER), "--once", json.dumps(request)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + DAG_TEST_TIMEOUT
+    while True:
+        try:  # communicate() keeps what it read when it times out: the pipes never fill up
+            stdout, stderr = process.communicate(timeout=0.5)
+            return stdout + stderr
+        except subprocess.TimeoutExpired:
+            if time.monotonic() > deadline:
+                process.kill()
+                raise
+            if person is not None and person():
+                person = None
+
+
+DAG_TEST_TIMEOUT = 600
+# Settings read when Airflow is imported (its home, database, dags folder, executor, logging): a forked
+# dag.test() child keeps the server's, so a test that changes one of them gets a fresh process instead.
+IMPORT_TIME = (
+    "AIRFLOW_HOME",
+    "AIRFLOW_CONFIG",
+    "AIRFLOW__DATABASE__",
+    "AIRFLOW__CORE__",
+    "AIRFLOW__LOGGING__",
+)
+
+
+class DagTestServer:
+    """One ``tests/dag_test_server.py`` per test process (an xdist worker): it has imported Airflow and
+    Baton's operator once and forks a child per ``dag.test()`` (each run otherwise spends seconds of
+    imports before its first task)."""
+
+    _running: DagTestServer | None = None
+
+    def __init__(self, fingerprint: dict[str, str]):
+        self.fingerprint = fingerprint
+        self.process = subprocess.Popen(
+            [sys.executable, str(DAG_TEST_SERVER)],
+            env={**os.environ},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        ready = self._answer(timeout=120)
+        assert "ready" in ready, ready
+
+    @staticmethod
+    def _fingerprint(env: dict[str, str]) -> dict[str, str]:
+        return {k: v for k, v in env.items() if k.startswith(IMPORT_TIME)}
+
+    @classmethod
+    def for_env(cls, env: dict[str, str]) -> DagTestServer | None:
+        """The running server if ``env`` has its import-time settings; a new one when none runs; None
+        (a fresh process) when the test changed one of them."""
+        fingerprint = cls._fingerprint(env)
+        server = cls._running
+        if server is not None and server.process.poll() is not None:
+            server = cls._running = None
+        if server is None:
+            if fingerprint != cls._fingerprint(dict(os.environ)):
+                return None
+            server = cls._running = DagTestServer(fingerprint)
+        return server if server.fingerprint == fingerprint else None
+
+    def _answer(self, timeout: float, person: Callable[[], bool] | None = None) -> dict:
+        import selectors
+
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            while time.monotonic() < deadline:
+                if selector.select(timeout=0.5):
+                    line = self.process.stdout.readline()
+                    if not line:
+                        raise RuntimeError("the dag.test() server ended")
+                    return json.loads(line)
+                if person is not None and person():
+                    person = None
+        self.stop()
+        raise TimeoutError(f"no answer from the dag.test() server in {timeout} s")
+
+    def run(self, request: dict, env: dict[str, str], person) -> str:
+        """One ``dag.test()`` in a forked child; all it printed."""
+        with tempfile.NamedTemporaryFile(prefix="baton-dag-test-", suffix=".log", delete=False) as out:
+            path = Path(out.name)
+        try:
+            self.process.stdin.write(json.dumps({**request, "env": env, "out": str(path)}) + "\n")
+            self.process.stdin.flush()
+            child = self._answer(timeout=30)["pid"]
+            try:
+                self._answer(timeout=DAG_TEST_TIMEOUT, person=person)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signal.SIGKILL)
+                raise
+            return path.read_text(errors="replace")
+        finally:
+            path.unlink(missing_ok=True)
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.process.kill()
+        self.process.wait(timeout=10)
+        DagTestServer._running = None
+
+
 def run_dag_test_in_subprocess(
     folder: Path,
     bundle: str,
@@ -191,27 +300,15 @@ def run_dag_test_in_subprocess(
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    process = subprocess.Popen(
-        [sys.executable, "-c", DAG_TEST_SCRIPT, str(folder), bundle, dag_id, json.dumps(conf or {})],
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 600
-    while True:
-        try:  # communicate() keeps what it read when it times out: the pipes never fill up
-            stdout, stderr = process.communicate(timeout=0.5)
-            break
-        except subprocess.TimeoutExpired:
-            if time.monotonic() > deadline:
-                process.kill()
-                raise
-            if person is not None and person():
-                person = None
-    output = stdout + stderr
+    request = {"folder": str(folder), "bundle": bundle, "dag_id": dag_id, "conf": conf or {}}
+    full_env = {**os.environ, **(env or {})}
+    server = DagTestServer.for_env(full_env)
+    if server is not None:
+        output = server.run(request, full_env, person)
+    else:
+        output = _dag_test_in_fresh_process(request, full_env, person)
     run_id = next(
-        (line.split("=", 1)[1] for line in stdout.splitlines() if line.startswith("BATON_TEST_RUN_ID=")),
+        (line.split("=", 1)[1] for line in output.splitlines() if line.startswith("BATON_TEST_RUN_ID=")),
         None,
     )
     assert run_id, f"dag.test() of {dag_id} did not finish:\n{output[-3000:]}"

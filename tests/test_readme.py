@@ -273,6 +273,10 @@ def _check_command(words: list[str], routes, makefile: str) -> None:
         assert (ROOT / args[0]).is_file(), f"{args[0]} is not a file of the repository"
     elif tool == "python3":  # reads the token out of the JSON answer
         assert args[0] == "-c" and compile(args[1], "<readme>", "exec")
+    elif tool == "export":  # settings: NAME=value, each a setting Airflow or OpenTelemetry reads
+        for arg in args:
+            name, _, value = arg.partition("=")
+            assert name.isidentifier() and value and name.startswith(("AIRFLOW__", "OTEL_", "BATON_")), arg
     elif tool == "docker":
         assert args[:2] in (["compose", "up"], ["compose", "config"]), words  # tests/deploy checks the file
     else:

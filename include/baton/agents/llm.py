@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from pydantic_ai import capture_run_messages
 from pydantic_ai.exceptions import UnexpectedModelBehavior, UsageLimitExceeded
 
+from baton import tracing
 from baton.agents.outputs import TextOutput, output_model
 from baton.agents.tools import Record, toolsets
 from baton.errors import AgentError
@@ -64,13 +65,14 @@ def as_output(result: Any) -> dict[str, Any]:
 
 def _record_model_call(
     step: Any, agent: Agent, prompt: str, context: Any, recorder: Any, latency: float
-) -> None:
-    """A ``model.called`` event from what common-ai pushed to XCom (also after a failed attempt)."""
+) -> dict[str, Any] | None:
+    """A ``model.called`` event from what common-ai pushed to XCom (also after a failed attempt); its
+    payload, None when the model was never reached."""
     ti = context["ti"]
     pull = {"task_ids": ti.task_id, "map_indexes": ti.map_index}
     usage = ti.xcom_pull(key="usage", **pull)
     if not usage:
-        return  # the model was never reached (e.g. the connection could not be resolved)
+        return None  # the model was never reached (e.g. the connection could not be resolved)
     model = (
         ti.xcom_pull(key=MODEL_NAME_XCOM_KEY, **pull)
         or agent.model
@@ -78,6 +80,15 @@ def _record_model_call(
     )
     payload = model_called(model, agent.cost.model_dump(), usage, latency, prompt)
     recorder.record(recorder.event("model.called", payload))
+    return payload
+
+
+def _annotate(current: Any, payload: dict[str, Any] | None) -> None:
+    """A model call's span gets what its ``model.called`` event says it used (never the prompt's hash)."""
+    if payload:
+        tracing.annotate(
+            current, **{key: payload[key] for key in ("model", "input_tokens", "output_tokens", "cost")}
+        )
 
 
 def why_invalid(messages: list[Any], limit: int = 3) -> str:
@@ -142,26 +153,28 @@ def run_llm_step(step: Any, agent: Agent, prompt: str, context: Any, recorder: A
     # so that Airflow does not warn that it runs "outside of the Task Runner".
     token = ExecutorSafeguard.tracker.set(call)
     started = time.monotonic()
-    try:
-        with capture_run_messages() as messages:
-            result = call.execute(context)
-    except UsageLimitExceeded as error:
-        raise AgentError(
-            f"Agent '{agent.name}' hit the usage limits of step '{step.task_id}' "
-            f"({step.spec.usage_limits.model_dump(exclude_none=True) if step.spec.usage_limits else None}): "
-            f"{error}. Raise usage_limits in the template if the step needs more."
-        ) from error
-    except UnexpectedModelBehavior as error:
-        cause = why_invalid(messages)
-        raise AgentError(
-            f"Agent '{agent.name}' gave no valid output for step '{step.task_id}' after "
-            f"{step.spec.output_retries} re-ask(s): {error}"
-            + (f"; the last answer broke: {cause}" if cause else "")
-            + ". Loosen the step's output fields or raise output_retries."
-        ) from error
-    finally:
-        ExecutorSafeguard.tracker.reset(token)
-        _record_model_call(step, agent, prompt, context, recorder, time.monotonic() - started)
+    with tracing.span("baton.model_call", agent=agent.name, step=step.task_id) as current:
+        try:
+            with capture_run_messages() as messages:
+                result = call.execute(context)
+        except UsageLimitExceeded as error:
+            raise AgentError(
+                f"Agent '{agent.name}' hit the usage limits of step '{step.task_id}' "
+                f"({step.spec.usage_limits.model_dump(exclude_none=True) if step.spec.usage_limits else None}): "
+                f"{error}. Raise usage_limits in the template if the step needs more."
+            ) from error
+        except UnexpectedModelBehavior as error:
+            cause = why_invalid(messages)
+            raise AgentError(
+                f"Agent '{agent.name}' gave no valid output for step '{step.task_id}' after "
+                f"{step.spec.output_retries} re-ask(s): {error}"
+                + (f"; the last answer broke: {cause}" if cause else "")
+                + ". Loosen the step's output fields or raise output_retries."
+            ) from error
+        finally:
+            ExecutorSafeguard.tracker.reset(token)
+            payload = _record_model_call(step, agent, prompt, context, recorder, time.monotonic() - started)
+            _annotate(current, payload)
     return as_output(result)
 
 
@@ -187,6 +200,12 @@ class ModelCalls:
 
     async def call(self, agent: Agent, prompt: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """``agent``'s validated output for ``prompt``, and the payload of its ``model.called`` event."""
+        with tracing.span("baton.model_call", agent=agent.name, step=self.step.task_id) as current:
+            output, payload = await self._run(agent, prompt)
+            _annotate(current, payload)
+            return output, payload
+
+    async def _run(self, agent: Agent, prompt: str) -> tuple[dict[str, Any], dict[str, Any]]:
         from pydantic_ai.usage import UsageLimits
 
         model_agent = self.model_agent(agent)

@@ -19,7 +19,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from baton import templating
+from baton import templating, tracing
 from baton.agents.llm import ModelCalls
 from baton.coordination.guard import check_requirements
 from baton.coordination.routing import Breakers, Choice, GroupCommit, NoCandidate, Router, Slots
@@ -350,8 +350,8 @@ class FanOut:
         )
 
     async def _call(self, agent: Agent, sub: Subtask, attempt: int) -> tuple[Any, Event | None]:
-        prompt = self.prompt(sub)
-        with self._effects(sub, attempt):
+        prompt, where = self.prompt(sub), {"step": self.step.task_id, "item": sub.id, "attempt": attempt}
+        with tracing.span("baton.subtask", agent=agent.name, **where), self._effects(sub, attempt):
             if agent.skill:
                 output, event = await self._bounded(self._skill(agent.skill, sub, prompt), sub), None
             else:

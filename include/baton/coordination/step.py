@@ -13,7 +13,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from baton import templating
+from baton import templating, tracing
 from baton.coordination import escalation
 from baton.coordination.guard import check_requirements
 from baton.events import EventStore
@@ -56,6 +56,18 @@ class StepRun:
     # --- the try ---------------------------------------------------------------------------------
 
     def execute(self) -> dict[str, Any]:
+        step = self.step
+        with tracing.span(
+            "baton.step",
+            workflow=step.workflow,
+            step=step.task_id,
+            agent=step.agent.name if step.agent else None,
+            try_number=getattr(self.context.get("ti"), "try_number", None),
+            fan_out=bool(step.fan_out),
+        ):
+            return self._execute()
+
+    def _execute(self) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException, TaskAwaitingInput
 
         step, recorder = self.step, self.recorder

@@ -1,0 +1,88 @@
+"""A process that runs ``dag.test()`` in forked children, for the tests' ``run_dag_test_in_subprocess``.
+
+Each ``dag.test()`` in a fresh interpreter spends seconds before its first task runs: importing Airflow,
+its task runner and its in-process Execution API, and Baton's operator with the model runtime. This
+process imports all of that once, then forks a child per run: the child starts from those imports, takes
+the environment the test gave, and is otherwise the fresh process it replaces (nothing of a run is
+imported, cached or connected before the fork: the database pool is emptied, no DAG is parsed).
+
+Protocol, one JSON object per line: the test writes ``{"folder", "bundle", "dag_id", "conf", "env",
+"out"}``; this process answers ``{"pid": N}`` when the child started and ``{"status": N}`` when it ended
+(the child's exit status; what it printed is in the file ``out``). ``--once REQUEST`` runs one
+``dag.test()`` in this process instead, printing to its own output (a test that needs a fresh process).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+# What every run imports before its first task: Airflow's DAG bag, task runner and supervisor, the
+# in-process Execution API with its routes, and Baton's DAG loader and operator.
+import airflow.api_fastapi.execution_api.app
+import airflow.api_fastapi.execution_api.routes
+import airflow.sdk.execution_time.task_runner  # noqa: F401
+from airflow import settings
+from airflow.dag_processing.dagbag import BundleDagBag
+from airflow.sdk.execution_time import supervisor
+
+import baton.compile.loader
+import baton.operators.agent  # noqa: F401
+
+
+def dag_test(request: dict) -> None:
+    """One ``dag.test()`` of the request's DAG; prints ``BATON_TEST_RUN_ID=<run id>`` when it ends."""
+    from pathlib import Path
+
+    folder = request["folder"]
+    bag = BundleDagBag(dag_folder=folder, bundle_path=Path(folder), bundle_name=request["bundle"])
+    assert not bag.import_errors, bag.import_errors
+    dag = bag.dags[request["dag_id"]]
+    dag.deadline = None  # Airflow 3.3.2's dag.test() cannot finish a run with deadlines (conftest)
+    run = dag.test(run_conf=request["conf"] or None)
+    print("BATON_TEST_RUN_ID=" + run.run_id, flush=True)
+
+
+def run(request: dict) -> None:
+    """The child: the test's environment, its output to the file, one ``dag.test()``; never returns."""
+    status = 1
+    try:
+        out = os.open(request["out"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        dag_test(request)
+        status = 0
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+
+def main() -> None:
+    # dag.test() talks to an in-process Execution API that the supervisor builds once per process; it
+    # is built here, before the fork (its event-loop thread starts in the child, on first use)
+    supervisor.in_process_api_server().app  # noqa: B018
+    settings.engine.dispose()  # no pooled connection is shared with a child
+    print(json.dumps({"ready": os.getpid()}), flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            run(request)
+        print(json.dumps({"pid": pid}), flush=True)
+        _, status = os.waitpid(pid, 0)
+        print(json.dumps({"status": os.waitstatus_to_exitcode(status)}), flush=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--once"]:
+        dag_test(json.loads(sys.argv[2]))
+    else:
+        main()
