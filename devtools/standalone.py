@@ -99,7 +99,16 @@ class AirflowAPI:
         raise TimeoutError(f"DAG {dag_id} not parsed after {timeout} s")
 
     def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> httpx.Response:
-        return self.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
+        """A new run; asked again (up to 3 times) when SQLite's single writer made the API answer 500
+        "Database error" (the scheduler was writing): a caller would retry it too."""
+        for _ in range(3):
+            response = self.api(
+                "POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}}
+            )
+            if response.status_code != 500 or "Database error" not in response.text:
+                break
+            time.sleep(2)
+        return response
 
     def wait_for_run(
         self, dag_id: str, run_id: str, timeout: float = 180, poll: float = 0.2

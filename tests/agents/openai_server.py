@@ -30,6 +30,7 @@ class OpenAICompatibleServer:
         self.tool_call = tool_call
         self.finish = finish
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.down: set[str] = set()  # path prefixes refused with a 400 (a model that is unavailable)
         self.released = threading.Event()
         server = self
 
@@ -39,6 +40,9 @@ class OpenAICompatibleServer:
                 server.requests.append((self.path, body))
                 if not self.path.endswith("/chat/completions"):
                     self.send_error(404, "only /v1/chat/completions here")
+                    return
+                if any(self.path.startswith(prefix) for prefix in server.down):
+                    self.send_error(400, "the model is unavailable")
                     return
                 if (
                     self.path.startswith("/slow/")

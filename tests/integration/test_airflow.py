@@ -20,10 +20,11 @@ from demo.http_service import PartnerService
 
 from baton.cli.approve import SETTLE_S
 from baton.events.replay import fold
-from baton.events.store import EventStore, engine_for
+from baton.events.store import Event, EventStore, engine_for
 from bench import hostile
 from devtools.standalone import Standalone
 from tests.agents.openai_server import OpenAICompatibleServer
+from tests.otlp_receiver import OtlpReceiver
 
 pytestmark = pytest.mark.integration
 
@@ -46,6 +47,7 @@ HEALTHY = [
     "lead_followup",
     "lead_qualification",
     "market_research",
+    "monitor_probe",
     "order_saga",
     "parallel_feature_delivery",
     "revenue_milestone",
@@ -61,6 +63,7 @@ ACTIVE = [
     "escalation",
     "failing_step",
     "lead_qualification",
+    "monitor_probe",
     "order_saga",
 ]
 # Baton's own DAGs, next to the templates' (not templates): the compensator, the monitor, and the sensors.
@@ -109,6 +112,41 @@ steps:
     output: {decision: {type: string, enum: [ship, wait]}}
     escalate: human
 """
+# The monitor's test (issue 18): a fan-out routed over an agent whose model server refuses calls while the
+# test says so, and one that always answers. Its own breaker would need 1,000 failures in a row: here only
+# the monitor's runbook opens its circuit.
+PROBE_AGENTS = """
+  - name: flaky_prober
+    description: Its model server refuses every call while the test has it down.
+    capabilities: [probing]
+    llm_conn_id: flaky_llm
+    circuit_breaker: {failures: 1000}
+  - name: steady_prober
+    description: Always answers (the offline model).
+    capabilities: [probing]
+    llm_conn_id: baton_test_undefined_connection
+"""
+PROBE_WORKFLOW = """workflow: monitor_probe
+version: 1
+description: A fan-out routed over a flaky and a steady agent (tests/integration/test_airflow.py, the monitor).
+owner: tests
+defaults: {retries: 0}
+steps:
+  - id: leads
+    skill: score_leads
+  - id: assess
+    for_each: {over: leads.leads, concurrency: 4}
+    route: {capabilities: [probing]}
+    instruction: Assess lead {{ item.id }}.
+    output:
+      verdict: {type: string, enum: [go, hold]}
+"""
+# Windows of minutes, not the default hour, so that the incident resolves within the test.
+MONITORING = """monitoring:
+  detectors:
+    failure_rate: {rate: {windows: [2m], min_calls: 3, min_bad: 3}}
+  incidents: {resolve_after: 1m}
+"""
 CRASH_WORKFLOW = """workflow: crash_recovery
 version: 1
 description: A step whose first try is killed with SIGKILL (tests/integration/test_airflow.py).
@@ -155,7 +193,13 @@ def server():
 
 
 @pytest.fixture(scope="module")
-def airflow(tmp_path_factory, dags_folder, server, slack):
+def otlp():
+    with OtlpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory, dags_folder, server, slack, otlp):
     """Bundled dags, a crash-test workflow and two broken templates; a migrated home; one
     dag-processor pass; then standalone."""
     root = tmp_path_factory.mktemp("airflow")
@@ -167,7 +211,11 @@ def airflow(tmp_path_factory, dags_folder, server, slack):
         shutil.copy(HOSTILE / name, dags / "workflows" / name)
     for case in HOSTILE_COST:
         (dags / "workflows" / f"{case.name}.yaml").write_text(case.build(1.0))
-    (dags / "agents.yaml").write_text((dags / "agents.yaml").read_text() + CRASH_AGENT + GHOST_AGENTS)
+    (dags / "agents.yaml").write_text(
+        (dags / "agents.yaml").read_text() + CRASH_AGENT + GHOST_AGENTS + PROBE_AGENTS
+    )
+    (dags / "workflows" / "monitor_probe.yaml").write_text(PROBE_WORKFLOW)
+    (dags / "monitoring.yaml").write_text(MONITORING)
     (dags / "workflows" / "crash_recovery.yaml").write_text(CRASH_WORKFLOW)
     (dags / "workflows" / "escalation.yaml").write_text(ESCALATION_WORKFLOW)
     (dags / "workflows" / "deadline_overrun.yaml").write_text(DEADLINE_WORKFLOW)
@@ -180,12 +228,19 @@ def airflow(tmp_path_factory, dags_folder, server, slack):
         "extra": {"model": "openai-chat:gpt-slow"},
     }
     invalid_llm = {**crash_llm, "host": server.url + "/invalid/v1", "extra": {"model": "openai-chat:gpt-bad"}}
+    flaky_llm = {**crash_llm, "host": server.url + "/flaky/v1", "extra": {"model": "openai-chat:gpt-flaky"}}
     airflow = Standalone(
         root / "home",
         dags_folder=dags,
         settings={
             "AIRFLOW_CONN_CRASH_LLM": json.dumps(crash_llm),
             "AIRFLOW_CONN_INVALID_LLM": json.dumps(invalid_llm),
+            "AIRFLOW_CONN_FLAKY_LLM": json.dumps(flaky_llm),
+            # Airflow's traces, and Baton's spans inside them, to the OTLP receiver on 127.0.0.1
+            "AIRFLOW__TRACES__OTEL_ON": "True",
+            "OTEL_TRACES_EXPORTER": "otlp_proto_http",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
+            "OTEL_SERVICE_NAME": "baton-test",
             "AIRFLOW_CONN_BATON_SLACK": slack.connection,
             # Only the DAGs these tests use run (see ACTIVE): a dozen DAGs running at once on one
             # SQLite database made the REST API answer 'database is locked' on a loaded machine.
@@ -630,3 +685,199 @@ def test_baton_compensate_from_the_ui_undoes_a_successful_run(running, partner):
         "/i2/release",
         "/i2/plan/cancel",
     ]
+
+
+# --- the monitor (issue 18), last: it reads every event the tests above left --------------------------
+
+
+def _incident(store: EventStore, where: str, statuses: set[str], timeout: float) -> dict:
+    """The incident at ``where`` once its latest transition is one of ``statuses``."""
+    from baton.ops import monitor
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [
+            row for row in monitor.incidents(store) if row["where"] == where and row["status"] in statuses
+        ]
+        if found:
+            return found[0]
+        time.sleep(2)
+    raise AssertionError(f"no {statuses} incident at {where} after {timeout} s: {monitor.incidents(store)}")
+
+
+def _probe(running: Standalone) -> tuple[str, list]:
+    """One run of monitor_probe (it succeeds: a failed item goes to the other agent); its events."""
+    response = running.trigger("monitor_probe")
+    assert response.status_code == 200, response.text
+    run_id = response.json()["dag_run_id"]
+    assert running.wait_for_run("monitor_probe", run_id)["state"] == "success"
+    return run_id, list(_store(running).read(run_id))
+
+
+def test_a_failing_agent_opens_one_incident_its_runbook_moves_the_work_and_it_resolves_on_recovery(
+    running, server, slack
+):
+    from baton.coordination.load import Breakers
+    from baton.ops import monitor
+
+    store, flaky, where = _store(running), "flaky_prober", "agent:flaky_prober"
+    posts = len(slack.posts)
+    server.down.add("/flaky/")
+    failed = []
+    while len(failed) < 4:  # flaky's items fail and go to steady_prober; the runs succeed
+        _, events = _probe(running)
+        failed += [e for e in events if e.type == "subtask.failed"]
+    assert {e.agent for e in failed} == {flaky}
+    assert Breakers(store).open_until([flaky]) == {}  # its own breaker did not trip
+
+    # The monitor DAG, every minute from now on: one incident opens, its runbook opens flaky's circuit.
+    response = running.api("PATCH", "/dags/baton_monitor", json={"is_paused": False})
+    assert response.status_code == 200, response.text
+    opened = _incident(store, where, {"opened", "updated"}, timeout=240)
+    assert flaky in Breakers(store).open_until([flaky])
+    # the tick posts after it recorded the incident
+    slack.wait_for(lambda body: f"failure_rate at {where}: opened" in body["text"], timeout=60)
+    mine = [p["text"] for p in slack.posts[posts:] if where in p["text"]]
+    assert len(mine) == 1, mine
+
+    # Routing moves flaky's work to the other capable agent while its circuit is open.
+    _, events = _probe(running)
+    selected = [e for e in events if e.type == "agent.selected"]
+    assert selected and {e.agent for e in selected} == {"steady_prober"}
+    assert all(e.payload["excluded"][flaky].startswith("circuit breaker open until ") for e in selected)
+
+    # flaky recovers; with no failure for resolve_after the incident resolves, its circuit closes (the
+    # runbook's undoing), Slack is told once.
+    server.down.discard("/flaky/")
+    assert _incident(store, where, {"resolved"}, timeout=420)["id"] == opened["id"]
+    assert Breakers(store).open_until([flaky]) == {}
+    kinds = [e.type for e in monitor.timeline(store, opened["id"])]
+    assert kinds.count("incident.opened") == 1 and kinds.count("incident.resolved") == 1, kinds
+    actions = [
+        e.payload["detail"]["do"]
+        for e in monitor.timeline(store, opened["id"])
+        if e.type == "incident.action"
+    ]
+    assert actions[:1] == ["open_circuit"] and "close_circuit" in actions, actions
+    slack.wait_for(lambda body: where in body["text"] and "incident resolved" in body["text"], timeout=60)
+    mine = [p["text"] for p in slack.posts[posts:] if where in p["text"]]
+    assert len(mine) == 2 and "incident resolved" in mine[1], mine
+    response = running.api("PATCH", "/dags/baton_monitor", json={"is_paused": True})
+    assert response.status_code == 200, response.text
+
+
+def test_spans_of_the_step_its_items_and_their_model_calls_arrive_nested_under_the_task_span(running, otlp):
+    run_id, _ = _probe(running)
+
+    def tree_of_the_run(spans) -> bool:
+        task = [
+            s
+            for s in spans
+            if s.name == "worker.assess" and s.attributes.get("airflow.dag_run.run_id") == run_id
+        ]
+        return bool(task) and any(s.parent_id == task[0].span_id for s in spans) and len(spans) > 20
+
+    spans = otlp.wait_for(tree_of_the_run, timeout=60)
+    (task,) = [
+        s for s in spans if s.name == "worker.assess" and s.attributes["airflow.dag_run.run_id"] == run_id
+    ]
+    (step,) = [s for s in spans if s.name == "baton.step" and s.parent_id == task.span_id]
+    assert step.trace_id == task.trace_id
+    assert (step.attributes["baton.workflow"], step.attributes["baton.step"]) == ("monitor_probe", "assess")
+    items = [s for s in spans if s.name == "baton.subtask" and s.parent_id == step.span_id]
+    assert len({s.attributes["baton.item"] for s in items}) == 14  # one per lead, each under the step
+    by_id = {i.span_id: i for i in items}
+    calls = [s for s in spans if s.name == "baton.model_call" and s.parent_id in by_id]
+    assert len(calls) >= 14  # every item's call, under its item's span, by that item's agent
+    assert all(c.attributes["baton.agent"] == by_id[c.parent_id].attributes["baton.agent"] for c in calls)
+    assert {c.attributes["baton.agent"] for c in calls} <= {"flaky_prober", "steady_prober"}
+    assert all(c.attributes["baton.input_tokens"] > 0 and c.attributes["baton.model"] for c in calls)
+    assert all(c.attributes["baton.cost"] >= 0 for c in calls)
+    # no instruction, prompt or output in any attribute
+    texts = [str(v) for s in spans for v in s.attributes.values()]
+    assert not [t for t in texts if "Assess lead" in t or "verdict" in t]
+
+
+def test_baton_verify_on_the_running_airflow_repairs_a_deleted_run_end_and_reports_a_planted_run(running):
+    from sqlalchemy import delete
+
+    from baton.events import schema
+
+    run_id, _ = _probe(running)
+    store, ghost = _store(running), "manual__planted_by_the_test"
+    e = schema.events.c
+    with store.engine.begin() as conn:
+        conn.execute(delete(schema.events).where(e.run_id == run_id, e.type == "run.succeeded"))
+    store.append([Event(type="run.started", run_id=ghost, workflow="monitor_probe")])
+
+    verified = running.command("baton", "verify", "--since", "2h")
+    assert verified.returncode == 1, verified.stdout + verified.stderr[-2000:]
+    lines = verified.stdout.splitlines()
+    assert (
+        f"repaired  missing_run_end    monitor_probe  {run_id}: ended success in Airflow; the store has no end"
+        in lines
+    ), lines
+    assert (
+        f"REPORTED  unknown_to_airflow monitor_probe  {ghost}: the store has it; Airflow has no such run"
+        in lines
+    ), lines
+    (end,) = store.read(run_id, types=["run.succeeded"])
+    assert end.payload["recorded_by"] == "verify"
+
+
+def test_runbook_actions_pause_resume_and_retry_through_airflows_rest_api(running, monkeypatch):
+    from baton.ops import monitor
+    from baton.ops.airflow_api import AirflowApiError
+    from baton.ops.incidents import Action
+
+    store, now = _store(running), datetime.now(UTC)
+
+    def act(do: str, target: str, **params) -> str:
+        incident = f"inc-test-{target.partition(':')[2]}"  # a pause and its undoing: one incident's step
+        action = Action(
+            id=f"{incident}/{do}", incident_id=incident, step=0, do=do, target=target, params=params
+        )
+        return monitor._carry_out(store, action, now)
+
+    # Without the connection nothing changes, and the outcome says what is missing.
+    monkeypatch.delenv("AIRFLOW_CONN_BATON_AIRFLOW_API", raising=False)
+    assert act("pause_workflow", "workflow:lead_qualification") == (
+        "not carried out: pause_workflow needs the Airflow connection baton_airflow_api (Airflow's REST API)"
+    )
+    api = {"conn_type": "http", "host": running.url, "login": "admin", "password": running.password}
+    monkeypatch.setenv("AIRFLOW_CONN_BATON_AIRFLOW_API", json.dumps(api))
+
+    assert act("pause_workflow", "workflow:lead_qualification") == "paused workflow lead_qualification"
+    assert running.api("GET", "/dags/lead_qualification").json()["is_paused"] is True
+    assert act("resume_workflow", "workflow:lead_qualification") == "resumed workflow lead_qualification"
+    assert running.api("GET", "/dags/lead_qualification").json()["is_paused"] is False
+    # A workflow a person paused before the incident stays paused when the incident resolves.
+    assert running.api("GET", "/dags/lead_followup").json()["is_paused"] is True  # never unpaused here
+    assert (
+        act("pause_workflow", "workflow:lead_followup")
+        == "paused workflow lead_followup (it was paused already)"
+    )
+    assert act("resume_workflow", "workflow:lead_followup") == (
+        "left workflow lead_followup paused: it was paused before the incident"
+    )
+    assert running.api("GET", "/dags/lead_followup").json()["is_paused"] is True
+
+    # A failed run since the incident opened is cleared and runs again (its step's second try).
+    since = datetime.now(UTC)
+    response = running.trigger("failing_step")
+    assert response.status_code == 200, response.text
+    run_id = response.json()["dag_run_id"]
+    assert running.wait_for_run("failing_step", run_id)["state"] == "failed"
+    outcome = act("retry_failed_runs", "workflow:failing_step", failed_since=since.isoformat(), max_runs=5)
+    assert outcome == f"retried 1 failed run(s): failing_step/{run_id}"
+    path = f"/dags/failing_step/dagRuns/{quote(run_id, safe='')}/taskInstances/draft"
+    deadline = time.monotonic() + 120
+    while running.api("GET", path).json()["try_number"] < 2 and time.monotonic() < deadline:
+        time.sleep(1)
+    assert running.api("GET", path).json()["try_number"] == 2
+    assert running.wait_for_run("failing_step", run_id)["state"] == "failed"  # its agent still fails
+
+    # A wrong password is an error naming Airflow's answer, not a silent no-op.
+    monkeypatch.setenv("AIRFLOW_CONN_BATON_AIRFLOW_API", json.dumps({**api, "password": "wrong"}))
+    with pytest.raises(AirflowApiError, match=r"POST /auth/token: Airflow answered 401"):
+        act("pause_workflow", "workflow:lead_qualification")

@@ -226,3 +226,41 @@ def test_bad_incident_arguments_are_refused(argv, message, capsys):
     with pytest.raises(SystemExit) as exit:
         baton(argv)
     assert exit.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_retry_failed_runs_on_an_agent_picks_the_runs_that_failed_after_its_steps_failed(clean):
+    from baton.ops.monitor import _failed_runs_of_agent
+
+    store, since = clean, NOW - timedelta(minutes=30)
+    store.append(
+        [
+            # failed at alpha's step, then the run failed: retried
+            Event(type="step.failed", run_id="r1", workflow="w", step="s", agent="alpha", ts=NOW),
+            Event(type="run.failed", run_id="r1", workflow="w", ts=NOW),
+            # alpha's item failed, the run still succeeded (reassigned): not retried
+            Event(
+                type="subtask.failed",
+                run_id="r2",
+                workflow="w",
+                step="s",
+                agent="alpha",
+                ts=NOW,
+                payload={"subtask": "i1"},
+            ),
+            Event(type="run.succeeded", run_id="r2", workflow="w", ts=NOW),
+            # failed at another agent's step: not alpha's
+            Event(type="step.failed", run_id="r3", workflow="w", step="s", agent="beta", ts=NOW),
+            Event(type="run.failed", run_id="r3", workflow="w", ts=NOW),
+            # before the incident: not retried
+            Event(
+                type="step.failed",
+                run_id="r0",
+                workflow="v",
+                step="s",
+                agent="alpha",
+                ts=since - timedelta(hours=1),
+            ),
+            Event(type="run.failed", run_id="r0", workflow="v", ts=since - timedelta(hours=1)),
+        ]
+    )
+    assert _failed_runs_of_agent(store, "alpha", since) == [("w", "r1")]

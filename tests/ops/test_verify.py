@@ -72,7 +72,10 @@ def test_each_disagreement_is_found_and_only_the_safe_ones_carry_a_repair():
         3,
         "verify",
     )
-    assert found[("missing_run_end", "unheard", None)].repair.payload == {"duration_s": 3600.0}
+    assert found[("missing_run_end", "unheard", None)].repair.payload == {
+        "duration_s": 3600.0,
+        "recorded_by": "verify",
+    }
     assert (
         found[("end_differs", "differs", None)].detail == "Airflow says failed, the store says run.succeeded"
     )

@@ -38,6 +38,10 @@ def event_type(name: str):
 # --- runs ---------------------------------------------------------------------------------------
 
 
+# Who wrote a run's start or end when it was not the listener or the operator (None): a repair.
+RunRecorder = Literal["verify"] | None
+
+
 @event_type("run.started")
 class RunStarted(Payload):
     """The run's ``conf`` is Airflow's to keep (it may hold personal data): only its keys and digest here."""
@@ -46,17 +50,20 @@ class RunStarted(Payload):
     logical_date: str | None = None
     conf_keys: list[str] = Field(default_factory=list)
     conf_sha256: str = ""
+    recorded_by: RunRecorder = None
 
 
 @event_type("run.succeeded")
 class RunSucceeded(Payload):
     duration_s: float | None = None
+    recorded_by: RunRecorder = None
 
 
 @event_type("run.failed")
 class RunFailed(Payload):
     duration_s: float | None = None
     reason: str = ""
+    recorded_by: RunRecorder = None
 
 
 # --- steps --------------------------------------------------------------------------------------

@@ -12,10 +12,12 @@
    opens, one per escalation and one when it resolves, not one per failure.
 
 Actions carried out here: ``open_circuit`` / ``close_circuit`` (the agent's breaker in Baton's store:
-routing moves its work to agents with the same capabilities) and ``escalate`` (a Slack message with the
-evidence). ``lower_concurrency``, ``pause_workflow`` and ``retry_failed_runs`` need Airflow's REST API
-from the monitor's task; they are recorded as ``not carried out`` with that reason, and the incident's
-escalation still reaches a person.
+routing moves its work to agents with the same capabilities), ``escalate`` (a Slack message with the
+evidence), and, over Airflow's REST API with the connection ``baton_airflow_api``
+(:mod:`baton.ops.airflow_api`), ``pause_workflow`` / ``resume_workflow`` and ``retry_failed_runs`` (the
+failed task instances of the runs that failed while the incident was open are cleared). Without that
+connection they are recorded as not carried out, naming it. ``lower_concurrency`` is recorded, not yet
+carried out; the incident's escalation still reaches a person.
 """
 
 from __future__ import annotations
@@ -131,7 +133,62 @@ def _carry_out(store: EventStore, action: Action, now: datetime) -> str:
         return f"closed the circuit of {agent}" if was_open else f"the circuit of {agent} was already closed"
     if action.do == "escalate":
         return f"escalated to {action.params.get('to', 'a person')}"
-    return f"not carried out: {action.do} needs Airflow's REST API from the monitor, not wired yet"
+    if action.do in ("pause_workflow", "resume_workflow", "retry_failed_runs"):
+        return _through_airflow(store, action, now)
+    return f"not carried out: {action.do} is not carried out by the monitor yet (recorded for a person)"
+
+
+def _through_airflow(store: EventStore, action: Action, now: datetime) -> str:
+    """The actions that change Airflow itself, over its REST API (``baton.ops.airflow_api``)."""
+    from baton.ops.airflow_api import CONN_ID, AirflowApi
+
+    api = AirflowApi.from_connection()
+    if api is None:
+        return f"not carried out: {action.do} needs the Airflow connection {CONN_ID} (Airflow's REST API)"
+    scope, _, name = action.target.partition(":")
+    if action.do in ("pause_workflow", "resume_workflow"):
+        return _pause_or_resume(store, api, action, name, now)
+    since = datetime.fromisoformat(action.params["failed_since"])
+    limit = int(action.params.get("max_runs", 20))
+    if scope == "agent":
+        runs = _failed_runs_of_agent(store, name, since)[:limit]
+    else:
+        runs = [(name, run) for run in api.failed_runs(name, since, limit)]
+    for dag_id, run_id in runs:
+        api.retry(dag_id, run_id)
+    return f"retried {len(runs)} failed run(s): " + ", ".join(f"{d}/{r}" for d, r in runs)
+
+
+def _pause_or_resume(store: EventStore, api: Any, action: Action, dag_id: str, now: datetime) -> str:
+    """Pause a workflow, remembering whether it was paused already; resume it only if the pause was ours
+    (a workflow a person had paused before the incident stays paused)."""
+    key = f"paused:{action.incident_id}/{action.step}"  # the pause and its undoing share the step
+    m = schema.monitor_state.c
+    if action.do == "pause_workflow":
+        was_paused = api.set_paused(dag_id, True)
+        with store.engine.begin() as conn:
+            signals.save_state(conn, key, {"dag_id": dag_id, "was_paused": was_paused}, now)
+        return f"paused workflow {dag_id}" + (" (it was paused already)" if was_paused else "")
+    with store.engine.connect() as conn:
+        pause = conn.scalar(select(m.value).where(m.name == key)) or {}
+    if pause.get("was_paused"):
+        return f"left workflow {dag_id} paused: it was paused before the incident"
+    api.set_paused(dag_id, False)
+    return f"resumed workflow {dag_id}"
+
+
+def _failed_runs_of_agent(store: EventStore, agent: str, since: datetime) -> list[tuple[str, str]]:
+    """(workflow, run) of the runs that failed since ``since`` after one of ``agent``'s steps failed."""
+    e = schema.events.c
+    failed_runs = select(e.run_id).where(e.type == "run.failed", e.ts >= since)
+    query = (
+        select(e.workflow, e.run_id)
+        .where(e.agent == agent, e.type.in_(["step.failed", "subtask.failed"]), e.ts >= since)
+        .where(e.run_id.in_(failed_runs))
+        .distinct()
+    )
+    with store.engine.connect() as conn:
+        return sorted({(w, r) for w, r in conn.execute(query)}, reverse=True)
 
 
 def _act(store: EventStore, actions: list[Action], book: Book, now: datetime) -> list[tuple[Action, str]]:

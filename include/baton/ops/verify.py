@@ -98,7 +98,7 @@ def _duration(run: AirflowRun) -> float | None:
 
 
 def _run_end(run: AirflowRun) -> Event:
-    payload: dict[str, Any] = {"duration_s": _duration(run)}
+    payload: dict[str, Any] = {"duration_s": _duration(run), "recorded_by": "verify"}
     if run.state == "failed":
         payload["reason"] = "recorded by baton verify from Airflow's record"
     return Event(type=RUN_END[run.state], run_id=run.run_id, workflow=run.dag_id, payload=payload)
@@ -130,7 +130,7 @@ def _of_airflow_run(run: AirflowRun, stored: StoreRun | None, now: datetime, stu
             type="run.started",
             run_id=run.run_id,
             workflow=run.dag_id,
-            payload={"run_type": run.run_type, "conf_keys": [], "conf_sha256": ""},
+            payload={"run_type": run.run_type, "conf_keys": [], "conf_sha256": "", "recorded_by": "verify"},
         )
         yield Finding(
             "missing_run",

@@ -1,0 +1,104 @@
+"""The runbook actions that change Airflow itself, through its public REST API (``/api/v2``).
+
+A task may not write Airflow's metadata database in Airflow 3; the monitor's task acts as an operator
+would, over REST, with the Airflow connection ``baton_airflow_api`` (type http: host = the API server's
+URL, login and password of a user allowed to pause DAGs and clear task instances; a JWT is taken from
+``/auth/token``). Without that connection these actions are recorded as not carried out, naming it.
+Every call has a timeout; an answer other than success is an error with Airflow's status and reason.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from baton.errors import BatonError
+
+CONN_ID = "baton_airflow_api"
+TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+MAX_ANSWER = 5_000_000  # bytes of one answer read: a list of at most 1,000 runs is far below it
+
+
+class AirflowApiError(BatonError):
+    """Airflow's REST API refused or could not be reached."""
+
+
+class AirflowApi:
+    def __init__(self, url: str, username: str, password: str):
+        self.url = url.rstrip("/")
+        self._credentials = {"username": username, "password": password}
+        self._token: str | None = None
+
+    @classmethod
+    def from_connection(cls) -> AirflowApi | None:
+        """The API of connection ``baton_airflow_api``, or None when it is not defined."""
+        from airflow.sdk import BaseHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            conn = BaseHook.get_connection(CONN_ID)
+        except AirflowNotFoundException:
+            return None
+        host = conn.host or ""
+        url = host if "://" in host else f"{conn.schema or 'http'}://{host}"
+        if conn.port and "://" not in host:
+            url += f":{conn.port}"
+        return cls(url, conn.login or "", conn.password or "")
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        if self._token is None:
+            token = self._send("POST", "/auth/token", json=self._credentials).get("access_token")
+            if not isinstance(token, str):
+                raise AirflowApiError(f"POST /auth/token at {self.url}: Airflow's answer has no access_token")
+            self._token = token
+        return self._send(
+            method, f"/api/v2{path}", headers={"Authorization": f"Bearer {self._token}"}, **kwargs
+        )
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The JSON of Airflow's answer; an AirflowApiError naming the call for anything else."""
+        what = f"{method} {path}"
+        try:
+            with httpx.stream(method, f"{self.url}{path}", timeout=TIMEOUT, **kwargs) as answer:
+                body = b""
+                for chunk in answer.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_ANSWER:
+                        raise AirflowApiError(f"{what}: Airflow's answer is over {MAX_ANSWER:,} bytes")
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
+            raise AirflowApiError(
+                f"{what}: Airflow's API at {self.url} could not be reached: {error}"
+            ) from error
+        if answer.status_code >= 400:
+            text = body[:300].decode(errors="replace")
+            raise AirflowApiError(f"{what}: Airflow answered {answer.status_code} {text}")
+        try:
+            return json.loads(body) if body else {}
+        except ValueError:
+            raise AirflowApiError(f"{what}: Airflow answered {answer.status_code} with no JSON") from None
+
+    def set_paused(self, dag_id: str, paused: bool) -> bool:
+        """Pause or resume ``dag_id``; whether it was paused before."""
+        before = self._call("GET", f"/dags/{quote(dag_id, safe='')}")["is_paused"]
+        self._call("PATCH", f"/dags/{quote(dag_id, safe='')}", json={"is_paused": paused})
+        return bool(before)
+
+    def failed_runs(self, dag_id: str, since: datetime, limit: int) -> list[str]:
+        """The ids of ``dag_id``'s runs that failed and started at or after ``since``, newest first."""
+        params = {
+            "state": "failed",
+            "start_date_gte": since.isoformat(),
+            "order_by": "-start_date",
+            "limit": limit,
+        }
+        runs = self._call("GET", f"/dags/{quote(dag_id, safe='')}/dagRuns", params=params)["dag_runs"]
+        return [run["dag_run_id"] for run in runs]
+
+    def retry(self, dag_id: str, run_id: str) -> None:
+        """Clear the failed task instances of one run: the scheduler runs them (and the run) again."""
+        body = {"dag_run_id": run_id, "only_failed": True, "reset_dag_runs": True, "dry_run": False}
+        self._call("POST", f"/dags/{quote(dag_id, safe='')}/clearTaskInstances", json=body)

@@ -1,0 +1,108 @@
+"""baton.ops.airflow_api against a local HTTP server that answers as told: what Airflow's REST API client
+does with answers it must refuse (the running Airflow is in tests/integration/test_airflow.py)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from baton.ops.airflow_api import AirflowApi, AirflowApiError
+from devtools.standalone import free_port
+
+
+class _Api:
+    """Answers POST /auth/token with a token (unless told otherwise) and everything else with ``body``."""
+
+    def __init__(self, body: bytes, token: bytes = b'{"access_token": "t"}', status: int = 200):
+        self.body, self.token, self.status, self.paths = body, token, status, []
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self):
+                api.paths.append(self.path)
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = api.token if self.path == "/auth/token" else api.body
+                self.send_response(200 if self.path == "/auth/token" else api.status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PATCH = _answer
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def answering():
+    made = []
+
+    def make(*args, **kwargs) -> tuple[_Api, AirflowApi]:
+        server = _Api(*args, **kwargs)
+        made.append(server)
+        return server, AirflowApi(server.url, "admin", "secret")
+
+    yield make
+    for server in made:
+        server.close()
+
+
+def test_a_dag_id_is_one_path_segment_however_it_is_written(answering):
+    server, api = answering(json.dumps({"is_paused": False}).encode())
+    assert api.set_paused("../variables/x?y=1#z", True) is False
+    assert server.paths[1:] == ["/api/v2/dags/..%2Fvariables%2Fx%3Fy%3D1%23z"] * 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"body": b"<html>maintenance</html>"}, r"GET /api/v2/dags/d: Airflow answered 200 with no JSON"),
+        ({"body": b"x" * 6_000_000}, r"GET /api/v2/dags/d: Airflow's answer is over 5,000,000 bytes"),
+        (
+            {"body": b"{}", "token": b'{"token": "t"}'},
+            r"POST /auth/token at .*: Airflow's answer has no access_token",
+        ),
+        (
+            {"body": b'{"detail": "Not Found"}', "status": 404},
+            r'GET /api/v2/dags/d: Airflow answered 404 \{"detail"',
+        ),
+    ],
+    ids=["not-json", "huge", "no-token", "not-found"],
+)
+def test_an_answer_it_cannot_use_is_an_error_naming_the_call(answering, kwargs, message):
+    _, api = answering(**kwargs)
+    with pytest.raises(AirflowApiError, match=message):
+        api.set_paused("d", True)
+
+
+def test_an_api_it_cannot_reach_is_an_error_naming_the_url():
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(
+        AirflowApiError, match=rf"POST /auth/token: Airflow's API at {url} could not be reached"
+    ):
+        AirflowApi(url, "admin", "secret").set_paused("d", True)
+    with pytest.raises(AirflowApiError, match=r"could not be reached"):
+        AirflowApi("http://[::1", "admin", "secret").set_paused("d", True)
+
+
+def test_the_connection_gives_the_url_or_nothing(monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_BATON_AIRFLOW_API", raising=False)
+    assert AirflowApi.from_connection() is None
+    conn = {"conn_type": "http", "host": "airflow.internal", "port": 8080, "login": "ops", "password": "p"}
+    monkeypatch.setenv("AIRFLOW_CONN_BATON_AIRFLOW_API", json.dumps(conn))
+    assert AirflowApi.from_connection().url == "http://airflow.internal:8080"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BATON_AIRFLOW_API", json.dumps({**conn, "host": "https://a.example/", "port": None})
+    )
+    assert AirflowApi.from_connection().url == "https://a.example"
