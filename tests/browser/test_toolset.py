@@ -57,7 +57,7 @@ def research(web, tmp_path_factory):
         tmp_path_factory.mktemp("artifacts"), task_folder("market", "manual__1", "research")
     )
     toolset = browser_toolset(
-        {"allow": [web.host], "max_actions": 8, "action_timeout": 1},
+        {"allow": [web.host], "max_actions": 8, "action_timeout": 3},
         record=events,
         artifacts=artifacts,
         step="research",
@@ -104,7 +104,7 @@ def test_each_tool_answers_the_model(research, web):
     assert answers[4][1] == [{key: str(value) for key, value in plan.items()} for plan in cobalt["plans"]]
     assert answers[5][1] == f"blocked: {refusal}"
     assert answers[6][1] == (
-        "error: no element matched within the action_timeout of 1 s (or it never became visible and "
+        "error: no element matched within the action_timeout of 3 s (or it never became visible and "
         f"enabled) on {web.url}/market/competitors/cobalt; check the selector, put a wait_for before this "
         "action, or raise the agent's browser.action_timeout"
     )
