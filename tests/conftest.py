@@ -444,6 +444,13 @@ def store(request, tmp_path):
     url = request.getfixturevalue("pg_url")
     engine = engine_for(url)
     with engine.begin() as conn:
-        for table in (schema.events, schema.workflow_executions, schema.blobs, schema.context_versions):
+        for table in (
+            schema.events,
+            schema.workflow_executions,
+            schema.blobs,
+            schema.context_versions,
+            schema.agent_slots,
+            schema.agent_health,
+        ):
             conn.execute(delete(table))
     return EventStore(engine)

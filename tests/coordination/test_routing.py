@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -153,3 +154,56 @@ def test_a_failed_agent_is_left_out_with_the_reason_given(store):
         "reason": choice.reason,
         "subtask": "s1",
     }
+
+
+def test_a_runbooks_cap_holds_an_agent_to_fewer_slots_under_a_race_and_lifts(store):
+    from baton.coordination import load
+
+    agent = _agent("capped", ["x"], slots=4)
+    assert load.cap(store, "capped", 1) is None  # no cap before
+    barrier = threading.Barrier(8)
+
+    def grab(i: int) -> int | None:
+        barrier.wait()
+        return Slots(store).acquire(agent, f"racer {i}", TTL)
+
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(grab, range(8)))
+    assert sorted(s for s in got if s is not None) == [0] and got.count(None) == 7
+    assert Slots(store).limits([agent]) == {"capped": 1}
+    assert load.cap(store, "capped", 2) == 1  # the cap it replaced
+    assert Slots(store).acquire(agent, "second", TTL) == 1
+    assert Slots(store).acquire(agent, "third", TTL) is None
+    assert load.uncap(store, "capped") == 2
+    assert Slots(store).limits([agent]) == {"capped": 4}
+    assert [Slots(store).acquire(agent, f"after {i}", TTL) for i in range(3)] == [2, 3, None]
+    assert load.uncap(store, "capped") is None  # nothing to lift twice
+
+
+def test_a_cap_below_the_load_lets_the_running_calls_finish_and_starts_none_until_under_it(store):
+    from baton.coordination import load
+
+    slots = Slots(store)
+    held = [slots.acquire(WRITER, f"run {i}", TTL) for i in range(2)]
+    assert held == [0, 1]
+    load.cap(store, "writer", 1)
+    slots.release("writer", 0)  # one of the two running calls ends: the load is 1, the cap 1
+    assert slots.acquire(WRITER, "new", TTL) is None
+    slots.release("writer", 1)
+    assert slots.acquire(WRITER, "new", TTL) == 0
+    # routing ranks a capped agent by its cap: full at 1 of 1, it comes last despite its better record
+    _history(store, "writer", ok=20, failed=0)
+    assert Router(store, ROSTER).rank(["drafting"], "reliable").ranked == ["translator", "writer"]
+    load.uncap(store, "writer")
+    assert Router(store, ROSTER).rank(["drafting"], "reliable").ranked == ["writer", "translator"]
+
+
+@pytest.mark.parametrize("slots", [0, -1, True, "2", 1.5, None])
+def test_a_cap_that_is_not_a_number_of_slots_is_refused(store, slots):
+    from baton.coordination import load
+
+    with pytest.raises(
+        ValueError, match=rf"^a concurrency cap is a number of slots >= 1, not {re.escape(repr(slots))}$"
+    ):
+        load.cap(store, "writer", slots)
+    assert Slots(store).limits([WRITER]) == {"writer": 2}

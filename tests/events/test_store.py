@@ -212,8 +212,37 @@ def test_migrations_run_once_and_an_unmigrated_store_says_what_to_do(tmp_path, s
         "2: the shared context of runs",
         "3: agent load slots and circuit breakers",
         "4: signal buckets and the monitor's state",
+        "5: a runbook's cap on an agent's concurrency",
     ]
     assert bare.append(_run_events()[:1]) != []
+
+
+def test_a_store_at_version_4_gains_the_concurrency_cap_and_keeps_its_breakers(tmp_path):
+    """A store made before the cap existed: its agent_health table has no such column (dropped here to
+    rebuild it), and rows in it; upgrading adds the column, keeps every row, and is not applied twice."""
+    engine = engine_for(f"sqlite:///{tmp_path / 'v4.db'}")
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE baton_agent_health DROP COLUMN concurrency_cap"))
+        conn.execute(text("DELETE FROM baton_schema_version WHERE version = 5"))
+        conn.execute(
+            text(
+                "INSERT INTO baton_agent_health (agent, consecutive_failures, last_error, updated_at) "
+                "VALUES ('alpha', 3, 'boom', CURRENT_TIMESTAMP)"
+            )
+        )
+        assert current_version(conn) == 4
+    assert upgrade(engine) == ["5: a runbook's cap on an agent's concurrency"]
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                schema.agent_health.c.agent,
+                schema.agent_health.c.consecutive_failures,
+                schema.agent_health.c.concurrency_cap,
+            )
+        ).all()
+    assert rows == [("alpha", 3, None)]
+    assert upgrade(engine) == []
 
 
 def test_the_idempotency_key_is_unique_in_the_table(store):

@@ -264,3 +264,38 @@ def test_retry_failed_runs_on_an_agent_picks_the_runs_that_failed_after_its_step
         ]
     )
     assert _failed_runs_of_agent(store, "alpha", since) == [("w", "r1")]
+
+
+def test_a_lower_concurrency_runbook_caps_the_agents_slots_and_the_resolution_gives_back_its_cap(clean):
+    """A runbook that lowers a failing agent's concurrency to 1; another incident had capped it to 3
+    before: at resolution the agent gets 3 back, not its max_concurrency."""
+    from baton.coordination import load
+    from baton.coordination.load import Slots
+    from baton.ops.monitoring_config import load_monitoring
+    from baton.spec.roster import Agent
+
+    store = clean
+    load.cap(store, "alpha", 3)
+    config = load_monitoring(
+        {"monitoring": {"runbooks": {"failure_rate": [{"do": "lower_concurrency", "to": 1}]}}}
+    )
+    _history(store)
+    store.append(_calls("alpha", NOW - timedelta(minutes=10), 10, 6, 0.4, 3))
+    report = monitor.tick(store, config, NOW)
+    assert [(a.do, outcome) for a, outcome in report.actions] == [
+        ("lower_concurrency", "lowered the concurrency of alpha to 1 slot(s)")
+    ]
+    alpha = Agent(name="alpha", capabilities=["x"], max_concurrency=5)
+    assert Slots(store).limits([alpha]) == {"alpha": 1}
+    assert Slots(store).acquire(alpha, "a", timedelta(minutes=1)) == 0
+    assert Slots(store).acquire(alpha, "b", timedelta(minutes=1)) is None
+    assert Breakers(store).open_until(["alpha"]) == {}  # this runbook does not open the circuit
+
+    store.append(_calls("alpha", NOW + timedelta(minutes=40), 30, 6, 0.0, 6))
+    resolved = monitor.tick(store, config, NOW + timedelta(minutes=75))
+    assert [(a.do, o) for a, o in resolved.actions] == [
+        ("restore_concurrency", "gave alpha back the cap of 3 slot(s) it had before the incident")
+    ]
+    assert Slots(store).limits([alpha]) == {"alpha": 3}
+    again = monitor.tick(store, config, NOW + timedelta(minutes=76))
+    assert again.actions == []  # never twice

@@ -54,6 +54,21 @@ class Slots:
                 counts[agent] += 1
         return counts
 
+    def limits(self, agents: Iterable[Agent], conn: Connection | None = None) -> dict[str, int]:
+        """Each agent's slots now: its ``max_concurrency``, or fewer while an incident's runbook caps it
+        (read in ``conn``'s transaction when given, as :meth:`load`)."""
+        agents = list(agents)
+        h = schema.agent_health.c
+        query = select(h.agent, h.concurrency_cap).where(
+            h.agent.in_([a.name for a in agents]), h.concurrency_cap.is_not(None)
+        )
+        if conn is not None:
+            caps = dict(conn.execute(query).all())
+        else:
+            with self.store.engine.connect() as own:
+                caps = dict(own.execute(query).all())
+        return {a.name: min(a.max_concurrency, caps.get(a.name) or a.max_concurrency) for a in agents}
+
     def acquire(self, agent: Agent, holder: str, ttl: timedelta, events: Sequence[Event] = ()) -> int | None:
         """Take a free slot of ``agent`` and store ``events`` in the same transaction; the slot number,
         or None when all ``max_concurrency`` slots are taken (then no event is stored)."""
@@ -73,7 +88,11 @@ class Slots:
         now = _now()
         conn.execute(delete(schema.agent_slots).where(s.agent == agent.name, s.expires_at <= now))
         taken = set(conn.scalars(select(s.slot).where(s.agent == agent.name)))
+        limit = self.limits([agent], conn)[agent.name]
+        # a lowered cap leaves the slots above it to drain: only as many held as the cap allows a new one
         free = next((n for n in range(agent.max_concurrency) if n not in taken), None)
+        if len(taken) >= limit:
+            free = None
         if free is None:
             return None
         conn.execute(
@@ -204,6 +223,37 @@ def hold_open(store: EventStore, agent: str, until: datetime, reason: str) -> No
     with store.engine.begin() as conn:
         if conn.execute(update(schema.agent_health).where(h.agent == agent).values(**values)).rowcount == 0:
             conn.execute(schema.agent_health.insert().values(agent=agent, consecutive_failures=0, **values))
+
+
+def cap(store: EventStore, agent: str, slots: int) -> int | None:
+    """Hold ``agent`` to at most ``slots`` calls at once (an incident's runbook), whatever its
+    ``max_concurrency``; the calls running above it finish, no new one starts until the load is under it.
+    The cap it had before (None: none)."""
+    if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
+        raise ValueError(f"a concurrency cap is a number of slots >= 1, not {slots!r}")
+    h = schema.agent_health.c
+    with store.engine.begin() as conn:
+        before = conn.execute(select(h.concurrency_cap).where(h.agent == agent)).first()
+        values = {"concurrency_cap": slots, "updated_at": _now()}
+        if before is None:
+            conn.execute(schema.agent_health.insert().values(agent=agent, consecutive_failures=0, **values))
+            return None
+        conn.execute(update(schema.agent_health).where(h.agent == agent).values(**values))
+        return before[0]
+
+
+def uncap(store: EventStore, agent: str) -> int | None:
+    """Give ``agent`` its ``max_concurrency`` back; the cap it had (None: none)."""
+    h = schema.agent_health.c
+    with store.engine.begin() as conn:
+        before = conn.scalar(select(h.concurrency_cap).where(h.agent == agent))
+        if before is not None:
+            conn.execute(
+                update(schema.agent_health)
+                .where(h.agent == agent)
+                .values(concurrency_cap=None, updated_at=_now())
+            )
+        return before
 
 
 def release(store: EventStore, agent: str) -> bool:

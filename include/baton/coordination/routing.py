@@ -171,6 +171,13 @@ class Router:
                 excluded,
             )
         load = self.slots.load((a.name for a in candidates), conn)
+        limits = self.slots.limits(candidates, conn)  # an incident's runbook may hold an agent to fewer
+        candidates = [
+            a
+            if limits[a.name] == a.max_concurrency
+            else a.model_copy(update={"max_concurrency": limits[a.name]})
+            for a in candidates
+        ]
         scores, why = self._score(candidates, load, prefer)
         ranked = sorted(
             candidates, key=lambda a: (load[a.name] >= a.max_concurrency, -scores[a.name], a.name)

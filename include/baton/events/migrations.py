@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, inspect, select
+from sqlalchemy import Connection, Engine, inspect, select, text
 
 from baton.events import schema
 
@@ -31,11 +31,20 @@ def _v4(conn: Connection) -> None:
     schema.monitor_state.create(conn)
 
 
+def _v5(conn: Connection) -> None:
+    column = schema.agent_health.c.concurrency_cap
+    if column.name in {c["name"] for c in inspect(conn).get_columns(schema.agent_health.name)}:
+        return  # a store created at version 3 or later by this code has it from _v3's table already
+    type_ = column.type.compile(dialect=conn.dialect)
+    conn.execute(text(f"ALTER TABLE {schema.agent_health.name} ADD COLUMN {column.name} {type_}"))
+
+
 MIGRATIONS: list[Migration] = [
     (1, "events, blobs and workflow_executions", _v1),
     (2, "the shared context of runs", _v2),
     (3, "agent load slots and circuit breakers", _v3),
     (4, "signal buckets and the monitor's state", _v4),
+    (5, "a runbook's cap on an agent's concurrency", _v5),
 ]
 
 

@@ -96,6 +96,8 @@ agent_health = Table(
     Column("opened_until", DateTime(timezone=True)),
     Column("last_error", String(1000), nullable=False, server_default=""),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # An incident's runbook (lower_concurrency) holds the agent to fewer slots than its max_concurrency.
+    Column("concurrency_cap", Integer),
 )
 
 # Operations (issue 18): per-minute buckets of each signal, per scope (agent:x, workflow:w, ...), folded

@@ -16,8 +16,9 @@ routing moves its work to agents with the same capabilities), ``escalate`` (a Sl
 evidence), and, over Airflow's REST API with the connection ``baton_airflow_api``
 (:mod:`baton.ops.airflow_api`), ``pause_workflow`` / ``resume_workflow`` and ``retry_failed_runs`` (the
 failed task instances of the runs that failed while the incident was open are cleared). Without that
-connection they are recorded as not carried out, naming it. ``lower_concurrency`` is recorded, not yet
-carried out; the incident's escalation still reaches a person.
+connection they are recorded as not carried out, naming it. ``lower_concurrency`` caps the agent's load
+slots in Baton's store (``baton.coordination.load.cap``; routing ranks it by the cap) and the
+resolution restores what it had.
 """
 
 from __future__ import annotations
@@ -131,6 +132,8 @@ def _carry_out(store: EventStore, action: Action, now: datetime) -> str:
     if action.do == "close_circuit":
         was_open = load.release(store, agent)
         return f"closed the circuit of {agent}" if was_open else f"the circuit of {agent} was already closed"
+    if action.do in ("lower_concurrency", "restore_concurrency"):
+        return _concurrency(store, action, agent, now)
     if action.do == "escalate":
         return f"escalated to {action.params.get('to', 'a person')}"
     if action.do in ("pause_workflow", "resume_workflow", "retry_failed_runs"):
@@ -175,6 +178,27 @@ def _pause_or_resume(store: EventStore, api: Any, action: Action, dag_id: str, n
         return f"left workflow {dag_id} paused: it was paused before the incident"
     api.set_paused(dag_id, False)
     return f"resumed workflow {dag_id}"
+
+
+def _concurrency(store: EventStore, action: Action, agent: str, now: datetime) -> str:
+    """Cap the agent's slots (its calls above the cap finish; no new one starts until under it), and at
+    resolution give back what it had before: no cap, or the cap another incident had set."""
+    from baton.coordination import load
+
+    key = f"cap:{action.incident_id}/{action.step}"  # the lowering and its undoing share the step
+    if action.do == "lower_concurrency":
+        before = load.cap(store, agent, int(action.params["to"]))
+        with store.engine.begin() as conn:
+            signals.save_state(conn, key, {"agent": agent, "before": before}, now)
+        return f"lowered the concurrency of {agent} to {action.params['to']} slot(s)"
+    m = schema.monitor_state.c
+    with store.engine.connect() as conn:
+        saved = conn.scalar(select(m.value).where(m.name == key)) or {}
+    if saved.get("before"):
+        load.cap(store, agent, int(saved["before"]))
+        return f"gave {agent} back the cap of {saved['before']} slot(s) it had before the incident"
+    load.uncap(store, agent)
+    return f"restored the concurrency of {agent} (its max_concurrency)"
 
 
 def _failed_runs_of_agent(store: EventStore, agent: str, since: datetime) -> list[tuple[str, str]]:
