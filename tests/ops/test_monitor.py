@@ -299,3 +299,47 @@ def test_a_lower_concurrency_runbook_caps_the_agents_slots_and_the_resolution_gi
     assert Slots(store).limits([alpha]) == {"alpha": 3}
     again = monitor.tick(store, config, NOW + timedelta(minutes=76))
     assert again.actions == []  # never twice
+
+
+def _fired(workflow: str, start: datetime, minutes: int, every_s: int) -> list[Event]:
+    return [
+        Event(
+            type="trigger.fired",
+            run_id=f"sensor-{workflow}-{start:%d%H%M}-{i}",
+            workflow=f"{workflow}__sensor",
+            step="wait_for_rows",
+            try_number=1,
+            ts=start + timedelta(seconds=i * every_s),
+            payload={"kind": "new_rows", "source": "baton_business:orders", "count": 1},
+        )
+        for i in range(minutes * 60 // every_s)
+    ]
+
+
+def test_a_sensor_that_stops_finding_rows_opens_a_silence_incident_even_past_the_detectors_reach(clean):
+    """orders' sensor fires twice a minute for two hours, then stops: no incident at 10 minutes of
+    silence (under min_silence), one at 20; with a 30-minute lookback and no seasonality the reach is
+    45 minutes, yet after 3 hours of silence the incident is still open (read before the last event);
+    when the sensor fires again it resolves. A sensor that keeps firing (invoices') opens nothing."""
+    from baton.ops.monitoring_config import load_monitoring
+
+    store = clean
+    config = load_monitoring(
+        {"monitoring": {"detectors": {"sensor_silence": {"silence": {"lookback": "30m", "seasonal": False}}}}}
+    )
+    start = NOW - timedelta(hours=2)
+    store.append(_fired("orders", start, 120, 30) + _fired("invoices", start, 120 + 180, 30))
+    assert monitor.tick(store, config, NOW + timedelta(minutes=10)).transitions == []
+    opened = monitor.tick(store, config, NOW + timedelta(minutes=20))
+    assert [(t.type, t.kind, t.where) for t in opened.transitions][:1] == [
+        ("incident.opened", "sensor_silence", "sensor:orders")
+    ]
+    (anomaly,) = opened.anomalies
+    assert anomaly.evidence["detector"] == "silence"
+    assert anomaly.evidence["expected"] == pytest.approx(40.0, abs=2.5), anomaly.evidence  # 2 a minute x 20
+    later = monitor.tick(store, config, NOW + timedelta(hours=3))
+    assert [a.where for a in later.anomalies] == ["sensor:orders"]  # invoices' sensor kept firing
+    assert [r["status"] for r in monitor.incidents(store) if r["where"] == "sensor:orders"] == ["updated"]
+    store.append(_fired("orders", NOW + timedelta(hours=3, minutes=1), 59, 30))
+    resolved = monitor.tick(store, config, NOW + timedelta(hours=4))
+    assert ("incident.resolved", "sensor:orders") in [(t.type, t.where) for t in resolved.transitions]

@@ -36,7 +36,7 @@ from baton.events.store import Event, EventStore
 from baton.ops import signals
 from baton.ops.detectors import detect
 from baton.ops.incidents import Action, Anomaly, Book, Transition, evaluate
-from baton.ops.monitoring_config import COUNT_SIGNALS, Monitoring, load_monitoring
+from baton.ops.monitoring_config import COUNT_SIGNALS, EVENT_SIGNALS, Monitoring, load_monitoring
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ MONITOR = "baton_monitor"  # the DAG, and the workflow of the incident events
 BOOK = "book"
 FILE = "monitoring.yaml"
 HOLD = timedelta(days=7)  # a circuit a runbook opened stays open this long at most, if never closed
-WATCHED = ("failure_rate", "latency", "tokens", "cost")  # the signals signals.fold measures
+WATCHED = ("failure_rate", "latency", "tokens", "cost", "sensor_silence")  # what signals.fold measures
 MAX_BATCHES = 20  # at most 20 x 50,000 events folded per tick: a backlog is caught up over a few ticks
 
 
@@ -71,15 +71,26 @@ def load_config(dags: Path) -> Monitoring:
 def _reach(signal: Any) -> timedelta:
     """How far back the signal's detectors look."""
     reach = timedelta(hours=1)
-    for name in ("rate", "robust", "drift"):
+    for name in ("rate", "robust", "drift", "silence"):
         cfg = getattr(signal, name, None)
         if cfg is None:
             continue
-        if hasattr(cfg, "windows"):
+        if name == "silence":  # the rate before the silence, the same hours of earlier days, the silence
+            days = cfg.days if cfg.seasonal else 0
+            reach = max(reach, cfg.lookback + cfg.min_silence + timedelta(days=days))
+        elif hasattr(cfg, "windows"):
             reach = max(reach, cfg.baseline + cfg.windows[-1])
         else:
             reach = max(reach, cfg.reference + cfg.span)
     return reach
+
+
+def _series(store: EventStore, kind: str, scope: str, reach: timedelta, now: datetime) -> Any:
+    """What the detectors of ``kind`` read for ``scope``: counts, points, or the times events happened."""
+    if kind in EVENT_SIGNALS:
+        return signals.events(store, kind, scope, reach)
+    read = signals.counts if kind in COUNT_SIGNALS else signals.points
+    return read(store, kind, scope, now - reach)
 
 
 def anomalies(store: EventStore, config: Monitoring, now: datetime) -> list[Anomaly]:
@@ -89,10 +100,11 @@ def anomalies(store: EventStore, config: Monitoring, now: datetime) -> list[Anom
         signal = config.detectors.of(kind)
         if not signal.enabled:
             continue
-        since = now - _reach(signal)
-        read = signals.counts if kind in COUNT_SIGNALS else signals.points
+        reach = _reach(signal)
+        # a silence is watched on every scope heard from within the retention, however long ago
+        since = now - (signals.RETENTION if kind in EVENT_SIGNALS else reach)
         for scope in signals.scopes(store, kind, since):
-            for verdict in detect(kind, read(store, kind, scope, since), now, config.detectors):
+            for verdict in detect(kind, _series(store, kind, scope, reach, now), now, config.detectors):
                 if verdict.anomalous:
                     count = int(verdict.evidence.get("bad", 1) or 1) if kind in COUNT_SIGNALS else 1
                     found.append(

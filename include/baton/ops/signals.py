@@ -11,7 +11,8 @@ Signals folded (scope ``agent:<name>`` unless said):
 - ``failure_rate``: a step or fan-out item done by the agent (total), failed (bad); per workflow too
   (``workflow:<id>``: runs, failed runs);
 - ``latency``: each successful step's or item's duration (the bucket's mean is its point);
-- ``tokens`` and ``cost``: each model call's tokens and cost.
+- ``tokens`` and ``cost``: each model call's tokens and cost;
+- ``sensor_silence`` (scope ``sensor:<workflow>``): each time a workflow's sensor fired (``trigger.fired``).
 
 Events are folded in sequence order up to the first one younger than ``SETTLE`` (it and the ones after it
 wait for the next tick): a writer's transaction that took a sequence number and commits a moment later is
@@ -27,11 +28,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, func, select
 
 from baton.events import schema
 from baton.events.store import EventStore, _insert
-from baton.ops.detectors import Counts, Points
+from baton.ops.detectors import Counts, Events, Points
 
 BUCKET = timedelta(minutes=1)
 SETTLE = timedelta(seconds=5)
@@ -40,7 +41,8 @@ BATCH = 50_000
 CURSOR = "cursor"
 
 _DONE = {"step.succeeded": False, "subtask.succeeded": False, "step.failed": True, "subtask.failed": True}
-_FOLDED = (*_DONE, "model.called", "run.succeeded", "run.failed")
+_FOLDED = (*_DONE, "model.called", "run.succeeded", "run.failed", "trigger.fired")
+SENSOR_DAG_SUFFIX = "__sensor"  # baton.compile.build.SENSOR_SUFFIX: a sensor's events are its DAG's
 
 Key = tuple[str, str, datetime]
 
@@ -63,6 +65,9 @@ def _add(acc: dict[Key, list[float]], kind: str, scope: str, ts: datetime, bad: 
 def _fold_event(acc: dict[Key, list[float]], kind: str, agent: str | None, workflow: str, payload: Any, ts):
     if kind in ("run.succeeded", "run.failed"):
         _add(acc, "failure_rate", f"workflow:{workflow}", ts, bad=int(kind == "run.failed"))
+        return
+    if kind == "trigger.fired":
+        _add(acc, "sensor_silence", f"sensor:{workflow.removesuffix(SENSOR_DAG_SUFFIX)}", ts)
         return
     if agent is None:
         return
@@ -185,3 +190,16 @@ def points(store: EventStore, kind: str, scope: str, since: datetime) -> Points:
     """A value signal's buckets since ``since``: each minute's mean."""
     rows = [r for r in _rows(store, kind, scope, since) if r[1] > 0]
     return Points(_epoch(r[0] for r in rows), [r[3] / r[1] for r in rows])
+
+
+def events(store: EventStore, kind: str, scope: str, reach: timedelta) -> Events:
+    """An event signal's buckets as the times things happened (each at its minute's start: a minute's
+    precision is what a silence of minutes needs), over ``reach`` before the LAST event, not before now:
+    a silence longer than the detector's reach is still measured against the rate before it."""
+    b = schema.signal_buckets.c
+    with store.engine.connect() as conn:
+        last = conn.scalar(select(func.max(b.bucket)).where(b.kind == kind, b.scope == scope))
+    if last is None:
+        return Events([])
+    rows = _rows(store, kind, scope, _aware(last) - reach)
+    return Events(np.repeat(_epoch(r[0] for r in rows), [int(r[1]) for r in rows]))
