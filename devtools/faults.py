@@ -19,6 +19,12 @@ switch them on, and with the variable unset the hooks do nothing. Example::
   returned — its side effects done — which is the case idempotent effects exist for; or a rate
   (a number in [0, 1]) drawn per run, step, map index and try.
 
+- ``windows``: faults of one LLM connection (so of the agents that use it) for a while, at wall-clock
+  epoch times: ``{"kind": "error", "conn": "c", "start": t0, "end": t1, "rate": 0.3}`` fails that share of
+  its requests; ``"slow"`` with ``"factor": 3`` makes each answer take that many times the connection's
+  ``offline_delay_s``; ``"cost"`` with ``"factor": 4`` reports that many times the tokens (a blown-up
+  prompt). ``bench/incidents.py`` injects its labelled faults so.
+
 Every draw is a hash of the seed, the kind and what is drawn for — the run, step, map index, subtask,
 try and the request's position in the conversation (a re-ask is a new request) — so a campaign is
 repeatable, a retry and a re-ask draw anew, and the draws can be recomputed afterwards from the
@@ -32,7 +38,9 @@ import hashlib
 import itertools
 import json
 import logging
+import math
 import os
+import time
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -44,7 +52,7 @@ from baton import effects
 from baton.agents import call
 from baton.errors import AgentError
 from baton.hooks import offline
-from baton.hooks.offline import OFFLINE_MODEL_NAME, Faker, prompt_of
+from baton.hooks.offline import OFFLINE_MODEL_NAME, SERVING, Faker, Serving, prompt_of, respond
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +81,41 @@ def _unit(text: str) -> float:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64
 
 
+WINDOW_KINDS = ("error", "slow", "cost")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A fault of one LLM connection between two wall-clock times (epoch seconds)."""
+
+    kind: str
+    conn: str
+    start: float
+    end: float
+    rate: float = 1.0
+    factor: float = 1.0
+
+    def __post_init__(self) -> None:
+        where = f"{ENV}: a window ({self.kind!r} on {self.conn!r})"
+        if self.kind not in WINDOW_KINDS:
+            raise ValueError(f"{where}: kind must be one of {', '.join(WINDOW_KINDS)}")
+        if not isinstance(self.conn, str) or not self.conn:
+            raise ValueError(f"{where}: 'conn' must name an LLM connection")
+        for name in ("start", "end", "rate", "factor"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"{where}: '{name}' must be a finite number, not {value!r}")
+        if self.end <= self.start:
+            raise ValueError(f"{where}: 'end' must come after 'start'")
+        if not 0 <= self.rate <= 1:
+            raise ValueError(f"{where}: 'rate' must be in [0, 1], not {self.rate!r}")
+        if not 1 <= self.factor <= 100:
+            raise ValueError(f"{where}: 'factor' must be in [1, 100], not {self.factor!r}")
+
+    def active(self, conn: str, now: float) -> bool:
+        return conn == self.conn and self.start <= now < self.end
+
+
 @dataclass(frozen=True)
 class Faults:
     seed: int = 0
@@ -81,8 +124,13 @@ class Faults:
     invalid: float = 0.0
     hang_s: float = 30.0
     fail_after: dict[str, list[int] | float] = field(default_factory=dict)
+    windows: list[Window] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.windows, list) or len(self.windows) > 100:
+            raise ValueError(f"{ENV}: 'windows' must be a list of at most 100 windows")
+        windows = [w if isinstance(w, Window) else Window(**w) for w in self.windows]
+        object.__setattr__(self, "windows", windows)
         for kind in MODEL_KINDS:
             rate = getattr(self, kind)
             if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
@@ -179,12 +227,37 @@ def invalid_response(messages: list[ModelMessage], info: AgentInfo) -> ModelResp
     return ModelResponse(parts=[ToolCallPart(tool.name, json.dumps([value]))])
 
 
+async def _windowed(faults: Faults, parts: tuple[object, ...], messages: list[ModelMessage], info: AgentInfo):
+    """The faults of the windows open now on the connection the model answers for."""
+    serving, now = SERVING.get() or Serving(), time.time()
+    costly = None
+    for window in (w for w in faults.windows if w.active(serving.conn_id, now)):
+        if window.kind == "error" and faults.draw("window_error", window.conn, *parts, rate=window.rate):
+            raise InjectedModelError(f"window on {window.conn}, request " + "/".join(map(str, parts)))
+        if window.kind == "slow":
+            await asyncio.sleep(serving.delay_s * (window.factor - 1))
+        elif window.kind == "cost":
+            costly = window.factor
+    if costly is None:
+        return None
+    from pydantic_ai.models.function import _estimate_usage  # the estimate FunctionModel itself reports
+
+    response = respond(messages, info)
+    usage = _estimate_usage([*messages, response])
+    response.usage = type(usage)(
+        input_tokens=round(usage.input_tokens * costly), output_tokens=round(usage.output_tokens * costly)
+    )
+    return response
+
+
 async def model_fault(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse | None:
     """The offline model's request hook: fail, hang or answer invalidly as ``BATON_FAULTS`` draws."""
     faults = active()
     if faults is None:
         return None
     parts = request_identity(messages)
+    if faults.windows and (instead := await _windowed(faults, parts, messages, info)) is not None:
+        return instead
     kind = faults.model_fault(*parts)
     if kind is not None:
         log.warning("BATON_FAULTS: injected model %s on request %s", kind, parts)

@@ -226,3 +226,87 @@ def test_fail_after_by_tries_or_by_rate(inject):
         False,
         False,
     ]
+
+
+# --- windows: one connection's faults for a while ----------------------------------------------------
+
+
+def _window(kind: str, conn: str = "writer_llm", start: float = 0.0, end: float = 4e9, **extra) -> dict:
+    return {"kind": kind, "conn": conn, "start": start, "end": end, **extra}
+
+
+def test_an_error_window_fails_its_connections_share_of_requests_and_no_other_connections(inject):
+    inject(seed=3, windows=[_window("error", rate=0.3)])
+    writer, other = offline_model(0.0, "writer_llm"), offline_model(0.0, "other_llm")
+    failed, bodies = Counter(), []
+    for conn, model in (("writer_llm", writer), ("other_llm", other)):
+        agent = Agent(model, output_type=Verdict, retries={"output": 0})
+        for t in range(300):
+            with _step_scope(1, run_id=f"run_{t}"):
+                try:
+                    agent.run_sync(f"Assess order {t}")
+                except InjectedModelError as error:
+                    failed[conn] += 1
+                    bodies.append(str(error.body))
+    assert 0.22 * 300 <= failed["writer_llm"] <= 0.38 * 300, failed
+    assert failed["other_llm"] == 0
+    assert all("injected model error (window on writer_llm, request run_" in body for body in bodies)
+
+
+def test_a_window_is_closed_before_its_start_and_after_its_end(inject):
+    now = time.time()
+    inject(
+        seed=3, windows=[_window("error", start=now + 3600, end=now + 7200), _window("error", end=now - 1)]
+    )
+    agent = Agent(offline_model(0.0, "writer_llm"), output_type=Verdict)
+    with _step_scope():
+        assert agent.run_sync("Assess order 1").output.summary
+
+
+def test_a_slow_window_multiplies_the_connections_delay(inject):
+    inject(seed=3, windows=[_window("slow", factor=3)])
+    agent = Agent(offline_model(0.2, "writer_llm"), output_type=Verdict)
+    started = time.monotonic()
+    with _step_scope():
+        agent.run_sync("Assess order 1")
+    assert 0.55 <= time.monotonic() - started < 3  # 0.2 s, then 0.4 s more
+    quick = Agent(offline_model(0.2, "other_llm"), output_type=Verdict)
+    started = time.monotonic()
+    with _step_scope():
+        quick.run_sync("Assess order 1")
+    assert time.monotonic() - started < 0.55
+
+
+def test_a_cost_window_reports_factor_times_the_tokens_of_the_same_answer(inject):
+    inject(seed=3, windows=[_window("cost", factor=4)])
+    with _step_scope():
+        spiked = Agent(offline_model(0.0, "writer_llm"), output_type=Verdict).run_sync("Assess order 7")
+        plain = Agent(offline_model(0.0, "other_llm"), output_type=Verdict).run_sync("Assess order 7")
+    assert spiked.output == plain.output  # the same answer...
+    assert spiked.usage.input_tokens == 4 * plain.usage.input_tokens  # ...for four times the tokens
+    assert spiked.usage.output_tokens == 4 * plain.usage.output_tokens > 0
+
+
+@pytest.mark.parametrize(
+    ("window", "message"),
+    [
+        (_window("flood"), "kind must be one of error, slow, cost"),
+        (_window("error", conn=""), "'conn' must name an LLM connection"),
+        (_window("error", start=5.0, end=5.0), "'end' must come after 'start'"),
+        (_window("error", rate=1.5), r"'rate' must be in \[0, 1\], not 1.5"),
+        (_window("slow", factor=0.5), r"'factor' must be in \[1, 100\], not 0.5"),
+        (_window("slow", factor=1e9), r"'factor' must be in \[1, 100\]"),
+        (_window("cost", start=float("nan")), "'start' must be a finite number, not nan"),
+        (_window("cost", factor=True), "'factor' must be a finite number, not True"),
+    ],
+)
+def test_a_bad_window_is_refused_naming_the_field(window, message):
+    with pytest.raises(ValueError, match=message):
+        faults.Faults(windows=[window])
+
+
+def test_too_many_windows_or_an_unknown_key_is_refused():
+    with pytest.raises(ValueError, match="'windows' must be a list of at most 100 windows"):
+        faults.Faults(windows=[_window("error")] * 101)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'sart'"):
+        faults.Faults(windows=[{"kind": "error", "conn": "c", "sart": 0, "end": 1}])

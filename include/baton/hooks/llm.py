@@ -30,7 +30,7 @@ class BatonAIHook(PydanticAIHook):
 
     def get_conn(self) -> Model:
         if self._model is None and self._is_offline():
-            self._model = offline_model(self._offline_delay)
+            self._model = offline_model(self._offline_delay, self.llm_conn_id)
         return super().get_conn() if self._model is None else self._model
 
     _offline_delay: float = 0.0

@@ -10,10 +10,12 @@ Extensions may add hooks around its requests (``REQUEST_HOOKS``): the developmen
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import logging
 import math
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic_ai.messages import (
@@ -245,11 +247,26 @@ RequestHook = Callable[[list[ModelMessage], AgentInfo], Awaitable[ModelResponse 
 REQUEST_HOOKS: list[RequestHook] = []
 
 
-def offline_model(delay_s: float = 0.0) -> FunctionModel:
+@dataclass(frozen=True)
+class Serving:
+    """Which connection the offline model answers for, and the delay it was given (what a hook may key on)."""
+
+    conn_id: str = ""
+    delay_s: float = 0.0
+
+
+SERVING: contextvars.ContextVar[Serving | None] = contextvars.ContextVar(
+    "baton_offline_serving", default=None
+)
+
+
+def offline_model(delay_s: float = 0.0, conn_id: str = "") -> FunctionModel:
     """A fresh offline model (a real pydantic-ai ``Model``).
 
     :param delay_s: seconds each answer takes (``asyncio.sleep``): a stand-in for a remote model's
         latency, for benchmarks and timeouts.
+    :param conn_id: the LLM connection it stands for; the request hooks read it (with the delay) from
+        :data:`SERVING` while they run.
     """
     from baton.extensions import load
 
@@ -257,13 +274,18 @@ def offline_model(delay_s: float = 0.0) -> FunctionModel:
     hooks = list(REQUEST_HOOKS)
     if not delay_s and not hooks:
         return FunctionModel(respond, model_name=OFFLINE_MODEL_NAME)
+    serving = Serving(conn_id, delay_s)
 
     async def answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         if delay_s:
             await asyncio.sleep(delay_s)
-        for hook in hooks:
-            if (instead := await hook(messages, info)) is not None:
-                return instead
+        token = SERVING.set(serving)
+        try:
+            for hook in hooks:
+                if (instead := await hook(messages, info)) is not None:
+                    return instead
+        finally:
+            SERVING.reset(token)
         return respond(messages, info)
 
     return FunctionModel(answer, model_name=OFFLINE_MODEL_NAME)
