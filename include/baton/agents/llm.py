@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from pydantic_ai import capture_run_messages
 from pydantic_ai.exceptions import UnexpectedModelBehavior, UsageLimitExceeded
 
-from baton import tracing
+from baton import metrics, tracing
 from baton.agents.outputs import TextOutput, output_model
 from baton.agents.tools import Record, toolsets
 from baton.errors import AgentError
@@ -73,22 +73,49 @@ def _record_model_call(
     usage = ti.xcom_pull(key="usage", **pull)
     if not usage:
         return None  # the model was never reached (e.g. the connection could not be resolved)
-    model = (
-        ti.xcom_pull(key=MODEL_NAME_XCOM_KEY, **pull)
-        or agent.model
-        or f"the model of connection {agent.llm_conn_id}"
-    )
+    model = ti.xcom_pull(key=MODEL_NAME_XCOM_KEY, **pull) or agent.model or _unnamed(agent)
     payload = model_called(model, agent.cost.model_dump(), usage, latency, prompt)
     recorder.record(recorder.event("model.called", payload))
     return payload
 
 
-def _annotate(current: Any, payload: dict[str, Any] | None) -> None:
-    """A model call's span gets what its ``model.called`` event says it used (never the prompt's hash)."""
+def _observe(
+    current: Any, step: Any, agent: Agent, payload: dict[str, Any] | None, model: Any, answered: str | None
+) -> None:
+    """What a model call used (``payload``, its ``model.called`` event's; never the prompt's hash) goes on
+    its span, with the provider and the name of the resolved pydantic-ai ``model`` and the model that
+    ``answered``, and to the metrics."""
+    requested = getattr(model, "model_name", None) or agent.model
+    used = payload or {}
+    tracing.agent_used(
+        current,
+        provider=getattr(model, "system", None),
+        request_model=requested,
+        response_model=answered,
+        input_tokens=used.get("input_tokens"),
+        output_tokens=used.get("output_tokens"),
+        cost=used.get("cost"),
+    )
     if payload:
-        tracing.annotate(
-            current, **{key: payload[key] for key in ("model", "input_tokens", "output_tokens", "cost")}
+        metrics.model_called(
+            step.workflow,
+            step.task_id,
+            agent.name,
+            answered or requested,
+            cost=payload["cost"],
+            input_tokens=payload["input_tokens"],
+            output_tokens=payload["output_tokens"],
         )
+
+
+def _answered(agent: Agent, payload: dict[str, Any] | None) -> str | None:
+    """The model that answered, as common-ai pushed it (not the stand-in of :func:`_record_model_call`)."""
+    model = (payload or {}).get("model")
+    return model if model and model != _unnamed(agent) else None
+
+
+def _unnamed(agent: Agent) -> str:
+    return f"the model of connection {agent.llm_conn_id}"
 
 
 def why_invalid(messages: list[Any], limit: int = 3) -> str:
@@ -136,6 +163,7 @@ def agent_call(step: Any, agent: Agent, prompt: str, record: Record) -> AgentCal
         serialize_output=True,
         agent_params={"retries": {"output": step.spec.output_retries}, "name": agent.name},
         usage_limits=limits.model_dump(exclude_none=True) if limits else None,
+        capabilities=tracing.agent_capabilities() or None,  # the model's and tools' spans
         **({"toolsets": tools} if tools else {}),
     )
 
@@ -153,7 +181,7 @@ def run_llm_step(step: Any, agent: Agent, prompt: str, context: Any, recorder: A
     # so that Airflow does not warn that it runs "outside of the Task Runner".
     token = ExecutorSafeguard.tracker.set(call)
     started = time.monotonic()
-    with tracing.span("baton.model_call", agent=agent.name, step=step.task_id) as current:
+    with tracing.invoke_agent(agent.name, workflow=step.workflow, step=step.task_id) as current:
         try:
             with capture_run_messages() as messages:
                 result = call.execute(context)
@@ -174,7 +202,8 @@ def run_llm_step(step: Any, agent: Agent, prompt: str, context: Any, recorder: A
         finally:
             ExecutorSafeguard.tracker.reset(token)
             payload = _record_model_call(step, agent, prompt, context, recorder, time.monotonic() - started)
-            _annotate(current, payload)
+            model = getattr(call.llm_hook, "_model", None)  # resolved by the call (None if it could not be)
+            _observe(current, step, agent, payload, model, _answered(agent, payload))
     return as_output(result)
 
 
@@ -195,17 +224,19 @@ class ModelCalls:
                 instructions=agent.system_prompt or f"You are {agent.name}. {agent.description}",
                 retries={"output": step.spec.output_retries},
                 name=agent.name,
+                capabilities=tracing.agent_capabilities(),  # the model's and tools' spans
             )
         return self._agents[agent.name]
 
     async def call(self, agent: Agent, prompt: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """``agent``'s validated output for ``prompt``, and the payload of its ``model.called`` event."""
-        with tracing.span("baton.model_call", agent=agent.name, step=self.step.task_id) as current:
-            output, payload = await self._run(agent, prompt)
-            _annotate(current, payload)
+        step = self.step
+        with tracing.invoke_agent(agent.name, workflow=step.workflow, step=step.task_id) as current:
+            output, payload, answered = await self._run(agent, prompt)
+            _observe(current, step, agent, payload, self.model_agent(agent).model, answered)
             return output, payload
 
-    async def _run(self, agent: Agent, prompt: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    async def _run(self, agent: Agent, prompt: str) -> tuple[dict[str, Any], dict[str, Any], str | None]:
         from pydantic_ai.usage import UsageLimits
 
         model_agent = self.model_agent(agent)
@@ -231,4 +262,4 @@ class ModelCalls:
             "output_tokens": used.output_tokens,
         }
         payload = model_called(model, agent.cost.model_dump(), tokens, time.monotonic() - began, prompt)
-        return as_output(result.output), payload
+        return as_output(result.output), payload, result.response.model_name

@@ -13,7 +13,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from baton import templating, tracing
+from baton import metrics, templating, tracing
 from baton.coordination import escalation
 from baton.coordination.guard import check_requirements
 from baton.events import EventStore
@@ -57,13 +57,16 @@ class StepRun:
 
     def execute(self) -> dict[str, Any]:
         step = self.step
-        with tracing.span(
-            "baton.step",
-            workflow=step.workflow,
-            step=step.task_id,
-            agent=step.agent.name if step.agent else None,
-            try_number=getattr(self.context.get("ti"), "try_number", None),
-            fan_out=bool(step.fan_out),
+        with (
+            tracing.span(
+                "baton.step",
+                workflow=step.workflow,
+                step=step.task_id,
+                agent=step.agent.name if step.agent else None,
+                try_number=getattr(self.context.get("ti"), "try_number", None),
+                fan_out=bool(step.fan_out),
+            ),
+            metrics.step_try(step.workflow, step.task_id),
         ):
             return self._execute()
 
