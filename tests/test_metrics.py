@@ -13,7 +13,7 @@ pytest.importorskip(
     "statsd", reason="Airflow's StatsD path needs the statsd package (apache-airflow[statsd])"
 )
 
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowSkipException, AirflowTaskTimeout
 from airflow.sdk.observability.metrics import stats_utils
 from airflow.sdk.observability.stats import Stats
 
@@ -149,9 +149,13 @@ def test_a_try_is_timed_when_it_succeeds_or_fails_and_not_when_airflow_skips_it(
         raise ValueError("broken")
     with pytest.raises(AirflowSkipException), metrics.step_try("w", "skipped"):
         raise AirflowSkipException("its condition is false")
+    with pytest.raises(AirflowTaskTimeout), metrics.step_try("w", "slow"):  # no Exception, a failure
+        raise AirflowTaskTimeout("Timeout, PID: 1")
     lines = listener.lines()
     assert [line.split(":")[0] for line in lines] == [
         "airflow.baton.step.duration",
+        "airflow.baton.step.duration",
+        "airflow.baton.step.failed",
         "airflow.baton.step.duration",
         "airflow.baton.step.failed",
     ]

@@ -65,6 +65,20 @@ def test_an_error_marks_the_span_with_its_class_and_never_its_message(exporter):
     assert span.events == ()  # no exception event: its message could quote an answer
 
 
+def test_a_timed_out_try_is_a_failed_span(exporter):
+    from airflow.sdk.exceptions import AirflowTaskTimeout
+
+    exporter.clear()
+    with pytest.raises(AirflowTaskTimeout), tracing.span("baton.step", step="slow"):
+        raise AirflowTaskTimeout("Timeout, PID: 1")
+    (span,) = exporter.get_finished_spans()
+    assert (span.status.status_code, span.attributes["error.type"]) == (
+        trace.StatusCode.ERROR,
+        "AirflowTaskTimeout",
+    )
+    assert "baton.ended" not in span.attributes
+
+
 def _control(kind: str) -> BaseException:
     from airflow.sdk.exceptions import AirflowSkipException, TaskAwaitingInput, TaskDeferred
 

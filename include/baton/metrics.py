@@ -22,7 +22,8 @@ under a name that carries its dimensions, for a StatsD without tags: ``baton.ste
 A dimension is a name from a template or the roster (workflow, step, agent, model, severity): never an
 item, a run, a person or any text of a prompt. Each is cleaned for a metric name (letters, digits, ``_``
 and ``-``; a dot becomes ``__`` as in Airflow's names) and cut to 60 characters. Sending a metric never
-fails a step. Outside a task process (``dag.test()``, the CLI) Airflow's ``Stats`` drops them.
+fails a step. A process sends them where Airflow set its ``Stats`` up to (a task process always, from
+``[metrics]``); with metrics off, nowhere.
 """
 
 from __future__ import annotations
@@ -93,16 +94,22 @@ def step_ended(workflow: str, step: str, seconds: float, *, failed: bool) -> Non
 
 @contextmanager
 def step_try(workflow: str, step: str) -> Iterator[None]:
-    """Times a step's try: its duration once it succeeds or fails, and the failure. Airflow's control
-    flow (a skip, a reschedule, a deferral, a step parked for a person) is not an end of the work."""
-    from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSkipException
+    """Times a step's try: its duration once it succeeds or fails (Airflow's timeout and termination
+    too), and the failure. Airflow's control flow (a skip, a reschedule, a deferral, a step parked for a
+    person) is not an end of the work."""
+    from airflow.sdk.exceptions import (
+        AirflowRescheduleException,
+        AirflowSkipException,
+        AirflowTaskTerminated,
+        AirflowTaskTimeout,
+    )
 
     began = time.monotonic()
     try:
         yield
     except (AirflowSkipException, AirflowRescheduleException):
         raise
-    except Exception:
+    except (Exception, AirflowTaskTimeout, AirflowTaskTerminated):
         step_ended(workflow, step, time.monotonic() - began, failed=True)
         raise
     step_ended(workflow, step, time.monotonic() - began, failed=False)

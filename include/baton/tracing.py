@@ -43,7 +43,12 @@ def _attributes(values: dict[str, Any], prefix: str = "baton.") -> dict[str, Any
 
 @contextmanager
 def _span(name: str, attributes: dict[str, Any]) -> Iterator[trace.Span]:
-    from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSkipException
+    from airflow.sdk.exceptions import (
+        AirflowRescheduleException,
+        AirflowSkipException,
+        AirflowTaskTerminated,
+        AirflowTaskTimeout,
+    )
 
     with _TRACER.start_as_current_span(
         name, attributes=attributes, record_exception=False, set_status_on_exception=False
@@ -53,7 +58,7 @@ def _span(name: str, attributes: dict[str, Any]) -> Iterator[trace.Span]:
         except (AirflowSkipException, AirflowRescheduleException) as control:
             current.set_attribute("baton.ended", type(control).__name__)
             raise
-        except Exception as error:
+        except (Exception, AirflowTaskTimeout, AirflowTaskTerminated) as error:
             current.set_attribute("error.type", type(error).__name__)
             current.set_status(trace.Status(trace.StatusCode.ERROR, type(error).__name__))
             raise
@@ -64,9 +69,10 @@ def _span(name: str, attributes: dict[str, Any]) -> Iterator[trace.Span]:
 
 def span(name: str, **attributes: Any) -> Any:
     """A span ``name`` under the current one (the task's), with ``baton.<key>`` attributes. An error
-    that leaves it marks it failed with the exception's class only (``error.type`` and the status): a
-    message may quote a model's answer. Airflow's control flow (a skip, a deferral, a step parked for a
-    person) is no error: the span keeps its status and says how it ended in ``baton.ended``."""
+    that leaves it (Airflow's timeout and termination too) marks it failed with the exception's class only
+    (``error.type`` and the status): a message may quote a model's answer. Airflow's control flow (a skip,
+    a deferral, a step parked for a person) is no error: the span keeps its status and says how it ended
+    in ``baton.ended``."""
     return _span(name, _attributes(attributes))
 
 
