@@ -787,15 +787,36 @@ def test_spans_of_the_step_its_items_and_their_model_calls_arrive_nested_under_t
     items = [s for s in spans if s.name == "baton.subtask" and s.parent_id == step.span_id]
     assert len({s.attributes["baton.item"] for s in items}) == 14  # one per lead, each under the step
     by_id = {i.span_id: i for i in items}
-    calls = [s for s in spans if s.name == "baton.model_call" and s.parent_id in by_id]
-    assert len(calls) >= 14  # every item's call, under its item's span, by that item's agent
-    assert all(c.attributes["baton.agent"] == by_id[c.parent_id].attributes["baton.agent"] for c in calls)
-    assert {c.attributes["baton.agent"] for c in calls} <= {"flaky_prober", "steady_prober"}
-    assert all(c.attributes["baton.input_tokens"] > 0 and c.attributes["baton.model"] for c in calls)
-    assert all(c.attributes["baton.cost"] >= 0 for c in calls)
-    # no instruction, prompt or output in any attribute
+    # Every item's agent call (OpenTelemetry's GenAI conventions), under its item's span, by its agent.
+    calls = [s for s in spans if s.name.startswith("invoke_agent ") and s.parent_id in by_id]
+    assert len(calls) >= 14
+    for call in calls:
+        agent = by_id[call.parent_id].attributes["baton.agent"]
+        assert call.name == f"invoke_agent {agent}" and agent in {"flaky_prober", "steady_prober"}
+        assert call.attributes["gen_ai.operation.name"] == "invoke_agent"
+        assert call.attributes["gen_ai.agent.name"] == agent
+        assert (call.attributes["baton.workflow"], call.attributes["baton.step"]) == (
+            "monitor_probe",
+            "assess",
+        )
+    answered = [c for c in calls if "gen_ai.usage.input_tokens" in c.attributes]
+    assert answered  # a call whose model server refused it has no usage: its span says the error's class
+    for call in answered:
+        assert call.attributes["gen_ai.usage.input_tokens"] > 0 and call.attributes["gen_ai.request.model"]
+        assert call.attributes["gen_ai.provider.name"] and call.attributes["baton.cost"] >= 0
+    # pydantic-ai's span of each model request, under its call's
+    call_ids = {c.span_id for c in calls}
+    chats = [s for s in spans if s.name.startswith("chat ") and s.parent_id in call_ids]
+    assert {c.parent_id for c in chats} >= {c.span_id for c in answered}
+    assert all(c.attributes["gen_ai.operation.name"] == "chat" for c in chats)
+    # no instruction, prompt or output in any attribute: messages keep their roles and parts' kinds only
     texts = [str(v) for s in spans for v in s.attributes.values()]
-    assert not [t for t in texts if "Assess lead" in t or "verdict" in t]
+    assert not [t for t in texts if "Assess lead" in t]
+    for chat in chats:
+        for key in ("gen_ai.input.messages", "gen_ai.output.messages"):
+            parts = [p for m in json.loads(chat.attributes.get(key, "[]")) for p in m["parts"]]
+            assert not [p for p in parts if {"content", "arguments", "result"} & set(p)], parts
+        assert "gen_ai.system_instructions" not in chat.attributes
 
 
 def test_baton_verify_on_the_running_airflow_repairs_a_deleted_run_end_and_reports_a_planted_run(running):
