@@ -53,7 +53,6 @@ import argparse
 import json
 import os
 import re
-import secrets
 import shutil
 import signal
 import sys
@@ -67,8 +66,8 @@ from typing import Any
 import httpx
 import yaml
 from demo.http_service import PartnerService
-from harness import BenchError, effective_settings, other_airflows, run_bench, workdir
-from sqlalchemy import Text, cast, create_engine, select, text
+from harness import BenchError, Databases, effective_settings, other_airflows, run_bench, workdir
+from sqlalchemy import Text, cast, select
 
 from baton.events import schema
 from baton.events.store import engine_for
@@ -103,36 +102,6 @@ def write_dags(dags: Path) -> None:
     shutil.copyfile(
         HERE / "workflows" / "workflows" / f"{DAG_ID}.yaml", dags / "workflows" / f"{DAG_ID}.yaml"
     )
-
-
-# --- throwaway databases -------------------------------------------------------------------------------
-
-
-class Databases:
-    """Two throwaway PostgreSQL databases (Airflow's metadata, Baton's store), dropped by ``drop()``."""
-
-    def __init__(self, server: str):
-        self.admin = create_engine(server, isolation_level="AUTOCOMMIT")
-        tag = f"{os.getpid()}_{secrets.token_hex(3)}"
-        self.names = {"meta": f"baton_faults_meta_{tag}", "store": f"baton_faults_store_{tag}"}
-        self.base = server.rsplit("/", 1)[0]
-        self.created: list[str] = []
-
-    def create(self) -> None:
-        with self.admin.connect() as conn:
-            for name in self.names.values():
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-                self.created.append(name)
-
-    def url(self, which: str, driver: str = "postgresql+psycopg") -> str:
-        return f"{driver}://{self.base.split('://', 1)[1]}/{self.names[which]}"
-
-    def drop(self) -> None:
-        with self.admin.connect() as conn:
-            for name in self.created:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        self.created.clear()
-        self.admin.dispose()
 
 
 # --- the campaign ------------------------------------------------------------------------------------
@@ -695,7 +664,7 @@ def main() -> int:
     with ExitStack() as stack:
         base = workdir(stack, args.keep, "baton-faults-")
         write_dags(base / "dags")
-        dbs = Databases(args.server)
+        dbs = Databases(args.server, "baton_faults", ("meta", "store"))
         stack.callback(dbs.drop)
         dbs.create()
         print(f"throwaway databases {', '.join(dbs.names.values())} on {args.server.rsplit('/', 1)[0]}")

@@ -4,6 +4,7 @@ where its time went, find competing Airflow processes, and always stop Airflow a
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import sys
 import tempfile
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import create_engine, text
 
 from devtools.standalone import Standalone
 
@@ -152,3 +154,31 @@ def run_once(client: httpx.Client, dag_id: str) -> tuple[float, float, dict[str,
         time.sleep(POLL)
     server = (ts(run["end_date"]) - ts(run["queued_at"])).total_seconds()
     return wall, server, run
+
+
+class Databases:
+    """Throwaway PostgreSQL databases on ``server`` (``<prefix>_<which>_<tag>`` for each of ``which``:
+    Airflow's metadata, Baton's store, a business database), dropped by ``drop()``."""
+
+    def __init__(self, server: str, prefix: str, which: tuple[str, ...]):
+        self.admin = create_engine(server, isolation_level="AUTOCOMMIT")
+        tag = f"{os.getpid()}_{secrets.token_hex(3)}"
+        self.names = {name: f"{prefix}_{name}_{tag}" for name in which}
+        self.base = server.rsplit("/", 1)[0]
+        self.created: list[str] = []
+
+    def create(self) -> None:
+        with self.admin.connect() as conn:
+            for name in self.names.values():
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+                self.created.append(name)
+
+    def url(self, which: str, driver: str = "postgresql+psycopg") -> str:
+        return f"{driver}://{self.base.split('://', 1)[1]}/{self.names[which]}"
+
+    def drop(self) -> None:
+        with self.admin.connect() as conn:
+            for name in self.created:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.created.clear()
+        self.admin.dispose()
