@@ -160,9 +160,7 @@ class Router:
                 "add them to an agent in dags/agents.yaml",
                 {},
             )
-        excluded = {name: why for name, why in (exclude or {}).items() if name in {a.name for a in capable}}
-        for name, until in self.breakers.open_until((a.name for a in capable), conn).items():
-            excluded.setdefault(name, f"circuit breaker open until {until.isoformat(timespec='seconds')}")
+        excluded = self._excluded(capable, exclude, conn)
         candidates = [a for a in capable if a.name not in excluded]
         if not candidates:
             raise NoCandidate(
@@ -171,30 +169,43 @@ class Router:
                 excluded,
             )
         load = self.slots.load((a.name for a in candidates), conn)
-        limits = self.slots.limits(candidates, conn)  # an incident's runbook may hold an agent to fewer
-        candidates = [
-            a
-            if limits[a.name] == a.max_concurrency
-            else a.model_copy(update={"max_concurrency": limits[a.name]})
-            for a in candidates
-        ]
+        candidates = self._capped(candidates, conn)
         scores, why = self._score(candidates, load, prefer)
         ranked = sorted(
             candidates, key=lambda a: (load[a.name] >= a.max_concurrency, -scores[a.name], a.name)
         )
         best = ranked[0]
+        busy = (
+            " (every candidate is busy: it waits for a slot)"
+            if load[best.name] >= best.max_concurrency
+            else ""
+        )
         return Choice(
             agent=best,
             ranked=[a.name for a in ranked],
             scores=scores,
             excluded=excluded,
-            reason=f"prefer {prefer}: {why[best.name]}"
-            + (
-                " (every candidate is busy: it waits for a slot)"
-                if load[best.name] >= best.max_concurrency
-                else ""
-            ),
+            reason=f"prefer {prefer}: {why[best.name]}{busy}",
         )
+
+    def _excluded(
+        self, capable: list[Agent], exclude: dict[str, str] | None, conn: Connection | None
+    ) -> dict:
+        """The capable agents left out, and why: the caller's reasons, then the open circuits."""
+        excluded = {name: why for name, why in (exclude or {}).items() if name in {a.name for a in capable}}
+        for name, until in self.breakers.open_until((a.name for a in capable), conn).items():
+            excluded.setdefault(name, f"circuit breaker open until {until.isoformat(timespec='seconds')}")
+        return excluded
+
+    def _capped(self, candidates: list[Agent], conn: Connection | None) -> list[Agent]:
+        """The candidates with the slots they have now: an incident's runbook may hold one to fewer."""
+        limits = self.slots.limits(candidates, conn)
+        return [
+            a
+            if limits[a.name] == a.max_concurrency
+            else a.model_copy(update={"max_concurrency": limits[a.name]})
+            for a in candidates
+        ]
 
     def take_best(
         self,
