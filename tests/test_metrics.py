@@ -8,11 +8,6 @@ import re
 import socket
 
 import pytest
-
-pytest.importorskip(
-    "statsd", reason="Airflow's StatsD path needs the statsd package (apache-airflow[statsd])"
-)
-
 from airflow.sdk.exceptions import AirflowSkipException, AirflowTaskTimeout
 from airflow.sdk.observability.metrics import stats_utils
 from airflow.sdk.observability.stats import Stats
@@ -172,3 +167,35 @@ def test_a_metric_that_cannot_be_sent_never_fails_the_step(statsd, monkeypatch, 
     with metrics.step_try("w", "s"):
         pass
     assert "Could not send the metric baton.step.duration" in caplog.text
+
+
+def test_the_monitors_tick_sends_the_open_incidents_of_its_book(statsd, tmp_path):
+    """A real tick on a store where an agent fails 40 % of 60 calls: one critical incident opens, and
+    the gauges say so; the same tick without anything open sends zeros."""
+    from datetime import UTC, datetime, timedelta
+
+    from baton.events.migrations import upgrade
+    from baton.events.store import EventStore, engine_for
+    from baton.ops import monitor
+    from baton.ops.monitoring_config import Monitoring
+    from tests.ops.test_monitor import _calls
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    upgrade(engine_for(url))
+    store = EventStore(engine_for(url))
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    listener = statsd()
+    assert monitor.tick(store, Monitoring(), now).transitions == []
+    store.append(_calls("alpha", now - timedelta(minutes=10), 10, 6, 0.4, 3))
+    assert [t.type for t in monitor.tick(store, Monitoring(), now).transitions][:1] == ["incident.opened"]
+    gauges = [line for line in listener.lines() if ".incidents." in line]
+    assert gauges == [
+        "airflow.baton.incidents.open:0|g",
+        "airflow.baton.incidents.open.info:0|g",
+        "airflow.baton.incidents.open.warning:0|g",
+        "airflow.baton.incidents.open.critical:0|g",
+        "airflow.baton.incidents.open:1|g",
+        "airflow.baton.incidents.open.info:0|g",
+        "airflow.baton.incidents.open.warning:0|g",
+        "airflow.baton.incidents.open.critical:1|g",
+    ]

@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from baton import metrics
 from baton.events import schema
 from baton.events.store import Event, EventStore
 from baton.ops import signals
@@ -297,6 +298,7 @@ def tick(store: EventStore, config: Monitoring, now: datetime | None = None) -> 
         signals.save_state(conn, BOOK, outcome.book.model_dump(mode="json"), now)
     report.actions = _act(store, outcome.actions, outcome.book, now)
     report.notified = _notify(store, outcome.transitions, report.actions)
+    metrics.open_incidents(i.severity for i in outcome.book.incidents.values())
     return report
 
 
