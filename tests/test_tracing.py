@@ -296,3 +296,26 @@ print("off")
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "off", done.stderr[-2000:]
+
+
+def test_a_resumed_try_is_a_step_span_too_and_its_failure_an_error(exporter, monkeypatch):
+    """After a person answers, the try goes on in ``StepRun.resume``: it is observed as the start was
+    (the same span, marked ``baton.resumed`` with the answer's kind), and a failure there is an error."""
+    from baton.coordination.step import StepRun
+
+    def refused(self, event, kind, state):
+        raise ValueError("the approver said no")
+
+    monkeypatch.setattr(StepRun, "_resume", refused)
+    ti = SimpleNamespace(dag_id="lead_check", task_id="assess", run_id="r1", map_index=-1, try_number=2)
+    exporter.clear()
+    with pytest.raises(ValueError, match="the approver said no"):
+        StepRun(_step(), {"ti": ti}).resume({}, "approval", {})
+    (span,) = exporter.get_finished_spans()
+    assert span.name == "baton.step"
+    assert {k: span.attributes[k] for k in ("baton.step", "baton.try_number", "baton.resumed")} == {
+        "baton.step": "assess",
+        "baton.try_number": 2,
+        "baton.resumed": "approval",
+    }
+    assert (span.status.status_code, span.attributes["error.type"]) == (trace.StatusCode.ERROR, "ValueError")

@@ -10,6 +10,8 @@ decisions (:mod:`baton.coordination.escalation`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -55,7 +57,9 @@ class StepRun:
 
     # --- the try ---------------------------------------------------------------------------------
 
-    def execute(self) -> dict[str, Any]:
+    @contextmanager
+    def _observed(self, **extra: Any) -> Iterator[None]:
+        """The try's span and metrics (its duration, a failure), around its start or its resumption."""
         step = self.step
         with (
             tracing.span(
@@ -65,9 +69,14 @@ class StepRun:
                 agent=step.agent.name if step.agent else None,
                 try_number=getattr(self.context.get("ti"), "try_number", None),
                 fan_out=bool(step.fan_out),
+                **extra,
             ),
             metrics.step_try(step.workflow, step.task_id),
         ):
+            yield
+
+    def execute(self) -> dict[str, Any]:
+        with self._observed():
             return self._execute()
 
     def _execute(self) -> dict[str, Any]:
@@ -114,6 +123,10 @@ class StepRun:
 
     def resume(self, event: dict[str, Any], kind: str, state: dict[str, Any]) -> Any:
         """The person answered (or the timeout applied the defaults): the step goes on from there."""
+        with self._observed(resumed=kind):
+            return self._resume(event, kind, state)
+
+    def _resume(self, event: dict[str, Any], kind: str, state: dict[str, Any]) -> Any:
         from airflow.sdk.exceptions import TaskAwaitingInput
 
         try:
