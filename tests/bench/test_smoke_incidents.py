@@ -1,0 +1,28 @@
+"""A tiny run of the incident campaign (bench/incidents.py): its own Airflow on PostgreSQL, two minutes
+of warm-up, one fault for a minute, a minute of tail (about six minutes: a file of its own, so that the
+other test worker goes on meanwhile). No detection is asserted (a minute's fault on a loaded machine may
+be missed), only that the campaign ran: traffic succeeded (else the bench exits 1) and the headline."""
+
+from __future__ import annotations
+
+from tests.bench.test_smoke import tiny_run
+
+HEADLINE = r"MTTD (\d+|nan) s, MTTR (\d+|nan) s, false positives \d+ of \d+ alerts \(\d+\.\d %\)"
+
+
+def test_a_tiny_campaign_ends_with_its_headline(tmp_path):
+    args = [
+        "--only",
+        "error",
+        "--warmup",
+        "2",
+        "--fault",
+        "1",
+        "--tail",
+        "1",
+        "--lead",
+        "90",
+        "--period",
+        "10",
+    ]
+    tiny_run("incidents", args, HEADLINE, tmp_path)
