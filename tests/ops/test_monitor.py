@@ -343,3 +343,57 @@ def test_a_sensor_that_stops_finding_rows_opens_a_silence_incident_even_past_the
     store.append(_fired("orders", NOW + timedelta(hours=3, minutes=1), 59, 30))
     resolved = monitor.tick(store, config, NOW + timedelta(hours=4))
     assert ("incident.resolved", "sensor:orders") in [(t.type, t.where) for t in resolved.transitions]
+
+
+def _model_calls(agent: str, start: datetime, minutes: int, per_minute: int, reasked: float, seed: int):
+    rng = random.Random(seed)
+    return [
+        Event(
+            type="model.called",
+            run_id=f"m-{agent}-{start:%H%M}-{m}-{i}",
+            workflow="w",
+            step="s",
+            agent=agent,
+            try_number=1,
+            ts=start + timedelta(minutes=m, seconds=i),
+            payload={
+                "model": "baton:offline",
+                "requests": 2 if rng.random() < reasked else 1,
+                "input_tokens": 50,
+                "output_tokens": 10,
+                "cost": 0.001,
+                "latency_s": 0.2,
+                "prompt_sha256": "0" * 16,
+                "prompt_chars": 40,
+            },
+        )
+        for m in range(minutes)
+        for i in range(per_minute)
+    ]
+
+
+def test_an_agent_whose_answers_keep_breaking_the_schema_opens_a_reask_incident(clean):
+    """Each model call is counted once in reask_rate, a bad one when it needed more than one request:
+    an agent re-asked on half its calls opens a reask_rate incident; one at its usual 2 % does not."""
+    store = clean
+    store.append(_model_calls("alpha", NOW - timedelta(hours=3), 170, 2, 0.02, 1))
+    store.append(_model_calls("beta", NOW - timedelta(hours=3), 180, 2, 0.02, 2))
+    store.append(_model_calls("alpha", NOW - timedelta(minutes=10), 10, 6, 0.5, 3))
+    report = monitor.tick(store, Monitoring(), NOW)
+    assert [(a.kind, a.where) for a in report.anomalies] == [("reask_rate", "agent:alpha")]
+    counts = signals.counts(store, "reask_rate", "agent:beta", NOW - timedelta(hours=4))
+    assert int(counts.total.sum()) == 360 and int(counts.bad.sum()) < 20
+
+
+def test_a_monitoring_file_that_sets_an_unmeasured_signal_is_read_with_a_warning(tmp_path, caplog):
+    (tmp_path / "monitoring.yaml").write_text(
+        "monitoring:\n  detectors:\n    queue_wait: {robust: {min_ratio: 4}}\n    failure_rate: {}\n"
+    )
+    config = monitor.load_config(tmp_path)
+    assert config.detectors.queue_wait.robust.min_ratio == 4
+    (record,) = [r for r in caplog.records if r.name == "baton.ops.monitor"]
+    assert record.getMessage() == (
+        f"{tmp_path / 'monitoring.yaml'}: monitoring.detectors sets queue_wait, which the monitor does not "
+        "measure yet (it measures failure_rate, reask_rate, latency, tokens, cost, sensor_silence): no "
+        "incident will come of them"
+    )

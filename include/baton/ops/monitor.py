@@ -45,7 +45,10 @@ MONITOR = "baton_monitor"  # the DAG, and the workflow of the incident events
 BOOK = "book"
 FILE = "monitoring.yaml"
 HOLD = timedelta(days=7)  # a circuit a runbook opened stays open this long at most, if never closed
-WATCHED = ("failure_rate", "latency", "tokens", "cost", "sensor_silence")  # what signals.fold measures
+WATCHED = ("failure_rate", "reask_rate", "latency", "tokens", "cost", "sensor_silence")  # what fold measures
+# Declared in monitoring.yaml's schema, with detectors, but not measured yet: a config that sets them is
+# told so when it is read (the monitor would never fire on them).
+NOT_MEASURED = ("schema_failure_rate", "escalation_rate", "queue_wait", "sensor_lag", "runs_started")
 MAX_BATCHES = 20  # at most 20 x 50,000 events folded per tick: a backlog is caught up over a few ticks
 
 
@@ -66,7 +69,18 @@ def load_config(dags: Path) -> Monitoring:
     from baton.spec import reading
 
     data, _ = reading.load(reading.read_text(path, FILE), FILE)
-    return load_monitoring(data, str(path))
+    config = load_monitoring(data, str(path))
+    given = ((data or {}).get("monitoring") or {}).get("detectors") or {}
+    unmeasured = sorted(set(given) & set(NOT_MEASURED)) if isinstance(given, dict) else []
+    if unmeasured:
+        log.warning(
+            "%s: monitoring.detectors sets %s, which the monitor does not measure yet (it measures %s): "
+            "no incident will come of them",
+            path,
+            ", ".join(unmeasured),
+            ", ".join(WATCHED),
+        )
+    return config
 
 
 def _reach(signal: Any) -> timedelta:

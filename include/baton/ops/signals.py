@@ -12,6 +12,8 @@ Signals folded (scope ``agent:<name>`` unless said):
   (``workflow:<id>``: runs, failed runs);
 - ``latency``: each successful step's or item's duration (the bucket's mean is its point);
 - ``tokens`` and ``cost``: each model call's tokens and cost;
+- ``reask_rate``: each model call (total), and those that needed more than one request (bad: the
+  answer broke the output schema and the model was asked again);
 - ``sensor_silence`` (scope ``sensor:<workflow>``): each time a workflow's sensor fired (``trigger.fired``).
 
 Events are folded in sequence order up to the first one younger than ``SETTLE`` (it and the ones after it
@@ -87,6 +89,8 @@ def _fold_event(acc: dict[Key, list[float]], kind: str, agent: str | None, workf
             value=float(payload.get("input_tokens", 0) + payload.get("output_tokens", 0)),
         )
         _add(acc, "cost", scope, ts, value=float(payload.get("cost", 0.0)))
+        requests = payload.get("requests", 1)
+        _add(acc, "reask_rate", scope, ts, bad=int(isinstance(requests, int) and requests > 1))
 
 
 def _cursor(conn: Connection) -> int:
