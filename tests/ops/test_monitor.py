@@ -397,3 +397,58 @@ def test_a_monitoring_file_that_sets_an_unmeasured_signal_is_read_with_a_warning
         "measure yet (it measures failure_rate, reask_rate, latency, tokens, cost, sensor_silence): no "
         "incident will come of them"
     )
+
+
+def test_a_person_acknowledges_an_incident_and_stops_its_runbook_from_the_command_line(
+    clean, monkeypatch, capsys
+):
+    """ack: recorded, once; its escalation is then skipped. stop: the runbook does nothing more, not even
+    close the circuit at resolution (the person took over). Unknown ids and odd names are refused."""
+    store = clean
+    url = store.engine.url.set(drivername=store.engine.url.drivername.split("+")[0])
+    monkeypatch.setenv("AIRFLOW_CONN_BATON_STORE", url.render_as_string(hide_password=False))
+    _history(store)
+    store.append(_calls("alpha", NOW - timedelta(minutes=10), 10, 6, 0.4, 3))
+    opened = monitor.tick(store, Monitoring(), NOW)
+    (incident_id,) = {t.incident_id for t in opened.transitions}
+
+    assert baton(["incident", "ack", incident_id, "--by", "alice"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"{incident_id}: acknowledged by alice"
+    assert baton(["incident", "ack", incident_id, "--by", "bob"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"{incident_id}: already acknowledged; nothing changed"
+    kinds = [e.type for e in monitor.timeline(store, incident_id)]
+    assert kinds.count("incident.acknowledged") == 1
+    # the escalation step (15 minutes on) is skipped: someone is on it
+    later = monitor.tick(store, Monitoring(), NOW + timedelta(minutes=16))
+    assert [a.do for a, _ in later.actions] == []
+
+    assert baton(["incident", "stop", incident_id, "--by", "alice"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"{incident_id}: runbook stopped by alice"
+    store.append(_calls("alpha", NOW + timedelta(minutes=40), 30, 6, 0.0, 6))
+    resolved = monitor.tick(store, Monitoring(), NOW + timedelta(minutes=75))
+    assert ("incident.resolved", "agent:alpha") in [(t.type, t.where) for t in resolved.transitions]
+    assert resolved.actions == []  # no close_circuit, no retry: the person took over
+    assert set(Breakers(store).open_until(["alpha"])) == {"alpha"}
+
+    assert baton(["incident", "ack", "inc-000000000000", "--by", "alice"]) == 1
+    assert "no open incident 'inc-000000000000': it may have resolved" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("by", "message"),
+    [
+        ("al\x1bice", "'by' must name a person (1 to 200 printable characters)"),
+        ("x" * 5000, "'by' must name a person (1 to 200 printable characters)"),
+        ("", "'by' must name a person (1 to 200 printable characters)"),
+    ],
+)
+def test_an_acknowledgement_by_no_one_sensible_is_refused(clean, monkeypatch, capsys, by, message):
+    store = clean
+    url = store.engine.url.set(drivername=store.engine.url.drivername.split("+")[0])
+    monkeypatch.setenv("AIRFLOW_CONN_BATON_STORE", url.render_as_string(hide_password=False))
+    _history(store)
+    store.append(_calls("alpha", NOW - timedelta(minutes=10), 10, 6, 0.4, 3))
+    (incident_id,) = {t.incident_id for t in monitor.tick(store, Monitoring(), NOW).transitions}
+    assert baton(["incident", "ack", incident_id, "--by", by]) == 1
+    assert message in capsys.readouterr().err
+    assert "incident.acknowledged" not in [e.type for e in monitor.timeline(store, incident_id)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from baton.cli.common import dags_folder
@@ -29,6 +30,14 @@ def add(commands: Any) -> None:
     verbs = one.add_subparsers(dest="verb", required=True)
     show = verbs.add_parser("show", help="the incident's timeline, from the first anomaly to its resolution")
     show.add_argument("incident_id", type=_incident_id)
+    for verb, what in (
+        ("ack", "you are on it: it stops notifying and its escalations are skipped"),
+        ("stop", "halt its runbook: no further action, no undoing at resolution (you take over)"),
+    ):
+        acting = verbs.add_parser(verb, help=what)
+        acting.add_argument("incident_id", type=_incident_id)
+        acting.add_argument("--by", required=True, help="who (a person's or a group's handle)")
+        acting.set_defaults(run=lambda args, verb=verb: person_acts(args.incident_id, verb, args.by))
     show.set_defaults(run=lambda args: show_incident(args.incident_id))
     monitor = commands.add_parser(
         "monitor", help="the monitor by hand (the baton_monitor DAG runs it every minute)"
@@ -71,6 +80,21 @@ def show_incident(incident_id: str) -> int:
             f"{e.ts:%Y-%m-%d %H:%M:%S}  +{(e.ts - first).total_seconds():>6.0f}s  {e.type:<22} {what:<18} "
             f"{p.get('where', p.get('step', '')) or ''}  {json.dumps(p.get('detail') or {}, default=str)[:160]}"
         )
+    return 0
+
+
+def person_acts(incident_id: str, verb: str, by: str) -> int:
+    from baton.events import EventStore
+    from baton.ops import monitor
+    from baton.ops.incidents import IncidentError
+
+    try:
+        changed = monitor.person_acts(EventStore.from_airflow(), incident_id, verb, by)
+    except IncidentError as error:
+        print(f"baton incident {verb}: {error}", file=sys.stderr)
+        return 1
+    done = {"ack": "acknowledged", "stop": "runbook stopped"}[verb]
+    print(f"{incident_id}: {done} by {by}" if changed else f"{incident_id}: already {done}; nothing changed")
     return 0
 
 

@@ -128,11 +128,32 @@ def anomalies(store: EventStore, config: Monitoring, now: datetime) -> list[Anom
     return found
 
 
-def _book(store: EventStore) -> Book:
+def _book(conn: Any) -> Book:
+    """The incident book, read in ``conn``'s write transaction (locked on PostgreSQL; SQLite's write
+    transaction holds the database): a tick and a person's acknowledgement never overwrite each other."""
     m = schema.monitor_state.c
-    with store.engine.connect() as conn:
-        value = conn.scalar(select(m.value).where(m.name == BOOK))
+    query = select(m.value).where(m.name == BOOK)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    value = conn.scalar(query)
     return Book.model_validate(value) if value else Book()
+
+
+def person_acts(store: EventStore, incident_id: str, verb: str, by: str, now: datetime | None = None) -> int:
+    """``by`` acknowledges an open incident (``ack``: no more notifications, its escalations skipped) or
+    stops its runbook (``stop``: no further action, no undoing at resolution); recorded as the incident's
+    event, and Slack hears it. How many transitions (0: it was so already). Raises ``IncidentError``."""
+    from baton.ops.incidents import acknowledge, stop
+
+    act = {"ack": acknowledge, "stop": stop}[verb]
+    now = now or datetime.now(UTC)
+    with store.engine.begin() as conn:
+        outcome = act(_book(conn), incident_id, by, now)
+        if outcome.transitions:
+            store.append_in(conn, [_event(t, t.notify) for t in outcome.transitions])
+            signals.save_state(conn, BOOK, outcome.book.model_dump(mode="json"), now)
+    _notify(store, outcome.transitions, [])
+    return len(outcome.transitions)
 
 
 def _event(t: Transition, notified: bool) -> Event:
@@ -305,9 +326,9 @@ def tick(store: EventStore, config: Monitoring, now: datetime | None = None) -> 
             break
     signals.purge(store, now)
     report.anomalies = anomalies(store, config, now)
-    outcome = evaluate(_book(store), report.anomalies, now, config)
-    report.transitions = outcome.transitions
     with store.engine.begin() as conn:
+        outcome = evaluate(_book(conn), report.anomalies, now, config)
+        report.transitions = outcome.transitions
         store.append_in(conn, [_event(t, t.notify) for t in outcome.transitions])
         signals.save_state(conn, BOOK, outcome.book.model_dump(mode="json"), now)
     report.actions = _act(store, outcome.actions, outcome.book, now)
