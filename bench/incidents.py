@@ -418,10 +418,10 @@ def campaign(airflow: Standalone, dbs: Databases, args: argparse.Namespace) -> i
         airflow.wait_for_dag(dag_id, timeout=300)
         airflow.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
     t0, first = time.time(), min(f.start for f in args.faults)
-    if first - t0 < 120:
+    if first - t0 < 0.8 * 60 * args.warmup:  # the detectors' baselines would be shorter than asked
         print(
             f"error: Airflow was ready {t0 - args.t0:.0f} s after the start, leaving {first - t0:.0f} s "
-            "of warm-up (at least 120 needed): raise --lead or --warmup",
+            f"of the {60 * args.warmup:.0f} s of warm-up asked: raise --lead",
             file=sys.stderr,
         )
         return 1

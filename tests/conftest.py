@@ -70,7 +70,7 @@ def _terminated(*_: object) -> None:
 # The longest test files (seconds on this machine, measured with --durations), started first: the two
 # xdist workers then end together instead of one waiting through the last long file alone.
 SLOW_FIRST = (
-    "tests/bench/test_smoke_incidents.py",  # ~360 s, mostly waiting: the incident campaign's tiny run
+    "tests/bench/test_smoke_incidents.py",  # ~240 s, mostly waiting: the incident campaign's tiny run
     "tests/bench/test_smoke_services.py",  # ~120 s: Airflow on PostgreSQL, then on Celery
     "tests/integration/test_airflow.py",  # ~110 s
     "tests/integration/test_celery.py",  # ~100 s
