@@ -79,16 +79,21 @@ def test_a_full_agent_loses_to_an_idle_capable_one(store):
     assert Router(store, ROSTER).rank(["drafting"], "reliable").agent.name == "writer"
 
 
-def test_slots_hold_max_concurrency_under_a_race_and_expire(store):
-    agent = _agent("busy", ["x"], slots=3)
-    barrier = threading.Barrier(8)
+def _race(store, agent: Agent, racers: int) -> list[int | None]:
+    """``racers`` threads taking a slot of ``agent`` at the same moment: the slot each got, or None."""
+    barrier = threading.Barrier(racers)
 
     def grab(i: int) -> int | None:
         barrier.wait()
         return Slots(store).acquire(agent, f"racer {i}", TTL)
 
-    with ThreadPoolExecutor(8) as pool:
-        got = list(pool.map(grab, range(8)))
+    with ThreadPoolExecutor(racers) as pool:
+        return list(pool.map(grab, range(racers)))
+
+
+def test_slots_hold_max_concurrency_under_a_race_and_expire(store):
+    agent = _agent("busy", ["x"], slots=3)
+    got = _race(store, agent, 8)
     assert sorted(s for s in got if s is not None) == [0, 1, 2]
     assert got.count(None) == 5
     assert Slots(store).load(["busy"]) == {"busy": 3}
@@ -161,14 +166,7 @@ def test_a_runbooks_cap_holds_an_agent_to_fewer_slots_under_a_race_and_lifts(sto
 
     agent = _agent("capped", ["x"], slots=4)
     assert load.cap(store, "capped", 1) is None  # no cap before
-    barrier = threading.Barrier(8)
-
-    def grab(i: int) -> int | None:
-        barrier.wait()
-        return Slots(store).acquire(agent, f"racer {i}", TTL)
-
-    with ThreadPoolExecutor(8) as pool:
-        got = list(pool.map(grab, range(8)))
+    got = _race(store, agent, 8)
     assert sorted(s for s in got if s is not None) == [0] and got.count(None) == 7
     assert Slots(store).limits([agent]) == {"capped": 1}
     assert load.cap(store, "capped", 2) == 1  # the cap it replaced
