@@ -203,15 +203,16 @@ def test_the_monitor_dag_runs_a_tick_in_airflow(airflow_db):
     from tests.conftest import DAGS, run_dag_test_in_subprocess
 
     store = EventStore.from_airflow()
-    store.append(_calls("monitor_probe", NOW - timedelta(minutes=10), 1, 2, 0.5, 10))
+    probe = f"monitor_probe_{random.randrange(10**9)}"  # its own agent: the session's store may hold others
+    store.append(_calls(probe, NOW - timedelta(minutes=10), 1, 2, 0.5, 10))
     run, results, output = run_dag_test_in_subprocess(DAGS, "dags-folder", "baton_monitor")
     assert run.state == "success", output[-3000:]
     state, summary = results["tick"]
     assert state == "success"
     assert set(summary) == {"events_folded", "anomalies", "transitions", "actions", "notified"}
     assert summary["events_folded"] >= 2  # at least the probe's two calls, counted once
-    probe = signals.counts(store, "failure_rate", "agent:monitor_probe", NOW - timedelta(hours=1))
-    assert int(probe.total.sum()) == 2
+    counted = signals.counts(store, "failure_rate", f"agent:{probe}", NOW - timedelta(hours=1))
+    assert int(counted.total.sum()) == 2
 
 
 @pytest.mark.parametrize(
@@ -452,3 +453,41 @@ def test_an_acknowledgement_by_no_one_sensible_is_refused(clean, monkeypatch, ca
     assert baton(["incident", "ack", incident_id, "--by", by]) == 1
     assert message in capsys.readouterr().err
     assert "incident.acknowledged" not in [e.type for e in monitor.timeline(store, incident_id)]
+
+
+def test_the_post_incident_report_gives_the_first_anomalous_event_mttd_mttr_and_the_affected_runs(
+    clean, monkeypatch, capsys
+):
+    """alpha's burst of failures starts at NOW - 10 min (its rare failures of the days before are no
+    part of it); the tick at NOW opens the incident, the one at NOW + 75 min resolves it."""
+    from baton.ops.postmortem import postmortem
+
+    store = clean
+    _history(store)
+    burst = _calls("alpha", NOW - timedelta(minutes=10), 10, 6, 0.4, 3)
+    store.append(burst)
+    failed = [e for e in burst if e.type == "step.failed"]
+    (incident_id,) = {t.incident_id for t in monitor.tick(store, Monitoring(), NOW).transitions}
+    store.append(_calls("alpha", NOW + timedelta(minutes=40), 30, 6, 0.0, 6))
+    monitor.tick(store, Monitoring(), NOW + timedelta(minutes=75))
+
+    report = postmortem(store, incident_id)
+    assert (report.kind, report.where) == ("failure_rate", "agent:alpha")
+    assert report.first_anomalous.replace(tzinfo=UTC) == failed[0].ts
+    assert report.mttd_s == (NOW - failed[0].ts).total_seconds()
+    assert report.mttr_s == (NOW + timedelta(minutes=75) - failed[0].ts).total_seconds()
+    assert report.affected_runs == sorted({e.run_id for e in failed})
+    assert report.affected_agents == ["alpha"]
+    assert [a.split(" ", 1)[1] for a in report.actions] == [
+        "open_circuit",
+        "close_circuit",
+        "retry_failed_runs",
+    ]
+    assert postmortem(store, "inc-000000000000") is None
+
+    url = store.engine.url.set(drivername=store.engine.url.drivername.split("+")[0])
+    monkeypatch.setenv("AIRFLOW_CONN_BATON_STORE", url.render_as_string(hide_password=False))
+    assert baton(["incident", "show", incident_id]) == 0
+    shown = capsys.readouterr().out
+    assert f"  time to detect {report.mttd_s:.0f} s, time to recover {report.mttr_s:.0f} s\n" in shown
+    assert f"  affected: {len(report.affected_runs)} run(s) (" in shown and "; agents alpha\n" in shown

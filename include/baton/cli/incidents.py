@@ -72,6 +72,7 @@ def show_incident(incident_id: str) -> int:
     if not events:
         print(f"no incident {incident_id}: `baton incidents` lists them")
         return 1
+    _summary(incident_id)
     first = events[0].ts
     for e in events:
         p = e.payload
@@ -96,6 +97,32 @@ def person_acts(incident_id: str, verb: str, by: str) -> int:
     done = {"ack": "acknowledged", "stop": "runbook stopped"}[verb]
     print(f"{incident_id}: {done} by {by}" if changed else f"{incident_id}: already {done}; nothing changed")
     return 0
+
+
+def _summary(incident_id: str) -> None:
+    from baton.events import EventStore
+    from baton.ops.postmortem import postmortem
+
+    report = postmortem(EventStore.from_airflow(), incident_id)
+    if report is None:
+        return
+
+    def took(seconds: float | None, what: str) -> str:
+        return f"{what} {seconds:.0f} s" if seconds is not None else f"{what} n/a"
+
+    first = f"{report.first_anomalous:%Y-%m-%d %H:%M:%S}" if report.first_anomalous else "n/a"
+    print(
+        f"{report.kind} at {report.where}: first anomalous event {first}, opened {report.opened:%Y-%m-%d %H:%M:%S}, "
+        + (f"resolved {report.resolved:%Y-%m-%d %H:%M:%S}" if report.resolved else "still open")
+    )
+    print(f"  {took(report.mttd_s, 'time to detect')}, {took(report.mttr_s, 'time to recover')}")
+    runs = report.affected_runs
+    print(
+        f"  affected: {len(runs)} run(s)"
+        + (f" ({', '.join(runs[:5])}{', ...' if len(runs) > 5 else ''})" if runs else "")
+        + (f"; agents {', '.join(report.affected_agents)}" if report.affected_agents else "")
+    )
+    print(f"  actions: {'; '.join(report.actions) or 'none'}")
 
 
 def tick_now() -> int:

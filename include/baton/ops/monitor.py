@@ -167,7 +167,15 @@ def _event(t: Transition, notified: bool) -> Event:
         "detail": t.detail,
     }
     run = f"incident:{t.incident_id or t.where}"
-    return Event(type=t.type, run_id=run, workflow=MONITOR, payload=payload, discriminator=t.at.isoformat())
+    return Event(
+        type=t.type,
+        run_id=run,
+        workflow=MONITOR,
+        payload=payload,
+        # two actions of one tick (an undoing and a retry at resolution) are two facts, not one
+        discriminator=f"{t.at.isoformat()}|{t.detail.get('action_id', '')}",
+        ts=t.at,
+    )
 
 
 def _carry_out(store: EventStore, action: Action, now: datetime) -> str:
