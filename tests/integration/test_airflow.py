@@ -705,6 +705,14 @@ def _incident(store: EventStore, where: str, statuses: set[str], timeout: float)
     raise AssertionError(f"no {statuses} incident at {where} after {timeout} s: {monitor.incidents(store)}")
 
 
+def _eventually(check: Any, what: str, timeout: float = 60) -> None:
+    """``check()`` becomes true within ``timeout`` seconds (what a tick does after it recorded a step)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
+        time.sleep(1)
+
+
 def _probe(running: Standalone) -> tuple[str, list]:
     """One run of monitor_probe (it succeeds: a failed item goes to the other agent); its events."""
     response = running.trigger("monitor_probe")
@@ -734,7 +742,8 @@ def test_a_failing_agent_opens_one_incident_its_runbook_moves_the_work_and_it_re
     response = running.api("PATCH", "/dags/baton_monitor", json={"is_paused": False})
     assert response.status_code == 200, response.text
     opened = _incident(store, where, {"opened", "updated"}, timeout=240)
-    assert flaky in Breakers(store).open_until([flaky])
+    # the tick carries out the runbook right after it recorded the incident: a moment later
+    _eventually(lambda: flaky in Breakers(store).open_until([flaky]), "the runbook opened flaky's circuit")
     # the tick posts after it recorded the incident
     slack.wait_for(lambda body: f"failure_rate at {where}: opened" in body["text"], timeout=60)
     mine = [p["text"] for p in slack.posts[posts:] if where in p["text"]]
@@ -750,7 +759,7 @@ def test_a_failing_agent_opens_one_incident_its_runbook_moves_the_work_and_it_re
     # runbook's undoing), Slack is told once.
     server.down.discard("/flaky/")
     assert _incident(store, where, {"resolved"}, timeout=420)["id"] == opened["id"]
-    assert Breakers(store).open_until([flaky]) == {}
+    _eventually(lambda: Breakers(store).open_until([flaky]) == {}, "the resolution closed flaky's circuit")
     kinds = [e.type for e in monitor.timeline(store, opened["id"])]
     assert kinds.count("incident.opened") == 1 and kinds.count("incident.resolved") == 1, kinds
     actions = [
