@@ -491,3 +491,38 @@ def test_the_post_incident_report_gives_the_first_anomalous_event_mttd_mttr_and_
     shown = capsys.readouterr().out
     assert f"  time to detect {report.mttd_s:.0f} s, time to recover {report.mttr_s:.0f} s\n" in shown
     assert f"  affected: {len(report.affected_runs)} run(s) (" in shown and "; agents alpha\n" in shown
+
+
+def test_acknowledgements_racing_each_other_and_a_tick_are_recorded_once_and_never_lost(clean):
+    """Eight people acknowledge the same incident at once while the monitor ticks: one acknowledgement
+    is recorded, the others change nothing, and the tick's book write does not undo it."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from baton.ops.incidents import Book
+
+    store = clean
+    _history(store)
+    store.append(_calls("alpha", NOW - timedelta(minutes=10), 10, 6, 0.4, 3))
+    (incident_id,) = {t.incident_id for t in monitor.tick(store, Monitoring(), NOW).transitions}
+    barrier = threading.Barrier(9)
+
+    def ack(i: int) -> int:
+        barrier.wait()
+        return monitor.person_acts(store, incident_id, "ack", f"person{i}", NOW + timedelta(minutes=1))
+
+    def tick() -> int:
+        barrier.wait()
+        return len(monitor.tick(store, Monitoring(), NOW + timedelta(minutes=1)).transitions)
+
+    with ThreadPoolExecutor(9) as pool:
+        acks = [pool.submit(ack, i) for i in range(8)]
+        ticked = pool.submit(tick)
+        changed = sorted(f.result() for f in acks)
+        ticked.result()
+    assert changed == [0] * 7 + [1]
+    kinds = [e.type for e in monitor.timeline(store, incident_id)]
+    assert kinds.count("incident.acknowledged") == 1
+    with store.engine.connect() as conn:
+        book = Book.model_validate(signals.load_state(conn, monitor.BOOK))
+    assert book.by_id(incident_id).status == "acknowledged"

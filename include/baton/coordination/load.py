@@ -88,13 +88,10 @@ class Slots:
         now = _now()
         conn.execute(delete(schema.agent_slots).where(s.agent == agent.name, s.expires_at <= now))
         taken = set(conn.scalars(select(s.slot).where(s.agent == agent.name)))
-        limit = self.limits([agent], conn)[agent.name]
-        # a lowered cap leaves the slots above it to drain: only as many held as the cap allows a new one
-        free = next((n for n in range(agent.max_concurrency) if n not in taken), None)
-        if len(taken) >= limit:
-            free = None
-        if free is None:
+        # a lowered cap leaves the slots above it to drain: a new call only while fewer are held than it
+        if len(taken) >= self.limits([agent], conn)[agent.name]:
             return None
+        free = next(n for n in range(agent.max_concurrency) if n not in taken)
         conn.execute(
             schema.agent_slots.insert().values(
                 agent=agent.name,

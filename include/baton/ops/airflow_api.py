@@ -64,9 +64,9 @@ class AirflowApi:
         what = f"{method} {path}"
         try:
             with httpx.stream(method, f"{self.url}{path}", timeout=TIMEOUT, **kwargs) as answer:
-                body = b""
+                body = bytearray()
                 for chunk in answer.iter_bytes():
-                    body += chunk
+                    body.extend(chunk)
                     if len(body) > MAX_ANSWER:
                         raise AirflowApiError(f"{what}: Airflow's answer is over {MAX_ANSWER:,} bytes")
         except (httpx.HTTPError, httpx.InvalidURL) as error:
@@ -74,7 +74,7 @@ class AirflowApi:
                 f"{what}: Airflow's API at {self.url} could not be reached: {error}"
             ) from error
         if answer.status_code >= 400:
-            text = body[:300].decode(errors="replace")
+            text = bytes(body[:300]).decode(errors="replace")
             raise AirflowApiError(f"{what}: Airflow answered {answer.status_code} {text}")
         try:
             return json.loads(body) if body else {}

@@ -70,8 +70,7 @@ def load_config(dags: Path) -> Monitoring:
 
     data, _ = reading.load(reading.read_text(path, FILE), FILE)
     config = load_monitoring(data, str(path))
-    given = ((data or {}).get("monitoring") or {}).get("detectors") or {}
-    unmeasured = sorted(set(given) & set(NOT_MEASURED)) if isinstance(given, dict) else []
+    unmeasured = sorted(config.detectors.model_fields_set & set(NOT_MEASURED))
     if unmeasured:
         log.warning(
             "%s: monitoring.detectors sets %s, which the monitor does not measure yet (it measures %s): "
@@ -131,11 +130,7 @@ def anomalies(store: EventStore, config: Monitoring, now: datetime) -> list[Anom
 def _book(conn: Any) -> Book:
     """The incident book, read in ``conn``'s write transaction (locked on PostgreSQL; SQLite's write
     transaction holds the database): a tick and a person's acknowledgement never overwrite each other."""
-    m = schema.monitor_state.c
-    query = select(m.value).where(m.name == BOOK)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    value = conn.scalar(query)
+    value = signals.load_state(conn, BOOK, lock=True)
     return Book.model_validate(value) if value else Book()
 
 
@@ -194,7 +189,7 @@ def _carry_out(store: EventStore, action: Action, now: datetime) -> str:
         return f"escalated to {action.params.get('to', 'a person')}"
     if action.do in ("pause_workflow", "resume_workflow", "retry_failed_runs"):
         return _through_airflow(store, action, now)
-    return f"not carried out: {action.do} is not carried out by the monitor yet (recorded for a person)"
+    raise ValueError(f"no way to carry out the runbook action {action.do!r}")  # _act records it failed
 
 
 def _through_airflow(store: EventStore, action: Action, now: datetime) -> str:
@@ -222,14 +217,13 @@ def _pause_or_resume(store: EventStore, api: Any, action: Action, dag_id: str, n
     """Pause a workflow, remembering whether it was paused already; resume it only if the pause was ours
     (a workflow a person had paused before the incident stays paused)."""
     key = f"paused:{action.incident_id}/{action.step}"  # the pause and its undoing share the step
-    m = schema.monitor_state.c
     if action.do == "pause_workflow":
         was_paused = api.set_paused(dag_id, True)
         with store.engine.begin() as conn:
             signals.save_state(conn, key, {"dag_id": dag_id, "was_paused": was_paused}, now)
         return f"paused workflow {dag_id}" + (" (it was paused already)" if was_paused else "")
     with store.engine.connect() as conn:
-        pause = conn.scalar(select(m.value).where(m.name == key)) or {}
+        pause = signals.load_state(conn, key) or {}
     if pause.get("was_paused"):
         return f"left workflow {dag_id} paused: it was paused before the incident"
     api.set_paused(dag_id, False)
@@ -247,9 +241,8 @@ def _concurrency(store: EventStore, action: Action, agent: str, now: datetime) -
         with store.engine.begin() as conn:
             signals.save_state(conn, key, {"agent": agent, "before": before}, now)
         return f"lowered the concurrency of {agent} to {action.params['to']} slot(s)"
-    m = schema.monitor_state.c
     with store.engine.connect() as conn:
-        saved = conn.scalar(select(m.value).where(m.name == key)) or {}
+        saved = signals.load_state(conn, key) or {}
     if saved.get("before"):
         load.cap(store, agent, int(saved["before"]))
         return f"gave {agent} back the cap of {saved['before']} slot(s) it had before the incident"

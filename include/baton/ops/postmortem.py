@@ -13,6 +13,7 @@ from sqlalchemy import and_, select
 
 from baton.events import schema
 from baton.events.store import EventStore
+from baton.ops.signals import _aware  # the store's times are UTC; SQLite gives them back naive
 
 LOOKBACK = timedelta(hours=1)  # the first anomalous event is looked for this far before the opening
 GAP = timedelta(minutes=10)  # ...as the start of the bad events' burst: none more than this apart
@@ -65,13 +66,11 @@ def postmortem(store: EventStore, incident_id: str) -> Postmortem | None:
     opened = next((ev for ev in events if ev.type == "incident.opened"), None)
     if opened is None:
         return None
-    report = Postmortem(incident_id, opened.payload["kind"], opened.payload["where"], opened.ts)
+    report = Postmortem(incident_id, opened.payload["kind"], opened.payload["where"], _aware(opened.ts))
     for ev in events:
         if ev.type == "incident.resolved":
-            report.resolved = ev.ts
-        elif (
-            ev.type == "incident.action" and ev.payload.get("kind") != "action"
-        ):  # the book's, not the record
+            report.resolved = _aware(ev.ts)
+        elif ev.type == "incident.action" and ev.payload.get("kind") != "action":  # the book's step
             detail = ev.payload.get("detail") or {}
             report.actions.append(
                 f"{ev.ts:%H:%M:%S} {detail.get('do', '?')}" + (" (skipped)" if "skipped" in detail else "")
@@ -80,17 +79,14 @@ def postmortem(store: EventStore, incident_id: str) -> Postmortem | None:
     if condition is None:
         return report
     e = schema.events.c
-    until = report.resolved or datetime.max.replace(tzinfo=report.opened.tzinfo)
-    query = (
-        select(e.ts, e.run_id, e.agent, e.payload)
-        .where(condition, e.ts >= report.opened - LOOKBACK, e.ts <= until)
-        .order_by(e.seq)
-    )
+    query = select(e.ts, e.run_id, e.agent, e.payload).where(condition, e.ts >= report.opened - LOOKBACK)
+    if report.resolved is not None:
+        query = query.where(e.ts <= report.resolved)
     with store.engine.connect() as conn:
-        rows = conn.execute(query.limit(10 * MAX_RUNS)).all()
+        rows = [(_aware(ts), *rest) for ts, *rest in conn.execute(query.order_by(e.seq).limit(10 * MAX_RUNS))]
     if report.kind == "reask_rate":
         rows = [r for r in rows if isinstance((r[3] or {}).get("requests"), int) and r[3]["requests"] > 1]
-    before = [_aware(r[0], report.opened) for r in rows if _aware(r[0], report.opened) <= report.opened]
+    before = [r[0] for r in rows if r[0] <= report.opened]
     if before:  # back from the opening while the bad events come no more than GAP apart
         first = before[-1]
         for ts in reversed(before[:-1]):
@@ -99,11 +95,7 @@ def postmortem(store: EventStore, incident_id: str) -> Postmortem | None:
             first = ts
         report.first_anomalous = first
     since = report.first_anomalous or report.opened  # the burst's, not the rare failures before it
-    during = [r for r in rows if _aware(r[0], report.opened) >= since]
+    during = [r for r in rows if r[0] >= since]
     report.affected_runs = sorted({r[1] for r in during})[:MAX_RUNS]
     report.affected_agents = sorted({r[2] for r in during if r[2]})
     return report
-
-
-def _aware(ts: datetime, like: datetime) -> datetime:
-    return ts if ts.tzinfo or like.tzinfo is None else ts.replace(tzinfo=like.tzinfo)  # SQLite: naive

@@ -93,12 +93,18 @@ def _fold_event(acc: dict[Key, list[float]], kind: str, agent: str | None, workf
         _add(acc, "reask_rate", scope, ts, bad=int(isinstance(requests, int) and requests > 1))
 
 
-def _cursor(conn: Connection) -> int:
+def load_state(conn: Connection, name: str, lock: bool = False) -> Any:
+    """The monitor's state ``name`` (None when never saved); with ``lock``, held for ``conn``'s write
+    transaction (``FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` holds the database already)."""
     m = schema.monitor_state.c
-    query = select(m.value).where(m.name == CURSOR)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()  # one folder at a time; SQLite's BEGIN IMMEDIATE does the same
-    value = conn.scalar(query)
+    query = select(m.value).where(m.name == name)
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return conn.scalar(query)
+
+
+def _cursor(conn: Connection) -> int:
+    value = load_state(conn, CURSOR, lock=True)  # one folder at a time
     return int(value["seq"]) if value else 0
 
 
