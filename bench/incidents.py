@@ -52,7 +52,7 @@ import sys
 import threading
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -83,7 +83,6 @@ class Fault:
     mitigated_by: str | None = None  # the runbook action that restores the service, if any
     start: float = 0.0
     end: float = 0.0
-    notes: list[str] = field(default_factory=list)
 
 
 FAULTS = {
@@ -399,15 +398,16 @@ def report(
 def schedule(args: argparse.Namespace, t0: float) -> list[Fault]:
     names = args.only.split(",") if args.only else list(FAULTS)
     unknown = [n for n in names if n not in FAULTS]
-    if unknown:
-        sys.exit(f"--only: unknown fault(s) {', '.join(unknown)}; choose among {', '.join(FAULTS)}")
-    faults = []
-    for i, name in enumerate(names):
-        fault = FAULTS[name]
-        fault.start = t0 + 60 * (args.warmup + i * args.stagger)
-        fault.end = fault.start + 60 * args.fault
-        faults.append(fault)
-    return faults
+    if unknown or len(set(names)) != len(names):
+        sys.exit(f"--only: each of {', '.join(FAULTS)} at most once, not {args.only}")
+    return [
+        replace(
+            FAULTS[name],
+            start=t0 + 60 * (args.warmup + i * args.stagger),
+            end=t0 + 60 * (args.warmup + i * args.stagger + args.fault),
+        )
+        for i, name in enumerate(names)
+    ]
 
 
 def campaign(airflow: Standalone, dbs: Databases, args: argparse.Namespace) -> int:
