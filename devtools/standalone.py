@@ -35,6 +35,20 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+def _group_members(pgid: int) -> list[str]:
+    """``pid command`` of each process of the group (for the log when SIGTERM was not enough)."""
+    members = []
+    for proc in Path("/proc").iterdir():
+        try:
+            stat = (proc / "stat").read_text()
+            if proc.name.isdigit() and int(stat.rsplit(")", 1)[1].split()[2]) == pgid:
+                command = (proc / "cmdline").read_bytes()[:200].replace(b"\0", b" ")
+                members.append(f"{proc.name} {command.decode(errors='replace')}")
+        except (OSError, ValueError, IndexError):
+            continue
+    return members
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -199,8 +213,9 @@ class Standalone(AirflowAPI):
                 continue
         return pids
 
-    def stop(self, timeout: float = 60) -> None:
-        """SIGTERM the whole process group, SIGKILL what is left after ``timeout``; reap the leader."""
+    def stop(self, timeout: float = 20) -> None:
+        """SIGTERM the whole process group, SIGKILL what is left after ``timeout`` (named in the log:
+        Airflow's parts stop in a few seconds, a wait of a minute was a test's teardown); reap the leader."""
         if self.process is None:
             return
         pgid = self.process.pid
@@ -215,6 +230,9 @@ class Standalone(AirflowAPI):
                 time.sleep(0.2)
             if not _group_alive(pgid):
                 break
+            if sig == signal.SIGTERM:
+                with (self.home / "standalone.log").open("a") as log:
+                    log.write(f"still running {timeout} s after SIGTERM, killed: {_group_members(pgid)}\n")
         self.process.wait(timeout=10)
         self.process = None
 

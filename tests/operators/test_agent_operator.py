@@ -84,12 +84,25 @@ def test_a_real_openai_compatible_server_gets_the_rendered_prompt_and_schema(age
     assert (schema["properties"]["score"]["minimum"], schema["properties"]["score"]["maximum"]) == (0, 10)
 
 
-def test_common_ai_run_metadata_comes_along(agent_run):
+def test_the_model_call_is_an_event_not_three_xcoms_per_try(agent_run):
+    """common-ai's run metadata (run id, usage, model name) would be three XCom round trips per try: the
+    nested call does not push them; the ``model.called`` event carries the same figures."""
     run, _, _ = agent_run
-    assert run.xcom("remote", MODEL_NAME_XCOM_KEY) == "gpt-local"
-    assert run.xcom("same_a", MODEL_NAME_XCOM_KEY) == OFFLINE_MODEL_NAME
-    usage = run.xcom("remote", "usage")
-    assert (usage["input_tokens"], usage["output_tokens"], usage["requests"]) == (42, 7, 1)
+    for step in ("remote", "same_a", "stubborn"):
+        for key in ("run_id", "usage", MODEL_NAME_XCOM_KEY):
+            assert run.xcom(step, key) is None, (step, key)
+    assert run.xcom("remote") == ANSWER, "the step's own output is still its return value"
+    calls = {e.step: e.payload for e in _events(run.run_id) if e.type == "model.called"}
+    assert calls["same_a"]["model"] == OFFLINE_MODEL_NAME
+    assert (
+        calls["remote"]["input_tokens"],
+        calls["remote"]["output_tokens"],
+        calls["remote"]["requests"],
+    ) == (
+        42,
+        7,
+        1,
+    )
 
 
 def test_invalid_output_is_asked_again_then_fails_the_step(agent_run, server):
@@ -188,7 +201,7 @@ def test_model_calls_are_recorded_with_tokens_and_cost_but_not_the_prompt(agent_
     assert call.payload["prompt_chars"] == len(prompt)
     (failed,) = [e for e in _events(run.run_id) if e.type == "model.called" and e.step == "stubborn"]
     assert failed.payload["requests"] == 3
-    assert failed.payload["model"] == "the model of connection local_llm_invalid"
+    assert failed.payload["model"] == "gpt-local", "a failed try names the model that answered wrongly"
 
 
 def test_no_secret_or_prompt_text_reaches_the_events_or_the_task_logs(agent_run, server):

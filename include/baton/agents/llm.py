@@ -8,7 +8,6 @@ from functools import cached_property
 from typing import Any
 
 from airflow.providers.common.ai.operators.agent import AgentOperator as CommonAIAgentOperator
-from airflow.providers.common.ai.utils.logging import MODEL_NAME_XCOM_KEY
 from airflow.sdk.bases.operator import ExecutorSafeguard
 from pydantic import BaseModel
 from pydantic_ai import capture_run_messages
@@ -24,7 +23,17 @@ from baton.spec.roster import Agent
 
 class AgentCall(CommonAIAgentOperator):
     """common-ai's ``AgentOperator`` (usage limits, fallback connections, durable replay, HITL review),
-    resolving its model through :class:`BatonAIHook`."""
+    resolving its model through :class:`BatonAIHook`.
+
+    Made with ``do_xcom_push=False``: Baton records each call as a ``model.called`` event read from the
+    run's messages, so common-ai's three run-metadata XComs (and Baton's two pulls of them) would be five
+    round trips to the API server per try for nothing. It never pauses for a tool's approval (no Baton
+    tool asks for one; people answer through Baton's approvals), which spares each try common-ai's
+    clean-up of a paused run's transcript in the task state store.
+    """
+
+    def _supports_tool_approval(self) -> bool:  # common-ai's switch for pausing on a tool's approval
+        return False
 
     @cached_property
     def llm_hook(self) -> BatonAIHook:
@@ -63,18 +72,35 @@ def as_output(result: Any) -> dict[str, Any]:
     return TextOutput(text=str(result)).model_dump()
 
 
+def used(messages: list[Any]) -> tuple[dict[str, int], str | None] | None:
+    """What the model responses among a run's ``messages`` used (requests, input and output tokens, cut-off
+    answers included: their tokens were spent) and the model that gave the last one; None when the model
+    was never reached (e.g. the connection could not be resolved)."""
+    from pydantic_ai.messages import ModelResponse
+
+    responses = [message for message in messages if isinstance(message, ModelResponse)]
+    if not responses:
+        return None
+    usage = {
+        "requests": len(responses),
+        "input_tokens": sum(response.usage.input_tokens or 0 for response in responses),
+        "output_tokens": sum(response.usage.output_tokens or 0 for response in responses),
+    }
+    return usage, responses[-1].model_name
+
+
 def _record_model_call(
-    step: Any, agent: Agent, prompt: str, context: Any, recorder: Any, latency: float
+    agent: Agent, prompt: str, messages: list[Any], recorder: Any, latency: float
 ) -> dict[str, Any] | None:
-    """A ``model.called`` event from what common-ai pushed to XCom (also after a failed attempt); its
+    """A ``model.called`` event from the run's captured ``messages`` (also after a failed attempt); its
     payload, None when the model was never reached."""
-    ti = context["ti"]
-    pull = {"task_ids": ti.task_id, "map_indexes": ti.map_index}
-    usage = ti.xcom_pull(key="usage", **pull)
-    if not usage:
-        return None  # the model was never reached (e.g. the connection could not be resolved)
-    model = ti.xcom_pull(key=MODEL_NAME_XCOM_KEY, **pull) or agent.model or _unnamed(agent)
-    payload = model_called(model, agent.cost.model_dump(), usage, latency, prompt)
+    spent = used(messages)
+    if spent is None:
+        return None
+    usage, answered = spent
+    payload = model_called(
+        answered or agent.model or _unnamed(agent), agent.cost.model_dump(), usage, latency, prompt
+    )
     recorder.record(recorder.event("model.called", payload))
     return payload
 
@@ -109,7 +135,7 @@ def _observe(
 
 
 def _answered(agent: Agent, payload: dict[str, Any] | None) -> str | None:
-    """The model that answered, as common-ai pushed it (not the stand-in of :func:`_record_model_call`)."""
+    """The model that answered, as its response named it (not the stand-in of :func:`_record_model_call`)."""
     model = (payload or {}).get("model")
     return model if model and model != _unnamed(agent) else None
 
@@ -161,6 +187,7 @@ def agent_call(step: Any, agent: Agent, prompt: str, record: Record) -> AgentCal
         system_prompt=agent.system_prompt or f"You are {agent.name}. {agent.description}",
         output_type=model or str,
         serialize_output=True,
+        do_xcom_push=False,
         agent_params={"retries": {"output": step.spec.output_retries}, "name": agent.name},
         usage_limits=limits.model_dump(exclude_none=True) if limits else None,
         capabilities=tracing.agent_capabilities() or None,  # the model's and tools' spans
@@ -181,10 +208,12 @@ def run_llm_step(step: Any, agent: Agent, prompt: str, context: Any, recorder: A
     # so that Airflow does not warn that it runs "outside of the Task Runner".
     token = ExecutorSafeguard.tracker.set(call)
     started = time.monotonic()
-    with tracing.invoke_agent(agent.name, workflow=step.workflow, step=step.task_id) as current:
+    with (
+        tracing.invoke_agent(agent.name, workflow=step.workflow, step=step.task_id) as current,
+        capture_run_messages() as messages,
+    ):
         try:
-            with capture_run_messages() as messages:
-                result = call.execute(context)
+            result = call.execute(context)
         except UsageLimitExceeded as error:
             raise AgentError(
                 f"Agent '{agent.name}' hit the usage limits of step '{step.task_id}' "
@@ -201,7 +230,7 @@ def run_llm_step(step: Any, agent: Agent, prompt: str, context: Any, recorder: A
             ) from error
         finally:
             ExecutorSafeguard.tracker.reset(token)
-            payload = _record_model_call(step, agent, prompt, context, recorder, time.monotonic() - started)
+            payload = _record_model_call(agent, prompt, messages, recorder, time.monotonic() - started)
             model = getattr(call.llm_hook, "_model", None)  # resolved by the call (None if it could not be)
             _observe(current, step, agent, payload, model, _answered(agent, payload))
     return as_output(result)
