@@ -253,3 +253,22 @@ def test_the_idempotency_key_is_unique_in_the_table(store):
         conn.execute(insert(schema.events).values(**event.row()))
     with store.engine.connect() as conn:
         assert conn.scalar(select(schema.events.c.seq).where(schema.events.c.idempotency_key == event.key))
+
+
+def test_every_time_the_store_gives_back_is_utc_aware(store):
+    """SQLite keeps no zone and PostgreSQL converts to the session's: both read back the same UTC instant,
+    aware, through the store, a plain select and an aggregate, so no reader compares naive with aware."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import func
+
+    at = datetime(2026, 11, 23, 15, 4, 5, 123456, tzinfo=UTC)
+    store.append([Event(type="run.started", run_id="tz_run", workflow="w", payload={}, ts=at)])
+    (read,) = store.read("tz_run")
+    assert read.ts == at and read.ts.utcoffset() == timedelta(0)
+    e = schema.events.c
+    with store.engine.connect() as conn:
+        plain = conn.scalar(select(e.ts).where(e.run_id == "tz_run"))
+        latest = conn.scalar(select(func.max(e.ts)).where(e.run_id == "tz_run"))
+    for value in (plain, latest):
+        assert value == at and value.utcoffset() == timedelta(0), value

@@ -25,11 +25,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite gives naive datetimes back; the store writes UTC."""
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
-
-
 class Slots:
     """The running agent calls, one row per taken slot."""
 
@@ -50,7 +45,7 @@ class Slots:
         now = _now()
         counts = dict.fromkeys(names, 0)
         for agent, expires in rows:
-            if _aware(expires) > now:
+            if expires > now:
                 counts[agent] += 1
         return counts
 
@@ -153,7 +148,7 @@ class Breakers:
         else:
             with self.store.engine.connect() as own:
                 rows = own.execute(query).all()
-        return {agent: _aware(until) for agent, until in rows if _aware(until) > now}
+        return {agent: until for agent, until in rows if until > now}
 
     def failing(self, agents: Iterable[str]) -> set[str]:
         """The agents whose last call failed (whose breaker a success would reset)."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -14,10 +17,27 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
+
+
+class UTCDateTime(TypeDecorator):
+    """A ``DateTime(timezone=True)`` that always reads back aware. The store writes UTC; PostgreSQL's
+    ``timestamptz`` comes back aware, SQLite (which keeps no zone) naive: here it gets UTC attached, so
+    no reader has to."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def __init__(self) -> None:
+        super().__init__(timezone=True)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
 
 # SQLite autoincrements only an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
 Sequence = BigInteger().with_variant(Integer(), "sqlite")
@@ -36,7 +56,7 @@ events = Table(
     Column("agent", String(250)),
     Column("type", String(64), nullable=False),
     Column("payload", Json, nullable=False),
-    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("ts", UTCDateTime(), nullable=False),
     Column("idempotency_key", String(512), nullable=False, unique=True),
     Index("ix_baton_events_run_seq", "run_id", "seq"),
     Index("ix_baton_events_agent_type", "agent", "type"),
@@ -60,7 +80,7 @@ workflow_executions = Table(
     Column("agents_involved", Json, nullable=False),
     Column("execution_status", String(32), nullable=False),  # running | completed | failed
     Column("result", Json),
-    Column("timestamp", DateTime(timezone=True), nullable=False),
+    Column("timestamp", UTCDateTime(), nullable=False),
 )
 
 # The shared context of a run: every version of every key, append-only (see baton.context).
@@ -72,7 +92,7 @@ context_versions = Table(
     Column("version", Integer, primary_key=True),
     Column("value", Json),
     Column("writer", String(250), nullable=False),
-    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("ts", UTCDateTime(), nullable=False),
 )
 
 # Load: one row per agent call running now, in one of the agent's max_concurrency slots. Taking a
@@ -83,8 +103,8 @@ agent_slots = Table(
     Column("agent", String(250), primary_key=True),
     Column("slot", Integer, primary_key=True),
     Column("holder", String(250), nullable=False),  # run / step / map index / subtask, pid
-    Column("acquired_at", DateTime(timezone=True), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False),  # a killed holder frees it then
+    Column("acquired_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),  # a killed holder frees it then
 )
 
 # The circuit breaker of each agent: failures in a row, and until when routing leaves it out.
@@ -93,9 +113,9 @@ agent_health = Table(
     metadata,
     Column("agent", String(250), primary_key=True),
     Column("consecutive_failures", Integer, nullable=False),
-    Column("opened_until", DateTime(timezone=True)),
+    Column("opened_until", UTCDateTime()),
     Column("last_error", String(1000), nullable=False, server_default=""),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
     # An incident's runbook (lower_concurrency) holds the agent to fewer slots than its max_concurrency.
     Column("concurrency_cap", Integer),
 )
@@ -107,7 +127,7 @@ signal_buckets = Table(
     metadata,
     Column("kind", String(40), primary_key=True),
     Column("scope", String(250), primary_key=True),
-    Column("bucket", DateTime(timezone=True), primary_key=True),
+    Column("bucket", UTCDateTime(), primary_key=True),
     Column("total", Integer, nullable=False),  # calls (rate signals) or points (value signals)
     Column("bad", Integer, nullable=False),  # failures among them (rate signals)
     Column("value_sum", Float, nullable=False),  # the points' sum (value signals): the bucket's mean
@@ -119,7 +139,7 @@ monitor_state = Table(
     metadata,
     Column("name", String(40), primary_key=True),
     Column("value", Json, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )
 
 schema_version = Table(
@@ -127,5 +147,5 @@ schema_version = Table(
     metadata,
     Column("version", Integer, primary_key=True),
     Column("description", String(250), nullable=False),
-    Column("applied_at", DateTime(timezone=True), nullable=False),
+    Column("applied_at", UTCDateTime(), nullable=False),
 )

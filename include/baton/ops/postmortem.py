@@ -13,7 +13,6 @@ from sqlalchemy import and_, select
 
 from baton.events import schema
 from baton.events.store import EventStore
-from baton.ops.signals import _aware  # the store's times are UTC; SQLite gives them back naive
 
 LOOKBACK = timedelta(hours=1)  # the first anomalous event is looked for this far before the opening
 GAP = timedelta(minutes=10)  # ...as the start of the bad events' burst: none more than this apart
@@ -66,10 +65,10 @@ def postmortem(store: EventStore, incident_id: str) -> Postmortem | None:
     opened = next((ev for ev in events if ev.type == "incident.opened"), None)
     if opened is None:
         return None
-    report = Postmortem(incident_id, opened.payload["kind"], opened.payload["where"], _aware(opened.ts))
+    report = Postmortem(incident_id, opened.payload["kind"], opened.payload["where"], opened.ts)
     for ev in events:
         if ev.type == "incident.resolved":
-            report.resolved = _aware(ev.ts)
+            report.resolved = ev.ts
         elif ev.type == "incident.action" and ev.payload.get("kind") != "action":  # the book's step
             detail = ev.payload.get("detail") or {}
             report.actions.append(
@@ -83,7 +82,7 @@ def postmortem(store: EventStore, incident_id: str) -> Postmortem | None:
     if report.resolved is not None:
         query = query.where(e.ts <= report.resolved)
     with store.engine.connect() as conn:
-        rows = [(_aware(ts), *rest) for ts, *rest in conn.execute(query.order_by(e.seq).limit(10 * MAX_RUNS))]
+        rows = conn.execute(query.order_by(e.seq).limit(10 * MAX_RUNS)).all()
     if report.kind == "reask_rate":
         rows = [r for r in rows if isinstance((r[3] or {}).get("requests"), int) and r[3]["requests"] > 1]
     before = [r[0] for r in rows if r[0] <= report.opened]

@@ -49,12 +49,8 @@ SENSOR_DAG_SUFFIX = "__sensor"  # baton.compile.build.SENSOR_SUFFIX: a sensor's 
 Key = tuple[str, str, datetime]
 
 
-def _aware(ts: datetime) -> datetime:
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)  # SQLite gives naive datetimes back
-
-
 def _bucket(ts: datetime) -> datetime:
-    return _aware(ts).replace(second=0, microsecond=0)
+    return ts.replace(second=0, microsecond=0)
 
 
 def _add(acc: dict[Key, list[float]], kind: str, scope: str, ts: datetime, bad: int = 0, value: float = 0.0):
@@ -128,7 +124,7 @@ def fold(store: EventStore, now: datetime | None = None, batch: int = BATCH) -> 
             .limit(batch)
         ).all()
         settled = now - SETTLE
-        young = next((i for i, row in enumerate(rows) if _aware(row[5]) > settled), len(rows))
+        young = next((i for i, row in enumerate(rows) if row[5] > settled), len(rows))
         rows = rows[:young]  # in sequence order up to the first young one: none is ever skipped
         if not rows:
             return 0
@@ -187,7 +183,7 @@ def _rows(store: EventStore, kind: str, scope: str, since: datetime) -> list[Any
 
 
 def _epoch(buckets: Iterable[datetime]) -> np.ndarray:
-    return np.array([(b if b.tzinfo else b.replace(tzinfo=UTC)).timestamp() for b in buckets], dtype=float)
+    return np.array([b.timestamp() for b in buckets], dtype=float)
 
 
 def counts(store: EventStore, kind: str, scope: str, since: datetime) -> Counts:
@@ -211,5 +207,5 @@ def events(store: EventStore, kind: str, scope: str, reach: timedelta) -> Events
         last = conn.scalar(select(func.max(b.bucket)).where(b.kind == kind, b.scope == scope))
     if last is None:
         return Events([])
-    rows = _rows(store, kind, scope, _aware(last) - reach)
+    rows = _rows(store, kind, scope, last - reach)
     return Events(np.repeat(_epoch(r[0] for r in rows), [int(r[1]) for r in rows]))
