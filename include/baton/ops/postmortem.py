@@ -13,6 +13,7 @@ from sqlalchemy import and_, select
 
 from baton.events import schema
 from baton.events.store import EventStore
+from baton.ops import signals
 
 LOOKBACK = timedelta(hours=1)  # the first anomalous event is looked for this far before the opening
 GAP = timedelta(minutes=10)  # ...as the start of the bad events' burst: none more than this apart
@@ -49,7 +50,7 @@ def _bad(kind: str, where: str) -> Any:
     e = schema.events.c
     scope, _, name = where.partition(":")
     if kind == "failure_rate" and scope == "agent":
-        return and_(e.agent == name, e.type.in_(["step.failed", "subtask.failed"]))
+        return and_(e.agent == name, e.type.in_(signals.FAILED))
     if kind == "failure_rate" and scope == "workflow":
         return and_(e.workflow == name, e.type == "run.failed")
     if kind == "reask_rate" and scope == "agent":
@@ -84,7 +85,7 @@ def postmortem(store: EventStore, incident_id: str) -> Postmortem | None:
     with store.engine.connect() as conn:
         rows = conn.execute(query.order_by(e.seq).limit(10 * MAX_RUNS)).all()
     if report.kind == "reask_rate":
-        rows = [r for r in rows if isinstance((r[3] or {}).get("requests"), int) and r[3]["requests"] > 1]
+        rows = [r for r in rows if signals.reasked(r[3])]
     before = [r[0] for r in rows if r[0] <= report.opened]
     if before:  # back from the opening while the bad events come no more than GAP apart
         first = before[-1]

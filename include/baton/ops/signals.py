@@ -43,6 +43,7 @@ BATCH = 50_000
 CURSOR = "cursor"
 
 _DONE = {"step.succeeded": False, "subtask.succeeded": False, "step.failed": True, "subtask.failed": True}
+FAILED = tuple(kind for kind, failed in _DONE.items() if failed)  # the bad events of an agent's failure_rate
 _FOLDED = (*_DONE, "model.called", "run.succeeded", "run.failed", "trigger.fired")
 SENSOR_DAG_SUFFIX = "__sensor"  # baton.compile.build.SENSOR_SUFFIX: a sensor's events are its DAG's
 
@@ -85,8 +86,13 @@ def _fold_event(acc: dict[Key, list[float]], kind: str, agent: str | None, workf
             value=float(payload.get("input_tokens", 0) + payload.get("output_tokens", 0)),
         )
         _add(acc, "cost", scope, ts, value=float(payload.get("cost", 0.0)))
-        requests = payload.get("requests", 1)
-        _add(acc, "reask_rate", scope, ts, bad=int(isinstance(requests, int) and requests > 1))
+        _add(acc, "reask_rate", scope, ts, bad=int(reasked(payload)))
+
+
+def reasked(payload: Any) -> bool:
+    """Whether a ``model.called`` needed more than one request (a bad event of ``reask_rate``)."""
+    requests = (payload or {}).get("requests", 1)
+    return isinstance(requests, int) and requests > 1
 
 
 def load_state(conn: Connection, name: str, lock: bool = False) -> Any:
