@@ -664,9 +664,7 @@ def main() -> int:
     with ExitStack() as stack:
         base = workdir(stack, args.keep, "baton-faults-")
         write_dags(base / "dags")
-        dbs = Databases(args.server, "baton_faults", ("meta", "store"))
-        stack.callback(dbs.drop)
-        dbs.create()
+        dbs = Databases(stack, args.server, "baton_faults", ("meta", "store"))
         print(f"throwaway databases {', '.join(dbs.names.values())} on {args.server.rsplit('/', 1)[0]}")
         partner = stack.enter_context(PartnerService())
         settings = {

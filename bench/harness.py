@@ -4,7 +4,6 @@ where its time went, find competing Airflow processes, and always stop Airflow a
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import sys
 import tempfile
@@ -16,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, text
+from sqlalchemy import make_url
 
-from devtools.standalone import Standalone
+from devtools.standalone import Standalone, scratch_database
 
 POLL = 0.05  # seconds between two polls of a run's state
 # The settings that decide a benchmark's figures, reported with them as the scheduler really has them.
@@ -157,28 +156,15 @@ def run_once(client: httpx.Client, dag_id: str) -> tuple[float, float, dict[str,
 
 
 class Databases:
-    """Throwaway PostgreSQL databases on ``server`` (``<prefix>_<which>_<tag>`` for each of ``which``:
-    Airflow's metadata, Baton's store, a business database), dropped by ``drop()``."""
+    """Throwaway PostgreSQL databases on ``server``, one for each of ``which`` (Airflow's metadata, Baton's
+    store, a business database), made by ``devtools.standalone.scratch_database`` and dropped when
+    ``stack`` closes."""
 
-    def __init__(self, server: str, prefix: str, which: tuple[str, ...]):
-        self.admin = create_engine(server, isolation_level="AUTOCOMMIT")
-        tag = f"{os.getpid()}_{secrets.token_hex(3)}"
-        self.names = {name: f"{prefix}_{name}_{tag}" for name in which}
-        self.base = server.rsplit("/", 1)[0]
-        self.created: list[str] = []
-
-    def create(self) -> None:
-        with self.admin.connect() as conn:
-            for name in self.names.values():
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-                self.created.append(name)
+    def __init__(self, stack: ExitStack, server: str, prefix: str, which: tuple[str, ...]):
+        self.urls = {
+            name: stack.enter_context(scratch_database(server, f"{prefix}_{name}")) for name in which
+        }
+        self.names = {name: make_url(url).database for name, url in self.urls.items()}
 
     def url(self, which: str, driver: str = "postgresql+psycopg") -> str:
-        return f"{driver}://{self.base.split('://', 1)[1]}/{self.names[which]}"
-
-    def drop(self) -> None:
-        with self.admin.connect() as conn:
-            for name in self.created:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        self.created.clear()
-        self.admin.dispose()
+        return make_url(self.urls[which]).set(drivername=driver).render_as_string(hide_password=False)

@@ -480,9 +480,7 @@ def main() -> int:
     with ExitStack() as stack:
         base = workdir(stack, args.keep, "baton-incidents-")
         write_dags(base / "dags")
-        dbs = Databases(args.server, "baton_incidents", ("meta", "store", "biz"))
-        stack.callback(dbs.drop)
-        dbs.create()
+        dbs = Databases(stack, args.server, "baton_incidents", ("meta", "store", "biz"))
         airflow = Standalone(base / "home", base / "dags", settings_for(dbs, args.faults, args.seed))
         return run_bench(airflow, lambda: campaign(airflow, dbs, args))
 
