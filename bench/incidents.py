@@ -238,11 +238,13 @@ def kill_running(store: Any, step: str) -> int:
             .order_by(e.seq.desc())
             .limit(50)
         ).all()
-        ended = {
+        ended = {  # of those 50 tries' runs only: this runs five times a second while the worker is lost
             (r, t)
             for r, t in conn.execute(
                 select(e.run_id, e.try_number).where(
-                    e.step == step, e.type.in_(["step.succeeded", "step.failed"]), e.workflow == TRAFFIC
+                    e.step == step,
+                    e.type.in_(["step.succeeded", "step.failed"]),
+                    e.run_id.in_({run_id for run_id, _, _ in started}),
                 )
             )
         }
