@@ -24,6 +24,9 @@ switch them on, and with the variable unset the hooks do nothing. Example::
   its requests; ``"slow"`` with ``"factor": 3`` makes each answer take that many times the connection's
   ``offline_delay_s``; ``"cost"`` with ``"factor": 4`` reports that many times the tokens (a blown-up
   prompt). ``bench/incidents.py`` injects its labelled faults so.
+- ``clock``: a file's path; the windows' ``start`` and ``end`` are then seconds after the epoch time
+  written in that file, and no window is open until it exists (a benchmark writes it when its traffic
+  starts, so a slow start of Airflow cannot eat into the schedule).
 
 Every draw is a hash of the seed, the kind and what is drawn for — the run, step, map index, subtask,
 try and the request's position in the conversation (a re-ask is a new request) — so a campaign is
@@ -125,8 +128,11 @@ class Faults:
     hang_s: float = 30.0
     fail_after: dict[str, list[int] | float] = field(default_factory=dict)
     windows: list[Window] = field(default_factory=list)
+    clock: str | None = None
 
     def __post_init__(self) -> None:
+        if self.clock is not None and (not isinstance(self.clock, str) or not self.clock):
+            raise ValueError(f"{ENV}: 'clock' must be the path of a file, not {self.clock!r}")
         if not isinstance(self.windows, list) or len(self.windows) > 100:
             raise ValueError(f"{ENV}: 'windows' must be a list of at most 100 windows")
         windows = [w if isinstance(w, Window) else Window(**w) for w in self.windows]
@@ -154,6 +160,14 @@ class Faults:
         if rate <= 0:
             return False
         return _unit("|".join(map(str, (self.seed, kind, *parts)))) < rate
+
+    def now(self) -> float | None:
+        """The time the windows are judged at: epoch seconds, or seconds after the ``clock`` file's
+        time (None while that file does not exist yet, or does not hold a number)."""
+        if self.clock is None:
+            return time.time()
+        started = _clock_start(self.clock)
+        return None if started is None else time.time() - started
 
     def model_fault(self, *parts: object) -> str | None:
         """The fault of one model request (``error``, ``timeout``, ``invalid``), or None."""
@@ -183,6 +197,24 @@ def environment(**faults: object) -> dict[str, str]:
     """The environment of an Airflow whose processes inject ``faults`` (the keys of :class:`Faults`)."""
     loaded = [m for m in os.environ.get("BATON_EXTENSIONS", "").split(",") if m.strip()]
     return {ENV: json.dumps(faults), "BATON_EXTENSIONS": ",".join([*loaded, EXTENSION])}
+
+
+def _clock_start(path: str) -> float | None:
+    """The epoch time in the clock file (read once it holds one), or None."""
+    if path in _CLOCKS:
+        return _CLOCKS[path]
+    try:
+        with open(path, encoding="ascii") as file:
+            started = float(file.read(64))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if not math.isfinite(started):
+        return None
+    _CLOCKS[path] = started
+    return started
+
+
+_CLOCKS: dict[str, float] = {}
 
 
 @cache
@@ -229,9 +261,9 @@ def invalid_response(messages: list[ModelMessage], info: AgentInfo) -> ModelResp
 
 async def _windowed(faults: Faults, parts: tuple[object, ...], messages: list[ModelMessage], info: AgentInfo):
     """The faults of the windows open now on the connection the model answers for."""
-    serving, now = SERVING.get() or Serving(), time.time()
+    serving, now = SERVING.get() or Serving(), faults.now()
     costly = None
-    for window in (w for w in faults.windows if w.active(serving.conn_id, now)):
+    for window in (w for w in faults.windows if now is not None and w.active(serving.conn_id, now)):
         if window.kind == "error" and faults.draw("window_error", window.conn, *parts, rate=window.rate):
             raise InjectedModelError(f"window on {window.conn}, request " + "/".join(map(str, parts)))
         if window.kind == "slow":

@@ -263,6 +263,38 @@ def test_a_window_is_closed_before_its_start_and_after_its_end(inject):
         assert agent.run_sync("Assess order 1").output.summary
 
 
+def test_with_a_clock_the_windows_count_from_the_time_in_its_file_and_are_closed_until_it_exists(
+    inject, tmp_path
+):
+    clock = tmp_path / "clock"
+    inject(seed=3, clock=str(clock), windows=[_window("error", start=0.0, end=600.0)])
+    agent = Agent(offline_model(0.0, "writer_llm"), output_type=Verdict, retries={"output": 0})
+
+    def failures(count: int = 40) -> int:
+        failed = 0
+        for t in range(count):
+            with _step_scope(run_id=f"clock_{t}"):
+                try:
+                    agent.run_sync(f"Assess order {t}")
+                except InjectedModelError:
+                    failed += 1
+        return failed
+
+    assert failures() == 0  # no file yet: the schedule has not started
+    clock.write_text("not a time")
+    assert failures() == 0  # a file that does not hold a time is no start either
+    clock.write_text(str(time.time() - 3600))
+    assert failures() == 0  # started an hour ago: the 10-minute window is over
+    faults._CLOCKS.clear()
+    clock.write_text(str(time.time()))
+    assert failures() == 40  # started now: inside the window, every request fails (rate 1)
+
+
+def test_a_clock_that_is_not_a_path_is_refused():
+    with pytest.raises(ValueError, match="'clock' must be the path of a file, not 7"):
+        faults.Faults(clock=7)
+
+
 def test_a_slow_window_multiplies_the_connections_delay(inject):
     inject(seed=3, windows=[_window("slow", factor=3)])
     agent = Agent(offline_model(0.2, "writer_llm"), output_type=Verdict)
