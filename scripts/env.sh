@@ -26,7 +26,7 @@ derive AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION False
 derive AIRFLOW__CORE__PARALLELISM 4
 # The two settings that dominate the latency of small workflows on this kind of machine (see
 # shared ARCHITECTURE.md): the scheduler's idle sleep and the task heartbeat interval.
-export AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME=0.1
+derive AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME 0.1
 export AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL=1
 # LocalExecutor workers start from a forkserver that has loaded what every task process needs
 # (include/baton/preload.py: plugins, the agent runtime, Baton): tasks skip ~1.5 s of imports.

@@ -41,6 +41,10 @@ if worker := os.environ.get("PYTEST_XDIST_WORKER"):
         if _key.startswith(("AIRFLOW", "BATON", "_BATON")) and _session_home in _value:
             os.environ[_key] = _value.replace(_session_home, _worker_home)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+# The Airflows the tests start (and the benchmarks' smoke runs) check for work every 0.5 s when idle, not
+# every 0.1 s as `make run` does for latency: an idle scheduler at 0.1 s used about half a core of this
+# two-core machine, and two such Airflows waiting side by side slowed everything else the tests ran.
+os.environ["AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"] = "0.5"
 os.environ.setdefault("BATON_EXTENSIONS", "demo.skills")  # the bundled workflows' skills (scripts/env.sh)
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS)
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
