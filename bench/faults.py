@@ -335,7 +335,7 @@ def predicted_try(faults: Faults, run_id: str, step: str, try_number: int) -> tu
         if kind != "invalid":
             return "ok", request
         if request == OUTPUT_RETRIES:
-            return "AgentError", request  # no valid output after output_retries re-asks
+            return "OutputInvalid", request  # no valid output after output_retries re-asks
         request += 1
 
 

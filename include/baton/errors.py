@@ -57,6 +57,11 @@ class AgentTimeout(AgentError):
     """One agent call took longer than the step's ``agent_timeout`` (the try fails; a retry may reassign)."""
 
 
+class OutputInvalid(AgentError):
+    """An agent's answers broke the step's output schema on every ask (its ``output_retries`` re-asks
+    spent): the event's ``error_class`` the monitor's ``schema_failure_rate`` counts."""
+
+
 class SkillError(BatonError):
     """A registered Python skill failed or returned something its step does not accept."""
 

@@ -43,6 +43,7 @@ def test_a_failing_agent_is_replaced_on_the_next_try_and_tripped_by_its_breaker(
     failed = next(e for e in draft if e.type == "step.failed")
     assert (failed.try_number, failed.agent, failed.payload["will_retry"]) == (1, "alpha_drafter", True)
     assert "gave no valid output for step 'draft'" in failed.payload["error"]
+    assert failed.payload["error_class"] == "OutputInvalid"  # what the monitor's schema_failure_rate counts
     opened = [e for e in events if e.type == "agent.breaker_opened"]
     assert [(e.step, e.payload["agent"], e.payload["failures"]) for e in opened] == [
         ("draft", "alpha_drafter", 1)

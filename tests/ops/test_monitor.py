@@ -6,6 +6,7 @@ Signals are folded incrementally: each event counted once, however often the mon
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -174,7 +175,8 @@ def test_old_buckets_are_purged(clean):
     store = clean
     store.append(_calls("eps", NOW - timedelta(days=40), 3, 1, 0.0, 9))
     signals.fold(store, NOW)
-    assert signals.purge(store, NOW) == 6  # 3 minutes of failure_rate and of latency
+    # 3 minutes of the agent's failure_rate, schema_failure_rate and latency, and of workflow w's escalation_rate
+    assert signals.purge(store, NOW) == 12
     with store.engine.connect() as conn:
         assert (
             conn.scalar(
@@ -386,6 +388,70 @@ def test_an_agent_whose_answers_keep_breaking_the_schema_opens_a_reask_incident(
     assert int(counts.total.sum()) == 360 and int(counts.bad.sum()) < 20
 
 
+def _schema_broken(events: list[Event], share: float, seed: int) -> list[Event]:
+    """The failed ones among ``events`` made schema failures (``OutputInvalid``), ``share`` of them."""
+    rng = random.Random(seed)
+    broken = {"error_class": "OutputInvalid", "error": "gave no valid output"}
+    return [
+        replace(e, payload=broken) if e.type == "step.failed" and rng.random() < share else e for e in events
+    ]
+
+
+def test_an_agent_whose_answers_break_the_schema_for_good_opens_a_schema_failure_incident(clean):
+    """schema_failure_rate counts an agent's step ends, bad when the schema broke on every ask: alpha's
+    schema failures open it (and failure_rate), beta failing as often for other reasons opens only
+    failure_rate; the post-incident report's runs are those of alpha's schema failures."""
+    from baton.ops.postmortem import postmortem
+
+    store = clean
+    _history(store)
+    broken = _schema_broken(_calls("alpha", NOW - timedelta(minutes=10), 10, 6, 0.4, 3), 1.0, 7)
+    store.append(broken)
+    store.append(_calls("beta", NOW - timedelta(minutes=10), 10, 6, 0.4, 4))  # AgentError, not the schema
+    report = monitor.tick(store, Monitoring(), NOW)
+    found = sorted((a.kind, a.where) for a in report.anomalies)
+    assert found == [
+        ("failure_rate", "agent:alpha"),
+        ("failure_rate", "agent:beta"),
+        ("schema_failure_rate", "agent:alpha"),
+    ]
+    counts = signals.counts(store, "schema_failure_rate", "agent:beta", NOW - timedelta(minutes=10))
+    assert int(counts.total.sum()) == 60 and int(counts.bad.sum()) == 0
+    (incident,) = [i for i in monitor.incidents(store) if i["kind"] == "schema_failure_rate"]
+    runs = postmortem(store, incident["id"]).affected_runs
+    assert runs == sorted(e.run_id for e in broken if e.type == "step.failed")[: len(runs)] and runs
+
+
+def _escalations(start: datetime, minutes: int, share: float, seed: int) -> list[Event]:
+    """Four steps a minute of workflow w; ``share`` of them handed to a person first (an escalation),
+    and as many approvals of other kinds, which are no escalation."""
+    rng = random.Random(seed)
+    events = []
+    for m in range(minutes):
+        for i in range(4):
+            ts, run = start + timedelta(minutes=m, seconds=10 * i), f"e-{start:%H%M}-{m}-{i}"
+            common = {"run_id": run, "workflow": "w", "step": "s", "try_number": 1}
+            for kind in ("escalation", "approval") if rng.random() < share else ():
+                payload = {"subject": "Sign off", "kind": kind}
+                events.append(Event(type="approval.requested", ts=ts, payload=payload, **common))
+            events.append(Event(type="step.succeeded", ts=ts + timedelta(seconds=5), payload={}, **common))
+    return events
+
+
+def test_steps_handed_to_a_person_more_often_than_usual_open_an_escalation_incident(clean):
+    store = clean
+    store.append(_escalations(NOW - timedelta(hours=3), 170, 0.02, 1))
+    quiet = monitor.tick(store, Monitoring(), NOW - timedelta(minutes=10))
+    assert [a for a in quiet.anomalies if a.kind == "escalation_rate"] == []
+    store.append(_escalations(NOW - timedelta(minutes=10), 10, 0.5, 2))
+    report = monitor.tick(store, Monitoring(), NOW)
+    assert [(a.kind, a.where) for a in report.anomalies] == [("escalation_rate", "workflow:w")]
+    counts = signals.counts(store, "escalation_rate", "workflow:w", NOW - timedelta(hours=4))
+    escalated = sum(e.payload["kind"] == "escalation" for e in store.read(types=["approval.requested"]))
+    assert int(counts.bad.sum()) == escalated > 0  # an approval of another kind is no escalation
+    assert int(counts.total.sum()) == 180 * 4 + escalated
+
+
 def test_a_monitoring_file_that_sets_an_unmeasured_signal_is_read_with_a_warning(tmp_path, caplog):
     (tmp_path / "monitoring.yaml").write_text(
         "monitoring:\n  detectors:\n    queue_wait: {robust: {min_ratio: 4}}\n    failure_rate: {}\n"
@@ -395,8 +461,8 @@ def test_a_monitoring_file_that_sets_an_unmeasured_signal_is_read_with_a_warning
     (record,) = [r for r in caplog.records if r.name == "baton.ops.monitor"]
     assert record.getMessage() == (
         f"{tmp_path / 'monitoring.yaml'}: monitoring.detectors sets queue_wait, which the monitor does not "
-        "measure yet (it measures failure_rate, reask_rate, latency, tokens, cost, sensor_silence): no "
-        "incident will come of them"
+        "measure yet (it measures failure_rate, schema_failure_rate, reask_rate, escalation_rate, latency, "
+        "tokens, cost, sensor_silence): no incident will come of them"
     )
 
 

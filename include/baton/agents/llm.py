@@ -16,7 +16,7 @@ from pydantic_ai.exceptions import UnexpectedModelBehavior, UsageLimitExceeded
 from baton import metrics, tracing
 from baton.agents.outputs import TextOutput, output_model
 from baton.agents.tools import Record, toolsets
-from baton.errors import AgentError
+from baton.errors import AgentError, OutputInvalid
 from baton.hooks.llm import BatonAIHook
 from baton.spec.roster import Agent
 
@@ -222,7 +222,7 @@ def run_llm_step(step: Any, agent: Agent, prompt: str, context: Any, recorder: A
             ) from error
         except UnexpectedModelBehavior as error:
             cause = why_invalid(messages)
-            raise AgentError(
+            raise OutputInvalid(
                 f"Agent '{agent.name}' gave no valid output for step '{step.task_id}' after "
                 f"{step.spec.output_retries} re-ask(s): {error}"
                 + (f"; the last answer broke: {cause}" if cause else "")
@@ -279,7 +279,7 @@ class ModelCalls:
             raise AgentError(f"agent '{agent.name}' hit the step's usage limits: {error}") from error
         except UnexpectedModelBehavior as error:
             cause = why_invalid(messages)
-            raise AgentError(
+            raise OutputInvalid(
                 f"agent '{agent.name}' gave no valid output after {self.step.spec.output_retries} re-ask(s): "
                 f"{error}" + (f"; the last answer broke: {cause}" if cause else "")
             ) from error

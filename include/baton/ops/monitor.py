@@ -45,10 +45,19 @@ MONITOR = "baton_monitor"  # the DAG, and the workflow of the incident events
 BOOK = "book"
 FILE = "monitoring.yaml"
 HOLD = timedelta(days=7)  # a circuit a runbook opened stays open this long at most, if never closed
-WATCHED = ("failure_rate", "reask_rate", "latency", "tokens", "cost", "sensor_silence")  # what fold measures
+WATCHED = (  # what fold measures
+    "failure_rate",
+    "schema_failure_rate",
+    "reask_rate",
+    "escalation_rate",
+    "latency",
+    "tokens",
+    "cost",
+    "sensor_silence",
+)
 # Declared in monitoring.yaml's schema, with detectors, but not measured yet: a config that sets them is
 # told so when it is read (the monitor would never fire on them).
-NOT_MEASURED = ("schema_failure_rate", "escalation_rate", "queue_wait", "sensor_lag", "runs_started")
+NOT_MEASURED = ("queue_wait", "sensor_lag", "runs_started")
 MAX_BATCHES = 20  # at most 20 x 50,000 events folded per tick: a backlog is caught up over a few ticks
 
 

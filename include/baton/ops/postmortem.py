@@ -55,6 +55,10 @@ def _bad(kind: str, where: str) -> Any:
         return and_(e.workflow == name, e.type == "run.failed")
     if kind == "reask_rate" and scope == "agent":
         return and_(e.agent == name, e.type == "model.called")  # filtered on requests > 1 below
+    if kind == "schema_failure_rate" and scope == "agent":
+        return and_(e.agent == name, e.type.in_(signals.FAILED))  # filtered on the error class below
+    if kind == "escalation_rate" and scope == "workflow":
+        return and_(e.workflow == name, e.type == "approval.requested")  # filtered on the kind below
     return None
 
 
@@ -84,8 +88,7 @@ def postmortem(store: EventStore, incident_id: str) -> Postmortem | None:
         query = query.where(e.ts <= report.resolved)
     with store.engine.connect() as conn:
         rows = conn.execute(query.order_by(e.seq).limit(10 * MAX_RUNS)).all()
-    if report.kind == "reask_rate":
-        rows = [r for r in rows if signals.reasked(r[3])]
+    rows = [r for r in rows if signals.bad_payload(report.kind, r[3])]
     before = [r[0] for r in rows if r[0] <= report.opened]
     if before:  # back from the opening while the bad events come no more than GAP apart
         first = before[-1]

@@ -14,6 +14,10 @@ Signals folded (scope ``agent:<name>`` unless said):
 - ``tokens`` and ``cost``: each model call's tokens and cost;
 - ``reask_rate``: each model call (total), and those that needed more than one request (bad: the
   answer broke the output schema and the model was asked again);
+- ``schema_failure_rate``: a step or item done by the agent (total), failed because its answers broke
+  the output schema on every ask (bad: ``error_class`` ``OutputInvalid``);
+- ``escalation_rate`` (scope ``workflow:<id>``): each step that ended and each hand-off of a step to a
+  person because every agent failed (``approval.requested`` of kind ``escalation``: total and bad);
 - ``sensor_silence`` (scope ``sensor:<workflow>``): each time a workflow's sensor fired (``trigger.fired``).
 
 Events are folded in sequence order up to the first one younger than ``SETTLE`` (it and the ones after it
@@ -32,6 +36,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, delete, func, select
 
+from baton.errors import OutputInvalid
 from baton.events import schema
 from baton.events.store import EventStore, _insert
 from baton.ops.detectors import Counts, Events, Points
@@ -44,7 +49,8 @@ CURSOR = "cursor"
 
 _DONE = {"step.succeeded": False, "subtask.succeeded": False, "step.failed": True, "subtask.failed": True}
 FAILED = tuple(kind for kind, failed in _DONE.items() if failed)  # the bad events of an agent's failure_rate
-_FOLDED = (*_DONE, "model.called", "run.succeeded", "run.failed", "trigger.fired")
+SCHEMA_FAILED = OutputInvalid.__name__  # the error class of the bad events of schema_failure_rate
+_FOLDED = (*_DONE, "model.called", "run.succeeded", "run.failed", "trigger.fired", "approval.requested")
 SENSOR_DAG_SUFFIX = "__sensor"  # baton.compile.build.SENSOR_SUFFIX: a sensor's events are its DAG's
 
 Key = tuple[str, str, datetime]
@@ -68,12 +74,19 @@ def _fold_event(acc: dict[Key, list[float]], kind: str, agent: str | None, workf
     if kind == "trigger.fired":
         _add(acc, "sensor_silence", f"sensor:{workflow.removesuffix(SENSOR_DAG_SUFFIX)}", ts)
         return
+    payload = payload or {}
+    if kind in ("step.succeeded", "step.failed"):
+        _add(acc, "escalation_rate", f"workflow:{workflow}", ts)
+    elif kind == "approval.requested":
+        if bad_payload("escalation_rate", payload):
+            _add(acc, "escalation_rate", f"workflow:{workflow}", ts, bad=1)
+        return
     if agent is None:
         return
     scope = f"agent:{agent}"
-    payload = payload or {}
     if kind in _DONE:
         _add(acc, "failure_rate", scope, ts, bad=int(_DONE[kind]))
+        _add(acc, "schema_failure_rate", scope, ts, bad=int(bad_payload("schema_failure_rate", payload)))
         took = payload.get("duration_s", payload.get("latency_s"))
         if not _DONE[kind] and isinstance(took, int | float) and took >= 0:
             _add(acc, "latency", scope, ts, value=float(took))
@@ -87,6 +100,18 @@ def _fold_event(acc: dict[Key, list[float]], kind: str, agent: str | None, workf
         )
         _add(acc, "cost", scope, ts, value=float(payload.get("cost", 0.0)))
         _add(acc, "reask_rate", scope, ts, bad=int(reasked(payload)))
+
+
+def bad_payload(kind: str, payload: Any) -> bool:
+    """Whether an event of the types that can make ``kind`` bad (see ``postmortem``) does, by its payload."""
+    payload = payload or {}
+    if kind == "reask_rate":
+        return reasked(payload)
+    if kind == "schema_failure_rate":
+        return payload.get("error_class") == SCHEMA_FAILED
+    if kind == "escalation_rate":
+        return payload.get("kind") == "escalation"
+    return True
 
 
 def reasked(payload: Any) -> bool:
