@@ -104,6 +104,29 @@ def test_slots_hold_max_concurrency_under_a_race_and_expire(store):
     assert Slots(store).acquire(short, "next", TTL) == 0
 
 
+def test_the_wait_for_a_free_slot_is_stored_in_the_agent_selected_event(store):
+    """What the monitor's queue_wait reads: the seconds a call waited for one of its agent's slots."""
+    from baton.events.store import Event
+
+    solo, slots = _agent("solo", ["x"], slots=1), Slots(store)
+
+    def selected(run_id: str) -> Event:
+        return Event(type="agent.selected", run_id=run_id, workflow="w", step="s", agent="solo",
+                     try_number=1, payload={"agent": "solo"})  # fmt: skip
+
+    assert slots.take(solo, "first", TTL, [selected("r-free")]) == 0
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(slots.take, solo, "second", TTL, [selected("r-waited")])
+        time.sleep(0.5)
+        assert not waiting.done()  # every slot is held
+        slots.release("solo", 0)
+        assert waiting.result(timeout=10) == 0
+    (free,) = store.read("r-free")
+    (waited,) = store.read("r-waited")
+    assert free.payload["queue_wait_s"] < 0.2
+    assert 0.5 <= waited.payload["queue_wait_s"] < 5
+
+
 def test_the_breaker_opens_after_failures_in_a_row_and_closes_on_success(store):
     flaky = _agent("flaky", ["drafting"], circuit_breaker={"failures": 3, "cooldown": 60})
     steady = _agent("steady", ["drafting"])

@@ -452,17 +452,46 @@ def test_steps_handed_to_a_person_more_often_than_usual_open_an_escalation_incid
     assert int(counts.total.sum()) == 180 * 4 + escalated
 
 
+def _selections(agent: str, start: datetime, minutes: int, wait: float) -> list[Event]:
+    """Two calls a minute of ``agent``, each after waiting ``wait`` seconds for a load slot."""
+    return [
+        Event(
+            type="agent.selected",
+            run_id=f"q-{agent}-{start:%H%M}-{m}-{i}",
+            workflow="w",
+            step="s",
+            agent=agent,
+            try_number=1,
+            ts=start + timedelta(minutes=m, seconds=20 * i),
+            payload={"agent": agent, "queue_wait_s": wait + 0.01 * (m % 5)},
+        )
+        for m in range(minutes)
+        for i in range(2)
+    ]
+
+
+def test_calls_waiting_long_for_an_agents_slots_open_a_queue_wait_incident(clean):
+    store = clean
+    store.append(_selections("alpha", NOW - timedelta(hours=3), 170, 0.0))
+    store.append(_selections("beta", NOW - timedelta(hours=3), 180, 0.0))
+    store.append(_selections("alpha", NOW - timedelta(minutes=10), 10, 20.0))  # its slots stay full
+    report = monitor.tick(store, Monitoring(), NOW)
+    assert sorted({(a.kind, a.where) for a in report.anomalies}) == [("queue_wait", "agent:alpha")]
+    waits = signals.points(store, "queue_wait", "agent:alpha", NOW - timedelta(minutes=10))
+    assert len(waits.value) == 10 and min(waits.value) >= 20.0
+
+
 def test_a_monitoring_file_that_sets_an_unmeasured_signal_is_read_with_a_warning(tmp_path, caplog):
     (tmp_path / "monitoring.yaml").write_text(
-        "monitoring:\n  detectors:\n    queue_wait: {robust: {min_ratio: 4}}\n    failure_rate: {}\n"
+        "monitoring:\n  detectors:\n    sensor_lag: {robust: {min_ratio: 4}}\n    failure_rate: {}\n"
     )
     config = monitor.load_config(tmp_path)
-    assert config.detectors.queue_wait.robust.min_ratio == 4
+    assert config.detectors.sensor_lag.robust.min_ratio == 4
     (record,) = [r for r in caplog.records if r.name == "baton.ops.monitor"]
     assert record.getMessage() == (
-        f"{tmp_path / 'monitoring.yaml'}: monitoring.detectors sets queue_wait, which the monitor does not "
+        f"{tmp_path / 'monitoring.yaml'}: monitoring.detectors sets sensor_lag, which the monitor does not "
         "measure yet (it measures failure_rate, schema_failure_rate, reask_rate, escalation_rate, latency, "
-        "tokens, cost, sensor_silence): no incident will come of them"
+        "queue_wait, tokens, cost, sensor_silence): no incident will come of them"
     )
 
 

@@ -294,10 +294,12 @@ class FanOut:
             return [self._event("subtask.started", sub, choice.agent, attempt, {}), selected]
 
         def take(conn: Any) -> tuple[Choice, int] | None:
-            return self.router.take_best(conn, capabilities, route.prefer, tried, holder, self.ttl, events)
+            return self.router.take_best(
+                conn, capabilities, route.prefer, tried, holder, self.ttl, events, since
+            )
 
         await asyncio.to_thread(self.router.stats)  # read once, outside the group transaction
-        delay = 0.01
+        delay, since = 0.01, time.monotonic()
         while True:
             try:
                 taken = await self.writes.run(take)

@@ -9,6 +9,7 @@ import os
 import socket
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,18 @@ from baton.spec.roster import Agent
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def waited(events: Sequence[Event], since: float | None) -> Sequence[Event]:
+    """``events`` with the seconds waited since ``since`` (``time.monotonic()``) in their
+    ``agent.selected`` (``queue_wait_s``); unchanged when ``since`` is None."""
+    if since is None:
+        return events
+    wait = round(max(0.0, time.monotonic() - since), 3)
+    return [
+        replace(e, payload={**e.payload, "queue_wait_s": wait}) if e.type == "agent.selected" else e
+        for e in events
+    ]
 
 
 class Slots:
@@ -64,19 +77,36 @@ class Slots:
                 caps = dict(own.execute(query).all())
         return {a.name: min(a.max_concurrency, caps.get(a.name) or a.max_concurrency) for a in agents}
 
-    def acquire(self, agent: Agent, holder: str, ttl: timedelta, events: Sequence[Event] = ()) -> int | None:
+    def acquire(
+        self,
+        agent: Agent,
+        holder: str,
+        ttl: timedelta,
+        events: Sequence[Event] = (),
+        since: float | None = None,
+    ) -> int | None:
         """Take a free slot of ``agent`` and store ``events`` in the same transaction; the slot number,
-        or None when all ``max_concurrency`` slots are taken (then no event is stored)."""
+        or None when all ``max_concurrency`` slots are taken (then no event is stored).
+
+        :param since: when the caller began waiting for a slot (``time.monotonic()``): the wait is
+            stored in the ``agent.selected`` event among ``events`` (``queue_wait_s``, the monitor's
+            ``queue_wait``)."""
         for _ in range(agent.max_concurrency + 1):
             try:
                 with self.store.engine.begin() as conn:
-                    return self.acquire_in(conn, agent, holder, ttl, events)
+                    return self.acquire_in(conn, agent, holder, ttl, events, since)
             except IntegrityError:
                 continue  # another caller took that slot between our read and our insert: read again
         return None
 
     def acquire_in(
-        self, conn: Connection, agent: Agent, holder: str, ttl: timedelta, events: Sequence[Event] = ()
+        self,
+        conn: Connection,
+        agent: Agent,
+        holder: str,
+        ttl: timedelta,
+        events: Sequence[Event] = (),
+        since: float | None = None,
     ) -> int | None:
         """``acquire`` inside the caller's transaction (raises IntegrityError when it lost a race)."""
         s = schema.agent_slots.c
@@ -96,13 +126,13 @@ class Slots:
                 expires_at=now + ttl,
             )
         )
-        self.store.append_in(conn, events)
+        self.store.append_in(conn, waited(events, since))
         return free
 
     def take(self, agent: Agent, holder: str, ttl: timedelta, events: Sequence[Event] = ()) -> int:
         """``acquire``, waiting while every slot is taken (the step's execution_timeout bounds the wait)."""
-        delay = 0.02
-        while (slot := self.acquire(agent, holder, ttl, events)) is None:
+        delay, since = 0.02, time.monotonic()
+        while (slot := self.acquire(agent, holder, ttl, events, since)) is None:
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
         return slot
@@ -112,9 +142,9 @@ class Slots:
     ) -> int:
         """Take one of ``agent``'s slots from a coroutine, in ``writes``' next transaction; the wait for
         a free slot does not block the loop."""
-        delay = 0.01
+        delay, since = 0.01, time.monotonic()
         while (
-            slot := await writes.run(lambda conn: self.acquire_in(conn, agent, holder, ttl, events))
+            slot := await writes.run(lambda conn: self.acquire_in(conn, agent, holder, ttl, events, since))
         ) is None:
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 0.25)

@@ -216,17 +216,19 @@ class Router:
         holder: str,
         ttl: timedelta,
         events: Callable[[Choice], Sequence[Event]],
+        since: float | None = None,
     ) -> tuple[Choice, int] | None:
         """Choose and take a slot in one transaction (``conn``): rank with the load this transaction
         sees, so that the slots that choices made a moment ago took count (N simultaneous items spread
         by load from the first call), and take a slot of the best candidate that has one free, storing
         ``events(choice)`` with it. None when every candidate is full (the caller waits and asks again).
+        ``since``: when the caller began waiting (see ``Slots.acquire``).
         """
         choice = self.rank(capabilities, prefer, exclude, conn=conn)
         by_name = {a.name: a for a in self.agents}
         for name in choice.ranked:
             pick = choice if name == choice.agent.name else replace(choice, agent=by_name[name])
-            slot = self.slots.acquire_in(conn, pick.agent, holder, ttl, events(pick))
+            slot = self.slots.acquire_in(conn, pick.agent, holder, ttl, events(pick), since)
             if slot is not None:
                 return pick, slot
         return None
@@ -272,11 +274,13 @@ def route_and_take(
         named = [replace(e, agent=choice.agent.name) if e.type == "step.started" else e for e in start]
         return [*named, selected]
 
-    delay = 0.02
+    delay, since = 0.02, time.monotonic()
     while True:
         try:
             with recorder.store.engine.begin() as conn:
-                taken = router.take_best(conn, route.capabilities, route.prefer, tried, holder, ttl, events)
+                taken = router.take_best(
+                    conn, route.capabilities, route.prefer, tried, holder, ttl, events, since
+                )
         except IntegrityError:
             taken = None  # another process took that slot between our read and our insert: ask again
         if taken is not None:

@@ -128,6 +128,9 @@ class AgentSelected(Payload):
     subtask: str = ""
     scores: dict[str, float] = Field(default_factory=dict)
     excluded: dict[str, str] = Field(default_factory=dict)
+    queue_wait_s: float = Field(
+        default=0.0, description="seconds the call waited for a free slot of the agent"
+    )
 
 
 @event_type("agent.breaker_opened")

@@ -51,13 +51,14 @@ WATCHED = (  # what fold measures
     "reask_rate",
     "escalation_rate",
     "latency",
+    "queue_wait",
     "tokens",
     "cost",
     "sensor_silence",
 )
 # Declared in monitoring.yaml's schema, with detectors, but not measured yet: a config that sets them is
 # told so when it is read (the monitor would never fire on them).
-NOT_MEASURED = ("queue_wait", "sensor_lag", "runs_started")
+NOT_MEASURED = ("sensor_lag", "runs_started")
 MAX_BATCHES = 20  # at most 20 x 50,000 events folded per tick: a backlog is caught up over a few ticks
 
 

@@ -12,6 +12,8 @@ Signals folded (scope ``agent:<name>`` unless said):
   (``workflow:<id>``: runs, failed runs);
 - ``latency``: each successful step's or item's duration (the bucket's mean is its point);
 - ``tokens`` and ``cost``: each model call's tokens and cost;
+- ``queue_wait``: the seconds each call waited for a free load slot of the agent (``agent.selected``'s
+  ``queue_wait_s``: 0 when a slot was free);
 - ``reask_rate``: each model call (total), and those that needed more than one request (bad: the
   answer broke the output schema and the model was asked again);
 - ``schema_failure_rate``: a step or item done by the agent (total), failed because its answers broke
@@ -50,7 +52,15 @@ CURSOR = "cursor"
 _DONE = {"step.succeeded": False, "subtask.succeeded": False, "step.failed": True, "subtask.failed": True}
 FAILED = tuple(kind for kind, failed in _DONE.items() if failed)  # the bad events of an agent's failure_rate
 SCHEMA_FAILED = OutputInvalid.__name__  # the error class of the bad events of schema_failure_rate
-_FOLDED = (*_DONE, "model.called", "run.succeeded", "run.failed", "trigger.fired", "approval.requested")
+_FOLDED = (
+    *_DONE,
+    "model.called",
+    "run.succeeded",
+    "run.failed",
+    "trigger.fired",
+    "approval.requested",
+    "agent.selected",
+)
 SENSOR_DAG_SUFFIX = "__sensor"  # baton.compile.build.SENSOR_SUFFIX: a sensor's events are its DAG's
 
 Key = tuple[str, str, datetime]
@@ -90,6 +100,10 @@ def _fold_event(acc: dict[Key, list[float]], kind: str, agent: str | None, workf
         took = payload.get("duration_s", payload.get("latency_s"))
         if not _DONE[kind] and isinstance(took, int | float) and took >= 0:
             _add(acc, "latency", scope, ts, value=float(took))
+    elif kind == "agent.selected":
+        wait = payload.get("queue_wait_s", 0.0)
+        if isinstance(wait, int | float) and wait >= 0:
+            _add(acc, "queue_wait", scope, ts, value=float(wait))
     elif kind == "model.called":
         _add(
             acc,
