@@ -37,7 +37,13 @@ from baton.events.store import Event, EventStore
 from baton.ops import signals
 from baton.ops.detectors import detect
 from baton.ops.incidents import Action, Anomaly, Book, Transition, evaluate
-from baton.ops.monitoring_config import COUNT_SIGNALS, EVENT_SIGNALS, Monitoring, load_monitoring
+from baton.ops.monitoring_config import (
+    COUNT_SIGNALS,
+    EVENT_SIGNALS,
+    SIGNAL_KINDS,
+    Monitoring,
+    load_monitoring,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,20 +51,10 @@ MONITOR = "baton_monitor"  # the DAG, and the workflow of the incident events
 BOOK = "book"
 FILE = "monitoring.yaml"
 HOLD = timedelta(days=7)  # a circuit a runbook opened stays open this long at most, if never closed
-WATCHED = (  # what fold measures
-    "failure_rate",
-    "schema_failure_rate",
-    "reask_rate",
-    "escalation_rate",
-    "latency",
-    "queue_wait",
-    "tokens",
-    "cost",
-    "sensor_silence",
-)
 # Declared in monitoring.yaml's schema, with detectors, but not measured yet: a config that sets them is
 # told so when it is read (the monitor would never fire on them).
 NOT_MEASURED = ("sensor_lag", "runs_started")
+WATCHED = tuple(kind for kind in SIGNAL_KINDS if kind not in NOT_MEASURED)  # what fold measures
 MAX_BATCHES = 20  # at most 20 x 50,000 events folded per tick: a backlog is caught up over a few ticks
 
 
