@@ -481,6 +481,23 @@ def test_calls_waiting_long_for_an_agents_slots_open_a_queue_wait_incident(clean
     assert len(waits.value) == 10 and min(waits.value) >= 20.0
 
 
+def test_a_wait_or_duration_that_is_not_a_finite_number_of_seconds_is_left_out_of_its_bucket(clean):
+    store = clean
+    base = {"workflow": "w", "step": "s", "agent": "alpha", "try_number": 1, "ts": NOW}
+    odd = [-1.0]
+    if store.engine.dialect.name == "sqlite":  # PostgreSQL's json refuses them: such an append fails there
+        odd += [float("inf"), float("nan")]
+    events = []
+    for i, (wait, took) in enumerate(zip([*odd, 2.0], [*odd, 0.5], strict=True)):
+        run = {"run_id": f"odd-{i}", **base}  # one run each: a step's events are kept once per run
+        events.append(Event(type="agent.selected", payload={"agent": "alpha", "queue_wait_s": wait}, **run))
+        events.append(Event(type="step.succeeded", payload={"duration_s": took}, **run))
+    store.append(events)
+    signals.fold(store, NOW + timedelta(minutes=1))
+    assert list(signals.points(store, "queue_wait", "agent:alpha", NOW).value) == [2.0]
+    assert list(signals.points(store, "latency", "agent:alpha", NOW).value) == [0.5]
+
+
 def test_a_monitoring_file_that_sets_an_unmeasured_signal_is_read_with_a_warning(tmp_path, caplog):
     (tmp_path / "monitoring.yaml").write_text(
         "monitoring:\n  detectors:\n    sensor_lag: {robust: {min_ratio: 4}}\n    failure_rate: {}\n"

@@ -30,6 +30,7 @@ never skipped.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -97,13 +98,12 @@ def _fold_event(acc: dict[Key, list[float]], kind: str, agent: str | None, workf
     if kind in _DONE:
         _add(acc, "failure_rate", scope, ts, bad=int(_DONE[kind]))
         _add(acc, "schema_failure_rate", scope, ts, bad=int(bad_payload("schema_failure_rate", payload)))
-        took = payload.get("duration_s", payload.get("latency_s"))
-        if not _DONE[kind] and isinstance(took, int | float) and took >= 0:
-            _add(acc, "latency", scope, ts, value=float(took))
+        took = _seconds(payload.get("duration_s", payload.get("latency_s")))
+        if not _DONE[kind] and took is not None:
+            _add(acc, "latency", scope, ts, value=took)
     elif kind == "agent.selected":
-        wait = payload.get("queue_wait_s", 0.0)
-        if isinstance(wait, int | float) and wait >= 0:
-            _add(acc, "queue_wait", scope, ts, value=float(wait))
+        if (wait := _seconds(payload.get("queue_wait_s", 0.0))) is not None:
+            _add(acc, "queue_wait", scope, ts, value=wait)
     elif kind == "model.called":
         _add(
             acc,
@@ -114,6 +114,14 @@ def _fold_event(acc: dict[Key, list[float]], kind: str, agent: str | None, workf
         )
         _add(acc, "cost", scope, ts, value=float(payload.get("cost", 0.0)))
         _add(acc, "reask_rate", scope, ts, bad=int(reasked(payload)))
+
+
+def _seconds(value: Any) -> float | None:
+    """A duration from a payload, or None when it is not a finite number of seconds >= 0 (one bad value
+    must not turn a bucket's sum into infinity or NaN)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        return None
+    return float(value)
 
 
 def bad_payload(kind: str, payload: Any) -> bool:
