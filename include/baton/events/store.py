@@ -368,8 +368,6 @@ def _from_row(row: Any) -> Event | CorruptEvent:
             else f"payload is not JSON: {error}"
         )
         return CorruptEvent(seq, kind, problem)
-    if isinstance(ts, str):  # SQLite hands back text
-        ts = datetime.fromisoformat(ts)
     return Event(
         type=kind,
         run_id=run_id,
