@@ -26,7 +26,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def waited(events: Sequence[Event], since: float | None) -> Sequence[Event]:
+def _waited(events: Sequence[Event], since: float | None) -> Sequence[Event]:
     """``events`` with the seconds waited since ``since`` (``time.monotonic()``) in their
     ``agent.selected`` (``queue_wait_s``); unchanged when ``since`` is None."""
     if since is None:
@@ -126,7 +126,7 @@ class Slots:
                 expires_at=now + ttl,
             )
         )
-        self.store.append_in(conn, waited(events, since))
+        self.store.append_in(conn, _waited(events, since))
         return free
 
     def take(self, agent: Agent, holder: str, ttl: timedelta, events: Sequence[Event] = ()) -> int:
