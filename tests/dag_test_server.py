@@ -67,8 +67,12 @@ def run(request: dict) -> None:
 
 def main() -> None:
     # dag.test() talks to an in-process Execution API that the supervisor builds once per process; it
-    # is built here, before the fork (its event-loop thread starts in the child, on first use)
-    supervisor.in_process_api_server().app  # noqa: B018
+    # is built here, before the fork (its event-loop thread starts in the child, on first use). Its
+    # versioned routes too: Cadwyn generates them on the app's first request, about 7 s of CPU on this
+    # machine, which every child would otherwise spend again (most of a small workflow's dag.test()).
+    app = supervisor.in_process_api_server().app
+    if not getattr(app, "_cadwyn_initialized", True):
+        app._cadwyn_initialize()
     settings.engine.dispose()  # no pooled connection is shared with a child
     print(json.dumps({"ready": os.getpid()}), flush=True)
     for line in sys.stdin:
