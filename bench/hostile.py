@@ -251,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     import re
 
     names = args.case or [c.name for c in CASES]
+    if unknown := sorted(set(names) - {c.name for c in CASES}):
+        parser.error(
+            f"--case: no case named {', '.join(unknown)} (the cases: {', '.join(c.name for c in CASES)})"
+        )
     worst_s = worst_mb = 0.0
     failed = []
     wall, rss, _ = _measure(BASELINE, args.scale)

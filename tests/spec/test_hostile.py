@@ -339,17 +339,36 @@ def test_an_operation_that_would_make_a_huge_value_is_refused_before_it_runs(sou
         templating.render(source, {})
 
 
-def test_bench_hostile_smoke_run_answers_every_case_and_prints_its_headline():
+# One case of each path of the bench's child (a valid template whose DAG is built, a refused one, a
+# rendering), tiny: each child imports Baton and Airflow (about 3 s of CPU), and every case's answer at its
+# full size is asserted in this process above.
+SMOKE_CASES = ["reverse_chain", "errors_everywhere", "render_output"]
+
+
+def _bench_hostile(*args: str):
     import subprocess
     import sys
 
     root = Path(__file__).resolve().parents[2]
-    done = subprocess.run(
-        [sys.executable, "bench/hostile.py", "--scale", "0.01"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    return subprocess.run(
+        [sys.executable, "bench/hostile.py", *args], cwd=root, capture_output=True, text=True, timeout=600
     )
+
+
+def test_bench_hostile_smoke_run_answers_its_cases_and_prints_its_headline():
+    done = _bench_hostile("--scale", "0.01", *(arg for name in SMOKE_CASES for arg in ("--case", name)))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert re.fullmatch(r"worst case: \d+\.\d s, \d+ MB", done.stdout.strip().splitlines()[-1]), done.stdout
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].startswith("baseline (lead_qualification)") and "valid, DAG built" in lines[0], (
+        done.stdout
+    )
+    ran = [line.split()[0] for line in lines[1:-1]]
+    assert ran == [case.name for case in hostile.CASES if case.name in SMOKE_CASES], done.stdout
+    assert all(" ok" in line for line in lines[1:-1]), done.stdout
+    assert re.fullmatch(r"worst case: \d+\.\d s, \d+ MB", lines[-1]), done.stdout
+
+
+def test_bench_hostile_refuses_a_case_it_does_not_have():
+    done = _bench_hostile("--case", "reverse_chain", "--case", "no_such_case")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--case: no case named no_such_case (the cases: errors_everywhere, " in done.stderr
