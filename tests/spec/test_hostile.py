@@ -340,7 +340,7 @@ def test_an_operation_that_would_make_a_huge_value_is_refused_before_it_runs(sou
 
 
 # One case of each path of the bench's child (a valid template whose DAG is built, a refused one, a
-# rendering), tiny: each child imports Baton and Airflow (about 3 s of CPU), and every case's answer at its
+# rendering), tiny: each child imports Baton and Airflow (about 4.5 s of CPU here), and every case's answer at its
 # full size is asserted in this process above.
 SMOKE_CASES = ["reverse_chain", "errors_everywhere", "render_output"]
 
