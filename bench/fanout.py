@@ -18,6 +18,11 @@ instance's ``end_date - start_date``: the in-task cost, without scheduling) are 
 Goals (medians of wall times): c4 / the ideal ceil(100 / 4) x 200 ms = 5 s <= 1.5 (100 plain mapped
 tasks took 11.9x here); c16 / bare <= 1.2.
 
+``--write-dags DIR`` writes its DAGs into another dags folder (with Baton's loader and a roster if it has
+none) and prints the settings that Airflow needs as JSON; ``--attach AIRFLOW_HOME`` then measures that
+Airflow once it runs (started by ``devtools.standalone``), with its settings and beside its other work,
+and leaves it running. The test suite's smoke run does that on the Airflow its integration tests share.
+
 Run from the repository root:
 
     .venv/bin/python bench/fanout.py [--runs 5] [--keep DIR]
@@ -31,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
 import statistics
 import sys
 from contextlib import ExitStack
@@ -41,7 +45,11 @@ from typing import Any
 import httpx
 from harness import (
     BenchError,
+    attach_arguments,
+    attached,
+    baton_dags,
     effective_settings,
+    none_exists,
     other_airflows,
     print_environment,
     run_bench,
@@ -49,11 +57,11 @@ from harness import (
     task_instances,
     ts,
     workdir,
+    write_new,
 )
 
 from devtools.standalone import Standalone
 
-ROOT = Path(__file__).resolve().parents[1]
 C4, C16, BARE = "fanout_c4", "fanout_c16", "fanout_bare"
 DAGS = (C4, C16, BARE)
 CONCURRENCY = {C4: 4, C16: 16, BARE: 16}
@@ -77,8 +85,7 @@ def ideal(dag_id: str) -> float:
 
 
 AGENTS = f"""\
-# The roster of bench/fanout.py: one agent answering after {DELAY * 1000:.0f} ms (the offline model with a delay).
-agents:
+  # bench/fanout.py's agent: it answers after {DELAY * 1000:.0f} ms (the offline model with a delay).
   - name: bench_worker
     description: Answers after {DELAY * 1000:.0f} ms (the offline model with a delay).
     capabilities: [bench]
@@ -144,19 +151,21 @@ def {dag_id}():
 '''
 
 
-def write_dags(dags: Path) -> None:
-    (dags / "workflows").mkdir(parents=True)
-    shutil.copyfile(ROOT / "dags" / "baton_workflows.py", dags / "baton_workflows.py")
-    (dags / "agents.yaml").write_text(AGENTS, encoding="utf-8")
+def write_dags(dags: Path) -> dict[str, str]:
+    """The three DAGs in ``dags`` (with Baton's loader and a roster, given the bench's agent); the
+    settings they need."""
+    none_exists(*(dags / "workflows" / f"{dag_id}.yaml" for dag_id in (C4, C16)), dags / f"{BARE}.py")
+    baton_dags(dags, AGENTS, ("bench_worker",))
     for dag_id in (C4, C16):
         text = BATON_TEMPLATE.format(
             dag_id=dag_id, items=ITEMS, delay_ms=DELAY * 1000, concurrency=CONCURRENCY[dag_id]
         )
-        (dags / "workflows" / f"{dag_id}.yaml").write_text(text, encoding="utf-8")
+        write_new(dags / "workflows" / f"{dag_id}.yaml", text)
     text = BARE_DAG.format(
         dag_id=BARE, items=ITEMS, delay=DELAY, delay_ms=DELAY * 1000, concurrency=CONCURRENCY[BARE]
     )
-    (dags / f"{BARE}.py").write_text(text, encoding="utf-8")
+    write_new(dags / f"{BARE}.py", text)
+    return SETTINGS
 
 
 def phases(client: httpx.Client, dag_id: str, run: dict[str, Any]) -> dict[str, float]:
@@ -207,7 +216,10 @@ def summary_line(label: str, wall: list[float], server: list[float], work: list[
 
 
 def bench(airflow: Standalone, runs: int) -> int:
-    checked = airflow.command("baton", "validate")
+    # its own templates (an attached Airflow's dags folder may hold broken ones on purpose)
+    checked = airflow.command(
+        "baton", "validate", *(str(airflow.dags_folder / "workflows" / f"{d}.yaml") for d in (C4, C16))
+    )
     if checked.returncode != 0:
         print(f"baton validate failed:\n{checked.stdout[-2000:]}{checked.stderr[-2000:]}", file=sys.stderr)
         return 1
@@ -280,7 +292,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="measured runs of each DAG (default 5)")
     parser.add_argument("--keep", type=Path, help="use this (new or empty) directory instead of a temp dir")
+    attach_arguments(parser)
     args = parser.parse_args()
+    if args.write_dags:
+        try:
+            print(json.dumps(write_dags(args.write_dags)))
+        except (FileExistsError, ValueError) as error:
+            parser.error(f"--write-dags: {error}")
+        return 0
+    if args.attach:
+        if args.keep:
+            parser.error("--attach measures the Airflow as it runs: no --keep with it")
+        airflow = attached(parser, args.attach)
+        return run_bench(airflow, lambda: bench(airflow, args.runs))
 
     with ExitStack() as stack:
         base = workdir(stack, args.keep, "baton-fanout-")

@@ -3,7 +3,9 @@ where its time went, find competing Airflow processes, and always stop Airflow a
 
 from __future__ import annotations
 
+import argparse
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -17,7 +19,9 @@ from typing import Any
 import httpx
 from sqlalchemy import make_url
 
-from devtools.standalone import Standalone, scratch_database
+from devtools.standalone import AttachError, Standalone, scratch_database
+
+ROOT = Path(__file__).resolve().parents[1]
 
 POLL = 0.05  # seconds between two polls of a run's state
 # The settings that decide a benchmark's figures, reported with them as the scheduler really has them.
@@ -47,6 +51,80 @@ def workdir(stack: ExitStack, keep: Path | None, prefix: str) -> Path:
     return base
 
 
+def attach_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--write-dags`` and ``--attach``: measure on an Airflow that runs anyway (the test suite's shared
+    one) instead of starting one; the figures are then those of that Airflow's settings and load."""
+    parser.add_argument(
+        "--write-dags",
+        type=Path,
+        metavar="DIR",
+        help="write this benchmark's DAG files into DIR (a dags folder: new, or holding Baton's loader "
+        "and a roster, to which its agents are added), print the settings its Airflow needs, and exit",
+    )
+    parser.add_argument(
+        "--attach",
+        type=Path,
+        metavar="AIRFLOW_HOME",
+        help="measure on the running Airflow that devtools.standalone started with this home (its dags "
+        "folder holding this benchmark's DAGs: --write-dags); it is left running",
+    )
+
+
+def attached(parser: argparse.ArgumentParser, home: Path) -> Standalone:
+    """The running Airflow of ``--attach``, or the parser's error (exit 2) saying why there is none."""
+    try:
+        return Standalone.attach(home)
+    except AttachError as error:
+        parser.error(f"--attach: {error}")
+
+
+def none_exists(*paths: Path) -> None:
+    """Checked before a benchmark writes into a dags folder: it may be a person's, and nothing of it is
+    replaced, nor written half.
+
+    :raises FileExistsError: one of ``paths`` exists (the message names it).
+    """
+    if existing := [str(path) for path in paths if path.exists()]:
+        verb = "exists" if len(existing) == 1 else "exist"
+        raise FileExistsError(
+            f"{', '.join(existing)} {verb}: give a dags folder without this benchmark's files"
+        )
+
+
+def write_new(path: Path, text: str) -> None:
+    """``text`` as a new file (``none_exists`` checked it first; "x" in case of a race)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("x", encoding="utf-8") as file:
+        file.write(text)
+
+
+def baton_dags(dags: Path, agents: str = "", names: tuple[str, ...] = ()) -> None:
+    """Baton's loader and the bundled roster in ``dags`` where they are missing; then ``agents`` (YAML
+    list items of a roster, named ``names``) added to its roster. The roster is written only once the
+    result is checked to list them.
+
+    :raises ValueError: the roster would not list ``names`` (its ``agents:`` is not last, or it is not
+        YAML); it is left as it was.
+    """
+    import yaml
+
+    (dags / "workflows").mkdir(parents=True, exist_ok=True)
+    for name in ("baton_workflows.py", "agents.yaml"):  # not baton_template_errors.py: not needed
+        if not (dags / name).exists():
+            shutil.copyfile(ROOT / "dags" / name, dags / name)
+    if not agents:
+        return
+    roster = dags / "agents.yaml"
+    text = roster.read_text(encoding="utf-8").rstrip("\n") + "\n\n" + agents
+    try:
+        listed = {agent.get("name") for agent in (yaml.safe_load(text) or {}).get("agents") or []}
+    except (yaml.YAMLError, AttributeError) as error:
+        raise ValueError(f"{roster}: not a roster this benchmark can add its agents to ({error})") from None
+    if missing := set(names) - listed:
+        raise ValueError(f"{roster}: its agents list must come last for {sorted(missing)} to be added to it")
+    roster.write_text(text, encoding="utf-8")
+
+
 def run_bench(airflow: Standalone, bench: Callable[[], int]) -> int:
     """``bench()``'s exit status; 1 on a BenchError or when an Airflow process outlives it. A SIGTERM
     (a ``kill`` of the benchmark) unwinds like an error, so Airflow's process group is still stopped."""
@@ -58,8 +136,8 @@ def run_bench(airflow: Standalone, bench: Callable[[], int]) -> int:
         print(f"error: {error}", file=sys.stderr)
         status = 1
     finally:
-        airflow.stop()
-        leftover = airflow.leftover_pids()
+        airflow.stop()  # an attached Airflow is left running, and its processes are not leftovers
+        leftover = [] if airflow.attached else airflow.leftover_pids()
         if leftover:
             print(f"warning: Airflow processes outlived the benchmark: {leftover}", file=sys.stderr)
             status = 1

@@ -16,6 +16,11 @@ task timestamps give where the time goes. The goal is a ratio of medians Baton/p
 forked from the scheduler, without the agent runtime that the default forkserver preloads, which
 shows what the preload buys.
 
+``--write-dags DIR`` writes its DAGs into another dags folder (with Baton's loader and a roster if it has
+none) and prints the settings that Airflow needs as JSON; ``--attach AIRFLOW_HOME`` then measures that
+Airflow once it runs (started by ``devtools.standalone``), with its settings and beside its other work,
+and leaves it running. The test suite's smoke run does that on the Airflow its integration tests share.
+
 Run from the repository root:
 
     .venv/bin/python bench/latency.py [--runs 10] [--no-preload] [--keep DIR]
@@ -30,7 +35,6 @@ import argparse
 import json
 import os
 import shlex
-import shutil
 import statistics
 import sys
 from contextlib import ExitStack
@@ -41,7 +45,11 @@ from unittest import mock
 import httpx
 from harness import (
     BenchError,
+    attach_arguments,
+    attached,
+    baton_dags,
     effective_settings,
+    none_exists,
     other_airflows,
     print_environment,
     run_bench,
@@ -49,12 +57,12 @@ from harness import (
     task_instances,
     ts,
     workdir,
+    write_new,
 )
 
 from devtools import standalone as standalone_module
 from devtools.standalone import Standalone
 
-ROOT = Path(__file__).resolve().parents[1]
 BATON, PLAIN = "latency_baton", "latency_plain"
 LABELS = {PLAIN: "plain @task chain:", BATON: "Baton offline chain:"}
 TASKS = ("first", "second", "third")
@@ -120,12 +128,13 @@ latency_plain()
 '''
 
 
-def write_dags(dags: Path) -> None:
-    (dags / "workflows").mkdir(parents=True)
-    for name in ("baton_workflows.py", "agents.yaml"):  # not baton_template_errors.py: not needed
-        shutil.copyfile(ROOT / "dags" / name, dags / name)
-    (dags / "workflows" / f"{BATON}.yaml").write_text(BATON_TEMPLATE, encoding="utf-8")
-    (dags / f"{PLAIN}.py").write_text(PLAIN_DAG, encoding="utf-8")
+def write_dags(dags: Path) -> dict[str, str]:
+    """The two DAGs in ``dags`` (with Baton's loader and the bundled roster); the settings they need."""
+    none_exists(dags / "workflows" / f"{BATON}.yaml", dags / f"{PLAIN}.py")
+    baton_dags(dags)
+    write_new(dags / "workflows" / f"{BATON}.yaml", BATON_TEMPLATE)
+    write_new(dags / f"{PLAIN}.py", PLAIN_DAG)
+    return {}
 
 
 def env_after_env_sh(airflow: Standalone) -> dict[str, str]:
@@ -190,7 +199,7 @@ def summary_line(label: str, wall: list[float], server: list[float]) -> str:
 
 def bench(airflow: Standalone, runs: int, preload: bool) -> int:
     others = other_airflows(airflow)
-    airflow.start()
+    airflow.start()  # an attached one is only checked
     pools = airflow.command("baton", "pools", "sync")
     if pools.returncode != 0:
         print(f"baton pools sync failed:\n{pools.stderr[-2000:]}", file=sys.stderr)
@@ -258,8 +267,20 @@ def main() -> int:
         help="fork LocalExecutor workers from the scheduler instead of the preloading forkserver",
     )
     parser.add_argument("--keep", type=Path, help="use this (new or empty) directory instead of a temp dir")
+    attach_arguments(parser)
     args = parser.parse_args()
     preload = not args.no_preload
+    if args.write_dags:
+        try:
+            print(json.dumps(write_dags(args.write_dags)))
+        except (FileExistsError, ValueError) as error:
+            parser.error(f"--write-dags: {error}")
+        return 0
+    if args.attach:
+        if args.no_preload or args.keep:
+            parser.error("--attach measures the Airflow as it runs: no --no-preload or --keep with it")
+        airflow = attached(parser, args.attach)
+        return run_bench(airflow, lambda: bench(airflow, args.runs, preload))
 
     with ExitStack() as stack:
         base = workdir(stack, args.keep, "baton-latency-")

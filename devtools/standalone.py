@@ -136,6 +136,10 @@ class AirflowAPI:
         raise TimeoutError(f"run {run_id} of {dag_id} not finished after {timeout} s")
 
 
+class AttachError(Exception):
+    """No running Standalone to attach to (the message says what was found instead)."""
+
+
 class Standalone(AirflowAPI):
     """One ``airflow standalone`` with its own home (SQLite) and dags folder.
 
@@ -144,18 +148,71 @@ class Standalone(AirflowAPI):
     :param settings: extra environment settings, e.g. ``{"AIRFLOW__CORE__PARALLELISM": "8"}``.
     """
 
-    def __init__(self, home: Path, dags_folder: Path | None = None, settings: dict[str, str] | None = None):
-        self.port = free_port()
+    DESCRIPTOR = "baton-standalone.json"  # in the home: how another process attaches (see attach())
+
+    def __init__(
+        self,
+        home: Path,
+        dags_folder: Path | None = None,
+        settings: dict[str, str] | None = None,
+        port: int | None = None,
+    ):
+        self.port = port or free_port()
         super().__init__(f"http://127.0.0.1:{self.port}", home)
+        self.dags_folder = Path(dags_folder or ROOT / "dags")
+        self.settings = dict(settings or {})
         self.env = {k: v for k, v in os.environ.items() if k not in _DROPPED}
         self.env.update(
             AIRFLOW_HOME=str(home),
             AIRFLOW__API__PORT=str(self.port),
             AIRFLOW__API__HOST="127.0.0.1",
-            AIRFLOW__CORE__DAGS_FOLDER=str(dags_folder or ROOT / "dags"),
-            **(settings or {}),
+            AIRFLOW__CORE__DAGS_FOLDER=str(self.dags_folder),
+            **self.settings,
         )
         self.process: subprocess.Popen | None = None
+        self.attached = False  # True: another process started it and stops it; stop() leaves it running
+
+    @classmethod
+    def attach(cls, home: Path, timeout: float = 10) -> Standalone:
+        """The Standalone another process started with ``home`` and still runs (e.g. the test suite's
+        shared Airflow): its port, dags folder and settings from the file start() wrote there. It must
+        answer its health check; ``stop()`` leaves it running.
+
+        :raises AttachError: no such file, a file that is not start()'s, or no healthy Airflow behind it.
+        """
+        descriptor = Path(home) / cls.DESCRIPTOR
+        try:
+            if descriptor.stat().st_size > 1_000_000:  # start() writes a few hundred bytes
+                raise ValueError(f"{descriptor.stat().st_size:,} bytes")
+            saved = json.loads(descriptor.read_text(encoding="utf-8"))
+            port, dags, settings = saved["port"], saved["dags_folder"], saved["settings"]
+            if not (isinstance(port, int) and isinstance(dags, str) and isinstance(settings, dict)):
+                raise TypeError("port, dags_folder or settings of the wrong type")
+        except FileNotFoundError:
+            raise AttachError(f"{descriptor}: not found; is an Airflow started by devtools.standalone running "
+                              "with this AIRFLOW_HOME?") from None  # fmt: skip
+        except KeyError as error:
+            raise AttachError(f"{descriptor}: not a file Standalone.start() wrote (no {error})") from None
+        except (OSError, UnicodeDecodeError, ValueError, TypeError, RecursionError) as error:
+            raise AttachError(f"{descriptor}: not a file Standalone.start() wrote ({error})") from None
+        airflow = cls(Path(home), Path(dags), {str(k): str(v) for k, v in settings.items()}, port=port)
+        airflow.attached = True
+        if not airflow.healthy(timeout):
+            raise AttachError(f"no healthy Airflow at {airflow.url} (from {descriptor}) after {timeout} s")
+        return airflow
+
+    def healthy(self, timeout: float) -> bool:
+        """Whether the API answers its health check within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{self.url}/api/v2/monitor/health", timeout=2).status_code == 200:
+                    return True
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
 
     def command(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         """Run a command (``airflow ...``, ``baton ...``) with this Airflow's settings."""
@@ -170,7 +227,12 @@ class Standalone(AirflowAPI):
 
     def start(self, timeout: float = 180) -> Standalone:
         """Migrate Baton's store, seed the demo business database, start Airflow, wait until it is
-        healthy (as ``make run`` does)."""
+        healthy (as ``make run`` does); then write how another process may attach to it. An attached
+        Standalone is only checked."""
+        if self.attached:
+            if not self.healthy(timeout=10):
+                raise AttachError(f"the attached Airflow at {self.url} is not healthy")
+            return self
         self.home.mkdir(parents=True, exist_ok=True)
         for step in (("baton", "db", "upgrade"), ("python", "-m", "demo.business")):
             done = self.command(*step)
@@ -190,14 +252,17 @@ class Standalone(AirflowAPI):
                 raise RuntimeError(
                     f"airflow standalone exited with {self.process.returncode}; see {log.name}"
                 )
-            try:
-                if httpx.get(f"{self.url}/api/v2/monitor/health", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
+            if self.healthy(timeout=0):
+                self._describe()
+                return self
             time.sleep(0.5)
         self.stop()
         raise TimeoutError(f"airflow standalone not healthy after {timeout} s; see {log.name}")
+
+    def _describe(self) -> None:
+        """The file attach() reads (the home is private to the user: it also holds the admin password)."""
+        saved = {"port": self.port, "dags_folder": str(self.dags_folder), "settings": self.settings}
+        (self.home / self.DESCRIPTOR).write_text(json.dumps(saved, indent=1), encoding="utf-8")
 
     def leftover_pids(self) -> list[int]:
         """Processes still alive whose environment names this Airflow's home."""

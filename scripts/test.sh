@@ -34,7 +34,8 @@ ruff check .
 ruff format --check .
 set +e
 # Two worker processes (the machine's two cores), each test file whole on one of them (its module
-# fixtures run once), the longest files first (tests/conftest.py SLOW_FIRST: xdist would otherwise start
+# fixtures run once) and the files that share one Airflow on the one that started it (tests/conftest.py
+# makes xdist's scheduler), the longest files first (SLOW_FIRST there: xdist would otherwise start
 # the files with most tests first and leave the few long ones for the end); BATON_TEST_WORKERS=0 runs
 # everything in this process.
 pytest -n "${BATON_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@"

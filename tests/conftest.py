@@ -73,6 +73,10 @@ os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
 )
 
 
+# The shared Airflow's fixtures, for every test module.
+pytest_plugins = ("tests.integration.shared_airflow",)
+
+
 def _terminated(*_: object) -> None:
     raise KeyboardInterrupt("SIGTERM")
 
@@ -82,20 +86,58 @@ def _terminated(*_: object) -> None:
 SLOW_FIRST = (
     "tests/bench/test_smoke_incidents.py",  # ~240 s, mostly waiting: the incident campaign's tiny run
     "tests/bench/test_smoke_services.py",  # ~120 s: Airflow on PostgreSQL, then on Celery
-    "tests/integration/test_airflow.py",  # ~110 s
+    # ~420 s: the shared Airflow's files, in this order (one unit of work: SHARED_AIRFLOW_FILES below)
+    "tests/integration/test_airflow.py",
+    "tests/integration/test_triggers.py",
+    "tests/bench/test_smoke_airflow.py",
     "tests/integration/test_celery.py",  # ~100 s
-    "tests/integration/test_triggers.py",  # ~90 s
-    "tests/bench/test_smoke_airflow.py",  # ~90 s
     "tests/workflows/test_invoice_processing.py",  # ~75 s
     "tests/workflows/test_market_research.py",  # ~60 s
     "tests/workflows/test_customer_onboarding.py",  # ~55 s
 )
 
 
+# The files whose tests use the shared Airflow (tests/integration/shared_airflow.py): xdist runs them in
+# the one test process that started it, one file after the other (see pytest_xdist_make_scheduler).
+SHARED_AIRFLOW_FILES = (
+    "tests/integration/test_airflow.py",
+    "tests/integration/test_triggers.py",
+    "tests/bench/test_smoke_airflow.py",
+)
+SHARED_AIRFLOW_FIXTURES = {"shared_airflow", "shared_running"}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The files of SLOW_FIRST first, in that order; the rest as collected (a stable sort)."""
+    """The files of SLOW_FIRST first, in that order; the rest as collected (a stable sort). A test that
+    uses the shared Airflow from a file not in SHARED_AIRFLOW_FILES is refused: xdist would run it in
+    another process, which would start a second one."""
     rank = {path: i for i, path in enumerate(SLOW_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(SLOW_FIRST)))
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        if (
+            SHARED_AIRFLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+            and path not in SHARED_AIRFLOW_FILES
+        ):
+            raise pytest.UsageError(
+                f"{item.nodeid} uses the shared Airflow: add {path} to SHARED_AIRFLOW_FILES in tests/conftest.py"
+            )
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadfile`` with one change: the files of SHARED_AIRFLOW_FILES are one unit of work, so
+    that their tests run in the process that started the shared Airflow. (xdist's own ``loadgroup``
+    reads ``xdist_group`` marks by rewriting node ids, which pytest 9 no longer lets it do.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FilesAndTheSharedAirflow(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::")[0]
+            return "shared-airflow" if path in SHARED_AIRFLOW_FILES else path
+
+    return FilesAndTheSharedAirflow(config, log)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -21,39 +19,20 @@ from demo.http_service import PartnerService
 from baton.cli.approve import SETTLE_S
 from baton.events.replay import fold
 from baton.events.store import Event, EventStore, engine_for
-from bench import hostile
 from devtools.standalone import Standalone
 from tests.agents.openai_server import OpenAICompatibleServer
+from tests.integration.shared_airflow import (
+    BENCH_PLAIN,
+    BENCH_WORKFLOWS,
+    HEALTHY,
+    HOSTILE_COST,
+    HOSTILE_FILES,
+    OPERATIONS,
+)
 from tests.otlp_receiver import OtlpReceiver
 
 pytestmark = pytest.mark.integration
 
-BROKEN = Path(__file__).parents[1] / "spec" / "broken"
-HOSTILE = Path(__file__).parents[1] / "spec" / "hostile"
-HOSTILE_FILES = sorted(path.name for path in HOSTILE.iterdir())
-HOSTILE_COST = [case for case in hostile.CASES if case.klass == "1 cost" and case.expect is not None]
-SAGA_WORKFLOW = Path(__file__).parents[1] / "fixtures" / "saga" / "workflows" / "order_saga.yaml"
-HEALTHY = [
-    "compliance_monitoring",
-    "content_marketing",
-    "crash_recovery",
-    "customer_onboarding",
-    "daily_operations",
-    "deadline_overrun",
-    "escalation",
-    "failing_step",
-    "hr_recruiting",
-    "invoice_processing",
-    "lead_followup",
-    "lead_qualification",
-    "market_research",
-    "monitor_probe",
-    "order_saga",
-    "parallel_feature_delivery",
-    "revenue_milestone",
-    "supply_chain",
-    "upper_extension",
-]
 # The DAGs these tests run (the others stay paused).
 ACTIVE = [
     "baton_compensate",
@@ -66,198 +45,27 @@ ACTIVE = [
     "monitor_probe",
     "order_saga",
 ]
-# Baton's own DAGs, next to the templates' (not templates): the compensator, the monitor, and the sensors.
-OPERATIONS = [
-    "baton_compensate",
-    "baton_monitor",
-    "compliance_monitoring__sensor",
-    "lead_qualification__sensor",
-    "revenue_milestone__sensor",
-]
-CRASH_AGENT = """
-  - name: crash_test_analyst
-    description: Its first model call hangs until the test kills the task process.
-    llm_conn_id: crash_llm
-"""
-GHOST_AGENTS = """
-  - name: ghost_writer_a
-    description: Never gives a valid output (its server answers with invalid JSON).
-    capabilities: [ghostwriting]
-    llm_conn_id: invalid_llm
-  - name: ghost_writer_b
-    description: Never gives a valid output either.
-    capabilities: [ghostwriting]
-    llm_conn_id: invalid_llm
-"""
-ESCALATION_WORKFLOW = """workflow: escalation
-version: 1
-description: Every capable agent fails, so a person writes the output (tests/integration/test_airflow.py).
-owner: tests
-defaults: {retries: 1, retry_delay: 1s, retry_exponential_backoff: false}
-steps:
-  - id: draft
-    route: {capabilities: [ghostwriting]}
-    instruction: Draft the launch headline.
-    output: {headline: string}
-    output_retries: 0
-    escalate: {when: failure, timeout: 10m}
-  - id: publish
-    needs: [draft]
-    agent: strategy_strategic_planner
-    instruction: "Publish {{ steps.draft.headline }}"
-  - id: sign_off
-    needs: [publish]
-    agent: strategy_strategic_planner
-    instruction: "Sign off the launch of {{ steps.draft.headline }}"
-    output: {decision: {type: string, enum: [ship, wait]}}
-    escalate: human
-"""
-# The monitor's test (issue 18): a fan-out routed over an agent whose model server refuses calls while the
-# test says so, and one that always answers. Its own breaker would need 1,000 failures in a row: here only
-# the monitor's runbook opens its circuit.
-PROBE_AGENTS = """
-  - name: flaky_prober
-    description: Its model server refuses every call while the test has it down.
-    capabilities: [probing]
-    llm_conn_id: flaky_llm
-    circuit_breaker: {failures: 1000}
-  - name: steady_prober
-    description: Always answers (the offline model).
-    capabilities: [probing]
-    llm_conn_id: baton_test_undefined_connection
-"""
-PROBE_WORKFLOW = """workflow: monitor_probe
-version: 1
-description: A fan-out routed over a flaky and a steady agent (tests/integration/test_airflow.py, the monitor).
-owner: tests
-defaults: {retries: 0}
-steps:
-  - id: leads
-    skill: score_leads
-  - id: assess
-    for_each: {over: leads.leads, concurrency: 4}
-    route: {capabilities: [probing]}
-    instruction: Assess lead {{ item.id }}.
-    output:
-      verdict: {type: string, enum: [go, hold]}
-"""
-# Windows of minutes, not the default hour, so that the incident resolves within the test.
-MONITORING = """monitoring:
-  detectors:
-    failure_rate: {rate: {windows: [2m], min_calls: 3, min_bad: 3}}
-  incidents: {resolve_after: 1m}
-"""
-CRASH_WORKFLOW = """workflow: crash_recovery
-version: 1
-description: A step whose first try is killed with SIGKILL (tests/integration/test_airflow.py).
-owner: tests
-defaults: {retries: 1, retry_delay: 1s, retry_exponential_backoff: false}
-steps:
-  - id: assess
-    agent: crash_test_analyst
-    instruction: Assess the recovery.
-    output:
-      verdict: {type: string, enum: [go, hold]}
-"""
-DEADLINE_WORKFLOW = """workflow: deadline_overrun
-version: 1
-description: A run that overruns its deadlines while a person has not answered (tests/integration/test_airflow.py).
-owner: tests
-deadline: 5s
-steps:
-  - id: sign_off
-    agent: strategy_strategic_planner
-    instruction: Sign off the launch.
-    output: {decision: {type: string, enum: [ship, wait]}}
-    escalate: human
-    deadline: 6s
-"""
-FAILING_WORKFLOW = """workflow: failing_step
-version: 1
-description: A step whose agent never gives a valid output, with no retry left (tests/integration/test_airflow.py).
-owner: tests
-defaults: {retries: 0}
-steps:
-  - id: draft
-    agent: ghost_writer_a
-    instruction: Draft the launch headline.
-    output: {headline: string}
-    output_retries: 0
-"""
 
 
-@pytest.fixture(scope="module")
-def server():
-    with OpenAICompatibleServer({"verdict": "go"}) as srv:
-        yield srv
+# The shared Airflow (tests/integration/shared_airflow.py) and what it talks to, under this module's names.
+@pytest.fixture
+def airflow(shared_airflow: Standalone) -> Standalone:
+    return shared_airflow
 
 
-@pytest.fixture(scope="module")
-def otlp():
-    with OtlpReceiver() as receiver:
-        yield receiver
+@pytest.fixture
+def server(shared_llm_server: OpenAICompatibleServer) -> OpenAICompatibleServer:
+    return shared_llm_server
 
 
-@pytest.fixture(scope="module")
-def airflow(tmp_path_factory, dags_folder, server, slack, otlp):
-    """Bundled dags, a crash-test workflow and two broken templates; a migrated home; one
-    dag-processor pass; then standalone."""
-    root = tmp_path_factory.mktemp("airflow")
-    dags = root / "dags"
-    shutil.copytree(dags_folder, dags, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("unknown_agent.yaml", "invalid_cron.yaml"):
-        shutil.copy(BROKEN / name, dags / "workflows" / name)
-    for name in HOSTILE_FILES:  # the hostile corpus beside them (issue 15): none may hide a healthy DAG
-        shutil.copy(HOSTILE / name, dags / "workflows" / name)
-    for case in HOSTILE_COST:
-        (dags / "workflows" / f"{case.name}.yaml").write_text(case.build(1.0))
-    (dags / "agents.yaml").write_text(
-        (dags / "agents.yaml").read_text() + CRASH_AGENT + GHOST_AGENTS + PROBE_AGENTS
-    )
-    (dags / "workflows" / "monitor_probe.yaml").write_text(PROBE_WORKFLOW)
-    (dags / "monitoring.yaml").write_text(MONITORING)
-    (dags / "workflows" / "crash_recovery.yaml").write_text(CRASH_WORKFLOW)
-    (dags / "workflows" / "escalation.yaml").write_text(ESCALATION_WORKFLOW)
-    (dags / "workflows" / "deadline_overrun.yaml").write_text(DEADLINE_WORKFLOW)
-    (dags / "workflows" / "failing_step.yaml").write_text(FAILING_WORKFLOW)
-    shutil.copy(SAGA_WORKFLOW, dags / "workflows" / "order_saga.yaml")
-    crash_llm = {
-        "conn_type": "pydanticai",
-        "host": server.url + "/slow/v1",
-        "password": "sk-crash-test",
-        "extra": {"model": "openai-chat:gpt-slow"},
-    }
-    invalid_llm = {**crash_llm, "host": server.url + "/invalid/v1", "extra": {"model": "openai-chat:gpt-bad"}}
-    flaky_llm = {**crash_llm, "host": server.url + "/flaky/v1", "extra": {"model": "openai-chat:gpt-flaky"}}
-    airflow = Standalone(
-        root / "home",
-        dags_folder=dags,
-        settings={
-            "AIRFLOW_CONN_CRASH_LLM": json.dumps(crash_llm),
-            "AIRFLOW_CONN_INVALID_LLM": json.dumps(invalid_llm),
-            "AIRFLOW_CONN_FLAKY_LLM": json.dumps(flaky_llm),
-            # Airflow's traces, and Baton's spans inside them, to the OTLP receiver on 127.0.0.1
-            "AIRFLOW__TRACES__OTEL_ON": "True",
-            "OTEL_TRACES_EXPORTER": "otlp_proto_http",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
-            "OTEL_SERVICE_NAME": "baton-test",
-            "AIRFLOW_CONN_BATON_SLACK": slack.connection,
-            # Only the DAGs these tests use run (see ACTIVE): a dozen DAGs running at once on one
-            # SQLite database made the REST API answer 'database is locked' on a loaded machine.
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        },
-    )
-    airflow.env["AIRFLOW__API__BASE_URL"] = airflow.url  # the links in alerts open this Airflow
-    migrate = airflow.command("airflow", "db", "migrate")
-    assert migrate.returncode == 0, migrate.stderr[-2000:]
-    processor = airflow.command("airflow", "dag-processor", "-n", "1")
-    assert processor.returncode == 0, processor.stderr[-2000:]
-    airflow.processor_pass = processor
-    try:
-        yield airflow
-    finally:
-        airflow.stop()
-        assert airflow.leftover_pids() == [], "an Airflow process outlived the test"
+@pytest.fixture
+def otlp(shared_otlp: OtlpReceiver) -> OtlpReceiver:
+    return shared_otlp
+
+
+@pytest.fixture
+def slack(shared_slack):  # instead of tests/conftest.py's recorder: the one the shared Airflow posts to
+    return shared_slack
 
 
 def _json_lines(stdout: str):
@@ -267,13 +75,16 @@ def _json_lines(stdout: str):
 
 def test_the_real_dag_processor_loads_the_healthy_templates_and_files_the_broken_ones(airflow):
     listed = airflow.command("airflow", "dags", "list", "-o", "json")
-    assert sorted(dag["dag_id"] for dag in _json_lines(listed.stdout)) == sorted(HEALTHY + OPERATIONS)
+    healthy = HEALTHY + BENCH_WORKFLOWS
+    assert sorted(dag["dag_id"] for dag in _json_lines(listed.stdout)) == sorted(
+        healthy + BENCH_PLAIN + OPERATIONS
+    )
     errors = _json_lines(airflow.command("airflow", "dags", "list-import-errors", "-o", "json").stdout)
     assert [error["filepath"] for error in errors] == ["baton_template_errors.py"]
     text = errors[0]["error"]
     broken = 2 + len(HOSTILE_FILES) - 1 + len(HOSTILE_COST)  # upper_extension.YAML is healthy
     assert (
-        f"{broken} Baton template file(s) could not be loaded ({len(HEALTHY)} healthy workflow(s) load"
+        f"{broken} Baton template file(s) could not be loaded ({len(healthy)} healthy workflow(s) load"
         in text
     )
     assert "workflows/unknown_agent.yaml:9: steps[1].agent: unknown agent 'sales_bot'" in text
@@ -286,16 +97,11 @@ def test_the_real_dag_processor_loads_the_healthy_templates_and_files_the_broken
 
 
 @pytest.fixture(scope="module")
-def running(airflow):
-    airflow.start()
-    pools = airflow.command("baton", "pools", "sync")
-    assert pools.returncode == 0, pools.stderr[-2000:]
-    for dag_id in HEALTHY:
-        airflow.wait_for_dag(dag_id)
+def running(shared_running: Standalone) -> Standalone:
     for dag_id in ACTIVE:
-        response = airflow.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+        response = shared_running.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
         assert response.status_code == 200, response.text
-    return airflow
+    return shared_running
 
 
 def test_rest_trigger_with_conf_runs_the_workflow_and_its_outputs_are_readable(running):

@@ -6,8 +6,6 @@ AssetWatcher; an external system triggers a run with the official apache-airflow
 from __future__ import annotations
 
 import json
-import re
-import shutil
 import time
 from typing import Any
 
@@ -23,19 +21,6 @@ pytestmark = pytest.mark.integration
 
 SENSORS = ["compliance_monitoring__sensor", "lead_qualification__sensor", "revenue_milestone__sensor"]
 RUNS = ["lead_qualification", "lead_followup", "revenue_milestone", "compliance_monitoring", "order_events"]
-QUEUE_WORKFLOW = """workflow: order_events
-version: 1
-description: Each message on the Redis channel baton.orders starts a run (tests/integration/test_triggers.py).
-owner: tests
-trigger:
-  queue: {{redis_channel: baton.orders, poll_interval: 0.5}}
-steps:
-  - id: forward
-    skill: http_post
-    with:
-      url: "{url}"
-      json: "{{{{ trigger.payload }}}}"
-"""
 NEW_LEADS = [
     {"id": "L-9001", "company": "Acme Rockets", "contact_role": "CEO", "region": "na", "employees": 1200,
      "annual_budget": 60000, "engagement": 90, "source": "webinar", "created_at": "2026-11-21"},
@@ -46,56 +31,27 @@ NEW_LEADS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def business(business_db):
-    """A throwaway PostgreSQL database seeded with the demo business data."""
-    return business_db
+# The shared Airflow (tests/integration/shared_airflow.py) and what it talks to, under this module's names.
+@pytest.fixture
+def business(shared_business: str) -> str:
+    return shared_business
+
+
+@pytest.fixture
+def partner(shared_partner: PartnerService) -> PartnerService:
+    return shared_partner
 
 
 @pytest.fixture(scope="module")
-def partner():
-    with PartnerService() as service:
-        yield service
-
-
-@pytest.fixture(scope="module")
-def airflow(tmp_path_factory, dags_folder, business, partner):
-    root = tmp_path_factory.mktemp("triggers")
-    dags = root / "dags"
-    shutil.copytree(dags_folder, dags, ignore=shutil.ignore_patterns("__pycache__"))
-    # Only the workflows these tests run, unpaused from the start: Airflow starts an AssetWatcher (the
-    # Redis queue's) when it parses a DAG that is not paused, so one unpaused later would wait for the
-    # next parse (tests/conftest.py makes that ten minutes). The others would only run on their schedules.
-    (dags / "baton_monitor.py").unlink()
-    for template in (dags / "workflows").glob("*.yaml"):
-        if template.stem not in RUNS:
-            template.unlink()
-        elif f"{template.stem}__sensor" in SENSORS:  # they look every 2 s, not 15 or 30: less waiting
-            text, found = re.subn(r"poke_interval: \d+s", "poke_interval: 2s", template.read_text())
-            assert found == 1, f"{template.name}: no 'poke_interval: <n>s' to shorten"
-            template.write_text(text)
-    (dags / "workflows" / "order_events.yaml").write_text(QUEUE_WORKFLOW.format(url=partner.url("/orders")))
-    # The business database is PostgreSQL: the connection the templates name, as an external URI.
-    pg = business.replace("postgresql+psycopg://", "postgres://")
-    airflow = Standalone(
-        root / "home",
-        dags_folder=dags,
-        settings={
-            "AIRFLOW_CONN_BATON_BUSINESS": pg,
-            "AIRFLOW_CONN_REDIS_DEFAULT": "redis://127.0.0.1:6379/0",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        },
-    )
-    try:
-        airflow.start()
-        pools = airflow.command("baton", "pools", "sync")
-        assert pools.returncode == 0, pools.stderr[-2000:]
-        for dag_id in [*RUNS, *SENSORS]:
-            assert airflow.wait_for_dag(dag_id)["is_paused"] is False
-        yield airflow
-    finally:
-        airflow.stop()
-        assert airflow.leftover_pids() == [], "an Airflow process outlived the test"
+def airflow(shared_running: Standalone) -> Standalone:
+    """The shared Airflow with these tests' workflows and sensors unpaused, and their file parsed again
+    since: Airflow starts an AssetWatcher (the Redis queue's) when it parses a DAG that is not paused."""
+    for dag_id in [*RUNS, *SENSORS]:
+        response = shared_running.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+        assert response.status_code == 200, response.text
+    token = shared_running.api("GET", "/dags/order_events").json()["file_token"]
+    assert shared_running.api("PUT", f"/parseDagFile/{token}").status_code == 201
+    return shared_running
 
 
 def _wait(what: str, probe, timeout: float = 120, poll: float = 0.5) -> Any:

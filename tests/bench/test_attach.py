@@ -1,0 +1,100 @@
+"""The benchmarks' ``--write-dags`` and ``--attach`` (bench/harness.py, devtools.standalone.Standalone.attach)
+with what can go wrong: the working path is the smoke run on the shared Airflow (test_smoke_airflow.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from devtools.standalone import AttachError, Standalone, free_port
+from tests.conftest import ROOT
+
+
+def _bench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def _describe(home, text: str) -> None:
+    home.mkdir(exist_ok=True)
+    (home / Standalone.DESCRIPTOR).write_text(text, encoding="utf-8")
+
+
+def test_attach_names_what_it_found_instead_of_a_running_airflow(tmp_path):
+    home = tmp_path / "home"
+    with pytest.raises(AttachError, match=r"baton-standalone\.json: not found; is an Airflow started by"):
+        Standalone.attach(home, timeout=0)
+    for text, why in (
+        ("{", r"not a file Standalone.start\(\) wrote \(Expecting property name"),
+        ('{"port": 1, "settings": {}}', r"not a file Standalone.start\(\) wrote \(no 'dags_folder'\)"),
+        (
+            '{"port": "8080", "dags_folder": "/d", "settings": {}}',
+            r"\(port, dags_folder or settings of the wrong",
+        ),
+        ("[" * 100_000 + "]" * 100_000, r"not a file Standalone.start\(\) wrote"),  # deeply nested
+        (" " * 1_000_001, r"not a file Standalone.start\(\) wrote \(1,000,001 bytes\)"),  # huge: not read
+        ("\udcff".encode("utf-8", "surrogateescape").decode("latin-1"), "not a file Standalone.start"),
+    ):
+        _describe(home, text)
+        with pytest.raises(AttachError, match=why):
+            Standalone.attach(home, timeout=0)
+    port = free_port()  # nothing listens there
+    _describe(home, json.dumps({"port": port, "dags_folder": str(tmp_path), "settings": {}}))
+    with pytest.raises(
+        AttachError, match=rf"no healthy Airflow at http://127.0.0.1:{port} \(from .*\) after 0 s"
+    ):
+        Standalone.attach(home, timeout=0)
+
+
+def test_the_benchmarks_refuse_a_bad_attach_with_usage_and_exit_2(tmp_path):
+    refused = _bench("bench/latency.py", "--attach", str(tmp_path / "nowhere"))
+    assert refused.returncode == 2
+    assert (
+        "latency.py: error: --attach: " in refused.stderr
+        and "baton-standalone.json: not found" in refused.stderr
+    )
+    refused = _bench("bench/fanout.py", "--attach", str(tmp_path), "--keep", str(tmp_path / "keep"))
+    assert refused.returncode == 2
+    assert "fanout.py: error: --attach measures the Airflow as it runs: no --keep with it" in refused.stderr
+
+
+def test_write_dags_adds_to_a_folder_and_replaces_or_half_writes_nothing(tmp_path):
+    dags = tmp_path / "dags"
+    for bench in ("latency", "fanout"):
+        done = _bench(f"bench/{bench}.py", "--write-dags", str(dags))
+        assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1])["BATON_EXTENSIONS"] == "devtools.bench_skills"
+    assert sorted(p.name for p in (dags / "workflows").iterdir()) == [
+        "fanout_c16.yaml",
+        "fanout_c4.yaml",
+        "latency_baton.yaml",
+    ]
+    roster = (dags / "agents.yaml").read_text()
+    assert roster.startswith(
+        (ROOT / "dags" / "agents.yaml").read_text().rstrip("\n")
+    )  # the bundled one, added to
+    assert roster.count("- name: bench_worker") == 1
+
+    again = _bench("bench/fanout.py", "--write-dags", str(dags))  # its files are there: nothing is written
+    assert again.returncode == 2
+    assert "fanout_c4.yaml" in again.stderr
+    assert "exist: give a dags folder without this benchmark's files" in again.stderr
+    assert (dags / "agents.yaml").read_text() == roster
+
+    for roster, why in (
+        # the agents list is not last: the added agents would be another list's items
+        ("agents:\n  - name: a\n    description: A.\ntools:\n  - t\n", "its agents list must come last for"),
+        ("agents:\n  - name: a\n    description: A.\nlimits: {}\n", "not a roster this benchmark can add"),
+        ("- just\n- a list\n", "not a roster this benchmark can add its agents to ("),
+    ):
+        other = tmp_path / f"other-{len(roster)}"
+        (other / "workflows").mkdir(parents=True)
+        (other / "agents.yaml").write_text(roster)
+        refused = _bench("bench/fanout.py", "--write-dags", str(other))
+        assert refused.returncode == 2 and why in refused.stderr, refused.stderr
+        assert (other / "agents.yaml").read_text() == roster  # left as it was
+        assert list((other / "workflows").iterdir()) == []
