@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
 from collections import Counter
@@ -36,6 +35,8 @@ from pathlib import Path
 import httpx
 from harness import (
     BenchError,
+    baton_dags,
+    none_exists,
     other_airflows,
     print_environment,
     run_bench,
@@ -43,13 +44,13 @@ from harness import (
     task_instances,
     ts,
     workdir,
+    write_new,
 )
 
 from baton.events.store import EventStore, engine_for
 from devtools.standalone import scratch_database
 from devtools.topology import CeleryTopology, check_services
 
-ROOT = Path(__file__).resolve().parents[1]
 DAG_ID = "celery_40"
 STEPS = [f"step_{i:02d}" for i in range(1, 41)]
 DELAY = 2.0  # seconds each agent answer takes
@@ -58,16 +59,22 @@ CONN = "baton_bench_slow"
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
-def agents_yaml() -> str:
+def agent_yaml() -> str:
+    """The roster entry of the benchmark's agent (added to a roster's list)."""
     return f"""\
-# The roster of bench/celery.py: one agent answering after {DELAY:g} s (the offline model with a delay).
-agents:
+  # bench/celery.py's agent: it answers after {DELAY:g} s (the offline model with a delay).
   - name: bench_worker
     description: Answers after {DELAY:g} s (the offline model with a delay).
     capabilities: [bench]
     llm_conn_id: {CONN}
     max_concurrency: 16
 """
+
+
+def settings() -> dict[str, str]:
+    """What the Airflow that runs the benchmark's DAG needs: the agent's slow offline model."""
+    slow = {"conn_type": "pydanticai", "extra": {"model": "baton:offline", "offline_delay_s": DELAY}}
+    return {f"AIRFLOW_CONN_{CONN.upper()}": json.dumps(slow)}
 
 
 def template_yaml() -> str:
@@ -99,10 +106,11 @@ steps:
 
 
 def write_dags(dags: Path) -> None:
-    (dags / "workflows").mkdir(parents=True)
-    shutil.copyfile(ROOT / "dags" / "baton_workflows.py", dags / "baton_workflows.py")
-    (dags / "agents.yaml").write_text(agents_yaml(), encoding="utf-8")
-    (dags / "workflows" / f"{DAG_ID}.yaml").write_text(template_yaml(), encoding="utf-8")
+    """The benchmark's DAG in ``dags`` (new, or a dags folder with Baton's loader and a roster, to which
+    its agent is added: tests/integration/test_celery.py runs it on its own topology)."""
+    none_exists(dags / "workflows" / f"{DAG_ID}.yaml")
+    baton_dags(dags, agent_yaml(), ("bench_worker",))
+    write_new(dags / "workflows" / f"{DAG_ID}.yaml", template_yaml())
 
 
 def workers_used(store: EventStore, run_id: str) -> Counter:
@@ -128,8 +136,12 @@ def check_run(client: httpx.Client, store: EventStore, run: dict, workers: int) 
 
 
 def bench(topology: CeleryTopology, store: EventStore, runs: int) -> int:
+    """The measurement on ``topology``, started here unless it runs already (the test suite's smoke run
+    passes its own, with ``write_dags`` in its dags folder and ``settings()`` in its settings). It ends
+    with both workers running."""
     others = other_airflows(topology)
-    topology.start()
+    if not topology.running:
+        topology.start()
     headers = {"Authorization": f"Bearer {topology.token()}"}
     with httpx.Client(base_url=f"{topology.url}/api/v2", headers=headers, timeout=30) as client:
         if topology.wait_for_dag(DAG_ID)["is_paused"]:
@@ -189,7 +201,6 @@ def main() -> int:
         write_dags(base / "dags")
         meta = stack.enter_context(scratch_database(ADMIN_URL, "baton_bench_meta"))
         store_url = stack.enter_context(scratch_database(ADMIN_URL, "baton_bench_store"))
-        slow = {"conn_type": "pydanticai", "extra": {"model": "baton:offline", "offline_delay_s": DELAY}}
         topology = CeleryTopology(
             base / "home",
             meta,
@@ -197,7 +208,7 @@ def main() -> int:
             dags_folder=base / "dags",
             workers=2,
             concurrency=CONCURRENCY,
-            settings={f"AIRFLOW_CONN_{CONN.upper()}": json.dumps(slow)},
+            settings=settings(),
         )
         store = EventStore(engine_for(topology.store_url))
         if args.keep:

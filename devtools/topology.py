@@ -192,6 +192,11 @@ class CeleryTopology(Standalone):
             raise
         return self
 
+    @property
+    def running(self) -> bool:
+        """Whether start() started it and every component it started still runs."""
+        return bool(self.processes) and self.exited() is None
+
     def exited(self) -> str | None:
         """Which component has exited (and where its log is), or None while all of them run."""
         for name, process in self.processes.items():

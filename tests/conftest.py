@@ -85,12 +85,12 @@ def _terminated(*_: object) -> None:
 # xdist workers then end together instead of one waiting through the last long file alone.
 SLOW_FIRST = (
     "tests/bench/test_smoke_incidents.py",  # ~240 s, mostly waiting: the incident campaign's tiny run
-    "tests/bench/test_smoke_services.py",  # ~120 s: Airflow on PostgreSQL, then on Celery
+    "tests/bench/test_smoke_services.py",  # ~80 s: Airflow on PostgreSQL (the faults benchmark)
     # ~420 s: the shared Airflow's files, in this order (one unit of work: SHARED_AIRFLOW_FILES below)
     "tests/integration/test_airflow.py",
     "tests/integration/test_triggers.py",
     "tests/bench/test_smoke_airflow.py",
-    "tests/integration/test_celery.py",  # ~100 s
+    "tests/integration/test_celery.py",  # ~140 s, with the Celery benchmark's tiny run
     "tests/workflows/test_invoice_processing.py",  # ~75 s
     "tests/workflows/test_market_research.py",  # ~60 s
     "tests/workflows/test_customer_onboarding.py",  # ~55 s

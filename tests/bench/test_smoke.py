@@ -1,14 +1,17 @@
 """Tiny runs of the benchmarks, so that none can stop working unseen: each must exit 0 and end with its
-headline (no timing is asserted). Here the ones that need no running Airflow; test_smoke_airflow.py and
-test_smoke_services.py run the ones that start an Airflow of their own (a file each pair, so that the
-two test workers share them)."""
+headline (no timing is asserted). Here the ones that need no running Airflow; test_smoke_airflow.py runs
+the ones that attach to the Airflow the integration tests share, test_smoke_services.py and
+test_smoke_incidents.py the ones that start an Airflow of their own, and tests/integration/test_celery.py
+the Celery one on its topology (``load_bench``)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
 import sys
+from types import ModuleType
 
 import pytest
 
@@ -58,3 +61,18 @@ def tiny_run(bench: str, args: list[str], headline: str, tmp_path) -> str:
     last = done.stdout.strip().splitlines()[-1]
     assert re.fullmatch(headline, last), last
     return last
+
+
+def load_bench(name: str) -> ModuleType:
+    """``bench/<name>.py`` as the module ``bench_<name>``, for a test that runs its code in-process on
+    services the test started. bench/ is not a package and is not put on ``sys.path``: its files import
+    ``harness`` as a top-level module, and one of them is named ``celery`` (it would hide the real Celery
+    from everything imported after). ``harness`` is loaded the same way first, under its own name."""
+    for module_name, file in (("harness", "harness"), (f"bench_{name}", name)):
+        if module_name in sys.modules:
+            continue
+        spec = importlib.util.spec_from_file_location(module_name, ROOT / "bench" / f"{file}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module  # before it runs: dataclasses and pickling look it up there
+        spec.loader.exec_module(module)
+    return sys.modules[f"bench_{name}"]

@@ -1,4 +1,5 @@
-"""Tiny runs of the benchmarks that start Airflow on PostgreSQL (faults) and on Celery workers (celery)."""
+"""A tiny run of the fault-injection benchmark, which starts an Airflow of its own on PostgreSQL (the Celery
+benchmark's runs on the topology of tests/integration/test_celery.py)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,6 @@ SMOKE = {
         ["--runs", "3", "--no-kill", "--hang", "2", "--results", "{tmp}/faults.json"],
         r"completion rate: (?P<rate>\d+\.\d\d)% of 3 runs \(goal >= 99\.9 %\); (?P<undone>\d+) of "
         r"(?P<failed>\d+) failed runs compensated, (?P<lost>\d+) events lost, (?P<dupes>\d+) duplicated side effects",
-    ),
-    "celery": (
-        ["--runs", "1", "--steps", "4", "--delay", "0.5"],
-        r"speed-up, 2 workers vs 1: \d+\.\d\dx \(ideal 2\.00\)",
     ),
 }
 

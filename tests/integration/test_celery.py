@@ -2,13 +2,15 @@
 scheduler, dag-processor, triggerer and two real Celery workers (CeleryExecutor) on PostgreSQL and
 Redis. Workflows are triggered through the REST API; Baton's events say which worker ran each try.
 
-One topology for the module: lead_qualification and a fan-out run spread over both workers, then a
-worker is SIGKILLed in the middle of a run and the run still succeeds on the other one.
+One topology for the module: lead_qualification and a fan-out run spread over both workers; a tiny run of
+bench/celery.py (one worker, then two) on it, its smoke run in the suite; then a worker is SIGKILLed in the
+middle of a run and the run still succeeds on the other one.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from collections import Counter
@@ -17,10 +19,15 @@ import pytest
 
 from baton.events.store import EventStore, engine_for
 from devtools.topology import CeleryTopology, TopologyError, check_services
+from tests.bench.test_smoke import load_bench
 from tests.conftest import DAGS, pg_database, processes_naming
 
 pytestmark = pytest.mark.integration
 
+# The Celery benchmark's tiny run: its DAG of 4 steps of 0.5 s beside this module's (its smoke run).
+CELERY_BENCH = load_bench("celery")
+CELERY_BENCH.STEPS, CELERY_BENCH.DELAY = [f"step_{i:02d}" for i in range(1, 5)], 0.5
+BENCH_HEADLINE = r"speed-up, 2 workers vs 1: \d+\.\d\dx \(ideal 2\.00\)"
 FANOUT = "celery_fanout"
 STEPS = [f"part_{i}" for i in range(1, 9)]
 DELAY = 4.0  # seconds each agent answer takes: the tries overlap, and a kill lands mid-try
@@ -63,6 +70,7 @@ def topology(tmp_path_factory):
     shutil.copytree(DAGS, dags, ignore=shutil.ignore_patterns("__pycache__"))
     (dags / "agents.yaml").write_text((dags / "agents.yaml").read_text() + AGENT)
     (dags / "workflows" / f"{FANOUT}.yaml").write_text(FANOUT_WORKFLOW)
+    CELERY_BENCH.write_dags(dags)
     slow = {"conn_type": "pydanticai", "extra": {"model": "baton:offline", "offline_delay_s": DELAY}}
     with pg_database("baton_celery_meta") as meta, pg_database("baton_celery_store") as store:
         running = CeleryTopology(
@@ -74,6 +82,7 @@ def topology(tmp_path_factory):
             concurrency=2,
             settings={
                 "AIRFLOW_CONN_CELERY_SLOW_LLM": json.dumps(slow),
+                **CELERY_BENCH.settings(),
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
                 # a killed worker's tries are found lost within seconds, not the default 5 minutes
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "10",
@@ -128,6 +137,20 @@ def test_lead_qualification_and_a_fan_out_run_on_both_celery_workers(topology):
     assert {ti["task_id"]: ti["state"] for ti in tis} == {step: "success" for step in [*STEPS, "join"]}
     assert {ti["queue"] for ti in tis} == {topology.queue}
     assert f"_kombu.binding.{topology.queue}" in topology.queue_keys()  # stop() removes it (see the fixture)
+
+
+def test_the_celery_benchmarks_tiny_run_measures_one_worker_then_two_and_ends_with_its_headline(
+    topology, capsys
+):
+    store = EventStore(engine_for(topology.store_url))
+    try:
+        assert CELERY_BENCH.bench(topology, store, 1) == 0  # a run that fails raises BenchError
+    finally:
+        store.engine.dispose()
+    printed = capsys.readouterr().out
+    assert re.fullmatch(BENCH_HEADLINE, printed.strip().splitlines()[-1]), printed[-2000:]
+    assert "run 1: 1 worker(s) " in printed and "; 2 worker(s) " in printed, printed[-2000:]
+    assert {name.split("@")[0] for name in topology.ping()} == {"worker-1", "worker-2"}  # both again
 
 
 def test_a_worker_killed_mid_run_its_tries_are_retried_on_the_other_and_the_history_is_intact(topology):
