@@ -57,6 +57,7 @@ from harness import (
     task_instances,
     ts,
     workdir,
+    write_dags_only,
     write_new,
 )
 
@@ -295,11 +296,7 @@ def main() -> int:
     attach_arguments(parser)
     args = parser.parse_args()
     if args.write_dags:
-        try:
-            print(json.dumps(write_dags(args.write_dags)))
-        except (FileExistsError, ValueError) as error:
-            parser.error(f"--write-dags: {error}")
-        return 0
+        return write_dags_only(parser, write_dags, args.write_dags)
     if args.attach:
         if args.keep:
             parser.error("--attach measures the Airflow as it runs: no --keep with it")

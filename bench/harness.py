@@ -4,6 +4,7 @@ where its time went, find competing Airflow processes, and always stop Airflow a
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -68,6 +69,16 @@ def attach_arguments(parser: argparse.ArgumentParser) -> None:
         help="measure on the running Airflow that devtools.standalone started with this home (its dags "
         "folder holding this benchmark's DAGs: --write-dags); it is left running",
     )
+
+
+def write_dags_only(parser: argparse.ArgumentParser, write_dags: Callable[[Path], dict], folder: Path) -> int:
+    """``--write-dags``: the benchmark's DAGs into ``folder`` and the settings they need printed as JSON
+    (exit 0), or the parser's error (exit 2) naming what is in the way."""
+    try:
+        print(json.dumps(write_dags(folder)))
+    except (FileExistsError, ValueError) as error:
+        parser.error(f"--write-dags: {error}")
+    return 0
 
 
 def attached(parser: argparse.ArgumentParser, home: Path) -> Standalone:

@@ -186,8 +186,10 @@ class Standalone(AirflowAPI):
                 raise ValueError(f"{descriptor.stat().st_size:,} bytes")
             saved = json.loads(descriptor.read_text(encoding="utf-8"))
             port, dags, settings = saved["port"], saved["dags_folder"], saved["settings"]
-            if not (isinstance(port, int) and isinstance(dags, str) and isinstance(settings, dict)):
-                raise TypeError("port, dags_folder or settings of the wrong type")
+            if not (isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536):
+                raise TypeError(f"port {port!r} is not a TCP port")
+            if not (isinstance(dags, str) and isinstance(settings, dict)):
+                raise TypeError("dags_folder or settings of the wrong type")
         except FileNotFoundError:
             raise AttachError(f"{descriptor}: not found; is an Airflow started by devtools.standalone running "
                               "with this AIRFLOW_HOME?") from None  # fmt: skip

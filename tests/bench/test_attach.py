@@ -31,9 +31,12 @@ def test_attach_names_what_it_found_instead_of_a_running_airflow(tmp_path):
     for text, why in (
         ("{", r"not a file Standalone.start\(\) wrote \(Expecting property name"),
         ('{"port": 1, "settings": {}}', r"not a file Standalone.start\(\) wrote \(no 'dags_folder'\)"),
+        ('{"port": "8080", "dags_folder": "/d", "settings": {}}', r"\(port '8080' is not a TCP port\)"),
+        ('{"port": true, "dags_folder": "/d", "settings": {}}', r"\(port True is not a TCP port\)"),
+        ('{"port": 0, "dags_folder": "/d", "settings": {}}', r"\(port 0 is not a TCP port\)"),
         (
-            '{"port": "8080", "dags_folder": "/d", "settings": {}}',
-            r"\(port, dags_folder or settings of the wrong",
+            '{"port": 8080, "dags_folder": "/d", "settings": []}',
+            r"\(dags_folder or settings of the wrong type\)",
         ),
         ("[" * 100_000 + "]" * 100_000, r"not a file Standalone.start\(\) wrote"),  # deeply nested
         (" " * 1_000_001, r"not a file Standalone.start\(\) wrote \(1,000,001 bytes\)"),  # huge: not read
