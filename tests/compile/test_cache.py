@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -98,3 +99,41 @@ def test_default_folder_is_in_airflow_home_and_can_be_turned_off(monkeypatch, tm
     assert default_folder() == tmp_path / "baton" / "spec-cache"
     monkeypatch.setenv("BATON_SPEC_CACHE", "off")
     assert default_folder() is None
+
+
+def test_the_errors_file_takes_a_cached_healthy_template_as_healthy_without_reading_it(folder, monkeypatch):
+    import baton.compile.loader as loader
+
+    compile_folder(folder)  # baton_workflows.py: validates, plans, builds, and caches
+
+    def unread(*args, **kwargs):
+        raise AssertionError("a template known healthy was read again")
+
+    monkeypatch.setattr(loader, "load_workflow", unread)
+    monkeypatch.setattr(loader, "plan_workflow", unread)
+    monkeypatch.setattr(loader.Workflow, "model_validate", unread)
+    healthy, errors = compile_folder(folder, build=False)  # baton_template_errors.py
+    assert (sorted(healthy), errors) == (BUNDLED, [])
+    assert set(healthy.values()) == {None}
+
+
+def test_touching_a_source_file_of_baton_is_a_miss(tmp_path, monkeypatch):
+    package = tmp_path / "baton"
+    (package / "spec").mkdir(parents=True)
+    (package / "spec" / "models.py").write_text("A = 1\n")
+    monkeypatch.setattr(cache_module, "PACKAGE", package)
+    cache_module.code_fingerprint.cache_clear()
+    first = cache_module.code_fingerprint()
+    cache_module.code_fingerprint.cache_clear()
+    assert cache_module.code_fingerprint() == first  # nothing changed: the same key
+    (package / "spec" / "models.py").write_text("A = 2\n")  # same size, a later modification time
+    stat = (package / "spec" / "models.py").stat()
+
+    os.utime(package / "spec" / "models.py", ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000))
+    cache_module.code_fingerprint.cache_clear()
+    edited = cache_module.code_fingerprint()
+    (package / "new_module.py").write_text("")
+    cache_module.code_fingerprint.cache_clear()
+    added = cache_module.code_fingerprint()
+    cache_module.code_fingerprint.cache_clear()  # the real package's, for the tests after this one
+    assert len({first, edited, added}) == 3

@@ -4,8 +4,9 @@ The DAG processor parses each DAG file in a fresh process every ``min_file_proce
 of Baton's DAG files read every template. Reading YAML, validating and parsing the Jinja of an
 unchanged template gives the same answer every time, so it is kept under ``$AIRFLOW_HOME/baton/
 spec-cache`` (or ``BATON_SPEC_CACHE``; ``off`` disables it) and reused. The key hashes the template's
-bytes and path, the roster's bytes, Baton's own source and the versions of the libraries that
-validate, so any change to one of them is a miss. A cache that cannot be written is no cache.
+bytes and path, the roster's bytes, Baton's own source files (path, size and modification time, as
+Python's bytecode cache does) and the versions of the libraries that validate, so any change to one
+of them is a miss. A cache that cannot be written is no cache.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
+import threading
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ MAX_ENTRIES = 5000
 
 @cache
 def code_fingerprint() -> bytes:
-    """Baton's own source and the versions of the libraries its validation depends on."""
+    """Baton's own source files and the versions of the libraries its validation depends on."""
     import croniter
     import jinja2
     import jsonschema
@@ -35,9 +36,9 @@ def code_fingerprint() -> bytes:
     import yaml
 
     digest = hashlib.sha256()
-    for path in sorted(PACKAGE.rglob("*.py")):
-        digest.update(str(path.relative_to(PACKAGE)).encode())
-        digest.update(path.read_bytes())
+    for path in sorted(PACKAGE.rglob("*.py")):  # as Python's own bytecode cache: path, size, mtime
+        stat = path.stat()
+        digest.update(f"{path.relative_to(PACKAGE)}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
     for module in (pydantic, jinja2, yaml, croniter, jsonschema):
         digest.update(
             f"{module.__name__}={getattr(module, '__version__', getattr(module, 'VERSION', ''))}".encode()
@@ -61,6 +62,7 @@ class SpecCache:
         self.folder = folder
         self.hits = 0
         self.misses = 0
+        self.made = False  # the folder exists
 
     def key(self, name: str, template: bytes, roster: bytes) -> str:
         digest = hashlib.sha256(code_fingerprint())
@@ -85,10 +87,12 @@ class SpecCache:
         if self.folder is None:
             return
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile("w", dir=self.folder, suffix=".tmp", delete=False) as tmp:
-                tmp.write(json.dumps(value))  # json.dump would take the pure-Python encoder
-            os.replace(tmp.name, self.folder / f"{key}.json")
+            if not self.made:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                self.made = True
+            tmp = self.folder / f"{key}.{os.getpid()}.{threading.get_ident()}.tmp"  # this writer's own
+            tmp.write_text(json.dumps(value), encoding="utf-8")  # json.dump: the pure-Python encoder
+            os.replace(tmp, self.folder / f"{key}.json")
             if self.misses and self.misses % 100 == 0:
                 self._prune()
         except OSError as error:
@@ -98,6 +102,10 @@ class SpecCache:
                 error,
             )
             self.folder = None
+
+    def forget(self, key: str) -> None:
+        if self.folder is not None and key:
+            (self.folder / f"{key}.json").unlink(missing_ok=True)
 
     def _prune(self) -> None:
         entries = sorted(self.folder.glob("*.json"), key=lambda p: p.stat().st_mtime)

@@ -74,17 +74,19 @@ def _errors_dag(errors: list[TemplateError], loaded: int) -> TemplateErrorsDag:
 
 
 def _checked(
-    path: Path, dags_folder: Path, roster: Roster | None, roster_bytes: bytes, cache: SpecCache
-) -> tuple[Workflow, dict[str, tuple[str, ...]]]:
-    """The validated workflow of ``path`` and what each step reads, from the cache when it can be."""
-    name = str(path.relative_to(dags_folder))
-    key = cache.key(name, read_bytes(path, name), roster_bytes)
+    path: Path, dags_folder: Path, roster: Roster | None, data: bytes, key: str, cache: SpecCache, build: bool
+) -> tuple[Workflow | None, dict[str, tuple[str, ...]]]:
+    """The validated workflow of ``path`` (whose bytes are ``data``) and what each step reads, from the
+    cache when it can be. When no DAG is built, a template the cache knows to be healthy is not validated
+    again: (None, {})."""
     if (found := cache.get(key)) is not None:
         if "issues" in found:
             raise TemplateError([Issue(**issue) for issue in found["issues"]])
+        if not build:
+            return None, {}
         return Workflow.model_validate(found["workflow"]), found["reads"]
     try:
-        workflow = load_workflow(path, roster, root=dags_folder)
+        workflow = load_workflow(path, roster, root=dags_folder, data=data)
     except TemplateError as error:
         cache.put(key, {"issues": [asdict(issue) for issue in error.issues]})
         raise
@@ -101,7 +103,8 @@ def compile_folder(
     In a task process Airflow says which DAG it wants (the parsing context); only that template
     is compiled then. With ``build=False`` templates are validated and planned but no DAG is built
     (the values are None): what the errors file needs. What validation found is reused from the
-    validation cache while the template, the roster and Baton are unchanged.
+    validation cache while the template, the roster and Baton are unchanged; a template whose planning
+    or building fails is dropped from it, so that the errors file plans it again and names the failure.
     """
     roster, roster_error = _read_roster(dags_folder)
     roster_path = dags_folder / ROSTER_FILE
@@ -118,8 +121,14 @@ def compile_folder(
     dags: dict[str, DAG | None] = {}
     errors = [roster_error] if roster_error else []
     for path in files:
+        name, key = str(path.relative_to(dags_folder)), ""
         try:
-            workflow, reads = _checked(path, dags_folder, roster, roster_bytes, cache)
+            data = read_bytes(path, name)
+            key = cache.key(name, data, roster_bytes)
+            workflow, reads = _checked(path, dags_folder, roster, data, key, cache, build)
+            if workflow is None:  # checked before, and its plan and DAG did not fail since
+                dags[path.stem] = None
+                continue
             plan = plan_workflow(workflow, roster, reads)
             dags[workflow.workflow] = build_dag(plan) if build else None
             if build and (sensor := sensor_dag(workflow)) is not None:
@@ -127,7 +136,7 @@ def compile_folder(
         except TemplateError as error:
             errors.append(error)
         except Exception as error:  # a Baton bug must not hide the healthy templates either
-            name = str(path.relative_to(dags_folder))
+            cache.forget(key)  # not healthy after all: the errors file plans it again, and names the bug
             log.exception("Building %s failed", name)
             issue = Issue(
                 name, "", f"{type(error).__name__}: {error}", "this is a Baton bug; please report it"

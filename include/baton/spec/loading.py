@@ -113,10 +113,11 @@ def _known_keys(model: type[BaseModel]) -> list[str]:
 class Source:
     """One YAML file being read: its name for messages, its text (bounded, UTF-8), and an issue factory."""
 
-    def __init__(self, path: Path, root: Path | None = None):
+    def __init__(self, path: Path, root: Path | None = None, data: bytes | None = None):
+        """``data``: the file's bytes, when the caller has read them already (bounded by read_bytes)."""
         self.path = path
         self.name = str(path.relative_to(root)) if root and path.is_relative_to(root) else str(path)
-        self.text = reading.read_text(path, self.name)
+        self.text = reading.read_text(path, self.name) if data is None else reading.decode(data, self.name)
         self.node: yaml.Node | None = None
 
     def issue(self, loc: Loc, message: str, fix: str = "") -> Issue:
@@ -262,9 +263,12 @@ def split_agents(
     return agents, issues, broken
 
 
-def load_workflow(path: Path, roster: Roster | None, root: Path | None = None) -> Workflow:
-    """Read one template; raises ``TemplateError`` listing every problem found in it."""
-    source = Source(path, root)
+def load_workflow(
+    path: Path, roster: Roster | None, root: Path | None = None, data: bytes | None = None
+) -> Workflow:
+    """Read one template (or its bytes ``data``, read already); raises ``TemplateError`` listing every
+    problem found in it."""
+    source = Source(path, root, data)
     data = source.parse()
     if isinstance(data, dict):
         source.refuse_too_many_steps(data)

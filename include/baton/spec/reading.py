@@ -10,7 +10,6 @@ file, refuses all of these with the line they are at, before anything is built f
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,11 @@ def read_bytes(path: Path, name: str, bound: Limits | None = None) -> bytes:
 
 def read_text(path: Path, name: str, bound: Limits | None = None) -> str:
     """The file's text: at most ``max_template_bytes`` read, UTF-8 (a BOM is dropped)."""
-    data = read_bytes(path, name, bound)
+    return decode(read_bytes(path, name, bound), name)
+
+
+def decode(data: bytes, name: str) -> str:
+    """The text of file ``name``'s bytes ``data`` (UTF-8; a BOM is dropped)."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -59,31 +62,44 @@ def read_text(path: Path, name: str, bound: Limits | None = None) -> str:
         ) from None
 
 
-@dataclass
 class _Node:
     """A collection being read: its size once aliases are expanded, and its keys (mappings)."""
 
-    kind: str  # "mapping" | "sequence"
-    anchor: str | None
-    path: tuple[str | int, ...]
-    size: int = 1
-    items: int = 0  # events read inside it (a mapping alternates key, value)
-    key: Any = None  # a mapping: the key whose value comes next
-    keys: dict[Any, tuple[int, int]] = field(default_factory=dict)  # a mapping: key -> (offset, line)
+    __slots__ = ("mapping", "anchor", "path", "size", "items", "key", "keys")
+
+    def __init__(self, mapping: bool, anchor: str | None, path: tuple[str | int, ...]):
+        self.mapping = mapping
+        self.anchor = anchor
+        self.path = path
+        self.size = 1
+        self.items = 0  # events read inside it (a mapping alternates key, value)
+        self.key: Any = None  # a mapping: the key whose value comes next
+        self.keys: dict[Any, int] = {}  # a mapping: key -> the line it is first at
+
+
+_STARTS = {yaml.MappingStartEvent: True, yaml.SequenceStartEvent: False}
+_ENDS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
 
 def scan(text: str, name: str, bound: Limits | None = None) -> None:
     """Refuse what the file must not hold, each at its line: nesting deeper than ``max_yaml_depth``,
     more than ``max_yaml_nodes`` nodes once aliases are expanded, and keys written twice in a mapping
     (every duplicate is reported). YAML syntax errors are left to :func:`load`, which locates them."""
+    # long: one loop over every event of the file, kept flat because it runs for each of them
     bound = bound or limits()
     stack: list[_Node] = []
+    parent: _Node | None = None  # stack[-1]
     anchors: dict[str, int] = {}  # anchor -> the size of its node once expanded
     duplicates: list[Issue] = []
     try:
         for event in yaml.parse(text, Loader=LOADER):
-            if isinstance(event, yaml.CollectionStartEvent):
-                parent = stack[-1] if stack else None
+            kind = type(event)
+            if kind is yaml.ScalarEvent:
+                size, anchor, key = 1, event.anchor, event.value
+                in_key = parent is not None and parent.mapping and parent.items % 2 == 0
+                if in_key and (issue := _duplicate(parent, event, name)) is not None:
+                    duplicates.append(issue)
+            elif kind in _STARTS:
                 if len(stack) >= bound.max_yaml_depth:
                     raise refuse(
                         name,
@@ -92,17 +108,33 @@ def scan(text: str, name: str, bound: Limits | None = None) -> None:
                         event.start_mark.line + 1,
                         _path(_child_path(parent)),
                     )
-                kind = "mapping" if isinstance(event, yaml.MappingStartEvent) else "sequence"
-                stack.append(_Node(kind, event.anchor, _child_path(parent)))
-            elif isinstance(event, yaml.CollectionEndEvent):
+                parent = _Node(_STARTS[kind], event.anchor, _child_path(parent))
+                stack.append(parent)
+                continue
+            elif kind in _ENDS:
                 done = stack.pop()
-                _add(stack, done.size, done.anchor, anchors, name, bound, event, key=None)
-            elif isinstance(event, yaml.ScalarEvent):
-                if (issue := _duplicate(stack, event, name)) is not None:
-                    duplicates.append(issue)
-                _add(stack, 1, event.anchor, anchors, name, bound, event, key=event.value)
-            elif isinstance(event, yaml.AliasEvent):
-                _add(stack, anchors.get(event.anchor, 1), None, anchors, name, bound, event, key=None)
+                parent = stack[-1] if stack else None
+                size, anchor, key = done.size, done.anchor, None
+            elif kind is yaml.AliasEvent:
+                size, anchor, key = anchors.get(event.anchor, 1), None, None
+            else:
+                continue
+            # the node just read (its size once expanded) counts in its parent; its anchor is kept
+            if anchor is not None:
+                anchors[anchor] = size
+            if parent is None:
+                continue
+            if parent.mapping:
+                parent.key = key if parent.items % 2 == 0 else None
+            parent.items += 1
+            parent.size += size
+            if parent.size > bound.max_yaml_nodes:
+                raise refuse(
+                    name,
+                    f"more than {bound.max_yaml_nodes:,} values once its aliases (*name) are expanded",
+                    f"write the data out instead of repeating aliases of aliases, {bound.fix('max_yaml_nodes')}",
+                    event.start_mark.line + 1,
+                )
     except yaml.YAMLError:
         return  # load() reports it, with both of its marks
     if duplicates:
@@ -112,7 +144,7 @@ def scan(text: str, name: str, bound: Limits | None = None) -> None:
 def _child_path(parent: _Node | None) -> tuple[str | int, ...]:
     if parent is None:
         return ()
-    if parent.kind == "sequence":
+    if not parent.mapping:
         return (*parent.path, parent.items)
     return (*parent.path, parent.key) if parent.key is not None else parent.path
 
@@ -123,54 +155,24 @@ def _path(loc: Loc) -> str:
     return format_loc([part if isinstance(part, int) else str(part) for part in loc])
 
 
-def _duplicate(stack: list[_Node], event: yaml.ScalarEvent, name: str) -> Issue | None:
-    """The issue of a scalar that is a key its mapping already has (the merge key ``<<`` may repeat)."""
-    mapping = stack[-1] if stack else None
-    if mapping is None or mapping.kind != "mapping" or mapping.items % 2 != 0:
-        return None  # not in a key's position
+def _duplicate(mapping: _Node, event: yaml.ScalarEvent, name: str) -> Issue | None:
+    """The issue of a scalar in a key's position of ``mapping`` that is a key it already has (the merge
+    key ``<<`` may repeat)."""
     if event.value == MERGE_KEY and event.style is None:
         return None
     key = (event.value, event.style is None)  # a quoted "1" and a plain 1 are different keys
     line = event.start_mark.line + 1
-    first = mapping.keys.setdefault(key, (event.start_mark.index, line))
-    if first[0] == event.start_mark.index:
+    first = mapping.keys.get(key)
+    if first is None:
+        mapping.keys[key] = line
         return None
     return Issue(
         name,
         _path((*mapping.path, event.value)),
-        f"duplicate key '{event.value}' (first at line {first[1]}): YAML would keep only the last one",
+        f"duplicate key '{event.value}' (first at line {first}): YAML would keep only the last one",
         "remove one of the two, or merge them into one",
         line,
     )
-
-
-def _add(
-    stack: list[_Node],
-    size: int,
-    anchor: str | None,
-    anchors: dict[str, int],
-    name: str,
-    bound: Limits,
-    event: yaml.Event,
-    key: Any,
-) -> None:
-    """A node of ``size`` (expanded) was read: count it in its parent, remember its anchor."""
-    if anchor is not None:
-        anchors[anchor] = size
-    if not stack:
-        return
-    parent = stack[-1]
-    if parent.kind == "mapping":
-        parent.key = key if parent.items % 2 == 0 else None
-    parent.items += 1
-    parent.size += size
-    if parent.size > bound.max_yaml_nodes:
-        raise refuse(
-            name,
-            f"more than {bound.max_yaml_nodes:,} values once its aliases (*name) are expanded",
-            f"write the data out instead of repeating aliases of aliases, {bound.fix('max_yaml_nodes')}",
-            event.start_mark.line + 1,
-        )
 
 
 def load(text: str, name: str) -> tuple[Any, yaml.Node | None]:

@@ -8,16 +8,18 @@ from collections.abc import Iterator
 import jinja2
 
 from baton import templating
-from baton.limits import limits
+from baton.limits import Limits, limits
 from baton.spec.checks.common import Found, _suggest
 from baton.spec.checks.graph import Ancestry
 from baton.spec.models import Workflow, strings_of
 
 
-def read_jinja(source: str, expression: bool) -> tuple[templating.Reads | None, list[tuple[str, str]]]:
+def read_jinja(
+    source: str, expression: bool, bound: Limits | None = None
+) -> tuple[templating.Reads | None, list[tuple[str, str]]]:
     """What a Jinja text reads (None when it cannot be read), and its problems as (message, fix): a
     syntax error, nesting deeper than ``max_jinja_depth``, and every unsafe access."""
-    bound = limits()
+    bound = bound or limits()
     try:
         reads = templating.analyse(source, expression=expression)
     except jinja2.TemplateSyntaxError as error:
@@ -42,6 +44,7 @@ def _check_templates(workflow: Workflow) -> Iterator[Found]:
     reads exists where the step runs."""
     ancestry = Ancestry(workflow)
     declared = sorted(workflow.context)
+    bound = limits()  # read once: a workflow has many texts
     for index, step in enumerate(workflow.steps):
         for key in step.writes:
             if key not in workflow.context:
@@ -52,9 +55,8 @@ def _check_templates(workflow: Workflow) -> Iterator[Found]:
                 )
         for path, source, expression, extra in [*step.jinja_sources(), *step.compensation_sources()]:
             if source:
-                yield from _check_text(
-                    workflow, ancestry, step.id, ("steps", index, *path), source, expression, extra
-                )
+                loc = ("steps", index, *path)
+                yield from _check_text(workflow, ancestry, step.id, loc, (source, expression, bound), extra)
 
 
 def _check_text(
@@ -62,12 +64,12 @@ def _check_text(
     ancestry: Ancestry,
     step_id: str,
     loc: tuple,
-    source: str,
-    expression: bool,
+    text: tuple[str, bool, Limits],
     extra: frozenset[str],
 ) -> Iterator[Found]:
-    """One Jinja text of step ``step_id`` at ``loc``: its problems, then each name it reads."""
-    reads, problems = read_jinja(source, expression)
+    """One Jinja text of step ``step_id`` at ``loc`` (its source, whether it is an expression, the limits):
+    its problems, then each name it reads."""
+    reads, problems = read_jinja(*text)
     yield from ((loc, message, fix) for message, fix in problems)
     if reads is None:
         return
