@@ -29,7 +29,7 @@ def baton_monitor():
         from baton.events import EventStore
         from baton.ops.monitor import load_config, tick
 
-        report = tick(EventStore.from_airflow(), load_config(FOLDER))
+        report = tick(EventStore.from_airflow(), load_config(FOLDER), dags=FOLDER)
         return {
             "events_folded": report.folded,
             "anomalies": [f"{a.kind}@{a.where}" for a in report.anomalies],

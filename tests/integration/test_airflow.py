@@ -151,6 +151,11 @@ def test_scheduled_workflows_run_on_their_schedule(running):
     now = datetime.now(UTC)
     assert after.hour == 9 and after.minute == 0
     assert now - timedelta(days=1) <= after <= now + timedelta(days=1)
+    # Baton's listener recorded it as a scheduled run: what runs_started counts (baton.ops.schedules)
+    from baton.ops import schedules
+
+    started = schedules.started(_store(running), "daily_operations", now - timedelta(hours=1))
+    assert len(started) == 1 and now.timestamp() - 600 < started[0] <= now.timestamp(), started
 
 
 def test_a_task_killed_mid_step_leaves_a_consistent_history(running, server):
@@ -533,6 +538,7 @@ def test_a_failing_agent_opens_one_incident_its_runbook_moves_the_work_and_it_re
 ):
     from baton.coordination.load import Breakers
     from baton.ops import monitor
+    from baton.ops.airflow_api import AirflowApi
 
     store, flaky, where = _store(running), "flaky_prober", "agent:flaky_prober"
     posts = len(slack.posts)
@@ -547,6 +553,10 @@ def test_a_failing_agent_opens_one_incident_its_runbook_moves_the_work_and_it_re
     # The monitor DAG, every minute from now on: one incident opens, its runbook opens flaky's circuit.
     response = running.api("PATCH", "/dags/baton_monitor", json={"is_paused": False})
     assert response.status_code == 200, response.text
+    # What runs_started asks Airflow's API each tick (baton.ops.schedules): the unpaused DAGs, not the others
+    live, complete = AirflowApi(running.url, "admin", running.password).unpaused(max_pages=5)
+    assert complete and "baton_monitor" in live and "monitor_probe" in live, live
+    assert "lead_followup" not in live  # bundled, left paused here
     opened = _incident(store, where, {"opened", "updated"}, timeout=240)
     # the tick carries out the runbook right after it recorded the incident: a moment later
     _eventually(lambda: flaky in Breakers(store).open_until([flaky]), "the runbook opened flaky's circuit")

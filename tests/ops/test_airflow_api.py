@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -14,9 +15,12 @@ from devtools.standalone import free_port
 
 
 class _Api:
-    """Answers POST /auth/token with a token (unless told otherwise) and everything else with ``body``."""
+    """Answers POST /auth/token with a token (unless told otherwise) and everything else with ``body``
+    (or what ``body(path)`` gives)."""
 
-    def __init__(self, body: bytes, token: bytes = b'{"access_token": "t"}', status: int = 200):
+    def __init__(
+        self, body: bytes | Callable[[str], bytes], token: bytes = b'{"access_token": "t"}', status: int = 200
+    ):
         self.body, self.token, self.status, self.paths = body, token, status, []
         api = self
 
@@ -25,6 +29,7 @@ class _Api:
                 api.paths.append(self.path)
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 body = api.token if self.path == "/auth/token" else api.body
+                body = body(self.path) if callable(body) else body
                 self.send_response(200 if self.path == "/auth/token" else api.status)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

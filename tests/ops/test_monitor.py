@@ -508,7 +508,7 @@ def test_a_monitoring_file_that_sets_an_unmeasured_signal_is_read_with_a_warning
     assert record.getMessage() == (
         f"{tmp_path / 'monitoring.yaml'}: monitoring.detectors sets sensor_lag, which the monitor does not "
         "measure yet (it measures failure_rate, schema_failure_rate, reask_rate, escalation_rate, latency, "
-        "queue_wait, tokens, cost, sensor_silence): no incident will come of them"
+        "queue_wait, tokens, cost, sensor_silence, runs_started): no incident will come of them"
     )
 
 

@@ -129,7 +129,7 @@ def tick_now() -> int:
     from baton.events import EventStore
     from baton.ops.monitor import load_config, tick
 
-    report = tick(EventStore.from_airflow(), load_config(dags_folder()))
+    report = tick(EventStore.from_airflow(), load_config(dags_folder()), dags=dags_folder())
     print(
         f"{report.folded} event(s) folded; {len(report.anomalies)} anomaly(ies); "
         f"{len(report.transitions)} transition(s); {len(report.actions)} action(s); {report.notified} message(s)"

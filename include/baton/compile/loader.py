@@ -61,6 +61,32 @@ def _read_roster(dags_folder: Path) -> tuple[Roster | None, TemplateError | None
     return roster, TemplateError(roster.issues) if roster.issues else None
 
 
+def _roster(dags_folder: Path) -> tuple[Roster | None, TemplateError | None, bytes]:
+    """:func:`_read_roster`, and the roster file's bytes (for the validation cache's key)."""
+    roster, error = _read_roster(dags_folder)
+    path = dags_folder / ROSTER_FILE
+    return roster, error, read_bytes(path, ROSTER_FILE) if roster is not None and path.exists() else b""
+
+
+def healthy_workflows(dags_folder: Path) -> list[Workflow]:
+    """The validated workflows of the healthy templates of ``dags_folder`` (from the validation cache when
+    it can be); the broken ones are left out (the errors file names them)."""
+    roster, _, roster_bytes = _roster(dags_folder)
+    cache = SpecCache(default_folder())
+    found = []
+    for path in template_files(dags_folder):
+        name = str(path.relative_to(dags_folder))
+        try:
+            data = read_bytes(path, name)
+            workflow, _ = _checked(
+                path, dags_folder, roster, data, cache.key(name, data, roster_bytes), cache, True
+            )
+        except TemplateError:
+            continue
+        found.append(workflow)
+    return found
+
+
 def _errors_dag(errors: list[TemplateError], loaded: int) -> TemplateErrorsDag:
     files = sorted({issue.file for error in errors for issue in error.issues})
     summary = (
@@ -106,11 +132,7 @@ def compile_folder(
     validation cache while the template, the roster and Baton are unchanged; a template whose planning
     or building fails is dropped from it, so that the errors file plans it again and names the failure.
     """
-    roster, roster_error = _read_roster(dags_folder)
-    roster_path = dags_folder / ROSTER_FILE
-    roster_bytes = (
-        read_bytes(roster_path, ROSTER_FILE) if roster is not None and roster_path.exists() else b""
-    )
+    roster, roster_error, roster_bytes = _roster(dags_folder)
     cache = SpecCache(default_folder())
     files = template_files(dags_folder)
     wanted = get_parsing_context().dag_id

@@ -81,6 +81,21 @@ class AirflowApi:
         except ValueError:
             raise AirflowApiError(f"{what}: Airflow answered {answer.status_code} with no JSON") from None
 
+    def unpaused(self, max_pages: int) -> tuple[set[str], bool]:
+        """The ids of the DAGs Airflow lists as unpaused, at most ``max_pages`` pages of 100; and whether
+        that was all of them."""
+        ids: set[str] = set()
+        for page in range(max_pages):
+            params = {"paused": "false", "limit": 100, "offset": page * 100, "order_by": "dag_id"}
+            answer = self._call("GET", "/dags", params=params)
+            dags = answer.get("dags") if isinstance(answer, dict) else None
+            if not isinstance(dags, list):
+                raise AirflowApiError("GET /dags: Airflow's answer has no list of dags")
+            ids |= {d["dag_id"] for d in dags if isinstance(d, dict) and isinstance(d.get("dag_id"), str)}
+            if len(dags) < 100:
+                return ids, True
+        return ids, False
+
     def set_paused(self, dag_id: str, paused: bool) -> bool:
         """Pause or resume ``dag_id``; whether it was paused before."""
         before = self._call("GET", f"/dags/{quote(dag_id, safe='')}")["is_paused"]

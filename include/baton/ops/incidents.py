@@ -348,7 +348,9 @@ def evaluate(book: Book, anomalies: list[Anomaly], now: datetime, config: Monito
                 evidence=latest.evidence,
             )
             incidents[fingerprint] = opened
-            transitions.append(_transition("incident.opened", now, opened, True))
+            transitions.append(
+                _transition("incident.opened", now, opened, True, reason=latest.evidence.get("reason"))
+            )
 
     for fingerprint in sorted(incidents):
         incident = incidents[fingerprint]

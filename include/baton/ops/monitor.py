@@ -3,7 +3,8 @@
 :func:`tick` is what the ``baton_monitor`` DAG runs every minute (and ``baton monitor tick`` by hand):
 
 1. :func:`baton.ops.signals.fold` the events since the last tick into per-minute buckets;
-2. run every configured detector (``dags/monitoring.yaml``, else the defaults) on every scope's signal;
+2. run every configured detector (``dags/monitoring.yaml``, else the defaults) on every scope's signal,
+   and check the scheduled workflows' runs against their schedules (:mod:`baton.ops.schedules`);
 3. :func:`baton.ops.incidents.evaluate` the anomalies against the incident book, and record each
    transition as an ``incident.*`` event, with the book, in one transaction;
 4. carry out the runbook actions due: each is recorded first under the action's own id (an
@@ -24,6 +25,7 @@ resolution restores what it had.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,10 +42,12 @@ from baton.ops.incidents import Action, Anomaly, Book, Transition, evaluate
 from baton.ops.monitoring_config import (
     COUNT_SIGNALS,
     EVENT_SIGNALS,
+    SCHEDULE_SIGNALS,
     SIGNAL_KINDS,
     Monitoring,
     load_monitoring,
 )
+from baton.ops.schedules import Watched
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +57,7 @@ FILE = "monitoring.yaml"
 HOLD = timedelta(days=7)  # a circuit a runbook opened stays open this long at most, if never closed
 # Declared in monitoring.yaml's schema, with detectors, but not measured yet: a config that sets them is
 # told so when it is read (the monitor would never fire on them).
-NOT_MEASURED = ("sensor_lag", "runs_started")
+NOT_MEASURED = ("sensor_lag",)
 WATCHED = tuple(kind for kind in SIGNAL_KINDS if kind not in NOT_MEASURED)  # what fold measures
 MAX_BATCHES = 20  # at most 20 x 50,000 events folded per tick: a backlog is caught up over a few ticks
 
@@ -113,18 +117,36 @@ def _series(store: EventStore, kind: str, scope: str, reach: timedelta, now: dat
     return read(store, kind, scope, now - reach)
 
 
-def anomalies(store: EventStore, config: Monitoring, now: datetime) -> list[Anomaly]:
-    """Every detector's firing on every scope of the watched signals, now."""
+def _scoped_series(
+    store: EventStore, kind: str, signal: Any, now: datetime, watched: dict[str, Watched]
+) -> Iterator[tuple[str, Any]]:
+    """(scope, what its detectors read) of every scope of the signal ``kind``."""
+    if kind in SCHEDULE_SIGNALS:  # the scheduled workflows Airflow runs (baton.ops.schedules)
+        from baton.ops import schedules
+
+        cfg = signal.schedule
+        for workflow, watch in watched.items():
+            yield f"workflow:{workflow}", schedules.series(store, watch, cfg.lookback, cfg.grace, now)
+        return
+    reach = _reach(signal)
+    # a silence is watched on every scope heard from within the retention, however long ago
+    since = now - (signals.RETENTION if kind in EVENT_SIGNALS else reach)
+    for scope in signals.scopes(store, kind, since):
+        yield scope, _series(store, kind, scope, reach, now)
+
+
+def anomalies(
+    store: EventStore, config: Monitoring, now: datetime, watched: dict[str, Watched] | None = None
+) -> list[Anomaly]:
+    """Every detector's firing on every scope of the watched signals, now; ``watched``: the scheduled
+    workflows whose runs are checked against their schedule (none when not given)."""
     found = []
     for kind in WATCHED:
         signal = config.detectors.of(kind)
-        if not signal.enabled:
+        if not signal.enabled or (kind in SCHEDULE_SIGNALS and signal.schedule is None):
             continue
-        reach = _reach(signal)
-        # a silence is watched on every scope heard from within the retention, however long ago
-        since = now - (signals.RETENTION if kind in EVENT_SIGNALS else reach)
-        for scope in signals.scopes(store, kind, since):
-            for verdict in detect(kind, _series(store, kind, scope, reach, now), now, config.detectors):
+        for scope, series in _scoped_series(store, kind, signal, now, watched or {}):
+            for verdict in detect(kind, series, now, config.detectors):
                 if verdict.anomalous:
                     count = int(verdict.evidence.get("bad", 1) or 1) if kind in COUNT_SIGNALS else 1
                     found.append(
@@ -322,8 +344,11 @@ def _notify(store: EventStore, transitions: list[Transition], done: list[tuple[A
     return sent
 
 
-def tick(store: EventStore, config: Monitoring, now: datetime | None = None) -> Report:
-    """One minute of monitoring (see the module's docstring)."""
+def tick(
+    store: EventStore, config: Monitoring, now: datetime | None = None, dags: Path | None = None
+) -> Report:
+    """One minute of monitoring (see the module's docstring). ``dags``: the dags folder, whose scheduled
+    workflows are checked against their schedule (``runs_started``: :mod:`baton.ops.schedules`)."""
     now = now or datetime.now(UTC)
     report = Report()
     for _ in range(MAX_BATCHES):
@@ -332,7 +357,12 @@ def tick(store: EventStore, config: Monitoring, now: datetime | None = None) -> 
         if folded < signals.BATCH:
             break
     signals.purge(store, now)
-    report.anomalies = anomalies(store, config, now)
+    watched = None
+    if dags is not None and config.detectors.runs_started.enabled:
+        from baton.ops.schedules import watched_now
+
+        watched = watched_now(store, dags, now)
+    report.anomalies = anomalies(store, config, now, watched)
     with store.engine.begin() as conn:
         outcome = evaluate(_book(conn), report.anomalies, now, config)
         report.transitions = outcome.transitions
