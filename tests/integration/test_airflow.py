@@ -591,6 +591,76 @@ def test_a_failing_agent_opens_one_incident_its_runbook_moves_the_work_and_it_re
     assert response.status_code == 200, response.text
 
 
+def test_a_person_acknowledges_and_stops_an_incident_through_the_read_api_as_the_logged_in_user(running):
+    """An incident opened on this Airflow's store (a tick of the monitor over a burst of failures of an agent
+    no workflow names), then Baton's API under /baton: listed, its report read, acknowledged and its
+    runbook stopped by the logged-in user (admin), each once; what it refuses, refused."""
+    import random
+
+    from baton.ops import monitor, signals
+    from baton.ops.monitoring_config import Monitoring
+
+    store, now, rng = _store(running), datetime.now(UTC), random.Random(7)
+    store.append(
+        [
+            Event(
+                type="step.failed" if (bad := rng.random() < 0.5) else "step.succeeded",
+                run_id=f"api-probe-{i}",
+                workflow="api_probe_workflow",
+                step="s",
+                agent="api_probe_agent",
+                try_number=1,
+                ts=now - timedelta(seconds=600 - 10 * i),
+                payload={"error_class": "AgentError"} if bad else {"duration_s": 0.2},
+            )
+            for i in range(60)
+        ]
+    )
+    # The tick folds events in sequence order up to the first younger than the settle time: Airflow's
+    # own, appended just before these, must have settled.
+    time.sleep(signals.SETTLE.total_seconds() + 1)
+    opened = monitor.tick(store, Monitoring(), datetime.now(UTC))
+    (incident_id,) = {t.incident_id for t in opened.transitions if t.where == "agent:api_probe_agent"}
+
+    url, headers = f"{running.url}/baton/api/incidents", {"Authorization": f"Bearer {running.token()}"}
+    assert httpx.get(url, timeout=30).status_code == 401
+    assert httpx.post(f"{url}/{incident_id}/ack", timeout=30).status_code == 401
+    listed = httpx.get(url, headers=headers, params={"limit": 1000}, timeout=30)
+    assert listed.status_code == 200, listed.text
+    (row,) = [r for r in listed.json() if r["id"] == incident_id]
+    assert (row["status"], row["kind"], row["where"]) == ("opened", "failure_rate", "agent:api_probe_agent")
+    report = httpx.get(f"{url}/{incident_id}", headers=headers, timeout=30).json()
+    assert report["report"]["affected_agents"] == ["api_probe_agent"] and report["report"]["mttr_s"] is None
+    assert report["report"]["mttd_s"] > 0 and report["timeline"][0]["type"] == "incident.opened"
+
+    acts = [
+        httpx.post(f"{url}/{incident_id}/{verb}", headers=headers, timeout=30)
+        for verb in ("ack", "ack", "stop")
+    ]
+    assert [(a.status_code, a.json()["by"], a.json()["changed"]) for a in acts] == [
+        (200, "admin", 1),
+        (200, "admin", 0),  # twice changes nothing
+        (200, "admin", 1),
+    ]
+    kinds = [
+        (e.type, (e.payload.get("detail") or {}).get("by")) for e in monitor.timeline(store, incident_id)
+    ]
+    assert ("incident.acknowledged", "admin") in kinds, kinds
+    # refused: a malformed id or verb, a limit out of range, an incident that is not open
+    for method, path, params in (
+        ("GET", "/inc-XYZ", {}),
+        ("POST", f"/{incident_id}/delete", {}),
+        ("POST", "/inc-../ack", {}),
+        ("GET", "", {"limit": 0}),
+        ("GET", "", {"limit": 10**6}),
+    ):
+        answer = httpx.request(method, f"{url}{path}", headers=headers, params=params, timeout=30)
+        assert answer.status_code in (404, 422), (path, answer.status_code, answer.text)
+    unknown = httpx.post(f"{url}/inc-000000000000/ack", headers=headers, timeout=30)
+    assert unknown.status_code == 409 and "no open incident 'inc-000000000000'" in unknown.json()["detail"]
+    assert httpx.get(f"{url}/inc-000000000000", headers=headers, timeout=30).status_code == 404
+
+
 def test_spans_of_the_step_its_items_and_their_model_calls_arrive_nested_under_the_task_span(running, otlp):
     run_id, _ = _probe(running)
 

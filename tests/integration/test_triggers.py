@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -97,7 +98,10 @@ def test_new_leads_fire_the_deferred_sensor_and_exactly_those_rows_are_qualified
     assert waiting[0][1] == "wait_for_new_rows"
     assert _runs(airflow, "lead_qualification", "asset_triggered") == []  # the seeded rows are not new
 
-    insert_rows(business, leads, NEW_LEADS)
+    added = datetime.now(UTC)
+    insert_rows(
+        business, leads, [{**lead, "created_at": added.isoformat(timespec="seconds")} for lead in NEW_LEADS]
+    )
     (run,) = _wait("a lead_qualification run", lambda: _finished(airflow, "lead_qualification", 1))
     assert run["state"] == "success"
     scores = _output(airflow, "lead_qualification", run["dag_run_id"], "score_leads")
@@ -125,6 +129,9 @@ def test_new_leads_fire_the_deferred_sensor_and_exactly_those_rows_are_qualified
         if e.workflow == "lead_qualification__sensor"
     ]
     assert [(m["count"], m["mark_from"], m["mark_to"]) for m in marks] == [(0, None, 14), (3, 14, 17)]
+    # How late the sensor saw them (its time_column, created_at, is when they were added): the monitor's
+    # sensor_lag. It pokes every 2 s; the rest is the triggerer's and the task's start on this machine.
+    assert 0 <= marks[1]["lag_s"] < 60, marks[1]
 
     # The finished run emitted qualified_leads: lead_followup ran with its payload.
     (followup,) = _wait("a lead_followup run", lambda: _finished(airflow, "lead_followup", 1))

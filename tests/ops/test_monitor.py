@@ -498,18 +498,29 @@ def test_a_wait_or_duration_that_is_not_a_finite_number_of_seconds_is_left_out_o
     assert list(signals.points(store, "latency", "agent:alpha", NOW).value) == [0.5]
 
 
-def test_a_monitoring_file_that_sets_an_unmeasured_signal_is_read_with_a_warning(tmp_path, caplog):
-    (tmp_path / "monitoring.yaml").write_text(
-        "monitoring:\n  detectors:\n    sensor_lag: {robust: {min_ratio: 4}}\n    failure_rate: {}\n"
-    )
-    config = monitor.load_config(tmp_path)
-    assert config.detectors.sensor_lag.robust.min_ratio == 4
-    (record,) = [r for r in caplog.records if r.name == "baton.ops.monitor"]
-    assert record.getMessage() == (
-        f"{tmp_path / 'monitoring.yaml'}: monitoring.detectors sets sensor_lag, which the monitor does not "
-        "measure yet (it measures failure_rate, schema_failure_rate, reask_rate, escalation_rate, latency, "
-        "queue_wait, tokens, cost, sensor_silence, runs_started): no incident will come of them"
-    )
+def test_a_sensor_that_sees_its_rows_later_and_later_opens_a_sensor_lag_incident(clean):
+    """orders' sensor (its template declares a time_column) fired twice a minute for two days, each time
+    2-4 s after the oldest new row was added; then for 20 minutes 2 minutes after: one sensor_lag incident,
+    on its scope. A sensor whose firings carry no lag (no time_column) has no sensor_lag signal at all."""
+    store = clean
+    rng = random.Random(11)
+    start = NOW - timedelta(days=2)
+
+    def fired(workflow: str, begin: datetime, minutes: int, lag: float | None) -> list[Event]:
+        events = _fired(workflow, begin, minutes, 30)
+        if lag is None:
+            return events
+        return [replace(e, payload={**e.payload, "lag_s": lag + rng.random() * 2}) for e in events]
+
+    store.append(fired("orders", start, 2 * 24 * 60 - 30, 2.0) + fired("invoices", start, 2 * 24 * 60, None))
+    assert monitor.tick(store, Monitoring(), NOW - timedelta(minutes=20)).transitions == []
+    store.append(fired("orders", NOW - timedelta(minutes=20), 20, 120.0))
+    report = monitor.tick(store, Monitoring(), NOW)
+    opened = [(t.type, t.kind, t.where) for t in report.transitions if t.type == "incident.opened"]
+    assert opened == [("incident.opened", "sensor_lag", "sensor:orders")]
+    lagging = [a for a in report.anomalies if a.kind == "sensor_lag"]
+    assert {a.where for a in lagging} == {"sensor:orders"} and lagging[0].evidence["detector"] == "robust"
+    assert signals.scopes(store, "sensor_lag", start) == ["sensor:orders"]
 
 
 def test_a_person_acknowledges_an_incident_and_stops_its_runbook_from_the_command_line(

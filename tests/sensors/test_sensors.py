@@ -245,3 +245,69 @@ def test_a_retry_hands_on_exactly_what_its_run_claimed_before_it_failed(business
         2,
     )
     assert sensor._claimed_by_this_run(store, _context("run_10")) is None
+
+
+def test_a_sensor_with_a_time_column_records_how_late_it_saw_the_rows(business, store):
+    """lag_s on the claim (what the monitor's sensor_lag reads): from the oldest new row's time_column to
+    the firing."""
+    from datetime import UTC, datetime, timedelta
+
+    spec = {**NEW_ROWS, "columns": ["seq", "id", "created_at"], "time_column": "created_at"}
+    sensor = BusinessSensor(
+        task_id="wait", workflow="lag_flow", kind="new_rows", spec=spec, key_path="trigger.sensor.new_rows"
+    )
+    tag = store.engine.dialect.name
+    start = sql.max_key(engine_for(business).connect(), spec)
+    now = datetime.now(UTC)
+    stamped = [
+        {**_lead(f"L-890-{tag}"), "created_at": (now - timedelta(seconds=90)).isoformat()},
+        {**_lead(f"L-891-{tag}"), "created_at": (now - timedelta(seconds=30)).isoformat()},
+    ]
+    add(business, leads, stamped)
+    found = check("new_rows", spec, business, start, {})
+    assert 89 <= sensor._fired(_context("run_lag"), store, start, found)["lag_s"] < 150
+    (fired,) = [e for e in store.read("run_lag", types=["trigger.fired"])]
+    assert 89 <= fired.payload["lag_s"] < 150
+
+
+@pytest.mark.parametrize(
+    ("values", "lag"),
+    [
+        (["2026-11-24T11:58:00+00:00", "2026-11-24T11:59:00+00:00"], 120.0),  # the oldest row counts
+        (["2026-11-24T11:59:30"], 30.0),  # a naive time is UTC
+        (["2026-11-24T12:59:00+01:00"], 60.0),  # any zone
+        (["2026-11-24"], 12 * 3600.0),  # a date is its midnight
+        (["2026-11-24T12:05:00+00:00"], 0.0),  # stamped after the firing (clocks differ): no lag
+        (["soon", None, 17, {"a": 1}], None),  # nothing readable: no lag
+        ([], None),
+    ],
+)
+def test_lag_is_read_from_the_oldest_readable_time(values, lag):
+    from datetime import UTC, datetime
+
+    from baton.sensors.business import lag_s
+
+    now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC).timestamp()
+    assert lag_s([{"at": v} for v in values], "at", now) == lag
+    assert lag_s([{"at": v} for v in values], None, now) is None  # no time_column: not measured
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            {"columns": ["id", "seq"], "time_column": "created_at"},
+            "time_column 'created_at' is not among columns",
+        ),
+        ({"columns": ["id", "created_at"], "time_column": "created_at"}, "key 'seq' is not among columns"),
+        ({"time_column": "created_at; DROP TABLE leads"}, "String should match pattern"),
+        ({"time_column": "x" * 10_000}, "String should match pattern"),
+    ],
+)
+def test_a_time_column_the_sensor_cannot_read_is_refused(extra, message):
+    from pydantic import ValidationError
+
+    from baton.spec.triggers import NewRows
+
+    with pytest.raises(ValidationError, match=message):
+        NewRows.model_validate({"conn_id": "baton_business", "table": "leads", "key": "seq", **extra})

@@ -267,6 +267,9 @@ class TriggerFired(Payload):
     value: float | None = None
     mark_from: Any = None
     mark_to: Any = None
+    lag_s: float | None = Field(
+        default=None, ge=0, allow_inf_nan=False, description="from the oldest new row's time to the firing"
+    )
 
 
 @event_type("asset.emitted")

@@ -55,10 +55,6 @@ MONITOR = "baton_monitor"  # the DAG, and the workflow of the incident events
 BOOK = "book"
 FILE = "monitoring.yaml"
 HOLD = timedelta(days=7)  # a circuit a runbook opened stays open this long at most, if never closed
-# Declared in monitoring.yaml's schema, with detectors, but not measured yet: a config that sets them is
-# told so when it is read (the monitor would never fire on them).
-NOT_MEASURED = ("sensor_lag",)
-WATCHED = tuple(kind for kind in SIGNAL_KINDS if kind not in NOT_MEASURED)  # what fold measures
 MAX_BATCHES = 20  # at most 20 x 50,000 events folded per tick: a backlog is caught up over a few ticks
 
 
@@ -80,15 +76,6 @@ def load_config(dags: Path) -> Monitoring:
 
     data, _ = reading.load(reading.read_text(path, FILE), FILE)
     config = load_monitoring(data, str(path))
-    unmeasured = sorted(config.detectors.model_fields_set & set(NOT_MEASURED))
-    if unmeasured:
-        log.warning(
-            "%s: monitoring.detectors sets %s, which the monitor does not measure yet (it measures %s): "
-            "no incident will come of them",
-            path,
-            ", ".join(unmeasured),
-            ", ".join(WATCHED),
-        )
     return config
 
 
@@ -141,7 +128,7 @@ def anomalies(
     """Every detector's firing on every scope of the watched signals, now; ``watched``: the scheduled
     workflows whose runs are checked against their schedule (none when not given)."""
     found = []
-    for kind in WATCHED:
+    for kind in SIGNAL_KINDS:
         signal = config.detectors.of(kind)
         if not signal.enabled or (kind in SCHEDULE_SIGNALS and signal.schedule is None):
             continue

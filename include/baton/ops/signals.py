@@ -20,7 +20,9 @@ Signals folded (scope ``agent:<name>`` unless said):
   the output schema on every ask (bad: ``error_class`` ``OutputInvalid``);
 - ``escalation_rate`` (scope ``workflow:<id>``): each step that ended and each hand-off of a step to a
   person because every agent failed (``approval.requested`` of kind ``escalation``: total and bad);
-- ``sensor_silence`` (scope ``sensor:<workflow>``): each time a workflow's sensor fired (``trigger.fired``).
+- ``sensor_silence`` (scope ``sensor:<workflow>``): each time a workflow's sensor fired (``trigger.fired``);
+- ``sensor_lag`` (same scope): how late it saw the rows it fired on (``trigger.fired``'s ``lag_s``: from
+  the oldest new row's ``time_column`` to the firing; only sensors that declare a ``time_column``).
 
 Events are folded in sequence order up to the first one younger than ``SETTLE`` (it and the ones after it
 wait for the next tick): a writer's transaction that took a sequence number and commits a moment later is
@@ -83,7 +85,10 @@ def _fold_event(acc: dict[Key, list[float]], kind: str, agent: str | None, workf
         _add(acc, "failure_rate", f"workflow:{workflow}", ts, bad=int(kind == "run.failed"))
         return
     if kind == "trigger.fired":
-        _add(acc, "sensor_silence", f"sensor:{workflow.removesuffix(SENSOR_DAG_SUFFIX)}", ts)
+        sensor = f"sensor:{workflow.removesuffix(SENSOR_DAG_SUFFIX)}"
+        _add(acc, "sensor_silence", sensor, ts)
+        if (lag := _seconds((payload or {}).get("lag_s"))) is not None:
+            _add(acc, "sensor_lag", sensor, ts, value=lag)
         return
     payload = payload or {}
     if kind in ("step.succeeded", "step.failed"):

@@ -1,11 +1,16 @@
-"""The events read API, served by Airflow's API server under /baton, behind Airflow's authentication."""
+"""Baton's API, served by Airflow's API server under /baton, behind Airflow's authentication: runs,
+timelines and agent stats from the event store; the monitor's incidents, their post-incident reports,
+and a person's acknowledgement or stop of an incident's runbook (as the logged-in user, with the right to
+change ``baton_monitor``'s runs: the monitor's DAG is what an incident belongs to in Airflow's terms)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Annotated, Literal
 
-from airflow.api_fastapi.core_api.security import GetUserDep
-from fastapi import FastAPI, HTTPException
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
+from fastapi import Depends, FastAPI, HTTPException, Path, Query
 
 from baton.events import projections, replay
 from baton.events.store import EventStore
@@ -55,3 +60,53 @@ def run_timeline(run_id: str, user: GetUserDep, until: int | None = None) -> dic
 def agents(user: GetUserDep) -> list[dict]:
     """Per-agent runs, success rate, p50/p95 latency, tokens and cost."""
     return [asdict(s) for s in projections.agent_stats(EventStore.from_airflow())]
+
+
+# --- incidents (issue 18) ---------------------------------------------------------------------------
+
+MONITOR = "baton_monitor"  # baton.ops.monitor.MONITOR (not imported here: the plugin loads it lazily)
+IncidentId = Annotated[str, Path(pattern=r"^inc-[0-9a-f]{12}$", description="e.g. inc-1cd07b4561be")]
+ReadIncidents = Depends(requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=MONITOR))
+ActOnIncidents = Depends(requires_access_dag("PUT", DagAccessEntity.RUN, param_dag_id=MONITOR))
+
+
+@app.get("/api/incidents", dependencies=[ReadIncidents])
+def incidents(limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict]:
+    """The monitor's incidents, newest first, each as its latest transition says."""
+    from baton.ops.monitor import incidents as listed
+
+    return listed(EventStore.from_airflow(), limit)
+
+
+@app.get("/api/incidents/{incident_id}", dependencies=[ReadIncidents])
+def incident(incident_id: IncidentId) -> dict:
+    """The post-incident report (first anomalous event, opening, resolution, MTTD/MTTR, the runs and
+    agents affected, the actions taken) and the incident's timeline of events."""
+    from baton.ops.monitor import timeline
+    from baton.ops.postmortem import postmortem
+
+    store = EventStore.from_airflow()
+    events = timeline(store, incident_id)
+    report = postmortem(store, incident_id)
+    if not events or report is None:
+        raise HTTPException(404, f"no incident '{incident_id}'")
+    return {
+        "report": {**asdict(report), "mttd_s": report.mttd_s, "mttr_s": report.mttr_s},
+        "timeline": [{"ts": e.ts.isoformat(), "type": e.type, "payload": e.payload} for e in events],
+    }
+
+
+@app.post("/api/incidents/{incident_id}/{verb}", dependencies=[ActOnIncidents])
+def act_on_incident(incident_id: IncidentId, verb: Literal["ack", "stop"], user: GetUserDep) -> dict:
+    """The logged-in user acknowledges the incident (``ack``: no more notifications, its escalations are
+    skipped) or stops its runbook (``stop``: no further action, no undoing at resolution). Recorded as the
+    incident's event under the user's name, and posted; doing it twice changes nothing."""
+    from baton.ops import monitor
+    from baton.ops.incidents import IncidentError
+
+    by = user.get_name()
+    try:
+        changed = monitor.person_acts(EventStore.from_airflow(), incident_id, verb, by)
+    except IncidentError as error:
+        raise HTTPException(409, str(error)) from None
+    return {"incident_id": incident_id, "verb": verb, "by": by, "changed": changed}

@@ -12,7 +12,7 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -201,6 +201,8 @@ class BusinessSensor(BaseOperator):
             "value": found.get("value"),
             "mark_to": found.get("mark_to"),
         }
+        if (lag := lag_s(rows or [], self.spec.get("time_column"), time.time())) is not None:
+            payload["lag_s"] = lag
         if not self._claim(store, context, mark, payload, init=False):
             # Another run moved the mark first: look again from where it left it.
             self.log.info("Another run claimed from mark %s: waiting again", mark)
@@ -245,3 +247,20 @@ class BusinessSensor(BaseOperator):
         with read_only(url, timeout_of(self.spec), self.kind) as conn:
             rows = sql.new_rows(conn, self.spec, claim["mark_from"], until=claim["mark_to"])
         return self._emit(context, claim["mark_from"], payload, rows, None)
+
+
+def lag_s(rows: list[dict[str, Any]], column: str | None, now: float) -> float | None:
+    """Seconds from the oldest time in ``rows``' ``column`` (a timestamp; a naive one is UTC) to ``now``:
+    how late the sensor saw them. None when no row has a readable time; a row stamped later than ``now``
+    (clocks differ) counts as no lag."""
+    if not column:
+        return None
+    times = []
+    for row in rows:
+        value = row.get(column)
+        try:
+            at = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+        except (TypeError, ValueError):
+            continue
+        times.append((at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp())
+    return max(0.0, round(now - min(times), 3)) if times else None

@@ -31,8 +31,9 @@ from baton.limits import MAX_SENSOR_QUERY_CHARS as MAX_QUERY_CHARS
 from baton.spec.common import IDENTIFIER, Duration
 
 ASSET_NAME = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
-_TABLE = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"
-_COLUMN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# identifiers of at most 63 characters: PostgreSQL's limit (it would cut a longer one silently)
+_TABLE = r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$"
+_COLUMN = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 OPERATORS = ("=", "!=", ">", ">=", "<", "<=", "in", "not_in", "is_null", "not_null", "like")
 _NO_VALUE = ("is_null", "not_null")
 # How long one query of a sensor may run: at least a second, at most what a triggerer thread may be held.
@@ -94,6 +95,23 @@ class NewRows(_Sensor):
         description="the first run: 'now' takes only rows added after the sensor first looked; "
         "'beginning' takes the rows already there too",
     )
+    time_column: str | None = Field(
+        default=None,
+        pattern=_COLUMN,
+        description="a column holding when each row was added (a timestamp); the monitor then measures "
+        "the sensor's lag, from the oldest new row's time to the sensor firing (signal sensor_lag)",
+    )
+
+    @model_validator(mode="after")
+    def _read_columns_selected(self) -> NewRows:
+        if self.columns:
+            for field, name in (("key", self.key), ("time_column", self.time_column)):
+                if name is not None and name not in self.columns:
+                    raise ValueError(
+                        f"{field} '{name}' is not among columns, so the sensor could not read it: add it "
+                        "to columns (or list no columns: all of them)"
+                    )
+        return self
 
 
 class Condition(_Strict):
