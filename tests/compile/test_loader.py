@@ -15,8 +15,9 @@ from tests.compile.test_cache import BUNDLED, SENSOR_DAGS
 BROKEN = Path(__file__).parents[1] / "spec" / "broken"
 
 
-# Baton's own DAGs in the folder: the compensator (from the loader) and the monitor (dags/baton_monitor.py)
-OWN_DAGS = ["baton_compensate", "baton_monitor"]
+# Baton's own DAGs in the folder: the compensator (from the loader), the monitor (dags/baton_monitor.py) and
+# the incident escalation (dags/baton_incident_escalation.py)
+OWN_DAGS = ["baton_compensate", "baton_incident_escalation", "baton_monitor"]
 
 
 @pytest.fixture

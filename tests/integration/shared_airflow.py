@@ -64,9 +64,11 @@ HEALTHY = [
     "supply_chain",
     "upper_extension",
 ]
-# Baton's own DAGs, next to the templates' (not templates): the compensator, the monitor, and the sensors.
+# Baton's own DAGs, next to the templates' (not templates): the compensator, the monitor, the incident
+# escalation, and the sensors.
 OPERATIONS = [
     "baton_compensate",
+    "baton_incident_escalation",
     "baton_monitor",
     "compliance_monitoring__sensor",
     "lead_qualification__sensor",

@@ -591,13 +591,18 @@ def test_a_failing_agent_opens_one_incident_its_runbook_moves_the_work_and_it_re
     assert response.status_code == 200, response.text
 
 
-def test_a_person_acknowledges_and_stops_an_incident_through_the_read_api_as_the_logged_in_user(running):
+def test_a_person_answers_an_incident_on_the_required_actions_page_and_through_baton_api(
+    running, monkeypatch
+):
     """An incident opened on this Airflow's store (a tick of the monitor over a burst of failures of an agent
-    no workflow names), then Baton's API under /baton: listed, its report read, acknowledged and its
-    runbook stopped by the logged-in user (admin), each once; what it refuses, refused."""
+    no workflow names). Its runbook's escalate step asks a person on the Required Actions page (a run of
+    baton_incident_escalation, asked once however often the step is carried out); the person stops the
+    runbook there. Then Baton's API under /baton: listed, its report read, acknowledged by the logged-in
+    user (admin), once; what it refuses, refused."""
     import random
 
-    from baton.ops import monitor, signals
+    from baton.ops import escalation, monitor, signals
+    from baton.ops.incidents import Action
     from baton.ops.monitoring_config import Monitoring
 
     store, now, rng = _store(running), datetime.now(UTC), random.Random(7)
@@ -622,13 +627,45 @@ def test_a_person_acknowledges_and_stops_an_incident_through_the_read_api_as_the
     opened = monitor.tick(store, Monitoring(), datetime.now(UTC))
     (incident_id,) = {t.incident_id for t in opened.transitions if t.where == "agent:api_probe_agent"}
 
+    # The escalate step, carried out as the monitor's tick does, with the connection to this Airflow's API
+    assert (
+        running.api("GET", f"/dags/{escalation.DAG_ID}").json()["is_paused"] is False
+    )  # active from the start
+    api = {"conn_type": "http", "host": running.url, "login": "admin", "password": running.password}
+    monkeypatch.setenv("AIRFLOW_CONN_BATON_AIRFLOW_API", json.dumps(api))
+    with store.engine.begin() as conn:
+        book = monitor._book(conn)
+    step = Action(
+        id=f"{incident_id}/9", incident_id=incident_id, step=9, do="escalate", target="agent:api_probe_agent",
+        params={"to": "on-call"},
+    )  # fmt: skip
+    run_id = f"incident__{incident_id}__9"
+    where = f"on Airflow's Required Actions page ({escalation.DAG_ID} run {run_id})"
+    assert escalation.request(step, book) == f"escalated to on-call: Slack, and asked {where}"
+    assert escalation.request(step, book) == f"escalated to on-call: Slack, and had asked already {where}"
+    hitl, detail = _awaiting_person(running, escalation.DAG_ID, run_id, "ask")
+    assert detail["options"] == list(escalation.OPTIONS)
+    assert detail["subject"] == f"Incident {incident_id}: failure_rate at agent:api_probe_agent (critical)"
+    assert "calls bad in the last 15m" in detail["body"]
+    answer = running.api("PATCH", hitl, json={"chosen_options": ["Stop the runbook"], "params_input": {}})
+    assert answer.status_code == 200, answer.text
+    assert running.wait_for_run(escalation.DAG_ID, run_id)["state"] == "success"
+    stopped = [
+        e.payload["detail"] for e in monitor.timeline(store, incident_id) if e.type == "incident.updated"
+    ]
+    assert {"stopped_by": "admin"} in stopped, stopped
+
     url, headers = f"{running.url}/baton/api/incidents", {"Authorization": f"Bearer {running.token()}"}
     assert httpx.get(url, timeout=30).status_code == 401
     assert httpx.post(f"{url}/{incident_id}/ack", timeout=30).status_code == 401
     listed = httpx.get(url, headers=headers, params={"limit": 1000}, timeout=30)
     assert listed.status_code == 200, listed.text
     (row,) = [r for r in listed.json() if r["id"] == incident_id]
-    assert (row["status"], row["kind"], row["where"]) == ("opened", "failure_rate", "agent:api_probe_agent")
+    assert (row["status"], row["kind"], row["where"]) == (
+        "updated",
+        "failure_rate",
+        "agent:api_probe_agent",
+    )  # stopped
     report = httpx.get(f"{url}/{incident_id}", headers=headers, timeout=30).json()
     assert report["report"]["affected_agents"] == ["api_probe_agent"] and report["report"]["mttr_s"] is None
     assert report["report"]["mttd_s"] > 0 and report["timeline"][0]["type"] == "incident.opened"
@@ -640,7 +677,7 @@ def test_a_person_acknowledges_and_stops_an_incident_through_the_read_api_as_the
     assert [(a.status_code, a.json()["by"], a.json()["changed"]) for a in acts] == [
         (200, "admin", 1),
         (200, "admin", 0),  # twice changes nothing
-        (200, "admin", 1),
+        (200, "admin", 0),  # stopped already, on the Required Actions page
     ]
     kinds = [
         (e.type, (e.payload.get("detail") or {}).get("by")) for e in monitor.timeline(store, incident_id)

@@ -16,18 +16,18 @@ from devtools.standalone import free_port
 
 class _Api:
     """Answers POST /auth/token with a token (unless told otherwise) and everything else with ``body``
-    (or what ``body(path)`` gives)."""
+    (or what ``body(path)`` gives); keeps each request's path and body."""
 
     def __init__(
         self, body: bytes | Callable[[str], bytes], token: bytes = b'{"access_token": "t"}', status: int = 200
     ):
-        self.body, self.token, self.status, self.paths = body, token, status, []
+        self.body, self.token, self.status, self.paths, self.requests = body, token, status, [], []
         api = self
 
         class Handler(BaseHTTPRequestHandler):
             def _answer(self):
                 api.paths.append(self.path)
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                api.requests.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
                 body = api.token if self.path == "/auth/token" else api.body
                 body = body(self.path) if callable(body) else body
                 self.send_response(200 if self.path == "/auth/token" else api.status)

@@ -24,7 +24,11 @@ MAX_ANSWER = 5_000_000  # bytes of one answer read: a list of at most 1,000 runs
 
 
 class AirflowApiError(BatonError):
-    """Airflow's REST API refused or could not be reached."""
+    """Airflow's REST API refused (``status``: its HTTP status) or could not be reached (None)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 class AirflowApi:
@@ -75,7 +79,7 @@ class AirflowApi:
             ) from error
         if answer.status_code >= 400:
             text = bytes(body[:300]).decode(errors="replace")
-            raise AirflowApiError(f"{what}: Airflow answered {answer.status_code} {text}")
+            raise AirflowApiError(f"{what}: Airflow answered {answer.status_code} {text}", answer.status_code)
         try:
             return json.loads(body) if body else {}
         except ValueError:
@@ -95,6 +99,17 @@ class AirflowApi:
             if len(dags) < 100:
                 return ids, True
         return ids, False
+
+    def trigger(self, dag_id: str, run_id: str, conf: dict[str, Any]) -> bool:
+        """Start a run of ``dag_id`` named ``run_id``; False when a run of that name exists already."""
+        body = {"dag_run_id": run_id, "logical_date": None, "conf": conf}
+        try:
+            self._call("POST", f"/dags/{quote(dag_id, safe='')}/dagRuns", json=body)
+        except AirflowApiError as error:
+            if error.status == 409:
+                return False
+            raise
+        return True
 
     def set_paused(self, dag_id: str, paused: bool) -> bool:
         """Pause or resume ``dag_id``; whether it was paused before."""

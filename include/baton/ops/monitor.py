@@ -188,7 +188,7 @@ def _event(t: Transition, notified: bool) -> Event:
     )
 
 
-def _carry_out(store: EventStore, action: Action, now: datetime) -> str:
+def _carry_out(store: EventStore, action: Action, now: datetime, book: Book | None = None) -> str:
     from baton.coordination import load
 
     agent = action.target.removeprefix("agent:")
@@ -200,8 +200,10 @@ def _carry_out(store: EventStore, action: Action, now: datetime) -> str:
         return f"closed the circuit of {agent}" if was_open else f"the circuit of {agent} was already closed"
     if action.do in ("lower_concurrency", "restore_concurrency"):
         return _concurrency(store, action, agent, now)
-    if action.do == "escalate":
-        return f"escalated to {action.params.get('to', 'a person')}"
+    if action.do == "escalate":  # Slack hears it with the transition; a person is asked in Airflow too
+        from baton.ops.escalation import request
+
+        return request(action, book)
     if action.do in ("pause_workflow", "resume_workflow", "retry_failed_runs"):
         return _through_airflow(store, action, now)
     raise ValueError(f"no way to carry out the runbook action {action.do!r}")  # _act records it failed
@@ -297,7 +299,7 @@ def _act(store: EventStore, actions: list[Action], book: Book, now: datetime) ->
         if not store.append([record]):
             continue  # recorded by an earlier tick: carried out then
         try:
-            outcome = _carry_out(store, action, now)
+            outcome = _carry_out(store, action, now, book)
         except Exception as error:  # one action failing must not stop the others, nor the tick
             log.exception("runbook action %s failed", action.id)
             outcome = f"failed: {type(error).__name__}: {str(error)[:300]}"
