@@ -599,28 +599,13 @@ def test_a_person_answers_an_incident_on_the_required_actions_page_and_through_b
     baton_incident_escalation, asked once however often the step is carried out); the person stops the
     runbook there. Then Baton's API under /baton: listed, its report read, acknowledged by the logged-in
     user (admin), once; what it refuses, refused."""
-    import random
-
     from baton.ops import escalation, monitor, signals
     from baton.ops.incidents import Action
     from baton.ops.monitoring_config import Monitoring
+    from tests.ops.test_monitor import _calls
 
-    store, now, rng = _store(running), datetime.now(UTC), random.Random(7)
-    store.append(
-        [
-            Event(
-                type="step.failed" if (bad := rng.random() < 0.5) else "step.succeeded",
-                run_id=f"api-probe-{i}",
-                workflow="api_probe_workflow",
-                step="s",
-                agent="api_probe_agent",
-                try_number=1,
-                ts=now - timedelta(seconds=600 - 10 * i),
-                payload={"error_class": "AgentError"} if bad else {"duration_s": 0.2},
-            )
-            for i in range(60)
-        ]
-    )
+    store = _store(running)
+    store.append(_calls("api_probe_agent", datetime.now(UTC) - timedelta(minutes=10), 10, 6, 0.5, seed=7))
     # The tick folds events in sequence order up to the first younger than the settle time: Airflow's
     # own, appended just before these, must have settled.
     time.sleep(signals.SETTLE.total_seconds() + 1)
