@@ -9,9 +9,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import delete
 
-from baton.events import schema
 from baton.ops import escalation, monitor
 from baton.ops.incidents import Action
 from baton.ops.monitoring_config import Monitoring
@@ -22,11 +20,9 @@ NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 
 
 @pytest.fixture
-def opened(store):
+def opened(clean):
     """A store with one open failure_rate incident on agent:gamma (a tick over a burst of its failures)."""
-    with store.engine.begin() as conn:
-        for table in (schema.signal_buckets, schema.monitor_state, schema.agent_health):
-            conn.execute(delete(table))
+    store = clean
     store.append(_calls("gamma", NOW - timedelta(minutes=10), 10, 6, 0.5, seed=3))  # half of 60 fail
     report = monitor.tick(store, Monitoring(), NOW)
     (incident_id,) = {t.incident_id for t in report.transitions if t.where == "agent:gamma"}

@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from baton.cli import main as baton
 from baton.coordination.load import Breakers
@@ -20,14 +20,6 @@ from baton.ops import monitor, signals
 from baton.ops.monitoring_config import Monitoring
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
-
-
-@pytest.fixture
-def clean(store):
-    with store.engine.begin() as conn:
-        for table in (schema.signal_buckets, schema.monitor_state, schema.agent_health):
-            conn.execute(delete(table))
-    return store
 
 
 def _calls(

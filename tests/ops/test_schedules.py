@@ -12,9 +12,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import delete
 
-from baton.events import schema
 from baton.events.store import Event
 from baton.ops import monitor, schedules
 from baton.ops.airflow_api import AirflowApi, AirflowApiError
@@ -23,14 +21,6 @@ from tests.ops.test_airflow_api import _Api
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 BROKEN = "workflows/broken_schedule.yaml"
-
-
-@pytest.fixture
-def clean(store):
-    with store.engine.begin() as conn:
-        for table in (schema.signal_buckets, schema.monitor_state, schema.events):
-            conn.execute(delete(table))
-    return store
 
 
 def _pages(unpaused: list[str]):
