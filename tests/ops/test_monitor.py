@@ -144,6 +144,27 @@ def test_each_event_is_folded_once_however_often_the_monitor_runs(clean):
     assert len(latency.time) == 20 and 0.2 <= float(latency.value.min()) <= float(latency.value.max()) < 0.31
 
 
+def test_first_folds_racing_each_other_count_each_event_once(clean):
+    """Four folds at once on a store that has never been folded (no cursor row yet to lock): each of the
+    100 events is counted once, not once per fold."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = clean
+    store.append(_calls("delta", NOW - timedelta(minutes=30), 20, 5, 0.2, 9))
+    barrier = threading.Barrier(4)
+
+    def fold() -> int:
+        barrier.wait()
+        return signals.fold(store, NOW)
+
+    with ThreadPoolExecutor(4) as pool:
+        folded = sorted(f.result() for f in [pool.submit(fold) for _ in range(4)])
+    assert folded == [0, 0, 0, 100]
+    counts = signals.counts(store, "failure_rate", "agent:delta", NOW - timedelta(hours=1))
+    assert int(counts.total.sum()) == 100
+
+
 def test_an_event_younger_than_the_settle_time_waits_for_the_next_tick(clean):
     store = clean
     store.append(_calls("delta", NOW, 1, 3, 0.0, 8))

@@ -97,6 +97,30 @@ def test_a_workflow_is_watched_from_the_first_tick_that_saw_it_unpaused_with_its
     assert schedules.watch(store, {"a": daily, "b": hourly}, {"a", "b"}, again)["a"].since == again
 
 
+def test_ticks_racing_each_other_agree_on_since_when_a_workflow_is_watched(clean):
+    """Eight ticks at once (the monitor's run and `baton monitor tick`, each its own clock): the state is
+    read and written under lock, so exactly one of them starts the watch and every other one keeps its
+    'since'."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    barrier = threading.Barrier(8)
+
+    def tick(i: int) -> datetime:
+        barrier.wait()
+        return schedules.watch(clean, {"a": ("0 9 * * *", "UTC")}, {"a"}, NOW + timedelta(seconds=i))[
+            "a"
+        ].since
+
+    with ThreadPoolExecutor(8) as pool:
+        seen = [f.result() for f in [pool.submit(tick, i) for i in range(8)]]
+    assert len(set(seen)) == 1 and NOW <= seen[0] <= NOW + timedelta(seconds=7), seen
+    assert (
+        schedules.watch(clean, {"a": ("0 9 * * *", "UTC")}, {"a"}, NOW + timedelta(hours=1))["a"].since
+        == seen[0]
+    )
+
+
 def test_only_the_workflows_scheduled_runs_count_as_started(clean):
     store = clean
     at = NOW - timedelta(minutes=30)

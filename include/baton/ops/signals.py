@@ -32,6 +32,7 @@ never skipped.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Iterable
@@ -149,10 +150,16 @@ def reasked(payload: Any) -> bool:
 
 def load_state(conn: Connection, name: str, lock: bool = False) -> Any:
     """The monitor's state ``name`` (None when never saved); with ``lock``, held for ``conn``'s write
-    transaction (``FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` holds the database already)."""
+    transaction (SQLite's ``BEGIN IMMEDIATE`` holds the database already). On PostgreSQL a transaction
+    advisory lock on the name, not only ``FOR UPDATE``: a state never saved has no row to lock, and two
+    first writers (two first folds, two ticks starting the same watch) would each go on."""
     m = schema.monitor_state.c
     query = select(m.value).where(m.name == name)
     if lock and conn.dialect.name == "postgresql":
+        key = int.from_bytes(
+            hashlib.sha256(f"baton_monitor_state|{name}".encode()).digest()[:8], "big", signed=True
+        )
+        conn.execute(select(func.pg_advisory_xact_lock(key)))
         query = query.with_for_update()
     return conn.scalar(query)
 
