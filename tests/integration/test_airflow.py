@@ -151,10 +151,13 @@ def test_scheduled_workflows_run_on_their_schedule(running):
     now = datetime.now(UTC)
     assert after.hour == 9 and after.minute == 0
     assert now - timedelta(days=1) <= after <= now + timedelta(days=1)
-    # Baton's listener recorded it as a scheduled run: what runs_started counts (baton.ops.schedules)
-    from baton.ops import schedules
+    # Baton's listener recorded it as a scheduled run, which the monitor's fold turns into the runs_started
+    # signal that baton.ops.schedules reads
+    from baton.ops import schedules, signals
 
-    started = schedules.started(_store(running), "daily_operations", now - timedelta(hours=1))
+    store = _store(running)
+    signals.fold(store, datetime.now(UTC))
+    started = schedules.started(store, "daily_operations", now - timedelta(hours=1))
     assert len(started) == 1 and now.timestamp() - 600 < started[0] <= now.timestamp(), started
 
 

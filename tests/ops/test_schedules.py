@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from baton.events.store import Event
-from baton.ops import monitor, schedules
+from baton.ops import monitor, schedules, signals
 from baton.ops.airflow_api import AirflowApi, AirflowApiError
 from baton.ops.monitoring_config import Monitoring
 from tests.ops.test_airflow_api import _Api
@@ -133,7 +133,11 @@ def test_only_the_workflows_scheduled_runs_count_as_started(clean):
             _started("a", NOW - timedelta(hours=5)),  # before since
         ]
     )
+    signals.fold(store, NOW)  # what a tick does first: the starts become the runs_started signal
     assert schedules.started(store, "a", NOW - timedelta(hours=1)).tolist() == [at.timestamp()]
+    assert schedules.started(store, "b", NOW - timedelta(hours=1)).tolist() == [
+        (at + timedelta(minutes=3)).timestamp()
+    ]
 
 
 def test_a_missed_scheduled_run_opens_an_incident_and_the_next_start_resolves_it(
@@ -181,7 +185,9 @@ def test_without_the_connection_or_with_a_failing_api_nothing_is_watched_and_the
 ):
     monkeypatch.delenv("AIRFLOW_CONN_BATON_AIRFLOW_API", raising=False)
     caplog.set_level(logging.INFO, logger="baton.ops.schedules")
-    assert schedules.watched_now(clean, dags_folder, NOW) is None
+    with monkeypatch.context() as unread:  # nothing can be watched: the templates are not even read
+        unread.setattr(schedules, "scheduled", lambda folder: pytest.fail("templates read for nothing"))
+        assert schedules.watched_now(clean, dags_folder, NOW) is None
     assert "runs_started is not watched" in caplog.text and "baton_airflow_api" in caplog.text
     refusing = _Api(b"{}", status=503)
     conn = {"conn_type": "http", "host": refusing.url, "login": "a", "password": "b"}

@@ -36,7 +36,7 @@ from sqlalchemy import select
 from baton import metrics
 from baton.events import schema
 from baton.events.store import Event, EventStore
-from baton.ops import signals
+from baton.ops import schedules, signals
 from baton.ops.detectors import detect
 from baton.ops.incidents import Action, Anomaly, Book, Transition, evaluate
 from baton.ops.monitoring_config import (
@@ -47,7 +47,6 @@ from baton.ops.monitoring_config import (
     Monitoring,
     load_monitoring,
 )
-from baton.ops.schedules import Watched
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +104,10 @@ def _series(store: EventStore, kind: str, scope: str, reach: timedelta, now: dat
 
 
 def _scoped_series(
-    store: EventStore, kind: str, signal: Any, now: datetime, watched: dict[str, Watched]
+    store: EventStore, kind: str, signal: Any, now: datetime, watched: dict[str, schedules.Watched]
 ) -> Iterator[tuple[str, Any]]:
     """(scope, what its detectors read) of every scope of the signal ``kind``."""
     if kind in SCHEDULE_SIGNALS:  # the scheduled workflows Airflow runs (baton.ops.schedules)
-        from baton.ops import schedules
-
         cfg = signal.schedule
         for workflow, watch in watched.items():
             yield f"workflow:{workflow}", schedules.series(store, watch, cfg.lookback, cfg.grace, now)
@@ -123,7 +120,7 @@ def _scoped_series(
 
 
 def anomalies(
-    store: EventStore, config: Monitoring, now: datetime, watched: dict[str, Watched] | None = None
+    store: EventStore, config: Monitoring, now: datetime, watched: dict[str, schedules.Watched] | None = None
 ) -> list[Anomaly]:
     """Every detector's firing on every scope of the watched signals, now; ``watched``: the scheduled
     workflows whose runs are checked against their schedule (none when not given)."""
@@ -348,9 +345,7 @@ def tick(
     signals.purge(store, now)
     watched = None
     if dags is not None and config.detectors.runs_started.enabled:
-        from baton.ops.schedules import watched_now
-
-        watched = watched_now(store, dags, now)
+        watched = schedules.watched_now(store, dags, now)
     report.anomalies = anomalies(store, config, now, watched)
     with store.engine.begin() as conn:
         outcome = evaluate(_book(conn), report.anomalies, now, config)

@@ -11,7 +11,8 @@ unpaused again; without the connection nothing is watched, and the tick's log sa
 
 What is compared, per watched workflow (scope ``workflow:<id>``): the due times from the later of
 ``since`` and the detector's lookback up to now (at most ``MAX_DUE``), and the times its scheduled runs
-started (``run.started`` of ``run_type`` scheduled, recorded by Baton's listener in the scheduler).
+started (``run.started`` of ``run_type`` scheduled, recorded by Baton's listener in the scheduler and
+folded by :mod:`baton.ops.signals` into the ``runs_started`` buckets, so a tick reads minutes, not events).
 :func:`baton.ops.detectors.schedule` then finds the due runs that did not start within ``grace``.
 """
 
@@ -25,9 +26,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 from croniter import croniter
-from sqlalchemy import select
 
-from baton.events import schema
 from baton.events.store import EventStore
 from baton.ops import signals
 from baton.ops.detectors import Schedule
@@ -36,7 +35,6 @@ log = logging.getLogger(__name__)
 
 STATE = "schedules"  # the monitor's state: workflow -> {cron, timezone, since}
 MAX_DUE = 2_000  # due times per workflow and tick (a cron of every minute: the last 33 hours)
-MAX_STARTS = 10_000  # newest run starts read per workflow and tick
 MAX_PAGES = 20  # of 100 unpaused DAGs each, read from Airflow per tick
 
 
@@ -101,20 +99,9 @@ def due(cron: str, timezone: str, start: datetime, end: datetime) -> np.ndarray:
 
 
 def started(store: EventStore, workflow: str, since: datetime) -> np.ndarray:
-    """When the workflow's scheduled runs started (epoch seconds), since ``since``: the newest
-    ``MAX_STARTS`` of them."""
-    e = schema.events.c
-    query = (
-        select(e.ts, e.payload)
-        .where(e.type == "run.started", e.workflow == workflow, e.ts >= since)
-        .order_by(e.seq.desc())
-        .limit(MAX_STARTS)
-    )
-    with store.engine.connect() as conn:
-        rows = conn.execute(query).all()
-    return np.asarray(
-        [ts.timestamp() for ts, payload in rows if (payload or {}).get("run_type") == "scheduled"], float
-    )
+    """When the workflow's scheduled runs started (epoch seconds), since ``since``: read from the
+    ``runs_started`` signal the monitor folds (no scan of the events)."""
+    return signals.points(store, "runs_started", f"workflow:{workflow}", since).value
 
 
 def series(
@@ -132,10 +119,7 @@ def watched_now(store: EventStore, dags_folder: Path, now: datetime) -> dict[str
     connection ``baton_airflow_api``, or its API failed: logged, and nothing is watched this tick)."""
     from baton.ops.airflow_api import CONN_ID, AirflowApi, AirflowApiError
 
-    schedules = scheduled(dags_folder)
-    if not schedules:
-        return {}
-    api = AirflowApi.from_connection()
+    api = AirflowApi.from_connection()  # first: the templates are not read when nothing can be watched
     if api is None:
         log.info(
             "runs_started is not watched: telling a paused workflow from a missed run needs the Airflow "
@@ -150,4 +134,4 @@ def watched_now(store: EventStore, dags_folder: Path, now: datetime) -> dict[str
         return None
     if not complete:
         log.warning("over %d unpaused DAGs: some schedules are not watched this tick", MAX_PAGES * 100)
-    return watch(store, schedules, live, now.astimezone(UTC))
+    return watch(store, scheduled(dags_folder), live, now.astimezone(UTC))

@@ -21,8 +21,11 @@ Signals folded (scope ``agent:<name>`` unless said):
 - ``escalation_rate`` (scope ``workflow:<id>``): each step that ended and each hand-off of a step to a
   person because every agent failed (``approval.requested`` of kind ``escalation``: total and bad);
 - ``sensor_silence`` (scope ``sensor:<workflow>``): each time a workflow's sensor fired (``trigger.fired``);
-- ``sensor_lag`` (same scope): how late it saw the rows it fired on (``trigger.fired``'s ``lag_s``: from
-  the oldest new row's ``time_column`` to the firing; only sensors that declare a ``time_column``).
+- ``runs_started`` (scope ``workflow:<id>``): each scheduled run's start (``run.started`` of ``run_type``
+  scheduled), its time as the value: a minute's mean is the start itself (``baton.ops.schedules``);
+- ``sensor_lag`` (scope ``sensor:<workflow>``): how late a sensor saw the rows it fired on
+  (``trigger.fired``'s ``lag_s``: from the oldest new row's ``time_column`` to the firing; only sensors
+  that declare a ``time_column``).
 
 Events are folded in sequence order up to the first one younger than ``SETTLE`` (it and the ones after it
 wait for the next tick): a writer's transaction that took a sequence number and commits a moment later is
@@ -59,6 +62,7 @@ SCHEMA_FAILED = OutputInvalid.__name__  # the error class of the bad events of s
 _FOLDED = (
     *_DONE,
     "model.called",
+    "run.started",
     "run.succeeded",
     "run.failed",
     "trigger.fired",
@@ -84,6 +88,10 @@ def _add(acc: dict[Key, list[float]], kind: str, scope: str, ts: datetime, bad: 
 def _fold_event(acc: dict[Key, list[float]], kind: str, agent: str | None, workflow: str, payload: Any, ts):
     if kind in ("run.succeeded", "run.failed"):
         _add(acc, "failure_rate", f"workflow:{workflow}", ts, bad=int(kind == "run.failed"))
+        return
+    if kind == "run.started":  # a scheduled run's start, at its second: the bucket's mean is that time
+        if (payload or {}).get("run_type") == "scheduled":
+            _add(acc, "runs_started", f"workflow:{workflow}", ts, value=ts.timestamp())
         return
     if kind == "trigger.fired":
         sensor = f"sensor:{workflow.removesuffix(SENSOR_DAG_SUFFIX)}"
