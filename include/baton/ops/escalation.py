@@ -60,11 +60,11 @@ def request(action: Action, book: Book | None) -> str:
 
 def apply_answer(store: EventStore, incident_id: str, answer: dict[str, Any]) -> str:
     """What the person chose, done on the incident under their name (what the DAG's ``apply`` task runs)."""
+    from baton.coordination.escalation import Answer
     from baton.ops.monitor import person_acts
 
-    chosen = list(answer.get("chosen_options") or [])
-    user = answer.get("responded_by_user") or {}
-    by = (user.get("name") or user.get("id") or "") if isinstance(user, dict) else str(user)
+    reply = Answer.of(answer, "incident", {})  # as a step's answer is read: who, and what they chose
+    chosen, by = reply.chosen, reply.by
     verb = VERBS.get(chosen[0]) if chosen else None
     if verb is None:
         return f"{by or 'a person'} left incident {incident_id} to its runbook"
