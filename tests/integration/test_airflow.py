@@ -642,6 +642,15 @@ def test_a_person_answers_an_incident_on_the_required_actions_page_and_through_b
         e.payload["detail"] for e in monitor.timeline(store, incident_id) if e.type == "incident.updated"
     ]
     assert {"stopped_by": "admin"} in stopped, stopped
+    # Anyone who may trigger the DAG by hand is held to its params: a malformed id, a huge or empty text
+    for conf in (
+        {"incident_id": "inc-1; DROP TABLE baton_events"},
+        {"incident_id": incident_id, "body": "x" * 100_000},
+        {"incident_id": incident_id, "subject": ""},
+    ):
+        body = {"logical_date": None, "conf": conf}
+        refused = running.api("POST", f"/dags/{escalation.DAG_ID}/dagRuns", json=body)
+        assert refused.status_code == 400 and "Invalid input for param" in refused.text, refused.text[:300]
 
     url, headers = f"{running.url}/baton/api/incidents", {"Authorization": f"Bearer {running.token()}"}
     assert httpx.get(url, timeout=30).status_code == 401
