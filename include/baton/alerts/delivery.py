@@ -72,6 +72,7 @@ def _event(alert: Alert, payload: dict[str, Any]) -> Event:
         try_number=alert.attempt or 0,
         discriminator=alert.kind,
         payload=payload,
+        **({"ts": alert.at} if alert.at else {}),
     )
 
 

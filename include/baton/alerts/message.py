@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 from urllib.parse import quote
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger("baton.alerts")  # one logger for every alert, whichever module raised it
 
@@ -36,6 +34,9 @@ class Alert:
     attempt: int | None = None
     url: str = ""
     map_index: int = -1
+    # when what it reports happened (its event's time); None: when it is sent. The monitor's tick gives
+    # its own time, so that a tick run for an earlier minute records its alerts at that minute.
+    at: datetime | None = None
 
     @property
     def where(self) -> str:

@@ -292,6 +292,7 @@ def _act(store: EventStore, actions: list[Action], book: Book, now: datetime) ->
                 "where": action.target,
                 "detail": {"do": action.do, "step": action.step, "params": action.params},
             },
+            ts=now,  # the tick's time, as its transitions: a fold at that time must not wait on it
         )
         if not store.append([record]):
             continue  # recorded by an earlier tick: carried out then
@@ -325,6 +326,7 @@ def _notify(store: EventStore, transitions: list[Transition], done: list[tuple[A
             message=message.strip(),
             step=t.where,
             attempt=t.count,
+            at=t.at,
         )
         sent += bool(send(alert, store))
     return sent
