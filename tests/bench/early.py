@@ -1,0 +1,117 @@
+"""Tiny benchmark runs that start with the test session and run beside it.
+
+The incident campaign's tiny run is about three minutes of an Airflow of its own that mostly waits (a
+minute of warm-up, a fault, a tail, all on the wall clock); the fault benchmark's, most of a minute. Run
+as ordinary tests they held one of the suite's two test processes for all that time. Here the first test
+process that collected their tests starts them in the background right after collection; the tests are
+scheduled last (``LAST`` in tests/conftest.py) and only collect what the runs printed. Nothing is asserted
+differently: a run must exit 0 and end with its headline.
+
+One start per session: the runs of a session share a directory named by xdist's run id (the same in
+every test process), and the process that creates it starts the run. That process waits for the run
+before it exits, so a run is never cut short by the test process that started it ending first; on an
+interrupted session it is stopped (SIGTERM: the benchmark stops its Airflow and drops its databases),
+and the kernel stops it too if that process dies (``PR_SET_PDEATHSIG``). A collected run's directory is
+removed; a failed one's stays, to be read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+# bench -> (the test that collects it, the benchmark's arguments; "{dir}" is the run's own directory)
+EARLY = {
+    "incidents": (
+        "tests/bench/test_smoke_incidents.py::test_a_tiny_campaign_ends_with_its_headline",
+        ["--only", "error", "--warmup", "1", "--fault", "0.5", "--tail", "0.5", "--period", "20"],
+    ),
+    "faults": (
+        "tests/bench/test_smoke_services.py::test_a_tiny_run_ends_with_its_headline[faults]",
+        ["--runs", "3", "--no-kill", "--hang", "2", "--results", "{dir}/faults.json"],
+    ),
+}
+TIMEOUT_S = 600
+_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex  # one id per session
+_started: list[subprocess.Popen] = []
+
+
+def _where(bench: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"baton-early-{_RUN}" / bench
+
+
+def _die_with_parent() -> None:  # in the child, before exec: SIGTERM when the starting process dies
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+
+
+def start(selected: list[str]) -> None:
+    """Start each early run whose test is among the ``selected`` node ids, once per session."""
+    for bench, (node, args) in EARLY.items():
+        if node not in selected:
+            continue
+        where = _where(bench)
+        where.parent.mkdir(exist_ok=True)
+        try:
+            where.mkdir()  # the one process that creates it starts the run
+        except FileExistsError:
+            continue
+        with (where / "stdout").open("w") as out, (where / "stderr").open("w") as err:
+            process = subprocess.Popen(
+                [sys.executable, f"bench/{bench}.py", *(arg.format(dir=where) for arg in args)],
+                cwd=ROOT,
+                env={**os.environ, "AIRFLOW_HOME": str(where / "airflow")},
+                stdout=out,
+                stderr=err,
+                preexec_fn=_die_with_parent,
+            )
+        _started.append(process)
+        threading.Thread(target=_note_exit, args=(process, where), daemon=True).start()
+
+
+def _note_exit(process: subprocess.Popen, where: Path) -> None:
+    code = process.wait()
+    (where / "rc.part").write_text(str(code))
+    (where / "rc.part").rename(where / "rc")  # whole or absent for the reader
+
+
+def collect(bench: str, headline: str) -> str:
+    """The early run's last line, once it ended: it exited 0 and that line matches ``headline``."""
+    where, deadline = _where(bench), time.monotonic() + TIMEOUT_S
+    assert where.is_dir(), f"the early run of bench/{bench}.py was not started (tests/bench/early.py)"
+    while not (where / "rc").exists():
+        assert time.monotonic() < deadline, f"bench/{bench}.py did not end within {TIMEOUT_S} s"
+        time.sleep(1)
+    code = int((where / "rc").read_text())
+    stdout, stderr = (where / "stdout").read_text(), (where / "stderr").read_text()
+    assert code == 0, (stdout + stderr)[-3000:]
+    last = stdout.strip().splitlines()[-1]
+    assert re.fullmatch(headline, last), last
+    shutil.rmtree(where, ignore_errors=True)  # a failed run's directory stays, to be read
+    with contextlib.suppress(OSError):
+        where.parent.rmdir()  # the session's, once its last run was collected
+    return last
+
+
+def finish(interrupted: bool) -> None:
+    """At the end of this process's session: wait for the runs it started (a test of another process may
+    still be collecting them), or stop them when the session was interrupted."""
+    for process in _started:
+        if interrupted:
+            process.terminate()
+        try:
+            process.wait(timeout=120 if interrupted else TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
