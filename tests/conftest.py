@@ -124,9 +124,9 @@ SHARED_AIRFLOW_FIXTURES = {"shared_airflow", "shared_running"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The files of SLOW_FIRST first, in that order; the rest as collected (a stable sort). A test that
-    uses the shared Airflow from a file not in SHARED_AIRFLOW_FILES is refused: xdist would run it in
-    another process, which would start a second one."""
+    """The files of SLOW_FIRST first, in that order, those of LAST last; the rest as collected (a stable
+    sort). A test that uses the shared Airflow from a file not in SHARED_AIRFLOW_FILES is refused: xdist
+    would run it in another process, which would start a second one."""
     rank = {path: i for i, path in enumerate(SLOW_FIRST)} | {path: len(SLOW_FIRST) + 1 for path in LAST}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(SLOW_FIRST)))
     for item in items:
