@@ -31,7 +31,7 @@ shutil.copy(DAGS / "baton_workflows.py", FIXTURE_DAGS)
 
 # Tests run against their own Airflow home unless `make test` already chose one.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="baton-test-airflow-"))
-# Under pytest-xdist (`make test` runs two workers) each worker has an Airflow home of its own: its SQLite
+# Under pytest-xdist (`make test` runs three workers) each worker has an Airflow home of its own: its SQLite
 # metadata DB, event store and business DB. Every setting that names the session's home moves with it.
 if worker := os.environ.get("PYTEST_XDIST_WORKER"):
     _session_home = os.environ["AIRFLOW_HOME"].rstrip("/")
@@ -81,7 +81,7 @@ def _terminated(*_: object) -> None:
     raise KeyboardInterrupt("SIGTERM")
 
 
-# The longest test files (seconds on this machine, measured with --durations), started first: the two
+# The longest test files (seconds on this machine, measured with --durations), started first: the
 # xdist workers then end together instead of one waiting through the last long file alone.
 SLOW_FIRST = (
     # ~420 s: the shared Airflow's files, in this order (one unit of work: SHARED_AIRFLOW_FILES below)

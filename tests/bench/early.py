@@ -2,7 +2,7 @@
 
 The incident campaign's tiny run is about three minutes of an Airflow of its own that mostly waits (a
 minute of warm-up, a fault, a tail, all on the wall clock); the fault benchmark's, most of a minute. Run
-as ordinary tests they held one of the suite's two test processes for all that time. Here the first test
+as ordinary tests they held one of the suite's test processes for all that time. Here the first test
 process that collected their tests runs them in the background, one after the other, from a minute after
 collection (``DELAY_S``); the tests are scheduled last (``LAST`` in tests/conftest.py) and only collect
 what the runs printed. Nothing is asserted differently: a run must exit 0 and end with its headline.
