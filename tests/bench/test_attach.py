@@ -63,6 +63,18 @@ def test_the_benchmarks_refuse_a_bad_attach_with_usage_and_exit_2(tmp_path):
     refused = _bench("bench/fanout.py", "--attach", str(tmp_path), "--keep", str(tmp_path / "keep"))
     assert refused.returncode == 2
     assert "fanout.py: error: --attach measures the Airflow as it runs: no --keep with it" in refused.stderr
+    # the attached Airflow's metadata database is whatever it runs on
+    refused = _bench("bench/latency.py", "--attach", str(tmp_path), "--metadata", "sqlite")
+    assert refused.returncode == 2
+    assert (
+        "latency.py: error: --attach measures the Airflow as it runs: no --no-preload, --keep or --metadata "
+        "with it" in refused.stderr
+    )
+    refused = _bench("bench/latency.py", "--metadata", "mysql")
+    assert refused.returncode == 2
+    assert (
+        "argument --metadata: invalid choice: 'mysql' (choose from 'postgresql', 'sqlite')" in refused.stderr
+    )
 
 
 def test_write_dags_adds_to_a_folder_and_replaces_or_half_writes_nothing(tmp_path):
