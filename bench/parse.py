@@ -537,6 +537,10 @@ def main() -> int:
         os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")  # no "Filling up the DagBag"
         spec_cache = Path(tmp) / "spec-cache"
         os.environ["BATON_SPEC_CACHE"] = str(spec_cache)
+        # The templates name the bundled roster's skill agents (score_leads, ...): the demo's skills must be
+        # registered, as scripts/env.sh does, or the roster leaves those agents out.
+        extensions = [e for e in os.environ.get("BATON_EXTENSIONS", "").split(",") if e]
+        os.environ["BATON_EXTENSIONS"] = ",".join(dict.fromkeys([*extensions, "demo.skills"]))
 
         for module in ("airflow", "baton.compile", "baton.operators.agent"):  # imports are not measured
             importlib.import_module(module)

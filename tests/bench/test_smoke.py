@@ -43,13 +43,17 @@ SMOKE = {
 
 @pytest.mark.parametrize("bench", sorted(SMOKE))
 def test_a_tiny_run_ends_with_its_headline(bench, tmp_path):
+    """As the README runs them: from a shell that did not source scripts/env.sh (no BATON_EXTENSIONS;
+    bench/parse.py failed so with a KeyError on the roster's skill agents, unseen by a smoke run that
+    inherited the suite's settings)."""
     args, headline = SMOKE[bench]
-    tiny_run(bench, args, headline, tmp_path)
+    tiny_run(bench, args, headline, tmp_path, drop=("BATON_EXTENSIONS",))
 
 
-def tiny_run(bench: str, args: list[str], headline: str, tmp_path) -> str:
-    """Run ``bench/<bench>.py args``: it exits 0 and its last line matches ``headline``; that line."""
-    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow")}
+def tiny_run(bench: str, args: list[str], headline: str, tmp_path, drop: tuple[str, ...] = ()) -> str:
+    """Run ``bench/<bench>.py args`` (without the ``drop`` environment variables): it exits 0 and its last
+    line matches ``headline``; that line."""
+    env = {k: v for k, v in os.environ.items() if k not in drop} | {"AIRFLOW_HOME": str(tmp_path / "airflow")}
     done = subprocess.run(
         [sys.executable, f"bench/{bench}.py", *args],
         cwd=ROOT,
