@@ -14,11 +14,11 @@ task timestamps give where the time goes. The goal is a ratio of medians Baton/p
 
 Airflow's metadata database is a throwaway PostgreSQL one by default (``--metadata postgresql``, on
 ``--server``), as in production; ``--metadata sqlite`` keeps ``make run``'s SQLite. On SQLite both DAGs'
-latencies are bimodal, a run taking either ~1 s or ~2 s (SQLite has one writer, which the scheduler and
-the API server share; the slow mode is gone with the same settings on PostgreSQL). Which mode
-each DAG's median falls in then decides the ratio (it measured 0.59 to 1.33 here across sessions, the
-same code); on PostgreSQL the mode is gone (plain 1.06 .. 1.19 s, Baton 1.10 .. 1.45 s in one run). The
-output says how many runs of each DAG took over 1.5 times its fastest.
+latencies are bimodal, a run taking either ~1 s or ~2 s, and which mode each DAG's median falls in decides
+the ratio (it measured 0.59 to 1.33 here across sessions, the same code). With the same settings on
+PostgreSQL the slow mode is gone (plain 1.06 .. 1.19 s, Baton 1.10 .. 1.45 s in one run): SQLite has one
+writer, which the scheduler and the API server share. The output says how many runs of each DAG took
+over 1.5 times its fastest.
 
 ``--no-preload`` sets ``AIRFLOW__SCHEDULER__MP_START_METHOD=fork``: LocalExecutor workers are then
 forked from the scheduler, without the agent runtime that the default forkserver preloads, which
