@@ -88,6 +88,7 @@ SLOW_FIRST = (
     "tests/integration/test_airflow.py",
     "tests/integration/test_triggers.py",
     "tests/bench/test_smoke_airflow.py",
+    "tests/integration/test_shared_airflow_last.py",
     "tests/integration/test_celery.py",  # ~140 s, with the Celery benchmark's tiny run
     "tests/workflows/test_invoice_processing.py",  # ~75 s
     "tests/workflows/test_market_research.py",  # ~60 s
@@ -119,6 +120,7 @@ SHARED_AIRFLOW_FILES = (
     "tests/integration/test_airflow.py",
     "tests/integration/test_triggers.py",
     "tests/bench/test_smoke_airflow.py",
+    "tests/integration/test_shared_airflow_last.py",  # the checks the files above deferred (defer())
 )
 SHARED_AIRFLOW_FIXTURES = {"shared_airflow", "shared_running"}
 

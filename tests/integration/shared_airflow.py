@@ -22,7 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -207,6 +207,17 @@ PG_SERVER = os.environ.get("BATON_TEST_PG", "postgresql+psycopg://postgres@127.0
 BENCHES = ("fanout", "latency")
 BENCH_WORKFLOWS = ["fanout_c16", "fanout_c4", "latency_baton"]  # Baton templates
 BENCH_PLAIN = ["fanout_bare", "latency_plain"]  # hand-written DAG files
+
+
+# Checks a test of this Airflow left for the end of its files (tests/integration/test_shared_airflow_last.py
+# runs them): a check that only waits, e.g. for an incident to resolve after minutes of quiet, then waits
+# while the files after it run, instead of holding the one test process that has this Airflow.
+DEFERRED: list[tuple[str, Callable[[], None]]] = []
+
+
+def defer(what: str, check: Callable[[], None]) -> None:
+    """Run ``check`` (it asserts ``what``) after the shared Airflow's other files."""
+    DEFERRED.append((what, check))
 
 
 @pytest.fixture(scope="session")
