@@ -66,7 +66,15 @@ from typing import Any
 import httpx
 import yaml
 from demo.http_service import PartnerService
-from harness import BenchError, Databases, effective_settings, other_airflows, run_bench, workdir
+from harness import (
+    BenchError,
+    Databases,
+    effective_settings,
+    other_airflows,
+    run_bench,
+    server_argument,
+    workdir,
+)
 from sqlalchemy import Text, cast, select
 
 from baton.events import schema
@@ -81,7 +89,6 @@ STEPS = ("extract", "post", "confirm")
 LLM_STEPS = ("extract", "confirm")
 FACTS = ("run.started", "run.succeeded", "run.failed", "step.started", "step.succeeded", "step.failed")
 SAGA = "_compensate"
-SERVER = os.environ.get("BATON_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 CONN = "baton_faults_llm"
 GOAL_COMPLETION = 0.999
 RESULTS = HERE / "results" / "faults.json"
@@ -645,7 +652,7 @@ def main() -> int:
     parser.add_argument("--hang", type=float, default=20.0, help="seconds a 'timeout' request hangs")
     parser.add_argument("--no-kill", action="store_true", help="do not kill a task mid-campaign")
     parser.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
-    parser.add_argument("--server", default=SERVER, help="PostgreSQL server for the throwaway databases")
+    server_argument(parser)
     parser.add_argument("--results", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
     parser.add_argument("--keep", type=Path, help="use this (new or empty) directory instead of a temp dir")
     args = parser.parse_args()
@@ -664,7 +671,7 @@ def main() -> int:
     with ExitStack() as stack:
         base = workdir(stack, args.keep, "baton-faults-")
         write_dags(base / "dags")
-        dbs = Databases(stack, args.server, "baton_faults", ("meta", "store"))
+        dbs = Databases(parser, stack, args.server, "baton_faults", ("meta", "store"))
         print(f"throwaway databases {', '.join(dbs.names.values())} on {args.server.rsplit('/', 1)[0]}")
         partner = stack.enter_context(PartnerService())
         settings = {

@@ -244,15 +244,56 @@ def run_once(client: httpx.Client, dag_id: str) -> tuple[float, float, dict[str,
     return wall, server, run
 
 
+PG_SERVER = os.environ.get("BATON_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _pg_url(value: str) -> str:
+    """``--server``: a SQLAlchemy URL of a PostgreSQL database (any one on the server)."""
+    try:
+        url = make_url(value)
+    except Exception:  # sqlalchemy's ArgumentError, or a ValueError from a port that is not a number
+        raise argparse.ArgumentTypeError(
+            "not a database URL: give one like postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        ) from None
+    if not url.drivername.startswith("postgresql"):
+        raise argparse.ArgumentTypeError(f"{url.drivername} is not PostgreSQL: give a postgresql:// URL")
+    return value
+
+
+def server_argument(parser: argparse.ArgumentParser) -> None:
+    """``--server``, the PostgreSQL server of a benchmark's throwaway databases (``Databases``)."""
+    parser.add_argument(
+        "--server",
+        type=_pg_url,
+        default=PG_SERVER,
+        help="PostgreSQL server for the throwaway databases (default: $BATON_TEST_PG or 127.0.0.1:5432)",
+    )
+
+
 class Databases:
     """Throwaway PostgreSQL databases on ``server``, one for each of ``which`` (Airflow's metadata, Baton's
     store, a business database), made by ``devtools.standalone.scratch_database`` and dropped when
-    ``stack`` closes."""
+    ``stack`` closes. A server where they cannot be made is the ``parser``'s usage error (exit 2)."""
 
-    def __init__(self, stack: ExitStack, server: str, prefix: str, which: tuple[str, ...]):
-        self.urls = {
-            name: stack.enter_context(scratch_database(server, f"{prefix}_{name}")) for name in which
-        }
+    def __init__(
+        self,
+        parser: argparse.ArgumentParser,
+        stack: ExitStack,
+        server: str,
+        prefix: str,
+        which: tuple[str, ...],
+    ):
+        try:
+            self.urls = {
+                name: stack.enter_context(scratch_database(server, f"{prefix}_{name}")) for name in which
+            }
+        except Exception as error:  # the driver's error: refused, unknown host, no such role, ...
+            shown = make_url(server).render_as_string(hide_password=True)[:200]
+            reason = str(error).splitlines()[0][:300]
+            parser.error(
+                f"--server {shown}: no throwaway database could be made there ({reason}); start PostgreSQL "
+                "(scripts/test.sh does) or give another --server"
+            )
         self.names = {name: make_url(url).database for name, url in self.urls.items()}
 
     def url(self, which: str, driver: str = "postgresql+psycopg") -> str:

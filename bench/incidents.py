@@ -58,7 +58,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import Databases, effective_settings, other_airflows, print_environment, run_bench, workdir
+from harness import (
+    Databases,
+    effective_settings,
+    other_airflows,
+    print_environment,
+    run_bench,
+    server_argument,
+    workdir,
+)
 from sqlalchemy import Text, cast, func, select, text
 
 from baton.events import schema
@@ -68,7 +76,6 @@ from devtools.standalone import Standalone
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent / "workflows" / "incidents"
-SERVER = os.environ.get("BATON_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TRAFFIC, ORDERS = "incident_traffic", "incident_orders"
 ATTRIBUTION = 180.0  # an alert this long after its fault ended still belongs to it
 DELAYS = {"writer_a": 0.2, "writer_b": 0.2, "analyst": 1.5, "summarizer": 0.2, "checker": 0.2, "clerk": 0.2}
@@ -463,7 +470,7 @@ def main() -> int:
     parser.add_argument("--period", type=float, default=15.0, help="mean seconds between two runs")
     parser.add_argument("--order-period", type=float, default=5.0, help="mean seconds between two orders")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--server", default=SERVER, help="PostgreSQL server for the throwaway databases")
+    server_argument(parser)
     parser.add_argument("--keep", type=Path, help="use this (new or empty) directory instead of a temp dir")
     args = parser.parse_args()
     for name in ("warmup", "fault", "tail"):
@@ -479,7 +486,7 @@ def main() -> int:
     with ExitStack() as stack:
         base = workdir(stack, args.keep, "baton-incidents-")
         write_dags(base / "dags")
-        dbs = Databases(stack, args.server, "baton_incidents", ("meta", "store", "biz"))
+        dbs = Databases(parser, stack, args.server, "baton_incidents", ("meta", "store", "biz"))
         args.clock = base / "clock"
         airflow = Standalone(
             base / "home", base / "dags", settings_for(dbs, args.faults, args.seed, args.clock)

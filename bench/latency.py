@@ -63,6 +63,7 @@ from harness import (
     print_environment,
     run_bench,
     run_once,
+    server_argument,
     task_instances,
     ts,
     workdir,
@@ -78,7 +79,6 @@ LABELS = {PLAIN: "plain @task chain:", BATON: "Baton offline chain:"}
 TASKS = ("first", "second", "third")
 GOAL = 1.2
 NO_PRELOAD = {"AIRFLOW__SCHEDULER__MP_START_METHOD": "fork"}
-SERVER = os.environ.get("BATON_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SLOW_MODE = 1.5  # a run over this many times its DAG's fastest is counted as in the slow mode
 
 BATON_TEMPLATE = """\
@@ -295,7 +295,7 @@ def main() -> int:
         choices=("postgresql", "sqlite"),
         help="Airflow's metadata database: a throwaway PostgreSQL one (default) or make run's SQLite",
     )
-    parser.add_argument("--server", default=SERVER, help="PostgreSQL server for the throwaway database")
+    server_argument(parser)
     attach_arguments(parser)
     args = parser.parse_args()
     preload = not args.no_preload
@@ -314,7 +314,7 @@ def main() -> int:
         write_dags(base / "dags")
         settings = {} if preload else dict(NO_PRELOAD)
         if (args.metadata or "postgresql") == "postgresql":
-            meta = Databases(stack, args.server, "baton_latency", ("meta",))
+            meta = Databases(parser, stack, args.server, "baton_latency", ("meta",))
             settings["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = meta.url("meta", "postgresql+psycopg2")
         airflow = Standalone(base / "home", dags_folder=base / "dags", settings=settings)
 

@@ -113,3 +113,23 @@ def test_write_dags_adds_to_a_folder_and_replaces_or_half_writes_nothing(tmp_pat
         assert refused.returncode == 2 and why in refused.stderr, refused.stderr
         assert (other / "agents.yaml").read_text() == roster  # left as it was
         assert list((other / "workflows").iterdir()) == []
+
+
+@pytest.mark.parametrize("bench", ["latency", "faults", "incidents"])
+def test_the_benchmarks_refuse_a_server_where_no_throwaway_database_can_be_made(bench):
+    """``--server`` (bench/harness.py's Databases): malformed, not PostgreSQL, huge, or nothing listening
+    there is a usage error naming the fix, with the password hidden, and nothing is started."""
+    for server, message in (
+        ("nonsense", "argument --server: not a database URL: give one like postgresql+psycopg://"),
+        ("mysql://root@127.0.0.1/x", "argument --server: mysql is not PostgreSQL: give a postgresql:// URL"),
+        ("postgresql://u@h:port/x", "argument --server: not a database URL"),
+    ):
+        refused = _bench(f"bench/{bench}.py", "--server", server)
+        assert refused.returncode == 2 and f"{bench}.py: error: {message}" in refused.stderr, refused.stderr
+    server = f"postgresql+psycopg://postgres:s3cr3t-{'x' * 10_000}@127.0.0.1:{free_port()}/x"
+    refused = _bench(f"bench/{bench}.py", "--server", server)
+    assert refused.returncode == 2, refused.stderr
+    (line,) = [line for line in refused.stderr.splitlines() if line.startswith(f"{bench}.py: error:")]
+    assert line.startswith(f"{bench}.py: error: --server postgresql+psycopg://postgres:***@127.0.0.1:"), line
+    assert "no throwaway database could be made there" in line and "Connection refused" in line, line
+    assert "s3cr3t" not in refused.stderr and len(line) < 1000
