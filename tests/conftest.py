@@ -84,7 +84,7 @@ def _terminated(*_: object) -> None:
 # The longest test files (seconds on this machine, measured with --durations), started first: the
 # xdist workers then end together instead of one waiting through the last long file alone.
 SLOW_FIRST = (
-    # ~420 s: the shared Airflow's files, in this order (one unit of work: SHARED_AIRFLOW_FILES below)
+    # ~350 s: the shared Airflow's files, in this order (one unit of work: SHARED_AIRFLOW_FILES below)
     "tests/integration/test_airflow.py",
     "tests/integration/test_triggers.py",
     "tests/bench/test_smoke_airflow.py",

@@ -220,6 +220,22 @@ def defer(what: str, check: Callable[[], None]) -> None:
     DEFERRED.append((what, check))
 
 
+def run_deferred() -> int:
+    """Run the deferred checks once each, in order; how many ran. The first that fails raises, its error
+    noted with what it checks. The last shared file runs them; ``shared_running``'s teardown runs any
+    left (that file was not selected), so that no deferred check is lost."""
+    ran = 0
+    while DEFERRED:
+        what, check = DEFERRED.pop(0)
+        try:
+            check()
+        except Exception as error:
+            error.add_note(f"deferred check: {what}")
+            raise
+        ran += 1
+    return ran
+
+
 @pytest.fixture(scope="session")
 def shared_llm_server() -> Iterator[OpenAICompatibleServer]:
     """The OpenAI-compatible model server of the crash, invalid-output and flaky agents."""
@@ -397,12 +413,14 @@ def shared_airflow(
 
 
 @pytest.fixture(scope="session")
-def shared_running(shared_airflow: Standalone) -> Standalone:
+def shared_running(shared_airflow: Standalone) -> Iterator[Standalone]:
     """The shared Airflow, started, its pools made and every healthy workflow parsed. Every DAG is
-    paused (tests/conftest.py): a test unpauses the ones it runs."""
+    paused (tests/conftest.py): a test unpauses the ones it runs. Deferred checks still pending at the
+    end are run before it stops (an error of this teardown when one fails)."""
     shared_airflow.start()
     pools = shared_airflow.command("baton", "pools", "sync")
     assert pools.returncode == 0, pools.stderr[-2000:]
     for dag_id in [*HEALTHY, *BENCH_WORKFLOWS, *BENCH_PLAIN]:
         shared_airflow.wait_for_dag(dag_id)
-    return shared_airflow
+    yield shared_airflow
+    run_deferred()
