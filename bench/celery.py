@@ -36,6 +36,7 @@ import httpx
 from harness import (
     BenchError,
     baton_dags,
+    bounded_int,
     none_exists,
     other_airflows,
     print_environment,
@@ -184,7 +185,9 @@ def bench(topology: CeleryTopology, store: EventStore, runs: int) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=2, help="measured runs on each worker count (default 2)")
+    parser.add_argument(
+        "--runs", type=bounded_int(1, 1000), default=2, help="measured runs on each worker count (default 2)"
+    )
     parser.add_argument("--keep", type=Path, help="use this (new or empty) directory instead of a temp dir")
     parser.add_argument("--steps", type=int, default=len(STEPS), help="independent steps (default 40)")
     parser.add_argument(

@@ -48,6 +48,7 @@ from harness import (
     attach_arguments,
     attached,
     baton_dags,
+    bounded_int,
     effective_settings,
     none_exists,
     other_airflows,
@@ -291,7 +292,9 @@ def bench(airflow: Standalone, runs: int) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5, help="measured runs of each DAG (default 5)")
+    parser.add_argument(
+        "--runs", type=bounded_int(1, 1000), default=5, help="measured runs of each DAG (default 5)"
+    )
     parser.add_argument("--keep", type=Path, help="use this (new or empty) directory instead of a temp dir")
     attach_arguments(parser)
     args = parser.parse_args()

@@ -57,6 +57,7 @@ from harness import (
     attach_arguments,
     attached,
     baton_dags,
+    bounded_int,
     effective_settings,
     none_exists,
     other_airflows,
@@ -283,7 +284,9 @@ def bench(airflow: Standalone, runs: int, preload: bool) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=10, help="measured runs of each DAG (default 10)")
+    parser.add_argument(
+        "--runs", type=bounded_int(1, 1000), default=10, help="measured runs of each DAG (default 10)"
+    )
     parser.add_argument(
         "--no-preload",
         action="store_true",

@@ -115,21 +115,40 @@ def test_write_dags_adds_to_a_folder_and_replaces_or_half_writes_nothing(tmp_pat
         assert list((other / "workflows").iterdir()) == []
 
 
-@pytest.mark.parametrize("bench", ["latency", "faults", "incidents"])
-def test_the_benchmarks_refuse_a_server_where_no_throwaway_database_can_be_made(bench):
-    """``--server`` (bench/harness.py's Databases): malformed, not PostgreSQL, huge, or nothing listening
-    there is a usage error naming the fix, with the password hidden, and nothing is started."""
+def test_the_benchmarks_refuse_a_server_where_no_throwaway_database_can_be_made():
+    """``--server`` (bench/harness.py: server_argument and Databases, shared by the benchmarks that make
+    throwaway databases): malformed, not PostgreSQL, or nothing listening there (a huge URL) is a usage
+    error naming the fix, with the password hidden, before anything starts. Each benchmark once for its
+    own wiring, latency for every case (each case is a process: ~2 s of imports)."""
     for server, message in (
         ("nonsense", "argument --server: not a database URL: give one like postgresql+psycopg://"),
         ("mysql://root@127.0.0.1/x", "argument --server: mysql is not PostgreSQL: give a postgresql:// URL"),
         ("postgresql://u@h:port/x", "argument --server: not a database URL"),
     ):
-        refused = _bench(f"bench/{bench}.py", "--server", server)
-        assert refused.returncode == 2 and f"{bench}.py: error: {message}" in refused.stderr, refused.stderr
+        refused = _bench("bench/latency.py", "--server", server)
+        assert refused.returncode == 2 and f"latency.py: error: {message}" in refused.stderr, refused.stderr
     server = f"postgresql+psycopg://postgres:s3cr3t-{'x' * 10_000}@127.0.0.1:{free_port()}/x"
-    refused = _bench(f"bench/{bench}.py", "--server", server)
-    assert refused.returncode == 2, refused.stderr
-    (line,) = [line for line in refused.stderr.splitlines() if line.startswith(f"{bench}.py: error:")]
-    assert line.startswith(f"{bench}.py: error: --server postgresql+psycopg://postgres:***@127.0.0.1:"), line
-    assert "no throwaway database could be made there" in line and "Connection refused" in line, line
-    assert "s3cr3t" not in refused.stderr and len(line) < 1000
+    for bench in ("latency", "faults", "incidents"):
+        refused = _bench(f"bench/{bench}.py", "--server", server)
+        assert refused.returncode == 2, refused.stderr
+        (line,) = [line for line in refused.stderr.splitlines() if line.startswith(f"{bench}.py: error:")]
+        assert line.startswith(f"{bench}.py: error: --server postgresql+psycopg://postgres:***@127.0.0.1:"), (
+            line
+        )
+        assert "no throwaway database could be made there" in line and "Connection refused" in line, line
+        assert "s3cr3t" not in refused.stderr and len(line) < 1000
+
+
+def test_the_airflow_benchmarks_refuse_a_runs_count_they_cannot_measure_before_starting_one():
+    """``--runs 0`` started an Airflow and then failed on the median of no runs (StatisticsError). One
+    parser (harness.bounded_int): every case on latency, the other two once for their wiring."""
+    for bench, runs, message in (
+        ("latency", "0", "0 is not between 1 and 1000"),
+        ("latency", "10" * 30, f"{'10' * 30} is not between 1 and 1000"),
+        ("latency", "x" * 10_000, f"'{'x' * 50}' is not a whole number"),
+        ("fanout", "-3", "-3 is not between 1 and 1000"),
+        ("celery", "0", "0 is not between 1 and 1000"),
+    ):
+        refused = _bench(f"bench/{bench}.py", "--runs", runs)
+        assert refused.returncode == 2, refused.stderr
+        assert f"{bench}.py: error: argument --runs: {message}" in refused.stderr.splitlines()[-1]
