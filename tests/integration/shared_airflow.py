@@ -22,7 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -209,33 +209,6 @@ BENCH_WORKFLOWS = ["fanout_c16", "fanout_c4", "latency_baton"]  # Baton template
 BENCH_PLAIN = ["fanout_bare", "latency_plain"]  # hand-written DAG files
 
 
-# Checks a test of this Airflow left for the end of its files (tests/integration/test_shared_airflow_last.py
-# runs them): a check that only waits, e.g. for an incident to resolve after minutes of quiet, then waits
-# while the files after it run, instead of holding the one test process that has this Airflow.
-DEFERRED: list[tuple[str, Callable[[], None]]] = []
-
-
-def defer(what: str, check: Callable[[], None]) -> None:
-    """Run ``check`` (it asserts ``what``) after the shared Airflow's other files."""
-    DEFERRED.append((what, check))
-
-
-def run_deferred() -> int:
-    """Run the deferred checks once each, in order; how many ran. The first that fails raises, its error
-    noted with what it checks. The last shared file runs them; ``shared_running``'s teardown runs any
-    left (that file was not selected), so that no deferred check is lost."""
-    ran = 0
-    while DEFERRED:
-        what, check = DEFERRED.pop(0)
-        try:
-            check()
-        except Exception as error:
-            error.add_note(f"deferred check: {what}")
-            raise
-        ran += 1
-    return ran
-
-
 @pytest.fixture(scope="session")
 def shared_llm_server() -> Iterator[OpenAICompatibleServer]:
     """The OpenAI-compatible model server of the crash, invalid-output and flaky agents."""
@@ -413,14 +386,12 @@ def shared_airflow(
 
 
 @pytest.fixture(scope="session")
-def shared_running(shared_airflow: Standalone) -> Iterator[Standalone]:
+def shared_running(shared_airflow: Standalone) -> Standalone:
     """The shared Airflow, started, its pools made and every healthy workflow parsed. Every DAG is
-    paused (tests/conftest.py): a test unpauses the ones it runs. Deferred checks still pending at the
-    end are run before it stops (an error of this teardown when one fails)."""
+    paused (tests/conftest.py): a test unpauses the ones it runs."""
     shared_airflow.start()
     pools = shared_airflow.command("baton", "pools", "sync")
     assert pools.returncode == 0, pools.stderr[-2000:]
     for dag_id in [*HEALTHY, *BENCH_WORKFLOWS, *BENCH_PLAIN]:
         shared_airflow.wait_for_dag(dag_id)
-    yield shared_airflow
-    run_deferred()
+    return shared_airflow

@@ -28,7 +28,6 @@ from tests.integration.shared_airflow import (
     HOSTILE_COST,
     HOSTILE_FILES,
     OPERATIONS,
-    defer,
 )
 from tests.otlp_receiver import OtlpReceiver
 
@@ -504,7 +503,7 @@ def test_baton_compensate_from_the_ui_undoes_a_successful_run(running, partner):
     ]
 
 
-# --- the monitor (issue 18): its incident test is last (it reads every event the tests above left) ----
+# --- the monitor (issue 18), last: it reads every event the tests above left --------------------------
 
 
 def _incident(store: EventStore, where: str, statuses: set[str], timeout: float) -> dict:
@@ -537,6 +536,64 @@ def _probe(running: Standalone) -> tuple[str, list]:
     run_id = response.json()["dag_run_id"]
     assert running.wait_for_run("monitor_probe", run_id)["state"] == "success"
     return run_id, list(_store(running).read(run_id))
+
+
+def test_a_failing_agent_opens_one_incident_its_runbook_moves_the_work_and_it_resolves_on_recovery(
+    running, server, slack
+):
+    from baton.coordination.load import Breakers
+    from baton.ops import monitor
+    from baton.ops.airflow_api import AirflowApi
+
+    store, flaky, where = _store(running), "flaky_prober", "agent:flaky_prober"
+    posts = len(slack.posts)
+    server.down.add("/flaky/")
+    failed = []
+    while len(failed) < 4:  # flaky's items fail and go to steady_prober; the runs succeed
+        _, events = _probe(running)
+        failed += [e for e in events if e.type == "subtask.failed"]
+    assert {e.agent for e in failed} == {flaky}
+    assert Breakers(store).open_until([flaky]) == {}  # its own breaker did not trip
+
+    # The monitor DAG, every minute from now on: one incident opens, its runbook opens flaky's circuit.
+    response = running.api("PATCH", "/dags/baton_monitor", json={"is_paused": False})
+    assert response.status_code == 200, response.text
+    # What runs_started asks Airflow's API each tick (baton.ops.schedules): the unpaused DAGs, not the others
+    live, complete = AirflowApi(running.url, "admin", running.password).unpaused(max_pages=5)
+    assert complete and "baton_monitor" in live and "monitor_probe" in live, live
+    assert "lead_followup" not in live  # bundled, left paused here
+    opened = _incident(store, where, {"opened", "updated"}, timeout=240)
+    # the tick carries out the runbook right after it recorded the incident: a moment later
+    _eventually(lambda: flaky in Breakers(store).open_until([flaky]), "the runbook opened flaky's circuit")
+    # the tick posts after it recorded the incident
+    slack.wait_for(lambda body: f"failure_rate at {where}: opened" in body["text"], timeout=60)
+    mine = [p["text"] for p in slack.posts[posts:] if where in p["text"]]
+    assert len(mine) == 1, mine
+
+    # Routing moves flaky's work to the other capable agent while its circuit is open.
+    _, events = _probe(running)
+    selected = [e for e in events if e.type == "agent.selected"]
+    assert selected and {e.agent for e in selected} == {"steady_prober"}
+    assert all(e.payload["excluded"][flaky].startswith("circuit breaker open until ") for e in selected)
+
+    # flaky recovers; with no failure for resolve_after the incident resolves, its circuit closes (the
+    # runbook's undoing), Slack is told once.
+    server.down.discard("/flaky/")
+    assert _incident(store, where, {"resolved"}, timeout=420)["id"] == opened["id"]
+    _eventually(lambda: Breakers(store).open_until([flaky]) == {}, "the resolution closed flaky's circuit")
+    kinds = [e.type for e in monitor.timeline(store, opened["id"])]
+    assert kinds.count("incident.opened") == 1 and kinds.count("incident.resolved") == 1, kinds
+    actions = [
+        e.payload["detail"]["do"]
+        for e in monitor.timeline(store, opened["id"])
+        if e.type == "incident.action"
+    ]
+    assert actions[:1] == ["open_circuit"] and "close_circuit" in actions, actions
+    slack.wait_for(lambda body: where in body["text"] and "incident resolved" in body["text"], timeout=60)
+    mine = [p["text"] for p in slack.posts[posts:] if where in p["text"]]
+    assert len(mine) == 2 and "incident resolved" in mine[1], mine
+    response = running.api("PATCH", "/dags/baton_monitor", json={"is_paused": True})
+    assert response.status_code == 200, response.text
 
 
 def test_a_person_answers_an_incident_on_the_required_actions_page_and_through_baton_api(
@@ -776,71 +833,3 @@ def test_runbook_actions_pause_resume_and_retry_through_airflows_rest_api(runnin
     monkeypatch.setenv("AIRFLOW_CONN_BATON_AIRFLOW_API", json.dumps({**api, "password": "wrong"}))
     with pytest.raises(AirflowApiError, match=r"POST /auth/token: Airflow answered 401"):
         act("pause_workflow", "workflow:lead_qualification")
-
-
-def test_a_failing_agent_opens_one_incident_its_runbook_moves_the_work_and_it_resolves_on_recovery(
-    running, server, slack
-):
-    """Last of this module: the monitor DAG runs every minute from here on. The incident's resolution takes
-    minutes of quiet (its two-minute window must empty, then resolve_after), so this test checks it at the
-    end of the shared Airflow's files (``shared_airflow.defer``): test_triggers and the benchmarks' smoke
-    runs use that wait, as the monitor watches them too."""
-    from baton.coordination.load import Breakers
-    from baton.ops import monitor
-    from baton.ops.airflow_api import AirflowApi
-
-    store, flaky, where = _store(running), "flaky_prober", "agent:flaky_prober"
-    posts = len(slack.posts)
-    server.down.add("/flaky/")
-    failed = []
-    while len(failed) < 4:  # flaky's items fail and go to steady_prober; the runs succeed
-        _, events = _probe(running)
-        failed += [e for e in events if e.type == "subtask.failed"]
-    assert {e.agent for e in failed} == {flaky}
-    assert Breakers(store).open_until([flaky]) == {}  # its own breaker did not trip
-
-    # The monitor DAG, every minute from now on: one incident opens, its runbook opens flaky's circuit.
-    response = running.api("PATCH", "/dags/baton_monitor", json={"is_paused": False})
-    assert response.status_code == 200, response.text
-    # What runs_started asks Airflow's API each tick (baton.ops.schedules): the unpaused DAGs, not the others
-    live, complete = AirflowApi(running.url, "admin", running.password).unpaused(max_pages=5)
-    assert complete and "baton_monitor" in live and "monitor_probe" in live, live
-    assert "lead_followup" not in live  # bundled, left paused here
-    opened = _incident(store, where, {"opened", "updated"}, timeout=240)
-    # the tick carries out the runbook right after it recorded the incident: a moment later
-    _eventually(lambda: flaky in Breakers(store).open_until([flaky]), "the runbook opened flaky's circuit")
-    # the tick posts after it recorded the incident
-    slack.wait_for(lambda body: f"failure_rate at {where}: opened" in body["text"], timeout=60)
-    mine = [p["text"] for p in slack.posts[posts:] if where in p["text"]]
-    assert len(mine) == 1, mine
-
-    # Routing moves flaky's work to the other capable agent while its circuit is open.
-    _, events = _probe(running)
-    selected = [e for e in events if e.type == "agent.selected"]
-    assert selected and {e.agent for e in selected} == {"steady_prober"}
-    assert all(e.payload["excluded"][flaky].startswith("circuit breaker open until ") for e in selected)
-
-    # flaky recovers; with no failure for resolve_after the incident resolves, its circuit closes (the
-    # runbook's undoing), Slack is told once: checked after the shared Airflow's other files ran.
-    server.down.discard("/flaky/")
-
-    def resolved() -> None:
-        assert _incident(store, where, {"resolved"}, timeout=420)["id"] == opened["id"]
-        _eventually(
-            lambda: Breakers(store).open_until([flaky]) == {}, "the resolution closed flaky's circuit"
-        )
-        kinds = [e.type for e in monitor.timeline(store, opened["id"])]
-        assert kinds.count("incident.opened") == 1 and kinds.count("incident.resolved") == 1, kinds
-        actions = [
-            e.payload["detail"]["do"]
-            for e in monitor.timeline(store, opened["id"])
-            if e.type == "incident.action"
-        ]
-        assert actions[:1] == ["open_circuit"] and "close_circuit" in actions, actions
-        slack.wait_for(lambda body: where in body["text"] and "incident resolved" in body["text"], timeout=60)
-        mine = [p["text"] for p in slack.posts[posts:] if where in p["text"]]
-        assert len(mine) == 2 and "incident resolved" in mine[1], mine
-        response = running.api("PATCH", "/dags/baton_monitor", json={"is_paused": True})
-        assert response.status_code == 200, response.text
-
-    defer(f"{flaky}'s incident resolves on its recovery", resolved)
