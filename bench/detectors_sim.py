@@ -42,6 +42,7 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -260,6 +261,24 @@ class Alert:
     fault: str | None = None
 
 
+def _trials(book: Book, now: float, starts: dict[str, float], luck: Any) -> dict[str, str]:
+    """The trial call of each circuit a runbook half-opened: the agent's next call, which fails as the
+    world's calls do (2 %, or 30 % while a failure fault of the agent is on)."""
+    seen = {}
+    for incident in book.incidents.values():
+        if incident.trial != "half_open":
+            continue
+        agent = incident.where.removeprefix("agent:")
+        faulty = any(
+            fault.where == incident.where
+            and "failure_rate" in fault.kinds
+            and starts[fault.name] <= now < starts[fault.name] + fault.duration
+            for fault in FAULTS
+        )
+        seen[agent] = "failed" if luck.random() < (0.30 if faulty else 0.02) else "passed"
+    return seen
+
+
 def run(
     seed: int, scale: float, every: int = 1, only: set[str] | None = None
 ) -> tuple[World, list[Alert], float, int]:
@@ -270,6 +289,7 @@ def run(
     d = config.detectors
     held: dict[tuple[str, str], det.Verdict] = {}
     book, alerts, calls = Book(), {}, 0
+    luck = np.random.default_rng(seed + 1)  # the trials of half-open circuits (apart from the world's draws)
 
     def watched(where: str) -> bool:
         return only is None or where in only
@@ -303,7 +323,8 @@ def run(
             for kind, where, v in verdicts
             if v.anomalous
         ]
-        outcome = evaluate(book, anomalies, datetime.fromtimestamp(now, UTC), config)
+        trials = _trials(book, now, world.starts, luck)
+        outcome = evaluate(book, anomalies, datetime.fromtimestamp(now, UTC), config, trials)
         book = outcome.book
         for transition in outcome.transitions:
             if transition.type == "incident.opened":

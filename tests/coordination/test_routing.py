@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from baton.coordination.routing import Breakers, NoCandidate, Router, Slots
 from baton.events.store import Event
@@ -155,6 +156,81 @@ def test_after_the_cooldown_the_agent_may_be_tried_again_and_a_failure_reopens_i
     time.sleep(0.25)
     assert Router(store, [flaky]).rank(["drafting"]).agent.name == "flaky"  # half-open
     assert breakers.failure(flaky, "E3")[1] is not None  # still failing: open again at once
+
+
+def test_a_runbook_half_opens_a_held_circuit_for_one_trial_and_reads_what_it_saw(store):
+    """An incident's runbook holds the circuit (hold_open), then half-opens it (half_open): routing takes
+    the agent again, a failure opens it at once whatever its threshold, a success closes it (as a
+    closing: the caller records agent.breaker_closed); trials() says which, for the monitor."""
+    from datetime import UTC, datetime
+
+    from baton.coordination.breaker import half_open, trials
+    from baton.coordination.load import hold_open
+
+    flaky = _agent("flaky", ["drafting"], circuit_breaker={"failures": 5, "cooldown": 60})
+    steady = _agent("steady", ["drafting"])
+    breakers = Breakers(store)
+    assert half_open(store, "flaky") is False  # nothing holds it: nothing to half-open
+    hold_open(store, "flaky", datetime.now(UTC) + timedelta(days=7), "held open by incident inc-1")
+    assert Router(store, [flaky, steady]).rank(["drafting"]).agent.name == "steady"
+    assert trials(store, ["flaky", "nobody"]) == {"flaky": "failed", "nobody": "passed"}
+
+    assert half_open(store, "flaky") is True
+    assert trials(store, ["flaky"]) == {"flaky": "pending"}
+    assert "flaky" in Router(store, [flaky, steady]).rank(["drafting"]).ranked  # taken again
+    failures, until = breakers.failure(flaky, "AgentError: still down")  # one failure, not five
+    assert failures == 5 and until is not None and list(breakers.open_until(["flaky"])) == ["flaky"]
+    assert trials(store, ["flaky"]) == {"flaky": "failed"}
+
+    hold_open(store, "flaky", datetime.now(UTC) + timedelta(days=7), "held open by incident inc-1")
+    assert half_open(store, "flaky") is True
+    assert breakers.success("flaky") is True  # the trial passed: a closing
+    assert trials(store, ["flaky"]) == {"flaky": "passed"}
+    assert breakers.failing(["flaky"]) == set() and breakers.open_until(["flaky"]) == {}
+    assert breakers.failure(flaky, "E") == (1, None)  # counting starts again from its own threshold
+
+
+def test_a_half_open_circuit_gets_exactly_one_trial_call_first_whatever_its_track_record(store):
+    """Eight calls routed at once: the agent whose circuit a runbook half-opened, with a worse record
+    than the other, gets one of them (its trial, said in the choice's reason) and no more."""
+    from datetime import UTC, datetime
+
+    from baton.coordination.breaker import half_open, trials
+    from baton.coordination.load import hold_open
+
+    flaky = _agent("flaky", ["drafting"], slots=100)
+    steady = _agent("steady", ["drafting"], slots=100)
+    _history(store, "flaky", ok=2, failed=8)
+    _history(store, "steady", ok=10, failed=0)
+    hold_open(store, "flaky", datetime.now(UTC) + timedelta(days=7), "held open by incident inc-1")
+    half_open(store, "flaky")
+    router = Router(store, [flaky, steady])
+    router.stats()
+    barrier = threading.Barrier(8)
+
+    def route(i: int) -> tuple[str, str]:
+        barrier.wait()
+        for _ in range(50):  # as route_and_take: a slot another call took meanwhile: ask again
+            try:
+                with store.engine.begin() as conn:
+                    choice, _ = router.take_best(
+                        conn, ["drafting"], "balanced", None, f"h{i}", TTL, lambda c: []
+                    )
+                return choice.agent.name, choice.reason
+            except IntegrityError:
+                time.sleep(0.05)
+        raise AssertionError("never routed")
+
+    with ThreadPoolExecutor(8) as pool:
+        chosen = list(pool.map(route, range(8)))
+    assert sorted(name for name, _ in chosen) == ["flaky"] + ["steady"] * 7
+    (reason,) = [why for name, why in chosen if name == "flaky"]
+    assert reason.startswith("trial call of its half-open circuit; prefer balanced: success ")
+    assert trials(store, ["flaky"]) == {"flaky": "pending"}  # claimed, its outcome to come
+    with store.engine.begin() as conn:  # claimed once: the next call ranks flaky by its record again
+        assert (
+            router.take_best(conn, ["drafting"], "balanced", None, "h9", TTL, lambda c: [])[0].agent == steady
+        )
 
 
 def test_breaker_failures_from_many_workers_are_all_counted(store):

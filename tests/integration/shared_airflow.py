@@ -141,11 +141,17 @@ steps:
     output:
       verdict: {type: string, enum: [go, hold]}
 """
-# Windows of minutes, not the default hour, so that the incident resolves within the test.
+# Windows of minutes, not the default hour, so that the incident resolves within the test; the circuit's
+# trial a minute after it opened, not five.
 MONITORING = """monitoring:
   detectors:
     failure_rate: {rate: {windows: [2m], min_calls: 3, min_bad: 3}}
   incidents: {resolve_after: 1m}
+  runbooks:
+    failure_rate:
+      - {do: open_circuit, probe_after: 1m}
+      - {do: escalate, to: on-call, after: 15m}
+      - retry_failed_runs
 """
 CRASH_WORKFLOW = """workflow: crash_recovery
 version: 1

@@ -576,19 +576,25 @@ def test_a_failing_agent_opens_one_incident_its_runbook_moves_the_work_and_it_re
     assert selected and {e.agent for e in selected} == {"steady_prober"}
     assert all(e.payload["excluded"][flaky].startswith("circuit breaker open until ") for e in selected)
 
-    # flaky recovers; with no failure for resolve_after the incident resolves, its circuit closes (the
-    # runbook's undoing), Slack is told once.
+    # flaky recovers. Quiet alone proves nothing while its circuit keeps its work away: a minute after
+    # the opening the circuit goes half-open, the next run's item is flaky's trial call, it succeeds and
+    # closes the circuit; with no failure for resolve_after the incident resolves. Slack is told once.
     server.down.discard("/flaky/")
-    assert _incident(store, where, {"resolved"}, timeout=420)["id"] == opened["id"]
-    _eventually(lambda: Breakers(store).open_until([flaky]) == {}, "the resolution closed flaky's circuit")
-    kinds = [e.type for e in monitor.timeline(store, opened["id"])]
+    deadline = time.monotonic() + 420
+    while not [r for r in monitor.incidents(store) if r["id"] == opened["id"] and r["status"] == "resolved"]:
+        assert time.monotonic() < deadline, f"not resolved within 420 s: {monitor.incidents(store)}"
+        _probe(running)  # the traffic a trial needs
+    assert Breakers(store).open_until([flaky]) == {} and Breakers(store).failing([flaky]) == set()
+    timeline = monitor.timeline(store, opened["id"])
+    kinds = [e.type for e in timeline]
     assert kinds.count("incident.opened") == 1 and kinds.count("incident.resolved") == 1, kinds
-    actions = [
-        e.payload["detail"]["do"]
-        for e in monitor.timeline(store, opened["id"])
-        if e.type == "incident.action"
-    ]
-    assert actions[:1] == ["open_circuit"] and "close_circuit" in actions, actions
+    actions = [e.payload["detail"]["do"] for e in timeline if e.type == "incident.action"]
+    done = list(dict.fromkeys(actions))  # an action is both its transition's event and the tick's record
+    assert done[:2] == ["open_circuit", "probe_circuit"] and "close_circuit" not in done, actions
+    (resolution,) = [e for e in timeline if e.type == "incident.resolved"]
+    assert resolution.payload["detail"]["circuit"] == "closed by a trial call that succeeded"
+    closed = [e for e in store.read(types=["agent.breaker_closed"]) if e.agent == flaky]
+    assert closed, "the trial's success closed flaky's circuit (agent.breaker_closed)"
     slack.wait_for(lambda body: where in body["text"] and "incident resolved" in body["text"], timeout=60)
     mine = [p["text"] for p in slack.posts[posts:] if where in p["text"]]
     assert len(mine) == 2 and "incident resolved" in mine[1], mine

@@ -68,11 +68,28 @@ def test_the_machine_is_pure_and_its_book_round_trips_through_json():
     assert outcome == again
 
 
+NO_TRIALS = load_monitoring(
+    {
+        "monitoring": {
+            "runbooks": {
+                "failure_rate": [
+                    {"do": "open_circuit", "probe_after": None},
+                    {"do": "escalate", "to": "on-call", "after": "15m"},
+                    "retry_failed_runs",
+                ]
+            }
+        }
+    }
+)
+
+
 def test_an_incident_resolves_once_healthy_for_resolve_after_and_undoes_its_actions():
-    book, transitions, actions = run(Book(), {0: [FAILING], 3: [FAILING]}, until=12)
+    """Without trials (``probe_after: null``) the circuit is held until the quiet resolution closes it."""
+    book, transitions, actions = run(Book(), {0: [FAILING], 3: [FAILING]}, until=12, config=NO_TRIALS)
     assert [a.do for a in actions] == ["open_circuit"]
     assert "failure_rate@agent:writer" in book.incidents  # last seen at minute 3: 10 minutes end at 13
-    outcome = evaluate(book, [], minute(13), DEFAULTS)
+    assert next(iter(book.incidents.values())).trial is None
+    outcome = evaluate(book, [], minute(13), NO_TRIALS)
     assert book.incidents and not outcome.book.incidents
     resolved = outcome.transitions[0]
     assert (resolved.type, resolved.notify, resolved.detail) == (
@@ -91,8 +108,127 @@ def test_an_incident_resolves_once_healthy_for_resolve_after_and_undoes_its_acti
         ),
     ]
     assert [t.detail["action_id"] for t in outcome.transitions[1:]] == [a.id for a in outcome.actions]
-    later = evaluate(outcome.book, [FAILING], minute(30), DEFAULTS)  # the same fault again: a new incident
+    later = evaluate(outcome.book, [FAILING], minute(30), NO_TRIALS)  # the same fault again: a new incident
     assert later.transitions[0].type == "incident.opened" and later.transitions[0].incident_id != incident_id
+
+
+# --- trials of the circuit a runbook opened --------------------------------------------------------
+
+
+def tick(book: Book, n: float, seen: str | None = None, anomalies=(), config=DEFAULTS):
+    """One minute, the writer's half-open circuit having seen ``seen`` (None: nothing said: pending)."""
+    return evaluate(book, list(anomalies), minute(n), config, {"writer": seen} if seen else None)
+
+
+def test_a_quiet_incident_whose_circuit_is_held_waits_for_a_trial_that_passes_before_it_resolves():
+    """Quiet is no proof while the circuit keeps the agent's work away: probe_after (5 minutes) the
+    opening the circuit goes half-open; the incident resolves once the trial passed and it is quiet."""
+    book, transitions, actions = run(Book(), {0: [FAILING]}, until=4)
+    incident = next(iter(book.incidents.values()))
+    assert (incident.trial, incident.trial_since, incident.trials) == ("held", minute(0), 0)
+    assert [a.do for a in actions] == ["open_circuit"]
+
+    half = tick(book, 5)
+    assert [(a.id, a.do, a.target) for a in half.actions] == [
+        (f"{incident.id}/trial/1", "probe_circuit", "agent:writer")
+    ]
+    assert [(t.type, t.detail["do"]) for t in half.transitions] == [("incident.action", "probe_circuit")]
+    assert half.book.incidents[incident.fingerprint].trial == "half_open"
+
+    # quiet for resolve_after (minute 10) and beyond, but no call has tried the agent yet: still open
+    book = half.book
+    for n in range(6, 15):
+        waiting = tick(book, n)
+        assert waiting.transitions == [] and waiting.actions == [], n
+        book = waiting.book
+    passed = tick(book, 15, "passed")
+    assert [(t.type, t.notify) for t in passed.transitions] == [
+        ("incident.updated", False),
+        ("incident.resolved", True),
+        ("incident.action", False),
+    ]
+    assert passed.transitions[0].detail == {
+        "trial": 1,
+        "trial_outcome": "passed: the agent's trial call succeeded and closed its circuit",
+    }
+    assert passed.transitions[1].detail == {
+        "healthy_for_s": 900.0,
+        "circuit": "closed by a trial call that succeeded",
+    }
+    # the trial's success closed the circuit: nothing to close again; the failed runs are retried
+    assert [a.do for a in passed.actions] == ["retry_failed_runs"]
+    assert not passed.book.incidents
+
+
+def test_a_failed_trial_holds_the_circuit_again_and_the_next_one_comes_probe_after_later():
+    book, _, _ = run(Book(), {0: [FAILING]}, until=5)  # half-open at minute 5
+    incident = next(iter(book.incidents.values()))
+    failed = tick(book, 6, "failed")
+    assert [(t.type, t.detail.get("trial_outcome", t.detail.get("do"))) for t in failed.transitions] == [
+        ("incident.updated", "failed: the agent's trial call failed; its circuit is held open again"),
+        ("incident.action", "open_circuit"),
+    ]
+    assert [(a.id, a.do) for a in failed.actions] == [(f"{incident.id}/trial/1/hold", "open_circuit")]
+    held = failed.book.incidents[incident.fingerprint]
+    assert (held.trial, held.trial_since, held.trials) == ("held", minute(6), 1)
+
+    book, ids = failed.book, [a.id for a in failed.actions]
+    for n in range(7, 40):  # the agent stays down: a trial every probe_after, each failing
+        outcome = tick(
+            book, n, "failed" if book.incidents[incident.fingerprint].trial == "half_open" else None
+        )
+        ids += [a.id for a in outcome.actions]
+        assert not any(t.type == "incident.resolved" for t in outcome.transitions), n
+        book = outcome.book
+    ids = [i for i in ids if "/trial/" in i]  # the escalation (step 1, at 15 minutes) comes between
+    assert ids[:4] == [
+        f"{incident.id}/trial/1/hold",
+        f"{incident.id}/trial/2",
+        f"{incident.id}/trial/2/hold",
+        f"{incident.id}/trial/3",
+    ]
+    assert len(ids) == len(set(ids))  # each action id once, however many trials
+    assert book.incidents[incident.fingerprint].severity == "critical"  # it is still open (and counted)
+
+
+def test_a_half_open_circuit_no_call_tries_resolves_after_probe_for_and_is_left_half_open():
+    config = load_monitoring(
+        {
+            "monitoring": {
+                "runbooks": {
+                    "failure_rate": [{"do": "open_circuit", "probe_after": "2m", "probe_for": "20m"}]
+                }
+            }
+        }
+    )
+    book, _, actions = run(Book(), {0: [FAILING]}, until=21, config=config)
+    assert [a.do for a in actions] == ["open_circuit", "probe_circuit"]  # half-open at minute 2
+    assert book.incidents  # quiet since minute 10, waiting for a call until minute 22
+    outcome = tick(book, 22, config=config)
+    (resolved,) = outcome.transitions
+    assert resolved.type == "incident.resolved"
+    assert resolved.detail["circuit"] == (
+        "half-open: no call came to try the agent (its next failure opens it, a success closes it)"
+    )
+    assert outcome.actions == []  # not closed: a failure of its next call opens it at once
+
+
+def test_a_stopped_runbook_tries_nothing_and_an_anomaly_during_a_trial_keeps_it_open():
+    book, _, _ = run(Book(), {0: [FAILING]}, until=1)
+    incident = next(iter(book.incidents.values()))
+    stopped = stop(book, incident.id, "ann", minute(2)).book
+    for n in range(3, 11):
+        outcome = tick(stopped, n)
+        assert outcome.actions == [], n
+        stopped = outcome.book
+    # quiet since minute 0: resolves at 10 with nothing undone (the person has taken over)
+    assert [t.type for t in outcome.transitions] == ["incident.resolved"] and not stopped.incidents
+
+    book, _, _ = run(Book(), {0: [FAILING]}, until=5)  # half-open at minute 5
+    still = tick(book, 6, "passed", anomalies=[FAILING])  # passed, but the signal is bad this minute
+    assert not any(t.type == "incident.resolved" for t in still.transitions)
+    assert still.book.incidents[incident.fingerprint].trial == "passed"
+    assert any(t.type == "incident.resolved" for t in tick(still.book, 16).transitions)  # quiet 10 min
 
 
 def test_runbook_steps_run_in_order_once_each_at_their_time():
@@ -101,7 +237,7 @@ def test_runbook_steps_run_in_order_once_each_at_their_time():
             "monitoring": {
                 "runbooks": {
                     "failure_rate": [
-                        "open_circuit",
+                        {"do": "open_circuit", "probe_after": None},  # trials: tested below
                         {"do": "lower_concurrency", "to": 1, "after": "2m"},
                         {"do": "escalate", "to": "ann", "after": "15m"},
                         {"do": "pause_workflow"},  # waits for the escalation before it
@@ -144,7 +280,9 @@ def test_acknowledging_stops_notifications_severity_raises_and_escalation():
     assert not any(t.notify for t in transitions)
     after = book.incidents["failure_rate@agent:writer"]
     assert after.severity == "critical" and after.status == "acknowledged"
-    escalation = [t.detail for t in transitions if t.type == "incident.action"]
+    escalation = [
+        t.detail for t in transitions if t.type == "incident.action" and t.detail["do"] == "escalate"
+    ]
     assert escalation == [
         {
             "action_id": f"{incident.id}/1",

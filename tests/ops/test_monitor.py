@@ -1,6 +1,7 @@
 """The monitor's minute (issue 18) on a real store, SQLite and PostgreSQL: an agent that starts failing
 opens one incident (not an alert per failure), its runbook opens the agent's circuit, one Slack message
-goes out; the incident resolves when the agent is healthy again, the circuit closes, Slack hears it.
+goes out; trials of the circuit fail while the agent does, and once one passes and the agent is healthy
+again the incident resolves, Slack hears it.
 Signals are folded incrementally: each event counted once, however often the monitor runs."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from baton.events import schema
 from baton.events.store import Event
 from baton.ops import monitor, signals
 from baton.ops.monitoring_config import Monitoring
+from baton.spec.roster import Agent
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 
@@ -95,14 +97,45 @@ def test_a_failing_agent_opens_one_incident_its_circuit_opens_and_it_resolves_wh
     assert [a.do for a, _ in again.actions] == []
     assert len(slack.posts[before:]) == 1
 
-    # alpha recovers (the runbook's circuit let it rest; here its calls succeed again): resolved after
-    # incidents.resolve_after without an anomaly, the circuit closes, Slack is told once.
+    # probe_after (5 minutes) the opening, the circuit goes half-open: routing takes alpha again, and its
+    # next call is a trial. Here it fails: the breaker opens at once (one failure, not alpha's three).
+    alpha = Agent(name="alpha", capabilities=["x"])
+    probing = monitor.tick(store, config, NOW + timedelta(minutes=6))
+    assert [(a.do, outcome) for a, outcome in probing.actions] == [
+        (
+            "probe_circuit",
+            "half-opened the circuit of alpha: its next call is a trial (a failure opens it again)",
+        )
+    ]
+    assert Breakers(store).open_until(["alpha"]) == {}
+    failures, until = Breakers(store).failure(alpha, "AgentError: still down")
+    assert failures == alpha.circuit_breaker.failures and until is not None
+    held = monitor.tick(store, config, NOW + timedelta(minutes=7))
+    assert [(t.type, t.detail.get("trial_outcome", "")[:6]) for t in held.transitions][-2:] == [
+        ("incident.updated", "failed"),
+        ("incident.action", ""),
+    ]
+    assert [(a.do, outcome.split(":")[0]) for a, outcome in held.actions] == [
+        ("open_circuit", "opened the circuit of alpha")
+    ]
+    assert "alpha" in Breakers(store).open_until(["alpha"])  # held by the incident again, not for 5 minutes
+    # The next trial, 5 minutes later, passes: alpha's success closes the circuit (as a closing).
+    assert [a.do for a, _ in monitor.tick(store, config, NOW + timedelta(minutes=12)).actions] == [
+        "probe_circuit"
+    ]
+    assert Breakers(store).success("alpha") is True
+    assert len(slack.posts[before:]) == 1  # trials are the incident's events, not messages
+
+    # alpha's calls succeed again: resolved after incidents.resolve_after without an anomaly, with the
+    # circuit its trial closed (nothing to close again), Slack is told once.
     store.append(_calls("alpha", NOW + timedelta(minutes=40), 30, 6, 0.0, 6))
     later = NOW + timedelta(minutes=75)
     resolved = monitor.tick(store, config, later)
     assert ("incident.resolved", "agent:alpha") in [(t.type, t.where) for t in resolved.transitions]
-    assert ("close_circuit", "closed the circuit of alpha") in [(a.do, o) for a, o in resolved.actions]
-    assert Breakers(store).open_until(["alpha"]) == {}
+    (resolution,) = [t for t in resolved.transitions if t.type == "incident.resolved"]
+    assert resolution.detail["circuit"] == "closed by a trial call that succeeded"
+    assert "close_circuit" not in [a.do for a, _ in resolved.actions]
+    assert Breakers(store).open_until(["alpha"]) == {} and Breakers(store).failing(["alpha"]) == set()
     posts = slack.posts[before:]
     assert len(posts) == 2 and "incident resolved" in posts[1]["text"]
 
@@ -123,7 +156,7 @@ def test_a_failing_agent_opens_one_incident_its_circuit_opens_and_it_resolves_wh
     assert f"{incident_id}  resolved     critical  failure_rate         agent:alpha" in listed
     assert baton(["incident", "show", incident_id]) == 0
     shown = capsys.readouterr().out
-    for fact in ("incident.opened", "open_circuit", "close_circuit", "incident.resolved", "alert.raised"):
+    for fact in ("incident.opened", "open_circuit", "probe_circuit", "incident.resolved", "alert.raised"):
         assert fact in shown
 
 
@@ -555,9 +588,9 @@ def test_a_person_acknowledges_an_incident_and_stops_its_runbook_from_the_comman
     assert capsys.readouterr().out.splitlines()[-1] == f"{incident_id}: already acknowledged; nothing changed"
     kinds = [e.type for e in monitor.timeline(store, incident_id)]
     assert kinds.count("incident.acknowledged") == 1
-    # the escalation step (15 minutes on) is skipped: someone is on it
+    # the escalation step (15 minutes on) is skipped: someone is on it; the circuit's trial still comes
     later = monitor.tick(store, Monitoring(), NOW + timedelta(minutes=16))
-    assert [a.do for a, _ in later.actions] == []
+    assert [a.do for a, _ in later.actions] == ["probe_circuit"]
 
     assert baton(["incident", "stop", incident_id, "--by", "alice"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == f"{incident_id}: runbook stopped by alice"
@@ -565,7 +598,8 @@ def test_a_person_acknowledges_an_incident_and_stops_its_runbook_from_the_comman
     resolved = monitor.tick(store, Monitoring(), NOW + timedelta(minutes=75))
     assert ("incident.resolved", "agent:alpha") in [(t.type, t.where) for t in resolved.transitions]
     assert resolved.actions == []  # no close_circuit, no retry: the person took over
-    assert set(Breakers(store).open_until(["alpha"])) == {"alpha"}
+    # the circuit stays as the runbook left it: half-open (its next failure opens it, a success closes it)
+    assert Breakers(store).open_until(["alpha"]) == {} and Breakers(store).failing(["alpha"]) == {"alpha"}
 
     assert baton(["incident", "ack", "inc-000000000000", "--by", "alice"]) == 1
     assert "no open incident 'inc-000000000000': it may have resolved" in capsys.readouterr().err
@@ -595,7 +629,8 @@ def test_the_post_incident_report_gives_the_first_anomalous_event_mttd_mttr_and_
     clean, monkeypatch, capsys
 ):
     """alpha's burst of failures starts at NOW - 10 min (its rare failures of the days before are no
-    part of it); the tick at NOW opens the incident, the one at NOW + 75 min resolves it."""
+    part of it); the tick at NOW opens the incident, the one at NOW + 6 min half-opens its circuit, whose
+    trial passes, and the one at NOW + 75 min resolves it."""
     from baton.ops.postmortem import postmortem
 
     store = clean
@@ -604,6 +639,8 @@ def test_the_post_incident_report_gives_the_first_anomalous_event_mttd_mttr_and_
     store.append(burst)
     failed = [e for e in burst if e.type == "step.failed"]
     (incident_id,) = {t.incident_id for t in monitor.tick(store, Monitoring(), NOW).transitions}
+    monitor.tick(store, Monitoring(), NOW + timedelta(minutes=6))
+    assert Breakers(store).success("alpha")  # the trial call
     store.append(_calls("alpha", NOW + timedelta(minutes=40), 30, 6, 0.0, 6))
     monitor.tick(store, Monitoring(), NOW + timedelta(minutes=75))
 
@@ -616,7 +653,7 @@ def test_the_post_incident_report_gives_the_first_anomalous_event_mttd_mttr_and_
     assert report.affected_agents == ["alpha"]
     assert [a.split(" ", 1)[1] for a in report.actions] == [
         "open_circuit",
-        "close_circuit",
+        "probe_circuit",
         "retry_failed_runs",
     ]
     assert postmortem(store, "inc-000000000000") is None

@@ -348,6 +348,29 @@ def test_each_absurd_maintenance_window_is_refused(window, expected):
             "monitoring.runbooks.failure_rate[0].after: 8d is out of range: use a duration from 0s to 7d",
         ),
         (
+            {"do": "open_circuit", "probe_after": "30s"},
+            "monitoring.runbooks.failure_rate[0].probe_after: 30s is out of range: use a duration from 1m to 7d",
+        ),
+        (
+            {"do": "open_circuit", "probe_for": "8d"},
+            "monitoring.runbooks.failure_rate[0].probe_for: 8d is out of range: use a duration from 1m to 7d",
+        ),
+        (
+            {"do": "open_circuit", "probe_for": None},  # only probe_after may be null (no trials)
+            "monitoring.runbooks.failure_rate[0].probe_for: Input should be a valid timedelta (fix: use seconds "
+            "(300) or a duration like '90s', '5m', '1h30m', '7d')",
+        ),
+        (
+            {"do": "open_circuit", "probe_after": {"deeper": {"deeper": 5}}},
+            "monitoring.runbooks.failure_rate[0].probe_after: Input should be a valid timedelta (fix: use seconds "
+            "(300) or a duration like '90s', '5m', '1h30m', '7d')",
+        ),
+        (
+            {"do": "open_circuit", "probe_after": "9" * 10_000},
+            f"monitoring.runbooks.failure_rate[0].probe_after: '{'9' * 40}' is not a duration: use seconds (300) "
+            "or a duration like '90s', '5m', '1h30m', '7d'",
+        ),
+        (
             {"do": "retry_failed_runs", "after": "5m"},
             "monitoring.runbooks.failure_rate[0].after: unknown key 'after' (fix: remove it: it is a key elsewhere, "
             "not here)",

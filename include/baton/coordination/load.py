@@ -21,6 +21,11 @@ from baton.events import schema
 from baton.events.store import Event, EventStore
 from baton.spec.roster import Agent
 
+HALF_OPEN = 1000  # failures in a row of a half-open circuit: CircuitBreaker's highest threshold, so that the
+# next failure opens it whatever the agent's own (the row cannot hold the agent's threshold: runbooks
+# half-open circuits by name)
+TRIAL_CLAIMED = HALF_OPEN + 1  # ... and a call has claimed its trial (routing prefers it no more)
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -188,6 +193,34 @@ class Breakers:
                 conn.scalars(select(h.agent).where(h.agent.in_(list(agents)), h.consecutive_failures > 0))
             )
 
+    def awaiting_trial(self, agents: Iterable[str], conn: Connection) -> set[str]:
+        """The agents whose half-open circuit waits for its trial call (none claimed it yet)."""
+        h = schema.agent_health.c
+        query = select(h.agent).where(
+            h.agent.in_(list(agents)), h.consecutive_failures == HALF_OPEN, h.opened_until.is_(None)
+        )
+        return set(conn.scalars(query))
+
+    def claim_trial(self, agent: str, conn: Connection) -> bool:
+        """Make this call the trial of ``agent``'s half-open circuit, in ``conn``'s transaction; False
+        when another call claimed it first (this one is then an ordinary call)."""
+        h = schema.agent_health.c
+        claimed = conn.execute(
+            update(schema.agent_health)
+            .where(h.agent == agent, h.consecutive_failures == HALF_OPEN, h.opened_until.is_(None))
+            .values(consecutive_failures=TRIAL_CLAIMED)
+        )
+        return claimed.rowcount == 1
+
+    def unclaim_trial(self, agent: str, conn: Connection) -> None:
+        """Give the trial back (the claiming call found no free slot)."""
+        h = schema.agent_health.c
+        conn.execute(
+            update(schema.agent_health)
+            .where(h.agent == agent, h.consecutive_failures == TRIAL_CLAIMED)
+            .values(consecutive_failures=HALF_OPEN)
+        )
+
     def failure(self, agent: Agent, error: str) -> tuple[int, datetime | None]:
         """Count a failure; (failures in a row, the time the breaker now stays open until, if it opened)."""
         h = schema.agent_health.c
@@ -200,6 +233,8 @@ class Breakers:
                         query = query.with_for_update()
                     row = conn.execute(query).first()
                     failures = (row.consecutive_failures if row else 0) + 1
+                    if row is not None and row.consecutive_failures >= HALF_OPEN:  # a trial failed
+                        failures = agent.circuit_breaker.failures
                     opens = failures >= agent.circuit_breaker.failures
                     until = now + agent.circuit_breaker.cooldown if opens else None
                     values = {
@@ -225,7 +260,7 @@ class Breakers:
         h = schema.agent_health.c
         failing = (h.agent == agent) & ((h.consecutive_failures > 0) | h.opened_until.is_not(None))
         with self.store.engine.connect() as conn:
-            row = conn.execute(select(h.opened_until).where(failing)).first()
+            row = conn.execute(select(h.opened_until, h.consecutive_failures).where(failing)).first()
         if row is None:
             return False
         with self.store.engine.begin() as conn:
@@ -234,7 +269,7 @@ class Breakers:
                 .where(h.agent == agent)
                 .values(consecutive_failures=0, opened_until=None, updated_at=_now())
             )
-        return row.opened_until is not None
+        return row.opened_until is not None or row.consecutive_failures >= HALF_OPEN
 
 
 def hold_open(store: EventStore, agent: str, until: datetime, reason: str) -> None:

@@ -226,11 +226,22 @@ class Router:
         """
         choice = self.rank(capabilities, prefer, exclude, conn=conn)
         by_name = {a.name: a for a in self.agents}
-        for name in choice.ranked:
+        # A circuit an incident's runbook half-opened waits for a trial call: its agent comes first, once
+        # (the claim), whatever its track record, or routing would never try it and the incident could
+        # not tell a recovered agent from one still failing.
+        waiting = self.breakers.awaiting_trial(choice.ranked, conn)
+        tries = [(n, True) for n in choice.ranked if n in waiting] + [(n, False) for n in choice.ranked]
+        for name, as_trial in tries:
+            if as_trial and not self.breakers.claim_trial(name, conn):
+                continue  # another call claimed it: this agent keeps its place in the ranking
             pick = choice if name == choice.agent.name else replace(choice, agent=by_name[name])
+            if as_trial:
+                pick = replace(pick, reason=f"trial call of its half-open circuit; {pick.reason}")
             slot = self.slots.acquire_in(conn, pick.agent, holder, ttl, events(pick), since)
             if slot is not None:
                 return pick, slot
+            if as_trial:
+                self.breakers.unclaim_trial(name, conn)  # full: the trial waits for the next call
         return None
 
     def _score(

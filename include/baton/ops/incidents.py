@@ -17,6 +17,12 @@ are what a person does. Nothing reads a clock; the same inputs give the same out
   is ``<incident id>/<step>``, recorded in the book when issued, so no step is ever issued twice. When
   the incident resolves, what was done is undone (the circuit closed, concurrency restored, the
   workflow resumed) and ``retry_failed_runs`` runs. A person's ``stop`` halts every further action.
+- A circuit the runbook opened is a trial's business, not quiet's: an agent that gets no work has no
+  failures, whether it recovered or not. ``probe_after`` the opening the circuit goes half-open
+  (``probe_circuit``: the agent's next call is a trial); the caller says what each half-open circuit
+  saw (``trials``: pending, passed, failed). A failed trial holds the circuit open again, and another
+  comes ``probe_after`` later; the incident resolves only once a trial passed (or, when no call came
+  within ``probe_for``, with the circuit left half-open), and the signal has been quiet.
 """
 
 # long: one state machine: its records, transitions and runbook steps
@@ -26,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -36,6 +43,7 @@ from baton.ops.monitoring_config import (
     REVERSIBLE,
     SEVERITIES,
     Monitoring,
+    OpenCircuit,
     Person,
     RetryFailedRuns,
     Severity,
@@ -131,6 +139,13 @@ class Incident(_Model):
     steps: list[Step] = Field(
         default_factory=list, description="the runbook steps issued or skipped, in order"
     )
+    trial: Literal["held", "half_open", "passed"] | None = Field(
+        default=None,
+        description="the circuit the runbook opened: held open, half-open for a trial call, or closed by "
+        "a trial that passed (None: no circuit with trials)",
+    )
+    trial_since: Instant | None = Field(default=None, description="when the circuit was held or half-opened")
+    trials: int = Field(default=0, ge=0, description="the trials begun")
 
     @property
     def fingerprint(self) -> str:
@@ -213,11 +228,17 @@ class Action(_Model):
         "retry_failed_runs",
         "escalate",
         "close_circuit",
+        "probe_circuit",
         "restore_concurrency",
         "resume_workflow",
     ]
     target: str
     params: dict[str, Any] = Field(default_factory=dict)
+
+
+TrialSeen = Literal["pending", "passed", "failed"]
+"""What a half-open circuit saw since it was half-opened: no call yet, a success (which closed it), a
+failure (which opened it again)."""
 
 
 class Outcome(_Model):
@@ -278,9 +299,16 @@ def _transition(
 # --- evaluation -----------------------------------------------------------------------------------
 
 
-def evaluate(book: Book, anomalies: list[Anomaly], now: datetime, config: Monitoring) -> Outcome:
-    """This minute: open or update an incident per anomaly's fingerprint, resolve the quiet ones, raise
-    the severity of the long ones, and issue the runbook steps that are due."""
+def evaluate(
+    book: Book,
+    anomalies: list[Anomaly],
+    now: datetime,
+    config: Monitoring,
+    trials: Mapping[str, TrialSeen] | None = None,
+) -> Outcome:
+    """This minute: open or update an incident per anomaly's fingerprint, move the trials of the circuits
+    runbooks opened, resolve the quiet ones, raise the severity of the long ones, and issue the runbook
+    steps that are due. ``trials``: agent -> what its half-open circuit saw (an agent not named: pending)."""
     # long: one minute of the state machine: open, update, escalate, suppress, resolve, act
     now = _check_now(now)
     if book.as_of is not None and now < book.as_of:
@@ -355,7 +383,10 @@ def evaluate(book: Book, anomalies: list[Anomaly], now: datetime, config: Monito
     for fingerprint in sorted(incidents):
         incident = incidents[fingerprint]
         window = config.maintenance_at(now, incident.where)
-        if fingerprint not in groups and now - incident.last_seen_at >= config.incidents.resolve_after:
+        if window is None and incident.stopped_by is None:
+            incident = _trial(incident, now, config, trials or {}, transitions, actions)
+        quiet = fingerprint not in groups and now - incident.last_seen_at >= config.incidents.resolve_after
+        if quiet and _may_resolve(incident, now, config):
             del incidents[fingerprint]
             resolved, done = _resolve(incident, now, config)
             transitions.extend(done)
@@ -453,18 +484,128 @@ def _due_steps(
         steps.append(Step(id=action_id, step=index, do=spec.do, target=target, outcome="issued"))
         actions.append(action)
         transitions.append(_action_transition(now, incident, action))
+        if isinstance(spec, OpenCircuit) and spec.probe_after is not None and incident.trial is None:
+            incident = incident.model_copy(update={"trial": "held", "trial_since": now})
     return incident.model_copy(update={"steps": steps}) if len(steps) != len(incident.steps) else incident
+
+
+def _circuit(incident: Incident, config: Monitoring) -> tuple[Step, OpenCircuit] | None:
+    """The runbook's issued ``open_circuit`` step of ``incident`` that has trials, and its settings."""
+    runbook = config.runbooks.get(incident.kind, [])
+    for step in incident.steps:
+        if step.outcome == "issued" and step.do == "open_circuit" and step.step < len(runbook):
+            spec = runbook[step.step]
+            if isinstance(spec, OpenCircuit) and spec.probe_after is not None:
+                return step, spec
+    return None
+
+
+def _trial(
+    incident: Incident,
+    now: datetime,
+    config: Monitoring,
+    trials: Mapping[str, TrialSeen],
+    transitions: list[Transition],
+    actions: list[Action],
+) -> Incident:
+    """Move the trial of the circuit the runbook opened: half-open it ``probe_after`` it was held, then
+    hold it again when its trial failed, or note that it passed (the agent's success closed it)."""
+    found = _circuit(incident, config)
+    if found is None or incident.trial not in ("held", "half_open") or incident.trial_since is None:
+        return incident
+    step, spec = found
+    if incident.trial == "held":
+        if now - incident.trial_since < spec.probe_after:
+            return incident
+        number = incident.trials + 1
+        update = {"trial": "half_open", "trial_since": now, "trials": number, "updated_at": now}
+        return _with_action(
+            incident.model_copy(update=update),
+            step,
+            "probe_circuit",
+            f"trial/{number}",
+            now,
+            transitions,
+            actions,
+        )
+    seen = trials.get(step.target.removeprefix("agent:"), "pending")
+    if seen == "pending":
+        return incident
+    update = {"trial": "held", "trial_since": now} if seen == "failed" else {"trial": "passed"}
+    moved = incident.model_copy(update={**update, "updated_at": now})
+    outcome = {
+        "failed": "failed: the agent's trial call failed; its circuit is held open again",
+        "passed": "passed: the agent's trial call succeeded and closed its circuit",
+    }[seen]
+    transitions.append(
+        _transition("incident.updated", now, moved, False, trial=incident.trials, trial_outcome=outcome)
+    )
+    if seen == "failed":
+        hold = f"trial/{incident.trials}/hold"
+        return _with_action(moved, step, "open_circuit", hold, now, transitions, actions)
+    return moved
+
+
+def _with_action(
+    incident: Incident,
+    step: Step,
+    do: str,
+    suffix: str,
+    now: datetime,
+    transitions: list[Transition],
+    actions: list[Action],
+) -> Incident:
+    """Issue the action ``do`` on ``step``'s target under the id ``<incident id>/<suffix>``; ``incident``."""
+    action = Action(
+        id=f"{incident.id}/{suffix}", incident_id=incident.id, step=step.step, do=do, target=step.target
+    )
+    actions.append(action)
+    transitions.append(_action_transition(now, incident, action))
+    return incident
+
+
+def half_open_agents(book: Book) -> set[str]:
+    """The agents whose circuit an incident of ``book`` half-opened: whose trial the caller reads."""
+    return {
+        step.target.removeprefix("agent:")
+        for incident in book.incidents.values()
+        if incident.trial == "half_open"
+        for step in incident.steps
+        if step.do == "open_circuit"
+    }
+
+
+def _may_resolve(incident: Incident, now: datetime, config: Monitoring) -> bool:
+    """A quiet incident resolves unless the circuit its runbook opened is still to be tried: held, or
+    half-open and still waiting (within ``probe_for``) for its trial call."""
+    found = _circuit(incident, config)
+    if incident.stopped_by is not None or found is None or incident.trial in (None, "passed"):
+        return True
+    _, spec = found
+    waited = now - incident.trial_since if incident.trial_since else spec.probe_for
+    return incident.trial == "half_open" and waited >= spec.probe_for
 
 
 def _resolve(incident: Incident, now: datetime, config: Monitoring) -> tuple[list[Action], list[Transition]]:
     """The resolution: its transition, then (unless a person stopped the runbook) the undoing of what
-    was done, newest first, and the ``retry_failed_runs`` steps."""
+    was done, newest first, and the ``retry_failed_runs`` steps. A circuit a trial closed, or left
+    half-open, is not closed again."""
     quiet = now - incident.last_seen_at
-    transitions = [_transition("incident.resolved", now, incident, True, healthy_for_s=quiet.total_seconds())]
+    detail: dict[str, Any] = {"healthy_for_s": quiet.total_seconds()}
+    tried = _circuit(incident, config) is not None and incident.trial in ("passed", "half_open")
+    if tried:
+        detail["circuit"] = (
+            "closed by a trial call that succeeded"
+            if incident.trial == "passed"
+            else "half-open: no call came to try the agent (its next failure opens it, a success closes it)"
+        )
+    transitions = [_transition("incident.resolved", now, incident, True, **detail)]
     actions: list[Action] = []
     if incident.stopped_by is not None:
         return actions, transitions
     for step in reversed(incident.steps):
+        if tried and step.do == "open_circuit":
+            continue
         if step.outcome == "issued" and step.do in REVERSIBLE:
             actions.append(
                 Action(
@@ -547,7 +688,9 @@ __all__ = [
     "Outcome",
     "Step",
     "Transition",
+    "TrialSeen",
     "acknowledge",
     "evaluate",
+    "half_open_agents",
     "stop",
 ]

@@ -13,7 +13,8 @@
    opens, one per escalation and one when it resolves, not one per failure.
 
 Actions carried out here: ``open_circuit`` / ``close_circuit`` (the agent's breaker in Baton's store:
-routing moves its work to agents with the same capabilities), ``escalate`` (a Slack message with the
+routing moves its work to agents with the same capabilities), ``probe_circuit`` (half-open: the agent's
+next call is a trial, see :mod:`baton.ops.incidents`), ``escalate`` (a Slack message with the
 evidence), and, over Airflow's REST API with the connection ``baton_airflow_api``
 (:mod:`baton.ops.airflow_api`), ``pause_workflow`` / ``resume_workflow`` and ``retry_failed_runs`` (the
 failed task instances of the runs that failed while the incident was open are cleared). Without that
@@ -38,7 +39,7 @@ from baton.events import schema
 from baton.events.store import Event, EventStore
 from baton.ops import schedules, signals
 from baton.ops.detectors import detect
-from baton.ops.incidents import Action, Anomaly, Book, Transition, evaluate
+from baton.ops.incidents import Action, Anomaly, Book, Transition, evaluate, half_open_agents
 from baton.ops.monitoring_config import (
     COUNT_SIGNALS,
     EVENT_SIGNALS,
@@ -186,12 +187,16 @@ def _event(t: Transition, notified: bool) -> Event:
 
 
 def _carry_out(store: EventStore, action: Action, now: datetime, book: Book | None = None) -> str:
-    from baton.coordination import load
+    from baton.coordination import breaker, load
 
     agent = action.target.removeprefix("agent:")
     if action.do == "open_circuit":
         load.hold_open(store, agent, now + HOLD, f"held open by incident {action.incident_id}")
         return f"opened the circuit of {agent}: routing sends its work to agents with its capabilities"
+    if action.do == "probe_circuit":
+        if not breaker.half_open(store, agent):
+            return f"the circuit of {agent} was not held: nothing to try"
+        return f"half-opened the circuit of {agent}: its next call is a trial (a failure opens it again)"
     if action.do == "close_circuit":
         was_open = load.release(store, agent)
         return f"closed the circuit of {agent}" if was_open else f"the circuit of {agent} was already closed"
@@ -337,6 +342,8 @@ def tick(
 ) -> Report:
     """One minute of monitoring (see the module's docstring). ``dags``: the dags folder, whose scheduled
     workflows are checked against their schedule (``runs_started``: :mod:`baton.ops.schedules`)."""
+    from baton.coordination import breaker
+
     now = now or datetime.now(UTC)
     report = Report()
     for _ in range(MAX_BATCHES):
@@ -350,7 +357,10 @@ def tick(
         watched = schedules.watched_now(store, dags, now)
     report.anomalies = anomalies(store, config, now, watched)
     with store.engine.begin() as conn:
-        outcome = evaluate(_book(conn), report.anomalies, now, config)
+        book = _book(conn)
+        half_open = half_open_agents(book)  # what their trials saw, in this transaction
+        trials = breaker.trials(store, half_open, conn) if half_open else {}
+        outcome = evaluate(book, report.anomalies, now, config, trials)
         report.transitions = outcome.transitions
         store.append_in(conn, [_event(t, t.notify) for t in outcome.transitions])
         signals.save_state(conn, BOOK, outcome.book.model_dump(mode="json"), now)

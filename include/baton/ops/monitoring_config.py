@@ -603,10 +603,23 @@ _AFTER = Field(
 
 class OpenCircuit(_Strict):
     """Open the agent's circuit: routing leaves it out and reroutes its work to agents with the same
-    capabilities; the circuit closes when the incident resolves."""
+    capabilities. After ``probe_after`` the circuit goes half-open: the agent's next call is a trial. A
+    failed trial holds the circuit open again (another trial ``probe_after`` later); a passed one closes
+    it, and only then may the incident resolve: an agent that gets no work cannot show it recovered by
+    being quiet. ``probe_after: null`` holds the circuit until the incident resolves, then closes it."""
 
     do: Literal["open_circuit"]
     after: Span(timedelta(0), 7 * DAY) = _AFTER
+    probe_after: Span(MINUTE, 7 * DAY) | None = Field(
+        default=5 * MINUTE,
+        description="how long the circuit is held open before a trial call may try the agent (half-open); "
+        "null: no trial, the circuit closes when the incident resolves",
+    )
+    probe_for: Span(MINUTE, 7 * DAY) = Field(
+        default=15 * MINUTE,
+        description="how long a half-open circuit waits for its trial call; when none came, the incident "
+        "may resolve with the circuit left half-open (its next failure opens it, a success closes it)",
+    )
 
 
 class LowerConcurrency(_Strict):
