@@ -80,3 +80,45 @@ def test_a_later_try_reuses_what_succeeded_and_runs_only_the_rest(store):
     ]
     assert started == []  # e has no agent; f waits on e: nothing that succeeded runs again
     assert sorted(outcome.failures) == ["e", "f"] and sorted(outcome.results) == ["a", "b", "c", "d"]
+
+
+def test_two_runs_fanning_out_over_one_agent_at_once_lose_no_item_to_a_deadlock(store, monkeypatch):
+    """Each run's group transaction takes several of the agent's slots; two runs at once take them in
+    other orders, and PostgreSQL breaks the deadlock by failing one transaction: it goes again whole."""
+    import json
+    import threading
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FAN_LLM", json.dumps({"conn_type": "pydanticai", "extra": {"model": "baton:offline"}})
+    )
+    writer = Agent(name="writer", llm_conn_id="fan_llm", capabilities=["x"], max_concurrency=32)
+    spec = {"id": "fan", "agent": "writer", "for_each": {"over": "src.items", "concurrency": 16}}
+    step = CompiledStep(
+        workflow="w",
+        template_version=1,
+        spec=TypeAdapter(Step).validate_python({**spec, "instruction": "Assess {{ item.id }}"}),
+        agent=writer,
+        fan_out=FanOutPlan(
+            source="src", field="items", concurrency=16, batch_size=None, partial_failure="continue"
+        ),
+    )
+    results: dict[str, BatchResult] = {}
+    barrier = threading.Barrier(2)
+
+    def run(run_id: str) -> None:
+        ti = SimpleNamespace(run_id=run_id, task_id="fan", map_index=-1, try_number=1, max_tries=1)
+        context = {"ti": ti, "dag_run": SimpleNamespace(run_type="manual", conf={}), "logical_date": None}
+        recorder = StepRecorder(store, context, workflow="w", template_version=1)
+        scope = {"inputs": {}, "steps": {}, "context": {}, "run": {"id": run_id}}
+        fan = FanOut(step, context, scope, recorder, timedelta(hours=1), logging.getLogger("test"))
+        barrier.wait()
+        results[run_id] = fan.run(subtasks_of([{"id": f"i{n}"} for n in range(120)]), BatchResult())
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in ("run_x", "run_y")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for run_id, outcome in results.items():
+        assert not outcome.failures, (run_id, sorted({f["error"][:120] for f in outcome.failures.values()}))
+        assert len(outcome.results) == 120

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import socket
 import time
 from collections.abc import Iterable, Sequence
@@ -14,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from baton.errors import AgentError
 from baton.events import schema
@@ -361,6 +362,18 @@ class GroupCommit:
                     future.set_result(outcome)
 
     def _commit(self, writes: list[Any]) -> list[Any]:
+        """The group transaction; one PostgreSQL chose to break a deadlock with (two runs' fan-outs taking
+        the same agent's slots in other orders) goes again whole: none of its writes was applied."""
+        for attempt in range(1, DEADLOCK_RETRIES + 1):
+            try:
+                return self._commit_once(writes)
+            except DBAPIError as error:
+                if not _deadlock(error) or attempt == DEADLOCK_RETRIES:
+                    raise
+                time.sleep(random.uniform(0.01, 0.05) * attempt)
+        raise AssertionError("unreachable")
+
+    def _commit_once(self, writes: list[Any]) -> list[Any]:
         outcomes: list[Any] = []
         with self.store.engine.begin() as conn:
             for write in writes:
@@ -370,5 +383,15 @@ class GroupCommit:
                 except IntegrityError:
                     outcomes.append(None)  # lost a race for a slot: the caller asks again
                 except Exception as error:
+                    if _deadlock(error):
+                        raise  # the whole transaction goes again
                     outcomes.append(error)
         return outcomes
+
+
+DEADLOCK_RETRIES = 5
+
+
+def _deadlock(error: BaseException) -> bool:
+    """A PostgreSQL deadlock or serialization failure: retrying the transaction is the remedy."""
+    return getattr(getattr(error, "orig", None), "sqlstate", None) in ("40P01", "40001")
