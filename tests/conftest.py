@@ -520,6 +520,7 @@ def store(request, tmp_path):
             schema.context_versions,
             schema.agent_slots,
             schema.agent_health,
+            schema.budget_ledger,
         ):
             conn.execute(delete(table))
     return EventStore(engine)

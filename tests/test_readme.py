@@ -6,6 +6,7 @@ Each such block is preceded by a marker that says how it is checked::
     <!-- check: workflow-part NAME -->    part of a template: completed by CONTEXTS[NAME], then validated
     <!-- check: roster -->                part of dags/agents.yaml: merged into the bundled roster, loaded
     <!-- check: monitoring -->            a dags/monitoring.yaml: loaded as the monitor loads it
+    <!-- check: budgets -->               a dags/budgets.yaml: loaded as a task loads it
     <!-- check: yaml REASON -->           parsed only (YAML for another tool); the reason says which
     <!-- check: shell -->                 every command is parsed by the tool that runs it (baton's and
                                           Airflow's CLI parsers, the REST API's routes and body models,
@@ -101,7 +102,17 @@ def _ids(kind_prefix: str) -> list[Block]:
 
 
 def test_every_yaml_shell_and_python_block_says_how_it_is_checked():
-    known = {"workflow", "workflow-part", "roster", "monitoring", "yaml", "shell", "shell-run", "python"}
+    known = {
+        "workflow",
+        "workflow-part",
+        "roster",
+        "monitoring",
+        "budgets",
+        "yaml",
+        "shell",
+        "shell-run",
+        "python",
+    }
     unmarked = [str(b) for b in BLOCKS if b.kind not in known]
     assert unmarked == [], "add a <!-- check: ... --> line above each (see tests/test_readme.py)"
     assert len(BLOCKS) >= 20  # the parser found the README's blocks
@@ -191,6 +202,14 @@ def test_a_monitoring_file_loads_as_the_monitor_loads_it(block, tmp_path):
 
     (tmp_path / "monitoring.yaml").write_text(block.text)
     assert load_config(tmp_path) != Monitoring(), f"{block} changes nothing"
+
+
+@pytest.mark.parametrize("block", [b for b in BLOCKS if b.kind == "budgets"], ids=str)
+def test_a_budgets_file_loads_as_a_task_loads_it(block, tmp_path):
+    from baton.budgets.config import budgets_of
+
+    (tmp_path / "budgets.yaml").write_text(block.text)
+    assert budgets_of(tmp_path), f"{block} declares no budget"
 
 
 @pytest.mark.parametrize("block", [b for b in BLOCKS if b.kind == "yaml"], ids=str)

@@ -89,5 +89,10 @@ class OptimizeError(BatonError, ValueError):
     unknown preference or variant, a stored state that is malformed. The message names the field and the fix."""
 
 
+class BudgetExceeded(AgentError):
+    """A model call does not fit in a budget (``dags/budgets.yaml``): the message names the budget, its
+    window and its spend. No other agent is tried unless the budget says ``at_limit: fallback``."""
+
+
 class RequirementFailed(AgentError):
     """A step's ``require:`` condition is false: the step (or the fan-out item) is refused, for good."""

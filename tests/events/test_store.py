@@ -213,6 +213,7 @@ def test_migrations_run_once_and_an_unmigrated_store_says_what_to_do(tmp_path, s
         "3: agent load slots and circuit breakers",
         "4: signal buckets and the monitor's state",
         "5: a runbook's cap on an agent's concurrency",
+        "6: the budgets' ledger of reservations and spend",
     ]
     assert bare.append(_run_events()[:1]) != []
 
@@ -224,7 +225,8 @@ def test_a_store_at_version_4_gains_the_concurrency_cap_and_keeps_its_breakers(t
     upgrade(engine)
     with engine.begin() as conn:
         conn.execute(text("ALTER TABLE baton_agent_health DROP COLUMN concurrency_cap"))
-        conn.execute(text("DELETE FROM baton_schema_version WHERE version = 5"))
+        conn.execute(text("DROP TABLE baton_budget_ledger"))  # made at version 6
+        conn.execute(text("DELETE FROM baton_schema_version WHERE version >= 5"))
         conn.execute(
             text(
                 "INSERT INTO baton_agent_health (agent, consecutive_failures, last_error, updated_at) "
@@ -232,7 +234,10 @@ def test_a_store_at_version_4_gains_the_concurrency_cap_and_keeps_its_breakers(t
             )
         )
         assert current_version(conn) == 4
-    assert upgrade(engine) == ["5: a runbook's cap on an agent's concurrency"]
+    assert upgrade(engine) == [
+        "5: a runbook's cap on an agent's concurrency",
+        "6: the budgets' ledger of reservations and spend",
+    ]
     with engine.connect() as conn:
         rows = conn.execute(
             select(

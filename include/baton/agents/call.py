@@ -28,9 +28,10 @@ def call_step(
     context: Any,
     recorder: Any,
     log: logging.Logger | logging.LoggerAdapter,
+    guard: Any = None,
 ) -> dict[str, Any]:
     """The step's work, once, by ``agent`` (None: the step's own skill). Logs the instruction's length and
-    hash, never its text."""
+    hash, never its text. ``guard``: the budgets a model call reserves in (:mod:`baton.budgets`)."""
     from baton.extensions import load
 
     load()  # the extensions' hooks register when their module is imported
@@ -54,7 +55,7 @@ def call_step(
         try_number=ti.try_number,
         template_version=step.template_version,
     ):
-        output = _timed(step, who, lambda: _work(step, agent, prompt, scope, context, recorder))
+        output = _timed(step, who, lambda: _work(step, agent, prompt, scope, context, recorder, guard))
         for hook in AFTER_CALL:
             hook()
     log.info(
@@ -67,7 +68,13 @@ def call_step(
 
 
 def _work(
-    step: CompiledStep, agent: Agent | None, prompt: str, scope: dict[str, Any], context: Any, recorder: Any
+    step: CompiledStep,
+    agent: Agent | None,
+    prompt: str,
+    scope: dict[str, Any],
+    context: Any,
+    recorder: Any,
+    guard: Any = None,
 ) -> dict[str, Any]:
     skill = step.spec.skill_name or (agent.skill if agent else None)
     if step.spec.actions and agent is not None:
@@ -88,7 +95,7 @@ def _work(
         raise AgentError(f"Step '{step.task_id}' has no agent or skill to do it")
     from baton.agents.llm import run_llm_step
 
-    return run_llm_step(step, agent, prompt, context, recorder)
+    return run_llm_step(step, agent, prompt, context, recorder, guard)
 
 
 def browse_step(step: CompiledStep, agent: Agent, scope: dict[str, Any], context: Any, recorder: Any) -> dict:

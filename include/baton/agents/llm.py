@@ -16,7 +16,7 @@ from pydantic_ai.exceptions import UnexpectedModelBehavior, UsageLimitExceeded
 from baton import metrics, tracing
 from baton.agents.outputs import TextOutput, output_model
 from baton.agents.tools import Record, toolsets
-from baton.errors import AgentError, OutputInvalid
+from baton.errors import AgentError, BudgetExceeded, OutputInvalid
 from baton.hooks.llm import BatonAIHook
 from baton.spec.roster import Agent
 
@@ -87,6 +87,17 @@ def used(messages: list[Any]) -> tuple[dict[str, int], str | None] | None:
         "output_tokens": sum(response.usage.output_tokens or 0 for response in responses),
     }
     return usage, responses[-1].model_name
+
+
+def _spent(error: Exception, agent: Agent, prompt: str, messages: list[Any], began: float) -> Exception:
+    """``error`` carrying, as ``spent``, the ``model.called`` payload of what its failed call used (the
+    budgets settle it: tokens spent on answers that broke the schema are spent all the same)."""
+    spent = used(messages)
+    if spent is not None:
+        usage, answered = spent
+        model = answered or agent.model or _unnamed(agent)
+        error.spent = model_called(model, agent.cost.model_dump(), usage, time.monotonic() - began, prompt)  # type: ignore[attr-defined]
+    return error
 
 
 def _record_model_call(
@@ -195,9 +206,26 @@ def agent_call(step: Any, agent: Agent, prompt: str, record: Record) -> AgentCal
     )
 
 
-def run_llm_step(step: Any, agent: Agent, prompt: str, context: Any, recorder: Any) -> dict[str, Any]:
+def _reserve(guard: Any, agent: Agent, prompt: str, step: Any) -> Any:
+    """The call's reservation in its budgets (None: no guard, or no budget applies); a call that does not
+    fit fails the step without a retry."""
+    if guard is None:
+        return None
+    try:
+        return guard.reserve(agent, prompt, step.spec.usage_limits)
+    except BudgetExceeded as error:
+        from baton.agents.skills import final
+
+        raise final(BudgetExceeded)(str(error)) from None
+
+
+def run_llm_step(
+    step: Any, agent: Agent, prompt: str, context: Any, recorder: Any, guard: Any = None
+) -> dict[str, Any]:
     """Call ``agent`` for ``step`` (a compiled step), record the model call, and return its validated output
-    as a JSON-ready dict."""
+    as a JSON-ready dict. ``guard``: the budgets the call reserves its estimate in first and settles its
+    use in after (a call that does not fit fails the step at once: a retry spends what is not there)."""
+    reservation = _reserve(guard, agent, prompt, step)
 
     def record(kind: str, payload: dict[str, Any], discriminator: str) -> None:
         """An event of this try (e.g. ``tool.called``), written at once: a lost write fails the step."""
@@ -231,6 +259,8 @@ def run_llm_step(step: Any, agent: Agent, prompt: str, context: Any, recorder: A
         finally:
             ExecutorSafeguard.tracker.reset(token)
             payload = _record_model_call(agent, prompt, messages, recorder, time.monotonic() - started)
+            if guard is not None:
+                guard.settle(agent, reservation, payload)
             model = getattr(call.llm_hook, "_model", None)  # resolved by the call (None if it could not be)
             _observe(current, step, agent, payload, model, _answered(agent, payload))
     return as_output(result)
@@ -276,13 +306,15 @@ class ModelCalls:
             with capture_run_messages() as messages:
                 result = await model_agent.run(prompt, usage_limits=limits)
         except UsageLimitExceeded as error:
-            raise AgentError(f"agent '{agent.name}' hit the step's usage limits: {error}") from error
+            failed: Exception = AgentError(f"agent '{agent.name}' hit the step's usage limits: {error}")
+            raise _spent(failed, agent, prompt, messages, began) from error
         except UnexpectedModelBehavior as error:
             cause = why_invalid(messages)
-            raise OutputInvalid(
+            failed = OutputInvalid(
                 f"agent '{agent.name}' gave no valid output after {self.step.spec.output_retries} re-ask(s): "
                 f"{error}" + (f"; the last answer broke: {cause}" if cause else "")
-            ) from error
+            )
+            raise _spent(failed, agent, prompt, messages, began) from error
         used = result.usage
         model = getattr(model_agent.model, "model_name", None) or agent.model or "unknown"
         tokens = {

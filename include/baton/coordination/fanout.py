@@ -12,6 +12,8 @@ second of imports, so 100 calls of 200 ms at concurrency 4 took 59 s (11.9x the 
 tasks on this machine; as coroutines they take about the ideal (see bench/fanout.py).
 """
 
+# long: one coordinator of a batch's items: routing, slots, breakers, budgets, the join
+
 from __future__ import annotations
 
 import asyncio
@@ -23,8 +25,9 @@ from baton import templating, tracing
 from baton.agents.llm import ModelCalls
 from baton.coordination.guard import check_requirements
 from baton.coordination.routing import Breakers, Choice, GroupCommit, NoCandidate, Router, Slots
+from baton.coordination.spend import guard_for, within
 from baton.coordination.subtasks import BatchResult, Subtask, SubtaskError, join_batches, subtasks_of
-from baton.errors import AgentError, AgentTimeout, RequirementFailed
+from baton.errors import AgentError, AgentTimeout, BudgetExceeded, RequirementFailed
 from baton.events.store import Event
 from baton.plan import CompiledStep
 from baton.spec.roster import Agent
@@ -43,8 +46,16 @@ class FanOut:
     """
 
     def __init__(
-        self, step: CompiledStep, context: Any, scope: dict[str, Any], recorder: Any, ttl: timedelta, log: Any
+        self,
+        step: CompiledStep,
+        context: Any,
+        scope: dict,
+        recorder: Any,
+        ttl: timedelta,
+        log: Any,
+        budgets: Any = None,
     ):
+        """``budgets``: the budgets its model calls spend in (None: those next to its DAG file)."""
         self.step = step
         self.context = context
         self.scope = scope
@@ -57,6 +68,8 @@ class FanOut:
         self.models = ModelCalls(step)
         self.ttl = ttl
         self.concurrency = step.fan_out.concurrency
+        self.guard = guard_for(recorder, context, ttl, budgets)
+        self.cheap: set[str] = set()  # items a budget sent to the cheapest agent that fits (fallback)
 
     # --- one batch, from the list to the join ---------------------------------------------------
 
@@ -238,11 +251,14 @@ class FanOut:
 
     async def _attempt_failed(self, sub, agent, attempt, slot, error, failing, tried) -> None:
         """Records a failed attempt and frees its slot; raises when no other agent may try."""
-        refused = isinstance(error, RequirementFailed)  # the item's own rule: no other agent mends it
+        refused = isinstance(error, (RequirementFailed, BudgetExceeded))  # no other agent mends it ...
+        if isinstance(error, BudgetExceeded) and error.budget.at_limit == "fallback":  # ... unless cheaper
+            refused = False
+            self.cheap.add(sub.id)
         reassign = self.fixed is None and attempt < MAX_REASSIGN and not refused
         detail = {"error_class": type(error).__name__, "error": str(error)[:1000], "reassigned": reassign}
         await self._release(agent, slot, [self._event("subtask.failed", sub, agent, attempt, detail)])
-        if not refused:  # the agent answered: a refused output does not count against it
+        if not refused and not isinstance(error, BudgetExceeded):  # the agent did not fail: no count
             await asyncio.to_thread(self._breaker_failure, agent, error)
             failing.add(agent.name)
         tried[agent.name] = f"failed subtask {sub.id}: {type(error).__name__}"
@@ -294,9 +310,8 @@ class FanOut:
             return [self._event("subtask.started", sub, choice.agent, attempt, {}), selected]
 
         def take(conn: Any) -> tuple[Choice, int] | None:
-            return self.router.take_best(
-                conn, capabilities, route.prefer, tried, holder, self.ttl, events, since
-            )
+            prefer = "cheap" if sub.id in self.cheap else route.prefer
+            return self.router.take_best(conn, capabilities, prefer, tried, holder, self.ttl, events, since)
 
         await asyncio.to_thread(self.router.stats)  # read once, outside the group transaction
         delay, since = 0.01, time.monotonic()
@@ -357,10 +372,17 @@ class FanOut:
             if agent.skill:
                 output, event = await self._bounded(self._skill(agent.skill, sub, prompt), sub), None
             else:
-                output, payload = await self._bounded(self.models.call(agent, prompt), sub)
+                output, payload = await self._spend(agent, sub, attempt, prompt)
                 event = self._event("model.called", sub, agent, attempt, payload)
         self._require(sub, output)
         return output, event
+
+    async def _spend(self, agent: Agent, sub: Subtask, attempt: int, prompt: str) -> tuple[Any, dict]:
+        def call() -> Any:  # made once the budgets let it start
+            return self._bounded(self.models.call(agent, prompt), sub)
+
+        tag = f"[{sub.id}]#{attempt}"
+        return await within(self.guard, agent, prompt, self.step.spec.usage_limits, tag, call)
 
     def _where(self, sub: Subtask) -> str:
         return f"item {sub.id} of step '{self.step.task_id}'"

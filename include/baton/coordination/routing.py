@@ -20,7 +20,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from baton.coordination.load import Breakers, GroupCommit, Slots
-from baton.errors import AgentError
+from baton.errors import AgentError, BudgetExceeded
 from baton.events.store import Event, EventStore
 from baton.spec.roster import Agent
 
@@ -321,7 +321,8 @@ def run_in_slot(
     try:
         output = work()
     except Exception as error:
-        record_failure(recorder, agent, error)
+        if not isinstance(error, BudgetExceeded):  # the agent did not fail: its budget did
+            record_failure(recorder, agent, error)
         raise
     finally:
         slots.release(agent.name, slot)

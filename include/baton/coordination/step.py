@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from baton import metrics, templating, tracing
-from baton.coordination import escalation
+from baton.coordination import escalation, spend
 from baton.coordination.guard import check_requirements
 from baton.events import EventStore
 from baton.events.recorder import StepRecorder
@@ -84,6 +84,7 @@ class StepRun:
 
         step, recorder = self.step, self.recorder
         try:
+            spend.free_earlier_tries(recorder)  # a killed try's reservations (this one has none yet)
             scope = self.scope()
             versions = self.read_context(scope)
             if step.spec.when and not templating.evaluate(step.spec.when, scope):
@@ -185,7 +186,15 @@ class StepRun:
             holder,
             self.ttl,
             events,
-            lambda: call_step(step, agent, scope, self.context, recorder, self.log),
+            lambda: call_step(
+                step,
+                agent,
+                scope,
+                self.context,
+                recorder,
+                self.log,
+                spend.guard_for(recorder, self.context, self.ttl),
+            ),
             slot,
         )
 

@@ -39,12 +39,17 @@ def _v5(conn: Connection) -> None:
     conn.execute(text(f"ALTER TABLE {schema.agent_health.name} ADD COLUMN {column.name} {type_}"))
 
 
+def _v6(conn: Connection) -> None:
+    schema.budget_ledger.create(conn)
+
+
 MIGRATIONS: list[Migration] = [
     (1, "events, blobs and workflow_executions", _v1),
     (2, "the shared context of runs", _v2),
     (3, "agent load slots and circuit breakers", _v3),
     (4, "signal buckets and the monitor's state", _v4),
     (5, "a runbook's cap on an agent's concurrency", _v5),
+    (6, "the budgets' ledger of reservations and spend", _v6),
 ]
 
 

@@ -142,6 +142,23 @@ monitor_state = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
 )
 
+# Budgets (issue 19): each model call's reservation in each budget that applies, settled to its actual use.
+budget_ledger = Table(
+    "baton_budget_ledger",
+    metadata,
+    Column("id", Sequence, primary_key=True, autoincrement=True),
+    Column("budget", String(100), nullable=False),
+    Column("window", String(250), nullable=False),  # run:<id>, YYYY-MM-DD or YYYY-MM (UTC)
+    Column("holder", String(250), nullable=False),  # <run>/<task>[<item>]#<try> pid <pid>@<host>
+    Column("state", String(10), nullable=False),  # reserved | settled
+    Column("cost", Float, nullable=False),
+    Column("tokens", BigInteger, nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),  # a reservation no try settled by then is void
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("baton_budget_ledger_window", "budget", "window"),
+    Index("baton_budget_ledger_holder", "holder"),
+)
+
 schema_version = Table(
     "baton_schema_version",
     metadata,

@@ -458,3 +458,58 @@ class IncidentTransition(Payload):
 
 for _name in ("opened", "updated", "acknowledged", "action", "resolved", "suppressed"):
     event_type(f"incident.{_name}")(type(f"Incident{_name.title()}", (IncidentTransition,), {}))
+
+
+# --- budgets (issue 19) ---------------------------------------------------------------------------
+
+
+@event_type("budget.reserved")
+class BudgetReserved(Payload):
+    """A model call's estimate, reserved in every budget that applies ([budget, window] pairs)."""
+
+    agent: str
+    budgets: list[list[str]]
+    cost: float
+    tokens: int
+
+
+@event_type("budget.settled")
+class BudgetSettled(Payload):
+    """The call ended: its actual use replaced its estimate (``released``: it never reached the model)."""
+
+    agent: str
+    budgets: list[list[str]]
+    estimate_cost: float
+    estimate_tokens: int
+    cost: float
+    tokens: int
+    released: bool = False
+
+
+@event_type("budget.refused")
+class BudgetRefused(Payload):
+    """A call that did not fit in ``budget``: its limits, what was spent and in flight, what happens next."""
+
+    agent: str
+    budget: str
+    window: str
+    limit_cost: float | None = None
+    limit_tokens: int | None = None
+    spent_cost: float
+    spent_tokens: int
+    in_flight_cost: float = 0.0
+    in_flight_tokens: int = 0
+    at_limit: str
+    waited: bool = False
+
+
+@event_type("budget.warned")
+class BudgetWarned(Payload):
+    """A budget window passed its ``warn_at`` share (once per window, whichever run got there)."""
+
+    budget: str
+    window: str
+    share: float
+    cost: float
+    tokens: int
+    agent: str

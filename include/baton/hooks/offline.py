@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import hashlib
+import inspect
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -27,6 +29,7 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.usage import RequestUsage
 
 OFFLINE_MODEL_NAME = "baton:offline"
 
@@ -260,18 +263,33 @@ SERVING: contextvars.ContextVar[Serving | None] = contextvars.ContextVar(
 )
 
 
-def offline_model(delay_s: float = 0.0, conn_id: str = "") -> FunctionModel:
+def offline_model(
+    delay_s: float = 0.0, conn_id: str = "", usage: tuple[int, int] | None = None
+) -> FunctionModel:
     """A fresh offline model (a real pydantic-ai ``Model``).
 
     :param delay_s: seconds each answer takes (``asyncio.sleep``): a stand-in for a remote model's
         latency, for benchmarks and timeouts.
     :param conn_id: the LLM connection it stands for; the request hooks read it (with the delay) from
         :data:`SERVING` while they run.
+    :param usage: (input, output) tokens each answer reports, instead of pydantic-ai's estimate from the
+        messages' words: fixed counts for budget tests and benchmarks.
     """
     from baton.extensions import load
 
     load()  # the hooks of extensions are registered when their module is imported
     hooks = list(REQUEST_HOOKS)
+    if usage is not None:
+        fixed = RequestUsage(input_tokens=usage[0], output_tokens=usage[1])
+        inner = offline_model(delay_s, conn_id).function
+
+        async def counted(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+            response = inner(messages, info)
+            if inspect.isawaitable(response):
+                response = await response
+            return dataclasses.replace(response, usage=fixed)
+
+        return FunctionModel(counted, model_name=OFFLINE_MODEL_NAME)
     if not delay_s and not hooks:
         return FunctionModel(respond, model_name=OFFLINE_MODEL_NAME)
     serving = Serving(conn_id, delay_s)

@@ -1,0 +1,8 @@
+"""Budgets: spend that cannot run away (issue 19).
+
+``dags/budgets.yaml`` declares limits in money (the roster's prices) and in tokens, per run, per day or
+per month, for the whole deployment, a workflow or an agent (:mod:`baton.budgets.config`). Every model
+call reserves its estimate in each budget that applies before it starts and settles its actual usage
+after it (:mod:`baton.budgets.ledger`, in Baton's store: SQLite or PostgreSQL), so that concurrent
+calls — a fan-out of 16, several workers, several runs — share one ledger (:mod:`baton.budgets.guard`).
+"""

@@ -1,0 +1,149 @@
+"""What ``dags/budgets.yaml`` declares: each budget's scope, window, limits and what happens at its limit.
+
+.. code-block:: yaml
+
+    budgets:
+      - name: research-daily
+        scope: workflow:market_research   # global | workflow:<name> | agent:<name>
+        per: day                          # run | day | month (UTC)
+        cost: 5.00                        # in the currency of the roster's prices
+        tokens: 2000000                   # and/or tokens (input + output)
+        at_limit: fail                    # fail | fallback (a cheaper capable agent, routed steps)
+        warn_at: 0.8                      # one Slack warning per window at 80 % (null: none)
+
+A budget applies to a model call when its scope is ``global``, the call's workflow or the call's agent.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+FILE = "budgets.yaml"
+NAME = r"^[A-Za-z0-9_.-]{1,100}$"
+SCOPE = r"^(global|workflow:[A-Za-z0-9_.-]{1,200}|agent:[A-Za-z0-9_.-]{1,200})$"
+MAX_BUDGETS = 200
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Budget(_Strict):
+    """A limit on the spend of model calls in a window."""
+
+    name: str = Field(description="how messages, events and `baton cost` name it")
+    scope: str = Field(
+        default="global", description="whose calls count: global, workflow:<name> or agent:<name>"
+    )
+    per: Literal["run", "day", "month"] = Field(
+        description="the window: each run of a workflow, each UTC day, or each UTC month"
+    )
+    cost: float | None = Field(
+        default=None, gt=0, le=1e12, description="the limit in money, at the roster's prices"
+    )
+    tokens: int | None = Field(default=None, gt=0, le=10**15, description="the limit in tokens (in + out)")
+    at_limit: Literal["fail", "fallback"] = Field(
+        default="fail",
+        description="a call that does not fit: fail the step (naming the budget and its spend), or, on a "
+        "routed step, go to the cheapest capable agent whose call still fits",
+    )
+    warn_at: float | None = Field(
+        default=0.8, gt=0, lt=1, description="share of the limit that sends one warning per window"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.match(NAME, value):
+            raise ValueError(
+                f"'{value[:100]}' is not a budget name: use 1 to 100 letters, digits, '_', '.' or '-'"
+            )
+        return value
+
+    @field_validator("scope")
+    @classmethod
+    def _scope(cls, value: str) -> str:
+        if not re.match(SCOPE, value):
+            raise ValueError(
+                f"scope '{value[:100]}' is not one: use 'global', 'workflow:<workflow>' or 'agent:<agent>'"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _a_limit(self) -> Budget:
+        if self.cost is None and self.tokens is None:
+            raise ValueError("a budget needs a limit: 'cost' (money), 'tokens', or both")
+        return self
+
+    def applies(self, workflow: str, agent: str) -> bool:
+        return self.scope in ("global", f"workflow:{workflow}", f"agent:{agent}")
+
+    def window(self, run_id: str, now: datetime) -> str:
+        """The key of the window a call at ``now`` of run ``run_id`` spends in."""
+        if self.per == "run":
+            return f"run:{run_id}"[:250]
+        return now.strftime("%Y-%m-%d" if self.per == "day" else "%Y-%m")
+
+
+class Budgets(_Strict):
+    budgets: list[Budget] = Field(default_factory=list, max_length=MAX_BUDGETS)
+
+    @field_validator("budgets")
+    @classmethod
+    def _unique(cls, budgets: list[Budget]) -> list[Budget]:
+        seen: set[str] = set()
+        for budget in budgets:
+            if budget.name in seen:
+                raise ValueError(f"two budgets are named '{budget.name}': give each its own name")
+            seen.add(budget.name)
+        return budgets
+
+
+def load_budgets(path: Path, root: Path | None = None) -> tuple[Budget, ...]:
+    """The budgets of ``path``; ``TemplateError`` naming the file, the key, the line and the fix."""
+    from baton.spec.loading import Source
+
+    source = Source(path, root)
+    data = source.parse()
+    if data is None:
+        return ()
+    return tuple(source.validate(Budgets, data).budgets)
+
+
+def budgets_of(dags_folder: Path | None) -> tuple[Budget, ...]:
+    """The budgets declared next to the DAG files (none without ``budgets.yaml``), re-read when the
+    file changes. A broken file fails every model call with its errors: spend must not go unchecked
+    because a limit was mistyped."""
+    if dags_folder is None:
+        return ()
+    path = Path(dags_folder) / FILE
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return ()
+    return _cached(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=8)
+def _cached(path: str, mtime: int, size: int) -> tuple[Budget, ...]:
+    return load_budgets(Path(path), Path(path).parent)
+
+
+def dags_folder_of(context: object) -> Path | None:
+    """The folder of the DAG file a task runs from (its bundle's copy), else ``[core] dags_folder``."""
+    dag = context.get("dag") if isinstance(context, dict) else None
+    fileloc = getattr(dag, "fileloc", None)
+    if fileloc:
+        return Path(fileloc).parent
+    folder = os.environ.get("AIRFLOW__CORE__DAGS_FOLDER")
+    return Path(folder) if folder else None
+
+
+__all__ = ["Budget", "Budgets", "FILE", "budgets_of", "dags_folder_of", "load_budgets"]

@@ -1,0 +1,186 @@
+"""The budgets' ledger in Baton's store: reserve before a call, settle after it, release a dead try's.
+
+A reservation is checked and written in one transaction per call, across every budget that applies, under
+a lock per budget window (PostgreSQL: a transaction-level advisory lock; SQLite: its single writer, taken
+at ``BEGIN IMMEDIATE``), so that no two concurrent calls can both take the last of a budget:
+
+- ``settled + reserved + estimate <= limit``: reserved.
+- ``settled + estimate > limit``: refused: even once the calls in flight settle, this one does not fit.
+- otherwise the calls in flight decide: the caller waits for them to settle and asks again.
+
+Spend in a window is what is settled plus what is reserved and not expired. A try that dies holding a
+reservation (SIGKILL, a lost worker) leaves it until its expiry, or until the next try of its task starts
+and releases what its predecessors held (:func:`release_holder`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Connection, delete, func, select, text, update
+
+from baton.budgets.config import Budget
+from baton.events import schema
+from baton.events.store import EventStore
+
+
+@dataclass(frozen=True)
+class Spend:
+    cost: float = 0.0
+    tokens: int = 0
+
+    def over(self, budget: Budget, plus: Spend) -> bool:
+        """Whether this spend and ``plus`` together pass ``budget``'s limit."""
+        if budget.cost is not None and self.cost + plus.cost > budget.cost + 1e-12:
+            return True
+        return budget.tokens is not None and self.tokens + plus.tokens > budget.tokens
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The budget a call does not fit in, with its window and spend; ``wait``: it may fit once the calls
+    in flight settle (their reservations are counted)."""
+
+    budget: Budget
+    window: str
+    settled: Spend
+    reserved: Spend
+    wait: bool
+
+    def message(self, estimate: Spend) -> str:
+        b, limit = self.budget, []
+        if b.cost is not None:
+            limit.append(f"{self.settled.cost:.6g} of {b.cost:.6g} spent")
+        if b.tokens is not None:
+            limit.append(f"{self.settled.tokens:,} of {b.tokens:,} tokens spent")
+        in_flight = f", {self.reserved.cost:.6g} / {self.reserved.tokens:,} tokens reserved in flight"
+        return (
+            f"budget '{b.name}' ({b.scope}, per {b.per}, window {self.window}): "
+            f"{'; '.join(limit)}{in_flight if self.reserved.tokens or self.reserved.cost else ''}; this call "
+            f"needs up to {estimate.cost:.6g} / {estimate.tokens:,} tokens"
+        )
+
+
+@dataclass(frozen=True)
+class Reservation:
+    ids: tuple[int, ...]
+    windows: tuple[tuple[str, str], ...]  # (budget, window) of each row
+    estimate: Spend
+    holder: str
+
+
+def holder_of(key: str) -> str:
+    """A reservation's holder: the try's key, and this process (which a dead try's successor frees)."""
+    return f"{key} pid {os.getpid()}@{socket.gethostname()}"[:250]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _lock(conn: Connection, budget: str, window: str) -> None:
+    if conn.dialect.name == "postgresql":
+        key = int.from_bytes(
+            hashlib.sha256(f"budget|{budget}|{window}".encode()).digest()[:8], "big", signed=True
+        )
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def _spend(conn: Connection, budget: str, window: str, now: datetime) -> tuple[Spend, Spend]:
+    """(settled, reserved and not expired) of one budget window."""
+    b = schema.budget_ledger.c
+    rows = conn.execute(
+        select(b.state, func.coalesce(func.sum(b.cost), 0.0), func.coalesce(func.sum(b.tokens), 0))
+        .where(b.budget == budget, b.window == window)
+        .where((b.state == "settled") | (b.expires_at > now))
+        .group_by(b.state)
+    ).all()
+    found = {state: Spend(float(cost), int(tokens)) for state, cost, tokens in rows}
+    return found.get("settled", Spend()), found.get("reserved", Spend())
+
+
+class Ledger:
+    def __init__(self, store: EventStore):
+        self.store = store
+
+    def reserve(
+        self,
+        budgets: Sequence[Budget],
+        windows: Sequence[str],
+        estimate: Spend,
+        holder: str,
+        ttl: timedelta,
+    ) -> Reservation | Refusal:
+        """Reserve ``estimate`` in each of ``budgets`` (in its window of ``windows``), all or none."""
+        now = _now()
+        b = schema.budget_ledger
+        pairs = sorted(zip((x.name for x in budgets), windows, strict=True))
+        by_name = {x.name: x for x in budgets}
+        with self.store.engine.begin() as conn:
+            for name, window in pairs:  # in one order: two calls never wait on each other's locks
+                _lock(conn, name, window)
+            for name, window in pairs:
+                settled, reserved = _spend(conn, name, window, now)
+                budget = by_name[name]
+                if settled.over(budget, estimate):
+                    return Refusal(budget, window, settled, reserved, wait=False)
+                if Spend(settled.cost + reserved.cost, settled.tokens + reserved.tokens).over(
+                    budget, estimate
+                ):
+                    return Refusal(budget, window, settled, reserved, wait=True)
+            ids = []
+            for name, window in pairs:
+                row = {
+                    "budget": name,
+                    "window": window,
+                    "holder": holder,
+                    "state": "reserved",
+                    "cost": estimate.cost,
+                    "tokens": estimate.tokens,
+                    "expires_at": now + ttl,
+                    "updated_at": now,
+                }
+                ids.append(conn.execute(b.insert().values(**row)).inserted_primary_key[0])
+        return Reservation(tuple(ids), tuple(pairs), estimate, holder)
+
+    def settle(self, reservation: Reservation, actual: Spend) -> None:
+        """The call's actual use replaces its estimate in every budget it reserved in."""
+        if not reservation.ids:
+            return
+        b = schema.budget_ledger.c
+        with self.store.engine.begin() as conn:
+            conn.execute(
+                update(schema.budget_ledger)
+                .where(b.id.in_(reservation.ids))
+                .values(state="settled", cost=actual.cost, tokens=actual.tokens, updated_at=_now())
+            )
+
+    def release(self, reservation: Reservation) -> None:
+        """The call spent nothing (it never reached the model): its reservation goes."""
+        if reservation.ids:
+            b = schema.budget_ledger.c
+            with self.store.engine.begin() as conn:
+                conn.execute(
+                    delete(schema.budget_ledger).where(b.id.in_(reservation.ids), b.state == "reserved")
+                )
+
+    def release_holder(self, prefix: str) -> int:
+        """Free the reservations of the tries whose holder key starts with ``prefix`` (a task's earlier
+        tries, when its next one starts); how many rows went."""
+        b = schema.budget_ledger.c
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with self.store.engine.begin() as conn:
+            gone = conn.execute(
+                delete(schema.budget_ledger).where(b.state == "reserved", b.holder.like(pattern, escape="\\"))
+            )
+        return gone.rowcount
+
+    def spent(self, budget: Budget, window: str) -> tuple[Spend, Spend]:
+        """(settled, reserved in flight) of ``budget`` in ``window``."""
+        with self.store.engine.connect() as conn:
+            return _spend(conn, budget.name, window, _now())
