@@ -18,6 +18,7 @@ COMMANDS = (
     "approve",
     "verify",
     "incidents",
+    "cost",
 )  # modules of baton.cli, in the order of --help
 
 __all__ = ["COMMANDS", "SCHEMA_DIR", "main", "parser"]

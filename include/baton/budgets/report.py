@@ -1,0 +1,123 @@
+"""What was spent: model calls' cost and tokens by workflow, agent, model and day, and each budget's
+current window against its limit with a forecast to the window's end (``baton cost``)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from baton.budgets.config import Budget
+from baton.budgets.ledger import Ledger
+from baton.events import schema
+from baton.events.store import EventStore
+
+GROUPS = ("workflow", "agent", "model", "day")
+MAX_RUN_WINDOWS = 5  # a per-run budget shows its latest runs
+
+
+@dataclass(frozen=True)
+class Line:
+    key: str
+    calls: int
+    cost: float
+    tokens: int
+
+
+def spend(store: EventStore, since: datetime, by: str) -> list[Line]:
+    """The model calls since ``since``, summed per ``by`` (one of ``GROUPS``), the costliest first."""
+    if by not in GROUPS:
+        raise ValueError(f"spend is grouped by one of {', '.join(GROUPS)}, not {by!r}")
+    e = schema.events.c
+    query = (
+        select(e.workflow, e.agent, e.payload, e.ts)
+        .where(e.type == "model.called", e.ts >= since)
+        .execution_options(yield_per=5000)
+    )
+    sums: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0])
+    with store.engine.connect() as conn:
+        for workflow, agent, payload, ts in conn.execute(query):
+            payload = payload or {}
+            key = {
+                "workflow": workflow,
+                "agent": agent or "-",
+                "model": str(payload.get("model", "-")),
+                "day": f"{ts:%Y-%m-%d}",
+            }[by]
+            row = sums[key]
+            row[0] += 1
+            row[1] += float(payload.get("cost") or 0.0)
+            row[2] += int(payload.get("input_tokens") or 0) + int(payload.get("output_tokens") or 0)
+    lines = [Line(key, int(n), round(cost, 6), int(tokens)) for key, (n, cost, tokens) in sums.items()]
+    return sorted(lines, key=lambda line: (-line.cost, -line.tokens, line.key))
+
+
+def _window_span(budget: Budget, now: datetime) -> tuple[datetime, datetime] | None:
+    """The start and end of the window ``now`` is in (None for a per-run budget)."""
+    if budget.per == "day":
+        start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        return start, start + timedelta(days=1)
+    if budget.per == "month":
+        start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        end = (start + timedelta(days=32)).replace(day=1)
+        return start, end
+    return None
+
+
+def budget_status(
+    store: EventStore, budgets: Sequence[Budget], now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Each budget's current window (a per-run budget: its latest runs'): settled, in flight, its limits,
+    the share used, and for a day or month the forecast at the window's end at the pace so far."""
+    now = now or datetime.now(UTC)
+    ledger, rows = Ledger(store), []
+    for budget in budgets:
+        span = _window_span(budget, now)
+        windows = [budget.window("", now)] if span else _run_windows(store, budget)
+        for window in windows:
+            settled, reserved = ledger.spent(budget, window)
+            used = {"cost": settled.cost + reserved.cost, "tokens": settled.tokens + reserved.tokens}
+            limits = {"cost": budget.cost, "tokens": budget.tokens}
+            share = max(used[k] / limit for k, limit in limits.items() if limit)
+            row: dict[str, Any] = {
+                "budget": budget.name,
+                "scope": budget.scope,
+                "per": budget.per,
+                "window": window,
+                "cost": round(settled.cost, 6),
+                "tokens": settled.tokens,
+                "in_flight_cost": round(reserved.cost, 6),
+                "in_flight_tokens": reserved.tokens,
+                "limit_cost": budget.cost,
+                "limit_tokens": budget.tokens,
+                "used": round(share, 4),
+                "forecast": None,
+            }
+            if span:
+                elapsed = (now - span[0]) / (span[1] - span[0])
+                row["forecast"] = round(share / elapsed, 4) if elapsed > 0.01 else None  # share at the end
+            rows.append(row)
+    return rows
+
+
+def _run_windows(store: EventStore, budget: Budget) -> list[str]:
+    """The latest runs' windows of a per-run budget (from its latest 1,000 ledger rows)."""
+    b = schema.budget_ledger.c
+    query = (
+        select(b.window, b.updated_at)
+        .where(b.budget == budget.name)
+        .order_by(b.updated_at.desc())
+        .limit(1000)
+    )
+    with store.engine.connect() as conn:
+        seen: list[str] = []
+        for window, _ in conn.execute(query):
+            if window not in seen:
+                seen.append(window)
+            if len(seen) == MAX_RUN_WINDOWS:
+                break
+    return seen

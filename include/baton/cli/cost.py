@@ -1,0 +1,68 @@
+"""``baton cost``: model spend by workflow, agent, model or day, and each budget against its limit."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from baton.cli.common import dags_folder
+
+
+def add(commands: Any) -> None:
+    cost = commands.add_parser(
+        "cost", help="model spend by workflow, agent, model or day; budgets against their limits"
+    )
+    cost.add_argument("--days", type=int, default=7, choices=range(1, 367), metavar="1..366",
+                      help="how far back the spend goes (default 7)")  # fmt: skip
+    cost.add_argument("--by", choices=("workflow", "agent", "model", "day"), default="workflow")
+    cost.add_argument("--json", action="store_true", help="one JSON document instead of the tables")
+    cost.set_defaults(run=lambda args: show(args.days, args.by, args.json))
+
+
+def show(days: int, by: str, as_json: bool) -> int:
+    from baton.budgets.config import budgets_of
+    from baton.budgets.report import budget_status, spend
+    from baton.errors import TemplateError
+    from baton.events import EventStore
+
+    try:
+        budgets = budgets_of(dags_folder())
+    except TemplateError as error:
+        print(f"the budgets cannot be read, so none is shown:\n{error}")
+        return 1
+    store = EventStore.from_airflow()
+    now = datetime.now(UTC)
+    lines = spend(store, now - timedelta(days=days), by)
+    status = budget_status(store, budgets, now)
+    if as_json:
+        document = {"since": (now - timedelta(days=days)).isoformat(), "by": by,
+                    "spend": [line.__dict__ for line in lines], "budgets": status}  # fmt: skip
+        print(json.dumps(document, indent=2))
+        return 0
+    print(f"model spend of the last {days} day(s), by {by}:")
+    if not lines:
+        print("  no model calls")
+    for line in lines:
+        print(f"  {line.key[:40]:<40} {line.calls:>8,} call(s) {line.cost:>14,.4f} {line.tokens:>14,} tokens")
+    print("budgets (dags/budgets.yaml):" if status else "no budgets (declare them in dags/budgets.yaml)")
+    for row in status:
+        print("  " + _budget_line(row))
+    return 0
+
+
+def _budget_line(row: dict[str, Any]) -> str:
+    parts = []
+    if row["limit_cost"] is not None:
+        parts.append(f"{row['cost']:,.4f} of {row['limit_cost']:,.4f}")
+    if row["limit_tokens"] is not None:
+        parts.append(f"{row['tokens']:,} of {row['limit_tokens']:,} tokens")
+    flight = row["in_flight_cost"] or row["in_flight_tokens"]
+    forecast = f", forecast {row['forecast']:.0%} at the window's end" if row["forecast"] is not None else ""
+    return (
+        f"{row['budget']:<20} {row['scope']:<30} {row['window'][:40]:<40} {' and '.join(parts)}"
+        f" ({row['used']:.0%} used{' with calls in flight' if flight else ''}{forecast})"
+    )
+
+
+__all__ = ["add", "show"]
