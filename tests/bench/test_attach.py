@@ -152,3 +152,23 @@ def test_the_airflow_benchmarks_refuse_a_runs_count_they_cannot_measure_before_s
         refused = _bench(f"bench/{bench}.py", "--runs", runs)
         assert refused.returncode == 2, refused.stderr
         assert f"{bench}.py: error: argument --runs: {message}" in refused.stderr.splitlines()[-1]
+
+
+def test_the_budget_benchmark_refuses_what_it_cannot_run_before_starting_an_airflow(tmp_path):
+    """Each case is a process (~2 s of imports): the ones of its own arguments."""
+    for args, message in (
+        (["--items", "0"], "argument --items: 0 is not between 10 and 2500"),
+        (["--items", "9" * 40], f"argument --items: {'9' * 40} is not between 10 and 2500"),
+        (["--store", "mysql"], "argument --store: invalid choice: 'mysql' (choose from 'sqlite', 'postgresql')"),
+        (["--attach", str(tmp_path), "--items", "30"],
+         "--attach runs on that Airflow as it is: no --keep, --store or --items with it"),
+    ):  # fmt: skip
+        refused = _bench("bench/budget.py", *args)
+        assert refused.returncode == 2, refused.stderr
+        assert f"budget.py: error: {message}" in refused.stderr.splitlines()[-1], refused.stderr
+    dags = tmp_path / "dags"
+    assert _bench("bench/budget.py", "--write-dags", str(dags)).returncode == 0
+    declared = json.loads((dags / "budgets.yaml").read_text())["budgets"]
+    assert [b["scope"] for b in declared] == ["workflow:budget_a", "workflow:budget_b", "agent:budget_worker"]
+    again = _bench("bench/budget.py", "--write-dags", str(dags))  # never over its own files
+    assert again.returncode == 2 and "budget_a.yaml" in again.stderr

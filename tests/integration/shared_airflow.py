@@ -210,8 +210,8 @@ steps:
 """
 PG_SERVER = os.environ.get("BATON_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 # The benchmarks whose smoke runs attach to this Airflow, and the DAGs their --write-dags adds.
-BENCHES = ("fanout", "latency")
-BENCH_WORKFLOWS = ["fanout_c16", "fanout_c4", "latency_baton"]  # Baton templates
+BENCHES = ("budget", "fanout", "latency")
+BENCH_WORKFLOWS = ["budget_a", "budget_b", "fanout_c16", "fanout_c4", "latency_baton"]  # Baton templates
 BENCH_PLAIN = ["fanout_bare", "latency_plain"]  # hand-written DAG files
 
 
