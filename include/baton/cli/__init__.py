@@ -19,6 +19,7 @@ COMMANDS = (
     "verify",
     "incidents",
     "cost",
+    "capacity",
 )  # modules of baton.cli, in the order of --help
 
 __all__ = ["COMMANDS", "SCHEMA_DIR", "main", "parser"]
