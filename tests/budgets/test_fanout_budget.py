@@ -218,11 +218,10 @@ def test_a_single_llm_step_reserves_and_settles_and_the_call_that_does_not_fit_f
     from airflow.sdk.exceptions import AirflowFailException
 
     from baton.agents.llm import run_llm_step
+    from baton.budgets.guard import estimate
     from baton.coordination.spend import guard_for
     from baton.errors import BudgetExceeded
     from tests.test_tracing import _TaskInstance
-
-    from baton.budgets.guard import estimate
 
     # no usage_limits: the estimate is the prompt's length and ESTIMATED_OUTPUT, above the call's 120 tokens
     need = estimate(WRITER, "Assess lead run_s1.").tokens
@@ -252,6 +251,8 @@ def test_a_single_llm_step_reserves_and_settles_and_the_call_that_does_not_fit_f
     )  # Airflow fails it at once: a retry would spend what is not there
     kinds = {run: [e.type for e in store.read(run)] for run in ("run_s1", "run_s2")}
     assert [k for k in kinds["run_s1"] if k.startswith(("budget.", "model."))] == [
-        "budget.reserved", "model.called", "budget.settled",
-    ]  # fmt: skip: settled to 120 tokens, far under the 80 % that warns
+        "budget.reserved",
+        "model.called",
+        "budget.settled",
+    ]  # settled to 120 tokens, far under the 80 % that warns
     assert [k for k in kinds["run_s2"] if k.startswith(("budget.", "model."))] == ["budget.refused"]
