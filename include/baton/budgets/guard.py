@@ -79,6 +79,7 @@ class Guard:
     warn: Warn | None = None
     max_wait: timedelta = MAX_WAIT
     _ledger: Ledger = field(init=False, repr=False)
+    _warned: set[tuple[str, str]] = field(default_factory=set, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._ledger = Ledger(self.store)
@@ -103,10 +104,8 @@ class Guard:
         need, began, delay = estimate(agent, prompt, limits), time.monotonic(), 0.05
         while True:
             got = self.try_reserve(agent, need, where)
-            if not isinstance(got, Refusal):
+            if not self._waits(agent, got, need, where, began):
                 return self._reserved(agent, got, where)
-            if not got.wait or time.monotonic() - began > self.max_wait.total_seconds():
-                raise self._refused(agent, got, need, where)
             time.sleep(delay)
             delay = min(delay * 1.5, 1.0)
 
@@ -117,12 +116,19 @@ class Guard:
         need, began, delay = estimate(agent, prompt, limits), time.monotonic(), 0.05
         while True:
             got = await asyncio.to_thread(self.try_reserve, agent, need, where)
-            if not isinstance(got, Refusal):
+            if not await asyncio.to_thread(self._waits, agent, got, need, where, began):
                 return await asyncio.to_thread(self._reserved, agent, got, where)
-            if not got.wait or time.monotonic() - began > self.max_wait.total_seconds():
-                raise await asyncio.to_thread(self._refused, agent, got, need, where)
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 1.0)
+
+    def _waits(self, agent: Agent, got: Any, need: Spend, where: str, began: float) -> bool:
+        """Whether to ask again (only calls in flight stand in the way, for at most ``max_wait``); a refusal
+        for good raises (recorded)."""
+        if not isinstance(got, Refusal):
+            return False
+        if got.wait and time.monotonic() - began <= self.max_wait.total_seconds():
+            return True
+        raise self._refused(agent, got, need, where)
 
     def settle(
         self, agent: Agent, reservation: Reservation | None, payload: dict[str, Any] | None, where: str = ""
@@ -198,8 +204,8 @@ class Guard:
     def _warnings(self, agent: Agent, reservation: Reservation) -> None:
         for name, window in reservation.windows:
             budget = next(b for b in self.budgets if b.name == name)
-            if budget.warn_at is None:
-                continue
+            if budget.warn_at is None or (name, window) in self._warned:
+                continue  # once past warn_at, a window stays past it: no more sums of it in this try
             settled, reserved = self._ledger.spent(budget, window)
             spent = Spend(settled.cost + reserved.cost, settled.tokens + reserved.tokens)
             share = max(
@@ -208,6 +214,7 @@ class Guard:
             )
             if share < budget.warn_at:
                 continue
+            self._warned.add((name, window))
             warned = Event(
                 type="budget.warned",
                 run_id=self.run_id,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from baton.budgets.config import Budget
 from baton.budgets.ledger import Ledger
@@ -105,19 +105,14 @@ def budget_status(
 
 
 def _run_windows(store: EventStore, budget: Budget) -> list[str]:
-    """The latest runs' windows of a per-run budget (from its latest 1,000 ledger rows)."""
+    """The windows of a per-run budget's latest runs (by their latest ledger row)."""
     b = schema.budget_ledger.c
     query = (
-        select(b.window, b.updated_at)
+        select(b.window)
         .where(b.budget == budget.name)
-        .order_by(b.updated_at.desc())
-        .limit(1000)
+        .group_by(b.window)
+        .order_by(func.max(b.updated_at).desc(), b.window)
+        .limit(MAX_RUN_WINDOWS)
     )
     with store.engine.connect() as conn:
-        seen: list[str] = []
-        for window, _ in conn.execute(query):
-            if window not in seen:
-                seen.append(window)
-            if len(seen) == MAX_RUN_WINDOWS:
-                break
-    return seen
+        return list(conn.scalars(query))
