@@ -31,6 +31,7 @@ class FanOutPlan(BaseModel):
     concurrency: int  # calls at once inside one task
     batch_size: int | None
     partial_failure: str
+    dedupe: bool = False  # items whose instruction renders the same make one call
 
 
 class CompiledStep(BaseModel):
@@ -156,6 +157,7 @@ def _fan_out(
         concurrency=step.for_each.concurrency or (agent.max_concurrency if agent else 4),
         batch_size=step.for_each.batch_size,
         partial_failure=step.for_each.partial_failure,
+        dedupe=step.for_each.dedupe,
     )
 
 

@@ -67,9 +67,12 @@ def test_budgets_at_every_level_with_their_windows(tmp_path):
          "budgets.yaml:1: budgets: two budgets are named 'a': give each its own name"),
         ("budgets:\n  - {name: a, per: day, costs: 1}\n",
          "budgets.yaml:2: budgets[0].costs: unknown key 'costs' (fix: did you mean 'cost'?)"),
-        ("budgets:\n  - {name: a, per: day, cost: 1, at_limit: defer}\n",
-         "budgets.yaml:2: budgets[0].at_limit: Input should be 'fail' or 'fallback' (fix: use one of the "
-         "allowed values)"),
+        ("budgets:\n  - {name: a, per: day, cost: 1, at_limit: wait}\n",
+         "budgets.yaml:2: budgets[0].at_limit: Input should be 'fail', 'fallback', 'ask' or 'defer' (fix: use "
+         "one of the allowed values)"),
+        ("budgets:\n  - {name: a, per: run, cost: 1, at_limit: defer}\n",
+         "budgets.yaml:2: budgets[0]: at_limit 'defer' waits for the next window, and a per-run budget has "
+         "none: use per day or month, or at_limit fail, fallback or ask"),
         ("budgets:\n  - {name: 'a b', per: day, cost: 1}\n",
          "budgets.yaml:2: budgets[0].name: 'a b' is not a budget name: use 1 to 100 letters, digits, '_', '.' "
          "or '-'"),

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -44,7 +44,14 @@ def offline_llm(monkeypatch):
 
 
 def _fan(
-    store, run_id: str, budgets, *, candidates=(WRITER,), route: dict | None = None, try_number: int = 1
+    store,
+    run_id: str,
+    budgets,
+    *,
+    candidates=(WRITER,),
+    route: dict | None = None,
+    try_number: int = 1,
+    dedupe: bool = False,
 ):
     spec = {
         "id": "assess",
@@ -60,7 +67,12 @@ def _fan(
         agent=None if route else candidates[0],
         candidates=tuple(candidates) if route else (),
         fan_out=FanOutPlan(
-            source="src", field="items", concurrency=16, batch_size=None, partial_failure="continue"
+            source="src",
+            field="items",
+            concurrency=16,
+            batch_size=None,
+            partial_failure="continue",
+            dedupe=dedupe,
         ),
     )
     ti = SimpleNamespace(run_id=run_id, task_id="assess", map_index=-1, try_number=try_number, max_tries=2)
@@ -143,7 +155,7 @@ def test_a_killed_try_holds_its_reservation_until_the_next_try_frees_it(store, t
     url = store.engine.url.render_as_string(hide_password=False)
     code = f"""
 import os, signal
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from baton.budgets.config import Budget
 from baton.budgets.ledger import Ledger, Spend, holder_of
 from baton.events.store import EventStore, engine_for
@@ -256,3 +268,67 @@ def test_a_single_llm_step_reserves_and_settles_and_the_call_that_does_not_fit_f
         "budget.settled",
     ]  # settled to 120 tokens, far under the 80 % that warns
     assert [k for k in kinds["run_s2"] if k.startswith(("budget.", "model."))] == ["budget.refused"]
+
+
+def test_an_agent_s_own_budget_headroom_weighs_in_its_routing(store):
+    from baton.coordination.routing import Router
+
+    premium = Agent(
+        name="premium", llm_conn_id=CONN, capabilities=["assess"], max_concurrency=16,
+        cost={"input_per_1k": 10.0, "output_per_1k": 20.0},
+    )  # fmt: skip
+    thrifty = Agent(name="thrifty", llm_conn_id=CONN, capabilities=["assess"], max_concurrency=16, cost=PRICE)
+    store.append(  # premium has the better record: routing prefers it for 'reliable'
+        [
+            Event(type="step.succeeded" if ok else "step.failed", run_id=f"h{name}{i}", workflow="w", step="s",
+                  try_number=1, agent=name, payload={"duration_s": 1.0} if ok else {"error": "boom"})
+            for name in ("premium", "thrifty") for i in range(30) for ok in [i < 20 or name == "premium"]
+        ]
+    )  # fmt: skip
+    own = Budget(name="premium-day", scope="agent:premium", per="day", cost=14.0)  # ten calls of premium
+    shared = Budget(name="all-day", per="day", cost=1000.0)  # every candidate's: it tells none apart
+    router = Router(store, [premium, thrifty], [own, shared])
+    fresh = router.rank(["assess"], "reliable")
+    assert fresh.agent.name == "premium" and fresh.reason.endswith(", budget 'premium-day' 100% left")
+    ledger, window = Ledger(store), own.window("", datetime.now(UTC))
+    held = ledger.reserve([own], [window], Spend(11.9, 0), "earlier pid 1@x", timedelta(hours=1))
+    ledger.settle(held, Spend(11.9, 0))  # 85 % spent: 15 % left, under the 20 % that counts in full
+    low = router.rank(["assess"], "reliable")
+    assert low.agent.name == "thrifty" and low.scores["premium"] == pytest.approx(
+        fresh.scores["premium"] * 0.75
+    )
+    # a fan-out routes around it too, and each decision's scores show why
+    outcome = _fan(store, "run_h", [own, shared], candidates=(premium, thrifty),
+                   route={"capabilities": ["assess"], "prefer": "reliable"}).run(_items(4), BatchResult())  # fmt: skip
+    assert {r["agent"] for r in outcome.results.values()} == {"thrifty"}
+    selected = [e.payload for e in store.read("run_h") if e.type == "agent.selected"]
+    assert len(selected) == 4 and all(p["scores"]["premium"] < p["scores"]["thrifty"] for p in selected)
+    ledger.settle(
+        ledger.reserve([own], [window], Spend(2.1, 0), "later pid 1@x", timedelta(hours=1)), Spend(2.1, 0)
+    )
+    spent = router.rank(["assess"], "reliable")
+    assert spent.ranked == ["thrifty", "premium"] and spent.scores["premium"] == 0.0
+
+
+def test_a_deduplicating_fan_out_makes_one_call_per_distinct_instruction_and_spends_for_those_only(store):
+    budget = Budget(name="dedupe-run", scope="workflow:leads", per="run", tokens=10 * PER_CALL.tokens)
+    items = subtasks_of([{"id": f"lead{i % 4}"} for i in range(40)])  # 4 leads, each ten times
+    outcome = _fan(store, "run_dd", [budget], dedupe=True).run(items, BatchResult())
+    assert len(outcome.results) == 40 and not outcome.failures  # 40 items within a budget of 10 calls
+    events = list(store.read("run_dd"))
+    calls = [e for e in events if e.type == "model.called"]
+    assert len(calls) == 4 and sum(e.type == "budget.settled" for e in events) == 4
+    taken = [e.payload for e in events if e.type == "subtask.succeeded" and e.payload["same_as"]]
+    assert len(taken) == 36 and {p["same_as"] for p in taken} == {"lead0", "lead1", "lead2", "lead3"}
+    firsts = {r["id"]: r["output"] for r in outcome.results.values() if r["id"] in ("lead0", "lead1")}
+    for item in items:  # each repeat has its first's answer, and is recorded as its own item
+        first = item.item["id"]
+        if first in firsts:
+            assert outcome.results[item.id]["output"] == firsts[first]
+    assert Ledger(store).spent(budget, "run:run_dd") == (
+        Spend(pytest.approx(4 * PER_CALL.cost), 480),
+        Spend(),
+    )
+    # without dedupe, the same list makes its 40 calls: the budget stops them at 10
+    plain = _fan(store, "run_nd", [budget]).run(items, BatchResult())
+    assert (len(plain.results), len(plain.failures)) == (10, 30)

@@ -73,6 +73,12 @@ def test_spend_by_each_grouping_and_the_budgets_with_their_forecast(costs, capsy
     document = json.loads(capsys.readouterr().out)
     assert [(s["key"], s["calls"]) for s in document["spend"]] == [("report", 2), ("leads", 2)]
     assert document["budgets"][0]["used"] == 0.2 and document["budgets"][0]["forecast"] is not None
+    day = Budget(name="leads-day", scope="workflow:leads", per="day", cost=10)
+    assert Ledger(costs).raise_once(day, day.window("", NOW), Spend(10.0, 0), "finance")  # at_limit: ask
+    assert baton(["cost"]) == 0
+    line = capsys.readouterr().out.splitlines()[4]
+    assert line.split()[3:6] == ["2.0000", "of", "20.0000"] and "(10% used" in line
+    assert line.endswith(", raised once by a person)")
 
 
 def test_bad_arguments_and_a_broken_budgets_file_are_refused(costs, capsys, tmp_path):

@@ -230,6 +230,29 @@ def test_the_events_api_is_behind_airflows_authentication(running):
     )
 
 
+def test_baton_cost_is_on_the_api_behind_airflows_authentication(running):
+    url, headers = f"{running.url}/baton/api/cost", {"Authorization": f"Bearer {running.token()}"}
+    assert httpx.get(url, timeout=30).status_code == 401
+    answer = httpx.get(url, headers=headers, params={"by": "agent", "days": 30}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    document = answer.json()
+    assert (document["by"], document["budgets_error"]) == ("agent", None)
+    assert all({"key", "calls", "cost", "tokens"} == set(line) for line in document["spend"])
+    budgets = {row["budget"]: row for row in document["budgets"]}  # the shared dags' bench/budget.py file
+    assert {"b-day", "worker-day"} <= set(budgets) and budgets["b-day"]["per"] == "day"
+    assert budgets["b-day"]["limit_cost"] > 0 and budgets["worker-day"]["limit_tokens"] > 0
+    for params in (
+        {"days": 0},
+        {"days": 10**6},
+        {"days": "7; DROP TABLE baton_events"},
+        {"days": "9" * 5000},
+        {"by": "team"},
+        {"by": "workflow' OR '1'='1"},
+    ):
+        refused = httpx.get(url, headers=headers, params=params, timeout=30)
+        assert refused.status_code == 422, (params, refused.status_code, refused.text[:300])
+
+
 def _output(running: Standalone, dag_id: str, run_id: str, task_id: str) -> Any:
     """A step's output, read through the REST API."""
     path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"

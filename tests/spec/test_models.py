@@ -167,6 +167,11 @@ def test_a_route_needs_capabilities_unless_each_item_brings_its_own():
             "steps[1].for_each: for_each over unknown step 'plann' (fix: did you mean 'plan'?",
         ),
         ({"for_each": "plan", "escalate": "human"}, "steps[1].escalate: a for_each step cannot be reviewed"),
+        (
+            {"for_each": {"over": "plan", "dedupe": "sometimes"}},
+            "steps[1].for_each.dedupe: Input should be a valid boolean, unable to interpret input",
+        ),
+        ({"dedupe": True}, "steps[1].dedupe: unknown key 'dedupe'"),
     ],
 )
 def test_fan_out_settings_are_checked(tmp_path, dags_folder, step, message):

@@ -207,15 +207,22 @@ def agent_call(step: Any, agent: Agent, prompt: str, record: Record) -> AgentCal
 
 
 def _reserve(guard: Any, agent: Agent, prompt: str, step: Any) -> Any:
-    """The call's reservation in its budgets (None: no guard, or no budget applies); a call that does not
-    fit fails the step without a retry."""
+    """The call's reservation in its budgets (None: no guard, or no budget applies). A call that does not
+    fit fails the step without a retry, unless its budget defers it to its next window or may still be
+    raised once by a person (``at_limit: defer | ask``: the step's try decides, see StepRun)."""
     if guard is None:
         return None
     try:
         return guard.reserve(agent, prompt, step.spec.usage_limits)
     except BudgetExceeded as error:
         from baton.agents.skills import final
+        from baton.budgets.ledger import Ledger, Spend
 
+        budget = error.budget
+        if budget.at_limit == "defer" or (
+            budget.at_limit == "ask" and Ledger(guard.store).raised(budget, error.window) == Spend()
+        ):
+            raise
         raise final(BudgetExceeded)(str(error)) from None
 
 

@@ -8,7 +8,7 @@
         per: day                          # run | day | month (UTC)
         cost: 5.00                        # in the currency of the roster's prices
         tokens: 2000000                   # and/or tokens (input + output)
-        at_limit: fail                    # fail | fallback (a cheaper capable agent, routed steps)
+        at_limit: fail                    # fail | fallback | ask | defer (see Budget.at_limit)
         warn_at: 0.8                      # one Slack warning per window at 80 % (null: none)
 
 A budget applies to a model call when its scope is ``global``, the call's workflow or the call's agent.
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -49,10 +49,12 @@ class Budget(_Strict):
         default=None, gt=0, le=1e12, description="the limit in money, at the roster's prices"
     )
     tokens: int | None = Field(default=None, gt=0, le=10**15, description="the limit in tokens (in + out)")
-    at_limit: Literal["fail", "fallback"] = Field(
+    at_limit: Literal["fail", "fallback", "ask", "defer"] = Field(
         default="fail",
-        description="a call that does not fit: fail the step (naming the budget and its spend), or, on a "
-        "routed step, go to the cheapest capable agent whose call still fits",
+        description="a call that does not fit: fail the step (naming the budget and its spend); fallback: "
+        "on a routed step, go to the cheapest capable agent whose call still fits; ask: a person on the "
+        "Required Actions page may raise the limit once per window (else the step fails); defer: the step "
+        "waits, deferred, for the next window (a day or month budget only) and goes on there",
     )
     warn_at: float | None = Field(
         default=0.8, gt=0, lt=1, description="share of the limit that sends one warning per window"
@@ -80,6 +82,11 @@ class Budget(_Strict):
     def _a_limit(self) -> Budget:
         if self.cost is None and self.tokens is None:
             raise ValueError("a budget needs a limit: 'cost' (money), 'tokens', or both")
+        if self.at_limit == "defer" and self.per == "run":
+            raise ValueError(
+                "at_limit 'defer' waits for the next window, and a per-run budget has none: use per day or "
+                "month, or at_limit fail, fallback or ask"
+            )
         return self
 
     def applies(self, workflow: str, agent: str) -> bool:
@@ -90,6 +97,23 @@ class Budget(_Strict):
         if self.per == "run":
             return f"run:{run_id}"[:250]
         return now.strftime("%Y-%m-%d" if self.per == "day" else "%Y-%m")
+
+    def window_end(self, window: str) -> datetime | None:
+        """When the day or month window ``window`` (a key of :meth:`window`) ends; None for a run's."""
+        if self.per == "run":
+            return None
+        start = datetime.strptime(window, "%Y-%m-%d" if self.per == "day" else "%Y-%m").replace(tzinfo=UTC)
+        return self.span(start)[1]  # type: ignore[index]
+
+    def span(self, now: datetime) -> tuple[datetime, datetime] | None:
+        """The start and end of the window ``now`` is in (None for a per-run budget)."""
+        if self.per == "day":
+            start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+            return start, start + timedelta(days=1)
+        if self.per == "month":
+            start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+            return start, (start + timedelta(days=32)).replace(day=1)
+        return None
 
 
 class Budgets(_Strict):

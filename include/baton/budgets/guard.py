@@ -78,6 +78,7 @@ class Guard:
     record: Record
     warn: Warn | None = None
     max_wait: timedelta = MAX_WAIT
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # which window a call is in
     _ledger: Ledger = field(init=False, repr=False)
     _warned: set[tuple[str, str]] = field(default_factory=set, init=False, repr=False)
 
@@ -88,7 +89,7 @@ class Guard:
         return [b for b in self.budgets if b.applies(self.workflow, agent.name)]
 
     def _windows(self, budgets: Sequence[Budget]) -> list[str]:
-        now = datetime.now(UTC)
+        now = self.clock()
         return [b.window(self.run_id, now) for b in budgets]
 
     def try_reserve(self, agent: Agent, need: Spend, where: str) -> Reservation | Refusal | None:
@@ -199,6 +200,7 @@ class Guard:
         )
         error = BudgetExceeded(message)
         error.budget = b  # type: ignore[attr-defined]
+        error.window = refusal.window  # type: ignore[attr-defined]
         return error
 
     def _warnings(self, agent: Agent, reservation: Reservation) -> None:

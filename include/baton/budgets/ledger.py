@@ -8,6 +8,9 @@ at ``BEGIN IMMEDIATE``), so that no two concurrent calls can both take the last 
 - ``settled + estimate > limit``: refused: even once the calls in flight settle, this one does not fit.
 - otherwise the calls in flight decide: the caller waits for them to settle and asks again.
 
+A person may raise a budget's limit once in a window (``at_limit: ask``): a ``raised`` row of the window
+holds the extra cost and tokens, added to the limit (:meth:`Ledger.raise_once`).
+
 Spend in a window is what is settled plus what is reserved and not expired. A try that dies holding a
 reservation (SIGKILL, a lost worker) leaves it until its expiry, or until the next try of its task starts
 and releases what its predecessors held (:func:`release_holder`).
@@ -34,11 +37,12 @@ class Spend:
     cost: float = 0.0
     tokens: int = 0
 
-    def over(self, budget: Budget, plus: Spend) -> bool:
-        """Whether this spend and ``plus`` together pass ``budget``'s limit."""
-        if budget.cost is not None and self.cost + plus.cost > budget.cost + 1e-12:
+    def over(self, budget: Budget, plus: Spend, raised: Spend | None = None) -> bool:
+        """Whether this spend and ``plus`` together pass ``budget``'s limit (raised by ``raised``)."""
+        raised = raised or Spend()
+        if budget.cost is not None and self.cost + plus.cost > budget.cost + raised.cost + 1e-12:
             return True
-        return budget.tokens is not None and self.tokens + plus.tokens > budget.tokens
+        return budget.tokens is not None and self.tokens + plus.tokens > budget.tokens + raised.tokens
 
 
 @dataclass(frozen=True)
@@ -51,13 +55,16 @@ class Refusal:
     settled: Spend
     reserved: Spend
     wait: bool
+    raised: Spend = Spend()
 
     def message(self, estimate: Spend) -> str:
-        b, limit = self.budget, []
+        b, limit, up = self.budget, [], self.raised
         if b.cost is not None:
-            limit.append(f"{self.settled.cost:.6g} of {b.cost:.6g} spent")
+            limit.append(f"{self.settled.cost:.6g} of {b.cost + up.cost:.6g} spent")
         if b.tokens is not None:
-            limit.append(f"{self.settled.tokens:,} of {b.tokens:,} tokens spent")
+            limit.append(f"{self.settled.tokens:,} of {b.tokens + up.tokens:,} tokens spent")
+        if up.cost or up.tokens:
+            limit[-1] += " (raised once by a person)"
         in_flight = f", {self.reserved.cost:.6g} / {self.reserved.tokens:,} tokens reserved in flight"
         return (
             f"budget '{b.name}' ({b.scope}, per {b.per}, window {self.window}): "
@@ -91,17 +98,29 @@ def _lock(conn: Connection, budget: str, window: str) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
-def _spend(conn: Connection, budget: str, window: str, now: datetime) -> tuple[Spend, Spend]:
-    """(settled, reserved and not expired) of one budget window."""
+def _spend(conn: Connection, budget: str, window: str, now: datetime) -> tuple[Spend, Spend, Spend]:
+    """(settled, reserved and not expired, raised by a person) of one budget window."""
     b = schema.budget_ledger.c
     rows = conn.execute(
         select(b.state, func.coalesce(func.sum(b.cost), 0.0), func.coalesce(func.sum(b.tokens), 0))
         .where(b.budget == budget, b.window == window)
-        .where((b.state == "settled") | (b.expires_at > now))
+        .where((b.state != "reserved") | (b.expires_at > now))
         .group_by(b.state)
     ).all()
     found = {state: Spend(float(cost), int(tokens)) for state, cost, tokens in rows}
-    return found.get("settled", Spend()), found.get("reserved", Spend())
+    return found.get("settled", Spend()), found.get("reserved", Spend()), found.get("raised", Spend())
+
+
+def share_left(conn: Connection, budget: Budget, window: str) -> float:
+    """The share of ``budget``'s limit (as raised) in ``window`` that neither settled nor in-flight calls
+    hold: 1.0 untouched, 0.0 spent (the tighter of money and tokens)."""
+    settled, reserved, raised = _spend(conn, budget.name, window, _now())
+    used = []
+    if budget.cost is not None:
+        used.append((settled.cost + reserved.cost) / (budget.cost + raised.cost))
+    if budget.tokens is not None:
+        used.append((settled.tokens + reserved.tokens) / (budget.tokens + raised.tokens))
+    return max(0.0, 1.0 - max(used))
 
 
 class Ledger:
@@ -125,14 +144,14 @@ class Ledger:
             for name, window in pairs:  # in one order: two calls never wait on each other's locks
                 _lock(conn, name, window)
             for name, window in pairs:
-                settled, reserved = _spend(conn, name, window, now)
+                settled, reserved, raised = _spend(conn, name, window, now)
                 budget = by_name[name]
-                if settled.over(budget, estimate):
-                    return Refusal(budget, window, settled, reserved, wait=False)
+                if settled.over(budget, estimate, raised):
+                    return Refusal(budget, window, settled, reserved, False, raised)
                 if Spend(settled.cost + reserved.cost, settled.tokens + reserved.tokens).over(
-                    budget, estimate
+                    budget, estimate, raised
                 ):
-                    return Refusal(budget, window, settled, reserved, wait=True)
+                    return Refusal(budget, window, settled, reserved, True, raised)
             ids = []
             for name, window in pairs:
                 row = {
@@ -183,4 +202,27 @@ class Ledger:
     def spent(self, budget: Budget, window: str) -> tuple[Spend, Spend]:
         """(settled, reserved in flight) of ``budget`` in ``window``."""
         with self.store.engine.connect() as conn:
-            return _spend(conn, budget.name, window, _now())
+            return _spend(conn, budget.name, window, _now())[:2]
+
+    def raised(self, budget: Budget, window: str) -> Spend:
+        """What a person added to ``budget``'s limit in ``window`` (nothing: ``Spend()``)."""
+        with self.store.engine.connect() as conn:
+            return _spend(conn, budget.name, window, _now())[2]
+
+    def raise_once(self, budget: Budget, window: str, extra: Spend, by: str) -> bool:
+        """Add ``extra`` to ``budget``'s limit in ``window``, unless it was raised there already (under the
+        window's lock: two people answering at once raise it once). Whether it was raised now."""
+        b = schema.budget_ledger
+        now = _now()
+        with self.store.engine.begin() as conn:
+            _lock(conn, budget.name, window)
+            exists = conn.execute(
+                select(b.c.id).where(b.c.budget == budget.name, b.c.window == window, b.c.state == "raised")
+            ).first()
+            if exists is not None:
+                return False
+            row = {"budget": budget.name, "window": window, "holder": f"raised by {by}"[:250],
+                   "state": "raised", "cost": extra.cost, "tokens": extra.tokens,
+                   "expires_at": now, "updated_at": now}  # fmt: skip
+            conn.execute(b.insert().values(**row))
+        return True

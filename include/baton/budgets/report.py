@@ -56,18 +56,6 @@ def spend(store: EventStore, since: datetime, by: str) -> list[Line]:
     return sorted(lines, key=lambda line: (-line.cost, -line.tokens, line.key))
 
 
-def _window_span(budget: Budget, now: datetime) -> tuple[datetime, datetime] | None:
-    """The start and end of the window ``now`` is in (None for a per-run budget)."""
-    if budget.per == "day":
-        start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        return start, start + timedelta(days=1)
-    if budget.per == "month":
-        start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        end = (start + timedelta(days=32)).replace(day=1)
-        return start, end
-    return None
-
-
 def budget_status(
     store: EventStore, budgets: Sequence[Budget], now: datetime | None = None
 ) -> list[dict[str, Any]]:
@@ -76,12 +64,16 @@ def budget_status(
     now = now or datetime.now(UTC)
     ledger, rows = Ledger(store), []
     for budget in budgets:
-        span = _window_span(budget, now)
+        span = budget.span(now)
         windows = [budget.window("", now)] if span else _run_windows(store, budget)
         for window in windows:
             settled, reserved = ledger.spent(budget, window)
+            raised = ledger.raised(budget, window)
             used = {"cost": settled.cost + reserved.cost, "tokens": settled.tokens + reserved.tokens}
-            limits = {"cost": budget.cost, "tokens": budget.tokens}
+            limits = {
+                "cost": budget.cost and budget.cost + raised.cost,
+                "tokens": budget.tokens and budget.tokens + raised.tokens,
+            }
             share = max(used[k] / limit for k, limit in limits.items() if limit)
             row: dict[str, Any] = {
                 "budget": budget.name,
@@ -92,8 +84,9 @@ def budget_status(
                 "tokens": settled.tokens,
                 "in_flight_cost": round(reserved.cost, 6),
                 "in_flight_tokens": reserved.tokens,
-                "limit_cost": budget.cost,
-                "limit_tokens": budget.tokens,
+                "limit_cost": limits["cost"],
+                "limit_tokens": limits["tokens"],
+                "raised": bool(raised.cost or raised.tokens),
                 "used": round(share, 4),
                 "forecast": None,
             }
@@ -116,3 +109,16 @@ def _run_windows(store: EventStore, budget: Budget) -> list[str]:
     )
     with store.engine.connect() as conn:
         return list(conn.scalars(query))
+
+
+def cost_document(store: EventStore, budgets: Sequence[Budget], days: int, by: str) -> dict[str, Any]:
+    """``baton cost --json`` and ``GET /baton/api/cost``: the spend of the last ``days`` by ``by``, and
+    each budget's current window against its limit."""
+    now = datetime.now(UTC)
+    since = now - timedelta(days=days)
+    return {
+        "since": since.isoformat(),
+        "by": by,
+        "spend": [line.__dict__ for line in spend(store, since, by)],
+        "budgets": budget_status(store, budgets, now),
+    }

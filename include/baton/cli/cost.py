@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from baton.cli.common import dags_folder
@@ -22,7 +21,7 @@ def add(commands: Any) -> None:
 
 def show(days: int, by: str, as_json: bool) -> int:
     from baton.budgets.config import budgets_of
-    from baton.budgets.report import budget_status, spend
+    from baton.budgets.report import cost_document
     from baton.errors import TemplateError
     from baton.events import EventStore
 
@@ -31,20 +30,17 @@ def show(days: int, by: str, as_json: bool) -> int:
     except TemplateError as error:
         print(f"the budgets cannot be read, so none is shown:\n{error}")
         return 1
-    store = EventStore.from_airflow()
-    now = datetime.now(UTC)
-    lines = spend(store, now - timedelta(days=days), by)
-    status = budget_status(store, budgets, now)
+    document = cost_document(EventStore.from_airflow(), budgets, days, by)
     if as_json:
-        document = {"since": (now - timedelta(days=days)).isoformat(), "by": by,
-                    "spend": [line.__dict__ for line in lines], "budgets": status}  # fmt: skip
         print(json.dumps(document, indent=2))
         return 0
     print(f"model spend of the last {days} day(s), by {by}:")
-    if not lines:
+    if not document["spend"]:
         print("  no model calls")
-    for line in lines:
-        print(f"  {line.key[:40]:<40} {line.calls:>8,} call(s) {line.cost:>14,.4f} {line.tokens:>14,} tokens")
+    for line in document["spend"]:
+        print(f"  {line['key'][:40]:<40} {line['calls']:>8,} call(s) {line['cost']:>14,.4f} "
+              f"{line['tokens']:>14,} tokens")  # fmt: skip
+    status = document["budgets"]
     print("budgets (dags/budgets.yaml):" if status else "no budgets (declare them in dags/budgets.yaml)")
     for row in status:
         print("  " + _budget_line(row))
@@ -59,6 +55,7 @@ def _budget_line(row: dict[str, Any]) -> str:
         parts.append(f"{row['tokens']:,} of {row['limit_tokens']:,} tokens")
     flight = row["in_flight_cost"] or row["in_flight_tokens"]
     forecast = f", forecast {row['forecast']:.0%} at the window's end" if row["forecast"] is not None else ""
+    forecast += ", raised once by a person" if row.get("raised") else ""
     return (
         f"{row['budget']:<20} {row['scope']:<30} {row['window'][:40]:<40} {' and '.join(parts)}"
         f" ({row['used']:.0%} used{' with calls in flight' if flight else ''}{forecast})"

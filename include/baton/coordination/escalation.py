@@ -235,6 +235,10 @@ def question_for(
 
     if isinstance(error, ContextEscalation):
         return conflict_question(error, step, context)
+    from baton.coordination import spend
+
+    if (held := spend.held(error)) is not None and held.budget.at_limit == "ask":  # not yet raised
+        return spend.question(held.budget, held.window, step, context, [])
     if step.spec.escalate is None or isinstance(error, KeyboardInterrupt | SystemExit):
         return None
     ti = context["ti"]
@@ -342,6 +346,12 @@ def apply(answer: Answer, run: Any, scope: dict[str, Any], versions: dict[str, i
         name = choice[len(RETRY_WITH) :]
         agent = next((a for a in step.candidates if a.name == name), None) or step.agent
         return run.call(scope, agent)
+    if answer.kind == "budget":  # raised once: the calls it held back go on
+        from baton.budgets.config import budgets_of, dags_folder_of
+        from baton.coordination.spend import raise_once
+
+        raise_once(answer, budgets_of(dags_folder_of(run.context)), run.recorder)
+        return run.fan_out(scope, versions) if step.fan_out else run.call(scope)
     if answer.kind == "partial_failure":
         return _partial_failure_output(answer, run, scope, versions)
     if answer.kind == "conflict":

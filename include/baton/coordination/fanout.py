@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -25,7 +26,7 @@ from baton import templating, tracing
 from baton.agents.llm import ModelCalls
 from baton.coordination.guard import check_requirements
 from baton.coordination.routing import Breakers, Choice, GroupCommit, NoCandidate, Router, Slots
-from baton.coordination.spend import guard_for, within
+from baton.coordination.spend import at_limit, guard_for, hold_of, within
 from baton.coordination.subtasks import BatchResult, Subtask, SubtaskError, join_batches, subtasks_of
 from baton.errors import AgentError, AgentTimeout, BudgetExceeded, RequirementFailed
 from baton.events.store import Event
@@ -69,7 +70,11 @@ class FanOut:
         self.ttl = ttl
         self.concurrency = step.fan_out.concurrency
         self.guard = guard_for(recorder, context, ttl, budgets)
+        self.router.budgets = self.guard.budgets  # an agent's own budget's headroom weighs in its ranking
         self.cheap: set[str] = set()  # items a budget sent to the cheapest agent that fits (fallback)
+        self._answers: dict[
+            str, asyncio.Future
+        ] = {}  # for_each.dedupe: instruction -> its first item's answer
 
     # --- one batch, from the list to the join ---------------------------------------------------
 
@@ -120,6 +125,7 @@ class FanOut:
         from baton.coordination import escalation
 
         step = self.step
+        self._held_back(result, ask)
         done = [s for s in subtasks if s.id in result.results]
         output = {
             "results": [result.results[s.id] for s in done],
@@ -156,6 +162,18 @@ class FanOut:
             "The next try reruns only these; set for_each.partial_failure: continue or escalate to go on "
             "without them."
         )
+
+    def _held_back(self, result: BatchResult, ask: Any) -> None:
+        """Items a budget held back (``at_limit: defer | ask``): wait, deferred, for its next window (the
+        first), or ask a person to raise it once; an ``ask`` budget raised already lets them fail."""
+        held = [f for f in result.failures.values() if f.get("budget")]
+        if not held:
+            return
+        hold = max((f["budget"] for f in held), key=lambda h: h["at_limit"] == "defer")
+        items = [f["id"] for f in held if f["budget"] == hold]
+        stop = at_limit(hold, self.guard.budgets, self.step, self.context, self.recorder, items)
+        if stop is not None:
+            raise stop if hold["at_limit"] == "defer" else ask(stop)
 
     # --- what ran before -------------------------------------------------------------------------
 
@@ -196,8 +214,7 @@ class FanOut:
                     if dep in result.failures:
                         raise SubtaskError(f"its dependency '{dep}' failed", [])
                 check_requirements(self.step, self._scope(sub), after=False, where=self._where(sub))
-                async with gate:
-                    agent, output = await self._attempts(sub, failing)
+                agent, output = await self._once(sub, gate, failing)
                 result.results[sub.id] = {"id": sub.id, "agent": agent, "output": output}
             except Exception as error:  # every failure is the subtask's: recorded, then the join decides
                 result.failures[sub.id] = {
@@ -205,6 +222,8 @@ class FanOut:
                     "error": f"{type(error).__name__}: {error}"[:1000],
                     "agents": getattr(error, "agents", []),
                 }
+                if (hold := hold_of(error)) is not None:  # a budget that defers or asks holds it back
+                    result.failures[sub.id]["budget"] = hold
                 if not getattr(error, "recorded", False):  # it failed before any agent call
                     failed = {"error_class": type(error).__name__, "error": str(error)[:1000]}
                     await asyncio.to_thread(
@@ -214,6 +233,31 @@ class FanOut:
                 finished[sub.id].set()
 
         await asyncio.gather(*(one(sub) for sub in pending))
+
+    async def _once(self, sub: Subtask, gate: asyncio.Semaphore, failing: set[str]) -> tuple[str | None, Any]:
+        """The item's attempts, holding one of the batch's places; with ``for_each.dedupe``, an item whose
+        instruction renders the same as an earlier item's waits for that one's answer (no place held, no
+        model call, no spend) and takes it, recorded with ``same_as`` (it runs itself if that one fails)."""
+        if not self.step.fan_out.dedupe:
+            async with gate:
+                return await self._attempts(sub, failing)
+        prompt = self.prompt(sub)
+        first = self._answers.get(prompt)
+        if first is not None and (answer := await first) is not None:
+            same_as, agent, output = answer
+            stored = self.store.output_payload(output)
+            taken = self._event("subtask.succeeded", sub, None, 1, {"same_as": same_as, **stored})
+            await self._append([replace(taken, agent=agent)])
+            return agent, output
+        mine = self._answers[prompt] = asyncio.get_running_loop().create_future()
+        try:
+            async with gate:
+                agent, output = await self._attempts(sub, failing)
+        except BaseException:
+            mine.set_result(None)  # those waiting on it run themselves
+            raise
+        mine.set_result((sub.id, agent, output))
+        return agent, output
 
     async def _attempts(self, sub: Subtask, failing: set[str]) -> tuple[str | None, Any]:
         if self.fixed is None and not self.step.routed:

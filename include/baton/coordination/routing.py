@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection
@@ -46,6 +47,9 @@ WEIGHTS = {  # reliability, free capacity, speed, cheapness
 }
 
 
+HEADROOM = 0.2  # an agent whose own budget has less than this share left scores less, down to 0 when spent
+
+
 class NoCandidate(AgentError):
     """Every agent that could do the step is left out (failed it already, or its breaker is open)."""
 
@@ -76,16 +80,23 @@ class Choice:
 
 
 def score_candidates(
-    candidates: Sequence[Agent], stats: Mapping[str, Any], load: Mapping[str, int], prefer: str
+    candidates: Sequence[Agent],
+    stats: Mapping[str, Any],
+    load: Mapping[str, int],
+    prefer: str,
+    headroom: Mapping[str, tuple[str, float]] | None = None,
 ) -> tuple[dict[str, float], dict[str, str]]:
     """Today's fixed score of each candidate, and its explanation: reliability (Laplace-smoothed success
     rate), free slots, speed (the fastest p50 over this one's) and cheapness (the cheapest cost per step
-    over this one's), weighted by ``WEIGHTS[prefer]``.
+    over this one's), weighted by ``WEIGHTS[prefer]``; then, for an agent with a budget of its own
+    (``headroom``: agent -> (budget, share of it left)), scaled down as that budget runs out: untouched
+    above ``HEADROOM`` left, to 0 when it is spent.
 
     Pure: ``stats`` maps an agent's name to its track record (anything with ``steps``, ``succeeded``,
     ``p50_latency_s`` and ``cost``, e.g. ``projections.AgentStats``); an agent without one scores as
     new. ``bench/routing.py`` runs it as the fixed-ranking baseline.
     """
+    headroom = headroom or {}
     latencies = {a.name: getattr(stats.get(a.name), "p50_latency_s", None) for a in candidates}
     costs = {a.name: (s.cost / s.steps if (s := stats.get(a.name)) and s.steps else None) for a in candidates}
     fastest = min((v for v in latencies.values() if v), default=None)
@@ -100,13 +111,18 @@ def score_candidates(
         speed = fastest / latency if latency and fastest else 0.5
         cost = costs[agent.name]
         cheap = cheapest / cost if cost and cheapest else 1.0
-        scores[agent.name] = round(w_rel * reliability + w_free * free + w_speed * speed + w_cost * cheap, 4)
+        score = w_rel * reliability + w_free * free + w_speed * speed + w_cost * cheap
         why[agent.name] = (
             f"success {reliability:.2f} over {s.steps if s else 0} step(s), "
             f"load {load[agent.name]}/{agent.max_concurrency}, "
             f"p50 {f'{latency:.2f}s' if latency else 'n/a'}, "
             f"cost/step {f'{cost:.6f}' if cost else 'n/a'}"
         )
+        if agent.name in headroom:
+            budget, left = headroom[agent.name]
+            score *= min(1.0, left / HEADROOM)
+            why[agent.name] += f", budget '{budget}' {left:.0%} left"
+        scores[agent.name] = round(score, 4)
     return scores, why
 
 
@@ -116,6 +132,7 @@ class Router:
 
     store: EventStore
     agents: list[Agent]
+    budgets: Sequence[Any] = ()  # the budgets of ``dags/budgets.yaml``: an agent's own ones weigh in
     _stats: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
@@ -170,16 +187,15 @@ class Router:
             )
         load = self.slots.load((a.name for a in candidates), conn)
         candidates = self._capped(candidates, conn)
-        scores, why = self._score(candidates, load, prefer)
+        room = self._headroom(candidates, conn)
+        scores, why = score_candidates(candidates, self.stats(), load, prefer, room)
+        spent = {name for name, (_, left) in room.items() if left <= 0}
         ranked = sorted(
-            candidates, key=lambda a: (load[a.name] >= a.max_concurrency, -scores[a.name], a.name)
+            candidates,
+            key=lambda a: (load[a.name] >= a.max_concurrency, a.name in spent, -scores[a.name], a.name),
         )
         best = ranked[0]
-        busy = (
-            " (every candidate is busy: it waits for a slot)"
-            if load[best.name] >= best.max_concurrency
-            else ""
-        )
+        busy = " (every candidate is busy: it waits for a slot)" * (load[best.name] >= best.max_concurrency)
         return Choice(
             agent=best,
             ranked=[a.name for a in ranked],
@@ -244,10 +260,23 @@ class Router:
                 self.breakers.unclaim_trial(name, conn)  # full: the trial waits for the next call
         return None
 
-    def _score(
-        self, candidates: list[Agent], load: dict[str, int], prefer: str
-    ) -> tuple[dict[str, float], dict[str, str]]:
-        return score_candidates(candidates, self.stats(), load, prefer)
+    def _headroom(self, candidates: list[Agent], conn: Connection | None) -> dict[str, tuple[str, float]]:
+        """Each candidate with a budget of its own (``scope: agent:<name>``): the tightest one's name and
+        the share of it left in its current window. Budgets every candidate shares (global, the
+        workflow's) do not tell them apart: cheapness already ranks by cost."""
+        own = [b for b in self.budgets if b.scope.startswith("agent:")]
+        if not own:
+            return {}
+        from baton.budgets.ledger import share_left
+
+        now, room = datetime.now(UTC), {}
+        with nullcontext(conn) if conn is not None else self.store.engine.connect() as read:
+            for agent in candidates:
+                for budget in (b for b in own if b.scope == f"agent:{agent.name}" and b.per != "run"):
+                    left = share_left(read, budget, budget.window("", now))
+                    if agent.name not in room or left < room[agent.name][1]:
+                        room[agent.name] = (budget.name, left)
+        return room
 
 
 def choose_for_step(
@@ -262,9 +291,22 @@ def choose_for_step(
         payload = {"agent": agent.name, "candidates": [agent.name], "reason": reason}
         return agent, recorder.event("agent.selected", payload, agent=agent.name)
     route = step.spec.route
-    choice = Router(recorder.store, list(step.candidates)).rank(route.capabilities, route.prefer, tried)
+    router = Router(recorder.store, list(step.candidates), _budgets(recorder))
+    choice = router.rank(route.capabilities, route.prefer, tried)
     log.info("Step %s routed to %s: %s", step.task_id, choice.agent.name, choice.reason)
     return choice.agent, recorder.event("agent.selected", choice.payload(), agent=choice.agent.name)
+
+
+def _budgets(recorder: Any) -> tuple[Any, ...]:
+    """The budgets next to the DAG file of the recorder's task (a broken file: none here; the call's own
+    reservation then fails the step with the file's errors)."""
+    from baton.budgets.config import budgets_of, dags_folder_of
+    from baton.errors import TemplateError
+
+    try:
+        return budgets_of(dags_folder_of(recorder.context))
+    except TemplateError:
+        return ()
 
 
 def route_and_take(
@@ -274,7 +316,7 @@ def route_and_take(
     start events and its ``agent.selected``), so that tasks routed at the same moment see each other's
     slots; waits while every candidate is full."""
     route = step.spec.route
-    router = Router(recorder.store, list(step.candidates))
+    router = Router(recorder.store, list(step.candidates), _budgets(recorder))
     router.stats()
 
     start = recorder.start_events()  # read before the transaction (a second SQLite one would wait for it)

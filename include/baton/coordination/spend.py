@@ -78,3 +78,116 @@ def free_earlier_tries(recorder: Any) -> int:
     if c["try_number"] <= 1:
         return 0
     return Ledger(recorder.store).release_holder(f"{c['run_id']}/{c['step']}[{c['map_index']}]#")
+
+
+# --- at the limit: ask a person to raise it once, or defer to the next window ------------------------
+
+RAISE = "Raise the budget once and go on"
+MAX_PERCENT = 1000
+
+
+def held(error: BaseException) -> Any:
+    """The ``BudgetExceeded`` behind ``error`` when its budget holds the call back until a person raises
+    it or its next window (``at_limit: ask`` or ``defer``); None for any other failure (and for a refusal
+    made final: an ``ask`` budget already raised once)."""
+    from baton.errors import BudgetExceeded
+
+    cause = error if isinstance(error, BudgetExceeded) else error.__cause__
+    budget = getattr(cause, "budget", None)
+    if not isinstance(cause, BudgetExceeded) or budget is None or budget.at_limit not in ("ask", "defer"):
+        return None
+    return cause
+
+
+def hold_of(error: BaseException) -> dict[str, str] | None:
+    """:func:`held` as JSON (name, window, at_limit), for a fan-out item's failure."""
+    cause = held(error)
+    if cause is None:
+        return None
+    return {"name": cause.budget.name, "window": cause.window, "at_limit": cause.budget.at_limit}
+
+
+def at_limit(
+    hold: dict[str, str], budgets: Sequence[Budget], step: Any, context: Any, recorder: Any, items: list[str]
+) -> Any:
+    """What parks a fan-out whose ``items`` a budget held back (``hold``: :func:`hold_of`): a deferral to
+    the budget's next window, or a person's question; None when the budget was already raised once in
+    this window (the items' failures stand)."""
+    budget = next((b for b in budgets if b.name == hold["name"]), None)
+    if budget is None:  # the file changed under the run: nothing to wait for
+        return None
+    if budget.at_limit == "defer":
+        return deferral(budget, hold["window"], recorder, items)
+    if Ledger(recorder.store).raised(budget, hold["window"]) != Spend():
+        return None
+    return question(budget, hold["window"], step, context, items)
+
+
+def deferral(budget: Budget, window: str, recorder: Any, items: list[str]) -> BaseException:
+    """``TaskDeferred`` until ``budget``'s next window (its ``budget.deferred`` recorded): the triggerer
+    holds the wait, no worker slot does; the step resumes there (``resume_escalation``, ``budget_window``)."""
+    from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+    from airflow.sdk.exceptions import TaskDeferred
+
+    until = budget.window_end(window) + timedelta(seconds=1)  # type: ignore[operator]  # not per run
+    payload = {"budget": budget.name, "window": window, "until": until.isoformat(), "items": items[:10_000]}
+    recorder.record(recorder.event("budget.deferred", payload, f"{budget.name}|{window}"))
+    return TaskDeferred(
+        trigger=DateTimeTrigger(moment=until),
+        method_name="resume_escalation",
+        kwargs={"kind": "budget_window", "state": {"budget": budget.name, "window": window}},
+    )
+
+
+def question(budget: Budget, window: str, step: Any, context: Any, items: list[str]) -> Any:
+    """The Required Action that asks a person to raise ``budget`` once in ``window``."""
+    from airflow.sdk import Param
+
+    from baton.coordination.escalation import FAIL, Question, body, timeout_of
+
+    limits = [f"{budget.cost:g} (money)"] if budget.cost else []
+    limits += [f"{budget.tokens:,} tokens"] if budget.tokens else []
+    what = f"{len(items)} item(s) of the fan-out" if items else "the step's model call"
+    reason = f"budget '{budget.name}' ({budget.scope}, per {budget.per}, window {window}) is spent"
+    return Question(
+        kind="budget",
+        subject=f"{step.workflow}.{step.task_id}: {reason}"[:250],
+        body=body(
+            step,
+            context,
+            f"The {' and '.join(limits)} of budget **{budget.name}** in window {window} is spent, so "
+            f"{what} did not run.\n\nRaise its limit once in this window by the percentage below and go "
+            "on, or fail the step. A budget can be raised once per window.",
+        ),
+        options=[RAISE, FAIL],
+        params={
+            "raise_by_percent": Param(
+                50, type="integer", minimum=1, maximum=MAX_PERCENT, description="added to the limit, once"
+            )
+        },
+        timeout=timeout_of(step),
+        state={"budget": budget.name, "window": window, "reason": reason},
+        reason=reason,
+    )
+
+
+def raise_once(answer: Any, budgets: Sequence[Budget], recorder: Any) -> None:
+    """A person chose to raise the budget: add the percentage to its limit in the window, once (a second
+    person's raise in the same window adds nothing), and record ``budget.raised``."""
+    from baton.errors import BudgetExceeded
+
+    state = answer.state
+    budget = next((b for b in budgets if b.name == state["budget"]), None)
+    if budget is None:
+        raise BudgetExceeded(f"budget '{state['budget']}' is no longer in budgets.yaml: nothing to raise")
+    percent = answer.params.get("raise_by_percent", 50)
+    if isinstance(percent, bool) or not isinstance(percent, int) or not 1 <= percent <= MAX_PERCENT:
+        raise BudgetExceeded(
+            f"raise_by_percent {str(percent)[:40]!r} is not a whole number from 1 to {MAX_PERCENT}: "
+            f"budget '{budget.name}' was not raised"
+        )
+    extra = Spend(round((budget.cost or 0) * percent / 100, 10), int((budget.tokens or 0) * percent // 100))
+    first = Ledger(recorder.store).raise_once(budget, state["window"], extra, answer.by or "a person")
+    payload = {"budget": budget.name, "window": state["window"], "percent": percent, "cost": extra.cost,
+               "tokens": extra.tokens, "by": answer.by or "a person", "first": first}  # fmt: skip
+    recorder.record(recorder.event("budget.raised", payload, f"{budget.name}|{state['window']}"))

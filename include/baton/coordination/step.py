@@ -80,7 +80,7 @@ class StepRun:
             return self._execute()
 
     def _execute(self) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowSkipException, TaskAwaitingInput
+        from airflow.sdk.exceptions import AirflowSkipException, TaskAwaitingInput, TaskDeferred
 
         step, recorder = self.step, self.recorder
         try:
@@ -106,12 +106,14 @@ class StepRun:
                     who = f"agent {agent}" if agent else f"skill {step.skill}"
                     raise self.ask(escalation.review_question(step, self.context, scope, output, who))
             self.finish(scope, output, versions)
-        except TaskAwaitingInput:
+        except (TaskAwaitingInput, TaskDeferred):
             raise
         except AirflowSkipException as skip:
             recorder.skipped(str(skip))
             raise
         except BaseException as error:
+            if (held := spend.held(error)) is not None and held.budget.at_limit == "defer":
+                raise spend.deferral(held.budget, held.window, recorder, []) from error
             question = escalation.question_for(
                 error, step, self.context, self.tried(), recorder.common["agent"]
             )
@@ -122,14 +124,18 @@ class StepRun:
         recorder.succeeded(output)
         return output
 
-    def resume(self, event: dict[str, Any], kind: str, state: dict[str, Any]) -> Any:
-        """The person answered (or the timeout applied the defaults): the step goes on from there."""
+    def resume(self, event: Any, kind: str, state: dict[str, Any]) -> Any:
+        """The person answered (or the timeout applied the defaults), or a budget's next window came
+        (``budget_window``): the step goes on from there."""
         with self._observed(resumed=kind):
             return self._resume(event, kind, state)
 
-    def _resume(self, event: dict[str, Any], kind: str, state: dict[str, Any]) -> Any:
-        from airflow.sdk.exceptions import TaskAwaitingInput
+    def _resume(self, event: Any, kind: str, state: dict[str, Any]) -> Any:
+        from airflow.sdk.exceptions import TaskAwaitingInput, TaskDeferred
 
+        if kind == "budget_window":  # deferred to a budget's next window: the try starts over there
+            self.log.info("Step %s: budget '%s' has a new window", self.step.task_id, state.get("budget"))
+            return self._execute()
         try:
             answer = escalation.Answer.of(event, kind, state)
             self.recorder.record(
@@ -141,7 +147,7 @@ class StepRun:
             output = escalation.apply(answer, self, scope, versions)
             if kind != "conflict":  # a conflict's answer is the context write itself
                 self.finish(scope, output, versions)
-        except TaskAwaitingInput:
+        except (TaskAwaitingInput, TaskDeferred):
             raise
         except BaseException as error:
             self.recorder.failed(error)

@@ -176,6 +176,7 @@ class SubtaskSucceeded(Payload):
     size: int
     output: Any = None
     ref: str | None = None
+    same_as: str | None = None  # for_each.dedupe: the answer of this item, whose instruction was the same
 
 
 @event_type("subtask.failed")
@@ -297,9 +298,9 @@ class ApprovalRequested(Payload):
     subject: str
     options: list[str] = Field(default_factory=list)
     assignees: list[str] = Field(default_factory=list)
-    kind: Literal["approval", "escalation", "review", "conflict", "partial_failure", "compensation"] = (
-        "approval"
-    )
+    kind: Literal[
+        "approval", "escalation", "review", "conflict", "partial_failure", "compensation", "budget"
+    ] = "approval"
     reason: str = ""
     timeout_s: float | None = None
 
@@ -501,6 +502,29 @@ class BudgetRefused(Payload):
     in_flight_tokens: int = 0
     at_limit: str
     waited: bool = False
+
+
+@event_type("budget.deferred")
+class BudgetDeferred(Payload):
+    """A step waits for the next window of ``budget`` (``at_limit: defer``): deferred until ``until``."""
+
+    budget: str
+    window: str
+    until: str
+    items: list[str] = Field(default_factory=list, max_length=10_000)
+
+
+@event_type("budget.raised")
+class BudgetRaised(Payload):
+    """A person raised ``budget``'s limit once in ``window`` (``at_limit: ask``) by ``percent`` of it."""
+
+    budget: str
+    window: str
+    percent: int
+    cost: float
+    tokens: int
+    by: str
+    first: bool = True
 
 
 @event_type("budget.warned")

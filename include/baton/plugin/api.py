@@ -1,7 +1,8 @@
 """Baton's API, served by Airflow's API server under /baton, behind Airflow's authentication: runs,
-timelines and agent stats from the event store; the monitor's incidents, their post-incident reports,
-and a person's acknowledgement or stop of an incident's runbook (as the logged-in user, with the right to
-change ``baton_monitor``'s runs: the monitor's DAG is what an incident belongs to in Airflow's terms)."""
+timelines, agent stats and model spend against the budgets from the event store; the monitor's
+incidents, their post-incident reports, and a person's acknowledgement or stop of an incident's runbook
+(as the logged-in user, with the right to change ``baton_monitor``'s runs: the monitor's DAG is what an
+incident belongs to in Airflow's terms)."""
 
 from __future__ import annotations
 
@@ -110,3 +111,31 @@ def act_on_incident(incident_id: IncidentId, verb: Literal["ack", "stop"], user:
     except IncidentError as error:
         raise HTTPException(409, str(error)) from None
     return {"incident_id": incident_id, "verb": verb, "by": by, "changed": changed}
+
+
+# --- spend (issue 19) -------------------------------------------------------------------------------
+
+ReadRuns = Depends(requires_access_dag("GET", DagAccessEntity.RUN))
+
+
+@app.get("/api/cost", dependencies=[ReadRuns])
+def cost(
+    days: Annotated[int, Query(ge=1, le=366)] = 7,
+    by: Literal["workflow", "agent", "model", "day"] = "workflow",
+) -> dict:
+    """``baton cost --json``: model spend of the last ``days`` by workflow, agent, model or day, and each
+    budget of ``budgets.yaml`` against its limit with its forecast. A broken budgets file is named in
+    ``budgets_error`` (the spend is still shown)."""
+    from pathlib import Path as Folder
+
+    from airflow.configuration import conf
+
+    from baton.budgets.config import budgets_of
+    from baton.budgets.report import cost_document
+    from baton.errors import TemplateError
+
+    try:
+        budgets, error = budgets_of(Folder(conf.get("core", "dags_folder"))), None
+    except TemplateError as broken:
+        budgets, error = (), str(broken)[:4000]
+    return {**cost_document(EventStore.from_airflow(), budgets, days, by), "budgets_error": error}

@@ -79,13 +79,19 @@ def _data_loc(data: Any, loc: Loc) -> tuple[str | int, ...]:
         in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
         if in_dict or in_list:
             node = node[part]
-        elif isinstance(part, str) and ("[" in part or part in _UNION_TAGS):
+        elif isinstance(part, str) and ("[" in part or part in _UNION_TAGS or part[:1].isupper()):
             continue  # pydantic names the union member it tried; not a key of the file
         else:
             kept.append(part)  # a missing or forbidden key: name it, then stop
             break
         kept.append(part)
     return tuple(kept)
+
+
+def _shorthand_miss(err: Any) -> bool:
+    """A mapping given where a string shorthand is also allowed (``for_each: plan`` or ``{over: ...}``):
+    pydantic also says it is not a string, which is noise next to the mapping's own errors."""
+    return err["type"] == "string_type" and err["loc"][-1:] == ("str",) and isinstance(err.get("input"), dict)
 
 
 _UNION_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none", *STEP_TAGS, *SHAPE_TAGS})
@@ -143,7 +149,9 @@ class Source:
         try:
             return model.model_validate(data)
         except ValidationError as error:
-            raise TemplateError([self._issue_of(data, model, err) for err in error.errors()]) from None
+            raise TemplateError(
+                [self._issue_of(data, model, err) for err in error.errors() if not _shorthand_miss(err)]
+            ) from None
 
     def _issue_of(self, data: Any, model: type[BaseModel], err: Any) -> Issue:
         loc = _data_loc(data, err["loc"])

@@ -274,6 +274,12 @@ class ForEach(_Strict):
         description="when some items fail: fail (the next try reruns only those), continue without them, or "
         "escalate to a person",
     )
+    dedupe: bool = Field(
+        default=False,
+        description="items whose instruction renders the same text make one model call and share its "
+        "answer (a list with repeats); off by default: the same instruction may be meant to give different "
+        "answers",
+    )
 
     @model_validator(mode="before")
     @classmethod
