@@ -32,6 +32,7 @@ class FanOutPlan(BaseModel):
     batch_size: int | None
     partial_failure: str
     dedupe: bool = False  # items whose instruction renders the same make one call
+    items_per_call: int | None = None  # small items answered N to one model call
 
 
 class CompiledStep(BaseModel):
@@ -158,6 +159,7 @@ def _fan_out(
         batch_size=step.for_each.batch_size,
         partial_failure=step.for_each.partial_failure,
         dedupe=step.for_each.dedupe,
+        items_per_call=step.for_each.items_per_call,
     )
 
 

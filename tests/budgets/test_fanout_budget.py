@@ -52,6 +52,7 @@ def _fan(
     route: dict | None = None,
     try_number: int = 1,
     dedupe: bool = False,
+    items_per_call: int | None = None,
 ):
     spec = {
         "id": "assess",
@@ -73,6 +74,7 @@ def _fan(
             batch_size=None,
             partial_failure="continue",
             dedupe=dedupe,
+            items_per_call=items_per_call,
         ),
     )
     ti = SimpleNamespace(run_id=run_id, task_id="assess", map_index=-1, try_number=try_number, max_tries=2)
@@ -332,3 +334,78 @@ def test_a_deduplicating_fan_out_makes_one_call_per_distinct_instruction_and_spe
     # without dedupe, the same list makes its 40 calls: the budget stops them at 10
     plain = _fan(store, "run_nd", [budget]).run(items, BatchResult())
     assert (len(plain.results), len(plain.failures)) == (10, 30)
+
+
+def test_items_per_call_answers_five_items_a_call_and_a_group_that_cannot_be_made_goes_one_by_one(store):
+    budget = Budget(name="grouped-run", scope="workflow:leads", per="run", tokens=100_000, warn_at=None)
+    outcome = _fan(store, "run_g", [budget], items_per_call=5).run(_items(20), BatchResult())
+    assert len(outcome.results) == 20 and not outcome.failures
+    assert all(set(r["output"]) == {"text"} for r in outcome.results.values())
+    events = list(store.read("run_g"))
+    calls = [e.payload for e in events if e.type == "model.called"]
+    assert [c["items"] for c in calls] == [5, 5, 5, 5]  # one request each for five items
+    succeeded = [e.payload for e in events if e.type == "subtask.succeeded"]
+    assert sorted({p["group"] for p in succeeded}) == ["lead000", "lead005", "lead010", "lead015"]
+    assert sum(e.type == "subtask.started" for e in events) == 20
+    reserved = [e.payload for e in events if e.type == "budget.reserved"]
+    assert [r["tokens"] for r in reserved] == [600] * 4  # the step's bound (120 a call) times five items
+    assert Ledger(store).spent(budget, "run:run_g") == (Spend(pytest.approx(4 * PER_CALL.cost), 480), Spend())
+
+    # a budget of 500 tokens: a group's bound (600) cannot fit, so its items go one by one: four fit
+    small = Budget(name="grouped-small", scope="workflow:leads", per="run", tokens=500, warn_at=None)
+    alone = _fan(store, "run_g2", [small], items_per_call=5).run(_items(5), BatchResult())
+    assert (len(alone.results), len(alone.failures)) == (4, 1)
+    kinds = [e.type for e in store.read("run_g2")]
+    assert kinds.count("model.called") == 4 and kinds.count("budget.refused") == 2  # the group, the fifth
+
+    # routed: one choice (agent.selected) and one slot per group; an item that depends on a grouped one
+    # waits for its group's call and goes alone
+    routed = _fan(store, "run_g3", [budget], route={"capabilities": ["assess"]}, items_per_call=4)
+    items = subtasks_of([*({"id": f"lead{i}"} for i in range(8)), {"id": "summary", "depends_on": ["lead0"]}])
+    assert len(routed.run(items, BatchResult()).results) == 9
+    events = list(store.read("run_g3"))
+    kinds = [e.type for e in events]
+    assert (kinds.count("agent.selected"), kinds.count("model.called"), kinds.count("subtask.succeeded")) == (
+        3,
+        3,
+        9,
+    )
+    (summary,) = [e.payload for e in events if e.type == "model.called" and not e.payload["items"]]
+    first = next(e.seq for e in events if e.type == "model.called" and e.payload["items"])
+    assert next(e.seq for e in events if e.payload.get("subtask") == "summary") > first
+
+
+def test_a_model_that_does_not_keep_the_group_s_answers_apart_gets_each_item_alone(store, monkeypatch):
+    from tests.agents.openai_server import OpenAICompatibleServer
+
+    with OpenAICompatibleServer({"text": "fine"}) as server:  # answers every output tool with this
+        conn = {"conn_type": "pydanticai", "host": server.url + "/valid/v1", "password": "sk-group-test",
+                "extra": {"model": "openai-chat:gpt-group"}}  # fmt: skip
+        monkeypatch.setenv("AIRFLOW_CONN_GROUP_LLM", json.dumps(conn))
+        agent = Agent(name="grouper", llm_conn_id="group_llm", capabilities=["assess"], max_concurrency=4)
+        fan = _fan(store, "run_gx", [], candidates=(agent,), items_per_call=3)
+        outcome = fan.run(_items(3), BatchResult())
+    assert len(outcome.results) == 3 and not outcome.failures
+    assert {r["output"]["text"] for r in outcome.results.values()} == {'{"text": "fine"}'}  # its text, as is
+    calls = [e.payload for e in store.read("run_gx") if e.type == "model.called"]
+    assert [c.get("items") for c in calls] == [None, None, None]  # the three alone; the group made none
+    grouped = [body for _, body in server.requests if "Do each of the 3 tasks below" in json.dumps(body)]
+    assert len(grouped) == 3  # asked, re-asked twice (the step's output_retries), then given up
+
+
+def test_a_budget_s_warning_reaches_slack_once_per_window_whichever_run_passes_it(store, monkeypatch):
+    from baton import alerts
+    from tests.slack_recorder import SlackRecorder
+
+    monkeypatch.setattr(alerts.delivery, "RETRY_DELAYS_S", (0.0, 0.0))
+    budget = Budget(name="leads-day", scope="workflow:leads", per="day", tokens=20 * 120, warn_at=0.5)
+    with SlackRecorder() as slack:
+        monkeypatch.setenv("AIRFLOW_CONN_BATON_SLACK", slack.connection)
+        for run in ("run_w1", "run_w2"):  # 8 calls each: the first run ends at 40 %, the second at 80 %
+            assert len(_fan(store, run, [budget]).run(_items(8), BatchResult()).results) == 8
+    (post,) = slack.posts
+    lines = post["text"].splitlines()
+    assert lines[0] == ":rotating_light: *Baton: budget warning*" and lines[2] == "*Run:* `run_w2`"
+    assert lines[4].startswith("> budget 'leads-day' (workflow:leads, per day, window ")
+    assert lines[4].endswith(" tokens: past 50% of its limit")
+    assert len(list(store.read(types=["budget.warned"]))) == 1

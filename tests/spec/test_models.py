@@ -129,6 +129,19 @@ def test_for_each_is_one_sub_model_with_a_string_shorthand():
     assert (full.for_each.concurrency, full.for_each.partial_failure) == (3, "continue")
 
 
+def test_items_per_call_is_for_steps_that_call_models():
+    with pytest.raises(ValidationError) as caught:
+        STEP.validate_python(
+            {"id": "a", "skill": "s", "for_each": {"over": "plan.tasks", "items_per_call": 5}}
+        )
+    assert (
+        "for_each.items_per_call groups model calls, and a skill step makes none: remove it, or give the step "
+        "an agent" in str(caught.value)
+    )
+    routed = {"id": "a", "route": {}, "for_each": {"over": "plan.tasks", "items_per_call": 5}}
+    assert STEP.validate_python(routed).for_each.items_per_call == 5
+
+
 def test_a_route_needs_capabilities_unless_each_item_brings_its_own():
     with pytest.raises(ValidationError, match="route needs capabilities: only a for_each step may take them"):
         STEP.validate_python({"id": "a", "route": {"prefer": "fast"}})
@@ -172,6 +185,14 @@ def test_a_route_needs_capabilities_unless_each_item_brings_its_own():
             "steps[1].for_each.dedupe: Input should be a valid boolean, unable to interpret input",
         ),
         ({"dedupe": True}, "steps[1].dedupe: unknown key 'dedupe'"),
+        (
+            {"for_each": {"over": "plan", "items_per_call": 1}},
+            "steps[1].for_each.items_per_call: Input should be greater than or equal to 2",
+        ),
+        (
+            {"for_each": {"over": "plan", "items_per_call": 10**40}},
+            "steps[1].for_each.items_per_call: Input should be less than or equal to 50",
+        ),
     ],
 )
 def test_fan_out_settings_are_checked(tmp_path, dags_folder, step, message):

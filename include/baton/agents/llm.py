@@ -294,20 +294,58 @@ class ModelCalls:
             )
         return self._agents[agent.name]
 
+    def group_agent(self, agent: Agent, n: int) -> Any:
+        """The model agent that answers ``n`` items of the step in one call: its output is ``answers``, a
+        list of exactly ``n`` of the step's outputs, in the order of the tasks (a wrong count is re-asked)."""
+        key = f"{agent.name}*{n}"
+        if key not in self._agents:
+            from pydantic import Field, create_model
+
+            step = self.step
+            item = output_model(step.task_id, step.output_spec) or TextOutput
+            answers = create_model(
+                f"{item.__name__}Answers",
+                answers=(list[item], Field(min_length=n, max_length=n, description="one per task, in order")),
+            )
+            hook = BatonAIHook(llm_conn_id=agent.llm_conn_id, model_id=agent.model)
+            self._agents[key] = hook.create_agent(
+                answers,
+                instructions=agent.system_prompt or f"You are {agent.name}. {agent.description}",
+                retries={"output": step.spec.output_retries},
+                name=agent.name,
+                capabilities=tracing.agent_capabilities(),
+            )
+        return self._agents[key]
+
     async def call(self, agent: Agent, prompt: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """``agent``'s validated output for ``prompt``, and the payload of its ``model.called`` event."""
         step = self.step
         with tracing.invoke_agent(agent.name, workflow=step.workflow, step=step.task_id) as current:
-            output, payload, answered = await self._run(agent, prompt)
-            _observe(current, step, agent, payload, self.model_agent(agent).model, answered)
-            return output, payload
+            model_agent = self.model_agent(agent)
+            output, payload, answered = await self._run(agent, model_agent, prompt, 1)
+            _observe(current, step, agent, payload, model_agent.model, answered)
+            return as_output(output), payload
 
-    async def _run(self, agent: Agent, prompt: str) -> tuple[dict[str, Any], dict[str, Any], str | None]:
+    async def call_group(
+        self, agent: Agent, prompts: list[str]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """``agent``'s outputs for ``prompts`` from one model call (:func:`group_prompt`), and its
+        ``model.called`` payload (``items``: how many it answered). Its usage limits are the step's times
+        the items: the call does the work of that many."""
+        step, n = self.step, len(prompts)
+        with tracing.invoke_agent(agent.name, workflow=step.workflow, step=step.task_id) as current:
+            model_agent = self.group_agent(agent, n)
+            output, payload, answered = await self._run(agent, model_agent, group_prompt(prompts), n)
+            _observe(current, step, agent, payload, model_agent.model, answered)
+            return [a.model_dump(mode="json") for a in output.answers], {**payload, "items": n}
+
+    async def _run(
+        self, agent: Agent, model_agent: Any, prompt: str, n: int
+    ) -> tuple[Any, dict[str, Any], str | None]:
         from pydantic_ai.usage import UsageLimits
 
-        model_agent = self.model_agent(agent)
-        usage = self.step.spec.usage_limits
-        limits = UsageLimits(**usage.model_dump(exclude_none=True)) if usage else None
+        limits = scaled_limits(self.step.spec.usage_limits, n)
+        limits = UsageLimits(**limits.model_dump(exclude_none=True)) if limits else None
         began = time.monotonic()
         try:
             with capture_run_messages() as messages:
@@ -330,4 +368,26 @@ class ModelCalls:
             "output_tokens": used.output_tokens,
         }
         payload = model_called(model, agent.cost.model_dump(), tokens, time.monotonic() - began, prompt)
-        return as_output(result.output), payload, result.response.model_name
+        return result.output, payload, result.response.model_name
+
+
+def scaled_limits(limits: Any, n: int) -> Any:
+    """A step's ``usage_limits`` for a call that answers ``n`` of its items: each token limit times ``n``
+    (the request limit stays: it is still one conversation)."""
+    if limits is None or n == 1:
+        return limits
+    scaled = {
+        name: value * n
+        for name in ("input_tokens_limit", "output_tokens_limit", "total_tokens_limit")
+        if (value := getattr(limits, name, None))
+    }
+    return limits.model_copy(update=scaled)
+
+
+def group_prompt(prompts: list[str]) -> str:
+    """One instruction for many items: each task under its number, and how to answer them."""
+    tasks = "\n\n".join(f"## Task {i}\n\n{prompt}" for i, prompt in enumerate(prompts, 1))
+    return (
+        f"Do each of the {len(prompts)} tasks below on its own. Answer with `answers`: exactly "
+        f"{len(prompts)} answers, the first for Task 1, and so on, in order.\n\n{tasks}"
+    )

@@ -24,6 +24,7 @@ from typing import Any
 
 from baton import templating, tracing
 from baton.agents.llm import ModelCalls
+from baton.coordination.grouped import groups_of, run_group
 from baton.coordination.guard import check_requirements
 from baton.coordination.routing import Breakers, Choice, GroupCommit, NoCandidate, Router, Slots
 from baton.coordination.spend import at_limit, guard_for, hold_of, within
@@ -232,7 +233,19 @@ class FanOut:
             finally:
                 finished[sub.id].set()
 
-        await asyncio.gather(*(one(sub) for sub in pending))
+        async def grouped_items(members: list[Subtask]) -> None:  # for_each.items_per_call
+            try:
+                await run_group(self, members, gate, failing, result, one)
+            finally:
+                for sub in members:
+                    finished[sub.id].set()
+
+        groups = groups_of(self, pending)
+        grouped = {sub.id for members in groups for sub in members}
+        await asyncio.gather(
+            *(one(sub) for sub in pending if sub.id not in grouped),
+            *(grouped_items(members) for members in groups),
+        )
 
     async def _once(self, sub: Subtask, gate: asyncio.Semaphore, failing: set[str]) -> tuple[str | None, Any]:
         """The item's attempts, holding one of the batch's places; with ``for_each.dedupe``, an item whose

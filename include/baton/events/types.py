@@ -177,6 +177,7 @@ class SubtaskSucceeded(Payload):
     output: Any = None
     ref: str | None = None
     same_as: str | None = None  # for_each.dedupe: the answer of this item, whose instruction was the same
+    group: str | None = None  # for_each.items_per_call: the first item of the call that answered it
 
 
 @event_type("subtask.failed")
@@ -198,6 +199,7 @@ class ModelCalled(Payload):
     latency_s: float = 0.0
     prompt_sha256: str
     prompt_chars: int
+    items: int | None = None  # for_each.items_per_call: the fan-out items this one call answered
 
 
 @event_type("tool.called")

@@ -274,6 +274,14 @@ class ForEach(_Strict):
         description="when some items fail: fail (the next try reruns only those), continue without them, or "
         "escalate to a person",
     )
+    items_per_call: int | None = Field(
+        default=None,
+        ge=2,
+        le=50,
+        description="small items answered N to one model call (one request, one load slot, one budget "
+        "reservation; usage_limits count per item); items with their own capabilities or depends_on, and a "
+        "call that fails, go one by one",
+    )
     dedupe: bool = Field(
         default=False,
         description="items whose instruction renders the same text make one model call and share its "

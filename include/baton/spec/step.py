@@ -246,6 +246,15 @@ class SkillStep(StepBase):
         "one {{ expression }} keeps its type)",
     )
 
+    @model_validator(mode="after")
+    def _no_model_calls_to_group(self) -> SkillStep:
+        if self.for_each is not None and self.for_each.items_per_call:
+            raise ValueError(
+                "for_each.items_per_call groups model calls, and a skill step makes none: remove it, or give "
+                "the step an agent"
+            )
+        return self
+
     @property
     def skill_name(self) -> str:
         return self.skill
