@@ -86,6 +86,24 @@ def _fan(
     )
 
 
+def _premium_and_thrifty(store) -> tuple[Agent, Agent]:
+    """Two agents that can assess: premium, ten times the price and the better record (routing prefers it
+    for 'reliable'), and thrifty."""
+    premium = Agent(
+        name="premium", llm_conn_id=CONN, capabilities=["assess"], max_concurrency=16,
+        cost={"input_per_1k": 10.0, "output_per_1k": 20.0},
+    )  # fmt: skip
+    thrifty = Agent(name="thrifty", llm_conn_id=CONN, capabilities=["assess"], max_concurrency=16, cost=PRICE)
+    store.append(
+        [
+            Event(type="step.succeeded" if ok else "step.failed", run_id=f"p{name}{i}", workflow="w", step="s",
+                  try_number=1, agent=name, payload={"duration_s": 1.0} if ok else {"error": "boom"})
+            for name in ("premium", "thrifty") for i in range(30) for ok in [i < 20 or name == "premium"]
+        ]
+    )  # fmt: skip
+    return premium, thrifty
+
+
 def _items(n: int) -> list:
     return subtasks_of([{"id": f"lead{i:03d}"} for i in range(n)])
 
@@ -189,18 +207,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 
 def test_a_budget_that_falls_back_sends_the_rest_to_the_cheapest_agent_and_says_so(store):
-    premium = Agent(
-        name="premium", llm_conn_id=CONN, capabilities=["assess"], max_concurrency=16,
-        cost={"input_per_1k": 10.0, "output_per_1k": 20.0},
-    )  # fmt: skip
-    thrifty = Agent(name="thrifty", llm_conn_id=CONN, capabilities=["assess"], max_concurrency=16, cost=PRICE)
-    store.append(  # premium has the better record: routing prefers it for 'reliable'
-        [
-            Event(type="step.succeeded" if ok else "step.failed", run_id=f"p{name}{i}", workflow="w", step="s",
-                  try_number=1, agent=name, payload={"duration_s": 1.0} if ok else {"error": "boom"})
-            for name in ("premium", "thrifty") for i in range(30) for ok in [i < 20 or name == "premium"]
-        ]
-    )  # fmt: skip
+    premium, thrifty = _premium_and_thrifty(store)
     cap = Budget(name="premium-run", scope="agent:premium", per="run", cost=5 * 1.4, at_limit="fallback")
     fan = _fan(
         store,
@@ -275,18 +282,7 @@ def test_a_single_llm_step_reserves_and_settles_and_the_call_that_does_not_fit_f
 def test_an_agent_s_own_budget_headroom_weighs_in_its_routing(store):
     from baton.coordination.routing import Router
 
-    premium = Agent(
-        name="premium", llm_conn_id=CONN, capabilities=["assess"], max_concurrency=16,
-        cost={"input_per_1k": 10.0, "output_per_1k": 20.0},
-    )  # fmt: skip
-    thrifty = Agent(name="thrifty", llm_conn_id=CONN, capabilities=["assess"], max_concurrency=16, cost=PRICE)
-    store.append(  # premium has the better record: routing prefers it for 'reliable'
-        [
-            Event(type="step.succeeded" if ok else "step.failed", run_id=f"h{name}{i}", workflow="w", step="s",
-                  try_number=1, agent=name, payload={"duration_s": 1.0} if ok else {"error": "boom"})
-            for name in ("premium", "thrifty") for i in range(30) for ok in [i < 20 or name == "premium"]
-        ]
-    )  # fmt: skip
+    premium, thrifty = _premium_and_thrifty(store)
     own = Budget(name="premium-day", scope="agent:premium", per="day", cost=14.0)  # ten calls of premium
     shared = Budget(name="all-day", per="day", cost=1000.0)  # every candidate's: it tells none apart
     router = Router(store, [premium, thrifty], [own, shared])
