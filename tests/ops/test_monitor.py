@@ -239,9 +239,20 @@ def test_a_broken_monitoring_file_is_refused_with_its_path_and_fix(tmp_path):
         match=r"monitoring.detectors.failure_rat: unknown key 'failure_rat' \(fix: did you mean 'failure_rate'\?\)",
     ):
         monitor.load_config(tmp_path)
-    (tmp_path / "monitoring.yaml").write_text("monitoring: &a [*a, *a]\n" + "x: [" * 100 + "]" * 100 + "\n")
-    with pytest.raises(Exception, match="monitoring.yaml"):
-        monitor.load_config(tmp_path)
+    from baton.errors import TemplateError
+
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(8)
+    )  # nine levels of ten aliases each: 10^9 values once expanded
+    for text, message in (
+        (bomb, "monitoring.yaml:6: more than 200,000 values once its aliases (*name) are expanded"),
+        ("monitoring:\n  x: " + "[" * 100 + "]" * 100 + "\n", "monitoring.yaml:2: monitoring.x"),
+        ("monitoring: {}\nmonitoring: {}\n", "monitoring.yaml:2: monitoring: duplicate key 'monitoring'"),
+    ):
+        (tmp_path / "monitoring.yaml").write_text(text)
+        with pytest.raises(TemplateError) as caught:
+            monitor.load_config(tmp_path)
+        assert str(caught.value.issues[0]).startswith(message), str(caught.value)
     assert monitor.load_config(tmp_path / "absent") == Monitoring()
 
 

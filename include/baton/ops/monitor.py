@@ -72,9 +72,9 @@ def load_config(dags: Path) -> Monitoring:
     path = dags / FILE
     if not path.exists():
         return Monitoring()
-    from baton.spec import reading
+    from baton.spec.loading import Source
 
-    data, _ = reading.load(reading.read_text(path, FILE), FILE)
+    data = Source(path, dags).parse()  # bounded in size, depth and aliases, duplicate keys refused
     config = load_monitoring(data, str(path))
     return config
 

@@ -130,9 +130,13 @@ class Source:
         return Issue(self.name, format_loc(loc), message, fix, node_line(self.node, loc) if loc else None)
 
     def parse(self) -> Any:
-        """The file's data, once :func:`reading.scan` found nothing it must refuse."""
-        reading.scan(self.text, self.name)
-        data, self.node = reading.load(self.text, self.name)
+        """The file's data: read at once when :func:`reading.quick_load` may, else once
+        :func:`reading.scan` found nothing it must refuse."""
+        quick = reading.quick_load(self.text, self.name)
+        if quick is None:  # anchors, merge keys, explicit tags, a large file: every check apart
+            reading.scan(self.text, self.name)
+            quick = reading.load(self.text, self.name)
+        data, self.node = quick
         return data
 
     def validate(self, model: type[BaseModel], data: Any) -> Any:

@@ -5,6 +5,11 @@ that reference anchors: a few lines that expand to billions of nodes for whoever
 deep enough to exhaust the recursion of its composer or of ours, and a key written twice (the second
 silently replaces the first). One pass over the parser's events, which is iterative and linear in the
 file, refuses all of these with the line they are at, before anything is built from the file.
+
+Most files cannot hold any of the costly kinds: without an anchor there is no alias, and with few
+structural characters there is neither deep nesting nor a huge tree. Those are composed at once and their
+node tree walked while the data is built (:func:`quick_load`), with the same refusals; the event pass is
+kept for the others.
 """
 
 from __future__ import annotations
@@ -166,13 +171,93 @@ def _duplicate(mapping: _Node, event: yaml.ScalarEvent, name: str) -> Issue | No
     if first is None:
         mapping.keys[key] = line
         return None
+    return _duplicate_issue(name, mapping.path, event.value, first, line)
+
+
+def _duplicate_issue(name: str, path: Loc, key: str, first: int, line: int) -> Issue:
     return Issue(
         name,
-        _path((*mapping.path, event.value)),
-        f"duplicate key '{event.value}' (first at line {first}): YAML would keep only the last one",
+        _path((*path, key)),
+        f"duplicate key '{key}' (first at line {first}): YAML would keep only the last one",
         "remove one of the two, or merge them into one",
         line,
     )
+
+
+QUICK_MAX = 5_000  # structural characters under which a file is composed at once (see quick_load)
+_STRUCTURAL = "[{-:?,\n"
+_MAP, _SEQ, _STR = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:str"
+
+
+class _Fallback(Exception):
+    """What the quick path leaves to :func:`scan` and :func:`load` (a tag, a key that is a collection)."""
+
+
+def quick_load(text: str, name: str, bound: Limits | None = None) -> tuple[Any, yaml.Node | None] | None:
+    """:func:`scan` and :func:`load` in one composition, for the common file: no anchor (so no alias), no
+    merge key, and few enough structural characters (``[{-:?,`` and line breaks) that its nesting and its
+    node count are far under the limits and libyaml's own recursion. The node tree is walked once,
+    refusing nesting over ``max_yaml_depth`` and duplicate keys as :func:`scan` does (same messages, same
+    lines), while the data is built. None: the file takes the full path."""
+    bound = bound or limits()
+    if "&" in text or "<<" in text:
+        return None
+    if sum(map(text.count, _STRUCTURAL)) > min(QUICK_MAX, bound.max_yaml_nodes // 2 - 1):
+        return None
+    loader = LOADER(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        walk = _Walk(loader, name, bound)
+        data = walk.build(node, 0, ())
+    except _Fallback:
+        return None
+    except yaml.MarkedYAMLError as error:
+        raise _syntax_error(error, name) from None
+    except yaml.YAMLError as error:
+        raise refuse(name, f"YAML syntax error: {error}", "fix the YAML syntax") from None
+    finally:
+        loader.dispose()
+    if walk.duplicates:
+        raise TemplateError(walk.duplicates)
+    return data, node
+
+
+class _Walk:
+    """One walk of a composed node tree (no aliases): the data, the duplicate keys, the depth refused."""
+
+    def __init__(self, loader: Any, name: str, bound: Limits):
+        self.loader, self.name, self.bound = loader, name, bound
+        self.duplicates: list[Issue] = []
+
+    def build(self, node: yaml.Node, depth: int, path: tuple[str | int, ...]) -> Any:
+        if isinstance(node, yaml.ScalarNode):
+            return node.value if node.tag == _STR else self.loader.construct_object(node)
+        if depth >= self.bound.max_yaml_depth:
+            raise refuse(
+                self.name,
+                f"nesting deeper than {self.bound.max_yaml_depth} levels of mappings and lists",
+                f"flatten this part of the file, {self.bound.fix('max_yaml_depth')}",
+                node.start_mark.line + 1,
+                _path(path),
+            )
+        if isinstance(node, yaml.SequenceNode) and node.tag == _SEQ:
+            return [self.build(item, depth + 1, (*path, i)) for i, item in enumerate(node.value)]
+        if not (isinstance(node, yaml.MappingNode) and node.tag == _MAP):
+            raise _Fallback  # an explicit tag on a collection (!!set, !!omap, ...): the constructor's rules
+        built: dict[Any, Any] = {}
+        seen: dict[tuple[str, bool], int] = {}  # (key, plain) -> its first line, as scan() keys them
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise _Fallback  # a collection as a key: the constructor refuses it in its words
+            line, mark = key_node.start_mark.line + 1, (key_node.value, key_node.style is None)
+            if mark in seen:
+                self.duplicates.append(_duplicate_issue(self.name, path, key_node.value, seen[mark], line))
+            else:
+                seen[mark] = line
+            built[self.build(key_node, depth + 1, path)] = self.build(value_node, depth + 1, (*path, mark[0]))
+        return built
 
 
 def load(text: str, name: str) -> tuple[Any, yaml.Node | None]:
