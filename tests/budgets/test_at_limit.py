@@ -192,3 +192,45 @@ def test_a_person_raises_a_run_s_budget_once_in_a_real_run(airflow_db):
         e.payload["input_tokens"] + e.payload["output_tokens"] for e in events if e.type == "model.called"
     )
     assert tokens == 1200  # the raised limit, to the token
+
+
+def test_a_routed_step_whose_agent_s_budget_falls_back_goes_once_to_the_cheapest_that_fits(
+    store, tmp_path, monkeypatch
+):
+    from types import SimpleNamespace
+
+    from pydantic import TypeAdapter
+
+    from baton.coordination.step import StepRun
+    from baton.plan import CompiledStep
+    from baton.spec.step import Step
+    from tests.budgets.test_fanout_budget import _premium_and_thrifty
+    from tests.test_tracing import _TaskInstance
+
+    url = store.engine.url.set(drivername=store.engine.url.drivername.split("+")[0])
+    monkeypatch.setenv("AIRFLOW_CONN_BATON_STORE", url.render_as_string(hide_password=False))
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(tmp_path))
+    (tmp_path / "budgets.yaml").write_text(  # premium's own budget is spent before its first call
+        "budgets:\n  - {name: premium-day, scope: 'agent:premium', per: day, cost: 0.01, at_limit: fallback}\n"
+    )
+    premium, thrifty = _premium_and_thrifty(store)
+    spec = {"id": "assess", "route": {"capabilities": ["assess"], "prefer": "reliable"}, "instruction": "Go."}
+    step = CompiledStep(workflow="leads", template_version=1, spec=TypeAdapter(Step).validate_python(spec),
+                        candidates=(premium, thrifty))  # fmt: skip
+    ti = _TaskInstance(
+        dag_id="leads", task_id="assess", run_id="run_fb", map_index=-1, try_number=1, max_tries=3
+    )
+    context = {"ti": ti, "task_instance": ti, "dag_run": SimpleNamespace(run_type="manual", conf={}),
+               "logical_date": None}  # fmt: skip
+    output = StepRun(step, context).call({"inputs": {}, "steps": {}, "context": {}, "run": {"id": "run_fb"}})
+    assert "text" in output
+    events = list(store.read("run_fb"))
+    selected = [e for e in events if e.type == "agent.selected"]
+    assert [e.agent for e in selected] == ["premium", "thrifty"]  # the router's choice, then the fallback
+    assert selected[1].payload["reason"].startswith("prefer cheap: ")
+    assert selected[1].payload["excluded"] == {"premium": "budget 'premium-day' refused its call"}
+    refused = [e.payload for e in events if e.type == "budget.refused"]
+    assert [(r["agent"], r["budget"], r["at_limit"]) for r in refused] == [
+        ("premium", "premium-day", "fallback")
+    ]
+    assert [e.agent for e in events if e.type == "model.called"] == ["thrifty"]

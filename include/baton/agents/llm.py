@@ -208,8 +208,9 @@ def agent_call(step: Any, agent: Agent, prompt: str, record: Record) -> AgentCal
 
 def _reserve(guard: Any, agent: Agent, prompt: str, step: Any) -> Any:
     """The call's reservation in its budgets (None: no guard, or no budget applies). A call that does not
-    fit fails the step without a retry, unless its budget defers it to its next window or may still be
-    raised once by a person (``at_limit: defer | ask``: the step's try decides, see StepRun)."""
+    fit fails the step without a retry, unless its budget defers it to its next window, may still be
+    raised once by a person, or sends a routed step to a cheaper agent (``at_limit: defer | ask |
+    fallback``: the step's try decides, see StepRun)."""
     if guard is None:
         return None
     try:
@@ -219,8 +220,10 @@ def _reserve(guard: Any, agent: Agent, prompt: str, step: Any) -> Any:
         from baton.budgets.ledger import Ledger, Spend
 
         budget = error.budget
-        if budget.at_limit == "defer" or (
-            budget.at_limit == "ask" and Ledger(guard.store).raised(budget, error.window) == Spend()
+        if (
+            budget.at_limit == "defer"
+            or (budget.at_limit == "fallback" and step.routed)  # the step's try routes it once more
+            or (budget.at_limit == "ask" and Ledger(guard.store).raised(budget, error.window) == Spend())
         ):
             raise
         raise final(BudgetExceeded)(str(error)) from None

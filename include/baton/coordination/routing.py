@@ -310,11 +310,18 @@ def _budgets(recorder: Any) -> tuple[Any, ...]:
 
 
 def route_and_take(
-    step: Any, recorder: Any, tried: dict[str, str], holder: str, ttl: timedelta, log: Any
+    step: Any,
+    recorder: Any,
+    tried: dict[str, str],
+    holder: str,
+    ttl: timedelta,
+    log: Any,
+    prefer: str | None = None,
 ) -> tuple[Agent, int]:
     """A routed step's agent and one of its slots, chosen and taken in one transaction (with the try's
     start events and its ``agent.selected``), so that tasks routed at the same moment see each other's
-    slots; waits while every candidate is full."""
+    slots; waits while every candidate is full. ``prefer``: instead of the route's (a budget's fallback:
+    ``cheap``, recorded as a second choice of the try)."""
     route = step.spec.route
     router = Router(recorder.store, list(step.candidates), _budgets(recorder))
     router.stats()
@@ -323,7 +330,8 @@ def route_and_take(
 
     def events(choice: Choice) -> list[Event]:
         recorder.common["agent"] = choice.agent.name
-        selected = recorder.event("agent.selected", choice.payload(), agent=choice.agent.name)
+        again = "budget fallback" if prefer else ""  # the try's second choice: its own event
+        selected = recorder.event("agent.selected", choice.payload(), again, agent=choice.agent.name)
         named = [replace(e, agent=choice.agent.name) if e.type == "step.started" else e for e in start]
         return [*named, selected]
 
@@ -332,7 +340,7 @@ def route_and_take(
         try:
             with recorder.store.engine.begin() as conn:
                 taken = router.take_best(
-                    conn, route.capabilities, route.prefer, tried, holder, ttl, events, since
+                    conn, route.capabilities, prefer or route.prefer, tried, holder, ttl, events, since
                 )
         except IntegrityError:
             taken = None  # another process took that slot between our read and our insert: ask again

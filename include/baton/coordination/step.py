@@ -170,39 +170,46 @@ class StepRun:
 
     def call(self, scope: dict[str, Any], agent: Agent | None = None) -> dict[str, Any]:
         """The step's work, once: its skill, or an agent (``agent``, the named one, or the router's
-        choice) holding one of its load slots; a failure counts against the agent's circuit breaker."""
+        choice) holding one of its load slots; a failure counts against the agent's circuit breaker. A
+        routed call its agent's budget refuses with ``at_limit: fallback`` goes, once, to the cheapest
+        capable agent whose call fits (``prefer: cheap``, that agent left out)."""
         from baton.agents.call import call_step
         from baton.coordination.routing import choose_for_step, route_and_take, run_in_slot
+        from baton.errors import BudgetExceeded
 
         step, recorder = self.step, self.recorder
         if agent is None and step.agent is None and not step.routed:  # a skill step
             recorder.start()
             return call_step(step, None, scope, self.context, recorder, self.log)
         holder = f"{recorder.common['run_id']}/{step.task_id}"
-        slot, events = None, []
-        if agent is None and step.routed:  # the choice and its slot in one transaction
-            agent, slot = route_and_take(step, recorder, self.tried(), holder, self.ttl, self.log)
-        else:  # a person's choice, or the template's agent: wait for one of its slots
+        guard = spend.guard_for(recorder, self.context, self.ttl)
+
+        def work(chosen: Agent) -> Any:
+            return lambda: call_step(step, chosen, scope, self.context, recorder, self.log, guard)
+
+        if agent is not None or not step.routed:  # a person's choice, or the template's agent
             agent, selected = choose_for_step(step, recorder, self.tried(), agent, self.log)
             recorder.common["agent"] = agent.name
             events = [*recorder.start_events(), selected]
-        return run_in_slot(
-            recorder,
-            agent,
-            holder,
-            self.ttl,
-            events,
-            lambda: call_step(
-                step,
-                agent,
-                scope,
-                self.context,
-                recorder,
-                self.log,
-                spend.guard_for(recorder, self.context, self.ttl),
-            ),
-            slot,
-        )
+            return run_in_slot(recorder, agent, holder, self.ttl, events, work(agent))
+        tried = self.tried()
+        agent, slot = route_and_take(
+            step, recorder, tried, holder, self.ttl, self.log
+        )  # choice + slot at once
+        try:
+            return run_in_slot(recorder, agent, holder, self.ttl, [], work(agent), slot)
+        except BudgetExceeded as error:
+            budget = getattr(error, "budget", None)
+            if budget is None or budget.at_limit != "fallback":
+                raise
+        tried = {**tried, agent.name: f"budget '{budget.name}' refused its call"}
+        agent, slot = route_and_take(step, recorder, tried, holder, self.ttl, self.log, prefer="cheap")
+        try:
+            return run_in_slot(recorder, agent, holder, self.ttl, [], work(agent), slot)
+        except BudgetExceeded as error:  # the cheap one does not fit either: no retry spends more
+            from baton.agents.skills import final
+
+            raise final(BudgetExceeded)(str(error)) from None
 
     def fan_out(self, scope: dict[str, Any], versions: dict[str, int]) -> dict[str, Any]:
         """A for_each batch: its items as concurrent calls, then the join (context merged, the
