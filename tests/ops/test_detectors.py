@@ -33,8 +33,9 @@ def json_ready(verdict: det.Verdict) -> dict:
 
 
 def steady_calls(per_minute: int, every_nth_bad: int, days: float = 7, end: float = NOW) -> Counts:
-    """``per_minute`` calls a minute for ``days`` before ``end``; one bad call in ``every_nth_bad``."""
-    start = np.arange(end - days * DAY, end, MINUTE)
+    """``per_minute`` calls a minute for ``days`` before ``end``; one bad call in ``every_nth_bad``. Each
+    minute is stamped at its end, as baton.ops.signals stamps its buckets."""
+    start = np.arange(end - days * DAY, end, MINUTE) + MINUTE
     total = np.full(len(start), per_minute)
     bad = (np.cumsum(total) // every_nth_bad) - (np.cumsum(total) - total) // every_nth_bad
     return Counts(start, total, bad)
@@ -44,7 +45,7 @@ def with_recent(history: Counts, recent: list[tuple[int, int]], end: float = NOW
     """``history`` with its last minutes replaced by ``recent`` (calls, bad) per minute."""
     start, total, bad = history.start.copy(), history.total.copy(), history.bad.copy()
     for back, (calls, failed) in enumerate(reversed(recent), start=1):
-        i = int(np.searchsorted(start, end - back * MINUTE))
+        i = int(np.searchsorted(start, end - (back - 1) * MINUTE))
         total[i], bad[i] = calls, failed
     return Counts(start, total, bad)
 
@@ -67,7 +68,7 @@ def test_one_failure_in_three_calls_on_a_quiet_agent_does_not_fire():
         "prior_weight": 50.0,
     }
     # with a week of history at one call an hour, 2 of 6 in the last hour is still no incident
-    history = Counts(np.arange(NOW - 7 * DAY, NOW - HOUR, HOUR), np.ones(167, int), np.zeros(167, int))
+    history = Counts(np.arange(NOW - 7 * DAY, NOW - HOUR, HOUR) + HOUR, np.ones(167, int), np.zeros(167, int))
     recent = Counts(
         np.r_[history.start, NOW - np.arange(6, 0, -1) * 9 * MINUTE],
         np.r_[history.total, np.ones(6, int)],

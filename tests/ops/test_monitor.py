@@ -405,6 +405,65 @@ def test_a_sensor_that_stops_finding_rows_opens_a_silence_incident_even_past_the
     assert ("incident.resolved", "sensor:orders") in [(t.type, t.where) for t in resolved.transitions]
 
 
+# The detectors of bench/incidents.py's campaign: windows of minutes, baselines of a few minutes' warm-up.
+CAMPAIGN = {
+    "failure_rate": {"rate": {"windows": ["2m"], "baseline": "1h", "min_calls": 5, "min_bad": 3}},
+    "sensor_silence": {"silence": {"min_silence": "1m", "lookback": "5m", "seasonal": False, "alpha": 0.001}},
+}
+
+
+def test_a_sensor_firing_every_few_seconds_is_not_silent_just_after_a_minute_begins(clean):
+    """A campaign's false alarm: a sensor firing every 5 s, judged 7 s into a minute whose firings are not
+    folded yet (younger than the settle time), looked 67 s silent when its minute's events were placed at
+    the minute's start. Measured from its last firing, it is silent 9 s; once it really stops, the silence
+    is found a minute after its last firing, not later."""
+    from baton.ops.monitoring_config import load_monitoring
+
+    store = clean
+    config = load_monitoring({"monitoring": {"detectors": CAMPAIGN}})
+    start = NOW - timedelta(minutes=10) + timedelta(seconds=3)  # firings at :03, :08, ... :58 of each minute
+    store.append(_fired("orders", start, 10, 5))  # the last at NOW - 2 s
+    quiet = monitor.tick(store, config, NOW + timedelta(seconds=7))
+    assert [a.kind for a in quiet.anomalies] == []
+    b = schema.signal_buckets.c
+    with store.engine.connect() as conn:
+        latest = conn.scalar(
+            select(b.value_sum).where(b.kind == "sensor_silence", b.bucket == NOW - timedelta(minutes=1))
+        )
+    assert latest == 58.0  # the minute's latest firing, at its 58th second (kept as the largest)
+    assert monitor.tick(store, config, NOW + timedelta(seconds=50)).anomalies == []  # 52 s: under min_silence
+    late = monitor.tick(store, config, NOW + timedelta(seconds=63))
+    (anomaly,) = late.anomalies
+    assert (anomaly.kind, anomaly.where) == ("sensor_silence", "sensor:orders")
+    assert anomaly.evidence["silence_s"] == pytest.approx(65.0)  # from the last firing, to the second
+
+
+def test_a_two_minute_window_judged_seconds_into_a_minute_holds_two_minutes_of_calls(clean):
+    """A campaign's miss: 41 % of an agent's calls failing for minutes, against a 5-minute warm-up without
+    a failure, was never judged on more than about one minute of calls: a 2-minute window judged at :07
+    took the buckets that began in it (the last minute and 2 s of the current one). Buckets are now
+    stamped at their end, so the window takes every minute it overlaps, and the failures fire."""
+    from baton.ops.monitoring_config import load_monitoring
+
+    store = clean
+    config = load_monitoring({"monitoring": {"detectors": CAMPAIGN}})
+    store.append(
+        _calls("writer", NOW - timedelta(minutes=7), 5, 11, 0.0, 1)
+    )  # the warm-up: 55 calls, all good
+    failing = [
+        Event(type="step.failed" if i % 5 < 2 else "step.succeeded", run_id=f"f-{i}", workflow="w", step="s",
+              agent="writer", try_number=1, ts=NOW - timedelta(minutes=2) + timedelta(seconds=6 * i),
+              payload={"error_class": "AgentError"} if i % 5 < 2 else {"duration_s": 0.2})
+        for i in range(20)
+    ]  # fmt: skip  # two of every five fail, one call each 6 s for the last two minutes
+    store.append(failing)
+    judged = monitor.tick(store, config, NOW + timedelta(seconds=7))
+    (anomaly,) = [a for a in judged.anomalies if a.kind == "failure_rate"]
+    assert anomaly.where == "agent:writer"
+    (window,) = anomaly.evidence["windows"]
+    assert (window["calls"], window["bad"]) == (20, 8), window
+
+
 def _model_calls(agent: str, start: datetime, minutes: int, per_minute: int, reasked: float, seed: int):
     rng = random.Random(seed)
     return [

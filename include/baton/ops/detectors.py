@@ -244,8 +244,9 @@ def rate(counts: Counts, now: float | datetime, cfg: RateDetector) -> Verdict:
     at = seconds(now)
     windows = [_s(w) for w in cfg.windows]
     start, total, bad = counts.start, counts.total, counts.bad
-    hi = int(np.searchsorted(start, at, "left"))
-    base_lo, base_hi = np.searchsorted(start, [at - _s(cfg.baseline), at - windows[-1]], "left")
+    # (from, to] bounds: a bucket stamped at its end (baton.ops.signals) is in the window it ends in
+    hi = int(np.searchsorted(start, at, "right"))
+    base_lo, base_hi = np.searchsorted(start, [at - _s(cfg.baseline), at - windows[-1]], "right")
     base_calls, base_bad = int(total[base_lo:base_hi].sum()), int(bad[base_lo:base_hi].sum())
     a = base_bad + cfg.prior_rate * cfg.prior_weight
     b = base_calls - base_bad + (1 - cfg.prior_rate) * cfg.prior_weight
@@ -254,7 +255,7 @@ def rate(counts: Counts, now: float | datetime, cfg: RateDetector) -> Verdict:
 
     rows = []
     for span in windows:
-        lo = int(np.searchsorted(start, at - span, "left"))
+        lo = int(np.searchsorted(start, at - span, "right"))
         calls, bad_ = int(total[lo:hi].sum()), int(bad[lo:hi].sum())
         p_value = float(betabinom.sf(bad_ - 1, calls, a, b)) if calls and bad_ else 1.0
         share = bad_ / calls if calls else 0.0
@@ -371,7 +372,7 @@ def robust(points: Points, now: float | datetime, cfg: RobustDetector) -> Verdic
             base = logs[np.concatenate(ranges)] if ranges else np.empty(0)
             how = f"the same time of day (+/- {show(cfg.seasonal_width)}) on {days} previous days"
     if len(base) < cfg.min_baseline:
-        lo, top = np.searchsorted(time, [at - _s(cfg.baseline), at - windows[-1]], "left")
+        lo, top = np.searchsorted(time, [at - _s(cfg.baseline), at - windows[-1]], "right")
         base, how = logs[lo:top], f"the {show(cfg.baseline)} before the last {show(cfg.windows[-1])}"
     if len(base) < cfg.min_baseline:
         return Verdict(
@@ -387,7 +388,7 @@ def robust(points: Points, now: float | datetime, cfg: RobustDetector) -> Verdic
     up, down = cfg.direction in ("up", "both"), cfg.direction in ("down", "both")
     rows = []
     for span in windows:
-        recent = logs[int(np.searchsorted(time, at - span, "left")) : hi]
+        recent = logs[int(np.searchsorted(time, at - span, "right")) : hi]
         judged = len(recent) >= cfg.min_points
         q = float(np.quantile(recent, cfg.quantile)) if len(recent) else math.nan
         z = (q - base_q) / (factor * spread / math.sqrt(len(recent))) if len(recent) else math.nan

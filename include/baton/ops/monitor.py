@@ -101,7 +101,7 @@ def _series(store: EventStore, kind: str, scope: str, reach: timedelta, now: dat
     if kind in EVENT_SIGNALS:
         return signals.events(store, kind, scope, reach)
     read = signals.counts if kind in COUNT_SIGNALS else signals.points
-    return read(store, kind, scope, now - reach)
+    return read(store, kind, scope, now - reach, now)
 
 
 def _scoped_series(

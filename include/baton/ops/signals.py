@@ -20,7 +20,8 @@ Signals folded (scope ``agent:<name>`` unless said):
   the output schema on every ask (bad: ``error_class`` ``OutputInvalid``);
 - ``escalation_rate`` (scope ``workflow:<id>``): each step that ended and each hand-off of a step to a
   person because every agent failed (``approval.requested`` of kind ``escalation``: total and bad);
-- ``sensor_silence`` (scope ``sensor:<workflow>``): each time a workflow's sensor fired (``trigger.fired``);
+- ``sensor_silence`` (scope ``sensor:<workflow>``): each time a workflow's sensor fired (``trigger.fired``),
+  the value the second of the minute of its latest firing (kept as the largest, not summed);
 - ``runs_started`` (scope ``workflow:<id>``): each scheduled run's start (``run.started`` of ``run_type``
   scheduled), its time as the value: a minute's mean is the start itself (``baton.ops.schedules``);
 - ``sensor_lag`` (scope ``sensor:<workflow>``): how late a sensor saw the rows it fired on
@@ -43,7 +44,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, case, delete, func, or_, select
 
 from baton.errors import OutputInvalid
 from baton.events import schema
@@ -55,6 +56,7 @@ SETTLE = timedelta(seconds=5)
 RETENTION = timedelta(days=35)
 BATCH = 50_000
 CURSOR = "cursor"
+LATEST = ("sensor_silence",)  # event signals whose value is the second of their minute's latest event
 
 _DONE = {"step.succeeded": False, "subtask.succeeded": False, "step.failed": True, "subtask.failed": True}
 FAILED = tuple(kind for kind, failed in _DONE.items() if failed)  # the bad events of an agent's failure_rate
@@ -95,7 +97,8 @@ def _fold_event(acc: dict[Key, list[float]], kind: str, agent: str | None, workf
         return
     if kind == "trigger.fired":
         sensor = f"sensor:{workflow.removesuffix(SENSOR_DAG_SUFFIX)}"
-        _add(acc, "sensor_silence", sensor, ts)
+        cell = acc[("sensor_silence", sensor, _bucket(ts))]  # the latest firing's second in its minute
+        cell[0], cell[2] = cell[0] + 1, max(cell[2], (ts - _bucket(ts)).total_seconds())
         if (lag := _seconds((payload or {}).get("lag_s"))) is not None:
             _add(acc, "sensor_lag", sensor, ts, value=lag)
         return
@@ -219,12 +222,15 @@ def _upsert(conn: Connection, acc: dict[Key, list[float]]) -> None:
         for (k, s, b), (t, bad, v) in acc.items()
     ]
     statement = _insert(conn.engine)(table)
+    kept, new = table.c.value_sum, statement.excluded.value_sum
+    kinds = or_(*(table.c.kind == kind for kind in LATEST))  # not IN: its list cannot go in executemany
+    latest = case((kinds, case((new > kept, new), else_=kept)), else_=kept + new)
     statement = statement.on_conflict_do_update(
         index_elements=["kind", "scope", "bucket"],
         set_={
             "total": table.c.total + statement.excluded.total,
             "bad": table.c.bad + statement.excluded.bad,
-            "value_sum": table.c.value_sum + statement.excluded.value_sum,
+            "value_sum": latest,
         },
     )
     for start in range(0, len(values), 500):
@@ -259,26 +265,46 @@ def _epoch(buckets: Iterable[datetime]) -> np.ndarray:
     return np.array([b.timestamp() for b in buckets], dtype=float)
 
 
-def counts(store: EventStore, kind: str, scope: str, since: datetime) -> Counts:
-    """A rate signal's buckets since ``since``: calls and bad ones per minute."""
+def _ends(buckets: Iterable[datetime], until: datetime | None) -> np.ndarray:
+    """Each bucket at its end, the current one at ``until``: the time by which its events had happened,
+    so that a detector's window of N minutes takes every bucket it overlaps. At a bucket's start, a
+    2-minute window judged at 12:04:07 would take only 12:03 and the seconds of 12:04: half its data."""
+    ends = _epoch(buckets) + BUCKET.total_seconds()
+    return np.minimum(ends, until.timestamp()) if until is not None else ends
+
+
+def counts(
+    store: EventStore, kind: str, scope: str, since: datetime, until: datetime | None = None
+) -> Counts:
+    """A rate signal's buckets since ``since``: calls and bad ones per minute, each at its end (the
+    current minute's at ``until``: see :func:`_ends`)."""
     rows = _rows(store, kind, scope, since)
-    return Counts(_epoch(r[0] for r in rows), [r[1] for r in rows], [r[2] for r in rows])
+    return Counts(_ends((r[0] for r in rows), until), [r[1] for r in rows], [r[2] for r in rows])
 
 
-def points(store: EventStore, kind: str, scope: str, since: datetime) -> Points:
-    """A value signal's buckets since ``since``: each minute's mean."""
+def points(
+    store: EventStore, kind: str, scope: str, since: datetime, until: datetime | None = None
+) -> Points:
+    """A value signal's buckets since ``since``: each minute's mean, at the minute's end (see :func:`_ends`)."""
     rows = [r for r in _rows(store, kind, scope, since) if r[1] > 0]
-    return Points(_epoch(r[0] for r in rows), [r[3] / r[1] for r in rows])
+    return Points(_ends((r[0] for r in rows), until), [r[3] / r[1] for r in rows])
 
 
 def events(store: EventStore, kind: str, scope: str, reach: timedelta) -> Events:
-    """An event signal's buckets as the times things happened (each at its minute's start: a minute's
-    precision is what a silence of minutes needs), over ``reach`` before the LAST event, not before now:
-    a silence longer than the detector's reach is still measured against the rate before it."""
+    """An event signal's buckets as the times things happened, over ``reach`` before the LAST event, not
+    before now: a silence longer than the detector's reach is still measured against the rate before it.
+    Each minute's events are at its start but its latest, which is at its own second (:data:`LATEST`):
+    a silence is measured from the last event, not from the start of its minute (which made a sensor
+    firing every few seconds look a minute silent just after each minute began)."""
     b = schema.signal_buckets.c
     with store.engine.connect() as conn:
         last = conn.scalar(select(func.max(b.bucket)).where(b.kind == kind, b.scope == scope))
     if last is None:
         return Events([])
-    rows = _rows(store, kind, scope, last - reach)
-    return Events(np.repeat(_epoch(r[0] for r in rows), [int(r[1]) for r in rows]))
+    rows = [r for r in _rows(store, kind, scope, last - reach) if r[1] > 0]
+    starts, many = _epoch(r[0] for r in rows), np.array([int(r[1]) for r in rows], dtype=np.int64)
+    times = np.repeat(starts, many)
+    if kind in LATEST and len(times):  # each minute's latest event at its second
+        latest = np.cumsum(many) - 1
+        times[latest] = starts + np.clip([float(r[3]) for r in rows], 0.0, BUCKET.total_seconds() - 1e-6)
+    return Events(times)
