@@ -73,9 +73,8 @@ class FanOut:
         self.guard = guard_for(recorder, context, ttl, budgets)
         self.router.budgets = self.guard.budgets  # an agent's own budget's headroom weighs in its ranking
         self.cheap: set[str] = set()  # items a budget sent to the cheapest agent that fits (fallback)
-        self._answers: dict[
-            str, asyncio.Future
-        ] = {}  # for_each.dedupe: instruction -> its first item's answer
+        # for_each.dedupe: an instruction -> the answer of the first item that has it
+        self._answers: dict[str, asyncio.Future] = {}
 
     # --- one batch, from the list to the join ---------------------------------------------------
 

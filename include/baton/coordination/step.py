@@ -192,10 +192,8 @@ class StepRun:
             recorder.common["agent"] = agent.name
             events = [*recorder.start_events(), selected]
             return run_in_slot(recorder, agent, holder, self.ttl, events, work(agent))
-        tried = self.tried()
-        agent, slot = route_and_take(
-            step, recorder, tried, holder, self.ttl, self.log
-        )  # choice + slot at once
+        tried = self.tried()  # routed: the choice and its slot in one transaction
+        agent, slot = route_and_take(step, recorder, tried, holder, self.ttl, self.log)
         try:
             return run_in_slot(recorder, agent, holder, self.ttl, [], work(agent), slot)
         except BudgetExceeded as error:
