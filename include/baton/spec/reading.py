@@ -14,7 +14,8 @@ kept for the others.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -106,13 +107,7 @@ def scan(text: str, name: str, bound: Limits | None = None) -> None:
                     duplicates.append(issue)
             elif kind in _STARTS:
                 if len(stack) >= bound.max_yaml_depth:
-                    raise refuse(
-                        name,
-                        f"nesting deeper than {bound.max_yaml_depth} levels of mappings and lists",
-                        f"flatten this part of the file, {bound.fix('max_yaml_depth')}",
-                        event.start_mark.line + 1,
-                        _path(_child_path(parent)),
-                    )
+                    raise _too_deep(name, bound, event.start_mark.line + 1, _child_path(parent))
                 parent = _Node(_STARTS[kind], event.anchor, _child_path(parent))
                 stack.append(parent)
                 continue
@@ -204,21 +199,14 @@ def quick_load(text: str, name: str, bound: Limits | None = None) -> tuple[Any, 
         return None
     if sum(map(text.count, _STRUCTURAL)) > min(QUICK_MAX, bound.max_yaml_nodes // 2 - 1):
         return None
-    loader = LOADER(text)
     try:
-        node = loader.get_single_node()
-        if node is None:
-            return None, None
-        walk = _Walk(loader, name, bound)
-        data = walk.build(node, 0, ())
+        with _composed(text, name) as (loader, node):
+            if node is None:
+                return None, None
+            walk = _Walk(loader, name, bound)
+            data = walk.build(node, 0, ())
     except _Fallback:
         return None
-    except yaml.MarkedYAMLError as error:
-        raise _syntax_error(error, name) from None
-    except yaml.YAMLError as error:
-        raise refuse(name, f"YAML syntax error: {error}", "fix the YAML syntax") from None
-    finally:
-        loader.dispose()
     if walk.duplicates:
         raise TemplateError(walk.duplicates)
     return data, node
@@ -235,13 +223,7 @@ class _Walk:
         if isinstance(node, yaml.ScalarNode):
             return node.value if node.tag == _STR else self.loader.construct_object(node)
         if depth >= self.bound.max_yaml_depth:
-            raise refuse(
-                self.name,
-                f"nesting deeper than {self.bound.max_yaml_depth} levels of mappings and lists",
-                f"flatten this part of the file, {self.bound.fix('max_yaml_depth')}",
-                node.start_mark.line + 1,
-                _path(path),
-            )
+            raise _too_deep(self.name, self.bound, node.start_mark.line + 1, path)
         if isinstance(node, yaml.SequenceNode) and node.tag == _SEQ:
             return [self.build(item, depth + 1, (*path, i)) for i, item in enumerate(node.value)]
         if not (isinstance(node, yaml.MappingNode) and node.tag == _MAP):
@@ -263,17 +245,33 @@ class _Walk:
 def load(text: str, name: str) -> tuple[Any, yaml.Node | None]:
     """The file's data and its node tree (for line numbers), in one composition. A syntax error names
     the line where the construct that breaks opens (the quote, the bracket), and where it broke."""
+    with _composed(text, name) as (loader, node):
+        return (loader.construct_document(node) if node is not None else None), node
+
+
+@contextmanager
+def _composed(text: str, name: str) -> Iterator[tuple[Any, yaml.Node | None]]:
+    """The loader of ``text`` and its composed node tree (None: an empty file); a YAML error while
+    composing or building from it becomes the file's located TemplateError."""
     loader = LOADER(text)
     try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        yield loader, loader.get_single_node()
     except yaml.MarkedYAMLError as error:
         raise _syntax_error(error, name) from None
     except yaml.YAMLError as error:
         raise refuse(name, f"YAML syntax error: {error}", "fix the YAML syntax") from None
     finally:
         loader.dispose()
-    return data, node
+
+
+def _too_deep(name: str, bound: Limits, line: int, path: Loc) -> TemplateError:
+    return refuse(
+        name,
+        f"nesting deeper than {bound.max_yaml_depth} levels of mappings and lists",
+        f"flatten this part of the file, {bound.fix('max_yaml_depth')}",
+        line,
+        _path(path),
+    )
 
 
 def _syntax_error(error: yaml.MarkedYAMLError, name: str) -> TemplateError:
