@@ -285,38 +285,34 @@ class ModelCalls:
         self._agents: dict[str, Any] = {}
 
     def model_agent(self, agent: Agent) -> Any:
-        if agent.name not in self._agents:
-            step = self.step
-            hook = BatonAIHook(llm_conn_id=agent.llm_conn_id, model_id=agent.model)
-            self._agents[agent.name] = hook.create_agent(
-                output_model(step.task_id, step.output_spec) or str,
-                instructions=agent.system_prompt or f"You are {agent.name}. {agent.description}",
-                retries={"output": step.spec.output_retries},
-                name=agent.name,
-                capabilities=tracing.agent_capabilities(),  # the model's and tools' spans
-            )
-        return self._agents[agent.name]
+        """``agent``'s model agent for one item: the step's output (or text)."""
+        step = self.step
+        return self._made(agent, agent.name, lambda: output_model(step.task_id, step.output_spec) or str)
 
     def group_agent(self, agent: Agent, n: int) -> Any:
         """The model agent that answers ``n`` items of the step in one call: its output is ``answers``, a
         list of exactly ``n`` of the step's outputs, in the order of the tasks (a wrong count is re-asked)."""
-        key = f"{agent.name}*{n}"
-        if key not in self._agents:
+
+        def answers() -> Any:
             from pydantic import Field, create_model
 
-            step = self.step
-            item = output_model(step.task_id, step.output_spec) or TextOutput
-            answers = create_model(
-                f"{item.__name__}Answers",
-                answers=(list[item], Field(min_length=n, max_length=n, description="one per task, in order")),
-            )
+            item = output_model(self.step.task_id, self.step.output_spec) or TextOutput
+            one_each = Field(min_length=n, max_length=n, description="one per task, in order")
+            return create_model(f"{item.__name__}Answers", answers=(list[item], one_each))
+
+        return self._made(agent, f"{agent.name}*{n}", answers)
+
+    def _made(self, agent: Agent, key: str, output_type: Any) -> Any:
+        """The model agent kept under ``key``, made once with ``output_type()``: one per roster agent and
+        shape of answer, reused by every item."""
+        if key not in self._agents:
             hook = BatonAIHook(llm_conn_id=agent.llm_conn_id, model_id=agent.model)
             self._agents[key] = hook.create_agent(
-                answers,
+                output_type(),
                 instructions=agent.system_prompt or f"You are {agent.name}. {agent.description}",
-                retries={"output": step.spec.output_retries},
+                retries={"output": self.step.spec.output_retries},
                 name=agent.name,
-                capabilities=tracing.agent_capabilities(),
+                capabilities=tracing.agent_capabilities(),  # the model's and tools' spans
             )
         return self._agents[key]
 
