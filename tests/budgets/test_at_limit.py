@@ -234,3 +234,22 @@ def test_a_routed_step_whose_agent_s_budget_falls_back_goes_once_to_the_cheapest
         ("premium", "premium-day", "fallback")
     ]
     assert [e.agent for e in events if e.type == "model.called"] == ["thrifty"]
+
+
+def test_two_people_raising_a_budget_at_the_same_moment_raise_it_once(store):
+    import threading
+
+    budget = Budget(name="both", per="day", tokens=1000, at_limit="ask")
+    ledger, barrier, raised = Ledger(store), threading.Barrier(8), []
+
+    def answer(who: str) -> None:
+        barrier.wait()
+        raised.append(ledger.raise_once(budget, "2026-11-25", Spend(0.0, 500), who))
+
+    threads = [threading.Thread(target=answer, args=(f"person{i}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(raised) == [False] * 7 + [True]  # one raise, whoever was first
+    assert ledger.raised(budget, "2026-11-25") == Spend(0.0, 500)
