@@ -201,13 +201,16 @@ class Ledger:
 
     def spent(self, budget: Budget, window: str) -> tuple[Spend, Spend]:
         """(settled, reserved in flight) of ``budget`` in ``window``."""
-        with self.store.engine.connect() as conn:
-            return _spend(conn, budget.name, window, _now())[:2]
+        return self.window(budget, window)[:2]
 
     def raised(self, budget: Budget, window: str) -> Spend:
         """What a person added to ``budget``'s limit in ``window`` (nothing: ``Spend()``)."""
+        return self.window(budget, window)[2]
+
+    def window(self, budget: Budget, window: str) -> tuple[Spend, Spend, Spend]:
+        """(settled, reserved in flight, raised by a person) of ``budget`` in ``window``, in one query."""
         with self.store.engine.connect() as conn:
-            return _spend(conn, budget.name, window, _now())[2]
+            return _spend(conn, budget.name, window, _now())
 
     def raise_once(self, budget: Budget, window: str, extra: Spend, by: str) -> bool:
         """Add ``extra`` to ``budget``'s limit in ``window``, unless it was raised there already (under the

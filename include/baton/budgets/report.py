@@ -67,8 +67,7 @@ def budget_status(
         span = budget.span(now)
         windows = [budget.window("", now)] if span else _run_windows(store, budget)
         for window in windows:
-            settled, reserved = ledger.spent(budget, window)
-            raised = ledger.raised(budget, window)
+            settled, reserved, raised = ledger.window(budget, window)
             used = {"cost": settled.cost + reserved.cost, "tokens": settled.tokens + reserved.tokens}
             limits = {
                 "cost": budget.cost and budget.cost + raised.cost,
