@@ -75,6 +75,7 @@ class FanOut:
         self.cheap: set[str] = set()  # items a budget sent to the cheapest agent that fits (fallback)
         # for_each.dedupe: an instruction -> the answer of the first item that has it
         self._answers: dict[str, asyncio.Future] = {}
+        self._prompts: dict[str, str] = {}  # subtask id -> its rendered instruction
 
     # --- one batch, from the list to the join ---------------------------------------------------
 
@@ -404,7 +405,10 @@ class FanOut:
         return {**self.scope, "item": sub.item, "index": sub.index}
 
     def prompt(self, sub: Subtask) -> str:
-        return templating.render(self.step.spec.instruction, self._scope(sub))
+        """The item's instruction, rendered once per batch (grouping and dedupe read it before the call)."""
+        if sub.id not in self._prompts:
+            self._prompts[sub.id] = templating.render(self.step.spec.instruction, self._scope(sub))
+        return self._prompts[sub.id]
 
     async def _skill(self, name: str, sub: Subtask, prompt: str) -> Any:
         from baton.agents.skills import run_skill
