@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
+import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -36,7 +39,8 @@ SENSOR_DAGS = ["compliance_monitoring__sensor", "lead_qualification__sensor", "r
 
 
 def _cache_files(folder: Path) -> int:
-    return len(list((folder.parent / "cache").glob("*.json")))
+    with closing(sqlite3.connect(folder.parent / "cache" / "cache.sqlite3")) as db:
+        return db.execute("SELECT count(*) FROM entries_v1").fetchone()[0]
 
 
 def test_a_hit_builds_exactly_the_dags_validation_builds(folder, monkeypatch):
@@ -81,6 +85,7 @@ def test_a_change_of_batons_code_is_a_miss(folder, monkeypatch):
     cache = SpecCache(folder.parent / "cache")
     before = cache.key("workflows/a.yaml", b"x", b"y")
     monkeypatch.setattr(cache_module, "code_fingerprint", lambda: b"another version of Baton")
+    cache = SpecCache(folder.parent / "cache")  # each parse's process has a cache of its own
     assert cache.key("workflows/a.yaml", b"x", b"y") != before
     assert cache.key("workflows/b.yaml", b"x", b"y") != cache.key("workflows/a.yaml", b"x", b"y")
 
@@ -137,3 +142,106 @@ def test_touching_a_source_file_of_baton_is_a_miss(tmp_path, monkeypatch):
     added = cache_module.code_fingerprint()
     cache_module.code_fingerprint.cache_clear()  # the real package's, for the tests after this one
     assert len({first, edited, added}) == 3
+
+
+@pytest.fixture
+def settled(monkeypatch):
+    """Files count as settled at once (RACY: a file younger than two seconds is keyed by its bytes)."""
+    monkeypatch.setattr(cache_module, "RACY", 0.0)
+
+
+def test_a_template_the_cache_knows_is_not_read_again(folder, settled, monkeypatch):
+    import baton.compile.loader as loader
+
+    fresh, _ = compile_folder(folder)
+
+    def unread(path, name, *args):
+        if name.startswith("workflows/"):
+            raise AssertionError(f"{name} was read again")
+        return read_bytes(path, name, *args)
+
+    read_bytes = loader.read_bytes
+    monkeypatch.setattr(loader, "read_bytes", unread)
+    hit, errors = compile_folder(folder)
+    assert (errors, _serialized(hit)) == ([], _serialized(fresh))
+
+
+def test_a_same_size_edit_with_its_old_modification_time_put_back_is_a_miss(folder, settled):
+    path = folder / "workflows" / "lead_qualification.yaml"
+    old = path.stat()
+    compile_folder(folder)
+    text = path.read_text()
+    edited = text.replace("agent: marketing_lead_generator", "agent: marketing_lead_generatos")
+    assert len(edited) == len(text) and edited != text
+    path.write_text(edited)
+    os.utime(path, ns=(old.st_atime_ns, old.st_mtime_ns))  # as `cp -p` or an unpacked archive would
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (old.st_size, old.st_mtime_ns)
+    dags, errors = compile_folder(folder)  # the change time moved: a miss, validated again
+    assert "lead_qualification" not in dags
+    assert "unknown agent 'marketing_lead_generatos'" in str(errors[0])
+
+
+def test_a_file_written_a_moment_ago_is_keyed_by_its_bytes(folder):
+    cache = SpecCache(folder.parent / "cache")
+    path = folder / "workflows" / "lead_qualification.yaml"
+    assert cache.stat_key("workflows/lead_qualification.yaml", path.stat(), b"") is None  # just copied
+    old = time.time() - 60
+    os.utime(path, (old, old))
+    assert cache.stat_key("workflows/lead_qualification.yaml", path.stat(), b"") is None  # ctime: now
+
+
+def test_a_changed_limit_is_a_miss(folder, settled, monkeypatch):
+    assert compile_folder(folder)[1] == []
+    monkeypatch.setenv("BATON_MAX_YAML_DEPTH", "3")  # the cached verdicts were reached under 64
+    dags, errors = compile_folder(folder)
+    assert all("nesting deeper than 3 levels of mappings and lists" in str(e) for e in errors)
+    files = sorted(issue.file for error in errors for issue in error.issues)
+    templates = [f"workflows/{name}.yaml" for name in BUNDLED if name != "lead_followup"]
+    assert files == sorted(["agents.yaml", *templates])  # lead_followup nests no deeper than 3
+    assert sorted(dags) == ["lead_followup"]
+
+
+def test_a_damaged_cache_file_is_started_again(folder, caplog):
+    (folder.parent / "cache").mkdir()
+    (folder.parent / "cache" / "cache.sqlite3").write_bytes(b"not a database " * 1000)
+    dags, errors = compile_folder(folder)
+    assert (sorted(dags), errors) == (sorted(BUNDLED + SENSOR_DAGS), [])
+    assert "is damaged (file is not a database); starting it again" in caplog.text
+    assert _cache_files(folder) == len(BUNDLED)
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from baton.compile.cache import Entry, SpecCache
+
+folder, me = Path(sys.argv[1]), sys.argv[2]
+for round in range(20):
+    cache = SpecCache(folder)
+    for i in range(40):
+        key = f"{me}-{round}-{i}"
+        assert cache.get(key) is None
+        cache.put(key, Entry(None, '{"workflow": "' + key + '"}', {"a": ["b"]}))
+    cache.flush()
+    assert cache.folder is not None, "the cache was turned off"
+"""
+
+
+def test_processes_writing_the_cache_at_once_lose_nothing(tmp_path):
+    """Six processes (as the DAG processor's and the task processes') each write 800 entries in 20
+    parses at the same moment: every entry is there, each whole."""
+    import subprocess
+    import sys
+
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), f"p{n}"], stderr=subprocess.PIPE)
+        for n in range(6)
+    ]
+    assert [(w.wait(timeout=120), w.stderr.read().decode()[-500:]) for w in writers] == [(0, "")] * 6
+    cache = SpecCache(tmp_path)
+    assert cache.get("p3-19-39") == cache_module.Entry(None, '{"workflow": "p3-19-39"}', {"a": ["b"]})
+    with closing(sqlite3.connect(tmp_path / "cache.sqlite3")) as db:
+        assert db.execute("SELECT count(*), count(DISTINCT workflow) FROM entries_v1").fetchone() == (
+            4800,
+            4800,
+        )

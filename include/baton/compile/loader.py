@@ -15,7 +15,7 @@ from pathlib import Path
 from airflow.sdk import DAG, get_parsing_context
 
 from baton.compile.build import SENSOR_SUFFIX, build_dag, sensor_dag
-from baton.compile.cache import SpecCache, default_folder
+from baton.compile.cache import Entry, SpecCache, default_folder
 from baton.errors import Issue, TemplateError
 from baton.plan import plan_workflow, step_reads
 from baton.spec.loading import load_roster, load_workflow
@@ -74,17 +74,28 @@ def healthy_workflows(dags_folder: Path) -> list[Workflow]:
     roster, _, roster_bytes = _roster(dags_folder)
     cache = SpecCache(default_folder())
     found = []
-    for path in template_files(dags_folder):
-        name = str(path.relative_to(dags_folder))
-        try:
-            data = read_bytes(path, name)
-            workflow, _ = _checked(
-                path, dags_folder, roster, data, cache.key(name, data, roster_bytes), cache, True
-            )
-        except TemplateError:
-            continue
-        found.append(workflow)
+    try:
+        for path in template_files(dags_folder):
+            name = str(path.relative_to(dags_folder))
+            try:
+                workflow, _ = _checked(
+                    path, dags_folder, roster, _key(cache, path, name, roster_bytes), cache, True
+                )
+            except TemplateError:
+                continue
+            found.append(workflow)
+    finally:
+        cache.flush()
     return found
+
+
+def _key(cache: SpecCache, path: Path, name: str, roster: bytes) -> tuple[str, bytes | None]:
+    """The template's key in the validation cache, from what ``stat`` says of it; from its bytes when
+    the file changed too recently for that to be sure (then the bytes too, read once)."""
+    if (key := cache.stat_key(name, path.stat(), roster)) is not None:
+        return key, None
+    data = read_bytes(path, name)
+    return cache.key(name, data, roster), data
 
 
 def _errors_dag(errors: list[TemplateError], loaded: int) -> TemplateErrorsDag:
@@ -100,24 +111,35 @@ def _errors_dag(errors: list[TemplateError], loaded: int) -> TemplateErrorsDag:
 
 
 def _checked(
-    path: Path, dags_folder: Path, roster: Roster | None, data: bytes, key: str, cache: SpecCache, build: bool
+    path: Path,
+    dags_folder: Path,
+    roster: Roster | None,
+    keyed: tuple[str, bytes | None],
+    cache: SpecCache,
+    build: bool,
 ) -> tuple[Workflow | None, dict[str, tuple[str, ...]]]:
-    """The validated workflow of ``path`` (whose bytes are ``data``) and what each step reads, from the
-    cache when it can be. When no DAG is built, a template the cache knows to be healthy is not validated
-    again: (None, {})."""
-    if (found := cache.get(key)) is not None:
-        if "issues" in found:
-            raise TemplateError([Issue(**issue) for issue in found["issues"]])
+    """The validated workflow of ``path`` and what each step reads, from the cache when it can be
+    (``keyed``: its key, and its bytes if they were read for the key). When no DAG is built, a template
+    the cache knows to be healthy is not validated again: (None, {})."""
+    key, data = keyed
+    if (found := cache.get(key, whole=build)) is not None:
+        if found.issues is not None:
+            raise TemplateError([Issue(**issue) for issue in found.issues])
         if not build:
             return None, {}
-        return Workflow.model_validate(found["workflow"]), found["reads"]
+        reads = {step: tuple(needs) for step, needs in (found.reads or {}).items()}
+        return Workflow.model_validate_json(found.workflow), reads
     try:
+        data = data if data is not None else read_bytes(path, str(path.relative_to(dags_folder)))
         workflow = load_workflow(path, roster, root=dags_folder, data=data)
     except TemplateError as error:
-        cache.put(key, {"issues": [asdict(issue) for issue in error.issues]})
+        cache.put(key, Entry([asdict(issue) for issue in error.issues]))
         raise
     reads = step_reads(workflow)
-    cache.put(key, {"workflow": workflow.model_dump(mode="json"), "reads": reads})
+    # the model's own JSON, read back by pydantic's own parser: a third of json.loads and model_validate
+    cache.put(
+        key, Entry(None, workflow.model_dump_json(), {step: list(needs) for step, needs in reads.items()})
+    )
     return workflow, reads
 
 
@@ -142,28 +164,31 @@ def compile_folder(
         files = [path for path in files if path.stem == wanted]
     dags: dict[str, DAG | None] = {}
     errors = [roster_error] if roster_error else []
-    for path in files:
-        name, key = str(path.relative_to(dags_folder)), ""
-        try:
-            data = read_bytes(path, name)
-            key = cache.key(name, data, roster_bytes)
-            workflow, reads = _checked(path, dags_folder, roster, data, key, cache, build)
-            if workflow is None:  # checked before, and its plan and DAG did not fail since
-                dags[path.stem] = None
-                continue
-            plan = plan_workflow(workflow, roster, reads)
-            dags[workflow.workflow] = build_dag(plan) if build else None
-            if build and (sensor := sensor_dag(workflow)) is not None:
-                dags[sensor.dag_id] = sensor
-        except TemplateError as error:
-            errors.append(error)
-        except Exception as error:  # a Baton bug must not hide the healthy templates either
-            cache.forget(key)  # not healthy after all: the errors file plans it again, and names the bug
-            log.exception("Building %s failed", name)
-            issue = Issue(
-                name, "", f"{type(error).__name__}: {error}", "this is a Baton bug; please report it"
-            )
-            errors.append(TemplateError([issue]))
+    try:
+        for path in files:
+            name, key = str(path.relative_to(dags_folder)), ""
+            try:
+                keyed = _key(cache, path, name, roster_bytes)
+                key = keyed[0]
+                workflow, reads = _checked(path, dags_folder, roster, keyed, cache, build)
+                if workflow is None:  # checked before, and its plan and DAG did not fail since
+                    dags[path.stem] = None
+                    continue
+                plan = plan_workflow(workflow, roster, reads)
+                dags[workflow.workflow] = build_dag(plan) if build else None
+                if build and (sensor := sensor_dag(workflow)) is not None:
+                    dags[sensor.dag_id] = sensor
+            except TemplateError as error:
+                errors.append(error)
+            except Exception as error:  # a Baton bug must not hide the healthy templates either
+                cache.forget(key)  # not healthy after all: the errors file plans it again, and names the bug
+                log.exception("Building %s failed", name)
+                issue = Issue(
+                    name, "", f"{type(error).__name__}: {error}", "this is a Baton bug; please report it"
+                )
+                errors.append(TemplateError([issue]))
+    finally:
+        cache.flush()  # what this parse validated, in one write
     return dags, errors
 
 
