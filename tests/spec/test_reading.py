@@ -88,3 +88,67 @@ def test_most_bundled_files_take_the_quick_path():
 )
 def test_what_the_quick_path_must_not_take_goes_the_full_way(text):
     assert reading.quick_load(text, "t.yaml") is None
+
+
+def test_a_file_that_says_it_is_smaller_than_it_is_is_read_whole_and_still_bounded(monkeypatch):
+    """read_bytes sizes its buffer by what stat says; a file that grows meanwhile, or one whose size
+    stat does not know (here /proc, size 0), is still read to its end, and refused over the limit."""
+    lying = Path("/proc/self/cmdline")
+    assert lying.stat().st_size == 0 and len(lying.read_bytes()) > 10
+    assert reading.read_bytes(lying, "cmdline") == lying.read_bytes()
+    monkeypatch.setenv("BATON_MAX_TEMPLATE_BYTES", "10")
+    with pytest.raises(TemplateError) as refused:
+        reading.read_bytes(lying, "cmdline")
+    assert "cmdline: the file is at least 11 bytes, over the limit of 10 bytes for one template" in str(
+        refused.value
+    )
+
+
+SCALARS = """
+plain: text
+yes_no: [yes, no, on, off, y, n, true, False, TRUE]
+nulls: [~, null, Null, ""]
+numbers: [1, -2, 0x1F, 0o17, 017, 1_000, 1.5, 1e3, .inf, -.INF, .nan, 1:20, 190:20:30.15]
+dates: [2001-12-14, 2001-12-14t21:59:43.10-05:00, 2001-12-14 21:59:43.10 -5]
+quoted: ["yes", '1', "~"]
+merge_like: "<<"
+"1": one
+? [a, b]
+: complex key
+"""
+
+
+def test_the_loader_tags_and_builds_what_the_safe_loader_does():
+    """Baton's loader remembers the tags of plain scalars and skips the path resolvers: every tag of
+    every node, and the data, are the safe loader's own, for YAML 1.1's odd scalars and every bundled
+    file."""
+    import yaml
+
+    def tags(node):
+        children = node.value if isinstance(node, yaml.SequenceNode) else []
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        return [(node.tag, node.value if isinstance(node, yaml.ScalarNode) else None)] + [
+            tag for child in children for tag in tags(child)
+        ]
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    for text in [SCALARS, *(path.read_text() for path in BUNDLED)]:
+        ours, theirs = reading.LOADER(text), base(text)
+        try:
+            assert tags(ours.get_single_node()) == tags(theirs.get_single_node())
+        finally:
+            ours.dispose()
+            theirs.dispose()
+        if "? [a, b]" not in text:
+            assert yaml.load(text, Loader=reading.LOADER) == yaml.load(text, Loader=base)
+
+
+def test_a_declared_path_resolver_gets_the_safe_loaders_own_methods(monkeypatch):
+    import yaml
+
+    assert reading.LOADER("a: 1").descend_resolver is slice  # the cheap path, while none is declared
+    monkeypatch.setattr(reading.LOADER, "yaml_path_resolvers", {(((None, "a"),), yaml.ScalarNode): "!x"})
+    loader = reading.LOADER("a: 1")
+    assert loader.descend_resolver.__func__ is yaml.resolver.BaseResolver.descend_resolver
+    assert loader.resolve(yaml.ScalarNode, "1", (True, False)) == "tag:yaml.org,2002:int"

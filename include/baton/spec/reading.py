@@ -14,8 +14,10 @@ kept for the others.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,46 @@ import yaml
 from baton.errors import Issue, TemplateError
 from baton.limits import Limits, limits
 
-LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BASE = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@lru_cache(maxsize=16_384)
+def _plain_tag(value: str) -> str:
+    """The tag YAML 1.1 gives a plain (unquoted) scalar: the safe loader's implicit resolvers, as
+    ``BaseResolver.resolve`` applies them, kept per value (keys such as ``id`` and ``needs`` repeat)."""
+    resolvers = _BASE.yaml_implicit_resolvers
+    for tag, regexp in resolvers.get(value[:1], []) + resolvers.get(None, []):
+        if regexp.match(value):
+            return tag
+    return _BASE.DEFAULT_SCALAR_TAG
+
+
+class _Loader(_BASE):
+    """The safe loader, made cheaper to compose with: libyaml's composer asks Python for each node's tag
+    (``resolve``) and to track path resolvers (``descend_resolver``, ``ascend_resolver``), which the safe
+    loader never declares. Here the tags of plain scalars are remembered per value, and the two path
+    calls are C callables that do nothing with their arguments (``slice``, ``tuple``): together more than
+    a third of composing a template. The tags are the safe loader's own (the tests compare them); a
+    loader made while some path resolver is declared takes the safe loader's own methods."""
+
+    descend_resolver = staticmethod(slice)  # (parent, index) -> a throwaway slice: no Python frame
+    ascend_resolver = staticmethod(tuple)  # () -> ()
+
+    def __init__(self, stream: Any):
+        super().__init__(stream)
+        if self.yaml_path_resolvers:
+            self.descend_resolver = super().descend_resolver
+            self.ascend_resolver = super().ascend_resolver
+
+    def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+        if self.yaml_path_resolvers:
+            return super().resolve(kind, value, implicit)
+        if kind is yaml.ScalarNode:
+            return _plain_tag(value) if implicit[0] else self.DEFAULT_SCALAR_TAG
+        return self.DEFAULT_SEQUENCE_TAG if kind is yaml.SequenceNode else self.DEFAULT_MAPPING_TAG
+
+
+LOADER = _Loader
 Loc = Sequence[str | int]
 MERGE_KEY = "<<"
 
@@ -36,13 +77,18 @@ def refuse(name: str, message: str, fix: str, line: int | None = None, path: str
 def read_bytes(path: Path, name: str, bound: Limits | None = None) -> bytes:
     """The file's bytes, refused without reading further once over ``max_template_bytes``."""
     bound = bound or limits()
-    with path.open("rb") as file:
-        data = file.read(bound.max_template_bytes + 1)
+    with open(path, "rb") as file:
+        # read(n) allocates n bytes first: a buffer the file's size (a limit's worth was most of a read)
+        size = os.fstat(file.fileno()).st_size
+        data = file.read(min(size, bound.max_template_bytes) + 1)
+        if size < len(data) <= bound.max_template_bytes:  # it grew since: read on, up to the limit
+            data += file.read(bound.max_template_bytes + 1 - len(data))
     if len(data) > bound.max_template_bytes:
         size = path.stat().st_size
+        size_text = f"{size:,} bytes" if size >= len(data) else f"at least {len(data):,} bytes"
         raise refuse(
             name,
-            f"the file is {size:,} bytes, over the limit of {bound.max_template_bytes:,} bytes for one template",
+            f"the file is {size_text}, over the limit of {bound.max_template_bytes:,} bytes for one template",
             f"split it into smaller workflows, {bound.fix('max_template_bytes')}",
         )
     return data
@@ -213,33 +259,48 @@ def quick_load(text: str, name: str, bound: Limits | None = None) -> tuple[Any, 
 
 
 class _Walk:
-    """One walk of a composed node tree (no aliases): the data, the duplicate keys, the depth refused."""
+    """One walk of a composed node tree (no aliases): the data, the duplicate keys, the depth refused.
+    Where a node is is kept as a trail, (parent's trail, key), and spelled out only for a message."""
 
     def __init__(self, loader: Any, name: str, bound: Limits):
         self.loader, self.name, self.bound = loader, name, bound
         self.duplicates: list[Issue] = []
 
-    def build(self, node: yaml.Node, depth: int, path: tuple[str | int, ...]) -> Any:
-        if isinstance(node, yaml.ScalarNode):
+    def build(self, node: yaml.Node, depth: int, trail: tuple) -> Any:
+        kind = type(node)
+        if kind is yaml.ScalarNode:
             return node.value if node.tag == _STR else self.loader.construct_object(node)
         if depth >= self.bound.max_yaml_depth:
-            raise _too_deep(self.name, self.bound, node.start_mark.line + 1, path)
-        if isinstance(node, yaml.SequenceNode) and node.tag == _SEQ:
-            return [self.build(item, depth + 1, (*path, i)) for i, item in enumerate(node.value)]
-        if not (isinstance(node, yaml.MappingNode) and node.tag == _MAP):
+            raise _too_deep(self.name, self.bound, node.start_mark.line + 1, _spelled(trail))
+        if kind is yaml.SequenceNode and node.tag == _SEQ:
+            return [self.build(item, depth + 1, (trail, i)) for i, item in enumerate(node.value)]
+        if not (kind is yaml.MappingNode and node.tag == _MAP):
             raise _Fallback  # an explicit tag on a collection (!!set, !!omap, ...): the constructor's rules
         built: dict[Any, Any] = {}
-        seen: dict[tuple[str, bool], int] = {}  # (key, plain) -> its first line, as scan() keys them
+        seen: dict[tuple[str, bool], yaml.Node] = {}  # (key, plain) -> its first node, as scan() keys them
         for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
+            if type(key_node) is not yaml.ScalarNode:
                 raise _Fallback  # a collection as a key: the constructor refuses it in its words
-            line, mark = key_node.start_mark.line + 1, (key_node.value, key_node.style is None)
+            key = key_node.value
+            mark = (key, key_node.style is None)
             if mark in seen:
-                self.duplicates.append(_duplicate_issue(self.name, path, key_node.value, seen[mark], line))
+                first, line = seen[mark].start_mark.line + 1, key_node.start_mark.line + 1
+                self.duplicates.append(_duplicate_issue(self.name, _spelled(trail), key, first, line))
             else:
-                seen[mark] = line
-            built[self.build(key_node, depth + 1, path)] = self.build(value_node, depth + 1, (*path, mark[0]))
+                seen[mark] = key_node
+            built[key if key_node.tag == _STR else self.loader.construct_object(key_node)] = self.build(
+                value_node, depth + 1, (trail, key)
+            )
         return built
+
+
+def _spelled(trail: tuple) -> tuple[str | int, ...]:
+    """The path of a trail: ``(((), 'steps'), 0)`` is ``('steps', 0)``."""
+    parts: list[str | int] = []
+    while trail:
+        trail, part = trail
+        parts.append(part)
+    return tuple(reversed(parts))
 
 
 def load(text: str, name: str) -> tuple[Any, yaml.Node | None]:
