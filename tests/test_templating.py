@@ -307,6 +307,7 @@ def test_the_plain_hole_fast_path_reads_what_the_syntax_tree_reads():
 
     rng = random.Random(7)
     alphabet = ["{{", "}}", "{", "}", "%", "#", "-", ".", " ", "\n", "a", "steps", "inputs", "_x", "if", "0"]
+    alphabet += ["|", "default", "upper", "e", "(", ")", "('n/a')", '("_x")', "(2)", "attr('_x')", "'", ","]
     fuzz = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(3000)]
     cases = [(text, expression) for text in TRICKY + fuzz for expression in (False, True)]
     cases += _texts_of_the_shipped_templates()
@@ -318,5 +319,19 @@ def test_the_plain_hole_fast_path_reads_what_the_syntax_tree_reads():
             assert plain == _slow(source, expression), (source, expression)
     # the fast path is taken for most shipped texts and for many fuzzed ones, and refuses the rest
     assert taken > 500, taken
-    assert analysis._plain_reads("{{ a | upper }}", False) is None
+    for taken_by_fast_path in (
+        "{{ a | upper }}",
+        "x {{ steps.a.b|default('n/a') }} {{ c }}",
+        "{{ a | round(2) }}",
+    ):
+        assert analysis._plain_reads(taken_by_fast_path, False) == _slow(taken_by_fast_path, False)
+    assert analysis._plain_reads("a.b | default(0)", True) == _slow("a.b | default(0)", True)
+    for parsed in (
+        "{{ a | attr('_x') }}",
+        "{{ a | default('x', true) }}",
+        "{{ a | default('{{') }}",
+        "{{ a | b }}",
+    ):
+        assert analysis._plain_reads(parsed, False) is None, parsed
+    assert _slow("{{ a | attr('_x') }}", False).unsafe  # what the parse is for
     assert analysis._plain_reads("{{{ a }}", False) is None

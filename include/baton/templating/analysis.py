@@ -11,12 +11,21 @@ from jinja2 import nodes
 
 from baton.templating.sandbox import ATTRIBUTE_FILTERS, CONTEXT_NAMES, ENV, MUTATING_METHODS
 
-# The common form of an instruction: plain text with ``{{ name.attr.attr }}`` holes. Its reads follow from
-# the text alone, so it needs no syntax tree (a Jinja parse is most of the cost of validating a template).
-# Anything else (filters, calls, subscripts, blocks, comments, private names, keywords) takes the parse.
+# The common form of an instruction: plain text with ``{{ name.attr.attr }}`` holes, each with at most one
+# filter of SAFE_FILTERS and at most one constant argument (``{{ steps.a.total | default('n/a') }}``). Its
+# reads follow from the text alone, so it needs no syntax tree (a Jinja parse is most of the cost of
+# validating a template). Anything else (other filters, calls, subscripts, blocks, comments, private
+# names, keywords) takes the parse.
 _IDENT = r"[A-Za-z][A-Za-z0-9_]*"
-_HOLE = re.compile(r"\{\{\s*(" + _IDENT + r"(?:\." + _IDENT + r")*)\s*\}\}")
-_PATH = re.compile(r"\s*(" + _IDENT + r"(?:\." + _IDENT + r")*)\s*")
+# Filters that read no attribute by name (those are ATTRIBUTE_FILTERS, checked on the tree) and take at
+# most one plain argument.
+SAFE_FILTERS = ("default", "d", "upper", "lower", "title", "capitalize", "trim", "tojson", "length", "count")
+SAFE_FILTERS += ("int", "float", "string", "round", "abs", "first", "last", "join", "list", "e", "escape")
+_CONSTANT = r"""(?:'[^'\\{}%#]*'|"[^"\\{}%#]*"|[0-9]+(?:\.[0-9]+)?)"""
+_FILTER = r"(?:\s*\|\s*(" + "|".join(SAFE_FILTERS) + r")\b(?:\s*\(\s*" + _CONSTANT + r"\s*\))?)?"
+_BODY = r"\s*(" + _IDENT + r"(?:\." + _IDENT + r")*)" + _FILTER + r"\s*"
+_HOLE = re.compile(r"\{\{" + _BODY + r"\}\}")
+_PATH = re.compile(_BODY)
 _MARKUP = re.compile(r"\{[{%#]")
 # Names Jinja's parser reads as constants or operators, never as a variable.
 _KEYWORDS = frozenset(
@@ -145,14 +154,17 @@ def _analyse(source: str, expression: bool) -> Reads:
 def _plain_reads(source: str, expression: bool) -> Reads | None:
     """What a text of plain holes (``{{ a.b.c }}``; an expression ``a.b.c``) reads, the same as the tree
     walk finds (checked equal in the tests); None for any other text."""
+    filtered: list[bool] = []  # each hole's filter puts its path a level deeper (Output > Filter > Getattr)
     if expression:
         match = _PATH.fullmatch(source)
         paths = [match[1]] if match else None
+        filtered = [bool(match and match[2])]
     else:
         paths, data, start = [], [], 0
         for hole in _HOLE.finditer(source):
             data.append(source[start : hole.start()])
             paths.append(hole[1])
+            filtered.append(bool(hole[2]))
             start = hole.end()
         data.append(source[start:])
         # markup left in the text, or a brace touching a hole (``{{{ a }}``), is for the parser
@@ -169,8 +181,10 @@ def _plain_reads(source: str, expression: bool) -> Reads | None:
     for path in parts:
         if path[0] in found and len(path) > 1:
             found[path[0]].add(path[1])
-    # Template > Output > (data | Getattr... > Name): a hole of n names is n + 1 levels deep
-    depth = max((1 + len(path) for path in parts), default=2 if source else 0)
+    # Template > Output > (data | [Filter >] Getattr... > Name): a hole of n names is n + 1 levels deep, or
+    # n + 2 with its filter (whose one constant argument is at level 3, no deeper than the name)
+    levels = (1 + len(path) + deeper for path, deeper in zip(parts, filtered, strict=True))
+    depth = max(levels, default=2 if source else 0)
     unknown = frozenset({path[0] for path in parts}.difference({"self"}, CONTEXT_NAMES, ENV.globals))
     steps, inputs = frozenset(found["steps"]), frozenset(found["inputs"])
     return Reads(unknown, steps, inputs, frozenset(found["context"]), (), depth, (unknown, steps, inputs))

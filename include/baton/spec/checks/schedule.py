@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from baton.spec.checks.common import Found
 from baton.spec.models import PRESETS, Workflow
 
 
+@lru_cache(maxsize=1024)
+def _valid_cron(cron: str) -> bool:
+    """croniter's verdict, once per expression a parse meets (most templates share a few)."""
+    from croniter import croniter
+
+    return croniter.is_valid(cron)
+
+
 def _check_schedule(workflow: Workflow) -> Iterator[Found]:
     cron = workflow.schedule.cron
     if cron is not None and not cron.startswith("@"):
-        from croniter import croniter
-
-        if not croniter.is_valid(cron):
+        if not _valid_cron(cron):
             yield (
                 ("schedule",),
                 f"invalid cron expression '{cron}'",
