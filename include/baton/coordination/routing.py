@@ -10,7 +10,6 @@ name their agent still queue in its pool as well.) The circuit breaker's state i
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -18,10 +17,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
 
 from baton.coordination.load import Breakers, GroupCommit, Slots
-from baton.errors import AgentError, BudgetExceeded
+from baton.errors import AgentError
 from baton.events.store import Event, EventStore
 from baton.spec.roster import Agent
 
@@ -33,9 +31,6 @@ __all__ = [
     "NoCandidate",
     "Router",
     "Slots",
-    "choose_for_step",
-    "route_and_take",
-    "run_in_slot",
     "score_candidates",
 ]
 
@@ -67,6 +62,7 @@ class Choice:
     scores: dict[str, float]
     excluded: dict[str, str]
     reason: str
+    learned: dict[str, Any] | None = None  # a learned route's posterior of each candidate and its draw
 
     def payload(self, subtask: str = "") -> dict[str, Any]:
         return {
@@ -76,6 +72,7 @@ class Choice:
             "excluded": self.excluded,
             "reason": self.reason,
             "subtask": subtask,
+            **({"learned": self.learned} if self.learned is not None else {}),
         }
 
 
@@ -133,7 +130,31 @@ class Router:
     store: EventStore
     agents: list[Agent]
     budgets: Sequence[Any] = ()  # the budgets of ``dags/budgets.yaml``: an agent's own ones weigh in
+    # A learned route (``route.learn``): the step's policy, learned from its outcomes when a choice is
+    # made (read in the choice's transaction), and the generator its draws come from.
+    learner: Callable[[Connection | None], Any] | None = None
+    rng: Any = None
     _stats: dict[str, Any] | None = field(default=None, repr=False)
+
+    @classmethod
+    def learning(
+        cls,
+        store: EventStore,
+        agents: list[Agent],
+        workflow: str,
+        step: str,
+        prefer: str,
+        learn: Any,
+        budgets: Sequence[Any] = (),
+        rng: Any = None,
+    ) -> Router:
+        """A router whose choice for step ``step`` of ``workflow`` is learned (see ``learned``)."""
+        from baton.coordination.learned import policy_for
+
+        def learner(conn: Connection | None) -> Any:
+            return policy_for(store, workflow, step, prefer, learn, conn)
+
+        return cls(store, agents, budgets, learner=learner, rng=rng)
 
     @property
     def slots(self) -> Slots:
@@ -194,6 +215,8 @@ class Router:
             candidates,
             key=lambda a: (load[a.name] >= a.max_concurrency, a.name in spent, -scores[a.name], a.name),
         )
+        if self.learner is not None and (learned := self._learned(ranked, load, spent, excluded, conn)):
+            return learned
         best = ranked[0]
         busy = " (every candidate is busy: it waits for a slot)" * (load[best.name] >= best.max_concurrency)
         return Choice(
@@ -202,6 +225,35 @@ class Router:
             scores=scores,
             excluded=excluded,
             reason=f"prefer {prefer}: {why[best.name]}{busy}",
+        )
+
+    def _learned(
+        self,
+        ranked: list[Agent],
+        load: Mapping[str, int],
+        spent: set[str],
+        excluded: dict[str, str],
+        conn: Connection | None,
+    ) -> Choice | None:
+        """The learned policy's choice among the candidates that may be called now (a free slot, budget
+        left), the others after them in the ranking's order; None when there is none (every candidate
+        busy: the ranking's order then, waiting for a slot)."""
+        from baton.coordination.learned import available
+
+        names = available(ranked, dict(load), spent)
+        if not names:
+            return None
+        decision = self.learner(conn).choose(names, self.rng)
+        arms = decision.explanation["arms"]
+        drawn = sorted(names, key=lambda name: (-arms[name]["draw"], name))
+        by_name = {a.name: a for a in ranked}
+        return Choice(
+            agent=by_name[decision.arm],
+            ranked=drawn + [a.name for a in ranked if a.name not in arms],
+            scores={name: arm["mean"] for name, arm in arms.items()},
+            excluded=excluded,
+            reason=decision.explanation["reason"],
+            learned=decision.explanation,
         )
 
     def _excluded(
@@ -277,104 +329,3 @@ class Router:
                     if agent.name not in room or left < room[agent.name][1]:
                         room[agent.name] = (budget.name, left)
         return room
-
-
-def choose_for_step(
-    step: Any, recorder: Any, tried: dict[str, str], agent: Agent | None, log: Any
-) -> tuple[Agent, Event]:
-    """The agent of this try of ``step`` (a compiled step) and its ``agent.selected`` event: ``agent``
-    when a person chose it, the named agent, or the router's best candidate leaving out the agents
-    that failed this step in earlier tries (``tried``)."""
-    if agent is not None or not step.routed:
-        reason = "chosen by a person" if agent is not None else "named by the template"
-        agent = agent or step.agent
-        payload = {"agent": agent.name, "candidates": [agent.name], "reason": reason}
-        return agent, recorder.event("agent.selected", payload, agent=agent.name)
-    route = step.spec.route
-    router = Router(recorder.store, list(step.candidates), _budgets(recorder))
-    choice = router.rank(route.capabilities, route.prefer, tried)
-    log.info("Step %s routed to %s: %s", step.task_id, choice.agent.name, choice.reason)
-    return choice.agent, recorder.event("agent.selected", choice.payload(), agent=choice.agent.name)
-
-
-def _budgets(recorder: Any) -> tuple[Any, ...]:
-    """The budgets next to the DAG file of the recorder's task (a broken file: none here; the call's own
-    reservation then fails the step with the file's errors)."""
-    from baton.budgets.config import budgets_of, dags_folder_of
-    from baton.errors import TemplateError
-
-    try:
-        return budgets_of(dags_folder_of(recorder.context))
-    except TemplateError:
-        return ()
-
-
-def route_and_take(
-    step: Any,
-    recorder: Any,
-    tried: dict[str, str],
-    holder: str,
-    ttl: timedelta,
-    log: Any,
-    prefer: str | None = None,
-) -> tuple[Agent, int]:
-    """A routed step's agent and one of its slots, chosen and taken in one transaction (with the try's
-    start events and its ``agent.selected``), so that tasks routed at the same moment see each other's
-    slots; waits while every candidate is full. ``prefer``: instead of the route's (a budget's fallback:
-    ``cheap``, recorded as a second choice of the try)."""
-    route = step.spec.route
-    router = Router(recorder.store, list(step.candidates), _budgets(recorder))
-    router.stats()
-
-    start = recorder.start_events()  # read before the transaction (a second SQLite one would wait for it)
-
-    def events(choice: Choice) -> list[Event]:
-        recorder.common["agent"] = choice.agent.name
-        again = "budget fallback" if prefer else ""  # the try's second choice: its own event
-        selected = recorder.event("agent.selected", choice.payload(), again, agent=choice.agent.name)
-        named = [replace(e, agent=choice.agent.name) if e.type == "step.started" else e for e in start]
-        return [*named, selected]
-
-    delay, since = 0.02, time.monotonic()
-    while True:
-        try:
-            with recorder.store.engine.begin() as conn:
-                taken = router.take_best(
-                    conn, route.capabilities, prefer or route.prefer, tried, holder, ttl, events, since
-                )
-        except IntegrityError:
-            taken = None  # another process took that slot between our read and our insert: ask again
-        if taken is not None:
-            choice, slot = taken
-            log.info("Step %s routed to %s: %s", step.task_id, choice.agent.name, choice.reason)
-            return choice.agent, slot
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.5)
-
-
-def run_in_slot(
-    recorder: Any,
-    agent: Agent,
-    holder: str,
-    ttl: timedelta,
-    events: Sequence[Event],
-    work: Any,
-    slot: int | None = None,
-) -> Any:
-    """``work()`` holding one of ``agent``'s load slots (taken with ``events`` in one transaction, unless
-    ``slot`` is one taken already); its failure or success counts in the agent's circuit breaker."""
-    from baton.coordination.breaker import record_failure, record_success
-
-    slots = Slots(recorder.store)
-    if slot is None:
-        slot = slots.take(agent, holder, ttl, events)
-    try:
-        output = work()
-    except Exception as error:
-        if not isinstance(error, BudgetExceeded):  # the agent did not fail: its budget did
-            record_failure(recorder, agent, error)
-        raise
-    finally:
-        slots.release(agent.name, slot)
-    record_success(recorder, agent)
-    return output

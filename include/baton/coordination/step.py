@@ -138,9 +138,10 @@ class StepRun:
             return self._execute()
         try:
             answer = escalation.Answer.of(event, kind, state)
-            self.recorder.record(
-                self.recorder.event("approval.answered", answer.payload(), discriminator=kind)
-            )
+            answered = [self.recorder.event("approval.answered", answer.payload(), discriminator=kind)]
+            if (judged := escalation.verdict(answer)) is not None:  # what learned routing learns
+                answered.append(self.recorder.event("feedback.recorded", judged, discriminator=kind))
+            self.recorder.record(*answered)
             answer.raise_if_refused(self.step.task_id)
             scope = self.scope()
             versions = self.read_context(scope)
@@ -174,7 +175,7 @@ class StepRun:
         routed call its agent's budget refuses with ``at_limit: fallback`` goes, once, to the cheapest
         capable agent whose call fits (``prefer: cheap``, that agent left out)."""
         from baton.agents.call import call_step
-        from baton.coordination.routing import choose_for_step, route_and_take, run_in_slot
+        from baton.coordination.routed import choose_for_step, route_and_take, run_in_slot
         from baton.errors import BudgetExceeded
 
         step, recorder = self.step, self.recorder

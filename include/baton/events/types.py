@@ -131,6 +131,11 @@ class AgentSelected(Payload):
     queue_wait_s: float = Field(
         default=0.0, description="seconds the call waited for a free slot of the agent"
     )
+    learned: dict[str, Any] | None = Field(
+        default=None,
+        description="a learned route's choice: the policy, its settings, and each candidate's posterior "
+        "(mean, scale, df, effective calls) and draw",
+    )
 
 
 @event_type("agent.breaker_opened")
@@ -313,6 +318,18 @@ class ApprovalAnswered(Payload):
     by: str = ""
     timed_out: bool = False
     fields: list[str] = Field(default_factory=list, description="the names of the fields the person filled")
+
+
+@event_type("feedback.recorded")
+class FeedbackRecorded(Payload):
+    """A verdict on a step's output: a person's review on the Required Actions page (approve 1, edit
+    0.5, reject 0), or a score from outside the run (``baton feedback``, the API). Learned routing learns
+    it with the try that gave the output."""
+
+    score: float = Field(ge=0, le=1)
+    verdict: Literal["approve", "edit", "reject", "score"] = "score"
+    source: Literal["review", "cli", "api"] = "api"
+    by: str = Field(default="", max_length=250)
 
 
 @event_type("alert.raised")

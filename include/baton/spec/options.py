@@ -6,7 +6,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    Tag,
+    model_validator,
+)
 
 from baton.spec.common import Duration
 
@@ -164,14 +173,54 @@ class UsageLimits(_Strict):
     tool_calls_limit: int | None = Field(default=None, ge=0)
 
 
+class Learn(_Strict):
+    """Learned routing: the step's own past calls teach which agent does it best (discounted Thompson
+    sampling over each call's reward: answered, valid, fast and cheap as ``prefer`` weighs them, and a
+    person's verdict where there is one). ``learn: true`` takes these defaults."""
+
+    half_life_calls: int = Field(
+        default=30,
+        ge=1,
+        le=100_000,
+        description="an outcome counts half after this many later calls of its agent: an agent that "
+        "degrades loses its traffic within tens of calls",
+    )
+    recheck_calls: int = Field(
+        default=1000,
+        ge=10,
+        le=1_000_000,
+        description="every outcome also fades by half over this many calls of the step, so an agent "
+        "nobody calls is tried again",
+    )
+    history: int = Field(default=1000, ge=10, le=10_000, description="the step's latest tries it learns from")
+
+
+def _learn(value: Any) -> Any:
+    if value is True:
+        return Learn()
+    if value is False or value is None or isinstance(value, Learn):
+        return None if value is False else value
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"learn is true, false or a mapping (half_life_calls, recheck_calls, history), not {str(value)[:40]!r}"
+        )
+    return Learn.model_validate(value)
+
+
 class Route(_Strict):
     """Pick the agent at run time: among roster agents having every capability, ranked by load
-    (calls running against ``max_concurrency``) and track record (success rate, latency, cost)."""
+    (calls running against ``max_concurrency``) and track record (success rate, latency, cost), or,
+    with ``learn``, by what the step's own past calls taught."""
 
     capabilities: list[str] = Field(
         default_factory=list, description="a for_each step adds each item's own 'capabilities'"
     )
     prefer: Literal[PREFERENCES] = "balanced"  # type: ignore[valid-type]
+    learn: Annotated[Learn | StrictBool | None, BeforeValidator(_learn)] = Field(
+        default=None,
+        description="learn which agent does this step best from its past calls (true: the defaults); "
+        "for a step without for_each",
+    )
 
 
 ESCALATE_SHORTHANDS = {"human": {"when": "always"}, "on_failure": {"when": "failure"}}

@@ -196,6 +196,13 @@ def _check_fan_outs(workflow: Workflow, roster: Roster | None) -> Iterator[Found
             continue
         name, field = step.source
         loc = ("steps", index, "for_each")
+        if (route := getattr(step, "route", None)) is not None and route.learn:
+            yield (
+                ("steps", index, "route", "learn"),
+                "learned routing chooses the agent of a step's call; a for_each step's items are spread over "
+                "the capable agents by load",
+                "remove learn here, or learn on a step without for_each",
+            )
         if step.reviewed:
             yield (
                 ("steps", index, "escalate"),
