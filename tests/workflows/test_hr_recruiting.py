@@ -207,6 +207,11 @@ def test_a_person_is_asked_to_review_the_invitations_and_approves_them(approved)
         ["Approve"],
         "Hana Reviewer",
     )
+    (verdict,) = _events(run.run_id, "feedback.recorded")  # what learned routing learns of the draft
+    assert (verdict.step, verdict.payload) == (
+        "review",
+        {"score": 1.0, "verdict": "approve", "source": "review", "by": "Hana Reviewer"},
+    )
 
 
 # --- edited ----------------------------------------------------------------------------------
@@ -232,6 +237,8 @@ def test_a_person_edits_the_invitations_and_the_plan_follows_the_edit(edited, bo
     ]
     assert plan["not_invited"] == ["c01", "c05", "c06", "c08", "c02"]
     assert board.count("/edited/postings") == 1
+    (verdict,) = _events(run.run_id, "feedback.recorded")  # an edited draft: half marks
+    assert (verdict.payload["verdict"], verdict.payload["score"]) == ("edit", 0.5)
 
 
 # --- nobody applied ------------------------------------------------------------------------------

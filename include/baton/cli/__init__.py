@@ -20,6 +20,7 @@ COMMANDS = (
     "incidents",
     "cost",
     "capacity",
+    "feedback",
 )  # modules of baton.cli, in the order of --help
 
 __all__ = ["COMMANDS", "SCHEMA_DIR", "main", "parser"]

@@ -337,6 +337,20 @@ class Answer:
             )
 
 
+VERDICTS = {APPROVE: ("approve", 1.0), USE_OUTPUT: ("edit", 0.5), REJECT: ("reject", 0.0)}
+
+
+def verdict(answer: Answer) -> dict[str, Any] | None:
+    """A person's review of an agent's draft as a ``feedback.recorded`` payload: approved 1, edited 0.5,
+    rejected 0. None when nobody judged a draft (the timeout's default, an output typed from scratch)."""
+    if answer.kind != "review" or answer.timed_out or not answer.chosen or answer.state.get("draft") is None:
+        return None
+    if answer.choice not in VERDICTS:
+        return None
+    name, score = VERDICTS[answer.choice]
+    return {"score": score, "verdict": name, "source": "review", "by": answer.by[:250]}
+
+
 def apply(answer: Answer, run: Any, scope: dict[str, Any], versions: dict[str, int]) -> Any:
     """The step's output from the person's answer; ``run`` is the step's :class:`StepRun`."""
     step, choice, state = run.step, answer.choice, answer.state

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from fastapi import Depends, FastAPI, HTTPException, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
 
 from baton.events import projections, replay
 from baton.events.store import EventStore
@@ -139,3 +140,42 @@ def cost(
     except TemplateError as broken:
         budgets, error = (), str(broken)[:4000]
     return {**cost_document(EventStore.from_airflow(), budgets, days, by), "budgets_error": error}
+
+
+# --- feedback (issue 20) ----------------------------------------------------------------------------
+
+ActOnRuns = Depends(requires_access_dag("PUT", DagAccessEntity.RUN))
+
+
+class Feedback(BaseModel):
+    """A verdict on a step's output: 0 (bad) .. 1 (good)."""
+
+    model_config = ConfigDict(extra="forbid")
+    step: str = Field(min_length=1, max_length=250)
+    score: float = Field(ge=0, le=1, allow_inf_nan=False)
+
+
+@app.post("/api/dags/{dag_id}/runs/{run_id}/feedback", dependencies=[ActOnRuns])
+def feedback(
+    dag_id: Annotated[str, Path(max_length=250)],
+    run_id: Annotated[str, Path(max_length=250)],
+    body: Feedback,
+    user: GetUserDep,
+) -> dict:
+    """``baton feedback``: the logged-in user's score for a step of a run of ``dag_id`` (as one who may
+    change that DAG's runs), recorded as its ``feedback.recorded`` event; learned routing learns it."""
+    from baton.events.feedback import FeedbackError, record
+
+    try:
+        event = record(
+            EventStore.from_airflow(), run_id, body.step, body.score, user.get_name(), "api", dag_id
+        )
+    except FeedbackError as error:
+        raise HTTPException(404 if str(error).startswith("no run") else 422, str(error)) from None
+    return {
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "step": body.step,
+        "score": body.score,
+        "by": event.payload["by"],
+    }
