@@ -21,6 +21,7 @@ COMMANDS = (
     "cost",
     "capacity",
     "feedback",
+    "diff",
 )  # modules of baton.cli, in the order of --help
 
 __all__ = ["COMMANDS", "SCHEMA_DIR", "main", "parser"]
