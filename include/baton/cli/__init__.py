@@ -22,6 +22,7 @@ COMMANDS = (
     "capacity",
     "feedback",
     "diff",
+    "errors",
 )  # modules of baton.cli, in the order of --help
 
 __all__ = ["COMMANDS", "SCHEMA_DIR", "main", "parser"]

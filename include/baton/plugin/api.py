@@ -142,6 +142,20 @@ def cost(
     return {**cost_document(EventStore.from_airflow(), budgets, days, by), "budgets_error": error}
 
 
+@app.get("/api/errors", dependencies=[ReadRuns])
+def errors(
+    hours: Annotated[float, Query(gt=0, le=24 * 366, allow_inf_nan=False)] = 24,
+    recent: Annotated[float, Query(gt=0, le=24 * 366, allow_inf_nan=False)] = 1,
+    workflow: Annotated[str | None, Query(max_length=250)] = None,
+) -> dict:
+    """``baton errors --json``: the failures of the last ``hours`` grouped by normalised message, error
+    class, workflow, step and agent, with what is new, rising or quiet in the last ``recent`` hours."""
+    from baton.ops.errors import patterns
+
+    found = patterns(EventStore.from_airflow(), hours, recent, workflow)
+    return {"hours": hours, "recent_hours": recent, "patterns": [p.document() for p in found]}
+
+
 # --- feedback (issue 20) ----------------------------------------------------------------------------
 
 ActOnRuns = Depends(requires_access_dag("PUT", DagAccessEntity.RUN))
