@@ -248,8 +248,11 @@ def rest_routes():
     from airflow.api_fastapi.auth.managers.simple.routes.login import login_router
     from airflow.api_fastapi.core_api.routes.public import public_router
 
+    from baton.plugin.api import app
+
     routes = [(r.path, r) for r in public_router.routes]
     routes += [("/auth" + r.path, r) for r in login_router.routes]
+    routes += [("/baton" + r.path, r) for r in app.routes if getattr(r, "methods", None)]  # Baton's API
     return routes
 
 
@@ -288,6 +291,8 @@ def _check_command(words: list[str], routes, makefile: str) -> None:
         _check_curl(words, routes)
     elif tool == "make":
         assert all(re.search(rf"^{re.escape(t)}:", makefile, re.M) for t in args), words
+    elif tool == "git":  # a template as it was: git show <rev>:<path of the repository>
+        assert args[0] == "show" and (ROOT / args[1].split(":", 1)[1]).is_file(), words
     elif tool in {"source", "bash", ".venv/bin/python", "cp"}:
         assert (ROOT / args[0]).is_file(), f"{args[0]} is not a file of the repository"
     elif tool == "python3":  # reads the token out of the JSON answer
