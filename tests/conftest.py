@@ -84,10 +84,11 @@ def _terminated(*_: object) -> None:
 # The longest test files (seconds on this machine, measured with --durations), started first: the
 # xdist workers then end together instead of one waiting through the last long file alone.
 SLOW_FIRST = (
-    # ~420 s: the shared Airflow's files, in this order (one unit of work: SHARED_AIRFLOW_FILES below)
+    # ~240 s: the shared Airflow's files, in this order (one unit of work: SHARED_AIRFLOW_FILES below)
     "tests/integration/test_airflow.py",
     "tests/integration/test_triggers.py",
     "tests/bench/test_smoke_airflow.py",
+    "tests/integration/test_monitor_airflow.py",  # ~270 s, most of it waiting on the monitor's minutes
     "tests/integration/test_celery.py",  # ~140 s, with the Celery benchmark's tiny run
     "tests/workflows/test_invoice_processing.py",  # ~75 s
     "tests/workflows/test_market_research.py",  # ~60 s

@@ -17,6 +17,7 @@ import pytest
 from demo.http_service import PartnerService
 
 from baton.cli.approve import SETTLE_S
+from baton.events import projections
 from baton.events.replay import fold
 from baton.events.store import Event, EventStore, engine_for
 from devtools.standalone import Standalone
@@ -251,6 +252,64 @@ def test_baton_cost_is_on_the_api_behind_airflows_authentication(running):
     ):
         refused = httpx.get(url, headers=headers, params=params, timeout=30)
         assert refused.status_code == 422, (params, refused.status_code, refused.text[:300])
+
+
+def test_error_patterns_are_on_the_api_behind_airflows_authentication(running):
+    url, headers = f"{running.url}/baton/api/errors", {"Authorization": f"Bearer {running.token()}"}
+    assert httpx.get(url, timeout=30).status_code == 401
+    answer = httpx.get(url, headers=headers, params={"hours": 48, "recent": 2}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    document = answer.json()
+    assert (document["hours"], document["recent_hours"]) == (48, 2)
+    keys = {"error_class", "message", "workflow", "step", "agent", "count", "recent", "runs", "change"}
+    assert all(keys <= set(p) for p in document["patterns"])
+    for params in (
+        {"hours": 0},
+        {"hours": "nan"},
+        {"hours": 10**9},
+        {"recent": "-1"},
+        {"workflow": "w" * 5000},
+    ):
+        refused = httpx.get(url, headers=headers, params=params, timeout=30)
+        assert refused.status_code == 422, (params, refused.status_code, refused.text[:300])
+
+
+def test_a_score_for_a_step_is_recorded_through_the_api_as_the_logged_in_user(running):
+    store = _store(running)
+    executions = projections.executions(store, limit=500)
+    run_id = next(r["workflow_id"] for r in executions if r["trigger_id"] == "lead_qualification")
+    url = f"{running.url}/baton/api/dags/lead_qualification/runs/{run_id}/feedback"
+    headers = {"Authorization": f"Bearer {running.token()}"}
+    assert httpx.post(url, json={"step": "score_leads", "score": 0.8}, timeout=30).status_code == 401
+    answer = httpx.post(url, headers=headers, json={"step": "score_leads", "score": 0.8}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {
+        "dag_id": "lead_qualification", "run_id": run_id, "step": "score_leads", "score": 0.8, "by": "admin"
+    }  # fmt: skip
+    (recorded,) = store.read(run_id, types=["feedback.recorded"])
+    assert (recorded.step, recorded.payload) == (
+        "score_leads", {"score": 0.8, "verdict": "score", "source": "api", "by": "admin"}
+    )  # fmt: skip
+    for body, status, said in (
+        ({"step": "score_leads", "score": 1.5}, 422, "less than or equal to 1"),
+        ({"step": "score_leads", "score": "NaN"}, 422, "finite number"),
+        ({"step": "score_leads", "score": 0.5, "note": "x" * 10_000}, 422, "Extra inputs are not permitted"),
+        ({"step": "s" * 5000, "score": 0.5}, 422, "at most 250 characters"),
+        ({"step": "write_posting", "score": 0.5}, 422, f"run '{run_id}' has no step 'write_posting'"),
+        ({"step": "score_leads'; DROP TABLE baton_events; --", "score": 0.5}, 422, "has no step"),
+    ):
+        refused = httpx.post(url, headers=headers, json=body, timeout=30)
+        assert (refused.status_code, said in refused.text) == (status, True), (body, refused.text[:300])
+    elsewhere = url.replace("/dags/lead_qualification/", "/dags/revenue_milestone/")  # not this run's DAG
+    refused = httpx.post(elsewhere, headers=headers, json={"step": "score_leads", "score": 0.5}, timeout=30)
+    assert (refused.status_code, refused.json()["detail"]) == (
+        404,
+        f"no run '{run_id}' of 'revenue_milestone'",
+    )
+    nowhere = url.replace(run_id, "no-such-run")
+    refused = httpx.post(nowhere, headers=headers, json={"step": "score_leads", "score": 0.5}, timeout=30)
+    assert refused.status_code == 404
+    assert len(list(store.read(run_id, types=["feedback.recorded"]))) == 1  # nothing refused was recorded
 
 
 def _output(running: Standalone, dag_id: str, run_id: str, task_id: str) -> Any:
@@ -526,7 +585,8 @@ def test_baton_compensate_from_the_ui_undoes_a_successful_run(running, partner):
     ]
 
 
-# --- the monitor (issue 18), last: it reads every event the tests above left --------------------------
+# --- the monitor (issue 18; its incident's whole course: test_monitor_airflow.py), last: it reads every event
+# the tests above left
 
 
 def _incident(store: EventStore, where: str, statuses: set[str], timeout: float) -> dict:
@@ -559,70 +619,6 @@ def _probe(running: Standalone) -> tuple[str, list]:
     run_id = response.json()["dag_run_id"]
     assert running.wait_for_run("monitor_probe", run_id)["state"] == "success"
     return run_id, list(_store(running).read(run_id))
-
-
-def test_a_failing_agent_opens_one_incident_its_runbook_moves_the_work_and_it_resolves_on_recovery(
-    running, server, slack
-):
-    from baton.coordination.load import Breakers
-    from baton.ops import monitor
-    from baton.ops.airflow_api import AirflowApi
-
-    store, flaky, where = _store(running), "flaky_prober", "agent:flaky_prober"
-    posts = len(slack.posts)
-    server.down.add("/flaky/")
-    failed = []
-    while len(failed) < 4:  # flaky's items fail and go to steady_prober; the runs succeed
-        _, events = _probe(running)
-        failed += [e for e in events if e.type == "subtask.failed"]
-    assert {e.agent for e in failed} == {flaky}
-    assert Breakers(store).open_until([flaky]) == {}  # its own breaker did not trip
-
-    # The monitor DAG, every minute from now on: one incident opens, its runbook opens flaky's circuit.
-    response = running.api("PATCH", "/dags/baton_monitor", json={"is_paused": False})
-    assert response.status_code == 200, response.text
-    # What runs_started asks Airflow's API each tick (baton.ops.schedules): the unpaused DAGs, not the others
-    live, complete = AirflowApi(running.url, "admin", running.password).unpaused(max_pages=5)
-    assert complete and "baton_monitor" in live and "monitor_probe" in live, live
-    assert "lead_followup" not in live  # bundled, left paused here
-    opened = _incident(store, where, {"opened", "updated"}, timeout=240)
-    # the tick carries out the runbook right after it recorded the incident: a moment later
-    _eventually(lambda: flaky in Breakers(store).open_until([flaky]), "the runbook opened flaky's circuit")
-    # the tick posts after it recorded the incident
-    slack.wait_for(lambda body: f"failure_rate at {where}: opened" in body["text"], timeout=60)
-    mine = [p["text"] for p in slack.posts[posts:] if where in p["text"]]
-    assert len(mine) == 1, mine
-
-    # Routing moves flaky's work to the other capable agent while its circuit is open.
-    _, events = _probe(running)
-    selected = [e for e in events if e.type == "agent.selected"]
-    assert selected and {e.agent for e in selected} == {"steady_prober"}
-    assert all(e.payload["excluded"][flaky].startswith("circuit breaker open until ") for e in selected)
-
-    # flaky recovers. Quiet alone proves nothing while its circuit keeps its work away: a minute after
-    # the opening the circuit goes half-open, the next run's item is flaky's trial call, it succeeds and
-    # closes the circuit; with no failure for resolve_after the incident resolves. Slack is told once.
-    server.down.discard("/flaky/")
-    deadline = time.monotonic() + 420
-    while not [r for r in monitor.incidents(store) if r["id"] == opened["id"] and r["status"] == "resolved"]:
-        assert time.monotonic() < deadline, f"not resolved within 420 s: {monitor.incidents(store)}"
-        _probe(running)  # the traffic a trial needs
-    assert Breakers(store).open_until([flaky]) == {} and Breakers(store).failing([flaky]) == set()
-    timeline = monitor.timeline(store, opened["id"])
-    kinds = [e.type for e in timeline]
-    assert kinds.count("incident.opened") == 1 and kinds.count("incident.resolved") == 1, kinds
-    actions = [e.payload["detail"]["do"] for e in timeline if e.type == "incident.action"]
-    done = list(dict.fromkeys(actions))  # an action is both its transition's event and the tick's record
-    assert done[:2] == ["open_circuit", "probe_circuit"] and "close_circuit" not in done, actions
-    (resolution,) = [e for e in timeline if e.type == "incident.resolved"]
-    assert resolution.payload["detail"]["circuit"] == "closed by a trial call that succeeded"
-    closed = [e for e in store.read(types=["agent.breaker_closed"]) if e.agent == flaky]
-    assert closed, "the trial's success closed flaky's circuit (agent.breaker_closed)"
-    slack.wait_for(lambda body: where in body["text"] and "incident resolved" in body["text"], timeout=60)
-    mine = [p["text"] for p in slack.posts[posts:] if where in p["text"]]
-    assert len(mine) == 2 and "incident resolved" in mine[1], mine
-    response = running.api("PATCH", "/dags/baton_monitor", json={"is_paused": True})
-    assert response.status_code == 200, response.text
 
 
 def test_a_person_answers_an_incident_on_the_required_actions_page_and_through_baton_api(
