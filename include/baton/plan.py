@@ -53,6 +53,7 @@ class CompiledStep(BaseModel):
     agent_timeout: float | None = None  # seconds one agent call may take (the step's, or the default)
     pool: str = DEFAULT_POOL
     pool_slots: int = 1
+    variant_agents: dict[str, Agent] = {}  # an experiment's arms that name another agent -> that agent
 
     @property
     def task_id(self) -> str:
@@ -163,6 +164,11 @@ def _fan_out(
     )
 
 
+def _variant_agents(step: AnyStep, roster: Roster | None) -> dict[str, Agent]:
+    arms = step.variants.arms if step.variants is not None and roster is not None else {}
+    return {arm: found for arm, v in arms.items() if v.agent and (found := roster.get(v.agent)) is not None}
+
+
 def plan_workflow(
     workflow: Workflow, roster: Roster | None, reads: dict[str, tuple[str, ...]] | None = None
 ) -> WorkflowPlan:
@@ -203,6 +209,7 @@ def plan_workflow(
                 pool=agent.pool if agent else DEFAULT_POOL,
                 # a batch's concurrent calls each count against the agent's pool
                 pool_slots=min(fan_out.concurrency, agent.max_concurrency) if agent and fan_out else 1,
+                variant_agents=_variant_agents(step, roster),
             )
         )
     return WorkflowPlan(workflow=workflow, steps=tuple(steps), pools=pools, roster=agents)

@@ -13,7 +13,7 @@ import pytest
 from baton.coordination.learned import step_outcomes
 from baton.coordination.routing import Breakers, Router, Slots
 from baton.events.store import Event
-from baton.spec.options import Learn
+from baton.spec.learning import Learn
 from baton.spec.roster import Agent
 
 TTL = timedelta(minutes=5)

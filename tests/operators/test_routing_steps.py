@@ -91,3 +91,21 @@ def test_a_fan_out_whose_only_agent_is_out_continues_with_the_failures(routing_r
         f": {LEADS} assessed by beta_drafter; {LEADS} reviews failed."
     )
     assert run.state == "success"
+
+
+def test_a_learned_route_and_a_steps_variant_in_a_real_run(routing_run):
+    """learn: the policy chooses among the agents that may be called (alpha's breaker is open: beta alone),
+    and says so in agent.selected; variants: the run's arm is recorded (its key by hash) and the step
+    runs as that arm has it."""
+    run, results, events, _ = routing_run
+    (selected,) = [e for e in events if e.step == "learned_note" and e.type == "agent.selected"]
+    learned = selected.payload["learned"]
+    assert (selected.agent, learned["policy"], list(learned["arms"])) == (
+        "beta_drafter", "discounted-thompson", ["beta_drafter"]
+    )  # fmt: skip
+    assert selected.payload["excluded"]["alpha_drafter"].startswith("circuit breaker open until ")
+    assert results["learned_note"][0] == "success"
+    (assigned,) = [e for e in events if e.step == "brief" and e.type == "variant.assigned"]
+    assert assigned.payload["experiment"] == "routing.brief" and assigned.payload["how"] == "assigned"
+    assert assigned.payload["variant"] in ("plain", "concise") and len(assigned.payload["key_sha256"]) == 16
+    assert results["brief"][0] == "success" and run.state == "success"

@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from baton import metrics, templating, tracing
-from baton.coordination import escalation, spend
+from baton.coordination import escalation, spend, variants
 from baton.coordination.guard import check_requirements
 from baton.events import EventStore
 from baton.events.recorder import StepRecorder
@@ -98,6 +98,10 @@ class StepRun:
                 recorder.start()
                 raise self.ask(escalation.review_question(step, self.context, scope, None))
             else:
+                if step.spec.variants is not None:  # this run's arm: the step as it has it, for this try
+                    step, assigned = variants.choose(step, recorder, scope)
+                    self.step = step
+                    recorder.record(assigned)
                 check_requirements(step, scope, after=False)
                 output = self.call(scope)
                 check_requirements(step, {**scope, "output": output}, after=True)

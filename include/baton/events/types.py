@@ -332,6 +332,30 @@ class FeedbackRecorded(Payload):
     by: str = Field(default="", max_length=250)
 
 
+@event_type("variant.assigned")
+class VariantAssigned(Payload):
+    """The arm of a step's experiment this run takes: assigned by its key (kept by hash only), or the
+    decided one for every run once the experiment decided."""
+
+    experiment: str
+    variant: str
+    how: Literal["assigned", "decided: promoted", "decided: stopped"] = "assigned"
+    key_sha256: str = ""
+
+
+@event_type("variant.decided")
+class VariantDecided(Payload):
+    """A step's experiment decided, once: the arm every run takes from now on, and why (the counts of
+    each arm and the test that decided)."""
+
+    experiment: str
+    status: Literal["promoted", "stopped"]
+    variant: str
+    control: str
+    reason: str = ""
+    counts: dict[str, Any] = Field(default_factory=dict)
+
+
 @event_type("alert.raised")
 class AlertRaised(Payload):
     """An alert for people: recorded whether or not it reached Slack (``delivered``); an undelivered

@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from baton.spec.common import Duration
+from baton.spec.learning import Learn, _learn
 
 TRIGGER_RULES = (
     "all_success",
@@ -171,40 +172,6 @@ class UsageLimits(_Strict):
     output_tokens_limit: int | None = Field(default=None, ge=1)
     total_tokens_limit: int | None = Field(default=None, ge=1)
     tool_calls_limit: int | None = Field(default=None, ge=0)
-
-
-class Learn(_Strict):
-    """Learned routing: the step's own past calls teach which agent does it best (discounted Thompson
-    sampling over each call's reward: answered, valid, fast and cheap as ``prefer`` weighs them, and a
-    person's verdict where there is one). ``learn: true`` takes these defaults."""
-
-    half_life_calls: int = Field(
-        default=30,
-        ge=1,
-        le=100_000,
-        description="an outcome counts half after this many later calls of its agent: an agent that "
-        "degrades loses its traffic within tens of calls",
-    )
-    recheck_calls: int = Field(
-        default=1000,
-        ge=10,
-        le=1_000_000,
-        description="every outcome also fades by half over this many calls of the step, so an agent "
-        "nobody calls is tried again",
-    )
-    history: int = Field(default=1000, ge=10, le=10_000, description="the step's latest tries it learns from")
-
-
-def _learn(value: Any) -> Any:
-    if value is True:
-        return Learn()
-    if value is False or value is None or isinstance(value, Learn):
-        return None if value is False else value
-    if not isinstance(value, dict):
-        raise ValueError(
-            f"learn is true, false or a mapping (half_life_calls, recheck_calls, history), not {str(value)[:40]!r}"
-        )
-    return Learn.model_validate(value)
 
 
 class Route(_Strict):

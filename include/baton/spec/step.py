@@ -24,6 +24,7 @@ from pydantic import (
 
 from baton.spec.browser import BrowserAction, action_strings
 from baton.spec.common import IDENTIFIER, Duration
+from baton.spec.learning import Variants
 from baton.spec.options import (
     MOVED_KEYS,
     ONE_WORKER,
@@ -114,6 +115,10 @@ class StepBase(RetryPolicy):
         max_length=50,
         description="conditions the step must meet, or it fails for good with their message (a guard)",
     )
+    variants: Variants | None = Field(
+        default=None,
+        description="an experiment: arms that change the instruction or the agent, each run sticky to one",
+    )
 
     @field_validator("emits", mode="before")
     @classmethod
@@ -190,6 +195,12 @@ class StepBase(RetryPolicy):
                 for index, action in enumerate(self.actions)
                 for name, text in action_strings(action)
             ),
+            *(
+                (("variants", "arms", arm, "instruction"), variant.instruction, False, item)
+                for arm, variant in (self.variants.arms.items() if self.variants else ())
+                if variant.instruction is not None
+            ),
+            *([(("variants", "key"), self.variants.key, False, item)] if self.variants else []),
             *(
                 source
                 for index, need in enumerate(self.require)

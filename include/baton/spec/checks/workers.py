@@ -189,6 +189,44 @@ def _check_list(loc: tuple, name: str, field: str | None, fields: list[str] | No
         )
 
 
+def _check_variants(workflow: Workflow, roster: Roster | None) -> Iterator[Found]:
+    """An experiment changes an agent's instruction or the agent: on a step an agent or a route does,
+    once per run (not per for_each item); an arm's agent on a named-agent step, from the roster."""
+    for index, step in enumerate(workflow.steps):
+        if step.variants is None:
+            continue
+        loc = ("steps", index, "variants")
+        routed = getattr(step, "route", None) is not None
+        if step.agent_name is None and not routed:
+            yield (
+                loc,
+                "variants change what an agent is asked, or the agent",
+                "name an agent or a route for the step",
+            )
+            continue
+        if step.for_each:
+            yield (
+                loc,
+                "variants assign a run to an arm; a for_each step's items are one run's",
+                "experiment on a step without for_each",
+            )
+        for arm, variant in step.variants.arms.items():
+            if variant.agent is None:
+                continue
+            where = (*loc, "arms", arm, "agent")
+            if routed:
+                yield (
+                    where,
+                    "a routed step's agent is chosen by its route",
+                    "change the instruction here, or name an agent for the step",
+                )
+            elif (
+                roster is not None
+                and (found := _agent_problem(variant.agent, roster, f"agent '{variant.agent}'")) is not None
+            ):
+                yield (where, *found)
+
+
 def _check_fan_outs(workflow: Workflow, roster: Roster | None) -> Iterator[Found]:
     steps = {step.id: step for step in workflow.steps}
     for index, step in enumerate(workflow.steps):

@@ -1,0 +1,142 @@
+"""Variants of a step (``variants:``): an experiment whose arms change the step's instruction or its agent,
+each run sticky to one arm by a key, decided by an anytime-valid sequential test.
+
+A run's arm is ``assign(<workflow>.<step>, key, weights)`` (a hash: no state, the same arm for the same key
+whatever the worker), the key being the step's ``variants.key`` rendered over the run's inputs (the run id
+by default; a customer's id keeps a customer on one arm). It is recorded as ``variant.assigned`` (the key
+by its hash: a key may be personal). Each run's outcome is its step's: delivered (and not judged bad by a
+person: a verdict under 0.5 counts as a failure of the arm), failed for good, and how long it took.
+
+Before each assignment the experiment is replayed from those events (``baton.optimize.experiments``: pairs
+of runs, an e-value per comparison, valid however often it is looked at). Once it decides, the decision is
+recorded once (``variant.decided``, with the counts and the test that decided) and from then on every run
+takes the winner (a promotion), or the control when every other arm was stopped on a guardrail or lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from sqlalchemy import select
+
+from baton.events import schema
+from baton.events.store import Event, EventStore
+
+MAX_RUNS = 20_000  # the latest runs of a step an experiment is replayed from
+MAX_KEY = 1_000
+BAD_VERDICT = 0.5  # a person's score under this makes a delivered run a failure of its arm
+
+
+def experiment_name(step: Any) -> str:
+    return f"{step.workflow}.{step.task_id}"
+
+
+def outcomes(store: EventStore, workflow: str, step: str) -> list[tuple[str, bool, bool, float | None]]:
+    """The step's runs that have an arm and an end, in the order they ended: (arm, delivered, failed for
+    good, seconds)."""
+    e = schema.events
+    kinds = ("variant.assigned", "step.succeeded", "step.failed", "feedback.recorded")
+    query = (
+        select(e.c.seq, e.c.run_id, e.c.type, e.c.payload)
+        .where(e.c.workflow == workflow, e.c.step == step, e.c.map_index == -1, e.c.type.in_(kinds))
+        .order_by(e.c.seq.desc())
+        .limit(MAX_RUNS * 4)
+    )
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    arms: dict[str, str] = {}
+    ended: dict[str, tuple[int, bool, bool, float | None]] = {}
+    verdicts: dict[str, float] = {}
+    for seq, run_id, kind, payload in reversed(rows):
+        if kind == "variant.assigned":
+            arms[run_id] = payload["variant"]
+        elif kind == "feedback.recorded":
+            verdicts[run_id] = float(payload.get("score", 1.0))
+        elif kind == "step.succeeded":
+            ended[run_id] = (seq, True, False, payload.get("duration_s"))
+        elif not payload.get("will_retry"):
+            ended[run_id] = (seq, False, True, None)
+    done = sorted((seq, run_id, ok, failed, seconds) for run_id, (seq, ok, failed, seconds) in ended.items())
+    return [
+        (arms[run_id], ok and verdicts.get(run_id, 1.0) >= BAD_VERDICT, failed, seconds)
+        for _, run_id, ok, failed, seconds in done
+        if run_id in arms
+    ]
+
+
+def decided(store: EventStore, workflow: str, step: str) -> dict[str, Any] | None:
+    """The experiment's recorded decision, if it has one."""
+    e = schema.events
+    with store.engine.connect() as conn:
+        row = conn.execute(
+            select(e.c.payload)
+            .where(e.c.workflow == workflow, e.c.step == step, e.c.type == "variant.decided")
+            .order_by(e.c.seq.desc())
+            .limit(1)
+        ).first()
+    return row[0] if row else None
+
+
+def judge(store: EventStore, step: Any) -> dict[str, Any] | None:
+    """Replay the step's experiment; record its decision the first time there is one. The decision's
+    payload (recorded now or before), or None while it runs."""
+    from baton.optimize.experiments import Experiment
+
+    spec = step.spec.variants
+    workflow, name = step.workflow, step.task_id
+    if (known := decided(store, workflow, name)) is not None:
+        return known
+    weights = {arm: variant.weight for arm, variant in spec.arms.items()}
+    experiment = Experiment(
+        experiment_name(step), weights, control=spec.control, alpha=spec.alpha, min_runs=spec.min_runs
+    )
+    for arm, ok, failed, seconds in outcomes(store, workflow, name):
+        if arm in weights:
+            experiment.record(arm, ok, failed, seconds)
+    verdict = experiment.decide()
+    if verdict.status == "running":
+        return None
+    payload = {
+        "experiment": experiment_name(step),
+        "status": verdict.status,
+        "variant": verdict.variant,
+        "control": experiment.control,
+        "reason": str(verdict.why.get("reason", ""))[:2000],
+        "counts": verdict.why.get("counts", {}),
+    }
+    store.append([Event(type="variant.decided", run_id=f"experiment:{experiment_name(step)}"[:250],
+                        workflow=workflow, step=name, payload=payload)])  # fmt: skip
+    return payload
+
+
+def choose(step: Any, recorder: Any, scope: dict[str, Any]) -> tuple[Any, Event]:
+    """The step as this run's arm has it (its instruction, its agent), and the ``variant.assigned`` event."""
+    from baton import templating
+    from baton.optimize.assignment import assign
+
+    spec = step.spec.variants
+    decision = judge(recorder.store, step)
+    key = templating.render(spec.key, scope)[:MAX_KEY] if decision is None else ""
+    if decision is not None:
+        arm, why = decision["variant"], f"decided: {decision['status']}"
+    else:
+        arm = assign(experiment_name(step), key, {a: v.weight for a, v in spec.arms.items()})
+        why = "assigned"
+    payload = {
+        "experiment": experiment_name(step),
+        "variant": arm,
+        "how": why,
+        "key_sha256": hashlib.sha256(key.encode()).hexdigest()[:16] if key else "",
+    }
+    return applied(step, arm), recorder.event("variant.assigned", payload)
+
+
+def applied(step: Any, arm: str) -> Any:
+    """The compiled step with arm ``arm``'s changes (its instruction; its agent, resolved at planning)."""
+    variant = step.spec.variants.arms[arm]
+    spec = step.spec
+    if variant.instruction is not None:
+        spec = spec.model_copy(update={"instruction": variant.instruction})
+    agent = step.variant_agents.get(arm, step.agent) if variant.agent else step.agent
+    return step.model_copy(update={"spec": spec, "agent": agent})
