@@ -50,6 +50,7 @@ CONTEXTS: dict[str, dict] = {
     "trigger": {"steps": [{"id": "score", "skill": "score_leads"}]},
     "browser": {"inputs": {"crm_url": {"type": "string"}, "email": {"type": "string"}}},
     "output": {"inputs": {"order": {"type": "string"}}},
+    "variants": {"inputs": {"customer": {"type": "string", "default": "acme"}}},
 }
 # `baton` commands that only read templates: a shell-run block runs them against the bundled dags folder.
 READ_ONLY = {"validate", "show", "skills"}
