@@ -324,6 +324,16 @@ def _write_bench_dags(dags: Path) -> dict[str, str]:
     return settings
 
 
+def llm_connection(server: OpenAICompatibleServer, path: str, model: str) -> dict:
+    """An Airflow LLM connection to one behaviour of the test model server (``/<path>/v1``)."""
+    return {
+        "conn_type": "pydanticai",
+        "host": f"{server.url}/{path}/v1",
+        "password": "sk-crash-test",
+        "extra": {"model": f"openai-chat:{model}"},
+    }
+
+
 @pytest.fixture(scope="session")
 def shared_airflow(
     tmp_path_factory,
@@ -342,22 +352,9 @@ def shared_airflow(
     _write_test_dags(dags)
     _write_trigger_dags(dags, shared_partner)
     bench_settings = _write_bench_dags(dags)
-    crash_llm = {
-        "conn_type": "pydanticai",
-        "host": shared_llm_server.url + "/slow/v1",
-        "password": "sk-crash-test",
-        "extra": {"model": "openai-chat:gpt-slow"},
-    }
-    invalid_llm = {
-        **crash_llm,
-        "host": shared_llm_server.url + "/invalid/v1",
-        "extra": {"model": "openai-chat:gpt-bad"},
-    }
-    flaky_llm = {
-        **crash_llm,
-        "host": shared_llm_server.url + "/flaky/v1",
-        "extra": {"model": "openai-chat:gpt-flaky"},
-    }
+    crash_llm = llm_connection(shared_llm_server, "slow", "gpt-slow")
+    invalid_llm = llm_connection(shared_llm_server, "invalid", "gpt-bad")
+    flaky_llm = llm_connection(shared_llm_server, "flaky", "gpt-flaky")
     airflow = Standalone(
         root / "home",
         dags_folder=dags,

@@ -18,7 +18,13 @@ import pytest
 from sqlalchemy import make_url
 
 from devtools.standalone import Standalone
-from tests.integration.shared_airflow import MONITORING, PROBE_AGENTS, PROBE_WORKFLOW, _pg_database
+from tests.integration.shared_airflow import (
+    MONITORING,
+    PROBE_AGENTS,
+    PROBE_WORKFLOW,
+    _pg_database,
+    llm_connection,
+)
 from tests.integration.test_airflow import _eventually, _incident, _probe, _store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,12 +49,7 @@ def running(tmp_path_factory, shared_llm_server, shared_slack) -> Iterator[Stand
     (dags / "agents.yaml").write_text((ROOT / "dags" / "agents.yaml").read_text() + PROBE_AGENTS)
     (dags / "workflows" / "monitor_probe.yaml").write_text(PROBE_WORKFLOW)
     (dags / "monitoring.yaml").write_text(MONITORING)
-    flaky_llm = {
-        "conn_type": "pydanticai",
-        "host": shared_llm_server.url + "/flaky/v1",
-        "password": "sk-crash-test",
-        "extra": {"model": "openai-chat:gpt-flaky"},
-    }
+    flaky_llm = llm_connection(shared_llm_server, "flaky", "gpt-flaky")
     with _pg_database("baton_monitor_meta") as url:
         metadata = make_url(url).set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
         airflow = Standalone(
