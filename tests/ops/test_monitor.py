@@ -177,6 +177,25 @@ def test_each_event_is_folded_once_however_often_the_monitor_runs(clean):
     assert len(latency.time) == 20 and 0.2 <= float(latency.value.min()) <= float(latency.value.max()) < 0.31
 
 
+def test_a_budgets_refusals_are_not_the_agents_failures(clean):
+    """A budget refuses a fan-out's calls before they start (BudgetExceeded): the agent made no call, so
+    its failure_rate counts none of them (its breaker does not either), and no incident opens on it."""
+    store = clean
+    calls = _calls("delta", NOW - timedelta(minutes=30), 10, 3, 0.0, 5)
+    refused = [
+        Event(type="subtask.failed", run_id=f"r-refused-{i}", workflow="w", step="s", agent="delta",
+              try_number=1, ts=NOW - timedelta(minutes=20, seconds=i),
+              payload={"subtask": f"item-{i}", "error_class": "BudgetExceeded", "error": "budget 'day' refused"})
+        for i in range(40)
+    ]  # fmt: skip
+    store.append(calls + refused)
+    signals.fold(store, NOW + timedelta(minutes=1))
+    counts = signals.counts(store, "failure_rate", "agent:delta", NOW - timedelta(hours=1))
+    assert (int(counts.total.sum()), int(counts.bad.sum())) == (30, 0)
+    assert not signals.bad_payload("failure_rate", refused[0].payload)
+    assert signals.bad_payload("failure_rate", {"error_class": "AgentError"})
+
+
 def test_first_folds_racing_each_other_count_each_event_once(clean):
     """Four folds at once on a store that has never been folded (no cursor row yet to lock): each of the
     100 events is counted once, not once per fold."""

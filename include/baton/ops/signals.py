@@ -61,6 +61,9 @@ LATEST = ("sensor_silence",)  # event signals whose value is the second of their
 _DONE = {"step.succeeded": False, "subtask.succeeded": False, "step.failed": True, "subtask.failed": True}
 FAILED = tuple(kind for kind, failed in _DONE.items() if failed)  # the bad events of an agent's failure_rate
 SCHEMA_FAILED = OutputInvalid.__name__  # the error class of the bad events of schema_failure_rate
+# Failures an agent did not make: a budget refused its call before it started (its breaker ignores them
+# too). They are not its calls at all in failure_rate; a burst of refusals is not an agent incident.
+NOT_THE_AGENTS = ("BudgetExceeded",)
 _FOLDED = (
     *_DONE,
     "model.called",
@@ -113,6 +116,8 @@ def _fold_event(acc: dict[Key, list[float]], kind: str, agent: str | None, workf
         return
     scope = f"agent:{agent}"
     if kind in _DONE:
+        if payload.get("error_class") in NOT_THE_AGENTS:
+            return
         _add(acc, "failure_rate", scope, ts, bad=int(_DONE[kind]))
         _add(acc, "schema_failure_rate", scope, ts, bad=int(bad_payload("schema_failure_rate", payload)))
         took = _seconds(payload.get("duration_s", payload.get("latency_s")))
@@ -150,6 +155,8 @@ def bad_payload(kind: str, payload: Any) -> bool:
         return payload.get("error_class") == SCHEMA_FAILED
     if kind == "escalation_rate":
         return payload.get("kind") == "escalation"
+    if kind == "failure_rate":
+        return payload.get("error_class") not in NOT_THE_AGENTS
     return True
 
 
