@@ -245,3 +245,12 @@ def test_processes_writing_the_cache_at_once_lose_nothing(tmp_path):
             4800,
             4800,
         )
+
+
+def test_another_set_of_extensions_is_a_miss(folder, monkeypatch):
+    """The extensions register skills a template may name: with another BATON_EXTENSIONS a template is
+    checked again (an extension taken away must not leave a template that names its skill healthy)."""
+    monkeypatch.setenv("BATON_EXTENSIONS", "demo.skills")
+    before = SpecCache(folder.parent / "cache").key("workflows/a.yaml", b"x", b"y")
+    monkeypatch.setenv("BATON_EXTENSIONS", "")
+    assert SpecCache(folder.parent / "cache").key("workflows/a.yaml", b"x", b"y") != before

@@ -6,9 +6,11 @@ unchanged template gives the same answer every time, so it is kept in one SQLite
 ``$AIRFLOW_HOME/baton/spec-cache/cache.sqlite3`` (or under ``BATON_SPEC_CACHE``; ``off`` disables it),
 and reused. The key hashes the template's path and what ``stat`` says of it (device, inode, size,
 modification and change times; its bytes instead while it is younger than ``RACY`` seconds), the
-roster's bytes, the limits, Baton's own source files (path, size and modification time, as Python's
-bytecode cache does) and the versions of the libraries that validate, so any change to one of them is
-a miss. A cache that cannot be used is no cache; a damaged one is started again.
+roster's bytes, the limits, the extensions named in ``BATON_EXTENSIONS``, Baton's own source files
+(path, size and modification time, as Python's bytecode cache does) and the versions of the libraries
+that validate, so any change to one of them is a miss. Not the extensions' own files, nor those an entry
+point loads: a changed extension is seen once Baton, the template or the roster changes. A cache that
+cannot be used is no cache; a damaged one is started again.
 """
 
 from __future__ import annotations
@@ -122,6 +124,8 @@ class SpecCache:
         if self._base is None:
             self._base = hashlib.sha256(code_fingerprint())
             self._base.update(repr(limits()).encode())  # a template refused under one limit may pass another
+            # the extensions named here register skills a template may name (entry points are not seen)
+            self._base.update(os.environ.get("BATON_EXTENSIONS", "").encode())
         digest = self._base.copy()
         for part in parts:
             digest.update(len(part).to_bytes(8, "big"))
