@@ -214,6 +214,7 @@ def test_migrations_run_once_and_an_unmigrated_store_says_what_to_do(tmp_path, s
         "4: signal buckets and the monitor's state",
         "5: a runbook's cap on an agent's concurrency",
         "6: the budgets' ledger of reservations and spend",
+        "7: an index of each step's history, for learned routing and experiments",
     ]
     assert bare.append(_run_events()[:1]) != []
 
@@ -237,6 +238,7 @@ def test_a_store_at_version_4_gains_the_concurrency_cap_and_keeps_its_breakers(t
     assert upgrade(engine) == [
         "5: a runbook's cap on an agent's concurrency",
         "6: the budgets' ledger of reservations and spend",
+        "7: an index of each step's history, for learned routing and experiments",
     ]
     with engine.connect() as conn:
         rows = conn.execute(

@@ -21,9 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
-from baton.events import schema
 from baton.events.store import EventStore
 
 # What a try's events say about the agent's call.
@@ -50,21 +49,10 @@ def step_outcomes(
     """The step's finished tries, oldest first, as (agent, Outcome): its latest ``history`` of them."""
     from baton.optimize.reward import Outcome
 
-    e = schema.events
-    query = (
-        select(e.c.seq, e.c.run_id, e.c.try_number, e.c.type, e.c.agent, e.c.payload)
-        .where(e.c.workflow == workflow, e.c.step == step, e.c.map_index == -1, e.c.type.in_(TYPES))
-        .order_by(e.c.seq.desc())
-        .limit(history * EVENTS_PER_TRY)
-    )
-    if conn is not None:
-        rows = conn.execute(query).all()
-    else:
-        with store.engine.connect() as read:
-            rows = read.execute(query).all()
+    rows = store.step_history(workflow, step, TYPES, history * EVENTS_PER_TRY, conn)
     tries: dict[tuple[str, int], _Try] = {}
     verdicts: dict[str, float] = {}  # run -> the latest verdict on the step's output
-    for seq, run_id, try_number, kind, agent, payload in reversed(rows):
+    for seq, run_id, try_number, kind, agent, payload in rows:
         if kind == "feedback.recorded":
             verdicts[run_id] = float(payload.get("score", 0.0))
             continue

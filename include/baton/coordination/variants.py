@@ -18,9 +18,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from sqlalchemy import select
-
-from baton.events import schema
 from baton.events.store import Event, EventStore
 
 MAX_RUNS = 20_000  # the latest runs of a step an experiment is replayed from
@@ -35,20 +32,12 @@ def experiment_name(step: Any) -> str:
 def outcomes(store: EventStore, workflow: str, step: str) -> list[tuple[str, bool, bool, float | None]]:
     """The step's runs that have an arm and an end, in the order they ended: (arm, delivered, failed for
     good, seconds)."""
-    e = schema.events
     kinds = ("variant.assigned", "step.succeeded", "step.failed", "feedback.recorded")
-    query = (
-        select(e.c.seq, e.c.run_id, e.c.type, e.c.payload)
-        .where(e.c.workflow == workflow, e.c.step == step, e.c.map_index == -1, e.c.type.in_(kinds))
-        .order_by(e.c.seq.desc())
-        .limit(MAX_RUNS * 4)
-    )
-    with store.engine.connect() as conn:
-        rows = conn.execute(query).all()
+    rows = store.step_history(workflow, step, kinds, MAX_RUNS * 4)
     arms: dict[str, str] = {}
     ended: dict[str, tuple[int, bool, bool, float | None]] = {}
     verdicts: dict[str, float] = {}
-    for seq, run_id, kind, payload in reversed(rows):
+    for seq, run_id, _, kind, _, payload in rows:
         if kind == "variant.assigned":
             arms[run_id] = payload["variant"]
         elif kind == "feedback.recorded":
@@ -67,15 +56,8 @@ def outcomes(store: EventStore, workflow: str, step: str) -> list[tuple[str, boo
 
 def decided(store: EventStore, workflow: str, step: str) -> dict[str, Any] | None:
     """The experiment's recorded decision, if it has one."""
-    e = schema.events
-    with store.engine.connect() as conn:
-        row = conn.execute(
-            select(e.c.payload)
-            .where(e.c.workflow == workflow, e.c.step == step, e.c.type == "variant.decided")
-            .order_by(e.c.seq.desc())
-            .limit(1)
-        ).first()
-    return row[0] if row else None
+    rows = store.step_history(workflow, step, ["variant.decided"], 1)
+    return rows[0][-1] if rows else None
 
 
 def judge(store: EventStore, step: Any) -> dict[str, Any] | None:

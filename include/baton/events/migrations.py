@@ -43,6 +43,11 @@ def _v6(conn: Connection) -> None:
     schema.budget_ledger.create(conn)
 
 
+def _v7(conn: Connection) -> None:
+    (index,) = [i for i in schema.events.indexes if i.name == "ix_baton_events_workflow_step"]
+    index.create(conn, checkfirst=True)  # a store created at version 1 by this code has it already
+
+
 MIGRATIONS: list[Migration] = [
     (1, "events, blobs and workflow_executions", _v1),
     (2, "the shared context of runs", _v2),
@@ -50,6 +55,7 @@ MIGRATIONS: list[Migration] = [
     (4, "signal buckets and the monitor's state", _v4),
     (5, "a runbook's cap on an agent's concurrency", _v5),
     (6, "the budgets' ledger of reservations and spend", _v6),
+    (7, "an index of each step's history, for learned routing and experiments", _v7),
 ]
 
 

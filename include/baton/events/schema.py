@@ -60,6 +60,7 @@ events = Table(
     Column("idempotency_key", String(512), nullable=False, unique=True),
     Index("ix_baton_events_run_seq", "run_id", "seq"),
     Index("ix_baton_events_agent_type", "agent", "type"),
+    Index("ix_baton_events_workflow_step", "workflow", "step", "seq"),  # a step's history (learning)
 )
 
 blobs = Table(

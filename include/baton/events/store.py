@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -323,6 +324,20 @@ class EventStore:
         with self.engine.connect() as conn:
             for row in conn.execution_options(yield_per=5000).execute(query.order_by(e.seq)):
                 yield _from_row(row)
+
+    def step_history(
+        self, workflow: str, step: str, types: Sequence[str], limit: int, conn: Connection | None = None
+    ) -> list[Any]:
+        """The latest ``limit`` events of ``types`` of one step of a workflow (its unmapped task), oldest
+        first, as rows (seq, run_id, try_number, type, agent, payload): what a learned route and a step's
+        experiment learn from, read by the (workflow, step, seq) index. ``conn``: in that transaction."""
+        e = schema.events.c
+        query = select(e.seq, e.run_id, e.try_number, e.type, e.agent, e.payload).where(
+            e.workflow == workflow, e.step == step, e.map_index == -1, e.type.in_(list(types))
+        )
+        query = query.order_by(e.seq.desc()).limit(limit)
+        with nullcontext(conn) if conn is not None else self.engine.connect() as read:
+            return list(reversed(read.execute(query).all()))
 
     def run_ids(self) -> list[str]:
         with self.engine.connect() as conn:
