@@ -152,3 +152,22 @@ def test_an_output_field_a_later_step_reads_is_breaking_to_remove_and_one_nobody
         ("steps.a.output.qualified", "removed, but b read it", True),
         ("steps.a.output.spare", "removed", False),
     ]
+
+
+def test_a_removed_step_names_every_step_that_needs_or_reads_it():
+    from baton.spec.diff import diff
+    from baton.spec.models import Workflow
+
+    def workflow(*ids: str) -> Workflow:
+        steps = [{"id": "a", "agent": "x", "instruction": "A."}] if "a" in ids else []
+        steps += [
+            {"id": "b", "agent": "x", "needs": ["a"], "instruction": "B."},  # still, in the new one
+            {"id": "c", "agent": "x", "needs": ["a"], "instruction": "C."},
+            {"id": "d", "agent": "x", "instruction": "Read {{ steps.a.total }}."},
+        ]
+        return Workflow.model_validate(
+            {"workflow": "w", "version": 1, "description": "d", "owner": "o", "steps": steps}
+        )
+
+    (removed,) = [c for c in diff(workflow("a"), workflow()).changes if c.where == "steps.a"]
+    assert (removed.what, removed.breaking) == ("removed, but b, c, d still read or need it", True)

@@ -182,3 +182,26 @@ def test_variants_on_a_skill_step_or_a_routed_steps_agent_are_refused(tmp_path):
         with pytest.raises(TemplateError) as refused:
             load_workflow(tmp_path / "briefs.yaml", None)
         assert said in str(refused.value)
+
+
+def test_runs_starting_at_once_record_the_decision_once(store, step):
+    """Eight runs start at the moment the experiment can decide: each judges it, one decision is stored
+    (its event's key is the experiment's), and every one of them gets the same verdict."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(5)
+    recorder = Recorder(store, "x")
+    for i in range(400):  # outcomes enough for a decision, without asking for one
+        arm = "concise" if i % 2 else "plain"
+        ok = bool(rng.random() < (0.9 if arm == "concise" else 0.5))
+        store.append([
+            Event(type="variant.assigned", run_id=f"p-{i}", workflow="briefs", step="write", try_number=1,
+                  payload={"experiment": "briefs.write", "variant": arm}),
+            Event(type="step.succeeded" if ok else "step.failed", run_id=f"p-{i}", workflow="briefs", step="write",
+                  try_number=1, payload={"duration_s": 1.0} if ok else {"error": "x", "will_retry": False}),
+        ])  # fmt: skip
+    assert recorder and variants.decided(store, "briefs", "write") is None
+    with ThreadPoolExecutor(8) as pool:
+        verdicts = list(pool.map(lambda _: variants.judge(store, step), range(8)))
+    assert {(v["status"], v["variant"]) for v in verdicts} == {("promoted", "concise")}
+    assert len(list(store.read(types=["variant.decided"]))) == 1

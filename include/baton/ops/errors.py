@@ -96,7 +96,7 @@ def patterns(
     found = _group(rows, recent_since)
     before_hours = max(hours - recent_hours, 0.0)
     for pattern in found.values():
-        pattern.change = _change(pattern, min(recent_hours, hours), before_hours, recent_since)
+        pattern.change = _change(pattern, min(recent_hours, hours), before_hours)
     return sorted(found.values(), key=lambda p: (-p.count, -p.recent, p.workflow, p.step, p.message))
 
 
@@ -115,7 +115,7 @@ def _group(rows: Iterable[Any], recent_since: datetime) -> dict[tuple, Pattern]:
     return found
 
 
-def _change(pattern: Pattern, recent_hours: float, before_hours: float, recent_since: datetime) -> str:
+def _change(pattern: Pattern, recent_hours: float, before_hours: float) -> str:
     earlier = pattern.count - pattern.recent
     if pattern.recent and not earlier:
         return "new"

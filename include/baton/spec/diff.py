@@ -145,10 +145,11 @@ def _steps(old: Workflow, new: Workflow) -> list[Change]:
     changes = []
     before, after = {s.id: s for s in old.steps}, {s.id: s for s in new.steps}
     readers = _readers(new)
-    needed = {need: s.id for s in new.steps for need in s.upstream}
     for name in sorted(before.keys() - after.keys()):
-        users = sorted({s for (step, _), users in readers.items() if step == name for s in users})
-        users += [needed[name]] if name in needed and needed[name] not in users else []
+        users = sorted(
+            {s for (step, _), readers_of in readers.items() if step == name for s in readers_of}
+            | {s.id for s in new.steps if name in s.upstream}
+        )
         if users:
             changes.append(
                 Change(f"steps.{name}", f"removed, but {', '.join(users)} still read or need it", True)
