@@ -54,10 +54,17 @@ class CompiledStep(BaseModel):
     pool: str = DEFAULT_POOL
     pool_slots: int = 1
     variant_agents: dict[str, Agent] = {}  # an experiment's arms that name another agent -> that agent
+    group: str = ""  # the task group of a version being rolled out (``v2``): its tasks are ``v2.<step>``
+    input_defaults: dict[str, Any] = {}  # a version being rolled out: its inputs' defaults (the DAG's
+    # params are the current version's; an input only the new version has takes its default)
 
     @property
     def task_id(self) -> str:
-        return self.spec.id
+        return self.task_of(self.spec.id)
+
+    def task_of(self, step_id: str) -> str:
+        """The task id of the step ``step_id`` of the same version."""
+        return f"{self.group}.{step_id}" if self.group else step_id
 
     @property
     def skill(self) -> str | None:
@@ -169,21 +176,31 @@ def _variant_agents(step: AnyStep, roster: Roster | None) -> dict[str, Agent]:
     return {arm: found for arm, v in arms.items() if v.agent and (found := roster.get(v.agent)) is not None}
 
 
+def _trigger_kind(workflow: Workflow) -> str | None:
+    """What ``trigger`` holds in a step's scope: sensor, asset or queue (None: no trigger)."""
+    trigger = workflow.trigger
+    return None if trigger is None else "sensor" if trigger.sensor else "asset" if trigger.asset else "queue"
+
+
 def plan_workflow(
-    workflow: Workflow, roster: Roster | None, reads: dict[str, tuple[str, ...]] | None = None
+    workflow: Workflow,
+    roster: Roster | None,
+    reads: dict[str, tuple[str, ...]] | None = None,
+    group: str = "",
 ) -> WorkflowPlan:
     """Turn a checked workflow into a plan; the workflow must have passed ``load_workflow``.
 
     :param reads: ``step_reads(workflow)`` when already known (from the validation cache).
+    :param group: the task group of a version being rolled out beside the current one (``v2``).
     """
     by_id = {step.id: step for step in workflow.steps}
     agents = tuple(roster.agents) if roster is not None else ()
-    trigger = workflow.trigger
-    kind = None if trigger is None else "sensor" if trigger.sensor else "asset" if trigger.asset else "queue"
+    kind = _trigger_kind(workflow)
     reads = reads or step_reads(workflow)
     fanned = {step.id for step in workflow.steps if step.for_each}
     context_keys = {key: spec.strategy for key, spec in workflow.context.items()}
     steps, pools = [], {}
+    defaults = {n: f.default for n, f in workflow.inputs.items() if f.default is not None} if group else {}
     for step in workflow.steps:
         agent = roster.get(step.agent_name) if roster is not None and step.agent_name else None
         if agent:
@@ -210,6 +227,8 @@ def plan_workflow(
                 # a batch's concurrent calls each count against the agent's pool
                 pool_slots=min(fan_out.concurrency, agent.max_concurrency) if agent and fan_out else 1,
                 variant_agents=_variant_agents(step, roster),
+                group=group,
+                input_defaults=defaults,
             )
         )
     return WorkflowPlan(workflow=workflow, steps=tuple(steps), pools=pools, roster=agents)

@@ -40,7 +40,7 @@ SENSOR_DAGS = ["compliance_monitoring__sensor", "lead_qualification__sensor", "r
 
 def _cache_files(folder: Path) -> int:
     with closing(sqlite3.connect(folder.parent / "cache" / "cache.sqlite3")) as db:
-        return db.execute("SELECT count(*) FROM entries_v1").fetchone()[0]
+        return db.execute("SELECT count(*) FROM entries_v2").fetchone()[0]
 
 
 def test_a_hit_builds_exactly_the_dags_validation_builds(folder, monkeypatch):
@@ -241,7 +241,7 @@ def test_processes_writing_the_cache_at_once_lose_nothing(tmp_path):
     cache = SpecCache(tmp_path)
     assert cache.get("p3-19-39") == cache_module.Entry(None, '{"workflow": "p3-19-39"}', {"a": ["b"]})
     with closing(sqlite3.connect(tmp_path / "cache.sqlite3")) as db:
-        assert db.execute("SELECT count(*), count(DISTINCT workflow) FROM entries_v1").fetchone() == (
+        assert db.execute("SELECT count(*), count(DISTINCT workflow) FROM entries_v2").fetchone() == (
             4800,
             4800,
         )

@@ -130,15 +130,15 @@ def test_a_baton_bug_in_one_template_does_not_hide_the_others(folder, monkeypatc
 
     real_plan, real_build = loader.plan_workflow, loader.build_dag
 
-    def plan(workflow, roster, reads=None):
+    def plan(workflow, roster, reads=None, group=""):
         if workflow.workflow == "daily_operations":
             raise RuntimeError("boom in plan")
-        return real_plan(workflow, roster, reads)
+        return real_plan(workflow, roster, reads, group)
 
-    def build(plan):
+    def build(plan, canary=None):
         if plan.workflow.workflow == "revenue_milestone":
             raise RuntimeError("boom in build")
-        return real_build(plan)
+        return real_build(plan, canary)
 
     monkeypatch.setattr(loader, "plan_workflow", plan)
     monkeypatch.setattr(loader, "build_dag", build)

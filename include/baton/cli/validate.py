@@ -108,6 +108,21 @@ def _checked(path: Path, roster: Any) -> tuple[Any, list[Issue]]:
 BUG = "this is a Baton bug; please report it with the file"
 
 
+def _rollout(path: Path, workflow: Any, roster: Any) -> list[Issue]:
+    """The problems of the version ``workflow`` rolls out to (``../versions/<file>``), if it rolls out."""
+    from baton.compile.loader import rollout_issues
+    from baton.spec.rollout import VERSIONS_DIR
+
+    if workflow.rollout is None:
+        return []
+    target = path.parent.parent / VERSIONS_DIR / workflow.rollout.to
+    if not target.is_file():
+        fix = f"put the new version's template at {target}, or remove 'rollout'"
+        return [Issue(str(path), "rollout.to", f"there is no file {target}", fix)]
+    canary, issues = _checked(target, roster)
+    return issues if canary is None else rollout_issues(workflow, canary, str(path), str(target))
+
+
 def validate(paths: list[str], agents: Path, fmt: str = "text") -> int:
     """Print every problem of every template (and of the roster), each file as soon as it is checked;
     1 if there is any."""
@@ -140,6 +155,7 @@ def validate(paths: list[str], agents: Path, fmt: str = "text") -> int:
         workflow, issues = _checked(path, roster)
         if workflow is not None:
             loaded[path] = workflow
+            issues = _rollout(path, workflow, roster)  # the version it rolls out to (its own file's issues)
         broken += bool(issues)
         errors += len(issues)
         report.file(str(path), issues)

@@ -96,13 +96,14 @@ def _doc_md(workflow: Workflow, plan: WorkflowPlan) -> str:
     )
 
 
-def _task(step: CompiledStep, dag: DAG, tasks: dict[str, Any]) -> Any:
+def _task(step: CompiledStep, dag: DAG, tasks: dict[str, Any], group: Any = None) -> Any:
     """The task of ``step``: an AgentOperator (a BrowserOperator for browser actions), mapped over batches
-    when its for_each has a batch_size."""
+    when its for_each has a batch_size. ``group``: the TaskGroup of a version being rolled out."""
     spec = step.spec
     kwargs = dict(
         task_id=spec.id,
         dag=dag,
+        task_group=group,
         step=step,
         outlets=[asset(emit.asset) for emit in spec.emits],
         pool=step.pool,
@@ -120,13 +121,14 @@ def _task(step: CompiledStep, dag: DAG, tasks: dict[str, Any]) -> Any:
     batches = FanOutBatches(
         task_id=f"{spec.id}__batches",
         dag=dag,
-        source=fan_out.source,
+        task_group=group,
+        source=step.task_of(fan_out.source),
         field=fan_out.field,
         batch_size=fan_out.batch_size,
         retries=0,
         doc_md=f"Splits {fan_out.source}.{fan_out.field} into batches for `{spec.id}`.",
     )
-    tasks[fan_out.source] >> batches
+    tasks[step.task_of(fan_out.source)] >> batches
     return AgentOperator.partial(**kwargs).expand(batch=XComArg(batches))
 
 
@@ -187,17 +189,23 @@ def sensor_dag(workflow: Workflow) -> DAG | None:
     return dag
 
 
-def _saga(plan: WorkflowPlan, dag: DAG, tasks: dict[str, Any]) -> SagaOperator | None:
-    """The ``_compensate`` task after every other, when any step declares ``compensate``."""
+def _saga(plans: list[WorkflowPlan], dag: DAG, tasks: dict[str, Any]) -> SagaOperator | None:
+    """The ``_compensate`` task after every other, when any step (of either version) declares ``compensate``."""
     from baton.coordination.saga import SAGA_TASK
 
-    saga = plan.saga()
+    sagas = [plan.saga() for plan in plans]
+    saga = sagas[0].model_copy(
+        update={
+            "steps": {name: s for one in sagas for name, s in one.steps.items()},
+            "agents": {name: a for one in sagas for name, a in one.agents.items()},
+        }
+    )
     if not saga.steps:
         return None
     task = SagaOperator(
         task_id=SAGA_TASK,
         dag=dag,
-        workflow=plan.workflow.workflow,
+        workflow=plans[0].workflow.workflow,
         plan=saga,
         trigger_rule="all_done",
         retries=0,  # each compensation retries itself; a failed run must not be undone twice over
@@ -208,6 +216,51 @@ def _saga(plan: WorkflowPlan, dag: DAG, tasks: dict[str, Any]) -> SagaOperator |
     for upstream in tasks.values():
         upstream >> task
     return task
+
+
+def _steps(plan: WorkflowPlan, dag: DAG, group: Any = None) -> dict[str, Any]:
+    """The tasks of the plan's steps (in ``group``, for a version being rolled out), wired by ``needs``."""
+    tasks: dict[str, Any] = {}
+    for step in _ordered(plan):
+        tasks[step.task_id] = _task(step, dag, tasks, group)
+    for s in plan.steps:
+        for upstream in s.upstream:
+            tasks[s.task_of(upstream)] >> tasks[s.task_id]
+    return tasks
+
+
+def _rollout(plan: WorkflowPlan, canary: WorkflowPlan, dag: DAG, tasks: dict[str, Any]) -> dict[str, Any]:
+    """The new version's tasks in their task group, and the ``baton_version`` task before both versions'
+    first steps: it picks the run's version and skips the other's tasks."""
+    from airflow.sdk import TaskGroup
+
+    from baton.coordination.rollout import VERSION_TASK
+    from baton.coordination.saga import SAGA_TASK
+    from baton.operators.rollout import VersionOperator
+
+    stable, new = plan.workflow.version, canary.workflow.version
+    group = TaskGroup(
+        group_id=canary.steps[0].group, dag=dag, tooltip=f"version {new}, rolled out to a share of the runs"
+    )
+    canary_tasks = _steps(canary, dag, group)
+    chooser = VersionOperator(
+        task_id=VERSION_TASK,
+        dag=dag,
+        workflow=plan.workflow.workflow,
+        stable=stable,
+        canary=new,
+        group=group.group_id,
+        rollout=plan.workflow.rollout,
+        own_tasks=[SAGA_TASK],
+        retries=2,
+        doc_md=f"Picks the version of this run (v{stable}, or v{new} for its share of the runs while its "
+        "guardrails hold) and skips the other version's tasks: `baton rollout` shows the rollout.",
+    )
+    for steps, built in ((plan.steps, tasks), (canary.steps, canary_tasks)):
+        for step in steps:
+            if not step.upstream:
+                chooser >> built[step.task_id]
+    return canary_tasks
 
 
 log = logging.getLogger(__name__)
@@ -261,8 +314,9 @@ def compensate_dag() -> DAG:
     return dag
 
 
-def build_dag(plan: WorkflowPlan) -> DAG:
-    """Build the Airflow DAG of a planned workflow."""
+def build_dag(plan: WorkflowPlan, canary: WorkflowPlan | None = None) -> DAG:
+    """Build the Airflow DAG of a planned workflow; with ``canary``, the plan of the version it rolls out
+    to (planned in its task group), beside it."""
     workflow = plan.workflow
     schedule = _schedule(workflow)
     dag = DAG(
@@ -272,7 +326,7 @@ def build_dag(plan: WorkflowPlan) -> DAG:
         schedule=schedule,
         start_date=START_DATE.replace(tzinfo=ZoneInfo(workflow.schedule.timezone)),
         catchup=workflow.schedule.catchup,
-        tags=sorted({"baton", workflow.category, f"v{workflow.version}", *workflow.tags}),
+        tags=sorted({"baton", workflow.category, *_version_tags(workflow, canary), *workflow.tags}),
         params={name: _param(field) for name, field in workflow.inputs.items()},
         default_args={
             "owner": workflow.owner,
@@ -282,26 +336,33 @@ def build_dag(plan: WorkflowPlan) -> DAG:
         max_active_runs=workflow.max_active_runs,
         deadline=_deadlines(workflow),
     )
-    tasks: dict[str, Any] = {}
-    for step in _ordered(plan):
-        tasks[step.task_id] = _task(step, dag, tasks)
-    for s in plan.steps:
-        for upstream in s.upstream:
-            tasks[upstream] >> tasks[s.task_id]
-    _saga(plan, dag, tasks)
+    tasks = _steps(plan, dag)
+    plans = [plan]
+    if canary is not None:
+        tasks |= _rollout(plan, canary, dag, tasks)
+        plans.append(canary)
+    _saga(plans, dag, tasks)
     return dag
+
+
+def _version_tags(workflow: Workflow, canary: WorkflowPlan | None) -> list[str]:
+    """``v<N>``: the template's version (each change of the DAG is also a new Airflow DAG version); while a
+    rollout runs, the new version's too, and ``rollout``."""
+    if canary is None:
+        return [f"v{workflow.version}"]
+    return [f"v{workflow.version}", f"v{canary.workflow.version}", "rollout"]
 
 
 def _ordered(plan: WorkflowPlan) -> list[CompiledStep]:
     """The steps in template order, except that every for_each source comes before the step that
     iterates over it (its task must exist when the batches task is wired to it): a topological sort
     that keeps the template's order among the steps that are ready (linear but for the heap)."""
-    index = {s.task_id: i for i, s in enumerate(plan.steps)}
+    index = {s.spec.id: i for i, s in enumerate(plan.steps)}
     waiting: dict[str, list[int]] = {}
     ready: list[int] = []
     for i, s in enumerate(plan.steps):
         source = s.fan_out.source if s.fan_out else None
-        if source in index and source != s.task_id:
+        if source in index and source != s.spec.id:
             waiting.setdefault(source, []).append(i)
         else:
             ready.append(i)
@@ -309,6 +370,6 @@ def _ordered(plan: WorkflowPlan) -> list[CompiledStep]:
     while ready:
         step = plan.steps[heapq.heappop(ready)]
         ordered.append(step)
-        for i in waiting.pop(step.task_id, []):
+        for i in waiting.pop(step.spec.id, []):
             heapq.heappush(ready, i)
     return ordered

@@ -36,16 +36,17 @@ RACY = 2.0  # seconds: a template younger than this is keyed by its bytes, not b
 FILE = "cache.sqlite3"
 LOCK_WAIT = 5.0  # seconds a parse waits for another process's write before it goes on without the cache
 # A template's row: its issues (JSON; NULL when healthy) or its validated workflow (the model's own JSON,
-# read back with pydantic's parser) and what each step reads (JSON). The table's name carries the layout's
-# version: a cache file of another layout is not misread, only refilled.
+# read back with pydantic's parser), what each step reads (JSON), and the file of the version it rolls out
+# to. The table's name carries the layout's version: a cache file of another layout is not misread, only
+# refilled.
 SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS entries_v1 (key TEXT PRIMARY KEY, issues TEXT, workflow TEXT, reads TEXT,"
-    " written REAL NOT NULL)"
+    "CREATE TABLE IF NOT EXISTS entries_v2 (key TEXT PRIMARY KEY, issues TEXT, workflow TEXT, reads TEXT,"
+    " rollout TEXT, written REAL NOT NULL)"
 )
-WRITE = "INSERT OR REPLACE INTO entries_v1 (key, issues, workflow, reads, written) VALUES (?, ?, ?, ?, ?)"
+WRITE = "INSERT OR REPLACE INTO entries_v2 (key, issues, workflow, reads, rollout, written) VALUES (?, ?, ?, ?, ?, ?)"
 PRUNE = (
-    "DELETE FROM entries_v1 WHERE rowid IN"
-    " (SELECT rowid FROM entries_v1 ORDER BY written DESC LIMIT -1 OFFSET ?)"
+    "DELETE FROM entries_v2 WHERE rowid IN"
+    " (SELECT rowid FROM entries_v2 ORDER BY written DESC LIMIT -1 OFFSET ?)"
 )
 
 
@@ -78,6 +79,7 @@ class Entry(NamedTuple):
     issues: list[dict[str, Any]] | None  # its problems (None: it is healthy)
     workflow: str | None = None  # the validated workflow as JSON (None: broken, or not asked for)
     reads: dict[str, list[str]] | None = None  # each step id -> the upstream steps it reads
+    rollout: str | None = None  # the file (in dags/versions/) of the version it rolls out to
 
 
 def default_folder() -> Path | None:
@@ -135,27 +137,30 @@ class SpecCache:
     def get(self, key: str, whole: bool = True) -> Entry | None:
         """What validating the template of ``key`` found, or None; with ``whole=False`` only whether it
         is broken (its issues), not the workflow (what the errors file needs)."""
-        columns = "issues, workflow, reads" if whole else "issues, NULL, NULL"
+        columns = "issues, workflow, reads, rollout" if whole else "issues, NULL, NULL, rollout"
         row = self._use(
-            lambda db: db.execute(f"SELECT {columns} FROM entries_v1 WHERE key = ?", (key,)).fetchone()
+            lambda db: db.execute(f"SELECT {columns} FROM entries_v2 WHERE key = ?", (key,)).fetchone()
         )
         if row is None:
             self.misses += 1
             return None
         self.hits += 1
-        issues, workflow, reads = row
-        return Entry(json.loads(issues) if issues else None, workflow, json.loads(reads) if reads else None)
+        issues, workflow, reads, rollout = row
+        return Entry(
+            json.loads(issues) if issues else None, workflow, json.loads(reads) if reads else None, rollout
+        )
 
     def put(self, key: str, entry: Entry) -> None:
         """Kept until :meth:`flush` (so a parse writes once, however many templates it validated)."""
         if self.folder is not None:
             issues = json.dumps(entry.issues) if entry.issues is not None else None
-            self._pending[key] = (issues, entry.workflow, json.dumps(entry.reads) if entry.reads else None)
+            reads = json.dumps(entry.reads) if entry.reads else None
+            self._pending[key] = (issues, entry.workflow, reads, entry.rollout)
 
     def forget(self, key: str) -> None:
         self._pending.pop(key, None)
         if key:
-            self._use(lambda db: db.execute("DELETE FROM entries_v1 WHERE key = ?", (key,)))
+            self._use(lambda db: db.execute("DELETE FROM entries_v2 WHERE key = ?", (key,)))
 
     def flush(self) -> None:
         """Write what :meth:`put` kept, in one transaction, and drop the oldest entries over

@@ -17,11 +17,12 @@ from airflow.sdk import DAG, get_parsing_context
 from baton.compile.build import SENSOR_SUFFIX, build_dag, sensor_dag
 from baton.compile.cache import Entry, SpecCache, default_folder
 from baton.errors import Issue, TemplateError
-from baton.plan import plan_workflow, step_reads
+from baton.plan import WorkflowPlan, plan_workflow, step_reads
 from baton.spec.loading import load_roster, load_workflow
 from baton.spec.loading import template_files as spec_template_files
 from baton.spec.models import Workflow
 from baton.spec.reading import read_bytes
+from baton.spec.rollout import VERSIONS_DIR
 from baton.spec.roster import Roster
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def healthy_workflows(dags_folder: Path) -> list[Workflow]:
         for path in template_files(dags_folder):
             name = str(path.relative_to(dags_folder))
             try:
-                workflow, _ = _checked(
+                workflow, _, _ = _checked(
                     path, dags_folder, roster, _key(cache, path, name, roster_bytes), cache, True
                 )
             except TemplateError:
@@ -117,18 +118,19 @@ def _checked(
     keyed: tuple[str, bytes | None],
     cache: SpecCache,
     build: bool,
-) -> tuple[Workflow | None, dict[str, tuple[str, ...]]]:
-    """The validated workflow of ``path`` and what each step reads, from the cache when it can be
-    (``keyed``: its key, and its bytes if they were read for the key). When no DAG is built, a template
-    the cache knows to be healthy is not validated again: (None, {})."""
+) -> tuple[Workflow | None, dict[str, tuple[str, ...]], str | None]:
+    """The validated workflow of ``path``, what each step reads and the file of the version it rolls out
+    to, from the cache when it can be (``keyed``: its key, and its bytes if they were read for the key).
+    When no DAG is built, a template the cache knows to be healthy is not validated again: (None, {}, its
+    rollout's file)."""
     key, data = keyed
     if (found := cache.get(key, whole=build)) is not None:
         if found.issues is not None:
             raise TemplateError([Issue(**issue) for issue in found.issues])
         if not build:
-            return None, {}
+            return None, {}, found.rollout
         reads = {step: tuple(needs) for step, needs in (found.reads or {}).items()}
-        return Workflow.model_validate_json(found.workflow), reads
+        return Workflow.model_validate_json(found.workflow), reads, found.rollout
     try:
         data = data if data is not None else read_bytes(path, str(path.relative_to(dags_folder)))
         workflow = load_workflow(path, roster, root=dags_folder, data=data)
@@ -136,11 +138,75 @@ def _checked(
         cache.put(key, Entry([asdict(issue) for issue in error.issues]))
         raise
     reads = step_reads(workflow)
+    rollout = workflow.rollout.to if workflow.rollout is not None else None
     # the model's own JSON, read back by pydantic's own parser: a third of json.loads and model_validate
-    cache.put(
-        key, Entry(None, workflow.model_dump_json(), {step: list(needs) for step, needs in reads.items()})
-    )
-    return workflow, reads
+    needs = {step: list(needs) for step, needs in reads.items()}
+    cache.put(key, Entry(None, workflow.model_dump_json(), needs, rollout))
+    return workflow, reads, rollout
+
+
+def _canary(
+    path: Path,
+    file: str | None,
+    dags_folder: Path,
+    roster: Roster | None,
+    roster_bytes: bytes,
+    cache: SpecCache,
+    workflow: Workflow | None,
+) -> tuple[WorkflowPlan | None, TemplateError | None]:
+    """The plan of the version the template of ``path`` rolls out to (``dags/versions/<file>``, in its task
+    group), or why there is none: the new version's own errors, or what makes it unable to take the
+    current version's runs. Either way the current version's DAG loads (without the rollout). Nothing
+    when it rolls out nothing (``file`` None)."""
+    if file is None:
+        return None, None
+    name = str(path.relative_to(dags_folder))
+    where = f"{VERSIONS_DIR}/{file}"
+    target = dags_folder / VERSIONS_DIR / file
+    if not target.is_file():
+        fix = f"put the new version's template at dags/{where}, or remove 'rollout'"
+        return None, TemplateError([Issue(name, "rollout.to", f"there is no file {where}", fix)])
+    try:
+        keyed = _key(cache, target, where, roster_bytes)
+        canary, reads, _ = _checked(target, dags_folder, roster, keyed, cache, True)
+        if workflow is None:  # the current version came from the cache without its workflow
+            keyed = _key(cache, path, name, roster_bytes)
+            workflow, _, _ = _checked(path, dags_folder, roster, keyed, cache, True)
+    except TemplateError as error:
+        return None, error
+    assert canary is not None and workflow is not None  # built: the whole entries
+    issues = rollout_issues(workflow, canary, name, where)
+    if issues:
+        return None, TemplateError(issues)
+    return plan_workflow(canary, roster, reads, group=f"v{canary.version}"), None
+
+
+def rollout_issues(current: Workflow, new: Workflow, name: str, where: str) -> list[Issue]:
+    """What keeps ``new`` (the file ``where``) from taking a share of the runs of ``current`` (``name``)."""
+    from baton.coordination.rollout import VERSION_TASK
+    from baton.spec.diff import diff
+
+    issues = []
+    if new.workflow != current.workflow:
+        fix = f"name it workflow: {current.workflow}, or point rollout.to at that workflow's next version"
+        issues.append(
+            Issue(where, "workflow", f"is '{new.workflow}', not '{current.workflow}' ({name})", fix)
+        )
+    if new.version <= current.version:
+        msg = f"{new.version} is not above the current version {current.version} ({name})"
+        issues.append(Issue(where, "version", msg, f"make it {current.version + 1}"))
+    if new.rollout is not None:
+        msg = "a version being rolled out cannot roll out another one"
+        issues.append(Issue(where, "rollout", msg, "remove 'rollout' from the new version"))
+    if any(step.id == VERSION_TASK for step in current.steps):
+        msg = f"a step named '{VERSION_TASK}': that is the task that picks each run's version"
+        issues.append(Issue(name, "steps", msg, "rename the step"))
+    for change in diff(current, new).breaking:
+        if change.where.startswith("inputs"):
+            msg = f"breaks the runs of v{current.version} ({name}), whose inputs it must take: {change.what}"
+            fix = "keep the new version's inputs compatible (optional, with a default), then roll it out"
+            issues.append(Issue(where, change.where, msg, fix))
+    return issues
 
 
 def compile_folder(
@@ -170,12 +236,14 @@ def compile_folder(
             try:
                 keyed = _key(cache, path, name, roster_bytes)
                 key = keyed[0]
-                workflow, reads = _checked(path, dags_folder, roster, keyed, cache, build)
+                workflow, reads, rollout = _checked(path, dags_folder, roster, keyed, cache, build)
+                canary, error = _canary(path, rollout, dags_folder, roster, roster_bytes, cache, workflow)
+                errors.extend([error] if error else [])  # the current version's DAG loads without it
                 if workflow is None:  # checked before, and its plan and DAG did not fail since
                     dags[path.stem] = None
                     continue
                 plan = plan_workflow(workflow, roster, reads)
-                dags[workflow.workflow] = build_dag(plan) if build else None
+                dags[workflow.workflow] = build_dag(plan, canary) if build else None
                 if build and (sensor := sensor_dag(workflow)) is not None:
                     dags[sensor.dag_id] = sensor
             except TemplateError as error:

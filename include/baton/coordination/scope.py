@@ -12,13 +12,15 @@ from baton.plan import CompiledStep
 
 def jinja_scope(step: CompiledStep, context: Any) -> dict[str, Any]:
     ti = context["ti"]
-    steps = {step_id: ti.xcom_pull(task_ids=step_id) for step_id in step.reads}
+    steps = {step_id: ti.xcom_pull(task_ids=step.task_of(step_id)) for step_id in step.reads}
     for step_id in step.fanned_reads:  # a for_each step: join its batches (one XCom per map index)
         steps[step_id] = join_batches(steps[step_id])
     run = context["dag_run"]
     logical_date = context.get("logical_date")
     return {
-        "inputs": dict(context["params"]),
+        "inputs": {**step.input_defaults, **{k: v for k, v in context["params"].items() if v is not None}}
+        if step.input_defaults
+        else dict(context["params"]),
         "steps": steps,
         "context": {},
         "trigger": trigger_scope(step.trigger_kind, context),

@@ -356,6 +356,55 @@ class VariantDecided(Payload):
     counts: dict[str, Any] = Field(default_factory=dict)
 
 
+# --- versions and rollouts -----------------------------------------------------------------------
+
+
+@event_type("version.assigned")
+class VersionAssigned(Payload):
+    """The template version a run takes while a rollout runs (the whole run stays on it): the new one
+    (``canary``) by the run's hash under the share of the moment, or the current one (``stable``)."""
+
+    rollout: str
+    version: int
+    arm: Literal["stable", "canary"]
+    share: float = Field(ge=0, le=100, description="the new version's share of runs when it was assigned, %")
+    how: str = ""
+
+
+class _RolloutDecision(Payload):
+    rollout: str
+    at: str = Field(description="when it was decided (ISO 8601, UTC)")
+    share: float = Field(ge=0, le=100)
+    reason: str = ""
+    counts: dict[str, Any] = Field(default_factory=dict)
+
+
+@event_type("rollout.started")
+class RolloutStarted(_RolloutDecision):
+    """A rollout's first look: the new version takes ``share`` % of the runs from now."""
+
+    from_version: int
+    to_version: int
+
+
+@event_type("rollout.advanced")
+class RolloutAdvanced(_RolloutDecision):
+    """A stage passed with the guardrails holding: the share grows to ``share`` %."""
+
+    stage: int
+
+
+@event_type("rollout.completed")
+class RolloutCompleted(_RolloutDecision):
+    """Every new run takes the new version."""
+
+
+@event_type("rollout.rolled_back")
+class RolloutRolledBack(_RolloutDecision):
+    """A guardrail failed: every new run takes the current version again; the runs in flight finish on
+    theirs. ``reason`` says which guardrail, with the counts and the test."""
+
+
 @event_type("alert.raised")
 class AlertRaised(Payload):
     """An alert for people: recorded whether or not it reached Slack (``delivered``); an undelivered

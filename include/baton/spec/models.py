@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from baton.spec.common import IDENTIFIER, Duration
+from baton.spec.rollout import Rollout
 from baton.spec.step import (
     AgentStep,
     AnyStep,
@@ -124,6 +125,11 @@ class Workflow(_Strict):
     )
     context: dict[Annotated[str, Field(pattern=IDENTIFIER)], ContextKey] = Field(default_factory=dict)
     steps: list[Step] = Field(min_length=1)
+    rollout: Rollout | None = Field(
+        default=None,
+        description="roll out the next version (a template in dags/versions/) to a growing share of the "
+        "runs while its guardrails hold; back to this version by itself when they do not",
+    )
 
     @model_validator(mode="after")
     def _trigger_or_schedule(self) -> Workflow:

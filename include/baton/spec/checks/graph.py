@@ -9,9 +9,20 @@ from pathlib import Path
 
 from baton.spec.checks.common import TEMPLATE_SUFFIXES, Found, _suggest
 from baton.spec.models import Workflow
+from baton.spec.rollout import VERSIONS_DIR
 
 
 def _check_name(workflow: Workflow, path: Path) -> Iterator[Found]:
+    if path.parent.name == VERSIONS_DIR:  # a version being rolled out: <workflow>.v<version>.yaml
+        wanted = f"{workflow.workflow}.v{workflow.version}"
+        if path.suffix.lower() in TEMPLATE_SUFFIXES and path.stem != wanted:
+            yield (
+                ("workflow",),
+                f"a version's file is named after its workflow and version: '{path.name}' holds "
+                f"{workflow.workflow} version {workflow.version}",
+                f"rename the file to {wanted}.yaml",
+            )
+        return
     if path.suffix.lower() in TEMPLATE_SUFFIXES and workflow.workflow != path.stem:
         yield (
             ("workflow",),
