@@ -51,6 +51,8 @@ CONTEXTS: dict[str, dict] = {
     "browser": {"inputs": {"crm_url": {"type": "string"}, "email": {"type": "string"}}},
     "output": {"inputs": {"order": {"type": "string"}}},
     "variants": {"inputs": {"customer": {"type": "string", "default": "acme"}}},
+    # a rollout's new version is written beside it (dags/versions/<to>): the current template, version 2
+    "rollout": {"steps": [{"id": "score", "skill": "score_leads"}]},
 }
 # `baton` commands that only read templates: a shell-run block runs them against the bundled dags folder.
 READ_ONLY = {"validate", "show", "skills"}
@@ -178,7 +180,8 @@ def test_a_whole_template_validates(block, readme_dags, capsys):
 @pytest.mark.parametrize("block", [b for b in BLOCKS if b.kind == "workflow-part"], ids=str)
 def test_a_part_of_a_template_validates_in_its_context(block, readme_dags, capsys):
     part = yaml.safe_load(block.text)
-    name = f"readme_{block.arg}"
+    rollout = part.get("rollout") if isinstance(part, dict) else None
+    name = rollout["to"].split(".v")[0] if rollout else f"readme_{block.arg}"
     template = {
         "workflow": name,
         "version": 1,
@@ -193,6 +196,10 @@ def test_a_part_of_a_template_validates_in_its_context(block, readme_dags, capsy
             template[key] = (
                 {**template[key], **value} if isinstance(value, dict) and key in template else value
             )
+    if rollout:
+        new = {k: v for k, v in template.items() if k != "rollout"} | {"version": 2}
+        (readme_dags / "versions").mkdir(exist_ok=True)
+        (readme_dags / "versions" / rollout["to"]).write_text(yaml.safe_dump(new, sort_keys=False))
     _validate(readme_dags, name, template, capsys)
 
 

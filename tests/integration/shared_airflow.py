@@ -43,6 +43,7 @@ HOSTILE_FILES = sorted(path.name for path in HOSTILE.iterdir())
 HOSTILE_COST = [case for case in hostile.CASES if case.klass == "1 cost" and case.expect is not None]
 SAGA_WORKFLOW = Path(__file__).parents[1] / "fixtures" / "saga" / "workflows" / "order_saga.yaml"
 HEALTHY = [
+    "canary_release",
     "compliance_monitoring",
     "content_marketing",
     "crash_recovery",
@@ -191,6 +192,34 @@ steps:
     output_retries: 0
 """
 
+# A rollout whose new version fails every run (its agent never gives a valid output): it must roll back by
+# itself (tests/integration/test_airflow.py). Its guardrails' alpha is 0.2, so that about eight pairs of runs
+# decide; a stage lasts an hour, so the share stays at 50 % meanwhile.
+CANARY_WORKFLOW = """workflow: canary_release
+version: 1
+description: Rolls out a version that fails (tests/integration/test_airflow.py).
+owner: tests
+defaults: {retries: 0}
+steps:
+  - id: announce
+    agent: strategy_strategic_planner
+    instruction: Announce the release.
+    output: {decision: {type: string, enum: [ship, wait]}}
+rollout: {to: canary_release.v2.yaml, start: 50, step: 25, every: 1h, min_runs: 3, alpha: 0.2}
+"""
+CANARY_VERSION = """workflow: canary_release
+version: 2
+description: The new version, whose agent never gives a valid output.
+owner: tests
+defaults: {retries: 0}
+steps:
+  - id: announce
+    agent: ghost_writer_a
+    instruction: Announce the release, shorter.
+    output: {decision: {type: string, enum: [ship, wait]}}
+    output_retries: 0
+"""
+
 
 # test_triggers' part: the bundled sensors poke the business database every 2 s (not 15 or 30: less
 # waiting), and a workflow started by messages on a Redis channel posts each to the partner service.
@@ -299,6 +328,9 @@ def _write_test_dags(dags: Path) -> None:
     (dags / "workflows" / "escalation.yaml").write_text(ESCALATION_WORKFLOW)
     (dags / "workflows" / "deadline_overrun.yaml").write_text(DEADLINE_WORKFLOW)
     (dags / "workflows" / "failing_step.yaml").write_text(FAILING_WORKFLOW)
+    (dags / "workflows" / "canary_release.yaml").write_text(CANARY_WORKFLOW)
+    (dags / "versions").mkdir(exist_ok=True)
+    (dags / "versions" / "canary_release.v2.yaml").write_text(CANARY_VERSION)
     shutil.copy(SAGA_WORKFLOW, dags / "workflows" / "order_saga.yaml")
 
 

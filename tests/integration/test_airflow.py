@@ -37,6 +37,7 @@ pytestmark = pytest.mark.integration
 # The DAGs these tests run (the others stay paused).
 ACTIVE = [
     "baton_compensate",
+    "canary_release",
     "crash_recovery",
     "daily_operations",
     "deadline_overrun",
@@ -420,6 +421,52 @@ def test_when_every_agent_fails_a_person_answers_through_the_rest_api_and_the_ru
     assert ("approval.requested", "review", None) in signed_off
     assert ("approval.answered", None, ["Approve"]) in signed_off
     assert signed_off[-1][0] == "step.succeeded"
+
+
+def test_a_new_version_that_fails_more_is_rolled_back_by_itself_and_each_run_stays_on_its_version(running):
+    store, rollout = _store(running), "rollout:canary_release:v1->v2"
+    runs: list[str] = []
+    deadline = time.monotonic() + 240
+    while not list(store.read(rollout, types=["rollout.rolled_back"])):
+        assert time.monotonic() < deadline and len(runs) < 60, f"no rollback after {len(runs)} runs"
+        batch = [running.trigger("canary_release", {}).json()["dag_run_id"] for _ in range(4)]
+        for run_id in batch:
+            running.wait_for_run("canary_release", run_id)
+        runs += batch
+    (back,) = store.read(rollout, types=["rollout.rolled_back"])
+    assert back.payload["share"] == 0.0 and back.payload["reason"].startswith("v2 rolled back: ")
+    counts = back.payload["counts"]
+    assert counts["canary"]["failure_rate"] == 1.0 and counts["stable"]["failure_rate"] == 0.0, counts
+    assert [e.type for e in store.read(rollout)] == ["rollout.started", "rollout.rolled_back"]
+    # every run ran its own version's task and skipped the other's, and ended as that version does
+    for run_id in runs:
+        (assigned,) = store.read(run_id, types=["version.assigned"])
+        path = f"/dags/canary_release/dagRuns/{run_id}/taskInstances"
+        states = {ti["task_id"]: ti["state"] for ti in running.api("GET", path).json()["task_instances"]}
+        if assigned.payload["arm"] == "canary":
+            assert (states["v2.announce"], states["announce"]) == ("failed", "skipped"), states
+        else:
+            assert (states["announce"], states["v2.announce"]) == ("success", "skipped"), states
+    # from the rollback on, every new run takes the current version
+    after = [running.trigger("canary_release", {}).json()["dag_run_id"] for _ in range(3)]
+    for run_id in after:
+        assert running.wait_for_run("canary_release", run_id)["state"] == "success"
+        (assigned,) = store.read(run_id, types=["version.assigned"])
+        assert (assigned.payload["arm"], assigned.payload["how"]) == ("stable", "rolled back")
+    # the same on Baton's API, behind Airflow's authentication (and a hostile filter refused)
+    url = f"{running.url}/baton/api/rollouts"
+    assert httpx.get(url, timeout=30).status_code == 401
+    headers = {"Authorization": f"Bearer {running.token()}"}
+    (shown,) = httpx.get(url, params={"workflow": "canary_release"}, headers=headers, timeout=30).json()[
+        "rollouts"
+    ]
+    assert (shown["status"], shown["share"], shown["in_flight"]) == (
+        "rolled back",
+        0.0,
+        {"stable": 0, "canary": 0},
+    )
+    assert shown["runs"]["canary"]["failures"] >= counts["canary"]["failures"]  # and any that ended since
+    assert httpx.get(url, params={"workflow": "x" * 5000}, headers=headers, timeout=30).status_code == 422
 
 
 def _store(running: Standalone) -> EventStore:

@@ -23,6 +23,7 @@ COMMANDS = (
     "feedback",
     "diff",
     "errors",
+    "rollout",
 )  # modules of baton.cli, in the order of --help
 
 __all__ = ["COMMANDS", "SCHEMA_DIR", "main", "parser"]

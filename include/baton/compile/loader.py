@@ -279,3 +279,22 @@ def load_template_errors(dags_folder: Path) -> dict[str, DAG]:
     """A DAG whose validation fails with every template error, or nothing (for dags/baton_template_errors.py)."""
     healthy, errors = compile_folder(dags_folder, build=False)
     return {ERRORS_DAG_ID: _errors_dag(errors, loaded=len(healthy))} if errors else {}
+
+
+def rollouts(dags_folder: Path) -> list[tuple[Workflow, Workflow]]:
+    """(current, new) of every healthy template of ``dags_folder`` that rolls out a healthy, compatible new
+    version (``baton rollout``); the others are the errors file's."""
+    roster, _, roster_bytes = _roster(dags_folder)
+    cache = SpecCache(default_folder())
+    found = []
+    try:
+        for workflow in healthy_workflows(dags_folder):
+            if workflow.rollout is None:
+                continue
+            path = dags_folder / WORKFLOWS_DIR / f"{workflow.workflow}.yaml"
+            canary, _ = _canary(path, workflow.rollout.to, dags_folder, roster, roster_bytes, cache, workflow)
+            if canary is not None:
+                found.append((workflow, canary.workflow))
+    finally:
+        cache.flush()
+    return found

@@ -156,6 +156,19 @@ def errors(
     return {"hours": hours, "recent_hours": recent, "patterns": [p.document() for p in found]}
 
 
+@app.get("/api/rollouts", dependencies=[ReadRuns])
+def rollouts(workflow: Annotated[str | None, Query(max_length=250)] = None) -> dict:
+    """``baton rollout --json``: each version rollout of the templates, its share, stage, each version's runs,
+    the runs in flight on each, what the guardrails say and its decisions."""
+    from pathlib import Path as Folder
+
+    from airflow.configuration import conf
+
+    from baton.ops.rollouts import report
+
+    return {"rollouts": report(EventStore.from_airflow(), Folder(conf.get("core", "dags_folder")), workflow)}
+
+
 # --- feedback (issue 20) ----------------------------------------------------------------------------
 
 ActOnRuns = Depends(requires_access_dag("PUT", DagAccessEntity.RUN))
