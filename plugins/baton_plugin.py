@@ -1,4 +1,5 @@
-"""Baton's Airflow plugin: the listener that records run and step events, and the events read API."""
+"""Baton's Airflow plugin: the listener that records run and step events, Baton's API, and its two pages in
+Airflow's UI (Coordination and Management)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,20 @@ class _ReadApi:
         return [{"app": app, "url_prefix": "/baton", "name": "Baton events"}]
 
 
+# The pages in Airflow's UI: two top-level items of the nav, and a tab of a DAG run's page (Airflow fills in
+# its DAG id and run id). Each is drawn in Airflow's frame from Baton's FastAPI app (baton.plugin.pages).
+VIEWS = [
+    {"name": "Coordination", "href": "/baton/ui/coordination", "url_route": "baton-coordination",
+     "destination": "nav", "nav_top_level": True},
+    {"name": "Management", "href": "/baton/ui/management", "url_route": "baton-management",
+     "destination": "nav", "nav_top_level": True},
+    {"name": "Baton", "href": "/baton/ui/coordination?dag_id={DAG_ID}&run_id={RUN_ID}", "url_route": "baton-run",
+     "destination": "dag_run"},
+]  # fmt: skip
+
+
 class BatonPlugin(AirflowPlugin):
     name = "baton"
     listeners = [listener]
     fastapi_apps = _ReadApi()
+    external_views = VIEWS

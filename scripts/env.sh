@@ -32,7 +32,7 @@ export AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL=1
 # (include/baton/preload.py: plugins, the agent runtime, Baton): tasks skip ~1.5 s of imports.
 derive AIRFLOW__SCHEDULER__MP_START_METHOD forkserver
 derive AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD baton.preload
-derive AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS admin:admin
+derive AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS admin:admin,viewer:viewer  # a viewer sees Baton's pages, cannot act
 derive AIRFLOW__API__PORT 8080
 # Task processes report to the Execution API of the same api-server, on whatever port it has.
 derive AIRFLOW__API__BASE_URL "http://localhost:$AIRFLOW__API__PORT"  # links in alerts

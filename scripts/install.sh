@@ -19,6 +19,14 @@ if [ ! -x /usr/bin/chromium ]; then
     || { $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium >/dev/null; } \
     || echo "Could not install Debian's chromium: the browser tests will fail." >&2
 fi
+# The Coordination and Management pages serve their browser library (ECharts) as npm installs it from
+# the committed lock: no build step. `npm ci` runs again whenever the lock is newer than what it installed;
+# the pages refuse to load (naming this script) when the two differ.
+ui=include/baton/plugin/ui
+if [ ! -f "$ui/node_modules/.package-lock.json" ] || [ "$ui/package-lock.json" -nt "$ui/node_modules/.package-lock.json" ]; then
+  (cd "$ui" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
+    || echo "npm ci in $ui failed: the Coordination and Management pages will say so." >&2
+fi
 # Bytecode is compiled at install time: every Airflow process (and each task process) then loads
 # .pyc files instead of compiling sources, even where PYTHONDONTWRITEBYTECODE is set.
 if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ] \

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from airflow.sdk import DAG, get_parsing_context
 
@@ -298,3 +299,34 @@ def rollouts(dags_folder: Path) -> list[tuple[Workflow, Workflow]]:
     finally:
         cache.flush()
     return found
+
+
+def steps_of(dags_folder: Path, workflow: str) -> dict[str, Any]:
+    """Task id -> compiled step of the healthy template ``workflow`` (both versions' steps while it rolls
+    out): what an action on a step checks against. Empty when there is no such healthy template."""
+    path = dags_folder / WORKFLOWS_DIR / f"{workflow}.yaml"
+    if not path.is_file():
+        return {}
+    roster, _, roster_bytes = _roster(dags_folder)
+    cache = SpecCache(default_folder())
+    try:
+        found, reads, rollout = _checked(
+            path,
+            dags_folder,
+            roster,
+            _key(cache, path, f"{WORKFLOWS_DIR}/{workflow}.yaml", roster_bytes),
+            cache,
+            True,
+        )
+        canary, _ = _canary(path, rollout, dags_folder, roster, roster_bytes, cache, found)
+    except TemplateError:
+        return {}
+    finally:
+        cache.flush()
+    plans = [plan_workflow(found, roster, reads), *([canary] if canary else [])]
+    return {step.task_id: step for plan in plans for step in plan.steps}
+
+
+def roster_of(dags_folder: Path) -> Roster | None:
+    """The roster's healthy agents (None when the roster cannot be read at all)."""
+    return _read_roster(dags_folder)[0]

@@ -183,6 +183,8 @@ class StepRun:
         from baton.errors import BudgetExceeded
 
         step, recorder = self.step, self.recorder
+        if agent is None and step.routed:
+            agent = self.reassigned()  # a person chose this try's agent on the Coordination page
         if agent is None and step.agent is None and not step.routed:  # a skill step
             recorder.start()
             return call_step(step, None, scope, self.context, recorder, self.log)
@@ -232,6 +234,23 @@ class StepRun:
         if not self.step.fan_out:
             write_context(self.recorder.store, self.step, self.context, scope, output, versions, self.log)
         emit(self.step, self.context, scope, output, self.recorder)
+
+    def reassigned(self) -> Agent | None:
+        """The agent a person chose for this try (``step.reassigned`` after the previous try), if it is one
+        of the step's candidates; None otherwise (the router chooses)."""
+        common = self.recorder.common
+        if common["map_index"] != -1:
+            return None
+        found = self.recorder.store.read(
+            common["run_id"], step=(common["step"], -1), types=["step.reassigned"]
+        )
+        names = [
+            e.payload.get("agent")
+            for e in found
+            if getattr(e, "payload", {}).get("after_try") == common["try_number"] - 1
+        ]
+        by_name = {a.name: a for a in self.step.candidates}
+        return by_name.get(names[-1]) if names else None
 
     def tried(self) -> dict[str, str]:
         """Agents chosen for this step in earlier tries of this run (which therefore did not succeed)."""

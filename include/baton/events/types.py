@@ -356,6 +356,31 @@ class VariantDecided(Payload):
     counts: dict[str, Any] = Field(default_factory=dict)
 
 
+# --- a person's actions from the Coordination page ----------------------------------------------------
+
+
+@event_type("step.reassigned")
+class StepReassigned(Payload):
+    """A person chose the agent of a routed step's next try (the try after ``after_try``)."""
+
+    agent: str = Field(max_length=250)
+    after_try: int = Field(ge=0)
+    by: str = Field(default="", max_length=250)
+    reason: str = Field(default="", max_length=1000)
+
+
+@event_type("action.taken")
+class ActionTaken(Payload):
+    """What a person did from Baton's pages (trigger, stop, reassign, a circuit opened or closed), as whom,
+    and what Airflow answered: every action is one of these, whether or not it succeeded."""
+
+    verb: Literal["trigger", "stop", "reassign", "open_circuit", "close_circuit"]
+    target: str = Field(max_length=600)
+    by: str = Field(default="", max_length=250)
+    ok: bool = True
+    detail: str = Field(default="", max_length=2000)
+
+
 # --- versions and rollouts -----------------------------------------------------------------------
 
 

@@ -38,6 +38,14 @@ class AirflowApi:
         self._token: str | None = None
 
     @classmethod
+    def as_caller(cls, url: str, token: str) -> AirflowApi:
+        """The API as the person whose JWT ``token`` is (what Baton's pages do on their behalf: Airflow
+        checks their permissions, and its audit log names them)."""
+        api = cls(url, "", "")
+        api._token = token
+        return api
+
+    @classmethod
     def from_connection(cls) -> AirflowApi | None:
         """The API of connection ``baton_airflow_api``, or None when it is not defined."""
         from airflow.sdk import BaseHook
@@ -110,6 +118,20 @@ class AirflowApi:
                 return False
             raise
         return True
+
+    def stop(self, dag_id: str, run_id: str) -> str:
+        """Mark a run failed (Airflow stops its running tasks); the state it had."""
+        path = f"/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}"
+        before = self._call("GET", path).get("state", "")
+        self._call("PATCH", path, json={"state": "failed"})
+        return str(before)
+
+    def retry_now(self, dag_id: str, run_id: str, task_id: str) -> int:
+        """Clear one task of a run so that its next try starts now (not after its retry delay); how many
+        task instances Airflow cleared."""
+        body = {"dry_run": False, "dag_run_id": run_id, "task_ids": [task_id], "only_failed": False}
+        answer = self._call("POST", f"/dags/{quote(dag_id, safe='')}/clearTaskInstances", json=body)
+        return len(answer.get("task_instances") or [])
 
     def set_paused(self, dag_id: str, paused: bool) -> bool:
         """Pause or resume ``dag_id``; whether it was paused before."""

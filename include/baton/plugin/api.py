@@ -206,3 +206,16 @@ def feedback(
         "score": body.score,
         "by": event.payload["by"],
     }
+
+
+# --- the Coordination and Management pages (issue 21): their pages, template routes and actions -------
+
+
+def _pages() -> None:
+    from baton.plugin import actions, pages, templates_api
+
+    for part in (pages.router, templates_api.router, actions.router):
+        app.include_router(part)
+
+
+_pages()

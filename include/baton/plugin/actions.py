@@ -1,0 +1,204 @@
+"""What a person may do from the Coordination page, each an ``action.taken`` event under their name:
+trigger a workflow with its inputs, stop a run in an emergency (and compensate it), reassign a routed
+step's next try to a chosen agent, open or close an agent's circuit. (Acknowledging an incident is the
+incidents API's.)
+
+Every action needs the right to change runs of its DAG (a viewer sees the pages but cannot act), and the
+header ``X-Baton-Action: 1``: the pages send it; a form on another site cannot (a cross-site request that
+sets a header needs CORS, which these routes never grant), so a cookie alone cannot act. What changes
+Airflow (trigger, stop, the compensation) goes through Airflow's own REST API with the caller's own token:
+Airflow checks their permissions and validates the inputs against the DAG's params itself.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from baton.events.store import Event, EventStore
+
+ACTION_HEADER = "X-Baton-Action"
+COMPENSATE_DAG = "baton_compensate"  # baton.compile.build.COMPENSATE_DAG_ID (the build imports Airflow's DAG)
+MAX_CONF = 100_000  # bytes of a trigger's inputs as JSON
+
+
+def _from_a_page(x_baton_action: Annotated[str | None, Header()] = None) -> None:
+    if x_baton_action != "1":
+        raise HTTPException(
+            403,
+            f"an action needs the header {ACTION_HEADER}: 1 (Baton's pages send it; a form on another site cannot)",
+        )
+
+
+FromAPage = Depends(_from_a_page)
+ActOnRuns = Depends(requires_access_dag("PUT", DagAccessEntity.RUN))
+TriggerRuns = Depends(requires_access_dag("POST", DagAccessEntity.RUN))
+DagId = Annotated[str, Path(max_length=250, pattern=r"^[A-Za-z0-9_.-]+$")]
+RunId = Annotated[str, Path(max_length=250)]
+router = APIRouter(prefix="/api/actions", dependencies=[FromAPage])
+
+
+class Trigger(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    conf: dict[str, Any] = Field(default_factory=dict, description="the workflow's inputs")
+
+
+class Stop(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=1000, description="why (kept with the compensation)")
+    compensate: bool = True
+
+
+class Reassign(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    agent: str = Field(min_length=1, max_length=250)
+    reason: str = Field(default="", max_length=1000)
+    retry_now: bool = Field(default=False, description="start the next try now, not after the retry delay")
+
+
+class Circuit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    open: bool
+    minutes: int = Field(
+        default=60, ge=1, le=7 * 24 * 60, description="how long an opened circuit stays open"
+    )
+
+
+def _token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    return header[7:] if header.lower().startswith("bearer ") else request.cookies.get("_token", "")
+
+
+def _airflow(request: Request) -> Any:
+    """Airflow's REST API at the address this request came to, as the caller."""
+    from baton.ops.airflow_api import AirflowApi
+
+    return AirflowApi.as_caller(f"{request.url.scheme}://{request.url.netloc}", _token(request))
+
+
+def _record(
+    store: EventStore, verb: str, target: str, by: str, ok: bool, detail: str, workflow: str = "baton"
+) -> None:
+    payload = {"verb": verb, "target": target[:600], "by": by[:250], "ok": ok, "detail": detail[:2000]}
+    at = datetime.now(UTC).isoformat()
+    event = Event(type="action.taken", run_id=f"action:{target}"[:250], workflow=workflow, payload=payload,
+                  discriminator=f"{verb}@{at}")  # fmt: skip
+    store.append([event])
+
+
+def _through_airflow(store: EventStore, verb: str, target: str, by: str, work: Any, workflow: str) -> Any:
+    """``work()`` (calls to Airflow's API), recorded whatever its outcome; Airflow's refusal is the answer's."""
+    from baton.ops.airflow_api import AirflowApiError
+
+    try:
+        done = work()
+    except AirflowApiError as error:
+        _record(store, verb, target, by, False, str(error), workflow=workflow)
+        raise HTTPException(
+            error.status if error.status and error.status < 500 else 502, str(error)
+        ) from None
+    _record(store, verb, target, by, True, str(done), workflow=workflow)
+    return done
+
+
+@router.post("/dags/{dag_id}/trigger", dependencies=[TriggerRuns])
+def trigger(dag_id: DagId, body: Trigger, request: Request, user: GetUserDep) -> dict:
+    """Start a run of ``dag_id`` with ``conf`` (Airflow validates it against the DAG's params)."""
+    import json
+
+    if len(json.dumps(body.conf)) > MAX_CONF:
+        raise HTTPException(413, f"the inputs are over {MAX_CONF:,} bytes as JSON")
+    run_id = f"manual__baton__{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}"
+    api, store = _airflow(request), EventStore.from_airflow()
+    _through_airflow(store, "trigger", f"{dag_id}/{run_id}", user.get_name(),
+                     lambda: api.trigger(dag_id, run_id, body.conf) and run_id, dag_id)  # fmt: skip
+    return {"dag_id": dag_id, "run_id": run_id}
+
+
+@router.post("/dags/{dag_id}/runs/{run_id}/stop", dependencies=[ActOnRuns])
+def stop(dag_id: DagId, run_id: RunId, body: Stop, request: Request, user: GetUserDep) -> dict:
+    """Stop a run in an emergency (Airflow marks it failed and stops its tasks), then compensate the steps
+    it completed (a run of ``baton_compensate``: newest first, each once)."""
+    api, store, by = _airflow(request), EventStore.from_airflow(), user.get_name()
+    was = _through_airflow(store, "stop", f"{dag_id}/{run_id}", by, lambda: api.stop(dag_id, run_id), dag_id)
+    compensation = None
+    if body.compensate:
+        compensation = f"manual__stop__{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}"
+        conf = {"run_id": run_id, "reason": f"stopped by {by}: {body.reason}"}
+        _through_airflow(store, "stop", f"{COMPENSATE_DAG}/{compensation}", by,
+                         lambda: api.trigger(COMPENSATE_DAG, compensation, conf) and compensation, dag_id)  # fmt: skip
+    return {"dag_id": dag_id, "run_id": run_id, "was": was, "compensation_run_id": compensation}
+
+
+@router.post("/dags/{dag_id}/runs/{run_id}/steps/{step}/reassign", dependencies=[ActOnRuns])
+def reassign(
+    dag_id: DagId,
+    run_id: RunId,
+    step: Annotated[str, Path(max_length=250)],
+    body: Reassign,
+    request: Request,
+    user: GetUserDep,
+) -> dict:
+    """The agent of the next try of a routed step of a run: one of the agents the step may be routed to;
+    with ``retry_now``, that try starts now (Airflow clears the task)."""
+    store = EventStore.from_airflow()
+    if not store.has_run(run_id):
+        raise HTTPException(404, f"no run '{run_id[:250]}' in Baton's events")
+    compiled = _steps(dag_id).get(step)
+    if compiled is None or not compiled.routed or compiled.fan_out is not None:
+        raise HTTPException(409, f"'{step[:250]}' is not a routed step (one agent, no for_each) of {dag_id}")
+    candidates = [a.name for a in compiled.candidates]
+    if body.agent not in candidates:
+        raise HTTPException(
+            409, f"agent '{body.agent[:250]}' may not do {step}: its candidates are {', '.join(candidates)}"
+        )
+    tries = [e.try_number for e in store.read(run_id, step=(step, -1), types=["step.started"])]
+    after = max(tries, default=0)
+    payload = {"agent": body.agent, "after_try": after, "by": user.get_name()[:250], "reason": body.reason}
+    store.append([Event(type="step.reassigned", run_id=run_id, workflow=dag_id, step=step, try_number=after,
+                        payload=payload, discriminator=datetime.now(UTC).isoformat())])  # fmt: skip
+    target, by = f"{dag_id}/{run_id}/{step}", user.get_name()
+    _record(store, "reassign", target, by, True, f"try {after + 1} -> {body.agent}", workflow=dag_id)
+    if body.retry_now:
+        api = _airflow(request)
+        _through_airflow(store, "reassign", target, by, lambda: api.retry_now(dag_id, run_id, step), dag_id)
+    return {
+        "run_id": run_id,
+        "step": step,
+        "agent": body.agent,
+        "try": after + 1,
+        "retry_now": body.retry_now,
+    }
+
+
+def _steps(dag_id: str) -> dict[str, Any]:
+    """The compiled steps of the workflow ``dag_id`` in this Airflow's dags folder."""
+    from pathlib import Path as Folder
+
+    from airflow.configuration import conf
+
+    from baton.compile.loader import steps_of
+
+    return steps_of(Folder(conf.get("core", "dags_folder")), dag_id)
+
+
+@router.post("/agents/{agent}/circuit", dependencies=[ActOnRuns])
+def circuit(agent: Annotated[str, Path(max_length=250, pattern=r"^[A-Za-z0-9_.-]+$")], body: Circuit,
+            user: GetUserDep) -> dict:  # fmt: skip
+    """Open an agent's circuit (routing sends its work to other capable agents) or close it."""
+    from baton.coordination import load
+
+    store, by = EventStore.from_airflow(), user.get_name()
+    if body.open:
+        until = datetime.now(UTC) + timedelta(minutes=body.minutes)
+        load.hold_open(store, agent, until, f"opened by {by} on the Coordination page")
+        detail = f"open until {until.isoformat(timespec='seconds')}"
+    else:
+        detail = "closed" if load.release(store, agent) else "was closed already"
+    _record(store, "open_circuit" if body.open else "close_circuit", f"agent:{agent}", by, True, detail)
+    return {"agent": agent, "open": body.open, "detail": detail}

@@ -1,0 +1,97 @@
+"""Baton's two pages inside Airflow's UI: Coordination and Management (``external_views`` of the plugin, in
+the nav and on a DAG run's page, drawn in Airflow's frame). They are HTML and a script each, served here
+behind Airflow's authentication (the session cookie Airflow's UI set: no second login); their data comes
+from Baton's API routes, polled; the charts are drawn by ECharts, served as npm installed it from the
+committed lock (``include/baton/plugin/ui``: no build step). When what is installed is not what the lock
+pins, the pages refuse to load and say how to mend it, rather than run stale code.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from functools import cache
+from pathlib import Path as Folder
+from typing import Annotated
+
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
+from fastapi import APIRouter, Depends, HTTPException, Path
+from fastapi.responses import FileResponse, HTMLResponse
+
+UI = Folder(__file__).resolve().parent / "ui"
+STATIC = UI / "static"
+PAGES = {"coordination": "Coordination", "management": "Management"}
+ASSETS = {"baton.css": "text/css", "common.js": "text/javascript", "coordination.js": "text/javascript",
+          "management.js": "text/javascript"}  # fmt: skip
+ReadRuns = Depends(requires_access_dag("GET", DagAccessEntity.RUN))
+router = APIRouter(prefix="/ui", dependencies=[ReadRuns])
+
+
+@cache
+def _echarts() -> tuple[Folder | None, str]:
+    """The installed ECharts file, or None and why (not installed; not the version the lock pins)."""
+    lock = json.loads((UI / "package-lock.json").read_text())
+    wanted = lock["packages"]["node_modules/echarts"]["version"]
+    installed = UI / "node_modules" / "echarts" / "package.json"
+    fix = "run scripts/install.sh (it runs npm ci in include/baton/plugin/ui)"
+    if not installed.is_file():
+        return None, f"ECharts is not installed: {fix}"
+    have = json.loads(installed.read_text()).get("version")
+    if have != wanted:
+        return None, f"ECharts {have} is installed but the lock pins {wanted}: {fix}"
+    return UI / "node_modules" / "echarts" / "dist" / "echarts.min.js", wanted
+
+
+def _may_act(user: object) -> bool:
+    """Whether the user may change runs (trigger, stop, reassign, circuits): a viewer may not."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+
+    return bool(
+        get_auth_manager().is_authorized_dag(
+            method="PUT", access_entity=DagAccessEntity.RUN, details=DagDetails(id=None), user=user
+        )
+    )
+
+
+@router.get("/{page}", response_class=HTMLResponse)
+def page(page: Annotated[str, Path(pattern="^(coordination|management)$")], user: GetUserDep) -> HTMLResponse:
+    """The page's HTML; its script polls the API. ``data-may-act`` hides the actions from a viewer (the
+    action routes refuse them anyway)."""
+    echarts, why = _echarts()
+    if echarts is None:
+        raise HTTPException(503, why)
+    title = PAGES[page]
+    body = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Baton · {title}</title>
+<link rel="stylesheet" href="static/baton.css"></head>
+<body data-page="{page}" data-user="{html.escape(user.get_name())}" data-may-act="{str(_may_act(user)).lower()}">
+<header><h1>Baton · {title}</h1><nav><a href="coordination">Coordination</a> <a href="management">Management</a></nav>
+<span class="who">{html.escape(user.get_name())}{"" if _may_act(user) else " (viewer: read only)"}</span></header>
+<main id="main"></main>
+<dialog id="confirm"><form method="dialog"><p id="confirm-text"></p>
+<menu><button value="no">Cancel</button> <button value="yes" id="confirm-yes">Confirm</button></menu></form></dialog>
+<script src="vendor/echarts.min.js?v={why}"></script>
+<script src="static/common.js"></script><script src="static/{page}.js"></script>
+</body></html>"""
+    return HTMLResponse(body, headers={"Cache-Control": "no-store", "X-Frame-Options": "SAMEORIGIN"})
+
+
+@router.get("/static/{name}")
+def static(name: str) -> FileResponse:
+    """The pages' own script and style (only these names)."""
+    if name not in ASSETS:
+        raise HTTPException(404, f"no asset '{name[:100]}'")
+    return FileResponse(STATIC / name, media_type=ASSETS[name], headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/vendor/echarts.min.js")
+def echarts() -> FileResponse:
+    found, why = _echarts()
+    if found is None:
+        raise HTTPException(503, why)
+    return FileResponse(found, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
+
+
+__all__ = ["router"]

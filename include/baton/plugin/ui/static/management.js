@@ -1,0 +1,144 @@
+// The Management page: the template library (with the exact errors of a broken template), a definition
+// editor validated live against the template language (errors before anything is saved; the plan it
+// compiles to as a graph; what it changes), rollouts, spend against budgets, incidents with their
+// post-incident reports, and the workflow analytics of a chosen window with their trends.
+"use strict";
+(() => {
+  const {get, post, poll, section, esc, fmtS, time, chart} = Baton;
+  const library = section("library", "Templates", true);
+  const editor = section("edit", "Editor", true);
+  const analytics = section("analytics", "Analytics", true);
+  const rollouts = section("rollouts", "Rollouts");
+  const spend = section("spend", "Spend and budgets");
+  const incidents = section("incident-reports", "Incidents", true);
+
+  let templates = [];
+  async function refreshLibrary() {
+    templates = (await get("/api/templates")).templates;
+    library.body.innerHTML = `<table><thead><tr><th>Workflow</th><th>File</th><th>Version</th><th>Owner</th><th>Schedule</th>
+      <th>Validation</th><th>Rollout</th></tr></thead><tbody>${templates.map((t) => `<tr data-workflow="${esc(t.workflow)}">
+      <td><a href="#edit" data-open="${esc(t.workflow)}">${esc(t.workflow)}</a></td><td>${esc(t.file)}</td><td>${t.ok ? "v" + t.version : "–"}</td>
+      <td>${esc(t.owner || "")}</td><td>${esc(t.schedule || "–")}</td>
+      <td class="${t.ok ? "ok" : "bad"}">${t.ok ? "valid" : `<pre>${esc((t.errors || []).join("\n"))}</pre>`}</td>
+      <td>${t.rollout ? `to ${esc(t.rollout.to)}` : ""}</td></tr>`).join("")}</tbody></table>`;
+  }
+  library.body.addEventListener("click", (e) => {
+    const a = e.target.closest("a[data-open]"); if (!a) return;
+    e.preventDefault(); openTemplate(a.dataset.open);
+  });
+
+  editor.body.innerHTML = `<p class="muted">Checked as you type against the template language and the roster, as
+    <code>baton validate</code> does. Nothing is saved here: templates are deployed with the DAG bundle, so
+    <b>Download</b> the file and open a pull request (review, history and your deployment's checks apply).</p>
+    <div class="row"><label>File <input id="file" value="my_workflow.yaml" size="32"></label>
+    <button id="download">Download</button> <span id="verdict" role="status"></span></div>
+    <textarea id="editor" spellcheck="false"></textarea><ul class="issues" id="issues"></ul>
+    <div id="plan-facts" class="muted"></div><div class="chart" id="plan"></div><pre id="diff"></pre>`;
+  const text = document.getElementById("editor"), file = document.getElementById("file");
+  let pending;
+  async function openTemplate(workflow) {
+    const src = await get(`/api/templates/${encodeURIComponent(workflow)}/source`);
+    file.value = src.file; text.value = src.text; check();
+    editor.el.scrollIntoView();
+  }
+  async function check() {
+    const verdict = document.getElementById("verdict");
+    verdict.textContent = "checking…";
+    let answer;
+    try { answer = await post("/api/templates/validate", {file: file.value, text: text.value}, false); }
+    catch (error) { verdict.textContent = String(error.message || error); verdict.className = "bad"; return; }
+    document.getElementById("issues").innerHTML = answer.issues.map((i) => `<li>${esc(i.text)}</li>`).join("");
+    verdict.textContent = answer.ok ? "valid" : `${answer.issues.length} error(s)`;
+    verdict.className = answer.ok ? "ok" : "bad";
+    if (!answer.ok) return;
+    document.getElementById("plan-facts").textContent = `${answer.workflow} v${answer.version} · ${answer.steps} step(s) · owner ${answer.owner}`;
+    chart(document.getElementById("plan")).setOption({
+      tooltip: {formatter: (p) => p.dataType === "node" ? `${esc(p.data.name)}<br>${esc(p.data.who)}` : ""},
+      series: [{type: "graph", layout: "none", roam: true, edgeSymbol: ["none", "arrow"], label: {show: true, position: "bottom"},
+        data: answer.graph.nodes.map((n) => ({name: n.id, x: n.x * 160, y: n.y * 70, who: n.who, symbolSize: 22})),
+        links: answer.graph.edges}],
+    }, true);
+    const d = answer.diff;
+    document.getElementById("diff").textContent = d ? `Against the deployed v${d.version[0]}: ${d.breaking} breaking change(s)\n` +
+      d.changes.map((c) => `${c.breaking ? "BREAKING " : ""}${c.where}: ${c.what}`).join("\n") : "A new template.";
+  }
+  text.addEventListener("input", () => { clearTimeout(pending); pending = setTimeout(check, 300); });
+  file.addEventListener("change", check);
+  document.getElementById("download").addEventListener("click", () => {
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(new Blob([text.value], {type: "application/yaml"}));
+    a.download = file.value; a.click();
+  });
+
+  analytics.body.innerHTML = `<div class="row"><label>Window <select id="hours"><option value="1">1 h</option>
+    <option value="24" selected>24 h</option><option value="168">7 days</option><option value="720">30 days</option></select></label></div>
+    <div id="figures" class="row"></div><div class="chart" id="trend"></div><ul id="suggestions"></ul>`;
+  async function refreshAnalytics() {
+    const a = await get("/api/dashboard/analytics", {hours: document.getElementById("hours").value});
+    const pct = (v) => v == null ? "–" : `${(100 * v).toFixed(1)} %`;
+    const figures = [["runs", a.runs], ["success rate", pct(a.success_rate)], ["parallel speed-up", a.parallel_speedup?.toFixed?.(2) ?? "–"],
+      ["conflicts auto-resolved", pct(a.conflict_auto_resolution_rate)], ["human intervention", pct(a.human_intervention_rate)],
+      ["p95 duration", fmtS(a.p95_duration_s)]];
+    document.getElementById("figures").innerHTML = figures.map(([k, v]) => `<span><b>${esc(v)}</b> <span class="muted">${esc(k)}</span></span>`).join(" · ");
+    const trend = a.trend || a.hourly || [];
+    chart(document.getElementById("trend")).setOption({
+      tooltip: {trigger: "axis"}, legend: {}, grid: {left: 50, right: 50, top: 30, bottom: 30},
+      xAxis: {type: "time"}, yAxis: [{type: "value", name: "runs"}, {type: "value", name: "p95 s"}],
+      series: [{name: "runs", type: "bar", data: trend.map((t) => [t.hour || t.bucket, t.runs])},
+               {name: "failures", type: "bar", data: trend.map((t) => [t.hour || t.bucket, t.failures])},
+               {name: "p95 duration", type: "line", yAxisIndex: 1, data: trend.map((t) => [t.hour || t.bucket, t.p95_duration_s])}],
+    }, true);
+    document.getElementById("suggestions").innerHTML = (a.suggestions || []).map((s) =>
+      `<li>${esc(typeof s === "string" ? s : `${s.suggestion || s.text}: ${s.why || ""}`)}</li>`).join("");
+  }
+  document.getElementById("hours").addEventListener("change", refreshAnalytics);
+
+  async function refreshRollouts() {
+    const rows = (await get("/api/rollouts")).rollouts;
+    rollouts.body.innerHTML = rows.length ? rows.map((r) => `<p><b>${esc(r.workflow)}</b> v${r.from_version} → v${r.to_version}:
+      <span class="${r.status === "rolled back" ? "bad" : "ok"}">${esc(r.status)}</span>, ${r.share} % of new runs (stage ${r.stage})</p>
+      <table><tr><th></th><th>ended</th><th>failure rate</th><th>in flight</th></tr>${["stable", "canary"].map((arm) =>
+      `<tr><td>v${arm === "stable" ? r.from_version : r.to_version}</td><td>${r.runs[arm].runs}</td>
+       <td>${r.runs[arm].failure_rate == null ? "–" : (100 * r.runs[arm].failure_rate).toFixed(1) + " %"}</td><td>${r.in_flight[arm]}</td></tr>`).join("")}</table>
+      <p class="muted">${esc(r.guardrails)}</p><ul>${r.decisions.map((d) => `<li>${time(d.at)} ${esc(d.type)} → ${d.share} %</li>`).join("")}</ul>`).join("")
+      : `<p class="muted">No template rolls out a new version (<code>rollout:</code>).</p>`;
+  }
+
+  async function refreshSpend() {
+    const c = await get("/api/cost", {days: 7, by: "workflow"});
+    spend.body.innerHTML = `${c.budgets_error ? `<pre class="bad">${esc(c.budgets_error)}</pre>` : ""}
+      <table><thead><tr><th>Budget</th><th>Window</th><th>Spent</th><th>Limit</th><th>Used</th><th>Forecast</th></tr></thead><tbody>
+      ${c.budgets.map((b) => `<tr><td>${esc(b.budget)}</td><td>${esc(b.window)}</td><td>$${Number(b.cost).toFixed(4)}</td>
+        <td>${b.limit_cost ? "$" + b.limit_cost : (b.limit_tokens ? b.limit_tokens + " tokens" : "–")}</td>
+        <td class="${b.used >= 1 ? "bad" : b.used >= 0.8 ? "warn" : ""}">${(100 * b.used).toFixed(0)} %</td>
+        <td>${b.forecast == null ? "–" : (100 * b.forecast).toFixed(0) + " %"}</td></tr>`).join("") || `<tr><td colspan="6" class="muted">No budget (dags/budgets.yaml).</td></tr>`}
+      </tbody></table><div class="chart small" id="spend-chart"></div>`;
+    chart(document.getElementById("spend-chart")).setOption({
+      tooltip: {}, grid: {left: 140, right: 20, top: 10, bottom: 30}, xAxis: {type: "value", name: "$ (7 days)"},
+      yAxis: {type: "category", data: c.spend.map((l) => l.key), inverse: true},
+      series: [{type: "bar", data: c.spend.map((l) => l.cost)}],
+    }, true);
+  }
+
+  async function refreshIncidents() {
+    const rows = await get("/api/incidents", {limit: 20});
+    incidents.body.innerHTML = rows.length ? `<table><thead><tr><th>Incident</th><th>Status</th><th>What</th><th>Opened</th></tr></thead><tbody>${rows.map((i) =>
+      `<tr><td><a href="#" data-report="${esc(i.id)}">${esc(i.id)}</a></td><td>${esc(i.status)}</td><td>${esc(i.kind)} on ${esc(i.where)}</td><td>${time(i.opened_at)}</td></tr>`).join("")}</tbody></table><pre id="report"></pre>`
+      : `<p class="muted">No incident.</p>`;
+  }
+  incidents.body.addEventListener("click", async (e) => {
+    const a = e.target.closest("a[data-report]"); if (!a) return;
+    e.preventDefault();
+    const r = (await get(`/api/incidents/${encodeURIComponent(a.dataset.report)}`)).report;
+    document.getElementById("report").textContent = `Post-incident report ${a.dataset.report}: detected in ${fmtS(r.mttd_s)}, recovered in ${fmtS(r.mttr_s)}\n` +
+      JSON.stringify(r, null, 2);
+  });
+
+  poll(refreshLibrary, 30000, library.status);
+  poll(refreshAnalytics, 15000, analytics.status);
+  poll(refreshRollouts, 10000, rollouts.status);
+  poll(refreshSpend, 30000, spend.status);
+  poll(refreshIncidents, 15000, incidents.status);
+  const wanted = Baton.params.get("workflow");
+  if (wanted) openTemplate(wanted).catch(() => {});
+})();
