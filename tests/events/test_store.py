@@ -215,6 +215,7 @@ def test_migrations_run_once_and_an_unmigrated_store_says_what_to_do(tmp_path, s
         "5: a runbook's cap on an agent's concurrency",
         "6: the budgets' ledger of reservations and spend",
         "7: an index of each step's history, for learned routing and experiments",
+        "8: the dashboard's projections: runs, tasks, agents' calls and hourly step figures",
     ]
     assert bare.append(_run_events()[:1]) != []
 
@@ -239,6 +240,7 @@ def test_a_store_at_version_4_gains_the_concurrency_cap_and_keeps_its_breakers(t
         "5: a runbook's cap on an agent's concurrency",
         "6: the budgets' ledger of reservations and spend",
         "7: an index of each step's history, for learned routing and experiments",
+        "8: the dashboard's projections: runs, tasks, agents' calls and hourly step figures",
     ]
     with engine.connect() as conn:
         rows = conn.execute(

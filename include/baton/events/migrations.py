@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, inspect, select, text
 
-from baton.events import schema
+from baton.events import schema, summaries
 
 Migration = tuple[int, str, Callable[[Connection], None]]
 
@@ -48,6 +48,12 @@ def _v7(conn: Connection) -> None:
     index.create(conn, checkfirst=True)  # a store created at version 1 by this code has it already
 
 
+def _v8(conn: Connection) -> None:
+    for table in summaries.TABLES:
+        table.create(conn, checkfirst=True)  # a store set back below 8 (as a test does) has them
+    summaries.rebuild_in(conn)  # the runs already in the store show on the dashboard too
+
+
 MIGRATIONS: list[Migration] = [
     (1, "events, blobs and workflow_executions", _v1),
     (2, "the shared context of runs", _v2),
@@ -56,6 +62,7 @@ MIGRATIONS: list[Migration] = [
     (5, "a runbook's cap on an agent's concurrency", _v5),
     (6, "the budgets' ledger of reservations and spend", _v6),
     (7, "an index of each step's history, for learned routing and experiments", _v7),
+    (8, "the dashboard's projections: runs, tasks, agents' calls and hourly step figures", _v8),
 ]
 
 

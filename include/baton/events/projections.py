@@ -16,7 +16,7 @@ from sqlalchemy import Connection, delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from baton.events import schema
+from baton.events import schema, summaries
 
 if TYPE_CHECKING:
     from baton.events.store import Event, EventStore
@@ -45,6 +45,7 @@ def apply(conn: Connection, stored: Sequence[tuple[int, Event]]) -> None:
     A run's row is inserted at run.started, gains agents as they are selected (one atomic UPDATE
     each), and is recomputed from the run's events when the run ends.
     """
+    summaries.apply(conn, [event for _, event in stored])  # the dashboard's rows (issue 21)
     x = schema.workflow_executions
     runs: dict[str, list[Event]] = defaultdict(list)
     for _, event in stored:
@@ -113,9 +114,10 @@ def _refresh_execution(conn: Connection, run_id: str, workflow: str) -> None:
 
 
 def rebuild(store: EventStore) -> int:
-    """Recompute ``workflow_executions`` from the events alone; the number of runs."""
+    """Recompute ``workflow_executions`` and the dashboard's tables from the events alone; the number of runs."""
     e = schema.events.c
     with store.engine.begin() as conn:
+        summaries.rebuild_in(conn)
         conn.execute(delete(schema.workflow_executions))
         runs = conn.execute(select(e.run_id, e.workflow).where(e.type == "run.started").distinct()).all()
         for run_id, workflow in runs:

@@ -167,3 +167,82 @@ schema_version = Table(
     Column("description", String(250), nullable=False),
     Column("applied_at", UTCDateTime(), nullable=False),
 )
+
+# The dashboard (issue 21): projections kept current in the append's transaction (events/summaries.py), so
+# that the Coordination and Management pages read a few rows per request, never the events of a window.
+# Times of a task's try are epoch seconds (floats): a try's duration is a subtraction on either database.
+run_summary = Table(
+    "baton_run_summary",
+    metadata,
+    Column("run_id", String(250), primary_key=True),
+    Column("workflow", String(250), nullable=False),
+    Column("template_version", Integer),
+    Column("state", String(16), nullable=False),  # running | success | failed
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("ended_at", UTCDateTime()),
+    Column("duration_s", Float),
+    Column("tasks", Integer),  # the run's tasks when it ended (what a running run of its workflow expects)
+    Column("work_s", Float),  # its tries' and fan-out items' seconds, summed, when it ended (the speed-up)
+    Column("questions", Integer, nullable=False, server_default="0"),  # asked of a person
+    Column("answers", Integer, nullable=False, server_default="0"),
+    Column("conflicts", Integer, nullable=False, server_default="0"),  # context conflicts
+    Column("conflicts_auto", Integer, nullable=False, server_default="0"),  # resolved by their strategy
+    Column("conflicts_escalated", Integer, nullable=False, server_default="0"),  # left to a person / failed
+    Index("ix_baton_run_summary_started", "started_at", "run_id"),
+    Index("ix_baton_run_summary_workflow", "workflow", "started_at", "run_id"),
+    Index("ix_baton_run_summary_state", "state", "started_at", "run_id"),
+)
+
+task_state = Table(
+    "baton_task_state",
+    metadata,
+    Column("run_id", String(250), primary_key=True),
+    Column("step", String(250), primary_key=True),
+    Column("map_index", Integer, primary_key=True),
+    Column("state", String(16)),  # replay.STEP_STATES' values; NULL before the first try's event
+    Column("try_number", Integer, nullable=False),
+    Column("agent", String(250)),
+    Column("started_s", Float),  # the latest try's start
+    Column("ended_s", Float),  # ... and end (NULL while it runs)
+    Column("seconds", Float, nullable=False),  # every try's duration, summed
+    Column("asked_s", Float),  # a question to a person open since (NULL: none open)
+    Column("question", String(32)),  # its kind (approval, escalation, review, ...)
+)
+
+# One row per agent call that ended (a step's try, a fan-out item) and per model call (its cost): the
+# last hour's calls, failures and exact latencies, and the last day's spend, read by time.
+agent_calls = Table(
+    "baton_agent_calls",
+    metadata,
+    Column("id", Sequence, primary_key=True, autoincrement=True),
+    Column("agent", String(250), nullable=False),
+    Column("ts", UTCDateTime(), nullable=False),
+    Column("kind", String(8), nullable=False),  # step | item | model
+    Column("ok", Integer),  # 1 succeeded, 0 failed; NULL for a model call
+    Column("latency_s", Float),
+    Column("cost", Float, nullable=False, server_default="0"),
+    Index("ix_baton_agent_calls_ts", "ts"),
+)
+
+# Per hour, workflow, step and agent ('' for none): step tries, failures, successful seconds, circuits
+# opened: the analytics of a window of up to a year read its hours, not its events.
+step_hours = Table(
+    "baton_step_hours",
+    metadata,
+    Column("hour", UTCDateTime(), primary_key=True),
+    Column("workflow", String(250), primary_key=True),
+    Column("step", String(250), primary_key=True),
+    Column("agent", String(250), primary_key=True),
+    Column("tries", Integer, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("ok_seconds", Float, nullable=False),
+    Column("breaker_opens", Integer, nullable=False),
+    Index("ix_baton_step_hours_workflow", "workflow", "hour"),
+)
+
+agents_seen = Table(
+    "baton_agents_seen",
+    metadata,
+    Column("agent", String(250), primary_key=True),
+    Column("first_seen", UTCDateTime(), nullable=False),
+)
