@@ -1,0 +1,132 @@
+"""Seed 003's workflow analytics over a window (the Management tab): runs, success rate, parallel speed-up,
+context conflicts' auto-resolution rate, human intervention rate, mean and p95 duration, a trend for a
+chart, and suggestions derived from the figures (``suggestions.py``).
+
+Reads the window's rows of ``baton_run_summary`` (one per run, by its start) and of ``baton_step_hours``
+(per hour, workflow, step and agent): a year's window costs its runs and its hours, not its events."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from baton.events import schema
+from baton.events.store import EventStore
+from baton.ops.dashboard.common import iso, percentile, rounded
+from baton.ops.dashboard.suggestions import suggest
+
+MAX_HOURS = 24 * 366
+MAX_BUCKETS = 168  # the trend's points: hourly up to a week, wider buckets beyond
+
+
+def report(store: EventStore, hours: float, workflow: str | None = None, now: datetime | None = None) -> dict:
+    """The figures of the runs that started in the last ``hours`` (of ``workflow``)."""
+    if not (0 < hours <= MAX_HOURS) or not math.isfinite(hours):
+        raise ValueError(f"hours is a number over 0 and at most {MAX_HOURS}, not {hours!r}")
+    now = now or datetime.now(UTC)
+    since = now - timedelta(hours=hours)
+    with store.engine.connect() as conn:
+        runs = _runs(conn, since, now, workflow)
+        steps = _steps(conn, since, now, workflow)
+    figures = _figures(runs)
+    return {
+        "since": iso(since),
+        "until": iso(now),
+        "hours": hours,
+        "workflow": workflow,
+        **figures,
+        "trend": _trend(runs, since, now, hours),
+        "suggestions": suggest(figures, steps),
+    }
+
+
+def _runs(conn: Connection, since: datetime, now: datetime, workflow: str | None) -> list[Any]:
+    r = schema.run_summary.c
+    query = select(
+        r.started_at,
+        r.state,
+        r.duration_s,
+        r.work_s,
+        r.questions,
+        r.conflicts_auto,
+        r.conflicts_escalated,
+    ).where(r.started_at >= since, r.started_at <= now)
+    if workflow is not None:
+        query = query.where(r.workflow == workflow)
+    return conn.execute(query).all()
+
+
+def _steps(conn: Connection, since: datetime, now: datetime, workflow: str | None) -> list[Any]:
+    """Per workflow, step and agent over the window's hours (the first one whole): tries, failures, the
+    successful tries' seconds, circuits opened."""
+    h = schema.step_hours.c
+    query = select(
+        h.workflow,
+        h.step,
+        h.agent,
+        func.sum(h.tries).label("tries"),
+        func.sum(h.failures).label("failures"),
+        func.sum(h.ok_seconds).label("ok_seconds"),
+        func.sum(h.breaker_opens).label("breaker_opens"),
+    ).where(h.hour >= since.replace(minute=0, second=0, microsecond=0), h.hour <= now)
+    if workflow is not None:
+        query = query.where(h.workflow == workflow)
+    return conn.execute(query.group_by(h.workflow, h.step, h.agent)).all()
+
+
+def _figures(runs: list[Any]) -> dict[str, Any]:
+    finished = [r for r in runs if r.state != "running"]
+    succeeded = sum(r.state == "success" for r in finished)
+    durations = sorted(float(r.duration_s) for r in finished if r.duration_s is not None)
+    speedups = [r.work_s / r.duration_s for r in finished if r.work_s and r.duration_s]
+    auto = sum(r.conflicts_auto for r in runs)
+    escalated = sum(r.conflicts_escalated for r in runs)
+    asked = sum(r.questions > 0 for r in runs)
+    return {
+        "runs": len(runs),
+        "running": len(runs) - len(finished),
+        "finished": len(finished),
+        "succeeded": succeeded,
+        "success_rate": _ratio(succeeded, len(finished)),
+        "parallel_speedup": rounded(statistics.fmean(speedups), 2) if speedups else None,
+        "conflicts": auto + escalated,
+        "conflict_auto_resolution_rate": _ratio(auto, auto + escalated),
+        "runs_with_questions": asked,
+        "human_intervention_rate": _ratio(asked, len(runs)),
+        "mean_duration_s": rounded(statistics.fmean(durations), 1) if durations else None,
+        "p95_duration_s": rounded(percentile(durations, 95), 1),
+    }
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _trend(runs: list[Any], since: datetime, now: datetime, hours: float) -> dict[str, Any]:
+    """Runs, failures and p95 duration per bucket of whole hours (one hour up to a week's window, wider
+    beyond so that a chart has at most ``MAX_BUCKETS`` points), from the window's first whole hour."""
+    width = max(1, math.ceil(hours / MAX_BUCKETS))
+    first = since.replace(minute=0, second=0, microsecond=0)
+    step = timedelta(hours=width)
+    count = int((now - first) / step) + 1
+    grouped: dict[int, list[Any]] = defaultdict(list)
+    for run in runs:
+        grouped[int((run.started_at - first) / step)].append(run)
+    buckets = []
+    for index in range(count):
+        members = grouped.get(index, [])
+        durations = sorted(float(r.duration_s) for r in members if r.duration_s is not None)
+        buckets.append(
+            {
+                "start": iso(first + index * step),
+                "runs": len(members),
+                "failures": sum(r.state == "failed" for r in members),
+                "p95_duration_s": rounded(percentile(durations, 95), 1),
+            }
+        )
+    return {"bucket_hours": width, "buckets": buckets}

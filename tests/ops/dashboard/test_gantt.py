@@ -1,0 +1,132 @@
+"""One run's Gantt chart: bars per try, fan-out item and compensation; markers for reassignments,
+conflicts, questions, the saga and circuits; bounded for a run of 100,000 events."""
+
+from __future__ import annotations
+
+from sqlalchemy import insert
+
+from baton.events import schema
+from baton.ops.dashboard import gantt
+from tests.ops.dashboard.scenario import Run
+
+
+def _item(run: Run, kind: str, at: float, agent: str, sub: str, attempt: int, **payload) -> object:
+    body = {"subtask": sub, "attempt": attempt, **payload}
+    if kind == "subtask.succeeded":
+        body |= {"sha256": "ab", "size": 2, "output": "x" * 1000}
+    return run.event(kind, at, "enrich", agent=agent, payload=body, discriminator=f"{sub}#{attempt}")
+
+
+def _story(store) -> None:
+    run = Run(store, "run_g")
+    run.start("score", 1, agent="flaky")
+    run.fail("score", 3, agent="flaky")
+    run.append(
+        run.event("step.reassigned", 4, "score", payload={"agent": "steady", "after_try": 1, "by": "ana"})
+    )
+    run.start("score", 5, agent="steady", try_number=2)
+    conflict = {
+        "key": "k",
+        "strategy": "merge",
+        "base_version": 1,
+        "current_version": 2,
+        "writer": "a",
+        "other_writer": "b",
+    }
+    run.append(
+        run.event("context.conflict", 6, "score", 2, payload=conflict),
+        run.event(
+            "context.resolved",
+            6,
+            "score",
+            2,
+            payload={"key": "k", "strategy": "merge", "outcome": "merged", "version": 3},
+        ),
+        run.event("approval.requested", 7, "score", 2, payload={"subject": "ok?", "kind": "review"}),
+    )
+    run.append(run.event("approval.answered", 9, "score", 2, payload={"chosen": ["Approve"], "by": "bo"}))
+    run.succeed("score", 10, 5.0, agent="steady", try_number=2)
+    run.start("enrich", 10, agent=None)
+    run.append(
+        _item(run, "subtask.started", 10, "a1", "0", 1),
+        _item(run, "subtask.failed", 11, "a1", "0", 1, error_class="Timeout", reassigned=True),
+        _item(run, "subtask.started", 11, "a2", "0", 2),
+        _item(run, "subtask.succeeded", 13, "a2", "0", 2, latency_s=2.0),
+    )
+    run.fail("enrich", 14, agent=None, retry=False)
+    saga = run.event("saga.started", 15, "_compensate", payload={"plan": ["score"]})
+    comp = run.event(
+        "compensation.started", 15, "score", 0, payload={"target": "score", "attempt": 1}, discriminator="s|1"
+    )
+    done = run.event(
+        "compensation.succeeded",
+        16,
+        "score",
+        0,
+        payload={"target": "score", "attempt": 1},
+        discriminator="s|1",
+    )
+    end = run.event(
+        "saga.completed", 17, "_compensate", payload={"outcome": "compensated", "compensated": ["score"]}
+    )
+    run.append(saga, comp, done, end)
+    run.end(18, ok=False)
+
+
+def test_a_runs_bars_and_markers(store):
+    _story(store)
+    chart = gantt.chart(store, "run_g")
+    assert (chart["state"], chart["truncated"]) == ("failed", False)
+    bars = [
+        (b["kind"], b["step"], b["try_number"], b["attempt"], b["agent"], b["state"], b["duration_s"])
+        for b in chart["bars"]
+    ]
+    assert bars == [
+        ("try", "score", 1, None, "flaky", "failed", 2.0),
+        ("try", "score", 2, None, "steady", "success", 5.0),
+        ("try", "enrich", 1, None, None, "failed", 4.0),
+        ("item", "enrich", 1, 1, "a1", "failed", 1.0),
+        ("item", "enrich", 1, 2, "a2", "success", 2.0),
+        ("compensation", "score", 0, 1, None, "success", 1.0),
+    ]
+    marks = {(m["kind"], m.get("by")) for m in chart["markers"]}
+    assert marks >= {("reassignment", "ana"), ("reassignment", None), ("question", "bo"), ("conflict", None)}
+    (conflict,) = [m for m in chart["markers"] if m["kind"] == "conflict"]
+    assert conflict["resolution"]["outcome"] == "merged" and conflict["resolution"]["version"] == 3
+    (question,) = [m for m in chart["markers"] if m["kind"] == "question"]
+    assert (question["question"], question["at"], question["answered_at"]) == (
+        "review",
+        "2026-03-02T09:00:07+00:00",
+        "2026-03-02T09:00:09+00:00",
+    )
+    moves = [
+        (m["from_agent"], m["to_agent"])
+        for m in chart["markers"]
+        if m["kind"] == "reassignment" and not m.get("by")
+    ]
+    assert moves == [("flaky", "steady"), ("a1", None)]
+    assert [m["outcome"] for m in chart["markers"] if m["kind"].startswith("saga")] == [None, "compensated"]
+    assert "x" * 100 not in str(chart), "no output is read"
+
+
+def test_an_unknown_run_has_no_chart(store):
+    assert gantt.chart(store, "nobody") is None
+
+
+def test_a_run_of_100000_events_gets_a_bounded_chart(store):
+    run = Run(store, "huge")
+    run.start("enrich", 1, agent=None)
+    rows = []
+    for i in range(50_000):
+        for kind, at in (("subtask.started", 2), ("subtask.succeeded", 3)):
+            event = _item(
+                run, kind, at, "a1", str(i), 1, **({"latency_s": 1.0} if kind.endswith("succeeded") else {})
+            )
+            rows.append(event.row())
+    with store.engine.begin() as conn:  # the events as a fan-out's writer stores them, in bulk
+        for start in range(0, len(rows), 5000):
+            conn.execute(insert(schema.events), rows[start : start + 5000])
+    chart = gantt.chart(store, "huge")
+    assert chart["truncated"] is True
+    assert chart["events_read"] == gantt.MAX_EVENTS
+    assert len(chart["bars"]) == gantt.MAX_BARS
