@@ -16,8 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from baton.events import projections, replay
 from baton.events.store import EventStore
+from baton.plugin import dashboard_api
 
 app = FastAPI(title="Baton events", description="Runs, timelines and agent stats from Baton's event store.")
+app.include_router(dashboard_api.router)  # the Coordination and Management tabs' GET routes (issue 21)
 
 
 @app.get("/api/runs")

@@ -1,11 +1,8 @@
 """One run's Gantt chart: bars per try, fan-out item and compensation; markers for reassignments,
-conflicts, questions, the saga and circuits; bounded for a run of 100,000 events."""
+conflicts, questions, the saga and circuits; bounded for a run of 100,000 events (test_api.py)."""
 
 from __future__ import annotations
 
-from sqlalchemy import insert
-
-from baton.events import schema
 from baton.ops.dashboard import gantt
 from tests.ops.dashboard.scenario import Run
 
@@ -111,22 +108,3 @@ def test_a_runs_bars_and_markers(store):
 
 def test_an_unknown_run_has_no_chart(store):
     assert gantt.chart(store, "nobody") is None
-
-
-def test_a_run_of_100000_events_gets_a_bounded_chart(store):
-    run = Run(store, "huge")
-    run.start("enrich", 1, agent=None)
-    rows = []
-    for i in range(50_000):
-        for kind, at in (("subtask.started", 2), ("subtask.succeeded", 3)):
-            event = _item(
-                run, kind, at, "a1", str(i), 1, **({"latency_s": 1.0} if kind.endswith("succeeded") else {})
-            )
-            rows.append(event.row())
-    with store.engine.begin() as conn:  # the events as a fan-out's writer stores them, in bulk
-        for start in range(0, len(rows), 5000):
-            conn.execute(insert(schema.events), rows[start : start + 5000])
-    chart = gantt.chart(store, "huge")
-    assert chart["truncated"] is True
-    assert chart["events_read"] == gantt.MAX_EVENTS
-    assert len(chart["bars"]) == gantt.MAX_BARS
