@@ -1,9 +1,11 @@
 """Takes the README's screenshots of a running `make run` Airflow with Playwright and Debian's Chromium.
 
 make run            # in one terminal
-.venv/bin/python scripts/screenshots.py [--url http://localhost:8080] [--only tour|gallery] [WORKFLOW ...]
+.venv/bin/python scripts/screenshots.py [--url http://localhost:8080] [--only tour|gallery|pages] [WORKFLOW ...]
 
 The tour (docs/img/*.png): the DAG list, the trigger form, a run's graph, a step's output.
+The pages (docs/img/coordination.png, management.png, editor.png): Baton's two pages in Airflow's nav while
+a fan-out runs (parallel_feature_delivery), and the editor showing a template's error before it is saved.
 The gallery (docs/img/gallery/<workflow>*.png): each bundled workflow triggered over the REST API with
 the demo inputs below, a person's approval answered the way the Required Actions page answers it,
 then the run's graph and a sample of its output: one step's output (its XCom), or the report it wrote.
@@ -211,10 +213,39 @@ def _epoch(stamp: str) -> float:
     return datetime.fromisoformat(stamp).timestamp()
 
 
+def pages(page: Page, api: AirflowAPI) -> None:
+    """Coordination while parallel_feature_delivery's fan-out runs, with that run's timeline and map;
+    Management (the library, analytics); the editor with a mistake in a template."""
+    run_id = api.trigger("parallel_feature_delivery").json()["dag_run_id"]
+    page.goto(f"{api.url}/plugin/baton-coordination")
+    frame = page.frame_locator("iframe[src*='/baton/ui/coordination']")
+    row = frame.locator(f"tr[data-run='{run_id}']")
+    row.wait_for(timeout=60_000)
+    row.click()
+    frame.locator("#gantt canvas").wait_for()
+    page.wait_for_timeout(6000)  # a few polls: the fan-out's items appear
+    page.screenshot(path=OUT / "coordination.png", full_page=True)
+    finished(api, "parallel_feature_delivery", run_id)
+    page.goto(f"{api.url}/plugin/baton-management")
+    frame = page.frame_locator("iframe[src*='/baton/ui/management']")
+    frame.locator("#trend canvas").wait_for()
+    page.wait_for_timeout(2000)
+    page.screenshot(path=OUT / "management.png", full_page=True)
+    frame.locator("a[data-open='customer_onboarding']").click()
+    editor = frame.locator("#editor")
+    editor.wait_for()
+    page.wait_for_timeout(1000)
+    editor.fill(editor.input_value().replace("agent: onboarding_specialist", "agent: onboarding_specalist", 1))
+    frame.locator("#issues li").first.wait_for()
+    frame.locator("#edit").scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    frame.locator("#edit").screenshot(path=OUT / "editor.png")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", default="http://localhost:8080")
-    parser.add_argument("--only", choices=["tour", "gallery"])
+    parser.add_argument("--only", choices=["tour", "gallery", "pages"])
     parser.add_argument("workflows", nargs="*", help="gallery entries to take (default: all)")
     args = parser.parse_args()
     api = AirflowAPI(args.url, ROOT / ".airflow")
@@ -228,6 +259,8 @@ def main() -> None:
             tour(page, api)
         if args.only in (None, "gallery"):
             gallery(page, browser.new_page(viewport={"width": 900, "height": 300}), api, entries)
+        if args.only in (None, "pages"):
+            pages(page, api)
         browser.close()
 
 

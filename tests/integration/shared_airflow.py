@@ -44,6 +44,9 @@ HOSTILE_COST = [case for case in hostile.CASES if case.klass == "1 cost" and cas
 SAGA_WORKFLOW = Path(__file__).parents[1] / "fixtures" / "saga" / "workflows" / "order_saga.yaml"
 HEALTHY = [
     "canary_release",
+    "pages_fanout",
+    "pages_reassign",
+    "pages_stop",
     "compliance_monitoring",
     "content_marketing",
     "crash_recovery",
@@ -220,6 +223,79 @@ steps:
     output_retries: 0
 """
 
+# test_pages' part (the Coordination and Management pages in a browser): agents of a routed step of which two
+# never answer validly; an agent that answers after a second (a fan-out to watch) and one that takes ten
+# minutes (a run to stop); the workflows they do.
+PAGES_AGENTS = """
+  - name: relay_a
+    description: Never gives a valid output (tests/integration/test_pages.py).
+    capabilities: [relaying]
+    llm_conn_id: invalid_llm
+  - name: relay_b
+    description: Never gives a valid output either.
+    capabilities: [relaying]
+    llm_conn_id: invalid_llm
+  - name: relay_c
+    description: Answers (the offline model).
+    capabilities: [relaying]
+    llm_conn_id: baton_test_undefined_connection
+  - name: paced_scorer
+    description: Answers after a second (the offline model with a delay).
+    capabilities: [pacing]
+    llm_conn_id: paced_offline
+    max_concurrency: 2
+  - name: stuck_scorer
+    description: Answers after ten minutes.
+    capabilities: [stalling]
+    llm_conn_id: stuck_offline
+"""
+PAGES_WORKFLOWS = {
+    "pages_fanout": """workflow: pages_fanout
+version: 1
+description: A fan-out of fourteen calls of a second each, two at a time (tests/integration/test_pages.py).
+owner: tests
+defaults: {retries: 0}
+steps:
+  - id: leads
+    skill: score_leads
+  - id: assess
+    for_each: {over: leads.leads, concurrency: 2}
+    agent: paced_scorer
+    instruction: Assess lead {{ item.id }}.
+""",
+    "pages_reassign": """workflow: pages_reassign
+version: 1
+description: A routed step whose first try fails; a person gives the next one to another agent.
+owner: tests
+steps:
+  - id: answer
+    route: {capabilities: [relaying]}
+    instruction: Answer the customer.
+    output: {verdict: {type: string, enum: [go, hold]}}
+    output_retries: 0
+    retries: 2
+    retry_delay: 10m
+""",
+    "pages_stop": """workflow: pages_stop
+version: 1
+description: A planned order whose next step takes ten minutes, stopped by a person and compensated.
+owner: tests
+inputs:
+  service: {{type: string, default: "{service}"}}
+defaults: {{retries: 0}}
+steps:
+  - id: plan
+    skill: decompose_feature
+    compensate:
+      skill: http_post
+      with: {{url: "{{{{ inputs.service }}}}/plan/cancel", json: {{task: "{{{{ output.task }}}}"}}}}
+  - id: wait
+    needs: [plan]
+    agent: stuck_scorer
+    instruction: Take your time.
+""",
+}
+
 
 # test_triggers' part: the bundled sensors poke the business database every 2 s (not 15 or 30: less
 # waiting), and a workflow started by messages on a Redis channel posts each to the partner service.
@@ -320,7 +396,7 @@ def _write_test_dags(dags: Path) -> None:
     for case in HOSTILE_COST:
         (dags / "workflows" / f"{case.name}.yaml").write_text(case.build(1.0))
     (dags / "agents.yaml").write_text(
-        (dags / "agents.yaml").read_text() + CRASH_AGENT + GHOST_AGENTS + PROBE_AGENTS
+        (dags / "agents.yaml").read_text() + CRASH_AGENT + GHOST_AGENTS + PROBE_AGENTS + PAGES_AGENTS
     )
     (dags / "workflows" / "monitor_probe.yaml").write_text(PROBE_WORKFLOW)
     (dags / "monitoring.yaml").write_text(MONITORING)
@@ -356,6 +432,11 @@ def _write_bench_dags(dags: Path) -> dict[str, str]:
     return settings
 
 
+def _offline(delay: float) -> dict:
+    """The offline model answering after ``delay`` seconds."""
+    return {"conn_type": "pydanticai", "extra": {"model": "baton:offline", "offline_delay_s": delay}}
+
+
 def llm_connection(server: OpenAICompatibleServer, path: str, model: str) -> dict:
     """An Airflow LLM connection to one behaviour of the test model server (``/<path>/v1``)."""
     return {
@@ -383,6 +464,9 @@ def shared_airflow(
     shutil.copytree(ROOT / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
     _write_test_dags(dags)
     _write_trigger_dags(dags, shared_partner)
+    for name, text in PAGES_WORKFLOWS.items():  # test_pages' stop compensates at the shared partner service
+        text = text.format(service=shared_partner.url("/pages")) if name == "pages_stop" else text
+        (dags / "workflows" / f"{name}.yaml").write_text(text)
     bench_settings = _write_bench_dags(dags)
     crash_llm = llm_connection(shared_llm_server, "slow", "gpt-slow")
     invalid_llm = llm_connection(shared_llm_server, "invalid", "gpt-bad")
@@ -395,6 +479,9 @@ def shared_airflow(
             "AIRFLOW_CONN_CRASH_LLM": json.dumps(crash_llm),
             "AIRFLOW_CONN_INVALID_LLM": json.dumps(invalid_llm),
             "AIRFLOW_CONN_FLAKY_LLM": json.dumps(flaky_llm),
+            "AIRFLOW_CONN_PACED_OFFLINE": json.dumps(_offline(1.0)),
+            "AIRFLOW_CONN_STUCK_OFFLINE": json.dumps(_offline(600.0)),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
             # Airflow's traces, and Baton's spans inside them, to the OTLP receiver on 127.0.0.1
             "AIRFLOW__TRACES__OTEL_ON": "True",
             "OTEL_TRACES_EXPORTER": "otlp_proto_http",

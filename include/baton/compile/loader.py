@@ -330,3 +330,8 @@ def steps_of(dags_folder: Path, workflow: str) -> dict[str, Any]:
 def roster_of(dags_folder: Path) -> Roster | None:
     """The roster's healthy agents (None when the roster cannot be read at all)."""
     return _read_roster(dags_folder)[0]
+
+
+def read_roster(dags_folder: Path) -> tuple[Roster | None, TemplateError | None]:
+    """The roster's healthy agents and the problems of the rest (see ``_read_roster``)."""
+    return _read_roster(dags_folder)

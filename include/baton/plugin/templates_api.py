@@ -82,6 +82,18 @@ def _summary(workflow: Any) -> dict[str, Any]:
     }
 
 
+@router.get("/roster")
+def roster() -> dict:
+    """The roster's agents (``dags/agents.yaml``): every agent a step may name or be routed to, with its
+    capabilities and concurrency, whether or not it has been called yet; and the roster's errors."""
+    from baton.compile.loader import read_roster
+
+    found, error = read_roster(_folder())
+    agents = [{"agent": a.name, "capabilities": list(a.capabilities), "max_concurrency": a.max_concurrency,
+               "description": a.description[:300]} for a in (found.agents if found else [])]  # fmt: skip
+    return {"agents": agents, "errors": str(error)[:4000] if error else None}
+
+
 @router.get("/{workflow}/source")
 def source(workflow: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,199}$")]) -> dict:
     """The text of ``workflows/<workflow>.yaml`` (what the editor starts from)."""

@@ -16,7 +16,8 @@
     <table id="runs-table"><thead><tr><th>Workflow</th><th>Run</th><th>State</th><th>Progress</th><th>Now</th>
     <th>ETA</th><th>Waiting on people</th><th>Started</th></tr></thead><tbody></tbody></table>`;
   run.body.innerHTML = `<p class="muted" id="run-hint">Choose a run above.</p>
-    <div class="row act" id="run-actions" hidden><button class="danger" id="stop">Stop and compensate…</button>
+    <div class="row act" id="run-actions" hidden><input id="stop-reason" size="28" placeholder="why stop it (kept with its undo)">
+      <button class="danger" id="stop">Stop and compensate…</button>
       <label>Reassign the next try of <select id="re-step"></select> to <select id="re-agent"></select></label>
       <label><input type="checkbox" id="re-now" checked> start it now</label> <button id="reassign">Reassign…</button></div>
     <div class="chart" id="gantt"></div><div class="chart small" id="graph"></div><ul id="markers"></ul>`;
@@ -26,13 +27,15 @@
     const data = await get("/api/dashboard/runs", {state: document.getElementById("run-state").value, limit: 30});
     const rows = list(data, "runs").map((r) => {
       const p = r.progress || {}; const pct = p.total ? Math.round(100 * (p.done || 0) / p.total) : 0;
-      const now = (r.stage || r.running_steps || []).join(", ");
-      const people = r.people_pending ?? r.waiting_on_people ?? [];
+      const label = (x) => typeof x === "string" ? x : `${x.step}${x.map_index >= 0 ? `[${x.map_index}]` : ""}${x.agent ? ` (${x.agent})` : ""}`;
+      const running = r.running || [];
+      const now = running.slice(0, 4).map(label).join(", ") + (r.running_count > 4 ? ` +${r.running_count - 4}` : "");
+      const people = (r.people_pending || []).map((x) => typeof x === "string" ? x : `${x.step} (${x.kind})`);
       return `<tr data-run="${esc(r.run_id)}" data-dag="${esc(r.workflow)}" class="${r.run_id === selected ? "selected" : ""}">
         <td>${esc(r.workflow)}</td><td>${esc(r.run_id)}</td><td class="state-${esc(r.state)}">${esc(r.state)}</td>
         <td><div class="bar" title="${p.done ?? 0} of ${p.total ?? "?"}"><span style="width:${pct}%"></span></div>
         ${p.done ?? 0}/${p.total ?? "?"}</td><td>${esc(now)}</td><td>${r.state === "running" ? fmtS(r.eta_s) : "–"}</td>
-        <td>${esc(Array.isArray(people) ? people.join(", ") : people)}</td><td>${time(r.started_at)}</td></tr>`;
+        <td>${esc(people.join(", "))}</td><td>${time(r.started_at)}</td></tr>`;
     });
     runs.body.querySelector("tbody").innerHTML = rows.join("") || `<tr><td colspan="8" class="muted">No run yet.</td></tr>`;
   }
@@ -43,20 +46,24 @@
     refreshRun();
   });
 
+  // A bar's lane: a step's tries share one; a fan-out item has its own; an undo (compensation) has its own.
+  const lane = (b) => b.kind === "compensation" ? `undo ${b.step}` :
+    b.kind === "item" ? `${b.step}[${b.map_index >= 0 ? b.map_index + "." : ""}${b.subtask ?? ""}]` :
+    b.step + (b.map_index >= 0 ? `[${b.map_index}]` : "");
   function gantt(data) {
-    const bars = data.bars || [];
-    const lanes = [...new Set(bars.map((b) => b.lane || b.step + (b.map_index >= 0 ? `[${b.map_index}]` : "")))];
+    const bars = (data.bars || []).filter((b) => b.start);
+    const lanes = [...new Set(bars.map(lane))];
     const color = {success: "#2da44e", failed: "#cf222e", running: "#0969da", skipped: "#8c959f", up_for_retry: "#d4a72c"};
-    const points = bars.map((b) => {
-      const lane = b.lane || b.step + (b.map_index >= 0 ? `[${b.map_index}]` : "");
-      const end = b.end ? Date.parse(b.end) : Date.now();
-      return {value: [lanes.indexOf(lane), Date.parse(b.start), end, b.agent || "", b.try_number || 1, b.state],
-              itemStyle: {color: color[b.state] || "#0969da"}};
-    });
+    const points = bars.map((b) => ({
+      value: [lanes.indexOf(lane(b)), Date.parse(b.start), b.end ? Date.parse(b.end) : Date.now(), b.agent || "",
+              b.try_number || b.attempt || 1, b.state, b.kind],
+      itemStyle: {color: color[b.state] || "#0969da", borderColor: b.kind === "compensation" ? "#8250df" : undefined,
+                  borderWidth: b.kind === "compensation" ? 2 : 0}}));
     chart(document.getElementById("gantt")).setOption({
-      tooltip: {formatter: (p) => `${esc(lanes[p.value[0]])} · try ${p.value[4]} · ${esc(p.value[3] || "skill")} · ${p.value[5]}<br>${fmtS((p.value[2] - p.value[1]) / 1000)}`},
-      grid: {left: 150, right: 20, top: 10, bottom: 30}, xAxis: {type: "time"},
+      tooltip: {formatter: (p) => `${esc(lanes[p.value[0]])} · ${p.value[6]} ${p.value[4]} · ${esc(p.value[3] || "skill")} · ${p.value[5]}<br>${fmtS((p.value[2] - p.value[1]) / 1000)}`},
+      grid: {left: 170, right: 20, top: 10, bottom: 30}, xAxis: {type: "time"},
       yAxis: {type: "category", data: lanes, inverse: true},
+      dataZoom: lanes.length > 14 ? [{type: "slider", yAxisIndex: 0, start: 0, end: Math.min(100, 1400 / lanes.length)}] : [],
       series: [{type: "custom", encode: {x: [1, 2], y: 0}, data: points, renderItem: (params, api) => {
         const a = api.coord([api.value(1), api.value(0)]), b = api.coord([api.value(2), api.value(0)]);
         const h = api.size([0, 1])[1] * 0.6;
@@ -64,8 +71,13 @@
                 style: api.style({text: api.value(3), textFill: "#fff", fontSize: 10})};
       }}],
     }, true);
+    const words = (m) => Object.entries(m).filter(([k, v]) => !["kind", "at", "ts", "step", "map_index"].includes(k) && v != null && v !== "")
+      .map(([k, v]) => `${k.replace(/_/g, " ")} ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ");
     document.getElementById("markers").innerHTML = (data.markers || []).map((m) =>
-      `<li>${time(m.at || m.ts)} <b>${esc(m.kind || m.type)}</b> ${esc(m.step || "")} ${esc(m.text || m.detail || JSON.stringify(m.payload || ""))}</li>`).join("");
+      `<li>${time(m.at || m.ts)} <b>${esc(m.kind)}</b> ${esc(m.step || "")}: ${esc(words(m))}</li>`).join("") +
+      bars.filter((b) => b.kind === "compensation").map((b) =>
+      `<li>${time(b.start)} <b>compensation</b> of ${esc(b.step)}: ${esc(b.state)}</li>`).join("") +
+      (data.truncated ? `<li class="warn">Only the first bars of this run are shown (it has ${data.events_read} events).</li>` : "");
   }
 
   async function dependencyMap(dag, states) {
@@ -88,7 +100,7 @@
     selectedDag = selectedDag || data.workflow;
     gantt(data);
     const states = {};
-    (data.bars || []).forEach((b) => { if (!(b.map_index >= 0)) states[b.step] = b.state; });
+    (data.bars || []).forEach((b) => { if (b.kind === "try" && !(b.map_index >= 0)) states[b.step] = b.state; });
     const g = await dependencyMap(selectedDag, states);
     const actions = document.getElementById("run-actions"); actions.hidden = false;
     const stepSelect = document.getElementById("re-step");
@@ -98,8 +110,7 @@
     }
   }
   document.getElementById("stop").addEventListener("click", async () => {
-    const reason = prompt("Why stop this run? (kept with its compensation)", "emergency stop");
-    if (!reason) return;
+    const reason = document.getElementById("stop-reason").value.trim() || "emergency stop";
     await act(`Stop run ${selected} of ${selectedDag} and compensate its completed steps?`,
       `/api/actions/dags/${encodeURIComponent(selectedDag)}/runs/${encodeURIComponent(selected)}/stop`, {reason});
   });
@@ -112,17 +123,20 @@
       {agent, retry_now: now});
   });
 
+  let roster = null;  // every agent of the roster, called yet or not (its stats come from the store)
   async function refreshAgents() {
-    const data = await get("/api/dashboard/agents");
-    const rows = list(data, "agents");
+    roster = roster || (await get("/api/templates/roster")).agents;
+    const stats = Object.fromEntries(list(await get("/api/dashboard/agents"), "agents").map((a) => [a.agent, a]));
+    const rows = [...roster.map((a) => ({...a, ...(stats[a.agent] || {})})),
+                  ...Object.values(stats).filter((a) => !roster.some((r) => r.agent === a.agent))];
     document.getElementById("re-agent").innerHTML = rows.map((a) => `<option>${esc(a.agent)}</option>`).join("");
     agents.body.innerHTML = `<table><thead><tr><th>Agent</th><th>Calls (1 h)</th><th>Failures</th><th>p95</th>
       <th>Slots in use</th><th>Circuit</th><th>Spend (24 h)</th><th class="act"></th></tr></thead><tbody>${rows.map((a) => {
       const c = a.circuit || {}; const open = c.state && c.state !== "closed";
-      return `<tr data-agent="${esc(a.agent)}"><td>${esc(a.agent)}</td><td>${a.calls_1h ?? a.calls ?? 0}</td>
-        <td class="${(a.failures_1h ?? a.failures) ? "bad" : ""}">${a.failures_1h ?? a.failures ?? 0}</td>
-        <td>${fmtS(a.p95_s ?? (a.p95_ms != null ? a.p95_ms / 1000 : null))}</td><td>${a.slots_in_use ?? 0}</td>
-        <td class="${open ? "bad" : "ok"}">${esc(c.state || "closed")}</td><td>${a.spend_24h_usd != null ? "$" + Number(a.spend_24h_usd).toFixed(4) : "–"}</td>
+      return `<tr data-agent="${esc(a.agent)}"><td>${esc(a.agent)}</td><td>${a.calls_1h ?? 0}</td>
+        <td class="${a.failures_1h ? "bad" : ""}">${a.failures_1h ?? 0}</td>
+        <td>${fmtS(a.p95_latency_s)}</td><td>${a.slots_in_use ?? 0}</td>
+        <td class="${open ? "bad" : "ok"}">${esc(c.state || "closed")}</td><td>${a.spend_24h ? "$" + Number(a.spend_24h).toFixed(4) : "–"}${a.budget_headroom ? ` <span class="muted">(${(100 * (a.budget_headroom.left ?? a.budget_headroom.share_left ?? 0)).toFixed(0)} % left)</span>` : ""}</td>
         <td class="act"><button data-circuit="${open ? "close" : "open"}">${open ? "Close circuit" : "Open circuit"}…</button></td></tr>`;
     }).join("")}</tbody></table>`;
   }

@@ -1,0 +1,249 @@
+"""Baton's Coordination and Management pages inside a running Airflow, in Debian's Chromium (Playwright):
+a person logs in to Airflow and opens both from its nav; a running fan-out updates live; a routed step's next
+try is reassigned to a chosen agent and runs there; a run is stopped and compensated; the editor shows a
+template's error before anything is saved; a viewer sees the pages but cannot act; and nothing of Baton's
+answers without Airflow's authentication."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from baton.events.store import EventStore, engine_for
+from devtools.standalone import Standalone
+
+pytestmark = pytest.mark.integration
+
+ACTIVE = ["baton_compensate", "pages_fanout", "pages_reassign", "pages_stop"]
+CHROMIUM = "/usr/bin/chromium"
+GANTT = "echarts.getInstanceByDom(document.getElementById('gantt'))?.getOption().series[0].data"  # its bars
+
+
+@pytest.fixture(scope="module")
+def running(shared_running: Standalone) -> Standalone:
+    for dag_id in ACTIVE:
+        response = shared_running.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+        assert response.status_code == 200, response.text
+    return shared_running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+def _password(running: Standalone, user: str) -> str:
+    return json.loads((running.home / "simple_auth_manager_passwords.json.generated").read_text())[user]
+
+
+def _login(browser: Any, running: Standalone, user: str) -> Any:
+    """A page logged in to Airflow as ``user`` through its own login form."""
+    page = browser.new_context(viewport={"width": 1500, "height": 1000}).new_page()
+    page.baton_failures = []  # what Baton's pages asked for and did not get: none, in every test
+    page.on("response", lambda r: "/baton/" in r.url and r.status >= 400 and page.baton_failures.append(
+        f"{r.status} {r.url}"))  # fmt: skip
+    page.on("pageerror", lambda error: page.baton_failures.append(f"script error: {error}"))
+    page.goto(f"{running.url}/auth/login")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", _password(running, user))
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r".*/(dags|home)?$|.*/$"), timeout=30_000)
+    return page
+
+
+@pytest.fixture(scope="module")
+def admin(browser, running) -> Any:
+    return _login(browser, running, "admin")
+
+
+def _open(page: Any, running: Standalone, name: str) -> Any:
+    """Baton's page ``name`` from Airflow's nav: its frame, once its script has drawn."""
+    page.goto(f"{running.url}/")
+    page.get_by_role("link", name=name.capitalize()).first.click()
+    page.wait_for_url(f"**/plugin/baton-{name}")
+    frame = page.frame_locator(f"iframe[src*='/baton/ui/{name}']")
+    frame.locator("h1").wait_for()
+    assert frame.locator("h1").inner_text() == f"Baton · {name.capitalize()}"
+    ready = "() => typeof echarts === 'object'"
+    frames = lambda: [f for f in page.frames if f"/baton/ui/{name}" in f.url and not f.is_detached()]  # noqa: E731
+    _until(lambda: [f for f in frames() if f.evaluate(ready)], f"ECharts in the {name} page", 15)
+    assert page.baton_failures == [], page.baton_failures
+    return frame
+
+
+def _frame(page: Any, name: str) -> Any:
+    """The page's frame as a Frame (to run a script in it): the one whose page has drawn."""
+    found = [f for f in page.frames if f"/baton/ui/{name}" in f.url and not f.is_detached()]
+    drawn = [
+        f
+        for f in found
+        if f.evaluate("() => typeof echarts === 'object' && !!document.querySelector('section')")
+    ]
+    assert drawn, (
+        f"no drawn frame of {name} among {[(f.url, f.evaluate('() => typeof echarts')) for f in found]}"
+    )
+    return drawn[-1]
+
+
+def _store(running: Standalone) -> EventStore:
+    return EventStore(engine_for(f"sqlite:///{running.home / 'baton_store.db'}"))
+
+
+def _until(check: Any, what: str, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
+        time.sleep(0.5)
+    return found
+
+
+def _confirm(frame: Any) -> None:
+    frame.locator("#confirm-yes").click()
+
+
+def test_nothing_of_batons_answers_without_airflows_authentication(running):
+    # every route of the app, in-process: tests/plugin/test_auth.py; here the running server, one of each kind
+    for path in ["/baton/ui/coordination", "/baton/ui/management", "/baton/ui/static/common.js",
+                 "/baton/ui/vendor/echarts.min.js", "/baton/api/templates", "/baton/api/dashboard/runs",
+                 "/baton/api/rollouts", "/baton/api/runs"]:  # fmt: skip
+        assert httpx.get(f"{running.url}{path}", timeout=30).status_code == 401, path
+    action = httpx.post(f"{running.url}/baton/api/actions/dags/pages_fanout/trigger", json={"conf": {}},
+                        headers={"X-Baton-Action": "1"}, timeout=30)  # fmt: skip
+    assert action.status_code == 401
+
+
+def test_a_person_logs_in_and_opens_both_pages_from_airflows_nav(admin, running):
+    coordination = _open(admin, running, "coordination")
+    coordination.locator("#runs-table").wait_for()
+    _until(
+        lambda: coordination.locator("#agents tr[data-agent='relay_c']").count(),
+        "relay_c in the agents table",
+    )
+    management = _open(admin, running, "management")
+    management.locator("#library table").wait_for()
+    broken = management.locator("tr[data-workflow='unknown_agent']")
+    assert "unknown agent 'sales_bot'" in broken.inner_text()
+    assert "valid" in management.locator("tr[data-workflow='pages_fanout']").inner_text()
+
+
+def test_a_running_fan_out_updates_live_without_a_reload(admin, running):
+    run_id = running.trigger("pages_fanout").json()["dag_run_id"]
+    frame = _open(admin, running, "coordination")
+    row = frame.locator(f"tr[data-run='{run_id}']")
+    _until(lambda: row.count(), "the run in the runs table", 30)
+    row.click()
+    page = _frame(admin, "coordination")
+    page.evaluate("window.__notReloaded = true")
+    bars = f"() => {GANTT}?.length || 0"
+    seen = set()
+    deadline = time.monotonic() + 90
+    while running.api("GET", f"/dags/pages_fanout/dagRuns/{run_id}").json()["state"] == "running":
+        assert time.monotonic() < deadline, "the fan-out did not end within 90 s"
+        seen.add(page.evaluate(bars))
+        time.sleep(0.5)
+    final = _until(lambda: page.evaluate(bars) >= 15 and page.evaluate(bars), "every item's bar", 15)
+    assert len(seen) >= 3, f"the timeline changed only {len(seen)} time(s) while the run went: {sorted(seen)}"
+    assert final >= 15  # the leads step and its 14 items
+    assert page.evaluate("window.__notReloaded === true")
+    _until(
+        lambda: "success" in frame.locator(f"tr[data-run='{run_id}']").inner_text(),
+        "success in the table",
+        15,
+    )
+
+
+def test_a_person_reassigns_a_routed_steps_next_try_and_it_runs_on_that_agent(admin, running):
+    frame = _open(admin, running, "coordination")
+    agent = frame.locator("#agents tr[data-agent='relay_c']")
+    _until(lambda: agent.count(), "relay_c in the agents table")
+    agent.get_by_role("button", name="Open circuit…").click()
+    _confirm(frame)
+    _until(lambda: "open" in agent.inner_text() or "held" in agent.inner_text(), "relay_c's circuit open", 15)
+    store = _store(running)
+    run_id = running.trigger("pages_reassign").json()["dag_run_id"]
+    failed = _until(
+        lambda: [e for e in store.read(run_id, types=["step.failed"])], "the first try's failure", 90
+    )
+    assert failed[0].agent in ("relay_a", "relay_b") and failed[0].payload["will_retry"] is True
+    agent.get_by_role("button", name="Close circuit…").click()
+    _confirm(frame)
+    frame.locator(f"tr[data-run='{run_id}']").click()
+    _until(lambda: frame.locator("#re-step option").count(), "the routed steps to reassign", 20)
+    frame.locator("#re-step").select_option("answer")
+    frame.locator("#re-agent").select_option("relay_c")
+    frame.get_by_role("button", name="Reassign…").click()
+    _confirm(frame)
+    assert running.wait_for_run("pages_reassign", run_id, timeout=120)["state"] == "success"
+    selected = [
+        (e.try_number, e.agent, e.payload["reason"]) for e in store.read(run_id, types=["agent.selected"])
+    ]
+    assert selected[-1][1:] == ("relay_c", "chosen by a person"), selected
+    (reassigned,) = store.read(run_id, types=["step.reassigned"])
+    assert (reassigned.payload["agent"], reassigned.payload["by"]) == ("relay_c", "admin")
+    page = _frame(admin, "coordination")
+    agents = f"() => ({GANTT} || []).map(d => d.value[3])"
+    _until(lambda: "relay_c" in page.evaluate(agents), "the try on relay_c in the timeline", 15)
+
+
+def test_a_person_stops_a_run_and_its_completed_steps_are_compensated(admin, running, shared_partner):
+    store = _store(running)
+    run_id = running.trigger("pages_stop").json()["dag_run_id"]
+    _until(
+        lambda: any(e.step == "wait" for e in store.read(run_id, types=["step.started"])), "the long step", 90
+    )
+    frame = _open(admin, running, "coordination")
+    frame.locator(f"tr[data-run='{run_id}']").click()
+    frame.locator("#stop-reason").fill("the customer cancelled")
+    frame.get_by_role("button", name="Stop and compensate…").click()
+    _confirm(frame)
+    assert running.wait_for_run("pages_stop", run_id, timeout=60)["state"] == "failed"
+    posts = lambda: [p["path"] for p in shared_partner.posts() if p["path"].startswith("/pages/")]  # noqa: E731
+    _until(lambda: "/pages/plan/cancel" in posts(), "the plan's compensation at the partner", 90)
+    taken = [e.payload for e in store.read(types=["action.taken"]) if run_id in e.payload["target"]]
+    assert [(t["verb"], t["ok"], t["by"]) for t in taken][:1] == [("stop", True, "admin")]
+    page = _frame(admin, "coordination")
+    _until(
+        lambda: "compens" in page.locator("#markers").inner_text().lower(), "the compensation on the page", 30
+    )
+
+
+def test_the_editor_shows_a_templates_error_before_anything_is_saved(admin, running):
+    frame = _open(admin, running, "management")
+    frame.locator("a[data-open='pages_fanout']").click()
+    editor = frame.locator("#editor")
+    _until(lambda: "workflow: pages_fanout" in editor.input_value(), "the template in the editor", 15)
+    before = (running.dags_folder / "workflows" / "pages_fanout.yaml").read_text()
+    editor.fill(editor.input_value().replace("agent: paced_scorer", "agent: paced_scorr"))
+    issue = frame.locator("#issues li").first
+    issue.wait_for(timeout=10_000)
+    assert "steps[1].agent: unknown agent 'paced_scorr'" in issue.inner_text()
+    assert frame.locator("#verdict").inner_text() == "1 error(s)"
+    assert (running.dags_folder / "workflows" / "pages_fanout.yaml").read_text() == before  # nothing saved
+
+
+def test_a_viewer_sees_the_pages_but_cannot_act(browser, running):
+    viewer = _login(browser, running, "viewer")
+    frame = _open(viewer, running, "coordination")
+    assert "viewer: read only" in frame.locator("header").inner_text()
+    frame.locator("#agents table").wait_for()
+    assert (
+        frame.locator("#agents button").count() >= 1
+        and not frame.locator("#agents button").first.is_visible()
+    )
+    assert not frame.locator("#run-actions").is_visible()
+    page = _frame(viewer, "coordination")
+    status = page.evaluate("""() => fetch('/baton/api/actions/agents/relay_c/circuit', {method: 'POST',
+        credentials: 'same-origin', headers: {'Content-Type': 'application/json', 'X-Baton-Action': '1'},
+        body: JSON.stringify({open: true})}).then(r => r.status)""")
+    assert status == 403
