@@ -235,7 +235,9 @@ def pages(page: Page, api: AirflowAPI) -> None:
     editor = frame.locator("#editor")
     editor.wait_for()
     page.wait_for_timeout(1000)
-    editor.fill(editor.input_value().replace("agent: onboarding_specialist", "agent: onboarding_specalist", 1))
+    editor.fill(
+        editor.input_value().replace("agent: onboarding_specialist", "agent: onboarding_specalist", 1)
+    )
     frame.locator("#issues li").first.wait_for()
     frame.locator("#edit").scroll_into_view_if_needed()
     page.wait_for_timeout(500)
