@@ -64,6 +64,20 @@ class Run:
         }
         self.append(self.event("model.called", at, step, try_number, agent=agent, payload=payload))
 
+    def conflict(
+        self, step: str, at: float, outcome: str | None, try_number: int = 1, **resolved: Any
+    ) -> list[Event]:
+        """A context conflict on the key 'k' (strategy merge) and, unless ``outcome`` is None, its resolution."""
+        conflict = {"key": "k", "strategy": "merge", "base_version": 1, "current_version": 2}
+        found = {**conflict, "writer": "a", "other_writer": "b"}
+        events = [self.event("context.conflict", at, step, try_number, payload=found, discriminator=f"{at}")]
+        if outcome is not None:
+            ended = {"key": "k", "strategy": "merge", "outcome": outcome, **resolved}
+            events.append(
+                self.event("context.resolved", at, step, try_number, payload=ended, discriminator=f"{at}")
+            )
+        return events
+
     def end(self, at: float, ok: bool = True) -> None:
         kind = "run.succeeded" if ok else "run.failed"
         self.append(

@@ -13,27 +13,6 @@ from tests.ops.dashboard.scenario import T0, Run
 NOW = T0 + timedelta(hours=6)
 
 
-def _conflict(run: Run, at: float, outcome: str) -> None:
-    conflict = {
-        "key": "k",
-        "strategy": "merge",
-        "base_version": 1,
-        "current_version": 2,
-        "writer": "a",
-        "other_writer": "b",
-    }
-    run.append(
-        run.event("context.conflict", at, "enrich", payload=conflict, discriminator=f"{at}"),
-        run.event(
-            "context.resolved",
-            at,
-            "enrich",
-            payload={"key": "k", "strategy": "merge", "outcome": outcome},
-            discriminator=f"{at}",
-        ),
-    )
-
-
 def _window(store) -> None:
     """Ten runs of lead_scoring an hour apart from T0 (two failed: their 'score' step failed); the steps
     'fetch' and 'enrich' ran side by side (5 s and 10 s in a run of 10 s: a speed-up of 1.5; the first run
@@ -56,9 +35,13 @@ def _window(store) -> None:
             )
         run.end(10 if i else 40, ok=i not in (3, 7))
     Run(store, "ls-2")  # the same events again change nothing
-    _conflict(Run(store, "ls-4", at=T0 + timedelta(hours=2)), 3, "merged")
-    _conflict(Run(store, "ls-5", at=T0 + timedelta(hours=2, minutes=30)), 3, "retried")
-    _conflict(Run(store, "ls-6", at=T0 + timedelta(hours=3)), 3, "escalated")
+    for name, minutes, outcome in (
+        ("ls-4", 120, "merged"),
+        ("ls-5", 150, "retried"),
+        ("ls-6", 180, "escalated"),
+    ):
+        run = Run(store, name, at=T0 + timedelta(minutes=minutes))  # its start is stored already: once
+        run.append(*run.conflict("enrich", 3, outcome))
     Run(store, "tr-0", "triage", at=T0 + timedelta(hours=1)).end(5)
     Run(store, "ls-old", at=T0 - timedelta(days=3)).end(500)
 

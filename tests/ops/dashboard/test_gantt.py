@@ -22,23 +22,8 @@ def _story(store) -> None:
         run.event("step.reassigned", 4, "score", payload={"agent": "steady", "after_try": 1, "by": "ana"})
     )
     run.start("score", 5, agent="steady", try_number=2)
-    conflict = {
-        "key": "k",
-        "strategy": "merge",
-        "base_version": 1,
-        "current_version": 2,
-        "writer": "a",
-        "other_writer": "b",
-    }
     run.append(
-        run.event("context.conflict", 6, "score", 2, payload=conflict),
-        run.event(
-            "context.resolved",
-            6,
-            "score",
-            2,
-            payload={"key": "k", "strategy": "merge", "outcome": "merged", "version": 3},
-        ),
+        *run.conflict("score", 6, "merged", 2, version=3),
         run.event("approval.requested", 7, "score", 2, payload={"subject": "ok?", "kind": "review"}),
     )
     run.append(run.event("approval.answered", 9, "score", 2, payload={"chosen": ["Approve"], "by": "bo"}))

@@ -37,10 +37,7 @@ def _story(store) -> None:
     run.start("score", 7, agent="steady", try_number=2)
     run.append(
         run.event("approval.requested", 8, "score", 2, payload={"subject": "ok?", "kind": "review"}),
-        run.event("context.conflict", 8, "score", 2, payload=_conflict()),
-        run.event(
-            "context.resolved", 8, "score", 2, payload={"key": "k", "strategy": "merge", "outcome": "merged"}
-        ),
+        *run.conflict("score", 8, "merged", 2),
     )
     run.append(run.event("approval.answered", 9, "score", 2, payload={"chosen": ["Approve"], "by": "ana"}))
     run.succeed("score", 10, 3.0, agent="steady", try_number=2)
@@ -50,17 +47,6 @@ def _story(store) -> None:
     other.append(
         other.event("approval.requested", 2, "fetch", payload={"subject": "which?", "kind": "escalation"})
     )
-
-
-def _conflict() -> dict:
-    return {
-        "key": "k",
-        "strategy": "merge",
-        "base_version": 1,
-        "current_version": 2,
-        "writer": "a",
-        "other_writer": "b",
-    }
 
 
 def test_a_runs_summary_and_tasks_follow_its_events(store):
@@ -117,7 +103,7 @@ def test_concurrent_writers_of_one_run_lose_nothing_and_never_deadlock(store):
         step = f"s{index:02d}"
         run.start(step, 1, agent=f"agent{index % 3}")
         run.append(
-            run.event("context.conflict", 2, step, payload=_conflict()),
+            *run.conflict(step, 2, None),
             run.event("approval.requested", 2, step, payload={"subject": "?", "kind": "approval"}),
         )
         run.succeed(step, 3, 2.0, agent=f"agent{index % 3}")
