@@ -216,6 +216,7 @@ def _epoch(stamp: str) -> float:
 def pages(page: Page, api: AirflowAPI) -> None:
     """Coordination while parallel_feature_delivery's fan-out runs, with that run's timeline and map;
     Management (the library, analytics); the editor with a mistake in a template."""
+    page.set_viewport_size({"width": 1400, "height": 1500})  # the pages are long: their frame is the window
     run_id = api.trigger("parallel_feature_delivery").json()["dag_run_id"]
     page.goto(f"{api.url}/plugin/baton-coordination")
     frame = page.frame_locator("iframe[src*='/baton/ui/coordination']")

@@ -224,7 +224,7 @@ steps:
 """
 
 # test_pages' part (the Coordination and Management pages in a browser): agents of a routed step of which two
-# never answer validly; an agent that answers after a second (a fan-out to watch) and one that takes ten
+# never answer validly; an agent that answers after a second (a fan-out to watch) and one that takes two
 # minutes (a run to stop); the workflows they do.
 PAGES_AGENTS = """
   - name: relay_a
@@ -245,7 +245,7 @@ PAGES_AGENTS = """
     llm_conn_id: paced_offline
     max_concurrency: 2
   - name: stuck_scorer
-    description: Answers after ten minutes.
+    description: Answers after two minutes.
     capabilities: [stalling]
     llm_conn_id: stuck_offline
 """
@@ -278,7 +278,7 @@ steps:
 """,
     "pages_stop": """workflow: pages_stop
 version: 1
-description: A planned order whose next step takes ten minutes, stopped by a person and compensated.
+description: A planned order whose next step takes two minutes, stopped by a person and compensated.
 owner: tests
 inputs:
   service: {{type: string, default: "{service}"}}
@@ -480,7 +480,7 @@ def shared_airflow(
             "AIRFLOW_CONN_INVALID_LLM": json.dumps(invalid_llm),
             "AIRFLOW_CONN_FLAKY_LLM": json.dumps(flaky_llm),
             "AIRFLOW_CONN_PACED_OFFLINE": json.dumps(_offline(1.0)),
-            "AIRFLOW_CONN_STUCK_OFFLINE": json.dumps(_offline(600.0)),
+            "AIRFLOW_CONN_STUCK_OFFLINE": json.dumps(_offline(120.0)),  # stopped long before it answers
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
             # Airflow's traces, and Baton's spans inside them, to the OTLP receiver on 127.0.0.1
             "AIRFLOW__TRACES__OTEL_ON": "True",

@@ -132,6 +132,13 @@ def test_a_person_logs_in_and_opens_both_pages_from_airflows_nav(admin, running)
     )
     management = _open(admin, running, "management")
     management.locator("#library table").wait_for()
+    management.locator("#trend canvas").wait_for()  # the analytics' trend chart drew
+    assert "success rate" in management.locator("#figures").inner_text()
+    _until(lambda: management.locator("#suggestions li").count(), "the analytics' suggestions")
+    statuses = _frame(admin, "management").evaluate(
+        "() => [...document.querySelectorAll('.status')].map(s => s.textContent)"
+    )
+    assert statuses == [""] * len(statuses), statuses  # no section failed to load
     broken = management.locator("tr[data-workflow='unknown_agent']")
     assert "unknown agent 'sales_bot'" in broken.inner_text()
     assert "valid" in management.locator("tr[data-workflow='pages_fanout']").inner_text()

@@ -72,7 +72,8 @@
       }}],
     }, true);
     const words = (m) => Object.entries(m).filter(([k, v]) => !["kind", "at", "ts", "step", "map_index"].includes(k) && v != null && v !== "")
-      .map(([k, v]) => `${k.replace(/_/g, " ")} ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ");
+      .map(([k, v]) => k === "resolution" ? `${v.outcome}${v.version != null ? ` → v${v.version}` : ""}${v.by ? ` by ${v.by}` : ""}`
+        : `${k.replace(/_/g, " ")} ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ");
     document.getElementById("markers").innerHTML = (data.markers || []).map((m) =>
       `<li>${time(m.at || m.ts)} <b>${esc(m.kind)}</b> ${esc(m.step || "")}: ${esc(words(m))}</li>`).join("") +
       bars.filter((b) => b.kind === "compensation").map((b) =>
@@ -106,7 +107,7 @@
     const stepSelect = document.getElementById("re-step");
     if (stepSelect.dataset.dag !== selectedDag) {
       stepSelect.dataset.dag = selectedDag;
-      stepSelect.innerHTML = g.nodes.filter((n) => n.who.startsWith("route by")).map((n) => `<option>${esc(n.id)}</option>`).join("");
+      stepSelect.innerHTML = g.nodes.filter((n) => n.who.startsWith("route by") && !n.who.includes("for each")).map((n) => `<option>${esc(n.id)}</option>`).join("");
     }
   }
   document.getElementById("stop").addEventListener("click", async () => {

@@ -5,11 +5,11 @@
 "use strict";
 (() => {
   const {get, post, poll, section, esc, fmtS, time, chart} = Baton;
-  const library = section("library", "Templates", true);
-  const editor = section("edit", "Editor", true);
   const analytics = section("analytics", "Analytics", true);
   const rollouts = section("rollouts", "Rollouts");
   const spend = section("spend", "Spend and budgets");
+  const library = section("library", "Templates", true);
+  const editor = section("edit", "Editor", true);
   const incidents = section("incident-reports", "Incidents", true);
 
   let templates = [];
@@ -32,8 +32,9 @@
     <b>Download</b> the file and open a pull request (review, history and your deployment's checks apply).</p>
     <div class="row"><label>File <input id="file" value="my_workflow.yaml" size="32"></label>
     <button id="download">Download</button> <span id="verdict" role="status"></span></div>
-    <textarea id="editor" spellcheck="false"></textarea><ul class="issues" id="issues"></ul>
-    <div id="plan-facts" class="muted"></div><div class="chart" id="plan"></div><pre id="diff"></pre>`;
+    <textarea id="editor" spellcheck="false" rows="16" placeholder="Open a template above (its name), or write a new one here."></textarea>
+    <ul class="issues" id="issues"></ul>
+    <div id="plan-facts" class="muted"></div><div class="chart" id="plan" hidden></div><pre id="diff"></pre>`;
   const text = document.getElementById("editor"), file = document.getElementById("file");
   let pending;
   async function openTemplate(workflow) {
@@ -50,7 +51,11 @@
     document.getElementById("issues").innerHTML = answer.issues.map((i) => `<li>${esc(i.text)}</li>`).join("");
     verdict.textContent = answer.ok ? "valid" : `${answer.issues.length} error(s)`;
     verdict.className = answer.ok ? "ok" : "bad";
-    if (!answer.ok) return;
+    document.getElementById("plan").hidden = !answer.ok;
+    if (!answer.ok) {  // what the last valid text compiled to is not this text's
+      document.getElementById("plan-facts").textContent = document.getElementById("diff").textContent = "";
+      return;
+    }
     document.getElementById("plan-facts").textContent = `${answer.workflow} v${answer.version} · ${answer.steps} step(s) · owner ${answer.owner}`;
     chart(document.getElementById("plan")).setOption({
       tooltip: {formatter: (p) => p.dataType === "node" ? `${esc(p.data.name)}<br>${esc(p.data.who)}` : ""},
@@ -80,16 +85,19 @@
       ["conflicts auto-resolved", pct(a.conflict_auto_resolution_rate)], ["human intervention", pct(a.human_intervention_rate)],
       ["p95 duration", fmtS(a.p95_duration_s)]];
     document.getElementById("figures").innerHTML = figures.map(([k, v]) => `<span><b>${esc(v)}</b> <span class="muted">${esc(k)}</span></span>`).join(" · ");
-    const trend = a.trend || a.hourly || [];
+    const buckets = a.trend?.buckets || [];
     chart(document.getElementById("trend")).setOption({
-      tooltip: {trigger: "axis"}, legend: {}, grid: {left: 50, right: 50, top: 30, bottom: 30},
+      tooltip: {trigger: "axis"}, legend: {top: 0}, grid: {left: 50, right: 50, top: 40, bottom: 30},
       xAxis: {type: "time"}, yAxis: [{type: "value", name: "runs"}, {type: "value", name: "p95 s"}],
-      series: [{name: "runs", type: "bar", data: trend.map((t) => [t.hour || t.bucket, t.runs])},
-               {name: "failures", type: "bar", data: trend.map((t) => [t.hour || t.bucket, t.failures])},
-               {name: "p95 duration", type: "line", yAxisIndex: 1, data: trend.map((t) => [t.hour || t.bucket, t.p95_duration_s])}],
+      series: [{name: "runs", type: "bar", data: buckets.map((t) => [t.start, t.runs])},
+               {name: "failures", type: "bar", data: buckets.map((t) => [t.start, t.failures])},
+               {name: "p95 duration", type: "line", yAxisIndex: 1, connectNulls: true,
+                data: buckets.map((t) => [t.start, t.p95_duration_s])}],
     }, true);
+    const target = (t) => Object.entries(t || {}).map(([k, v]) => `${k} ${v}`).join(", ");
     document.getElementById("suggestions").innerHTML = (a.suggestions || []).map((s) =>
-      `<li>${esc(typeof s === "string" ? s : `${s.suggestion || s.text}: ${s.why || ""}`)}</li>`).join("");
+      `<li><b>${esc(s.try)}</b>${s.target && Object.keys(s.target).length ? ` (${esc(target(s.target))})` : ""}: ${esc(s.why)}</li>`).join("")
+      || `<li class="muted">No suggestion for this window.</li>`;
   }
   document.getElementById("hours").addEventListener("change", refreshAnalytics);
 
