@@ -121,3 +121,41 @@ def test_the_graph_of_a_deployed_workflow_holds_both_versions_while_it_rolls_out
     assert sorted(n["id"] for n in graph["nodes"]) == ["draft", "review", "v2.draft", "v2.polish"]
     assert {"source": "v2.draft", "target": "v2.polish"} in graph["edges"]
     assert client.get("/api/templates/nope/graph", **as_role("viewer", action=False)).status_code == 404
+
+
+def test_experiments_show_each_arm_its_counts_and_the_decision(client, as_role, dags, monkeypatch, tmp_path):
+    import shutil
+
+    from baton.coordination import variants
+    from baton.events.store import Event, EventStore
+    from tests.conftest import FIXTURES
+
+    shutil.copytree(FIXTURES / "agent_paths", dags, dirs_exist_ok=True)  # routing.yaml's brief has variants
+    store = EventStore.from_airflow()
+    events = []
+    for n in range(6):
+        run = f"exp-run-{n}"
+        arm = "concise" if n % 2 else "plain"
+        events += [
+            Event(type="variant.assigned", run_id=run, workflow="routing", step="brief", try_number=1,
+                  payload={"experiment": "routing.brief", "variant": arm}),
+            Event(type="step.succeeded" if n != 3 else "step.failed", run_id=run, workflow="routing", step="brief",
+                  try_number=1, payload={"duration_s": 1.0} if n != 3 else {"error": "x", "will_retry": False}),
+        ]  # fmt: skip
+    store.append(events)
+    found = client.get(
+        "/api/experiments", params={"workflow": "routing"}, **as_role("viewer", action=False)
+    ).json()
+    (brief,) = [x for x in found["experiments"] if x["step"] == "brief"]
+    assert (
+        brief["status"] == "running"
+        and brief["winner"] is None
+        and "waiting for the minimum sample" in brief["reason"]
+    )
+    assert brief["counts"]["plain"]["runs"] == 3 and brief["counts"]["concise"]["failures"] == 1
+    assert set(brief["arms"]) == {"plain", "concise"} and brief["arms"]["concise"]["changes"] == [
+        "its instruction"
+    ]
+    assert variants.decided(store, "routing", "brief") is None
+    long = client.get("/api/experiments", params={"workflow": "x" * 251}, **as_role("viewer", action=False))
+    assert long.status_code == 422

@@ -171,6 +171,21 @@ def rollouts(workflow: Annotated[str | None, Query(max_length=250)] = None) -> d
     return {"rollouts": report(EventStore.from_airflow(), Folder(conf.get("core", "dags_folder")), workflow)}
 
 
+@app.get("/api/experiments", dependencies=[ReadRuns])
+def experiments(workflow: Annotated[str | None, Query(max_length=250)] = None) -> dict:
+    """Each step's experiment (``variants``): its arms, each arm's runs and outcomes, and its decision (or
+    what it waits for)."""
+    from pathlib import Path as Folder
+
+    from airflow.configuration import conf
+
+    from baton.ops.experiments import report
+
+    return {
+        "experiments": report(EventStore.from_airflow(), Folder(conf.get("core", "dags_folder")), workflow)
+    }
+
+
 # --- feedback (issue 20) ----------------------------------------------------------------------------
 
 ActOnRuns = Depends(requires_access_dag("PUT", DagAccessEntity.RUN))

@@ -7,6 +7,7 @@
   const {get, post, poll, section, esc, fmtS, time, chart} = Baton;
   const analytics = section("analytics", "Analytics", true);
   const rollouts = section("rollouts", "Rollouts");
+  const experiments = section("experiments", "Experiments (variants)");
   const spend = section("spend", "Spend and budgets");
   const library = section("library", "Templates", true);
   const editor = section("edit", "Editor", true);
@@ -112,6 +113,19 @@
       : `<p class="muted">No template rolls out a new version (<code>rollout:</code>).</p>`;
   }
 
+  async function refreshExperiments() {
+    const rows = (await get("/api/experiments")).experiments;
+    const pct = (v) => v == null ? "–" : `${(100 * v).toFixed(1)} %`;
+    experiments.body.innerHTML = rows.length ? rows.map((x) => `<p><b>${esc(x.experiment)}</b>:
+      <span class="${x.status === "running" ? "" : "ok"}">${esc(x.status)}${x.winner ? ` → ${esc(x.winner)}` : ""}</span></p>
+      <table><tr><th>arm</th><th>weight</th><th>changes</th><th>runs</th><th>success</th><th>failures</th><th>mean latency</th></tr>
+      ${Object.entries(x.arms).map(([arm, a]) => { const c = x.counts[arm] || {};
+        return `<tr><td>${esc(arm)}${arm === x.control ? " (control)" : ""}</td><td>${a.weight}</td><td>${esc(a.changes.join(", ") || "–")}</td>
+          <td>${c.runs ?? 0}</td><td>${pct(c.success_rate)}</td><td>${pct(c.failure_rate)}</td><td>${fmtS(c.mean_latency_s)}</td></tr>`; }).join("")}
+      </table><p class="muted">${esc(x.reason)}</p>`).join("")
+      : `<p class="muted">No step declares <code>variants:</code>.</p>`;
+  }
+
   async function refreshSpend() {
     const c = await get("/api/cost", {days: 7, by: "workflow"});
     spend.body.innerHTML = `${c.budgets_error ? `<pre class="bad">${esc(c.budgets_error)}</pre>` : ""}
@@ -145,6 +159,7 @@
   poll(refreshLibrary, 30000, library.status);
   poll(refreshAnalytics, 15000, analytics.status);
   poll(refreshRollouts, 10000, rollouts.status);
+  poll(refreshExperiments, 15000, experiments.status);
   poll(refreshSpend, 30000, spend.status);
   poll(refreshIncidents, 15000, incidents.status);
   const wanted = Baton.params.get("workflow");

@@ -1,0 +1,59 @@
+"""Where each step's experiment stands (``variants:``; the Management page, ``GET /baton/api/experiments``):
+its arms with their weights and what they change, each arm's runs, successes, failures and latency from the
+event store, and the decision once there is one (with its reason) or what it still waits for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from baton.events.store import EventStore
+
+MAX_EXPERIMENTS = 200
+
+
+def report(store: EventStore, dags_folder: Path, workflow: str | None = None) -> list[dict[str, Any]]:
+    """One document per step with ``variants`` of the healthy templates of ``dags_folder``."""
+    from baton.compile.loader import healthy_workflows
+    from baton.coordination import variants
+    from baton.optimize.experiments import Experiment
+
+    found: list[dict[str, Any]] = []
+    for flow in healthy_workflows(dags_folder):
+        if workflow is not None and flow.workflow != workflow:
+            continue
+        for step in flow.steps:
+            spec = step.variants
+            if spec is None or len(found) >= MAX_EXPERIMENTS:
+                continue
+            weights = {arm: v.weight for arm, v in spec.arms.items()}
+            name = f"{flow.workflow}.{step.id}"
+            test = Experiment(name, weights, control=spec.control, alpha=spec.alpha, min_runs=spec.min_runs)
+            for arm, ok, failed, seconds in variants.outcomes(store, flow.workflow, step.id):
+                if arm in weights:
+                    test.record(arm, ok, failed, seconds)
+            decided = variants.decided(store, flow.workflow, step.id)
+            verdict = test.decide()
+            found.append(
+                {
+                    "experiment": name,
+                    "workflow": flow.workflow,
+                    "step": step.id,
+                    "control": test.control,
+                    "arms": {
+                        arm: {"weight": v.weight, "changes": _changes(v)} for arm, v in spec.arms.items()
+                    },
+                    "counts": test.counts(),
+                    "status": decided["status"] if decided else "running",
+                    "winner": decided["variant"] if decided else None,
+                    "reason": decided["reason"] if decided else str(verdict.why.get("reason", ""))[:2000],
+                    "min_runs": spec.min_runs,
+                    "alpha": spec.alpha,
+                }
+            )
+    return found
+
+
+def _changes(variant: Any) -> list[str]:
+    changes = ["its instruction"] if variant.instruction is not None else []
+    return changes + ([f"agent {variant.agent}"] if variant.agent else [])
