@@ -432,6 +432,14 @@ def _write_bench_dags(dags: Path) -> dict[str, str]:
     return settings
 
 
+def unpause(airflow: Standalone, dag_ids: list[str]) -> Standalone:
+    """``airflow`` with ``dag_ids`` unpaused (every other DAG stays paused): a test module's ``running``."""
+    for dag_id in dag_ids:
+        response = airflow.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+        assert response.status_code == 200, response.text
+    return airflow
+
+
 def _offline(delay: float) -> dict:
     """The offline model answering after ``delay`` seconds."""
     return {"conn_type": "pydanticai", "extra": {"model": "baton:offline", "offline_delay_s": delay}}

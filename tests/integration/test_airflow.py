@@ -29,6 +29,7 @@ from tests.integration.shared_airflow import (
     HOSTILE_COST,
     HOSTILE_FILES,
     OPERATIONS,
+    unpause,
 )
 from tests.otlp_receiver import OtlpReceiver
 
@@ -100,10 +101,7 @@ def test_the_real_dag_processor_loads_the_healthy_templates_and_files_the_broken
 
 @pytest.fixture(scope="module")
 def running(shared_running: Standalone) -> Standalone:
-    for dag_id in ACTIVE:
-        response = shared_running.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
-        assert response.status_code == 200, response.text
-    return shared_running
+    return unpause(shared_running, ACTIVE)
 
 
 def test_rest_trigger_with_conf_runs_the_workflow_and_its_outputs_are_readable(running):

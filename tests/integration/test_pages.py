@@ -17,6 +17,7 @@ import pytest
 
 from baton.events.store import EventStore, engine_for
 from devtools.standalone import Standalone
+from tests.integration.shared_airflow import unpause
 
 pytestmark = pytest.mark.integration
 
@@ -27,10 +28,7 @@ GANTT = "echarts.getInstanceByDom(document.getElementById('gantt'))?.getOption()
 
 @pytest.fixture(scope="module")
 def running(shared_running: Standalone) -> Standalone:
-    for dag_id in ACTIVE:
-        response = shared_running.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
-        assert response.status_code == 200, response.text
-    return shared_running
+    return unpause(shared_running, ACTIVE)
 
 
 @pytest.fixture(scope="module")
