@@ -75,7 +75,8 @@ def test_append_stores_each_event_once_and_numbers_them_in_order(store):
 
 
 def test_an_event_of_an_unknown_type_or_payload_is_refused_before_it_is_stored(store):
-    with pytest.raises(ValueError, match="unknown event type 'step.exploded'; known: action.taken, agent.breaker_closed, "):
+    known = "unknown event type 'step.exploded'; known: action.taken, agent.breaker_closed, "
+    with pytest.raises(ValueError, match=known):
         Event(type="step.exploded", run_id="r", workflow="w")
     with pytest.raises(ValueError, match="next_try"):
         store.append([Event(type="step.retried", run_id="r", workflow="w", payload={})])
