@@ -112,6 +112,68 @@ def test_the_better_arm_is_promoted_once_with_why_and_then_every_run_takes_it(st
     assert last.payload["how"] == "decided: promoted"
 
 
+@pytest.fixture
+def approved_step():
+    """The step of ``step`` with ``approve: true``: its decision waits for a person."""
+    from baton.spec.roster import Agent, Roster
+
+    template = {**TEMPLATE, "steps": [{**TEMPLATE["steps"][0]}]}
+    template["steps"][0]["variants"] = {**TEMPLATE["steps"][0]["variants"], "approve": True}
+    roster = Roster(agents=[Agent(name="writer", capabilities=["writing"])])
+    (compiled,) = plan_workflow(Workflow.model_validate(template), roster).steps
+    return compiled
+
+
+def _until_proposed(store, step, success, rng) -> int:
+    n = 0
+    while variants.proposed(store, "briefs", "write") is None:
+        _run(store, step, n, success, rng)
+        n += 1
+        assert n < 2000, "no proposal in 2,000 runs"
+    return n
+
+
+def test_a_decision_that_waits_for_a_person_is_proposed_and_applies_once_approved(store, approved_step):
+    rng, success = np.random.default_rng(11), {"plain": 0.55, "concise": 0.85}
+    n = _until_proposed(store, approved_step, success, rng)
+    assert variants.decided(store, "briefs", "write") is None
+    arms = [_run(store, approved_step, n + i, success, rng) for i in range(40)]
+    assert set(arms) == {"plain", "concise"}  # still assigned by weight while a person has not answered
+    decision = variants.settle(store, "briefs", "write", "growth.lead", accept=True)
+    assert (decision["status"], decision["variant"], decision["by"]) == ("promoted", "concise", "growth.lead")
+    assert {_run(store, approved_step, n + 40 + i, success, rng) for i in range(10)} == {"concise"}
+    again = variants.settle(
+        store, "briefs", "write", "someone.else", accept=False
+    )  # a second answer: no change
+    assert (again["variant"], again["by"]) == ("concise", "growth.lead")
+    assert len(list(store.read(types=["variant.proposed"]))) == 1
+
+
+def test_a_person_may_keep_the_control_and_nothing_is_settled_before_a_proposal(store, approved_step):
+    with pytest.raises(LookupError, match="experiment briefs.write has no decision waiting for a person"):
+        variants.settle(store, "briefs", "write", "growth.lead", accept=True)
+    n = _until_proposed(store, approved_step, {"plain": 0.55, "concise": 0.85}, np.random.default_rng(11))
+    decision = variants.settle(store, "briefs", "write", "growth.lead", accept=False)
+    assert (decision["status"], decision["variant"]) == ("stopped", "plain")
+    assert decision["reason"] == "growth.lead kept the control plain (proposed: promoted concise)"
+    rng = np.random.default_rng(5)
+    assert {_run(store, approved_step, n + i, {"plain": 1.0, "concise": 1.0}, rng) for i in range(10)} == {
+        "plain"
+    }
+
+
+def test_people_settling_at_once_record_one_decision(store, approved_step):
+    from concurrent.futures import ThreadPoolExecutor
+
+    _until_proposed(store, approved_step, {"plain": 0.55, "concise": 0.85}, np.random.default_rng(11))
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(
+            pool.map(lambda i: variants.settle(store, "briefs", "write", f"p{i}", i % 2 == 0), range(6))
+        )
+    assert len({(a["status"], a["variant"], a["by"]) for a in answers}) == 1
+    assert len(list(store.read(types=["variant.decided"]))) == 1
+
+
 def test_a_persons_rejections_count_against_an_arm(store, step):
     rng = np.random.default_rng(3)
     for i in range(120):

@@ -138,3 +138,21 @@ def test_people_reassigning_at_once_each_record_theirs_and_the_last_one_counts(c
         codes = list(pool.map(one, range(8)))
     assert codes == [200] * 8
     assert len(list(EventStore.from_airflow().read(run, types=["step.reassigned"]))) == 8
+
+
+def test_settling_an_experiment_needs_one_and_its_proposal(client, as_role, airflow_db, dags):
+    import shutil
+
+    from tests.conftest import FIXTURES
+
+    shutil.copytree(FIXTURES / "agent_paths", dags, dirs_exist_ok=True)  # routing.yaml's brief has variants
+    path = "/api/actions/dags/routing/experiments/{}/settle"
+    nothing = client.post(path.format("draft"), json={"accept": True}, **as_role("user"))
+    assert nothing.status_code == 404 and "no experiment on step 'draft' of routing" in nothing.text
+    early = client.post(path.format("brief"), json={"accept": True}, **as_role("user"))
+    assert (
+        early.status_code == 409
+        and "experiment routing.brief has no decision waiting for a person" in early.text
+    )
+    assert client.post(path.format("brief"), json={"accept": "maybe"}, **as_role("user")).status_code == 422
+    assert client.post(path.format("brief"), json={"accept": True}, **as_role("viewer")).status_code == 403

@@ -24,6 +24,7 @@ COMMANDS = (
     "diff",
     "errors",
     "rollout",
+    "experiments",
 )  # modules of baton.cli, in the order of --help
 
 __all__ = ["COMMANDS", "SCHEMA_DIR", "main", "parser"]

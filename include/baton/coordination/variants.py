@@ -60,6 +60,30 @@ def decided(store: EventStore, workflow: str, step: str) -> dict[str, Any] | Non
     return rows[0][-1] if rows else None
 
 
+def proposed(store: EventStore, workflow: str, step: str) -> dict[str, Any] | None:
+    """The decision an experiment with ``approve: true`` proposes to a person, if it has reached one."""
+    rows = store.step_history(workflow, step, ["variant.proposed"], 1)
+    return rows[0][-1] if rows else None
+
+
+def settle(store: EventStore, workflow: str, step: str, by: str, accept: bool) -> dict[str, Any]:
+    """A person's answer to a proposed decision: ``accept`` applies it; otherwise the control stays (every
+    run takes it). Recorded once as ``variant.decided`` by them; a second answer changes nothing. Raises
+    LookupError when nothing is proposed."""
+    if (known := decided(store, workflow, step)) is not None:
+        return known
+    proposal = proposed(store, workflow, step)
+    if proposal is None:
+        raise LookupError(f"experiment {workflow}.{step} has no decision waiting for a person")
+    payload = {**proposal, "by": by[:250]}
+    if not accept:
+        reason = f"{by} kept the control {proposal['control']} (proposed: {proposal['status']} {proposal['variant']})"
+        payload |= {"status": "stopped", "variant": proposal["control"], "reason": reason[:2000]}
+    store.append([Event(type="variant.decided", run_id=f"experiment:{workflow}.{step}"[:250], workflow=workflow,
+                        step=step, payload=payload)])  # fmt: skip
+    return decided(store, workflow, step) or payload
+
+
 def judge(store: EventStore, step: Any) -> dict[str, Any] | None:
     """Replay the step's experiment; record its decision the first time there is one. The decision's
     payload (recorded now or before), or None while it runs."""
@@ -69,6 +93,8 @@ def judge(store: EventStore, step: Any) -> dict[str, Any] | None:
     workflow, name = step.workflow, step.task_id
     if (known := decided(store, workflow, name)) is not None:
         return known
+    if spec.approve and proposed(store, workflow, name) is not None:
+        return None  # proposed to a person: the arms go on until they answer
     weights = {arm: variant.weight for arm, variant in spec.arms.items()}
     experiment = Experiment(
         experiment_name(step), weights, control=spec.control, alpha=spec.alpha, min_runs=spec.min_runs
@@ -79,6 +105,7 @@ def judge(store: EventStore, step: Any) -> dict[str, Any] | None:
     verdict = experiment.decide()
     if verdict.status == "running":
         return None
+    kind = "variant.proposed" if spec.approve else "variant.decided"  # approve: a person decides
     payload = {
         "experiment": experiment_name(step),
         "status": verdict.status,
@@ -87,9 +114,9 @@ def judge(store: EventStore, step: Any) -> dict[str, Any] | None:
         "reason": str(verdict.why.get("reason", ""))[:2000],
         "counts": verdict.why.get("counts", {}),
     }
-    store.append([Event(type="variant.decided", run_id=f"experiment:{experiment_name(step)}"[:250],
+    store.append([Event(type=kind, run_id=f"experiment:{experiment_name(step)}"[:250],
                         workflow=workflow, step=name, payload=payload)])  # fmt: skip
-    return payload
+    return None if spec.approve else payload
 
 
 def choose(step: Any, recorder: Any, scope: dict[str, Any]) -> tuple[Any, Event]:

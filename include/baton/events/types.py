@@ -354,6 +354,21 @@ class VariantDecided(Payload):
     control: str
     reason: str = ""
     counts: dict[str, Any] = Field(default_factory=dict)
+    by: str = Field(default="", max_length=250, description="the person who approved it (approve: true)")
+
+
+@event_type("variant.proposed")
+class VariantProposed(Payload):
+    """A step's experiment that waits for a person (``variants.approve``) reached a decision: it is proposed,
+    once; runs keep their arms until a person approves it (``variant.decided``, by them) or keeps the
+    control."""
+
+    experiment: str
+    status: Literal["promoted", "stopped"]
+    variant: str
+    control: str
+    reason: str = ""
+    counts: dict[str, Any] = Field(default_factory=dict)
 
 
 # --- a person's actions from the Coordination page ----------------------------------------------------
@@ -374,7 +389,7 @@ class ActionTaken(Payload):
     """What a person did from Baton's pages (trigger, stop, reassign, a circuit opened or closed), as whom,
     and what Airflow answered: every action is one of these, whether or not it succeeded."""
 
-    verb: Literal["trigger", "stop", "reassign", "open_circuit", "close_circuit"]
+    verb: Literal["trigger", "stop", "reassign", "open_circuit", "close_circuit", "settle"]
     target: str = Field(max_length=600)
     by: str = Field(default="", max_length=250)
     ok: bool = True

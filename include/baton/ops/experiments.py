@@ -33,6 +33,7 @@ def report(store: EventStore, dags_folder: Path, workflow: str | None = None) ->
                 if arm in weights:
                     test.record(arm, ok, failed, seconds)
             decided = variants.decided(store, flow.workflow, step.id)
+            proposal = variants.proposed(store, flow.workflow, step.id) if decided is None else None
             verdict = test.decide()
             found.append(
                 {
@@ -44,9 +45,15 @@ def report(store: EventStore, dags_folder: Path, workflow: str | None = None) ->
                         arm: {"weight": v.weight, "changes": _changes(v)} for arm, v in spec.arms.items()
                     },
                     "counts": test.counts(),
-                    "status": decided["status"] if decided else "running",
+                    "status": decided["status"] if decided else "proposed" if proposal else "running",
                     "winner": decided["variant"] if decided else None,
-                    "reason": decided["reason"] if decided else str(verdict.why.get("reason", ""))[:2000],
+                    "decided_by": (decided or {}).get("by") or None,
+                    "approve": spec.approve,
+                    "proposal": {k: proposal[k] for k in ("status", "variant", "reason")}
+                    if proposal
+                    else None,
+                    "reason": (decided or proposal or {}).get("reason")
+                    or str(verdict.why.get("reason", ""))[:2000],
                     "min_runs": spec.min_runs,
                     "alpha": spec.alpha,
                 }

@@ -61,6 +61,11 @@ class Reassign(BaseModel):
     retry_now: bool = Field(default=False, description="start the next try now, not after the retry delay")
 
 
+class Settle(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    accept: bool = Field(description="true: apply the proposed decision; false: every run takes the control")
+
+
 class Circuit(BaseModel):
     model_config = ConfigDict(extra="forbid")
     open: bool
@@ -185,6 +190,25 @@ def _steps(dag_id: str) -> dict[str, Any]:
     from baton.compile.loader import steps_of
 
     return steps_of(Folder(conf.get("core", "dags_folder")), dag_id)
+
+
+@router.post("/dags/{dag_id}/experiments/{step}/settle", dependencies=[ActOnRuns])
+def settle(dag_id: DagId, step: Annotated[str, Path(max_length=250)], body: Settle, user: GetUserDep) -> dict:
+    """A person's answer to the decision an experiment (``variants`` with ``approve: true``) proposes."""
+    from baton.coordination import variants
+
+    compiled = _steps(dag_id).get(step)
+    if compiled is None or compiled.spec.variants is None:
+        raise HTTPException(404, f"no experiment on step '{step[:250]}' of {dag_id}")
+    store, by = EventStore.from_airflow(), user.get_name()
+    try:
+        decision = variants.settle(store, dag_id, step, by, body.accept)
+    except LookupError as error:
+        raise HTTPException(409, str(error)) from None
+    _record(
+        store, "settle", f"{dag_id}.{step}", by, True, f"{decision['status']} {decision['variant']}", dag_id
+    )
+    return decision
 
 
 @router.post("/agents/{agent}/circuit", dependencies=[ActOnRuns])

@@ -36,6 +36,11 @@ class Variants(_Strict):
     )
     min_runs: int = Field(default=100, ge=10, le=1_000_000, description="runs per arm before any decision")
     alpha: float = Field(default=0.05, gt=0, le=0.2, description="the declared false-promotion rate")
+    approve: bool = Field(
+        default=False,
+        description="a decision waits for a person (Management page, baton experiments approve) instead of "
+        "applying by itself",
+    )
 
     @model_validator(mode="after")
     def _control_is_an_arm(self) -> Variants:

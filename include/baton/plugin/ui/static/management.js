@@ -122,9 +122,20 @@
       ${Object.entries(x.arms).map(([arm, a]) => { const c = x.counts[arm] || {};
         return `<tr><td>${esc(arm)}${arm === x.control ? " (control)" : ""}</td><td>${a.weight}</td><td>${esc(a.changes.join(", ") || "–")}</td>
           <td>${c.runs ?? 0}</td><td>${pct(c.success_rate)}</td><td>${pct(c.failure_rate)}</td><td>${fmtS(c.mean_latency_s)}</td></tr>`; }).join("")}
-      </table><p class="muted">${esc(x.reason)}</p>`).join("")
+      </table><p class="muted">${esc(x.reason)}${x.decided_by ? ` (approved by ${esc(x.decided_by)})` : ""}</p>
+      ${x.proposal ? `<p class="row act" data-experiment="${esc(x.workflow)}/${esc(x.step)}">Proposed: <b>${esc(x.proposal.status)} ${esc(x.proposal.variant)}</b>
+        <button data-settle="true">Approve…</button> <button data-settle="false">Keep ${esc(x.control)}…</button></p>` : ""}`).join("")
       : `<p class="muted">No step declares <code>variants:</code>.</p>`;
   }
+
+  experiments.body.addEventListener("click", async (e) => {
+    const b = e.target.closest("button[data-settle]"); if (!b) return;
+    const [workflow, step] = b.closest("[data-experiment]").dataset.experiment.split("/");
+    const accept = b.dataset.settle === "true";
+    await Baton.act(accept ? `Apply the decision proposed for ${workflow}.${step}?` : `Keep the control of ${workflow}.${step} for every run?`,
+      `/api/actions/dags/${encodeURIComponent(workflow)}/experiments/${encodeURIComponent(step)}/settle`, {accept});
+    refreshExperiments();
+  });
 
   async function refreshSpend() {
     const c = await get("/api/cost", {days: 7, by: "workflow"});
