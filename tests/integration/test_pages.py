@@ -221,6 +221,11 @@ def test_a_person_stops_a_run_and_its_completed_steps_are_compensated(admin, run
     _until(
         lambda: "compens" in page.locator("#markers").inner_text().lower(), "the compensation on the page", 30
     )
+    headers = {"Authorization": f"Bearer {running.token()}", "X-Baton-Action": "1"}
+    again = httpx.post(f"{running.url}/baton/api/actions/dags/pages_stop/runs/{run_id}/stop",
+                       json={"reason": "twice"}, headers=headers, timeout=30)  # fmt: skip
+    assert again.status_code == 409, again.text
+    assert f"run {run_id} of pages_stop is failed: there is nothing to stop" in again.text
 
 
 def test_the_editor_shows_a_templates_error_before_anything_is_saved(admin, running):

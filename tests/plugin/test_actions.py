@@ -81,7 +81,19 @@ def test_a_reassignment_of_an_unknown_run_is_404(client, as_role, airflow_db, da
     answer = client.post(
         f"{BASE}/manual__nope/steps/integrate/reassign", json={"agent": "a"}, **as_role("user")
     )
-    assert answer.status_code == 404 and "no run 'manual__nope' in Baton's events" in answer.text
+    assert answer.status_code == 404
+    assert "no run 'manual__nope' of parallel_feature_delivery in Baton's events" in answer.text
+
+
+def test_a_run_of_another_dag_cannot_be_reassigned_through_this_one(client, as_role, airflow_db, dags):
+    other = "manual__of_another_dag"
+    EventStore.from_airflow().append(
+        [Event(type="run.started", run_id=other, workflow="lead_followup", payload={})]
+    )
+    answer = client.post(f"{BASE}/{other}/steps/integrate/reassign", json={"agent": "testing_specialist"},
+                         **as_role("user"))  # fmt: skip
+    assert answer.status_code == 404 and f"no run '{other}' of parallel_feature_delivery" in answer.text
+    assert list(EventStore.from_airflow().read(other, types=["step.reassigned"])) == []
 
 
 def test_a_circuit_is_opened_and_closed_and_each_is_recorded(client, as_role, airflow_db):

@@ -120,11 +120,16 @@ class AirflowApi:
         return True
 
     def stop(self, dag_id: str, run_id: str) -> str:
-        """Mark a run failed (Airflow stops its running tasks); the state it had."""
+        """Mark a queued or running run failed (Airflow stops its running tasks); the state it had. A run
+        that ended is not changed (an AirflowApiError, 409)."""
         path = f"/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}"
-        before = self._call("GET", path).get("state", "")
+        before = str(self._call("GET", path).get("state", ""))
+        if before not in ("queued", "running"):
+            raise AirflowApiError(
+                f"run {run_id} of {dag_id} is {before or 'in no state'}: there is nothing to stop", 409
+            )
         self._call("PATCH", path, json={"state": "failed"})
-        return str(before)
+        return before
 
     def retry_now(self, dag_id: str, run_id: str, task_id: str) -> int:
         """Clear one task of a run so that its next try starts now (not after its retry delay); how many

@@ -152,8 +152,11 @@ def reassign(
     """The agent of the next try of a routed step of a run: one of the agents the step may be routed to;
     with ``retry_now``, that try starts now (Airflow clears the task)."""
     store = EventStore.from_airflow()
-    if not store.has_run(run_id):
-        raise HTTPException(404, f"no run '{run_id[:250]}' in Baton's events")
+    started = list(store.read(run_id, types=["run.started"]))
+    if (
+        not started or getattr(started[0], "workflow", None) != dag_id
+    ):  # a run of another DAG is not this one's
+        raise HTTPException(404, f"no run '{run_id[:250]}' of {dag_id} in Baton's events")
     compiled = _steps(dag_id).get(step)
     if compiled is None or not compiled.routed or compiled.fan_out is not None:
         raise HTTPException(409, f"'{step[:250]}' is not a routed step (one agent, no for_each) of {dag_id}")
