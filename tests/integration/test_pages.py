@@ -65,11 +65,15 @@ def admin(browser, running) -> Any:
     return _login(browser, running, "admin")
 
 
-def _open(page: Any, running: Standalone, name: str) -> Any:
-    """Baton's page ``name`` from Airflow's nav: its frame, once its script has drawn."""
-    page.goto(f"{running.url}/")
-    page.get_by_role("link", name=name.capitalize()).first.click()
-    page.wait_for_url(f"**/plugin/baton-{name}")
+def _open(page: Any, running: Standalone, name: str, nav: bool = False) -> Any:
+    """Baton's page ``name`` in Airflow's UI (``nav``: reached by its item in Airflow's nav, else by its
+    address there): its frame, once its script has drawn."""
+    if nav:
+        page.goto(f"{running.url}/")
+        page.get_by_role("link", name=name.capitalize()).first.click()
+        page.wait_for_url(f"**/plugin/baton-{name}", timeout=60_000)
+    else:
+        page.goto(f"{running.url}/plugin/baton-{name}")
     frame = page.frame_locator(f"iframe[src*='/baton/ui/{name}']")
     frame.locator("h1").wait_for()
     assert frame.locator("h1").inner_text() == f"Baton · {name.capitalize()}"
@@ -122,13 +126,13 @@ def test_nothing_of_batons_answers_without_airflows_authentication(running):
 
 
 def test_a_person_logs_in_and_opens_both_pages_from_airflows_nav(admin, running):
-    coordination = _open(admin, running, "coordination")
+    coordination = _open(admin, running, "coordination", nav=True)
     coordination.locator("#runs-table").wait_for()
     _until(
         lambda: coordination.locator("#agents tr[data-agent='relay_c']").count(),
         "relay_c in the agents table",
     )
-    management = _open(admin, running, "management")
+    management = _open(admin, running, "management", nav=True)
     management.locator("#library table").wait_for()
     management.locator("#trend canvas").wait_for()  # the analytics' trend chart drew
     assert "success rate" in management.locator("#figures").inner_text()
