@@ -403,11 +403,15 @@ def main() -> int:
     args = parser.parse_args()
     if args.runs > args.events:
         parser.error("--runs is at most --events (a run has at least one event)")
+    import logging
+
     from fastapi.testclient import TestClient
 
     from baton.plugin import dashboard_api
     from baton.plugin.api import app
 
+    for name in ("httpx", "httpx2"):  # one log line per measured call would bury the figures
+        logging.getLogger(name).setLevel(logging.WARNING)
     now = datetime.now(UTC)
     small = min(args.baseline_events, args.events)
     sizes = {

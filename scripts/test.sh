@@ -40,8 +40,9 @@ set +e
 # (its module fixtures run once) and the files that share one Airflow on the one that started it
 # (tests/conftest.py makes xdist's scheduler), the longest files first (SLOW_FIRST there: xdist would
 # otherwise start the files with most tests first and leave the few long ones for the end);
-# BATON_TEST_WORKERS=0 runs everything in this process.
-pytest -n "${BATON_TEST_WORKERS:-3}" --dist loadfile --no-loadscope-reorder "$@"
+# BATON_TEST_WORKERS=0 runs everything in this process. The 25 slowest tests are listed at the end: where
+# the time goes when the suite grows.
+pytest -n "${BATON_TEST_WORKERS:-3}" --dist loadfile --no-loadscope-reorder --durations=25 "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then

@@ -118,7 +118,7 @@ def approved_step():
     from baton.spec.roster import Agent, Roster
 
     template = {**TEMPLATE, "steps": [{**TEMPLATE["steps"][0]}]}
-    template["steps"][0]["variants"] = {**TEMPLATE["steps"][0]["variants"], "approve": True}
+    template["steps"][0]["variants"] = {**TEMPLATE["steps"][0]["variants"], "approve": True, "min_runs": 20}
     roster = Roster(agents=[Agent(name="writer", capabilities=["writing"])])
     (compiled,) = plan_workflow(Workflow.model_validate(template), roster).steps
     return compiled
