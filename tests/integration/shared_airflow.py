@@ -196,8 +196,9 @@ steps:
 """
 
 # A rollout whose new version fails every run (its agent never gives a valid output): it must roll back by
-# itself (tests/integration/test_airflow.py). Its guardrails' alpha is 0.2, so that about eight pairs of runs
-# decide; a stage lasts an hour, so the share stays at 50 % meanwhile.
+# itself (tests/integration/test_airflow.py). Its guardrails' alpha is 0.5, so that about five pairs of runs
+# decide (each run is two task processes on a busy machine; tests/coordination/test_rollout.py decides at
+# 0.2); a stage lasts an hour, so the share stays at 50 % meanwhile.
 CANARY_WORKFLOW = """workflow: canary_release
 version: 1
 description: Rolls out a version that fails (tests/integration/test_airflow.py).
@@ -208,7 +209,7 @@ steps:
     agent: strategy_strategic_planner
     instruction: Announce the release.
     output: {decision: {type: string, enum: [ship, wait]}}
-rollout: {to: canary_release.v2.yaml, start: 50, step: 25, every: 1h, min_runs: 3, alpha: 0.2}
+rollout: {to: canary_release.v2.yaml, start: 50, step: 25, every: 1h, min_runs: 3, alpha: 0.5}
 """
 CANARY_VERSION = """workflow: canary_release
 version: 2

@@ -428,7 +428,7 @@ def test_a_new_version_that_fails_more_is_rolled_back_by_itself_and_each_run_sta
     while not list(store.read(rollout, types=["rollout.rolled_back"])):  # rounds of runs side by side
         assert time.monotonic() < deadline and len(runs) < 60, f"no rollback after {len(runs)} runs"
         batch = [
-            running.trigger("canary_release", {}).json()["dag_run_id"] for _ in range(12 if not runs else 6)
+            running.trigger("canary_release", {}).json()["dag_run_id"] for _ in range(10 if not runs else 4)
         ]
         for run_id in batch:
             running.wait_for_run("canary_release", run_id)
