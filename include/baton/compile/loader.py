@@ -50,7 +50,7 @@ def template_files(dags_folder: Path) -> list[Path]:
     return spec_template_files(folder) if folder.is_dir() else []
 
 
-def _read_roster(dags_folder: Path) -> tuple[Roster | None, TemplateError | None]:
+def read_roster(dags_folder: Path) -> tuple[Roster | None, TemplateError | None]:
     """The roster's healthy agents (None when the file cannot be read as a roster at all) and the
     problems of the rest: a broken agent fails only the workflows that name it."""
     path = dags_folder / ROSTER_FILE
@@ -64,8 +64,8 @@ def _read_roster(dags_folder: Path) -> tuple[Roster | None, TemplateError | None
 
 
 def _roster(dags_folder: Path) -> tuple[Roster | None, TemplateError | None, bytes]:
-    """:func:`_read_roster`, and the roster file's bytes (for the validation cache's key)."""
-    roster, error = _read_roster(dags_folder)
+    """:func:`read_roster`, and the roster file's bytes (for the validation cache's key)."""
+    roster, error = read_roster(dags_folder)
     path = dags_folder / ROSTER_FILE
     return roster, error, read_bytes(path, ROSTER_FILE) if roster is not None and path.exists() else b""
 
@@ -325,13 +325,3 @@ def steps_of(dags_folder: Path, workflow: str) -> dict[str, Any]:
         cache.flush()
     plans = [plan_workflow(found, roster, reads), *([canary] if canary else [])]
     return {step.task_id: step for plan in plans for step in plan.steps}
-
-
-def roster_of(dags_folder: Path) -> Roster | None:
-    """The roster's healthy agents (None when the roster cannot be read at all)."""
-    return _read_roster(dags_folder)[0]
-
-
-def read_roster(dags_folder: Path) -> tuple[Roster | None, TemplateError | None]:
-    """The roster's healthy agents and the problems of the rest (see ``_read_roster``)."""
-    return _read_roster(dags_folder)

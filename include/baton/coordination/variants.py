@@ -84,24 +84,29 @@ def settle(store: EventStore, workflow: str, step: str, by: str, accept: bool) -
     return decided(store, workflow, step) or payload
 
 
+def replayed(store: EventStore, workflow: str, step: str, spec: Any) -> Any:
+    """The experiment of ``spec`` (a step's ``variants``) with the step's runs so far recorded in it."""
+    from baton.optimize.experiments import Experiment
+
+    weights = {arm: variant.weight for arm, variant in spec.arms.items()}
+    name = f"{workflow}.{step}"
+    experiment = Experiment(name, weights, control=spec.control, alpha=spec.alpha, min_runs=spec.min_runs)
+    for arm, ok, failed, seconds in outcomes(store, workflow, step):
+        if arm in weights:
+            experiment.record(arm, ok, failed, seconds)
+    return experiment
+
+
 def judge(store: EventStore, step: Any) -> dict[str, Any] | None:
     """Replay the step's experiment; record its decision the first time there is one. The decision's
     payload (recorded now or before), or None while it runs."""
-    from baton.optimize.experiments import Experiment
-
     spec = step.spec.variants
     workflow, name = step.workflow, step.task_id
     if (known := decided(store, workflow, name)) is not None:
         return known
     if spec.approve and proposed(store, workflow, name) is not None:
         return None  # proposed to a person: the arms go on until they answer
-    weights = {arm: variant.weight for arm, variant in spec.arms.items()}
-    experiment = Experiment(
-        experiment_name(step), weights, control=spec.control, alpha=spec.alpha, min_runs=spec.min_runs
-    )
-    for arm, ok, failed, seconds in outcomes(store, workflow, name):
-        if arm in weights:
-            experiment.record(arm, ok, failed, seconds)
+    experiment = replayed(store, workflow, name, spec)
     verdict = experiment.decide()
     if verdict.status == "running":
         return None

@@ -343,32 +343,28 @@ class VariantAssigned(Payload):
     key_sha256: str = ""
 
 
-@event_type("variant.decided")
-class VariantDecided(Payload):
-    """A step's experiment decided, once: the arm every run takes from now on, and why (the counts of
-    each arm and the test that decided)."""
-
+class _VariantDecision(Payload):
     experiment: str
     status: Literal["promoted", "stopped"]
     variant: str
     control: str
     reason: str = ""
     counts: dict[str, Any] = Field(default_factory=dict)
+
+
+@event_type("variant.decided")
+class VariantDecided(_VariantDecision):
+    """A step's experiment decided, once: the arm every run takes from now on, and why (the counts of
+    each arm and the test that decided)."""
+
     by: str = Field(default="", max_length=250, description="the person who approved it (approve: true)")
 
 
 @event_type("variant.proposed")
-class VariantProposed(Payload):
+class VariantProposed(_VariantDecision):
     """A step's experiment that waits for a person (``variants.approve``) reached a decision: it is proposed,
     once; runs keep their arms until a person approves it (``variant.decided``, by them) or keeps the
     control."""
-
-    experiment: str
-    status: Literal["promoted", "stopped"]
-    variant: str
-    control: str
-    reason: str = ""
-    counts: dict[str, Any] = Field(default_factory=dict)
 
 
 # --- a person's actions from the Coordination page ----------------------------------------------------

@@ -16,7 +16,6 @@ def report(store: EventStore, dags_folder: Path, workflow: str | None = None) ->
     """One document per step with ``variants`` of the healthy templates of ``dags_folder``."""
     from baton.compile.loader import healthy_workflows
     from baton.coordination import variants
-    from baton.optimize.experiments import Experiment
 
     found: list[dict[str, Any]] = []
     for flow in healthy_workflows(dags_folder):
@@ -26,18 +25,13 @@ def report(store: EventStore, dags_folder: Path, workflow: str | None = None) ->
             spec = step.variants
             if spec is None or len(found) >= MAX_EXPERIMENTS:
                 continue
-            weights = {arm: v.weight for arm, v in spec.arms.items()}
-            name = f"{flow.workflow}.{step.id}"
-            test = Experiment(name, weights, control=spec.control, alpha=spec.alpha, min_runs=spec.min_runs)
-            for arm, ok, failed, seconds in variants.outcomes(store, flow.workflow, step.id):
-                if arm in weights:
-                    test.record(arm, ok, failed, seconds)
+            test = variants.replayed(store, flow.workflow, step.id, spec)
             decided = variants.decided(store, flow.workflow, step.id)
             proposal = variants.proposed(store, flow.workflow, step.id) if decided is None else None
             verdict = test.decide()
             found.append(
                 {
-                    "experiment": name,
+                    "experiment": test.name,
                     "workflow": flow.workflow,
                     "step": step.id,
                     "control": test.control,

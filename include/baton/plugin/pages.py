@@ -62,13 +62,13 @@ def page(page: Annotated[str, Path(pattern="^(coordination|management)$")], user
     echarts, why = _echarts()
     if echarts is None:
         raise HTTPException(503, why)
-    title = PAGES[page]
+    title, may_act = PAGES[page], _may_act(user)
     body = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Baton · {title}</title>
 <link rel="stylesheet" href="static/baton.css"></head>
-<body data-page="{page}" data-user="{html.escape(user.get_name())}" data-may-act="{str(_may_act(user)).lower()}">
+<body data-page="{page}" data-user="{html.escape(user.get_name())}" data-may-act="{str(may_act).lower()}">
 <header><h1>Baton · {title}</h1><nav><a href="coordination">Coordination</a> <a href="management">Management</a></nav>
-<span class="who">{html.escape(user.get_name())}{"" if _may_act(user) else " (viewer: read only)"}</span></header>
+<span class="who">{html.escape(user.get_name())}{"" if may_act else " (viewer: read only)"}</span></header>
 <main id="main"></main>
 <dialog id="confirm"><form method="dialog"><p id="confirm-text"></p>
 <menu><button value="no">Cancel</button> <button value="yes" id="confirm-yes">Confirm</button></menu></form></dialog>

@@ -32,9 +32,9 @@ def _folder() -> Folder:
 
 
 def _roster(folder: Folder) -> Any:
-    from baton.compile.loader import roster_of
+    from baton.compile.loader import read_roster
 
-    return roster_of(folder)
+    return read_roster(folder)[0]
 
 
 @router.get("")

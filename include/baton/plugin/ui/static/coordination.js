@@ -81,8 +81,9 @@
       (data.truncated ? `<li class="warn">Only the first bars of this run are shown (it has ${data.events_read} events).</li>` : "");
   }
 
+  const graphs = {};  // a workflow's graph is its template's: fetched once a page, its states every poll
   async function dependencyMap(dag, states) {
-    const g = await get(`/api/templates/${encodeURIComponent(dag)}/graph`);
+    const g = graphs[dag] ||= await get(`/api/templates/${encodeURIComponent(dag)}/graph`);
     const color = {success: "#2da44e", failed: "#cf222e", running: "#0969da", skipped: "#8c959f"};
     chart(document.getElementById("graph")).setOption({
       tooltip: {formatter: (p) => p.dataType === "node" ? `${esc(p.data.name)}<br>${esc(p.data.who)}<br>${esc(p.data.state || "not started")}` : ""},
