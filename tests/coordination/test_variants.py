@@ -211,6 +211,14 @@ def test_a_persons_rejections_count_against_an_arm(store, step):
             {"arms": {"a": {}, "b": {}}, "alpha": 0.5},
             "variants.alpha: Input should be less than or equal to 0.2",
         ),
+        (
+            {"arms": {"a": {}, "b": {}}, "approve": "maybe"},
+            "variants.approve: Input should be a valid boolean, unable to interpret input",
+        ),
+        (
+            {"arms": {"a": {}, "b": {}}, "approve": [True]},
+            "variants.approve: Input should be a valid boolean",
+        ),
     ],
 )
 def test_a_bad_experiment_is_refused_naming_it(variants_spec, said, tmp_path):
