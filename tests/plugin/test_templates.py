@@ -162,3 +162,21 @@ def test_experiments_show_each_arm_its_counts_and_the_decision(client, as_role, 
     assert variants.decided(store, "routing", "brief") is None
     long = client.get("/api/experiments", params={"workflow": "x" * 251}, **as_role("viewer", action=False))
     assert long.status_code == 422
+
+
+def test_the_library_says_a_broken_rollout_and_the_roster_s_errors_beside_the_templates(
+    client, as_role, dags
+):
+    import shutil
+
+    from tests.conftest import FIXTURES
+
+    shutil.copytree(FIXTURES / "rollout", dags, dirs_exist_ok=True)
+    shutil.copy(FIXTURES / "agent_paths" / "agents.yaml", dags / "agents.yaml")
+    version = dags / "versions" / "release_notes.v2.yaml"
+    version.write_text(version.read_text().replace("agent: offline_analyst", "agent: nobody", 1))
+    found = client.get("/api/templates", **as_role("viewer", action=False)).json()
+    notes = next(t for t in found["templates"] if t["workflow"] == "release_notes")
+    assert notes["ok"] is True and notes["rollout"]["to"] == "release_notes.v2.yaml"  # its DAG loads alone
+    (issue,) = found["other_errors"]["versions/release_notes.v2.yaml"]
+    assert "steps[0].agent: unknown agent 'nobody'" in issue

@@ -20,7 +20,7 @@
       <th>Validation</th><th>Rollout</th></tr></thead><tbody>${templates.map((t) => `<tr data-workflow="${esc(t.workflow)}">
       <td><a href="#edit" data-open="${esc(t.workflow)}">${esc(t.workflow)}</a></td><td>${esc(t.file)}</td><td>${t.ok ? "v" + t.version : "–"}</td>
       <td>${esc(t.owner || "")}</td><td>${esc(t.schedule || "–")}</td>
-      <td class="${t.ok ? "ok" : "bad"}">${t.ok ? "valid" : `<pre>${esc((t.errors || []).join("\n"))}</pre>`}</td>
+      <td class="${t.ok && !t.errors?.length ? "ok" : "bad"}">${t.ok ? "valid" : ""}${t.errors?.length ? `<pre>${esc(t.errors.join("\n"))}</pre>` : ""}</td>
       <td>${t.rollout ? `to ${esc(t.rollout.to)}` : ""}</td></tr>`).join("")}</tbody></table>`;
   }
   library.body.addEventListener("click", (e) => {
