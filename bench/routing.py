@@ -7,11 +7,13 @@ whose success, latency and cost drift, and the three policies route it in the sa
 - **today's fixed ranking**: ``baton.coordination.routing.score_candidates`` (the very function
   ``Router.rank`` uses) over each agent's cumulative track record, as the event store's projection gives
   it (success over all steps, p50 latency of its successful steps, cost per step; no forgetting);
-- **learned**: ``baton.optimize.policy.RoutingPolicy`` (discounted Thompson sampling over the rewards
-  of ``baton.optimize.reward``), with its default settings;
-- and, as a yardstick only, the same Thompson sampling without forgetting, told when each agent changes
-  (it forgets that agent then): what learning costs when the changes are known, which no real policy
-  knows.
+- **learned**: ``baton.optimize.policy.RoutingPolicy`` (Thompson sampling over the rewards of
+  ``baton.optimize.reward``, with a change detector per agent that forgets an agent's calls from before
+  a change in how often it delivers, and a slow recheck of the agents nobody calls), with its default
+  settings;
+- and, as a yardstick only, the same Thompson sampling without forgetting or change detection, told when
+  each agent changes (it forgets that agent then): what learning costs when the changes are known, which
+  no real policy knows.
 
 Every policy has the same circuit breaker (the roster's default: 3 failures in a row leave the agent
 out for 25 steps) and sees the same world: each (step, agent) outcome is drawn once from the seed, so two
@@ -222,14 +224,14 @@ class Learned:
 
 
 class Oracle(Learned):
-    """A yardstick, not a policy one could run: the learned policy without forgetting, which forgets an
-    agent exactly when it changes (only the simulation knows when)."""
+    """A yardstick, not a policy one could run: the learned policy without forgetting or change
+    detection, which forgets an agent exactly when it changes (only the simulation knows when)."""
 
     name = "yardstick: told of changes"
 
     def __init__(self, seed: int, steps: int) -> None:
         super().__init__(seed)
-        self.policy = RoutingPolicy(PREFER, bandit=Bandit(half_life_calls=None, recheck_calls=None))
+        self.policy = RoutingPolicy(PREFER, bandit=Bandit(recheck_calls=None, false_alarm=None))
         self.changes = {int(at * steps): agents for at, agents in CHANGES.items()}
 
     def choose(self, available: list[str], step: int) -> tuple[str, dict]:

@@ -1,4 +1,5 @@
-"""Discounted Thompson sampling: forgetting, determinism, the explanation, and its state as a projection."""
+"""Thompson sampling with change detection: forgetting, determinism, the explanation, and its state as a
+projection."""
 
 from __future__ import annotations
 
@@ -40,10 +41,11 @@ def _arms(bandit: Bandit) -> dict[str, tuple[float, float, float, float | None]]
     [
         {},
         {"half_life_calls": 7, "recheck_calls": 50, "half_life_seconds": 3600},
-        {"half_life_calls": None, "recheck_calls": None},
+        {"half_life_calls": None, "recheck_calls": None, "false_alarm": None},
+        {"false_alarm": 0.2},
     ],
 )
-def test_updating_one_outcome_at_a_time_equals_the_closed_form_over_all(params):
+def test_updating_one_outcome_at_a_time_equals_the_state_built_from_all(params):
     rows = _stream(seed=3)
     incremental = Bandit(**params)
     for arm, reward, at in rows:
@@ -53,14 +55,8 @@ def test_updating_one_outcome_at_a_time_equals_the_closed_form_over_all(params):
         (incremental.calls, incremental.clock) == (batch.calls, batch.clock) == (300, max(r[2] for r in rows))
     )
     assert set(incremental.arms) == set(batch.arms)
-    for name, (n, total, squares, last_at) in _arms(batch).items():
-        assert _arms(incremental)[name] == (
-            pytest.approx(n, rel=1e-9),
-            pytest.approx(total, rel=1e-9),
-            pytest.approx(squares, rel=1e-9),
-            last_at,
-        )
-    if not params.get("half_life_calls", 30):
+    assert batch.to_json() == incremental.to_json()  # from_outcomes replays update: the very same state
+    if params.get("false_alarm", 0.01) is None and params.get("recheck_calls", 1000) is None:
         counts = {name: sum(1 for r in rows if r[0] == name) for name in batch.arms}
         assert {name: a.n for name, a in batch.arms.items()} == pytest.approx(counts)  # nothing forgotten
 
@@ -118,13 +114,13 @@ def test_a_new_arm_starts_from_the_prior_and_gets_tried():
         arm = bandit.choose(["a", "b"], rng).arm
         bandit.update(arm, 0.7 if arm == "a" else 0.4)
     picks = [bandit.choose(["a", "b", "newcomer"], rng).arm for _ in range(30)]
-    assert 2 <= picks.count("newcomer") <= 10  # tried early, with no outcome yet (~1 in 7 draws at 0.7)
-    assert bandit.posterior("newcomer") == {
-        "mean": 0.5,
-        "scale": pytest.approx(0.2236, abs=1e-4),
-        "df": 4.0,
-        "n_eff": 0.0,
-    }
+    # tried early, with no outcome yet: believed to be the step's average agent (every call delivered so
+    # far, earning 0.70 on average), with a wide spread, so it draws above "a" about half the time
+    assert 10 <= picks.count("newcomer") <= 20
+    newcomer = bandit.posterior("newcomer")
+    assert newcomer["alpha"] + newcomer["beta"] == pytest.approx(2.0)  # the pooled prior, worth 2 calls
+    assert newcomer["value"] == pytest.approx(0.6956, abs=1e-4) and newcomer["n_eff"] == 0.0
+    assert (newcomer["scale"], newcomer["df"]) == (pytest.approx(0.2236, abs=1e-4), 4.0)
 
 
 def test_an_arm_that_degrades_is_judged_on_its_recent_calls():
@@ -157,11 +153,22 @@ def test_the_explanation_holds_each_arms_posterior_and_draw():
         "half_life_seconds",
         "prior",
         "temperature",
+        "false_alarm",
     }
     assert explanation["policy"] == "discounted-thompson" and explanation["chosen"] == decision.arm
+    assert explanation["false_alarm"] == 0.01
     assert explanation["temperature"] == 0.7
     assert explanation["prior"] == {"mean": 0.5, "strength": 1.0, "shape": 2.0, "rate": 0.1}
-    assert set(explanation["arms"]["a"]) == {"mean", "scale", "df", "n_eff", "draw"}
+    assert set(explanation["arms"]["a"]) == {
+        "mean",
+        "delivers",
+        "value",
+        "scale",
+        "n_eff",
+        "draw",
+        "changed_calls_ago",
+    }
+    assert explanation["arms"]["a"]["changed_calls_ago"] is None
     assert explanation["arms"]["b"]["n_eff"] == 0.0
     chosen = explanation["arms"][decision.arm]
     assert chosen["draw"] == max(arm["draw"] for arm in explanation["arms"].values())
@@ -175,8 +182,8 @@ def test_timestamps_may_be_aware_datetimes():
     bandit = Bandit(half_life_seconds=60)
     bandit.update("a", 1.0, datetime(2026, 1, 1, tzinfo=UTC))
     bandit.update("a", 1.0, datetime(2026, 1, 1, 0, 1, tzinfo=UTC))
-    # a minute (one half-life) later: aged by time, by one call of its own and one call of the step
-    assert bandit.arms["a"].n == pytest.approx(0.5 * 0.5 ** (1 / 30) * 0.5 ** (1 / 1000) + 1, rel=1e-12)
+    # a minute (one half-life) later: aged by time and by one call of the step
+    assert bandit.arms["a"].n == pytest.approx(0.5 * 0.5 ** (1 / 1000) + 1, rel=1e-12)
     with pytest.raises(OptimizeError) as caught:
         bandit.update("a", 1.0, datetime(2026, 1, 1))
     assert str(caught.value) == (
@@ -231,7 +238,8 @@ def test_bad_settings_are_refused_with_the_default_to_keep():
     with pytest.raises(OptimizeError) as caught:
         Bandit(half_life_calls=0)
     assert str(caught.value) == (
-        "bandit.half_life_calls: must be a number > 0 (or none: never), got 0 (fix: keep the default, 30)"
+        "bandit.half_life_calls: must be a number > 0 (or none: never), got 0 "
+        "(fix: leave it out: a detected change forgets)"
     )
     with pytest.raises(OptimizeError) as caught:
         Bandit(prior=Prior(rate=0))
@@ -285,24 +293,34 @@ def _state(**changes) -> str:
         ("[" * 100_000, "bandit: nested too deeply to be a state"),
         (" " * 10_000_001, "bandit: 10,000,001 bytes, over the limit of 10,000,000"),
         (
-            _state(version=2),
-            "bandit: a 'discounted-thompson' state of version 2, not 'discounted-thompson' version 1",
+            _state(version=1),
+            "bandit: a 'discounted-thompson' state of version 1, not 'discounted-thompson' version 2",
         ),
         (_state(calls=...), "bandit: missing field(s) calls"),
         (
             _state(extra=1),
-            "bandit: unknown field(s) extra (expected arms, calls, clock, half_life_calls, "
+            "bandit: unknown field(s) extra (expected arms, calls, clock, false_alarm, half_life_calls, "
             "half_life_seconds, policy, prior, recheck_calls, temperature, version)",
         ),
         (_state(calls=-1), "bandit.calls: must be a whole number [0, 9.22337e+18], got -1"),
         (_state(arms__a__n=-0.5), "bandit.arms.a.n: must be a finite number >= 0, got -0.5"),
         (
             _state(arms__a__total=5),
-            "bandit.arms.a: rewards are in [0, 1], so squares <= total <= n, but n is "
-            "0.999307, total 5 and squares 0.249827",
+            "bandit.arms.a: rewards are in [0, 1], so squares <= total <= hits <= n, but n is "
+            "0.999307, hits 0.999307, total 5 and squares 0.249827",
         ),
         (_state(arms__a__squares="x"), "bandit.arms.a.squares: must be a finite number >= 0, got 'x'"),
-        (_state(arms__a__why=1), "bandit.arms.a: unknown field(s) why (expected last_at, n, squares, total)"),
+        (
+            _state(arms__a__why=1),
+            "bandit.arms.a: unknown field(s) why (expected age, changed, hits, last_at, n, recent, squares, total)",
+        ),
+        (_state(arms__a__recent=[[0.5]]), "bandit.arms.a.recent[0]: must be a [reward, born] pair"),
+        (
+            _state(arms__a__recent=[[2, 0]]),
+            "bandit.arms.a.recent[0][0]: must be a finite number [0, 1], got 2",
+        ),
+        (_state(arms__a__changed=5), "bandit.arms.a.changed: must be a whole number [0, 2], got 5"),
+        (_state(false_alarm=0.9), "bandit.false_alarm: must be a finite number [1e-09, 0.5], got 0.9"),
         (_state(arms=[]), "bandit.arms: must be an object of at most 1000 agents"),
         (_state(temperature=0), "bandit.temperature: must be a finite number [0.05, 1], got 0"),
         (_state(temperature="hot"), "bandit.temperature: must be a finite number [0.05, 1], got 'hot'"),
@@ -314,17 +332,25 @@ def test_a_malformed_state_is_refused_naming_the_field(state, message):
     assert str(caught.value) == f"{message} {FIX}"
 
 
-def test_a_state_written_before_the_temperature_draws_as_it_did_and_the_temperature_tempers_the_draws():
-    state = Bandit.from_outcomes([("a", 0.5, 10.0), ("b", 0.25, 20.0)]).to_json()
-    del state["temperature"]
-    legacy = Bandit.from_json(json.dumps(state))
-    assert legacy.temperature == 1.0 and legacy.to_json()["temperature"] == 1.0
-    tempered = Bandit.from_json(json.dumps({**state, "temperature": 0.5}))
-    plain, cool = (
-        legacy.choose(["a", "b"], 3).explanation["arms"],
-        tempered.choose(["a", "b"], 3).explanation["arms"],
+def test_a_state_written_before_change_detection_is_refused_with_the_fix():
+    state = json.loads(_state())
+    state["version"] = 1
+    del state["false_alarm"]
+    for arm in state["arms"].values():
+        for key in ("hits", "age", "recent", "changed"):
+            del arm[key]
+    with pytest.raises(OptimizeError) as caught:
+        Bandit.from_json(json.dumps(state))
+    assert str(caught.value) == (
+        f"bandit: a 'discounted-thompson' state of version 1, not 'discounted-thompson' version 2 {FIX}"
     )
-    for arm in ("a", "b"):  # the same t draw, half as far from the mean
-        assert cool[arm]["draw"] - cool[arm]["mean"] == pytest.approx(
-            (plain[arm]["draw"] - plain[arm]["mean"]) / 2, abs=2e-4
-        )
+
+
+def test_the_temperature_tempers_the_draws():
+    rows = [("a", 0.7, None)] * 5 + [("a", 0.0, None)]
+    spread = {}
+    for temperature in (0.35, 0.7):
+        bandit = Bandit.from_outcomes(rows, temperature=temperature)
+        draws = [bandit.choose(["a"], seed).explanation["arms"]["a"]["draw"] for seed in range(400)]
+        spread[temperature] = float(np.std(draws))
+    assert spread[0.35] / spread[0.7] == pytest.approx(0.5, abs=0.08)  # half as far from the mean

@@ -96,12 +96,23 @@ def test_a_malformed_policy_state_names_the_field():
         "policy.prefer: unknown preference 'speedy' (fix: use one of balanced, cheap, fast, reliable)"
     )
     state = RoutingPolicy("balanced").to_json()
-    state["bandit"]["arms"] = {"a": {"n": 1, "total": 2, "squares": 0, "last_at": None}}
+    state["bandit"]["arms"] = {
+        "a": {
+            "n": 1,
+            "hits": 1,
+            "total": 2,
+            "squares": 0,
+            "last_at": None,
+            "age": 0,
+            "recent": [],
+            "changed": None,
+        }
+    }
     with pytest.raises(OptimizeError) as caught:
         RoutingPolicy.from_json(state)
     assert str(caught.value) == (
-        "policy.bandit.arms.a: rewards are in [0, 1], so squares <= total <= n, but n is 1, total 2 and squares 0 "
-        "(fix: rebuild the state from the outcomes in the event store)"
+        "policy.bandit.arms.a: rewards are in [0, 1], so squares <= total <= hits <= n, but n is 1, hits 1, "
+        "total 2 and squares 0 (fix: rebuild the state from the outcomes in the event store)"
     )
 
 

@@ -6,7 +6,7 @@ it answered, whether its answer was valid (the output schema, the step's ``requi
 cost (its model calls'; a skill's step duration), and a person's verdict on it where there is one (a
 review's approve / edit / reject, or a score given through ``baton feedback`` or the API). They are read
 from the event store (the step's latest ``learn.history`` tries, in the order they were stored) and
-learned by a :class:`~baton.optimize.policy.RoutingPolicy` (discounted Thompson sampling) built afresh at
+learned by a :class:`~baton.optimize.policy.RoutingPolicy` (Thompson sampling with change detection) built afresh at
 each choice: the policy is a projection of the events, the same in every worker and process, with no
 state of its own to keep in step with them.
 

@@ -1,43 +1,44 @@
-"""Discounted Thompson sampling over the agents that may do a step now.
+"""Thompson sampling with change detection over the agents that may do a step now.
 
-Each agent (an *arm*) has a posterior over its mean reward (rewards in [0, 1], see ``reward``): a
-Normal-Gamma posterior over the mean and the spread of its rewards, whose marginal for the mean is a
-Student t. It is computed from three discounted sums per arm, ``n`` (the effective number of calls),
-``total`` (of rewards) and ``squares`` (of squared rewards), so the state is small, exact to store as
-JSON, and updated in O(arms) per outcome. ``choose`` draws one value from each available arm's
-posterior and takes the highest (Thompson sampling): an arm is chosen as often as it is probably the
-best, so exploration fades where the evidence is clear and goes on where it is not.
+Each agent (an *arm*) has a posterior over its mean reward (rewards in [0, 1], see ``reward``): the chance
+that its call delivers (a Beta posterior) times the mean reward of a delivered call (a Normal-Gamma
+posterior), see ``posterior``. Both come from discounted sums per arm (effective calls, those that
+delivered, total and squared reward), so the state is small, exact to store as JSON, and updated in
+O(arms) per outcome. ``choose`` draws one value from each available arm's posterior and takes the highest
+(Thompson sampling): an arm is chosen as often as it is probably the best, so exploration fades where the
+evidence is clear and goes on where it is not.
 
-Forgetting, so that the policy follows agents that change:
+Following agents that change:
 
-- ``half_life_calls`` (default 30): an outcome counts half once its agent has had 30 calls since. An
-  agent that degrades is judged on its recent calls and loses its traffic within tens of them, while
-  the others keep what is known of them: a *global* discount (every outcome ages every arm) would wipe
-  out what is known of the agents that are rarely called and force them to be tried again and again.
+- **change detection** (``false_alarm``, default 0.01; see ``change``): after each call of an agent a
+  Bernoulli GLR test asks whether its calls since its last change delivered at one rate or at two; when
+  two, the agent's calls before the change are forgotten and it is judged on those after. So an agent's
+  memory is long while it is stable (its posterior narrows and exploration stops) and short once it
+  changed: an agent that degrades loses its traffic within a dozen or so calls. A detected change is
+  said in the ``agent.selected`` explanation.
 - ``recheck_calls`` (default 1000): every outcome also ages every arm a little (half after 1,000 calls of
   the step), so what is known of an agent nobody calls fades slowly and it is tried again: an agent that
-  recovered gets its traffic back.
+  recovered, or improved while it was not called, gets its traffic back.
+- ``half_life_calls`` (optional): an outcome also counts half once its agent has had this many calls
+  since (forgetting at a fixed rate, the policy before change detection: it never let a posterior narrow
+  past ~1.44 half-lives of calls, so it kept exploring in stable times).
 - ``half_life_seconds`` (optional): outcomes also age with time (by their timestamps), for steps that
   run rarely.
 
-Why a Normal-Gamma posterior and not a Beta one: a Beta posterior over fractional rewards treats each
-call as a coin flip, whose variance, m(1 - m), is several times the real spread of rewards such as
-"0 when it fails, 0.77 +- 0.05 when it delivers"; the Normal-Gamma posterior learns each arm's spread and
-stops exploring sooner once the arms are told apart.
-
-A new arm has only the prior (mean 0.5, a wide spread): it draws high often enough to be tried within
-its first few choices, so no agent starves. The caller passes only the agents that may be called now
-(capable, breaker closed, a free slot, within budget): the policy never picks another.
+A new arm has the step's shared prior (``posterior.pooled``): it draws high often enough to be tried
+within its first few choices, so no agent starves. The caller passes only the agents that may be called
+now (capable, breaker closed, a free slot, within budget): the policy never picks another.
 
 Determinism: ``choose`` takes a seeded ``numpy.random.Generator`` (or a seed) and draws for the arms in
 name order, so the same state and the same seed give the same choice whatever order the caller lists
-the arms in. The state is a projection of the outcomes in the order they were stored: ``update`` one at
-a time and ``from_outcomes`` all at once (a closed form) give the same state, and ``to_json`` /
-``from_json`` round-trip it exactly.
+the arms in. The state is a projection of the outcomes in the order they were stored: ``from_outcomes``
+replays them through ``update`` (a detected change depends on the order, so there is no closed form),
+and ``to_json`` / ``from_json`` round-trip it exactly.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -47,15 +48,16 @@ import numpy as np
 
 from baton.errors import OptimizeError
 from baton.optimize import _state
-from baton.optimize.posterior import TINY, Arm, Prior
+from baton.optimize.change import FALSE_ALARM, MAX_RECENT, change_point
+from baton.optimize.posterior import TINY, Arm, Prior, pooled
 
-VERSION = 1
+VERSION = 2  # 1: one Normal-Gamma posterior over the reward, no change detection
 POLICY = "discounted-thompson"
 # Draws from the posteriors scaled to 0.7 of their spread (tempered Thompson sampling, which Chapelle and Li
-# found worth it in practice): with the forgetting above an arm's posterior never narrows past ~44
-# effective calls, and plain draws kept sending a fifth of the calls to arms a few points worse.
-# bench/routing.py, 10 seeds: regret vs round-robin 22 % at 1.0, 18 % at 0.7; the median calls to move off
-# the degraded agent 8 and 18, its share of its incident's calls 8 % and 7 %. Under 0.5 changes are missed.
+# found worth it in practice). bench/routing.py at 0.7: regret vs round-robin 14 % on seeds 7..16, 12 % on
+# 100..109. A prototype of this model measured over 7..16, 100..109 and 200..209 gave 17, 21 and 17 % with
+# plain draws (1.0); at 0.5 (with a lower detection threshold) 10 % on 7..16 but 22 and 19 % on the others:
+# an arm judged on a few unlucky early calls is then too seldom tried again.
 TEMPERATURE = 0.7
 REWARD_FIX = "(fix: pass what reward.reward() gave the outcome, a number in [0, 1])"
 
@@ -91,24 +93,30 @@ def _half_life(value: Any, where: str, fix: str) -> float | None:
 
 
 class Bandit:
-    """Discounted Thompson sampling; see the module's docstring.
+    """Thompson sampling with change detection; see the module's docstring.
 
-    :param half_life_calls: an outcome counts half after this many later calls of its own agent.
+    :param half_life_calls: an outcome counts half after this many later calls of its own agent (None:
+        only a detected change forgets them).
     :param recheck_calls: ... and half after this many later calls of the step to any agent.
     :param half_life_seconds: ... and half after this many seconds (None: time does not matter).
     :param temperature: the posteriors' spread is scaled by this when drawing (1: plain Thompson
         sampling; under 1 explores less, see ``TEMPERATURE``).
+    :param false_alarm: the change detector's chance of ever firing on an agent that does not change
+        (None: no change detection).
     """
 
     def __init__(
         self,
-        half_life_calls: float | None = 30,
+        half_life_calls: float | None = None,
         recheck_calls: float | None = 1000,
         half_life_seconds: float | None = None,
         prior: Prior | None = None,
         temperature: float = TEMPERATURE,
+        false_alarm: float | None = FALSE_ALARM,
     ):
-        self.half_life_calls = _half_life(half_life_calls, "bandit.half_life_calls", "keep the default, 30")
+        self.half_life_calls = _half_life(
+            half_life_calls, "bandit.half_life_calls", "leave it out: a detected change forgets"
+        )
         self.recheck_calls = _half_life(recheck_calls, "bandit.recheck_calls", "keep the default, 1000")
         self.half_life_seconds = _half_life(
             half_life_seconds, "bandit.half_life_seconds", "use e.g. 604800 for a week, or leave it out"
@@ -117,9 +125,10 @@ class Bandit:
         self.temperature = _state.number(
             temperature, "bandit.temperature", 0.05, 1.0, fix=f"(fix: keep the default, {TEMPERATURE})"
         )
-        if self.temperature < 0.05:
-            raise OptimizeError(
-                f"bandit.temperature: must be at least 0.05 (fix: keep the default, {TEMPERATURE})"
+        self.false_alarm = None
+        if false_alarm is not None:
+            self.false_alarm = _state.number(
+                false_alarm, "bandit.false_alarm", 1e-9, 0.5, fix=f"(fix: keep the default, {FALSE_ALARM})"
             )
         self.arms: dict[str, Arm] = {}
         self.calls = 0
@@ -172,65 +181,55 @@ class Bandit:
         if self.recheck_calls is not None:
             for other in self.arms.values():
                 other.scale(self.all_factor)
-        stats.scale(self.own_factor)
-        stats.n += weight
-        stats.total += weight * reward
-        stats.squares += weight * reward * reward
+        if self.half_life_calls is not None:
+            stats.scale(self.own_factor)
+        stats.add(reward, weight)
         self.calls += 1
+        if self.false_alarm is not None:
+            stats.recent.append([reward, stats.age + math.log(weight)])
+            del stats.recent[:-MAX_RECENT]
+            start = change_point([r > 0 for r, _ in stats.recent], self.false_alarm)
+            if start:
+                stats.keep(start)
+                stats.changed = self.calls
 
     @classmethod
     def from_outcomes(cls, outcomes: Iterable[tuple[str, float, float | None]], **params: Any) -> Bandit:
-        """The state after ``outcomes`` (arm, reward, timestamp) in their order, computed at once: the
-        weight of an outcome is 0.5 to the power of (its agent's later calls / half_life_calls + all later
-        calls / recheck_calls + (the last time - its time) / half_life_seconds)."""
+        """The state after ``outcomes`` (arm, reward, timestamp) in their order: each one ``update``d in
+        turn (a detected change depends on what came before it, so there is no closed form)."""
         bandit = cls(**params)
-        rows = list(outcomes)
-        if not rows:
-            return bandit
-        times: list[float | None] = []
-        for i, (arm, reward, at) in enumerate(rows):
-            seconds = bandit.check(arm, at, f"outcomes[{i}]")
+        for i, row in enumerate(outcomes):
+            if not isinstance(row, tuple | list) or len(row) != 3:
+                raise OptimizeError(
+                    f"outcomes[{i}]: must be (arm, reward, timestamp), got {_state._shown(row)} "
+                    "(fix: pass one tuple per outcome)"
+                )
+            arm, reward, at = row
             _state.number(reward, f"outcomes[{i}].reward", 0.0, 1.0, fix=REWARD_FIX)
-            stats = bandit.arms.setdefault(arm, Arm())
-            if seconds is not None:
-                stats.last_at = seconds if stats.last_at is None else max(stats.last_at, seconds)
-            times.append(seconds)
-        names = [arm for arm, _, _ in rows]
-        rewards = np.array([float(r) for _, r, _ in rows])
-        count = len(rows)
-        exponent = np.zeros(count)
-        if bandit.recheck_calls is not None:
-            exponent += (count - 1 - np.arange(count)) / bandit.recheck_calls
-        if bandit.half_life_calls is not None:
-            later: dict[str, int] = {}
-            own = np.zeros(count)
-            for i in range(count - 1, -1, -1):
-                own[i] = later.get(names[i], 0)
-                later[names[i]] = later.get(names[i], 0) + 1
-            exponent += own / bandit.half_life_calls
-        known = [t for t in times if t is not None]
-        if bandit.half_life_seconds is not None:  # check() made sure every outcome has its time
-            exponent += (max(known) - np.array(known)) / bandit.half_life_seconds
-        weights = 0.5**exponent
-        index = {name: i for i, name in enumerate(bandit.arms)}
-        slots = np.array([index[name] for name in names])
-        sums = [np.bincount(slots, values, minlength=len(index)) for values in (weights, weights * rewards)]
-        squares = np.bincount(slots, weights * rewards * rewards, minlength=len(index))
-        for name, i in index.items():
-            arm = bandit.arms[name]
-            arm.n, arm.total, arm.squares = float(sums[0][i]), float(sums[1][i]), float(squares[i])
-        bandit.calls = count
-        bandit.clock = max(known) if known else None
+            bandit.check(arm, at, f"outcomes[{i}]")
+            bandit.update(arm, reward, at)
         return bandit
 
     # --- choosing -------------------------------------------------------------------------------
 
     def posterior(self, arm: str) -> dict[str, float]:
-        """The arm's posterior over its mean reward: mean, scale and degrees of freedom of the Student t,
+        """The arm's posterior: its mean reward (the chance it delivers times the mean reward of a delivered
+        call), the Beta over that chance, the Student t (mean, scale, degrees of freedom) over that value,
         and its effective number of calls."""
         stats = self.arms.get(arm, Arm())
-        mean, scale, df = stats.posterior(self.prior)
-        return {"mean": mean, "scale": scale, "df": df, "n_eff": stats.n}
+        a, b, prior = pooled(self.arms.values(), self.prior)
+        alpha, beta = stats.delivers(a, b)
+        value, scale, df = stats.posterior(prior)
+        delivers = alpha / (alpha + beta)
+        return {
+            "mean": delivers * value,
+            "alpha": alpha,
+            "beta": beta,
+            "value": value,
+            "scale": scale,
+            "df": df,
+            "n_eff": stats.n,
+        }
 
     def choose(self, available: Sequence[str], rng: np.random.Generator | int | None = None) -> Decision:
         """Draw from each available arm's posterior and take the highest; the choice and its explanation.
@@ -239,7 +238,20 @@ class Bandit:
             capable, whose breaker is open, that have no free slot or no budget left).
         :param rng: a numpy Generator or a seed (None: fresh entropy).
         """
-        # long: a draw per available arm, and the explanation recorded with the choice
+        names = self._available(available)
+        generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        posteriors = [self.posterior(name) for name in names]
+        alpha, beta = (np.array([p[key] for p in posteriors]) for key in ("alpha", "beta"))
+        delivers = alpha / (alpha + beta)
+        chance = np.clip(delivers + self.temperature * (generator.beta(alpha, beta) - delivers), 0.0, 1.0)
+        value = np.array([p["value"] for p in posteriors]) + self.temperature * np.array(
+            [p["scale"] for p in posteriors]
+        ) * generator.standard_t(np.array([p["df"] for p in posteriors]))
+        draws = chance * value
+        best = int(np.argmax(draws))
+        return Decision(arm=names[best], explanation=self._explain(names, posteriors, draws, best))
+
+    def _available(self, available: Sequence[str]) -> list[str]:
         if isinstance(available, str) or not isinstance(available, Sequence | set | frozenset):
             raise OptimizeError(
                 f"bandit.choose: available must be a list of agent names, got {type(available).__name__} "
@@ -256,37 +268,35 @@ class Bandit:
                 f"bandit.choose: {len(names):,} agents, over the limit of {_state.MAX_ARMS} "
                 "(fix: route among fewer agents, by capability)"
             )
-        generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        posteriors = [self.posterior(name) for name in names]
-        draws = np.array([p["mean"] for p in posteriors]) + self.temperature * np.array(
-            [p["scale"] for p in posteriors]
-        ) * generator.standard_t(np.array([p["df"] for p in posteriors]))
-        best = int(np.argmax(draws))
-        arms = {
-            name: {
+        return names
+
+    def _explain(self, names: list[str], posteriors: list[dict], draws: np.ndarray, best: int) -> dict:
+        """The ``agent.selected`` explanation: each candidate's posterior and draw, and the changes seen."""
+        arms = {}
+        for name, p, draw in zip(names, posteriors, draws, strict=True):
+            changed = self.arms[name].changed if name in self.arms else None
+            arms[name] = {
                 "mean": round(p["mean"], 4),
+                "delivers": round(p["alpha"] / (p["alpha"] + p["beta"]), 4),
+                "value": round(p["value"], 4),
                 "scale": round(p["scale"], 4),
-                "df": round(p["df"], 2),
                 "n_eff": round(p["n_eff"], 2),
                 "draw": round(float(draw), 4),
+                "changed_calls_ago": None if changed is None else self.calls - changed,
             }
-            for name, p, draw in zip(names, posteriors, draws, strict=True)
-        }
         chosen = arms[names[best]]
         reason = (
             f"drew {chosen['draw']:.3f}, the highest of {len(names)} available "
             f"(posterior mean {chosen['mean']:.3f} over {chosen['n_eff']:.1f} effective call(s))"
         )
-        return Decision(
-            arm=names[best],
-            explanation={
-                "policy": POLICY,
-                "chosen": names[best],
-                "reason": reason,
-                "arms": arms,
-                **self.settings(),
-            },
-        )
+        changes = [
+            f"{name}'s calls changed {arm['changed_calls_ago']} call(s) ago: it is judged on those since"
+            for name, arm in arms.items()
+            if arm["changed_calls_ago"] is not None
+        ]
+        if changes:
+            reason += "; " + "; ".join(changes)
+        return {"policy": POLICY, "chosen": names[best], "reason": reason, "arms": arms, **self.settings()}
 
     # --- storing --------------------------------------------------------------------------------
 
@@ -297,6 +307,7 @@ class Bandit:
             "half_life_seconds": self.half_life_seconds,
             "prior": asdict(self.prior),
             "temperature": self.temperature,
+            "false_alarm": self.false_alarm,
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -312,23 +323,24 @@ class Bandit:
 
     @classmethod
     def from_json(cls, data: str | bytes | Mapping[str, Any], where: str = "bandit") -> Bandit:
-        """The bandit ``to_json`` wrote; OptimizeError naming the field when ``data`` is not one."""
-        keys = {"version", "policy", "half_life_calls", "recheck_calls", "half_life_seconds", "prior"}
-        allowed = keys | {"calls", "clock", "arms"}
-        # a state written before the temperature existed drew with the plain posteriors: 1
-        data = _state.only(_state.parse(data, where), allowed | {"temperature"}, where, required=allowed)
-        if data["version"] != VERSION or data["policy"] != POLICY:
+        """The bandit ``to_json`` wrote; OptimizeError naming the field when ``data`` is not one (a state
+        of version 1, before change detection, is refused: rebuild it from the events)."""
+        data = _state.parse(data, where)
+        if data.get("version") != VERSION or data.get("policy") != POLICY:
             raise OptimizeError(
-                f"{where}: a {data['policy']!r} state of version {data['version']!r}, not {POLICY!r} "
+                f"{where}: a {data.get('policy')!r} state of version {data.get('version')!r}, not {POLICY!r} "
                 f"version {VERSION} {_state.FIX}"
             )
+        keys = {"version", "policy", "half_life_calls", "recheck_calls", "half_life_seconds", "prior"}
+        data = _state.only(data, keys | {"temperature", "false_alarm", "calls", "clock", "arms"}, where)
         prior = _state.only(data["prior"], {"mean", "strength", "shape", "rate"}, f"{where}.prior")
         bandit = cls(
             half_life_calls=data["half_life_calls"],
             recheck_calls=data["recheck_calls"],
             half_life_seconds=data["half_life_seconds"],
             prior=Prior(**Prior.check(prior, f"{where}.prior")),
-            temperature=_state.number(data.get("temperature", 1.0), f"{where}.temperature", 0.05, 1.0),
+            temperature=_state.number(data["temperature"], f"{where}.temperature", 0.05, 1.0),
+            false_alarm=_state.optional_number(data["false_alarm"], f"{where}.false_alarm", 1e-9, 0.5),
         )
         bandit.calls = int(_state.number(data["calls"], f"{where}.calls", 0, 2**63, whole=True))
         bandit.clock = _state.optional_number(data["clock"], f"{where}.clock", -1e12, 1e12)
@@ -339,15 +351,44 @@ class Bandit:
             )
         for name, arm in arms.items():
             here = f"{where}.arms.{_state.name(name, f'{where}.arms')}"
-            arm = _state.only(arm, {"n", "total", "squares", "last_at"}, here)
-            n = _state.number(arm["n"], f"{here}.n")
-            total = _state.number(arm["total"], f"{here}.total")
-            squares = _state.number(arm["squares"], f"{here}.squares")
-            if total > n * (1 + 1e-9) or squares > total * (1 + 1e-9) + TINY:
-                raise OptimizeError(
-                    f"{here}: rewards are in [0, 1], so squares <= total <= n, but n is {n:g}, total {total:g} "
-                    f"and squares {squares:g} {_state.FIX}"
-                )
-            last_at = _state.optional_number(arm["last_at"], f"{here}.last_at", -1e12, 1e12)
-            bandit.arms[name] = Arm(n=n, total=total, squares=squares, last_at=last_at)
+            bandit.arms[name] = _arm(arm, here, bandit.calls)
         return bandit
+
+
+def _arm(data: Any, here: str, calls: int) -> Arm:
+    """One arm of a stored state, each field checked."""
+    fields = {"n", "hits", "total", "squares", "last_at", "age", "recent", "changed"}
+    data = _state.only(data, fields, here)
+    n, hits, total, squares = (
+        _state.number(data[key], f"{here}.{key}") for key in ("n", "hits", "total", "squares")
+    )
+    if (
+        hits > n * (1 + 1e-9) + TINY
+        or total > hits * (1 + 1e-9) + TINY
+        or squares > total * (1 + 1e-9) + TINY
+    ):
+        raise OptimizeError(
+            f"{here}: rewards are in [0, 1], so squares <= total <= hits <= n, but n is {n:g}, hits {hits:g}, "
+            f"total {total:g} and squares {squares:g} {_state.FIX}"
+        )
+    recent = data["recent"]
+    if not isinstance(recent, list) or len(recent) > MAX_RECENT:
+        raise OptimizeError(f"{here}.recent: must be a list of at most {MAX_RECENT} calls {_state.FIX}")
+    for i, pair in enumerate(recent):
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise OptimizeError(f"{here}.recent[{i}]: must be a [reward, born] pair {_state.FIX}")
+        _state.number(pair[0], f"{here}.recent[{i}][0]", 0.0, 1.0)
+        _state.number(pair[1], f"{here}.recent[{i}][1]", -1e12, 1e12)
+    changed = data["changed"]
+    return Arm(
+        n=n,
+        hits=hits,
+        total=total,
+        squares=squares,
+        last_at=_state.optional_number(data["last_at"], f"{here}.last_at", -1e12, 1e12),
+        age=_state.number(data["age"], f"{here}.age", 0.0, 1e12),
+        recent=[[float(r), float(b)] for r, b in recent],
+        changed=None
+        if changed is None
+        else int(_state.number(changed, f"{here}.changed", 0, calls, whole=True)),
+    )

@@ -1,23 +1,39 @@
-"""An arm's belief: the Normal-Gamma prior every agent starts from, and the discounted sums its calls add
-(see ``bandit``, whose Thompson sampling draws from the posterior they give)."""
+"""An arm's belief: whether its next call delivers (a Beta posterior) and what a delivered call earns (a
+Normal-Gamma posterior), from the discounted sums its calls add (see ``bandit``, whose Thompson sampling
+draws from them).
+
+A reward is 0 exactly when the call did not deliver (``reward``), so it is modelled as ``delivers x
+value``: the chance of delivering, over all the arm's calls (those that earned more than 0 are its
+*hits*), times the mean reward of the calls that delivered. The chance is a 0/1 outcome, which a Beta
+posterior models exactly, and what the spread of rewards mostly is; the value of a delivered call spreads
+little (``0.77 +- 0.05``), so its Normal-Gamma posterior narrows fast.
+
+Priors, shared by the step's agents (empirical Bayes): an arm with no call is believed to deliver as often
+as the step's calls so far do (worth ``POOLED`` calls) and, when it delivers, to earn what the step's
+delivered calls earn (worth ``Prior.strength`` calls). An untried agent is thus the step's average agent
+with a wide spread: it draws above the best often enough to be tried within its first few choices, while
+one whose first calls failed is not written off by a fixed pessimistic prior.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from baton.errors import OptimizeError
 from baton.optimize import _state
 
 TINY = 1e-12  # an effective count under this is no evidence at all
+POOLED = 2.0  # a new arm's chance of delivering is the step's so far, worth this many calls
 
 
 @dataclass(frozen=True)
 class Prior:
-    """What an arm is believed to earn before any call: a Normal-Gamma prior with mean ``mean``, worth
-    ``strength`` calls, and a prior reward variance of about ``rate / (shape - 1)``."""
+    """What a delivered call of an arm is believed to earn before any: a Normal-Gamma prior worth
+    ``strength`` calls, with a variance of about ``rate / (shape - 1)``, whose mean is what the step's
+    delivered calls earned, ``mean`` counting as one of them (so ``mean`` alone before any)."""
 
     mean: float = 0.5
     strength: float = 1.0
@@ -48,26 +64,65 @@ _DEFAULT = {"strength": 1.0, "shape": 2.0, "rate": 0.1}
 
 @dataclass
 class Arm:
-    """An arm's discounted sums: effective calls, total reward, total squared reward; its last outcome."""
+    """An arm's discounted sums: effective calls, those that delivered (``hits``), total reward, total
+    squared reward; its last outcome's time; ``age``, how much its sums have been discounted (the sum of
+    the log factors), and ``recent``, its calls since its last change as ``[reward, born]`` (the weight
+    of one is ``exp(born - age)``), which the change detector reads; ``changed``, the step's call at
+    which a change was last detected."""
 
     n: float = 0.0
+    hits: float = 0.0
     total: float = 0.0
     squares: float = 0.0
     last_at: float | None = None
+    age: float = 0.0
+    recent: list[list[float]] = field(default_factory=list)
+    changed: int | None = None
 
     def scale(self, factor: float) -> None:
         self.n *= factor
+        self.hits *= factor
         self.total *= factor
         self.squares *= factor
+        self.age -= math.log(factor)
+
+    def add(self, reward: float, weight: float) -> None:
+        self.n += weight
+        if reward > 0:
+            self.hits += weight
+            self.total += weight * reward
+            self.squares += weight * reward * reward
+
+    def keep(self, start: int) -> None:
+        """Forget the calls before ``recent[start]`` (a detected change): the sums are its later calls'."""
+        self.recent = self.recent[start:]
+        self.n = self.hits = self.total = self.squares = 0.0
+        for reward, born in self.recent:
+            self.add(reward, math.exp(born - self.age))
+
+    def delivers(self, a: float, b: float) -> tuple[float, float]:
+        """The Beta posterior (alpha, beta) of the chance a call delivers, from a Beta(a, b) prior."""
+        return a + self.hits, b + max(0.0, self.n - self.hits)
 
     def posterior(self, prior: Prior) -> tuple[float, float, float]:
-        """(mean, scale, degrees of freedom) of the Student t over the arm's mean reward."""
-        kappa = prior.strength + self.n
+        """(mean, scale, degrees of freedom) of the Student t over the mean reward of a delivered call."""
+        kappa = prior.strength + self.hits
         mean = (prior.strength * prior.mean + self.total) / kappa
-        shape = prior.shape + self.n / 2
+        shape = prior.shape + self.hits / 2
         rate = prior.rate
-        if self.n > TINY:
-            average = self.total / self.n
+        if self.hits > TINY:
+            average = self.total / self.hits
             spread = max(0.0, self.squares - self.total * average)
-            rate += 0.5 * spread + prior.strength * self.n * (average - prior.mean) ** 2 / (2 * kappa)
+            rate += 0.5 * spread + prior.strength * self.hits * (average - prior.mean) ** 2 / (2 * kappa)
         return mean, math.sqrt(rate / (shape * kappa)), 2 * shape
+
+
+def pooled(arms: Iterable[Arm], prior: Prior) -> tuple[float, float, Prior]:
+    """The step's shared priors: Beta(a, b) over a new arm's chance of delivering, and the prior of what
+    a delivered call earns (see the module's docstring)."""
+    calls = hits = total = 0.0
+    for arm in arms:
+        calls, hits, total = calls + arm.n, hits + arm.hits, total + arm.total
+    rate = (hits + 1) / (calls + 2)
+    value = min(1.0, (total + prior.mean) / (hits + 1))
+    return POOLED * rate, POOLED * (1 - rate), replace(prior, mean=value)

@@ -50,16 +50,17 @@ class Variants(_Strict):
 
 
 class Learn(_Strict):
-    """Learned routing: the step's own past calls teach which agent does it best (discounted Thompson
-    sampling over each call's reward: answered, valid, fast and cheap as ``prefer`` weighs them, and a
+    """Learned routing: the step's own past calls teach which agent does it best (Thompson sampling
+    with change detection over each call's reward: answered, valid, fast and cheap as ``prefer`` weighs them, and a
     person's verdict where there is one). ``learn: true`` takes these defaults."""
 
-    half_life_calls: int = Field(
-        default=30,
+    half_life_calls: int | None = Field(
+        default=None,
         ge=1,
         le=100_000,
-        description="an outcome counts half after this many later calls of its agent: an agent that "
-        "degrades loses its traffic within tens of calls",
+        description="an outcome also counts half after this many later calls of its agent; none (the "
+        "default): only a detected change in how often an agent delivers forgets its earlier calls, so "
+        "an agent that degrades loses its traffic within a dozen or so calls",
     )
     recheck_calls: int = Field(
         default=1000,

@@ -1,0 +1,63 @@
+"""The change detector against simulation: rare false alarms on an agent that does not change, a change
+found within tens of calls, and the bandit judging a changed agent on its calls since the change."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from baton.optimize.bandit import Bandit
+from baton.optimize.change import change_point, threshold
+
+
+def _first_alarm(rates: list[tuple[float, int]], seed: int, false_alarm: float = 0.01) -> int | None:
+    """Calls delivered at each (rate, calls) in turn, tested after each one as the bandit does: the call
+    (counted from 0) after which the test first fires, None when it never does."""
+    rng = np.random.default_rng(seed)
+    bits = np.concatenate([rng.random(calls) < rate for rate, calls in rates])
+    for i in range(2, len(bits) + 1):
+        if change_point(bits[:i], false_alarm):
+            return i - 1
+    return None
+
+
+@pytest.mark.parametrize("rate", [0.6, 0.93])
+def test_an_agent_that_does_not_change_rarely_raises_a_false_alarm(rate):
+    alarms = [_first_alarm([(rate, 400)], seed) for seed in range(100)]
+    assert sum(a is not None for a in alarms) <= 2  # at most 2 in 100 (declared: at most 1 in 100 ever)
+
+
+def test_an_agent_that_degrades_is_found_out_within_tens_of_calls():
+    # 300 calls delivering 93 % of the time, then 59 % (bench/routing.py's incident)
+    delays = [_first_alarm([(0.93, 300), (0.59, 200)], seed) for seed in range(40)]
+    delays = [d - 300 if d is not None else 10_000 for d in delays]
+    assert sum(d < 0 for d in delays) <= 1  # a false alarm before the change: rare
+    after = [d for d in delays if d >= 0]
+    assert np.median(after) <= 40 and np.percentile(after, 90) <= 80, sorted(after)
+
+
+def test_the_threshold_grows_with_the_calls_as_the_paper_states():
+    assert threshold(100) == pytest.approx(np.log(3 * 100**1.5 / 0.01))
+    assert change_point([1.0]) == 0 and change_point([]) == 0
+    assert change_point([1] * 30 + [0] * 15) == 30  # the change is placed where it happened
+
+
+def test_the_bandit_forgets_an_agents_calls_from_before_its_change_and_says_so():
+    bandit = Bandit()
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        bandit.update("steady", 0.75 if rng.random() < 0.95 else 0.0)
+        bandit.update("other", 0.6)
+    assert bandit.posterior("steady")["n_eff"] > 150  # a long memory while it is stable
+    calls = 0
+    while bandit.arms["steady"].changed is None:
+        bandit.update("steady", 0.75 if rng.random() < 0.3 else 0.0)
+        calls += 1
+    assert calls <= 20, calls
+    assert bandit.posterior("steady")["n_eff"] <= calls + 1  # judged on its calls since the change
+    assert bandit.posterior("steady")["mean"] < bandit.posterior("other")["mean"]
+    decision = bandit.choose(["steady", "other"], 1)
+    assert decision.explanation["arms"]["steady"]["changed_calls_ago"] == 0
+    assert (
+        "steady's calls changed 0 call(s) ago: it is judged on those since" in decision.explanation["reason"]
+    )
