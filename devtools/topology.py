@@ -210,7 +210,7 @@ class CeleryTopology(Standalone):
             if (exited := self.exited()) is not None:
                 raise TopologyError(exited)
             try:
-                health = httpx.get(f"{self.url}/api/v2/monitor/health", timeout=2)
+                health = self.http.get(f"{self.url}/api/v2/monitor/health", timeout=2)
                 if health.status_code == 200 and health.json()["scheduler"]["status"] == "healthy":
                     return
             except (httpx.HTTPError, KeyError, ValueError):
