@@ -54,10 +54,11 @@ from baton.optimize.posterior import TINY, Arm, Prior, pooled
 VERSION = 2  # 1: one Normal-Gamma posterior over the reward, no change detection
 POLICY = "discounted-thompson"
 # Draws from the posteriors scaled to 0.7 of their spread (tempered Thompson sampling, which Chapelle and Li
-# found worth it in practice). bench/routing.py at 0.7: regret vs round-robin 14 % on seeds 7..16, 12 % on
-# 100..109. A prototype of this model measured over 7..16, 100..109 and 200..209 gave 17, 21 and 17 % with
-# plain draws (1.0); at 0.5 (with a lower detection threshold) 10 % on 7..16 but 22 and 19 % on the others:
-# an arm judged on a few unlucky early calls is then too seldom tried again.
+# found worth it in practice). bench/routing.py's world over seeds 7..16, 100..109 and 200..209 (30 runs),
+# regret vs round-robin: 13.7 % at 0.7 (13.8, 12.3, 15.1 % by range; the worst run 61), 18.3 % with plain
+# draws (1.0), 13.1 % at 0.5 but with a worst run of 108 (15.8, 10.2, 13.3 %): an arm judged on a few
+# unlucky early calls is then too seldom tried again. Neither a slower recheck (4,000 calls: 13.3 %, worst
+# 108) nor ageing the other arms when one changes (14.5-16.4 %) did better.
 TEMPERATURE = 0.7
 REWARD_FIX = "(fix: pass what reward.reward() gave the outcome, a number in [0, 1])"
 
