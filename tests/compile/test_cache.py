@@ -254,3 +254,27 @@ def test_another_set_of_extensions_is_a_miss(folder, monkeypatch):
     before = SpecCache(folder.parent / "cache").key("workflows/a.yaml", b"x", b"y")
     monkeypatch.setenv("BATON_EXTENSIONS", "")
     assert SpecCache(folder.parent / "cache").key("workflows/a.yaml", b"x", b"y") != before
+
+
+def test_a_template_keyed_by_its_bytes_while_racy_is_found_by_them_once_it_is_not(folder, monkeypatch):
+    """A parse within RACY seconds of a template's write keys it by its bytes; the next parse keys it by
+    what stat says, and finds it by its bytes instead of validating it again (then by stat)."""
+    import baton.compile.cache as cache_module
+    import baton.compile.loader as loader
+
+    monkeypatch.setattr(cache_module, "RACY", 1e9)  # every file just written: keyed by its bytes
+    compile_folder(folder)
+
+    def unread(*args, **kwargs):
+        raise AssertionError("a template known healthy was validated again")
+
+    monkeypatch.setattr(cache_module, "RACY", 0.0)  # ... and now long unchanged: keyed by stat
+    monkeypatch.setattr(loader, "load_workflow", unread)
+    monkeypatch.setattr(loader.Workflow, "model_validate", unread)
+    dags, errors = compile_folder(folder)
+    assert (sorted(dags), errors) == (sorted(BUNDLED + SENSOR_DAGS), [])
+    read, real = [], loader.read_bytes
+    monkeypatch.setattr(loader, "read_bytes", lambda path, name: read.append(name) or real(path, name))
+    healthy, errors = compile_folder(folder, build=False)  # known by stat now: not even read
+    assert (sorted(healthy), errors) == (BUNDLED, [])
+    assert [name for name in read if name.startswith("workflows/")] == []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from airflow.sdk import DAG, get_parsing_context
 
@@ -91,13 +91,40 @@ def healthy_workflows(dags_folder: Path) -> list[Workflow]:
     return found
 
 
-def _key(cache: SpecCache, path: Path, name: str, roster: bytes) -> tuple[str, bytes | None]:
+class _Keyed(NamedTuple):
+    """A template's key in the validation cache, its bytes when they were read for it, and what keying it
+    by its bytes takes (its name, the roster's bytes)."""
+
+    key: str
+    data: bytes | None
+    name: str
+    roster: bytes
+
+
+def _key(cache: SpecCache, path: Path, name: str, roster: bytes) -> _Keyed:
     """The template's key in the validation cache, from what ``stat`` says of it; from its bytes when
     the file changed too recently for that to be sure (then the bytes too, read once)."""
     if (key := cache.stat_key(name, path.stat(), roster)) is not None:
-        return key, None
+        return _Keyed(key, None, name, roster)
     data = read_bytes(path, name)
-    return cache.key(name, data, roster), data
+    return _Keyed(cache.key(name, data, roster), data, name, roster)
+
+
+def _cached(cache: SpecCache, path: Path, keyed: _Keyed, whole: bool) -> tuple[Entry | None, bytes | None]:
+    """What the cache knows of the template, and its bytes if they were read. A parse within ``RACY``
+    seconds of the template's last write keyed it by its bytes; the next one keys it by ``stat``, misses,
+    and finds it by its bytes (read anyway to validate it): known by ``stat`` from then on."""
+    found = cache.get(keyed.key, whole=whole)
+    if found is not None or keyed.data is not None:
+        return found, keyed.data
+    try:
+        data = read_bytes(path, keyed.name)
+    except TemplateError:
+        return None, None  # validating it reads it again, and records why it cannot be read
+    found = cache.get(cache.key(keyed.name, data, keyed.roster), whole=whole)
+    if found is not None and (whole or found.issues is not None):  # a whole entry, or a broken one's
+        cache.put(keyed.key, found)
+    return found, data
 
 
 def _errors_dag(errors: list[TemplateError], loaded: int) -> TemplateErrorsDag:
@@ -116,7 +143,7 @@ def _checked(
     path: Path,
     dags_folder: Path,
     roster: Roster | None,
-    keyed: tuple[str, bytes | None],
+    keyed: _Keyed,
     cache: SpecCache,
     build: bool,
 ) -> tuple[Workflow | None, dict[str, tuple[str, ...]], str | None]:
@@ -124,8 +151,9 @@ def _checked(
     to, from the cache when it can be (``keyed``: its key, and its bytes if they were read for the key).
     When no DAG is built, a template the cache knows to be healthy is not validated again: (None, {}, its
     rollout's file)."""
-    key, data = keyed
-    if (found := cache.get(key, whole=build)) is not None:
+    key = keyed.key
+    found, data = _cached(cache, path, keyed, build)
+    if found is not None:
         if found.issues is not None:
             raise TemplateError([Issue(**issue) for issue in found.issues])
         if not build:
