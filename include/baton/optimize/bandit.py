@@ -217,8 +217,12 @@ class Bandit:
         """The arm's posterior: its mean reward (the chance it delivers times the mean reward of a delivered
         call), the Beta over that chance, the Student t (mean, scale, degrees of freedom) over that value,
         and its effective number of calls."""
+        return self._posterior(arm, pooled(self.arms.values(), self.prior))
+
+    def _posterior(self, arm: str, shared: tuple[float, float, Prior]) -> dict[str, float]:
+        """``posterior`` from the step's shared priors (``pooled``, the same for every arm of a choice)."""
         stats = self.arms.get(arm, Arm())
-        a, b, prior = pooled(self.arms.values(), self.prior)
+        a, b, prior = shared
         alpha, beta = stats.delivers(a, b)
         value, scale, df = stats.posterior(prior)
         delivers = alpha / (alpha + beta)
@@ -241,7 +245,8 @@ class Bandit:
         """
         names = self._available(available)
         generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        posteriors = [self.posterior(name) for name in names]
+        shared = pooled(self.arms.values(), self.prior)  # once per choice, not once per arm
+        posteriors = [self._posterior(name, shared) for name in names]
         alpha, beta = (np.array([p[key] for p in posteriors]) for key in ("alpha", "beta"))
         delivers = alpha / (alpha + beta)
         chance = np.clip(delivers + self.temperature * (generator.beta(alpha, beta) - delivers), 0.0, 1.0)
