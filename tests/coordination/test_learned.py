@@ -186,6 +186,8 @@ def test_the_history_bounds_what_is_read(store):
         ("yes", "learn is true, false or a mapping (half_life_calls, recheck_calls, history), not 'yes'"),
         (1, "learn is true, false or a mapping (half_life_calls, recheck_calls, history), not '1'"),
         ({"half_life_calls": 0}, "learn.half_life_calls: Input should be greater than or equal to 1"),
+        ({"half_life_calls": 2.5}, "learn.half_life_calls: Input should be a valid integer"),
+        ({"half_life_calls": "NaN"}, "learn.half_life_calls: Input should be a valid integer"),
         ({"history": 10**12}, "learn.history: Input should be less than or equal to 10000"),
         ({"forget": 3}, "learn.forget: unknown key 'forget'"),
     ],

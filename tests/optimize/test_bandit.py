@@ -316,6 +316,11 @@ def _state(**changes) -> str:
         ),
         (_state(arms__a__recent=[[0.5]]), "bandit.arms.a.recent[0]: must be a [reward, born] pair"),
         (
+            _state(arms__a__recent=[[0.5, 0.0]] * 1001),
+            "bandit.arms.a.recent: must be a list of at most 1000 calls",
+        ),
+        (_state(arms__a__recent="0.5"), "bandit.arms.a.recent: must be a list of at most 1000 calls"),
+        (
             _state(arms__a__recent=[[2, 0]]),
             "bandit.arms.a.recent[0][0]: must be a finite number [0, 1], got 2",
         ),
