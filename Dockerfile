@@ -2,6 +2,15 @@
 # Debian's Chromium for the browser agents, the pinned lock and Baton. The same image runs every
 # component: api-server, scheduler, dag-processor, triggerer and the Celery workers
 # (docker-compose.yaml, or the official Helm chart with images.airflow.repository/tag).
+
+# The Coordination and Management pages serve ECharts as npm installs it from the committed lock
+# (include/baton/plugin/pages.py checks the version); installed here, in a stage of its own, so that
+# the image never depends on a checkout having run `npm ci` (.dockerignore leaves node_modules out).
+FROM node:20-bookworm-slim AS ui
+WORKDIR /ui
+COPY include/baton/plugin/ui/package.json include/baton/plugin/ui/package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund --loglevel=error
+
 FROM apache/airflow:3.3.2-python3.11
 
 # Browser agents drive Debian's Chromium at /usr/bin/chromium (include/baton/browser/session.py);
@@ -23,6 +32,7 @@ RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/bato
 # `demo`), which a wheel in site-packages would not carry. Nothing reads BATON_ROOT at run time.
 COPY --chown=airflow:0 pyproject.toml /opt/baton/pyproject.toml
 COPY --chown=airflow:0 include /opt/baton/include
+COPY --from=ui --chown=airflow:0 /ui/node_modules /opt/baton/include/baton/plugin/ui/node_modules
 RUN pip install --no-cache-dir --no-deps -e /opt/baton
 
 # The DAGs and the plugin, baked in at Airflow's default folders (docker-compose.yaml mounts the

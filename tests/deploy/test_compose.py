@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from baton.cli import main as baton_main
+from baton.plugin.pages import UI
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
@@ -403,7 +404,8 @@ def test_the_dockerfile_builds_on_the_locked_airflow_with_chromium_and_the_lock(
     instructions = [line for line in text.splitlines() if line and not line.startswith("#")]
     (locked,) = re.findall(r"^apache-airflow==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)
     assert locked == "3.3.2"
-    assert instructions[0] == f"FROM apache/airflow:{locked}-python3.11"
+    stages = [line for line in instructions if line.startswith("FROM ")]
+    assert stages == ["FROM node:20-bookworm-slim AS ui", f"FROM apache/airflow:{locked}-python3.11"]
     run = " ".join(text.split("\\\n"))  # continuation lines joined
     assert re.search(r"apt-get install -y --no-install-recommends chromium\b", run)
     assert "rm -rf /var/lib/apt/lists/*" in run
@@ -416,11 +418,26 @@ def test_the_dockerfile_builds_on_the_locked_airflow_with_chromium_and_the_lock(
     assert root < text.index("apt-get install") < airflow < lock < baton
     assert "COPY --chown=airflow:0 requirements.txt /opt/baton/requirements.txt" in text
     assert "COPY --chown=airflow:0 include /opt/baton/include" in text
+    # ECharts as npm installs it from the committed lock, in the folder the pages serve it from
+    assert "COPY include/baton/plugin/ui/package.json include/baton/plugin/ui/package-lock.json ./" in text
+    assert "RUN npm ci --omit=dev --no-audit --no-fund --loglevel=error" in run
+    ui = "/opt/baton/" + str(UI.relative_to(ROOT))
+    copied = f"COPY --from=ui --chown=airflow:0 /ui/node_modules {ui}/node_modules"
+    assert text.index("COPY --chown=airflow:0 include /opt/baton/include") < text.index(copied) < baton
 
 
 def test_the_build_context_leaves_out_local_state():
     ignored = ROOT.joinpath(".dockerignore").read_text().splitlines()
-    for entry in (".venv", ".airflow", ".cache", ".git", "**/__pycache__", "docs/img", "bench/out"):
+    for entry in (
+        ".venv",
+        ".airflow",
+        ".cache",
+        ".git",
+        "**/__pycache__",
+        "**/node_modules",
+        "docs/img",
+        "bench/out",
+    ):
         assert entry in ignored, entry
     for needed in ("include", "dags", "plugins", "requirements.txt", "pyproject.toml"):
         assert needed not in ignored, needed
