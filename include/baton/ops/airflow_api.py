@@ -10,6 +10,7 @@ Every call has a timeout; an answer other than success is an error with Airflow'
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -21,6 +22,16 @@ from baton.errors import BatonError
 CONN_ID = "baton_airflow_api"
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 MAX_ANSWER = 5_000_000  # bytes of one answer read: a list of at most 1,000 runs is far below it
+_CLIENT: list[httpx.Client] = []  # one per process: a client builds its TLS context once (~20 ms each)
+_CLIENT_LOCK = threading.Lock()
+
+
+def _client() -> httpx.Client:
+    """The process's HTTP client (thread-safe; its connections are kept alive between calls)."""
+    with _CLIENT_LOCK:
+        if not _CLIENT:
+            _CLIENT.append(httpx.Client(timeout=TIMEOUT))
+        return _CLIENT[0]
 
 
 class AirflowApiError(BatonError):
@@ -75,7 +86,7 @@ class AirflowApi:
         """The JSON of Airflow's answer; an AirflowApiError naming the call for anything else."""
         what = f"{method} {path}"
         try:
-            with httpx.stream(method, f"{self.url}{path}", timeout=TIMEOUT, **kwargs) as answer:
+            with _client().stream(method, f"{self.url}{path}", **kwargs) as answer:
                 body = bytearray()
                 for chunk in answer.iter_bytes():
                     body.extend(chunk)
