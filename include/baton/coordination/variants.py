@@ -91,9 +91,7 @@ def replayed(store: EventStore, workflow: str, step: str, spec: Any) -> Any:
     weights = {arm: variant.weight for arm, variant in spec.arms.items()}
     name = f"{workflow}.{step}"
     experiment = Experiment(name, weights, control=spec.control, alpha=spec.alpha, min_runs=spec.min_runs)
-    for arm, ok, failed, seconds in outcomes(store, workflow, step):
-        if arm in weights:
-            experiment.record(arm, ok, failed, seconds)
+    experiment.replay(row for row in outcomes(store, workflow, step) if row[0] in weights)
     return experiment
 
 

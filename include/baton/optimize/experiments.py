@@ -40,7 +40,7 @@ of the pairs. A decision is final: later outcomes are still counted but do not c
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -48,7 +48,7 @@ import numpy as np
 from baton.errors import OptimizeError
 from baton.optimize import _state
 from baton.optimize.assignment import NAME_FIX, _weights, assign
-from baton.optimize.pairs import Comparison, Verdict, Waiting, _flags, _latencies
+from baton.optimize.pairs import Comparison, Verdict, Waiting, _flags, _latencies, fifo_pairs
 from baton.optimize.sequential import log_e_one_sided, log_e_two_sided
 
 VERSION = 1
@@ -201,6 +201,59 @@ class Experiment:
             self._pair(
                 self.comparisons[treatment], "treatment" if variant != self.control else "control", runs
             )
+
+    def replay(self, runs: Iterable[tuple[str, bool, bool, float | None]]) -> None:
+        """Record ``runs`` (variant, success, failed, seconds or None), in the order they finished, into
+        an experiment that has none yet: the same state as ``record`` for each, in one pass (a step's
+        history is replayed at every run's start; 20,000 runs one by one took 0.45 s)."""
+        if any(total["runs"] for total in self.totals.values()):
+            raise OptimizeError(
+                f"replay: experiment {self.name!r} already has runs (fix: replay into a new Experiment)"
+            )
+        arms, success, failed, latency = self._rows(runs)
+        for variant, total in self.totals.items():
+            mine = arms == variant
+            timed = mine & ~np.isnan(latency)
+            total["runs"] += int(mine.sum())
+            total["successes"] += int(success[mine].sum())
+            total["failures"] += int(failed[mine].sum())
+            total["timed"] += int(timed.sum())
+            for seconds in latency[timed].tolist():  # one by one: the same sum as record() run by run
+                total["seconds"] += seconds
+        for treatment in self.treatments:
+            rows = np.flatnonzero((arms == self.control) | (arms == treatment))
+            treated, controls, waiting, side, dropped = fifo_pairs(
+                (arms[rows] == treatment).tolist(), self.max_waiting
+            )
+            t, c, w = rows[treated], rows[controls], rows[waiting]
+            comparison = self.comparisons[treatment]
+            self._count(comparison, (success[t], failed[t], latency[t]), (success[c], failed[c], latency[c]))
+            comparison.dropped += dropped
+            comparison.waiting = Waiting(side, success[w], failed[w], latency[w])
+
+    def _rows(self, runs: Iterable[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``replay``'s runs as arrays (variant, success, failed, seconds), each one checked."""
+        columns: tuple[list, list, list, list] = ([], [], [], [])
+        for i, row in enumerate(runs):
+            if not isinstance(row, tuple | list) or len(row) != 4:
+                raise OptimizeError(
+                    f"replay: runs[{i}]: must be (variant, success, failed, seconds), got "
+                    f"{type(row).__name__} (fix: one tuple per run)"
+                )
+            if not isinstance(row[0], str) or row[0] not in self.variants:
+                raise OptimizeError(
+                    f"replay: runs[{i}]: variant {str(row[0])[:40]!r} is not in experiment {self.name!r} "
+                    f"({', '.join(self.variants)}) (fix: replay the variants assign() gave the runs)"
+                )
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+        count = len(columns[0])
+        return (
+            np.asarray(columns[0], dtype=object),
+            _flags(columns[1], count, "replay: success"),
+            _flags(columns[2], count, "replay: failed"),
+            _latencies(columns[3], count, "replay: latency_s"),
+        )
 
     def _pair(self, comparison: Comparison, side: str, runs: Waiting) -> None:
         queue = comparison.waiting

@@ -3,6 +3,8 @@ decision with its why; and the checks of the outcomes recorded."""
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,3 +82,32 @@ def _latencies(values: Any, count: int, where: str) -> np.ndarray:
             f"{where}: {array[bad][0].item()!r} is not a number of seconds >= 0 (fix: none when unknown)"
         )
     return array
+
+
+def fifo_pairs(
+    treatment: Sequence[bool], max_waiting: int
+) -> tuple[list[int], list[int], list[int], str, int]:
+    """How runs pair when they come one at a time (``treatment[i]``: the i-th run is the treatment's, else
+    the control's), as ``Experiment.record`` pairs them: a run pairs with the oldest waiting run of the
+    other side, or waits; a side with more than ``max_waiting`` waiting drops its oldest. The indices of
+    the pairs' treatment and control runs, of the runs still waiting and their side, and the runs
+    dropped. Plain Python over indices: 20,000 runs in a few milliseconds, where recording them one by
+    one costs a numpy round per run."""
+    waiting: deque[int] = deque()
+    side, dropped = "", 0
+    treated: list[int] = []
+    controls: list[int] = []
+    for i, is_treatment in enumerate(treatment):
+        mine = "treatment" if is_treatment else "control"
+        if waiting and side != mine:
+            other = waiting.popleft()
+            treated.append(i if is_treatment else other)
+            controls.append(other if is_treatment else i)
+            continue
+        if not waiting:
+            side = mine
+        waiting.append(i)
+        if len(waiting) > max_waiting:
+            waiting.popleft()
+            dropped += 1
+    return treated, controls, list(waiting), side, dropped
