@@ -13,6 +13,7 @@ message the model can act on, not an exception that ends the run; each call is r
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from typing import Any
@@ -25,6 +26,8 @@ from baton.browser.session import BrowserSession, Record
 from baton.spec.browser import BrowserAccess, Check, Click, Extract, Fill, Goto, Screenshot, Select
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+log = logging.getLogger("baton.browser")
+ERROR_PAGE_WAIT_S = 2.0  # Chromium commits its error page within milliseconds; this bounds a page that stays
 
 
 class BrowserToolset(FunctionToolset):
@@ -125,12 +128,29 @@ class BrowserToolset(FunctionToolset):
             return None, "error: " + error.reason
         blocked = session.navigation_blocks(before)
         if blocked:
-            if session.page.url.startswith("chrome-error:"):  # the refused page's error page: go back
-                await session.page.go_back()
+            await self._leave_error_page()
             where = await self._where()
             refusal = session.refusal(blocked[0]["url"])
             return value, f"blocked: the page tried to go to {blocked[0]['url']}: {refusal}; {where}"
         return value, None
+
+    async def _leave_error_page(self) -> None:
+        """After a refused navigation Chromium shows its error page for the refused address, committed a
+        moment after the refusal (under load, after this call has returned): wait for it, at most
+        ERROR_PAGE_WAIT_S, and go back, so that the page is again the one the navigation left."""
+        from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+        page = self.session.page
+        try:
+            await page.wait_for_url(
+                lambda url: url.startswith("chrome-error:"),
+                wait_until="commit",
+                timeout=ERROR_PAGE_WAIT_S * 1000,
+            )
+        except PlaywrightTimeout:
+            log.debug("no error page within %s s of a refused navigation: the page stayed", ERROR_PAGE_WAIT_S)
+            return
+        await page.go_back()
 
     async def _where(self) -> str:
         page = self.session.page
