@@ -111,3 +111,27 @@ def test_the_connection_gives_the_url_or_nothing(monkeypatch):
         "AIRFLOW_CONN_BATON_AIRFLOW_API", json.dumps({**conn, "host": "https://a.example/", "port": None})
     )
     assert AirflowApi.from_connection().url == "https://a.example"
+
+
+def test_calls_share_the_process_client_and_a_forked_child_builds_its_own(answering):
+    import os
+
+    from baton.ops import airflow_api
+
+    server, api = answering(b'{"dags": []}')
+    assert api.unpaused(max_pages=1) == (set(), True)
+    parent = airflow_api._client()
+    assert api.unpaused(max_pages=1) == (set(), True) and airflow_api._client() is parent  # kept, not rebuilt
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: a call works, on a client of its own (the parent's sockets are not its)
+        try:
+            ok = api.unpaused(max_pages=1) == (set(), True) and airflow_api._client() is not parent
+            os.write(write, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    assert os.read(read, 1) == b"1"
+    os.waitpid(child, 0)
+    assert airflow_api._client() is parent  # the parent's is still its own
+    assert server.paths.count("/api/v2/dags?paused=false&limit=100&offset=0&order_by=dag_id") == 3

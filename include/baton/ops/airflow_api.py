@@ -10,6 +10,7 @@ Every call has a timeout; an answer other than success is an error with Airflow'
 from __future__ import annotations
 
 import json
+import os
 import threading
 from datetime import datetime
 from typing import Any
@@ -22,16 +23,19 @@ from baton.errors import BatonError
 CONN_ID = "baton_airflow_api"
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 MAX_ANSWER = 5_000_000  # bytes of one answer read: a list of at most 1,000 runs is far below it
-_CLIENT: list[httpx.Client] = []  # one per process: a client builds its TLS context once (~20 ms each)
+_CLIENT: dict[int, httpx.Client] = {}  # pid -> its client: a client builds its TLS context once (~20 ms)
 _CLIENT_LOCK = threading.Lock()
 
 
 def _client() -> httpx.Client:
-    """The process's HTTP client (thread-safe; its connections are kept alive between calls)."""
+    """This process's HTTP client (thread-safe; its connections are kept alive between calls). A forked
+    child (a task process, an api-server worker) builds its own: a parent's pooled sockets are not its."""
+    pid = os.getpid()
     with _CLIENT_LOCK:
-        if not _CLIENT:
-            _CLIENT.append(httpx.Client(timeout=TIMEOUT))
-        return _CLIENT[0]
+        if pid not in _CLIENT:
+            _CLIENT.clear()  # the parent's, inherited: left to the parent
+            _CLIENT[pid] = httpx.Client(timeout=TIMEOUT)
+        return _CLIENT[pid]
 
 
 class AirflowApiError(BatonError):
