@@ -41,10 +41,12 @@ if worker := os.environ.get("PYTEST_XDIST_WORKER"):
         if _key.startswith(("AIRFLOW", "BATON", "_BATON")) and _session_home in _value:
             os.environ[_key] = _value.replace(_session_home, _worker_home)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-# The Airflows the tests start (and the benchmarks' smoke runs) check for work every 0.5 s when idle, not
+# The Airflows the tests start (and the benchmarks' smoke runs) check for work every second when idle, not
 # every 0.1 s as `make run` does for latency: an idle scheduler at 0.1 s used about half a core of this
-# two-core machine, and two such Airflows waiting side by side slowed everything else the tests ran.
-os.environ["AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"] = "0.5"
+# two-core machine (at 0.5 s, 0.07 of a core: with four or five Airflows up at once while the suite starts,
+# a third of a core), and the suite is bound by CPU. The price, up to a second more per step of a run that a
+# test waits for, is waiting that the other test processes fill.
+os.environ["AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"] = "1.0"
 # ... and leave every DAG paused until a test unpauses the ones it runs (the bundled ones otherwise run on
 # their schedules, the monitor every minute: 0.48 of a core for an idle Airflow, 0.2 paused), and parse a
 # DAG file again only when it is new (no test changes one under a running Airflow; every 30 s was another
@@ -141,6 +143,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             raise pytest.UsageError(
                 f"{item.nodeid} uses the shared Airflow: add {path} to SHARED_AIRFLOW_FILES in tests/conftest.py"
             )
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the shared Airflow once the last test of SHARED_AIRFLOW_FILES ran in this process, instead of at
+    the session's end: its files are one unit of work, run first, and an idle Airflow (scheduler, api-server,
+    dag processor, triggerer) used about a tenth of a core for the minutes the process went on with others."""
+    if item.nodeid.split("::")[0] in SHARED_AIRFLOW_FILES and (
+        nextitem is None or nextitem.nodeid.split("::")[0] not in SHARED_AIRFLOW_FILES
+    ):
+        from tests.integration import shared_airflow
+
+        shared_airflow.stop_started()
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):

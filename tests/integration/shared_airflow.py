@@ -466,8 +466,7 @@ def shared_airflow(
     shared_partner,
     shared_metadata,
 ) -> Iterator[Standalone]:
-    """The shared Airflow before it starts: a migrated home and one dag-processor pass (what the dag
-    processor files as import errors is tested there); ``shared_running`` starts it."""
+    """The shared Airflow before it starts, its metadata database migrated; ``shared_running`` starts it."""
     root = tmp_path_factory.mktemp("shared-airflow")
     dags = root / "dags"
     shutil.copytree(ROOT / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
@@ -506,14 +505,23 @@ def shared_airflow(
     airflow.env["AIRFLOW__API__BASE_URL"] = airflow.url  # the links in alerts open this Airflow
     migrate = airflow.command("airflow", "db", "migrate")
     assert migrate.returncode == 0, migrate.stderr[-2000:]
-    processor = airflow.command("airflow", "dag-processor", "-n", "1")
-    assert processor.returncode == 0, processor.stderr[-2000:]
-    airflow.processor_pass = processor
+    _started.append(airflow)
     try:
         yield airflow
     finally:
+        _started.remove(airflow)
         airflow.stop()
         assert airflow.leftover_pids() == [], "an Airflow process outlived the tests"
+
+
+_started: list[Standalone] = []  # the shared Airflow of this process, once its fixture made it
+
+
+def stop_started() -> None:
+    """Stop the shared Airflow now (tests/conftest.py, after its files' last test); the fixture's teardown
+    still checks at the session's end that no process of it is left."""
+    for airflow in _started:
+        airflow.stop()
 
 
 @pytest.fixture(scope="session")
