@@ -12,7 +12,8 @@ Priors, shared by the step's agents (empirical Bayes): an arm with no call is be
 as the step's calls so far do (worth ``POOLED`` calls) and, when it delivers, to earn what the step's
 delivered calls earn (worth ``Prior.strength`` calls). An untried agent is thus the step's average agent
 with a wide spread: it draws above the best often enough to be tried within its first few choices, while
-one whose first calls failed is not written off by a fixed pessimistic prior.
+one whose first calls failed is not written off, neither by a fixed pessimistic prior nor by its own first
+few calls.
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ from baton.errors import OptimizeError
 from baton.optimize import _state
 
 TINY = 1e-12  # an effective count under this is no evidence at all
-POOLED = 2.0  # a new arm's chance of delivering is the step's so far, worth this many calls
+# a new arm's chance of delivering is the step's so far, worth this many calls: the agents that can do one
+# step deliver at similar rates, so an arm judged on a few unlucky calls stays near the step's average and
+# is tried again (at 2, bench/routing.py needed draws tempered only to 0.7 to avoid writing off such arms)
+POOLED = 10.0
 
 
 @dataclass(frozen=True)
