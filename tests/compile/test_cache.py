@@ -140,8 +140,17 @@ def test_touching_a_source_file_of_baton_is_a_miss(tmp_path, monkeypatch):
     (package / "new_module.py").write_text("")
     cache_module.code_fingerprint.cache_clear()
     added = cache_module.code_fingerprint()
+    # what no module lives in is not walked: the pages' npm packages, bytecode, hidden folders
+    for folder in ("plugin/ui/node_modules/echarts", "spec/__pycache__", ".git"):
+        (package / folder).mkdir(parents=True)
+        (package / folder / "setup.py").write_text("")
+    cache_module.code_fingerprint.cache_clear()
+    beside = cache_module.code_fingerprint()
+    (package / "plugin" / "ui" / "views.py").write_text("")  # a module beside node_modules is one
+    cache_module.code_fingerprint.cache_clear()
+    ui = cache_module.code_fingerprint()
     cache_module.code_fingerprint.cache_clear()  # the real package's, for the tests after this one
-    assert len({first, edited, added}) == 3
+    assert len({first, edited, added, ui}) == 4 and beside == added
 
 
 @pytest.fixture
