@@ -23,19 +23,18 @@ from baton.errors import BatonError
 CONN_ID = "baton_airflow_api"
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 MAX_ANSWER = 5_000_000  # bytes of one answer read: a list of at most 1,000 runs is far below it
-_CLIENT: dict[int, httpx.Client] = {}  # pid -> its client: a client builds its TLS context once (~20 ms)
+_CLIENT: tuple[int, httpx.Client] | None = None  # (pid, its client): a client builds its TLS context once
 _CLIENT_LOCK = threading.Lock()
 
 
 def _client() -> httpx.Client:
     """This process's HTTP client (thread-safe; its connections are kept alive between calls). A forked
     child (a task process, an api-server worker) builds its own: a parent's pooled sockets are not its."""
-    pid = os.getpid()
+    global _CLIENT
     with _CLIENT_LOCK:
-        if pid not in _CLIENT:
-            _CLIENT.clear()  # the parent's, inherited: left to the parent
-            _CLIENT[pid] = httpx.Client(timeout=TIMEOUT)
-        return _CLIENT[pid]
+        if _CLIENT is None or _CLIENT[0] != os.getpid():  # none yet, or the parent's, inherited
+            _CLIENT = (os.getpid(), httpx.Client(timeout=TIMEOUT))
+        return _CLIENT[1]
 
 
 class AirflowApiError(BatonError):
