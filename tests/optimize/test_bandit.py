@@ -168,8 +168,10 @@ def test_the_explanation_holds_each_arms_posterior_and_draw():
         "n_eff",
         "draw",
         "changed_calls_ago",
+        "change_test",
     }
     assert explanation["arms"]["a"]["changed_calls_ago"] is None
+    assert explanation["arms"]["a"]["change_test"] is None
     assert explanation["arms"]["b"]["n_eff"] == 0.0
     chosen = explanation["arms"][decision.arm]
     assert chosen["draw"] == max(arm["draw"] for arm in explanation["arms"].values())
@@ -271,6 +273,9 @@ def test_an_arm_over_the_limit_is_refused():
     )
 
 
+_DROPPED = "must be true (the last change was found by the drop test, so changed is set) or false"
+
+
 def _state(**changes) -> str:
     state = Bandit.from_outcomes([("a", 0.5, 10.0), ("b", 0.25, 20.0)]).to_json()
     for path, value in changes.items():
@@ -313,7 +318,8 @@ def _state(**changes) -> str:
         (_state(arms__a__squares="x"), "bandit.arms.a.squares: must be a finite number >= 0, got 'x'"),
         (
             _state(arms__a__why=1),
-            "bandit.arms.a: unknown field(s) why (expected age, changed, hits, last_at, n, recent, squares, total)",
+            "bandit.arms.a: unknown field(s) why (expected age, changed, dropped, hits, last_at, n, recent, "
+            "squares, total)",
         ),
         (_state(arms__a__recent=[[0.5]]), "bandit.arms.a.recent[0]: must be a [reward, born] pair"),
         (
@@ -326,6 +332,11 @@ def _state(**changes) -> str:
             "bandit.arms.a.recent[0][0]: must be a finite number [0, 1], got 2",
         ),
         (_state(arms__a__changed=5), "bandit.arms.a.changed: must be a whole number [0, 2], got 5"),
+        (_state(arms__a__dropped="yes"), f"bandit.arms.a.dropped: {_DROPPED}, got 'yes'"),
+        (_state(arms__a__dropped=1), f"bandit.arms.a.dropped: {_DROPPED}, got 1"),
+        (_state(arms__a__dropped=None), f"bandit.arms.a.dropped: {_DROPPED}, got None"),
+        (_state(arms__a__dropped=[True]), f"bandit.arms.a.dropped: {_DROPPED}, got [True]"),
+        (_state(arms__a__dropped=True), f"bandit.arms.a.dropped: {_DROPPED}, got True"),  # changed is null
         (_state(false_alarm=0.9), "bandit.false_alarm: must be a finite number [1e-09, 0.5], got 0.9"),
         (_state(arms=[]), "bandit.arms: must be an object of at most 1000 agents"),
         (_state(temperature=0), "bandit.temperature: must be a finite number [0.05, 1], got 0"),
@@ -336,6 +347,27 @@ def test_a_malformed_state_is_refused_naming_the_field(state, message):
     with pytest.raises(OptimizeError) as caught:
         Bandit.from_json(state)
     assert str(caught.value) == f"{message} {FIX}"
+
+
+def test_a_state_written_before_the_drop_test_reads_as_no_drop():
+    state = json.loads(_state(arms__a__changed=1))
+    for arm in state["arms"].values():
+        del arm["dropped"]
+    bandit = Bandit.from_json(json.dumps(state))
+    assert [arm.dropped for arm in bandit.arms.values()] == [False, False]
+    assert bandit.arms["a"].changed == 1
+    restored = json.loads(_state(arms__a__changed=1, arms__a__dropped=True))
+    assert Bandit.from_json(restored).arms["a"].dropped is True
+    assert Bandit.from_json(restored).to_json() == restored
+
+
+def test_a_nan_or_huge_dropped_is_refused():
+    for value in (float("nan"), 1e308, -1):
+        state = json.loads(_state(arms__a__changed=1))
+        state["arms"]["a"]["dropped"] = value
+        with pytest.raises(OptimizeError) as caught:
+            Bandit.from_json(state)
+        assert str(caught.value).startswith(f"bandit.arms.a.dropped: {_DROPPED}, got ")
 
 
 def test_a_state_written_before_change_detection_is_refused_with_the_fix():

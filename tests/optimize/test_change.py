@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from baton.optimize.bandit import Bandit
-from baton.optimize.change import change_point, threshold
+from baton.optimize.change import change_point, drop_point, threshold
 
 
 def _first_alarm(rates: list[tuple[float, int]], seed: int, false_alarm: float = 0.01) -> int | None:
@@ -61,3 +61,58 @@ def test_the_bandit_forgets_an_agents_calls_from_before_its_change_and_says_so()
     assert (
         "steady's calls changed 0 call(s) ago: it is judged on those since" in decision.explanation["reason"]
     )
+
+
+def _first_drop(rates: list[tuple[float, int]], seed: int) -> int | None:
+    """As ``_first_alarm``, for the drop test."""
+    rng = np.random.default_rng(seed)
+    bits = np.concatenate([rng.random(calls) < rate for rate, calls in rates])
+    for i in range(60, len(bits) + 1):
+        if drop_point(bits[:i]):
+            return i - 1
+    return None
+
+
+@pytest.mark.parametrize("rate", [0.55, 0.93])
+def test_the_drop_test_rarely_fires_on_an_agent_that_does_not_change(rate):
+    alarms = [_first_drop([(rate, 500)], seed) for seed in range(60)]
+    assert sum(a is not None for a in alarms) <= 1  # measured: about 1 in 100 over 1,000 calls
+
+
+def test_the_drop_test_finds_a_drop_faster_than_the_change_test():
+    # bench/routing.py's incident: 300 calls delivering 93 % of the time, then 59 %
+    drops = [_first_drop([(0.93, 300), (0.59, 200)], seed) for seed in range(40)]
+    changes = [_first_alarm([(0.93, 300), (0.59, 200)], seed) for seed in range(40)]
+    drops = [d - 300 if d is not None else 10_000 for d in drops]
+    changes = [c - 300 if c is not None else 10_000 for c in changes]
+    assert sum(d < 0 for d in drops) == 0
+    assert np.median(drops) <= 25 and np.median(drops) < np.median(changes) - 5, (drops, changes)
+
+
+def test_the_drop_test_needs_a_long_history_and_a_sustained_drop():
+    assert drop_point([1] * 40 + [0] * 19) == 0  # under 50 older and 10 newer calls: too few to tell
+    older = ([1] * 13 + [0]) * 10  # 140 calls delivering 93 % of the time
+    assert drop_point(older + [0] * 5 + [1] * 5) == 0  # half of 10 calls failed: not yet
+    assert drop_point(older + [0] * 6 + [1] * 4) == 139  # 6 of 10 (7 of 11): a drop, placed where it began
+    assert drop_point([1] * 100 + [0] * 4) == 94  # after a flawless history a few failures are a drop
+    assert drop_point([0] * 100 + [1] * 30) == 0  # a rise is the change test's business
+    assert drop_point([]) == 0 and drop_point([1] * 59) == 0
+
+
+def test_the_bandit_says_when_the_drop_test_found_a_change():
+    bandit = Bandit()
+    rng = np.random.default_rng(4)
+    for _ in range(300):
+        bandit.update("steady", 0.75 if rng.random() < 0.95 else 0.0)
+        bandit.update("other", 0.6)
+    calls = 0
+    while bandit.arms["steady"].changed is None:
+        bandit.update("steady", 0.75 if rng.random() < 0.5 else 0.0)
+        calls += 1
+    assert bandit.arms["steady"].dropped is True and calls <= 30, calls
+    decision = bandit.choose(["steady", "other"], 1)
+    assert decision.explanation["arms"]["steady"]["change_test"] == "drop"
+    assert (
+        "steady's calls dropped 0 call(s) ago: it is judged on those since" in decision.explanation["reason"]
+    )
+    assert Bandit.from_json(bandit.to_json()).to_json() == bandit.to_json()

@@ -25,6 +25,7 @@ from typing import Any
 
 from baton.errors import OptimizeError
 from baton.optimize import _state
+from baton.optimize.change import MAX_RECENT
 
 TINY = 1e-12  # an effective count under this is no evidence at all
 # a new arm's chance of delivering is the step's so far, worth this many calls: the agents that can do one
@@ -72,7 +73,7 @@ class Arm:
     squared reward; its last outcome's time; ``age``, how much its sums have been discounted (the sum of
     the log factors), and ``recent``, its calls since its last change as ``[reward, born]`` (the weight
     of one is ``exp(born - age)``), which the change detector reads; ``changed``, the step's call at
-    which a change was last detected."""
+    which a change was last detected, and ``dropped``, whether the drop test found it (see ``change``)."""
 
     n: float = 0.0
     hits: float = 0.0
@@ -82,6 +83,7 @@ class Arm:
     age: float = 0.0
     recent: list[list[float]] = field(default_factory=list)
     changed: int | None = None
+    dropped: bool = False
 
     def scale(self, factor: float) -> None:
         self.n *= factor
@@ -130,3 +132,49 @@ def pooled(arms: Iterable[Arm], prior: Prior) -> tuple[float, float, Prior]:
     rate = (hits + 1) / (calls + 2)
     value = min(1.0, (total + prior.mean) / (hits + 1))
     return POOLED * rate, POOLED * (1 - rate), replace(prior, mean=value)
+
+
+def stored_arm(data: Any, here: str, calls: int) -> Arm:
+    """One arm of a stored state (``bandit.to_json``), each field checked."""
+    fields = {"n", "hits", "total", "squares", "last_at", "age", "recent", "changed"}
+    data = _state.only(data, fields | {"dropped"}, here, required=fields)  # a state before the drop test
+    dropped = data.get("dropped", False)
+    if not isinstance(dropped, bool) or (dropped and data["changed"] is None):
+        raise OptimizeError(
+            f"{here}.dropped: must be true (the last change was found by the drop test, so changed is set) "
+            f"or false, got {_state._shown(dropped)} {_state.FIX}"
+        )
+    n, hits, total, squares = (
+        _state.number(data[key], f"{here}.{key}") for key in ("n", "hits", "total", "squares")
+    )
+    if (
+        hits > n * (1 + 1e-9) + TINY
+        or total > hits * (1 + 1e-9) + TINY
+        or squares > total * (1 + 1e-9) + TINY
+    ):
+        raise OptimizeError(
+            f"{here}: rewards are in [0, 1], so squares <= total <= hits <= n, but n is {n:g}, hits {hits:g}, "
+            f"total {total:g} and squares {squares:g} {_state.FIX}"
+        )
+    recent = data["recent"]
+    if not isinstance(recent, list) or len(recent) > MAX_RECENT:
+        raise OptimizeError(f"{here}.recent: must be a list of at most {MAX_RECENT} calls {_state.FIX}")
+    for i, pair in enumerate(recent):
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise OptimizeError(f"{here}.recent[{i}]: must be a [reward, born] pair {_state.FIX}")
+        _state.number(pair[0], f"{here}.recent[{i}][0]", 0.0, 1.0)
+        _state.number(pair[1], f"{here}.recent[{i}][1]", -1e12, 1e12)
+    changed = data["changed"]
+    return Arm(
+        n=n,
+        hits=hits,
+        total=total,
+        squares=squares,
+        last_at=_state.optional_number(data["last_at"], f"{here}.last_at", -1e12, 1e12),
+        age=_state.number(data["age"], f"{here}.age", 0.0, 1e12),
+        recent=[[float(r), float(b)] for r, b in recent],
+        changed=None
+        if changed is None
+        else int(_state.number(changed, f"{here}.changed", 0, calls, whole=True)),
+        dropped=dropped,
+    )
