@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from scipy import special, stats
+from scipy import integrate, special, stats
 
 from baton.errors import OptimizeError
 from baton.optimize.experiments import Experiment, assign, log_e_one_sided, log_e_two_sided
@@ -133,7 +133,38 @@ def test_the_e_value_is_the_beta_binomial_formula():
         special.betaln(35, 15) - special.betaln(5, 5) + 40 * math.log(2), rel=1e-12
     )
     assert log_e_two_sided(30, 10, 5) == pytest.approx(log_e_two_sided(10, 30, 5))  # two-sided
-    assert log_e_one_sided(10, 3000, 0.6, 50) == -745.0  # E underflows to 0: kept finite for JSON
+
+
+def _log_e_by_quadrature(wins: int, losses: int, theta0: float, concentration: float) -> float:
+    """log E of ``log_e_one_sided`` by numerical integration over the truncated Beta mixture (each
+    point's likelihood ratio against theta0 taken in log space, so nothing underflows)."""
+    a, b = 2 * concentration * theta0, 2 * concentration * (1 - theta0)
+
+    def ratio(theta: float) -> float:
+        log_ratio = wins * math.log(theta / theta0) + losses * math.log1p(-(theta - theta0) / (1 - theta0))
+        return math.exp(log_ratio + stats.beta.logpdf(theta, a, b) - stats.beta.logsf(theta0, a, b))
+
+    upper = min(1.0, theta0 + 80 * (1 - theta0) / (losses + 1))  # the rest of [theta0, 1] weighs nothing
+    return math.log(integrate.quad(ratio, theta0, upper, epsabs=0, epsrel=1e-11, limit=200)[0])
+
+
+@pytest.mark.parametrize(
+    ("wins", "losses", "theta0"), [(5, 40, 0.6), (0, 1000, 0.5), (0, 1500, 0.5), (10, 3000, 0.6)]
+)
+def test_the_one_sided_e_value_is_exact_where_the_mixtures_tail_underflows(wins, losses, theta0):
+    # Past about 1,300 losses against 0.5 the mixture's mass above theta0 is under the smallest double
+    # (scipy's betaincc is 0 and beta.logsf -inf); E is not. It was floored to e^-745 there, and the
+    # experiment's p-value, 1 / E, overflowed (test_a_variant_never_slower_over_thousands_of_pairs_...).
+    assert log_e_one_sided(wins, losses, theta0, 50.0) == pytest.approx(
+        _log_e_by_quadrature(wins, losses, theta0, 50.0), rel=1e-9
+    )
+
+
+def test_the_one_sided_e_value_falls_smoothly_with_the_losses():
+    logs = [log_e_one_sided(0, losses, 0.5, 50.0) for losses in range(1000, 3001, 50)]
+    steps = np.diff(logs)
+    assert (steps < 0).all() and (steps > -0.1).all(), logs  # no jump where a double underflows
+    assert -6.0 < logs[-1] < -5.9
 
 
 # --- the experiment -----------------------------------------------------------------------------------
@@ -208,6 +239,25 @@ def test_a_slower_variant_is_stopped_on_the_latency_guardrail():
     assert why["reason"].startswith(
         "slow stopped on a guardrail: it took more than 1.2x as long as control in "
     )
+
+
+def test_a_variant_never_slower_over_thousands_of_pairs_keeps_running_with_finite_figures():
+    # 6,000 runs, the variant always the faster: its latency guardrail's e-value is tiny. Its p-value,
+    # min(1, 1 / E), raised OverflowError here (and so every run of a step with such variants failed).
+    experiment = Experiment("fast", {"control": 1, "fast": 1})
+    experiment.replay(
+        ("control", True, False, 2.0) if i % 2 else ("fast", True, False, 1.0) for i in range(6000)
+    )
+    verdict = experiment.decide()
+    latency = verdict.why["tests"]["fast"]["latency"]
+    assert (
+        verdict.status == "running"
+        and latency["treatment_not_slower"] == 3000
+        and latency["treatment_slower"] == 0
+    )
+    assert latency["log_e_value"] == pytest.approx(_log_e_by_quadrature(0, 3000, 0.5, 50.0), abs=1e-6)
+    assert latency["p_value"] == 1.0 and 0.0 < latency["e_value"] < 0.01 and not latency["decides"]
+    json.dumps(verdict.why, allow_nan=False)  # every figure finite
 
 
 def test_no_decision_before_the_minimum_sample_however_strong_the_evidence():

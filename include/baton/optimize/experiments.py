@@ -405,7 +405,7 @@ class Experiment:
             "e_value": round(math.exp(min(log_e, 690.0)), 6),
             "log_e_value": round(log_e, 6),
             "threshold": threshold,
-            "p_value": round(min(1.0, math.exp(-log_e)), 6),
+            "p_value": round(math.exp(-max(log_e, 0.0)), 6),  # min(1, 1 / E), which cannot overflow
             labels[0]: wins,
             labels[1]: losses,
             "odds_ratio": round((wins + 0.5) / (losses + 0.5), 4),
