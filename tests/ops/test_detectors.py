@@ -223,6 +223,18 @@ def test_a_cost_spike_fires_and_a_constant_cost_uses_the_least_spread():
     assert det.robust(tripled, NOW + 5 * MINUTE, D.cost.robust).anomalous
 
 
+def test_the_largest_finite_measurements_over_values_at_the_floor_fire_with_a_bounded_ratio():
+    # log(1.7e308) - log(1e-6) is 723: its exp raised OverflowError in both detectors, and with it the tick
+    week = np.arange(NOW - 7 * DAY, NOW + HOUR, MINUTE)
+    huge = Points(week, np.where(week >= NOW, 1.7e308, 1e-9))
+    robust = det.robust(huge, NOW + 30 * MINUTE, D.latency.robust)
+    drift = det.drift(huge, NOW + 30 * MINUTE, D.latency.drift)
+    assert robust.anomalous and drift.anomalous
+    assert max(row["ratio"] for row in json_ready(robust)["windows"]) == math.exp(700.0)
+    assert json_ready(drift)["level_ratio"] == math.exp(700.0)
+    assert "1.7e+308 over the last" in robust.reason and drift.reason.startswith("crept up for 30m: ")
+
+
 def test_robust_needs_history_and_points():
     few = Points([NOW - 60, NOW - 30], [1.0, 2.0])
     verdict = det.robust(few, NOW, D.latency.robust)

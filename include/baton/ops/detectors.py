@@ -56,6 +56,7 @@ MAD_TO_SIGMA = 1.4826  # the MAD of a normal distribution, times this, is its st
 MEDIAN_SE = math.sqrt(math.pi / 2)  # a sample median's standard error, in sigmas over sqrt(n)
 BACK_ODDS = 1.0  # a rate window is over once its latest part is this many times likelier at the baseline
 CALM_Z, CALM_BUCKETS = 1.0, 2  # the drift CUSUM restarts after this many buckets in a row under this z
+MAX_LOG_RATIO = 700.0  # a ratio of two measurements is reported as at most e^700 (see _ratio)
 EARLY = 60.0  # seconds a run may seem to start before its scheduled time (clocks differ)
 
 
@@ -392,7 +393,7 @@ def robust(points: Points, now: float | datetime, cfg: RobustDetector) -> Verdic
         judged = len(recent) >= cfg.min_points
         q = float(np.quantile(recent, cfg.quantile)) if len(recent) else math.nan
         z = (q - base_q) / (factor * spread / math.sqrt(len(recent))) if len(recent) else math.nan
-        ratio = math.exp(q - base_q) if len(recent) else math.nan
+        ratio = _ratio(q - base_q) if len(recent) else math.nan
         fired = judged and (
             (up and z >= cfg.z and ratio >= cfg.min_ratio)
             or (down and z <= -cfg.z and ratio <= 1 / cfg.min_ratio)
@@ -441,6 +442,12 @@ def robust(points: Points, now: float | datetime, cfg: RobustDetector) -> Verdic
             f"{row['ratio']:.2f}x the baseline's {math.exp(base_q):.4g} (z = {row['z']:.1f})"
         )
     return Verdict("robust", anomalous, reason, evidence)
+
+
+def _ratio(log_ratio: float) -> float:
+    """exp of a difference of two logs of measurements, at most e^700: each log is a finite double's, but
+    a huge one (1.7e308 s) over a value at the floor (1e-6) is more than a double holds."""
+    return math.exp(min(log_ratio, MAX_LOG_RATIO))
 
 
 # --- slow drift: CUSUM of bucket medians ------------------------------------------------------------
@@ -528,7 +535,8 @@ def drift(points: Points, now: float | datetime, cfg: DriftDetector) -> Verdict:
         since = None if cusum == 0 else (i if since is None else since)
     level = float(np.mean((medians - reference)[kept[kept >= since]])) if since is not None else 0.0
     last = kept[-1]
-    anomalous = cusum >= cfg.h and math.exp(level) >= cfg.min_ratio
+    level_ratio = _ratio(level)
+    anomalous = cusum >= cfg.h and level_ratio >= cfg.min_ratio
     evidence = {
         "reference": how,
         "buckets": len(kept),
@@ -536,17 +544,17 @@ def drift(points: Points, now: float | datetime, cfg: DriftDetector) -> Verdict:
         "cusum": cusum,
         "threshold": {"h": cfg.h, "k": cfg.k, "min_ratio": cfg.min_ratio},
         "started_at": float(edges[since]) if since is not None else None,
-        "level_ratio": math.exp(level),
+        "level_ratio": level_ratio,
         "last_bucket": {"start": float(edges[last]), "value": math.exp(medians[last]), "z": float(z[last])}
         | {"reference": math.exp(reference[last]), "points": int(sizes[last])},
     }
     if anomalous:
         reason = (
-            f"crept up for {show(timedelta(seconds=float(end - edges[since])))}: {math.exp(level):.2f}x the "
+            f"crept up for {show(timedelta(seconds=float(end - edges[since])))}: {level_ratio:.2f}x the "
             f"reference ({how}), CUSUM {cusum:.1f} >= {cfg.h:g}"
         )
     else:
-        reason = f"no sustained drift: CUSUM {cusum:.1f} (fires at {cfg.h:g}), level {math.exp(level):.2f}x"
+        reason = f"no sustained drift: CUSUM {cusum:.1f} (fires at {cfg.h:g}), level {level_ratio:.2f}x"
     return Verdict("drift", anomalous, reason, evidence)
 
 
