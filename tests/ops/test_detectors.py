@@ -224,7 +224,7 @@ def test_a_cost_spike_fires_and_a_constant_cost_uses_the_least_spread():
 
 
 def test_the_largest_finite_measurements_over_values_at_the_floor_fire_with_a_bounded_ratio():
-    # log(1.7e308) - log(1e-6) is 723: its exp raised OverflowError in both detectors, and with it the tick
+    # log(1.7e308) - log(0.05), latency's floor, is 713: its exp raised OverflowError in both detectors (and the tick)
     week = np.arange(NOW - 7 * DAY, NOW + HOUR, MINUTE)
     huge = Points(week, np.where(week >= NOW, 1.7e308, 1e-9))
     robust = det.robust(huge, NOW + 30 * MINUTE, D.latency.robust)
