@@ -533,9 +533,16 @@ def test_recommend_refuses_bad_arguments():
     huge = {"a": _constant_forecast(1e6)}
     assert refused(capacity.recommend, huge, {"a": Service(1, 3600.0, 1.0)}, target_wait_s=5) == (
         "more than 1,024 slots are needed: the offered load is 1,000,000.0 erlangs (1,000,000 calls/h x "
-        "3,600.0 s) (fix: check that durations are in seconds, or split the agent across several roster "
-        "entries)"
+        "3,600.0 s, service times' cv 1) (fix: check that durations are in seconds, or split the agent across "
+        "several roster entries)"
     )
+    # a finite but huge variability: (1 + cv**2) raised OverflowError; no number of slots meets the target
+    wild = {"a": Service(1, 1.0, 1e200)}
+    assert refused(capacity.recommend, fc, wild, target_wait_s=5) == (
+        "more than 1,024 slots are needed: the offered load is 0.0 erlangs (10 calls/h x 1.0 s, service times' "
+        "cv 1e+200) (fix: check that durations are in seconds, or split the agent across several roster entries)"
+    )
+    assert capacity.mean_wait(2, 0.1, 1.0, cv=1e200) == math.inf
 
 
 # --- the benchmark ------------------------------------------------------------------------------------

@@ -24,6 +24,12 @@ def erlang_c(servers: int, load: float) -> float:
     return servers * blocking / (servers - load * (1 - blocking))
 
 
+def _variability(cv: float) -> float:
+    """Allen-Cunneen's ``(1 + cv^2) / 2``; ``cv * cv`` is inf for a huge cv, where ``cv**2`` raises
+    OverflowError."""
+    return (1 + cv * cv) / 2
+
+
 def mean_wait(servers: int, rate_per_s: float, mean_s: float, cv: float = 1.0) -> float:
     """Expected queue wait (s) with ``servers`` slots, Poisson arrivals at ``rate_per_s`` and service times
     of mean ``mean_s`` and coefficient of variation ``cv``: M/M/c's wait (Erlang C x mean / (c - load))
@@ -33,7 +39,7 @@ def mean_wait(servers: int, rate_per_s: float, mean_s: float, cv: float = 1.0) -
         return 0.0
     if servers <= load:
         return math.inf
-    return erlang_c(servers, load) * mean_s / (servers - load) * (1 + cv**2) / 2
+    return erlang_c(servers, load) * mean_s / (servers - load) * _variability(cv)
 
 
 def smallest_concurrency(
@@ -50,10 +56,10 @@ def smallest_concurrency(
         if servers <= load:
             continue
         waiting = servers * blocking / (servers - load * (1 - blocking))
-        if waiting * mean_s / (servers - load) * (1 + cv**2) / 2 <= target_wait_s:
+        if waiting * mean_s / (servers - load) * _variability(cv) <= target_wait_s:
             return servers
     raise CapacityError(
         f"more than {limit:,} slots are needed: the offered load is {load:,.1f} erlangs "
-        f"({rate_per_s * HOUR_S:,.0f} calls/h x {mean_s:,.1f} s) (fix: check that durations are in seconds, "
-        "or split the agent across several roster entries)"
+        f"({rate_per_s * HOUR_S:,.0f} calls/h x {mean_s:,.1f} s, service times' cv {cv:.3g}) (fix: check that "
+        "durations are in seconds, or split the agent across several roster entries)"
     )
