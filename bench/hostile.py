@@ -210,12 +210,13 @@ def _child(name: str, scale: float) -> int:
                 answer = f"{type(error).__name__}: {error}"
             print(json.dumps({"answer": answer}))
             return 0
-        folder = Path(tempfile.mkdtemp(prefix="baton-hostile-"))
-        path = folder / f"{name}.yaml"
-        path.write_text(case.build(scale), encoding="utf-8", errors="surrogateescape")
-    workflow, issues = _checked(path, roster)
-    if workflow is not None:
-        build_dag(plan_workflow(workflow, roster))
+    with tempfile.TemporaryDirectory(prefix="baton-hostile-") as folder:  # removed again, whatever happens
+        if case is not None:
+            path = Path(folder) / f"{name}.yaml"
+            path.write_text(case.build(scale), encoding="utf-8", errors="surrogateescape")
+        workflow, issues = _checked(path, roster)
+        if workflow is not None:
+            build_dag(plan_workflow(workflow, roster))
     print(json.dumps({"answer": "valid" if workflow else "\n".join(str(i)[:500] for i in issues[:3])}))
     return 0
 

@@ -345,19 +345,28 @@ def test_an_operation_that_would_make_a_huge_value_is_refused_before_it_runs(sou
 SMOKE_CASES = ["reverse_chain", "errors_everywhere", "render_output"]
 
 
-def _bench_hostile(*args: str):
+def _bench_hostile(*args: str, env: dict[str, str] | None = None):
     import subprocess
     import sys
 
     root = Path(__file__).resolve().parents[2]
     return subprocess.run(
-        [sys.executable, "bench/hostile.py", *args], cwd=root, capture_output=True, text=True, timeout=600
+        [sys.executable, "bench/hostile.py", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
     )
 
 
-def test_bench_hostile_smoke_run_answers_its_cases_and_prints_its_headline():
-    done = _bench_hostile("--scale", "0.01", *(arg for name in SMOKE_CASES for arg in ("--case", name)))
+def test_bench_hostile_smoke_run_answers_its_cases_and_prints_its_headline(tmp_path):
+    import os
+
+    cases = (arg for name in SMOKE_CASES for arg in ("--case", name))
+    done = _bench_hostile("--scale", "0.01", *cases, env={**os.environ, "TMPDIR": str(tmp_path)})
     assert done.returncode == 0, done.stdout + done.stderr
+    assert list(tmp_path.iterdir()) == []  # each child's template folder is removed (two were left per run)
     lines = done.stdout.strip().splitlines()
     assert lines[0].startswith("baseline (lead_qualification)") and "valid, DAG built" in lines[0], (
         done.stdout
