@@ -38,7 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--items", type=int, default=20)
     parser.add_argument("--pg", help="a PostgreSQL SQLAlchemy URL to use instead of a temporary SQLite file")
     args = parser.parse_args(argv)
-    url = args.pg or f"sqlite:///{Path(tempfile.mkdtemp(prefix='baton-spread-')) / 'store.db'}"
+    # the SQLite store in a folder of its own, removed at the end
+    with tempfile.TemporaryDirectory(prefix="baton-spread-") as folder:
+        return _measure(args, args.pg or f"sqlite:///{Path(folder) / 'store.db'}")
+
+
+def _measure(args: argparse.Namespace, url: str) -> int:
     upgrade(engine_for(url))
     store = EventStore(engine_for(url))
     backend = url.split(":")[0]

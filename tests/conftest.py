@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -24,13 +25,16 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # Fixture workflows live in a second dag bundle (dag.test() runs only DAGs of a configured bundle):
 # a temporary folder holding the fixture templates and a copy of the real loader file.
 FIXTURE_DAGS = Path(tempfile.mkdtemp(prefix="baton-test-dags-"))
+atexit.register(shutil.rmtree, FIXTURE_DAGS, ignore_errors=True)  # each test process removes its own
 for fixture in sorted(FIXTURES.iterdir()):
     if fixture.is_dir() and (fixture / "workflows").is_dir():
         shutil.copytree(fixture, FIXTURE_DAGS, dirs_exist_ok=True)
 shutil.copy(DAGS / "baton_workflows.py", FIXTURE_DAGS)
 
 # Tests run against their own Airflow home unless `make test` already chose one.
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="baton-test-airflow-"))
+if "AIRFLOW_HOME" not in os.environ:  # (setdefault would make the folder even when it is not used)
+    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="baton-test-airflow-")
+    atexit.register(shutil.rmtree, os.environ["AIRFLOW_HOME"], ignore_errors=True)
 # Under pytest-xdist (`make test` runs three workers) each worker has an Airflow home of its own: its SQLite
 # metadata DB, event store and business DB. Every setting that names the session's home moves with it.
 if worker := os.environ.get("PYTEST_XDIST_WORKER"):
