@@ -287,3 +287,20 @@ def test_a_template_keyed_by_its_bytes_while_racy_is_found_by_them_once_it_is_no
     healthy, errors = compile_folder(folder, build=False)  # known by stat now: not even read
     assert (sorted(healthy), errors) == (BUNDLED, [])
     assert [name for name in read if name.startswith("workflows/")] == []
+
+
+def test_a_cache_locked_by_another_process_is_used_no_longer_but_not_started_again(tmp_path, monkeypatch):
+    """A lock held past LOCK_WAIT turns the cache off for this parse; it is not damage: the file (and
+    what the process holding it writes) stays. "database is locked" is a DatabaseError too, and was taken
+    for damage: the file was deleted under the process that held it."""
+    monkeypatch.setattr(cache_module, "LOCK_WAIT", 0.3)
+    holder = sqlite3.connect(tmp_path / "cache.sqlite3", isolation_level=None)  # a rollback journal
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("CREATE TABLE mine (x)")
+    holder.execute("INSERT INTO mine VALUES (1)")
+    cache = SpecCache(tmp_path)
+    assert cache.get("anything") is None and cache.folder is None  # off for this parse
+    holder.execute("COMMIT")
+    holder.close()
+    with closing(sqlite3.connect(tmp_path / "cache.sqlite3")) as db:
+        assert db.execute("SELECT x FROM mine").fetchall() == [(1,)]

@@ -205,6 +205,8 @@ class SpecCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         try:
             return self._connect()
+        except sqlite3.OperationalError:  # locked, busy, I/O: not damage (it is a DatabaseError too)
+            raise
         except sqlite3.DatabaseError as error:
             log.warning("Baton's spec cache %s is damaged (%s); starting it again", self.folder / FILE, error)
             for suffix in ("", "-wal", "-shm"):
@@ -212,6 +214,19 @@ class SpecCache:
             return self._connect()
 
     def _connect(self) -> sqlite3.Connection:
+        """The connection, in WAL mode with the table made. Processes opening a new file at once can be
+        told "database is locked" at once (switching the journal mode does not wait on SQLite's busy
+        timeout): asked again until LOCK_WAIT has passed."""
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                return self._connect_once()
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def _connect_once(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.folder / FILE, timeout=LOCK_WAIT)
         try:
             if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
