@@ -194,14 +194,14 @@ class Bandit:
         if self.false_alarm is not None:
             stats.recent.append([reward, stats.age + math.log(weight)])
             del stats.recent[:-MAX_RECENT]
-            start = change_point([r > 0 for r, _ in stats.recent], self.false_alarm)
+            delivered = [r > 0 for r, _ in stats.recent]
+            start = change_point(delivered, self.false_alarm)
             if start:
-                stats.keep(start)
-                stats.changed, stats.dropped = self.calls, False
-            start = drop_point([r > 0 for r, _ in stats.recent])
+                stats.keep(start, changed=self.calls, dropped=False)
+                delivered = delivered[start:]  # the calls kept: the drop test reads the same
+            start = drop_point(delivered)
             if start:
-                stats.keep(start)
-                stats.changed, stats.dropped = self.calls, True
+                stats.keep(start, changed=self.calls, dropped=True)
 
     @classmethod
     def from_outcomes(cls, outcomes: Iterable[tuple[str, float, float | None]], **params: Any) -> Bandit:

@@ -99,9 +99,10 @@ class Arm:
             self.total += weight * reward
             self.squares += weight * reward * reward
 
-    def keep(self, start: int) -> None:
-        """Forget the calls before ``recent[start]`` (a detected change): the sums are its later calls'."""
-        self.recent = self.recent[start:]
+    def keep(self, start: int, changed: int, dropped: bool) -> None:
+        """Forget the calls before ``recent[start]`` (a change detected at the step's call ``changed``, by
+        the drop test or not): the sums are its later calls'."""
+        self.recent, self.changed, self.dropped = self.recent[start:], changed, dropped
         self.n = self.hits = self.total = self.squares = 0.0
         for reward, born in self.recent:
             self.add(reward, math.exp(born - self.age))
