@@ -220,14 +220,14 @@ class SpecCache:
         deadline = time.monotonic() + LOCK_WAIT
         while True:
             try:
-                return self._connect_once()
+                return self._connect_once(wait=max(0.0, deadline - time.monotonic()))
             except sqlite3.OperationalError as error:
                 if "locked" not in str(error) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
 
-    def _connect_once(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.folder / FILE, timeout=LOCK_WAIT)
+    def _connect_once(self, wait: float) -> sqlite3.Connection:
+        db = sqlite3.connect(self.folder / FILE, timeout=wait)  # what is left of LOCK_WAIT, in all
         try:
             if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 db.execute("PRAGMA journal_mode = WAL")  # readers never wait for a writer
@@ -235,6 +235,7 @@ class SpecCache:
             # _open starts again); a sync on every parse's close was a tenth of validating.
             db.execute("PRAGMA synchronous = OFF")
             db.execute(SCHEMA)
+            db.execute(f"PRAGMA busy_timeout = {round(LOCK_WAIT * 1000)}")  # each later read and write
         except sqlite3.Error:
             db.close()
             raise
