@@ -233,6 +233,9 @@ def test_the_largest_finite_measurements_over_values_at_the_floor_fire_with_a_bo
     assert max(row["ratio"] for row in json_ready(robust)["windows"]) == math.exp(700.0)
     assert json_ready(drift)["level_ratio"] == math.exp(700.0)
     assert "1.7e+308 over the last" in robust.reason and drift.reason.startswith("crept up for 30m: ")
+    # the capped ratio reads 1.01e+304x, not the 300 digits of .2f
+    assert "is 1.01e+304x the baseline's" in robust.reason and len(robust.reason) < 300, robust.reason
+    assert ": 1.01e+304x the reference" in drift.reason and len(drift.reason) < 300, drift.reason
 
 
 def test_robust_needs_history_and_points():

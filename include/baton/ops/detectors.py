@@ -430,7 +430,7 @@ def robust(points: Points, now: float | datetime, cfg: RobustDetector) -> Verdic
         row = max(fired, key=lambda r: abs(r["z"]))
         reason = (
             f"{name} {row['value']:.4g} over the last {show(timedelta(seconds=row['window_s']))} "
-            f"({row['points']} points) is {row['ratio']:.2f}x the baseline's {math.exp(base_q):.4g} "
+            f"({row['points']} points) is {_times(row['ratio'])} the baseline's {math.exp(base_q):.4g} "
             f"({how}): z = {row['z']:.1f}, threshold {cfg.z:g} and {cfg.min_ratio:g}x"
         )
     elif not judged:
@@ -439,7 +439,7 @@ def robust(points: Points, now: float | datetime, cfg: RobustDetector) -> Verdic
         row = judged[0]
         reason = (
             f"{name} {row['value']:.4g} over the last {show(timedelta(seconds=row['window_s']))} is "
-            f"{row['ratio']:.2f}x the baseline's {math.exp(base_q):.4g} (z = {row['z']:.1f})"
+            f"{_times(row['ratio'])} the baseline's {math.exp(base_q):.4g} (z = {row['z']:.1f})"
         )
     return Verdict("robust", anomalous, reason, evidence)
 
@@ -448,6 +448,12 @@ def _ratio(log_ratio: float) -> float:
     """exp of a difference of two logs of measurements, at most e^700: each log is a finite double's, but
     a huge one (1.7e308 s) over a value at the floor (1e-6) is more than a double holds."""
     return math.exp(min(log_ratio, MAX_LOG_RATIO))
+
+
+def _times(ratio: float) -> str:
+    """A ratio as a reason says it: ``2.50x``, and a huge one in 3 significant digits (``1.01e+304x``, not
+    the 300 digits ``.2f`` gives a ratio capped at e^700)."""
+    return f"{ratio:.2f}x" if ratio < 1e6 else f"{ratio:.3g}x"
 
 
 # --- slow drift: CUSUM of bucket medians ------------------------------------------------------------
@@ -550,11 +556,11 @@ def drift(points: Points, now: float | datetime, cfg: DriftDetector) -> Verdict:
     }
     if anomalous:
         reason = (
-            f"crept up for {show(timedelta(seconds=float(end - edges[since])))}: {level_ratio:.2f}x the "
+            f"crept up for {show(timedelta(seconds=float(end - edges[since])))}: {_times(level_ratio)} the "
             f"reference ({how}), CUSUM {cusum:.1f} >= {cfg.h:g}"
         )
     else:
-        reason = f"no sustained drift: CUSUM {cusum:.1f} (fires at {cfg.h:g}), level {level_ratio:.2f}x"
+        reason = f"no sustained drift: CUSUM {cusum:.1f} (fires at {cfg.h:g}), level {_times(level_ratio)}"
     return Verdict("drift", anomalous, reason, evidence)
 
 
