@@ -42,29 +42,29 @@ def test_the_threshold_grows_with_the_calls_as_the_paper_states():
     assert change_point([1] * 30 + [0] * 15) == 30  # the change is placed where it happened
 
 
-def _degrades(steady_calls: int, rate: float, before=lambda bandit: None) -> tuple[Bandit, int]:
-    """A bandit whose agent "steady" delivered 95 % of ``steady_calls`` calls (beside "other", always
-    0.6), then ``rate`` of its calls until a test found the change (``before`` sees it before the change):
-    the bandit and the calls the change took to be found."""
+def _steady(calls: int) -> tuple[Bandit, np.random.Generator]:
+    """A bandit whose agent "steady" delivered 95 % of ``calls`` calls (beside "other", always 0.6)."""
     bandit = Bandit()
     rng = np.random.default_rng(4)
-    for _ in range(steady_calls):
+    for _ in range(calls):
         bandit.update("steady", 0.75 if rng.random() < 0.95 else 0.0)
         bandit.update("other", 0.6)
-    before(bandit)
+    return bandit, rng
+
+
+def _calls_until_changed(bandit: Bandit, rng: np.random.Generator, rate: float) -> int:
+    """Calls of "steady" delivering ``rate`` of the time until a test found the change."""
     calls = 0
     while bandit.arms["steady"].changed is None:
         bandit.update("steady", 0.75 if rng.random() < rate else 0.0)
         calls += 1
-    return bandit, calls
-
-
-def _long_memory(bandit: Bandit) -> None:
-    assert bandit.posterior("steady")["n_eff"] > 150  # a long memory while it is stable
+    return calls
 
 
 def test_the_bandit_forgets_an_agents_calls_from_before_its_change_and_says_so():
-    bandit, calls = _degrades(200, 0.3, before=_long_memory)
+    bandit, rng = _steady(200)
+    assert bandit.posterior("steady")["n_eff"] > 150  # a long memory while it is stable
+    calls = _calls_until_changed(bandit, rng, 0.3)
     assert calls <= 20, calls
     assert bandit.posterior("steady")["n_eff"] <= calls + 1  # judged on its calls since the change
     assert bandit.posterior("steady")["mean"] < bandit.posterior("other")["mean"]
@@ -112,7 +112,8 @@ def test_the_drop_test_needs_a_long_history_and_a_sustained_drop():
 
 
 def test_the_bandit_says_when_the_drop_test_found_a_change():
-    bandit, calls = _degrades(300, 0.5)
+    bandit, rng = _steady(300)
+    calls = _calls_until_changed(bandit, rng, 0.5)
     assert bandit.arms["steady"].dropped is True and calls <= 30, calls
     decision = bandit.choose(["steady", "other"], 1)
     assert decision.explanation["arms"]["steady"]["change_test"] == "drop"
