@@ -64,6 +64,12 @@ POLICY = "discounted-thompson"
 # With the drop test (change.drop_point): 10.7 % on seeds 7..16 (was 14.2 %), 13.7 % on 100..199 (13.7 %)
 # and 12.1 % on 200..399 (12.7 %). Without it, 0.35 (12.5 % and 12.5 %, worst runs 103 and 118) and
 # optimistic draws (only above the mean: 13.0 % and 12.8 %) were within the noise of 0.5.
+# Not better held out either (seeds 100..299, 12.7 % as it is): a delivery prior whose strength comes from
+# the spread between the arms' rates (empirical Bayes: 16.2 % on 100..199), a delivered call's value drawn
+# from a normal (12.4 %) or taken at its mean (13.2 %: a better median run, worse worst runs), a mixture
+# with untempered draws (12.9 to 14.8 %), faster forgetting of an agent after its drop (13.3 to 14.4 %).
+# The worst runs (89 to 104) lock out dune in the incident (its posterior 2 sd low, 4 once tempered) or
+# atlas after it (its incident calls kept, its recovery unseen while nobody calls it).
 TEMPERATURE = 0.5
 REWARD_FIX = "(fix: pass what reward.reward() gave the outcome, a number in [0, 1])"
 
