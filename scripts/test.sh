@@ -34,9 +34,10 @@ ruff check .
 ruff format --check .
 set +e
 # Three worker processes on the machine's two cores: much of a test process's time is waiting (on an
-# Airflow's scheduler, a model server, the monitor's minutes), and a third process fills those waits. From
-# a clean clone here: pytest took 504 s with two workers, 418-462 s with three (the cores 97 % busy, per
-# /proc/stat), 533 s with four (everything slowed by contention). Each test file runs whole on one of them
+# Airflow's scheduler, a model server, the monitor's minutes), and a third process fills those waits. On
+# the suite of 1,790 tests (2026-11-26): pytest took 566-600 s with three workers, 577 s with four (the
+# cores 92-97 % busy, per /proc/stat, either way: the suite is bound by CPU, and a fourth worker only
+# shares the same cores). Each test file runs whole on one of them
 # (its module fixtures run once) and the files that share one Airflow on the one that started it
 # (tests/conftest.py makes xdist's scheduler), the longest files first (SLOW_FIRST there: xdist would
 # otherwise start the files with most tests first and leave the few long ones for the end);
