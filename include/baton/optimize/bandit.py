@@ -66,7 +66,7 @@ POLICY = "discounted-thompson"
 # optimistic draws (only above the mean: 13.0 % and 12.8 %) were within the noise of 0.5.
 # Not better held out either (seeds 100..299, 12.7 % as it is): a delivery prior whose strength comes from
 # the spread between the arms' rates (empirical Bayes: 16.2 % on 100..199), a delivered call's value drawn
-# from a normal (12.4 %) or taken at its mean (13.2 %: a better median run, worse worst runs), a mixture
+# from a normal (12.45 %) or taken at its mean (13.2 %: a better median run, worse worst runs), a mixture
 # with untempered draws (12.9 to 14.8 %), faster forgetting of an agent after its drop (13.3 to 14.4 %),
 # forgetting half or more of the other agents' calls when the leader drops (13.9 to 14.4 %).
 # The worst runs (89 to 104) lock out dune in the incident (its posterior 2 sd low, 4 once tempered) or
