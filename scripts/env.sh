@@ -29,7 +29,8 @@ derive AIRFLOW__CORE__PARALLELISM 4
 derive AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME 0.1
 export AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL=1
 # LocalExecutor workers start from a forkserver that has loaded what every task process needs
-# (include/baton/preload.py: plugins, the agent runtime, Baton): tasks skip ~1.5 s of imports.
+# (include/baton/preload.py: plugins, the agent runtime, Baton, and what tasks imported on first use:
+# scipy.stats, the OpenAI client, the DAG bag): tasks skip ~1.5 s of imports, and a rollout step ~1.8 s more.
 derive AIRFLOW__SCHEDULER__MP_START_METHOD forkserver
 derive AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD baton.preload
 derive AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS admin:admin,viewer:viewer  # a viewer sees Baton's pages, cannot act
