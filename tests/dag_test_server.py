@@ -34,7 +34,16 @@ from airflow.dag_processing.dagbag import BundleDagBag
 from airflow.sdk.execution_time import supervisor
 
 import baton.operators.agent
-import baton.preload  # noqa: F401
+
+# ... but not the extensions: a child takes the environment of the test that asked for it, whose
+# BATON_EXTENSIONS may differ, and loads them itself.
+_extensions = os.environ.pop("BATON_EXTENSIONS", None)
+import baton.preload  # noqa: E402, F401
+from baton import extensions  # noqa: E402
+
+extensions.reset()
+if _extensions is not None:
+    os.environ["BATON_EXTENSIONS"] = _extensions
 
 
 def dag_test(request: dict) -> None:

@@ -13,7 +13,10 @@ The second group is what tasks imported on their first use, seen with py-spy on 
 (139 task processes, 2026-11-26): 66 of their 99 s of CPU went to imports, 31 s of it scipy.stats (for a
 version's rollout decision: 1.8 s in each of 17 tasks), 12 s the OpenAI client (a model behind an
 OpenAI-compatible API) and 7 s Airflow's DAG bag (each task's parse of its DAG file). Each is imported
-here once per Airflow instead.
+here once per Airflow instead. So are the extensions (entry points, ``BATON_EXTENSIONS``: the forkserver
+has the scheduler's environment, as its tasks do), which each task's DAG parse imported: ~60 ms a task
+for the demo's skills, with the scan of the installed distributions' entry points. One that fails to
+import is tried again, and reported, in each task, as before.
 """
 
 # The first lines are what every task needs; those after each comment, what tasks imported on their first
@@ -43,10 +46,13 @@ import baton.ops.escalation
 import baton.ops.monitor
 import baton.optimize.experiments  # scipy.stats: a version's rollout decision, a variant's
 import baton.plugin.listener
-import baton.skills  # Baton's own skills; not the extensions, which BATON_EXTENSIONS may change per process
+import baton.skills  # Baton's own skills
 import baton.spec.sensor_query  # sqlglot, for the SQL of a threshold sensor
+from baton import extensions
 from baton.compile.cache import code_fingerprint
 
 get_listener_manager()  # cached: loads the plugins and registers their listeners
 data_snapshot.get_snapshot()  # pydantic-ai's model price table, parsed once
 code_fingerprint()
+if extensions.load():  # one failed: each task tries it again and reports it in its own log
+    extensions.reset()
