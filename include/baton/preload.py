@@ -1,4 +1,5 @@
-# ruff: noqa: F401 (every import here is for its side effect: the module is loaded before the fork)
+# ruff: noqa: F401
+# (every import here is for its side effect: the module is in sys.modules before the fork)
 """Loaded once by the LocalExecutor's forkserver (see scripts/env.sh), so task processes don't have to.
 
 Every task process is forked from a LocalExecutor worker, which is forked from the forkserver. What
@@ -9,7 +10,7 @@ fingerprint of Baton's source that keys the validation cache (hashed once here, 
 parse: it is the fingerprint of the code these processes run). Nothing here leaves a connection, a
 file or a thread open, so forking after it is safe.
 
-The second group is what tasks imported on their first use, seen with py-spy on the tests' shared Airflow
+Besides, what tasks imported on their first use, seen with py-spy on the tests' shared Airflow
 (139 task processes, 2026-11-26): 66 of their 99 s of CPU went to imports, 31 s of it scipy.stats (for a
 version's rollout decision: 1.8 s in each of 17 tasks), 12 s the OpenAI client (a model behind an
 OpenAI-compatible API) and 7 s Airflow's DAG bag (each task's parse of its DAG file). Each is imported
@@ -19,8 +20,7 @@ for the demo's skills, with the scan of the installed distributions' entry point
 import is tried again, and reported, in each task, as before.
 """
 
-# The first lines are what every task needs; those after each comment, what tasks imported on their first
-# use (see above). Each is imported for its side effect, being in sys.modules before the fork.
+# In ruff's order; a comment says what a task imported the module for on its first use (see above).
 import airflow.dag_processing.dagbag  # each task's parse of its DAG file
 import airflow.providers.common.messaging.triggers.msg_queue  # a Redis asset watcher's DAG
 import airflow.providers.slack.notifications.slack_webhook  # an alert to Slack
