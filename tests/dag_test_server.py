@@ -34,16 +34,7 @@ from airflow.dag_processing.dagbag import BundleDagBag
 from airflow.sdk.execution_time import supervisor
 
 import baton.operators.agent
-
-# ... but not the extensions: a child takes the environment of the test that asked for it, whose
-# BATON_EXTENSIONS may differ, and loads them itself.
-_extensions = os.environ.pop("BATON_EXTENSIONS", None)
-import baton.preload  # noqa: E402, F401
-from baton import extensions  # noqa: E402
-
-extensions.reset()
-if _extensions is not None:
-    os.environ["BATON_EXTENSIONS"] = _extensions
+import baton.preload  # noqa: F401
 
 
 def dag_test(request: dict) -> None:

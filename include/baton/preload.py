@@ -14,10 +14,9 @@ Besides, what tasks imported on their first use, seen with py-spy on the tests' 
 (139 task processes, 2026-11-26): 66 of their 99 s of CPU went to imports, 31 s of it scipy.stats (for a
 version's rollout decision: 1.8 s in each of 17 tasks), 12 s the OpenAI client (a model behind an
 OpenAI-compatible API) and 7 s Airflow's DAG bag (each task's parse of its DAG file). Each is imported
-here once per Airflow instead. So are the extensions (entry points, ``BATON_EXTENSIONS``: the forkserver
-has the scheduler's environment, as its tasks do), which each task's DAG parse imported: ~60 ms a task
-for the demo's skills, with the scan of the installed distributions' entry points. One that fails to
-import is tried again, and reported, in each task, as before.
+here once per Airflow instead. The extensions are not (``BATON_EXTENSIONS``, entry points: ~60 ms a
+task for the demo's skills, no gain measurable over the suite): their code is the team's, and one that
+hung or exited while it was imported here would stop every task, where in a task it stops that one.
 """
 
 # In ruff's order; a comment says what a task imported the module for on its first use (see above).
@@ -48,11 +47,8 @@ import baton.optimize.experiments  # scipy.stats: a version's rollout decision, 
 import baton.plugin.listener
 import baton.skills  # Baton's own skills
 import baton.spec.sensor_query  # sqlglot, for the SQL of a threshold sensor
-from baton import extensions
 from baton.compile.cache import code_fingerprint
 
 get_listener_manager()  # cached: loads the plugins and registers their listeners
 data_snapshot.get_snapshot()  # pydantic-ai's model price table, parsed once
 code_fingerprint()
-if extensions.load():  # one failed: each task tries it again and reports it in its own log
-    extensions.reset()
