@@ -118,6 +118,7 @@ def test_a_model_browses_a_local_page_through_the_playwright_mcp_server(
                 *("--user-data-dir", str(profile), "--output-dir", str(tmp_path / "out")),
             ],
             "timeout": 60,
+            "env": {"TMPDIR": str(tmp_path)},
         },
     }
     monkeypatch.setenv("AIRFLOW_CONN_BATON_TEST_PLAYWRIGHT", json.dumps(connection))
