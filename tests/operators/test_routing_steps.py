@@ -10,6 +10,8 @@ from collections import Counter
 import pytest
 
 from baton.events import EventStore
+from baton.events.migrations import upgrade
+from baton.events.store import engine_for
 from tests.agents.openai_server import OpenAICompatibleServer
 from tests.conftest import FIXTURE_DAGS, run_dag_test_in_subprocess
 
@@ -17,7 +19,12 @@ LEADS = 14  # include/demo/leads.json
 
 
 @pytest.fixture(scope="module")
-def routing_run(airflow_db):
+def routing_run(airflow_db, tmp_path_factory):
+    # An event store of its own: the circuit this run opens (alpha_drafter's) is in the store, and in the
+    # Airflow home's store a second run of these tests would find it still open and route around it.
+    url = f"sqlite:///{tmp_path_factory.mktemp('routing-store') / 'baton_store.db'}"
+    store = EventStore(engine_for(url))
+    upgrade(store.engine)
     with OpenAICompatibleServer({"verdict": "go"}) as server:
         conn = {
             "conn_type": "pydanticai",
@@ -29,9 +36,9 @@ def routing_run(airflow_db):
             FIXTURE_DAGS,
             "baton-test-fixtures",
             "routing",
-            env={"AIRFLOW_CONN_LOCAL_LLM_INVALID": json.dumps(conn)},
+            env={"AIRFLOW_CONN_LOCAL_LLM_INVALID": json.dumps(conn), "AIRFLOW_CONN_BATON_STORE": url},
         )
-    events = list(EventStore.from_airflow().read(run.run_id))
+    events = list(store.read(run.run_id))
     return run, results, events, output
 
 
