@@ -222,7 +222,18 @@ def test_a_budget_that_falls_back_sends_the_rest_to_the_cheapest_agent_and_says_
     assert by.count("premium") == 5 and by.count("thrifty") == 15
     events = list(store.read("run_f"))
     refused = {e.key.rsplit("[", 1)[1].split("]")[0]: e for e in events if e.type == "budget.refused"}
-    assert len(refused) >= 10 and {e.payload["at_limit"] for e in refused.values()} == {"fallback"}
+    # The other thrifty items were routed to it on its score alone: premium's calls in flight lowered
+    # premium's. How many depends on the machine's speed (9 to 13 of the 15 refused, loaded or not).
+    direct = {
+        e.payload["subtask"]: e
+        for e in events
+        if e.type == "agent.selected"
+        and e.agent == "thrifty"
+        and e.payload["reason"].startswith("prefer reliable")
+    }
+    assert refused and set(refused).isdisjoint(direct) and len(refused) + len(direct) == 15
+    assert all(e.payload["scores"]["thrifty"] > e.payload["scores"]["premium"] for e in direct.values())
+    assert {e.payload["at_limit"] for e in refused.values()} == {"fallback"}
     assert {e.agent for e in refused.values()} == {"premium"}
     # each item the budget refused premium went to thrifty, routed with prefer cheap, premium left out
     fallback = {
