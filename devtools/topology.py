@@ -14,9 +14,11 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -132,6 +134,7 @@ class CeleryTopology(Standalone):
             self.port, self.url = port, f"http://127.0.0.1:{port}"
             self.env["AIRFLOW__API__PORT"] = str(port)
         self.processes: dict[str, subprocess.Popen] = {}
+        self.tmp: Path | None = None  # the components' TMPDIR while they run (start() makes it)
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
         log = (self.home / f"{name}.log").open("ab")
@@ -166,6 +169,11 @@ class CeleryTopology(Standalone):
         every worker answers a Celery ping."""
         check_services(self.database_url, self.broker_url)
         self.home.mkdir(parents=True, exist_ok=True)
+        # The components' temporary files, removed by stop(): a component killed without its clean-up (kill(),
+        # a SIGKILL) would otherwise leave e.g. multiprocessing's pymp-* folder in /tmp. Short, as the Unix
+        # sockets made there must fit in 107 bytes.
+        self.tmp = Path(tempfile.mkdtemp(prefix="baton-topology-"))
+        self.env["TMPDIR"] = str(self.tmp)
         for step in (
             ("airflow", "db", "migrate"),
             ("baton", "db", "upgrade"),
@@ -272,6 +280,9 @@ class CeleryTopology(Standalone):
             process.wait(timeout=10)
         if not self.processes and self._own_queue:
             self.forget_queue()
+        if not self.processes and self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
 
     def queue_keys(self) -> list[str]:
         """The broker's keys of this topology's queue (the queue and Kombu's bindings of it)."""

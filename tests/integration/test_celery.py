@@ -92,8 +92,10 @@ def topology(tmp_path_factory):
         try:
             yield running.start()
         finally:
+            tmp = running.tmp
             running.stop()
             assert running.leftover_pids() == [], "a component of the topology outlived stop()"
+            assert tmp is not None and not tmp.exists(), "the components' TMPDIR outlived stop()"
             assert running.queue_keys() == [], "the topology's queue outlived it in Redis"
             assert processes_naming(str(root)) == []
 
