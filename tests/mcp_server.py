@@ -88,5 +88,10 @@ class PricingServer:
         self.sock.close()
 
 
-if __name__ == "__main__":  # the same server over stdio: python tests/mcp_server.py [ignored arguments]
+if __name__ == "__main__":  # the same server over stdio: python tests/mcp_server.py [MARKER]
+    import sys
+    import tempfile
+
+    if sys.argv[1:]:  # a folder it leaves in its TMPDIR, as Chromium does when its server ends it
+        tempfile.mkdtemp(prefix=f"{sys.argv[1]}-")
     pricing_mcp([]).run("stdio")

@@ -8,7 +8,9 @@ import hashlib
 import json
 import socket
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -130,14 +132,16 @@ def test_a_stdio_server_is_started_for_the_run_and_stopped_after_it(monkeypatch,
         "extra": {"transport": "stdio", "command": sys.executable, "args": [mcp_server.__file__, marker]},
     }
     monkeypatch.setenv("AIRFLOW_CONN_BATON_TEST_MCP_STDIO", json.dumps(connection))
-    record, seen, alive = Recorded(), [], []
+    record, seen, alive, left = Recorded(), [], [], []
 
     def during_the_run(messages: list, info: AgentInfo) -> ModelResponse:
         alive.append(len(processes_naming(marker)))
+        left.extend(_left_by(marker))
         return model.function(messages, info)
 
     model = scripted(("get_price", {"product": "gizmo"}), seen=seen)
     agent_toolsets = toolsets({"name": "pricing_analyst", "mcp": ["baton_test_mcp_stdio"]}, record)
+    scratch = agent_toolsets[0].wrapped.scratch
     result = Agent(FunctionModel(during_the_run), toolsets=agent_toolsets).run_sync("A gizmo?")
 
     assert json.loads(result.output) == {"product": "gizmo", "price_usd": 7.25, "currency": "USD"}
@@ -147,6 +151,45 @@ def test_a_stdio_server_is_started_for_the_run_and_stopped_after_it(monkeypatch,
     while processes_naming(marker) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert processes_naming(marker) == [], "the stdio MCP server outlived the run"
+    # what the server left in its TMPDIR (a folder of the step's own) went with the folder
+    assert {path.parent for path in left} == {scratch.path} and scratch.path.name.startswith("baton-mcp-")
+    assert not scratch.path.exists() and _left_by(marker) == []
+
+
+def _left_by(marker: str) -> list[Path]:
+    """What a server started with ``marker`` left in the temp folder or one folder down."""
+    temp = Path(tempfile.gettempdir())
+    return [*temp.glob(f"{marker}-*"), *temp.glob(f"*/{marker}-*")]
+
+
+def test_a_stdio_server_that_cannot_start_leaves_no_temp_folder(monkeypatch):
+    connection = {"conn_type": "mcp", "extra": {"transport": "stdio", "command": sys.executable,
+                  "args": ["-c", "import sys; sys.exit(3)"], "timeout": 10}}  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_BATON_TEST_MCP_EXITS", json.dumps(connection))
+    agent_toolsets = toolsets({"name": "pricing_analyst", "mcp": ["baton_test_mcp_exits"]}, Recorded())
+    scratch = agent_toolsets[0].wrapped.scratch
+    model = FunctionModel(lambda messages, info: ModelResponse(parts=[TextPart("never asked")]))
+    with pytest.raises(McpServerError) as raised:
+        Agent(model, toolsets=agent_toolsets).run_sync("anything")
+    assert "could not reach the MCP server of connection 'baton_test_mcp_exits'" in str(raised.value)
+    assert scratch.given and not scratch.path.exists()
+
+
+def test_two_steps_stdio_servers_get_temp_folders_of_their_own_and_an_http_server_none(connected):
+    first, second = (
+        toolsets({"name": "pricing_analyst", "mcp": ["baton_test_mcp_stdio"]}, Recorded())[0].wrapped.scratch
+        for _ in range(2)
+    )
+    assert first.path != second.path and first.path.parent == second.path.parent == Path(
+        tempfile.gettempdir()
+    )
+    record = Recorded()
+    agent_toolsets = toolsets({"name": "pricing_analyst", "mcp": [CONN_ID]}, record)
+    scratch = agent_toolsets[0].wrapped.scratch
+    model = scripted(("get_price", {"product": "gadget"}), seen=[])
+    result = Agent(model, toolsets=agent_toolsets).run_sync("A gadget?")
+    assert json.loads(result.output)["price_usd"] == 42.0
+    assert not scratch.given and not scratch.path.exists()
 
 
 FIX = (

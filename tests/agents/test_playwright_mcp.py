@@ -12,7 +12,6 @@ import hashlib
 import json
 import shutil
 import subprocess
-import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -104,18 +103,8 @@ def page():
     thread.join(timeout=5)
 
 
-@pytest.fixture
-def short_tmp():
-    """The MCP server's TMPDIR, removed after the test: Chromium puts its singleton socket there (and leaves
-    it when the server ends it), and a Unix socket's path must fit in 107 bytes, which pytest's tmp_path
-    under xdist does not (Chromium then fails to start)."""
-    folder = Path(tempfile.mkdtemp(prefix="baton-mcp-"))
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
-
-
 def test_a_model_browses_a_local_page_through_the_playwright_mcp_server(
-    playwright_mcp, chromium, page, tmp_path, short_tmp, monkeypatch
+    playwright_mcp, chromium, page, tmp_path, monkeypatch
 ):
     url, fetched = page
     profile = tmp_path / "chromium-profile"  # on Chromium's command line: finds its processes
@@ -129,7 +118,6 @@ def test_a_model_browses_a_local_page_through_the_playwright_mcp_server(
                 *("--user-data-dir", str(profile), "--output-dir", str(tmp_path / "out")),
             ],
             "timeout": 60,
-            "env": {"TMPDIR": str(short_tmp)},  # nothing of the server's is left in /tmp
         },
     }
     monkeypatch.setenv("AIRFLOW_CONN_BATON_TEST_PLAYWRIGHT", json.dumps(connection))

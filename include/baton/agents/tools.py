@@ -19,9 +19,13 @@ import hashlib
 import importlib
 import itertools
 import json
+import secrets
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from baton.errors import AgentError
@@ -103,14 +107,42 @@ def mcp_toolsets(agent: dict[str, Any], record: Record) -> list[Any]:
     from airflow.providers.common.ai.toolsets.mcp import MCPToolset
 
     guarded = _guarded_mcp_class()
-    return [
-        guarded(
-            wrapped=MCPToolset(server.conn_id, tool_prefix=server.prefix),
-            agent=agent["name"],
-            conn_id=server.conn_id,
+    built = []
+    for server in servers:
+        scratch = ScratchDir()
+        built.append(
+            guarded(
+                wrapped=MCPToolset(server.conn_id, tool_prefix=server.prefix, env_provider=scratch.env),
+                agent=agent["name"],
+                conn_id=server.conn_id,
+                scratch=scratch,
+            )
         )
-        for server in servers
-    ]
+    return built
+
+
+class ScratchDir:
+    """The ``TMPDIR`` of a stdio MCP server while a step uses it: a folder of its own under the worker's temp
+    folder, made when the step enters the toolset and removed, with whatever the server left in it, when it
+    leaves. A server ended by a signal cleans up nothing (Playwright's Chromium left its singleton folder and
+    an empty ``pw-*`` in /tmp at every step); a TMPDIR in the connection's ``env`` is replaced by this one.
+    An HTTP server never asks for it, so nothing is made for one."""
+
+    def __init__(self) -> None:
+        # short: Chromium's singleton socket is made in it, and a Unix socket's path must fit in 107 bytes
+        self.path = Path(tempfile.gettempdir()) / f"baton-mcp-{secrets.token_hex(6)}"
+        self.given = False  # whether a server was started with it (common-ai asks once, at the first entry)
+
+    def env(self) -> dict[str, str]:
+        self.given = True
+        self.make()
+        return {"TMPDIR": str(self.path)}
+
+    def make(self) -> None:
+        self.path.mkdir(mode=0o700, exist_ok=True)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
 
 
 def _describe_server(conn_id: str) -> str:
@@ -157,17 +189,22 @@ def _guarded_mcp_class() -> type:
 
         agent: str = ""
         conn_id: str = ""
+        scratch: ScratchDir | None = None
 
         @property
         def id(self) -> str | None:
             return self.wrapped.id
 
         async def __aenter__(self) -> Any:
+            if self.scratch is not None and self.scratch.given:
+                self.scratch.make()  # again on a second entry: the server keeps the TMPDIR it was given
             try:
                 await self.wrapped.__aenter__()
             except Exception as error:
                 import asyncio
 
+                if self.scratch is not None:
+                    self.scratch.remove()
                 where = await asyncio.to_thread(_describe_server, self.conn_id)
                 raise mcp_error(self.agent, self.conn_id, error, where) from error
             return self
@@ -177,6 +214,8 @@ def _guarded_mcp_class() -> type:
                 return await self.wrapped.__aexit__(*args)
             finally:
                 await _stop_stdio_servers(self.wrapped)
+                if self.scratch is not None:
+                    self.scratch.remove()
 
     return GuardedMcpToolset
 
