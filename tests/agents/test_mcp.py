@@ -236,3 +236,18 @@ def test_a_connection_without_a_host_is_refused_with_common_ais_reason_and_the_f
         "'baton_test_mcp_nohost' requires a host URL for HTTP transport. "
         + FIX.format("BATON_TEST_MCP_NOHOST")
     )
+
+
+def test_removing_a_servers_temp_folder_does_not_follow_its_links_out(tmp_path):
+    from baton.agents.tools import ScratchDir
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("not the server's")
+    scratch = ScratchDir()
+    assert scratch.env() == {"TMPDIR": str(scratch.path)} and scratch.path.is_dir()
+    (scratch.path / "link").symlink_to(outside)  # what a hostile or careless server might leave
+    (scratch.path / "deep" / "er").mkdir(parents=True)
+    scratch.remove()
+    assert not scratch.path.exists() and (outside / "keep.txt").read_text() == "not the server's"
+    scratch.remove()  # twice (the step left the toolset after the server failed): nothing to do
