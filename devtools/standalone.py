@@ -11,9 +11,11 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -188,6 +190,7 @@ class Standalone(AirflowAPI):
         )
         self.process: subprocess.Popen | None = None
         self.attached = False  # True: another process started it and stops it; stop() leaves it running
+        self.tmp: Path | None = None  # its processes' TMPDIR while they run (see _make_tmp)
 
     @classmethod
     def attach(cls, home: Path, timeout: float = 10) -> Standalone:
@@ -244,6 +247,20 @@ class Standalone(AirflowAPI):
             check=False,
         )
 
+    def _make_tmp(self) -> None:
+        """A TMPDIR of its own for the processes it starts, which stop() removes with what they left there: one
+        stopped without its clean-up (SIGKILL) would otherwise leave e.g. multiprocessing's pymp-* folder in
+        /tmp. Short, as the Unix sockets made there (Chromium's, the forkserver's) must fit in 107 bytes."""
+        if self.tmp is None:
+            self.tmp = Path(tempfile.mkdtemp(prefix="baton-af-"))
+            self.env["TMPDIR"] = str(self.tmp)
+
+    def _remove_tmp(self) -> None:
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
+            self.env.pop("TMPDIR", None)
+
     def start(self, timeout: float = 180) -> Standalone:
         """Migrate Baton's store, seed the demo business database, start Airflow, wait until it is
         healthy (as ``make run`` does); then write how another process may attach to it. An attached
@@ -253,6 +270,7 @@ class Standalone(AirflowAPI):
                 raise AttachError(f"the attached Airflow at {self.url} is not healthy")
             return self
         self.home.mkdir(parents=True, exist_ok=True)
+        self._make_tmp()
         for step in (("baton", "db", "upgrade"), ("python", "-m", "demo.business")):
             done = self.command(*step)
             if done.returncode != 0:
@@ -301,6 +319,7 @@ class Standalone(AirflowAPI):
         """SIGTERM the whole process group, SIGKILL what is left after ``timeout`` (named in the log:
         Airflow's parts stop in a few seconds, a wait of a minute was a test's teardown); reap the leader."""
         if self.process is None:
+            self._remove_tmp()  # start() failed before it started Airflow
             return
         pgid = self.process.pid
         for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10)):
@@ -319,6 +338,7 @@ class Standalone(AirflowAPI):
                     log.write(f"still running {timeout} s after SIGTERM, killed: {_group_members(pgid)}\n")
         self.process.wait(timeout=10)
         self.process = None
+        self._remove_tmp()
         self.close()
 
     def __enter__(self) -> Standalone:

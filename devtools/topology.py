@@ -14,11 +14,9 @@ import contextlib
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -134,7 +132,6 @@ class CeleryTopology(Standalone):
             self.port, self.url = port, f"http://127.0.0.1:{port}"
             self.env["AIRFLOW__API__PORT"] = str(port)
         self.processes: dict[str, subprocess.Popen] = {}
-        self.tmp: Path | None = None  # the components' TMPDIR while they run (start() makes it)
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
         log = (self.home / f"{name}.log").open("ab")
@@ -169,11 +166,7 @@ class CeleryTopology(Standalone):
         every worker answers a Celery ping."""
         check_services(self.database_url, self.broker_url)
         self.home.mkdir(parents=True, exist_ok=True)
-        # The components' temporary files, removed by stop(): a component killed without its clean-up (kill(),
-        # a SIGKILL) would otherwise leave e.g. multiprocessing's pymp-* folder in /tmp. Short, as the Unix
-        # sockets made there must fit in 107 bytes.
-        self.tmp = Path(tempfile.mkdtemp(prefix="baton-topology-"))
-        self.env["TMPDIR"] = str(self.tmp)
+        self._make_tmp()  # kill() leaves what the worker's clean-up would have removed: stop() removes it
         for step in (
             ("airflow", "db", "migrate"),
             ("baton", "db", "upgrade"),
@@ -280,9 +273,8 @@ class CeleryTopology(Standalone):
             process.wait(timeout=10)
         if not self.processes and self._own_queue:
             self.forget_queue()
-        if not self.processes and self.tmp is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            self.tmp = None
+        if not self.processes:
+            self._remove_tmp()
 
     def queue_keys(self) -> list[str]:
         """The broker's keys of this topology's queue (the queue and Kombu's bindings of it)."""

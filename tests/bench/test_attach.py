@@ -172,3 +172,16 @@ def test_the_budget_benchmark_refuses_what_it_cannot_run_before_starting_an_airf
     assert [b["scope"] for b in declared] == ["workflow:budget_a", "workflow:budget_b", "agent:budget_worker"]
     again = _bench("bench/budget.py", "--write-dags", str(dags))  # never over its own files
     assert again.returncode == 2 and "budget_a.yaml" in again.stderr
+
+
+def test_a_start_that_fails_leaves_no_temp_folder(tmp_path):
+    """Standalone's processes get a TMPDIR of their own (what one killed leaves goes with it); a start that
+    fails before Airflow runs removes it at stop() too."""
+    airflow = Standalone(tmp_path / "home", settings={"AIRFLOW_CONN_BATON_STORE": "nonsense://x"})
+    with pytest.raises(RuntimeError, match="^baton db upgrade failed: "):
+        airflow.start()
+    made = airflow.tmp
+    assert made is not None and made.is_dir() and made.name.startswith("baton-af-")
+    assert airflow.env["TMPDIR"] == str(made)
+    airflow.stop()
+    assert not made.exists() and airflow.tmp is None and "TMPDIR" not in airflow.env
