@@ -179,7 +179,7 @@ def mcp_error(agent: str, conn_id: str, error: BaseException, where: str) -> Mcp
 
 @cache
 def _guarded_mcp_class() -> type:
-    from dataclasses import dataclass
+    from dataclasses import dataclass, field
 
     from pydantic_ai.toolsets.wrapper import WrapperToolset
 
@@ -189,22 +189,21 @@ def _guarded_mcp_class() -> type:
 
         agent: str = ""
         conn_id: str = ""
-        scratch: ScratchDir | None = None
+        scratch: ScratchDir = field(default_factory=ScratchDir)
 
         @property
         def id(self) -> str | None:
             return self.wrapped.id
 
         async def __aenter__(self) -> Any:
-            if self.scratch is not None and self.scratch.given:
+            if self.scratch.given:
                 self.scratch.make()  # again on a second entry: the server keeps the TMPDIR it was given
             try:
                 await self.wrapped.__aenter__()
             except Exception as error:
                 import asyncio
 
-                if self.scratch is not None:
-                    self.scratch.remove()
+                self.scratch.remove()
                 where = await asyncio.to_thread(_describe_server, self.conn_id)
                 raise mcp_error(self.agent, self.conn_id, error, where) from error
             return self
@@ -214,8 +213,7 @@ def _guarded_mcp_class() -> type:
                 return await self.wrapped.__aexit__(*args)
             finally:
                 await _stop_stdio_servers(self.wrapped)
-                if self.scratch is not None:
-                    self.scratch.remove()
+                self.scratch.remove()
 
     return GuardedMcpToolset
 
