@@ -16,6 +16,7 @@ from baton.celery_config import CELERY_CONFIG
 
 assert CELERY_CONFIG == DEFAULT_CELERY_CONFIG, set(CELERY_CONFIG) ^ set(DEFAULT_CELERY_CONFIG)
 print("before", "baton.preload" in sys.modules, "baton.plugin.listener" in sys.modules)
+print("first use before", *(name in sys.modules for name in FIRST_USE))
 worker_init.send(sender=None)  # what a Celery worker's main process fires before it forks its pool
 print("after", "baton.preload" in sys.modules, "baton.plugin.listener" in sys.modules)
 print("first use", *(name in sys.modules for name in FIRST_USE))
@@ -28,8 +29,9 @@ def test_only_a_worker_starting_preloads_the_task_runtime():
         [sys.executable, "-c", CHECK, *FIRST_USE], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.splitlines()[-3:] == [
+    assert done.stdout.splitlines()[-4:] == [
         "before False False",
+        "first use before False False False False",  # so the preload is what loads them
         "after True True",
         "first use True True True True",
     ]
