@@ -71,7 +71,9 @@ POLICY = "discounted-thompson"
 # forgetting half or more of the other agents' calls when the leader drops (13.9 to 14.4 %), a change test on
 # a delivered call's value as well (a Gaussian GLR, for a price that triples: 12.9-14.0 % on 100..199 and
 # 11.5-13.2 % on 200..299, against 13.7 and 11.8 %, whatever its false-alarm rate), untempered draws for the
-# 50 to 400 calls after a drop (12.95-14.35 % on 100..199; at 100 calls 12.95 %, but 13.36 % on 200..299).
+# 50 to 400 calls after a drop (12.95-14.35 % on 100..199; at 100 calls 12.95 %, but 13.36 % on 200..299),
+# and, with the drop test, a slower recheck (recheck_calls 2,000 and 4,000: 13.2 and 12.8 % on 100..199, but
+# at 4,000 12.0 % on 200..299 and 10.8 % on 7..16, against 11.8 and 10.7 %).
 # The worst runs (89 to 104) lock out dune in the incident (its posterior 2 sd low, 4 once tempered) or
 # atlas after it (its incident calls kept, its recovery unseen while nobody calls it).
 TEMPERATURE = 0.5
