@@ -191,6 +191,7 @@ class Standalone(AirflowAPI):
         self.process: subprocess.Popen | None = None
         self.attached = False  # True: another process started it and stops it; stop() leaves it running
         self.tmp: Path | None = None  # its processes' TMPDIR while they run (see _make_tmp)
+        self._tmpdir_before: str | None = None
 
     @classmethod
     def attach(cls, home: Path, timeout: float = 10) -> Standalone:
@@ -252,6 +253,7 @@ class Standalone(AirflowAPI):
         stopped without its clean-up (SIGKILL) would otherwise leave e.g. multiprocessing's pymp-* folder in
         /tmp. Short, as the Unix sockets made there (Chromium's, the forkserver's) must fit in 107 bytes."""
         if self.tmp is None:
+            self._tmpdir_before = self.env.get("TMPDIR")  # what a command() after stop() runs with again
             self.tmp = Path(tempfile.mkdtemp(prefix="baton-af-"))
             self.env["TMPDIR"] = str(self.tmp)
 
@@ -259,7 +261,10 @@ class Standalone(AirflowAPI):
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             self.tmp = None
-            self.env.pop("TMPDIR", None)
+            if self._tmpdir_before is None:
+                self.env.pop("TMPDIR", None)
+            else:
+                self.env["TMPDIR"] = self._tmpdir_before
 
     def start(self, timeout: float = 180) -> Standalone:
         """Migrate Baton's store, seed the demo business database, start Airflow, wait until it is

@@ -177,11 +177,19 @@ def test_the_budget_benchmark_refuses_what_it_cannot_run_before_starting_an_airf
 def test_a_start_that_fails_leaves_no_temp_folder(tmp_path):
     """Standalone's processes get a TMPDIR of their own (what one killed leaves goes with it); a start that
     fails before Airflow runs removes it at stop() too."""
-    airflow = Standalone(tmp_path / "home", settings={"AIRFLOW_CONN_BATON_STORE": "nonsense://x"})
+    inherited = tmp_path / "inherited"  # a TMPDIR of the caller's own: stop() gives it back
+    settings = {"AIRFLOW_CONN_BATON_STORE": "nonsense://x", "TMPDIR": str(inherited)}
+    airflow = Standalone(tmp_path / "home", settings=settings)
     with pytest.raises(RuntimeError, match="^baton db upgrade failed: "):
         airflow.start()
     made = airflow.tmp
     assert made is not None and made.is_dir() and made.name.startswith("baton-af-")
     assert airflow.env["TMPDIR"] == str(made)
     airflow.stop()
-    assert not made.exists() and airflow.tmp is None and "TMPDIR" not in airflow.env
+    assert not made.exists() and airflow.tmp is None and airflow.env["TMPDIR"] == str(inherited)
+    without = Standalone(tmp_path / "home2", settings={"AIRFLOW_CONN_BATON_STORE": "nonsense://x"})
+    without.env.pop("TMPDIR", None)
+    with pytest.raises(RuntimeError, match="^baton db upgrade failed: "):
+        without.start()
+    without.stop()
+    assert without.tmp is None and "TMPDIR" not in without.env
