@@ -1,12 +1,13 @@
 """Benchmark: a fault campaign (issue 5) — 1,000 runs of a 3-step workflow on a running Airflow with
 injected faults and one task process killed with SIGKILL mid-campaign.
 
-The workflow, ``fault_campaign`` (bench/workflows/workflows/fault_campaign.yaml, roster
+The workflow, ``fault_campaign`` (bench/workflows/workflows/fault_campaign.yaml, its agents
 bench/workflows/agents.yaml): ``extract`` (an LLM agent on the offline model) -> ``post`` (the
 ``http_post`` skill: the order to the demo partner API, an idempotent effect with an
 ``Idempotency-Key``; ``compensate``: a post to ``/orders/cancel``) -> ``confirm`` (an LLM agent), then
 Baton's ``_compensate`` task. Every step has 3 retries (1 s, exponential, at most 8 s) and
-``agent_timeout`` 4 s. A temp dags folder holds a copy of dags/baton_workflows.py and these two files.
+``agent_timeout`` 4 s. A temp dags folder holds a copy of dags/baton_workflows.py, the bundled roster with
+the two agents added, and the workflow.
 
 How faults are injected: the environment variable ``BATON_FAULTS`` of the Airflow the benchmark starts
 (a test-only setting: nothing in a template or a connection can switch it on; see
@@ -43,6 +44,12 @@ Run from the repository root:
 
     .venv/bin/python bench/faults.py [--runs 1000] [--seed 7] [--keep DIR]
 
+``--write-dags DIR`` writes the workflow and its agents into a dags folder and prints the settings its
+Airflow needs (the LLM connection, and ``BATON_FAULTS`` with the rates given, scoped by its ``workflows``
+to this campaign, so that the Airflow's other work sees no fault); ``--attach AIRFLOW_HOME`` then runs the
+campaign on that running Airflow, with the faults it has (the test suite's tiny run does so on its shared
+Airflow: tests/bench/test_smoke_airflow.py). Only the campaign's own runs, events and posts are counted.
+
 This is a benchmark, not a test: it prints the figures and exits 0 whatever they are (1 when the
 campaign cannot run, or an Airflow process outlives it).
 """
@@ -53,7 +60,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import signal
 import sys
 import time
@@ -69,17 +75,23 @@ from demo.http_service import PartnerService
 from harness import (
     BenchError,
     Databases,
+    attach_arguments,
+    attached,
+    baton_dags,
     effective_settings,
+    none_exists,
     other_airflows,
     run_bench,
     server_argument,
     workdir,
+    write_dags_only,
+    write_new,
 )
 from sqlalchemy import Text, cast, select
 
 from baton.events import schema
 from baton.events.store import engine_for
-from devtools.faults import Faults, environment, request_parts
+from devtools.faults import ENV, Faults, environment, request_parts
 from devtools.standalone import Standalone
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,13 +114,20 @@ def template() -> dict[str, Any]:
     return yaml.safe_load((HERE / "workflows" / "workflows" / f"{DAG_ID}.yaml").read_text())
 
 
-def write_dags(dags: Path) -> None:
-    (dags / "workflows").mkdir(parents=True)
-    shutil.copyfile(ROOT / "dags" / "baton_workflows.py", dags / "baton_workflows.py")
-    shutil.copyfile(HERE / "workflows" / "agents.yaml", dags / "agents.yaml")
-    shutil.copyfile(
-        HERE / "workflows" / "workflows" / f"{DAG_ID}.yaml", dags / "workflows" / f"{DAG_ID}.yaml"
-    )
+def write_dags(dags: Path, faults: dict[str, Any]) -> dict[str, str]:
+    """The campaign's workflow in ``dags`` and its two agents added to the roster there (Baton's loader and
+    the bundled roster, which lets ``http_post`` reach 127.0.0.1, where they are missing); the settings its
+    Airflow needs: the agents' LLM connection and ``faults``, scoped to this workflow."""
+    workflow = dags / "workflows" / f"{DAG_ID}.yaml"
+    none_exists(workflow)
+    roster = (HERE / "workflows" / "agents.yaml").read_text(encoding="utf-8")
+    baton_dags(dags, roster.split("\nagents:\n", 1)[1], ("order_extractor", "order_confirmer"))
+    write_new(workflow, (HERE / "workflows" / "workflows" / f"{DAG_ID}.yaml").read_text(encoding="utf-8"))
+    connection = {"conn_type": "pydanticai", "extra": {"model": "baton:offline"}}
+    return {
+        f"AIRFLOW_CONN_{CONN.upper()}": json.dumps(connection),
+        **environment(**faults, workflows=[DAG_ID]),
+    }
 
 
 # --- the campaign ------------------------------------------------------------------------------------
@@ -201,16 +220,18 @@ def kill_one_task(store_url: str, deadline: float) -> dict[str, Any] | None:
 
 
 def campaign(
-    airflow: Standalone, dbs: Databases, partner: PartnerService, args: argparse.Namespace, out: dict
+    airflow: Standalone, store_url: str, partner: PartnerService, args: argparse.Namespace, out: dict
 ) -> int:
-    checked = airflow.command("baton", "validate")
+    # the campaign's template only: an attached Airflow's folder may hold others, broken on purpose
+    checked = airflow.command("baton", "validate", str(airflow.dags_folder / "workflows" / f"{DAG_ID}.yaml"))
     if checked.returncode != 0:
         print(f"baton validate failed:\n{checked.stdout[-2000:]}{checked.stderr[-2000:]}", file=sys.stderr)
         return 1
     others = other_airflows(airflow)
     began = time.monotonic()
     airflow.start(timeout=600)
-    print(f"airflow standalone healthy after {time.monotonic() - began:.0f} s (PostgreSQL metadata DB)")
+    if not airflow.attached:
+        print(f"airflow standalone healthy after {time.monotonic() - began:.0f} s (PostgreSQL metadata DB)")
     pools = airflow.command("baton", "pools", "sync")
     if pools.returncode != 0:
         print(f"baton pools sync failed:\n{pools.stderr[-2000:]}", file=sys.stderr)
@@ -220,6 +241,7 @@ def campaign(
         if airflow.wait_for_dag(DAG_ID)["is_paused"]:
             client.patch(f"/dags/{DAG_ID}", json={"is_paused": False}).raise_for_status()
         out["settings"] = effective_settings(airflow)
+        before = run_states(client)  # an attached Airflow may have run the campaign before: not counted
 
         started = time.monotonic()
         out["started_at"] = datetime.now(UTC).isoformat()
@@ -231,11 +253,11 @@ def campaign(
         deadline = started + args.timeout
         last = 0.0
         while True:
-            states = run_states(client)
+            states = run_states(client) - before
             finished = states["success"] + states["failed"]
             now = time.monotonic()
             if killed is None and not args.no_kill and finished >= len(run_ids) // 2:
-                killed = kill_one_task(dbs.url("store"), now + 300) or {"error": "no task found to kill"}
+                killed = kill_one_task(store_url, now + 300) or {"error": "no task found to kill"}
                 print(f"killed with SIGKILL at {finished} runs finished: {killed}")
             if now - last >= 30 or finished == len(run_ids):
                 last = now
@@ -254,15 +276,18 @@ def campaign(
         out["other_airflow_pids"] = sorted(set(others))
         out["load_average"] = Path("/proc/loadavg").read_text().split()[:3]
 
+        ours = set(run_ids)
         runs = {r["dag_run_id"]: r for r in paged(client, f"/dags/{DAG_ID}/dagRuns", "dag_runs")}
+        runs = {run_id: run for run_id, run in runs.items() if run_id in ours}
         tis = paged(client, f"/dags/{DAG_ID}/dagRuns/~/taskInstances", "task_instances")
+        tis = [ti for ti in tis if ti["dag_run_id"] in ours]
         out["killed"] = killed
-        events = analyse(out, runs, tis, dbs.url("store"), partner, args)
+        events = analyse(out, runs, tis, store_url, partner, args)
         if killed and "run_id" in killed:
             killed["drawn_for_its_try"] = predicted_try(
                 args.faults, killed["run_id"], killed["step"], killed["try_number"]
             )[0]
-            killed["fate"] = fate(client, killed, events.get(killed["run_id"], []), dbs.url("store"), partner)
+            killed["fate"] = fate(client, killed, events.get(killed["run_id"], []), store_url, partner)
     return 0
 
 
@@ -366,7 +391,7 @@ def analyse(
 ) -> dict[str, list[dict[str, Any]]]:
     """Fill ``out`` with the campaign's figures; the events read, by run."""
     faults = args.faults
-    events = read_events(store_url)
+    events = {run_id: mine for run_id, mine in read_events(store_url).items() if run_id in runs}
     tis_by_run: dict[str, list[dict]] = defaultdict(list)
     for ti in tis:
         tis_by_run[ti["dag_run_id"]].append(ti)
@@ -639,53 +664,113 @@ def report(out: dict) -> None:
     )
 
 
-def main() -> int:
+RATES = {  # the faults' flags: (flag, key in BATON_FAULTS, default)
+    "seed": ("--seed", "seed", 7),
+    "error": ("--error", "error", 0.10),
+    "timeout_rate": ("--timeout-rate", "timeout", 0.02),
+    "invalid": ("--invalid", "invalid", 0.05),
+    "post_error": ("--post-error", "fail_after", 0.10),
+    "hang": ("--hang", "hang_s", 20.0),
+}
+
+
+def arguments() -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000, help="runs to trigger (default 1000)")
-    parser.add_argument("--seed", type=int, default=7, help="the faults' seed (default 7)")
-    parser.add_argument("--error", type=float, default=0.10, help="agent error rate per model request")
-    parser.add_argument("--timeout-rate", type=float, default=0.02, help="agent timeout rate per request")
-    parser.add_argument("--invalid", type=float, default=0.05, help="invalid output rate per request")
-    parser.add_argument(
-        "--post-error", type=float, default=0.10, help="rate of post tries failing after the post"
-    )
-    parser.add_argument("--hang", type=float, default=20.0, help="seconds a 'timeout' request hangs")
+    helps = {
+        "seed": "the faults' seed",
+        "error": "agent error rate per model request",
+        "timeout_rate": "agent timeout rate per request",
+        "invalid": "invalid output rate per request",
+        "post_error": "rate of post tries failing after the post",
+        "hang": "seconds a 'timeout' request hangs",
+    }
+    for dest, (flag, _, default) in RATES.items():
+        kind = int if dest == "seed" else float
+        parser.add_argument(flag, dest=dest, type=kind, help=f"{helps[dest]} (default {default})")
     parser.add_argument("--no-kill", action="store_true", help="do not kill a task mid-campaign")
     parser.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
     server_argument(parser)
     parser.add_argument("--results", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
     parser.add_argument("--keep", type=Path, help="use this (new or empty) directory instead of a temp dir")
+    attach_arguments(parser)
     args = parser.parse_args()
     args.timeout = args.timeout or 600 + 20 * args.runs
+    return parser, args
 
-    faults = {
-        "seed": args.seed,
-        "error": args.error,
-        "timeout": args.timeout_rate,
-        "invalid": args.invalid,
-        "hang_s": args.hang,
-        "fail_after": {"post": args.post_error},
-    }
-    args.faults = Faults(**faults)  # checked before anything starts
+
+def chosen_faults(args: argparse.Namespace) -> dict[str, Any]:
+    """``BATON_FAULTS`` from the flags (each one left out takes its default)."""
+    faults: dict[str, Any] = {}
+    for dest, (_, key, default) in RATES.items():
+        value = default if getattr(args, dest) is None else getattr(args, dest)
+        faults[key] = {"post": value} if key == "fail_after" else value
+    return faults
+
+
+def refuse_rates_with_attach(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``--attach`` runs with the faults that Airflow has: a rate flag (or ``--keep``) with it is refused."""
+    given = [flag for dest, (flag, _, _) in RATES.items() if getattr(args, dest) is not None]
+    if args.keep:
+        given.append("--keep")
+    if given:
+        parser.error(
+            f"--attach runs with the faults that Airflow has: no {', '.join(given)} with it (give the rates "
+            "to --write-dags before that Airflow starts)"
+        )
+
+
+def attached_faults(parser: argparse.ArgumentParser, airflow: Standalone) -> dict[str, Any]:
+    """The faults the attached Airflow injects (its ``--write-dags`` settings), or the parser's error."""
+    try:
+        faults = json.loads(airflow.settings[ENV])
+        if not isinstance(faults, dict) or faults.get("workflows") != [DAG_ID]:
+            raise ValueError(f"they are not scoped to {DAG_ID} alone")
+        Faults(**faults)
+    except KeyError:
+        parser.error(f"--attach: the Airflow of {airflow.home} injects no faults: write its dags folder with "
+                     "--write-dags before it starts")  # fmt: skip
+    except (ValueError, TypeError, RecursionError) as error:
+        parser.error(f"--attach: the faults of the Airflow of {airflow.home} are not this benchmark's "
+                     f"({str(error)[:300]}): write its dags folder with --write-dags")  # fmt: skip
+    return faults
+
+
+def main() -> int:
+    parser, args = arguments()
+    airflow = None
+    if args.attach:
+        refuse_rates_with_attach(parser, args)
+        airflow = attached(parser, args.attach)
+    faults = attached_faults(parser, airflow) if airflow else chosen_faults(args)
+    try:
+        args.faults = Faults(**faults)  # checked before anything is written or starts
+    except ValueError as error:
+        parser.error(str(error))
+    if args.write_dags:
+        return write_dags_only(parser, lambda dags: write_dags(dags, faults), args.write_dags)
     out: dict[str, Any] = {"faults": faults, "template_defaults": template()["defaults"]}
     with ExitStack() as stack:
-        base = workdir(stack, args.keep, "baton-faults-")
-        write_dags(base / "dags")
-        dbs = Databases(parser, stack, args.server, "baton_faults", ("meta", "store"))
-        print(f"throwaway databases {', '.join(dbs.names.values())} on {args.server.rsplit('/', 1)[0]}")
         partner = stack.enter_context(PartnerService())
-        settings = {
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": "4",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": dbs.url("meta", "postgresql+psycopg2"),
-            "AIRFLOW_CONN_BATON_STORE": dbs.url("store", "postgresql"),
-            f"AIRFLOW_CONN_{CONN.upper()}": json.dumps(
-                {"conn_type": "pydanticai", "extra": {"model": "baton:offline"}}
-            ),
-            **environment(**faults),
-        }
-        airflow = Standalone(base / "home", dags_folder=base / "dags", settings=settings)
-        status = run_bench(airflow, lambda: campaign(airflow, dbs, partner, args, out))
+        if airflow is not None:
+            store_url = (
+                airflow.settings.get("AIRFLOW_CONN_BATON_STORE")
+                or f"sqlite:///{airflow.home / 'baton_store.db'}"
+            )
+        else:
+            base = workdir(stack, args.keep, "baton-faults-")
+            settings = write_dags(base / "dags", faults)
+            dbs = Databases(parser, stack, args.server, "baton_faults", ("meta", "store"))
+            print(f"throwaway databases {', '.join(dbs.names.values())} on {args.server.rsplit('/', 1)[0]}")
+            store_url = dbs.url("store")
+            settings |= {
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__PARALLELISM": "4",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": dbs.url("meta", "postgresql+psycopg2"),
+                "AIRFLOW_CONN_BATON_STORE": dbs.url("store", "postgresql"),
+            }
+            airflow = Standalone(base / "home", dags_folder=base / "dags", settings=settings)
+        status = run_bench(airflow, lambda: campaign(airflow, store_url, partner, args, out))
         if args.keep:
             print(f"dags folder and AIRFLOW_HOME kept in {base}")
         if "runs" in out:

@@ -19,6 +19,11 @@ switch them on, and with the variable unset the hooks do nothing. Example::
   returned — its side effects done — which is the case idempotent effects exist for; or a rate
   (a number in [0, 1]) drawn per run, step, map index and try.
 
+- ``workflows``: the workflows whose steps the rates and ``fail_after`` apply to (a list of workflow ids;
+  left out: every workflow's). With it, one Airflow can run a fault campaign beside other work that must
+  not see a fault (``bench/faults.py --attach`` on the test suite's shared Airflow); a request outside
+  any step is never faulted then.
+
 - ``windows``: faults of one LLM connection (so of the agents that use it) for a while, at wall-clock
   epoch times: ``{"kind": "error", "conn": "c", "start": t0, "end": t1, "rate": 0.3}`` fails that share of
   its requests; ``"slow"`` with ``"factor": 3`` makes each answer take that many times the connection's
@@ -129,8 +134,18 @@ class Faults:
     fail_after: dict[str, list[int] | float] = field(default_factory=dict)
     windows: list[Window] = field(default_factory=list)
     clock: str | None = None
+    workflows: list[str] | None = None
 
     def __post_init__(self) -> None:
+        if self.workflows is not None and not (
+            isinstance(self.workflows, list)
+            and 0 < len(self.workflows) <= 100
+            and all(isinstance(w, str) and 0 < len(w) <= 250 for w in self.workflows)
+        ):
+            raise ValueError(
+                f"{ENV}: 'workflows' must be a list of 1 to 100 workflow ids (leave it out for every "
+                f"workflow), not {str(self.workflows)[:80]}"
+            )
         if self.clock is not None and (not isinstance(self.clock, str) or not self.clock):
             raise ValueError(f"{ENV}: 'clock' must be the path of a file, not {self.clock!r}")
         if not isinstance(self.windows, list) or len(self.windows) > 100:
@@ -168,6 +183,11 @@ class Faults:
             return time.time()
         started = _clock_start(self.clock)
         return None if started is None else time.time() - started
+
+    def covers(self, scope: effects.EffectScope | None) -> bool:
+        """Whether the rates and ``fail_after`` apply in ``scope`` (the step's effect scope, or None
+        outside any step): always without ``workflows``; else only in a step of one of them."""
+        return self.workflows is None or (scope is not None and scope.workflow in self.workflows)
 
     def model_fault(self, *parts: object) -> str | None:
         """The fault of one model request (``error``, ``timeout``, ``invalid``), or None."""
@@ -290,7 +310,7 @@ async def model_fault(messages: list[ModelMessage], info: AgentInfo) -> ModelRes
     parts = request_identity(messages)
     if faults.windows and (instead := await _windowed(faults, parts, messages, info)) is not None:
         return instead
-    kind = faults.model_fault(*parts)
+    kind = faults.model_fault(*parts) if faults.covers(effects.current()) else None
     if kind is not None:
         log.warning("BATON_FAULTS: injected model %s on request %s", kind, parts)
     if kind == "error":
@@ -309,7 +329,11 @@ def after_call() -> None:
     if faults is None:
         return
     scope = effects.current()
-    if scope is not None and faults.fails_after(scope.step, scope.run_id, scope.try_number, scope.map_index):
+    if (
+        scope is not None
+        and faults.covers(scope)
+        and faults.fails_after(scope.step, scope.run_id, scope.try_number, scope.map_index)
+    ):
         raise InjectedFault(
             f"injected failure of step '{scope.step}' after its call (try {scope.try_number}, {ENV})"
         )

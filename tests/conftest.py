@@ -103,9 +103,9 @@ SLOW_FIRST = (
 )
 
 
-# The files whose tests only collect benchmarks' tiny runs that started with the session (tests/bench/
-# early.py: ~160 s and ~50 s, mostly waiting on an Airflow of their own), last: by then the runs ended.
-LAST = ("tests/bench/test_smoke_incidents.py", "tests/bench/test_smoke_services.py")
+# The file whose test only collects a benchmark's tiny run that started with the session (tests/bench/
+# early.py: ~160 s, mostly waiting on an Airflow of its own), last: by then the run ended.
+LAST = ("tests/bench/test_smoke_incidents.py",)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -45,9 +45,9 @@ def inject(monkeypatch):
     faults.active.cache_clear()
 
 
-def _step_scope(try_number: int = 1, run_id: str = "manual__r1", step: str = "extract"):
+def _step_scope(try_number: int = 1, run_id: str = "manual__r1", step: str = "extract", workflow: str = "w"):
     """The effect scope the operator runs an agent call in: the draws are keyed by it."""
-    return effects.scope(object(), run_id=run_id, workflow="w", step=step, try_number=try_number)
+    return effects.scope(object(), run_id=run_id, workflow=workflow, step=step, try_number=try_number)
 
 
 def _agent(output_retries: int = 2) -> Agent:
@@ -226,6 +226,36 @@ def test_fail_after_by_tries_or_by_rate(inject):
         False,
         False,
     ]
+
+
+# --- workflows: a campaign beside other work ---------------------------------------------------------
+
+
+def test_with_workflows_only_their_steps_get_faults_and_every_other_call_is_left_alone(inject):
+    inject(seed=1, error=1.0, fail_after={"post": [1]}, workflows=["fault_campaign"])
+    with _step_scope(workflow="fault_campaign"), pytest.raises(InjectedModelError):
+        _agent().run_sync("Assess order 1")
+    with _step_scope(step="post", workflow="fault_campaign"), pytest.raises(faults.InjectedFault):
+        faults.after_call()
+    # another workflow's step with the same step id, and a call outside any step: no fault at all
+    with _step_scope(workflow="lead_qualification"):
+        assert _agent().run_sync("Assess order 1").output.summary
+    with _step_scope(step="post", workflow="lead_qualification"):
+        faults.after_call()
+    assert _agent().run_sync("Assess order 1").usage.requests == 1
+    faults.after_call()
+
+
+@pytest.mark.parametrize(
+    "workflows",
+    ["fault_campaign", [], [""], [7], ["w"] * 101, ["x" * 251], {"fault_campaign": 1}, [["nested"]]],
+    ids=["a string", "empty", "an empty id", "a number", "101 ids", "a huge id", "an object", "nested"],
+)
+def test_a_bad_workflows_setting_is_refused_naming_it(workflows):
+    with pytest.raises(
+        ValueError, match=r"BATON_FAULTS: 'workflows' must be a list of 1 to 100 workflow ids"
+    ):
+        faults.Faults(workflows=workflows)
 
 
 # --- windows: one connection's faults for a while ----------------------------------------------------

@@ -1,11 +1,13 @@
 """Tiny benchmark runs that start with the test session and run beside it.
 
 The incident campaign's tiny run is about three minutes of an Airflow of its own that mostly waits (a
-minute of warm-up, a fault, a tail, all on the wall clock); the fault benchmark's, most of a minute. Run
-as ordinary tests they held one of the suite's test processes for all that time. Here the first test
-process that collected their tests runs them in the background, one after the other, from a minute after
-collection (``DELAY_S``); the tests are scheduled last (``LAST`` in tests/conftest.py) and only collect
-what the runs printed. Nothing is asserted differently: a run must exit 0 and end with its headline.
+minute of warm-up, a fault, a tail, all on the wall clock), with the monitor's settings and nothing else to
+watch. Run as an ordinary test it held one of the suite's test processes for all that time. Here the first
+test process that collected its test runs it in the background, from a minute after collection
+(``DELAY_S``); the test is scheduled last (``LAST`` in tests/conftest.py) and only collects what the run
+printed. Nothing is asserted differently: a run must exit 0 and end with its headline. (The fault
+benchmark's tiny run was here too, on an Airflow of its own; it now runs attached to the shared one, its
+faults scoped to its workflow: tests/bench/test_smoke_airflow.py.)
 
 One start per session: the runs of a session share a directory named by xdist's run id (the same in
 every test process), and the process that creates it starts the runs. That process waits for them
@@ -37,10 +39,6 @@ EARLY = {
     "incidents": (
         "tests/bench/test_smoke_incidents.py::test_a_tiny_campaign_ends_with_its_headline",
         ["--only", "error", "--warmup", "1", "--fault", "0.5", "--tail", "0.5", "--period", "20"],
-    ),
-    "faults": (
-        "tests/bench/test_smoke_services.py::test_a_tiny_run_ends_with_its_headline[faults]",
-        ["--runs", "3", "--no-kill", "--hang", "2", "--results", "{dir}/faults.json"],
     ),
 }
 TIMEOUT_S = 600

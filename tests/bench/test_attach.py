@@ -3,6 +3,7 @@ with what can go wrong: the working path is the smoke run on the shared Airflow 
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -193,3 +194,84 @@ def test_a_start_that_fails_leaves_no_temp_folder(tmp_path):
         without.start()
     without.stop()
     assert without.tmp is None and "TMPDIR" not in without.env
+
+
+def test_the_fault_benchmark_writes_its_campaign_with_faults_scoped_to_it_and_refuses_what_it_cannot_run(
+    tmp_path,
+):
+    """``bench/faults.py --write-dags``: the campaign and its two agents added to the bundled roster, and
+    settings whose ``BATON_FAULTS`` is scoped to the campaign (the shared Airflow's other runs see no fault);
+    rates it cannot inject, or any with ``--attach`` (that Airflow's faults are the ones it measures), are
+    refused before anything is written or attached."""
+    dags = tmp_path / "dags"
+    done = _bench("bench/faults.py", "--write-dags", str(dags), "--seed", "3", "--error", "0.2")
+    assert done.returncode == 0, done.stderr
+    settings = json.loads(done.stdout.splitlines()[-1])
+    assert json.loads(settings["BATON_FAULTS"]) == {
+        "seed": 3,
+        "error": 0.2,
+        "timeout": 0.02,
+        "invalid": 0.05,
+        "fail_after": {"post": 0.1},
+        "hang_s": 20.0,
+        "workflows": ["fault_campaign"],
+    }
+    assert "devtools.faults" in settings["BATON_EXTENSIONS"].split(",")
+    assert json.loads(settings["AIRFLOW_CONN_BATON_FAULTS_LLM"])["extra"] == {"model": "baton:offline"}
+    assert [p.name for p in (dags / "workflows").iterdir()] == ["fault_campaign.yaml"]
+    roster = (dags / "agents.yaml").read_text()
+    assert roster.startswith((ROOT / "dags" / "agents.yaml").read_text().rstrip("\n"))
+    assert roster.count("- name: order_extractor") == roster.count("- name: order_confirmer") == 1
+    again = _bench("bench/faults.py", "--write-dags", str(dags))
+    assert again.returncode == 2 and "fault_campaign.yaml exists" in again.stderr, again.stderr
+    assert (dags / "agents.yaml").read_text() == roster
+
+    for args, message in (
+        (["--write-dags", str(tmp_path / "new"), "--error", "1.5"], "BATON_FAULTS: 'error' must be a rate"),
+        (
+            ["--write-dags", str(tmp_path / "new"), "--hang", "-1"],
+            "BATON_FAULTS: 'hang_s' must be a number of seconds >= 0, not -1.0",
+        ),
+        (
+            ["--write-dags", str(tmp_path / "new"), "--seed", "x" * 10_000],
+            "argument --seed: invalid int value",
+        ),
+        (
+            ["--attach", str(tmp_path), "--error", "0.2", "--keep", str(tmp_path / "k")],
+            "--attach runs with the faults that Airflow has: no --error, --keep with it",
+        ),
+    ):
+        refused = _bench("bench/faults.py", *args)
+        assert refused.returncode == 2 and f"faults.py: error: {message}" in refused.stderr, refused.stderr
+    assert not (tmp_path / "new").exists() and not (tmp_path / "k").exists()
+
+
+@pytest.mark.parametrize(
+    ("faults", "message"),
+    [
+        (None, "injects no faults: write its dags folder with --write-dags before it starts"),
+        (
+            '{"seed": 7, "error": 0.1}',
+            "are not this benchmark's (they are not scoped to fault_campaign alone)",
+        ),
+        ('{"error": 0.1, "workflows": ["lead_qualification"]}', "not scoped to fault_campaign alone"),
+        ('{"error": 2, "workflows": ["fault_campaign"]}', "'error' must be a rate in [0, 1], not 2"),
+        ('{"eror": 0.1, "workflows": ["fault_campaign"]}', "unexpected keyword argument 'eror'"),
+        ("[" * 100_000 + "]" * 100_000, "are not this benchmark's"),  # deeply nested
+        ("not json", "are not this benchmark's (Expecting value"),
+    ],
+    ids=["none", "unscoped", "another workflow", "a bad rate", "a misspelt key", "deeply nested", "not json"],
+)
+def test_an_attached_airflow_without_the_campaigns_own_faults_is_refused(tmp_path, capsys, faults, message):
+    from tests.bench.test_smoke import load_bench
+
+    bench = load_bench("faults")
+    settings = {} if faults is None else {"BATON_FAULTS": faults}
+    airflow = Standalone(tmp_path / "home", settings=settings)  # only its settings are read
+    parser = argparse.ArgumentParser(prog="faults.py")
+    with pytest.raises(SystemExit) as exited:
+        bench.attached_faults(parser, airflow)
+    assert exited.value.code == 2
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("faults.py: error:")]
+    assert line.startswith("faults.py: error: --attach: the ") and message in line, line
+    assert len(line) < 1000, "a huge setting is cut, not echoed"

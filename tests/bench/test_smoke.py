@@ -1,9 +1,8 @@
 """Tiny runs of the benchmarks, so that none can stop working unseen: each must exit 0 and end with its
 headline (no timing is asserted). Here the ones that need no running Airflow; test_smoke_airflow.py runs
-the ones that attach to the Airflow the integration tests share, test_smoke_services.py and
-test_smoke_incidents.py collect the ones that start an Airflow of their own (they start with the session:
-tests/bench/early.py), and tests/integration/test_celery.py the Celery one on its topology
-(``load_bench``)."""
+the ones that attach to the Airflow the integration tests share, test_smoke_incidents.py collects the
+incident campaign's, which starts an Airflow of its own (with the session: tests/bench/early.py), and
+tests/integration/test_celery.py the Celery one on its topology (``load_bench``)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,13 @@
 """Tiny runs of the benchmarks that measure a running ``airflow standalone`` (LocalExecutor): the budget,
-latency and fan-out benchmarks, attached (``--attach``) to the Airflow the integration tests share
+fault, latency and fan-out benchmarks, attached (``--attach``) to the Airflow the integration tests share
 (tests/integration/shared_airflow.py, whose dags folder holds their DAGs), instead of each starting one:
-they run with that Airflow's settings and beside its other work, and no timing is asserted."""
+they run with that Airflow's settings and beside its other work, and no timing is asserted. The fault
+benchmark's faults are that Airflow's ``BATON_FAULTS``, scoped to its campaign's workflow (the settings its
+``--write-dags`` printed), so the other tests' runs there see none."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 
@@ -12,6 +16,10 @@ from tests.bench.test_smoke import tiny_run
 
 SMOKE = {
     "budget": r"overspend beyond in-flight bound: 0 calls \(0\.00% of budget\)",
+    "faults": (
+        r"completion rate: (?P<rate>\d+\.\d\d)% of 3 runs \(goal >= 99\.9 %\); (?P<undone>\d+) of "
+        r"(?P<failed>\d+) failed runs compensated, (?P<lost>\d+) events lost, (?P<dupes>\d+) duplicated side effects"
+    ),
     "latency": r"ratio of medians Baton/plain: \d+\.\d\d \(goal <= 1\.2\); server-side: \d+\.\d\d",
     "fanout": (
         r"ratio c4 / ideal \d+\.\d s: \d+\.\d\d \(goal <= 1\.5\); server-side \d+\.\d\d; "
@@ -22,6 +30,13 @@ SMOKE = {
 
 @pytest.mark.parametrize("bench", sorted(SMOKE))
 def test_a_tiny_run_on_the_shared_airflow_ends_with_its_headline(bench, shared_running: Standalone, tmp_path):
-    runs = [] if bench == "budget" else ["--runs", "1"]  # budget: its four runs of ATTACHED_ITEMS items
-    tiny_run(bench, [*runs, "--attach", str(shared_running.home)], SMOKE[bench], tmp_path)
+    # budget: its four runs of ATTACHED_ITEMS items; faults: three runs, no task killed (that Airflow's other
+    # work goes on), its seeded faults those of that Airflow
+    faults = ["--runs", "3", "--no-kill", "--results", str(tmp_path / "faults.json")]  # not the repo's
+    runs = {"budget": [], "faults": faults}.get(bench, ["--runs", "1"])
+    last = tiny_run(bench, [*runs, "--attach", str(shared_running.home)], SMOKE[bench], tmp_path)
     assert shared_running.healthy(timeout=5), "the benchmark stopped the Airflow it was attached to"
+    if bench == "faults":  # what must hold under any load: no timing, but no run lost to a broken path
+        figures = re.fullmatch(SMOKE[bench], last).groupdict()
+        assert float(figures["rate"]) > 0, last  # every post refused (a roster without its allowlist) fails
+        assert figures["undone"] == figures["failed"] and figures["lost"] == figures["dupes"] == "0", last

@@ -2,15 +2,17 @@
 
 Starting one costs about a minute of this two-core machine's CPU; every test module that needs a running
 LocalExecutor Airflow uses this one: tests/integration/test_airflow.py, tests/integration/test_triggers.py,
-and the latency and fan-out benchmarks' smoke runs (tests/bench/test_smoke_airflow.py). tests/conftest.py
+and the budget, fault, latency and fan-out benchmarks' smoke runs (tests/bench/test_smoke_airflow.py). tests/conftest.py
 puts every test that uses it in one xdist group, so they run one after another in the one test process
 that started it, in the order of its SLOW_FIRST: test_airflow's before test_triggers' (which add rows to
 the business database that test_airflow's lead_qualification runs read).
 
 What it holds: the bundled dags folder, plus test_airflow's workflows, agents and broken templates (below),
 test_triggers' queue-triggered workflow, and the benchmarks' DAGs, written by ``bench/<name>.py
---write-dags`` (the benchmarks run with ``--attach``). Its business database is PostgreSQL (the sensors
-wait on it). Every DAG stays paused until the tests that run it unpause it.
+--write-dags`` (the benchmarks run with ``--attach``), with the settings each printed: the fault
+benchmark's ``BATON_FAULTS`` is scoped to its campaign's workflow, so no other run here sees a fault.
+Its business database is PostgreSQL (the sensors wait on it). Every DAG stays paused until the tests that
+run it unpause it.
 """
 
 from __future__ import annotations
@@ -316,8 +318,9 @@ steps:
 """
 PG_SERVER = os.environ.get("BATON_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 # The benchmarks whose smoke runs attach to this Airflow, and the DAGs their --write-dags adds.
-BENCHES = ("budget", "fanout", "latency")
-BENCH_WORKFLOWS = ["budget_a", "budget_b", "fanout_c16", "fanout_c4", "latency_baton"]  # Baton templates
+BENCHES = ("budget", "fanout", "faults", "latency")
+# Baton templates
+BENCH_WORKFLOWS = ["budget_a", "budget_b", "fanout_c16", "fanout_c4", "fault_campaign", "latency_baton"]
 BENCH_PLAIN = ["fanout_bare", "latency_plain"]  # hand-written DAG files
 
 
