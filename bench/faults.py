@@ -48,7 +48,8 @@ Run from the repository root:
 Airflow needs (the LLM connection, and ``BATON_FAULTS`` with the rates given, scoped by its ``workflows``
 to this campaign, so that the Airflow's other work sees no fault); ``--attach AIRFLOW_HOME`` then runs the
 campaign on that running Airflow, with the faults it has (the test suite's tiny run does so on its shared
-Airflow: tests/bench/test_smoke_airflow.py). Only the campaign's own runs, events and posts are counted.
+Airflow: tests/bench/test_smoke_airflow.py). Only the campaign's own runs, events and posts are counted,
+and no results file is written unless ``--results`` names one (the figures are that Airflow's).
 
 This is a benchmark, not a test: it prints the figures and exits 0 whatever they are (1 when the
 campaign cannot run, or an Airflow process outlives it).
@@ -691,7 +692,12 @@ def arguments() -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     parser.add_argument("--no-kill", action="store_true", help="do not kill a task mid-campaign")
     parser.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
     server_argument(parser)
-    parser.add_argument("--results", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        help=f"JSON results (default {RESULTS}; with --attach, none unless given: an attached run's figures "
+        "are that Airflow's, not the benchmark's)",
+    )
     parser.add_argument("--keep", type=Path, help="use this (new or empty) directory instead of a temp dir")
     attach_arguments(parser)
     args = parser.parse_args()
@@ -773,10 +779,12 @@ def main() -> int:
         status = run_bench(airflow, lambda: campaign(airflow, store_url, partner, args, out))
         if args.keep:
             print(f"dags folder and AIRFLOW_HOME kept in {base}")
+        results = args.results or (None if args.attach else RESULTS)
         if "runs" in out:
-            args.results.parent.mkdir(parents=True, exist_ok=True)
-            args.results.write_text(json.dumps(out, indent=2, default=str) + "\n", encoding="utf-8")
-            print(f"results written to {args.results}")
+            if results is not None:
+                results.parent.mkdir(parents=True, exist_ok=True)
+                results.write_text(json.dumps(out, indent=2, default=str) + "\n", encoding="utf-8")
+                print(f"results written to {results}")
             report(out)  # its headline last
         return status
 

@@ -13,6 +13,7 @@ import pytest
 
 from devtools.standalone import Standalone
 from tests.bench.test_smoke import tiny_run
+from tests.conftest import ROOT
 
 SMOKE = {
     "budget": r"overspend beyond in-flight bound: 0 calls \(0\.00% of budget\)",
@@ -32,11 +33,13 @@ SMOKE = {
 def test_a_tiny_run_on_the_shared_airflow_ends_with_its_headline(bench, shared_running: Standalone, tmp_path):
     # budget: its four runs of ATTACHED_ITEMS items; faults: three runs, no task killed (that Airflow's other
     # work goes on), its seeded faults those of that Airflow
-    faults = ["--runs", "3", "--no-kill", "--results", str(tmp_path / "faults.json")]  # not the repo's
-    runs = {"budget": [], "faults": faults}.get(bench, ["--runs", "1"])
+    runs = {"budget": [], "faults": ["--runs", "3", "--no-kill"]}.get(bench, ["--runs", "1"])
+    committed = ROOT / "bench" / "results" / "faults.json"  # the full campaign's figures
+    before = committed.read_bytes()
     last = tiny_run(bench, [*runs, "--attach", str(shared_running.home)], SMOKE[bench], tmp_path)
     assert shared_running.healthy(timeout=5), "the benchmark stopped the Airflow it was attached to"
     if bench == "faults":  # what must hold under any load: no timing, but no run lost to a broken path
+        assert committed.read_bytes() == before, "an attached run wrote over bench/results/faults.json"
         figures = re.fullmatch(SMOKE[bench], last).groupdict()
         assert float(figures["rate"]) > 0, last  # every post refused (a roster without its allowlist) fails
         assert figures["undone"] == figures["failed"] and figures["lost"] == figures["dupes"] == "0", last
