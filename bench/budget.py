@@ -237,11 +237,7 @@ def main() -> int:
         if args.keep or args.store != "sqlite" or args.items != 250:
             parser.error("--attach runs on that Airflow as it is: no --keep, --store or --items with it")
         airflow = attached(parser, args.attach)
-        url = (
-            airflow.settings.get("AIRFLOW_CONN_BATON_STORE") or f"sqlite:///{airflow.home / 'baton_store.db'}"
-        )
-        url = url.replace("postgresql://", "postgresql+psycopg://", 1)  # an Airflow connection's URI
-        return run_bench(airflow, lambda: bench(airflow, ATTACHED_ITEMS, url))
+        return run_bench(airflow, lambda: bench(airflow, ATTACHED_ITEMS, airflow.store_url()))
     with ExitStack() as stack:
         base = workdir(stack, args.keep, "baton-budget-")
         settings = write_dags(base / "dags", args.items, everything=True)

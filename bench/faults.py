@@ -665,30 +665,21 @@ def report(out: dict) -> None:
     )
 
 
-RATES = {  # the faults' flags: (flag, key in BATON_FAULTS, default)
-    "seed": ("--seed", "seed", 7),
-    "error": ("--error", "error", 0.10),
-    "timeout_rate": ("--timeout-rate", "timeout", 0.02),
-    "invalid": ("--invalid", "invalid", 0.05),
-    "post_error": ("--post-error", "fail_after", 0.10),
-    "hang": ("--hang", "hang_s", 20.0),
+RATES = {  # the faults' flags: dest -> (flag, key in BATON_FAULTS, default, help)
+    "seed": ("--seed", "seed", 7, "the faults' seed"),
+    "error": ("--error", "error", 0.10, "agent error rate per model request"),
+    "timeout_rate": ("--timeout-rate", "timeout", 0.02, "agent timeout rate per request"),
+    "invalid": ("--invalid", "invalid", 0.05, "invalid output rate per request"),
+    "post_error": ("--post-error", "fail_after", 0.10, "rate of post tries failing after the post"),
+    "hang": ("--hang", "hang_s", 20.0, "seconds a 'timeout' request hangs"),
 }
 
 
 def arguments() -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000, help="runs to trigger (default 1000)")
-    helps = {
-        "seed": "the faults' seed",
-        "error": "agent error rate per model request",
-        "timeout_rate": "agent timeout rate per request",
-        "invalid": "invalid output rate per request",
-        "post_error": "rate of post tries failing after the post",
-        "hang": "seconds a 'timeout' request hangs",
-    }
-    for dest, (flag, _, default) in RATES.items():
-        kind = int if dest == "seed" else float
-        parser.add_argument(flag, dest=dest, type=kind, help=f"{helps[dest]} (default {default})")
+    for dest, (flag, _, default, text) in RATES.items():  # no default: --attach tells given from left out
+        parser.add_argument(flag, dest=dest, type=type(default), help=f"{text} (default {default})")
     parser.add_argument("--no-kill", action="store_true", help="do not kill a task mid-campaign")
     parser.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
     server_argument(parser)
@@ -708,7 +699,7 @@ def arguments() -> tuple[argparse.ArgumentParser, argparse.Namespace]:
 def chosen_faults(args: argparse.Namespace) -> dict[str, Any]:
     """``BATON_FAULTS`` from the flags (each one left out takes its default)."""
     faults: dict[str, Any] = {}
-    for dest, (_, key, default) in RATES.items():
+    for dest, (_, key, default, _) in RATES.items():
         value = default if getattr(args, dest) is None else getattr(args, dest)
         faults[key] = {"post": value} if key == "fail_after" else value
     return faults
@@ -716,7 +707,7 @@ def chosen_faults(args: argparse.Namespace) -> dict[str, Any]:
 
 def refuse_rates_with_attach(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """``--attach`` runs with the faults that Airflow has: a rate flag (or ``--keep``) with it is refused."""
-    given = [flag for dest, (flag, _, _) in RATES.items() if getattr(args, dest) is not None]
+    given = [flag for dest, (flag, *_) in RATES.items() if getattr(args, dest) is not None]
     if args.keep:
         given.append("--keep")
     if given:
@@ -745,7 +736,7 @@ def attached_faults(parser: argparse.ArgumentParser, airflow: Standalone) -> dic
 def main() -> int:
     parser, args = arguments()
     airflow = None
-    if args.attach:
+    if args.attach and not args.write_dags:  # (--write-dags comes first, as in the other benchmarks)
         refuse_rates_with_attach(parser, args)
         airflow = attached(parser, args.attach)
     faults = attached_faults(parser, airflow) if airflow else chosen_faults(args)
@@ -759,10 +750,7 @@ def main() -> int:
     with ExitStack() as stack:
         partner = stack.enter_context(PartnerService())
         if airflow is not None:
-            store_url = (
-                airflow.settings.get("AIRFLOW_CONN_BATON_STORE")
-                or f"sqlite:///{airflow.home / 'baton_store.db'}"
-            )
+            store_url = airflow.store_url()
         else:
             base = workdir(stack, args.keep, "baton-faults-")
             settings = write_dags(base / "dags", faults)

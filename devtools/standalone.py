@@ -224,6 +224,13 @@ class Standalone(AirflowAPI):
             raise AttachError(f"no healthy Airflow at {airflow.url} (from {descriptor}) after {timeout} s")
         return airflow
 
+    def store_url(self) -> str:
+        """Baton's store of this Airflow as a SQLAlchemy URL: its ``AIRFLOW_CONN_BATON_STORE`` setting (an
+        Airflow connection URI, whose ``postgresql://`` is read with psycopg here), else the SQLite file that
+        scripts/env.sh derives in its home."""
+        url = self.settings.get("AIRFLOW_CONN_BATON_STORE") or f"sqlite:///{self.home / 'baton_store.db'}"
+        return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
     def healthy(self, timeout: float) -> bool:
         """Whether the API answers its health check within ``timeout`` seconds."""
         deadline = time.monotonic() + timeout

@@ -268,3 +268,16 @@ def test_an_attached_airflow_without_the_campaigns_own_faults_is_refused(tmp_pat
     (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("faults.py: error:")]
     assert line.startswith("faults.py: error: --attach: the ") and message in line, line
     assert len(line) < 1000, "a huge setting is cut, not echoed"
+
+
+def test_an_airflows_store_url_is_its_setting_read_with_psycopg_or_the_sqlite_file_in_its_home(tmp_path):
+    """``Standalone.store_url`` (what an attached benchmark reads the events from): a setting given as an
+    Airflow connection URI, else the file scripts/env.sh derives; only the scheme's first mention changes."""
+    home = tmp_path / "home"
+    assert Standalone(home).store_url() == f"sqlite:///{home / 'baton_store.db'}"
+    given = "postgresql://u:p@127.0.0.1:5432/store?options=postgresql://"
+    expected = "postgresql+psycopg://u:p@127.0.0.1:5432/store?options=postgresql://"
+    assert Standalone(home, settings={"AIRFLOW_CONN_BATON_STORE": given}).store_url() == expected
+    already = "postgresql+psycopg://u@h/s"
+    assert Standalone(home, settings={"AIRFLOW_CONN_BATON_STORE": already}).store_url() == already
+    assert Standalone(home, settings={"AIRFLOW_CONN_BATON_STORE": ""}).store_url().startswith("sqlite:///")
