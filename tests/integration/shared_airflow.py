@@ -2,9 +2,9 @@
 
 Starting one costs about a minute of this two-core machine's CPU; every test module that needs a running
 LocalExecutor Airflow uses this one: tests/integration/test_airflow.py, tests/integration/test_triggers.py,
-and the budget, fault, latency and fan-out benchmarks' smoke runs (tests/bench/test_smoke_airflow.py). tests/conftest.py
-puts every test that uses it in one xdist group, so they run one after another in the one test process
-that started it, in the order of its SLOW_FIRST: test_airflow's before test_triggers' (which add rows to
+and the budget, fault, latency and fan-out benchmarks' smoke runs (tests/bench/test_smoke_airflow.py).
+tests/conftest.py puts every test that uses it in one xdist group, so they run one after another in the one
+test process that started it, in the order of its SLOW_FIRST: test_airflow's before test_triggers' (which add rows to
 the business database that test_airflow's lead_qualification runs read).
 
 What it holds: the bundled dags folder, plus test_airflow's workflows, agents and broken templates (below),
