@@ -41,11 +41,15 @@ next 20 calls; the share of the incident's calls it still gets says whether a po
 
 Run from the repository root::
 
-    .venv/bin/python bench/routing.py [--seed 7] [--runs 10] [--steps 2000] [--scale 1.0]
+    .venv/bin/python bench/routing.py [--seed 1000] [--runs 100] [--steps 2000] [--scale 1.0] [--jobs N]
 
-It prints each run, the totals over the runs and, last, ``regret vs round-robin N %`` (the learned
-policy's total regret over round-robin's; goal <= 10 %). ``--scale`` shrinks the steps and the runs (the
-test suite runs it tiny so that it cannot rot).
+It prints each run, the totals over the runs, a 95 % bootstrap interval of the learned policy's regret over
+round-robin's (resampling whole runs), and, last, ``regret vs round-robin N %`` (the learned policy's total
+regret over round-robin's; goal <= 10 %). The default is 100 runs on seeds 1000..1099, which no setting of the
+policy was tuned on. Ten runs move that figure by about 2 points either way, and the ten it ran before (seeds
+7..16, among those the policy was tuned on) gave 10.7 %, against 13.7 % on these. The runs go in parallel, one
+process a core (``--jobs``). ``--scale`` shrinks the steps and the runs (the test suite runs it tiny so that
+it cannot rot).
 """
 
 from __future__ import annotations
@@ -53,14 +57,16 @@ from __future__ import annotations
 import argparse
 import bisect
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import numpy as np
-from scipy import special
+from scipy import special, stats
 
 from baton.coordination.routing import score_candidates
 from baton.optimize.bandit import Bandit
@@ -282,12 +288,45 @@ def moved_off(chosen: list[str], steps: int) -> int | None:
     return None
 
 
+MAKERS: list[tuple[str, Callable[[int, int], object]]] = [
+    ("round-robin", lambda seed, steps: RoundRobin()),
+    ("today's fixed ranking", lambda seed, steps: FixedRanking()),
+    ("learned", lambda seed, steps: Learned(seed + 1_000_003)),
+    ("yardstick: told of changes", lambda seed, steps: Oracle(seed + 1_000_003, steps)),
+]
+
+
+def one_run(seed: int, steps: int, expected: np.ndarray) -> list[Result]:
+    """Every policy of MAKERS over the world of ``seed`` (a process of its own may run it)."""
+    world = World(steps, seed)
+    return [simulate(make(seed, steps), world, expected) for _, make in MAKERS]
+
+
+def interval(learned: np.ndarray, baseline: np.ndarray) -> tuple[float, float] | None:
+    """A 95 % bootstrap interval (scipy's BCa, resampling whole runs) of the ratio of the sums, or None
+    under 10 runs."""
+    if len(learned) < 10:
+        return None
+    result = stats.bootstrap(
+        (learned, baseline),
+        lambda a, b, axis=-1: a.sum(axis=axis) / b.sum(axis=axis),
+        paired=True,
+        vectorized=True,
+        n_resamples=2000,
+        random_state=np.random.default_rng(0),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=7, help="the first run's seed (run i uses seed + i)")
-    parser.add_argument("--runs", type=int, default=10, help="independent simulations (default 10)")
+    parser.add_argument("--seed", type=int, default=1000, help="the first run's seed (run i uses seed + i)")
+    parser.add_argument("--runs", type=int, default=100, help="independent simulations (default 100)")
     parser.add_argument("--steps", type=int, default=2000, help="routed steps per run (default 2000)")
-    parser.add_argument("--scale", type=float, default=1.0, help="shrink steps and runs (the tests use 0.05)")
+    parser.add_argument("--scale", type=float, default=1.0, help="shrink steps and runs (the tests use 0.02)")
+    parser.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="processes (default: one a core)"
+    )
     args = parser.parse_args()
     steps = max(100, int(args.steps * args.scale))
     runs = max(1, round(args.runs * min(1.0, args.scale)))
@@ -302,45 +341,44 @@ def main() -> int:
         + ", ".join(f"{name} {best.count(name)} steps" for name in NAMES if best.count(name))
         + f"; {DEGRADED} degraded from step {int(INCIDENT[0] * steps)} to {int(INCIDENT[1] * steps)}"
     )
-    makers: list[tuple[str, Callable[[int], object]]] = [
-        ("round-robin", lambda seed: RoundRobin()),
-        ("today's fixed ranking", lambda seed: FixedRanking()),
-        ("learned", lambda seed: Learned(seed + 1_000_003)),
-        ("yardstick: told of changes", lambda seed: Oracle(seed + 1_000_003, steps)),
-    ]
-    totals = {name: 0.0 for name, _ in makers}
-    moves: dict[str, list[int | None]] = {name: [] for name, _ in makers}
-    during = {name: 0 for name, _ in makers}
-    for run in range(runs):
-        seed = args.seed + run
-        world = World(steps, seed)
-        line = []
-        for name, make in makers:
-            result = simulate(make(seed), world, expected)
-            totals[name] += result.regret
-            moves[name].append(result.moved)
-            during[name] += result.during
-            line.append(f"{name} {result.regret:.1f}")
-        print(f"run {run + 1} (seed {seed}): cumulative regret " + ", ".join(line))
+    names = [name for name, _ in MAKERS]
+    seeds = [args.seed + run for run in range(runs)]
+    with ProcessPoolExecutor(max(1, min(args.jobs, runs))) as pool:
+        results = list(pool.map(one_run, seeds, [steps] * runs, [expected] * runs))
+    regrets = {name: np.array([run[i].regret for run in results]) for i, name in enumerate(names)}
+    for run, (seed, line) in enumerate(zip(seeds, results, strict=True)):
+        shown = ", ".join(f"{name} {result.regret:.1f}" for name, result in zip(names, line, strict=True))
+        print(f"run {run + 1} (seed {seed}): cumulative regret {shown}")
     print(f"\ncumulative regret over {runs} run(s) of {steps} steps (per step):")
-    for name, total in totals.items():
+    for name in names:
+        total = regrets[name].sum()
         print(f"  {name:<28}{total / runs:>9.1f}   ({total / runs / steps:.4f} per step)")
     length = int(INCIDENT[1] * steps) - int(INCIDENT[0] * steps)
     print(
         f"calls to move off the degraded agent ({DEGRADED}: from its incident until it first gets under "
         f"{MOVE_SHARE:.0%} of the next {MOVE_WINDOW} calls; median, then each run):"
     )
-    for name, values in moves.items():
+    for i, name in enumerate(names):
+        values = [run[i].moved for run in results]
         known = [v for v in values if v is not None]
         median = f"{float(np.median(known)):.0f}" if len(known) == len(values) else "never"
-        shown = ", ".join("never" if v is None else str(v) for v in values)
-        share = during[name] / (runs * length)
+        shown = ", ".join("never" if v is None else str(v) for v in values[:20]) + (
+            ", ..." if runs > 20 else ""
+        )
+        share = sum(run[i].during for run in results) / (runs * length)
         print(f"  {name:<28}{median:>6}   ({shown}); {share:.0%} of the incident's calls went to {DEGRADED}")
-    learned_vs_fixed = 100 * totals["learned"] / totals["today's fixed ranking"]
+    learned, robin = regrets["learned"], regrets["round-robin"]
+    learned_vs_fixed = 100 * learned.sum() / regrets["today's fixed ranking"].sum()
     print(
         f"learned vs today's fixed ranking: {learned_vs_fixed:.0f} % of its regret; {time.monotonic() - began:.1f} s"
     )
-    print(f"regret vs round-robin {100 * totals['learned'] / totals['round-robin']:.0f} %")
+    ratio = interval(learned, robin)
+    print(
+        "learned vs round-robin, 95 % interval over the runs (bootstrap): "
+        + ("too few runs" if ratio is None else f"{100 * ratio[0]:.1f} to {100 * ratio[1]:.1f} %")
+        + f"; worst run {learned.max():.0f}, median {float(np.median(learned)):.0f}"
+    )
+    print(f"regret vs round-robin {100 * learned.sum() / robin.sum():.0f} %")
     return 0
 
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from bench import routing
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,3 +32,23 @@ def test_a_tiny_run_of_the_bench_exits_0_and_prints_its_headline_last(bench, las
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.fullmatch(last_line, done.stdout.strip().splitlines()[-1]), done.stdout
+
+
+def test_the_routing_bench_interval_is_of_the_ratio_of_sums_and_needs_ten_runs():
+    rng = np.random.default_rng(3)
+    robin = rng.uniform(240, 260, 40)
+    learned = 0.1 * robin + rng.normal(0, 3, 40)
+    low, high = routing.interval(learned, robin)
+    assert low < learned.sum() / robin.sum() < high
+    assert 0.08 < low < high < 0.12 and high - low > 0.002  # an interval, not a point
+    assert routing.interval(learned[:9], robin[:9]) is None  # too few runs to resample
+
+
+def test_a_routing_run_in_a_worker_process_is_the_run_in_this_one():
+    expected = routing.expected_rewards(100)
+    here = routing.one_run(1000, 100, expected)
+    with ProcessPoolExecutor(1) as pool:
+        there = pool.submit(routing.one_run, 1000, 100, expected).result()
+    assert [r.regret for r in here] == [r.regret for r in there]
+    assert [r.calls for r in here] == [r.calls for r in there]
+    assert here[0].regret != here[2].regret  # round-robin and learned differ: each policy ran
