@@ -356,7 +356,7 @@ def main() -> int:
     length = int(INCIDENT[1] * steps) - int(INCIDENT[0] * steps)
     print(
         f"calls to move off the degraded agent ({DEGRADED}: from its incident until it first gets under "
-        f"{MOVE_SHARE:.0%} of the next {MOVE_WINDOW} calls; median, then each run):"
+        f"{MOVE_SHARE:.0%} of the next {MOVE_WINDOW} calls; median, then the first 20 runs):"
     )
     for i, name in enumerate(names):
         values = [run[i].moved for run in results]
