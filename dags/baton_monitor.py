@@ -1,4 +1,5 @@
-"""Airflow DAG file of Baton's monitor: ``baton_monitor`` runs every minute (issue 18).
+"""Airflow DAG file of Baton's monitor: ``baton_monitor`` runs every minute, or every ``tick`` of
+``monitoring.yaml`` (issue 18).
 
 Each run folds the events since the last into signals, runs the detectors of ``monitoring.yaml`` (or the
 defaults), opens, updates and resolves incidents, carries out their runbooks and posts to Slack: see
@@ -11,12 +12,28 @@ from pathlib import Path
 from airflow.sdk import dag, task
 
 FOLDER = Path(__file__).resolve().parent
+TICK = timedelta(minutes=1)
+
+
+def _tick() -> timedelta:
+    """monitoring.yaml's ``tick``, read when Airflow parses this file, and only when the folder has one (so
+    the bundled folder parses nothing more). A broken monitoring.yaml leaves the minute: the DAG still
+    loads, and each of its runs fails with the file's errors, their key paths and fixes."""
+    if not (FOLDER / "monitoring.yaml").is_file():
+        return TICK
+    from baton.errors import BatonError
+    from baton.ops.monitoring_config import load_config
+
+    try:
+        return load_config(FOLDER).tick
+    except (BatonError, OSError):
+        return TICK
 
 
 @dag(
     dag_id="baton_monitor",
-    description="Baton's monitor: signals, anomaly detection, incidents and their runbooks, every minute",
-    schedule=timedelta(minutes=1),
+    description="Baton's monitor: signals, anomaly detection, incidents and their runbooks, every tick",
+    schedule=_tick(),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
@@ -27,7 +44,8 @@ def baton_monitor():
     @task
     def tick() -> dict:
         from baton.events import EventStore
-        from baton.ops.monitor import load_config, tick
+        from baton.ops.monitor import tick
+        from baton.ops.monitoring_config import load_config
 
         report = tick(EventStore.from_airflow(), load_config(FOLDER), dags=FOLDER)
         return {

@@ -205,8 +205,7 @@ def test_a_part_of_a_template_validates_in_its_context(block, readme_dags, capsy
 
 @pytest.mark.parametrize("block", [b for b in BLOCKS if b.kind == "monitoring"], ids=str)
 def test_a_monitoring_file_loads_as_the_monitor_loads_it(block, tmp_path):
-    from baton.ops.monitor import load_config
-    from baton.ops.monitoring_config import Monitoring
+    from baton.ops.monitoring_config import Monitoring, load_config
 
     (tmp_path / "monitoring.yaml").write_text(block.text)
     assert load_config(tmp_path) != Monitoring(), f"{block} changes nothing"

@@ -150,12 +150,13 @@ steps:
 # Windows of minutes, not the default hour, so that the incident resolves within the test; the circuit's
 # trial a minute after it opened, not five.
 MONITORING = """monitoring:
+  tick: 15s
   detectors:
-    failure_rate: {rate: {windows: [2m], min_calls: 3, min_bad: 3}}
-  incidents: {resolve_after: 1m}
+    failure_rate: {rate: {windows: [1m], min_calls: 3, min_bad: 3}}
+  incidents: {resolve_after: 20s}
   runbooks:
     failure_rate:
-      - {do: open_circuit, probe_after: 1m}
+      - {do: open_circuit, probe_after: 20s}
       - {do: escalate, to: on-call, after: 15m}
       - retry_failed_runs
 """

@@ -1,10 +1,13 @@
 """The monitor on an Airflow of its own (issue 18): a failing agent opens one incident, its runbook opens the
 agent's circuit and routing moves the work, and it resolves once the agent recovered, with Slack told twice.
 
-Most of this test is waiting on the monitor's minute ticks, the circuit's trial a minute after it opened and
-the incident's quiet minute: on an Airflow of its own (the probe workflow, its agents and monitoring.yaml,
-nothing else) it waits on another test process than the one that runs the shared Airflow's tests, instead
-of adding four minutes to that one (tests/conftest.py's SLOW_FIRST starts it early)."""
+Most of this test is waiting: on the monitor's ticks, the failures leaving the detector's window, the
+circuit's trial after ``probe_after`` and the incident's quiet time. MONITORING makes them short (a tick of
+15 s, a window of 1 minute, the shortest, as signals are counted per minute, 20 s of quiet and of probe): 117 s
+on an idle machine, against 221 s with only the tick shortened and 170 to 283 s in suite runs with a minute's
+tick, a 2-minute window and a minute's quiet and probe. On an Airflow of its own (the probe workflow, its
+agents and monitoring.yaml, nothing else) it waits on another test process than the one that runs the shared
+Airflow's tests (tests/conftest.py's SLOW_FIRST starts it early)."""
 
 from __future__ import annotations
 
@@ -96,7 +99,7 @@ def test_a_failing_agent_opens_one_incident_its_runbook_moves_the_work_and_it_re
     assert {e.agent for e in failed} == {flaky}
     assert Breakers(store).open_until([flaky]) == {}  # its own breaker did not trip
 
-    # The monitor DAG, every minute from now on: one incident opens, its runbook opens flaky's circuit.
+    # The monitor DAG, every tick from now on: one incident opens, its runbook opens flaky's circuit.
     response = running.api("PATCH", "/dags/baton_monitor", json={"is_paused": False})
     assert response.status_code == 200, response.text
     # What runs_started asks Airflow's API each tick (baton.ops.schedules): the unpaused DAGs, not the others

@@ -15,10 +15,11 @@ from sqlalchemy import select
 
 from baton.cli import main as baton
 from baton.coordination.load import Breakers
+from baton.errors import TemplateError
 from baton.events import schema
 from baton.events.store import Event
 from baton.ops import monitor, signals
-from baton.ops.monitoring_config import Monitoring
+from baton.ops.monitoring_config import Monitoring, load_config
 from baton.spec.roster import Agent
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -257,7 +258,7 @@ def test_a_broken_monitoring_file_is_refused_with_its_path_and_fix(tmp_path):
         Exception,
         match=r"monitoring.detectors.failure_rat: unknown key 'failure_rat' \(fix: did you mean 'failure_rate'\?\)",
     ):
-        monitor.load_config(tmp_path)
+        load_config(tmp_path)
     from baton.errors import TemplateError
 
     bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
@@ -270,9 +271,34 @@ def test_a_broken_monitoring_file_is_refused_with_its_path_and_fix(tmp_path):
     ):
         (tmp_path / "monitoring.yaml").write_text(text)
         with pytest.raises(TemplateError) as caught:
-            monitor.load_config(tmp_path)
+            load_config(tmp_path)
         assert str(caught.value.issues[0]).startswith(message), str(caught.value)
-    assert monitor.load_config(tmp_path / "absent") == Monitoring()
+    assert load_config(tmp_path / "absent") == Monitoring()
+
+
+def test_the_monitor_dag_runs_every_tick_of_its_folders_monitoring_file_and_loads_when_it_is_broken(tmp_path):
+    """dags/baton_monitor.py, parsed the way the dag processor parses it, from a folder of its own."""
+    import shutil
+
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    from tests.conftest import DAGS
+
+    shutil.copy(DAGS / "baton_monitor.py", tmp_path / "baton_monitor.py")
+
+    def schedule() -> timedelta:
+        bag = BundleDagBag(dag_folder=str(tmp_path), bundle_path=tmp_path, bundle_name="monitor-tick")
+        assert bag.import_errors == {} and list(bag.dags) == ["baton_monitor"], bag.import_errors
+        return bag.dags["baton_monitor"].timetable.delta
+
+    assert schedule() == timedelta(minutes=1)  # no monitoring.yaml: the minute
+    (tmp_path / "monitoring.yaml").write_text("monitoring:\n  tick: 15s\n")
+    assert schedule() == timedelta(seconds=15)
+    for broken in ("monitoring:\n  tick: 5s\n", "monitoring: [\n", "\xff\xfe", "a: &a [*a]\n"):
+        (tmp_path / "monitoring.yaml").write_bytes(broken.encode("latin-1"))
+        assert schedule() == timedelta(minutes=1), broken  # still loads; its runs say what is wrong
+        with pytest.raises(TemplateError):
+            load_config(tmp_path)
 
 
 def test_the_monitor_dag_runs_a_tick_in_airflow(airflow_db):

@@ -58,6 +58,11 @@ def test_an_empty_document_is_the_defaults():
     )
     assert monitoring.detectors.queue_wait.robust.min_ratio == 3.0
     assert monitoring.incidents.resolve_after == timedelta(minutes=10)
+    assert monitoring.tick == timedelta(minutes=1)
+    assert load_monitoring({"monitoring": {"tick": "15s"}}).tick == timedelta(seconds=15)
+    assert load_monitoring({"monitoring": {"tick": 3600}}).tick == timedelta(hours=1)
+    quick = load_monitoring({"monitoring": {"incidents": {"resolve_after": "20s"}}})  # for a short tick
+    assert quick.incidents.resolve_after == timedelta(seconds=20)
     assert monitoring.incidents.severity["failure_rate"] == "critical"
     assert monitoring.runbooks["failure_rate"] == [
         OpenCircuit(do="open_circuit"),
@@ -225,7 +230,7 @@ def test_the_json_schema_is_generated_and_every_detector_field_is_described():
         ),
         (
             at("incidents", {"resolve_after": "-5m"}),
-            f"{FILE}: monitoring.incidents.resolve_after: -5m is out of range: use a duration from 1m to 7d",
+            f"{FILE}: monitoring.incidents.resolve_after: -5m is out of range: use a duration from 10s to 7d",
         ),
         (
             at("incidents", {"resolve_after": True}),
@@ -241,6 +246,29 @@ def test_the_json_schema_is_generated_and_every_detector_field_is_described():
             at("incidents", {"severity": {"cost": "panic"}}),
             f"{FILE}: monitoring.incidents.severity.cost: Input should be 'info', 'warning' or 'critical' "
             "(fix: use one of the allowed values)",
+        ),
+        (
+            at("incidents", {"resolve_after": "9s"}),
+            f"{FILE}: monitoring.incidents.resolve_after: 9s is out of range: use a duration from 10s to 7d",
+        ),
+        (
+            {"monitoring": {"tick": "5s"}},
+            f"{FILE}: monitoring.tick: 5s is out of range: use a duration from 10s to 1h",
+        ),
+        (
+            {"monitoring": {"tick": 10**30}},
+            f"{FILE}: monitoring.tick: Input should be a valid timedelta, durations may not exceed 999,999,999 "
+            "days (fix: use seconds (300) or a duration like '90s', '5m', '1h30m', '7d')",
+        ),
+        (
+            {"monitoring": {"tick": "every minute"}},
+            f"{FILE}: monitoring.tick: 'every minute' is not a duration: use seconds (300) or a duration like '90s', "
+            "'5m', '1h30m', '7d'",
+        ),
+        (
+            {"monitoring": {"tick": {"m": 1}}},
+            f"{FILE}: monitoring.tick: Input should be a valid timedelta (fix: use seconds (300) or a duration "
+            "like '90s', '5m', '1h30m', '7d')",
         ),
         (
             at("incidents", {"escalate_count": 1}),
@@ -348,8 +376,8 @@ def test_each_absurd_maintenance_window_is_refused(window, expected):
             "monitoring.runbooks.failure_rate[0].after: 8d is out of range: use a duration from 0s to 7d",
         ),
         (
-            {"do": "open_circuit", "probe_after": "30s"},
-            "monitoring.runbooks.failure_rate[0].probe_after: 30s is out of range: use a duration from 1m to 7d",
+            {"do": "open_circuit", "probe_after": "9s"},
+            "monitoring.runbooks.failure_rate[0].probe_after: 9s is out of range: use a duration from 10s to 7d",
         ),
         (
             {"do": "open_circuit", "probe_for": "8d"},

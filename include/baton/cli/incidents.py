@@ -127,7 +127,8 @@ def _summary(incident_id: str) -> None:
 
 def tick_now() -> int:
     from baton.events import EventStore
-    from baton.ops.monitor import load_config, tick
+    from baton.ops.monitor import tick
+    from baton.ops.monitoring_config import load_config
 
     report = tick(EventStore.from_airflow(), load_config(dags_folder()), dags=dags_folder())
     print(

@@ -46,14 +46,12 @@ from baton.ops.monitoring_config import (
     SCHEDULE_SIGNALS,
     SIGNAL_KINDS,
     Monitoring,
-    load_monitoring,
 )
 
 log = logging.getLogger(__name__)
 
 MONITOR = "baton_monitor"  # the DAG, and the workflow of the incident events
 BOOK = "book"
-FILE = "monitoring.yaml"
 HOLD = timedelta(days=7)  # a circuit a runbook opened stays open this long at most, if never closed
 MAX_BATCHES = 20  # at most 20 x 50,000 events folded per tick: a backlog is caught up over a few ticks
 
@@ -65,18 +63,6 @@ class Report:
     transitions: list[Transition] = field(default_factory=list)
     actions: list[tuple[Action, str]] = field(default_factory=list)  # and what was done
     notified: int = 0
-
-
-def load_config(dags: Path) -> Monitoring:
-    """``dags/monitoring.yaml`` (read within Baton's limits), or the defaults when there is none."""
-    path = dags / FILE
-    if not path.exists():
-        return Monitoring()
-    from baton.spec.loading import Source
-
-    data = Source(path, dags).parse()  # bounded in size, depth and aliases, duplicate keys refused
-    config = load_monitoring(data, str(path))
-    return config
 
 
 def _reach(signal: Any) -> timedelta:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import re
 from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -76,6 +77,8 @@ def _scope(value: str) -> str:
 
 
 Scope = Annotated[str, Field(max_length=210), AfterValidator(_scope)]
+
+FILE = "monitoring.yaml"  # in the dags folder
 
 # --- durations ------------------------------------------------------------------------------------
 
@@ -145,6 +148,10 @@ def Span(low: timedelta, high: timedelta) -> Any:
 
 
 MINUTE, HOUR, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
+# the monitor's tick: under 10 s its own task run (a few seconds) would be most of it; over an hour, detection
+# would wait longer than the incidents it is for last. An incident's quiet time and a circuit's probe may be as
+# short as the shortest tick (a window may not: signals are counted per minute)
+TICK_BOUNDS = (timedelta(seconds=10), HOUR)
 
 Count = Annotated[int, Field(strict=True)]
 Number = Annotated[float, Field(strict=True)]
@@ -470,7 +477,7 @@ _DEFAULT_SEVERITY: dict[str, Severity] = {
 class Incidents(_Strict):
     """How anomalies become incidents: one per fingerprint (signal kind and scope) while it lasts."""
 
-    resolve_after: Span(MINUTE, 7 * DAY) = Field(
+    resolve_after: Span(TICK_BOUNDS[0], 7 * DAY) = Field(
         default=10 * MINUTE,
         description="an incident resolves once its signal has been healthy this long (no anomaly)",
     )
@@ -610,7 +617,7 @@ class OpenCircuit(_Strict):
 
     do: Literal["open_circuit"]
     after: Span(timedelta(0), 7 * DAY) = _AFTER
-    probe_after: Span(MINUTE, 7 * DAY) | None = Field(
+    probe_after: Span(TICK_BOUNDS[0], 7 * DAY) | None = Field(
         default=5 * MINUTE,
         description="how long the circuit is held open before a trial call may try the agent (half-open); "
         "null: no trial, the circuit closes when the incident resolves",
@@ -724,6 +731,11 @@ _DEFAULT_RUNBOOKS: dict[str, list[dict[str, Any]]] = {
 class Monitoring(_Strict):
     """What Baton watches in what it runs, and what it does about it by itself."""
 
+    tick: Span(TICK_BOUNDS[0], TICK_BOUNDS[1]) = Field(
+        default=MINUTE,
+        description="how often the baton_monitor DAG runs (read when Airflow parses it): an anomaly waits up "
+        "to one tick to be seen, and every tick is a task run",
+    )
     detectors: Detectors = Field(default_factory=Detectors)
     incidents: Incidents = Field(default_factory=Incidents)
     maintenance: list[MaintenanceWindow] = Field(
@@ -802,6 +814,17 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> str:
     for part in kept:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text
+
+
+def load_config(dags: Path) -> Monitoring:
+    """``dags/monitoring.yaml`` (read within Baton's limits), or the defaults when there is none."""
+    path = dags / FILE
+    if not path.exists():
+        return Monitoring()
+    from baton.spec.loading import Source
+
+    data = Source(path, dags).parse()  # bounded in size, depth and aliases, duplicate keys refused
+    return load_monitoring(data, str(path))
 
 
 def load_monitoring(data: Any, file: str = "dags/monitoring.yaml") -> Monitoring:
