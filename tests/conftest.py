@@ -95,7 +95,7 @@ SLOW_FIRST = (
     "tests/integration/test_triggers.py",
     "tests/bench/test_smoke_airflow.py",
     "tests/integration/test_pages.py",  # the pages in Chromium
-    "tests/integration/test_monitor_airflow.py",  # ~270 s, most of it waiting on the monitor's minutes
+    "tests/integration/test_monitor_airflow.py",  # ~180 s, most of it waiting on the monitor's ticks
     "tests/integration/test_celery.py",  # ~140 s, with the Celery benchmark's tiny run
     "tests/workflows/test_invoice_processing.py",  # ~75 s
     "tests/workflows/test_market_research.py",  # ~60 s
