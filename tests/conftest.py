@@ -109,9 +109,12 @@ LAST = ("tests/bench/test_smoke_incidents.py",)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start the early benchmark runs whose test was selected (once per session, in the background)."""
+    """Start the early benchmark runs whose test was selected (once per session, in the background); none
+    when the session only collects (``--collect-only`` would otherwise wait minutes for a campaign)."""
     from tests.bench import early
 
+    if session.config.option.collectonly:
+        return
     early.start([item.nodeid for item in session.items])
 
 
