@@ -49,6 +49,7 @@ from harness import (
     Databases,
     attach_arguments,
     attached,
+    attached_store,
     baton_dags,
     bounded_int,
     none_exists,
@@ -237,7 +238,8 @@ def main() -> int:
         if args.keep or args.store != "sqlite" or args.items != 250:
             parser.error("--attach runs on that Airflow as it is: no --keep, --store or --items with it")
         airflow = attached(parser, args.attach)
-        return run_bench(airflow, lambda: bench(airflow, ATTACHED_ITEMS, airflow.store_url()))
+        store = attached_store(parser, airflow)
+        return run_bench(airflow, lambda: bench(airflow, ATTACHED_ITEMS, store))
     with ExitStack() as stack:
         base = workdir(stack, args.keep, "baton-budget-")
         settings = write_dags(base / "dags", args.items, everything=True)

@@ -78,6 +78,7 @@ from harness import (
     Databases,
     attach_arguments,
     attached,
+    attached_store,
     baton_dags,
     effective_settings,
     none_exists,
@@ -739,6 +740,7 @@ def main() -> int:
     if args.attach and not args.write_dags:  # (--write-dags comes first, as in the other benchmarks)
         refuse_rates_with_attach(parser, args)
         airflow = attached(parser, args.attach)
+        store_url = attached_store(parser, airflow)
     faults = attached_faults(parser, airflow) if airflow else chosen_faults(args)
     try:
         args.faults = Faults(**faults)  # checked before anything is written or starts
@@ -749,9 +751,7 @@ def main() -> int:
     out: dict[str, Any] = {"faults": faults, "template_defaults": template()["defaults"]}
     with ExitStack() as stack:
         partner = stack.enter_context(PartnerService())
-        if airflow is not None:
-            store_url = airflow.store_url()
-        else:
+        if airflow is None:
             base = workdir(stack, args.keep, "baton-faults-")
             settings = write_dags(base / "dags", faults)
             dbs = Databases(parser, stack, args.server, "baton_faults", ("meta", "store"))

@@ -89,6 +89,15 @@ def attached(parser: argparse.ArgumentParser, home: Path) -> Standalone:
         parser.error(f"--attach: {error}")
 
 
+def attached_store(parser: argparse.ArgumentParser, airflow: Standalone) -> str:
+    """The SQLAlchemy URL of the attached Airflow's Baton store, or the parser's error (exit 2) saying why
+    it cannot be read."""
+    try:
+        return airflow.store_url()
+    except ValueError as error:
+        parser.error(f"--attach: {error}")
+
+
 def none_exists(*paths: Path) -> None:
     """Checked before a benchmark writes into a dags folder: it may be a person's, and nothing of it is
     replaced, nor written half.

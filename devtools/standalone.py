@@ -225,11 +225,27 @@ class Standalone(AirflowAPI):
         return airflow
 
     def store_url(self) -> str:
-        """Baton's store of this Airflow as a SQLAlchemy URL: its ``AIRFLOW_CONN_BATON_STORE`` setting (an
-        Airflow connection URI, whose ``postgresql://`` is read with psycopg here), else the SQLite file that
-        scripts/env.sh derives in its home."""
-        url = self.settings.get("AIRFLOW_CONN_BATON_STORE") or f"sqlite:///{self.home / 'baton_store.db'}"
-        return url.replace("postgresql://", "postgresql+psycopg://", 1)
+        """Baton's store of this Airflow as a SQLAlchemy URL, read as Baton reads it there
+        (``baton.events.store.url_of``): its ``AIRFLOW_CONN_BATON_STORE`` setting, an Airflow connection as
+        a URI or as JSON, else the SQLite file that scripts/env.sh derives in its home.
+
+        :raises ValueError: the setting is not a connection Baton can read its store from.
+        """
+        from airflow.sdk import Connection
+
+        from baton.events.store import STORE_CONN_ID, url_of
+
+        value = self.settings.get(f"AIRFLOW_CONN_{STORE_CONN_ID.upper()}")
+        if not value:
+            return f"sqlite:///{self.home / 'baton_store.db'}"
+        read = Connection.from_json if value.lstrip().startswith("{") else Connection.from_uri
+        try:
+            return url_of(read(value, conn_id=STORE_CONN_ID), STORE_CONN_ID)
+        except Exception as error:  # Airflow's parsers raise AirflowException, ValueError or TypeError
+            raise ValueError(
+                f"{self.home}: AIRFLOW_CONN_{STORE_CONN_ID.upper()} is not a store Baton can read "
+                f"({str(error)[:300]}): give a sqlite or postgres connection"
+            ) from None
 
     def healthy(self, timeout: float) -> bool:
         """Whether the API answers its health check within ``timeout`` seconds."""

@@ -270,14 +270,48 @@ def test_an_attached_airflow_without_the_campaigns_own_faults_is_refused(tmp_pat
     assert len(line) < 1000, "a huge setting is cut, not echoed"
 
 
-def test_an_airflows_store_url_is_its_setting_read_with_psycopg_or_the_sqlite_file_in_its_home(tmp_path):
-    """``Standalone.store_url`` (what an attached benchmark reads the events from): a setting given as an
-    Airflow connection URI, else the file scripts/env.sh derives; only the scheme's first mention changes."""
+def test_an_airflows_store_url_is_its_connection_read_as_baton_reads_it_or_the_sqlite_file_in_its_home(
+    tmp_path,
+):
+    """``Standalone.store_url`` (what an attached benchmark reads the events from) reads the store's
+    connection setting with Airflow's parsers and Baton's own ``url_of``: a URI of either postgres scheme or
+    JSON, sqlite, or none (the file scripts/env.sh derives)."""
     home = tmp_path / "home"
-    assert Standalone(home).store_url() == f"sqlite:///{home / 'baton_store.db'}"
-    given = "postgresql://u:p@127.0.0.1:5432/store?options=postgresql://"
-    expected = "postgresql+psycopg://u:p@127.0.0.1:5432/store?options=postgresql://"
-    assert Standalone(home, settings={"AIRFLOW_CONN_BATON_STORE": given}).store_url() == expected
-    already = "postgresql+psycopg://u@h/s"
-    assert Standalone(home, settings={"AIRFLOW_CONN_BATON_STORE": already}).store_url() == already
-    assert Standalone(home, settings={"AIRFLOW_CONN_BATON_STORE": ""}).store_url().startswith("sqlite:///")
+
+    def url(value: str) -> str:
+        return Standalone(home, settings={"AIRFLOW_CONN_BATON_STORE": value}).store_url()
+
+    assert Standalone(home).store_url() == url("") == f"sqlite:///{home / 'baton_store.db'}"
+    expected = "postgresql+psycopg://u:p%40ss@127.0.0.1:5432/store"
+    assert url("postgresql://u:p%40ss@127.0.0.1:5432/store") == expected  # a quoted password stays quoted
+    assert url("postgres://u:p%40ss@127.0.0.1:5432/store") == expected  # Airflow's own scheme for postgres
+    given = {"conn_type": "postgres", "login": "u", "password": "p@ss", "host": "127.0.0.1", "port": 5432}
+    assert url(json.dumps({**given, "schema": "store"})) == expected
+    assert url("sqlite:////srv/baton/baton_store.db") == "sqlite:////srv/baton/baton_store.db"
+    for value, why in (
+        ("mysql://u@h/s", "connection 'baton_store' has type 'mysql'; Baton reads sqlite or postgres"),
+        ("postgresql+psycopg://u@h/s", "has type 'postgresql+psycopg'"),  # Baton itself refuses a driver too
+        ('{"conn_type": "postgres", "port": "x"}', "Expected integer value for `port`"),
+        ('{"conn_type": "postgres", "nested": {"a": [1]}}', "unexpected keyword argument 'nested'"),
+        ("{" * 100_000, "Expecting property name"),
+        ("x://a://b://c", "Invalid connection string"),
+    ):
+        with pytest.raises(
+            ValueError, match=r"AIRFLOW_CONN_BATON_STORE is not a store Baton can read"
+        ) as caught:
+            url(value)
+        assert why in str(caught.value) and len(str(caught.value)) < 600, str(caught.value)
+
+
+def test_an_attached_airflow_whose_store_baton_cannot_read_is_refused_before_anything_runs(tmp_path, capsys):
+    from tests.bench.test_smoke import load_bench
+
+    bench = load_bench("faults")  # its harness: budget.py and faults.py read an attached store through it
+    airflow = Standalone(tmp_path / "home", settings={"AIRFLOW_CONN_BATON_STORE": "mysql://u@h/s"})
+    parser = argparse.ArgumentParser(prog="faults.py")
+    with pytest.raises(SystemExit) as exited:
+        bench.attached_store(parser, airflow)
+    assert exited.value.code == 2
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("faults.py: error:")]
+    assert "--attach: " in line and "AIRFLOW_CONN_BATON_STORE is not a store Baton can read" in line, line
+    assert line.endswith("give a sqlite or postgres connection"), line

@@ -147,8 +147,9 @@ steps:
     output:
       verdict: {type: string, enum: [go, hold]}
 """
-# Windows of minutes, not the default hour, so that the incident resolves within the test; the circuit's
-# trial a minute after it opened, not five.
+# A tick of 15 s, the shortest window (a minute: signals are counted per minute) and 20 s of quiet and of
+# probe, not the defaults' minute, hour, ten minutes and five, so that the incident opens, its circuit's
+# trial passes and it resolves within test_monitor_airflow's two minutes.
 MONITORING = """monitoring:
   tick: 15s
   detectors:

@@ -153,7 +153,12 @@ def connection_url(conn_id: str) -> str:
     ``AirflowNotFoundException`` when it is not defined)."""
     from airflow.sdk import BaseHook
 
-    conn = BaseHook.get_connection(conn_id)
+    return url_of(BaseHook.get_connection(conn_id), conn_id)
+
+
+def url_of(conn: Any, conn_id: str) -> str:
+    """The SQLAlchemy URL of the Airflow connection ``conn`` (an ``airflow.sdk.Connection``) of type sqlite
+    or postgres; ValueError for another type."""
     if conn.conn_type == "sqlite":
         return f"sqlite:///{conn.schema or conn.host}"
     if conn.conn_type in ("postgres", "postgresql"):
