@@ -157,19 +157,14 @@ def connection_url(conn_id: str) -> str:
 
 
 def url_of(conn: Any, conn_id: str) -> str:
-    """The SQLAlchemy URL of the Airflow connection ``conn`` (an ``airflow.sdk.Connection``) of type sqlite
-    or postgres; ValueError for another type."""
+    """The SQLAlchemy URL of an ``airflow.sdk.Connection`` of type sqlite or postgres (else ValueError)."""
     if conn.conn_type == "sqlite":
         return f"sqlite:///{conn.schema or conn.host}"
     if conn.conn_type in ("postgres", "postgresql"):
-        return URL.create(
-            "postgresql+psycopg",
-            username=conn.login,
-            password=conn.password or None,
-            host=conn.host,
-            port=conn.port,
-            database=conn.schema,
-        ).render_as_string(False)
+        url = URL.create(
+            "postgresql+psycopg", conn.login, conn.password or None, conn.host, conn.port, conn.schema
+        )
+        return url.render_as_string(False)
     raise ValueError(
         f"connection '{conn_id}' has type '{conn.conn_type}'; Baton reads sqlite or postgres connections"
     )
