@@ -125,6 +125,22 @@ def test_a_task_process_compiles_only_its_own_template(dags_folder, monkeypatch)
     assert list(load_dags(dags_folder)) == ["lead_qualification", "lead_qualification__sensor"]
 
 
+def test_the_compensators_task_process_compiles_no_template(folder, monkeypatch, caplog):
+    # Its task reads the past run and its template itself (saga_for_run): compiling the folder there only
+    # cost seconds and logged every broken template again, once per compensation.
+    shutil.copy(BROKEN / "unknown_agent.yaml", folder / "workflows" / "unknown_agent.yaml")
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "baton_compensate")
+    with caplog.at_level("WARNING", logger="baton.compile.loader"):
+        dags = load_dags(folder)
+    assert list(dags) == ["baton_compensate"]
+    assert [task.task_id for task in dags["baton_compensate"].tasks] == ["compensate"]
+    assert caplog.records == []
+    monkeypatch.delenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID")
+    with caplog.at_level("WARNING", logger="baton.compile.loader"):
+        assert "baton_compensate" in load_dags(folder)  # the DAG processor still gets it with the others
+    assert [r.getMessage().splitlines()[1][:28] for r in caplog.records] == ["workflows/unknown_agent.yaml"]
+
+
 def test_a_baton_bug_in_one_template_does_not_hide_the_others(folder, monkeypatch, caplog):
     import baton.compile.loader as loader
 

@@ -291,15 +291,17 @@ def compile_folder(
 
 def load_dags(dags_folder: Path) -> dict[str, DAG]:
     """The DAGs of the healthy templates (for dags/baton_workflows.py)."""
+    from baton.compile.build import COMPENSATE_DAG_ID, compensate_dag
+
+    wanted = get_parsing_context().dag_id
+    if wanted == COMPENSATE_DAG_ID:  # its task needs no template: it reads the past run from the store
+        return {COMPENSATE_DAG_ID: compensate_dag()}
     dags, errors = compile_folder(dags_folder)
     for error in errors:
         log.warning(
             "Skipped a broken template; see the import errors of baton_template_errors.py:\n%s", error
         )
-    from baton.compile.build import COMPENSATE_DAG_ID, compensate_dag
-
-    wanted = get_parsing_context().dag_id
-    if dags and wanted in (None, COMPENSATE_DAG_ID):  # the DAG that compensates a past run on purpose
+    if dags and wanted is None:  # the DAG that compensates a past run on purpose
         dags[COMPENSATE_DAG_ID] = compensate_dag()
     return dags
 
