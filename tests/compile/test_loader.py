@@ -127,7 +127,7 @@ def test_a_task_process_compiles_only_its_own_template(dags_folder, monkeypatch)
 
 def test_the_compensators_task_process_compiles_no_template(folder, monkeypatch, caplog):
     # Its task reads the past run and its template itself (saga_for_run): compiling the folder there only
-    # cost seconds and logged every broken template again, once per compensation.
+    # cost CPU (0.1 s on the bundled one) and logged every broken template again, once per compensation.
     shutil.copy(BROKEN / "unknown_agent.yaml", folder / "workflows" / "unknown_agent.yaml")
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "baton_compensate")
     with caplog.at_level("WARNING", logger="baton.compile.loader"):
