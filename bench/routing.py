@@ -49,7 +49,8 @@ regret over round-robin's; goal <= 10 %). The default is 100 runs on seeds 1000.
 policy was tuned on. Ten runs move that figure by about 2 points either way, and the ten it ran before (seeds
 7..16, among those the policy was tuned on) gave 10.7 %, against 13.7 % on these. The runs go in parallel, one
 process a core (``--jobs``). ``--scale`` shrinks the steps and the runs (the test suite runs it tiny so that
-it cannot rot).
+it cannot rot). A value out of range (over 10,000 runs, 100,000 steps or 64 processes, a scale over 1) is
+refused before anything runs.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import numpy as np
+from harness import bounded_int
 from scipy import special, stats
 
 from baton.coordination.routing import score_candidates
@@ -97,6 +99,8 @@ CHANGES = {
 LATENCY_SIGMA = 0.35
 BREAKER_FAILURES, BREAKER_COOLDOWN = 3, 25
 MOVE_WINDOW, MOVE_SHARE = 20, 0.25
+# what a run may ask for: each run holds its steps' draws and expected rewards, and each job is a process
+MAX_RUNS, MAX_STEPS, MAX_JOBS = 10_000, 100_000, 64
 # the latency noise's quantiles, for the expected reward (a deterministic average)
 QUANTILES = np.exp(LATENCY_SIGMA * math.sqrt(2) * special.erfinv(2 * (np.arange(32) + 0.5) / 32 - 1)).tolist()
 
@@ -320,14 +324,25 @@ def interval(learned: np.ndarray, baseline: np.ndarray) -> tuple[float, float] |
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=1000, help="the first run's seed (run i uses seed + i)")
-    parser.add_argument("--runs", type=int, default=100, help="independent simulations (default 100)")
-    parser.add_argument("--steps", type=int, default=2000, help="routed steps per run (default 2000)")
+    parser.add_argument(
+        "--seed", type=bounded_int(0, 2**62), default=1000, help="the first run's seed (run i uses seed + i)"
+    )
+    parser.add_argument(
+        "--runs", type=bounded_int(1, MAX_RUNS), default=100, help="independent simulations (default 100)"
+    )
+    parser.add_argument(
+        "--steps", type=bounded_int(100, MAX_STEPS), default=2000, help="routed steps per run (default 2000)"
+    )
     parser.add_argument("--scale", type=float, default=1.0, help="shrink steps and runs (the tests use 0.02)")
     parser.add_argument(
-        "--jobs", type=int, default=os.cpu_count() or 1, help="processes (default: one a core)"
+        "--jobs",
+        type=bounded_int(1, MAX_JOBS),
+        default=min(MAX_JOBS, os.cpu_count() or 1),
+        help="processes (default: one a core)",
     )
     args = parser.parse_args()
+    if not 0 < args.scale <= 1:  # a NaN too
+        parser.error(f"argument --scale: {args.scale} is not above 0 and at most 1 (it only shrinks a run)")
     steps = max(100, int(args.steps * args.scale))
     runs = max(1, round(args.runs * min(1.0, args.scale)))
     began = time.monotonic()

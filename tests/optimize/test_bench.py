@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import routing
+from tests.bench.test_smoke import load_bench
 
+routing = load_bench("routing")  # bench/routing.py imports bench/harness.py as a top-level module
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -52,3 +53,30 @@ def test_a_routing_run_in_a_worker_process_is_the_run_in_this_one():
     assert [r.regret for r in here] == [r.regret for r in there]
     assert [r.calls for r in here] == [r.calls for r in there]
     assert here[0].regret != here[2].regret  # round-robin and learned differ: each policy ran
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["--jobs", "0"], "argument --jobs: 0 is not between 1 and 64"),
+        (["--jobs", "1000000"], "argument --jobs: 1000000 is not between 1 and 64"),  # a process each
+        (["--runs", "-1"], "argument --runs: -1 is not between 1 and 10000"),
+        (["--steps", str(10**12)], f"argument --steps: {10**12} is not between 100 and 100000"),
+        (["--seed", "-5"], "argument --seed: -5 is not between 0 and 4611686018427387904"),
+        (
+            ["--runs", "1" * 5000],
+            "argument --runs: '11111111111111111111111111111111111111111111111111' is not",
+        ),
+        (["--scale", "5"], "argument --scale: 5.0 is not above 0 and at most 1 (it only shrinks a run)"),
+        (["--scale", "nan"], "argument --scale: nan is not above 0 and at most 1"),
+        (["--scale", "-0.5"], "argument --scale: -0.5 is not above 0 and at most 1"),
+    ],
+)
+def test_the_routing_bench_refuses_what_it_cannot_run_before_it_starts(argv, error, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["routing.py", *argv])
+    with pytest.raises(SystemExit) as exited:
+        routing.main()
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""  # nothing ran
+    assert f"routing.py: error: {error}" in err, err
