@@ -255,11 +255,10 @@ def test_old_buckets_are_purged(clean):
 def test_a_broken_monitoring_file_is_refused_with_its_path_and_fix(tmp_path):
     (tmp_path / "monitoring.yaml").write_text("monitoring:\n  detectors:\n    failure_rat: {}\n")
     with pytest.raises(
-        Exception,
+        TemplateError,
         match=r"monitoring.detectors.failure_rat: unknown key 'failure_rat' \(fix: did you mean 'failure_rate'\?\)",
     ):
         load_config(tmp_path)
-    from baton.errors import TemplateError
 
     bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(8)
