@@ -231,16 +231,16 @@ class Standalone(AirflowAPI):
 
         :raises ValueError: the setting is not a connection Baton can read its store from.
         """
-        from airflow.sdk import Connection
+        from airflow.sdk.bases.secrets_backend import BaseSecretsBackend
 
         from baton.events.store import STORE_CONN_ID, url_of
 
         value = self.settings.get(f"AIRFLOW_CONN_{STORE_CONN_ID.upper()}")
         if not value:
             return f"sqlite:///{self.home / 'baton_store.db'}"
-        read = Connection.from_json if value.lstrip().startswith("{") else Connection.from_uri
-        try:
-            return url_of(read(value, conn_id=STORE_CONN_ID), STORE_CONN_ID)
+        try:  # JSON or a URI, read as Airflow reads an AIRFLOW_CONN_ variable
+            conn = BaseSecretsBackend().deserialize_connection(STORE_CONN_ID, value)
+            return url_of(conn, STORE_CONN_ID)
         except Exception as error:  # Airflow's parsers raise AirflowException, ValueError or TypeError
             raise ValueError(
                 f"{self.home}: AIRFLOW_CONN_{STORE_CONN_ID.upper()} is not a store Baton can read "
