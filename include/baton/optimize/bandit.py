@@ -90,6 +90,8 @@ POLICY = "discounted-thompson"
 # 1000..1099 and 12.25 % on 200..399 (worst runs 139 and 168; this sampler's on 200..399: 111): not taken.
 # Where the regret goes on 1000..1099 (34.5 a run; 10 % of round-robin's is 25.3): 14.6 in the first 1,000 steps,
 # where nothing changes but the drift (the yardstick: 12.1), 16.4 in atlas's incident and dune's roll-out, 3.6 after.
+# Change detection with half_life_calls 150, 300 or 800 as well (so that dune's gradual roll-out is followed): 13.0,
+# 13.0 and 13.2 % on 100..199 (13.7 without): within the noise of 100 runs, so left off.
 TEMPERATURE = 0.5
 REWARD_FIX = "(fix: pass what reward.reward() gave the outcome, a number in [0, 1])"
 
