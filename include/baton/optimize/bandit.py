@@ -56,42 +56,9 @@ from baton.optimize.posterior import Arm, Prior, pooled, stored_arm
 VERSION = 2  # 1: one Normal-Gamma posterior over the reward, no change detection
 POLICY = "discounted-thompson"
 # Draws from the posteriors scaled to 0.5 of their spread (tempered Thompson sampling, which Chapelle and Li
-# found worth it in practice), new arms' delivery prior worth posterior.POOLED = 10 calls. bench/routing.py,
-# regret vs round-robin over 100 seeds (7..16, then 100..109 to 900..909): 12.7 %, worst runs 73 (first 40)
-# and 86 (before, at 0.7 with a prior worth 2 calls: 14.1 %, 91 and 100); at 0.5 with the prior worth 2 an
-# arm judged on a few unlucky early calls was too seldom tried again (worst 108). Neither 0.4, a slower recheck,
-# guaranteed first calls, a higher false_alarm nor a soft (Bayesian) change point did better held out.
-# With the drop test (change.drop_point): 10.7 % on seeds 7..16 (was 14.2 %), 13.7 % on 100..199 (13.7 %)
-# and 12.1 % on 200..399 (12.7 %). Without it, 0.35 (12.5 % and 12.5 %, worst runs 103 and 118) and
-# optimistic draws (only above the mean: 13.0 % and 12.8 %) were within the noise of 0.5.
-# Not better held out either (seeds 100..299, 12.7 % as it is): a delivery prior whose strength comes from
-# the spread between the arms' rates (empirical Bayes: 16.2 % on 100..199), a delivered call's value drawn
-# from a normal (12.45 %) or taken at its mean (13.2 %: a better median run, worse worst runs), a mixture
-# with untempered draws (12.9 to 14.8 %), faster forgetting of an agent after its drop (13.3 to 14.4 %),
-# forgetting half or more of the other agents' calls when the leader drops (13.9 to 14.4 %), a change test on
-# a delivered call's value as well (a Gaussian GLR, for a price that triples: 12.9-14.0 % on 100..199 and
-# 11.5-13.2 % on 200..299, against 13.7 and 11.8 %, whatever its false-alarm rate), untempered draws for the
-# 50 to 400 calls after a drop (12.95-14.35 % on 100..199; at 100 calls 12.95 %, but 13.36 % on 200..299),
-# and, with the drop test, a slower recheck (recheck_calls 2,000 and 4,000: 13.2 and 12.8 % on 100..199, but
-# at 4,000 12.0 % on 200..299 and 10.8 % on 7..16, against 11.8 and 10.7 %).
-# The worst runs (89 to 104) lock out dune in the incident (its posterior 2 sd low, 4 once tempered) or
-# atlas after it (its incident calls kept, its recovery unseen while nobody calls it).
-# Seeds 1000..1099, on which nothing was tuned (bench/routing.py's default since): 13.7 %, interval 12.5-15.1 %.
-# Not better there either (100..199): a pooled prior over the step's calls before any cut (14.2 %), faster forgetting
-# of an agent not called for 100-200 calls (13.8-14.5 %) or of every other agent after a detected change (13.9-14.4 %).
-# What is left is the sampler's, not the change detection's: bench/routing.py's yardstick (this sampler told when
-# each agent changes, forgetting it then) scores 12.4 % on 1000..1099 against 13.7 %; over temperatures 0.1 to
-# 1.0 on 1000..1039 it is best at 0.3 (10.9 %; 0.35 11.2, 0.5 12.3). The learned policy at 0.4 and 0.3: 12.9 and
-# 14.3 % on 100..199 (0.5: 13.7), 12.0 on 200..299 (11.8). Bayes-UCB in the yardstick's place: 19.8 % (10 runs).
-# Information-directed sampling (Russo and Van Roy, variance form, 1,000 joint draws) in this sampler's place:
-# 11.9 % on 1000..1099, 12.1 on 100..199 and on 200..399 (this sampler: 13.7, 13.7, 12.1), but it wrote agents off:
-# sure of the leader, it never called an agent judged on a few unlucky calls (1 run in 60 of test_learned's world
-# kept a 0.70 agent over a 0.95 one); made a Thompson draw one choice in ten so that it could not, 13.9 % on
-# 1000..1099 and 12.25 % on 200..399 (worst runs 139 and 168; this sampler's on 200..399: 111): not taken.
-# Where the regret goes on 1000..1099 (34.5 a run; 10 % of round-robin's is 25.3): 14.6 in the first 1,000 steps,
-# where nothing changes but the drift (the yardstick: 12.1), 16.4 in atlas's incident and dune's roll-out, 3.6 after.
-# Change detection with half_life_calls 150, 300 or 800 as well (so that dune's gradual roll-out is followed): 13.0,
-# 13.0 and 13.2 % on 100..199 (13.7 without): within the noise of 100 runs, so left off.
+# found worth it in practice); a new arm's delivery prior is worth posterior.POOLED = 10 calls. bench/routing.py on
+# seeds 1000..1099, on which nothing was tuned: 13.7 % of round-robin's regret. What else was measured, and why
+# it was not taken: docs/architecture.md, "Learned routing: what was measured".
 TEMPERATURE = 0.5
 REWARD_FIX = "(fix: pass what reward.reward() gave the outcome, a number in [0, 1])"
 
