@@ -90,16 +90,18 @@ def _terminated(*_: object) -> None:
 # The longest test files (seconds on this machine, measured with --durations), started first: the
 # xdist workers then end together instead of one waiting through the last long file alone.
 SLOW_FIRST = (
-    # ~240 s: the shared Airflow's files, in this order (one unit of work: SHARED_AIRFLOW_FILES below)
+    # Each file's wall time in one suite run of three workers at 732393e (docs/architecture.md, "The test
+    # suite: what was measured"); they only order the files. ~430 s: the shared Airflow's files, in this
+    # order (one unit of work: SHARED_AIRFLOW_FILES below; test_airflow.py ~230 of them, its start-up included)
     "tests/integration/test_airflow.py",
     "tests/integration/test_triggers.py",
     "tests/bench/test_smoke_airflow.py",
     "tests/integration/test_pages.py",  # the pages in Chromium
-    "tests/integration/test_monitor_airflow.py",  # ~180 s, most of it waiting on the monitor's ticks
-    "tests/integration/test_celery.py",  # ~140 s, with the Celery benchmark's tiny run
-    "tests/workflows/test_invoice_processing.py",  # ~75 s
-    "tests/workflows/test_market_research.py",  # ~60 s
-    "tests/workflows/test_customer_onboarding.py",  # ~55 s
+    "tests/integration/test_monitor_airflow.py",  # ~215 s, most of it waiting on the monitor's ticks
+    "tests/integration/test_celery.py",  # ~170 s, with the Celery benchmark's tiny run
+    "tests/workflows/test_invoice_processing.py",  # ~55 s
+    "tests/workflows/test_market_research.py",  # ~65 s
+    "tests/workflows/test_customer_onboarding.py",  # ~50 s
 )
 
 
