@@ -99,8 +99,8 @@ SLOW_FIRST = (
     "tests/integration/test_pages.py",  # the pages in Chromium
     "tests/integration/test_monitor_airflow.py",  # ~215 s, most of it waiting on the monitor's ticks
     "tests/integration/test_celery.py",  # ~170 s, with the Celery benchmark's tiny run
-    "tests/workflows/test_invoice_processing.py",  # ~55 s
     "tests/workflows/test_market_research.py",  # ~65 s
+    "tests/workflows/test_invoice_processing.py",  # ~55 s
     "tests/workflows/test_customer_onboarding.py",  # ~50 s
 )
 
