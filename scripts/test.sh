@@ -34,11 +34,10 @@ ruff check .
 ruff format --check .
 set +e
 # Three worker processes on the machine's two cores: much of a test process's time is waiting (on an
-# Airflow's scheduler, a model server, the monitor's minutes), and a third process fills those waits. On
-# the suite of 1,790 tests (2026-11-26): pytest took 566-600 s with three workers, 577 s with four (the
-# cores 92-97 % busy, per /proc/stat, either way: the suite is bound by CPU, and a fourth worker only
-# shares the same cores; two are far slower, as the monitor test's waiting is then not filled: docs/architecture.md,
-# "The test suite: what was measured"). Each test file runs whole on one of them
+# Airflow's scheduler, a model server, the monitor's minutes), and a third process fills those waits. The
+# suite is bound by CPU: a fourth worker only shares the same cores, and with two the monitor test's waiting
+# is not filled (the runs: docs/architecture.md, "The test suite: what was measured"). Each test file runs
+# whole on one of them
 # (its module fixtures run once) and the files that share one Airflow on the one that started it
 # (tests/conftest.py makes xdist's scheduler), the longest files first (SLOW_FIRST there: xdist would
 # otherwise start the files with most tests first and leave the few long ones for the end);

@@ -87,12 +87,12 @@ def _terminated(*_: object) -> None:
     raise KeyboardInterrupt("SIGTERM")
 
 
-# The longest test files (seconds on this machine, measured with --durations), started first: the
-# xdist workers then end together instead of one waiting through the last long file alone.
+# The longest test files, started first, longest first: the xdist workers then end together instead of one
+# waiting through the last long file alone. The seconds are each file's wall time in one suite run of three
+# workers at 732393e (docs/architecture.md, "The test suite: what was measured"); they only order the files.
 SLOW_FIRST = (
-    # Each file's wall time in one suite run of three workers at 732393e (docs/architecture.md, "The test
-    # suite: what was measured"); they only order the files. ~430 s: the shared Airflow's files, in this
-    # order (one unit of work: SHARED_AIRFLOW_FILES below; test_airflow.py ~230 of them, its start-up included)
+    # ~430 s: the shared Airflow's files, in this order (one unit of work: SHARED_AIRFLOW_FILES below;
+    # test_airflow.py ~230 s of them, the Airflow's start-up included)
     "tests/integration/test_airflow.py",
     "tests/integration/test_triggers.py",
     "tests/bench/test_smoke_airflow.py",
