@@ -128,10 +128,15 @@ PROBE_AGENTS = """
     llm_conn_id: flaky_llm
     circuit_breaker: {failures: 1000}
   - name: steady_prober
-    description: Always answers (the offline model).
+    description: Always answers (the offline model), two calls at once.
     capabilities: [probing]
     llm_conn_id: baton_test_undefined_connection
+    max_concurrency: 2
 """
+# steady_prober holds two calls at once, so that monitor_probe's four at once give flaky_prober the others
+# whatever its track record: by score alone it is passed over for good once one of its calls failed (its
+# reliability then weighs less than steady_prober's free slots), and whether it failed the four calls
+# test_monitor_airflow waits for came down to how busy steady_prober was in the first run.
 PROBE_WORKFLOW = """workflow: monitor_probe
 version: 1
 description: A fan-out routed over a flaky and a steady agent (tests/integration/test_airflow.py, the monitor).
