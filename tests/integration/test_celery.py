@@ -196,3 +196,21 @@ def test_the_topology_says_what_is_missing_when_a_service_is_down():
     message = str(missing.value)
     assert "PostgreSQL (127.0.0.1:1) does not answer: start it" in message
     assert "Redis (127.0.0.1:1) does not answer: start it" in message
+
+
+def test_no_worker_answers_a_ping_on_a_broker_that_is_down_or_has_none(tmp_path):
+    import redis
+
+    def topology(broker: str) -> CeleryTopology:
+        return CeleryTopology(tmp_path, "postgresql://127.0.0.1:1/x", "postgresql://127.0.0.1:1/y", broker)
+
+    assert topology("redis://127.0.0.1:1/0").ping() == set()
+    # a Redis database no worker listens on: the broadcast goes out and nobody answers
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/13")
+    before = set(client.keys())
+    try:
+        assert topology("redis://127.0.0.1:6379/13").ping() == set()
+    finally:  # Kombu's bookkeeping of the reply queue: nothing of the test stays in the shared Redis
+        if made := set(client.keys()) - before:
+            client.delete(*made)
+        client.close()
