@@ -66,8 +66,6 @@ def running(tmp_path_factory, shared_llm_server, shared_slack) -> Iterator[Stand
         )
         airflow.env["AIRFLOW__API__BASE_URL"] = airflow.url
         try:
-            migrate = airflow.command("airflow", "db", "migrate")
-            assert migrate.returncode == 0, migrate.stderr[-2000:]
             airflow.start()
             pools = airflow.command("baton", "pools", "sync")
             assert pools.returncode == 0, pools.stderr[-2000:]
