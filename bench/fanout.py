@@ -55,6 +55,7 @@ from harness import (
     print_environment,
     run_bench,
     run_once,
+    sync_pools,
     task_instances,
     ts,
     workdir,
@@ -227,9 +228,7 @@ def bench(airflow: Standalone, runs: int) -> int:
         return 1
     others = other_airflows(airflow)
     airflow.start()
-    pools = airflow.command("baton", "pools", "sync")
-    if pools.returncode != 0:
-        print(f"baton pools sync failed:\n{pools.stderr[-2000:]}", file=sys.stderr)
+    if not sync_pools(airflow):
         return 1
     headers = {"Authorization": f"Bearer {airflow.token()}"}
     with httpx.Client(base_url=f"{airflow.url}/api/v2", headers=headers, timeout=30) as client:

@@ -85,6 +85,7 @@ from harness import (
     other_airflows,
     run_bench,
     server_argument,
+    sync_pools,
     workdir,
     write_dags_only,
     write_new,
@@ -234,9 +235,7 @@ def campaign(
     airflow.start(timeout=600)
     if not airflow.attached:
         print(f"airflow standalone healthy after {time.monotonic() - began:.0f} s (PostgreSQL metadata DB)")
-    pools = airflow.command("baton", "pools", "sync")
-    if pools.returncode != 0:
-        print(f"baton pools sync failed:\n{pools.stderr[-2000:]}", file=sys.stderr)
+    if not sync_pools(airflow):
         return 1
     headers = {"Authorization": f"Bearer {airflow.token()}"}
     with httpx.Client(base_url=f"{airflow.url}/api/v2", headers=headers, timeout=60) as client:

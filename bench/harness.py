@@ -98,6 +98,46 @@ def attached_store(parser: argparse.ArgumentParser, airflow: Standalone) -> str:
         parser.error(f"--attach: {error}")
 
 
+def pools_in_place(airflow: Standalone) -> bool:
+    """Whether every healthy agent of the Airflow's roster has its pool with its slots (not counting
+    deferred tasks), as ``baton pools sync`` makes them; read over the REST API. False when the roster or
+    the pools cannot be read (then the command runs, and says what is wrong)."""
+    from baton.errors import BatonError
+    from baton.spec.loading import load_roster
+
+    try:
+        agents = load_roster(airflow.dags_folder / "agents.yaml").agents
+    except (BatonError, OSError):
+        return False
+    pools: dict[str, tuple[int, bool]] = {}
+    try:
+        for _ in range(100):  # the API's pages hold at most 100 pools; 10,000 are plenty
+            response = airflow.api("GET", "/pools", params={"limit": 100, "offset": len(pools)})
+            response.raise_for_status()
+            page = response.json()
+            pools |= {pool["name"]: (pool["slots"], pool["include_deferred"]) for pool in page["pools"]}
+            if not page["pools"] or len(pools) >= page["total_entries"]:
+                break
+        else:
+            return False
+    except (httpx.HTTPError, OSError, ValueError, KeyError, TypeError):  # no answer, or not Airflow's
+        return False
+    return all(pools.get(agent.pool) == (agent.max_concurrency, False) for agent in agents)
+
+
+def sync_pools(airflow: Standalone) -> bool:
+    """``baton pools sync``; on an attached Airflow only if an agent's pool is missing or differs (its
+    starter synced them, and the command costs about 3 CPU-s of imports). False, saying why on stderr,
+    when it fails."""
+    if airflow.attached and pools_in_place(airflow):
+        return True
+    pools = airflow.command("baton", "pools", "sync")
+    if pools.returncode != 0:
+        print(f"baton pools sync failed:\n{pools.stderr[-2000:]}", file=sys.stderr)
+        return False
+    return True
+
+
 def none_exists(*paths: Path) -> None:
     """Checked before a benchmark writes into a dags folder: it may be a person's, and nothing of it is
     replaced, nor written half.

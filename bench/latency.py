@@ -65,6 +65,7 @@ from harness import (
     run_bench,
     run_once,
     server_argument,
+    sync_pools,
     task_instances,
     ts,
     workdir,
@@ -218,9 +219,7 @@ def slow_runs(wall: list[float]) -> int:
 def bench(airflow: Standalone, runs: int, preload: bool) -> int:
     others = other_airflows(airflow)
     airflow.start()  # an attached one is only checked
-    pools = airflow.command("baton", "pools", "sync")
-    if pools.returncode != 0:
-        print(f"baton pools sync failed:\n{pools.stderr[-2000:]}", file=sys.stderr)
+    if not sync_pools(airflow):
         return 1
     headers = {"Authorization": f"Bearer {airflow.token()}"}
     with httpx.Client(base_url=f"{airflow.url}/api/v2", headers=headers, timeout=30) as client:

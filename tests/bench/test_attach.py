@@ -316,3 +316,21 @@ def test_an_attached_airflow_whose_store_baton_cannot_read_is_refused_before_any
     (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("faults.py: error:")]
     assert "--attach: " in line and "AIRFLOW_CONN_BATON_STORE is not a store Baton can read" in line, line
     assert line.endswith("give a sqlite or postgres connection"), line
+
+
+@pytest.mark.parametrize(
+    "roster",
+    [None, "agents: [", "agents: 5\n", "\xff\xfe not text", "x: " + "[" * 5000 + "]" * 5000, "agents: []\n"],
+    ids=["missing", "malformed", "not-a-list", "not-text", "deeply-nested", "no-airflow-to-ask"],
+)
+def test_pools_are_not_in_place_when_the_roster_or_the_pools_cannot_be_read(tmp_path, roster):
+    from tests.bench.test_smoke import load_bench
+
+    load_bench("latency")  # and bench/harness.py with it, as the module harness
+    harness = sys.modules["harness"]
+    if roster is not None:
+        (tmp_path / "agents.yaml").write_bytes(roster.encode("latin-1"))
+    # no Airflow listens on its port: asked only when the roster could be read ("no-airflow-to-ask")
+    assert (
+        harness.pools_in_place(Standalone(tmp_path / "home", dags_folder=tmp_path, port=free_port())) is False
+    )

@@ -8,11 +8,13 @@ benchmark's faults are that Airflow's ``BATON_FAULTS``, scoped to its campaign's
 from __future__ import annotations
 
 import re
+import sys
 
 import pytest
 
+from baton.spec.loading import load_roster
 from devtools.standalone import Standalone
-from tests.bench.test_smoke import tiny_run
+from tests.bench.test_smoke import load_bench, tiny_run
 from tests.conftest import ROOT
 
 SMOKE = {
@@ -43,3 +45,35 @@ def test_a_tiny_run_on_the_shared_airflow_ends_with_its_headline(bench, shared_r
         figures = re.fullmatch(SMOKE[bench], last).groupdict()
         assert float(figures["rate"]) > 0, last  # every post refused (a roster without its allowlist) fails
         assert figures["undone"] == figures["failed"] and figures["lost"] == figures["dupes"] == "0", last
+
+
+class Recording(Standalone):
+    """The attached Airflow, recording the commands run with its settings."""
+
+    def command(self, *args: str, timeout: float = 300):
+        self.commands.append(args)
+        return super().command(*args, timeout=timeout)
+
+
+def test_an_attached_benchmark_syncs_the_pools_only_when_one_is_missing_or_differs(
+    shared_running: Standalone,
+):
+    load_bench("latency")  # and bench/harness.py with it, as the module harness
+    harness = sys.modules["harness"]
+    attached = Recording.attach(shared_running.home)
+    attached.commands = []
+    assert harness.pools_in_place(attached)  # the shared Airflow's start synced them
+    assert harness.sync_pools(attached) and attached.commands == []  # so nothing runs
+    agent = load_roster(attached.dags_folder / "agents.yaml").agents[-1]  # a benchmark's, appended
+    changes = [(77, False), (agent.max_concurrency, True)]  # resized, or counting deferred tasks
+    for slots, deferred in changes:
+        body = {"pool": agent.pool, "slots": slots, "include_deferred": deferred}
+        response = attached.api("PATCH", f"/pools/{agent.pool}", json=body)
+        assert response.status_code == 200, response.text
+        assert not harness.pools_in_place(attached)
+        assert harness.sync_pools(attached) and attached.commands.pop() == ("baton", "pools", "sync")
+        assert harness.pools_in_place(attached)  # the command put it back
+    assert attached.api("DELETE", f"/pools/{agent.pool}").status_code == 204  # a pool gone
+    assert not harness.pools_in_place(attached)
+    assert harness.sync_pools(attached) and attached.commands == [("baton", "pools", "sync")]
+    assert harness.pools_in_place(attached)
