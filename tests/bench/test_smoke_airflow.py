@@ -64,16 +64,34 @@ def test_an_attached_benchmark_syncs_the_pools_only_when_one_is_missing_or_diffe
     attached.commands = []
     assert harness.pools_in_place(attached)  # the shared Airflow's start synced them
     assert harness.sync_pools(attached) and attached.commands == []  # so nothing runs
-    agent = load_roster(attached.dags_folder / "agents.yaml").agents[-1]  # a benchmark's, appended
-    changes = [(77, False), (agent.max_concurrency, True)]  # resized, or counting deferred tasks
-    for slots, deferred in changes:
-        body = {"pool": agent.pool, "slots": slots, "include_deferred": deferred}
+    *_, resized, deferred, deleted = load_roster(attached.dags_folder / "agents.yaml").agents  # benchmarks'
+
+    def put(agent, slots: int, include_deferred: bool = False) -> None:
+        body = {"pool": agent.pool, "slots": slots, "include_deferred": include_deferred}
         response = attached.api("PATCH", f"/pools/{agent.pool}", json=body)
         assert response.status_code == 200, response.text
+
+    def delete(agent) -> None:
+        assert attached.api("DELETE", f"/pools/{agent.pool}").status_code == 204
+
+    def create(agent) -> None:
+        body = {"name": agent.pool, "slots": agent.max_concurrency}
+        assert attached.api("POST", "/pools", json=body).status_code == 201
+
+    changes = [  # (the change, its undoing over the REST API)
+        (lambda: put(resized, 77), lambda: put(resized, resized.max_concurrency)),
+        (
+            lambda: put(deferred, deferred.max_concurrency, True),
+            lambda: put(deferred, deferred.max_concurrency),
+        ),
+        (lambda: delete(deleted), lambda: create(deleted)),
+    ]
+    for change, undo in changes:  # each alone is seen
+        change()
         assert not harness.pools_in_place(attached)
-        assert harness.sync_pools(attached) and attached.commands.pop() == ("baton", "pools", "sync")
-        assert harness.pools_in_place(attached)  # the command put it back
-    assert attached.api("DELETE", f"/pools/{agent.pool}").status_code == 204  # a pool gone
-    assert not harness.pools_in_place(attached)
+        undo()
+        assert harness.pools_in_place(attached)
+    for change, _ in changes:  # all at once: one `baton pools sync` puts them back
+        change()
     assert harness.sync_pools(attached) and attached.commands == [("baton", "pools", "sync")]
     assert harness.pools_in_place(attached)
