@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from cli_types import SEED_MAX, bounded_int, fraction
 
 from baton.ops import capacity
 
@@ -176,16 +177,14 @@ def needed_in_simulation(calls: pd.DataFrame, around: int) -> tuple[int, list[st
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument("--seed", type=bounded_int(0, SEED_MAX), default=19)
     parser.add_argument(
-        "--weeks", type=int, default=8, help="weeks of history, the last one held back (>= 2)"
+        "--weeks", type=bounded_int(2, 520), default=8, help="weeks of history, the last one held back (>= 2)"
     )
     parser.add_argument(
-        "--scale", type=float, default=1.0, help="multiply the volume (the suite's smoke run)"
+        "--scale", type=fraction(1000.0), default=1.0, help="multiply the volume (the suite's smoke run)"
     )
     args = parser.parse_args(argv)
-    if args.weeks < 2 or not args.scale > 0:
-        parser.error("--weeks must be at least 2 and --scale above 0")
     began = time.perf_counter()
     data = history(args.weeks, args.seed, args.scale)
     print(

@@ -45,6 +45,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+from cli_types import SEED_MAX, bounded_int, fraction
 
 from baton.ops import detectors as det
 from baton.ops.incidents import Anomaly, Book, evaluate
@@ -353,14 +354,14 @@ def _clock(t: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--scale", type=float, default=1.0, help="share of the labelled week simulated")
-    parser.add_argument("--every", type=int, default=1, help="minutes between evaluations (the monitor: 1)")
+    parser.add_argument("--seed", type=bounded_int(0, SEED_MAX), default=7)
+    parser.add_argument(
+        "--scale", type=fraction(1.0), default=1.0, help="share of the labelled week simulated"
+    )
+    parser.add_argument(
+        "--every", type=bounded_int(1, 60), default=1, help="minutes between evaluations (the monitor: 1)"
+    )
     args = parser.parse_args(argv)
-    if not 0 < args.scale <= 1:
-        parser.error("--scale must be in (0, 1]")
-    if not 1 <= args.every <= 60:
-        parser.error("--every must be from 1 to 60 minutes")
 
     world, alerts, elapsed, calls = run(args.seed, args.scale, args.every)
     print(

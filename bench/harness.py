@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from cli_types import bounded_int  # noqa: F401 (the benchmarks import it from here too)
 from sqlalchemy import make_url
 
 from devtools.standalone import AttachError, Standalone, scratch_database
@@ -291,22 +292,6 @@ def run_once(client: httpx.Client, dag_id: str) -> tuple[float, float, dict[str,
         time.sleep(POLL)
     server = (ts(run["end_date"]) - ts(run["queued_at"])).total_seconds()
     return wall, server, run
-
-
-def bounded_int(lo: int, hi: int) -> Callable[[str], int]:
-    """An argparse ``type``: a whole number from ``lo`` to ``hi`` (a 0 or a huge ``--runs`` is refused
-    before an Airflow starts, not by a median of nothing after)."""
-
-    def parse(value: str) -> int:
-        try:
-            number = int(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"'{value[:50]}' is not a whole number") from None
-        if not lo <= number <= hi:
-            raise argparse.ArgumentTypeError(f"{number} is not between {lo} and {hi}")
-        return number
-
-    return parse
 
 
 PG_SERVER = os.environ.get("BATON_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

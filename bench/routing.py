@@ -67,7 +67,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import numpy as np
-from harness import bounded_int
+from cli_types import SEED_MAX, bounded_int, fraction
 from scipy import special, stats
 
 from baton.coordination.routing import score_candidates
@@ -325,7 +325,10 @@ def interval(learned: np.ndarray, baseline: np.ndarray) -> tuple[float, float] |
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--seed", type=bounded_int(0, 2**62), default=1000, help="the first run's seed (run i uses seed + i)"
+        "--seed",
+        type=bounded_int(0, SEED_MAX),
+        default=1000,
+        help="the first run's seed (run i uses seed + i)",
     )
     parser.add_argument(
         "--runs", type=bounded_int(1, MAX_RUNS), default=100, help="independent simulations (default 100)"
@@ -333,7 +336,12 @@ def main() -> int:
     parser.add_argument(
         "--steps", type=bounded_int(100, MAX_STEPS), default=2000, help="routed steps per run (default 2000)"
     )
-    parser.add_argument("--scale", type=float, default=1.0, help="shrink steps and runs (the tests use 0.02)")
+    parser.add_argument(
+        "--scale",
+        type=fraction(1.0, "it only shrinks a run"),
+        default=1.0,
+        help="shrink steps and runs (the tests use 0.02)",
+    )
     parser.add_argument(
         "--jobs",
         type=bounded_int(1, MAX_JOBS),
@@ -341,8 +349,6 @@ def main() -> int:
         help="processes (default: one a core)",
     )
     args = parser.parse_args()
-    if not 0 < args.scale <= 1:  # a NaN too
-        parser.error(f"argument --scale: {args.scale} is not above 0 and at most 1 (it only shrinks a run)")
     steps = max(100, int(args.steps * args.scale))
     runs = max(1, round(args.runs * min(1.0, args.scale)))
     began = time.monotonic()

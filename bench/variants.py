@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from cli_types import SEED_MAX, bounded_int, fraction
 from statsmodels.stats.proportion import proportions_ztest
 
 from baton.optimize.experiments import Experiment, assign
@@ -102,16 +103,29 @@ def _median(values: list[float]) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=7, help="the outcomes' seed (default 7)")
     parser.add_argument(
-        "--experiments", type=int, default=1000, help="experiments, half of them null (default 1000)"
-    )
-    parser.add_argument("--days", type=int, default=60, help="days each experiment may run (default 60)")
-    parser.add_argument(
-        "--runs-per-day", type=int, default=100, help="runs per experiment per day (default 100)"
+        "--seed", type=bounded_int(0, SEED_MAX), default=7, help="the outcomes' seed (default 7)"
     )
     parser.add_argument(
-        "--scale", type=float, default=1.0, help="shrink the number of experiments (tests: 0.02)"
+        "--experiments",
+        type=bounded_int(2, 100_000),
+        default=1000,
+        help="experiments, half of them null (default 1000)",
+    )
+    parser.add_argument(
+        "--days", type=bounded_int(1, 3650), default=60, help="days each experiment may run (default 60)"
+    )
+    parser.add_argument(
+        "--runs-per-day",
+        type=bounded_int(1, 100_000),
+        default=100,
+        help="runs per experiment per day (default 100)",
+    )
+    parser.add_argument(
+        "--scale",
+        type=fraction(1.0, "it only shrinks a run"),
+        default=1.0,
+        help="shrink the number of experiments (tests: 0.02)",
     )
     args = parser.parse_args()
     count = max(2, int(args.experiments * args.scale) // 2 * 2)

@@ -71,8 +71,9 @@ def load_bench(name: str) -> ModuleType:
     """``bench/<name>.py`` as the module ``bench_<name>``, for a test that runs its code in-process on
     services the test started. bench/ is not a package and is not put on ``sys.path``: its files import
     ``harness`` as a top-level module, and one of them is named ``celery`` (it would hide the real Celery
-    from everything imported after). ``harness`` is loaded the same way first, under its own name."""
-    for module_name, file in (("harness", "harness"), (f"bench_{name}", name)):
+    from everything imported after). ``cli_types`` and ``harness``, which the benchmarks import, are loaded
+    the same way first, under their own names."""
+    for module_name, file in (("cli_types", "cli_types"), ("harness", "harness"), (f"bench_{name}", name)):
         if module_name in sys.modules:
             continue
         spec = importlib.util.spec_from_file_location(module_name, ROOT / "bench" / f"{file}.py")

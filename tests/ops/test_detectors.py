@@ -5,7 +5,6 @@ false-positive share; bad input; the cost of one evaluation."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import re
@@ -21,6 +20,7 @@ import pytest
 from baton.ops import detectors as det
 from baton.ops.detectors import Counts, Events, Points, Schedule, SignalError
 from baton.ops.monitoring_config import Monitoring
+from tests.bench.test_smoke import load_bench
 
 ROOT = Path(__file__).resolve().parents[2]
 D = Monitoring().detectors
@@ -352,11 +352,7 @@ def test_change_points_locate_when_an_incident_started():
 
 
 def _simulation():
-    spec = importlib.util.spec_from_file_location("detectors_sim", ROOT / "bench" / "detectors_sim.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["detectors_sim"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("detectors_sim")
 
 
 def test_a_seasonal_week_with_injected_faults_has_at_most_one_false_alert_and_catches_every_fault():
@@ -464,4 +460,4 @@ def test_the_simulation_bench_runs_and_ends_with_its_figures():
         capture_output=True,
         text=True,
     )
-    assert refused.returncode == 2 and "--scale must be in (0, 1]" in refused.stderr
+    assert refused.returncode == 2 and "argument --scale: 2.0 is not above 0 and at most 1" in refused.stderr

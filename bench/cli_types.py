@@ -1,0 +1,45 @@
+"""The ``argparse`` types the benchmarks share: a whole number in a range, a share of a run, a seed.
+
+Each refuses a bad value before anything runs, in argparse's words (exit 2, ``argument --x: ...``): a
+``--scale`` of NaN or 5 used to end in a traceback, or in a headline measured on nothing. This module
+imports nothing heavy: a benchmark's measured child processes (bench/hostile.py) import it too.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+SEED_MAX = 2**62  # numpy's generators take any seed from 0; run i of a benchmark may use seed + i
+
+
+def bounded_int(lo: int, hi: int) -> Callable[[str], int]:
+    """A whole number from ``lo`` to ``hi`` (a 0 or a huge ``--runs`` is refused before an Airflow
+    starts, not by a median of nothing after)."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:  # a word, a fraction, or more digits than Python converts
+            raise argparse.ArgumentTypeError(f"'{value[:50]}' is not a whole number") from None
+        if not lo <= number <= hi:
+            raise argparse.ArgumentTypeError(f"{number} is not between {lo} and {hi}")
+        return number
+
+    return parse
+
+
+def fraction(most: float = 1.0, why: str = "") -> Callable[[str], float]:
+    """A number above 0 and at most ``most`` (NaN and infinity are neither); ``why`` ends the message."""
+
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{value[:50]}' is not a number") from None
+        if not 0 < number <= most:  # False for a NaN too
+            reason = f" ({why})" if why else ""
+            raise argparse.ArgumentTypeError(f"{number} is not above 0 and at most {most:g}{reason}")
+        return number
+
+    return parse

@@ -1,0 +1,97 @@
+"""The benchmarks' shared argument types (bench/cli_types.py), and each simulation benchmark refusing what
+it cannot run before it starts: exit 2, argparse's message naming the argument, nothing printed on stdout.
+(bench/routing.py's cases are in tests/optimize/test_bench.py.)"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pytest
+
+from tests.bench.test_smoke import load_bench
+
+load_bench("latency")  # bench/cli_types.py and bench/harness.py, as the modules the benchmarks import
+cli_types = sys.modules["cli_types"]
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ("0", "0.0 is not above 0 and at most 1 (it only shrinks a run)"),
+        ("-0", "-0.0 is not above 0 and at most 1 (it only shrinks a run)"),
+        ("1.5", "1.5 is not above 0 and at most 1 (it only shrinks a run)"),
+        ("nan", "nan is not above 0 and at most 1 (it only shrinks a run)"),
+        ("inf", "inf is not above 0 and at most 1 (it only shrinks a run)"),
+        ("1e309", "inf is not above 0 and at most 1 (it only shrinks a run)"),  # more than a double holds
+        ("half", "'half' is not a number"),
+        ("9" * 5000, "inf is not above 0 and at most 1 (it only shrinks a run)"),
+        ("x" * 5000, f"'{'x' * 50}' is not a number"),  # the message stays short
+    ],
+)
+def test_a_fraction_is_above_0_and_at_most_its_limit(value, error):
+    parse = cli_types.fraction(1.0, "it only shrinks a run")
+    with pytest.raises(argparse.ArgumentTypeError) as refused:
+        parse(value)
+    assert str(refused.value) == error
+
+
+def test_a_fraction_or_a_whole_number_in_range_is_taken_as_given():
+    assert cli_types.fraction(1.0)("1") == 1.0 and cli_types.fraction(1000.0)("1e-300") == 1e-300
+    assert cli_types.fraction(1000.0)("1000") == 1000.0
+    assert cli_types.bounded_int(0, cli_types.SEED_MAX)(str(2**62)) == 2**62
+    with pytest.raises(argparse.ArgumentTypeError, match=r"^-1 is not between 0 and 4611686018427387904$"):
+        cli_types.bounded_int(0, cli_types.SEED_MAX)("-1")
+
+
+CASES = {
+    "variants": [
+        (["--scale", "nan"], "argument --scale: nan is not above 0 and at most 1 (it only shrinks a run)"),
+        (["--scale", "0"], "argument --scale: 0.0 is not above 0 and at most 1"),  # was a headline of nothing
+        (["--scale", "5"], "argument --scale: 5.0 is not above 0 and at most 1"),
+        (["--seed", "-1"], "argument --seed: -1 is not between 0 and 4611686018427387904"),
+        (["--experiments", str(10**12)], f"argument --experiments: {10**12} is not between 2 and 100000"),
+        (["--days", "0"], "argument --days: 0 is not between 1 and 3650"),
+        (["--runs-per-day", "-5"], "argument --runs-per-day: -5 is not between 1 and 100000"),
+    ],
+    "hostile": [
+        (
+            ["--scale", "nan"],
+            "argument --scale: nan is not above 0 and at most 1 (it only shrinks the cases)",
+        ),
+        (["--scale", "-1"], "argument --scale: -1.0 is not above 0 and at most 1"),
+    ],
+    "capacity": [
+        (["--scale", "inf"], "argument --scale: inf is not above 0 and at most 1000"),
+        (["--scale", "0"], "argument --scale: 0.0 is not above 0 and at most 1000"),
+        (["--weeks", "1"], "argument --weeks: 1 is not between 2 and 520"),
+        (
+            ["--weeks", "9" * 5000],
+            "argument --weeks: '99999999999999999999999999999999999999999999999999' is",
+        ),
+        (["--seed", "-3"], "argument --seed: -3 is not between 0 and 4611686018427387904"),
+    ],
+    "detectors_sim": [
+        (["--scale", "2"], "argument --scale: 2.0 is not above 0 and at most 1"),
+        (["--scale", "nan"], "argument --scale: nan is not above 0 and at most 1"),
+        (["--every", "0"], "argument --every: 0 is not between 1 and 60"),
+        (["--seed", "-1"], "argument --seed: -1 is not between 0 and 4611686018427387904"),
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("bench", "argv", "error"),
+    [(bench, argv, error) for bench, cases in CASES.items() for argv, error in cases],
+)
+def test_a_simulation_benchmark_refuses_what_it_cannot_run_before_it_starts(
+    bench, argv, error, monkeypatch, capsys
+):
+    main = load_bench(bench).main
+    monkeypatch.setattr(sys, "argv", [f"{bench}.py", *argv])  # bench/variants.py reads sys.argv
+    with pytest.raises(SystemExit) as exited:
+        main() if bench == "variants" else main(argv)
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""  # nothing ran
+    assert f"{bench}.py: error: {error}" in err, err
