@@ -20,7 +20,12 @@ def bounded_int(lo: int, hi: int) -> Callable[[str], int]:
     def parse(value: str) -> int:
         try:
             number = int(value)
-        except ValueError:  # a word, a fraction, or more digits than Python converts
+        except ValueError:  # a word, a fraction, or more digits than Python converts (4,300)
+            digits = value.strip().removeprefix("-").removeprefix("+")
+            if digits.isascii() and digits.isdigit():
+                raise argparse.ArgumentTypeError(
+                    f"a number of {len(digits):,} digits is not between {lo} and {hi}"
+                ) from None
             raise argparse.ArgumentTypeError(f"'{value[:50]}' is not a whole number") from None
         if not lo <= number <= hi:
             raise argparse.ArgumentTypeError(f"{number} is not between {lo} and {hi}")
