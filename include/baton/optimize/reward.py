@@ -24,6 +24,7 @@ alone, and moving traffic from one agent to another does not change every reward
 from __future__ import annotations
 
 import math
+import statistics
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -168,7 +169,9 @@ class Scale:
         self._remember(arm)
 
     def _remember(self, arm: str) -> None:
-        self.medians[arm] = (float(np.median(self.latency[arm])), float(np.median(self.cost[arm])))
+        # statistics.median, not np.median: the same value (the mean of the middle two, in the same
+        # float arithmetic) in 2 us instead of 14 for a window of 100; this runs on every routed call
+        self.medians[arm] = (statistics.median(self.latency[arm]), statistics.median(self.cost[arm]))
 
     def references(self, arms: Iterable[str] | None = None) -> tuple[float | None, float | None]:
         """(latency, cost) references over ``arms`` (all known agents when None): the median of the
@@ -177,8 +180,8 @@ class Scale:
         if not names:
             return None, None
         return (
-            float(np.median([self.medians[a][0] for a in names])),
-            float(np.median([self.medians[a][1] for a in names])),
+            statistics.median([self.medians[a][0] for a in names]),
+            statistics.median([self.medians[a][1] for a in names]),
         )
 
     def to_json(self) -> dict[str, Any]:
