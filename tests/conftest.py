@@ -215,8 +215,10 @@ def airflow_db() -> Path:
     """Airflow's metadata database (SQLite in AIRFLOW_HOME), migrated once per session."""
     home = Path(os.environ["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)
-    if not (home / "airflow.db").exists():
-        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+    if not (home / "airflow.db").exists():  # what `airflow db migrate` does to a new database, in this
+        from airflow.utils.db import initdb  # process: the command spent 3 CPU-s importing Airflow again
+
+        initdb()
     from baton.events.migrations import upgrade
     from baton.events.store import EventStore
 
