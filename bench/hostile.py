@@ -242,9 +242,8 @@ def _measure(name: str, scale: float) -> tuple[float, float, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cli_types import (
-        fraction,
-    )  # bench/ is on sys.path when run; the tests import this file as bench.hostile
+    # here, not at the top: bench/ is on sys.path when this runs, but the tests import it as bench.hostile
+    from cli_types import fraction
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
