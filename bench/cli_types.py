@@ -1,4 +1,4 @@
-"""The ``argparse`` types the benchmarks share: a whole number in a range, a share of a run, a seed.
+"""The ``argparse`` types the benchmarks share: a whole number in a range (a seed is one), a fraction.
 
 Each refuses a bad value before anything runs, in argparse's words (exit 2, ``argument --x: ...``): a
 ``--scale`` of NaN or 5 used to end in a traceback, or in a headline measured on nothing. This module
