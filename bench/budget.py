@@ -44,6 +44,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
+from cli_types import bounded_int
 from harness import (
     BenchError,
     Databases,
@@ -51,7 +52,6 @@ from harness import (
     attached,
     attached_store,
     baton_dags,
-    bounded_int,
     none_exists,
     run_bench,
     server_argument,

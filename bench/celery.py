@@ -33,10 +33,10 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
+from cli_types import bounded_int
 from harness import (
     BenchError,
     baton_dags,
-    bounded_int,
     none_exists,
     other_airflows,
     print_environment,

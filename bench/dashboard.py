@@ -38,7 +38,8 @@ from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from harness import Databases, bounded_int, server_argument
+from cli_types import bounded_int
+from harness import Databases, server_argument
 from sqlalchemy import select, text
 
 from baton.events import projections, schema

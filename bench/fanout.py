@@ -43,12 +43,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from cli_types import bounded_int
 from harness import (
     BenchError,
     attach_arguments,
     attached,
     baton_dags,
-    bounded_int,
     effective_settings,
     none_exists,
     other_airflows,

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from cli_types import bounded_int  # noqa: F401 (the benchmarks import it from here too)
 from sqlalchemy import make_url
 
 from devtools.standalone import AttachError, Standalone, scratch_database

@@ -51,13 +51,13 @@ from typing import Any
 from unittest import mock
 
 import httpx
+from cli_types import bounded_int
 from harness import (
     BenchError,
     Databases,
     attach_arguments,
     attached,
     baton_dags,
-    bounded_int,
     effective_settings,
     none_exists,
     other_airflows,

@@ -142,7 +142,7 @@ def test_the_benchmarks_refuse_a_server_where_no_throwaway_database_can_be_made(
 
 def test_the_airflow_benchmarks_refuse_a_runs_count_they_cannot_measure_before_starting_one():
     """``--runs 0`` started an Airflow and then failed on the median of no runs (StatisticsError). One
-    parser (harness.bounded_int): every case on latency, the other two once for their wiring."""
+    parser (cli_types.bounded_int): every case on latency, the other two once for their wiring."""
     for bench, runs, message in (
         ("latency", "0", "0 is not between 1 and 1000"),
         ("latency", "10" * 30, f"{'10' * 30} is not between 1 and 1000"),

@@ -351,10 +351,6 @@ def test_change_points_locate_when_an_incident_started():
 # --- the whole: a labelled week -------------------------------------------------------------------
 
 
-def _simulation():
-    return load_bench("detectors_sim")
-
-
 def test_a_seasonal_week_with_injected_faults_has_at_most_one_false_alert_and_catches_every_fault():
     """bench/detectors_sim.py's world (another seed than the bench's), its busy and quiet agents, a
     sensor and the scheduled workflow, evaluated every 10 minutes (the bench runs every minute).
@@ -363,7 +359,7 @@ def test_a_seasonal_week_with_injected_faults_has_at_most_one_false_alert_and_ca
     (this seed has one: the busy agent, after its fault's 30 minutes of attribution) and never more
     than 10 %. Six seeds of this setting gave 1 false alert of 53 in all; the bench, every minute and
     every scope, 0 of 13."""
-    sim = _simulation()
+    sim = load_bench("detectors_sim")
     scopes = {
         "agent:marketing_lead_generator",
         "agent:strategy_strategic_planner",
