@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import pytest
 from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from baton.events import projections, schema
+from baton.events.decode import loads
 from baton.events.migrations import MIGRATIONS, current_version, upgrade
 from baton.events.replay import fold
 from baton.events.store import INLINE_LIMIT, CorruptEvent, Event, EventStore, StoreError, engine_for
@@ -282,3 +286,23 @@ def test_every_time_the_store_gives_back_is_utc_aware(store):
         latest = conn.scalar(select(func.max(e.ts)).where(e.run_id == "tz_run"))
     for value in (plain, latest):
         assert value == at and value.utcoffset() == timedelta(0), value
+
+
+def test_a_payload_sqlite_kept_with_nan_reads_back_through_every_path(tmp_path):
+    """Baton writes NaN as null (pydantic's JSON mode), but SQLite keeps whatever text a row was given (an
+    older writer, a hand-made fix): such a row reads as the json module reads it, by ``read`` and by the
+    replays' ``step_history``."""
+    from baton.events.migrations import upgrade
+
+    store = EventStore(engine_for(f"sqlite:///{tmp_path / 'nan.db'}"))
+    upgrade(store.engine)
+    payload = {"model": "m", "input_tokens": 1, "prompt_sha256": "ab" * 32, "prompt_chars": 4}
+    store.append([Event(type="model.called", run_id="r", workflow="w", step="s", agent="a", payload=payload)])
+    with store.engine.begin() as conn:
+        kept = json.dumps({**payload, "latency_s": float("nan"), "cost": float("inf")})  # NaN, Infinity
+        conn.execute(text("UPDATE baton_events SET payload = :kept"), {"kept": kept})
+    assert store.engine.dialect._json_deserializer is loads  # the JSON columns' reader, as read() uses it
+    (read,) = store.read("r")
+    assert math.isnan(read.payload["latency_s"]) and read.payload["cost"] == math.inf
+    ((*_, history),) = store.step_history("w", "s", ["model.called"], 10)
+    assert math.isnan(history["latency_s"]) and history["cost"] == math.inf

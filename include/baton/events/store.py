@@ -26,6 +26,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from baton.errors import BatonError
 from baton.events import projections, schema
+from baton.events.decode import loads
 from baton.events.types import EVENT_TYPES
 
 STORE_CONN_ID = "baton_store"
@@ -188,12 +189,12 @@ def _sqlite_setup(engine: Engine) -> None:
 
 @cache
 def engine_for(url: str) -> Engine:
-    """One engine per URL and process."""
+    """One engine per URL and process; its JSON columns are read with ``decode.loads``."""
     if url.startswith("sqlite"):
-        engine = create_engine(url)
+        engine = create_engine(url, json_deserializer=loads)
         _sqlite_setup(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4)
+    return create_engine(url, json_deserializer=loads, pool_pre_ping=True, pool_size=2, max_overflow=4)
 
 
 def _insert(engine: Engine):
@@ -371,7 +372,7 @@ def _select_events() -> Any:
 def _from_row(row: Any) -> Event | CorruptEvent:
     seq, run_id, workflow, version, step, map_index, try_number, agent, kind, payload, ts, key = row
     try:
-        data = json.loads(payload)
+        data = loads(payload)
         model = EVENT_TYPES.get(kind)
         if model is None:
             return CorruptEvent(seq, kind, "unknown event type")
