@@ -292,8 +292,6 @@ def test_a_payload_sqlite_kept_with_nan_reads_back_through_every_path(tmp_path):
     """Baton writes NaN as null (pydantic's JSON mode), but SQLite keeps whatever text a row was given (an
     older writer, a hand-made fix): such a row reads as the json module reads it, by ``read`` and by the
     replays' ``step_history``."""
-    from baton.events.migrations import upgrade
-
     store = EventStore(engine_for(f"sqlite:///{tmp_path / 'nan.db'}"))
     upgrade(store.engine)
     payload = {"model": "m", "input_tokens": 1, "prompt_sha256": "ab" * 32, "prompt_chars": 4}
@@ -301,7 +299,7 @@ def test_a_payload_sqlite_kept_with_nan_reads_back_through_every_path(tmp_path):
     with store.engine.begin() as conn:
         kept = json.dumps({**payload, "latency_s": float("nan"), "cost": float("inf")})  # NaN, Infinity
         conn.execute(text("UPDATE baton_events SET payload = :kept"), {"kept": kept})
-    assert store.engine.dialect._json_deserializer is loads  # the JSON columns' reader, as read() uses it
+    assert store.engine.dialect._json_deserializer is loads  # the JSON columns' reader is read()'s
     (read,) = store.read("r")
     assert math.isnan(read.payload["latency_s"]) and read.payload["cost"] == math.inf
     ((*_, history),) = store.step_history("w", "s", ["model.called"], 10)
