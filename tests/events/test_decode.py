@@ -54,6 +54,12 @@ def test_stored_json_reads_exactly_as_the_json_module_reads_it():
     for document in texts:
         for given in (document, document.encode()):
             assert _same(loads(given), json.loads(given)), document[:200]
+    # what only one of the two forms can carry: a str with a lone surrogate (not UTF-8), bytes in the other
+    # encodings json.loads detects
+    given: list[str | bytes] = ['{"a": "x\ud800y"}', '{"a": 1}'.encode("utf-16"), '{"a": 1}'.encode("utf-32")]
+    given += [b"\xef\xbb\xbf" + b'{"a": [1, "\xc3\xa9"]}']  # a UTF-8 byte-order mark
+    for document in given:
+        assert _same(loads(document), json.loads(document)), document
 
 
 @pytest.mark.parametrize(
@@ -64,6 +70,23 @@ def test_json_that_is_not_json_fails_with_the_json_modules_own_error(text):
         json.loads(text)
     with pytest.raises(json.JSONDecodeError) as raised:
         loads(text)
+    assert str(raised.value) == str(expected.value)
+
+
+@pytest.mark.parametrize(
+    ("data", "kind", "said"),
+    [
+        (b'"\xff"', UnicodeDecodeError, "can't decode byte 0xff in position 1: invalid start byte"),
+        (b'{"a": "\xc3"}', UnicodeDecodeError, "can't decode byte 0xc3 in position 7: invalid continuation"),
+        (b"\xed\xa0\x80", json.JSONDecodeError, "Expecting value: line 1 column 1"),  # an encoded surrogate
+        (b"\x00\x00\x00", json.JSONDecodeError, "Expecting value: line 1 column 1"),
+    ],
+)
+def test_bytes_that_are_not_utf_8_fail_with_the_json_modules_own_error(data, kind, said):
+    with pytest.raises(kind, match=said) as expected:
+        json.loads(data)
+    with pytest.raises(kind, match=said) as raised:
+        loads(data)
     assert str(raised.value) == str(expected.value)
 
 
