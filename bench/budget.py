@@ -56,6 +56,7 @@ from harness import (
     run_bench,
     server_argument,
     states_text,
+    sync_pools,
     workdir,
     write_dags_only,
     write_new,
@@ -207,9 +208,7 @@ def account(store_url: str, items: int, declared: list[dict]) -> int:
 def bench(airflow: Standalone, items: int, store_url: str) -> int:
     declared = json.loads((airflow.dags_folder / "budgets.yaml").read_text(encoding="utf-8"))["budgets"]
     airflow.start()
-    pools = airflow.command("baton", "pools", "sync")  # the agent's pool: its tasks wait for it
-    if pools.returncode != 0:
-        print(f"baton pools sync failed:\n{pools.stderr[-2000:]}", file=sys.stderr)
+    if not sync_pools(airflow):  # the agent's pool: its tasks wait for it
         return 1
     headers = {"Authorization": f"Bearer {airflow.token()}"}
     with httpx.Client(base_url=f"{airflow.url}/api/v2", headers=headers, timeout=30) as client:

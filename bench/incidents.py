@@ -65,6 +65,7 @@ from harness import (
     print_environment,
     run_bench,
     server_argument,
+    sync_pools,
     workdir,
 )
 from sqlalchemy import Text, cast, func, select, text
@@ -425,9 +426,7 @@ def campaign(airflow: Standalone, dbs: Databases, args: argparse.Namespace) -> i
     began = time.monotonic()
     airflow.start(timeout=600)
     print(f"airflow standalone healthy after {time.monotonic() - began:.0f} s (PostgreSQL metadata DB)")
-    pools = airflow.command("baton", "pools", "sync")  # each agent's pool: a task in a missing one never runs
-    if pools.returncode != 0:
-        print(f"error: baton pools sync failed:\n{pools.stderr[-2000:]}", file=sys.stderr)
+    if not sync_pools(airflow):  # each agent's pool: a task in a missing one never runs
         return 1
     for dag_id in (TRAFFIC, f"{ORDERS}__sensor", ORDERS, "baton_monitor"):
         airflow.wait_for_dag(dag_id, timeout=300)
