@@ -38,7 +38,7 @@ from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cli_types import bounded_int
+from cli_types import SEED_MAX, bounded_int
 from harness import Databases, server_argument
 from sqlalchemy import select, text
 
@@ -399,7 +399,7 @@ def main() -> int:
         "--calls", type=bounded_int(1, 10_000), default=50, help="measured calls per route and store"
     )
     parser.add_argument("--days", type=bounded_int(1, 366), default=7, help="the days the runs started over")
-    parser.add_argument("--seed", type=int, default=21)
+    parser.add_argument("--seed", type=bounded_int(0, SEED_MAX), default=21)
     server_argument(parser)
     args = parser.parse_args()
     if args.runs > args.events:

@@ -60,6 +60,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cli_types import bounded_int
 from psycopg.types.json import Jsonb
 from sqlalchemy import Engine, Text, cast, create_engine, select, text
 
@@ -653,11 +654,24 @@ def summary(r: dict[str, float], args: argparse.Namespace) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=2000, help="events appended (default 2,000)")
-    parser.add_argument("--batch", type=int, default=100, help="events per batched append (default 100)")
-    parser.add_argument("--reps", type=int, default=5, help="repetitions of each measurement (default 5)")
-    parser.add_argument("--replay-events", type=int, default=100_000, help="events of the replayed run")
-    parser.add_argument("--replay-steps", type=int, default=2000, help="steps of the replayed run")
+    parser.add_argument(
+        "--events", type=bounded_int(1, 10_000_000), default=2000, help="events appended (default 2,000)"
+    )
+    parser.add_argument(
+        "--batch", type=bounded_int(1, 100_000), default=100, help="events per batched append (default 100)"
+    )
+    parser.add_argument(
+        "--reps", type=bounded_int(1, 1000), default=5, help="repetitions of each measurement (default 5)"
+    )
+    parser.add_argument(
+        "--replay-events",
+        type=bounded_int(100, 10_000_000),
+        default=100_000,
+        help="events of the replayed run",
+    )
+    parser.add_argument(
+        "--replay-steps", type=bounded_int(1, 100_000), default=2000, help="steps of the replayed run"
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile one store pass of each measurement")
     parser.add_argument("--server", default=SERVER, help="a database on the server, to create ours from")
     args = parser.parse_args()

@@ -72,6 +72,7 @@ from typing import Any
 
 import httpx
 import yaml
+from cli_types import bounded_float, bounded_int
 from demo.http_service import PartnerService
 from harness import (
     BenchError,
@@ -677,11 +678,15 @@ RATES = {  # the faults' flags: dest -> (flag, key in BATON_FAULTS, default, hel
 
 def arguments() -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=1000, help="runs to trigger (default 1000)")
+    parser.add_argument(
+        "--runs", type=bounded_int(1, 10_000), default=1000, help="runs to trigger (default 1000)"
+    )
     for dest, (flag, _, default, text) in RATES.items():  # no default: --attach tells given from left out
         parser.add_argument(flag, dest=dest, type=type(default), help=f"{text} (default {default})")
     parser.add_argument("--no-kill", action="store_true", help="do not kill a task mid-campaign")
-    parser.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
+    parser.add_argument(
+        "--timeout", type=bounded_float(1, 604_800, " s"), help="give up waiting after this many seconds"
+    )
     server_argument(parser)
     parser.add_argument(
         "--results",

@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from cli_types import SEED_MAX, bounded_float, bounded_int, subset
 from harness import (
     Databases,
     effective_settings,
@@ -407,10 +408,7 @@ def report(
 
 def schedule(args: argparse.Namespace, t0: float = 0.0) -> list[Fault]:
     """The faults of ``--only``, each in its window: seconds after ``t0``, when the traffic starts."""
-    names = args.only.split(",") if args.only else list(FAULTS)
-    unknown = [n for n in names if n not in FAULTS]
-    if unknown or len(set(names)) != len(names):
-        sys.exit(f"--only: each of {', '.join(FAULTS)} at most once, not {args.only}")
+    names = args.only or list(FAULTS)  # checked by its argparse type
     return [
         replace(
             FAULTS[name],
@@ -459,24 +457,36 @@ def campaign(airflow: Standalone, dbs: Databases, args: argparse.Namespace) -> i
     return 0
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", help=f"a comma-separated subset of the faults: {','.join(FAULTS)}")
-    parser.add_argument("--warmup", type=float, default=5.0, help="minutes of steady traffic first")
-    parser.add_argument("--fault", type=float, default=3.0, help="minutes each fault lasts")
-    parser.add_argument("--stagger", type=float, default=0.5, help="minutes between two faults' starts")
-    parser.add_argument("--tail", type=float, default=4.0, help="minutes of steady traffic after the last")
-    parser.add_argument("--period", type=float, default=15.0, help="mean seconds between two runs")
-    parser.add_argument("--order-period", type=float, default=5.0, help="mean seconds between two orders")
-    parser.add_argument("--seed", type=int, default=7)
+    minutes = bounded_float(0.5, 30, " minutes")
+    parser.add_argument(
+        "--only",
+        type=subset(tuple(FAULTS)),
+        help=f"a comma-separated subset of the faults: {','.join(FAULTS)}",
+    )
+    parser.add_argument("--warmup", type=minutes, default=5.0, help="minutes of steady traffic first")
+    parser.add_argument("--fault", type=minutes, default=3.0, help="minutes each fault lasts")
+    parser.add_argument(
+        "--stagger",
+        type=bounded_float(0, 10, " minutes"),
+        default=0.5,
+        help="minutes between two faults' starts",
+    )
+    parser.add_argument("--tail", type=minutes, default=4.0, help="minutes of steady traffic after the last")
+    parser.add_argument(
+        "--period", type=bounded_float(2, 300, " s"), default=15.0, help="mean seconds between two runs"
+    )
+    parser.add_argument(
+        "--order-period",
+        type=bounded_float(1, 300, " s"),
+        default=5.0,
+        help="mean seconds between two orders",
+    )
+    parser.add_argument("--seed", type=bounded_int(0, SEED_MAX), default=7)
     server_argument(parser)
     parser.add_argument("--keep", type=Path, help="use this (new or empty) directory instead of a temp dir")
-    args = parser.parse_args()
-    for name in ("warmup", "fault", "tail"):
-        if not 0.5 <= getattr(args, name) <= 30:
-            sys.exit(f"--{name} must be between 0.5 and 30 minutes")
-    if not 0 <= args.stagger <= 10 or not 2 <= args.period <= 300 or not 1 <= args.order_period <= 300:
-        sys.exit("--stagger must be 0..10 minutes, --period 2..300 s, --order-period 1..300 s")
+    args = parser.parse_args(argv)
     args.faults = schedule(args)  # seconds after the traffic's start, which is known once Airflow is ready
     total = max(f.end for f in args.faults) + 60 * args.tail
     print(

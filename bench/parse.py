@@ -38,6 +38,8 @@ from pathlib import Path
 from pprint import pformat
 from typing import Any
 
+from cli_types import bounded_int
+
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = 100
 STEPS = 5
@@ -524,9 +526,13 @@ def assert_same_dags(generated: Any, written: Any) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5, help="timed parses of each folder (default 5)")
+    parser.add_argument(
+        "--rounds", type=bounded_int(1, 1000), default=5, help="timed parses of each folder (default 5)"
+    )
     parser.add_argument("--keep", type=Path, help="write the two DAG folders here instead of a temp dir")
-    parser.add_argument("--workflows", type=int, default=WORKFLOWS, help="templates (default 100)")
+    parser.add_argument(
+        "--workflows", type=bounded_int(1, 10_000), default=WORKFLOWS, help="templates (default 100)"
+    )
     args = parser.parse_args()
     globals()["WORKFLOWS"] = args.workflows  # the folders' size (a smoke run of the suite uses a few)
 

@@ -1,6 +1,6 @@
-"""The benchmarks' shared argument types (bench/cli_types.py), and each simulation benchmark refusing what
-it cannot run before it starts: exit 2, argparse's message naming the argument, nothing printed on stdout.
-(bench/routing.py's cases are in tests/optimize/test_bench.py.)"""
+"""The benchmarks' shared argument types (bench/cli_types.py), and each benchmark refusing what it cannot run
+before it starts: exit 2, argparse's message naming the argument, nothing printed on stdout. (bench/routing.py's
+cases are in tests/optimize/test_bench.py; the --runs of the Airflow ones and --attach in test_attach.py.)"""
 
 from __future__ import annotations
 
@@ -52,6 +52,43 @@ def test_values_in_range_are_taken_as_given_and_a_whole_number_out_of_it_or_too_
         assert str(refused.value) == error
 
 
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ("0.4", "0.4 is not between 0.5 and 30 minutes"),
+        ("30.0001", "30.0001 is not between 0.5 and 30 minutes"),
+        ("nan", "nan is not between 0.5 and 30 minutes"),
+        ("-inf", "-inf is not between 0.5 and 30 minutes"),
+        ("9" * 5000, "inf is not between 0.5 and 30 minutes"),
+        ("five", "'five' is not a number"),
+        ("x" * 100_000, f"'{'x' * 50}' is not a number"),
+    ],
+)
+def test_a_bounded_number_is_within_its_limits_and_names_its_unit(value, error):
+    parse = cli_types.bounded_float(0.5, 30, " minutes")
+    with pytest.raises(argparse.ArgumentTypeError) as refused:
+        parse(value)
+    assert str(refused.value) == error
+
+
+def test_a_subset_is_names_of_its_choices_each_once_in_the_order_given():
+    only = cli_types.subset(("error", "slow", "cost"))
+    assert only("slow,error") == ["slow", "error"] and only("cost") == ["cost"]
+    for value, error in [
+        ("", "'' is not one of error, slow, cost"),
+        ("error,", "'' is not one of error, slow, cost"),
+        ("Error", "'Error' is not one of error, slow, cost"),
+        ("error,slow,error", "error is named more than once"),
+        ("x" * 10_000 + ",y,z", f"'{'x' * 50}' is not one of error, slow, cost (and 2 more that are not)"),
+        ("," * 1_000_000, "'' is not one of error, slow, cost (and 1,000,000 more that are not)"),
+        ("slow," * 200_000, "'' is not one of error, slow, cost"),  # its last is empty: named before twice
+        (",".join(["error"] * 200_000), "error is named more than once"),  # found at once, not in O(n^2)
+    ]:
+        with pytest.raises(argparse.ArgumentTypeError) as refused:
+            only(value)
+        assert str(refused.value) == error
+
+
 CASES = {
     "variants": [
         (["--scale", "nan"], "argument --scale: nan is not above 0 and at most 1 (it only shrinks a run)"),
@@ -82,7 +119,44 @@ CASES = {
         (["--every", "0"], "argument --every: 0 is not between 1 and 60"),
         (["--seed", "-1"], "argument --seed: -1 is not between 0 and 4611686018427387904"),
     ],
+    # the Airflow benchmarks: refused before a database or an Airflow is made (these ran one, or a campaign
+    # of nothing, or waited forever: --timeout nan)
+    "incidents": [
+        (["--warmup", "0"], "argument --warmup: 0.0 is not between 0.5 and 30 minutes"),
+        (["--fault", "nan"], "argument --fault: nan is not between 0.5 and 30 minutes"),
+        (["--tail", "1e400"], "argument --tail: inf is not between 0.5 and 30 minutes"),
+        (["--stagger", "-1"], "argument --stagger: -1.0 is not between 0 and 10 minutes"),
+        (["--period", "1"], "argument --period: 1.0 is not between 2 and 300 s"),
+        (["--order-period", "x"], "argument --order-period: 'x' is not a number"),
+        (
+            ["--only", "error,latency"],
+            "argument --only: 'latency' is not one of error, slow, cost, sensor, worker",
+        ),
+        (["--only", "slow,slow"], "argument --only: slow is named more than once"),
+        (
+            ["--seed", "9" * 5000],
+            "argument --seed: a number of 5,000 digits is not between 0 and 4611686018427387904",
+        ),
+    ],
+    "faults": [
+        (["--runs", "0"], "argument --runs: 0 is not between 1 and 10000"),
+        (["--timeout", "nan"], "argument --timeout: nan is not between 1 and 604800 s"),
+        (["--timeout", "0"], "argument --timeout: 0.0 is not between 1 and 604800 s"),
+    ],
+    "parse": [
+        (["--rounds", "0"], "argument --rounds: 0 is not between 1 and 1000"),
+        (["--workflows", "-1"], "argument --workflows: -1 is not between 1 and 10000"),
+    ],
+    "events": [
+        (["--events", "0"], "argument --events: 0 is not between 1 and 10000000"),
+        (["--batch", "0"], "argument --batch: 0 is not between 1 and 100000"),
+        (["--reps", "1.5"], "argument --reps: '1.5' is not a whole number"),
+        (["--replay-events", "99"], "argument --replay-events: 99 is not between 100 and 10000000"),
+        (["--replay-steps", str(10**9)], f"argument --replay-steps: {10**9} is not between 1 and 100000"),
+    ],
+    "dashboard": [(["--seed", "-1"], "argument --seed: -1 is not between 0 and 4611686018427387904")],
 }
+ARGV_ONLY = {"variants", "faults", "parse", "events", "dashboard"}  # their main() reads sys.argv
 
 
 @pytest.mark.parametrize(
@@ -93,9 +167,9 @@ def test_a_simulation_benchmark_refuses_what_it_cannot_run_before_it_starts(
     bench, argv, error, monkeypatch, capsys
 ):
     main = load_bench(bench).main
-    monkeypatch.setattr(sys, "argv", [f"{bench}.py", *argv])  # bench/variants.py reads sys.argv
+    monkeypatch.setattr(sys, "argv", [f"{bench}.py", *argv])
     with pytest.raises(SystemExit) as exited:
-        main() if bench == "variants" else main(argv)
+        main() if bench in ARGV_ONLY else main(argv)
     assert exited.value.code == 2
     out, err = capsys.readouterr()
     assert out == ""  # nothing ran
