@@ -70,6 +70,21 @@ def test_a_late_outcome_counts_as_old_as_it_is():
     assert bandit.clock == 1100.0 and bandit.arms["a"].last_at == 1000.0
 
 
+def test_outcomes_thousands_of_half_lives_apart_forget_the_older_instead_of_failing():
+    """0.5 ** (a day / a minute) is 0.0 in a float: its log (an arm's age) raised 'math domain error'."""
+    bandit = Bandit(half_life_seconds=60)
+    bandit.update("a", 1.0, at=0.0)
+    bandit.update("b", 0.5, at=86_400.0)  # a day later: a's call is 1,440 half-lives old
+    assert bandit.arms["a"].n == pytest.approx(0.0, abs=1e-250) and bandit.arms["b"].n == 1.0
+    bandit.update("a", 0.0, at=0.0)  # a late outcome, as old: weighs nothing
+    assert bandit.arms["a"].n == pytest.approx(0.0, abs=1e-250) and bandit.arms["a"].last_at == 0.0
+    bandit.update("a", 0.25, at=1e12)  # the latest time an outcome may have
+    assert bandit.arms["a"].n == pytest.approx(1.0) and bandit.arms["b"].n == pytest.approx(0.0, abs=1e-250)
+    restored = Bandit.from_json(json.dumps(bandit.to_json(), allow_nan=False))
+    assert restored.to_json() == bandit.to_json()
+    assert restored.choose(["a", "b"], 3).arm in {"a", "b"}
+
+
 def test_the_state_round_trips_through_json_and_goes_on_the_same():
     rows = _stream(seed=5)
     whole = Bandit(half_life_seconds=86_400)

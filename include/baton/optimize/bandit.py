@@ -61,6 +61,9 @@ POLICY = "discounted-thompson"
 # it was not taken: docs/architecture.md, "Learned routing: what was measured".
 TEMPERATURE = 0.5
 REWARD_FIX = "(fix: pass what reward.reward() gave the outcome, a number in [0, 1])"
+# the least a discount by time weighs: past ~1,000 half-lives the evidence is gone (0.5 ** 1074 is 0.0 in a float,
+# whose log the arms' ages would take)
+MIN_FACTOR = 1e-300
 
 
 @dataclass(frozen=True)
@@ -172,12 +175,12 @@ class Bandit:
         if seconds is not None:
             if self.clock is None or seconds > self.clock:
                 if self.clock is not None and self.half_life_seconds is not None:
-                    aged = 0.5 ** ((seconds - self.clock) / self.half_life_seconds)
+                    aged = max(MIN_FACTOR, 0.5 ** ((seconds - self.clock) / self.half_life_seconds))
                     for other in self.arms.values():
                         other.scale(aged)
                 self.clock = seconds
             elif self.half_life_seconds is not None:  # an outcome that arrives late is as old as it is
-                weight = 0.5 ** ((self.clock - seconds) / self.half_life_seconds)
+                weight = max(MIN_FACTOR, 0.5 ** ((self.clock - seconds) / self.half_life_seconds))
             stats.last_at = seconds if stats.last_at is None else max(stats.last_at, seconds)
         if self.recheck_calls is not None:
             for other in self.arms.values():
