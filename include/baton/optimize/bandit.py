@@ -21,6 +21,10 @@ Following agents that change:
 - ``recheck_calls`` (default 1000): every outcome also ages every arm a little (half after 1,000 calls of
   the step), so what is known of an agent nobody calls fades slowly and it is tried again: an agent that
   recovered, or improved while it was not called, gets its traffic back.
+- **the evidence's age**: the draws are tempered (``TEMPERATURE``), and an arm's draw widens with how old
+  its evidence is (the mean half-lives its calls have been discounted by since they were made, ``Arm.aged``):
+  an agent that looked a little worse, or that a change left with a few unlucky calls, and that is then seldom
+  called, is judged on old calls, and its draws widen until it is tried again (``temperatures``).
 - ``half_life_calls`` (optional): an outcome also counts half once its agent has had this many calls
   since (forgetting at a fixed rate, the policy before change detection: it never let a posterior narrow
   past ~1.44 half-lives of calls, so it kept exploring in stable times).
@@ -55,11 +59,13 @@ from baton.optimize.posterior import Arm, Prior, pooled, stored_arm
 
 VERSION = 2  # 1: one Normal-Gamma posterior over the reward, no change detection
 POLICY = "discounted-thompson"
-# Draws from the posteriors scaled to 0.5 of their spread (tempered Thompson sampling, which Chapelle and Li
-# found worth it in practice); a new arm's delivery prior is worth posterior.POOLED = 10 calls. bench/routing.py on
-# seeds 1000..1099, on which nothing was tuned: 13.7 % of round-robin's regret. What else was measured, and why
-# it was not taken: docs/architecture.md, "Learned routing: what was measured".
-TEMPERATURE = 0.5
+# Draws from the posteriors scaled to 0.3 of their spread (tempered Thompson sampling, which Chapelle and Li
+# found worth it in practice), widened by the age of each arm's evidence: times sqrt(1 + its mean half-lives), at
+# most the whole spread (see ``temperatures``); a new arm's delivery prior is worth posterior.POOLED = 10 calls.
+# bench/routing.py on seeds 1000..1099, on which nothing was tuned: 12.3 % of round-robin's regret (0.5 and no
+# widening: 13.7 %). What else was measured, and why it was not taken: docs/architecture.md, "Learned routing:
+# what was measured".
+TEMPERATURE = 0.3
 REWARD_FIX = "(fix: pass what reward.reward() gave the outcome, a number in [0, 1])"
 # the least a discount by time weighs: past ~1,000 half-lives the evidence is gone (0.5 ** 1074 is 0.0 in a float,
 # whose log the arms' ages would take)
@@ -256,13 +262,29 @@ class Bandit:
         posteriors = [self._posterior(name, shared) for name in names]
         alpha, beta = (np.array([p[key] for p in posteriors]) for key in ("alpha", "beta"))
         delivers = alpha / (alpha + beta)
-        chance = np.clip(delivers + self.temperature * (generator.beta(alpha, beta) - delivers), 0.0, 1.0)
-        value = np.array([p["value"] for p in posteriors]) + self.temperature * np.array(
+        spread = self.temperatures(names)
+        chance = np.clip(delivers + spread * (generator.beta(alpha, beta) - delivers), 0.0, 1.0)
+        value = np.array([p["value"] for p in posteriors]) + spread * np.array(
             [p["scale"] for p in posteriors]
         ) * generator.standard_t(np.array([p["df"] for p in posteriors]))
         draws = chance * value
         best = int(np.argmax(draws))
-        return Decision(arm=names[best], explanation=self._explain(names, posteriors, draws, best))
+        return Decision(arm=names[best], explanation=self._explain(names, posteriors, draws, spread, best))
+
+    def temperatures(self, names: Sequence[str]) -> np.ndarray:
+        """How much of each arm's posterior spread its draw takes: ``temperature`` times sqrt(1 + the mean
+        half-lives its evidence has been discounted by since it was made), at most 1. An arm called all the
+        time is judged on fresh calls; one seldom called (an agent that looked a little worse, or that a
+        change left with a few unlucky calls) is judged on old ones, and what it does now may differ: its
+        draws widen as its evidence ages, so it is tried again. Nothing widens when nothing forgets."""
+        return np.array(
+            [
+                min(1.0, self.temperature * math.sqrt(1 + self.arms[n].half_lives()))
+                if n in self.arms
+                else self.temperature
+                for n in names
+            ]
+        )
 
     def _available(self, available: Sequence[str]) -> list[str]:
         if isinstance(available, str) or not isinstance(available, Sequence | set | frozenset):
@@ -283,10 +305,13 @@ class Bandit:
             )
         return names
 
-    def _explain(self, names: list[str], posteriors: list[dict], draws: np.ndarray, best: int) -> dict:
-        """The ``agent.selected`` explanation: each candidate's posterior and draw, and the changes seen."""
+    def _explain(
+        self, names: list[str], posteriors: list[dict], draws: np.ndarray, spread: np.ndarray, best: int
+    ) -> dict:
+        """The ``agent.selected`` explanation: each candidate's posterior, the share of its spread its draw
+        took, its draw, and the changes seen."""
         arms = {}
-        for name, p, draw in zip(names, posteriors, draws, strict=True):
+        for name, p, draw, tempered in zip(names, posteriors, draws, spread, strict=True):
             changed = self.arms[name].changed if name in self.arms else None
             arms[name] = {
                 "mean": round(p["mean"], 4),
@@ -294,6 +319,7 @@ class Bandit:
                 "value": round(p["value"], 4),
                 "scale": round(p["scale"], 4),
                 "n_eff": round(p["n_eff"], 2),
+                "spread": round(float(tempered), 4),
                 "draw": round(float(draw), 4),
                 "changed_calls_ago": None if changed is None else self.calls - changed,
                 "change_test": None if changed is None else ("drop" if self.arms[name].dropped else "glr"),

@@ -70,10 +70,12 @@ _DEFAULT = {"strength": 1.0, "shape": 2.0, "rate": 0.1}
 @dataclass
 class Arm:
     """An arm's discounted sums: effective calls, those that delivered (``hits``), total reward, total
-    squared reward; its last outcome's time; ``age``, how much its sums have been discounted (the sum of
-    the log factors), and ``recent``, its calls since its last change as ``[reward, born]`` (the weight
-    of one is ``exp(born - age)``), which the change detector reads; ``changed``, the step's call at
-    which a change was last detected, and ``dropped``, whether the drop test found it (see ``change``)."""
+    squared reward, and ``aged``, each call's weight times how much it has been discounted since it was made
+    (in nats: ``aged / n`` is how old the evidence is, see ``half_lives``); its last outcome's time; ``age``,
+    how much its sums have been discounted (the sum of the log factors), and ``recent``, its calls since its
+    last change as ``[reward, born]`` (the weight of one is ``exp(born - age)``), which the change detector
+    reads; ``changed``, the step's call at which a change was last detected, and ``dropped``, whether the
+    drop test found it (see ``change``)."""
 
     n: float = 0.0
     hits: float = 0.0
@@ -84,8 +86,10 @@ class Arm:
     recent: list[list[float]] = field(default_factory=list)
     changed: int | None = None
     dropped: bool = False
+    aged: float = 0.0
 
     def scale(self, factor: float) -> None:
+        self.aged = factor * (self.aged - self.n * math.log(factor))  # each call is older by -log(factor)
         self.n *= factor
         self.hits *= factor
         self.total *= factor
@@ -93,6 +97,7 @@ class Arm:
         self.age -= math.log(factor)
 
     def add(self, reward: float, weight: float) -> None:
+        self.aged -= weight * math.log(weight)  # a late outcome (weight < 1) is as old as its discount
         self.n += weight
         if reward > 0:
             self.hits += weight
@@ -103,9 +108,14 @@ class Arm:
         """Forget the calls before ``recent[start]`` (a change detected at the step's call ``changed``, by
         the drop test or not): the sums are its later calls'."""
         self.recent, self.changed, self.dropped = self.recent[start:], changed, dropped
-        self.n = self.hits = self.total = self.squares = 0.0
+        self.n = self.hits = self.total = self.squares = self.aged = 0.0
         for reward, born in self.recent:
             self.add(reward, math.exp(born - self.age))
+
+    def half_lives(self) -> float:
+        """How old the arm's evidence is: the mean, over its calls by weight, of the half-lives they have been
+        discounted by since they were made (0 when nothing discounts, or before any call)."""
+        return self.aged / self.n / math.log(2) if self.n > TINY else 0.0
 
     def delivers(self, a: float, b: float) -> tuple[float, float]:
         """The Beta posterior (alpha, beta) of the chance a call delivers, from a Beta(a, b) prior."""
@@ -138,7 +148,8 @@ def pooled(arms: Iterable[Arm], prior: Prior) -> tuple[float, float, Prior]:
 def stored_arm(data: Any, here: str, calls: int) -> Arm:
     """One arm of a stored state (``bandit.to_json``), each field checked."""
     fields = {"n", "hits", "total", "squares", "last_at", "age", "recent", "changed"}
-    data = _state.only(data, fields | {"dropped"}, here, required=fields)  # a state before the drop test
+    # "dropped" is left out by a state from before the drop test, "aged" by one from before the evidence's age
+    data = _state.only(data, fields | {"dropped", "aged"}, here, required=fields)
     dropped = data.get("dropped", False)
     if not isinstance(dropped, bool) or (dropped and data["changed"] is None):
         raise OptimizeError(
@@ -166,7 +177,7 @@ def stored_arm(data: Any, here: str, calls: int) -> Arm:
         _state.number(pair[0], f"{here}.recent[{i}][0]", 0.0, 1.0)
         _state.number(pair[1], f"{here}.recent[{i}][1]", -1e12, 1e12)
     changed = data["changed"]
-    return Arm(
+    arm = Arm(
         n=n,
         hits=hits,
         total=total,
@@ -179,3 +190,9 @@ def stored_arm(data: Any, here: str, calls: int) -> Arm:
         else int(_state.number(changed, f"{here}.changed", 0, calls, whole=True)),
         dropped=dropped,
     )
+    if "aged" in data:
+        arm.aged = _state.number(data["aged"], f"{here}.aged", 0.0, 1e15)
+    else:  # a state written before the evidence's age was kept: the calls since the last change tell it
+        ages = [max(0.0, arm.age - born) for _, born in arm.recent]  # (a call is never born after now)
+        arm.aged = sum(math.exp(-old) * old for old in ages)
+    return arm
