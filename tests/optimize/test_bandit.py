@@ -4,6 +4,7 @@ projection."""
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 
 import numpy as np
@@ -83,6 +84,22 @@ def test_outcomes_thousands_of_half_lives_apart_forget_the_older_instead_of_fail
     restored = Bandit.from_json(json.dumps(bandit.to_json(), allow_nan=False))
     assert restored.to_json() == bandit.to_json()
     assert restored.choose(["a", "b"], 3).arm in {"a", "b"}
+
+
+@pytest.mark.parametrize("before", [0, 1, 2])
+def test_a_change_that_keeps_calls_older_than_a_float_can_weigh_counts_them_as_nothing(before):
+    """Calls at time 0, then failures a million half-lives apart: the change test cuts the delivering calls
+    and keeps the failures from time 0, whose weight exp(-age) is 0.0 in a float (its log is not taken)."""
+    bandit = Bandit(half_life_seconds=1, recheck_calls=None)
+    for _ in range(20):
+        bandit.update("a", 0.8, at=0.0)
+    for _ in range(before):
+        bandit.update("a", 0.0, at=0.0)
+    for k in range(1, 60):
+        bandit.update("a", 0.0, at=1e6 * k)
+    arm = bandit.arms["a"]
+    assert arm.changed is not None and arm.hits == 0.0 and arm.n == pytest.approx(1.0)
+    assert math.isfinite(arm.aged) and arm.half_lives() == pytest.approx(0.0, abs=1e-290)
 
 
 def test_the_state_round_trips_through_json_and_goes_on_the_same():

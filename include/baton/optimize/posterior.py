@@ -97,7 +97,8 @@ class Arm:
         self.age -= math.log(factor)
 
     def add(self, reward: float, weight: float) -> None:
-        self.aged -= weight * math.log(weight)  # a late outcome (weight < 1) is as old as its discount
+        if weight > 0.0:  # a late outcome (weight < 1) is as old as its discount; one that underflowed adds 0
+            self.aged -= weight * math.log(weight)
         self.n += weight
         if reward > 0:
             self.hits += weight
