@@ -191,9 +191,14 @@ def stored_arm(data: Any, here: str, calls: int) -> Arm:
         else int(_state.number(changed, f"{here}.changed", 0, calls, whole=True)),
         dropped=dropped,
     )
-    if "aged" in data:
-        arm.aged = _state.number(data["aged"], f"{here}.aged", 0.0, 1e15)
-    else:  # a state written before the evidence's age was kept: the calls since the last change tell it
-        ages = [max(0.0, arm.age - born) for _, born in arm.recent]  # (a call is never born after now)
-        arm.aged = sum(math.exp(-old) * old for old in ages)
+    arm.aged = _aged(data, arm, here)
     return arm
+
+
+def _aged(data: Mapping[str, Any], arm: Arm, here: str) -> float:
+    """A stored arm's ``aged``: as stored, or, in a state from before it was kept, from its calls since its
+    last change (a call is never born after now)."""
+    if "aged" in data:
+        return _state.number(data["aged"], f"{here}.aged", 0.0, 1e15)
+    ages = [max(0.0, arm.age - born) for _, born in arm.recent]
+    return sum(math.exp(-old) * old for old in ages)
