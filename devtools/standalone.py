@@ -122,7 +122,11 @@ class AirflowAPI:
         headers = {"Authorization": f"Bearer {self.token()}", **kwargs.pop("headers", {})}
         return self.http.request(method, f"{self.url}/api/v2{path}", headers=headers, **kwargs)
 
-    def wait_for_dag(self, dag_id: str, timeout: float = 120) -> dict[str, Any]:
+    def wait_for_dag(self, dag_id: str, timeout: float = 300) -> dict[str, Any]:
+        """The DAG as the API gives it, once the DAG processor has parsed it. A bundle's first parse waits
+        its turn with everything else that starts: in a suite run on a slow day (three Airflows starting and
+        three test processes collecting, on two cores) 120 s were not enough; 300 s, with Airflow's start
+        (at most 180 s), stay under pytest's 600 s for the test whose setup it is."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             response = self.api("GET", f"/dags/{dag_id}")
