@@ -81,7 +81,7 @@ def test_a_subset_is_names_of_its_choices_each_once_in_the_order_given():
         ("error,slow,error", "error is named more than once"),
         ("x" * 10_000 + ",y,z", f"'{'x' * 50}' is not one of error, slow, cost (and 2 more that are not)"),
         ("," * 1_000_000, "'' is not one of error, slow, cost (and 1,000,000 more that are not)"),
-        ("slow," * 200_000, "'' is not one of error, slow, cost"),  # its last is empty: named before twice
+        ("slow," * 200_000, "'' is not one of error, slow, cost"),  # after the last comma: unknown
         (",".join(["error"] * 200_000), "error is named more than once"),  # found at once, not in O(n^2)
     ]:
         with pytest.raises(argparse.ArgumentTypeError) as refused:
@@ -163,9 +163,7 @@ ARGV_ONLY = {"variants", "faults", "parse", "events", "dashboard"}  # their main
     ("bench", "argv", "error"),
     [(bench, argv, error) for bench, cases in CASES.items() for argv, error in cases],
 )
-def test_a_simulation_benchmark_refuses_what_it_cannot_run_before_it_starts(
-    bench, argv, error, monkeypatch, capsys
-):
+def test_a_benchmark_refuses_what_it_cannot_run_before_it_starts(bench, argv, error, monkeypatch, capsys):
     main = load_bench(bench).main
     monkeypatch.setattr(sys, "argv", [f"{bench}.py", *argv])
     with pytest.raises(SystemExit) as exited:
