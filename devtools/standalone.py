@@ -129,11 +129,19 @@ class AirflowAPI:
         (at most 180 s), stay under pytest's 600 s for the test whose setup it is."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            response = self.api("GET", f"/dags/{dag_id}")
-            if response.status_code == 200:
+            response = self._poll(f"/dags/{dag_id}")
+            if response is not None and response.status_code == 200:
                 return response.json()
             time.sleep(0.5)
         raise TimeoutError(f"DAG {dag_id} not parsed after {timeout} s")
+
+    def _poll(self, path: str) -> httpx.Response | None:
+        """``GET path``, or None when the API did not answer within the client's timeout: a loaded api-server
+        (on a slow day, one answer of a poll took over 30 s) is asked again, until the caller's deadline."""
+        try:
+            return self.api("GET", path)
+        except httpx.TimeoutException:
+            return None
 
     def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> httpx.Response:
         """A new run; asked again (up to 3 times) when SQLite's single writer made the API answer 500
@@ -152,8 +160,9 @@ class AirflowAPI:
     ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            run = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}").json()
-            if run["state"] in ("success", "failed"):
+            response = self._poll(f"/dags/{dag_id}/dagRuns/{run_id}")
+            run = response.json() if response is not None else {}
+            if run.get("state") in ("success", "failed"):
                 return run
             time.sleep(poll)
         raise TimeoutError(f"run {run_id} of {dag_id} not finished after {timeout} s")
