@@ -57,10 +57,12 @@ os.environ["AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"] = "1.0"
 # 5 s of CPU a minute, and at 600 s the shared Airflow, up for about ten minutes, parsed them all twice).
 os.environ["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "True"
 os.environ["AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL"] = "3600"
-# ... so a first parse that Airflow stops (after 50 s by default) is not tried again for an hour, and its DAGs
-# never come: on the slowest day yet, the bundle's first parse, sharing two cores with two more Airflows starting
-# and three test processes collecting, passed 50 s in two suite runs of three (the shared Airflow's 36 tests
-# errored, its first DAG not there after 300 s). A parse may take 300 s here.
+# ... so a first parse that Airflow stops is not tried again for an hour, and its DAGs never come. On the slowest
+# day yet, sharing two cores with two more Airflows starting and three test processes collecting, the shared
+# Airflow's import of baton_workflows.py passed core.dagbag_import_timeout (30 s; its log: "DagBag import timeout
+# ... after 30.0s", while loading sqlglot) in three suite runs of four, and its 36 tests errored. An import may
+# take 240 s here, and the file's processor (killed after dag_file_processor_timeout) 300.
+os.environ["AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT"] = "240"
 os.environ["AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT"] = "300"
 os.environ.setdefault("BATON_EXTENSIONS", "demo.skills")  # the bundled workflows' skills (scripts/env.sh)
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS)
