@@ -161,8 +161,9 @@ class AirflowAPI:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             response = self._poll(f"/dags/{dag_id}/dagRuns/{run_id}")
-            run = response.json() if response is not None else {}
-            if run.get("state") in ("success", "failed"):
+            run = response.json() if response is not None else None  # None: no answer in time, ask again
+            # an error's body (a run that does not exist) has no state: KeyError at once, as before the retry
+            if run is not None and run["state"] in ("success", "failed"):
                 return run
             time.sleep(poll)
         raise TimeoutError(f"run {run_id} of {dag_id} not finished after {timeout} s")
