@@ -13,7 +13,8 @@ Traffic with natural noise: a run of incident_traffic every ``--period`` seconds
 (exponential gaps, seeded), an order inserted every ``--order-period`` seconds on average; the models
 answer after their connection's delay (analyst 1.5 s, the others 0.2 s) plus the machine's own noise.
 
-The labelled faults, after ``--warmup`` minutes, one every ``--stagger`` minutes, each ``--fault``
+The labelled faults, once a first run of the traffic succeeded (the service runs; at most ``READY_S``) and
+``--warmup`` minutes more, one every ``--stagger`` minutes, each ``--fault``
 minutes long, each on its own agent or sensor (so an alert belongs to one fault at most):
 
 - ``error``: incident_writer_a's model fails 30 % of its calls (``BATON_FAULTS`` window);
@@ -79,6 +80,7 @@ from devtools.standalone import Standalone
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent / "workflows" / "incidents"
 TRAFFIC, ORDERS = "incident_traffic", "incident_orders"
+READY_S = 600.0  # the longest wait for the first run of the traffic to succeed, before the warm-up starts
 ATTRIBUTION = 180.0  # an alert this long after its fault ended still belongs to it
 DELAYS = {"writer_a": 0.2, "writer_b": 0.2, "analyst": 1.5, "summarizer": 0.2, "checker": 0.2, "clerk": 0.2}
 RUNNER = re.compile(rb"^airflow worker -- (\S+)")  # a task runner's process title
@@ -429,32 +431,48 @@ def campaign(airflow: Standalone, dbs: Databases, args: argparse.Namespace) -> i
     for dag_id in (TRAFFIC, f"{ORDERS}__sensor", ORDERS, "baton_monitor"):
         airflow.wait_for_dag(dag_id, timeout=300)
         airflow.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
-    # The schedule starts now: Airflow's processes read the model faults' windows as seconds after the
-    # time in the clock file (none is open before it exists), the benchmark's own faults are timed here.
+    run = Campaign(airflow, dbs, [], args)  # traffic first, no fault yet
+    run.run()
+    if not first_success(airflow, run):
+        return 1
+    # The schedule starts now, once the service runs (on a loaded machine the first runs took minutes: a warm-up
+    # counted from the unpause had measured nothing): Airflow's processes read the model faults' windows as
+    # seconds after the time in the clock file (none is open before it exists), the benchmark's own are timed here.
     t0 = time.time()
     args.clock.write_text(repr(t0))
     args.faults = schedule(args, t0)
+    run.faults = {f.name: f for f in args.faults}
     first = min(f.start for f in args.faults)
-    print(f"traffic starts; {(first - t0) / 60:.1f} minutes of warm-up before the first fault")
-    run = Campaign(airflow, dbs, args.faults, args)
-    run.run()
+    print(f"{(first - t0) / 60:.1f} minutes of warm-up before the first fault")
     end = max(f.end for f in args.faults) + 60 * args.tail
     while time.time() < end:
         time.sleep(min(60.0, max(0.0, end - time.time())))
         run.counts.update(run_states(airflow))
         print(f"  t+{time.time() - t0:5.0f} s: {run.counts}", flush=True)
-        if time.time() >= first and not run.counts["succeeded"]:
-            run.stop.set()
-            print(
-                "error: no run of incident_traffic succeeded in the warm-up: nothing to measure",
-                file=sys.stderr,
-            )
-            return 1
     run.stop.set()
     others += other_airflows(airflow)
     print_environment(effective_settings(airflow), others)
     report(run.store, args.faults, read_alerts(run.store), t0, run.counts)
     return 0
+
+
+def first_success(airflow: Standalone, run: Campaign, timeout: float = READY_S) -> bool:
+    """Wait until a run of the traffic workflow succeeded (the service runs: there is something to measure)."""
+    started = time.monotonic()
+    print("traffic starts", flush=True)
+    while time.monotonic() - started < timeout:
+        time.sleep(2)
+        run.counts.update(run_states(airflow))
+        if run.counts["succeeded"] > 0:
+            print(f"the first run of {TRAFFIC} succeeded after {time.monotonic() - started:.0f} s", flush=True)
+            return True
+    run.stop.set()
+    print(
+        f"error: no run of {TRAFFIC} succeeded within {timeout:.0f} s of the traffic's start: nothing to "
+        f"measure (so far: {run.counts})",
+        file=sys.stderr,
+    )
+    return False
 
 
 def main(argv: list[str] | None = None) -> int:

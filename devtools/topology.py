@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from devtools.standalone import ENV_SH, Standalone, _group_alive, free_port
+from devtools.standalone import ENV_SH, START_TIMEOUT_S, Standalone, _group_alive, free_port
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
@@ -158,7 +158,7 @@ class CeleryTopology(Standalone):
             {"BATON_WORKER_NAME": name, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())},
         )  # fmt: skip
 
-    def start(self, timeout: float = 240) -> CeleryTopology:
+    def start(self, timeout: float = START_TIMEOUT_S) -> CeleryTopology:
         """Check PostgreSQL and Redis, migrate Airflow's and Baton's databases, seed the demo business
         database, start every component and wait until the api-server is healthy, the pools exist and
         every worker answers a Celery ping."""

@@ -22,6 +22,7 @@ from baton.events.replay import fold
 from baton.events.store import Event, EventStore, engine_for
 from devtools.standalone import Standalone
 from tests.agents.openai_server import OpenAICompatibleServer
+from tests.conftest import AIRFLOW_STARTING_TIMEOUT_S
 from tests.integration.shared_airflow import (
     BENCH_PLAIN,
     BENCH_WORKFLOWS,
@@ -198,6 +199,18 @@ def test_a_task_killed_mid_step_leaves_a_consistent_history(running, server):
         "task_instances"
     ]
     assert (ti["state"], ti["try_number"]) == ("success", 2), "Airflow says the same"
+
+
+def test_a_test_whose_setup_starts_an_airflow_is_given_the_time_for_it(request, running):
+    """tests/conftest.py: pytest's timeout covers a test's setup, and the first test here started the shared
+    Airflow; a test that starts none keeps pyproject.toml's 600 s (the next one)."""
+    assert request.node.get_closest_marker("timeout").args == (AIRFLOW_STARTING_TIMEOUT_S,)
+    assert AIRFLOW_STARTING_TIMEOUT_S > 600
+
+
+def test_a_test_that_starts_no_airflow_keeps_the_usual_timeout(request):
+    assert request.node.get_closest_marker("timeout") is None
+    assert request.config.getini("timeout") == "600"
 
 
 def test_the_events_api_is_behind_airflows_authentication(running):
