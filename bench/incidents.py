@@ -464,7 +464,9 @@ def first_success(airflow: Standalone, run: Campaign, timeout: float = READY_S) 
         time.sleep(2)
         run.counts.update(run_states(airflow))
         if run.counts["succeeded"] > 0:
-            print(f"the first run of {TRAFFIC} succeeded after {time.monotonic() - started:.0f} s", flush=True)
+            print(
+                f"the first run of {TRAFFIC} succeeded after {time.monotonic() - started:.0f} s", flush=True
+            )
             return True
     run.stop.set()
     print(
