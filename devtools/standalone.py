@@ -25,7 +25,6 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV_SH = ROOT / "scripts" / "env.sh"
-# Test-only settings that must not leak into the Airflow under test.
 # How long start() waits for a new Airflow to answer its health check. Alone on this machine one takes 20-60 s; in
 # the test suite's first minutes four start at once on two cores (the shared one, the monitor's, the Celery
 # topology's and the incident benchmark's) beside three test processes collecting, and on CI's slowest run the
@@ -33,6 +32,7 @@ ENV_SH = ROOT / "scripts" / "env.sh"
 # have pytest's timeout raised to fit it (tests/conftest.py, AIRFLOW_STARTING_FIXTURES).
 START_TIMEOUT_S = 480
 
+# Test-only settings that must not leak into the Airflow under test.
 _DROPPED = ("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", "AIRFLOW_CONN_BATON_STORE")
 
 
