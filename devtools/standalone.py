@@ -31,6 +31,8 @@ ENV_SH = ROOT / "scripts" / "env.sh"
 # shared one was not up after 180 s (its 36 tests errored) and the benchmark's took 171 s. Tests that start one
 # have pytest's timeout raised to fit it (tests/conftest.py, AIRFLOW_STARTING_FIXTURES).
 START_TIMEOUT_S = 480
+# How long wait_for_dag() waits for a DAG's first parse (see there).
+FIRST_PARSE_TIMEOUT_S = 300
 
 # Test-only settings that must not leak into the Airflow under test.
 _DROPPED = ("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", "AIRFLOW_CONN_BATON_STORE")
@@ -129,7 +131,7 @@ class AirflowAPI:
         headers = {"Authorization": f"Bearer {self.token()}", **kwargs.pop("headers", {})}
         return self.http.request(method, f"{self.url}/api/v2{path}", headers=headers, **kwargs)
 
-    def wait_for_dag(self, dag_id: str, timeout: float = 300) -> dict[str, Any]:
+    def wait_for_dag(self, dag_id: str, timeout: float = FIRST_PARSE_TIMEOUT_S) -> dict[str, Any]:
         """The DAG as the API gives it, once the DAG processor has parsed it. A bundle's first parse waits
         its turn with everything else that starts: in a suite run on a slow day (three Airflows starting and
         three test processes collecting, on two cores) 120 s were not enough."""

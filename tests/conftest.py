@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.standalone import START_TIMEOUT_S
+from devtools.standalone import FIRST_PARSE_TIMEOUT_S, START_TIMEOUT_S
 
 ROOT = Path(__file__).resolve().parents[1]
 DAGS = ROOT / "dags"
@@ -144,24 +144,29 @@ SHARED_AIRFLOW_FILES = (
     "tests/integration/test_pages.py",
 )
 SHARED_AIRFLOW_FIXTURES = {"shared_airflow", "shared_running"}
-# The fixtures that start an Airflow (or the Celery topology), and the pytest timeout of a test that uses one:
-# its setup may be that start (up to START_TIMEOUT_S on a loaded machine), the first parse of its DAGs (up to
-# wait_for_dag's 300 s) and then the test itself (pyproject.toml's 600 s, as for every other test).
+# The fixtures that start an Airflow (or the Celery topology).
 AIRFLOW_STARTING_FIXTURES = SHARED_AIRFLOW_FIXTURES | {"running", "topology"}
-AIRFLOW_STARTING_TIMEOUT_S = START_TIMEOUT_S + 300 + 600
+
+
+def airflow_starting_timeout(config: pytest.Config) -> float:
+    """pytest's timeout for a test whose fixtures start an Airflow: its setup may be that start (up to
+    START_TIMEOUT_S on a loaded machine) and the first parse of its DAGs (up to FIRST_PARSE_TIMEOUT_S), and
+    then the test itself has the timeout every other test has (pyproject.toml's)."""
+    return START_TIMEOUT_S + FIRST_PARSE_TIMEOUT_S + float(config.getini("timeout"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The files of SLOW_FIRST first, in that order, those of LAST last; the rest as collected (a stable
     sort). A test that uses the shared Airflow from a file not in SHARED_AIRFLOW_FILES is refused: xdist
     would run it in another process, which would start a second one. A test whose fixtures start an Airflow
-    gets the longer timeout above (unless it sets its own)."""
+    gets airflow_starting_timeout (unless it sets its own)."""
     rank = {path: i for i, path in enumerate(SLOW_FIRST)} | {path: len(SLOW_FIRST) + 1 for path in LAST}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(SLOW_FIRST)))
+    starting = pytest.mark.timeout(airflow_starting_timeout(config))
     for item in items:
         path, fixtures = item.nodeid.split("::")[0], set(getattr(item, "fixturenames", ()))
         if AIRFLOW_STARTING_FIXTURES & fixtures and item.get_closest_marker("timeout") is None:
-            item.add_marker(pytest.mark.timeout(AIRFLOW_STARTING_TIMEOUT_S))
+            item.add_marker(starting)
         if SHARED_AIRFLOW_FIXTURES & fixtures and path not in SHARED_AIRFLOW_FILES:
             raise pytest.UsageError(
                 f"{item.nodeid} uses the shared Airflow: add {path} to SHARED_AIRFLOW_FILES in tests/conftest.py"

@@ -22,7 +22,7 @@ from baton.events.replay import fold
 from baton.events.store import Event, EventStore, engine_for
 from devtools.standalone import Standalone
 from tests.agents.openai_server import OpenAICompatibleServer
-from tests.conftest import AIRFLOW_STARTING_TIMEOUT_S
+from tests.conftest import airflow_starting_timeout
 from tests.integration.shared_airflow import (
     BENCH_PLAIN,
     BENCH_WORKFLOWS,
@@ -204,8 +204,8 @@ def test_a_task_killed_mid_step_leaves_a_consistent_history(running, server):
 def test_a_test_whose_setup_starts_an_airflow_is_given_the_time_for_it(request, running):
     """tests/conftest.py: pytest's timeout covers a test's setup, and the first test here started the shared
     Airflow; a test that starts none keeps pyproject.toml's 600 s (the next one)."""
-    assert request.node.get_closest_marker("timeout").args == (AIRFLOW_STARTING_TIMEOUT_S,)
-    assert AIRFLOW_STARTING_TIMEOUT_S > 600
+    assert request.node.get_closest_marker("timeout").args == (airflow_starting_timeout(request.config),)
+    assert airflow_starting_timeout(request.config) == 480 + 300 + 600
 
 
 def test_a_test_that_starts_no_airflow_keeps_the_usual_timeout(request):
