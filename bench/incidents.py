@@ -163,14 +163,18 @@ def settings_for(dbs: Databases, faults: list[Fault], seed: int, clock: Path) ->
 class Campaign:
     """The threads of the campaign: runs triggered, orders inserted, the lost worker's tasks killed."""
 
-    def __init__(self, airflow: Standalone, dbs: Databases, faults: list[Fault], args: argparse.Namespace):
-        self.airflow, self.faults, self.args = airflow, {f.name: f for f in faults}, args
+    def __init__(self, airflow: Standalone, dbs: Databases, args: argparse.Namespace):
+        self.airflow, self.args = airflow, args
+        self.faults: dict[str, Fault] = {}  # none until the schedule starts (open_faults)
         self.store = engine_for(dbs.url("store"))
         self.biz = engine_for(dbs.url("biz"))
         self.stop = threading.Event()
         self.counts = {"runs_triggered": 0, "trigger_errors": 0, "succeeded": 0, "failed": 0}
         self.counts.update(orders=0, tasks_killed=0)
         self.rng = random.Random(args.seed)
+
+    def open_faults(self, faults: list[Fault]) -> None:
+        self.faults = {f.name: f for f in faults}
 
     def active(self, name: str, now: float | None = None) -> bool:
         fault = self.faults.get(name)
@@ -429,11 +433,12 @@ def campaign(airflow: Standalone, dbs: Databases, args: argparse.Namespace) -> i
     if not sync_pools(airflow):  # each agent's pool: a task in a missing one never runs
         return 1
     for dag_id in (TRAFFIC, f"{ORDERS}__sensor", ORDERS, "baton_monitor"):
-        airflow.wait_for_dag(dag_id, timeout=300)
+        airflow.wait_for_dag(dag_id)
         airflow.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
-    run = Campaign(airflow, dbs, [], args)  # traffic first, no fault yet
+    run = Campaign(airflow, dbs, args)  # traffic first, no fault yet
     run.run()
-    if not first_success(airflow, run):
+    if not first_success(airflow, run.counts):
+        run.stop.set()
         return 1
     # The schedule starts now, once the service runs (on a loaded machine the first runs took minutes: a warm-up
     # counted from the unpause had measured nothing): Airflow's processes read the model faults' windows as
@@ -441,7 +446,7 @@ def campaign(airflow: Standalone, dbs: Databases, args: argparse.Namespace) -> i
     t0 = time.time()
     args.clock.write_text(repr(t0))
     args.faults = schedule(args, t0)
-    run.faults = {f.name: f for f in args.faults}
+    run.open_faults(args.faults)
     first = min(f.start for f in args.faults)
     print(f"{(first - t0) / 60:.1f} minutes of warm-up before the first fault")
     end = max(f.end for f in args.faults) + 60 * args.tail
@@ -456,22 +461,24 @@ def campaign(airflow: Standalone, dbs: Databases, args: argparse.Namespace) -> i
     return 0
 
 
-def first_success(airflow: Standalone, run: Campaign, timeout: float = READY_S) -> bool:
-    """Wait until a run of the traffic workflow succeeded (the service runs: there is something to measure)."""
+def first_success(
+    airflow: Standalone, counts: dict[str, int], timeout: float = READY_S, every: float = 2.0
+) -> bool:
+    """Wait until a run of the traffic workflow succeeded (the service runs: there is something to measure),
+    polling its runs' states into ``counts`` every ``every`` seconds; False, said on stderr, after ``timeout``."""
     started = time.monotonic()
     print("traffic starts", flush=True)
     while time.monotonic() - started < timeout:
-        time.sleep(2)
-        run.counts.update(run_states(airflow))
-        if run.counts["succeeded"] > 0:
+        time.sleep(every)
+        counts.update(run_states(airflow))
+        if counts["succeeded"] > 0:
             print(
                 f"the first run of {TRAFFIC} succeeded after {time.monotonic() - started:.0f} s", flush=True
             )
             return True
-    run.stop.set()
     print(
         f"error: no run of {TRAFFIC} succeeded within {timeout:.0f} s of the traffic's start: nothing to "
-        f"measure (so far: {run.counts})",
+        f"measure (so far: {counts})",
         file=sys.stderr,
     )
     return False

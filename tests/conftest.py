@@ -88,8 +88,8 @@ os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
 )
 
 
-# The shared Airflow's fixtures, for every test module.
-pytest_plugins = ("tests.integration.shared_airflow",)
+# The shared Airflow's fixtures and the slow API stub (tests/api_stub.py), for every test module.
+pytest_plugins = ("tests.integration.shared_airflow", "tests.api_stub")
 
 
 def _terminated(*_: object) -> None:

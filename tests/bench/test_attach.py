@@ -5,18 +5,14 @@ the API client's waits (``AirflowAPI.wait_for_run``, ``wait_for_dag``) take an a
 from __future__ import annotations
 
 import argparse
-import http.server
 import json
-import os
 import subprocess
 import sys
-import threading
 import time
 
-import httpx
 import pytest
 
-from devtools.standalone import AirflowAPI, AttachError, Standalone, free_port
+from devtools.standalone import AttachError, Standalone, free_port
 from tests.conftest import ROOT
 
 
@@ -340,50 +336,6 @@ def test_pools_are_not_in_place_when_the_roster_or_the_pools_cannot_be_read(tmp_
     assert (
         harness.pools_in_place(Standalone(tmp_path / "home", dags_folder=tmp_path, port=free_port())) is False
     )
-
-
-class SlowAPI(http.server.BaseHTTPRequestHandler):
-    """Airflow's REST API as a loaded api-server answers it: the token at once; each GET of a run after the
-    delay its turn in ``server.delays`` gives, with the body its turn in ``server.bodies`` gives."""
-
-    def do_POST(self):  # /auth/token
-        self._send(200, {"access_token": "t"})
-
-    def do_GET(self):
-        turn = self.server.gets
-        self.server.gets += 1
-        time.sleep(self.server.delays[min(turn, len(self.server.delays) - 1)])
-        status, body = self.server.bodies[min(turn, len(self.server.bodies) - 1)]
-        self._send(status, body)
-
-    def _send(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up on this answer
-            pass
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def slow_api(tmp_path):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowAPI)
-    server.gets, server.delays, server.bodies = 0, [0.0], [(200, {})]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    (tmp_path / "simple_auth_manager_passwords.json.generated").write_text('{"admin": "p"}')
-    api = AirflowAPI(f"http://127.0.0.1:{server.server_port}", tmp_path)
-    api._client = (os.getpid(), httpx.Client(timeout=0.5))  # the client's timeout, short
-    yield api, server
-    api.close()
-    server.shutdown()
-    server.server_close()
 
 
 def test_a_poll_that_gets_no_answer_in_time_is_asked_again_until_the_callers_deadline(slow_api):
