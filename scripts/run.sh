@@ -28,14 +28,14 @@ trap stop EXIT
 url="http://localhost:$AIRFLOW__API__PORT"
 echo "Starting Airflow (log: $AIRFLOW_HOME/standalone.log)..."
 # Alone it is up in 20-60 s; on a loaded two-core machine a start has taken minutes.
-healthy=false
-for _ in $(seq 1 480); do
+healthy=false wait_s=480
+for _ in $(seq 1 "$wait_s"); do
   if curl -sf "$url/api/v2/monitor/health" >/dev/null 2>&1; then healthy=true; break; fi
   kill -0 "$pgid" 2>/dev/null || { echo "airflow standalone exited; see $AIRFLOW_HOME/standalone.log"; exit 1; }
   sleep 1
 done
 if [ "$healthy" != true ]; then
-  echo "airflow standalone did not answer $url/api/v2/monitor/health within 480 s; see $AIRFLOW_HOME/standalone.log"
+  echo "airflow standalone did not answer $url/api/v2/monitor/health within $wait_s s; see $AIRFLOW_HOME/standalone.log"
   exit 1
 fi
 baton pools sync >/dev/null
