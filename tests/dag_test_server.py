@@ -4,9 +4,11 @@ Each ``dag.test()`` in a fresh interpreter spends seconds before its first task 
 its task runner and its in-process Execution API, and Baton's operator with the model runtime. This
 process imports all of that once, then forks a child per run: the child starts from those imports, takes
 the environment the test gave, and is otherwise the fresh process it replaces (nothing of a run is
-imported, cached or connected before the fork: the database pool is emptied, no DAG is parsed, no
-extension is loaded; what is cached before it, the plugins and listeners, the model price table and the
-source fingerprint, is the same for every run, as in the task processes of the LocalExecutor's forkserver).
+imported, cached or connected before the fork: the database pool is emptied, no DAG is parsed; what is
+cached before it, the plugins and listeners, the model price table and the source fingerprint, is the
+same for every run, as in the task processes of the LocalExecutor's forkserver). The extensions this
+process's environment names are imported, as that forkserver does, but not counted as loaded: each run
+loads those its own environment names (the ones imported here at no cost).
 
 Protocol, one JSON object per line: the test writes ``{"folder", "bundle", "dag_id", "conf", "env",
 "out"}``; this process answers ``{"pid": N}`` when the child started and ``{"status": N}`` when it ended
@@ -35,6 +37,9 @@ from airflow.sdk.execution_time import supervisor
 
 import baton.operators.agent
 import baton.preload  # noqa: F401
+from baton import extensions
+
+extensions.reset()  # each run loads what its own environment names (see the docstring)
 
 
 def dag_test(request: dict) -> None:

@@ -4,6 +4,8 @@ skill and output model; ``baton skills`` and ``baton validate`` show them; a bro
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -155,3 +157,89 @@ def test_two_modules_cannot_register_the_same_output_model_name():
         SkillError, match=r"output model 'Subtasks' is registered twice \(demo\.skills\.engineering"
     ):
         output_model(Subtasks)
+
+
+PRELOAD = """
+import json, signal, sys, threading
+from baton import extensions
+from baton.registry import skill_names
+
+how = sys.argv[1]
+if how == "thread":
+    found = []
+    worker = threading.Thread(target=lambda: found.extend(extensions.preload(0.5)))
+    worker.start()
+    worker.join()
+    errors = found
+elif how == "timer":
+    signal.setitimer(signal.ITIMER_REAL, 100)
+    errors = extensions.preload(0.5)
+    print("timer left", round(signal.getitimer(signal.ITIMER_REAL)[0]), file=sys.stderr)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+else:
+    errors = extensions.preload(0.5)
+loaded = extensions._loaded
+print(json.dumps({
+    "errors": [str(e) for e in errors],
+    "loaded": None if loaded is None else {k: v is None for k, v in loaded.items()},
+    "imported": sorted(m for m in ("good_ext", "hanging_ext", "exiting_ext") if m in sys.modules),
+    # skill_names() loads what is not counted as loaded: after a failed preload, as a task would
+    "good_skill": "good_skill" in skill_names() if loaded else None,
+    "alarm": [signal.getsignal(signal.SIGALRM) is signal.SIG_DFL, signal.getitimer(signal.ITIMER_REAL)[0]],
+}))
+"""
+
+
+def _preload(tmp_path: Path, names: str, how: str = "main") -> tuple[dict, str]:
+    """extensions.preload() in a fresh interpreter (its own signals and registry), with extension modules
+    that import fine, hang forever or exit; what it returned and left behind."""
+    (tmp_path / "good_ext.py").write_text(
+        "from baton.registry import SkillRequest, skill\n\n\n"
+        "@skill('good_skill')\ndef good_skill(request: SkillRequest) -> dict:\n    return {}\n"
+    )
+    (tmp_path / "hanging_ext.py").write_text("while True:\n    pass\n")
+    (tmp_path / "exiting_ext.py").write_text("raise SystemExit(3)\n")
+    env = {
+        **os.environ,
+        "BATON_EXTENSIONS": names,
+        "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
+    # a bound that did not hold would hang here: the timeout fails the test instead
+    done = subprocess.run(
+        [sys.executable, "-c", PRELOAD, how], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
+
+
+def test_preloading_imports_the_extensions_once_for_the_processes_forked_after(tmp_path):
+    result, _ = _preload(tmp_path, "good_ext")
+    assert result == {
+        "errors": [],
+        "loaded": {"good_ext": True},  # a forked task finds it loaded: no import, no entry point scan
+        "imported": ["good_ext"],
+        "good_skill": True,
+        "alarm": [True, 0.0],  # the handler it replaced is back, and no timer is left armed
+    }
+
+
+def test_an_extension_that_hangs_or_exits_while_preloaded_is_cut_off_and_left_to_each_task(tmp_path):
+    result, stderr = _preload(tmp_path, "hanging_ext,good_ext,exiting_ext")
+    fix = "(fix: make it importable in every Airflow process, or remove it from BATON_EXTENSIONS)"
+    assert result["errors"] == [
+        f"extension module 'hanging_ext' (BATON_EXTENSIONS) failed to import: TimeoutError: importing it took "
+        f"over 0.5 s {fix}",
+        f"extension module 'exiting_ext' (BATON_EXTENSIONS) failed to import: SystemExit: 3 {fix}",
+    ]
+    assert result["loaded"] is None  # nothing counted as loaded: each forked process tries again itself
+    assert result["imported"] == ["good_ext"]  # the healthy one stays imported (free for them)
+    assert result["alarm"] == [True, 0.0]
+    assert "extension module 'hanging_ext'" in stderr  # logged where the scheduler logs
+
+
+def test_preloading_off_the_main_thread_or_under_another_timer_imports_nothing(tmp_path):
+    result, _ = _preload(tmp_path, "good_ext", how="thread")
+    assert (result["errors"], result["loaded"], result["imported"]) == ([], None, [])
+    result, stderr = _preload(tmp_path, "good_ext", how="timer")
+    assert (result["errors"], result["loaded"], result["imported"]) == ([], None, [])
+    assert "timer left 100" in stderr  # the other timer was not cancelled

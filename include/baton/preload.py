@@ -14,9 +14,12 @@ Besides, what tasks imported on their first use, seen with py-spy on the tests' 
 (139 task processes, 2026-11-26): 66 of their 99 s of CPU went to imports, 31 s of it scipy.stats (for a
 version's rollout decision: 1.8 s in each of 17 tasks), 12 s the OpenAI client (a model behind an
 OpenAI-compatible API) and 7 s Airflow's DAG bag (each task's parse of its DAG file). Each is imported
-here once per Airflow instead. The extensions are not (``BATON_EXTENSIONS``, entry points: ~60 ms a
-task for the demo's skills, no gain measurable over the suite): their code is the team's, and one that
-hung or exited while it was imported here would stop every task, where in a task it stops that one.
+here once per Airflow instead. So are the extensions (``BATON_EXTENSIONS``, entry points; the team's
+code, as Airflow's plugins are): every Baton task reads the roster as it parses its DAG, and the
+roster's skills are theirs. py-spy on bench/latency.py's Baton chain (2026-11-27): ~45 ms of each task
+went to importing the demo's skills and ~10 ms to the entry points' scan, of ~160 ms. Each import is
+bounded here (``extensions.preload``); one that fails or hangs is left to each task, as before, and a
+task that reads the roster then meets it as it did.
 """
 
 # In ruff's order; a comment says what a task imported the module for on its first use (see above).
@@ -47,8 +50,10 @@ import baton.optimize.experiments  # scipy.stats: a version's rollout decision, 
 import baton.plugin.listener
 import baton.skills  # Baton's own skills
 import baton.spec.sensor_query  # sqlglot, for the SQL of a threshold sensor
+from baton import extensions
 from baton.compile.cache import code_fingerprint
 
 get_listener_manager()  # cached: loads the plugins and registers their listeners
 data_snapshot.get_snapshot()  # pydantic-ai's model price table, parsed once
 code_fingerprint()
+extensions.preload()  # the team's skills, each import bounded; see the docstring

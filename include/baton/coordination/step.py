@@ -255,6 +255,8 @@ class StepRun:
     def tried(self) -> dict[str, str]:
         """Agents chosen for this step in earlier tries of this run (which therefore did not succeed)."""
         common = self.recorder.common
+        if common["try_number"] <= 1:  # the first try (Airflow counts from 1): none before it to read
+            return {}
         chosen = self.recorder.store.read(
             common["run_id"],
             step=(common["step"], common["map_index"]),
