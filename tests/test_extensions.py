@@ -160,7 +160,7 @@ def test_two_modules_cannot_register_the_same_output_model_name():
 
 
 PRELOAD = """
-import json, signal, sys, threading
+import json, os, signal, sys, threading
 from baton import extensions
 from baton.registry import skill_names
 
@@ -179,6 +179,13 @@ elif how == "timer":
 else:
     errors = extensions.preload(0.5)
 loaded = extensions._loaded
+forked = None
+if how == "fork":  # a process forked after the preload, as a task is: it finds the extensions loaded
+    child = os.fork()
+    if child == 0:
+        extensions.load()
+        os._exit(0 if "good_skill" in skill_names() else 1)
+    forked = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
 print(json.dumps({
     "errors": [str(e) for e in errors],
     "loaded": None if loaded is None else {k: v is None for k, v in loaded.items()},
@@ -186,6 +193,8 @@ print(json.dumps({
     # skill_names() loads what is not counted as loaded: after a failed preload, as a task would
     "good_skill": "good_skill" in skill_names() if loaded else None,
     "alarm": [signal.getsignal(signal.SIGALRM) is signal.SIG_DFL, signal.getitimer(signal.ITIMER_REAL)[0]],
+    "forked": forked,
+    "pid": os.getpid(),
 }))
 """
 
@@ -194,7 +203,8 @@ def _preload(tmp_path: Path, names: str, how: str = "main") -> tuple[dict, str]:
     """extensions.preload() in a fresh interpreter (its own signals and registry), with extension modules
     that import fine, hang forever or exit; what it returned and left behind."""
     (tmp_path / "good_ext.py").write_text(
-        "from baton.registry import SkillRequest, skill\n\n\n"
+        "import os\n\nfrom baton.registry import SkillRequest, skill\n\n"
+        f"with open({str(tmp_path / 'imports.log')!r}, 'a') as log:\n    log.write(f'{{os.getpid()}}\\n')\n\n\n"
         "@skill('good_skill')\ndef good_skill(request: SkillRequest) -> dict:\n    return {}\n"
     )
     (tmp_path / "hanging_ext.py").write_text("while True:\n    pass\n")
@@ -213,13 +223,16 @@ def _preload(tmp_path: Path, names: str, how: str = "main") -> tuple[dict, str]:
 
 
 def test_preloading_imports_the_extensions_once_for_the_processes_forked_after(tmp_path):
-    result, _ = _preload(tmp_path, "good_ext")
+    result, _ = _preload(tmp_path, "good_ext", how="fork")
+    # one import, by the preloading process: the forked one had good_skill without importing it again
+    assert (tmp_path / "imports.log").read_text().splitlines() == [str(result.pop("pid"))]
     assert result == {
         "errors": [],
         "loaded": {"good_ext": True},  # a forked task finds it loaded: no import, no entry point scan
         "imported": ["good_ext"],
         "good_skill": True,
         "alarm": [True, 0.0],  # the handler it replaced is back, and no timer is left armed
+        "forked": 0,  # the forked process found good_skill registered
     }
 
 
