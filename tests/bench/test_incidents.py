@@ -4,6 +4,8 @@ ends the campaign with what it saw. The whole campaign's tiny run: test_smoke_in
 
 from __future__ import annotations
 
+import re
+
 from tests.bench.test_smoke import load_bench
 
 NONE, ONE, THREE = ({"dag_runs": [], "total_entries": n} for n in (0, 1, 3))
@@ -20,10 +22,10 @@ def test_the_warm_up_waits_for_the_first_run_of_the_traffic_that_succeeded(slow_
     assert load_bench("incidents").first_success(api, counts, timeout=30, every=0.01) is True
     assert counts == {"succeeded": 1, "failed": 0, "runs_triggered": 2}
     assert server.paths == POLL * 2  # the second poll saw it
-    assert capsys.readouterr().out.splitlines() == [
-        "traffic starts",
-        "the first run of incident_traffic succeeded after 0 s",
-    ]
+    said = capsys.readouterr().out.splitlines()
+    assert said[0] == "traffic starts" and len(said) == 2
+    # the seconds it took: 0 unless the machine is loaded
+    assert re.fullmatch(r"the first run of incident_traffic succeeded after \d+ s", said[1])
 
 
 def test_a_service_that_never_delivers_ends_the_wait_with_what_it_saw(slow_api, capsys):
