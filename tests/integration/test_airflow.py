@@ -262,18 +262,34 @@ def test_baton_cost_is_on_the_api_behind_airflows_authentication(running):
 def test_error_patterns_are_on_the_api_behind_airflows_authentication(running):
     url, headers = f"{running.url}/baton/api/errors", {"Authorization": f"Bearer {running.token()}"}
     assert httpx.get(url, timeout=30).status_code == 401
-    answer = httpx.get(url, headers=headers, params={"hours": 48, "recent": 2}, timeout=30)
+    # three kinds of failure of a workflow of this test's own, as the listener records them: 5 timeouts that
+    # differ in numbers and addresses, 2 refusals that name a person, 1 schema error
+    messages = [f"timed out after {30 + i} s calling https://erp.example/orders/{i}" for i in range(5)]
+    messages += [f"refused for {who}@example.com" for who in ("ann", "bob")] + ["'total' is not a number"]
+    _store(running).append([
+        Event(type="step.failed", run_id=f"probe-{i}", workflow="errors_probe", step="post", try_number=1,
+              agent="poster", payload={"error_class": "AgentError", "error": message})
+        for i, message in enumerate(messages)
+    ])  # fmt: skip
+    params = {"hours": 48, "recent": 2, "workflow": "errors_probe", "limit": 2}
+    answer = httpx.get(url, headers=headers, params=params, timeout=30)
     assert answer.status_code == 200, answer.text
     document = answer.json()
-    assert (document["hours"], document["recent_hours"]) == (48, 2)
-    keys = {"error_class", "message", "workflow", "step", "agent", "count", "recent", "runs", "change"}
-    assert all(keys <= set(p) for p in document["patterns"])
+    assert (document["hours"], document["recent_hours"], document["total"]) == (48, 2, 3)
+    assert [(p["count"], p["message"], p["change"]) for p in document["patterns"]] == [
+        (5, "timed out after <n> s calling <url>", "new"),
+        (2, "refused for <email>", "new"),
+    ]  # the two most frequent of three; the addresses masked
+    assert document["patterns"][0]["runs"] == ["probe-4", "probe-3", "probe-2"]  # newest first, three at most
     for params in (
         {"hours": 0},
         {"hours": "nan"},
         {"hours": 10**9},
         {"recent": "-1"},
         {"workflow": "w" * 5000},
+        {"limit": 0},
+        {"limit": 10**6},
+        {"limit": "all"},
     ):
         refused = httpx.get(url, headers=headers, params=params, timeout=30)
         assert refused.status_code == 422, (params, refused.status_code, refused.text[:300])

@@ -149,13 +149,21 @@ def errors(
     hours: Annotated[float, Query(gt=0, le=24 * 366, allow_inf_nan=False)] = 24,
     recent: Annotated[float, Query(gt=0, le=24 * 366, allow_inf_nan=False)] = 1,
     workflow: Annotated[str | None, Query(max_length=250)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict:
     """``baton errors --json``: the failures of the last ``hours`` grouped by normalised message, error
-    class, workflow, step and agent, with what is new, rising or quiet in the last ``recent`` hours."""
+    class, workflow, step and agent, with what is new, rising or quiet in the last ``recent`` hours; the
+    ``limit`` most frequent patterns, and how many there are in all (``total``): a store with many kinds of
+    failure does not make every poll of the Management page a large answer."""
     from baton.ops.errors import patterns
 
     found = patterns(EventStore.from_airflow(), hours, recent, workflow)
-    return {"hours": hours, "recent_hours": recent, "patterns": [p.document() for p in found]}
+    return {
+        "hours": hours,
+        "recent_hours": recent,
+        "total": len(found),
+        "patterns": [p.document() for p in found[:limit]],
+    }
 
 
 @app.get("/api/rollouts", dependencies=[ReadRuns])

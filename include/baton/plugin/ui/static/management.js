@@ -1,7 +1,8 @@
 // The Management page: the template library (with the exact errors of a broken template), a definition
 // editor validated live against the template language (errors before anything is saved; the plan it
 // compiles to as a graph; what it changes), rollouts, spend against budgets, incidents with their
-// post-incident reports, and the workflow analytics of a chosen window with their trends.
+// post-incident reports, the failures grouped into error patterns (what is new or rising in the last hour),
+// and the workflow analytics of a chosen window with their trends.
 "use strict";
 (() => {
   const {get, post, poll, section, esc, fmtS, time, chart} = Baton;
@@ -12,6 +13,7 @@
   const library = section("library", "Templates", true);
   const editor = section("edit", "Editor", true);
   const incidents = section("incident-reports", "Incidents", true);
+  const errors = section("errors", "Error patterns", true);
 
   let templates = [];
   async function refreshLibrary() {
@@ -167,12 +169,33 @@
       JSON.stringify(r, null, 2);
   });
 
+  const SHOWN = 20;  // patterns drawn; the API sends at most this many and says how many there are
+  errors.body.innerHTML = `<div class="row"><label>Window <select id="error-hours"><option value="24" selected>24 h</option>
+    <option value="168">7 days</option><option value="720">30 days</option></select></label>
+    <span class="muted">grouped by message (numbers, ids, times, values and addresses masked), step and agent; new or rising: in the last hour</span></div>
+    <div id="error-patterns"></div>`;
+  async function refreshErrors() {
+    const hours = document.getElementById("error-hours").value;
+    const e = await get("/api/errors", {hours, recent: 1, limit: SHOWN});
+    const change = {new: "bad", rising: "bad", quiet: "ok"};
+    const run = (p, r) => `<a href="coordination?dag_id=${encodeURIComponent(p.workflow)}&run_id=${encodeURIComponent(r)}">${esc(r)}</a>`;
+    document.getElementById("error-patterns").innerHTML = e.patterns.length ? `<table><thead><tr><th>Failures</th><th>Last hour</th>
+      <th>Change</th><th>Where</th><th>Error</th><th>Last seen</th><th>Runs</th></tr></thead><tbody>${e.patterns.map((p) =>
+      `<tr data-where="${esc(p.workflow)}.${esc(p.step)}"><td>${p.count}</td><td>${p.recent}</td><td class="${change[p.change] || ""}">${esc(p.change)}</td>
+       <td>${esc(p.workflow)}.${esc(p.step)}${p.agent ? ` (${esc(p.agent)})` : ""}</td><td><code>${esc(p.error_class)}</code> ${esc(p.message)}</td>
+       <td>${p.last_seen ? esc(new Date(p.last_seen).toLocaleString()) : "–"}</td><td>${p.runs.map((r) => run(p, r)).join(" ")}</td></tr>`).join("")}</tbody></table>
+      ${e.total > e.patterns.length ? `<p class="muted">The ${e.patterns.length} most frequent of ${e.total} patterns: <code>baton errors --hours ${esc(hours)}</code> lists them all.</p>` : ""}`
+      : `<p class="muted">No failure in this window.</p>`;
+  }
+  document.getElementById("error-hours").addEventListener("change", refreshErrors);
+
   poll(refreshLibrary, 30000, library.status);
   poll(refreshAnalytics, 15000, analytics.status);
   poll(refreshRollouts, 10000, rollouts.status);
   poll(refreshExperiments, 15000, experiments.status);
   poll(refreshSpend, 30000, spend.status);
   poll(refreshIncidents, 15000, incidents.status);
+  poll(refreshErrors, 30000, errors.status);
   const wanted = Baton.params.get("workflow");
   if (wanted) openTemplate(wanted).catch(() => {});
 })();
