@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -262,16 +263,18 @@ def test_baton_cost_is_on_the_api_behind_airflows_authentication(running):
 def test_error_patterns_are_on_the_api_behind_airflows_authentication(running):
     url, headers = f"{running.url}/baton/api/errors", {"Authorization": f"Bearer {running.token()}"}
     assert httpx.get(url, timeout=30).status_code == 401
-    # three kinds of failure of a workflow of this test's own, as the listener records them: 5 timeouts that
-    # differ in numbers and addresses, 2 refusals that name a person, 1 schema error
+    # three kinds of failure of a workflow of this test's own (a name of this run's, so that a second run in
+    # the same Airflow home counts its own), as the listener records them: 5 timeouts that differ in numbers
+    # and addresses, 2 refusals that name a person, 1 schema error
+    probe = f"errors_probe_{uuid.uuid4().hex[:8]}"
     messages = [f"timed out after {30 + i} s calling https://erp.example/orders/{i}" for i in range(5)]
     messages += [f"refused for {who}@example.com" for who in ("ann", "bob")] + ["'total' is not a number"]
     _store(running).append([
-        Event(type="step.failed", run_id=f"probe-{i}", workflow="errors_probe", step="post", try_number=1,
+        Event(type="step.failed", run_id=f"{probe}-{i}", workflow=probe, step="post", try_number=1,
               agent="poster", payload={"error_class": "AgentError", "error": message})
         for i, message in enumerate(messages)
     ])  # fmt: skip
-    params = {"hours": 48, "recent": 2, "workflow": "errors_probe", "limit": 2}
+    params = {"hours": 48, "recent": 2, "workflow": probe, "limit": 2}
     answer = httpx.get(url, headers=headers, params=params, timeout=30)
     assert answer.status_code == 200, answer.text
     document = answer.json()
@@ -280,7 +283,9 @@ def test_error_patterns_are_on_the_api_behind_airflows_authentication(running):
         (5, "timed out after <n> s calling <url>", "new"),
         (2, "refused for <email>", "new"),
     ]  # the two most frequent of three; the addresses masked
-    assert document["patterns"][0]["runs"] == ["probe-4", "probe-3", "probe-2"]  # newest first, three at most
+    assert document["patterns"][0]["runs"] == [
+        f"{probe}-{i}" for i in (4, 3, 2)
+    ]  # newest first, three at most
     for params in (
         {"hours": 0},
         {"hours": "nan"},

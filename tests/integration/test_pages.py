@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -134,29 +135,29 @@ def test_a_person_logs_in_and_opens_both_pages_from_airflows_nav(admin, running)
         lambda: coordination.locator("#agents tr[data-agent='relay_c']").count(),
         "relay_c in the agents table",
     )
-    # many failures of one kind, as the listener records them, naming a person: the most frequent pattern
+    # many failures of one kind, as the listener records them, naming a person: the most frequent pattern (of a
+    # workflow named for this run, so that a second run in the same Airflow home counts its own)
+    probe = f"pages_errors_{uuid.uuid4().hex[:8]}"
     _store(running).append([
-        Event(type="step.failed", run_id=f"pages-probe-{i}", workflow="pages_errors_probe", step="post",
+        Event(type="step.failed", run_id=f"{probe}-{i}", workflow=probe, step="post",
               try_number=1, agent="poster",
               payload={"error_class": "AgentError", "error": f"HTTP {500 + i % 4} for ann.lee@example.com"})
         for i in range(200)
     ])  # fmt: skip
     management = _open(admin, running, "management", nav=True)
     management.locator("#library table").wait_for()
-    probe = management.locator("#errors tr[data-where='pages_errors_probe.post']")
-    probe.wait_for()
-    cells = probe.locator("td").all_inner_texts()
+    row = management.locator(f"#errors tr[data-where='{probe}.post']")
+    row.wait_for()
+    cells = row.locator("td").all_inner_texts()
     assert cells[:5] == [
         "200",
         "200",
         "new",
-        "pages_errors_probe.post (poster)",
+        f"{probe}.post (poster)",
         "AgentError HTTP <n> for <email>",
     ]
     assert "ann.lee" not in management.locator("#errors").inner_text()
-    assert probe.locator("a").first.get_attribute("href") == (
-        "coordination?dag_id=pages_errors_probe&run_id=pages-probe-199"
-    )
+    assert row.locator("a").first.get_attribute("href") == f"coordination?dag_id={probe}&run_id={probe}-199"
     management.locator("#trend canvas").wait_for()  # the analytics' trend chart drew
     assert "success rate" in management.locator("#figures").inner_text()
     _until(lambda: management.locator("#suggestions li").count(), "the analytics' suggestions")
