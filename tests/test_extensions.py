@@ -190,7 +190,8 @@ print(json.dumps({
     "errors": [str(e) for e in errors],
     "loaded": None if loaded is None else {k: v is None for k, v in loaded.items()},
     "imported": sorted(m for m in ("good_ext", "hanging_ext", "exiting_ext") if m in sys.modules),
-    # skill_names() loads what is not counted as loaded: after a failed preload, as a task would
+    # after a preload that succeeded, the registry has the skill without a load of its own; after one that
+    # failed, nothing is counted as loaded, and a load here would import the hanging module again
     "good_skill": "good_skill" in skill_names() if loaded else None,
     "alarm": [signal.getsignal(signal.SIGALRM) is signal.SIG_DFL, signal.getitimer(signal.ITIMER_REAL)[0]],
     "forked": forked,

@@ -158,6 +158,11 @@ def test_a_person_logs_in_and_opens_both_pages_from_airflows_nav(admin, running)
     ]
     assert "ann.lee" not in management.locator("#errors").inner_text()
     assert row.locator("a").first.get_attribute("href") == f"coordination?dag_id={probe}&run_id={probe}-199"
+    windows = _frame(admin, "management").evaluate(
+        "() => ['hours', 'error-hours'].map((id) => { const s = document.getElementById(id);"
+        " return [s.value, [...s.options].map((o) => o.textContent)]; })"
+    )  # the analytics' window and the error patterns', 24 h at first
+    assert windows == [["24", ["1 h", "24 h", "7 days", "30 days"]], ["24", ["24 h", "7 days", "30 days"]]]
     management.locator("#trend canvas").wait_for()  # the analytics' trend chart drew
     assert "success rate" in management.locator("#figures").inner_text()
     _until(lambda: management.locator("#suggestions li").count(), "the analytics' suggestions")

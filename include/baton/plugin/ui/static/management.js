@@ -78,8 +78,11 @@
     a.download = file.value; a.click();
   });
 
-  analytics.body.innerHTML = `<div class="row"><label>Window <select id="hours"><option value="1">1 h</option>
-    <option value="24" selected>24 h</option><option value="168">7 days</option><option value="720">30 days</option></select></label></div>
+  // the windows a panel looks back over, in hours (24 h chosen at first): the analytics' and the error patterns'
+  const WINDOWS = [[24, "24 h"], [168, "7 days"], [720, "30 days"]];
+  const windowSelect = (id, windows) => `<label>Window <select id="${id}">${windows.map(([hours, name]) =>
+    `<option value="${hours}"${hours === 24 ? " selected" : ""}>${name}</option>`).join("")}</select></label>`;
+  analytics.body.innerHTML = `<div class="row">${windowSelect("hours", [[1, "1 h"], ...WINDOWS])}</div>
     <div id="figures" class="row"></div><div class="chart" id="trend"></div><ul id="suggestions"></ul>`;
   async function refreshAnalytics() {
     const a = await get("/api/dashboard/analytics", {hours: document.getElementById("hours").value});
@@ -170,8 +173,7 @@
   });
 
   const SHOWN = 20;  // patterns drawn; the API sends at most this many and says how many there are
-  errors.body.innerHTML = `<div class="row"><label>Window <select id="error-hours"><option value="24" selected>24 h</option>
-    <option value="168">7 days</option><option value="720">30 days</option></select></label>
+  errors.body.innerHTML = `<div class="row">${windowSelect("error-hours", WINDOWS)}
     <span class="muted">grouped by message (numbers, ids, times, values and addresses masked), step and agent; new or rising: in the last hour</span></div>
     <div id="error-patterns"></div>`;
   async function refreshErrors() {
