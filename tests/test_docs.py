@@ -1,6 +1,8 @@
-"""Every YAML, shell and Python block of README.md is executed or validated here, as written.
+"""The documentation as a reader meets it: every YAML, shell and Python block of README.md, CHANGELOG.md and
+every page of docs/ is executed or validated here, as written; the site builds with `mkdocs build --strict`
+(no broken link, anchor or page left out of the nav); every image a page shows exists.
 
-Each such block is preceded by a marker that says how it is checked::
+Each block is preceded by a marker that says how it is checked::
 
     <!-- check: workflow -->              a whole template: `baton validate` against the bundled roster
     <!-- check: workflow-part NAME -->    part of a template: completed by CONTEXTS[NAME], then validated
@@ -23,18 +25,25 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import os
 import re
 import shlex
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
+from markdown.extensions.toc import slugify
 
 from tests.conftest import DAGS, ROOT
 
 README = ROOT / "README.md"
+# What the site shows: the front door, the changelog (docs/changelog.md includes it) and every page.
+PAGES = [README, ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").rglob("*.md"))]
+README_LINES = 300
 CHECKED = {"yaml", "bash", "python"}
 FENCE = re.compile(r"^(?P<indent>\s*)```(?P<lang>\w*)\s*$")
 MARKER = re.compile(r"^\s*<!-- check: (?P<kind>[\w-]+)(?: (?P<arg>.*?))? -->\s*$")
@@ -61,6 +70,7 @@ PLACEHOLDER = re.compile(r"<[^<>\n]+>")
 
 @dataclass
 class Block:
+    page: str  # the file, relative to the repository
     line: int  # of the opening fence
     lang: str
     text: str
@@ -68,10 +78,10 @@ class Block:
     arg: str
 
     def __str__(self) -> str:
-        return f"README.md:{self.line} ({self.lang}, check: {self.kind})"
+        return f"{self.page}:{self.line} ({self.lang}, check: {self.kind})"
 
 
-def blocks(text: str) -> list[Block]:
+def blocks(text: str, page: str = "README.md") -> list[Block]:
     lines = text.splitlines()
     found, i = [], 0
     while i < len(lines):
@@ -86,6 +96,7 @@ def blocks(text: str) -> list[Block]:
         if fence["lang"] in CHECKED:
             found.append(
                 Block(
+                    page,
                     i + 1,
                     fence["lang"],
                     body,
@@ -97,7 +108,9 @@ def blocks(text: str) -> list[Block]:
     return found
 
 
-BLOCKS = blocks(README.read_text())
+BLOCKS = [
+    b for path in PAGES if path.exists() for b in blocks(path.read_text(), path.relative_to(ROOT).as_posix())
+]
 
 
 def _ids(kind_prefix: str) -> list[Block]:
@@ -117,31 +130,39 @@ def test_every_yaml_shell_and_python_block_says_how_it_is_checked():
         "python",
     }
     unmarked = [str(b) for b in BLOCKS if b.kind not in known]
-    assert unmarked == [], "add a <!-- check: ... --> line above each (see tests/test_readme.py)"
-    assert len(BLOCKS) >= 20  # the parser found the README's blocks
+    assert unmarked == [], "add a <!-- check: ... --> line above each (see tests/test_docs.py)"
+    assert len(BLOCKS) >= 20  # the parser found the pages' blocks
+    assert {b.page for b in BLOCKS} >= {"README.md", "docs/templates.md", "docs/tour.md"}
     assert all(b.arg for b in BLOCKS if b.kind in {"yaml", "workflow-part"})
     assert {b.arg for b in BLOCKS if b.kind == "workflow-part"} <= set(CONTEXTS)
 
 
 def test_the_marker_parser_finds_a_block_without_its_marker():
     text = "intro\n\n```yaml\na: 1\n```\n\n<!-- check: yaml other tool -->\n```yaml\nb: 2\n```\n"
-    found = blocks(text)
+    found = blocks(text, "docs/page.md")
     assert [(b.line, b.kind, b.arg) for b in found] == [(3, "", ""), (8, "yaml", "other tool")]
+    assert str(found[0]) == "docs/page.md:3 (yaml, check: )"
+
+
+def test_the_readme_keeps_exactly_the_two_commands():
+    first = next(b for b in BLOCKS if b.page == "README.md")
+    assert (first.kind, commands(first.text)) == ("shell", [["make", "run"], ["make", "test"]])
 
 
 # --- YAML ----------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def readme_dags(tmp_path_factory) -> Path:
-    """The bundled dags folder with the README's roster blocks merged into its roster."""
-    dags = tmp_path_factory.mktemp("readme") / "dags"
+def docs_dags(tmp_path_factory) -> Path:
+    """The bundled dags folder with the pages' roster blocks merged into its roster (a block shown on two
+    pages, once)."""
+    dags = tmp_path_factory.mktemp("docs") / "dags"
     shutil.copytree(DAGS, dags, ignore=shutil.ignore_patterns("__pycache__", "workflows"))
     (dags / "workflows").mkdir()
     roster = yaml.safe_load((DAGS / "agents.yaml").read_text())
-    for block in _ids("roster"):
-        part = yaml.safe_load(block.text)
-        assert set(part) <= {"agents", "skills"}, f"{block}: a roster part has agents: and/or skills:"
+    for text in dict.fromkeys(b.text for b in _ids("roster")):
+        part = yaml.safe_load(text)
+        assert set(part) <= {"agents", "skills"}, f"{text}: a roster part has agents: and/or skills:"
         roster["agents"] += part.get("agents", [])
         roster.setdefault("skills", {}).update(part.get("skills", {}))
     (dags / "agents.yaml").write_text(yaml.safe_dump(roster, sort_keys=False))
@@ -159,10 +180,10 @@ def _validate(dags: Path, name: str, template: dict, capsys) -> str:
     return printed
 
 
-def test_the_roster_blocks_load_with_the_bundled_roster(readme_dags):
+def test_the_roster_blocks_load_with_the_bundled_roster(docs_dags):
     from baton.spec.loading import load_roster
 
-    roster = load_roster(readme_dags / "agents.yaml", root=readme_dags)
+    roster = load_roster(docs_dags / "agents.yaml", root=docs_dags)
     names = {agent.name for agent in roster.agents}
     for block in _ids("roster"):
         part = yaml.safe_load(block.text)
@@ -172,21 +193,21 @@ def test_the_roster_blocks_load_with_the_bundled_roster(readme_dags):
 
 
 @pytest.mark.parametrize("block", [b for b in BLOCKS if b.kind == "workflow"], ids=str)
-def test_a_whole_template_validates(block, readme_dags, capsys):
+def test_a_whole_template_validates(block, docs_dags, capsys):
     template = yaml.safe_load(block.text)
-    _validate(readme_dags, template["workflow"], template, capsys)
+    _validate(docs_dags, template["workflow"], template, capsys)
 
 
 @pytest.mark.parametrize("block", [b for b in BLOCKS if b.kind == "workflow-part"], ids=str)
-def test_a_part_of_a_template_validates_in_its_context(block, readme_dags, capsys):
+def test_a_part_of_a_template_validates_in_its_context(block, docs_dags, capsys):
     part = yaml.safe_load(block.text)
     rollout = part.get("rollout") if isinstance(part, dict) else None
-    name = rollout["to"].split(".v")[0] if rollout else f"readme_{block.arg}"
+    name = rollout["to"].split(".v")[0] if rollout else f"docs_{block.arg}"
     template = {
         "workflow": name,
         "version": 1,
-        "description": "README",
-        "owner": "readme",
+        "description": "the documentation",
+        "owner": "docs",
         **CONTEXTS[block.arg],
     }
     if isinstance(part, list):  # steps
@@ -198,9 +219,9 @@ def test_a_part_of_a_template_validates_in_its_context(block, readme_dags, capsy
             )
     if rollout:
         new = {k: v for k, v in template.items() if k != "rollout"} | {"version": 2}
-        (readme_dags / "versions").mkdir(exist_ok=True)
-        (readme_dags / "versions" / rollout["to"]).write_text(yaml.safe_dump(new, sort_keys=False))
-    _validate(readme_dags, name, template, capsys)
+        (docs_dags / "versions").mkdir(exist_ok=True)
+        (docs_dags / "versions" / rollout["to"]).write_text(yaml.safe_dump(new, sort_keys=False))
+    _validate(docs_dags, name, template, capsys)
 
 
 @pytest.mark.parametrize("block", [b for b in BLOCKS if b.kind == "monitoring"], ids=str)
@@ -303,7 +324,7 @@ def _check_command(words: list[str], routes, makefile: str) -> None:
     elif tool in {"source", "bash", ".venv/bin/python", "cp"}:
         assert (ROOT / args[0]).is_file(), f"{args[0]} is not a file of the repository"
     elif tool == "python3":  # reads the token out of the JSON answer
-        assert args[0] == "-c" and compile(args[1], "<readme>", "exec")
+        assert args[0] == "-c" and compile(args[1], "<docs>", "exec")
     elif tool == "export":  # settings: NAME=value, each a setting Airflow or OpenTelemetry reads
         for arg in args:
             name, _, value = arg.partition("=")
@@ -311,7 +332,7 @@ def _check_command(words: list[str], routes, makefile: str) -> None:
     elif tool == "docker":
         assert args[:2] in (["compose", "up"], ["compose", "config"]), words  # tests/deploy checks the file
     else:
-        raise AssertionError(f"no check for `{tool}`: add one to tests/test_readme.py")
+        raise AssertionError(f"no check for `{tool}`: add one to tests/test_docs.py")
 
 
 @pytest.mark.parametrize("block", [b for b in BLOCKS if b.kind.startswith("shell")], ids=str)
@@ -366,3 +387,135 @@ def test_python_blocks_are_the_tested_file_or_compile_with_installed_imports(blo
     assert modules, str(block)
     missing = [m for m in sorted(modules) if importlib.util.find_spec(m) is None]
     assert missing == [], f"{block} imports what is not installed"
+
+
+# --- the site, the front door, the images ------------------------------------------------------
+
+LINK = re.compile(r"(?<!!)\[[^\]]*\]\((?P<target>[^)\s]+)\)")
+IMAGE = re.compile(r"!\[(?P<alt>[^\]]*)\]\((?P<src>[^)\s]+)\)|<img\b(?P<attrs>[^>]*)>")
+
+
+def _outside_code(text: str) -> str:
+    """The page without its fenced blocks and inline code, where a link or an image is only an example."""
+    text = re.sub(r"^\s*```.*?^\s*```\s*$", "", text, flags=re.M | re.S)
+    return re.sub(r"`[^`\n]*`", "", text)
+
+
+def _anchors(page: Path) -> set[str]:
+    """The heading ids MkDocs gives a page (Python-Markdown's toc slugify; GitHub's agrees on these)."""
+    headings = re.findall(r"^#{1,6} (.+?)\s*$", _outside_code(page.read_text()), flags=re.M)
+    return {slugify(re.sub(r"[`*]", "", h), "-") for h in headings}
+
+
+def broken_front_door_links(text: str, root: Path = ROOT) -> list[str]:
+    """README links that do not open a page of the site: each must be docs/<page>.md (with an anchor that
+    page has) or CHANGELOG.md, both relative so they work on GitHub too; links out (http) are free."""
+    broken = []
+    for match in LINK.finditer(_outside_code(text)):
+        target = match["target"]
+        if target.startswith(("http://", "https://")):
+            continue
+        path, _, anchor = target.partition("#")
+        page = root / path
+        if not (path == "CHANGELOG.md" or (path.startswith("docs/") and path.endswith(".md"))):
+            broken.append(f"{target}: not a page of the documentation (link docs/<page>.md)")
+        elif not page.is_file():
+            broken.append(f"{target}: no such page")
+        elif anchor and anchor not in _anchors(page):
+            broken.append(f"{target}: {path} has no heading #{anchor}")
+    return broken
+
+
+def missing_images(page: Path) -> list[str]:
+    """Images a page shows (Markdown or <img>) whose file is not there, or that say nothing to a reader
+    who cannot see them (no alt text)."""
+    missing = []
+    for match in IMAGE.finditer(_outside_code(page.read_text())):
+        if match["attrs"] is not None:
+            src = re.search(r'\bsrc="([^"]+)"', match["attrs"])
+            alt = re.search(r'\balt="([^"]+)"', match["attrs"])
+            src, alt = (src and src[1]) or "", alt and alt[1]
+        else:
+            src, alt = match["src"], match["alt"]
+        if src.startswith(("http://", "https://")):
+            missing.append(f"{page.name}: {src}: an image from elsewhere (keep it in docs/img)")
+        elif not src or not (page.parent / src).is_file():
+            missing.append(f"{page.name}: {src}: no such file")
+        if not alt:
+            missing.append(f"{page.name}: {src}: no alt text")
+    return missing
+
+
+def test_the_front_door_check_finds_links_that_go_nowhere(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "tour.md").write_text("# A tour\n\n## Step one\n")
+    text = (
+        "[tour](docs/tour.md#step-one) [out](https://example.com) `[code](nowhere.md)`\n"
+        "[gone](docs/gone.md) [anchor](docs/tour.md#step-two) [source](include/baton/plan.py)\n"
+    )
+    assert broken_front_door_links(text, tmp_path) == [
+        "docs/gone.md: no such page",
+        "docs/tour.md#step-two: docs/tour.md has no heading #step-two",
+        "include/baton/plan.py: not a page of the documentation (link docs/<page>.md)",
+    ]
+
+
+@pytest.mark.parametrize(
+    "page", [p for p in PAGES if p.exists()], ids=lambda p: p.relative_to(ROOT).as_posix()
+)
+def test_every_image_a_page_shows_exists(page):
+    assert missing_images(page) == []
+
+
+def test_the_image_check_finds_a_missing_file_and_a_missing_alt(tmp_path):
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "a.png").write_bytes(b"\x89PNG")
+    page = tmp_path / "page.md"
+    page.write_text(
+        '![A](img/a.png) ![](img/a.png) ![B](img/b.png) <img src="img/a.png" alt="A">\n'
+        '<img src="img/c.png" width="49%"> ![C](https://example.com/c.png)\n```\n![D](img/d.png)\n```\n'
+    )
+    assert missing_images(page) == [
+        "page.md: img/a.png: no alt text",
+        "page.md: img/b.png: no such file",
+        "page.md: img/c.png: no such file",
+        "page.md: img/c.png: no alt text",
+        "page.md: https://example.com/c.png: an image from elsewhere (keep it in docs/img)",
+    ]
+
+
+def _mkdocs_build(config: Path, site: Path) -> subprocess.CompletedProcess:
+    env = os.environ | {"NO_MKDOCS_2_WARNING": "1"}  # Material's notice about its successor, not ours
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "--site-dir", str(site)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_site_builds_strict_with_every_page_in_its_nav(tmp_path):
+    built = _mkdocs_build(ROOT / "mkdocs.yml", tmp_path / "site")
+    assert built.returncode == 0, built.stderr
+    assert "WARNING" not in built.stderr, built.stderr
+    pages = {p.relative_to(ROOT / "docs").with_suffix(".html") for p in (ROOT / "docs").rglob("*.md")}
+    assert {p for p in pages if not (tmp_path / "site" / p).is_file()} == set()
+    changelog = (tmp_path / "site" / "changelog.html").read_text()
+    assert "Unreleased" in changelog  # CHANGELOG.md itself, included
+
+
+def test_the_strict_build_fails_on_a_broken_link_an_unknown_anchor_and_a_page_left_out(tmp_path):
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "index.md").write_text("# Home\n\n[gone](gone.md) [nowhere](#nowhere)\n")
+    (docs / "forgotten.md").write_text("# Forgotten\n")
+    config |= {"docs_dir": str(docs), "nav": [{"Home": "index.md"}]}
+    (tmp_path / "mkdocs.yml").write_text(yaml.safe_dump(config))
+    built = _mkdocs_build(tmp_path / "mkdocs.yml", tmp_path / "site")
+    assert built.returncode == 1
+    assert "contains a link 'gone.md', but the target is not found" in built.stderr
+    assert "contains a link '#nowhere', but there is no such anchor on this page" in built.stderr
+    assert "forgotten.md" in built.stderr and 'not included in the "nav"' in built.stderr
