@@ -77,7 +77,7 @@ def _open(page: Any, running: Standalone, name: str, nav: bool = False) -> Any:
         page.wait_for_url(re.compile(rf".*/plugin/baton-{name}(/baton/ui/{name})?$"), timeout=60_000)
     else:
         page.goto(f"{running.url}/plugin/baton-{name}")
-    frame = page.frame_locator(f"iframe[src*='/baton/ui/{name}']")
+    frame = page.frame_locator(f"iframe[src*='baton/ui/{name}']")  # the view's href, relative
     frame.locator("h1").wait_for()
     assert frame.locator("h1").inner_text() == f"Baton · {name.capitalize()}"
     ready = "() => typeof echarts === 'object'"

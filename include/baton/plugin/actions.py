@@ -80,10 +80,13 @@ def _token(request: Request) -> str:
 
 
 def _airflow(request: Request) -> Any:
-    """Airflow's REST API at the address this request came to, as the caller."""
+    """Airflow's REST API at the address this request came to, as the caller: under Airflow's root path
+    (``[api] base_url``'s path, e.g. ``/airflow``, which Starlette keeps as ``app_root_path``), as a proxy
+    that routes only that path to Airflow needs."""
     from baton.ops.airflow_api import AirflowApi
 
-    return AirflowApi.as_caller(f"{request.url.scheme}://{request.url.netloc}", _token(request))
+    root = request.scope.get("app_root_path", "").rstrip("/")
+    return AirflowApi.as_caller(f"{request.url.scheme}://{request.url.netloc}{root}", _token(request))
 
 
 def _record(

@@ -1,9 +1,11 @@
 """Baton's two pages inside Airflow's UI: Coordination and Management (``external_views`` of the plugin, in
 the nav and on a DAG run's page, drawn in Airflow's frame). They are HTML and a script each, served here
-behind Airflow's authentication (the session cookie Airflow's UI set: no second login); their data comes
-from Baton's API routes, polled; the charts are drawn by ECharts, served as npm installed it from the
-committed lock (``include/baton/plugin/ui``: no build step). When what is installed is not what the lock
-pins, the pages refuse to load and say how to mend it, rather than run stale code.
+behind Airflow's authentication (the session cookie Airflow's UI set: no second login, with the simple auth
+manager or FAB's); their data comes from Baton's API routes, polled, at the address the page was served
+under (``data-base``: ``/baton``, or ``/airflow/baton`` behind ``[api] base_url`` ``https://host/airflow``);
+the charts are drawn by ECharts, served as npm installed it from the committed lock
+(``include/baton/plugin/ui``: no build step). When what is installed is not what the lock pins, the pages
+refuse to load and say how to mend it, rather than run stale code.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Annotated
 
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
-from fastapi import APIRouter, Depends, HTTPException, Path
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
 UI = Folder(__file__).resolve().parent / "ui"
@@ -43,30 +45,42 @@ def _echarts() -> tuple[Folder | None, str]:
     return UI / "node_modules" / "echarts" / "dist" / "echarts.min.js", wanted
 
 
-def _may_act(user: object) -> bool:
-    """Whether the user may change runs (trigger, stop, reassign, circuits): a viewer may not."""
-    from airflow.api_fastapi.app import get_auth_manager
+def _may_act(user: object, manager: object) -> bool:
+    """Whether the user may change runs (trigger, stop, reassign, circuits), as Airflow's auth ``manager``
+    says: the simple auth manager's viewer may not, its user, op and admin may; under FAB's, the Viewer role
+    may not (it may only read DAG runs), User, Op and Admin may (they may edit DAG runs)."""
     from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 
     return bool(
-        get_auth_manager().is_authorized_dag(
+        manager.is_authorized_dag(
             method="PUT", access_entity=DagAccessEntity.RUN, details=DagDetails(id=None), user=user
         )
     )
 
 
+def base_of(request: Request) -> str:
+    """Where Baton's app is served, as the browser reaches it: its mount's path under Airflow's root path
+    (``[api] base_url``'s path), e.g. ``/baton`` or ``/airflow/baton``; ``""`` for the app on its own."""
+    return request.scope.get("root_path", "").rstrip("/")
+
+
 @router.get("/{page}", response_class=HTMLResponse)
-def page(page: Annotated[str, Path(pattern="^(coordination|management)$")], user: GetUserDep) -> HTMLResponse:
-    """The page's HTML; its script polls the API. ``data-may-act`` hides the actions from a viewer (the
-    action routes refuse them anyway)."""
+def page(
+    page: Annotated[str, Path(pattern="^(coordination|management)$")], user: GetUserDep, request: Request
+) -> HTMLResponse:
+    """The page's HTML; its script polls the API under ``data-base``. ``data-may-act`` hides the actions
+    from a viewer (the action routes refuse them anyway). Its own links are relative to the page."""
+    from airflow.api_fastapi.app import get_auth_manager
+
     echarts, why = _echarts()
     if echarts is None:
         raise HTTPException(503, why)
-    title, may_act = PAGES[page], _may_act(user)
+    title, may_act = PAGES[page], _may_act(user, get_auth_manager())
     body = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Baton · {title}</title>
 <link rel="stylesheet" href="static/baton.css"></head>
-<body data-page="{page}" data-user="{html.escape(user.get_name())}" data-may-act="{str(may_act).lower()}">
+<body data-page="{page}" data-base="{html.escape(base_of(request))}" data-user="{html.escape(user.get_name())}"
+ data-may-act="{str(may_act).lower()}">
 <header><h1>Baton · {title}</h1><nav><a href="coordination">Coordination</a> <a href="management">Management</a></nav>
 <span class="who">{html.escape(user.get_name())}{"" if may_act else " (viewer: read only)"}</span></header>
 <main id="main"></main>

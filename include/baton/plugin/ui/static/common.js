@@ -2,7 +2,8 @@
 // full reloads, a confirmation before every action, and small HTML helpers. No framework: ECharts draws.
 "use strict";
 const Baton = (() => {
-  const base = "/baton";
+  // Where Baton's app is, as the page was served: /baton, or /airflow/baton behind [api] base_url .../airflow
+  const base = document.body.dataset.base;
   const mayAct = document.body.dataset.mayAct === "true";
   const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
   async function get(path, params) {
