@@ -1,6 +1,7 @@
 """The documentation as a reader meets it: every YAML, shell and Python block of README.md, CHANGELOG.md and
 every page of docs/ is executed or validated here, as written; the site builds with `mkdocs build --strict`
-(no broken link, anchor or page left out of the nav); every image a page shows exists.
+(no broken link, anchor or page left out of the nav); README.md stays the front door (under 300 lines, linking
+only to pages that exist); every image a page shows exists.
 
 Each block is preceded by a marker that says how it is checked::
 
@@ -444,6 +445,14 @@ def missing_images(page: Path) -> list[str]:
         if not alt:
             missing.append(f"{page.name}: {src}: no alt text")
     return missing
+
+
+def test_the_readme_is_the_front_door_under_300_lines_linking_to_pages_that_exist():
+    text = README.read_text()
+    assert len(text.splitlines()) < README_LINES, "README.md is the front door: move the detail to docs/"
+    assert broken_front_door_links(text) == []
+    linked = {m["target"].partition("#")[0] for m in LINK.finditer(_outside_code(text))}
+    assert {"docs/install.md", "docs/tour.md", "docs/templates.md"} <= linked
 
 
 def test_the_front_door_check_finds_links_that_go_nowhere(tmp_path):
