@@ -11,6 +11,7 @@ from baton.cli.templates import SCHEMA_DIR
 
 COMMANDS = (
     "validate",
+    "migrate",
     "templates",
     "skills",
     "admin",
@@ -25,6 +26,7 @@ COMMANDS = (
     "errors",
     "rollout",
     "experiments",
+    "init",
 )  # modules of baton.cli, in the order of --help
 
 __all__ = ["COMMANDS", "SCHEMA_DIR", "main", "parser"]
