@@ -512,19 +512,43 @@ def test_the_site_builds_strict_with_every_page_in_its_nav(tmp_path):
     pages = {p.relative_to(ROOT / "docs").with_suffix(".html") for p in (ROOT / "docs").rglob("*.md")}
     assert {p for p in pages if not (tmp_path / "site" / p).is_file()} == set()
     changelog = (tmp_path / "site" / "changelog.html").read_text()
-    assert "Unreleased" in changelog  # CHANGELOG.md itself, included
+    assert _anchors(ROOT / "CHANGELOG.md") <= set(re.findall(r'<h\d id="([^"]+)"', changelog))  # included
 
 
-def test_the_strict_build_fails_on_a_broken_link_an_unknown_anchor_and_a_page_left_out(tmp_path):
+def _planted_site(tmp_path: Path, pages: dict[str, str], nav: list) -> Path:
+    """mkdocs.yml's settings over a planted docs folder (its hook named by its path in this repository)."""
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
     docs = tmp_path / "docs"
     docs.mkdir()
-    (docs / "index.md").write_text("# Home\n\n[gone](gone.md) [nowhere](#nowhere)\n")
-    (docs / "forgotten.md").write_text("# Forgotten\n")
-    config |= {"docs_dir": str(docs), "nav": [{"Home": "index.md"}]}
+    for name, text in pages.items():
+        (docs / name).write_text(text)
+    hooks = [str(ROOT / hook) for hook in config["hooks"]]
+    config |= {"docs_dir": str(docs), "nav": nav, "hooks": hooks}
     (tmp_path / "mkdocs.yml").write_text(yaml.safe_dump(config))
-    built = _mkdocs_build(tmp_path / "mkdocs.yml", tmp_path / "site")
+    return tmp_path / "mkdocs.yml"
+
+
+def test_the_strict_build_fails_on_a_broken_link_an_unknown_anchor_and_a_page_left_out(tmp_path):
+    pages = {"index.md": "# Home\n\n[gone](gone.md) [nowhere](#nowhere)\n", "forgotten.md": "# Forgotten\n"}
+    built = _mkdocs_build(_planted_site(tmp_path, pages, [{"Home": "index.md"}]), tmp_path / "site")
     assert built.returncode == 1
     assert "contains a link 'gone.md', but the target is not found" in built.stderr
     assert "contains a link '#nowhere', but there is no such anchor on this page" in built.stderr
     assert "forgotten.md" in built.stderr and 'not included in the "nav"' in built.stderr
+
+
+def test_the_changelog_page_is_the_root_changelog_with_its_links_into_docs_checked(tmp_path):
+    pages = {"changelog.md": "# Changelog\n\nReplaced by CHANGELOG.md.\n", "upgrading.md": "# Upgrading\n"}
+    nav = [{"Changelog": "changelog.md"}, {"Upgrading": "upgrading.md"}]
+    config = _planted_site(tmp_path, pages, nav)
+    (tmp_path / "CHANGELOG.md").write_text(
+        "# Changelog\n\n## 1.0\n\n[Upgrade](docs/upgrading.md#upgrading)\n"
+    )
+    built = _mkdocs_build(config, tmp_path / "site")
+    assert built.returncode == 0, built.stderr
+    page = (tmp_path / "site" / "changelog.html").read_text()
+    assert 'href="upgrading.html#upgrading"' in page and "Replaced by" not in page
+    (tmp_path / "CHANGELOG.md").write_text("# Changelog\n\n[Gone](docs/gone.md)\n")
+    built = _mkdocs_build(config, tmp_path / "site")
+    assert built.returncode == 1
+    assert "'changelog.md' contains a link 'gone.md', but the target is not found" in built.stderr
