@@ -42,7 +42,7 @@ SMOKE = {
 
 @pytest.mark.parametrize("bench", sorted(SMOKE))
 def test_a_tiny_run_ends_with_its_headline(bench, tmp_path):
-    """As the README runs them: from a shell that did not source scripts/env.sh (no BATON_EXTENSIONS;
+    """As docs/tests.md runs them: from a shell that did not source scripts/env.sh (no BATON_EXTENSIONS;
     bench/parse.py failed so with a KeyError on the roster's skill agents, unseen by a smoke run that
     inherited the suite's settings)."""
     args, headline = SMOKE[bench]
