@@ -90,19 +90,22 @@ class _Report:
         )
 
 
-def _checked(path: Path, roster: Any) -> tuple[Any, list[Issue]]:
+def _checked(path: Path, roster: Any, deprecated: list[str] | None = None) -> tuple[Any, list[Issue]]:
     """(the workflow, None when broken; its problems): a crash while checking is this file's error,
-    never the end of the command."""
-    from baton.spec.loading import load_workflow
+    never the end of the command. The deprecated forms it uses go to ``deprecated`` (one line each)."""
+    from baton.spec.loading import read_workflow
 
     if not path.is_file():
         return None, [Issue(str(path), "", "no such file", "name a template file or a folder of them")]
     try:
-        return load_workflow(path, roster), []
+        workflow, notices = read_workflow(path, roster)
     except TemplateError as error:
         return None, error.issues
     except Exception as error:  # RecursionError, MemoryError, a bug: this file's error only
         return None, [Issue(str(path), "", f"{type(error).__name__}: {error}"[:2000], BUG)]
+    if deprecated is not None:
+        deprecated += [f"{notice.file}:{notice.line}: warning: {notice.text}" for notice in notices]
+    return workflow, []
 
 
 BUG = "this is a Baton bug; please report it with the file"
@@ -127,7 +130,7 @@ def validate(paths: list[str], agents: Path, fmt: str = "text") -> int:
     """Print every problem of every template (and of the roster), each file as soon as it is checked;
     1 if there is any."""
     from baton.extensions import load
-    from baton.spec.loading import load_roster
+    from baton.spec.loading import read_roster
     from baton.spec.roster import Roster
 
     report = _Report(fmt)
@@ -137,32 +140,42 @@ def validate(paths: list[str], agents: Path, fmt: str = "text") -> int:
     if broken_extensions:
         report.file("(extensions)", broken_extensions)
         errors += len(broken_extensions)
+    deprecated: list[str] = []  # the old forms used, translated: a warning each, not an error
     if agents.exists():
         try:
-            roster = load_roster(agents)
+            roster, notices = read_roster(agents)
             roster_issues = roster.issues
+            deprecated += [f"{notice.file}:{notice.line}: warning: {notice.text}" for notice in notices]
         except TemplateError as error:
             roster, roster_issues = None, error.issues
         except Exception as error:
             roster, roster_issues = None, [Issue(str(agents), "", f"{type(error).__name__}: {error}", BUG)]
-        if roster_issues:
-            report.file(str(agents), roster_issues)
+        if roster_issues or deprecated:
+            report.file(str(agents), roster_issues, deprecated)
             errors += len(roster_issues)
     files = _template_paths(paths)
     broken = 0
     loaded = {}
     for path in files:
-        workflow, issues = _checked(path, roster)
+        old_forms: list[str] = []
+        workflow, issues = _checked(path, roster, old_forms)
         if workflow is not None:
             loaded[path] = workflow
             issues = _rollout(path, workflow, roster)  # the version it rolls out to (its own file's issues)
         broken += bool(issues)
         errors += len(issues)
-        report.file(str(path), issues)
+        report.file(str(path), issues, old_forms)
+        deprecated += old_forms
     found_warnings = warnings(loaded, agents)
     if found_warnings:
         report.file("(across templates)", [], found_warnings)
-    report.summary(len(files), broken, errors, len(found_warnings), roster is not None and not roster.issues)
+    report.summary(
+        len(files),
+        broken,
+        errors,
+        len(found_warnings) + len(deprecated),
+        roster is not None and not roster.issues,
+    )
     return 1 if errors else 0
 
 

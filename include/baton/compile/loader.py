@@ -19,7 +19,8 @@ from baton.compile.build import SENSOR_SUFFIX, build_dag, sensor_dag
 from baton.compile.cache import Entry, SpecCache, default_folder
 from baton.errors import Issue, TemplateError
 from baton.plan import WorkflowPlan, plan_workflow, step_reads
-from baton.spec.loading import load_roster, load_workflow
+from baton.spec.deprecations import warn
+from baton.spec.loading import load_roster, read_workflow
 from baton.spec.loading import template_files as spec_template_files
 from baton.spec.models import Workflow
 from baton.spec.reading import read_bytes
@@ -162,15 +163,19 @@ def _checked(
         return Workflow.model_validate_json(found.workflow), reads, found.rollout
     try:
         data = data if data is not None else read_bytes(path, str(path.relative_to(dags_folder)))
-        workflow = load_workflow(path, roster, root=dags_folder, data=data)
+        workflow, deprecated = read_workflow(path, roster, root=dags_folder, data=data)
     except TemplateError as error:
         cache.put(key, Entry([asdict(issue) for issue in error.issues]))
         raise
+    # Old forms: a BatonDeprecationWarning each, which the DAG processor records as the DAG file's import
+    # warnings. Such a template is not cached, so that every parse warns again until it is migrated.
+    warn(deprecated)
     reads = step_reads(workflow)
     rollout = workflow.rollout.to if workflow.rollout is not None else None
-    # the model's own JSON, read back by pydantic's own parser: a third of json.loads and model_validate
-    needs = {step: list(needs) for step, needs in reads.items()}
-    cache.put(key, Entry(None, workflow.model_dump_json(), needs, rollout))
+    if not deprecated:
+        # the model's own JSON, read back by pydantic's own parser: a third of json.loads and model_validate
+        needs = {step: list(needs) for step, needs in reads.items()}
+        cache.put(key, Entry(None, workflow.model_dump_json(), needs, rollout))
     return workflow, reads, rollout
 
 

@@ -15,6 +15,7 @@ from baton.errors import Issue, TemplateError
 from baton.limits import limits
 from baton.spec import reading
 from baton.spec.checks import TEMPLATE_SUFFIXES, check_workflow
+from baton.spec.deprecations import Deprecated, upgrade, warn
 from baton.spec.models import Workflow
 from baton.spec.options import SHAPE_TAGS
 from baton.spec.roster import Agent, Roster
@@ -139,6 +140,16 @@ class Source:
         data, self.node = quick
         return data
 
+    def upgrade(self, data: Any, kind: str) -> list[Deprecated]:
+        """Translate the deprecated forms of ``data`` (a ``kind``: "workflow" or "roster") to today's, in
+        place (the table of :mod:`baton.spec.deprecations`); a notice, located in this file, for each."""
+        if not isinstance(data, dict):
+            return []
+        return [
+            Deprecated(self.name, format_loc(loc), node_line(self.node, loc), deprecation, fix)
+            for loc, deprecation, fix in upgrade(data, kind)
+        ]
+
     def validate(self, model: type[BaseModel], data: Any) -> Any:
         if not isinstance(data, dict):
             raise TemplateError(
@@ -192,7 +203,15 @@ class Source:
 
 
 def load_roster(path: Path, root: Path | None = None) -> Roster:
-    """Read the agent roster: the healthy agents, and the problems of the others.
+    """:func:`read_roster`, its deprecated forms warned about (:class:`BatonDeprecationWarning`)."""
+    roster, notices = read_roster(path, root)
+    warn(notices)
+    return roster
+
+
+def read_roster(path: Path, root: Path | None = None) -> tuple[Roster, list[Deprecated]]:
+    """Read the agent roster: the healthy agents, and the problems of the others; and the deprecated forms
+    it uses (translated to today's).
 
     One broken agent (a wrong field, a name used twice, an unknown skill) does not take the roster down:
     it is left out, its problems are in ``roster.issues`` and its name in ``roster.broken``, so that only
@@ -200,11 +219,12 @@ def load_roster(path: Path, root: Path | None = None) -> Roster:
     """
     source = Source(path, root)
     data = source.parse()
+    notices = source.upgrade(data, "roster")
     if not isinstance(data, dict) or not isinstance(data.get("agents", []), list):
         source.validate(Roster, data)  # raises, naming what is wrong with the file's shape
     rest = source.validate(Roster, {key: value for key, value in data.items() if key != "agents"})
     agents, issues, broken = split_agents(source, data, data.get("agents") or [])
-    return rest.model_copy(update={"agents": agents}).with_problems(issues, broken)
+    return rest.model_copy(update={"agents": agents}).with_problems(issues, broken), notices
 
 
 def is_template(path: Path) -> bool:
@@ -279,16 +299,28 @@ def load_workflow(
     path: Path, roster: Roster | None, root: Path | None = None, data: bytes | None = None
 ) -> Workflow:
     """Read one template (or its bytes ``data``, read already); raises ``TemplateError`` listing every
-    problem found in it."""
+    problem found in it. Its deprecated forms are translated, each with a :class:`BatonDeprecationWarning`
+    (which Airflow records among the import warnings of the DAG file being parsed)."""
+    workflow, notices = read_workflow(path, roster, root, data)
+    warn(notices)
+    return workflow
+
+
+def read_workflow(
+    path: Path, roster: Roster | None, root: Path | None = None, data: bytes | None = None
+) -> tuple[Workflow, list[Deprecated]]:
+    """:func:`load_workflow` without the warnings: the workflow, and the deprecated forms it uses (each
+    translated to today's form before validation)."""
     source = Source(path, root, data)
     data = source.parse()
     if isinstance(data, dict):
         source.refuse_too_many_steps(data)
+    notices = source.upgrade(data, "workflow")
     workflow = source.validate(Workflow, data)
     issues = [source.issue(loc, message, fix) for loc, message, fix in check_workflow(workflow, roster, path)]
     if issues:
         raise TemplateError(issues)
-    return workflow
+    return workflow, notices
 
 
 def load_named(dags_folder: Path, workflow: str) -> tuple[Workflow, Roster]:
