@@ -3,9 +3,9 @@ the nav and on a DAG run's page, drawn in Airflow's frame). They are HTML and a 
 behind Airflow's authentication (the session cookie Airflow's UI set: no second login, with the simple auth
 manager or FAB's); their data comes from Baton's API routes, polled, at the address the page was served
 under (``data-base``: ``/baton``, or ``/airflow/baton`` behind ``[api] base_url`` ``https://host/airflow``);
-the charts are drawn by ECharts, served as npm installed it from the committed lock
-(``include/baton/plugin/ui``: no build step). When what is installed is not what the lock pins, the pages
-refuse to load and say how to mend it, rather than run stale code.
+the charts are drawn by ECharts, the version the committed npm lock pins, which the wheel carries
+(``_echarts``). When what is there is not what the lock pins, the pages refuse to load and say how to mend
+it, rather than run stale code.
 """
 
 from __future__ import annotations
@@ -32,17 +32,29 @@ router = APIRouter(prefix="/ui", dependencies=[ReadRuns])
 
 @cache
 def _echarts() -> tuple[Folder | None, str]:
-    """The installed ECharts file, or None and why (not installed; not the version the lock pins)."""
+    """The ECharts file to serve, or None and why (missing; not the version the lock pins). An installed
+    Baton carries it in its wheel (``ui/vendor``, copied from the lock at build time: setup.py, with the
+    lock's record of it in ``vendor/echarts.json``); a source checkout without a build has npm's install
+    (``ui/node_modules``)."""
     lock = json.loads((UI / "package-lock.json").read_text())
     wanted = lock["packages"]["node_modules/echarts"]["version"]
-    installed = UI / "node_modules" / "echarts" / "package.json"
-    fix = "run scripts/install.sh (it runs npm ci in include/baton/plugin/ui)"
-    if not installed.is_file():
-        return None, f"ECharts is not installed: {fix}"
-    have = json.loads(installed.read_text()).get("version")
+    vendored = UI / "vendor" / "echarts.json"
+    if vendored.is_file():
+        have = json.loads(vendored.read_text()).get("echarts", {}).get("version")
+        fix = "reinstall Baton: its wheel's ECharts is not the one its lock pins"
+        script = UI / "vendor" / "echarts.min.js"
+    else:
+        installed = UI / "node_modules" / "echarts" / "package.json"
+        fix = "run scripts/install.sh (it runs npm ci in include/baton/plugin/ui)"
+        if not installed.is_file():
+            return None, f"ECharts is not installed: {fix}"
+        have = json.loads(installed.read_text()).get("version")
+        script = UI / "node_modules" / "echarts" / "dist" / "echarts.min.js"
     if have != wanted:
         return None, f"ECharts {have} is installed but the lock pins {wanted}: {fix}"
-    return UI / "node_modules" / "echarts" / "dist" / "echarts.min.js", wanted
+    if not script.is_file():
+        return None, f"ECharts {have} has no {script.name}: {fix}"
+    return script, wanted
 
 
 def _may_act(user: object, manager: object) -> bool:

@@ -1,0 +1,36 @@
+"""Baton's Airflow plugin: the listener that records run and step events, Baton's API, and its two pages in
+Airflow's UI (Coordination and Management)."""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+
+from baton.plugin import listener
+
+
+class _ReadApi:
+    """The FastAPI app, imported only by the API server (task processes never load FastAPI)."""
+
+    def __get__(self, instance: object, owner: type) -> list[dict]:
+        from baton.plugin.api import app
+
+        return [{"app": app, "url_prefix": "/baton", "name": "Baton events"}]
+
+
+# The pages in Airflow's UI: two top-level items of the nav, and a tab of a DAG run's page (Airflow fills in
+# its DAG id and run id). Each is drawn in Airflow's frame from Baton's FastAPI app (baton.plugin.pages).
+VIEWS = [
+    {"name": "Coordination", "href": "/baton/ui/coordination", "url_route": "baton-coordination",
+     "destination": "nav", "nav_top_level": True},
+    {"name": "Management", "href": "/baton/ui/management", "url_route": "baton-management",
+     "destination": "nav", "nav_top_level": True},
+    {"name": "Baton", "href": "/baton/ui/coordination?dag_id={DAG_ID}&run_id={RUN_ID}", "url_route": "baton-run",
+     "destination": "dag_run"},
+]  # fmt: skip
+
+
+class BatonPlugin(AirflowPlugin):
+    name = "baton"
+    listeners = [listener]
+    fastapi_apps = _ReadApi()
+    external_views = VIEWS
