@@ -32,6 +32,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -330,6 +331,13 @@ def _check_command(words: list[str], routes, makefile: str) -> None:
         for arg in args:
             name, _, value = arg.partition("=")
             assert name.isidentifier() and value and name.startswith(("AIRFLOW__", "OTEL_", "BATON_")), arg
+    elif tool == "pip":  # installs Baton's wheel, as docs/install.md says to
+        assert args[0] == "install" and all(a.endswith(".whl") or a.startswith("-") for a in args[1:]), words
+        version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+        wheels = [a for a in args if a.endswith(".whl")]
+        assert all(Path(a).name == f"baton-{version}-py3-none-any.whl" for a in wheels), (words, version)
+    elif tool == "uv":  # builds the wheel: the repository's build (pyproject.toml, setup.py)
+        assert args[:2] == ["build", "--wheel"] and args[-1] == "." and (ROOT / "setup.py").is_file(), words
     elif tool == "docker":
         assert args[:2] in (["compose", "up"], ["compose", "config"]), words  # tests/deploy checks the file
     else:
