@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -31,3 +32,27 @@ def write_schemas(folder: Path) -> list[Path]:
         path.write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
         written.append(path)
     return written
+
+
+# Keywords that only document a schema: a change to them changes no template's meaning.
+_ANNOTATIONS = frozenset({"description", "title", "examples", "$schema"})
+_NAMES = frozenset({"properties", "$defs", "patternProperties", "mapping"})  # their keys are names
+
+
+def _language(node: Any, names: bool = False) -> Any:
+    if isinstance(node, dict):
+        return {
+            key: _language(value, key in _NAMES and not names)
+            for key, value in node.items()
+            if names or key not in _ANNOTATIONS
+        }
+    return [_language(value) for value in node] if isinstance(node, list) else node
+
+
+def language_fingerprint(schemas: dict[str, dict[str, Any]] | None = None) -> str:
+    """The template language's fingerprint: a hash of the workflow and roster JSON Schemas without their
+    descriptions (what a template may say, and its defaults). CHANGELOG.md names it beside the release that
+    introduced it (tests/spec/test_changelog.py)."""
+    language = _language(schemas or json_schemas())
+    text = json.dumps(language, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
