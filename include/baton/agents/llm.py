@@ -18,6 +18,7 @@ from baton.agents.outputs import TextOutput, output_model
 from baton.agents.tools import Record, toolsets
 from baton.errors import AgentError, BudgetExceeded, OutputInvalid
 from baton.hooks.llm import BatonAIHook
+from baton.hooks.offline import OFFLINE_MODEL_NAME
 from baton.spec.roster import Agent
 
 
@@ -46,10 +47,12 @@ def model_called(
     model: str, cost: dict[str, float], usage: dict[str, int], latency: float, prompt: str
 ) -> dict[str, Any]:
     """The payload of a ``model.called`` event: the model, tokens, their cost at the roster's prices,
-    the latency, and the prompt by hash and length (never its text)."""
+    the latency, and the prompt by hash and length (never its text); ``offline: true`` when the model that
+    answered was Baton's offline model (made-up data), so that no page or replay passes it off as a real one."""
     tokens_in, tokens_out = usage.get("input_tokens") or 0, usage.get("output_tokens") or 0
     return {
         "model": model,
+        **({"offline": True} if model == OFFLINE_MODEL_NAME else {}),
         "requests": usage.get("requests") or 1,
         "input_tokens": tokens_in,
         "output_tokens": tokens_out,

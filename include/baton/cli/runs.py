@@ -58,6 +58,7 @@ def replay_run(run_id: str, until: int | None, rerun: bool, full: bool = False, 
         name = step if map_index < 0 else f"{step}[{map_index}]"
         detail = f" agent {s.agent}" if s.agent else ""
         detail += f", {s.input_tokens}+{s.output_tokens} tokens" if s.model_calls else ""
+        detail += ", answered by the OFFLINE MODEL (made-up data)" if s.offline_calls else ""
         detail += f", error {s.error}" if s.error else ""
         print(f"  {name:<28} {s.state:<13} try {s.try_number}{detail}")
     if state.saga:

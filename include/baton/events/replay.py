@@ -32,6 +32,7 @@ class StepState:
     input_tokens: int = 0
     output_tokens: int = 0
     cost: float = 0.0
+    offline_calls: int = 0  # the model calls Baton's offline model answered (made-up data)
 
 
 @dataclass
@@ -98,6 +99,7 @@ def fold(run_id: str, events: Iterable[Event | CorruptEvent]) -> RunState:
             step.input_tokens += payload.get("input_tokens", 0)
             step.output_tokens += payload.get("output_tokens", 0)
             step.cost += payload.get("cost", 0.0)
+            step.offline_calls += 1 if payload.get("offline") else 0
         elif kind == "output.recorded":
             step.output, step.output_ref = payload.get("output"), payload.get("ref")
     return run
@@ -172,7 +174,8 @@ def _summary(event: Event, full: bool = False) -> str:
             )
         case "model.called":
             return (
-                f"{p['model']}: {p.get('input_tokens')} in / {p.get('output_tokens')} out tokens, "
+                ("OFFLINE MODEL (made-up answer) " if p.get("offline") else "")
+                + f"{p['model']}: {p.get('input_tokens')} in / {p.get('output_tokens')} out tokens, "
                 f"${p.get('cost', 0):.6f}, {p.get('latency_s')} s, prompt sha256 {_clip(p['prompt_sha256'], 12, full)}"
             )
         case "output.recorded":

@@ -205,6 +205,9 @@ class ModelCalled(Payload):
     prompt_sha256: str
     prompt_chars: int
     items: int | None = None  # for_each.items_per_call: the fan-out items this one call answered
+    offline: bool = Field(
+        default=False, description="Baton's offline model answered (made-up data): set only then"
+    )
 
 
 @event_type("tool.called")

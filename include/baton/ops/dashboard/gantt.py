@@ -1,7 +1,8 @@
 """One run's Gantt chart: a bar per step try, per fan-out item attempt and per compensation, and markers
 for what happened between them: reassignments (a next try or item attempt on another agent, or a person's
 choice), context conflicts with their resolution, questions to people (asked, answered, by whom), the
-saga's start and outcome, and circuits opened.
+saga's start and outcome, and circuits opened. A try that Baton's offline model answered (made-up data) says
+so: ``offline`` on its bar, and ``offline_calls`` for the run.
 
 Bounded: the run's events are read by its (run, seq) index, at most ``MAX_EVENTS`` of them, and only the
 payload fields the chart shows (never an output); at most ``MAX_BARS`` bars and ``MAX_MARKERS`` markers are
@@ -12,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, true
 
 from baton.events import schema
 from baton.events.store import EventStore
@@ -81,9 +82,11 @@ def _read(store: EventStore, run_id: str, limit: int) -> list[Any]:
     fields = [payload_field(dialect, name).label(name) for name in FIELDS]
     fields.append(payload_field(dialect, "agent").label("chosen"))  # agent.selected's, a person's choice
     fields += [payload_field(dialect, name, "integer").label(name) for name in NUMBERS]
-    fields += [payload_field(dialect, name, "boolean").label(name) for name in ("reassigned", "timed_out")]
+    flags = ("reassigned", "timed_out", "offline")
+    fields += [payload_field(dialect, name, "boolean").label(name) for name in flags]
     query = select(e.seq, e.type, e.workflow, e.step, e.map_index, e.try_number, e.agent, e.ts, *fields)
-    query = query.where(e.run_id == run_id, e.type.in_(TYPES))
+    offline = (e.type == "model.called") & (payload_field(dialect, "offline", "boolean") == true())
+    query = query.where(e.run_id == run_id, or_(e.type.in_(TYPES), offline))  # only the offline calls
     with store.engine.connect() as conn:
         return conn.execute(query.order_by(e.seq).limit(limit)).all()
 
@@ -108,6 +111,7 @@ class Chart:
         self.reassigned: set[tuple[str, int, int]] = set()  # the tries already marked
         self.events = 0
         self.cut = False
+        self.offline_calls = 0  # the model calls Baton's offline model answered
 
     def add(self, row: Any) -> None:
         self.events += 1
@@ -119,6 +123,8 @@ class Chart:
             self._bar(row)
         elif kind == "agent.selected":
             self._selected(row)
+        elif kind == "model.called":
+            self._offline(row)
         else:
             self._marker(row)
 
@@ -169,7 +175,17 @@ class Chart:
             "start": row.ts if row.type.endswith(".started") else None,
             "end": None,
             "error_class": None,
+            "offline": False,
         }
+
+    def _offline(self, row: Any) -> None:
+        """A model call the offline model answered (the only ones read): its try's bar says so."""
+        if not row.offline:
+            return
+        self.offline_calls += 1
+        bar = self.bars.get(("try", row.step, row.map_index, row.try_number))
+        if bar is not None:
+            bar["offline"] = True
 
     def _selected(self, row: Any) -> None:
         if row.subtask:
@@ -241,6 +257,7 @@ class Chart:
             "bars": bars,
             "markers": [_times(m) for m in self.markers[:MAX_MARKERS]],
             "events_read": self.events,
+            "offline_calls": self.offline_calls,
             "truncated": cut,
         }
 

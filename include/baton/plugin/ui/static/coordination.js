@@ -55,7 +55,8 @@
     const lanes = [...new Set(bars.map(lane))];
     const color = {success: "#2da44e", failed: "#cf222e", running: "#0969da", skipped: "#8c959f", up_for_retry: "#d4a72c"};
     const points = bars.map((b) => ({
-      value: [lanes.indexOf(lane(b)), Date.parse(b.start), b.end ? Date.parse(b.end) : Date.now(), b.agent || "",
+      value: [lanes.indexOf(lane(b)), Date.parse(b.start), b.end ? Date.parse(b.end) : Date.now(),
+              (b.agent || "") + (b.offline ? " · offline model" : ""),
               b.try_number || b.attempt || 1, b.state, b.kind],
       itemStyle: {color: color[b.state] || "#0969da", borderColor: b.kind === "compensation" ? "#8250df" : undefined,
                   borderWidth: b.kind === "compensation" ? 2 : 0}}));
@@ -78,6 +79,7 @@
       `<li>${time(m.at || m.ts)} <b>${esc(m.kind)}</b> ${esc(m.step || "")}: ${esc(words(m))}</li>`).join("") +
       bars.filter((b) => b.kind === "compensation").map((b) =>
       `<li>${time(b.start)} <b>compensation</b> of ${esc(b.step)}: ${esc(b.state)}</li>`).join("") +
+      (data.offline_calls ? `<li class="warn">${Number(data.offline_calls)} model answer(s) of this run came from Baton's offline model (made-up data): the bars marked "offline model".</li>` : "") +
       (data.truncated ? `<li class="warn">Only the first bars of this run are shown (it has ${data.events_read} events).</li>` : "");
   }
 
