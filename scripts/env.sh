@@ -38,9 +38,11 @@ derive AIRFLOW__API__PORT 8080
 # Task processes report to the Execution API of the same api-server, on whatever port it has.
 derive AIRFLOW__API__BASE_URL "http://localhost:$AIRFLOW__API__PORT"  # links in alerts
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:$AIRFLOW__API__PORT/execution/"
-# Embedded defaults: Baton's own store on SQLite next to Airflow's; no LLM connection, so agents
-# answer with the offline model; no Slack connection, so alerts are only logged.
+# Embedded defaults: Baton's own store on SQLite next to Airflow's; no Slack connection, so alerts are only
+# logged; and the model of every agent, baton_llm, is Baton's offline model, chosen by name (made-up answers,
+# marked offline in every event and page). Set AIRFLOW_CONN_BATON_LLM yourself for a real model: yours is kept.
 derive AIRFLOW_CONN_BATON_STORE "sqlite:///$AIRFLOW_HOME/baton_store.db"
+derive AIRFLOW_CONN_BATON_LLM '{"conn_type": "pydanticai", "extra": {"model": "baton:offline"}}'
 # The demo workflows' business skills are an extension of Baton (like a team's own skills): demo.skills.
 derive BATON_EXTENSIONS demo.skills
 # The demo business database the bundled sensors watch (leads, revenue, payments): `python -m demo.business`.

@@ -67,6 +67,13 @@ os.environ["AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL"] = "3600"
 os.environ["AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT"] = "240"
 os.environ["AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT"] = "300"
 os.environ.setdefault("BATON_EXTENSIONS", "demo.skills")  # the bundled workflows' skills (scripts/env.sh)
+# The model of the agents the tests run: Baton's offline model, chosen by name as `make run` does (scripts/env.sh),
+# and never a real model a developer's shell exports. A connection that is not defined fails its step
+# (include/baton/hooks/llm.py); baton_test_offline is the fixtures' own name for the offline model.
+for _conn_id in ("BATON_LLM", "BATON_TEST_OFFLINE"):
+    os.environ[f"AIRFLOW_CONN_{_conn_id}"] = json.dumps(
+        {"conn_type": "pydanticai", "extra": {"model": "baton:offline"}}
+    )
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS)
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ.setdefault(
@@ -108,6 +115,7 @@ SLOW_FIRST = (
     "tests/integration/test_pages.py",  # the pages in Chromium
     "tests/integration/test_monitor_airflow.py",  # ~215 s, most of it waiting on the monitor's ticks
     "tests/integration/test_celery.py",  # ~170 s, with the Celery benchmark's tiny run
+    "tests/integration/test_pages_behind_path.py",  # ~95 s alone: its own Airflow behind /airflow with FAB
     "tests/workflows/test_market_research.py",  # ~65 s
     "tests/workflows/test_invoice_processing.py",  # ~55 s
     "tests/workflows/test_customer_onboarding.py",  # ~50 s

@@ -3,6 +3,7 @@ the one it follows, and only that try; an agent that is not one of the step's ca
 
 from __future__ import annotations
 
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -38,6 +39,7 @@ def test_the_next_try_goes_to_the_agent_a_person_chose_and_the_one_after_to_the_
     url = store.engine.url.set(drivername=store.engine.url.drivername.split("+")[0])
     monkeypatch.setenv("AIRFLOW_CONN_BATON_STORE", url.render_as_string(hide_password=False))
     monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(tmp_path))
+    monkeypatch.setenv("AIRFLOW_CONN_BUDGET_LLM", os.environ["AIRFLOW_CONN_BATON_LLM"])  # the offline model
     premium, thrifty = _premium_and_thrifty(store)
     spec = {"id": "assess", "route": {"capabilities": ["assess"], "prefer": "reliable"}, "instruction": "Go."}
     step = CompiledStep(workflow="leads", template_version=1, spec=TypeAdapter(Step).validate_python(spec),

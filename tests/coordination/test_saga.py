@@ -55,7 +55,7 @@ def _saga(store, partner, sleeps: list[float], **kwargs) -> Saga:
         "retry_delay": 0.5,
     }
     undo_draft = {"agent": "drafter", "instruction": "Withdraw the draft {{ output.title }}", "retries": 0}
-    drafter = Agent(name="drafter", description="writes", llm_conn_id="no_such_llm")
+    drafter = Agent(name="drafter", description="writes", llm_conn_id="baton_test_offline")
     plan = saga_plan({"order": undo_order, "draft": undo_draft}, (drafter,))
     return Saga(store, RUN, plan, sleep=sleeps.append, **kwargs)
 
@@ -72,7 +72,7 @@ def test_completed_steps_are_undone_newest_first_and_only_once(store, partner):
     outcome = saga.run()
     saga.finish(outcome)
     assert (outcome.state, outcome.compensated, outcome.stuck) == ("compensated", ["draft", "order"], None)
-    # The agent's compensation ran on the offline model (no connection 'no_such_llm'); the skill posted.
+    # The agent's compensation ran on the offline model (baton_test_offline); the skill posted.
     assert [p["body"] for p in partner.posts("/orders/cancel")] == [{"order": "A-17"}]
     events = list(store.read(RUN, types=["saga.started", "compensation.succeeded", "saga.completed"]))
     assert [(e.type, e.payload.get("target")) for e in events] == [

@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from baton.cli import main as baton_main
+from baton.hooks.llm import OFFLINE_CONNECTION
 from baton.plugin.pages import UI
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -345,7 +346,11 @@ def test_secret_settings_are_interpolated_never_literal(raw):
             if SECRET_NAME.search(name) and not name.endswith("_FILE"):
                 assert INTERPOLATION.fullmatch(value), f"{name}: {value!r} is not an interpolation"
                 checked.add(name)
-            if name.startswith("AIRFLOW_CONN_"):
+            if name == "AIRFLOW_CONN_BATON_LLM":
+                # The demo's model: .env's connection, else the offline model by name (no secret in it).
+                assert value == f"${{AIRFLOW_CONN_BATON_LLM:-{OFFLINE_CONNECTION}}}", value
+                checked.add(name)
+            elif name.startswith("AIRFLOW_CONN_"):
                 # A connection is one interpolation, or a URL whose password is one (checked above).
                 assert INTERPOLATION.fullmatch(value) or passwords, f"{name}: {value!r}"
                 checked.add(name)
@@ -389,11 +394,35 @@ def test_the_resolved_secrets_are_the_env_files(config):
     assert env["AIRFLOW__API__SECRET_KEY"] == example["AIRFLOW_API_SECRET_KEY"]
     assert env["BATON_ADMIN_PASSWORD"] == example["BATON_ADMIN_PASSWORD"]
     assert config["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"] == example["POSTGRES_PASSWORD"]
-    # The optional connections stay undefined (empty) unless .env sets them.
-    assert (env["AIRFLOW_CONN_BATON_LLM"], env["AIRFLOW_CONN_BATON_SLACK"]) == ("", "")
+    # Slack stays undefined (empty) unless .env sets it; the model is the offline one, chosen by name.
+    assert (env["AIRFLOW_CONN_BATON_LLM"], env["AIRFLOW_CONN_BATON_SLACK"]) == (OFFLINE_CONNECTION, "")
     # The admin password reaches the api-server only.
     holders = {n for n, s in config["services"].items() if "BATON_ADMIN_PASSWORD" in s.get("environment", {})}
     assert holders == {"airflow-apiserver"}
+
+
+def test_the_model_connection_of_env_wins_and_no_service_falls_back_silently(compose, tmp_path):
+    """.env's AIRFLOW_CONN_BATON_LLM (a real model) reaches every Airflow component whole (its JSON kept);
+    the deprecated BATON_OFFLINE_FALLBACK reaches none, even when .env still sets it."""
+    real = '{"conn_type": "pydanticai", "password": "${MODEL_KEY}", "extra": {"model": "openai:gpt-5-mini"}}'
+    lines = [
+        line
+        for line in ENV_EXAMPLE.read_text().splitlines()
+        if not line.startswith("AIRFLOW_CONN_BATON_LLM=")
+    ]
+    env_file = tmp_path / "real-model.env"
+    env_file.write_text("\n".join([*lines, "MODEL_KEY=sk-test", f"AIRFLOW_CONN_BATON_LLM={real}"]) + "\n")
+    env_file.write_text(env_file.read_text() + "BATON_OFFLINE_FALLBACK=true\n")
+    result = compose("config", "--format", "json", env_file=env_file)
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    expected = real.replace("${MODEL_KEY}", "sk-test")
+    assert {name: services[name]["environment"]["AIRFLOW_CONN_BATON_LLM"] for name in AIRFLOW_SERVICES} == {
+        name: expected for name in AIRFLOW_SERVICES
+    }
+    assert [
+        name for name, s in services.items() if "BATON_OFFLINE_FALLBACK" in s.get("environment", {})
+    ] == []
 
 
 # --- the image -----------------------------------------------------------------------------------

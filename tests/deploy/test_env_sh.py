@@ -9,7 +9,13 @@ import subprocess
 from tests.conftest import ROOT
 
 ENV_SH = ROOT / "scripts" / "env.sh"
-SHOWN = ("AIRFLOW_HOME", "AIRFLOW_CONN_BATON_STORE", "AIRFLOW_CONN_BATON_BUSINESS", "AIRFLOW__API__BASE_URL")
+SHOWN = (
+    "AIRFLOW_HOME",
+    "AIRFLOW_CONN_BATON_STORE",
+    "AIRFLOW_CONN_BATON_BUSINESS",
+    "AIRFLOW__API__BASE_URL",
+    "AIRFLOW_CONN_BATON_LLM",
+)
 
 
 def _after(script: str, **env: str) -> dict[str, str]:
@@ -40,3 +46,20 @@ def test_a_value_the_user_set_is_kept_before_and_after_sourcing():
     again = _after(f'source "$ENV_SH"; export AIRFLOW_CONN_BATON_STORE={store}; source "$ENV_SH"')
     assert again["AIRFLOW_CONN_BATON_STORE"] == store
     assert again["AIRFLOW_HOME"] == str(ROOT / ".airflow")
+
+
+def test_the_model_is_the_offline_one_by_name_unless_the_user_set_one():
+    """`make run` chooses the offline model with a connection that names it; a real model of the user's wins,
+    set before or after sourcing, and what the file derived is a connection Airflow reads as that choice."""
+    from airflow.models.connection import Connection  # Airflow's own parser of AIRFLOW_CONN_* values
+
+    from baton.hooks.llm import OFFLINE_CONNECTION
+
+    derived = _after('source "$ENV_SH"; source "$ENV_SH"')["AIRFLOW_CONN_BATON_LLM"]
+    assert derived == OFFLINE_CONNECTION
+    parsed = Connection.from_json(derived, conn_id="baton_llm")
+    assert (parsed.conn_type, parsed.extra_dejson) == ("pydanticai", {"model": "baton:offline"})
+    real = '{"conn_type": "pydanticai", "password": "sk-x", "extra": {"model": "openai:gpt-5-mini"}}'
+    before = _after(f'export AIRFLOW_CONN_BATON_LLM=\'{real}\'; source "$ENV_SH"; source "$ENV_SH"')
+    after = _after(f'source "$ENV_SH"; export AIRFLOW_CONN_BATON_LLM=\'{real}\'; source "$ENV_SH"')
+    assert (before["AIRFLOW_CONN_BATON_LLM"], after["AIRFLOW_CONN_BATON_LLM"]) == (real, real)

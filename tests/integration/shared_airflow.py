@@ -130,7 +130,7 @@ PROBE_AGENTS = """
   - name: steady_prober
     description: Always answers (the offline model), two calls at once.
     capabilities: [probing]
-    llm_conn_id: baton_test_undefined_connection
+    llm_conn_id: baton_test_offline
     max_concurrency: 2
 """
 # steady_prober holds two calls at once, so that monitor_probe's four at once give flaky_prober the others
@@ -248,7 +248,7 @@ PAGES_AGENTS = """
   - name: relay_c
     description: Answers (the offline model).
     capabilities: [relaying]
-    llm_conn_id: baton_test_undefined_connection
+    llm_conn_id: baton_test_offline
   - name: paced_scorer
     description: Answers after a second (the offline model with a delay).
     capabilities: [pacing]
