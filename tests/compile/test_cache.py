@@ -114,7 +114,7 @@ def test_the_errors_file_takes_a_cached_healthy_template_as_healthy_without_read
     def unread(*args, **kwargs):
         raise AssertionError("a template known healthy was read again")
 
-    monkeypatch.setattr(loader, "load_workflow", unread)
+    monkeypatch.setattr(loader, "read_workflow", unread)
     monkeypatch.setattr(loader, "plan_workflow", unread)
     monkeypatch.setattr(loader.Workflow, "model_validate", unread)
     healthy, errors = compile_folder(folder, build=False)  # baton_template_errors.py
@@ -278,7 +278,7 @@ def test_a_template_keyed_by_its_bytes_while_racy_is_found_by_them_once_it_is_no
         raise AssertionError("a template known healthy was validated again")
 
     monkeypatch.setattr(cache_module, "RACY", 0.0)  # ... and now long unchanged: keyed by stat
-    monkeypatch.setattr(loader, "load_workflow", unread)
+    monkeypatch.setattr(loader, "read_workflow", unread)
     monkeypatch.setattr(loader.Workflow, "model_validate", unread)
     dags, errors = compile_folder(folder)
     assert (sorted(dags), errors) == (sorted(BUNDLED + SENSOR_DAGS), [])

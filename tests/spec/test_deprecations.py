@@ -174,6 +174,7 @@ def test_a_template_with_old_forms_warns_in_the_dag_files_import_warnings(tmp_pa
     dags = tmp_path / "dags"
     (dags / "workflows").mkdir(parents=True)
     shutil.copy(ROOT / "dags" / "baton_workflows.py", dags)
+    shutil.copy(ROOT / "dags" / "baton_template_errors.py", dags)  # checks, builds nothing: no warning
     shutil.copy(ROSTER, dags / "agents.yaml")
     shutil.copy(WORKFLOWS / "fan_out_options.yaml", dags / "workflows")
     for _ in range(2):
@@ -181,6 +182,7 @@ def test_a_template_with_old_forms_warns_in_the_dag_files_import_warnings(tmp_pa
             warnings.simplefilter("ignore", UserWarning)  # the DagBag's re-emission of what it captured
             bag = BundleDagBag(dag_folder=str(dags), bundle_path=dags, bundle_name="legacy")
         assert "fan_out_options" in bag.dag_ids and not bag.import_errors
+        assert [Path(file).name for file in bag.captured_warnings] == ["baton_workflows.py"]
         (captured,) = bag.captured_warnings.values()
         ours = [w for w in captured if "BatonDeprecationWarning" in w]
         assert ours[0] == (

@@ -21,6 +21,7 @@ import io
 import os
 import stat
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,63 +70,79 @@ class Outcome:
 def migrate(paths: list[str], *, check: bool = False, show_diff: bool = False) -> int:
     """Migrate every file of ``paths``; print a line per file and a summary. 0: nothing left to change;
     1 (``check``): a file would change; 2: a file could not be migrated (its error printed)."""
-    changed = current = failed = 0
-    for name, path, issue in _files(paths):
-        if issue is not None:
-            print(issue, flush=True)
-            failed += 1
-            continue
-        try:
-            outcome = migrate_file(path, name, write=not check)
-        except TemplateError as error:
-            print(error, flush=True)
-            failed += 1
-            continue
-        if show_diff and outcome.diff:
-            print(outcome.diff, end="", flush=True)
-        if not outcome.changes:
-            print(f"{name}: already current", flush=True)
-            current += 1
-            continue
-        changed += 1
-        verb = "would migrate" if check else "migrated"
-        print(f"{name}: {verb} {len(outcome.changes)} form(s): {', '.join(outcome.changes)}", flush=True)
+    tally: Counter[str] = Counter()
+    for name, path, issue, named in _files(paths):
+        status, line, diff = _migrate_one(name, path, issue, named, check)
+        if show_diff and diff:
+            print(diff, end="", flush=True)
+        print(line, flush=True)
+        tally[status] += 1
     print(
-        f"{changed + current + failed} file(s): {changed} {'to migrate' if check else 'migrated'}, "
-        f"{current} already current, {failed} with errors",
+        f"{tally.total()} file(s): {tally['changed']} {'to migrate' if check else 'migrated'}, "
+        f"{tally['current']} already current, {tally['failed']} with errors"
+        + (f", {tally['skipped']} skipped" if tally["skipped"] else ""),
         flush=True,
     )
-    if failed:
+    if tally["failed"]:
         return EXIT_ERRORS
-    return EXIT_CHANGES if check and changed else 0
+    return EXIT_CHANGES if check and tally["changed"] else 0
 
 
-def _files(paths: list[str]) -> list[tuple[str, Path, Issue | None]]:
-    """(name, the file to migrate, or why it is not migrated) for each file ``paths`` names. A folder's
-    entries must resolve inside the folder: a symbolic link out of it is refused, not followed."""
-    found: list[tuple[str, Path, Issue | None]] = []
+def _migrate_one(
+    name: str, path: Path, issue: Issue | None, named: bool, check: bool
+) -> tuple[str, str, str]:
+    """(changed, current, failed or skipped; the line that says so; the diff) of one file."""
+    if issue is not None:
+        return "failed", str(issue), ""
+    try:
+        outcome = migrate_file(path, name, write=not check)
+    except NotATemplate as error:  # named: an error; found in a folder (budgets.yaml, ...): left alone
+        return ("failed", str(error), "") if named else ("skipped", f"{name}: skipped: not a template", "")
+    except TemplateError as error:
+        return "failed", str(error), ""
+    if not outcome.changes:
+        return "current", f"{name}: already current", ""
+    verb = "would migrate" if check else "migrated"
+    return (
+        "changed",
+        f"{name}: {verb} {len(outcome.changes)} form(s): {', '.join(outcome.changes)}",
+        outcome.diff,
+    )
+
+
+def _files(paths: list[str]) -> list[tuple[str, Path, Issue | None, bool]]:
+    """(name, the file to migrate, or why it is not migrated, whether the command line named it) for each
+    file ``paths`` names. A folder's entries (and its workflows/ and versions/ with theirs) must resolve
+    inside the folder: a symbolic link out of it is refused, not followed."""
+    found: list[tuple[str, Path, Issue | None, bool]] = []
     for raw in paths:
         given = Path(raw)
-        if not given.is_dir():
-            if not given.exists():
-                fix = "name a template file or a folder of them"
-                found.append((raw, given, Issue(raw, "", "no such file or folder", fix)))
-            else:
-                found.append((raw, given.resolve(), None))
-            continue
-        folder = given.resolve()
-        entries = [given / entry.name for entry in _entries(given)]
-        for sub in SUBFOLDERS:
-            if (given / sub).is_dir() and (given / sub).resolve().is_relative_to(folder):
-                entries += [given / sub / entry.name for entry in _entries(given / sub)]
-        for entry in entries:
-            target = entry.resolve()
-            if not target.is_relative_to(folder):
-                message = f"a link to {target}, outside the folder {raw}: not migrated"
-                fix = "migrate that file by naming it, or replace the link with the file"
-                found.append((str(entry), target, Issue(str(entry), "", message, fix)))
-            else:
-                found.append((str(entry), target, None))
+        if given.is_dir():
+            found += _folder(given, raw)
+        elif given.exists():
+            found.append((raw, given.resolve(), None, True))
+        else:
+            fix = "name a template file or a folder of them"
+            found.append((raw, given, Issue(raw, "", "no such file or folder", fix), True))
+    return found
+
+
+def _folder(given: Path, raw: str) -> list[tuple[str, Path, Issue | None, bool]]:
+    folder = given.resolve()
+    entries = [given / entry.name for entry in _entries(given)]
+    entries += [given / sub for sub in SUBFOLDERS if (given / sub).is_dir()]
+    found: list[tuple[str, Path, Issue | None, bool]] = []
+    while entries:
+        entry = entries.pop(0)
+        target = entry.resolve()
+        if not target.is_relative_to(folder):
+            message = f"a link to {target}, outside the folder {raw}: not migrated"
+            fix = "migrate that file by naming it, or replace the link with the file"
+            found.append((str(entry), target, Issue(str(entry), "", message, fix), False))
+        elif target.is_dir():
+            entries += [entry / sub.name for sub in _entries(entry)]
+        else:
+            found.append((str(entry), target, None, False))
     return found
 
 
@@ -206,16 +223,17 @@ class _locked:
         os.close(self.fd)  # releases the lock
 
 
+class NotATemplate(TemplateError):
+    """A YAML file that is neither a workflow template nor a roster (named: an error; in a folder: skipped)."""
+
+
 def _kind(data: Any, name: str) -> str:
     if isinstance(data, dict) and ("steps" in data or "workflow" in data):
         return "workflow"
     if isinstance(data, dict) and "agents" in data:
         return "roster"
-    raise reading.refuse(
-        name,
-        "not a Baton template (no 'workflow' or 'steps') nor a roster (no 'agents'): not migrated",
-        "name a workflow template or an agents roster",
-    )
+    message = "not a Baton template (no 'workflow' or 'steps') nor a roster (no 'agents'): not migrated"
+    raise NotATemplate([Issue(name, "", message, "name a workflow template or an agents roster")])
 
 
 def _yaml(indent: tuple[int, int, int]) -> Any:

@@ -104,7 +104,7 @@ def _checked(path: Path, roster: Any, deprecated: list[str] | None = None) -> tu
     except Exception as error:  # RecursionError, MemoryError, a bug: this file's error only
         return None, [Issue(str(path), "", f"{type(error).__name__}: {error}"[:2000], BUG)]
     if deprecated is not None:
-        deprecated += [f"{notice.file}:{notice.line}: warning: {notice.text}" for notice in notices]
+        deprecated += [_warning(notice) for notice in notices]
     return workflow, []
 
 
@@ -126,33 +126,43 @@ def _rollout(path: Path, workflow: Any, roster: Any) -> list[Issue]:
     return issues if canary is None else rollout_issues(workflow, canary, str(path), str(target))
 
 
-def validate(paths: list[str], agents: Path, fmt: str = "text") -> int:
-    """Print every problem of every template (and of the roster), each file as soon as it is checked;
-    1 if there is any."""
-    from baton.extensions import load
+def _roster(agents: Path) -> tuple[Any, list[Issue], list[str]]:
+    """The roster (None when it cannot be read as one), its problems, and its deprecated forms (a warning
+    line each)."""
     from baton.spec.loading import read_roster
     from baton.spec.roster import Roster
 
+    if not agents.exists():
+        return Roster(), [], []
+    try:
+        roster, notices = read_roster(agents)
+    except TemplateError as error:
+        return None, error.issues, []
+    except Exception as error:
+        return None, [Issue(str(agents), "", f"{type(error).__name__}: {error}", BUG)], []
+    return roster, roster.issues, [_warning(notice) for notice in notices]
+
+
+def _warning(notice: Any) -> str:
+    """A deprecated form's line among ``baton validate``'s warnings."""
+    return f"{notice.file}:{notice.line}: warning: {notice.text}"
+
+
+def validate(paths: list[str], agents: Path, fmt: str = "text") -> int:
+    """Print every problem of every template (and of the roster), each file as soon as it is checked;
+    1 if there is any. A deprecated form is a warning (file, line, key path, fix), not an error."""
+    from baton.extensions import load
+
     report = _Report(fmt)
-    roster: Roster | None = Roster()
     errors = 0
     broken_extensions = [Issue(e.source, "", str(e)) for e in load()]  # their skills are unknown: say why
     if broken_extensions:
         report.file("(extensions)", broken_extensions)
         errors += len(broken_extensions)
-    deprecated: list[str] = []  # the old forms used, translated: a warning each, not an error
-    if agents.exists():
-        try:
-            roster, notices = read_roster(agents)
-            roster_issues = roster.issues
-            deprecated += [f"{notice.file}:{notice.line}: warning: {notice.text}" for notice in notices]
-        except TemplateError as error:
-            roster, roster_issues = None, error.issues
-        except Exception as error:
-            roster, roster_issues = None, [Issue(str(agents), "", f"{type(error).__name__}: {error}", BUG)]
-        if roster_issues or deprecated:
-            report.file(str(agents), roster_issues, deprecated)
-            errors += len(roster_issues)
+    roster, roster_issues, deprecated = _roster(agents)
+    if roster_issues or deprecated:
+        report.file(str(agents), roster_issues, deprecated)
+        errors += len(roster_issues)
     files = _template_paths(paths)
     broken = 0
     loaded = {}
@@ -169,13 +179,8 @@ def validate(paths: list[str], agents: Path, fmt: str = "text") -> int:
     found_warnings = warnings(loaded, agents)
     if found_warnings:
         report.file("(across templates)", [], found_warnings)
-    report.summary(
-        len(files),
-        broken,
-        errors,
-        len(found_warnings) + len(deprecated),
-        roster is not None and not roster.issues,
-    )
+    roster_ok = roster is not None and not roster.issues
+    report.summary(len(files), broken, errors, len(found_warnings) + len(deprecated), roster_ok)
     return 1 if errors else 0
 
 

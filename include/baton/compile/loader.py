@@ -167,9 +167,11 @@ def _checked(
     except TemplateError as error:
         cache.put(key, Entry([asdict(issue) for issue in error.issues]))
         raise
-    # Old forms: a BatonDeprecationWarning each, which the DAG processor records as the DAG file's import
-    # warnings. Such a template is not cached, so that every parse warns again until it is migrated.
-    warn(deprecated)
+    # Old forms: a BatonDeprecationWarning each, which the DAG processor records as the import warnings of
+    # the DAG file that builds the template's DAG (a check without building does not warn a second time).
+    # Such a template is not cached, so that every parse warns again until it is migrated.
+    if build:
+        warn(deprecated)
     reads = step_reads(workflow)
     rollout = workflow.rollout.to if workflow.rollout is not None else None
     if not deprecated:
