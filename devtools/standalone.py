@@ -2,7 +2,9 @@
 (``AirflowAPI``, which also talks to an Airflow started otherwise, e.g. by ``make run``).
 
 Used by the integration tests and the benchmarks. Airflow is started through ``scripts/env.sh``,
-so it has exactly the settings of ``make run``; only the home, the port and the dags folder differ.
+so it has exactly the settings of ``make run``; only the home, the port and the dags folder differ, and,
+when asked, ``[api] base_url``'s path (``http://localhost:PORT/airflow``) and the auth manager (FAB's, with
+an admin and a viewer whose passwords it writes in the home).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -19,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -36,6 +39,17 @@ FIRST_PARSE_TIMEOUT_S = 300
 
 # Test-only settings that must not leak into the Airflow under test.
 _DROPPED = ("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", "AIRFLOW_CONN_BATON_STORE")
+
+Auth = Literal["simple", "fab"]
+FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+SIMPLE_PASSWORDS = "simple_auth_manager_passwords.json.generated"  # the simple auth manager writes it
+FAB_PASSWORDS = "baton-fab-users.json"  # Standalone writes it: the FAB users it created, by name
+# A FAB role of one permission: Airflow's UI lists a plugin's views (Baton's pages) only to a user who may read
+# its plugins (GET /api/v2/plugins), which FAB's Op and Admin may and its Viewer and User may not.
+PLUGIN_READER = "Plugin reader"
+# FAB's users Standalone creates: name -> their FAB roles (a viewer sees Baton's pages, cannot act)
+FAB_USERS = {"admin": ["Admin"], "viewer": ["Viewer", PLUGIN_READER]}
+_BASE_PATH = re.compile(r"^(/(?!\.\.?(/|$))[A-Za-z0-9._~-]{1,100}){1,10}$")  # no '.' or '..' segment
 
 
 def _group_alive(pgid: int) -> bool:
@@ -87,12 +101,15 @@ def scratch_database(admin_url: str, prefix: str) -> Iterator[str]:
 
 
 class AirflowAPI:
-    """The REST API of a running Airflow with the simple auth manager, as its ``admin`` (the password
-    Airflow generated in ``home``); e.g. the Airflow of ``make run``: ``AirflowAPI(url, ROOT / ".airflow")``."""
+    """The REST API of a running Airflow as its ``admin``: with the simple auth manager, the password Airflow
+    generated in ``home``; with FAB's (``auth="fab"``), the one Standalone gave it. ``url`` is Airflow's
+    address with base_url's path, if any (``http://localhost:8080/airflow``); e.g. the Airflow of ``make run``:
+    ``AirflowAPI(url, ROOT / ".airflow")``."""
 
-    def __init__(self, url: str, home: Path):
+    def __init__(self, url: str, home: Path, auth: Auth = "simple"):
         self.url = url
         self.home = home
+        self.auth = auth
         self._token: str | None = None
         self._client: tuple[int, httpx.Client] | None = None
 
@@ -114,8 +131,13 @@ class AirflowAPI:
 
     @property
     def password(self) -> str:
-        generated = self.home / "simple_auth_manager_passwords.json.generated"
-        return json.loads(generated.read_text())["admin"]
+        return self.password_of("admin")
+
+    def password_of(self, user: str) -> str:
+        """``user``'s password: the simple auth manager's generated one, or the one Standalone gave FAB's."""
+        return json.loads(
+            (self.home / (FAB_PASSWORDS if self.auth == "fab" else SIMPLE_PASSWORDS)).read_text()
+        )[user]
 
     def token(self) -> str:
         """A JWT from ``POST /auth/token``, as an external system would get one."""
@@ -177,6 +199,11 @@ class AirflowAPI:
         raise TimeoutError(f"run {run_id} of {dag_id} not finished after {timeout} s")
 
 
+# What airflow standalone runs (airflow/cli/commands/standalone_command.py), one process each; when one ends,
+# the shell ends (start() then stops the rest: they share its process group).
+_COMPONENTS = "airflow scheduler & airflow dag-processor & airflow triggerer & airflow api-server & wait -n"
+
+
 class AttachError(Exception):
     """No running Standalone to attach to (the message says what was found instead)."""
 
@@ -187,6 +214,12 @@ class Standalone(AirflowAPI):
     :param home: the AIRFLOW_HOME to use (created if missing).
     :param dags_folder: the folder of DAG files (default: the checkout's ``dags/``).
     :param settings: extra environment settings, e.g. ``{"AIRFLOW__CORE__PARALLELISM": "8"}``.
+    :param base_path: ``[api] base_url``'s path, e.g. ``/airflow``: Airflow then answers at
+        ``http://localhost:PORT/airflow`` and only there (default: none, at ``http://127.0.0.1:PORT``).
+    :param auth: ``"simple"`` (``airflow standalone``'s own) or ``"fab"``: FAB's auth manager, with the users
+        of ``FAB_USERS`` and passwords it writes in the home. ``airflow standalone`` forces the simple auth
+        manager, so with FAB this runs what it runs (the database's migration, then the scheduler, the dag
+        processor, the triggerer and the api-server) itself.
     """
 
     DESCRIPTOR = "baton-standalone.json"  # in the home: how another process attaches (see attach())
@@ -197,9 +230,19 @@ class Standalone(AirflowAPI):
         dags_folder: Path | None = None,
         settings: dict[str, str] | None = None,
         port: int | None = None,
+        *,
+        base_path: str = "",
+        auth: Auth = "simple",
     ):
+        if base_path and not _BASE_PATH.match(base_path):
+            raise ValueError(f"base_path {base_path[:200]!r}: give a path like '/airflow' (no trailing '/')")
+        if auth not in ("simple", "fab"):
+            raise ValueError(f"auth {auth!r}: give 'simple' or 'fab'")
         self.port = port or free_port()
-        super().__init__(f"http://127.0.0.1:{self.port}", home)
+        # behind a path, base_url's host is the one a browser uses (FAB's login redirects to it; its cookies)
+        host = "localhost" if base_path else "127.0.0.1"
+        super().__init__(f"http://{host}:{self.port}{base_path}", home, auth)
+        self.base_path = base_path
         self.dags_folder = Path(dags_folder or ROOT / "dags")
         self.settings = dict(settings or {})
         self.env = {k: v for k, v in os.environ.items() if k not in _DROPPED}
@@ -208,8 +251,23 @@ class Standalone(AirflowAPI):
             AIRFLOW__API__PORT=str(self.port),
             AIRFLOW__API__HOST="127.0.0.1",
             AIRFLOW__CORE__DAGS_FOLDER=str(self.dags_folder),
-            **self.settings,
         )
+        # set after scripts/env.sh, which sets these whatever the environment says (see _shell)
+        self.after_env: dict[str, str] = {}
+        if base_path:
+            self.env["AIRFLOW__API__BASE_URL"] = self.url
+            self.after_env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = (
+                f"http://127.0.0.1:{self.port}{base_path}/execution/"  # the execution API is under the path too
+            )
+        if auth == "fab":
+            # the components are separate processes that must share these (airflow standalone's share one
+            # config file); env.sh keeps values it did not derive
+            self.env.update(
+                AIRFLOW__CORE__AUTH_MANAGER=FAB_AUTH_MANAGER,
+                AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_urlsafe(32),
+                AIRFLOW__API__SECRET_KEY=secrets.token_urlsafe(32),
+            )
+        self.env.update(self.settings)
         self.process: subprocess.Popen | None = None
         self.attached = False  # True: another process started it and stops it; stop() leaves it running
         self.tmp: Path | None = None  # its processes' TMPDIR while they run (see _make_tmp)
@@ -240,7 +298,13 @@ class Standalone(AirflowAPI):
             raise AttachError(f"{descriptor}: not a file Standalone.start() wrote (no {error})") from None
         except (OSError, UnicodeDecodeError, ValueError, TypeError, RecursionError) as error:
             raise AttachError(f"{descriptor}: not a file Standalone.start() wrote ({error})") from None
-        airflow = cls(Path(home), Path(dags), {str(k): str(v) for k, v in settings.items()}, port=port)
+        base_path = saved.get("base_path", "")  # absent from a file written before base_path and auth were
+        auth = saved.get("auth", "simple")
+        try:
+            airflow = cls(Path(home), Path(dags), {str(k): str(v) for k, v in settings.items()}, port=port,
+                          base_path=base_path, auth=auth)  # fmt: skip
+        except (ValueError, TypeError) as error:
+            raise AttachError(f"{descriptor}: not a file Standalone.start() wrote ({error})") from None
         airflow.attached = True
         if not airflow.healthy(timeout):
             raise AttachError(f"no healthy Airflow at {airflow.url} (from {descriptor}) after {timeout} s")
@@ -282,10 +346,22 @@ class Standalone(AirflowAPI):
                 return False
             time.sleep(0.5)
 
+    def _shell(self, *args: str) -> list[str]:
+        """``args`` run with this Airflow's settings: scripts/env.sh's, then ``after_env``'s."""
+        after = [f"{key}={value}" for key, value in self.after_env.items()]
+        return [
+            "bash",
+            "-c",
+            'source "$0" && exec "$@"',
+            str(ENV_SH),
+            *(["env", *after] if after else []),
+            *args,
+        ]
+
     def command(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         """Run a command (``airflow ...``, ``baton ...``) with this Airflow's settings."""
         return subprocess.run(
-            ["bash", "-c", 'source "$0" && exec "$@"', str(ENV_SH), *args],
+            self._shell(*args),
             env=self.env,
             capture_output=True,
             text=True,
@@ -325,9 +401,11 @@ class Standalone(AirflowAPI):
             done = self.command(*step)
             if done.returncode != 0:
                 raise RuntimeError(f"{' '.join(step)} failed: {done.stderr[-2000:]}")
+        if self.auth == "fab":
+            self._create_fab_users()
         log = (self.home / "standalone.log").open("ab")
         self.process = subprocess.Popen(
-            ["bash", "-c", 'source "$0" && exec airflow standalone', str(ENV_SH)],
+            self._shell(*(("bash", "-c", _COMPONENTS) if self.auth == "fab" else ("airflow", "standalone"))),
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -336,9 +414,9 @@ class Standalone(AirflowAPI):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"airflow standalone exited with {self.process.returncode}; see {log.name}"
-                )
+                code = self.process.returncode
+                self.stop()  # with FAB, the components still running
+                raise RuntimeError(f"airflow standalone exited with {code}; see {log.name}")
             if self.healthy(timeout=0):
                 self._describe()
                 return self
@@ -346,9 +424,34 @@ class Standalone(AirflowAPI):
         self.stop()
         raise TimeoutError(f"airflow standalone not healthy after {timeout} s; see {log.name}")
 
+    def _create_fab_users(self) -> None:
+        """Airflow's database migrated (FAB's tables with it), and FAB_USERS created with new passwords, written
+        to FAB_PASSWORDS in the home (private to its user, as simple's generated passwords are)."""
+        done = self.command("airflow", "db", "migrate")
+        if done.returncode != 0:
+            raise RuntimeError(f"airflow db migrate failed: {done.stderr[-2000:]}")
+        passwords = {user: secrets.token_urlsafe(16) for user in FAB_USERS}
+        saved = self.home / FAB_PASSWORDS
+        saved.touch(mode=0o600)
+        saved.write_text(json.dumps(passwords), encoding="utf-8")
+        steps = [
+            ("roles", "create", PLUGIN_READER),
+            ("roles", "add-perms", PLUGIN_READER, "-r", "Plugins", "-a", "can_read"),
+        ]
+        for user, (role, *more) in FAB_USERS.items():
+            steps.append(("users", "create", "--username", user, "--password", passwords[user], "--role", role,
+                          "--firstname", user, "--lastname", "baton", "--email", f"{user}@example.com"))  # fmt: skip
+            steps += [("users", "add-role", "--username", user, "--role", extra) for extra in more]
+        for step in steps:
+            done = self.command("airflow", *step)
+            if done.returncode != 0:
+                shown = " ".join(step[:3])  # not the password
+                raise RuntimeError(f"airflow {shown} failed: {done.stderr[-2000:]}")
+
     def _describe(self) -> None:
         """The file attach() reads (the home is private to the user: it also holds the admin password)."""
-        saved = {"port": self.port, "dags_folder": str(self.dags_folder), "settings": self.settings}
+        saved = {"port": self.port, "dags_folder": str(self.dags_folder), "settings": self.settings,
+                 "base_path": self.base_path, "auth": self.auth}  # fmt: skip
         (self.home / self.DESCRIPTOR).write_text(json.dumps(saved, indent=1), encoding="utf-8")
 
     def leftover_pids(self) -> list[int]:
