@@ -220,6 +220,9 @@ class Standalone(AirflowAPI):
         of ``FAB_USERS`` and passwords it writes in the home. ``airflow standalone`` forces the simple auth
         manager, so with FAB this runs what it runs (the database's migration, then the scheduler, the dag
         processor, the triggerer and the api-server) itself.
+    :param python_bin: the Python of another environment (e.g. a fresh venv with Baton's wheel installed): its
+        ``airflow``, ``baton`` and ``python`` run, first on the PATH after scripts/env.sh's settings (default:
+        the checkout's ``.venv``).
     """
 
     DESCRIPTOR = "baton-standalone.json"  # in the home: how another process attaches (see attach())
@@ -233,6 +236,7 @@ class Standalone(AirflowAPI):
         *,
         base_path: str = "",
         auth: Auth = "simple",
+        python_bin: Path | None = None,
     ):
         if base_path and not _BASE_PATH.match(base_path):
             raise ValueError(f"base_path {base_path[:200]!r}: give a path like '/airflow' (no trailing '/')")
@@ -254,6 +258,8 @@ class Standalone(AirflowAPI):
         )
         # set after scripts/env.sh, which sets these whatever the environment says (see _shell)
         self.after_env: dict[str, str] = {}
+        if python_bin is not None:
+            self.after_env["PATH"] = f"{Path(python_bin).parent}:{os.environ.get('PATH', '')}"
         if base_path:
             self.env["AIRFLOW__API__BASE_URL"] = self.url
             self.after_env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = (

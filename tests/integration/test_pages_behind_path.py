@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -45,10 +47,12 @@ def start_behind_path(
     settings: dict[str, str] | None = None,
     base_path: str = BASE_PATH,
     auth: Auth = "fab",
+    python_bin: Path | None = None,
 ) -> Standalone:
     """An Airflow for ``dags`` at ``http://localhost:PORT{base_path}`` with ``auth``'s auth manager (FAB's: an
-    ``admin`` and a ``viewer``, their passwords from ``password_of``), started and its pools made."""
-    airflow = Standalone(home, dags, settings, base_path=base_path, auth=auth).start()
+    ``admin`` and a ``viewer``, their passwords from ``password_of``), started and its pools made; run by
+    ``python_bin``'s environment if given (e.g. a fresh venv with Baton's wheel)."""
+    airflow = Standalone(home, dags, settings, base_path=base_path, auth=auth, python_bin=python_bin).start()
     pools = airflow.command("baton", "pools", "sync")
     if pools.returncode != 0:
         airflow.stop()
@@ -203,6 +207,15 @@ def test_another_process_attaches_with_the_path_and_the_auth_manager_start_wrote
         AttachError, match=r"not a file Standalone.start\(\) wrote \(base_path '/a b': give a path"
     ):
         Standalone.attach(tmp_path, timeout=0)
+
+
+def test_another_environments_python_runs_the_commands(tmp_path):
+    """``python_bin``: the commands run that environment's programs, first on the PATH after env.sh's."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    airflow = Standalone(tmp_path / "home", python_bin=venv / "bin" / "python")
+    done = airflow.command("python", "-c", "import sys; print(sys.prefix)")
+    assert (done.returncode, done.stdout.strip()) == (0, str(venv)), done.stderr
 
 
 def test_every_dag_of_the_dags_folder_parses_behind_the_path(running):
