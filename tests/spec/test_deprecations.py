@@ -216,3 +216,32 @@ def test_a_deprecation_is_removed_in_the_version_it_names(deprecation):
     )
     deprecated = tuple(int(part) for part in deprecation.deprecated_in.split("."))
     assert deprecated <= _version() and removed[1] - deprecated[1] == 1  # one minor version of deprecation
+
+
+def test_an_error_in_a_translated_form_is_told_where_the_template_wrote_it(tmp_path, roster):
+    path = tmp_path / "over.yaml"
+    old = (WORKFLOWS / "fan_out_options.yaml").read_text().replace("fan_out_options", "over")
+    path.write_text(old.replace("concurrency: 2", "concurrency: 999").replace("continue", "sometimes"))
+    with pytest.raises(TemplateError) as error:
+        read_workflow(path, roster)
+    assert [str(issue) for issue in error.value.issues] == [
+        f"{path}:18: steps[1].concurrency: Input should be less than or equal to 256 (fix: use a smaller value)",
+        f"{path}:20: steps[1].partial_failure: Input should be 'fail', 'continue' or 'escalate' (fix: use one of "
+        "the allowed values)",
+    ]
+    path.write_text(old.replace("concurrency: 2", "concurrency: 8"))
+    with pytest.raises(
+        TemplateError, match=r"over\.yaml:18: steps\[1\]\.concurrency: concurrency 8 exceeds agent"
+    ):
+        read_workflow(path, roster)
+
+
+def test_a_filter_that_names_the_warning_decides(roster):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.filterwarnings("ignore", category=BatonDeprecationWarning)
+        load_workflow(WORKFLOWS / "partial_failure_default.yaml", roster)
+    assert caught == []
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", category=BatonDeprecationWarning)
+        with pytest.raises(BatonDeprecationWarning, match="steps\\[0\\]\\.partial_failure: deprecated"):
+            load_workflow(WORKFLOWS / "partial_failure_default.yaml", roster)

@@ -182,7 +182,7 @@ def migrate_file(path: Path, name: str, *, write: bool = True) -> Outcome:
         if write:
             bom = "\ufeff" if data.startswith(b"\xef\xbb\xbf") else ""
             _replace(path, (bom + new_text).encode("utf-8"), info, name)
-        return Outcome(name, [format_loc(loc) for loc, _, _ in found], diff)
+        return Outcome(name, [format_loc(loc) for loc, _, _, _ in found], diff)
 
 
 class _locked:

@@ -147,11 +147,12 @@ def _checked(
     keyed: _Keyed,
     cache: SpecCache,
     build: bool,
+    announce: bool = False,
 ) -> tuple[Workflow | None, dict[str, tuple[str, ...]], str | None]:
     """The validated workflow of ``path``, what each step reads and the file of the version it rolls out
     to, from the cache when it can be (``keyed``: its key, and its bytes if they were read for the key).
     When no DAG is built, a template the cache knows to be healthy is not validated again: (None, {}, its
-    rollout's file)."""
+    rollout's file). ``announce``: its deprecated forms are warnings (where a DAG file builds its DAG)."""
     key = keyed.key
     found, data = _cached(cache, path, keyed, build)
     if found is not None:
@@ -168,9 +169,9 @@ def _checked(
         cache.put(key, Entry([asdict(issue) for issue in error.issues]))
         raise
     # Old forms: a BatonDeprecationWarning each, which the DAG processor records as the import warnings of
-    # the DAG file that builds the template's DAG (a check without building does not warn a second time).
+    # the DAG file that builds the template's DAG (not the errors file's check, nor a page's read of it).
     # Such a template is not cached, so that every parse warns again until it is migrated.
-    if build:
+    if announce:
         warn(deprecated)
     reads = step_reads(workflow)
     rollout = workflow.rollout.to if workflow.rollout is not None else None
@@ -189,6 +190,7 @@ def _canary(
     roster_bytes: bytes,
     cache: SpecCache,
     workflow: Workflow | None,
+    announce: bool = False,
 ) -> tuple[WorkflowPlan | None, TemplateError | None]:
     """The plan of the version the template of ``path`` rolls out to (``dags/versions/<file>``, in its task
     group), or why there is none: the new version's own errors, or what makes it unable to take the
@@ -204,7 +206,7 @@ def _canary(
         return None, TemplateError([Issue(name, "rollout.to", f"there is no file {where}", fix)])
     try:
         keyed = _key(cache, target, where, roster_bytes)
-        canary, reads, _ = _checked(target, dags_folder, roster, keyed, cache, True)
+        canary, reads, _ = _checked(target, dags_folder, roster, keyed, cache, True, announce)
         if workflow is None:  # the current version came from the cache without its workflow
             keyed = _key(cache, path, name, roster_bytes)
             workflow, _, _ = _checked(path, dags_folder, roster, keyed, cache, True)
@@ -250,12 +252,11 @@ def compile_folder(
 ) -> tuple[dict[str, DAG | None], list[TemplateError]]:
     """Every template of ``dags_folder/workflows`` compiled: the DAGs, and the errors of the broken ones.
 
-    In a task process Airflow says which DAG it wants (the parsing context); only that template
-    is compiled then. With ``build=False`` templates are validated and planned but no DAG is built
-    (the values are None): what the errors file needs. What validation found is reused from the
-    validation cache while the template, the roster and Baton are unchanged; a template whose planning
-    or building fails is dropped from it, so that the errors file plans it again and names the failure.
-    """
+    In a task process Airflow says which DAG it wants (the parsing context); only that template is compiled
+    then. With ``build=False`` templates are validated and planned but no DAG is built (the values are None):
+    what the errors file needs. What validation found is reused from the validation cache while the template,
+    the roster and Baton are unchanged; a template whose planning or building fails is dropped from it, so
+    that the errors file plans it again and names the failure."""
     roster, roster_error, roster_bytes = _roster(dags_folder)
     cache = SpecCache(default_folder())
     files = template_files(dags_folder)
@@ -272,8 +273,10 @@ def compile_folder(
             try:
                 keyed = _key(cache, path, name, roster_bytes)
                 key = keyed[0]
-                workflow, reads, rollout = _checked(path, dags_folder, roster, keyed, cache, build)
-                canary, error = _canary(path, rollout, dags_folder, roster, roster_bytes, cache, workflow)
+                workflow, reads, rollout = _checked(path, dags_folder, roster, keyed, cache, build, build)
+                canary, error = _canary(
+                    path, rollout, dags_folder, roster, roster_bytes, cache, workflow, announce=build
+                )
                 errors.extend([error] if error else [])  # the current version's DAG loads without it
                 if workflow is None:  # checked before, and its plan and DAG did not fail since
                     dags[path.stem] = None

@@ -31,9 +31,10 @@ class BatonDeprecationWarning(DeprecationWarning):
 
 
 # A rewrite finds its form in a document (the workflow's or the roster's mapping), changes it in place to
-# today's form and yields where it was and the fix for that place. The mapping may be a dict (loading) or
-# ruamel's round-trip mapping (baton migrate): new mappings are made as type(parent)().
-Rewrite = Callable[[MutableMapping[str, Any]], Iterator[tuple[Loc, str]]]
+# today's form and yields where it was, where it is now (None: removed) and the fix for that place. The
+# mapping may be a dict (loading) or ruamel's round-trip mapping (baton migrate): new mappings are made as
+# type(parent)().
+Rewrite = Callable[[MutableMapping[str, Any]], Iterator[tuple[Loc, Loc | None, str]]]
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class Deprecated:
     line: int | None
     deprecation: Deprecation
     fix: str
+    moved_to: str | None = None  # the key path of today's form (an error there is reported here)
 
     @property
     def message(self) -> str:
@@ -96,7 +98,7 @@ def _move(step: MutableMapping[str, Any], key: str, target: MutableMapping[str, 
 FAN_OUT_OPTIONS = ("concurrency", "batch_size", "partial_failure")
 
 
-def _fan_out_options(document: MutableMapping[str, Any]) -> Iterator[tuple[Loc, str]]:
+def _fan_out_options(document: MutableMapping[str, Any]) -> Iterator[tuple[Loc, Loc | None, str]]:
     """``for_each: <step>.<list>`` with ``concurrency``, ``batch_size`` or ``partial_failure`` beside it on
     the step (language 0.1) -> ``for_each: {over: <step>.<list>, <option>: value, ...}``. A step whose
     ``for_each`` is a mapping already is today's form, and its errors are today's."""
@@ -111,10 +113,11 @@ def _fan_out_options(document: MutableMapping[str, Any]) -> Iterator[tuple[Loc, 
         for key in options:
             value = step[key]
             _move(step, key, fan_out)
-            yield ("steps", index, key), f"write for_each: {{over: {over}, {key}: {value}}}"
+            fix = f"write for_each: {{over: {over}, {key}: {value}}}"
+            yield ("steps", index, key), ("steps", index, "for_each", key), fix
 
 
-def _default_partial_failure(document: MutableMapping[str, Any]) -> Iterator[tuple[Loc, str]]:
+def _default_partial_failure(document: MutableMapping[str, Any]) -> Iterator[tuple[Loc, Loc | None, str]]:
     """``partial_failure: fail`` on a step without ``for_each`` (language 0.1 accepted the default written
     out, and nothing else there) -> removed: it said nothing."""
     for index, step in _steps(document):
@@ -123,7 +126,7 @@ def _default_partial_failure(document: MutableMapping[str, Any]) -> Iterator[tup
             if comments is not None:
                 comments.items.pop("partial_failure", None)
             del step["partial_failure"]
-            yield ("steps", index, "partial_failure"), "remove it (fail is the default of a fan-out)"
+            yield ("steps", index, "partial_failure"), None, "remove it (fail is the default of a fan-out)"
 
 
 DEPRECATIONS: tuple[Deprecation, ...] = (
@@ -148,30 +151,35 @@ DEPRECATIONS: tuple[Deprecation, ...] = (
 )
 
 
-def upgrade(document: MutableMapping[str, Any], kind: str) -> list[tuple[Loc, Deprecation, str]]:
+def upgrade(document: MutableMapping[str, Any], kind: str) -> list[tuple[Loc, Loc | None, Deprecation, str]]:
     """Rewrite in place every deprecated form of ``document`` (a ``kind``: "workflow" or "roster") to
-    today's; (where it was, which form, the fix there) for each, in the table's order."""
+    today's; (where it was, where it is now, which form, the fix there) for each, in the table's order."""
     return [
-        (loc, deprecation, fix)
+        (old, new, deprecation, fix)
         for deprecation in DEPRECATIONS
         if deprecation.document == kind
-        for loc, fix in deprecation.rewrite(document)
+        for old, new, fix in deprecation.rewrite(document)
     ]
 
 
 def warn(notices: list[Deprecated]) -> None:
     """Each notice as a :class:`BatonDeprecationWarning` at the template's file and line, where Airflow's
-    DAG processor records the warnings raised while it imports a DAG file (its import warnings). Python
-    hides DeprecationWarnings outside ``__main__`` by default; as Airflow does for its own, they are shown
-    unless the process was given warning options (``-W``, ``PYTHONWARNINGS``), which then decide."""
+    DAG processor records the warnings raised while it imports a DAG file (its import warnings).
+
+    Python hides DeprecationWarnings outside ``__main__`` by default. As Airflow does for its own, Baton's
+    are shown unless the process says otherwise: warning options (``-W``, ``PYTHONWARNINGS``), or a filter
+    that names :class:`BatonDeprecationWarning`. The filter is put back before each warning because Airflow
+    imports a DAG file inside ``warnings.catch_warnings``, which drops the filters added meanwhile; it is
+    not set and restored around the warning, which would race with other threads' warnings."""
+    if not notices:
+        return
+    if not sys.warnoptions and not any(entry[2] is BatonDeprecationWarning for entry in warnings.filters):
+        warnings.filterwarnings("always", category=BatonDeprecationWarning)
     for notice in notices:
-        with warnings.catch_warnings():
-            if not sys.warnoptions:
-                warnings.simplefilter("always", BatonDeprecationWarning)
-            warnings.warn_explicit(
-                BatonDeprecationWarning(notice.text),
-                BatonDeprecationWarning,
-                filename=notice.file,
-                lineno=notice.line or 0,
-                module="baton.spec.deprecations",
-            )
+        warnings.warn_explicit(
+            BatonDeprecationWarning(notice.text),
+            BatonDeprecationWarning,
+            filename=notice.file,
+            lineno=notice.line or 0,
+            module="baton.spec.deprecations",
+        )

@@ -126,9 +126,15 @@ class Source:
         self.name = str(path.relative_to(root)) if root and path.is_relative_to(root) else str(path)
         self.text = reading.read_text(path, self.name) if data is None else reading.decode(data, self.name)
         self.node: yaml.Node | None = None
+        self.moved: list[Deprecated] = []  # old forms translated: an issue in today's form is told at theirs
 
     def issue(self, loc: Loc, message: str, fix: str = "") -> Issue:
-        return Issue(self.name, format_loc(loc), message, fix, node_line(self.node, loc) if loc else None)
+        path, line = format_loc(loc), node_line(self.node, loc) if loc else None
+        for notice in self.moved:
+            new = notice.moved_to or ""
+            if path == new or path.startswith((f"{new}.", f"{new}[")):
+                path, line = notice.path + path[len(new) :], notice.line
+        return Issue(self.name, path, message, fix, line)
 
     def parse(self) -> Any:
         """The file's data: read at once when :func:`reading.quick_load` may, else once
@@ -145,10 +151,19 @@ class Source:
         place (the table of :mod:`baton.spec.deprecations`); a notice, located in this file, for each."""
         if not isinstance(data, dict):
             return []
-        return [
-            Deprecated(self.name, format_loc(loc), node_line(self.node, loc), deprecation, fix)
-            for loc, deprecation, fix in upgrade(data, kind)
+        found = [
+            Deprecated(
+                self.name,
+                format_loc(old),
+                node_line(self.node, old),
+                deprecation,
+                fix,
+                new and format_loc(new),
+            )
+            for old, new, deprecation, fix in upgrade(data, kind)
         ]
+        self.moved = [notice for notice in found if notice.moved_to]
+        return found
 
     def validate(self, model: type[BaseModel], data: Any) -> Any:
         if not isinstance(data, dict):
