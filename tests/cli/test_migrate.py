@@ -306,3 +306,33 @@ def test_the_upgrading_pages_example_migrates_as_the_page_shows(tmp_path):
     path.write_text(old)
     assert baton(["migrate", str(path)]) == 0
     assert path.read_text() == new
+
+
+def test_a_flow_mapping_step_stays_a_flow_mapping(tmp_path):
+    path = tmp_path / "flow.yaml"
+    head = "workflow: flow\nversion: 1\ndescription: d\nowner: o\nsteps:\n"
+    plan = (
+        "  - {id: plan, agent: strategy_strategic_planner, output: {tasks: {type: array, items: string}}}\n"
+    )
+    each = '  - {id: each, agent: strategy_strategic_planner, for_each: %s, instruction: "x"}\n'
+    path.write_text(head + plan + each % "plan.tasks, concurrency: 2")
+    assert baton(["migrate", str(path)]) == 0
+    assert path.read_text() == head + plan + each % "{over: plan.tasks, concurrency: 2}"
+
+
+def test_an_old_form_shared_through_a_merge_key_is_refused_with_the_fix_by_hand(tmp_path, capsys):
+    path = tmp_path / "merge.yaml"
+    path.write_text(
+        "workflow: merge\nversion: 1\ndescription: d\nowner: o\nsteps:\n"
+        "  - id: plan\n    agent: strategy_strategic_planner\n    output: {tasks: {type: array, items: string}}\n"
+        "  - &each\n    id: each\n    agent: strategy_strategic_planner\n    for_each: plan.tasks\n"
+        "    concurrency: 2\n  - <<: *each\n    id: each_again\n"
+    )
+    text = path.read_text()
+    assert baton(["migrate", str(path)]) == 2
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"{path}: its old forms are in YAML it shares through anchors (&name, *name, <<): not migrated (fix: write "
+        "the step out without them, or by hand: steps[1].concurrency: write for_each: {over: plan.tasks, "
+        "concurrency: 2}; steps[2].concurrency: write for_each: {over: plan.tasks, concurrency: 2})"
+    )
+    assert path.read_text() == text

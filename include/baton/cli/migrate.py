@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from baton.errors import Issue, TemplateError
 from baton.spec import reading
 from baton.spec.deprecations import upgrade
@@ -169,8 +171,19 @@ def migrate_file(path: Path, name: str, *, write: bool = True) -> Outcome:
         found = upgrade(expected, kind)
         if not found:
             return Outcome(name)
-        new_text = _rewritten(text, kind, name)
-        _check_result(new_text, expected, kind, name)
+        try:
+            new_text = _rewritten(text, kind, name)
+            _check_result(new_text, expected, kind, name)
+        except Exception as error:
+            if not _shares(text):
+                raise
+            # An old form in a mapping the file shares (an anchor, an alias, a merge key): rewriting it
+            # in one place would change, or miss, the others. The loader translates it all the same.
+            fixes = "; ".join(f"{format_loc(loc)}: {fix}" for loc, _, _, fix in found)
+            message = "its old forms are in YAML it shares through anchors (&name, *name, <<): not migrated"
+            raise reading.refuse(
+                name, message, f"write the step out without them, or by hand: {fixes}"
+            ) from error
         diff = "".join(
             difflib.unified_diff(
                 text.splitlines(keepends=True),
@@ -313,6 +326,11 @@ def _splice(original: str, before: str, after: str) -> str:
         out += old[cursor:start] + new[j1:j2]
         cursor = end
     return "".join(out + old[cursor:])
+
+
+def _shares(text: str) -> bool:
+    """Whether the YAML uses anchors (and so aliases or merge keys)."""
+    return any(getattr(event, "anchor", None) for event in yaml.parse(text, Loader=yaml.SafeLoader))
 
 
 def _check_result(new_text: str, expected: Any, kind: str, name: str) -> None:

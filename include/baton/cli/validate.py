@@ -111,8 +111,9 @@ def _checked(path: Path, roster: Any, deprecated: list[str] | None = None) -> tu
 BUG = "this is a Baton bug; please report it with the file"
 
 
-def _rollout(path: Path, workflow: Any, roster: Any) -> list[Issue]:
-    """The problems of the version ``workflow`` rolls out to (``../versions/<file>``), if it rolls out."""
+def _rollout(path: Path, workflow: Any, roster: Any, deprecated: list[str]) -> list[Issue]:
+    """The problems of the version ``workflow`` rolls out to (``../versions/<file>``), if it rolls out (its
+    deprecated forms to ``deprecated``)."""
     from baton.compile.loader import rollout_issues
     from baton.spec.rollout import VERSIONS_DIR
 
@@ -122,7 +123,7 @@ def _rollout(path: Path, workflow: Any, roster: Any) -> list[Issue]:
     if not target.is_file():
         fix = f"put the new version's template at {target}, or remove 'rollout'"
         return [Issue(str(path), "rollout.to", f"there is no file {target}", fix)]
-    canary, issues = _checked(target, roster)
+    canary, issues = _checked(target, roster, deprecated)
     return issues if canary is None else rollout_issues(workflow, canary, str(path), str(target))
 
 
@@ -171,7 +172,7 @@ def validate(paths: list[str], agents: Path, fmt: str = "text") -> int:
         workflow, issues = _checked(path, roster, old_forms)
         if workflow is not None:
             loaded[path] = workflow
-            issues = _rollout(path, workflow, roster)  # the version it rolls out to (its own file's issues)
+            issues = _rollout(path, workflow, roster, old_forms)  # the version it rolls out to (its issues)
         broken += bool(issues)
         errors += len(issues)
         report.file(str(path), issues, old_forms)
