@@ -171,19 +171,7 @@ def migrate_file(path: Path, name: str, *, write: bool = True) -> Outcome:
         found = upgrade(expected, kind)
         if not found:
             return Outcome(name)
-        try:
-            new_text = _rewritten(text, kind, name)
-            _check_result(new_text, expected, kind, name)
-        except Exception as error:
-            if not _shares(text):
-                raise
-            # An old form in a mapping the file shares (an anchor, an alias, a merge key): rewriting it
-            # in one place would change, or miss, the others. The loader translates it all the same.
-            fixes = "; ".join(f"{format_loc(loc)}: {fix}" for loc, _, _, fix in found)
-            message = "its old forms are in YAML it shares through anchors (&name, *name, <<): not migrated"
-            raise reading.refuse(
-                name, message, f"write the step out without them, or by hand: {fixes}"
-            ) from error
+        new_text = _migrated(text, kind, name, expected, found)
         diff = "".join(
             difflib.unified_diff(
                 text.splitlines(keepends=True),
@@ -196,6 +184,23 @@ def migrate_file(path: Path, name: str, *, write: bool = True) -> Outcome:
             bom = "\ufeff" if data.startswith(b"\xef\xbb\xbf") else ""
             _replace(path, (bom + new_text).encode("utf-8"), info, name)
         return Outcome(name, [format_loc(loc) for loc, _, _, _ in found], diff)
+
+
+def _migrated(text: str, kind: str, name: str, expected: Any, found: list[Any]) -> str:
+    """``text`` rewritten, checked to read as ``expected``; refused when its old forms are in YAML it
+    shares through anchors (rewriting one place would change, or miss, the others; loading translates
+    them all the same)."""
+    try:
+        new_text = _rewritten(text, kind, name)
+        _check_result(new_text, expected, kind, name)
+    except Exception as error:
+        if not _shares(text):
+            raise
+        fixes = "; ".join(f"{format_loc(loc)}: {fix}" for loc, _, _, fix in found)
+        message = "its old forms are in YAML it shares through anchors (&name, *name, <<): not migrated"
+        fix = f"write the step out without them, or by hand: {fixes}"
+        raise reading.refuse(name, message, fix) from error
+    return new_text
 
 
 class _locked:
@@ -252,20 +257,20 @@ def _kind(data: Any, name: str) -> str:
 def _yaml(indent: tuple[int, int, int]) -> Any:
     from ruamel.yaml import YAML  # the round-trip library, imported by this command only
 
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
-    yaml.width = 1_000_000  # never wrap a line that was not wrapped
+    round_trip = YAML(typ="rt")
+    round_trip.preserve_quotes = True
+    round_trip.width = 1_000_000  # never wrap a line that was not wrapped
     mapping, sequence, offset = indent
-    yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
-    yaml.representer.add_representer(
+    round_trip.indent(mapping=mapping, sequence=sequence, offset=offset)
+    round_trip.representer.add_representer(  # null as written in templates, not as an empty value
         type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null")
     )
-    return yaml
+    return round_trip
 
 
-def _dump(yaml: Any, document: Any) -> str:
+def _dump(round_trip: Any, document: Any) -> str:
     out = io.StringIO()
-    yaml.dump(document, out)
+    round_trip.dump(document, out)
     return out.getvalue()
 
 
@@ -277,12 +282,12 @@ def _rewritten(text: str, kind: str, name: str) -> str:
     source = text.replace("\r\n", "\n")
     best: tuple[int, str, str] | None = None
     for indent in INDENTS:
-        yaml = _yaml(indent)
+        round_trip = _yaml(indent)
         try:
-            document = yaml.load(source)
-            before = _dump(yaml, document)
+            document = round_trip.load(source)
+            before = _dump(round_trip, document)
             upgrade(document, kind)
-            after = _dump(yaml, document)
+            after = _dump(round_trip, document)
         except YAMLError as error:
             raise reading.refuse(name, f"cannot be rewritten as YAML: {error}", "fix the YAML") from None
         if before == source:
