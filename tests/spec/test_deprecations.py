@@ -7,6 +7,7 @@ import json
 import shutil
 import tomllib
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -245,3 +246,48 @@ def test_a_filter_that_names_the_warning_decides(roster):
         warnings.filterwarnings("error", category=BatonDeprecationWarning)
         with pytest.raises(BatonDeprecationWarning, match="steps\\[0\\]\\.partial_failure: deprecated"):
             load_workflow(WORKFLOWS / "partial_failure_default.yaml", roster)
+
+
+@pytest.mark.parametrize(
+    ("step", "issue"),
+    [
+        # not a for_each of language 0.1 (a list): nothing translated, today's messages
+        (
+            {"for_each": ["plan"], "concurrency": 2},
+            "steps[1].concurrency: unknown key 'concurrency' (fix: it belongs to the fan-out: for_each: {over: "
+            "<step>.<list>, concurrency: N})",
+        ),
+        # translated, and refused where the template wrote it
+        (
+            {"for_each": "plan.tasks", "concurrency": {"a": [1, {"b": 2}]}},
+            "steps[1].concurrency: Input should be a valid integer (fix: use a whole number)",
+        ),
+        (
+            {"for_each": "plan.tasks", "concurrency": "9" * 5000},
+            "steps[1].concurrency: Unable to parse input string as an integer, exceeded maximum size",
+        ),
+    ],
+)
+def test_hostile_old_forms_are_refused_where_written(tmp_path, roster, step, issue):
+    path = tmp_path / "t.yaml"
+    body = {"id": "a", "agent": "strategy_strategic_planner", **step}
+    plan = "  - id: plan\n    agent: strategy_strategic_planner\n    output: {tasks: {type: array, items: string}}\n"
+    path.write_text(
+        "workflow: t\nversion: 1\ndescription: d\nowner: o\nsteps:\n" + plan + f"  - {json.dumps(body)}\n"
+    )
+    with pytest.raises(TemplateError) as error:
+        read_workflow(path, roster)
+    assert f"{path}:9: {issue}" in [str(found) for found in error.value.issues]
+
+
+def test_many_threads_read_old_forms_at_once(roster):
+    """Each thread translates its own copy of the data: all get today's workflow, and every warning is
+    raised (a thread's exception is re-raised here by result())."""
+    path = WORKFLOWS / "fan_out_options.yaml"
+    with warnings.catch_warnings(record=True) as caught, ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(load_workflow, path, roster) for _ in range(64)]
+        loaded = [future.result() for future in futures]
+    assert {step.for_each.concurrency for workflow in loaded for step in workflow.steps if step.for_each} == {
+        2
+    }
+    assert len([w for w in caught if w.category is BatonDeprecationWarning]) == 64 * 3
