@@ -19,7 +19,6 @@ derive() {
 
 derive AIRFLOW_HOME "$BATON_ROOT/.airflow"
 derive AIRFLOW__CORE__DAGS_FOLDER "$BATON_ROOT/dags"
-export AIRFLOW__CORE__PLUGINS_FOLDER="$BATON_ROOT/plugins"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 # Bundled workflows run on their schedules as soon as Airflow is up (daily_operations at 09:00).
 derive AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION False

@@ -75,7 +75,6 @@ for _conn_id in ("BATON_LLM", "BATON_TEST_OFFLINE"):
         {"conn_type": "pydanticai", "extra": {"model": "baton:offline"}}
     )
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS)
-os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ.setdefault(
     "AIRFLOW_CONN_BATON_STORE", f"sqlite:///{Path(os.environ['AIRFLOW_HOME']).resolve() / 'baton_store.db'}"
 )

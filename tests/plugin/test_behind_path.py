@@ -6,7 +6,7 @@ manager, in Chromium: tests/integration/test_pages_behind_path.py."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.metadata
 import re
 from urllib.parse import urljoin, urlsplit
 
@@ -14,15 +14,12 @@ import pytest
 from starlette.requests import Request
 
 from baton.plugin.api import app as baton_app
-from tests.conftest import ROOT
 
 
 def _views() -> list[dict]:
-    """The plugin's ``external_views``, from its file as Airflow's plugins folder loads it."""
-    spec = importlib.util.spec_from_file_location("baton_plugin", ROOT / "plugins" / "baton_plugin.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.BatonPlugin.external_views
+    """The plugin's ``external_views``, from the class Airflow loads through the package's entry point."""
+    (entry,) = [e for e in importlib.metadata.entry_points(group="airflow.plugins") if e.name == "baton"]
+    return entry.load().external_views
 
 
 VIEWS = _views()

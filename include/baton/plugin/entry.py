@@ -1,5 +1,8 @@
 """Baton's Airflow plugin: the listener that records run and step events, Baton's API, and its two pages in
-Airflow's UI (Coordination and Management)."""
+Airflow's UI (Coordination and Management).
+
+Airflow loads it from the package's entry point (``airflow.plugins`` in pyproject.toml): installing Baton is
+enough, and nothing goes into Airflow's plugins folder."""
 
 from __future__ import annotations
 
@@ -18,13 +21,16 @@ class _ReadApi:
 
 
 # The pages in Airflow's UI: two top-level items of the nav, and a tab of a DAG run's page (Airflow fills in
-# its DAG id and run id). Each is drawn in Airflow's frame from Baton's FastAPI app (baton.plugin.pages).
+# its DAG id and run id). Each is drawn in Airflow's frame from Baton's FastAPI app (baton.plugin.pages). The
+# hrefs are relative: Airflow's UI sets its frame's src to the href as given, and its page has
+# <base href="{[api] base_url's path}/">, so "baton/ui/..." is /baton/ui/... on an Airflow at the root and
+# /airflow/baton/ui/... behind base_url https://host/airflow (an absolute "/baton/..." would leave the path).
 VIEWS = [
-    {"name": "Coordination", "href": "/baton/ui/coordination", "url_route": "baton-coordination",
+    {"name": "Coordination", "href": "baton/ui/coordination", "url_route": "baton-coordination",
      "destination": "nav", "nav_top_level": True},
-    {"name": "Management", "href": "/baton/ui/management", "url_route": "baton-management",
+    {"name": "Management", "href": "baton/ui/management", "url_route": "baton-management",
      "destination": "nav", "nav_top_level": True},
-    {"name": "Baton", "href": "/baton/ui/coordination?dag_id={DAG_ID}&run_id={RUN_ID}", "url_route": "baton-run",
+    {"name": "Baton", "href": "baton/ui/coordination?dag_id={DAG_ID}&run_id={RUN_ID}", "url_route": "baton-run",
      "destination": "dag_run"},
 ]  # fmt: skip
 
