@@ -3,13 +3,21 @@
 # component: api-server, scheduler, dag-processor, triggerer and the Celery workers
 # (docker-compose.yaml, or the official Helm chart with images.airflow.repository/tag).
 
-# The Coordination and Management pages serve ECharts as npm installs it from the committed lock
-# (include/baton/plugin/pages.py checks the version); installed here, in a stage of its own, so that
-# the image never depends on a checkout having run `npm ci` (.dockerignore leaves node_modules out).
-FROM node:20-bookworm-slim AS ui
-WORKDIR /ui
-COPY include/baton/plugin/ui/package.json include/baton/plugin/ui/package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund --loglevel=error
+# Baton and its demo are built into wheels in a stage of their own, as any package is: the wheel's build
+# (setup.py) copies the pages' ECharts in from the npm lock, installed here by `npm ci` (npm checks each
+# package against the lock's integrity). The image then installs the wheels, not the source.
+FROM node:20-bookworm-slim AS build
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 python3-pip python3-venv \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY include/baton/plugin/ui/package.json include/baton/plugin/ui/package-lock.json include/baton/plugin/ui/
+RUN cd include/baton/plugin/ui && npm ci --omit=dev --no-audit --no-fund --loglevel=error
+COPY pyproject.toml setup.py ./
+COPY include include
+RUN python3 -m venv /build && /build/bin/pip install --no-cache-dir build \
+    && /build/bin/python -m build --wheel --outdir /wheels . \
+    && /build/bin/python -m build --wheel --outdir /wheels include/demo
 
 FROM apache/airflow:3.3.2-python3.11
 
@@ -28,19 +36,15 @@ USER airflow
 COPY --chown=airflow:0 requirements.txt /opt/baton/requirements.txt
 RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/baton/requirements.txt
 
-# Baton itself, editable: the package finds its demo data next to it (include/demo, importable as
-# `demo`), which a wheel in site-packages would not carry. Nothing reads BATON_ROOT at run time.
-COPY --chown=airflow:0 pyproject.toml /opt/baton/pyproject.toml
-COPY --chown=airflow:0 include /opt/baton/include
-COPY --from=ui --chown=airflow:0 /ui/node_modules /opt/baton/include/baton/plugin/ui/node_modules
-RUN pip install --no-cache-dir --no-deps -e /opt/baton
+# Baton and the demo from their wheels (no editable install: the image holds what a user installs).
+COPY --from=build --chown=airflow:0 /wheels /opt/baton/wheels
+RUN pip install --no-cache-dir --no-deps /opt/baton/wheels/*.whl
 
-# The DAGs and the plugin, baked in at Airflow's default folders (docker-compose.yaml mounts the
-# checkout's over them); the folders for task logs and the browser agents' artifacts.
+# The demo's DAGs, baked in at Airflow's default folder (docker-compose.yaml mounts the checkout's over it);
+# Baton's plugin needs no file there: the package registers it (entry point airflow.plugins). The folders
+# for task logs and the browser agents' artifacts.
 COPY --chown=airflow:0 dags /opt/airflow/dags
-COPY --chown=airflow:0 plugins /opt/airflow/plugins
 RUN mkdir -p /opt/airflow/logs /opt/airflow/baton_artifacts
 ENV AIRFLOW__CORE__DAGS_FOLDER=/opt/airflow/dags \
-    AIRFLOW__CORE__PLUGINS_FOLDER=/opt/airflow/plugins \
     AIRFLOW__CORE__LOAD_EXAMPLES=False \
     BATON_ARTIFACTS=/opt/airflow/baton_artifacts

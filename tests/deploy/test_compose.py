@@ -23,7 +23,6 @@ import yaml
 
 from baton.cli import main as baton_main
 from baton.hooks.llm import OFFLINE_CONNECTION
-from baton.plugin.pages import UI
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
@@ -317,13 +316,15 @@ def test_the_store_is_the_baton_store_database_of_the_bundled_postgres(config):
     assert url.password == example["POSTGRES_PASSWORD"]
 
 
-def test_the_project_dags_and_plugins_are_mounted(config):
+def test_the_project_dags_are_mounted_and_no_plugins_folder(config):
     for name in AIRFLOW_SERVICES:
         mounts = {v["target"]: v for v in config["services"][name]["volumes"]}
-        for folder in ("dags", "plugins"):
-            mount = mounts[f"/opt/airflow/{folder}"]
-            assert mount["type"] == "bind" and Path(mount["source"]) == ROOT / folder, (name, mount)
+        mount = mounts["/opt/airflow/dags"]
+        assert mount["type"] == "bind" and Path(mount["source"]) == ROOT / "dags", (name, mount)
         assert mounts["/opt/airflow/logs"]["type"] == "volume", name
+        # the plugin comes with the package (entry point airflow.plugins), not from a folder
+        assert "/opt/airflow/plugins" not in mounts, name
+        assert "AIRFLOW__CORE__PLUGINS_FOLDER" not in config["services"][name]["environment"], name
 
 
 # --- secrets come from the environment only ------------------------------------------------------
@@ -434,25 +435,38 @@ def test_the_dockerfile_builds_on_the_locked_airflow_with_chromium_and_the_lock(
     (locked,) = re.findall(r"^apache-airflow==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)
     assert locked == "3.3.2"
     stages = [line for line in instructions if line.startswith("FROM ")]
-    assert stages == ["FROM node:20-bookworm-slim AS ui", f"FROM apache/airflow:{locked}-python3.11"]
+    assert stages == ["FROM node:20-bookworm-slim AS build", f"FROM apache/airflow:{locked}-python3.11"]
     run = " ".join(text.split("\\\n"))  # continuation lines joined
     assert re.search(r"apt-get install -y --no-install-recommends chromium\b", run)
     assert "rm -rf /var/lib/apt/lists/*" in run
-    # pip runs as the airflow user, installs the lock without replacing Airflow, then Baton itself.
+    # pip runs as the airflow user, installs the lock without replacing Airflow, then Baton's wheels.
     root, airflow = text.index("USER root"), text.index("USER airflow")
     lock = text.index(
         'pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/baton/requirements.txt'
     )
-    baton = text.index("pip install --no-cache-dir --no-deps -e /opt/baton")
-    assert root < text.index("apt-get install") < airflow < lock < baton
+    wheels = text.index("RUN pip install --no-cache-dir --no-deps /opt/baton/wheels/*.whl")
+    assert root < text.index("apt-get install", root) < airflow < lock < wheels
     assert "COPY --chown=airflow:0 requirements.txt /opt/baton/requirements.txt" in text
-    assert "COPY --chown=airflow:0 include /opt/baton/include" in text
-    # ECharts as npm installs it from the committed lock, in the folder the pages serve it from
-    assert "COPY include/baton/plugin/ui/package.json include/baton/plugin/ui/package-lock.json ./" in text
-    assert "RUN npm ci --omit=dev --no-audit --no-fund --loglevel=error" in run
-    ui = "/opt/baton/" + str(UI.relative_to(ROOT))
-    copied = f"COPY --from=ui --chown=airflow:0 /ui/node_modules {ui}/node_modules"
-    assert text.index("COPY --chown=airflow:0 include /opt/baton/include") < text.index(copied) < baton
+    # Baton and the demo are built into wheels (ECharts copied in from the npm lock by setup.py) in the build
+    # stage; the image installs those and nothing of the source
+    build = text.index("FROM node:20-bookworm-slim AS build")
+    npm = text.index("npm ci --omit=dev --no-audit --no-fund --loglevel=error")
+    assert build < npm < text.index("python -m build --wheel --outdir /wheels .")
+    assert "python -m build --wheel --outdir /wheels include/demo" in run
+    assert text.index("COPY --from=build --chown=airflow:0 /wheels /opt/baton/wheels") < wheels
+    assert "COPY --chown=airflow:0 include" not in text
+
+
+def test_the_image_installs_no_editable_package():
+    """Every pip install of the image installs a lock or wheels: no `-e`, no `--editable`, no source folder."""
+    run = " ".join(DOCKERFILE.read_text().split("\\\n"))
+    installs = re.findall(r"pip install ([^&\n]*)", run)
+    assert installs, "the Dockerfile installs nothing?"
+    for args in installs:
+        words = args.split()
+        assert "-e" not in words and "--editable" not in words, args
+        targets = [w for w in words if not w.startswith("-") and not w.startswith('"apache-airflow==')]
+        assert all(t in ("build", "/opt/baton/requirements.txt") or t.endswith(".whl") for t in targets), args
 
 
 def test_the_build_context_leaves_out_local_state():
@@ -468,5 +482,5 @@ def test_the_build_context_leaves_out_local_state():
         "bench/out",
     ):
         assert entry in ignored, entry
-    for needed in ("include", "dags", "plugins", "requirements.txt", "pyproject.toml"):
+    for needed in ("include", "dags", "setup.py", "requirements.txt", "pyproject.toml"):
         assert needed not in ignored, needed
