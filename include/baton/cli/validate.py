@@ -93,7 +93,7 @@ class _Report:
 def _checked(path: Path, roster: Any, deprecated: list[str] | None = None) -> tuple[Any, list[Issue]]:
     """(the workflow, None when broken; its problems): a crash while checking is this file's error,
     never the end of the command. The deprecated forms it uses go to ``deprecated`` (one line each)."""
-    from baton.spec.loading import read_workflow
+    from baton.spec.loading import read_workflow  # imported when the command runs
 
     if not path.is_file():
         return None, [Issue(str(path), "", "no such file", "name a template file or a folder of them")]
@@ -130,8 +130,8 @@ def _rollout(path: Path, workflow: Any, roster: Any, deprecated: list[str]) -> l
 def _roster(agents: Path) -> tuple[Any, list[Issue], list[str]]:
     """The roster (None when it cannot be read as one), its problems, and its deprecated forms (a warning
     line each)."""
-    from baton.spec.loading import read_roster
-    from baton.spec.roster import Roster
+    from baton.spec.loading import read_roster  # as in _checked
+    from baton.spec.roster import Roster  # as in _checked
 
     if not agents.exists():
         return Roster(), [], []
