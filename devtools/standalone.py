@@ -223,6 +223,8 @@ class Standalone(AirflowAPI):
     :param python_bin: the Python of another environment (e.g. a fresh venv with Baton's wheel installed): its
         ``airflow``, ``baton`` and ``python`` run, first on the PATH after scripts/env.sh's settings (default:
         the checkout's ``.venv``).
+    :param seed_demo: fill the demo business database before Airflow starts, as ``make run`` does (an
+        environment without the demo, ``baton-demo``, has none to fill).
     """
 
     DESCRIPTOR = "baton-standalone.json"  # in the home: how another process attaches (see attach())
@@ -237,6 +239,7 @@ class Standalone(AirflowAPI):
         base_path: str = "",
         auth: Auth = "simple",
         python_bin: Path | None = None,
+        seed_demo: bool = True,
     ):
         if base_path and not _BASE_PATH.match(base_path):
             raise ValueError(f"base_path {base_path[:200]!r}: give a path like '/airflow' (no trailing '/')")
@@ -247,6 +250,7 @@ class Standalone(AirflowAPI):
         host = "localhost" if base_path else "127.0.0.1"
         super().__init__(f"http://{host}:{self.port}{base_path}", home, auth)
         self.base_path = base_path
+        self.seed_demo = seed_demo
         self.dags_folder = Path(dags_folder or ROOT / "dags")
         self.settings = dict(settings or {})
         self.env = {k: v for k, v in os.environ.items() if k not in _DROPPED}
@@ -403,7 +407,8 @@ class Standalone(AirflowAPI):
             return self
         self.home.mkdir(parents=True, exist_ok=True)
         self._make_tmp()
-        for step in (("baton", "db", "upgrade"), ("python", "-m", "demo.business")):
+        steps = [("baton", "db", "upgrade"), *([("python", "-m", "demo.business")] if self.seed_demo else [])]
+        for step in steps:
             done = self.command(*step)
             if done.returncode != 0:
                 raise RuntimeError(f"{' '.join(step)} failed: {done.stderr[-2000:]}")

@@ -43,7 +43,7 @@ def test_init_fills_an_empty_dags_folder_whose_dags_load_without_errors(tmp_path
     bag = _bag(folder)
     assert bag.import_errors == {}
     assert sorted(bag.dag_ids) == sorted([*OWN, "hello_baton"])
-    assert [t.task_id for t in bag.dags["hello_baton"].tasks] == ["summarise"]
+    assert [t.task_id for t in bag.dags["hello_baton"].tasks] == ["summarise", "headline"]
     assert bag.dags["baton_monitor"].schedule == timedelta(minutes=1)  # no monitoring.yaml: every minute
 
 

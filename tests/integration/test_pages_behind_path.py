@@ -1,12 +1,15 @@
-"""Baton behind ``[api] base_url`` ``http://localhost:PORT/airflow`` with FAB's auth manager, as many company
-deployments (and the Helm chart's default) run Airflow: one real Airflow for the module parses every DAG of the
-dags folder; both pages load in Debian's Chromium with everything they ask for answered under the path; a FAB
-Viewer sees them, has no action and is refused one; an admin reassigns a routed step's next try from the page;
-and the example workflow runs to success over REST, under the path.
+"""Baton installed as a user installs it, in an Airflow behind ``[api] base_url``
+``http://localhost:PORT/airflow`` with FAB's auth manager, as many company deployments (and the Helm chart's
+default) run Airflow. The module builds Baton's wheel, installs it into a fresh virtual environment with
+Airflow from the lock and nothing of this repository on its path (tests/integration/installed.py), fills an
+empty dags folder with ``baton init``, and starts one real Airflow from that environment, whose plugin comes
+from the package's entry point. That Airflow parses every DAG of the folder; both pages load in Debian's
+Chromium with everything they ask for answered under the path; a FAB Viewer sees them, has no action and is
+refused one; an admin reassigns the example's routed step from the page; and the example workflow runs to
+success over REST, under the path, answered by the offline model its connection names.
 
-``start_behind_path`` and ``assert_every_dag_parses`` take the dags folder and the settings, for an Airflow
-started otherwise (e.g. from an installed wheel). The same pages under the simple auth manager behind a path,
-in-process: tests/plugin/test_behind_path.py."""
+``start_behind_path`` and ``assert_every_dag_parses`` take the dags folder and the settings. The same pages
+under the simple auth manager behind a path, in-process: tests/plugin/test_behind_path.py."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,19 +29,22 @@ import httpx
 import pytest
 import yaml
 
+from baton.cli.init import FILES
 from baton.events.store import EventStore, engine_for
 from devtools.standalone import AttachError, Auth, Standalone
-from tests.conftest import DAGS
+from tests.conftest import ROOT
+from tests.integration.installed import build_wheel, clean_env, fresh_venv, import_paths, wheel_names
 from tests.integration.shared_airflow import unpause
 
 pytestmark = pytest.mark.integration
 
 BASE_PATH = "/airflow"
 CHROMIUM = "/usr/bin/chromium"
-EXAMPLE = "lead_qualification"  # the README's example workflow
-ROUTED = ("parallel_feature_delivery", "integrate")  # a bundled workflow's routed step (one agent, by route)
+EXAMPLE = "hello_baton"  # baton init's example workflow
+ROUTED = ("hello_baton", "summarise")  # its routed step (assistant or analyst, by capability)
 # Baton's own DAG files of a dags folder and the DAGs each makes (the templates' are their `workflow:` names)
-OWN_DAGS = {"baton_workflows.py": ["baton_compensate"], "baton_monitor.py": ["baton_monitor"],
+OWN_DAGS = {"baton_dags.py": ["baton_compensate", "baton_monitor", "baton_incident_escalation"],
+            "baton_workflows.py": ["baton_compensate"], "baton_monitor.py": ["baton_monitor"],
             "baton_incident_escalation.py": ["baton_incident_escalation"]}  # fmt: skip
 
 
@@ -48,11 +55,16 @@ def start_behind_path(
     base_path: str = BASE_PATH,
     auth: Auth = "fab",
     python_bin: Path | None = None,
+    after_env: dict[str, str] | None = None,
 ) -> Standalone:
     """An Airflow for ``dags`` at ``http://localhost:PORT{base_path}`` with ``auth``'s auth manager (FAB's: an
     ``admin`` and a ``viewer``, their passwords from ``password_of``), started and its pools made; run by
-    ``python_bin``'s environment if given (e.g. a fresh venv with Baton's wheel)."""
-    airflow = Standalone(home, dags, settings, base_path=base_path, auth=auth, python_bin=python_bin).start()
+    ``python_bin``'s environment if given (a fresh venv with Baton's wheel: then without the demo, whose
+    business database it does not seed), with ``after_env`` set after scripts/env.sh's settings."""
+    airflow = Standalone(home, dags, settings, base_path=base_path, auth=auth, python_bin=python_bin,
+                         seed_demo=python_bin is None)  # fmt: skip
+    airflow.after_env.update(after_env or {})
+    airflow.start()
     pools = airflow.command("baton", "pools", "sync")
     if pools.returncode != 0:
         airflow.stop()
@@ -84,9 +96,27 @@ def assert_every_dag_parses(airflow: Standalone, dags: Path, timeout: float = 30
 
 
 @pytest.fixture(scope="module")
-def running(tmp_path_factory) -> Iterator[Standalone]:
-    """One Airflow for the module: the bundled dags folder behind /airflow with FAB's auth manager."""
-    airflow = start_behind_path(tmp_path_factory.mktemp("behind-path") / "home", DAGS)
+def installed(tmp_path_factory) -> dict[str, Path]:
+    """Baton's wheel, a fresh venv with the lock and the wheel (its python), and a dags folder baton init
+    filled, with that environment's `baton`."""
+    work = tmp_path_factory.mktemp("installed")
+    wheel = build_wheel(work)
+    python = fresh_venv(work / "venv", wheel)
+    dags = work / "dags"
+    done = subprocess.run([str(python.with_name("baton")), "init", str(dags)], capture_output=True, text=True,
+                          env=clean_env(python), cwd=work, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return {"work": work, "wheel": wheel, "python": python, "dags": dags, "init": Path(done.stdout)}
+
+
+@pytest.fixture(scope="module")
+def running(installed) -> Iterator[Standalone]:
+    """One Airflow for the module, from the fresh venv: baton init's dags folder behind /airflow with FAB's
+    auth manager; no demo extension (the venv has none); Python may cache the bytecode it compiles."""
+    airflow = start_behind_path(
+        installed["work"] / "home", installed["dags"], {"PYTHONDONTWRITEBYTECODE": ""},
+        python_bin=installed["python"], after_env={"BATON_EXTENSIONS": ""},
+    )  # fmt: skip
     try:
         yield airflow
     finally:
@@ -168,6 +198,59 @@ def admin(browser, running) -> Any:
     return _login(browser, running, "admin")
 
 
+def test_the_wheel_is_the_whole_product(installed):
+    names = set(wheel_names(installed["wheel"]))
+    schemas = {f"baton/spec/schemas/{n}.schema.json" for n in ("workflow", "agents")}
+    static = {
+        f"baton/plugin/ui/static/{n}" for n in ("baton.css", "common.js", "coordination.js", "management.js")
+    }
+    vendor = {
+        f"baton/plugin/ui/vendor/{n}"
+        for n in ("echarts.min.js", "echarts.json", "LICENSE.echarts", "NOTICE.echarts", "LICENSE.zrender",
+                  "LICENSE.tslib")
+    }  # fmt: skip
+    modules = {"baton/dagfile.py", "baton/plugin/entry.py", "baton/cli/init.py", "baton/ops/monitor.py"}
+    assert schemas | static | vendor | modules <= names, sorted((schemas | static | vendor | modules) - names)
+    assert not [n for n in names if n.startswith(("demo/", "tests/", "devtools/", "dags/", "bench/"))]
+    (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+    with zipfile.ZipFile(installed["wheel"]) as archive:
+        text = archive.read(entry_points).decode()
+        record = json.loads(archive.read("baton/plugin/ui/vendor/echarts.json"))
+    assert "[airflow.plugins]\nbaton = baton.plugin.entry:BatonPlugin" in text
+    pinned = json.loads((ROOT / "include/baton/plugin/ui/package-lock.json").read_text())["packages"]
+    assert record["echarts"]["integrity"] == pinned["node_modules/echarts"]["integrity"]
+
+
+def test_nothing_of_the_repository_is_on_the_fresh_environments_path(installed):
+    found = import_paths(installed["python"], cwd=installed["work"])
+    site = str(installed["python"].parents[1])
+    assert found["baton"].startswith(site) and found["airflow"].startswith(site), found
+    assert not [p for p in found["path"] if p.startswith(str(ROOT))], found["path"]
+    # neither the demo, nor the tests, nor the devtools: only baton init's dags folder, in the working folder
+    assert found["repo_modules"] == {"dags": [str(installed["dags"])]}, found["repo_modules"]
+
+
+def test_baton_init_filled_the_empty_dags_folder(installed):
+    dags = installed["dags"]
+    assert sorted(str(p.relative_to(dags)) for p in dags.rglob("*") if p.is_file()) == sorted(FILES)
+    python = installed["python"]
+    env = clean_env(python, AIRFLOW__CORE__DAGS_FOLDER=str(dags), AIRFLOW_HOME=str(installed["work"] / "cli"))
+    done = subprocess.run([str(python.with_name("baton")), "validate"], capture_output=True, text=True, env=env,
+                          timeout=300)  # fmt: skip
+    assert (done.returncode, done.stdout.strip()) == (
+        0,
+        "1 template(s) checked, 0 with errors, 0 error(s) in all",
+    )
+    again = subprocess.run([str(python.with_name("baton")), "init", str(dags)], capture_output=True, text=True,
+                           env=env, timeout=300)  # fmt: skip
+    assert again.returncode == 1 and "baton init writes nothing over an existing file" in again.stderr
+
+
+def test_the_plugin_comes_from_the_packages_entry_point(running):
+    plugins = {p["name"]: p for p in running.api("GET", "/plugins").json()["plugins"]}
+    assert plugins["baton"]["source"].startswith("baton==0.2.0: EntryPoint(name='baton'"), plugins["baton"]
+
+
 @pytest.mark.parametrize(
     "base_path",
     ["airflow", "/airflow/", "/", "/a b", "/../etc", "/a/./b", "/x?y=1", "/x#y", "/%2e%2e", "/é", "/a" * 11,
@@ -219,7 +302,7 @@ def test_another_environments_python_runs_the_commands(tmp_path):
 
 
 def test_every_dag_of_the_dags_folder_parses_behind_the_path(running):
-    listed = assert_every_dag_parses(running, DAGS)
+    listed = assert_every_dag_parses(running, running.dags_folder)
     assert EXAMPLE in listed and ROUTED[0] in listed
 
 
@@ -251,7 +334,7 @@ def test_a_fab_viewer_sees_the_pages_but_has_no_action_and_is_refused_one(browse
     page = _drawn(viewer, "coordination")
     assert page.evaluate("() => document.body.dataset.mayAct") == "false"
     assert _outside_or_failed(viewer, running) == []
-    answer = page.evaluate("""() => fetch(document.body.dataset.base + '/api/actions/agents/market_researcher/circuit',
+    answer = page.evaluate("""() => fetch(document.body.dataset.base + '/api/actions/agents/assistant/circuit',
         {method: 'POST', credentials: 'same-origin', body: JSON.stringify({open: true}),
          headers: {'Content-Type': 'application/json', 'X-Baton-Action': '1'}})
         .then(async r => [r.status, await r.text(), r.url])""")
@@ -279,8 +362,8 @@ def test_an_admin_reassigns_a_routed_steps_next_try_from_the_page(admin, running
 
     dag_id, step = ROUTED
     unpause(running, [dag_id])
-    candidates = [agent.name for agent in steps_of(DAGS, dag_id)[step].candidates]
-    run_id = running.trigger(dag_id, {"feature": f"behind-path-{uuid.uuid4().hex[:6]}"}).json()["dag_run_id"]
+    candidates = [agent.name for agent in steps_of(running.dags_folder, dag_id)[step].candidates]
+    run_id = running.trigger(dag_id, {"topic": f"behind-path-{uuid.uuid4().hex[:6]}"}).json()["dag_run_id"]
     store = _store(running)
     _until(lambda: list(store.read(run_id, types=["run.started"])), "the run's start in Baton's events", 120)
     frame = _open(admin, running, "coordination")
@@ -306,14 +389,18 @@ def test_an_admin_reassigns_a_routed_steps_next_try_from_the_page(admin, running
 
 def test_the_example_workflow_runs_to_success_over_rest_under_the_path(running):
     unpause(running, [EXAMPLE])
-    response = running.trigger(EXAMPLE, {"region": "na", "min_score": 40})
+    response = running.trigger(EXAMPLE, {"topic": "Baton behind a path"})
     assert response.status_code == 200, response.text
     assert response.url.path == f"{BASE_PATH}/api/v2/dags/{EXAMPLE}/dagRuns"
     run_id = response.json()["dag_run_id"]
     assert running.wait_for_run(EXAMPLE, run_id, timeout=300)["state"] == "success"
     path = f"/dags/{EXAMPLE}/dagRuns/{run_id}/taskInstances"
     states = {ti["task_id"]: ti["state"] for ti in running.api("GET", path).json()["task_instances"]}
-    assert states == {"score_leads": "success", "value_leads": "success"}
+    assert states == {"summarise": "success", "headline": "success"}
+    # answered by the offline model the connection names (make run's settings), and marked so in the replay
+    replay = running.command("baton", "replay", run_id)
+    assert replay.returncode == 0, replay.stderr
+    assert "OFFLINE MODEL" in replay.stdout and "summarise" in replay.stdout, replay.stdout[-3000:]
     # Baton's app, like every app Airflow mounts (the execution API, the auth manager's), answers only under
     # the path (Airflow's own routes answer outside it too: Starlette's fallback for an app's own routes)
     outside = f"http://localhost:{running.port}"

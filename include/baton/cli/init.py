@@ -35,7 +35,7 @@ globals().update(load(__file__))
 '''
 
 ROSTER_TEXT = """\
-# Baton's agent roster: every agent a workflow step may name (see the docs: "Agents").
+# Baton's agent roster: every agent a workflow step may name or be routed to (see the docs: "Agents").
 # An LLM agent answers through an Airflow connection of type pydanticai (llm_conn_id). Until you create
 # one, its steps fail and say how. To answer with Baton's offline model (made-up data that fits the
 # step's output schema, for trying things out), create the connection with {"model": "baton:offline"}:
@@ -49,14 +49,23 @@ agents:
     system_prompt: >-
       You are a careful assistant. Answer exactly in the requested structure.
     max_concurrency: 2
+
+  - name: analyst
+    description: Summarises and weighs sources; says how sure it is.
+    capabilities: [summarising, analysis]
+    llm_conn_id: baton_llm
+    system_prompt: >-
+      You are an analyst. Summarise precisely and rate your confidence from 0 to 1.
+    max_concurrency: 2
 """
 
 EXAMPLE_TEXT = """\
-# An example workflow: one agent step whose answer is checked against its output schema.
+# An example workflow: a step routed to whichever agent can summarise (assistant or analyst, chosen
+# by their record), then a step of a named agent; each answer is checked against its output schema.
 # `baton validate` checks every template of this folder; Airflow shows it as the DAG hello_baton.
 workflow: hello_baton
 version: 1
-description: Summarise a topic in one sentence, with a confidence.
+description: Summarise a topic in one sentence, with a confidence, and give it a headline.
 owner: platform
 category: examples
 inputs:
@@ -70,11 +79,17 @@ defaults:
   execution_timeout: 10m
 steps:
   - id: summarise
-    agent: assistant
+    route: {capabilities: [summarising], prefer: reliable}
     instruction: Summarise {{ inputs.topic }} in one sentence.
     output:
       summary: string
       confidence: {type: number, minimum: 0, maximum: 1}
+  - id: headline
+    agent: assistant
+    needs: [summarise]
+    instruction: "Write a headline for this summary: {{ steps.summarise.summary }}"
+    output:
+      headline: string
 """
 
 FILES = {DAG_FILE: DAG_TEXT, ROSTER_FILE: ROSTER_TEXT, EXAMPLE_FILE: EXAMPLE_TEXT}
