@@ -194,6 +194,11 @@ def test_a_running_fan_out_updates_live_without_a_reload(admin, running):
     assert len(seen) >= 3, f"the timeline changed only {len(seen)} time(s) while the run went: {sorted(seen)}"
     assert final >= 15  # the leads step and its 14 items
     assert page.evaluate("window.__notReloaded === true")
+    # paced_scorer's connection names Baton's offline model: its try is marked, and the run's 14 answers counted
+    marks = page.evaluate(f"() => {GANTT}.map((p) => p.value[7])")
+    assert sorted(marks) == [""] * (len(marks) - 1) + ["offline model"], marks
+    offline = "14 model answer(s) of this run came from Baton's offline model (made-up data)"
+    _until(lambda: offline in frame.locator("#markers").inner_text(), "the offline answers' note", 15)
     _until(
         lambda: "success" in frame.locator(f"tr[data-run='{run_id}']").inner_text(),
         "success in the table",

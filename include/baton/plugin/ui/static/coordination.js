@@ -55,13 +55,12 @@
     const lanes = [...new Set(bars.map(lane))];
     const color = {success: "#2da44e", failed: "#cf222e", running: "#0969da", skipped: "#8c959f", up_for_retry: "#d4a72c"};
     const points = bars.map((b) => ({
-      value: [lanes.indexOf(lane(b)), Date.parse(b.start), b.end ? Date.parse(b.end) : Date.now(),
-              (b.agent || "") + (b.offline ? " · offline model" : ""),
-              b.try_number || b.attempt || 1, b.state, b.kind],
+      value: [lanes.indexOf(lane(b)), Date.parse(b.start), b.end ? Date.parse(b.end) : Date.now(), b.agent || "",
+              b.try_number || b.attempt || 1, b.state, b.kind, b.offline ? "offline model" : ""],
       itemStyle: {color: color[b.state] || "#0969da", borderColor: b.kind === "compensation" ? "#8250df" : undefined,
                   borderWidth: b.kind === "compensation" ? 2 : 0}}));
     chart(document.getElementById("gantt")).setOption({
-      tooltip: {formatter: (p) => `${esc(lanes[p.value[0]])} · ${p.value[6]} ${p.value[4]} · ${esc(p.value[3] || "skill")} · ${p.value[5]}<br>${fmtS((p.value[2] - p.value[1]) / 1000)}`},
+      tooltip: {formatter: (p) => `${esc(lanes[p.value[0]])} · ${p.value[6]} ${p.value[4]} · ${esc(p.value[3] || "skill")} · ${p.value[5]}${p.value[7] ? " · " + p.value[7] : ""}<br>${fmtS((p.value[2] - p.value[1]) / 1000)}`},
       grid: {left: 170, right: 20, top: 10, bottom: 30}, xAxis: {type: "time"},
       yAxis: {type: "category", data: lanes, inverse: true},
       dataZoom: lanes.length > 14 ? [{type: "slider", yAxisIndex: 0, start: 0, end: Math.min(100, 1400 / lanes.length)}] : [],
@@ -69,7 +68,7 @@
         const a = api.coord([api.value(1), api.value(0)]), b = api.coord([api.value(2), api.value(0)]);
         const h = api.size([0, 1])[1] * 0.6;
         return {type: "rect", shape: {x: a[0], y: a[1] - h / 2, width: Math.max(2, b[0] - a[0]), height: h},
-                style: api.style({text: api.value(3), textFill: "#fff", fontSize: 10})};
+                style: api.style({text: [api.value(3), points[params.dataIndex].value[7]].filter(Boolean).join(" · "), textFill: "#fff", fontSize: 10})};
       }}],
     }, true);
     const words = (m) => Object.entries(m).filter(([k, v]) => !["kind", "at", "ts", "step", "map_index"].includes(k) && v != null && v !== "")
