@@ -266,6 +266,7 @@ TRICKY = [
 
 def _texts_of_the_shipped_templates() -> list[tuple[str, bool]]:
     import importlib.util
+    import sys
     from pathlib import Path
 
     from baton.spec.loading import load_roster, load_workflow
@@ -273,7 +274,13 @@ def _texts_of_the_shipped_templates() -> list[tuple[str, bool]]:
     root = Path(__file__).resolve().parents[1]
     spec = importlib.util.spec_from_file_location("bench_parse", root / "bench" / "parse.py")
     bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    # run as `python bench/parse.py`, its folder is on the path (it imports its sibling cli_types): here too,
+    # rather than only when another test of the same process happened to put it there
+    sys.path.insert(0, str(root / "bench"))
+    try:
+        spec.loader.exec_module(bench)
+    finally:
+        sys.path.remove(str(root / "bench"))
     texts = [(step["instruction"], False) for i in range(6) for step in bench.workflow_spec(i)["steps"]]
     texts += [
         (step["when"], True) for i in range(6) for step in bench.workflow_spec(i)["steps"] if "when" in step
