@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Creates .venv and installs the pinned lock (requirements.txt) with uv, then Baton itself
-# (editable), and Debian's chromium for the browser agents when it is missing. Re-runs only when
-# the lock or pyproject.toml changed.
+# Creates .venv and installs the pinned lock (requirements.txt) with uv, then Baton and its demo as a user
+# installs them: built into wheels (baton, with the pages' ECharts copied in from the npm lock: setup.py;
+# baton-demo, include/demo) and installed from those, not editable, so that what the tests run is what a
+# wheel carries. Debian's chromium for the browser agents when it is missing. Each step re-runs only when
+# what it installs from changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=$(command -v python3.11 || command -v python3)
@@ -19,28 +21,39 @@ if [ ! -x /usr/bin/chromium ]; then
     || { $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium >/dev/null; } \
     || echo "Could not install Debian's chromium: the browser tests will fail." >&2
 fi
-# The Coordination and Management pages serve their browser library (ECharts) as npm installs it from
-# the committed lock: no build step. `npm ci` runs again whenever the lock is newer than what it installed;
-# the pages refuse to load (naming this script) when the two differ.
+# The pages' browser library (ECharts) comes from the committed npm lock: `npm ci` runs again whenever the
+# lock is newer than what it installed, and the wheel's build copies it in (setup.py).
 ui=include/baton/plugin/ui
 if [ ! -f "$ui/node_modules/.package-lock.json" ] || [ "$ui/package-lock.json" -nt "$ui/node_modules/.package-lock.json" ]; then
   (cd "$ui" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
-    || echo "npm ci in $ui failed: the Coordination and Management pages will say so." >&2
+    || echo "npm ci in $ui failed: Baton's wheel cannot be built without ECharts." >&2
 fi
 # Bytecode is compiled at install time: every Airflow process (and each task process) then loads
 # .pyc files instead of compiling sources, even where PYTHONDONTWRITEBYTECODE is set.
-if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ] \
-   || [ scripts/install.sh -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ scripts/install.sh -nt "$stamp" ]; then
   .venv/bin/uv pip sync --quiet --compile-bytecode --python .venv/bin/python requirements.txt
-  .venv/bin/uv pip install --quiet --compile-bytecode --python .venv/bin/python --no-deps -e .
+  rm -f .venv/.baton-sources
   touch "$stamp"
 fi
-# Baton itself is installed editable (the venv points at include/), so the lines above compile none of its
-# modules: every process that imports them (an Airflow's api-server, scheduler and dag processor, each DAG
-# file's parse, each `baton` command) compiled them again, about 0.2 s of CPU for the operator, the compiler,
-# the monitor and the pages. Compiled here each time, with the development tools and the DAG files (under
-# a second; only what changed is compiled again, and a module edited later is recompiled in memory as usual).
-.venv/bin/python -m compileall -q -j 0 include devtools dags >/dev/null
+# Baton and the demo, from wheels built of this checkout, whenever a file they are built from changed (its
+# content: a checkout's modification times say nothing of it). Stale build folders go first: setuptools
+# copies into build/lib without removing what is gone, and a deleted module would stay in the wheel.
+sources=$( { git ls-files -co --exclude-standard include setup.py pyproject.toml 2>/dev/null \
+  || find include setup.py pyproject.toml -type f -not -path '*/node_modules/*' -not -name '*.pyc'; } \
+  | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1)
+if [ "$(cat .venv/.baton-sources 2>/dev/null)" != "$sources" ]; then
+  rm -rf build include/baton.egg-info include/demo/build include/demo/baton_demo.egg-info
+  wheels=$(mktemp -d)
+  .venv/bin/uv build --quiet --wheel --out-dir "$wheels" .
+  .venv/bin/uv build --quiet --wheel --out-dir "$wheels" include/demo
+  rm -rf build include/baton.egg-info include/demo/build include/demo/baton_demo.egg-info
+  .venv/bin/uv pip install --quiet --compile-bytecode --python .venv/bin/python --no-deps --reinstall \
+    "$wheels"/baton-*.whl "$wheels"/baton_demo-*.whl
+  rm -rf "$wheels"
+  echo "$sources" > .venv/.baton-sources
+fi
+# The development tools and the DAG files, compiled too (under a second; only what changed is compiled).
+.venv/bin/python -m compileall -q -j 0 devtools dags >/dev/null
 # The development tools (devtools/: a running Airflow, the Celery topology, fault injection) are not part
 # of the package; this checkout's venv has the repository on its path so that tests, benchmarks, scripts
 # and the Airflow they start can import them (BATON_EXTENSIONS=devtools.faults).
