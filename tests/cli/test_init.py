@@ -20,6 +20,7 @@ from baton.cli import main
 from baton.cli.init import DAG_FILE, EXAMPLE_FILE, FILES, ROSTER_FILE, InitError, init
 from baton.dagfile import ERRORS_DAG_ID, load
 from tests.compile.test_loader import BROKEN
+from tests.conftest import ROOT
 
 OWN = ["baton_compensate", "baton_incident_escalation", "baton_monitor"]
 
@@ -64,6 +65,20 @@ def test_init_refuses_to_overwrite_and_writes_nothing(tmp_path, capsys, existing
     )
     assert (tmp_path / existing).read_text() == "# the team's own file\n"
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [Path(existing).name]
+
+
+def test_init_refuses_a_folder_that_loads_batons_dags_already(tmp_path):
+    """A folder set up by 0.1's instructions (its DAG files copied in) would get every DAG twice."""
+    shutil.copy(ROOT / "dags" / "baton_workflows.py", tmp_path / "baton_workflows.py")
+    shutil.copy(ROOT / "dags" / "baton_monitor.py", tmp_path / "baton_monitor.py")
+    with pytest.raises(InitError) as refused:
+        init(tmp_path)
+    assert str(refused.value) == (
+        f"{tmp_path} already loads Baton's DAGs from baton_monitor.py, baton_workflows.py: a second DAG file "
+        "would define the same DAGs again (fix: keep it, or replace it by removing it and running baton init "
+        "again)"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["baton_monitor.py", "baton_workflows.py"]
 
 
 def test_init_refuses_a_link_even_a_dangling_one(tmp_path):
@@ -125,7 +140,12 @@ def test_two_inits_at_once_write_each_file_once(tmp_path):
     written = [r for r in results if isinstance(r, list)]
     refused = [r for r in results if isinstance(r, InitError)]
     assert len(written) == 1 and len(refused) == 7, results
-    assert all("writes nothing" in str(e) or "another baton init wrote it first" in str(e) for e in refused)
+    reasons = (
+        "writes nothing over an existing file",
+        "another baton init wrote it first",
+        "already loads Baton's DAGs from baton_dags.py",
+    )
+    assert all(any(reason in str(e) for reason in reasons) for e in refused), refused
     assert all((tmp_path / name).read_text() == text for name, text in FILES.items())
 
 

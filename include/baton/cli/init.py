@@ -124,9 +124,31 @@ def _check(folder: Path) -> None:
             f"{folder} already has {', '.join(found)}: baton init writes nothing over an existing file "
             "(fix: remove or rename them, or run it on an empty dags folder)"
         )
+    earlier = _batons_dag_files(folder)
+    if earlier:
+        raise InitError(
+            f"{folder} already loads Baton's DAGs from {', '.join(earlier)}: a second DAG file would define "
+            "the same DAGs again (fix: keep it, or replace it by removing it and running baton init again)"
+        )
     workflows = folder / "workflows"
     if workflows.is_symlink() or (workflows.exists() and not workflows.is_dir()):
         raise InitError(f"{workflows} is not a folder of this dags folder (fix: remove or rename it)")
+
+
+def _batons_dag_files(folder: Path) -> list[str]:
+    """The DAG files of the folder that load Baton's DAGs already: an earlier ``baton init``'s, or those that
+    version 0.1's instructions had copied in (``baton_workflows.py``, ``baton_monitor.py``, ...)."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.glob("*.py")):
+        try:
+            head = path.read_bytes()[:20_000]
+        except OSError:
+            continue
+        if any(marker in head for marker in (b"baton.dagfile", b"baton.compile.loader")):
+            found.append(path.name)
+    return found
 
 
 def _write(path: Path, text: str) -> None:
