@@ -234,7 +234,9 @@ def test_baton_init_filled_the_empty_dags_folder(installed):
     dags = installed["dags"]
     assert sorted(str(p.relative_to(dags)) for p in dags.rglob("*") if p.is_file()) == sorted(FILES)
     python = installed["python"]
-    env = clean_env(python, AIRFLOW__CORE__DAGS_FOLDER=str(dags), AIRFLOW_HOME=str(installed["work"] / "cli"))
+    offline = '{"conn_type": "pydanticai", "extra": {"model": "baton:offline"}}'
+    env = clean_env(python, AIRFLOW__CORE__DAGS_FOLDER=str(dags), AIRFLOW_HOME=str(installed["work"] / "cli"),
+                    AIRFLOW_CONN_BATON_LLM=offline)  # fmt: skip
     done = subprocess.run([str(python.with_name("baton")), "validate"], capture_output=True, text=True, env=env,
                           timeout=300)  # fmt: skip
     assert (done.returncode, done.stdout.strip()) == (

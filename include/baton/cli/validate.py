@@ -177,7 +177,9 @@ def validate(paths: list[str], agents: Path, fmt: str = "text") -> int:
         errors += len(issues)
         report.file(str(path), issues, old_forms)
         deprecated += old_forms
-    found_warnings = warnings(loaded, agents)
+    found_warnings = (
+        warnings(loaded, agents) + model_connection_warnings(roster, agents) + plugin_copy_warnings()
+    )
     if found_warnings:
         report.file("(across templates)", [], found_warnings)
     roster_ok = roster is not None and not roster.issues
@@ -232,3 +234,44 @@ def _connection_defined(conn_id: str) -> bool:
     except Exception:
         return True
     return True
+
+
+def model_connection_warnings(roster: Any, agents: Path) -> list[str]:
+    """An LLM agent whose connection is not defined here: each of its steps will fail (no offline model
+    answers in its place unless a connection names it)."""
+    found = []
+    for index, agent in enumerate(roster.agents if roster is not None else []):
+        conn_id = agent.llm_conn_id
+        if conn_id and not _connection_defined(conn_id):
+            found.append(
+                f"{agents}: agents[{index}].llm_conn_id: warning: connection '{conn_id}' of agent '{agent.name}' "
+                f"is not defined here, so its steps will fail (fix: create it, e.g. `airflow connections add "
+                f'{conn_id} --conn-type pydanticai --conn-extra \'{{"model": "openai:gpt-5-mini"}}\'`, or '
+                f'with {{"model": "baton:offline"}} for Baton\'s offline model)'
+            )
+    return found
+
+
+def plugin_copy_warnings() -> list[str]:
+    """A copy of Baton's plugin in Airflow's plugins folder (0.1's instructions had one copied there): Airflow
+    loads the folder's plugins first, so the copy is what runs and the installed package's plugin is skipped
+    as a second 'baton'."""
+    try:
+        from airflow.configuration import conf  # where Airflow looks: only when asked to validate
+
+        folder = Path(conf.get("core", "plugins_folder"))
+    except Exception:  # no Airflow configuration to read here: nothing to say
+        return []
+    found = []
+    for path in sorted(folder.glob("*.py")) if folder.is_dir() else []:
+        try:
+            text = path.read_bytes()[:50_000]
+        except OSError:
+            continue
+        if b"from baton.plugin import listener" in text and b"class BatonPlugin" in text:
+            found.append(
+                f"{path}: warning: a copy of Baton's plugin; Airflow loads it instead of the installed "
+                "package's, whose pages and API may have changed since (fix: delete it: installing Baton "
+                "registers the plugin)"
+            )
+    return found
