@@ -330,7 +330,15 @@ def _check_command(words: list[str], routes, makefile: str) -> None:
     elif tool == "export":  # settings: NAME=value, each a setting Airflow or OpenTelemetry reads
         for arg in args:
             name, _, value = arg.partition("=")
-            assert name.isidentifier() and value and name.startswith(("AIRFLOW__", "OTEL_", "BATON_")), arg
+            assert (
+                name.isidentifier()
+                and value
+                and name.startswith(("AIRFLOW__", "OTEL_", "BATON_", "AIRFLOW_CONN_"))
+            ), arg
+            if name.startswith(
+                "AIRFLOW_CONN_"
+            ):  # a connection as Airflow reads it from the environment: JSON
+                assert json.loads(value)["conn_type"], arg
     elif tool == "pip":  # installs Baton's wheel, as docs/install.md says to
         assert args[0] == "install" and all(a.endswith(".whl") or a.startswith("-") for a in args[1:]), words
         version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
