@@ -206,6 +206,25 @@ def test_a_running_fan_out_updates_live_without_a_reload(admin, running):
     )
 
 
+def test_the_agent_chosen_to_reassign_to_is_kept_across_the_agents_refreshes(admin, running):
+    """The agents table (and the reassign control's list) is refreshed every 5 s; a choice made before two
+    refreshes is still the choice after them (it used to reset to the first agent)."""
+    frame = _open(admin, running, "coordination")
+    choice = frame.locator("#re-agent")
+    _until(lambda: choice.locator("option").count() > 2, "the agents to choose from", 30)
+    last = choice.locator("option").last.inner_text()
+    choice.select_option(last)
+    for _ in range(2):  # two refreshes seen, not a sleep: each is the agents' API answering the page
+        with admin.expect_response(lambda r: "/baton/api/dashboard/agents" in r.url, timeout=30_000):
+            pass
+    _until(lambda: _drawn_agents(frame), "the agents table drawn after the refresh", 15)
+    assert choice.input_value() == last
+
+
+def _drawn_agents(frame: Any) -> bool:
+    return frame.locator("#agents tr[data-agent]").count() > 0
+
+
 def test_a_person_reassigns_a_routed_steps_next_try_and_it_runs_on_that_agent(admin, running):
     frame = _open(admin, running, "coordination")
     agent = frame.locator("#agents tr[data-agent='relay_c']")

@@ -132,7 +132,15 @@
     const stats = Object.fromEntries(list(await get("/api/dashboard/agents"), "agents").map((a) => [a.agent, a]));
     const rows = [...roster.map((a) => ({...a, ...(stats[a.agent] || {})})),
                   ...Object.values(stats).filter((a) => !roster.some((r) => r.agent === a.agent))];
-    document.getElementById("re-agent").innerHTML = rows.map((a) => `<option>${esc(a.agent)}</option>`).join("");
+    // Redrawn only when the agents change, keeping the person's choice: a refresh between choosing and
+    // confirming must not put another agent into the confirmation.
+    const agentSelect = document.getElementById("re-agent"), names = JSON.stringify(rows.map((a) => a.agent));
+    if (agentSelect.dataset.names !== names) {
+      const chosen = agentSelect.value;
+      agentSelect.innerHTML = rows.map((a) => `<option>${esc(a.agent)}</option>`).join("");
+      agentSelect.dataset.names = names;
+      if (rows.some((a) => a.agent === chosen)) agentSelect.value = chosen;
+    }
     agents.body.innerHTML = `<table><thead><tr><th>Agent</th><th>Calls (1 h)</th><th>Failures</th><th>p95</th>
       <th>Slots in use</th><th>Circuit</th><th>Spend (24 h)</th><th class="act"></th></tr></thead><tbody>${rows.map((a) => {
       const c = a.circuit || {}; const open = c.state && c.state !== "closed";
