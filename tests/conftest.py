@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -483,6 +484,16 @@ def without_deadlines(dag):
     """
     dag.deadline = None
     return dag
+
+
+def until(check: Callable[[], Any], what: str, timeout: float = 60) -> Any:
+    """``check()``'s first true answer, asked every half second; fails naming ``what`` after ``timeout`` s
+    (a wait for something to happen, never a proof that something does not)."""
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
+        time.sleep(0.5)
+    return found
 
 
 def run_dag_test(dag, **kwargs):

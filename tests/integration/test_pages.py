@@ -18,6 +18,7 @@ import pytest
 
 from baton.events.store import Event, EventStore, engine_for
 from devtools.standalone import Standalone
+from tests.conftest import until
 from tests.integration.shared_airflow import unpause
 
 pytestmark = pytest.mark.integration
@@ -82,7 +83,7 @@ def _open(page: Any, running: Standalone, name: str, nav: bool = False) -> Any:
     assert frame.locator("h1").inner_text() == f"Baton · {name.capitalize()}"
     ready = "() => typeof echarts === 'object'"
     frames = lambda: [f for f in page.frames if f"/baton/ui/{name}" in f.url and not f.is_detached()]  # noqa: E731
-    _until(lambda: [f for f in frames() if f.evaluate(ready)], f"ECharts in the {name} page", 15)
+    until(lambda: [f for f in frames() if f.evaluate(ready)], f"ECharts in the {name} page", 15)
     assert page.baton_failures == [], page.baton_failures
     return frame
 
@@ -105,14 +106,6 @@ def _store(running: Standalone) -> EventStore:
     return EventStore(engine_for(f"sqlite:///{running.home / 'baton_store.db'}"))
 
 
-def _until(check: Any, what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
-        time.sleep(0.5)
-    return found
-
-
 def _confirm(frame: Any) -> None:
     frame.locator("#confirm-yes").click()
 
@@ -131,7 +124,7 @@ def test_nothing_of_batons_answers_without_airflows_authentication(running):
 def test_a_person_logs_in_and_opens_both_pages_from_airflows_nav(admin, running):
     coordination = _open(admin, running, "coordination", nav=True)
     coordination.locator("#runs-table").wait_for()
-    _until(
+    until(
         lambda: coordination.locator("#agents tr[data-agent='relay_c']").count(),
         "relay_c in the agents table",
     )
@@ -165,7 +158,7 @@ def test_a_person_logs_in_and_opens_both_pages_from_airflows_nav(admin, running)
     assert windows == [["24", ["1 h", "24 h", "7 days", "30 days"]], ["24", ["24 h", "7 days", "30 days"]]]
     management.locator("#trend canvas").wait_for()  # the analytics' trend chart drew
     assert "success rate" in management.locator("#figures").inner_text()
-    _until(lambda: management.locator("#suggestions li").count(), "the analytics' suggestions")
+    until(lambda: management.locator("#suggestions li").count(), "the analytics' suggestions")
     statuses = _frame(admin, "management").evaluate(
         "() => [...document.querySelectorAll('.status')].map(s => s.textContent)"
     )
@@ -179,7 +172,7 @@ def test_a_running_fan_out_updates_live_without_a_reload(admin, running):
     run_id = running.trigger("pages_fanout").json()["dag_run_id"]
     frame = _open(admin, running, "coordination")
     row = frame.locator(f"tr[data-run='{run_id}']")
-    _until(lambda: row.count(), "the run in the runs table", 30)
+    until(lambda: row.count(), "the run in the runs table", 30)
     row.click()
     page = _frame(admin, "coordination")
     page.evaluate("window.__notReloaded = true")
@@ -190,7 +183,7 @@ def test_a_running_fan_out_updates_live_without_a_reload(admin, running):
         assert time.monotonic() < deadline, "the fan-out did not end within 90 s"
         seen.add(page.evaluate(bars))
         time.sleep(0.5)
-    final = _until(lambda: page.evaluate(bars) >= 15 and page.evaluate(bars), "every item's bar", 15)
+    final = until(lambda: page.evaluate(bars) >= 15 and page.evaluate(bars), "every item's bar", 15)
     assert len(seen) >= 3, f"the timeline changed only {len(seen)} time(s) while the run went: {sorted(seen)}"
     assert final >= 15  # the leads step and its 14 items
     assert page.evaluate("window.__notReloaded === true")
@@ -198,8 +191,8 @@ def test_a_running_fan_out_updates_live_without_a_reload(admin, running):
     marks = page.evaluate(f"() => {GANTT}.map((p) => p.value[7])")
     assert sorted(marks) == [""] * (len(marks) - 1) + ["offline model"], marks
     offline = "14 model answer(s) of this run came from Baton's offline model (made-up data)"
-    _until(lambda: offline in frame.locator("#markers").inner_text(), "the offline answers' note", 15)
-    _until(
+    until(lambda: offline in frame.locator("#markers").inner_text(), "the offline answers' note", 15)
+    until(
         lambda: "success" in frame.locator(f"tr[data-run='{run_id}']").inner_text(),
         "success in the table",
         15,
@@ -211,13 +204,13 @@ def test_the_agent_chosen_to_reassign_to_is_kept_across_the_agents_refreshes(adm
     refreshes is still the choice after them (it used to reset to the first agent)."""
     frame = _open(admin, running, "coordination")
     choice = frame.locator("#re-agent")
-    _until(lambda: choice.locator("option").count() > 2, "the agents to choose from", 30)
+    until(lambda: choice.locator("option").count() > 2, "the agents to choose from", 30)
     last = choice.locator("option").last.inner_text()
     choice.select_option(last)
     for _ in range(2):  # two refreshes seen, not a sleep: each is the agents' API answering the page
         with admin.expect_response(lambda r: "/baton/api/dashboard/agents" in r.url, timeout=30_000):
             pass
-    _until(lambda: _drawn_agents(frame), "the agents table drawn after the refresh", 15)
+    until(lambda: _drawn_agents(frame), "the agents table drawn after the refresh", 15)
     assert choice.input_value() == last
 
 
@@ -228,20 +221,20 @@ def _drawn_agents(frame: Any) -> bool:
 def test_a_person_reassigns_a_routed_steps_next_try_and_it_runs_on_that_agent(admin, running):
     frame = _open(admin, running, "coordination")
     agent = frame.locator("#agents tr[data-agent='relay_c']")
-    _until(lambda: agent.count(), "relay_c in the agents table")
+    until(lambda: agent.count(), "relay_c in the agents table")
     agent.get_by_role("button", name="Open circuit…").click()
     _confirm(frame)
-    _until(lambda: "open" in agent.inner_text() or "held" in agent.inner_text(), "relay_c's circuit open", 15)
+    until(lambda: "open" in agent.inner_text() or "held" in agent.inner_text(), "relay_c's circuit open", 15)
     store = _store(running)
     run_id = running.trigger("pages_reassign").json()["dag_run_id"]
-    failed = _until(
+    failed = until(
         lambda: [e for e in store.read(run_id, types=["step.failed"])], "the first try's failure", 90
     )
     assert failed[0].agent in ("relay_a", "relay_b") and failed[0].payload["will_retry"] is True
     agent.get_by_role("button", name="Close circuit…").click()
     _confirm(frame)
     frame.locator(f"tr[data-run='{run_id}']").click()
-    _until(lambda: frame.locator("#re-step option").count(), "the routed steps to reassign", 20)
+    until(lambda: frame.locator("#re-step option").count(), "the routed steps to reassign", 20)
     frame.locator("#re-step").select_option("answer")
     frame.locator("#re-agent").select_option("relay_c")
     frame.get_by_role("button", name="Reassign…").click()
@@ -255,13 +248,13 @@ def test_a_person_reassigns_a_routed_steps_next_try_and_it_runs_on_that_agent(ad
     assert (reassigned.payload["agent"], reassigned.payload["by"]) == ("relay_c", "admin")
     page = _frame(admin, "coordination")
     agents = f"() => ({GANTT} || []).map(d => d.value[3])"
-    _until(lambda: "relay_c" in page.evaluate(agents), "the try on relay_c in the timeline", 15)
+    until(lambda: "relay_c" in page.evaluate(agents), "the try on relay_c in the timeline", 15)
 
 
 def test_a_person_stops_a_run_and_its_completed_steps_are_compensated(admin, running, shared_partner):
     store = _store(running)
     run_id = running.trigger("pages_stop").json()["dag_run_id"]
-    _until(
+    until(
         lambda: any(e.step == "wait" for e in store.read(run_id, types=["step.started"])), "the long step", 90
     )
     frame = _open(admin, running, "coordination")
@@ -271,11 +264,11 @@ def test_a_person_stops_a_run_and_its_completed_steps_are_compensated(admin, run
     _confirm(frame)
     assert running.wait_for_run("pages_stop", run_id, timeout=60)["state"] == "failed"
     posts = lambda: [p["path"] for p in shared_partner.posts() if p["path"].startswith("/pages/")]  # noqa: E731
-    _until(lambda: "/pages/plan/cancel" in posts(), "the plan's compensation at the partner", 90)
+    until(lambda: "/pages/plan/cancel" in posts(), "the plan's compensation at the partner", 90)
     taken = [e.payload for e in store.read(types=["action.taken"]) if run_id in e.payload["target"]]
     assert [(t["verb"], t["ok"], t["by"]) for t in taken][:1] == [("stop", True, "admin")]
     page = _frame(admin, "coordination")
-    _until(
+    until(
         lambda: "compens" in page.locator("#markers").inner_text().lower(), "the compensation on the page", 30
     )
     headers = {"Authorization": f"Bearer {running.token()}", "X-Baton-Action": "1"}
@@ -289,7 +282,7 @@ def test_the_editor_shows_a_templates_error_before_anything_is_saved(admin, runn
     frame = _open(admin, running, "management")
     frame.locator("a[data-open='pages_fanout']").click()
     editor = frame.locator("#editor")
-    _until(lambda: "workflow: pages_fanout" in editor.input_value(), "the template in the editor", 15)
+    until(lambda: "workflow: pages_fanout" in editor.input_value(), "the template in the editor", 15)
     before = (running.dags_folder / "workflows" / "pages_fanout.yaml").read_text()
     editor.fill(editor.input_value().replace("agent: paced_scorer", "agent: paced_scorr"))
     issue = frame.locator("#issues li").first

@@ -32,7 +32,7 @@ import yaml
 from baton.cli.init import FILES
 from baton.events.store import EventStore, engine_for
 from devtools.standalone import AttachError, Auth, Standalone
-from tests.conftest import ROOT
+from tests.conftest import ROOT, until
 from tests.integration.installed import build_wheel, clean_env, fresh_venv, import_paths, wheel_names
 from tests.integration.shared_airflow import unpause
 
@@ -160,7 +160,7 @@ def _open(page: Any, airflow: Standalone, name: str) -> Any:
     frame = page.frame_locator(f"iframe[src*='baton/ui/{name}']")
     frame.locator("h1").wait_for()
     assert frame.locator("h1").inner_text() == f"Baton · {name.capitalize()}"
-    _until(lambda: _drawn(page, name), f"the {name} page drawn", 30)
+    until(lambda: _drawn(page, name), f"the {name} page drawn", 30)
     return frame
 
 
@@ -171,14 +171,6 @@ def _drawn(page: Any, name: str) -> Any:
         if f"{BASE_PATH}/baton/ui/{name}" in frame.url and not frame.is_detached() and frame.evaluate(drawn):
             return frame
     return None
-
-
-def _until(check: Any, what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
-        time.sleep(0.5)
-    return found
 
 
 def _store(airflow: Standalone) -> EventStore:
@@ -367,19 +359,17 @@ def test_an_admin_reassigns_a_routed_steps_next_try_from_the_page(admin, running
     candidates = [agent.name for agent in steps_of(running.dags_folder, dag_id)[step].candidates]
     run_id = running.trigger(dag_id, {"topic": f"behind-path-{uuid.uuid4().hex[:6]}"}).json()["dag_run_id"]
     store = _store(running)
-    _until(lambda: list(store.read(run_id, types=["run.started"])), "the run's start in Baton's events", 120)
+    until(lambda: list(store.read(run_id, types=["run.started"])), "the run's start in Baton's events", 120)
     frame = _open(admin, running, "coordination")
     row = frame.locator(f"tr[data-run='{run_id}']")
-    _until(lambda: row.count(), "the run in the runs table", 60)
+    until(lambda: row.count(), "the run in the runs table", 60)
     row.click()
-    _until(lambda: frame.locator("#re-step option").count(), "the routed steps to reassign", 30)
+    until(lambda: frame.locator("#re-step option").count(), "the routed steps to reassign", 30)
     frame.locator("#re-step").select_option(step)
     frame.locator("#re-agent").select_option(candidates[-1])
     frame.get_by_role("button", name="Reassign…").click()
     frame.locator("#confirm-yes").click()
-    (reassigned,) = _until(
-        lambda: list(store.read(run_id, types=["step.reassigned"])), "the reassignment", 30
-    )
+    (reassigned,) = until(lambda: list(store.read(run_id, types=["step.reassigned"])), "the reassignment", 30)
     assert (reassigned.step, reassigned.payload["agent"], reassigned.payload["by"]) == (
         step,
         candidates[-1],
