@@ -103,22 +103,29 @@ def test_two_runs_fanning_out_over_one_agent_at_once_lose_no_item_to_a_deadlock(
         ),
     )
     results: dict[str, BatchResult] = {}
+    raised: dict[str, BaseException] = {}
     barrier = threading.Barrier(2)
 
     def run(run_id: str) -> None:
-        ti = SimpleNamespace(run_id=run_id, task_id="fan", map_index=-1, try_number=1, max_tries=1)
-        context = {"ti": ti, "dag_run": SimpleNamespace(run_type="manual", conf={}), "logical_date": None}
-        recorder = StepRecorder(store, context, workflow="w", template_version=1)
-        scope = {"inputs": {}, "steps": {}, "context": {}, "run": {"id": run_id}}
-        fan = FanOut(step, context, scope, recorder, timedelta(hours=1), logging.getLogger("test"))
-        barrier.wait()
-        results[run_id] = fan.run(subtasks_of([{"id": f"i{n}"} for n in range(120)]), BatchResult())
+        try:
+            ti = SimpleNamespace(run_id=run_id, task_id="fan", map_index=-1, try_number=1, max_tries=1)
+            context = {"ti": ti, "dag_run": SimpleNamespace(run_type="manual", conf={}), "logical_date": None}
+            recorder = StepRecorder(store, context, workflow="w", template_version=1)
+            scope = {"inputs": {}, "steps": {}, "context": {}, "run": {"id": run_id}}
+            fan = FanOut(step, context, scope, recorder, timedelta(hours=1), logging.getLogger("test"))
+            barrier.wait(timeout=60)
+            results[run_id] = fan.run(subtasks_of([{"id": f"i{n}"} for n in range(120)]), BatchResult())
+        except BaseException as error:  # a thread's failure must fail the test, not leave it asserting less
+            raised[run_id] = error
 
     threads = [threading.Thread(target=run, args=(r,)) for r in ("run_x", "run_y")]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=300)
+    assert not [t for t in threads if t.is_alive()], "a run's fan-out did not end within 300 s"
+    assert raised == {}
+    assert sorted(results) == ["run_x", "run_y"]  # both runs finished: each one's outcome is checked below
     for run_id, outcome in results.items():
         assert not outcome.failures, (run_id, sorted({f["error"][:120] for f in outcome.failures.values()}))
         assert len(outcome.results) == 120
