@@ -167,7 +167,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """The files of SLOW_FIRST first, in that order, those of LAST last; the rest as collected (a stable
     sort). A test that uses the shared Airflow from a file not in SHARED_AIRFLOW_FILES is refused: xdist
     would run it in another process, which would start a second one. A test whose fixtures start an Airflow
-    gets airflow_starting_timeout (unless it sets its own)."""
+    gets airflow_starting_timeout (unless it sets its own), and must be marked ``integration``."""
     rank = {path: i for i, path in enumerate(SLOW_FIRST)} | {path: len(SLOW_FIRST) + 1 for path in LAST}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(SLOW_FIRST)))
     starting = pytest.mark.timeout(airflow_starting_timeout(config))
@@ -175,6 +175,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         path, fixtures = item.nodeid.split("::")[0], set(getattr(item, "fixturenames", ()))
         if AIRFLOW_STARTING_FIXTURES & fixtures and item.get_closest_marker("timeout") is None:
             item.add_marker(starting)
+        if AIRFLOW_STARTING_FIXTURES & fixtures and item.get_closest_marker("integration") is None:
+            raise pytest.UsageError(
+                f"{item.nodeid} starts an Airflow: mark it `integration` (pytestmark = pytest.mark.integration), "
+                "so that `-m 'not integration'` starts none"
+            )
         if SHARED_AIRFLOW_FIXTURES & fixtures and path not in SHARED_AIRFLOW_FILES:
             raise pytest.UsageError(
                 f"{item.nodeid} uses the shared Airflow: add {path} to SHARED_AIRFLOW_FILES in tests/conftest.py"

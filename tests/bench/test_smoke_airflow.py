@@ -17,6 +17,8 @@ from devtools.standalone import Standalone
 from tests.bench.test_smoke import load_bench, tiny_run
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.integration  # it starts a service (an Airflow)
+
 SMOKE = {
     "budget": r"overspend beyond in-flight bound: 0 calls \(0\.00% of budget\)",
     "faults": (

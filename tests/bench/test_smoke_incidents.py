@@ -8,7 +8,11 @@ ran: traffic succeeded (else the bench exits 1) and the headline."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.bench import early
+
+pytestmark = pytest.mark.integration  # it starts a service (an Airflow)
 
 HEADLINE = r"MTTD (\d+|nan) s, MTTR (\d+|nan) s, false positives \d+ of \d+ alerts \(\d+\.\d %\)"
 

@@ -30,6 +30,8 @@ from tests.integration.shared_airflow import (
 )
 from tests.integration.test_airflow import _eventually, _incident, _probe, _store
 
+pytestmark = pytest.mark.integration  # it starts a service (an Airflow)
+
 ROOT = Path(__file__).resolve().parents[2]
 OWN_DAG_FILES = (
     "baton_workflows.py",
