@@ -1,4 +1,4 @@
-"""Budgets: spend that cannot run away (issue 19).
+"""Budgets: spend that cannot run away.
 
 ``dags/budgets.yaml`` declares limits in money (the roster's prices) and in tokens, per run, per day or
 per month, for the whole deployment, a workflow or an agent (:mod:`baton.budgets.config`). Every model

@@ -25,7 +25,7 @@ def add(commands: Any) -> None:
     play.set_defaults(
         run=lambda args: replay_run(args.run_id, args.until, args.rerun, args.full, args.context)
     )
-    listing = commands.add_parser("runs", help="recent runs (seed 002's workflow_executions)")
+    listing = commands.add_parser("runs", help="recent runs, newest first (workflow_executions)")
     listing.add_argument("--limit", type=int, default=20)
     listing.set_defaults(run=lambda args: runs(args.limit))
     undo = commands.add_parser(

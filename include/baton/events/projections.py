@@ -1,4 +1,4 @@
-"""Projections of the events: seed 002's ``workflow_executions`` and per-agent stats.
+"""Projections of the events: ``workflow_executions`` (a row per run) and per-agent stats.
 
 ``workflow_executions`` is updated in the transaction that appends the events it follows, and can
 be rebuilt from the events alone (``rebuild``). Agent stats are computed from the events on read.
@@ -45,7 +45,7 @@ def apply(conn: Connection, stored: Sequence[tuple[int, Event]]) -> None:
     A run's row is inserted at run.started, gains agents as they are selected (one atomic UPDATE
     each), and is recomputed from the run's events when the run ends.
     """
-    summaries.apply(conn, [event for _, event in stored])  # the dashboard's rows (issue 21)
+    summaries.apply(conn, [event for _, event in stored])  # the dashboard's rows
     x = schema.workflow_executions
     runs: dict[str, list[Event]] = defaultdict(list)
     for _, event in stored:

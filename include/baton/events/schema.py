@@ -121,7 +121,7 @@ agent_health = Table(
     Column("concurrency_cap", Integer),
 )
 
-# Operations (issue 18): per-minute buckets of each signal, per scope (agent:x, workflow:w, ...), folded
+# Operations: per-minute buckets of each signal, per scope (agent:x, workflow:w, ...), folded
 # incrementally from the events; and the monitor's own state (its cursor in the events, the incident book).
 signal_buckets = Table(
     "baton_signal_buckets",
@@ -143,7 +143,7 @@ monitor_state = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
 )
 
-# Budgets (issue 19): each model call's reservation in each budget that applies, settled to its actual use.
+# Budgets: each model call's reservation in each budget that applies, settled to its actual use.
 budget_ledger = Table(
     "baton_budget_ledger",
     metadata,
@@ -168,7 +168,7 @@ schema_version = Table(
     Column("applied_at", UTCDateTime(), nullable=False),
 )
 
-# The dashboard (issue 21): projections kept current in the append's transaction (events/summaries.py), so
+# The dashboard: projections kept current in the append's transaction (events/summaries.py), so
 # that the Coordination and Management pages read a few rows per request, never the events of a window.
 # Times of a task's try are epoch seconds (floats): a try's duration is a subtraction on either database.
 run_summary = Table(

@@ -1,4 +1,4 @@
-"""The dashboard's projections (issue 21): kept current by ``projections.apply`` in the transaction that
+"""The dashboard's projections: kept current by ``projections.apply`` in the transaction that
 appends the events they follow, and rebuilt from the events alone (``rebuild``).
 
 - ``baton_run_summary``: a run's state and times, the questions asked of people and the context conflicts

@@ -592,7 +592,7 @@ for _name in ("opened", "updated", "acknowledged", "action", "resolved", "suppre
     event_type(f"incident.{_name}")(type(f"Incident{_name.title()}", (IncidentTransition,), {}))
 
 
-# --- budgets (issue 19) ---------------------------------------------------------------------------
+# --- budgets ----------------------------------------------------------------------------------------
 
 
 @event_type("budget.reserved")

@@ -1,4 +1,4 @@
-"""Statistical cores of learned routing and variant experiments (issue 20), pure and JSON-serialisable.
+"""Statistical cores of learned routing and variant experiments, pure and JSON-serialisable.
 
 - ``reward``: what one agent call delivered (``Outcome``) as one number in [0, 1], weighted by the step's
   ``prefer``, with latency and cost measured against the candidates' recent medians (``Scale``).

@@ -19,7 +19,7 @@ from baton.events.store import EventStore
 from baton.plugin import dashboard_api
 
 app = FastAPI(title="Baton events", description="Runs, timelines and agent stats from Baton's event store.")
-app.include_router(dashboard_api.router)  # the Coordination and Management tabs' GET routes (issue 21)
+app.include_router(dashboard_api.router)  # the Coordination and Management tabs' GET routes
 
 
 @app.get("/api/runs")
@@ -66,7 +66,7 @@ def agents(user: GetUserDep) -> list[dict]:
     return [asdict(s) for s in projections.agent_stats(EventStore.from_airflow())]
 
 
-# --- incidents (issue 18) ---------------------------------------------------------------------------
+# --- incidents ----------------------------------------------------------------------------------------
 
 MONITOR = "baton_monitor"  # baton.ops.monitor.MONITOR (not imported here: the plugin loads it lazily)
 IncidentId = Annotated[str, Path(pattern=r"^inc-[0-9a-f]{12}$", description="e.g. inc-1cd07b4561be")]
@@ -116,7 +116,7 @@ def act_on_incident(incident_id: IncidentId, verb: Literal["ack", "stop"], user:
     return {"incident_id": incident_id, "verb": verb, "by": by, "changed": changed}
 
 
-# --- spend (issue 19) -------------------------------------------------------------------------------
+# --- spend --------------------------------------------------------------------------------------------
 
 ReadRuns = Depends(requires_access_dag("GET", DagAccessEntity.RUN))
 
@@ -194,7 +194,7 @@ def experiments(workflow: Annotated[str | None, Query(max_length=250)] = None) -
     }
 
 
-# --- feedback (issue 20) ----------------------------------------------------------------------------
+# --- feedback -----------------------------------------------------------------------------------------
 
 ActOnRuns = Depends(requires_access_dag("PUT", DagAccessEntity.RUN))
 
@@ -233,7 +233,7 @@ def feedback(
     }
 
 
-# --- the Coordination and Management pages (issue 21): their pages, template routes and actions -------
+# --- the Coordination and Management pages: their pages, template routes and actions -------
 
 
 def _pages() -> None:

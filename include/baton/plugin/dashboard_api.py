@@ -1,4 +1,4 @@
-"""The read side of the Coordination and Management tabs (issue 21): GET routes under /baton/api/dashboard,
+"""The read side of the Coordination and Management tabs: GET routes under /baton/api/dashboard,
 behind Airflow's authentication (the right to read DAG runs), each answering from the dashboard's
 projections a few indexed reads (``baton.ops.dashboard``, imported when a route runs).
 

@@ -1,4 +1,4 @@
-"""Capacity planning (issue 19): hourly demand from recorded history, a seasonal forecast with its error
+"""Capacity planning: hourly demand from recorded history, a seasonal forecast with its error
 on held-back hours, and the concurrency that keeps queue wait under a target, checked by simulation.
 
 The four parts, each usable alone:
