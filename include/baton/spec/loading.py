@@ -18,6 +18,7 @@ from baton.spec.checks import TEMPLATE_SUFFIXES, check_workflow
 from baton.spec.deprecations import Deprecated, upgrade, warn
 from baton.spec.models import Workflow
 from baton.spec.options import SHAPE_TAGS
+from baton.spec.reading import format_loc
 from baton.spec.roster import Agent, Roster
 from baton.spec.step import MOVED_KEYS, ONE_WORKER, STEP_TAGS, named_workers
 
@@ -44,14 +45,6 @@ _FIXES = {
     "time_delta_type": "use seconds (300) or a duration like '30s', '5m', '1h30m'",
     "negative_duration": "use 0 or more: seconds (300) or a duration like '30s', '5m', '1h30m'",
 }
-
-
-def format_loc(loc: Loc) -> str:
-    """``('steps', 2, 'agent')`` -> ``steps[2].agent``."""
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
 
 
 def node_line(node: yaml.Node | None, loc: Loc) -> int | None:

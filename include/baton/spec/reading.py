@@ -195,9 +195,15 @@ def _child_path(parent: _Node | None) -> tuple[str | int, ...]:
     return (*parent.path, parent.key) if parent.key is not None else parent.path
 
 
-def _path(loc: Loc) -> str:
-    from baton.spec.loading import format_loc
+def format_loc(loc: Loc) -> str:
+    """``('steps', 2, 'agent')`` -> ``steps[2].agent``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
 
+
+def _path(loc: Loc) -> str:
     return format_loc([part if isinstance(part, int) else str(part) for part in loc])
 
 
