@@ -53,6 +53,8 @@ def test_an_answer_waits_for_the_step_to_park_and_for_the_question_to_settle(mon
     from baton.cli import approve
 
     monkeypatch.setattr(approve, "SETTLE_S", 0.6)
+    clock = _Clock()
+    monkeypatch.setattr(approve, "time", clock)  # what it waits is counted, not timed
     states = iter(["running", "running", "running", "awaiting_input"])
     seen: list[str] = []
 
@@ -60,21 +62,36 @@ def test_an_answer_waits_for_the_step_to_park_and_for_the_question_to_settle(mon
         seen.append(next(states))
         return seen[-1]
 
-    started = time.monotonic()
     approve._settle(state, datetime.now(UTC))
-    waited = time.monotonic() - started
     assert seen == ["running", "running", "running", "awaiting_input"]  # polled until it parked
-    assert 1.0 <= waited < 3.0, waited  # three polls of 0.5 s; the question was old enough by then
+    assert clock.slept[:3] == [0.5, 0.5, 0.5]  # a poll every 0.5 s
+    (settle,) = clock.slept[3:]  # then the rest of SETTLE_S: the question was asked just now
+    assert 0.3 < settle <= 0.6, clock.slept  # the age the question had when it parked is not waited again
 
-    started = time.monotonic()
+    clock.slept.clear()
     approve._settle(lambda: "awaiting_input", datetime.now(UTC) - timedelta(seconds=0.2))
-    assert 0.3 <= time.monotonic() - started < 1.0  # parked, but asked 0.2 s ago: waits the rest of 0.6 s
+    (settle,) = clock.slept  # parked, but asked 0.2 s ago: waits the rest of 0.6 s
+    assert 0 < settle <= 0.4, clock.slept
 
     monkeypatch.setattr(approve, "PARK_WAIT_S", 0.8)
-    started = time.monotonic()
+    clock.slept.clear()
     approve._settle(lambda: "running", None)  # never parks (a stuck worker): gives up, the PATCH says why
-    assert 0.8 <= time.monotonic() - started < 2.0
+    assert clock.slept == [0.5, 0.5]  # polls at 0 and 0.5 s; at 1.0 s PARK_WAIT_S has passed
     assert approve._parse_time("2026-11-22T18:49:08.304478Z") == datetime(
         2026, 11, 22, 18, 49, 8, 304478, UTC
     )
     assert approve._parse_time("not a time") is None
+
+
+class _Clock:
+    """``time`` for ``approve._settle``: sleeping advances a clock of its own, and each sleep is recorded."""
+
+    def __init__(self) -> None:
+        self.now, self.slept = 1000.0, []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds

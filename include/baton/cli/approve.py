@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 from typing import Any
 
 MAX_FIELDS = 100
@@ -246,7 +247,6 @@ def _parse_time(value: Any) -> Any:
 def _settle(state: Any, created_at: Any) -> None:
     """Wait until the step has parked (``state()`` is no longer running) and its question is SETTLE_S
     old, at most PARK_WAIT_S: see SETTLE_S."""
-    import time
     from datetime import UTC, datetime
 
     deadline = time.monotonic() + PARK_WAIT_S
