@@ -16,6 +16,7 @@ cannot be used is no cache; a damaged one is started again.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -51,17 +52,18 @@ PRUNE = (
 
 
 _NOT_SOURCE = frozenset({"node_modules", "__pycache__"})
+VALIDATION_LIBRARIES = (
+    "pydantic",
+    "jinja2",
+    "PyYAML",
+    "croniter",
+    "jsonschema",
+)  # what validation depends on
 
 
 @cache
 def code_fingerprint() -> bytes:
     """Baton's own source files and the versions of the libraries its validation depends on."""
-    import croniter
-    import jinja2
-    import jsonschema
-    import pydantic
-    import yaml
-
     digest = hashlib.sha256()
     for folder, subfolders, files in os.walk(PACKAGE):  # as Python's own bytecode cache: path, size, mtime
         # os.walk: not pathlib's rglob, a third of the time in every parse's process. Only folders that can
@@ -71,11 +73,16 @@ def code_fingerprint() -> bytes:
             stat = os.stat(os.path.join(folder, file))
             name = os.path.relpath(os.path.join(folder, file), PACKAGE)
             digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
-    for module in (pydantic, jinja2, yaml, croniter, jsonschema):
-        digest.update(
-            f"{module.__name__}={getattr(module, '__version__', getattr(module, 'VERSION', ''))}".encode()
-        )
+    for distribution in VALIDATION_LIBRARIES:  # the installed versions (jsonschema deprecated __version__)
+        digest.update(f"{distribution}={_version(distribution)}".encode())
     return digest.digest()
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
 
 
 class Entry(NamedTuple):
