@@ -36,6 +36,7 @@ ESCALATION_DAG_ID = "baton_incident_escalation"
 TICK = timedelta(minutes=1)
 ESCALATION_OPTIONS = ["Acknowledge", "Stop the runbook", "Leave it to the runbook"]  # ops.escalation.OPTIONS
 START = datetime(2026, 1, 1)
+MAX_ERRORS_TEXT = 100_000  # characters of errors the errors DAG carries (its description names every file)
 
 
 def monitor_tick(folder: Path) -> timedelta:
@@ -142,6 +143,12 @@ def template_errors_dag(errors: list[TemplateError], loaded: int) -> DAG:
     """A DAG that reports the broken templates without an import error: its description names the files,
     its documentation holds every error, and its one task fails with them all when run."""
     text = "\n\n".join(str(error) for error in errors)
+    if len(text) > MAX_ERRORS_TEXT:  # the DAG is serialised into Airflow's database: a bounded size
+        cut = len(text) - MAX_ERRORS_TEXT
+        text = (
+            text[:MAX_ERRORS_TEXT]
+            + f"\n... and {cut:,} more characters: run `baton validate` for all of them"
+        )
     files = sorted({issue.file for error in errors for issue in error.issues if issue.file})
     summary = f"{len(files) or len(errors)} broken template(s), {loaded} loaded: " + ", ".join(files)
     with DAG(

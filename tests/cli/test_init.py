@@ -18,7 +18,7 @@ from airflow.dag_processing.dagbag import DagBag
 from baton.cli import init as init_cli
 from baton.cli import main
 from baton.cli.init import DAG_FILE, EXAMPLE_FILE, FILES, ROSTER_FILE, InitError, init
-from baton.dagfile import ERRORS_DAG_ID, load
+from baton.dagfile import ERRORS_DAG_ID, MAX_ERRORS_TEXT, load
 from tests.compile.test_loader import BROKEN
 from tests.conftest import ROOT
 
@@ -159,6 +159,17 @@ def test_a_broken_template_is_a_dag_of_its_own_not_an_import_error(tmp_path):
     assert errors.description == "1 broken template(s), 1 loaded: workflows/unknown_agent.yaml"
     assert "workflows/unknown_agent.yaml:" in errors.doc_md and "(fix: " in errors.doc_md
     assert [t.task_id for t in errors.tasks] == ["report"]
+
+
+def test_the_errors_dag_carries_a_bounded_text_however_many_templates_are_broken(tmp_path):
+    init(tmp_path)
+    broken = (BROKEN / "unknown_agent.yaml").read_text()
+    for n in range(400):
+        (tmp_path / "workflows" / f"broken_{n:03}.yaml").write_text(broken.replace("unknown_agent", f"b{n}"))
+    errors = load(tmp_path / DAG_FILE)[ERRORS_DAG_ID]
+    assert errors.description.startswith("400 broken template(s), 1 loaded: workflows/broken_000.yaml, ")
+    assert len(errors.doc_md) < MAX_ERRORS_TEXT + 500
+    assert "more characters: run `baton validate` for all of them" in errors.doc_md
 
 
 def test_a_task_process_builds_only_its_own_dag(tmp_path, monkeypatch):
