@@ -2,10 +2,11 @@
 and an example workflow that validates.
 
 It writes three files and nothing else: ``baton_dags.py`` (every DAG Baton makes of the folder:
-``baton.dagfile``), ``agents.yaml`` (one LLM agent behind the ``baton_llm`` connection) and
-``workflows/hello_baton.yaml``. It refuses, writing nothing, when any of them exists already, when the
-folder is not a folder or cannot be written, or when a path to write is a link; each file is created
-exclusively (``O_EXCL``), so two ``baton init`` at once write each file once or stop.
+``baton.dagfile``), ``agents.yaml`` (two LLM agents behind the ``baton_llm`` connection) and
+``workflows/hello_baton.yaml`` (a routed step and a named one). It refuses, writing nothing, when any of
+them exists already, when the folder already loads Baton's DAGs from another file, when the folder is not
+a folder or cannot be written, or when a path to write is a link; each file is created exclusively
+(``O_EXCL``), so two ``baton init`` at once write each file once or stop.
 """
 
 from __future__ import annotations
