@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -489,6 +489,22 @@ def without_deadlines(dag):
     """
     dag.deadline = None
     return dag
+
+
+CHROMIUM = (
+    "/usr/bin/chromium"  # Debian's (scripts/install.sh installs it); Playwright's own download fails here
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright, for a module's browser tests of the pages."""
+    from playwright.sync_api import sync_playwright  # only the modules that drive a browser load it
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
 
 
 def until(check: Callable[[], Any], what: str, timeout: float = 60) -> Any:

@@ -10,7 +10,6 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -24,23 +23,12 @@ from tests.integration.shared_airflow import unpause
 pytestmark = pytest.mark.integration
 
 ACTIVE = ["baton_compensate", "pages_fanout", "pages_reassign", "pages_stop"]
-CHROMIUM = "/usr/bin/chromium"
 GANTT = "echarts.getInstanceByDom(document.getElementById('gantt'))?.getOption().series[0].data"  # its bars
 
 
 @pytest.fixture(scope="module")
 def running(shared_running: Standalone) -> Standalone:
     return unpause(shared_running, ACTIVE)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 def _password(running: Standalone, user: str) -> str:

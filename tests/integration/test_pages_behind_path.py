@@ -39,7 +39,6 @@ from tests.integration.shared_airflow import unpause
 pytestmark = pytest.mark.integration
 
 BASE_PATH = "/airflow"
-CHROMIUM = "/usr/bin/chromium"
 EXAMPLE = "hello_baton"  # baton init's example workflow
 ROUTED = ("hello_baton", "summarise")  # its routed step (assistant or analyst, by capability)
 # Baton's own DAG files of a dags folder and the DAGs each makes (the templates' are their `workflow:` names)
@@ -121,16 +120,6 @@ def running(installed) -> Iterator[Standalone]:
         yield airflow
     finally:
         airflow.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 def _login(browser: Any, airflow: Standalone, user: str) -> Any:
