@@ -38,9 +38,9 @@ fi
 # Baton and the demo, from wheels built of this checkout, whenever a file they are built from changed (its
 # content: a checkout's modification times say nothing of it). Stale build folders go first: setuptools
 # copies into build/lib without removing what is gone, and a deleted module would stay in the wheel.
-sources=$( { git ls-files -co --exclude-standard include setup.py pyproject.toml 2>/dev/null \
-  || find include setup.py pyproject.toml -type f -not -path '*/node_modules/*' -not -name '*.pyc'; } \
-  | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1)
+sources=$(find include setup.py pyproject.toml -type f -not -path '*/node_modules/*' -not -path '*/__pycache__/*' \
+  -not -path '*.egg-info/*' -not -path 'include/demo/build/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum \
+  | sha256sum | cut -d' ' -f1)
 if [ "$(cat .venv/.baton-sources 2>/dev/null)" != "$sources" ]; then
   rm -rf build include/baton.egg-info include/demo/build include/demo/baton_demo.egg-info
   wheels=$(mktemp -d)
