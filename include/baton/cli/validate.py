@@ -239,10 +239,12 @@ def _connection_defined(conn_id: str) -> bool:
 def model_connection_warnings(roster: Any, agents: Path) -> list[str]:
     """An LLM agent whose connection is not defined here: each of its steps will fail (no offline model
     answers in its place unless a connection names it)."""
-    found = []
+    found, defined = [], {}  # one look-up per connection, however many agents share it
     for index, agent in enumerate(roster.agents if roster is not None else []):
         conn_id = agent.llm_conn_id
-        if conn_id and not _connection_defined(conn_id):
+        if conn_id and conn_id not in defined:
+            defined[conn_id] = _connection_defined(conn_id)
+        if conn_id and not defined[conn_id]:
             found.append(
                 f"{agents}: agents[{index}].llm_conn_id: warning: connection '{conn_id}' of agent '{agent.name}' "
                 f"is not defined here, so its steps will fail (fix: create it, e.g. `airflow connections add "
