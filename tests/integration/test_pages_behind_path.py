@@ -105,7 +105,7 @@ def installed(tmp_path_factory) -> dict[str, Path]:
     done = subprocess.run([str(python.with_name("baton")), "init", str(dags)], capture_output=True, text=True,
                           env=clean_env(python), cwd=work, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    return {"work": work, "wheel": wheel, "python": python, "dags": dags, "init": Path(done.stdout)}
+    return {"work": work, "wheel": wheel, "python": python, "dags": dags}
 
 
 @pytest.fixture(scope="module")
