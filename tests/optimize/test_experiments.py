@@ -13,7 +13,8 @@ import pytest
 from scipy import integrate, special, stats
 
 from baton.errors import OptimizeError
-from baton.optimize.experiments import Experiment, assign, log_e_one_sided, log_e_two_sided
+from baton.optimize.experiments import Experiment, assign
+from baton.optimize.sequential import log_e_one_sided, log_e_two_sided
 
 FIX = "(fix: rebuild the state from the outcomes in the event store)"
 

@@ -5,19 +5,9 @@ business key, a customer) with BLAKE2b into a number in [0, 1) and walks the var
 their weights. No state and no RNG: every process, every worker and every rerun gives the key the same
 variant, and the shares converge on the weights.
 
-**The test.** The runs of each treatment are paired with the runs of the control in the order their
-outcomes are recorded (the k-th finished run of one with the k-th of the other; a run waits until one of
-the other variant comes). In a pair where exactly one run succeeded (a *discordant* pair), the chance
-that it is the treatment's is ``theta = OR / (1 + OR)``, where OR is the odds ratio of the two success
-rates: 1/2 exactly when the variants do equally well, whatever their rate is, and whatever drifts both
-rates share over time (the pairs are close in time). The test's statistic is the e-value of a
-beta-binomial mixture over the discordant pairs, ``E = B(a + w, a + l) / B(a, a) * 2 ** (w + l)`` (w the
-pairs won by the treatment, l by the control, ``a`` the mixture's ``concentration``): a likelihood ratio
-averaged over the alternatives, which is a nonnegative martingale with mean 1 when theta = 1/2. By
-Ville's inequality, the chance that E *ever* reaches 1/alpha under no difference is at most alpha: the
-rule "decide when E >= 1/alpha" keeps its false-positive rate at or under alpha when people look every
-day, every run, or whenever they like, and stop when they like. It is exact (no normal approximation),
-and as efficient as a two-proportion z-test (the discordant count has the same variance per pair).
+**The test** pairs each treatment's runs with the control's in the order they finish, and decides on
+the e-value of the discordant pairs (:mod:`baton.optimize.sequential`): the chance that it *ever*
+reaches 1/alpha when the variants do equally well is at most alpha, however often people look.
 
 **Decisions**, each only once every variant of the comparison has ``min_runs`` runs:
 
@@ -35,11 +25,8 @@ of the pairs. A decision is final: later outcomes are still counted but do not c
 ``Experiment`` is not thread-safe: one writer (the projection of the outcomes) records into it.
 """
 
-# long: one Experiment holds the pairing, the tests and their JSON state, which change together
-
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -48,8 +35,8 @@ import numpy as np
 from baton.errors import OptimizeError
 from baton.optimize import _state
 from baton.optimize.assignment import NAME_FIX, _weights, assign
-from baton.optimize.pairs import Comparison, Verdict, Waiting, _flags, _latencies, fifo_pairs
-from baton.optimize.sequential import log_e_one_sided, log_e_two_sided
+from baton.optimize.pairs import Comparison, Verdict, Waiting, _flags, _latencies, fifo_pairs, replay_rows
+from baton.optimize.sequential import e_test
 
 VERSION = 1
 STATUSES = ("running", "promoted", "stopped")
@@ -198,9 +185,8 @@ class Experiment:
             total["seconds"] += seconds
         runs = Waiting(variant, successes, failures, latencies)
         for treatment in self.treatments if variant == self.control else [variant]:
-            self._pair(
-                self.comparisons[treatment], "treatment" if variant != self.control else "control", runs
-            )
+            side = "treatment" if variant != self.control else "control"
+            self.comparisons[treatment].add(side, runs, self.max_waiting, self.latency_margin)
 
     def replay(self, runs: Iterable[tuple[str, bool, bool, float | None]]) -> None:
         """Record ``runs`` (variant, success, failed, seconds or None), in the order they finished, into
@@ -210,7 +196,7 @@ class Experiment:
             raise OptimizeError(
                 f"replay: experiment {self.name!r} already has runs (fix: replay into a new Experiment)"
             )
-        arms, success, failed, latency = self._rows(runs)
+        arms, success, failed, latency = replay_rows(runs, self.variants, self.name)
         for variant, total in self.totals.items():
             mine = arms == variant
             timed = mine & ~np.isnan(latency)
@@ -227,74 +213,11 @@ class Experiment:
             )
             t, c, w = rows[treated], rows[controls], rows[waiting]
             comparison = self.comparisons[treatment]
-            self._count(comparison, (success[t], failed[t], latency[t]), (success[c], failed[c], latency[c]))
+            comparison.count(
+                (success[t], failed[t], latency[t]), (success[c], failed[c], latency[c]), self.latency_margin
+            )
             comparison.dropped += dropped
             comparison.waiting = Waiting(side, success[w], failed[w], latency[w])
-
-    def _rows(self, runs: Iterable[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """``replay``'s runs as arrays (variant, success, failed, seconds), each one checked."""
-        columns: tuple[list, list, list, list] = ([], [], [], [])
-        for i, row in enumerate(runs):
-            if not isinstance(row, tuple | list) or len(row) != 4:
-                raise OptimizeError(
-                    f"replay: runs[{i}]: must be (variant, success, failed, seconds), got "
-                    f"{type(row).__name__} (fix: one tuple per run)"
-                )
-            if not isinstance(row[0], str) or row[0] not in self.variants:
-                raise OptimizeError(
-                    f"replay: runs[{i}]: variant {str(row[0])[:40]!r} is not in experiment {self.name!r} "
-                    f"({', '.join(self.variants)}) (fix: replay the variants assign() gave the runs)"
-                )
-            for column, value in zip(columns, row, strict=True):
-                column.append(value)
-        count = len(columns[0])
-        return (
-            np.asarray(columns[0], dtype=object),
-            _flags(columns[1], count, "replay: success"),
-            _flags(columns[2], count, "replay: failed"),
-            _latencies(columns[3], count, "replay: latency_s"),
-        )
-
-    def _pair(self, comparison: Comparison, side: str, runs: Waiting) -> None:
-        queue = comparison.waiting
-        if len(queue) and queue.side != side:  # runs of the other side wait: pair with the oldest
-            k = min(len(queue), len(runs))
-            mine = (runs.success[:k], runs.failed[:k], runs.latency[:k])
-            theirs = (queue.success[:k], queue.failed[:k], queue.latency[:k])
-            treatment, control = (mine, theirs) if side == "treatment" else (theirs, mine)
-            self._count(comparison, treatment, control)
-            queue.success, queue.failed, queue.latency = (
-                queue.success[k:],
-                queue.failed[k:],
-                queue.latency[k:],
-            )
-            runs = Waiting(side, runs.success[k:], runs.failed[k:], runs.latency[k:])
-        if len(runs):
-            if not len(queue):
-                queue.side = side
-            queue.success = np.concatenate([queue.success, runs.success])
-            queue.failed = np.concatenate([queue.failed, runs.failed])
-            queue.latency = np.concatenate([queue.latency, runs.latency])
-            extra = len(queue) - self.max_waiting
-            if extra > 0:
-                comparison.dropped += extra
-                queue.success, queue.failed, queue.latency = (
-                    queue.success[extra:],
-                    queue.failed[extra:],
-                    queue.latency[extra:],
-                )
-
-    def _count(self, comparison: Comparison, treatment: tuple, control: tuple) -> None:
-        (t_success, t_failed, t_latency), (c_success, c_failed, c_latency) = treatment, control
-        comparison.pairs += len(t_success)
-        comparison.success[0] += int((t_success & ~c_success).sum())
-        comparison.success[1] += int((~t_success & c_success).sum())
-        comparison.failed[0] += int((t_failed & ~c_failed).sum())
-        comparison.failed[1] += int((~t_failed & c_failed).sum())
-        timed = ~np.isnan(t_latency) & ~np.isnan(c_latency)
-        bound = (1 + self.latency_margin) * c_latency[timed]
-        comparison.latency[0] += int((t_latency[timed] > bound).sum())
-        comparison.latency[1] += int((t_latency[timed] < bound).sum())
 
     # --- deciding -----------------------------------------------------------------------------
 
@@ -343,12 +266,12 @@ class Experiment:
         """The tests of one comparison now; sets its status when one of them decides."""
         comparison = self.comparisons[treatment]
         k = len(self.treatments)
-        primary = self._test("success", comparison.success, None, k / self.alpha, comparison.pairs)
+        primary = e_test("success", comparison.success, None, k / self.alpha, self.concentration)
         failure_theta = self.failure_odds_margin / (1 + self.failure_odds_margin)
         threshold = 2 * k / self.guardrail_alpha
         guards = {
-            "failures": self._test("failures", comparison.failed, failure_theta, threshold, comparison.pairs),
-            "latency": self._test("latency", comparison.latency, 0.5, threshold, comparison.pairs),
+            "failures": e_test("failures", comparison.failed, failure_theta, threshold, self.concentration),
+            "latency": e_test("latency", comparison.latency, 0.5, threshold, self.concentration),
         }
         tests = {
             "success": primary,
@@ -386,32 +309,6 @@ class Experiment:
             }
         return tests
 
-    def _test(
-        self, metric: str, counts: list[int], theta0: float | None, threshold: float, pairs: int
-    ) -> dict:
-        wins, losses = counts
-        if theta0 is None:
-            log_e = log_e_two_sided(wins, losses, self.concentration)
-        else:
-            log_e = log_e_one_sided(wins, losses, theta0, self.concentration)
-        labels = {
-            "success": ("treatment_only", "control_only"),
-            "failures": ("treatment_only", "control_only"),
-            "latency": ("treatment_slower", "treatment_not_slower"),
-        }[metric]
-        return {
-            "statistic": "beta-binomial mixture e-value over discordant pairs"
-            + ("" if theta0 is None else f" (one-sided, null theta <= {theta0:.4g})"),
-            "e_value": round(math.exp(min(log_e, 690.0)), 6),
-            "log_e_value": round(log_e, 6),
-            "threshold": threshold,
-            "p_value": round(math.exp(-max(log_e, 0.0)), 6),  # min(1, 1 / E), which cannot overflow
-            labels[0]: wins,
-            labels[1]: losses,
-            "odds_ratio": round((wins + 0.5) / (losses + 0.5), 4),
-            "decides": log_e >= math.log(threshold),
-        }
-
     def _harm(self, metric: str, treatment: str, test: dict, t_count: dict, c_count: dict) -> str:
         if metric == "failures":
             what = (
@@ -436,25 +333,7 @@ class Experiment:
         return {**settings, "variants": dict(self.variants)}
 
     def to_json(self) -> dict[str, Any]:
-        comparisons = {}
-        for treatment, c in self.comparisons.items():
-            q = c.waiting
-            comparisons[treatment] = {
-                "pairs": c.pairs,
-                "success": list(c.success),
-                "failed": list(c.failed),
-                "latency": list(c.latency),
-                "dropped": c.dropped,
-                "status": c.status,
-                "why": c.why,
-                "waiting": {
-                    "side": q.side,
-                    "runs": [
-                        [bool(s), bool(f), None if math.isnan(t) else float(t)]
-                        for s, f, t in zip(q.success, q.failed, q.latency, strict=True)
-                    ],
-                },
-            }
+        comparisons = {treatment: c.to_json() for treatment, c in self.comparisons.items()}
         decision = self.decision
         return {
             "version": VERSION,
@@ -488,8 +367,8 @@ class Experiment:
             }
         comparisons = _state.only(data["comparisons"], set(experiment.treatments), f"{where}.comparisons")
         for treatment, raw in comparisons.items():
-            experiment.comparisons[treatment] = experiment._comparison(
-                raw, f"{where}.comparisons.{treatment}"
+            experiment.comparisons[treatment] = Comparison.from_json(
+                raw, f"{where}.comparisons.{treatment}", experiment.max_waiting
             )
         decision = data["decision"]
         if decision is not None:
@@ -503,65 +382,3 @@ class Experiment:
                 raise OptimizeError(f"{where}.decision.why: must be an object {_state.FIX}")
             experiment.decision = Verdict(decision["status"], decision["variant"], dict(decision["why"]))
         return experiment
-
-    def _comparison(self, raw: Any, where: str) -> Comparison:
-        # long: one stored comparison, every field checked with its own message
-        keys = {"pairs", "success", "failed", "latency", "dropped", "status", "why", "waiting"}
-        raw = _state.only(raw, keys, where)
-        pairs = int(_state.number(raw["pairs"], f"{where}.pairs", 0, 2**53, whole=True))
-        counts = {}
-        for key in ("success", "failed", "latency"):
-            value = raw[key]
-            if not isinstance(value, list) or len(value) != 2:
-                raise OptimizeError(f"{where}.{key}: must be a list of two counts {_state.FIX}")
-            counts[key] = [
-                int(_state.number(v, f"{where}.{key}[{i}]", 0, pairs, whole=True))
-                for i, v in enumerate(value)
-            ]
-            if sum(counts[key]) > pairs:
-                raise OptimizeError(
-                    f"{where}.{key}: {sum(counts[key])} discordant pairs out of {pairs} {_state.FIX}"
-                )
-        status = raw["status"]
-        if status not in ("running", "won", "lost", "harmful"):
-            raise OptimizeError(
-                f"{where}.status: must be running, won, lost or harmful, got {str(status)[:40]!r} {_state.FIX}"
-            )
-        if status != "running" and not isinstance(raw["why"], Mapping):
-            raise OptimizeError(f"{where}.why: a decided comparison needs its why {_state.FIX}")
-        waiting = _state.only(raw["waiting"], {"side", "runs"}, f"{where}.waiting")
-        runs = waiting["runs"]
-        if not isinstance(runs, list) or len(runs) > self.max_waiting:
-            raise OptimizeError(
-                f"{where}.waiting.runs: must be a list of at most {self.max_waiting} runs {_state.FIX}"
-            )
-        if runs and waiting["side"] not in ("treatment", "control"):
-            raise OptimizeError(f"{where}.waiting.side: must be treatment or control {_state.FIX}")
-        for i, run in enumerate(runs):
-            ok = (
-                isinstance(run, list)
-                and len(run) == 3
-                and isinstance(run[0], bool)
-                and isinstance(run[1], bool)
-                and (run[2] is None or _state.number(run[2], f"{where}.waiting.runs[{i}][2]") >= 0)
-            )
-            if not ok:
-                raise OptimizeError(
-                    f"{where}.waiting.runs[{i}]: must be [success, failed, seconds or null] {_state.FIX}"
-                )
-        queue = Waiting(
-            waiting["side"] if runs else "",
-            np.array([r[0] for r in runs], bool),
-            np.array([r[1] for r in runs], bool),
-            np.array([np.nan if r[2] is None else r[2] for r in runs], float),
-        )
-        return Comparison(
-            pairs=pairs,
-            success=counts["success"],
-            failed=counts["failed"],
-            latency=counts["latency"],
-            dropped=int(_state.number(raw["dropped"], f"{where}.dropped", 0, 2**53, whole=True)),
-            status=status,
-            why=None if raw["why"] is None else dict(raw["why"]),
-            waiting=queue,
-        )

@@ -1,16 +1,19 @@
-"""The records of a variant experiment: runs waiting to be paired, the counts of each comparison, and a
-decision with its why; and the checks of the outcomes recorded."""
+"""The records of a variant experiment: runs waiting to be paired, the counts of each comparison (how runs
+pair, and what a pair counts for), and a decision with its why; the checks of the outcomes recorded, and a
+comparison's JSON state, each field checked when it is read back."""
 
 from __future__ import annotations
 
+import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from baton.errors import OptimizeError
+from baton.optimize import _state
 
 
 @dataclass
@@ -40,6 +43,133 @@ class Comparison:
     status: str = "running"  # running | won | lost | harmful
     why: dict[str, Any] | None = None
     waiting: Waiting = field(default_factory=Waiting)
+
+    def add(self, side: str, runs: Waiting, max_waiting: int, latency_margin: float) -> None:
+        """Runs of ``side`` (treatment or control), in the order they finished: each pairs with the
+        oldest waiting run of the other side, or waits; more than ``max_waiting`` waiting drops the oldest."""
+        queue = self.waiting
+        if len(queue) and queue.side != side:  # runs of the other side wait: pair with the oldest
+            k = min(len(queue), len(runs))
+            mine = (runs.success[:k], runs.failed[:k], runs.latency[:k])
+            theirs = (queue.success[:k], queue.failed[:k], queue.latency[:k])
+            treatment, control = (mine, theirs) if side == "treatment" else (theirs, mine)
+            self.count(treatment, control, latency_margin)
+            queue.success, queue.failed, queue.latency = (
+                queue.success[k:],
+                queue.failed[k:],
+                queue.latency[k:],
+            )
+            runs = Waiting(side, runs.success[k:], runs.failed[k:], runs.latency[k:])
+        if len(runs):
+            if not len(queue):
+                queue.side = side
+            queue.success = np.concatenate([queue.success, runs.success])
+            queue.failed = np.concatenate([queue.failed, runs.failed])
+            queue.latency = np.concatenate([queue.latency, runs.latency])
+            extra = len(queue) - max_waiting
+            if extra > 0:
+                self.dropped += extra
+                queue.success, queue.failed, queue.latency = (
+                    queue.success[extra:],
+                    queue.failed[extra:],
+                    queue.latency[extra:],
+                )
+
+    def count(self, treatment: tuple, control: tuple, latency_margin: float) -> None:
+        """Count pairs: (success, failed, latency) arrays of their treatment runs and of their control runs."""
+        (t_success, t_failed, t_latency), (c_success, c_failed, c_latency) = treatment, control
+        self.pairs += len(t_success)
+        self.success[0] += int((t_success & ~c_success).sum())
+        self.success[1] += int((~t_success & c_success).sum())
+        self.failed[0] += int((t_failed & ~c_failed).sum())
+        self.failed[1] += int((~t_failed & c_failed).sum())
+        timed = ~np.isnan(t_latency) & ~np.isnan(c_latency)
+        bound = (1 + latency_margin) * c_latency[timed]
+        self.latency[0] += int((t_latency[timed] > bound).sum())
+        self.latency[1] += int((t_latency[timed] < bound).sum())
+
+    def to_json(self) -> dict[str, Any]:
+        q = self.waiting
+        return {
+            "pairs": self.pairs,
+            "success": list(self.success),
+            "failed": list(self.failed),
+            "latency": list(self.latency),
+            "dropped": self.dropped,
+            "status": self.status,
+            "why": self.why,
+            "waiting": {
+                "side": q.side,
+                "runs": [
+                    [bool(s), bool(f), None if math.isnan(t) else float(t)]
+                    for s, f, t in zip(q.success, q.failed, q.latency, strict=True)
+                ],
+            },
+        }
+
+    @classmethod
+    def from_json(cls, raw: Any, where: str, max_waiting: int) -> Comparison:
+        """The comparison ``to_json`` wrote; OptimizeError naming the field when ``raw`` is not one."""
+        # long: one stored comparison, every field checked with its own message
+        keys = {"pairs", "success", "failed", "latency", "dropped", "status", "why", "waiting"}
+        raw = _state.only(raw, keys, where)
+        pairs = int(_state.number(raw["pairs"], f"{where}.pairs", 0, 2**53, whole=True))
+        counts = {}
+        for key in ("success", "failed", "latency"):
+            value = raw[key]
+            if not isinstance(value, list) or len(value) != 2:
+                raise OptimizeError(f"{where}.{key}: must be a list of two counts {_state.FIX}")
+            counts[key] = [
+                int(_state.number(v, f"{where}.{key}[{i}]", 0, pairs, whole=True))
+                for i, v in enumerate(value)
+            ]
+            if sum(counts[key]) > pairs:
+                raise OptimizeError(
+                    f"{where}.{key}: {sum(counts[key])} discordant pairs out of {pairs} {_state.FIX}"
+                )
+        status = raw["status"]
+        if status not in ("running", "won", "lost", "harmful"):
+            raise OptimizeError(
+                f"{where}.status: must be running, won, lost or harmful, got {str(status)[:40]!r} {_state.FIX}"
+            )
+        if status != "running" and not isinstance(raw["why"], Mapping):
+            raise OptimizeError(f"{where}.why: a decided comparison needs its why {_state.FIX}")
+        waiting = _state.only(raw["waiting"], {"side", "runs"}, f"{where}.waiting")
+        runs = waiting["runs"]
+        if not isinstance(runs, list) or len(runs) > max_waiting:
+            raise OptimizeError(
+                f"{where}.waiting.runs: must be a list of at most {max_waiting} runs {_state.FIX}"
+            )
+        if runs and waiting["side"] not in ("treatment", "control"):
+            raise OptimizeError(f"{where}.waiting.side: must be treatment or control {_state.FIX}")
+        for i, run in enumerate(runs):
+            ok = (
+                isinstance(run, list)
+                and len(run) == 3
+                and isinstance(run[0], bool)
+                and isinstance(run[1], bool)
+                and (run[2] is None or _state.number(run[2], f"{where}.waiting.runs[{i}][2]") >= 0)
+            )
+            if not ok:
+                raise OptimizeError(
+                    f"{where}.waiting.runs[{i}]: must be [success, failed, seconds or null] {_state.FIX}"
+                )
+        queue = Waiting(
+            waiting["side"] if runs else "",
+            np.array([r[0] for r in runs], bool),
+            np.array([r[1] for r in runs], bool),
+            np.array([np.nan if r[2] is None else r[2] for r in runs], float),
+        )
+        return cls(
+            pairs=pairs,
+            success=counts["success"],
+            failed=counts["failed"],
+            latency=counts["latency"],
+            dropped=int(_state.number(raw["dropped"], f"{where}.dropped", 0, 2**53, whole=True)),
+            status=status,
+            why=None if raw["why"] is None else dict(raw["why"]),
+            waiting=queue,
+        )
 
 
 @dataclass(frozen=True)
@@ -82,6 +212,34 @@ def _latencies(values: Any, count: int, where: str) -> np.ndarray:
             f"{where}: {array[bad][0].item()!r} is not a number of seconds >= 0 (fix: none when unknown)"
         )
     return array
+
+
+def replay_rows(
+    runs: Iterable[Any], variants: Mapping[str, float], name: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The runs of ``Experiment.replay`` (variant, success, failed, seconds) as four arrays, each run
+    checked against the experiment ``name``'s ``variants``."""
+    columns: tuple[list, list, list, list] = ([], [], [], [])
+    for i, row in enumerate(runs):
+        if not isinstance(row, tuple | list) or len(row) != 4:
+            raise OptimizeError(
+                f"replay: runs[{i}]: must be (variant, success, failed, seconds), got "
+                f"{type(row).__name__} (fix: one tuple per run)"
+            )
+        if not isinstance(row[0], str) or row[0] not in variants:
+            raise OptimizeError(
+                f"replay: runs[{i}]: variant {str(row[0])[:40]!r} is not in experiment {name!r} "
+                f"({', '.join(variants)}) (fix: replay the variants assign() gave the runs)"
+            )
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    count = len(columns[0])
+    return (
+        np.asarray(columns[0], dtype=object),
+        _flags(columns[1], count, "replay: success"),
+        _flags(columns[2], count, "replay: failed"),
+        _latencies(columns[3], count, "replay: latency_s"),
+    )
 
 
 def fifo_pairs(
