@@ -310,7 +310,7 @@ def _check_command(words: list[str], routes, makefile: str) -> None:
     if tool == "baton":
         from baton.cli import parser
 
-        parser().parse_args(args)
+        parser(args).parse_args(args)
     elif tool == "airflow":
         from airflow.cli.cli_parser import get_parser
 

@@ -6,33 +6,33 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from baton.cli.common import dags_folder
+from baton.alerts import cli as alerts_cli
+from baton.cli.common import add_command, dags_folder
+from baton.events.migrations import upgrade
+from baton.events.store import EventStore
+from baton.spec.loading import load_roster
 
 
 def add(commands: Any) -> None:
-    pools = commands.add_parser("pools", help="create one Airflow pool per agent of the roster")
+    pools = add_command(commands, "pools")
     pools.add_argument("action", choices=["sync"])
     pools.add_argument("--dags", type=Path, default=None)
     pools.set_defaults(run=lambda args: sync_pools(args.dags or dags_folder()))
-    db = commands.add_parser("db", help="create or migrate Baton's store")
+    db = add_command(commands, "db")
     db.add_argument("action", choices=["upgrade"])
     db.set_defaults(run=lambda args: db_upgrade())
-    alerts = commands.add_parser("alerts", help="alerts that did not reach Slack; --resend tries them again")
+    alerts = add_command(commands, "alerts")
     alerts.add_argument("--resend", action="store_true")
     alerts.set_defaults(run=_alerts)
 
 
 def _alerts(args: argparse.Namespace) -> int:
-    from baton.alerts import cli as alerts_cli
-
     return alerts_cli(args.resend)
 
 
 def sync_pools(dags: Path) -> int:
     """Create or resize one Airflow pool per roster agent (needs the Airflow metadata database)."""
     from airflow.models.pool import Pool
-
-    from baton.spec.loading import load_roster
 
     for agent in load_roster(dags / "agents.yaml").agents:
         Pool.create_or_update_pool(
@@ -47,9 +47,6 @@ def sync_pools(dags: Path) -> int:
 
 def db_upgrade() -> int:
     """Create or migrate Baton's store (the Airflow connection baton_store)."""
-    from baton.events.migrations import upgrade
-    from baton.events.store import EventStore
-
     store = EventStore.from_airflow()
     applied = upgrade(store.engine)
     where = store.engine.url.render_as_string()

@@ -17,6 +17,8 @@ import os
 import time
 from typing import Any
 
+from baton.cli.common import add_command
+
 MAX_FIELDS = 100
 MAX_VALUE = 100_000  # characters of one --field value
 # Airflow 3.3 fails a task answered in the first moments after it parked: the scheduler may requeue the
@@ -45,7 +47,7 @@ def _field(text: str) -> tuple[str, Any]:
 
 
 def add(commands: Any) -> None:
-    answer = commands.add_parser("approve", help="answer what a step asks a person (approval, escalation)")
+    answer = add_command(commands, "approve")
     answer.add_argument("run_id")
     answer.add_argument("step", help="the step's task id")
     answer.add_argument("--map-index", type=int, default=-1, help="for a mapped task (a batch of a for_each)")

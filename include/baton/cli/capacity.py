@@ -8,6 +8,12 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
+
+from baton.cli.common import add_command
+from baton.events import EventStore, schema
+from baton.ops.capacity import CapacityError, forecast, hourly, recommend
+
 CALLS = ("step.succeeded", "step.failed", "subtask.succeeded", "subtask.failed")
 
 
@@ -22,9 +28,7 @@ def _seconds(text: str) -> float:
 
 
 def add(commands: Any) -> None:
-    capacity = commands.add_parser(
-        "capacity", help="forecast each agent's calls from history; the concurrency that keeps queue wait low"
-    )
+    capacity = add_command(commands, "capacity")
     capacity.add_argument("--days", type=int, default=28, choices=range(1, 367), metavar="1..366",
                           help="history to read (default 28: four weeks, for the weekly season)")  # fmt: skip
     capacity.add_argument("--target-wait", type=_seconds, default=5.0, metavar="SECONDS",
@@ -37,10 +41,6 @@ def add(commands: Any) -> None:
 
 def records(store: Any, since: datetime, until: datetime) -> list[tuple[datetime, str, float]]:
     """(start, agent, seconds) of every agent call (a step's or a fan-out item's) in ``[since, until)``."""
-    from sqlalchemy import select
-
-    from baton.events import schema
-
     e = schema.events.c
     query = (
         select(e.ts, e.agent, e.payload)
@@ -57,9 +57,6 @@ def records(store: Any, since: datetime, until: datetime) -> list[tuple[datetime
 
 
 def show(days: int, target_wait: float, horizon: int, as_json: bool) -> int:
-    from baton.events import EventStore
-    from baton.ops.capacity import CapacityError, forecast, hourly, recommend
-
     until = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     since = until - timedelta(days=days)
     try:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from baton.cli.common import dags_folder
+from baton.budgets.config import budgets_of
+from baton.budgets.report import cost_document
+from baton.cli.common import add_command, dags_folder
+from baton.errors import TemplateError
+from baton.events import EventStore
 
 
 def add(commands: Any) -> None:
-    cost = commands.add_parser(
-        "cost", help="model spend by workflow, agent, model or day; budgets against their limits"
-    )
+    cost = add_command(commands, "cost")
     cost.add_argument("--days", type=int, default=7, choices=range(1, 367), metavar="1..366",
                       help="how far back the spend goes (default 7)")  # fmt: skip
     cost.add_argument("--by", choices=("workflow", "agent", "model", "day"), default="workflow")
@@ -20,11 +22,6 @@ def add(commands: Any) -> None:
 
 
 def show(days: int, by: str, as_json: bool) -> int:
-    from baton.budgets.config import budgets_of
-    from baton.budgets.report import cost_document
-    from baton.errors import TemplateError
-    from baton.events import EventStore
-
     try:
         budgets = budgets_of(dags_folder())
     except TemplateError as error:

@@ -9,27 +9,25 @@ import json
 from pathlib import Path
 from typing import Any
 
-from baton.cli.common import dags_folder
+from baton.budgets.config import budgets_of
+from baton.cli.common import add_command, dags_folder
+from baton.errors import TemplateError
+from baton.spec.diff import diff
+from baton.spec.loading import Source
+from baton.spec.models import Workflow
 
 
 def add(commands: Any) -> None:
-    diff = commands.add_parser(
-        "diff", help="the change impact between two versions of a template; exit 1 when it breaks callers"
-    )
-    diff.add_argument(
+    parser = add_command(commands, "diff")
+    parser.add_argument(
         "old", type=Path, help="the template as it is (e.g. `git show HEAD:dags/workflows/x.yaml > old.yaml`)"
     )
-    diff.add_argument("new", type=Path, help="the template as it would be")
-    diff.add_argument("--json", action="store_true", help="one JSON document")
-    diff.set_defaults(run=lambda args: show(args.old, args.new, args.json))
+    parser.add_argument("new", type=Path, help="the template as it would be")
+    parser.add_argument("--json", action="store_true", help="one JSON document")
+    parser.set_defaults(run=lambda args: show(args.old, args.new, args.json))
 
 
 def show(old_path: Path, new_path: Path, as_json: bool) -> int:
-    from baton.errors import TemplateError
-    from baton.spec.diff import diff
-    from baton.spec.loading import Source
-    from baton.spec.models import Workflow
-
     workflows = []
     for path in (old_path, new_path):
         try:  # the template's own shape: not the roster's or the file name's checks (either may have moved on)
@@ -57,9 +55,6 @@ def show(old_path: Path, new_path: Path, as_json: bool) -> int:
 
 def _budgets(workflow: str, agents: list[str]) -> list[str]:
     """The budgets of the dags folder that apply to the workflow or to an agent it now calls."""
-    from baton.budgets.config import budgets_of
-    from baton.errors import TemplateError
-
     try:
         budgets = budgets_of(dags_folder())
     except TemplateError as error:

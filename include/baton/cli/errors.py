@@ -8,6 +8,10 @@ import json
 import math
 from typing import Any
 
+from baton.cli.common import add_command
+from baton.events import EventStore
+from baton.ops.reports.errors import patterns
+
 
 def _hours(text: str) -> float:
     try:
@@ -20,7 +24,7 @@ def _hours(text: str) -> float:
 
 
 def add(commands: Any) -> None:
-    errors = commands.add_parser("errors", help="failures grouped by message, step and agent; what changed")
+    errors = add_command(commands, "errors")
     errors.add_argument("--hours", type=_hours, default=24.0, help="the window (default 24)")
     errors.add_argument("--recent", type=_hours, default=1.0, help="what counts as recent (default 1)")
     errors.add_argument("--workflow", help="only this workflow's failures")
@@ -29,9 +33,6 @@ def add(commands: Any) -> None:
 
 
 def show(hours: float, recent: float, workflow: str | None, as_json: bool) -> int:
-    from baton.events import EventStore
-    from baton.ops.errors import patterns
-
     found = patterns(EventStore.from_airflow(), hours, recent, workflow)
     if as_json:
         print(json.dumps({"hours": hours, "recent_hours": recent, "patterns": [p.document() for p in found]}))

@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from baton.cli.common import dags_folder
+from baton.cli.common import add_command, dags_folder
+from baton.coordination import variants
+from baton.events import EventStore
+from baton.ops.reports.experiments import report
 
 
 def add(commands: Any) -> None:
-    parser = commands.add_parser(
-        "experiments", help="each step's variants: arms, outcomes, decision; settle one"
-    )
+    parser = add_command(commands, "experiments")
     parser.add_argument("--workflow", help="only this workflow's experiments")
     parser.add_argument("--json", action="store_true", help="one JSON document")
     which = parser.add_mutually_exclusive_group()
@@ -32,9 +33,6 @@ def _run(args: Any) -> int:
 
 
 def settle(name: str, accept: bool, by: str) -> int:
-    from baton.coordination import variants
-    from baton.events import EventStore
-
     workflow, _, step = name.partition(".")
     if not workflow or not step or not by.strip():
         print(f"give the experiment as WORKFLOW.STEP (got {name[:100]!r}) and who you are with --by")
@@ -49,9 +47,6 @@ def settle(name: str, accept: bool, by: str) -> int:
 
 
 def show(workflow: str | None, as_json: bool) -> int:
-    from baton.events import EventStore
-    from baton.ops.experiments import report
-
     found = report(EventStore.from_airflow(), dags_folder(), workflow)
     if as_json:
         print(json.dumps({"experiments": found}))

@@ -4,13 +4,16 @@ the output."""
 
 from __future__ import annotations
 
+import argparse
 import getpass
 from typing import Any
 
+from baton.cli.common import add_command
+from baton.events import EventStore
+from baton.events.feedback import FeedbackError, record
+
 
 def _score(text: str) -> float:
-    import argparse
-
     try:
         return float(text)
     except ValueError:
@@ -18,9 +21,7 @@ def _score(text: str) -> float:
 
 
 def add(commands: Any) -> None:
-    feedback = commands.add_parser(
-        "feedback", help="record a score (0 bad .. 1 good) for a step of a run: learned routing learns it"
-    )
+    feedback = add_command(commands, "feedback")
     feedback.add_argument("run_id", help="the run (its Airflow run id)")
     feedback.add_argument("step", help="the step's id")
     feedback.add_argument("--score", type=_score, required=True, help="from 0 (bad) to 1 (good)")
@@ -29,9 +30,6 @@ def add(commands: Any) -> None:
 
 
 def give(run_id: str, step: str, score: float, by: str | None) -> int:
-    from baton.events import EventStore
-    from baton.events.feedback import FeedbackError, record
-
     try:
         event = record(EventStore.from_airflow(), run_id, step, score, by or getpass.getuser(), "cli")
     except FeedbackError as error:

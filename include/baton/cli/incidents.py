@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import Any
 
-from baton.cli.common import dags_folder
+from baton.cli.common import add_command, dags_folder
+from baton.events import EventStore
+from baton.ops import monitor
+from baton.ops.incidents import IncidentError
+from baton.ops.monitor.postmortem import postmortem
+from baton.ops.monitoring_config import load_config
 
 ID = r"^inc-[0-9a-f]{12}$"
 
 
 def _incident_id(text: str) -> str:
-    import re
-
     if not re.fullmatch(ID, text):
         raise argparse.ArgumentTypeError(
             f"'{text[:40]}' is not an incident id: they look like inc-1cd07b4561be"
@@ -23,10 +27,10 @@ def _incident_id(text: str) -> str:
 
 
 def add(commands: Any) -> None:
-    listing = commands.add_parser("incidents", help="the monitor's incidents, newest first")
+    listing = add_command(commands, "incidents")
     listing.add_argument("--limit", type=int, default=20, choices=range(1, 1001), metavar="1..1000")
     listing.set_defaults(run=lambda args: incidents(args.limit))
-    one = commands.add_parser("incident", help="one incident: its timeline, actions and messages")
+    one = add_command(commands, "incident")
     verbs = one.add_subparsers(dest="verb", required=True)
     show = verbs.add_parser("show", help="the incident's timeline, from the first anomaly to its resolution")
     show.add_argument("incident_id", type=_incident_id)
@@ -39,10 +43,8 @@ def add(commands: Any) -> None:
         acting.add_argument("--by", required=True, help="who (a person's or a group's handle)")
         acting.set_defaults(run=lambda args, verb=verb: person_acts(args.incident_id, verb, args.by))
     show.set_defaults(run=lambda args: show_incident(args.incident_id))
-    monitor = commands.add_parser(
-        "monitor", help="the monitor by hand (the baton_monitor DAG runs it every minute)"
-    )
-    mverbs = monitor.add_subparsers(dest="verb", required=True)
+    by_hand = add_command(commands, "monitor")
+    mverbs = by_hand.add_subparsers(dest="verb", required=True)
     tick = mverbs.add_parser(
         "tick", help="one minute of monitoring now: signals, detectors, incidents, runbooks"
     )
@@ -50,10 +52,7 @@ def add(commands: Any) -> None:
 
 
 def incidents(limit: int) -> int:
-    from baton.events import EventStore
-    from baton.ops.monitor import incidents as listed
-
-    rows = listed(EventStore.from_airflow(), limit)
+    rows = monitor.incidents(EventStore.from_airflow(), limit)
     if not rows:
         print("no incidents")
     for r in rows:
@@ -65,10 +64,7 @@ def incidents(limit: int) -> int:
 
 
 def show_incident(incident_id: str) -> int:
-    from baton.events import EventStore
-    from baton.ops.monitor import timeline
-
-    events = timeline(EventStore.from_airflow(), incident_id)
+    events = monitor.timeline(EventStore.from_airflow(), incident_id)
     if not events:
         print(f"no incident {incident_id}: `baton incidents` lists them")
         return 1
@@ -85,10 +81,6 @@ def show_incident(incident_id: str) -> int:
 
 
 def person_acts(incident_id: str, verb: str, by: str) -> int:
-    from baton.events import EventStore
-    from baton.ops import monitor
-    from baton.ops.incidents import IncidentError
-
     try:
         changed = monitor.person_acts(EventStore.from_airflow(), incident_id, verb, by)
     except IncidentError as error:
@@ -100,9 +92,6 @@ def person_acts(incident_id: str, verb: str, by: str) -> int:
 
 
 def _summary(incident_id: str) -> None:
-    from baton.events import EventStore
-    from baton.ops.postmortem import postmortem
-
     report = postmortem(EventStore.from_airflow(), incident_id)
     if report is None:
         return
@@ -126,11 +115,7 @@ def _summary(incident_id: str) -> None:
 
 
 def tick_now() -> int:
-    from baton.events import EventStore
-    from baton.ops.monitor import tick
-    from baton.ops.monitoring_config import load_config
-
-    report = tick(EventStore.from_airflow(), load_config(dags_folder()), dags=dags_folder())
+    report = monitor.tick(EventStore.from_airflow(), load_config(dags_folder()), dags=dags_folder())
     print(
         f"{report.folded} event(s) folded; {len(report.anomalies)} anomaly(ies); "
         f"{len(report.transitions)} transition(s); {len(report.actions)} action(s); {report.notified} message(s)"

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from baton.cli.common import dags_folder
+from baton.cli.common import add_command, dags_folder
 
 DAG_FILE = "baton_dags.py"
 ROSTER_FILE = "agents.yaml"
@@ -101,9 +101,7 @@ class InitError(Exception):
 
 
 def add(commands: Any) -> None:
-    init = commands.add_parser(
-        "init", help="write the DAG file, a roster and an example workflow into an Airflow dags folder"
-    )
+    init = add_command(commands, "init")
     init.add_argument(
         "folder",
         nargs="?",

@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from baton.cli.common import add_command
 from baton.errors import Issue, TemplateError
 from baton.spec import reading
 from baton.spec.deprecations import upgrade
@@ -41,9 +42,7 @@ EXIT_CHANGES, EXIT_ERRORS = 1, 2
 
 
 def add(commands: Any) -> None:
-    migrate = commands.add_parser(
-        "migrate", help="rewrite templates' deprecated forms to today's language, in place"
-    )
+    migrate = add_command(commands, "migrate")
     migrate.add_argument(
         "paths",
         nargs="+",

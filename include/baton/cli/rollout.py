@@ -6,20 +6,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from baton.cli.common import dags_folder
+from baton.cli.common import add_command, dags_folder
+from baton.events import EventStore
+from baton.ops.reports.rollouts import report
 
 
 def add(commands: Any) -> None:
-    rollout = commands.add_parser("rollout", help="where each version rollout stands (share, guardrails)")
+    rollout = add_command(commands, "rollout")
     rollout.add_argument("--workflow", help="only this workflow's rollout")
     rollout.add_argument("--json", action="store_true", help="one JSON document")
     rollout.set_defaults(run=lambda args: show(args.workflow, args.json))
 
 
 def show(workflow: str | None, as_json: bool) -> int:
-    from baton.events import EventStore
-    from baton.ops.rollouts import report
-
     found = report(EventStore.from_airflow(), dags_folder(), workflow)
     if as_json:
         print(json.dumps({"rollouts": found}))

@@ -3,14 +3,21 @@ its saga on purpose."""
 
 from __future__ import annotations
 
+import json
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
-from baton.cli.common import dags_folder
+from baton.cli.common import add_command, dags_folder
+from baton.context import ContextStore
+from baton.coordination.saga import saga_for_run
+from baton.errors import AgentError
+from baton.events import projections, replay
+from baton.events.store import EventStore
 
 
 def add(commands: Any) -> None:
-    play = commands.add_parser("replay", help="a run's timeline and state, rebuilt from its events")
+    play = add_command(commands, "replay")
     play.add_argument("run_id")
     play.add_argument("--until", type=int, help="stop at this event sequence number")
     play.add_argument(
@@ -25,21 +32,16 @@ def add(commands: Any) -> None:
     play.set_defaults(
         run=lambda args: replay_run(args.run_id, args.until, args.rerun, args.full, args.context)
     )
-    listing = commands.add_parser("runs", help="recent runs, newest first (workflow_executions)")
+    listing = add_command(commands, "runs")
     listing.add_argument("--limit", type=int, default=20)
     listing.set_defaults(run=lambda args: runs(args.limit))
-    undo = commands.add_parser(
-        "compensate", help="undo a past run's completed steps, newest first (the saga, on purpose)"
-    )
+    undo = add_command(commands, "compensate")
     undo.add_argument("run_id")
     undo.set_defaults(run=lambda args: compensate(args.run_id))
 
 
 def replay_run(run_id: str, until: int | None, rerun: bool, full: bool = False, context: bool = False) -> int:
     """Print a run's timeline and the state its events add up to (at ``until``); 1 if unknown."""
-    from baton.events import replay
-    from baton.events.store import EventStore
-
     store = EventStore.from_airflow()
     if not store.has_run(run_id):
         print(
@@ -71,7 +73,7 @@ def replay_run(run_id: str, until: int | None, rerun: bool, full: bool = False, 
         print(f"  !! {corrupt}")
     status = 1 if state.corrupt else 0
     if rerun:
-        from baton.rerun import rerun as rerun_run
+        from baton.rerun import rerun as rerun_run  # deferred: pydantic-ai loads for --rerun only
 
         verdicts = rerun_run(store, run_id, dags_folder())
         print("\nrerun with the recorded model outputs (no model is called):")
@@ -83,9 +85,6 @@ def replay_run(run_id: str, until: int | None, rerun: bool, full: bool = False, 
 
 def runs(limit: int) -> int:
     """Seed 002's workflow_executions, newest first."""
-    from baton.events import projections
-    from baton.events.store import EventStore
-
     for row in projections.executions(EventStore.from_airflow(), limit=limit):
         print(
             f"{row['timestamp']}  {row['trigger_id']:<24} {row['execution_status']:<10} "
@@ -100,10 +99,6 @@ def compensate(run_id: str) -> int:
     0 when everything is undone; 1 when a compensation keeps failing (the saga stops there: fix the
     cause and run this again, it goes on where it stopped) or the run is unknown.
     """
-    from baton.coordination.saga import saga_for_run
-    from baton.errors import AgentError
-    from baton.events.store import EventStore
-
     store = EventStore.from_airflow()
     try:
         saga = saga_for_run(store, run_id, saga_id=f"cli.{_now()}", dags_folder=dags_folder())
@@ -128,15 +123,11 @@ def compensate(run_id: str) -> int:
 
 
 def _now() -> str:
-    from datetime import UTC, datetime
-
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
 
 
 def _print_outputs(store: Any, state: Any) -> None:
     """Each step's output, whole (a large one from its blob), as indented JSON."""
-    import json
-
     print("\noutputs:")
     for (step, map_index), s in state.steps.items():
         if s.output is None and s.output_ref is None:
@@ -149,10 +140,6 @@ def _print_outputs(store: Any, state: Any) -> None:
 
 def _print_context(store: Any, run_id: str) -> None:
     """Every version of every shared-context key of the run: who wrote it, and its value."""
-    import json
-
-    from baton.context import ContextStore
-
     versions = ContextStore(store).history(run_id)
     print("\ncontext:" + ("" if versions else " (no key written)"))
     for entry in versions:

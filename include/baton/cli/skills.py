@@ -6,19 +6,18 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from baton.cli.common import add_command
+from baton.extensions import load, named
+from baton.registry import output_models, skills
+
 
 def add(commands: Any) -> None:
-    listing = commands.add_parser(
-        "skills", help="the skills and output models templates may name, and from where"
-    )
+    listing = add_command(commands, "skills")
     listing.set_defaults(run=lambda args: list_skills())
 
 
 def list_skills() -> int:
     """Print the registered skills and output models; 1 when an extension module failed to import."""
-    from baton.extensions import load, named
-    from baton.registry import output_models, skills
-
     failed = load()
     loaded = [module for module, _ in named() if module not in {error.module for error in failed}]
     print(

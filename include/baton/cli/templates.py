@@ -6,35 +6,33 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from baton.cli.common import dags_folder
+from baton.cli.common import add_command, dags_folder
 from baton.errors import TemplateError
+from baton.plan import connections, describe, plan_workflow
+from baton.spec import schema as schemas
+from baton.spec.loading import load_named
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "spec" / "schemas"
 
 
 def add(commands: Any) -> None:
-    schema = commands.add_parser("schema", help="write the JSON Schemas generated from the models")
+    schema = add_command(commands, "schema")
     schema.add_argument("--out", type=Path, default=SCHEMA_DIR)
     schema.set_defaults(run=lambda args: write_schemas(args.out))
-    plan = commands.add_parser("show", help="print the compiled plan of a workflow")
+    plan = add_command(commands, "show")
     plan.add_argument("workflow")
     plan.add_argument("--dags", type=Path, default=None)
     plan.set_defaults(run=lambda args: show(args.workflow, args.dags or dags_folder()))
 
 
 def write_schemas(out: Path) -> int:
-    from baton.spec.schema import write_schemas as write
-
-    for path in write(out):
+    for path in schemas.write_schemas(out):
         print(path)
     return 0
 
 
 def show(workflow: str, dags: Path) -> int:
     """Print the compiled plan of one workflow: its tasks, what each runs, needs and pool."""
-    from baton.plan import connections, describe, plan_workflow
-    from baton.spec.loading import load_named
-
     try:
         spec, roster = load_named(dags, workflow)
     except TemplateError as error:

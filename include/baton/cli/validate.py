@@ -10,12 +10,18 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from baton.cli.common import dags_folder
+from baton.cli.common import add_command, dags_folder
+from baton.compile.loader import rollout_issues
 from baton.errors import Issue, TemplateError
+from baton.extensions import load
+from baton.spec import lint
+from baton.spec.loading import read_roster, read_workflow, template_files
+from baton.spec.rollout import VERSIONS_DIR
+from baton.spec.roster import Roster
 
 
 def add(commands: Any) -> None:
-    check = commands.add_parser("validate", help="check templates; list every error; exit 1 on any")
+    check = add_command(commands, "validate")
     check.add_argument(
         "paths", nargs="*", help="template files or folders (default: the dags folder's workflows)"
     )
@@ -32,8 +38,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _template_paths(paths: list[str]) -> list[Path]:
-    from baton.spec.loading import template_files
-
     files: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -93,8 +97,6 @@ class _Report:
 def _checked(path: Path, roster: Any, deprecated: list[str] | None = None) -> tuple[Any, list[Issue]]:
     """(the workflow, None when broken; its problems): a crash while checking is this file's error,
     never the end of the command. The deprecated forms it uses go to ``deprecated`` (one line each)."""
-    from baton.spec.loading import read_workflow  # imported when the command runs
-
     if not path.is_file():
         return None, [Issue(str(path), "", "no such file", "name a template file or a folder of them")]
     try:
@@ -114,9 +116,6 @@ BUG = "this is a Baton bug; please report it with the file"
 def _rollout(path: Path, workflow: Any, roster: Any, deprecated: list[str]) -> list[Issue]:
     """The problems of the version ``workflow`` rolls out to (``../versions/<file>``), if it rolls out (its
     deprecated forms to ``deprecated``)."""
-    from baton.compile.loader import rollout_issues
-    from baton.spec.rollout import VERSIONS_DIR
-
     if workflow.rollout is None:
         return []
     target = path.parent.parent / VERSIONS_DIR / workflow.rollout.to
@@ -130,9 +129,6 @@ def _rollout(path: Path, workflow: Any, roster: Any, deprecated: list[str]) -> l
 def _roster(agents: Path) -> tuple[Any, list[Issue], list[str]]:
     """The roster (None when it cannot be read as one), its problems, and its deprecated forms (a warning
     line each)."""
-    from baton.spec.loading import read_roster  # as in _checked
-    from baton.spec.roster import Roster  # as in _checked
-
     if not agents.exists():
         return Roster(), [], []
     try:
@@ -152,8 +148,6 @@ def _warning(notice: Any) -> str:
 def validate(paths: list[str], agents: Path, fmt: str = "text") -> int:
     """Print every problem of every template (and of the roster), each file as soon as it is checked;
     1 if there is any. A deprecated form is a warning (file, line, key path, fix), not an error."""
-    from baton.extensions import load
-
     report = _Report(fmt)
     errors = 0
     broken_extensions = [Issue(e.source, "", str(e)) for e in load()]  # their skills are unknown: say why
@@ -191,8 +185,6 @@ def warnings(workflows: dict[Path, Any], agents: Path | None = None) -> list[str
     """What is valid but probably wrong across the templates: an asset no workflow emits (its
     workflow never runs by itself), a sensor whose database connection is not defined here; and
     (``baton.spec.lint``) an allowlist entry as broad as a public suffix, credential-shaped text."""
-    from baton.spec import lint
-
     emitted = sorted({emit.asset for w in workflows.values() for step in w.steps for emit in step.emits})
     found = []
     for path, workflow in workflows.items():

@@ -7,14 +7,17 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
+from baton.cli.common import add_command
+from baton.events import EventStore
+from baton.ops.verify import verify
+from baton.spec.common import Duration
+
 MAX_SINCE = timedelta(days=366)
 
 
 def _since(text: str) -> timedelta:
-    from pydantic import TypeAdapter, ValidationError
-
-    from baton.spec.common import Duration
-
     try:
         span = TypeAdapter(Duration).validate_python(text)
     except ValidationError:
@@ -27,9 +30,7 @@ def _since(text: str) -> timedelta:
 
 
 def add(commands: Any) -> None:
-    check = commands.add_parser(
-        "verify", help="reconcile the event store with Airflow's record; repair what is safe, report the rest"
-    )
+    check = add_command(commands, "verify")
     check.add_argument("--since", type=_since, default=timedelta(days=7), help="how far back (default 7d)")
     check.add_argument("--dry-run", action="store_true", help="report only: append no repair")
     check.add_argument("--format", choices=["text", "json"], default="text")
@@ -37,9 +38,6 @@ def add(commands: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from baton.events import EventStore
-    from baton.ops.verify import verify
-
     store = EventStore.from_airflow()
     findings = verify(store, datetime.now(UTC) - args.since, repair=not args.dry_run)
     repaired = sum(1 for f in findings if f.repair is not None and not args.dry_run)
