@@ -11,8 +11,8 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from baton.browser.artifacts import Artifacts, artifacts_root, safe_part, task_folder
+from baton.browser.extraction import table_records
 from baton.browser.runner import action_problems, render_action
-from baton.browser.session import table_records
 from baton.egress.browser import Allowlist, display_host, safe_url
 from baton.spec.browser import Fill, Goto
 
@@ -145,8 +145,11 @@ def test_error_texts_lose_typed_values_and_url_queries():
     from baton.browser.session import BrowserSession
 
     session = BrowserSession({"allow": ["x.io"]}, record=lambda kind, payload: None)
-    session.typed("hunter22-passphrase")
-    session.typed("ab")  # too short to scrub without mangling the message
+    session.journal.typed("hunter22-passphrase")
+    session.journal.typed("ab")  # too short to scrub without mangling the message
     text = "Page.goto: net::ERR_FAILED at https://x.io/a/b?token=abc#top while typing 'hunter22-passphrase'"
-    assert session.scrub(text) == "Page.goto: net::ERR_FAILED at https://x.io/a/b while typing '***'"
-    assert session.scrub("see http://x.io/p?q=1, and ws://x.io/s#f") == "see http://x.io/p and ws://x.io/s"
+    assert session.journal.scrub(text) == "Page.goto: net::ERR_FAILED at https://x.io/a/b while typing '***'"
+    assert (
+        session.journal.scrub("see http://x.io/p?q=1, and ws://x.io/s#f")
+        == "see http://x.io/p and ws://x.io/s"
+    )

@@ -1,15 +1,17 @@
 """The browser runtime of browser agents: Playwright driving Chromium, only on the agent's allowed hosts.
 
-- :func:`run_actions` performs a declarative browser step (``baton.browser.runner``);
-- :func:`browser_toolset` gives a model browser tools (``baton.browser.tools``, pydantic-ai);
-- :class:`Allowlist` decides which hosts a browser may reach; :class:`Artifacts` keeps its files.
+- :func:`baton.browser.runner.run_actions` performs a declarative browser step;
+- :func:`baton.browser.tools.browser_toolset` gives a model browser tools (pydantic-ai);
+- :class:`baton.browser.session.BrowserSession` is the one Chromium of a step, made of its guard on the
+  network (:mod:`~baton.browser.guard`), its record (:mod:`~baton.browser.journal`), what it reads of a
+  page (:mod:`~baton.browser.extraction`) and the files it keeps (:mod:`~baton.browser.files`,
+  :mod:`~baton.browser.artifacts`).
 
-Importing this package is cheap: Playwright and pydantic-ai are imported when a browser is used.
+This package module holds the errors only, so importing it is cheap; Playwright and pydantic-ai are
+imported when a browser is used.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from baton.errors import AgentError
 
@@ -29,24 +31,21 @@ class NavigationBlocked(BrowserError):
     """A navigation to a host outside the agent's allowlist."""
 
 
-_LAZY = {
-    "Allowlist": "baton.egress.browser",
-    "Artifacts": "baton.browser.artifacts",
-    "artifacts_root": "baton.browser.artifacts",
-    "task_folder": "baton.browser.artifacts",
-    "run_actions": "baton.browser.runner",
-    "run_actions_async": "baton.browser.runner",
-    "action_problems": "baton.browser.runner",
-    "BrowserSession": "baton.browser.session",
-    "browser_toolset": "baton.browser.tools",
-}
+class ActionFailed(Exception):
+    """An action failed for a reason this package words itself; the session turns it into a
+    :class:`BrowserError` that says which action."""
 
-__all__ = ["BrowserError", "NavigationBlocked", *_LAZY]
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+class ActionRefused(Exception):
+    """A navigation the allowlist refused before it started; the session raises :class:`NavigationBlocked`."""
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'baton.browser' has no attribute '{name}'")
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+__all__ = ["ActionFailed", "ActionRefused", "BrowserError", "NavigationBlocked"]

@@ -17,10 +17,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from baton import templating
 from baton.browser import BrowserError
 from baton.browser.artifacts import Artifacts
-from baton.browser.session import BrowserSession, Record
-from baton.spec.browser import BrowserAccess, action_strings
+from baton.browser.journal import Record
+from baton.browser.session import BrowserSession
+from baton.spec.browser import BrowserAccess, BrowserAction, action_strings
 
 RESERVED = ("url", "screenshots", "downloads")
 
@@ -28,8 +30,6 @@ RESERVED = ("url", "screenshots", "downloads")
 def parse_actions(actions: Sequence[Any]) -> list[Any]:
     """Typed actions from the template's form (``{fill: {...}}``), ``model_dump`` dicts, or models."""
     from pydantic import TypeAdapter
-
-    from baton.spec.browser import BrowserAction
 
     return TypeAdapter(list[BrowserAction]).validate_python(list(actions))
 
@@ -60,8 +60,6 @@ def action_problems(actions: Sequence[Any]) -> list[str]:
 
 def render_action(action: Any, scope: dict[str, Any]) -> Any:
     """``action`` with its string arguments rendered (Jinja over the step's scope)."""
-    from baton import templating
-
     rendered = {field: templating.render(text, scope) for field, text in action_strings(action)}
     return action.model_copy(update=rendered) if rendered else action
 
@@ -95,7 +93,7 @@ async def run_actions_async(
         try:
             action = render_action(declared, scope)
         except Exception as error:
-            raise session.fail(
+            raise session.journal.fail(
                 index,
                 declared.action,
                 getattr(declared, "selector", ""),
@@ -103,12 +101,12 @@ async def run_actions_async(
                 f"its arguments do not render: {type(error).__name__}: {error}; fix the Jinja of the action",
             ) from error
         if action.action == "fill":
-            session.typed(action.value)
+            session.journal.typed(action.value)
         if action.action in ("screenshot", "download") and artifacts is None:
-            raise session.fail(
+            raise session.journal.fail(
                 index, action.action, "", started, "this step was given no artifacts folder to keep files in"
             )
-        session.refuse_early(index, action)
+        session.guard.refuse_early(index, action)
         rendered.append(action)
     async with session:
         for index, action in enumerate(rendered):

@@ -22,7 +22,8 @@ from pydantic_ai.toolsets import FunctionToolset
 
 from baton.browser import BrowserError, NavigationBlocked
 from baton.browser.artifacts import Artifacts
-from baton.browser.session import BrowserSession, Record
+from baton.browser.journal import Record
+from baton.browser.session import BrowserSession
 from baton.spec.browser import BrowserAccess, Check, Click, Extract, Fill, Goto, Screenshot, Select
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -108,7 +109,7 @@ class BrowserToolset(FunctionToolset):
             f"refused: this task's limit of {self.access.max_actions} browser actions is reached; "
             "answer with what you have found"
         )
-        self.session.action_event(index, action, selector, time.monotonic(), message)
+        self.session.journal.action_event(index, action, selector, time.monotonic(), message)
         return message
 
     async def _act(self, action: Any, label: str | None = None) -> tuple[Any, str | None]:
@@ -119,18 +120,18 @@ class BrowserToolset(FunctionToolset):
             return None, refused
         session = await self._ready()
         index = self.calls - 1
-        before = len(session.blocked)
+        before = len(session.guard.blocked)
         try:
             value = await session.perform(index, action, label=label)
         except NavigationBlocked as error:
             return None, error.reason
         except BrowserError as error:
             return None, "error: " + error.reason
-        blocked = session.navigation_blocks(before)
+        blocked = session.guard.navigation_blocks(before)
         if blocked:
             await self._leave_error_page()
             where = await self._where()
-            refusal = session.refusal(blocked[0]["url"])
+            refusal = session.guard.refusal(blocked[0]["url"])
             return value, f"blocked: the page tried to go to {blocked[0]['url']}: {refusal}; {where}"
         return value, None
 
@@ -223,9 +224,9 @@ class BrowserToolset(FunctionToolset):
             page = await session.read_page(self.text_limit)
         except Exception as error:
             message = f"{type(error).__name__}: {error}".splitlines()[0]
-            session.action_event(self.calls - 1, "read_page", "", started, message)
+            session.journal.action_event(self.calls - 1, "read_page", "", started, message)
             return "error: " + message
-        session.action_event(self.calls - 1, "read_page", "", started)
+        session.journal.action_event(self.calls - 1, "read_page", "", started)
         return page
 
     async def extract_table(self, selector: str = "table") -> list[dict[str, str]] | str:
