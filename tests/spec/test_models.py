@@ -33,10 +33,33 @@ def _workflow(**overrides):
         ("1h30m", timedelta(minutes=90)),
         (300, timedelta(seconds=300)),
         ("PT2M", timedelta(minutes=2)),
+        ("7d", timedelta(days=7)),
+        ("1d12h", timedelta(days=1, hours=12)),  # days with hours: monitoring.yaml's spelling, one Duration
+        ("2d0h0m30s", timedelta(days=2, seconds=30)),
+        (" 90s ", timedelta(seconds=90)),
     ],
 )
 def test_durations_accept_seconds_and_short_forms(raw, expected):
     assert _workflow(defaults={"retry_delay": raw}).defaults.retry_delay == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (
+            "99999999999999999999h",
+            "Input should be a valid timedelta, durations may not exceed 999,999,999 days",
+        ),
+        ("9" * 30 + "h", "Input should be a valid timedelta, invalid character in hour"),
+        ("-5m", 'Input should be a valid timedelta, "day" identifier in duration not correctly formatted'),
+        (-30, "a duration cannot be negative (got -30 seconds)"),
+        ("soon", "Input should be a valid timedelta, invalid digit in duration"),
+    ],
+)
+def test_a_duration_too_large_or_malformed_is_refused_in_pydantic_s_words_never_a_crash(raw, message):
+    with pytest.raises(ValidationError) as caught:
+        _workflow(defaults={"retry_delay": raw})
+    assert [error["msg"] for error in caught.value.errors()] == [message]
 
 
 def test_defaults_retry_with_exponential_backoff_capped():

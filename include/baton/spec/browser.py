@@ -25,20 +25,16 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from baton.egress import Entry
-from baton.spec.common import IDENTIFIER, Duration
+from baton.spec.common import IDENTIFIER, Duration, Strict
 
 _HOST = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d+)?$")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class BrowserAccess(_Strict):
+class BrowserAccess(Strict):
     """What an agent may do with a browser: the hosts it may reach (every navigation and every
     request of a page elsewhere is blocked and recorded), and its time limits."""
 
@@ -79,41 +75,41 @@ class BrowserAccess(_Strict):
         return [host.lower() for host in value]
 
 
-class Goto(_Strict):
+class Goto(Strict):
     action: Literal["goto"] = "goto"
     url: str
 
 
-class Fill(_Strict):
+class Fill(Strict):
     action: Literal["fill"] = "fill"
     selector: str
     value: str
 
 
-class Select(_Strict):
+class Select(Strict):
     action: Literal["select"] = "select"
     selector: str
     value: str = Field(description="the option's value, or its label")
 
 
-class Check(_Strict):
+class Check(Strict):
     action: Literal["check"] = "check"
     selector: str
     checked: bool = True
 
 
-class Click(_Strict):
+class Click(Strict):
     action: Literal["click"] = "click"
     selector: str
 
 
-class WaitFor(_Strict):
+class WaitFor(Strict):
     action: Literal["wait_for"] = "wait_for"
     selector: str
     state: Literal["attached", "detached", "visible", "hidden"] = "visible"
 
 
-class Extract(_Strict):
+class Extract(Strict):
     action: Literal["extract"] = "extract"
     name: str = Field(pattern=IDENTIFIER, description="the output field the value goes to")
     selector: str
@@ -135,20 +131,20 @@ class Extract(_Strict):
         return self
 
 
-class Screenshot(_Strict):
+class Screenshot(Strict):
     action: Literal["screenshot"] = "screenshot"
     name: str = Field(pattern=IDENTIFIER)
     full_page: bool = True
 
 
-class Download(_Strict):
+class Download(Strict):
     action: Literal["download"] = "download"
     name: str = Field(pattern=IDENTIFIER)
     selector: str = Field(description="the link or button that starts the download")
 
 
 # action -> (model, the argument a plain string stands for)
-ACTIONS: dict[str, tuple[type[_Strict], str]] = {
+ACTIONS: dict[str, tuple[type[Strict], str]] = {
     "goto": (Goto, "url"),
     "fill": (Fill, ""),
     "select": (Select, ""),
@@ -199,7 +195,7 @@ BrowserAction = Annotated[
 ]
 
 
-def action_strings(action: _Strict) -> list[tuple[str, str]]:
+def action_strings(action: Strict) -> list[tuple[str, str]]:
     """(field, text) of each Jinja-bearing string argument of ``action``."""
     return [
         (name, value)

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from baton.spec.common import Strict
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class Variant(_Strict):
+class Variant(Strict):
     """One arm of a step's experiment: what it changes, and its share of the runs."""
 
     weight: float = Field(default=1.0, ge=0, le=1_000_000, description="its share of the runs, relative")
@@ -20,7 +18,7 @@ class Variant(_Strict):
     agent: str | None = Field(default=None, description="instead of the step's agent (a roster name)")
 
 
-class Variants(_Strict):
+class Variants(Strict):
     """An experiment on a step: each run takes one arm (sticky by ``key``), the arms' outcomes are compared
     by a sequential test valid however often it is looked at, and a winner is promoted by itself (or a
     loser stopped on a guardrail: its failures or its latency)."""
@@ -49,7 +47,7 @@ class Variants(_Strict):
         return self
 
 
-class Learn(_Strict):
+class Learn(Strict):
     """Learned routing: the step's own past calls teach which agent does it best (Thompson sampling
     with change detection over each call's reward: answered, valid, fast and cheap as ``prefer`` weighs them, and a
     person's verdict where there is one). ``learn: true`` takes these defaults."""

@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from baton.spec.common import IDENTIFIER, Duration
+from baton.spec.common import IDENTIFIER, Duration, Strict
 from baton.spec.rollout import Rollout
 from baton.spec.step import (
     AgentStep,
@@ -34,11 +34,7 @@ JSON_TYPES = ("string", "integer", "number", "boolean", "array", "object")
 STRATEGIES = ("reject", "last_writer_wins", "merge", "three_way_merge", "escalate")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class InputField(_Strict):
+class InputField(Strict):
     """A run input: becomes an Airflow ``Param``, so the UI form and REST ``conf`` share one schema."""
 
     type: Literal["string", "integer", "number", "boolean", "array", "object"] = "string"
@@ -77,7 +73,7 @@ class Defaults(RetryPolicy):
     execution_timeout: Duration = timedelta(minutes=30)
 
 
-class Schedule(_Strict):
+class Schedule(Strict):
     """When runs start: a cron expression or preset; ``none`` (or no schedule) means manual / API only."""
 
     cron: str | None = None
@@ -92,14 +88,14 @@ class Schedule(_Strict):
         return value
 
 
-class ContextKey(_Strict):
+class ContextKey(Strict):
     """A key of the run's shared context, and how a conflicting write to it is resolved."""
 
     strategy: Literal[STRATEGIES] = "reject"  # type: ignore[valid-type]
     description: str = ""
 
 
-class Workflow(_Strict):
+class Workflow(Strict):
     """A workflow template: compiled into one Airflow DAG whose id is ``workflow``."""
 
     workflow: str = Field(pattern=IDENTIFIER, max_length=200)

@@ -7,9 +7,7 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Discriminator,
     Field,
     StrictBool,
@@ -17,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from baton.spec.common import Duration
+from baton.spec.common import Duration, Strict
 from baton.spec.learning import Learn, _learn
 
 TRIGGER_RULES = (
@@ -47,10 +45,6 @@ MOVED_KEYS = {
 }
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
 def _shorthand_fields(value: Any) -> Any:
     """``score: integer`` is short for ``score: {type: integer}``."""
     if isinstance(value, dict):
@@ -71,7 +65,7 @@ FORMATS = ("date", "date-time", "time", "email", "uri", "uuid")
 ITEM_TYPES = ("string", "integer", "number", "boolean", "object")
 
 
-class OutputField(_Strict):
+class OutputField(Strict):
     """One field of a step's structured output: a JSON type with the constraints a model's answer must
     meet (a re-ask names the one it broke). ``items`` is the type of an array's items, or the fields of
     each item (an array of objects); ``fields`` are the fields of a nested object."""
@@ -149,7 +143,7 @@ def _check_pattern(pattern: str) -> None:
 OutputFields = Annotated[dict[str, OutputField], BeforeValidator(_shorthand_fields)]
 
 
-class RetryPolicy(_Strict):
+class RetryPolicy(Strict):
     """Retry and timeout settings; the workflow's ``defaults`` and any step may set them."""
 
     retries: int | None = Field(default=None, ge=0, le=20)
@@ -164,7 +158,7 @@ class RetryPolicy(_Strict):
     )
 
 
-class UsageLimits(_Strict):
+class UsageLimits(Strict):
     """Caps on one LLM step's model use, enforced by common-ai across all its tries."""
 
     request_limit: int | None = Field(default=None, ge=1)
@@ -174,7 +168,7 @@ class UsageLimits(_Strict):
     tool_calls_limit: int | None = Field(default=None, ge=0)
 
 
-class Route(_Strict):
+class Route(Strict):
     """Pick the agent at run time: among roster agents having every capability, ranked by load
     (calls running against ``max_concurrency``) and track record (success rate, latency, cost), or,
     with ``learn``, by what the step's own past calls taught."""
@@ -193,7 +187,7 @@ class Route(_Strict):
 ESCALATE_SHORTHANDS = {"human": {"when": "always"}, "on_failure": {"when": "failure"}}
 
 
-class Escalation(_Strict):
+class Escalation(Strict):
     """When a person takes over a step, on the Required Actions page (Airflow human-in-the-loop).
 
     ``when: failure`` (``escalate: on_failure``): once every candidate agent has failed, a person
@@ -223,7 +217,7 @@ EscalationField = Annotated[
 ]
 
 
-class Compensation(_Strict):
+class Compensation(Strict):
     """How a completed step is undone when its run fails later (the saga pattern).
 
     The call receives the step's output (``output`` in the instruction and in ``with``; a for_each
@@ -253,7 +247,7 @@ class Compensation(_Strict):
         return self
 
 
-class Requirement(_Strict):
+class Requirement(Strict):
     """A condition the step must meet, or it fails for good with ``message`` (no retry: a guard such as
     "an order above 1,000 units is refused"). Checked before the step's work when ``check`` reads only the
     run's scope, after it (on ``output``) when it reads ``output``."""
@@ -268,7 +262,7 @@ class Requirement(_Strict):
     )
 
 
-class ForEach(_Strict):
+class ForEach(Strict):
     """Run the step once per item of an upstream step's list (``item`` and ``index`` in its Jinja):
     the items of a batch as concurrent calls inside one Airflow task, each batch a mapped task."""
 

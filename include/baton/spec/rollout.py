@@ -7,26 +7,32 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from baton.spec.common import Duration
+from baton.spec.common import Duration, Strict
 
 VERSIONS_DIR = "versions"  # beside workflows/: the templates of versions being rolled out (never a DAG alone)
 VERSION_FILE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,150}\.ya?ml$"
 
 
-class Rollout(BaseModel):
-    """The version this template rolls out to, and how fast."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+class Rollout(Strict):
+    """The version this template rolls out to, and how fast (its numbers finite: ``.nan`` is refused)."""
 
     to: str = Field(
         pattern=VERSION_FILE,
         description=f"the new version's template: a file name in dags/{VERSIONS_DIR}/ (no folder), e.g. "
         "customer_onboarding.v2.yaml",
     )
-    start: float = Field(default=10, gt=0, le=100, description="the new version's share of runs at first, %")
-    step: float = Field(default=10, gt=0, le=100, description="what each stage adds to the share, %")
+    start: float = Field(
+        default=10,
+        allow_inf_nan=False,
+        gt=0,
+        le=100,
+        description="the new version's share of runs at first, %",
+    )
+    step: float = Field(
+        default=10, allow_inf_nan=False, gt=0, le=100, description="what each stage adds to the share, %"
+    )
     every: Duration = Field(
         default=timedelta(hours=1), description="how long a stage lasts at least before the share grows"
     )
@@ -39,6 +45,7 @@ class Rollout(BaseModel):
     )
     alpha: float = Field(
         default=0.05,
+        allow_inf_nan=False,
         gt=0,
         le=0.5,
         description="the declared rate of rolling back a version that does no harm (its guardrails: "

@@ -5,39 +5,34 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from baton.egress import Entry
 from baton.spec.browser import BrowserAccess
-from baton.spec.common import IDENTIFIER, Duration
+from baton.spec.common import IDENTIFIER, Duration, Strict
 
 DEFAULT_LLM_CONN_ID = "baton_llm"
 
 
-class Cost(BaseModel):
+class Cost(Strict):
     """Price of an agent's model, in the currency of your bill, per 1,000 tokens."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     input_per_1k: float = Field(default=0.0, ge=0)
     output_per_1k: float = Field(default=0.0, ge=0)
 
 
-class CircuitBreaker(BaseModel):
+class CircuitBreaker(Strict):
     """After ``failures`` failures in a row, routing leaves the agent out for ``cooldown``; then one
     call may try it again (half-open). Its state is in Baton's store, shared by every run."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     failures: int = Field(default=3, ge=1, le=1000)
     cooldown: Duration = timedelta(minutes=5)
 
 
-class McpServer(BaseModel):
+class McpServer(Strict):
     """An MCP server whose tools the agent's model may call: an Airflow connection of type ``mcp``
     (common-ai's MCPHook: host = the server's URL, or ``{"transport": "stdio", "command": ...}``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     conn_id: str = Field(min_length=1)
     prefix: str | None = Field(
@@ -50,10 +45,8 @@ class McpServer(BaseModel):
         return {"conn_id": value} if isinstance(value, str) else value
 
 
-class SkillAccess(BaseModel):
+class SkillAccess(Strict):
     """Where a skill may connect (``baton.egress``): every other host and address is refused."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     allow: list[str] = Field(
         min_length=1,
@@ -67,8 +60,6 @@ class SkillAccess(BaseModel):
     @field_validator("allow")
     @classmethod
     def _entries(cls, value: list[str]) -> list[str]:
-        from baton.egress import Entry
-
         for index, text in enumerate(value):
             try:
                 Entry.parse(text)
@@ -81,10 +72,8 @@ class SkillAccess(BaseModel):
         return [text.strip().lower() for text in value]
 
 
-class Agent(BaseModel):
+class Agent(Strict):
     """An agent: an LLM behind an Airflow connection, or a deterministic registered skill."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=IDENTIFIER, max_length=100)
     department: str = "general"
@@ -128,10 +117,8 @@ class Agent(BaseModel):
         return f"baton_agent_{self.name}"
 
 
-class Roster(BaseModel):
+class Roster(Strict):
     """All agents a workflow may name."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     agents: list[Agent] = Field(default_factory=list)
     skills: dict[Annotated[str, Field(pattern=IDENTIFIER, max_length=100)], SkillAccess] = Field(

@@ -25,10 +25,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from baton.limits import MAX_SENSOR_QUERY_CHARS as MAX_QUERY_CHARS
-from baton.spec.common import IDENTIFIER, Duration
+from baton.spec.common import IDENTIFIER, Duration, Strict
 
 ASSET_NAME = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
 # identifiers of at most 63 characters: PostgreSQL's limit (it would cut a longer one silently)
@@ -41,11 +41,7 @@ STATEMENT_TIMEOUT = timedelta(seconds=30)
 STATEMENT_TIMEOUT_BOUNDS = (timedelta(seconds=1), timedelta(minutes=10))
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class _Sensor(_Strict):
+class _Sensor(Strict):
     conn_id: str = Field(
         min_length=1,
         description="the Airflow connection of the business database (postgres, or sqlite)",
@@ -114,7 +110,7 @@ class NewRows(_Sensor):
         return self
 
 
-class Condition(_Strict):
+class Condition(Strict):
     """``column op value``; the value is always a bind parameter, never SQL text."""
 
     column: str = Field(pattern=_COLUMN)
@@ -205,7 +201,7 @@ SENSOR_KINDS: dict[str, type[_Sensor]] = {
 }
 
 
-class Sensor(_Strict):
+class Sensor(Strict):
     """One of ``new_rows``, ``rule_match`` or ``sql_threshold``."""
 
     new_rows: NewRows | None = None
@@ -236,7 +232,7 @@ class Sensor(_Strict):
         return getattr(self, self.kind)
 
 
-class Queue(_Strict):
+class Queue(Strict):
     """Messages on a Redis pub/sub channel start runs: an Airflow ``AssetWatcher`` in the triggerer
     (common-messaging's ``MessageQueueTrigger``, scheme ``redis+pubsub``). The message is the
     run's ``trigger.payload``."""
@@ -246,7 +242,7 @@ class Queue(_Strict):
     poll_interval: Duration = timedelta(seconds=1)
 
 
-class Trigger(_Strict):
+class Trigger(Strict):
     """Exactly one of ``sensor``, ``asset`` or ``queue``."""
 
     sensor: Sensor | None = None
@@ -272,7 +268,7 @@ class Trigger(_Strict):
         return self
 
 
-class Emit(_Strict):
+class Emit(Strict):
     """An asset event a step emits when it succeeds: its ``extra`` is the message (Jinja over
     ``output``, inputs, steps, context, run)."""
 
