@@ -18,6 +18,13 @@ from airflow.api_fastapi.core_api.security import requires_access_dag
 from fastapi import APIRouter, Depends, HTTPException, Path
 from pydantic import BaseModel, ConfigDict, Field
 
+from baton.compile.loader import compile_folder, healthy_workflows, read_roster, steps_of
+from baton.errors import TemplateError
+from baton.plan import plan_workflow
+from baton.spec.diff import diff
+from baton.spec.loading import load_workflow, template_files, template_path
+from baton.spec.reading import read_bytes
+
 MAX_TEXT = 1_000_000  # characters of a text the editor may send
 MAX_LIBRARY = 2_000  # templates listed
 ReadDags = Depends(requires_access_dag("GET", DagAccessEntity.RUN))
@@ -32,8 +39,6 @@ def _folder() -> Folder:
 
 
 def _roster(folder: Folder) -> Any:
-    from baton.compile.loader import read_roster
-
     return read_roster(folder)[0]
 
 
@@ -42,9 +47,6 @@ def library() -> dict:
     """Every template of ``dags/workflows``: healthy ones with their settings, broken ones with each error
     (through the validation cache, as the DAG files read them: a poll of the page validates nothing that
     did not change). ``other_errors``: those of the other files (the roster, a version being rolled out)."""
-    from baton.compile.loader import compile_folder, healthy_workflows
-    from baton.spec.loading import template_files
-
     folder = _folder()
     healthy = {workflow.workflow: workflow for workflow in healthy_workflows(folder)}
     errors: dict[str, list[str]] = {}
@@ -87,8 +89,6 @@ def _summary(workflow: Any) -> dict[str, Any]:
 def roster() -> dict:
     """The roster's agents (``dags/agents.yaml``): every agent a step may name or be routed to, with its
     capabilities and concurrency, whether or not it has been called yet; and the roster's errors."""
-    from baton.compile.loader import read_roster
-
     found, error = read_roster(_folder())
     agents = [{"agent": a.name, "capabilities": list(a.capabilities), "max_concurrency": a.max_concurrency,
                "description": a.description[:300]} for a in (found.agents if found else [])]  # fmt: skip
@@ -98,9 +98,6 @@ def roster() -> dict:
 @router.get("/{workflow}/source")
 def source(workflow: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,199}$")]) -> dict:
     """The text of ``workflows/<workflow>.yaml`` (what the editor starts from)."""
-    from baton.spec.loading import template_path
-    from baton.spec.reading import read_bytes
-
     folder = _folder()
     path = template_path(folder / "workflows", workflow)
     if path is None:
@@ -118,10 +115,6 @@ class Draft(BaseModel):
 def validate(draft: Draft) -> dict:
     """The draft's errors (file, line, key, message, fix: those of ``baton validate``), or the plan it compiles
     to as a graph and what it changes against the template of the same name."""
-    from baton.errors import TemplateError
-    from baton.plan import plan_workflow
-    from baton.spec.loading import load_workflow
-
     folder = _folder()
     roster = _roster(folder)
     path = folder / "workflows" / draft.file
@@ -144,10 +137,6 @@ def validate(draft: Draft) -> dict:
 
 
 def _diff(folder: Folder, new: Any) -> dict | None:
-    from baton.errors import TemplateError
-    from baton.spec.diff import diff
-    from baton.spec.loading import load_workflow, template_path
-
     path = template_path(folder / "workflows", new.workflow)
     if path is None:
         return None
@@ -161,8 +150,6 @@ def _diff(folder: Folder, new: Any) -> dict | None:
 @router.get("/{workflow}/graph")
 def workflow_graph(workflow: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,199}$")]) -> dict:
     """The tasks of a healthy template's DAG (both versions' while it rolls out) as a graph."""
-    from baton.compile.loader import steps_of
-
     steps = steps_of(_folder(), workflow)
     if not steps:
         raise HTTPException(404, f"no healthy template workflows/{workflow}.yaml")
