@@ -17,4 +17,4 @@ CELERY_CONFIG: dict[str, Any] = dict(DEFAULT_CELERY_CONFIG)
 
 @worker_init.connect
 def preload(**_: Any) -> None:
-    import baton.preload  # noqa: F401
+    import baton.preload  # noqa: F401  # deferred: for a worker only; the scheduler imports this module too

@@ -15,7 +15,7 @@ class _ReadApi:
     """The FastAPI app, imported only by the API server (task processes never load FastAPI)."""
 
     def __get__(self, instance: object, owner: type) -> list[dict]:
-        from baton.plugin.api import app
+        from baton.plugin.api import app  # deferred: the API (FastAPI) loads on the API server only
 
         return [{"app": app, "url_prefix": "/baton", "name": "Baton events"}]
 
