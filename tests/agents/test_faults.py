@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 from pydantic import BaseModel, ConfigDict
@@ -130,15 +132,51 @@ def test_an_error_fails_the_run_like_a_provider_error(inject):
     assert "manual__r1/extract/-1//1/0" in str(raised.value.body)
 
 
-def test_a_timeout_hangs_hang_s_and_the_agent_timeout_cuts_it(inject):
+@pytest.fixture
+def sleeps(monkeypatch):
+    """The offline model's and the faults' waits, recorded instead of slept (``asyncio.sleep`` in both
+    modules): what a test reads is the seconds each asked for, not the wall clock of a loaded machine."""
+    asked: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        asked.append(seconds)
+
+    for module in (offline, faults):
+        monkeypatch.setattr(module, "asyncio", SimpleNamespace(sleep=sleep))
+    return asked
+
+
+def test_a_timeout_hangs_hang_s_and_the_agent_timeout_cuts_it(inject, monkeypatch):
+    """The fault hangs the request for hang_s: without agent_timeout the answer comes after it (the hang
+    asked for 0.6 s); with one, AgentTimeout is raised while the request still hangs (a hang that ends only
+    when the test lets it), and the abandoned call ends once let go."""
     inject(seed=1, timeout=1.0, hang_s=0.6)
+    hangs, hanging, release = [], threading.Event(), threading.Event()
+
+    async def hang(seconds: float) -> None:
+        hangs.append(seconds)
+        hanging.set()
+        await asyncio.to_thread(release.wait, 60)
+
+    monkeypatch.setattr(faults, "asyncio", SimpleNamespace(sleep=hang))
     agent = _agent()
-    began = time.monotonic()
+    release.set()
     with _step_scope():
-        result = agent.run_sync("Assess order 1")  # no agent_timeout: it answers late
-    assert time.monotonic() - began >= 0.6 and result.output.summary
-    with _step_scope(2), pytest.raises(AgentTimeout):  # raised only while the hanging call still runs
-        call_with_timeout(lambda: agent.run_sync("Assess order 1"), 0.2, "agent x on step 'extract'")
+        result = agent.run_sync("Assess order 1")  # no agent_timeout: it answers after the hang
+    assert hangs == [0.6] and result.output.summary
+    release.clear()
+    hanging.clear()
+    returned = threading.Event()
+
+    def call() -> None:
+        agent.run_sync("Assess order 1")
+        returned.set()
+
+    with _step_scope(2), pytest.raises(AgentTimeout):
+        call_with_timeout(call, 0.2, "agent x on step 'extract'")
+    assert hanging.wait(60) and not returned.is_set()  # the request hangs: it was not waited for
+    release.set()
+    assert returned.wait(60) and hangs == [0.6, 0.6]
 
 
 def test_an_invalid_answer_is_asked_again_up_to_output_retries(inject):
@@ -323,18 +361,16 @@ def test_a_clock_that_is_not_a_path_is_refused():
         faults.Faults(clock=7)
 
 
-def test_a_slow_window_multiplies_the_connections_delay(inject):
+def test_a_slow_window_multiplies_the_connections_delay(inject, sleeps):
     inject(seed=3, windows=[_window("slow", factor=3)])
     agent = Agent(offline_model(0.2, "writer_llm"), output_type=Verdict)
-    started = time.monotonic()
     with _step_scope():
         agent.run_sync("Assess order 1")
-    assert 0.55 <= time.monotonic() - started < 3  # 0.2 s, then 0.4 s more
+    assert sleeps == [0.2, 0.4]  # the connection's 0.2 s, then (3 - 1) x 0.2 s more
     quick = Agent(offline_model(0.2, "other_llm"), output_type=Verdict)
-    started = time.monotonic()
     with _step_scope():
         quick.run_sync("Assess order 1")
-    assert time.monotonic() - started < 0.55
+    assert sleeps == [0.2, 0.4, 0.2]  # another connection: its own delay only
 
 
 def test_a_cost_window_reports_factor_times_the_tokens_of_the_same_answer(inject):
