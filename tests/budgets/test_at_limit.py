@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
-from baton.budgets.config import Budget
 from baton.budgets.ledger import Ledger, Spend
 from baton.coordination import spend
 from baton.coordination.fanout import BatchResult
 from baton.errors import BudgetExceeded
+from baton.spec.budgets import Budget
 from tests.budgets.test_fanout_budget import PER_CALL, WRITER, _fan, _items, offline_llm  # noqa: F401 (autouse)
 
 NIGHT = datetime(2026, 11, 25, 22, 30, tzinfo=UTC)

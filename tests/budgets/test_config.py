@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from baton.budgets.config import Budget, budgets_of, load_budgets
+from baton.budgets.config import budgets_of
 from baton.errors import TemplateError
+from baton.spec.budgets import Budget, load_budgets
 
 
 def _load(tmp_path, text: str):
@@ -57,12 +58,12 @@ def test_budgets_at_every_level_with_their_windows(tmp_path):
          "budgets.yaml:2: budgets[0].per: Input should be 'run', 'day' or 'month' (fix: use one of the allowed "
          "values)"),
         ("budgets:\n  - {name: a, per: day, cost: -1}\n",
-         "budgets.yaml:2: budgets[0].cost: Input should be greater than 0"),
+         "budgets.yaml:2: budgets[0].cost: Input should be greater than 0 (fix: use a larger value)"),
         ("budgets:\n  - {name: a, per: day, cost: 1e400}\n",
          "budgets.yaml:2: budgets[0].cost: Input should be less than or equal to 1000000000000 (fix: use a "
          "smaller value)"),
         ("budgets:\n  - {name: a, per: day, cost: 1, warn_at: 1.5}\n",
-         "budgets.yaml:2: budgets[0].warn_at: Input should be less than 1"),
+         "budgets.yaml:2: budgets[0].warn_at: Input should be less than 1 (fix: use a smaller value)"),
         ("budgets:\n  - {name: a, per: day, cost: 1}\n  - {name: a, per: run, tokens: 5}\n",
          "budgets.yaml:1: budgets: two budgets are named 'a': give each its own name"),
         ("budgets:\n  - {name: a, per: day, costs: 1}\n",
@@ -87,7 +88,8 @@ def test_each_bad_budget_is_refused_with_its_line_key_and_fix(tmp_path, text, ex
 def test_hostile_files_are_refused_within_bounds(tmp_path):
     many = "budgets:\n" + "".join(f"  - {{name: b{i}, per: day, cost: 1}}\n" for i in range(201))
     assert _error(tmp_path, many) == (
-        "budgets.yaml:1: budgets: List should have at most 200 items after validation, not 201"
+        "budgets.yaml:1: budgets: List should have at most 200 items after validation, not 201 (fix: use fewer "
+        "entries)"
     )
     long_name = _error(tmp_path, "budgets:\n  - {name: " + "n" * 10_000 + ", per: day, cost: 1}\n")
     assert (

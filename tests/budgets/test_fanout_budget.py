@@ -18,13 +18,13 @@ from types import SimpleNamespace
 import pytest
 from pydantic import TypeAdapter
 
-from baton.budgets.config import Budget
 from baton.budgets.ledger import Ledger, Spend
 from baton.coordination.fanout import BatchResult, FanOut, subtasks_of
 from baton.coordination.spend import free_earlier_tries
 from baton.events.recorder import StepRecorder
 from baton.events.store import Event
 from baton.plan import CompiledStep, FanOutPlan
+from baton.spec.budgets import Budget
 from baton.spec.roster import Agent
 from baton.spec.step import Step
 
@@ -176,7 +176,7 @@ def test_a_killed_try_holds_its_reservation_until_the_next_try_frees_it(store, t
     code = f"""
 import os, signal
 from datetime import UTC, datetime, timedelta
-from baton.budgets.config import Budget
+from baton.spec.budgets import Budget
 from baton.budgets.ledger import Ledger, Spend, holder_of
 from baton.events.store import EventStore, engine_for
 store = EventStore(engine_for({url!r}))

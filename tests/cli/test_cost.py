@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from baton.budgets.config import Budget
 from baton.budgets.ledger import Ledger, Spend
 from baton.budgets.report import budget_status
 from baton.cli import main as baton
 from baton.events.store import Event
+from baton.spec.budgets import Budget
 
 NOW = datetime.now(UTC)
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from baton.budgets.config import Budget
 from baton.budgets.ledger import Ledger, Refusal, Reservation, Spend, holder_of
 from baton.errors import BudgetExceeded
 from baton.events.store import Event, EventStore
+from baton.spec.budgets import Budget
 from baton.spec.roster import Agent
 
 ESTIMATED_OUTPUT = 1024  # tokens out of a call whose step sets no output_tokens_limit

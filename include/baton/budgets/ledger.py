@@ -27,9 +27,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, delete, func, select, text, update
 
-from baton.budgets.config import Budget
 from baton.events import schema
 from baton.events.store import EventStore
+from baton.spec.budgets import Budget
 
 
 @dataclass(frozen=True)

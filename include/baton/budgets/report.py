@@ -11,10 +11,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from baton.budgets.config import Budget
 from baton.budgets.ledger import Ledger
 from baton.events import schema
 from baton.events.store import EventStore
+from baton.spec.budgets import Budget
 
 GROUPS = ("workflow", "agent", "model", "day")
 MAX_RUN_WINDOWS = 5  # a per-run budget shows its latest runs

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from baton.budgets.config import Budget, budgets_of, dags_folder_of
+from baton.budgets.config import budgets_of, dags_folder_of
 from baton.budgets.guard import Guard
 from baton.budgets.ledger import Ledger, Spend
+from baton.spec.budgets import Budget
 
 
 def try_key(recorder: Any) -> str:

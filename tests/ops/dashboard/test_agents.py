@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from baton.budgets.config import Budget
 from baton.coordination.load import HALF_OPEN
 from baton.events import schema
 from baton.ops.dashboard.agents import board
+from baton.spec.budgets import Budget
 from tests.ops.dashboard.scenario import Run
 
 NOW = datetime.now(UTC).replace(microsecond=0)
