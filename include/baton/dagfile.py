@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 MONITOR_DAG_ID = "baton_monitor"
 ESCALATION_DAG_ID = "baton_incident_escalation"
 TICK = timedelta(minutes=1)
-ESCALATION_OPTIONS = ["Acknowledge", "Stop the runbook", "Leave it to the runbook"]  # ops.escalation.OPTIONS
+ESCALATION_OPTIONS = ["Acknowledge", "Stop the runbook", "Leave it to the runbook"]  # ops.monitor.paging.OPTIONS
 START = datetime(2026, 1, 1)
 MAX_ERRORS_TEXT = 100_000  # characters of errors the errors DAG carries (its description names every file)
 
@@ -96,7 +96,7 @@ def monitor_dag(folder: Path) -> DAG:
 def incident_escalation_dag() -> DAG:
     """``baton_incident_escalation``: a person answers one of Baton's incidents on the Required Actions page.
 
-    A runbook's ``escalate`` step (``baton.ops.escalation``) triggers a run with the incident's id, subject
+    A runbook's ``escalate`` step (``baton.ops.monitor.paging``) triggers a run with the incident's id, subject
     and evidence; ``ask`` waits for a person, who acknowledges the incident (no more messages, its
     escalations skipped), stops its runbook, or leaves it to the runbook; ``apply`` records that as the
     incident's event under their name. Unscheduled, and active from the start: it runs only when asked.
@@ -130,7 +130,7 @@ def incident_escalation_dag() -> DAG:
         def apply(answer: dict, params: dict | None = None) -> str:
             # The store and the runbooks are imported when a person has answered, not at parse time.
             from baton.events import EventStore
-            from baton.ops.escalation import apply_answer
+            from baton.ops.monitor.paging import apply_answer
 
             return apply_answer(EventStore.from_airflow(), params["incident_id"], answer)
 

@@ -44,8 +44,8 @@ import baton.coordination.routed
 import baton.coordination.saga
 import baton.coordination.scope
 import baton.coordination.step
-import baton.ops.escalation
 import baton.ops.monitor
+import baton.ops.monitor.paging
 import baton.optimize.experiments  # scipy.stats: a version's rollout decision, a variant's
 import baton.plugin.listener
 import baton.skills  # Baton's own skills

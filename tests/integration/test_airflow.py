@@ -147,8 +147,8 @@ def test_scheduled_workflows_run_on_their_schedule(running):
     assert after.hour == 9 and after.minute == 0
     assert now - timedelta(days=1) <= after <= now + timedelta(days=1)
     # Baton's listener recorded it as a scheduled run, which the monitor's fold turns into the runs_started
-    # signal that baton.ops.schedules reads
-    from baton.ops import schedules, signals
+    # signal that baton.ops.monitor.schedules reads
+    from baton.ops.monitor import schedules, signals
 
     store = _store(running)
     # the run may have ended within SETTLE of its start: its events are all committed, so fold as of a
@@ -703,8 +703,9 @@ def test_a_person_answers_an_incident_on_the_required_actions_page_and_through_b
     baton_incident_escalation, asked once however often the step is carried out); the person stops the
     runbook there. Then Baton's API under /baton: listed, its report read, acknowledged by the logged-in
     user (admin), once; what it refuses, refused."""
-    from baton.ops import escalation, monitor, signals
+    from baton.ops import monitor
     from baton.ops.incidents import Action
+    from baton.ops.monitor import paging, record, signals
     from baton.ops.monitoring_config import Monitoring
     from tests.ops.test_monitor import _calls
 
@@ -718,27 +719,27 @@ def test_a_person_answers_an_incident_on_the_required_actions_page_and_through_b
 
     # The escalate step, carried out as the monitor's tick does, with the connection to this Airflow's API
     assert (
-        running.api("GET", f"/dags/{escalation.DAG_ID}").json()["is_paused"] is False
+        running.api("GET", f"/dags/{paging.DAG_ID}").json()["is_paused"] is False
     )  # active from the start
     api = {"conn_type": "http", "host": running.url, "login": "admin", "password": running.password}
     monkeypatch.setenv("AIRFLOW_CONN_BATON_AIRFLOW_API", json.dumps(api))
     with store.engine.begin() as conn:
-        book = monitor._book(conn)
+        book = record.read_book(conn)
     step = Action(
         id=f"{incident_id}/9", incident_id=incident_id, step=9, do="escalate", target="agent:api_probe_agent",
         params={"to": "on-call"},
     )  # fmt: skip
     run_id = f"incident__{incident_id}__9"
-    where = f"on Airflow's Required Actions page ({escalation.DAG_ID} run {run_id})"
-    assert escalation.request(step, book) == f"escalated to on-call: Slack, and asked {where}"
-    assert escalation.request(step, book) == f"escalated to on-call: Slack, and had asked already {where}"
-    hitl, detail = _awaiting_person(running, escalation.DAG_ID, run_id, "ask")
-    assert detail["options"] == list(escalation.OPTIONS)
+    where = f"on Airflow's Required Actions page ({paging.DAG_ID} run {run_id})"
+    assert paging.request(step, book) == f"escalated to on-call: Slack, and asked {where}"
+    assert paging.request(step, book) == f"escalated to on-call: Slack, and had asked already {where}"
+    hitl, detail = _awaiting_person(running, paging.DAG_ID, run_id, "ask")
+    assert detail["options"] == list(paging.OPTIONS)
     assert detail["subject"] == f"Incident {incident_id}: failure_rate at agent:api_probe_agent (critical)"
     assert "calls bad in the last 15m" in detail["body"]
     answer = running.api("PATCH", hitl, json={"chosen_options": ["Stop the runbook"], "params_input": {}})
     assert answer.status_code == 200, answer.text
-    assert running.wait_for_run(escalation.DAG_ID, run_id)["state"] == "success"
+    assert running.wait_for_run(paging.DAG_ID, run_id)["state"] == "success"
     stopped = [
         e.payload["detail"] for e in monitor.timeline(store, incident_id) if e.type == "incident.updated"
     ]
@@ -750,7 +751,7 @@ def test_a_person_answers_an_incident_on_the_required_actions_page_and_through_b
         {"incident_id": incident_id, "subject": ""},
     ):
         body = {"logical_date": None, "conf": conf}
-        refused = running.api("POST", f"/dags/{escalation.DAG_ID}/dagRuns", json=body)
+        refused = running.api("POST", f"/dags/{paging.DAG_ID}/dagRuns", json=body)
         assert refused.status_code == 400 and "Invalid input for param" in refused.text, refused.text[:300]
 
     url, headers = f"{running.url}/baton/api/incidents", {"Authorization": f"Bearer {running.token()}"}
@@ -877,9 +878,9 @@ def test_baton_verify_on_the_running_airflow_repairs_a_deleted_run_end_and_repor
 
 
 def test_runbook_actions_pause_resume_and_retry_through_airflows_rest_api(running, monkeypatch):
-    from baton.ops import monitor
     from baton.ops.airflow_api import AirflowApiError
     from baton.ops.incidents import Action
+    from baton.ops.monitor import actions
 
     store, now = _store(running), datetime.now(UTC)
 
@@ -888,7 +889,7 @@ def test_runbook_actions_pause_resume_and_retry_through_airflows_rest_api(runnin
         action = Action(
             id=f"{incident}/{do}", incident_id=incident, step=0, do=do, target=target, params=params
         )
-        return monitor._carry_out(store, action, now)
+        return actions.carry_out(store, action, now)
 
     # Without the connection nothing changes, and the outcome says what is missing.
     monkeypatch.delenv("AIRFLOW_CONN_BATON_AIRFLOW_API", raising=False)

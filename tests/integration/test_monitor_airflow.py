@@ -106,7 +106,7 @@ def test_a_failing_agent_opens_one_incident_its_runbook_moves_the_work_and_it_re
     # The monitor DAG, every tick from now on: one incident opens, its runbook opens flaky's circuit.
     response = running.api("PATCH", "/dags/baton_monitor", json={"is_paused": False})
     assert response.status_code == 200, response.text
-    # What runs_started asks Airflow's API each tick (baton.ops.schedules): the unpaused DAGs, not the others
+    # What runs_started asks Airflow's API each tick (baton.ops.monitor.schedules): the unpaused DAGs, not the others
     live, complete = AirflowApi(running.url, "admin", running.password).unpaused(max_pages=5)
     assert complete and set(live) == {"baton_monitor", "baton_incident_escalation", "monitor_probe"}, live
     opened = _incident(store, where, {"opened", "updated"}, timeout=240)

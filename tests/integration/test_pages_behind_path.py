@@ -190,7 +190,7 @@ def test_the_wheel_is_the_whole_product(installed):
         for n in ("echarts.min.js", "echarts.json", "LICENSE.echarts", "NOTICE.echarts", "LICENSE.zrender",
                   "LICENSE.tslib")
     }  # fmt: skip
-    modules = {"baton/dagfile.py", "baton/plugin/entry.py", "baton/cli/init.py", "baton/ops/monitor.py"}
+    modules = {"baton/dagfile.py", "baton/plugin/entry.py", "baton/cli/init.py", "baton/ops/monitor/loop.py"}
     assert schemas | static | vendor | modules <= names, sorted((schemas | static | vendor | modules) - names)
     assert not [n for n in names if n.startswith(("demo/", "tests/", "devtools/", "dags/", "bench/"))]
     (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]

@@ -35,7 +35,7 @@ def json_ready(verdict: det.Verdict) -> dict:
 
 def steady_calls(per_minute: int, every_nth_bad: int, days: float = 7, end: float = NOW) -> Counts:
     """``per_minute`` calls a minute for ``days`` before ``end``; one bad call in ``every_nth_bad``. Each
-    minute is stamped at its end, as baton.ops.signals stamps its buckets."""
+    minute is stamped at its end, as baton.ops.monitor.signals stamps its buckets."""
     start = np.arange(end - days * DAY, end, MINUTE) + MINUTE
     total = np.full(len(start), per_minute)
     bad = (np.cumsum(total) // every_nth_bad) - (np.cumsum(total) - total) // every_nth_bad

@@ -18,7 +18,13 @@ from baton.coordination.load import Breakers
 from baton.errors import TemplateError
 from baton.events import schema
 from baton.events.store import Event
-from baton.ops import monitor, signals
+from baton.ops import monitor
+from baton.ops.incidents import Book
+from baton.ops.monitor import signals
+from baton.ops.monitor.actions import _failed_runs_of_agent
+from baton.ops.monitor.postmortem import postmortem
+from baton.ops.monitor.record import BOOK
+from baton.ops.monitor.state import load_state
 from baton.ops.monitoring_config import Monitoring, load_config
 from baton.spec.roster import Agent
 
@@ -333,8 +339,6 @@ def test_bad_incident_arguments_are_refused(argv, message, capsys):
 
 
 def test_retry_failed_runs_on_an_agent_picks_the_runs_that_failed_after_its_steps_failed(clean):
-    from baton.ops.monitor import _failed_runs_of_agent
-
     store, since = clean, NOW - timedelta(minutes=30)
     store.append(
         [
@@ -561,8 +565,6 @@ def test_an_agent_whose_answers_break_the_schema_for_good_opens_a_schema_failure
     """schema_failure_rate counts an agent's step ends, bad when the schema broke on every ask: alpha's
     schema failures open it (and failure_rate), beta failing as often for other reasons opens only
     failure_rate; the post-incident report's runs are those of alpha's schema failures."""
-    from baton.ops.postmortem import postmortem
-
     store = clean
     _history(store)
     broken = _schema_broken(_calls("alpha", NOW - timedelta(minutes=10), 10, 6, 0.4, 3), 1.0, 7)
@@ -745,8 +747,6 @@ def test_the_post_incident_report_gives_the_first_anomalous_event_mttd_mttr_and_
     """alpha's burst of failures starts at NOW - 10 min (its rare failures of the days before are no
     part of it); the tick at NOW opens the incident, the one at NOW + 6 min half-opens its circuit, whose
     trial passes, and the one at NOW + 75 min resolves it."""
-    from baton.ops.postmortem import postmortem
-
     store = clean
     _history(store)
     burst = _calls("alpha", NOW - timedelta(minutes=10), 10, 6, 0.4, 3)
@@ -786,8 +786,6 @@ def test_acknowledgements_racing_each_other_and_a_tick_are_recorded_once_and_nev
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from baton.ops.incidents import Book
-
     store = clean
     _history(store)
     store.append(_calls("alpha", NOW - timedelta(minutes=10), 10, 6, 0.4, 3))
@@ -811,5 +809,5 @@ def test_acknowledgements_racing_each_other_and_a_tick_are_recorded_once_and_nev
     kinds = [e.type for e in monitor.timeline(store, incident_id)]
     assert kinds.count("incident.acknowledged") == 1
     with store.engine.connect() as conn:
-        book = Book.model_validate(signals.load_state(conn, monitor.BOOK))
+        book = Book.model_validate(load_state(conn, BOOK))
     assert book.by_id(incident_id).status == "acknowledged"

@@ -1,4 +1,4 @@
-"""runs_started (baton.ops.schedules): the runs a scheduled workflow's cron said should start, against the
+"""runs_started (baton.ops.monitor.schedules): the runs a scheduled workflow's cron said should start, against the
 scheduled runs that did, watched only while Airflow says the DAG is unpaused; on a real store (SQLite and
 PostgreSQL) and a local HTTP server answering as Airflow's REST API (the real API:
 tests/integration/test_airflow.py)."""
@@ -14,8 +14,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from baton.events.store import Event
-from baton.ops import monitor, schedules, signals
+from baton.ops import monitor
 from baton.ops.airflow_api import AirflowApi, AirflowApiError
+from baton.ops.monitor import schedules, signals
 from baton.ops.monitoring_config import Monitoring
 from tests.ops.test_airflow_api import _Api
 
@@ -184,7 +185,7 @@ def test_without_the_connection_or_with_a_failing_api_nothing_is_watched_and_the
     clean, tmp_path, dags_folder, monkeypatch, caplog
 ):
     monkeypatch.delenv("AIRFLOW_CONN_BATON_AIRFLOW_API", raising=False)
-    caplog.set_level(logging.INFO, logger="baton.ops.schedules")
+    caplog.set_level(logging.INFO, logger="baton.ops.monitor.schedules")
     with monkeypatch.context() as unread:  # nothing can be watched: the templates are not even read
         unread.setattr(schedules, "scheduled", lambda folder: pytest.fail("templates read for nothing"))
         assert schedules.watched_now(clean, dags_folder, NOW) is None

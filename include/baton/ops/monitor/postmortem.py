@@ -13,7 +13,8 @@ from sqlalchemy import and_, select
 
 from baton.events import schema
 from baton.events.store import EventStore
-from baton.ops import signals
+from baton.ops.monitor import signals
+from baton.ops.monitor.record import timeline
 
 LOOKBACK = timedelta(hours=1)  # the first anomalous event is looked for this far before the opening
 GAP = timedelta(minutes=10)  # ...as the start of the bad events' burst: none more than this apart
@@ -64,8 +65,6 @@ def _bad(kind: str, where: str) -> Any:
 
 def postmortem(store: EventStore, incident_id: str) -> Postmortem | None:
     """The report of ``incident_id``, or None when there is no such incident."""
-    from baton.ops.monitor import timeline
-
     events = timeline(store, incident_id)
     opened = next((ev for ev in events if ev.type == "incident.opened"), None)
     if opened is None:

@@ -1,4 +1,4 @@
-"""A runbook's escalate step as a Required Action (baton.ops.escalation): the question a person reads, the
+"""A runbook's escalate step as a Required Action (baton.ops.monitor.paging): the question a person reads, the
 run it starts over Airflow's REST API (a local server answering as Airflow; the real one:
 tests/integration/test_airflow.py), and what each answer does to the incident, on SQLite and PostgreSQL."""
 
@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from baton.ops import escalation, monitor
+from baton.ops import monitor
 from baton.ops.incidents import Action
+from baton.ops.monitor import paging, record
 from baton.ops.monitoring_config import Monitoring
 from tests.ops.test_airflow_api import _Api
 from tests.ops.test_monitor import _calls
@@ -31,7 +32,7 @@ def opened(clean):
 
 def _book(store):
     with store.engine.begin() as conn:
-        return monitor._book(conn)
+        return record.read_book(conn)
 
 
 def _action(incident_id: str) -> Action:
@@ -43,20 +44,20 @@ def _action(incident_id: str) -> Action:
 
 def test_the_question_says_what_where_how_often_and_why(opened):
     store, incident_id = opened
-    asked = escalation.question(_action(incident_id), _book(store))
+    asked = paging.question(_action(incident_id), _book(store))
     assert asked["subject"] == f"Incident {incident_id}: failure_rate at agent:gamma (critical)"
     assert "failure_rate at agent:gamma, severity critical, 1 occurrence(s)" in asked["body"]
     assert re.search(r"\d+ of 60 calls bad in the last 15m", asked["body"])  # the detector's reason
     assert f"`baton incident show {incident_id}`" in asked["body"]
     # an incident the book no longer has (resolved meanwhile): still a question, naming it
-    gone = escalation.question(_action("inc-000000000000"), _book(store))
+    gone = paging.question(_action("inc-000000000000"), _book(store))
     assert gone == {"subject": "Incident inc-000000000000 at agent:gamma", "body": ""}
 
 
 def test_without_the_connection_the_escalation_is_slack_alone_and_says_so(opened, monkeypatch):
     store, incident_id = opened
     monkeypatch.delenv("AIRFLOW_CONN_BATON_AIRFLOW_API", raising=False)
-    assert escalation.request(_action(incident_id), _book(store)) == (
+    assert paging.request(_action(incident_id), _book(store)) == (
         "escalated to on-call on Slack; a Required Action in Airflow needs the connection baton_airflow_api"
     )
 
@@ -68,7 +69,7 @@ def test_the_escalation_starts_one_run_named_after_the_incident_step(opened, mon
     conn = {"conn_type": "http", "host": server.url, "login": "admin", "password": "Qx4-escalation-pw"}
     monkeypatch.setenv("AIRFLOW_CONN_BATON_AIRFLOW_API", json.dumps(conn))
     try:
-        outcome = escalation.request(_action(incident_id), _book(store))
+        outcome = paging.request(_action(incident_id), _book(store))
     finally:
         server.close()
     run_id = f"incident__{incident_id}__1"
@@ -91,15 +92,15 @@ def test_each_answer_acts_on_the_incident_under_the_persons_name(opened):
     person = {"id": "7", "name": "dana"}
     leave = {"chosen_options": ["Leave it to the runbook"], "responded_by_user": person}
     assert (
-        escalation.apply_answer(store, incident_id, leave)
+        paging.apply_answer(store, incident_id, leave)
         == f"dana left incident {incident_id} to its runbook"
     )
     ack = {"chosen_options": ["Acknowledge"], "responded_by_user": person}
-    assert escalation.apply_answer(store, incident_id, ack) == f"dana acknowledged incident {incident_id}"
-    assert escalation.apply_answer(store, incident_id, ack).endswith("(it was so already)")
+    assert paging.apply_answer(store, incident_id, ack) == f"dana acknowledged incident {incident_id}"
+    assert paging.apply_answer(store, incident_id, ack).endswith("(it was so already)")
     stop = {"chosen_options": ["Stop the runbook"], "responded_by_user": {"id": "8"}}
     assert (
-        escalation.apply_answer(store, incident_id, stop)
+        paging.apply_answer(store, incident_id, stop)
         == f"8 stopped the runbook of incident {incident_id}"
     )
     events = [(e.type, e.payload.get("detail")) for e in monitor.timeline(store, incident_id)]
@@ -108,5 +109,5 @@ def test_each_answer_acts_on_the_incident_under_the_persons_name(opened):
         {"stopped_by": "8"},
     ) in events
     # an answer that comes after the incident resolved changes nothing, and says why
-    late = escalation.apply_answer(store, "inc-000000000000", ack)
+    late = paging.apply_answer(store, "inc-000000000000", ack)
     assert late.startswith("dana's answer (Acknowledge) changed nothing: no open incident 'inc-000000000000'")

@@ -1,5 +1,7 @@
-"""A runbook's ``escalate`` step as a Required Action in Airflow: a person answers on Airflow's Required
-Actions page (or its REST API, or ``baton approve``) and the answer acts on the incident.
+"""Paging a person about an incident: a runbook's ``escalate`` step as a Required Action in Airflow. A
+person answers on Airflow's Required Actions page (or its REST API, or ``baton approve``) and the answer
+acts on the incident. (A workflow step's questions to a person are :mod:`baton.coordination.escalation`'s;
+this module reads its answers the same way.)
 
 The step triggers a run of the bundled ``baton_incident_escalation`` DAG (``dags/baton_incident_escalation.py``)
 over Airflow's REST API (connection ``baton_airflow_api``) with the incident's id and evidence; its
@@ -13,8 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from baton.coordination.escalation import Answer
 from baton.events.store import EventStore
+from baton.ops.airflow_api import CONN_ID, AirflowApi
 from baton.ops.incidents import Action, Book, IncidentError
+from baton.ops.monitor.record import person_acts
 
 DAG_ID = "baton_incident_escalation"
 ACKNOWLEDGE, STOP, LEAVE = "Acknowledge", "Stop the runbook", "Leave it to the runbook"
@@ -45,8 +50,6 @@ def question(action: Action, book: Book | None) -> dict[str, str]:
 
 def request(action: Action, book: Book | None) -> str:
     """Ask a person on Airflow's Required Actions page: the outcome, for the incident's record."""
-    from baton.ops.airflow_api import CONN_ID, AirflowApi
-
     to = action.params.get("to", "a person")
     api = AirflowApi.from_connection()
     if api is None:
@@ -60,9 +63,6 @@ def request(action: Action, book: Book | None) -> str:
 
 def apply_answer(store: EventStore, incident_id: str, answer: dict[str, Any]) -> str:
     """What the person chose, done on the incident under their name (what the DAG's ``apply`` task runs)."""
-    from baton.coordination.escalation import Answer
-    from baton.ops.monitor import person_acts
-
     reply = Answer.of(answer, "incident", {})  # as a step's answer is read: who, and what they chose
     chosen, by = reply.chosen, reply.by
     verb = VERBS.get(chosen[0]) if chosen else None

@@ -23,7 +23,7 @@ Signals folded (scope ``agent:<name>`` unless said):
 - ``sensor_silence`` (scope ``sensor:<workflow>``): each time a workflow's sensor fired (``trigger.fired``),
   the value the second of the minute of its latest firing (kept as the largest, not summed);
 - ``runs_started`` (scope ``workflow:<id>``): each scheduled run's start (``run.started`` of ``run_type``
-  scheduled), its time as the value: a minute's mean is the start itself (``baton.ops.schedules``);
+  scheduled), its time as the value: a minute's mean is the start itself (``baton.ops.monitor.schedules``);
 - ``sensor_lag`` (scope ``sensor:<workflow>``): how late a sensor saw the rows it fired on
   (``trigger.fired``'s ``lag_s``: from the oldest new row's ``time_column`` to the firing; only sensors
   that declare a ``time_column``).
@@ -36,7 +36,6 @@ never skipped.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Iterable
@@ -48,8 +47,9 @@ from sqlalchemy import Connection, case, delete, func, or_, select
 
 from baton.errors import OutputInvalid
 from baton.events import schema
-from baton.events.store import EventStore, _insert
+from baton.events.store import EventStore
 from baton.ops.detectors import Counts, Events, Points
+from baton.ops.monitor.state import load_state, save_state
 
 BUCKET = timedelta(minutes=1)
 SETTLE = timedelta(seconds=5)
@@ -166,32 +166,9 @@ def reasked(payload: Any) -> bool:
     return isinstance(requests, int) and requests > 1
 
 
-def load_state(conn: Connection, name: str, lock: bool = False) -> Any:
-    """The monitor's state ``name`` (None when never saved); with ``lock``, held for ``conn``'s write
-    transaction (SQLite's ``BEGIN IMMEDIATE`` holds the database already). On PostgreSQL a transaction
-    advisory lock on the name, not only ``FOR UPDATE``: a state never saved has no row to lock, and two
-    first writers (two first folds, two ticks starting the same watch) would each go on."""
-    m = schema.monitor_state.c
-    query = select(m.value).where(m.name == name)
-    if lock and conn.dialect.name == "postgresql":
-        key = int.from_bytes(
-            hashlib.sha256(f"baton_monitor_state|{name}".encode()).digest()[:8], "big", signed=True
-        )
-        conn.execute(select(func.pg_advisory_xact_lock(key)))
-        query = query.with_for_update()
-    return conn.scalar(query)
-
-
 def _cursor(conn: Connection) -> int:
     value = load_state(conn, CURSOR, lock=True)  # one folder at a time
     return int(value["seq"]) if value else 0
-
-
-def save_state(conn: Connection, name: str, value: Any, now: datetime) -> None:
-    insert = _insert(conn.engine)(schema.monitor_state).values(name=name, value=value, updated_at=now)
-    conn.execute(
-        insert.on_conflict_do_update(index_elements=["name"], set_={"value": value, "updated_at": now})
-    )
 
 
 def fold(store: EventStore, now: datetime | None = None, batch: int = BATCH) -> int:
@@ -228,7 +205,7 @@ def _upsert(conn: Connection, acc: dict[Key, list[float]]) -> None:
         {"kind": k, "scope": s, "bucket": b, "total": int(t), "bad": int(bad), "value_sum": v}
         for (k, s, b), (t, bad, v) in acc.items()
     ]
-    statement = _insert(conn.engine)(table)
+    statement = schema.insert_for(conn.dialect.name)(table)
     kept, new = table.c.value_sum, statement.excluded.value_sum
     kinds = or_(*(table.c.kind == kind for kind in LATEST))  # not IN: its list cannot go in executemany
     latest = case((kinds, case((new > kept, new), else_=kept)), else_=kept + new)

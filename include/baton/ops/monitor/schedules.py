@@ -12,7 +12,7 @@ unpaused again; without the connection nothing is watched, and the tick's log sa
 What is compared, per watched workflow (scope ``workflow:<id>``): the due times from the later of
 ``since`` and the detector's lookback up to now (at most ``MAX_DUE``), and the times its scheduled runs
 started (``run.started`` of ``run_type`` scheduled, recorded by Baton's listener in the scheduler and
-folded by :mod:`baton.ops.signals` into the ``runs_started`` buckets, so a tick reads minutes, not events).
+folded by :mod:`baton.ops.monitor.signals` into the ``runs_started`` buckets, so a tick reads minutes, not events).
 :func:`baton.ops.detectors.schedule` then finds the due runs that did not start within ``grace``.
 """
 
@@ -27,9 +27,12 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from croniter import croniter
 
+from baton.compile.loader import healthy_workflows
 from baton.events.store import EventStore
-from baton.ops import signals
+from baton.ops.airflow_api import CONN_ID, AirflowApi, AirflowApiError
 from baton.ops.detectors import Schedule
+from baton.ops.monitor import signals
+from baton.ops.monitor.state import load_state, save_state
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +54,6 @@ class Watched:
 def scheduled(dags_folder: Path) -> dict[str, tuple[str, str]]:
     """workflow -> (cron, timezone) of the healthy templates of ``dags_folder`` with a cron schedule (read
     through the validation cache, as the DAG files read them)."""
-    from baton.compile.loader import healthy_workflows
-
     found = {}
     for workflow in healthy_workflows(dags_folder):
         cron = workflow.schedule.cron
@@ -67,7 +68,7 @@ def watch(
     """The watched workflows, after this tick: each scheduled one in ``live`` (unpaused), since the tick
     that first saw it so with its current schedule (saved in the monitor's state, in one transaction)."""
     with store.engine.begin() as conn:
-        before = signals.load_state(conn, STATE, lock=True) or {}
+        before = load_state(conn, STATE, lock=True) or {}
         after = {}
         for workflow, (cron, timezone) in sorted(schedules.items()):
             if workflow not in live:
@@ -77,7 +78,7 @@ def watch(
             since = seen["since"] if same and isinstance(seen.get("since"), str) else now.isoformat()
             after[workflow] = {"cron": cron, "timezone": timezone, "since": since}
         if after != before:
-            signals.save_state(conn, STATE, after, now)
+            save_state(conn, STATE, after, now)
     return {
         w: Watched(w, v["cron"], v["timezone"], datetime.fromisoformat(v["since"])) for w, v in after.items()
     }
@@ -117,8 +118,6 @@ def series(
 def watched_now(store: EventStore, dags_folder: Path, now: datetime) -> dict[str, Watched] | None:
     """This tick's watched workflows, or None when Airflow cannot say which DAGs are unpaused (no
     connection ``baton_airflow_api``, or its API failed: logged, and nothing is watched this tick)."""
-    from baton.ops.airflow_api import CONN_ID, AirflowApi, AirflowApiError
-
     api = AirflowApi.from_connection()  # first: the templates are not read when nothing can be watched
     if api is None:
         log.info(
