@@ -11,8 +11,8 @@ import pytest
 
 from baton.cli import main as baton
 from baton.events.store import Event
-from baton.ops import errors
-from baton.ops.errors import normalise, patterns
+from baton.ops.reports import errors
+from baton.ops.reports.errors import normalise, patterns
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

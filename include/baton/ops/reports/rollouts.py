@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from baton.compile.loader import rollouts
+from baton.coordination.rollout import Rollout, experiment, replay
 from baton.events.store import EventStore
 
 MAX_DECISIONS = 50  # the latest decisions a report lists
@@ -13,9 +15,6 @@ MAX_DECISIONS = 50  # the latest decisions a report lists
 
 def report(store: EventStore, dags_folder: Path, workflow: str | None = None) -> list[dict[str, Any]]:
     """One document per rollout of the healthy templates of ``dags_folder`` (only ``workflow``'s if given)."""
-    from baton.compile.loader import rollouts
-    from baton.coordination.rollout import Rollout, experiment, replay
-
     found = []
     for current, new in rollouts(dags_folder):
         if workflow is not None and current.workflow != workflow:

@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from baton.compile.loader import healthy_workflows
+from baton.coordination import variants
 from baton.events.store import EventStore
 
 MAX_EXPERIMENTS = 200
@@ -14,9 +16,6 @@ MAX_EXPERIMENTS = 200
 
 def report(store: EventStore, dags_folder: Path, workflow: str | None = None) -> list[dict[str, Any]]:
     """One document per step with ``variants`` of the healthy templates of ``dags_folder``."""
-    from baton.compile.loader import healthy_workflows
-    from baton.coordination import variants
-
     found: list[dict[str, Any]] = []
     for flow in healthy_workflows(dags_folder):
         if workflow is not None and flow.workflow != workflow:
