@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
+
+from baton.events import schema
 from baton.events.store import Event, EventStore
 from baton.events.types import BATON_TAG, TI_TERMINAL
 
@@ -239,10 +242,6 @@ def airflow_record(since: datetime, run_ids: Iterable[str] = ()) -> list[Airflow
 def store_record(store: EventStore, since: datetime) -> dict[str, StoreRun]:
     """The runs with an event since ``since``, each with the (type, step, map index) of all its events:
     three short columns per event, read in batches."""
-    from sqlalchemy import select
-
-    from baton.events import schema
-
     e = schema.events.c
     recent = select(e.run_id).where(e.ts >= since).distinct()
     query = select(e.run_id, e.workflow, e.type, e.step, e.map_index).where(e.run_id.in_(recent))
