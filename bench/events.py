@@ -18,10 +18,10 @@ Both sides of every comparison go through the same driver (psycopg 3) and the sa
    call vs. one raw multi-row ``INSERT ... VALUES (...), (...), ...`` of the same rows per transaction
    (and Core's ``conn.execute(insert, rows)`` executemany, for reference).
    The events are built before the clock starts. Inside the clock the store validates and serializes
-   each payload (``Event.row()``), inserts with ON CONFLICT DO NOTHING RETURNING and updates
-   ``workflow_executions`` for run.* and agent.selected events; the raw side's rows are prebuilt
+   each payload (``Event.row()``), inserts with ON CONFLICT DO NOTHING RETURNING and updates the
+   projections (``baton_run_summary`` and the others of ``summaries.TABLES``); the raw side's rows are prebuilt
    tuples (payload dicts wrapped in ``psycopg.types.json.Jsonb``, serialized by psycopg at execute).
-   Each measurement starts from ``TRUNCATE baton_events, workflow_executions RESTART IDENTITY``; the
+   Each measurement starts from ``TRUNCATE`` of the events and the projections' rows; the
    sides run in a rotating order in each repetition, after one unmeasured warm-up pass of each.
 3. Replay: ``--replay-events`` events (default 100,000) of ONE run over ``--replay-steps`` steps
    (default 2,000; each mapped over ~10 indexes, the same five events per try, every 25th mapped task
@@ -64,10 +64,11 @@ from cli_types import bounded_int
 from psycopg.types.json import Jsonb
 from sqlalchemy import Engine, Text, cast, create_engine, select, text
 
-from baton.events import schema
+from baton.events import schema, summaries
+from baton.events.event import Event
 from baton.events.migrations import upgrade
 from baton.events.replay import fold
-from baton.events.store import Event, EventStore, engine_for
+from baton.events.store import EventStore, engine_for
 from baton.events.types import EVENT_TYPES
 
 SERVER = os.environ.get("BATON_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -344,7 +345,8 @@ def mix(events: Sequence[Event]) -> str:
 
 def reset(engine: Engine) -> None:
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE baton_events, workflow_executions RESTART IDENTITY"))
+        tables = ", ".join(table.name for table in summaries.TABLES if table is not schema.agents_seen)
+        conn.execute(text(f"TRUNCATE baton_events, {tables} RESTART IDENTITY"))
 
 
 def batches(items: Sequence[Any], size: int) -> list[Sequence[Any]]:

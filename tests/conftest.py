@@ -588,7 +588,7 @@ def store(request, tmp_path):
     """An empty, migrated store (an EventStore) on each backend."""
     from sqlalchemy import delete
 
-    from baton.events import schema
+    from baton.events import schema, summaries
     from baton.events.migrations import upgrade
     from baton.events.store import EventStore, engine_for
 
@@ -601,7 +601,7 @@ def store(request, tmp_path):
     with engine.begin() as conn:
         for table in (
             schema.events,
-            schema.workflow_executions,
+            *summaries.TABLES,  # the projections of the events
             schema.blobs,
             schema.context_versions,
             schema.agent_slots,

@@ -109,7 +109,7 @@ class EffectScope:
         self.store.append([self._event(kind, payload, key)])
 
     def _event(self, kind: str, payload: dict[str, Any], key: str) -> Any:
-        from baton.events.store import Event
+        from baton.events.event import Event
 
         return Event.like(self, kind, template_version=self.template_version, payload=payload, key=key)
 

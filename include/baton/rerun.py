@@ -27,8 +27,9 @@ from baton import effects, templating
 from baton.agents.outputs import output_model
 from baton.agents.skills import run_skill
 from baton.errors import SkillError
+from baton.events.event import conf_digest
 from baton.events.replay import RunState, fold
-from baton.events.store import EventStore, conf_digest
+from baton.events.store import EventStore
 from baton.hooks.airflow_runs import conf_from_metadata_db
 from baton.plan import CompiledStep, plan_workflow
 from baton.spec.loading import load_named

@@ -22,7 +22,7 @@ from baton.alerts import (
     run_url,
     send,
 )
-from baton.events.store import Event
+from baton.events.event import Event
 from tests.slack_recorder import SlackRecorder
 
 RUN_ID = "manual__2026-11-21T07:15:07.195898+00:00"

@@ -21,8 +21,8 @@ from pydantic import TypeAdapter
 from baton.budgets.ledger import Ledger, Spend
 from baton.coordination.fanout import BatchResult, FanOut, subtasks_of
 from baton.coordination.spend import free_earlier_tries
+from baton.events.event import Event
 from baton.events.recorder import StepRecorder
-from baton.events.store import Event
 from baton.plan import CompiledStep, FanOutPlan
 from baton.spec.budgets import Budget
 from baton.spec.roster import Agent

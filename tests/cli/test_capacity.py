@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from baton.cli import main as baton
-from baton.events.store import Event
+from baton.events.event import Event
 
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 

@@ -11,7 +11,7 @@ import pytest
 from baton.budgets.ledger import Ledger, Spend
 from baton.budgets.report import budget_status
 from baton.cli import main as baton
-from baton.events.store import Event
+from baton.events.event import Event
 from baton.spec.budgets import Budget
 
 NOW = datetime.now(UTC)

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from baton.cli import main as baton
-from baton.events.store import Event
+from baton.events.event import Event
 from tests.conftest import FIXTURES
 
 

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from baton.cli import main as baton
+from baton.events.event import Event
 from baton.events.feedback import FeedbackError, record
-from baton.events.store import Event
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 
 from baton.coordination.learned import step_outcomes
 from baton.coordination.routing import Breakers, Router, Slots
-from baton.events.store import Event
+from baton.events.event import Event
 from baton.spec.learning import Learn
 from baton.spec.roster import Agent
 

@@ -11,7 +11,7 @@ from pydantic import TypeAdapter
 
 from baton.coordination.routing import NoCandidate
 from baton.coordination.step import StepRun
-from baton.events.store import Event
+from baton.events.event import Event
 from baton.plan import CompiledStep
 from baton.spec.step import Step
 from tests.budgets.test_fanout_budget import _premium_and_thrifty

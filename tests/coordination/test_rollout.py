@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from baton.coordination.rollout import VERSION_TASK, Rollout, replay
-from baton.events.store import Event
+from baton.events.event import Event
 from baton.spec.rollout import Rollout as RolloutSpec
 
 T0 = datetime.now(UTC)  # the runs' own looks (assign) are at the real time, just after it

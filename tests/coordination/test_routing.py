@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from baton.coordination.routing import Breakers, NoCandidate, Router, Slots
-from baton.events.store import Event
+from baton.events.event import Event
 from baton.spec.roster import Agent
 
 TTL = timedelta(minutes=5)
@@ -107,7 +107,7 @@ def test_slots_hold_max_concurrency_under_a_race_and_expire(store):
 
 def test_the_wait_for_a_free_slot_is_stored_in_the_agent_selected_event(store):
     """What the monitor's queue_wait reads: the seconds a call waited for one of its agent's slots."""
-    from baton.events.store import Event
+    from baton.events.event import Event
 
     solo, slots = _agent("solo", ["x"], slots=1), Slots(store)
 

@@ -8,7 +8,7 @@ from demo.http_service import PartnerService
 from pydantic import TypeAdapter
 
 from baton.coordination.saga import Saga
-from baton.events.store import Event
+from baton.events.event import Event
 from baton.plan import CompiledStep, SagaPlan
 from baton.spec.roster import Agent
 from baton.spec.step import Step

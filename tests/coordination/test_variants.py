@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from baton.coordination import variants
-from baton.events.store import Event
+from baton.events.event import Event
 from baton.plan import plan_workflow
 from baton.spec.models import Workflow
 

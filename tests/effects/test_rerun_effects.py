@@ -11,7 +11,7 @@ from demo.http_service import PartnerService
 
 from baton import effects, templating
 from baton.agents.skills import run_skill
-from baton.events.store import Event, conf_digest
+from baton.events.event import Event, conf_digest
 from baton.rerun import rerun
 
 TEMPLATE = """

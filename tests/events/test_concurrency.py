@@ -6,8 +6,9 @@ import multiprocessing
 
 from sqlalchemy import func, select
 
-from baton.events import projections, schema
-from baton.events.store import Event, EventStore, engine_for
+from baton.events import projections, schema, summaries
+from baton.events.event import Event
+from baton.events.store import EventStore, engine_for
 
 WORKERS = 8
 EACH = 160
@@ -62,7 +63,8 @@ def test_eight_processes_append_concurrently_without_loss_or_duplicates(pg_url):
     store = EventStore(engine_for(pg_url))
     with store.engine.begin() as conn:
         conn.execute(schema.events.delete())
-        conn.execute(schema.workflow_executions.delete())
+        for table in summaries.TABLES:
+            conn.execute(table.delete())
     store.append([Event(type="run.started", run_id="shared", workflow="w")])
     context = multiprocessing.get_context("spawn")
     processes = [context.Process(target=_append, args=(pg_url, worker)) for worker in range(WORKERS)]

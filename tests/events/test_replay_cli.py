@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy import text
 
 from baton.cli import main as baton
+from baton.events.event import Event
 from baton.events.migrations import upgrade
-from baton.events.store import Event, EventStore, engine_for
+from baton.events.store import EventStore, engine_for
 
 
 @pytest.fixture

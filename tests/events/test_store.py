@@ -9,11 +9,13 @@ import pytest
 from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 
-from baton.events import projections, schema
+from baton.events import migrations, projections, schema, summaries
 from baton.events.decode import loads
+from baton.events.event import CorruptEvent, Event
+from baton.events.log import INLINE_LIMIT, StoreError
 from baton.events.migrations import MIGRATIONS, current_version, upgrade
 from baton.events.replay import fold
-from baton.events.store import INLINE_LIMIT, CorruptEvent, Event, EventStore, StoreError, engine_for
+from baton.events.store import EventStore, engine_for
 
 
 def _run_events(run_id: str = "run_1", workflow: str = "lead_qualification") -> list[Event]:
@@ -112,36 +114,71 @@ def test_large_outputs_are_stored_once_by_reference(store):
     assert small["output"] == {"a": 1} and small.get("ref") is None
 
 
-def test_workflow_executions_follows_the_events_and_can_be_rebuilt_from_them(store):
+def test_the_runs_projection_follows_the_events_in_airflows_words_and_can_be_rebuilt_from_them(store):
+    """One projection of a run (baton_run_summary), read in the execution table's columns: running, then
+    success (never "completed"), its agents as they are chosen and its outputs once it ended."""
     events = _run_events()
     store.append(events[:3])
     (row,) = projections.executions(store)
     assert (
+        row["id"],
         row["workflow_id"],
         row["trigger_id"],
         row["execution_status"],
         row["agents_involved"],
         row["result"],
-    ) == ("run_1", "lead_qualification", "running", ["scorer"], None)
+    ) == (1, "run_1", "lead_qualification", "running", ["scorer"], None)
+    assert row["timestamp"] == events[0].ts.isoformat()
     store.append(events[3:])
     (row,) = projections.executions(store)
-    assert (row["execution_status"], row["result"]) == ("completed", {"outputs": {"score": {"score": 91}}})
+    assert (row["execution_status"], row["result"]) == ("success", {"outputs": {"score": {"score": 91}}})
     store.append(
         [
             Event(type="run.started", run_id="run_2", workflow="lead_qualification"),
             Event(type="run.failed", run_id="run_2", workflow="lead_qualification", payload={"reason": "x"}),
         ]
     )
-    before = sorted(
-        (r["workflow_id"], r["execution_status"], r["agents_involved"]) for r in projections.executions(store)
-    )
+    before = [
+        (r["id"], r["workflow_id"], r["execution_status"], r["agents_involved"], r["result"])
+        for r in projections.executions(store)
+    ]
     with store.engine.begin() as conn:
-        conn.execute(schema.workflow_executions.delete())
+        for table in summaries.TABLES:
+            conn.execute(table.delete())
+    assert projections.executions(store) == []
     assert projections.rebuild(store) == 2
-    after = sorted(
-        (r["workflow_id"], r["execution_status"], r["agents_involved"]) for r in projections.executions(store)
+    after = [
+        (r["id"], r["workflow_id"], r["execution_status"], r["agents_involved"], r["result"])
+        for r in projections.executions(store)
+    ]
+    assert (
+        after
+        == before
+        == [
+            (2, "run_2", "failed", [], {"outputs": {}}),
+            (1, "run_1", "success", ["scorer"], {"outputs": {"score": {"score": 91}}}),
+        ]
     )
-    assert after == before == [("run_1", "completed", ["scorer"]), ("run_2", "failed", [])]
+
+
+def test_the_execution_table_is_a_view_of_the_runs_projection_in_its_columns(store):
+    store.append(_run_events())
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT id, workflow_id, trigger_id, execution_status FROM workflow_executions")
+        ).all()
+    assert rows == [(1, "run_1", "lead_qualification", "success")]
+
+
+def test_an_agent_chosen_before_its_runs_first_event_is_in_the_run_once_it_ends(store):
+    events = _run_events()
+    store.append(events[1:3])  # the step's start and its agent, before the run's start reached the store
+    store.append(events[:1])
+    (row,) = projections.executions(store)
+    assert row["agents_involved"] == [], "no row held the agent when it was chosen"
+    store.append(events[3:])
+    (row,) = projections.executions(store)
+    assert row["agents_involved"] == ["scorer"], "the run's end read its agents from its events"
 
 
 def test_agent_stats_count_runs_success_latency_tokens_and_cost(store):
@@ -169,7 +206,32 @@ def test_agent_stats_count_runs_success_latency_tokens_and_cost(store):
     assert (stats.agent, stats.runs, stats.steps, stats.succeeded, stats.failed) == ("scorer", 4, 4, 3, 1)
     assert stats.success_rate == 0.75
     assert (stats.p50_latency_s, stats.input_tokens, stats.output_tokens, stats.cost) == (2.0, 40, 20, 1.0)
-    assert 2.8 <= stats.p95_latency_s <= 3.0
+    assert stats.p95_latency_s == pytest.approx(2.9)
+    (only_the_last,) = projections.agent_stats(store, ["scorer"], last=2)  # the newest step and model call
+    assert (only_the_last.runs, only_the_last.steps, only_the_last.succeeded, only_the_last.cost) == (
+        1,
+        1,
+        1,
+        0.25,
+    )
+    assert projections.agent_stats(store, ["someone_else"]) == []
+
+
+def test_a_budgets_refusal_is_not_the_agents_failure_in_its_statistics(store):
+    """As the monitor's failure rate and the agents' board count it: the one source of an agent's figures."""
+    step = {"run_id": "r", "workflow": "w", "step": "s", "try_number": 1, "agent": "scorer"}
+    store.append(
+        [
+            Event(type="step.succeeded", payload={"duration_s": 1.0}, **step),
+            Event(
+                type="step.failed",
+                payload={"error_class": "BudgetExceeded", "error": "over"},
+                **{**step, "try_number": 2},
+            ),
+        ]
+    )
+    (stats,) = projections.agent_stats(store)
+    assert (stats.steps, stats.succeeded, stats.failed, stats.success_rate) == (1, 1, 0, 1.0)
 
 
 def test_a_corrupt_payload_is_reported_with_its_sequence_number(store):
@@ -221,8 +283,55 @@ def test_migrations_run_once_and_an_unmigrated_store_says_what_to_do(tmp_path, s
         "6: the budgets' ledger of reservations and spend",
         "7: an index of each step's history, for learned routing and experiments",
         "8: the dashboard's projections: runs, tasks, agents' calls and hourly step figures",
+        "9: one projection of a run, in Airflow's states: workflow_executions a view of it",
     ]
     assert bare.append(_run_events()[:1]) != []
+
+
+def test_a_store_at_version_8_keeps_its_runs_in_one_projection_and_the_execution_table_as_a_view(store):
+    """A store made before version 9: its execution table said "completed", its run summary had no agents
+    nor outputs and its agents' calls no run nor tokens. Upgrading reads them from the events again, and the
+    execution table's name is a view of the runs in Airflow's words."""
+    store.append(_run_events())
+    engine = store.engine
+    with engine.begin() as conn:
+        conn.execute(text("DROP VIEW workflow_executions"))
+        migrations._V1_EXECUTIONS.create(conn)
+        conn.execute(
+            migrations._V1_EXECUTIONS.insert().values(
+                workflow_id="run_1",
+                trigger_id="lead_qualification",
+                agents_involved=["scorer"],
+                execution_status="completed",
+                result=None,
+                timestamp=_run_events()[0].ts,
+            )
+        )
+        for table, column in (
+            ("baton_run_summary", "agents"),
+            ("baton_run_summary", "result"),
+            ("baton_agent_calls", "run_id"),
+            ("baton_agent_calls", "input_tokens"),
+            ("baton_agent_calls", "output_tokens"),
+        ):
+            conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+        conn.execute(text("DELETE FROM baton_schema_version WHERE version >= 9"))
+    try:
+        applied = upgrade(engine)
+    finally:  # whatever happened, the shared PostgreSQL store is at the last version again
+        upgrade(engine)
+    assert applied == ["9: one projection of a run, in Airflow's states: workflow_executions a view of it"]
+    (row,) = projections.executions(store)
+    assert (row["execution_status"], row["agents_involved"], row["result"]) == (
+        "success",
+        ["scorer"],
+        {"outputs": {"score": {"score": 91}}},
+    )
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT execution_status FROM workflow_executions")).all() == [("success",)]
+    (stats,) = projections.agent_stats(store)
+    assert (stats.runs, stats.input_tokens, stats.output_tokens) == (1, 100, 20)
+    assert upgrade(engine) == []
 
 
 def test_a_store_at_version_4_gains_the_concurrency_cap_and_keeps_its_breakers(tmp_path):
@@ -246,6 +355,7 @@ def test_a_store_at_version_4_gains_the_concurrency_cap_and_keeps_its_breakers(t
         "6: the budgets' ledger of reservations and spend",
         "7: an index of each step's history, for learned routing and experiments",
         "8: the dashboard's projections: runs, tasks, agents' calls and hourly step figures",
+        "9: one projection of a run, in Airflow's states: workflow_executions a view of it",
     ]
     with engine.connect() as conn:
         rows = conn.execute(

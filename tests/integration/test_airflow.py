@@ -19,8 +19,9 @@ from demo.http_service import PartnerService
 
 from baton.cli.approve import SETTLE_S
 from baton.events import projections
+from baton.events.event import Event
 from baton.events.replay import fold
-from baton.events.store import Event, EventStore, engine_for
+from baton.events.store import EventStore, engine_for
 from devtools.standalone import Standalone
 from tests.agents.openai_server import OpenAICompatibleServer
 from tests.conftest import airflow_starting_timeout
@@ -718,9 +719,7 @@ def test_a_person_answers_an_incident_on_the_required_actions_page_and_through_b
     (incident_id,) = {t.incident_id for t in opened.transitions if t.where == "agent:api_probe_agent"}
 
     # The escalate step, carried out as the monitor's tick does, with the connection to this Airflow's API
-    assert (
-        running.api("GET", f"/dags/{paging.DAG_ID}").json()["is_paused"] is False
-    )  # active from the start
+    assert running.api("GET", f"/dags/{paging.DAG_ID}").json()["is_paused"] is False  # active from the start
     api = {"conn_type": "http", "host": running.url, "login": "admin", "password": running.password}
     monkeypatch.setenv("AIRFLOW_CONN_BATON_AIRFLOW_API", json.dumps(api))
     with store.engine.begin() as conn:

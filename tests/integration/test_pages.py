@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from baton.events.store import Event, EventStore, engine_for
+from baton.events.event import Event
+from baton.events.store import EventStore, engine_for
 from devtools.standalone import Standalone
 from tests.conftest import until
 from tests.integration.shared_airflow import unpause

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from baton.cli import main as baton
-from baton.events.store import Event
+from baton.events.event import Event
 from baton.ops.reports import errors
 from baton.ops.reports.errors import normalise, patterns
 

@@ -17,7 +17,7 @@ from baton.cli import main as baton
 from baton.coordination.load import Breakers
 from baton.errors import TemplateError
 from baton.events import schema
-from baton.events.store import Event
+from baton.events.event import Event
 from baton.ops import monitor
 from baton.ops.incidents import Book
 from baton.ops.monitor import signals

@@ -12,7 +12,7 @@ import pytest
 
 from baton.cli import main as baton
 from baton.coordination.rollout import Rollout
-from baton.events.store import Event
+from baton.events.event import Event
 from baton.ops.reports.rollouts import report
 from baton.spec.rollout import Rollout as RolloutSpec
 from tests.conftest import FIXTURES

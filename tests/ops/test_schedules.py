@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from baton.events.store import Event
+from baton.events.event import Event
 from baton.ops import monitor
 from baton.ops.airflow_api import AirflowApi, AirflowApiError
 from baton.ops.monitor import schedules, signals

@@ -11,7 +11,7 @@ from sqlalchemy import delete
 
 from baton.cli import main as baton
 from baton.events import EventStore, schema
-from baton.events.store import Event
+from baton.events.event import Event
 from baton.ops.verify import AirflowRun, AirflowTry, StoreRun, reconcile
 from tests.conftest import FIXTURE_DAGS, run_dag_test_in_subprocess
 

@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from baton.events.store import Event, EventStore
+from baton.events.event import Event
+from baton.events.store import EventStore
 
 BASE = "/api/actions/dags/parallel_feature_delivery/runs"
 

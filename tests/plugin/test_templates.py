@@ -127,7 +127,8 @@ def test_experiments_show_each_arm_its_counts_and_the_decision(client, as_role, 
     import shutil
 
     from baton.coordination import variants
-    from baton.events.store import Event, EventStore
+    from baton.events.event import Event
+    from baton.events.store import EventStore
     from tests.conftest import FIXTURES
 
     shutil.copytree(FIXTURES / "agent_paths", dags, dirs_exist_ok=True)  # routing.yaml's brief has variants

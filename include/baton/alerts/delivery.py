@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from baton.alerts.message import RETRY_DELAYS_S, SLACK_CONN_ID, TIMEOUT_S, Alert, _clean, run_url, slack_text
 
 if TYPE_CHECKING:
-    from baton.events.store import Event, EventStore
+    from baton.events.event import Event
+    from baton.events.store import EventStore
 
 log = logging.getLogger("baton.alerts")  # one logger for every alert, whichever module raised it
 
@@ -61,7 +62,7 @@ def _describe(alert: Alert) -> str:
 
 
 def _event(alert: Alert, payload: dict[str, Any]) -> Event:
-    from baton.events.store import Event
+    from baton.events.event import Event
 
     return Event(
         type="alert.raised",
@@ -164,7 +165,7 @@ def _default_store() -> EventStore:
 
 def pending(store: EventStore) -> list[Event]:
     """Alerts meant for Slack that have not reached it yet (oldest first)."""
-    from baton.events.store import Event
+    from baton.events.event import Event
 
     raised: list[Event] = []
     delivered: set[str] = set()
@@ -195,7 +196,7 @@ def _alert_of(event: Event) -> Alert:
 
 def resend(store: EventStore) -> tuple[int, int]:
     """Post every pending alert again; (delivered now, still pending). Records ``alert.delivered``."""
-    from baton.events.store import Event
+    from baton.events.event import Event
 
     waiting = pending(store)
     if not waiting:

@@ -21,7 +21,8 @@ from typing import Any
 
 from baton.budgets.ledger import Ledger, Refusal, Reservation, Spend, holder_of
 from baton.errors import BudgetExceeded
-from baton.events.store import Event, EventStore
+from baton.events.event import Event
+from baton.events.store import EventStore
 from baton.spec.budgets import Budget
 from baton.spec.roster import Agent
 

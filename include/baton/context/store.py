@@ -29,7 +29,8 @@ from baton.context.strategies import (
 )
 from baton.errors import ContextConflict
 from baton.events import schema
-from baton.events.store import Event, EventStore
+from baton.events.event import Event
+from baton.events.store import EventStore
 
 __all__ = ["ContextConflict", "ContextEscalation", "ContextStore", "Entry", "Writer"]
 

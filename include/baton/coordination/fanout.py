@@ -30,7 +30,7 @@ from baton.coordination.routing import Breakers, Choice, GroupCommit, NoCandidat
 from baton.coordination.spend import at_limit, guard_for, hold_of, within
 from baton.coordination.subtasks import BatchResult, Subtask, SubtaskError, join_batches, subtasks_of
 from baton.errors import AgentError, AgentTimeout, BudgetExceeded, RequirementFailed
-from baton.events.store import Event
+from baton.events.event import Event
 from baton.plan import CompiledStep
 from baton.spec.roster import Agent
 

@@ -19,7 +19,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from baton.errors import AgentError
 from baton.events import schema
-from baton.events.store import Event, EventStore
+from baton.events.event import Event
+from baton.events.store import EventStore
 from baton.spec.roster import Agent
 
 HALF_OPEN = 1000  # failures in a row of a half-open circuit: CircuitBreaker's highest threshold, so that the

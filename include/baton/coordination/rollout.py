@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from baton.events.store import Event, EventStore
+from baton.events.event import Event
+from baton.events.store import EventStore
 
 log = logging.getLogger(__name__)
 

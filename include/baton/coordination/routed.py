@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from baton.coordination.load import Slots
 from baton.coordination.routing import Choice, Router
 from baton.errors import BudgetExceeded
-from baton.events.store import Event
+from baton.events.event import Event
 from baton.spec.roster import Agent
 
 __all__ = ["choose_for_step", "route_and_take", "router_for", "run_in_slot"]

@@ -20,7 +20,8 @@ from sqlalchemy import Connection
 
 from baton.coordination.load import Breakers, GroupCommit, Slots
 from baton.errors import AgentError
-from baton.events.store import Event, EventStore
+from baton.events.event import Event
+from baton.events.store import EventStore
 from baton.spec.roster import Agent
 
 __all__ = [

@@ -23,7 +23,8 @@ from typing import Any
 
 from baton import templating
 from baton.errors import CompensationFailed
-from baton.events.store import Event, EventStore
+from baton.events.event import Event
+from baton.events.store import EventStore
 from baton.plan import SagaPlan
 from baton.spec.roster import Agent
 from baton.spec.step import Compensation

@@ -18,7 +18,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from baton.events.store import Event, EventStore
+from baton.events.event import Event
+from baton.events.store import EventStore
 
 MAX_RUNS = 20_000  # the latest runs of a step an experiment is replayed from
 MAX_KEY = 1_000

@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from baton.errors import BatonError
 from baton.events import schema
-from baton.events.store import Event, EventStore
+from baton.events.event import Event
+from baton.events.store import EventStore
 
 MAX_NAME = 250  # a run id, a step id, a person's name: as long as the store's columns
 

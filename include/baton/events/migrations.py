@@ -5,15 +5,30 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, inspect, select, text
+from sqlalchemy import Column, Connection, Engine, MetaData, String, Table, inspect, select, text
 
-from baton.events import schema, summaries
+from baton.events import projections, schema, summaries
 
 Migration = tuple[int, str, Callable[[Connection], None]]
 
+# The execution table as version 1 made it: a second projection of a run, whose state said
+# "completed" where the other said "success". Version 9 replaces it with a view of the one projection.
+_V1_EXECUTIONS = Table(
+    "workflow_executions",
+    MetaData(),
+    Column("id", schema.Sequence, primary_key=True, autoincrement=True),
+    Column("workflow_id", String(250), nullable=False, unique=True),  # the run id
+    Column("trigger_id", String(250), nullable=False),  # the workflow that ran
+    Column("agents_involved", schema.Json, nullable=False),
+    Column("execution_status", String(32), nullable=False),  # running | completed | failed
+    Column("result", schema.Json),
+    Column("timestamp", schema.UTCDateTime(), nullable=False),
+)
+EXECUTIONS_VIEW = "workflow_executions"
+
 
 def _v1(conn: Connection) -> None:
-    for table in (schema.events, schema.blobs, schema.workflow_executions):
+    for table in (schema.events, schema.blobs, _V1_EXECUTIONS):
         table.create(conn)
 
 
@@ -54,6 +69,36 @@ def _v8(conn: Connection) -> None:
     summaries.rebuild_in(conn)  # the runs already in the store show on the dashboard too
 
 
+def _add_columns(conn: Connection, table: Table, names: tuple[str, ...]) -> bool:
+    """Add ``table``'s columns ``names`` that the stored table lacks; whether any was added."""
+    present = {c["name"] for c in inspect(conn).get_columns(table.name)}
+    missing = [table.c[name] for name in names if name not in present]
+    for column in missing:
+        type_ = column.type.compile(dialect=conn.dialect)
+        default = f" DEFAULT {column.server_default.arg}" if column.server_default is not None else ""
+        not_null = " NOT NULL" if not column.nullable and default else ""
+        conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {type_}{default}{not_null}"))
+    return bool(missing)
+
+
+def _v9(conn: Connection) -> None:
+    """One projection of a run: the run summary gains its agents and outputs, the agents' calls their run
+    and tokens (every agent statistic reads them), and the execution table becomes a view of the run summary,
+    in Airflow's words for a run's state (success where it said completed)."""
+    added = _add_columns(conn, schema.run_summary, ("agents", "result"))
+    added |= _add_columns(conn, schema.agent_calls, ("run_id", "input_tokens", "output_tokens"))
+    found = inspect(conn)
+    if EXECUTIONS_VIEW in found.get_table_names():
+        conn.execute(text(f"DROP TABLE {EXECUTIONS_VIEW}"))
+    if EXECUTIONS_VIEW not in found.get_view_names():
+        body = projections.seed_columns().compile(
+            dialect=conn.dialect, compile_kwargs={"literal_binds": True}
+        )
+        conn.execute(text(f"CREATE VIEW {EXECUTIONS_VIEW} AS {body}"))
+    if added:  # a store made at version 8 before: its rows get the new columns from the events
+        summaries.rebuild_in(conn)
+
+
 MIGRATIONS: list[Migration] = [
     (1, "events, blobs and workflow_executions", _v1),
     (2, "the shared context of runs", _v2),
@@ -63,6 +108,7 @@ MIGRATIONS: list[Migration] = [
     (6, "the budgets' ledger of reservations and spend", _v6),
     (7, "an index of each step's history, for learned routing and experiments", _v7),
     (8, "the dashboard's projections: runs, tasks, agents' calls and hourly step figures", _v8),
+    (9, "one projection of a run, in Airflow's states: workflow_executions a view of it", _v9),
 ]
 
 

@@ -12,7 +12,8 @@ import socket
 import time
 from typing import Any
 
-from baton.events.store import Event, EventStore, run_started_payload, worker_name
+from baton.events.event import Event, run_started_payload, worker_name
+from baton.events.store import EventStore
 
 TERMINAL = ("step.succeeded", "step.failed", "step.skipped")
 LOST_TRY = "the try ended without reporting (its task process was killed or lost)"

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from baton.events.store import CorruptEvent, Event
+from baton.events.event import CorruptEvent, Event
 
 STEP_STATES = {
     "step.started": "running",

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
@@ -69,19 +70,6 @@ blobs = Table(
     Column("sha256", String(64), primary_key=True),
     Column("size", Integer, nullable=False),
     Column("content", Text, nullable=False),
-)
-
-# Seed 002's execution table, kept current from the events (see projections.py).
-workflow_executions = Table(
-    "workflow_executions",
-    metadata,
-    Column("id", Sequence, primary_key=True, autoincrement=True),
-    Column("workflow_id", String(250), nullable=False, unique=True),  # the run id
-    Column("trigger_id", String(250), nullable=False),  # the workflow that ran
-    Column("agents_involved", Json, nullable=False),
-    Column("execution_status", String(32), nullable=False),  # running | completed | failed
-    Column("result", Json),
-    Column("timestamp", UTCDateTime(), nullable=False),
 )
 
 # The shared context of a run: every version of every key, append-only (see baton.context).
@@ -168,8 +156,9 @@ schema_version = Table(
     Column("applied_at", UTCDateTime(), nullable=False),
 )
 
-# The dashboard: projections kept current in the append's transaction (events/summaries.py), so
-# that the Coordination and Management pages read a few rows per request, never the events of a window.
+# The projections, kept current in the append's transaction (events/summaries.py): a row per run (the one
+# projection of a run: the pages, the API's runs, `baton runs` and the view workflow_executions read it),
+# so that the Coordination and Management pages read a few rows per request, never the events of a window.
 # Times of a task's try are epoch seconds (floats): a try's duration is a subtraction on either database.
 run_summary = Table(
     "baton_run_summary",
@@ -177,7 +166,7 @@ run_summary = Table(
     Column("run_id", String(250), primary_key=True),
     Column("workflow", String(250), nullable=False),
     Column("template_version", Integer),
-    Column("state", String(16), nullable=False),  # running | success | failed
+    Column("state", String(16), nullable=False),  # Airflow's words for a run: running | success | failed
     Column("started_at", UTCDateTime(), nullable=False),
     Column("ended_at", UTCDateTime()),
     Column("duration_s", Float),
@@ -188,6 +177,8 @@ run_summary = Table(
     Column("conflicts", Integer, nullable=False, server_default="0"),  # context conflicts
     Column("conflicts_auto", Integer, nullable=False, server_default="0"),  # resolved by their strategy
     Column("conflicts_escalated", Integer, nullable=False, server_default="0"),  # left to a person / failed
+    Column("agents", Json),  # every agent chosen for it, in the order first chosen (NULL: none yet)
+    Column("result", Json),  # once it ended: {"outputs": {step: output, or {"ref": blob digest}}}
     Index("ix_baton_run_summary_started", "started_at", "run_id"),
     Index("ix_baton_run_summary_workflow", "workflow", "started_at", "run_id"),
     Index("ix_baton_run_summary_state", "state", "started_at", "run_id"),
@@ -209,8 +200,9 @@ task_state = Table(
     Column("question", String(32)),  # its kind (approval, escalation, review, ...)
 )
 
-# One row per agent call that ended (a step's try, a fan-out item) and per model call (its cost): the
-# last hour's calls, failures and exact latencies, and the last day's spend, read by time.
+# One row per agent call that ended (a step's try, a fan-out item) and per model call (its cost and tokens):
+# every agent's statistics (baton.events.projections.agent_stats: the router's, the API's and the agents'
+# board's), read by time or newest first.
 agent_calls = Table(
     "baton_agent_calls",
     metadata,
@@ -218,9 +210,12 @@ agent_calls = Table(
     Column("agent", String(250), nullable=False),
     Column("ts", UTCDateTime(), nullable=False),
     Column("kind", String(8), nullable=False),  # step | item | model
+    Column("run_id", String(250)),
     Column("ok", Integer),  # 1 succeeded, 0 failed; NULL for a model call
     Column("latency_s", Float),
     Column("cost", Float, nullable=False, server_default="0"),
+    Column("input_tokens", Integer, nullable=False, server_default="0"),  # a model call's
+    Column("output_tokens", Integer, nullable=False, server_default="0"),
     Index("ix_baton_agent_calls_ts", "ts"),
 )
 
@@ -246,3 +241,8 @@ agents_seen = Table(
     Column("agent", String(250), primary_key=True),
     Column("first_seen", UTCDateTime(), nullable=False),
 )
+
+
+def insert_for(dialect: str) -> Any:
+    """The INSERT of a dialect (PostgreSQL's or SQLite's: both can say ON CONFLICT) for ``dialect``'s name."""
+    return (postgresql if dialect == "postgresql" else sqlite).insert

@@ -1,35 +1,35 @@
-"""The dashboard's projections: kept current by ``projections.apply`` in the transaction that
-appends the events they follow, and rebuilt from the events alone (``rebuild``).
+"""The projections of the events: kept current in the transaction that appends the events they follow (the
+store is handed ``apply`` through ``baton.events.projections.PROJECTIONS``), and rebuilt from the events alone
+(``rebuild_in``).
 
-- ``baton_run_summary``: a run's state and times, the questions asked of people and the context conflicts
-  (resolved by their strategy or not); when it ends, its tasks and its tries' and items' seconds;
+- ``baton_run_summary``: the one projection of a run, in Airflow's words for its state (running, success,
+  failed): its times, the agents chosen for it, the questions asked of people and the context conflicts
+  (resolved by their strategy or not); when it ends, its tasks, its tries' and items' seconds and its outputs;
 - ``baton_task_state``: each task's latest try (state, agent, start, end), its tries' seconds, and the
   question to a person it waits on;
-- ``baton_agent_calls``: each call that ended (a step's try, a fan-out item) and each model call's cost;
+- ``baton_agent_calls``: each call that ended (a step's try, a fan-out item) and each model call's cost and
+  tokens: every agent's statistics are read from it (``projections.agent_stats``);
 - ``baton_step_hours``: per hour, workflow, step and agent: tries, failures, seconds, circuits opened;
 - ``baton_agents_seen``: every agent chosen or heard of once.
 
-A batch of events is folded into one change per row in Python first, then written (``summary_writes``) with
-one statement per table, the rows in key order: two transactions never wait on each other's rows in opposite
-orders. Only run-level facts (its start and end, questions, conflicts) touch a run's row, and only a step's
-try its task's row: the items of a fan-out, which end concurrently, write nothing but their call's row.
+A batch of events is folded into one change per row in Python first (``changes``), then written
+(``summary_writes``) with one statement per table, the rows in key order: two transactions never wait on each
+other's rows in opposite orders. Only run-level facts (its start and end, questions, conflicts, an agent new
+to it) touch a run's row, and only a step's try its task's row: the items of a fan-out, which end concurrently,
+write their call's row, and the run's only when one names an agent the run has not had.
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, delete, select
 
 from baton.events import schema, summary_writes
-
-if TYPE_CHECKING:
-    from baton.events.store import Event
+from baton.events.changes import Changes, HourKey, RunChange, TaskChange
+from baton.events.event import Event
 
 RUN_STATES = {"run.started": "running", "run.succeeded": "success", "run.failed": "failed"}
 TASK_STATES = {
@@ -52,49 +52,12 @@ FOLDED = frozenset(
     {*RUN_STATES, *TASK_STATES, *_COUNTED, *_CALLS}
     | {"context.resolved", "agent.selected", "model.called", "agent.breaker_opened"}
 )
-TaskKey = tuple[str, str, int]
-HourKey = tuple[datetime, str, str, str]
-
-
-@dataclass
-class RunChange:
-    workflow: str
-    template_version: int | None
-    started_at: datetime
-    state: str = "running"
-    ended_at: datetime | None = None
-    duration_s: float | None = None
-    counts: Counter = field(default_factory=Counter)
-
-
-@dataclass
-class TaskChange:
-    try_number: int
-    state: str | None = None
-    agent: str | None = None
-    started_s: float | None = None
-    ended_s: float | None = None
-    seconds: float = 0.0
-    asked_s: float | None = None
-    question: str | None = None
-    answered: bool = False  # a question answered after the last one this batch asked
-    open_end: float | None = None  # a failed try's end whose start is in the table, not in this batch
-
-
-@dataclass
-class Changes:
-    runs: dict[str, RunChange] = field(default_factory=dict)
-    tasks: dict[TaskKey, TaskChange] = field(default_factory=dict)
-    hours: dict[HourKey, list[float]] = field(default_factory=dict)  # tries, failures, ok seconds, opens
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    agents: dict[str, datetime] = field(default_factory=dict)
-    ended: set[str] = field(default_factory=set)
 
 
 def apply(conn: Connection, events: Iterable[Event]) -> None:
     """Fold the events just stored (in sequence order) into the dashboard's rows, in ``conn``'s transaction."""
     changes = collect(events)
-    if changes.tasks or changes.runs or changes.calls or changes.hours or changes.agents:
+    if changes:
         summary_writes.write(conn, changes)
 
 
@@ -111,8 +74,8 @@ def collect(events: Iterable[Event]) -> Changes:
             _task(changes, event)
         if kind in _CALLS or kind in ("model.called", "agent.breaker_opened"):
             _call(changes, event)
-        if kind == "agent.selected" and event.payload.get("agent"):
-            changes.agents.setdefault(event.payload["agent"], event.ts)
+        if kind == "agent.selected":
+            _agent_chosen(changes, event)
     return changes
 
 
@@ -122,6 +85,20 @@ def seconds(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if 0 <= value < math.inf else None
+
+
+def _agent_chosen(changes: Changes, event: Event) -> None:
+    if event.payload.get("agent"):
+        changes.agents.setdefault(event.payload["agent"], event.ts)
+    if event.agent:
+        chosen = changes.run_agents.setdefault(event.run_id, [])
+        if event.agent not in chosen:  # a batch names the same agent for many steps: written once
+            chosen.append(event.agent)
+
+
+def count(value: Any) -> int:
+    """A number of tokens a payload gives, if it is a whole number of at least 0 (else 0)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def _of_the_task(kind: str, payload: dict[str, Any]) -> bool:
@@ -195,9 +172,23 @@ def _call(changes: Changes, event: Event) -> None:
     if kind == "agent.breaker_opened":
         changes.hours.setdefault(_hour_key(event, agent), [0, 0, 0.0, 0])[3] += 1
         return
-    row = {"agent": agent, "ts": event.ts, "ok": _CALLS.get(kind), "latency_s": None, "cost": 0.0}
+    row = {
+        "agent": agent,
+        "ts": event.ts,
+        "run_id": event.run_id,
+        "ok": _CALLS.get(kind),
+        "latency_s": None,
+        "cost": 0.0,
+        "input_tokens": 0,
+        "output_tokens": 0,
+    }
     if kind == "model.called":
-        row |= {"kind": "model", "cost": seconds(payload.get("cost")) or 0.0}  # a finite amount too
+        row |= {
+            "kind": "model",
+            "cost": seconds(payload.get("cost")) or 0.0,  # a finite amount too
+            "input_tokens": count(payload.get("input_tokens")),
+            "output_tokens": count(payload.get("output_tokens")),
+        }
     else:
         took = seconds(payload.get("duration_s", payload.get("latency_s"))) if _CALLS[kind] else None
         row |= {"kind": "step" if kind.startswith("step.") else "item", "latency_s": took}
@@ -214,8 +205,6 @@ TABLES = (schema.run_summary, schema.task_state, schema.agent_calls, schema.step
 def rebuild_in(conn: Connection, chunk: int = 20_000) -> int:
     """Recompute the dashboard's tables from the events alone, in ``conn``'s transaction, reading the
     events ``chunk`` at a time in sequence order; the number of events folded."""
-    from baton.events.store import Event
-
     for table in TABLES:
         conn.execute(delete(table))
     summary_writes.forget_seen()
@@ -230,9 +219,3 @@ def rebuild_in(conn: Connection, chunk: int = 20_000) -> int:
             return folded
         apply(conn, [Event(**row._mapping) for row in rows])
         after, folded = rows[-1].seq, folded + len(rows)
-
-
-def rebuild(store: Any) -> int:
-    """``rebuild_in`` in a transaction of its own on ``store``'s engine."""
-    with store.engine.begin() as conn:
-        return rebuild_in(conn)

@@ -1,21 +1,17 @@
-"""The dashboard's projections written (``baton.events.summaries`` folds a batch of events into ``Changes``):
-one statement per table and batch, built once per dialect (as the store's own append: building a statement
-costs more than executing it on a single event's append), its rows in key order."""
+"""The projections written (``baton.events.summaries`` folds a batch of events into ``Changes``): one statement
+per table and batch, built once per dialect (as the store's own append: building a statement costs more than
+executing it on a single event's append), its rows in key order."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import Connection, Engine, Float, bindparam, case, event, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, Engine, Float, bindparam, case, event, func, select, text, update
 
 from baton.events import schema
-
-if TYPE_CHECKING:
-    from baton.events.summaries import Changes, HourKey, RunChange, TaskChange, TaskKey
+from baton.events.changes import Changes, HourKey, RunChange, TaskChange, TaskKey
 
 
 def write(conn: Connection, changes: Changes) -> None:
@@ -25,8 +21,10 @@ def write(conn: Connection, changes: Changes) -> None:
         _write_tasks(conn, changes.tasks)
     if changes.runs:
         _write_runs(conn, changes.runs)
-        if changes.ended:
-            _close_runs(conn, sorted(changes.ended))
+    if changes.run_agents:
+        _add_agents(conn, changes.run_agents)
+    if changes.ended:
+        _close_runs(conn, sorted(changes.ended))
     if changes.hours:
         _write_hours(conn, changes.hours)
     if changes.calls:
@@ -69,7 +67,7 @@ def _calls_insert() -> Any:
 
 
 def _insert(dialect: str, table: Any) -> Any:
-    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    return schema.insert_for(dialect)(table)
 
 
 @cache
@@ -171,11 +169,38 @@ def _write_runs(conn: Connection, runs: dict[str, RunChange]) -> None:
             "started_at": c.started_at,
             "ended_at": c.ended_at,
             "duration_s": c.duration_s,
+            "agents": [],  # a new row's (the upsert leaves an existing row's as they are): _add_agents
             **{name: c.counts[name] for name in COUNTERS},
         }
         for run_id, c in sorted(runs.items())
     ]
     conn.execute(_run_upsert(conn.dialect.name), rows)
+
+
+_ADD_AGENT = {
+    # Atomic in one statement: concurrent steps of one run cannot lose each other's agent, and a run's row
+    # is written (and locked) only by the first event that names an agent new to it.
+    "postgresql": text(
+        "UPDATE baton_run_summary SET agents = COALESCE(agents, '[]'::jsonb) || jsonb_build_array(CAST(:agent AS text))"
+        " WHERE run_id = :run_id AND NOT COALESCE(agents, '[]'::jsonb) @> jsonb_build_array(CAST(:agent AS text))"
+    ),
+    "sqlite": text(
+        "UPDATE baton_run_summary SET agents = json_insert(COALESCE(agents, '[]'), '$[#]', :agent)"
+        " WHERE run_id = :run_id AND NOT EXISTS"
+        " (SELECT 1 FROM json_each(COALESCE(baton_run_summary.agents, '[]')) WHERE value = :agent)"
+    ),
+}
+
+
+def _add_agents(conn: Connection, run_agents: dict[str, list[str]]) -> None:
+    """Each agent chosen for a run, added to its row unless there already (in the order first chosen). A run
+    whose row does not exist yet gets its agents when it ends (``_close_runs`` reads them from its events)."""
+    rows = [
+        {"run_id": run_id, "agent": agent}
+        for run_id, agents in sorted(run_agents.items())
+        for agent in agents
+    ]
+    conn.execute(_ADD_AGENT[conn.dialect.name], rows)
 
 
 def payload_field(dialect: str, name: str, as_: str = "string") -> Any:
@@ -216,20 +241,52 @@ def _closing(dialect: str) -> tuple[Any, Any]:
     read = select(r.run_id, r.started_at, r.ended_at, r.duration_s, work.c.tasks, work.c.work).select_from(
         schema.run_summary.outerjoin(work, work.c.run_id == r.run_id)
     )
-    values = {"tasks": bindparam("tasks"), "work_s": bindparam("work"), "duration_s": bindparam("took")}
+    values = {
+        "tasks": bindparam("tasks"),
+        "work_s": bindparam("work"),
+        "duration_s": bindparam("took"),
+        "agents": bindparam("agents", type_=r.agents.type),
+        "result": bindparam("result", type_=r.result.type),
+    }
     write = update(schema.run_summary).where(r.run_id == bindparam("rid")).values(**values)
     return read.where(r.run_id.in_(ids)), write
 
 
+@cache
+def _agents_and_outputs() -> Any:
+    """The ended runs' agents chosen and outputs recorded, in sequence order."""
+    e = schema.events.c
+    kinds = ("agent.selected", "output.recorded")
+    query = select(e.run_id, e.type, e.step, e.agent, e.payload)
+    return query.where(e.run_id.in_(bindparam("ids", expanding=True)), e.type.in_(kinds)).order_by(e.seq)
+
+
 def _close_runs(conn: Connection, run_ids: Sequence[str]) -> None:
-    """The ended runs' tasks and seconds (``_closing``), and a duration the run's end did not say."""
+    """The ended runs' tasks and seconds (``_closing``), a duration the run's end did not say, and the
+    agents and outputs of their events (a step's output inline, or the reference of its blob)."""
+    agents: dict[str, list[str]] = {run_id: [] for run_id in run_ids}
+    outputs: dict[str, dict[str, Any]] = {run_id: {} for run_id in run_ids}
+    for run_id, kind, step, agent, payload in conn.execute(_agents_and_outputs(), {"ids": list(run_ids)}):
+        if kind == "agent.selected" and agent and agent not in agents[run_id]:
+            agents[run_id].append(agent)
+        elif kind == "output.recorded" and step:
+            outputs[run_id][step] = (
+                payload.get("output") if payload.get("ref") is None else {"ref": payload["ref"]}
+            )
     read, write = _closing(conn.dialect.name)
     rows = []
     for run_id, started, ended, duration, tasks, work in conn.execute(read, {"ids": list(run_ids)}):
         if duration is None and ended is not None:
             duration = max(0.0, (ended - started).total_seconds())
         rows.append(
-            {"rid": run_id, "tasks": int(tasks or 0), "work": round(work or 0.0, 3), "took": duration}
+            {
+                "rid": run_id,
+                "tasks": int(tasks or 0),
+                "work": round(work or 0.0, 3),
+                "took": duration,
+                "agents": agents[run_id],
+                "result": {"outputs": outputs[run_id]},
+            }
         )
     if rows:
         conn.execute(write, rows)

@@ -146,7 +146,7 @@ class SagaOperator(BaseOperator):
 
     def _ask(self, context: Any, saga: Any, outcome: Any, given_up: list[str]) -> BaseException:
         from baton.coordination import escalation
-        from baton.events.store import Event
+        from baton.events.event import Event
 
         target = outcome.stuck.name
         question = escalation.Question(

@@ -28,7 +28,8 @@ from typing import Any
 from sqlalchemy import select
 
 from baton.events import schema
-from baton.events.store import Event, EventStore
+from baton.events.event import Event
+from baton.events.store import EventStore
 from baton.events.types import BATON_TAG, TI_TERMINAL
 
 RUN_END = {"success": "run.succeeded", "failed": "run.failed"}

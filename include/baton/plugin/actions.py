@@ -20,7 +20,8 @@ from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_da
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from baton.events.store import Event, EventStore
+from baton.events.event import Event
+from baton.events.store import EventStore
 
 ACTION_HEADER = "X-Baton-Action"
 COMPENSATE_DAG = "baton_compensate"  # baton.compile.build.COMPENSATE_DAG_ID (the build imports Airflow's DAG)

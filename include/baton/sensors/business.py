@@ -69,7 +69,7 @@ class BusinessSensor(BaseOperator):
 
     def _claim(self, store: Any, context: Any, mark_from: Any, payload: dict[str, Any], init: bool) -> bool:
         """Move the mark from ``mark_from``: False when another run moved it first."""
-        from baton.events.store import Event
+        from baton.events.event import Event
 
         ti = context["ti"]
         suffix = "init" if init else json.dumps(mark_from, default=str)

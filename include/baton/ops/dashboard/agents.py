@@ -1,23 +1,24 @@
-"""The agents' board of the Management tab: per agent seen in the store, its calls and failures of the last
+"""The agents' board of the Coordination tab: per agent seen in the store, its calls and failures of the last
 hour with their p50/p95 latency, the load slots it holds now, its circuit (``baton_agent_health``), its
-model spend of the last 24 hours, and the headroom its budgets leave. Reads the last hour's and last day's
-rows of ``baton_agent_calls`` (by time), the agents' slots and health rows, and the budgets' ledger."""
+model spend of the last 24 hours, and the headroom its budgets leave. The calls' figures are the agents'
+statistics every part reads (``baton.events.projections``: the last hour's and last day's rows of
+``baton_agent_calls``, by time); the rest reads the agents' slots and health rows and the budgets' ledger."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from baton.budgets.config import Budget
 from baton.budgets.report import budget_status
 from baton.coordination.load import HALF_OPEN
 from baton.events import schema
+from baton.events.projections import AgentStats, calls_between, spend_between
 from baton.events.store import EventStore
-from baton.ops.dashboard.common import iso, percentile, rounded
-from baton.spec.budgets import Budget
+from baton.ops.dashboard.common import iso, rounded
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 MAX_CALLS = 100_000  # the newest calls of the last hour read: bounded however busy the hour was
@@ -27,8 +28,8 @@ def board(store: EventStore, budgets: Sequence[Budget] = (), now: datetime | Non
     """Every agent seen, by name. ``budgets``: those of ``budgets.yaml`` (their headroom; none: null)."""
     now = now or datetime.now(UTC)
     with store.engine.connect() as conn:
-        hour, sampled = _last_hour(conn, now)
-        spend = _spend(conn, now)
+        hour, sampled = calls_between(conn, now - HOUR, now, MAX_CALLS)
+        spend = spend_between(conn, now - DAY, now)
         slots = _slots(conn, now)
         health = _health(conn, now)
         names = set(conn.scalars(select(schema.agents_seen.c.agent)))
@@ -48,46 +49,15 @@ def board(store: EventStore, budgets: Sequence[Budget] = (), now: datetime | Non
     return {"at": iso(now), "last_hour_sampled": sampled, "agents": agents}
 
 
-def _last_hour(conn: Connection, now: datetime) -> tuple[dict[str, list], bool]:
-    """Per agent: [calls, failures, latencies of the successful ones] over the last hour (its newest
-    ``MAX_CALLS`` calls); whether there were more."""
-    c = schema.agent_calls.c
-    query = (
-        select(c.agent, c.ok, c.latency_s)
-        .where(c.ts >= now - HOUR, c.ts <= now, c.kind != "model")
-        .order_by(c.ts.desc())
-        .limit(MAX_CALLS + 1)
-    )
-    rows = conn.execute(query).all()
-    found: dict[str, list] = defaultdict(lambda: [0, 0, []])
-    for agent, ok, latency in rows[:MAX_CALLS]:
-        figures = found[agent]
-        figures[0] += 1
-        figures[1] += int(not ok)
-        if ok and latency is not None:
-            figures[2].append(float(latency))
-    return dict(found), len(rows) > MAX_CALLS
-
-
-def _hour_figures(figures: list | None) -> dict[str, Any]:
-    calls, failures, latencies = figures or (0, 0, [])
-    latencies = sorted(latencies)
+def _hour_figures(stats: AgentStats | None) -> dict[str, Any]:
+    if stats is None:
+        return {"calls_1h": 0, "failures_1h": 0, "p50_latency_s": None, "p95_latency_s": None}
     return {
-        "calls_1h": calls,
-        "failures_1h": failures,
-        "p50_latency_s": rounded(percentile(latencies, 50)),
-        "p95_latency_s": rounded(percentile(latencies, 95)),
+        "calls_1h": stats.steps,
+        "failures_1h": stats.failed,
+        "p50_latency_s": rounded(stats.p50_latency_s),
+        "p95_latency_s": rounded(stats.p95_latency_s),
     }
-
-
-def _spend(conn: Connection, now: datetime) -> dict[str, float]:
-    c = schema.agent_calls.c
-    query = (
-        select(c.agent, func.sum(c.cost))
-        .where(c.ts >= now - DAY, c.ts <= now, c.kind == "model")
-        .group_by(c.agent)
-    )
-    return {agent: float(total or 0.0) for agent, total in conn.execute(query)}
 
 
 def _slots(conn: Connection, now: datetime) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""Seed 003's workflow analytics over a window (the Management tab): runs, success rate, parallel speed-up,
+"""The workflow analytics of a window (the Management tab): runs, success rate, parallel speed-up,
 context conflicts' auto-resolution rate, human intervention rate, mean and p95 duration, a trend for a
 chart, and suggestions derived from the figures (``suggestions.py``).
 
@@ -16,8 +16,9 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from baton.events import schema
+from baton.events.projections import percentile
 from baton.events.store import EventStore
-from baton.ops.dashboard.common import iso, percentile, rounded
+from baton.ops.dashboard.common import iso, rounded
 from baton.ops.dashboard.suggestions import suggest
 
 MAX_HOURS = 24 * 366

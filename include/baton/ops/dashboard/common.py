@@ -1,4 +1,4 @@
-"""What the dashboard's queries share: the opaque cursor of the runs' pages, times as text, percentiles."""
+"""What the dashboard's queries share: the opaque cursor of the runs' pages, times and numbers as shown."""
 
 from __future__ import annotations
 
@@ -10,9 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from baton.errors import BatonError
-from baton.events.projections import _percentile as percentile
-
-__all__ = ["CursorError", "decode_cursor", "encode_cursor", "iso", "percentile", "rounded"]
 
 _PREFIX = "r1."
 

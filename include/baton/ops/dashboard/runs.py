@@ -54,8 +54,7 @@ def page(
 
 
 def _runs_query(state: str, workflow: str | None, position: tuple[datetime, str] | None, limit: int) -> Any:
-    r, x = schema.run_summary.c, schema.workflow_executions.c
-    joined = schema.run_summary.outerjoin(schema.workflow_executions, x.workflow_id == r.run_id)
+    r = schema.run_summary.c
     query = select(
         r.run_id,
         r.workflow,
@@ -65,8 +64,8 @@ def _runs_query(state: str, workflow: str | None, position: tuple[datetime, str]
         r.ended_at,
         r.duration_s,
         r.tasks,
-        x.agents_involved,
-    ).select_from(joined)
+        r.agents,
+    )
     if STATES[state] is not None:
         query = query.where(r.state.in_(STATES[state]))
     if workflow is not None:
@@ -174,7 +173,7 @@ def _run(row: Any, tasks: dict[str, Any] | None, history: dict[str, float] | Non
         "running": tasks["running"] if running else [],
         "running_count": tasks["running_count"] if running else 0,
         "eta_s": eta,
-        "agents": list(row.agents_involved or []),
+        "agents": list(row.agents or []),
         "people_pending": tasks["pending"] if running else [],
         "people_pending_count": tasks["pending_count"] if running else 0,
     }

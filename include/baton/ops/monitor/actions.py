@@ -22,7 +22,8 @@ from sqlalchemy import select
 
 from baton.coordination import breaker, load
 from baton.events import schema
-from baton.events.store import Event, EventStore
+from baton.events.event import Event
+from baton.events.store import EventStore
 from baton.ops.airflow_api import CONN_ID, AirflowApi
 from baton.ops.incidents import Action, Book
 from baton.ops.monitor.paging import request

@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from baton.alerts import Alert, send
 from baton.events import schema
-from baton.events.store import Event, EventStore
+from baton.events.event import Event
+from baton.events.store import EventStore
 from baton.ops.incidents import Action, Book, Transition, acknowledge, stop
 from baton.ops.monitor.state import load_state, save_state
 

@@ -1,0 +1,252 @@
+"""The append-only log of events: appends, idempotent by key, that keep the projections the log was handed in
+the same transaction; reads in sequence order; large outputs stored once (blobs).
+
+The log knows nothing of which projections there are: whoever opens a store hands them in
+(``baton.events.store.EventStore`` hands Baton's, ``baton.events.projections.PROJECTIONS``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import Connection, Engine, Text, cast, select
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from baton.errors import BatonError
+from baton.events import schema
+from baton.events.decode import loads
+from baton.events.event import CorruptEvent, Event
+from baton.events.types import EVENT_TYPES
+
+INLINE_LIMIT = 16_384  # bytes of JSON; a larger output is stored once in baton_blobs, by reference
+
+
+class StoreError(BatonError):
+    """The store cannot be used as it is (not migrated, unreachable); says what to do."""
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Rows kept from the events, handed to the log that keeps them current.
+
+    ``apply(conn, events)`` folds events just stored (in sequence order; the caller's, not yet read back)
+    into its rows in the append's transaction; ``rebuild(conn)`` recomputes its rows from the stored events
+    alone, in the caller's transaction (after a bulk load, a migration that changes its tables)."""
+
+    name: str
+    apply: Callable[[Connection, Sequence[Event]], None]
+    rebuild: Callable[[Connection], Any]
+
+
+@cache
+def _append_statement(dialect: str):
+    """INSERT ... ON CONFLICT (key) DO NOTHING RETURNING seq, key: built once, compiled once per dialect.
+
+    Executed with a list of rows, SQLAlchemy sends them as one multi-row statement (insertmanyvalues)
+    and hands back the rows actually inserted.
+    """
+    return (
+        schema.insert_for(dialect)(schema.events)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(schema.events.c.seq, schema.events.c.idempotency_key)
+    )
+
+
+class EventLog:
+    """Appends and reads events; keeps the ``projections`` it was handed current.
+
+    :param engine: the store's database (``baton.events.store.engine_for``).
+    :param projections: kept in each append's transaction, in this order.
+    """
+
+    def __init__(self, engine: Engine, projections: Sequence[Projection] = ()):
+        self.engine = engine
+        self.projections = tuple(projections)
+
+    def append(self, events: Sequence[Event]) -> list[int]:
+        """Store the events not stored yet (by key), in one transaction; the new sequence numbers."""
+        if not events:
+            return []
+        try:
+            with self.engine.begin() as conn:
+                return self.append_in(conn, events)
+        except (OperationalError, ProgrammingError) as error:
+            if "baton_events" in str(error) and (
+                "no such table" in str(error) or "does not exist" in str(error)
+            ):
+                raise StoreError(
+                    f"Baton's event store {self.engine.url.render_as_string()} has no tables yet: run "
+                    "`baton db upgrade` (make run does it)."
+                ) from None
+            raise
+
+    def append_in(self, conn: Connection, events: Sequence[Event]) -> list[int]:
+        """``append`` inside the caller's transaction, so that a change and its events commit together."""
+        if not events:
+            return []
+        statement = _append_statement(self.engine.dialect.name)
+        stored = {key: seq for seq, key in conn.execute(statement, [e.row() for e in events])}
+        new = [e for e in events if e.key in stored]
+        if new:
+            for projection in self.projections:
+                projection.apply(conn, new)
+        return sorted(stored.values())
+
+    def rebuild(self) -> None:
+        """Recompute every projection from the events alone, in one transaction."""
+        with self.engine.begin() as conn:
+            for projection in self.projections:
+                projection.rebuild(conn)
+
+    def put_blob(self, content: str) -> str:
+        digest = hashlib.sha256(content.encode()).hexdigest()
+        statement = schema.insert_for(self.engine.dialect.name)(schema.blobs).values(
+            sha256=digest, size=len(content), content=content
+        )
+        with self.engine.begin() as conn:
+            conn.execute(statement.on_conflict_do_nothing(index_elements=["sha256"]))
+        return digest
+
+    def blob(self, digest: str) -> Any:
+        with self.engine.connect() as conn:
+            content = conn.scalar(select(schema.blobs.c.content).where(schema.blobs.c.sha256 == digest))
+        return None if content is None else json.loads(content)
+
+    def output_payload(self, output: Any) -> dict[str, Any]:
+        """The payload of an ``output.recorded`` event: inline when small, by reference when large."""
+        text = json.dumps(output, sort_keys=True, default=str)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        if len(text) <= INLINE_LIMIT:
+            return {"sha256": digest, "size": len(text), "output": output}
+        return {"sha256": digest, "size": len(text), "ref": self.put_blob(text)}
+
+    def get(self, key: str) -> Event | CorruptEvent | None:
+        """The event stored under an idempotency key, or None (one row, by its unique index)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(_select_events().where(schema.events.c.idempotency_key == key)).first()
+        return None if row is None else _from_row(row)
+
+    def newest(self, key_prefix: str) -> Event | CorruptEvent | None:
+        """The newest event whose key starts with ``key_prefix`` (a chain such as a sensor's marks)."""
+        e = schema.events.c
+        prefix = key_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = _select_events().where(e.idempotency_key.like(f"{prefix}%", escape="\\"))
+        with self.engine.connect() as conn:
+            row = conn.execute(query.order_by(e.seq.desc()).limit(1)).first()
+        return _from_row(row) if row is not None else None
+
+    def output_of(self, payload: dict[str, Any], field: str = "output") -> Any:
+        """The value an ``output_payload`` payload holds (``field``), inline or from its blob."""
+        return self.blob(payload["ref"]) if payload.get("ref") else payload.get(field)
+
+    def read(
+        self,
+        run_id: str | None = None,
+        *,
+        until: int | None = None,
+        after: int = 0,
+        step: tuple[str, int] | None = None,
+        types: Sequence[str] | None = None,
+        before_try: int | None = None,
+    ) -> Iterator[Event | CorruptEvent]:
+        """Events in sequence order; a row that cannot be read comes back as a ``CorruptEvent``.
+
+        :param step: (step id, map index): only that task's events.
+        :param types: only events of these types.
+        :param before_try: only events of tries before this one.
+        """
+        e = schema.events.c
+        query = _select_events().where(e.seq > after)
+        if run_id is not None:
+            query = query.where(e.run_id == run_id)
+        if until is not None:
+            query = query.where(e.seq <= until)
+        if step is not None:
+            query = query.where(e.step == step[0], e.map_index == step[1])
+        if types is not None:
+            query = query.where(e.type.in_(list(types)))
+        if before_try is not None:
+            query = query.where(e.try_number < before_try)
+        with self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=5000).execute(query.order_by(e.seq)):
+                yield _from_row(row)
+
+    def step_history(
+        self, workflow: str, step: str, types: Sequence[str], limit: int, conn: Connection | None = None
+    ) -> list[Any]:
+        """The latest ``limit`` events of ``types`` of one step of a workflow (its unmapped task), oldest
+        first, as rows (seq, run_id, try_number, type, agent, payload): what a learned route and a step's
+        experiment learn from, read by the (workflow, step, seq) index. ``conn``: in that transaction."""
+        e = schema.events.c
+        query = select(e.seq, e.run_id, e.try_number, e.type, e.agent, e.payload).where(
+            e.workflow == workflow, e.step == step, e.map_index == -1, e.type.in_(list(types))
+        )
+        query = query.order_by(e.seq.desc()).limit(limit)
+        with nullcontext(conn) if conn is not None else self.engine.connect() as read:
+            return list(reversed(read.execute(query).all()))
+
+    def run_ids(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.scalars(select(schema.events.c.run_id).distinct()))
+
+    def has_run(self, run_id: str) -> bool:
+        with self.engine.connect() as conn:
+            found = conn.scalar(select(schema.events.c.seq).where(schema.events.c.run_id == run_id).limit(1))
+        return found is not None
+
+
+def _select_events() -> Any:
+    """SELECT of the columns ``_from_row`` reads, in its order."""
+    e = schema.events.c
+    return select(
+        e.seq,
+        e.run_id,
+        e.workflow,
+        e.template_version,
+        e.step,
+        e.map_index,
+        e.try_number,
+        e.agent,
+        e.type,
+        cast(e.payload, Text),
+        e.ts,
+        e.idempotency_key,
+    )
+
+
+def _from_row(row: Any) -> Event | CorruptEvent:
+    seq, run_id, workflow, version, step, map_index, try_number, agent, kind, payload, ts, key = row
+    try:
+        data = loads(payload)
+        model = EVENT_TYPES.get(kind)
+        if model is None:
+            return CorruptEvent(seq, kind, "unknown event type")
+        model.model_validate(data)
+    except ValueError as error:  # json.JSONDecodeError and pydantic.ValidationError are ValueErrors
+        problem = (
+            f"payload does not fit: {error.errors()[0]['loc']}: {error.errors()[0]['msg']}"
+            if isinstance(error, ValidationError)
+            else f"payload is not JSON: {error}"
+        )
+        return CorruptEvent(seq, kind, problem)
+    return Event(
+        type=kind,
+        run_id=run_id,
+        workflow=workflow,
+        payload=data,
+        step=step,
+        map_index=map_index,
+        try_number=try_number,
+        agent=agent,
+        template_version=version,
+        ts=ts,
+        seq=seq,
+        key=key,
+    )
