@@ -20,11 +20,13 @@ from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_da
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from baton.events.event import Event
-from baton.events.store import EventStore
+from baton.compile.build import COMPENSATE_DAG_ID as COMPENSATE_DAG
+from baton.compile.loader import steps_of
+from baton.coordination import load, variants
+from baton.events.store import Event, EventStore
+from baton.ops.airflow_api import AirflowApi, AirflowApiError
 
 ACTION_HEADER = "X-Baton-Action"
-COMPENSATE_DAG = "baton_compensate"  # baton.compile.build.COMPENSATE_DAG_ID (the build imports Airflow's DAG)
 MAX_CONF = 100_000  # bytes of a trigger's inputs as JSON
 
 
@@ -84,8 +86,6 @@ def _airflow(request: Request) -> Any:
     """Airflow's REST API at the address this request came to, as the caller: under Airflow's root path
     (``[api] base_url``'s path, e.g. ``/airflow``, which Starlette keeps as ``app_root_path``), as a proxy
     that routes only that path to Airflow needs."""
-    from baton.ops.airflow_api import AirflowApi
-
     root = request.scope.get("app_root_path", "").rstrip("/")
     return AirflowApi.as_caller(f"{request.url.scheme}://{request.url.netloc}{root}", _token(request))
 
@@ -102,8 +102,6 @@ def _record(
 
 def _through_airflow(store: EventStore, verb: str, target: str, by: str, work: Any, workflow: str) -> Any:
     """``work()`` (calls to Airflow's API), recorded whatever its outcome; Airflow's refusal is the answer's."""
-    from baton.ops.airflow_api import AirflowApiError
-
     try:
         done = work()
     except AirflowApiError as error:
@@ -194,16 +192,12 @@ def _steps(dag_id: str) -> dict[str, Any]:
 
     from airflow.configuration import conf
 
-    from baton.compile.loader import steps_of
-
     return steps_of(Folder(conf.get("core", "dags_folder")), dag_id)
 
 
 @router.post("/dags/{dag_id}/experiments/{step}/settle", dependencies=[ActOnRuns])
 def settle(dag_id: DagId, step: Annotated[str, Path(max_length=250)], body: Settle, user: GetUserDep) -> dict:
     """A person's answer to the decision an experiment (``variants`` with ``approve: true``) proposes."""
-    from baton.coordination import variants
-
     compiled = _steps(dag_id).get(step)
     if compiled is None or compiled.spec.variants is None:
         raise HTTPException(404, f"no experiment on step '{step[:250]}' of {dag_id}")
@@ -222,8 +216,6 @@ def settle(dag_id: DagId, step: Annotated[str, Path(max_length=250)], body: Sett
 def circuit(agent: Annotated[str, Path(max_length=250, pattern=r"^[A-Za-z0-9_.-]+$")], body: Circuit,
             user: GetUserDep) -> dict:  # fmt: skip
     """Open an agent's circuit (routing sends its work to other capable agents) or close it."""
-    from baton.coordination import load
-
     store, by = EventStore.from_airflow(), user.get_name()
     if body.open:
         until = datetime.now(UTC) + timedelta(minutes=body.minutes)

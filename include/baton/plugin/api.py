@@ -14,9 +14,19 @@ from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_da
 from fastapi import Depends, FastAPI, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from baton.budgets.config import budgets_of
+from baton.budgets.report import cost_document
+from baton.errors import TemplateError
 from baton.events import projections, replay
+from baton.events.feedback import FeedbackError, record
 from baton.events.store import EventStore
-from baton.plugin import dashboard_api
+from baton.ops import monitor
+from baton.ops.errors import patterns
+from baton.ops.experiments import report as experiments_report
+from baton.ops.incidents import IncidentError
+from baton.ops.postmortem import postmortem
+from baton.ops.rollouts import report as rollouts_report
+from baton.plugin import actions, dashboard_api, pages, templates_api
 
 app = FastAPI(title="Baton events", description="Runs, timelines and agent stats from Baton's event store.")
 app.include_router(dashboard_api.router)  # the Coordination and Management tabs' GET routes
@@ -68,7 +78,7 @@ def agents(user: GetUserDep) -> list[dict]:
 
 # --- incidents ----------------------------------------------------------------------------------------
 
-MONITOR = "baton_monitor"  # baton.ops.monitor.MONITOR (not imported here: the plugin loads it lazily)
+MONITOR = monitor.MONITOR
 IncidentId = Annotated[str, Path(pattern=r"^inc-[0-9a-f]{12}$", description="e.g. inc-1cd07b4561be")]
 ReadIncidents = Depends(requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=MONITOR))
 ActOnIncidents = Depends(requires_access_dag("PUT", DagAccessEntity.RUN, param_dag_id=MONITOR))
@@ -77,20 +87,15 @@ ActOnIncidents = Depends(requires_access_dag("PUT", DagAccessEntity.RUN, param_d
 @app.get("/api/incidents", dependencies=[ReadIncidents])
 def incidents(limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict]:
     """The monitor's incidents, newest first, each as its latest transition says."""
-    from baton.ops.monitor import incidents as listed
-
-    return listed(EventStore.from_airflow(), limit)
+    return monitor.incidents(EventStore.from_airflow(), limit)
 
 
 @app.get("/api/incidents/{incident_id}", dependencies=[ReadIncidents])
 def incident(incident_id: IncidentId) -> dict:
     """The post-incident report (first anomalous event, opening, resolution, MTTD/MTTR, the runs and
     agents affected, the actions taken) and the incident's timeline of events."""
-    from baton.ops.monitor import timeline
-    from baton.ops.postmortem import postmortem
-
     store = EventStore.from_airflow()
-    events = timeline(store, incident_id)
+    events = monitor.timeline(store, incident_id)
     report = postmortem(store, incident_id)
     if not events or report is None:
         raise HTTPException(404, f"no incident '{incident_id}'")
@@ -105,9 +110,6 @@ def act_on_incident(incident_id: IncidentId, verb: Literal["ack", "stop"], user:
     """The logged-in user acknowledges the incident (``ack``: no more notifications, its escalations are
     skipped) or stops its runbook (``stop``: no further action, no undoing at resolution). Recorded as the
     incident's event under the user's name, and posted; doing it twice changes nothing."""
-    from baton.ops import monitor
-    from baton.ops.incidents import IncidentError
-
     by = user.get_name()
     try:
         changed = monitor.person_acts(EventStore.from_airflow(), incident_id, verb, by)
@@ -133,10 +135,6 @@ def cost(
 
     from airflow.configuration import conf
 
-    from baton.budgets.config import budgets_of
-    from baton.budgets.report import cost_document
-    from baton.errors import TemplateError
-
     try:
         budgets, error = budgets_of(Folder(conf.get("core", "dags_folder"))), None
     except TemplateError as broken:
@@ -155,8 +153,6 @@ def errors(
     class, workflow, step and agent, with what is new, rising or quiet in the last ``recent`` hours; the
     ``limit`` most frequent patterns, and how many there are in all (``total``): a store with many kinds of
     failure does not make every poll of the Management page a large answer."""
-    from baton.ops.errors import patterns
-
     found = patterns(EventStore.from_airflow(), hours, recent, workflow)
     return {
         "hours": hours,
@@ -174,9 +170,11 @@ def rollouts(workflow: Annotated[str | None, Query(max_length=250)] = None) -> d
 
     from airflow.configuration import conf
 
-    from baton.ops.rollouts import report
-
-    return {"rollouts": report(EventStore.from_airflow(), Folder(conf.get("core", "dags_folder")), workflow)}
+    return {
+        "rollouts": rollouts_report(
+            EventStore.from_airflow(), Folder(conf.get("core", "dags_folder")), workflow
+        )
+    }
 
 
 @app.get("/api/experiments", dependencies=[ReadRuns])
@@ -187,10 +185,10 @@ def experiments(workflow: Annotated[str | None, Query(max_length=250)] = None) -
 
     from airflow.configuration import conf
 
-    from baton.ops.experiments import report
-
     return {
-        "experiments": report(EventStore.from_airflow(), Folder(conf.get("core", "dags_folder")), workflow)
+        "experiments": experiments_report(
+            EventStore.from_airflow(), Folder(conf.get("core", "dags_folder")), workflow
+        )
     }
 
 
@@ -216,8 +214,6 @@ def feedback(
 ) -> dict:
     """``baton feedback``: the logged-in user's score for a step of a run of ``dag_id`` (as one who may
     change that DAG's runs), recorded as its ``feedback.recorded`` event; learned routing learns it."""
-    from baton.events.feedback import FeedbackError, record
-
     try:
         event = record(
             EventStore.from_airflow(), run_id, body.step, body.score, user.get_name(), "api", dag_id
@@ -236,11 +232,5 @@ def feedback(
 # --- the Coordination and Management pages: their pages, template routes and actions -------
 
 
-def _pages() -> None:
-    from baton.plugin import actions, pages, templates_api
-
-    for part in (pages.router, templates_api.router, actions.router):
-        app.include_router(part)
-
-
-_pages()
+for part in (pages.router, templates_api.router, actions.router):
+    app.include_router(part)

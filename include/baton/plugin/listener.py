@@ -18,8 +18,8 @@ from airflow.listeners import hookimpl
 from sqlalchemy import select
 
 from baton.events import schema
-from baton.events.event import Event, run_started_payload, worker_name
-from baton.events.store import EventStore
+from baton.events.recorder import redact
+from baton.events.store import Event, EventStore, run_started_payload, worker_name
 from baton.events.types import BATON_TAG, TI_TERMINAL
 
 log = logging.getLogger(__name__)
@@ -128,8 +128,6 @@ def on_task_instance_success(previous_state: Any, task_instance: Any) -> None:
 
 @hookimpl
 def on_task_instance_failed(previous_state: Any, task_instance: Any, error: Any) -> None:
-    from baton.events.recorder import redact
-
     will_retry = _state(task_instance) == "up_for_retry"
     # Not an exception: the scheduler's own words (the task process died, stopped heartbeating, or its
     # state was changed externally): the try is lost, as the next try would record it.
