@@ -1,6 +1,6 @@
 """The read side of the Coordination and Management tabs: GET routes under /baton/api/dashboard,
-behind Airflow's authentication (the right to read DAG runs), each answering from the dashboard's
-projections a few indexed reads (``baton.ops.dashboard``, imported when a route runs).
+behind Airflow's authentication (the right to read DAG runs), each answering from the store's projections
+in a few indexed reads (``baton.ops.dashboard``).
 
 - ``/runs``: runs newest first, a page at a time (``next`` is the cursor of the following page);
 - ``/agents``: per agent, its last hour, load slots, circuit, last day's spend and budget headroom;
@@ -9,13 +9,22 @@ projections a few indexed reads (``baton.ops.dashboard``, imported when a route 
 
 from __future__ import annotations
 
+from pathlib import Path as Folder
 from typing import Annotated, Literal
 
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 from airflow.api_fastapi.core_api.security import requires_access_dag
+from airflow.configuration import conf
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
+from baton.budgets.config import budgets_of
+from baton.errors import TemplateError
 from baton.events.store import EventStore
+from baton.ops.dashboard import runs as listed
+from baton.ops.dashboard.agents import board
+from baton.ops.dashboard.analytics import report
+from baton.ops.dashboard.common import CursorError
+from baton.ops.dashboard.gantt import chart
 
 router = APIRouter(prefix="/api/dashboard", tags=["dashboard"])
 
@@ -41,9 +50,6 @@ def runs(
     before: Annotated[str | None, Query(max_length=1200, description="a previous page's `next`")] = None,
 ) -> dict:
     """Runs newest first: state, times, progress, the steps running now, ETA, agents, people pending."""
-    from baton.ops.dashboard import runs as listed
-    from baton.ops.dashboard.common import CursorError
-
     try:
         return listed.page(store, state, workflow, limit, before)
     except CursorError as error:
@@ -55,14 +61,6 @@ def agents(store: Store) -> dict:
     """Per agent: calls and failures of the last hour with p50/p95 latency, slots in use, circuit,
     spend of the last 24 h, and the headroom of its day or month budgets (``budgets_error`` names a
     budgets file that cannot be read: no headroom is shown then)."""
-    from pathlib import Path as Folder
-
-    from airflow.configuration import conf
-
-    from baton.budgets.config import budgets_of
-    from baton.errors import TemplateError
-    from baton.ops.dashboard.agents import board
-
     try:
         budgets, error = budgets_of(Folder(conf.get("core", "dags_folder"))), None
     except TemplateError as broken:
@@ -73,8 +71,6 @@ def agents(store: Store) -> dict:
 @router.get("/runs/{run_id}/gantt", dependencies=[ReadRuns])
 def gantt(store: Store, run_id: Annotated[str, Path(min_length=1, max_length=250)]) -> dict:
     """One run's bars (tries, fan-out items, compensations) and markers; ``truncated`` when bounded."""
-    from baton.ops.dashboard.gantt import chart
-
     found = chart(store, run_id)
     if found is None:
         raise HTTPException(404, f"no events for run '{run_id}'")
@@ -87,7 +83,5 @@ def analytics(
     hours: Annotated[float, Query(gt=0, le=24 * 366, allow_inf_nan=False)] = 24,
     workflow: Workflow = None,
 ) -> dict:
-    """Seed 003's analytics of the runs started in the last ``hours``, with a trend and suggestions."""
-    from baton.ops.dashboard.analytics import report
-
+    """The analytics of the runs started in the last ``hours``: figures, a trend and suggestions."""
     return report(store, hours, workflow)

@@ -12,13 +12,13 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from baton.budgets.config import Budget
 from baton.budgets.report import budget_status
 from baton.coordination.load import HALF_OPEN
 from baton.events import schema
 from baton.events.projections import AgentStats, calls_between, spend_between
 from baton.events.store import EventStore
 from baton.ops.dashboard.common import iso, rounded
+from baton.spec.budgets import Budget
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 MAX_CALLS = 100_000  # the newest calls of the last hour read: bounded however busy the hour was
