@@ -1,17 +1,21 @@
 """The explicit registry of Python skills and named output models that templates may name: below every
 skill (a skill module registers itself here with ``@skill``), so the template language can check names
-without importing a skill."""
+without importing a skill.
+
+The registry imports no skill. What it holds is what was registered: Baton's own skills when a module above
+it imported :mod:`baton.skills` (the compiler, the skill runner, the CLI and the preload do, so every
+process that reads templates or runs a skill has them), and the extensions' (:mod:`baton.extensions`),
+which the first lookup loads."""
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 
+from baton import extensions
 from baton.errors import SkillError
 
 
@@ -74,13 +78,8 @@ def skill(name: str, *, output: type[BaseModel] | None = None):
 
 
 def _with_extensions() -> None:
-    """Register what a lookup may find: Baton's own skills (the package ``baton.skills``, imported by name
-    like an extension: the registry sits below every skill) and the extensions' (first lookup only)."""
-    from baton.extensions import load
-
-    if "baton.skills" not in sys.modules:
-        importlib.import_module("baton.skills")
-    load()
+    """Register the extensions' skills and output models before a lookup (the first lookup imports them)."""
+    extensions.load()
 
 
 def get_skill(name: str) -> Skill:

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+import baton.skills  # noqa: F401  (registers Baton's own skills, which run_skill runs)
 from baton import templating
 from baton.agents.outputs import output_model
 from baton.errors import BatonError, FinalSkillError, SkillError

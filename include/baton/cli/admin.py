@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import baton.skills  # noqa: F401  (registers Baton's own skills, which the roster may name)
 from baton.alerts import cli as alerts_cli
 from baton.cli.common import add_command, dags_folder
 from baton.events.migrations import upgrade

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import baton.skills  # noqa: F401  (registers Baton's own skills, which this command lists)
 from baton.cli.common import add_command
 from baton.extensions import load, named
 from baton.registry import output_models, skills

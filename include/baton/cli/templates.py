@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import baton.skills  # noqa: F401  (registers Baton's own skills, which templates and the roster may name)
 from baton.cli.common import add_command, dags_folder
 from baton.errors import TemplateError
 from baton.plan import connections, describe, plan_workflow

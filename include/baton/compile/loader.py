@@ -15,11 +15,14 @@ from typing import Any, NamedTuple
 
 from airflow.sdk import DAG, get_parsing_context
 
-from baton.compile.build import SENSOR_SUFFIX, build_dag, sensor_dag
+import baton.skills  # noqa: F401  (registers Baton's own skills, which templates and the roster may name)
+from baton.compile.build import COMPENSATE_DAG_ID, SENSOR_SUFFIX, build_dag, compensate_dag, sensor_dag
 from baton.compile.cache import Entry, SpecCache, default_folder
+from baton.coordination.rollout import VERSION_TASK
 from baton.errors import Issue, TemplateError
 from baton.plan import WorkflowPlan, plan_workflow, step_reads
 from baton.spec.deprecations import warn
+from baton.spec.diff import diff
 from baton.spec.loading import load_roster, read_workflow
 from baton.spec.loading import template_files as spec_template_files
 from baton.spec.models import Workflow
@@ -221,9 +224,6 @@ def _canary(
 
 def rollout_issues(current: Workflow, new: Workflow, name: str, where: str) -> list[Issue]:
     """What keeps ``new`` (the file ``where``) from taking a share of the runs of ``current`` (``name``)."""
-    from baton.coordination.rollout import VERSION_TASK
-    from baton.spec.diff import diff
-
     issues = []
     if new.workflow != current.workflow:
         fix = f"name it workflow: {current.workflow}, or point rollout.to at that workflow's next version"
@@ -301,8 +301,6 @@ def compile_folder(
 
 def load_dags(dags_folder: Path) -> dict[str, DAG]:
     """The DAGs of the healthy templates (for dags/baton_workflows.py)."""
-    from baton.compile.build import COMPENSATE_DAG_ID, compensate_dag
-
     wanted = get_parsing_context().dag_id
     if wanted == COMPENSATE_DAG_ID:  # its task needs no template: it reads the past run from the store
         return {COMPENSATE_DAG_ID: compensate_dag()}
