@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from baton import templating
+
 
 def asset(name: str) -> Any:
     """The asset a workflow emits and another is scheduled on."""
@@ -18,8 +20,6 @@ def emit(step: Any, context: Any, scope: dict[str, Any], output: Any, recorder: 
     the task succeeds) and record what was sent: the payload's keys and digest, never its values."""
     import hashlib
     import json
-
-    from baton import templating
 
     for declared in step.spec.emits:
         extra = templating.arguments(declared.extra or {}, {**scope, "output": output})

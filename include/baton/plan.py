@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from baton import templating
+from baton.spec.checks import list_fields
 from baton.spec.models import AnyStep, Workflow
 from baton.spec.roster import Agent, Roster
 from baton.spec.step import RoutedStep, SkillStep, Step
@@ -156,8 +157,6 @@ def step_reads(workflow: Workflow) -> dict[str, tuple[str, ...]]:
 def _fan_out(
     step: AnyStep, by_id: dict[str, AnyStep], roster: Roster | None, agent: Agent | None
 ) -> FanOutPlan:
-    from baton.spec.checks import list_fields
-
     name, field_name = step.for_each.source
     field_name = field_name or (list_fields(by_id[name], roster) or ["items"])[0]
     return FanOutPlan(

@@ -59,7 +59,7 @@ def _when(value: Any) -> datetime | None:
 
 def _step_done_by(store: EventStore, run_id: str, step: str, deadline: datetime | None) -> bool:
     """Whether every started instance of the step finished (succeeded or skipped) by the deadline."""
-    from baton.events.event import Event
+    from baton.events.event import Event  # deferred: baton.alerts loads no SQLAlchemy, no Airflow
 
     started: set[int] = set()
     finished: dict[int, datetime] = {}

@@ -62,7 +62,7 @@ def _clean(text: Any, limit: int = 300) -> str:
     """Redacted (secrets masked), its first line, at most ``limit`` characters."""
     text = str(text)
     try:
-        from baton.events.recorder import redact
+        from baton.events.recorder import redact  # deferred: baton.alerts loads no SQLAlchemy, no Airflow
 
         text = redact(text)
     except Exception:  # the masker is Airflow's: without it, still never fail an alert

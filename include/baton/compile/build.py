@@ -14,8 +14,11 @@ from airflow.sdk import DAG, Asset, AssetWatcher, CronTriggerTimetable, Param, X
 
 from baton.alerts import deadline_alerts, on_task_failure
 from baton.assets import asset
+from baton.coordination.rollout import VERSION_TASK
+from baton.coordination.saga import SAGA_TASK
 from baton.operators.agent import AgentOperator, FanOutBatches
 from baton.operators.browser import BrowserOperator
+from baton.operators.rollout import VersionOperator
 from baton.operators.saga import SagaOperator
 from baton.plan import CompiledStep, WorkflowPlan
 from baton.sensors.business import BusinessSensor
@@ -191,8 +194,6 @@ def sensor_dag(workflow: Workflow) -> DAG | None:
 
 def _saga(plans: list[WorkflowPlan], dag: DAG, tasks: dict[str, Any]) -> SagaOperator | None:
     """The ``_compensate`` task after every other, when any step (of either version) declares ``compensate``."""
-    from baton.coordination.saga import SAGA_TASK
-
     sagas = [plan.saga() for plan in plans]
     saga = sagas[0].model_copy(
         update={
@@ -233,10 +234,6 @@ def _rollout(plan: WorkflowPlan, canary: WorkflowPlan, dag: DAG, tasks: dict[str
     """The new version's tasks in their task group, and the ``baton_version`` task before both versions'
     first steps: it picks the run's version and skips the other's tasks."""
     from airflow.sdk import TaskGroup
-
-    from baton.coordination.rollout import VERSION_TASK
-    from baton.coordination.saga import SAGA_TASK
-    from baton.operators.rollout import VersionOperator
 
     stable, new = plan.workflow.version, canary.workflow.version
     group = TaskGroup(

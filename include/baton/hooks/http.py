@@ -18,7 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from baton import effects
 from baton.egress import ROSTER_FILE, EgressBlocked, Policy
+from baton.errors import TemplateError
+from baton.spec.loading import load_roster
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +105,6 @@ def _skills_of(path: Path) -> tuple[dict[str, list[str]], str]:
     cached = _ROSTERS.get(str(path))
     if cached is not None and cached[0] == stamp:
         return cached[1], cached[2]
-    from baton.errors import TemplateError
-    from baton.spec.loading import load_roster
-
     try:
         roster = load_roster(path, root=path.parent)
         skills, problem = {name: list(access.allow) for name, access in roster.skills.items()}, ""
@@ -121,8 +121,6 @@ def _skills_of(path: Path) -> tuple[dict[str, list[str]], str]:
 def record_blocked(payload: dict[str, Any]) -> None:
     """An ``egress.blocked`` event in the current effect scope (once per scope, try, URL, address and
     reason); nothing outside a scope (the log has it)."""
-    from baton import effects
-
     active = effects.current()
     if active is None:
         return

@@ -28,6 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from baton.errors import SensorQueryError
+from baton.events.store import engine_for
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +153,6 @@ def _engine(url: str) -> Engine:
     """PostgreSQL: Baton's pooled engine for the URL. SQLite: an engine of the sensors' own, without
     the store's ``BEGIN IMMEDIATE`` (a write lock, refused under query_only) and without a pool."""
     if not url.startswith("sqlite"):
-        from baton.events.store import engine_for
-
         return engine_for(url)
     engine = create_engine(url, poolclass=NullPool)
 

@@ -18,7 +18,14 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
-from baton.errors import SensorError
+from baton import templating
+from baton.errors import ConnectionNotDefined, SensorError, SensorQueryError
+from baton.events.event import Event
+from baton.events.store import EventStore
+from baton.hooks import sql
+from baton.hooks.business import database_url
+from baton.hooks.readonly import read_only, timeout_of
+from baton.triggers.sql import SqlSensorTrigger, check
 
 
 def sensor_id(kind: str, spec: dict[str, Any]) -> str:
@@ -69,8 +76,6 @@ class BusinessSensor(BaseOperator):
 
     def _claim(self, store: Any, context: Any, mark_from: Any, payload: dict[str, Any], init: bool) -> bool:
         """Move the mark from ``mark_from``: False when another run moved it first."""
-        from baton.events.event import Event
-
         ti = context["ti"]
         suffix = "init" if init else json.dumps(mark_from, default=str)
         if self.kind == "sql_threshold" and payload.get("mark_to") is None:
@@ -94,9 +99,6 @@ class BusinessSensor(BaseOperator):
     # --- execution -------------------------------------------------------------------------------
 
     def _url(self) -> str:
-        from baton.errors import ConnectionNotDefined
-        from baton.hooks.business import database_url
-
         try:
             return database_url(self.spec["conn_id"], "the business database")
         except (ConnectionNotDefined, ValueError) as error:
@@ -105,8 +107,6 @@ class BusinessSensor(BaseOperator):
     def _params(self, context: Any) -> dict[str, Any]:
         if self.kind != "sql_threshold":
             return {}
-        from baton import templating
-
         scope = {
             "inputs": dict(context["params"]),
             "steps": {},
@@ -124,12 +124,6 @@ class BusinessSensor(BaseOperator):
         return {"threshold": threshold, "bind": bind}
 
     def execute(self, context: Any) -> Any:
-        from baton.errors import SensorQueryError
-        from baton.events import EventStore
-        from baton.hooks import sql
-        from baton.hooks.readonly import read_only, timeout_of
-        from baton.triggers.sql import check
-
         url = self._url()
         store = EventStore.from_airflow()
         if (claimed := self._claimed_by_this_run(store, context)) is not None:
@@ -158,8 +152,6 @@ class BusinessSensor(BaseOperator):
         return float(self.spec.get("timeout") or timedelta(days=1).total_seconds())
 
     def _defer(self, mark: Any, params: dict[str, Any], deadline: float) -> None:
-        from baton.triggers.sql import SqlSensorTrigger
-
         self.log.info("Sensor %s waits in the triggerer (mark %s)", self.kind, mark)
         self.defer(
             trigger=SqlSensorTrigger(
@@ -179,8 +171,6 @@ class BusinessSensor(BaseOperator):
         self, context: Any, event: dict[str, Any], deadline: float = 0.0, mark: Any = None
     ) -> Any:
         """The trigger fired: claim what it found after ``mark`` (the mark it looked from)."""
-        from baton.events import EventStore
-
         status = event.get("status")
         if status == "timeout":
             raise AirflowSkipException(
@@ -235,9 +225,6 @@ class BusinessSensor(BaseOperator):
     def _reclaimed(self, context: Any, url: str, claim: dict[str, Any]) -> dict[str, Any]:
         """Hand on again what this run claimed in an earlier try: the same rows (those between the two
         marks), or the same value, so that nothing claimed is ever skipped."""
-        from baton.hooks import sql
-        from baton.hooks.readonly import read_only, timeout_of
-
         self.log.info(
             "An earlier try of this run claimed %s..%s: handing it on", claim["mark_from"], claim["mark_to"]
         )

@@ -16,6 +16,8 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from baton.errors import SensorQueryError
+from baton.events.store import connection_url
+from baton.hooks import sql
 from baton.hooks.readonly import QueryHandle, read_only, timeout_of
 
 
@@ -30,8 +32,6 @@ def check(
     """One look at the database: the event to fire, or None. Runs in a thread of the triggerer (and
     once in the worker before the task defers), in a read-only session; ``handle`` lets another
     thread cancel its query."""
-    from baton.hooks import sql
-
     with read_only(url, timeout_of(spec), kind, handle) as conn:
         if kind in ("new_rows", "rule_match"):
             rows = sql.new_rows(conn, spec, mark)
@@ -81,8 +81,6 @@ class SqlSensorTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from asgiref.sync import sync_to_async
-
-        from baton.events.store import connection_url
 
         try:
             url = await sync_to_async(connection_url)(self.conn_id)
