@@ -26,6 +26,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from baton import effects, templating
 from baton.agents.outputs import output_model
 from baton.agents.skills import run_skill
+from baton.coordination.subtasks import subtasks_of
 from baton.errors import SkillError
 from baton.events.event import conf_digest
 from baton.events.replay import RunState, fold
@@ -135,8 +136,6 @@ def _rerun_fan_out(
     """Re-execute each item a for_each step completed, in its own effects scope; a skill runs again,
     an agent's recorded item output is checked against the step's output fields."""
     # long: each item rerun in its own effects scope, each kind of divergence named
-    from baton.coordination.subtasks import subtasks_of
-
     step = plan.spec
     tasks = [s for (name, _), s in state.steps.items() if name == step.id]
     if not tasks or any(t.state not in ("success", "skipped") for t in tasks):
