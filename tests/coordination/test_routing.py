@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -105,27 +107,45 @@ def test_slots_hold_max_concurrency_under_a_race_and_expire(store):
     assert Slots(store).acquire(short, "next", TTL) == 0
 
 
-def test_the_wait_for_a_free_slot_is_stored_in_the_agent_selected_event(store):
-    """What the monitor's queue_wait reads: the seconds a call waited for one of its agent's slots."""
+class _SlotsClock:
+    """The slots' clock, of the test's own: ``sleep`` records each wait and moves the clock on by it; at
+    the third wait the holder of the only slot lets it go."""
+
+    def __init__(self, release: Callable[[], None]) -> None:
+        self.now, self.waits, self.release = 5000.0, [], release
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+        if len(self.waits) == 3:
+            self.release()
+
+
+def test_the_wait_for_a_free_slot_is_stored_in_the_agent_selected_event(store, monkeypatch):
+    """What the monitor's queue_wait reads: the seconds a call waited for one of its agent's slots, on a
+    clock of the test's own (a free slot is taken without a wait; with every slot held, the call waits,
+    ever longer, until the slot is let go, and takes it)."""
     from baton.events.event import Event
 
     solo, slots = _agent("solo", ["x"], slots=1), Slots(store)
+    clock = _SlotsClock(lambda: slots.release("solo", 0))
+    monkeypatch.setattr(sys.modules[Slots.__module__], "time", clock)
 
     def selected(run_id: str) -> Event:
         return Event(type="agent.selected", run_id=run_id, workflow="w", step="s", agent="solo",
                      try_number=1, payload={"agent": "solo"})  # fmt: skip
 
     assert slots.take(solo, "first", TTL, [selected("r-free")]) == 0
-    with ThreadPoolExecutor(1) as pool:
-        waiting = pool.submit(slots.take, solo, "second", TTL, [selected("r-waited")])
-        time.sleep(0.5)
-        assert not waiting.done()  # every slot is held
-        slots.release("solo", 0)
-        assert waiting.result(timeout=10) == 0
+    assert clock.waits == []
+    assert slots.take(solo, "second", TTL, [selected("r-waited")]) == 0
+    assert clock.waits == pytest.approx([0.02, 0.03, 0.045])  # held three times, then let go
     (free,) = store.read("r-free")
     (waited,) = store.read("r-waited")
-    assert free.payload["queue_wait_s"] < 0.2
-    assert 0.5 <= waited.payload["queue_wait_s"] < 5
+    assert free.payload["queue_wait_s"] == 0.0
+    assert waited.payload["queue_wait_s"] == pytest.approx(0.095)
 
 
 def test_the_breaker_opens_after_failures_in_a_row_and_closes_on_success(store):
