@@ -49,7 +49,7 @@ from cli_types import SEED_MAX, bounded_int, fraction
 
 from baton.ops import detectors as det
 from baton.ops.incidents import Anomaly, Book, evaluate
-from baton.ops.monitoring_config import Monitoring
+from baton.spec.monitoring import Monitoring
 
 MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
 START = datetime(2026, 11, 16, tzinfo=UTC).timestamp()  # a Monday: the warm-up week, then the labelled one

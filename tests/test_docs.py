@@ -228,7 +228,7 @@ def test_a_part_of_a_template_validates_in_its_context(block, docs_dags, capsys)
 
 @pytest.mark.parametrize("block", [b for b in BLOCKS if b.kind == "monitoring"], ids=str)
 def test_a_monitoring_file_loads_as_the_monitor_loads_it(block, tmp_path):
-    from baton.ops.monitoring_config import Monitoring, load_config
+    from baton.spec.monitoring import Monitoring, load_config
 
     (tmp_path / "monitoring.yaml").write_text(block.text)
     assert load_config(tmp_path) != Monitoring(), f"{block} changes nothing"

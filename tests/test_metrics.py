@@ -177,7 +177,7 @@ def test_the_monitors_tick_sends_the_open_incidents_of_its_book(statsd, tmp_path
     from baton.events.migrations import upgrade
     from baton.events.store import EventStore, engine_for
     from baton.ops import monitor
-    from baton.ops.monitoring_config import Monitoring
+    from baton.spec.monitoring import Monitoring
     from tests.ops.test_monitor import _calls
 
     url = f"sqlite:///{tmp_path / 'store.db'}"

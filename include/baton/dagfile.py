@@ -45,7 +45,7 @@ def monitor_tick(folder: Path) -> timedelta:
     file's errors, their key paths and fixes."""
     if not (folder / "monitoring.yaml").is_file():
         return TICK
-    from baton.ops.monitoring_config import load_config  # only for a folder that has a monitoring.yaml
+    from baton.spec.monitoring import load_config  # only for a folder that has a monitoring.yaml
 
     try:
         return load_config(folder).tick
@@ -77,7 +77,7 @@ def monitor_dag(folder: Path) -> DAG:
             # The monitor and the store are imported when a run ticks, not when Airflow parses the file.
             from baton.events import EventStore
             from baton.ops.monitor import tick
-            from baton.ops.monitoring_config import load_config
+            from baton.spec.monitoring import load_config
 
             report = tick(EventStore.from_airflow(), load_config(folder), dags=folder)
             return {

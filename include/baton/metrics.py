@@ -39,7 +39,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-SEVERITIES = ("info", "warning", "critical")  # the monitor's (baton.ops.monitoring_config.SEVERITIES)
+SEVERITIES = ("info", "warning", "critical")  # the monitor's (baton.spec.monitoring.SEVERITIES)
 MAX_PART = 60
 MAX_COUNT = 2**63 - 1  # OTLP's int64; a StatsD line takes any integer, OpenTelemetry's export does not
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")

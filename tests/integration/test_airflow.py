@@ -707,7 +707,7 @@ def test_a_person_answers_an_incident_on_the_required_actions_page_and_through_b
     from baton.ops import monitor
     from baton.ops.incidents import Action
     from baton.ops.monitor import paging, record, signals
-    from baton.ops.monitoring_config import Monitoring
+    from baton.spec.monitoring import Monitoring
     from tests.ops.test_monitor import _calls
 
     store = _store(running)

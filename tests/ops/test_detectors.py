@@ -19,7 +19,7 @@ import pytest
 
 from baton.ops import detectors as det
 from baton.ops.detectors import Counts, Events, Points, Schedule, SignalError
-from baton.ops.monitoring_config import Monitoring
+from baton.spec.monitoring import Monitoring
 from tests.bench.test_smoke import load_bench
 from tests.counting import python_lines
 

@@ -17,7 +17,7 @@ from baton.ops.incidents import (
     evaluate,
     stop,
 )
-from baton.ops.monitoring_config import load_monitoring
+from baton.spec.monitoring import load_monitoring
 
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)  # a Tuesday
 DEFAULTS = load_monitoring({})

@@ -25,7 +25,7 @@ from baton.ops.monitor.actions import _failed_runs_of_agent
 from baton.ops.monitor.postmortem import postmortem
 from baton.ops.monitor.record import BOOK
 from baton.ops.monitor.state import load_state
-from baton.ops.monitoring_config import Monitoring, load_config
+from baton.spec.monitoring import Monitoring, load_config
 from baton.spec.roster import Agent
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -379,7 +379,7 @@ def test_a_lower_concurrency_runbook_caps_the_agents_slots_and_the_resolution_gi
     before: at resolution the agent gets 3 back, not its max_concurrency."""
     from baton.coordination import load
     from baton.coordination.load import Slots
-    from baton.ops.monitoring_config import load_monitoring
+    from baton.spec.monitoring import load_monitoring
     from baton.spec.roster import Agent
 
     store = clean
@@ -429,7 +429,7 @@ def test_a_sensor_that_stops_finding_rows_opens_a_silence_incident_even_past_the
     silence (under min_silence), one at 20; with a 30-minute lookback and no seasonality the reach is
     45 minutes, yet after 3 hours of silence the incident is still open (read before the last event);
     when the sensor fires again it resolves. A sensor that keeps firing (invoices') opens nothing."""
-    from baton.ops.monitoring_config import load_monitoring
+    from baton.spec.monitoring import load_monitoring
 
     store = clean
     config = load_monitoring(
@@ -465,7 +465,7 @@ def test_a_sensor_firing_every_few_seconds_is_not_silent_just_after_a_minute_beg
     folded yet (younger than the settle time), looked 67 s silent when its minute's events were placed at
     the minute's start. Measured from its last firing, it is silent 9 s; once it really stops, the silence
     is found a minute after its last firing, not later."""
-    from baton.ops.monitoring_config import load_monitoring
+    from baton.spec.monitoring import load_monitoring
 
     store = clean
     config = load_monitoring({"monitoring": {"detectors": CAMPAIGN}})
@@ -491,7 +491,7 @@ def test_a_two_minute_window_judged_seconds_into_a_minute_holds_two_minutes_of_c
     a failure, was never judged on more than about one minute of calls: a 2-minute window judged at :07
     took the buckets that began in it (the last minute and 2 s of the current one). Buckets are now
     stamped at their end, so the window takes every minute it overlaps, and the failures fire."""
-    from baton.ops.monitoring_config import load_monitoring
+    from baton.spec.monitoring import load_monitoring
 
     store = clean
     config = load_monitoring({"monitoring": {"detectors": CAMPAIGN}})

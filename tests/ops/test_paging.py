@@ -13,7 +13,7 @@ import pytest
 from baton.ops import monitor
 from baton.ops.incidents import Action
 from baton.ops.monitor import paging, record
-from baton.ops.monitoring_config import Monitoring
+from baton.spec.monitoring import Monitoring
 from tests.ops.test_airflow_api import _Api
 from tests.ops.test_monitor import _calls
 

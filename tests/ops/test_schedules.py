@@ -17,7 +17,7 @@ from baton.events.event import Event
 from baton.ops import monitor
 from baton.ops.airflow_api import AirflowApi, AirflowApiError
 from baton.ops.monitor import schedules, signals
-from baton.ops.monitoring_config import Monitoring
+from baton.spec.monitoring import Monitoring
 from tests.ops.test_airflow_api import _Api
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

@@ -13,7 +13,7 @@ from baton.events import EventStore
 from baton.ops import monitor
 from baton.ops.incidents import IncidentError
 from baton.ops.monitor.postmortem import postmortem
-from baton.ops.monitoring_config import load_config
+from baton.spec.monitoring import load_config
 
 ID = r"^inc-[0-9a-f]{12}$"
 

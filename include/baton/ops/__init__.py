@@ -10,6 +10,6 @@
 - ``reports/`` — error patterns, where experiments and rollouts stand;
 - ``verify.py`` — ``baton verify``: the event store reconciled with Airflow's record of the same runs;
 - ``airflow_api.py`` — Airflow's REST API, as the monitor's actions and the pages' actions call it;
-- ``monitoring_config.py`` — ``dags/monitoring.yaml``: the signals' detectors, the incidents' rules, the
-  runbooks.
+- what ``dags/monitoring.yaml`` declares (the signals' detectors, the incidents' rules, the runbooks) is
+  read by the template language's loader: :mod:`baton.spec.monitoring`.
 """

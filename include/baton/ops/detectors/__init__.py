@@ -41,7 +41,7 @@ from baton.ops.detectors.rate import rate
 from baton.ops.detectors.robust import robust
 from baton.ops.detectors.schedule import schedule
 from baton.ops.detectors.silence import silence
-from baton.ops.monitoring_config import (
+from baton.spec.detectors import (
     COUNT_SIGNALS,
     EVENT_SIGNALS,
     SCHEDULE_SIGNALS,

@@ -20,7 +20,8 @@ from baton.ops.detectors.base import (
     seconds,
     span_s,
 )
-from baton.ops.monitoring_config import DriftDetector, show
+from baton.spec.common import show
+from baton.spec.detectors import DriftDetector
 
 MEDIAN_SE = math.sqrt(math.pi / 2)  # a sample median's standard error, in sigmas over sqrt(n)
 CALM_Z, CALM_BUCKETS = 1.0, 2  # the drift CUSUM restarts after this many buckets in a row under this z

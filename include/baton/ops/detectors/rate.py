@@ -10,7 +10,8 @@ import numpy as np
 from scipy.stats import betabinom, binom
 
 from baton.ops.detectors.base import Counts, Verdict, percent, seconds, span_s
-from baton.ops.monitoring_config import RateDetector, show
+from baton.spec.common import show
+from baton.spec.detectors import RateDetector
 
 BACK_ODDS = 1.0  # a rate window is over once its latest part is this many times likelier at the baseline
 

@@ -19,7 +19,8 @@ from baton.ops.detectors.base import (
     seconds,
     span_s,
 )
-from baton.ops.monitoring_config import RobustDetector, show
+from baton.spec.common import show
+from baton.spec.detectors import RobustDetector
 
 
 def _seasonal(time: np.ndarray, at: float, width: float, days: int) -> tuple[list[np.ndarray], int]:

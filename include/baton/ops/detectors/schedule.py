@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import numpy as np
 
 from baton.ops.detectors.base import Schedule, Verdict, seconds, span_s
-from baton.ops.monitoring_config import ScheduleDetector, show
+from baton.spec.common import show
+from baton.spec.detectors import ScheduleDetector
 
 EARLY = 60.0  # seconds a run may seem to start before its scheduled time (clocks differ)
 

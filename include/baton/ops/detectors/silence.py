@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from baton.ops.detectors.base import DAY_S, Events, Verdict, seconds, span_s
-from baton.ops.monitoring_config import SilenceDetector, show
+from baton.spec.common import show
+from baton.spec.detectors import SilenceDetector
 
 
 def silence(events: Events, now: float | datetime, cfg: SilenceDetector) -> Verdict:

@@ -23,7 +23,7 @@ from baton.ops.incidents.model import (
 )
 from baton.ops.incidents.runbook import due_steps, resolve
 from baton.ops.incidents.trials import may_resolve, move_trial
-from baton.ops.monitoring_config import SEVERITIES, Monitoring, Severity
+from baton.spec.monitoring import SEVERITIES, Monitoring, Severity
 
 
 def _incident_id(fingerprint: str, opened_at: datetime) -> str:

@@ -11,7 +11,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from baton.errors import BatonError
-from baton.ops.monitoring_config import Severity, SignalKind
+from baton.spec.detectors import SignalKind
+from baton.spec.monitoring import Severity
 
 MAX_EVIDENCE = 32 * 1024  # bytes of JSON an anomaly's evidence may take
 

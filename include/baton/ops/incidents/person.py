@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from baton.ops.incidents.model import Book, IncidentError, Outcome, _Model, check_now, transition
-from baton.ops.monitoring_config import Person
+from baton.spec.runbooks import Person
 
 
 def _person(by: str) -> str:

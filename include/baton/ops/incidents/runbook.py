@@ -16,7 +16,8 @@ from baton.ops.incidents.model import (
     transition,
 )
 from baton.ops.incidents.trials import circuit
-from baton.ops.monitoring_config import REVERSIBLE, Monitoring, OpenCircuit, RetryFailedRuns
+from baton.spec.monitoring import Monitoring
+from baton.spec.runbooks import REVERSIBLE, OpenCircuit, RetryFailedRuns
 
 
 def _target(do: str, where: str) -> tuple[str | None, str]:

@@ -18,7 +18,8 @@ from baton.ops.incidents.model import (
     action_transition,
     transition,
 )
-from baton.ops.monitoring_config import Monitoring, OpenCircuit
+from baton.spec.monitoring import Monitoring
+from baton.spec.runbooks import OpenCircuit
 
 
 def circuit(incident: Incident, config: Monitoring) -> tuple[Step, OpenCircuit] | None:

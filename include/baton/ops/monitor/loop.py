@@ -32,13 +32,8 @@ from baton.ops.monitor import schedules, signals
 from baton.ops.monitor.actions import act
 from baton.ops.monitor.record import BOOK, event_of, notify, read_book
 from baton.ops.monitor.state import save_state
-from baton.ops.monitoring_config import (
-    COUNT_SIGNALS,
-    EVENT_SIGNALS,
-    SCHEDULE_SIGNALS,
-    SIGNAL_KINDS,
-    Monitoring,
-)
+from baton.spec.detectors import COUNT_SIGNALS, EVENT_SIGNALS, SCHEDULE_SIGNALS, SIGNAL_KINDS
+from baton.spec.monitoring import Monitoring
 
 MAX_BATCHES = 20  # at most 20 x 50,000 events folded per tick: a backlog is caught up over a few ticks
 

@@ -9,18 +9,12 @@ import pytest
 import yaml
 
 from baton.errors import TemplateError
-from baton.ops.monitoring_config import (
-    SIGNAL_KINDS,
-    Escalate,
-    LowerConcurrency,
-    Monitoring,
-    MonitoringDocument,
-    OpenCircuit,
-    RetryFailedRuns,
-    load_monitoring,
-)
+from baton.spec.detectors import SIGNAL_KINDS
+from baton.spec.monitoring import Monitoring, MonitoringDocument, load_config, load_monitoring
+from baton.spec.runbooks import Escalate, LowerConcurrency, OpenCircuit, RetryFailedRuns
 
 FILE = "dags/monitoring.yaml"
+DURATION_FIX = "(fix: use seconds (300) or a duration like '30s', '5m', '1h30m')"  # the workflows' words
 
 
 def issues(document: object) -> list[str]:
@@ -121,6 +115,30 @@ def test_windows_are_sorted_and_durations_take_every_spelling():
         timedelta(hours=1),
     ]
     assert monitoring.detectors.failure_rate.rate.baseline == timedelta(days=2)
+    spellings = {
+        "1d12h": timedelta(days=1, hours=12),
+        "PT2H": timedelta(hours=2),
+        "01:30:00": timedelta(hours=1, minutes=30),
+    }
+    for text, span in spellings.items():  # the workflows' Duration: days with hours, ISO 8601, a clock
+        assert load_monitoring(at("incidents", {"resolve_after": text})).incidents.resolve_after == span
+
+
+def test_a_file_is_read_like_a_template_and_its_problems_are_located_at_their_line(tmp_path):
+    (tmp_path / "monitoring.yaml").write_text(
+        "monitoring:\n  tick: 30s\n  detectors:\n    failure_rat: {}\n  runbooks:\n    cost:\n"
+        "      - {do: lower_concurrency}\n"
+    )
+    with pytest.raises(TemplateError) as caught:
+        load_config(tmp_path)
+    assert [str(issue) for issue in caught.value.issues] == [
+        "monitoring.yaml:4: monitoring.detectors.failure_rat: unknown key 'failure_rat' (fix: did you mean "
+        "'failure_rate'?)",
+        "monitoring.yaml:7: monitoring.runbooks.cost[0].to: missing required key 'to' (fix: add this key)",
+    ]
+    (tmp_path / "monitoring.yaml").write_text("monitoring:\n  tick: 30s\n")
+    assert load_config(tmp_path).tick == timedelta(seconds=30)
+    assert load_config(tmp_path / "absent") == Monitoring()
 
 
 def test_maintenance_windows_recurring_across_midnight_and_once_with_scopes():
@@ -230,17 +248,17 @@ def test_the_json_schema_is_generated_and_every_detector_field_is_described():
         ),
         (
             at("incidents", {"resolve_after": "-5m"}),
-            f"{FILE}: monitoring.incidents.resolve_after: -5m is out of range: use a duration from 10s to 7d",
+            f'{FILE}: monitoring.incidents.resolve_after: Input should be a valid timedelta, "day" identifier in '
+            f"duration not correctly formatted {DURATION_FIX}",
         ),
         (
-            at("incidents", {"resolve_after": True}),
-            f"{FILE}: monitoring.incidents.resolve_after: expected a duration, got a boolean: use seconds (300) or a "
-            "duration like '90s', '5m', '1h30m', '7d'",
+            at("incidents", {"resolve_after": True}),  # a boolean is a number of seconds, as in a workflow
+            f"{FILE}: monitoring.incidents.resolve_after: 1s is out of range: use a duration from 10s to 7d",
         ),
         (
             at("incidents", {"resolve_after": "5 minutes"}),
-            f"{FILE}: monitoring.incidents.resolve_after: '5 minutes' is not a duration: use seconds (300) or a "
-            "duration like '90s', '5m', '1h30m', '7d'",
+            f"{FILE}: monitoring.incidents.resolve_after: Input should be a valid timedelta, invalid character in "
+            f"hour {DURATION_FIX}",
         ),
         (
             at("incidents", {"severity": {"cost": "panic"}}),
@@ -258,17 +276,15 @@ def test_the_json_schema_is_generated_and_every_detector_field_is_described():
         (
             {"monitoring": {"tick": 10**30}},
             f"{FILE}: monitoring.tick: Input should be a valid timedelta, durations may not exceed 999,999,999 "
-            "days (fix: use seconds (300) or a duration like '90s', '5m', '1h30m', '7d')",
+            f"days {DURATION_FIX}",
         ),
         (
             {"monitoring": {"tick": "every minute"}},
-            f"{FILE}: monitoring.tick: 'every minute' is not a duration: use seconds (300) or a duration like '90s', "
-            "'5m', '1h30m', '7d'",
+            f"{FILE}: monitoring.tick: Input should be a valid timedelta, invalid character in hour {DURATION_FIX}",
         ),
         (
             {"monitoring": {"tick": {"m": 1}}},
-            f"{FILE}: monitoring.tick: Input should be a valid timedelta (fix: use seconds (300) or a duration "
-            "like '90s', '5m', '1h30m', '7d')",
+            f"{FILE}: monitoring.tick: Input should be a valid timedelta {DURATION_FIX}",
         ),
         (
             at("incidents", {"escalate_count": 1}),
@@ -369,7 +385,8 @@ def test_each_absurd_maintenance_window_is_refused(window, expected):
         ),
         (
             {"do": "escalate", "to": ""},
-            "monitoring.runbooks.failure_rate[0].to: String should have at least 1 character",
+            "monitoring.runbooks.failure_rate[0].to: String should have at least 1 character (fix: write a "
+            "non-empty text)",
         ),
         (
             {"do": "pause_workflow", "after": "8d"},
@@ -385,18 +402,16 @@ def test_each_absurd_maintenance_window_is_refused(window, expected):
         ),
         (
             {"do": "open_circuit", "probe_for": None},  # only probe_after may be null (no trials)
-            "monitoring.runbooks.failure_rate[0].probe_for: Input should be a valid timedelta (fix: use seconds "
-            "(300) or a duration like '90s', '5m', '1h30m', '7d')",
+            f"monitoring.runbooks.failure_rate[0].probe_for: Input should be a valid timedelta {DURATION_FIX}",
         ),
         (
             {"do": "open_circuit", "probe_after": {"deeper": {"deeper": 5}}},
-            "monitoring.runbooks.failure_rate[0].probe_after: Input should be a valid timedelta (fix: use seconds "
-            "(300) or a duration like '90s', '5m', '1h30m', '7d')",
+            f"monitoring.runbooks.failure_rate[0].probe_after: Input should be a valid timedelta {DURATION_FIX}",
         ),
         (
             {"do": "open_circuit", "probe_after": "9" * 10_000},
-            f"monitoring.runbooks.failure_rate[0].probe_after: '{'9' * 40}' is not a duration: use seconds (300) "
-            "or a duration like '90s', '5m', '1h30m', '7d'",
+            "monitoring.runbooks.failure_rate[0].probe_after: Input should be a valid timedelta, invalid "
+            f"character in hour {DURATION_FIX}",
         ),
         (
             {"do": "retry_failed_runs", "after": "5m"},
@@ -434,8 +449,12 @@ def test_hostile_sizes_and_shapes_are_refused():
         "use a whole number)"
     )
     assert one(at("incidents", {"resolve_after": "9" * 400 + "d"})) == (
-        f"{FILE}: monitoring.incidents.resolve_after: '{'9' * 40}' is not a duration: use seconds (300) or a "
-        "duration like '90s', '5m', '1h30m', '7d'"
+        f"{FILE}: monitoring.incidents.resolve_after: Input should be a valid timedelta, a numeric value in the "
+        f"duration is too large {DURATION_FIX}"
+    )
+    assert one(at("incidents", {"resolve_after": "9" * 20 + "d"})) == (
+        f"{FILE}: monitoring.incidents.resolve_after: Input should be a valid timedelta, durations may not exceed "
+        f"999,999,999 days {DURATION_FIX}"
     )
     assert one(at("incidents", {"resolve_after": 1e300})).startswith(
         f"{FILE}: monitoring.incidents.resolve_after: Input should be a valid timedelta, durations may not exceed"
