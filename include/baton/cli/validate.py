@@ -1,5 +1,6 @@
-"""``baton validate``: every problem of every template (and of the roster), each file as soon as it is
-checked; a crash while checking one file is that file's error, never the end of the command."""
+"""``baton validate``: every problem of every template (and of the roster, and of ``budgets.yaml`` and
+``monitoring.yaml`` beside it), each file as soon as it is checked; a crash while checking one file is that
+file's error, never the end of the command."""
 
 from __future__ import annotations
 
@@ -15,7 +16,11 @@ from baton.compile.loader import rollout_issues
 from baton.errors import Issue, TemplateError
 from baton.extensions import load
 from baton.spec import lint
+from baton.spec.budgets import FILE as BUDGETS_FILE
+from baton.spec.budgets import load_budgets
 from baton.spec.loading import read_roster, read_workflow, template_files
+from baton.spec.monitoring import FILE as MONITORING_FILE
+from baton.spec.monitoring import read_monitoring
 from baton.spec.rollout import VERSIONS_DIR
 from baton.spec.roster import Roster
 
@@ -25,7 +30,12 @@ def add(commands: Any) -> None:
     check.add_argument(
         "paths", nargs="*", help="template files or folders (default: the dags folder's workflows)"
     )
-    check.add_argument("--agents", type=Path, help="the roster (default: agents.yaml of the dags folder)")
+    check.add_argument(
+        "--agents",
+        type=Path,
+        help="the roster (default: agents.yaml of the dags folder); budgets.yaml and monitoring.yaml beside "
+        "it are checked too",
+    )
     check.add_argument(
         "--format", choices=["text", "json"], default="text", help="json: one object per file, per line"
     )
@@ -69,7 +79,9 @@ class _Report:
         for line in [*map(str, issues), *warnings]:
             print(line, flush=True)
 
-    def summary(self, checked: int, broken: int, errors: int, warned: int, roster_ok: bool) -> None:
+    def summary(
+        self, checked: int, broken: int, errors: int, warned: int, roster_ok: bool, broken_configs: list[str]
+    ) -> None:
         if self.fmt == "json":
             print(
                 json.dumps(
@@ -80,6 +92,7 @@ class _Report:
                             "errors": errors,
                             "warnings": warned,
                             "roster_ok": roster_ok,
+                            "configs_ok": not broken_configs,
                         }
                     }
                 ),
@@ -89,7 +102,8 @@ class _Report:
         print(
             f"{checked} template(s) checked, {broken} with errors, {errors} error(s) in all"
             + (f", {warned} warning(s)" if warned else "")
-            + ("" if roster_ok else "; the roster has errors"),
+            + ("" if roster_ok else "; the roster has errors")
+            + "".join(f"; {name} has errors" for name in broken_configs),
             flush=True,
         )
 
@@ -140,14 +154,35 @@ def _roster(agents: Path) -> tuple[Any, list[Issue], list[str]]:
     return roster, roster.issues, [_warning(notice) for notice in notices]
 
 
+CONFIGS = {BUDGETS_FILE: load_budgets, MONITORING_FILE: read_monitoring}
+"""The other files a user writes in the dags folder, each read by the spec's loader like a template."""
+
+
+def _configs(folder: Path) -> list[tuple[Path, list[Issue]]]:
+    """Each of ``CONFIGS`` in ``folder`` (the roster's) that is there and has problems, with them."""
+    found = []
+    for name, read in CONFIGS.items():
+        path = folder / name
+        if not path.exists():
+            continue
+        try:
+            read(path)
+        except TemplateError as error:
+            found.append((path, error.issues))
+        except Exception as error:  # a bug: this file's error only
+            found.append((path, [Issue(str(path), "", f"{type(error).__name__}: {error}"[:2000], BUG)]))
+    return found
+
+
 def _warning(notice: Any) -> str:
     """A deprecated form's line among ``baton validate``'s warnings."""
     return f"{notice.file}:{notice.line}: warning: {notice.text}"
 
 
 def validate(paths: list[str], agents: Path, fmt: str = "text") -> int:
-    """Print every problem of every template (and of the roster), each file as soon as it is checked;
-    1 if there is any. A deprecated form is a warning (file, line, key path, fix), not an error."""
+    """Print every problem of every template (and of the roster, budgets.yaml and monitoring.yaml beside
+    it), each file as soon as it is checked; 1 if there is any. A deprecated form is a warning (file, line,
+    key path, fix), not an error."""
     report = _Report(fmt)
     errors = 0
     broken_extensions = [Issue(e.source, "", str(e)) for e in load()]  # their skills are unknown: say why
@@ -158,6 +193,11 @@ def validate(paths: list[str], agents: Path, fmt: str = "text") -> int:
     if roster_issues or deprecated:
         report.file(str(agents), roster_issues, deprecated)
         errors += len(roster_issues)
+    broken_configs = []
+    for path, issues in _configs(agents.parent):
+        report.file(str(path), issues)
+        errors += len(issues)
+        broken_configs.append(path.name)
     files = _template_paths(paths)
     broken = 0
     loaded = {}
@@ -177,7 +217,9 @@ def validate(paths: list[str], agents: Path, fmt: str = "text") -> int:
     if found_warnings:
         report.file("(across templates)", [], found_warnings)
     roster_ok = roster is not None and not roster.issues
-    report.summary(len(files), broken, errors, len(found_warnings) + len(deprecated), roster_ok)
+    report.summary(
+        len(files), broken, errors, len(found_warnings) + len(deprecated), roster_ok, broken_configs
+    )
     return 1 if errors else 0
 
 
