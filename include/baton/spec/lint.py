@@ -13,12 +13,15 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from baton.egress import LINK_LOCAL, METADATA, Entry
 from baton.errors import Issue, TemplateError
+from baton.registry import skill_names
 from baton.spec.loading import Source
 
 WIDEST = {4: 8, 6: 32}  # the widest range an allowlist may name without a warning, per IP version
@@ -78,10 +81,6 @@ def _allow_entries(data: Any) -> Iterator[tuple[tuple[str | int, ...], str]]:
 
 def _unknown_skills(source: Source, data: Any) -> Iterator[Issue]:
     """A ``skills:`` entry naming no registered skill allows nothing (and the skill meant has no entry)."""
-    import difflib
-
-    from baton.registry import skill_names
-
     skills = data.get("skills") if isinstance(data, dict) else None
     known = skill_names()
     for name in skills if isinstance(skills, dict) else {}:
@@ -98,8 +97,6 @@ def _unknown_skills(source: Source, data: Any) -> Iterator[Issue]:
 def doubtful(text: Any) -> tuple[str, str] | None:
     """(message, fix) if the allowlist entry ``text`` is as broad as a public suffix or a wide range, or
     is an address never reached; else None."""
-    from baton.egress import Entry
-
     try:
         entry = Entry.parse(str(text))
     except ValueError:
@@ -128,8 +125,6 @@ def doubtful(text: Any) -> tuple[str, str] | None:
 
 
 def _never(network: Any) -> bool:
-    from baton.egress import LINK_LOCAL, METADATA
-
     if network.num_addresses == 1 and network.network_address in METADATA:
         return True
     return any(network.version == near.version and network.subnet_of(near) for near in LINK_LOCAL)

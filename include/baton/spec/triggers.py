@@ -167,7 +167,7 @@ class SqlThreshold(_Sensor):
             raise ValueError(
                 "the query is SQL text, not Jinja: write :name placeholders and give their values in params"
             )
-        from baton.spec.sensor_query import refusal  # sqlglot (~140 ms) only for a template with a query
+        from baton.spec.sensor_query import refusal  # deferred: sqlglot (~140 ms), for a query only
 
         if problem := refusal(text):
             raise ValueError(problem)

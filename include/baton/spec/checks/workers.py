@@ -4,7 +4,10 @@ take, fan-outs over real lists."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import get_origin
 
+from baton.egress.browser import Allowlist, display_host
+from baton.registry import get_output_model, get_skill, output_model_names, skill_names
 from baton.spec.checks.common import REGISTER_SKILL, Found, _suggest
 from baton.spec.models import AnyStep, RoutedStep, Workflow
 from baton.spec.roster import Roster
@@ -31,8 +34,6 @@ def _agent_problem(name: str, roster: Roster | None, what: str) -> tuple[str, st
 
 
 def _check_workers(workflow: Workflow, roster: Roster | None) -> Iterator[Found]:
-    from baton.registry import get_output_model, output_model_names, skill_names
-
     skills = skill_names()
     for index, step in enumerate(workflow.steps):
         loc = ("steps", index)
@@ -89,8 +90,6 @@ def _check_browser(step: AnyStep, index: int, roster: Roster | None) -> Iterator
             "that has it",
         )
         return
-    from baton.egress.browser import Allowlist, display_host
-
     allowed = Allowlist(agent.browser.allow)
     for number, action in enumerate(step.actions):
         url = getattr(action, "url", None) if action.action == "goto" else None
@@ -139,10 +138,6 @@ def list_fields(step: AnyStep, roster: Roster | None = None) -> list[str] | None
     The output is the step's ``output``; without one, a skill's own output model (the step's skill,
     or its agent's).
     """
-    from typing import get_origin
-
-    from baton.registry import get_output_model, get_skill, skill_names
-
     output = step.output
     if output is None:
         agent = roster.get(step.agent_name) if roster is not None and step.agent_name else None
