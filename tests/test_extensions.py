@@ -165,11 +165,20 @@ from baton import extensions
 from baton.registry import skill_names
 
 how = sys.argv[1]
-if how == "thread":
-    found = []
-    worker = threading.Thread(target=lambda: found.extend(extensions.preload(0.5)))
+if how == "thread":  # what the thread returned or raised; it must end (a raise or a hang fails the test)
+    found, raised = [], []
+
+    def preload():
+        try:
+            found.extend(extensions.preload(0.5))
+        except BaseException as error:
+            raised.append(error)
+
+    worker = threading.Thread(target=preload)
     worker.start()
-    worker.join()
+    worker.join(30)
+    if worker.is_alive() or raised:
+        sys.exit(f"the preloading thread {'hangs' if worker.is_alive() else 'raised'}: {raised}")
     errors = found
 elif how == "timer":
     signal.setitimer(signal.ITIMER_REAL, 100)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
@@ -16,6 +17,7 @@ from baton.coordination.fanout import BatchResult
 from baton.errors import BudgetExceeded
 from baton.spec.budgets import Budget
 from tests.budgets.test_fanout_budget import PER_CALL, WRITER, _fan, _items, offline_llm  # noqa: F401 (autouse)
+from tests.threads import run_threads
 
 NIGHT = datetime(2026, 11, 25, 22, 30, tzinfo=UTC)
 
@@ -240,16 +242,12 @@ def test_two_people_raising_a_budget_at_the_same_moment_raise_it_once(store):
     import threading
 
     budget = Budget(name="both", per="day", tokens=1000, at_limit="ask")
-    ledger, barrier, raised = Ledger(store), threading.Barrier(8), []
+    ledger, barrier = Ledger(store), threading.Barrier(8)
 
-    def answer(who: str) -> None:
-        barrier.wait()
-        raised.append(ledger.raise_once(budget, "2026-11-25", Spend(0.0, 500), who))
+    def answer(who: str) -> bool:
+        barrier.wait(timeout=60)
+        return ledger.raise_once(budget, "2026-11-25", Spend(0.0, 500), who)
 
-    threads = [threading.Thread(target=answer, args=(f"person{i}",)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    raised = run_threads([partial(answer, f"person{i}") for i in range(8)], start=barrier)
     assert sorted(raised) == [False] * 7 + [True]  # one raise, whoever was first
     assert ledger.raised(budget, "2026-11-25") == Spend(0.0, 500)

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from types import SimpleNamespace
 
 import pytest
@@ -27,6 +28,7 @@ from baton.plan import CompiledStep, FanOutPlan
 from baton.spec.budgets import Budget
 from baton.spec.roster import Agent
 from baton.spec.step import Step
+from tests.threads import run_threads
 
 CONN = "budget_llm"
 PRICE = {"input_per_1k": 1.0, "output_per_1k": 2.0}
@@ -146,20 +148,16 @@ def test_200_calls_at_concurrency_16_stop_at_the_50_the_budget_holds_and_the_eve
 
 def test_two_runs_at_once_share_a_workflow_daily_budget(store):
     budget = Budget(name="leads-day", scope="workflow:leads", per="day", tokens=50 * PER_CALL.tokens)
-    results: dict[str, BatchResult] = {}
     barrier = threading.Barrier(2)
 
-    def run(run_id: str) -> None:
+    def run(run_id: str) -> BatchResult:
         fan = _fan(store, run_id, [budget])
-        barrier.wait()
-        results[run_id] = fan.run(_items(80), BatchResult())
+        barrier.wait(timeout=60)
+        return fan.run(_items(80), BatchResult())
 
-    threads = [threading.Thread(target=run, args=(r,)) for r in ("run_d1", "run_d2")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    done = [len(results[r].results) for r in ("run_d1", "run_d2")]
+    runs = ("run_d1", "run_d2")  # a run's thread that raises or hangs fails the test here
+    results = dict(zip(runs, run_threads([partial(run, r) for r in runs], 300, barrier), strict=True))
+    done = [len(results[r].results) for r in runs]
     assert sum(done) == 50, done  # together, not each: whichever run got there first
     for run_id in ("run_d1", "run_d2"):  # each ran all its items against the one window
         kinds = [e.type for e in store.read(run_id)]

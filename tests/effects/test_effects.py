@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import threading
+from functools import partial
 
 import httpx
 import pytest
@@ -16,6 +16,7 @@ from baton import effects
 from baton.agents.skills import run_skill
 from baton.errors import SkillError
 from baton.skills.http import post_json
+from tests.threads import run_threads
 
 
 @pytest.fixture
@@ -264,14 +265,10 @@ def test_an_async_effect_in_fan_out_subtasks_each_with_its_own_scope(store, part
 
 
 def test_a_thread_started_with_the_copied_context_is_in_the_scope(store, partner):
-    results = []
     with _scope(store) as active:
         context = contextvars.copy_context()
-        worker = threading.Thread(
-            target=lambda: results.append(context.run(post_json, partner.url("/orders"), {"order": 1}))
-        )
-        worker.start()
-        worker.join()
+        (posted,) = run_threads([partial(context.run, post_json, partner.url("/orders"), {"order": 1})], 60)
+        assert posted
         assert asyncio.run(asyncio.to_thread(post_json, partner.url("/orders"), {"order": 2}))
     assert len(active.effects) == 2
     assert len(_events(store, "effect.done")) == 2

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextvars
 import json
-import threading
+from functools import partial
 from http.server import BaseHTTPRequestHandler
 
 import pytest
@@ -19,6 +19,7 @@ from baton.agents.skills import run_skill
 from baton.errors import FinalSkillError, SkillError, TemplateError
 from baton.hooks import http as http_hook
 from baton.spec.loading import load_roster
+from tests.threads import run_threads
 
 WHERE = "skills.http_post.allow in dags/agents.yaml"
 STEP = "step 'notify': skill http_post: egress to"
@@ -326,22 +327,17 @@ def test_a_redirect_is_not_followed(store, roster, second):
 def test_concurrent_posts_are_judged_each_under_its_own_skill(store, roster, first, second):
     """Threads started with the context copied (as a fan-out does) keep the skill that started them."""
     roster(["127.0.0.2"])
-    outcomes: dict[int, str] = {}
 
-    def post(n: int) -> None:
+    def post(n: int) -> str:
         target = second if n % 2 else first
         try:
             _post(store, f"http://127.0.0.{2 if n % 2 else 1}:{target.port}/n{n}", step=f"s{n}")
-            outcomes[n] = "posted"
+            return "posted"
         except egress.EgressBlocked:
-            outcomes[n] = "blocked"
+            return "blocked"
 
-    threads = [threading.Thread(target=contextvars.copy_context().run, args=(post, n)) for n in range(1, 9)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert outcomes == {n: "posted" if n % 2 else "blocked" for n in range(1, 9)}
+    outcomes = run_threads([partial(contextvars.copy_context().run, post, n) for n in range(1, 9)], 60)
+    assert outcomes == ["posted" if n % 2 else "blocked" for n in range(1, 9)]
     assert sorted(p["path"] for p in second.posts()) == ["/n1", "/n3", "/n5", "/n7"]
     assert first.count() == 0
     assert sorted(e.step for e in _blocked(store)) == ["s2", "s4", "s6", "s8"]

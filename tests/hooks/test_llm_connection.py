@@ -19,6 +19,7 @@ from baton.hooks.llm import ALLOW_OFFLINE_ENV, OFFLINE_CONNECTION, BatonAIHook
 from baton.hooks.offline import OFFLINE_MODEL_NAME
 from baton.ops.dashboard import gantt
 from tests.conftest import own_bundle, run_dag_test_in_subprocess
+from tests.threads import run_threads
 
 BUNDLE = "baton-test-offline-choice"
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "offline_choice" / "dags"
@@ -261,20 +262,15 @@ def test_many_steps_at_once_each_get_the_same_error(airflow_db):
     """Sixteen hooks resolving a missing connection at once (a fan-out's items): each fails the same way,
     none answers offline."""
     start = threading.Barrier(16)
-    outcomes: list[object] = [None] * 16
 
-    def resolve(i: int) -> None:
-        start.wait()
+    def resolve() -> object:
+        start.wait(timeout=60)
         try:
-            outcomes[i] = BatonAIHook(llm_conn_id="baton_test_never_defined").get_conn()
+            return BatonAIHook(llm_conn_id="baton_test_never_defined").get_conn()
         except AgentError as error:
-            outcomes[i] = str(error)
+            return str(error)
 
-    threads = [threading.Thread(target=resolve, args=(i,)) for i in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = run_threads([resolve] * 16, start=start)  # another error in a thread fails the test here
     expected = MISSING.replace("'baton_llm'", "'baton_test_never_defined'").replace(
         "AIRFLOW_CONN_BATON_LLM", "AIRFLOW_CONN_BATON_TEST_NEVER_DEFINED"
     )
