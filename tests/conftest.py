@@ -154,6 +154,10 @@ SHARED_AIRFLOW_FILES = (
 SHARED_AIRFLOW_FIXTURES = {"shared_airflow", "shared_running"}
 # The fixtures that start an Airflow (or the Celery topology).
 AIRFLOW_STARTING_FIXTURES = SHARED_AIRFLOW_FIXTURES | {"running", "topology"}
+# ... and those of the tests that start a browser (the pages' Chromium; the Playwright MCP server's). The
+# in-process stand-ins a test starts (the model server, the Slack recorder, the OTLP receiver: threads of the
+# test's own process) are not services: a test that uses them alone is a unit test.
+SERVICE_FIXTURES = AIRFLOW_STARTING_FIXTURES | {"browser", "chromium"}
 
 
 def airflow_starting_timeout(config: pytest.Config) -> float:
@@ -167,7 +171,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """The files of SLOW_FIRST first, in that order, those of LAST last; the rest as collected (a stable
     sort). A test that uses the shared Airflow from a file not in SHARED_AIRFLOW_FILES is refused: xdist
     would run it in another process, which would start a second one. A test whose fixtures start an Airflow
-    gets airflow_starting_timeout (unless it sets its own), and must be marked ``integration``."""
+    gets airflow_starting_timeout (unless it sets its own); it, and a test that starts a browser, must be
+    marked ``integration``."""
     rank = {path: i for i, path in enumerate(SLOW_FIRST)} | {path: len(SLOW_FIRST) + 1 for path in LAST}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(SLOW_FIRST)))
     starting = pytest.mark.timeout(airflow_starting_timeout(config))
@@ -175,9 +180,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         path, fixtures = item.nodeid.split("::")[0], set(getattr(item, "fixturenames", ()))
         if AIRFLOW_STARTING_FIXTURES & fixtures and item.get_closest_marker("timeout") is None:
             item.add_marker(starting)
-        if AIRFLOW_STARTING_FIXTURES & fixtures and item.get_closest_marker("integration") is None:
+        if SERVICE_FIXTURES & fixtures and item.get_closest_marker("integration") is None:
+            what = "an Airflow" if AIRFLOW_STARTING_FIXTURES & fixtures else "a browser"
             raise pytest.UsageError(
-                f"{item.nodeid} starts an Airflow: mark it `integration` (pytestmark = pytest.mark.integration), "
+                f"{item.nodeid} starts {what}: mark it `integration` (pytestmark = pytest.mark.integration), "
                 "so that `-m 'not integration'` starts none"
             )
         if SHARED_AIRFLOW_FIXTURES & fixtures and path not in SHARED_AIRFLOW_FILES:

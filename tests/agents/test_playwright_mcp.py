@@ -26,6 +26,8 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from baton.agents.tools import toolsets
 from tests.conftest import ROOT, processes_naming
 
+pytestmark = pytest.mark.integration  # it starts a browser (Chromium, through the Playwright MCP server)
+
 PACKAGE = Path(__file__).resolve().parent / "playwright_mcp" / "package.json"
 CACHE = ROOT / ".cache" / "playwright-mcp"
 PAGE = (
