@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from baton.events import schema
 from baton.events.event import Event
@@ -200,7 +200,6 @@ def airflow_record(since: datetime, run_ids: Iterable[str] = ()) -> list[Airflow
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
-    from sqlalchemy import func, select
 
     with create_session() as session:
         dag_ids = select(DagTag.dag_id).where(DagTag.name == BATON_TAG)

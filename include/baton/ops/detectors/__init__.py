@@ -21,7 +21,7 @@ One module per detector, each a function ``(series, now, its settings) -> Verdic
 What they share (``base.py``): the inputs (:class:`Counts`, :class:`Points`, :class:`Events`,
 :class:`Schedule`), the :class:`Verdict`, and the numerics of their evidence. :func:`detect` runs the
 detectors a signal is configured with (``dags/monitoring.yaml``): a new detector is a module here, its
-settings in the monitoring config, and its name in :data:`DETECTORS`.
+settings in :mod:`baton.spec.detectors`, and its name in :data:`DETECTORS`.
 
 The statistics are scipy's (the beta-binomial, the binomial, the normal) and ruptures'; the windowing is
 numpy's ``searchsorted`` over sorted times, so a detector touches only the points it needs.

@@ -36,6 +36,8 @@ HOLD = timedelta(days=7)  # a circuit a runbook opened stays open this long at m
 
 
 def act(store: EventStore, actions: list[Action], book: Book, now: datetime) -> list[tuple[Action, str]]:
+    """Record each action (an ``incident.action`` event keyed by its id) and carry out those whose record
+    was new: an action recorded by an earlier tick was carried out then. (action, outcome) of each done."""
     done = []
     for action in actions:
         record = Event(
@@ -64,6 +66,7 @@ def act(store: EventStore, actions: list[Action], book: Book, now: datetime) -> 
 
 
 def carry_out(store: EventStore, action: Action, now: datetime, book: Book | None = None) -> str:
+    """Carry out one runbook action; what was done, in a sentence for the incident's record."""
     agent = action.target.removeprefix("agent:")
     if action.do == "open_circuit":
         load.hold_open(store, agent, now + HOLD, f"held open by incident {action.incident_id}")
@@ -81,7 +84,7 @@ def carry_out(store: EventStore, action: Action, now: datetime, book: Book | Non
         return request(action, book)
     if action.do in ("pause_workflow", "resume_workflow", "retry_failed_runs"):
         return _through_airflow(store, action, now)
-    raise ValueError(f"no way to carry out the runbook action {action.do!r}")  # _act records it failed
+    raise ValueError(f"no way to carry out the runbook action {action.do!r}")  # act() records it failed
 
 
 def _through_airflow(store: EventStore, action: Action, now: datetime) -> str:

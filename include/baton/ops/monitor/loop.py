@@ -76,7 +76,7 @@ def _scoped_series(
     store: EventStore, kind: str, signal: Any, now: datetime, watched: dict[str, schedules.Watched]
 ) -> Iterator[tuple[str, Any]]:
     """(scope, what its detectors read) of every scope of the signal ``kind``."""
-    if kind in SCHEDULE_SIGNALS:  # the scheduled workflows Airflow runs (baton.ops.schedules)
+    if kind in SCHEDULE_SIGNALS:  # the scheduled workflows Airflow runs (baton.ops.monitor.schedules)
         cfg = signal.schedule
         for workflow, watch in watched.items():
             yield f"workflow:{workflow}", schedules.series(store, watch, cfg.lookback, cfg.grace, now)
@@ -112,7 +112,7 @@ def tick(
     store: EventStore, config: Monitoring, now: datetime | None = None, dags: Path | None = None
 ) -> Report:
     """One minute of monitoring (see the module's docstring). ``dags``: the dags folder, whose scheduled
-    workflows are checked against their schedule (``runs_started``: :mod:`baton.ops.schedules`)."""
+    workflows are checked against their schedule (``runs_started``: :mod:`baton.ops.monitor.schedules`)."""
     now = now or datetime.now(UTC)
     report = Report()
     for _ in range(MAX_BATCHES):

@@ -44,6 +44,7 @@ def person_acts(store: EventStore, incident_id: str, verb: str, by: str, now: da
 
 
 def event_of(t: Transition, notified: bool) -> Event:
+    """The ``incident.*`` event of a transition, in the run ``incident:<id>`` of the monitor's workflow."""
     payload = {
         "incident_id": t.incident_id,
         "kind": t.kind,
@@ -66,6 +67,7 @@ def event_of(t: Transition, notified: bool) -> Event:
 
 
 def notify(store: EventStore, transitions: list[Transition], done: list[tuple[Action, str]]) -> int:
+    """Post to Slack each transition that notifies, with what its incident's actions did; how many were sent."""
     sent = 0
     for t in transitions:
         if not t.notify:
