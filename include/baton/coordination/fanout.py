@@ -25,7 +25,7 @@ from typing import Any
 from baton import templating, tracing
 from baton.agents.llm import ModelCalls
 from baton.coordination.grouped import groups_of, run_group
-from baton.coordination.guard import check_requirements
+from baton.coordination.requirements import check_requirements
 from baton.coordination.routing import Breakers, Choice, GroupCommit, NoCandidate, Router, Slots
 from baton.coordination.spend import at_limit, guard_for, hold_of, within
 from baton.coordination.subtasks import BatchResult, Subtask, SubtaskError, join_batches, subtasks_of

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from baton.agents.llm import group_prompt, scaled_limits
-from baton.coordination.guard import check_requirements
+from baton.coordination.requirements import check_requirements
 from baton.coordination.spend import within
 from baton.coordination.subtasks import Subtask
 from baton.errors import AgentTimeout, BudgetExceeded

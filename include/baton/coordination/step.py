@@ -17,7 +17,7 @@ from typing import Any
 
 from baton import metrics, templating, tracing
 from baton.coordination import escalation, spend, variants
-from baton.coordination.guard import check_requirements
+from baton.coordination.requirements import check_requirements
 from baton.events import EventStore
 from baton.events.recorder import StepRecorder
 from baton.plan import CompiledStep

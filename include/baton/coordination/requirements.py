@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from baton import templating
+from baton.agents.skills import final
 from baton.errors import RequirementFailed
 
 
@@ -30,6 +31,4 @@ def check_requirements(step: Any, scope: dict[str, Any], *, after: bool, where: 
 
 def refused(message: str) -> Exception:
     """A :class:`RequirementFailed` that Airflow fails without a retry (the condition will not change)."""
-    from baton.agents.skills import final
-
     return final(RequirementFailed)(message)

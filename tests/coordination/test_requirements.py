@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from pydantic import TypeAdapter
 
 from baton.coordination.fanout import FanOut
-from baton.coordination.guard import check_requirements, reads_output
+from baton.coordination.requirements import check_requirements, reads_output
 from baton.coordination.subtasks import BatchResult, subtasks_of
 from baton.errors import RequirementFailed, TemplateError
 from baton.events.recorder import StepRecorder
