@@ -252,7 +252,7 @@ def test_a_failing_tool_leaves_the_class_of_its_error_and_never_its_message(expo
 
 
 def test_a_fan_out_items_call_is_an_invoke_agent_span_over_its_chat_span(exporter):
-    from baton.agents.llm import ModelCalls
+    from baton.agents.model import ModelCalls
 
     exporter.clear()
     with tracing.span("baton.subtask", agent="assessor", item="i1") as item:

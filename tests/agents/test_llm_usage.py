@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic_ai.messages import ModelRequest, ModelResponse, TextPart, UserPromptPart
 from pydantic_ai.usage import RequestUsage
 
-from baton.agents.llm import used
+from baton.agents.model import used
 
 
 def _answer(model: str | None, tokens_in: int, tokens_out: int, **extra) -> ModelResponse:

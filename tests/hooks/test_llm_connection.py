@@ -92,7 +92,7 @@ def test_a_connection_naming_the_offline_model_answers_marked_offline(offline_ru
 
 
 def test_a_real_models_calls_are_not_marked_offline():
-    from baton.agents.llm import model_called  # the payload the offline run's events were made by
+    from baton.agents.model import model_called  # the payload the offline run's events were made by
 
     real = model_called("gpt-local", {}, {"input_tokens": 3, "output_tokens": 1}, 0.5, "hi")
     offline = model_called(OFFLINE_MODEL_NAME, {}, {"input_tokens": 3, "output_tokens": 1}, 0.5, "hi")

@@ -11,7 +11,13 @@ from collections.abc import Callable
 from typing import Any
 
 from baton import effects, templating
+from baton.agents.llm import run_llm_step
+from baton.agents.skills import run_skill
+from baton.agents.timeout import call_with_timeout
+from baton.browser.artifacts import Artifacts
+from baton.browser.runner import run_actions
 from baton.errors import AgentError
+from baton.extensions import load
 from baton.plan import CompiledStep
 from baton.spec.roster import Agent
 
@@ -32,8 +38,6 @@ def call_step(
 ) -> dict[str, Any]:
     """The step's work, once, by ``agent`` (None: the step's own skill). Logs the instruction's length and
     hash, never its text. ``guard``: the budgets a model call reserves in (:mod:`baton.budgets`)."""
-    from baton.extensions import load
-
     load()  # the extensions' hooks register when their module is imported
     prompt = templating.render(step.spec.instruction, scope)
     who = f"agent {agent.name}" if agent else f"skill {step.skill}"
@@ -55,7 +59,11 @@ def call_step(
         try_number=ti.try_number,
         template_version=step.template_version,
     ):
-        output = _timed(step, who, lambda: _work(step, agent, prompt, scope, context, recorder, guard))
+        output = call_with_timeout(
+            lambda: _work(step, agent, prompt, scope, context, recorder, guard, log),
+            step.agent_timeout,
+            f"{who} on step '{step.task_id}'",
+        )
         for hook in AFTER_CALL:
             hook()
     log.info(
@@ -75,13 +83,12 @@ def _work(
     context: Any,
     recorder: Any,
     guard: Any = None,
+    log: Any = None,
 ) -> dict[str, Any]:
     skill = step.spec.skill_name or (agent.skill if agent else None)
     if step.spec.actions and agent is not None:
         return browse_step(step, agent, scope, context, recorder)
     if skill:
-        from baton.agents.skills import run_skill
-
         return run_skill(
             skill,
             workflow=step.workflow,
@@ -93,15 +100,11 @@ def _work(
         )
     if agent is None:
         raise AgentError(f"Step '{step.task_id}' has no agent or skill to do it")
-    from baton.agents.llm import run_llm_step
-
-    return run_llm_step(step, agent, prompt, context, recorder, guard)
+    return run_llm_step(step, agent, prompt, context, recorder, guard, log)
 
 
 def browse_step(step: CompiledStep, agent: Agent, scope: dict[str, Any], context: Any, recorder: Any) -> dict:
     """The step's declared browser actions, performed by ``agent`` within its allowed hosts."""
-    from baton.browser.artifacts import Artifacts
-
     if agent.browser is None:
         raise AgentError(
             f"Step '{step.task_id}' declares browser actions, but agent '{agent.name}' has no browser access; "
@@ -123,16 +126,6 @@ def browse_step(step: CompiledStep, agent: Agent, scope: dict[str, Any], context
     )
 
 
-def _timed(step: CompiledStep, who: str, call: Any) -> Any:
-    """``call()``, failed with ``AgentTimeout`` after the step's ``agent_timeout`` (the task goes on: its
-    retry, reassignment or escalation decide what happens next)."""
-    if not step.agent_timeout:
-        return call()
-    from baton.agents.timeout import call_with_timeout
-
-    return call_with_timeout(call, step.agent_timeout, f"{who} on step '{step.task_id}'")
-
-
 @effects.effect("browser.actions")
 def browse(
     actions: list[dict[str, Any]],
@@ -145,6 +138,4 @@ def browse(
 ) -> dict[str, Any]:
     """The step's actions as one side effect (they may submit forms): a try or a rerun that finds its
     output recorded reuses it instead of submitting again."""
-    from baton.browser.runner import run_actions
-
     return run_actions(actions, access, scope=scope, record=record, artifacts=artifacts, step=step)

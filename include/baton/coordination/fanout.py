@@ -23,13 +23,14 @@ from datetime import timedelta
 from typing import Any
 
 from baton import templating, tracing
-from baton.agents.llm import ModelCalls
+from baton.agents.model import ModelCalls
+from baton.agents.timeout import bounded
 from baton.coordination.grouped import groups_of, run_group
 from baton.coordination.requirements import check_requirements
 from baton.coordination.routing import Breakers, Choice, GroupCommit, NoCandidate, Router, Slots
 from baton.coordination.spend import at_limit, guard_for, hold_of, within
 from baton.coordination.subtasks import BatchResult, Subtask, SubtaskError, join_batches, subtasks_of
-from baton.errors import AgentError, AgentTimeout, BudgetExceeded, RequirementFailed
+from baton.errors import AgentError, BudgetExceeded, RequirementFailed
 from baton.events.event import Event
 from baton.plan import CompiledStep
 from baton.spec.roster import Agent
@@ -471,12 +472,4 @@ class FanOut:
 
     async def _bounded(self, call: Any, sub: Subtask) -> Any:
         """``call`` within the step's ``agent_timeout``."""
-        if not self.step.agent_timeout:
-            return await call
-        try:
-            return await asyncio.wait_for(call, self.step.agent_timeout)
-        except TimeoutError:
-            raise AgentTimeout(
-                f"subtask {sub.id} of step '{self.step.task_id}' did not answer within its agent_timeout "
-                f"of {self.step.agent_timeout:g} s"
-            ) from None
+        return await bounded(call, self.step.agent_timeout, f"subtask {sub.id} of step '{self.step.task_id}'")

@@ -14,11 +14,12 @@ import asyncio
 import time
 from typing import Any
 
-from baton.agents.llm import group_prompt, scaled_limits
+from baton.agents.model import group_prompt, scaled_limits
+from baton.agents.timeout import bounded
 from baton.coordination.requirements import check_requirements
 from baton.coordination.spend import within
 from baton.coordination.subtasks import Subtask
-from baton.errors import AgentTimeout, BudgetExceeded
+from baton.errors import BudgetExceeded
 
 
 def groups_of(fan: Any, pending: list[Subtask]) -> list[list[Subtask]]:
@@ -78,7 +79,12 @@ async def call_group(fan: Any, members: list[Subtask], failing: set[str]) -> dic
             group_prompt(prompts),
             scaled_limits(fan.step.spec.usage_limits, n),
             f"[{first.id}+{n - 1}]#1",
-            lambda: _bounded(fan, fan.models.call_group(agent, prompts), n),
+            lambda: bounded(
+                fan.models.call_group(agent, prompts),
+                fan.step.agent_timeout,
+                f"the call for {n} items of step '{fan.step.task_id}'",
+                items=n,
+            ),
         )
     except Exception as error:
         fan.log.warning(
@@ -138,17 +144,3 @@ def _answers(
         stored = {"latency_s": latency, "group": members[0].id, **fan.store.output_payload(output)}
         events.append(fan._event("subtask.succeeded", sub, agent, 1, stored))
     return answers, events
-
-
-async def _bounded(fan: Any, call: Any, n: int) -> Any:
-    """``call`` within the step's ``agent_timeout`` times the items it answers."""
-    timeout = fan.step.agent_timeout
-    if not timeout:
-        return await call
-    try:
-        return await asyncio.wait_for(call, timeout * n)
-    except TimeoutError:
-        raise AgentTimeout(
-            f"the call for {n} items of step '{fan.step.task_id}' did not answer within {timeout * n:g} s "
-            f"(agent_timeout {timeout:g} s an item)"
-        ) from None

@@ -297,13 +297,9 @@ class Saga:
         )
 
     def _llm(self, agent: Agent, prompt: str) -> Any:
-        from baton.agents.llm import as_output
-        from baton.hooks.llm import BatonAIHook
+        from baton.agents.model import answer_text  # deferred: common-ai loads only for a model's undo
 
-        hook = BatonAIHook(llm_conn_id=agent.llm_conn_id, model_id=agent.model)
-        instructions = agent.system_prompt or f"You are {agent.name}. {agent.description}"
-        model_agent = hook.create_agent(str, instructions=instructions, name=agent.name)
-        return as_output(model_agent.run_sync(prompt).output)
+        return answer_text(agent, prompt)
 
     # --- events ----------------------------------------------------------------------------------
 

@@ -147,32 +147,38 @@ class BatonAIHook(PydanticAIHook):
     (host = base URL), fallback chains.
     """
 
+    #: The offline model where it is chosen, once resolved; None: the connection's own model, which
+    #: common-ai resolves (and keeps) in ``PydanticAIHook.get_conn``.
+    offline: Model | None = None
+    resolved = False
+
     def get_conn(self) -> Model:
-        if self._model is None and self._is_offline():
-            self._model = offline_model(self._offline_delay, self.llm_conn_id, self._offline_usage)
-        return super().get_conn() if self._model is None else self._model
+        if not self.resolved:
+            self.offline = self.chosen_offline()
+            self.resolved = True
+        return self.offline if self.offline is not None else super().get_conn()
 
-    _offline_delay: float = 0.0
-    _offline_usage: tuple[int, int] | None = None
-
-    def _is_offline(self) -> bool:
+    def chosen_offline(self) -> Model | None:
+        """The offline model when the agent or the connection chooses it (or the deprecated fallback
+        stands in for a missing connection); None for a real model. An error for a connection that is
+        missing, names no model, or names one wrongly."""
         chosen = _model_name(self.model_id, "The agent's model")
         if chosen == OFFLINE_MODEL_NAME:
-            return True
+            return offline_model(0.0, self.llm_conn_id)
         if not self.llm_conn_id or not self.llm_conn_id.strip():
             raise AgentError(
                 "An agent's llm_conn_id is empty: name an Airflow connection of type pydanticai in the "
                 "roster (agents.yaml), or leave llm_conn_id out for the default, baton_llm."
             )
         try:
-            _, extra = self._get_conn_and_extra()
+            extra = self.get_connection(self.llm_conn_id).extra_dejson
         except AirflowNotFoundException:
             if not offline_fallback_allowed():
                 raise AgentError(missing_connection(self.llm_conn_id)) from None
             message = deprecated_fallback(self.llm_conn_id)
             warnings.warn(message, DeprecationWarning, stacklevel=2)
             self.log.warning("%s", message)
-            return True
+            return offline_model(0.0, self.llm_conn_id)
         where = f"LLM connection {shown(self.llm_conn_id)}"
         if not isinstance(extra, dict):
             raise AgentError(
@@ -185,7 +191,8 @@ class BatonAIHook(PydanticAIHook):
                 f'or {{"model": "{OFFLINE_MODEL_NAME}"}} for the offline model'
             )
         if chosen is None and named == OFFLINE_MODEL_NAME:
-            self._offline_delay = _delay(extra.get("offline_delay_s"), self.llm_conn_id)
-            self._offline_usage = _fixed_usage(extra.get("offline_usage"), self.llm_conn_id)
-            return True
-        return False
+            delay = _delay(extra.get("offline_delay_s"), self.llm_conn_id)
+            return offline_model(
+                delay, self.llm_conn_id, _fixed_usage(extra.get("offline_usage"), self.llm_conn_id)
+            )
+        return None

@@ -31,6 +31,8 @@ from pydantic_ai.messages import (
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.usage import RequestUsage
 
+from baton.extensions import load
+
 OFFLINE_MODEL_NAME = "baton:offline"
 
 log = logging.getLogger(__name__)
@@ -275,8 +277,6 @@ def offline_model(
     :param usage: (input, output) tokens each answer reports, instead of pydantic-ai's estimate from the
         messages' words: fixed counts for budget tests and benchmarks.
     """
-    from baton.extensions import load
-
     load()  # the hooks of extensions are registered when their module is imported
     hooks = list(REQUEST_HOOKS)
     if usage is not None:
