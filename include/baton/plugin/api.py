@@ -21,11 +21,11 @@ from baton.events import projections, replay
 from baton.events.feedback import FeedbackError, record
 from baton.events.store import EventStore
 from baton.ops import monitor
-from baton.ops.errors import patterns
-from baton.ops.experiments import report as experiments_report
 from baton.ops.incidents import IncidentError
-from baton.ops.postmortem import postmortem
-from baton.ops.rollouts import report as rollouts_report
+from baton.ops.monitor.postmortem import postmortem
+from baton.ops.reports.errors import patterns
+from baton.ops.reports.experiments import report as experiments_report
+from baton.ops.reports.rollouts import report as rollouts_report
 from baton.plugin import actions, dashboard_api, pages, templates_api
 
 app = FastAPI(title="Baton events", description="Runs, timelines and agent stats from Baton's event store.")
