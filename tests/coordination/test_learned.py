@@ -227,11 +227,12 @@ def test_learn_on_a_for_each_step_is_refused_with_where_its_items_go(tmp_path):
 
 
 def test_a_persons_rejections_lower_what_routing_expects_of_the_agent(store):
-    """ace and bolt deliver every time; a reviewer rejects ace's outputs (as escalation.verdict records a
-    Reject on the Required Actions page): routing's posterior of ace falls below bolt's, and bolt gets
+    """ace and bolt deliver every time; a reviewer rejects ace's outputs (as the review handler's verdict
+    records a Reject on the Required Actions page): routing's posterior of ace falls below bolt's, and bolt gets
     the step."""
-    from baton.coordination.escalation import Answer, verdict
+    from baton.coordination.approval import Review
     from baton.coordination.learned import policy_for
+    from baton.coordination.questions import Answer
 
     world = World(store, {"ace": 1.0, "bolt": 1.0, "crate": 1.0})
     for i in range(20):
@@ -240,7 +241,7 @@ def test_a_persons_rejections_lower_what_routing_expects_of_the_agent(store):
         if name == "ace":
             answer = Answer("review", ["Reject"], {}, "Rita Reviewer", False, {"draft": {"a": 1}})
             store.append([Event(type="feedback.recorded", run_id=f"run-{world.calls}", workflow=WORKFLOW,
-                                step=STEP, payload=verdict(answer))])  # fmt: skip
+                                step=STEP, payload=Review().verdict(answer))])  # fmt: skip
     arms = {
         name: policy_for(store, WORKFLOW, STEP, "balanced", Learn()).bandit.posterior(name)
         for name in ("ace", "bolt")

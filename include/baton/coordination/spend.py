@@ -1,16 +1,35 @@
 """The budgets of one try (:mod:`baton.budgets`): its guard, from the budgets declared next to its DAG
-file, with its events and its Slack warning; and the freeing of what its task's earlier tries reserved."""
+file, with its events and its Slack warning; and the freeing of what its task's earlier tries reserved.
+
+At a budget's limit (``at_limit: ask`` or ``defer``) the call is held back: the ``budget`` kind of
+:mod:`~baton.coordination.questions` asks a person to raise the budget once in its window, and
+``budget_window`` resumes a step deferred to the budget's next window.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
+from airflow.sdk import Param
+
+from baton.alerts import Alert, send
 from baton.budgets.config import budgets_of, dags_folder_of
 from baton.budgets.guard import Guard
 from baton.budgets.ledger import Ledger, Spend
+from baton.coordination.questions import (
+    FAIL,
+    Answer,
+    Handler,
+    Question,
+    StepHandler,
+    body,
+    register,
+    timeout_of,
+)
+from baton.errors import BudgetExceeded
 from baton.spec.budgets import Budget
 
 
@@ -30,8 +49,6 @@ def guard_for(recorder: Any, context: Any, ttl: timedelta, budgets: Sequence[Bud
         recorder.record(recorder.event(kind, payload, discriminator, agent=payload.get("agent")))
 
     def warn(budget: Budget, window: str, spent: Spend) -> None:
-        from baton.alerts import Alert, send
-
         limits = [f"{spent.cost:.6g} of {budget.cost:.6g}"] if budget.cost else []
         limits += [f"{spent.tokens:,} of {budget.tokens:,} tokens"] if budget.tokens else []
         alert = Alert(
@@ -91,8 +108,6 @@ def held(error: BaseException) -> Any:
     """The ``BudgetExceeded`` behind ``error`` when its budget holds the call back until a person raises
     it or its next window (``at_limit: ask`` or ``defer``); None for any other failure (and for a refusal
     made final: an ``ask`` budget already raised once)."""
-    from baton.errors import BudgetExceeded
-
     cause = error if isinstance(error, BudgetExceeded) else error.__cause__
     budget = getattr(cause, "budget", None)
     if not isinstance(cause, BudgetExceeded) or budget is None or budget.at_limit not in ("ask", "defer"):
@@ -136,22 +151,18 @@ def deferral(budget: Budget, window: str, recorder: Any, items: list[str]) -> Ba
     return TaskDeferred(
         trigger=DateTimeTrigger(moment=until),
         method_name="resume_escalation",
-        kwargs={"kind": "budget_window", "state": {"budget": budget.name, "window": window}},
+        kwargs={"kind": BudgetWindow.kind, "state": {"budget": budget.name, "window": window}},
     )
 
 
-def question(budget: Budget, window: str, step: Any, context: Any, items: list[str]) -> Any:
+def question(budget: Budget, window: str, step: Any, context: Any, items: list[str]) -> Question:
     """The Required Action that asks a person to raise ``budget`` once in ``window``."""
-    from airflow.sdk import Param
-
-    from baton.coordination.escalation import FAIL, Question, body, timeout_of
-
     limits = [f"{budget.cost:g} (money)"] if budget.cost else []
     limits += [f"{budget.tokens:,} tokens"] if budget.tokens else []
     what = f"{len(items)} item(s) of the fan-out" if items else "the step's model call"
     reason = f"budget '{budget.name}' ({budget.scope}, per {budget.per}, window {window}) is spent"
     return Question(
-        kind="budget",
+        kind=BudgetAsk.kind,
         subject=f"{step.workflow}.{step.task_id}: {reason}"[:250],
         body=body(
             step,
@@ -172,11 +183,9 @@ def question(budget: Budget, window: str, step: Any, context: Any, items: list[s
     )
 
 
-def raise_once(answer: Any, budgets: Sequence[Budget], recorder: Any) -> None:
+def raise_once(answer: Answer, budgets: Sequence[Budget], recorder: Any) -> None:
     """A person chose to raise the budget: add the percentage to its limit in the window, once (a second
     person's raise in the same window adds nothing), and record ``budget.raised``."""
-    from baton.errors import BudgetExceeded
-
     state = answer.state
     budget = next((b for b in budgets if b.name == state["budget"]), None)
     if budget is None:
@@ -192,3 +201,36 @@ def raise_once(answer: Any, budgets: Sequence[Budget], recorder: Any) -> None:
     payload = {"budget": budget.name, "window": state["window"], "percent": percent, "cost": extra.cost,
                "tokens": extra.tokens, "by": answer.by or "a person", "first": first}  # fmt: skip
     recorder.record(recorder.event("budget.raised", payload, f"{budget.name}|{state['window']}"))
+
+
+class BudgetAsk(StepHandler):
+    """A step's call (or a fan-out's items) held back at a budget's limit: deferred to its next window
+    (``at_limit: defer``) or a person asked to raise it once (``ask``); raised, the held calls go on."""
+
+    kind: ClassVar[str] = "budget"
+
+    def on_failure(self, error: BaseException, run: Any) -> Question | BaseException | None:
+        cause = held(error)
+        if cause is None:
+            return None
+        if cause.budget.at_limit == "defer":
+            return deferral(cause.budget, cause.window, run.recorder, [])
+        return question(cause.budget, cause.window, run.step, run.context, [])
+
+    def apply(self, answer: Answer, run: Any, scope: dict[str, Any], versions: dict[str, int]) -> Any:
+        raise_once(answer, budgets_of(dags_folder_of(run.context)), run.recorder)
+        return run.fan_out(scope, versions) if run.step.fan_out else run.call(scope)
+
+
+class BudgetWindow(Handler):
+    """A step deferred to a budget's next window resumes there: its try starts over."""
+
+    kind: ClassVar[str] = "budget_window"
+
+    def resume(self, host: Any, event: Any, state: dict[str, Any]) -> Any:
+        host.log.info("Step %s: budget '%s' has a new window", host.step.task_id, state.get("budget"))
+        return host.start()
+
+
+register(BudgetAsk())
+register(BudgetWindow())

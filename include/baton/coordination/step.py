@@ -4,7 +4,9 @@
 Jinja scope) and composes the runtime parts, each of which takes the compiled step whole: the call
 (:mod:`baton.agents.call`), routing and load slots (:mod:`baton.coordination.routing`), the fan-out
 (:mod:`baton.coordination.fanout`), the shared context (:mod:`baton.context.step`) and a person's
-decisions (:mod:`baton.coordination.escalation`).
+decisions (:mod:`baton.coordination.questions`: a failure that calls for a person asks them, and their
+answer goes to the handler of its kind; the modules of the kinds a step asks are imported here, which
+registers them).
 """
 
 from __future__ import annotations
@@ -15,14 +17,27 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowSkipException, TaskAwaitingInput, TaskDeferred
+
 from baton import metrics, templating, tracing
-from baton.coordination import escalation, spend, variants
+from baton.agents.call import call_step
+from baton.agents.skills import final
+from baton.assets import emit
+from baton.context.step import read_context, write_context
+from baton.coordination import approval, conflict, partial_failure, questions, spend, variants
+from baton.coordination.fanout import FanOut
 from baton.coordination.requirements import check_requirements
+from baton.coordination.routed import choose_for_step, route_and_take, run_in_slot
+from baton.coordination.scope import jinja_scope
+from baton.errors import BudgetExceeded
 from baton.events import EventStore
 from baton.events.recorder import StepRecorder
 from baton.plan import CompiledStep
 from baton.spec.roster import Agent
 from baton.spec.step import PersonStep
+
+# The modules of the kinds of question a step may ask, whose handlers they registered when imported.
+ASKS = (approval, conflict, partial_failure, spend)
 
 
 class StepRun:
@@ -77,11 +92,10 @@ class StepRun:
 
     def execute(self) -> dict[str, Any]:
         with self._observed():
-            return self._execute()
+            return self.start()
 
-    def _execute(self) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowSkipException, TaskAwaitingInput, TaskDeferred
-
+    def start(self) -> dict[str, Any]:
+        """The try from its start: the step's work, or the question that parks it."""
         step, recorder = self.step, self.recorder
         try:
             spend.free_earlier_tries(recorder)  # a killed try's reservations (this one has none yet)
@@ -96,7 +110,7 @@ class StepRun:
                 output = self.fan_out(scope, versions)
             elif isinstance(step.spec, PersonStep):
                 recorder.start()
-                raise self.ask(escalation.review_question(step, self.context, scope, None))
+                raise self.ask(approval.review_question(step, self.context, scope, None))
             else:
                 if step.spec.variants is not None:  # this run's arm: the step as it has it, for this try
                     step, assigned = variants.choose(step, recorder, scope)
@@ -108,7 +122,7 @@ class StepRun:
                 if step.spec.reviewed:
                     agent = recorder.common["agent"]
                     who = f"agent {agent}" if agent else f"skill {step.skill}"
-                    raise self.ask(escalation.review_question(step, self.context, scope, output, who))
+                    raise self.ask(approval.review_question(step, self.context, scope, output, who))
             self.finish(scope, output, versions)
         except (TaskAwaitingInput, TaskDeferred):
             raise
@@ -116,41 +130,36 @@ class StepRun:
             recorder.skipped(str(skip))
             raise
         except BaseException as error:
-            if (held := spend.held(error)) is not None and held.budget.at_limit == "defer":
-                raise spend.deferral(held.budget, held.window, recorder, []) from error
-            question = escalation.question_for(
-                error, step, self.context, self.tried(), recorder.common["agent"]
-            )
-            if question is not None:
-                raise self.ask(question) from error
+            stop = questions.on_failure(error, self)  # a person to ask, or a wait, instead of failing
+            if isinstance(stop, questions.Question):
+                raise self.ask(stop) from error
+            if stop is not None:
+                raise stop from error
             recorder.failed(error)
             raise
         recorder.succeeded(output)
         return output
 
     def resume(self, event: Any, kind: str, state: dict[str, Any]) -> Any:
-        """The person answered (or the timeout applied the defaults), or a budget's next window came
-        (``budget_window``): the step goes on from there."""
+        """The person answered (or the timeout applied the defaults), or what the step waited for came:
+        the handler of the question's kind goes on from there."""
         with self._observed(resumed=kind):
-            return self._resume(event, kind, state)
+            return questions.handler_for(kind).resume(self, event, state)
 
-    def _resume(self, event: Any, kind: str, state: dict[str, Any]) -> Any:
-        from airflow.sdk.exceptions import TaskAwaitingInput, TaskDeferred
-
-        if kind == "budget_window":  # deferred to a budget's next window: the try starts over there
-            self.log.info("Step %s: budget '%s' has a new window", self.step.task_id, state.get("budget"))
-            return self._execute()
+    def answered(self, handler: questions.StepHandler, answer: questions.Answer) -> Any:
+        """A person's answer to the step's question: recorded (with its verdict on an agent's work, which
+        learned routing learns), then the step's output from it, written as an agent's would be."""
+        kind = answer.kind
         try:
-            answer = escalation.Answer.of(event, kind, state)
             answered = [self.recorder.event("approval.answered", answer.payload(), discriminator=kind)]
-            if (judged := escalation.verdict(answer)) is not None:  # what learned routing learns
+            if (judged := handler.verdict(answer)) is not None:
                 answered.append(self.recorder.event("feedback.recorded", judged, discriminator=kind))
             self.recorder.record(*answered)
             answer.raise_if_refused(self.step.task_id)
             scope = self.scope()
             versions = self.read_context(scope)
-            output = escalation.apply(answer, self, scope, versions)
-            if kind != "conflict":  # a conflict's answer is the context write itself
+            output = handler.apply(answer, self, scope, versions)
+            if handler.finishes:
                 self.finish(scope, output, versions)
         except (TaskAwaitingInput, TaskDeferred):
             raise
@@ -164,13 +173,9 @@ class StepRun:
 
     def scope(self) -> dict[str, Any]:
         """The Jinja scope of this try: ``inputs``, ``steps``, ``context``, ``trigger``, ``run``."""
-        from baton.coordination.scope import jinja_scope
-
         return jinja_scope(self.step, self.context)
 
     def read_context(self, scope: dict[str, Any]) -> dict[str, int]:
-        from baton.context.step import read_context
-
         return read_context(self.recorder.store, self.step, self.context, scope)
 
     def call(self, scope: dict[str, Any], agent: Agent | None = None) -> dict[str, Any]:
@@ -178,10 +183,6 @@ class StepRun:
         choice) holding one of its load slots; a failure counts against the agent's circuit breaker. A
         routed call its agent's budget refuses with ``at_limit: fallback`` goes, once, to the cheapest
         capable agent whose call fits (``prefer: cheap``, that agent left out)."""
-        from baton.agents.call import call_step
-        from baton.coordination.routed import choose_for_step, route_and_take, run_in_slot
-        from baton.errors import BudgetExceeded
-
         step, recorder = self.step, self.recorder
         if agent is None and step.routed:
             agent = self.reassigned()  # a person chose this try's agent on the Coordination page
@@ -212,25 +213,20 @@ class StepRun:
         try:
             return run_in_slot(recorder, agent, holder, self.ttl, [], work(agent), slot)
         except BudgetExceeded as error:  # the cheap one does not fit either: no retry spends more
-            from baton.agents.skills import final
-
             raise final(BudgetExceeded)(str(error)) from None
 
     def fan_out(self, scope: dict[str, Any], versions: dict[str, int]) -> dict[str, Any]:
         """A for_each batch: its items as concurrent calls, then the join (context merged, the
         partial-failure policy applied)."""
-        from baton.coordination.fanout import FanOut
+        return self.fan(scope).run_batch(self.batch, versions, ask=self.ask)
 
-        return FanOut(self.step, self.context, scope, self.recorder, self.ttl, self.log).run_batch(
-            self.batch, versions, ask=self.ask
-        )
+    def fan(self, scope: dict[str, Any]) -> FanOut:
+        """The fan-out of this try's batch (its items' events, what earlier tries finished)."""
+        return FanOut(self.step, self.context, scope, self.recorder, self.ttl, self.log)
 
     def finish(self, scope: dict[str, Any], output: Any, versions: dict[str, int]) -> None:
         """After the output is known: the context writes (a for_each's were merged at its join), and
         the asset events."""
-        from baton.assets import emit
-        from baton.context.step import write_context
-
         if not self.step.fan_out:
             write_context(self.recorder.store, self.step, self.context, scope, output, versions, self.log)
         emit(self.step, self.context, scope, output, self.recorder)
@@ -267,13 +263,13 @@ class StepRun:
             e.agent: f"failed try {e.try_number} of this step" for e in chosen if getattr(e, "agent", None)
         }
 
-    def ask(self, question: escalation.Question) -> BaseException:
+    def ask(self, question: questions.Question) -> BaseException:
         """Write the request for a person and its event; the exception that parks the task."""
-        escalation.ask(self.context, question)
+        questions.ask(self.context, question)
         self.recorder.record(
             self.recorder.event(
-                "approval.requested", escalation.requested_payload(question), discriminator=question.kind
+                "approval.requested", questions.requested_payload(question), discriminator=question.kind
             )
         )
         self.log.info("Step %s asks a person (%s): %s", self.step.task_id, question.kind, question.subject)
-        return escalation.awaiting(question)
+        return questions.awaiting(question)

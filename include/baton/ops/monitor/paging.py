@@ -1,6 +1,6 @@
 """Paging a person about an incident: a runbook's ``escalate`` step as a Required Action in Airflow. A
 person answers on Airflow's Required Actions page (or its REST API, or ``baton approve``) and the answer
-acts on the incident. (A workflow step's questions to a person are :mod:`baton.coordination.escalation`'s;
+acts on the incident. (A workflow step's questions to a person are :mod:`baton.coordination.questions`';
 this module reads its answers the same way.)
 
 The step triggers a run of the bundled ``baton_incident_escalation`` DAG (``dags/baton_incident_escalation.py``)
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from baton.coordination.escalation import Answer
+from baton.coordination.questions import Answer
 from baton.events.store import EventStore
 from baton.ops.airflow_api import CONN_ID, AirflowApi
 from baton.ops.incidents import Action, Book, IncidentError
