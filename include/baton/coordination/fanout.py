@@ -26,6 +26,7 @@ from baton import templating, tracing
 from baton.agents.model import ModelCalls
 from baton.agents.timeout import bounded
 from baton.coordination.grouped import groups_of, run_group
+from baton.coordination.partial_failure import partial_failure_question
 from baton.coordination.requirements import check_requirements
 from baton.coordination.routing import Breakers, Choice, GroupCommit, NoCandidate, Router, Slots
 from baton.coordination.spend import at_limit, guard_for, hold_of, within
@@ -124,7 +125,6 @@ class FanOut:
         """The sync point of a batch: merge the items' context writes, apply the partial-failure policy."""
         from baton.context.step import merge_items
         from baton.context.store import ContextEscalation
-        from baton.coordination import escalation
 
         step = self.step
         self._held_back(result, ask)
@@ -158,7 +158,7 @@ class FanOut:
             )
             return output
         if policy == "escalate":
-            raise ask(escalation.partial_failure_question(step, self.context, failures, len(subtasks), batch))
+            raise ask(partial_failure_question(step, self.context, failures, len(subtasks), batch))
         raise AgentError(
             f"Step '{step.task_id}': {len(failures)} of {len(subtasks)} subtasks failed ({summary}). "
             "The next try reruns only these; set for_each.partial_failure: continue or escalate to go on "
