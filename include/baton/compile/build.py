@@ -14,8 +14,7 @@ from airflow.sdk import DAG, Asset, AssetWatcher, CronTriggerTimetable, Param, X
 
 from baton.alerts import deadline_alerts, on_task_failure
 from baton.assets import asset
-from baton.coordination.rollout import VERSION_TASK
-from baton.coordination.saga import SAGA_TASK
+from baton.coordination.tasks import SAGA_TASK, VERSION_TASK
 from baton.operators.agent import AgentOperator, FanOutBatches
 from baton.operators.browser import BrowserOperator
 from baton.operators.rollout import VersionOperator

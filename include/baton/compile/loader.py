@@ -18,7 +18,7 @@ from airflow.sdk import DAG, get_parsing_context
 import baton.skills  # noqa: F401  (registers Baton's own skills, which templates and the roster may name)
 from baton.compile.build import COMPENSATE_DAG_ID, SENSOR_SUFFIX, build_dag, compensate_dag, sensor_dag
 from baton.compile.cache import Entry, SpecCache, default_folder
-from baton.coordination.rollout import VERSION_TASK
+from baton.coordination.tasks import VERSION_TASK
 from baton.errors import Issue, TemplateError
 from baton.plan import WorkflowPlan, plan_workflow, step_reads
 from baton.spec.deprecations import warn

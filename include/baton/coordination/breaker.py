@@ -10,14 +10,13 @@ from sqlalchemy import Connection, select, update
 
 from baton.coordination.load import HALF_OPEN, Breakers, _now
 from baton.events import schema
+from baton.events.recorder import redact
 from baton.events.store import EventStore
 from baton.spec.roster import Agent
 
 
 def record_failure(recorder: Any, agent: Agent, error: BaseException) -> bool:
     """Count a failure of ``agent``; whether that opened its breaker (then an event says until when)."""
-    from baton.events.recorder import redact
-
     message = redact(f"{type(error).__name__}: {error}")
     failures, until = Breakers(recorder.store).failure(agent, message)
     if until is None:

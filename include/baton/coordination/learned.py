@@ -24,6 +24,9 @@ from typing import Any
 from sqlalchemy import Connection
 
 from baton.events.store import EventStore
+from baton.optimize.bandit import Bandit
+from baton.optimize.policy import RoutingPolicy
+from baton.optimize.reward import Outcome
 
 # What a try's events say about the agent's call.
 TYPES = ("step.succeeded", "step.failed", "model.called", "feedback.recorded")
@@ -47,8 +50,6 @@ def step_outcomes(
     store: EventStore, workflow: str, step: str, history: int, conn: Connection | None = None
 ) -> list[tuple[str, Any]]:
     """The step's finished tries, oldest first, as (agent, Outcome): its latest ``history`` of them."""
-    from baton.optimize.reward import Outcome
-
     rows = store.step_history(workflow, step, TYPES, history * EVENTS_PER_TRY, conn)
     tries: dict[tuple[str, int], _Try] = {}
     verdicts: dict[str, float] = {}  # run -> the latest verdict on the step's output
@@ -97,9 +98,6 @@ def _fold(one: _Try, kind: str, agent: str | None, payload: dict[str, Any]) -> N
 
 def policy_for(store: EventStore, workflow: str, step: str, prefer: str, learn: Any, conn=None) -> Any:
     """The step's routing policy, learned from its outcomes (``learn``: the route's ``Learn`` options)."""
-    from baton.optimize.bandit import Bandit
-    from baton.optimize.policy import RoutingPolicy
-
     policy = RoutingPolicy(
         prefer, Bandit(half_life_calls=learn.half_life_calls, recheck_calls=learn.recheck_calls)
     )

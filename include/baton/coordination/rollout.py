@@ -24,13 +24,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from baton.coordination.tasks import VERSION_TASK
 from baton.events.event import Event
 from baton.events.store import EventStore
+from baton.optimize.assignment import assign
+from baton.optimize.experiments import Experiment
 
 log = logging.getLogger(__name__)
 
-# The task that picks a run's version: a template that rolls out may not name a step so (the loader says).
-VERSION_TASK = "baton_version"
+__all__ = [
+    "VERSION_TASK",
+    "Rollout",
+    "RolloutState",
+    "experiment",
+    "replay",
+    "rollout_name",
+    "version_of_run",
+]
+
 MAX_RUNS = 20_000  # the latest assigned runs a rollout is replayed from
 # A canary is rolled back for breakage, not for a few percent: a wide mixture (Beta(5, 5)) decides
 # within about a dozen discordant pairs when the new version fails where the old one does not.
@@ -95,10 +106,8 @@ def replay(store: EventStore, workflow: str, stable: int, canary: int) -> Rollou
     return state
 
 
-def experiment(state: RolloutState, spec: Any) -> Any:
+def experiment(state: RolloutState, spec: Any) -> Experiment:
     """The rollout's runs so far as a sequential experiment of ``canary`` against ``stable``."""
-    from baton.optimize.experiments import Experiment
-
     test = Experiment(
         state.name,
         {"stable": 1.0, "canary": 1.0},
@@ -182,8 +191,6 @@ class Rollout:
         """The version of run ``run_id`` (recorded as ``version.assigned``; a retry reads it back). A run
         whose steps started before the rollout (it was in flight when the DAG gained the new version)
         stays on the current version."""
-        from baton.optimize.assignment import assign
-
         state = self.decide(store)
         if run_id in state.assigned:
             return self._assigned(store, run_id)
@@ -207,3 +214,8 @@ class Rollout:
     def _assigned(self, store: EventStore, run_id: str) -> dict[str, Any]:
         found = list(store.read(run_id, step=(VERSION_TASK, -1), types=["version.assigned"]))
         return next(e.payload for e in found if e.payload.get("rollout") == self.name)
+
+
+def version_of_run(workflow: str, stable: int, canary: int, spec: Any, run_id: str) -> dict[str, Any]:
+    """The version of run ``run_id`` (the ``baton_version`` task's choice), in Airflow's event store."""
+    return Rollout(workflow, stable, canary, spec).assign(EventStore.from_airflow(), run_id)

@@ -11,9 +11,11 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from baton.budgets.config import budgets_of, dags_folder_of
+from baton.coordination.breaker import record_failure, record_success
 from baton.coordination.load import Slots
 from baton.coordination.routing import Choice, Router
-from baton.errors import BudgetExceeded
+from baton.errors import BudgetExceeded, TemplateError
 from baton.events.event import Event
 from baton.spec.roster import Agent
 
@@ -58,9 +60,6 @@ def router_for(step: Any, recorder: Any, prefer: str | None = None) -> Router:
 def _budgets(recorder: Any) -> tuple[Any, ...]:
     """The budgets next to the DAG file of the recorder's task (a broken file: none here; the call's own
     reservation then fails the step with the file's errors)."""
-    from baton.budgets.config import budgets_of, dags_folder_of
-    from baton.errors import TemplateError
-
     try:
         return budgets_of(dags_folder_of(recorder.context))
     except TemplateError:
@@ -121,8 +120,6 @@ def run_in_slot(
 ) -> Any:
     """``work()`` holding one of ``agent``'s load slots (taken with ``events`` in one transaction, unless
     ``slot`` is one taken already); its failure or success counts in the agent's circuit breaker."""
-    from baton.coordination.breaker import record_failure, record_success
-
     slots = Slots(recorder.store)
     if slot is None:
         slot = slots.take(agent, holder, ttl, events)

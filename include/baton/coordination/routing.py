@@ -18,9 +18,12 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from baton.budgets.ledger import share_left
+from baton.coordination.learned import available, policy_for
 from baton.coordination.load import Breakers, GroupCommit, Slots
 from baton.errors import AgentError
 from baton.events.event import Event
+from baton.events.projections import agent_stats
 from baton.events.store import EventStore
 from baton.spec.roster import Agent
 
@@ -150,7 +153,6 @@ class Router:
         rng: Any = None,
     ) -> Router:
         """A router whose choice for step ``step`` of ``workflow`` is learned (see ``learned``)."""
-        from baton.coordination.learned import policy_for
 
         def learner(conn: Connection | None) -> Any:
             return policy_for(store, workflow, step, prefer, learn, conn)
@@ -168,8 +170,6 @@ class Router:
     def stats(self) -> dict[str, Any]:
         """Track records from the event store, read once per router (they change slowly)."""
         if self._stats is None:
-            from baton.events.projections import agent_stats
-
             self._stats = {s.agent: s for s in agent_stats(self.store, [a.name for a in self.agents])}
         return self._stats
 
@@ -239,8 +239,6 @@ class Router:
         """The learned policy's choice among the candidates that may be called now (a free slot, budget
         left), the others after them in the ranking's order; None when there is none (every candidate
         busy: the ranking's order then, waiting for a slot)."""
-        from baton.coordination.learned import available
-
         names = available(ranked, dict(load), spent)
         if not names:
             return None
@@ -320,8 +318,6 @@ class Router:
         own = [b for b in self.budgets if b.scope.startswith("agent:")]
         if not own:
             return {}
-        from baton.budgets.ledger import share_left
-
         now, room = datetime.now(UTC), {}
         with nullcontext(conn) if conn is not None else self.store.engine.connect() as read:
             for agent in candidates:

@@ -16,22 +16,32 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from baton import templating
-from baton.errors import CompensationFailed
+from baton import effects, templating
+from baton.agents.model import answer_text
+from baton.agents.skills import run_skill
+from baton.alerts import Alert, send
+from baton.coordination.subtasks import subtasks_of
+from baton.coordination.tasks import SAGA_TASK
+from baton.errors import AgentError, CompensationFailed
 from baton.events.event import Event
+from baton.events.recorder import redact
 from baton.events.store import EventStore
-from baton.plan import SagaPlan
+from baton.hooks.airflow_runs import conf_from_metadata_db
+from baton.plan import SagaPlan, plan_workflow
+from baton.spec.loading import load_named
 from baton.spec.roster import Agent
 from baton.spec.step import Compensation
 
-log = logging.getLogger(__name__)
+__all__ = ["SAGA_TASK", "Outcome", "Saga", "Target", "saga_for_run"]
 
-SAGA_TASK = "_compensate"  # a step id cannot start with "_": no clash with the template's steps
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -126,8 +136,6 @@ class Saga:
 
     def _items(self, step: str, outputs: dict[tuple[str, int], dict]) -> dict[str, Any]:
         """Subtask id -> (index, item) of a for_each step, from the recorded output of its list's step."""
-        from baton.coordination.subtasks import subtasks_of
-
         fan_out = self.plan.steps[step].fan_out
         source = self.store.output_of(outputs.get((fan_out.source, -1), {})) or {}
         items = source.get(fan_out.field) if isinstance(source, dict) else None
@@ -198,8 +206,6 @@ class Saga:
 
     def alert_stuck(self, outcome: Outcome, note: str, attempt: int | None = None) -> None:
         """Tell people (Slack, or the log) that the compensation of ``outcome.stuck`` keeps failing."""
-        from baton.alerts import Alert, send
-
         alert = Alert(
             kind="compensation_failed",
             workflow=self.workflow,
@@ -223,8 +229,6 @@ class Saga:
             try:
                 result = self._call(spec, target, attempt)
             except Exception as error:  # the compensation's own failure: retried, then reported
-                from baton.events.recorder import redact
-
                 last = redact(f"{type(error).__name__}: {error}")[:1000]
                 will_retry = attempt < tries
                 payload = {
@@ -262,8 +266,6 @@ class Saga:
         }
 
     def _call(self, spec: Compensation, target: Target, attempt: int) -> Any:
-        from baton import effects
-
         scope = self.scope(target)
         instruction = templating.render(spec.instruction, scope)
         with effects.scope(
@@ -284,8 +286,6 @@ class Saga:
             return self._llm(agent, instruction or f"Undo what step {target.name} did.")
 
     def _skill(self, name: str, spec: Compensation, target: Target, instruction: str, scope: dict) -> Any:
-        from baton.agents.skills import run_skill
-
         return run_skill(
             name,
             workflow=self.workflow,
@@ -297,8 +297,6 @@ class Saga:
         )
 
     def _llm(self, agent: Agent, prompt: str) -> Any:
-        from baton.agents.model import answer_text  # deferred: common-ai loads only for a model's undo
-
         return answer_text(agent, prompt)
 
     # --- events ----------------------------------------------------------------------------------
@@ -340,12 +338,6 @@ def saga_for_run(
     :param read_conf: (dag id, run id) -> the run's conf (the events keep only its digest); by
         default Airflow's metadata DB; where neither reaches it, the template's defaults are the inputs.
     """
-    import os
-    from pathlib import Path
-
-    from baton.errors import AgentError
-    from baton.spec.loading import load_named
-
     events = store.read(run_id)
     first = next((e for e in events if hasattr(e, "payload")), None)
     events.close()
@@ -355,11 +347,9 @@ def saga_for_run(
         )
     folder = Path(dags_folder or os.environ.get("AIRFLOW__CORE__DAGS_FOLDER") or "dags")
     workflow, roster = load_named(folder, first.workflow)
-    from baton.plan import plan_workflow
-
     plan = plan_workflow(workflow, roster)
     if read_conf is None:
-        from baton.hooks.airflow_runs import conf_from_metadata_db as read_conf
+        read_conf = conf_from_metadata_db
     try:
         conf = read_conf(workflow.workflow, run_id) if read_conf is not None else {}
     except Exception as error:

@@ -18,8 +18,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from baton import templating
 from baton.events.event import Event
 from baton.events.store import EventStore
+from baton.optimize.assignment import assign
+from baton.optimize.experiments import Experiment
 
 MAX_RUNS = 20_000  # the latest runs of a step an experiment is replayed from
 MAX_KEY = 1_000
@@ -87,8 +90,6 @@ def settle(store: EventStore, workflow: str, step: str, by: str, accept: bool) -
 
 def replayed(store: EventStore, workflow: str, step: str, spec: Any) -> Any:
     """The experiment of ``spec`` (a step's ``variants``) with the step's runs so far recorded in it."""
-    from baton.optimize.experiments import Experiment
-
     weights = {arm: variant.weight for arm, variant in spec.arms.items()}
     name = f"{workflow}.{step}"
     experiment = Experiment(name, weights, control=spec.control, alpha=spec.alpha, min_runs=spec.min_runs)
@@ -125,9 +126,6 @@ def judge(store: EventStore, step: Any) -> dict[str, Any] | None:
 
 def choose(step: Any, recorder: Any, scope: dict[str, Any]) -> tuple[Any, Event]:
     """The step as this run's arm has it (its instruction, its agent), and the ``variant.assigned`` event."""
-    from baton import templating
-    from baton.optimize.assignment import assign
-
     spec = step.spec.variants
     decision = judge(recorder.store, step)
     key = templating.render(spec.key, scope)[:MAX_KEY] if decision is None else ""

@@ -39,11 +39,9 @@ class VersionOperator(BaseOperator, SkipMixin):
         self.own_tasks = tuple(own_tasks)
 
     def execute(self, context: Any) -> None:
-        from baton.coordination.rollout import Rollout
-        from baton.events import EventStore
+        from baton.coordination.rollout import version_of_run  # deferred: parsing a DAG file loads no runtime
 
-        rollout = Rollout(self.workflow, self.stable, self.canary, self.rollout)
-        chosen = rollout.assign(EventStore.from_airflow(), context["ti"].run_id)
+        chosen = version_of_run(self.workflow, self.stable, self.canary, self.rollout, context["ti"].run_id)
         self.log.info(
             "Run on v%s (%s of rollout %s: %s)",
             chosen["version"],
