@@ -3,9 +3,9 @@
 It generates 100 workflow templates (5 steps each, chains and diamonds, skill-backed agents and
 skill steps, Jinja instructions, inputs, some schedules) with Baton's two DAG files, and the same
 100 DAGs written by hand as plain Airflow Python files (same dag_id, params, default_args, tags,
-schedule, doc_md, and each AgentOperator's compiled step written out as a dict literal, with
+schedule, doc_md, and each StepOperator's compiled step written out as a dict literal, with
 the hand-written baton_compensate DAG beside them); the DAGs of both are checked to be the same
-(serialized DAGs and every AgentOperator attribute). Each file is parsed with Airflow's
+(serialized DAGs and every StepOperator attribute). Each file is parsed with Airflow's
 ``BundleDagBag`` (a fresh bag per parse, Baton's in-process caches emptied first, as in the DAG
 processor's fresh process per file), alternating for ``--rounds`` rounds. Generated = both DAG
 files, timed apart and added: "cold" from an empty validation cache (the first parse after a
@@ -329,7 +329,7 @@ def handwritten(spec: dict[str, Any], agents: dict[str, dict[str, Any]]) -> str:
     out.append(f"from airflow.sdk import DAG, {'CronTriggerTimetable, ' if timetable else ''}Param")
     out.append("")
     out.append("from baton.alerts import on_task_failure")
-    out.append("from baton.operators.agent import AgentOperator")
+    out.append("from baton.operators.step import StepOperator")
     out.append("")
     for name in used:
         text = pformat(agents[name], width=100, sort_dicts=False)
@@ -364,7 +364,7 @@ def handwritten(spec: dict[str, Any], agents: dict[str, dict[str, Any]]) -> str:
         sources = s["instruction"] + " " + s.get("when", "")
         reads = sorted(set(re.findall(r"\bsteps\.([a-z][a-z0-9_]*)", sources)) | set(s.get("needs", [])))
         spec_text = pformat(s, width=90, sort_dicts=False).replace(chr(10), chr(10) + " " * 18)
-        out.append(f"    {s['id']} = AgentOperator(")
+        out.append(f"    {s['id']} = StepOperator(")
         out.append(f"        task_id={s['id']!r},")
         out.append("        step={")
         out.append(f"            'workflow': {wid!r},")
@@ -548,7 +548,7 @@ def main() -> int:
         extensions = [e for e in os.environ.get("BATON_EXTENSIONS", "").split(",") if e]
         os.environ["BATON_EXTENSIONS"] = ",".join(dict.fromkeys([*extensions, "demo.skills"]))
 
-        for module in ("airflow", "baton.compile", "baton.operators.agent"):  # imports are not measured
+        for module in ("airflow", "baton.compile", "baton.operators.step"):  # imports are not measured
             importlib.import_module(module)
 
         generated, written = write_folders(args.keep.resolve() if args.keep else Path(tmp))

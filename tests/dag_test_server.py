@@ -35,7 +35,7 @@ from airflow import settings
 from airflow.dag_processing.dagbag import BundleDagBag
 from airflow.sdk.execution_time import supervisor
 
-import baton.operators.agent
+import baton.operators.step
 import baton.preload  # noqa: F401
 from baton import extensions
 

@@ -1,4 +1,4 @@
-"""AgentOperator in a real ``dag.test()``: offline model, a real OpenAI-compatible server, re-asks
+"""StepOperator in a real ``dag.test()``: offline model, a real OpenAI-compatible server, re-asks
 on invalid output, ``when`` skips and joins — one DAG run, many assertions."""
 
 from __future__ import annotations

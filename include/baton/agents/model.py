@@ -1,8 +1,8 @@
 """One model call, whoever makes it: a step's call, a fan-out item's, a group of items' and a compensation's.
 
-The pydantic-ai agent is made through common-ai's public hook API (:meth:`BatonAIHook.create_agent`, which
-resolves the connection's model, or Baton's offline model where it is chosen, and adds common-ai's secret
-masking); the call is pydantic-ai's ``Agent.run``, with its messages captured. What the call used is read
+The pydantic-ai agent is made by common-ai's hook through its public API (:func:`made`: the hook resolves
+the connection's model, or Baton's offline model where it is chosen, and adds common-ai's secret masking);
+the call is pydantic-ai's ``Agent.run``, with its messages captured. What the call used is read
 from those messages as the payload of a ``model.called`` event, also when it fails (the error then carries
 it as ``spent``, which the budgets settle: tokens spent on answers that broke the schema are spent all the
 same). The two ways a model fails a step (its usage limits hit, no valid output after the re-asks) become

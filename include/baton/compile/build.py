@@ -15,10 +15,10 @@ from airflow.sdk import DAG, Asset, AssetWatcher, CronTriggerTimetable, Param, X
 from baton.alerts import deadline_alerts, on_task_failure
 from baton.assets import asset
 from baton.coordination.tasks import SAGA_TASK, VERSION_TASK
-from baton.operators.agent import AgentOperator, FanOutBatches
 from baton.operators.browser import BrowserOperator
 from baton.operators.rollout import VersionOperator
 from baton.operators.saga import SagaOperator
+from baton.operators.step import FanOutBatches, StepOperator
 from baton.plan import CompiledStep, WorkflowPlan
 from baton.sensors.business import BusinessSensor
 from baton.spec.models import InputField, Workflow
@@ -99,7 +99,7 @@ def _doc_md(workflow: Workflow, plan: WorkflowPlan) -> str:
 
 
 def _task(step: CompiledStep, dag: DAG, tasks: dict[str, Any], group: Any = None) -> Any:
-    """The task of ``step``: an AgentOperator (a BrowserOperator for browser actions), mapped over batches
+    """The task of ``step``: a StepOperator (a BrowserOperator for browser actions), mapped over batches
     when its for_each has a batch_size. ``group``: the TaskGroup of a version being rolled out."""
     spec = step.spec
     kwargs = dict(
@@ -117,7 +117,7 @@ def _task(step: CompiledStep, dag: DAG, tasks: dict[str, Any], group: Any = None
     if spec.actions:
         return BrowserOperator(**kwargs)
     if step.fan_out is None or step.fan_out.batch_size is None:
-        return AgentOperator(**kwargs)  # a for_each without batch_size runs every item in one task
+        return StepOperator(**kwargs)  # a for_each without batch_size runs every item in one task
     # Batches of batch_size items, one mapped task each (they may run on different workers).
     fan_out = step.fan_out
     batches = FanOutBatches(
@@ -131,7 +131,7 @@ def _task(step: CompiledStep, dag: DAG, tasks: dict[str, Any], group: Any = None
         doc_md=f"Splits {fan_out.source}.{fan_out.field} into batches for `{spec.id}`.",
     )
     tasks[step.task_of(fan_out.source)] >> batches
-    return AgentOperator.partial(**kwargs).expand(batch=XComArg(batches))
+    return StepOperator.partial(**kwargs).expand(batch=XComArg(batches))
 
 
 def sensor_asset(workflow: str) -> Any:

@@ -1,4 +1,4 @@
-"""One try of one step, as ``AgentOperator.execute()`` delegates it: read, decide, call, check, write, record.
+"""One try of one step, as ``StepOperator.execute()`` delegates it: read, decide, call, check, write, record.
 
 :class:`StepRun` holds what the try knows (the compiled step, Airflow's task context, its recorder, the
 Jinja scope) and composes the runtime parts, each of which takes the compiled step whole: the call

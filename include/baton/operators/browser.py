@@ -3,10 +3,10 @@ agent with browser access, within its allowed hosts (the call itself is :func:`b
 
 from __future__ import annotations
 
-from baton.operators.agent import AgentOperator
+from baton.operators.step import StepOperator
 
 
-class BrowserOperator(AgentOperator):
+class BrowserOperator(StepOperator):
     """Run a step's declared browser actions (``browser:`` in the template) with its agent's
     ``BrowserAccess``: each action recorded (``browser.action``; typed values never), each refused
     request (``browser.blocked``), each screenshot and download (``artifact.saved``, the files under
