@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from baton.compile.build import COMPENSATE_DAG_ID as COMPENSATE_DAG
 from baton.compile.loader import steps_of
 from baton.coordination import load, variants
-from baton.events.store import Event, EventStore
+from baton.events.event import Event
+from baton.events.store import EventStore
 from baton.ops.airflow_api import AirflowApi, AirflowApiError
 
 ACTION_HEADER = "X-Baton-Action"

@@ -18,8 +18,9 @@ from airflow.listeners import hookimpl
 from sqlalchemy import select
 
 from baton.events import schema
+from baton.events.event import Event, run_started_payload, worker_name
 from baton.events.recorder import redact
-from baton.events.store import Event, EventStore, run_started_payload, worker_name
+from baton.events.store import EventStore
 from baton.events.types import BATON_TAG, TI_TERMINAL
 
 log = logging.getLogger(__name__)
