@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import DAG, Param, dag, get_parsing_context, task
@@ -29,12 +30,19 @@ from baton.compile.build import COMPENSATE_DAG_ID, compensate_dag
 from baton.compile.loader import ERRORS_DAG_ID, compile_folder
 from baton.errors import BatonError, TemplateError
 
+if TYPE_CHECKING:
+    from baton.events import EventStore
+
 log = logging.getLogger(__name__)
 
 MONITOR_DAG_ID = "baton_monitor"
 ESCALATION_DAG_ID = "baton_incident_escalation"
 TICK = timedelta(minutes=1)
-ESCALATION_OPTIONS = ["Acknowledge", "Stop the runbook", "Leave it to the runbook"]  # ops.monitor.paging.OPTIONS
+ESCALATION_OPTIONS = [
+    "Acknowledge",
+    "Stop the runbook",
+    "Leave it to the runbook",
+]  # ops.monitor.paging.OPTIONS
 START = datetime(2026, 1, 1)
 MAX_ERRORS_TEXT = 100_000  # characters of errors the errors DAG carries (its description names every file)
 
@@ -45,12 +53,24 @@ def monitor_tick(folder: Path) -> timedelta:
     file's errors, their key paths and fixes."""
     if not (folder / "monitoring.yaml").is_file():
         return TICK
-    from baton.spec.monitoring import load_config  # only for a folder that has a monitoring.yaml
-
     try:
-        return load_config(folder).tick
+        return _monitoring(folder).tick
     except (BatonError, OSError):
         return TICK
+
+
+def _monitoring(folder: Path) -> Any:
+    """The folder's ``monitoring.yaml`` (the defaults without one); its errors raised."""
+    from baton.spec.monitoring import load_config  # deferred: most parses never read it
+
+    return load_config(folder)
+
+
+def _store() -> EventStore:
+    """Baton's event store, for a task's run."""
+    from baton.events import EventStore  # deferred: a task loads the store; parsing the file does not
+
+    return EventStore.from_airflow()
 
 
 def monitor_dag(folder: Path) -> DAG:
@@ -74,12 +94,9 @@ def monitor_dag(folder: Path) -> DAG:
     def baton_monitor():
         @task
         def tick() -> dict:
-            # The monitor and the store are imported when a run ticks, not when Airflow parses the file.
-            from baton.events import EventStore
-            from baton.ops.monitor import tick
-            from baton.spec.monitoring import load_config
+            from baton.ops.monitor import tick  # deferred: the monitor (scipy) loads when a run ticks
 
-            report = tick(EventStore.from_airflow(), load_config(folder), dags=folder)
+            report = tick(_store(), _monitoring(folder), dags=folder)
             return {
                 "events_folded": report.folded,
                 "anomalies": [f"{a.kind}@{a.where}" for a in report.anomalies],
@@ -128,11 +145,9 @@ def incident_escalation_dag() -> DAG:
 
         @task
         def apply(answer: dict, params: dict | None = None) -> str:
-            # The store and the runbooks are imported when a person has answered, not at parse time.
-            from baton.events import EventStore
-            from baton.ops.monitor.paging import apply_answer
+            from baton.ops.monitor.paging import apply_answer  # deferred: loaded when a person has answered
 
-            return apply_answer(EventStore.from_airflow(), params["incident_id"], answer)
+            return apply_answer(_store(), params["incident_id"], answer)
 
         apply(ask.output)
 
