@@ -51,7 +51,7 @@ def agents(count: int = 3, max_concurrency: int = 2) -> tuple[Agent, ...]:
 class _TwoStepFanOut(FanOut):
     """The router of before: rank (reading the load), then take the winner's slot in another transaction."""
 
-    async def _route(self, sub, tried, attempt, holder):
+    async def route(self, sub, tried, attempt, holder):
         import asyncio
 
         route = self.step.spec.route
@@ -59,8 +59,8 @@ class _TwoStepFanOut(FanOut):
             self.router.rank, sorted({*route.capabilities, *sub.capabilities}), route.prefer, tried
         )
         payload = {**choice.payload(), "subtask": sub.id}
-        selected = self._event("agent.selected", sub, choice.agent, len(tried) + 1, payload)
-        started = [self._event("subtask.started", sub, choice.agent, attempt, {}), selected]
+        selected = self.event("agent.selected", sub, choice.agent, len(tried) + 1, payload)
+        started = [self.event("subtask.started", sub, choice.agent, attempt, {}), selected]
         slot = await self.slots.atake(choice.agent, holder, self.ttl, started, self.writes)
         return choice.agent, slot
 

@@ -10,7 +10,8 @@ Adding a kind of tools (e.g. a browser) is adding one ``"module:function"`` to `
 a function ``(agent: dict, record) -> list[AbstractToolset]`` that returns ``[]`` for an agent that
 does not use it. Builders are imported when a step runs, never when a DAG is parsed.
 
-Heavy imports (common-ai, pydantic-ai) happen inside the functions: this module is cheap to import.
+It is imported when a step runs (by :mod:`baton.agents.llm`); common-ai's MCP toolset and Airflow's task
+context are imported by the functions that use them.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from baton.browser.artifacts import Artifacts
+from baton.browser.tools import browser_toolset
 from baton.errors import AgentError
+from baton.spec.roster import McpServer
 
 # record(type, payload, discriminator): an event of this step's try (see run_llm_step).
 Record = Callable[[str, dict[str, Any], str], None]
@@ -79,9 +83,6 @@ def browser_toolsets(agent: dict[str, Any], record: Record) -> list[Any]:
         return []
     from airflow.sdk import get_current_context
 
-    from baton.browser.artifacts import Artifacts
-    from baton.browser.tools import browser_toolset
-
     context = get_current_context()
     numbers = itertools.count(1)
 
@@ -99,8 +100,6 @@ def mcp_toolsets(agent: dict[str, Any], record: Record) -> list[Any]:
     """One common-ai ``MCPToolset`` per ``mcp`` entry of ``agent``, its tools prefixed as the entry says;
     a server that cannot be used fails the step with an error naming the agent, the connection and
     the fix."""
-    from baton.spec.roster import McpServer
-
     servers = [McpServer.model_validate(entry) for entry in agent.get("mcp") or []]
     if not servers:
         return []

@@ -12,38 +12,33 @@ second of imports, so 100 calls of 200 ms at concurrency 4 took 59 s (11.9x the 
 tasks on this machine; as coroutines they take about the ideal (see bench/fanout.py).
 """
 
-# long: one coordinator of a batch's items: routing, slots, breakers, budgets, the join
-
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from baton import templating, tracing
 from baton.agents.model import ModelCalls
-from baton.agents.timeout import bounded
+from baton.context.step import merge_items
+from baton.context.store import ContextEscalation
+from baton.coordination.attempts import MAX_REASSIGN, ItemAttempts
 from baton.coordination.grouped import groups_of, run_group
 from baton.coordination.partial_failure import partial_failure_question
 from baton.coordination.requirements import check_requirements
-from baton.coordination.routing import Breakers, Choice, GroupCommit, NoCandidate, Router, Slots
-from baton.coordination.spend import at_limit, guard_for, hold_of, within
+from baton.coordination.routing import Breakers, GroupCommit, Router, Slots
+from baton.coordination.spend import at_limit, guard_for, hold_of
 from baton.coordination.subtasks import BatchResult, Subtask, SubtaskError, join_batches, subtasks_of
-from baton.errors import AgentError, BudgetExceeded, RequirementFailed
+from baton.errors import AgentError
 from baton.events.event import Event
 from baton.plan import CompiledStep
-from baton.spec.roster import Agent
-
-MAX_REASSIGN = 3  # agents one subtask may go through within a task
-
 
 __all__ = ["MAX_REASSIGN", "BatchResult", "FanOut", "Subtask", "SubtaskError", "join_batches", "subtasks_of"]
 
 
-class FanOut:
-    """Runs one batch of a ``for_each`` step inside its task.
+class FanOut(ItemAttempts):
+    """Runs one batch of a ``for_each`` step inside its task: its items as coroutines (each one's attempts:
+    :class:`~baton.coordination.attempts.ItemAttempts`), then the join.
 
     :param step: the compiled step (its fan-out, its agent or candidates, its instruction).
     :param ttl: how long one item may hold a load slot (the task's execution_timeout).
@@ -123,9 +118,6 @@ class FanOut:
         self, subtasks: list[Subtask], result: BatchResult, versions: dict[str, int], batch: Any, ask: Any
     ) -> dict[str, Any]:
         """The sync point of a batch: merge the items' context writes, apply the partial-failure policy."""
-        from baton.context.step import merge_items
-        from baton.context.store import ContextEscalation
-
         step = self.step
         self._held_back(result, ask)
         done = [s for s in subtasks if s.id in result.results]
@@ -215,7 +207,7 @@ class FanOut:
                         await finished[dep].wait()
                     if dep in result.failures:
                         raise SubtaskError(f"its dependency '{dep}' failed", [])
-                check_requirements(self.step, self._scope(sub), after=False, where=self._where(sub))
+                check_requirements(self.step, self.item_scope(sub), after=False, where=self.where(sub))
                 agent, output = await self._once(sub, gate, failing)
                 result.results[sub.id] = {"id": sub.id, "agent": agent, "output": output}
             except Exception as error:  # every failure is the subtask's: recorded, then the join decides
@@ -229,7 +221,7 @@ class FanOut:
                 if not getattr(error, "recorded", False):  # it failed before any agent call
                     failed = {"error_class": type(error).__name__, "error": str(error)[:1000]}
                     await asyncio.to_thread(
-                        self.store.append, [self._event("subtask.failed", sub, None, 0, failed)]
+                        self.store.append, [self.event("subtask.failed", sub, None, 0, failed)]
                     )
             finally:
                 finished[sub.id].set()
@@ -254,222 +246,21 @@ class FanOut:
         model call, no spend) and takes it, recorded with ``same_as`` (it runs itself if that one fails)."""
         if not self.step.fan_out.dedupe:
             async with gate:
-                return await self._attempts(sub, failing)
+                return await self.attempts(sub, failing)
         prompt = self.prompt(sub)
         first = self._answers.get(prompt)
         if first is not None and (answer := await first) is not None:
             same_as, agent, output = answer
             stored = self.store.output_payload(output)
-            taken = self._event("subtask.succeeded", sub, None, 1, {"same_as": same_as, **stored})
-            await self._append([replace(taken, agent=agent)])
+            taken = self.event("subtask.succeeded", sub, None, 1, {"same_as": same_as, **stored})
+            await self.append([replace(taken, agent=agent)])
             return agent, output
         mine = self._answers[prompt] = asyncio.get_running_loop().create_future()
         try:
             async with gate:
-                agent, output = await self._attempts(sub, failing)
+                agent, output = await self.attempts(sub, failing)
         except BaseException:
             mine.set_result(None)  # those waiting on it run themselves
             raise
         mine.set_result((sub.id, agent, output))
         return agent, output
-
-    async def _attempts(self, sub: Subtask, failing: set[str]) -> tuple[str | None, Any]:
-        if self.fixed is None and not self.step.routed:
-            return None, await self._skill_subtask(sub)
-        tried: dict[str, str] = {}
-        holder = f"{self.recorder.common['run_id']}/{self.step.task_id}[{sub.id}]"
-        for attempt in range(1, MAX_REASSIGN + 1):
-            if self.fixed is not None:  # the template's agent: wait for one of its slots
-                agent, selected = self._choose(sub, tried)
-                started = [self._event("subtask.started", sub, agent, attempt, {}), selected]
-                slot = await self.slots.atake(agent, holder, self.ttl, started, self.writes)
-            else:  # routed: the choice and its slot in one transaction
-                agent, slot = await self._route(sub, tried, attempt, holder)
-            began = time.monotonic()
-            try:
-                output, model_event = await self._call(agent, sub, attempt)
-            except Exception as error:
-                await self._attempt_failed(sub, agent, attempt, slot, error, failing, tried)
-                continue
-            stored = self.store.output_payload(output)
-            succeeded = self._event(
-                "subtask.succeeded",
-                sub,
-                agent,
-                attempt,
-                {"latency_s": round(time.monotonic() - began, 3), **stored},
-            )
-            events = [e for e in (model_event, succeeded) if e is not None]
-            await self._release(agent, slot, events)
-            if agent.name in failing:
-                await asyncio.to_thread(self._breaker_success, agent)
-                failing.discard(agent.name)
-            return agent.name, output
-        raise SubtaskError(f"no agent succeeded after {MAX_REASSIGN} attempts", list(tried), recorded=True)
-
-    async def _attempt_failed(self, sub, agent, attempt, slot, error, failing, tried) -> None:
-        """Records a failed attempt and frees its slot; raises when no other agent may try."""
-        refused = isinstance(error, (RequirementFailed, BudgetExceeded))  # no other agent mends it ...
-        if isinstance(error, BudgetExceeded) and error.budget.at_limit == "fallback":  # ... unless cheaper
-            refused = False
-            self.cheap.add(sub.id)
-        reassign = self.fixed is None and attempt < MAX_REASSIGN and not refused
-        detail = {"error_class": type(error).__name__, "error": str(error)[:1000], "reassigned": reassign}
-        await self._release(agent, slot, [self._event("subtask.failed", sub, agent, attempt, detail)])
-        if not refused and not isinstance(error, BudgetExceeded):  # the agent did not fail: no count
-            await asyncio.to_thread(self._breaker_failure, agent, error)
-            failing.add(agent.name)
-        tried[agent.name] = f"failed subtask {sub.id}: {type(error).__name__}"
-        if not reassign:
-            raise SubtaskError(str(error), list(tried), recorded=True) from error
-
-    async def _skill_subtask(self, sub: Subtask) -> Any:
-        """A subtask of a skill step: no agent to choose; recorded like an agent's (so a later try
-        reuses it, and the saga can undo it)."""
-        await self._append([self._event("subtask.started", sub, None, 1, {})])
-        began = time.monotonic()
-        try:
-            with self._effects(sub, 1):
-                output = await self._bounded(self._skill(self.step.skill, sub, self.prompt(sub)), sub)
-            self._require(sub, output)
-        except Exception as error:
-            failed = {"error_class": type(error).__name__, "error": str(error)[:1000]}
-            await self._append([self._event("subtask.failed", sub, None, 1, failed)])
-            raise SubtaskError(str(error), [], recorded=True) from error
-        stored = self.store.output_payload(output)
-        latency = {"latency_s": round(time.monotonic() - began, 3)}
-        await self._append([self._event("subtask.succeeded", sub, None, 1, {**latency, **stored})])
-        return output
-
-    async def _append(self, events: list[Event]) -> None:
-        await self.writes.run(lambda conn: self.store.append_in(conn, events))
-
-    async def _release(self, agent: Agent, slot: int, events: list[Event]) -> None:
-        await self.writes.run(lambda conn: self.slots.release_in(conn, agent.name, slot, events))
-
-    def _choose(self, sub: Subtask, tried: dict[str, str]) -> tuple[Agent, Event]:
-        agent = self.fixed
-        payload = {"agent": agent.name, "candidates": [agent.name], "reason": "named by the template"}
-        payload["subtask"] = sub.id
-        return agent, self._event("agent.selected", sub, agent, len(tried) + 1, payload)
-
-    async def _route(
-        self, sub: Subtask, tried: dict[str, str], attempt: int, holder: str
-    ) -> tuple[Agent, int]:
-        """The routed agent of this attempt and the slot it holds, chosen and taken in one group
-        transaction (the items asking at the same time see each other's slots); waits while every
-        candidate is full."""
-        route = self.step.spec.route
-        capabilities = sorted({*route.capabilities, *sub.capabilities})
-
-        def events(choice: Choice) -> list[Event]:
-            payload = {**choice.payload(), "subtask": sub.id}
-            selected = self._event("agent.selected", sub, choice.agent, len(tried) + 1, payload)
-            return [self._event("subtask.started", sub, choice.agent, attempt, {}), selected]
-
-        def take(conn: Any) -> tuple[Choice, int] | None:
-            prefer = "cheap" if sub.id in self.cheap else route.prefer
-            return self.router.take_best(conn, capabilities, prefer, tried, holder, self.ttl, events, since)
-
-        await asyncio.to_thread(self.router.stats)  # read once, outside the group transaction
-        delay, since = 0.01, time.monotonic()
-        while True:
-            try:
-                taken = await self.writes.run(take)
-            except NoCandidate as error:
-                raise SubtaskError(str(error), list(tried)) from None
-            if taken is not None:
-                return taken[0].agent, taken[1]
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 0.25)
-
-    def _event(self, kind: str, sub: Subtask, agent: Agent | None, attempt: int, payload: dict) -> Event:
-        if kind.startswith("subtask."):
-            payload = {"subtask": sub.id, "attempt": attempt, **payload}
-        return self.recorder.event(
-            kind, payload, discriminator=f"{sub.id}#{attempt}", agent=agent.name if agent else None
-        )
-
-    def _breaker_failure(self, agent: Agent, error: BaseException) -> None:
-        from baton.coordination.breaker import record_failure
-
-        record_failure(self.recorder, agent, error)
-
-    def _breaker_success(self, agent: Agent) -> None:
-        from baton.coordination.breaker import record_success
-
-        record_success(self.recorder, agent)
-
-    # --- one call --------------------------------------------------------------------------------
-
-    def _scope(self, sub: Subtask) -> dict[str, Any]:
-        return {**self.scope, "item": sub.item, "index": sub.index}
-
-    def prompt(self, sub: Subtask) -> str:
-        """The item's instruction, rendered once per batch (grouping and dedupe read it before the call)."""
-        if sub.id not in self._prompts:
-            self._prompts[sub.id] = templating.render(self.step.spec.instruction, self._scope(sub))
-        return self._prompts[sub.id]
-
-    async def _skill(self, name: str, sub: Subtask, prompt: str) -> Any:
-        from baton.agents.skills import run_skill
-
-        return await asyncio.to_thread(
-            run_skill,
-            name,
-            workflow=self.step.workflow,
-            step_id=f"{self.step.task_id}[{sub.id}]",
-            output_spec=self.step.output_spec,
-            instruction=prompt,
-            scope=self._scope(sub),
-            with_=self.step.spec.arguments
-            if name == self.step.spec.skill_name
-            else None,  # an agent's has none
-        )
-
-    async def _call(self, agent: Agent, sub: Subtask, attempt: int) -> tuple[Any, Event | None]:
-        prompt, where = self.prompt(sub), {"step": self.step.task_id, "item": sub.id, "attempt": attempt}
-        with tracing.span("baton.subtask", agent=agent.name, **where), self._effects(sub, attempt):
-            if agent.skill:
-                output, event = await self._bounded(self._skill(agent.skill, sub, prompt), sub), None
-            else:
-                output, payload = await self._spend(agent, sub, attempt, prompt)
-                event = self._event("model.called", sub, agent, attempt, payload)
-        self._require(sub, output)
-        return output, event
-
-    async def _spend(self, agent: Agent, sub: Subtask, attempt: int, prompt: str) -> tuple[Any, dict]:
-        def call() -> Any:  # made once the budgets let it start
-            return self._bounded(self.models.call(agent, prompt), sub)
-
-        tag = f"[{sub.id}]#{attempt}"
-        return await within(self.guard, agent, prompt, self.step.spec.usage_limits, tag, call)
-
-    def _where(self, sub: Subtask) -> str:
-        return f"item {sub.id} of step '{self.step.task_id}'"
-
-    def _require(self, sub: Subtask, output: Any) -> None:
-        """The step's requirements that read ``output``, on this item's output."""
-        check_requirements(
-            self.step, {**self._scope(sub), "output": output}, after=True, where=self._where(sub)
-        )
-
-    def _effects(self, sub: Subtask, attempt: int) -> Any:
-        """The subtask's own effects scope: its side effects are keyed by its id, whatever the try."""
-        from baton import effects
-
-        common = self.recorder.common
-        return effects.scope(
-            self.store,
-            run_id=common["run_id"],
-            workflow=self.step.workflow,
-            step=self.step.task_id,
-            map_index=common["map_index"],
-            try_number=common["try_number"],
-            subtask=sub.id,
-            template_version=self.step.template_version,
-        )
-
-    async def _bounded(self, call: Any, sub: Subtask) -> Any:
-        """``call`` within the step's ``agent_timeout``."""
-        return await bounded(call, self.step.agent_timeout, f"subtask {sub.id} of step '{self.step.task_id}'")

@@ -32,7 +32,7 @@ def groups_of(fan: Any, pending: list[Subtask]) -> list[list[Subtask]]:
         if sub.depends_on or sub.capabilities:
             continue
         try:
-            check_requirements(fan.step, fan._scope(sub), after=False, where=fan._where(sub))
+            check_requirements(fan.step, fan.item_scope(sub), after=False, where=fan.where(sub))
             fan.prompt(sub)
         except Exception:
             continue  # refused, or its instruction does not render: it fails on its own, recorded as such
@@ -91,15 +91,15 @@ async def call_group(fan: Any, members: list[Subtask], failing: set[str]) -> dic
             "Step %s: the call for items %s..%s failed (%s: %s); they run one by one",
             fan.step.task_id, first.id, members[-1].id, type(error).__name__, str(error)[:300],
         )  # fmt: skip
-        await fan._release(agent, slot, [])
+        await fan.release(agent, slot, [])
         if not isinstance(error, BudgetExceeded):
-            await asyncio.to_thread(fan._breaker_failure, agent, error)
+            await asyncio.to_thread(fan.breaker_failure, agent, error)
             failing.add(agent.name)
         return None
     answers, events = _answers(fan, members, agent, outputs, round(time.monotonic() - began, 3))
-    await fan._release(agent, slot, [fan._event("model.called", first, agent, 1, payload), *events])
+    await fan.release(agent, slot, [fan.event("model.called", first, agent, 1, payload), *events])
     if agent.name in failing:
-        await asyncio.to_thread(fan._breaker_success, agent)
+        await asyncio.to_thread(fan.breaker_success, agent)
         failing.discard(agent.name)
     return answers
 
@@ -111,16 +111,16 @@ async def _take(fan: Any, members: list[Subtask]) -> tuple[Any, int] | None:
     holder = f"{common['run_id']}/{fan.step.task_id}[{first.id}+{len(members) - 1}]"
     try:
         if fan.fixed is not None:
-            agent, selected = fan._choose(first, {})
-            started = [fan._event("subtask.started", s, agent, 1, {}) for s in members]
+            agent, selected = fan.choose(first, {})
+            started = [fan.event("subtask.started", s, agent, 1, {}) for s in members]
             slot = await fan.slots.atake(agent, holder, fan.ttl, [*started, selected], fan.writes)
         else:
-            agent, slot = await fan._route(first, {}, 1, holder)
-            await fan._append([fan._event("subtask.started", s, agent, 1, {}) for s in members[1:]])
+            agent, slot = await fan.route(first, {}, 1, holder)
+            await fan.append([fan.event("subtask.started", s, agent, 1, {}) for s in members[1:]])
     except Exception:  # no agent for the group (e.g. every candidate out): each item finds out on its own
         return None
     if agent.skill:  # a skill agent makes no model call to group
-        await fan._release(agent, slot, [])
+        await fan.release(agent, slot, [])
         return None
     return agent, slot
 
@@ -133,14 +133,14 @@ def _answers(
     events = []
     for sub, output in zip(members, outputs, strict=True):
         try:
-            fan._require(sub, output)
+            fan.require(sub, output)
         except Exception as error:
             error.agents = [agent.name]  # type: ignore[attr-defined]
             answers[sub.id] = error
             detail = {"error_class": type(error).__name__, "error": str(error)[:1000], "reassigned": False}
-            events.append(fan._event("subtask.failed", sub, agent, 1, detail))
+            events.append(fan.event("subtask.failed", sub, agent, 1, detail))
             continue
         answers[sub.id] = (agent.name, output)
         stored = {"latency_s": latency, "group": members[0].id, **fan.store.output_payload(output)}
-        events.append(fan._event("subtask.succeeded", sub, agent, 1, stored))
+        events.append(fan.event("subtask.succeeded", sub, agent, 1, stored))
     return answers, events
