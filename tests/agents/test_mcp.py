@@ -75,7 +75,19 @@ def test_an_agent_without_mcp_servers_has_no_toolsets():
     assert toolsets({"name": "plain"}, Recorded()) == []
 
 
-def test_a_model_calls_a_prefixed_tool_on_the_live_server_and_the_call_is_recorded(connected):
+class _Clock:
+    """The tool calls' clock, of the test's own: each reading a quarter of a second after the one before."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def monotonic(self) -> float:
+        self.now += 0.25
+        return self.now
+
+
+def test_a_model_calls_a_prefixed_tool_on_the_live_server_and_the_call_is_recorded(connected, monkeypatch):
+    monkeypatch.setattr(sys.modules[toolsets.__module__], "time", _Clock())  # read before and after the call
     record, seen = Recorded(), []
     agent_toolsets = toolsets(
         {"name": "pricing_analyst", "mcp": [{"conn_id": CONN_ID, "prefix": "pricing"}]}, record
@@ -93,7 +105,7 @@ def test_a_model_calls_a_prefixed_tool_on_the_live_server_and_the_call_is_record
     assert payload["tool"] == "pricing_get_price"
     assert payload["arguments_sha256"] == sha256({"product": "gadget"})
     assert payload["ok"] is True
-    assert 0 <= payload["latency_s"] < 5
+    assert payload["latency_s"] == 0.25  # the call's seconds on the clock (was: under 5 s of wall clock)
     assert set(payload) == {"tool", "arguments_sha256", "ok", "latency_s"}  # no arguments, no result
 
 
