@@ -1,6 +1,7 @@
-"""Modules of one job and short functions (issue 16): no module over 400 lines and no function over 50 in
-include/ without a one-line reason (a ``# long:`` comment at the top of the module, or of the function's
-body), so that a file that grows says why or gets split."""
+"""Modules of one job and short functions: no module of the package over 400 lines (the event-payload
+catalogue, baton/events/types.py, says why at its top with a ``# long:`` comment: one module a reader
+searches; the demo's modules may say why too) and no function over 50 lines without a one-line reason (a ``# long:`` comment at the top of the
+function's body), so that a file that grows gets split and a function that grows says why."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 INCLUDE = Path(__file__).resolve().parents[1] / "include"
 MODULE_LINES, FUNCTION_LINES = 400, 50
+LONG_MODULES = {"baton/events/types.py"}  # the only module that may say why it is longer
 
 
 def _long_without_reason(root: Path = INCLUDE) -> list[str]:
@@ -17,7 +19,9 @@ def _long_without_reason(root: Path = INCLUDE) -> list[str]:
         text = path.read_text()
         lines = text.splitlines()
         where = path.relative_to(root)
-        if len(lines) > MODULE_LINES and not any(line.startswith("# long: ") for line in lines[:40]):
+        may = where.parts[0] != "baton" or str(where) in LONG_MODULES  # the demo's modules may say why
+        said = may and any(line.startswith("# long: ") for line in lines[:40])
+        if len(lines) > MODULE_LINES and not said:
             found.append(f"{where}: {len(lines)} lines")
         for node in ast.walk(ast.parse(text)):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -35,4 +39,8 @@ def test_every_long_module_and_function_says_why():
 def test_the_check_finds_a_long_function_without_a_reason(tmp_path):
     (tmp_path / "grown.py").write_text("def grown():\n" + "    x = 1\n" * 60)
     (tmp_path / "said.py").write_text("def said():\n    # long: a reason\n" + "    x = 1\n" * 60)
-    assert _long_without_reason(tmp_path) == ["grown.py:1 grown(): 61 lines"]
+    (tmp_path / "baton").mkdir()
+    (tmp_path / "baton" / "big.py").write_text(
+        "# long: a reason nobody may give a module now\n" + "x = 1\n" * 401
+    )
+    assert _long_without_reason(tmp_path) == ["baton/big.py: 402 lines", "grown.py:1 grown(): 61 lines"]

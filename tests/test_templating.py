@@ -269,6 +269,7 @@ def _texts_of_the_shipped_templates() -> list[tuple[str, bool]]:
     import sys
     from pathlib import Path
 
+    import baton.skills  # noqa: F401  (Baton's own skills, e.g. http_post, register when imported)
     from baton.spec.loading import load_roster, load_workflow
 
     root = Path(__file__).resolve().parents[1]

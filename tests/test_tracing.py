@@ -301,12 +301,14 @@ print("off")
 def test_a_resumed_try_is_a_step_span_too_and_its_failure_an_error(exporter, monkeypatch):
     """After a person answers, the try goes on in ``StepRun.resume``: it is observed as the start was
     (the same span, marked ``baton.resumed`` with the answer's kind), and a failure there is an error."""
+    from baton.coordination import questions
     from baton.coordination.step import StepRun
 
-    def refused(self, event, kind, state):
-        raise ValueError("the approver said no")
+    class Refused:  # the answer's kind handler: resuming with it fails
+        def resume(self, run, event, state):
+            raise ValueError("the approver said no")
 
-    monkeypatch.setattr(StepRun, "_resume", refused)
+    monkeypatch.setattr(questions, "handler_for", lambda kind: Refused())
     ti = SimpleNamespace(dag_id="lead_check", task_id="assess", run_id="r1", map_index=-1, try_number=2)
     exporter.clear()
     with pytest.raises(ValueError, match="the approver said no"):

@@ -57,21 +57,7 @@ def run_llm_step(
     usage = tries.load() if tries is not None else None
     before = copy_run_usage(usage) if usage is not None else None
 
-    def record(kind: str, payload: dict[str, Any], discriminator: str) -> None:
-        """An event of this try (e.g. ``tool.called``), written at once: a lost write fails the step."""
-        recorder.record(recorder.event(kind, payload, discriminator))
-
-    def make() -> Any:
-        model_agent = made(
-            agent,
-            output_model(step.task_id, step.output_spec) or str,
-            retries=step.spec.output_retries,
-            toolsets=toolsets(agent.model_dump(mode="json"), record),
-            capabilities=[PromptCaching(), ToolLoggingCapability(logger=log)],
-        )
-        stamp_identity_on_agent_spans(model_agent, build_run_identity_attributes(ti))
-        return model_agent
-
+    make = _maker(step, agent, ti, recorder, log)
     run: dict[str, Any] = {"run_id": make_task_instance_run_key(ti)}
     if usage is not None:
         run["usage"] = usage  # what the earlier tries used counts against the limits
@@ -95,6 +81,28 @@ def run_llm_step(
     if tries is not None:
         tries.clear()  # the step succeeded: a later run of the task starts from nothing
     return as_output(answer.output)
+
+
+def _maker(step: Any, agent: Agent, ti: Any, recorder: Any, log: Any) -> Any:
+    """What builds the step's pydantic-ai agent: its output model, its tools (each call an event of this
+    try, written at once: a lost write fails the step), prompt caching, tool logging and the run's identity
+    on its spans."""
+
+    def record(kind: str, payload: dict[str, Any], discriminator: str) -> None:
+        recorder.record(recorder.event(kind, payload, discriminator))
+
+    def make() -> Any:
+        model_agent = made(
+            agent,
+            output_model(step.task_id, step.output_spec) or str,
+            retries=step.spec.output_retries,
+            toolsets=toolsets(agent.model_dump(mode="json"), record),
+            capabilities=[PromptCaching(), ToolLoggingCapability(logger=log)],
+        )
+        stamp_identity_on_agent_spans(model_agent, build_run_identity_attributes(ti))
+        return model_agent
+
+    return make
 
 
 def _across_tries(step: Any, context: Any) -> TaskStateStoreUsageBudget | None:
