@@ -1,7 +1,7 @@
-"""Modules of one job and short functions: no module of the package over 400 lines (the event-payload
-catalogue, baton/events/types.py, says why at its top with a ``# long:`` comment: one module a reader
-searches; the demo's modules may say why too) and no function over 50 lines without a one-line reason (a ``# long:`` comment at the top of the
-function's body), so that a file that grows gets split and a function that grows says why."""
+"""Modules of one job and short functions: no module of the package over 400 lines (the event-payload catalogue,
+baton/events/types.py, says why at its top with a ``# long:`` comment: one module a reader searches; the
+demo's modules may say why too) and no function over 50 lines without a one-line reason (a ``# long:`` comment
+at the top of the function's body), so that a file that grows gets split and a function that grows says why."""
 
 from __future__ import annotations
 
