@@ -31,7 +31,7 @@ from baton.compile.loader import ERRORS_DAG_ID, compile_folder
 from baton.errors import BatonError, TemplateError
 
 if TYPE_CHECKING:
-    from baton.events import EventStore
+    from baton.events.store import EventStore
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def _monitoring(folder: Path) -> Any:
 
 def _store() -> EventStore:
     """Baton's event store, for a task's run."""
-    from baton.events import EventStore  # deferred: a task loads the store; parsing the file does not
+    from baton.events.store import EventStore  # deferred: a task loads the store; parsing the file does not
 
     return EventStore.from_airflow()
 
@@ -94,7 +94,7 @@ def monitor_dag(folder: Path) -> DAG:
     def baton_monitor():
         @task
         def tick() -> dict:
-            from baton.ops.monitor import tick  # deferred: the monitor (scipy) loads when a run ticks
+            from baton.ops.monitor.loop import tick  # deferred: the monitor (scipy) loads when a run ticks
 
             report = tick(_store(), _monitoring(folder), dags=folder)
             return {

@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from baton.errors import BatonError
-from baton.events.event import Event
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +109,8 @@ class EffectScope:
         self.store.append([self._event(kind, payload, key)])
 
     def _event(self, kind: str, payload: dict[str, Any], key: str) -> Any:
+        from baton.events.event import Event  # deferred: DAG files import skills: no event catalogue at parse
+
         return Event.like(self, kind, template_version=self.template_version, payload=payload, key=key)
 
 

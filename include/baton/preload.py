@@ -44,7 +44,7 @@ import baton.coordination.routed
 import baton.coordination.saga
 import baton.coordination.scope
 import baton.coordination.step
-import baton.ops.monitor
+import baton.ops.monitor.loop
 import baton.ops.monitor.paging
 import baton.optimize.experiments  # scipy.stats: a version's rollout decision, a variant's
 import baton.plugin.listener

@@ -18,9 +18,8 @@ from baton.coordination.load import Breakers
 from baton.errors import TemplateError
 from baton.events import schema
 from baton.events.event import Event
-from baton.ops import monitor
 from baton.ops.incidents import Book
-from baton.ops.monitor import signals
+from baton.ops.monitor import loop, record, signals
 from baton.ops.monitor.actions import _failed_runs_of_agent
 from baton.ops.monitor.postmortem import postmortem
 from baton.ops.monitor.record import BOOK
@@ -75,12 +74,12 @@ def test_a_failing_agent_opens_one_incident_its_circuit_opens_and_it_resolves_wh
     config = Monitoring()
     before = len(slack.posts)  # the recorder is the module's: count this test's posts
     _history(store)
-    assert monitor.tick(store, config, NOW - timedelta(minutes=20)).transitions == []  # quiet: nothing
+    assert loop.tick(store, config, NOW - timedelta(minutes=20)).transitions == []  # quiet: nothing
 
     # alpha starts failing: 40 % of 6 calls a minute for 10 minutes (24-ish failures), beta stays healthy.
     store.append(_calls("alpha", NOW - timedelta(minutes=10), 10, 6, 0.4, 3))
     store.append(_calls("beta", NOW - timedelta(minutes=10), 10, 2, 0.0, 4))
-    report = monitor.tick(store, config, NOW)
+    report = loop.tick(store, config, NOW)
     assert [(t.type, t.where) for t in report.transitions] == [
         ("incident.opened", "agent:alpha"),
         ("incident.action", "agent:alpha"),  # the runbook's first step, issued at once
@@ -99,7 +98,7 @@ def test_a_failing_agent_opens_one_incident_its_circuit_opens_and_it_resolves_wh
 
     # The storm goes on: the same incident counts it, the circuit is not opened twice, Slack hears nothing new.
     store.append(_calls("alpha", NOW, 2, 6, 0.5, 5))
-    again = monitor.tick(store, config, NOW + timedelta(minutes=2))
+    again = loop.tick(store, config, NOW + timedelta(minutes=2))
     assert {t.incident_id for t in again.transitions} <= {incident_id}
     assert [a.do for a, _ in again.actions] == []
     assert len(slack.posts[before:]) == 1
@@ -107,7 +106,7 @@ def test_a_failing_agent_opens_one_incident_its_circuit_opens_and_it_resolves_wh
     # probe_after (5 minutes) the opening, the circuit goes half-open: routing takes alpha again, and its
     # next call is a trial. Here it fails: the breaker opens at once (one failure, not alpha's three).
     alpha = Agent(name="alpha", capabilities=["x"])
-    probing = monitor.tick(store, config, NOW + timedelta(minutes=6))
+    probing = loop.tick(store, config, NOW + timedelta(minutes=6))
     assert [(a.do, outcome) for a, outcome in probing.actions] == [
         (
             "probe_circuit",
@@ -117,7 +116,7 @@ def test_a_failing_agent_opens_one_incident_its_circuit_opens_and_it_resolves_wh
     assert Breakers(store).open_until(["alpha"]) == {}
     failures, until = Breakers(store).failure(alpha, "AgentError: still down")
     assert failures == alpha.circuit_breaker.failures and until is not None
-    held = monitor.tick(store, config, NOW + timedelta(minutes=7))
+    held = loop.tick(store, config, NOW + timedelta(minutes=7))
     assert [(t.type, t.detail.get("trial_outcome", "")[:6]) for t in held.transitions][-2:] == [
         ("incident.updated", "failed"),
         ("incident.action", ""),
@@ -127,7 +126,7 @@ def test_a_failing_agent_opens_one_incident_its_circuit_opens_and_it_resolves_wh
     ]
     assert "alpha" in Breakers(store).open_until(["alpha"])  # held by the incident again, not for 5 minutes
     # The next trial, 5 minutes later, passes: alpha's success closes the circuit (as a closing).
-    assert [a.do for a, _ in monitor.tick(store, config, NOW + timedelta(minutes=12)).actions] == [
+    assert [a.do for a, _ in loop.tick(store, config, NOW + timedelta(minutes=12)).actions] == [
         "probe_circuit"
     ]
     assert Breakers(store).success("alpha") is True
@@ -137,7 +136,7 @@ def test_a_failing_agent_opens_one_incident_its_circuit_opens_and_it_resolves_wh
     # circuit its trial closed (nothing to close again), Slack is told once.
     store.append(_calls("alpha", NOW + timedelta(minutes=40), 30, 6, 0.0, 6))
     later = NOW + timedelta(minutes=75)
-    resolved = monitor.tick(store, config, later)
+    resolved = loop.tick(store, config, later)
     assert ("incident.resolved", "agent:alpha") in [(t.type, t.where) for t in resolved.transitions]
     (resolution,) = [t for t in resolved.transitions if t.type == "incident.resolved"]
     assert resolution.detail["circuit"] == "closed by a trial call that succeeded"
@@ -147,12 +146,12 @@ def test_a_failing_agent_opens_one_incident_its_circuit_opens_and_it_resolves_wh
     assert len(posts) == 2 and "incident resolved" in posts[1]["text"]
 
     # Every transition is an event of the incident; `incidents` lists it resolved.
-    kinds = [e.type for e in monitor.timeline(store, incident_id)]
+    kinds = [e.type for e in record.timeline(store, incident_id)]
     transitions = [k for k in kinds if k.startswith("incident.")]
     assert transitions[0] == "incident.opened" and "incident.resolved" in transitions, kinds
     assert transitions.index("incident.resolved") > transitions.index("incident.updated")
     assert kinds.count("alert.raised") == 2  # the Slack messages, recorded with the incident
-    (row,) = [r for r in monitor.incidents(store) if r["id"] == incident_id]
+    (row,) = [r for r in record.incidents(store) if r["id"] == incident_id]
     assert (row["status"], row["where"]) == ("resolved", "agent:alpha")
 
     # The same from the command line, on this store.
@@ -389,7 +388,7 @@ def test_a_lower_concurrency_runbook_caps_the_agents_slots_and_the_resolution_gi
     )
     _history(store)
     store.append(_calls("alpha", NOW - timedelta(minutes=10), 10, 6, 0.4, 3))
-    report = monitor.tick(store, config, NOW)
+    report = loop.tick(store, config, NOW)
     assert [(a.do, outcome) for a, outcome in report.actions] == [
         ("lower_concurrency", "lowered the concurrency of alpha to 1 slot(s)")
     ]
@@ -400,12 +399,12 @@ def test_a_lower_concurrency_runbook_caps_the_agents_slots_and_the_resolution_gi
     assert Breakers(store).open_until(["alpha"]) == {}  # this runbook does not open the circuit
 
     store.append(_calls("alpha", NOW + timedelta(minutes=40), 30, 6, 0.0, 6))
-    resolved = monitor.tick(store, config, NOW + timedelta(minutes=75))
+    resolved = loop.tick(store, config, NOW + timedelta(minutes=75))
     assert [(a.do, o) for a, o in resolved.actions] == [
         ("restore_concurrency", "gave alpha back the cap of 3 slot(s) it had before the incident")
     ]
     assert Slots(store).limits([alpha]) == {"alpha": 3}
-    again = monitor.tick(store, config, NOW + timedelta(minutes=76))
+    again = loop.tick(store, config, NOW + timedelta(minutes=76))
     assert again.actions == []  # never twice
 
 
@@ -437,19 +436,19 @@ def test_a_sensor_that_stops_finding_rows_opens_a_silence_incident_even_past_the
     )
     start = NOW - timedelta(hours=2)
     store.append(_fired("orders", start, 120, 30) + _fired("invoices", start, 120 + 180, 30))
-    assert monitor.tick(store, config, NOW + timedelta(minutes=10)).transitions == []
-    opened = monitor.tick(store, config, NOW + timedelta(minutes=20))
+    assert loop.tick(store, config, NOW + timedelta(minutes=10)).transitions == []
+    opened = loop.tick(store, config, NOW + timedelta(minutes=20))
     assert [(t.type, t.kind, t.where) for t in opened.transitions][:1] == [
         ("incident.opened", "sensor_silence", "sensor:orders")
     ]
     (anomaly,) = opened.anomalies
     assert anomaly.evidence["detector"] == "silence"
     assert anomaly.evidence["expected"] == pytest.approx(40.0, abs=2.5), anomaly.evidence  # 2 a minute x 20
-    later = monitor.tick(store, config, NOW + timedelta(hours=3))
+    later = loop.tick(store, config, NOW + timedelta(hours=3))
     assert [a.where for a in later.anomalies] == ["sensor:orders"]  # invoices' sensor kept firing
-    assert [r["status"] for r in monitor.incidents(store) if r["where"] == "sensor:orders"] == ["updated"]
+    assert [r["status"] for r in record.incidents(store) if r["where"] == "sensor:orders"] == ["updated"]
     store.append(_fired("orders", NOW + timedelta(hours=3, minutes=1), 59, 30))
-    resolved = monitor.tick(store, config, NOW + timedelta(hours=4))
+    resolved = loop.tick(store, config, NOW + timedelta(hours=4))
     assert ("incident.resolved", "sensor:orders") in [(t.type, t.where) for t in resolved.transitions]
 
 
@@ -471,7 +470,7 @@ def test_a_sensor_firing_every_few_seconds_is_not_silent_just_after_a_minute_beg
     config = load_monitoring({"monitoring": {"detectors": CAMPAIGN}})
     start = NOW - timedelta(minutes=10) + timedelta(seconds=3)  # firings at :03, :08, ... :58 of each minute
     store.append(_fired("orders", start, 10, 5))  # the last at NOW - 2 s
-    quiet = monitor.tick(store, config, NOW + timedelta(seconds=7))
+    quiet = loop.tick(store, config, NOW + timedelta(seconds=7))
     assert [a.kind for a in quiet.anomalies] == []
     b = schema.signal_buckets.c
     with store.engine.connect() as conn:
@@ -479,8 +478,8 @@ def test_a_sensor_firing_every_few_seconds_is_not_silent_just_after_a_minute_beg
             select(b.value_sum).where(b.kind == "sensor_silence", b.bucket == NOW - timedelta(minutes=1))
         )
     assert latest == 58.0  # the minute's latest firing, at its 58th second (kept as the largest)
-    assert monitor.tick(store, config, NOW + timedelta(seconds=50)).anomalies == []  # 52 s: under min_silence
-    late = monitor.tick(store, config, NOW + timedelta(seconds=63))
+    assert loop.tick(store, config, NOW + timedelta(seconds=50)).anomalies == []  # 52 s: under min_silence
+    late = loop.tick(store, config, NOW + timedelta(seconds=63))
     (anomaly,) = late.anomalies
     assert (anomaly.kind, anomaly.where) == ("sensor_silence", "sensor:orders")
     assert anomaly.evidence["silence_s"] == pytest.approx(65.0)  # from the last firing, to the second
@@ -505,7 +504,7 @@ def test_a_two_minute_window_judged_seconds_into_a_minute_holds_two_minutes_of_c
         for i in range(20)
     ]  # fmt: skip  # two of every five fail, one call each 6 s for the last two minutes
     store.append(failing)
-    judged = monitor.tick(store, config, NOW + timedelta(seconds=7))
+    judged = loop.tick(store, config, NOW + timedelta(seconds=7))
     (anomaly,) = [a for a in judged.anomalies if a.kind == "failure_rate"]
     assert anomaly.where == "agent:writer"
     (window,) = anomaly.evidence["windows"]
@@ -546,7 +545,7 @@ def test_an_agent_whose_answers_keep_breaking_the_schema_opens_a_reask_incident(
     store.append(_model_calls("alpha", NOW - timedelta(hours=3), 170, 2, 0.02, 1))
     store.append(_model_calls("beta", NOW - timedelta(hours=3), 180, 2, 0.02, 2))
     store.append(_model_calls("alpha", NOW - timedelta(minutes=10), 10, 6, 0.5, 3))
-    report = monitor.tick(store, Monitoring(), NOW)
+    report = loop.tick(store, Monitoring(), NOW)
     assert [(a.kind, a.where) for a in report.anomalies] == [("reask_rate", "agent:alpha")]
     counts = signals.counts(store, "reask_rate", "agent:beta", NOW - timedelta(hours=4))
     assert int(counts.total.sum()) == 360 and int(counts.bad.sum()) < 20
@@ -570,7 +569,7 @@ def test_an_agent_whose_answers_break_the_schema_for_good_opens_a_schema_failure
     broken = _schema_broken(_calls("alpha", NOW - timedelta(minutes=10), 10, 6, 0.4, 3), 1.0, 7)
     store.append(broken)
     store.append(_calls("beta", NOW - timedelta(minutes=10), 10, 6, 0.4, 4))  # AgentError, not the schema
-    report = monitor.tick(store, Monitoring(), NOW)
+    report = loop.tick(store, Monitoring(), NOW)
     found = sorted((a.kind, a.where) for a in report.anomalies)
     assert found == [
         ("failure_rate", "agent:alpha"),
@@ -579,7 +578,7 @@ def test_an_agent_whose_answers_break_the_schema_for_good_opens_a_schema_failure
     ]
     counts = signals.counts(store, "schema_failure_rate", "agent:beta", NOW - timedelta(minutes=10))
     assert int(counts.total.sum()) == 60 and int(counts.bad.sum()) == 0
-    (incident,) = [i for i in monitor.incidents(store) if i["kind"] == "schema_failure_rate"]
+    (incident,) = [i for i in record.incidents(store) if i["kind"] == "schema_failure_rate"]
     runs = postmortem(store, incident["id"]).affected_runs
     assert runs == sorted(e.run_id for e in broken if e.type == "step.failed")[: len(runs)] and runs
 
@@ -603,10 +602,10 @@ def _escalations(start: datetime, minutes: int, share: float, seed: int) -> list
 def test_steps_handed_to_a_person_more_often_than_usual_open_an_escalation_incident(clean):
     store = clean
     store.append(_escalations(NOW - timedelta(hours=3), 170, 0.02, 1))
-    quiet = monitor.tick(store, Monitoring(), NOW - timedelta(minutes=10))
+    quiet = loop.tick(store, Monitoring(), NOW - timedelta(minutes=10))
     assert [a for a in quiet.anomalies if a.kind == "escalation_rate"] == []
     store.append(_escalations(NOW - timedelta(minutes=10), 10, 0.5, 2))
-    report = monitor.tick(store, Monitoring(), NOW)
+    report = loop.tick(store, Monitoring(), NOW)
     assert [(a.kind, a.where) for a in report.anomalies] == [("escalation_rate", "workflow:w")]
     counts = signals.counts(store, "escalation_rate", "workflow:w", NOW - timedelta(hours=4))
     escalated = sum(e.payload["kind"] == "escalation" for e in store.read(types=["approval.requested"]))
@@ -637,7 +636,7 @@ def test_calls_waiting_long_for_an_agents_slots_open_a_queue_wait_incident(clean
     store.append(_selections("alpha", NOW - timedelta(hours=3), 170, 0.0))
     store.append(_selections("beta", NOW - timedelta(hours=3), 180, 0.0))
     store.append(_selections("alpha", NOW - timedelta(minutes=10), 10, 20.0))  # its slots stay full
-    report = monitor.tick(store, Monitoring(), NOW)
+    report = loop.tick(store, Monitoring(), NOW)
     assert sorted({(a.kind, a.where) for a in report.anomalies}) == [("queue_wait", "agent:alpha")]
     waits = signals.points(store, "queue_wait", "agent:alpha", NOW - timedelta(minutes=10))
     assert len(waits.value) == 10 and min(waits.value) >= 20.0
@@ -675,9 +674,9 @@ def test_a_sensor_that_sees_its_rows_later_and_later_opens_a_sensor_lag_incident
         return [replace(e, payload={**e.payload, "lag_s": lag + rng.random() * 2}) for e in events]
 
     store.append(fired("orders", start, 2 * 24 * 60 - 30, 2.0) + fired("invoices", start, 2 * 24 * 60, None))
-    assert monitor.tick(store, Monitoring(), NOW - timedelta(minutes=20)).transitions == []
+    assert loop.tick(store, Monitoring(), NOW - timedelta(minutes=20)).transitions == []
     store.append(fired("orders", NOW - timedelta(minutes=20), 20, 120.0))
-    report = monitor.tick(store, Monitoring(), NOW)
+    report = loop.tick(store, Monitoring(), NOW)
     opened = [(t.type, t.kind, t.where) for t in report.transitions if t.type == "incident.opened"]
     assert opened == [("incident.opened", "sensor_lag", "sensor:orders")]
     lagging = [a for a in report.anomalies if a.kind == "sensor_lag"]
@@ -695,23 +694,23 @@ def test_a_person_acknowledges_an_incident_and_stops_its_runbook_from_the_comman
     monkeypatch.setenv("AIRFLOW_CONN_BATON_STORE", url.render_as_string(hide_password=False))
     _history(store)
     store.append(_calls("alpha", NOW - timedelta(minutes=10), 10, 6, 0.4, 3))
-    opened = monitor.tick(store, Monitoring(), NOW)
+    opened = loop.tick(store, Monitoring(), NOW)
     (incident_id,) = {t.incident_id for t in opened.transitions}
 
     assert baton(["incident", "ack", incident_id, "--by", "alice"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == f"{incident_id}: acknowledged by alice"
     assert baton(["incident", "ack", incident_id, "--by", "bob"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == f"{incident_id}: already acknowledged; nothing changed"
-    kinds = [e.type for e in monitor.timeline(store, incident_id)]
+    kinds = [e.type for e in record.timeline(store, incident_id)]
     assert kinds.count("incident.acknowledged") == 1
     # the escalation step (15 minutes on) is skipped: someone is on it; the circuit's trial still comes
-    later = monitor.tick(store, Monitoring(), NOW + timedelta(minutes=16))
+    later = loop.tick(store, Monitoring(), NOW + timedelta(minutes=16))
     assert [a.do for a, _ in later.actions] == ["probe_circuit"]
 
     assert baton(["incident", "stop", incident_id, "--by", "alice"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == f"{incident_id}: runbook stopped by alice"
     store.append(_calls("alpha", NOW + timedelta(minutes=40), 30, 6, 0.0, 6))
-    resolved = monitor.tick(store, Monitoring(), NOW + timedelta(minutes=75))
+    resolved = loop.tick(store, Monitoring(), NOW + timedelta(minutes=75))
     assert ("incident.resolved", "agent:alpha") in [(t.type, t.where) for t in resolved.transitions]
     assert resolved.actions == []  # no close_circuit, no retry: the person took over
     # the circuit stays as the runbook left it: half-open (its next failure opens it, a success closes it)
@@ -735,10 +734,10 @@ def test_an_acknowledgement_by_no_one_sensible_is_refused(clean, monkeypatch, ca
     monkeypatch.setenv("AIRFLOW_CONN_BATON_STORE", url.render_as_string(hide_password=False))
     _history(store)
     store.append(_calls("alpha", NOW - timedelta(minutes=10), 10, 6, 0.4, 3))
-    (incident_id,) = {t.incident_id for t in monitor.tick(store, Monitoring(), NOW).transitions}
+    (incident_id,) = {t.incident_id for t in loop.tick(store, Monitoring(), NOW).transitions}
     assert baton(["incident", "ack", incident_id, "--by", by]) == 1
     assert message in capsys.readouterr().err
-    assert "incident.acknowledged" not in [e.type for e in monitor.timeline(store, incident_id)]
+    assert "incident.acknowledged" not in [e.type for e in record.timeline(store, incident_id)]
 
 
 def test_the_post_incident_report_gives_the_first_anomalous_event_mttd_mttr_and_the_affected_runs(
@@ -752,11 +751,11 @@ def test_the_post_incident_report_gives_the_first_anomalous_event_mttd_mttr_and_
     burst = _calls("alpha", NOW - timedelta(minutes=10), 10, 6, 0.4, 3)
     store.append(burst)
     failed = [e for e in burst if e.type == "step.failed"]
-    (incident_id,) = {t.incident_id for t in monitor.tick(store, Monitoring(), NOW).transitions}
-    monitor.tick(store, Monitoring(), NOW + timedelta(minutes=6))
+    (incident_id,) = {t.incident_id for t in loop.tick(store, Monitoring(), NOW).transitions}
+    loop.tick(store, Monitoring(), NOW + timedelta(minutes=6))
     assert Breakers(store).success("alpha")  # the trial call
     store.append(_calls("alpha", NOW + timedelta(minutes=40), 30, 6, 0.0, 6))
-    monitor.tick(store, Monitoring(), NOW + timedelta(minutes=75))
+    loop.tick(store, Monitoring(), NOW + timedelta(minutes=75))
 
     report = postmortem(store, incident_id)
     assert (report.kind, report.where) == ("failure_rate", "agent:alpha")
@@ -789,16 +788,16 @@ def test_acknowledgements_racing_each_other_and_a_tick_are_recorded_once_and_nev
     store = clean
     _history(store)
     store.append(_calls("alpha", NOW - timedelta(minutes=10), 10, 6, 0.4, 3))
-    (incident_id,) = {t.incident_id for t in monitor.tick(store, Monitoring(), NOW).transitions}
+    (incident_id,) = {t.incident_id for t in loop.tick(store, Monitoring(), NOW).transitions}
     barrier = threading.Barrier(9)
 
     def ack(i: int) -> int:
         barrier.wait()
-        return monitor.person_acts(store, incident_id, "ack", f"person{i}", NOW + timedelta(minutes=1))
+        return record.person_acts(store, incident_id, "ack", f"person{i}", NOW + timedelta(minutes=1))
 
     def tick() -> int:
         barrier.wait()
-        return len(monitor.tick(store, Monitoring(), NOW + timedelta(minutes=1)).transitions)
+        return len(loop.tick(store, Monitoring(), NOW + timedelta(minutes=1)).transitions)
 
     with ThreadPoolExecutor(9) as pool:
         acks = [pool.submit(ack, i) for i in range(8)]
@@ -806,7 +805,7 @@ def test_acknowledgements_racing_each_other_and_a_tick_are_recorded_once_and_nev
         changed = sorted(f.result() for f in acks)
         ticked.result()
     assert changed == [0] * 7 + [1]
-    kinds = [e.type for e in monitor.timeline(store, incident_id)]
+    kinds = [e.type for e in record.timeline(store, incident_id)]
     assert kinds.count("incident.acknowledged") == 1
     with store.engine.connect() as conn:
         book = Book.model_validate(load_state(conn, BOOK))

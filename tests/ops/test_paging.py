@@ -10,9 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from baton.ops import monitor
 from baton.ops.incidents import Action
-from baton.ops.monitor import paging, record
+from baton.ops.monitor import loop, paging, record
 from baton.spec.monitoring import Monitoring
 from tests.ops.test_airflow_api import _Api
 from tests.ops.test_monitor import _calls
@@ -25,7 +24,7 @@ def opened(clean):
     """A store with one open failure_rate incident on agent:gamma (a tick over a burst of its failures)."""
     store = clean
     store.append(_calls("gamma", NOW - timedelta(minutes=10), 10, 6, 0.5, seed=3))  # half of 60 fail
-    report = monitor.tick(store, Monitoring(), NOW)
+    report = loop.tick(store, Monitoring(), NOW)
     (incident_id,) = {t.incident_id for t in report.transitions if t.where == "agent:gamma"}
     return store, incident_id
 
@@ -92,18 +91,14 @@ def test_each_answer_acts_on_the_incident_under_the_persons_name(opened):
     person = {"id": "7", "name": "dana"}
     leave = {"chosen_options": ["Leave it to the runbook"], "responded_by_user": person}
     assert (
-        paging.apply_answer(store, incident_id, leave)
-        == f"dana left incident {incident_id} to its runbook"
+        paging.apply_answer(store, incident_id, leave) == f"dana left incident {incident_id} to its runbook"
     )
     ack = {"chosen_options": ["Acknowledge"], "responded_by_user": person}
     assert paging.apply_answer(store, incident_id, ack) == f"dana acknowledged incident {incident_id}"
     assert paging.apply_answer(store, incident_id, ack).endswith("(it was so already)")
     stop = {"chosen_options": ["Stop the runbook"], "responded_by_user": {"id": "8"}}
-    assert (
-        paging.apply_answer(store, incident_id, stop)
-        == f"8 stopped the runbook of incident {incident_id}"
-    )
-    events = [(e.type, e.payload.get("detail")) for e in monitor.timeline(store, incident_id)]
+    assert paging.apply_answer(store, incident_id, stop) == f"8 stopped the runbook of incident {incident_id}"
+    events = [(e.type, e.payload.get("detail")) for e in record.timeline(store, incident_id)]
     assert ("incident.acknowledged", {"by": "dana"}) in events and (
         "incident.updated",
         {"stopped_by": "8"},

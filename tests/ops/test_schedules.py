@@ -14,9 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from baton.events.event import Event
-from baton.ops import monitor
 from baton.ops.airflow_api import AirflowApi, AirflowApiError
-from baton.ops.monitor import schedules, signals
+from baton.ops.monitor import loop, schedules, signals
 from baton.spec.monitoring import Monitoring
 from tests.ops.test_airflow_api import _Api
 
@@ -161,11 +160,11 @@ def test_a_missed_scheduled_run_opens_an_incident_and_the_next_start_resolves_it
     airflow_api.unpaused[:] = ["hourly_report", "baton_monitor"]
     config = Monitoring()
     start = NOW.replace(hour=6, minute=30)
-    first = monitor.tick(store, config, start, dags=dags)
+    first = loop.tick(store, config, start, dags=dags)
     assert first.anomalies == []
     store.append([_started("hourly_report", NOW.replace(hour=h, minute=1)) for h in (7, 8, 9)])
-    assert monitor.tick(store, config, NOW.replace(hour=10, minute=9), dags=dags).anomalies == []
-    opened = monitor.tick(store, config, NOW.replace(hour=10, minute=11), dags=dags)
+    assert loop.tick(store, config, NOW.replace(hour=10, minute=9), dags=dags).anomalies == []
+    opened = loop.tick(store, config, NOW.replace(hour=10, minute=11), dags=dags)
     assert [(t.type, t.kind, t.where) for t in opened.transitions][:1] == [
         ("incident.opened", "runs_started", "workflow:hourly_report")
     ]
@@ -175,7 +174,7 @@ def test_a_missed_scheduled_run_opens_an_incident_and_the_next_start_resolves_it
     assert anomaly.evidence["reason"].startswith("the last 1 scheduled run(s) did not start within 10m")
     assert anomaly.evidence["due"] == 4  # 07:00 to 10:00; 06:00 was before it was watched
     store.append([_started("hourly_report", NOW.replace(hour=h, minute=2)) for h in (11, 12, 13)])
-    resolved = monitor.tick(store, config, NOW.replace(hour=13, minute=20), dags=dags)
+    resolved = loop.tick(store, config, NOW.replace(hour=13, minute=20), dags=dags)
     assert ("incident.resolved", "workflow:hourly_report") in [
         (t.type, t.where) for t in resolved.transitions
     ]

@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy import select
 
 from baton.cli.common import add_command
-from baton.events import EventStore, schema
+from baton.events import schema
+from baton.events.store import EventStore
 from baton.ops.capacity import CapacityError, forecast, hourly, recommend
 
 CALLS = ("step.succeeded", "step.failed", "subtask.succeeded", "subtask.failed")

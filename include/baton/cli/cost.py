@@ -9,7 +9,7 @@ from baton.budgets.config import budgets_of
 from baton.budgets.report import cost_document
 from baton.cli.common import add_command, dags_folder
 from baton.errors import TemplateError
-from baton.events import EventStore
+from baton.events.store import EventStore
 
 
 def add(commands: Any) -> None:

@@ -9,7 +9,7 @@ import math
 from typing import Any
 
 from baton.cli.common import add_command
-from baton.events import EventStore
+from baton.events.store import EventStore
 from baton.ops.reports.errors import patterns
 
 

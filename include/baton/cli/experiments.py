@@ -9,7 +9,7 @@ from typing import Any
 
 from baton.cli.common import add_command, dags_folder
 from baton.coordination import variants
-from baton.events import EventStore
+from baton.events.store import EventStore
 from baton.ops.reports.experiments import report
 
 

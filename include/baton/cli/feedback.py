@@ -9,8 +9,8 @@ import getpass
 from typing import Any
 
 from baton.cli.common import add_command
-from baton.events import EventStore
 from baton.events.feedback import FeedbackError, record
+from baton.events.store import EventStore
 
 
 def _score(text: str) -> float:

@@ -9,9 +9,9 @@ import sys
 from typing import Any
 
 from baton.cli.common import add_command, dags_folder
-from baton.events import EventStore
-from baton.ops import monitor
+from baton.events.store import EventStore
 from baton.ops.incidents import IncidentError
+from baton.ops.monitor import loop, record
 from baton.ops.monitor.postmortem import postmortem
 from baton.spec.monitoring import load_config
 
@@ -52,7 +52,7 @@ def add(commands: Any) -> None:
 
 
 def incidents(limit: int) -> int:
-    rows = monitor.incidents(EventStore.from_airflow(), limit)
+    rows = record.incidents(EventStore.from_airflow(), limit)
     if not rows:
         print("no incidents")
     for r in rows:
@@ -64,7 +64,7 @@ def incidents(limit: int) -> int:
 
 
 def show_incident(incident_id: str) -> int:
-    events = monitor.timeline(EventStore.from_airflow(), incident_id)
+    events = record.timeline(EventStore.from_airflow(), incident_id)
     if not events:
         print(f"no incident {incident_id}: `baton incidents` lists them")
         return 1
@@ -82,7 +82,7 @@ def show_incident(incident_id: str) -> int:
 
 def person_acts(incident_id: str, verb: str, by: str) -> int:
     try:
-        changed = monitor.person_acts(EventStore.from_airflow(), incident_id, verb, by)
+        changed = record.person_acts(EventStore.from_airflow(), incident_id, verb, by)
     except IncidentError as error:
         print(f"baton incident {verb}: {error}", file=sys.stderr)
         return 1
@@ -115,7 +115,7 @@ def _summary(incident_id: str) -> None:
 
 
 def tick_now() -> int:
-    report = monitor.tick(EventStore.from_airflow(), load_config(dags_folder()), dags=dags_folder())
+    report = loop.tick(EventStore.from_airflow(), load_config(dags_folder()), dags=dags_folder())
     print(
         f"{report.folded} event(s) folded; {len(report.anomalies)} anomaly(ies); "
         f"{len(report.transitions)} transition(s); {len(report.actions)} action(s); {report.notified} message(s)"

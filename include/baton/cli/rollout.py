@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from baton.cli.common import add_command, dags_folder
-from baton.events import EventStore
+from baton.events.store import EventStore
 from baton.ops.reports.rollouts import report
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from baton.cli.common import add_command
-from baton.events import EventStore
+from baton.events.store import EventStore
 from baton.ops.verify import verify
 from baton.spec.common import Duration
 

@@ -24,8 +24,8 @@ from baton.coordination.questions import (
 )
 from baton.coordination.saga import Outcome, Saga, saga_for_run
 from baton.errors import AgentError
-from baton.events import EventStore
 from baton.events.event import Event
+from baton.events.store import EventStore
 from baton.hooks.airflow_runs import conf_of_run
 
 DONE_BY_HAND = "I undid it by hand"

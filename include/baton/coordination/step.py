@@ -30,8 +30,8 @@ from baton.coordination.requirements import check_requirements
 from baton.coordination.routed import choose_for_step, route_and_take, run_in_slot
 from baton.coordination.scope import jinja_scope
 from baton.errors import BudgetExceeded
-from baton.events import EventStore
 from baton.events.recorder import StepRecorder
+from baton.events.store import EventStore
 from baton.plan import CompiledStep
 from baton.spec.roster import Agent
 from baton.spec.step import PersonStep

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from baton.errors import ConnectionNotDefined
-from baton.events.store import connection_url, engine_for
+from baton.events.engine import connection_url, engine_for
 
 
 def database_url(conn_id: str, what: str) -> str:

@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from baton.errors import SensorQueryError
-from baton.events.store import engine_for
+from baton.events.engine import engine_for
 
 log = logging.getLogger(__name__)
 

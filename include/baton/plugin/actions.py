@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from baton.compile.build import COMPENSATE_DAG_ID as COMPENSATE_DAG
 from baton.compile.loader import steps_of
-from baton.coordination import load, variants
+from baton.coordination import load
 from baton.events.event import Event
 from baton.events.store import EventStore
 from baton.ops.airflow_api import AirflowApi, AirflowApiError
@@ -202,6 +202,8 @@ def settle(dag_id: DagId, step: Annotated[str, Path(max_length=250)], body: Sett
     compiled = _steps(dag_id).get(step)
     if compiled is None or compiled.spec.variants is None:
         raise HTTPException(404, f"no experiment on step '{step[:250]}' of {dag_id}")
+    from baton.coordination import variants  # deferred: scipy on a settle, not at the API server's start
+
     store, by = EventStore.from_airflow(), user.get_name()
     try:
         decision = variants.settle(store, dag_id, step, by, body.accept)

@@ -20,12 +20,9 @@ from baton.errors import TemplateError
 from baton.events import projections, replay
 from baton.events.feedback import FeedbackError, record
 from baton.events.store import EventStore
-from baton.ops import monitor
 from baton.ops.incidents import IncidentError
-from baton.ops.monitor.postmortem import postmortem
+from baton.ops.monitor import record as incident_record
 from baton.ops.reports.errors import patterns
-from baton.ops.reports.experiments import report as experiments_report
-from baton.ops.reports.rollouts import report as rollouts_report
 from baton.plugin import actions, dashboard_api, pages, templates_api
 
 app = FastAPI(title="Baton events", description="Runs, timelines and agent stats from Baton's event store.")
@@ -78,7 +75,7 @@ def agents(user: GetUserDep) -> list[dict]:
 
 # --- incidents ----------------------------------------------------------------------------------------
 
-MONITOR = monitor.MONITOR
+MONITOR = incident_record.MONITOR
 IncidentId = Annotated[str, Path(pattern=r"^inc-[0-9a-f]{12}$", description="e.g. inc-1cd07b4561be")]
 ReadIncidents = Depends(requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=MONITOR))
 ActOnIncidents = Depends(requires_access_dag("PUT", DagAccessEntity.RUN, param_dag_id=MONITOR))
@@ -87,7 +84,7 @@ ActOnIncidents = Depends(requires_access_dag("PUT", DagAccessEntity.RUN, param_d
 @app.get("/api/incidents", dependencies=[ReadIncidents])
 def incidents(limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict]:
     """The monitor's incidents, newest first, each as its latest transition says."""
-    return monitor.incidents(EventStore.from_airflow(), limit)
+    return incident_record.incidents(EventStore.from_airflow(), limit)
 
 
 @app.get("/api/incidents/{incident_id}", dependencies=[ReadIncidents])
@@ -95,7 +92,9 @@ def incident(incident_id: IncidentId) -> dict:
     """The post-incident report (first anomalous event, opening, resolution, MTTD/MTTR, the runs and
     agents affected, the actions taken) and the incident's timeline of events."""
     store = EventStore.from_airflow()
-    events = monitor.timeline(store, incident_id)
+    events = incident_record.timeline(store, incident_id)
+    from baton.ops.monitor.postmortem import postmortem  # deferred: numpy, scipy on a report, not at start
+
     report = postmortem(store, incident_id)
     if not events or report is None:
         raise HTTPException(404, f"no incident '{incident_id}'")
@@ -112,7 +111,7 @@ def act_on_incident(incident_id: IncidentId, verb: Literal["ack", "stop"], user:
     incident's event under the user's name, and posted; doing it twice changes nothing."""
     by = user.get_name()
     try:
-        changed = monitor.person_acts(EventStore.from_airflow(), incident_id, verb, by)
+        changed = incident_record.person_acts(EventStore.from_airflow(), incident_id, verb, by)
     except IncidentError as error:
         raise HTTPException(409, str(error)) from None
     return {"incident_id": incident_id, "verb": verb, "by": by, "changed": changed}
@@ -170,6 +169,8 @@ def rollouts(workflow: Annotated[str | None, Query(max_length=250)] = None) -> d
 
     from airflow.configuration import conf
 
+    from baton.ops.reports.rollouts import report as rollouts_report  # deferred: scipy on a report
+
     return {
         "rollouts": rollouts_report(
             EventStore.from_airflow(), Folder(conf.get("core", "dags_folder")), workflow
@@ -184,6 +185,8 @@ def experiments(workflow: Annotated[str | None, Query(max_length=250)] = None) -
     from pathlib import Path as Folder
 
     from airflow.configuration import conf
+
+    from baton.ops.reports.experiments import report as experiments_report  # deferred: scipy on a report
 
     return {
         "experiments": experiments_report(

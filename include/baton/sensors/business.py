@@ -20,8 +20,6 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from baton import templating
 from baton.errors import ConnectionNotDefined, SensorError, SensorQueryError
-from baton.events.event import Event
-from baton.events.store import EventStore
 from baton.hooks import sql
 from baton.hooks.business import database_url
 from baton.hooks.readonly import read_only, timeout_of
@@ -80,6 +78,8 @@ class BusinessSensor(BaseOperator):
         suffix = "init" if init else json.dumps(mark_from, default=str)
         if self.kind == "sql_threshold" and payload.get("mark_to") is None:
             suffix = f"run|{ti.run_id}"  # no period: every reach fires, once per run
+        from baton.events.event import Event  # deferred: events load on a poke, not a parse
+
         event = Event.of_task(
             ti,
             "trigger.fired",
@@ -124,6 +124,8 @@ class BusinessSensor(BaseOperator):
         return {"threshold": threshold, "bind": bind}
 
     def execute(self, context: Any) -> Any:
+        from baton.events.store import EventStore  # deferred: events load on a poke, not a parse
+
         url = self._url()
         store = EventStore.from_airflow()
         if (claimed := self._claimed_by_this_run(store, context)) is not None:
@@ -180,6 +182,8 @@ class BusinessSensor(BaseOperator):
             raise SensorError(f"{self.key_path}: {event.get('error')}")
         if status == "error":
             raise SensorError(f"{self.key_path}: the sensor's query failed: {event.get('error')}")
+        from baton.events.store import EventStore  # deferred: events load on a poke, not a parse
+
         return self._fired(context, EventStore.from_airflow(), mark, event, deadline=deadline)
 
     def _fired(

@@ -16,7 +16,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from baton.errors import SensorQueryError
-from baton.events.store import connection_url
+from baton.events.engine import connection_url
 from baton.hooks import sql
 from baton.hooks.readonly import QueryHandle, read_only, timeout_of
 

@@ -136,7 +136,7 @@ def _breaking_payments(rule: ComplianceRule) -> list[dict]:
     from sqlalchemy.exc import SQLAlchemyError
 
     from baton.errors import ConnectionNotDefined
-    from baton.events.store import engine_for
+    from baton.events.engine import engine_for
     from baton.hooks.business import database_url
     from baton.hooks.sql import new_rows
 

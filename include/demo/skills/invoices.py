@@ -328,7 +328,7 @@ def ledger_engine(request: SkillRequest) -> Any:
     """The business database's engine (``with.conn_id``, default baton_business), its ledger tables
     created when missing."""
     from baton.errors import ConnectionNotDefined
-    from baton.events.store import engine_for
+    from baton.events.engine import engine_for
     from baton.hooks.business import database_url
     from demo.ledger import ensure_tables
 

@@ -17,9 +17,7 @@
 
 What it runs on, pure and usable alone: :mod:`baton.ops.detectors` (is a signal anomalous now) and
 :mod:`baton.ops.incidents` (the incident state machine). Its configuration is ``dags/monitoring.yaml``.
+
+The package imports none of its modules: the API server and ``baton incidents`` read the record without
+loading the tick's detectors (scipy), and a DAG file names the tick only when a run ticks.
 """
-
-from baton.ops.monitor.loop import Report, anomalies, tick
-from baton.ops.monitor.record import MONITOR, incidents, person_acts, timeline
-
-__all__ = ["MONITOR", "Report", "anomalies", "incidents", "person_acts", "tick", "timeline"]
