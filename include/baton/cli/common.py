@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "db": ("admin", "create or migrate Baton's store"),
     "alerts": ("admin", "alerts that did not reach Slack; --resend tries them again"),
     "replay": ("runs", "a run's timeline and state, rebuilt from its events"),
-    "runs": ("runs", "recent runs, newest first (workflow_executions)"),
+    "runs": ("runs", "recent runs, newest first"),
     "compensate": ("runs", "undo a past run's completed steps, newest first (the saga, on purpose)"),
     "approve": ("approve", "answer what a step asks a person (approval, escalation)"),
     "verify": ("verify", "reconcile the event store with Airflow's record; repair what is safe, report the rest"),

@@ -84,7 +84,7 @@ def replay_run(run_id: str, until: int | None, rerun: bool, full: bool = False, 
 
 
 def runs(limit: int) -> int:
-    """Seed 002's workflow_executions, newest first."""
+    """The runs, one row each (the run projection, in Airflow's states), newest first."""
     for row in projections.executions(EventStore.from_airflow(), limit=limit):
         print(
             f"{row['timestamp']}  {row['trigger_id']:<24} {row['execution_status']:<10} "

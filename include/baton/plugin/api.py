@@ -31,7 +31,7 @@ app.include_router(dashboard_api.router)  # the Coordination and Management tabs
 
 @app.get("/api/runs")
 def runs(user: GetUserDep, limit: int = 100) -> list[dict]:
-    """Seed 002's workflow_executions: one row per run, newest first."""
+    """The runs, one row each (the run projection, in Airflow's states), newest first."""
     return projections.executions(EventStore.from_airflow(), limit=limit)
 
 

@@ -1,4 +1,4 @@
-"""Engineering skills for seed 003's parallel feature delivery: decompose a feature, review its integration."""
+"""Engineering skills for a feature delivered in parallel: decompose a feature, review its integration."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from baton.registry import SkillRequest, output_model, skill
 
 @output_model
 class Subtask(BaseModel):
-    """One atomic piece of a larger task (seed 003's AtomicTask): who can do it and what it waits for."""
+    """One atomic piece of a larger task (an atomic task): who can do it and what it waits for."""
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     description: str
@@ -29,7 +29,7 @@ class Subtasks(BaseModel):
     subtasks: list[Subtask]
 
 
-# Seed 003's components of a feature and the specialist skills each needs.
+# The components of a feature and the specialist skills each needs.
 COMPONENTS = {
     "backend": (
         "backend_api",
@@ -55,7 +55,7 @@ COMPONENTS = {
 
 @skill("decompose_feature", output=Subtasks)
 def decompose_feature(request: SkillRequest) -> dict:
-    """Break a feature into atomic, parallel subtasks with the capabilities each needs (seed 003)."""
+    """Break a feature into atomic, parallel subtasks with the capabilities each needs."""
     feature = str(request.inputs.get("feature") or "feature").strip()
     wanted = request.inputs.get("components") or ["backend", "frontend", "tests"]
     unknown = [c for c in wanted if c not in COMPONENTS]

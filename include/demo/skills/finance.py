@@ -1,4 +1,4 @@
-"""Revenue milestone skills (seed 002's revenue_milestone trigger: the $4,167 monthly target)."""
+"""Revenue milestone skills (the revenue_milestone workflow: the $4,167 monthly target)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Lead qualification skills (seed 002's lead_qualification trigger)."""
+"""Lead qualification skills (the lead_qualification workflow, triggered by new leads)."""
 
 from __future__ import annotations
 

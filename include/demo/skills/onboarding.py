@@ -1,4 +1,4 @@
-"""Customer onboarding skills (seed 000's customer onboarding): materials per segment, the welcome
+"""Customer onboarding skills (the customer_onboarding workflow): materials per segment, the welcome
 pack and its rules, and the notification that the customer is set up."""
 
 from __future__ import annotations

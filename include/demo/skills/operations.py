@@ -1,4 +1,4 @@
-"""Daily operations skills (seed 002's daily_operations trigger, 09:00 every day)."""
+"""Daily operations skills (the daily_operations workflow, 09:00 every day)."""
 
 from __future__ import annotations
 
