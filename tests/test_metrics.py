@@ -176,7 +176,7 @@ def test_the_monitors_tick_sends_the_open_incidents_of_its_book(statsd, tmp_path
 
     from baton.events.migrations import upgrade
     from baton.events.store import EventStore, engine_for
-    from baton.ops import monitor
+    from baton.ops.monitor import loop
     from baton.spec.monitoring import Monitoring
     from tests.ops.test_monitor import _calls
 
@@ -185,9 +185,9 @@ def test_the_monitors_tick_sends_the_open_incidents_of_its_book(statsd, tmp_path
     store = EventStore(engine_for(url))
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     listener = statsd()
-    assert monitor.tick(store, Monitoring(), now).transitions == []
+    assert loop.tick(store, Monitoring(), now).transitions == []
     store.append(_calls("alpha", now - timedelta(minutes=10), 10, 6, 0.4, 3))
-    assert [t.type for t in monitor.tick(store, Monitoring(), now).transitions][:1] == ["incident.opened"]
+    assert [t.type for t in loop.tick(store, Monitoring(), now).transitions][:1] == ["incident.opened"]
     gauges = [line for line in listener.lines() if ".incidents." in line]
     assert gauges == [
         "airflow.baton.incidents.open:0|g",

@@ -666,17 +666,17 @@ def test_baton_compensate_from_the_ui_undoes_a_successful_run(running, partner):
 
 def _incident(store: EventStore, where: str, statuses: set[str], timeout: float) -> dict:
     """The incident at ``where`` once its latest transition is one of ``statuses``."""
-    from baton.ops import monitor
+    from baton.ops.monitor import record
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = [
-            row for row in monitor.incidents(store) if row["where"] == where and row["status"] in statuses
+            row for row in record.incidents(store) if row["where"] == where and row["status"] in statuses
         ]
         if found:
             return found[0]
         time.sleep(2)
-    raise AssertionError(f"no {statuses} incident at {where} after {timeout} s: {monitor.incidents(store)}")
+    raise AssertionError(f"no {statuses} incident at {where} after {timeout} s: {record.incidents(store)}")
 
 
 def _eventually(check: Any, what: str, timeout: float = 60) -> None:
@@ -704,9 +704,8 @@ def test_a_person_answers_an_incident_on_the_required_actions_page_and_through_b
     baton_incident_escalation, asked once however often the step is carried out); the person stops the
     runbook there. Then Baton's API under /baton: listed, its report read, acknowledged by the logged-in
     user (admin), once; what it refuses, refused."""
-    from baton.ops import monitor
     from baton.ops.incidents import Action
-    from baton.ops.monitor import paging, record, signals
+    from baton.ops.monitor import loop, paging, record, signals
     from baton.spec.monitoring import Monitoring
     from tests.ops.test_monitor import _calls
 
@@ -715,7 +714,7 @@ def test_a_person_answers_an_incident_on_the_required_actions_page_and_through_b
     # The tick folds events in sequence order up to the first younger than the settle time: Airflow's
     # own, appended just before these, must have settled.
     time.sleep(signals.SETTLE.total_seconds() + 1)
-    opened = monitor.tick(store, Monitoring(), datetime.now(UTC))
+    opened = loop.tick(store, Monitoring(), datetime.now(UTC))
     (incident_id,) = {t.incident_id for t in opened.transitions if t.where == "agent:api_probe_agent"}
 
     # The escalate step, carried out as the monitor's tick does, with the connection to this Airflow's API
@@ -740,7 +739,7 @@ def test_a_person_answers_an_incident_on_the_required_actions_page_and_through_b
     assert answer.status_code == 200, answer.text
     assert running.wait_for_run(paging.DAG_ID, run_id)["state"] == "success"
     stopped = [
-        e.payload["detail"] for e in monitor.timeline(store, incident_id) if e.type == "incident.updated"
+        e.payload["detail"] for e in record.timeline(store, incident_id) if e.type == "incident.updated"
     ]
     assert {"stopped_by": "admin"} in stopped, stopped
     # Anyone who may trigger the DAG by hand is held to its params: a malformed id, a huge or empty text
@@ -777,9 +776,7 @@ def test_a_person_answers_an_incident_on_the_required_actions_page_and_through_b
         (200, "admin", 0),  # twice changes nothing
         (200, "admin", 0),  # stopped already, on the Required Actions page
     ]
-    kinds = [
-        (e.type, (e.payload.get("detail") or {}).get("by")) for e in monitor.timeline(store, incident_id)
-    ]
+    kinds = [(e.type, (e.payload.get("detail") or {}).get("by")) for e in record.timeline(store, incident_id)]
     assert ("incident.acknowledged", "admin") in kinds, kinds
     # refused: a malformed id or verb, a limit out of range, an incident that is not open
     for method, path, params in (

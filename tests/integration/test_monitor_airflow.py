@@ -86,8 +86,8 @@ def test_a_failing_agent_opens_one_incident_its_runbook_moves_the_work_and_it_re
 ):
     from baton.coordination.breaker import trials
     from baton.coordination.load import Breakers
-    from baton.ops import monitor
     from baton.ops.airflow_api import AirflowApi
+    from baton.ops.monitor import record
 
     store, flaky, where = _store(running), "flaky_prober", "agent:flaky_prober"
     posts = len(shared_slack.posts)
@@ -128,14 +128,14 @@ def test_a_failing_agent_opens_one_incident_its_runbook_moves_the_work_and_it_re
     # closes the circuit; with no failure for resolve_after the incident resolves. Slack is told once.
     shared_llm_server.down.discard("/flaky/")
     deadline = time.monotonic() + 420
-    while not [r for r in monitor.incidents(store) if r["id"] == opened["id"] and r["status"] == "resolved"]:
-        assert time.monotonic() < deadline, f"not resolved within 420 s: {monitor.incidents(store)}"
+    while not [r for r in record.incidents(store) if r["id"] == opened["id"] and r["status"] == "resolved"]:
+        assert time.monotonic() < deadline, f"not resolved within 420 s: {record.incidents(store)}"
         if trials(store, [flaky])[flaky] == "pending":
             _probe(running)  # the traffic the half-opened circuit's trial needs
         else:
             time.sleep(2)  # a run now would only be routed away from flaky, or find its circuit closed
     assert Breakers(store).open_until([flaky]) == {} and Breakers(store).failing([flaky]) == set()
-    timeline = monitor.timeline(store, opened["id"])
+    timeline = record.timeline(store, opened["id"])
     kinds = [e.type for e in timeline]
     assert kinds.count("incident.opened") == 1 and kinds.count("incident.resolved") == 1, kinds
     actions = [e.payload["detail"]["do"] for e in timeline if e.type == "incident.action"]
