@@ -59,7 +59,7 @@ def _when(value: Any) -> datetime | None:
 
 def _step_done_by(store: EventStore, run_id: str, step: str, deadline: datetime | None) -> bool:
     """Whether every started instance of the step finished (succeeded or skipped) by the deadline."""
-    from baton.events.event import Event  # deferred: baton.alerts loads no SQLAlchemy, no Airflow
+    from baton.events.event import Event  # deferred: DAG files load the alerts: no event catalogue at parse
 
     started: set[int] = set()
     finished: dict[int, datetime] = {}

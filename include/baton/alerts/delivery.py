@@ -62,7 +62,7 @@ def _describe(alert: Alert) -> str:
 
 
 def _event(alert: Alert, payload: dict[str, Any]) -> Event:
-    from baton.events.event import Event  # deferred: baton.alerts loads no SQLAlchemy, no Airflow
+    from baton.events.event import Event  # deferred: DAG files load the alerts: no event catalogue at parse
 
     return Event(
         type="alert.raised",
@@ -165,7 +165,7 @@ def _default_store() -> EventStore:
 
 def pending(store: EventStore) -> list[Event]:
     """Alerts meant for Slack that have not reached it yet (oldest first)."""
-    from baton.events.event import Event  # deferred: baton.alerts loads no SQLAlchemy, no Airflow
+    from baton.events.event import Event  # deferred: DAG files load the alerts: no event catalogue at parse
 
     raised: list[Event] = []
     delivered: set[str] = set()
@@ -196,7 +196,7 @@ def _alert_of(event: Event) -> Alert:
 
 def resend(store: EventStore) -> tuple[int, int]:
     """Post every pending alert again; (delivered now, still pending). Records ``alert.delivered``."""
-    from baton.events.event import Event  # deferred: baton.alerts loads no SQLAlchemy, no Airflow
+    from baton.events.event import Event  # deferred: DAG files load the alerts: no event catalogue at parse
 
     waiting = pending(store)
     if not waiting:
