@@ -121,6 +121,45 @@ def test_a_circuit_is_opened_and_closed_and_each_is_recorded(client, as_role, ai
     ).status_code in (404, 422)
 
 
+def test_a_circuit_for_an_agent_the_roster_does_not_name_is_refused_and_leaves_no_row(
+    client, as_role, airflow_db, dags
+):
+    from baton.coordination.load import Breakers
+
+    path = "/api/actions/agents/ghost_agent/circuit"
+    refused = client.post(path, json={"open": True, "minutes": 5}, **as_role("user"))
+    assert refused.status_code == 404, refused.text
+    assert "no agent 'ghost_agent' in the roster (agents.yaml): its agents are " in refused.json()["detail"]
+    assert "market_scout" in refused.json()["detail"]
+    assert Breakers(EventStore.from_airflow()).open_until(["ghost_agent"]) == {}
+    assert _taken("agent:ghost_agent") == []
+    # closing is never refused: a circuit left by an agent since removed from the roster can be closed
+    closed = client.post(path, json={"open": False}, **as_role("user"))
+    assert (closed.status_code, closed.json()["detail"]) == (200, "was closed already")
+
+
+def test_a_try_that_cannot_come_is_not_reassigned(client, as_role, run):
+    store = EventStore.from_airflow()
+    store.append([Event(type="step.succeeded", run_id=run, workflow="parallel_feature_delivery", step="integrate",
+                        try_number=1)])  # fmt: skip
+    path = f"{BASE}/{run}/steps/integrate/reassign"
+    now = client.post(path, json={"agent": "testing_specialist", "retry_now": True}, **as_role("user"))
+    assert now.status_code == 409, now.text
+    assert now.json()["detail"] == (
+        "'integrate' succeeded in try 1: starting it now would call an agent again and leave the steps after it "
+        "as they are; clear it with its downstream tasks in Airflow to redo them"
+    )
+    assert list(store.read(run, types=["step.reassigned"])) == []
+    store.append([Event(type="run.succeeded", run_id=run, workflow="parallel_feature_delivery", payload={})])
+    ended = client.post(path, json={"agent": "testing_specialist"}, **as_role("user"))
+    assert ended.status_code == 409, ended.text
+    assert ended.json()["detail"] == (
+        f"run {run} has ended (success): no try of 'integrate' is to come, so none can be reassigned"
+    )
+    assert list(store.read(run, types=["step.reassigned"])) == []
+    assert _taken(f"parallel_feature_delivery/{run}/integrate") == []
+
+
 def test_an_action_airflow_cannot_carry_out_is_answered_with_its_error_and_recorded_as_not_done(
     client, as_role, airflow_db
 ):

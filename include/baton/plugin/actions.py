@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from baton.compile.build import COMPENSATE_DAG_ID as COMPENSATE_DAG
-from baton.compile.loader import steps_of
+from baton.compile.loader import read_roster, steps_of
 from baton.coordination import load
 from baton.events.event import Event
 from baton.events.store import EventStore
@@ -168,6 +168,7 @@ def reassign(
         raise HTTPException(
             409, f"agent '{body.agent[:250]}' may not do {step}: its candidates are {', '.join(candidates)}"
         )
+    _refuse_a_try_that_cannot_come(store, run_id, step, body.retry_now)
     tries = [e.try_number for e in store.read(run_id, step=(step, -1), types=["step.started"])]
     after = max(tries, default=0)
     payload = {"agent": body.agent, "after_try": after, "by": user.get_name()[:250], "reason": body.reason}
@@ -185,6 +186,28 @@ def reassign(
         "try": after + 1,
         "retry_now": body.retry_now,
     }
+
+
+def _refuse_a_try_that_cannot_come(store: EventStore, run_id: str, step: str, retry_now: bool) -> None:
+    """409 when the reassigned try would never run: the run has ended (its tasks start no more tries), or,
+    with ``retry_now``, the step has succeeded (re-running it alone would make a new call and leave what
+    followed it as it was: Airflow's clear of the task with its downstream tasks is the way to redo it)."""
+    ended = list(store.read(run_id, types=["run.succeeded", "run.failed"]))
+    if ended:
+        state = "success" if ended[-1].type == "run.succeeded" else "failed"
+        raise HTTPException(
+            409,
+            f"run {run_id[:250]} has ended ({state}): no try of '{step}' is to come, so none can be reassigned",
+        )
+    outcomes = list(
+        store.read(run_id, step=(step, -1), types=["step.succeeded", "step.failed", "step.started"])
+    )
+    if retry_now and outcomes and outcomes[-1].type == "step.succeeded":
+        raise HTTPException(
+            409,
+            f"'{step}' succeeded in try {outcomes[-1].try_number}: starting it now would call an agent again and "
+            "leave the steps after it as they are; clear it with its downstream tasks in Airflow to redo them",
+        )
 
 
 def _steps(dag_id: str) -> dict[str, Any]:
@@ -221,6 +244,7 @@ def circuit(agent: Annotated[str, Path(max_length=250, pattern=r"^[A-Za-z0-9_.-]
     """Open an agent's circuit (routing sends its work to other capable agents) or close it."""
     store, by = EventStore.from_airflow(), user.get_name()
     if body.open:
+        _refuse_an_unknown_agent(agent)
         until = datetime.now(UTC) + timedelta(minutes=body.minutes)
         load.hold_open(store, agent, until, f"opened by {by} on the Coordination page")
         detail = f"open until {until.isoformat(timespec='seconds')}"
@@ -228,3 +252,23 @@ def circuit(agent: Annotated[str, Path(max_length=250, pattern=r"^[A-Za-z0-9_.-]
         detail = "closed" if load.release(store, agent) else "was closed already"
     _record(store, "open_circuit" if body.open else "close_circuit", f"agent:{agent}", by, True, detail)
     return {"agent": agent, "open": body.open, "detail": detail}
+
+
+def _refuse_an_unknown_agent(agent: str) -> None:
+    """404 for a circuit of an agent the roster does not name (it would be a row nothing routes to, shown
+    for good); 409 when the roster itself does not validate. Closing is never refused: a circuit left by an
+    agent since removed from the roster can still be closed."""
+    from pathlib import Path as Folder
+
+    from airflow.configuration import conf
+
+    roster, error = read_roster(Folder(conf.get("core", "dags_folder")))
+    if roster is None:
+        raise HTTPException(
+            409,
+            f"the roster (agents.yaml) does not validate, so no agent can be checked: {str(error)[:1000]}",
+        )
+    names = sorted(a.name for a in roster.agents)
+    shown = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+    if agent not in names:
+        raise HTTPException(404, f"no agent '{agent}' in the roster (agents.yaml): its agents are {shown}")
