@@ -91,6 +91,24 @@ def test_an_answer_it_cannot_use_is_an_error_naming_the_call(answering, kwargs, 
         api.set_paused("d", True)
 
 
+def test_stopping_a_run_airflow_does_not_have_says_so(answering):
+    """A page with no run chosen asked to stop run 'null': the answer names the run, not Airflow's path."""
+    server, api = answering(
+        b'{"detail": "The DagRun with dag_id: `d` and run_id: `null` was not found"}', status=404
+    )
+    with pytest.raises(AirflowApiError) as raised:
+        api.stop("d", "null")
+    assert (str(raised.value), raised.value.status) == ("no run 'null' of d in Airflow: choose a run", 404)
+    assert server.paths[1:] == ["/api/v2/dags/d/dagRuns/null"]  # asked, and nothing patched
+
+
+def test_stopping_a_run_that_ended_is_refused(answering):
+    server, api = answering(json.dumps({"state": "success"}).encode())
+    with pytest.raises(AirflowApiError, match=r"^run r of d is success: there is nothing to stop$") as raised:
+        api.stop("d", "r")
+    assert raised.value.status == 409 and server.paths[1:] == ["/api/v2/dags/d/dagRuns/r"]
+
+
 def test_an_api_it_cannot_reach_is_an_error_naming_the_url():
     url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(

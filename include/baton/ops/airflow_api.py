@@ -135,9 +135,17 @@ class AirflowApi:
 
     def stop(self, dag_id: str, run_id: str) -> str:
         """Mark a queued or running run failed (Airflow stops its running tasks); the state it had. A run
-        that ended is not changed (an AirflowApiError, 409)."""
+        that ended is not changed (an AirflowApiError, 409); one Airflow does not have is a 404 saying so
+        (not Airflow's own answer about a path)."""
         path = f"/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}"
-        before = str(self._call("GET", path).get("state", ""))
+        try:
+            before = str(self._call("GET", path).get("state", ""))
+        except AirflowApiError as error:
+            if error.status != 404:
+                raise
+            raise AirflowApiError(
+                f"no run '{run_id[:250]}' of {dag_id[:250]} in Airflow: choose a run", 404
+            ) from None
         if before not in ("queued", "running"):
             raise AirflowApiError(
                 f"run {run_id} of {dag_id} is {before or 'in no state'}: there is nothing to stop", 409
