@@ -1,4 +1,5 @@
-"""Seed 003's workflow analytics over a window: the figures, the trend, the suggestions and why."""
+"""The workflow analytics of a window: the figures, the trend, the suggestions and why; Baton's own runs
+left out of every workflow's figures."""
 
 from __future__ import annotations
 
@@ -87,3 +88,28 @@ def test_suggestions_name_their_target_and_say_why(store):
 def test_a_window_that_is_not_a_number_of_hours_up_to_a_year_is_refused(store, hours):
     with pytest.raises(ValueError, match="hours is a number over 0"):
         report(store, hours)
+
+
+def test_every_workflows_figures_leave_out_batons_own_runs(store):
+    """The monitor's run every minute, a compensation run and an incident's page are the platform's: ten of
+    them beside one run of a team's workflow leave "every workflow" at one run, while each is still there
+    when asked for by name."""
+    from baton.compile.build import COMPENSATE_DAG_ID
+    from baton.ops.dashboard.common import SYSTEM_WORKFLOWS
+    from baton.ops.monitor.paging import DAG_ID as ESCALATION_DAG_ID
+    from baton.ops.monitor.record import MONITOR
+
+    assert {MONITOR, COMPENSATE_DAG_ID, ESCALATION_DAG_ID} == SYSTEM_WORKFLOWS
+    Run(store, "tr-0", "triage", at=T0 + timedelta(hours=1)).end(5)
+    for i in range(8):
+        run = Run(store, f"mon-{i}", MONITOR, at=T0 + timedelta(minutes=i))
+        run.start("tick", 0, agent=None)
+        run.succeed("tick", 1, 1, agent=None)
+        run.end(1)
+    Run(store, "comp-0", COMPENSATE_DAG_ID, at=T0 + timedelta(hours=2)).end(3, ok=False)
+    Run(store, "page-0", ESCALATION_DAG_ID, at=T0 + timedelta(hours=3)).end(3)
+    every = report(store, 8, now=NOW)
+    assert (every["runs"], every["succeeded"], every["success_rate"]) == (1, 1, 1.0)
+    assert all("tick" not in s["why"] and MONITOR not in s["why"] for s in every["suggestions"])
+    assert report(store, 8, MONITOR, now=NOW)["runs"] == 8
+    assert report(store, 8, COMPENSATE_DAG_ID, now=NOW)["runs"] == 1

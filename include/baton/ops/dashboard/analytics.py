@@ -18,7 +18,7 @@ from sqlalchemy import Connection, func, select
 from baton.events import schema
 from baton.events.projections import percentile
 from baton.events.store import EventStore
-from baton.ops.dashboard.common import iso, rounded
+from baton.ops.dashboard.common import SYSTEM_WORKFLOWS, iso, rounded
 from baton.ops.dashboard.suggestions import suggest
 
 MAX_HOURS = 24 * 366
@@ -26,7 +26,8 @@ MAX_BUCKETS = 168  # the trend's points: hourly up to a week, wider buckets beyo
 
 
 def report(store: EventStore, hours: float, workflow: str | None = None, now: datetime | None = None) -> dict:
-    """The figures of the runs that started in the last ``hours`` (of ``workflow``)."""
+    """The figures of the runs that started in the last ``hours`` (of ``workflow``; of every workflow but
+    Baton's own, :data:`~baton.ops.dashboard.common.SYSTEM_WORKFLOWS`, when None)."""
     if not (0 < hours <= MAX_HOURS) or not math.isfinite(hours):
         raise ValueError(f"hours is a number over 0 and at most {MAX_HOURS}, not {hours!r}")
     now = now or datetime.now(UTC)
@@ -57,8 +58,11 @@ def _runs(conn: Connection, since: datetime, now: datetime, workflow: str | None
         r.conflicts_auto,
         r.conflicts_escalated,
     ).where(r.started_at >= since, r.started_at <= now)
-    if workflow is not None:
-        query = query.where(r.workflow == workflow)
+    query = (
+        query.where(r.workflow == workflow)
+        if workflow is not None
+        else query.where(r.workflow.not_in(SYSTEM_WORKFLOWS))
+    )
     return conn.execute(query).all()
 
 
@@ -75,8 +79,11 @@ def _steps(conn: Connection, since: datetime, now: datetime, workflow: str | Non
         func.sum(h.ok_seconds).label("ok_seconds"),
         func.sum(h.breaker_opens).label("breaker_opens"),
     ).where(h.hour >= since.replace(minute=0, second=0, microsecond=0), h.hour <= now)
-    if workflow is not None:
-        query = query.where(h.workflow == workflow)
+    query = (
+        query.where(h.workflow == workflow)
+        if workflow is not None
+        else query.where(h.workflow.not_in(SYSTEM_WORKFLOWS))
+    )
     return conn.execute(query.group_by(h.workflow, h.step, h.agent)).all()
 
 
