@@ -91,6 +91,26 @@ def test_a_pattern_that_comes_much_more_often_lately_is_rising(store):
     assert (found.count, found.recent, found.change) == (8, 4, "rising")
 
 
+def test_what_failed_after_a_person_stopped_its_run_is_not_a_pattern(store):
+    """A stop from the Coordination page fails the run's running tasks (TaskLost): the stop's doing. Two runs
+    lose a task the same way; one was stopped by a person a minute before: one failure is a pattern. A
+    failure of the stopped run before its stop still counts, and a stop that Airflow refused explains
+    nothing."""
+    lost = "task was lost: its worker stopped answering"
+    store.append([
+        _failed(1, timedelta(minutes=5), lost, error_class="TaskLost"),
+        _failed(2, timedelta(minutes=5), lost, error_class="TaskLost"),
+        _failed(2, timedelta(minutes=30), "timed out after 30 s", step="fetch", error_class="AgentTimeout"),
+        _failed(3, timedelta(minutes=5), lost, error_class="TaskLost"),
+    ])  # fmt: skip
+    for run, ok in (("run-2", True), ("run-3", False)):
+        payload = {"verb": "stop", "target": f"invoices/{run}", "by": "admin", "ok": ok, "detail": "running"}
+        store.append([Event(type="action.taken", run_id=f"action:invoices/{run}", workflow="invoices",
+                            payload=payload, ts=NOW - timedelta(minutes=6), discriminator=f"stop-{run}")])  # fmt: skip
+    found = {(p.error_class, p.count, tuple(sorted(p.runs))) for p in patterns(store, hours=24, now=NOW)}
+    assert found == {("TaskLost", 2, ("run-1", "run-3")), ("AgentTimeout", 1, ("run-2",))}
+
+
 def test_a_workflow_of_its_own_and_nothing_outside_the_window(failures):
     assert patterns(failures, hours=24, workflow="payroll", now=NOW) == []
     assert sum(p.count for p in patterns(failures, hours=48, now=NOW)) == 31  # the 30 h old one too

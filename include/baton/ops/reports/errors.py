@@ -24,6 +24,7 @@ from baton.events import schema
 from baton.events.store import EventStore
 
 FAILED = ("step.failed", "subtask.failed")
+STOP_BEFORE = timedelta(days=1)  # a stop this long before the window still explains its failures
 MAX_EVENTS = 100_000  # the newest failures a report reads: bounded time and memory however busy the store
 MAX_MESSAGE = 300
 RISING = 2.0  # a recent rate at least this many times the earlier one
@@ -93,11 +94,27 @@ def patterns(
         query = query.where(e.c.workflow == workflow)
     with store.engine.connect() as conn:
         rows = conn.execute(query.order_by(e.c.seq.desc()).limit(MAX_EVENTS)).all()
+        stopped = _stopped(conn, since - STOP_BEFORE, now)
+    rows = [row for row in rows if not (row[0] in stopped and row[5] >= stopped[row[0]])]
     found = _group(rows, recent_since)
     before_hours = max(hours - recent_hours, 0.0)
     for pattern in found.values():
         pattern.change = _change(pattern, min(recent_hours, hours), before_hours)
     return sorted(found.values(), key=lambda p: (-p.count, -p.recent, p.workflow, p.step, p.message))
+
+
+def _stopped(conn: Any, since: datetime, now: datetime) -> dict[str, datetime]:
+    """The runs a person stopped (run id -> when), from the pages' ``action.taken`` events: what failed in
+    them from then on (the tasks Airflow stopped, their ``TaskLost``) is the stop's doing, not a failure of
+    the platform's to learn from, and is left out of the patterns."""
+    e = schema.events
+    query = select(e.c.payload, e.c.ts).where(e.c.type == "action.taken", e.c.ts > since, e.c.ts <= now)
+    stopped: dict[str, datetime] = {}
+    for payload, ts in conn.execute(query.order_by(e.c.seq.desc()).limit(MAX_EVENTS)).all():
+        if payload.get("verb") == "stop" and payload.get("ok"):
+            run_id = str(payload.get("target") or "").partition("/")[2]
+            stopped[run_id] = min(stopped.get(run_id, ts), ts)
+    return stopped
 
 
 def _group(rows: Iterable[Any], recent_since: datetime) -> dict[tuple, Pattern]:
