@@ -344,21 +344,41 @@ def test_an_admin_reassigns_a_routed_steps_next_try_from_the_page(admin, running
     from baton.compile.loader import steps_of  # the workflow's compiled step: its candidate agents
 
     dag_id, step = ROUTED
-    unpause(running, [dag_id])
-    candidates = [agent.name for agent in steps_of(running.dags_folder, dag_id)[step].candidates]
-    run_id = running.trigger(dag_id, {"topic": f"behind-path-{uuid.uuid4().hex[:6]}"}).json()["dag_run_id"]
-    store = _store(running)
-    until(lambda: list(store.read(run_id, types=["run.started"])), "the run's start in Baton's events", 120)
-    frame = _open(admin, running, "coordination")
-    row = frame.locator(f"tr[data-run='{run_id}']")
-    until(lambda: row.count(), "the run in the runs table", 60)
-    row.click()
-    until(lambda: frame.locator("#re-step option").count(), "the routed steps to reassign", 30)
-    frame.locator("#re-step").select_option(step)
-    frame.locator("#re-agent").select_option(candidates[-1])
-    frame.get_by_role("button", name="Reassign…").click()
-    frame.locator("#confirm-yes").click()
-    (reassigned,) = until(lambda: list(store.read(run_id, types=["step.reassigned"])), "the reassignment", 30)
+    compiled = steps_of(running.dags_folder, dag_id)[step]
+    candidates = [agent.name for agent in compiled.candidates]
+    pool = f"/pools/{compiled.pool}"
+    slots = running.api("GET", pool).json()["slots"]
+
+    def hold(count: int) -> None:
+        answer = running.api("PATCH", pool, params={"update_mask": "slots"}, json={"slots": count})
+        assert answer.status_code == 200, answer.text
+
+    # the step's pool holds no slot while the person decides: the run is running and the reassigned try is
+    # still to come (on a run that has ended, the server refuses a reassignment: no try is to come)
+    hold(0)
+    try:
+        unpause(running, [dag_id])
+        run_id = running.trigger(dag_id, {"topic": f"behind-path-{uuid.uuid4().hex[:6]}"}).json()[
+            "dag_run_id"
+        ]
+        store = _store(running)
+        until(
+            lambda: list(store.read(run_id, types=["run.started"])), "the run's start in Baton's events", 120
+        )
+        frame = _open(admin, running, "coordination")
+        row = frame.locator(f"tr[data-run='{run_id}']")
+        until(lambda: row.count(), "the run in the runs table", 60)
+        row.click()
+        until(lambda: frame.locator("#re-step option").count(), "the routed steps to reassign", 30)
+        frame.locator("#re-step").select_option(step)
+        frame.locator("#re-agent").select_option(candidates[-1])
+        frame.get_by_role("button", name="Reassign…").click()
+        frame.locator("#confirm-yes").click()
+        (reassigned,) = until(
+            lambda: list(store.read(run_id, types=["step.reassigned"])), "the reassignment", 30
+        )
+    finally:
+        hold(slots)
     assert (reassigned.step, reassigned.payload["agent"], reassigned.payload["by"]) == (
         step,
         candidates[-1],
@@ -366,6 +386,8 @@ def test_an_admin_reassigns_a_routed_steps_next_try_from_the_page(admin, running
     )
     assert _outside_or_failed(admin, running) == []
     assert running.wait_for_run(dag_id, run_id, timeout=600)["state"] == "success"
+    chosen = [e.agent for e in store.read(run_id, types=["agent.selected"]) if e.step == step]
+    assert chosen[-1] == candidates[-1], chosen  # the try ran on the agent the person chose
 
 
 def test_the_example_workflow_runs_to_success_over_rest_under_the_path(running):
