@@ -124,10 +124,8 @@ class BusinessSensor(BaseOperator):
         return {"threshold": threshold, "bind": bind}
 
     def execute(self, context: Any) -> Any:
-        from baton.events.store import EventStore  # deferred: events load on a poke, not a parse
-
         url = self._url()
-        store = EventStore.from_airflow()
+        store = _store()
         if (claimed := self._claimed_by_this_run(store, context)) is not None:
             return self._reclaimed(context, url, claimed)
         params = self._params(context)
@@ -182,9 +180,7 @@ class BusinessSensor(BaseOperator):
             raise SensorError(f"{self.key_path}: {event.get('error')}")
         if status == "error":
             raise SensorError(f"{self.key_path}: the sensor's query failed: {event.get('error')}")
-        from baton.events.store import EventStore  # deferred: events load on a poke, not a parse
-
-        return self._fired(context, EventStore.from_airflow(), mark, event, deadline=deadline)
+        return self._fired(context, _store(), mark, event, deadline=deadline)
 
     def _fired(
         self, context: Any, store: Any, mark: Any, found: dict[str, Any], deadline: float = 0.0
@@ -238,6 +234,13 @@ class BusinessSensor(BaseOperator):
         with read_only(url, timeout_of(self.spec), self.kind) as conn:
             rows = sql.new_rows(conn, self.spec, claim["mark_from"], until=claim["mark_to"])
         return self._emit(context, claim["mark_from"], payload, rows, None)
+
+
+def _store() -> Any:
+    """Baton's event store, opened when the sensor pokes or resumes: a DAG file's parse loads none of it."""
+    from baton.events.store import EventStore  # deferred: events load on a poke, not a parse
+
+    return EventStore.from_airflow()
 
 
 def lag_s(rows: list[dict[str, Any]], column: str | None, now: float) -> float | None:
