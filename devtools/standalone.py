@@ -450,7 +450,8 @@ class Standalone(AirflowAPI):
             ("roles", "add-perms", PLUGIN_READER, "-r", "Plugins", "-a", "can_read"),
         ]
         for user, (role, *more) in FAB_USERS.items():
-            steps.append(("users", "create", "--username", user, "--password", passwords[user], "--role", role,
+            # --password=...: a token_urlsafe password may start with '-', which argparse takes for an option
+            steps.append(("users", "create", "--username", user, f"--password={passwords[user]}", "--role", role,
                           "--firstname", user, "--lastname", "baton", "--email", f"{user}@example.com"))  # fmt: skip
             steps += [("users", "add-role", "--username", user, "--role", extra) for extra in more]
         for step in steps:
