@@ -383,6 +383,18 @@ class StepReassigned(Payload):
     reason: str = Field(default="", max_length=1000)
 
 
+@event_type("run.stopped")
+class RunStopped(Payload):
+    """A person stopped the run from Baton's pages (Airflow marked it failed and stopped its tasks): who and
+    why, the compensation run started for it, and the questions to people it closed (task ids: they can no
+    longer be answered). The run's story tells a deliberate stop apart from a failure by this event."""
+
+    by: str = Field(max_length=250)
+    reason: str = Field(default="", max_length=1000)
+    compensation_run_id: str | None = Field(default=None, max_length=250)
+    questions_closed: list[str] = Field(default_factory=list, max_length=1000)
+
+
 @event_type("action.taken")
 class ActionTaken(Payload):
     """What a person did from Baton's pages (trigger, stop, reassign, a circuit opened or closed), as whom,

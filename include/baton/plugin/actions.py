@@ -12,13 +12,20 @@ Airflow checks their permissions and validates the inputs against the DAG's para
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path as Folder
 from typing import Annotated, Any
 
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
+from airflow.configuration import conf
+from airflow.models.hitl import HITLDetail
+from airflow.models.taskinstance import TaskInstance
+from airflow.utils.session import create_session
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
 
 from baton.compile.build import COMPENSATE_DAG_ID as COMPENSATE_DAG
 from baton.compile.loader import read_roster, steps_of
@@ -117,8 +124,6 @@ def _through_airflow(store: EventStore, verb: str, target: str, by: str, work: A
 @router.post("/dags/{dag_id}/trigger", dependencies=[TriggerRuns])
 def trigger(dag_id: DagId, body: Trigger, request: Request, user: GetUserDep) -> dict:
     """Start a run of ``dag_id`` with ``conf`` (Airflow validates it against the DAG's params)."""
-    import json
-
     if len(json.dumps(body.conf)) > MAX_CONF:
         raise HTTPException(413, f"the inputs are over {MAX_CONF:,} bytes as JSON")
     run_id = f"manual__baton__{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}"
@@ -134,13 +139,45 @@ def stop(dag_id: DagId, run_id: RunId, body: Stop, request: Request, user: GetUs
     it completed (a run of ``baton_compensate``: newest first, each once)."""
     api, store, by = _airflow(request), EventStore.from_airflow(), user.get_name()
     was = _through_airflow(store, "stop", f"{dag_id}/{run_id}", by, lambda: api.stop(dag_id, run_id), dag_id)
+    closed = _close_questions(dag_id, run_id, by)
     compensation = None
     if body.compensate:
         compensation = f"manual__stop__{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}"
-        conf = {"run_id": run_id, "reason": f"stopped by {by}: {body.reason}"}
-        _through_airflow(store, "stop", f"{COMPENSATE_DAG}/{compensation}", by,
-                         lambda: api.trigger(COMPENSATE_DAG, compensation, conf) and compensation, dag_id)  # fmt: skip
-    return {"dag_id": dag_id, "run_id": run_id, "was": was, "compensation_run_id": compensation}
+    payload = {
+        "by": by[:250],
+        "reason": body.reason,
+        "compensation_run_id": compensation,
+        "questions_closed": closed,
+    }
+    store.append([Event(type="run.stopped", run_id=run_id, workflow=dag_id, payload=payload,
+                        discriminator=datetime.now(UTC).isoformat())])  # fmt: skip
+    if compensation is not None:
+        inputs = {"run_id": run_id, "reason": f"stopped by {by}: {body.reason}"}
+        start = lambda: api.trigger(COMPENSATE_DAG, compensation, inputs) and compensation  # noqa: E731
+        _through_airflow(store, "stop", f"{COMPENSATE_DAG}/{compensation}", by, start, dag_id)
+    return {"dag_id": dag_id, "run_id": run_id, "was": was, "compensation_run_id": compensation,
+            "questions_closed": closed}  # fmt: skip
+
+
+def _close_questions(dag_id: str, run_id: str, by: str) -> list[str]:
+    """Close the stopped run's questions still open on Airflow's Required Actions page: a stopped task will
+    never read an answer, so one given later would be a decision nobody acts on. Each is marked answered,
+    with no option chosen, by "run stopped by <person>" (Airflow's own answer route then refuses a second
+    answer: 409). Airflow's HITL rows, in this API server's metadata-DB session; the task ids closed."""
+    ti = TaskInstance
+    query = (
+        select(HITLDetail, ti.task_id, ti.map_index)
+        .join(ti, HITLDetail.ti_id == ti.id)
+        .where(ti.dag_id == dag_id, ti.run_id == run_id, HITLDetail.responded_at.is_(None))
+    )
+    closed = []
+    with create_session() as session:
+        for detail, task_id, map_index in session.execute(query).all():
+            detail.responded_at = datetime.now(UTC)
+            detail.responded_by = {"id": "baton", "name": f"run stopped by {by}"[:250]}
+            detail.chosen_options = []
+            closed.append(task_id if map_index < 0 else f"{task_id}[{map_index}]")
+    return sorted(closed)
 
 
 @router.post("/dags/{dag_id}/runs/{run_id}/steps/{step}/reassign", dependencies=[ActOnRuns])
@@ -212,10 +249,6 @@ def _refuse_a_try_that_cannot_come(store: EventStore, run_id: str, step: str, re
 
 def _steps(dag_id: str) -> dict[str, Any]:
     """The compiled steps of the workflow ``dag_id`` in this Airflow's dags folder."""
-    from pathlib import Path as Folder
-
-    from airflow.configuration import conf
-
     return steps_of(Folder(conf.get("core", "dags_folder")), dag_id)
 
 
@@ -258,10 +291,6 @@ def _refuse_an_unknown_agent(agent: str) -> None:
     """404 for a circuit of an agent the roster does not name (it would be a row nothing routes to, shown
     for good); 409 when the roster itself does not validate. Closing is never refused: a circuit left by an
     agent since removed from the roster can still be closed."""
-    from pathlib import Path as Folder
-
-    from airflow.configuration import conf
-
     roster, error = read_roster(Folder(conf.get("core", "dags_folder")))
     if roster is None:
         raise HTTPException(

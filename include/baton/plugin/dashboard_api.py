@@ -2,7 +2,8 @@
 behind Airflow's authentication (the right to read DAG runs), each answering from the store's projections
 in a few indexed reads (``baton.ops.dashboard``).
 
-- ``/runs``: runs newest first, a page at a time (``next`` is the cursor of the following page);
+- ``/runs``: runs newest first, a page at a time (``next`` is the cursor of the following page), of a
+  workflow and a state, Baton's own runs left out unless asked for;
 - ``/agents``: per agent, its last hour, load slots, circuit, last day's spend and budget headroom;
 - ``/runs/{run_id}/gantt``: one run's tries, fan-out items, compensations and markers (bounded);
 - ``/analytics``: a window's workflow analytics, hourly trend and suggestions."""
@@ -48,10 +49,14 @@ def runs(
     workflow: Workflow = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before: Annotated[str | None, Query(max_length=1200, description="a previous page's `next`")] = None,
+    system: Annotated[
+        bool, Query(description="with Baton's own runs (monitor, compensations, incidents)")
+    ] = False,
 ) -> dict:
-    """Runs newest first: state, times, progress, the steps running now, ETA, agents, people pending."""
+    """Runs newest first: state, times, progress, the steps running now, ETA, agents, people pending.
+    Baton's own runs only with ``system`` (or ``workflow`` naming one)."""
     try:
-        return listed.page(store, state, workflow, limit, before)
+        return listed.page(store, state, workflow, limit, before, system=system)
     except CursorError as error:
         raise HTTPException(422, str(error)) from None
 

@@ -50,6 +50,7 @@ def test_each_route_answers_its_documented_fields(reads, store):
     assert set(page.json()["runs"][0]) == {
         "run_id", "workflow", "template_version", "state", "started_at", "ended_at", "duration_s", "elapsed_s",
         "progress", "running", "running_count", "eta_s", "agents", "people_pending", "people_pending_count",
+        "state_shown", "stopped", "eta_note",
     }  # fmt: skip
     following = reads.get(f"{BASE}/runs", params={"limit": 2, "before": page.json()["next"]}).json()
     assert [r["run_id"] for r in following["runs"]] == ["run-2", "run-1"]

@@ -81,6 +81,12 @@ def test_a_runs_bars_and_markers(store):
         "2026-03-02T09:00:07+00:00",
         "2026-03-02T09:00:09+00:00",
     )
+    assert (question["by"], question["chosen"], question["open"], question["timed_out"]) == (
+        "bo",
+        ["Approve"],
+        False,
+        False,
+    )
     moves = [
         (m["from_agent"], m["to_agent"])
         for m in chart["markers"]
@@ -93,3 +99,33 @@ def test_a_runs_bars_and_markers(store):
 
 def test_an_unknown_run_has_no_chart(store):
     assert gantt.chart(store, "nobody") is None
+
+
+def test_a_stop_says_who_and_why_and_closes_the_questions_still_open(store):
+    run = Run(store, "run_s")
+    run.start("draft", 1, agent="writer")
+    run.succeed("draft", 3, 2.0, agent="writer")
+    run.append(
+        run.event("approval.requested", 4, "approve", payload={"subject": "Ann Lee?", "kind": "approval"})
+    )
+    stop = {"by": "ana", "reason": "the customer cancelled", "questions_closed": ["approve"],
+            "compensation_run_id": "manual__stop__1"}  # fmt: skip
+    run.append(run.event("run.stopped", 6, None, 0, payload=stop))
+    run.end(7, ok=False)
+    chart = gantt.chart(store, "run_s")
+    assert chart["stopped"] is True and chart["state"] == "failed"
+    (stopped,) = [m for m in chart["markers"] if m["kind"] == "stopped"]
+    assert (stopped["by"], stopped["reason"], stopped["questions_closed"]) == (
+        "ana", "the customer cancelled", ["approve"]
+    )  # fmt: skip
+    (question,) = [m for m in chart["markers"] if m["kind"] == "question"]
+    assert (question["open"], question["by"], question["chosen"]) == (False, "run stopped by ana", [])
+    assert "Ann Lee" not in str(chart), "a question's subject (it may name a person) is not on the page"
+
+
+def test_a_question_asked_and_not_answered_is_open(store):
+    run = Run(store, "run_q")
+    run.append(run.event("approval.requested", 4, "approve", payload={"subject": "?", "kind": "approval"}))
+    (question,) = [m for m in gantt.chart(store, "run_q")["markers"] if m["kind"] == "question"]
+    assert (question["open"], question["answered_at"], question["chosen"]) == (True, None, None)
+    assert gantt.chart(store, "run_q")["stopped"] is False

@@ -7,8 +7,9 @@ from datetime import timedelta
 
 import pytest
 
+from baton.events.event import Event
 from baton.ops.dashboard import runs
-from baton.ops.dashboard.common import CursorError, decode_cursor, encode_cursor
+from baton.ops.dashboard.common import SYSTEM_WORKFLOWS, CursorError, decode_cursor, encode_cursor
 from tests.ops.dashboard.scenario import T0, Run
 
 
@@ -62,8 +63,9 @@ def test_a_running_run_shows_its_steps_eta_agents_and_the_person_it_waits_on(sto
     found = runs.page(store, state="running", now=T0 + timedelta(hours=1, seconds=40))
     (only,) = found["runs"]
     assert only["state"] == "running" and only["elapsed_s"] == 40.0
-    assert only["progress"] == {"done": 1, "total": 2}
-    assert only["eta_s"] == 60.0, "the median of the workflow's recent successful runs (100 s) minus 40 s"
+    assert only["progress"] == {"done": 1, "succeeded": 1, "total": 2}
+    # a person may take days: no countdown while one is awaited, and the page says why
+    assert (only["eta_s"], only["eta_note"]) == (None, "waiting on a person")
     assert [(s["step"], s["agent"]) for s in only["running"]] == [("score", "scorer")]
     assert only["people_pending"] == [
         {"step": "score", "map_index": -1, "kind": "review", "since": "2026-03-02T10:00:30+00:00"}
@@ -76,7 +78,68 @@ def test_a_running_run_of_a_workflow_without_successful_history_has_no_eta(store
     _finished(store, 2, ok=False)
     Run(store, "new")
     (only,) = runs.page(store, state="running")["runs"]
-    assert only["eta_s"] is None and only["progress"] == {"done": 0, "total": 0}
+    assert only["eta_s"] is None and only["progress"] == {"done": 0, "succeeded": 0, "total": 0}
+    assert only["eta_note"] == "no successful run yet to estimate from"
+
+
+def test_a_running_runs_eta_is_its_workflows_usual_duration_left_and_none_once_past_it(store):
+    _finished(store, 3, took=100.0)
+    run = Run(store, "now", at=T0 + timedelta(hours=1))
+    run.start("fetch", 1, agent="reader")
+    (early,) = runs.page(store, state="running", now=T0 + timedelta(hours=1, seconds=40))["runs"]
+    assert (early["eta_s"], early["eta_note"]) == (60.0, None), (
+        "the median of the recent successes (100 s) - 40 s"
+    )
+    (late,) = runs.page(store, state="running", now=T0 + timedelta(hours=1, seconds=130))["runs"]
+    assert (late["eta_s"], late["eta_note"]) == (None, "longer than its usual 100 s"), (
+        "never a countdown at 0 s"
+    )
+
+
+def test_a_stopped_run_says_who_stopped_it_and_why_and_counts_only_its_successes(store):
+    run = Run(store, "halted")
+    run.start("fetch", 1, agent="reader")
+    run.succeed("fetch", 5, 4.0, agent="reader")
+    run.start("score", 6)
+    run.fail("score", 9, retry=False)
+    run.append(run.event("step.skipped", 9, "publish", agent=None))
+    run.append(
+        Event(
+            type="run.stopped",
+            run_id="halted",
+            workflow="lead_scoring",
+            ts=T0 + timedelta(seconds=8),
+            payload={"by": "ana", "reason": "the customer cancelled", "questions_closed": ["approve"]},
+        )
+    )
+    run.end(10, ok=False)
+    (only,) = runs.page(store)["runs"]
+    assert (only["state"], only["state_shown"]) == ("failed", "stopped")
+    assert only["stopped"] == {
+        "by": "ana",
+        "reason": "the customer cancelled",
+        "at": "2026-03-02T09:00:08+00:00",
+    }
+    assert only["progress"] == {"done": 3, "succeeded": 1, "total": 3}, "3 done, only 1 of them succeeded"
+    (failed,) = [r for r in runs.page(store, workflow="lead_scoring")["runs"]]
+    assert failed["stopped"] is not None
+    _finished(store, 1, workflow="other", ok=False)
+    other = runs.page(store, workflow="other")["runs"][0]
+    assert (other["state_shown"], other["stopped"]) == ("failed", None), "a failure is not a stop"
+
+
+def test_batons_own_runs_are_left_out_unless_asked_for(store):
+    _finished(store, 2)
+    for workflow in sorted(SYSTEM_WORKFLOWS):
+        _finished(store, 1, workflow=workflow)
+    listed = {r["workflow"] for r in runs.page(store)["runs"]}
+    assert listed == {"lead_scoring"}
+    assert {r["workflow"] for r in runs.page(store, system=True)["runs"]} == {
+        "lead_scoring",
+        *SYSTEM_WORKFLOWS,
+    }
+    asked = runs.page(store, workflow="baton_monitor")["runs"]
+    assert [r["workflow"] for r in asked] == ["baton_monitor"], "named, a system workflow's runs are listed"
 
 
 def test_finished_runs_have_their_duration_and_no_one_pending(store):

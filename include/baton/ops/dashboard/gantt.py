@@ -1,7 +1,8 @@
 """One run's Gantt chart: a bar per step try, per fan-out item attempt and per compensation, and markers
 for what happened between them: reassignments (a next try or item attempt on another agent, or a person's
-choice), context conflicts with their resolution, questions to people (asked, answered, by whom), the
-saga's start and outcome, and circuits opened. A try that Baton's offline model answered (made-up data) says
+choice), context conflicts with their resolution, questions to people (asked; answered by whom, with the options
+chosen; or closed by a stop), a person's stop (who, why), the saga's start and outcome, and circuits
+opened. A try that Baton's offline model answered (made-up data) says
 so: ``offline`` on its bar, and ``offline_calls`` for the run.
 
 Bounded: the run's events are read by its (run, seq) index, at most ``MAX_EVENTS`` of them, and only the
@@ -10,6 +11,7 @@ answered. ``truncated`` says when any bound cut the answer."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -42,13 +44,15 @@ TYPES = (
     "context.resolved",
     "approval.requested",
     "approval.answered",
+    "run.stopped",
     "saga.started",
     "saga.completed",
     "compensation.started",
     "compensation.succeeded",
     "compensation.failed",
 )
-FIELDS = ("subtask", "key", "strategy", "outcome", "kind", "by", "target", "error_class")
+FIELDS = ("subtask", "key", "strategy", "outcome", "kind", "by", "target", "error_class", "reason")
+LISTS = ("chosen", "questions_closed")  # JSON lists of a payload: an answer's options, a stop's questions
 NUMBERS = ("attempt", "after_try", "version")
 NOT_BARS = (
     "step.reassigned",
@@ -82,6 +86,7 @@ def _read(store: EventStore, run_id: str, limit: int) -> list[Any]:
     fields = [payload_field(dialect, name).label(name) for name in FIELDS]
     fields.append(payload_field(dialect, "agent").label("chosen"))  # agent.selected's, a person's choice
     fields += [payload_field(dialect, name, "integer").label(name) for name in NUMBERS]
+    fields += [payload_field(dialect, name, "json").label(f"{name}_list") for name in LISTS]
     flags = ("reassigned", "timed_out", "offline")
     fields += [payload_field(dialect, name, "boolean").label(name) for name in flags]
     query = select(e.seq, e.type, e.workflow, e.step, e.map_index, e.try_number, e.agent, e.ts, *fields)
@@ -112,12 +117,15 @@ class Chart:
         self.events = 0
         self.cut = False
         self.offline_calls = 0  # the model calls Baton's offline model answered
+        self.stopped = False  # a person stopped the run (its failure is their doing, not the run's)
 
     def add(self, row: Any) -> None:
         self.events += 1
         self.workflow = row.workflow
         kind = row.type
-        if kind.startswith("run."):
+        if kind == "run.stopped":
+            self._stopped(row)
+        elif kind.startswith("run."):
             self._run(row)
         elif kind.startswith(("step.", "subtask.", "compensation.")) and kind not in NOT_BARS:
             self._bar(row)
@@ -218,7 +226,8 @@ class Chart:
         elif kind == "context.resolved":
             self._resolve(row)
         elif kind == "approval.requested":
-            marker = self._mark(row, "question", question=row.kind, answered_at=None, by=None, timed_out=None)
+            marker = self._mark(row, "question", question=row.kind, answered_at=None, by=None, chosen=None,
+                                timed_out=None, open=True)  # fmt: skip
             self.open["question"].append(marker)
         elif kind == "approval.answered":
             self._answer(row)
@@ -242,8 +251,18 @@ class Chart:
         for marker in self.open["question"]:
             same = (marker["step"], marker["map_index"], marker["try_number"])
             if same == (row.step, row.map_index, row.try_number) and marker["answered_at"] is None:
-                marker.update(answered_at=row.ts, by=row.by or None, timed_out=bool(row.timed_out))
+                marker.update(answered_at=row.ts, by=row.by or None, timed_out=bool(row.timed_out),
+                              chosen=_listed(row.chosen_list), open=False)  # fmt: skip
                 return
+
+    def _stopped(self, row: Any) -> None:
+        """A person's stop: who and why; the questions it closed are no longer open (closed by the stop)."""
+        closed = _listed(row.questions_closed_list)
+        self._mark(row, "stopped", by=row.by or None, reason=row.reason or None, questions_closed=closed)
+        self.stopped = True
+        for marker in self.open["question"]:
+            if marker["open"]:
+                marker.update(open=False, answered_at=row.ts, by=f"run stopped by {row.by}", chosen=[])
 
     def document(self, truncated: bool) -> dict[str, Any]:
         bars = [_bar_document(bar) for bar in self.bars.values()]
@@ -252,6 +271,7 @@ class Chart:
             "run_id": self.run_id,
             "workflow": self.workflow,
             "state": self.state,
+            "stopped": self.stopped,
             "started_at": iso(self.started),
             "ended_at": iso(self.ended),
             "bars": bars,
@@ -260,6 +280,16 @@ class Chart:
             "offline_calls": self.offline_calls,
             "truncated": cut,
         }
+
+
+def _listed(value: Any) -> list[str] | None:
+    """A payload's JSON list as read (a list, or its JSON text on some dialects), its items as text."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return [str(item)[:250] for item in value[:50]] if isinstance(value, list) else None
 
 
 def _bar_document(bar: dict[str, Any]) -> dict[str, Any]:

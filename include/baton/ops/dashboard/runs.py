@@ -5,6 +5,7 @@ successful runs of the running runs' workflows: a few small reads whatever the s
 
 from __future__ import annotations
 
+import json
 import statistics
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +14,7 @@ from sqlalchemy import Connection, case, func, or_, select, tuple_
 
 from baton.events import schema
 from baton.events.store import EventStore
-from baton.ops.dashboard.common import decode_cursor, encode_cursor, iso, rounded
+from baton.ops.dashboard.common import SYSTEM_WORKFLOWS, decode_cursor, encode_cursor, iso, rounded
 
 STATES: dict[str, tuple[str, ...] | None] = {
     "running": ("running",),
@@ -32,9 +33,12 @@ def page(
     limit: int = 50,
     before: str | None = None,
     now: datetime | None = None,
+    system: bool = False,
 ) -> dict[str, Any]:
     """``limit`` runs newest first (of ``state`` running, finished or all; of ``workflow``), older than
-    the cursor ``before``; ``next``: the cursor of the following page, None on the last one.
+    the cursor ``before``; ``next``: the cursor of the following page, None on the last one. Baton's own
+    runs (``SYSTEM_WORKFLOWS``: the monitor's minute, compensations, incident pages) only with ``system``
+    or when ``workflow`` names one.
 
     :raises CursorError: ``before`` is not a cursor this function gave.
     """
@@ -43,17 +47,23 @@ def page(
     position = decode_cursor(before) if before else None
     now = now or datetime.now(UTC)
     with store.engine.connect() as conn:
-        rows = conn.execute(_runs_query(state, workflow, position, limit + 1)).all()
+        rows = conn.execute(_runs_query(state, workflow, position, limit + 1, system)).all()
         more, rows = len(rows) > limit, rows[:limit]
         ids = [row.run_id for row in rows]
         tasks = _tasks(conn, ids)
         history = _history(conn, sorted({row.workflow for row in rows if row.state == "running"}))
-    runs = [_run(row, tasks.get(row.run_id), history.get(row.workflow), now) for row in rows]
+        stops = _stops(conn, [row.run_id for row in rows if row.state == "failed"])
+    runs = [
+        _run(row, tasks.get(row.run_id), history.get(row.workflow), now, stops.get(row.run_id))
+        for row in rows
+    ]
     last = rows[-1] if rows else None
     return {"runs": runs, "next": encode_cursor(last.started_at, last.run_id) if more and last else None}
 
 
-def _runs_query(state: str, workflow: str | None, position: tuple[datetime, str] | None, limit: int) -> Any:
+def _runs_query(
+    state: str, workflow: str | None, position: tuple[datetime, str] | None, limit: int, system: bool = False
+) -> Any:
     r = schema.run_summary.c
     query = select(
         r.run_id,
@@ -70,6 +80,8 @@ def _runs_query(state: str, workflow: str | None, position: tuple[datetime, str]
         query = query.where(r.state.in_(STATES[state]))
     if workflow is not None:
         query = query.where(r.workflow == workflow)
+    elif not system:
+        query = query.where(r.workflow.not_in(sorted(SYSTEM_WORKFLOWS)))
     if position is not None:
         query = query.where(tuple_(r.started_at, r.run_id) < tuple_(*position))
     return query.order_by(r.started_at.desc(), r.run_id.desc()).limit(limit)
@@ -86,14 +98,18 @@ def _tasks(conn: Connection, run_ids: list[str]) -> dict[str, dict[str, Any]]:
         t.run_id,
         func.count(),
         func.sum(case((t.state.in_(DONE), 1), else_=0)),
+        func.sum(case((t.state == "success", 1), else_=0)),
         func.sum(case((running, 1), else_=0)),
         func.sum(case((asked, 1), else_=0)),
     ).where(t.run_id.in_(run_ids))
     found: dict[str, dict[str, Any]] = {}
-    for run_id, known, done, now_running, open_questions in conn.execute(counts.group_by(t.run_id)):
+    for run_id, known, done, succeeded, now_running, open_questions in conn.execute(
+        counts.group_by(t.run_id)
+    ):
         found[run_id] = {
             "known": known,
             "done": int(done or 0),
+            "succeeded": int(succeeded or 0),
             "running_count": int(now_running or 0),
             "pending_count": int(open_questions or 0),
             "running": [],
@@ -144,10 +160,33 @@ def _history(conn: Connection, workflows: list[str]) -> dict[str, dict[str, floa
     return found
 
 
-def _run(row: Any, tasks: dict[str, Any] | None, history: dict[str, float] | None, now: datetime) -> dict:
+def _stops(conn: Connection, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Per run a person stopped (of ``run_ids``): who, why and when (its ``run.stopped`` event)."""
+    if not run_ids:
+        return {}
+    e = schema.events.c
+    query = select(e.run_id, e.payload, e.ts).where(e.run_id.in_(run_ids), e.type == "run.stopped")
+    found = {}
+    for run_id, payload, ts in conn.execute(query.order_by(e.seq)):
+        body = payload if isinstance(payload, dict) else json.loads(payload or "{}")
+        found.setdefault(run_id, {"by": body.get("by", ""), "reason": body.get("reason", ""), "at": iso(ts)})
+    return found
+
+
+def _run(
+    row: Any,
+    tasks: dict[str, Any] | None,
+    history: dict[str, float] | None,
+    now: datetime,
+    stopped: dict[str, Any] | None = None,
+) -> dict:
+    """A run as the page lists it. Honest about what it does not know: no ETA while a person is awaited (they
+    may take days) or without a history of successful runs; ``progress.succeeded`` beside ``done`` (a
+    stopped or failed run's tasks are done, not succeeded); ``stopped``: who stopped it and why."""
     tasks = tasks or {
         "known": 0,
         "done": 0,
+        "succeeded": 0,
         "running_count": 0,
         "pending_count": 0,
         "running": [],
@@ -156,10 +195,12 @@ def _run(row: Any, tasks: dict[str, Any] | None, history: dict[str, float] | Non
     running = row.state == "running"
     elapsed = max(0.0, (now - row.started_at).total_seconds())
     total = tasks["known"]
-    eta = None
+    eta, overdue = None, False
+    waiting = running and tasks["pending_count"] > 0
     if running and history:
         total = max(total, int(history["tasks"]))
-        eta = round(max(0.0, history["duration_s"] - elapsed), 1)
+        overdue = elapsed > history["duration_s"]
+        eta = None if waiting or overdue else round(history["duration_s"] - elapsed, 1)
     return {
         "run_id": row.run_id,
         "workflow": row.workflow,
@@ -169,11 +210,27 @@ def _run(row: Any, tasks: dict[str, Any] | None, history: dict[str, float] | Non
         "ended_at": iso(row.ended_at),
         "duration_s": rounded(row.duration_s),
         "elapsed_s": round(elapsed, 1) if running else None,
-        "progress": {"done": tasks["done"], "total": total},
+        "state_shown": "stopped" if stopped else row.state,
+        "stopped": stopped,
+        "progress": {"done": tasks["done"], "succeeded": tasks["succeeded"], "total": total},
         "running": tasks["running"] if running else [],
         "running_count": tasks["running_count"] if running else 0,
         "eta_s": eta,
+        "eta_note": _eta_note(running, waiting, overdue, history),
         "agents": list(row.agents or []),
         "people_pending": tasks["pending"] if running else [],
         "people_pending_count": tasks["pending_count"] if running else 0,
     }
+
+
+def _eta_note(running: bool, waiting: bool, overdue: bool, history: dict[str, float] | None) -> str | None:
+    """Why a running run has no ETA (None when it has one, or has ended)."""
+    if not running:
+        return None
+    if waiting:
+        return "waiting on a person"
+    if history is None:
+        return "no successful run yet to estimate from"
+    if overdue:
+        return f"longer than its usual {history['duration_s']:.0f} s"
+    return None
