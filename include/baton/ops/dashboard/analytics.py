@@ -1,6 +1,7 @@
-"""The workflow analytics of a window (the Management tab): runs, success rate, parallel speed-up,
-context conflicts' auto-resolution rate, human intervention rate, mean and p95 duration, a trend for a
-chart, and suggestions derived from the figures (``suggestions.py``).
+"""The workflow analytics of a window (the Management tab): runs, success rate, the steps' work against the
+runs' wall time (a parallel speed-up when over 1), context conflicts' auto-resolution rate, human
+intervention rate, mean, p95 and longest duration, a trend for a chart, each figure in words that say what
+it counts over which runs (``readings.py``), and suggestions derived from the figures (``suggestions.py``).
 
 Reads the window's rows of ``baton_run_summary`` (one per run, by its start) and of ``baton_step_hours``
 (per hour, workflow, step and agent): a year's window costs its runs and its hours, not its events."""
@@ -19,6 +20,7 @@ from baton.events import schema
 from baton.events.projections import percentile
 from baton.events.store import EventStore
 from baton.ops.dashboard.common import SYSTEM_WORKFLOWS, iso, rounded
+from baton.ops.dashboard.readings import MIN_PERCENTILE_RUNS, read
 from baton.ops.dashboard.suggestions import suggest
 
 MAX_HOURS = 24 * 366
@@ -42,14 +44,16 @@ def report(store: EventStore, hours: float, workflow: str | None = None, now: da
         "hours": hours,
         "workflow": workflow,
         **figures,
+        "readings": read(figures, workflow),
         "trend": _trend(runs, since, now, hours),
-        "suggestions": suggest(figures, steps),
+        "suggestions": suggest(figures, steps, _mean_durations(runs)),
     }
 
 
 def _runs(conn: Connection, since: datetime, now: datetime, workflow: str | None) -> list[Any]:
     r = schema.run_summary.c
     query = select(
+        r.workflow,
         r.started_at,
         r.state,
         r.duration_s,
@@ -91,7 +95,8 @@ def _figures(runs: list[Any]) -> dict[str, Any]:
     finished = [r for r in runs if r.state != "running"]
     succeeded = sum(r.state == "success" for r in finished)
     durations = sorted(float(r.duration_s) for r in finished if r.duration_s is not None)
-    speedups = [r.work_s / r.duration_s for r in finished if r.work_s and r.duration_s]
+    ratios = [r.work_s / r.duration_s for r in finished if r.work_s and r.duration_s]
+    ratio = rounded(statistics.fmean(ratios), 2) if ratios else None
     auto = sum(r.conflicts_auto for r in runs)
     escalated = sum(r.conflicts_escalated for r in runs)
     asked = sum(r.questions > 0 for r in runs)
@@ -101,14 +106,30 @@ def _figures(runs: list[Any]) -> dict[str, Any]:
         "finished": len(finished),
         "succeeded": succeeded,
         "success_rate": _ratio(succeeded, len(finished)),
-        "parallel_speedup": rounded(statistics.fmean(speedups), 2) if speedups else None,
+        # each finished run's steps' summed seconds over its wall time, averaged: over 1, the steps overlapped
+        # (one after another they would take at least this many times as long); at or under 1, no speed-up
+        "step_work_ratio": ratio,
+        "step_work_runs": len(ratios),
+        "parallel_speedup": ratio,  # deprecated: step_work_ratio's number, a speed-up only when over 1
         "conflicts": auto + escalated,
+        "conflicts_auto_resolved": auto,
         "conflict_auto_resolution_rate": _ratio(auto, auto + escalated),
         "runs_with_questions": asked,
         "human_intervention_rate": _ratio(asked, len(runs)),
         "mean_duration_s": rounded(statistics.fmean(durations), 1) if durations else None,
-        "p95_duration_s": rounded(percentile(durations, 95), 1),
+        "p95_duration_s": rounded(percentile(durations, 95), 1),  # read it with timed_runs: see readings.py
+        "max_duration_s": rounded(durations[-1], 1) if durations else None,
+        "timed_runs": len(durations),
     }
+
+
+def _mean_durations(runs: list[Any]) -> dict[str, float]:
+    """Per workflow, the mean duration of its finished runs of the window (what a step's time is set against)."""
+    durations: dict[str, list[float]] = defaultdict(list)
+    for run in runs:
+        if run.state != "running" and run.duration_s:
+            durations[run.workflow].append(float(run.duration_s))
+    return {workflow: statistics.fmean(values) for workflow, values in durations.items()}
 
 
 def _ratio(part: int, whole: int) -> float | None:
@@ -116,8 +137,10 @@ def _ratio(part: int, whole: int) -> float | None:
 
 
 def _trend(runs: list[Any], since: datetime, now: datetime, hours: float) -> dict[str, Any]:
-    """Runs, failures and p95 duration per bucket of whole hours (one hour up to a week's window, wider
-    beyond so that a chart has at most ``MAX_BUCKETS`` points), from the window's first whole hour."""
+    """Runs, failures and durations per bucket of whole hours (one hour up to a week's window, wider beyond
+    so that a chart has at most ``MAX_BUCKETS`` points), from the window's first whole hour. A bucket's p95
+    of fewer than ``min_percentile_runs`` finished runs is an interpolation between its longest two (of one
+    run, that run): a chart draws its longest run instead, which each bucket gives too."""
     width = max(1, math.ceil(hours / MAX_BUCKETS))
     first = since.replace(minute=0, second=0, microsecond=0)
     step = timedelta(hours=width)
@@ -134,7 +157,9 @@ def _trend(runs: list[Any], since: datetime, now: datetime, hours: float) -> dic
                 "start": iso(first + index * step),
                 "runs": len(members),
                 "failures": sum(r.state == "failed" for r in members),
+                "timed_runs": len(durations),
                 "p95_duration_s": rounded(percentile(durations, 95), 1),
+                "max_duration_s": rounded(durations[-1], 1) if durations else None,
             }
         )
-    return {"bucket_hours": width, "buckets": buckets}
+    return {"bucket_hours": width, "min_percentile_runs": MIN_PERCENTILE_RUNS, "buckets": buckets}

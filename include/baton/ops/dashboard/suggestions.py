@@ -1,24 +1,38 @@
 """Optimisation suggestions from a window's figures: each names its target, the figures it rests on (``why``)
-and what to try. Only what the figures show is said: a suggestion needs enough tries behind it."""
+and what to try. Only what the figures show is said: a suggestion needs enough tries behind it, and a step
+is proposed for speeding up only when its time matters (``MIN_SLOW_STEP_S``, ``MIN_SLOW_STEP_SHARE``)."""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import Any
 
 MIN_TRIES = 5  # a step's figures say something from this many tries on
 MIN_FAILURES = 3
 SLOW_RUNS = 3  # a step is "the slowest" over at least this many successful tries
-LOW_SPEEDUP = 1.2  # mean work / wall time below this: the steps mostly wait on each other
+#: a step worth speeding up takes this long on average: under it, its time is of the order of what Airflow
+#: spends around any task (the scheduler's pick-up and a task's start, 0.2-0.5 s a task in
+#: docs/architecture.md's benchmarks) a few times over, and the most a faster step wins back is seconds a run
+MIN_SLOW_STEP_S = 5.0
+#: ... and at least this share of its workflow's mean run of the window: halving it shortens a run by at
+#: least an eighth (a step of a run of hours is not worth a suggestion for its seconds)
+MIN_SLOW_STEP_SHARE = 0.25
+LOW_SPEEDUP = (
+    1.2  # the steps' work / wall time below this: the steps overlap little, or runs wait between them
+)
 MANY_QUESTIONS = 0.2  # a share of runs that asked a person
 FEW_AUTO = 0.5  # a share of context conflicts their strategy resolved
 
 
-def suggest(figures: dict[str, Any], rows: list[Any]) -> list[dict[str, Any]]:
+def suggest(
+    figures: dict[str, Any], rows: list[Any], run_means: dict[str, float] | None = None
+) -> list[dict[str, Any]]:
     """``figures``: analytics' run figures; ``rows``: per workflow, step and agent, the window's tries,
-    failures, successful seconds and circuits opened."""
+    failures, successful seconds and circuits opened; ``run_means``: per workflow, its finished runs' mean
+    duration in the window (a step of a workflow with none is not proposed for speeding up)."""
     steps, agents = _by_step(rows), _by_agent(rows)
-    found = [_failing_step(steps), _slowest_step(steps), _circuit(agents)]
+    found = [_failing_step(steps), _slowest_step(steps, run_means or {}), _circuit(agents)]
     found += [_speedup(figures), _questions(figures), _conflicts(figures)]
     return [s for s in found if s is not None]
 
@@ -60,7 +74,11 @@ def _failing_step(steps: dict[tuple[str, str], list[float]]) -> dict[str, Any] |
     }
 
 
-def _slowest_step(steps: dict[tuple[str, str], list[float]]) -> dict[str, Any] | None:
+def _slowest_step(
+    steps: dict[tuple[str, str], list[float]], run_means: dict[str, float]
+) -> dict[str, Any] | None:
+    """The slowest step whose time matters: ``MIN_SLOW_STEP_S`` on average and ``MIN_SLOW_STEP_SHARE`` of its
+    workflow's mean run; set against the next slowest step of the window."""
     means = {
         key: seconds / (tries - failures)
         for key, (tries, failures, seconds) in steps.items()
@@ -69,11 +87,28 @@ def _slowest_step(steps: dict[tuple[str, str], list[float]]) -> dict[str, Any] |
     if len(means) < 2:
         return None
     ranked = sorted(means.items(), key=lambda item: (-item[1], item[0]))
-    (workflow, step), mean = ranked[0]
+    worth = [
+        index
+        for index, ((workflow, _), mean) in enumerate(ranked)
+        if mean >= MIN_SLOW_STEP_S and mean >= MIN_SLOW_STEP_SHARE * run_means.get(workflow, math.inf)
+    ]
+    if not worth:
+        return None
+    index = worth[0]
+    (workflow, step), mean = ranked[index]
+    run_mean = run_means[workflow]
+    beside = (
+        f"the next slowest step {ranked[1][1]:.1f} s"
+        if index == 0
+        else f"each slower step is under {MIN_SLOW_STEP_SHARE:.0%} of its workflow's mean run"
+    )
     return {
         "kind": "slowest_step",
         "target": {"workflow": workflow, "step": step},
-        "why": f"its successful tries took {mean:.1f} s on average; the next slowest step {ranked[1][1]:.1f} s",
+        "why": (
+            f"its successful tries took {mean:.1f} s on average, {mean / run_mean:.0%} of a {workflow} run's "
+            f"mean {run_mean:.1f} s; {beside}"
+        ),
         "try": "split it into a fan-out, route it to a faster agent, or cache what it recomputes",
     }
 
@@ -91,13 +126,32 @@ def _circuit(opened: dict[str, int]) -> dict[str, Any] | None:
 
 
 def _speedup(figures: dict[str, Any]) -> dict[str, Any] | None:
-    speedup = figures.get("parallel_speedup")
-    if speedup is None or speedup >= LOW_SPEEDUP or figures.get("finished", 0) < MIN_TRIES:
+    """Under 1, the runs' time went mostly outside their steps (no parallelism would help); from 1 to
+    ``LOW_SPEEDUP``, the steps ran mostly one after another."""
+    ratio = figures.get("step_work_ratio")
+    if ratio is None or ratio >= LOW_SPEEDUP or figures.get("step_work_runs", 0) < MIN_TRIES:
         return None
+    runs = figures["step_work_runs"]
+    if ratio <= 1:
+        return {
+            "kind": "time_between_steps",
+            "target": {},
+            "why": (
+                f"no parallel speed-up: the steps' work added up to only {ratio:.2f}× the wall time of "
+                f"{runs} finished runs, on average; at least {1 - ratio:.0%} of it went outside the steps"
+            ),
+            "try": (
+                "open a slow run's timeline (Coordination) for the gaps: a pool's queue (more slots), a retry's "
+                "delay, a person's answer (a deadline or a better agent before the question)"
+            ),
+        }
     return {
         "kind": "little_parallelism",
         "target": {},
-        "why": f"the runs' steps worked {speedup:.2f} times their wall time on average: they mostly wait on each other",
+        "why": (
+            f"the steps' work added up to {ratio:.2f}× the wall time of {runs} finished runs, on average: "
+            "they mostly ran one after another"
+        ),
         "try": "drop needs that a step does not read, or fan a long step out over its items",
     }
 
@@ -109,7 +163,7 @@ def _questions(figures: dict[str, Any]) -> dict[str, Any] | None:
     return {
         "kind": "many_questions",
         "target": {},
-        "why": f"{rate:.0%} of the runs asked a person",
+        "why": f"{figures['runs_with_questions']} of the {figures['runs']} runs ({rate:.0%}) asked a person",
         "try": "see which steps escalate (their agents all failed) and give them a better agent or a check",
     }
 
