@@ -2,10 +2,14 @@
 // editor validated live against the template language (errors before anything is saved; the plan it
 // compiles to as a graph; what it changes), rollouts, spend against budgets, incidents with their
 // post-incident reports, the failures grouped into error patterns (what is new or rising in the last hour),
-// and the workflow analytics of a chosen window with their trends.
+// and the workflow analytics of a chosen window with their trends: each figure as the API words it (what it
+// counts over which runs in its title), so that a slowdown is not read as a speed-up nor one run as a p95.
+// Every time is shown in Airflow's timezone and format (Baton.time, Baton.dateTime).
 "use strict";
 (() => {
-  const {get, post, poll, section, esc, fmtS, time, chart} = Baton;
+  const {get, post, poll, section, esc, fmtS, chart} = Baton;
+  // where an empty panel's "No ..." sends a reader: a page of Baton's documentation (docs/ of the repository)
+  const docs = (title, page) => `see <i>${esc(title)}</i> in Baton's docs (<code>docs/${esc(page)}</code>)`;
   const analytics = section("analytics", "Analytics", true);
   const rollouts = section("rollouts", "Rollouts");
   const experiments = section("experiments", "Experiments (variants)");
@@ -83,27 +87,38 @@
   const windowSelect = (id, windows) => `<label>Window <select id="${id}">${windows.map(([hours, name]) =>
     `<option value="${hours}"${hours === 24 ? " selected" : ""}>${name}</option>`).join("")}</select></label>`;
   analytics.body.innerHTML = `<div class="row">${windowSelect("hours", [[1, "1 h"], ...WINDOWS])}</div>
-    <div id="figures" class="row"></div><div class="chart" id="trend"></div><ul id="suggestions"></ul>`;
+    <ul id="figures"></ul><div class="chart" id="trend"></div><ul id="suggestions"></ul>`;
   async function refreshAnalytics() {
     const a = await get("/api/dashboard/analytics", {hours: document.getElementById("hours").value});
-    const pct = (v) => v == null ? "–" : `${(100 * v).toFixed(1)} %`;
-    const figures = [["runs", a.runs], ["success rate", pct(a.success_rate)], ["parallel speed-up", a.parallel_speedup?.toFixed?.(2) ?? "–"],
-      ["conflicts auto-resolved", pct(a.conflict_auto_resolution_rate)], ["human intervention", pct(a.human_intervention_rate)],
-      ["p95 duration", fmtS(a.p95_duration_s)]];
-    document.getElementById("figures").innerHTML = figures.map(([k, v]) => `<span><b>${esc(v)}</b> <span class="muted">${esc(k)}</span></span>`).join(" · ");
+    // each figure as the API reads it: the value, what it is and the counts behind it, over which runs (title)
+    document.getElementById("figures").innerHTML = (a.readings || []).map((r) =>
+      `<li data-figure="${esc(r.figure)}" title="${esc(r.over)}"><b>${esc(r.value)}</b> <span class="muted">${esc(r.label)}</span></li>`).join("");
     const buckets = a.trend?.buckets || [];
+    const enough = a.trend?.min_percentile_runs ?? 20;  // a bucket's p95 is drawn from this many finished runs on
+    const long = Number(a.hours) > 24;
+    const axisTime = (ms) => { const iso = new Date(ms).toISOString(); return long ? Baton.dateTime(iso).slice(5, 16) : Baton.time(iso).slice(0, 5); };
+    const tip = (points) => {
+      const b = buckets[points[0]?.dataIndex]; if (!b) return "";
+      return [`${esc(Baton.dateTime(b.start))} (${a.trend.bucket_hours} h)`, `${b.runs} run(s) started, ${b.failures} failed`,
+        b.timed_runs ? `longest ${fmtS(b.max_duration_s)} of ${b.timed_runs} finished` : "none finished",
+        b.timed_runs >= enough ? `p95 duration ${fmtS(b.p95_duration_s)}` : `(a p95 needs ${enough} finished runs)`].join("<br>");
+    };
     chart(document.getElementById("trend")).setOption({
-      tooltip: {trigger: "axis"}, legend: {top: 0}, grid: {left: 50, right: 50, top: 40, bottom: 30},
-      xAxis: {type: "time"}, yAxis: [{type: "value", name: "runs"}, {type: "value", name: "p95 s"}],
+      tooltip: {trigger: "axis", formatter: tip}, legend: {top: 0}, grid: {left: 50, right: 50, top: 40, bottom: 30},
+      xAxis: {type: "time", axisLabel: {formatter: axisTime}}, yAxis: [{type: "value", name: "runs"}, {type: "value", name: "s"}],
       series: [{name: "runs", type: "bar", data: buckets.map((t) => [t.start, t.runs])},
                {name: "failures", type: "bar", data: buckets.map((t) => [t.start, t.failures])},
-               {name: "p95 duration", type: "line", yAxisIndex: 1, connectNulls: true,
-                data: buckets.map((t) => [t.start, t.p95_duration_s])}],
+               {name: "longest run", type: "line", yAxisIndex: 1, connectNulls: true,
+                data: buckets.map((t) => [t.start, t.max_duration_s])},
+               {name: `p95 duration (${enough}+ runs)`, type: "line", yAxisIndex: 1, connectNulls: true,
+                data: buckets.map((t) => [t.start, t.timed_runs >= enough ? t.p95_duration_s : null])}],
     }, true);
     const target = (t) => Object.entries(t || {}).map(([k, v]) => `${k} ${v}`).join(", ");
     document.getElementById("suggestions").innerHTML = (a.suggestions || []).map((s) =>
-      `<li><b>${esc(s.try)}</b>${s.target && Object.keys(s.target).length ? ` (${esc(target(s.target))})` : ""}: ${esc(s.why)}</li>`).join("")
-      || `<li class="muted">No suggestion for this window.</li>`;
+      `<li data-kind="${esc(s.kind)}"><b>${esc(s.try)}</b>${s.target && Object.keys(s.target).length ? ` (${esc(target(s.target))})` : ""}: ${esc(s.why)}</li>`).join("")
+      || `<li class="muted">No suggestion for this window: one appears when its figures show something worth acting on (a step failing
+        again and again, a step slow enough to matter to its runs, an agent's circuit opening, runs waiting between their steps,
+        many questions to people, conflicts left to people); ${docs("The pages", "pages.md")}.</li>`;
   }
   document.getElementById("hours").addEventListener("change", refreshAnalytics);
 
@@ -114,8 +129,9 @@
       <table><tr><th></th><th>ended</th><th>failure rate</th><th>in flight</th></tr>${["stable", "canary"].map((arm) =>
       `<tr><td>v${arm === "stable" ? r.from_version : r.to_version}</td><td>${r.runs[arm].runs}</td>
        <td>${r.runs[arm].failure_rate == null ? "–" : (100 * r.runs[arm].failure_rate).toFixed(1) + " %"}</td><td>${r.in_flight[arm]}</td></tr>`).join("")}</table>
-      <p class="muted">${esc(r.guardrails)}</p><ul>${r.decisions.map((d) => `<li>${time(d.at)} ${esc(d.type)} → ${d.share} %</li>`).join("")}</ul>`).join("")
-      : `<p class="muted">No template rolls out a new version (<code>rollout:</code>).</p>`;
+      <p class="muted">${esc(r.guardrails)}</p><ul>${r.decisions.map((d) => `<li>${esc(Baton.dateTime(d.at))} ${esc(d.type)} → ${d.share} %</li>`).join("")}</ul>`).join("")
+      : `<p class="muted">No rollout: a template with a <code>rollout:</code> block and its new version in
+        <code>dags/versions/</code> fills this with each stage and its guardrails; ${docs("Versions and rollouts", "improving.md")}.</p>`;
   }
 
   async function refreshExperiments() {
@@ -130,7 +146,8 @@
       </table><p class="muted">${esc(x.reason)}${x.decided_by ? ` (approved by ${esc(x.decided_by)})` : ""}</p>
       ${x.proposal ? `<p class="row act" data-experiment="${esc(x.workflow)}/${esc(x.step)}">Proposed: <b>${esc(x.proposal.status)} ${esc(x.proposal.variant)}</b>
         <button data-settle="true">Approve…</button> <button data-settle="false">Keep ${esc(x.control)}…</button></p>` : ""}`).join("")
-      : `<p class="muted">No step declares <code>variants:</code>.</p>`;
+      : `<p class="muted">No experiment: a step that declares <code>variants:</code> fills this with each arm's runs and the
+        decision; ${docs("Variants", "improving.md")}.</p>`;
   }
 
   experiments.body.addEventListener("click", async (e) => {
@@ -149,8 +166,10 @@
       ${c.budgets.map((b) => `<tr><td>${esc(b.budget)}</td><td>${esc(b.window)}</td><td>$${Number(b.cost).toFixed(4)}</td>
         <td>${b.limit_cost ? "$" + b.limit_cost : (b.limit_tokens ? b.limit_tokens + " tokens" : "–")}</td>
         <td class="${b.used >= 1 ? "bad" : b.used >= 0.8 ? "warn" : ""}">${(100 * b.used).toFixed(0)} %</td>
-        <td>${b.forecast == null ? "–" : (100 * b.forecast).toFixed(0) + " %"}</td></tr>`).join("") || `<tr><td colspan="6" class="muted">No budget (dags/budgets.yaml).</td></tr>`}
-      </tbody></table><div class="chart small" id="spend-chart"></div>`;
+        <td>${b.forecast == null ? "–" : (100 * b.forecast).toFixed(0) + " %"}</td></tr>`).join("") || `<tr><td colspan="6" class="muted">No budget: declare one in <code>dags/budgets.yaml</code>
+        beside your templates to see its spend, limit and forecast here; ${docs("Budgets", "budgets.md")}.</td></tr>`}
+      </tbody></table>${c.spend.length ? "" : `<p class="muted">No model spend in the last 7 days: model calls with a cost fill
+        the chart (per workflow); ${docs("Budgets", "budgets.md")}.</p>`}<div class="chart small" id="spend-chart"></div>`;
     chart(document.getElementById("spend-chart")).setOption({
       tooltip: {}, grid: {left: 140, right: 20, top: 10, bottom: 30}, xAxis: {type: "value", name: "$ (7 days)"},
       yAxis: {type: "category", data: c.spend.map((l) => l.key), inverse: true},
@@ -161,8 +180,9 @@
   async function refreshIncidents() {
     const rows = await get("/api/incidents", {limit: 20});
     incidents.body.innerHTML = rows.length ? `<table><thead><tr><th>Incident</th><th>Status</th><th>What</th><th>Opened</th></tr></thead><tbody>${rows.map((i) =>
-      `<tr><td><a href="#" data-report="${esc(i.id)}">${esc(i.id)}</a></td><td>${esc(i.status)}</td><td>${esc(i.kind)} on ${esc(i.where)}</td><td>${time(i.opened_at)}</td></tr>`).join("")}</tbody></table><pre id="report"></pre>`
-      : `<p class="muted">No incident.</p>`;
+      `<tr><td><a href="#" data-report="${esc(i.id)}">${esc(i.id)}</a></td><td>${esc(i.status)}</td><td>${esc(i.kind)} on ${esc(i.where)}</td><td>${esc(Baton.dateTime(i.opened_at))}</td></tr>`).join("")}</tbody></table><pre id="report"></pre>`
+      : `<p class="muted">No incident: the monitor opens one when a detector of <code>dags/monitoring.yaml</code> fires (failures,
+        latency, a missed schedule, ...) and closes it when the signal recovers; ${docs("The monitor and incidents", "monitor.md")}.</p>`;
   }
   incidents.body.addEventListener("click", async (e) => {
     const a = e.target.closest("a[data-report]"); if (!a) return;
@@ -185,19 +205,24 @@
       <th>Change</th><th>Where</th><th>Error</th><th>Last seen</th><th>Runs</th></tr></thead><tbody>${e.patterns.map((p) =>
       `<tr data-where="${esc(p.workflow)}.${esc(p.step)}"><td>${p.count}</td><td>${p.recent}</td><td class="${change[p.change] || ""}">${esc(p.change)}</td>
        <td>${esc(p.workflow)}.${esc(p.step)}${p.agent ? ` (${esc(p.agent)})` : ""}</td><td><code>${esc(p.error_class)}</code> ${esc(p.message)}</td>
-       <td>${p.last_seen ? esc(new Date(p.last_seen).toLocaleString()) : "–"}</td><td>${p.runs.map((r) => run(p, r)).join(" ")}</td></tr>`).join("")}</tbody></table>
+       <td>${esc(Baton.dateTime(p.last_seen))}</td><td>${p.runs.map((r) => run(p, r)).join(" ")}</td></tr>`).join("")}</tbody></table>
       ${e.total > e.patterns.length ? `<p class="muted">The ${e.patterns.length} most frequent of ${e.total} patterns: <code>baton errors --hours ${esc(hours)}</code> lists them all.</p>` : ""}`
-      : `<p class="muted">No failure in this window.</p>`;
+      : `<p class="muted">No failure in this window: each step that fails shows here, grouped by its message, step and agent
+        (a longer window may hold some); ${docs("Error patterns", "improving.md")}.</p>`;
   }
   document.getElementById("error-hours").addEventListener("change", refreshErrors);
 
   poll(refreshLibrary, 30000, library.status);
-  poll(refreshAnalytics, 15000, analytics.status);
-  poll(refreshRollouts, 10000, rollouts.status);
   poll(refreshExperiments, 15000, experiments.status);
   poll(refreshSpend, 30000, spend.status);
-  poll(refreshIncidents, 15000, incidents.status);
-  poll(refreshErrors, 30000, errors.status);
+  // the panels that show times: drawn again at once when Airflow's timezone changes
+  const timed = [poll(refreshAnalytics, 15000, analytics.status), poll(refreshRollouts, 10000, rollouts.status),
+    poll(refreshIncidents, 15000, incidents.status), poll(refreshErrors, 30000, errors.status)];
+  let shownZone = Baton.zone?.();
+  document.addEventListener("baton:frame", () => {
+    const zone = Baton.zone?.();
+    if (zone !== shownZone) { shownZone = zone; timed.forEach((p) => p?.now?.()); }
+  });
   const wanted = Baton.params.get("workflow");
   if (wanted) openTemplate(wanted).catch(() => {});
 })();
