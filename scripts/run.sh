@@ -12,8 +12,11 @@ baton validate >/dev/null || echo "Some templates have errors: they show as impo
 # The demo web site the browser agents work on (CRM, billing and support-desk forms; market pages).
 setsid python -m demo.web --port "${BATON_DEMO_WEB_PORT:-8765}" >"$AIRFLOW_HOME/demo_web.log" 2>&1 &
 web_pgid=$!
-# The demo partner API: hr_recruiting's job board and content_marketing's CMS record what is posted.
-setsid python -m demo.http_service --port "${BATON_DEMO_PARTNER_PORT:-8766}" >"$AIRFLOW_HOME/demo_partner.log" 2>&1 &
+# The demo partner API: hr_recruiting's job board, content_marketing's CMS and support_triage's helpdesk
+# record what is posted. The helpdesk has a planned outage: 4 minutes of 503s, 4 minutes after its first
+# ticket (support_triage runs every two minutes), so the monitor opens an incident and resolves it.
+setsid python -m demo.http_service --port "${BATON_DEMO_PARTNER_PORT:-8766}" \
+  --outage /helpdesk/tickets:240:240 >"$AIRFLOW_HOME/demo_partner.log" 2>&1 &
 partner_pgid=$!
 # airflow standalone in its own process group: stopping it means signalling the whole group.
 setsid airflow standalone >"$AIRFLOW_HOME/standalone.log" 2>&1 &
@@ -47,6 +50,8 @@ cat <<MSG
   user: admin   password: $password
   demo site for the browser agents: http://127.0.0.1:${BATON_DEMO_WEB_PORT:-8765}/
   demo job board and CMS: board_url http://127.0.0.1:${BATON_DEMO_PARTNER_PORT:-8766}/board, cms_url http://127.0.0.1:${BATON_DEMO_PARTNER_PORT:-8766}/cms
+  demo traffic: support_triage every 2 minutes (a variant, a rollout, budgets); its helpdesk goes down
+    for 4 minutes, 4 minutes after its first ticket: the monitor opens an incident and resolves it.
   DAGs: $(cd "$BATON_ROOT/dags/workflows" && ls *.yaml | sed 's/\.yaml$//' | paste -sd' ')
   Ctrl-C stops Airflow.
 

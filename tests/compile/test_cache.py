@@ -35,6 +35,8 @@ def _serialized(dags):
 
 
 BUNDLED = sorted(p.stem for p in (Path(__file__).parents[2] / "dags" / "workflows").glob("*.yaml"))
+# the versions the bundled templates roll out to (dags/versions/): cached beside them
+VERSIONS = sorted(p.name for p in (Path(__file__).parents[2] / "dags" / "versions").glob("*.yaml"))
 SENSOR_DAGS = ["compliance_monitoring__sensor", "lead_qualification__sensor", "revenue_milestone__sensor"]
 
 
@@ -45,7 +47,7 @@ def _cache_files(folder: Path) -> int:
 
 def test_a_hit_builds_exactly_the_dags_validation_builds(folder, monkeypatch):
     fresh, _ = compile_folder(folder)
-    assert _cache_files(folder) == len(BUNDLED)
+    assert _cache_files(folder) == len(BUNDLED) + len(VERSIONS)
     hit, errors = compile_folder(folder)
     assert errors == []
     assert _serialized(hit) == _serialized(fresh)
@@ -114,8 +116,15 @@ def test_the_errors_file_takes_a_cached_healthy_template_as_healthy_without_read
     def unread(*args, **kwargs):
         raise AssertionError("a template known healthy was read again")
 
+    planned = loader.plan_workflow
+
+    def unplanned(*args, group: str = "", **kwargs):
+        if not group:  # a rollout's new version is planned to check it can take the current one's runs
+            raise AssertionError("a template known healthy was read again")
+        return planned(*args, group=group, **kwargs)
+
     monkeypatch.setattr(loader, "read_workflow", unread)
-    monkeypatch.setattr(loader, "plan_workflow", unread)
+    monkeypatch.setattr(loader, "plan_workflow", unplanned)
     monkeypatch.setattr(loader.Workflow, "model_validate", unread)
     healthy, errors = compile_folder(folder, build=False)  # baton_template_errors.py
     assert (sorted(healthy), errors) == (BUNDLED, [])
@@ -216,7 +225,7 @@ def test_a_damaged_cache_file_is_started_again(folder, caplog):
     dags, errors = compile_folder(folder)
     assert (sorted(dags), errors) == (sorted(BUNDLED + SENSOR_DAGS), [])
     assert "is damaged (file is not a database); starting it again" in caplog.text
-    assert _cache_files(folder) == len(BUNDLED)
+    assert _cache_files(folder) == len(BUNDLED) + len(VERSIONS)
 
 
 WRITER = """

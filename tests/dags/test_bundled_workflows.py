@@ -30,6 +30,7 @@ def test_every_template_is_a_dag_without_import_errors(dagbag):
         "parallel_feature_delivery",
         "revenue_milestone",
         "supply_chain",
+        "support_triage",
     ]
     # and the DAGs that compensate a past run and monitor, and one sensor DAG per template with a sensor
     own = ["baton_compensate", "baton_incident_escalation", "baton_monitor"]

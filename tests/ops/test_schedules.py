@@ -207,6 +207,7 @@ def test_the_scheduled_workflows_are_the_healthy_templates_with_a_cron(tmp_path,
         "compliance_monitoring": ("0 7 * * *", "UTC"),
         "daily_operations": ("0 9 * * *", "UTC"),
         "revenue_milestone": ("0 18 * * *", "UTC"),
+        "support_triage": ("*/2 * * * *", "UTC"),
     }
     assert schedules.scheduled(folder) == expected
     # a broken template with a schedule is not watched (the errors file names it), the others are
