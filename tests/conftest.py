@@ -113,6 +113,7 @@ SLOW_FIRST = (
     "tests/integration/test_triggers.py",
     "tests/bench/test_smoke_airflow.py",
     "tests/integration/test_pages.py",  # the pages in Chromium
+    "tests/integration/test_pages_frame.py",  # the pages in Airflow's frame (theme, timezone, links, filters)
     "tests/integration/test_monitor_airflow.py",  # ~215 s, most of it waiting on the monitor's ticks
     "tests/integration/test_celery.py",  # ~170 s, with the Celery benchmark's tiny run
     "tests/integration/test_pages_behind_path.py",  # ~95 s alone: its own Airflow behind /airflow with FAB
@@ -150,6 +151,7 @@ SHARED_AIRFLOW_FILES = (
     "tests/integration/test_triggers.py",
     "tests/bench/test_smoke_airflow.py",
     "tests/integration/test_pages.py",
+    "tests/integration/test_pages_frame.py",
 )
 SHARED_AIRFLOW_FIXTURES = {"shared_airflow", "shared_running"}
 # The fixtures that start an Airflow (or the Celery topology).

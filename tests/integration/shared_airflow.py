@@ -68,6 +68,7 @@ HEALTHY = [
     "parallel_feature_delivery",
     "revenue_milestone",
     "supply_chain",
+    "support_triage",
     "upper_extension",
 ]
 # Baton's own DAGs, next to the templates' (not templates): the compensator, the monitor, the incident
@@ -288,7 +289,8 @@ steps:
 """,
     "pages_stop": """workflow: pages_stop
 version: 1
-description: A planned order whose next step takes two minutes, stopped by a person and compensated.
+description: A planned order whose next step takes two minutes while a person is asked to approve the plan,
+  stopped by a person and compensated (its open question closed by the stop).
 owner: tests
 inputs:
   service: {{type: string, default: "{service}"}}
@@ -303,6 +305,10 @@ steps:
     needs: [plan]
     agent: stuck_scorer
     instruction: Take your time.
+  - id: approve
+    needs: [plan]
+    skill: decompose_feature
+    escalate: {{when: always, timeout: 3d, default: fail, subject: "Go ahead with the plan?"}}
 """,
 }
 
@@ -480,7 +486,8 @@ def shared_airflow(
     ``make run``); ``shared_running`` starts it."""
     root = tmp_path_factory.mktemp("shared-airflow")
     dags = root / "dags"
-    shutil.copytree(ROOT / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
+    # the demo's budgets stay out: the budget benchmark writes its own budgets.yaml here (--write-dags)
+    shutil.copytree(ROOT / "dags", dags, ignore=shutil.ignore_patterns("__pycache__", "budgets.yaml"))
     _write_test_dags(dags)
     _write_trigger_dags(dags, shared_partner)
     for name, text in PAGES_WORKFLOWS.items():  # test_pages' stop compensates at the shared partner service

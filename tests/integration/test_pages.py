@@ -11,6 +11,7 @@ import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -22,6 +23,7 @@ from tests.conftest import until
 from tests.integration.shared_airflow import unpause
 
 pytestmark = pytest.mark.integration
+NAV = {"coordination": "Coordinate", "management": "Manage"}  # the pages' labels in Airflow's nav
 
 ACTIVE = ["baton_compensate", "pages_fanout", "pages_reassign", "pages_stop"]
 GANTT = "echarts.getInstanceByDom(document.getElementById('gantt'))?.getOption().series[0].data"  # its bars
@@ -40,8 +42,10 @@ def _login(browser: Any, running: Standalone, user: str) -> Any:
     """A page logged in to Airflow as ``user`` through its own login form."""
     page = browser.new_context(viewport={"width": 1500, "height": 1000}).new_page()
     page.baton_failures = []  # what Baton's pages asked for and did not get: none, in every test
-    page.on("response", lambda r: "/baton/" in r.url and r.status >= 400 and page.baton_failures.append(
-        f"{r.status} {r.url}"))  # fmt: skip
+    page.baton_refusals = set()  # but the refusals a test asked for on purpose (_from_the_page's paths)
+    page.on("response", lambda r: "/baton/" in r.url and r.status >= 400
+            and not any(path in r.url for path in page.baton_refusals)
+            and page.baton_failures.append(f"{r.status} {r.url}"))  # fmt: skip
     page.on("pageerror", lambda error: page.baton_failures.append(f"script error: {error}"))
     page.goto(f"{running.url}/auth/login")
     page.fill("input[name=username]", user)
@@ -61,7 +65,7 @@ def _open(page: Any, running: Standalone, name: str, nav: bool = False) -> Any:
     address there): its frame, once its script has drawn."""
     if nav:
         page.goto(f"{running.url}/")
-        page.get_by_role("link", name=name.capitalize()).first.click()
+        page.get_by_role("link", name=NAV[name]).first.click()
         # Airflow 3.3 then copies the frame's own path into the address (/plugin/baton-x/baton/ui/x): the
         # address may already be that one by the time this looks, so both are the page reached
         page.wait_for_url(re.compile(rf".*/plugin/baton-{name}(/baton/ui/{name})?$"), timeout=60_000)
@@ -188,26 +192,35 @@ def test_a_running_fan_out_updates_live_without_a_reload(admin, running):
     )
 
 
-def test_the_agent_chosen_to_reassign_to_is_kept_across_the_agents_refreshes(admin, running):
-    """The agents table (and the reassign control's list) is refreshed every 5 s; a choice made before two
-    refreshes is still the choice after them (it used to reset to the first agent)."""
-    frame = _open(admin, running, "coordination")
-    choice = frame.locator("#re-agent")
-    until(lambda: choice.locator("option").count() > 2, "the agents to choose from", 30)
-    last = choice.locator("option").last.inner_text()
-    choice.select_option(last)
-    for _ in range(2):  # two refreshes seen, not a sleep: each is the agents' API answering the page
-        with admin.expect_response(lambda r: "/baton/api/dashboard/agents" in r.url, timeout=30_000):
-            pass
-    until(lambda: _drawn_agents(frame), "the agents table drawn after the refresh", 15)
-    assert choice.input_value() == last
-
-
 def _drawn_agents(frame: Any) -> bool:
     return frame.locator("#agents tr[data-agent]").count() > 0
 
 
+def _refreshes(page: Any, route: str, count: int = 2) -> None:
+    """``count`` answers of the page's poll of ``route`` seen (not a sleep: each is a refresh that happened)."""
+    for _ in range(count):
+        with page.expect_response(lambda r: route in r.url, timeout=30_000):
+            pass
+
+
+def _from_the_page(page: Any, path: str, body: dict) -> tuple[int, str]:
+    """An action POSTed as the page posts it (its cookie, its header): what the server answers (a refusal
+    asked for on purpose, not one of the page's failures)."""
+    page.baton_refusals.add(path)
+    return tuple(
+        _frame(page, "coordination").evaluate(
+            """([path, body]) => fetch(path, {method: 'POST', credentials: 'same-origin', headers:
+            {'Content-Type': 'application/json', 'X-Baton-Action': '1'}, body: JSON.stringify(body)})
+            .then(async (r) => [r.status, await r.text()])""",
+            [path, body],
+        )
+    )
+
+
 def test_a_person_reassigns_a_routed_steps_next_try_and_it_runs_on_that_agent(admin, running):
+    """The reassign control offers the step's candidates only, keeps the person's choice across the page's
+    refreshes (it used to reset to the first agent every 5 s), and the try runs on the agent chosen; once
+    the run has ended, nothing is offered and the server refuses, saying why."""
     frame = _open(admin, running, "coordination")
     agent = frame.locator("#agents tr[data-agent='relay_c']")
     until(lambda: agent.count(), "relay_c in the agents table")
@@ -222,11 +235,19 @@ def test_a_person_reassigns_a_routed_steps_next_try_and_it_runs_on_that_agent(ad
     assert failed[0].agent in ("relay_a", "relay_b") and failed[0].payload["will_retry"] is True
     agent.get_by_role("button", name="Close circuit…").click()
     _confirm(frame)
+    until(lambda: frame.locator(f"tr[data-run='{run_id}']").count(), "the run in the runs table", 30)
     frame.locator(f"tr[data-run='{run_id}']").click()
-    until(lambda: frame.locator("#re-step option").count(), "the routed steps to reassign", 20)
-    frame.locator("#re-step").select_option("answer")
-    frame.locator("#re-agent").select_option("relay_c")
+    choice = frame.locator("#re-agent")
+    until(lambda: choice.locator("option").count(), "the step's agents to choose from", 20)
+    # the step's candidates (capability relaying), not the roster's every agent
+    assert frame.locator("#re-step option").all_inner_texts() == ["answer"]
+    assert choice.locator("option").all_inner_texts() == ["relay_a", "relay_b", "relay_c"]
+    choice.select_option("relay_c")
+    _refreshes(admin, f"/runs/{quote(run_id, safe='')}/gantt")  # the run's part redrawn twice
+    _refreshes(admin, "/baton/api/dashboard/agents", 1)  # and the agents'
+    assert choice.input_value() == "relay_c", "the choice survives the refreshes"
     frame.get_by_role("button", name="Reassign…").click()
+    assert "to relay_c, starting now" in frame.locator("#confirm-text").inner_text()
     _confirm(frame)
     assert running.wait_for_run("pages_reassign", run_id, timeout=120)["state"] == "success"
     selected = [
@@ -238,28 +259,73 @@ def test_a_person_reassigns_a_routed_steps_next_try_and_it_runs_on_that_agent(ad
     page = _frame(admin, "coordination")
     agents = f"() => ({GANTT} || []).map(d => d.value[3])"
     until(lambda: "relay_c" in page.evaluate(agents), "the try on relay_c in the timeline", 15)
+    until(lambda: "Reassigned the next try of answer to relay_c by admin" in frame.locator("#markers").inner_text(),
+          "who reassigned it, on the timeline")  # fmt: skip
+    # ended: no action is offered, the page says why, and the server refuses what the page no longer offers
+    until(lambda: not frame.locator("#run-actions").is_visible(), "the actions gone once the run ended", 15)
+    assert "This run has ended (success)" in frame.locator("#run-ended").inner_text()
+    refused = _from_the_page(admin, f"/baton/api/actions/dags/pages_reassign/runs/{run_id}/steps/answer/reassign",
+                             {"agent": "relay_b", "retry_now": True})  # fmt: skip
+    assert (
+        refused[0] == 409 and f"run {run_id} has ended (success): no try of 'answer' is to come" in refused[1]
+    )
+    reassign = f"/baton/api/actions/dags/pages_reassign/runs/{run_id}/steps/answer/reassign"
+    not_a_candidate = _from_the_page(admin, reassign, {"agent": "paced_scorer"})
+    assert not_a_candidate[0] == 409
+    assert (
+        "agent 'paced_scorer' may not do answer: its candidates are relay_a, relay_b, relay_c"
+        in not_a_candidate[1]
+    )
 
 
-def test_a_person_stops_a_run_and_its_completed_steps_are_compensated(admin, running, shared_partner):
+def test_a_person_stops_a_run_and_the_timeline_says_who_and_why(admin, running, shared_partner):
+    """The stop: Airflow fails the run, its completed steps are compensated, the question it still had open
+    on Required Actions is closed (a late answer is refused), and the page tells who stopped it and why."""
     store = _store(running)
     run_id = running.trigger("pages_stop").json()["dag_run_id"]
     until(
         lambda: any(e.step == "wait" for e in store.read(run_id, types=["step.started"])), "the long step", 90
     )
+    until(lambda: list(store.read(run_id, types=["approval.requested"])), "the question to a person", 90)
     frame = _open(admin, running, "coordination")
     frame.locator(f"tr[data-run='{run_id}']").click()
+    answer = frame.locator("#markers a", has_text="answer it in Airflow")
+    until(lambda: answer.count(), "the open question's link to answer it", 20)
+    assert (
+        answer.get_attribute("href")
+        == f"/dags/pages_stop/runs/{quote(run_id, safe='')}/tasks/approve/required_actions"
+    )
+    assert answer.get_attribute("target") == "_top"
     frame.locator("#stop-reason").fill("the customer cancelled")
     frame.get_by_role("button", name="Stop and compensate…").click()
+    assert "Why: “the customer cancelled”" in frame.locator("#confirm-text").inner_text()
     _confirm(frame)
     assert running.wait_for_run("pages_stop", run_id, timeout=60)["state"] == "failed"
     posts = lambda: [p["path"] for p in shared_partner.posts() if p["path"].startswith("/pages/")]  # noqa: E731
     until(lambda: "/pages/plan/cancel" in posts(), "the plan's compensation at the partner", 90)
     taken = [e.payload for e in store.read(types=["action.taken"]) if run_id in e.payload["target"]]
     assert [(t["verb"], t["ok"], t["by"]) for t in taken][:1] == [("stop", True, "admin")]
-    page = _frame(admin, "coordination")
+    markers = frame.locator("#markers")
     until(
-        lambda: "compens" in page.locator("#markers").inner_text().lower(), "the compensation on the page", 30
+        lambda: "Stopped by admin: “the customer cancelled”" in markers.inner_text(),
+        "who stopped it and why",
+        30,
     )
+    text = markers.inner_text()
+    assert "closed the question(s) still open: approve" in text
+    assert "Question (approval) at approve: closed, run stopped by admin" in text
+    until(lambda: "compens" in markers.inner_text().lower(), "the compensation on the page", 30)
+    row = frame.locator(f"tr[data-run='{run_id}']")
+    until(lambda: "stopped" in row.inner_text(), "the run listed as stopped, not failed", 15)
+    assert "of 3 succeeded" in row.inner_text()
+    # Airflow's Required Actions: the question is answered (closed) and a late answer refused
+    path = f"/dags/pages_stop/dagRuns/{run_id}/taskInstances/approve/-1/hitlDetails"
+    detail = running.api("GET", path).json()
+    assert (detail["response_received"], detail["responded_by_user"]["name"], detail["chosen_options"]) == (
+        True, "run stopped by admin", []
+    )  # fmt: skip
+    late = running.api("PATCH", path, json={"chosen_options": ["Approve"]})
+    assert late.status_code == 409 and "not allowed to write again" in late.text
     headers = {"Authorization": f"Bearer {running.token()}", "X-Baton-Action": "1"}
     again = httpx.post(f"{running.url}/baton/api/actions/dags/pages_stop/runs/{run_id}/stop",
                        json={"reason": "twice"}, headers=headers, timeout=30)  # fmt: skip

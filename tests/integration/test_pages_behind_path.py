@@ -37,6 +37,7 @@ from tests.integration.installed import build_wheel, clean_env, fresh_venv, impo
 from tests.integration.shared_airflow import unpause
 
 pytestmark = pytest.mark.integration
+NAV = {"coordination": "Coordinate", "management": "Manage"}  # the pages' labels in Airflow's nav
 
 BASE_PATH = "/airflow"
 EXAMPLE = "hello_baton"  # baton init's example workflow
@@ -142,7 +143,7 @@ def _login(browser: Any, airflow: Standalone, user: str) -> Any:
 def _open(page: Any, airflow: Standalone, name: str) -> Any:
     """Baton's page ``name``, reached by its item in Airflow's nav: its frame, once its script has drawn."""
     page.goto(f"{airflow.url}/")
-    page.get_by_role("link", name=name.capitalize()).first.click()
+    page.get_by_role("link", name=NAV[name]).first.click()
     page.wait_for_url(
         re.compile(rf".*{BASE_PATH}/plugin/baton-{name}({BASE_PATH}/baton/ui/{name})?$"), timeout=60_000
     )

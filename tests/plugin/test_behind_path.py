@@ -95,7 +95,10 @@ def test_the_views_hrefs_resolve_under_airflows_base_url(base):
             or resolved.path == f"{path}baton/ui/management"
         )
     run_tab = urljoin(base, VIEWS[2]["href"].replace("{DAG_ID}", "d").replace("{RUN_ID}", "r"))
-    assert run_tab == f"{base}baton/ui/coordination?dag_id=d&run_id=r"
+    assert run_tab == f"{base}baton/ui/coordination?dag_id=d&run_id=r&only=run"
+    for view in VIEWS[:2]:  # the nav's icons: Baton's app under the same path, one per mode
+        for key in ("icon", "icon_dark_mode"):
+            assert urlsplit(urljoin(base, view[key])).path.startswith(f"{path}baton/ui/static/"), view
 
 
 def test_an_action_calls_airflows_api_under_its_root_path():

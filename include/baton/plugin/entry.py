@@ -21,17 +21,21 @@ class _ReadApi:
 
 
 # The pages in Airflow's UI: two top-level items of the nav, and a tab of a DAG run's page (Airflow fills in
-# its DAG id and run id). Each is drawn in Airflow's frame from Baton's FastAPI app (baton.plugin.pages). The
-# hrefs are relative: Airflow's UI sets its frame's src to the href as given, and its page has
-# <base href="{[api] base_url's path}/">, so "baton/ui/..." is /baton/ui/... on an Airflow at the root and
-# /airflow/baton/ui/... behind base_url https://host/airflow (an absolute "/baton/..." would leave the path).
+# its DAG id and run id; only=run: that run alone). Each is drawn in Airflow's frame from Baton's FastAPI app
+# (baton.plugin.pages). The hrefs are relative: Airflow's UI sets its frame's src to the href as given, and its
+# page has <base href="{[api] base_url's path}/">, so "baton/ui/..." is /baton/ui/... on an Airflow at the root
+# and /airflow/baton/ui/... behind base_url https://host/airflow (an absolute "/baton/..." would leave the path).
+# The nav's labels fit its 56 px column whole (Airflow 3.3 cuts "Coordination" to "Coordinati…"), so they are
+# the verbs; the pages' own titles keep the nouns. Its icons are line icons in its colour for each mode.
 VIEWS = [
-    {"name": "Coordination", "href": "baton/ui/coordination", "url_route": "baton-coordination",
-     "destination": "nav", "nav_top_level": True},
-    {"name": "Management", "href": "baton/ui/management", "url_route": "baton-management",
-     "destination": "nav", "nav_top_level": True},
-    {"name": "Baton", "href": "baton/ui/coordination?dag_id={DAG_ID}&run_id={RUN_ID}", "url_route": "baton-run",
-     "destination": "dag_run"},
+    {"name": "Coordinate", "href": "baton/ui/coordination", "url_route": "baton-coordination",
+     "destination": "nav", "nav_top_level": True, "icon": "baton/ui/static/coordination.svg",
+     "icon_dark_mode": "baton/ui/static/coordination-dark.svg"},
+    {"name": "Manage", "href": "baton/ui/management", "url_route": "baton-management",
+     "destination": "nav", "nav_top_level": True, "icon": "baton/ui/static/management.svg",
+     "icon_dark_mode": "baton/ui/static/management-dark.svg"},
+    {"name": "Baton", "href": "baton/ui/coordination?dag_id={DAG_ID}&run_id={RUN_ID}&only=run",
+     "url_route": "baton-run", "destination": "dag_run"},
 ]  # fmt: skip
 
 

@@ -24,8 +24,11 @@ from fastapi.responses import FileResponse, HTMLResponse
 UI = Folder(__file__).resolve().parent / "ui"
 STATIC = UI / "static"
 PAGES = {"coordination": "Coordination", "management": "Management"}
+# the pages' script and style, and the nav's icons (Airflow's line style, in its colour for each mode)
 ASSETS = {"baton.css": "text/css", "common.js": "text/javascript", "coordination.js": "text/javascript",
-          "management.js": "text/javascript"}  # fmt: skip
+          "management.js": "text/javascript", "coordination.svg": "image/svg+xml",
+          "coordination-dark.svg": "image/svg+xml", "management.svg": "image/svg+xml",
+          "management-dark.svg": "image/svg+xml"}  # fmt: skip
 ReadRuns = Depends(requires_access_dag("GET", DagAccessEntity.RUN))
 router = APIRouter(prefix="/ui", dependencies=[ReadRuns])
 

@@ -78,7 +78,13 @@ def _summary(workflow: Any) -> dict[str, Any]:
         "schedule": workflow.schedule.cron,
         "steps": len(workflow.steps),
         "inputs": {
-            name: field.json_schema() | {"default": field.default, "required": field.required}
+            name: field.json_schema()
+            | {
+                "default": field.default,
+                "required": field.required,
+                "description": field.description,
+                "title": field.title,
+            }
             for name, field in workflow.inputs.items()
         },  # fmt: skip
         "rollout": workflow.rollout.model_dump(mode="json") if workflow.rollout else None,
@@ -168,8 +174,9 @@ def graph(steps: Any) -> dict:
     nodes = []
     for task, step in steps.items():
         rows[depth[task]] = rows.get(depth[task], -1) + 1
-        nodes.append(
-            {"id": task, "who": step.who, "group": step.group, "x": depth[task], "y": rows[depth[task]]}
-        )
+        # the agents a person may give its next try to (a routed step without for_each), as the server checks
+        reassignable = [a.name for a in step.candidates] if step.routed and step.fan_out is None else []
+        nodes.append({"id": task, "who": step.who, "group": step.group, "x": depth[task], "y": rows[depth[task]],
+                      "candidates": reassignable})  # fmt: skip
     edges = [{"source": u, "target": t} for t in steps for u in needs[t]]
     return {"nodes": nodes, "edges": edges}
