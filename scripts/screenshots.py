@@ -4,8 +4,11 @@ make run            # in one terminal
 .venv/bin/python scripts/screenshots.py [--url http://localhost:8080] [--only tour|gallery|pages] [WORKFLOW ...]
 
 The tour (docs/img/*.png): the DAG list, the trigger form, a run's graph, a step's output.
-The pages (docs/img/coordination.png, management.png, editor.png): Baton's two pages in Airflow's nav while
-a fan-out runs (parallel_feature_delivery), and the editor showing a template's error before it is saved.
+The pages (docs/img/coordination.png, coordination-dark.png, management.png, editor.png): Baton's two pages
+in Airflow's nav while a fan-out runs (parallel_feature_delivery), once in Airflow's dark theme and another
+timezone, with every panel of Management holding data (it waits, up to 20 minutes, for make run's traffic to
+fill them: an incident opens about five minutes after the first support ticket), and the editor showing a
+template's error before it is saved.
 The gallery (docs/img/gallery/<workflow>*.png): each bundled workflow triggered over the REST API with
 the demo inputs below, a person's approval answered the way the Required Actions page answers it,
 then the run's graph and a sample of its output: one step's output (its XCom), or the report it wrote.
@@ -213,10 +216,30 @@ def _epoch(stamp: str) -> float:
     return datetime.fromisoformat(stamp).timestamp()
 
 
+# What shows that each panel of the Management page holds data (make run's traffic fills them: support_triage
+# every two minutes, with its experiment, rollout and budgets; the helpdesk's outage opens an incident about
+# five minutes after its first ticket), and how long a fresh make run may take to get there.
+FILLED = {
+    "#rollouts table": "the rollout's runs",
+    "#experiments table": "the experiment's arms",
+    "#spend tbody td:not(.muted)": "a budget's spend",
+    "#incident-reports tbody tr": "an incident",
+    "#error-patterns tbody tr": "an error pattern",
+    "#trend canvas": "the analytics' trend",
+}
+FILL_TIMEOUT_MS = 20 * 60 * 1000
+
+
 def pages(page: Page, api: AirflowAPI) -> None:
-    """Coordination while parallel_feature_delivery's fan-out runs, with that run's timeline and map;
-    Management (the library, analytics); the editor with a mistake in a template."""
+    """Coordination while parallel_feature_delivery's fan-out runs, with that run's timeline and map (and once
+    more in Airflow's dark theme and another timezone); Management with every panel holding data; the editor
+    with a mistake in a template."""
     page.set_viewport_size({"width": 1400, "height": 1500})  # the pages are long: their frame is the window
+    page.goto(f"{api.url}/plugin/baton-management")
+    frame = page.frame_locator("iframe[src*='/baton/ui/management']")
+    for selector, what in FILLED.items():
+        print(f"waiting for {what} on the Management page", flush=True)
+        frame.locator(selector).first.wait_for(timeout=FILL_TIMEOUT_MS)
     run_id = api.trigger("parallel_feature_delivery").json()["dag_run_id"]
     page.goto(f"{api.url}/plugin/baton-coordination")
     frame = page.frame_locator("iframe[src*='/baton/ui/coordination']")
@@ -226,10 +249,20 @@ def pages(page: Page, api: AirflowAPI) -> None:
     frame.locator("#gantt canvas").wait_for()
     page.wait_for_timeout(6000)  # a few polls: the fan-out's items appear
     page.screenshot(path=OUT / "coordination.png", full_page=True)
+    # the same run in Airflow's dark theme and another timezone (its user menu's and clock menu's choices)
+    page.evaluate(
+        "localStorage.setItem('theme', 'dark'); localStorage.setItem('timezone', '\"Asia/Kolkata\"')"
+    )
+    page.reload()
+    frame.locator("#gantt canvas").wait_for()
+    page.wait_for_timeout(3000)
+    page.screenshot(path=OUT / "coordination-dark.png", clip={"x": 0, "y": 0, "width": 1400, "height": 900})
+    page.evaluate("localStorage.setItem('theme', 'light'); localStorage.removeItem('timezone')")
     finished(api, "parallel_feature_delivery", run_id)
     page.goto(f"{api.url}/plugin/baton-management")
     frame = page.frame_locator("iframe[src*='/baton/ui/management']")
-    frame.locator("#trend canvas").wait_for()
+    for selector in FILLED:
+        frame.locator(selector).first.wait_for(timeout=60_000)
     page.wait_for_timeout(2000)
     page.screenshot(path=OUT / "management.png", full_page=True)
     frame.locator("a[data-open='customer_onboarding']").click()
