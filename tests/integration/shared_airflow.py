@@ -289,8 +289,9 @@ steps:
 """,
     "pages_stop": """workflow: pages_stop
 version: 1
-description: A planned order whose next step takes two minutes while a person is asked to approve the plan,
-  stopped by a person and compensated (its open question closed by the stop).
+description: A planned order whose next step takes two minutes while a person is asked to approve the plan
+  and a routed step scores it (done in seconds), stopped by a person and compensated (its open question
+  closed by the stop).
 owner: tests
 inputs:
   service: {{type: string, default: "{service}"}}
@@ -309,6 +310,10 @@ steps:
     needs: [plan]
     skill: decompose_feature
     escalate: {{when: always, timeout: 3d, default: fail, subject: "Go ahead with the plan?"}}
+  - id: score
+    needs: [plan]
+    route: {{capabilities: [pacing]}}
+    instruction: Score the plan.
 """,
 }
 

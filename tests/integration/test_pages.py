@@ -287,8 +287,20 @@ def test_a_person_stops_a_run_and_the_timeline_says_who_and_why(admin, running, 
         lambda: any(e.step == "wait" for e in store.read(run_id, types=["step.started"])), "the long step", 90
     )
     until(lambda: list(store.read(run_id, types=["approval.requested"])), "the question to a person", 90)
+    until(
+        lambda: list(store.read(run_id, step=("score", -1), types=["step.succeeded"])),
+        "the routed step done",
+        60,
+    )
     frame = _open(admin, running, "coordination")
     frame.locator(f"tr[data-run='{run_id}']").click()
+    until(lambda: frame.locator("#run-actions").is_visible(), "the running run's actions", 20)
+    # its routed step has succeeded: no next try of it can come, so none is offered, and the server refuses
+    # to start one (a new call, with what followed it left as it was)
+    assert not frame.locator("#reassign-controls").is_visible()
+    rerun = f"/baton/api/actions/dags/pages_stop/runs/{run_id}/steps/score/reassign"
+    status, text = _from_the_page(admin, rerun, {"agent": "paced_scorer", "retry_now": True})
+    assert status == 409 and "'score' succeeded in try 1: starting it now would call an agent again" in text
     answer = frame.locator("#markers a", has_text="answer it in Airflow")
     until(lambda: answer.count(), "the open question's link to answer it", 20)
     assert (
@@ -317,7 +329,7 @@ def test_a_person_stops_a_run_and_the_timeline_says_who_and_why(admin, running, 
     until(lambda: "compens" in markers.inner_text().lower(), "the compensation on the page", 30)
     row = frame.locator(f"tr[data-run='{run_id}']")
     until(lambda: "stopped" in row.inner_text(), "the run listed as stopped, not failed", 15)
-    assert "of 3 succeeded" in row.inner_text()
+    assert "2 of 4 succeeded" in row.inner_text()  # plan and score; wait and approve were stopped
     # Airflow's Required Actions: the question is answered (closed) and a late answer refused
     path = f"/dags/pages_stop/dagRuns/{run_id}/taskInstances/approve/-1/hitlDetails"
     detail = running.api("GET", path).json()
