@@ -166,6 +166,12 @@ def test_a_running_fan_out_updates_live_without_a_reload(admin, running):
     frame = _open(admin, running, "coordination")
     row = frame.locator(f"tr[data-run='{run_id}']")
     until(lambda: row.count(), "the run in the runs table", 30)
+    # a step running now links to its task in Airflow (its tries and logs), opened in Airflow's window
+    task = row.locator("a[href*='/tasks/assess']").first
+    until(lambda: task.count(), "the running step's link to its task in Airflow", 30)
+    assert task.get_attribute("target") == "_top" and f"/runs/{quote(run_id, safe='')}/tasks/assess" in (
+        task.get_attribute("href")
+    )
     row.click()
     page = _frame(admin, "coordination")
     page.evaluate("window.__notReloaded = true")

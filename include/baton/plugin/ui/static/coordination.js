@@ -74,7 +74,8 @@
     document.getElementById("run-page").textContent = `page ${cursors.length}`;
     const rows = list(data, "runs").map((r) => {
       const label = (x) => `${x.step}${x.map_index >= 0 ? `[${x.map_index}]` : ""}${x.agent ? ` (${x.agent})` : ""}`;
-      const now = (r.running || []).slice(0, 4).map(label).join(", ") + (r.running_count > 4 ? ` +${r.running_count - 4}` : "");
+      const now = (r.running || []).slice(0, 4).map((x) => link(links.task(r.workflow, r.run_id, x.step, x.map_index), label(x),
+        "the task in Airflow: its tries and logs")).join(", ") + (r.running_count > 4 ? ` +${r.running_count - 4}` : "");
       const people = (r.people_pending || []).map((x) => link(links.answer(r.workflow, r.run_id, x.step, x.map_index),
         `${x.step} (${x.kind})`, "answer it on Airflow's Required Actions"));
       const shown = r.state_shown || r.state;
@@ -82,7 +83,7 @@
       const eta = r.state === "running" ? (r.eta_s != null ? fmtS(r.eta_s) : `<span class="muted">${esc(r.eta_note || "–")}</span>`) : "–";
       return `<tr data-run="${esc(r.run_id)}" data-dag="${esc(r.workflow)}" class="${r.run_id === selected ? "selected" : ""}">
         <td>${link(links.dag(r.workflow), r.workflow, "the DAG in Airflow")}</td><td>${esc(r.run_id)}</td>
-        <td class="state-${esc(shown)}" title="${esc(why)}">${esc(shown)}</td><td>${progress(r)}</td><td>${esc(now)}</td>
+        <td class="state-${esc(shown)}" title="${esc(why)}">${esc(shown)}</td><td>${progress(r)}</td><td>${now}</td>
         <td>${eta}</td><td>${people.join(", ")}</td><td>${dateTime(r.started_at)}</td></tr>`;
     });
     runs.body.querySelector("tbody").innerHTML = rows.join("") || `<tr><td colspan="8" class="muted">No run ${
