@@ -6,8 +6,9 @@ bench/workflows/agents.yaml): ``extract`` (an LLM agent on the offline model) ->
 ``http_post`` skill: the order to the demo partner API, an idempotent effect with an
 ``Idempotency-Key``; ``compensate``: a post to ``/orders/cancel``) -> ``confirm`` (an LLM agent), then
 Baton's ``_compensate`` task. Every step has 3 retries (1 s, exponential, at most 8 s) and
-``agent_timeout`` 4 s. A temp dags folder holds a copy of dags/baton_workflows.py, the bundled roster with
-the two agents added, and the workflow.
+``agent_timeout`` 4 s. A temp dags folder holds a copy of dags/baton_workflows.py, a roster of the two
+agents (bench/harness.py's, whose ``http_post`` may reach 127.0.0.1; none of the demo's agents), and the
+workflow.
 
 How faults are injected: the environment variable ``BATON_FAULTS`` of the Airflow the benchmark starts
 (a test-only setting: nothing in a template or a connection can switch it on; see
@@ -120,7 +121,7 @@ def template() -> dict[str, Any]:
 
 def write_dags(dags: Path, faults: dict[str, Any]) -> dict[str, str]:
     """The campaign's workflow in ``dags`` and its two agents added to the roster there (Baton's loader and
-    the bundled roster, which lets ``http_post`` reach 127.0.0.1, where they are missing); the settings its
+    a roster of the benchmark's own, which lets ``http_post`` reach 127.0.0.1, where they are missing); the settings its
     Airflow needs: the agents' LLM connection and ``faults``, scoped to this workflow."""
     workflow = dags / "workflows" / f"{DAG_ID}.yaml"
     none_exists(workflow)

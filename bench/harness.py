@@ -158,10 +158,24 @@ def write_new(path: Path, text: str) -> None:
         file.write(text)
 
 
-def baton_dags(dags: Path, agents: str = "", names: tuple[str, ...] = ()) -> None:
-    """Baton's loader and the bundled roster in ``dags`` where they are missing; then ``agents`` (YAML
-    list items of a roster, named ``names``) added to its roster. The roster is written only once the
-    result is checked to list them.
+# The roster a benchmark writes into a new dags folder: its own agents only, none of the demo's (the bundled
+# roster's agents name the demo's skills, which an Airflow loading only the benchmark's extensions lacks:
+# bench/fanout.py failed so on `agents[9].skill: unknown skill 'review_integration'`). Its skills' egress is
+# the bundled one's: http_post to the demo partner API on this machine (bench/faults.py posts there).
+OWN_ROSTER = """\
+# A benchmark's roster (bench/harness.py, baton_dags): the benchmark's own agents, none of the demo's.
+skills:
+  http_post: {allow: ["127.0.0.1", "localhost"]}
+
+agents:
+"""
+
+
+def baton_dags(dags: Path, agents: str, names: tuple[str, ...]) -> None:
+    """Baton's loader in ``dags`` where it is missing, and ``agents`` (YAML list items of a roster, named
+    ``names``) added to its roster: the roster there (an attached Airflow's), or a new one of the
+    benchmark's own (``OWN_ROSTER``), so that no benchmark depends on what the demo's roster holds. The
+    roster is written only once the result is checked to list them.
 
     :raises ValueError: the roster would not list ``names`` (its ``agents:`` is not last, or it is not
         YAML); it is left as it was.
@@ -169,13 +183,11 @@ def baton_dags(dags: Path, agents: str = "", names: tuple[str, ...] = ()) -> Non
     import yaml
 
     (dags / "workflows").mkdir(parents=True, exist_ok=True)
-    for name in ("baton_workflows.py", "agents.yaml"):  # not baton_template_errors.py: not needed
-        if not (dags / name).exists():
-            shutil.copyfile(ROOT / "dags" / name, dags / name)
-    if not agents:
-        return
+    if not (dags / "baton_workflows.py").exists():  # not baton_template_errors.py: not needed
+        shutil.copyfile(ROOT / "dags" / "baton_workflows.py", dags / "baton_workflows.py")
     roster = dags / "agents.yaml"
-    text = roster.read_text(encoding="utf-8").rstrip("\n") + "\n\n" + agents
+    before = roster.read_text(encoding="utf-8").rstrip("\n") + "\n\n" if roster.exists() else OWN_ROSTER
+    text = before + agents
     try:
         listed = {agent.get("name") for agent in (yaml.safe_load(text) or {}).get("agents") or []}
     except (yaml.YAMLError, AttributeError) as error:
@@ -277,7 +289,10 @@ def run_once(client: httpx.Client, dag_id: str) -> tuple[float, float, dict[str,
     run_id = response.json()["dag_run_id"]
     deadline = start + RUN_TIMEOUT
     while True:
-        run = client.get(f"/dags/{dag_id}/dagRuns/{run_id}").json()
+        try:
+            run = client.get(f"/dags/{dag_id}/dagRuns/{run_id}").json()
+        except httpx.TimeoutException:  # an api-server busy past the client's timeout (a loaded machine, the
+            run = {"state": None}  # SQLite writer held by the scheduler): only this poll is lost
         if run["state"] == "success":
             wall = time.perf_counter() - start
             break

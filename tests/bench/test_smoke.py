@@ -49,7 +49,9 @@ def test_a_tiny_run_ends_with_its_headline(bench, tmp_path):
     tiny_run(bench, args, headline, tmp_path, drop=("BATON_EXTENSIONS",))
 
 
-def tiny_run(bench: str, args: list[str], headline: str, tmp_path, drop: tuple[str, ...] = ()) -> str:
+def tiny_run(
+    bench: str, args: list[str], headline: str, tmp_path, drop: tuple[str, ...] = (), timeout: float = 600
+) -> str:
     """Run ``bench/<bench>.py args`` (without the ``drop`` environment variables): it exits 0 and its last
     line matches ``headline``; that line."""
     env = {k: v for k, v in os.environ.items() if k not in drop} | {"AIRFLOW_HOME": str(tmp_path / "airflow")}
@@ -59,7 +61,7 @@ def tiny_run(bench: str, args: list[str], headline: str, tmp_path, drop: tuple[s
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     last = done.stdout.strip().splitlines()[-1]

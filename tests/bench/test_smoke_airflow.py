@@ -25,7 +25,7 @@ SMOKE = {
         r"completion rate: (?P<rate>\d+\.\d\d)% of 3 runs \(goal >= 99\.9 %\); (?P<undone>\d+) of "
         r"(?P<failed>\d+) failed runs compensated, (?P<lost>\d+) events lost, (?P<dupes>\d+) duplicated side effects"
     ),
-    "latency": r"ratio of medians Baton/plain: \d+\.\d\d \(goal <= 1\.2\); server-side: \d+\.\d\d",
+    "latency": r"ratio of medians Baton/plain: \d+\.\d\d \(goal <= 1\.1\); server-side: \d+\.\d\d",
     "fanout": (
         r"ratio c4 / ideal \d+\.\d s: \d+\.\d\d \(goal <= 1\.5\); server-side \d+\.\d\d; "
         r"work task alone \d+\.\d\d"
