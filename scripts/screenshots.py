@@ -236,13 +236,13 @@ def pages(page: Page, api: AirflowAPI) -> None:
     with a mistake in a template."""
     page.set_viewport_size({"width": 1400, "height": 1500})  # the pages are long: their frame is the window
     page.goto(f"{api.url}/plugin/baton-management")
-    frame = page.frame_locator("iframe[src*='/baton/ui/management']")
+    frame = page.frame_locator("iframe[src*='baton/ui/management']")
     for selector, what in FILLED.items():
         print(f"waiting for {what} on the Management page", flush=True)
         frame.locator(selector).first.wait_for(timeout=FILL_TIMEOUT_MS)
     run_id = api.trigger("parallel_feature_delivery").json()["dag_run_id"]
     page.goto(f"{api.url}/plugin/baton-coordination")
-    frame = page.frame_locator("iframe[src*='/baton/ui/coordination']")
+    frame = page.frame_locator("iframe[src*='baton/ui/coordination']")
     row = frame.locator(f"tr[data-run='{run_id}']")
     row.wait_for(timeout=60_000)
     row.click()
@@ -260,7 +260,7 @@ def pages(page: Page, api: AirflowAPI) -> None:
     page.evaluate("localStorage.setItem('theme', 'light'); localStorage.removeItem('timezone')")
     finished(api, "parallel_feature_delivery", run_id)
     page.goto(f"{api.url}/plugin/baton-management")
-    frame = page.frame_locator("iframe[src*='/baton/ui/management']")
+    frame = page.frame_locator("iframe[src*='baton/ui/management']")
     for selector in FILLED:
         frame.locator(selector).first.wait_for(timeout=60_000)
     page.wait_for_timeout(2000)
@@ -290,6 +290,7 @@ def main() -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 820})
+        page.set_default_timeout(120_000)  # a loaded two-core machine answers a page in more than 30 s
         login(page, api)
         if args.only in (None, "tour"):
             tour(page, api)

@@ -26,7 +26,8 @@ class _ReadApi:
 # page has <base href="{[api] base_url's path}/">, so "baton/ui/..." is /baton/ui/... on an Airflow at the root
 # and /airflow/baton/ui/... behind base_url https://host/airflow (an absolute "/baton/..." would leave the path).
 # The nav's labels fit its 56 px column whole (Airflow 3.3 cuts "Coordination" to "Coordinati…"), so they are
-# the verbs; the pages' own titles keep the nouns. Its icons are line icons in its colour for each mode.
+# the verbs; the pages' own titles keep the nouns. Its icons are line icons, for each mode in a tone that reads
+# on its panel and on its chosen item's fill.
 VIEWS = [
     {"name": "Coordinate", "href": "baton/ui/coordination", "url_route": "baton-coordination",
      "destination": "nav", "nav_top_level": True, "icon": "baton/ui/static/coordination.svg",
