@@ -57,9 +57,10 @@
   let nextCursor = null;
   function progress(r) {
     const p = r.progress || {};
-    const ended = r.state !== "running" && r.state !== "queued";
-    const pct = p.total ? Math.round(100 * ((ended ? p.succeeded : p.done) || 0) / p.total) : 0;
-    const words = ended && r.state !== "success" ? `${p.succeeded ?? 0} of ${p.total ?? "?"} succeeded` : `${p.done ?? 0}/${p.total ?? "?"}`;
+    // a run that did not succeed counts what succeeded (its stopped or failed tasks are done, not succeeded)
+    const unfinished = r.state !== "running" && r.state !== "queued" && r.state !== "success";
+    const pct = p.total ? Math.round(100 * ((unfinished ? p.succeeded : p.done) || 0) / p.total) : 0;
+    const words = unfinished ? `${p.succeeded ?? 0} of ${p.total ?? "?"} succeeded` : `${p.done ?? 0}/${p.total ?? "?"}`;
     return `<div class="bar" title="${esc(words)}"><span style="width:${pct}%"></span></div>${esc(words)}`;
   }
   async function refreshRuns() {
