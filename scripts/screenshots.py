@@ -263,8 +263,10 @@ def pages(page: Page, api: AirflowAPI) -> None:
     frame = page.frame_locator("iframe[src*='baton/ui/management']")
     for selector in FILLED:
         frame.locator(selector).first.wait_for(timeout=60_000)
-    page.wait_for_timeout(2000)
+    page.set_viewport_size({"width": 1400, "height": 3400})  # the frame as tall as every panel of the page
+    page.wait_for_timeout(3000)
     page.screenshot(path=OUT / "management.png", full_page=True)
+    page.set_viewport_size({"width": 1400, "height": 1500})
     frame.locator("a[data-open='customer_onboarding']").click()
     editor = frame.locator("#editor")
     editor.wait_for()
