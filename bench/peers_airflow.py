@@ -1,0 +1,280 @@
+"""bench/peers.py's (b) trigger to success and (c) fan-out, on an ``airflow standalone`` this module starts
+(``devtools.standalone``, metadata on a throwaway PostgreSQL database as bench/latency.py's default) beside
+an OpenAI-compatible model server on 127.0.0.1 (tests/agents/openai_server.py) that (b)'s three sides call
+through one connection, ``bench_model``. See bench/peers.py's docstring for what each DAG does."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+from harness import PG_SERVER, BenchError, Databases, run_bench, run_once, sync_pools
+
+from devtools.standalone import Standalone
+from tests.agents.openai_server import OpenAICompatibleServer
+
+CONN, SLOW = "bench_model", "bench_slow"
+DELAY = 0.2  # seconds per fanned-out agent call (the offline model with a delay; a sleep for the peers)
+CONCURRENCY = 16
+B = {"baton": "peers_b_baton", "commonai": "peers_b_commonai", "plain": "peers_b_plain"}
+C = {"fanout": "peers_c_baton", "mapped": "peers_c_mapped", "gather": "peers_c_gather"}
+
+ROSTER = f"""\
+agents:
+  - name: bench_agent
+    description: The benchmark's LLM agent (the model server of bench/peers.py).
+    capabilities: [bench]
+    llm_conn_id: {CONN}
+    max_concurrency: 16
+  - name: bench_worker
+    description: Answers after {DELAY * 1000:.0f} ms (the offline model with a delay).
+    capabilities: [bench]
+    llm_conn_id: {SLOW}
+    max_concurrency: {CONCURRENCY}
+"""
+
+B_BATON = """\
+workflow: peers_b_baton
+version: 1
+description: Peers benchmark (bench/peers.py), three agent steps.
+owner: bench
+category: bench
+tags: [bench]
+steps:
+  - id: first
+    agent: bench_agent
+    instruction: Draft a one-line plan for run {{ run.id }}.
+    output: {summary: string}
+  - id: second
+    agent: bench_agent
+    needs: [first]
+    instruction: "Refine this plan: {{ steps.first.summary }}"
+    output: {summary: string}
+  - id: third
+    agent: bench_agent
+    needs: [second]
+    instruction: "Sign off this plan: {{ steps.second.summary }}"
+    output: {summary: string}
+"""
+
+B_COMMONAI = f'''\
+"""Peers benchmark (bench/peers.py): three common-ai AgentOperator tasks in a chain (airflow DAG)."""
+
+from airflow.providers.common.ai.operators.agent import AgentOperator
+from airflow.sdk import DAG
+
+with DAG(dag_id="peers_b_commonai", schedule=None, tags=["bench"]):
+    first = AgentOperator(
+        task_id="first", llm_conn_id="{CONN}", prompt="Draft a one-line plan for run {{{{ run_id }}}}."
+    )
+    second = AgentOperator(
+        task_id="second", llm_conn_id="{CONN}", prompt="Refine this plan: {{{{ ti.xcom_pull(task_ids='first') }}}}"
+    )
+    third = AgentOperator(
+        task_id="third", llm_conn_id="{CONN}", prompt="Sign off this plan: {{{{ ti.xcom_pull(task_ids='second') }}}}"
+    )
+    first >> second >> third
+'''
+
+B_PLAIN = f'''\
+"""Peers benchmark (bench/peers.py): three plain @tasks in a chain, each posting one chat completion to the
+model server of the connection {CONN} with httpx (airflow DAG)."""
+
+import json
+import os
+
+import httpx
+from airflow.sdk import dag, task
+
+
+def complete(prompt: str) -> str:
+    conn = json.loads(os.environ["AIRFLOW_CONN_{CONN.upper()}"])
+    body = {{"model": "gpt-bench", "messages": [{{"role": "user", "content": prompt}}]}}
+    response = httpx.post(conn["host"] + "/chat/completions", json=body, timeout=30)
+    response.raise_for_status()
+    return response.json()["choices"][0]["message"]["content"]
+
+
+@dag(dag_id="peers_b_plain", schedule=None, tags=["bench"])
+def peers_b_plain():
+    @task
+    def first(run_id=None) -> str:
+        return complete(f"Draft a one-line plan for run {{run_id}}.")
+
+    @task
+    def second(plan: str) -> str:
+        return complete(f"Refine this plan: {{plan}}")
+
+    @task
+    def third(plan: str) -> str:
+        return complete(f"Sign off this plan: {{plan}}")
+
+    third(second(first()))
+
+
+peers_b_plain()
+'''
+
+C_BATON = """\
+workflow: peers_c_baton
+version: 1
+description: Peers benchmark (bench/peers.py), {calls} agent calls fanned out in one task.
+owner: bench
+category: bench
+tags: [bench]
+inputs:
+  count: {{type: integer, default: {calls}, description: How many items.}}
+steps:
+  - id: items
+    skill: bench_items
+    output: BenchItems
+  - id: work
+    for_each: {{over: items.items, concurrency: {concurrency}}}
+    agent: bench_worker
+    instruction: "Process {{{{ item }}}}."
+    output: {{done: string}}
+"""
+
+C_MAPPED = '''\
+"""Peers benchmark (bench/peers.py): {calls} mapped @tasks, each a {delay}-s call (airflow DAG)."""
+
+import time
+
+from airflow.sdk import dag, task
+
+
+@dag(dag_id="peers_c_mapped", schedule=None, tags=["bench"])
+def peers_c_mapped():
+    @task
+    def work(index: int) -> int:
+        time.sleep({delay})
+        return index
+
+    work.expand(index=list(range({calls})))
+
+
+peers_c_mapped()
+'''
+
+C_GATHER = '''\
+"""Peers benchmark (bench/peers.py): one @task running {calls} {delay}-s calls, {concurrency} at once with
+asyncio.gather (airflow DAG)."""
+
+import asyncio
+
+from airflow.sdk import dag, task
+
+
+@dag(dag_id="peers_c_gather", schedule=None, tags=["bench"])
+def peers_c_gather():
+    @task
+    def work() -> int:
+        async def calls() -> list[int]:
+            gate = asyncio.Semaphore({concurrency})
+
+            async def one(index: int) -> int:
+                async with gate:
+                    await asyncio.sleep({delay})
+                return index
+
+            return await asyncio.gather(*(one(i) for i in range({calls})))
+
+        return len(asyncio.run(calls()))
+
+    work()
+
+
+peers_c_gather()
+'''
+
+
+def write_dags(dags: Path, calls: int) -> None:
+    (dags / "workflows").mkdir(parents=True)
+    root = Path(__file__).resolve().parents[1]
+    (dags / "baton_workflows.py").write_bytes((root / "dags" / "baton_workflows.py").read_bytes())
+    (dags / "agents.yaml").write_text(ROSTER, encoding="utf-8")
+    fill = {"calls": calls, "delay": DELAY, "concurrency": CONCURRENCY}
+    files = {
+        "workflows/peers_b_baton.yaml": B_BATON,
+        "peers_b_commonai.py": B_COMMONAI,
+        "peers_b_plain.py": B_PLAIN,
+        "workflows/peers_c_baton.yaml": C_BATON.format(**fill),
+        "peers_c_mapped.py": C_MAPPED.format(**fill),
+        "peers_c_gather.py": C_GATHER.format(**fill),
+    }
+    for name, text in files.items():
+        (dags / name).write_text(text, encoding="utf-8")
+
+
+def settings(model_url: str) -> dict[str, str]:
+    model = {
+        "conn_type": "pydanticai",
+        "host": model_url,
+        "password": "sk-bench",
+        "extra": {"model": "openai-chat:gpt-bench"},
+    }
+    slow = {"conn_type": "pydanticai", "extra": {"model": "baton:offline", "offline_delay_s": DELAY}}
+    return {
+        "BATON_EXTENSIONS": "devtools.bench_skills",  # the bench_items skill
+        f"AIRFLOW_CONN_{CONN.upper()}": json.dumps(model),
+        f"AIRFLOW_CONN_{SLOW.upper()}": json.dumps(slow),
+    }
+
+
+def measure(airflow: Standalone, runs: int, out: dict[str, float]) -> int:
+    airflow.start()
+    if not sync_pools(airflow):
+        return 1
+    headers = {"Authorization": f"Bearer {airflow.token()}"}
+    dags = {**B, **C}
+    with httpx.Client(base_url=f"{airflow.url}/api/v2", headers=headers, timeout=30) as client:
+        for dag_id in dags.values():
+            if airflow.wait_for_dag(dag_id)["is_paused"]:
+                client.patch(f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
+        for dag_id in dags.values():  # warm-up, not measured
+            seconds, _, _ = run_once(client, dag_id)
+            print(f"warm-up {dag_id}: {seconds:.2f} s", flush=True)
+        wall: dict[str, list[float]] = {key: [] for key in dags}
+        for i in range(runs):
+            for key, dag_id in dags.items():
+                wall[key].append(run_once(client, dag_id)[0])
+            print(f"run {i + 1}: " + ", ".join(f"{k} {w[-1]:.2f} s" for k, w in wall.items()), flush=True)
+    for key, values in wall.items():
+        out[key] = statistics.median(values)
+    return 0
+
+
+def bench_runs(work: Path, runs: int, calls: int, server: str = PG_SERVER) -> dict[str, float] | None:
+    """Median seconds from trigger to success of each DAG of (b) and (c), by key; None when a run failed."""
+    out: dict[str, float] = {}
+    with ExitStack() as stack:
+        model = stack.enter_context(OpenAICompatibleServer({"summary": "a plan, from the model server"}))
+        dags = work / "airflow-dags"
+        write_dags(dags, calls)
+        meta = Databases(
+            argparse.ArgumentParser(prog="bench/peers.py"), stack, server, "baton_peers", ("meta",)
+        )
+        config = settings(model.url + "/valid/v1") | {
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": meta.url("meta", "postgresql+psycopg2")
+        }
+        airflow = Standalone(work / "airflow-standalone", dags_folder=dags, settings=config)
+        try:
+            status = run_bench(airflow, lambda: measure(airflow, runs, out))
+        except BenchError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return None
+        if status != 0:
+            return None
+        calls_made = len(model.requests)
+        print(f"model server: {calls_made} chat completions answered")
+    print(
+        "trigger to success (median s): "
+        + ", ".join(f"{key} {seconds:.2f}" for key, seconds in out.items())
+        + f" ({calls} calls of {DELAY} s fanned out, {CONCURRENCY} at once in Baton's and gather's)"
+    )
+    return out
