@@ -77,6 +77,8 @@ def test_an_unknown_run_is_404(reads, store):
         ({"state": "sleeping"}, "state"),
         ({"workflow": "w" * 5000}, "workflow"),
         ({"before": "b" * 5000}, "before"),
+        ({"system": "maybe"}, "system"),
+        ({"system": "1" * 5000}, "system"),
     ],
 )
 def test_a_runs_query_out_of_bounds_is_422_naming_the_parameter(reads, params, where):
