@@ -163,6 +163,7 @@ def test_the_runs_projection_follows_the_events_in_airflows_words_and_can_be_reb
 
 def test_the_execution_table_is_a_view_of_the_runs_projection_in_its_columns(store):
     store.append(_run_events())
+    assert store.catch_up() == len(_run_events())  # what every reader of the projection does first
     with store.engine.connect() as conn:
         rows = conn.execute(
             text("SELECT id, workflow_id, trigger_id, execution_status FROM workflow_executions")
@@ -173,6 +174,7 @@ def test_the_execution_table_is_a_view_of_the_runs_projection_in_its_columns(sto
 def test_an_agent_chosen_before_its_runs_first_event_is_in_the_run_once_it_ends(store):
     events = _run_events()
     store.append(events[1:3])  # the step's start and its agent, before the run's start reached the store
+    store.catch_up()  # a reader caught up then: no row of the run yet
     store.append(events[:1])
     (row,) = projections.executions(store)
     assert row["agents_involved"] == [], "no row held the agent when it was chosen"
@@ -284,6 +286,7 @@ def test_migrations_run_once_and_an_unmigrated_store_says_what_to_do(tmp_path, s
         "7: an index of each step's history, for learned routing and experiments",
         "8: the dashboard's projections: runs, tasks, agents' calls and hourly step figures",
         "9: one projection of a run, in Airflow's states: workflow_executions a view of it",
+        "10: the pages' projection caught up from the log, out of the append's transaction: its cursor",
     ]
     assert bare.append(_run_events()[:1]) != []
 
@@ -320,7 +323,10 @@ def test_a_store_at_version_8_keeps_its_runs_in_one_projection_and_the_execution
         applied = upgrade(engine)
     finally:  # whatever happened, the shared PostgreSQL store is at the last version again
         upgrade(engine)
-    assert applied == ["9: one projection of a run, in Airflow's states: workflow_executions a view of it"]
+    assert applied == [
+        "9: one projection of a run, in Airflow's states: workflow_executions a view of it",
+        "10: the pages' projection caught up from the log, out of the append's transaction: its cursor",
+    ]
     (row,) = projections.executions(store)
     assert (row["execution_status"], row["agents_involved"], row["result"]) == (
         "success",
@@ -356,6 +362,7 @@ def test_a_store_at_version_4_gains_the_concurrency_cap_and_keeps_its_breakers(t
         "7: an index of each step's history, for learned routing and experiments",
         "8: the dashboard's projections: runs, tasks, agents' calls and hourly step figures",
         "9: one projection of a run, in Airflow's states: workflow_executions a view of it",
+        "10: the pages' projection caught up from the log, out of the append's transaction: its cursor",
     ]
     with engine.connect() as conn:
         rows = conn.execute(

@@ -1,5 +1,6 @@
 """The append-only log of events: appends, idempotent by key, that keep the projections the log was handed in
-the same transaction; reads in sequence order; large outputs stored once (blobs).
+the same transaction (or after it, from the log: ``caught_up``, ``baton.events.catchup``); reads in sequence
+order; large outputs stored once (blobs).
 
 The log knows nothing of which projections there are: whoever opens a store hands them in
 (``baton.events.store.EventStore`` hands Baton's, ``baton.events.projections.PROJECTIONS``).
@@ -20,7 +21,7 @@ from sqlalchemy import Connection, Engine, Text, cast, select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from baton.errors import BatonError
-from baton.events import schema
+from baton.events import catchup, schema
 from baton.events.decode import loads
 from baton.events.event import CorruptEvent, Event
 from baton.events.types import EVENT_TYPES
@@ -36,13 +37,18 @@ class StoreError(BatonError):
 class Projection:
     """Rows kept from the events, handed to the log that keeps them current.
 
-    ``apply(conn, events)`` folds events just stored (in sequence order; the caller's, not yet read back)
-    into its rows in the append's transaction; ``rebuild(conn)`` recomputes its rows from the stored events
-    alone, in the caller's transaction (after a bulk load, a migration that changes its tables)."""
+    ``apply(conn, events)`` folds events (in sequence order) into its rows: in the append's transaction the
+    events just stored, or, ``caught_up``, the events after its cursor, read back from the log by
+    ``EventLog.catch_up`` (what a page reads: nothing there needs to commit with the event, and the append
+    stays an INSERT). ``rebuild(conn)`` recomputes its rows from the stored events alone, in the caller's
+    transaction (after a bulk load, a migration that changes its tables); a ``caught_up`` one's is
+    ``rebuild(conn, until)``: from the events up to sequence number ``until``, where its cursor is set.
+    Keep in the append's transaction only what a writer reads back to decide."""
 
     name: str
     apply: Callable[[Connection, Sequence[Event]], None]
-    rebuild: Callable[[Connection], Any]
+    rebuild: Callable[..., Any]
+    caught_up: bool = False
 
 
 @cache
@@ -63,12 +69,14 @@ class EventLog:
     """Appends and reads events; keeps the ``projections`` it was handed current.
 
     :param engine: the store's database (``baton.events.store.engine_for``).
-    :param projections: kept in each append's transaction, in this order.
+    :param projections: kept in each append's transaction, in this order, or caught up after it.
     """
 
     def __init__(self, engine: Engine, projections: Sequence[Projection] = ()):
         self.engine = engine
         self.projections = tuple(projections)
+        self.in_append = tuple(p for p in self.projections if not p.caught_up)
+        self.caught_up = tuple(p for p in self.projections if p.caught_up)
 
     def append(self, events: Sequence[Event]) -> list[int]:
         """Store the events not stored yet (by key), in one transaction; the new sequence numbers."""
@@ -78,14 +86,17 @@ class EventLog:
             with self.engine.begin() as conn:
                 return self.append_in(conn, events)
         except (OperationalError, ProgrammingError) as error:
-            if "baton_events" in str(error) and (
-                "no such table" in str(error) or "does not exist" in str(error)
-            ):
-                raise StoreError(
-                    f"Baton's event store {self.engine.url.render_as_string()} has no tables yet: run "
-                    "`baton db upgrade` (make run does it)."
-                ) from None
+            self._unmigrated(error, "baton_events")
             raise
+
+    def _unmigrated(self, error: Exception, table: str) -> None:
+        """Raise StoreError when ``error`` says that ``table`` is missing: the store is not migrated."""
+        if table in str(error) and ("no such table" in str(error) or "does not exist" in str(error)):
+            raise StoreError(
+                f"Baton's event store {self.engine.url.render_as_string()} has no "
+                f"{'tables' if table == schema.events.name else 'table ' + table} yet: run `baton db upgrade` "
+                "(make run does it)."
+            ) from None
 
     def append_in(self, conn: Connection, events: Sequence[Event]) -> list[int]:
         """``append`` inside the caller's transaction, so that a change and its events commit together."""
@@ -93,17 +104,41 @@ class EventLog:
             return []
         statement = _append_statement(self.engine.dialect.name)
         stored = {key: seq for seq, key in conn.execute(statement, [e.row() for e in events])}
-        new = [e for e in events if e.key in stored]
-        if new:
-            for projection in self.projections:
+        if self.in_append and stored:
+            new = [e for e in events if e.key in stored]
+            for projection in self.in_append:
                 projection.apply(conn, new)
         return sorted(stored.values())
 
+    def catch_up(self, limit: int = catchup.READ_LIMIT) -> int:
+        """Apply to the ``caught_up`` projections the events stored since they last were (at most ``limit``
+        each), each in one transaction with its cursor; the number applied. Called by their readers before
+        they read; no lock is taken when they are current."""
+        applied = 0
+        try:
+            for projection in self.caught_up:
+                with self.engine.connect() as conn:
+                    if not catchup.behind(conn, projection.name):
+                        continue
+                with self.engine.begin() as conn:
+                    applied += catchup.catch_up(conn, projection, limit)
+        except (OperationalError, ProgrammingError) as error:
+            self._unmigrated(error, schema.projection_cursors.name)
+            raise
+        return applied
+
     def rebuild(self) -> None:
-        """Recompute every projection from the events alone, in one transaction."""
-        with self.engine.begin() as conn:
-            for projection in self.projections:
-                projection.rebuild(conn)
+        """Recompute every projection from the events alone, in one transaction (on PostgreSQL REPEATABLE
+        READ: one snapshot of the log for every projection and cursor)."""
+        with self.engine.connect() as conn:
+            if self.engine.dialect.name == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                for projection in self.projections:
+                    if projection.caught_up:
+                        catchup.rebuild(conn, projection)
+                    else:
+                        projection.rebuild(conn)
 
     def put_blob(self, content: str) -> str:
         digest = hashlib.sha256(content.encode()).hexdigest()

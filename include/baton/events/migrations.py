@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Column, Connection, Engine, MetaData, String, Table, inspect, select, text
 
-from baton.events import projections, schema, summaries
+from baton.events import catchup, projections, schema, summaries
 
 Migration = tuple[int, str, Callable[[Connection], None]]
 
@@ -99,6 +99,13 @@ def _v9(conn: Connection) -> None:
         summaries.rebuild_in(conn)
 
 
+def _v10(conn: Connection) -> None:
+    """The pages' projection caught up from the log after the appends: its cursor, at the newest event (its
+    rows followed every append until now)."""
+    schema.projection_cursors.create(conn, checkfirst=True)  # a store set back below 10 (a test) has it
+    catchup.start(conn, projections.PAGES)
+
+
 MIGRATIONS: list[Migration] = [
     (1, "events, blobs and workflow_executions", _v1),
     (2, "the shared context of runs", _v2),
@@ -109,6 +116,7 @@ MIGRATIONS: list[Migration] = [
     (7, "an index of each step's history, for learned routing and experiments", _v7),
     (8, "the dashboard's projections: runs, tasks, agents' calls and hourly step figures", _v8),
     (9, "one projection of a run, in Airflow's states: workflow_executions a view of it", _v9),
+    (10, "the pages' projection caught up from the log, out of the append's transaction: its cursor", _v10),
 ]
 
 

@@ -22,8 +22,12 @@ from sqlalchemy import Connection, Select, func, select
 from baton.events import schema, summaries
 from baton.events.log import EventLog, Projection
 
-# The one projection: runs, tasks, agents' calls and hourly step figures, in the append's transaction.
-PROJECTIONS = (Projection("runs, tasks and agents' calls", summaries.apply, summaries.rebuild_in),)
+# The one projection: runs, tasks, agents' calls and hourly step figures: what the pages, the API's runs and
+# agents' statistics, `baton runs` and the router's track records read. Nothing a writer must read back in its
+# own transaction (idempotency is the events' unique key; slots, breakers and budgets are tables of their own):
+# caught up from the log by its readers (``EventLog.catch_up``), out of the append's transaction.
+PAGES = "pages"
+PROJECTIONS = (Projection(PAGES, summaries.apply, summaries.rebuild_in, caught_up=True),)
 
 
 def rebuild(store: EventLog) -> int:
@@ -53,6 +57,7 @@ def executions(store: EventLog, limit: int = 100) -> list[dict[str, Any]]:
     """The newest ``limit`` runs in the execution table's columns; ``result`` (outputs) once a run ended."""
     runs = seed_columns().subquery()
     query = select(runs).order_by(runs.c.timestamp.desc(), runs.c.workflow_id.desc()).limit(limit)
+    store.catch_up()
     with store.engine.connect() as conn:
         rows = conn.execute(query).mappings().all()
     return [
@@ -124,6 +129,7 @@ def agent_stats(store: EventLog, agents: Iterable[str] | None = None, last: int 
     query = select(*(c[name] for name in _CALL_COLUMNS))
     if agents is not None:
         query = query.where(c.agent.in_(list(agents)))
+    store.catch_up()
     with store.engine.connect() as conn:
         rows = conn.execute(query.order_by(c.id.desc()).limit(last)).all()
     return list(_by_agent(rows).values())

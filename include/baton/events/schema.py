@@ -243,6 +243,20 @@ agents_seen = Table(
 )
 
 
+# Where each projection kept behind the log (events/catchup.py) stands: the last sequence number it applied,
+# and the numbers below it not seen yet (a PostgreSQL append that had not committed then, or a number an
+# idempotent append consumed and never stored): [[seq, first seen (epoch s), snapshot xmax then], ...].
+# Written in the transaction that writes the projection's rows, so that the two never disagree.
+projection_cursors = Table(
+    "baton_projection_cursors",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("gaps", JSON, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+
 def insert_for(dialect: str) -> Any:
     """The INSERT of a dialect (PostgreSQL's or SQLite's: both can say ON CONFLICT) for ``dialect``'s name."""
     return (postgresql if dialect == "postgresql" else sqlite).insert

@@ -3,7 +3,7 @@
 
 SQLite (a file in the Airflow home) by default, PostgreSQL in production. An event carries an
 idempotency key; appending it twice (a retry after a crash, the listener and the operator both)
-stores it once. The projections are updated in the same transaction as the events they follow.
+stores it once. The projections are caught up from the log by their readers (``EventLog.catch_up``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ __all__ = ["STORE_CONN_ID", "EventStore", "connection_url", "engine_for", "store
 
 
 class EventStore(EventLog):
-    """The event log with Baton's projections kept in each append's transaction."""
+    """The event log with Baton's projections, caught up from it by their readers."""
 
     def __init__(self, engine: Engine):
         super().__init__(engine, PROJECTIONS)

@@ -1,6 +1,6 @@
-"""The projections of the events: kept current in the transaction that appends the events they follow (the
-store is handed ``apply`` through ``baton.events.projections.PROJECTIONS``), and rebuilt from the events alone
-(``rebuild_in``).
+"""The projections of the events: the pages' read models, caught up from the log after the appends'
+transactions (the store is handed ``apply`` through ``baton.events.projections.PROJECTIONS``; its readers call
+``EventLog.catch_up``, ``baton.events.catchup``), and rebuilt from the events alone (``rebuild_in``).
 
 - ``baton_run_summary``: the one projection of a run, in Airflow's words for its state (running, success,
   failed): its times, the agents chosen for it, the questions asked of people and the context conflicts
@@ -55,7 +55,7 @@ FOLDED = frozenset(
 
 
 def apply(conn: Connection, events: Iterable[Event]) -> None:
-    """Fold the events just stored (in sequence order) into the dashboard's rows, in ``conn``'s transaction."""
+    """Fold events (in sequence order) into the dashboard's rows, in ``conn``'s transaction."""
     changes = collect(events)
     if changes:
         summary_writes.write(conn, changes)
@@ -137,6 +137,7 @@ def _task(changes: Changes, event: Event) -> None:
     elif event.try_number > task.try_number:  # a newer try: what this batch said of the older one is past
         task.try_number, task.state, task.agent = event.try_number, None, None
         task.started_s = task.ended_s = task.open_end = None
+        task.asked_s = task.question = None  # as the upsert: a new try closes the older one's question
     kind, now, current = event.type, event.ts.timestamp(), event.try_number == task.try_number
     if kind == "approval.requested":
         task.asked_s, task.question, task.answered = now, event.payload.get("kind", "approval"), False
@@ -150,6 +151,7 @@ def _task(changes: Changes, event: Event) -> None:
             task.started_s, task.ended_s = now, None
         elif kind in ENDED or kind == "step.skipped":
             task.ended_s = now
+            task.asked_s = task.question = None  # as the upsert: the try's end closes its question
         if kind in ENDED:
             took = seconds(event.payload.get("duration_s"))
             if took is None and task.started_s is not None:
@@ -202,15 +204,18 @@ def _hour_key(event: Event, agent: str) -> HourKey:
 TABLES = (schema.run_summary, schema.task_state, schema.agent_calls, schema.step_hours, schema.agents_seen)
 
 
-def rebuild_in(conn: Connection, chunk: int = 20_000) -> int:
-    """Recompute the dashboard's tables from the events alone, in ``conn``'s transaction, reading the
-    events ``chunk`` at a time in sequence order; the number of events folded."""
+def rebuild_in(conn: Connection, until: int | None = None, chunk: int = 20_000) -> int:
+    """Recompute the dashboard's tables from the events alone (up to sequence number ``until``: every one when
+    None), in ``conn``'s transaction, reading the events ``chunk`` at a time in sequence order; the number of
+    events folded."""
     for table in TABLES:
         conn.execute(delete(table))
     summary_writes.forget_seen()
     e = schema.events.c
     fields = (e.seq, e.run_id, e.workflow, e.template_version, e.step, e.map_index, e.try_number, e.agent)
     query = select(*fields, e.type, e.payload, e.ts, e.idempotency_key.label("key"))
+    if until is not None:
+        query = query.where(e.seq <= until)
     after, folded = 0, 0
     while True:
         batch = query.where(e.seq > after, e.type.in_(sorted(FOLDED))).order_by(e.seq).limit(chunk)

@@ -1,4 +1,4 @@
-"""The dashboard's projections (baton.events.summaries): kept in the append's transaction, equal to a rebuild
+"""The dashboard's projections (baton.events.summaries): caught up from the log, equal to a rebuild
 from the events alone, right under concurrent writers, and filled by migration 8 for a store's past runs."""
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from tests.ops.dashboard.scenario import T0, Run
 
 
 def _tables(store) -> dict[str, list[tuple]]:
-    """Every dashboard row, in key order (a call's row without its id)."""
+    """Every dashboard row, in key order (a call's row without its id), caught up from the log as a reader's."""
+    store.catch_up()
     found = {}
     with store.engine.connect() as conn:
         for table in summaries.TABLES:
@@ -51,6 +52,7 @@ def _story(store) -> None:
 
 def test_a_runs_summary_and_tasks_follow_its_events(store):
     _story(store)
+    store.catch_up()
     with store.engine.connect() as conn:
         r = schema.run_summary.c
         done = conn.execute(select(schema.run_summary).where(r.run_id == "run_a")).one()._mapping
@@ -111,6 +113,7 @@ def test_concurrent_writers_of_one_run_lose_nothing_and_never_deadlock(store):
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(task, range(20)))
     run.end(4)
+    store.catch_up()
     with store.engine.connect() as conn:
         summary = conn.execute(select(schema.run_summary).where(schema.run_summary.c.run_id == "run_c")).one()
         open_questions = conn.scalar(
@@ -140,6 +143,7 @@ def test_migration_8_fills_the_dashboard_from_a_stores_past_runs(store):
     assert applied == [
         "8: the dashboard's projections: runs, tasks, agents' calls and hourly step figures",
         "9: one projection of a run, in Airflow's states: workflow_executions a view of it",
+        "10: the pages' projection caught up from the log, out of the append's transaction: its cursor",
     ]
     assert _tables(store) == expected
 
@@ -181,6 +185,7 @@ def test_a_duration_that_is_not_a_finite_number_of_seconds_counts_for_nothing(st
         run.append(run.event("subtask.succeeded", 2, "s", agent="scorer", payload=item))
         run.succeed("s", 2, took)
         run.end(3)
+    store.catch_up()
     with store.engine.connect() as conn:
         work = conn.execute(select(schema.run_summary.c.work_s)).scalars().all()
         latencies = conn.execute(select(schema.agent_calls.c.latency_s)).scalars().all()

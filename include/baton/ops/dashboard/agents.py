@@ -27,6 +27,7 @@ MAX_CALLS = 100_000  # the newest calls of the last hour read: bounded however b
 def board(store: EventStore, budgets: Sequence[Budget] = (), now: datetime | None = None) -> dict[str, Any]:
     """Every agent seen, by name. ``budgets``: those of ``budgets.yaml`` (their headroom; none: null)."""
     now = now or datetime.now(UTC)
+    store.catch_up()  # its projections, from the log: every event stored before this read
     with store.engine.connect() as conn:
         hour, sampled = calls_between(conn, now - HOUR, now, MAX_CALLS)
         spend = spend_between(conn, now - DAY, now)

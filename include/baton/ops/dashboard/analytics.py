@@ -34,6 +34,7 @@ def report(store: EventStore, hours: float, workflow: str | None = None, now: da
         raise ValueError(f"hours is a number over 0 and at most {MAX_HOURS}, not {hours!r}")
     now = now or datetime.now(UTC)
     since = now - timedelta(hours=hours)
+    store.catch_up()  # its projections, from the log: every event stored before this read
     with store.engine.connect() as conn:
         runs = _runs(conn, since, now, workflow)
         steps = _steps(conn, since, now, workflow)

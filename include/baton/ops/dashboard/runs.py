@@ -46,6 +46,7 @@ def page(
         raise ValueError(f"state is one of {', '.join(STATES)}, not {state!r}")
     position = decode_cursor(before) if before else None
     now = now or datetime.now(UTC)
+    store.catch_up()  # its projections, from the log: every event stored before this read
     with store.engine.connect() as conn:
         rows = conn.execute(_runs_query(state, workflow, position, limit + 1, system)).all()
         more, rows = len(rows) > limit, rows[:limit]
