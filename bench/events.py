@@ -18,10 +18,13 @@ Both sides of every comparison go through the same driver (psycopg 3) and the sa
    call vs. one raw multi-row ``INSERT ... VALUES (...), (...), ...`` of the same rows per transaction
    (and Core's ``conn.execute(insert, rows)`` executemany, for reference).
    The events are built before the clock starts. Inside the clock the store validates and serializes
-   each payload (``Event.row()``), inserts with ON CONFLICT DO NOTHING RETURNING and updates the
-   projections (``baton_run_summary`` and the others of ``summaries.TABLES``); the raw side's rows are prebuilt
-   tuples (payload dicts wrapped in ``psycopg.types.json.Jsonb``, serialized by psycopg at execute).
-   Each measurement starts from ``TRUNCATE`` of the events and the projections' rows; the
+   each payload (``Event.row()``) and inserts with ON CONFLICT DO NOTHING RETURNING; every projection is
+   enabled (``PROJECTIONS``): the pages' one (``baton_run_summary`` and the others of ``summaries.TABLES``) is
+   caught up from the log after the append's transaction (``EventStore.catch_up``, what its readers call),
+   timed apart: after each store pass, until it is current (the projection's rows checked against a
+   rebuild's once). The raw side's rows are prebuilt tuples (payload dicts wrapped in
+   ``psycopg.types.json.Jsonb``, serialized by psycopg at execute). Each measurement starts from
+   ``TRUNCATE`` of the events and the projections' rows (and the projection's cursor at 0); the
    sides run in a rotating order in each repetition, after one unmeasured warm-up pass of each.
 3. Replay: ``--replay-events`` events (default 100,000) of ONE run over ``--replay-steps`` steps
    (default 2,000; each mapped over ~10 indexes, the same five events per try, every 25th mapped task
@@ -31,7 +34,9 @@ Both sides of every comparison go through the same driver (psycopg 3) and the sa
    engine and fetched with ``.all()``; ``list(store.read(run_id))`` (read + parse, no fold) is timed
    too, to split the cost.
 
-Goals: append ratios store/raw >= 0.5; replay <= 2 s. Medians of ``--reps`` repetitions (default 5).
+Goals: append ratios store/raw >= 0.5; replay <= 2 s. Medians of ``--reps`` repetitions (default 5). The
+catch-up's rate says how far behind a page can be: a reader applies at most ``catchup.READ_LIMIT`` events
+before it reads, taking that many divided by the rate.
 ``--profile`` adds a cProfile of one store pass of each measurement (top costs in baton.events).
 
 Run from the repository root:
@@ -64,7 +69,7 @@ from cli_types import bounded_int
 from psycopg.types.json import Jsonb
 from sqlalchemy import Engine, Text, cast, create_engine, select, text
 
-from baton.events import schema, summaries
+from baton.events import catchup, schema, summaries
 from baton.events.event import Event
 from baton.events.migrations import upgrade
 from baton.events.replay import fold
@@ -347,24 +352,49 @@ def reset(engine: Engine) -> None:
     with engine.begin() as conn:
         tables = ", ".join(table.name for table in summaries.TABLES if table is not schema.agents_seen)
         conn.execute(text(f"TRUNCATE baton_events, {tables} RESTART IDENTITY"))
+        conn.execute(schema.projection_cursors.update().values(seq=0, gaps=[]))
+
+
+def caught_up(store: EventStore) -> tuple[float, int]:
+    """The pages' projection caught up with what the appends left (as its readers do, ``READ_LIMIT`` at a
+    time): seconds, events applied."""
+    started, applied = time.perf_counter(), 0
+    while n := store.catch_up():
+        applied += n
+    return time.perf_counter() - started, applied
+
+
+def projection_rows(engine: Engine) -> dict[str, list[tuple]]:
+    with engine.connect() as conn:
+        return {
+            t.name: sorted(tuple(r) for r in conn.execute(select(*[c for c in t.c if c.name != "id"])))
+            for t in summaries.TABLES
+        }
 
 
 def batches(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+CATCH_UP: list[tuple[float, int]] = []  # each store pass's catch-up after it (seconds, events)
+
+
 def store_single(store: EventStore, events: Sequence[Event]) -> float:
     started = time.perf_counter()
     for event in events:
         store.append([event])
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    CATCH_UP.append(caught_up(store))
+    return elapsed
 
 
 def store_batched(store: EventStore, chunks: Sequence[Sequence[Event]]) -> float:
     started = time.perf_counter()
     for chunk in chunks:
         store.append(chunk)
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    CATCH_UP.append(caught_up(store))
+    return elapsed
 
 
 def raw_single(engine: Engine, rows: Sequence[tuple[Any, ...]]) -> float:
@@ -542,6 +572,13 @@ def run(url: str, args: argparse.Namespace) -> dict[str, float]:
     dicts = [e.row() for e in events]
     chunks, row_chunks, dict_chunks = (batches(x, args.batch) for x in (events, rows, dicts))
 
+    reset(engine)
+    store_batched(store, chunks)
+    applied = projection_rows(engine)
+    store.rebuild()
+    assert projection_rows(engine) == applied, "the caught-up projection differs from a rebuild's"
+    CATCH_UP.clear()
+
     print(f"\n1. append single: {len(events):,} events, one per transaction, {args.reps} reps")
     single = interleaved(
         engine,
@@ -581,6 +618,9 @@ def run(url: str, args: argparse.Namespace) -> dict[str, float]:
         show(label, batched[name], "ev/s")
     results |= {f"batched_{k}": median(v) for k, v in batched.items()}
     results["batched_paired"] = median([s / r for s, r in zip(batched["store"], batched["raw"], strict=True)])
+    rates = [n / s for s, n in CATCH_UP if n]
+    show("catch-up after them", rates, "ev/s")
+    results["catch_up"] = median(rates)
 
     if args.profile:
         reset(engine)
@@ -643,6 +683,11 @@ def summary(r: dict[str, float], args: argparse.Namespace) -> None:
         f"ratio {batched:.2f} (goal >= {GOAL_RATIO}: {verdict(batched >= GOAL_RATIO)}; "
         f"median of per-rep ratios {r['batched_paired']:.2f})"
         f"   [Core {r['batched_core']:,.0f} ev/s; batches of {args.batch}]"
+    )
+    print(
+        f"catch-up:       {r['catch_up']:,.0f} ev/s (the pages' projection, after the appends' transactions): "
+        f"a reader applies at most {catchup.READ_LIMIT:,} events, "
+        f"{catchup.READ_LIMIT / r['catch_up']:.2f} s, before it reads"
     )
     print(
         f"replay:         fold(store.read) {replay_s:.2f} s for {args.replay_events:,} events "
