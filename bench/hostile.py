@@ -223,6 +223,11 @@ def _child(name: str, scale: float) -> int:
 
 def _measure(name: str, scale: float) -> tuple[float, float, str]:
     """(wall seconds, peak RSS in MB, what Baton answered) of one case in a child process."""
+    # The cases and the baseline name the bundled roster's skill agents (score_leads, ...): the demo's
+    # skills are registered here, as scripts/env.sh does, or every case would answer "unknown skill" from a
+    # shell without it (as docs/tests.md runs the benchmarks).
+    extensions = [e for e in os.environ.get("BATON_EXTENSIONS", "").split(",") if e]
+    env = {**os.environ, "BATON_EXTENSIONS": ",".join(dict.fromkeys([*extensions, "demo.skills"]))}
     began = time.monotonic()
     child = subprocess.Popen(
         [sys.executable, __file__, "--child", name, "--scale", str(scale)],
@@ -230,6 +235,7 @@ def _measure(name: str, scale: float) -> tuple[float, float, str]:
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
+        env=env,
     )
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.monotonic() - began

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 
 import pytest
+import yaml
 
 from devtools.standalone import AttachError, Standalone, free_port
 from tests.conftest import ROOT
@@ -91,10 +93,16 @@ def test_write_dags_adds_to_a_folder_and_replaces_or_half_writes_nothing(tmp_pat
         "latency_baton.yaml",
     ]
     roster = (dags / "agents.yaml").read_text()
-    assert roster.startswith(
-        (ROOT / "dags" / "agents.yaml").read_text().rstrip("\n")
-    )  # the bundled one, added to
-    assert roster.count("- name: bench_worker") == 1
+    # a roster of their own (none of the demo's agents, whose skills their Airflow does not load), added to
+    assert roster.startswith("# A benchmark's roster (bench/harness.py, baton_dags)"), roster
+    assert [a["name"] for a in yaml.safe_load(roster)["agents"]] == ["latency_planner", "bench_worker"]
+    bundled = tmp_path / "bundled"  # a dags folder with a roster (an attached Airflow's): added to
+    (bundled / "workflows").mkdir(parents=True)
+    shutil.copy(ROOT / "dags" / "agents.yaml", bundled / "agents.yaml")
+    assert _bench("bench/fanout.py", "--write-dags", str(bundled)).returncode == 0
+    added = (bundled / "agents.yaml").read_text()
+    assert added.startswith((ROOT / "dags" / "agents.yaml").read_text().rstrip("\n"))
+    assert added.count("- name: bench_worker") == 1
 
     again = _bench("bench/fanout.py", "--write-dags", str(dags))  # its files are there: nothing is written
     assert again.returncode == 2
@@ -200,7 +208,7 @@ def test_a_start_that_fails_leaves_no_temp_folder(tmp_path):
 def test_the_fault_benchmark_writes_its_campaign_with_faults_scoped_to_it_and_refuses_what_it_cannot_run(
     tmp_path,
 ):
-    """``bench/faults.py --write-dags``: the campaign and its two agents added to the bundled roster, and
+    """``bench/faults.py --write-dags``: the campaign and its two agents in a roster of their own, and
     settings whose ``BATON_FAULTS`` is scoped to the campaign (the shared Airflow's other runs see no fault);
     rates it cannot inject, or any with ``--attach`` (that Airflow's faults are the ones it measures), are
     refused before anything is written or attached."""
@@ -221,8 +229,9 @@ def test_the_fault_benchmark_writes_its_campaign_with_faults_scoped_to_it_and_re
     assert json.loads(settings["AIRFLOW_CONN_BATON_FAULTS_LLM"])["extra"] == {"model": "baton:offline"}
     assert [p.name for p in (dags / "workflows").iterdir()] == ["fault_campaign.yaml"]
     roster = (dags / "agents.yaml").read_text()
-    assert roster.startswith((ROOT / "dags" / "agents.yaml").read_text().rstrip("\n"))
-    assert roster.count("- name: order_extractor") == roster.count("- name: order_confirmer") == 1
+    written = yaml.safe_load(roster)
+    assert [a["name"] for a in written["agents"]] == ["order_extractor", "order_confirmer"]
+    assert written["skills"] == {"http_post": {"allow": ["127.0.0.1", "localhost"]}}  # the partner API's post
     again = _bench("bench/faults.py", "--write-dags", str(dags))
     assert again.returncode == 2 and "fault_campaign.yaml exists" in again.stderr, again.stderr
     assert (dags / "agents.yaml").read_text() == roster
