@@ -277,6 +277,8 @@ def parse_env(work: Path) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR",
+        # measured whatever it takes (on a loaded machine 30 s kills a slow file's import); compared after
+        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "1200",
         "BATON_SPEC_CACHE": str(work / "spec-cache"),
         "AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY": "False",  # dag-factory calls home otherwise
         "DO_NOT_TRACK": "1",
@@ -440,6 +442,8 @@ def main() -> int:
         except ParseError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
+        for line in parse_table(parse):  # now, in case (b) or (c) fails
+            print(line, flush=True)
         runs = None
         if not args.skip_airflow:
             from peers_airflow import bench_runs  # deferred: (b) and (c) start an Airflow
