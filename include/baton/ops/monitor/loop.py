@@ -121,6 +121,7 @@ def tick(
         if folded < signals.BATCH:
             break
     signals.purge(store, now)
+    store.catch_up()  # the pages' projection, from the log, when nobody has read it this minute
     watched = None
     if dags is not None and config.detectors.runs_started.enabled:
         watched = schedules.watched_now(store, dags, now)
