@@ -26,14 +26,16 @@ process after every cache of that folder is emptied (Baton's validation cache, t
 "warm" the next one. The folders are parsed in turn, ``--repeats`` times (the median is shown).
 
 (b) **Trigger to success** and (c) **fan-out** need a running Airflow: ``devtools.standalone`` starts one
-(LocalExecutor, the settings of ``make run``), with an OpenAI-compatible model server on 127.0.0.1 (this
-file starts it, tests/agents/openai_server.py) that every side calls through the same connection: (b)
-three agent steps in a chain, Baton's template vs three common-ai ``AgentOperator`` tasks vs three plain
-``@task``s each posting the same chat completion with httpx (the baseline); (c) 100 agent calls of
-``--delay`` seconds each (the offline model with a delay), Baton's ``for_each`` (16 at once, in one task)
-vs 100 mapped ``@task``s vs one ``@task`` running the 100 calls with ``asyncio.gather`` (16 at once, the
-baseline). A run's time is from just before ``POST /dagRuns`` until polling sees it succeed; runs
-alternate, ``--runs`` of each after one warm-up; the median is shown.
+(LocalExecutor, the settings of ``make run``; its metadata in a throwaway database on the PostgreSQL server
+of ``$BATON_TEST_PG`` or 127.0.0.1:5432, as bench/latency.py's, which scripts/test.sh starts), beside an
+OpenAI-compatible model server on 127.0.0.1 (this file starts it, tests/agents/openai_server.py) that
+every side of (b) calls through the same connection: three agent steps in a chain, Baton's template vs
+three common-ai ``AgentOperator`` tasks vs three plain ``@task``s each posting the same chat completion
+with httpx (the baseline). (c): ``--calls`` agent calls of 200 ms each, Baton's ``for_each`` (16 at once,
+in one task, on the offline model with a delay, after the ``items`` skill step it iterates over) vs as
+many mapped ``@task``s (each a 200 ms sleep) vs one ``@task`` running them with ``asyncio.gather`` (16 at
+once, the baseline). A run's time is from just before ``POST /dagRuns`` until polling sees it succeed;
+runs alternate, ``--runs`` of each after one warm-up; the median is shown.
 
 The peers are their released versions, installed from the package index into a throwaway environment
 made by this run (a venv layered over the running one, removed at the end): dag-factory 1.1.0,
