@@ -245,7 +245,7 @@ def pages(page: Page, api: AirflowAPI) -> None:
     frame = page.frame_locator("iframe[src*='baton/ui/coordination']")
     row = frame.locator(f"tr[data-run='{run_id}']")
     row.wait_for(timeout=60_000)
-    row.click()
+    row.locator("td").nth(1).click()  # its run id: the row's other cells hold links to Airflow's pages
     frame.locator("#gantt canvas").wait_for()
     page.wait_for_timeout(6000)  # a few polls: the fan-out's items appear
     page.screenshot(path=OUT / "coordination.png", full_page=True)

@@ -65,7 +65,7 @@ def _open(page: Any, running: Standalone, name: str, nav: bool = False) -> Any:
     address there): its frame, once its script has drawn."""
     if nav:
         page.goto(f"{running.url}/")
-        page.get_by_role("link", name=NAV[name]).first.click()
+        page.get_by_role("link", name=NAV[name], exact=True).first.click()
         # Airflow 3.3 then copies the frame's own path into the address (/plugin/baton-x/baton/ui/x): the
         # address may already be that one by the time this looks, so both are the page reached
         page.wait_for_url(re.compile(rf".*/plugin/baton-{name}(/baton/ui/{name})?$"), timeout=60_000)
@@ -172,7 +172,7 @@ def test_a_running_fan_out_updates_live_without_a_reload(admin, running):
     assert task.get_attribute("target") == "_top" and f"/runs/{quote(run_id, safe='')}/tasks/assess" in (
         task.get_attribute("href")
     )
-    row.click()
+    row.locator("td").nth(1).click()  # its run id: the row's other cells hold links to Airflow's pages
     page = _frame(admin, "coordination")
     page.evaluate("window.__notReloaded = true")
     bars = f"() => {GANTT}?.length || 0"
@@ -242,7 +242,7 @@ def test_a_person_reassigns_a_routed_steps_next_try_and_it_runs_on_that_agent(ad
     agent.get_by_role("button", name="Close circuit…").click()
     _confirm(frame)
     until(lambda: frame.locator(f"tr[data-run='{run_id}']").count(), "the run in the runs table", 30)
-    frame.locator(f"tr[data-run='{run_id}']").click()
+    frame.locator(f"tr[data-run='{run_id}'] td").nth(1).click()  # its run id (the other cells hold links)
     choice = frame.locator("#re-agent")
     until(lambda: choice.locator("option").count(), "the step's agents to choose from", 20)
     # the step's candidates (capability relaying), not the roster's every agent
@@ -299,7 +299,7 @@ def test_a_person_stops_a_run_and_the_timeline_says_who_and_why(admin, running, 
         60,
     )
     frame = _open(admin, running, "coordination")
-    frame.locator(f"tr[data-run='{run_id}']").click()
+    frame.locator(f"tr[data-run='{run_id}'] td").nth(1).click()  # its run id (the other cells hold links)
     until(lambda: frame.locator("#run-actions").is_visible(), "the running run's actions", 20)
     # its routed step has succeeded: no next try of it can come, so none is offered, and the server refuses
     # to start one (a new call, with what followed it left as it was)

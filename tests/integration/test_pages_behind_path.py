@@ -143,7 +143,7 @@ def _login(browser: Any, airflow: Standalone, user: str) -> Any:
 def _open(page: Any, airflow: Standalone, name: str) -> Any:
     """Baton's page ``name``, reached by its item in Airflow's nav: its frame, once its script has drawn."""
     page.goto(f"{airflow.url}/")
-    page.get_by_role("link", name=NAV[name]).first.click()
+    page.get_by_role("link", name=NAV[name], exact=True).first.click()
     page.wait_for_url(
         re.compile(rf".*{BASE_PATH}/plugin/baton-{name}({BASE_PATH}/baton/ui/{name})?$"), timeout=60_000
     )
@@ -369,7 +369,7 @@ def test_an_admin_reassigns_a_routed_steps_next_try_from_the_page(admin, running
         frame = _open(admin, running, "coordination")
         row = frame.locator(f"tr[data-run='{run_id}']")
         until(lambda: row.count(), "the run in the runs table", 60)
-        row.click()
+        row.locator("td").nth(1).click()  # its run id: the row's other cells hold links to Airflow's pages
         until(lambda: frame.locator("#re-step option").count(), "the routed steps to reassign", 30)
         frame.locator("#re-step").select_option(step)
         frame.locator("#re-agent").select_option(candidates[-1])
