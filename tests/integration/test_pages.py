@@ -331,7 +331,7 @@ def test_a_person_stops_a_run_and_the_timeline_says_who_and_why(admin, running, 
     )
     text = markers.inner_text()
     assert "closed the question(s) still open: approve" in text
-    assert "Question (approval) at approve: closed, run stopped by admin" in text
+    assert "Question (review) at approve: closed, run stopped by admin" in text  # escalate: always: a review
     until(lambda: "compens" in markers.inner_text().lower(), "the compensation on the page", 30)
     row = frame.locator(f"tr[data-run='{run_id}']")
     until(lambda: "stopped" in row.inner_text(), "the run listed as stopped, not failed", 15)
