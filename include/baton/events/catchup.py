@@ -37,7 +37,9 @@ from baton.events.decode import loads
 from baton.events.event import Event
 from baton.events.types import EVENT_TYPES
 
-READ_LIMIT = 10_000  # events a catch-up applies at most: what a reader may wait for (bench/events.py: its rate)
+READ_LIMIT = (
+    10_000  # events a catch-up applies at most: what a reader may wait for (bench/events.py: its rate)
+)
 SETTLE_S = 2.0
 GIVE_UP_S = 600.0
 MAX_GAPS = 10_000
