@@ -114,6 +114,8 @@ SLOW_FIRST = (
     "tests/bench/test_smoke_airflow.py",
     "tests/integration/test_pages.py",  # the pages in Chromium
     "tests/integration/test_pages_frame.py",  # the pages in Airflow's frame (theme, timezone, links, filters)
+    "tests/bench/test_peers.py",  # 5-18 min by the machine's load: the peers' venv and an Airflow of its own
+    "tests/bench/test_smoke_documented.py",  # fan-out and latency as documented: an Airflow each
     "tests/integration/test_monitor_airflow.py",  # ~215 s, most of it waiting on the monitor's ticks
     "tests/integration/test_celery.py",  # ~170 s, with the Celery benchmark's tiny run
     "tests/integration/test_pages_behind_path.py",  # ~95 s alone: its own Airflow behind /airflow with FAB
