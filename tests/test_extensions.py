@@ -138,7 +138,7 @@ def test_an_extension_that_fails_to_import_is_reported_and_hides_nothing(
         "the team broke it (fix: make it importable in every Airflow process, or remove it from BATON_EXTENSIONS)"
     ) in out
     assert "extension module 'no_such_module' (BATON_EXTENSIONS) failed to import: ModuleNotFoundError" in out
-    assert "12 template(s) checked, 0 with errors, 2 error(s) in all" in out  # the demo's skills still load
+    assert "13 template(s) checked, 0 with errors, 2 error(s) in all" in out  # the demo's skills still load
 
 
 def test_two_modules_cannot_register_the_same_output_model_name():

