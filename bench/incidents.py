@@ -220,16 +220,15 @@ class Campaign:
 
 
 def run_states(airflow: Standalone) -> dict[str, int]:
-    """How many runs of the traffic workflow succeeded and failed so far (Airflow's REST API); a count this
-    poll could not read is left out (the last one read stands)."""
+    """How many runs of the traffic workflow succeeded and failed so far (Airflow's REST API): -1 for a count
+    Airflow refused; one it was too busy to answer in time is left out (the last one read stands)."""
     counts = {}
     for state, key in (("success", "succeeded"), ("failed", "failed")):
         try:
             response = airflow.api("GET", f"/dags/{TRAFFIC}/dagRuns", params={"state": state, "limit": 1})
         except httpx.TimeoutException:  # an api-server busy past the client's timeout (a loaded machine, the
             continue  # SQLite writer held by the scheduler): only this poll is lost
-        if response.status_code == 200:
-            counts[key] = response.json().get("total_entries", 0)
+        counts[key] = response.json().get("total_entries", 0) if response.status_code == 200 else -1
     return counts
 
 

@@ -24,6 +24,7 @@ HEADLINE = (
 )
 
 
+@pytest.mark.timeout(1800)  # the peers' venv, their parses and an Airflow of its own: 5-18 min by the load
 def test_a_quick_run_ends_with_its_headline(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "BATON_EXTENSIONS"} | {"AIRFLOW_HOME": str(tmp_path)}
     done = (
