@@ -30,12 +30,11 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Connection, String, Text, cast, func, select, text, update
+from sqlalchemy import JSON, BigInteger, Connection, String, func, select, text, update
 
 from baton.events import schema
-from baton.events.decode import loads
 from baton.events.event import Event
-from baton.events.types import EVENT_TYPES
+from baton.events.rows import from_row, select_events
 
 READ_LIMIT = (
     10_000  # events a catch-up applies at most: what a reader may wait for (bench/events.py: its rate)
@@ -57,50 +56,11 @@ _LOCK = {
 _XMAX = text("SELECT pg_snapshot_xmax(pg_current_snapshot())::text")
 
 
-def _select_events() -> Any:
-    e = schema.events.c
-    return select(
-        e.seq,
-        e.run_id,
-        e.workflow,
-        e.template_version,
-        e.step,
-        e.map_index,
-        e.try_number,
-        e.agent,
-        e.type,
-        cast(e.payload, Text),
-        e.ts,
-        e.idempotency_key,
-    )
-
-
 def _event(row: Any) -> Event | None:
     """The event of a stored row, or None for a row no projection can read (an unknown type, a payload that is
     not a JSON object): the replay reports those (``CorruptEvent``); a projection leaves them out."""
-    seq, run_id, workflow, version, step, map_index, try_number, agent, kind, payload, ts, key = row
-    if kind not in EVENT_TYPES:
-        return None
-    try:
-        data = loads(payload)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(data, dict):
-        return None
-    return Event(
-        type=kind,
-        run_id=run_id,
-        workflow=workflow,
-        payload=data,
-        step=step,
-        map_index=map_index,
-        try_number=try_number,
-        agent=agent,
-        template_version=version,
-        ts=ts,
-        seq=seq,
-        key=key,
-    )
+    found = from_row(row, validate=False)
+    return found if isinstance(found, Event) else None
 
 
 def behind(conn: Connection, name: str) -> bool:
@@ -150,10 +110,10 @@ def catch_up(conn: Connection, projection: Any, limit: int = READ_LIMIT) -> int:
     cursor, gaps = row.seq, [list(g) for g in row.gaps or ()]
     xmin = int(row.xmin) if row.xmin is not None else None
     e = schema.events.c
-    found = conn.execute(_select_events().where(e.seq > cursor).order_by(e.seq).limit(limit)).all()
+    found = conn.execute(select_events().where(e.seq > cursor).order_by(e.seq).limit(limit)).all()
     late = []
     if gaps:
-        late = conn.execute(_select_events().where(e.seq.in_([g[0] for g in gaps])).order_by(e.seq)).all()
+        late = conn.execute(select_events().where(e.seq.in_([g[0] for g in gaps])).order_by(e.seq)).all()
     now = time.time()
     arrived = {r.seq for r in late}
     still = [g for g in gaps if g[0] not in arrived and not _settled(g, xmin, now)]

@@ -16,15 +16,13 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from pydantic import ValidationError
-from sqlalchemy import Connection, Engine, Text, cast, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from baton.errors import BatonError
 from baton.events import catchup, schema
-from baton.events.decode import loads
 from baton.events.event import CorruptEvent, Event
-from baton.events.types import EVENT_TYPES
+from baton.events.rows import from_row, select_events
 
 INLINE_LIMIT = 16_384  # bytes of JSON; a larger output is stored once in baton_blobs, by reference
 
@@ -165,17 +163,17 @@ class EventLog:
     def get(self, key: str) -> Event | CorruptEvent | None:
         """The event stored under an idempotency key, or None (one row, by its unique index)."""
         with self.engine.connect() as conn:
-            row = conn.execute(_select_events().where(schema.events.c.idempotency_key == key)).first()
-        return None if row is None else _from_row(row)
+            row = conn.execute(select_events().where(schema.events.c.idempotency_key == key)).first()
+        return None if row is None else from_row(row)
 
     def newest(self, key_prefix: str) -> Event | CorruptEvent | None:
         """The newest event whose key starts with ``key_prefix`` (a chain such as a sensor's marks)."""
         e = schema.events.c
         prefix = key_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = _select_events().where(e.idempotency_key.like(f"{prefix}%", escape="\\"))
+        query = select_events().where(e.idempotency_key.like(f"{prefix}%", escape="\\"))
         with self.engine.connect() as conn:
             row = conn.execute(query.order_by(e.seq.desc()).limit(1)).first()
-        return _from_row(row) if row is not None else None
+        return from_row(row) if row is not None else None
 
     def output_of(self, payload: dict[str, Any], field: str = "output") -> Any:
         """The value an ``output_payload`` payload holds (``field``), inline or from its blob."""
@@ -198,7 +196,7 @@ class EventLog:
         :param before_try: only events of tries before this one.
         """
         e = schema.events.c
-        query = _select_events().where(e.seq > after)
+        query = select_events().where(e.seq > after)
         if run_id is not None:
             query = query.where(e.run_id == run_id)
         if until is not None:
@@ -211,7 +209,7 @@ class EventLog:
             query = query.where(e.try_number < before_try)
         with self.engine.connect() as conn:
             for row in conn.execution_options(yield_per=5000).execute(query.order_by(e.seq)):
-                yield _from_row(row)
+                yield from_row(row)
 
     def step_history(
         self, workflow: str, step: str, types: Sequence[str], limit: int, conn: Connection | None = None
@@ -235,53 +233,3 @@ class EventLog:
         with self.engine.connect() as conn:
             found = conn.scalar(select(schema.events.c.seq).where(schema.events.c.run_id == run_id).limit(1))
         return found is not None
-
-
-def _select_events() -> Any:
-    """SELECT of the columns ``_from_row`` reads, in its order."""
-    e = schema.events.c
-    return select(
-        e.seq,
-        e.run_id,
-        e.workflow,
-        e.template_version,
-        e.step,
-        e.map_index,
-        e.try_number,
-        e.agent,
-        e.type,
-        cast(e.payload, Text),
-        e.ts,
-        e.idempotency_key,
-    )
-
-
-def _from_row(row: Any) -> Event | CorruptEvent:
-    seq, run_id, workflow, version, step, map_index, try_number, agent, kind, payload, ts, key = row
-    try:
-        data = loads(payload)
-        model = EVENT_TYPES.get(kind)
-        if model is None:
-            return CorruptEvent(seq, kind, "unknown event type")
-        model.model_validate(data)
-    except ValueError as error:  # json.JSONDecodeError and pydantic.ValidationError are ValueErrors
-        problem = (
-            f"payload does not fit: {error.errors()[0]['loc']}: {error.errors()[0]['msg']}"
-            if isinstance(error, ValidationError)
-            else f"payload is not JSON: {error}"
-        )
-        return CorruptEvent(seq, kind, problem)
-    return Event(
-        type=kind,
-        run_id=run_id,
-        workflow=workflow,
-        payload=data,
-        step=step,
-        map_index=map_index,
-        try_number=try_number,
-        agent=agent,
-        template_version=version,
-        ts=ts,
-        seq=seq,
-        key=key,
-    )
