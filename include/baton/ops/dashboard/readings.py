@@ -59,12 +59,20 @@ def _runs(f: dict[str, Any], whose: str) -> dict[str, str]:
     return _reading("runs", str(f["runs"]), f"runs{running}", f"{whose}, finished or still running")
 
 
+def _rate(
+    f: dict[str, Any], figure: str, name: str, counts: str | None, none: str, over: str
+) -> dict[str, str]:
+    """A rate's reading: its percentage with the ``counts`` it rests on, or "–" and ``none`` when it rests on
+    nothing (``counts`` None)."""
+    if counts is None:
+        return _reading(figure, "–", f"{name}: {none}", over)
+    return _reading(figure, percent(f[figure]), f"{name}: {counts}", over)
+
+
 def _success(f: dict[str, Any], whose: str) -> dict[str, str]:
+    counts = f"{f['succeeded']} of {f['finished']} finished run(s) succeeded" if f["finished"] else None
     over = f"the finished runs among {whose}; a run still running counts once it ends"
-    if not f["finished"]:
-        return _reading("success_rate", "–", "success rate: no run finished in the window", over)
-    label = f"success rate: {f['succeeded']} of {f['finished']} finished run(s) succeeded"
-    return _reading("success_rate", percent(f["success_rate"]), label, over)
+    return _rate(f, "success_rate", "success rate", counts, "no run finished in the window", over)
 
 
 def _speedup(f: dict[str, Any], whose: str) -> dict[str, str]:
@@ -91,24 +99,21 @@ def _speedup(f: dict[str, Any], whose: str) -> dict[str, str]:
 
 
 def _conflicts(f: dict[str, Any], whose: str) -> dict[str, str]:
-    over = f"the context conflicts of {whose} that ended: resolved by their key's strategy, or escalated"
-    if not f["conflicts"]:
-        return _reading(
-            "conflict_auto_resolution_rate", "–", "conflicts auto-resolved: no context conflict", over
-        )
-    label = (
-        f"conflicts auto-resolved: {f['conflicts_auto_resolved']} of {f['conflicts']} context conflict(s), "
-        "by their strategy"
+    counts = (
+        f"{f['conflicts_auto_resolved']} of {f['conflicts']} context conflict(s), by their strategy"
+        if f["conflicts"]
+        else None
     )
-    return _reading("conflict_auto_resolution_rate", percent(f["conflict_auto_resolution_rate"]), label, over)
+    over = f"the context conflicts of {whose} that ended: resolved by their key's strategy, or escalated"
+    return _rate(
+        f, "conflict_auto_resolution_rate", "conflicts auto-resolved", counts, "no context conflict", over
+    )
 
 
 def _people(f: dict[str, Any], whose: str) -> dict[str, str]:
+    counts = f"{f['runs_with_questions']} of {f['runs']} run(s) asked a person" if f["runs"] else None
     over = f"{whose}, finished or still running, that asked a person at least once"
-    if not f["runs"]:
-        return _reading("human_intervention_rate", "–", "human intervention: no run in the window", over)
-    label = f"human intervention: {f['runs_with_questions']} of {f['runs']} run(s) asked a person"
-    return _reading("human_intervention_rate", percent(f["human_intervention_rate"]), label, over)
+    return _rate(f, "human_intervention_rate", "human intervention", counts, "no run in the window", over)
 
 
 def _duration(f: dict[str, Any], whose: str) -> dict[str, str]:
