@@ -13,6 +13,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
+from fanout import BARE_DAG
 from harness import PG_SERVER, BenchError, Databases, run_bench, run_once, sync_pools
 
 from devtools.standalone import Standalone
@@ -161,37 +162,6 @@ def peers_c_mapped():
 peers_c_mapped()
 '''
 
-C_GATHER = '''\
-"""Peers benchmark (bench/peers.py): one @task running {calls} {delay}-s calls, {concurrency} at once with
-asyncio.gather (airflow DAG)."""
-
-import asyncio
-
-from airflow.sdk import dag, task
-
-
-@dag(dag_id="peers_c_gather", schedule=None, tags=["bench"])
-def peers_c_gather():
-    @task
-    def work() -> int:
-        async def calls() -> list[int]:
-            gate = asyncio.Semaphore({concurrency})
-
-            async def one(index: int) -> int:
-                async with gate:
-                    await asyncio.sleep({delay})
-                return index
-
-            return await asyncio.gather(*(one(i) for i in range({calls})))
-
-        return len(asyncio.run(calls()))
-
-    work()
-
-
-peers_c_gather()
-'''
-
 
 def write_dags(dags: Path, calls: int) -> None:
     (dags / "workflows").mkdir(parents=True)
@@ -205,7 +175,10 @@ def write_dags(dags: Path, calls: int) -> None:
         "peers_b_plain.py": B_PLAIN,
         "workflows/peers_c_baton.yaml": C_BATON.format(**fill),
         "peers_c_mapped.py": C_MAPPED.format(**fill),
-        "peers_c_gather.py": C_GATHER.format(**fill),
+        # the bare gather: bench/fanout.py's baseline DAG, the same file
+        "peers_c_gather.py": BARE_DAG.format(
+            dag_id=C["gather"], items=calls, delay=DELAY, delay_ms=DELAY * 1000, concurrency=CONCURRENCY
+        ),  # fmt: skip
     }
     for name, text in files.items():
         (dags / name).write_text(text, encoding="utf-8")
