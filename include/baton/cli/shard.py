@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import fcntl
 import os
-import re
 import stat
 import sys
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from baton.cli.common import add_command, dags_folder
 from baton.compile.loader import (
     LOADER_FILE,
     MAX_SHARDS,
+    dagfile_loaders,
     read_shard_name,
     shard_file,
     shard_of,
@@ -53,7 +53,6 @@ from baton.compile.loader import load_dags
 globals().update(load_dags(Path(__file__)))
 '''
 MAX_READ = 64_000  # bytes of a shard-named file read to compare it with SHARD_TEXT
-LOADS_EVERYTHING = re.compile(rb"from baton\.dagfile import [^\n]*\bload\b|baton\.dagfile\.load\(")
 
 
 class ShardError(Exception):
@@ -88,9 +87,10 @@ def _is_ours(path: Path) -> bool:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return False
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a folder, a pipe, a device of that name
+        os.close(fd)
+        return False
     with os.fdopen(fd, "rb") as file:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return False
         return file.read(MAX_READ) == SHARD_TEXT.encode()
 
 
@@ -101,16 +101,6 @@ def _shard_files(folder: Path) -> dict[str, tuple[int, int]]:
         read = read_shard_name(entry)
         if isinstance(read, tuple):
             found[entry] = read
-    return found
-
-
-def _dagfile_loaders(folder: Path) -> list[str]:
-    """The folder's DAG files that load every DAG of ``baton.dagfile`` (``baton init``'s ``baton_dags.py``)."""
-    found = []
-    for path in sorted(folder.glob("*.py")):
-        with contextlib.suppress(OSError):
-            if LOADS_EVERYTHING.search(path.read_bytes()[:MAX_READ]):
-                found.append(path.name)
     return found
 
 
@@ -147,7 +137,7 @@ def shard(folder: Path, shards: int) -> tuple[list[str], list[str], dict[str, in
         raise ShardError(f"{folder} is not a folder (fix: name the Airflow dags folder, with --dags)")
     if not 1 <= shards <= MAX_SHARDS:
         raise ShardError(f"{shards} shards: from 1 to {MAX_SHARDS}")
-    dagfile = _dagfile_loaders(folder)
+    dagfile = dagfile_loaders(folder)
     if dagfile:
         raise ShardError(
             f"{folder / dagfile[0]} loads every DAG of the folder (baton init's file): shard files beside it "

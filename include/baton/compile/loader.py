@@ -57,6 +57,7 @@ SHARD_NAME = re.compile(r"baton_workflows_(\d+)_of_(\d+)\.py")  # the names the 
 MAX_SHARDS = 64
 DEADLINE_SHARE = 0.6  # of [core] dagbag_import_timeout: a full parse compiles no template past it
 ROOM_SHARE = 0.3  # of it: what one loader file's templates may take with room to spare (`baton shard N`)
+IMBALANCE = 1.2  # the fullest of n shards holds up to this much more than templates / n (a few templates)
 DEFAULT_IMPORT_TIMEOUT = 30.0  # Airflow's default [core] dagbag_import_timeout
 
 
@@ -507,6 +508,23 @@ class Loaders:
         return Share(frozenset({k}), count), k == 1
 
 
+_LOADS_EVERYTHING = re.compile(rb"from baton\.dagfile import [^\n]*\bload\b|baton\.dagfile\.load\(")
+
+
+def dagfile_loaders(folder: Path) -> list[str]:
+    """The folder's DAG files that load every DAG of it through ``baton.dagfile`` (``baton init``'s
+    ``baton_dags.py``): such a folder is not split into shard files (they would define each DAG twice)."""
+    found = []
+    for path in sorted(folder.glob("*.py")):
+        try:
+            head = path.read_bytes()[:64_000]
+        except OSError:
+            continue
+        if _LOADS_EVERYTHING.search(head):
+            found.append(path.name)
+    return found
+
+
 def import_timeout() -> float | None:
     """Airflow's ``[core] dagbag_import_timeout`` in seconds; None when imports have none (0 or less)."""
     from airflow.configuration import conf  # deferred: read only by a parse under the import timer
@@ -519,8 +537,9 @@ def import_timeout() -> float | None:
 
 
 def shards_needed(seconds_each: float, templates: int, timeout: float) -> int:
-    """The shard count at which each file's templates take at most ``ROOM_SHARE`` of ``timeout``."""
-    return max(1, math.ceil(seconds_each * templates / (ROOM_SHARE * timeout)))
+    """The shard count at which each file's templates take at most ``ROOM_SHARE`` of ``timeout``, with
+    ``IMBALANCE`` more for the shards a hash fills unevenly."""
+    return max(1, math.ceil(IMBALANCE * seconds_each * templates / (ROOM_SHARE * timeout)))
 
 
 class DeadlineWarning(UserWarning):
