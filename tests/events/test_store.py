@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -78,6 +79,22 @@ def test_append_stores_each_event_once_and_numbers_them_in_order(store):
     assert (
         read[3].payload["input_tokens"] == 100 and read[3].agent == "scorer" and read[3].template_version == 3
     )
+
+
+def test_an_event_read_back_is_equal_to_the_one_appended_in_every_field(store):
+    """A read builds its events without ``__init__`` (``Event.stored``): each field it sets is the field
+    appended, and it sets every field the dataclass has (a field added to ``Event`` and not to ``stored``
+    fails here)."""
+    events = _run_events()
+    seqs = store.append(events)
+    read = list(store.read("run_1"))
+    stored = [
+        dataclasses.replace(e, seq=s, payload=e.row()["payload"]) for e, s in zip(events, seqs, strict=True)
+    ]
+    assert read == stored  # the payload as stored: its model's defaults filled in
+    assert all(set(vars(e)) == {f.name for f in dataclasses.fields(Event)} for e in read)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        read[0].step = "other"  # type: ignore[misc]
 
 
 def test_an_event_of_an_unknown_type_or_payload_is_refused_before_it_is_stored(store):

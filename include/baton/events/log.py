@@ -208,8 +208,11 @@ class EventLog:
         if before_try is not None:
             query = query.where(e.try_number < before_try)
         with self.engine.connect() as conn:
-            for row in conn.execution_options(yield_per=5000).execute(query.order_by(e.seq)):
-                yield from_row(row)
+            # A server-side cursor, 5,000 rows a fetch (a long run's events never sit in memory at once), read
+            # a fetch at a time: the result's per-row iteration cost a tenth of a replay.
+            for rows in conn.execution_options(yield_per=5000).execute(query.order_by(e.seq)).partitions():
+                for row in rows:
+                    yield from_row(row)
 
     def step_history(
         self, workflow: str, step: str, types: Sequence[str], limit: int, conn: Connection | None = None
