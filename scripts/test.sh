@@ -43,7 +43,10 @@ set +e
 # otherwise start the files with most tests first and leave the few long ones for the end);
 # BATON_TEST_WORKERS=0 runs everything in this process. The 25 slowest tests are listed at the end: where
 # the time goes when the suite grows.
-pytest -n "${BATON_TEST_WORKERS:-3}" --dist loadfile --no-loadscope-reorder --durations=25 "$@"
+# scripts/cost.py prints, last, what the suite cost: the CPU-seconds of every process it started (the Airflows,
+# browsers and model servers of the tests included) beside the wall time. Compare that, not the wall time: the
+# clock of a shared machine drifts (the same commit took 482 s and 545 s an hour apart).
+python scripts/cost.py pytest -n "${BATON_TEST_WORKERS:-3}" --dist loadfile --no-loadscope-reorder --durations=25 "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then

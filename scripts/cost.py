@@ -1,0 +1,135 @@
+"""Run a command and print what it cost: the CPU-seconds of every process it started, beside the wall time.
+
+    python3 scripts/cost.py bash scripts/test.sh     # what `make test` runs
+
+The wall clock on a shared machine drifts (the same commit's suite took 482 s and 545 s an hour apart);
+CPU-seconds are the suite's cost, and the figure to compare before and after a change.
+
+Every process counts, not only the ones their parents waited for: this process makes itself the
+*child subreaper* of everything below it (Linux's ``PR_SET_CHILD_SUBREAPER``), so a daemon a test
+started and left, or a worker orphaned when its parent was killed, is reparented here. Once the command
+has ended, each such process that has exited is reaped and its time counted; one still alive after a
+grace period is named (a leak the suite should not have) and left running, and its time is not counted.
+
+The last line, read by scripts:
+``cost: N.N CPU-seconds (user N.N + system N.N) in N.N s wall; exit N``
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+
+PR_SET_CHILD_SUBREAPER = 36
+#: How long the processes left behind by the command get to exit before they are named as leaks.
+GRACE_SECONDS = 10.0
+
+
+def become_subreaper() -> bool:
+    """Make this process the reaper of its orphaned descendants; ``False`` where the kernel has no such call."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+
+
+def own_children() -> list[tuple[int, str]]:
+    """The live processes whose parent is this one (pid, command line), read from /proc."""
+    me = os.getpid()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as stat:
+                # The command name sits in parentheses and may hold spaces: the fields after the last ')'.
+                fields = stat.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) != me or fields[0] == "Z":
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                command = cmdline.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except (OSError, IndexError, ValueError):
+            continue  # it exited while being read
+        found.append((int(entry), command[:200]))
+    return found
+
+
+def reap_exited() -> None:
+    """Reap every child that has exited, so that its CPU time joins RUSAGE_CHILDREN."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def wait_reaping(pid: int) -> int:
+    """Wait for the command ``pid`` to end, reaping every other process reparented here meanwhile (a zombie
+    left unreaped would look alive to a test that checks a pid); its exit code, or ``-signal``."""
+    while True:
+        try:
+            reaped, status = os.waitpid(-1, 0)
+        except ChildProcessError:  # pragma: no cover - the command is a child until it has been reaped
+            return -1
+        except InterruptedError:
+            continue
+        if reaped == pid:
+            return os.waitstatus_to_exitcode(status)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="the command to run, with its arguments")
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.error("name the command to run, e.g. `python3 scripts/cost.py bash scripts/test.sh`")
+    subreaper = become_subreaper()
+    started = time.monotonic()
+    try:
+        process = subprocess.Popen(args.command)
+    except OSError as error:  # not found, not executable
+        print(f"cost: cannot run {args.command[0]!r}: {error.strerror}", file=sys.stderr)
+        return 127
+    # Ctrl-C reaches the whole foreground group; this process waits for the command to end.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        status = wait_reaping(process.pid)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    wall = time.monotonic() - started
+    left: list[tuple[int, str]] = []
+    if subreaper:
+        deadline = time.monotonic() + GRACE_SECONDS
+        while True:
+            reap_exited()
+            left = own_children()
+            if not left or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    for pid, command in left:
+        print(f"cost: pid {pid} outlived the command and is not counted: {command}", file=sys.stderr)
+    if not subreaper:
+        print(
+            "cost: no child subreaper here: processes orphaned by the command are not counted",
+            file=sys.stderr,
+        )
+    cpu = used.ru_utime + used.ru_stime
+    print(
+        f"cost: {cpu:.1f} CPU-seconds (user {used.ru_utime:.1f} + system {used.ru_stime:.1f}) "
+        f"in {wall:.1f} s wall; exit {status}",
+        flush=True,
+    )
+    return status if status >= 0 else 128 - status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""scripts/cost.py, the suite's cost line: every process the command started is counted, the ones orphaned
+on the way included; one left running is named, not waited for; the command's exit code is its own."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+COST = ROOT / "scripts" / "cost.py"
+LINE = re.compile(
+    r"cost: (\d+\.\d) CPU-seconds \(user (\d+\.\d) \+ system (\d+\.\d)\) in (\d+\.\d) s wall; exit (-?\d+)"
+)
+BURN = "import time; end = time.process_time() + {s}\nwhile time.process_time() < end: pass"
+
+
+def cost(*command: str, timeout: float = 120) -> tuple[subprocess.CompletedProcess, re.Match]:
+    done = subprocess.run(
+        [sys.executable, str(COST), *command], capture_output=True, text=True, timeout=timeout
+    )
+    last = done.stdout.strip().splitlines()[-1]
+    found = LINE.fullmatch(last)
+    assert found, done.stdout + done.stderr
+    return done, found
+
+
+def test_a_grandchild_orphaned_before_it_ends_is_counted():
+    # The shell starts a burner in a subshell and exits: the burner is orphaned, reparented to cost.py, and
+    # reaped there; its 1.5 CPU-seconds are in the line (a `time bash ...` would not see them).
+    script = f'({sys.executable} -c "{BURN.format(s=1.5)}" &); exit 0'
+    done, found = cost("bash", "-c", script)
+    assert done.returncode == 0
+    assert float(found[1]) >= 1.5, found[0]
+    assert found[5] == "0"
+
+
+def test_the_exit_code_is_the_commands_and_a_process_left_running_is_named():
+    script = "(exec -a baton-cost-test-leak sleep 60 &); exit 3"
+    done, found = cost("bash", "-c", script)
+    assert done.returncode == 3 and found[5] == "3"
+    leaked = re.search(
+        r"cost: pid (\d+) outlived the command and is not counted: baton-cost-test-leak 60", done.stderr
+    )
+    assert leaked, done.stderr
+    subprocess.run(["kill", leaked[1]], check=True)
+
+
+def test_a_command_that_cannot_run_says_so_and_exits_127():
+    done = subprocess.run(
+        [sys.executable, str(COST), "no-such-command-baton"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 127
+    assert "cost: cannot run 'no-such-command-baton': No such file or directory" in done.stderr
+
+
+def test_no_command_is_a_usage_error():
+    done = subprocess.run([sys.executable, str(COST)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "name the command to run" in done.stderr
