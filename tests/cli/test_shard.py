@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-import baton.cli.validate as validate_module
 from baton.cli import main, parser
 from baton.cli.shard import SHARD_TEXT, ShardError, shard
-from baton.cli.validate import parse_time_warnings, validate
-from baton.compile.loader import LOADER_FILE, shard_file, shard_of
+from baton.cli.shard_checks import parse_time_warnings, seconds_each
+from baton.cli.validate import validate
+from baton.compile.shards import LOADER_FILE, shard_file, shard_of
 from tests.compile.test_shards import NAMES, loaded, make_folder, templates_of
 from tests.conftest import ROOT
 
@@ -241,4 +241,4 @@ def test_validate_warns_of_a_loader_file_that_holds_more_than_fits(folder, monke
         f"{folder}: warning: {shard_file(k, 2)}" for k in (1, 2)
     ]
     assert out[-1] == "50 template(s) checked, 0 with errors, 0 error(s) in all, 2 warning(s)"
-    assert validate_module._seconds_each([], {}, None) is None
+    assert seconds_each([], {}, None) is None

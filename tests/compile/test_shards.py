@@ -19,13 +19,14 @@ import pytest
 from airflow.dag_processing.dagbag import BundleDagBag
 
 import baton.compile.loader as loader
+import baton.compile.shards as shard_files
 from baton.cli.shard import SHARD_TEXT
 from baton.compile.build import COMPENSATE_DAG_ID
-from baton.compile.loader import (
+from baton.compile.loader import load_dags
+from baton.compile.shards import (
     LOADER_FILE,
     Loaders,
     Share,
-    load_dags,
     read_shard_name,
     shard_file,
     shard_of,
@@ -67,7 +68,7 @@ def make_folder(root: Path, count: int, *, loader_file: bool = True) -> Path:
 def folder(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("BATON_SPEC_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", raising=False)
-    loader._told.clear()  # each test sees the loader's once-per-process lines
+    shard_files._told.clear()  # each test sees the loader's once-per-process lines
     return make_folder(tmp_path, len(NAMES))
 
 

@@ -2,7 +2,7 @@
 within Airflow's ``[core] dagbag_import_timeout``; ``baton shard 1`` goes back to ``baton_workflows.py`` alone.
 
 It writes ``baton_workflows_<k>_of_<N>.py`` for k = 1 .. N (Baton's loader, the same line as
-``baton_workflows.py``: the file's name says which templates it loads, ``baton.compile.loader.Loaders``), then
+``baton_workflows.py``: the file's name says which templates it loads, ``baton.compile.shards.Loaders``), then
 removes the shard files of any other count, and prints how many templates each file holds. It writes and
 removes only files named exactly as a shard file whose text is what it writes (``SHARD_TEXT``); another file
 of such a name (edited, a link, a folder) stops it before it changes anything, named. Each file is written to
@@ -13,7 +13,7 @@ templates of a shard without a file): each template loads from one file througho
 
 A folder of ``baton init`` (``baton_dags.py``, ``baton.dagfile``) is not split: it loads every DAG, and
 shard files beside it would define each template's DAG twice. Its parse stops at the deadline instead
-(``baton.compile.loader.Deadline``) and says so.
+(``baton.compile.shards.Deadline``) and says so.
 """
 
 from __future__ import annotations
@@ -29,14 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from baton.cli.common import add_command, dags_folder
-from baton.compile.loader import (
+from baton.compile.loader import template_files
+from baton.compile.shards import (
     LOADER_FILE,
     MAX_SHARDS,
     dagfile_loaders,
     read_shard_name,
     shard_file,
     shard_of,
-    template_files,
 )
 
 SHARD_TEXT = '''"""Airflow DAG file of Baton, written by `baton shard`: one share of the DAGs of workflows/*.yaml.
@@ -133,6 +133,7 @@ def shard(folder: Path, shards: int) -> tuple[list[str], list[str], dict[str, in
     """Make ``folder``'s templates load from ``shards`` files (1: ``baton_workflows.py`` alone): (the files
     written, the files removed, templates per loader file). Raises ShardError, having changed nothing,
     when it cannot."""
+    # long: one locked change of the folder: the refusals first, then the set written whole, then the old one removed
     if not folder.is_dir():
         raise ShardError(f"{folder} is not a folder (fix: name the Airflow dags folder, with --dags)")
     if not 1 <= shards <= MAX_SHARDS:

@@ -13,25 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from baton.cli.common import add_command, dags_folder
-from baton.compile.build import build_dag
-from baton.compile.loader import (
-    DEADLINE_SHARE,
-    DEFAULT_IMPORT_TIMEOUT,
-    LOADER_FILE,
-    MAX_SHARDS,
-    ROOM_SHARE,
-    Loaders,
-    dagfile_loaders,
-    import_timeout,
-    rollout_issues,
-    shard_file,
-    shard_of,
-    shards_needed,
-)
-from baton.compile.loader import template_files as folder_templates
+from baton.cli.shard_checks import loader_issues, parse_time_warnings, seconds_each
+from baton.compile.loader import rollout_issues
 from baton.errors import Issue, TemplateError
 from baton.extensions import load
-from baton.plan import plan_workflow
 from baton.spec import lint
 from baton.spec.budgets import FILE as BUDGETS_FILE
 from baton.spec.budgets import load_budgets
@@ -200,6 +185,7 @@ def validate(paths: list[str], agents: Path, fmt: str = "text") -> int:
     """Print every problem of every template (and of the roster, budgets.yaml and monitoring.yaml beside
     it), each file as soon as it is checked; 1 if there is any. A deprecated form is a warning (file, line,
     key path, fix), not an error."""
+    # long: one report over every file of the folder: templates, roster, configs, shard files, then the warnings
     report = _Report(fmt)
     errors = 0
     broken_extensions = [Issue(e.source, "", str(e)) for e in load()]  # their skills are unknown: say why
@@ -238,7 +224,7 @@ def validate(paths: list[str], agents: Path, fmt: str = "text") -> int:
         warnings(loaded, agents)
         + model_connection_warnings(roster, agents)
         + plugin_copy_warnings()
-        + parse_time_warnings(agents.parent, _seconds_each(took, loaded, roster))
+        + parse_time_warnings(agents.parent, seconds_each(took, loaded, roster))
     )
     if found_warnings:
         report.file("(across templates)", [], found_warnings)
@@ -336,114 +322,4 @@ def plugin_copy_warnings() -> list[str]:
                 "package's, whose pages and API may have changed since (fix: delete it: installing Baton "
                 "registers the plugin)"
             )
-    return found
-
-
-BUILD_SAMPLE = 5  # healthy templates whose DAG validate builds, to time that part of a parse
-
-
-def _seconds_each(took: list[float], loaded: dict[Path, Any], roster: Any) -> float | None:
-    """What compiling one template costs a parse with a cold validation cache (after an upgrade of Baton):
-    checking it, as measured here, and planning and building its DAG, timed on the first ``BUILD_SAMPLE``
-    healthy ones. None when nothing was checked."""
-    if not took:
-        return None
-    built = []
-    for workflow in list(loaded.values())[:BUILD_SAMPLE]:
-        started = time.perf_counter()
-        try:
-            build_dag(plan_workflow(workflow, roster))
-        except Exception:  # its errors are the loader's to report; only its time counts here
-            continue
-        built.append(time.perf_counter() - started)
-    return sum(took) / len(took) + (sum(built) / len(built) if built else 0.0)
-
-
-def _timeout() -> float | None:
-    """Airflow's [core] dagbag_import_timeout here (its default when it cannot be read)."""
-    try:
-        return import_timeout()
-    except Exception:  # no Airflow configuration to read here: its default is what a parse gets
-        return DEFAULT_IMPORT_TIMEOUT
-
-
-def loader_issues(folder: Path) -> list[tuple[Path, list[Issue]]]:
-    """The problems of the dags folder's shard files (``baton shard``): a file named like a shard that cannot
-    be one, shard files of two counts (only one loads), a shard without a file when no ``baton_workflows.py``
-    loads its templates in its place."""
-    if not folder.is_dir():
-        return []
-    state = Loaders.of(folder)
-    found = []
-    for name, why in state.refused:
-        found.append(
-            (
-                folder / name,
-                [
-                    Issue(
-                        name,
-                        "",
-                        f"named like a shard file but cannot be one ({why}): the loader loads no template from it",
-                        f"remove it, or name it baton_workflows_<k>_of_<n>.py with 1 <= k <= n <= {MAX_SHARDS}; "
-                        "`baton shard N` writes a whole set",
-                    )
-                ],
-            )
-        )
-    for name in state.others:
-        msg = (
-            f"a shard file of another count than the folder's {shard_file(1, state.count)} .. "
-            f"{shard_file(state.count, state.count)}: it loads no template (of several counts, the largest "
-            "whole set loads, else the largest count)"
-        )
-        fix = f"run `baton shard {state.count}` (or the count you want): it writes one set and removes the others"
-        found.append((folder / name, [Issue(name, "", msg, fix)]))
-    if state.missing and not (folder / LOADER_FILE).is_file():
-        names = [path.stem for path in folder_templates(folder)]
-        lost = sum(shard_of(name, state.count) in state.missing for name in names)
-        which = ", ".join(shard_file(k, state.count) for k in state.missing)
-        msg = f"{which} missing and no {LOADER_FILE}: {lost} template(s) load from no file"
-        fix = f"run `baton shard {state.count}` to write the set whole"
-        found.append((folder, [Issue(str(folder), "", msg, fix)]))
-    return found
-
-
-def parse_time_warnings(folder: Path, seconds_each: float | None) -> list[str]:
-    """A DAG file of the dags folder that holds more templates than it compiles with room to spare within
-    Airflow's ``[core] dagbag_import_timeout`` (``ROOM_SHARE`` of it), at ``seconds_each`` a template: its parse
-    stops at ``DEADLINE_SHARE`` of it and leaves the rest out. The fix: ``baton shard N``."""
-    timeout = _timeout()
-    if seconds_each is None or timeout is None or not (folder / "workflows").is_dir():
-        return []
-    names = [path.stem for path in folder_templates(folder)]
-    everything = dagfile_loaders(folder)
-    state = Loaders.of(folder)
-    held: dict[str, int] = {}
-    for name in names:
-        if everything:
-            file = everything[0]
-        elif state.present and shard_of(name, state.count) in state.present:
-            file = shard_file(shard_of(name, state.count), state.count)
-        else:
-            file = LOADER_FILE
-        held[file] = held.get(file, 0) + 1
-    needed = shards_needed(seconds_each, len(names), timeout)
-    if everything:
-        fix = f"raise [core] dagbag_import_timeout to {seconds_each * len(names) / ROOM_SHARE:.0f} s"
-    elif needed <= MAX_SHARDS:
-        fix = f"`baton shard {needed}`"
-    else:
-        longer = seconds_each * len(names) / MAX_SHARDS / ROOM_SHARE
-        fix = f"`baton shard {MAX_SHARDS}`, and raise [core] dagbag_import_timeout to {longer:.0f} s"
-    found = []
-    for file, count in sorted(held.items()):
-        estimate = count * seconds_each
-        if estimate <= ROOM_SHARE * timeout:
-            continue
-        found.append(
-            f"{folder}: warning: {file} holds {count} template(s), about {estimate:.1f} s to compile at "
-            f"{seconds_each * 1000:.1f} ms each (as measured by this run, with a cold cache), more than the "
-            f"{ROOM_SHARE:.0%} of [core] dagbag_import_timeout ({timeout:g} s) that leaves room to spare; a parse "
-            f"stops at {DEADLINE_SHARE:.0%} of it and leaves the rest of its templates out (fix: {fix})"
-        )
     return found
