@@ -3,7 +3,10 @@ on the way included; one left running is named, not waited for; the command's ex
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -37,14 +40,15 @@ def test_a_grandchild_orphaned_before_it_ends_is_counted():
 
 
 def test_the_exit_code_is_the_commands_and_a_process_left_running_is_named():
-    script = "(exec -a baton-cost-test-leak sleep 60 &); exit 3"
+    script = "(exec -a cost-test-leak-sleeper sleep 60 &); exit 3"
     done, found = cost("bash", "-c", script)
     assert done.returncode == 3 and found[5] == "3"
     leaked = re.search(
-        r"cost: pid (\d+) outlived the command and is not counted: baton-cost-test-leak 60", done.stderr
+        r"cost: pid (\d+) outlived the command and is not counted: cost-test-leak-sleeper 60", done.stderr
     )
     assert leaked, done.stderr
-    subprocess.run(["kill", leaked[1]], check=True)
+    with contextlib.suppress(ProcessLookupError):  # (it may have been stopped already: nothing to clean up)
+        os.kill(int(leaked[1]), signal.SIGTERM)
 
 
 def test_a_command_that_cannot_run_says_so_and_exits_127():
