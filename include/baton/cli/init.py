@@ -12,11 +12,13 @@ a folder or cannot be written, or when a path to write is a link; each file is c
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from baton.cli.common import add_command, dags_folder
+from baton.compile.shards import dag_files_matching
 
 DAG_FILE = "baton_dags.py"
 ROSTER_FILE = "agents.yaml"
@@ -134,20 +136,15 @@ def _check(folder: Path) -> None:
         raise InitError(f"{workflows} is not a folder of this dags folder (fix: remove or rename it)")
 
 
+_LOADS_BATON = re.compile(rb"baton\.dagfile|baton\.compile\.loader")
+
+
 def _batons_dag_files(folder: Path) -> list[str]:
     """The DAG files of the folder that load Baton's DAGs already: an earlier ``baton init``'s, or those that
     version 0.1's instructions had copied in (``baton_workflows.py``, ``baton_monitor.py``, ...)."""
     if not folder.is_dir():
         return []
-    found = []
-    for path in sorted(folder.glob("*.py")):
-        try:
-            head = path.read_bytes()[:20_000]
-        except OSError:
-            continue
-        if any(marker in head for marker in (b"baton.dagfile", b"baton.compile.loader")):
-            found.append(path.name)
-    return found
+    return dag_files_matching(folder, _LOADS_BATON, head=20_000)
 
 
 def _write(path: Path, text: str) -> None:

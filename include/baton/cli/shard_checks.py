@@ -13,7 +13,6 @@ from baton.compile.build import build_dag
 from baton.compile.loader import template_files as folder_templates
 from baton.compile.shards import (
     DEADLINE_SHARE,
-    DEFAULT_IMPORT_TIMEOUT,
     LOADER_FILE,
     MAX_SHARDS,
     ROOM_SHARE,
@@ -45,14 +44,6 @@ def seconds_each(took: list[float], loaded: dict[Path, Any], roster: Any) -> flo
             continue
         built.append(time.perf_counter() - started)
     return sum(took) / len(took) + (sum(built) / len(built) if built else 0.0)
-
-
-def _timeout() -> float | None:
-    """Airflow's [core] dagbag_import_timeout here (its default when it cannot be read)."""
-    try:
-        return import_timeout()
-    except Exception:  # no Airflow configuration to read here: its default is what a parse gets
-        return DEFAULT_IMPORT_TIMEOUT
 
 
 def loader_issues(folder: Path) -> list[tuple[Path, list[Issue]]]:
@@ -100,7 +91,7 @@ def parse_time_warnings(folder: Path, seconds_each: float | None) -> list[str]:
     """A DAG file of the dags folder that holds more templates than it compiles with room to spare within
     Airflow's ``[core] dagbag_import_timeout`` (``ROOM_SHARE`` of it), at ``seconds_each`` a template: its parse
     stops at ``DEADLINE_SHARE`` of it and leaves the rest out. The fix: ``baton shard N``."""
-    timeout = _timeout()
+    timeout = import_timeout()
     if seconds_each is None or timeout is None or not (folder / "workflows").is_dir():
         return []
     names = [path.stem for path in folder_templates(folder)]

@@ -185,18 +185,24 @@ class Loaders:
 _LOADS_EVERYTHING = re.compile(rb"from baton\.dagfile import [^\n]*\bload\b|baton\.dagfile\.load\(")
 
 
-def dagfile_loaders(folder: Path) -> list[str]:
-    """The folder's DAG files that load every DAG of it through ``baton.dagfile`` (``baton init``'s
-    ``baton_dags.py``): such a folder is not split into shard files (they would define each DAG twice)."""
+def dag_files_matching(folder: Path, pattern: re.Pattern[bytes], head: int = 64_000) -> list[str]:
+    """The names of the folder's ``*.py`` files whose first ``head`` bytes match ``pattern`` (one that cannot be
+    read is left out): which DAG files load Baton's DAGs, read without importing them."""
     found = []
     for path in sorted(folder.glob("*.py")):
         try:
-            head = path.read_bytes()[:64_000]
+            text = path.read_bytes()[:head]
         except OSError:
             continue
-        if _LOADS_EVERYTHING.search(head):
+        if pattern.search(text):
             found.append(path.name)
     return found
+
+
+def dagfile_loaders(folder: Path) -> list[str]:
+    """The folder's DAG files that load every DAG of it through ``baton.dagfile`` (``baton init``'s
+    ``baton_dags.py``): such a folder is not split into shard files (they would define each DAG twice)."""
+    return dag_files_matching(folder, _LOADS_EVERYTHING)
 
 
 def import_timeout() -> float | None:
