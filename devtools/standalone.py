@@ -173,17 +173,19 @@ class AirflowAPI:
         except httpx.TimeoutException:
             return None
 
-    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> httpx.Response:
-        """A new run; asked again (up to 3 times) when SQLite's single writer made the API answer 500
+    def write(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A write through the API, asked again (up to 3 times) when SQLite's single writer made it answer 500
         "Database error" (the scheduler was writing): a caller would retry it too."""
         for _ in range(3):
-            response = self.api(
-                "POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}}
-            )
+            response = self.api(method, path, **kwargs)
             if response.status_code != 500 or "Database error" not in response.text:
                 break
             time.sleep(2)
         return response
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> httpx.Response:
+        """A new run (``write``: asked again while SQLite is busy)."""
+        return self.write("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
 
     def wait_for_run(
         self, dag_id: str, run_id: str, timeout: float = 180, poll: float = 0.2

@@ -46,7 +46,7 @@ set +e
 # scripts/cost.py prints, last, what the suite cost: the CPU-seconds of every process it started (the Airflows,
 # browsers and model servers of the tests included) beside the wall time. Compare that, not the wall time: the
 # clock of a shared machine drifts (the same commit took 482 s and 545 s an hour apart).
-python scripts/cost.py pytest -n "${BATON_TEST_WORKERS:-3}" --dist loadfile --no-loadscope-reorder --durations=25 "$@"
+python scripts/cost.py pytest -n "${BATON_TEST_WORKERS:-3}" --dist loadfile --no-loadscope-reorder --durations=25 --cpu-costs=25 "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then

@@ -96,7 +96,7 @@ os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
 
 
 # The shared Airflow's fixtures and the slow API stub (tests/api_stub.py), for every test module.
-pytest_plugins = ("tests.integration.shared_airflow", "tests.api_stub", "tests.ci_skips")
+pytest_plugins = ("tests.integration.shared_airflow", "tests.api_stub", "tests.ci_skips", "tests.cpu_report")
 
 
 def _terminated(*_: object) -> None:

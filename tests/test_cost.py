@@ -63,3 +63,38 @@ def test_no_command_is_a_usage_error():
     done = subprocess.run([sys.executable, str(COST)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "name the command to run" in done.stderr
+
+
+def test_each_tests_cost_names_the_test_whose_processes_burnt_it(tmp_path):
+    # tests/cpu_report.py: a test that starts a 1.5 CPU-second burner and waits for it is the costliest, with
+    # at least that much; one that does nothing costs next to nothing; --cpu-costs=0 (the default) prints none
+    (tmp_path / "test_two.py").write_text(
+        "import subprocess, sys\n"
+        f"def test_burns():\n    subprocess.run([sys.executable, '-c', {BURN.format(s=1.5)!r}], check=True)\n"
+        "def test_idles():\n    pass\n",
+        encoding="utf-8",
+    )
+
+    def run(*flags: str) -> str:
+        command = [sys.executable, "-m", "pytest", "-p", "tests.cpu_report", "-q", "-p", "no:cacheprovider"]
+        env = os.environ | {"PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        done = subprocess.run(
+            [*command, *flags, str(tmp_path)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    shown = run("--cpu-costs=1")
+    lines = shown.splitlines()
+    heading = next(i for i, text in enumerate(lines) if "costliest 1 tests in CPU-seconds" in text)
+    line, total = lines[heading + 1 : heading + 3]
+    burnt, nodeid = line.split()
+    assert (nodeid, float(burnt) >= 1.5) == ("test_two.py::test_burns", True), shown
+    assert re.fullmatch(r"\s*\d+\.\d  in all 2 tests \(the processes nobody waited for aside\)", total), shown
+    assert float(total.split()[0]) - float(burnt) < 0.5, shown  # the idle test's share
+    assert "costliest" not in run()

@@ -457,7 +457,7 @@ def _write_bench_dags(dags: Path) -> dict[str, str]:
 def unpause(airflow: Standalone, dag_ids: list[str]) -> Standalone:
     """``airflow`` with ``dag_ids`` unpaused (every other DAG stays paused): a test module's ``running``."""
     for dag_id in dag_ids:
-        response = airflow.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+        response = airflow.write("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
         assert response.status_code == 200, response.text
     return airflow
 
