@@ -121,6 +121,30 @@ def test_read_until_and_fold_rebuild_the_state_at_any_point(store):
     assert (step.output, step.input_tokens, step.output_tokens, step.cost) == ({"score": 91}, 100, 20, 0.01)
 
 
+def test_a_read_of_more_than_a_chunk_comes_back_whole_and_one_stopped_early_leaves_the_store_usable(
+    store, monkeypatch
+):
+    """``rows_of`` reads a chunk at a time (PostgreSQL: psycopg's stream, SQLite: SQLAlchemy's partitions): a
+    read over several chunks comes back in order and whole, the filters' expanded IN (types) included; a
+    reader that stops after a few events leaves the pool's connection fit for the next read (psycopg cancels
+    and drains the stream), many times over."""
+    from baton.events import rows
+
+    monkeypatch.setattr(rows, "CHUNK", 3)  # the read of 7 events spans three chunks
+    store.append(_run_events() + _run_events("run_2"))
+    everything = list(store.read())
+    assert [e.seq for e in everything] == sorted(e.seq for e in everything) and len(everything) == 14
+    assert [e.type for e in store.read("run_2", types=["run.started", "run.succeeded"])] == [
+        "run.started",
+        "run.succeeded",
+    ]
+    for _ in range(12):  # more early stops than the pool has connections
+        reading = store.read()
+        assert next(reading).run_id == "run_1"
+        reading.close()
+    assert fold("run_2", store.read("run_2", after=everything[8].seq)).events == 5
+
+
 def test_large_outputs_are_stored_once_by_reference(store):
     big = {"rows": ["x" * 100] * (INLINE_LIMIT // 50)}
     payload = store.output_payload(big)

@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from baton.errors import BatonError
 from baton.events import catchup, schema
 from baton.events.event import CorruptEvent, Event
-from baton.events.rows import from_row, select_events
+from baton.events.rows import from_row, rows_of, select_events
 
 INLINE_LIMIT = 16_384  # bytes of JSON; a larger output is stored once in baton_blobs, by reference
 
@@ -208,11 +208,8 @@ class EventLog:
         if before_try is not None:
             query = query.where(e.try_number < before_try)
         with self.engine.connect() as conn:
-            # A server-side cursor, 5,000 rows a fetch (a long run's events never sit in memory at once), read
-            # a fetch at a time: the result's per-row iteration cost a tenth of a replay.
-            for rows in conn.execution_options(yield_per=5000).execute(query.order_by(e.seq)).partitions():
-                for row in rows:
-                    yield from_row(row)
+            for row in rows_of(conn, query.order_by(e.seq)):
+                yield from_row(row)
 
     def step_history(
         self, workflow: str, step: str, types: Sequence[str], limit: int, conn: Connection | None = None

@@ -3,10 +3,11 @@ reports). One reading for the log's reads and the projection's catch-up."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Text, cast, select
+from sqlalchemy import Connection, Select, Text, cast, select
 
 from baton.events import schema
 from baton.events.decode import loads
@@ -31,6 +32,29 @@ def select_events() -> Any:
         e.ts,
         e.idempotency_key,
     )
+
+
+CHUNK = 5000  # rows a read holds at once: a long run's events never sit in memory together
+CHUNKED_LIBPQ = 170000  # libpq 17: a result sent in chunks of rows (psycopg's stream(size=...))
+
+
+def rows_of(conn: Connection, query: Select) -> Iterator[Any]:
+    """The rows of ``query`` in its order, ``CHUNK`` at a time.
+
+    On PostgreSQL through psycopg (libpq 17 or later) one query streams them: the server sends the rows as it
+    produces them while this process reads the ones it has, so the server's work and the reader's overlap.
+    A replay of 100,000 events took 0.80 s instead of 1.47-1.80 through SQLAlchemy's server-side cursor
+    (20 FETCHes, each waiting for the server, the server waiting between them), on an idle machine. psycopg
+    cancels the query and drains it when the reader stops early. Elsewhere (SQLite, another driver),
+    SQLAlchemy's ``yield_per`` partitions."""
+    dialect = conn.dialect
+    if dialect.driver == "psycopg" and dialect.loaded_dbapi.pq.version() >= CHUNKED_LIBPQ:
+        compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        with conn.connection.dbapi_connection.cursor() as cursor:
+            yield from cursor.stream(str(compiled), compiled.params, size=CHUNK)
+        return
+    for rows in conn.execution_options(yield_per=CHUNK).execute(query).partitions():
+        yield from rows
 
 
 def from_row(row: Any, validate: bool = True) -> Event | CorruptEvent:
