@@ -11,6 +11,10 @@ started and left, or a worker orphaned when its parent was killed, is reparented
 has ended, each such process that has exited is reaped and its time counted; one still alive after a
 grace period is named (a leak the suite should not have) and left running, and its time is not counted.
 
+The line before it says which of those orphans cost the most, by the name the kernel keeps for each
+process (``/proc/PID/comm``, 15 characters: Airflow's components name themselves, e.g. ``airflow schedul``):
+their time is in no test's own figure (tests/cpu_report.py), since no test process waited for them.
+
 The last line, read by scripts:
 ``cost: N.N CPU-seconds (user N.N + system N.N) in N.N s wall; exit N``
 """
@@ -25,10 +29,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 
 PR_SET_CHILD_SUBREAPER = 36
 #: How long the processes left behind by the command get to exit before they are named as leaks.
 GRACE_SECONDS = 10.0
+#: The orphans' names shown, costliest first.
+SHOWN = 8
+#: CPU-seconds of the orphans reaped here, by name.
+ORPHANS: Counter[str] = Counter()
 
 
 def become_subreaper() -> bool:
@@ -60,15 +69,36 @@ def own_children() -> list[tuple[int, str]]:
     return found
 
 
+def name_of(pid: int) -> str:
+    """The kernel's name of a process (kept while it is a zombie), or ``?``."""
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as comm:
+            return comm.read().strip() or "?"
+    except OSError:
+        return "?"
+
+
+def reap(block: bool, command: int = 0) -> tuple[int, int] | None:
+    """Reap one child that has exited (waiting for one when ``block``): (pid, status), or None when none has
+    (or there is no child). An orphan's CPU time, its own waited-for children's included, goes to ORPHANS
+    under its name, read before it is reaped."""
+    try:
+        found = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT | (0 if block else os.WNOHANG))
+    except ChildProcessError:
+        return None
+    if found is None:
+        return None
+    name = name_of(found.si_pid)
+    pid, status, usage = os.wait4(found.si_pid, 0)
+    if pid != command:
+        ORPHANS[name] += usage.ru_utime + usage.ru_stime
+    return pid, status
+
+
 def reap_exited() -> None:
     """Reap every child that has exited, so that its CPU time joins RUSAGE_CHILDREN."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
+    while reap(block=False) is not None:
+        pass
 
 
 def wait_reaping(pid: int) -> int:
@@ -76,13 +106,22 @@ def wait_reaping(pid: int) -> int:
     left unreaped would look alive to a test that checks a pid); its exit code, or ``-signal``."""
     while True:
         try:
-            reaped, status = os.waitpid(-1, 0)
-        except ChildProcessError:  # pragma: no cover - the command is a child until it has been reaped
-            return -1
+            reaped = reap(block=True, command=pid)
         except InterruptedError:
             continue
-        if reaped == pid:
-            return os.waitstatus_to_exitcode(status)
+        if reaped is None:  # pragma: no cover - the command is a child until it has been reaped
+            return -1
+        if reaped[0] == pid:
+            return os.waitstatus_to_exitcode(reaped[1])
+
+
+def orphans_line() -> str:
+    """What the orphans reaped here cost, by name, costliest first."""
+    shown = ", ".join(f"{name} {cpu:.1f}" for name, cpu in ORPHANS.most_common(SHOWN))
+    more = len(ORPHANS) - SHOWN
+    return f"cost: of which orphans reaped here {sum(ORPHANS.values()):.1f}: {shown}" + (
+        f" (and {more} more)" if more > 0 else ""
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     cpu = used.ru_utime + used.ru_stime
+    if ORPHANS:
+        print(orphans_line(), flush=True)
     print(
         f"cost: {cpu:.1f} CPU-seconds (user {used.ru_utime:.1f} + system {used.ru_stime:.1f}) "
         f"in {wall:.1f} s wall; exit {status}",

@@ -5,8 +5,10 @@ A test's cost is the CPU time of its test process from the start of its setup to
 ``RUSAGE_SELF`` (the test's own work, and its threads': the in-process servers) plus ``RUSAGE_CHILDREN``
 (every process it started and waited for, with their own waited-for children: a ``baton`` command, a
 benchmark's run, an Airflow a fixture stopped). A session fixture's start falls in the setup of the first
-test that used it and its stop in the teardown of the last; a process nobody waited for (an orphan, which
-scripts/cost.py still counts in the suite's line) is in no test's. ``--cpu-costs=N`` prints the N costliest
+test that used it and its stop in the teardown of the last. The figures are the process's: a child that a
+background thread waits for (tests/bench/early.py's runs) lands in the test that runs when it ends, and a
+process nobody waited for (an orphan: an Airflow's components, stopped by killing their shell's group) is in
+no test's; scripts/cost.py counts the orphans in the suite's line and names the costliest. ``--cpu-costs=N`` prints the N costliest
 (0: none); the figure travels to xdist's controller in the teardown report's ``user_properties``.
 """
 

@@ -37,6 +37,10 @@ def test_a_grandchild_orphaned_before_it_ends_is_counted():
     assert done.returncode == 0
     assert float(found[1]) >= 1.5, found[0]
     assert found[5] == "0"
+    # ... and named on the line before, by the kernel's name of the process, as reaped here (orphaned)
+    orphans = done.stdout.strip().splitlines()[-2]
+    named = re.fullmatch(r"cost: of which orphans reaped here (\d+\.\d): (python[\w.]*) (\d+\.\d)", orphans)
+    assert named and float(named[1]) >= 1.5 and named[1] == named[3], orphans
 
 
 def test_the_exit_code_is_the_commands_and_a_process_left_running_is_named():
