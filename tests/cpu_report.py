@@ -8,8 +8,9 @@ benchmark's run, an Airflow a fixture stopped). A session fixture's start falls 
 test that used it and its stop in the teardown of the last. The figures are the process's: a child that a
 background thread waits for (tests/bench/early.py's runs) lands in the test that runs when it ends, and a
 process nobody waited for (an orphan: an Airflow's components, stopped by killing their shell's group) is in
-no test's; scripts/cost.py counts the orphans in the suite's line and names the costliest. ``--cpu-costs=N`` prints the N costliest
-(0: none); the figure travels to xdist's controller in the teardown report's ``user_properties``.
+no test's; scripts/cost.py counts the orphans in the suite's line and names the costliest. ``--cpu-costs=N``
+prints the N costliest tests (0: none); the figure travels to xdist's controller in the teardown report's
+``user_properties``.
 """
 
 from __future__ import annotations
