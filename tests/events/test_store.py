@@ -8,7 +8,7 @@ import math
 
 import pytest
 from sqlalchemy import insert, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from baton.events import migrations, projections, schema, summaries
 from baton.events.decode import loads
@@ -143,6 +143,35 @@ def test_a_read_of_more_than_a_chunk_comes_back_whole_and_one_stopped_early_leav
         assert next(reading).run_id == "run_1"
         reading.close()
     assert fold("run_2", store.read("run_2", after=everything[8].seq)).events == 5
+
+
+def test_one_event_on_postgresql_is_its_insert_alone_and_a_batch_is_one_transaction(pg_url):
+    """A single append on PostgreSQL runs its INSERT in autocommit (one round trip: no BEGIN, no COMMIT); a
+    batch runs in a transaction, all or nothing: a batch whose last event fails to store stores none."""
+    from sqlalchemy import delete, event
+
+    engine = engine_for(pg_url)
+    with engine.begin() as conn:
+        conn.execute(delete(schema.events))
+    store, modes = EventStore(engine), []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def seen(conn, cursor, statement, *args):
+        if statement.startswith("INSERT INTO baton_events"):
+            modes.append(conn.connection.dbapi_connection.autocommit)
+
+    try:
+        events = _run_events("alone")
+        store.append(events[:1])
+        store.append(events[1:])
+        assert modes == [True, False]
+        broken = _run_events("all_or_none")
+        broken[-1] = dataclasses.replace(broken[-1], workflow="w" * 300)  # longer than its VARCHAR(250)
+        with pytest.raises(DataError, match="value too long for type character varying"):
+            store.append(broken)
+        assert list(store.read("all_or_none")) == [] and len(list(store.read("alone"))) == len(events)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
 
 
 def test_large_outputs_are_stored_once_by_reference(store):
