@@ -146,32 +146,50 @@ def test_a_read_of_more_than_a_chunk_comes_back_whole_and_one_stopped_early_leav
 
 
 def test_one_event_on_postgresql_is_its_insert_alone_and_a_batch_is_one_transaction(pg_url):
-    """A single append on PostgreSQL runs its INSERT in autocommit (one round trip: no BEGIN, no COMMIT); a
+    """A single append on PostgreSQL is its INSERT alone, sent by psycopg as compiled once (SQLAlchemy's
+    execute sees only the batch's); it stores the event as a batch would, once: again, it stores nothing. A
     batch runs in a transaction, all or nothing: a batch whose last event fails to store stores none."""
     from sqlalchemy import delete, event
 
     engine = engine_for(pg_url)
     with engine.begin() as conn:
         conn.execute(delete(schema.events))
-    store, modes = EventStore(engine), []
+    store, executed = EventStore(engine), []
 
     @event.listens_for(engine, "before_cursor_execute")
     def seen(conn, cursor, statement, *args):
         if statement.startswith("INSERT INTO baton_events"):
-            modes.append(conn.connection.dbapi_connection.autocommit)
+            executed.append(conn.connection.dbapi_connection.autocommit)
 
     try:
         events = _run_events("alone")
-        store.append(events[:1])
-        store.append(events[1:])
-        assert modes == [True, False]
+        (seq,) = store.append(events[:1])
+        assert store.append(events[:1]) == []
+        assert store.append(events[1:]) and executed == [False]
+        (first, *_) = store.read("alone")
+        assert first == dataclasses.replace(events[0], seq=seq, payload=events[0].row()["payload"])
         broken = _run_events("all_or_none")
         broken[-1] = dataclasses.replace(broken[-1], workflow="w" * 300)  # longer than its VARCHAR(250)
         with pytest.raises(DataError, match="value too long for type character varying"):
             store.append(broken)
+        with pytest.raises(DataError, match="value too long for type character varying"):
+            store.append(broken[-1:])
         assert list(store.read("all_or_none")) == [] and len(list(store.read("alone"))) == len(events)
+        assert store.append(_run_events("after")[:1])  # the pool's connection fit after the failed one
     finally:
         event.remove(engine, "before_cursor_execute", seen)
+
+
+def test_a_single_append_to_an_unmigrated_postgresql_store_says_what_to_do():
+    """The single event's own path (psycopg's cursor) fails as the batch's does: StoreError, with the fix."""
+    from tests.conftest import pg_database
+
+    with pg_database("baton_bare") as url:
+        bare = EventStore(engine_for(url))
+        for events in (_run_events()[:1], _run_events()):
+            with pytest.raises(StoreError, match=r"has no tables yet: run `baton db upgrade`"):
+                bare.append(events)
+        bare.engine.dispose()
 
 
 def test_large_outputs_are_stored_once_by_reference(store):
