@@ -113,9 +113,8 @@ class EventLog:
             try:
                 cursor.execute(self._one_sql, row)
                 return [seq for seq, _ in cursor.fetchall()]
-            except (
-                dialect.loaded_dbapi.Error
-            ) as error:  # raised as SQLAlchemy raises it for every other query
+            # raised as SQLAlchemy raises it for every other query
+            except dialect.loaded_dbapi.Error as error:
                 lost = dialect.is_disconnect(error, conn.connection.dbapi_connection, cursor)
                 if lost:
                     conn.invalidate()  # the pool drops it, as SQLAlchemy's execute would
