@@ -6,11 +6,11 @@ A test's cost is the CPU time of its test process from the start of its setup to
 (every process it started and waited for, with their own waited-for children: a ``baton`` command, a
 benchmark's run, an Airflow a fixture stopped). A session fixture's start falls in the setup of the first
 test that used it and its stop in the teardown of the last. The figures are the process's: a child that a
-background thread waits for (tests/bench/early.py's runs) lands in the test that runs when it ends, and a
-process nobody waited for (an orphan: an Airflow's components, stopped by killing their shell's group) is in
-no test's; scripts/cost.py counts the orphans in the suite's line and names the costliest. ``--cpu-costs=N``
-prints the N costliest tests (0: none); the figure travels to xdist's controller in the teardown report's
-``user_properties``.
+background thread waits for lands in the test that runs when it ends, unless the thread says so
+(``reaped_in_background``: tests/bench/early.py's runs), and a process nobody waited for (an orphan: an
+Airflow's components, stopped by killing their shell's group) is in no test's; scripts/cost.py counts the
+orphans in the suite's line and names the costliest. ``--cpu-costs=N`` prints the N costliest tests (0:
+none); the figure travels to xdist's controller in the teardown report's ``user_properties``.
 """
 
 from __future__ import annotations
@@ -21,11 +21,17 @@ import pytest
 
 PROPERTY = "cpu_s"
 _started: dict[str, float] = {}
+_background: list[float] = [0.0]  # CPU-seconds of the children background threads reaped
+
+
+def reaped_in_background(seconds: float) -> None:
+    """A background thread of this process reaped a child that used ``seconds``: in no test's cost."""
+    _background[0] += seconds
 
 
 def _cpu() -> float:
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime - _background[0]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

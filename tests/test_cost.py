@@ -75,7 +75,13 @@ def test_each_tests_cost_names_the_test_whose_processes_burnt_it(tmp_path):
     (tmp_path / "test_two.py").write_text(
         "import subprocess, sys\n"
         f"def test_burns():\n    subprocess.run([sys.executable, '-c', {BURN.format(s=1.5)!r}], check=True)\n"
-        "def test_idles():\n    pass\n",
+        "def test_idles():\n    pass\n"
+        "def test_burns_in_a_thread_that_says_so():\n"  # a background thread's reaped child: the session's
+        "    import os, threading\n    from tests import cpu_report\n"
+        f"    child = subprocess.Popen([sys.executable, '-c', {BURN.format(s=1.5)!r}])\n"
+        "    def reap():\n        usage = os.wait4(child.pid, 0)[2]\n"
+        "        cpu_report.reaped_in_background(usage.ru_utime + usage.ru_stime)\n"
+        "    thread = threading.Thread(target=reap)\n    thread.start()\n    thread.join()\n",
         encoding="utf-8",
     )
 
@@ -99,6 +105,6 @@ def test_each_tests_cost_names_the_test_whose_processes_burnt_it(tmp_path):
     line, total = lines[heading + 1 : heading + 3]
     burnt, nodeid = line.split()
     assert (nodeid, float(burnt) >= 1.5) == ("test_two.py::test_burns", True), shown
-    assert re.fullmatch(r"\s*\d+\.\d  in all 2 tests \(the processes nobody waited for aside\)", total), shown
-    assert float(total.split()[0]) - float(burnt) < 0.5, shown  # the idle test's share
+    assert re.fullmatch(r"\s*\d+\.\d  in all 3 tests \(the processes nobody waited for aside\)", total), shown
+    assert float(total.split()[0]) - float(burnt) < 0.5, shown  # the idle test's and the thread's
     assert "costliest" not in run()

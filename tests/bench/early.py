@@ -33,6 +33,8 @@ import time
 import uuid
 from pathlib import Path
 
+from tests import cpu_report
+
 ROOT = Path(__file__).resolve().parents[2]
 # bench -> (the test that collects it, the benchmark's arguments; "{dir}" is the run's own directory)
 EARLY = {
@@ -99,7 +101,11 @@ def _run(bench: str, where: Path) -> int:
             preexec_fn=_die_with_parent,  # this thread ends only after the process did
         )
     _current[:] = [process]
-    return process.wait()
+    # reaped here with its rusage: its CPU time is the session's, not that of the test running when it ends
+    _, status, usage = os.wait4(process.pid, 0)
+    cpu_report.reaped_in_background(usage.ru_utime + usage.ru_stime)
+    process.returncode = os.waitstatus_to_exitcode(status)  # so that Popen never waits for it again
+    return process.returncode
 
 
 def collect(bench: str, headline: str) -> str:
