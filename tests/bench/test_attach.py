@@ -354,7 +354,7 @@ def test_a_poll_that_gets_no_answer_in_time_is_asked_again_until_the_callers_dea
     assert run == {"state": "success"} and server.gets == 3  # the lost answer, then running, then success
     server.gets, server.delays, server.bodies = 0, [2.0], [(200, {"dag_id": "d"})]  # never in time
     with pytest.raises(TimeoutError, match=r"^DAG d not parsed after 1.5 s$"):
-        api.wait_for_dag("d", timeout=1.5)
+        api.wait_for_dag("d", timeout=1.5, poll=0.5)
     # asked again within the deadline: each poll gave up after the client's 0.5 s (one that waited for the
     # 2 s answer would have been the only one) and paused 0.5 s, so a third would have started after it
     assert server.gets == 2
@@ -365,4 +365,4 @@ def test_an_error_answer_fails_the_wait_at_once_not_after_its_timeout(slow_api):
     server.bodies = [(404, {"detail": "The DagRun with dag_id: `d` and run_id: `r` was not found"})]
     with pytest.raises(KeyError, match="state"):
         api.wait_for_run("d", "r", timeout=60)
-    assert server.gets == 1  # not asked again: a wait until its timeout would have polled every 0.2 s
+    assert server.gets == 1  # not asked again: a wait until its timeout would have polled every second
