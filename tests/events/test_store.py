@@ -8,7 +8,7 @@ import math
 
 import pytest
 from sqlalchemy import insert, select, text
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
 
 from baton.events import migrations, projections, schema, summaries
 from baton.events.decode import loads
@@ -181,7 +181,8 @@ def test_one_event_on_postgresql_is_its_insert_alone_and_a_batch_is_one_transact
 
 
 def test_a_single_append_to_an_unmigrated_postgresql_store_says_what_to_do():
-    """The single event's own path (psycopg's cursor) fails as the batch's does: StoreError, with the fix."""
+    """The single event's own path (psycopg's cursor) fails as the batch's does: StoreError, with the fix;
+    a read, streamed by psycopg's cursor, with SQLAlchemy's error."""
     from tests.conftest import pg_database
 
     with pg_database("baton_bare") as url:
@@ -189,6 +190,9 @@ def test_a_single_append_to_an_unmigrated_postgresql_store_says_what_to_do():
         for events in (_run_events()[:1], _run_events()):
             with pytest.raises(StoreError, match=r"has no tables yet: run `baton db upgrade`"):
                 bare.append(events)
+        # a streamed read fails as SQLAlchemy's execute does (its error, not the driver's)
+        with pytest.raises(ProgrammingError, match='relation "baton_events" does not exist'):
+            list(bare.read())
         bare.engine.dispose()
 
 

@@ -17,12 +17,12 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
-from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from baton.errors import BatonError
 from baton.events import catchup, schema
 from baton.events.event import CorruptEvent, Event
-from baton.events.rows import from_row, rows_of, select_events
+from baton.events.rows import as_sqlalchemy_raises, from_row, rows_of, select_events
 
 INLINE_LIMIT = 16_384  # bytes of JSON; a larger output is stored once in baton_blobs, by reference
 
@@ -108,20 +108,13 @@ class EventLog:
         one into several INSERTs)."""
         row = event.row()
         row["payload"] = self._jsonb(row["payload"])  # as SQLAlchemy's JSONB binds it
-        dialect = self.engine.dialect
-        with self._one.connect() as conn, conn.connection.dbapi_connection.cursor() as cursor:
-            try:
-                cursor.execute(self._one_sql, row)
-                return [seq for seq, _ in cursor.fetchall()]
-            # raised as SQLAlchemy raises it for every other query
-            except dialect.loaded_dbapi.Error as error:
-                lost = dialect.is_disconnect(error, conn.connection.dbapi_connection, cursor)
-                if lost:
-                    conn.invalidate()  # the pool drops it, as SQLAlchemy's execute would
-                raise DBAPIError.instance(
-                    self._one_sql, row, error, dialect.loaded_dbapi.Error, dialect=dialect,
-                    connection_invalidated=lost,
-                ) from error  # fmt: skip
+        with (
+            self._one.connect() as conn,
+            conn.connection.dbapi_connection.cursor() as cursor,
+            as_sqlalchemy_raises(conn, self._one_sql, row),
+        ):
+            cursor.execute(self._one_sql, row)
+            return [seq for seq, _ in cursor.fetchall()]
 
     def _unmigrated(self, error: Exception, table: str) -> None:
         """Raise StoreError when ``error`` says that ``table`` is missing: the store is not migrated."""

@@ -4,10 +4,12 @@ reports). One reading for the log's reads and the projection's catch-up."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Connection, Select, Text, cast, select
+from sqlalchemy.exc import DBAPIError
 
 from baton.events import schema
 from baton.events.decode import loads
@@ -50,11 +52,32 @@ def rows_of(conn: Connection, query: Select) -> Iterator[Any]:
     dialect = conn.dialect
     if dialect.driver == "psycopg" and dialect.loaded_dbapi.pq.version() >= CHUNKED_LIBPQ:
         compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-        with conn.connection.dbapi_connection.cursor() as cursor:
-            yield from cursor.stream(str(compiled), compiled.params, size=CHUNK)
+        statement, params = str(compiled), compiled.params
+        with (
+            conn.connection.dbapi_connection.cursor() as cursor,
+            as_sqlalchemy_raises(conn, statement, params),
+        ):
+            yield from cursor.stream(statement, params, size=CHUNK)
         return
     for rows in conn.execution_options(yield_per=CHUNK).execute(query).partitions():
         yield from rows
+
+
+@contextmanager
+def as_sqlalchemy_raises(conn: Connection, statement: str, params: Any) -> Iterator[None]:
+    """A query sent by the driver's own cursor fails as SQLAlchemy's execute fails: its driver's error raised
+    as SQLAlchemy's (``OperationalError``, ``ProgrammingError``, ... through ``DBAPIError.instance``), and a
+    connection the error says is lost invalidated, so that the pool drops it."""
+    dialect = conn.dialect
+    try:
+        yield
+    except dialect.loaded_dbapi.Error as error:
+        lost = dialect.is_disconnect(error, conn.connection.dbapi_connection, None)
+        if lost:
+            conn.invalidate()
+        raise DBAPIError.instance(
+            statement, params, error, dialect.loaded_dbapi.Error, dialect=dialect, connection_invalidated=lost
+        ) from error
 
 
 def from_row(row: Any, validate: bool = True) -> Event | CorruptEvent:
