@@ -7,7 +7,8 @@ A test's cost is the CPU time of its test process from the start of its setup to
 benchmark's run, an Airflow a fixture stopped). A session fixture's start falls in the setup of the first
 test that used it and its stop in the teardown of the last. The figures are the process's: a child that a
 background thread waits for lands in the test that runs when it ends, unless the thread says so
-(``reaped_in_background``: tests/bench/early.py's runs), and a process nobody waited for (an orphan: an
+(``reaped_in_background``: tests/bench/early.py's runs), one that Python's ``subprocess`` reaps late (at
+another ``Popen``) lands in the test that made that ``Popen``, and a process nobody waited for (an orphan: an
 Airflow's components, stopped by killing their shell's group) is in no test's; scripts/cost.py counts the
 orphans in the suite's line and names the costliest. ``--cpu-costs=N`` prints the N costliest tests (0:
 none); the figure travels to xdist's controller in the teardown report's ``user_properties``.
