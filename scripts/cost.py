@@ -12,8 +12,9 @@ has ended, each such process that has exited is reaped and its time counted; one
 grace period is named (a leak the suite should not have) and left running, and its time is not counted.
 
 The line before it says which of those orphans cost the most, by the name the kernel keeps for each
-process (``/proc/PID/comm``, 15 characters: Airflow's components name themselves, e.g. ``airflow schedul``):
-their time is in no test's own figure (tests/cpu_report.py), since no test process waited for them.
+process (``/proc/PID/comm``, 15 characters: ``airflow api_ser`` for an api-server, ``airflow worker`` for a
+LocalExecutor worker, ``airflow`` for a scheduler, dag processor or triggerer): their time is in no test's own
+figure (tests/cpu_report.py), since no test process waited for them.
 
 The last line, read by scripts:
 ``cost: N.N CPU-seconds (user N.N + system N.N) in N.N s wall; exit N``
