@@ -259,10 +259,14 @@ STOPPED = re.compile(
 )
 
 
+MANY = 2000  # templates that a parse with the cache off cannot compile in 60 % of a 2 s import timeout
+
+
 def test_a_parse_past_the_deadline_keeps_the_first_templates_dags(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("BATON_SPEC_CACHE", "off")  # a cold cache: each template validated (~6 ms or more)
     monkeypatch.setenv("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "2")
-    folder = make_folder(tmp_path, 600)
+    # more than fit even on a fast day (600 did: ~2 ms each with the cache off, all within 1.2 s, no stop)
+    folder = make_folder(tmp_path, MANY)
     names = sorted(path.stem for path in (folder / "workflows").iterdir())
     with caplog.at_level(logging.ERROR, logger="baton.compile.loader"):
         started = time.monotonic()
@@ -274,14 +278,18 @@ def test_a_parse_past_the_deadline_keeps_the_first_templates_dags(tmp_path, monk
     found = STOPPED.fullmatch(messages[0])
     assert found, messages[0]
     done, left = int(found["done"]), int(found["left"])
-    assert (done + left, int(found["all"])) == (600, 600)
-    assert 0 < done < 600 and found["first"] == f"{names[done]}.yaml"
+    assert (done + left, int(found["all"])) == (MANY, MANY)
+    assert 0 < done < MANY and found["first"] == f"{names[done]}.yaml"
     assert sorted(bag.dag_ids) == sorted([*names[:done], COMPENSATE_DAG_ID])  # the first ones, in name order
     assert (
         0.5 <= float(found["seconds"]) <= 1.9 and took < 2
     )  # 60 % of 2 s, less what came before (and one template)
-    ms = float(found["seconds"]) / done * 1000
-    assert int(found["shards"]) == max(2, shards_needed(ms / 1000, 600, 2.0))
+    # the count comes from the time measured; the message shows it to a tenth of a second, so the count is one
+    # of those the shown time allows (a clean-clone run: 1.2 s shown, 3 shards from the 1.16 s measured, 4
+    # from 1.2 s)
+    shown = float(found["seconds"])
+    allowed = {max(2, shards_needed((shown + d) / done, MANY, 2.0)) for d in (-0.05, 0.0, 0.05)}
+    assert int(found["shards"]) in set(range(min(allowed), max(allowed) + 1)), (found["shards"], allowed)
     # the UI shows it among the file's import warnings
     warned = bag.captured_warnings[str(folder / LOADER_FILE)]
     assert len(warned) == 1 and "DeadlineWarning: baton_workflows.py: " in warned[0]
