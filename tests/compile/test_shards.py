@@ -252,20 +252,21 @@ def test_a_shard_with_no_template_still_gives_the_compensator_once(tmp_path, mon
 
 STOPPED = re.compile(
     r"baton_workflows\.py: (?P<left>\d+) of (?P<all>\d+) template\(s\) left out, from (?P<first>wf_\d+\.yaml) on "
-    r"\(in file-name order\): the parse had used 60% of \[core\] dagbag_import_timeout \(2 s\) after "
+    r"\(in file-name order\): the parse had used 60% of \[core\] dagbag_import_timeout \(8 s\) after "
     r"(?P<done>\d+) template\(s\) in (?P<seconds>\d+\.\d) s \((?P<ms>\d+) ms each\), and stopped so that their "
     r"DAGs load rather than none; fix: run `baton shard (?P<shards>\d+)` \(each file then holds what fits with "
     r"room to spare\)"
 )
 
 
-MANY = 2000  # templates that a parse with the cache off cannot compile in 60 % of a 2 s import timeout
+TIMEOUT = 8  # [core] dagbag_import_timeout for the test: 2 s left too little after the deadline under load
+MANY = 6000  # templates that a parse with the cache off cannot compile in 60 % of it (~2 ms each when idle)
 
 
 def test_a_parse_past_the_deadline_keeps_the_first_templates_dags(tmp_path, monkeypatch, caplog):
-    monkeypatch.setenv("BATON_SPEC_CACHE", "off")  # a cold cache: each template validated (~6 ms or more)
-    monkeypatch.setenv("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "2")
-    # more than fit even on a fast day (600 did: ~2 ms each with the cache off, all within 1.2 s, no stop)
+    monkeypatch.setenv("BATON_SPEC_CACHE", "off")  # a cold cache: each template validated (~2 ms or more)
+    monkeypatch.setenv("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", str(TIMEOUT))
+    # more than fit even on a fast day (600 in 2 s did: all within 1.2 s, no stop, no message)
     folder = make_folder(tmp_path, MANY)
     names = sorted(path.stem for path in (folder / "workflows").iterdir())
     with caplog.at_level(logging.ERROR, logger="baton.compile.loader"):
@@ -273,7 +274,7 @@ def test_a_parse_past_the_deadline_keeps_the_first_templates_dags(tmp_path, monk
         bag = BundleDagBag(dag_folder=str(folder), bundle_path=folder, bundle_name="test")
         took = time.monotonic() - started
     assert bag.import_errors == {}  # the timeout did not strike: the file's DAGs load
-    messages = [r.getMessage() for r in caplog.records]
+    messages = [r.getMessage() for r in caplog.records if r.name == "baton.compile.loader"]
     assert len(messages) == 1, messages
     found = STOPPED.fullmatch(messages[0])
     assert found, messages[0]
@@ -281,14 +282,13 @@ def test_a_parse_past_the_deadline_keeps_the_first_templates_dags(tmp_path, monk
     assert (done + left, int(found["all"])) == (MANY, MANY)
     assert 0 < done < MANY and found["first"] == f"{names[done]}.yaml"
     assert sorted(bag.dag_ids) == sorted([*names[:done], COMPENSATE_DAG_ID])  # the first ones, in name order
-    assert (
-        0.5 <= float(found["seconds"]) <= 1.9 and took < 2
-    )  # 60 % of 2 s, less what came before (and one template)
+    # 60 % of the timeout, less what came before (and one template)
+    assert 0.25 * TIMEOUT <= float(found["seconds"]) <= 0.95 * TIMEOUT and took < TIMEOUT
     # the count comes from the time measured; the message shows it to a tenth of a second, so the count is one
     # of those the shown time allows (a clean-clone run: 1.2 s shown, 3 shards from the 1.16 s measured, 4
     # from 1.2 s)
     shown = float(found["seconds"])
-    allowed = {max(2, shards_needed((shown + d) / done, MANY, 2.0)) for d in (-0.05, 0.0, 0.05)}
+    allowed = {max(2, shards_needed((shown + d) / done, MANY, TIMEOUT)) for d in (-0.05, 0.0, 0.05)}
     assert int(found["shards"]) in set(range(min(allowed), max(allowed) + 1)), (found["shards"], allowed)
     # the UI shows it among the file's import warnings
     warned = bag.captured_warnings[str(folder / LOADER_FILE)]
