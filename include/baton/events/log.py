@@ -63,6 +63,14 @@ def _append_statement(dialect: str):
     )
 
 
+@cache
+def _one_sql(dialect: Any) -> str:
+    """``_append_statement`` compiled once per dialect (an engine's, cached by ``engine_for``) for one row, as
+    psycopg's cursor is handed it: an EventStore is opened per task and per request."""
+    columns = [c.name for c in schema.events.c if c.name != "seq"]
+    return str(_append_statement("postgresql").compile(dialect=dialect, column_keys=columns))
+
+
 class EventLog:
     """Appends and reads events; keeps the ``projections`` it was handed current.
 
@@ -81,10 +89,6 @@ class EventLog:
             "psycopg",
         )
         self._one = engine.execution_options(isolation_level="AUTOCOMMIT") if alone else None
-        if self._one is not None:
-            columns = [c.name for c in schema.events.c if c.name != "seq"]
-            compiled = _append_statement("postgresql").compile(dialect=engine.dialect, column_keys=columns)
-            self._one_sql, self._jsonb = str(compiled), engine.dialect.loaded_dbapi.types.json.Jsonb
 
     def append(self, events: Sequence[Event]) -> list[int]:
         """Store the events not stored yet (by key), in one transaction; the new sequence numbers."""
@@ -106,14 +110,17 @@ class EventLog:
         much as the round trips). Single appends in bench/events.py: 2,095 events/s (0.57 of a raw INSERT)
         instead of 1,024 (0.35) on an idle machine. A batch keeps its transaction (SQLAlchemy may split a long
         one into several INSERTs)."""
-        row = event.row()
-        row["payload"] = self._jsonb(row["payload"])  # as SQLAlchemy's JSONB binds it
+        dialect, row = self.engine.dialect, event.row()
+        row["payload"] = dialect.loaded_dbapi.types.json.Jsonb(
+            row["payload"]
+        )  # as SQLAlchemy's JSONB binds it
+        sql = _one_sql(dialect)
         with (
             self._one.connect() as conn,
             conn.connection.dbapi_connection.cursor() as cursor,
-            as_sqlalchemy_raises(conn, self._one_sql, row),
+            as_sqlalchemy_raises(conn, sql, row),
         ):
-            cursor.execute(self._one_sql, row)
+            cursor.execute(sql, row)
             return [seq for seq, _ in cursor.fetchall()]
 
     def _unmigrated(self, error: Exception, table: str) -> None:
