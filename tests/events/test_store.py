@@ -81,6 +81,30 @@ def test_append_stores_each_event_once_and_numbers_them_in_order(store):
     )
 
 
+def _deferred_then_failed(store) -> None:
+    with store.engine.begin() as conn, store.deferred(conn):
+        store.append_in(conn, _run_events("run_2"))
+        raise ValueError("the block failed")
+
+
+def test_deferred_appends_go_in_at_the_end_of_their_block_in_order_or_not_at_all(store):
+    """Inside ``deferred`` an append only queues its events (no sequence numbers yet); the block's end stores
+    them in the order asked, each once by its key; a block that raises stores none of them."""
+    events = _run_events()
+    with store.engine.begin() as conn, store.deferred(conn) as queued:
+        assert store.append_in(conn, events[:3]) == []
+        assert store.append_in(conn, [events[0], *events[3:5]]) == []  # run.started again: stored once
+        assert [e.type for e in queued] == [e.type for e in [*events[:3], events[0], *events[3:5]]]
+        with pytest.raises(RuntimeError, match="already deferred"), store.deferred(conn):
+            pass
+    assert [e.type for e in store.read("run_1")] == [e.type for e in events[:5]]
+    with pytest.raises(ValueError, match="the block failed"):
+        _deferred_then_failed(store)
+    assert list(store.read("run_2")) == []
+    with store.engine.begin() as conn:  # the pooled connection appends at once again
+        assert len(store.append_in(conn, _run_events("run_2")[:2])) == 2
+
+
 def test_an_event_read_back_is_equal_to_the_one_appended_in_every_field(store):
     """A read builds its events without ``__init__`` (``Event.stored``): each field it sets is the field
     appended, and it sets every field the dataclass has (a field added to ``Event`` and not to ``stored``

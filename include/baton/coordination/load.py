@@ -1,22 +1,23 @@
 """Load and health in Baton's store, shared by every run and worker: each agent call holds one of its
-agent's ``max_concurrency`` slots (a row per slot: two callers cannot take one), each agent's circuit
-breaker (failures in a row, open until when), and the group commit that batches a fan-out's writes."""
+agent's ``max_concurrency`` slots (a row per slot: two callers cannot take one), and each agent's circuit
+breaker (failures in a row, open until when). The group commit that batches a fan-out's writes is
+:mod:`baton.coordination.commits`'s."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import random
 import socket
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import cache
 
-from sqlalchemy import Connection, delete, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy import Connection, bindparam, delete, select, text, update
+from sqlalchemy.exc import IntegrityError
 
+from baton.coordination.commits import GroupCommit
 from baton.errors import AgentError
 from baton.events import schema
 from baton.events.event import Event
@@ -31,6 +32,49 @@ TRIAL_CLAIMED = HALF_OPEN + 1  # ... and a call has claimed its trial (routing p
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+# The lowest free slot number below the agent's max_concurrency (``size``), unless as many slots are held
+# (not expired) as its limit: ``size``, or the cap in baton_agent_health when lower.
+_FREE = """
+WITH RECURSIVE numbers(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM numbers WHERE n + 1 < :size),
+live AS (SELECT slot FROM baton_agent_slots WHERE agent = :agent AND expires_at > :now)
+{insert}SELECT {columns} FROM numbers
+WHERE n NOT IN (SELECT slot FROM live)
+  AND (SELECT count(*) FROM live) < COALESCE(
+      (SELECT CASE WHEN concurrency_cap < :size THEN concurrency_cap END
+       FROM baton_agent_health WHERE agent = :agent),
+      :size)
+ORDER BY n LIMIT 1
+"""
+_TIMES = (bindparam("now", type_=schema.UTCDateTime()), bindparam("expires", type_=schema.UTCDateTime()))
+# ... taken: a number an expired slot holds (its holder killed) is taken over; a number another caller took
+# meanwhile is live, so the statement takes nothing. The slot number it took, or no row.
+_TAKE = text(
+    _FREE.format(
+        insert="INSERT INTO baton_agent_slots (agent, slot, holder, acquired_at, expires_at)\n",
+        columns=":agent, n, :holder, :now, :expires",
+    )
+    + """ON CONFLICT (agent, slot) DO UPDATE
+  SET holder = excluded.holder, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at
+  WHERE baton_agent_slots.expires_at <= :now
+RETURNING slot
+"""
+).bindparams(*_TIMES)
+_ANY_FREE = text(_FREE.format(insert="", columns="n")).bindparams(_TIMES[0])
+
+
+class SlotTaken(IntegrityError):
+    """The free slot number a caller read was taken by another one before its row went in (PostgreSQL:
+    two transactions at once): it asks again."""
+
+    def __init__(self, agent: str):
+        super().__init__(f"a slot of agent '{agent}'", None, Exception("taken by another caller meanwhile"))
+
+
+@cache
+def _host() -> str:
+    return socket.gethostname()
 
 
 def _waited(events: Sequence[Event], since: float | None) -> Sequence[Event]:
@@ -115,26 +159,27 @@ class Slots:
         events: Sequence[Event] = (),
         since: float | None = None,
     ) -> int | None:
-        """``acquire`` inside the caller's transaction (raises IntegrityError when it lost a race)."""
-        s = schema.agent_slots.c
+        """``acquire`` inside the caller's transaction: one statement (``_TAKE``) takes the lowest free slot
+        number while fewer are held than the agent's limit now (its ``max_concurrency``, or the cap an
+        incident's runbook set), then ``events`` are appended; None, and no event, when every slot is
+        held. Two callers that read the same free number race for one row: the loser's statement waits for
+        the winner's transaction (PostgreSQL), then takes nothing; it raises :class:`SlotTaken` (an
+        IntegrityError: the caller asks again) when a slot is still free (SQLite's single writer: no race)."""
         now = _now()
-        conn.execute(delete(schema.agent_slots).where(s.agent == agent.name, s.expires_at <= now))
-        taken = set(conn.scalars(select(s.slot).where(s.agent == agent.name)))
-        # a lowered cap leaves the slots above it to drain: a new call only while fewer are held than it
-        if len(taken) >= self.limits([agent], conn)[agent.name]:
+        params = {
+            "agent": agent.name,
+            "size": agent.max_concurrency,
+            "holder": f"{holder} pid {os.getpid()}@{_host()}"[:250],
+            "now": now,
+            "expires": now + ttl,
+        }
+        slot = conn.execute(_TAKE, params).scalar()
+        if slot is None:
+            if conn.dialect.name == "postgresql" and conn.execute(_ANY_FREE, params).first() is not None:
+                raise SlotTaken(agent.name)
             return None
-        free = next(n for n in range(agent.max_concurrency) if n not in taken)
-        conn.execute(
-            schema.agent_slots.insert().values(
-                agent=agent.name,
-                slot=free,
-                holder=f"{holder} pid {os.getpid()}@{socket.gethostname()}"[:250],
-                acquired_at=now,
-                expires_at=now + ttl,
-            )
-        )
         self.store.append_in(conn, _waited(events, since))
-        return free
+        return slot
 
     def take(self, agent: Agent, holder: str, ttl: timedelta, events: Sequence[Event] = ()) -> int:
         """``acquire``, waiting while every slot is taken (the step's execution_timeout bounds the wait)."""
@@ -163,8 +208,11 @@ class Slots:
             self.release_in(conn, agent, slot, events)
 
     def release_in(self, conn: Connection, agent: str, slot: int, events: Sequence[Event] = ()) -> None:
+        """``release`` in the caller's transaction; the agent's expired slots (killed holders') go with it."""
         s = schema.agent_slots.c
-        conn.execute(delete(schema.agent_slots).where(s.agent == agent, s.slot == slot))
+        conn.execute(
+            delete(schema.agent_slots).where(s.agent == agent, (s.slot == slot) | (s.expires_at <= _now()))
+        )
         self.store.append_in(conn, events)
 
 
@@ -325,74 +373,3 @@ def release(store: EventStore, agent: str) -> bool:
             .values(opened_until=None, consecutive_failures=0, updated_at=_now())
         )
     return changed.rowcount > 0
-
-
-class GroupCommit:
-    """Store writes of many coroutines, committed together: while one transaction runs (in a
-    thread), the writes asked for meanwhile queue up and go in the next one. Each write runs in a
-    savepoint, so one that fails (a slot taken by another process) fails alone.
-
-    A fan-out of 16 calls at once makes 32 slot writes per round; one transaction each, on SQLite,
-    serialises them on the calls' critical path.
-    """
-
-    def __init__(self, store: EventStore):
-        self.store = store
-        self.pending: list[tuple[Any, asyncio.Future]] = []
-        self.flushing: asyncio.Task | None = None
-
-    async def run(self, write: Any) -> Any:
-        """Run ``write(conn)`` in the next group transaction; its result (or its exception)."""
-        future = asyncio.get_running_loop().create_future()
-        self.pending.append((write, future))
-        if self.flushing is None or self.flushing.done():
-            self.flushing = asyncio.ensure_future(self._flush())
-        return await future
-
-    async def _flush(self) -> None:
-        while self.pending:
-            batch, self.pending = self.pending, []
-            try:
-                outcomes = await asyncio.to_thread(self._commit, [write for write, _ in batch])
-            except Exception as error:  # the transaction itself failed: every write in it did
-                outcomes = [error] * len(batch)
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if isinstance(outcome, Exception):
-                    future.set_exception(outcome)
-                else:
-                    future.set_result(outcome)
-
-    def _commit(self, writes: list[Any]) -> list[Any]:
-        """The group transaction; one PostgreSQL chose to break a deadlock with (two runs' fan-outs taking
-        the same agent's slots in other orders) goes again whole: none of its writes was applied."""
-        for attempt in range(1, DEADLOCK_RETRIES + 1):
-            try:
-                return self._commit_once(writes)
-            except DBAPIError as error:
-                if not _deadlock(error) or attempt == DEADLOCK_RETRIES:
-                    raise
-                time.sleep(random.uniform(0.01, 0.05) * attempt)
-        raise AssertionError("unreachable")
-
-    def _commit_once(self, writes: list[Any]) -> list[Any]:
-        outcomes: list[Any] = []
-        with self.store.engine.begin() as conn:
-            for write in writes:
-                try:
-                    with conn.begin_nested():
-                        outcomes.append(write(conn))
-                except IntegrityError:
-                    outcomes.append(None)  # lost a race for a slot: the caller asks again
-                except Exception as error:
-                    if _deadlock(error):
-                        raise  # the whole transaction goes again
-                    outcomes.append(error)
-        return outcomes
-
-
-DEADLOCK_RETRIES = 5
-
-
-def _deadlock(error: BaseException) -> bool:
-    """A PostgreSQL deadlock or serialization failure: retrying the transaction is the remedy."""
-    return getattr(getattr(error, "orig", None), "sqlstate", None) in ("40P01", "40001")

@@ -19,8 +19,9 @@ from typing import Any
 from sqlalchemy import Connection
 
 from baton.budgets.ledger import share_left
+from baton.coordination.commits import GroupCommit
 from baton.coordination.learned import available, policy_for
-from baton.coordination.load import Breakers, GroupCommit, Slots
+from baton.coordination.load import Breakers, Slots
 from baton.errors import AgentError
 from baton.events.event import Event
 from baton.events.projections import agent_stats

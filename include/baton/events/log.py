@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -25,6 +25,7 @@ from baton.events.event import CorruptEvent, Event
 from baton.events.rows import as_sqlalchemy_raises, from_row, rows_of, select_events
 
 INLINE_LIMIT = 16_384  # bytes of JSON; a larger output is stored once in baton_blobs, by reference
+_DEFERRED = "baton.events.deferred"  # a connection's info: the events its transaction's appends put off
 
 
 class StoreError(BatonError):
@@ -133,8 +134,14 @@ class EventLog:
             ) from None
 
     def append_in(self, conn: Connection, events: Sequence[Event]) -> list[int]:
-        """``append`` inside the caller's transaction, so that a change and its events commit together."""
+        """``append`` inside the caller's transaction, so that a change and its events commit together.
+        Inside :meth:`deferred` the events join the transaction's one INSERT at its end: no sequence
+        numbers then (``[]``)."""
         if not events:
+            return []
+        pending = conn.info.get(_DEFERRED)
+        if pending is not None:
+            pending.extend(events)
             return []
         statement = _append_statement(self.engine.dialect.name)
         stored = {key: seq for seq, key in conn.execute(statement, [e.row() for e in events])}
@@ -143,6 +150,21 @@ class EventLog:
             for projection in self.in_append:
                 projection.apply(conn, new)
         return sorted(stored.values())
+
+    @contextmanager
+    def deferred(self, conn: Connection) -> Iterator[list[Event]]:
+        """The appends made in ``conn`` inside the block wait for its end, then go in one INSERT, in the
+        order they were asked for (a group transaction of many writes: one statement, not one each). The
+        list it yields is those events: a caller that rolls a write back to a savepoint drops its own."""
+        if _DEFERRED in conn.info:
+            raise RuntimeError("appends are already deferred in this transaction")
+        pending: list[Event] = []
+        conn.info[_DEFERRED] = pending
+        try:
+            yield pending
+        finally:
+            del conn.info[_DEFERRED]
+        self.append_in(conn, pending)
 
     def catch_up(self, limit: int = catchup.READ_LIMIT) -> int:
         """Apply to the ``caught_up`` projections the events stored since they last were (at most ``limit``
