@@ -17,9 +17,20 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from baton.budgets.ledger import Ledger, Refusal, Reservation, Spend, holder_of
+from sqlalchemy import Connection
+
+from baton.budgets.ledger import (
+    Refusal,
+    Reservation,
+    Spend,
+    holder_of,
+    release_in,
+    reserve_in,
+    settle_in,
+    spent_in,
+)
 from baton.errors import BudgetExceeded
 from baton.events.event import Event
 from baton.events.store import EventStore
@@ -56,8 +67,18 @@ def actual(payload: dict[str, Any] | None) -> Spend | None:
     return Spend(float(payload.get("cost") or 0.0), tokens)
 
 
-Record = Callable[[str, dict[str, Any], str], None]
+MakeEvent = Callable[[str, dict[str, Any], str], Event]
 Warn = Callable[[Budget, str, Spend], None]
+Due = list[
+    tuple[Budget, str, Spend, float]
+]  # the warnings a settlement found due: budget, window, spend, share
+
+
+class Writes(Protocol):
+    """Where a coroutine's store writes go: ``run(write)`` runs ``write(conn)`` in a transaction and gives its
+    result (a fan-out's group commit, ``baton.coordination.commits.GroupCommit``)."""
+
+    async def run(self, write: Callable[[Connection], Any]) -> Any: ...
 
 
 @dataclass
@@ -66,7 +87,8 @@ class Guard:
 
     :param key: the try's key (``<run>/<task>[<map index>]#<try>``): reservations are held under it and
         a later try of the task frees what an earlier one left (:meth:`Ledger.release_holder`).
-    :param record: records an event of the try (kind, payload, discriminator).
+    :param event: makes an event of the try (kind, payload, discriminator), stored in the transaction of
+        the reservation or settlement it tells of, or alone.
     :param warn: told once per budget window when its spend passes ``warn_at`` (a Slack message).
     """
 
@@ -76,15 +98,11 @@ class Guard:
     run_id: str
     key: str
     ttl: timedelta
-    record: Record
+    event: MakeEvent
     warn: Warn | None = None
     max_wait: timedelta = MAX_WAIT
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # which window a call is in
-    _ledger: Ledger = field(init=False, repr=False)
     _warned: set[tuple[str, str]] = field(default_factory=set, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._ledger = Ledger(self.store)
 
     def applicable(self, agent: Agent) -> list[Budget]:
         return [b for b in self.budgets if b.applies(self.workflow, agent.name)]
@@ -93,13 +111,33 @@ class Guard:
         now = self.clock()
         return [b.window(self.run_id, now) for b in budgets]
 
-    def try_reserve(self, agent: Agent, need: Spend, where: str) -> Reservation | Refusal | None:
-        """One attempt; None when no budget applies."""
+    def reserve_in(
+        self, conn: Connection, agent: Agent, need: Spend, where: str
+    ) -> Reservation | Refusal | None:
+        """One attempt in ``conn``'s transaction, its ``budget.reserved`` with it; None when no budget
+        applies."""
         budgets = self.applicable(agent)
         if not budgets:
             return None
-        holder = holder_of(f"{self.key}{where}")
-        return self._ledger.reserve(budgets, self._windows(budgets), need, holder, self.ttl)
+        got = reserve_in(
+            conn, budgets, self._windows(budgets), need, holder_of(f"{self.key}{where}"), self.ttl
+        )
+        if isinstance(got, Reservation):
+            payload = {
+                "agent": agent.name,
+                "budgets": [list(pair) for pair in got.windows],
+                "cost": got.estimate.cost,
+                "tokens": got.estimate.tokens,
+            }
+            self.store.append_in(conn, [self.event("budget.reserved", payload, f"reserved{where}")])
+        return got
+
+    def try_reserve(self, agent: Agent, need: Spend, where: str) -> Reservation | Refusal | None:
+        """One attempt, in a transaction of its own; None when no budget applies."""
+        if not self.applicable(agent):
+            return None
+        with self.store.engine.begin() as conn:
+            return self.reserve_in(conn, agent, need, where)
 
     def reserve(self, agent: Agent, prompt: str, limits: Any = None, where: str = "") -> Reservation | None:
         """Reserve the call's estimate, waiting while only the calls in flight stand in the way."""
@@ -107,19 +145,27 @@ class Guard:
         while True:
             got = self.try_reserve(agent, need, where)
             if not self._waits(agent, got, need, where, began):
-                return self._reserved(agent, got, where)
+                return got  # type: ignore[return-value]  # not a Refusal
             time.sleep(delay)
             delay = min(delay * 1.5, 1.0)
 
     async def areserve(
-        self, agent: Agent, prompt: str, limits: Any = None, where: str = ""
+        self, agent: Agent, prompt: str, limits: Any = None, where: str = "", writes: Writes | None = None
     ) -> Reservation | None:
-        """:meth:`reserve` for a coroutine: the store's work in a thread, the waits in the event loop."""
+        """:meth:`reserve` for a coroutine: each attempt in ``writes``' next transaction (else in a thread of
+        its own), the waits in the event loop; nothing at all when no budget applies."""
+        if not self.applicable(agent):
+            return None
         need, began, delay = estimate(agent, prompt, limits), time.monotonic(), 0.05
         while True:
-            got = await asyncio.to_thread(self.try_reserve, agent, need, where)
-            if not await asyncio.to_thread(self._waits, agent, got, need, where, began):
-                return await asyncio.to_thread(self._reserved, agent, got, where)
+            if writes is None:
+                got = await asyncio.to_thread(self.try_reserve, agent, need, where)
+            else:
+                got = await writes.run(lambda conn: self.reserve_in(conn, agent, need, where))
+            if not isinstance(got, Refusal):
+                return got
+            if not (got.wait and time.monotonic() - began <= self.max_wait.total_seconds()):
+                raise await asyncio.to_thread(self._refused, agent, got, need, where)
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 1.0)
 
@@ -132,99 +178,114 @@ class Guard:
             return True
         raise self._refused(agent, got, need, where)
 
+    def settle_in(
+        self,
+        conn: Connection,
+        agent: Agent,
+        reservation: Reservation,
+        payload: dict[str, Any] | None,
+        where: str,
+    ) -> Due:
+        """The call ended: in ``conn``'s transaction, its actual use replaces the estimate (or, never having
+        reached the model, its reservation goes), with its ``budget.settled``; the warnings now due
+        (:meth:`warn_due` sends them once the transaction committed)."""
+        used = actual(payload)
+        if used is None:
+            release_in(conn, reservation)
+        else:
+            settle_in(conn, reservation, used)
+        spent = used or Spend()
+        settled = {
+            "agent": agent.name,
+            "budgets": [list(pair) for pair in reservation.windows],
+            "estimate_cost": reservation.estimate.cost,
+            "estimate_tokens": reservation.estimate.tokens,
+            "cost": spent.cost,
+            "tokens": spent.tokens,
+            "released": used is None,
+        }
+        self.store.append_in(conn, [self.event("budget.settled", settled, f"settled{where}")])
+        return self._due(conn, reservation)
+
     def settle(
         self, agent: Agent, reservation: Reservation | None, payload: dict[str, Any] | None, where: str = ""
     ) -> None:
-        """The call ended: its actual use replaces the estimate (or, never having reached the model, its
-        reservation goes); then the warnings its budgets are due."""
+        """:meth:`settle_in` in a transaction of its own, then the warnings due."""
         if reservation is None:
             return
-        used = actual(payload)
-        if used is None:
-            self._ledger.release(reservation)
-        else:
-            self._ledger.settle(reservation, used)
-        spent = used or Spend()
-        self.record(
-            "budget.settled",
-            {
-                "agent": agent.name,
-                "budgets": [list(pair) for pair in reservation.windows],
-                "estimate_cost": reservation.estimate.cost,
-                "estimate_tokens": reservation.estimate.tokens,
-                "cost": spent.cost,
-                "tokens": spent.tokens,
-                "released": used is None,
-            },
-            f"settled{where}",
-        )
-        self._warnings(agent, reservation)
+        with self.store.engine.begin() as conn:
+            due = self.settle_in(conn, agent, reservation, payload, where)
+        self.warn_due(agent, due)
 
-    def _reserved(self, agent: Agent, reservation: Reservation | None, where: str) -> Reservation | None:
+    async def asettle(
+        self,
+        agent: Agent,
+        reservation: Reservation | None,
+        payload: dict[str, Any] | None,
+        where: str,
+        writes: Writes,
+    ) -> None:
+        """:meth:`settle` for a coroutine: in ``writes``' next transaction."""
         if reservation is None:
-            return None
-        try:
-            self.record(
-                "budget.reserved",
-                {
-                    "agent": agent.name,
-                    "budgets": [list(pair) for pair in reservation.windows],
-                    "cost": reservation.estimate.cost,
-                    "tokens": reservation.estimate.tokens,
-                },
-                f"reserved{where}",
-            )
-        except BaseException:
-            self._ledger.release(reservation)  # not held by a call that will not run
-            raise
-        return reservation
+            return
+        due = await writes.run(lambda conn: self.settle_in(conn, agent, reservation, payload, where))
+        if due:
+            await asyncio.to_thread(self.warn_due, agent, due)
 
     def _refused(self, agent: Agent, refusal: Refusal, need: Spend, where: str) -> BudgetExceeded:
         message = f"agent '{agent.name}' may not call its model: {refusal.message(need)}"
         b = refusal.budget
-        self.record(
-            "budget.refused",
-            {
-                "agent": agent.name,
-                "budget": b.name,
-                "window": refusal.window,
-                "limit_cost": b.cost,
-                "limit_tokens": b.tokens,
-                "spent_cost": refusal.settled.cost,
-                "spent_tokens": refusal.settled.tokens,
-                "in_flight_cost": refusal.reserved.cost,
-                "in_flight_tokens": refusal.reserved.tokens,
-                "at_limit": b.at_limit,
-                "waited": refusal.wait,
-            },
-            f"refused{where}",
-        )
+        refused = {
+            "agent": agent.name,
+            "budget": b.name,
+            "window": refusal.window,
+            "limit_cost": b.cost,
+            "limit_tokens": b.tokens,
+            "spent_cost": refusal.settled.cost,
+            "spent_tokens": refusal.settled.tokens,
+            "in_flight_cost": refusal.reserved.cost,
+            "in_flight_tokens": refusal.reserved.tokens,
+            "at_limit": b.at_limit,
+            "waited": refusal.wait,
+        }
+        self.store.append([self.event("budget.refused", refused, f"refused{where}")])
         error = BudgetExceeded(message)
         error.budget = b  # type: ignore[attr-defined]
         error.window = refusal.window  # type: ignore[attr-defined]
         return error
 
-    def _warnings(self, agent: Agent, reservation: Reservation) -> None:
+    def _due(self, conn: Connection, reservation: Reservation) -> Due:
+        """The warnings ``reservation``'s budgets are due, read in ``conn``'s transaction (a window once past
+        ``warn_at`` stays past it: no more sums of it in this try)."""
+        due: Due = []
         for name, window in reservation.windows:
             budget = next(b for b in self.budgets if b.name == name)
             if budget.warn_at is None or (name, window) in self._warned:
-                continue  # once past warn_at, a window stays past it: no more sums of it in this try
-            settled, reserved = self._ledger.spent(budget, window)
+                continue
+            settled, reserved = spent_in(conn, budget, window)
             spent = Spend(settled.cost + reserved.cost, settled.tokens + reserved.tokens)
             share = max(
                 spent.cost / budget.cost if budget.cost else 0.0,
                 spent.tokens / budget.tokens if budget.tokens else 0.0,
             )
-            if share < budget.warn_at:
+            if share >= budget.warn_at:
+                due.append((budget, window, spent, share))
+        return due
+
+    def warn_due(self, agent: Agent, due: Due) -> None:
+        """Each warning of ``due`` once per budget window, whichever run gets there first: its ``budget.warned``
+        and the ``warn`` callback (the Slack message)."""
+        for budget, window, spent, share in due:
+            if (budget.name, window) in self._warned:
                 continue
-            self._warned.add((name, window))
+            self._warned.add((budget.name, window))
             warned = Event(
                 type="budget.warned",
                 run_id=self.run_id,
                 workflow=self.workflow,
-                key=f"budget.warned|{name}|{window}",  # once per budget window, whichever run gets there
+                key=f"budget.warned|{budget.name}|{window}",  # once per budget window, whichever run gets there
                 payload={
-                    "budget": name,
+                    "budget": budget.name,
                     "window": window,
                     "share": round(share, 4),
                     "cost": spent.cost,

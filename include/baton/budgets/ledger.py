@@ -136,57 +136,20 @@ class Ledger:
         ttl: timedelta,
     ) -> Reservation | Refusal:
         """Reserve ``estimate`` in each of ``budgets`` (in its window of ``windows``), all or none."""
-        now = _now()
-        b = schema.budget_ledger
-        pairs = sorted(zip((x.name for x in budgets), windows, strict=True))
-        by_name = {x.name: x for x in budgets}
         with self.store.engine.begin() as conn:
-            for name, window in pairs:  # in one order: two calls never wait on each other's locks
-                _lock(conn, name, window)
-            for name, window in pairs:
-                settled, reserved, raised = _spend(conn, name, window, now)
-                budget = by_name[name]
-                if settled.over(budget, estimate, raised):
-                    return Refusal(budget, window, settled, reserved, False, raised)
-                if Spend(settled.cost + reserved.cost, settled.tokens + reserved.tokens).over(
-                    budget, estimate, raised
-                ):
-                    return Refusal(budget, window, settled, reserved, True, raised)
-            ids = []
-            for name, window in pairs:
-                row = {
-                    "budget": name,
-                    "window": window,
-                    "holder": holder,
-                    "state": "reserved",
-                    "cost": estimate.cost,
-                    "tokens": estimate.tokens,
-                    "expires_at": now + ttl,
-                    "updated_at": now,
-                }
-                ids.append(conn.execute(b.insert().values(**row)).inserted_primary_key[0])
-        return Reservation(tuple(ids), tuple(pairs), estimate, holder)
+            return reserve_in(conn, budgets, windows, estimate, holder, ttl)
 
     def settle(self, reservation: Reservation, actual: Spend) -> None:
         """The call's actual use replaces its estimate in every budget it reserved in."""
-        if not reservation.ids:
-            return
-        b = schema.budget_ledger.c
-        with self.store.engine.begin() as conn:
-            conn.execute(
-                update(schema.budget_ledger)
-                .where(b.id.in_(reservation.ids))
-                .values(state="settled", cost=actual.cost, tokens=actual.tokens, updated_at=_now())
-            )
+        if reservation.ids:
+            with self.store.engine.begin() as conn:
+                settle_in(conn, reservation, actual)
 
     def release(self, reservation: Reservation) -> None:
         """The call spent nothing (it never reached the model): its reservation goes."""
         if reservation.ids:
-            b = schema.budget_ledger.c
             with self.store.engine.begin() as conn:
-                conn.execute(
-                    delete(schema.budget_ledger).where(b.id.in_(reservation.ids), b.state == "reserved")
-                )
+                release_in(conn, reservation)
 
     def release_holder(self, prefix: str) -> int:
         """Free the reservations of the tries whose holder key starts with ``prefix`` (a task's earlier
@@ -229,3 +192,67 @@ class Ledger:
                    "expires_at": now, "updated_at": now}  # fmt: skip
             conn.execute(b.insert().values(**row))
         return True
+
+
+def reserve_in(
+    conn: Connection,
+    budgets: Sequence[Budget],
+    windows: Sequence[str],
+    estimate: Spend,
+    holder: str,
+    ttl: timedelta,
+) -> Reservation | Refusal:
+    """:meth:`Ledger.reserve` in the caller's transaction (its locks held until that one ends)."""
+    now = _now()
+    b = schema.budget_ledger
+    pairs = sorted(zip((x.name for x in budgets), windows, strict=True))
+    by_name = {x.name: x for x in budgets}
+    for name, window in pairs:  # in one order: two calls never wait on each other's locks
+        _lock(conn, name, window)
+    for name, window in pairs:
+        settled, reserved, raised = _spend(conn, name, window, now)
+        budget = by_name[name]
+        if settled.over(budget, estimate, raised):
+            return Refusal(budget, window, settled, reserved, False, raised)
+        if Spend(settled.cost + reserved.cost, settled.tokens + reserved.tokens).over(
+            budget, estimate, raised
+        ):
+            return Refusal(budget, window, settled, reserved, True, raised)
+    rows = [
+        {
+            "budget": name,
+            "window": window,
+            "holder": holder,
+            "state": "reserved",
+            "cost": estimate.cost,
+            "tokens": estimate.tokens,
+            "expires_at": now + ttl,
+            "updated_at": now,
+        }
+        for name, window in pairs
+    ]
+    ids = [conn.execute(b.insert().values(**row)).inserted_primary_key[0] for row in rows]
+    return Reservation(tuple(ids), tuple(pairs), estimate, holder)
+
+
+def settle_in(conn: Connection, reservation: Reservation, actual: Spend) -> None:
+    """:meth:`Ledger.settle` in the caller's transaction."""
+    if reservation.ids:
+        b = schema.budget_ledger.c
+        conn.execute(
+            update(schema.budget_ledger)
+            .where(b.id.in_(reservation.ids))
+            .values(state="settled", cost=actual.cost, tokens=actual.tokens, updated_at=_now())
+        )
+
+
+def release_in(conn: Connection, reservation: Reservation) -> None:
+    """:meth:`Ledger.release` in the caller's transaction."""
+    if reservation.ids:
+        b = schema.budget_ledger.c
+        conn.execute(delete(schema.budget_ledger).where(b.id.in_(reservation.ids), b.state == "reserved"))
+
+
+def spent_in(conn: Connection, budget: Budget, window: str) -> tuple[Spend, Spend]:
+    """(settled, reserved in flight) of ``budget`` in ``window``, in the caller's transaction."""
+    return _spend(conn, budget.name, window, _now())[:2]

@@ -227,7 +227,7 @@ class ItemAttempts:
             return self._bounded(self.models.call(agent, prompt), sub)
 
         tag = f"[{sub.id}]#{attempt}"
-        return await within(self.guard, agent, prompt, self.step.spec.usage_limits, tag, call)
+        return await within(self.guard, agent, prompt, self.step.spec.usage_limits, tag, call, self.writes)
 
     def where(self, sub: Subtask) -> str:
         """The item as an error names it."""

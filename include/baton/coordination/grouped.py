@@ -85,6 +85,7 @@ async def call_group(fan: Any, members: list[Subtask], failing: set[str]) -> dic
                 f"the call for {n} items of step '{fan.step.task_id}'",
                 items=n,
             ),
+            fan.writes,
         )
     except Exception as error:
         fan.log.warning(

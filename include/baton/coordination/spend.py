@@ -8,7 +8,6 @@ At a budget's limit (``at_limit: ask`` or ``defer``) the call is held back: the 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -45,8 +44,8 @@ def guard_for(recorder: Any, context: Any, ttl: timedelta, budgets: Sequence[Bud
         budgets = budgets_of(dags_folder_of(context))
     common = recorder.common
 
-    def record(kind: str, payload: dict[str, Any], discriminator: str) -> None:
-        recorder.record(recorder.event(kind, payload, discriminator, agent=payload.get("agent")))
+    def event(kind: str, payload: dict[str, Any], discriminator: str) -> Any:
+        return recorder.event(kind, payload, discriminator, agent=payload.get("agent"))
 
     def warn(budget: Budget, window: str, spent: Spend) -> None:
         limits = [f"{spent.cost:.6g} of {budget.cost:.6g}"] if budget.cost else []
@@ -68,16 +67,19 @@ def guard_for(recorder: Any, context: Any, ttl: timedelta, budgets: Sequence[Bud
         common["run_id"],
         try_key(recorder),
         ttl,
-        record,
+        event,
         warn,
     )
 
 
-async def within(guard: Guard, agent: Any, prompt: str, limits: Any, tag: str, call: Any) -> tuple[Any, dict]:
+async def within(
+    guard: Guard, agent: Any, prompt: str, limits: Any, tag: str, call: Any, writes: Any
+) -> tuple[Any, dict]:
     """Await ``call()`` (a model call: (output, its ``model.called`` payload)) within the budgets: its
     estimate reserved before, its actual use settled after, also when it fails (with the tokens a failed
-    call used, where its error carries them as ``spent``)."""
-    reservation = await guard.areserve(agent, prompt, limits, tag)
+    call used, where its error carries them as ``spent``); each in ``writes``' next group transaction
+    (a fan-out's :class:`~baton.coordination.commits.GroupCommit`), with its event."""
+    reservation = await guard.areserve(agent, prompt, limits, tag, writes)
     payload = None
     try:
         output, payload = await call()
@@ -85,7 +87,7 @@ async def within(guard: Guard, agent: Any, prompt: str, limits: Any, tag: str, c
         payload = getattr(error, "spent", None)
         raise
     finally:
-        await asyncio.to_thread(guard.settle, agent, reservation, payload, tag)
+        await guard.asettle(agent, reservation, payload, tag, writes)
     return output, payload
 
 
