@@ -44,17 +44,12 @@ HOSTILE = Path(__file__).parents[1] / "spec" / "hostile"
 HOSTILE_FILES = sorted(path.name for path in HOSTILE.iterdir())
 HOSTILE_COST = [case for case in hostile.CASES if case.klass == "1 cost" and case.expect is not None]
 SAGA_WORKFLOW = Path(__file__).parents[1] / "fixtures" / "saga" / "workflows" / "order_saga.yaml"
-# The test Airflows' scheduler and dag processor, quieter than `make run`'s (scripts/env.sh): its
-# scheduler loops every 0.1 s when idle, for the latency of small workflows, and its dag processor parses
-# every DAG file again each 30 s. Measured on one Airflow with the bundled dags folder, every DAG paused,
-# for two minutes: scheduler 16.0 CPU-s at 0.1 s against 2.4 at 1 s, dag processor 5.8 against 0.8 with
-# the files parsed once (every test Airflow's DAG files are written before it starts; a file that changes
-# is parsed again at once whatever the interval: Airflow's "modified_time" order). The suite's Airflows
-# live some 25 minutes between them; a run waits up to a second longer for each of its tasks.
-QUIET = {
-    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "1.0",
-    "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3600",
-}
+# The test Airflows' scheduler, quieter than `make run`'s (scripts/env.sh), whose scheduler loops every 0.1 s
+# when idle, for the latency of small workflows: measured on one Airflow with the bundled dags folder, every
+# DAG paused, for two minutes, its scheduler used 16.0 CPU-s at 0.1 s and 2.4 at 1 s. The suite's Airflows
+# live some 25 minutes between them; a run waits up to a second longer for each of its tasks. (Each parses
+# its DAG files once: devtools/standalone.py's PARSE_ONCE.)
+QUIET = {"AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "1.0"}
 HEALTHY = [
     "canary_release",
     "pages_fanout",
