@@ -37,13 +37,6 @@ START_TIMEOUT_S = 480
 # How long wait_for_dag() waits for a DAG's first parse (see there).
 FIRST_PARSE_TIMEOUT_S = 300
 
-# Every dags folder a Standalone runs is written before it starts, so its dag processor parses each file
-# once (a new file is parsed when found, a changed one at once: Airflow's "modified_time" order) instead of
-# every 30 s: with Baton's DAG files compiling a folder of templates, or common-ai's importing its operator,
-# those parses were a core's 5 % for the Airflow's whole life, beside the runs a benchmark times (one
-# Airflow, the bundled dags folder, two minutes: 5.8 CPU-s against 0.8). A setting given wins.
-PARSE_ONCE = {"AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3600"}
-
 # Test-only settings that must not leak into the Airflow under test.
 _DROPPED = ("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", "AIRFLOW_CONN_BATON_STORE")
 
@@ -293,7 +286,7 @@ class Standalone(AirflowAPI):
                 AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_urlsafe(32),
                 AIRFLOW__API__SECRET_KEY=secrets.token_urlsafe(32),
             )
-        self.env.update(PARSE_ONCE | self.settings)
+        self.env.update(self.settings)
         self.process: subprocess.Popen | None = None
         self.attached = False  # True: another process started it and stops it; stop() leaves it running
         self.tmp: Path | None = None  # its processes' TMPDIR while they run (see _make_tmp)

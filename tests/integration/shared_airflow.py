@@ -44,12 +44,6 @@ HOSTILE = Path(__file__).parents[1] / "spec" / "hostile"
 HOSTILE_FILES = sorted(path.name for path in HOSTILE.iterdir())
 HOSTILE_COST = [case for case in hostile.CASES if case.klass == "1 cost" and case.expect is not None]
 SAGA_WORKFLOW = Path(__file__).parents[1] / "fixtures" / "saga" / "workflows" / "order_saga.yaml"
-# The test Airflows' scheduler, quieter than `make run`'s (scripts/env.sh), whose scheduler loops every 0.1 s
-# when idle, for the latency of small workflows: measured on one Airflow with the bundled dags folder, every
-# DAG paused, for two minutes, its scheduler used 16.0 CPU-s at 0.1 s and 2.4 at 1 s. The suite's Airflows
-# live some 25 minutes between them; a run waits up to a second longer for each of its tasks. (Each parses
-# its DAG files once: devtools/standalone.py's PARSE_ONCE.)
-QUIET = {"AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "1.0"}
 HEALTHY = [
     "canary_release",
     "pages_fanout",
@@ -512,7 +506,6 @@ def shared_airflow(
         root / "home",
         dags_folder=dags,
         settings={
-            **QUIET,
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": shared_metadata,
             "AIRFLOW_CONN_CRASH_LLM": json.dumps(crash_llm),
             "AIRFLOW_CONN_INVALID_LLM": json.dumps(invalid_llm),

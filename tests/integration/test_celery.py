@@ -21,7 +21,6 @@ from baton.events.store import EventStore, engine_for
 from devtools.topology import CeleryTopology, TopologyError, check_services
 from tests.bench.test_smoke import load_bench
 from tests.conftest import DAGS, pg_database, processes_naming
-from tests.integration.shared_airflow import QUIET
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +81,6 @@ def topology(tmp_path_factory):
             workers=2,
             concurrency=2,
             settings={
-                **QUIET,
                 "AIRFLOW_CONN_CELERY_SLOW_LLM": json.dumps(slow),
                 **CELERY_BENCH.settings(),
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",

@@ -25,7 +25,6 @@ from tests.integration.shared_airflow import (
     MONITORING,
     PROBE_AGENTS,
     PROBE_WORKFLOW,
-    QUIET,
     _pg_database,
     llm_connection,
 )
@@ -62,7 +61,6 @@ def running(tmp_path_factory, shared_llm_server, shared_slack) -> Iterator[Stand
             root / "home",
             dags_folder=dags,
             settings={
-                **QUIET,
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
                 "AIRFLOW_CONN_FLAKY_LLM": json.dumps(flaky_llm),
                 "AIRFLOW_CONN_BATON_SLACK": shared_slack.connection,

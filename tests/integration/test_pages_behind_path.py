@@ -34,7 +34,7 @@ from baton.events.store import EventStore, engine_for
 from devtools.standalone import AttachError, Auth, Standalone
 from tests.conftest import ROOT, until
 from tests.integration.installed import build_wheel, clean_env, fresh_venv, import_paths, wheel_names
-from tests.integration.shared_airflow import QUIET, unpause
+from tests.integration.shared_airflow import unpause
 
 pytestmark = pytest.mark.integration
 NAV = {"coordination": "Coordinate", "management": "Manage"}  # the pages' labels in Airflow's nav
@@ -61,7 +61,7 @@ def start_behind_path(
     ``admin`` and a ``viewer``, their passwords from ``password_of``), started and its pools made; run by
     ``python_bin``'s environment if given (a fresh venv with Baton's wheel: then without the demo, whose
     business database it does not seed), with ``after_env`` set after scripts/env.sh's settings."""
-    airflow = Standalone(home, dags, QUIET | (settings or {}), base_path=base_path, auth=auth, python_bin=python_bin,
+    airflow = Standalone(home, dags, settings, base_path=base_path, auth=auth, python_bin=python_bin,
                          seed_demo=python_bin is None)  # fmt: skip
     airflow.after_env.update(after_env or {})
     airflow.start()
