@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, delete, func, select, text, update
+from sqlalchemy import Connection, bindparam, delete, func, select, text, update
 
 from baton.events import schema
 from baton.events.store import EventStore
@@ -95,18 +95,33 @@ def _lock(conn: Connection, budget: str, window: str) -> None:
         key = int.from_bytes(
             hashlib.sha256(f"budget|{budget}|{window}".encode()).digest()[:8], "big", signed=True
         )
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        conn.execute(_LOCK, {"key": key})
+
+
+# The statements of every call, built once (a statement built per call costs its construction and its cache
+# key each time): the lock of a budget window, its spend, a settlement, a release.
+_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+_L = schema.budget_ledger.c
+_SPEND = (
+    select(_L.state, func.coalesce(func.sum(_L.cost), 0.0), func.coalesce(func.sum(_L.tokens), 0))
+    .where(_L.budget == bindparam("budget"), _L.window == bindparam("window"))
+    .where((_L.state != "reserved") | (_L.expires_at > bindparam("now")))
+    .group_by(_L.state)
+)
+_SETTLE = (
+    update(schema.budget_ledger)
+    .where(_L.id.in_(bindparam("ids", expanding=True)))
+    .values(state="settled", cost=bindparam("cost"), tokens=bindparam("tokens"), updated_at=bindparam("at"))
+)
+_RELEASE = delete(schema.budget_ledger).where(
+    _L.id.in_(bindparam("ids", expanding=True)), _L.state == "reserved"
+)
+_RESERVE = schema.budget_ledger.insert().returning(_L.id)
 
 
 def _spend(conn: Connection, budget: str, window: str, now: datetime) -> tuple[Spend, Spend, Spend]:
     """(settled, reserved and not expired, raised by a person) of one budget window."""
-    b = schema.budget_ledger.c
-    rows = conn.execute(
-        select(b.state, func.coalesce(func.sum(b.cost), 0.0), func.coalesce(func.sum(b.tokens), 0))
-        .where(b.budget == budget, b.window == window)
-        .where((b.state != "reserved") | (b.expires_at > now))
-        .group_by(b.state)
-    ).all()
+    rows = conn.execute(_SPEND, {"budget": budget, "window": window, "now": now}).all()
     found = {state: Spend(float(cost), int(tokens)) for state, cost, tokens in rows}
     return found.get("settled", Spend()), found.get("reserved", Spend()), found.get("raised", Spend())
 
@@ -204,7 +219,6 @@ def reserve_in(
 ) -> Reservation | Refusal:
     """:meth:`Ledger.reserve` in the caller's transaction (its locks held until that one ends)."""
     now = _now()
-    b = schema.budget_ledger
     pairs = sorted(zip((x.name for x in budgets), windows, strict=True))
     by_name = {x.name: x for x in budgets}
     for name, window in pairs:  # in one order: two calls never wait on each other's locks
@@ -231,26 +245,21 @@ def reserve_in(
         }
         for name, window in pairs
     ]
-    ids = [conn.execute(b.insert().values(**row)).inserted_primary_key[0] for row in rows]
+    ids = [conn.execute(_RESERVE, row).scalar_one() for row in rows]
     return Reservation(tuple(ids), tuple(pairs), estimate, holder)
 
 
 def settle_in(conn: Connection, reservation: Reservation, actual: Spend) -> None:
     """:meth:`Ledger.settle` in the caller's transaction."""
     if reservation.ids:
-        b = schema.budget_ledger.c
-        conn.execute(
-            update(schema.budget_ledger)
-            .where(b.id.in_(reservation.ids))
-            .values(state="settled", cost=actual.cost, tokens=actual.tokens, updated_at=_now())
-        )
+        params = {"ids": list(reservation.ids), "cost": actual.cost, "tokens": actual.tokens, "at": _now()}
+        conn.execute(_SETTLE, params)
 
 
 def release_in(conn: Connection, reservation: Reservation) -> None:
     """:meth:`Ledger.release` in the caller's transaction."""
     if reservation.ids:
-        b = schema.budget_ledger.c
-        conn.execute(delete(schema.budget_ledger).where(b.id.in_(reservation.ids), b.state == "reserved"))
+        conn.execute(_RELEASE, {"ids": list(reservation.ids)})
 
 
 def spent_in(conn: Connection, budget: Budget, window: str) -> tuple[Spend, Spend]:

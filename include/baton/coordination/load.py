@@ -61,6 +61,10 @@ _TAKE = text(
 RETURNING slot
 """
 ).bindparams(*_TIMES)
+_S = schema.agent_slots.c
+_RELEASE = delete(schema.agent_slots).where(  # the slot, and the agent's expired ones (killed holders')
+    _S.agent == bindparam("agent"), (_S.slot == bindparam("slot")) | (_S.expires_at <= bindparam("now"))
+)
 _ANY_FREE = text(_FREE.format(insert="", columns="n")).bindparams(_TIMES[0])
 
 
@@ -209,10 +213,7 @@ class Slots:
 
     def release_in(self, conn: Connection, agent: str, slot: int, events: Sequence[Event] = ()) -> None:
         """``release`` in the caller's transaction; the agent's expired slots (killed holders') go with it."""
-        s = schema.agent_slots.c
-        conn.execute(
-            delete(schema.agent_slots).where(s.agent == agent, (s.slot == slot) | (s.expires_at <= _now()))
-        )
+        conn.execute(_RELEASE, {"agent": agent, "slot": slot, "now": _now()})
         self.store.append_in(conn, events)
 
 
