@@ -3,14 +3,15 @@ scheduler, dag-processor, triggerer and N Celery workers (``CeleryExecutor``), e
 group, on PostgreSQL (Airflow's metadata and Baton's store) and Redis (the Celery broker).
 
 ``bash scripts/celery.sh`` runs it in the foreground (Ctrl-C stops all of it); the integration tests
-and ``bench/celery.py`` use :class:`CeleryTopology` directly. Every worker has a name
-(``BATON_WORKER_NAME``, and ``worker-1@<host>`` for Celery): Baton's ``step.started`` event records
-which worker ran each try.
+and ``bench/celery.py`` use :class:`CeleryTopology` directly. Once started, its components are supervised
+as compose's ``restart: always`` does (devtools.supervise): one that exits unexpectedly (PostgreSQL
+restarting under the dag processor, a SIGKILL) is started again after a bounded backoff, and the topology's
+output says so. Every worker has a name (``BATON_WORKER_NAME``, and ``worker-1@<host>`` for Celery):
+Baton's ``step.started`` event records which worker ran each try.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import signal
@@ -22,14 +23,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from devtools.standalone import ENV_SH, START_TIMEOUT_S, Standalone, _group_alive, free_port
+from devtools.standalone import ENV_SH, START_TIMEOUT_S, Standalone, free_port
+from devtools.supervise import Backoff, Supervisor, signal_group, start_group, stop_groups
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
-
-
-def _signal(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, sig)
 
 
 class TopologyError(RuntimeError):
@@ -82,6 +79,8 @@ class CeleryTopology(Standalone):
     :param workers: how many Celery worker processes; each runs ``concurrency`` tasks at once.
     :param queue: the Celery queue of this topology (one of its own by default, so that two topologies,
         or a test and a developer's, never take each other's tasks from a shared Redis).
+    :param backoff: the waits before restarting a component that exited (``supervisor``: from the end of
+        start() to stop()).
     """
 
     def __init__(
@@ -97,6 +96,7 @@ class CeleryTopology(Standalone):
         queue: str | None = None,
         port: int | None = None,
         settings: dict[str, str] | None = None,
+        backoff: Backoff = Backoff(),  # noqa: B008 (frozen)
     ):
         self.database_url = with_driver(database_url, "postgresql+psycopg2")
         self.store_url = with_driver(store_url, "postgresql")
@@ -130,16 +130,29 @@ class CeleryTopology(Standalone):
             self.port, self.url = port, f"http://127.0.0.1:{port}"
             self.env["AIRFLOW__API__PORT"] = str(port)
         self.processes: dict[str, subprocess.Popen] = {}
+        self._commands: dict[str, tuple[list[str], dict[str, str]]] = {}  # how each component starts
+        self.said: list[str] = []  # what the supervisor said (it prints it too)
+        self.supervisor = Supervisor(
+            self.processes, self._popen, backoff=backoff, say=self._say, log_of=self._log_of
+        )
+
+    def _log_of(self, name: str) -> str:
+        return str(self.home / f"{name}.log")
+
+    def _say(self, message: str) -> None:
+        self.said.append(message)
+        print(f"topology: {message}", flush=True)
+
+    def _popen(self, name: str) -> subprocess.Popen:
+        args, env = self._commands[name]
+        argv = ["bash", "-c", 'source "$0" && exec "$@"', str(ENV_SH), *args]
+        return start_group(argv, {**self.env, **env}, Path(self._log_of(name)))
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
-        log = (self.home / f"{name}.log").open("ab")
-        self.processes[name] = subprocess.Popen(
-            ["bash", "-c", 'source "$0" && exec "$@"', str(ENV_SH), *args],
-            env={**self.env, **(env or {})},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: stop() signals all of it
-        )
+        with self.supervisor.lock:
+            self._commands[name] = (args, env or {})
+            self.processes[name] = self._popen(name)
+            self.supervisor.watch(name)
 
     def worker_name(self, index: int) -> str:
         return f"worker-{index}"
@@ -189,25 +202,28 @@ class CeleryTopology(Standalone):
         except BaseException:
             self.stop()
             raise
+        self.supervisor.start()
         return self
 
     @property
     def running(self) -> bool:
-        """Whether start() started it and every component it started still runs."""
-        return bool(self.processes) and self.exited() is None
+        """Whether start() started it and every component it started still runs, or, once supervised, will
+        run again (one that exited waits for its restart)."""
+        return bool(self.processes) and (self.supervisor.supervising or self.exited() is None)
 
     def exited(self) -> str | None:
         """Which component has exited (and where its log is), or None while all of them run."""
-        for name, process in self.processes.items():
-            if process.poll() is not None:
-                return f"{name} exited with {process.returncode}; see {self.home / (name + '.log')}"
+        with self.supervisor.lock:
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    return f"{name} exited with {process.returncode}; see {self._log_of(name)}"
         return None
 
     def _wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if (exited := self.exited()) is not None:
-                raise TopologyError(exited)
+            if not self.supervisor.supervising and (exited := self.exited()) is not None:
+                raise TopologyError(exited)  # once supervised, one that exited comes back
             try:
                 health = self.http.get(f"{self.url}/api/v2/monitor/health", timeout=2)
                 if health.status_code == 200 and health.json()["scheduler"]["status"] == "healthy":
@@ -241,42 +257,39 @@ class CeleryTopology(Standalone):
         wanted = {self.worker_name(i) for i in range(1, self.workers + 1)}
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if (exited := self.exited()) is not None:
-                raise TopologyError(exited)
+            if not self.supervisor.supervising and (exited := self.exited()) is not None:
+                raise TopologyError(exited)  # once supervised, one that exited comes back
             if wanted <= {name.split("@")[0] for name in self.ping()}:
                 return
             time.sleep(1)
         raise TopologyError(f"Celery workers {sorted(wanted)} did not all answer a ping after {timeout} s")
 
     def kill(self, name: str) -> None:
-        """SIGKILL one component's whole process group (a crashed machine, a pod evicted): no clean-up."""
-        process = self.processes.pop(name)
-        _signal(process.pid, signal.SIGKILL)
+        """SIGKILL one component's whole process group (a crashed machine, a pod evicted): no clean-up, and
+        no restart (``start_worker`` starts a worker again). A component killed by anyone else is restarted."""
+        process = self.supervisor.release(name)
+        signal_group(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
 
     def stop(self, timeout: float = 60, names: list[str] | None = None) -> None:
         """SIGTERM the process groups of ``names`` (default: all; workers first, the api-server last),
-        SIGKILL what is left after ``timeout``; reap the leaders."""
-        names = sorted(
-            self.processes if names is None else names,
-            key=lambda n: (not n.startswith("worker-"), n == "api-server"),
-        )
-        stopping = {name: self.processes.pop(name) for name in names}
-        for process in stopping.values():
-            _signal(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(_group_alive(p.pid) for p in stopping.values()):
-            for process in stopping.values():
-                process.poll()  # reaps a leader, so that a zombie does not keep its group alive
-            time.sleep(0.2)
-        for process in stopping.values():
-            if _group_alive(process.pid):
-                _signal(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        if not self.processes and self._own_queue:
-            self.forget_queue()
+        SIGKILL what is left after ``timeout``; reap the leaders. None is restarted; once all are stopped,
+        so is the supervision, and what ended it, if an error did, is raised."""
+        if names is None:
+            self.supervisor.stop()  # first: what exits from here on was stopped on purpose
+        with self.supervisor.lock:
+            names = sorted(
+                self.processes if names is None else names,
+                key=lambda n: (not n.startswith("worker-"), n == "api-server"),
+            )
+            stopping = {name: self.supervisor.release(name) for name in names}
+        stop_groups(list(stopping.values()), timeout)
         if not self.processes:
+            self.supervisor.stop()
+            if self._own_queue:
+                self.forget_queue()
             self._remove_tmp()
+            self.supervisor.check()
 
     def queue_keys(self) -> list[str]:
         """The broker's keys of this topology's queue (the queue and Kombu's bindings of it)."""
@@ -349,10 +362,10 @@ def main() -> None:
             f"queue {topology.queue}\n  Ctrl-C stops all of it.\n",
             flush=True,
         )
-        while (exited := topology.exited()) is None:
+        while topology.supervisor.error is None:  # it restarts what exits
             time.sleep(1)
-        print(exited, flush=True)
-    except TopologyError as error:
+        topology.supervisor.check()
+    except (TopologyError, RuntimeError) as error:
         print(error, flush=True)
         raise SystemExit(1) from None
     except KeyboardInterrupt:
