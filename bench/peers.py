@@ -35,7 +35,7 @@ with httpx (the baseline). (c): ``--calls`` agent calls of 200 ms each, Baton's 
 in one task, on the offline model with a delay, after the ``items`` skill step it iterates over) vs as
 many mapped ``@task``s (each a 200 ms sleep) vs one ``@task`` running them with ``asyncio.gather`` (16 at
 once, the baseline). A run's time is from just before ``POST /dagRuns`` until polling sees it succeed;
-runs alternate, ``--runs`` of each after one warm-up; the median is shown.
+runs alternate, ``--runs`` of each after ``--warmups`` (one by default) not measured; the median is shown.
 
 The peers are their released versions, installed from the package index into a throwaway environment
 made by this run (a venv layered over the running one, removed at the end): dag-factory 1.1.0,
@@ -43,10 +43,10 @@ airflow-blueprint 0.5.0. Baton, Airflow and common-ai are those of the running e
 
 Run from the repository root of a clean checkout, after ``make run`` or ``make test`` made ``.venv``:
 
-    .venv/bin/python bench/peers.py [--templates 10,100,1000] [--repeats 3] [--runs 5] [--calls 100]
-                                    [--skip-airflow] [--quick] [--keep DIR]
+    .venv/bin/python bench/peers.py [--templates 10,100,1000] [--repeats 3] [--runs 5] [--warmups 1]
+                                    [--calls 100] [--skip-airflow] [--quick] [--keep DIR]
 
-``--quick`` is the suite's smoke run (3 templates, 1 repeat, 1 run, 10 calls). It prints a table and the
+``--quick`` is the suite's smoke run (3 templates, 1 repeat, 1 run and no warm-up, 10 calls). It prints a table and the
 headline last, and exits 0 whatever the ratios (1 when a parse or a run fails).
 """
 
@@ -420,16 +420,21 @@ def main() -> int:
         "--runs", type=bounded_int(1, 200), default=5, help="measured runs of each DAG (default 5)"
     )
     parser.add_argument(
+        "--warmups", type=bounded_int(0, 10), default=1, help="unmeasured runs of each DAG first (default 1)"
+    )
+    parser.add_argument(
         "--calls", type=bounded_int(1, 1000), default=100, help="fan-out's calls (default 100)"
     )
     parser.add_argument("--skip-airflow", action="store_true", help="(a) only: no Airflow, no (b) or (c)")
     parser.add_argument(
-        "--quick", action="store_true", help="the smoke run: 3 templates, 1 repeat, 1 run, 10 calls"
+        "--quick",
+        action="store_true",
+        help="the smoke run: 3 templates, 1 repeat, 1 run, no warm-up, 10 calls",
     )
     parser.add_argument("--keep", type=Path, help="work in this (new or empty) directory, and keep it")
     args = parser.parse_args()
     if args.quick:
-        args.templates, args.repeats, args.runs, args.calls = [3], 1, 1, 10
+        args.templates, args.repeats, args.runs, args.warmups, args.calls = [3], 1, 1, 0, 10
     with ExitStack() as stack:
         if args.keep:
             work = args.keep.resolve()
@@ -450,7 +455,7 @@ def main() -> int:
         if not args.skip_airflow:
             from peers_airflow import bench_runs  # deferred: (b) and (c) start an Airflow
 
-            runs = bench_runs(work, args.runs, args.calls)
+            runs = bench_runs(work, args.runs, args.calls, args.warmups)
             if runs is None:
                 return 1
         print()

@@ -199,7 +199,7 @@ def settings(model_url: str) -> dict[str, str]:
     }
 
 
-def measure(airflow: Standalone, runs: int, out: dict[str, float]) -> int:
+def measure(airflow: Standalone, runs: int, out: dict[str, float], warmups: int = 1) -> int:
     airflow.start()
     if not sync_pools(airflow):
         return 1
@@ -209,9 +209,10 @@ def measure(airflow: Standalone, runs: int, out: dict[str, float]) -> int:
         for dag_id in dags.values():
             if airflow.wait_for_dag(dag_id)["is_paused"]:
                 client.patch(f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
-        for dag_id in dags.values():  # warm-up, not measured
-            seconds, _, _ = run_once(client, dag_id)
-            print(f"warm-up {dag_id}: {seconds:.2f} s", flush=True)
+        for _ in range(warmups):  # not measured
+            for dag_id in dags.values():
+                seconds, _, _ = run_once(client, dag_id)
+                print(f"warm-up {dag_id}: {seconds:.2f} s", flush=True)
         wall: dict[str, list[float]] = {key: [] for key in dags}
         for i in range(runs):
             for key, dag_id in dags.items():
@@ -222,8 +223,11 @@ def measure(airflow: Standalone, runs: int, out: dict[str, float]) -> int:
     return 0
 
 
-def bench_runs(work: Path, runs: int, calls: int, server: str = PG_SERVER) -> dict[str, float] | None:
-    """Median seconds from trigger to success of each DAG of (b) and (c), by key; None when a run failed."""
+def bench_runs(
+    work: Path, runs: int, calls: int, warmups: int = 1, server: str = PG_SERVER
+) -> dict[str, float] | None:
+    """Median seconds from trigger to success of each DAG of (b) and (c), by key, after ``warmups`` runs of
+    each not measured; None when a run failed."""
     out: dict[str, float] = {}
     with ExitStack() as stack:
         model = stack.enter_context(OpenAICompatibleServer({"summary": "a plan, from the model server"}))
@@ -237,7 +241,7 @@ def bench_runs(work: Path, runs: int, calls: int, server: str = PG_SERVER) -> di
         }
         airflow = Standalone(work / "airflow-standalone", dags_folder=dags, settings=config)
         try:
-            status = run_bench(airflow, lambda: measure(airflow, runs, out))
+            status = run_bench(airflow, lambda: measure(airflow, runs, out, warmups))
         except BenchError as error:
             print(f"error: {error}", file=sys.stderr)
             return None

@@ -26,6 +26,8 @@ from tests.conftest import ROOT
         (["--templates", "9" * 5000], "argument --templates: --templates '" + "9" * 50),
         (["--calls", "-1"], "argument --calls: -1 is not between 1 and 1000"),
         (["--runs", "1e9"], "argument --runs: '1e9' is not a whole number"),
+        (["--warmups", "11"], "argument --warmups: 11 is not between 0 and 10"),
+        (["--warmups", "1.5"], "argument --warmups: '1.5' is not a whole number"),
     ],
 )
 def test_a_bad_size_is_refused_before_anything_runs(args, message):
