@@ -4,14 +4,17 @@ Redis. Workflows are triggered through the REST API; Baton's events say which wo
 
 One topology for the module: lead_qualification and a fan-out run spread over both workers; a tiny run of
 bench/celery.py (one worker, then two) on it, its smoke run in the suite; then a worker is SIGKILLed in the
-middle of a run and the run still succeeds on the other one.
+middle of a run and the run still succeeds on the other one; last, the scheduler is SIGKILLed twice in a row
+by someone else, the topology starts it again each time (devtools.supervise), and the next run succeeds.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import time
 from collections import Counter
 
@@ -214,3 +217,43 @@ def test_no_worker_answers_a_ping_on_a_broker_that_is_down_or_has_none(tmp_path)
         if made := set(client.keys()) - before:
             client.delete(*made)
         client.close()
+
+
+def test_a_scheduler_sigkilled_twice_in_a_row_is_started_again_each_time_and_runs_the_next_run(
+    topology, capsys
+):
+    """Last in the module: it kills a component every test above needs. As compose's ``restart: always``
+    would, the topology's supervisor starts the scheduler again after 1 s, then 2 s (a second exit in a row)."""
+    seen = len(topology.supervisor.history)
+    killed = []
+    for kill in (1, 2):  # hostile: the same component again, as soon as it is back
+        old = topology.processes["scheduler"]
+        os.killpg(old.pid, signal.SIGKILL)  # its whole process group, from outside the topology
+        killed.append(old.pid)
+        deadline = time.monotonic() + 120
+        while topology.processes["scheduler"] is old or topology.processes["scheduler"].poll() is not None:
+            assert time.monotonic() < deadline, (
+                f"the scheduler was not started again ({kill}): {topology.said}"
+            )
+            time.sleep(0.2)
+    restarts = topology.supervisor.history[seen:]
+    assert [(r.name, r.exited_pid, r.cause, r.in_a_row, r.delay) for r in restarts] == [
+        ("scheduler", killed[0], "signal SIGKILL", 1, 1.0),
+        ("scheduler", killed[1], "signal SIGKILL", 2, 2.0),
+    ], topology.said
+    assert restarts[-1].pid == topology.processes["scheduler"].pid
+    printed = capsys.readouterr().out
+    for restart in restarts:
+        assert (
+            f"topology: scheduler (pid {restart.exited_pid}) exited unexpectedly with signal SIGKILL after "
+            in printed
+        ), printed
+        assert (
+            f"restart {restart.number} in {restart.delay:g} s (exits in a row: {restart.in_a_row})" in printed
+        )
+        assert f"topology: scheduler started again (restart {restart.number}, pid {restart.pid})" in printed
+
+    run_id = _run(topology, "lead_qualification")  # the restarted scheduler schedules it, the workers run it
+    assert topology.wait_for_run("lead_qualification", run_id, timeout=300)["state"] == "success"
+    assert topology.processes["scheduler"].pid == restarts[-1].pid  # no crash since
+    assert topology.supervisor.error is None and topology.running
