@@ -346,6 +346,13 @@ def _check_command(words: list[str], routes, makefile: str) -> None:
         assert all(Path(a).name == f"baton-{version}-py3-none-any.whl" for a in wheels), (words, version)
     elif tool == "uv":  # builds the wheel: the repository's build (pyproject.toml, setup.py)
         assert args[:2] == ["build", "--wheel"] and args[-1] == "." and (ROOT / "setup.py").is_file(), words
+    elif tool in ("pg_dump", "pg_restore"):  # the options tests/ops/test_backup.py runs
+        from tests.ops.test_backup import DUMP, RESTORE  # (the test module imports Baton's store: only here)
+
+        options = [a for a in args if a.startswith("--") and not a.startswith(("--file=", "--dbname="))]
+        assert [tool, *options] == (DUMP if tool == "pg_dump" else RESTORE), words
+    elif tool == "createdb":
+        assert len(args) == 1 and args[0].isidentifier(), words
     elif tool == "docker":
         assert args[:2] in (["compose", "up"], ["compose", "config"]), words  # tests/deploy checks the file
     else:
