@@ -127,9 +127,10 @@ class Supervisor:
         log_of: Callable[[str], str] | None = None,
     ):
         self.processes, self.spawn, self.backoff = processes, spawn, backoff
-        self.say, self.clock, self.poll_s, self.log_of = say, clock, poll_s, log_of
+        self._say, self.clock, self.poll_s, self.log_of = say, clock, poll_s, log_of
         self.lock = threading.RLock()
         self.history: list[Restart] = []  # every restart scheduled, in order
+        self.said: list[str] = []  # every message it gave ``say``, in order
         self.error: BaseException | None = None
         self._up_since: dict[str, float] = {}
         self._in_a_row: dict[str, int] = {}
@@ -151,6 +152,10 @@ class Supervisor:
             self._due.pop(name, None)
             self._up_since.pop(name, None)
             self._in_a_row.pop(name, None)
+
+    def say(self, message: str) -> None:
+        self.said.append(message)
+        self._say(message)
 
     def release(self, name: str) -> subprocess.Popen:
         """Take ``name`` out of ``processes`` and of supervision, to stop it on purpose: the caller signals

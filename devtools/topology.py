@@ -29,6 +29,10 @@ from devtools.supervise import Backoff, Supervisor, signal_group, start_group, s
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
 
+def _say(message: str) -> None:
+    print(f"topology: {message}", flush=True)
+
+
 class TopologyError(RuntimeError):
     """A service the topology needs is missing, or a component did not come up; the message says
     which and what to do."""
@@ -129,19 +133,12 @@ class CeleryTopology(Standalone):
         if port is not None:  # a fixed port instead of a free one
             self.port, self.url = port, f"http://127.0.0.1:{port}"
             self.env["AIRFLOW__API__PORT"] = str(port)
-        self.processes: dict[str, subprocess.Popen] = {}
         self._commands: dict[str, tuple[list[str], dict[str, str]]] = {}  # how each component starts
-        self.said: list[str] = []  # what the supervisor said (it prints it too)
-        self.supervisor = Supervisor(
-            self.processes, self._popen, backoff=backoff, say=self._say, log_of=self._log_of
-        )
+        self.supervisor = Supervisor({}, self._popen, backoff=backoff, say=_say, log_of=self._log_of)
+        self.processes: dict[str, subprocess.Popen] = self.supervisor.processes  # the one dict: see its lock
 
     def _log_of(self, name: str) -> str:
         return str(self.home / f"{name}.log")
-
-    def _say(self, message: str) -> None:
-        self.said.append(message)
-        print(f"topology: {message}", flush=True)
 
     def _popen(self, name: str) -> subprocess.Popen:
         args, env = self._commands[name]
@@ -317,8 +314,7 @@ def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
-def main() -> None:
-    """``scripts/celery.sh``: the topology in the foreground until Ctrl-C (or SIGTERM)."""
+def _arguments():
     import argparse
 
     parser = argparse.ArgumentParser(prog="scripts/celery.sh", description=__doc__.split("\n\n")[0])
@@ -333,8 +329,13 @@ def main() -> None:
     )
     parser.add_argument("--port", type=int, default=int(os.environ.get("AIRFLOW__API__PORT", "8080")))
     parser.add_argument("--queue", default="default", help="the Celery queue the workers take tasks from")
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def main() -> None:
+    """``scripts/celery.sh``: the topology in the foreground until Ctrl-C (or SIGTERM); it restarts a
+    component that exits (devtools.supervise), and exits itself only if its supervision fails."""
+    args = _arguments()
     try:
         check_services(f"postgresql://{args.server}/postgres", args.broker)
     except TopologyError as error:

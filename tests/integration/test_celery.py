@@ -233,14 +233,14 @@ def test_a_scheduler_sigkilled_twice_in_a_row_is_started_again_each_time_and_run
         deadline = time.monotonic() + 120
         while topology.processes["scheduler"] is old or topology.processes["scheduler"].poll() is not None:
             assert time.monotonic() < deadline, (
-                f"the scheduler was not started again ({kill}): {topology.said}"
+                f"the scheduler was not started again ({kill}): {topology.supervisor.said}"
             )
             time.sleep(0.2)
     restarts = topology.supervisor.history[seen:]
     assert [(r.name, r.exited_pid, r.cause, r.in_a_row, r.delay) for r in restarts] == [
         ("scheduler", killed[0], "signal SIGKILL", 1, 1.0),
         ("scheduler", killed[1], "signal SIGKILL", 2, 2.0),
-    ], topology.said
+    ], topology.supervisor.said
     assert restarts[-1].pid == topology.processes["scheduler"].pid
     printed = capsys.readouterr().out
     for restart in restarts:
