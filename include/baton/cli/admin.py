@@ -1,4 +1,4 @@
-"""``baton pools sync``, ``baton db upgrade`` and ``baton alerts``: what an operator runs on a deployment."""
+"""``baton pools sync``, ``baton db upgrade`` and ``clean``, ``baton alerts``: what an operator runs on a deployment."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from baton.alerts import cli as alerts_cli
 from baton.cli.common import add_command, dags_folder
 from baton.events.migrations import upgrade
 from baton.events.store import EventStore
+from baton.ops import retention_cli
 from baton.spec.loading import load_roster
 
 
@@ -19,9 +20,9 @@ def add(commands: Any) -> None:
     pools.add_argument("action", choices=["sync"])
     pools.add_argument("--dags", type=Path, default=None)
     pools.set_defaults(run=lambda args: sync_pools(args.dags or dags_folder()))
-    db = add_command(commands, "db")
-    db.add_argument("action", choices=["upgrade"])
-    db.set_defaults(run=lambda args: db_upgrade())
+    db = add_command(commands, "db").add_subparsers(dest="action", required=True)
+    db.add_parser("upgrade", help="create or migrate the store").set_defaults(run=lambda args: db_upgrade())
+    retention_cli.add(db)
     alerts = add_command(commands, "alerts")
     alerts.add_argument("--resend", action="store_true")
     alerts.set_defaults(run=_alerts)
