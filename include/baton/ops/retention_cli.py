@@ -70,10 +70,10 @@ def add(db_actions: Any) -> None:
     parser = db_actions.add_parser("clean", help="archive, then delete, the rows of runs that ended long ago")
     parser.add_argument("--older-than", type=_older_than, required=True, metavar="DURATION",
                         help="clean the runs that ended before now minus this (e.g. 90d)")  # fmt: skip
-    parser.add_argument("--archive", type=_archive_dir, metavar="DIR",
+    parser.add_argument("--archive", metavar="DIR",
                         help="write the rows as DIR/<table>/<day>.jsonl.gz before deleting them")  # fmt: skip
     parser.add_argument("--dry-run", action="store_true", help="count what would go; change nothing")
-    parser.set_defaults(run=_run)
+    parser.set_defaults(run=_run, parser=parser)
 
 
 def summary(done: Cleaned, dry_run: bool, archive: Path | None) -> str:
@@ -84,6 +84,11 @@ def summary(done: Cleaned, dry_run: bool, archive: Path | None) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.archive is not None:  # checked when run, not parsed: the docs' commands are parsed here
+        try:
+            args.archive = _archive_dir(args.archive)
+        except argparse.ArgumentTypeError as refused:
+            args.parser.error(f"argument --archive: {refused}")  # exits 2, as argparse does
     store = EventStore.from_airflow()
     cutoff = datetime.now(UTC) - args.older_than
     try:
