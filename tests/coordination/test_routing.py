@@ -324,3 +324,30 @@ def test_a_cap_that_is_not_a_number_of_slots_is_refused(store, slots):
     ):
         load.cap(store, "writer", slots)
     assert Slots(store).limits([WRITER]) == {"writer": 2}
+
+
+def test_the_health_a_routed_choice_reads_once_says_what_breakers_and_slots_say(store):
+    """One read of the agents' circuits and caps (a routed choice's transaction) gives the open circuits, the
+    limits and the half-open circuits awaiting their trial that the separate reads give."""
+    from datetime import UTC, datetime
+
+    from baton.coordination import load
+    from baton.coordination.breaker import half_open
+    from baton.coordination.routing import Health
+
+    agents = [_agent(name, ["x"], slots=4) for name in ("open", "trial", "capped", "fine", "unknown")]
+    load.hold_open(store, "open", datetime.now(UTC) + timedelta(hours=1), "held open")
+    load.hold_open(store, "trial", datetime.now(UTC) + timedelta(hours=1), "held open")
+    half_open(store, "trial")
+    load.cap(store, "capped", 2)
+    Breakers(store).failure(agents[3], "one failure")  # failing, not open
+    names = [a.name for a in agents]
+    with store.engine.begin() as conn:
+        health = Health.read(conn, names)
+        assert health.open_until(names) == Breakers(store).open_until(names, conn) and list(
+            health.open_until(names)
+        ) == ["open"]
+        assert health.limits(agents) == Slots(store).limits(agents, conn) == {
+            "open": 4, "trial": 4, "capped": 2, "fine": 4, "unknown": 4,
+        }  # fmt: skip
+        assert health.awaiting_trial(names) == Breakers(store).awaiting_trial(names, conn) == {"trial"}

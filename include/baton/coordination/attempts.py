@@ -157,7 +157,6 @@ class ItemAttempts:
             prefer = "cheap" if sub.id in self.cheap else route.prefer
             return self.router.take_best(conn, capabilities, prefer, tried, holder, self.ttl, events, since)
 
-        await asyncio.to_thread(self.router.stats)  # read once, outside the group transaction
         delay, since = 0.01, time.monotonic()
         while True:
             try:

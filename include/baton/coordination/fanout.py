@@ -193,6 +193,8 @@ class FanOut(ItemAttempts):
         self.writes = GroupCommit(self.store)
         if pending:
             failing = Breakers(self.store).failing(a.name for a in self.router.agents)
+            if self.step.routed:
+                self.router.stats()  # the agents' track records: read once, outside the group transactions
             asyncio.run(self._run_all(pending, result, failing))
         return result
 

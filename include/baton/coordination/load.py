@@ -65,6 +65,7 @@ _S = schema.agent_slots.c
 _RELEASE = delete(schema.agent_slots).where(  # the slot, and the agent's expired ones (killed holders')
     _S.agent == bindparam("agent"), (_S.slot == bindparam("slot")) | (_S.expires_at <= bindparam("now"))
 )
+_LOAD = select(_S.agent, _S.expires_at).where(_S.agent.in_(bindparam("agents", expanding=True)))
 _ANY_FREE = text(_FREE.format(insert="", columns="n")).bindparams(_TIMES[0])
 
 
@@ -103,13 +104,11 @@ class Slots:
         """Slots held now (not expired) per agent; in ``conn``'s transaction when given (so that the
         slots it took a moment ago count)."""
         names = list(agents)
-        s = schema.agent_slots.c
-        query = select(s.agent, s.expires_at).where(s.agent.in_(names))
         if conn is not None:
-            rows = conn.execute(query).all()
+            rows = conn.execute(_LOAD, {"agents": names}).all()
         else:
             with self.store.engine.connect() as own:
-                rows = own.execute(query).all()
+                rows = own.execute(_LOAD, {"agents": names}).all()
         now = _now()
         counts = dict.fromkeys(names, 0)
         for agent, expires in rows:

@@ -16,13 +16,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, bindparam, select
 
 from baton.budgets.ledger import share_left
 from baton.coordination.commits import GroupCommit
 from baton.coordination.learned import available, policy_for
-from baton.coordination.load import Breakers, Slots
+from baton.coordination.load import HALF_OPEN, Breakers, Slots
 from baton.errors import AgentError
+from baton.events import schema
 from baton.events.event import Event
 from baton.events.projections import agent_stats
 from baton.events.store import EventStore
@@ -56,6 +57,47 @@ class NoCandidate(AgentError):
     def __init__(self, message: str, excluded: dict[str, str]):
         super().__init__(message)
         self.excluded = excluded
+
+
+_H = schema.agent_health.c
+_HEALTH = select(_H.agent, _H.consecutive_failures, _H.opened_until, _H.concurrency_cap).where(
+    _H.agent.in_(bindparam("agents", expanding=True))
+)
+
+
+@dataclass(frozen=True)
+class Health:
+    """The agents' rows of ``baton_agent_health`` read once (a routed choice's transaction): what
+    :class:`Breakers` and :meth:`Slots.limits` would each read, from one statement."""
+
+    rows: dict[str, tuple[int, datetime | None, int | None]]  # agent -> failures in a row, open until, cap
+    now: datetime
+
+    @classmethod
+    def read(cls, conn: Connection, agents: Sequence[str]) -> Health:
+        found = conn.execute(_HEALTH, {"agents": list(agents)}).all()
+        return cls(
+            {agent: (failures, until, cap) for agent, failures, until, cap in found}, datetime.now(UTC)
+        )
+
+    def open_until(self, agents: Iterable[str]) -> dict[str, datetime]:
+        """As :meth:`Breakers.open_until`."""
+        return {
+            a: row[1]
+            for a in agents
+            if (row := self.rows.get(a)) and row[1] is not None and row[1] > self.now
+        }
+
+    def limits(self, agents: Iterable[Agent]) -> dict[str, int]:
+        """As :meth:`Slots.limits`."""
+        return {
+            a.name: min(a.max_concurrency, (self.rows.get(a.name) or (0, None, None))[2] or a.max_concurrency)
+            for a in agents
+        }
+
+    def awaiting_trial(self, agents: Iterable[str]) -> set[str]:
+        """As :meth:`Breakers.awaiting_trial`."""
+        return {a for a in agents if (row := self.rows.get(a)) and row[0] == HALF_OPEN and row[1] is None}
 
 
 @dataclass(frozen=True)
@@ -184,11 +226,13 @@ class Router:
         prefer: str = "balanced",
         exclude: dict[str, str] | None = None,
         conn: Connection | None = None,
+        health: Health | None = None,
     ) -> Choice:
         """The best agent for ``capabilities`` now.
 
         :param exclude: agent -> why it may not do this (e.g. it failed this step in an earlier try).
         :param conn: read the load in this transaction (see :meth:`take_best`).
+        :param health: the agents' circuits and caps read already in it (else read here).
         :raises NoCandidate: no agent has the capabilities, or every one that has is excluded.
         """
         wanted = sorted(set(capabilities))
@@ -200,7 +244,7 @@ class Router:
                 "add them to an agent in dags/agents.yaml",
                 {},
             )
-        excluded = self._excluded(capable, exclude, conn)
+        excluded = self._excluded(capable, exclude, conn, health)
         candidates = [a for a in capable if a.name not in excluded]
         if not candidates:
             raise NoCandidate(
@@ -209,7 +253,7 @@ class Router:
                 excluded,
             )
         load = self.slots.load((a.name for a in candidates), conn)
-        candidates = self._capped(candidates, conn)
+        candidates = self._capped(candidates, conn, health)
         room = self._headroom(candidates, conn)
         scores, why = score_candidates(candidates, self.stats(), load, prefer, room)
         spent = {name for name, (_, left) in room.items() if left <= 0}
@@ -257,17 +301,25 @@ class Router:
         )
 
     def _excluded(
-        self, capable: list[Agent], exclude: dict[str, str] | None, conn: Connection | None
+        self,
+        capable: list[Agent],
+        exclude: dict[str, str] | None,
+        conn: Connection | None,
+        health: Health | None = None,
     ) -> dict:
         """The capable agents left out, and why: the caller's reasons, then the open circuits."""
         excluded = {name: why for name, why in (exclude or {}).items() if name in {a.name for a in capable}}
-        for name, until in self.breakers.open_until((a.name for a in capable), conn).items():
+        names = [a.name for a in capable]
+        found = health.open_until(names) if health else self.breakers.open_until(names, conn)
+        for name, until in found.items():
             excluded.setdefault(name, f"circuit breaker open until {until.isoformat(timespec='seconds')}")
         return excluded
 
-    def _capped(self, candidates: list[Agent], conn: Connection | None) -> list[Agent]:
+    def _capped(
+        self, candidates: list[Agent], conn: Connection | None, health: Health | None = None
+    ) -> list[Agent]:
         """The candidates with the slots they have now: an incident's runbook may hold one to fewer."""
-        limits = self.slots.limits(candidates, conn)
+        limits = health.limits(candidates) if health else self.slots.limits(candidates, conn)
         return [
             a
             if limits[a.name] == a.max_concurrency
@@ -292,12 +344,13 @@ class Router:
         ``events(choice)`` with it. None when every candidate is full (the caller waits and asks again).
         ``since``: when the caller began waiting (see ``Slots.acquire``).
         """
-        choice = self.rank(capabilities, prefer, exclude, conn=conn)
+        health = Health.read(conn, [a.name for a in self.agents])  # once: circuits, caps, trials
+        choice = self.rank(capabilities, prefer, exclude, conn=conn, health=health)
         by_name = {a.name: a for a in self.agents}
         # A circuit an incident's runbook half-opened waits for a trial call: its agent comes first, once
         # (the claim), whatever its track record, or routing would never try it and the incident could
         # not tell a recovered agent from one still failing.
-        waiting = self.breakers.awaiting_trial(choice.ranked, conn)
+        waiting = health.awaiting_trial(choice.ranked)
         tries = [(n, True) for n in choice.ranked if n in waiting] + [(n, False) for n in choice.ranked]
         for name, as_trial in tries:
             if as_trial and not self.breakers.claim_trial(name, conn):
