@@ -231,13 +231,11 @@ class Router:
         """The best agent for ``capabilities`` now.
 
         :param exclude: agent -> why it may not do this (e.g. it failed this step in an earlier try).
-        :param conn: read the load in this transaction (see :meth:`take_best`).
-        :param health: the agents' circuits and caps read already in it (else read here).
-        :raises NoCandidate: no agent has the capabilities, or every one that has is excluded.
-        """
+        :param conn: read the load in this transaction (see :meth:`take_best`); ``health``: the agents'
+            circuits and caps read already in it (else read here).
+        :raises NoCandidate: no agent has the capabilities, or every one that has is excluded."""
         wanted = sorted(set(capabilities))
-        capable = self.capable(wanted)
-        if not capable:
+        if not (capable := self.capable(wanted)):
             known = sorted({c for a in self.agents for c in a.capabilities})
             raise NoCandidate(
                 f"no agent has all of the capabilities {wanted} (the roster's: {', '.join(known)}); "
@@ -245,8 +243,7 @@ class Router:
                 {},
             )
         excluded = self._excluded(capable, exclude, conn, health)
-        candidates = [a for a in capable if a.name not in excluded]
-        if not candidates:
+        if not (candidates := [a for a in capable if a.name not in excluded]):
             raise NoCandidate(
                 f"every agent with {wanted} is left out: "
                 + "; ".join(f"{name}: {why}" for name, why in sorted(excluded.items())),
