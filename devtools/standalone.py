@@ -26,6 +26,8 @@ from typing import Any, Literal
 
 import httpx
 
+from devtools.supervise import group_alive  # (the process-group helpers the topology supervises with)
+
 ROOT = Path(__file__).resolve().parents[1]
 ENV_SH = ROOT / "scripts" / "env.sh"
 # How long start() waits for a new Airflow to answer its health check. Alone on this machine one takes 20-60 s; in
@@ -50,14 +52,6 @@ PLUGIN_READER = "Plugin reader"
 # FAB's users Standalone creates: name -> their FAB roles (a viewer sees Baton's pages, cannot act)
 FAB_USERS = {"admin": ["Admin"], "viewer": ["Viewer", PLUGIN_READER]}
 _BASE_PATH = re.compile(r"^(/(?!\.\.?(/|$))[A-Za-z0-9._~-]{1,100}){1,10}$")  # no '.' or '..' segment
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _group_members(pgid: int) -> list[str]:
@@ -502,10 +496,10 @@ class Standalone(AirflowAPI):
             except ProcessLookupError:
                 break
             deadline = time.monotonic() + wait
-            while _group_alive(pgid) and time.monotonic() < deadline:
+            while group_alive(pgid) and time.monotonic() < deadline:
                 self.process.poll()  # reaps the leader, so that a zombie does not keep the group alive
                 time.sleep(0.2)
-            if not _group_alive(pgid):
+            if not group_alive(pgid):
                 break
             if sig == signal.SIGTERM:
                 with (self.home / "standalone.log").open("a") as log:
