@@ -183,13 +183,13 @@ def test_a_second_clean_is_refused_while_one_runs(seeded, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--older-than", "0s"], "argument --older-than: '0s' is out of range: use a duration from 1s to 3660d"),
+        (["--older-than", "0s"], "argument --older-than: '0s' is out of range: from 1s to 3660d"),
         (["--older-than=-5d"], "argument --older-than: '-5d' is not a duration: write e.g. 30d, 12h or 90m"),
         (["--older-than", str(10**40)],
          "argument --older-than: '1000000000000000000000000000000000000000' is not a duration: "
          "write e.g. 30d, 12h or 90m"),
         (["--older-than", "99999999d"],
-         "argument --older-than: '99999999d' is out of range: use a duration from 1s to 3660d"),
+         "argument --older-than: '99999999d' is out of range: from 1s to 3660d"),
         (["--older-than", "ten days"],
          "argument --older-than: 'ten days' is not a duration: write e.g. 30d, 12h or 90m"),
         (["--older-than", "9" * 100_000],

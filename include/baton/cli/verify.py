@@ -7,26 +7,16 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
-
 from baton.cli.common import add_command
 from baton.events.store import EventStore
 from baton.ops.verify import verify
-from baton.spec.common import Duration
+from baton.spec.common import duration_option
 
 MAX_SINCE = timedelta(days=366)
 
 
 def _since(text: str) -> timedelta:
-    try:
-        span = TypeAdapter(Duration).validate_python(text)
-    except ValidationError:
-        raise argparse.ArgumentTypeError(
-            f"'{text[:40]}' is not a duration: write e.g. 30m, 12h or 7d"
-        ) from None
-    if not timedelta(0) < span <= MAX_SINCE:
-        raise argparse.ArgumentTypeError(f"'{text[:40]}' is out of range: from 1s to {MAX_SINCE.days}d")
-    return span
+    return duration_option(text, MAX_SINCE, "30m, 12h or 7d")
 
 
 def add(commands: Any) -> None:

@@ -18,13 +18,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
-
 from baton.events.store import EventStore
 from baton.ops.retention import CleanBusy, Cleaned, clean
-from baton.spec.common import Duration, show
+from baton.spec.common import duration_option
 
-MIN_AGE = timedelta(seconds=1)
 MAX_AGE = timedelta(days=3660)
 NAMES = {"baton_events": "events", "baton_context": "context versions", "baton_task_state": "task states",
          "baton_agent_calls": "agent calls", "baton_budget_ledger": "budget ledger rows",
@@ -33,17 +30,7 @@ NAMES = {"baton_events": "events", "baton_context": "context versions", "baton_t
 
 def _older_than(text: str) -> timedelta:
     """The duration of ``--older-than``: the CLI's one duration syntax (``baton verify --since``'s)."""
-    try:
-        span = TypeAdapter(Duration).validate_python(text)
-    except ValidationError:
-        raise argparse.ArgumentTypeError(
-            f"'{text[:40]}' is not a duration: write e.g. 30d, 12h or 90m"
-        ) from None
-    if not MIN_AGE <= span <= MAX_AGE:
-        raise argparse.ArgumentTypeError(
-            f"'{text[:40]}' is out of range: use a duration from {show(MIN_AGE)} to {show(MAX_AGE)}"
-        )
-    return span
+    return duration_option(text, MAX_AGE, "30d, 12h or 90m")
 
 
 def _archive_dir(text: str) -> Path:

@@ -3,11 +3,20 @@ base of their models, identifiers, and the one duration type with its bounded fo
 
 from __future__ import annotations
 
+import argparse
 import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+)
 from pydantic_core import PydanticCustomError, PydanticKnownError
 
 IDENTIFIER = r"^[a-z][a-z0-9_]*$"
@@ -94,3 +103,15 @@ def Span(low: timedelta, high: timedelta) -> Any:
         return value
 
     return Annotated[Duration, AfterValidator(within)]
+
+
+def duration_option(text: str, maximum: timedelta, examples: str) -> timedelta:
+    """A command-line option's duration (``baton verify --since``, ``baton db clean --older-than``): written as
+    in the templates, from 1 s to ``maximum``; refused as argparse refuses an option, naming the fix."""
+    try:
+        span = TypeAdapter(Duration).validate_python(text)
+    except ValidationError:
+        raise argparse.ArgumentTypeError(f"'{text[:40]}' is not a duration: write e.g. {examples}") from None
+    if not timedelta(seconds=1) <= span <= maximum:
+        raise argparse.ArgumentTypeError(f"'{text[:40]}' is out of range: from 1s to {show(maximum)}")
+    return span
