@@ -50,7 +50,7 @@ def become_subreaper() -> bool:
 
 
 def own_children() -> list[tuple[int, str]]:
-    """The live processes whose parent is this one (pid, command line), read from /proc."""
+    """The live processes whose parent is this one (pid, command line), read from /proc; zombies passed over."""
     me = os.getpid()
     found = []
     for entry in os.listdir("/proc"):
@@ -96,10 +96,12 @@ def reap(block: bool, command: int = 0) -> tuple[int, int] | None:
     return pid, status
 
 
-def reap_exited() -> None:
-    """Reap every child that has exited, so that its CPU time joins RUSAGE_CHILDREN."""
-    while reap(block=False) is not None:
-        pass
+def reap_exited() -> set[int]:
+    """Reap every child that has exited, so that its CPU time joins RUSAGE_CHILDREN; their pids."""
+    reaped = set()
+    while (found := reap(block=False)) is not None:
+        reaped.add(found[0])
+    return reaped
 
 
 def wait_reaping(pid: int) -> int:
@@ -149,8 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     if subreaper:
         deadline = time.monotonic() + GRACE_SECONDS
         while True:
-            reap_exited()
+            # Listed first, reaped next: a child that exits between the two is reaped, not missed (listed the
+            # other way round, one that exited in between was a zombie the listing passes over, never reaped).
             left = own_children()
+            reaped = reap_exited()
+            left = [(pid, command) for pid, command in left if pid not in reaped]
             if not left or time.monotonic() > deadline:
                 break
             time.sleep(0.2)

@@ -43,6 +43,52 @@ def test_a_grandchild_orphaned_before_it_ends_is_counted():
     assert named and float(named[1]) >= 1.5 and named[1] == named[3], orphans
 
 
+# cost.py's main with its listing of children held back until each has exited: the interleaving where the
+# orphan ends between the reaping and the listing, which a loaded machine makes now and then.
+LATE_LISTING = """
+import os, runpy, sys, time
+cost = runpy.run_path(sys.argv[1], run_name="cost")
+listed = cost["own_children"]
+
+def exited(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+def _child(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[1]) == os.getpid()
+    except OSError:
+        return False
+
+def own_children_once_exited():
+    deadline = time.monotonic() + 60
+    while not all(exited(pid) for pid in os.listdir("/proc") if pid.isdigit() and _child(pid)):
+        assert time.monotonic() < deadline, "the orphan did not end in 60 s"
+        time.sleep(0.05)
+    return listed()
+
+cost["main"].__globals__["own_children"] = own_children_once_exited
+sys.exit(cost["main"](sys.argv[2:]))
+"""
+
+
+def test_an_orphan_that_ends_while_the_children_are_listed_is_counted():
+    script = f'({sys.executable} -c "{BURN.format(s=0.5)}" &); exit 0'
+    done = subprocess.run(
+        [sys.executable, "-c", LATE_LISTING, str(COST), "bash", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    found = LINE.fullmatch(done.stdout.strip().splitlines()[-1])
+    assert found and done.returncode == 0, done.stdout + done.stderr
+    assert float(found[1]) >= 0.5, done.stdout + done.stderr
+
+
 def test_the_exit_code_is_the_commands_and_a_process_left_running_is_named():
     # (its output elsewhere: holding the command's pipe, it would keep subprocess.run waiting its minute)
     script = "(exec -a cost-test-leak-sleeper sleep 60 >/dev/null 2>&1 &); exit 3"
