@@ -433,3 +433,42 @@ def test_a_huge_url_is_refused_and_recorded_shortened(store, roster):
 def test_the_entries_a_roster_may_write(text, name, network, port):
     entry = egress.Entry.parse(text)
     assert (entry.name, str(entry.network) if entry.network else None, entry.port) == (name, network, port)
+
+
+# --- baton validate asks the same policy ---------------------------------------------------------------
+
+STATIC = [
+    "http://169.254.169.254/latest/meta-data",  # link-local
+    "http://0xa9fea9fe/x",  # the same, as the URL standard reads a hexadecimal host
+    "http://[fd00:ec2::254]/x",  # a metadata address
+    "http://127.0.0.2:9/x",  # loopback, not named
+    "http://10.1.2.3/x",  # private, not named
+    "https://partner.example.com/x",  # a host not named
+    "ftp://127.0.0.1/x",  # not http(s)
+    "http://127.0.0.1:9/x",  # allowed: refused by nothing (nobody listens: the post fails otherwise)
+    "http://localhost:9/x",  # named: allowed before it is resolved
+]
+
+
+@pytest.mark.parametrize("url", STATIC)
+def test_what_validate_refuses_of_a_literal_url_every_run_refuses_in_the_same_words(store, roster, url):
+    """``Policy.refusal`` (asked by ``baton validate``, without resolving or recording) refuses exactly the
+    URLs the running skill refuses before it resolves a name, with the run's own detail."""
+    allow = ["127.0.0.1", "localhost"]
+    roster(allow)
+    _, static = egress.skill_policy("http_post", allow).refusal(url)
+    if static is None:
+        with pytest.raises(SkillError) as failed:  # not refused by the policy: the post goes out and fails
+            _post(store, url, timeout=2)
+        assert not isinstance(failed.value, egress.EgressBlocked), str(failed.value)
+        assert _blocked(store) == []
+        return
+    with pytest.raises(SkillError) as refused:  # the skill's own check of a URL that is not http(s)
+        _post(store, url)
+    assert str(refused.value).endswith(static.detail) or static.reason == "scheme", str(refused.value)
+    if static.reason == "scheme":
+        assert "'with.url' must be an http(s) URL with a host" in str(refused.value)
+        return
+    assert isinstance(refused.value, egress.EgressBlocked)
+    (event,) = _blocked(store)
+    assert event.payload["reason"] == static.reason

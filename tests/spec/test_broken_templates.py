@@ -105,6 +105,23 @@ EXPECTED = {
     "sensor_query_for_update.yaml": r"sensor_query_for_update\.yaml:9: trigger\.sensor\.sql_threshold\.query: the "
     r"query contains a FOR UPDATE clause, which locks rows \(fix: remove it: a sensor reads without locking "
     r"rows\)(\n|$)",
+    # What a run always refuses, reported statically from the same policy (issue 56).
+    "sensor_query_jinja_comment.yaml": r"sensor_query_jinja_comment\.yaml:9: trigger\.sensor\.sql_threshold\.query: "
+    r"the query is SQL text, not Jinja: write :name placeholders and give their values in params(\n|$)",
+    "jinja_include.yaml": r"jinja_include\.yaml:8: steps\[0\]\.instruction: unsafe Jinja: it loads the template "
+    r"'prompts/score\.txt': a template field is one text: Baton loads no other template into it \(fix: write the "
+    r"text in the field itself, or pass it in through inputs or a step's output\)(\n|$)",
+    "jinja_format_escape.yaml": r"jinja_format_escape\.yaml:10: steps\[0\]\.instruction: unsafe Jinja: it formats "
+    r"the private attribute '__class__' \('\{0\.__class__\.__mro__\}'\) \(fix: templates read values; they never "
+    r"reach Python internals or change data\)(\n|$)",
+    "http_post_metadata.yaml": r"http_post_metadata\.yaml:9: steps\[0\]\.with\.url: every run's post to "
+    r"http://169\.254\.169\.254/latest/meta-data/ would be refused by the egress policy: 169\.254\.169\.254 is a "
+    r"link-local address \(where cloud metadata services answer\): never allowed, even when listed \(fix: post "
+    r"elsewhere: no entry of the roster can allow it\)(\n|$)",
+    "http_post_not_allowed.yaml": r"http_post_not_allowed\.yaml:9: steps\[0\]\.with\.url: every run's post to "
+    r"https://partner\.example\.com/leads would be refused by the egress policy: partner\.example\.com is not "
+    r"on skill http_post's allowlist \(127\.0\.0\.1, localhost\) \(fix: add 'partner\.example\.com' to "
+    r"skills\.http_post\.allow in dags/agents\.yaml\)(\n|$)",
 }
 
 

@@ -83,6 +83,7 @@ __all__ = [
     "plain",
     "resolve",
     "safe_url",
+    "skill_policy",
     "special",
 ]
 
@@ -158,24 +159,32 @@ class Policy:
         """``url`` parsed, if its scheme is one of ``schemes`` and its host may be reached (an address
         URL is judged whole; a host name's addresses are judged when it is resolved); else
         :class:`EgressBlocked`, recorded."""
+        target, refusal = self.refusal(url, schemes)
+        if refusal is None and target is not None:
+            return target
+        shown = target.shown if target is not None else "(not a URL)"
+        host = target.host if target is not None else ""
+        address = (
+            "" if target is None or refusal.reason in ("bad_url", "scheme") else str(target.address or "")
+        )
+        raise self.block(shown, host, address, refusal)
+
+    def refusal(self, url: str, schemes: tuple[str, ...] = HTTP) -> tuple[Target | None, Refusal | None]:
+        """``url`` parsed, and why it is refused before any host name is resolved (None: the call may go on
+        to resolve it): what :meth:`check_url` judges, asked without recording, so that ``baton validate``
+        reports a template's literal URL that every run would be refused."""
         target = parse_url(url)
         if target is None or not target.host:
             shown = target.shown if target is not None else "(not a URL)"
-            raise self.block(shown, "", "", Refusal("bad_url", f"{shown} is not a URL with a host"))
+            return target, Refusal("bad_url", f"{shown} is not a URL with a host")
         if target.scheme not in schemes:
-            refusal = Refusal(
+            return target, Refusal(
                 "scheme", f"only {'/'.join(schemes)} URLs may be reached, not '{target.scheme}:'"
             )
-            raise self.block(target.shown, target.host, "", refusal)
         address = target.address
-        refusal = (
-            self.judge(target.host, target.port, address)
-            if address is not None
-            else self.judge_name(target.host, target.port, shown=target.display)
-        )
-        if refusal is not None:
-            raise self.block(target.shown, target.host, str(address or ""), refusal)
-        return target
+        if address is not None:
+            return target, self.judge(target.host, target.port, address)
+        return target, self.judge_name(target.host, target.port, shown=target.display)
 
     def judge_name(self, host: str, port: int | None, *, shown: str = "") -> Refusal | None:
         """Before resolving: whether an entry names the host name ``host`` on ``port`` at all
@@ -270,6 +279,24 @@ class Policy:
             return passed
         first, refusal = next((a, r) for a, r in judged if r is not None)  # every address was refused
         raise self.block(shown, host, str(first), refusal)
+
+
+def skill_policy(
+    skill: str,
+    allow: Iterable[str],
+    *,
+    unset: str = "",
+    record: Callable[[dict[str, Any]], None] | None = None,
+) -> Policy:
+    """The policy of the roster's ``skills.<skill>.allow``: the one a running skill is held to
+    (``hooks.http.for_skill``) and the one ``baton validate`` asks of a template's literal URLs."""
+    return Policy(
+        allow,
+        who=f"skill {skill}",
+        where=f"skills.{skill}.allow in dags/{ROSTER_FILE}",
+        unset=unset or f"add `{skill}: {{allow: [<hosts>]}}` under `skills:` in dags/{ROSTER_FILE}",
+        record=record,
+    )
 
 
 def resolve(host: str, port: int | None) -> list[Address]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from baton import effects
-from baton.egress import ROSTER_FILE, EgressBlocked, Policy
+from baton.egress import ROSTER_FILE, EgressBlocked, Policy, skill_policy
 from baton.errors import TemplateError
 from baton.spec.loading import load_roster
 
@@ -83,15 +83,8 @@ def for_skill(skill: str, path: Path | None = None) -> Policy:
     allowed when it declares none, or cannot be read."""
     path = path or roster_file()
     skills, problem = _skills_of(path)
-    where = f"skills.{skill}.allow in dags/{ROSTER_FILE}"
-    unset = (
-        f"the roster {path} cannot be read ({problem}); fix it"
-        if problem
-        else f"add `{skill}: {{allow: [<hosts>]}}` under `skills:` in dags/{ROSTER_FILE}"
-    )
-    return Policy(
-        skills.get(skill, []), who=f"skill {skill}", where=where, unset=unset, record=record_blocked
-    )
+    unset = f"the roster {path} cannot be read ({problem}); fix it" if problem else ""
+    return skill_policy(skill, skills.get(skill, []), unset=unset, record=record_blocked)
 
 
 def _skills_of(path: Path) -> tuple[dict[str, list[str]], str]:

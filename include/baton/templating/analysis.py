@@ -4,12 +4,13 @@ validate time by one iterative walk of its syntax tree."""
 from __future__ import annotations
 
 import re
+import string
 from functools import lru_cache
 from typing import Any, NamedTuple
 
 from jinja2 import nodes
 
-from baton.templating.sandbox import ATTRIBUTE_FILTERS, CONTEXT_NAMES, ENV, MUTATING_METHODS
+from baton.templating.sandbox import ATTRIBUTE_FILTERS, CONTEXT_NAMES, ENV, LOADS_NOTHING, MUTATING_METHODS
 
 # The common form of an instruction: plain text with ``{{ name.attr.attr }}`` holes, each with at most one
 # filter of SAFE_FILTERS and at most one constant argument (``{{ steps.a.total | default('n/a') }}``). Its
@@ -207,6 +208,17 @@ def _unsafe(node: nodes.Node) -> list[str]:
         and node.node.attr in MUTATING_METHODS
     ):
         return [f"calls '{node.node.attr}()', which would change the value it is called on"]
+    if isinstance(node, _LOADS):
+        named = node.template.value if isinstance(node.template, nodes.Const) else "(named at run time)"
+        return [f"{LOADS} '{str(named)[:200]}': {LOADS_NOTHING}"]
+    if (
+        isinstance(node, nodes.Call)
+        and isinstance(node.node, nodes.Getattr)
+        and node.node.attr in ("format", "format_map")
+        and isinstance(node.node.node, nodes.Const)
+        and isinstance(node.node.node.value, str)
+    ):
+        return _format_fields(node.node.node.value)
     if isinstance(node, nodes.Filter | nodes.Test) and node.name in ATTRIBUTE_FILTERS:
         named = [arg.value for arg in node.args if isinstance(arg, nodes.Const)]
         named += [kw.value.value for kw in node.kwargs if isinstance(kw.value, nodes.Const)]
@@ -216,3 +228,29 @@ def _unsafe(node: nodes.Node) -> list[str]:
             if _private(name)
         ]
     return []
+
+
+LOADS = "loads the template"  # how a refused {% include %}, {% import %}, {% from %} or {% extends %} reads
+# A format field's name after its first part: ``.attribute`` or ``[item]`` (Python's format grammar).
+_FIELD_PARTS = re.compile(r"\.([^.\[]*)|\[([^\]]*)\]")
+_LOADS = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)
+
+
+def _format_fields(text: str) -> list[str]:
+    """Why a literal ``str.format`` string always fails in the sandbox: a field that reads a private
+    attribute or item (``'{0.__class__}'``: the sandbox's formatter refuses it as it refuses
+    ``x.__class__``), or a string ``str.format`` cannot read."""
+    found = []
+    try:
+        for _, field, spec, _ in string.Formatter().parse(text):
+            for name in (field, *(inner for _, inner, _, _ in string.Formatter().parse(spec or ""))):
+                if not name:
+                    continue
+                private = [(a, i) for a, i in _FIELD_PARTS.findall(name) if _private(a or i)]
+                if private:  # the first one stops the rendering
+                    attribute, item = private[0]
+                    kind = "attribute" if attribute else "item"
+                    found.append(f"formats the private {kind} '{attribute or item}' ('{{{name[:100]}}}')")
+    except ValueError as error:
+        return [f"formats with a string str.format cannot read ({error})"]
+    return found

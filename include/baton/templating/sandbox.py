@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import StrictUndefined, nodes
+from jinja2 import BaseLoader, StrictUndefined, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, _mutable_spec
 
@@ -28,6 +28,10 @@ ATTRIBUTE_FILTERS = frozenset(
 _LOOP = "baton_bounded_loop"  # the global every ``for`` of a rendering iterates through
 _WIDTH = re.compile(r"\d+")
 _INT_BITS = 65_536  # an integer result larger than this many bits is refused (2**65536 has 19,729 digits)
+#: Why ``{% include %}``, ``{% import %}``, ``{% from %}`` and ``{% extends %}`` always fail: the same words at
+#: run time (the loader below) and in ``baton validate`` (``templating.analysis``).
+LOADS_NOTHING = "a template field is one text: Baton loads no other template into it"
+LOAD_FIX = "write the text in the field itself, or pass it in through inputs or a step's output"
 
 
 class RenderLimit(BatonError, SecurityError):
@@ -188,7 +192,19 @@ def _bounded_filter(name: str, func: Any) -> Any:
     return bounded
 
 
-ENV = BoundedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+class _NoTemplates(BaseLoader):
+    """The sandbox's loader: every template a text names is refused, with why and the fix (Jinja's own
+    error without a loader is a ``TypeError`` that says neither)."""
+
+    def get_source(self, environment: Any, template: str) -> Any:
+        raise SecurityError(
+            f"the template '{template[:200]}' is not loaded: {LOADS_NOTHING} (fix: {LOAD_FIX})"
+        )
+
+
+ENV = BoundedSandbox(
+    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, loader=_NoTemplates()
+)
 ENV.globals[_LOOP] = _bounded_loop
 ENV.filters = {name: _bounded_filter(name, func) for name, func in ENV.filters.items()}
 

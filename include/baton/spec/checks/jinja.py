@@ -12,6 +12,8 @@ from baton.limits import Limits, limits
 from baton.spec.checks.common import Found, _suggest
 from baton.spec.checks.graph import Ancestry
 from baton.spec.models import Workflow, strings_of
+from baton.templating.analysis import LOADS
+from baton.templating.sandbox import LOAD_FIX
 
 
 def read_jinja(
@@ -34,7 +36,12 @@ def read_jinja(
             )
         ]
     return reads, [
-        (f"unsafe Jinja: it {why}", "templates read values; they never reach Python internals or change data")
+        (
+            f"unsafe Jinja: it {why}",
+            LOAD_FIX
+            if why.startswith(LOADS)
+            else "templates read values; they never reach Python internals or change data",
+        )
         for why in reads.unsafe
     ]
 
