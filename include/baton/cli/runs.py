@@ -3,9 +3,11 @@ its saga on purpose."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from baton.cli.common import add_command, dags_folder
@@ -14,6 +16,7 @@ from baton.coordination.saga import saga_for_run
 from baton.errors import AgentError
 from baton.events import projections, replay
 from baton.events.store import EventStore
+from baton.ops import retention_archive
 
 
 def add(commands: Any) -> None:
@@ -29,15 +32,43 @@ def add(commands: Any) -> None:
         "--full", action="store_true", help="nothing cut: each step's output whole, errors whole"
     )
     play.add_argument("--context", action="store_true", help="every version of every shared-context key")
-    play.set_defaults(
-        run=lambda args: replay_run(args.run_id, args.until, args.rerun, args.full, args.context)
+    play.add_argument(
+        "--archive",
+        type=_archive,
+        metavar="DIR",
+        help="read the run from this archive of `baton db clean --archive` instead of the store",
     )
+    play.set_defaults(run=_replay)
     listing = add_command(commands, "runs")
     listing.add_argument("--limit", type=int, default=20)
     listing.set_defaults(run=lambda args: runs(args.limit))
     undo = add_command(commands, "compensate")
     undo.add_argument("run_id")
     undo.set_defaults(run=lambda args: compensate(args.run_id))
+
+
+def _replay(args: Any) -> int:
+    if args.archive is None:
+        return replay_run(args.run_id, args.until, args.rerun, args.full, args.context)
+    if args.rerun or args.full or args.context:
+        print(
+            "baton replay: --archive rebuilds the timeline and the state of an archived run; --rerun, --full "
+            "and --context read what the store keeps beside its events (fix: leave them out)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        events = retention_archive.run_events(args.archive, args.run_id, args.until)
+    except retention_archive.ArchiveError as error:
+        print(
+            f"baton replay: {error} (fix: restore the file from its copy, or move it out of the archive)",
+            file=sys.stderr,
+        )
+        return 1
+    if not events:
+        print(f"no events for run '{args.run_id}' in the archive {args.archive}", file=sys.stderr)
+        return 1
+    return 1 if _print_replay(args.run_id, events, args.until).corrupt else 0
 
 
 def replay_run(run_id: str, until: int | None, rerun: bool, full: bool = False, context: bool = False) -> int:
@@ -51,6 +82,25 @@ def replay_run(run_id: str, until: int | None, rerun: bool, full: bool = False, 
         )
         return 1
     events = list(store.read(run_id, until=until))
+    state = _print_replay(run_id, events, until, full)
+    if full:
+        _print_outputs(store, state)
+    if context:
+        _print_context(store, run_id)
+    status = 1 if state.corrupt else 0
+    if rerun:
+        from baton.rerun import rerun as rerun_run  # deferred: pydantic-ai loads for --rerun only
+
+        verdicts = rerun_run(store, run_id, dags_folder())
+        print("\nrerun with the recorded model outputs (no model is called):")
+        for verdict in verdicts:
+            print(f"  {verdict}")
+        status = status or int(any(not v.same for v in verdicts))
+    return status
+
+
+def _print_replay(run_id: str, events: list[Any], until: int | None, full: bool = False) -> Any:
+    """Print the timeline of ``events`` and the state they add up to (and the corrupt ones); the state."""
     for line in replay.timeline(events, full=full):
         print(line)
     state = replay.fold(run_id, events)
@@ -65,22 +115,23 @@ def replay_run(run_id: str, until: int | None, rerun: bool, full: bool = False, 
         print(f"  {name:<28} {s.state:<13} try {s.try_number}{detail}")
     if state.saga:
         print(f"  saga: {state.saga}; undone newest first: {', '.join(state.compensated) or 'nothing'}")
-    if full:
-        _print_outputs(store, state)
-    if context:
-        _print_context(store, run_id)
     for corrupt in state.corrupt:
         print(f"  !! {corrupt}")
-    status = 1 if state.corrupt else 0
-    if rerun:
-        from baton.rerun import rerun as rerun_run  # deferred: pydantic-ai loads for --rerun only
+    return state
 
-        verdicts = rerun_run(store, run_id, dags_folder())
-        print("\nrerun with the recorded model outputs (no model is called):")
-        for verdict in verdicts:
-            print(f"  {verdict}")
-        status = status or int(any(not v.same for v in verdicts))
-    return status
+
+def _archive(text: str) -> Path:
+    """``--archive``'s folder: one that ``baton db clean --archive`` wrote (it holds ``baton_events/``)."""
+    path, shown = Path(text[:4096]), text[:80]
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"'{shown}' is not a folder: name the folder of `baton db clean --archive`"
+        )
+    if not (path / "baton_events").is_dir():
+        raise argparse.ArgumentTypeError(
+            f"'{shown}' holds no baton_events/ folder: name the folder given to `baton db clean --archive`"
+        )
+    return path
 
 
 def runs(limit: int) -> int:

@@ -14,10 +14,14 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import zlib
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+
+from baton.events.event import CorruptEvent, Event
+from baton.events.rows import from_row
 
 SUFFIX = ".jsonl.gz"
 
@@ -51,8 +55,8 @@ def write(root: Path, table: str, day: date, rows: Iterable[dict[str, Any]]) -> 
     temp = folder / f".{path.name}.tmp"
     with open(temp, "wb") as raw:
         with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as out:
-            for row in rows:
-                out.write(json.dumps(as_json(row), separators=(",", ":"), sort_keys=True).encode() + b"\n")
+            for row in rows:  # keys in the order read: a replay prints a payload in its order
+                out.write(json.dumps(as_json(row), separators=(",", ":")).encode() + b"\n")
         raw.flush()
         os.fsync(raw.fileno())
     os.replace(temp, path)
@@ -60,10 +64,49 @@ def write(root: Path, table: str, day: date, rows: Iterable[dict[str, Any]]) -> 
     return path
 
 
+class ArchiveError(ValueError):
+    """An archive file that cannot be read: its path, the line, and what is wrong."""
+
+
 def read(root: Path, table: str) -> Iterator[dict[str, Any]]:
-    """Every row archived of ``table`` under ``root``, file by file in name order."""
+    """Every row archived of ``table`` under ``root``, file by file in name order; an :class:`ArchiveError`
+    names the file and line of one that is truncated or not JSON Lines."""
     folder = root / table
     for path in sorted(folder.glob(f"*{SUFFIX}")) if folder.is_dir() else []:
-        with gzip.open(path, "rt", encoding="utf-8") as lines:
-            for line in lines:
-                yield json.loads(line)
+        number = 0
+        try:
+            with gzip.open(path, "rt", encoding="utf-8") as lines:
+                for number, line in enumerate(lines, 1):
+                    row = json.loads(line)
+                    if not isinstance(row, dict):
+                        raise ArchiveError(
+                            f"{path}:{number}: a row is a JSON object, not {type(row).__name__}"
+                        )
+                    yield row
+        except (OSError, EOFError, zlib.error, UnicodeDecodeError) as error:
+            raise ArchiveError(f"{path}: cannot be read after line {number}: {error}") from None
+        except json.JSONDecodeError as error:
+            raise ArchiveError(f"{path}:{number}: not a JSON row: {error}") from None
+
+
+_EVENT_COLUMNS = ("seq", "run_id", "workflow", "template_version", "step", "map_index", "try_number", "agent")
+
+
+def run_events(root: Path, run_id: str, until: int | None = None) -> list[Event | CorruptEvent]:
+    """The archived events of run ``run_id`` (up to sequence number ``until``), in sequence order, read as the
+    store's are (``rows.from_row``: a row that does not fit is a ``CorruptEvent``); none for a run the
+    archive does not hold. Every events file is read (a run's day is not known beforehand), one row at a time."""
+    found = []
+    for row in read(root, "baton_events"):
+        if row.get("run_id") != run_id or (until is not None and (row.get("seq") or 0) > until):
+            continue
+        try:
+            ts = datetime.fromisoformat(row["ts"])
+            stored = (*(row.get(c) for c in _EVENT_COLUMNS), row["type"], json.dumps(row["payload"]))
+        except (KeyError, TypeError, ValueError) as error:
+            found.append(
+                CorruptEvent(row.get("seq") or 0, str(row.get("type")), f"archived row unreadable: {error}")
+            )
+            continue
+        found.append(from_row((*stored, ts, row.get("idempotency_key"))))
+    return sorted(found, key=lambda e: e.seq or 0)
