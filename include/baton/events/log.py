@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from baton.errors import BatonError
-from baton.events import catchup, schema
+from baton.events import catchup, reconnect, schema
 from baton.events.event import CorruptEvent, Event
 from baton.events.rows import as_sqlalchemy_raises, from_row, rows_of, select_events
 
@@ -95,11 +95,15 @@ class EventLog:
         """Store the events not stored yet (by key), in one transaction; the new sequence numbers."""
         if not events:
             return []
-        try:
+
+        def work() -> list[int]:
             if self._one is not None and len(events) == 1:
                 return self._append_one(events[0])
             with self.engine.begin() as conn:
                 return self.append_in(conn, events)
+
+        try:
+            return reconnect.retrying(work, f"append of {len(events)} event(s)")
         except (OperationalError, ProgrammingError) as error:
             self._unmigrated(error, "baton_events")
             raise
@@ -170,14 +174,18 @@ class EventLog:
         """Apply to the ``caught_up`` projections the events stored since they last were (at most ``limit``
         each), each in one transaction with its cursor; the number applied. Called by their readers before
         they read; no lock is taken when they are current."""
+
+        def work(projection: Projection) -> int:
+            with self.engine.connect() as conn:
+                if not catchup.behind(conn, projection.name):
+                    return 0
+            with self.engine.begin() as conn:
+                return catchup.catch_up(conn, projection, limit)
+
         applied = 0
         try:
             for projection in self.caught_up:
-                with self.engine.connect() as conn:
-                    if not catchup.behind(conn, projection.name):
-                        continue
-                with self.engine.begin() as conn:
-                    applied += catchup.catch_up(conn, projection, limit)
+                applied += reconnect.retrying(lambda p=projection: work(p), f"catch-up of {projection.name}")
         except (OperationalError, ProgrammingError) as error:
             self._unmigrated(error, schema.projection_cursors.name)
             raise
