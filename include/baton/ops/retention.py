@@ -235,6 +235,7 @@ def _archive(conn: Connection, runs: dict[str, Any], where: dict[str, Any], root
         for row in conn.execute(select(table).where(condition).order_by(*order)).mappings():
             by_day.setdefault(runs[_run_of(name, row)][0], []).append(dict(row))
         files += [retention_archive.write(root, name, day, rows) for day, rows in sorted(by_day.items())]
+    retention_archive.sync(files)  # durable before the batch's transaction deletes their rows
     return files
 
 
