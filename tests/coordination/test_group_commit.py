@@ -98,6 +98,22 @@ def test_an_expired_slot_is_taken_over_and_a_release_clears_the_agents_expired_o
     assert [slots.acquire(AGENT, f"h{n}", TTL) for n in range(4)] == [0, 1, 2, None]
 
 
+def test_a_holder_whose_lease_ran_out_releases_nothing_another_took_over(store):
+    """A slow holder (alive, its lease expired) and the caller that took its slot number over, each its own
+    Slots as two processes have: the slow one's release leaves the new holder's slot held."""
+    slow, other = Slots(store), Slots(store)
+    assert slow.acquire(AGENT, "slow", TTL) == 0
+    _expire(store, 0)
+    assert other.acquire(AGENT, "other", TTL) == 0  # taken over
+    slow.release("busy", 0)
+    assert slow.load(["busy"]) == {"busy": 1}, "the new holder still holds it"
+    with store.engine.connect() as conn:
+        (holder,) = conn.execute(select(schema.agent_slots.c.holder)).scalars()
+    assert holder.startswith("other pid ")
+    other.release("busy", 0)
+    assert slow.load(["busy"]) == {"busy": 0}
+
+
 def test_a_cap_lower_than_the_slots_held_takes_none_until_the_load_is_under_it(store):
     slots = Slots(store)
     assert [slots.acquire(AGENT, f"h{n}", TTL) for n in range(2)] == [0, 1]

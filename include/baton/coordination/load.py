@@ -63,6 +63,12 @@ RETURNING slot
 ).bindparams(*_TIMES)
 _S = schema.agent_slots.c
 _RELEASE = delete(schema.agent_slots).where(  # the slot, and the agent's expired ones (killed holders')
+    _S.agent == bindparam("agent"),
+    ((_S.slot == bindparam("slot")) & (_S.holder == bindparam("holder")))
+    | (_S.expires_at <= bindparam("now")),
+)
+# A slot this process did not take (another instance's): by its number alone, as before holders were checked.
+_RELEASE_ANY = delete(schema.agent_slots).where(
     _S.agent == bindparam("agent"), (_S.slot == bindparam("slot")) | (_S.expires_at <= bindparam("now"))
 )
 _LOAD = select(_S.agent, _S.expires_at).where(_S.agent.in_(bindparam("agents", expanding=True)))
@@ -99,6 +105,9 @@ class Slots:
 
     def __init__(self, store: EventStore):
         self.store = store
+        # (agent, slot) -> the holder this instance took it as: a release frees the slot only while it still
+        # holds it (its lease expired and another caller took the number over: that caller's row stays)
+        self._holders: dict[tuple[str, int], str] = {}
 
     def load(self, agents: Iterable[str], conn: Connection | None = None) -> dict[str, int]:
         """Slots held now (not expired) per agent; in ``conn``'s transaction when given (so that the
@@ -182,6 +191,7 @@ class Slots:
                 raise SlotTaken(agent.name)
             return None
         self.store.append_in(conn, _waited(events, since))
+        self._holders[(agent.name, slot)] = params["holder"]
         return slot
 
     def take(self, agent: Agent, holder: str, ttl: timedelta, events: Sequence[Event] = ()) -> int:
@@ -211,8 +221,11 @@ class Slots:
             self.release_in(conn, agent, slot, events)
 
     def release_in(self, conn: Connection, agent: str, slot: int, events: Sequence[Event] = ()) -> None:
-        """``release`` in the caller's transaction; the agent's expired slots (killed holders') go with it."""
-        conn.execute(_RELEASE, {"agent": agent, "slot": slot, "now": _now()})
+        """``release`` in the caller's transaction; the agent's expired slots (killed holders') go with it. A
+        slot whose lease ran out and that another caller took over is left to that caller."""
+        holder = self._holders.pop((agent, slot), None)
+        params = {"agent": agent, "slot": slot, "now": _now(), "holder": holder}
+        conn.execute(_RELEASE if holder is not None else _RELEASE_ANY, params)
         self.store.append_in(conn, events)
 
 
