@@ -53,7 +53,8 @@ def test_validate_refuses_a_goto_whose_host_is_not_the_one_it_seems(tmp_path, ca
             for n in range(3)
         ),
         f"{name}:12: steps[0].browser[3].goto: 169.254.169.254 is a link-local address (where cloud metadata "
-        f"services answer): never allowed, even when listed {fix}",
+        "services answer): never allowed, even when listed (fix: go elsewhere: no entry of browser.allow can "
+        "open it)",
         f"{roster}:3: agents[0].browser.allow[1]: warning: '169.254.169.254' is a link-local or cloud metadata "
         "address: it is never reached, even when listed (fix: remove it: a cloud metadata service is never "
         "reached on a template's behalf)",

@@ -122,6 +122,9 @@ EXPECTED = {
     r"https://partner\.example\.com/leads would be refused by the egress policy: partner\.example\.com is not "
     r"on skill http_post's allowlist \(127\.0\.0\.1, localhost\) \(fix: add 'partner\.example\.com' to "
     r"skills\.http_post\.allow in dags/agents\.yaml\)(\n|$)",
+    "browser_goto_metadata.yaml": r"browser_goto_metadata\.yaml:11: steps\[0\]\.browser\[0\]\.goto: "
+    r"::ffff:a9fe:a9fe is a link-local address \(where cloud metadata services answer\): never allowed, even "
+    r"when listed \(fix: go elsewhere: no entry of browser\.allow can open it\)(\n|$)",
 }
 
 

@@ -9,6 +9,7 @@ from typing import get_origin
 from baton.egress.browser import Allowlist, display_host
 from baton.registry import get_output_model, get_skill, output_model_names, skill_names
 from baton.spec.checks.common import REGISTER_SKILL, Found, _suggest
+from baton.spec.checks.egress import fixed_url
 from baton.spec.models import AnyStep, RoutedStep, Workflow
 from baton.spec.roster import Roster
 
@@ -68,7 +69,8 @@ def _check_workers(workflow: Workflow, roster: Roster | None) -> Iterator[Found]
 
 def _check_browser(step: AnyStep, index: int, roster: Roster | None) -> Iterator[Found]:
     """A browser step is done by a named agent with browser access, once (not per for_each item), and
-    a ``goto`` whose URL is fixed must be on the agent's allowed hosts."""
+    a ``goto`` whose host is fixed (the whole URL, or its part before the first Jinja hole) must be on the
+    agent's allowed hosts."""
     if not step.actions:
         return
     loc = ("steps", index, "browser")
@@ -93,13 +95,17 @@ def _check_browser(step: AnyStep, index: int, roster: Roster | None) -> Iterator
     allowed = Allowlist(agent.browser.allow)
     for number, action in enumerate(step.actions):
         url = getattr(action, "url", None) if action.action == "goto" else None
-        if url and "{" not in url and not allowed.allows(url):
+        url = fixed_url(url) if url else None  # whole, or before its first Jinja hole once the host is fixed
+        if url and not allowed.allows(url):
+            never = allowed.why_not(url)  # an address never reached, even when listed
             yield (
                 (*loc, number, "goto"),
-                allowed.why_not(url)  # an address never reached, even when listed
+                never
                 or f"'{display_host(url)}' is not among the hosts agent '{agent.name}' may reach "
                 f"({', '.join(agent.browser.allow)})",
-                f"add the host to {agent.name}'s browser.allow in dags/agents.yaml, or go elsewhere",
+                "go elsewhere: no entry of browser.allow can open it"
+                if never
+                else f"add the host to {agent.name}'s browser.allow in dags/agents.yaml, or go elsewhere",
             )
 
 
