@@ -1,10 +1,11 @@
 """The archive of ``baton db clean --archive DIR``: the rows a batch is about to delete, as gzip-compressed
 JSON Lines, one file per table and per day of the runs' end (``DIR/baton_events/2026-11-01.jsonl.gz``).
 
-Each file is written whole under a temporary name (``.<name>.tmp``), fsynced and renamed to its name, and
-each folder of a batch's files fsynced once (:func:`sync`): a file under its final name is complete, and
-durable before the batch's transaction deletes its rows. A day whose runs span several batches (or several cleans) gets one more file per batch
-beside the first: ``2026-11-01.jsonl.gz``, ``2026-11-01.1.jsonl.gz``, ... (:func:`read` reads them all).
+Each file is written whole under a temporary name (``.<name>.tmp``), fsynced and renamed to its name, and each
+folder of a batch's files fsynced once (:func:`sync`): a file under its final name is complete, and durable
+before the batch's transaction deletes its rows. A day whose runs span several batches (or several cleans)
+gets one more file per batch beside the first: ``2026-11-01.jsonl.gz``, ``2026-11-01.1.jsonl.gz``, ...
+(:func:`read` reads them all).
 
 A row is a JSON object of its columns: times as ISO 8601 strings (UTC), JSON columns as they are.
 """
