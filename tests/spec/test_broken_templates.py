@@ -114,14 +114,6 @@ EXPECTED = {
     "jinja_format_escape.yaml": r"jinja_format_escape\.yaml:10: steps\[0\]\.instruction: unsafe Jinja: it formats "
     r"the private attribute '__class__' \('\{0\.__class__\.__mro__\}'\) \(fix: templates read values; they never "
     r"reach Python internals or change data\)(\n|$)",
-    "http_post_metadata.yaml": r"http_post_metadata\.yaml:9: steps\[0\]\.with\.url: every run's post to "
-    r"http://169\.254\.169\.254/latest/meta-data/ would be refused by the egress policy: 169\.254\.169\.254 is a "
-    r"link-local address \(where cloud metadata services answer\): never allowed, even when listed \(fix: post "
-    r"elsewhere: no entry of the roster can allow it\)(\n|$)",
-    "http_post_not_allowed.yaml": r"http_post_not_allowed\.yaml:9: steps\[0\]\.with\.url: every run's post to "
-    r"https://partner\.example\.com/leads would be refused by the egress policy: partner\.example\.com is not "
-    r"on skill http_post's allowlist \(127\.0\.0\.1, localhost\) \(fix: add 'partner\.example\.com' to "
-    r"skills\.http_post\.allow in dags/agents\.yaml\)(\n|$)",
     "browser_goto_metadata.yaml": r"browser_goto_metadata\.yaml:11: steps\[0\]\.browser\[0\]\.goto: "
     r"::ffff:a9fe:a9fe is a link-local address \(where cloud metadata services answer\): never allowed, even "
     r"when listed \(fix: go elsewhere: no entry of browser\.allow can open it\)(\n|$)",

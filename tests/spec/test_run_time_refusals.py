@@ -8,9 +8,13 @@ import pytest
 from jinja2.exceptions import SecurityError, UndefinedError
 
 from baton import templating
+from baton.cli import main as baton
 from baton.spec.checks.egress import fixed_url
 from baton.templating.render import render
 from baton.templating.sandbox import LOAD_FIX, LOADS_NOTHING
+from tests.conftest import ROOT
+
+WARNED = ROOT / "tests" / "spec" / "egress_warnings"
 
 CONTEXT = {"inputs": {"region": "emea", "leads": {"a": 1}}, "steps": {}, "run": {"id": "r1"}, "context": {}}
 
@@ -82,3 +86,21 @@ def test_a_huge_or_odd_url():
     assert fixed_url(long + "{{" * 100_000) == long
     assert fixed_url("\x00\ud800://{{") is None
     assert fixed_url("http://h.example/" + "{%" * 10, "{{ p }}") == "http://h.example/"
+
+
+def test_validate_warns_of_an_http_post_url_every_run_is_refused_and_the_template_still_loads(capsys):
+    """A warning, not an error: the roster (the admins') changes apart from the template, and a template
+    that loaded before keeps loading; its step fails as it did, recorded as egress.blocked."""
+    roster = ROOT / "dags" / "agents.yaml"
+    assert baton(["validate", str(WARNED), "--agents", str(roster)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith(str(WARNED))]
+    assert lines == [
+        f"{WARNED}/http_post_metadata.yaml:9: steps[0].with.url: warning: every run's post to "
+        "http://169.254.169.254/latest/meta-data/ would be refused by the egress policy: 169.254.169.254 is a "
+        "link-local address (where cloud metadata services answer): never allowed, even when listed (fix: post "
+        "elsewhere: no entry of the roster can allow it)",
+        f"{WARNED}/http_post_not_allowed.yaml:9: steps[0].with.url: warning: every run's post to "
+        "https://partner.example.com/leads would be refused by the egress policy: partner.example.com is not on "
+        "skill http_post's allowlist (127.0.0.1, localhost) (fix: add 'partner.example.com' to "
+        "skills.http_post.allow in dags/agents.yaml)",
+    ]

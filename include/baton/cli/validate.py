@@ -20,7 +20,8 @@ from baton.extensions import load
 from baton.spec import lint
 from baton.spec.budgets import FILE as BUDGETS_FILE
 from baton.spec.budgets import load_budgets
-from baton.spec.loading import read_roster, read_workflow, template_files
+from baton.spec.checks.egress import egress_findings
+from baton.spec.loading import Source, read_roster, read_workflow, template_files
 from baton.spec.monitoring import FILE as MONITORING_FILE
 from baton.spec.monitoring import read_monitoring
 from baton.spec.rollout import VERSIONS_DIR
@@ -222,6 +223,7 @@ def validate(paths: list[str], agents: Path, fmt: str = "text") -> int:
         deprecated += old_forms
     found_warnings = (
         warnings(loaded, agents)
+        + egress_warnings(loaded, roster)
         + model_connection_warnings(roster, agents)
         + plugin_copy_warnings()
         + parse_time_warnings(agents.parent, seconds_each(took, loaded, roster))
@@ -262,6 +264,19 @@ def warnings(workflows: dict[Path, Any], agents: Path | None = None) -> list[str
                 f"AIRFLOW_CONN_{conn_id.upper()} to the business database's URI)"
             )
     return found + [str(issue) for issue in lint.warnings(list(workflows), agents)]
+
+
+def egress_warnings(workflows: dict[Path, Any], roster: Any) -> list[str]:
+    """An ``http_post`` URL whose host is fixed in the template where every run's post would be refused by
+    the roster's egress policy (``baton.spec.checks.egress``)."""
+    found = []
+    for path, workflow in workflows.items():
+        findings = list(egress_findings(workflow, roster))
+        if findings:
+            source = Source(path)
+            source.parse()  # (read again only for a template with a finding: its lines, for the messages)
+            found += [str(source.issue(loc, f"warning: {message}", fix)) for loc, message, fix in findings]
+    return found
 
 
 def _connection_defined(conn_id: str) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from baton.spec.checks.common import REGISTER_SKILL, TEMPLATE_SUFFIXES, Found
-from baton.spec.checks.egress import _check_egress
 from baton.spec.checks.graph import Ancestry, _check_name, _check_steps, ancestors, find_cycle
 from baton.spec.checks.jinja import _check_sensor_templates, _check_templates, read_jinja
 from baton.spec.checks.schedule import _check_inputs, _check_schedule
@@ -43,7 +42,6 @@ def check_workflow(workflow: Workflow, roster: Roster | None, path: Path) -> lis
         *_check_name(workflow, path),
         *_check_steps(workflow),
         *_check_workers(workflow, roster),
-        *_check_egress(workflow, roster),
         *_check_routes(workflow, roster),
         *_check_fan_outs(workflow, roster),
         *_check_variants(workflow, roster),

@@ -3,7 +3,11 @@
 written) is judged by the policy the skill runs under (``baton.egress.skill_policy`` over the roster's
 ``skills.http_post.allow``), so a URL every run would be refused (a cloud metadata address, a host or
 address the roster does not allow, a scheme other than http(s)) is reported by ``baton validate`` in the
-words the run would fail with."""
+words the run would fail with.
+
+A warning, not an error: the roster is the admins' and changes apart from the template, and a template that
+loaded before keeps loading (its step fails, recorded as ``egress.blocked``, as it did) rather than its DAG
+vanishing when a host leaves the allowlist."""
 
 from __future__ import annotations
 
@@ -33,7 +37,8 @@ def fixed_url(url: str, path: object = None) -> str | None:
     return prefix if _FIXED_HOST.match(prefix) else None
 
 
-def _check_egress(workflow: Workflow, roster: Roster | None) -> Iterator[Found]:
+def egress_findings(workflow: Workflow, roster: Roster | None) -> Iterator[Found]:
+    """(key path, message, fix) of each ``http_post`` URL whose fixed host every run would be refused."""
     if roster is None:
         return  # the policy is the roster's: without one there is nothing to ask
     access = roster.skills.get(POSTS)
