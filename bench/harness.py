@@ -24,6 +24,12 @@ from devtools.standalone import AttachError, Standalone, scratch_database
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# A benchmark run as a script (`python bench/X.py`) has bench/ first on sys.path, where bench/celery.py would
+# shadow the celery package for everything imported after (the topology's ping: `from celery import
+# Celery`): bench/ goes last, still found for the benchmarks' own modules, which no package shares a name with.
+if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path.append(sys.path.pop(0))
+
 POLL = 0.05  # seconds between two polls of a run's state
 # The settings that decide a benchmark's figures, reported with them as the scheduler really has them.
 SHOWN_SETTINGS = (

@@ -81,7 +81,9 @@ def scratch_database(admin_url: str, prefix: str) -> Iterator[str]:
     from sqlalchemy import create_engine, make_url, text
 
     name = f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    # pre-pinged: the server may have restarted meanwhile (the platform campaign restarts it), and the drop
+    # must not fail on the connection the create left in the pool
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
