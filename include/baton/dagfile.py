@@ -73,6 +73,15 @@ def _store() -> EventStore:
     return EventStore.from_airflow()
 
 
+def _celery_broker() -> str | None:
+    """The Celery executor's broker, where Airflow runs that executor: the monitor watches it restart."""
+    from airflow.configuration import conf  # deferred: read when a run ticks, not when the file is parsed
+
+    if "CeleryExecutor" not in conf.get("core", "executor", fallback=""):
+        return None
+    return conf.get("celery", "broker_url", fallback=None)
+
+
 def monitor_dag(folder: Path) -> DAG:
     """``baton_monitor``: runs every minute, or every ``tick`` of the folder's ``monitoring.yaml``.
 
@@ -96,7 +105,7 @@ def monitor_dag(folder: Path) -> DAG:
         def tick() -> dict:
             from baton.ops.monitor.loop import tick  # deferred: the monitor (scipy) loads when a run ticks
 
-            report = tick(_store(), _monitoring(folder), dags=folder)
+            report = tick(_store(), _monitoring(folder), dags=folder, broker_url=_celery_broker())
             return {
                 "events_folded": report.folded,
                 "anomalies": [f"{a.kind}@{a.where}" for a in report.anomalies],

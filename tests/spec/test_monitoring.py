@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from baton.errors import TemplateError
-from baton.spec.detectors import SIGNAL_KINDS
+from baton.spec.detectors import PLATFORM_SIGNAL, SIGNAL_KINDS
 from baton.spec.monitoring import Monitoring, MonitoringDocument, load_config, load_monitoring
 from baton.spec.runbooks import Escalate, LowerConcurrency, OpenCircuit, RetryFailedRuns
 
@@ -63,7 +63,10 @@ def test_an_empty_document_is_the_defaults():
         Escalate(do="escalate", to="on-call", after=timedelta(minutes=15)),
         RetryFailedRuns(do="retry_failed_runs"),
     ]
-    assert set(monitoring.incidents.severity) == set(SIGNAL_KINDS)
+    assert set(monitoring.incidents.severity) == {*SIGNAL_KINDS, PLATFORM_SIGNAL}
+    assert (
+        monitoring.incidents.severity[PLATFORM_SIGNAL] == "critical" and monitoring.detectors.platform.enabled
+    )
 
 
 def test_a_key_given_replaces_only_that_key_of_the_signals_defaults():

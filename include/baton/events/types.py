@@ -604,6 +604,23 @@ for _name in ("opened", "updated", "acknowledged", "action", "resolved", "suppre
     event_type(f"incident.{_name}")(type(f"Incident{_name.title()}", (IncidentTransition,), {}))
 
 
+class ComponentLife(Payload):
+    """A component of the platform started, or stopped cleanly (``baton.events.lifecycle``): Airflow's
+    scheduler, triggerer or dag processor (its lifecycle listener) or a Celery worker (its ``worker_ready``
+    and ``worker_shutdown``). The run id of these events is ``platform:<component>``, their workflow
+    ``baton_monitor``; the monitor reads a start with no stop of the same component since its last start as
+    a crash (``baton.ops.monitor.platform``)."""
+
+    component: str = Field(min_length=1, max_length=40)
+    name: str = Field(default="", max_length=200)  # a Celery worker's name (BATON_WORKER_NAME)
+    hostname: str = Field(default="", max_length=255)
+    pid: int = Field(ge=0)
+
+
+event_type("platform.started")(type("PlatformStarted", (ComponentLife,), {}))
+event_type("platform.stopped")(type("PlatformStopped", (ComponentLife,), {}))
+
+
 # --- budgets ----------------------------------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from airflow.listeners import hookimpl
 from sqlalchemy import select
 
-from baton.events import schema
+from baton.events import lifecycle, schema
 from baton.events.event import Event, run_started_payload, worker_name
 from baton.events.recorder import redact
 from baton.events.store import EventStore
@@ -101,15 +101,32 @@ def _on_ti(ti: Any, kind: str, payload: dict[str, Any]) -> None:
         _record([event])
 
 
+def _append(events: list[Event]) -> None:
+    _store().append(events)
+
+
+def _job_component(component: Any) -> str | None:
+    """The platform component a lifecycle hook's caller is: a job (scheduler, triggerer, dag processor) by
+    its command line; None for a task runner (``TaskRunnerMarker``), which calls the same hooks."""
+    return lifecycle.airflow_component() if type(component).__name__ == "Job" else None
+
+
 @hookimpl
 def on_starting(component: Any) -> None:
     """Resolve the store's connection when a component starts, not inside the scheduler's loop
-    (a lookup there could read, and commit, Airflow's metadata DB)."""
+    (a lookup there could read, and commit, Airflow's metadata DB); record a job's start for the monitor."""
     try:
         _store()
     except Exception:
         log.exception("Baton's event store could not be resolved; events will be retried per write")
         _store.cache_clear()
+    lifecycle.started(_append, _job_component(component))
+
+
+@hookimpl
+def before_stopping(component: Any) -> None:
+    """A job ending cleanly: recorded, so that its next start is not read as a crash."""
+    lifecycle.stopped(_append, _job_component(component))
 
 
 @hookimpl

@@ -23,6 +23,10 @@ EVENT_SIGNALS = ("sensor_silence",)
 SCHEDULE_SIGNALS = ("runs_started",)
 """Runs that started against the times the schedule said they should: the schedule detector."""
 SIGNAL_KINDS = COUNT_SIGNALS + VALUE_SIGNALS + EVENT_SIGNALS + SCHEDULE_SIGNALS
+"""The signals measured as series, each watched by its detectors on every scope."""
+PLATFORM_SIGNAL = "platform"
+"""Faults of the platform itself, seen as a change between two ticks, not in a series
+(:mod:`baton.ops.monitor.platform`)."""
 
 SignalKind = Literal[
     "failure_rate",
@@ -36,6 +40,7 @@ SignalKind = Literal[
     "sensor_lag",
     "sensor_silence",
     "runs_started",
+    "platform",
 ]
 
 MINUTE, HOUR, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
@@ -276,6 +281,14 @@ class ScheduleSignal(Strict):
     )
 
 
+class PlatformSignal(Strict):
+    """Faults of the platform itself: the store's PostgreSQL restarted, Airflow's scheduler, triggerer or
+    dag processor or a Celery worker died (it started again with no clean stop), the Celery broker (Redis)
+    restarted. One incident per component while it lasts."""
+
+    enabled: bool = True
+
+
 # Per-signal defaults that differ from the detector's own (the rest is the detector's default).
 _VALUE_FLOORS = {"latency": 0.05, "queue_wait": 1.0, "tokens": 10.0, "cost": 1e-5, "sensor_lag": 1.0}
 _SIGNAL_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -328,6 +341,7 @@ class Detectors(Strict):
     sensor_lag: ValueSignal = _signal_default("sensor_lag")
     sensor_silence: EventSignal = _signal_default("sensor_silence")
     runs_started: ScheduleSignal = _signal_default("runs_started")
+    platform: PlatformSignal = Field(default_factory=PlatformSignal, description=PlatformSignal.__doc__)
 
     @model_validator(mode="before")
     @classmethod

@@ -61,6 +61,7 @@ _DEFAULT_SEVERITY: dict[str, Severity] = {
     "sensor_lag": "warning",
     "sensor_silence": "critical",
     "runs_started": "critical",
+    "platform": "critical",
 }
 
 

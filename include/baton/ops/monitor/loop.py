@@ -4,8 +4,9 @@
 
 1. :func:`baton.ops.monitor.signals.fold` the events since the last tick into per-minute buckets;
 2. run every configured detector (``dags/monitoring.yaml``, else the defaults; :mod:`baton.ops.detectors`)
-   on every scope's signal, and check the scheduled workflows' runs against their schedules
-   (:mod:`baton.ops.monitor.schedules`);
+   on every scope's signal, check the scheduled workflows' runs against their schedules
+   (:mod:`baton.ops.monitor.schedules`), and look for faults of the platform itself
+   (:mod:`baton.ops.monitor.platform`);
 3. :func:`baton.ops.incidents.evaluate` the anomalies against the incident book, and record each
    transition as an ``incident.*`` event, with the book, in one transaction (:mod:`baton.ops.monitor.record`);
 4. carry out the runbook actions due (:mod:`baton.ops.monitor.actions`): each is recorded first under the
@@ -28,7 +29,7 @@ from baton.coordination import breaker
 from baton.events.store import EventStore
 from baton.ops.detectors import detect
 from baton.ops.incidents import Action, Anomaly, Transition, evaluate, half_open_agents
-from baton.ops.monitor import schedules, signals
+from baton.ops.monitor import platform, schedules, signals
 from baton.ops.monitor.actions import act
 from baton.ops.monitor.record import BOOK, event_of, notify, read_book
 from baton.ops.monitor.state import save_state
@@ -109,10 +110,15 @@ def anomalies(
 
 
 def tick(
-    store: EventStore, config: Monitoring, now: datetime | None = None, dags: Path | None = None
+    store: EventStore,
+    config: Monitoring,
+    now: datetime | None = None,
+    dags: Path | None = None,
+    broker_url: str | None = None,
 ) -> Report:
     """One minute of monitoring (see the module's docstring). ``dags``: the dags folder, whose scheduled
-    workflows are checked against their schedule (``runs_started``: :mod:`baton.ops.monitor.schedules`)."""
+    workflows are checked against their schedule (``runs_started``: :mod:`baton.ops.monitor.schedules`);
+    ``broker_url``: the Celery executor's broker, watched for restarts (:mod:`baton.ops.monitor.platform`)."""
     now = now or datetime.now(UTC)
     report = Report()
     for _ in range(MAX_BATCHES):
@@ -126,6 +132,8 @@ def tick(
     if dags is not None and config.detectors.runs_started.enabled:
         watched = schedules.watched_now(store, dags, now)
     report.anomalies = anomalies(store, config, now, watched)
+    if config.detectors.platform.enabled:
+        report.anomalies += platform.probe(store, now, broker_url)
     with store.engine.begin() as conn:
         book = read_book(conn)
         half_open = half_open_agents(book)  # what their trials saw, in this transaction
