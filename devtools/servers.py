@@ -5,7 +5,8 @@ which the rest of the test suite runs.
 :class:`PrivatePostgres` makes a cluster with PostgreSQL's own ``initdb`` and runs it with ``pg_ctl`` on a
 free port of 127.0.0.1 (as the ``postgres`` user when this process is root, since PostgreSQL refuses to run
 as root); :class:`PrivateRedis` runs ``redis-server`` on a free port, keeping nothing on disk, as the
-machine's does. Both are context managers: leaving the block stops the server and removes its files.
+machine's does. Both are context managers: leaving the block stops the server and removes its files; a
+server left by a process that died without that (SIGKILLed) is stopped and removed when the next is made.
 
 Only the standard library and the servers' own programs (found on ``PATH``, else in ``pg_config --bindir``).
 """
@@ -61,6 +62,58 @@ def _listening(port: int) -> bool:
     return False
 
 
+OWNER = "owner.pid"  # the pid of the process that made a server, in the server's root
+SERVER = "server.pid"  # a Redis's own pid, in its root
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _wait_gone(pid: int, timeout: float = 10.0) -> None:
+    """Until ``pid`` has exited (gone, or a zombie that no longer holds its sockets), at most ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return
+        except (OSError, IndexError):
+            return
+        time.sleep(0.05)
+
+
+def reap_orphans(tmp: Path) -> list[Path]:
+    """Stop and remove the servers in ``tmp`` whose maker died without removing them (a benchmark SIGKILLed by
+    its caller's timeout cannot clean up, and neither server is its child for long: ``pg_ctl`` daemonizes
+    PostgreSQL, Redis is in a session of its own); the roots removed."""
+    reaped = []
+    for owner in sorted(tmp.glob(f"baton-pg-*/{OWNER}")) + sorted(tmp.glob(f"baton-redis-*/{OWNER}")):
+        root = owner.parent
+        try:
+            if _alive(int(owner.read_text())):
+                continue
+        except (OSError, ValueError):
+            continue
+        if root.name.startswith("baton-pg-"):
+            server = PrivatePostgres.__new__(PrivatePostgres)
+            server.root, server.data, server._as_postgres = root, root / "data", os.geteuid() == 0
+            server.destroy()
+        else:
+            with contextlib.suppress(OSError, ValueError):
+                pid = int((root / SERVER).read_text())
+                os.killpg(pid, signal.SIGKILL)
+                _wait_gone(pid)
+            shutil.rmtree(root, ignore_errors=True)
+        reaped.append(root)
+    return reaped
+
+
 class PrivatePostgres:
     """A PostgreSQL cluster in a temporary directory, listening on 127.0.0.1:``port`` with trust auth.
 
@@ -81,6 +134,8 @@ class PrivatePostgres:
         return ["runuser", "-u", "postgres", "--", *argv] if self._as_postgres else list(argv)
 
     def create(self) -> PrivatePostgres:
+        reap_orphans(Path(tempfile.gettempdir()))
+        (self.root / OWNER).write_text(str(os.getpid()))
         self.root.chmod(0o755)  # the postgres user reads its data directory through this one
         if self._as_postgres:
             shutil.chown(self.root, "postgres")
@@ -138,12 +193,16 @@ class PrivateRedis:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> PrivateRedis:
+        if self.process is None and not (self.root / OWNER).exists():  # the first start
+            reap_orphans(self.root.parent)
+            (self.root / OWNER).write_text(str(os.getpid()))
         argv = [_program("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "no", "--dir", str(self.root)]  # fmt: skip
         with (self.root / "redis.log").open("ab") as log:
             self.process = subprocess.Popen(
                 argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
+        (self.root / SERVER).write_text(str(self.process.pid))
         deadline = time.monotonic() + START_TIMEOUT_S
         while not _listening(self.port):
             if self.process.poll() is not None or time.monotonic() > deadline:
