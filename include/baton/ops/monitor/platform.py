@@ -14,7 +14,8 @@ what outlives it, comparing with what it saw at the tick before (its state ``pla
   that keeps nothing on disk lost the queued tasks with it (Airflow queues them again after
   ``scheduler.task_queued_timeout``). Other brokers are not watched.
 
-The first tick records what it sees and finds nothing: a change is only ever against a tick before.
+For the server and the broker, the first tick records what it sees and finds nothing: a change is only
+ever against a tick before. Lifecycle events are read from the first on, a batch a tick.
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ def _crashes(rows: list[Any], last: dict[str, str]) -> list[Anomaly]:
 
 def probe(store: EventStore, now: datetime, broker_url: str | None = None) -> list[Anomaly]:
     """This tick's platform anomalies (see the module's docstring); what it saw is saved for the next."""
+    broker = broker_run_id(broker_url)  # before the transaction: a broker that hangs holds no lock
     with store.engine.begin() as conn:
         state = load_state(conn, STATE, lock=True) or {}
         found: list[Anomaly] = []
@@ -113,7 +115,6 @@ def probe(store: EventStore, now: datetime, broker_url: str | None = None) -> li
         rows = _lifecycle(conn, int(state.get("seq", 0)))
         last = dict(state.get("last", {}))
         found += _crashes(rows, last)
-        broker = broker_run_id(broker_url)
         if broker is not None and state.get("broker_run_id") not in (None, broker):
             evidence = {
                 "reason": "the Celery broker restarted (a new run id): the tasks it queued may be lost"
