@@ -1,0 +1,63 @@
+"""A tiny run of bench/faults_platform.py, run as its docstring says, only smaller (10 runs): on the Celery
+topology with a PostgreSQL and a Redis of its own, every platform fault carried out; it exits 0 and ends
+with its headline (no figure asserted but what the run itself must hold: nothing lost or applied twice,
+every platform fault seen by the monitor); and its refusals."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.bench.test_smoke import tiny_run
+from tests.conftest import ROOT
+
+HEADLINE = (
+    r"completion rate: \d+\.\d\d % \(target 99\.95 %\); lost events (\d+); duplicated effects (\d+); "
+    r"uncompensated failures (\d+); platform faults detected (\d+) of 5"
+)
+
+
+@pytest.mark.timeout(
+    2000
+)  # the topology's start, five faults a minute apart, the monitor's quiet time: 8-15 min
+def test_a_tiny_platform_campaign_loses_nothing_and_the_monitor_sees_each_fault(tmp_path):
+    results = tmp_path / "results.json"
+    args = [
+        "--runs",
+        "10",
+        "--timeout",
+        "900",
+        "--results",
+        str(results),
+    ]  # bounded below the test's own timeout
+    last = tiny_run(
+        "faults_platform", args, HEADLINE, tmp_path, drop=("BATON_EXTENSIONS", "BATON_FAULTS"), timeout=1900
+    )
+    lost, duplicated, uncompensated, detected = map(int, re.fullmatch(HEADLINE, last).groups())
+    assert (lost, duplicated, uncompensated, detected) == (0, 0, 0, 5), last
+    assert results.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--runs", "9"], "argument --runs: 9 is not between 10 and 10000"),
+        (
+            ["--runs", "1" + "0" * 5000],
+            "argument --runs: a number of 5,001 digits is not between 10 and 10000",
+        ),
+        (["--timeout", "nan"], "argument --timeout"),
+    ],
+)
+def test_what_the_platform_campaign_refuses(args, message):
+    done = subprocess.run(
+        [sys.executable, "bench/faults_platform.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and message in done.stderr, done.stderr[-2000:]
