@@ -209,3 +209,10 @@ def test_a_restart_of_the_celery_broker_is_an_anomaly_and_a_broker_that_does_not
         redis.start()  # back, a new server: the restart is seen once it answers
         assert _wheres(platform.probe(clean, NOW, redis.url)) == ["broker"]
     assert platform.probe(clean, NOW, "amqp://guest@127.0.0.1//") == []  # not watched: RabbitMQ
+
+
+def test_the_lifecycle_events_are_the_monitors_and_out_of_the_teams_figures():
+    from baton.ops.dashboard.common import SYSTEM_WORKFLOWS
+    from baton.ops.monitor.record import MONITOR
+
+    assert lifecycle.WORKFLOW == MONITOR and MONITOR in SYSTEM_WORKFLOWS

@@ -27,9 +27,8 @@ from baton.events.event import Event, worker_name
 
 log = logging.getLogger(__name__)
 
-WORKFLOW = (
-    "baton_monitor"  # the monitor's workflow, as for the incidents' events (ops.monitor.record.MONITOR)
-)
+# the monitor's workflow, as for the incidents' events (ops.monitor.record.MONITOR, which this layer cannot import)
+WORKFLOW = "baton_monitor"
 COMPONENTS = ("scheduler", "triggerer", "dag-processor", "worker")
 STOP_WAIT_S = 5.0
 
