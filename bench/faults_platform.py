@@ -11,9 +11,10 @@ bench/faults.py's (``fault_campaign``: extract -> post -> confirm and the compen
 (``baton_monitor``, every minute, ``dags/monitoring.yaml``'s settings) runs beside it.
 
 ``--runs`` runs (default 1,000) are triggered through REST at the start. As they finish, the platform
-faults come one at a time, each when its share of the runs has finished and at least a minute after the
-one before (a tick of the monitor between them; in a small campaign, whose runs end together, the last
-faults may come after its runs have ended: each fault records how many runs were in flight):
+faults come one at a time, each when its share of the runs has finished and at least ``--gap`` seconds
+(default 60) after the one before (a tick of the monitor between them; in a small campaign, whose runs end
+together, the last faults may come after its runs have ended: each fault records how many runs were in
+flight):
 
 - 10 %: PostgreSQL restarted fast (``pg_ctl restart -m fast``: every connection cut);
 - 25 %: the scheduler's process group SIGKILLed (the supervisor starts it again);
@@ -22,7 +23,7 @@ faults may come after its runs have ended: each fault records how many runs were
   within a minute (recorded as not busy);
 - 55 %: Redis restarted (empty: the queued Celery messages are gone; Airflow requeues the task instances
   after ``task_queued_timeout``, set to 180 s here);
-- 70 %: PostgreSQL stopped, left down 30 s, started.
+- 70 %: PostgreSQL stopped, left down ``--down`` seconds (default 30), started.
 
 Then the benchmark waits for every run to end and reads Airflow (REST), Baton's events and the partner's
 records as bench/faults.py does, asks ``baton verify --dry-run`` whether the store agrees with Airflow's
@@ -31,7 +32,7 @@ record, and reads the monitor's incidents: a platform fault is detected when an 
 
 Run from the repository root (PostgreSQL's and Redis's programs installed, as for the tests):
 
-    .venv/bin/python bench/faults_platform.py [--runs 1000] [--seed 7] [--keep DIR]
+    .venv/bin/python bench/faults_platform.py [--runs 1000] [--seed 7] [--down 30] [--gap 60] [--keep DIR]
 
 This is a benchmark, not a test: it prints the figures and exits 0 whatever they are (1 when the
 campaign cannot run, or a process of the topology outlives it). Its last line::
@@ -71,9 +72,7 @@ from devtools.topology import CeleryTopology
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results" / "faults_platform.json"
 TARGET = 0.9995
-DOWN_S = 30.0  # how long PostgreSQL stays down in the second outage
 DETECT_WITHIN = timedelta(minutes=5)  # the seeds' detection goal
-GAP_S = 60.0  # at least this long between two faults: a tick of the monitor between them
 SCHEDULE = (  # (share of the runs finished, the fault, the component its incident names)
     (0.10, "postgres_restart", "postgres"),
     (0.25, "scheduler_kill", "scheduler"),
@@ -117,10 +116,16 @@ def busy_worker(store_url: str, names: list[str], deadline: float) -> str | None
 class Injector:
     """The platform faults of :data:`SCHEDULE`, each carried out once its share of the runs has finished."""
 
-    def __init__(self, topology: CeleryTopology, postgres: PrivatePostgres, redis: PrivateRedis, runs: int):
-        self.topology, self.postgres, self.redis, self.runs = topology, postgres, redis, runs
+    def __init__(
+        self,
+        topology: CeleryTopology,
+        servers: tuple[PrivatePostgres, PrivateRedis],
+        args: argparse.Namespace,
+    ):
+        self.topology, (self.postgres, self.redis) = topology, servers
+        self.runs, self.down_s, self.gap_s = args.runs, args.down, args.gap
         self.done: list[dict[str, Any]] = []
-        self.last = -GAP_S
+        self.last = -self.gap_s
 
     def _kill(self, name: str) -> None:
         with self.topology.supervisor.lock:
@@ -129,7 +134,7 @@ class Injector:
 
     def _postgres_down(self) -> None:
         self.postgres.stop("fast")
-        time.sleep(DOWN_S)  # the outage itself, not a wait for something
+        time.sleep(self.down_s)  # the outage itself, not a wait for something
         self.postgres.start()
 
     def carry_out(self, name: str) -> dict[str, Any]:
@@ -151,9 +156,9 @@ class Injector:
         return record
 
     def due(self, finished: int, in_flight: int) -> None:
-        """The next fault, once its share of the runs has finished and ``GAP_S`` has passed since the one
+        """The next fault, once its share of the runs has finished and ``--gap`` has passed since the one
         before (so that each is a fault of its own to the monitor, whose tick is a minute)."""
-        if len(self.done) == len(SCHEDULE) or time.monotonic() - self.last < GAP_S:
+        if len(self.done) == len(SCHEDULE) or time.monotonic() - self.last < self.gap_s:
             return
         share, name, component = SCHEDULE[len(self.done)]
         if finished < share * self.runs:
@@ -287,7 +292,7 @@ def campaign(
     if not sync_pools(topology):
         return 1
     store_url = topology.store_url
-    injector = Injector(topology, *servers, args.runs)
+    injector = Injector(topology, servers, args)
     headers = {"Authorization": f"Bearer {topology.token()}"}
     with httpx.Client(base_url=f"{topology.url}/api/v2", headers=headers, timeout=60) as client:
         for dag_id in (campaign_of.DAG_ID, "baton_monitor"):
@@ -363,6 +368,18 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7, help="the agent faults' seed (default 7)")
     parser.add_argument(
         "--timeout", type=bounded_float(60, 604_800, " s"), help="give up waiting after this many seconds"
+    )
+    parser.add_argument(
+        "--down",
+        type=bounded_float(1, 600, " s"),
+        default=30.0,
+        help="seconds PostgreSQL stays down (default 30)",
+    )
+    parser.add_argument(
+        "--gap",
+        type=bounded_float(10, 3600, " s"),
+        default=60.0,
+        help="seconds at least between faults (default 60)",
     )
     parser.add_argument("--keep", type=Path, help="use this (new or empty) directory instead of a temp dir")
     parser.add_argument("--results", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")

@@ -1,7 +1,7 @@
-"""A tiny run of bench/faults_platform.py, run as its docstring says, only smaller (10 runs): on the Celery
-topology with a PostgreSQL and a Redis of its own, every platform fault carried out; it exits 0 and ends
-with its headline (no figure asserted but what the run itself must hold: nothing lost or applied twice,
-every platform fault seen by the monitor); and its refusals."""
+"""A tiny run of bench/faults_platform.py, run as its docstring says, only smaller (10 runs, a 5 s outage, faults
+20 s apart): on the Celery topology with a PostgreSQL and a Redis of its own, every platform fault carried
+out; it exits 0 and ends with its headline (no figure asserted but what the run itself must hold: nothing
+lost or applied twice, every platform fault seen by the monitor); and its refusals."""
 
 from __future__ import annotations
 
@@ -50,6 +50,7 @@ def test_a_tiny_platform_campaign_loses_nothing_and_the_monitor_sees_each_fault(
             "argument --runs: a number of 5,001 digits is not between 10 and 10000",
         ),
         (["--timeout", "nan"], "argument --timeout"),
+        (["--down", "0"], "argument --down: 0.0 is not between 1 and 600 s"),
     ],
 )
 def test_what_the_platform_campaign_refuses(args, message):
