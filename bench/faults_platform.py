@@ -28,7 +28,8 @@ flight):
 Then the benchmark waits for every run to end and reads Airflow (REST), Baton's events and the partner's
 records as bench/faults.py does, asks ``baton verify --dry-run`` whether the store agrees with Airflow's
 record, and reads the monitor's incidents: a platform fault is detected when an incident of kind
-``platform`` on its component opened within 5 minutes after it and has resolved.
+``platform`` on its component opened within 5 minutes after it, or, open already (the component failed
+shortly before), counted it within that time, and has resolved since.
 
 Run from the repository root (PostgreSQL's and Redis's programs installed, as for the tests):
 
