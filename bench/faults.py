@@ -66,6 +66,7 @@ import signal
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -172,11 +173,39 @@ def run_states(client: httpx.Client) -> Counter:
     return counts
 
 
+ENDS = ("step.succeeded", "step.failed", "step.skipped")
+
+
+def running_tries(
+    conn: Any, wanted: Callable[[dict], bool], limit: int
+) -> Iterator[tuple[str, str, int, dict]]:
+    """Of the newest ``limit`` tries of the campaign's steps that started, those whose ``step.started`` payload
+    ``wanted`` accepts and that have no end yet (run id, step, try, payload), newest first. ``wanted`` is asked
+    first: a try it refuses costs no second query."""
+    e = schema.events.c
+    started = conn.execute(
+        select(e.run_id, e.step, e.try_number, cast(e.payload, Text))
+        .where(e.type == "step.started", e.step.in_(STEPS), e.workflow == DAG_ID)
+        .order_by(e.seq.desc())
+        .limit(limit)
+    ).all()
+    for run_id, step, try_number, text in started:
+        payload = json.loads(text)
+        if not wanted(payload):
+            continue
+        ended = conn.execute(
+            select(e.seq).where(
+                e.run_id == run_id, e.step == step, e.try_number == try_number, e.type.in_(ENDS)
+            )
+        ).first()
+        if ended is None:
+            yield run_id, step, try_number, payload
+
+
 def kill_one_task(store_url: str, deadline: float) -> dict[str, Any] | None:
     """SIGKILL one task runner of a Baton step in the middle of its work: its ``step.started`` is
     recorded (with its pid) and the try has no end yet. Found by its title ``airflow worker -- <ti id>``."""
     engine = engine_for(store_url)
-    e = schema.events.c
     while time.monotonic() < deadline:
         runners = {}
         for proc in Path("/proc").iterdir():
@@ -191,26 +220,10 @@ def kill_one_task(store_url: str, deadline: float) -> dict[str, Any] | None:
                 runners[int(proc.name)] = match.group(1).decode()
         if runners:
             with engine.connect() as conn:
-                rows = conn.execute(
-                    select(e.run_id, e.step, e.try_number, cast(e.payload, Text))
-                    .where(e.type == "step.started", e.step.in_(STEPS), e.workflow == DAG_ID)
-                    .order_by(e.seq.desc())
-                    .limit(200)
-                ).all()
-                for run_id, step, try_number, payload in rows:
-                    pid = json.loads(payload).get("pid")
-                    if pid not in runners:
-                        continue
-                    ended = conn.execute(
-                        select(e.type).where(
-                            e.run_id == run_id,
-                            e.step == step,
-                            e.try_number == try_number,
-                            e.type.in_(["step.succeeded", "step.failed", "step.skipped"]),
-                        )
-                    ).first()
-                    if ended is not None:
-                        continue
+                for run_id, step, try_number, payload in running_tries(
+                    conn, lambda p, live=runners: p.get("pid") in live, 200
+                ):
+                    pid = payload["pid"]
                     os.kill(pid, signal.SIGKILL)
                     return {
                         "pid": pid,

@@ -81,33 +81,16 @@ SCHEDULE = (  # (share of the runs finished, the fault, the component its incide
     (0.55, "redis_restart", "broker"),
     (0.70, "postgres_down", "postgres"),
 )
-ENDS = ("step.succeeded", "step.failed", "step.skipped")
 
 
 def busy_worker(store_url: str, names: list[str], deadline: float) -> str | None:
     """A worker (of ``names``) on which a Baton step's try has started and not ended, once there is one."""
     engine = engine_for(store_url)
-    e = schema.events.c
     try:
         while time.monotonic() < deadline:
             with engine.connect() as conn:
-                started = conn.execute(
-                    select(e.run_id, e.step, e.try_number, cast(e.payload, Text))
-                    .where(e.type == "step.started", e.workflow == campaign_of.DAG_ID)
-                    .order_by(e.seq.desc())
-                    .limit(50)
-                ).all()
-                for run_id, step, try_number, payload in started:
-                    worker = json.loads(payload).get("worker")
-                    if worker not in names:
-                        continue
-                    ended = conn.execute(
-                        select(e.seq).where(
-                            e.run_id == run_id, e.step == step, e.try_number == try_number, e.type.in_(ENDS)
-                        )
-                    ).first()
-                    if ended is None:
-                        return worker
+                for *_, payload in campaign_of.running_tries(conn, lambda p: p.get("worker") in names, 50):
+                    return payload["worker"]
             time.sleep(0.2)
     finally:
         engine.dispose()
