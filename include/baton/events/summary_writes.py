@@ -220,9 +220,11 @@ def _closing(dialect: str) -> tuple[Any, Any]:
     ids = bindparam("ids", expanding=True)
     latency = payload_field(dialect, "latency_s", "float")
     finite = case(((latency >= 0) & (latency < 1e12), latency), else_=0.0)  # NaN compares false
+    mine = _of_runs(ids)
     items = (
         select(e.run_id, e.step, e.map_index, func.sum(finite).label("total"))
-        .where(e.run_id.in_(ids), e.type == "subtask.succeeded")
+        .join(mine, mine.c.seq == e.seq)
+        .where(mine.c.type == "subtask.succeeded")
         .group_by(e.run_id, e.step, e.map_index)
         .subquery()
     )
@@ -252,13 +254,28 @@ def _closing(dialect: str) -> tuple[Any, Any]:
     return read.where(r.run_id.in_(ids)), write
 
 
+def _of_runs(ids: Any) -> Any:
+    """The sequence numbers and types of the events of the runs ``ids``, read by their run alone: on
+    PostgreSQL a MATERIALIZED CTE, which the planner cannot merge with the caller's condition on the type.
+    With both conditions in one scan it read the (agent, type) index for the type: every event of that type
+    in the store, a bitmap of millions of rows for a batch of a few dozen runs (10 M events: 1.3-1.6 s a
+    query, the projections' rebuild growing with the square of the store)."""
+    e = schema.events.c
+    return (
+        select(e.seq, e.type)
+        .where(e.run_id.in_(ids))
+        .cte("of_runs")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+    )
+
+
 @cache
 def _agents_and_outputs() -> Any:
     """The ended runs' agents chosen and outputs recorded, in sequence order."""
     e = schema.events.c
-    kinds = ("agent.selected", "output.recorded")
-    query = select(e.run_id, e.type, e.step, e.agent, e.payload)
-    return query.where(e.run_id.in_(bindparam("ids", expanding=True)), e.type.in_(kinds)).order_by(e.seq)
+    mine = _of_runs(bindparam("ids", expanding=True))
+    query = select(e.run_id, e.type, e.step, e.agent, e.payload).join(mine, mine.c.seq == e.seq)
+    return query.where(mine.c.type.in_(("agent.selected", "output.recorded"))).order_by(e.seq)
 
 
 def _close_runs(conn: Connection, run_ids: Sequence[str]) -> None:
