@@ -27,9 +27,12 @@ flight):
 
 Then the benchmark waits for every run to end and reads Airflow (REST), Baton's events and the partner's
 records as bench/faults.py does, asks ``baton verify --dry-run`` whether the store agrees with Airflow's
-record, and reads the monitor's incidents: a platform fault is detected when an incident of kind
-``platform`` on its component opened within 5 minutes after it, or, open already (the component failed
-shortly before), counted it within that time, and has resolved since.
+record, audits the budgets' ledger (bench/ledger_audit.py: a per-run and a per-day budget on the
+workflow, sized not to bind, in which every model call reserves and settles; no window over its limit, no
+reservation still held once the runs ended, the ledger agreeing with its events), and reads the monitor's
+incidents: a platform fault is detected when an incident of kind ``platform`` on its component opened
+within 5 minutes after it, or, open already (the component failed shortly before), counted it within that
+time, and has resolved since.
 
 Run from the repository root (PostgreSQL's and Redis's programs installed, as for the tests):
 
@@ -58,6 +61,7 @@ from typing import Any
 
 import faults as campaign_of
 import httpx
+import ledger_audit
 from cli_types import bounded_float, bounded_int
 from demo.http_service import PartnerService
 from harness import Databases, run_bench, sync_pools, workdir
@@ -305,6 +309,7 @@ def campaign(
         tis = [ti for ti in tis if ti["dag_run_id"] in ours]
         out["killed"] = {}
         campaign_of.analyse(out, runs, tis, store_url, partner, args)
+        out["budgets"] = ledger_audit.audit(store_url, campaign_of.DAG_ID, args.budgets)
     out["verify"] = verify_findings(topology)
     seen = wait_detected(store_url, injector.done, time.monotonic() + args.resolve_wait)
     out["detection"] = detected(injector.done, seen)
@@ -333,6 +338,7 @@ def report(out: dict[str, Any]) -> None:
             else "not resolved"
         )
         print(f"  {fault['fault']:<18} at {fault['at']:%H:%M:%S}: {seen}, {resolved}")
+    print(ledger_audit.line(out["budgets"]))
     if ev["lost_detail"]:
         print(f"lost events (first runs): {json.dumps(ev['lost_detail'])[:2000]}")
     uncompensated = c["failed_runs"] - c["fully_compensated"]
@@ -387,6 +393,7 @@ def main() -> int:
         base = workdir(stack, args.keep, "baton-platform-")
         dags = base / "dags"
         settings = campaign_of.write_dags(dags, faults)
+        args.budgets = ledger_audit.declare(dags, campaign_of.DAG_ID, args.runs)
         shutil.copyfile(ROOT / "dags" / "baton_monitor.py", dags / "baton_monitor.py")
         shutil.copyfile(ROOT / "dags" / "monitoring.yaml", dags / "monitoring.yaml")
         parser = argparse.ArgumentParser()

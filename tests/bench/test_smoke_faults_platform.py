@@ -1,10 +1,12 @@
 """A tiny run of bench/faults_platform.py, run as its docstring says, only smaller (10 runs, a 5 s outage, faults
 20 s apart): on the Celery topology with a PostgreSQL and a Redis of its own, every platform fault carried
 out; it exits 0 and ends with its headline (no figure asserted but what the run itself must hold: nothing
-lost or applied twice, every platform fault seen by the monitor); and its refusals."""
+lost or applied twice, every platform fault seen by the monitor, the budgets' ledger whole); and its
+refusals."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -20,25 +22,20 @@ HEADLINE = (
 )
 
 
-@pytest.mark.timeout(
-    2000
-)  # the topology's start, five faults a minute apart, the monitor's quiet time: 8-15 min
+@pytest.mark.timeout(2000)  # the topology's start, five faults 20 s apart, the monitor's quiet time: 8-12 min
 def test_a_tiny_platform_campaign_loses_nothing_and_the_monitor_sees_each_fault(tmp_path):
     results = tmp_path / "results.json"
-    args = [
-        "--runs",
-        "10",
-        "--timeout",
-        "900",
-        "--results",
-        str(results),
-    ]  # bounded below the test's own timeout
+    args = ["--runs", "10", "--down", "5", "--gap", "20", "--timeout", "900", "--results", str(results)]
     last = tiny_run(
         "faults_platform", args, HEADLINE, tmp_path, drop=("BATON_EXTENSIONS", "BATON_FAULTS"), timeout=1900
     )
     lost, duplicated, uncompensated, detected = map(int, re.fullmatch(HEADLINE, last).groups())
     assert (lost, duplicated, uncompensated, detected) == (0, 0, 0, 5), last
-    assert results.exists()
+    out = json.loads(results.read_text(encoding="utf-8"))
+    budgets, succeeded = out["budgets"], out["runs"]["succeeded"]
+    # a run that succeeded had its two LLM steps reach the model, each settling what it reserved
+    assert succeeded > 0 and budgets["settlements"] >= 2 * succeeded and budgets["tokens"] > 0, budgets
+    assert (budgets["over"], budgets["held"], budgets["disagree"]) == ([], 0, []), budgets
 
 
 @pytest.mark.parametrize(
