@@ -10,6 +10,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -203,10 +204,26 @@ def baton_dags(dags: Path, agents: str, names: tuple[str, ...]) -> None:
     roster.write_text(text, encoding="utf-8")
 
 
+def exit_on_sigterm() -> None:
+    """A SIGTERM (a ``kill`` or ``timeout`` of the benchmark) unwinds like an error, exit status 143: the
+    ``finally`` blocks and exit stacks still run, so Airflow's process groups are stopped and the throwaway
+    databases dropped (bench/retention.py, killed, had left its 7 GB store behind). In the main thread only,
+    where Python takes signals; a handler the benchmark set itself is kept."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (
+        signal.SIG_DFL,
+        _exit_143,
+    ):
+        signal.signal(signal.SIGTERM, _exit_143)
+
+
+def _exit_143(*_: Any) -> None:
+    sys.exit(143)
+
+
 def run_bench(airflow: Standalone, bench: Callable[[], int]) -> int:
     """``bench()``'s exit status; 1 on a BenchError or when an Airflow process outlives it. A SIGTERM
-    (a ``kill`` of the benchmark) unwinds like an error, so Airflow's process group is still stopped."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    unwinds like an error (``exit_on_sigterm``), so Airflow's process group is still stopped."""
+    exit_on_sigterm()
     status = 1
     try:
         status = bench()
@@ -343,7 +360,8 @@ def server_argument(parser: argparse.ArgumentParser) -> None:
 class Databases:
     """Throwaway PostgreSQL databases on ``server``, one for each of ``which`` (Airflow's metadata, Baton's
     store, a business database), made by ``devtools.standalone.scratch_database`` and dropped when
-    ``stack`` closes. A server where they cannot be made is the ``parser``'s usage error (exit 2)."""
+    ``stack`` closes, on a SIGTERM too (``exit_on_sigterm``). A server where they cannot be made is the
+    ``parser``'s usage error (exit 2)."""
 
     def __init__(
         self,
@@ -353,6 +371,7 @@ class Databases:
         prefix: str,
         which: tuple[str, ...],
     ):
+        exit_on_sigterm()
         try:
             self.urls = {
                 name: stack.enter_context(scratch_database(server, f"{prefix}_{name}")) for name in which

@@ -1,15 +1,19 @@
 """A tiny run of bench/retention.py (one throwaway PostgreSQL database, no Airflow), run as its docstring says,
-only smaller: it exits 0 and ends with its headline (no timing is asserted); and its refusals."""
+only smaller: it exits 0 and ends with its headline (no timing is asserted); its refusals; and a run killed
+with SIGTERM while it fills its store drops that database (bench/harness.py's ``exit_on_sigterm``)."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from tests.bench.test_smoke import tiny_run
-from tests.conftest import ROOT
+from tests.conftest import PG_SERVER, ROOT
 
 
 def test_a_tiny_run_of_the_retention_benchmark_ends_with_its_headline(tmp_path):
@@ -34,3 +38,35 @@ def test_what_the_retention_benchmark_refuses(args, message):
         [sys.executable, "bench/retention.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 2 and message in done.stderr, done.stderr[-2000:]
+
+
+def _databases(engine, pid: int) -> list[str]:
+    pattern = f"baton_bench_retention_store_{pid}_%"
+    with engine.connect() as conn:
+        return list(
+            conn.scalars(text("SELECT datname FROM pg_database WHERE datname LIKE :p"), {"p": pattern})
+        )
+
+
+def test_a_benchmark_killed_with_sigterm_drops_its_throwaway_database():
+    bench = subprocess.Popen(  # big enough to be filling its store for a while
+        [sys.executable, "bench/retention.py", "--events", "5000000", "--runs", "50000"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    engine = create_engine(PG_SERVER)
+    try:
+        deadline = time.monotonic() + 120
+        while not (made := _databases(engine, bench.pid)) and bench.poll() is None:
+            assert time.monotonic() < deadline, "the benchmark made no database in 120 s"
+            time.sleep(0.2)
+        assert made, f"the benchmark ended first: {bench.returncode}"
+        bench.send_signal(signal.SIGTERM)
+        _, err = bench.communicate(timeout=120)
+        assert bench.returncode == 143, err[-2000:]
+        assert _databases(engine, bench.pid) == [], "the database the killed benchmark made is still there"
+    finally:
+        bench.kill()
+        engine.dispose()
