@@ -41,11 +41,10 @@ def test_what_the_retention_benchmark_refuses(args, message):
 
 
 def _databases(engine, pid: int) -> list[str]:
-    pattern = f"baton_bench_retention_store_{pid}_%"
+    prefix = f"baton_bench_retention_store_{pid}_"  # not LIKE: its _ would match any character
     with engine.connect() as conn:
-        return list(
-            conn.scalars(text("SELECT datname FROM pg_database WHERE datname LIKE :p"), {"p": pattern})
-        )
+        query = text("SELECT datname FROM pg_database WHERE left(datname, length(:p)) = :p")
+        return list(conn.scalars(query, {"p": prefix}))
 
 
 def test_a_benchmark_killed_with_sigterm_drops_its_throwaway_database():
