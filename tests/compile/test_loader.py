@@ -69,7 +69,7 @@ def test_a_broken_agent_fails_only_the_workflows_that_name_it(folder):
     error = bag.import_errors["baton_template_errors.py"]
     assert f"agents.yaml:{line}: agents[0].max_concurrency: Input should be a valid integer" in error
     assert (
-        "workflows/lead_qualification.yaml:42: steps[0].agent: agent 'marketing_lead_generator' is broken in the "
+        "workflows/lead_qualification.yaml:44: steps[0].agent: agent 'marketing_lead_generator' is broken in the "
         "roster (agents[0].max_concurrency: Input should be a valid integer, unable to parse string as an "
         "integer) (fix: fix its entry in dags/agents.yaml (baton validate lists its errors))"
     ) in error
@@ -107,7 +107,7 @@ def test_a_roster_that_is_not_a_roster_fails_every_workflow_naming_an_agent(fold
     error = bag.import_errors["baton_template_errors.py"]
     assert "agents.yaml:1: YAML syntax error: " in error
     assert (
-        "workflows/lead_qualification.yaml:42: steps[0].agent: cannot resolve agent 'marketing_lead_generator':"
+        "workflows/lead_qualification.yaml:44: steps[0].agent: cannot resolve agent 'marketing_lead_generator':"
         " the roster has errors"
     ) in error
 

@@ -22,6 +22,8 @@ from baton.events import projections
 from baton.events.event import Event
 from baton.events.replay import fold
 from baton.events.store import EventStore, engine_for
+from baton.queue import weight_of
+from baton.spec.priority import default_max_wait
 from devtools.standalone import Standalone
 from tests.agents.openai_server import OpenAICompatibleServer
 from tests.conftest import airflow_starting_timeout
@@ -127,6 +129,35 @@ def test_conf_that_breaks_the_inputs_schema_is_refused_naming_the_field(running)
     response = running.trigger("lead_qualification", {"min_score": 250})
     assert 400 <= response.status_code < 500
     assert "min_score" in response.text and "250" in response.text, response.text
+
+
+def test_the_scheduler_weighs_tasks_by_baton_priority_and_a_run_sets_its_own_within_allow(running):
+    # lead_qualification: priority high, allow [normal, urgent], deadline 30m (dags/workflows)
+    for refused in (101, "low", 49, "x" * 5000):
+        response = running.trigger("lead_qualification", {"baton_priority": refused})
+        assert 400 <= response.status_code < 500 and "baton_priority" in response.text, response.text
+    runs = {}
+    for level in ("urgent", 50):
+        response = running.trigger("lead_qualification", {"baton_priority": level})
+        assert response.status_code == 200, response.text
+        runs[level] = response.json()["dag_run_id"]
+    weights, queued = {}, {}
+    for level, run_id in runs.items():
+        run = running.wait_for_run("lead_qualification", run_id)
+        assert run["state"] == "success"
+        queued[level] = datetime.fromisoformat(run["queued_at"])
+        path = f"/dags/lead_qualification/dagRuns/{run_id}/taskInstances"
+        weights[level] = {
+            ti["task_id"]: ti["priority_weight"] for ti in running.api("GET", path).json()["task_instances"]
+        }
+    # no deadline is near (30 min, runs of seconds): each task must start within its level's age bound
+    for level, expected_wait in (("urgent", default_max_wait(100)), (50, default_max_wait(50))):
+        assert set(weights[level].values()) == {weight_of(queued[level] + expected_wait)}, (weights, queued)
+    assert min(weights["urgent"].values()) > max(weights[50].values())
+    (assigned,) = _store(running).read(runs["urgent"], types=["priority.assigned"])
+    assert (assigned.payload["level"], assigned.payload["level_from"]) == (100, "run")
+    assert assigned.payload["weight"] == weights["urgent"]["score_leads"]
+    assert assigned.payload["reason"] == "level 100: waits at most 1.0 min behind more urgent work"
 
 
 def test_scheduled_workflows_run_on_their_schedule(running):

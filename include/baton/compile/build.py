@@ -20,8 +20,11 @@ from baton.operators.rollout import VersionOperator
 from baton.operators.saga import SagaOperator
 from baton.operators.step import FanOutBatches, StepOperator
 from baton.plan import CompiledStep, WorkflowPlan
+from baton.queue import BatonPriority
 from baton.sensors.business import BusinessSensor
 from baton.spec.models import InputField, Workflow
+from baton.spec.priority import PARAM as PRIORITY_PARAM
+from baton.spec.priority import Priority
 from baton.spec.step import RetryPolicy
 
 COMPENSATE_DAG_ID = "baton_compensate"
@@ -323,11 +326,15 @@ def build_dag(plan: WorkflowPlan, canary: WorkflowPlan | None = None) -> DAG:
         start_date=START_DATE.replace(tzinfo=ZoneInfo(workflow.schedule.timezone)),
         catchup=workflow.schedule.catchup,
         tags=sorted({"baton", workflow.category, *_version_tags(workflow, canary), *workflow.tags}),
-        params={name: _param(field) for name, field in workflow.inputs.items()},
+        params={name: _param(field) for name, field in workflow.inputs.items()} | _priority_param(workflow),
         default_args={
             "owner": workflow.owner,
             "on_failure_callback": on_task_failure,
             **_retry_args(workflow.defaults),
+            # Airflow's queue by what the run is worth (baton.queue): the level is the tasks' weight
+            # of Airflow's own, the rule turns it, the deadline and the predicted duration into the weight used.
+            "weight_rule": BatonPriority(),
+            "priority_weight": (workflow.priority or Priority()).level,
         },
         max_active_runs=workflow.max_active_runs,
         deadline=_deadlines(workflow),
@@ -339,6 +346,14 @@ def build_dag(plan: WorkflowPlan, canary: WorkflowPlan | None = None) -> DAG:
         plans.append(canary)
     _saga(plans, dag, tasks)
     return dag
+
+
+def _priority_param(workflow: Workflow) -> dict[str, Param]:
+    """``baton_priority``: the level a triggered run may set, within the template's ``allow`` (Airflow checks a
+    trigger's conf against its schema); only for a template that declares ``priority``."""
+    if workflow.priority is None:
+        return {}
+    return {PRIORITY_PARAM: Param(workflow.priority.level, **workflow.priority.param_schema())}
 
 
 def _version_tags(workflow: Workflow, canary: WorkflowPlan | None) -> list[str]:

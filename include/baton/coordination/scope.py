@@ -8,6 +8,7 @@ from typing import Any
 
 from baton.coordination.subtasks import join_batches
 from baton.plan import CompiledStep
+from baton.spec.priority import PARAM as PRIORITY_PARAM
 
 
 def jinja_scope(step: CompiledStep, context: Any) -> dict[str, Any]:
@@ -17,10 +18,13 @@ def jinja_scope(step: CompiledStep, context: Any) -> dict[str, Any]:
         steps[step_id] = join_batches(steps[step_id])
     run = context["dag_run"]
     logical_date = context.get("logical_date")
+    params = {
+        k: v for k, v in context["params"].items() if k != PRIORITY_PARAM
+    }  # the run's priority: not an input
     return {
-        "inputs": {**step.input_defaults, **{k: v for k, v in context["params"].items() if v is not None}}
+        "inputs": {**step.input_defaults, **{k: v for k, v in params.items() if v is not None}}
         if step.input_defaults
-        else dict(context["params"]),
+        else params,
         "steps": steps,
         "context": {},
         "trigger": trigger_scope(step.trigger_kind, context),

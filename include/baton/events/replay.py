@@ -111,6 +111,19 @@ def _summary(event: Event, full: bool = False) -> str:
     match event.type:
         case "run.started":
             return f"{p.get('run_type')}, conf keys {p.get('conf_keys', [])}"
+        case "priority.assigned":
+            predicted = (
+                f"; predicted finish {p['predicted_finish']} (p90 in {p['predicted_p90_s']} s)"
+                if p.get("predicted_finish")
+                else ""
+            )
+            risk = (
+                f", deadline miss risk {100 * p['miss_risk']:.0f} %" if p.get("miss_risk") is not None else ""
+            )
+            return (
+                f"level {p['level']} (the {p.get('level_from', 'template')}'s), weight {p['weight']}, start by "
+                f"{p['start_by']}: {p['reason']}{predicted}{risk}"
+            )
         case "step.started":
             worker = f", {p['worker']}" if p.get("worker") else ""
             return f"pid {p.get('pid')} on {p.get('hostname')}{worker}, pool {p.get('pool')}"

@@ -66,6 +66,27 @@ class RunFailed(Payload):
     recorded_by: RunRecorder = None
 
 
+@event_type("priority.assigned")
+class PriorityAssigned(Payload):
+    """Where a run stands in Airflow's queue when it starts, and why (``baton.queue``): its level
+    and where it came from, its age bound, its deadline, the predicted time to its end (p50, p90, from the
+    store's history) and the risk of missing the deadline, the start-by time and the weight that follow."""
+
+    level: int
+    level_from: Literal["template", "run"] = "template"
+    max_wait_s: float
+    queued_at: str
+    start_by: str
+    weight: int
+    reason: str
+    deadline_at: str | None = None
+    predicted_p50_s: float | None = None
+    predicted_p90_s: float | None = None
+    predicted_finish: str | None = None
+    miss_risk: float | None = None
+    history_runs: int = 0
+
+
 # --- steps --------------------------------------------------------------------------------------
 
 Recorder = Literal["operator", "listener", "next try", "run end", "verify"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from airflow.plugins_manager import AirflowPlugin
 
 from baton.plugin import listener
+from baton.queue import BatonPriority
 
 
 class _ReadApi:
@@ -45,3 +46,5 @@ class BatonPlugin(AirflowPlugin):
     listeners = [listener]
     fastapi_apps = _ReadApi()
     external_views = VIEWS
+    # The weight rule of Baton's tasks: registered so that the scheduler can load the DAGs that name it.
+    priority_weight_strategies = [BatonPriority]

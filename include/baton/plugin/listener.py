@@ -15,13 +15,14 @@ from functools import cache
 from typing import Any
 
 from airflow.listeners import hookimpl
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 
 from baton.events import lifecycle, schema
 from baton.events.event import Event, run_started_payload, worker_name
 from baton.events.recorder import redact
 from baton.events.store import EventStore
 from baton.events.types import BATON_TAG, TI_TERMINAL
+from baton.queue import BatonPriority, task_standing
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +234,54 @@ def _on_run(dag_run: Any, kind: str, payload: dict[str, Any], reconcile: bool) -
 def on_dag_run_running(dag_run: Any, msg: str) -> None:
     payload = run_started_payload(dag_run, getattr(dag_run, "logical_date", None))
     _on_run(dag_run, "run.started", payload, reconcile=False)
+    try:
+        event = _priority_event(dag_run)
+        if event is not None:
+            _record([event])
+    except Exception:
+        log.exception("Could not record the priority of %s", getattr(dag_run, "run_id", "?"))
+
+
+def _priority_event(dag_run: Any) -> Event | None:
+    """``priority.assigned``: where the run stands in the queue as it starts (the scheduler has set its DAG).
+
+    Airflow weighed the run's task instances when it created them, at the template's level (``BatonPriority``
+    does not see the run). A run triggered with its own ``baton_priority`` is weighed again here, before any of
+    its tasks is scheduled, through the scheduler's own session (its transaction commits the new weights)."""
+    dag = getattr(dag_run, "dag", None)
+    tasks = [
+        task for task in getattr(dag, "tasks", None) or [] if isinstance(task.weight_rule, BatonPriority)
+    ]
+    if not tasks:
+        return None
+    standing = task_standing(tasks[0], dag_run, whole_run=True)
+    if standing.level_from == "run":
+        _reweigh(dag_run, tasks)
+    return Event(
+        type="priority.assigned", run_id=dag_run.run_id, workflow=dag_run.dag_id, payload=standing.payload()
+    )
+
+
+def _reweigh(dag_run: Any, tasks: list[Any]) -> None:
+    """The weights of the run's task instances not yet scheduled, at the run's own level."""
+    session = _session_of(dag_run)
+    if session is None:
+        return
+    from airflow.models.taskinstance import (
+        TaskInstance as TI,
+    )  # the metadata DB's models: the scheduler's side only
+
+    by_weight: dict[int, list[str]] = {}
+    for task in tasks:
+        by_weight.setdefault(task_standing(task, dag_run).weight, []).append(task.task_id)
+    for weight, task_ids in by_weight.items():
+        session.execute(
+            update(TI)
+            .where(TI.dag_id == dag_run.dag_id, TI.run_id == dag_run.run_id, TI.task_id.in_(task_ids))
+            .where(or_(TI.state.is_(None), TI.state == "scheduled"))
+            .values(priority_weight=weight)
+            .execution_options(synchronize_session=False)
+        )
 
 
 @hookimpl

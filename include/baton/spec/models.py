@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from baton.spec.common import IDENTIFIER, Duration, Strict
+from baton.spec.priority import PARAM as PRIORITY_PARAM
+from baton.spec.priority import Priority
 from baton.spec.rollout import Rollout
 from baton.spec.step import (
     AgentStep,
@@ -114,6 +116,11 @@ class Workflow(Strict):
         description="a run must finish this long after it was queued; otherwise an Airflow Deadline Alert "
         "posts to Slack (connection baton_slack)",
     )
+    priority: Priority | None = Field(
+        default=None,
+        description="what a run is worth: its level (low, normal, high, urgent or 0-100), how long it may wait "
+        "behind more urgent work (max_wait), and the levels a triggered run may set (allow); without it, normal",
+    )
     trigger: Trigger | None = Field(
         default=None,
         description="what starts runs besides the schedule, the UI and REST: a sensor on business tables, "
@@ -126,6 +133,14 @@ class Workflow(Strict):
         description="roll out the next version (a template in dags/versions/) to a growing share of the "
         "runs while its guardrails hold; back to this version by itself when they do not",
     )
+
+    @model_validator(mode="after")
+    def _priority_param_free(self) -> Workflow:
+        if PRIORITY_PARAM in self.inputs:
+            raise ValueError(
+                f"inputs.{PRIORITY_PARAM}: the name is Baton's (a run's priority, see 'priority'): rename the input"
+            )
+        return self
 
     @model_validator(mode="after")
     def _trigger_or_schedule(self) -> Workflow:

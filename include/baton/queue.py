@@ -1,0 +1,274 @@
+"""Airflow's queue in the order of what the work is worth: Baton's ``PriorityWeightStrategy``.
+
+Airflow's scheduler queues task instances by ``priority_weight``, highest first (then by the run's logical date),
+and computes that weight once, when it creates a run's task instances, with the task's ``weight_rule``. Baton's
+rule gives each task instance a *start-by time* and turns it into the weight: the earlier a task must start, the
+heavier it is. A task must start by the earlier of
+
+* its age bound: when the run was queued, plus the ``max_wait`` of its level (:mod:`baton.spec.priority`), and
+* its deadline's slack: the run's deadline less the predicted 90th percentile of the time from this task's start
+  to the run's end (:mod:`baton.coordination.prediction`, from the store's history of the workflow).
+
+A run triggered with its own level (``baton_priority``, within the template's ``allow``) is weighed again by
+Baton's listener as the scheduler starts it, before any of its tasks is scheduled.
+
+Ordering by start-by time is ordering by slack (least slack first), and it never needs a weight to change while
+runs wait: every waiting run's slack shrinks at the same pace, so a run whose risk rises because it waits stays
+ahead of every run with more slack, and one with less slack that arrives later goes ahead of it. Low-priority work
+is never starved: once a run has waited its age bound, work that arrives after it has a later start-by time
+unless its own deadline or bound is earlier still. A deadline already past no longer counts (the run keeps its
+level's bound), so a hopeless run does not take the queue from runs that can still make theirs.
+
+The weight is ``2**30 - seconds from 2026-01-01 to the start-by time``: a second's resolution, positive until
+2060, above the small weights of other DAGs' default rules. Runs that must start in the same second tie, and
+Airflow orders those by their logical date, as it always does.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.task.priority_strategy import PriorityWeightStrategy
+
+from baton.spec.priority import LEVELS, PARAM, SCHEMA_KEY, level_of, wait_at
+
+if TYPE_CHECKING:
+    from baton.coordination.prediction import Remaining, RemainingModel
+    from baton.events.store import EventStore
+
+log = logging.getLogger(__name__)
+
+REFERENCE = datetime(2026, 1, 1, tzinfo=UTC)
+TOP = 2**30
+WEIGHT_RANGE = (1, 2**31 - 1)  # Airflow's column is a 32-bit integer
+#: How long a workflow's prediction is reused before the store is read again (one bounded read a minute).
+MODEL_TTL_S = 60.0
+
+
+def weight_of(start_by: datetime) -> int:
+    """The weight of a start-by time: earlier, heavier; a second's resolution, within Airflow's integer."""
+    return min(
+        WEIGHT_RANGE[1], max(WEIGHT_RANGE[0], TOP - math.floor((start_by - REFERENCE).total_seconds()))
+    )
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A task's place in the queue and why: what ``run.prioritized`` records and the pages show."""
+
+    level: int
+    level_from: str  # "template" or "run" (the run's baton_priority)
+    max_wait_s: float
+    queued_at: str
+    start_by: str
+    weight: int
+    reason: str
+    deadline_at: str | None = None
+    predicted_p50_s: float | None = None
+    predicted_p90_s: float | None = None
+    predicted_finish: str | None = None
+    miss_risk: float | None = None
+    history_runs: int = 0
+
+    def payload(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def standing(
+    *,
+    level: int,
+    level_from: str,
+    wait_s: float,
+    queued_at: datetime,
+    deadline_s: float | None,
+    remaining: Remaining | None,
+    now: datetime,
+) -> Standing:
+    """Where a task stands: its start-by time from its age bound and its deadline's slack (see the module)."""
+    aged = queued_at + timedelta(seconds=wait_s)
+    start_by, reason = aged, f"level {level}: waits at most {_span(wait_s)} behind more urgent work"
+    deadline_at = queued_at + timedelta(seconds=deadline_s) if deadline_s is not None else None
+    extra: dict[str, Any] = {}
+    if remaining is not None:
+        extra = {
+            "predicted_p50_s": round(remaining.p50, 1),
+            "predicted_p90_s": round(remaining.p90, 1),
+            "predicted_finish": _iso(now + timedelta(seconds=remaining.p50)),
+            "history_runs": remaining.runs,
+        }
+    if deadline_at is not None and deadline_at <= now:
+        reason += "; its deadline has passed, so only its level orders it"
+    elif deadline_at is not None:
+        need = deadline_at - timedelta(seconds=remaining.p90 if remaining is not None else 0.0)
+        if remaining is not None:
+            extra["miss_risk"] = round(remaining.miss_risk((deadline_at - now).total_seconds()), 3)
+        if need < aged:
+            start_by = need
+            reason = (
+                f"deadline {_iso(deadline_at)}: must start by {_iso(need)} to finish in time at the predicted p90 "
+                f"({_span(remaining.p90)})"
+                if remaining is not None
+                else f"deadline {_iso(deadline_at)}: no history to predict from yet, so ordered by the deadline"
+            )
+    return Standing(
+        level=level,
+        level_from=level_from,
+        max_wait_s=wait_s,
+        queued_at=_iso(queued_at),
+        start_by=_iso(start_by),
+        weight=weight_of(start_by),
+        reason=reason,
+        deadline_at=_iso(deadline_at) if deadline_at else None,
+        **extra,
+    )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+# --- what the scheduler knows of a task: its DAG (serialized), its run -----------------------------------
+
+
+def template_priority(dag: Any, task: Any) -> tuple[int, float | None, tuple[int, int] | None]:
+    """The template's level (the task's ``priority_weight``), its age bound and the levels a run may set (the
+    param ``baton_priority``'s schema, which the DAG carries through serialization)."""
+    level = min(100, max(0, int(getattr(task, "priority_weight", LEVELS["normal"]) or 0)))
+    params = getattr(dag, "params", None)
+    schema = {}
+    if params is not None and PARAM in params:
+        param = params.get_param(PARAM) if hasattr(params, "get_param") else params[PARAM]
+        schema = getattr(param, "schema", None) or {}
+    declared = schema.get(SCHEMA_KEY) or {}
+    if not declared:
+        return level, None, None
+    bounds = schema["anyOf"][0]
+    return (
+        int(declared["level"]),
+        float(declared["max_wait_s"]),
+        (int(bounds["minimum"]), int(bounds["maximum"])),
+    )
+
+
+def run_deadline_s(dag: Any) -> float | None:
+    """The run's deadline (seconds after it was queued): Baton's run-wide Deadline Alert on the DAG, as
+    written (``DeadlineAlert``) or as the scheduler's serialized DAG holds it (a dict)."""
+    for alert in getattr(dag, "deadline", None) or []:
+        if isinstance(alert, dict):
+            kwargs = ((alert.get("callback") or {}).get("__data__") or {}).get("kwargs") or {}
+        else:
+            kwargs = getattr(getattr(alert, "callback", None), "kwargs", None) or {}
+        if kwargs.get("step") is None and isinstance(kwargs.get("deadline_s"), int | float):
+            return float(kwargs["deadline_s"])
+    return None
+
+
+def run_level(conf: Any, template_level: int, allow: tuple[int, int] | None) -> tuple[int, str]:
+    """A run's level: its ``baton_priority`` within the template's ``allow`` (Airflow validated it against the
+    param's schema when the run was triggered; a value that did not pass keeps the template's level)."""
+    value = conf.get(PARAM) if isinstance(conf, dict) else None
+    if value is None or allow is None:
+        return template_level, "template"
+    try:
+        level = level_of(value)
+    except ValueError:
+        log.warning("a run's %s=%r is not a priority: the template's level %d", PARAM, value, template_level)
+        return template_level, "template"
+    if not allow[0] <= level <= allow[1]:
+        log.warning(
+            "a run's %s=%d is outside allow %s: the template's level %d", PARAM, level, allow, template_level
+        )
+        return template_level, "template"
+    return level, "run"
+
+
+_models: dict[str, tuple[float, RemainingModel | None, dict[str | None, Remaining | None]]] = {}
+
+
+def remaining_of(workflow: str, step: str | None) -> Remaining | None:
+    """The predicted time from ``step``'s start to the run's end (the run's whole, without history of the step),
+    from a prediction read from the store at most once a minute a workflow; None if the store cannot be read (the
+    weight then rests on the deadline and the level alone: the scheduler never fails on Baton's store)."""
+    cached = _models.get(workflow)
+    if cached is None or cached[0] <= time.monotonic():
+        from baton.coordination.prediction import (
+            RemainingModel,
+        )  # deferred: numpy and the reads stay out of parsing
+
+        try:
+            model = RemainingModel.from_store(_store(), workflow)
+        except Exception as error:  # any failure of the store: the weight goes on without a prediction
+            log.warning(
+                "no prediction for %s: the store could not be read (%s)", workflow, type(error).__name__
+            )
+            model = None
+        cached = _models[workflow] = (time.monotonic() + MODEL_TTL_S, model, {})
+    model, known = cached[1], cached[2]
+    if model is None:
+        return None
+    if step not in known:
+        known[step] = model.remaining(step) or (model.remaining(None) if step is not None else None)
+    return known[step]
+
+
+_stores: list[EventStore] = []
+
+
+def _store() -> EventStore:
+    if not _stores:
+        from baton.events.store import (
+            EventStore,
+        )  # deferred: the plugin's load (every Airflow process) stays light
+
+        _stores.append(EventStore.from_airflow())
+    return _stores[0]
+
+
+def task_standing(
+    task: Any, dag_run: Any | None = None, now: datetime | None = None, whole_run: bool = False
+) -> Standing:
+    """The standing of a task instance of ``task`` (in ``dag_run`` if known: its conf and when it was queued);
+    ``whole_run``: of the run as it starts (the prediction from its start, not from this task's)."""
+    now = now or datetime.now(UTC)
+    dag = getattr(task, "dag", None)
+    template_level, template_wait_s, allow = template_priority(dag, task)
+    level, level_from = run_level(getattr(dag_run, "conf", None), template_level, allow)
+    queued_at = getattr(dag_run, "queued_at", None) or now
+    remaining = remaining_of(task.dag_id, None if whole_run else task.task_id) if dag is not None else None
+    return standing(
+        level=level,
+        level_from=level_from,
+        wait_s=wait_at(level, template_level, template_wait_s),
+        queued_at=queued_at,
+        deadline_s=run_deadline_s(dag),
+        remaining=remaining,
+        now=now,
+    )
+
+
+class BatonPriority(PriorityWeightStrategy):
+    """The weight rule of every task of a Baton DAG (registered by Baton's plugin; see the module)."""
+
+    def __repr__(self) -> str:  # stateless (Airflow serializes it by name): every instance reads the same
+        return "BatonPriority()"
+
+    def get_weight(self, ti: Any) -> int:
+        # Airflow gives the task instance alone (its run is not loaded, and the scheduler's session must not be
+        # used here) as it creates the run: the weight of a run queued now at the template's level. A run
+        # triggered with its own level is weighed again as it starts (baton.plugin.listener), before its tasks
+        # are scheduled. (Airflow's task instance mutation hook would see the run, but Airflow 3.3 calls a
+        # policy plugin's hook at creation only when an airflow_local_settings module exists.)
+        try:
+            return task_standing(ti.task).weight
+        except Exception:  # a weight rule must not stop the scheduler: the template's level alone then
+            log.exception("Baton's priority of %s.%s failed: its template level alone", ti.dag_id, ti.task_id)
+            return int(getattr(ti.task, "priority_weight", 1) or 1)
