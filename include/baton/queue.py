@@ -57,6 +57,13 @@ def weight_of(start_by: datetime) -> int:
     )
 
 
+def start_by_of(weight: int | None) -> str | None:
+    """The start-by time a weight of this rule stands for (None for a weight outside its range: another rule's)."""
+    if weight is None or not TOP - 20 * 365 * 86400 < weight <= TOP + 5 * 365 * 86400:  # 2021 to 2046
+        return None
+    return _iso(REFERENCE + timedelta(seconds=TOP - weight))
+
+
 @dataclass(frozen=True)
 class Standing:
     """A task's place in the queue and why: what ``run.prioritized`` records and the pages show."""

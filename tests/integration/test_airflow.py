@@ -160,6 +160,33 @@ def test_the_scheduler_weighs_tasks_by_baton_priority_and_a_run_sets_its_own_wit
     assert assigned.payload["reason"] == "level 100: waits at most 1.0 min behind more urgent work"
 
 
+def test_the_coordination_pages_queue_lists_waiting_tasks_in_the_schedulers_order(running):
+    headers = {"Authorization": f"Bearer {running.token()}"}
+    assert running.api("PATCH", "/dags/lead_qualification", json={"is_paused": True}).status_code == 200
+    run_ids = []
+    try:
+        for _ in range(2):  # a paused DAG's runs stay queued, their tasks created and weighed
+            response = running.trigger("lead_qualification", {"region": "na"})
+            assert response.status_code == 200, response.text
+            run_ids.append(response.json()["dag_run_id"])
+        answer = httpx.get(f"{running.url}/baton/api/dashboard/queue", headers=headers, timeout=30)
+        assert answer.status_code == 200, answer.text
+        mine = [q for q in answer.json()["queue"] if q["run_id"] in run_ids]
+        assert [q["run_id"] for q in mine] == [run_ids[0]] * 2 + [run_ids[1]] * 2  # first queued, first out
+        assert [q["weight"] for q in mine] == sorted((q["weight"] for q in mine), reverse=True)
+        assert {q["state"] for q in mine} == {"run queued"}
+        for q in mine:  # level high, no run started yet: weighed by its age bound from the trigger
+            queued = datetime.fromisoformat(q["queued_at"])
+            assert abs(datetime.fromisoformat(q["start_by"]) - (queued + default_max_wait(75))) <= timedelta(
+                seconds=2
+            )
+        assert httpx.get(f"{running.url}/baton/api/dashboard/queue", timeout=30).status_code == 401
+    finally:
+        for run_id in run_ids:
+            running.api("DELETE", f"/dags/lead_qualification/dagRuns/{run_id}")
+        running.api("PATCH", "/dags/lead_qualification", json={"is_paused": False})
+
+
 def test_scheduled_workflows_run_on_their_schedule(running):
     dag = running.api("GET", "/dags/daily_operations").json()
     assert dag["is_paused"] is False

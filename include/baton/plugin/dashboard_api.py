@@ -6,7 +6,9 @@ in a few indexed reads (``baton.ops.dashboard``).
   workflow and a state, Baton's own runs left out unless asked for;
 - ``/agents``: per agent, its last hour, load slots, circuit, last day's spend and budget headroom;
 - ``/runs/{run_id}/gantt``: one run's tries, fan-out items, compensations and markers (bounded);
-- ``/analytics``: a window's workflow analytics, hourly trend and suggestions."""
+- ``/analytics``: a window's workflow analytics, hourly trend and suggestions;
+- ``/queue``: Baton's task instances not started yet, in the order the scheduler takes them, with their
+  runs' standing (level, start-by time, predicted finish, risk, and why)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pathlib import Path as Folder
 from typing import Annotated, Literal
 
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import requires_access_dag
 from airflow.configuration import conf
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
@@ -26,6 +29,7 @@ from baton.ops.dashboard.agents import board
 from baton.ops.dashboard.analytics import report
 from baton.ops.dashboard.common import CursorError
 from baton.ops.dashboard.gantt import chart
+from baton.plugin.queue_view import standing_of, waiting
 
 router = APIRouter(prefix="/api/dashboard", tags=["dashboard"])
 
@@ -90,3 +94,15 @@ def analytics(
 ) -> dict:
     """The analytics of the runs started in the last ``hours``: figures, a trend and suggestions."""
     return report(store, hours, workflow)
+
+
+@router.get("/queue", dependencies=[ReadRuns])
+def queue(store: Store, session: SessionDep, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict:
+    """Baton's task instances not started yet, in the scheduler's order, with their runs' standing."""
+    return waiting(session, store, limit)
+
+
+@router.get("/runs/{run_id}/priority", dependencies=[ReadRuns])
+def priority(store: Store, run_id: Annotated[str, Path(min_length=1, max_length=250)]) -> dict:
+    """Where the run stood in Airflow's queue as it started (``priority.assigned``), or null."""
+    return {"priority": standing_of(store, run_id)}

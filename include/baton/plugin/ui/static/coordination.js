@@ -12,6 +12,7 @@
   let selectedDag = params.get("dag_id") || null;
   const onlyRun = params.get("only") === "run" && selected;
   const runs = onlyRun ? null : section("runs", "Runs", true);
+  const queue = onlyRun ? null : section("queue", "Queue");
   const run = section("run", "Run", true);
   const agents = onlyRun ? null : section("agents", "Agents");
   const start = onlyRun ? null : section("start", "Start a run");
@@ -200,7 +201,8 @@
     if (shown.hidden) { shown.hidden = false; document.querySelectorAll("#run-shown .chart").forEach((el) => echarts.getInstanceByDom(el)?.resize()); }
     const state = data.stopped ? "stopped" : data.state;
     hint.innerHTML = `${esc(selectedDag)} · ${esc(selected)} · <span class="state-${esc(state)}">${esc(state)}</span> · ` +
-      `${link(links.run(selectedDag, selected), "open in Airflow")} (its tasks and logs)`;
+      `${link(links.run(selectedDag, selected), "open in Airflow")} (its tasks and logs)` +
+      standing((await get(`/api/dashboard/runs/${encodeURIComponent(selected)}/priority`)).priority);
     gantt(data);
     const states = {};
     (data.bars || []).forEach((b) => { if (b.kind === "try" && !(b.map_index >= 0)) states[b.step] = b.state; });
@@ -234,6 +236,31 @@
       `/api/actions/dags/${encodeURIComponent(selectedDag)}/runs/${encodeURIComponent(selected)}/steps/${encodeURIComponent(step)}/reassign`,
       {agent, retry_now: now});
     runPoll.now();
+  });
+
+  // Where the run stood in Airflow's queue as it started, and why (priority.assigned)
+  function standing(p) {
+    if (!p) return "";
+    const risk = p.miss_risk == null ? "" : ` · deadline miss risk ${(100 * p.miss_risk).toFixed(0)} %`;
+    const finish = p.predicted_finish ? ` · predicted finish ${dateTime(p.predicted_finish)} (p90 ${fmtS(p.predicted_p90_s)})` : "";
+    return `<br><span id="run-priority">Priority ${esc(p.level)} (the ${esc(p.level_from)}'s) · start by ${dateTime(p.start_by)}` +
+      `${finish}${risk} · ${esc(p.reason)}</span>`;
+  }
+
+  // --- the queue: Baton's tasks not started, in the order Airflow's scheduler takes them -----------------
+  async function refreshQueue() {
+    if (!queue) return;
+    const data = await get("/api/dashboard/queue", {limit: 50});
+    queue.body.innerHTML = data.queue.length ? `<table id="queue-table"><thead><tr><th>#</th><th>Workflow</th><th>Run</th>
+      <th>Task</th><th>State</th><th>Level</th><th>Start by</th><th>Waiting</th><th>Why</th></tr></thead><tbody>${data.queue.map((q) =>
+      `<tr data-dag="${esc(q.dag_id)}" data-run="${esc(q.run_id)}"><td>${q.position}</td><td>${esc(q.dag_id)}</td><td>${esc(q.run_id)}</td>
+       <td>${esc(q.task_id)}${q.map_index >= 0 ? `[${q.map_index}]` : ""}</td><td>${esc(q.state)}</td><td>${esc(q.level ?? "")}</td>
+       <td>${q.start_by ? dateTime(q.start_by) : ""}</td><td>${fmtS(q.waiting_s)}</td><td>${esc(q.reason || "")}</td></tr>`).join("")}</tbody></table>` +
+      (data.truncated ? `<p class="muted">The first ${data.limit} shown.</p>` : "")
+      : `<p class="muted">No task of Baton's is waiting: every one that can run is running.</p>`;
+  }
+  queue?.body.addEventListener("click", (e) => {
+    const tr = e.target.closest("tr[data-run]"); if (tr) choose(tr.dataset.dag, tr.dataset.run);
   });
 
   // --- agents --------------------------------------------------------------------------------------------
@@ -323,6 +350,7 @@
   const runsPoll = runs ? poll(refreshRuns, 2000, runs.status) : idle;
   const runPoll = poll(refreshRun, 2000, run.status);
   const agentsPoll = agents ? poll(refreshAgents, 5000, agents.status) : idle;
+  if (queue) poll(refreshQueue, 5000, queue.status);
   const incidentsPoll = incidents ? poll(refreshIncidents, 10000, incidents.status) : idle;
   if (start) startForm().catch((e) => { start.status.textContent = String(e.message || e); });
   // Airflow's timezone or theme changed: the times and colours drawn are redrawn at once
