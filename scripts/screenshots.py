@@ -1,7 +1,7 @@
 """Takes the README's screenshots of a running `make run` Airflow with Playwright and Debian's Chromium.
 
 make run            # in one terminal
-.venv/bin/python scripts/screenshots.py [--url http://localhost:8080] [--only tour|gallery|pages] [WORKFLOW ...]
+.venv/bin/python scripts/screenshots.py [--url http://localhost:8080] [--only tour|gallery|pages|queue] [WORKFLOW ...]
 
 The tour (docs/img/*.png): the DAG list, the trigger form, a run's graph, a step's output.
 The pages (docs/img/coordination.png, coordination-dark.png, management.png, editor.png): Baton's two pages
@@ -9,6 +9,8 @@ in Airflow's nav while a fan-out runs (parallel_feature_delivery), once in Airfl
 timezone, with every panel of Management holding data (it waits, up to 20 minutes, for make run's traffic to
 fill them: an incident opens about five minutes after the first support ticket), and the editor showing a
 template's error before it is saved.
+The queue (docs/img/queue.png): the Coordination page's queue while fan-outs take make run's slots and
+lead_qualification runs of two levels wait.
 The gallery (docs/img/gallery/<workflow>*.png): each bundled workflow triggered over the REST API with
 the demo inputs below, a person's approval answered the way the Required Actions page answers it,
 then the run's graph and a sample of its output: one step's output (its XCom), or the report it wrote.
@@ -280,10 +282,25 @@ def pages(page: Page, api: AirflowAPI) -> None:
     frame.locator("#edit").screenshot(path=OUT / "editor.png")
 
 
+def queue(page: Page, api: AirflowAPI) -> None:
+    """The Coordination page's queue while make run's slots are busy: fan-outs of parallel_feature_delivery
+    take them, then lead_qualification runs at two levels wait, the urgent ones first."""
+    page.set_viewport_size({"width": 1400, "height": 1500})
+    for _ in range(3):
+        api.trigger("parallel_feature_delivery")
+    for level in ("urgent", "normal", "urgent", "normal"):
+        api.trigger("lead_qualification", {"baton_priority": level})
+    page.goto(f"{api.url}/plugin/baton-coordination")
+    frame = page.frame_locator("iframe[src*='baton/ui/coordination']")
+    frame.locator("#queue-table tbody tr").nth(3).wait_for(timeout=120_000)
+    page.wait_for_timeout(1500)
+    frame.locator("#queue").screenshot(path=OUT / "queue.png")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", default="http://localhost:8080")
-    parser.add_argument("--only", choices=["tour", "gallery", "pages"])
+    parser.add_argument("--only", choices=["tour", "gallery", "pages", "queue"])
     parser.add_argument("workflows", nargs="*", help="gallery entries to take (default: all)")
     args = parser.parse_args()
     api = AirflowAPI(args.url, ROOT / ".airflow")
@@ -300,6 +317,8 @@ def main() -> None:
             gallery(page, browser.new_page(viewport={"width": 900, "height": 300}), api, entries)
         if args.only in (None, "pages"):
             pages(page, api)
+        if args.only in (None, "queue"):
+            queue(page, api)
         browser.close()
 
 

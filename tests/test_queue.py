@@ -220,7 +220,7 @@ def test_a_failing_prediction_leaves_the_template_level_and_never_raises(urgent_
     assert "Baton's priority of w_priority.a failed: its template level alone" in caplog.text
 
 
-def test_an_unreadable_store_gives_no_prediction_once_a_minute_and_the_weight_goes_on(monkeypatch, caplog):
+def test_an_unreadable_store_gives_no_prediction_and_is_not_read_again_until_its_time(monkeypatch, caplog):
     class Unreachable:
         @property
         def engine(self):
@@ -232,4 +232,14 @@ def test_an_unreadable_store_gives_no_prediction_once_a_minute_and_the_weight_go
     assert "no prediction for w_priority: the store could not be read" in caplog.text
     caplog.clear()
     assert queue.remaining_of("w_priority", "b") is None
-    assert caplog.text == ""  # not read again within the minute
+    assert caplog.text == ""  # not read again within MODEL_TTL_S
+
+
+def test_a_task_without_a_deadline_is_weighed_without_reading_the_store(monkeypatch):
+    def unexpected(workflow, step):
+        raise AssertionError(f"the store was read for {workflow}.{step}")
+
+    monkeypatch.setattr(queue, "remaining_of", unexpected)
+    dag = build_dag(plan_workflow(_workflow(priority="low"), None))
+    got = task_standing(dag.get_task("a"), SimpleNamespace(conf={}, queued_at=T0), now=T0)
+    assert got.weight == weight_of(T0 + default_max_wait(25))

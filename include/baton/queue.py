@@ -46,8 +46,9 @@ log = logging.getLogger(__name__)
 REFERENCE = datetime(2026, 1, 1, tzinfo=UTC)
 TOP = 2**30
 WEIGHT_RANGE = (1, 2**31 - 1)  # Airflow's column is a 32-bit integer
-#: How long a workflow's prediction is reused before the store is read again (one bounded read a minute).
-MODEL_TTL_S = 60.0
+#: How long a workflow's prediction is reused before the store is read again: one bounded read (~0.1 s) per
+#: workflow every ten minutes at most, in the scheduler; history moves slower than that.
+MODEL_TTL_S = 600.0
 
 
 def weight_of(start_by: datetime) -> int:
@@ -203,7 +204,7 @@ _models: dict[str, tuple[float, RemainingModel | None, dict[str | None, Remainin
 
 def remaining_of(workflow: str, step: str | None) -> Remaining | None:
     """The predicted time from ``step``'s start to the run's end (the run's whole, without history of the step),
-    from a prediction read from the store at most once a minute a workflow; None if the store cannot be read (the
+    from a prediction read from the store at most every ``MODEL_TTL_S`` a workflow; None if the store cannot be read (the
     weight then rests on the deadline and the level alone: the scheduler never fails on Baton's store)."""
     cached = _models.get(workflow)
     if cached is None or cached[0] <= time.monotonic():
@@ -250,13 +251,16 @@ def task_standing(
     template_level, template_wait_s, allow = template_priority(dag, task)
     level, level_from = run_level(getattr(dag_run, "conf", None), template_level, allow)
     queued_at = getattr(dag_run, "queued_at", None) or now
-    remaining = remaining_of(task.dag_id, None if whole_run else task.task_id) if dag is not None else None
+    deadline_s = run_deadline_s(dag)
+    # A task's weight needs the prediction only against a deadline; the run's standing shows it always.
+    wanted = dag is not None and (whole_run or deadline_s is not None)
+    remaining = remaining_of(task.dag_id, None if whole_run else task.task_id) if wanted else None
     return standing(
         level=level,
         level_from=level_from,
         wait_s=wait_at(level, template_level, template_wait_s),
         queued_at=queued_at,
-        deadline_s=run_deadline_s(dag),
+        deadline_s=deadline_s,
         remaining=remaining,
         now=now,
     )
