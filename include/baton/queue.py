@@ -204,8 +204,8 @@ _models: dict[str, tuple[float, RemainingModel | None, dict[str | None, Remainin
 
 def remaining_of(workflow: str, step: str | None) -> Remaining | None:
     """The predicted time from ``step``'s start to the run's end (the run's whole, without history of the step),
-    from a prediction read from the store at most every ``MODEL_TTL_S`` a workflow; None if the store cannot be read (the
-    weight then rests on the deadline and the level alone: the scheduler never fails on Baton's store)."""
+    from a prediction read from the store at most every ``MODEL_TTL_S`` a workflow; None if the store cannot be
+    read (the weight then rests on the deadline and the level alone: the scheduler never fails on the store)."""
     cached = _models.get(workflow)
     if cached is None or cached[0] <= time.monotonic():
         from baton.coordination.prediction import (
