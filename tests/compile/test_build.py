@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
-from airflow.sdk import CronTriggerTimetable
+from airflow.utils.types import DagRunType
+from pendulum import datetime as pendulum_datetime
 
 from baton.compile.build import build_dag
+from baton.compile.timetables import UniqueCronTrigger
 from baton.plan import describe, plan_workflow
 from baton.spec import load_roster, load_workflow
 from baton.spec.models import Workflow
@@ -72,12 +75,15 @@ def test_cron_schedule_runs_in_the_templates_timezone(revenue):
     assert type(revenue.timetable).__name__ == "AssetOrTimeSchedule"
     assert [a.name for a in revenue.timetable.asset_condition.objects] == ["sensor.revenue_milestone"]
     revenue = SimpleNamespace(timetable=revenue.timetable.timetable, catchup=revenue.catchup)
-    assert isinstance(revenue.timetable, CronTriggerTimetable)
+    assert isinstance(revenue.timetable, UniqueCronTrigger)
     paris = build_dag(
         plan_workflow(_minimal(schedule={"cron": "0 9 * * 1-5", "timezone": "Europe/Paris"}), None)
     )
-    assert (paris.timetable.expression, str(paris.timetable.timezone)) == ("0 9 * * 1-5", "Europe/Paris")
-    assert (revenue.timetable.expression, str(revenue.timetable.timezone)) == ("0 18 * * *", "UTC")
+    assert (paris.timetable.summary, paris.timetable.serialize()["timezone"]) == (
+        "0 9 * * 1-5",
+        "Europe/Paris",
+    )
+    assert (revenue.timetable.summary, revenue.timetable.serialize()["timezone"]) == ("0 18 * * *", "UTC")
     assert revenue.catchup is False
 
 
@@ -209,3 +215,17 @@ def test_a_step_reads_the_steps_its_with_and_writes_name():
         }
     )
     assert step_reads(workflow)["c"] == ("a", "b")  # a is not a direct need: read for the with
+
+
+def test_scheduled_runs_of_two_dags_at_the_same_minute_get_different_ids_and_survive_serialization(revenue):
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    scheduler_side = DagSerialization.from_dict(DagSerialization.to_dict(revenue)).timetable
+    assert type(scheduler_side.timetable) is UniqueCronTrigger  # cron or asset (its sensor): the cron's ids
+    assert scheduler_side.timetable.summary == "0 18 * * *"
+    at = pendulum_datetime(2026, 11, 28, 18, 0, tz="UTC")
+    ids = {scheduler_side.generate_run_id(run_type=DagRunType.SCHEDULED, run_after=at, data_interval=None)
+           for _ in range(1000)}  # fmt: skip
+    assert len(ids) == 1000
+    assert all(re.fullmatch(r"scheduled__2026-11-28T18:00:00\+00:00_[A-Za-z0-9]{8}", i) for i in ids)
+    assert DagRunType.from_run_id(ids.pop()) == DagRunType.SCHEDULED

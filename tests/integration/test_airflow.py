@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 import uuid
@@ -198,6 +199,8 @@ def test_scheduled_workflows_run_on_their_schedule(running):
         assert time.monotonic() < deadline, "no scheduled run of daily_operations after 60 s"
         time.sleep(0.5)
     assert [run["logical_date"][11:16] for run in runs["dag_runs"]] == ["09:00"]
+    # its id unique across DAGs: support_triage, every two minutes, runs at 09:00 too (Baton's store keys by id)
+    assert re.fullmatch(r"scheduled__\S+T09:00:00\+00:00_[A-Za-z0-9]{8}", runs["dag_runs"][0]["dag_run_id"])
     run = running.wait_for_run("daily_operations", runs["dag_runs"][0]["dag_run_id"])
     assert run["state"] == "success"
     assert dag["timetable_summary"] == "0 9 * * *"

@@ -10,10 +10,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from airflow.sdk import DAG, Asset, AssetWatcher, CronTriggerTimetable, Param, XComArg
+from airflow.sdk import DAG, Asset, AssetWatcher, Param, XComArg
 
 from baton.alerts import deadline_alerts, on_task_failure
 from baton.assets import asset
+from baton.compile.timetables import UniqueCronTrigger
 from baton.coordination.tasks import SAGA_TASK, VERSION_TASK
 from baton.operators.browser import BrowserOperator
 from baton.operators.rollout import VersionOperator
@@ -69,11 +70,11 @@ def _schedule(workflow: Workflow) -> Any:
         from airflow.sdk import AssetOrTimeSchedule
 
         return AssetOrTimeSchedule(
-            timetable=CronTriggerTimetable(cron, timezone=tz), assets=[sensor_asset(workflow.workflow)]
+            timetable=UniqueCronTrigger(cron, timezone=tz), assets=[sensor_asset(workflow.workflow)]
         )
     if cron is None or cron in _NOT_CRON:
         return cron
-    return CronTriggerTimetable(cron, timezone=tz)
+    return UniqueCronTrigger(cron, timezone=tz)
 
 
 def _param(field: InputField) -> Param:

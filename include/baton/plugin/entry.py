@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
+from baton.compile.timetables import UniqueCronTrigger
 from baton.plugin import listener
 from baton.queue import BatonPriority
 
@@ -48,3 +49,5 @@ class BatonPlugin(AirflowPlugin):
     external_views = VIEWS
     # The weight rule of Baton's tasks: registered so that the scheduler can load the DAGs that name it.
     priority_weight_strategies = [BatonPriority]
+    # The timetable of scheduled templates (unique run ids across DAGs): registered for the same reason.
+    timetables = [UniqueCronTrigger]
