@@ -243,3 +243,18 @@ def test_a_task_without_a_deadline_is_weighed_without_reading_the_store(monkeypa
     dag = build_dag(plan_workflow(_workflow(priority="low"), None))
     got = task_standing(dag.get_task("a"), SimpleNamespace(conf={}, queued_at=T0), now=T0)
     assert got.weight == weight_of(T0 + default_max_wait(25))
+
+
+def test_the_runs_priority_is_a_param_of_the_dag_not_an_input_of_its_steps():
+    from baton.coordination.scope import jinja_scope
+
+    workflow = _workflow(
+        priority={"level": "high", "allow": ["normal", "urgent"]}, inputs={"region": {"default": "na"}}
+    )
+    step = plan_workflow(workflow, None).steps[0]
+    context = {
+        "ti": SimpleNamespace(xcom_pull=lambda task_ids: None, try_number=1),
+        "dag_run": SimpleNamespace(run_id="r1"),
+        "params": {"region": "emea", PARAM: "urgent"},
+    }
+    assert jinja_scope(step, context)["inputs"] == {"region": "emea"}

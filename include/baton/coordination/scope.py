@@ -18,9 +18,8 @@ def jinja_scope(step: CompiledStep, context: Any) -> dict[str, Any]:
         steps[step_id] = join_batches(steps[step_id])
     run = context["dag_run"]
     logical_date = context.get("logical_date")
-    params = {
-        k: v for k, v in context["params"].items() if k != PRIORITY_PARAM
-    }  # the run's priority: not an input
+    # the run's priority (baton.spec.priority) is a param of the DAG, not an input of the template
+    params = {k: v for k, v in context["params"].items() if k != PRIORITY_PARAM}
     return {
         "inputs": {**step.input_defaults, **{k: v for k, v in params.items() if v is not None}}
         if step.input_defaults

@@ -267,9 +267,8 @@ def _reweigh(dag_run: Any, tasks: list[Any]) -> None:
     session = _session_of(dag_run)
     if session is None:
         return
-    from airflow.models.taskinstance import (
-        TaskInstance as TI,
-    )  # the metadata DB's models: the scheduler's side only
+    # the metadata DB's models: only the scheduler's side has them (task processes have no metadata DB)
+    from airflow.models.taskinstance import TaskInstance as TI
 
     by_weight: dict[int, list[str]] = {}
     for task in tasks:
