@@ -157,6 +157,19 @@ def test_the_template_level_wait_range_and_deadline_reach_the_scheduler_through_
     assert (data["weight_rule"], data["priority_weight"]) == ("baton.queue.BatonPriority", 75)
 
 
+def test_the_schedulers_dag_holds_deadline_ids_and_the_stored_rows_give_the_deadline(urgent_dag):
+    from airflow.models.serialized_dag import SerializedDagModel
+
+    data = DagSerialization.to_dict(urgent_dag)
+    stored = SerializedDagModel._generate_deadline_uuids(data)  # what Airflow does as it stores a DAG
+    scheduler_side = DagSerialization.from_dict(data)
+    assert all(isinstance(alert, str) for alert in scheduler_side.deadline)
+    assert run_deadline_s(scheduler_side) is None  # the rule alone cannot know it (the rows are Airflow's)
+    rows = {uuid: alert["callback"] for uuid, alert in stored.items()}  # deadline_alert.callback_def, by id
+    assert run_deadline_s(scheduler_side, rows) == 900.0
+    assert run_deadline_s(scheduler_side, {next(iter(rows)): {"__data__": "not a dict"}}) is None
+
+
 def test_a_template_without_priority_is_normal_with_its_levels_bound_and_no_param():
     dag = build_dag(plan_workflow(_workflow(), None))
     assert PARAM not in dag.params

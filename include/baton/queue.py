@@ -9,8 +9,12 @@ heavier it is. A task must start by the earlier of
 * its deadline's slack: the run's deadline less the predicted 90th percentile of the time from this task's start
   to the run's end (:mod:`baton.coordination.prediction`, from the store's history of the workflow).
 
-A run triggered with its own level (``baton_priority``, within the template's ``allow``) is weighed again by
-Baton's listener as the scheduler starts it, before any of its tasks is scheduled.
+Airflow hands the rule a task instance without its run, and the scheduler's DAG keeps its Deadline Alerts as
+rows of its own database (the DAG holds their ids), which the rule must not read inside the scheduler's
+transaction: as it creates a run, a task instance gets the weight of its level's age bound. Baton's listener
+weighs the run's task instances again as the scheduler starts the run, before any of them is scheduled,
+through the scheduler's own session: with the run's deadline (those rows, read in that session) and its own
+level, if it was triggered with one (``baton_priority``, within the template's ``allow``).
 
 Ordering by start-by time is ordering by slack (least slack first), and it never needs a weight to change while
 runs wait: every waiting run's slack shrinks at the same pace, so a run whose risk rises because it waits stays
@@ -29,6 +33,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -47,8 +52,9 @@ REFERENCE = datetime(2026, 1, 1, tzinfo=UTC)
 TOP = 2**30
 WEIGHT_RANGE = (1, 2**31 - 1)  # Airflow's column is a 32-bit integer
 #: How long a workflow's prediction is reused before the store is read again: one bounded read (~0.1 s) per
-#: workflow every ten minutes at most, in the scheduler; history moves slower than that.
-MODEL_TTL_S = 600.0
+#: workflow every ten minutes at most, in the scheduler; history moves slower than that. A read that found too
+#: little history (a new workflow) or failed is tried again after a minute.
+MODEL_TTL_S, THIN_TTL_S = 600.0, 60.0
 
 
 def weight_of(start_by: datetime) -> int:
@@ -167,17 +173,28 @@ def template_priority(dag: Any, task: Any) -> tuple[int, float | None, tuple[int
     )
 
 
-def run_deadline_s(dag: Any) -> float | None:
+def run_deadline_s(dag: Any, stored: Mapping[str, Any] | None = None) -> float | None:
     """The run's deadline (seconds after it was queued): Baton's run-wide Deadline Alert on the DAG, as
-    written (``DeadlineAlert``) or as the scheduler's serialized DAG holds it (a dict)."""
+    written (``DeadlineAlert``), as a serialized DAG holds it (a dict), or as the scheduler's DAG holds it:
+    the id of a row of Airflow's ``deadline_alert`` table, whose ``callback_def`` the caller read (``stored``,
+    by id; without it, such a DAG's deadline is unknown here: see ``baton.plugin.listener``)."""
     for alert in getattr(dag, "deadline", None) or []:
-        if isinstance(alert, dict):
-            kwargs = ((alert.get("callback") or {}).get("__data__") or {}).get("kwargs") or {}
-        else:
-            kwargs = getattr(getattr(alert, "callback", None), "kwargs", None) or {}
+        kwargs = _callback_kwargs((stored or {}).get(str(alert)) if isinstance(alert, str) else alert)
         if kwargs.get("step") is None and isinstance(kwargs.get("deadline_s"), int | float):
             return float(kwargs["deadline_s"])
     return None
+
+
+def _callback_kwargs(alert: Any) -> dict[str, Any]:
+    """The keyword arguments of Baton's deadline callback, from any of the forms an alert takes."""
+    if alert is None:
+        return {}
+    if not isinstance(alert, dict):  # a DeadlineAlert, as the DAG file wrote it
+        return getattr(getattr(alert, "callback", None), "kwargs", None) or {}
+    callback = alert.get("callback", alert)  # a serialized alert, or a stored row's callback_def
+    data = callback.get("__data__") if isinstance(callback, dict) else None
+    kwargs = data.get("kwargs") if isinstance(data, dict) else None
+    return kwargs if isinstance(kwargs, dict) else {}
 
 
 def run_level(conf: Any, template_level: int, allow: tuple[int, int] | None) -> tuple[int, str]:
@@ -219,7 +236,8 @@ def remaining_of(workflow: str, step: str | None) -> Remaining | None:
                 "no prediction for %s: the store could not be read (%s)", workflow, type(error).__name__
             )
             model = None
-        cached = _models[workflow] = (time.monotonic() + MODEL_TTL_S, model, {})
+        ttl = MODEL_TTL_S if model is not None and model.remaining(None) is not None else THIN_TTL_S
+        cached = _models[workflow] = (time.monotonic() + ttl, model, {})
     model, known = cached[1], cached[2]
     if model is None:
         return None
@@ -242,16 +260,21 @@ def _store() -> EventStore:
 
 
 def task_standing(
-    task: Any, dag_run: Any | None = None, now: datetime | None = None, whole_run: bool = False
+    task: Any,
+    dag_run: Any | None = None,
+    now: datetime | None = None,
+    whole_run: bool = False,
+    deadlines: Mapping[str, Any] | None = None,
 ) -> Standing:
     """The standing of a task instance of ``task`` (in ``dag_run`` if known: its conf and when it was queued);
-    ``whole_run``: of the run as it starts (the prediction from its start, not from this task's)."""
+    ``whole_run``: of the run as it starts (the prediction from its start, not from this task's);
+    ``deadlines``: the stored Deadline Alerts of the scheduler's DAG, by id (see :func:`run_deadline_s`)."""
     now = now or datetime.now(UTC)
     dag = getattr(task, "dag", None)
     template_level, template_wait_s, allow = template_priority(dag, task)
     level, level_from = run_level(getattr(dag_run, "conf", None), template_level, allow)
     queued_at = getattr(dag_run, "queued_at", None) or now
-    deadline_s = run_deadline_s(dag)
+    deadline_s = run_deadline_s(dag, deadlines)
     # A task's weight needs the prediction only against a deadline; the run's standing shows it always.
     wanted = dag is not None and (whole_run or deadline_s is not None)
     remaining = remaining_of(task.dag_id, None if whole_run else task.task_id) if wanted else None
@@ -274,10 +297,10 @@ class BatonPriority(PriorityWeightStrategy):
 
     def get_weight(self, ti: Any) -> int:
         # Airflow gives the task instance alone (its run is not loaded, and the scheduler's session must not be
-        # used here) as it creates the run: the weight of a run queued now at the template's level. A run
-        # triggered with its own level is weighed again as it starts (baton.plugin.listener), before its tasks
-        # are scheduled. (Airflow's task instance mutation hook would see the run, but Airflow 3.3 calls a
-        # policy plugin's hook at creation only when an airflow_local_settings module exists.)
+        # used here) as it creates the run: the weight of a run queued now at the template's level (in the
+        # scheduler, without its deadline: see the module). The listener weighs it again as the run starts.
+        # (Airflow's task instance mutation hook would see the run, but Airflow 3.3 calls a policy plugin's
+        # hook at creation only when an airflow_local_settings module exists.)
         try:
             return task_standing(ti.task).weight
         except Exception:  # a weight rule must not stop the scheduler: the template's level alone then

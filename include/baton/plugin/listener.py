@@ -13,6 +13,7 @@ import os
 import socket
 from functools import cache
 from typing import Any
+from uuid import UUID
 
 from airflow.listeners import hookimpl
 from sqlalchemy import or_, select, update
@@ -245,34 +246,52 @@ def on_dag_run_running(dag_run: Any, msg: str) -> None:
 def _priority_event(dag_run: Any) -> Event | None:
     """``priority.assigned``: where the run stands in the queue as it starts (the scheduler has set its DAG).
 
-    Airflow weighed the run's task instances when it created them, at the template's level (``BatonPriority``
-    does not see the run). A run triggered with its own ``baton_priority`` is weighed again here, before any of
-    its tasks is scheduled, through the scheduler's own session (its transaction commits the new weights)."""
+    Airflow weighed the run's task instances when it created them, without the run and, in the scheduler,
+    without its deadline (``baton.queue``). They are weighed again here with both, before any of them is
+    scheduled, through the scheduler's own session (its transaction commits the new weights)."""
     dag = getattr(dag_run, "dag", None)
     tasks = [
         task for task in getattr(dag, "tasks", None) or [] if isinstance(task.weight_rule, BatonPriority)
     ]
     if not tasks:
         return None
-    standing = task_standing(tasks[0], dag_run, whole_run=True)
-    if standing.level_from == "run":
-        _reweigh(dag_run, tasks)
+    session = _session_of(dag_run)
+    deadlines = _stored_deadlines(session, dag)
+    standing = task_standing(tasks[0], dag_run, whole_run=True, deadlines=deadlines)
+    if session is not None:
+        _reweigh(session, dag_run, tasks, deadlines)
     return Event(
         type="priority.assigned", run_id=dag_run.run_id, workflow=dag_run.dag_id, payload=standing.payload()
     )
 
 
-def _reweigh(dag_run: Any, tasks: list[Any]) -> None:
-    """The weights of the run's task instances not yet scheduled, at the run's own level."""
-    session = _session_of(dag_run)
-    if session is None:
-        return
+def _stored_deadlines(session: Any, dag: Any) -> dict[str, Any]:
+    """The DAG's Deadline Alerts as Airflow stored them (id -> ``callback_def``), read in the scheduler's session
+    when the DAG holds their ids; nothing when it holds the alerts themselves (or there is no session)."""
+    ids = [alert for alert in getattr(dag, "deadline", None) or [] if isinstance(alert, str)]
+    if session is None or not ids:
+        return {}
+    # the metadata DB's models: only the scheduler's side has them (task processes have no metadata DB)
+    from airflow.models.deadline_alert import DeadlineAlert
+
+    rows = session.execute(
+        select(DeadlineAlert.id, DeadlineAlert.callback_def).where(
+            DeadlineAlert.id.in_([UUID(i) for i in ids])
+        )
+    )
+    return {str(row.id): row.callback_def for row in rows}
+
+
+def _reweigh(session: Any, dag_run: Any, tasks: list[Any], deadlines: dict[str, Any]) -> None:
+    """The weights of the run's task instances not yet scheduled, with its deadline and its own level."""
     # the metadata DB's models: only the scheduler's side has them (task processes have no metadata DB)
     from airflow.models.taskinstance import TaskInstance as TI
 
     by_weight: dict[int, list[str]] = {}
     for task in tasks:
-        by_weight.setdefault(task_standing(task, dag_run).weight, []).append(task.task_id)
+        by_weight.setdefault(task_standing(task, dag_run, deadlines=deadlines).weight, []).append(
+            task.task_id
+        )
     for weight, task_ids in by_weight.items():
         session.execute(
             update(TI)
