@@ -1,5 +1,5 @@
 """Tiny runs of the benchmarks that measure a running ``airflow standalone`` (LocalExecutor): the budget,
-fault, latency and fan-out benchmarks, attached (``--attach``) to the Airflow the integration tests share
+fault, latency, fan-out and priorities benchmarks, attached (``--attach``) to the Airflow the integration tests share
 (tests/integration/shared_airflow.py, whose dags folder holds their DAGs), instead of each starting one:
 they run with that Airflow's settings and beside its other work, and no timing is asserted. The fault
 benchmark's faults are that Airflow's ``BATON_FAULTS``, scoped to its campaign's workflow (the settings its
@@ -15,6 +15,8 @@ import pytest
 from baton.spec.loading import load_roster
 from devtools.standalone import Standalone
 from tests.bench.test_smoke import load_bench, tiny_run
+from tests.bench.test_smoke_priorities import HEADLINE as PRIORITIES
+from tests.bench.test_smoke_priorities import check_headline
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration  # it starts a service (an Airflow)
@@ -47,6 +49,15 @@ def test_a_tiny_run_on_the_shared_airflow_ends_with_its_headline(bench, shared_r
         figures = re.fullmatch(SMOKE[bench], last).groupdict()
         assert float(figures["rate"]) > 0, last  # every post refused (a roster without its allowlist) fails
         assert figures["undone"] == figures["failed"] and figures["lost"] == figures["dupes"] == "0", last
+
+
+def test_a_tiny_run_of_the_priorities_benchmark_on_the_shared_airflow(shared_running: Standalone, tmp_path):
+    # its DAGs as --write-dags --quick wrote them (1 s steps, 2 slots); an arm of 2 urgent and 3 bulk runs, after
+    # one warm-up run of each DAG: both arms replayed, the figures consistent (whatever they are here)
+    args = ["--quick", "--urgent", "2", "--bulk", "3", "--warmup", "1", "--attach", str(shared_running.home)]
+    last = tiny_run("priorities", args, PRIORITIES, tmp_path)
+    check_headline(last, urgent=2)
+    assert shared_running.healthy(timeout=5), "the benchmark stopped the Airflow it was attached to"
 
 
 class Recording(Standalone):

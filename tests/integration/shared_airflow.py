@@ -2,7 +2,7 @@
 
 Starting one costs about a minute of this two-core machine's CPU; every test module that needs a running
 LocalExecutor Airflow uses this one: tests/integration/test_airflow.py, tests/integration/test_triggers.py,
-and the budget, fault, latency and fan-out benchmarks' smoke runs (tests/bench/test_smoke_airflow.py).
+and the budget, fault, latency, fan-out and priorities benchmarks' smoke runs (tests/bench/test_smoke_airflow.py).
 tests/conftest.py puts every test that uses it in one xdist group, so they run one after another in the one
 test process that started it, in the order of its SLOW_FIRST: test_airflow's before test_triggers' (which add rows to
 the business database that test_airflow's lead_qualification runs read).
@@ -336,10 +336,22 @@ steps:
 """
 PG_SERVER = os.environ.get("BATON_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 # The benchmarks whose smoke runs attach to this Airflow, and the DAGs their --write-dags adds.
-BENCHES = ("budget", "fanout", "faults", "latency")
+BENCHES = ("budget", "fanout", "faults", "latency", "priorities")
+# What --write-dags is given besides the folder: the priorities benchmark's smoke sizes (1 s steps).
+BENCH_WRITE_ARGS = {"priorities": ["--quick"]}
 # Baton templates
-BENCH_WORKFLOWS = ["budget_a", "budget_b", "fanout_c16", "fanout_c4", "fault_campaign", "latency_baton"]
-BENCH_PLAIN = ["fanout_bare", "latency_plain"]  # hand-written DAG files
+BENCH_WORKFLOWS = [
+    "budget_a",
+    "budget_b",
+    "fanout_c16",
+    "fanout_c4",
+    "fault_campaign",
+    "latency_baton",
+    "prio_bulk",
+    "prio_urgent",
+]
+# DAG files: hand-written, or (the priorities benchmark's default arm) built from its templates
+BENCH_PLAIN = ["fanout_bare", "latency_plain", "prio_bulk_default", "prio_urgent_default"]
 
 
 @pytest.fixture(scope="session")
@@ -439,7 +451,13 @@ def _write_bench_dags(dags: Path) -> dict[str, str]:
     extensions = [os.environ.get("BATON_EXTENSIONS", "")]
     for bench in BENCHES:
         done = subprocess.run(
-            [sys.executable, f"bench/{bench}.py", "--write-dags", str(dags)],
+            [
+                sys.executable,
+                f"bench/{bench}.py",
+                "--write-dags",
+                str(dags),
+                *BENCH_WRITE_ARGS.get(bench, []),
+            ],
             cwd=ROOT,
             capture_output=True,
             text=True,
