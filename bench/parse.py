@@ -294,12 +294,19 @@ def _output_spec(output: Any) -> Any:
     return {name: {k: v for k, v in f.items() if defaults.get(k) != v} for name, f in fields.items()}
 
 
+def _level(priority: Any) -> int:
+    """A template's priority level as its tasks' priority_weight (normal, 50, without one)."""
+    from baton.spec.priority import Priority  # deferred: the benchmark's imports are timed per round
+
+    return Priority.model_validate(priority).level if priority is not None else 50
+
+
 def handwritten(spec: dict[str, Any], agents: dict[str, dict[str, Any]]) -> str:
     """The DAG of ``spec`` as a DAG author writes it without Baton."""
     wid, steps = spec["workflow"], spec["steps"]
     schedule = spec.get("schedule")
     cron, tz = (schedule["cron"], schedule["timezone"]) if isinstance(schedule, dict) else (schedule, "UTC")
-    timetable = cron is not None and not cron.startswith("@")
+    timetable = cron is not None and cron not in ("@once", "@continuous")
     defaults = {
         **DEFAULTS,
         **{
@@ -326,9 +333,11 @@ def handwritten(spec: dict[str, Any], agents: dict[str, dict[str, Any]]) -> str:
     out.append("from datetime import datetime, timedelta")
     out.append("from zoneinfo import ZoneInfo")
     out.append("")
-    out.append(f"from airflow.sdk import DAG, {'CronTriggerTimetable, ' if timetable else ''}Param")
+    out.append("from airflow.sdk import DAG, Param")
     out.append("")
     out.append("from baton.alerts import on_task_failure")
+    if timetable:  # Airflow's cron trigger, its runs' ids unique across DAGs (baton.compile.timetables)
+        out.append("from baton.compile.timetables import UniqueCronTrigger")
     out.append("from baton.operators.step import StepOperator")
     out.append("")
     for name in used:
@@ -340,7 +349,7 @@ def handwritten(spec: dict[str, Any], agents: dict[str, dict[str, Any]]) -> str:
     out.append(f"    description={spec['description'].strip().splitlines()[0][:200]!r},")
     out.append(f"    doc_md={_py_text(doc_md, '    ')},")
     if timetable:
-        out.append(f"    schedule=CronTriggerTimetable({cron!r}, timezone={tz!r}),")
+        out.append(f"    schedule=UniqueCronTrigger({cron!r}, timezone={tz!r}),")
     else:
         out.append(f"    schedule={cron!r},")
     out.append(f"    start_date={START.format(tz=tz)},")
@@ -353,6 +362,10 @@ def handwritten(spec: dict[str, Any], agents: dict[str, dict[str, Any]]) -> str:
     out.append("    default_args={")
     out.append(f"        'owner': {spec['owner']!r},")
     out.append("        'on_failure_callback': on_task_failure,")
+    out.append(
+        "        'weight_rule': 'baton.queue.BatonPriority',"
+    )  # Airflow's queue by what a run is worth
+    out.append(f"        'priority_weight': {_level(spec.get('priority'))},")
     for key in RETRY_KEYS:
         value = defaults[key]
         literal = repr(value) if key in ("retries", "retry_exponential_backoff") else _td(value)

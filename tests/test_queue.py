@@ -19,8 +19,10 @@ from baton.coordination.prediction import Remaining
 from baton.plan import plan_workflow
 from baton.queue import (
     REFERENCE,
+    RULE,
     TOP,
     BatonPriority,
+    is_baton_rule,
     run_deadline_s,
     run_level,
     standing,
@@ -148,9 +150,13 @@ def urgent_dag():
 
 def test_the_template_level_wait_range_and_deadline_reach_the_scheduler_through_serialization(urgent_dag):
     serialized = DagSerialization.from_dict(DagSerialization.to_dict(urgent_dag))
+    assert (
+        urgent_dag.get_task("a").weight_rule == RULE == "baton.queue.BatonPriority"
+    )  # by name: see BatonPriority
+    assert isinstance(serialized.get_task("a").weight_rule, BatonPriority)
     for dag in (urgent_dag, serialized):
         task = dag.get_task("a")
-        assert isinstance(task.weight_rule, BatonPriority)
+        assert is_baton_rule(task.weight_rule)
         assert template_priority(dag, task) == (75, 600.0, (50, 100))
         assert run_deadline_s(dag) == 900.0
     data = DagSerialization.to_dict(urgent_dag)["dag"]["tasks"][0]["__var"]
@@ -271,3 +277,25 @@ def test_the_runs_priority_is_a_param_of_the_dag_not_an_input_of_its_steps():
         "params": {"region": "emea", PARAM: "urgent"},
     }
     assert jinja_scope(step, context)["inputs"] == {"region": "emea"}
+
+
+def test_a_mapped_tasks_rule_survives_serialization_by_name_and_loads_as_batons():
+    # a for_each with batch_size: StepOperator.partial(...).expand(...); Airflow serializes partial_kwargs by value
+    from airflow.task.priority_strategy import validate_and_load_priority_weight_strategy
+
+    fan = _workflow(
+        steps=[
+            {"id": "a", "skill": "score_leads"},
+            {
+                "id": "b",
+                "skill": "score_leads",
+                "needs": ["a"],
+                "for_each": {"over": "a.leads", "batch_size": 2},
+            },
+        ]
+    )
+    scheduler_side = DagSerialization.from_dict(DagSerialization.to_dict(build_dag(plan_workflow(fan, None))))
+    assert build_dag(plan_workflow(fan, None)).get_task("b").weight_rule == RULE  # in partial_kwargs, by name
+    mapped = scheduler_side.get_task("b")
+    assert is_baton_rule(mapped.weight_rule)
+    assert isinstance(validate_and_load_priority_weight_strategy(mapped.weight_rule), BatonPriority)

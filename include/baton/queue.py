@@ -225,9 +225,7 @@ def remaining_of(workflow: str, step: str | None) -> Remaining | None:
     read (the weight then rests on the deadline and the level alone: the scheduler never fails on the store)."""
     cached = _models.get(workflow)
     if cached is None or cached[0] <= time.monotonic():
-        from baton.coordination.prediction import (
-            RemainingModel,
-        )  # deferred: numpy and the reads stay out of parsing
+        from baton.coordination.prediction import RemainingModel  # deferred: no numpy, no reads at parsing
 
         try:
             model = RemainingModel.from_store(_store(), workflow)
@@ -251,9 +249,7 @@ _stores: list[EventStore] = []
 
 def _store() -> EventStore:
     if not _stores:
-        from baton.events.store import (
-            EventStore,
-        )  # deferred: the plugin's load (every Airflow process) stays light
+        from baton.events.store import EventStore  # deferred: a light plugin load in every process
 
         _stores.append(EventStore.from_airflow())
     return _stores[0]
@@ -290,7 +286,9 @@ def task_standing(
 
 
 class BatonPriority(PriorityWeightStrategy):
-    """The weight rule of every task of a Baton DAG (registered by Baton's plugin; see the module)."""
+    """The weight rule of every task of a Baton DAG (registered by Baton's plugin; see the module). DAGs name it
+    by :data:`RULE`: Airflow serializes a mapped task's ``partial_kwargs`` and a DAG's ``default_args`` value by
+    value, which would turn an instance into its repr, while a name is looked up among the registered rules."""
 
     def __repr__(self) -> str:  # stateless (Airflow serializes it by name): every instance reads the same
         return "BatonPriority()"
@@ -306,3 +304,12 @@ class BatonPriority(PriorityWeightStrategy):
         except Exception:  # a weight rule must not stop the scheduler: the template's level alone then
             log.exception("Baton's priority of %s.%s failed: its template level alone", ti.dag_id, ti.task_id)
             return int(getattr(ti.task, "priority_weight", 1) or 1)
+
+
+#: The name a DAG gives its tasks' ``weight_rule`` (see :class:`BatonPriority`).
+RULE = f"{BatonPriority.__module__}.{BatonPriority.__qualname__}"
+
+
+def is_baton_rule(rule: Any) -> bool:
+    """Whether a task's ``weight_rule`` is Baton's: the rule, or its name (a mapped task's, in the scheduler)."""
+    return isinstance(rule, BatonPriority) or rule == RULE

@@ -63,9 +63,9 @@ def test_integrity(dagbag, dag_id):
 def test_seed_schedules(dagbag):
     """09:00 daily operations; revenue at 18:00 or when its sensor fires; leads and compliance on
     their sensors; lead_followup when lead_qualification emits qualified_leads."""
-    assert dagbag.dags["daily_operations"].timetable.expression == "0 9 * * *"
+    assert dagbag.dags["daily_operations"].timetable.summary == "0 9 * * *"
     revenue = dagbag.dags["revenue_milestone"].timetable
-    assert revenue.timetable.expression == "0 18 * * *"
+    assert revenue.timetable.summary == "0 18 * * *"
     assert [a.name for a in revenue.asset_condition.objects] == ["sensor.revenue_milestone"]
     for dag_id, assets in (
         ("lead_qualification", ["sensor.lead_qualification"]),

@@ -21,7 +21,7 @@ from baton.operators.rollout import VersionOperator
 from baton.operators.saga import SagaOperator
 from baton.operators.step import FanOutBatches, StepOperator
 from baton.plan import CompiledStep, WorkflowPlan
-from baton.queue import BatonPriority
+from baton.queue import RULE as PRIORITY_RULE
 from baton.sensors.business import BusinessSensor
 from baton.spec.models import InputField, Workflow
 from baton.spec.priority import PARAM as PRIORITY_PARAM
@@ -334,7 +334,7 @@ def build_dag(plan: WorkflowPlan, canary: WorkflowPlan | None = None) -> DAG:
             **_retry_args(workflow.defaults),
             # Airflow's queue by what the run is worth (baton.queue): the level is the tasks' weight
             # of Airflow's own, the rule turns it, the deadline and the predicted duration into the weight used.
-            "weight_rule": BatonPriority(),
+            "weight_rule": PRIORITY_RULE,  # by name: see baton.queue.BatonPriority
             "priority_weight": (workflow.priority or Priority()).level,
         },
         max_active_runs=workflow.max_active_runs,

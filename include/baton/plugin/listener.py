@@ -23,7 +23,7 @@ from baton.events.event import Event, run_started_payload, worker_name
 from baton.events.recorder import redact
 from baton.events.store import EventStore
 from baton.events.types import BATON_TAG, TI_TERMINAL
-from baton.queue import BatonPriority, task_standing
+from baton.queue import is_baton_rule, task_standing
 
 log = logging.getLogger(__name__)
 
@@ -250,9 +250,7 @@ def _priority_event(dag_run: Any) -> Event | None:
     without its deadline (``baton.queue``). They are weighed again here with both, before any of them is
     scheduled, through the scheduler's own session (its transaction commits the new weights)."""
     dag = getattr(dag_run, "dag", None)
-    tasks = [
-        task for task in getattr(dag, "tasks", None) or [] if isinstance(task.weight_rule, BatonPriority)
-    ]
+    tasks = [task for task in getattr(dag, "tasks", None) or [] if is_baton_rule(task.weight_rule)]
     if not tasks:
         return None
     session = _session_of(dag_run)
