@@ -4,6 +4,7 @@ budget against its limit with its forecast, and the refusals of bad arguments an
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,7 +15,7 @@ from baton.cli import main as baton
 from baton.events.event import Event
 from baton.spec.budgets import Budget
 
-NOW = datetime.now(UTC)
+NOW = datetime.now(UTC)  # set again by the fixture: a suite that passes midnight collected the day before
 
 
 def _call(run: str, workflow: str, agent: str, model: str, cost: float, tokens: int, ago: timedelta) -> Event:
@@ -28,6 +29,7 @@ def _call(run: str, workflow: str, agent: str, model: str, cost: float, tokens: 
 
 @pytest.fixture
 def costs(store, tmp_path, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "NOW", datetime.now(UTC))
     url = store.engine.url.set(drivername=store.engine.url.drivername.split("+")[0])
     monkeypatch.setenv("AIRFLOW_CONN_BATON_STORE", url.render_as_string(hide_password=False))
     monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(tmp_path))
