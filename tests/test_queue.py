@@ -188,6 +188,7 @@ def test_a_triggered_run_may_set_its_level_only_within_allow(urgent_dag):
     assert run_level({PARAM: 60}, 75, (50, 100)) == (60, "run")
     assert run_level({PARAM: 10}, 75, (50, 100)) == (75, "template")  # below allow
     assert run_level({PARAM: "top"}, 75, (50, 100)) == (75, "template")
+    assert run_level({PARAM: "x" * 100_000}, 75, (50, 100)) == (75, "template")  # logged cut to 40 characters
     assert run_level({PARAM: 100}, 75, None) == (75, "template")  # the template allows no change
     assert run_level(None, 75, (50, 100)) == (75, "template")
     assert _validated(urgent_dag, "urgent")[PARAM] == "urgent"

@@ -206,7 +206,8 @@ def run_level(conf: Any, template_level: int, allow: tuple[int, int] | None) -> 
     try:
         level = level_of(value)
     except ValueError:
-        log.warning("a run's %s=%r is not a priority: the template's level %d", PARAM, value, template_level)
+        shown = repr(value)[:40]  # bounded: a conf is the caller's
+        log.warning("a run's %s=%s is not a priority: the template's level %d", PARAM, shown, template_level)
         return template_level, "template"
     if not allow[0] <= level <= allow[1]:
         log.warning(
