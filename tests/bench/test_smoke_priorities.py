@@ -63,7 +63,7 @@ def _write(folder: Path, *args: str) -> subprocess.CompletedProcess:
 
 def test_write_dags_gives_both_arms_the_same_templates_under_their_own_weight_rules(tmp_path, monkeypatch):
     from baton.compile.loader import load_dags
-    from baton.queue import BatonPriority, run_deadline_s, template_priority
+    from baton.queue import is_baton_rule, run_deadline_s, template_priority
 
     dags = tmp_path / "dags"
     done = _write(dags, "--step-seconds", "2", "--slots", "3")
@@ -84,7 +84,7 @@ def test_write_dags_gives_both_arms_the_same_templates_under_their_own_weight_ru
         assert ours.max_active_runs == theirs.max_active_runs == 200
         assert run_deadline_s(ours) == run_deadline_s(theirs)
         for task in ours.tasks:
-            assert isinstance(task.weight_rule, BatonPriority) and task.priority_weight == level
+            assert is_baton_rule(task.weight_rule) and task.priority_weight == level
         for task in theirs.tasks:
             assert (task.weight_rule, task.priority_weight) == ("downstream", 1)
     # deadline 9 tasks of 2 s + 2 s; the bulk's bound 2/3 of the 3 slots' time for an arm's 36 runs of 2 tasks

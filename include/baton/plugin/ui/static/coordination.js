@@ -253,14 +253,14 @@
     const data = await get("/api/dashboard/queue", {limit: 50});
     queue.body.innerHTML = data.queue.length ? `<table id="queue-table"><thead><tr><th>#</th><th>Workflow</th><th>Run</th>
       <th>Task</th><th>State</th><th>Level</th><th>Start by</th><th>Waiting</th><th>Why</th></tr></thead><tbody>${data.queue.map((q) =>
-      `<tr data-dag="${esc(q.dag_id)}" data-run="${esc(q.run_id)}"><td>${q.position}</td><td>${esc(q.dag_id)}</td><td>${esc(q.run_id)}</td>
+      `<tr data-queue-dag="${esc(q.dag_id)}" data-queue-run="${esc(q.run_id)}"><td>${q.position}</td><td>${esc(q.dag_id)}</td><td>${esc(q.run_id)}</td>
        <td>${esc(q.task_id)}${q.map_index >= 0 ? `[${q.map_index}]` : ""}</td><td>${esc(q.state)}</td><td>${esc(q.level ?? "")}</td>
        <td>${q.start_by ? dateTime(q.start_by) : ""}</td><td>${fmtS(q.waiting_s)}</td><td>${esc(q.reason || "")}</td></tr>`).join("")}</tbody></table>` +
       (data.truncated ? `<p class="muted">The first ${data.limit} shown.</p>` : "")
       : `<p class="muted">No task of Baton's is waiting: every one that can run is running.</p>`;
   }
   queue?.body.addEventListener("click", (e) => {
-    const tr = e.target.closest("tr[data-run]"); if (tr) choose(tr.dataset.dag, tr.dataset.run);
+    const tr = e.target.closest("tr[data-queue-run]"); if (tr) choose(tr.dataset.queueDag, tr.dataset.queueRun);
   });
 
   // --- agents --------------------------------------------------------------------------------------------
