@@ -246,7 +246,7 @@ def test_an_unreadable_store_gives_no_prediction_and_is_not_read_again_until_its
         def engine(self):
             raise ConnectionError("store down")
 
-    monkeypatch.setattr(queue, "_stores", [Unreachable()])
+    monkeypatch.setattr(queue, "_store", Unreachable)
     monkeypatch.setattr(queue, "_models", {})
     assert queue.remaining_of("w_priority", "a") is None
     assert "no prediction for w_priority: the store could not be read" in caplog.text

@@ -34,12 +34,13 @@ import logging
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from airflow.task.priority_strategy import PriorityWeightStrategy
 
+from baton.events.types import PriorityAssigned
 from baton.spec.priority import LEVELS, PARAM, SCHEMA_KEY, level_of, wait_at
 
 if TYPE_CHECKING:
@@ -71,26 +72,8 @@ def start_by_of(weight: int | None) -> str | None:
     return _iso(REFERENCE + timedelta(seconds=TOP - weight))
 
 
-@dataclass(frozen=True)
-class Standing:
-    """A task's place in the queue and why: what ``run.prioritized`` records and the pages show."""
-
-    level: int
-    level_from: str  # "template" or "run" (the run's baton_priority)
-    max_wait_s: float
-    queued_at: str
-    start_by: str
-    weight: int
-    reason: str
-    deadline_at: str | None = None
-    predicted_p50_s: float | None = None
-    predicted_p90_s: float | None = None
-    predicted_finish: str | None = None
-    miss_risk: float | None = None
-    history_runs: int = 0
-
-    def payload(self) -> dict[str, Any]:
-        return asdict(self)
+#: A task's place in the queue and why: the payload ``priority.assigned`` records and the pages show.
+Standing = PriorityAssigned
 
 
 def standing(
@@ -245,15 +228,11 @@ def remaining_of(workflow: str, step: str | None) -> Remaining | None:
     return known[step]
 
 
-_stores: list[EventStore] = []
-
-
+@cache
 def _store() -> EventStore:
-    if not _stores:
-        from baton.events.store import EventStore  # deferred: a light plugin load in every process
+    from baton.events.store import EventStore  # deferred: a light plugin load in every process
 
-        _stores.append(EventStore.from_airflow())
-    return _stores[0]
+    return EventStore.from_airflow()
 
 
 def task_standing(

@@ -259,7 +259,10 @@ def _priority_event(dag_run: Any) -> Event | None:
     if session is not None:
         _reweigh(session, dag_run, tasks, deadlines)
     return Event(
-        type="priority.assigned", run_id=dag_run.run_id, workflow=dag_run.dag_id, payload=standing.payload()
+        type="priority.assigned",
+        run_id=dag_run.run_id,
+        workflow=dag_run.dag_id,
+        payload=standing.model_dump(),
     )
 
 
