@@ -86,7 +86,7 @@ import sys
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +112,7 @@ from harness import (
     write_new,
 )
 
+from baton.queue import start_by_of
 from devtools.standalone import Standalone
 
 URGENT, BULK = "prio_urgent", "prio_bulk"
@@ -135,8 +136,6 @@ MAX_ACTIVE_RUNS = 200
 POLL_S = 1.0
 GOAL_MISSES, GOAL_THROUGHPUT = 0.5, 0.9
 QUICK = {"urgent": 4, "bulk": 6, "step_seconds": 1.0}
-REFERENCE = datetime(2026, 1, 1, tzinfo=UTC)  # baton.queue's: weight = 2**30 - seconds to the start-by time
-TOP = 2**30
 
 
 @dataclass(frozen=True)
@@ -456,8 +455,7 @@ def peak_waiting(runs: list[Run]) -> int:
 
 def start_by_s(run: Run, ti: dict[str, Any]) -> float:
     """A Baton weight as its start-by time, in seconds after the run's queued_at (baton.queue.weight_of)."""
-    start_by = REFERENCE + timedelta(seconds=TOP - ti["priority_weight"])
-    return (start_by - run.queued).total_seconds()
+    return (datetime.fromisoformat(start_by_of(ti["priority_weight"])) - run.queued).total_seconds()
 
 
 def pct(part: int, whole: int) -> float:

@@ -52,6 +52,14 @@ def test_a_tiny_run_ends_with_its_headline(bench, tmp_path):
     tiny_run(bench, args, headline, tmp_path, drop=("BATON_EXTENSIONS",))
 
 
+def refuses(bench: str, args: list[str], message: str) -> None:
+    """``bench/<bench>.py ARGS`` exits 2 (argparse's refusal) saying ``message`` on stderr."""
+    done = subprocess.run(
+        [sys.executable, f"bench/{bench}.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2 and message in done.stderr, done.stderr[-2000:]
+
+
 def tiny_run(
     bench: str, args: list[str], headline: str, tmp_path, drop: tuple[str, ...] = (), timeout: float = 600
 ) -> str:

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 
 import pytest
 
-from tests.bench.test_smoke import tiny_run
-from tests.conftest import ROOT
+from tests.bench.test_smoke import refuses, tiny_run
 
 HEADLINE = (
     r"completion rate: \d+\.\d\d % \(target 99\.95 %\); lost events (\d+); duplicated effects (\d+); "
@@ -51,11 +48,4 @@ def test_a_tiny_platform_campaign_loses_nothing_and_the_monitor_sees_each_fault(
     ],
 )
 def test_what_the_platform_campaign_refuses(args, message):
-    done = subprocess.run(
-        [sys.executable, "bench/faults_platform.py", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 2 and message in done.stderr, done.stderr[-2000:]
+    refuses("faults_platform", args, message)

@@ -5,13 +5,10 @@ benchmark scoring an existing store (``--store``, ``--workflow``); and its refus
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 from baton.events.migrations import upgrade
 from baton.events.store import EventStore, engine_for
-from tests.bench.test_smoke import load_bench, tiny_run
-from tests.conftest import ROOT
+from tests.bench.test_smoke import load_bench, refuses, tiny_run
 
 HEADLINE = r"p90 coverage \d+\.\d %"
 
@@ -47,11 +44,4 @@ def test_what_the_prediction_benchmark_refuses():
         (["--store", "sqlite:///x.db"], "--store and --workflow go together"),
         (["--limit", "0"], "argument --limit: 0 is not between 1 and 5000"),
     ):
-        done = subprocess.run(
-            [sys.executable, "bench/prediction.py", *args],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert done.returncode == 2 and message in done.stderr, done.stderr[-2000:]
+        refuses("prediction", args, message)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bench.test_smoke import load_bench
+from tests.bench.test_smoke import load_bench, refuses
 from tests.conftest import ROOT
 
 HEADLINE = (
@@ -120,7 +120,4 @@ def test_the_arrivals_are_seeded_bursts_of_bulk_then_urgent():
     ],
 )
 def test_what_the_priorities_benchmark_refuses(args, message):
-    done = subprocess.run(
-        [sys.executable, "bench/priorities.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 2 and message in done.stderr, done.stderr[-2000:]
+    refuses("priorities", args, message)

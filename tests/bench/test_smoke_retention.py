@@ -12,7 +12,7 @@ import time
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.bench.test_smoke import tiny_run
+from tests.bench.test_smoke import refuses, tiny_run
 from tests.conftest import PG_SERVER, ROOT
 
 
@@ -34,10 +34,7 @@ def test_a_tiny_run_of_the_retention_benchmark_ends_with_its_headline(tmp_path):
     ],
 )
 def test_what_the_retention_benchmark_refuses(args, message):
-    done = subprocess.run(
-        [sys.executable, "bench/retention.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 2 and message in done.stderr, done.stderr[-2000:]
+    refuses("retention", args, message)
 
 
 def _databases(engine, pid: int) -> list[str]:

@@ -5,9 +5,12 @@ it knew of)."""
 from __future__ import annotations
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import delete
 
 from baton.events import summaries, summary_writes
+from baton.plugin import dashboard_api
+from baton.plugin.api import app
 
 
 @pytest.fixture
@@ -17,3 +20,15 @@ def store(store):
             conn.execute(delete(table))
     summary_writes.forget_seen()
     return store
+
+
+@pytest.fixture
+def reads(store):
+    """A client whose requests read ``store``, as a user who may read DAG runs (the check overridden)."""
+    app.dependency_overrides[dashboard_api.event_store] = lambda: store
+    app.dependency_overrides[dashboard_api.READ_RUNS] = lambda: None
+    try:
+        yield TestClient(app)
+    finally:
+        app.dependency_overrides.pop(dashboard_api.event_store, None)
+        app.dependency_overrides.pop(dashboard_api.READ_RUNS, None)

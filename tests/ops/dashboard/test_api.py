@@ -13,23 +13,10 @@ from sqlalchemy import insert
 
 from baton.events import schema
 from baton.ops.dashboard import gantt
-from baton.plugin import dashboard_api
 from baton.plugin.api import app
 from tests.ops.dashboard.scenario import T0, Run
 
 BASE = "/api/dashboard"
-
-
-@pytest.fixture
-def reads(store):
-    """A client whose requests read ``store``, as a user who may read DAG runs (the check overridden)."""
-    app.dependency_overrides[dashboard_api.event_store] = lambda: store
-    app.dependency_overrides[dashboard_api.READ_RUNS] = lambda: None
-    try:
-        yield TestClient(app)
-    finally:
-        app.dependency_overrides.pop(dashboard_api.event_store, None)
-        app.dependency_overrides.pop(dashboard_api.READ_RUNS, None)
 
 
 def _runs(store, count: int = 5) -> None:

@@ -4,11 +4,8 @@ metadata database (its real session); what a running Airflow's queue shows is in
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 
 from baton.events.event import Event
-from baton.plugin import dashboard_api
-from baton.plugin.api import app
 from baton.queue import start_by_of, weight_of
 from tests.ops.dashboard.scenario import T0
 
@@ -25,14 +22,9 @@ STANDING = {
 
 
 @pytest.fixture
-def reads(store, airflow_db):
-    app.dependency_overrides[dashboard_api.event_store] = lambda: store
-    app.dependency_overrides[dashboard_api.READ_RUNS] = lambda: None
-    try:
-        yield TestClient(app)
-    finally:
-        app.dependency_overrides.pop(dashboard_api.event_store, None)
-        app.dependency_overrides.pop(dashboard_api.READ_RUNS, None)
+def reads(reads, airflow_db):
+    """The dashboard's client (conftest.py), with Airflow's metadata database the queue reads."""
+    return reads
 
 
 def test_a_runs_priority_is_what_it_recorded_as_it_started_or_null(reads, store):
