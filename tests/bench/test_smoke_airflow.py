@@ -11,7 +11,10 @@ import re
 import sys
 
 import pytest
+from sqlalchemy import select
 
+from baton.events import schema
+from baton.events.store import EventStore, engine_for
 from baton.spec.loading import load_roster
 from devtools.standalone import Standalone
 from tests.bench.test_smoke import load_bench, tiny_run
@@ -58,6 +61,17 @@ def test_a_tiny_run_of_the_priorities_benchmark_on_the_shared_airflow(shared_run
     last = tiny_run("priorities", args, PRIORITIES, tmp_path)
     check_headline(last, urgent=2)
     assert shared_running.healthy(timeout=5), "the benchmark stopped the Airflow it was attached to"
+    # the real scheduler's DAG holds its Deadline Alerts' ids: the listener read the rows, and the urgent runs
+    # (a deadline of a few seconds' slack, far before their level's bound) were ordered by it
+    store = EventStore(engine_for(shared_running.store_url()))
+    e = schema.events.c
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(e.payload).where(e.workflow == "prio_urgent", e.type == "priority.assigned")
+        )
+        standings = [row.payload for row in rows]
+    assert len(standings) >= 3, standings  # the warm-up run and the arm's two
+    assert all(p["deadline_at"] and p["reason"].startswith("deadline ") for p in standings), standings
 
 
 class Recording(Standalone):
