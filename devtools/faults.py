@@ -17,7 +17,8 @@ switch them on, and with the variable unset the hooks do nothing. Example::
   hits is the request's fault. Models behind a real connection are never touched.
 - ``fail_after``: step id -> the tries on which the step fails right after its agent or skill
   returned — its side effects done — which is the case idempotent effects exist for; or a rate
-  (a number in [0, 1]) drawn per run, step, map index and try.
+  (a number in [0, 1]) drawn per run, step, map index and try. ``_compensate`` (the saga's task) names the
+  tries of that task that fail right after a compensation's call, before its success is recorded.
 
 - ``workflows``: the workflows whose steps the rates and ``fail_after`` apply to (a list of workflow ids;
   left out: every workflow's). With it, one Airflow can run a fault campaign beside other work that must
@@ -58,6 +59,8 @@ from pydantic_ai.models.function import AgentInfo
 
 from baton import effects
 from baton.agents import call
+from baton.coordination import saga as saga_module
+from baton.coordination.saga import SAGA_TASK, Saga, Target
 from baton.errors import AgentError
 from baton.hooks import offline
 from baton.hooks.offline import OFFLINE_MODEL_NAME, SERVING, Faker, Serving, prompt_of, respond
@@ -339,6 +342,21 @@ def after_call() -> None:
         )
 
 
-# Importing this module (BATON_EXTENSIONS=devtools.faults) hooks the offline model and every step's call.
+def after_compensation(saga: Saga, target: Target) -> None:
+    """Fail the try of the ``_compensate`` task right after a compensation's call (its effect done, its
+    success not recorded yet) when ``fail_after['_compensate']`` lists the task's try: as a worker dying
+    there would."""
+    faults = active()
+    if faults is None or (faults.workflows is not None and saga.workflow not in faults.workflows):
+        return
+    if faults.fails_after(SAGA_TASK, saga.run_id, saga.try_number):
+        raise InjectedFault(
+            f"injected failure of the saga after undoing {target.name} (try {saga.try_number}, {ENV})"
+        )
+
+
+# Importing this module (BATON_EXTENSIONS=devtools.faults) hooks the offline model, every step's call and
+# every compensation's.
 offline.REQUEST_HOOKS.append(model_fault)
 call.AFTER_CALL.append(after_call)
+saga_module.AFTER_COMPENSATION.append(after_compensation)

@@ -155,10 +155,12 @@ def test_failure_handling_compiles_to_airflows_own_parts():
         }
     )
     dag = build_dag(plan_workflow(workflow, None))
-    # The saga's task comes after every step, runs once all are done, and never retries as a whole.
+    # The saga's task comes after every step, runs once all are done, and is tried again when a try dies
+    # (tests/operators/test_saga.py proves a retry undoes nothing twice).
     saga = dag.get_task("_compensate")
     assert sorted(saga.upstream_task_ids) == ["book", "notify", "plan"]
-    assert (saga.trigger_rule, saga.retries, saga.on_failure_callback) == ("all_done", 0, [])
+    assert (saga.trigger_rule, saga.retries, saga.on_failure_callback) == ("all_done", 3, [])
+    assert (saga.retry_delay, saga.retry_exponential_backoff) == (timedelta(seconds=5), 2.0)
     assert list(saga.plan.steps) == ["plan"]
     assert saga.plan.steps["plan"].spec.compensate.model_dump(by_alias=True) == {
         "skill": "lead_value",

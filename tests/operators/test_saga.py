@@ -2,7 +2,9 @@
 partner API on 127.0.0.1, with the failure alert going to a Slack recorder.
 
 Run 1: ``charge`` fails for good (the partner answers 500) -> the parts reserved (a for_each, item by
-item) and the plan are undone, newest first; the run ends failed; Slack gets the failure alert.
+item) and the plan are undone, newest first; the run ends failed; Slack gets the failure alert. The
+``_compensate`` task's first try dies right after its first release was posted, before that was recorded
+(an injected fault, as a worker killed there): its retry posts that release no second time.
 Run 2: everything succeeds, but ``ship`` fails right after its post on try 1 (an injected fault) ->
 try 2 reuses the post instead of shipping twice; ``baton replay --rerun`` posts nothing either;
 ``baton compensate`` then undoes the whole run on purpose, and a second time finds nothing to do.
@@ -34,7 +36,7 @@ def partner():
 def runs(partner, slack, airflow_db):
     env = {
         "AIRFLOW_CONN_BATON_SLACK": slack.connection,
-        **faults.environment(fail_after={"ship": [1]}),
+        **faults.environment(fail_after={"ship": [1], "_compensate": [1]}),
     }
     failed = run_dag_test_in_subprocess(
         FIXTURE_DAGS, "baton-test-fixtures", "order_saga", {"service": partner.url("/r1")}, env=env
@@ -89,13 +91,17 @@ def test_a_step_failing_for_good_undoes_the_completed_steps_newest_first(runs, p
     numbers = {p["body"]["part"]: n for n, p in enumerate(accepted, 1) if p["path"] == "/r1/reserve"}
     assert {p["body"]["part"]: p["body"]["reservation"] for p in partner.posts("/r1/release")} == numbers
 
-    # The events prove the order and the outcome.
+    # The events prove the order and the outcome: the saga's first try died after posting the first
+    # release, before recording it; its second did that one again, the post reused by its key.
     done = [e.payload["target"] for e in _events(run.run_id, "compensation.succeeded")]
     assert done == [f"reserve[{part}]" for part in reversed(reserved)] + ["plan"]
-    (started,) = _events(run.run_id, "saga.started")
-    assert started.payload["trigger"] == "run_failed"
-    assert started.payload["failed_steps"] == ["charge"]
-    assert started.payload["plan"] == done
+    assert f"injected failure of the saga after undoing {done[0]} (try 1" in output
+    first, second = _events(run.run_id, "saga.started")
+    assert first.payload["trigger"] == second.payload["trigger"] == "run_failed"
+    assert first.payload["failed_steps"] == second.payload["failed_steps"] == ["charge"]
+    assert first.payload["plan"] == second.payload["plan"] == done and second.payload["already"] == []
+    (reused,) = [e for e in _events(run.run_id, "effect.reused") if e.step.endswith("/compensate")]
+    assert (reused.step, reused.payload["action"]) == ("reserve/compensate", "http.post")
     (completed,) = _events(run.run_id, "saga.completed")
     assert completed.payload["outcome"] == "compensated"
     assert completed.payload["compensated"] == done and completed.payload["failed"] == []

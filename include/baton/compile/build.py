@@ -30,6 +30,7 @@ from baton.spec.step import RetryPolicy
 
 COMPENSATE_DAG_ID = "baton_compensate"
 SENSOR_SUFFIX = "__sensor"
+SAGA_RETRIES = 3  # the _compensate task's: outlasts a worker's death and a database's restart or outage
 # Airflow's own retry and timeout arguments; agent_timeout is Baton's (one agent call).
 _AIRFLOW_RETRY_ARGS = set(RetryPolicy.model_fields) - {"agent_timeout"}
 
@@ -212,7 +213,12 @@ def _saga(plans: list[WorkflowPlan], dag: DAG, tasks: dict[str, Any]) -> SagaOpe
         workflow=plans[0].workflow.workflow,
         plan=saga,
         trigger_rule="all_done",
-        retries=0,  # each compensation retries itself; a failed run must not be undone twice over
+        # a try that dies (its worker killed, the store away beyond the reconnects) is tried again: what it
+        # undid is recorded and skipped, an effect it made is reused by its key (baton.coordination.saga)
+        retries=SAGA_RETRIES,
+        retry_delay=timedelta(seconds=5),
+        retry_exponential_backoff=2.0,
+        max_retry_delay=timedelta(minutes=1),
         on_failure_callback=None,  # the failed step has alerted; a stuck compensation alerts itself
         doc_md="Runs when every step is done: skipped when none failed; otherwise undoes the completed "
         "steps that declare `compensate`, newest first, and fails so the run ends failed.",

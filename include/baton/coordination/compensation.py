@@ -122,6 +122,7 @@ class SagaTask:
                 inputs=dict(context["params"]),
                 saga_id=f"auto.{context['ti'].try_number}",
                 trigger="run_failed",
+                try_number=context["ti"].try_number,
             )
         return saga_for_run(store, run_id, saga_id=f"manual.{context['ti'].run_id}", read_conf=conf_of_run)
 

@@ -7,8 +7,11 @@ the step's (or the item's) output; a call is retried, and one that still fails s
 there (older steps may depend on it being undone): the caller asks a person or reports it.
 
 Every compensation is recorded (``compensation.started/succeeded/failed``), so a second saga over
-the same run — the task resumed after a person answered, ``baton compensate RUN_ID`` after the
-automatic one — skips what is already undone and never undoes anything twice.
+the same run — the task resumed after a person answered, or retried after its process died, ``baton
+compensate RUN_ID`` after the automatic one — skips what is already undone and never undoes anything twice.
+A compensation whose call returned but whose success was not recorded (the process died in between) is
+called again: its effect (``baton.effects``) has the same key, so the recorded result is reused, not
+repeated.
 """
 
 from __future__ import annotations
@@ -42,6 +45,11 @@ from baton.spec.step import Compensation
 __all__ = ["SAGA_TASK", "Outcome", "Saga", "Target", "saga_for_run"]
 
 log = logging.getLogger(__name__)
+
+# Hooks an extension (BATON_EXTENSIONS) may add: each runs right after a compensation's call returned and
+# before its success is recorded, with the saga and the target, and may fail the saga's try (the development
+# tools' fault injection does, to prove that a saga retried after dying there undoes nothing twice).
+AFTER_COMPENSATION: list[Callable[[Saga, Target], None]] = []
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,7 @@ class Saga:
     :param plan: the workflow's saga: the steps that declare ``compensate`` and the agents that do it.
     :param inputs: the run's inputs (the template's defaults and the run's conf).
     :param saga_id: tells this saga's events from another's over the same run.
+    :param try_number: the try of the task running the saga (1 outside a task).
     """
 
     def __init__(
@@ -98,6 +107,7 @@ class Saga:
         saga_id: str = "auto",
         trigger: str = "run_failed",
         sleep: Callable[[float], None] = time.sleep,
+        try_number: int = 1,
     ):
         self.store = store
         self.run_id = run_id
@@ -108,6 +118,7 @@ class Saga:
         self.saga_id = saga_id
         self.trigger = trigger
         self.sleep = sleep
+        self.try_number = try_number
 
     # --- what to undo ----------------------------------------------------------------------------
 
@@ -242,6 +253,8 @@ class Saga:
                 if will_retry:
                     self.sleep(min(delay * 2 ** (attempt - 1), 60.0))
                 continue
+            for hook in AFTER_COMPENSATION:  # outside the try: a hook's failure fails the saga's try
+                hook(self, target)
             digest = hashlib.sha256(json.dumps(result, sort_keys=True, default=str).encode()).hexdigest()
             self._event(target, "compensation.succeeded", {"attempt": attempt, "sha256": digest}, attempt)
             log.info("Compensated %s (%s, try %d)", target.name, worker, attempt)
