@@ -10,7 +10,9 @@ bench/faults.py's (``fault_campaign``: extract -> post -> confirm and the compen
 2 % timeouts, 5 % invalid outputs, 10 % of posts failing after the post), and Baton's monitor
 (``baton_monitor``, every minute, ``dags/monitoring.yaml``'s settings) runs beside it.
 
-``--runs`` runs (default 1,000) are triggered through REST at the start. As they finish, the platform
+Once the monitor has looked at the platform once (a run of it triggered at the start: a fault before its
+first look could not be told from what it first finds), ``--runs`` runs (default 1,000) are triggered
+through REST. As they finish, the platform
 faults come one at a time, each when its share of the runs has finished and at least ``--gap`` seconds
 (default 60) after the one before (a tick of the monitor between them; in a small campaign, whose runs end
 together, the last faults may come after its runs have ended: each fault records how many runs were in
@@ -69,6 +71,7 @@ from sqlalchemy import Text, cast, select
 
 from baton.events import schema
 from baton.events.store import engine_for
+from baton.ops.monitor import platform as platform_probe
 from devtools.faults import Faults
 from devtools.servers import PrivatePostgres, PrivateRedis
 from devtools.supervise import signal_group
@@ -78,6 +81,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results" / "faults_platform.json"
 TARGET = 0.9995
 DETECT_WITHIN = timedelta(minutes=5)  # the seeds' detection goal
+MONITOR = "baton_monitor"
 SCHEDULE = (  # (share of the runs finished, the fault, the component its incident names)
     (0.10, "postgres_restart", "postgres"),
     (0.25, "scheduler_kill", "scheduler"),
@@ -85,6 +89,24 @@ SCHEDULE = (  # (share of the runs finished, the fault, the component its incide
     (0.55, "redis_restart", "broker"),
     (0.70, "postgres_down", "postgres"),
 )
+
+
+def monitor_baseline(store_url: str, deadline: float) -> bool:
+    """Whether the monitor has seen the platform once, by ``deadline``: its state saved with the PostgreSQL
+    server's start time and the broker's run id. A fault before that first tick is what the monitor finds,
+    not a change it can see (as for a monitor deployed after the fact), so no fault comes before it."""
+    engine = engine_for(store_url)
+    m = schema.monitor_state.c
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                saved = conn.scalar(select(m.value).where(m.name == platform_probe.STATE))
+            if isinstance(saved, dict) and saved.get("postgres_started") and saved.get("broker_run_id"):
+                return True
+            time.sleep(1)
+    finally:
+        engine.dispose()
+    return False
 
 
 def busy_worker(store_url: str, names: list[str], deadline: float) -> str | None:
@@ -283,9 +305,18 @@ def campaign(
     injector = Injector(topology, servers, args)
     headers = {"Authorization": f"Bearer {topology.token()}"}
     with httpx.Client(base_url=f"{topology.url}/api/v2", headers=headers, timeout=60) as client:
-        for dag_id in (campaign_of.DAG_ID, "baton_monitor"):
+        for dag_id in (campaign_of.DAG_ID, MONITOR):
             if topology.wait_for_dag(dag_id)["is_paused"]:
                 client.patch(f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
+        # a tick now rather than at the next minute: the monitor's first look at the platform
+        client.post(f"/dags/{MONITOR}/dagRuns", json={"logical_date": None}).raise_for_status()
+        if not monitor_baseline(store_url, time.monotonic() + 300):
+            print(
+                "the monitor did not look at the platform within 300 s: no fault could be seen",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"the monitor's first look at the platform after {time.monotonic() - began:.0f} s", flush=True)
         before = campaign_of.run_states(client)
         started = time.monotonic()
         run_ids = campaign_of.trigger_all(client, partner.url(""), args.runs)
