@@ -12,7 +12,7 @@
   let selectedDag = params.get("dag_id") || null;
   const onlyRun = params.get("only") === "run" && selected;
   const runs = onlyRun ? null : section("runs", "Runs", true);
-  const queue = onlyRun ? null : section("queue", "Queue");
+  const queue = onlyRun ? null : section("queue", "Queue", true);  // wide: nine columns, a run id among them
   const run = section("run", "Run", true);
   const agents = onlyRun ? null : section("agents", "Agents");
   const start = onlyRun ? null : section("start", "Start a run");
