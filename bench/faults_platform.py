@@ -72,6 +72,7 @@ from sqlalchemy import Text, cast, select
 from baton.events import schema
 from baton.events.store import engine_for
 from baton.ops.monitor import platform as platform_probe
+from baton.ops.monitor.state import load_state
 from devtools.faults import Faults
 from devtools.servers import PrivatePostgres, PrivateRedis
 from devtools.supervise import signal_group
@@ -96,11 +97,10 @@ def monitor_baseline(store_url: str, deadline: float) -> bool:
     server's start time and the broker's run id. A fault before that first tick is what the monitor finds,
     not a change it can see (as for a monitor deployed after the fact), so no fault comes before it."""
     engine = engine_for(store_url)
-    m = schema.monitor_state.c
     try:
         while time.monotonic() < deadline:
             with engine.connect() as conn:
-                saved = conn.scalar(select(m.value).where(m.name == platform_probe.STATE))
+                saved = load_state(conn, platform_probe.STATE)
             if isinstance(saved, dict) and saved.get("postgres_started") and saved.get("broker_run_id"):
                 return True
             time.sleep(1)

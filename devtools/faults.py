@@ -187,9 +187,9 @@ class Faults:
         started = _clock_start(self.clock)
         return None if started is None else time.time() - started
 
-    def covers(self, scope: effects.EffectScope | None) -> bool:
-        """Whether the rates and ``fail_after`` apply in ``scope`` (the step's effect scope, or None
-        outside any step): always without ``workflows``; else only in a step of one of them."""
+    def covers(self, scope: effects.EffectScope | Saga | None) -> bool:
+        """Whether the rates and ``fail_after`` apply in ``scope`` (the step's effect scope, a run's saga, or
+        None outside any step): always without ``workflows``; else only in a step or saga of one of them."""
         return self.workflows is None or (scope is not None and scope.workflow in self.workflows)
 
     def model_fault(self, *parts: object) -> str | None:
@@ -347,7 +347,7 @@ def after_compensation(saga: Saga, target: Target) -> None:
     success not recorded yet) when ``fail_after['_compensate']`` lists the task's try: as a worker dying
     there would."""
     faults = active()
-    if faults is None or (faults.workflows is not None and saga.workflow not in faults.workflows):
+    if faults is None or not faults.covers(saga):
         return
     if faults.fails_after(SAGA_TASK, saga.run_id, saga.try_number):
         raise InjectedFault(
