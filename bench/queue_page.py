@@ -5,8 +5,9 @@ order, when the database holds a long history, against the same read with no his
 Two throwaway PostgreSQL databases (``--server``, default ``$BATON_TEST_PG`` or 127.0.0.1:5432, dropped at
 the end): Airflow's metadata (its tables and indexes made from Airflow's own models) and Baton's store (``baton
 db upgrade``'s). They are filled with 20 DAGs, half of them tagged ``baton``, and ``--active`` runs in flight
-(default 1,000: a fifth queued, the rest running), each with ``--tasks`` task instances (default 5: one
-running, one queued, one scheduled, the rest waiting for their upstream), weighed as Baton's rule weighs
+(default 1,000: a fifth queued, their tasks not started; the rest running), each with ``--tasks`` task
+instances (default 5; in a running run one running, one queued, one scheduled, the rest waiting for their
+upstream), weighed as Baton's rule weighs
 them, and each with its ``priority.assigned`` event in the store. The queue is read ``--calls`` times
 (default 50) at the page's limit (50) and at the route's largest (500), as the route reads it
 (``baton.plugin.queue_view.waiting``, through a session of the metadata database): the baseline. Then
@@ -42,7 +43,7 @@ from baton.events.event import Event
 from baton.events.migrations import upgrade
 from baton.events.store import EventStore, engine_for
 from baton.events.types import BATON_TAG
-from baton.queue import weight_of
+from baton.queue import Standing, weight_of
 
 DAGS = 20  # half tagged baton
 LIMITS = (50, 500)  # the page's, and the route's largest
@@ -90,12 +91,13 @@ def add_runs(
     from airflow.models.taskinstance import TaskInstance  # deferred: a refusal loads no Airflow
 
     now = datetime.now(UTC)
-    waiting = ["running", "queued", "scheduled"] + [None] * max(0, tasks - 3)
+    waiting = ["running", "queued", "scheduled"] + [None] * (tasks - 3)  # a running run's (--tasks >= 3)
     runs, tis = [], []
     for n in range(count):
         dag_id, run_id = dags[n % len(dags)], f"bench__{'active' if active else 'done'}_{n:07d}"
         queued = now - timedelta(seconds=rng.uniform(0, 3600) if active else rng.uniform(3600, 365 * 86400))
         state = ("queued" if n % 5 == 0 else "running") if active else "success"
+        started = waiting if state == "running" else [None] * tasks  # a queued run's tasks have no state yet
         runs.append(
             {
                 "dag_id": dag_id,
@@ -109,7 +111,7 @@ def add_runs(
         )
         weight = weight_of(queued + timedelta(seconds=rng.choice((60, 3600, 8 * 3600))))
         for t in range(tasks):
-            ti_state = (waiting[t] if t < len(waiting) else None) if active else "success"
+            ti_state = started[t] if active else "success"
             tis.append(
                 {
                     "id": uuid.uuid4(),
@@ -141,15 +143,17 @@ def standings(store: EventStore, engine: Engine) -> int:
         events = []
         for dag_id, run_id, queued in rows:
             start_by = queued + timedelta(minutes=30)
-            payload = {
-                "level": 50,
-                "max_wait_s": 1800.0,
-                "queued_at": queued.isoformat(),
-                "weight": weight_of(start_by),
-                "start_by": start_by.isoformat(),
-                "reason": "level 50: waits at most 30 min",
-            }
-            events.append(Event(type="priority.assigned", run_id=run_id, workflow=dag_id, payload=payload))
+            standing = Standing(
+                level=50,
+                max_wait_s=1800.0,
+                queued_at=queued.isoformat(),
+                weight=weight_of(start_by),
+                start_by=start_by.isoformat(),
+                reason="level 50: waits at most 30 min",
+            )
+            events.append(
+                Event(type="priority.assigned", run_id=run_id, workflow=dag_id, payload=standing.model_dump())
+            )
     for i in range(0, len(events), 1000):
         store.append(events[i : i + 1000])
     return len(events)
