@@ -615,6 +615,7 @@ def store(request, tmp_path):
             schema.blobs,
             schema.context_versions,
             schema.agent_slots,
+            schema.slot_waiters,
             schema.agent_health,
             schema.budget_ledger,
         ):

@@ -128,11 +128,13 @@ def test_the_wait_for_a_free_slot_is_stored_in_the_agent_selected_event(store, m
     """What the monitor's queue_wait reads: the seconds a call waited for one of its agent's slots, on a
     clock of the test's own (a free slot is taken without a wait; with every slot held, the call waits,
     ever longer, until the slot is let go, and takes it)."""
+    from baton.coordination.waiters import waited
     from baton.events.event import Event
 
     solo, slots = _agent("solo", ["x"], slots=1), Slots(store)
     clock = _SlotsClock(lambda: slots.release("solo", 0))
-    monkeypatch.setattr(sys.modules[Slots.__module__], "time", clock)
+    for module in (Slots.__module__, waited.__module__):  # the waits' clock, and the wait's stamp in events
+        monkeypatch.setattr(sys.modules[module], "time", clock)
 
     def selected(run_id: str) -> Event:
         return Event(type="agent.selected", run_id=run_id, workflow="w", step="s", agent="solo",

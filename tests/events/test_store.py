@@ -403,6 +403,7 @@ def test_migrations_run_once_and_an_unmigrated_store_says_what_to_do(tmp_path, s
         "8: the dashboard's projections: runs, tasks, agents' calls and hourly step figures",
         "9: one projection of a run, in Airflow's states: workflow_executions a view of it",
         "10: the pages' projection caught up from the log, out of the append's transaction: its cursor",
+        "11: the callers waiting for an agent's slot, the next slot to the run that must start soonest",
     ]
     assert bare.append(_run_events()[:1]) != []
 
@@ -442,6 +443,7 @@ def test_a_store_at_version_8_keeps_its_runs_in_one_projection_and_the_execution
     assert applied == [
         "9: one projection of a run, in Airflow's states: workflow_executions a view of it",
         "10: the pages' projection caught up from the log, out of the append's transaction: its cursor",
+        "11: the callers waiting for an agent's slot, the next slot to the run that must start soonest",
     ]
     (row,) = projections.executions(store)
     assert (row["execution_status"], row["agents_involved"], row["result"]) == (
@@ -479,6 +481,7 @@ def test_a_store_at_version_4_gains_the_concurrency_cap_and_keeps_its_breakers(t
         "8: the dashboard's projections: runs, tasks, agents' calls and hourly step figures",
         "9: one projection of a run, in Airflow's states: workflow_executions a view of it",
         "10: the pages' projection caught up from the log, out of the append's transaction: its cursor",
+        "11: the callers waiting for an agent's slot, the next slot to the run that must start soonest",
     ]
     with engine.connect() as conn:
         rows = conn.execute(

@@ -26,9 +26,10 @@ from baton.coordination.attempts import MAX_REASSIGN, ItemAttempts
 from baton.coordination.grouped import groups_of, run_group
 from baton.coordination.partial_failure import partial_failure_question
 from baton.coordination.requirements import check_requirements
-from baton.coordination.routing import Breakers, GroupCommit, Router, Slots
+from baton.coordination.routing import Breakers, GroupCommit, Router
 from baton.coordination.spend import at_limit, guard_for, hold_of
 from baton.coordination.subtasks import BatchResult, Subtask, SubtaskError, join_batches, subtasks_of
+from baton.coordination.waiters import place_of
 from baton.errors import AgentError
 from baton.events.event import Event
 from baton.plan import CompiledStep
@@ -61,8 +62,9 @@ class FanOut(ItemAttempts):
         self.recorder = recorder
         self.log = log
         self.store = recorder.store
-        self.router = Router(self.store, list(step.candidates or ([step.agent] if step.agent else [])))
-        self.slots = Slots(self.store)
+        agents = list(step.candidates or ([step.agent] if step.agent else []))
+        self.router = Router(self.store, agents, place=place_of(recorder))
+        self.slots = self.router.slots  # one book of the task's waits, whether its items are routed or not
         self.fixed = step.agent
         self.models = ModelCalls(step)
         self.ttl = ttl

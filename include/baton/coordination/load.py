@@ -10,7 +10,6 @@ import os
 import socket
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
@@ -18,6 +17,7 @@ from sqlalchemy import Connection, bindparam, delete, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from baton.coordination.commits import GroupCommit
+from baton.coordination.waiters import AHEAD, START_BY, Place, Waiting, waited
 from baton.errors import AgentError
 from baton.events import schema
 from baton.events.event import Event
@@ -34,20 +34,30 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-# The lowest free slot number below the agent's max_concurrency (``size``), unless as many slots are held
-# (not expired) as its limit: ``size``, or the cap in baton_agent_health when lower.
-_FREE = """
+# The lowest free slot number below the agent's max_concurrency (``size``), unless the slots held (not
+# expired) and those the callers ahead of this one wait for (baton.coordination.waiters) reach its limit:
+# ``size``, or the cap in baton_agent_health when lower.
+_FREE = (
+    """
 WITH RECURSIVE numbers(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM numbers WHERE n + 1 < :size),
-live AS (SELECT slot FROM baton_agent_slots WHERE agent = :agent AND expires_at > :now)
+live AS (SELECT slot FROM baton_agent_slots WHERE agent = :agent AND expires_at > :now),
+"""
+    + AHEAD
+    + """
 {insert}SELECT {columns} FROM numbers
 WHERE n NOT IN (SELECT slot FROM live)
-  AND (SELECT count(*) FROM live) < COALESCE(
+  AND (SELECT count(*) FROM live) + (SELECT k FROM ahead) < COALESCE(
       (SELECT CASE WHEN concurrency_cap < :size THEN concurrency_cap END
        FROM baton_agent_health WHERE agent = :agent),
       :size)
 ORDER BY n LIMIT 1
 """
-_TIMES = (bindparam("now", type_=schema.UTCDateTime()), bindparam("expires", type_=schema.UTCDateTime()))
+)
+_TIMES = (
+    bindparam("now", type_=schema.UTCDateTime()),
+    bindparam("expires", type_=schema.UTCDateTime()),
+    START_BY,
+)
 # ... taken: a number an expired slot holds (its holder killed) is taken over; a number another caller took
 # meanwhile is live, so the statement takes nothing. The slot number it took, or no row.
 _TAKE = text(
@@ -72,7 +82,7 @@ _RELEASE_ANY = delete(schema.agent_slots).where(
     _S.agent == bindparam("agent"), (_S.slot == bindparam("slot")) | (_S.expires_at <= bindparam("now"))
 )
 _LOAD = select(_S.agent, _S.expires_at).where(_S.agent.in_(bindparam("agents", expanding=True)))
-_ANY_FREE = text(_FREE.format(insert="", columns="n")).bindparams(_TIMES[0])
+_ANY_FREE = text(_FREE.format(insert="", columns="n")).bindparams(_TIMES[0], START_BY)
 
 
 class SlotTaken(IntegrityError):
@@ -88,23 +98,13 @@ def _host() -> str:
     return socket.gethostname()
 
 
-def _waited(events: Sequence[Event], since: float | None) -> Sequence[Event]:
-    """``events`` with the seconds waited since ``since`` (``time.monotonic()``) in their
-    ``agent.selected`` (``queue_wait_s``); unchanged when ``since`` is None."""
-    if since is None:
-        return events
-    wait = round(max(0.0, time.monotonic() - since), 3)
-    return [
-        replace(e, payload={**e.payload, "queue_wait_s": wait}) if e.type == "agent.selected" else e
-        for e in events
-    ]
-
-
 class Slots:
-    """The running agent calls, one row per taken slot."""
+    """The running agent calls, one row per taken slot; ``place``: where the calls of this task stand among
+    the callers waiting for a slot (None: as a caller that must start now)."""
 
-    def __init__(self, store: EventStore):
+    def __init__(self, store: EventStore, place: Place | None = None):
         self.store = store
+        self.waiting = Waiting(place)
         # (agent, slot) -> the holder this instance took it as: a release frees the slot only while it still
         # holds it (its lease expired and another caller took the number over: that caller's row stays)
         self._holders: dict[tuple[str, int], str] = {}
@@ -172,11 +172,13 @@ class Slots:
         since: float | None = None,
     ) -> int | None:
         """``acquire`` inside the caller's transaction: one statement (``_TAKE``) takes the lowest free slot
-        number while fewer are held than the agent's limit now (its ``max_concurrency``, or the cap an
-        incident's runbook set), then ``events`` are appended; None, and no event, when every slot is
-        held. Two callers that read the same free number race for one row: the loser's statement waits for
-        the winner's transaction (PostgreSQL), then takes nothing; it raises :class:`SlotTaken` (an
-        IntegrityError: the caller asks again) when a slot is still free (SQLite's single writer: no race)."""
+        number while fewer are held, with those the callers ahead of this one wait for, than the agent's limit
+        now (its ``max_concurrency``, or the cap an incident's runbook set), then ``events`` are appended;
+        None, and no event, when there is none to take (a caller waiting since ``since`` is then a waiter:
+        :mod:`baton.coordination.waiters`). Two callers that read the same free number race for one row: the
+        loser's statement waits for the winner's transaction (PostgreSQL), then takes nothing; it raises
+        :class:`SlotTaken` (an IntegrityError: the caller asks again) when a slot is still free (SQLite's
+        single writer: no race)."""
         now = _now()
         params = {
             "agent": agent.name,
@@ -184,13 +186,16 @@ class Slots:
             "holder": f"{holder} pid {os.getpid()}@{_host()}"[:250],
             "now": now,
             "expires": now + ttl,
+            **self.waiting.params(conn, now),
         }
         slot = conn.execute(_TAKE, params).scalar()
         if slot is None:
             if conn.dialect.name == "postgresql" and conn.execute(_ANY_FREE, params).first() is not None:
                 raise SlotTaken(agent.name)
+            self.waiting.wait_in(conn, agent.name, since, params)
             return None
-        self.store.append_in(conn, _waited(events, since))
+        self.waiting.served_in(conn, since)
+        self.store.append_in(conn, waited(events, since))
         self._holders[(agent.name, slot)] = params["holder"]
         return slot
 

@@ -15,6 +15,7 @@ from baton.budgets.config import budgets_of, dags_folder_of
 from baton.coordination.breaker import record_failure, record_success
 from baton.coordination.load import Slots
 from baton.coordination.routing import Choice, Router
+from baton.coordination.waiters import place_of
 from baton.errors import BudgetExceeded, TemplateError
 from baton.events.event import Event
 from baton.spec.roster import Agent
@@ -53,8 +54,9 @@ def router_for(step: Any, recorder: Any, prefer: str | None = None) -> Router:
             route.prefer,
             route.learn,
             _budgets(recorder),
+            place=place_of(recorder),
         )
-    return Router(recorder.store, list(step.candidates), _budgets(recorder))
+    return Router(recorder.store, list(step.candidates), _budgets(recorder), place=place_of(recorder))
 
 
 def _budgets(recorder: Any) -> tuple[Any, ...]:
@@ -120,7 +122,7 @@ def run_in_slot(
 ) -> Any:
     """``work()`` holding one of ``agent``'s load slots (taken with ``events`` in one transaction, unless
     ``slot`` is one taken already); its failure or success counts in the agent's circuit breaker."""
-    slots = Slots(recorder.store)
+    slots = Slots(recorder.store, place_of(recorder))
     if slot is None:
         slot = slots.take(agent, holder, ttl, events)
     try:

@@ -22,6 +22,7 @@ from baton.budgets.ledger import share_left
 from baton.coordination.commits import GroupCommit
 from baton.coordination.learned import available, policy_for
 from baton.coordination.load import HALF_OPEN, Breakers, Slots
+from baton.coordination.waiters import Place
 from baton.errors import AgentError
 from baton.events import schema
 from baton.events.event import Event
@@ -181,7 +182,9 @@ class Router:
     # made (read in the choice's transaction), and the generator its draws come from.
     learner: Callable[[Connection | None], Any] | None = None
     rng: Any = None
+    place: Place | None = None  # where the caller's task stands among those waiting for slots
     _stats: dict[str, Any] | None = field(default=None, repr=False)
+    _slots: Slots | None = field(default=None, repr=False)
 
     @classmethod
     def learning(
@@ -194,17 +197,21 @@ class Router:
         learn: Any,
         budgets: Sequence[Any] = (),
         rng: Any = None,
+        place: Place | None = None,
     ) -> Router:
         """A router whose choice for step ``step`` of ``workflow`` is learned (see ``learned``)."""
 
         def learner(conn: Connection | None) -> Any:
             return policy_for(store, workflow, step, prefer, learn, conn)
 
-        return cls(store, agents, budgets, learner=learner, rng=rng)
+        return cls(store, agents, budgets, learner=learner, rng=rng, place=place)
 
     @property
     def slots(self) -> Slots:
-        return Slots(self.store)
+        """The slots its choices take (one book: a caller's wait is known across its asks)."""
+        if self._slots is None:
+            self._slots = Slots(self.store, self.place)
+        return self._slots
 
     @property
     def breakers(self) -> Breakers:

@@ -106,6 +106,10 @@ def _v10(conn: Connection) -> None:
     catchup.start(conn, projections.PAGES)
 
 
+def _v11(conn: Connection) -> None:
+    schema.slot_waiters.create(conn, checkfirst=True)  # a store set back below 11 (a test) has it
+
+
 MIGRATIONS: list[Migration] = [
     (1, "events, blobs and workflow_executions", _v1),
     (2, "the shared context of runs", _v2),
@@ -117,6 +121,7 @@ MIGRATIONS: list[Migration] = [
     (8, "the dashboard's projections: runs, tasks, agents' calls and hourly step figures", _v8),
     (9, "one projection of a run, in Airflow's states: workflow_executions a view of it", _v9),
     (10, "the pages' projection caught up from the log, out of the append's transaction: its cursor", _v10),
+    (11, "the callers waiting for an agent's slot, the next slot to the run that must start soonest", _v11),
 ]
 
 

@@ -96,6 +96,18 @@ agent_slots = Table(
     Column("expires_at", UTCDateTime(), nullable=False),  # a killed holder frees it then
 )
 
+# The callers waiting for an agent's slot (baton.coordination.waiters): one row per task instance while
+# it waits, with its run's start-by time; the next free slot goes to the earliest.
+slot_waiters = Table(
+    "baton_slot_waiters",
+    metadata,
+    Column("agent", String(250), primary_key=True),
+    Column("waiter", String(250), primary_key=True),  # run / task / map index: a fan-out's items share it
+    Column("start_by", UTCDateTime(), nullable=False),
+    Column("since", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),  # a killed caller's row goes then
+)
+
 # The circuit breaker of each agent: failures in a row, and until when routing leaves it out.
 agent_health = Table(
     "baton_agent_health",

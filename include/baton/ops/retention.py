@@ -26,8 +26,9 @@ The tables, one by one:
   but the current window's must stay and a past one's are its history);
 - left alone: ``baton_blobs`` (content-addressed, shared by runs: an unreferenced one is not proved here),
   ``baton_step_hours``, ``baton_signal_buckets`` and ``baton_agents_seen`` (aggregates, not per run; a
-  rebuild of the projections from the log then lacks the cleaned runs), ``baton_agent_slots``,
-  ``baton_agent_health``, ``baton_monitor_state``, ``baton_projection_cursors``, ``baton_schema_version``.
+  rebuild of the projections from the log then lacks the cleaned runs), ``baton_agent_slots`` and
+  ``baton_slot_waiters`` (live rows of calls, gone when their lease runs out), ``baton_agent_health``,
+  ``baton_monitor_state``, ``baton_projection_cursors``, ``baton_schema_version``.
 
 Incidents' and rollouts' own records (runs ``incident:<id>``, ``rollout:<name>``, ``experiment:...``) have
 no end event: never cleaned.

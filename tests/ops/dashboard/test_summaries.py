@@ -144,6 +144,7 @@ def test_migration_8_fills_the_dashboard_from_a_stores_past_runs(store):
         "8: the dashboard's projections: runs, tasks, agents' calls and hourly step figures",
         "9: one projection of a run, in Airflow's states: workflow_executions a view of it",
         "10: the pages' projection caught up from the log, out of the append's transaction: its cursor",
+        "11: the callers waiting for an agent's slot, the next slot to the run that must start soonest",
     ]
     assert _tables(store) == expected
 
