@@ -265,3 +265,46 @@ def test_a_waiting_caller_keeps_its_row_alive_between_asks_and_takes_the_slot_wh
         holder.release("solo", 0)
         assert taken.result(timeout=30) == 0
     assert _rows(store) == {}
+
+
+def test_a_fan_outs_items_wait_as_their_task_and_the_urgent_tasks_items_all_go_first(store):
+    """Two fan-out tasks (each its own event loop and group commit, as two task processes have), 4 items each,
+    on an agent with one slot: the bulk task's items begin to wait first. Once both tasks wait, every item of
+    the urgent task is served before any of the bulk task's (its row stays while any of its items waits)."""
+    import asyncio
+
+    from baton.coordination.commits import GroupCommit
+
+    agent, holder = _agent(), Slots(store)
+    assert holder.acquire(agent, "first", TTL) == 0
+    order: list[str] = []
+
+    def task(name: str, start_in: timedelta) -> None:
+        slots = Slots(store, _place(name, start_in))
+
+        async def item(i: int, writes: GroupCommit) -> None:
+            slot = await slots.atake(agent, f"{name}[{i}]", TTL, [], writes)
+            order.append(name)  # holding the only slot
+            await asyncio.sleep(0.02)
+            await writes.run(lambda conn: slots.release_in(conn, "solo", slot))
+
+        async def run() -> None:
+            writes = GroupCommit(store)  # made in the loop it serves
+            await asyncio.gather(*(item(i, writes) for i in range(4)))
+
+        asyncio.run(run())
+
+    with ThreadPoolExecutor(2) as pool:
+        bulk = pool.submit(task, "bulk", timedelta(hours=1))
+        deadline = time.monotonic() + 60
+        while "bulk/step/-1" not in _rows(store):
+            assert time.monotonic() < deadline and not bulk.done(), "the bulk task never began to wait"
+            time.sleep(0.02)
+        urgent = pool.submit(task, "urgent", timedelta(minutes=1))
+        while "urgent/step/-1" not in _rows(store):
+            assert time.monotonic() < deadline and not urgent.done(), "the urgent task never began to wait"
+            time.sleep(0.02)
+        holder.release("solo", 0)
+        bulk.result(timeout=120), urgent.result(timeout=120)  # a thread's failure fails the test
+    assert order == ["urgent"] * 4 + ["bulk"] * 4
+    assert _rows(store) == {}
