@@ -60,6 +60,7 @@ def test_an_agents_last_hour_spend_and_load(store):
     assert (reader["calls_1h"], reader["failures_1h"]) == (12, 2)
     assert reader["p50_latency_s"] == 5.5 and reader["p95_latency_s"] == 9.55
     assert reader["slots_in_use"] == 2, "an expired slot is free"
+    assert (reader["waiting"], reader["next_waiting"]) == (0, None)
     assert reader["spend_24h"] == 0.5
     assert reader["circuit"] == {
         "state": "closed",
@@ -68,6 +69,41 @@ def test_an_agents_last_hour_spend_and_load(store):
         "concurrency_cap": None,
     }
     assert reader["budget_headroom"] is None
+
+
+def _waiter(store, agent: str, waiter: str, start_by: datetime, expires: datetime) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(
+            schema.slot_waiters.insert().values(
+                agent=agent, waiter=waiter, start_by=start_by, since=NOW, expires_at=expires
+            )
+        )
+
+
+def test_the_tasks_waiting_for_an_agents_slots_and_the_one_that_gets_the_next(store):
+    """Live waiters only (a killed caller's expired row is not counted), the earliest start-by first; an agent
+    seen only because tasks wait for it is on the board."""
+    later, soon = NOW + timedelta(minutes=30), NOW + timedelta(minutes=1)
+    _waiter(store, "reader", "bulk_run/read/-1", later, NOW + timedelta(seconds=5))
+    _waiter(store, "reader", "urgent_run/read/3", soon, NOW + timedelta(seconds=5))
+    _waiter(store, "reader", "killed_run/read/-1", NOW - timedelta(hours=1), NOW - timedelta(seconds=1))
+    _waiter(store, "writer", "w_run/write/-1", later, NOW + timedelta(seconds=5))
+    agents = {a["agent"]: a for a in board(store, now=NOW)["agents"]}
+    assert agents["reader"]["waiting"] == 2
+    assert agents["reader"]["next_waiting"] == {"task": "urgent_run/read/3", "start_by": soon.isoformat()}
+    assert (agents["writer"]["waiting"], agents["writer"]["slots_in_use"]) == (1, 0)
+
+
+def test_the_waiters_read_are_bounded_and_an_agent_beyond_the_bound_still_counts_its_own(store, monkeypatch):
+    """However many tasks wait, the board reads the first ``MAX_WAITERS`` by start-by: an agent whose waiters
+    all come later keeps its count, without a next."""
+    monkeypatch.setattr("baton.ops.dashboard.agents.MAX_WAITERS", 3)
+    for i in range(5):
+        _waiter(store, "busy", f"r{i}/s/-1", NOW + timedelta(minutes=i), NOW + timedelta(seconds=5))
+    _waiter(store, "idle", "late/s/-1", NOW + timedelta(days=1), NOW + timedelta(seconds=5))
+    agents = {a["agent"]: a for a in board(store, now=NOW)["agents"]}
+    assert (agents["busy"]["waiting"], agents["busy"]["next_waiting"]["task"]) == (5, "r0/s/-1")
+    assert (agents["idle"]["waiting"], agents["idle"]["next_waiting"]) == (1, None)
 
 
 def test_circuits_open_half_open_and_closed(store):

@@ -1,5 +1,6 @@
 """The agents' board of the Coordination tab: per agent seen in the store, its calls and failures of the last
-hour with their p50/p95 latency, the load slots it holds now, its circuit (``baton_agent_health``), its
+hour with their p50/p95 latency, the load slots it holds now and the tasks waiting for one (the next first),
+its circuit (``baton_agent_health``), its
 model spend of the last 24 hours, and the headroom its budgets leave. The calls' figures are the agents'
 statistics every part reads (``baton.events.projections``: the last hour's and last day's rows of
 ``baton_agent_calls``, by time); the rest reads the agents' slots and health rows and the budgets' ledger."""
@@ -22,6 +23,7 @@ from baton.spec.budgets import Budget
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 MAX_CALLS = 100_000  # the newest calls of the last hour read: bounded however busy the hour was
+MAX_WAITERS = 10_000  # the waiting tasks read to find each agent's next: bounded however many wait
 
 
 def board(store: EventStore, budgets: Sequence[Budget] = (), now: datetime | None = None) -> dict[str, Any]:
@@ -32,15 +34,17 @@ def board(store: EventStore, budgets: Sequence[Budget] = (), now: datetime | Non
         hour, sampled = calls_between(conn, now - HOUR, now, MAX_CALLS)
         spend = spend_between(conn, now - DAY, now)
         slots = _slots(conn, now)
+        waiting = _waiting(conn, now)
         health = _health(conn, now)
         names = set(conn.scalars(select(schema.agents_seen.c.agent)))
-    names |= set(hour) | set(spend) | set(slots) | set(health)
+    names |= set(hour) | set(spend) | set(slots) | set(waiting) | set(health)
     headroom = _headroom(store, budgets, sorted(names), now)
     agents = [
         {
             "agent": name,
             **_hour_figures(hour.get(name)),
             "slots_in_use": slots.get(name, 0),
+            **waiting.get(name, {"waiting": 0, "next_waiting": None}),
             "circuit": health.get(name, _closed()),
             "spend_24h": round(spend.get(name, 0.0), 6),
             "budget_headroom": headroom.get(name),
@@ -65,6 +69,23 @@ def _slots(conn: Connection, now: datetime) -> dict[str, int]:
     s = schema.agent_slots.c
     query = select(s.agent, func.count()).where(s.expires_at > now).group_by(s.agent)
     return dict(conn.execute(query).all())
+
+
+def _waiting(conn: Connection, now: datetime) -> dict[str, dict[str, Any]]:
+    """Per agent, how many tasks wait for one of its slots (live rows of ``baton_slot_waiters``) and the one
+    that gets the next (the earliest start-by: ``baton.coordination.waiters``). Bounded: a row per waiting
+    task, the first ``MAX_WAITERS`` by start-by read."""
+    w = schema.slot_waiters.c
+    live = w.expires_at > now
+    counts = dict(conn.execute(select(w.agent, func.count()).where(live).group_by(w.agent)).all())
+    found: dict[str, dict[str, Any]] = {}
+    for agent, waiter, start_by in conn.execute(
+        select(w.agent, w.waiter, w.start_by).where(live).order_by(w.start_by, w.since).limit(MAX_WAITERS)
+    ):
+        found.setdefault(
+            agent, {"waiting": counts[agent], "next_waiting": {"task": waiter, "start_by": iso(start_by)}}
+        )
+    return found | {a: {"waiting": n, "next_waiting": None} for a, n in counts.items() if a not in found}
 
 
 def _closed() -> dict[str, Any]:

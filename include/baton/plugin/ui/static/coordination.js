@@ -273,7 +273,7 @@
     const rows = [...roster.map((a) => ({...a, ...(stats[a.agent] || {})})),
                   ...Object.values(stats).filter((a) => !known.has(a.agent))];  // no longer in the roster: its history
     agents.body.innerHTML = `<table><thead><tr><th>Agent</th><th>Calls (1 h)</th><th>Failures</th><th>p95</th>
-      <th>Slots in use</th><th>Circuit</th><th>Spend (24 h)</th><th class="act"></th></tr></thead><tbody>${rows.map((a) => {
+      <th>Slots in use</th><th>Waiting</th><th>Circuit</th><th>Spend (24 h)</th><th class="act"></th></tr></thead><tbody>${rows.map((a) => {
       const c = a.circuit || {}; const open = c.state && c.state !== "closed";
       // a circuit is opened only for an agent of the roster (the server refuses others); closing is always offered
       const button = open ? `<button data-circuit="close">Close circuit…</button>`
@@ -281,6 +281,7 @@
       return `<tr data-agent="${esc(a.agent)}"><td>${esc(a.agent)}</td><td>${a.calls_1h ?? 0}</td>
         <td class="${a.failures_1h ? "bad" : ""}">${a.failures_1h ?? 0}</td>
         <td>${fmtS(a.p95_latency_s)}</td><td>${a.slots_in_use ?? 0}</td>
+        <td${a.next_waiting ? ` title="next: ${esc(a.next_waiting.task)}, start by ${esc(a.next_waiting.start_by)}"` : ""}>${a.waiting ?? 0}</td>
         <td class="${open ? "bad" : "ok"}">${esc(c.state || "closed")}</td><td>${a.spend_24h ? "$" + Number(a.spend_24h).toFixed(4) : "–"}${a.budget_headroom ? ` <span class="muted">(${(100 * (a.budget_headroom.left ?? a.budget_headroom.share_left ?? 0)).toFixed(0)} % left)</span>` : ""}</td>
         <td class="act">${button}</td></tr>`;
     }).join("")}</tbody></table>`;
