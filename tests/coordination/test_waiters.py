@@ -15,6 +15,7 @@ from baton.coordination.load import Slots
 from baton.coordination.waiters import WAIT_TTL, Place, place_of
 from baton.events import schema
 from baton.events.event import Event
+from baton.events.replay import timeline
 from baton.spec.priority import default_max_wait
 from baton.spec.roster import Agent
 
@@ -46,13 +47,25 @@ def test_a_free_slot_goes_to_the_waiting_run_that_must_start_soonest_not_to_the_
     urgent = Slots(store, _place("urgent", timedelta(minutes=1)))
     assert holder.acquire(agent, "first", TTL) == 0
     assert bulk.acquire(agent, "bulk", TTL, since=1.0) is None  # every slot held: both wait, bulk first
-    assert urgent.acquire(agent, "urgent", TTL, since=2.0) is None
+    urgent_since = (
+        time.monotonic() - 2
+    )  # when the urgent caller began to wait (its identity among its task's)
+    assert urgent.acquire(agent, "urgent", TTL, since=urgent_since) is None
     assert set(_rows(store)) == {"bulk/step/-1", "urgent/step/-1"}
 
     holder.release("solo", 0)
     assert bulk.acquire(agent, "bulk", TTL, since=1.0) is None  # free, but the urgent run is ahead of it
-    assert urgent.acquire(agent, "urgent", TTL, since=2.0) == 0
+    selected = Event(type="agent.selected", run_id="urgent", workflow="w", step="step", agent="solo",
+                     try_number=1, payload={"agent": "solo", "reason": "named by the template"})  # fmt: skip
+    assert urgent.acquire(agent, "urgent", TTL, [selected], since=urgent_since) == 0
     assert set(_rows(store)) == {"bulk/step/-1"}  # the urgent caller was served: its row went with it
+    (recorded,) = store.read("urgent")
+    start_by = (NOW + timedelta(minutes=1)).isoformat(timespec="seconds")
+    assert recorded.payload["queue_start_by"] == start_by  # why it was served: replay says so
+    assert timeline([recorded])[0].endswith(
+        f"solo — named by the template; waited {recorded.payload['queue_wait_s']:g} s for a slot "
+        f"(start by {start_by}: the earliest goes first)"
+    )
     urgent.release("solo", 0)
     assert bulk.acquire(agent, "bulk", TTL, since=1.0) == 0
     assert _rows(store) == {}

@@ -195,7 +195,7 @@ class Slots:
             self.waiting.wait_in(conn, agent.name, since, params)
             return None
         self.waiting.served_in(conn, since)
-        self.store.append_in(conn, waited(events, since))
+        self.store.append_in(conn, waited(events, since, self.waiting.start_by))
         self._holders[(agent.name, slot)] = params["holder"]
         return slot
 

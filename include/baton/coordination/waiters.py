@@ -66,16 +66,17 @@ _STANDING = (
 )
 
 
-def waited(events: Sequence[Event], since: float | None) -> Sequence[Event]:
-    """``events`` with the seconds waited since ``since`` (``time.monotonic()``) in their
-    ``agent.selected`` (``queue_wait_s``); unchanged when ``since`` is None."""
+def waited(events: Sequence[Event], since: float | None, start_by: datetime | None = None) -> Sequence[Event]:
+    """``events`` with the seconds waited since ``since`` (``time.monotonic()``) in their ``agent.selected``
+    (``queue_wait_s``) and, for a caller that waited with a place, the start-by time it waited with
+    (``queue_start_by``: why it was served when it was); unchanged when ``since`` is None."""
     if since is None:
         return events
     wait = round(max(0.0, time.monotonic() - since), 3)
-    return [
-        replace(e, payload={**e.payload, "queue_wait_s": wait}) if e.type == "agent.selected" else e
-        for e in events
-    ]
+    extra: dict[str, Any] = {"queue_wait_s": wait}
+    if start_by is not None and wait > 0:
+        extra["queue_start_by"] = start_by.astimezone(UTC).isoformat(timespec="seconds")
+    return [replace(e, payload={**e.payload, **extra}) if e.type == "agent.selected" else e for e in events]
 
 
 @dataclass
@@ -137,6 +138,11 @@ class Waiting:
         if self.place is None:
             return {"waiter": "", "start_by": now}
         return {"waiter": self.place.waiter, "start_by": self.place.start_by(conn)}
+
+    @property
+    def start_by(self) -> datetime | None:
+        """The start-by time this task's callers wait with, once read (None: no place, or not read yet)."""
+        return self.place._start_by if self.place is not None else None
 
     def wait_in(self, conn: Connection, agent: str, since: float | None, params: dict[str, Any]) -> None:
         """The caller found no slot it may take: its task's row (re)written, living ``WAIT_TTL`` more; the

@@ -138,7 +138,17 @@ def _summary(event: Event, full: bool = False) -> str:
                 if p.get("excluded")
                 else ""
             )
-            return f"{sub}{p['agent']} — {p.get('reason', '')}{out}"
+            wait = (
+                f"; waited {p['queue_wait_s']:g} s for a slot"
+                + (
+                    f" (start by {p['queue_start_by']}: the earliest goes first)"
+                    if p.get("queue_start_by")
+                    else ""
+                )
+                if p.get("queue_wait_s")
+                else ""
+            )
+            return f"{sub}{p['agent']} — {p.get('reason', '')}{out}{wait}"
         case "fanout.planned":
             return (
                 f"{len(p['subtasks'])} of {p['total']} items of {p['source']}, {p['concurrency']} at once"

@@ -152,6 +152,10 @@ class AgentSelected(Payload):
     queue_wait_s: float = Field(
         default=0.0, description="seconds the call waited for a free slot of the agent"
     )
+    queue_start_by: str | None = Field(
+        default=None,
+        description="the start-by time of its run the call waited with (the earliest is served first)",
+    )
     learned: dict[str, Any] | None = Field(
         default=None,
         description="a learned route's choice: the policy, its settings, and each candidate's posterior "
