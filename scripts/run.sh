@@ -9,6 +9,28 @@ baton db upgrade
 python -m demo.business >/dev/null
 baton validate >/dev/null || echo "Some templates have errors: they show as import errors in the UI (run: baton validate)."
 
+# `make run MODEL=local`: every agent of baton_llm answered by a real language model on this machine (Gemma 3
+# 270M under llama.cpp: scripts/local_model.sh installs it, docs/local-model.md) instead of the offline one.
+model_pgid=""
+case "${BATON_MODEL:-offline}" in
+  offline) ;;
+  local)
+    bash "$BATON_ROOT/scripts/local_model.sh"
+    model_port=${BATON_LOCAL_MODEL_PORT:-8089}
+    setsid python -m baton.localmodel --port "$model_port" >"$AIRFLOW_HOME/local_model.log" 2>&1 &
+    model_pgid=$!
+    for _ in $(seq 1 120); do
+      curl -sf "http://127.0.0.1:$model_port/health" >/dev/null 2>&1 && break
+      kill -0 "$model_pgid" 2>/dev/null || { echo "The local model exited; see $AIRFLOW_HOME/local_model.log"; exit 1; }
+      sleep 1
+    done
+    # common-ai's OpenAI-compatible path (no key is checked: the password only fills the client's field)
+    export AIRFLOW_CONN_BATON_LLM="{\"conn_type\": \"pydanticai\", \"host\": \"http://127.0.0.1:$model_port/v1\",
+      \"password\": \"no-key\", \"extra\": {\"model\": \"openai:gemma-3-270m\"}}"
+    ;;
+  *) echo "MODEL=${BATON_MODEL}: use MODEL=local for the local model, or leave it out for the offline one." >&2; exit 2 ;;
+esac
+
 # The demo web site the browser agents work on (CRM, billing and support-desk forms; market pages).
 setsid python -m demo.web --port "${BATON_DEMO_WEB_PORT:-8765}" >"$AIRFLOW_HOME/demo_web.log" 2>&1 &
 web_pgid=$!
@@ -22,8 +44,8 @@ partner_pgid=$!
 setsid airflow standalone >"$AIRFLOW_HOME/standalone.log" 2>&1 &
 pgid=$!
 stop() {
-  kill -TERM -- "-$pgid" "-$web_pgid" "-$partner_pgid" 2>/dev/null || true
-  wait "$pgid" "$web_pgid" "$partner_pgid" 2>/dev/null || true
+  kill -TERM -- "-$pgid" "-$web_pgid" "-$partner_pgid" ${model_pgid:+"-$model_pgid"} 2>/dev/null || true
+  wait "$pgid" "$web_pgid" "$partner_pgid" ${model_pgid:+"$model_pgid"} 2>/dev/null || true
 }
 trap 'echo; echo "Stopping Airflow..."; stop; exit 0' INT TERM
 trap stop EXIT
@@ -53,6 +75,7 @@ cat <<MSG
   demo traffic: support_triage every 2 minutes (a variant, a rollout, budgets); its helpdesk goes down
     for 4 minutes, 4 minutes after its first ticket: the monitor opens an incident and resolves it.
   DAGs: $(cd "$BATON_ROOT/dags/workflows" && ls *.yaml | sed 's/\.yaml$//' | paste -sd' ')
+  model of the agents: ${BATON_MODEL:-offline}$([ -n "$model_pgid" ] && echo " (Gemma 3 270M on http://127.0.0.1:$model_port/v1; log: $AIRFLOW_HOME/local_model.log)")
   Ctrl-C stops Airflow.
 
 MSG

@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 export AIRFLOW_HOME="$PWD/.airflow/test"
 source scripts/env.sh
 bash scripts/install.sh
+# The local model's tests answer with the real model (tests/test_localmodel.py): built once (about 9 minutes on
+# two cores, then cached in ~/.cache/baton), as `make run MODEL=local` installs it.
+bash scripts/local_model.sh
 rm -rf "$AIRFLOW_HOME" && mkdir -p "$AIRFLOW_HOME"
 
 # The event-store and Celery tests need the PostgreSQL at 127.0.0.1:5432 and the Redis at 6379.

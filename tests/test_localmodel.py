@@ -1,0 +1,260 @@
+"""The local model's server (issue 59): llama.cpp with Gemma 3 270M behind OpenAI's Chat Completions API,
+answered for real (``scripts/local_model.sh`` installs it; ``make test`` runs that script), and what it refuses."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+
+from baton import localmodel
+from baton.localmodel import (
+    MAX_BODY,
+    MAX_MESSAGES,
+    MAX_SCHEMA_TEXT,
+    Refused,
+    Shape,
+    constraint,
+    turns,
+)
+
+SCORE = {
+    "type": "object",
+    "properties": {"company": {"type": "string"}, "score": {"type": "integer"}, "hot": {"type": "boolean"}},
+    "required": ["company", "score", "hot"],
+    "additionalProperties": False,
+}
+
+
+def _tool(name: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {"name": name, "description": "the answer", "parameters": parameters},
+    }
+
+
+def test_a_conversation_becomes_turns_the_chat_template_knows():
+    """A tool call is the assistant's JSON; a tool's result (a re-ask's feedback is one) a user turn; turns of
+    one role in a row are joined (Gemma's template alternates); a developer message is a system one."""
+    got = turns([
+        {"role": "developer", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "text", "text": "Score Acme."}, {"type": "image_url"}]},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "final_result", "arguments": '{"score": 5}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "name": "final_result", "content": "company: Field required"},
+        {"role": "user", "content": "Fix the errors and try again."},
+    ])  # fmt: skip
+    assert got == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Score Acme."},
+        {"role": "assistant", "content": '{"name": "final_result", "arguments": "{\\"score\\": 5}"}'},
+        {"role": "user", "content": "The result of your call of final_result:\ncompany: Field required\n\n"
+                                    "Fix the errors and try again."},
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("messages", "error"),
+    [
+        (None, "'messages' must be a non-empty list"),
+        ([], "'messages' must be a non-empty list"),
+        ({"role": "user"}, "'messages' must be a non-empty list"),
+        ([{"role": "user", "content": "x"}] * (MAX_MESSAGES + 1), f"at most {MAX_MESSAGES}"),
+        ([{"role": "root", "content": "x"}], "messages[0] must be an object with a role of"),
+        (["hello"], "messages[0] must be an object with a role of"),
+        (
+            [{"role": "user", "content": {"nested": {"deep": 1}}}],
+            "messages[0].content must be a string or a list",
+        ),
+    ],
+)
+def test_a_malformed_conversation_is_refused_with_what_is_wrong(messages, error):
+    with pytest.raises(Refused, match=error.replace("[", r"\[").replace("]", r"\]")) as refused:
+        turns(messages)
+    assert refused.value.status == 400
+
+
+def test_an_output_tool_constrains_the_answer_to_its_arguments_and_tells_the_model_its_fields():
+    """pydantic-ai's structured output: the tools, ``tool_choice`` required or one function; OpenAI's
+    ``json_schema`` response format; ``json_object``; free text."""
+    one = constraint({"tools": [_tool("final_result", SCORE)], "tool_choice": "required"})
+    assert (one.schema, one.tools) == (SCORE, ("final_result",))
+    assert one.instruction.startswith("Answer (the answer) with only a JSON object of these fields: ")
+    assert '"score":{"type":"integer"}' in one.instruction
+    two = {"tools": [_tool("a", SCORE), _tool("b", {"type": "object"})], "tool_choice": "required"}
+    shape = constraint(two)
+    assert shape.tools == ("a", "b") and [
+        o["properties"]["name"]["const"] for o in shape.schema["anyOf"]
+    ] == ["a", "b"]
+    assert shape.instruction.startswith("Call one of: a, b.")
+    named = {**two, "tool_choice": {"type": "function", "function": {"name": "b"}}}
+    assert constraint(named).tools == ("b",)
+    assert constraint({**two, "tool_choice": "none"}) == Shape()
+    as_schema = constraint(
+        {"response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": SCORE}}}
+    )
+    assert (as_schema.schema, as_schema.tools) == (SCORE, ())
+    assert constraint({"response_format": {"type": "json_object"}}).schema == {"type": "object"}
+    assert constraint({}) == Shape()
+    huge = constraint(
+        {"tools": [_tool("t", {"type": "object", "properties": {f"f{i}": {} for i in range(10_000)}})]}
+    )
+    assert (
+        len(huge.instruction) < MAX_SCHEMA_TEXT + 200
+    )  # the fields told are cut short; the grammar keeps all
+    with pytest.raises(Refused, match="names a function that is not among 'tools'"):
+        constraint({**two, "tool_choice": {"type": "function", "function": {"name": "c"}}})
+    with pytest.raises(Refused, match="must be a JSON Schema object"):
+        constraint({"response_format": {"type": "json_schema", "json_schema": {"schema": "no"}}})
+    with pytest.raises(Refused, match="'response_format' must be an object"):
+        constraint({"response_format": "json"})
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    """The real model (the installed Gemma 3 270M) served on a free port for this module."""
+    try:
+        path = localmodel.model_path()
+    except SystemExit as missing:
+        pytest.skip(str(missing))  # a failure under CI (tests/ci_skips.py): make test installs it
+    model = localmodel.LocalModel(path, threads=2)
+    http = localmodel.serve(model, 0)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{http.server_address[1]}/v1"
+    finally:
+        http.shutdown()
+        http.server_close()
+
+
+def test_the_real_model_answers_an_output_tool_with_a_call_whose_arguments_fit_its_schema(server):
+    body = {
+        "model": "gemma-3-270m",
+        "messages": [
+            {"role": "user", "content": "Score the lead Acme Corp from 0 to 100 and say if it is hot."}
+        ],
+        "tools": [_tool("final_result", SCORE)],
+        "tool_choice": "required",
+        "max_tokens": 128,
+    }
+    answer = httpx.post(f"{server}/chat/completions", json=body, timeout=120).raise_for_status().json()
+    (choice,) = answer["choices"]
+    assert choice["finish_reason"] == "tool_calls"
+    (call,) = choice["message"]["tool_calls"]
+    assert call["function"]["name"] == "final_result"
+    arguments = json.loads(call["function"]["arguments"])
+    assert set(arguments) == {"company", "score", "hot"}
+    assert isinstance(arguments["company"], str) and isinstance(arguments["hot"], bool)
+    assert isinstance(arguments["score"], int)
+    usage = answer["usage"]
+    assert usage["prompt_tokens"] > 10 and 0 < usage["completion_tokens"] <= 128
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+
+
+def test_the_real_model_answers_text_and_models_and_health(server):
+    body = {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8}
+    answer = httpx.post(f"{server}/chat/completions", json=body, timeout=120).raise_for_status().json()
+    assert isinstance(answer["choices"][0]["message"]["content"], str)
+    assert answer["usage"]["completion_tokens"] <= 8
+    assert httpx.get(f"{server}/models").json()["data"][0]["id"] == "gemma-3-270m"
+    assert httpx.get(server.removesuffix("/v1") + "/health").json()["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "error"),
+    [
+        (b"{", 400, "the body is not JSON"),
+        (b"[1, 2]", 400, "the body must be a JSON object"),
+        (
+            b'{"messages": [{"role": "user", "content": "x"}], "stream": true}',
+            400,
+            "streaming is not supported",
+        ),
+        (b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": -1}', 400, "'max_tokens' must be"),
+        (
+            b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": true}',
+            400,
+            "'max_tokens' must be",
+        ),
+        (b"x" * (MAX_BODY + 1), 413, f"a body of 1 to {MAX_BODY} bytes"),
+        (("[" * 100_000 + "]" * 100_000).encode(), 400, "the body is not JSON"),  # deeply nested
+    ],
+)
+def test_hostile_requests_are_refused_with_openais_error_body(server, content, status, error):
+    response = httpx.post(
+        f"{server}/chat/completions",
+        content=content,
+        headers={"Content-Type": "application/json"},
+        timeout=60,
+    )
+    assert response.status_code == status
+    assert error in response.json()["error"]["message"]
+
+
+STORY_SCHEMA = {
+    "type": "object",
+    "properties": {"story": {"type": "string", "minLength": 400}},
+    "required": ["story"],
+}
+STORY = {"type": "json_schema", "json_schema": {"name": "story", "schema": STORY_SCHEMA}}
+
+
+def test_a_conversation_longer_than_the_context_is_refused_and_a_long_answer_is_cut_at_the_bound(
+    server, monkeypatch
+):
+    """However many tokens a request asks for, the answer stops at ``MAX_TOKENS`` (here set to 6, an answer that
+    must be 400 characters long), marked ``length``."""
+    huge = {"messages": [{"role": "user", "content": "word " * 20_000}], "max_tokens": 4}
+    response = httpx.post(f"{server}/chat/completions", json=huge, timeout=120)
+    assert response.status_code == 400
+    assert "does not fit the model's context" in response.json()["error"]["message"]
+    monkeypatch.setattr(localmodel, "MAX_TOKENS", 6)
+    long = {
+        "messages": [{"role": "user", "content": "Tell a story."}],
+        "max_tokens": 10**9,
+        "response_format": STORY,
+    }
+    answer = httpx.post(f"{server}/chat/completions", json=long, timeout=300).raise_for_status().json()
+    assert answer["usage"]["completion_tokens"] == 6
+    assert answer["choices"][0]["finish_reason"] == "length"
+
+
+def test_a_burst_beyond_the_waiting_bound_is_told_to_come_back(server):
+    """One generation at a time, ``MAX_WAITING`` waiting: the rest get 503 with Retry-After at once, and every
+    request is answered one way or the other."""
+    body = {
+        "messages": [{"role": "user", "content": "Tell a story."}],
+        "max_tokens": 12,
+        "response_format": STORY,
+    }
+
+    def call() -> tuple[int, str | None]:
+        response = httpx.post(f"{server}/chat/completions", json=body, timeout=600)
+        return response.status_code, response.headers.get("Retry-After")
+
+    with ThreadPoolExecutor(localmodel.MAX_WAITING + 4) as pool:
+        futures = [pool.submit(call) for _ in range(localmodel.MAX_WAITING + 4)]
+        answers = [future.result(timeout=900) for future in futures]  # a thread's failure fails the test
+    assert {status for status, _ in answers} == {200, 503}, answers
+    assert all(after == "2" for status, after in answers if status == 503)
+    assert sum(status == 200 for status, _ in answers) >= localmodel.MAX_WAITING, answers
+
+
+@pytest.mark.parametrize(
+    ("length", "status"),
+    [(None, 400), ("abc", 400), ("-5", 400), ("0", 400), (str(MAX_BODY + 1), 413), ("1e9", 400)],
+)
+def test_a_body_without_a_sane_content_length_is_refused_before_it_is_read(length, status):
+    """The body is read only up to what a Content-Length between 1 and ``MAX_BODY`` says."""
+    stream = io.BytesIO(b"{}")
+    with pytest.raises(Refused, match=f"a body of 1 to {MAX_BODY} bytes") as refused:
+        localmodel.request_body(length, stream)
+    assert refused.value.status == status and stream.tell() == 0
+    assert localmodel.request_body("2", io.BytesIO(b"{}")) == {}
