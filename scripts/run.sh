@@ -26,7 +26,7 @@ case "${BATON_MODEL:-offline}" in
     done
     # common-ai's OpenAI-compatible path (no key is checked: the password only fills the client's field)
     export AIRFLOW_CONN_BATON_LLM="{\"conn_type\": \"pydanticai\", \"host\": \"http://127.0.0.1:$model_port/v1\",
-      \"password\": \"no-key\", \"extra\": {\"model\": \"openai:gemma-3-270m\"}}"
+      \"password\": \"no-key\", \"extra\": {\"model\": \"openai-chat:gemma-3-270m\"}}"
     ;;
   *) echo "MODEL=${BATON_MODEL}: use MODEL=local for the local model, or leave it out for the offline one." >&2; exit 2 ;;
 esac

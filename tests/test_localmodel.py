@@ -84,7 +84,7 @@ def test_an_output_tool_constrains_the_answer_to_its_arguments_and_tells_the_mod
     """pydantic-ai's structured output: the tools, ``tool_choice`` required or one function; OpenAI's
     ``json_schema`` response format; ``json_object``; free text."""
     one = constraint({"tools": [_tool("final_result", SCORE)], "tool_choice": "required"})
-    assert (one.schema, one.tools) == (SCORE, ("final_result",))
+    assert (one.schema, one.tools) == (localmodel.bounded(SCORE), ("final_result",))
     assert one.instruction.startswith("Answer (the answer) with only a JSON object of these fields: ")
     assert '"score":{"type":"integer"}' in one.instruction
     two = {"tools": [_tool("a", SCORE), _tool("b", {"type": "object"})], "tool_choice": "required"}
@@ -99,7 +99,7 @@ def test_an_output_tool_constrains_the_answer_to_its_arguments_and_tells_the_mod
     as_schema = constraint(
         {"response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": SCORE}}}
     )
-    assert (as_schema.schema, as_schema.tools) == (SCORE, ())
+    assert (as_schema.schema, as_schema.tools) == (localmodel.bounded(SCORE), ())
     assert constraint({"response_format": {"type": "json_object"}}).schema == {"type": "object"}
     assert constraint({}) == Shape()
     huge = constraint(
@@ -117,13 +117,18 @@ def test_an_output_tool_constrains_the_answer_to_its_arguments_and_tells_the_mod
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    """The real model (the installed Gemma 3 270M) served on a free port for this module."""
+def model() -> localmodel.LocalModel:
+    """The real model (the installed Gemma 3 270M), loaded once for this module."""
     try:
         path = localmodel.model_path()
     except SystemExit as missing:
         pytest.skip(str(missing))  # a failure under CI (tests/ci_skips.py): make test installs it
-    model = localmodel.LocalModel(path, threads=2)
+    return localmodel.LocalModel(path, threads=2)
+
+
+@pytest.fixture(scope="module")
+def server(model) -> Iterator[str]:
+    """The model served on a free port, as ``make run MODEL=local`` serves it."""
     http = localmodel.serve(model, 0)
     thread = threading.Thread(target=http.serve_forever, daemon=True)
     thread.start()
@@ -258,3 +263,71 @@ def test_a_body_without_a_sane_content_length_is_refused_before_it_is_read(lengt
         localmodel.request_body(length, stream)
     assert refused.value.status == status and stream.tell() == 0
     assert localmodel.request_body("2", io.BytesIO(b"{}")) == {}
+
+
+def test_a_bundled_workflow_runs_end_to_end_on_the_real_model_under_dag_test(server, model, airflow_db):
+    """support_triage with baton_llm pointed at the local model as ``make run MODEL=local`` points it (common-ai's
+    OpenAI-compatible path): its triage is the real model's, valid against the step's output schema, and the
+    tokens its ``model.called`` events record are those the server counted."""
+    from demo.http_service import PartnerService
+
+    from baton.events import EventStore
+    from tests.conftest import DAGS, run_dag_test_in_subprocess
+
+    connection = {"conn_type": "pydanticai", "host": server, "password": "no-key",
+                  "extra": {"model": "openai-chat:gemma-3-270m"}}  # fmt: skip
+    before = len(model.served)
+    with PartnerService() as helpdesk:
+        run, results, output = run_dag_test_in_subprocess(
+            DAGS, "dags-folder", "support_triage", {"helpdesk_url": helpdesk.url("/local")},
+            env={"AIRFLOW_CONN_BATON_LLM": json.dumps(connection)},
+        )  # fmt: skip
+        assert run.state == "success", output[-4000:]
+        tickets = [p["body"]["ticket"] for p in helpdesk.posts("/local/tickets")]
+    # the version the rollout gave the run ("" or "v2."): its triage ran, the other version's was skipped
+    prefix = next(
+        task[: -len("triage")]
+        for task, (state, _) in results.items()
+        if task.endswith("triage") and state == "success"
+    )
+    triage = results[f"{prefix}triage"][1]
+    assert triage["priority"] in ("low", "normal", "high")
+    assert isinstance(triage["urgent"], list) and all(isinstance(t, str) for t in triage["urgent"])
+    assert isinstance(triage["summary"], str)
+    assert sorted(tickets) == sorted(t["id"] for t in results[f"{prefix}load_tickets"][1]["tickets"])
+    called = list(EventStore.from_airflow().read(run.run_id, types=["model.called"]))
+    assert called and not any(e.payload.get("offline") for e in called)
+    served = list(model.served)[before:]
+    assert sum(e.payload["requests"] for e in called) == len(served)
+    assert sum(e.payload["input_tokens"] for e in called) == sum(u["prompt_tokens"] for u in served)
+    assert sum(e.payload["output_tokens"] for e in called) == sum(u["completion_tokens"] for u in served)
+
+
+def test_unbounded_strings_and_arrays_get_a_bound_and_nothing_the_schema_refused_is_allowed():
+    """A small model under a grammar writes one string until its token limit: every string and array without a
+    bound gets one (never below what the schema asks at least); enums, patterns and formats keep theirs; a
+    schema nested past ``MAX_DEPTH`` is refused; hostile bounds count as none."""
+    from baton.localmodel import MAX_DEPTH, MAX_ITEMS, MAX_STRING, bounded
+
+    schema = {"type": "object", "properties": {
+        "summary": {"type": "string"}, "code": {"type": "string", "pattern": "^[A-Z]+$"},
+        "tier": {"type": "string", "enum": ["hot", "cold"]}, "short": {"type": "string", "maxLength": 5},
+        "long": {"type": "string", "minLength": 1000}, "ids": {"type": "array", "items": {"type": "string"}},
+        "odd": {"type": "string", "minLength": "many"}, "flag": {"type": "array", "minItems": True},
+    }}  # fmt: skip
+    got = bounded(schema)["properties"]
+    assert got["summary"] == {"type": "string", "maxLength": MAX_STRING}
+    assert got["code"] == schema["properties"]["code"] and got["tier"] == schema["properties"]["tier"]
+    assert got["short"]["maxLength"] == 5 and got["long"]["maxLength"] == 1000
+    assert got["ids"] == {
+        "type": "array",
+        "items": {"type": "string", "maxLength": MAX_STRING},
+        "maxItems": MAX_ITEMS,
+    }
+    assert got["odd"]["maxLength"] == MAX_STRING and got["flag"]["maxItems"] == MAX_ITEMS
+    assert schema["properties"]["summary"] == {"type": "string"}  # the caller's schema is left as it was
+    deep: dict = {"type": "string"}
+    for _ in range(MAX_DEPTH + 1):
+        deep = {"type": "array", "items": deep}
+    with pytest.raises(Refused, match=f"nested deeper than {MAX_DEPTH} levels"):
+        constraint({"tools": [_tool("t", {"type": "object", "properties": {"x": deep}})]})

@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -45,6 +46,7 @@ DEFAULT_TOKENS = 512
 MAX_WAITING = 8
 CONTEXT = 4096
 NAME = "gemma-3-270m"
+MAX_STRING, MAX_ITEMS, MAX_DEPTH = 300, 16, 64  # the bounds a schema's unbounded strings and arrays get
 MAX_SCHEMA_TEXT = 4000  # the fields told to the model: at most this many characters of their schema
 
 
@@ -168,6 +170,7 @@ def constraint(body: dict[str, Any]) -> Shape:
         schema = (fmt.get("json_schema") or {}).get("schema")
         if not isinstance(schema, dict):
             raise Refused(400, "'response_format.json_schema.schema' must be a JSON Schema object")
+        schema = bounded(schema)
         return Shape(schema, (), _told(schema, None))
     if fmt.get("type") == "json_object":
         schema = _object(fmt.get("schema"))
@@ -176,7 +179,30 @@ def constraint(body: dict[str, Any]) -> Shape:
 
 
 def _object(schema: Any) -> dict[str, Any]:
-    return schema if isinstance(schema, dict) else {"type": "object"}
+    return bounded(schema) if isinstance(schema, dict) else {"type": "object"}
+
+
+def bounded(schema: Any, depth: int = 0) -> Any:
+    """``schema`` with a bound on every string (``MAX_STRING`` characters) and array (``MAX_ITEMS`` items) that
+    has none: a small model under a grammar otherwise writes one string until the token limit (Gemma 3 270M
+    wrote a "two-sentence summary" of 512 tokens, three times). Every answer it allows, the schema allowed."""
+    if depth > MAX_DEPTH:
+        raise Refused(400, f"the schema is nested deeper than {MAX_DEPTH} levels")
+    if isinstance(schema, list):
+        return [bounded(item, depth + 1) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: bounded(value, depth + 1) for key, value in schema.items()}
+    free = not any(key in schema for key in ("enum", "const", "pattern", "format"))
+    if schema.get("type") == "string" and free and "maxLength" not in schema:
+        out["maxLength"] = max(MAX_STRING, _whole(schema.get("minLength")))
+    if schema.get("type") == "array" and "maxItems" not in schema:
+        out["maxItems"] = max(MAX_ITEMS, _whole(schema.get("minItems")))
+    return out
+
+
+def _whole(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _told(schema: dict[str, Any], description: Any) -> str:
@@ -197,6 +223,7 @@ class LocalModel:
         self.name, self.context = name, context
         self._lock = threading.Lock()
         self._waiting = threading.BoundedSemaphore(MAX_WAITING + 1)
+        self.served: deque[dict[str, int]] = deque(maxlen=10_000)  # the usage of each answer, newest last
         log.info(
             "Loaded %s in %.1f s (%d threads, context %d)", path, time.monotonic() - began, threads, context
         )
@@ -237,6 +264,7 @@ class LocalModel:
                     ) from error
         finally:
             self._waiting.release()
+        self.served.append(dict(result.get("usage") or {}))
         return self._answer(result, shape.tools)
 
     def _answer(self, result: dict[str, Any], tools: tuple[str, ...]) -> dict[str, Any]:
