@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 export AIRFLOW_HOME="$PWD/.airflow/test"
 source scripts/env.sh
 bash scripts/install.sh
-# The local model's tests answer with the real model (tests/test_localmodel.py): built once (about 9 minutes on
+# The local model's tests answer with the real model (tests/test_localmodel.py): built once (about 6 minutes on
 # two cores, then cached in ~/.cache/baton), as `make run MODEL=local` installs it.
 bash scripts/local_model.sh
 rm -rf "$AIRFLOW_HOME" && mkdir -p "$AIRFLOW_HOME"

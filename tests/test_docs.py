@@ -319,8 +319,10 @@ def _check_command(words: list[str], routes, makefile: str) -> None:
             json.loads(extra)
     elif tool == "curl":
         _check_curl(words, routes)
-    elif tool == "make":
-        assert all(re.search(rf"^{re.escape(t)}:", makefile, re.M) for t in args), words
+    elif tool == "make":  # its targets, and its variables (NAME=value) each used by the Makefile as $(NAME)
+        targets = [t for t in args if "=" not in t]
+        assert all(re.search(rf"^{re.escape(t)}:", makefile, re.M) for t in targets), words
+        assert all(f"$({t.split('=')[0]})" in makefile for t in args if "=" in t), words
     elif tool == "git":  # a template as it was: git show <rev>:<path of the repository>
         assert args[0] == "show" and (ROOT / args[1].split(":", 1)[1]).is_file(), words
     elif tool in {"source", "bash", ".venv/bin/python", "cp"}:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+import re
+import shlex
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +26,7 @@ from baton.localmodel import (
     constraint,
     turns,
 )
+from tests.conftest import ROOT
 
 SCORE = {
     "type": "object",
@@ -265,17 +269,29 @@ def test_a_body_without_a_sane_content_length_is_refused_before_it_is_read(lengt
     assert localmodel.request_body("2", io.BytesIO(b"{}")) == {}
 
 
+def _documented_connection(server: str) -> dict[str, Any]:
+    """The connection docs/plug-in.md tells a user to create for the local model, on this test's port."""
+    text = (ROOT / "docs" / "plug-in.md").read_text()
+    section = text[text.index("## A real model on this machine") :]
+    found = re.search(r"airflow connections add baton_llm (.*?)\n```", section, re.S)
+    assert found, "docs/plug-in.md names no connection for the local model"
+    words = shlex.split(found.group(1).replace("\\\n", " "))
+    option = dict(zip(words[::2], words[1::2], strict=True))
+    assert option["--conn-type"] == "pydanticai" and option["--conn-host"] == "http://127.0.0.1:8089/v1"
+    extra = json.loads(option["--conn-extra"])
+    return {"conn_type": "pydanticai", "host": server, "password": option["--conn-password"], "extra": extra}
+
+
 def test_a_bundled_workflow_runs_end_to_end_on_the_real_model_under_dag_test(server, model, airflow_db):
-    """support_triage with baton_llm pointed at the local model as ``make run MODEL=local`` points it (common-ai's
-    OpenAI-compatible path): its triage is the real model's, valid against the step's output schema, and the
-    tokens its ``model.called`` events record are those the server counted."""
+    """support_triage with baton_llm the connection docs/plug-in.md gives for the local model (common-ai's
+    OpenAI-compatible path, as ``make run MODEL=local`` defines it): its triage is the real model's, valid against
+    the step's output schema, and the tokens its ``model.called`` events record are those the server counted."""
     from demo.http_service import PartnerService
 
     from baton.events import EventStore
     from tests.conftest import DAGS, run_dag_test_in_subprocess
 
-    connection = {"conn_type": "pydanticai", "host": server, "password": "no-key",
-                  "extra": {"model": "openai-chat:gemma-3-270m"}}  # fmt: skip
+    connection = _documented_connection(server)
     before = len(model.served)
     with PartnerService() as helpdesk:
         run, results, output = run_dag_test_in_subprocess(
@@ -331,3 +347,66 @@ def test_unbounded_strings_and_arrays_get_a_bound_and_nothing_the_schema_refused
         deep = {"type": "array", "items": deep}
     with pytest.raises(Refused, match=f"nested deeper than {MAX_DEPTH} levels"):
         constraint({"tools": [_tool("t", {"type": "object", "properties": {"x": deep}})]})
+
+
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)
+def test_a_fan_out_of_10_items_on_the_real_model_stops_where_its_token_budget_says(
+    server, model, store, monkeypatch
+):
+    """10 items at 4 at once, each call bound to 450 tokens (its usage limits: what it reserves), against a
+    per-run budget of 1,200 tokens: items are answered while their reservation fits, the rest are refused naming
+    the budget; what the budget settled is what the model used (the server's count) and never above 1,200."""
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from pydantic import TypeAdapter
+
+    from baton.budgets.ledger import Ledger
+    from baton.coordination.fanout import BatchResult, FanOut, subtasks_of
+    from baton.events.recorder import StepRecorder
+    from baton.plan import CompiledStep, FanOutPlan
+    from baton.spec.budgets import Budget
+    from baton.spec.roster import Agent
+    from baton.spec.step import Step
+
+    connection = _documented_connection(server)
+    monkeypatch.setenv("AIRFLOW_CONN_LOCAL_LLM", json.dumps(connection))
+    agent = Agent(name="assessor", llm_conn_id="local_llm", capabilities=["assess"], max_concurrency=4,
+                  cost={"input_per_1k": 0.1, "output_per_1k": 0.2})  # fmt: skip
+    spec = TypeAdapter(Step).validate_python({
+        "id": "assess", "agent": "assessor", "for_each": {"over": "src.items", "concurrency": 4},
+        "instruction": "Assess the lead {{ item.name }}: a score from 0 to 100 and one reason.",
+        "output": {"score": {"type": "integer"}, "reason": {"type": "string"}},
+        "usage_limits": {"input_tokens_limit": 300, "output_tokens_limit": 150},
+    })  # fmt: skip
+    plan = FanOutPlan(source="src", field="items", concurrency=4, batch_size=None, partial_failure="continue")
+    step = CompiledStep(workflow="leads", template_version=1, spec=spec, agent=agent, fan_out=plan)
+    ti = SimpleNamespace(run_id="local_b1", task_id="assess", map_index=-1, try_number=1, max_tries=1)
+    context = {"ti": ti, "dag_run": SimpleNamespace(run_type="manual", conf={}), "logical_date": None}
+    recorder = StepRecorder(store, context, workflow="leads", template_version=1)
+    budget = Budget(name="leads-run", scope="workflow:leads", per="run", tokens=1200, warn_at=None)
+    scope = {"inputs": {}, "steps": {}, "context": {}, "run": {"id": "local_b1"}}
+    before = len(model.served)
+    fan = FanOut(
+        step, context, scope, recorder, timedelta(hours=1), logging.getLogger("test"), budgets=[budget]
+    )
+    items = subtasks_of([{"name": name} for name in ("Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark",
+                                                    "Wayne", "Wonka", "Cyberdyne", "Tyrell")])  # fmt: skip
+    outcome = fan.run(items, BatchResult())
+
+    assert len(outcome.results) + len(outcome.failures) == 10
+    assert outcome.results and outcome.failures, (len(outcome.results), outcome.failures)
+    for failure in outcome.failures.values():
+        assert (
+            "may not call its model: budget 'leads-run' (workflow:leads, per run, window run:local_b1)"
+            in (failure["error"])
+        ), failure
+    for result in outcome.results.values():
+        assert isinstance(result["output"]["score"], int) and isinstance(result["output"]["reason"], str)
+    events = list(store.read("local_b1"))
+    called = [e for e in events if e.type == "model.called"]
+    served = list(model.served)[before:]
+    used = sum(u["total_tokens"] for u in served)
+    assert sum(e.payload["input_tokens"] + e.payload["output_tokens"] for e in called) == used
+    settled, held = Ledger(store).spent(budget, "run:local_b1")
+    assert settled.tokens == used <= 1200 and held.tokens == 0
