@@ -289,6 +289,7 @@ def test_a_bundled_workflow_runs_end_to_end_on_the_real_model_under_dag_test(ser
     from demo.http_service import PartnerService
 
     from baton.events import EventStore
+    from baton.events.replay import timeline
     from tests.conftest import DAGS, run_dag_test_in_subprocess
 
     connection = _documented_connection(server)
@@ -313,6 +314,10 @@ def test_a_bundled_workflow_runs_end_to_end_on_the_real_model_under_dag_test(ser
     assert sorted(tickets) == sorted(t["id"] for t in results[f"{prefix}load_tickets"][1]["tickets"])
     called = list(EventStore.from_airflow().read(run.run_id, types=["model.called"]))
     assert called and not any(e.payload.get("offline") for e in called)
+    for event, line in zip(called, timeline(called), strict=True):  # baton replay: the model, tokens, re-asks
+        p = event.payload
+        assert f"gemma-3-270m: {p['input_tokens']} in / {p['output_tokens']} out tokens" in line, line
+        assert ("re-ask" in line) == (p["requests"] > 1), line
     served = list(model.served)[before:]
     assert sum(e.payload["requests"] for e in called) == len(served)
     assert sum(e.payload["input_tokens"] for e in called) == sum(u["prompt_tokens"] for u in served)
@@ -410,3 +415,20 @@ def test_a_fan_out_of_10_items_on_the_real_model_stops_where_its_token_budget_sa
     assert sum(e.payload["input_tokens"] + e.payload["output_tokens"] for e in called) == used
     settled, held = Ledger(store).spent(budget, "run:local_b1")
     assert settled.tokens == used <= 1200 and held.tokens == 0
+
+
+def test_baton_replay_says_how_many_times_a_call_was_asked_again():
+    from datetime import UTC, datetime
+
+    from baton.events.event import Event
+    from baton.events.replay import timeline
+
+    def line(requests: object) -> str:
+        payload = {"model": "gemma-3-270m", "input_tokens": 900, "output_tokens": 300, "cost": 0.0, "latency_s": 9.5,
+                   "prompt_sha256": "ab" * 32, "requests": requests}  # fmt: skip
+        event = Event(type="model.called", run_id="r", workflow="w", step="s", try_number=1, payload=payload,
+                      seq=1, ts=datetime.now(UTC))  # fmt: skip
+        return timeline([event])[0]
+
+    assert line(3).endswith("; 3 requests: 2 re-asks") and line(2).endswith("; 2 requests: 1 re-ask")
+    assert "re-ask" not in line(1)

@@ -200,6 +200,7 @@ def _summary(event: Event, full: bool = False) -> str:
                 ("OFFLINE MODEL (made-up answer) " if p.get("offline") else "")
                 + f"{p['model']}: {p.get('input_tokens')} in / {p.get('output_tokens')} out tokens, "
                 f"${p.get('cost', 0):.6f}, {p.get('latency_s')} s, prompt sha256 {_clip(p['prompt_sha256'], 12, full)}"
+                + _reasks(p.get("requests"))
             )
         case "output.recorded":
             return f"{p['size']} bytes" + (
@@ -209,6 +210,13 @@ def _summary(event: Event, full: bool = False) -> str:
             )
         case _:
             return _clip(", ".join(f"{k}={v}" for k, v in p.items()), 120, full)
+
+
+def _reasks(requests: Any) -> str:
+    """A call's re-asks (its requests after the first: answers that broke the output schema, asked again)."""
+    if not isinstance(requests, int) or isinstance(requests, bool) or requests < 2:
+        return ""
+    return f"; {requests} requests: {requests - 1} re-ask{'s' if requests > 2 else ''}"
 
 
 def _clip(value: Any, limit: int, full: bool) -> str:
