@@ -84,6 +84,16 @@ def test_a_malformed_conversation_is_refused_with_what_is_wrong(messages, error)
     assert refused.value.status == 400
 
 
+def test_hostile_parts_of_a_conversation_are_left_out_not_a_failure():
+    """Tool calls that are not a list of calls, parts without text, text that is not a string: left out."""
+    got = turns([
+        {"role": "user", "content": [{"type": "text", "text": 5}, {"text": "kept"}, "loose", None]},
+        {"role": "assistant", "content": "ok", "tool_calls": 7},
+        {"role": "assistant", "content": "", "tool_calls": ["x", {"function": "not a dict"}, {"id": 1}]},
+    ])  # fmt: skip
+    assert got == [{"role": "user", "content": "kept"}, {"role": "assistant", "content": "ok"}]
+
+
 def test_an_output_tool_constrains_the_answer_to_its_arguments_and_tells_the_model_its_fields():
     """pydantic-ai's structured output: the tools, ``tool_choice`` required or one function; OpenAI's
     ``json_schema`` response format; ``json_object``; free text."""

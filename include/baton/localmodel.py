@@ -89,8 +89,12 @@ def turns(messages: Any) -> list[dict[str, str]]:
                 400, f"messages[{n}] must be an object with a role of system, user, assistant or tool"
             )
         role, text = message["role"], _text(message.get("content"), n)
-        if role == "assistant" and message.get("tool_calls"):
-            calls = [c.get("function", {}) for c in message["tool_calls"] if isinstance(c, dict)]
+        if role == "assistant" and isinstance(message.get("tool_calls"), list):
+            calls = [
+                c["function"]
+                for c in message["tool_calls"]
+                if isinstance(c, dict) and isinstance(c.get("function"), dict)
+            ]
             text = "\n".join(
                 [text, *(json.dumps({"name": c.get("name"), "arguments": c.get("arguments")}) for c in calls)]
             )
@@ -99,7 +103,7 @@ def turns(messages: Any) -> list[dict[str, str]]:
         elif role == "developer":
             role = "system"
         if out and out[-1]["role"] == role:  # Gemma's template alternates user and assistant
-            out[-1]["content"] += "\n\n" + text.strip()
+            out[-1]["content"] = "\n\n".join(part for part in (out[-1]["content"], text.strip()) if part)
         else:
             out.append({"role": role, "content": text.strip()})
     return out
@@ -110,7 +114,7 @@ def _text(content: Any, n: int) -> str:
         return content or ""
     if isinstance(content, list):
         return "\n".join(
-            part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text"
+            part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)
         )
     raise Refused(400, f"messages[{n}].content must be a string or a list of text parts")
 
