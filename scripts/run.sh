@@ -10,7 +10,7 @@ python -m demo.business >/dev/null
 baton validate >/dev/null || echo "Some templates have errors: they show as import errors in the UI (run: baton validate)."
 
 # `make run MODEL=local`: every agent of baton_llm answered by a real language model on this machine (Gemma 3
-# 270M under llama.cpp: scripts/local_model.sh installs it, docs/local-model.md) instead of the offline one.
+# 270M under llama.cpp: scripts/local_model.sh installs it; docs/plug-in.md) instead of the offline one.
 model_pgid=""
 case "${BATON_MODEL:-offline}" in
   offline) ;;
@@ -19,9 +19,11 @@ case "${BATON_MODEL:-offline}" in
     model_port=${BATON_LOCAL_MODEL_PORT:-8089}
     setsid python -m baton.localmodel --port "$model_port" >"$AIRFLOW_HOME/local_model.log" 2>&1 &
     model_pgid=$!
-    for _ in $(seq 1 120); do
+    trap 'kill -TERM -- "-$model_pgid" 2>/dev/null || true' EXIT  # until Airflow's start sets the whole stop
+    for wait_s in $(seq 1 121); do
       curl -sf "http://127.0.0.1:$model_port/health" >/dev/null 2>&1 && break
       kill -0 "$model_pgid" 2>/dev/null || { echo "The local model exited; see $AIRFLOW_HOME/local_model.log"; exit 1; }
+      [ "$wait_s" -le 120 ] || { echo "The local model did not answer in 120 s; see $AIRFLOW_HOME/local_model.log"; exit 1; }
       sleep 1
     done
     # common-ai's OpenAI-compatible path (no key is checked: the password only fills the client's field)
