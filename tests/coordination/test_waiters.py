@@ -38,6 +38,20 @@ def _rows(store) -> dict[str, datetime]:
         return dict(conn.execute(select(w.waiter, w.expires_at).where(w.agent == "solo")).all())
 
 
+def _both_waiting(
+    store, first: tuple[str, timedelta], second: tuple[str, timedelta]
+) -> tuple[Agent, Slots, Slots]:
+    """An agent of one slot, held, then let go once a caller of ``first`` and one of ``second`` (a name and when its
+    run must start) wait for it, ``first`` asking first (``since`` 1.0 and 2.0): the agent and the two callers."""
+    agent, holder = _agent(), Slots(store)
+    callers = [Slots(store, _place(name, start_in)) for name, start_in in (first, second)]
+    assert holder.acquire(agent, "first", TTL) == 0
+    for since, (caller, (name, _)) in enumerate(zip(callers, (first, second), strict=True), start=1):
+        assert caller.acquire(agent, name, TTL, since=float(since)) is None
+    holder.release("solo", 0)
+    return agent, callers[0], callers[1]
+
+
 def test_a_free_slot_goes_to_the_waiting_run_that_must_start_soonest_not_to_the_first_that_asks(store):
     """A bulk run (start-by in an hour) began waiting first; an urgent one (in a minute) after it. When the slot
     is let go, the bulk caller that asks first gets nothing (the urgent one is ahead), the urgent one gets it,
@@ -81,13 +95,9 @@ def test_a_caller_with_nobody_ahead_takes_a_slot_at_once_and_writes_no_row(store
 def test_a_low_priority_run_past_its_age_bound_goes_before_urgent_work_that_arrived_later(store):
     """Never starved: a bulk run queued long ago has a start-by (its age bound) in the past; an urgent run
     that arrives now must start within a minute: the bulk run is ahead."""
-    agent, holder = _agent(), Slots(store)
-    aged = Slots(store, _place("aged-bulk", -timedelta(minutes=5)))
-    urgent = Slots(store, _place("urgent", timedelta(minutes=1)))
-    assert holder.acquire(agent, "first", TTL) == 0
-    assert urgent.acquire(agent, "urgent", TTL, since=1.0) is None
-    assert aged.acquire(agent, "aged", TTL, since=2.0) is None
-    holder.release("solo", 0)
+    agent, urgent, aged = _both_waiting(
+        store, ("urgent", timedelta(minutes=1)), ("aged", -timedelta(minutes=5))
+    )
     assert urgent.acquire(agent, "urgent", TTL, since=1.0) is None
     assert aged.acquire(agent, "aged", TTL, since=2.0) == 0
 
@@ -148,13 +158,7 @@ def test_a_killed_waiters_row_holds_nobody_up_once_it_expired_and_goes_at_the_ne
 def test_a_caller_without_a_place_stands_as_one_that_must_start_now(store):
     """Outside a step's task (a compensation, a tool): behind callers whose start-by has passed, ahead of the
     others."""
-    agent, holder = _agent(), Slots(store)
-    late = Slots(store, _place("late", -timedelta(minutes=1)))
-    later = Slots(store, _place("later", timedelta(minutes=10)))
-    assert holder.acquire(agent, "first", TTL) == 0
-    assert late.acquire(agent, "late", TTL, since=1.0) is None
-    assert later.acquire(agent, "later", TTL, since=2.0) is None
-    holder.release("solo", 0)
+    agent, late, _ = _both_waiting(store, ("late", -timedelta(minutes=1)), ("later", timedelta(minutes=10)))
     assert Slots(store).acquire(agent, "placeless", TTL) is None  # the late run is ahead of it
     assert late.acquire(agent, "late", TTL, since=1.0) == 0
     late.release("solo", 0)
