@@ -368,10 +368,11 @@ def test_unbounded_strings_and_arrays_get_a_bound_and_nothing_the_schema_refused
 def test_a_fan_out_of_10_items_on_the_real_model_stops_where_its_token_budget_says(
     server, model, store, monkeypatch
 ):
-    """10 items at 4 at once, each call bound to 700 tokens (its usage limits: what it reserves; an answer of this
-    schema, its reason bounded at 300 characters, cannot pass them), against a per-run budget of 1,000 tokens:
-    items are answered while their reservation fits, the rest are refused naming the budget; what the budget
-    settled is what the model used (the server's count) and never above 1,000."""
+    """10 items at 4 at once, each call bound to 700 tokens (its usage limits: what it reserves), against a per-run
+    budget of 1,000 tokens: items are answered while their reservation fits, and the budget refuses the rest,
+    naming itself; an item may also fail for the model's own reasons (its answers broke the schema, or its
+    re-asks outgrew the call's limits: the real model does that now and then), never for another. What the
+    budget settled is what the model used (the server's count), never above 1,000, nothing left held."""
     from datetime import timedelta
     from types import SimpleNamespace
 
@@ -411,11 +412,13 @@ def test_a_fan_out_of_10_items_on_the_real_model_stops_where_its_token_budget_sa
     outcome = fan.run(items, BatchResult())
 
     assert len(outcome.results) + len(outcome.failures) == 10
-    assert outcome.results and outcome.failures, (len(outcome.results), outcome.failures)
-    for failure in outcome.failures.values():
+    refusal = "may not call its model: budget 'leads-run' (workflow:leads, per run, window run:local_b1)"
+    refused = [f for f in outcome.failures.values() if refusal in f["error"]]
+    own = [f for f in outcome.failures.values() if refusal not in f["error"]]
+    assert outcome.results and refused, (len(outcome.results), outcome.failures)  # the budget stopped it
+    for failure in own:
         assert (
-            "may not call its model: budget 'leads-run' (workflow:leads, per run, window run:local_b1)"
-            in (failure["error"])
+            "hit the step's usage limits" in failure["error"] or "gave no valid output" in failure["error"]
         ), failure
     for result in outcome.results.values():
         assert isinstance(result["output"]["score"], int) and isinstance(result["output"]["reason"], str)
