@@ -55,6 +55,7 @@ def _fan(
     try_number: int = 1,
     dedupe: bool = False,
     items_per_call: int | None = None,
+    output: dict | None = None,
 ):
     spec = {
         "id": "assess",
@@ -62,6 +63,7 @@ def _fan(
         "instruction": "Assess lead {{ item.id }}.",
         "usage_limits": LIMITS,
         **({"route": route} if route else {"agent": candidates[0].name}),
+        **({"output": output} if output else {}),
     }
     step = CompiledStep(
         workflow="leads",
@@ -392,10 +394,44 @@ def test_a_model_that_does_not_keep_the_group_s_answers_apart_gets_each_item_alo
         outcome = fan.run(_items(3), BatchResult())
     assert len(outcome.results) == 3 and not outcome.failures
     assert {r["output"]["text"] for r in outcome.results.values()} == {'{"text": "fine"}'}  # its text, as is
-    calls = [e.payload for e in store.read("run_gx") if e.type == "model.called"]
-    assert [c.get("items") for c in calls] == [None, None, None]  # the three alone; the group made none
+    called = [e for e in store.read("run_gx") if e.type == "model.called"]
+    # the group's failed call, its three requests spent (attempt 0 of its first item), then the three alone
+    assert sorted((e.key.rsplit("|", 1)[-1], e.payload["requests"]) for e in called) == [
+        ("lead000#0", 3), ("lead000#1", 1), ("lead001#1", 1), ("lead002#1", 1)
+    ]  # fmt: skip
     grouped = [body for _, body in server.requests if "Do each of the 3 tasks below" in json.dumps(body)]
     assert len(grouped) == 3  # asked, re-asked twice (the step's output_retries), then given up
+
+
+def test_an_item_whose_answers_break_its_schema_records_the_tokens_it_spent(store, monkeypatch):
+    """A failed item's model call is spent all the same: its ``model.called`` (every request, re-asks included)
+    is recorded with its ``subtask.failed``, as a step's failed call records its own, and the budget settles
+    exactly what the events say (before, such an item recorded no model.called: its tokens were in the ledger
+    alone)."""
+    from tests.agents.openai_server import OpenAICompatibleServer
+
+    with OpenAICompatibleServer({"text": "fine"}) as server:
+        conn = {"conn_type": "pydanticai", "host": server.url + "/invalid/v1", "password": "sk-invalid-test",
+                "extra": {"model": "openai-chat:gpt-invalid"}}  # fmt: skip
+        monkeypatch.setenv("AIRFLOW_CONN_BAD_LLM", json.dumps(conn))
+        agent = Agent(
+            name="breaker", llm_conn_id="bad_llm", capabilities=["assess"], max_concurrency=4, cost=PRICE
+        )
+        budget = Budget(name="bad-run", scope="workflow:leads", per="run", tokens=100_000, warn_at=None)
+        fan = _fan(store, "run_bad", [budget], candidates=(agent,), output={"score": {"type": "integer"}})
+        outcome = fan.run(_items(2), BatchResult())
+    assert not outcome.results and len(outcome.failures) == 2
+    for (
+        failure
+    ) in outcome.failures.values():  # its answers broke the schema until the re-asks or limits ran out
+        assert (
+            "gave no valid output" in failure["error"] or "hit the step's usage limits" in failure["error"]
+        ), failure
+    called = [e for e in store.read("run_bad") if e.type == "model.called"]
+    assert sorted(e.key.rsplit("|", 1)[-1] for e in called) == ["lead000#1", "lead001#1"]
+    assert sum(e.payload["requests"] for e in called) == len(server.requests) > 2  # re-asks included
+    tokens = sum(e.payload["input_tokens"] + e.payload["output_tokens"] for e in called)
+    assert tokens > 0 and Ledger(store).spent(budget, "run:run_bad")[0].tokens == tokens
 
 
 def test_a_budget_s_warning_reaches_slack_once_per_window_whichever_run_passes_it(store, monkeypatch):

@@ -98,13 +98,21 @@ class ItemAttempts:
             self.cheap.add(sub.id)
         reassign = self.fixed is None and attempt < MAX_REASSIGN and not refused
         detail = {"error_class": type(error).__name__, "error": str(error)[:1000], "reassigned": reassign}
-        await self.release(agent, slot, [self.event("subtask.failed", sub, agent, attempt, detail)])
+        failed = self.event("subtask.failed", sub, agent, attempt, detail)
+        await self.release(agent, slot, [*self.spent_events(sub, agent, attempt, error), failed])
         if not refused and not isinstance(error, BudgetExceeded):  # the agent did not fail: no count
             await asyncio.to_thread(self.breaker_failure, agent, error)
             failing.add(agent.name)
         tried[agent.name] = f"failed subtask {sub.id}: {type(error).__name__}"
         if not reassign:
             raise SubtaskError(str(error), list(tried), recorded=True) from error
+
+    def spent_events(self, sub: Subtask, agent: Agent, attempt: int, error: BaseException) -> list[Event]:
+        """The ``model.called`` of a model call that failed after its model answered (answers that broke the
+        schema, re-asks past the usage limits): its tokens were spent, the budgets settled them, and the run's
+        events hold them as a step's failed call does. None when the model was never reached."""
+        payload = getattr(error, "spent", None)
+        return [self.event("model.called", sub, agent, attempt, payload)] if payload else []
 
     async def skill_item(self, sub: Subtask) -> Any:
         """A subtask of a skill step: no agent to choose; recorded like an agent's (so a later try

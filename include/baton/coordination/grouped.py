@@ -92,7 +92,8 @@ async def call_group(fan: Any, members: list[Subtask], failing: set[str]) -> dic
             "Step %s: the call for items %s..%s failed (%s: %s); they run one by one",
             fan.step.task_id, first.id, members[-1].id, type(error).__name__, str(error)[:300],
         )  # fmt: skip
-        await fan.release(agent, slot, [])
+        # what the failed call spent, as attempt 0 of its first item: each item's own call is its attempt 1
+        await fan.release(agent, slot, fan.spent_events(first, agent, 0, error))
         if not isinstance(error, BudgetExceeded):
             await asyncio.to_thread(fan.breaker_failure, agent, error)
             failing.add(agent.name)
