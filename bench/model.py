@@ -34,10 +34,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.append(str(ROOT / "bench"))  # last: bench/celery.py must not shadow the celery package
-
-from cli_types import bounded_int  # noqa: E402 (after the path: a module of bench/)
+from cli_types import bounded_int
+from harness import ROOT  # importing harness moves bench/ last on sys.path (bench/celery.py shadows celery)
 
 
 def steps_to_call(dags: Path) -> list[tuple[str, Any, Any, str, int]]:
@@ -46,9 +44,7 @@ def steps_to_call(dags: Path) -> list[tuple[str, Any, Any, str, int]]:
     from jinja2 import ChainableUndefined  # deferred: the benchmark's lenient rendering only
     from jinja2.sandbox import SandboxedEnvironment  # deferred: idem
 
-    from baton.agents.outputs import (
-        output_model,
-    )  # deferred: Baton's runtime loads after the arguments' check
+    from baton.agents.outputs import output_model  # deferred: Baton loads after the arguments' check
     from baton.compile.loader import healthy_workflows, read_roster  # deferred: idem
 
     roster, error = read_roster(dags)

@@ -23,7 +23,7 @@ cache="${BATON_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/baton}/wheels/llama-cpp-py
 if ! compgen -G "$cache/llama_cpp_python-$llama-*.whl" >/dev/null; then
   echo "Building llama-cpp-python $llama for any x86-64 CPU with AVX2 ($flags): about 6 minutes on 2 cores, once."
   began=$SECONDS
-  mkdir -p "$cache.partial"
+  rm -rf "$cache.partial" && mkdir -p "$cache.partial"  # what a build cut short left goes first
   CMAKE_ARGS="$flags" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
     .venv/bin/python -m pip wheel --quiet --no-cache-dir --no-deps --no-binary llama-cpp-python -w "$cache.partial" \
     "llama-cpp-python==$llama"

@@ -149,19 +149,9 @@ def constraint(body: dict[str, Any]) -> Shape:
              "required": ["name", "arguments"]}
             for t in tools
         ]  # fmt: skip
-        names = ", ".join(t["name"] for t in tools)
-        return Shape(
-            {"anyOf": options},
-            tuple(t["name"] for t in tools),
-            f"Call one of: {names}. "
-            + _told(
-                {
-                    "type": "object",
-                    "properties": {"name": {"enum": [t["name"] for t in tools]}, "arguments": {}},
-                },
-                None,
-            ),
-        )
+        names = tuple(t["name"] for t in tools)
+        told = f'Call one of: {", ".join(names)}. Answer with only a JSON object {{"name": ..., "arguments": ...}}'
+        return Shape({"anyOf": options}, names, told)
     return _response_format(body.get("response_format") or {})
 
 
@@ -309,9 +299,15 @@ def request_body(length: str | None, stream: Any) -> Any:
             413 if size > MAX_BODY else 400, f"a body of 1 to {MAX_BODY} bytes, with its Content-Length"
         )
     try:
-        return json.loads(stream.read(size))
+        return json.loads(stream.read(size), parse_constant=_not_json)
     except (ValueError, UnicodeDecodeError, RecursionError) as error:  # RecursionError: nested too deep
         raise Refused(400, f"the body is not JSON (or is nested too deep): {error}") from error
+
+
+def _not_json(constant: str) -> None:
+    raise ValueError(
+        f"{constant} is not a JSON number"
+    )  # Python's json reads NaN and Infinity; JSON has none
 
 
 def described(model: LocalModel, path: str) -> dict[str, Any]:

@@ -195,7 +195,10 @@ class Slots:
             self.waiting.wait_in(conn, agent.name, since, params)
             return None
         self.waiting.served_in(conn, since)
-        self.store.append_in(conn, waited(events, since, self.waiting.start_by))
+        placed = (
+            params["start_by"] if self.waiting.place is not None else None
+        )  # a place-less caller's is now
+        self.store.append_in(conn, waited(events, since, placed))
         self._holders[(agent.name, slot)] = params["holder"]
         return slot
 

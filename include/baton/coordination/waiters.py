@@ -139,11 +139,6 @@ class Waiting:
             return {"waiter": "", "start_by": now}
         return {"waiter": self.place.waiter, "start_by": self.place.start_by(conn)}
 
-    @property
-    def start_by(self) -> datetime | None:
-        """The start-by time this task's callers wait with, once read (None: no place, or not read yet)."""
-        return self.place._start_by if self.place is not None else None
-
     def wait_in(self, conn: Connection, agent: str, since: float | None, params: dict[str, Any]) -> None:
         """The caller found no slot it may take: its task's row (re)written, living ``WAIT_TTL`` more; the
         agent's expired rows (killed callers') go. A caller that does not wait (no ``since``) writes nothing."""

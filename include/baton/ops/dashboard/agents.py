@@ -82,8 +82,9 @@ def _waiting(conn: Connection, now: datetime) -> dict[str, dict[str, Any]]:
     for agent, waiter, start_by in conn.execute(
         select(w.agent, w.waiter, w.start_by).where(live).order_by(w.start_by, w.since).limit(MAX_WAITERS)
     ):
-        found.setdefault(
-            agent, {"waiting": counts[agent], "next_waiting": {"task": waiter, "start_by": iso(start_by)}}
+        found.setdefault(  # a row that began waiting between the two reads counts
+            agent,
+            {"waiting": counts.get(agent, 1), "next_waiting": {"task": waiter, "start_by": iso(start_by)}},
         )
     return found | {a: {"waiting": n, "next_waiting": None} for a, n in counts.items() if a not in found}
 
