@@ -31,11 +31,14 @@ of ``$BATON_TEST_PG`` or 127.0.0.1:5432, as bench/latency.py's, which scripts/te
 OpenAI-compatible model server on 127.0.0.1 (this file starts it, tests/agents/openai_server.py) that
 every side of (b) calls through the same connection: three agent steps in a chain, Baton's template vs
 three common-ai ``AgentOperator`` tasks vs three plain ``@task``s each posting the same chat completion
-with httpx (the baseline). (c): ``--calls`` agent calls of 200 ms each, Baton's ``for_each`` (16 at once,
-in one task, on the offline model with a delay, after the ``items`` skill step it iterates over) vs as
-many mapped ``@task``s (each a 200 ms sleep) vs one ``@task`` running them with ``asyncio.gather`` (16 at
-once, the baseline). A run's time is from just before ``POST /dagRuns`` until polling sees it succeed;
-runs alternate, ``--runs`` of each after ``--warmups`` (one by default) not measured; the median is shown.
+with httpx (the baseline). (c): ``--calls`` agent calls, each answered by the model server after 200 ms,
+every side the same calls through one connection: Baton's ``for_each`` (16 at once, in one task, after the
+``items`` skill step it iterates over) vs as many mapped ``@task``s (one pydantic-ai agent call each, the
+agent made by common-ai's hook) vs one ``@task`` gathering the same agent calls with ``asyncio.gather``, 16
+at once (the baseline); beside them the floor, one ``@task`` gathering as many 200 ms sleeps
+(bench/fanout.py's bare DAG: no agent library, no HTTP). A run's time is from just before ``POST /dagRuns``
+until polling sees it succeed; runs alternate, ``--runs`` of each after ``--warmups`` (one by default) not
+measured; the median is shown.
 
 The peers are their released versions, installed from the package index into a throwaway environment
 made by this run (a venv layered over the running one, removed at the end): dag-factory 1.1.0,
@@ -470,6 +473,12 @@ def main() -> int:
             f"Baton's {max(parse)} templates, wall: cold {top['cold']:.2f} s, warm {top['warm']:.2f} s, {fits} "
             f"dagbag_import_timeout ({IMPORT_TIMEOUT:.0f} s by default; its imports counted)"
         )
+        if runs is not None:  # the floor: what no agent library can go under
+            print(
+                "fan-out against its floor (the gather's calls as bare sleeps): "
+                f"Baton {runs['fanout'] / runs['sleeps']:.2f} x, the gather of agent calls "
+                f"{runs['gather'] / runs['sleeps']:.2f} x"
+            )
         print(headline(parse, runs))
     return 0
 

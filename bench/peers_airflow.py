@@ -20,10 +20,15 @@ from devtools.standalone import Standalone
 from tests.agents.openai_server import OpenAICompatibleServer
 
 CONN, SLOW = "bench_model", "bench_slow"
-DELAY = 0.2  # seconds per fanned-out agent call (the offline model with a delay; a sleep for the peers)
+DELAY = 0.2  # seconds the model server takes to answer a fanned-out agent call (a sleep in the floor's)
 CONCURRENCY = 16
 B = {"baton": "peers_b_baton", "commonai": "peers_b_commonai", "plain": "peers_b_plain"}
-C = {"fanout": "peers_c_baton", "mapped": "peers_c_mapped", "gather": "peers_c_gather"}
+C = {
+    "fanout": "peers_c_baton",
+    "mapped": "peers_c_mapped",
+    "gather": "peers_c_gather",
+    "sleeps": "peers_c_sleeps",
+}
 
 ROSTER = f"""\
 agents:
@@ -33,7 +38,7 @@ agents:
     llm_conn_id: {CONN}
     max_concurrency: 16
   - name: bench_worker
-    description: Answers after {DELAY * 1000:.0f} ms (the offline model with a delay).
+    description: Answers after {DELAY * 1000:.0f} ms (the model server of bench/peers.py, delayed).
     capabilities: [bench]
     llm_conn_id: {SLOW}
     max_concurrency: {CONCURRENCY}
@@ -138,29 +143,64 @@ steps:
     for_each: {{over: items.items, concurrency: {concurrency}}}
     agent: bench_worker
     instruction: "Process {{{{ item }}}}."
-    output: {{done: string}}
+    output: {{summary: string}}
 """
 
-C_MAPPED = '''\
-"""Peers benchmark (bench/peers.py): {calls} mapped @tasks, each a {delay}-s call (airflow DAG)."""
+# (c)'s peers make the same agent calls as Baton's fan-out: pydantic-ai agents on the connection SLOW, made
+# by common-ai's hook, each call answered by the model server after DELAY seconds.
+C_PEER = '''\
+"""Peers benchmark (bench/peers.py): {what} (airflow DAG)."""
 
-import time
+import asyncio
 
+from airflow.providers.common.ai.hooks.pydantic_ai import PydanticAIHook
 from airflow.sdk import dag, task
+from pydantic import BaseModel
 
 
-@dag(dag_id="peers_c_mapped", schedule=None, tags=["bench"])
-def peers_c_mapped():
+class Plan(BaseModel):
+    summary: str
+
+
+def agent():
+    return PydanticAIHook(llm_conn_id="{conn}").create_agent(Plan, instructions="The benchmark's agent.")
+
+
+@dag(dag_id="{dag_id}", schedule=None, tags=["bench"])
+def {dag_id}():
+{body}
+
+{dag_id}()
+'''
+
+C_GATHER_BODY = """\
     @task
-    def work(index: int) -> int:
-        time.sleep({delay})
-        return index
+    def work() -> int:
+        async def calls() -> list[Plan]:
+            model, gate = agent(), asyncio.Semaphore({concurrency})
+
+            async def one(index: int) -> Plan:
+                async with gate:
+                    return (await model.run(f"Process {{index}}.")).output
+
+            return await asyncio.gather(*(one(i) for i in range({calls})))
+
+        return len(asyncio.run(calls()))
+
+    work()
+"""
+
+C_MAPPED_BODY = """\
+    @task
+    def work(index: int) -> str:
+        return agent().run_sync(f"Process {{index}}.").output.summary
 
     work.expand(index=list(range({calls})))
+"""
 
 
-peers_c_mapped()
-'''
+def peer_dag(dag_id: str, what: str, body: str, **fill: object) -> str:
+    return C_PEER.format(dag_id=dag_id, what=what, conn=SLOW, body=body.format(**fill))
 
 
 def write_dags(dags: Path, calls: int) -> None:
@@ -174,10 +214,18 @@ def write_dags(dags: Path, calls: int) -> None:
         "peers_b_commonai.py": B_COMMONAI,
         "peers_b_plain.py": B_PLAIN,
         "workflows/peers_c_baton.yaml": C_BATON.format(**fill),
-        "peers_c_mapped.py": C_MAPPED.format(**fill),
-        # the bare gather: bench/fanout.py's baseline DAG, the same file
-        "peers_c_gather.py": BARE_DAG.format(
-            dag_id=C["gather"], items=calls, delay=DELAY, delay_ms=DELAY * 1000, concurrency=CONCURRENCY
+        "peers_c_mapped.py": peer_dag(
+            C["mapped"], f"{calls} mapped @tasks, an agent call each", C_MAPPED_BODY, **fill
+        ),
+        "peers_c_gather.py": peer_dag(
+            C["gather"],
+            f"one @task gathering {calls} agent calls, {CONCURRENCY} at once",
+            C_GATHER_BODY,
+            **fill,
+        ),
+        # the floor: bench/fanout.py's bare DAG, the same file (sleeps in place of the agent calls)
+        "peers_c_sleeps.py": BARE_DAG.format(
+            dag_id=C["sleeps"], items=calls, delay=DELAY, delay_ms=DELAY * 1000, concurrency=CONCURRENCY
         ),  # fmt: skip
     }
     for name, text in files.items():
@@ -191,7 +239,7 @@ def settings(model_url: str) -> dict[str, str]:
         "password": "sk-bench",
         "extra": {"model": "openai-chat:gpt-bench"},
     }
-    slow = {"conn_type": "pydanticai", "extra": {"model": "baton:offline", "offline_delay_s": DELAY}}
+    slow = {**model, "host": model_url.replace("/valid/", "/delayed/")}  # answers after DELAY s
     return {
         "BATON_EXTENSIONS": "devtools.bench_skills",  # the bench_items skill
         f"AIRFLOW_CONN_{CONN.upper()}": json.dumps(model),
@@ -230,7 +278,9 @@ def bench_runs(
     each not measured; None when a run failed."""
     out: dict[str, float] = {}
     with ExitStack() as stack:
-        model = stack.enter_context(OpenAICompatibleServer({"summary": "a plan, from the model server"}))
+        model = stack.enter_context(
+            OpenAICompatibleServer({"summary": "a plan, from the model server"}, delay=DELAY)
+        )
         dags = work / "airflow-dags"
         write_dags(dags, calls)
         meta = Databases(

@@ -3,6 +3,7 @@
 Each path prefix is a scripted behaviour: ``/valid/v1`` answers every call to an output tool with
 ``answer`` (or text), ``/invalid…/v1`` always answers with arguments that fail validation, and
 ``/slow/v1`` holds its first request until ``release()`` (a model call a test can kill a task in).
+``/delayed/v1`` answers as ``/valid/v1`` after ``delay`` seconds (a model's latency, for the benchmarks).
 ``/tools/v1`` uses a tool first: while the last message is not a tool's result it calls ``tool_call``
 (a tool name and its arguments); once it is, it answers with the output tool (``final_result…``,
 or text when there is none) and the arguments ``finish(the tool result's text)`` — so what the tool
@@ -14,9 +15,15 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 64  # a fan-out's 16 calls at once connect together (the default backlog is 5)
+    daemon_threads = True
 
 
 class OpenAICompatibleServer:
@@ -25,8 +32,10 @@ class OpenAICompatibleServer:
         answer: dict[str, Any],
         tool_call: tuple[str, dict[str, Any]] | None = None,
         finish: Callable[[str], dict[str, Any]] = json.loads,
+        delay: float = 0.0,
     ):
         self.answer = answer
+        self.delay = delay
         self.tool_call = tool_call
         self.finish = finish
         self.requests: list[tuple[str, dict[str, Any]]] = []
@@ -49,6 +58,8 @@ class OpenAICompatibleServer:
                     and sum(p.startswith("/slow/") for p, _ in server.requests) == 1
                 ):
                     server.released.wait(timeout=120)
+                if self.path.startswith("/delayed/"):
+                    time.sleep(server.delay)
                 try:
                     payload = json.dumps(server.reply(self.path, body)).encode()
                 except LookupError as error:
@@ -63,7 +74,7 @@ class OpenAICompatibleServer:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
