@@ -51,9 +51,11 @@ import baton.plugin.listener
 import baton.skills  # Baton's own skills
 import baton.spec.sensor_query  # sqlglot, for the SQL of a threshold sensor
 from baton import extensions
+from baton.agents.warm import warm_model_path
 from baton.compile.cache import code_fingerprint
 
 get_listener_manager()  # cached: loads the plugins and registers their listeners
 data_snapshot.get_snapshot()  # pydantic-ai's model price table, parsed once
 code_fingerprint()
 extensions.preload()  # the team's skills, each import bounded; see the docstring
+warm_model_path()  # one structured-output call answered in process: a task's first model call is its next
