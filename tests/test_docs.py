@@ -10,6 +10,7 @@ Each block is preceded by a marker that says how it is checked::
     <!-- check: roster -->                part of dags/agents.yaml: merged into the bundled roster, loaded
     <!-- check: monitoring -->            a dags/monitoring.yaml: loaded as the monitor loads it
     <!-- check: budgets -->               a dags/budgets.yaml: loaded as a task loads it
+    <!-- check: dataset -->               a dags/evals/<workflow>.yaml: checked against the bundled template
     <!-- check: yaml REASON -->           parsed only (YAML for another tool); the reason says which
     <!-- check: shell -->                 every command is parsed by the tool that runs it (baton's and
                                           Airflow's CLI parsers, the REST API's routes and body models,
@@ -126,6 +127,7 @@ def test_every_yaml_shell_and_python_block_says_how_it_is_checked():
         "roster",
         "monitoring",
         "budgets",
+        "dataset",
         "yaml",
         "shell",
         "shell-run",
@@ -240,6 +242,21 @@ def test_a_budgets_file_loads_as_a_task_loads_it(block, tmp_path):
 
     (tmp_path / "budgets.yaml").write_text(block.text)
     assert budgets_of(tmp_path), f"{block} declares no budget"
+
+
+@pytest.mark.parametrize("block", [b for b in BLOCKS if b.kind == "dataset"], ids=str)
+def test_a_dataset_fits_its_bundled_workflow_as_baton_validate_checks_it(block, tmp_path):
+    from baton.spec.evals_checks import folder_datasets
+    from baton.spec.loading import read_roster, read_workflow
+
+    name = yaml.safe_load(block.text)["dataset"]
+    (tmp_path / "evals").mkdir()
+    (tmp_path / "evals" / f"{name}.yaml").write_text(block.text)
+    bundled = Path(__file__).resolve().parents[1] / "dags"
+    workflow, _ = read_workflow(
+        bundled / "workflows" / f"{name}.yaml", read_roster(bundled / "agents.yaml")[0]
+    )
+    assert folder_datasets(tmp_path, {name: workflow}) == [], str(block)
 
 
 @pytest.mark.parametrize("block", [b for b in BLOCKS if b.kind == "yaml"], ids=str)

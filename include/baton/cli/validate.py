@@ -1,6 +1,6 @@
-"""``baton validate``: every problem of every template (and of the roster, and of ``budgets.yaml`` and
-``monitoring.yaml`` beside it), each file as soon as it is checked; a crash while checking one file is that
-file's error, never the end of the command."""
+"""``baton validate``: every problem of every template (and of the roster, of ``budgets.yaml`` and
+``monitoring.yaml`` beside it, and of the evaluation datasets in ``evals/``), each file as soon as it is
+checked; a crash while checking one file is that file's error, never the end of the command."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from baton.spec import lint
 from baton.spec.budgets import FILE as BUDGETS_FILE
 from baton.spec.budgets import load_budgets
 from baton.spec.checks.egress import egress_findings
+from baton.spec.evals_checks import folder_datasets
 from baton.spec.loading import Source, read_roster, read_workflow, template_files
 from baton.spec.monitoring import FILE as MONITORING_FILE
 from baton.spec.monitoring import read_monitoring
@@ -221,6 +222,10 @@ def validate(paths: list[str], agents: Path, fmt: str = "text") -> int:
         errors += len(issues)
         report.file(str(path), issues, old_forms)
         deprecated += old_forms
+    for path, issues in folder_datasets(agents.parent, {w.workflow: w for w in loaded.values()}):
+        report.file(str(path), issues)  # evals/<workflow>.yaml: each case against its template
+        errors += len(issues)
+        broken_configs.append(f"{path.parent.name}/{path.name}")
     found_warnings = (
         warnings(loaded, agents)
         + egress_warnings(loaded, roster)

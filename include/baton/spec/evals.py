@@ -1,0 +1,161 @@
+"""What ``dags/evals/<workflow>.yaml`` declares: a workflow's evaluation dataset, cases of its inputs each
+with what its steps' outputs must be. ``baton validate`` checks each dataset against its workflow's template
+(its steps, their outputs' fields and types, the inputs), so that a check that could never pass, or a case
+that could never run, is reported with the file, the key and the fix before anything runs.
+
+.. code-block:: yaml
+
+    dataset: support_triage            # the workflow it evaluates; the file is evals/support_triage.yaml
+    description: Tickets whose triage we know.
+    tolerance: 0.05                    # the share of checks a new version may pass fewer than the stable one
+    cases:
+      - id: refund_request
+        inputs: {ticket_id: 216}
+        recorded:                      # a step that reads a business system: its recorded output, not run
+          load_ticket: {subject: Refund, body: I was charged twice}
+        expect:                        # a step's id -> its output's fields -> what each must be
+          triage:
+            category: {equals: billing}
+            priority: {range: [1, 3]}
+            reply: {contains: refund, matches: "^Dear", max_length: 2000}
+
+A check on a ``for_each`` step applies to every item's output. ``matches`` is a regular expression searched
+in the text (the ``regex`` module's syntax, each search bounded in time).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, ClassVar
+
+import regex
+from pydantic import Field, field_validator, model_validator
+
+from baton.errors import Issue, TemplateError
+from baton.limits import limits
+from baton.spec.common import IDENTIFIER, Strict
+from baton.spec.loading import Source
+
+DIR = "evals"
+MAX_CASES = 10_000
+MAX_PATTERN = 1_000
+MAX_CHOICES = 1_000
+CHECKS = ("equals", "one_of", "contains", "matches", "range", "min_length", "max_length")
+
+
+class Check(Strict):
+    """What one field of a step's output must be: every key given must hold."""
+
+    equals: Any = Field(default=None, description="the field's value, exactly")
+    one_of: list[Any] | None = Field(
+        default=None, min_length=1, max_length=MAX_CHOICES, description="the values the field may have"
+    )
+    contains: Any = Field(
+        default=None, description="a text the field's text holds (case-sensitive), or an item its list holds"
+    )
+    matches: str | None = Field(
+        default=None, max_length=MAX_PATTERN, description="a regular expression found in the field's text"
+    )
+    range: tuple[float, float] | None = Field(
+        default=None, description="[lowest, highest]: the field's number within them, both included"
+    )
+    min_length: int | None = Field(default=None, ge=0, le=10**9, description="the fewest characters or items")
+    max_length: int | None = Field(default=None, ge=0, le=10**9, description="the most characters or items")
+
+    @field_validator("matches")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                regex.compile(value)
+            except regex.error as error:
+                raise ValueError(f"'{value[:100]}' is not a regular expression: {error}") from None
+        return value
+
+    @field_validator("range")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None:
+            low, high = value
+            if not (math.isfinite(low) and math.isfinite(high)) or low > high:
+                raise ValueError(f"range [{low}, {high}] is not [lowest, highest] with finite numbers")
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> Check:
+        if not self.given():
+            raise ValueError(f"a check needs at least one of: {', '.join(CHECKS)}")
+        if self.min_length is not None and self.max_length is not None and self.min_length > self.max_length:
+            raise ValueError(f"min_length {self.min_length} is over max_length {self.max_length}")
+        return self
+
+    def given(self) -> list[str]:
+        """The checks this field declares, in ``CHECKS`` order (``equals: null`` counts)."""
+        return [name for name in CHECKS if name in self.model_fields_set]
+
+
+class Case(Strict):
+    """One run of the workflow: its inputs, the steps whose outputs are recorded, and what is expected."""
+
+    id: str = Field(pattern=IDENTIFIER, max_length=100, description="names the case in reports")
+    description: str = Field(default="", max_length=2_000)
+    inputs: dict[str, Any] = Field(default_factory=dict, description="the run's inputs, as REST's conf")
+    recorded: dict[str, Any] = Field(
+        default_factory=dict, description="step id -> the output it gives in this case (the step is not run)"
+    )
+    expect: dict[str, dict[str, Check]] = Field(
+        min_length=1, description="step id -> output field -> what it must be"
+    )
+
+
+class Dataset(Strict):
+    """An evaluation dataset: cases of one workflow."""
+
+    TOP_FIX: ClassVar[str] = "start the file with 'dataset: <workflow>' and 'cases:'"
+
+    dataset: str = Field(pattern=IDENTIFIER, max_length=200, description="the workflow the cases run")
+    description: str = Field(default="", max_length=2_000)
+    tolerance: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="the share of checks a version may pass fewer than the stable one",
+    )
+    cases: list[Case] = Field(min_length=1, max_length=MAX_CASES)
+
+    @field_validator("cases")
+    @classmethod
+    def _unique(cls, cases: list[Case]) -> list[Case]:
+        seen: set[str] = set()
+        for case in cases:
+            if case.id in seen:
+                raise ValueError(f"two cases are named '{case.id}': give each case its own id")
+            seen.add(case.id)
+        return cases
+
+
+def dataset_files(folder: Path) -> list[Path]:
+    """The datasets of a dags folder (``evals/*.yaml``), in name order."""
+    evals = folder / DIR
+    return sorted(p for p in evals.iterdir() if p.suffix == ".yaml" and p.is_file()) if evals.is_dir() else []
+
+
+def load_dataset(path: Path, root: Path | None = None) -> tuple[Dataset, Source]:
+    """The dataset of ``path`` and its source (for locating later issues); ``TemplateError`` naming the file,
+    the key, the line and the fix."""
+    bound = limits()
+    if path.is_file() and (size := path.stat().st_size) > bound.max_template_bytes:
+        name = str(path.relative_to(root)) if root and path.is_relative_to(root) else str(path)
+        message = f"the dataset is {size:,} bytes, over the limit of {bound.max_template_bytes:,} bytes for one file"
+        fix = (
+            f"keep a dataset's cases small (at most {MAX_CASES:,}; a recorded output holds what the step needs, not "
+            f"a whole export), {bound.fix('max_template_bytes')}"
+        )
+        raise TemplateError([Issue(name, "", message, fix)])
+    source = Source(path, root)
+    data = source.parse()
+    return source.validate(Dataset, data), source
+
+
+__all__ = ["CHECKS", "DIR", "MAX_CASES", "Case", "Check", "Dataset", "dataset_files", "load_dataset"]

@@ -1,0 +1,205 @@
+"""An evaluation dataset (``evals/<workflow>.yaml``, :mod:`baton.spec.evals`) against its workflow's template:
+what can be known from the two files alone. A case naming a step the workflow does not have, an input it
+does not take, or leaving out one it requires could never run; a check on a field the step's output does
+not have, or one its type can never pass (``range`` on a text, ``equals: "3"`` on an integer, a value
+outside the field's ``enum``), could never pass. Each is an issue with the dataset's file, key and line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from baton.errors import Issue, TemplateError
+from baton.registry import get_output_model
+from baton.spec.evals import Check, Dataset, dataset_files, load_dataset
+from baton.spec.located import Located
+
+_JSON = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+}
+_FOR = {  # the output types each check can pass on (absent: any type)
+    "contains": ("string", "array"),
+    "matches": ("string",),
+    "range": ("integer", "number"),
+    "min_length": ("string", "array"),
+    "max_length": ("string", "array"),
+}
+
+
+@dataclass(frozen=True)
+class FieldType:
+    """What the template says of one output field: its JSON type (None: not known), enum, requiredness."""
+
+    type: str | None
+    enum: tuple[Any, ...] | None = None
+    required: bool = True
+
+    def holds(self, value: Any) -> bool:
+        """Whether a value of this field could be ``value``."""
+        if value is None:
+            return not self.required
+        if self.enum is not None and value not in self.enum:
+            return False
+        if self.type is None:
+            return True
+        if isinstance(value, bool) and self.type != "boolean":
+            return False
+        return isinstance(value, _JSON[self.type])
+
+
+def dataset_issues(dataset: Dataset, source: Located, workflow: Any) -> list[Issue]:
+    """Every problem of ``dataset`` (read from ``source``) against ``workflow``, the template it names."""
+    if dataset.dataset != workflow.workflow:
+        return [
+            source.issue(
+                ("dataset",),
+                f"the dataset names workflow '{dataset.dataset}', not '{workflow.workflow}'",
+                f"write 'dataset: {workflow.workflow}'",
+            )
+        ]
+    steps = {step.id: step for step in workflow.steps}
+    return [
+        source.issue(loc, message, fix)
+        for index, case in enumerate(dataset.cases)
+        for loc, message, fix in _case(("cases", index), case, workflow, steps)
+    ]
+
+
+Found = Iterator[tuple[tuple[Any, ...], str, str]]
+
+
+def _case(at: tuple[Any, ...], case: Any, workflow: Any, steps: dict[str, Any]) -> Found:
+    yield from _inputs((*at, "inputs"), case.inputs, workflow.inputs)
+    known = ", ".join(steps)
+    for step_id in case.recorded:
+        if step_id not in steps:
+            yield (*at, "recorded", step_id), f"the workflow has no step '{step_id}'", f"use one of: {known}"
+    for step_id, fields in case.expect.items():
+        where = (*at, "expect", step_id)
+        if step_id not in steps:
+            yield where, f"the workflow has no step '{step_id}'", f"use one of: {known}"
+        elif step_id in case.recorded:
+            yield where, f"step '{step_id}' is recorded in this case, not run", "check a step the case runs"
+        else:
+            yield from _fields(where, fields, output_types(steps[step_id]))
+
+
+def _inputs(at: tuple[Any, ...], given: dict[str, Any], declared: dict[str, Any]) -> Found:
+    names = ", ".join(declared) or "none"
+    for name, value in given.items():
+        if name not in declared:
+            yield (*at, name), f"the workflow takes no input '{name}'", f"use its inputs: {names}"
+            continue
+        try:
+            jsonschema.validate(value, declared[name].json_schema())
+        except jsonschema.ValidationError as error:
+            yield (
+                (*at, name),
+                f"input '{name}': {error.message[:300]}",
+                "give a value the template's input takes",
+            )
+    for name, field in declared.items():
+        if field.required and field.default is None and name not in given:
+            yield at, f"the workflow requires input '{name}'", f"give '{name}' a value in this case's inputs"
+
+
+def _fields(at: tuple[Any, ...], fields: dict[str, Check], types: dict[str, FieldType] | None) -> Found:
+    for name, check in fields.items():
+        if types is None:
+            continue  # the step declares no output: its fields are the skill's, known when it runs
+        if name not in types:
+            yield (*at, name), f"the step's output has no field '{name}'", f"use one of: {', '.join(types)}"
+            continue
+        yield from _check((*at, name), check, types[name])
+
+
+def _check(at: tuple[Any, ...], check: Check, field: FieldType) -> Found:
+    for name in check.given():
+        kinds = _FOR.get(name)
+        if kinds and field.type is not None and field.type not in kinds:
+            fix = f"use a check for a {field.type}: equals, one_of" + (
+                ", range" if field.type == "number" else ""
+            )
+            yield (*at, name), f"'{name}' never passes on a {field.type} field", fix
+    if "equals" in check.given() and not field.holds(check.equals):
+        yield (*at, "equals"), f"the field can never be {check.equals!r:.100}", _what(field)
+    if check.one_of is not None and not any(field.holds(value) for value in check.one_of):
+        yield (*at, "one_of"), "the field can be none of these values", _what(field)
+    if check.contains is not None and field.type == "string" and not isinstance(check.contains, str):
+        yield (*at, "contains"), "a text field contains text only", "give 'contains' a text"
+
+
+def _what(field: FieldType) -> str:
+    if field.enum is not None:
+        return f"use one of its values: {', '.join(map(repr, field.enum))[:300]}"
+    return f"give a {field.type}" + ("" if field.required else " or null")
+
+
+def output_types(step: Any) -> dict[str, FieldType] | None:
+    """The fields of ``step``'s output, by name; None when the template does not say (no output declared: a
+    skill's own, or an agent's text, which a roster agent with a skill answers differently) or names a model
+    that is not registered (the template's own check reports that)."""
+    output = step.output
+    if output is None:
+        return None
+    if isinstance(output, str):
+        model = get_output_model(output)
+        return None if model is None else _from_schema(model.model_json_schema())
+    return {
+        name: FieldType(spec.type, tuple(spec.enum) if spec.enum is not None else None, spec.required)
+        for name, spec in output.items()
+    }
+
+
+def _from_schema(schema: dict[str, Any]) -> dict[str, FieldType]:
+    required = set(schema.get("required", ()))
+    found = {}
+    for name, prop in schema.get("properties", {}).items():
+        options = [p for p in prop.get("anyOf", [prop]) if p.get("type") != "null"]
+        kind = options[0].get("type") if len(options) == 1 else None
+        enum = options[0].get("enum") if len(options) == 1 else None
+        found[name] = FieldType(
+            kind if kind in _JSON else None, tuple(enum) if enum else None, name in required
+        )
+    return found
+
+
+def folder_datasets(folder: Path, workflows: dict[str, Any]) -> list[tuple[Path, list[Issue]]]:
+    """Each dataset of the dags folder ``folder`` (``evals/*.yaml``) with its problems, checked against its
+    workflow among ``workflows`` (by id: the templates just checked). A dataset of a workflow not among them
+    is checked alone, and named as an orphan unless ``workflows/<name>.yaml`` exists (a broken template's,
+    or one not asked for)."""
+    found = []
+    for path in dataset_files(folder):
+        try:
+            dataset, source = load_dataset(path)
+        except TemplateError as error:
+            found.append((path, error.issues))
+            continue
+        issues = []
+        if path.stem != dataset.dataset:
+            fix = f"rename the file {dataset.dataset}.yaml, or write 'dataset: {path.stem}'"
+            issues.append(
+                source.issue(("dataset",), f"the file is {path.name}, the dataset '{dataset.dataset}'", fix)
+            )
+        workflow = workflows.get(dataset.dataset)
+        if workflow is not None:
+            issues += dataset_issues(dataset, source, workflow)
+        elif not (folder / "workflows" / f"{dataset.dataset}.yaml").exists():
+            fix = f"name one of the workflows: {', '.join(sorted(workflows)) or 'none'}"
+            issues.append(source.issue(("dataset",), f"there is no workflow '{dataset.dataset}' here", fix))
+        if issues:
+            found.append((path, issues))
+    return found
+
+
+__all__ = ["FieldType", "dataset_issues", "folder_datasets", "output_types"]
