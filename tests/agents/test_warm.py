@@ -61,3 +61,14 @@ def test_a_warm_up_that_fails_logs_why_and_returns_false(monkeypatch, caplog):
     (record,) = [r for r in caplog.records if r.name == "baton.agents.warm"]
     assert record.getMessage().startswith("The model path's warm-up failed (")
     assert record.getMessage().endswith("); tasks build it on first use")
+
+
+def test_the_warm_up_logs_no_request_and_leaves_the_http_log_level_as_it_was(caplog):
+    """Its made-up host in a log line would puzzle whoever reads the scheduler's log; the tests' dag.test()
+    server, which preloads as the forkserver does, reads its own stdout as its protocol."""
+    logging.getLogger("httpx2").setLevel(logging.DEBUG)
+    with caplog.at_level(logging.DEBUG):
+        assert warm.warm_model_path() is True
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("httpx")] == []
+    assert logging.getLogger("httpx2").level == logging.DEBUG
+    logging.getLogger("httpx2").setLevel(logging.NOTSET)

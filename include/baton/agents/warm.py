@@ -68,6 +68,9 @@ async def _call() -> _Warm:
 def warm_model_path() -> bool:
     """Make one structured-output call through pydantic-ai's OpenAI chat model, answered in process. True
     when it answered as expected; False, with a warning logged, when anything failed."""
+    quiet = logging.getLogger("httpx2")  # its line for each request would name the warm-up's made-up host
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
     try:
         answered = asyncio.run(_call())
     except Exception as error:  # the warm-up is an optimisation: a failure leaves tasks as they were
@@ -77,4 +80,6 @@ def warm_model_path() -> bool:
             error,
         )
         return False
+    finally:
+        quiet.setLevel(level)
     return answered == _Warm(answer="warm")

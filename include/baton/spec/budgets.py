@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from baton.spec.common import Strict
+from baton.spec.common import Strict, first_repeat
 from baton.spec.loading import Source
 
 FILE = "budgets.yaml"
@@ -119,11 +119,8 @@ class Budgets(Strict):
     @field_validator("budgets")
     @classmethod
     def _unique(cls, budgets: list[Budget]) -> list[Budget]:
-        seen: set[str] = set()
-        for budget in budgets:
-            if budget.name in seen:
-                raise ValueError(f"two budgets are named '{budget.name}': give each its own name")
-            seen.add(budget.name)
+        if (name := first_repeat(budget.name for budget in budgets)) is not None:
+            raise ValueError(f"two budgets are named '{name}': give each its own name")
         return budgets
 
 

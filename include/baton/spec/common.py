@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -115,3 +116,13 @@ def duration_option(text: str, maximum: timedelta, examples: str) -> timedelta:
     if not timedelta(seconds=1) <= span <= maximum:
         raise argparse.ArgumentTypeError(f"'{text[:40]}' is out of range: from 1s to {show(maximum)}")
     return span
+
+
+def first_repeat(names: Iterable[str]) -> str | None:
+    """The first name of ``names`` that came before in them; None when each is there once."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    return None

@@ -34,7 +34,7 @@ from pydantic import Field, field_validator, model_validator
 
 from baton.errors import Issue, TemplateError
 from baton.limits import limits
-from baton.spec.common import IDENTIFIER, Strict
+from baton.spec.common import IDENTIFIER, Strict, first_repeat
 from baton.spec.loading import Source
 
 DIR = "evals"
@@ -127,11 +127,8 @@ class Dataset(Strict):
     @field_validator("cases")
     @classmethod
     def _unique(cls, cases: list[Case]) -> list[Case]:
-        seen: set[str] = set()
-        for case in cases:
-            if case.id in seen:
-                raise ValueError(f"two cases are named '{case.id}': give each case its own id")
-            seen.add(case.id)
+        if (name := first_repeat(case.id for case in cases)) is not None:
+            raise ValueError(f"two cases are named '{name}': give each case its own id")
         return cases
 
 
