@@ -148,13 +148,13 @@ cases:
     assert status == 1
     assert out == [
         f"{path}:7: cases[0].expect.classify.priority.range: 'range' never passes on a string field (fix: use a "
-        "check for a string: equals, one_of)",
+        "check a string field can pass: equals, one_of, contains, matches, min_length, max_length)",
         f"{path}:7: cases[0].expect.classify.priority.equals: the field can never be 'urgent' (fix: use one of "
         "its values: 'low', 'normal', 'high')",
         f"{path}:8: cases[0].expect.classify.score.matches: 'matches' never passes on a number field (fix: use "
-        "a check for a number: equals, one_of, range)",
+        "a check a number field can pass: equals, one_of, range)",
         f"{path}:8: cases[0].expect.classify.score.equals: the field can never be '0.9' (fix: give a number)",
-        f"{path}:9: cases[0].expect.classify.tags.one_of: the field can be none of these values (fix: give a "
+        f"{path}:9: cases[0].expect.classify.tags.one_of: the field can be none of these values (fix: give an "
         "array)",
         f"{path}:10: cases[0].expect.classify.note.contains: a text field contains text only (fix: give "
         "'contains' a text)",

@@ -20,7 +20,7 @@ that could never run, is reported with the file, the key and the fix before anyt
             reply: {contains: refund, matches: "^Dear", max_length: 2000}
 
 A check on a ``for_each`` step applies to every item's output. ``matches`` is a regular expression searched
-in the text (the ``regex`` module's syntax, each search bounded in time).
+in the text, in the syntax of the ``regex`` module (chosen for the time limit it can put on a search).
 """
 
 from __future__ import annotations

@@ -126,10 +126,9 @@ def _check(at: tuple[Any, ...], check: Check, field: FieldType) -> Found:
     for name in check.given():
         kinds = _FOR.get(name)
         if kinds and field.type is not None and field.type not in kinds:
-            fix = f"use a check for a {field.type}: equals, one_of" + (
-                ", range" if field.type == "number" else ""
-            )
-            yield (*at, name), f"'{name}' never passes on a {field.type} field", fix
+            fits = ["equals", "one_of", *(check for check, on in _FOR.items() if field.type in on)]
+            fix = f"use a check {_a(field.type)} field can pass: {', '.join(fits)}"
+            yield (*at, name), f"'{name}' never passes on {_a(field.type)} field", fix
     if "equals" in check.given() and not field.holds(check.equals):
         yield (*at, "equals"), f"the field can never be {check.equals!r:.100}", _what(field)
     if check.one_of is not None and not any(field.holds(value) for value in check.one_of):
@@ -141,7 +140,11 @@ def _check(at: tuple[Any, ...], check: Check, field: FieldType) -> Found:
 def _what(field: FieldType) -> str:
     if field.enum is not None:
         return f"use one of its values: {', '.join(map(repr, field.enum))[:300]}"
-    return f"give a {field.type}" + ("" if field.required else " or null")
+    return f"give {_a(field.type)}" + ("" if field.required else " or null")
+
+
+def _a(kind: str | None) -> str:
+    return f"an {kind}" if kind and kind[0] in "aeiou" else f"a {kind}"
 
 
 def output_types(step: Any) -> dict[str, FieldType] | None:
