@@ -299,6 +299,14 @@ def bench_runs(
             return None
         calls_made = len(model.requests)
         print(f"model server: {calls_made} chat completions answered")
+        # each run of (b): 3 steps on each of its 3 sides; of (c): the calls on each of 3 sides (not the floor)
+        expected = (runs + warmups) * (3 * len(B) + calls * (len(C) - 1))
+        if calls_made != expected:
+            print(
+                f"error: the model server answered {calls_made} calls, not the {expected} the runs make",
+                file=sys.stderr,
+            )
+            return None
     print(
         "trigger to success (median s): "
         + ", ".join(f"{key} {seconds:.2f}" for key, seconds in out.items())
