@@ -1,4 +1,5 @@
-"""JSON Schema of templates and the roster, generated from the pydantic models (never by hand)."""
+"""JSON Schema of templates, the roster and evaluation datasets, generated from the pydantic models (never by
+hand)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from baton.spec.evals import Dataset
 from baton.spec.models import Workflow
 from baton.spec.roster import Roster
 
-SCHEMA_FILES = {"workflow.schema.json": Workflow, "agents.schema.json": Roster}
+SCHEMA_FILES = {
+    "workflow.schema.json": Workflow,
+    "agents.schema.json": Roster,
+    "dataset.schema.json": Dataset,
+}
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:
@@ -50,7 +56,7 @@ def _language(node: Any, names: bool = False) -> Any:
 
 
 def language_fingerprint(schemas: dict[str, dict[str, Any]] | None = None) -> str:
-    """The template language's fingerprint: a hash of the workflow and roster JSON Schemas without their
+    """The template language's fingerprint: a hash of the workflow, roster and dataset JSON Schemas without their
     descriptions (what a template may say, and its defaults). CHANGELOG.md names it beside the release that
     introduced it (tests/spec/test_changelog.py)."""
     language = _language(schemas or json_schemas())
