@@ -222,6 +222,16 @@ def test_a_dataset_of_another_workflow_or_of_none_is_named(dags, capsys):
     assert f"{wrong}:1: dataset: the dataset names" not in "\n".join(out)  # checked against hello_baton
 
 
+def test_a_dataset_named_yml_or_in_capitals_is_checked_as_a_template_would_be(dags, capsys):
+    path = _dataset(dags, GOOD.replace("equals: high", "equals: urgent"), "triage.YML")
+    status, out = _run(capsys)
+    assert status == 1
+    assert out[0] == (
+        f"{path}:19: cases[1].expect.classify.priority.equals: the field can never be 'urgent' (fix: use one of "
+        "its values: 'low', 'normal', 'high')"
+    )
+
+
 def test_the_json_format_reports_a_dataset_as_a_file(dags, capsys):
     _dataset(dags, GOOD.replace("equals: high", "equals: urgent"))
     status, out = _run(capsys, "--format", "json")

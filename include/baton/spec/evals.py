@@ -35,7 +35,7 @@ from pydantic import Field, field_validator, model_validator
 from baton.errors import Issue, TemplateError
 from baton.limits import limits
 from baton.spec.common import IDENTIFIER, Strict, first_repeat
-from baton.spec.loading import Source
+from baton.spec.loading import Source, template_files
 
 DIR = "evals"
 MAX_CASES = 10_000
@@ -133,9 +133,9 @@ class Dataset(Strict):
 
 
 def dataset_files(folder: Path) -> list[Path]:
-    """The datasets of a dags folder (``evals/*.yaml``), in name order."""
+    """The datasets of a dags folder (``evals/*.yaml``; ``.yml`` and any case too, as templates), by name."""
     evals = folder / DIR
-    return sorted(p for p in evals.iterdir() if p.suffix == ".yaml" and p.is_file()) if evals.is_dir() else []
+    return template_files(evals) if evals.is_dir() else []
 
 
 def load_dataset(path: Path, root: Path | None = None) -> tuple[Dataset, Source]:

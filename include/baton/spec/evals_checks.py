@@ -16,6 +16,7 @@ import jsonschema
 from baton.errors import Issue, TemplateError
 from baton.registry import get_output_model
 from baton.spec.evals import Check, Dataset, dataset_files, load_dataset
+from baton.spec.loading import template_path
 from baton.spec.located import Located
 
 _JSON = {
@@ -194,8 +195,8 @@ def _from_schema(schema: dict[str, Any]) -> dict[str, FieldType]:
 def folder_datasets(folder: Path, workflows: dict[str, Any]) -> list[tuple[Path, list[Issue]]]:
     """Each dataset of the dags folder ``folder`` (``evals/*.yaml``) with its problems, checked against its
     workflow among ``workflows`` (by id: the templates just checked). A dataset of a workflow not among them
-    is checked alone, and named as an orphan unless ``workflows/<name>.yaml`` exists (a broken template's,
-    or one not asked for)."""
+    is checked alone, and named as an orphan unless ``workflows/<name>.yaml`` (or ``.yml``, any case) exists
+    (a broken template's, or one not asked for)."""
     found = []
     for path in dataset_files(folder):
         try:
@@ -212,7 +213,7 @@ def folder_datasets(folder: Path, workflows: dict[str, Any]) -> list[tuple[Path,
         workflow = workflows.get(dataset.dataset)
         if workflow is not None:
             issues += dataset_issues(dataset, source, workflow)
-        elif not (folder / "workflows" / f"{dataset.dataset}.yaml").exists():
+        elif template_path(folder / "workflows", dataset.dataset) is None:
             fix = f"name one of the workflows: {', '.join(sorted(workflows)) or 'none'}"
             issues.append(source.issue(("dataset",), f"there is no workflow '{dataset.dataset}' here", fix))
         if issues:
