@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from baton.coordination import evaluation
 from baton.coordination.questions import (
     Answer,
     Handler,
@@ -68,6 +69,10 @@ class SagaTask:
             failed = self._failed_steps()
             if not failed:
                 raise AirflowSkipException("No step failed: nothing to compensate.")
+            if (case := evaluation.current()) is not None:  # its steps were recorded or only asked a model
+                raise AirflowSkipException(
+                    f"Steps {failed} failed in evaluation case '{case.id}': nothing to undo."
+                )
             self.log.warning("Steps %s failed: compensating the completed steps, newest first", failed)
         return self.conclude(self.saga.run(), given_up=[])
 

@@ -24,7 +24,7 @@ from baton.agents.call import call_step
 from baton.agents.skills import final
 from baton.assets import emit
 from baton.context.step import read_context, write_context
-from baton.coordination import approval, conflict, partial_failure, questions, spend, variants
+from baton.coordination import approval, conflict, evaluation, partial_failure, questions, spend, variants
 from baton.coordination.fanout import FanOut
 from baton.coordination.requirements import check_requirements
 from baton.coordination.routed import choose_for_step, route_and_take, run_in_slot
@@ -106,20 +106,24 @@ class StepRun:
                 raise AirflowSkipException(
                     f"Step '{step.task_id}' skipped: its condition `{step.spec.when}` is false."
                 )
-            if step.fan_out:
+            if (recorded := evaluation.recorded_output(step.spec.id)) is not None:
+                recorder.start()  # an evaluation case's recorded output (a business system's): not run
+                output = recorded
+            elif step.fan_out:
                 output = self.fan_out(scope, versions)
             elif isinstance(step.spec, PersonStep):
                 recorder.start()
                 raise self.ask(approval.review_question(step, self.context, scope, None))
             else:
-                if step.spec.variants is not None:  # this run's arm: the step as it has it, for this try
+                # this run's arm: the step as it has it, for this try (an evaluation runs it as written)
+                if step.spec.variants is not None and evaluation.current() is None:
                     step, assigned = variants.choose(step, recorder, scope)
                     self.step = step
                     recorder.record(assigned)
                 check_requirements(step, scope, after=False)
                 output = self.call(scope)
                 check_requirements(step, {**scope, "output": output}, after=True)
-                if step.spec.reviewed:
+                if step.spec.reviewed and evaluation.current() is None:  # an evaluation judges it instead
                     agent = recorder.common["agent"]
                     who = f"agent {agent}" if agent else f"skill {step.skill}"
                     raise self.ask(approval.review_question(step, self.context, scope, output, who))
@@ -264,7 +268,10 @@ class StepRun:
         }
 
     def ask(self, question: questions.Question) -> BaseException:
-        """Write the request for a person and its event; the exception that parks the task."""
+        """Write the request for a person and its event; the exception that parks the task (in an evaluation
+        case, where nobody answers, the error the step fails with)."""
+        if evaluation.current() is not None:
+            return evaluation.refuse_question(self.step.spec.id, question.kind, question.subject)
         questions.ask(self.context, question)
         self.recorder.record(
             self.recorder.event(
