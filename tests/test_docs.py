@@ -159,9 +159,9 @@ def test_the_readme_keeps_exactly_the_two_commands():
 @pytest.fixture(scope="module")
 def docs_dags(tmp_path_factory) -> Path:
     """The bundled dags folder with the pages' roster blocks merged into its roster (a block shown on two
-    pages, once)."""
+    pages, once). Its workflows are the pages' (none of the bundled ones, so nor their datasets)."""
     dags = tmp_path_factory.mktemp("docs") / "dags"
-    shutil.copytree(DAGS, dags, ignore=shutil.ignore_patterns("__pycache__", "workflows"))
+    shutil.copytree(DAGS, dags, ignore=shutil.ignore_patterns("__pycache__", "workflows", "evals"))
     (dags / "workflows").mkdir()
     roster = yaml.safe_load((DAGS / "agents.yaml").read_text())
     for text in dict.fromkeys(b.text for b in _ids("roster")):

@@ -53,6 +53,8 @@ cases:
         note: {equals: null}
   - id: outage
     inputs: {ticket: "Site down"}
+    recorded:
+      load: {count: 1, tickets: [{id: T-2, subject: Site down}]}
     expect:
       classify:
         priority: {equals: high}
@@ -83,6 +85,15 @@ def _run(capsys, *args: str) -> tuple[int, list[str]]:
 def _dataset(dags, text: str, name: str = "triage.yaml") -> str:
     (dags / "evals" / name).write_text(text)
     return f"{dags}/evals/{name}"
+
+
+def _unrecorded(path: str, missing: int, cases: int) -> str:
+    """The warning of a dataset whose cases leave the template's skill step ``load`` to run for real."""
+    return (
+        f"{path}: cases: warning: step 'load' runs skill 'support_tickets' and {missing} of the {cases} cases do "
+        "not record its output: an evaluation runs it for real in them (fix: if it reaches a business system "
+        "or a person, record the output it gives in each case, `recorded: {load: ...}`)"
+    )
 
 
 def test_a_dataset_that_fits_its_workflow_passes(dags, capsys):
@@ -123,7 +134,8 @@ cases:
         "inputs)",
         f"{path}:11: cases[1].expect.classify: step 'classify' is recorded in this case, not run (fix: check a "
         "step the case runs)",
-        "2 template(s) checked, 0 with errors, 7 error(s) in all; evals/triage.yaml has errors",
+        _unrecorded(path, 2, 2),
+        "2 template(s) checked, 0 with errors, 7 error(s) in all, 1 warning(s); evals/triage.yaml has errors",
     ]
 
 
@@ -160,7 +172,8 @@ cases:
         "'contains' a text)",
         f"{path}:11: cases[0].expect.classify.colour: the step's output has no field 'colour' (fix: use one of: "
         "priority, score, tags, note)",
-        "2 template(s) checked, 0 with errors, 7 error(s) in all; evals/triage.yaml has errors",
+        _unrecorded(path, 1, 1),
+        "2 template(s) checked, 0 with errors, 7 error(s) in all, 1 warning(s); evals/triage.yaml has errors",
     ]
 
 
@@ -201,6 +214,18 @@ cases:
     assert out[-1].endswith("; evals/triage.yaml has errors")
 
 
+def test_a_skill_step_some_cases_leave_unrecorded_is_a_warning_naming_how_many(dags, capsys):
+    # An evaluation runs an unrecorded skill step for real (a read of the demo queue here; a post elsewhere).
+    path = _dataset(
+        dags,
+        GOOD.replace("    recorded:\n      load: {count: 1, tickets: [{id: T-2, subject: Site down}]}\n", ""),
+    )
+    assert _run(capsys) == (
+        0,
+        [_unrecorded(path, 1, 2), "2 template(s) checked, 0 with errors, 0 error(s) in all, 1 warning(s)"],
+    )
+
+
 def test_two_cases_of_one_name_are_refused(dags, capsys):
     path = _dataset(dags, GOOD.replace("id: outage", "id: refund"))
     status, out = _run(capsys)
@@ -227,7 +252,7 @@ def test_a_dataset_named_yml_or_in_capitals_is_checked_as_a_template_would_be(da
     status, out = _run(capsys)
     assert status == 1
     assert out[0] == (
-        f"{path}:19: cases[1].expect.classify.priority.equals: the field can never be 'urgent' (fix: use one of "
+        f"{path}:21: cases[1].expect.classify.priority.equals: the field can never be 'urgent' (fix: use one of "
         "its values: 'low', 'normal', 'high')"
     )
 

@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rollout": ("rollout", "where each version rollout stands (share, guardrails)"),
     "experiments": ("experiments", "each step's variants: arms, outcomes, decision; settle one"),
     "init": ("init", "write the DAG file, a roster and an example workflow into an Airflow dags folder"),
+    "eval": ("evaluate", "run a workflow's evaluation dataset; compare a new version with the stable one"),
     "shard": ("shard", "split the templates over N DAG files, each parsed well within Airflow's import timeout"),
 }  # fmt: skip
 

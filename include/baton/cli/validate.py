@@ -222,7 +222,9 @@ def validate(paths: list[str], agents: Path, fmt: str = "text") -> int:
         errors += len(issues)
         report.file(str(path), issues, old_forms)
         deprecated += old_forms
-    for path, issues in folder_datasets(agents.parent, {w.workflow: w for w in loaded.values()}):
+    dataset_warnings: list[str] = []  # the steps an evaluation would run for real (a skill that posts)
+    by_id = {w.workflow: w for w in loaded.values()}
+    for path, issues in folder_datasets(agents.parent, by_id, roster, dataset_warnings):
         report.file(str(path), issues)  # evals/<workflow>.yaml: each case against its template
         errors += len(issues)
         broken_configs.append(f"{path.parent.name}/{path.name}")
@@ -232,6 +234,7 @@ def validate(paths: list[str], agents: Path, fmt: str = "text") -> int:
         + model_connection_warnings(roster, agents)
         + plugin_copy_warnings()
         + parse_time_warnings(agents.parent, seconds_each(took, loaded, roster))
+        + dataset_warnings
     )
     if found_warnings:
         report.file("(across templates)", [], found_warnings)

@@ -18,6 +18,7 @@ from baton.registry import get_output_model
 from baton.spec.evals import Check, Dataset, dataset_files, load_dataset
 from baton.spec.loading import template_path
 from baton.spec.located import Located
+from baton.spec.step import PersonStep
 
 _JSON = {
     "string": (str,),
@@ -87,6 +88,38 @@ class _Template:
             name: jsonschema.validators.validator_for(schema := field.json_schema())(schema)
             for name, field in workflow.inputs.items()
         }
+
+
+def outside_model(step: Any, roster: Any = None) -> str:
+    """What a step does besides asking a language model, which an evaluation must not do (a business
+    system's read or write, a browser, a person), in words; '' for a step a model's answer makes."""
+    if getattr(step, "skill", None):
+        return f"runs skill '{step.skill}'"
+    if isinstance(step, PersonStep):
+        return "asks a person"
+    if getattr(step, "browser", None):
+        return "drives a browser"
+    agents = {agent.name: agent for agent in (roster.agents if roster is not None else [])}
+    agent = agents.get(getattr(step, "agent", None) or "")
+    if agent is not None and agent.skill:
+        return f"is done by agent '{agent.name}', which runs skill '{agent.skill}'"
+    return ""
+
+
+def unrecorded(dataset: Dataset, workflow: Any, roster: Any = None) -> list[str]:
+    """A warning for each step that does more than ask a model (:func:`outside_model`) and that some cases
+    do not record: an evaluation runs it for real there (a skill that posts, posts)."""
+    found = []
+    for step in workflow.steps:
+        why = outside_model(step, roster)
+        missing = sum(step.id not in case.recorded for case in dataset.cases)
+        if why and missing:
+            found.append(
+                f"step '{step.id}' {why} and {missing} of the {len(dataset.cases)} cases do not record its output: "
+                f"an evaluation runs it for real in them (fix: if it reaches a business system or a person, record "
+                f"the output it gives in each case, `recorded: {{{step.id}: ...}}`)"
+            )
+    return found
 
 
 Found = Iterator[tuple[tuple[Any, ...], str, str]]
@@ -192,7 +225,9 @@ def _from_schema(schema: dict[str, Any]) -> dict[str, FieldType]:
     return found
 
 
-def folder_datasets(folder: Path, workflows: dict[str, Any]) -> list[tuple[Path, list[Issue]]]:
+def folder_datasets(
+    folder: Path, workflows: dict[str, Any], roster: Any = None, warnings: list[str] | None = None
+) -> list[tuple[Path, list[Issue]]]:
     """Each dataset of the dags folder ``folder`` (``evals/*.yaml``) with its problems, checked against its
     workflow among ``workflows`` (by id: the templates just checked). A dataset of a workflow not among them
     is checked alone, and named as an orphan unless ``workflows/<name>.yaml`` (or ``.yml``, any case) exists
@@ -213,6 +248,10 @@ def folder_datasets(folder: Path, workflows: dict[str, Any]) -> list[tuple[Path,
         workflow = workflows.get(dataset.dataset)
         if workflow is not None:
             issues += dataset_issues(dataset, source, workflow)
+            if warnings is not None:
+                warnings += [
+                    f"{path}: cases: warning: {line}" for line in unrecorded(dataset, workflow, roster)
+                ]
         elif template_path(folder / "workflows", dataset.dataset) is None:
             fix = f"name one of the workflows: {', '.join(sorted(workflows)) or 'none'}"
             issues.append(source.issue(("dataset",), f"there is no workflow '{dataset.dataset}' here", fix))
@@ -221,4 +260,4 @@ def folder_datasets(folder: Path, workflows: dict[str, Any]) -> list[tuple[Path,
     return found
 
 
-__all__ = ["FieldType", "dataset_issues", "folder_datasets", "output_types"]
+__all__ = ["FieldType", "dataset_issues", "folder_datasets", "outside_model", "output_types", "unrecorded"]

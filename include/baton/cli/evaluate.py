@@ -1,0 +1,212 @@
+"""``baton eval WORKFLOW``: run a workflow's evaluation dataset (``evals/<workflow>.yaml``) through its
+compiled steps (:mod:`baton.evaluate`), report each case and each check, and, for a new version (``--file``
+or ``--version``), compare it with the stable one on the same cases.
+
+Exit codes: 0 the dataset passes (every check, or with a new version: no regression beyond the dataset's
+``tolerance``); 1 it does not; 2 the dataset, the templates or the arguments are wrong (nothing ran).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from baton.cli.common import add_command, dags_folder
+from baton.errors import Issue, TemplateError
+from baton.evaluate.run import Version, run_version
+from baton.evaluate.score import CaseScore, Comparison, compare
+from baton.spec.evals import DIR, Dataset, load_dataset
+from baton.spec.evals_checks import dataset_issues, unrecorded
+from baton.spec.loading import read_roster, read_workflow, template_path
+from baton.spec.rollout import VERSIONS_DIR
+
+MAX_WORKERS = 8
+
+
+def add(commands: Any) -> None:
+    command = add_command(commands, "eval")
+    command.add_argument("workflow", help="the workflow whose dataset runs (evals/<workflow>.yaml)")
+    new = command.add_mutually_exclusive_group()
+    new.add_argument("--file", type=Path, help="a new version's template file, compared with the stable one")
+    new.add_argument(
+        "--version",
+        type=int,
+        help="the version N of versions/<workflow>.vN.yaml, compared with the stable one",
+    )
+    command.add_argument(
+        "--against",
+        choices=["stable", "none"],
+        default="stable",
+        help="compare a new version with the stable one (default), or run the new version alone",
+    )
+    command.add_argument("--dataset", type=Path, help="the dataset file (default: evals/<workflow>.yaml)")
+    command.add_argument("--agents", type=Path, help="the roster (default: agents.yaml of the dags folder)")
+    command.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help=f"processes that share the cases, 1 to {MAX_WORKERS} (default 1)",
+    )
+    command.add_argument(
+        "--format", choices=["text", "json"], default="text", help="json: one object, for CI"
+    )
+    command.set_defaults(run=_run)
+
+
+class Refused(Exception):
+    """What is wrong before anything runs: the lines to print."""
+
+
+def _template(folder: Path, workflow: str) -> Path:
+    found = template_path(folder / "workflows", workflow)
+    if found is None:
+        raise Refused(
+            f"{folder / 'workflows'}: there is no template '{workflow}' (fix: name a workflow of the folder)"
+        )
+    return found
+
+
+def _new_version(args: argparse.Namespace, folder: Path) -> Path | None:
+    if args.file is not None:
+        if not args.file.is_file():
+            raise Refused(f"{args.file}: no such file (fix: name the new version's template file)")
+        return args.file
+    if args.version is not None:
+        path = folder / VERSIONS_DIR / f"{args.workflow}.v{args.version}.yaml"
+        if not path.is_file():
+            raise Refused(f"{path}: no such file (fix: put version {args.version} there, or pass --file)")
+        return path
+    return None
+
+
+def _checked(
+    path: Path, roster: Any, dataset: Dataset, source: Any, workflow_id: str
+) -> tuple[list[str], list[str]]:
+    """The problems of a version's template and of the dataset against it, and the warnings (the steps an
+    evaluation runs for real), as lines."""
+    try:
+        workflow, _ = read_workflow(path, roster)
+    except TemplateError as error:
+        return [str(issue) for issue in error.issues], []
+    if workflow.workflow != workflow_id:
+        wrong = Issue(
+            str(path), "workflow", f"is '{workflow.workflow}', not '{workflow_id}'", "name the same workflow"
+        )
+        return [str(wrong)], []
+    problems = [str(issue) for issue in dataset_issues(dataset, source, workflow)]
+    return problems, [f"{path}: warning: {line}" for line in unrecorded(dataset, workflow, roster)]
+
+
+def _plan(args: argparse.Namespace) -> tuple[Dataset, Path, list[Version], list[str]]:
+    """The dataset, the roster, the versions to run (the new one first) and the warnings; ``Refused`` when
+    one is wrong."""
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise Refused(f"--workers {args.workers}: give 1 to {MAX_WORKERS}")
+    folder = dags_folder()
+    roster_path = args.agents or folder / "agents.yaml"
+    path = args.dataset or template_path(folder / DIR, args.workflow)
+    if path is None or not path.is_file():
+        where = path or folder / DIR / f"{args.workflow}.yaml"
+        fix = f"write the cases of '{args.workflow}' there, and check them with `baton validate`"
+        raise Refused(f"{where}: no such dataset (fix: {fix})")
+    try:
+        dataset, source = load_dataset(path)
+        roster = read_roster(roster_path)[0] if roster_path.is_file() else None
+    except TemplateError as error:
+        raise Refused("\n".join(map(str, error.issues))) from None
+    if dataset.dataset != args.workflow:
+        found = f"is '{dataset.dataset}', not '{args.workflow}'"
+        raise Refused(
+            f"{path}: dataset: {found} (fix: name the dataset's workflow, or pass its file with --dataset)"
+        )
+    stable = _template(folder, args.workflow)
+    new = _new_version(args, folder)
+    versions = [Version(f"v{args.version}" if args.version else "new", new)] if new is not None else []
+    if new is None or args.against == "stable":
+        versions.append(Version("stable", stable))
+    problems, warnings = [], []
+    for version in versions:
+        found, warned = _checked(version.template, roster, dataset, source, args.workflow)
+        problems += found
+        warnings += warned
+    if problems:
+        raise Refused("\n".join(problems))
+    return dataset, roster_path, versions, warnings
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        dataset, roster, versions, warnings = _plan(args)
+    except Refused as refused:
+        print(str(refused), flush=True)
+        return 2
+    for line in warnings:
+        print(line, file=sys.stderr, flush=True)
+    scores = {}
+    with tempfile.TemporaryDirectory(prefix="baton-eval-") as workdir:
+        for version in versions:
+            scores[version.label] = run_version(version, dataset, roster, Path(workdir), args.workers)
+    comparison = None
+    if len(versions) == 2:
+        comparison = compare(scores[versions[0].label], scores["stable"], dataset.tolerance)
+    failed = (
+        comparison.regression
+        if comparison
+        else any(s.passed < len(s.results) for s in scores[versions[0].label])
+    )
+    if args.format == "json":
+        print(json.dumps(_json(args.workflow, scores, comparison, failed), default=str), flush=True)
+    else:
+        for line in _text(args.workflow, [v.label for v in versions], scores, comparison):
+            print(line, flush=True)
+    return 1 if failed else 0
+
+
+def _json(
+    workflow: str, scores: dict[str, list[CaseScore]], comparison: Comparison | None, failed: bool
+) -> dict:
+    return {
+        "workflow": workflow,
+        "versions": {label: [score.as_json() for score in cases] for label, cases in scores.items()},
+        "comparison": comparison.as_json() if comparison else None,
+        "passed": not failed,
+    }
+
+
+def _held(cases: list[CaseScore]) -> str:
+    passed, checks = sum(s.passed for s in cases), sum(len(s.results) for s in cases)
+    return f"{passed}/{checks} checks held ({100 * passed / checks if checks else 0:.1f} %)"
+
+
+def _text(
+    workflow: str, labels: list[str], scores: dict[str, list[CaseScore]], comparison: Comparison | None
+) -> list[str]:
+    lines = [f"{workflow}: {len(scores[labels[0]])} case(s), " + " against ".join(labels)]
+    for label in labels:
+        for score in scores[label]:
+            failing = [f"{r.key}: {r.reason}" for r in score.results if not r.passed]
+            lines.append(f"  {label} {score.case}: {score.passed}/{len(score.results)} ({score.state})")
+            lines += [f"      {line}" for line in failing[:10]]
+            if len(failing) > 10:
+                lines.append(f"      and {len(failing) - 10} more")
+    lines += [f"{label}: {_held(scores[label])}" for label in labels]
+    if comparison is None:
+        return lines
+    low, high = comparison.interval
+    lines.append(
+        f"{labels[0]} against stable: mean difference per case {comparison.mean_difference:+.3f} "
+        f"(95 % CI {low:+.3f} to {high:+.3f})"
+    )
+    for case, keys in comparison.regressed.items():
+        lines.append(f"  regressed {case}: {', '.join(keys)}")
+    drop = comparison.share_stable - comparison.share_new
+    verdict = "a regression" if comparison.regression else "no regression"
+    lines.append(
+        f"{verdict}: {labels[0]} holds {100 * drop:+.1f} % fewer checks than stable "
+        f"(tolerance {100 * comparison.tolerance:.1f} %)"
+    )
+    return lines

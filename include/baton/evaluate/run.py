@@ -1,0 +1,179 @@
+"""The cases of a dataset run through one version of a workflow: each case a ``dag.test()`` of that version's
+compiled DAG (the real operators, runtime, store and model), in processes of their own
+(:mod:`baton.evaluate.worker`), each with a throwaway Airflow: its own SQLite metadata database, Baton store
+and dag bundle in a temporary folder. Nothing of an evaluation reaches the deployment's databases: no run
+in its Airflow's UI, no asset event that would trigger a workflow there, no call in the statistics its
+router learns from, no alert (the evaluated DAG has no failure callback; ``baton_slack`` is not passed).
+
+The model connections the roster's agents name are passed to the workers as ``AIRFLOW_CONN_*`` (read here
+from wherever this Airflow defines them), so a case calls the model the deployment calls. ``workers``
+processes share the cases; each costs its own start (Airflow's imports, two migrated databases).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from baton.alerts import SLACK_CONN_ID
+from baton.evaluate.bundle import DAG_FILE, DAG_FILE_TEXT, ROSTER_ENV, TEMPLATE_ENV
+from baton.evaluate.score import CaseScore, score_case
+from baton.events.engine import STORE_CONN_ID
+from baton.spec.evals import Dataset
+from baton.spec.loading import read_roster, read_workflow
+
+#: What one case may take, on average, before the evaluation stops its process (a hung model, a hung step).
+CASE_TIMEOUT_S = 300.0
+#: What a worker's start may take (imports, migrating two SQLite databases, parsing the DAG).
+START_TIMEOUT_S = 300.0
+BUNDLE = "baton-eval"
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version of a workflow an evaluation runs: its label in the report and its template file."""
+
+    label: str
+    template: Path
+
+
+def _connections(roster_path: Path) -> dict[str, str]:
+    """``AIRFLOW_CONN_<ID>`` for each model connection the roster's agents name that this process can read
+    and that the environment does not already hold (a worker has no other way to see one kept in this
+    Airflow's metadata database)."""
+    roster = read_roster(roster_path)[0] if roster_path.is_file() else None
+    found = {}
+    for conn_id in sorted({a.llm_conn_id for a in (roster.agents if roster else []) if a.llm_conn_id}):
+        name = f"AIRFLOW_CONN_{conn_id.upper()}"
+        if name in os.environ:
+            continue
+        try:
+            from airflow.sdk import BaseHook  # deferred: Airflow's connection lookup, only when one is needed
+
+            found[name] = BaseHook.get_connection(conn_id).as_json()
+        except Exception:  # not defined here: the case fails as a run of the deployment would, naming it
+            continue
+    return found
+
+
+def _environment(home: Path, bundle: Path, template: Path, roster: Path, connections: dict[str, str]) -> dict:
+    """A worker's environment: this one's, with a throwaway Airflow database, store and dag bundle."""
+    env = {key: value for key, value in os.environ.items() if key != f"AIRFLOW_CONN_{SLACK_CONN_ID.upper()}"}
+    bundles = [
+        {
+            "name": BUNDLE,
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(bundle)},
+        }
+    ]
+    return (
+        env
+        | connections
+        | {
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            f"AIRFLOW_CONN_{STORE_CONN_ID.upper()}": f"sqlite:///{home / 'baton_store.db'}",
+            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(bundle),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+            TEMPLATE_ENV: str(template.resolve()),
+            ROSTER_ENV: str(roster.resolve()),
+        }
+    )
+
+
+@dataclass
+class _Worker:
+    cases: list[Any]
+    out: Path
+    log: Path
+    process: subprocess.Popen
+
+
+def _start(
+    index: int, version: Version, dag_id: str, cases: list[Any], roster: Path, workdir: Path, conns
+) -> _Worker:
+    home = workdir / f"{version.label}-{index}"
+    bundle = home / "bundle"
+    bundle.mkdir(parents=True)
+    (bundle / DAG_FILE).write_text(DAG_FILE_TEXT, encoding="utf-8")
+    out, log = home / "results.jsonl", home / "worker.log"
+    request = {
+        "dag_id": dag_id,
+        "bundle": str(bundle),
+        "out": str(out),
+        "cases": [case.model_dump(mode="json") for case in cases],
+    }
+    (home / "request.json").write_text(json.dumps(request), encoding="utf-8")
+    with open(log, "wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "baton.evaluate.worker", str(home / "request.json")],
+            env=_environment(home, bundle, version.template, roster, conns),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # stopped with whatever it started
+        )
+    return _Worker(cases, out, log, process)
+
+
+def _wait(worker: _Worker, deadline: float) -> str:
+    """Wait for ``worker`` until ``deadline`` (stopping its process group then); what went wrong, or ''."""
+    try:
+        code = worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.process.pid, signal.SIGKILL)
+        worker.process.wait()
+        return f"stopped after its time ran out; its log: {worker.log}"
+    return f"its process ended with exit code {code}; its log: {worker.log}" if code else ""
+
+
+def _read(worker: _Worker, trouble: str) -> dict[str, dict[str, Any]]:
+    """The runs the worker finished, by case; a case it did not finish is an error naming why."""
+    found = {}
+    if worker.out.is_file():
+        for line in worker.out.read_text(encoding="utf-8").splitlines():
+            try:
+                run = json.loads(line)
+            except ValueError:  # the line it was writing when it was stopped
+                continue
+            found[run["case"]] = run
+    why = f"the case did not run: the evaluation's process {trouble or 'did not run it'}"
+    return {
+        case.id: found.get(case.id) or {"state": "error", "outputs": {}, "error": why}
+        for case in worker.cases
+    }
+
+
+def run_version(
+    version: Version, dataset: Dataset, roster: Path, workdir: Path, workers: int = 1
+) -> list[CaseScore]:
+    """Every case of ``dataset`` run through ``version`` and scored, in the dataset's order."""
+    workflow, _ = read_workflow(version.template, read_roster(roster)[0] if roster.is_file() else None)
+    fanned = {step.id for step in workflow.steps if step.for_each}
+    cases = dataset.cases
+    count = max(1, min(workers, len(cases)))
+    shares = [cases[index::count] for index in range(count)]
+    conns = _connections(roster)
+    started = [
+        _start(i, version, workflow.workflow, share, roster, workdir, conns) for i, share in enumerate(shares)
+    ]
+    deadline = time.monotonic() + START_TIMEOUT_S + CASE_TIMEOUT_S * max(len(share) for share in shares)
+    runs: dict[str, dict[str, Any]] = {}
+    for worker in started:
+        runs |= _read(worker, _wait(worker, deadline))
+    return [
+        score_case(
+            case, runs[case.id]["state"], runs[case.id]["outputs"], fanned, runs[case.id].get("error", "")
+        )
+        for case in cases
+    ]
+
+
+__all__ = ["CASE_TIMEOUT_S", "START_TIMEOUT_S", "Version", "run_version"]

@@ -1,0 +1,261 @@
+"""An evaluation's judgement, pure: each check of a case against the outputs its run gave
+(:func:`score_case`), and one version's cases against another's on the same cases (:func:`compare`).
+
+A case's score is the share of its checks that held. Two versions are compared case by case (paired: the
+same inputs): the mean of the differences with its 95 % confidence interval (Student's t, from scipy), the
+cases in which a check that held on the stable version fails on the new one, and the verdict: a regression
+when the new version's share of checks held is below the stable one's by more than the dataset's
+``tolerance``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import regex
+from scipy import stats
+
+from baton.spec.evals import Case, Check
+
+#: The most one ``matches`` may search a text for (regex's own timeout): a pattern that backtracks on a
+#: model's output fails its check, it never holds the evaluation.
+MATCH_TIMEOUT_S = 1.0
+#: The most characters of a value a report quotes.
+QUOTED = 120
+
+
+@dataclass(frozen=True)
+class Result:
+    """One check of one field of one step's output in one case."""
+
+    step: str
+    field: str
+    check: str
+    passed: bool
+    reason: str = ""  # why it failed
+
+    @property
+    def key(self) -> str:
+        return f"{self.step}.{self.field} {self.check}"
+
+
+@dataclass(frozen=True)
+class CaseScore:
+    """A case's run (its state, each step's) and its checks."""
+
+    case: str
+    state: str
+    results: list[Result] = field(default_factory=list)
+    error: str = ""  # why the run did not even start or finish, when it did not
+    outputs: dict[str, Any] = field(default_factory=dict)  # what the checked steps gave, by step
+
+    @property
+    def passed(self) -> int:
+        return sum(result.passed for result in self.results)
+
+    @property
+    def score(self) -> float:
+        return self.passed / len(self.results) if self.results else 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "passed": self.passed, "checks": len(self.results), "score": self.score}
+
+
+def _quoted(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= QUOTED else text[: QUOTED - 1] + "…"
+
+
+def _same(value: Any, expected: Any) -> bool:
+    """Equal as JSON values are: ``True`` is not ``1``, ``1`` is ``1.0``."""
+    if isinstance(value, bool) or isinstance(expected, bool):
+        return type(value) is type(expected) and value == expected
+    return value == expected
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def why_not(name: str, check: Check, value: Any) -> str:
+    """Why ``value`` fails the check ``name`` of ``check``; empty when it holds."""
+    # long: one branch per kind of check, each with its own message
+    expected = getattr(check, name)
+    if name == "equals":
+        return "" if _same(value, expected) else f"is {_quoted(value)}, expected {_quoted(expected)}"
+    if name == "one_of":
+        return (
+            ""
+            if any(_same(value, e) for e in expected)
+            else f"is {_quoted(value)}, not one of the values given"
+        )
+    if name == "contains":
+        if isinstance(value, str) and isinstance(expected, str):
+            return "" if expected in value else f"does not contain {_quoted(expected)}"
+        if isinstance(value, list):
+            return "" if any(_same(item, expected) for item in value) else f"has no item {_quoted(expected)}"
+        return f"is a {type(value).__name__}, not a text or a list"
+    if name == "matches":
+        if not isinstance(value, str):
+            return f"is a {type(value).__name__}, not a text"
+        try:
+            found = regex.search(expected, value, timeout=MATCH_TIMEOUT_S)
+        except TimeoutError:
+            return f"was not searched to the end within {MATCH_TIMEOUT_S:g} s (fix: a pattern that does not backtrack)"
+        return "" if found else f"does not match {_quoted(expected)}"
+    if name == "range":
+        low, high = expected
+        if not _is_number(value):
+            return f"is {_quoted(value)}, not a number"
+        return "" if low <= value <= high else f"is {value}, outside [{low:g}, {high:g}]"
+    if not isinstance(value, (str, list)):
+        return f"is a {type(value).__name__}, which has no length"
+    if name == "min_length":
+        return (
+            "" if len(value) >= expected else f"has {len(value)} characters or items, fewer than {expected}"
+        )
+    return "" if len(value) <= expected else f"has {len(value)} characters or items, more than {expected}"
+
+
+def _check_outputs(step: str, name: str, check: Check, outputs: list[Any]) -> list[Result]:
+    """The results of one field's checks over a step's outputs (one, or a fan-out's items')."""
+    results = []
+    for kind in check.given():
+        reason = ""
+        for index, output in enumerate(outputs):
+            where = f"item {index}: " if len(outputs) > 1 else ""
+            if not isinstance(output, Mapping) or name not in output:
+                reason = f"{where}the output has no field '{name}'"
+            else:
+                reason = why_not(kind, check, output[name])
+                reason = f"{where}{reason}" if reason else ""
+            if reason:
+                break
+        results.append(Result(step, name, kind, not reason, reason))
+    return results
+
+
+def step_outputs(output: Any, fan_out: bool) -> list[Any]:
+    """What a step's checks apply to: its output, or each item's output of a fan-out (its XCom value:
+    ``{"results": [{"output": ...}], "failures": [...]}``)."""
+    if not fan_out:
+        return [output]
+    if not isinstance(output, Mapping):
+        return []
+    return [item.get("output") for item in output.get("results") or [] if isinstance(item, Mapping)]
+
+
+def _all_failed(step: str, fields: Mapping[str, Check], why: str) -> list[Result]:
+    return [Result(step, name, kind, False, why) for name, check in fields.items() for kind in check.given()]
+
+
+def score_case(
+    case: Case, state: str, outputs: Mapping[str, Any], fanned: Iterable[str], error: str = ""
+) -> CaseScore:
+    """Every check of ``case`` against its run's outputs (step id -> XCom value of a step that succeeded);
+    a step with no output fails each of its checks, naming the run's state."""
+    fan_outs = set(fanned)
+    results: list[Result] = []
+    for step, fields in case.expect.items():
+        if step not in outputs:
+            why = f"step '{step}' gave no output (the run {state}{': ' + error[:300] if error else ''})"
+            results += _all_failed(step, fields, why)
+            continue
+        items = step_outputs(outputs[step], step in fan_outs)
+        if not items:
+            results += _all_failed(step, fields, f"fan-out step '{step}' has no item that succeeded")
+            continue
+        for name, check in fields.items():
+            results += _check_outputs(step, name, check, items)
+    checked = {step: outputs[step] for step in case.expect if step in outputs}
+    return CaseScore(case.id, state, results, error, checked)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A version's cases against the stable version's on the same cases."""
+
+    checks: int  # in all, on each side
+    passed_new: int
+    passed_stable: int
+    mean_difference: float  # of the cases' scores, new - stable
+    interval: tuple[float, float]  # 95 % confidence interval of the mean difference
+    regressed: dict[str, list[str]]  # case -> its checks that held on stable and fail on the new version
+    improved: dict[str, list[str]]
+    tolerance: float
+
+    @property
+    def share_new(self) -> float:
+        return self.passed_new / self.checks if self.checks else 0.0
+
+    @property
+    def share_stable(self) -> float:
+        return self.passed_stable / self.checks if self.checks else 0.0
+
+    @property
+    def regression(self) -> bool:
+        """The new version holds fewer checks than the stable one by more than the tolerance."""
+        return self.share_new < self.share_stable - self.tolerance - 1e-12
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "interval": list(self.interval),
+            "share_new": self.share_new,
+            "share_stable": self.share_stable,
+            "regression": self.regression,
+        }
+
+
+def interval(differences: list[float]) -> tuple[float, float]:
+    """The 95 % confidence interval of the mean of paired differences (Student's t); the mean itself when
+    the differences cannot vary (one case, or all alike)."""
+    if not differences:
+        return (0.0, 0.0)
+    mean = sum(differences) / len(differences)
+    if len(differences) < 2 or max(differences) == min(differences):
+        return (mean, mean)
+    low, high = stats.ttest_1samp(differences, 0.0).confidence_interval(0.95)
+    return (float(low), float(high)) if math.isfinite(low) and math.isfinite(high) else (mean, mean)
+
+
+def compare(new: list[CaseScore], stable: list[CaseScore], tolerance: float) -> Comparison:
+    """``new`` against ``stable``, case by case (the cases both have)."""
+    by_id = {score.case: score for score in stable}
+    pairs = [(score, by_id[score.case]) for score in new if score.case in by_id]
+    regressed: dict[str, list[str]] = {}
+    improved: dict[str, list[str]] = {}
+    for after, before in pairs:
+        held = {r.key for r in before.results if r.passed}
+        holds = {r.key for r in after.results if r.passed}
+        every = [r.key for r in before.results]
+        if lost := [key for key in every if key in held and key not in holds]:
+            regressed[after.case] = lost
+        if gained := [key for key in every if key in holds and key not in held]:
+            improved[after.case] = gained
+    differences = [after.score - before.score for after, before in pairs]
+    return Comparison(
+        checks=sum(len(before.results) for _, before in pairs),
+        passed_new=sum(after.passed for after, _ in pairs),
+        passed_stable=sum(before.passed for _, before in pairs),
+        mean_difference=sum(differences) / len(differences) if differences else 0.0,
+        interval=interval(differences),
+        regressed=regressed,
+        improved=improved,
+        tolerance=tolerance,
+    )
+
+
+__all__ = [
+    "MATCH_TIMEOUT_S",
+    "CaseScore",
+    "Comparison",
+    "Result",
+    "compare",
+    "interval",
+    "score_case",
+    "why_not",
+]

@@ -1,0 +1,137 @@
+"""``baton eval``: a bundled workflow's dataset runs through its compiled steps (``dag.test()`` of its DAG in a
+throwaway Airflow, the offline model answering) and passes; a new version with a planted regression is
+refused against the stable one, naming the cases and checks it lost; what is wrong before anything runs is
+exit 2 with the file and the fix; a case whose process runs out of time is that case's error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from baton.cli import main
+from baton.evaluate import run
+from tests.conftest import DAGS
+
+DATASET_CASES = 10
+
+
+def _eval(capsys, *args: str) -> tuple[int, str]:
+    status = main(["eval", *args])
+    return status, capsys.readouterr().out
+
+
+@pytest.fixture
+def bundled(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(DAGS))
+
+
+def test_a_bundled_dataset_passes_on_its_workflow(bundled, capsys):
+    status, out = _eval(capsys, "daily_operations", "--workers", "2")
+    lines = out.splitlines()
+    assert lines[0] == "daily_operations: 10 case(s), stable"
+    assert lines[-1] == "stable: 40/40 checks held (100.0 %)"
+    assert (
+        sum(line.startswith("  stable ") and line.endswith("4/4 (success)") for line in lines)
+        == DATASET_CASES
+    )
+    assert status == 0
+
+
+def test_a_planted_regression_is_refused_against_the_stable_version(bundled, capsys, tmp_path):
+    # Version 2 of support_triage, its instruction no longer naming the tickets' customers: a summary of the
+    # batch no longer can (the offline model's answers follow the instruction, as a real model's would).
+    text = (DAGS / "versions" / "support_triage.v2.yaml").read_text()
+    planted = text.replace(
+        "{{ t.id }} from {{ t.customer }} ({{ t.channel }}): {{ t.subject }}", "{{ t.subject }}"
+    )
+    assert planted != text
+    planted_file = tmp_path / "versions" / "support_triage.v2.yaml"  # where a version's file is named so
+    planted_file.parent.mkdir()
+    planted_file.write_text(planted)
+    status, out = _eval(capsys, "support_triage", "--file", str(planted_file), "--format", "json")
+    report = json.loads(out)
+    comparison = report["comparison"]
+    assert status == 1 and report["passed"] is False and comparison["regression"] is True
+    assert comparison["share_stable"] == 1.0
+    assert comparison["share_new"] == pytest.approx(0.75)  # one check of four lost in every case
+    assert sorted(comparison["regressed"]) == sorted(case["case"] for case in report["versions"]["stable"])
+    assert set(map(tuple, comparison["regressed"].values())) == {("triage.summary contains",)}
+    assert comparison["mean_difference"] == pytest.approx(-0.25)
+    failed = report["versions"]["new"][0]["results"][1]
+    assert failed["check"] == "contains" and failed["reason"].startswith("does not contain ")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["daily_operations", "--workers", "0"], "--workers 0: give 1 to 8"),
+        (["daily_operations", "--workers", "10000"], "--workers 10000: give 1 to 8"),
+        (
+            ["daily_operations", "--version", "9"],
+            "daily_operations.v9.yaml: no such file (fix: put version 9 there, or pass --file)",
+        ),
+        (
+            ["daily_operations", "--file", "/nonexistent/x.yaml"],
+            "/nonexistent/x.yaml: no such file (fix: name the new version's template file)",
+        ),
+        (
+            ["nothing_here"],
+            "nothing_here.yaml: no such dataset (fix: write the cases of 'nothing_here' there, and check them "
+            "with `baton validate`)",
+        ),
+    ],
+)
+def test_what_is_wrong_before_anything_runs_is_exit_2_naming_the_fix(bundled, capsys, args, message):
+    status, out = _eval(capsys, *args)
+    assert status == 2
+    assert message in out
+
+
+def _copy_dags(tmp_path: Path, monkeypatch) -> Path:
+    folder = tmp_path / "dags"
+    for name in ("workflows", "evals"):
+        (folder / name).mkdir(parents=True)
+    (folder / "agents.yaml").write_text((DAGS / "agents.yaml").read_text())
+    (folder / "workflows" / "daily_operations.yaml").write_text(
+        (DAGS / "workflows" / "daily_operations.yaml").read_text()
+    )
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(folder))
+    return folder
+
+
+def test_a_dataset_naming_a_step_the_workflow_lacks_is_refused_with_its_line(capsys, tmp_path, monkeypatch):
+    folder = _copy_dags(tmp_path, monkeypatch)
+    text = (
+        (DAGS / "evals" / "daily_operations.yaml").read_text().replace("    coordinate:", "    coordinat:", 1)
+    )
+    (folder / "evals" / "daily_operations.yaml").write_text(text)
+    status, out = _eval(capsys, "daily_operations")
+    assert status == 2
+    assert (
+        "cases[0].expect.coordinat: the workflow has no step 'coordinat' (fix: use one of: collect_status, coordinate)"
+        in out
+    )
+
+
+def test_a_case_whose_process_runs_out_of_time_is_that_cases_error(capsys, tmp_path, monkeypatch):
+    # A hung model or step: the evaluation stops its process when the time it allows has passed (here none).
+    folder = _copy_dags(tmp_path, monkeypatch)
+    (folder / "evals" / "daily_operations.yaml").write_text(
+        (DAGS / "evals" / "daily_operations.yaml").read_text()
+    )
+    monkeypatch.setattr(run, "START_TIMEOUT_S", 0.0)
+    monkeypatch.setattr(run, "CASE_TIMEOUT_S", 0.0)
+    status, out = _eval(capsys, "daily_operations", "--format", "json")
+    cases = json.loads(out)["versions"]["stable"]
+    assert status == 1
+    assert len(cases) == DATASET_CASES
+    assert {case["state"] for case in cases} == {"error"}
+    assert all(
+        case["error"].startswith(
+            "the case did not run: the evaluation's process stopped after its time ran out"
+        )
+        for case in cases
+    )
+    assert all(case["passed"] == 0 for case in cases)
