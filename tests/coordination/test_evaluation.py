@@ -12,7 +12,9 @@ def test_a_case_is_current_only_inside_and_one_at_a_time():
     assert evaluation.current() is None
     with evaluation.case("refund", {"load": {"tickets": [1]}}) as running:
         assert evaluation.current() is running and running.id == "refund"
-        refused = pytest.raises(RuntimeError, match="evaluation case 'refund' is still running in this process")
+        refused = pytest.raises(
+            RuntimeError, match="evaluation case 'refund' is still running in this process"
+        )
         with refused, evaluation.case("other", {}):
             pass
         assert evaluation.current() is running  # the refused one changed nothing
