@@ -151,10 +151,10 @@ def test_a_baton_bug_in_one_template_does_not_hide_the_others(folder, monkeypatc
             raise RuntimeError("boom in plan")
         return real_plan(workflow, roster, reads, group)
 
-    def build(plan, canary=None):
+    def build(plan, canary=None, gated=False):
         if plan.workflow.workflow == "revenue_milestone":
             raise RuntimeError("boom in build")
-        return real_build(plan, canary)
+        return real_build(plan, canary, gated)
 
     monkeypatch.setattr(loader, "plan_workflow", plan)
     monkeypatch.setattr(loader, "build_dag", build)

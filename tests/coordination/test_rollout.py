@@ -5,13 +5,14 @@ decision once."""
 
 from __future__ import annotations
 
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
-from baton.coordination.rollout import VERSION_TASK, Rollout, replay
+from baton.coordination.rollout import EVAL_STEP, VERSION_TASK, Rollout, replay
 from baton.events.event import Event
 from baton.spec.rollout import Rollout as RolloutSpec
 
@@ -157,3 +158,47 @@ def test_a_bad_rollout_is_refused_naming_the_field(settings, said):
     with pytest.raises(ValidationError) as raised:
         RolloutSpec.model_validate(settings)
     assert said in str(raised.value)
+
+
+def _evaluated(store, passed: bool, digest: str = "d1", version: int = 2, **payload) -> None:
+    """What `baton eval notes --version 2 --record` appends (baton.evaluate.report.evaluation_event)."""
+    body = {"version": version, "digest": digest, "passed": passed, "cases": 10, "checks": 40, "held": 40}
+    store.append(
+        [
+            Event(
+                type="evaluation.completed",
+                run_id=f"evaluation:notes:v{version}:{uuid.uuid4().hex[:12]}",  # a new fact each time
+                workflow="notes",
+                step=EVAL_STEP,
+                payload={**body, "against": "stable", **payload},
+            )
+        ]
+    )
+
+
+def test_a_gated_rollout_starts_only_once_its_new_version_as_built_passed_its_dataset(store):
+    spec = RolloutSpec(to="notes.v2.yaml", start=50, step=50, every="1h", min_runs=5)
+    rollout = Rollout("notes", 1, 2, spec, gate="d1")
+    first = rollout.assign(store, "run-0")
+    assert (first["arm"], first["version"]) == ("stable", 1)
+    assert first["how"] == (
+        "v2 (digest d1) has no passing evaluation of the workflow's dataset against v1: every run takes v1 "
+        "until `baton eval notes --version 2 --record` passes"
+    )
+    # A failed evaluation, one of another digest (the file changed since), one of an arm, or one not against
+    # the current version do not open it either; each look records the gate once for the digest.
+    _evaluated(store, passed=False, regressed={"refund": ["triage.summary contains"]})
+    _evaluated(store, passed=True, digest="d0")
+    _evaluated(store, passed=True, variant="triage:brief")
+    _evaluated(store, passed=True, against=None)
+    arms = [rollout.assign(store, f"run-{n}")["arm"] for n in range(1, 40)]
+    assert set(arms) == {"stable"}
+    gated = list(store.read("rollout:notes:v1->v2", types=["rollout.gated"]))
+    assert [(e.payload["digest"], e.step) for e in gated] == [("d1", VERSION_TASK)]
+    assert not list(store.read("rollout:notes:v1->v2", types=["rollout.started"]))
+    _evaluated(store, passed=True)
+    arms = [rollout.assign(store, f"run-{n}")["arm"] for n in range(40, 240)]
+    assert 0.35 < arms.count("canary") / len(arms) < 0.65  # started at 50 % by the runs' hashes
+    assert rollout.assign(store, "run-3")["arm"] == "stable"  # a run keeps the version it was given
+    # An ungated rollout (a workflow without a dataset) starts at its first look, as before.
+    assert Rollout("other", 1, 2, spec).assign(store, "run-x")["how"] == "by the run's hash at 50 %"

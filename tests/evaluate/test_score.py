@@ -6,7 +6,16 @@ from __future__ import annotations
 
 import pytest
 
-from baton.evaluate.score import MATCH_TIMEOUT_S, CaseScore, Result, compare, interval, score_case, why_not
+from baton.evaluate.score import (
+    MATCH_TIMEOUT_S,
+    CaseScore,
+    Result,
+    compare,
+    interval,
+    score_case,
+    sequential,
+    why_not,
+)
 from baton.spec.evals import Case, Check
 
 
@@ -116,3 +125,18 @@ def test_the_interval_of_differences_that_cannot_vary_is_their_mean():
     assert interval([0.0, 0.0, 0.0]) == (0.0, 0.0)
     low, high = interval([0.0, -0.5, 0.0, 0.0])
     assert low < -0.125 < high
+
+
+def test_the_sequential_rule_calls_a_steady_regression_and_not_noise_that_goes_both_ways():
+    broken = [(_scored(f"c{i}", True, i % 5 != 0), _scored(f"c{i}", True, True)) for i in range(100)]
+    rule = sequential(broken, tolerance=0.05)  # a fifth of the cases lose a check, none gains one
+    assert rule.decided_after == 31 and (rule.regressed, rule.improved) == (7, 0) and rule.e_value >= 20
+    # the same losses, each met by a gain elsewhere: as many cases improve as regress, never a call
+    noisy = [
+        (_scored(f"c{i}", True, i % 5 != 0), _scored(f"c{i}", True, i % 5 != 1 if i % 5 < 2 else True))
+        for i in range(100)
+    ]
+    rule = sequential(noisy, tolerance=0.05)
+    assert rule.decided_after is None and rule.regressed == rule.improved == 20
+    # a steady loss under the tolerance is not called however sure the test is
+    assert sequential(broken, tolerance=0.20).decided_after is None

@@ -57,6 +57,7 @@ HEALTHY = [
     "deadline_overrun",
     "escalation",
     "failing_step",
+    "gated_release",
     "hr_recruiting",
     "invoice_processing",
     "lead_followup",
@@ -233,6 +234,43 @@ steps:
     output: {decision: {type: string, enum: [ship, wait]}}
     output_retries: 0
 """
+
+# A rollout gated on an evaluation dataset (test_airflow): version 2's instruction no longer names the topic,
+# which every case's headline must hold (the offline model's answers follow the instruction).
+GATED_WORKFLOW = """workflow: gated_release
+version: 1
+description: Rolls out a version that regresses on the dataset (tests/integration/test_airflow.py).
+owner: tests
+inputs:
+  topic: {type: string, default: pricing}
+defaults: {retries: 0}
+steps:
+  - id: announce
+    agent: strategy_strategic_planner
+    instruction: "Announce {{ inputs.topic }}."
+    output: {headline: string}
+rollout: {to: gated_release.v2.yaml, start: 100, step: 25, every: 1h, min_runs: 3}
+"""
+GATED_VERSION = (
+    GATED_WORKFLOW.replace("version: 1", "version: 2")
+    .replace('instruction: "Announce {{ inputs.topic }}."', "instruction: Announce the release.")
+    .replace("rollout: {to: gated_release.v2.yaml, start: 100, step: 25, every: 1h, min_runs: 3}\n", "")
+)
+GATED_DATASET = "dataset: gated_release\ntolerance: 0.05\ncases:\n" + "".join(
+    f"  - {{id: case_{topic}, inputs: {{topic: {topic}}}, expect: {{announce: {{headline: {{contains: {topic}}}}}}}}}\n"
+    for topic in (
+        "pricing",
+        "billing",
+        "exports",
+        "webhooks",
+        "reports",
+        "seats",
+        "sso",
+        "audit",
+        "search",
+        "api",
+    )
+)
 
 # test_pages' part (the Coordination and Management pages in a browser): agents of a routed step of which two
 # never answer validly; an agent that answers after a second (a fan-out to watch) and one that takes two
@@ -441,6 +479,9 @@ def _write_test_dags(dags: Path) -> None:
     (dags / "workflows" / "canary_release.yaml").write_text(CANARY_WORKFLOW)
     (dags / "versions").mkdir(exist_ok=True)
     (dags / "versions" / "canary_release.v2.yaml").write_text(CANARY_VERSION)
+    (dags / "workflows" / "gated_release.yaml").write_text(GATED_WORKFLOW)
+    (dags / "versions" / "gated_release.v2.yaml").write_text(GATED_VERSION)
+    (dags / "evals" / "gated_release.yaml").write_text(GATED_DATASET)
     shutil.copy(SAGA_WORKFLOW, dags / "workflows" / "order_saga.yaml")
 
 

@@ -19,6 +19,7 @@ import pytest
 from demo.http_service import PartnerService
 
 from baton.cli.approve import SETTLE_S
+from baton.coordination.tasks import EVAL_STEP
 from baton.events import projections
 from baton.events.event import Event
 from baton.events.replay import fold
@@ -50,6 +51,7 @@ ACTIVE = [
     "deadline_overrun",
     "escalation",
     "failing_step",
+    "gated_release",
     "lead_qualification",
     "monitor_probe",
     "order_saga",
@@ -556,6 +558,41 @@ def test_a_new_version_that_fails_more_is_rolled_back_by_itself_and_each_run_sta
     )
     assert shown["runs"]["canary"]["failures"] >= counts["canary"]["failures"]  # and any that ended since
     assert httpx.get(url, params={"workflow": "x" * 5000}, headers=headers, timeout=30).status_code == 422
+
+
+def test_a_planted_regression_keeps_a_gated_rollouts_new_version_from_every_run(running, monkeypatch, capsys):
+    # gated_release has a dataset (evals/), so its rollout starts only once version 2, as the dag processor
+    # built it, passed it against version 1; version 2 is the planted regression (shared_airflow.py).
+    from baton.cli import main as baton
+
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(running.dags_folder))
+    monkeypatch.setenv("AIRFLOW_CONN_BATON_STORE", running.store_url())
+    status = baton(["eval", "gated_release", "--version", "2", "--record", "--workers", "2"])
+    out = capsys.readouterr().out
+    assert status == 1, out
+    assert "a regression: v2 held 0.0 % of the checks, stable 100.0 % (tolerance 5.0 %)" in out
+    store = _store(running)
+    ((*_, evaluated),) = store.step_history("gated_release", EVAL_STEP, ["evaluation.completed"], 10)
+    assert (evaluated["passed"], evaluated["held"], evaluated["held_stable"], evaluated["version"]) == (
+        False,
+        0,
+        10,
+        2,
+    )
+    assert len(evaluated["regressed"]) == 10
+    runs = [running.trigger("gated_release", {"topic": "pricing"}).json()["dag_run_id"] for _ in range(3)]
+    for run_id in runs:
+        assert running.wait_for_run("gated_release", run_id)["state"] == "success"
+        (assigned,) = store.read(run_id, types=["version.assigned"])
+        assert (assigned.payload["arm"], assigned.payload["version"]) == (
+            "stable",
+            1,
+        )  # start: 100 % if it ran
+        assert assigned.payload["how"].startswith(f"v2 (digest {evaluated['digest']}) has no passing")
+    rollout = "rollout:gated_release:v1->v2"
+    (gated,) = store.read(rollout, types=["rollout.gated"])  # once, for the digest the evaluation recorded
+    assert gated.payload["digest"] == evaluated["digest"]  # what eval read is what the dag processor built
+    assert [e.type for e in store.read(rollout)] == ["rollout.gated"]
 
 
 def _store(running: Standalone) -> EventStore:

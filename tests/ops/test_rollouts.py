@@ -86,3 +86,32 @@ def test_no_rollout_and_a_broken_new_version_are_said(store, folder, capsys, mon
         "No rollout: no template declares 'rollout' (or its new version"
     )
     assert report(store, folder) == []
+
+
+def test_a_gated_rollout_says_why_and_the_evaluations_report_has_each_recorded_one(
+    store, folder, monkeypatch, capsys
+):
+    from baton.coordination.tasks import EVAL_STEP
+    from baton.ops.reports.evaluations import report as evaluations
+
+    spec = RolloutSpec(to="release_notes.v2.yaml", start=50, step=25, every="1h", min_runs=3)
+    Rollout("release_notes", 1, 2, spec, gate="abc").assign(store, "run-0")
+    (found,) = report(store, folder)
+    assert (found["status"], found["share"]) == ("not started", 0.0)
+    assert found["gated"].startswith("v2 (digest abc) has no passing evaluation of the workflow's dataset")
+    _connect(store, monkeypatch)
+    assert baton(["rollout", "--workflow", "release_notes"]) == 0
+    assert f"  gated: {found['gated']}" in capsys.readouterr().out.splitlines()
+    for n, passed in enumerate((False, True)):
+        payload = {"at": f"2026-11-2{n}T10:00:00+00:00", "version": 2, "digest": "abc", "passed": passed,
+                   "against": "stable", "cases": 10, "checks": 40, "held": 30 + 10 * n, "held_stable": 40,
+                   "mean_difference": -0.25 * (1 - n), "interval": [-0.3, -0.2] if not passed else [0.0, 0.0],
+                   "regressed": {} if passed else {"refund": ["triage.summary contains"]}}  # fmt: skip
+        store.append([Event(type="evaluation.completed", run_id=f"evaluation:release_notes:v2:{n}",
+                            workflow="release_notes", step=EVAL_STEP, payload=payload)])  # fmt: skip
+    (mine,) = evaluations(store, folder, "release_notes")
+    assert [(e["passed"], e["share"], e["share_stable"], e["regressed"]) for e in mine["evaluations"]] == [
+        (True, 1.0, 1.0, {}),  # newest first
+        (False, 0.75, 1.0, {"refund": ["triage.summary contains"]}),
+    ]
+    assert evaluations(store, folder) == []  # the fixture's folder has no dataset: no workflow to list

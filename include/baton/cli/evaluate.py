@@ -3,7 +3,8 @@ compiled steps (:mod:`baton.evaluate`), report each case and each check, and, fo
 or ``--version``), compare it with the stable one on the same cases.
 
 Exit codes: 0 the dataset passes (every check, or with a new version: no regression beyond the dataset's
-``tolerance``); 1 it does not; 2 the dataset, the templates or the arguments are wrong (nothing ran).
+``tolerance``); 1 it does not; 2 the dataset, the templates or the arguments are wrong (nothing ran); 3 it
+ran but ``--record`` could not write its result to Baton's store.
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ import argparse
 import json
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from baton.cli.common import add_command, dags_folder
 from baton.errors import Issue, TemplateError
+from baton.evaluate.report import as_json, as_text, evaluation_event
 from baton.evaluate.run import Version, run_version
-from baton.evaluate.score import CaseScore, Comparison, compare
-from baton.spec.evals import DIR, Dataset, load_dataset
+from baton.evaluate.score import compare
+from baton.events.store import EventStore
+from baton.spec.evals import DIR, Dataset, load_dataset, version_digest
 from baton.spec.evals_checks import dataset_issues, unrecorded
 from baton.spec.loading import read_roster, read_workflow, template_path
 from baton.spec.rollout import VERSIONS_DIR
@@ -54,6 +58,12 @@ def add(commands: Any) -> None:
     command.add_argument(
         "--format", choices=["text", "json"], default="text", help="json: one object, for CI"
     )
+    command.add_argument(
+        "--record",
+        action="store_true",
+        help="record the result in Baton's store (evaluation.completed): a rollout of a workflow that has a "
+        "dataset starts once its new version passed against the stable one",
+    )
     command.set_defaults(run=_run)
 
 
@@ -83,27 +93,30 @@ def _new_version(args: argparse.Namespace, folder: Path) -> Path | None:
     return None
 
 
-def _checked(
-    path: Path, roster: Any, dataset: Dataset, source: Any, workflow_id: str
-) -> tuple[list[str], list[str]]:
-    """The problems of a version's template and of the dataset against it, and the warnings (the steps an
-    evaluation runs for real), as lines."""
+Checked = tuple[Version, list[str], list[str]]
+
+
+def _checked(version: Version, roster: Any, dataset: Dataset, source: Any, workflow_id: str) -> Checked:
+    """The version with its number and digest, the problems of its template and of the dataset against it,
+    and the warnings (the steps an evaluation runs for real), as lines."""
+    path = version.template
     try:
         workflow, _ = read_workflow(path, roster)
     except TemplateError as error:
-        return [str(issue) for issue in error.issues], []
+        return version, [str(issue) for issue in error.issues], []
     if workflow.workflow != workflow_id:
         wrong = Issue(
             str(path), "workflow", f"is '{workflow.workflow}', not '{workflow_id}'", "name the same workflow"
         )
-        return [str(wrong)], []
+        return version, [str(wrong)], []
     problems = [str(issue) for issue in dataset_issues(dataset, source, workflow)]
-    return problems, [f"{path}: warning: {line}" for line in unrecorded(dataset, workflow, roster)]
+    warnings = [f"{path}: warning: {line}" for line in unrecorded(dataset, workflow, roster)]
+    return replace(version, number=workflow.version, digest=version_digest(workflow)), problems, warnings
 
 
-def _plan(args: argparse.Namespace) -> tuple[Dataset, Path, list[Version], list[str]]:
-    """The dataset, the roster, the versions to run (the new one first) and the warnings; ``Refused`` when
-    one is wrong."""
+def _plan(args: argparse.Namespace) -> tuple[Dataset, Path, Path, list[Version], list[str]]:
+    """The dataset and its file, the roster, the versions to run (the new one first) and the warnings;
+    ``Refused`` when one is wrong."""
     if not 1 <= args.workers <= MAX_WORKERS:
         raise Refused(f"--workers {args.workers}: give 1 to {MAX_WORKERS}")
     folder = dags_folder()
@@ -128,19 +141,20 @@ def _plan(args: argparse.Namespace) -> tuple[Dataset, Path, list[Version], list[
     versions = [Version(f"v{args.version}" if args.version else "new", new)] if new is not None else []
     if new is None or args.against == "stable":
         versions.append(Version("stable", stable))
-    problems, warnings = [], []
+    problems, warnings, checked = [], [], []
     for version in versions:
-        found, warned = _checked(version.template, roster, dataset, source, args.workflow)
+        version, found, warned = _checked(version, roster, dataset, source, args.workflow)
+        checked.append(version)
         problems += found
         warnings += warned
     if problems:
         raise Refused("\n".join(problems))
-    return dataset, roster_path, versions, warnings
+    return dataset, path, roster_path, checked, warnings
 
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        dataset, roster, versions, warnings = _plan(args)
+        dataset, dataset_path, roster, versions, warnings = _plan(args)
     except Refused as refused:
         print(str(refused), flush=True)
         return 2
@@ -159,54 +173,23 @@ def _run(args: argparse.Namespace) -> int:
         else any(s.passed < len(s.results) for s in scores[versions[0].label])
     )
     if args.format == "json":
-        print(json.dumps(_json(args.workflow, scores, comparison, failed), default=str), flush=True)
+        print(json.dumps(as_json(args.workflow, scores, comparison, failed), default=str), flush=True)
     else:
-        for line in _text(args.workflow, [v.label for v in versions], scores, comparison):
+        for line in as_text(args.workflow, [v.label for v in versions], scores, comparison):
             print(line, flush=True)
+    if args.record:
+        new = versions[0]
+        event = evaluation_event(args.workflow, new, dataset_path, scores[new.label], comparison, failed)
+        try:
+            EventStore.from_airflow().append([event])
+        except Exception as error:  # no store there, or not migrated: say so; the result stands above
+            why = f"{type(error).__name__}: {error}"[:1000]
+            fix = (
+                ""
+                if "baton db upgrade" in why
+                else " (fix: `baton db upgrade` creates or migrates the store)"
+            )
+            print(f"the evaluation was not recorded in Baton's store: {why}{fix}", file=sys.stderr)
+            return 3
+        print(f"recorded: evaluation.completed of {args.workflow} v{new.number} ({event.run_id})", flush=True)
     return 1 if failed else 0
-
-
-def _json(
-    workflow: str, scores: dict[str, list[CaseScore]], comparison: Comparison | None, failed: bool
-) -> dict:
-    return {
-        "workflow": workflow,
-        "versions": {label: [score.as_json() for score in cases] for label, cases in scores.items()},
-        "comparison": comparison.as_json() if comparison else None,
-        "passed": not failed,
-    }
-
-
-def _held(cases: list[CaseScore]) -> str:
-    passed, checks = sum(s.passed for s in cases), sum(len(s.results) for s in cases)
-    return f"{passed}/{checks} checks held ({100 * passed / checks if checks else 0:.1f} %)"
-
-
-def _text(
-    workflow: str, labels: list[str], scores: dict[str, list[CaseScore]], comparison: Comparison | None
-) -> list[str]:
-    lines = [f"{workflow}: {len(scores[labels[0]])} case(s), " + " against ".join(labels)]
-    for label in labels:
-        for score in scores[label]:
-            failing = [f"{r.key}: {r.reason}" for r in score.results if not r.passed]
-            lines.append(f"  {label} {score.case}: {score.passed}/{len(score.results)} ({score.state})")
-            lines += [f"      {line}" for line in failing[:10]]
-            if len(failing) > 10:
-                lines.append(f"      and {len(failing) - 10} more")
-    lines += [f"{label}: {_held(scores[label])}" for label in labels]
-    if comparison is None:
-        return lines
-    low, high = comparison.interval
-    lines.append(
-        f"{labels[0]} against stable: mean difference per case {comparison.mean_difference:+.3f} "
-        f"(95 % CI {low:+.3f} to {high:+.3f})"
-    )
-    for case, keys in comparison.regressed.items():
-        lines.append(f"  regressed {case}: {', '.join(keys)}")
-    drop = comparison.share_stable - comparison.share_new
-    verdict = "a regression" if comparison.regression else "no regression"
-    lines.append(
-        f"{verdict}: {labels[0]} holds {100 * drop:+.1f} % fewer checks than stable "
-        f"(tolerance {100 * comparison.tolerance:.1f} %)"
-    )
-    return lines

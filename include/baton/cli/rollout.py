@@ -34,6 +34,8 @@ def show(workflow: str | None, as_json: bool) -> int:
             n = r["runs"][arm]
             rate = "-" if n["failure_rate"] is None else f"{n['failure_rate']:.1%}"
             print(f"  v{version}: {n['runs']} run(s) ended, failures {rate}, {r['in_flight'][arm]} in flight")
+        if r.get("gated"):  # its new version has not passed the workflow's dataset (baton eval --record)
+            print(f"  gated: {r['gated']}")
         print(f"  guardrails: {r['guardrails']}")
         for d in r["decisions"][-5:]:
             print(

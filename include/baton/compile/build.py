@@ -23,6 +23,7 @@ from baton.operators.step import FanOutBatches, StepOperator
 from baton.plan import CompiledStep, WorkflowPlan
 from baton.queue import RULE as PRIORITY_RULE
 from baton.sensors.business import BusinessSensor
+from baton.spec.evals import version_digest
 from baton.spec.models import InputField, Workflow
 from baton.spec.priority import PARAM as PRIORITY_PARAM
 from baton.spec.priority import Priority
@@ -239,9 +240,12 @@ def _steps(plan: WorkflowPlan, dag: DAG, group: Any = None) -> dict[str, Any]:
     return tasks
 
 
-def _rollout(plan: WorkflowPlan, canary: WorkflowPlan, dag: DAG, tasks: dict[str, Any]) -> dict[str, Any]:
+def _rollout(
+    plan: WorkflowPlan, canary: WorkflowPlan, dag: DAG, tasks: dict[str, Any], gated: bool = False
+) -> dict[str, Any]:
     """The new version's tasks in their task group, and the ``baton_version`` task before both versions'
-    first steps: it picks the run's version and skips the other's tasks."""
+    first steps: it picks the run's version and skips the other's tasks (``gated``: the rollout starts only
+    once the new version, as built here, passed the workflow's evaluation dataset)."""
     from airflow.sdk import TaskGroup
 
     stable, new = plan.workflow.version, canary.workflow.version
@@ -257,6 +261,7 @@ def _rollout(plan: WorkflowPlan, canary: WorkflowPlan, dag: DAG, tasks: dict[str
         canary=new,
         group=group.group_id,
         rollout=plan.workflow.rollout,
+        gate=version_digest(canary.workflow) if gated else None,
         own_tasks=[SAGA_TASK],
         retries=2,
         doc_md=f"Picks the version of this run (v{stable}, or v{new} for its share of the runs while its "
@@ -320,9 +325,10 @@ def compensate_dag() -> DAG:
     return dag
 
 
-def build_dag(plan: WorkflowPlan, canary: WorkflowPlan | None = None) -> DAG:
+def build_dag(plan: WorkflowPlan, canary: WorkflowPlan | None = None, gated: bool = False) -> DAG:
     """Build the Airflow DAG of a planned workflow; with ``canary``, the plan of the version it rolls out
-    to (planned in its task group), beside it."""
+    to (planned in its task group), beside it: ``gated`` when the workflow has an evaluation dataset, which
+    that version must pass before its rollout starts."""
     workflow = plan.workflow
     schedule = _schedule(workflow)
     dag = DAG(
@@ -349,7 +355,7 @@ def build_dag(plan: WorkflowPlan, canary: WorkflowPlan | None = None) -> DAG:
     tasks = _steps(plan, dag)
     plans = [plan]
     if canary is not None:
-        tasks |= _rollout(plan, canary, dag, tasks)
+        tasks |= _rollout(plan, canary, dag, tasks, gated)
         plans.append(canary)
     _saga(plans, dag, tasks)
     return dag

@@ -27,7 +27,8 @@ from baton.errors import Issue, TemplateError
 from baton.plan import WorkflowPlan, plan_workflow, step_reads
 from baton.spec.deprecations import warn
 from baton.spec.diff import diff
-from baton.spec.loading import load_roster, read_workflow
+from baton.spec.evals import DIR as EVALS_DIR
+from baton.spec.loading import load_roster, read_workflow, template_path
 from baton.spec.loading import template_files as spec_template_files
 from baton.spec.models import Workflow
 from baton.spec.reading import read_bytes
@@ -298,7 +299,9 @@ def compile_folder(
                     dags[path.stem] = None
                     continue
                 plan = plan_workflow(workflow, roster, reads)
-                dags[workflow.workflow] = build_dag(plan, canary) if build else None
+                # a rollout of a workflow with an evaluation dataset waits for its new version to pass it
+                gated = canary is not None and bool(template_path(dags_folder / EVALS_DIR, workflow.workflow))
+                dags[workflow.workflow] = build_dag(plan, canary, gated) if build else None
                 if build and (sensor := sensor_dag(workflow)) is not None:
                     dags[sensor.dag_id] = sensor
             except TemplateError as error:

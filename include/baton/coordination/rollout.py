@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from baton.coordination.tasks import VERSION_TASK
+from baton.coordination.tasks import EVAL_STEP, VERSION_TASK
 from baton.events.event import Event
 from baton.events.store import EventStore
 from baton.optimize.assignment import assign
@@ -33,6 +33,7 @@ from baton.optimize.experiments import Experiment
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "EVAL_STEP",
     "VERSION_TASK",
     "Rollout",
     "RolloutState",
@@ -47,6 +48,7 @@ MAX_RUNS = 20_000  # the latest assigned runs a rollout is replayed from
 # within about a dozen discordant pairs when the new version fails where the old one does not.
 CONCENTRATION = 5.0
 DECISIONS = ("rollout.started", "rollout.advanced", "rollout.completed", "rollout.rolled_back")
+MAX_EVALUATIONS = 200  # the latest evaluations of a workflow a gated rollout reads
 
 
 def rollout_name(workflow: str, stable: int, canary: int) -> str:
@@ -131,6 +133,7 @@ class Rollout:
     stable: int
     canary: int
     spec: Any  # baton.spec.rollout.Rollout
+    gate: str | None = None  # the new version's digest, when it must pass the workflow's dataset first
 
     @property
     def name(self) -> str:
@@ -152,6 +155,9 @@ class Rollout:
         state = replay(store, self.workflow, self.stable, self.canary)
         at = now.isoformat()
         if state.status == "not started":
+            if self.gate is not None and (waiting := self._gated(store)):
+                state.reason = waiting
+                return state
             share = min(100.0, self.spec.start)
             payload = {"at": at, "share": share, "from_version": self.stable, "to_version": self.canary}
             store.append([self._event("rollout.started", payload)])
@@ -181,6 +187,26 @@ class Rollout:
             return replay(store, self.workflow, self.stable, self.canary)
         return state
 
+    def _gated(self, store: EventStore) -> str:
+        """Why the rollout waits for an evaluation (recorded once for this digest), or '' once the new version,
+        as built (``gate``), passed the workflow's dataset against the current version."""
+        rows = store.step_history(self.workflow, EVAL_STEP, ["evaluation.completed"], MAX_EVALUATIONS)
+        passed = any(
+            p.get("version") == self.canary and p.get("digest") == self.gate and p.get("against") == "stable"
+            and p.get("passed") and not p.get("variant")
+            for *_, p in rows
+        )  # fmt: skip
+        if passed:
+            return ""
+        reason = (
+            f"v{self.canary} (digest {self.gate}) has no passing evaluation of the workflow's dataset against "
+            f"v{self.stable}: every run takes v{self.stable} until `baton eval {self.workflow} --version "
+            f"{self.canary} --record` passes"
+        )
+        payload = {"rollout": self.name, "digest": self.gate, "reason": reason}
+        store.append([self._event("rollout.gated", payload, discriminator=self.gate or "")])
+        return reason
+
     def _stage_done(self, state: RolloutState, now: datetime) -> bool:
         """Whether the stage lasted ``every`` and ``min_runs`` of the new version's runs assigned in it ended."""
         if state.stage_at is None or now - state.stage_at < self.spec.every:
@@ -199,6 +225,8 @@ class Rollout:
             arm, how = "stable", "its steps started before the rollout"
         elif state.status == "rolled back":
             arm, how = "stable", "rolled back"
+        elif state.status == "not started":  # gated: its new version has not passed its evaluation
+            arm, how = "stable", state.reason[:500]
         elif state.share >= 100:
             arm, how = "canary", "completed"
         else:
@@ -216,6 +244,8 @@ class Rollout:
         return next(e.payload for e in found if e.payload.get("rollout") == self.name)
 
 
-def version_of_run(workflow: str, stable: int, canary: int, spec: Any, run_id: str) -> dict[str, Any]:
+def version_of_run(
+    workflow: str, stable: int, canary: int, spec: Any, run_id: str, gate: str | None = None
+) -> dict[str, Any]:
     """The version of run ``run_id`` (the ``baton_version`` task's choice), in Airflow's event store."""
-    return Rollout(workflow, stable, canary, spec).assign(EventStore.from_airflow(), run_id)
+    return Rollout(workflow, stable, canary, spec, gate).assign(EventStore.from_airflow(), run_id)

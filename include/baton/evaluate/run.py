@@ -42,6 +42,8 @@ class Version:
 
     label: str
     template: Path
+    number: int = 0  # the template's version
+    digest: str = ""  # baton.spec.evals.version_digest of its validated template
 
 
 def _connections(roster_path: Path) -> dict[str, str]:

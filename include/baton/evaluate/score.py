@@ -18,6 +18,7 @@ from typing import Any
 import regex
 from scipy import stats
 
+from baton.optimize.sequential import log_e_one_sided
 from baton.spec.evals import Case, Check
 
 #: The most one ``matches`` may search a text for (regex's own timeout): a pattern that backtracks on a
@@ -174,6 +175,48 @@ def score_case(
     return CaseScore(case.id, state, results, error, checked)
 
 
+#: The sequential rule's chance of ever calling a harmless change a regression, however many cases it looks at.
+ALPHA = 0.05
+#: The mixture's pseudo-cases over how often a regressed case outnumbers an improved one (Beta(1, 1), truncated
+#: above 1/2): about seven regressed cases in a row decide at 5 %, a fifth of the cases broken ~35 cases.
+CONCENTRATION = 1.0
+
+
+@dataclass(frozen=True)
+class Sequential:
+    """The sequential rule over paired cases in their order: the case after which it called a regression
+    (None: not within the cases), the cases that regressed and improved, and the e-value after the last."""
+
+    decided_after: int | None
+    regressed: int
+    improved: int
+    e_value: float
+
+
+def sequential(
+    pairs: list[tuple[CaseScore, CaseScore]], tolerance: float, alpha: float = ALPHA
+) -> Sequential:
+    """Walk (new, stable) case pairs in order. A case *regressed* when it lost a check the stable version
+    held and gained none, *improved* the other way round. After each case, the e-value that the new version
+    loses more cases than it gains (``log_e_one_sided`` of baton.optimize.sequential, against 1/2: a
+    nonnegative martingale, so looking after every case keeps the chance of a false call at ``alpha``);
+    a regression is called at the first case where it reaches 1/alpha and the checks lost so far outnumber
+    those gained by more than ``tolerance`` of the checks so far."""
+    regressed = improved = lost = gained = checks = 0
+    log_e, threshold = 0.0, math.log(1 / alpha)
+    for index, (after, before) in enumerate(pairs, start=1):
+        held = {r.key for r in before.results if r.passed}
+        holds = {r.key for r in after.results if r.passed}
+        case_lost, case_gained = len(held - holds), len(holds - held)
+        regressed += bool(case_lost and not case_gained)
+        improved += bool(case_gained and not case_lost)
+        lost, gained, checks = lost + case_lost, gained + case_gained, checks + len(before.results)
+        log_e = log_e_one_sided(regressed, improved, 0.5, CONCENTRATION)
+        if log_e >= threshold and lost - gained > tolerance * checks:
+            return Sequential(index, regressed, improved, math.exp(min(log_e, 700.0)))
+    return Sequential(None, regressed, improved, math.exp(min(log_e, 700.0)))
+
+
 @dataclass(frozen=True)
 class Comparison:
     """A version's cases against the stable version's on the same cases."""
@@ -186,6 +229,7 @@ class Comparison:
     regressed: dict[str, list[str]]  # case -> its checks that held on stable and fail on the new version
     improved: dict[str, list[str]]
     tolerance: float
+    rule: Sequential | None = None  # the sequential rule over the cases in the order they ran
 
     @property
     def share_new(self) -> float:
@@ -246,16 +290,20 @@ def compare(new: list[CaseScore], stable: list[CaseScore], tolerance: float) -> 
         regressed=regressed,
         improved=improved,
         tolerance=tolerance,
+        rule=sequential(pairs, tolerance),
     )
 
 
 __all__ = [
+    "ALPHA",
     "MATCH_TIMEOUT_S",
     "CaseScore",
     "Comparison",
     "Result",
+    "Sequential",
     "compare",
     "interval",
     "score_case",
+    "sequential",
     "why_not",
 ]

@@ -481,6 +481,47 @@ class RolloutRolledBack(_RolloutDecision):
     theirs. ``reason`` says which guardrail, with the counts and the test."""
 
 
+@event_type("rollout.gated")
+class RolloutGated(Payload):
+    """The rollout has not started: the workflow has an evaluation dataset, and the new version, as it is
+    now (``digest``), has no passing evaluation of it against the current version (``baton eval --record``).
+    Recorded once for each digest; every run takes the current version meanwhile."""
+
+    rollout: str
+    digest: str
+    reason: str
+
+
+# --- evaluations --------------------------------------------------------------------------------
+
+
+@event_type("evaluation.completed")
+class EvaluationCompleted(Payload):
+    """``baton eval --record``: a version of a workflow (or one arm of a step's variants) ran its evaluation
+    dataset, compared with the current version when ``against`` says so. The cases' ids and scores only:
+    never their inputs or outputs."""
+
+    at: str = Field(default="", description="when it ended (ISO 8601, UTC)")
+    version: int
+    digest: str = Field(
+        description="the version's validated template, hashed (baton.spec.evals.version_digest)"
+    )
+    variant: str = Field(default="", description="'<step>:<arm>' when one arm of a step's variants ran")
+    against: Literal["stable"] | None = None
+    passed: bool
+    cases: int = Field(ge=0)
+    checks: int = Field(ge=0)
+    held: int = Field(ge=0, description="the checks that held")
+    held_stable: int | None = None
+    mean_difference: float | None = None
+    interval: list[float] | None = None
+    regressed: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="case -> its checks that held on the current version (at most 50 cases)",
+    )
+    dataset_sha256: str = ""
+
+
 @event_type("alert.raised")
 class AlertRaised(Payload):
     """An alert for people: recorded whether or not it reached Slack (``delivered``); an undelivered

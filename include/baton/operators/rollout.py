@@ -24,6 +24,8 @@ class VersionOperator(BaseOperator, SkipMixin):
     :param group: the task group of the new version's tasks.
     :param rollout: the template's ``rollout:`` (a ``baton.spec.rollout.Rollout``).
     :param own_tasks: the tasks of neither version (this one, the saga's): never skipped here.
+    :param gate: the new version's digest when the workflow has an evaluation dataset: the rollout starts
+        once an evaluation of that version against the current one passed (``baton eval --record``).
     """
 
     ui_color = "#e8eaf6"
@@ -31,17 +33,19 @@ class VersionOperator(BaseOperator, SkipMixin):
 
     def __init__(
         self, *, workflow: str, stable: int, canary: int, group: str, rollout: Any, own_tasks: Sequence[str] = (),
-        **kwargs: Any,
+        gate: str | None = None, **kwargs: Any,
     ) -> None:  # fmt: skip
         super().__init__(**kwargs)
         self.workflow, self.stable, self.canary, self.group = workflow, stable, canary, group
-        self.rollout = rollout
+        self.rollout, self.gate = rollout, gate
         self.own_tasks = tuple(own_tasks)
 
     def execute(self, context: Any) -> None:
         from baton.coordination.rollout import version_of_run  # deferred: parsing a DAG file loads no runtime
 
-        chosen = version_of_run(self.workflow, self.stable, self.canary, self.rollout, context["ti"].run_id)
+        chosen = version_of_run(
+            self.workflow, self.stable, self.canary, self.rollout, context["ti"].run_id, self.gate
+        )
         self.log.info(
             "Run on v%s (%s of rollout %s: %s)",
             chosen["version"],

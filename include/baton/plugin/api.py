@@ -178,6 +178,23 @@ def rollouts(workflow: Annotated[str | None, Query(max_length=250)] = None) -> d
     }
 
 
+@app.get("/api/evaluations", dependencies=[ReadRuns])
+def evaluations(workflow: Annotated[str | None, Query(max_length=250)] = None) -> dict:
+    """Each workflow's recorded evaluations (``baton eval --record``), newest first: the share of checks
+    each version held, against the stable version's, and the cases that regressed."""
+    from pathlib import Path as Folder
+
+    from airflow.configuration import conf
+
+    from baton.ops.reports.evaluations import report as evaluations_report  # deferred: only this route's
+
+    return {
+        "evaluations": evaluations_report(
+            EventStore.from_airflow(), Folder(conf.get("core", "dags_folder")), workflow
+        )
+    }
+
+
 @app.get("/api/experiments", dependencies=[ReadRuns])
 def experiments(workflow: Annotated[str | None, Query(max_length=250)] = None) -> dict:
     """Each step's experiment (``variants``): its arms, each arm's runs and outcomes, and its decision (or

@@ -25,6 +25,7 @@ in the text, in the syntax of the ``regex`` module (chosen for the time limit it
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 from typing import Any, ClassVar
@@ -132,6 +133,13 @@ class Dataset(Strict):
         return cases
 
 
+def version_digest(workflow: Any) -> str:
+    """What names one version of a template for its evaluation: the validated template's JSON, hashed (its
+    comments, spacing and deprecated spellings do not count; any change of what it does does). A rollout's
+    gate compares the digest an evaluation recorded with the new version's as the dag processor built it."""
+    return hashlib.sha256(workflow.model_dump_json().encode()).hexdigest()[:16]
+
+
 def dataset_files(folder: Path) -> list[Path]:
     """The datasets of a dags folder (``evals/*.yaml``; ``.yml`` and any case too, as templates), by name."""
     evals = folder / DIR
@@ -155,4 +163,14 @@ def load_dataset(path: Path, root: Path | None = None) -> tuple[Dataset, Source]
     return source.validate(Dataset, data), source
 
 
-__all__ = ["CHECKS", "DIR", "MAX_CASES", "Case", "Check", "Dataset", "dataset_files", "load_dataset"]
+__all__ = [
+    "CHECKS",
+    "DIR",
+    "MAX_CASES",
+    "Case",
+    "Check",
+    "Dataset",
+    "dataset_files",
+    "load_dataset",
+    "version_digest",
+]

@@ -24,6 +24,10 @@ def report(store: EventStore, dags_folder: Path, workflow: str | None = None) ->
         test = experiment(state, current.rollout)
         verdict = test.decide() if state.ended else None
         ended = {run_id for _, run_id, _, _ in state.ended}
+        gated = []  # why it has not started: its new version has not passed the workflow's dataset (yet)
+        if state.status == "not started":
+            found_gates = store.read(f"rollout:{rollout.name}"[:250], types=["rollout.gated"])
+            gated = [getattr(e, "payload", {}).get("reason", "") for e in found_gates]
         in_flight = {"stable": 0, "canary": 0}
         for run_id, arm in state.assigned.items():
             in_flight[arm] += run_id not in ended
@@ -39,6 +43,7 @@ def report(store: EventStore, dags_folder: Path, workflow: str | None = None) ->
                 "stage": state.stage,
                 "stage_since": state.stage_at.isoformat() if state.stage_at else None,
                 "reason": state.reason,
+                "gated": gated[-1] if gated else "",
                 "settings": current.rollout.model_dump(mode="json"),
                 "runs": test.counts(),
                 "in_flight": in_flight,

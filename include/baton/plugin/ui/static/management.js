@@ -12,6 +12,7 @@
   const docs = (title, page) => `see <i>${esc(title)}</i> in Baton's docs (<code>docs/${esc(page)}</code>)`;
   const analytics = section("analytics", "Analytics", true);
   const rollouts = section("rollouts", "Rollouts");
+  const evaluations = section("evaluations", "Evaluations");
   const experiments = section("experiments", "Experiments (variants)");
   const spend = section("spend", "Spend and budgets");
   const library = section("library", "Templates", true);
@@ -125,13 +126,33 @@
   async function refreshRollouts() {
     const rows = (await get("/api/rollouts")).rollouts;
     rollouts.body.innerHTML = rows.length ? rows.map((r) => `<p><b>${esc(r.workflow)}</b> v${r.from_version} → v${r.to_version}:
-      <span class="${r.status === "rolled back" ? "bad" : "ok"}">${esc(r.status)}</span>, ${r.share} % of new runs (stage ${r.stage})</p>
+      <span class="${r.status === "rolled back" || r.gated ? "bad" : "ok"}">${esc(r.gated ? "gated" : r.status)}</span>, ${r.share} % of new runs (stage ${r.stage})</p>
+      ${r.gated ? `<p class="bad">${esc(r.gated)}</p>` : ""}
       <table><tr><th></th><th>ended</th><th>failure rate</th><th>in flight</th></tr>${["stable", "canary"].map((arm) =>
       `<tr><td>v${arm === "stable" ? r.from_version : r.to_version}</td><td>${r.runs[arm].runs}</td>
        <td>${r.runs[arm].failure_rate == null ? "–" : (100 * r.runs[arm].failure_rate).toFixed(1) + " %"}</td><td>${r.in_flight[arm]}</td></tr>`).join("")}</table>
       <p class="muted">${esc(r.guardrails)}</p><ul>${r.decisions.map((d) => `<li>${esc(Baton.dateTime(d.at))} ${esc(d.type)} → ${d.share} %</li>`).join("")}</ul>`).join("")
       : `<p class="muted">No rollout: a template with a <code>rollout:</code> block and its new version in
         <code>dags/versions/</code> fills this with each stage and its guardrails; ${docs("Versions and rollouts", "improving.md")}.</p>`;
+  }
+
+  // each workflow's recorded evaluations (baton eval --record), newest first: a version's share of the checks
+  // held against the stable version's on the same cases, and the cases that regressed
+  async function refreshEvaluations() {
+    const rows = (await get("/api/evaluations")).evaluations;
+    const pct = (v) => v == null ? "–" : `${(100 * v).toFixed(1)} %`;
+    const shown = rows.filter((w) => w.evaluations.length);
+    evaluations.body.innerHTML = shown.length ? shown.map((w) => `<p><b>${esc(w.workflow)}</b></p>
+      <table><thead><tr><th>When</th><th>Version</th><th>Checks held</th><th>Stable</th><th>Mean difference (95 % CI)</th>
+      <th>Verdict</th><th>Cases that regressed</th></tr></thead><tbody>${w.evaluations.map((e) => `<tr>
+      <td>${esc(e.at ? Baton.dateTime(e.at) : "")}</td><td>v${e.version}${e.variant ? " " + esc(e.variant) : ""} <span class="muted">${esc(e.digest)}</span></td>
+      <td>${pct(e.share)}</td><td>${pct(e.share_stable)}</td>
+      <td>${e.mean_difference == null ? "–" : `${e.mean_difference.toFixed(3)} (${e.interval.map((x) => x.toFixed(3)).join(" to ")})`}</td>
+      <td class="${e.passed ? "ok" : "bad"}">${e.passed ? "passed" : "failed"}</td>
+      <td>${Object.entries(e.regressed).map(([c, checks]) => `${esc(c)}: ${esc(checks.join(", "))}`).join("<br>")}</td></tr>`).join("")}</tbody></table>`).join("")
+      : `<p class="muted">No evaluation recorded: <code>baton eval WORKFLOW --version N --record</code> runs a workflow's dataset
+        (<code>dags/evals/</code>) and records it here; a rollout of a workflow with a dataset waits for its new version to pass;
+        ${docs("Evaluation datasets", "improving.md")}.</p>`;
   }
 
   async function refreshExperiments() {
@@ -217,7 +238,8 @@
   poll(refreshSpend, 30000, spend.status);
   // the panels that show times: drawn again at once when Airflow's timezone changes
   const timed = [poll(refreshAnalytics, 15000, analytics.status), poll(refreshRollouts, 10000, rollouts.status),
-    poll(refreshIncidents, 15000, incidents.status), poll(refreshErrors, 30000, errors.status)];
+    poll(refreshIncidents, 15000, incidents.status), poll(refreshErrors, 30000, errors.status),
+    poll(refreshEvaluations, 30000, evaluations.status)];
   let shownZone = Baton.zone?.();
   document.addEventListener("baton:frame", () => {
     const zone = Baton.zone?.();
