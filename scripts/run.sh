@@ -45,9 +45,15 @@ partner_pgid=$!
 # airflow standalone in its own process group: stopping it means signalling the whole group.
 setsid airflow standalone >"$AIRFLOW_HOME/standalone.log" 2>&1 &
 pgid=$!
+# support_triage has an evaluation dataset (dags/evals/): its rollout to version 2 and its "brief" arm get runs
+# once each passed it against the template as written, recorded as a team's CI would (baton eval --record,
+# docs/improving.md). Until then (a minute or two) its runs take version 1 as written.
+setsid bash -c 'baton eval support_triage --version 2 --record && baton eval support_triage --variant triage:brief --record' \
+  >"$AIRFLOW_HOME/evaluations.log" 2>&1 &
+eval_pgid=$!
 stop() {
-  kill -TERM -- "-$pgid" "-$web_pgid" "-$partner_pgid" ${model_pgid:+"-$model_pgid"} 2>/dev/null || true
-  wait "$pgid" "$web_pgid" "$partner_pgid" ${model_pgid:+"$model_pgid"} 2>/dev/null || true
+  kill -TERM -- "-$pgid" "-$web_pgid" "-$partner_pgid" "-$eval_pgid" ${model_pgid:+"-$model_pgid"} 2>/dev/null || true
+  wait "$pgid" "$web_pgid" "$partner_pgid" "$eval_pgid" ${model_pgid:+"$model_pgid"} 2>/dev/null || true
 }
 trap 'echo; echo "Stopping Airflow..."; stop; exit 0' INT TERM
 trap stop EXIT
@@ -74,7 +80,8 @@ cat <<MSG
   user: admin   password: $password
   demo site for the browser agents: http://127.0.0.1:${BATON_DEMO_WEB_PORT:-8765}/
   demo job board and CMS: board_url http://127.0.0.1:${BATON_DEMO_PARTNER_PORT:-8766}/board, cms_url http://127.0.0.1:${BATON_DEMO_PARTNER_PORT:-8766}/cms
-  demo traffic: support_triage every 2 minutes (a variant, a rollout, budgets); its helpdesk goes down
+  demo traffic: support_triage every 2 minutes (a variant, a rollout, budgets: the variant and the rollout
+    start once their evaluations pass, log: $AIRFLOW_HOME/evaluations.log); its helpdesk goes down
     for 4 minutes, 4 minutes after its first ticket: the monitor opens an incident and resolves it.
   DAGs: $(cd "$BATON_ROOT/dags/workflows" && ls *.yaml | sed 's/\.yaml$//' | paste -sd' ')
   model of the agents: ${BATON_MODEL:-offline}$([ -n "$model_pgid" ] && echo " (Gemma 3 270M on http://127.0.0.1:$model_port/v1; log: $AIRFLOW_HOME/local_model.log)")

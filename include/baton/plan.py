@@ -58,6 +58,9 @@ class CompiledStep(BaseModel):
     group: str = ""  # the task group of a version being rolled out (``v2``): its tasks are ``v2.<step>``
     input_defaults: dict[str, Any] = {}  # a version being rolled out: its inputs' defaults (the DAG's
     # params are the current version's; an input only the new version has takes its default)
+    # the template's digest when the workflow has an evaluation dataset: an arm of the step's variants other
+    # than the control gets runs once it passed the dataset (baton eval --variant STEP:ARM --record)
+    evaluated: str | None = None
 
     @property
     def task_id(self) -> str:

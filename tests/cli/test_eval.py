@@ -66,9 +66,32 @@ def test_a_planted_regression_is_refused_against_the_stable_version(bundled, cap
     assert failed["check"] == "contains" and failed["reason"].startswith("does not contain ")
 
 
+def test_an_arm_of_a_steps_variants_is_evaluated_against_the_template_as_written(bundled, capsys):
+    # support_triage's "brief" arm, one line per ticket: its summaries still name the first customer.
+    status, out = _eval(
+        capsys, "support_triage", "--variant", "triage:brief", "--format", "json", "--workers", "2"
+    )
+    report = json.loads(out)
+    assert status == 0 and sorted(report["versions"]) == ["stable", "triage:brief"]
+    comparison = report["comparison"]
+    assert (comparison["share_new"], comparison["share_stable"], comparison["regressed"]) == (1.0, 1.0, {})
+    assert comparison["rule"]["decided_after"] is None
+    brief = report["versions"]["triage:brief"][0]["outputs"]["triage"]["summary"]
+    stable = report["versions"]["stable"][0]["outputs"]["triage"]["summary"]
+    assert "One line per ticket" in brief and "One line per ticket" not in stable  # each ran its instruction
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (
+            ["support_triage", "--variant", "file_tickets:brief"],
+            "--variant file_tickets:brief: no step 'file_tickets' with variants (fix: name one of: triage)",
+        ),
+        (
+            ["support_triage", "--variant", "triage:longer"],
+            "--variant triage:longer: step 'triage' has no arm 'longer' (fix: name one of: as_written, brief)",
+        ),
         (["daily_operations", "--workers", "0"], "--workers 0: give 1 to 8"),
         (["daily_operations", "--workers", "10000"], "--workers 10000: give 1 to 8"),
         (

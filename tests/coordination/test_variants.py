@@ -275,3 +275,36 @@ def test_runs_starting_at_once_record_the_decision_once(store, step):
         verdicts = list(pool.map(lambda _: variants.judge(store, step), range(8)))
     assert {(v["status"], v["variant"]) for v in verdicts} == {("promoted", "concise")}
     assert len(list(store.read(types=["variant.decided"]))) == 1
+
+
+def test_an_arm_gets_runs_once_it_passed_the_workflows_dataset_as_built(store, step):
+    # A workflow with an evaluation dataset: the step holds its template's digest (compile.loader.gate_variants).
+    from baton.coordination.tasks import EVAL_STEP
+
+    gated = step.model_copy(update={"evaluated": "d1"})
+    rng = np.random.default_rng(3)
+    arms = [_run(store, gated, n, {"plain": 0.9, "concise": 0.9}, rng) for n in range(40)]
+    assert set(arms) == {"plain"}  # the control only: concise has not passed
+    (first,) = store.read("run-0", types=["variant.assigned"])
+    assert first.payload["gated"] == ["concise"]
+
+    def evaluated(passed: bool, digest: str, variant: str = "write:concise", n: int = 0) -> None:
+        payload = {"version": 1, "digest": digest, "variant": variant, "passed": passed, "against": "stable",
+                   "cases": 10, "checks": 10, "held": 10 if passed else 6}  # fmt: skip
+        store.append([Event(type="evaluation.completed", run_id=f"evaluation:briefs:v1:{variant}:{n}",
+                            workflow="briefs", step=EVAL_STEP, payload=payload)])  # fmt: skip
+
+    evaluated(False, "d1", n=1)  # it failed the dataset: never a run
+    evaluated(True, "d0", n=2)  # it passed an older template: not this one
+    evaluated(True, "d1", variant="other:concise", n=3)  # another step's arm of that name
+    assert {_run(store, gated, n, {"plain": 0.9, "concise": 0.9}, rng) for n in range(40, 80)} == {"plain"}
+    evaluated(True, "d1", n=4)
+    arms = [_run(store, gated, n, {"plain": 0.9, "concise": 0.9}, rng) for n in range(80, 200)]
+    assert 0.3 < arms.count("concise") / len(arms) < 0.7  # both arms, by the runs' keys
+    (later,) = store.read("run-80", types=["variant.assigned"])
+    assert later.payload["gated"] == []
+    # an ungated step (a workflow without a dataset) assigns both arms from its first run
+    assert {_run(store, step, n, {"plain": 0.9, "concise": 0.9}, rng) for n in range(200, 260)} == {
+        "plain",
+        "concise",
+    }

@@ -41,6 +41,11 @@ def add(commands: Any) -> None:
         type=int,
         help="the version N of versions/<workflow>.vN.yaml, compared with the stable one",
     )
+    new.add_argument(
+        "--variant",
+        metavar="STEP:ARM",
+        help="one arm of a step's variants in the stable template, compared with the template as written",
+    )
     command.add_argument(
         "--against",
         choices=["stable", "none"],
@@ -96,6 +101,27 @@ def _new_version(args: argparse.Namespace, folder: Path) -> Path | None:
 Checked = tuple[Version, list[str], list[str]]
 
 
+def _arm(given: str, stable: Path, roster: Any) -> tuple[str, str]:
+    """(step, arm) of ``--variant STEP:ARM``: a step of the stable template with ``variants`` and one of its arms."""
+    step_id, _, arm = given.partition(":")
+    try:
+        workflow, _ = read_workflow(stable, roster)
+    except TemplateError as error:
+        raise Refused("\n".join(map(str, error.issues))) from None
+    with_variants = {s.id: s.variants for s in workflow.steps if s.variants is not None}
+    if step_id not in with_variants:
+        steps = ", ".join(with_variants) or "none"
+        raise Refused(
+            f"--variant {given[:200]}: no step '{step_id[:100]}' with variants (fix: name one of: {steps})"
+        )
+    if arm not in with_variants[step_id].arms:
+        arms = ", ".join(with_variants[step_id].arms)
+        raise Refused(
+            f"--variant {given[:200]}: step '{step_id}' has no arm '{arm[:100]}' (fix: name one of: {arms})"
+        )
+    return step_id, arm
+
+
 def _checked(version: Version, roster: Any, dataset: Dataset, source: Any, workflow_id: str) -> Checked:
     """The version with its number and digest, the problems of its template and of the dataset against it,
     and the warnings (the steps an evaluation runs for real), as lines."""
@@ -139,6 +165,9 @@ def _plan(args: argparse.Namespace) -> tuple[Dataset, Path, Path, list[Version],
     stable = _template(folder, args.workflow)
     new = _new_version(args, folder)
     versions = [Version(f"v{args.version}" if args.version else "new", new)] if new is not None else []
+    if args.variant is not None:
+        step, arm = _arm(args.variant, stable, roster)
+        versions, new = [Version(args.variant, stable, arms={step: arm})], stable
     if new is None or args.against == "stable":
         versions.append(Version("stable", stable))
     problems, warnings, checked = [], [], []

@@ -12,7 +12,7 @@ A growing folder never loses every DAG to Airflow's import timeout: shard files 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -27,8 +27,8 @@ from baton.errors import Issue, TemplateError
 from baton.plan import WorkflowPlan, plan_workflow, step_reads
 from baton.spec.deprecations import warn
 from baton.spec.diff import diff
-from baton.spec.evals import DIR as EVALS_DIR
-from baton.spec.loading import load_roster, read_workflow, template_path
+from baton.spec.evals import dataset_files, version_digest
+from baton.spec.loading import load_roster, read_workflow
 from baton.spec.loading import template_files as spec_template_files
 from baton.spec.models import Workflow
 from baton.spec.reading import read_bytes
@@ -227,6 +227,16 @@ def _canary(
     return plan_workflow(canary, roster, reads, group=f"v{canary.version}"), None
 
 
+def gate_variants(plan: WorkflowPlan) -> WorkflowPlan:
+    """``plan`` with its steps that have variants holding the template's digest (``CompiledStep.evaluated``):
+    their arms get runs once each passed the workflow's evaluation dataset."""
+    if not any(step.spec.variants for step in plan.steps):
+        return plan
+    digest = version_digest(plan.workflow)
+    steps = tuple(s.model_copy(update={"evaluated": digest}) if s.spec.variants else s for s in plan.steps)
+    return replace(plan, steps=steps)
+
+
 def rollout_issues(current: Workflow, new: Workflow, name: str, where: str) -> list[Issue]:
     """What keeps ``new`` (the file ``where``) from taking a share of the runs of ``current`` (``name``)."""
     issues = []
@@ -279,6 +289,7 @@ def compile_folder(
     if wanted and any(path.stem == wanted for path in files):
         files = [path for path in files if path.stem == wanted]
     deadline = None if wanted else Deadline.now()  # a task's parse of its one DAG never stops early
+    evaluated = {path.stem for path in dataset_files(dags_folder)}  # workflows with a dataset: their gates
     dags: dict[str, DAG | None] = {}
     errors = [roster_error] if roster_error else []
     try:
@@ -299,9 +310,13 @@ def compile_folder(
                     dags[path.stem] = None
                     continue
                 plan = plan_workflow(workflow, roster, reads)
-                # a rollout of a workflow with an evaluation dataset waits for its new version to pass it
-                gated = canary is not None and bool(template_path(dags_folder / EVALS_DIR, workflow.workflow))
-                dags[workflow.workflow] = build_dag(plan, canary, gated) if build else None
+                # a workflow with an evaluation dataset: its rollout waits for the new version to pass it,
+                # and its variants' arms for each to pass it
+                gated = workflow.workflow in evaluated
+                plan = gate_variants(plan) if gated else plan
+                dags[workflow.workflow] = (
+                    build_dag(plan, canary, gated and canary is not None) if build else None
+                )
                 if build and (sensor := sensor_dag(workflow)) is not None:
                     dags[sensor.dag_id] = sensor
             except TemplateError as error:

@@ -115,8 +115,11 @@ class StepRun:
                 recorder.start()
                 raise self.ask(approval.review_question(step, self.context, scope, None))
             else:
-                # this run's arm: the step as it has it, for this try (an evaluation runs it as written)
-                if step.spec.variants is not None and evaluation.current() is None:
+                # this run's arm: the step as it has it, for this try (an evaluation runs the arm it names)
+                if step.spec.variants is not None and (case := evaluation.current()) is not None:
+                    if (arm := case.arms.get(step.spec.id)) is not None:
+                        self.step = step = variants.applied(step, arm)
+                elif step.spec.variants is not None:
                     step, assigned = variants.choose(step, recorder, scope)
                     self.step = step
                     recorder.record(assigned)

@@ -19,6 +19,7 @@ import hashlib
 from typing import Any
 
 from baton import templating
+from baton.coordination.tasks import EVAL_STEP
 from baton.events.event import Event
 from baton.events.store import EventStore
 from baton.optimize.assignment import assign
@@ -26,6 +27,7 @@ from baton.optimize.experiments import Experiment
 
 MAX_RUNS = 20_000  # the latest runs of a step an experiment is replayed from
 MAX_KEY = 1_000
+MAX_EVALUATIONS = 200  # the latest evaluations of a workflow a gated experiment reads
 BAD_VERDICT = 0.5  # a person's score under this makes a delivered run a failure of its arm
 
 
@@ -129,18 +131,39 @@ def choose(step: Any, recorder: Any, scope: dict[str, Any]) -> tuple[Any, Event]
     spec = step.spec.variants
     decision = judge(recorder.store, step)
     key = templating.render(spec.key, scope)[:MAX_KEY] if decision is None else ""
+    held: list[str] = []  # arms that have not passed the workflow's dataset: no run of theirs yet
     if decision is not None:
         arm, why = decision["variant"], f"decided: {decision['status']}"
     else:
-        arm = assign(experiment_name(step), key, {a: v.weight for a, v in spec.arms.items()})
+        weights = {a: v.weight for a, v in spec.arms.items()}
+        if step.evaluated:  # the workflow has a dataset: an arm gets runs once it passed it
+            passed = evaluated_arms(recorder.store, step)
+            control = spec.control or next(iter(spec.arms))
+            held = [a for a in weights if a != control and a not in passed]
+            weights = {a: w for a, w in weights.items() if a not in held}
+        arm = assign(experiment_name(step), key, weights)
         why = "assigned"
     payload = {
         "experiment": experiment_name(step),
         "variant": arm,
         "how": why,
         "key_sha256": hashlib.sha256(key.encode()).hexdigest()[:16] if key else "",
+        "gated": held,
     }
     return applied(step, arm), recorder.event("variant.assigned", payload)
+
+
+def evaluated_arms(store: EventStore, step: Any) -> set[str]:
+    """The arms of ``step``'s variants with a passing evaluation of the template as built (its digest) against
+    the control (``baton eval --variant STEP:ARM --record``)."""
+    rows = store.step_history(step.workflow, EVAL_STEP, ["evaluation.completed"], MAX_EVALUATIONS)
+    prefix = f"{step.spec.id}:"
+    return {
+        payload["variant"].removeprefix(prefix)
+        for *_, payload in rows
+        if str(payload.get("variant", "")).startswith(prefix) and payload.get("digest") == step.evaluated
+        and payload.get("passed") and payload.get("against") == "stable"
+    }  # fmt: skip
 
 
 def applied(step: Any, arm: str) -> Any:

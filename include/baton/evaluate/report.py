@@ -84,6 +84,7 @@ def evaluation_event(
         "at": datetime.now(UTC).isoformat(),
         "version": version.number,
         "digest": version.digest,
+        "variant": ":".join(next(iter(version.arms.items()))) if version.arms else "",
         "passed": not failed,
         "cases": len(cases),
         "checks": sum(len(case.results) for case in cases),

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ class Version:
     template: Path
     number: int = 0  # the template's version
     digest: str = ""  # baton.spec.evals.version_digest of its validated template
+    arms: dict[str, str] = field(default_factory=dict)  # step id -> the arm of its variants to run
 
 
 def _connections(roster_path: Path) -> dict[str, str]:
@@ -112,6 +113,7 @@ def _start(
         "bundle": str(bundle),
         "out": str(out),
         "cases": [case.model_dump(mode="json") for case in cases],
+        "arms": version.arms,
     }
     (home / "request.json").write_text(json.dumps(request), encoding="utf-8")
     with open(log, "wb") as sink:

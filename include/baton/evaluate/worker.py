@@ -53,10 +53,10 @@ def _outputs(dag_id: str, run_id: str) -> tuple[str, dict[str, Any], str]:
         return str(getattr(run.state, "value", run.state)), outputs, failed
 
 
-def run_case(dag: Any, case: dict[str, Any]) -> dict[str, Any]:
-    """One case's ``dag.test()``, and what its run gave."""
+def run_case(dag: Any, case: dict[str, Any], arms: dict[str, str] | None = None) -> dict[str, Any]:
+    """One case's ``dag.test()`` (``arms``: the arm of each step's variants it runs), and what its run gave."""
     try:
-        with evaluation.case(case["id"], case.get("recorded") or {}):
+        with evaluation.case(case["id"], case.get("recorded") or {}, arms):
             run = dag.test(run_conf=case.get("inputs") or None)
         state, outputs, failed = _outputs(dag.dag_id, run.run_id)
         error = f"task '{failed}' failed (its log is in the evaluation's log)" if failed else ""
@@ -83,7 +83,7 @@ def main(argv: list[str]) -> int:
     dag = bag.dags[request["dag_id"]]
     with open(request["out"], "a", encoding="utf-8") as out:
         for case in request["cases"]:
-            out.write(json.dumps(run_case(dag, case), default=str) + "\n")
+            out.write(json.dumps(run_case(dag, case, request.get("arms")), default=str) + "\n")
             out.flush()
     return 0
 

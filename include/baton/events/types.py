@@ -369,6 +369,9 @@ class VariantAssigned(Payload):
     variant: str
     how: Literal["assigned", "decided: promoted", "decided: stopped"] = "assigned"
     key_sha256: str = ""
+    gated: list[str] = Field(
+        default_factory=list, description="arms held back: not passed the workflow's evaluation dataset yet"
+    )
 
 
 class _VariantDecision(Payload):
