@@ -20,7 +20,7 @@ from typing import Any
 from baton.cli.common import add_command, dags_folder
 from baton.errors import Issue, TemplateError
 from baton.evaluate.report import as_json, as_text, evaluation_event
-from baton.evaluate.run import Version, run_version
+from baton.evaluate.run import Version, run_versions
 from baton.evaluate.score import compare
 from baton.events.store import EventStore
 from baton.spec.evals import DIR, Dataset, load_dataset, version_digest
@@ -58,7 +58,7 @@ def add(commands: Any) -> None:
         "--workers",
         type=int,
         default=1,
-        help=f"processes that share the cases, 1 to {MAX_WORKERS} (default 1)",
+        help=f"cases run at once, each share of them in a process of its own: 1 to {MAX_WORKERS} (default 1)",
     )
     command.add_argument(
         "--format", choices=["text", "json"], default="text", help="json: one object, for CI"
@@ -189,10 +189,8 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     for line in warnings:
         print(line, file=sys.stderr, flush=True)
-    scores = {}
     with tempfile.TemporaryDirectory(prefix="baton-eval-") as workdir:
-        for version in versions:
-            scores[version.label] = run_version(version, dataset, roster, Path(workdir), args.workers)
+        scores = run_versions(versions, dataset, roster, Path(workdir), args.workers)
     comparison = None
     if len(versions) == 2:
         comparison = compare(scores[versions[0].label], scores["stable"], dataset.tolerance)

@@ -17,7 +17,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,91 +92,106 @@ def _environment(home: Path, bundle: Path, template: Path, roster: Path, connect
 
 
 @dataclass
-class _Worker:
+class _Job:
+    """One version's share of the cases, run by one child of the evaluation's process."""
+
+    version: Version
     cases: list[Any]
     out: Path
     log: Path
-    process: subprocess.Popen
 
 
-def _start(
+def _job(
     index: int, version: Version, dag_id: str, cases: list[Any], roster: Path, workdir: Path, conns
-) -> _Worker:
-    home = workdir / f"{version.label}-{index}"
+) -> dict:
+    """The job's folder (its bundle with the version's DAG file), and what the pool's child is told."""
+    home = workdir / f"{version.label.replace(':', '-')}-{index}"
     bundle = home / "bundle"
     bundle.mkdir(parents=True)
     (bundle / DAG_FILE).write_text(DAG_FILE_TEXT, encoding="utf-8")
-    out, log = home / "results.jsonl", home / "worker.log"
     request = {
         "dag_id": dag_id,
         "bundle": str(bundle),
-        "out": str(out),
+        "out": str(home / "results.jsonl"),
         "cases": [case.model_dump(mode="json") for case in cases],
         "arms": version.arms,
     }
-    (home / "request.json").write_text(json.dumps(request), encoding="utf-8")
-    with open(log, "wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "baton.evaluate.worker", str(home / "request.json")],
-            env=_environment(home, bundle, version.template, roster, conns),
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # stopped with whatever it started
-        )
-    return _Worker(cases, out, log, process)
+    env = _environment(home, bundle, version.template, roster, conns)
+    return {"env": env, "request": request, "log": str(home / "worker.log")}
 
 
-def _wait(worker: _Worker, deadline: float) -> str:
-    """Wait for ``worker`` until ``deadline`` (stopping its process group then); what went wrong, or ''."""
-    try:
-        code = worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        os.killpg(worker.process.pid, signal.SIGKILL)
-        worker.process.wait()
-        return f"stopped after its time ran out; its log: {worker.log}"
-    return f"its process ended with exit code {code}; its log: {worker.log}" if code else ""
-
-
-def _read(worker: _Worker, trouble: str) -> dict[str, dict[str, Any]]:
-    """The runs the worker finished, by case; a case it did not finish is an error naming why."""
+def _read(job: _Job, trouble: str) -> dict[str, dict[str, Any]]:
+    """The runs the job finished, by case; a case it did not finish is an error naming why."""
     found = {}
-    if worker.out.is_file():
-        for line in worker.out.read_text(encoding="utf-8").splitlines():
+    if job.out.is_file():
+        for line in job.out.read_text(encoding="utf-8").splitlines():
             try:
                 run = json.loads(line)
             except ValueError:  # the line it was writing when it was stopped
                 continue
             found[run["case"]] = run
-    why = f"the case did not run: the evaluation's process {trouble or 'did not run it'}"
+    why = f"the case did not run: the evaluation's process {trouble or 'did not run it'}; its log: {job.log}"
     return {
-        case.id: found.get(case.id) or {"state": "error", "outputs": {}, "error": why}
-        for case in worker.cases
+        case.id: found.get(case.id) or {"state": "error", "outputs": {}, "error": why} for case in job.cases
     }
 
 
-def run_version(
-    version: Version, dataset: Dataset, roster: Path, workdir: Path, workers: int = 1
-) -> list[CaseScore]:
-    """Every case of ``dataset`` run through ``version`` and scored, in the dataset's order."""
-    workflow, _ = read_workflow(version.template, read_roster(roster)[0] if roster.is_file() else None)
-    fanned = {step.id for step in workflow.steps if step.for_each}
+def _pool(jobs: list[dict], workers: int, workdir: Path, deadline_s: float) -> str:
+    """Run the jobs in one process that forks a child per job (``workers`` at once); what went wrong, or ''."""
+    template = workdir / "template"
+    template.mkdir()
+    pool = {"template_db": str(template / "airflow.db"), "workers": workers, "jobs": jobs}
+    (workdir / "pool.json").write_text(json.dumps(pool), encoding="utf-8")
+    env = jobs[0]["env"] | {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{template / 'airflow.db'}"}
+    with open(workdir / "pool.log", "wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "baton.evaluate.worker", str(workdir / "pool.json")],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # stopped with every child it forked
+        )
+    try:
+        code = process.wait(timeout=deadline_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return "stopped after its time ran out"
+    return f"ended with exit code {code} (its log: {workdir / 'pool.log'})" if code else ""
+
+
+def run_versions(
+    versions: list[Version], dataset: Dataset, roster: Path, workdir: Path, workers: int = 1
+) -> dict[str, list[CaseScore]]:
+    """Every case of ``dataset`` run through each version and scored (label -> scores, in the dataset's
+    order); each version's cases in ``workers`` shares, ``workers`` of them at once."""
+    known = read_roster(roster)[0] if roster.is_file() else None
     cases = dataset.cases
     count = max(1, min(workers, len(cases)))
     shares = [cases[index::count] for index in range(count)]
     conns = _connections(roster)
-    started = [
-        _start(i, version, workflow.workflow, share, roster, workdir, conns) for i, share in enumerate(shares)
-    ]
-    deadline = time.monotonic() + START_TIMEOUT_S + CASE_TIMEOUT_S * max(len(share) for share in shares)
-    runs: dict[str, dict[str, Any]] = {}
-    for worker in started:
-        runs |= _read(worker, _wait(worker, deadline))
-    return [
-        score_case(
-            case, runs[case.id]["state"], runs[case.id]["outputs"], fanned, runs[case.id].get("error", "")
-        )
-        for case in cases
-    ]
+    jobs, specs, fanned = [], [], {}
+    for version in versions:
+        workflow, _ = read_workflow(version.template, known)
+        fanned[version.label] = {step.id for step in workflow.steps if step.for_each}
+        for index, share in enumerate(shares):
+            spec = _job(index, version, workflow.workflow, share, roster, workdir, conns)
+            specs.append(spec)
+            jobs.append(_Job(version, share, Path(spec["request"]["out"]), Path(spec["log"])))
+    rounds = -(-len(jobs) // count)  # the jobs run `count` at a time
+    trouble = _pool(specs, count, workdir, START_TIMEOUT_S + CASE_TIMEOUT_S * len(shares[0]) * rounds)
+    scores: dict[str, list[CaseScore]] = {}
+    for version in versions:
+        runs: dict[str, dict[str, Any]] = {}
+        for job in jobs:
+            if job.version is version:
+                runs |= _read(job, trouble)
+        scores[version.label] = [
+            score_case(case, runs[case.id]["state"], runs[case.id]["outputs"], fanned[version.label],
+                       runs[case.id].get("error", ""))
+            for case in cases
+        ]  # fmt: skip
+    return scores
 
 
-__all__ = ["CASE_TIMEOUT_S", "START_TIMEOUT_S", "Version", "run_version"]
+__all__ = ["CASE_TIMEOUT_S", "START_TIMEOUT_S", "Version", "run_versions"]

@@ -1,27 +1,38 @@
-"""One process of an evaluation: ``python -m baton.evaluate.worker REQUEST``, started by
-:mod:`baton.evaluate.run` with the environment of a throwaway Airflow (its own SQLite metadata database,
-Baton store and dag bundle). It migrates both databases, parses the bundle's one DAG (the evaluated
-version's), and runs each case of ``REQUEST`` (a JSON file: ``{"dag_id", "cases", "out"}``) as a
+"""The process of an evaluation: ``python -m baton.evaluate.worker POOL``, started by :mod:`baton.evaluate.run`
+with the environment of a throwaway Airflow. It imports Airflow, its in-process Execution API (whose
+versioned routes cost about 7 s of CPU to build) and Baton's runtime once, migrates one empty metadata
+database, and then forks a child per job of ``POOL`` (a JSON file: ``{"template_db", "workers", "jobs"}``),
+at most ``workers`` at once. A job is one version's share of the cases: ``{"env", "request", "log"}``.
+
+A child takes the job's environment (its own SQLite metadata database, a copy of the migrated one; its own
+Baton store and dag bundle), connects Airflow's ORM to them, parses the bundle's one DAG (the evaluated
+version's), and runs each case of its request (``{"dag_id", "bundle", "cases", "out", "arms"}``) as a
 ``dag.test()`` with the case's inputs as the run's conf and its recorded outputs set
 (:mod:`baton.coordination.evaluation`). Each case's run, as soon as it ends, is a line of ``out``:
-``{"case", "state", "outputs": {step: XCom value}, "error"}``; what the runs log goes to this process's
-output, which the evaluation keeps in a file beside.
+``{"case", "state", "outputs": {step: XCom value}, "error"}``; what the runs log goes to the job's log.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 import traceback
 from pathlib import Path
 from typing import Any
 
+import airflow.api_fastapi.execution_api.app
+import airflow.sdk.execution_time.task_runner  # noqa: F401  (what every dag.test() imports, once)
+from airflow import settings
 from airflow.dag_processing.dagbag import BundleDagBag
 from airflow.models.dagrun import DagRun
+from airflow.sdk.execution_time import supervisor
 from airflow.utils.db import initdb
 from airflow.utils.session import create_session
 from sqlalchemy import select
 
+import baton.preload  # noqa: F401  (what a task imports on first use: the agent runtime, once for every child)
 from baton.coordination import evaluation
 from baton.evaluate.bundle import DAG_FILE
 from baton.events.migrations import upgrade
@@ -71,9 +82,8 @@ def run_case(dag: Any, case: dict[str, Any], arms: dict[str, str] | None = None)
         }
 
 
-def main(argv: list[str]) -> int:
-    request = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    initdb()
+def run_job(request: dict[str, Any]) -> int:
+    """A job's cases, in this process (connected to its databases already)."""
     upgrade(EventStore.from_airflow().engine)
     bundle = Path(request["bundle"])
     bag = BundleDagBag(dag_folder=str(bundle / DAG_FILE), bundle_path=bundle, bundle_name=BUNDLE)
@@ -86,6 +96,56 @@ def main(argv: list[str]) -> int:
             out.write(json.dumps(run_case(dag, case, request.get("arms")), default=str) + "\n")
             out.flush()
     return 0
+
+
+def _child(job: dict[str, Any], template_db: str) -> None:
+    """The forked child of one job: its log, its environment and databases, its cases; never returns."""
+    status = 1
+    try:
+        log = os.open(job["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.environ.update(job["env"])
+        shutil.copyfile(
+            template_db, job["env"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].removeprefix("sqlite:///")
+        )
+        settings.configure_vars()  # the job's metadata database, read from its environment
+        settings.configure_orm()
+        status = run_job(job["request"])
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+
+def main(argv: list[str]) -> int:
+    pool = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    app = supervisor.in_process_api_server().app  # built once, before the forks (tests/dag_test_server.py)
+    if not getattr(app, "_cadwyn_initialized", True):
+        app._cadwyn_initialize()
+    initdb()  # the empty metadata database every job copies (this process's environment names it)
+    settings.dispose_orm()  # no pooled connection is shared with a child
+    running: set[int] = set()
+    failed = 0
+    for job in pool["jobs"]:
+        while len(running) >= pool["workers"]:
+            failed += _reaped(running)
+        pid = os.fork()
+        if pid == 0:
+            _child(job, pool["template_db"])
+        running.add(pid)
+    while running:
+        failed += _reaped(running)
+    return 1 if failed else 0
+
+
+def _reaped(running: set[int]) -> int:
+    """Wait for one child of ``running`` to end; 1 when it failed (its cases it did not finish are errors)."""
+    pid, status = os.wait()
+    running.discard(pid)
+    return int(os.waitstatus_to_exitcode(status) != 0)
 
 
 if __name__ == "__main__":
