@@ -15,17 +15,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import regex
 from scipy import stats
 
 from baton.optimize.sequential import log_e_one_sided
-from baton.spec.evals import Case, Check
-
-#: The most one ``matches`` may search a text for (regex's own timeout): a pattern that backtracks on a
-#: model's output fails its check, it never holds the evaluation.
-MATCH_TIMEOUT_S = 1.0
-#: The most characters of a value a report quotes.
-QUOTED = 120
+from baton.spec.evals import Case
+from baton.spec.expect import MATCH_TIMEOUT_S, Check, why_not
 
 
 @dataclass(frozen=True)
@@ -63,62 +57,6 @@ class CaseScore:
 
     def as_json(self) -> dict[str, Any]:
         return {**asdict(self), "passed": self.passed, "checks": len(self.results), "score": self.score}
-
-
-def _quoted(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= QUOTED else text[: QUOTED - 1] + "…"
-
-
-def _same(value: Any, expected: Any) -> bool:
-    """Equal as JSON values are: ``True`` is not ``1``, ``1`` is ``1.0``."""
-    if isinstance(value, bool) or isinstance(expected, bool):
-        return type(value) is type(expected) and value == expected
-    return value == expected
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def why_not(name: str, check: Check, value: Any) -> str:
-    """Why ``value`` fails the check ``name`` of ``check``; empty when it holds."""
-    # long: one branch per kind of check, each with its own message
-    expected = getattr(check, name)
-    if name == "equals":
-        return "" if _same(value, expected) else f"is {_quoted(value)}, expected {_quoted(expected)}"
-    if name == "one_of":
-        return (
-            ""
-            if any(_same(value, e) for e in expected)
-            else f"is {_quoted(value)}, not one of the values given"
-        )
-    if name == "contains":
-        if isinstance(value, str) and isinstance(expected, str):
-            return "" if expected in value else f"does not contain {_quoted(expected)}"
-        if isinstance(value, list):
-            return "" if any(_same(item, expected) for item in value) else f"has no item {_quoted(expected)}"
-        return f"is a {type(value).__name__}, not a text or a list"
-    if name == "matches":
-        if not isinstance(value, str):
-            return f"is a {type(value).__name__}, not a text"
-        try:
-            found = regex.search(expected, value, timeout=MATCH_TIMEOUT_S)
-        except TimeoutError:
-            return f"was not searched to the end within {MATCH_TIMEOUT_S:g} s (fix: a pattern that does not backtrack)"
-        return "" if found else f"does not match {_quoted(expected)}"
-    if name == "range":
-        low, high = expected
-        if not _is_number(value):
-            return f"is {_quoted(value)}, not a number"
-        return "" if low <= value <= high else f"is {value}, outside [{low:g}, {high:g}]"
-    if not isinstance(value, (str, list)):
-        return f"is a {type(value).__name__}, which has no length"
-    if name == "min_length":
-        return (
-            "" if len(value) >= expected else f"has {len(value)} characters or items, fewer than {expected}"
-        )
-    return "" if len(value) <= expected else f"has {len(value)} characters or items, more than {expected}"
 
 
 def _check_outputs(step: str, name: str, check: Check, outputs: list[Any]) -> list[Result]:

@@ -24,6 +24,9 @@ from typing import Any
 
 import airflow.api_fastapi.execution_api.app
 import airflow.sdk.execution_time.task_runner  # noqa: F401  (what every dag.test() imports, once)
+import anyio._backends._asyncio  # noqa: F401  (these four, and baton.agents.llm and baton.coordination.step:
+import openai.resources.chat.chat  # noqa: F401  what a task imports on first use, imported once for every
+import pydantic_ai.models.openai  # noqa: F401  child, as baton.preload does for the forkserver)
 from airflow import settings
 from airflow.dag_processing.dagbag import BundleDagBag
 from airflow.models.dagrun import DagRun
@@ -32,7 +35,9 @@ from airflow.utils.db import initdb
 from airflow.utils.session import create_session
 from sqlalchemy import select
 
-import baton.preload  # noqa: F401  (what a task imports on first use: the agent runtime, once for every child)
+import baton.agents.llm
+import baton.coordination.step  # noqa: F401
+from baton.agents.warm import warm_model_path
 from baton.coordination import evaluation
 from baton.evaluate.bundle import DAG_FILE
 from baton.events.migrations import upgrade
@@ -125,6 +130,7 @@ def main(argv: list[str]) -> int:
     app = supervisor.in_process_api_server().app  # built once, before the forks (tests/dag_test_server.py)
     if not getattr(app, "_cadwyn_initialized", True):
         app._cadwyn_initialize()
+    warm_model_path()  # the first structured-output call's one-time work (baton.agents.warm), once for all
     initdb()  # the empty metadata database every job copies (this process's environment names it)
     settings.dispose_orm()  # no pooled connection is shared with a child
     running: set[int] = set()

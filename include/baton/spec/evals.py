@@ -26,74 +26,19 @@ in the text, in the syntax of the ``regex`` module (chosen for the time limit it
 from __future__ import annotations
 
 import hashlib
-import math
 from pathlib import Path
 from typing import Any, ClassVar
 
-import regex
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from baton.errors import Issue, TemplateError
 from baton.limits import limits
 from baton.spec.common import IDENTIFIER, Strict, first_repeat
+from baton.spec.expect import CHECKS, Check
 from baton.spec.loading import Source, template_files
 
 DIR = "evals"
 MAX_CASES = 10_000
-MAX_PATTERN = 1_000
-MAX_CHOICES = 1_000
-CHECKS = ("equals", "one_of", "contains", "matches", "range", "min_length", "max_length")
-
-
-class Check(Strict):
-    """What one field of a step's output must be: every key given must hold."""
-
-    equals: Any = Field(default=None, description="the field's value, exactly")
-    one_of: list[Any] | None = Field(
-        default=None, min_length=1, max_length=MAX_CHOICES, description="the values the field may have"
-    )
-    contains: Any = Field(
-        default=None, description="a text the field's text holds (case-sensitive), or an item its list holds"
-    )
-    matches: str | None = Field(
-        default=None, max_length=MAX_PATTERN, description="a regular expression found in the field's text"
-    )
-    range: tuple[float, float] | None = Field(
-        default=None, description="[lowest, highest]: the field's number within them, both included"
-    )
-    min_length: int | None = Field(default=None, ge=0, le=10**9, description="the fewest characters or items")
-    max_length: int | None = Field(default=None, ge=0, le=10**9, description="the most characters or items")
-
-    @field_validator("matches")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                regex.compile(value)
-            except regex.error as error:
-                raise ValueError(f"'{value[:100]}' is not a regular expression: {error}") from None
-        return value
-
-    @field_validator("range")
-    @classmethod
-    def _ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
-        if value is not None:
-            low, high = value
-            if not (math.isfinite(low) and math.isfinite(high)) or low > high:
-                raise ValueError(f"range [{low}, {high}] is not [lowest, highest] with finite numbers")
-        return value
-
-    @model_validator(mode="after")
-    def _something(self) -> Check:
-        if not self.given():
-            raise ValueError(f"a check needs at least one of: {', '.join(CHECKS)}")
-        if self.min_length is not None and self.max_length is not None and self.min_length > self.max_length:
-            raise ValueError(f"min_length {self.min_length} is over max_length {self.max_length}")
-        return self
-
-    def given(self) -> list[str]:
-        """The checks this field declares, in ``CHECKS`` order (``equals: null`` counts)."""
-        return [name for name in CHECKS if name in self.model_fields_set]
 
 
 class Case(Strict):

@@ -7,55 +7,17 @@ outside the field's ``enum``), could never pass. Each is an issue with the datas
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 
 from baton.errors import Issue, TemplateError
-from baton.registry import get_output_model
-from baton.spec.evals import Check, Dataset, dataset_files, load_dataset
+from baton.spec.evals import Dataset, dataset_files, load_dataset
+from baton.spec.expect import FieldType, field_issues, output_types
 from baton.spec.loading import template_path
 from baton.spec.located import Located
 from baton.spec.step import PersonStep
-
-_JSON = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "array": (list,),
-    "object": (dict,),
-}
-_FOR = {  # the output types each check can pass on (absent: any type)
-    "contains": ("string", "array"),
-    "matches": ("string",),
-    "range": ("integer", "number"),
-    "min_length": ("string", "array"),
-    "max_length": ("string", "array"),
-}
-
-
-@dataclass(frozen=True)
-class FieldType:
-    """What the template says of one output field: its JSON type (None: not known), enum, requiredness."""
-
-    type: str | None
-    enum: tuple[Any, ...] | None = None
-    required: bool = True
-
-    def holds(self, value: Any) -> bool:
-        """Whether a value of this field could be ``value``."""
-        if value is None:
-            return not self.required
-        if self.enum is not None and value not in self.enum:
-            return False
-        if self.type is None:
-            return True
-        if isinstance(value, bool) and self.type != "boolean":
-            return False
-        return isinstance(value, _JSON[self.type])
 
 
 def dataset_issues(dataset: Dataset, source: Located, workflow: Any) -> list[Issue]:
@@ -139,7 +101,7 @@ def _case(at: tuple[Any, ...], case: Any, template: _Template) -> Found:
         elif step_id in case.recorded:
             yield where, f"step '{step_id}' is recorded in this case, not run", "check a step the case runs"
         else:
-            yield from _fields(where, fields, template.outputs[step_id])
+            yield from field_issues(where, fields, template.outputs[step_id])
 
 
 def _inputs(at: tuple[Any, ...], given: dict[str, Any], template: _Template) -> Found:
@@ -159,70 +121,6 @@ def _inputs(at: tuple[Any, ...], given: dict[str, Any], template: _Template) -> 
     for name, field in declared.items():
         if field.required and field.default is None and name not in given:
             yield at, f"the workflow requires input '{name}'", f"give '{name}' a value in this case's inputs"
-
-
-def _fields(at: tuple[Any, ...], fields: dict[str, Check], types: dict[str, FieldType] | None) -> Found:
-    for name, check in fields.items():
-        if types is None:
-            continue  # the step declares no output: its fields are the skill's, known when it runs
-        if name not in types:
-            yield (*at, name), f"the step's output has no field '{name}'", f"use one of: {', '.join(types)}"
-            continue
-        yield from _check((*at, name), check, types[name])
-
-
-def _check(at: tuple[Any, ...], check: Check, field: FieldType) -> Found:
-    for name in check.given():
-        kinds = _FOR.get(name)
-        if kinds and field.type is not None and field.type not in kinds:
-            fits = ["equals", "one_of", *(check for check, on in _FOR.items() if field.type in on)]
-            fix = f"use a check {_a(field.type)} field can pass: {', '.join(fits)}"
-            yield (*at, name), f"'{name}' never passes on {_a(field.type)} field", fix
-    if "equals" in check.given() and not field.holds(check.equals):
-        yield (*at, "equals"), f"the field can never be {check.equals!r:.100}", _what(field)
-    if check.one_of is not None and not any(field.holds(value) for value in check.one_of):
-        yield (*at, "one_of"), "the field can be none of these values", _what(field)
-    if check.contains is not None and field.type == "string" and not isinstance(check.contains, str):
-        yield (*at, "contains"), "a text field contains text only", "give 'contains' a text"
-
-
-def _what(field: FieldType) -> str:
-    if field.enum is not None:
-        return f"use one of its values: {', '.join(map(repr, field.enum))[:300]}"
-    return f"give {_a(field.type)}" + ("" if field.required else " or null")
-
-
-def _a(kind: str | None) -> str:
-    return f"an {kind}" if kind and kind[0] in "aeiou" else f"a {kind}"
-
-
-def output_types(step: Any) -> dict[str, FieldType] | None:
-    """The fields of ``step``'s output, by name; None when the template does not say (no output declared: a
-    skill's own, or an agent's text, which a roster agent with a skill answers differently) or names a model
-    that is not registered (the template's own check reports that)."""
-    output = step.output
-    if output is None:
-        return None
-    if isinstance(output, str):
-        model = get_output_model(output)
-        return None if model is None else _from_schema(model.model_json_schema())
-    return {
-        name: FieldType(spec.type, tuple(spec.enum) if spec.enum is not None else None, spec.required)
-        for name, spec in output.items()
-    }
-
-
-def _from_schema(schema: dict[str, Any]) -> dict[str, FieldType]:
-    required = set(schema.get("required", ()))
-    found = {}
-    for name, prop in schema.get("properties", {}).items():
-        options = [p for p in prop.get("anyOf", [prop]) if p.get("type") != "null"]
-        kind = options[0].get("type") if len(options) == 1 else None
-        enum = options[0].get("enum") if len(options) == 1 else None
-        found[name] = FieldType(
-            kind if kind in _JSON else None, tuple(enum) if enum else None, name in required
-        )
-    return found
 
 
 def folder_datasets(
