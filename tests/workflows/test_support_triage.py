@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from demo.http_service import Outage, PartnerService
 
+from baton.coordination import live
 from baton.events import EventStore
 from tests.conftest import DAGS, run_dag_test_in_subprocess
 
@@ -75,6 +76,19 @@ def test_its_triage_is_an_arm_of_the_experiment_and_spends_against_both_budgets(
     assert settled.payload["tokens"] == tokens > 0
     # the reservation (the prompt and 1,024 tokens out) fits the run's budget of 2,000 with room
     assert tokens < reserved.payload["tokens"] <= 1500
+
+
+def test_its_triage_is_scored_by_its_live_checks_when_its_output_is_sampled(healthy, through_outage):
+    # evaluate: a quarter of the triage's outputs, by the hash of the run: of the two runs, those sampled
+    for run, _, _ in (healthy, through_outage):
+        v = _version(run.run_id)
+        judged = [e for e in _events(run.run_id, "feedback.recorded") if e.payload["source"] == "evaluation"]
+        if not live.sampled(f"{run.run_id}/triage/-1", 0.25):
+            assert judged == []
+            continue
+        (scored,) = judged
+        assert (scored.step, scored.agent, scored.try_number) == (f"{v}triage", "support_triager", 1)
+        assert scored.payload == {"score": 1.0, "verdict": "score", "source": "evaluation", "by": "evaluate"}
 
 
 def test_an_outage_fails_the_first_try_and_the_retry_files_each_ticket_once(through_outage, helpdesk):

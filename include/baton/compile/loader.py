@@ -12,13 +12,14 @@ A growing folder never loses every DAG to Airflow's import timeout: shard files 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from airflow.sdk import DAG, get_parsing_context
 
 import baton.skills  # noqa: F401  (registers Baton's own skills, which templates and the roster may name)
+from baton.compile import gates
 from baton.compile.build import COMPENSATE_DAG_ID, SENSOR_SUFFIX, build_dag, compensate_dag, sensor_dag
 from baton.compile.cache import Entry, SpecCache, default_folder
 from baton.compile.shards import LOADER_FILE, Deadline, Loaders, Share
@@ -27,7 +28,6 @@ from baton.errors import Issue, TemplateError
 from baton.plan import WorkflowPlan, plan_workflow, step_reads
 from baton.spec.deprecations import warn
 from baton.spec.diff import diff
-from baton.spec.evals import dataset_files, version_digest
 from baton.spec.loading import load_roster, read_workflow
 from baton.spec.loading import template_files as spec_template_files
 from baton.spec.models import Workflow
@@ -227,16 +227,6 @@ def _canary(
     return plan_workflow(canary, roster, reads, group=f"v{canary.version}"), None
 
 
-def gate_variants(plan: WorkflowPlan) -> WorkflowPlan:
-    """``plan`` with its steps that have variants holding the template's digest (``CompiledStep.evaluated``):
-    their arms get runs once each passed the workflow's evaluation dataset."""
-    if not any(step.spec.variants for step in plan.steps):
-        return plan
-    digest = version_digest(plan.workflow)
-    steps = tuple(s.model_copy(update={"evaluated": digest}) if s.spec.variants else s for s in plan.steps)
-    return replace(plan, steps=steps)
-
-
 def rollout_issues(current: Workflow, new: Workflow, name: str, where: str) -> list[Issue]:
     """What keeps ``new`` (the file ``where``) from taking a share of the runs of ``current`` (``name``)."""
     issues = []
@@ -289,7 +279,7 @@ def compile_folder(
     if wanted and any(path.stem == wanted for path in files):
         files = [path for path in files if path.stem == wanted]
     deadline = None if wanted else Deadline.now()  # a task's parse of its one DAG never stops early
-    evaluated = {path.stem for path in dataset_files(dags_folder)}  # workflows with a dataset: their gates
+    evaluated = gates.evaluated(dags_folder)  # the workflows with a dataset: their variants and rollout wait
     dags: dict[str, DAG | None] = {}
     errors = [roster_error] if roster_error else []
     try:
@@ -309,11 +299,7 @@ def compile_folder(
                 if workflow is None:  # checked before, and its plan and DAG did not fail since
                     dags[path.stem] = None
                     continue
-                plan = plan_workflow(workflow, roster, reads)
-                # a workflow with an evaluation dataset: its rollout waits for the new version to pass it,
-                # and its variants' arms for each to pass it
-                gated = workflow.workflow in evaluated
-                plan = gate_variants(plan) if gated else plan
+                plan, gated = gates.applied(plan_workflow(workflow, roster, reads), evaluated)
                 dags[workflow.workflow] = (
                     build_dag(plan, canary, gated and canary is not None) if build else None
                 )

@@ -24,7 +24,16 @@ from baton.agents.call import call_step
 from baton.agents.skills import final
 from baton.assets import emit
 from baton.context.step import read_context, write_context
-from baton.coordination import approval, conflict, evaluation, partial_failure, questions, spend, variants
+from baton.coordination import (
+    approval,
+    conflict,
+    evaluation,
+    live,
+    partial_failure,
+    questions,
+    spend,
+    variants,
+)
 from baton.coordination.fanout import FanOut
 from baton.coordination.requirements import check_requirements
 from baton.coordination.routed import choose_for_step, route_and_take, run_in_slot
@@ -115,14 +124,8 @@ class StepRun:
                 recorder.start()
                 raise self.ask(approval.review_question(step, self.context, scope, None))
             else:
-                # this run's arm: the step as it has it, for this try (an evaluation runs the arm it names)
-                if step.spec.variants is not None and (case := evaluation.current()) is not None:
-                    if (arm := case.arms.get(step.spec.id)) is not None:
-                        self.step = step = variants.applied(step, arm)
-                elif step.spec.variants is not None:
-                    step, assigned = variants.choose(step, recorder, scope)
-                    self.step = step
-                    recorder.record(assigned)
+                if step.spec.variants is not None:
+                    self.step = step = self.arm(scope)
                 check_requirements(step, scope, after=False)
                 output = self.call(scope)
                 check_requirements(step, {**scope, "output": output}, after=True)
@@ -131,6 +134,7 @@ class StepRun:
                     who = f"agent {agent}" if agent else f"skill {step.skill}"
                     raise self.ask(approval.review_question(step, self.context, scope, output, who))
             self.finish(scope, output, versions)
+            judged = live.scored(self.step, output, recorder)  # its live checks, when sampled
         except (TaskAwaitingInput, TaskDeferred):
             raise
         except AirflowSkipException as skip:
@@ -145,6 +149,8 @@ class StepRun:
             recorder.failed(error)
             raise
         recorder.succeeded(output)
+        if judged is not None:  # after its success, which learned routing and the variants read it with
+            recorder.record(judged)
         return output
 
     def resume(self, event: Any, kind: str, state: dict[str, Any]) -> Any:
@@ -177,6 +183,16 @@ class StepRun:
         return output
 
     # --- the parts -------------------------------------------------------------------------------
+
+    def arm(self, scope: dict[str, Any]) -> CompiledStep:
+        """The step as this try's arm of its variants has it: the one assigned to the run (recorded), or in an
+        evaluation the arm it names (else the step as written)."""
+        if (case := evaluation.current()) is not None:
+            arm = case.arms.get(self.step.spec.id)
+            return self.step if arm is None else variants.applied(self.step, arm)
+        step, assigned = variants.choose(self.step, self.recorder, scope)
+        self.recorder.record(assigned)
+        return step
 
     def scope(self) -> dict[str, Any]:
         """The Jinja scope of this try: ``inputs``, ``steps``, ``context``, ``trigger``, ``run``."""

@@ -356,7 +356,7 @@ class FeedbackRecorded(Payload):
 
     score: float = Field(ge=0, le=1)
     verdict: Literal["approve", "edit", "reject", "score"] = "score"
-    source: Literal["review", "cli", "api"] = "api"
+    source: Literal["review", "cli", "api", "evaluation"] = "api"  # evaluation: the step's live checks
     by: str = Field(default="", max_length=250)
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import regex
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
 
 from baton.registry import get_output_model
 from baton.spec.common import Strict
@@ -67,9 +67,29 @@ class Check(Strict):
             raise ValueError(f"min_length {self.min_length} is over max_length {self.max_length}")
         return self
 
+    @model_serializer(mode="wrap")
+    def _as_given(self, handler: Any) -> dict[str, Any]:
+        """Only the checks given (``equals: null`` among them): read back, a dumped check is the same check (a
+        step's ``evaluate`` travels inside its DAG's serialised operators)."""
+        return {key: value for key, value in handler(self).items() if key in self.model_fields_set}
+
     def given(self) -> list[str]:
         """The checks this field declares, in ``CHECKS`` order (``equals: null`` counts)."""
         return [name for name in CHECKS if name in self.model_fields_set]
+
+
+class LiveEvaluation(Strict):
+    """Checks of a step's live outputs (``evaluate:``): a sampled share of its outputs is scored against them
+    after the step, and the share of checks that held is recorded as the try's ``feedback.recorded``
+    (``source: evaluation``), which learned routing and the variants' statistics learn beside success and a
+    person's verdict."""
+
+    sample: float = Field(
+        default=0.1, gt=0, le=1, description="the share of the step's outputs scored, 0 to 1"
+    )
+    checks: dict[str, Check] = Field(
+        min_length=1, max_length=100, description="output field -> what it must be (the datasets' checks)"
+    )
 
 
 #: The most one ``matches`` may search a text for (regex's own timeout).
@@ -240,4 +260,13 @@ def _from_schema(schema: dict[str, Any]) -> dict[str, FieldType]:
     return found
 
 
-__all__ = ["CHECKS", "MATCH_TIMEOUT_S", "Check", "FieldType", "field_issues", "output_types", "why_not"]
+__all__ = [
+    "CHECKS",
+    "MATCH_TIMEOUT_S",
+    "Check",
+    "FieldType",
+    "LiveEvaluation",
+    "field_issues",
+    "output_types",
+    "why_not",
+]

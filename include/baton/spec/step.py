@@ -24,6 +24,7 @@ from pydantic import (
 
 from baton.spec.browser import BrowserAction, action_strings
 from baton.spec.common import IDENTIFIER, Duration
+from baton.spec.expect import LiveEvaluation
 from baton.spec.learning import Variants
 from baton.spec.options import (
     MOVED_KEYS,
@@ -118,6 +119,11 @@ class StepBase(RetryPolicy):
     variants: Variants | None = Field(
         default=None,
         description="an experiment: arms that change the instruction or the agent, each run sticky to one",
+    )
+    evaluate: LiveEvaluation | None = Field(
+        default=None,
+        description="checks of a sampled share of its live outputs, scored after the step: learned routing and "
+        "the variants learn the share that held",
     )
 
     @field_validator("emits", mode="before")

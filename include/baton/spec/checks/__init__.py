@@ -12,6 +12,7 @@ from pathlib import Path
 from baton.spec.checks.common import REGISTER_SKILL, TEMPLATE_SUFFIXES, Found
 from baton.spec.checks.graph import Ancestry, _check_name, _check_steps, ancestors, find_cycle
 from baton.spec.checks.jinja import _check_sensor_templates, _check_templates, read_jinja
+from baton.spec.checks.live import _check_live
 from baton.spec.checks.schedule import _check_inputs, _check_schedule
 from baton.spec.checks.workers import (
     _check_fan_outs,
@@ -45,6 +46,7 @@ def check_workflow(workflow: Workflow, roster: Roster | None, path: Path) -> lis
         *_check_routes(workflow, roster),
         *_check_fan_outs(workflow, roster),
         *_check_variants(workflow, roster),
+        *_check_live(workflow),
         *_check_templates(workflow),
         *_check_sensor_templates(workflow),
         *_check_schedule(workflow),

@@ -1,0 +1,76 @@
+"""A step's checks of its live outputs (``evaluate:`` in the template): after a try succeeded, a sampled share
+of the step's outputs is scored against the checks (the datasets' meaning, :func:`baton.spec.expect.why_not`;
+each item of a fan-out's), and the share of checks that held is the try's ``feedback.recorded`` (``source:
+evaluation``, ``verdict: score``), which learned routing and the variants' statistics learn beside success and
+a person's verdict. Whether an output is sampled is a hash of the run, the step and the map index: the same
+answer on a retry and in every process. No evaluation case is scored (its checks are the dataset's).
+
+The checks are pure and bounded (a pattern searched for at most ``MATCH_TIMEOUT_S``), a few microseconds a
+field: they run in the task, after its output is recorded, and never fail it (a bug is logged)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from baton.coordination import evaluation
+from baton.events.event import Event
+from baton.spec.expect import why_not
+
+log = logging.getLogger(__name__)
+
+
+def sampled(key: str, share: float) -> bool:
+    """Whether the output named ``key`` is in ``share`` of them: a hash, the same in every process."""
+    draw = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
+    return draw < share
+
+
+def outputs_of(output: Any, fan_out: bool) -> list[Any]:
+    """What the checks apply to: the step's output, or each item's output of a fan-out's batch."""
+    if not fan_out:
+        return [output]
+    results = output.get("results") if isinstance(output, Mapping) else None
+    return [item.get("output") for item in results or [] if isinstance(item, Mapping)]
+
+
+def held(checks: Mapping[str, Any], outputs: list[Any]) -> tuple[int, int]:
+    """(checks that held, checks) of ``checks`` (field -> Check) over ``outputs``."""
+    passed = total = 0
+    for output in outputs:
+        for name, check in checks.items():
+            for kind in check.given():
+                total += 1
+                passed += (
+                    isinstance(output, Mapping) and name in output and not why_not(kind, check, output[name])
+                )
+    return passed, total
+
+
+def scored(step: Any, output: Any, recorder: Any) -> Event | None:
+    """The try's ``feedback.recorded`` from the step's live checks, when its output is sampled; else None."""
+    spec = step.spec.evaluate
+    if spec is None or evaluation.current() is not None:
+        return None
+    common = recorder.common
+    if not sampled(f"{common['run_id']}/{step.spec.id}/{common['map_index']}", spec.sample):
+        return None
+    try:
+        passed, total = held(spec.checks, outputs_of(output, bool(step.fan_out)))
+    except Exception:  # a Baton bug: the step's work stands, the score is not recorded
+        log.exception("Step %s: its live checks could not be scored", step.task_id)
+        return None
+    if not total:  # a fan-out with no item that succeeded: nothing was scored
+        return None
+    payload = {
+        "score": round(passed / total, 4),
+        "verdict": "score",
+        "source": "evaluation",
+        "by": "evaluate",
+    }
+    return recorder.event("feedback.recorded", payload, discriminator="evaluation")
+
+
+__all__ = ["held", "outputs_of", "sampled", "scored"]
