@@ -18,6 +18,11 @@ import pytest
 from tests.conftest import ROOT
 
 SMOKE = {
+    # each case a real dag.test() through `baton eval`: three versions of 12 cases, one worker each
+    "evals": (
+        ["--quick"],
+        r"regressions caught \d+\.\d % at false alarms \d+\.\d % \(median cases to decide \d+\)",
+    ),
     # one case and the baseline, both on the demo's skill agents (tests/spec/test_hostile.py runs more, with
     # the suite's settings)
     "hostile": (["--scale", "0.01", "--case", "reverse_chain"], r"worst case: \d+\.\d s, \d+ MB"),
