@@ -1,6 +1,7 @@
 """``baton eval WORKFLOW``: run a workflow's evaluation dataset (``evals/<workflow>.yaml``) through its
 compiled steps (:mod:`baton.evaluate`), report each case and each check, and, for a new version (``--file``
-or ``--version``), compare it with the stable one on the same cases.
+or ``--version``) or one arm of a step's variants (``--variant``), compare it with the stable template on the
+same cases; ``--record`` appends the result to Baton's store, where a gated rollout or variant reads it.
 
 Exit codes: 0 the dataset passes (every check, or with a new version: no regression beyond the dataset's
 ``tolerance``); 1 it does not; 2 the dataset, the templates or the arguments are wrong (nothing ran); 3 it

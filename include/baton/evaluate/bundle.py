@@ -16,6 +16,7 @@ from baton.spec.loading import read_roster, read_workflow
 TEMPLATE_ENV = "BATON_EVAL_TEMPLATE"
 ROSTER_ENV = "BATON_EVAL_ROSTER"
 DAG_FILE = "baton_evaluated.py"
+BUNDLE = "baton-eval"  # the throwaway dag bundle's name
 DAG_FILE_TEXT = (
     '"""The airflow DAG of the template an evaluation (baton eval) runs."""\n'
     "from baton.evaluate.bundle import evaluated_dags\n\n"
@@ -37,4 +38,4 @@ def evaluated_dags() -> dict[str, DAG]:
     return {dag.dag_id: dag}
 
 
-__all__ = ["DAG_FILE", "DAG_FILE_TEXT", "ROSTER_ENV", "TEMPLATE_ENV", "evaluated_dags"]
+__all__ = ["BUNDLE", "DAG_FILE", "DAG_FILE_TEXT", "ROSTER_ENV", "TEMPLATE_ENV", "evaluated_dags"]

@@ -1,13 +1,14 @@
-"""The cases of a dataset run through one version of a workflow: each case a ``dag.test()`` of that version's
-compiled DAG (the real operators, runtime, store and model), in processes of their own
-(:mod:`baton.evaluate.worker`), each with a throwaway Airflow: its own SQLite metadata database, Baton store
-and dag bundle in a temporary folder. Nothing of an evaluation reaches the deployment's databases: no run
-in its Airflow's UI, no asset event that would trigger a workflow there, no call in the statistics its
-router learns from, no alert (the evaluated DAG has no failure callback; ``baton_slack`` is not passed).
+"""The cases of a dataset run through versions of a workflow: each case a ``dag.test()`` of the version's
+compiled DAG (the real operators, runtime, store and model), run by one process (:mod:`baton.evaluate.worker`)
+that forks a child per share of a version's cases, each child with a throwaway Airflow: its own SQLite
+metadata database, Baton store and dag bundle in a temporary folder. Nothing of an evaluation reaches the
+deployment's databases: no run in its Airflow's UI, no asset event that would trigger a workflow there, no
+call in the statistics its router learns from, no alert (the evaluated DAG has no failure callback;
+``baton_slack`` is not passed).
 
-The model connections the roster's agents name are passed to the workers as ``AIRFLOW_CONN_*`` (read here
-from wherever this Airflow defines them), so a case calls the model the deployment calls. ``workers``
-processes share the cases; each costs its own start (Airflow's imports, two migrated databases).
+The model connections the roster's agents name are passed on as ``AIRFLOW_CONN_*`` (read here from wherever
+this Airflow defines them), so a case calls the model the deployment calls. ``workers`` children run at once;
+the process's start (Airflow's imports, its in-process Execution API, one migrated database) is paid once.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from baton.alerts import SLACK_CONN_ID
-from baton.evaluate.bundle import DAG_FILE, DAG_FILE_TEXT, ROSTER_ENV, TEMPLATE_ENV
+from baton.evaluate.bundle import BUNDLE, DAG_FILE, DAG_FILE_TEXT, ROSTER_ENV, TEMPLATE_ENV
 from baton.evaluate.score import CaseScore, score_case
 from baton.events.engine import STORE_CONN_ID
 from baton.spec.evals import Dataset
@@ -30,9 +31,8 @@ from baton.spec.loading import read_roster, read_workflow
 
 #: What one case may take, on average, before the evaluation stops its process (a hung model, a hung step).
 CASE_TIMEOUT_S = 300.0
-#: What a worker's start may take (imports, migrating two SQLite databases, parsing the DAG).
+#: What the evaluation's process may take to start (imports, its Execution API, migrating a database).
 START_TIMEOUT_S = 300.0
-BUNDLE = "baton-eval"
 
 
 @dataclass(frozen=True)

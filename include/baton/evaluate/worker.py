@@ -39,11 +39,9 @@ import baton.agents.llm
 import baton.coordination.step  # noqa: F401
 from baton.agents.warm import warm_model_path
 from baton.coordination import evaluation
-from baton.evaluate.bundle import DAG_FILE
+from baton.evaluate.bundle import BUNDLE, DAG_FILE
 from baton.events.migrations import upgrade
 from baton.events.store import EventStore
-
-BUNDLE = "baton-eval"
 
 
 def _outputs(dag_id: str, run_id: str) -> tuple[str, dict[str, Any], str]:
