@@ -38,6 +38,7 @@ from airflow.sdk.execution_time import supervisor
 import baton.operators.step
 import baton.preload  # noqa: F401
 from baton import extensions
+from baton.evaluate.worker import forked
 
 extensions.reset()  # each run loads what its own environment names (see the docstring)
 
@@ -57,23 +58,12 @@ def dag_test(request: dict) -> None:
 
 def run(request: dict) -> None:
     """The child: the test's environment, its output to the file, one ``dag.test()``; never returns."""
-    status = 1
-    try:
-        out = os.open(request["out"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.dup2(out, 1)
-        os.dup2(out, 2)
-        os.environ.clear()
-        os.environ.update(request["env"])
-        dag_test(request)
-        status = 0
-    except BaseException:
-        import traceback
 
-        traceback.print_exc()
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(status)
+    def test() -> int:
+        dag_test(request)
+        return 0
+
+    forked(request["out"], request["env"], test, replace_env=True)
 
 
 def main() -> None:

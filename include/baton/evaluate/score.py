@@ -17,6 +17,7 @@ from typing import Any
 
 from scipy import stats
 
+from baton.coordination.live import outputs_of
 from baton.optimize.sequential import log_e_one_sided
 from baton.spec.evals import Case
 from baton.spec.expect import MATCH_TIMEOUT_S, Check, why_not
@@ -77,16 +78,6 @@ def _check_outputs(step: str, name: str, check: Check, outputs: list[Any]) -> li
     return results
 
 
-def step_outputs(output: Any, fan_out: bool) -> list[Any]:
-    """What a step's checks apply to: its output, or each item's output of a fan-out (its XCom value:
-    ``{"results": [{"output": ...}], "failures": [...]}``)."""
-    if not fan_out:
-        return [output]
-    if not isinstance(output, Mapping):
-        return []
-    return [item.get("output") for item in output.get("results") or [] if isinstance(item, Mapping)]
-
-
 def _all_failed(step: str, fields: Mapping[str, Check], why: str) -> list[Result]:
     return [Result(step, name, kind, False, why) for name, check in fields.items() for kind in check.given()]
 
@@ -103,7 +94,7 @@ def score_case(
             why = f"step '{step}' gave no output (the run {state}{': ' + error[:300] if error else ''})"
             results += _all_failed(step, fields, why)
             continue
-        items = step_outputs(outputs[step], step in fan_outs)
+        items = outputs_of(outputs[step], step in fan_outs)
         if not items:
             results += _all_failed(step, fields, f"fan-out step '{step}' has no item that succeeded")
             continue

@@ -19,8 +19,9 @@ import os
 import shutil
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import airflow.api_fastapi.execution_api.app
 import airflow.sdk.execution_time.task_runner  # noqa: F401  (what every dag.test() imports, once)
@@ -101,26 +102,32 @@ def run_job(request: dict[str, Any]) -> int:
     return 0
 
 
-def _child(job: dict[str, Any], template_db: str) -> None:
-    """The forked child of one job: its log, its environment and databases, its cases; never returns."""
+def forked(log: str, env: dict[str, str], work: Callable[[], int], *, replace_env: bool = False) -> NoReturn:
+    """In a forked child: its output to the file ``log``, its environment ``env`` (added to the parent's, or
+    instead of it), ``work()``; exits with what it returned (1 on an exception, printed to the log)."""
     status = 1
     try:
-        log = os.open(job["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        os.environ.update(job["env"])
-        shutil.copyfile(
-            template_db, job["env"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].removeprefix("sqlite:///")
-        )
-        settings.configure_vars()  # the job's metadata database, read from its environment
-        settings.configure_orm()
-        status = run_job(job["request"])
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        if replace_env:
+            os.environ.clear()
+        os.environ.update(env)
+        status = work()
     except BaseException:
         traceback.print_exc()
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(status)
+
+
+def _job(job: dict[str, Any], template_db: str) -> int:
+    """A job in its forked child (its environment set): its databases, then its cases."""
+    shutil.copyfile(template_db, job["env"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].removeprefix("sqlite:///"))
+    settings.configure_vars()  # the job's metadata database, read from its environment
+    settings.configure_orm()
+    return run_job(job["request"])
 
 
 def main(argv: list[str]) -> int:
@@ -138,7 +145,7 @@ def main(argv: list[str]) -> int:
             failed += _reaped(running)
         pid = os.fork()
         if pid == 0:
-            _child(job, pool["template_db"])
+            forked(job["log"], job["env"], lambda job=job: _job(job, pool["template_db"]))
         running.add(pid)
     while running:
         failed += _reaped(running)
