@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from baton.coordination.tasks import EVAL_STEP
+
 
 @dataclass(frozen=True)
 class Case:
@@ -76,4 +78,28 @@ def refuse_question(step_id: str, kind: str, subject: str) -> NoPersonInEvaluati
     )
 
 
-__all__ = ["Case", "NoPersonInEvaluation", "case", "current", "recorded_output", "refuse_question"]
+#: The latest evaluations of a workflow a gate reads.
+MAX_EVALUATIONS = 200
+
+
+def passed_evaluations(store: Any, workflow: str, digest: str | None) -> list[dict[str, Any]]:
+    """The payloads of ``workflow``'s recorded evaluations (``baton eval --record``) that passed against the
+    stable version for the template whose digest is ``digest``: what a gated rollout and a gated variant read."""
+    rows = store.step_history(workflow, EVAL_STEP, ["evaluation.completed"], MAX_EVALUATIONS)
+    return [
+        payload
+        for *_, payload in rows
+        if payload.get("digest") == digest and payload.get("passed") and payload.get("against") == "stable"
+    ]
+
+
+__all__ = [
+    "MAX_EVALUATIONS",
+    "Case",
+    "NoPersonInEvaluation",
+    "case",
+    "current",
+    "passed_evaluations",
+    "recorded_output",
+    "refuse_question",
+]

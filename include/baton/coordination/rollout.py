@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from baton.coordination import evaluation
 from baton.coordination.tasks import EVAL_STEP, VERSION_TASK
 from baton.events.event import Event
 from baton.events.store import EventStore
@@ -48,7 +49,6 @@ MAX_RUNS = 20_000  # the latest assigned runs a rollout is replayed from
 # within about a dozen discordant pairs when the new version fails where the old one does not.
 CONCENTRATION = 5.0
 DECISIONS = ("rollout.started", "rollout.advanced", "rollout.completed", "rollout.rolled_back")
-MAX_EVALUATIONS = 200  # the latest evaluations of a workflow a gated rollout reads
 
 
 def rollout_name(workflow: str, stable: int, canary: int) -> str:
@@ -190,13 +190,8 @@ class Rollout:
     def _gated(self, store: EventStore) -> str:
         """Why the rollout waits for an evaluation (recorded once for this digest), or '' once the new version,
         as built (``gate``), passed the workflow's dataset against the current version."""
-        rows = store.step_history(self.workflow, EVAL_STEP, ["evaluation.completed"], MAX_EVALUATIONS)
-        passed = any(
-            p.get("version") == self.canary and p.get("digest") == self.gate and p.get("against") == "stable"
-            and p.get("passed") and not p.get("variant")
-            for *_, p in rows
-        )  # fmt: skip
-        if passed:
+        found = evaluation.passed_evaluations(store, self.workflow, self.gate)
+        if any(p.get("version") == self.canary and not p.get("variant") for p in found):
             return ""
         reason = (
             f"v{self.canary} (digest {self.gate}) has no passing evaluation of the workflow's dataset against "

@@ -19,7 +19,7 @@ import hashlib
 from typing import Any
 
 from baton import templating
-from baton.coordination.tasks import EVAL_STEP
+from baton.coordination import evaluation
 from baton.events.event import Event
 from baton.events.store import EventStore
 from baton.optimize.assignment import assign
@@ -27,7 +27,6 @@ from baton.optimize.experiments import Experiment
 
 MAX_RUNS = 20_000  # the latest runs of a step an experiment is replayed from
 MAX_KEY = 1_000
-MAX_EVALUATIONS = 200  # the latest evaluations of a workflow a gated experiment reads
 BAD_VERDICT = 0.5  # a person's score under this makes a delivered run a failure of its arm
 
 
@@ -156,14 +155,12 @@ def choose(step: Any, recorder: Any, scope: dict[str, Any]) -> tuple[Any, Event]
 def evaluated_arms(store: EventStore, step: Any) -> set[str]:
     """The arms of ``step``'s variants with a passing evaluation of the template as built (its digest) against
     the control (``baton eval --variant STEP:ARM --record``)."""
-    rows = store.step_history(step.workflow, EVAL_STEP, ["evaluation.completed"], MAX_EVALUATIONS)
     prefix = f"{step.spec.id}:"
     return {
-        payload["variant"].removeprefix(prefix)
-        for *_, payload in rows
-        if str(payload.get("variant", "")).startswith(prefix) and payload.get("digest") == step.evaluated
-        and payload.get("passed") and payload.get("against") == "stable"
-    }  # fmt: skip
+        str(payload["variant"]).removeprefix(prefix)
+        for payload in evaluation.passed_evaluations(store, step.workflow, step.evaluated)
+        if str(payload.get("variant", "")).startswith(prefix)
+    }
 
 
 def applied(step: Any, arm: str) -> Any:
