@@ -81,6 +81,8 @@ def test_an_installed_package_registers_its_skill_and_output_model_through_its_e
     out = capsys.readouterr().out
     assert "acme_quote" in out and "acme_skills" in out
     assert "  AcmeQuote" in out.split("output models")[1]
+    evaluators = out.split("\nevaluators (")[1]  # the demo's, registered as its skills are
+    assert "no_contact_details" in evaluators and "demo.skills.evaluators" in evaluators
     from baton.agents.skills import run_skill
 
     scope = {"inputs": {"quantity": 3}, "steps": {}, "run": {"id": "manual__1"}}

@@ -61,6 +61,9 @@ class CompiledStep(BaseModel):
     # the template's digest when the workflow has an evaluation dataset: an arm of the step's variants other
     # than the control gets runs once it passed the dataset (baton eval --variant STEP:ARM --record)
     evaluated: str | None = None
+    judge: Agent | None = (
+        None  # the roster's agent that reads the rubrics of the step's live checks (evaluate)
+    )
 
     @property
     def task_id(self) -> str:
@@ -229,6 +232,9 @@ def plan_workflow(
                 # a batch's concurrent calls each count against the agent's pool
                 pool_slots=min(fan_out.concurrency, agent.max_concurrency) if agent and fan_out else 1,
                 variant_agents=_variant_agents(step, roster),
+                judge=roster.get(step.evaluate.judge)
+                if roster and step.evaluate and step.evaluate.judge
+                else None,
                 group=group,
                 input_defaults=defaults,
             )

@@ -45,7 +45,37 @@ class Skill:
     output: type[BaseModel] | None
 
 
+@dataclass(frozen=True)
+class EvaluatorRequest:
+    """What an evaluator receives: the field it checks, its value, the step's whole output (a dict, or an
+    item's of a fan-out) and the check's ``args`` as the dataset or template wrote them."""
+
+    field: str
+    value: Any
+    output: Any
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """An evaluator's answer when it has a reason to give: whether the field passed, and why not."""
+
+    passed: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Evaluator:
+    """A Python check a dataset's case or a step's live checks may name (``evaluator: <name>``): it answers
+    ``True``, ``False`` or a :class:`Verdict`."""
+
+    name: str
+    func: Callable[[EvaluatorRequest], bool | Verdict]
+    description: str
+
+
 _SKILLS: dict[str, Skill] = {}
+_EVALUATORS: dict[str, Evaluator] = {}
 _OUTPUT_MODELS: dict[str, type[BaseModel]] = {}
 
 
@@ -72,6 +102,20 @@ def skill(name: str, *, output: type[BaseModel] | None = None):
         _SKILLS[name] = Skill(name=name, func=func, description=description, output=output)
         if output is not None:
             output_model(output)
+        return func
+
+    return register
+
+
+def evaluator(name: str):
+    """Register ``func`` as the evaluator ``name`` (a check's ``evaluator: <name>``); its docstring's first line
+    describes it. Registered the way skills are: a module of Baton's or an extension's, imported."""
+
+    def register(func: Callable[[EvaluatorRequest], bool | Verdict]):
+        if name in _EVALUATORS:
+            raise SkillError(f"evaluator '{name}' is registered twice ({_EVALUATORS[name].func.__module__})")
+        description = (func.__doc__ or "").strip().splitlines()[0] if func.__doc__ else ""
+        _EVALUATORS[name] = Evaluator(name=name, func=func, description=description)
         return func
 
     return register
@@ -105,6 +149,26 @@ def output_models() -> list[type[BaseModel]]:
 def skill_names() -> list[str]:
     _with_extensions()
     return sorted(_SKILLS)
+
+
+def get_evaluator(name: str) -> Evaluator:
+    _with_extensions()
+    try:
+        return _EVALUATORS[name]
+    except KeyError:
+        known = ", ".join(sorted(_EVALUATORS)) or "none"
+        raise SkillError(f"unknown evaluator '{name}'; registered: {known}") from None
+
+
+def evaluators() -> list[Evaluator]:
+    """Every registered evaluator, by name."""
+    _with_extensions()
+    return [_EVALUATORS[name] for name in sorted(_EVALUATORS)]
+
+
+def evaluator_names() -> list[str]:
+    _with_extensions()
+    return sorted(_EVALUATORS)
 
 
 def get_output_model(name: str) -> type[BaseModel] | None:

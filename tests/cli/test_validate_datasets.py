@@ -5,6 +5,7 @@ with its fix, before anything runs; a hostile dataset is refused within the read
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -321,3 +322,58 @@ def test_a_dataset_that_is_not_a_mapping_or_not_yaml_is_one_located_error(dags, 
     broken = _dataset(dags, "dataset: [unclosed\n")
     status, out = _run(capsys)
     assert status == 1 and out[0].startswith(f"{broken}:"), out[0]
+
+
+def test_an_unknown_evaluator_and_a_judge_the_roster_lacks_are_located_with_their_fix(dags, capsys):
+    path = _dataset(
+        dags,
+        """\
+dataset: triage
+judge: oracle
+cases:
+  - id: one
+    inputs: {ticket: t}
+    recorded: {load: {count: 0, tickets: []}}
+    expect:
+      classify:
+        tags: {evaluator: no_such_check, args: {limit: 3}}
+        note: {rubric: 'Says "refund"', evaluator: word_count, args: {max: 40}}
+""",
+    )
+    status, out = _run(capsys)
+    assert status == 1
+    known = "no_contact_details, word_count"  # the demo's (BATON_EXTENSIONS)
+    assert out == [
+        f"{path}:2: judge: the roster has no agent 'oracle' to judge the rubrics (fix: name one of its LLM agents: "
+        "analyst, assistant)",
+        f"{path}:9: cases[0].expect.classify.tags.evaluator: unknown evaluator 'no_such_check' (fix: register it "
+        f"with @evaluator in an extension module (BATON_EXTENSIONS); known: {known})",
+        "2 template(s) checked, 0 with errors, 2 error(s) in all; evals/triage.yaml has errors",
+    ]
+
+
+def test_a_rubric_with_no_judge_and_args_with_no_evaluator_are_refused(dags, capsys):
+    path = _dataset(
+        dags,
+        """\
+dataset: triage
+cases:
+  - id: one
+    inputs: {ticket: t}
+    recorded: {load: {count: 0, tickets: []}}
+    expect:
+      classify:
+        note: {rubric: Is polite., args: {max: 40}}
+""",
+    )
+    status, out = _run(capsys)
+    assert status == 1
+    assert out[0].startswith(f"{path}:8: cases[0].expect.classify.note: ")
+    assert "'args' are an evaluator's: name it with 'evaluator: <name>', or remove 'args'" in out[0]
+    _dataset(dags, (Path(path).read_text()).replace(", args: {max: 40}", ""))
+    status, out = _run(capsys)
+    assert status == 1
+    assert (
+        "case 'one' checks classify.note with a rubric and nothing judges it: add 'judge: <an LLM agent of the "
+        "roster>' to the dataset" in out[0]
+    )

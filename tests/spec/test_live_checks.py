@@ -146,3 +146,31 @@ def test_a_steps_checks_read_back_from_its_dump_are_the_same_checks():
         live.scored(again, output, Recorder("r1")).payload
         == live.scored(step, output, Recorder("r1")).payload
     )
+
+
+def test_a_judge_that_is_no_llm_agent_of_the_roster_and_an_unknown_evaluator_are_located(tmp_path):
+    checks = "        summary: {rubric: 'Names \"Acme\"', evaluator: no_such_check}\n"
+    judged = {"sample: 0.5": "sample: 0.5\n      judge: oracle"}
+    assert _issues(tmp_path, checks, **judged) == [
+        "w.yaml:16: steps[0].evaluate.checks.summary.evaluator: unknown evaluator 'no_such_check' (fix: register "
+        "it with @evaluator in an extension module (BATON_EXTENSIONS); known: no_contact_details, word_count)",
+        "w.yaml:14: steps[0].evaluate.judge: the roster has no agent 'oracle' to judge the rubrics (fix: name one "
+        "of its LLM agents: assistant)",
+    ]
+    skilled = Roster(
+        agents=[Agent(name="assistant", capabilities=["x"]), Agent(name="oracle", skill="notify")]
+    )
+    path = tmp_path / "w.yaml"
+    path.write_text(
+        TEMPLATE.replace("EVALUATE", "        summary: {rubric: ok}\n").replace(*judged.popitem())
+    )
+    with pytest.raises(TemplateError) as caught:
+        load_workflow(path, skilled, root=tmp_path)
+    assert [str(issue) for issue in caught.value.issues] == [
+        "w.yaml:14: steps[0].evaluate.judge: agent 'oracle' runs skill 'notify' and cannot read a rubric (fix: "
+        "name one of the roster's LLM agents: assistant)"
+    ]
+    assert _issues(tmp_path, "        summary: {rubric: ok}\n") == [
+        "w.yaml:12: steps[0].evaluate: the check of 'summary' has a rubric and nothing judges it: add 'judge: <an "
+        "LLM agent>'"
+    ]

@@ -19,13 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from baton.cli.common import add_command, dags_folder
+from baton.coordination.judging import Judge
 from baton.errors import Issue, TemplateError
 from baton.evaluate.report import as_json, as_text, evaluation_event
 from baton.evaluate.run import Version, run_versions
 from baton.evaluate.score import compare
 from baton.events.store import EventStore
 from baton.spec.evals import DIR, Dataset, load_dataset, version_digest
-from baton.spec.evals_checks import dataset_issues, unrecorded
+from baton.spec.evals_checks import dataset_issues, judge_of, unrecorded
+from baton.spec.expect import judge_problem
 from baton.spec.loading import read_roster, read_workflow, template_path
 from baton.spec.rollout import VERSIONS_DIR
 
@@ -182,16 +184,29 @@ def _plan(args: argparse.Namespace) -> tuple[Dataset, Path, Path, list[Version],
     return dataset, path, roster_path, checked, warnings
 
 
+def _judge(dataset: Dataset, path: Path, roster_path: Path) -> Judge | None:
+    """The judge of the dataset's rubrics (None: it has none); ``Refused`` when the roster lacks it."""
+    if not dataset.rubrics():
+        return None
+    roster = read_roster(roster_path)[0] if roster_path.is_file() else None
+    name = dataset.judge or ""
+    problem = judge_problem(name, roster) or ("" if roster else f"no roster at {roster_path} names the judge")
+    if problem:
+        raise Refused(f"{path}: judge: {problem}")
+    return Judge(judge_of(name, roster))
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         dataset, dataset_path, roster, versions, warnings = _plan(args)
+        judge = _judge(dataset, dataset_path, roster)
     except Refused as refused:
         print(str(refused), flush=True)
         return 2
     for line in warnings:
         print(line, file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="baton-eval-") as workdir:
-        scores = run_versions(versions, dataset, roster, Path(workdir), args.workers)
+        scores = run_versions(versions, dataset, roster, Path(workdir), args.workers, judge)
     comparison = None
     if len(versions) == 2:
         comparison = compare(scores[versions[0].label], scores["stable"], dataset.tolerance)
@@ -200,11 +215,20 @@ def _run(args: argparse.Namespace) -> int:
         if comparison
         else any(s.passed < len(s.results) for s in scores[versions[0].label])
     )
+    spend = judge.spend() if judge is not None else None
     if args.format == "json":
-        print(json.dumps(as_json(args.workflow, scores, comparison, failed), default=str), flush=True)
+        report = {**as_json(args.workflow, scores, comparison, failed), "judge": spend}
+        print(json.dumps(report, default=str), flush=True)
     else:
         for line in as_text(args.workflow, [v.label for v in versions], scores, comparison):
             print(line, flush=True)
+        if spend is not None:
+            print(
+                f"judge {spend['agent']}: {spend['calls']} call(s), {spend['tokens']:,} tokens, "
+                f"cost {spend['cost']:.6g}",
+                file=sys.stderr,
+                flush=True,
+            )
     if args.record:
         new = versions[0]
         event = evaluation_event(args.workflow, new, dataset_path, scores[new.label], comparison, failed)

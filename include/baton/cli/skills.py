@@ -1,5 +1,5 @@
-"""``baton skills``: what templates may name — every registered skill and output model, and the module
-each comes from (Baton's own, the demo's, a team's extensions), with the extensions that failed to load."""
+"""``baton skills``: what templates may name — every registered skill, output model and evaluator, and the
+module each comes from (Baton's own, the demo's, a team's extensions), with the extensions that failed to load."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import baton.skills  # noqa: F401  (registers Baton's own skills, which this command lists)
 from baton.cli.common import add_command
 from baton.extensions import load, named
-from baton.registry import output_models, skills
+from baton.registry import evaluators, output_models, skills
 
 
 def add(commands: Any) -> None:
@@ -35,4 +35,8 @@ def list_skills() -> int:
     print(f"\noutput models ({len(models)}):")
     for model in models:
         print(f"  {model.__name__:<{width}}  {model.__module__}")
+    checks = evaluators()
+    print(f"\nevaluators ({len(checks)}):")
+    for entry in checks:
+        print(f"  {entry.name:<{width}}  {entry.func.__module__:<28} {entry.description}")
     return 1 if failed else 0

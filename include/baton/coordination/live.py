@@ -5,19 +5,23 @@ evaluation``, ``verdict: score``), which learned routing and the variants' stati
 a person's verdict. Whether an output is sampled is a hash of the run, the step and the map index: the same
 answer on a retry and in every process. No evaluation case is scored (its checks are the dataset's).
 
-The checks are pure and bounded (a pattern searched for at most ``MATCH_TIMEOUT_S``), a few microseconds a
-field: they run in the task, after its output is recorded, and never fail it (a bug is logged)."""
+The checks run after Airflow was told of the try's success (:func:`score_after`, the task's
+``on_success_callback``), so that no downstream step waits for them, and never fail it (a bug is logged).
+Most are pure and bounded: a pattern searched for at most ``MATCH_TIMEOUT_S``, a few microseconds a field. An
+``evaluator`` runs for at most ``EVALUATOR_TIMEOUT_S``. A ``rubric`` is a call of the step's ``judge`` within
+the try's budgets (:mod:`baton.coordination.judging`)."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
-from baton.coordination import evaluation
+from baton.coordination import evaluation, spend
+from baton.coordination.judging import Judge, NoVerdict, check_why_not
 from baton.events.event import Event
-from baton.spec.expect import why_not
 
 log = logging.getLogger(__name__)
 
@@ -36,20 +40,27 @@ def outputs_of(output: Any, fan_out: bool) -> list[Any]:
     return [item.get("output") for item in results or [] if isinstance(item, Mapping)]
 
 
-def held(checks: Mapping[str, Any], outputs: list[Any]) -> tuple[int, int]:
-    """(checks that held, checks) of ``checks`` (field -> Check) over ``outputs``."""
+def held(checks: Mapping[str, Any], outputs: list[Any], judge: Judge | None = None) -> tuple[int, int]:
+    """(checks that held, checks) of ``checks`` (field -> Check) over ``outputs``; a rubric ``judge`` gives no
+    verdict on is left out (the judge's failure is not the step's)."""
     passed = total = 0
     for output in outputs:
         for name, check in checks.items():
             for kind in check.given():
+                if not isinstance(output, Mapping) or name not in output:
+                    total += 1
+                    continue
+                try:
+                    reason = check_why_not(kind, check, name, output[name], output, judge)
+                except NoVerdict as none:
+                    log.warning("The live check of %s's rubric is left out: %s", name, none)
+                    continue
                 total += 1
-                passed += (
-                    isinstance(output, Mapping) and name in output and not why_not(kind, check, output[name])
-                )
+                passed += not reason
     return passed, total
 
 
-def scored(step: Any, output: Any, recorder: Any) -> Event | None:
+def scored(step: Any, output: Any, recorder: Any, judge: Judge | None = None) -> Event | None:
     """The try's ``feedback.recorded`` from the step's live checks, when its output is sampled; else None."""
     spec = step.spec.evaluate
     if spec is None or evaluation.current() is not None:
@@ -58,7 +69,7 @@ def scored(step: Any, output: Any, recorder: Any) -> Event | None:
     if not sampled(f"{common['run_id']}/{step.spec.id}/{common['map_index']}", spec.sample):
         return None
     try:
-        passed, total = held(spec.checks, outputs_of(output, bool(step.fan_out)))
+        passed, total = held(spec.checks, outputs_of(output, bool(step.fan_out)), judge)
     except Exception:  # a Baton bug: the step's work stands, the score is not recorded
         log.exception("Step %s: its live checks could not be scored", step.task_id)
         return None
@@ -73,4 +84,23 @@ def scored(step: Any, output: Any, recorder: Any) -> Event | None:
     return recorder.event("feedback.recorded", payload, discriminator="evaluation")
 
 
-__all__ = ["held", "outputs_of", "sampled", "scored"]
+def score_after(step: Any, output: Any, recorder: Any, context: Any, ttl: timedelta) -> None:
+    """Score the output a try succeeded with against the step's live checks and record the score, once
+    Airflow was told of the success (the task's ``on_success_callback``): the downstream steps do not wait for
+    an evaluator or a judge. The judge's calls spend within the try's budgets and are recorded as its
+    ``model.called`` events (by the judge)."""
+    if step.spec.evaluate is None:
+        return
+    judge = None
+    if step.judge is not None:
+
+        def record(payload: dict[str, Any], discriminator: str) -> None:
+            recorder.record(recorder.event("model.called", payload, discriminator, agent=step.judge.name))
+
+        judge = Judge(step.judge, spend.guard_for(recorder, context, ttl), record)
+    judged = scored(step, output, recorder, judge)
+    if judged is not None:
+        recorder.record(judged)
+
+
+__all__ = ["held", "outputs_of", "sampled", "score_after", "scored"]

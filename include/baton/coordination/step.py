@@ -70,6 +70,7 @@ class StepRun:
         self.batch = batch
         self.ttl = ttl or timedelta(hours=1)
         self.log = log or logging.getLogger(__name__)
+        self.output: Any = None  # what the try's start succeeded with
         self.recorder = StepRecorder(
             EventStore.from_airflow(),
             context,
@@ -134,7 +135,6 @@ class StepRun:
                     who = f"agent {agent}" if agent else f"skill {step.skill}"
                     raise self.ask(approval.review_question(step, self.context, scope, output, who))
             self.finish(scope, output, versions)
-            judged = live.scored(self.step, output, recorder)  # its live checks, when sampled
         except (TaskAwaitingInput, TaskDeferred):
             raise
         except AirflowSkipException as skip:
@@ -149,8 +149,7 @@ class StepRun:
             recorder.failed(error)
             raise
         recorder.succeeded(output)
-        if judged is not None:  # after its success, which learned routing and the variants read it with
-            recorder.record(judged)
+        self.output = output  # its live checks score it once Airflow knows of the success (score_live)
         return output
 
     def resume(self, event: Any, kind: str, state: dict[str, Any]) -> Any:
@@ -181,6 +180,12 @@ class StepRun:
             raise
         self.recorder.succeeded(output)
         return output
+
+    def score_live(self) -> None:
+        """The step's live checks (``evaluate``) on the output its try started with and succeeded with, once
+        Airflow was told of the success (the operator's ``on_success_callback``)."""
+        if self.output is not None:
+            live.score_after(self.step, self.output, self.recorder, self.context, self.ttl)
 
     # --- the parts -------------------------------------------------------------------------------
 

@@ -1,10 +1,10 @@
 """The cases of a dataset run through versions of a workflow: each case a ``dag.test()`` of the version's
 compiled DAG (the real operators, runtime, store and model), run by one process (:mod:`baton.evaluate.worker`)
 that forks a child per share of a version's cases, each child with a throwaway Airflow: its own SQLite
-metadata database, Baton store and dag bundle in a temporary folder. Nothing of an evaluation reaches the
-deployment's databases: no run in its Airflow's UI, no asset event that would trigger a workflow there, no
-call in the statistics its router learns from, no alert (the evaluated DAG has no failure callback;
-``baton_slack`` is not passed).
+metadata database, Baton store, dag bundle and artifacts folder in a temporary folder. Nothing of an
+evaluation reaches the deployment's databases or files: no run in its Airflow's UI, no asset event that would
+trigger a workflow there, no call in the statistics its router learns from, no browser file or skill state in
+its artifacts, no alert (the evaluated DAG has no failure callback; ``baton_slack`` is not passed).
 
 The model connections the roster's agents name are passed on as ``AIRFLOW_CONN_*`` (read here from wherever
 this Airflow defines them), so a case calls the model the deployment calls. ``workers`` children run at once;
@@ -18,11 +18,13 @@ import os
 import signal
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from baton.alerts import SLACK_CONN_ID
+from baton.coordination.judging import Judge
 from baton.evaluate.bundle import BUNDLE, DAG_FILE, DAG_FILE_TEXT, ROSTER_ENV, TEMPLATE_ENV
 from baton.evaluate.score import CaseScore, score_case
 from baton.events.engine import STORE_CONN_ID
@@ -85,6 +87,9 @@ def _environment(home: Path, bundle: Path, template: Path, roster: Path, connect
             "AIRFLOW__CORE__DAGS_FOLDER": str(bundle),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+            "BATON_ARTIFACTS": str(
+                home / "artifacts"
+            ),  # a browser's files, a skill's state: not the deployment's
             TEMPLATE_ENV: str(template.resolve()),
             ROSTER_ENV: str(roster.resolve()),
         }
@@ -161,10 +166,16 @@ def _pool(jobs: list[dict], workers: int, workdir: Path, deadline_s: float) -> s
 
 
 def run_versions(
-    versions: list[Version], dataset: Dataset, roster: Path, workdir: Path, workers: int = 1
+    versions: list[Version],
+    dataset: Dataset,
+    roster: Path,
+    workdir: Path,
+    workers: int = 1,
+    judge: Judge | None = None,
 ) -> dict[str, list[CaseScore]]:
     """Every case of ``dataset`` run through each version and scored (label -> scores, in the dataset's
-    order); each version's cases in ``workers`` shares, ``workers`` of them at once."""
+    order); each version's cases in ``workers`` shares, ``workers`` of them at once, and scored ``workers``
+    at once (``judge`` reading their rubrics, in this process: the deployment's model connection)."""
     known = read_roster(roster)[0] if roster.is_file() else None
     cases = dataset.cases
     count = max(1, min(workers, len(cases)))
@@ -181,16 +192,18 @@ def run_versions(
     rounds = -(-len(jobs) // count)  # the jobs run `count` at a time
     trouble = _pool(specs, count, workdir, START_TIMEOUT_S + CASE_TIMEOUT_S * len(shares[0]) * rounds)
     scores: dict[str, list[CaseScore]] = {}
-    for version in versions:
-        runs: dict[str, dict[str, Any]] = {}
-        for job in jobs:
-            if job.version is version:
-                runs |= _read(job, trouble)
-        scores[version.label] = [
-            score_case(case, runs[case.id]["state"], runs[case.id]["outputs"], fanned[version.label],
-                       runs[case.id].get("error", ""))
-            for case in cases
-        ]  # fmt: skip
+    with ThreadPoolExecutor(count, thread_name_prefix="baton-eval-score") as scoring:
+        for version in versions:
+            runs: dict[str, dict[str, Any]] = {}
+            for job in jobs:
+                if job.version is version:
+                    runs |= _read(job, trouble)
+            scores[version.label] = list(scoring.map(
+                lambda case, ran=runs, fans=fanned[version.label]: score_case(
+                    case, ran[case.id]["state"], ran[case.id]["outputs"], fans, ran[case.id].get("error", ""), judge
+                ),
+                cases,
+            ))  # fmt: skip
     return scores
 
 

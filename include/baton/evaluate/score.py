@@ -1,4 +1,4 @@
-"""An evaluation's judgement, pure: each check of a case against the outputs its run gave
+"""An evaluation's judgement: each check of a case against the outputs its run gave
 (:func:`score_case`), and one version's cases against another's on the same cases (:func:`compare`).
 
 A case's score is the share of its checks that held. Two versions are compared case by case (paired: the
@@ -6,6 +6,9 @@ same inputs): the mean of the differences with its 95 % confidence interval (Stu
 cases in which a check that held on the stable version fails on the new one, and the verdict: a regression
 when the new version's share of checks held is below the stable one's by more than the dataset's
 ``tolerance``.
+
+Scoring is pure but for a check's ``evaluator`` (a registered function, bounded in time) and ``rubric`` (a
+judge's model call): :mod:`baton.coordination.judging`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 from scipy import stats
 
+from baton.coordination.judging import Judge, NoVerdict, check_why_not
 from baton.coordination.live import outputs_of
 from baton.optimize.sequential import log_e_one_sided
 from baton.spec.evals import Case
@@ -60,8 +64,11 @@ class CaseScore:
         return {**asdict(self), "passed": self.passed, "checks": len(self.results), "score": self.score}
 
 
-def _check_outputs(step: str, name: str, check: Check, outputs: list[Any]) -> list[Result]:
-    """The results of one field's checks over a step's outputs (one, or a fan-out's items')."""
+def _check_outputs(
+    step: str, name: str, check: Check, outputs: list[Any], judge: Judge | None
+) -> list[Result]:
+    """The results of one field's checks over a step's outputs (one, or a fan-out's items'); a rubric the
+    judge gave no verdict on fails, saying so."""
     results = []
     for kind in check.given():
         reason = ""
@@ -70,7 +77,10 @@ def _check_outputs(step: str, name: str, check: Check, outputs: list[Any]) -> li
             if not isinstance(output, Mapping) or name not in output:
                 reason = f"{where}the output has no field '{name}'"
             else:
-                reason = why_not(kind, check, output[name])
+                try:
+                    reason = check_why_not(kind, check, name, output[name], output, judge)
+                except NoVerdict as none:
+                    reason = str(none)
                 reason = f"{where}{reason}" if reason else ""
             if reason:
                 break
@@ -83,10 +93,15 @@ def _all_failed(step: str, fields: Mapping[str, Check], why: str) -> list[Result
 
 
 def score_case(
-    case: Case, state: str, outputs: Mapping[str, Any], fanned: Iterable[str], error: str = ""
+    case: Case,
+    state: str,
+    outputs: Mapping[str, Any],
+    fanned: Iterable[str],
+    error: str = "",
+    judge: Judge | None = None,
 ) -> CaseScore:
     """Every check of ``case`` against its run's outputs (step id -> XCom value of a step that succeeded);
-    a step with no output fails each of its checks, naming the run's state."""
+    a step with no output fails each of its checks, naming the run's state. ``judge`` reads the rubrics."""
     fan_outs = set(fanned)
     results: list[Result] = []
     for step, fields in case.expect.items():
@@ -99,7 +114,7 @@ def score_case(
             results += _all_failed(step, fields, f"fan-out step '{step}' has no item that succeeded")
             continue
         for name, check in fields.items():
-            results += _check_outputs(step, name, check, items)
+            results += _check_outputs(step, name, check, items, judge)
     checked = {step: outputs[step] for step in case.expect if step in outputs}
     return CaseScore(case.id, state, results, error, checked)
 

@@ -14,8 +14,10 @@ import contextvars
 import dataclasses
 import hashlib
 import inspect
+import json
 import logging
 import math
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +34,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.usage import RequestUsage
 
 from baton.extensions import load
+from baton.spec.expect import VERDICT_TITLE, judged_parts
 
 OFFLINE_MODEL_NAME = "baton:offline"
 
@@ -135,7 +138,6 @@ class Faker:
 
     def _matching(self, pattern: str, path: str, n: int, low: int, high: int) -> str:
         import random
-        import re
 
         import rstr
 
@@ -232,12 +234,39 @@ class Faker:
         return {key: self.value(properties.get(key, {}), f"{path}.{key}", depth + 1) for key in required}
 
 
+EMPTY = ("", "null", '""', "[]", "{}")
+
+
+def offline_verdict(prompt: str) -> dict[str, Any] | None:
+    """The offline judge's verdict on a rubric (:func:`baton.spec.expect.judge_prompt`), deterministic: the
+    field meets the rubric when it is not empty and holds every phrase the rubric quotes in double quotes,
+    ignoring case. None when ``prompt`` is not a judge's."""
+    parts = judged_parts(prompt)
+    if parts is None:
+        return None
+    rubric, value = parts
+    try:
+        decoded = json.loads(value)
+    except ValueError:  # a value cut at the judge's bound: its JSON as it stands
+        decoded = value
+    text = decoded if isinstance(decoded, str) else value
+    if text.strip() in EMPTY:
+        return {"passed": False, "reason": "offline judge: the field is empty"}
+    missing = [phrase for phrase in re.findall(r'"([^"]+)"', rubric) if phrase.lower() not in text.lower()]
+    if missing:
+        return {"passed": False, "reason": f"offline judge: the field does not say {missing[0]!r}"}
+    return {"passed": True, "reason": "offline judge: the field says every phrase the rubric quotes"}
+
+
 def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-    """Answer a request: call the output tool with fitting arguments, or write a text."""
+    """Answer a request: call the output tool with fitting arguments (a judge's verdict by the offline
+    judge's rule, :func:`offline_verdict`), or write a text."""
     prompt = prompt_of(messages)
     if info.output_tools:
         tool = info.output_tools[0]
         schema = tool.parameters_json_schema
+        if schema.get("title") == VERDICT_TITLE and (verdict := offline_verdict(prompt)) is not None:
+            return ModelResponse(parts=[ToolCallPart(tool.name, verdict)])
         return ModelResponse(parts=[ToolCallPart(tool.name, Faker(prompt, schema).value(schema, "output"))])
     faker = Faker(prompt, {})
     return ModelResponse(

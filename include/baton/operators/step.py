@@ -34,6 +34,11 @@ class StepOperator(BaseOperator):
         super().__init__(**kwargs)
         self.step = step if isinstance(step, CompiledStep) else CompiledStep.model_validate(step)
         self.batch = batch
+        self._try: Any = None  # the StepRun of this try, in the task's process
+        if self.step.spec.evaluate is not None:  # its live checks, after Airflow knows of the success
+            given = self.on_success_callback
+            given = [] if given is None else list(given) if isinstance(given, list) else [given]
+            self.on_success_callback = [*given, _score_live]
 
     def execute(self, context: Any) -> dict[str, Any]:
         return self._run(context).execute()
@@ -45,7 +50,16 @@ class StepOperator(BaseOperator):
     def _run(self, context: Any) -> Any:
         from baton.coordination.step import StepRun  # deferred: parsing a DAG file loads no runtime
 
-        return StepRun(self.step, context, batch=self.batch, ttl=self.execution_timeout, log=self.log)
+        self._try = StepRun(self.step, context, batch=self.batch, ttl=self.execution_timeout, log=self.log)
+        return self._try
+
+
+def _score_live(context: Any) -> None:
+    """A step's ``on_success_callback``: its live checks on the output its try succeeded with (Airflow has
+    sent the success before it runs callbacks, so no downstream step waits for them)."""
+    task = context["task"]
+    if getattr(task, "_try", None) is not None:
+        task._try.score_live()
 
 
 class FanOutBatches(BaseOperator):

@@ -8,6 +8,7 @@ that could never run, is reported with the file, the key and the fix before anyt
     dataset: support_triage            # the workflow it evaluates; the file is evals/support_triage.yaml
     description: Tickets whose triage we know.
     tolerance: 0.05                    # the share of checks a new version may pass fewer than the stable one
+    judge: support_judge               # the roster's LLM agent that judges the rubrics
     cases:
       - id: refund_request
         inputs: {ticket_id: 216}
@@ -18,9 +19,13 @@ that could never run, is reported with the file, the key and the fix before anyt
             category: {equals: billing}
             priority: {range: [1, 3]}
             reply: {contains: refund, matches: "^Dear", max_length: 2000}
+            summary: {rubric: 'Names the customer and says "refund"'}
+            tags: {evaluator: known_tags, args: {allowed: [billing, refund]}}
 
-A check on a ``for_each`` step applies to every item's output. ``matches`` is a regular expression searched
-in the text, in the syntax of the ``regex`` module (chosen for the time limit it can put on a search).
+``evaluator`` names a Python check registered with ``@evaluator`` (:mod:`baton.registry`); ``rubric`` says what
+a judge (the ``judge`` agent, a model) must find true of the field. A check on a ``for_each`` step applies to
+every item's output. ``matches`` is a regular expression searched in the text, in the syntax of the ``regex``
+module (chosen for the time limit it can put on a search).
 """
 
 from __future__ import annotations
@@ -29,12 +34,12 @@ import hashlib
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from baton.errors import Issue, TemplateError
 from baton.limits import limits
 from baton.spec.common import IDENTIFIER, Strict, first_repeat
-from baton.spec.expect import CHECKS, Check
+from baton.spec.expect import CHECKS, Check, rubric_without
 from baton.spec.loading import Source, template_files
 
 DIR = "evals"
@@ -68,6 +73,12 @@ class Dataset(Strict):
         le=1,
         description="the share of checks a version may pass fewer than the stable one",
     )
+    judge: str | None = Field(
+        default=None,
+        pattern=IDENTIFIER,
+        max_length=200,
+        description="the roster's LLM agent that judges the cases' rubrics",
+    )
     cases: list[Case] = Field(min_length=1, max_length=MAX_CASES)
 
     @field_validator("cases")
@@ -76,6 +87,28 @@ class Dataset(Strict):
         if (name := first_repeat(case.id for case in cases)) is not None:
             raise ValueError(f"two cases are named '{name}': give each case its own id")
         return cases
+
+    @model_validator(mode="after")
+    def _judged(self) -> Dataset:
+        if self.judge is not None:
+            return self
+        for case in self.cases:
+            for step, fields in case.expect.items():
+                if (field := rubric_without(fields)) is not None:
+                    raise ValueError(
+                        f"case '{case.id}' checks {step}.{field} with a rubric and nothing judges it: add "
+                        "'judge: <an LLM agent of the roster>' to the dataset"
+                    )
+        return self
+
+    def rubrics(self) -> int:
+        """How many rubric checks the cases hold (each a judge's call per case run)."""
+        return sum(
+            check.rubric is not None
+            for case in self.cases
+            for fields in case.expect.values()
+            for check in fields.values()
+        )
 
 
 def version_digest(workflow: Any) -> str:

@@ -14,7 +14,7 @@ import jsonschema
 
 from baton.errors import Issue, TemplateError
 from baton.spec.evals import Dataset, dataset_files, load_dataset
-from baton.spec.expect import FieldType, field_issues, output_types
+from baton.spec.expect import FieldType, field_issues, judge_problem, output_types
 from baton.spec.loading import template_path
 from baton.spec.located import Located
 from baton.spec.step import PersonStep
@@ -50,6 +50,12 @@ class _Template:
             name: jsonschema.validators.validator_for(schema := field.json_schema())(schema)
             for name, field in workflow.inputs.items()
         }
+
+
+def judge_of(name: str | None, roster: Any) -> Any:
+    """The roster's agent ``name`` (the judge of rubrics), or None when there is none of that name."""
+    agents = {agent.name: agent for agent in (roster.agents if roster is not None else [])}
+    return agents.get(name or "")
 
 
 def outside_model(step: Any, roster: Any = None) -> str:
@@ -143,6 +149,9 @@ def folder_datasets(
             issues.append(
                 source.issue(("dataset",), f"the file is {path.name}, the dataset '{dataset.dataset}'", fix)
             )
+        if dataset.judge is not None and (problem := judge_problem(dataset.judge, roster)):
+            message, _, fix = problem.partition(" (fix: ")
+            issues.append(source.issue(("judge",), message, fix.rstrip(")")))
         workflow = workflows.get(dataset.dataset)
         if workflow is not None:
             issues += dataset_issues(dataset, source, workflow)
@@ -158,4 +167,12 @@ def folder_datasets(
     return found
 
 
-__all__ = ["FieldType", "dataset_issues", "folder_datasets", "outside_model", "output_types", "unrecorded"]
+__all__ = [
+    "FieldType",
+    "dataset_issues",
+    "folder_datasets",
+    "judge_of",
+    "outside_model",
+    "output_types",
+    "unrecorded",
+]

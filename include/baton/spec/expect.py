@@ -5,6 +5,7 @@ checks of the evaluation datasets' cases (``evals/``, :mod:`baton.spec.evals`) a
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,12 +14,17 @@ from typing import Any
 import regex
 from pydantic import Field, field_validator, model_serializer, model_validator
 
-from baton.registry import get_output_model
-from baton.spec.common import Strict
+from baton.registry import evaluator_names, get_output_model
+from baton.spec.common import IDENTIFIER, Strict
 
-CHECKS = ("equals", "one_of", "contains", "matches", "range", "min_length", "max_length")
+#: The checks a value answers by itself (:func:`why_not`), then those that run code or ask a model
+#: (:mod:`baton.coordination.judging`): a registered evaluator, and a rubric a judge reads.
+PURE = ("equals", "one_of", "contains", "matches", "range", "min_length", "max_length")
+CHECKS = (*PURE, "evaluator", "rubric")
 MAX_PATTERN = 1_000
 MAX_CHOICES = 1_000
+MAX_RUBRIC = 2_000
+MAX_ARGS = 50
 
 
 class Check(Strict):
@@ -39,6 +45,21 @@ class Check(Strict):
     )
     min_length: int | None = Field(default=None, ge=0, le=10**9, description="the fewest characters or items")
     max_length: int | None = Field(default=None, ge=0, le=10**9, description="the most characters or items")
+    evaluator: str | None = Field(
+        default=None,
+        pattern=IDENTIFIER,
+        max_length=100,
+        description="a Python evaluator registered with @evaluator (an extension's): it says whether the field passes",
+    )
+    args: dict[str, Any] | None = Field(
+        default=None, max_length=MAX_ARGS, description="what the evaluator is given besides the field (data)"
+    )
+    rubric: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_RUBRIC,
+        description="what a judge (the dataset's or the step's 'judge' agent, a model) must find true of the field",
+    )
 
     @field_validator("matches")
     @classmethod
@@ -63,6 +84,8 @@ class Check(Strict):
     def _something(self) -> Check:
         if not self.given():
             raise ValueError(f"a check needs at least one of: {', '.join(CHECKS)}")
+        if self.args is not None and self.evaluator is None:
+            raise ValueError("'args' are an evaluator's: name it with 'evaluator: <name>', or remove 'args'")
         if self.min_length is not None and self.max_length is not None and self.min_length > self.max_length:
             raise ValueError(f"min_length {self.min_length} is over max_length {self.max_length}")
         return self
@@ -90,6 +113,25 @@ class LiveEvaluation(Strict):
     checks: dict[str, Check] = Field(
         min_length=1, max_length=100, description="output field -> what it must be (the datasets' checks)"
     )
+    judge: str | None = Field(
+        default=None,
+        pattern=IDENTIFIER,
+        max_length=200,
+        description="the roster's LLM agent that judges the checks' rubrics (its calls spend within the budgets)",
+    )
+
+    @model_validator(mode="after")
+    def _judged(self) -> LiveEvaluation:
+        if self.judge is None and (field := rubric_without(self.checks)) is not None:
+            raise ValueError(
+                f"the check of '{field}' has a rubric and nothing judges it: add 'judge: <an LLM agent>'"
+            )
+        return self
+
+
+def rubric_without(checks: dict[str, Check]) -> str | None:
+    """The first field of ``checks`` whose check has a ``rubric`` (which needs a judge), or None."""
+    return next((name for name, check in checks.items() if check.rubric is not None), None)
 
 
 #: The most one ``matches`` may search a text for (regex's own timeout).
@@ -115,7 +157,7 @@ def _is_number(value: Any) -> bool:
 
 
 def why_not(name: str, check: Check, value: Any) -> str:
-    """Why ``value`` fails the check ``name`` of ``check``; empty when it holds."""
+    """Why ``value`` fails the check ``name`` of ``check`` (one of ``PURE``); empty when it holds."""
     # long: one branch per kind of check, each with its own message
     expected = getattr(check, name)
     if name == "equals":
@@ -152,6 +194,35 @@ def why_not(name: str, check: Check, value: Any) -> str:
             "" if len(value) >= expected else f"has {len(value)} characters or items, fewer than {expected}"
         )
     return "" if len(value) <= expected else f"has {len(value)} characters or items, more than {expected}"
+
+
+#: The title of a judge's answer's schema, by which the offline model knows a judge's request.
+VERDICT_TITLE = "RubricVerdict"
+#: The most characters of a field's value (as JSON) a judge reads; the rest is cut, and the judge told so.
+JUDGED_CHARS = 20_000
+_RUBRIC = "\n\nRubric: "
+_FIELD = "\n\nField '"
+
+
+def judge_prompt(rubric: str, name: str, value: Any) -> str:
+    """What a judge is asked of the field ``name``'s ``value`` and ``rubric``. The value is JSON on one line
+    (its texts' newlines escaped), so the prompt's last ``Field '`` heading is the value's."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    if len(text) > JUDGED_CHARS:
+        text = text[:JUDGED_CHARS] + f" [cut: {len(text) - JUDGED_CHARS:,} more characters]"
+    return (
+        "Judge one field of an AI agent's output against a rubric. Answer whether the field meets the rubric "
+        f"(passed) and, in one sentence, why (reason).{_RUBRIC}{rubric}{_FIELD}{name}' (JSON):\n{text}"
+    )
+
+
+def judged_parts(prompt: str) -> tuple[str, str] | None:
+    """(rubric, the field's value as JSON) of a :func:`judge_prompt`; None when ``prompt`` is not one."""
+    start, end = prompt.find(_RUBRIC), prompt.rfind(_FIELD)
+    if start < 0 or end < start:
+        return None
+    head, _, value = prompt[end + len(_FIELD) :].partition("\n")
+    return prompt[start + len(_RUBRIC) : end], value
 
 
 _JSON = {
@@ -198,6 +269,12 @@ Found = Iterator[tuple[tuple[Any, ...], str, str]]
 def field_issues(at: tuple[Any, ...], fields: dict[str, Check], types: dict[str, FieldType] | None) -> Found:
     """Each check of ``fields`` (output field -> Check) that could never pass on the fields ``types`` says."""
     for name, check in fields.items():
+        if check.evaluator is not None and check.evaluator not in (known := evaluator_names()):
+            fix = (
+                "register it with @evaluator in an extension module (BATON_EXTENSIONS); known: "
+                f"{', '.join(known) or 'none'}"
+            )
+            yield (*at, name, "evaluator"), f"unknown evaluator '{check.evaluator}'", fix
         if types is None:
             continue  # the step declares no output: its fields are the skill's, known when it runs
         if name not in types:
@@ -229,6 +306,25 @@ def _what(field: FieldType) -> str:
 
 def _a(kind: str | None) -> str:
     return f"an {kind}" if kind and kind[0] in "aeiou" else f"a {kind}"
+
+
+def judge_problem(name: str, roster: Any) -> str:
+    """What is wrong with ``name`` as the judge of rubrics (an LLM agent of ``roster``), with its fix; '' when
+    nothing is (or no roster is known to check against)."""
+    if roster is None:
+        return ""
+    agents = {agent.name: agent for agent in roster.agents}
+    llms = ", ".join(sorted(a for a, agent in agents.items() if not agent.skill)) or "none"
+    if name not in agents:
+        return (
+            f"the roster has no agent '{name}' to judge the rubrics (fix: name one of its LLM agents: {llms})"
+        )
+    if agents[name].skill:
+        return (
+            f"agent '{name}' runs skill '{agents[name].skill}' and cannot read a rubric (fix: name one of the "
+            f"roster's LLM agents: {llms})"
+        )
+    return ""
 
 
 def output_types(step: Any) -> dict[str, FieldType] | None:
@@ -263,10 +359,17 @@ def _from_schema(schema: dict[str, Any]) -> dict[str, FieldType]:
 __all__ = [
     "CHECKS",
     "MATCH_TIMEOUT_S",
+    "JUDGED_CHARS",
+    "PURE",
+    "VERDICT_TITLE",
     "Check",
     "FieldType",
     "LiveEvaluation",
     "field_issues",
+    "judge_problem",
+    "judge_prompt",
+    "judged_parts",
     "output_types",
+    "rubric_without",
     "why_not",
 ]

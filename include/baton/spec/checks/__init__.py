@@ -46,7 +46,7 @@ def check_workflow(workflow: Workflow, roster: Roster | None, path: Path) -> lis
         *_check_routes(workflow, roster),
         *_check_fan_outs(workflow, roster),
         *_check_variants(workflow, roster),
-        *_check_live(workflow),
+        *_check_live(workflow, roster),
         *_check_templates(workflow),
         *_check_sensor_templates(workflow),
         *_check_schedule(workflow),

@@ -7,12 +7,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from baton.spec.checks.common import Found
-from baton.spec.expect import field_issues, output_types
+from baton.spec.expect import field_issues, judge_problem, output_types
 from baton.spec.models import Workflow
+from baton.spec.roster import Roster
 from baton.spec.step import PersonStep
 
 
-def _check_live(workflow: Workflow) -> Iterator[Found]:
+def _check_live(workflow: Workflow, roster: Roster | None = None) -> Iterator[Found]:
     for index, step in enumerate(workflow.steps):
         if step.evaluate is None:
             continue
@@ -21,6 +22,10 @@ def _check_live(workflow: Workflow) -> Iterator[Found]:
             yield loc, "a person's step has no output of a model or a skill to check", "remove 'evaluate'"
             continue
         yield from field_issues((*loc, "checks"), step.evaluate.checks, output_types(step))
+        judge = step.evaluate.judge
+        if judge is not None and (problem := judge_problem(judge, roster)):
+            message, _, fix = problem.partition(" (fix: ")
+            yield (*loc, "judge"), message, fix.rstrip(")")
 
 
 __all__ = ["_check_live"]
