@@ -161,3 +161,62 @@ def test_a_case_whose_process_runs_out_of_time_is_that_cases_error(capsys, tmp_p
         for case in cases
     )
     assert all(case["passed"] == 0 for case in cases)
+
+
+REGIONS = """\
+workflow: regions
+version: 1
+description: One model call over a region, which has a default.
+owner: tests
+inputs:
+  region: {type: string, default: all}
+  judged: {type: string, default: nobody}
+steps:
+  - id: plan
+    agent: operations_workflow_orchestrator
+    instruction: "Plan the week of region {{ inputs.region }} for {{ inputs.judged }}."
+    output:
+      summary: string
+"""
+
+
+def test_each_case_gets_its_own_inputs_a_rubric_is_judged_and_nothing_lands_in_the_deployments_files(
+    capsys, tmp_path, monkeypatch
+):
+    # The first case sets both inputs; the second leaves them out and must get the template's defaults, not the
+    # first case's values (one child runs both, one after the other, on the same parsed DAG).
+    folder = _copy_dags(tmp_path, monkeypatch)
+    (folder / "workflows" / "regions.yaml").write_text(REGIONS)
+    (folder / "evals" / "regions.yaml").write_text(
+        """\
+dataset: regions
+judge: operations_workflow_orchestrator
+cases:
+  - id: emea
+    inputs: {region: emea, judged: Ada}
+    expect:
+      plan:
+        summary: {contains: region emea, rubric: 'Names "Ada"', evaluator: no_contact_details}
+  - id: defaults
+    expect:
+      plan:
+        summary: {contains: region all for nobody, rubric: 'Names "Ada"'}
+"""
+    )
+    deployment = tmp_path / "artifacts"
+    monkeypatch.setenv("BATON_ARTIFACTS", str(deployment))
+    status, out = _eval(capsys, "regions", "--workers", "1", "--format", "json")
+    report = json.loads(out)
+    cases = {case["case"]: case for case in report["versions"]["stable"]}
+    held = {name: [(r["check"], r["passed"]) for r in case["results"]] for name, case in cases.items()}
+    assert held == {
+        "emea": [("contains", True), ("evaluator", True), ("rubric", True)],
+        "defaults": [("contains", True), ("rubric", False)],
+    }
+    assert cases["defaults"]["results"][1]["reason"] == (
+        "judge 'operations_workflow_orchestrator': offline judge: the field does not say 'Ada'"
+    )
+    assert status == 1 and report["judge"]["calls"] == 2 and report["judge"]["tokens"] > 0
+    assert not deployment.exists()  # the cases' artifacts went to the evaluation's own folder
+    env = run._environment(tmp_path / "home", tmp_path / "b", tmp_path / "t.yaml", tmp_path / "a.yaml", {})
+    assert env["BATON_ARTIFACTS"] == str(tmp_path / "home" / "artifacts")

@@ -14,6 +14,7 @@ version's), and runs each case of its request (``{"dag_id", "bundle", "cases", "
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -68,11 +69,21 @@ def _outputs(dag_id: str, run_id: str) -> tuple[str, dict[str, Any], str]:
         return str(getattr(run.state, "value", run.state)), outputs, failed
 
 
-def run_case(dag: Any, case: dict[str, Any], arms: dict[str, str] | None = None) -> dict[str, Any]:
-    """One case's ``dag.test()`` (``arms``: the arm of each step's variants it runs), and what its run gave."""
+def declared(dag: Any) -> dict[str, Any]:
+    """The DAG's params with the values the template declares, read before any run: a run's conf is written
+    into the DAG's ``Param`` objects when its task's params are resolved, and stays there."""
+    return {key: copy.deepcopy(param.value) for key, param in dag.params.items() if param.has_value}
+
+
+def run_case(
+    dag: Any, case: dict[str, Any], arms: dict[str, str] | None = None, defaults: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One case's ``dag.test()`` (``arms``: the arm of each step's variants it runs), and what its run gave.
+    Its conf is ``defaults`` (:func:`declared`) and the case's inputs over them, so that a case that leaves an
+    input out gets the template's default, not the value of the case that ran before it."""
     try:
         with evaluation.case(case["id"], case.get("recorded") or {}, arms):
-            run = dag.test(run_conf=case.get("inputs") or None)
+            run = dag.test(run_conf={**(defaults or {}), **(case.get("inputs") or {})} or None)
         state, outputs, failed = _outputs(dag.dag_id, run.run_id)
         error = f"task '{failed}' failed (its log is in the evaluation's log)" if failed else ""
         return {"case": case["id"], "state": state, "outputs": outputs, "error": error}
@@ -95,9 +106,10 @@ def run_job(request: dict[str, Any]) -> int:
         print(f"the evaluated template did not build: {bag.import_errors}", file=sys.stderr)
         return 3
     dag = bag.dags[request["dag_id"]]
+    defaults = declared(dag)
     with open(request["out"], "a", encoding="utf-8") as out:
         for case in request["cases"]:
-            out.write(json.dumps(run_case(dag, case, request.get("arms")), default=str) + "\n")
+            out.write(json.dumps(run_case(dag, case, request.get("arms"), defaults), default=str) + "\n")
             out.flush()
     return 0
 
