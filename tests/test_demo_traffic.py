@@ -69,7 +69,8 @@ def test_the_bundled_budgets_validate_and_name_real_agents_and_workflows(capsys)
     assert "support_triager" in [step.agent_name for step in template.steps]
     assert baton(["validate"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[-1] == "13 template(s) checked, 0 with errors, 0 error(s) in all"
+    # one warning: compliance_monitoring's dataset runs its notify step (Slack, withheld in an evaluation: it logs)
+    assert out.splitlines()[-1] == "13 template(s) checked, 0 with errors, 0 error(s) in all, 1 warning(s)"
 
 
 def test_the_variant_and_the_rollout_validate_compile_and_are_reported(store, dagbag):

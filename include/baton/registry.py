@@ -43,6 +43,7 @@ class Skill:
     func: Callable[[SkillRequest], dict[str, Any]]
     description: str
     output: type[BaseModel] | None
+    pure: bool = False  # computes from what it is given and reaches no system: an evaluation may run it
 
 
 @dataclass(frozen=True)
@@ -92,14 +93,16 @@ def output_model(cls: type[BaseModel]) -> type[BaseModel]:
     return cls
 
 
-def skill(name: str, *, output: type[BaseModel] | None = None):
-    """Register ``func`` as the skill ``name``; its docstring's first line describes it."""
+def skill(name: str, *, output: type[BaseModel] | None = None, pure: bool = False):
+    """Register ``func`` as the skill ``name``; its docstring's first line describes it. ``pure``: the skill
+    only computes from what it is given (no database, file, network or person), so an evaluation's case may
+    run it rather than record its output."""
 
     def register(func: Callable[[SkillRequest], dict[str, Any]]):
         if name in _SKILLS:
             raise SkillError(f"skill '{name}' is registered twice ({_SKILLS[name].func.__module__})")
         description = (func.__doc__ or "").strip().splitlines()[0] if func.__doc__ else ""
-        _SKILLS[name] = Skill(name=name, func=func, description=description, output=output)
+        _SKILLS[name] = Skill(name=name, func=func, description=description, output=output, pure=pure)
         if output is not None:
             output_model(output)
         return func
@@ -169,6 +172,13 @@ def evaluators() -> list[Evaluator]:
 def evaluator_names() -> list[str]:
     _with_extensions()
     return sorted(_EVALUATORS)
+
+
+def is_pure(name: str) -> bool:
+    """Whether the registered skill ``name`` only computes (``@skill(..., pure=True)``); False when unknown."""
+    _with_extensions()
+    found = _SKILLS.get(name)
+    return found is not None and found.pure
 
 
 def get_output_model(name: str) -> type[BaseModel] | None:

@@ -227,6 +227,14 @@ def test_a_skill_step_some_cases_leave_unrecorded_is_a_warning_naming_how_many(d
     )
 
 
+def test_a_pure_skill_left_unrecorded_is_no_warning(dags, capsys):
+    # lead_value only computes (@skill(..., pure=True)): an evaluation may run it; support_tickets reads a queue
+    template = dags / "workflows" / "triage.yaml"
+    template.write_text(template.read_text().replace("skill: support_tickets", "skill: lead_value"))
+    _dataset(dags, GOOD.replace("    recorded:\n      load: {count: 1, tickets: [{id: T-2, subject: Site down}]}\n", ""))
+    assert _run(capsys) == (0, ["2 template(s) checked, 0 with errors, 0 error(s) in all"])
+
+
 def test_two_cases_of_one_name_are_refused(dags, capsys):
     path = _dataset(dags, GOOD.replace("id: outage", "id: refund"))
     status, out = _run(capsys)
@@ -376,4 +384,14 @@ cases:
     assert (
         "case 'one' checks classify.note with a rubric and nothing judges it: add 'judge: <an LLM agent of the "
         "roster>' to the dataset" in out[0]
+    )
+
+
+def test_a_trigger_for_a_workflow_that_has_none_is_located(dags, capsys):
+    path = _dataset(dags, GOOD.replace("  - id: outage\n", "  - id: outage\n    trigger: {rows: []}\n"))
+    status, out = _run(capsys)
+    assert (status, out[0]) == (
+        1,
+        f"{path}:16: cases[1].trigger: the workflow has no trigger: nothing gives its runs a payload (fix: remove "
+        "'trigger')",
     )

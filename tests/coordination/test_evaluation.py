@@ -39,3 +39,19 @@ def test_a_question_in_a_case_is_the_error_naming_what_to_record():
         "where nobody answers (fix: record the step's output in the case, `recorded: {approve: ...}`, or expect "
         "the case to fail there)"
     )
+
+
+def test_a_cases_trigger_is_what_started_its_run_in_the_shape_an_asset_event_or_a_sensor_gives():
+    from baton.coordination.scope import trigger_scope
+
+    message = {"qualified_leads": 3, "top_leads": [{"id": "L-1", "company": "Acme"}]}
+    assert trigger_scope("asset", {}) == {"events": [], "payload": {}}  # a run no asset event started
+    with evaluation.case("week_1", {}, trigger=message):
+        asset = trigger_scope("asset", {})
+        sensor = trigger_scope("sensor", {})
+        assert trigger_scope(None, {}) == {}  # a workflow without a trigger has none, whatever the case says
+    assert asset["payload"] == message and asset["payload"] is not message
+    assert [(e["source_dag_id"], e["source_run_id"]) for e in asset["events"]] == [("evaluation", "week_1")]
+    assert sensor["qualified_leads"] == 3 and sensor["payload"] == message  # a sensor's finding is also at the top
+    with evaluation.case("no_trigger", {}):
+        assert trigger_scope("asset", {}) == {"events": [], "payload": {}}

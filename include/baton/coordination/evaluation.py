@@ -1,13 +1,15 @@
 """What changes in a step when its run is a case of an evaluation (``baton eval``), and nothing else.
 
 An evaluation runs the workflow's compiled steps, in ``dag.test()`` in a process of its own with a throwaway
-Airflow database and store (:mod:`baton.evaluate`). Four things differ there, and only while that process
+Airflow database and store (:mod:`baton.evaluate`). Five things differ there, and only while that process
 has set the case (:func:`case`): never from a run's conf, a template or the environment, so that nothing a
 trigger or a file says can make a production step skip its work.
 
 - A step whose output the case records (``recorded: {step: output}``: a step that reads or writes a business
   system) returns that output without running.
 - A step with ``variants`` runs as written (its control), or the arm the evaluation names for it.
+- A workflow started by a trigger (an asset, a sensor, a queue) finds in ``trigger`` what the case says
+  started it (``trigger:``, its payload), as no asset event or sensor starts an evaluation's run.
 - No person is there to answer: a step that would ask one (a review, an approval, an escalation) fails
   with what it would have asked, so that the case's report says so. A ``reviewed`` step's output is what the
   evaluation judges, and it goes on unreviewed.
@@ -33,18 +35,26 @@ class Case:
     id: str
     recorded: Mapping[str, Any]
     arms: Mapping[str, str] = field(default_factory=dict)  # step id -> the arm of its variants evaluated
+    trigger: Mapping[str, Any] | None = (
+        None  # what started the run: an asset event's extra, a sensor's finding
+    )
 
 
 _current: list[Case] = []
 
 
 @contextmanager
-def case(case_id: str, recorded: Mapping[str, Any], arms: Mapping[str, str] | None = None) -> Iterator[Case]:
+def case(
+    case_id: str,
+    recorded: Mapping[str, Any],
+    arms: Mapping[str, str] | None = None,
+    trigger: Mapping[str, Any] | None = None,
+) -> Iterator[Case]:
     """The runs made inside are the evaluation case ``case_id``'s (one at a time in a process); ``arms``: the
-    arm each step with variants runs (the others run as written)."""
+    arm each step with variants runs (the others run as written); ``trigger``: what started the run."""
     if _current:
         raise RuntimeError(f"evaluation case '{_current[0].id}' is still running in this process")
-    _current.append(Case(case_id, dict(recorded), dict(arms or {})))
+    _current.append(Case(case_id, dict(recorded), dict(arms or {}), trigger))
     try:
         yield _current[0]
     finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from baton.coordination import evaluation
 from baton.coordination.subtasks import join_batches
 from baton.plan import CompiledStep
 from baton.spec.priority import PARAM as PRIORITY_PARAM
@@ -42,6 +43,8 @@ def trigger_scope(kind: str | None, context: Any) -> dict[str, Any]:
     top (``trigger.rows``, ``trigger.count``, ``trigger.value``, ``trigger.period``)."""
     if kind is None:
         return {}
+    if (case := evaluation.current()) is not None and case.trigger is not None:
+        return _case_trigger(kind, case.id, dict(case.trigger))
     events = [
         {
             "asset": asset_key.name,
@@ -61,3 +64,10 @@ def trigger_scope(kind: str | None, context: Any) -> dict[str, Any]:
         payload = payload.get("payload", payload)
     found = payload if kind == "sensor" else {}  # trigger.rows, trigger.value ...
     return {**found, "events": events, "payload": payload, "asset": events[-1]["asset"]}
+
+
+def _case_trigger(kind: str, case_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """An evaluation case's ``trigger``, in the shape an asset event, a sensor or a queue's message gives."""
+    event = {"asset": "", "payload": payload, "source_dag_id": "evaluation", "source_run_id": case_id,
+             "timestamp": None}  # fmt: skip
+    return {**(payload if kind == "sensor" else {}), "events": [event], "payload": payload, "asset": ""}

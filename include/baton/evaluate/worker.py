@@ -82,7 +82,7 @@ def run_case(
     Its conf is ``defaults`` (:func:`declared`) and the case's inputs over them, so that a case that leaves an
     input out gets the template's default, not the value of the case that ran before it."""
     try:
-        with evaluation.case(case["id"], case.get("recorded") or {}, arms):
+        with evaluation.case(case["id"], case.get("recorded") or {}, arms, case.get("trigger")):
             run = dag.test(run_conf={**(defaults or {}), **(case.get("inputs") or {})} or None)
         state, outputs, failed = _outputs(dag.dag_id, run.run_id)
         error = f"task '{failed}' failed (its log is in the evaluation's log)" if failed else ""

@@ -55,6 +55,11 @@ class Case(Strict):
     recorded: dict[str, Any] = Field(
         default_factory=dict, description="step id -> the output it gives in this case (the step is not run)"
     )
+    trigger: dict[str, Any] | None = Field(
+        default=None,
+        description="what started the run, for a workflow with a trigger: the asset event's extra, the sensor's "
+        "finding or the queue's message (the steps' trigger.payload)",
+    )
     expect: dict[str, dict[str, Check]] = Field(
         min_length=1, description="step id -> output field -> what it must be"
     )

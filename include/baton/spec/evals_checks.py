@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema
 
 from baton.errors import Issue, TemplateError
+from baton.registry import is_pure
 from baton.spec.evals import Dataset, dataset_files, load_dataset
 from baton.spec.expect import FieldType, field_issues, judge_problem, output_types
 from baton.spec.loading import template_path
@@ -46,6 +47,7 @@ class _Template:
         self.steps = {step.id: step for step in workflow.steps}
         self.outputs = {step_id: output_types(step) for step_id, step in self.steps.items()}
         self.inputs = workflow.inputs
+        self.triggered = workflow.trigger is not None
         self.validators = {
             name: jsonschema.validators.validator_for(schema := field.json_schema())(schema)
             for name, field in workflow.inputs.items()
@@ -60,16 +62,17 @@ def judge_of(name: str | None, roster: Any) -> Any:
 
 def outside_model(step: Any, roster: Any = None) -> str:
     """What a step does besides asking a language model, which an evaluation must not do (a business
-    system's read or write, a browser, a person), in words; '' for a step a model's answer makes."""
+    system's read or write, a browser, a person), in words; '' for a step a model's answer makes, or a
+    skill registered as pure (it only computes: ``@skill(..., pure=True)``)."""
     if getattr(step, "skill", None):
-        return f"runs skill '{step.skill}'"
+        return "" if is_pure(step.skill) else f"runs skill '{step.skill}'"
     if isinstance(step, PersonStep):
         return "asks a person"
     if getattr(step, "browser", None):
         return "drives a browser"
     agents = {agent.name: agent for agent in (roster.agents if roster is not None else [])}
     agent = agents.get(getattr(step, "agent", None) or "")
-    if agent is not None and agent.skill:
+    if agent is not None and agent.skill and not is_pure(agent.skill):
         return f"is done by agent '{agent.name}', which runs skill '{agent.skill}'"
     return ""
 
@@ -95,6 +98,12 @@ Found = Iterator[tuple[tuple[Any, ...], str, str]]
 
 def _case(at: tuple[Any, ...], case: Any, template: _Template) -> Found:
     yield from _inputs((*at, "inputs"), case.inputs, template)
+    if case.trigger is not None and not template.triggered:
+        yield (
+            (*at, "trigger"),
+            "the workflow has no trigger: nothing gives its runs a payload",
+            "remove 'trigger'",
+        )
     steps = template.steps
     known = ", ".join(steps)
     for step_id in case.recorded:

@@ -219,7 +219,7 @@ def revise(parts: list[Part], channel: str, limit: int, brief: Brief) -> list[Pa
     return parts
 
 
-@skill("content_piece", output=Piece)
+@skill("content_piece", output=Piece, pure=True)
 def content_piece(request: SkillRequest) -> dict:
     """One channel's piece (with.channel) of the brief (with.brief), revised until it passes the brand
     guide, at most with.max_revisions times; still failing is an error (the step asks a person)."""
@@ -261,7 +261,7 @@ def content_piece(request: SkillRequest) -> dict:
     ).model_dump()
 
 
-@skill("content_approve", output=Approved)
+@skill("content_approve", output=Approved, pure=True)
 def content_approve(request: SkillRequest) -> dict:
     """The pieces to publish: every written piece checked again against the brand guide (a person's
     text too); a channel a person left out is listed, not published."""

@@ -210,7 +210,7 @@ def _line_items(text: str, file: str) -> list[InvoiceLine]:
     return items
 
 
-@skill("extract_invoice", output=Invoice)
+@skill("extract_invoice", output=Invoice, pure=True)
 def extract_invoice(request: SkillRequest) -> dict:
     """Read the invoice inputs.invoice (a text or PDF file of include/demo/invoices): its fields."""
     path = invoice_path(str(request.args.get("invoice", request.inputs.get("invoice", ""))))

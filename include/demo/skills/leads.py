@@ -62,7 +62,7 @@ def _score(lead: dict) -> tuple[int, list[str]]:
     return size + budget + engagement, reasons
 
 
-@skill("score_leads", output=LeadScores)
+@skill("score_leads", output=LeadScores, pure=True)
 def score_leads(request: SkillRequest) -> dict:
     """Score the leads of a region on fit and engagement; tier them hot, warm or cold. A run started by
     the leads sensor scores exactly the new rows it found; any other run, the demo leads."""
@@ -91,7 +91,7 @@ def score_leads(request: SkillRequest) -> dict:
     return LeadScores(region=region, total=len(scored), qualified=qualified, leads=scored).model_dump()
 
 
-@skill("lead_value", output=LeadValue)
+@skill("lead_value", output=LeadValue, pure=True)
 def lead_value(request: SkillRequest) -> dict:
     """Expected revenue of the scored leads: budget times the conversion rate of their tier."""
     scores = LeadScores.model_validate(request.steps["score_leads"])
@@ -133,7 +133,7 @@ class FollowUps(BaseModel):
 REPS = ("ana", "bo", "chen")
 
 
-@skill("plan_followups", output=FollowUps)
+@skill("plan_followups", output=FollowUps, pure=True)
 def plan_followups(request: SkillRequest) -> dict:
     """Sales follow-ups for the leads a lead_qualification run valued (its asset message): the most
     valuable first, spread over the reps, the hottest due soonest."""

@@ -54,7 +54,7 @@ def _host(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
 
 
-@skill("market_sources", output=MarketSources)
+@skill("market_sources", output=MarketSources, pure=True)
 def market_sources(request: SkillRequest) -> dict:
     """The pages to read: the competitor and news links the market index gives, on the site's host."""
     found = request.steps["discover"]
@@ -160,7 +160,7 @@ def structure_prices(sources: dict[str, Any], collected: dict[str, Any]) -> dict
     return MarketPrices(competitors=competitors).model_dump()
 
 
-@skill("market_prices", output=MarketPrices)
+@skill("market_prices", output=MarketPrices, pure=True)
 def market_prices(request: SkillRequest) -> dict:
     """Each competitor's price table as structured plans (numeric prices where the cell is a number)."""
     return structure_prices(request.steps["sources"], request.steps["collect"])
@@ -266,7 +266,7 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:+.1f}%"
 
 
-@skill("market_validate", output=MarketValidation)
+@skill("market_validate", output=MarketValidation, pure=True)
 def market_validate(request: SkillRequest) -> dict:
     """Check the prices' schema and their consistency across the index, the pages and the news."""
     return validate_market(

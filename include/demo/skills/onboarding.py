@@ -45,7 +45,7 @@ def _playbook() -> dict[str, Any]:
     return demo_data("onboarding")
 
 
-@skill("onboarding_materials", output=Materials)
+@skill("onboarding_materials", output=Materials, pure=True)
 def onboarding_materials(request: SkillRequest) -> dict:
     """The customer's segment playbook: the welcome pack's sections, the checklist, the tone, and the
     terms of their plan."""
@@ -84,7 +84,7 @@ def _section(name: str, materials: Materials, accounts: dict[str, str]) -> list[
     return [f"## {name}", "", *body, ""]
 
 
-@skill("welcome_pack", output=WelcomePack)
+@skill("welcome_pack", output=WelcomePack, pure=True)
 def welcome_pack(request: SkillRequest) -> dict:
     """The welcome pack in Markdown: the segment's sections, with the accounts opened on each platform
     (``with: accounts``) and the plan's terms."""
@@ -100,7 +100,7 @@ def welcome_pack(request: SkillRequest) -> dict:
     ).model_dump()
 
 
-@skill("check_welcome_pack", output=PackCheck)
+@skill("check_welcome_pack", output=PackCheck, pure=True)
 def check_welcome_pack(request: SkillRequest) -> dict:
     """The rules a welcome pack must meet: the required sections, the segment's sections, and every term
     of the customer's plan; any miss fails the step naming each one."""

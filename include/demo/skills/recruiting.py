@@ -123,7 +123,7 @@ def recruiting_candidates(request: SkillRequest) -> dict:
     return CandidatePool(role_id=role.id, total=len(pool), candidates=pool).model_dump()
 
 
-@skill("job_posting", output=JobPosting)
+@skill("job_posting", output=JobPosting, pure=True)
 def job_posting(request: SkillRequest) -> dict:
     """A job-board posting written from the role's requirements."""
     role = Role.model_validate(request.steps["load_role"])
@@ -181,7 +181,7 @@ def screen(candidate: Candidate, role: Role) -> tuple[int, list[str], list[str]]
     return min(100, score), reasons, missing
 
 
-@skill("screen_candidate", output=Screening)
+@skill("screen_candidate", output=Screening, pure=True)
 def screen_candidate(request: SkillRequest) -> dict:
     """One candidate (with.candidate) against the role's requirements (with.role): score and reasons."""
     for name in ("candidate", "role"):
@@ -207,7 +207,7 @@ def ranked(screenings: list[Screening]) -> list[Screening]:
     return sorted(screenings, key=lambda s: (-s.score, len(s.must_have_missing), s.id))
 
 
-@skill("shortlist", output=Shortlist)
+@skill("shortlist", output=Shortlist, pure=True)
 def shortlist(request: SkillRequest) -> dict:
     """The candidates at or above inputs.min_score, ordered by score (ties: fewer missing must-haves, id)."""
     min_score = int(request.inputs.get("min_score", 60))
@@ -224,7 +224,7 @@ def shortlist(request: SkillRequest) -> dict:
     ).model_dump()
 
 
-@skill("interview_invites")
+@skill("interview_invites", pure=True)
 def interview_invites(request: SkillRequest) -> dict[str, Any]:
     """The draft a person reviews: invite the top inputs.interview_slots of the shortlist."""
     listed = Shortlist.model_validate(request.steps["shortlist"])
@@ -238,7 +238,7 @@ def interview_invites(request: SkillRequest) -> dict[str, Any]:
     return {"invite": invite, "notes": notes}
 
 
-@skill("interview_plan", output=InterviewPlan)
+@skill("interview_plan", output=InterviewPlan, pure=True)
 def interview_plan(request: SkillRequest) -> dict:
     """The interviews the reviewed invitations (steps.review) make; an unknown candidate id is an error."""
     review = request.steps["review"]

@@ -88,7 +88,7 @@ def _in_time(sku: str, days_to_stockout: float) -> list[dict]:
     return sorted(timely, key=lambda o: (o["unit_price"], o["lead_time_days"], o["supplier"]))
 
 
-@skill("supply_sourcing", output=Sourcing)
+@skill("supply_sourcing", output=Sourcing, pure=True)
 def supply_sourcing(request: SkillRequest) -> dict:
     """For each drafted order the cheapest supplier that delivers before the SKU runs out; a SKU that
     no supplier can deliver in time fails the run (with its alert): it needs a person, not a retry."""
@@ -135,7 +135,7 @@ class Adjustment(Changes):
     adjusted: list[str]
 
 
-@skill("supply_adjust", output=Adjustment)
+@skill("supply_adjust", output=Adjustment, pure=True)
 def supply_adjust(request: SkillRequest) -> dict:
     """One reviewer's adjustment of the sourced draft: ``supplier`` raises each quantity to the
     supplier's minimum order quantity (moq_qty); ``finance`` cuts every quantity in proportion so the
@@ -180,7 +180,7 @@ class Decision(Changes):
     remaining: float
 
 
-@skill("supply_decision", output=Decision)
+@skill("supply_decision", output=Decision, pure=True)
 def supply_decision(request: SkillRequest) -> dict:
     """The reorder decision over the merged orders: finance's quantity when it meets the supplier's
     minimum order quantity; else the cheapest other supplier in time whose minimum it meets; else the
