@@ -231,7 +231,10 @@ def test_a_pure_skill_left_unrecorded_is_no_warning(dags, capsys):
     # lead_value only computes (@skill(..., pure=True)): an evaluation may run it; support_tickets reads a queue
     template = dags / "workflows" / "triage.yaml"
     template.write_text(template.read_text().replace("skill: support_tickets", "skill: lead_value"))
-    _dataset(dags, GOOD.replace("    recorded:\n      load: {count: 1, tickets: [{id: T-2, subject: Site down}]}\n", ""))
+    unrecorded = GOOD.replace(
+        "    recorded:\n      load: {count: 1, tickets: [{id: T-2, subject: Site down}]}\n", ""
+    )
+    _dataset(dags, unrecorded)
     assert _run(capsys) == (0, ["2 template(s) checked, 0 with errors, 0 error(s) in all"])
 
 

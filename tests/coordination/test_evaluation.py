@@ -52,6 +52,8 @@ def test_a_cases_trigger_is_what_started_its_run_in_the_shape_an_asset_event_or_
         assert trigger_scope(None, {}) == {}  # a workflow without a trigger has none, whatever the case says
     assert asset["payload"] == message and asset["payload"] is not message
     assert [(e["source_dag_id"], e["source_run_id"]) for e in asset["events"]] == [("evaluation", "week_1")]
-    assert sensor["qualified_leads"] == 3 and sensor["payload"] == message  # a sensor's finding is also at the top
+    assert (
+        sensor["qualified_leads"] == 3 and sensor["payload"] == message
+    )  # a sensor's finding is also at the top
     with evaluation.case("no_trigger", {}):
         assert trigger_scope("asset", {}) == {"events": [], "payload": {}}
