@@ -6,6 +6,8 @@ exit 2 with the file and the fix; a case whose process runs out of time is that 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -220,3 +222,13 @@ cases:
     assert not deployment.exists()  # the cases' artifacts went to the evaluation's own folder
     env = run._environment(tmp_path / "home", tmp_path / "b", tmp_path / "t.yaml", tmp_path / "a.yaml", {})
     assert env["BATON_ARTIFACTS"] == str(tmp_path / "home" / "artifacts")
+
+
+def test_the_command_registers_batons_own_skills_as_validate_does():
+    # content_marketing and hr_recruiting post with http_post, Baton's own skill: a process that imported only
+    # the eval command refused their templates (exit 2, "unknown skill 'http_post'")
+    code = "import baton.cli.evaluate, baton.registry as r; print('http_post' in r.skill_names())"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "True", done.stderr[-2000:]

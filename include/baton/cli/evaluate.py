@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import baton.skills  # noqa: F401  (registers Baton's own skills, which the templates it reads may name)
 from baton.cli.common import add_command, dags_folder
 from baton.coordination.judging import Judge
 from baton.errors import Issue, TemplateError
