@@ -398,3 +398,20 @@ def test_a_trigger_for_a_workflow_that_has_none_is_located(dags, capsys):
         f"{path}:16: cases[1].trigger: the workflow has no trigger: nothing gives its runs a payload (fix: remove "
         "'trigger')",
     )
+
+
+def test_every_bundled_workflow_has_a_dataset_of_ten_cases_or_more_that_fits_it(dags_folder):
+    # Each passes with the offline model too: baton eval runs daily_operations' and support_triage's in the suite
+    # (tests/cli/test_eval.py); every one of them was run so before it was committed.
+    import baton.skills  # noqa: F401  (Baton's own skills, which two bundled templates name, as validate imports them)
+    from baton.spec.evals import load_dataset
+    from baton.spec.evals_checks import dataset_issues
+    from baton.spec.loading import load_roster, load_workflow
+
+    roster = load_roster(dags_folder / "agents.yaml")
+    workflows = sorted((dags_folder / "workflows").glob("*.yaml"))
+    assert len(workflows) == 13
+    for path in workflows:
+        dataset, source = load_dataset(dags_folder / "evals" / path.name)
+        assert len(dataset.cases) >= 10, path.name
+        assert dataset_issues(dataset, source, load_workflow(path, roster)) == [], path.name
