@@ -232,3 +232,22 @@ def test_the_command_registers_batons_own_skills_as_validate_does():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.strip() == "True", done.stderr[-2000:]
+
+
+def test_a_case_whose_step_fails_names_the_steps_error(capsys, tmp_path, monkeypatch):
+    # lead_followup's plan_followups needs the qualified_leads message's top leads; this case's trigger has none
+    folder = _copy_dags(tmp_path, monkeypatch)
+    (folder / "workflows" / "lead_followup.yaml").write_text(
+        (DAGS / "workflows" / "lead_followup.yaml").read_text()
+    )
+    (folder / "evals" / "lead_followup.yaml").write_text(
+        "dataset: lead_followup\ncases:\n  - id: no_leads\n    trigger: {qualified_leads: 2}\n"
+        "    expect:\n      plan_followups:\n        qualified_leads: {equals: 2}\n"
+    )
+    status, out = _eval(capsys, "lead_followup", "--format", "json")
+    (case,) = json.loads(out)["versions"]["stable"]
+    assert status == 1 and case["state"] == "failed"
+    assert case["error"] == (
+        "task 'plan_followups' failed: FinalSkillError: plan_followups needs the qualified_leads message of a "
+        "lead_qualification run (trigger.payload with top_leads); this run got ['qualified_leads']"
+    )

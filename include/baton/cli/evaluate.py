@@ -140,7 +140,7 @@ def _checked(version: Version, roster: Any, dataset: Dataset, source: Any, workf
         )
         return version, [str(wrong)], []
     problems = [str(issue) for issue in dataset_issues(dataset, source, workflow)]
-    warnings = [f"{path}: warning: {line}" for line in unrecorded(dataset, workflow, roster)]
+    warnings = [f"{source.path}: cases: warning: {line}" for line in unrecorded(dataset, workflow, roster)]
     return replace(version, number=workflow.version, digest=version_digest(workflow)), problems, warnings
 
 

@@ -69,6 +69,17 @@ def _outputs(dag_id: str, run_id: str) -> tuple[str, dict[str, Any], str]:
         return str(getattr(run.state, "value", run.state)), outputs, failed
 
 
+def _why(run_id: str, task_id: str) -> str:
+    """What the failed task's last try failed with, as its ``step.failed`` event in the case's store says."""
+    failures = [
+        e for e in EventStore.from_airflow().read(run_id) if e.type == "step.failed" and e.step == task_id
+    ]
+    if not failures:
+        return "it failed before its step started (the task's log is in the evaluation's log)"
+    last = failures[-1].payload
+    return f"{last.get('error_class', 'Error')}: {str(last.get('error', ''))[:300]}"
+
+
 def declared(dag: Any) -> dict[str, Any]:
     """The DAG's params with the values the template declares, read before any run: a run's conf is written
     into the DAG's ``Param`` objects when its task's params are resolved, and stays there."""
@@ -85,7 +96,7 @@ def run_case(
         with evaluation.case(case["id"], case.get("recorded") or {}, arms, case.get("trigger")):
             run = dag.test(run_conf={**(defaults or {}), **(case.get("inputs") or {})} or None)
         state, outputs, failed = _outputs(dag.dag_id, run.run_id)
-        error = f"task '{failed}' failed (its log is in the evaluation's log)" if failed else ""
+        error = f"task '{failed}' failed: {_why(run.run_id, failed)}" if failed else ""
         return {"case": case["id"], "state": state, "outputs": outputs, "error": error}
     except Exception as error:  # the case's run could not be made: this case's result, not the end
         traceback.print_exc()
