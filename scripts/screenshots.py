@@ -1,7 +1,8 @@
 """Takes the README's screenshots of a running `make run` Airflow with Playwright and Debian's Chromium.
 
 make run            # in one terminal
-.venv/bin/python scripts/screenshots.py [--url http://localhost:8080] [--only tour|gallery|pages|queue] [WORKFLOW ...]
+.venv/bin/python scripts/screenshots.py [--url http://localhost:8080] [--only tour|gallery|pages|evaluations|queue]
+    [WORKFLOW ...]
 
 The tour (docs/img/*.png): the DAG list, the trigger form, a run's graph, a step's output.
 The pages (docs/img/coordination.png, coordination-dark.png, management.png, editor.png): Baton's two pages
@@ -9,6 +10,8 @@ in Airflow's nav while a fan-out runs (parallel_feature_delivery), once in Airfl
 timezone, with every panel of Management holding data (it waits, up to 20 minutes, for make run's traffic to
 fill them: an incident opens about five minutes after the first support ticket), and the editor showing a
 template's error before it is saved.
+The evaluations (docs/img/evaluations.png): the Management page's Evaluations panel, once make run recorded
+support_triage's evaluations and this script a planted regression of it (`baton eval --record`).
 The queue (docs/img/queue.png): the Coordination page's queue while fan-outs take make run's slots and
 lead_qualification runs of two levels wait.
 The gallery (docs/img/gallery/<workflow>*.png): each bundled workflow triggered over the REST API with
@@ -21,6 +24,8 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -228,6 +233,7 @@ FILLED = {
     "#incident-reports tbody tr": "an incident",
     "#error-patterns tbody tr": "an error pattern",
     "#trend canvas": "the analytics' trend",
+    "#evaluations tbody tr": "a recorded evaluation",
 }
 FILL_TIMEOUT_MS = 20 * 60 * 1000
 
@@ -282,6 +288,36 @@ def pages(page: Page, api: AirflowAPI) -> None:
     frame.locator("#edit").screenshot(path=OUT / "editor.png")
 
 
+def evaluations(page: Page, api: AirflowAPI) -> None:
+    """The Management page's Evaluations panel: make run's two evaluations of support_triage (its version 2 and
+    its "brief" arm, recorded in the background as it starts), and a planted regression recorded here, as a
+    team's CI would record a prompt edit: version 3, whose instruction no longer names the tickets' customers."""
+    with tempfile.TemporaryDirectory() as folder:
+        planted = Path(folder) / "versions" / "support_triage.v3.yaml"
+        planted.parent.mkdir()
+        text = (ROOT / "dags" / "versions" / "support_triage.v2.yaml").read_text()
+        planted.write_text(
+            text.replace(
+                "{{ t.id }} from {{ t.customer }} ({{ t.channel }}): {{ t.subject }}", "{{ t.subject }}"
+            ).replace("version: 2", "version: 3", 1)
+        )
+        # with make run's settings (scripts/env.sh): its store, its model connection
+        command = f"source scripts/env.sh && baton eval support_triage --file {planted} --record --workers 2"
+        done = subprocess.run(["bash", "-c", command], cwd=ROOT, capture_output=True, text=True)
+        print(
+            (done.stdout + done.stderr).strip().splitlines()[-1], flush=True
+        )  # recorded: ... of support_triage v3
+    page.set_viewport_size({"width": 1400, "height": 1500})
+    page.goto(f"{api.url}/plugin/baton-management")
+    frame = page.frame_locator("iframe[src*='baton/ui/management']")
+    panel = frame.locator("#evaluations")
+    print("waiting for make run's evaluations on the Management page", flush=True)
+    panel.locator("tbody tr").nth(2).wait_for(timeout=FILL_TIMEOUT_MS)
+    panel.scroll_into_view_if_needed()
+    page.wait_for_timeout(1000)
+    panel.screenshot(path=OUT / "evaluations.png")
+
+
 def queue(page: Page, api: AirflowAPI) -> None:
     """The Coordination page's queue while make run's slots are busy: fan-outs of parallel_feature_delivery
     take them, then lead_qualification runs at two levels wait, the urgent ones first."""
@@ -300,7 +336,7 @@ def queue(page: Page, api: AirflowAPI) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", default="http://localhost:8080")
-    parser.add_argument("--only", choices=["tour", "gallery", "pages", "queue"])
+    parser.add_argument("--only", choices=["tour", "gallery", "pages", "evaluations", "queue"])
     parser.add_argument("workflows", nargs="*", help="gallery entries to take (default: all)")
     args = parser.parse_args()
     api = AirflowAPI(args.url, ROOT / ".airflow")
@@ -317,6 +353,8 @@ def main() -> None:
             gallery(page, browser.new_page(viewport={"width": 900, "height": 300}), api, entries)
         if args.only in (None, "pages"):
             pages(page, api)
+        if args.only in (None, "evaluations"):
+            evaluations(page, api)
         if args.only in (None, "queue"):
             queue(page, api)
         browser.close()
