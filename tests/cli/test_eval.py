@@ -34,6 +34,13 @@ def test_a_bundled_dataset_passes_on_its_workflow(bundled, capsys):
     lines = out.splitlines()
     assert lines[0] == "daily_operations: 10 case(s), stable"
     assert lines[-1] == "stable: 40/40 checks held (100.0 %)"
+    at = lines.index("by check: stable held/checked")  # per check, the cases it held in of those it ran in
+    assert lines[at + 1 : at + 5] == [
+        "  coordinate.status one_of: 10/10",
+        "  coordinate.summary contains: 10/10",
+        "  coordinate.summary max_length: 10/10",
+        "  coordinate.follow_ups max_length: 10/10",
+    ]
     assert (
         sum(line.startswith("  stable ") and line.endswith("4/4 (success)") for line in lines)
         == DATASET_CASES

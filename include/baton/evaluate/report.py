@@ -20,12 +20,24 @@ SHOWN_FAILURES = 10
 RECORDED_CASES = 50
 
 
+def by_check(cases: list[CaseScore]) -> dict[str, list[int]]:
+    """Each check (``step.field kind``) -> [the cases it held in, the cases it was checked in]."""
+    found: dict[str, list[int]] = {}
+    for score in cases:
+        for result in score.results:
+            held = found.setdefault(result.key, [0, 0])
+            held[0] += result.passed
+            held[1] += 1
+    return found
+
+
 def as_json(
     workflow: str, scores: dict[str, list[CaseScore]], comparison: Comparison | None, failed: bool
 ) -> dict:
     return {
         "workflow": workflow,
         "versions": {label: [score.as_json() for score in cases] for label, cases in scores.items()},
+        "checks": {label: by_check(cases) for label, cases in scores.items()},
         "comparison": comparison.as_json() if comparison else None,
         "passed": not failed,
     }
@@ -47,6 +59,11 @@ def as_text(
             lines += [f"      {line}" for line in failing[:SHOWN_FAILURES]]
             if len(failing) > SHOWN_FAILURES:
                 lines.append(f"      and {len(failing) - SHOWN_FAILURES} more")
+    lines.append("by check: " + ", ".join(f"{label} held/checked" for label in labels))
+    checks = {label: by_check(scores[label]) for label in labels}
+    for key in checks[labels[0]]:
+        held = [checks[label].get(key, [0, 0]) for label in labels]
+        lines.append(f"  {key}: " + ", ".join(f"{passed}/{total}" for passed, total in held))
     lines += [f"{label}: {_held(scores[label])}" for label in labels]
     if comparison is None:
         return lines
