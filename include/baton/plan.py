@@ -181,6 +181,19 @@ def _variant_agents(step: AnyStep, roster: Roster | None) -> dict[str, Agent]:
     return {arm: found for arm, v in arms.items() if v.agent and (found := roster.get(v.agent)) is not None}
 
 
+def _candidates(step: AnyStep, roster: Roster | None) -> tuple[Agent, ...]:
+    """The agents a routed step may go to: its capable ones (a for_each route: every agent of the roster)."""
+    if not isinstance(step, RoutedStep) or roster is None:
+        return ()
+    return tuple(roster.agents) if step.for_each else tuple(roster.capable(step.route.capabilities))
+
+
+def _judge(step: AnyStep, roster: Roster | None) -> Agent | None:
+    """The roster's agent that reads the rubrics of the step's live checks (``evaluate.judge``), or None."""
+    name = step.evaluate.judge if step.evaluate is not None else None
+    return roster.get(name) if roster is not None and name else None
+
+
 def _trigger_kind(workflow: Workflow) -> str | None:
     """What ``trigger`` holds in a step's scope: sensor, asset or queue (None: no trigger)."""
     trigger = workflow.trigger
@@ -210,9 +223,6 @@ def plan_workflow(
         agent = roster.get(step.agent_name) if roster is not None and step.agent_name else None
         if agent:
             pools[agent.pool] = agent.max_concurrency
-        candidates: tuple[Agent, ...] = ()
-        if isinstance(step, RoutedStep) and roster is not None:
-            candidates = agents if step.for_each else tuple(roster.capable(step.route.capabilities))
         fan_out = _fan_out(step, by_id, roster, agent) if step.for_each else None
         timeout = step.agent_timeout or workflow.defaults.agent_timeout
         steps.append(
@@ -221,7 +231,7 @@ def plan_workflow(
                 template_version=workflow.version,
                 spec=step,
                 agent=agent,
-                candidates=candidates,
+                candidates=_candidates(step, roster),
                 reads=tuple(reads[step.id]),
                 fanned_reads=tuple(sorted(fanned & set(reads[step.id]))),
                 fan_out=fan_out,
@@ -232,9 +242,7 @@ def plan_workflow(
                 # a batch's concurrent calls each count against the agent's pool
                 pool_slots=min(fan_out.concurrency, agent.max_concurrency) if agent and fan_out else 1,
                 variant_agents=_variant_agents(step, roster),
-                judge=roster.get(step.evaluate.judge)
-                if roster and step.evaluate and step.evaluate.judge
-                else None,
+                judge=_judge(step, roster),
                 group=group,
                 input_defaults=defaults,
             )
