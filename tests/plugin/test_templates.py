@@ -181,3 +181,24 @@ def test_the_library_says_a_broken_rollout_and_the_roster_s_errors_beside_the_te
     assert notes["ok"] is True and notes["rollout"]["to"] == "release_notes.v2.yaml"  # its DAG loads alone
     (issue,) = found["other_errors"]["versions/release_notes.v2.yaml"]
     assert "steps[0].agent: unknown agent 'nobody'" in issue
+
+
+@pytest.mark.parametrize(
+    ("workflow", "status"),
+    [
+        ("x" * 251, 422),
+        ("x" * 250, 200),
+        ("../../etc/passwd", 200),
+        ("support_triage'; DROP TABLE x;--", 200),
+    ],
+    ids=["too-long", "longest", "a-path", "sql"],
+)
+def test_the_evaluations_of_a_hostile_workflow_name_are_bounded_or_none(
+    client, as_role, dags, workflow, status
+):
+    answer = client.get("/api/evaluations", params={"workflow": workflow}, **as_role("viewer", action=False))
+    assert answer.status_code == status
+    if status == 422:
+        assert [e["loc"] for e in answer.json()["detail"]] == [["query", "workflow"]]
+    else:  # a name is only a key of the store's query: nothing recorded to show, no file read by it
+        assert answer.json() == {"evaluations": [{"workflow": workflow, "evaluations": []}]}
