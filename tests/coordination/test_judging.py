@@ -206,3 +206,15 @@ def test_live_checks_score_after_the_success_and_the_judge_spends_within_its_bud
             for ti in session.scalars(select(TaskInstance).where(TaskInstance.run_id == run.run_id))
         }
     assert all(scores[step].ts >= ended[step] for step in ("note", "reminder")), (ended, scores)
+
+
+def test_a_live_judge_makes_at_most_its_bound_of_calls_and_the_rest_of_its_rubrics_are_left_out():
+    from baton.coordination import live
+
+    judge = Judge(JUDGE, max_calls=live.MAX_JUDGED)
+    items = [{"reply": f"Dear Acme, item {i}"} for i in range(live.MAX_JUDGED + 5)]  # a fan-out's outputs
+    checks = {"reply": Check(rubric='Names "Acme"', min_length=1)}
+    assert live.held(checks, items, judge) == (live.MAX_JUDGED + len(items), live.MAX_JUDGED + len(items))
+    assert judge.spend()["calls"] == live.MAX_JUDGED
+    with pytest.raises(NoVerdict, match=f"judge 'judge' was asked its most calls here, {live.MAX_JUDGED}"):
+        _why(Check(rubric="Is polite."), "Hello", judge)

@@ -115,6 +115,7 @@ class Judge:
     agent: Agent
     guard: Any = None
     record: Callable[[dict[str, Any], str], None] | None = None  # (model.called payload, discriminator)
+    max_calls: int | None = None  # the most calls it makes (a live try's bound); None: as many as asked
     calls: int = 0
     tokens: int = 0
     cost: float = 0.0
@@ -125,6 +126,8 @@ class Judge:
         :class:`NoVerdict` when the judge gives none."""
         prompt = judge_prompt(rubric, name, value)
         with self._lock:
+            if self.max_calls is not None and self.calls >= self.max_calls:
+                raise NoVerdict(f"judge '{self.agent.name}' was asked its most calls here, {self.max_calls}")
             self.calls += 1
             where = f":judge-{self.calls}"  # the call's reservation, settlement and model.called, by number
         reservation = None

@@ -25,6 +25,11 @@ from baton.events.event import Event
 
 log = logging.getLogger(__name__)
 
+#: The most calls a try's judge makes (a fan-out's items times its rubrics could be many): the rest of its
+#: rubrics are left out of the score, as a rubric with no verdict is. With a judge's call bounded at
+#: ``JUDGE_TIMEOUT_S``, a try's worker slot is held at most that many times as long after its success.
+MAX_JUDGED = 20
+
 
 def sampled(key: str, share: float) -> bool:
     """Whether the output named ``key`` is in ``share`` of them: a hash, the same in every process."""
@@ -97,10 +102,10 @@ def score_after(step: Any, output: Any, recorder: Any, context: Any, ttl: timede
         def record(payload: dict[str, Any], discriminator: str) -> None:
             recorder.record(recorder.event("model.called", payload, discriminator, agent=step.judge.name))
 
-        judge = Judge(step.judge, spend.guard_for(recorder, context, ttl), record)
+        judge = Judge(step.judge, spend.guard_for(recorder, context, ttl), record, MAX_JUDGED)
     judged = scored(step, output, recorder, judge)
     if judged is not None:
         recorder.record(judged)
 
 
-__all__ = ["held", "outputs_of", "sampled", "score_after", "scored"]
+__all__ = ["MAX_JUDGED", "held", "outputs_of", "sampled", "score_after", "scored"]
