@@ -93,6 +93,11 @@ def output_model(cls: type[BaseModel]) -> type[BaseModel]:
     return cls
 
 
+def _described(func: Callable[..., Any]) -> str:
+    """The first line of ``func``'s docstring ('' without one, or with only blanks)."""
+    return next(iter((func.__doc__ or "").strip().splitlines()), "")
+
+
 def skill(name: str, *, output: type[BaseModel] | None = None, pure: bool = False):
     """Register ``func`` as the skill ``name``; its docstring's first line describes it. ``pure``: the skill
     only computes from what it is given (no database, file, network or person), so an evaluation's case may
@@ -101,8 +106,7 @@ def skill(name: str, *, output: type[BaseModel] | None = None, pure: bool = Fals
     def register(func: Callable[[SkillRequest], dict[str, Any]]):
         if name in _SKILLS:
             raise SkillError(f"skill '{name}' is registered twice ({_SKILLS[name].func.__module__})")
-        description = (func.__doc__ or "").strip().splitlines()[0] if func.__doc__ else ""
-        _SKILLS[name] = Skill(name=name, func=func, description=description, output=output, pure=pure)
+        _SKILLS[name] = Skill(name=name, func=func, description=_described(func), output=output, pure=pure)
         if output is not None:
             output_model(output)
         return func
@@ -117,8 +121,7 @@ def evaluator(name: str):
     def register(func: Callable[[EvaluatorRequest], bool | Verdict]):
         if name in _EVALUATORS:
             raise SkillError(f"evaluator '{name}' is registered twice ({_EVALUATORS[name].func.__module__})")
-        description = (func.__doc__ or "").strip().splitlines()[0] if func.__doc__ else ""
-        _EVALUATORS[name] = Evaluator(name=name, func=func, description=description)
+        _EVALUATORS[name] = Evaluator(name=name, func=func, description=_described(func))
         return func
 
     return register

@@ -27,7 +27,7 @@ from baton.evaluate.run import Version, run_versions
 from baton.evaluate.score import compare
 from baton.events.store import EventStore
 from baton.spec.evals import DIR, Dataset, load_dataset, version_digest
-from baton.spec.evals_checks import dataset_issues, judge_of, unrecorded
+from baton.spec.evals_checks import dataset_issues, unrecorded
 from baton.spec.expect import judge_problem
 from baton.spec.loading import read_roster, read_workflow, template_path
 from baton.spec.rollout import VERSIONS_DIR
@@ -144,9 +144,9 @@ def _checked(version: Version, roster: Any, dataset: Dataset, source: Any, workf
     return replace(version, number=workflow.version, digest=version_digest(workflow)), problems, warnings
 
 
-def _plan(args: argparse.Namespace) -> tuple[Dataset, Path, Path, list[Version], list[str]]:
-    """The dataset and its file, the roster, the versions to run (the new one first) and the warnings;
-    ``Refused`` when one is wrong."""
+def _plan(args: argparse.Namespace) -> tuple[Dataset, Path, Path, list[Version], list[str], Judge | None]:
+    """The dataset and its file, the roster, the versions to run (the new one first), the warnings and the
+    judge of its rubrics; ``Refused`` when one is wrong."""
     if not 1 <= args.workers <= MAX_WORKERS:
         raise Refused(f"--workers {args.workers}: give 1 to {MAX_WORKERS}")
     folder = dags_folder()
@@ -182,25 +182,25 @@ def _plan(args: argparse.Namespace) -> tuple[Dataset, Path, Path, list[Version],
         warnings += warned
     if problems:
         raise Refused("\n".join(problems))
-    return dataset, path, roster_path, checked, warnings
+    return dataset, path, roster_path, checked, warnings, _judge(dataset, path, roster, roster_path)
 
 
-def _judge(dataset: Dataset, path: Path, roster_path: Path) -> Judge | None:
+def _judge(dataset: Dataset, path: Path, roster: Any, roster_path: Path) -> Judge | None:
     """The judge of the dataset's rubrics (None: it has none); ``Refused`` when the roster lacks it."""
     if not dataset.rubrics():
         return None
-    roster = read_roster(roster_path)[0] if roster_path.is_file() else None
-    name = dataset.judge or ""
-    problem = judge_problem(name, roster) or ("" if roster else f"no roster at {roster_path} names the judge")
-    if problem:
-        raise Refused(f"{path}: judge: {problem}")
-    return Judge(judge_of(name, roster))
+    if roster is None:
+        raise Refused(
+            f"{path}: judge: no roster at {roster_path} names the judge (fix: pass it with --agents)"
+        )
+    if problem := judge_problem(dataset.judge or "", roster):
+        raise Refused(f"{path}: judge: {problem[0]} (fix: {problem[1]})")
+    return Judge(roster.get(dataset.judge or ""))
 
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        dataset, dataset_path, roster, versions, warnings = _plan(args)
-        judge = _judge(dataset, dataset_path, roster)
+        dataset, dataset_path, roster, versions, warnings, judge = _plan(args)
     except Refused as refused:
         print(str(refused), flush=True)
         return 2

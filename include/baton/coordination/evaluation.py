@@ -35,9 +35,8 @@ class Case:
     id: str
     recorded: Mapping[str, Any]
     arms: Mapping[str, str] = field(default_factory=dict)  # step id -> the arm of its variants evaluated
-    trigger: Mapping[str, Any] | None = (
-        None  # what started the run: an asset event's extra, a sensor's finding
-    )
+    # what started the run: an asset event's extra, a sensor's finding, a queue's message
+    trigger: Mapping[str, Any] | None = None
 
 
 _current: list[Case] = []

@@ -54,12 +54,6 @@ class _Template:
         }
 
 
-def judge_of(name: str | None, roster: Any) -> Any:
-    """The roster's agent ``name`` (the judge of rubrics), or None when there is none of that name."""
-    agents = {agent.name: agent for agent in (roster.agents if roster is not None else [])}
-    return agents.get(name or "")
-
-
 def outside_model(step: Any, roster: Any = None) -> str:
     """What a step does besides asking a language model, which an evaluation must not do (a business
     system's read or write, a browser, a person), in words; '' for a step a model's answer makes, or a
@@ -159,8 +153,7 @@ def folder_datasets(
                 source.issue(("dataset",), f"the file is {path.name}, the dataset '{dataset.dataset}'", fix)
             )
         if dataset.judge is not None and (problem := judge_problem(dataset.judge, roster)):
-            message, _, fix = problem.partition(" (fix: ")
-            issues.append(source.issue(("judge",), message, fix.rstrip(")")))
+            issues.append(source.issue(("judge",), *problem))
         workflow = workflows.get(dataset.dataset)
         if workflow is not None:
             issues += dataset_issues(dataset, source, workflow)
@@ -180,7 +173,6 @@ __all__ = [
     "FieldType",
     "dataset_issues",
     "folder_datasets",
-    "judge_of",
     "outside_model",
     "output_types",
     "unrecorded",

@@ -308,23 +308,19 @@ def _a(kind: str | None) -> str:
     return f"an {kind}" if kind and kind[0] in "aeiou" else f"a {kind}"
 
 
-def judge_problem(name: str, roster: Any) -> str:
-    """What is wrong with ``name`` as the judge of rubrics (an LLM agent of ``roster``), with its fix; '' when
+def judge_problem(name: str, roster: Any) -> tuple[str, str] | None:
+    """What is wrong with ``name`` as the judge of rubrics (an LLM agent of ``roster``) and its fix; None when
     nothing is (or no roster is known to check against)."""
-    if roster is None:
-        return ""
-    agents = {agent.name: agent for agent in roster.agents}
-    llms = ", ".join(sorted(a for a, agent in agents.items() if not agent.skill)) or "none"
-    if name not in agents:
-        return (
-            f"the roster has no agent '{name}' to judge the rubrics (fix: name one of its LLM agents: {llms})"
-        )
-    if agents[name].skill:
-        return (
-            f"agent '{name}' runs skill '{agents[name].skill}' and cannot read a rubric (fix: name one of the "
-            f"roster's LLM agents: {llms})"
-        )
-    return ""
+    agent = roster.get(name) if roster is not None else None
+    if roster is None or (agent is not None and not agent.skill):
+        return None
+    llms = ", ".join(sorted(a.name for a in roster.agents if not a.skill)) or "none"
+    if agent is None:
+        return f"the roster has no agent '{name}' to judge the rubrics", f"name one of its LLM agents: {llms}"
+    return (
+        f"agent '{name}' runs skill '{agent.skill}' and cannot read a rubric",
+        f"name one of the roster's LLM agents: {llms}",
+    )
 
 
 def output_types(step: Any) -> dict[str, FieldType] | None:

@@ -24,8 +24,7 @@ def _check_live(workflow: Workflow, roster: Roster | None = None) -> Iterator[Fo
         yield from field_issues((*loc, "checks"), step.evaluate.checks, output_types(step))
         judge = step.evaluate.judge
         if judge is not None and (problem := judge_problem(judge, roster)):
-            message, _, fix = problem.partition(" (fix: ")
-            yield (*loc, "judge"), message, fix.rstrip(")")
+            yield (*loc, "judge"), *problem
 
 
 __all__ = ["_check_live"]
