@@ -415,3 +415,70 @@ def test_every_bundled_workflow_has_a_dataset_of_ten_cases_or_more_that_fits_it(
         dataset, source = load_dataset(dags_folder / "evals" / path.name)
         assert len(dataset.cases) >= 10, path.name
         assert dataset_issues(dataset, source, load_workflow(path, roster)) == [], path.name
+
+
+@pytest.mark.parametrize(
+    ("check", "message"),
+    [
+        (
+            "{evaluator: word_count, args: {" + ", ".join(f"k{i}: {i}" for i in range(51)) + "}}",
+            "cases[0].expect.classify.note.args: Dictionary should have at most 50 items after validation, not more "
+            "(fix: use fewer entries)",
+        ),
+        (
+            "{rubric: '" + "r" * 2001 + "'}",
+            "cases[0].expect.classify.note.rubric: String should have at most 2000",
+        ),
+        ("{rubric: ''}", "cases[0].expect.classify.note.rubric: String should have at least 1 character"),
+        (
+            "{evaluator: '../../os.system'}",
+            "cases[0].expect.classify.note.evaluator: String should match pattern",
+        ),
+        (
+            "{evaluator: [word_count]}",
+            "cases[0].expect.classify.note.evaluator: Input should be a valid string",
+        ),
+        (
+            "{rubric: {nested: {deeper: x}}}",
+            "cases[0].expect.classify.note.rubric: Input should be a valid string",
+        ),
+    ],
+    ids=["51-args", "long-rubric", "empty-rubric", "path-evaluator", "list-evaluator", "nested-rubric"],
+)
+def test_an_evaluator_or_rubric_out_of_bounds_is_one_located_error(dags, capsys, check, message):
+    text = (
+        "dataset: triage\njudge: assistant\ncases:\n  - id: one\n    inputs: {ticket: t}\n"
+        f"    recorded: {{load: {{count: 0, tickets: []}}}}\n    expect:\n      classify:\n        note: {check}\n"
+    )
+    path = _dataset(dags, text)
+    status, out = _run(capsys)
+    assert status == 1
+    assert out[0].startswith(f"{path}:9: {message}"), out[0][:400]
+    assert out[-1].endswith("1 error(s) in all; evals/triage.yaml has errors")
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('judge: "robert\'); drop table agents;--"', "judge: String should match pattern"),
+        ("judge: [assistant]", "judge: Input should be a valid string"),
+    ],
+    ids=["sql-judge", "list-judge"],
+)
+def test_a_judge_name_that_is_no_agent_name_is_refused_where_it_is_written(dags, capsys, line, message):
+    path = _dataset(dags, GOOD.replace("tolerance: 0.05\n", f"tolerance: 0.05\n{line}\n"))
+    status, out = _run(capsys)
+    assert (status, out[0].startswith(f"{path}:4: {message}")) == (1, True), out[0][:400]
+
+
+@pytest.mark.parametrize("trigger", ["text", "[1, 2]", "42"], ids=["text", "list", "number"])
+def test_a_trigger_that_is_no_mapping_is_one_located_error(dags, capsys, trigger):
+    path = _dataset(dags, GOOD.replace("  - id: outage\n", f"  - id: outage\n    trigger: {trigger}\n"))
+    status, out = _run(capsys)
+    assert (
+        status,
+        out[0].startswith(f"{path}:16: cases[1].trigger: Input should be a valid dictionary"),
+    ) == (
+        1,
+        True,
+    ), out[0][:400]

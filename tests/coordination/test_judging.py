@@ -218,3 +218,27 @@ def test_a_live_judge_makes_at_most_its_bound_of_calls_and_the_rest_of_its_rubri
     assert judge.spend()["calls"] == live.MAX_JUDGED
     with pytest.raises(NoVerdict, match=f"judge 'judge' was asked its most calls here, {live.MAX_JUDGED}"):
         _why(Check(rubric="Is polite."), "Hello", judge)
+
+
+def test_one_judge_and_one_evaluator_asked_from_many_threads_count_every_call_once():
+    # baton eval scores its cases in --workers threads, all with the one judge
+    from tests.threads import run_threads
+
+    judge = Judge(JUDGE, max_calls=40)
+    start = threading.Barrier(8)
+
+    def score(i: int):
+        def call():
+            start.wait()
+            rubric = _why(Check(rubric='Names "Acme"'), f"Dear {'Acme' if i % 2 else 'Bo'}", judge)
+            return rubric, _why(Check(evaluator="test_long_enough", args={"words": 2}), "one two", judge)
+
+        return call
+
+    answers = run_threads([score(i) for i in range(8)], start=start)
+    assert [rubric == "" for rubric, _ in answers] == [i % 2 == 1 for i in range(8)]
+    assert {evaluated for _, evaluated in answers} == {""}
+    alone = Judge(JUDGE)  # the same eight calls one after another: the same tokens, none lost to a race
+    for i in range(8):
+        _why(Check(rubric='Names "Acme"'), f"Dear {'Acme' if i % 2 else 'Bo'}", alone)
+    assert judge.spend() == alone.spend() and alone.spend()["calls"] == 8 and alone.spend()["tokens"] > 0
